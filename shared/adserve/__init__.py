@@ -1,0 +1,1 @@
+"""adserve: pick the right ad for the right listener, never over a frequency cap."""

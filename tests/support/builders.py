@@ -1,0 +1,52 @@
+"""Small builders of valid domain objects; each test overrides only what it is about."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adserve.campaigns import Campaign
+from adserve.decision_api import DecisionRequest
+
+NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
+
+
+def campaign(**overrides: Any) -> Campaign:
+    document: dict[str, Any] = {
+        "campaign_id": "cmp-1",
+        "advertiser_id": "adv-1",
+        "name": "Winter sale",
+        "status": "active",
+        "category": "retail",
+        "flight_start": "2026-01-01T00:00:00Z",
+        "flight_end": "2027-01-01T00:00:00Z",
+        "placements": ["audio_midroll", "audio_preroll"],
+        "value_cpm": 10.0,
+        "creatives": [
+            {
+                "ad_id": f"{overrides.get('campaign_id', 'cmp-1')}-ad-1",
+                "format": "audio",
+                "title": "Winter sale",
+                "media_url": "https://cdn.example.com/a.mp3",
+                "click_url": "https://shop.example.com/",
+                "duration_seconds": 30,
+            }
+        ],
+    }
+    document.update(overrides)
+    return Campaign.model_validate(document)
+
+
+def decision_request(**overrides: Any) -> DecisionRequest:
+    document: dict[str, Any] = {
+        "listener": {
+            "id": "listener-1",
+            "country": "SE",
+            "device": "mobile",
+            "age_bucket": "25-34",
+            "session_id": "session-1",
+            "context": {"content_type": "music", "genre": "pop"},
+        },
+        "placement": "audio_midroll",
+        "max_ads": 3,
+    }
+    document.update(overrides)
+    return DecisionRequest.model_validate(document)

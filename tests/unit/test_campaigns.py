@@ -1,0 +1,48 @@
+"""Campaign documents: what the admin API accepts and what it refuses, with the reason."""
+
+import pytest
+from pydantic import ValidationError
+
+from tests.support.builders import campaign
+
+
+def test_a_valid_campaign_normalises_flight_dates_to_utc() -> None:
+    parsed = campaign(flight_start="2026-01-01T01:00:00+01:00")
+    assert parsed.flight_start.isoformat() == "2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"flight_end": "2025-01-01T00:00:00Z"}, "flight_end must be after flight_start"),
+        ({"flight_start": "2026-01-01T00:00:00"}, "must carry a timezone"),
+        ({"targeting": {"countries": ["sweden"]}}, "countries"),
+        ({"targeting": {"hours": [24]}}, "hours"),
+        ({"targeting": {"devices": ["fridge"]}}, "devices"),
+        ({"targeting": {"genres": ["pop", "pop"]}}, "must not repeat"),
+        ({"targeting": {"planets": ["mars"]}}, "planets"),
+        ({"frequency_caps": [{"max": 0, "window": "day"}]}, "max"),
+        ({"frequency_caps": [{"max": 3, "window": "fortnight"}]}, "window"),
+        ({"frequency_caps": [{"max": 3, "window": "day"}, {"max": 4, "window": "day"}]}, "repeat a (scope, window)"),
+        ({"placements": []}, "placements"),
+        ({"placements": ["billboard"]}, "placements"),
+        ({"value_cpm": 0}, "value_cpm"),
+        ({"campaign_id": "x" * 65}, "campaign_id"),
+        ({"creatives": []}, "creatives"),
+    ],
+)
+def test_an_invalid_campaign_is_refused_with_the_reason(overrides: dict[str, object], reason: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        campaign(**overrides)
+    assert reason in str(refused.value)
+
+
+def test_two_creatives_may_not_share_an_ad_id() -> None:
+    creative = campaign().creatives[0].model_dump(mode="json")
+    with pytest.raises(ValidationError, match="distinct ad_id"):
+        campaign(creatives=[creative, creative])
+
+
+def test_a_campaign_with_caps_is_capped() -> None:
+    assert campaign(frequency_caps=[{"max": 1, "window": "lifetime"}]).is_capped
+    assert not campaign().is_capped

@@ -1,0 +1,100 @@
+"""Caps arithmetic: which counter an impression lands in, across window boundaries."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adserve.campaigns import CapWindow
+from adserve.frequency_caps import (
+    EXPIRY_GRACE,
+    impression_counters,
+    session_key,
+    window_bucket,
+    window_end,
+    within_caps,
+)
+from tests.support.builders import NOW, campaign
+
+SESSION = session_key("s-1", NOW)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("window", "before", "after"),
+    [
+        (CapWindow.HOUR, "2026-11-25T13:59:59.999999", "2026-11-25T14:00:00"),
+        (CapWindow.DAY, "2026-11-25T23:59:59", "2026-11-26T00:00:00"),
+        (CapWindow.WEEK, "2026-11-29T23:59:59", "2026-11-30T00:00:00"),  # Sunday -> Monday
+        (CapWindow.MONTH, "2026-11-30T23:59:59", "2026-12-01T00:00:00"),
+        (CapWindow.MONTH, "2026-12-31T23:59:59", "2027-01-01T00:00:00"),
+    ],
+)
+def test_a_boundary_starts_a_new_bucket_and_ends_the_old_window(window: CapWindow, before: str, after: str) -> None:
+    assert window_bucket(window, at(before), SESSION) != window_bucket(window, at(after), SESSION)
+    assert window_end(window, at(before)) == at(after).replace(microsecond=0)
+
+
+@pytest.mark.parametrize("window", [CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH])
+def test_instants_within_one_window_share_a_bucket(window: CapWindow) -> None:
+    start = at("2026-11-23T00:00:00")  # a Monday, first hour of the week
+    assert window_bucket(window, start, SESSION) == window_bucket(window, start + timedelta(minutes=59), SESSION)
+
+
+def test_iso_weeks_straddle_the_new_year() -> None:
+    assert window_bucket(CapWindow.WEEK, at("2026-12-31T12:00:00"), SESSION) == "2026-W53"
+    assert window_bucket(CapWindow.WEEK, at("2027-01-03T12:00:00"), SESSION) == "2026-W53"
+    assert window_bucket(CapWindow.WEEK, at("2027-01-04T00:00:00"), SESSION) == "2027-W01"
+
+
+def test_a_missing_session_id_scopes_the_session_to_the_utc_day() -> None:
+    assert session_key(None, at("2026-11-25T01:00:00")) == session_key(None, at("2026-11-25T23:00:00"))
+    assert session_key(None, at("2026-11-25T23:00:00")) != session_key(None, at("2026-11-26T00:00:00"))
+    assert session_key("abc", NOW) != session_key(None, NOW)
+
+
+def test_within_caps_allows_up_to_max_minus_one_then_refuses() -> None:
+    capped = campaign(frequency_caps=[{"max": 3, "window": "day"}])
+    [slot] = impression_counters(capped, NOW, SESSION)
+    assert within_caps(capped, {}, NOW, SESSION)
+    assert within_caps(capped, {slot.key: 2}, NOW, SESSION)
+    assert not within_caps(capped, {slot.key: 3}, NOW, SESSION)
+
+
+def test_yesterdays_counter_does_not_count_today() -> None:
+    capped = campaign(frequency_caps=[{"max": 1, "window": "day"}])
+    [yesterday] = impression_counters(capped, NOW - timedelta(days=1), SESSION)
+    assert within_caps(capped, {yesterday.key: 5}, NOW, SESSION)
+
+
+def test_every_cap_must_have_room() -> None:
+    capped = campaign(frequency_caps=[{"max": 10, "window": "week"}, {"max": 1, "window": "session"}])
+    week, session = impression_counters(capped, NOW, SESSION)
+    assert not within_caps(capped, {week.key: 0, session.key: 1}, NOW, SESSION)
+    assert within_caps(capped, {week.key: 9}, NOW, SESSION)
+
+
+def test_an_advertiser_cap_counts_every_campaign_of_the_advertiser() -> None:
+    cap = [{"max": 2, "window": "day", "scope": "advertiser"}]
+    first = campaign(campaign_id="a", frequency_caps=cap)
+    second = campaign(campaign_id="b", frequency_caps=cap)
+    other_advertiser = campaign(campaign_id="c", advertiser_id="adv-2", frequency_caps=cap)
+    [slot] = impression_counters(first, NOW, SESSION)
+    assert impression_counters(second, NOW, SESSION)[0].key == slot.key
+    assert not within_caps(second, {slot.key: 2}, NOW, SESSION)
+    assert within_caps(other_advertiser, {slot.key: 2}, NOW, SESSION)
+
+
+def test_campaign_and_advertiser_counters_are_distinct() -> None:
+    capped = campaign(frequency_caps=[{"max": 2, "window": "day"}, {"max": 5, "window": "day", "scope": "advertiser"}])
+    keys = [slot.key for slot in impression_counters(capped, NOW, SESSION)]
+    assert len(set(keys)) == 2
+
+
+def test_counters_expire_after_their_window_plus_grace() -> None:
+    capped = campaign(frequency_caps=[{"max": 1, "window": "hour"}, {"max": 1, "window": "lifetime"}])
+    hour, lifetime = impression_counters(capped, NOW, SESSION)
+    assert hour.expires_at == at("2026-11-25T14:00:00") + EXPIRY_GRACE
+    assert lifetime.expires_at > NOW + timedelta(days=365)
