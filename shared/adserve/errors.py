@@ -29,5 +29,9 @@ class CapStoreUnavailableError(AdserveError):
     """Frequency counters could not be read in time; capped campaigns must not be served."""
 
 
+class DecisionLogUnavailableError(AdserveError):
+    """A decision record could not be queued; the decision is served anyway and the loss is counted."""
+
+
 class TokenError(AdserveError):
     """A tracking token is malformed, forged, tampered with, expired or used for the wrong event type."""

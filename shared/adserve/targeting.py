@@ -32,30 +32,26 @@ def listener_hour(request: DecisionRequest, now: datetime) -> int:
 
 def campaign_matches(campaign: Campaign, request: DecisionRequest, now: datetime) -> bool:
     """Status, flight and every targeting dimension; an empty targeting list admits everyone."""
-    if campaign.status is not CampaignStatus.ACTIVE:
-        return False
-    if not campaign.flight_start <= now < campaign.flight_end:
-        return False
-    if request.placement not in campaign.placements:
-        return False
     listener = request.listener
     targeting = campaign.targeting
-    if targeting.countries and listener.country not in targeting.countries:
-        return False
-    if targeting.devices and listener.device not in targeting.devices:
-        return False
-    if targeting.age_buckets and listener.age_bucket not in targeting.age_buckets:
-        return False
-    if targeting.content_types and listener.context.content_type not in targeting.content_types:
-        return False
-    if targeting.genres and listener.context.genre not in targeting.genres:
-        return False
-    return not targeting.hours or listener_hour(request, now) in targeting.hours
+    return (
+        campaign.status is CampaignStatus.ACTIVE
+        and campaign.flight_start <= now < campaign.flight_end
+        and request.placement in campaign.placements
+        and _admits(targeting.countries, listener.country)
+        and _admits(targeting.devices, listener.device)
+        and _admits(targeting.age_buckets, listener.age_bucket)
+        and _admits(targeting.content_types, listener.context.content_type)
+        and _admits(targeting.genres, listener.context.genre)
+        and _admits(targeting.hours, listener_hour(request, now))
+    )
 
 
-def select_candidates(
-    ads: Iterable[AdCandidate], request: DecisionRequest, now: datetime
-) -> Sequence[AdCandidate]:
+def _admits(allowed: Sequence[object], value: object) -> bool:
+    return not allowed or value in allowed
+
+
+def select_candidates(ads: Iterable[AdCandidate], request: DecisionRequest, now: datetime) -> Sequence[AdCandidate]:
     """Ads whose campaign targets this request, minus the ads the caller asked to exclude."""
     excluded = set(request.exclude_ads)
     verdicts: dict[str, bool] = {}

@@ -45,9 +45,7 @@ def test_each_dimension_admits_or_refuses(overrides: dict[str, Any], expected: b
 
 
 def test_targeting_hours_use_the_listeners_local_hour_when_given() -> None:
-    request = decision_request(
-        listener={"id": "l", "country": "SE", "device": "mobile", "context": {"local_hour": 14}}
-    )
+    request = decision_request(listener={"id": "l", "country": "SE", "device": "mobile", "context": {"local_hour": 14}})
     assert campaign_matches(campaign(targeting={"hours": [14]}), request, NOW)
     assert not campaign_matches(campaign(targeting={"hours": [13]}), request, NOW)
 

@@ -1,0 +1,78 @@
+"""Campaign admin API and the OpenAPI document. Parses, calls the store, shapes the response."""
+
+from functools import cache
+from http import HTTPStatus
+from importlib import resources
+from typing import Annotated, Any
+
+from adserve.api_errors import install_error_handlers
+from adserve.api_gateway import enforce_body_limit
+from adserve.campaign_api import CampaignListResponse
+from adserve.campaigns import Campaign
+from adserve.dal.campaign_store import CampaignStore
+from adserve.errors import InvalidInputError
+from adserve.identifiers import Identifier
+from adserve.observability import MetricName, logger, metrics, tracer
+from adserve.settings import CampaignsSettings
+from adserve.wiring import campaign_store
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.use(middlewares=[enforce_body_limit])
+install_error_handlers(app)
+
+CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
+
+
+@cache
+def store() -> CampaignStore:
+    return campaign_store(CampaignsSettings.from_env().campaigns_table_name)
+
+
+@app.put("/v1/campaigns/<campaign_id>", summary="Create or replace a campaign")
+@tracer.capture_method
+def put_campaign(campaign_id: CampaignId, campaign: Campaign) -> Campaign:
+    if campaign.campaign_id != campaign_id:
+        raise InvalidInputError("campaign_id in the body must equal the one in the path")
+    store().put(campaign)
+    metrics.add_metric(MetricName.CAMPAIGNS_WRITTEN, MetricUnit.Count, 1)
+    return campaign
+
+
+@app.get("/v1/campaigns/<campaign_id>", summary="Read a campaign")
+@tracer.capture_method
+def get_campaign(campaign_id: CampaignId) -> Campaign:
+    return store().get(campaign_id)
+
+
+@app.delete("/v1/campaigns/<campaign_id>", summary="Delete a campaign")
+@tracer.capture_method
+def delete_campaign(campaign_id: CampaignId) -> Response[None]:
+    store().delete(campaign_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@app.get("/v1/campaigns", summary="List every campaign")
+@tracer.capture_method
+def list_campaigns() -> CampaignListResponse:
+    return CampaignListResponse(campaigns=store().list_campaigns())
+
+
+@app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        body=resources.files("adserve").joinpath("openapi.json").read_text(),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

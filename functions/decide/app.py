@@ -1,0 +1,47 @@
+"""Decide: POST /v1/decisions. Parses, calls the domain, shapes the response; nothing else."""
+
+from functools import cache
+from typing import Any
+
+from adserve.api_errors import install_error_handlers
+from adserve.api_gateway import enforce_body_limit, public_base_url
+from adserve.decision_api import DecisionRequest, DecisionResponse, ErrorResponse
+from adserve.decisioning import DecisionService
+from adserve.observability import logger, metrics, tracer
+from adserve.settings import DecideSettings
+from adserve.wiring import decision_service
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.use(middlewares=[enforce_body_limit])
+install_error_handlers(app)
+
+
+@cache
+def service() -> DecisionService:
+    """Built on the first request of an execution environment, then reused."""
+    return decision_service(DecideSettings.from_env())
+
+
+@app.post(
+    "/v1/decisions",
+    summary="Choose ads for a listener",
+    responses={
+        200: {"description": "The chosen ads, best first; an empty list when none is eligible"},
+        400: {"description": "Malformed JSON", "content": {"application/json": {"model": ErrorResponse}}},
+        413: {"description": "Body over 64 KiB", "content": {"application/json": {"model": ErrorResponse}}},
+        422: {"description": "Invalid request", "content": {"application/json": {"model": ErrorResponse}}},
+    },
+)
+@tracer.capture_method
+def create_decision(request: DecisionRequest) -> DecisionResponse:
+    return service().decide(request, request_base_url=public_base_url(app.current_event))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

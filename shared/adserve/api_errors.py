@@ -1,0 +1,62 @@
+"""The one place where errors become HTTP responses: `{"error": {"code", "message", "details"?}}`."""
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from adserve.decision_api import ErrorBody, ErrorResponse
+from adserve.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from adserve.observability import logger
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> Response:
+    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(exclude_none=True),
+    )
+
+
+def _validation_details(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for problem in error.errors():
+        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
+        details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", "invalid")})
+    return "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5]), details[:50]
+
+
+def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Map domain errors to status codes; nothing a caller sends can produce a 500."""
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response:
+        if any(problem.get("type") == "json_invalid" for problem in error.errors()):
+            return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON")
+        message, details = _validation_details(error)
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, details)
+
+    @app.exception_handler(InvalidInputError)
+    def _invalid_input(error: InvalidInputError) -> Response:
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", str(error))
+
+    @app.exception_handler(PayloadTooLargeError)
+    def _too_large(error: PayloadTooLargeError) -> Response:
+        return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", str(error))
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(error: NotFoundError) -> Response:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
+
+    @app.exception_handler(Exception)
+    def _unexpected(_: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")

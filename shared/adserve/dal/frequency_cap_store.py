@@ -1,0 +1,40 @@
+"""A listener's frequency counters in DynamoDB: one item per (listener, counter), read in one Query."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adserve.errors import CapStoreUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
+
+
+class FrequencyCapStore:
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:
+        """One Query for every counter of the listener; counters past their TTL are ignored (deletion lags)."""
+        request: QueryInputTypeDef = {
+            "TableName": self._table,
+            "KeyConditionExpression": "listener_id = :listener",
+            "ExpressionAttributeValues": {":listener": {"S": listener_id}},
+            "ProjectionExpression": "counter_key, impressions, expires_at",
+        }
+        counts: dict[str, int] = {}
+        now_epoch = now.timestamp()
+        try:
+            while True:
+                page = self._client.query(**request)
+                for item in page["Items"]:
+                    if float(item["expires_at"]["N"]) > now_epoch:
+                        counts[item["counter_key"]["S"]] = int(item["impressions"]["N"])
+                if "LastEvaluatedKey" not in page:
+                    return counts
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as error:
+            raise CapStoreUnavailableError(str(error)) from error

@@ -1,0 +1,66 @@
+"""The decision record: everything retraining and off-policy evaluation need, logged for every decision.
+
+Shaped after Vowpal Wabbit's DSJSON: the shared (listener) features, every eligible action with its own
+features and score, and for the chosen actions the rank and the probability the policy chose them with.
+Outcomes (cost/reward) are joined later by (decision_id, ad_id).
+"""
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+RECORD_KIND = "decision"
+
+CapCheck = Literal["ok", "not_needed", "unavailable"]
+"""Whether caps were read (ok), needed no read, or could not be read (capped ads were withheld)."""
+
+
+class LoggedCandidate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ad_id: str
+    campaign_id: str
+    advertiser_id: str
+    features: dict[str, str]
+    score: float
+    value_cpm: float
+
+
+class LoggedChoice(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ad_id: str
+    rank: int
+    score: float
+    propensity: float
+
+
+class LoggedPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: Literal["epsilon_greedy"] = "epsilon_greedy"
+    epsilon: float
+
+
+class DecisionRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["decision"] = RECORD_KIND
+    decision_id: str
+    decided_at: datetime
+    model_version: str
+    policy: LoggedPolicy
+    listener_hash: str
+    listener_features: dict[str, str]
+    placement: str
+    max_ads: int
+    cap_check: CapCheck
+    candidates: list[LoggedCandidate]
+    chosen: list[LoggedChoice]
+
+
+def pseudonymous_listener_id(listener_id: str) -> str:
+    """A stable pseudonym, so logs can group by listener without holding the raw id."""
+    return hashlib.blake2b(listener_id.encode(), digest_size=12, person=b"adserve-listen").hexdigest()

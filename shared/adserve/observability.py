@@ -1,0 +1,24 @@
+"""The one place that creates the logger, tracer and metrics; configured by POWERTOOLS_* variables."""
+
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class MetricName(StrEnum):
+    """Every metric adserve emits, in the POWERTOOLS_METRICS_NAMESPACE namespace."""
+
+    DECISIONS = "Decisions"
+    ADS_RETURNED = "AdsReturned"
+    EMPTY_DECISIONS = "EmptyDecisions"
+    CANDIDATES_FILTERED_BY_TARGETING = "CandidatesFilteredByTargeting"
+    CANDIDATES_FILTERED_BY_CAP = "CandidatesFilteredByCap"
+    CAP_CHECK_FAILURES = "CapCheckFailures"
+    DECISION_LOG_FAILURES = "DecisionLogFailures"
+    DECIDE_LATENCY = "DecideLatency"
+    MODEL_LOAD_FAILURES = "ModelLoadFailures"
+    CAMPAIGNS_WRITTEN = "CampaignsWritten"

@@ -1,0 +1,136 @@
+"""The decision service end to end on in-memory ports: caps, fail-closed, ranking, tokens, the record."""
+
+import random
+from datetime import timedelta
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from adserve.campaigns import Campaign
+from adserve.catalog import CampaignCatalog
+from adserve.decisioning import DecisionService, PolicySettings, listener_features
+from adserve.features import FeatureEncoder
+from adserve.frequency_caps import impression_counters, session_key
+from adserve.tracking_tokens import TokenSigner
+from adserve.vocabulary import EventType
+
+from devstack.fakes import ConstantScorer, InMemoryCampaigns, InMemoryCounters, RecordingDecisionLog
+from tests.support.builders import NOW, campaign, decision_request
+
+SIGNER = TokenSigner(b"s" * 32)
+BASE_URL = "https://api.example.com"
+
+
+def service(
+    *campaigns: Campaign, counters: InMemoryCounters | None = None, log: RecordingDecisionLog | None = None
+) -> DecisionService:
+    encoder = FeatureEncoder()
+    return DecisionService(
+        catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60),
+        counters=counters or InMemoryCounters(),
+        scorer=ConstantScorer,
+        decision_log=log or RecordingDecisionLog(),
+        signer=lambda: SIGNER,
+        encoder=encoder,
+        policy=PolicySettings(epsilon=0.0, token_ttl=timedelta(hours=1)),
+        rng=random.Random(0),
+        clock=lambda: NOW,
+    )
+
+
+def test_ads_are_ranked_by_value_one_per_advertiser() -> None:
+    cheap = campaign(campaign_id="cheap", advertiser_id="a", value_cpm=1)
+    rich = campaign(campaign_id="rich", advertiser_id="b", value_cpm=30)
+    rich_sibling = campaign(campaign_id="rich-2", advertiser_id="b", value_cpm=20)
+    response = service(cheap, rich, rich_sibling).decide(decision_request(max_ads=3), BASE_URL)
+    assert [ad.campaign_id for ad in response.ads] == ["rich", "cheap"]
+    assert [ad.rank for ad in response.ads] == [1, 2]
+    assert response.model_version == "constant"
+
+
+def test_a_capped_campaign_at_its_cap_is_not_returned() -> None:
+    capped = campaign(
+        campaign_id="capped", advertiser_id="a", value_cpm=50, frequency_caps=[{"max": 2, "window": "day"}]
+    )
+    free = campaign(campaign_id="free", advertiser_id="b")
+    [slot] = impression_counters(capped, NOW, session_key("session-1", NOW))
+    counters = InMemoryCounters(counts={"listener-1": {slot.key: 2}})
+    response = service(capped, free, counters=counters).decide(decision_request(), BASE_URL)
+    assert [ad.campaign_id for ad in response.ads] == ["free"]
+    assert counters.reads == 1
+
+
+def test_counters_are_read_once_whatever_the_number_of_capped_candidates() -> None:
+    caps = [{"max": 5, "window": "hour"}, {"max": 9, "window": "week", "scope": "advertiser"}]
+    campaigns = [campaign(campaign_id=f"c{i}", advertiser_id=f"a{i}", frequency_caps=caps) for i in range(40)]
+    counters = InMemoryCounters()
+    response = service(*campaigns, counters=counters).decide(decision_request(max_ads=10), BASE_URL)
+    assert len(response.ads) == 10
+    assert counters.reads == 1
+
+
+def test_no_capped_candidate_means_no_counter_read() -> None:
+    counters = InMemoryCounters()
+    service(campaign(), counters=counters).decide(decision_request(), BASE_URL)
+    assert counters.reads == 0
+
+
+def test_unreadable_counters_fail_closed_for_capped_campaigns_only() -> None:
+    capped = campaign(
+        campaign_id="capped", advertiser_id="a", value_cpm=50, frequency_caps=[{"max": 9, "window": "day"}]
+    )
+    free = campaign(campaign_id="free", advertiser_id="b")
+    log = RecordingDecisionLog()
+    response = service(capped, free, counters=InMemoryCounters(available=False), log=log).decide(
+        decision_request(), BASE_URL
+    )
+    assert [ad.campaign_id for ad in response.ads] == ["free"]
+    assert log.records[0].cap_check == "unavailable"
+
+
+def test_no_eligible_ad_is_an_empty_decision_that_is_still_logged() -> None:
+    log = RecordingDecisionLog()
+    response = service(campaign(targeting={"countries": ["US"]}), log=log).decide(decision_request(), BASE_URL)
+    assert response.ads == []
+    assert len(log.records) == 1
+
+
+def test_tracking_urls_carry_tokens_for_their_own_event_type() -> None:
+    response = service(campaign()).decide(decision_request(), BASE_URL)
+    [ad] = response.ads
+    for event_type in EventType:
+        url = urlparse(getattr(ad.tracking, event_type.value))
+        assert f"{url.scheme}://{url.netloc}" == BASE_URL
+        assert url.path == f"/v1/events/{event_type.value}"
+        claims = SIGNER.verify(parse_qs(url.query)["t"][0], event_type, NOW)
+        assert (claims.decision_id, claims.ad_id, claims.listener_id) == (response.decision_id, ad.ad_id, "listener-1")
+        assert claims.session == "s:session-1"
+
+
+def test_the_decision_record_holds_what_retraining_needs() -> None:
+    log = RecordingDecisionLog()
+    first = campaign(campaign_id="first", advertiser_id="a", value_cpm=20)
+    second = campaign(campaign_id="second", advertiser_id="b", value_cpm=10)
+    request = decision_request(max_ads=1)
+    response = service(first, second, log=log).decide(request, BASE_URL)
+    [record] = log.records
+    assert record.decision_id == response.decision_id
+    assert record.model_version == "constant"
+    assert record.listener_features == listener_features(request, NOW)
+    assert "listener-1" not in record.model_dump_json()
+    assert [c.ad_id for c in record.candidates] == ["first-ad-1", "second-ad-1"]
+    assert [(c.ad_id, c.rank, c.propensity) for c in record.chosen] == [("first-ad-1", 1, 1.0)]
+    assert record.candidates[0].features["category"] == "retail"
+
+
+def test_a_queue_failure_does_not_fail_the_decision() -> None:
+    response = service(campaign(), log=RecordingDecisionLog(fail=True)).decide(decision_request(), BASE_URL)
+    assert len(response.ads) == 1
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 0.2, 1.0])
+def test_returned_propensities_are_probabilities(epsilon: float) -> None:
+    campaigns = [campaign(campaign_id=f"c{i}", advertiser_id=f"a{i}", value_cpm=i + 1) for i in range(5)]
+    decider = service(*campaigns)
+    decider.policy = PolicySettings(epsilon=epsilon, token_ttl=timedelta(hours=1))
+    for ad in decider.decide(decision_request(max_ads=5), BASE_URL).ads:
+        assert 0 < ad.propensity <= 1
