@@ -1,0 +1,156 @@
+"""The one feature encoder shared by serving and training, so both see identical indices (no skew).
+
+Every field value becomes the token ``"<field>=<value>"`` and is hashed with an unkeyed,
+process-stable hash (blake2b, 64 bits) into ``2**hash_bits`` buckets. Python's ``hash()`` is salted per
+process and would give every Lambda instance a different model input, so it is never used here.
+"""
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+LISTENER_FIELDS: tuple[str, ...] = (
+    "country",
+    "device",
+    "age_bucket",
+    "content_type",
+    "genre",
+    "placement",
+    "hour_of_day",
+    "day_of_week",
+)
+AD_FIELDS: tuple[str, ...] = ("advertiser_id", "campaign_id", "ad_id", "category", "format")
+
+HASH_FUNCTION = "blake2b-64"
+"""Name of the token hash this module implements; a model trained with another one cannot be served."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that decides which index a feature value gets; stored in every model manifest.
+
+    ``version`` names the tokenisation rule (``field=value``); bump it whenever that rule changes.
+    """
+
+    version: int
+    hash_bits: int
+    listener_fields: tuple[str, ...]
+    ad_fields: tuple[str, ...]
+    hash_function: str = HASH_FUNCTION
+
+    @property
+    def num_fields(self) -> int:
+        return len(self.listener_fields) + len(self.ad_fields)
+
+    @property
+    def hash_size(self) -> int:
+        return 1 << self.hash_bits
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "hash_bits": self.hash_bits,
+            "listener_fields": list(self.listener_fields),
+            "ad_fields": list(self.ad_fields),
+            "hash_function": self.hash_function,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSpec":
+        """Parse a manifest's ``feature_spec``; raises ValueError naming the first malformed entry."""
+        try:
+            version, hash_bits = data["version"], data["hash_bits"]
+            listener_fields, ad_fields = data["listener_fields"], data["ad_fields"]
+            hash_function = data["hash_function"]
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"feature spec lacks {error}") from error
+        for name, value in (("version", version), ("hash_bits", hash_bits)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"feature spec {name} must be an integer, got {value!r}")
+        if not 1 <= hash_bits <= 62:
+            raise ValueError(f"feature spec hash_bits must be in 1..62, got {hash_bits}")
+        for name, fields in (("listener_fields", listener_fields), ("ad_fields", ad_fields)):
+            if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields):
+                raise ValueError(f"feature spec {name} must be a list of strings, got {fields!r}")
+        if not isinstance(hash_function, str):
+            raise ValueError(f"feature spec hash_function must be a string, got {hash_function!r}")
+        return cls(
+            version=version,
+            hash_bits=hash_bits,
+            listener_fields=tuple(listener_fields),
+            ad_fields=tuple(ad_fields),
+            hash_function=hash_function,
+        )
+
+
+DEFAULT_SPEC = FeatureSpec(version=1, hash_bits=18, listener_fields=LISTENER_FIELDS, ad_fields=AD_FIELDS)
+
+
+def spec_mismatches(model_spec: FeatureSpec, server_spec: FeatureSpec) -> list[str]:
+    """Human-readable reasons why indices from ``server_spec`` would mean something else to the model."""
+    return [
+        f"{name}: model {getattr(model_spec, name)!r} != server {getattr(server_spec, name)!r}"
+        for name in ("version", "hash_function", "hash_bits", "listener_fields", "ad_fields")
+        if getattr(model_spec, name) != getattr(server_spec, name)
+    ]
+
+
+def spec_supported(model_spec: FeatureSpec, server_spec: FeatureSpec) -> bool:
+    """True when the server's encoder produces exactly the indices the model was trained on."""
+    return not spec_mismatches(model_spec, server_spec)
+
+
+@lru_cache(maxsize=65_536)
+def token_index(field: str, value: str, hash_bits: int) -> int:
+    """Bucket of ``field=value``; cached because the vocabularies are small and the hot path repeats them."""
+    digest = hashlib.blake2b(f"{field}={value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << hash_bits) - 1)
+
+
+class FeatureEncoder:
+    """Turns listener/context and ad feature mappings into rows of hashed field indices."""
+
+    def __init__(self, spec: FeatureSpec = DEFAULT_SPEC) -> None:
+        if spec.hash_function != HASH_FUNCTION:
+            raise ValueError(f"unsupported hash function {spec.hash_function!r}; this encoder is {HASH_FUNCTION}")
+        self.spec = spec
+
+    def _encode_one(self, fields: tuple[str, ...], features: Mapping[str, str]) -> np.ndarray:
+        bits = self.spec.hash_bits
+        return np.array([token_index(f, features.get(f) or "", bits) for f in fields], dtype=np.int64)
+
+    def encode_listener(self, features: Mapping[str, str]) -> np.ndarray:
+        """One row (len(listener_fields),); missing or empty values hash as ``field=``, extra keys are ignored."""
+        return self._encode_one(self.spec.listener_fields, features)
+
+    def encode_ad(self, features: Mapping[str, str]) -> np.ndarray:
+        """One row (len(ad_fields),); computed once per ad and cached by the caller."""
+        return self._encode_one(self.spec.ad_fields, features)
+
+    def encode(self, listener_row: np.ndarray, ad_rows: np.ndarray) -> np.ndarray:
+        """(n_ads, num_fields): the listener row next to each precomputed ad row, for one batched score."""
+        n_listener = len(self.spec.listener_fields)
+        out = np.empty((ad_rows.shape[0], n_listener + ad_rows.shape[1]), dtype=np.int64)
+        out[:, :n_listener] = listener_row
+        out[:, n_listener:] = ad_rows
+        return out
+
+    def encode_rows(
+        self, listener_features: Sequence[Mapping[str, str]], ad_features: Sequence[Mapping[str, str]]
+    ) -> np.ndarray:
+        """(n, num_fields) training matrix: row i is listener i next to ad i."""
+        if len(listener_features) != len(ad_features):
+            raise ValueError(f"{len(listener_features)} listener rows but {len(ad_features)} ad rows")
+        bits = self.spec.hash_bits
+        columns = [(field, listener_features) for field in self.spec.listener_fields]
+        columns += [(field, ad_features) for field in self.spec.ad_fields]
+        out = np.empty((len(listener_features), len(columns)), dtype=np.int64)
+        for j, (field, rows) in enumerate(columns):
+            values = [row.get(field) or "" for row in rows]
+            lookup = {value: token_index(field, value, bits) for value in set(values)}
+            out[:, j] = np.fromiter((lookup[v] for v in values), dtype=np.int64, count=len(values))
+        return out

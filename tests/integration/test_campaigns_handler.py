@@ -1,0 +1,85 @@
+"""The campaign admin handler in-process against moto in server mode, tables from template.yaml."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EVENTS = Path(__file__).parents[2] / "events"
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def put_event(campaign_id: str, document: dict[str, Any] | str) -> dict[str, Any]:
+    event = sample_event("campaigns_put_campaign.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/campaigns/{campaign_id}"
+    event["pathParameters"] = {"campaign_id": campaign_id}
+    event["body"] = document if isinstance(document, str) else json.dumps(document)
+    return event
+
+
+def get_event(campaign_id: str, method: str = "GET") -> dict[str, Any]:
+    event = sample_event("campaigns_get_campaign.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/campaigns/{campaign_id}"
+    event["requestContext"]["http"]["method"] = method
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} /v1/campaigns/{{campaign_id}}"
+    event["pathParameters"] = {"campaign_id": campaign_id}
+    return event
+
+
+def sample_campaign(**changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(sample_event("campaigns_put_campaign.json")["body"])
+    document.update(changes)
+    return document
+
+
+def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) -> None:
+    document = sample_campaign(campaign_id="cmp-roundtrip")
+    put = local_stack.invoke("CampaignsFunction", put_event("cmp-roundtrip", document))
+    assert put["statusCode"] == 200, put
+
+    got = local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip"))
+    assert got["statusCode"] == 200
+    assert json.loads(got["body"])["targeting"] == document["targeting"]
+
+    listed = local_stack.invoke("CampaignsFunction", sample_event("campaigns_list_campaigns.json"))
+    assert "cmp-roundtrip" in [c["campaign_id"] for c in json.loads(listed["body"])["campaigns"]]
+
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip", "DELETE"))["statusCode"] == 204
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip"))["statusCode"] == 404
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip", "DELETE"))["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "status", "reason"),
+    [
+        ({"targeting": {"countries": ["Sweden"]}}, 422, "targeting.countries"),
+        ({"targeting": {"hours": [25]}}, 422, "targeting.hours"),
+        ({"frequency_caps": [{"max": 3, "window": "fortnight"}]}, 422, "frequency_caps.0.window"),
+        ({"frequency_caps": [{"max": -1, "window": "day"}]}, 422, "frequency_caps.0.max"),
+        ({"flight_end": "2020-01-01T00:00:00Z"}, 422, "flight_end must be after flight_start"),
+        ({"campaign_id": "another-id"}, 422, "must equal the one in the path"),
+    ],
+)
+def test_an_invalid_campaign_is_refused_with_the_reason_and_not_stored(
+    local_stack: Any, changes: dict[str, Any], status: int, reason: str
+) -> None:
+    response = local_stack.invoke("CampaignsFunction", put_event("cmp-invalid", sample_campaign(**changes)))
+    assert response["statusCode"] == status
+    assert reason in response["body"]
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-invalid"))["statusCode"] == 404
+
+
+def test_a_malformed_body_is_a_400(local_stack: Any) -> None:
+    response = local_stack.invoke("CampaignsFunction", put_event("cmp-x", "{oops"))
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "malformed_json"
+
+
+def test_a_path_id_out_of_bounds_is_a_422(local_stack: Any) -> None:
+    response = local_stack.invoke("CampaignsFunction", get_event("x" * 80))
+    assert response["statusCode"] == 422

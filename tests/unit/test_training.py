@@ -1,0 +1,102 @@
+import math
+from dataclasses import replace
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from adserve.features import DEFAULT_SPEC, LISTENER_FIELDS, FeatureEncoder
+from adserve.simulation import World, bayes_auc
+from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
+from adserve.training.metrics import log_loss, roc_auc
+from adserve.training.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+
+SMALL_SPEC = replace(DEFAULT_SPEC, hash_bits=14)
+
+
+def _train(seed: int) -> tuple[FactorizationMachine, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit on a small, click-rich world; returns the model and its holdout (indices, clicks, true probs)."""
+    world = World(seed=seed, n_advertisers=6, base_ctr=0.05)
+    rng = np.random.default_rng(seed)
+    encoder = FeatureEncoder(SMALL_SPEC)
+    train, validation, holdout = (world.sample_impressions(n, rng) for n in (80_000, 20_000, 40_000))
+    model = FactorizationMachine(SMALL_SPEC.hash_size, seed=seed)
+    model.fit(
+        encoder.encode_rows(train.listeners, train.ads),
+        train.clicks,
+        encoder.encode_rows(validation.listeners, validation.ads),
+        validation.clicks,
+        TrainingConfig(seed=seed, max_epochs=8),
+    )
+    return model, encoder.encode_rows(holdout.listeners, holdout.ads), holdout.clicks, holdout.true_probs
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[FactorizationMachine, np.ndarray, np.ndarray, np.ndarray]:
+    return _train(seed=11)
+
+
+def test_fm_learns_the_simulated_world(
+    trained: tuple[FactorizationMachine, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    model, indices, clicks, true_probs = trained
+
+    auc = roc_auc(clicks, model.predict(indices))
+
+    best = bayes_auc(true_probs, clicks)
+    assert auc > 0.6
+    assert auc > best - 0.03
+
+
+def test_world_has_realistic_ctr_and_field_driven_tastes() -> None:
+    world = World(seed=5)
+    impressions = world.sample_impressions(50_000, np.random.default_rng(0))
+
+    assert 0.01 < impressions.clicks.mean() < 0.05
+    assert set(impressions.listeners[0]) == set(LISTENER_FIELDS)
+    listener, ad = impressions.listeners[0], impressions.ads[0]
+    assert world.click_probability(listener, ad) == pytest.approx(impressions.true_probs[0])
+    assert World(seed=6).click_probability(listener, ad) != pytest.approx(impressions.true_probs[0])
+
+
+def test_onnx_export_matches_numpy_forward(
+    trained: tuple[FactorizationMachine, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    model, indices, _, _ = trained
+    unseen = np.full((1, SMALL_SPEC.num_fields), 7, dtype=np.int64)  # bucket likely never trained: neutral
+    batch = np.vstack([indices[:500], unseen])
+
+    session = ort.InferenceSession(export_onnx(model, SMALL_SPEC.num_fields), providers=["CPUExecutionProvider"])
+    (onnx_ctr,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+
+    assert onnx_ctr.dtype == np.float32
+    assert onnx_ctr.shape == (501,)
+    np.testing.assert_allclose(onnx_ctr, model.predict(batch), atol=1e-5)
+
+
+def test_export_is_byte_identical_for_the_same_seed() -> None:
+    spec = replace(DEFAULT_SPEC, hash_bits=10)
+    world = World(seed=2, n_advertisers=3)
+
+    def build() -> bytes:
+        impressions = world.sample_impressions(5_000, np.random.default_rng(2))
+        indices = FeatureEncoder(spec).encode_rows(impressions.listeners, impressions.ads)
+        model = FactorizationMachine(spec.hash_size, seed=2)
+        model.fit(indices, impressions.clicks, indices, impressions.clicks, TrainingConfig(seed=2, max_epochs=2))
+        return export_onnx(model, spec.num_fields)
+
+    assert build() == build()
+
+
+def test_roc_auc_on_hand_computed_cases() -> None:
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    assert roc_auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    # pairs (pos, neg): (.2,.2) tie = 1/2, (.2,.1) = 1, (.3,.2) = 1, (.3,.1) = 1 -> 3.5 / 4
+    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.2, 0.2, 0.1, 0.3])) == pytest.approx(0.875)
+    assert roc_auc(np.array([1, 1, 0]), np.array([0.1, 0.2, 0.9])) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="positive and one negative"):
+        roc_auc(np.array([1, 1]), np.array([0.1, 0.2]))
+
+
+def test_log_loss_on_hand_computed_cases() -> None:
+    assert log_loss(np.array([1, 0]), np.array([0.8, 0.1])) == pytest.approx(-(math.log(0.8) + math.log(0.9)) / 2)
+    assert math.isfinite(log_loss(np.array([1]), np.array([0.0])))
