@@ -6,7 +6,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from adserve.api_errors import install_error_handlers
-from adserve.api_gateway import enforce_body_limit
+from adserve.api_gateway import limit_body_size
 from adserve.campaign_api import CampaignListResponse
 from adserve.campaigns import Campaign
 from adserve.dal.campaign_store import CampaignStore
@@ -22,7 +22,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
-app.use(middlewares=[enforce_body_limit])
 install_error_handlers(app)
 
 CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
@@ -74,5 +73,6 @@ def openapi_document() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@limit_body_size
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

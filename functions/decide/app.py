@@ -4,7 +4,7 @@ from functools import cache
 from typing import Any
 
 from adserve.api_errors import install_error_handlers
-from adserve.api_gateway import enforce_body_limit, public_base_url
+from adserve.api_gateway import limit_body_size, public_base_url
 from adserve.decision_api import DecisionRequest, DecisionResponse, ErrorResponse
 from adserve.decisioning import DecisionService
 from adserve.observability import logger, metrics, tracer
@@ -15,7 +15,6 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
-app.use(middlewares=[enforce_body_limit])
 install_error_handlers(app)
 
 
@@ -43,5 +42,6 @@ def create_decision(request: DecisionRequest) -> DecisionResponse:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
+@limit_body_size
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -7,18 +7,21 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from adserve.decision_api import ErrorBody, ErrorResponse
-from adserve.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from adserve.errors import InvalidInputError, NotFoundError
 from adserve.observability import logger
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> str:
+    return ErrorResponse(error=ErrorBody(code=code, message=message, details=details)).model_dump_json(
+        exclude_none=True
+    )
 
 
 def error_response(
     status: HTTPStatus, code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> Response:
-    body = ErrorResponse(error=ErrorBody(code=code, message=message, details=details))
+) -> Response[str]:
     return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=body.model_dump_json(exclude_none=True),
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=error_body(code, message, details)
     )
 
 
@@ -34,29 +37,25 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     """Map domain errors to status codes; nothing a caller sends can produce a 500."""
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response:
+    def _invalid(error: RequestValidationError) -> Response[str]:
         if any(problem.get("type") == "json_invalid" for problem in error.errors()):
             return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON")
         message, details = _validation_details(error)
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, details)
 
     @app.exception_handler(InvalidInputError)
-    def _invalid_input(error: InvalidInputError) -> Response:
+    def _invalid_input(error: InvalidInputError) -> Response[str]:
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", str(error))
 
-    @app.exception_handler(PayloadTooLargeError)
-    def _too_large(error: PayloadTooLargeError) -> Response:
-        return error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", str(error))
-
     @app.exception_handler(NotFoundError)
-    def _not_found(error: NotFoundError) -> Response:
+    def _not_found(error: NotFoundError) -> Response[str]:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
 
     @app.not_found
-    def _no_route(_: Exception) -> Response:
+    def _no_route(_: Exception) -> Response[str]:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
 
     @app.exception_handler(Exception)
-    def _unexpected(_: Exception) -> Response:
+    def _unexpected(_: Exception) -> Response[str]:
         logger.exception("unhandled error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")

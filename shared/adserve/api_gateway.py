@@ -1,21 +1,32 @@
 """What every HTTP function needs from the API Gateway event beyond routing: size limits, its own URL."""
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from adserve.errors import PayloadTooLargeError
+from adserve.api_errors import error_body
 
 MAX_BODY_BYTES = 64 * 1024
 
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
-def enforce_body_limit(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    """Middleware: refuse bodies over MAX_BODY_BYTES before anything parses them."""
-    body = app.current_event.body or ""
-    size = len(body) * 3 // 4 if app.current_event.is_base64_encoded else len(body.encode())
-    if size > MAX_BODY_BYTES:
-        raise PayloadTooLargeError(f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}")
-    return next_middleware(app)
+
+@lambda_handler_decorator
+def limit_body_size(handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Refuse bodies over MAX_BODY_BYTES with a 413 before anything (validation included) parses them."""
+    body = event.get("body") or ""
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if size <= MAX_BODY_BYTES:
+        return handler(event, context)
+    return {
+        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "headers": {"Content-Type": "application/json"},
+        "body": error_body("payload_too_large", f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}"),
+        "isBase64Encoded": False,
+    }
 
 
 def public_base_url(event: APIGatewayProxyEventV2) -> str:

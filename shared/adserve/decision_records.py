@@ -7,11 +7,11 @@ Outcomes (cost/reward) are joined later by (decision_id, ad_id).
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-RECORD_KIND = "decision"
+RECORD_KIND: Final = "decision"
 
 CapCheck = Literal["ok", "not_needed", "unavailable"]
 """Whether caps were read (ok), needed no read, or could not be read (capped ads were withheld)."""
@@ -47,7 +47,7 @@ class LoggedPolicy(BaseModel):
 class DecisionRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["decision"] = RECORD_KIND
+    kind: Literal["decision"] = "decision"
     decision_id: str
     decided_at: datetime
     model_version: str

@@ -9,10 +9,6 @@ class InvalidInputError(AdserveError):
     """Something a caller sent breaks a rule pydantic alone cannot express."""
 
 
-class PayloadTooLargeError(AdserveError):
-    """A request body is over the size the API accepts."""
-
-
 class NotFoundError(AdserveError):
     """The named entity does not exist."""
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from adserve.campaigns import Campaign
 
 EVENTS = Path(__file__).parents[2] / "events"
 
@@ -44,7 +45,7 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
 
     got = local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip"))
     assert got["statusCode"] == 200
-    assert json.loads(got["body"])["targeting"] == document["targeting"]
+    assert Campaign.model_validate_json(got["body"]) == Campaign.model_validate(document)
 
     listed = local_stack.invoke("CampaignsFunction", sample_event("campaigns_list_campaigns.json"))
     assert "cmp-roundtrip" in [c["campaign_id"] for c in json.loads(listed["body"])["campaigns"]]

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from adserve.campaigns import CapWindow
 from adserve.frequency_caps import (
     EXPIRY_GRACE,
@@ -13,6 +12,7 @@ from adserve.frequency_caps import (
     window_end,
     within_caps,
 )
+
 from tests.support.builders import NOW, campaign
 
 SESSION = session_key("s-1", NOW)

@@ -5,7 +5,6 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
 from adserve.ranking import choose_slate, slot_probabilities
 
 

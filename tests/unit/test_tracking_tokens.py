@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-
 from adserve.errors import TokenError
 from adserve.tracking_tokens import TokenSigner, TrackingClaims
 from adserve.vocabulary import EventType
+
 from tests.support.builders import NOW
 
 KEY = b"k" * 32

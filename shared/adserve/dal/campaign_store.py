@@ -49,7 +49,7 @@ class CampaignStore:
             raise NotFoundError(f"campaign {campaign_id} does not exist") from error
 
     def list_campaigns(self) -> list[Campaign]:
-        campaigns = []
+        campaigns: list[Campaign] = []
         for page in self._client.get_paginator("scan").paginate(TableName=self._table):
             campaigns.extend(_campaign(item) for item in page["Items"])
         return sorted(campaigns, key=lambda campaign: campaign.campaign_id)

@@ -1,0 +1,175 @@
+"""LocalStack: the template's resources on an AWS endpoint and its functions callable in this process.
+
+Used by ``adserve-local run`` and by the tests alike::
+
+    with LocalStack.start("template.yaml") as stack:
+        response = stack.invoke("CampaignsFunction", stack.http_event("GET", "/v1/campaigns"))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any, Self
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from devstack.api_events import http_api_event
+from devstack.aws_endpoint import AwsEndpoint, credentials_environment
+from devstack.environment import EnvironmentPatch, functions_environment
+from devstack.lambda_runtime import FunctionRuntime
+from devstack.provisioning import create_resources
+from devstack.routing import RouteMatch, Router
+from devstack.stack_description import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_REGION,
+    DEFAULT_STACK_NAME,
+    StackDescription,
+    describe_stack,
+)
+
+__all__ = ["DEFAULT_TEMPLATE", "LocalStack", "RouteNotFoundError"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+
+
+class RouteNotFoundError(LookupError):
+    """No route of the template matches a method and path."""
+
+
+class LocalStack:
+    def __init__(
+        self, endpoint: AwsEndpoint, description: StackDescription, env: dict[str, str], environ: EnvironmentPatch
+    ) -> None:
+        self._endpoint = endpoint
+        self._environ = environ
+        self.description = description
+        self.env = env
+        self.router = Router(description.routes)
+        self._runtimes = {
+            logical_id: FunctionRuntime(function, description.region, description.account_id)
+            for logical_id, function in description.functions.items()
+        }
+
+    @classmethod
+    def start(
+        cls,
+        template_path: str | Path = DEFAULT_TEMPLATE,
+        *,
+        endpoint_url: str | None = None,
+        stack_name: str = DEFAULT_STACK_NAME,
+    ) -> LocalStack:
+        """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
+
+        Everything, the resource creation included, goes through boto3's own endpoint settings
+        (``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``), as the handlers do.
+        """
+        template_path = Path(template_path).resolve()
+        endpoint = AwsEndpoint.start(endpoint_url)
+        environ = EnvironmentPatch()
+        try:
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+            access = {
+                "AWS_ENDPOINT_URL": endpoint.url,
+                "AWS_REGION": region,
+                "AWS_DEFAULT_REGION": region,
+                **credentials_environment(embedded=endpoint.embedded, environ=os.environ),
+            }
+            environ.apply(access)
+            session = boto3.session.Session()
+            account_id = _account_id(session)
+            planned = describe_stack(template_path, stack_name=stack_name, region=region, account_id=account_id)
+            created = create_resources(planned, session)
+            description = describe_stack(
+                template_path, stack_name=stack_name, region=region, account_id=account_id, created=created
+            )
+            env = {**functions_environment(description, template_path.parent), **access}
+            environ.apply(env)
+        except BaseException:
+            environ.restore()
+            endpoint.stop()
+            raise
+        return cls(endpoint, description, env, environ)
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._endpoint.url
+
+    @property
+    def embedded_endpoint(self) -> bool:
+        """Whether the endpoint is the in-process moto server (rather than AWS_ENDPOINT_URL's)."""
+        return self._endpoint.embedded
+
+    def physical_name(self, logical_id: str) -> str:
+        return self.description.physical_name(logical_id)
+
+    def function(self, logical_id: str) -> FunctionRuntime:
+        return self._runtimes[logical_id]
+
+    def handler_module(self, logical_id: str) -> ModuleType:
+        """The function's handler module, loaded once by this stack (e.g. to reach its ``app``)."""
+        return self._runtimes[logical_id].module
+
+    def reset_function(self, logical_id: str) -> None:
+        """Give the function a fresh execution environment, e.g. after a test changed an endpoint variable."""
+        self._runtimes[logical_id].reset()
+
+    def match_route(self, method: str, raw_path: str) -> RouteMatch | None:
+        return self.router.match(method, raw_path)
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Invoke the function's handler in process, one invocation at a time per function."""
+        return self._runtimes[logical_id].invoke(event)
+
+    def http_event(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        query: str = "",
+        domain_name: str = "127.0.0.1:3000",
+    ) -> tuple[str, dict[str, Any]]:
+        """The function a request routes to and the API Gateway v2 event it would receive."""
+        match = self.router.match(method, path)
+        if match is None:
+            raise RouteNotFoundError(f"no route for {method} {path}")
+        headers = {"content-type": "application/json", **(headers or {})} if body is not None else headers
+        event = http_api_event(
+            method=method,
+            raw_path=path,
+            route_key=match.route.route_key,
+            raw_query_string=query,
+            headers=headers,
+            path_parameters=match.path_parameters,
+            body=body,
+            domain_name=domain_name,
+        )
+        return match.route.function_id, event
+
+    def stop(self) -> None:
+        """Stop the embedded endpoint and restore the process environment."""
+        self._environ.restore()
+        self._endpoint.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _account_id(session: boto3.session.Session) -> str:
+    try:
+        return str(session.client("sts").get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError):
+        logger.debug("the endpoint does not answer STS; assuming account %s", DEFAULT_ACCOUNT_ID)
+        return DEFAULT_ACCOUNT_ID

@@ -1,0 +1,142 @@
+"""``adserve``: operator commands against a deployed or local stack (boto3 honours ``AWS_ENDPOINT_URL``).
+
+    adserve campaigns load examples/campaigns.json [--table NAME]
+    adserve campaigns list [--table NAME] [--json]
+
+A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from adserve.campaigns import Campaign
+from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.campaign_store import CampaignStore
+
+__all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
+
+TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
+
+
+class CampaignFileError(ValueError):
+    """A campaigns file is unreadable or holds invalid campaigns; ``reasons`` lists every problem."""
+
+    def __init__(self, path: Path, reasons: list[str]) -> None:
+        super().__init__(f"{path}: {len(reasons)} problem(s)")
+        self.reasons = reasons
+
+
+def read_campaigns(path: Path) -> list[Campaign]:
+    """Every campaign of the JSON list at *path*, or CampaignFileError naming each invalid one."""
+    try:
+        documents = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CampaignFileError(path, [str(error)]) from error
+    if not isinstance(documents, list):
+        raise CampaignFileError(path, ["the file must hold a JSON list of campaigns"])
+    campaigns: list[Campaign] = []
+    reasons: list[str] = []
+    for index, document in enumerate(documents):
+        label = f"[{index}]" + (f" {document.get('campaign_id')}" if isinstance(document, dict) else "")
+        try:
+            campaigns.append(Campaign.model_validate(document))
+        except ValidationError as error:
+            reasons.extend(f"{label}: {_location(problem)}{problem['msg']}" for problem in error.errors())
+    seen: set[str] = set()
+    for campaign in campaigns:
+        if campaign.campaign_id in seen:
+            reasons.append(f"{campaign.campaign_id}: campaign_id appears more than once")
+        seen.add(campaign.campaign_id)
+    if reasons:
+        raise CampaignFileError(path, reasons)
+    return campaigns
+
+
+def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
+    """Put every campaign (create or replace); the number written."""
+    for campaign in campaigns:
+        store.put(campaign)
+    return len(campaigns)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    table = arguments.table or os.environ.get(TABLE_VARIABLE)
+    if not table:
+        print(f"adserve: no table; pass --table or set {TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        if arguments.command == "load":
+            return _load(Path(arguments.file), table)
+        return _list(table, as_json=arguments.json)
+    except (BotoCoreError, ClientError) as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+
+
+def _load(path: Path, table: str) -> int:
+    try:
+        campaigns = read_campaigns(path)
+    except CampaignFileError as error:
+        print(f"adserve: {error}; nothing was written", file=sys.stderr)  # noqa: T201
+        for reason in error.reasons:
+            print(f"  {reason}", file=sys.stderr)  # noqa: T201
+        return 1
+    count = load_campaigns(_store(table), campaigns)
+    print(f"loaded {count} campaigns into {table}")  # noqa: T201
+    return 0
+
+
+def _list(table: str, *, as_json: bool) -> int:
+    campaigns = _store(table).list_campaigns()
+    if as_json:
+        print(json.dumps([campaign.model_dump(mode="json") for campaign in campaigns], indent=2))  # noqa: T201
+        return 0
+    rows = [
+        (c.campaign_id, c.advertiser_id, c.status.value, c.category, f"{c.value_cpm:.2f}", ",".join(c.placements))
+        for c in campaigns
+    ]
+    header = ("CAMPAIGN", "ADVERTISER", "STATUS", "CATEGORY", "CPM", "PLACEMENTS")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
+    print(f"{len(campaigns)} campaigns in {table}")  # noqa: T201
+    return 0
+
+
+def _store(table: str) -> CampaignStore:
+    # Not adserve.wiring: the CLI should not import the decision path (numpy, onnxruntime) to list a table.
+    return CampaignStore(dynamodb_client(), table)
+
+
+def _location(problem: Any) -> str:
+    location = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{location}: " if location else ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adserve", description="adserve operator commands")
+    groups = parser.add_subparsers(dest="group", required=True)
+    campaigns = groups.add_parser("campaigns", help="manage the campaign catalog")
+    commands = campaigns.add_subparsers(dest="command", required=True)
+    load = commands.add_parser("load", help="validate a JSON list of campaigns, then put them all")
+    load.add_argument("file", help="JSON file holding a list of Campaign documents")
+    load.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
+    listing = commands.add_parser("list", help="list every campaign")
+    listing.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
+    listing.add_argument("--json", action="store_true", help="print the full documents as JSON")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The decide handler in-process against moto in server mode over HTTP, resources from template.yaml.
+
+DynamoDB traffic goes through a counting, fault-injecting HTTP proxy so the tests can see how many requests
+a decision makes and what happens when the caps table throttles or hangs.
+"""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from adserve.dal.campaign_store import CampaignStore
+from adserve.decision_records import DecisionRecord
+from adserve.frequency_caps import impression_counters, session_key
+
+from tests.support.aws_proxy import AwsProxy, aws_proxy
+from tests.support.builders import campaign
+
+EVENTS = Path(__file__).parents[2] / "events"
+LISTENER = "listener-42"
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def decision_event(**changes: Any) -> dict[str, Any]:
+    event = sample_event("decide_post_decision.json")
+    body = json.loads(event["body"])
+    body.update(changes)
+    event["body"] = json.dumps(body)
+    return event
+
+
+@pytest.fixture(scope="module")
+def dynamodb_proxy(local_stack: Any) -> Iterator[AwsProxy]:
+    """Route the decide function's DynamoDB calls through a proxy; a fresh execution environment sees it."""
+    with aws_proxy(local_stack.endpoint_url) as proxy, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
+        local_stack.reset_function("DecideFunction")
+        yield proxy
+    local_stack.reset_function("DecideFunction")
+
+
+@pytest.fixture(scope="module")
+def seeded(local_stack: Any, dynamodb_proxy: AwsProxy) -> dict[str, Any]:
+    store = CampaignStore(
+        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+    )
+    campaigns = {
+        "capped": campaign(
+            campaign_id="capped",
+            advertiser_id="adv-capped",
+            value_cpm=100,
+            targeting={"countries": ["SE"]},
+            frequency_caps=[{"max": 2, "window": "day"}],
+        ),
+        "advertiser-capped": campaign(
+            campaign_id="advertiser-capped",
+            advertiser_id="adv-busy",
+            value_cpm=90,
+            frequency_caps=[{"max": 1, "window": "week", "scope": "advertiser"}],
+        ),
+        "free": campaign(campaign_id="free", advertiser_id="adv-free", value_cpm=1),
+    }
+    for document in campaigns.values():
+        store.put(document)
+    return campaigns
+
+
+@pytest.fixture
+def proxy(dynamodb_proxy: AwsProxy, seeded: dict[str, Any]) -> AwsProxy:
+    dynamodb_proxy.reset()
+    return dynamodb_proxy
+
+
+def decide(local_stack: Any, **changes: Any) -> dict[str, Any]:
+    response: dict[str, Any] = local_stack.invoke("DecideFunction", decision_event(**changes))
+    assert response["statusCode"] == 200, response
+    body: dict[str, Any] = json.loads(response["body"])
+    return body
+
+
+def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -> None:
+    """What Record does for an impression (issue 3 makes it exactly-once); here a plain counter bump."""
+    now = datetime.now(UTC)
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    for slot in impression_counters(seeded_campaign, now, session_key(session_id, now)):
+        dynamodb.update_item(
+            TableName=local_stack.physical_name("FrequencyCapsTable"),
+            Key={"listener_id": {"S": LISTENER}, "counter_key": {"S": slot.key}},
+            UpdateExpression="ADD impressions :one SET expires_at = :expires",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str(int(slot.expires_at.timestamp()))}},
+        )
+
+
+def test_capped_campaigns_stop_at_their_cap(local_stack: Any, seeded: dict[str, Any], proxy: AwsProxy) -> None:
+    served: list[str] = []
+    for _ in range(6):
+        ads = decide(local_stack, max_ads=3)["ads"]
+        for ad in ads:
+            served.append(ad["campaign_id"])
+            record_impression(local_stack, seeded[ad["campaign_id"]], "session-9f2c")
+    assert served.count("capped") == 2
+    assert served.count("advertiser-capped") == 1
+    assert served.count("free") == 6
+
+
+def test_one_dynamodb_request_per_decision(local_stack: Any, proxy: AwsProxy) -> None:
+    decide(local_stack)  # the first decision of an environment may also load the catalog
+    proxy.reset()
+    for _ in range(5):
+        decide(local_stack, max_ads=3)
+    assert dict(proxy.calls) == {"Query": 5}
+
+
+def test_throttled_caps_table_fails_closed(local_stack: Any, proxy: AwsProxy) -> None:
+    decide(local_stack)
+    proxy.throttle.add("Query")
+    ads = decide(local_stack, max_ads=3)["ads"]
+    assert [ad["campaign_id"] for ad in ads] == ["free"]
+
+
+def test_hanging_caps_table_answers_within_budget_and_fails_closed(local_stack: Any, proxy: AwsProxy) -> None:
+    decide(local_stack)
+    proxy.delay["Query"] = 2.0
+    started = datetime.now(UTC)
+    ads = decide(local_stack, max_ads=3)["ads"]
+    assert (datetime.now(UTC) - started).total_seconds() < 1.5
+    assert [ad["campaign_id"] for ad in ads] == ["free"]
+
+
+def test_the_decision_record_reaches_the_queue(local_stack: Any, proxy: AwsProxy) -> None:
+    sqs = boto3.client("sqs", endpoint_url=local_stack.endpoint_url)
+    queue_url = local_stack.env["OUTCOMES_QUEUE_URL"]
+    body = decide(local_stack, listener={"id": "listener-record", "country": "SE", "device": "tv"}, max_ads=2)
+    records = []
+    for _ in range(10):
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            records.append(DecisionRecord.model_validate_json(message["Body"]))
+        if any(record.decision_id == body["decision_id"] for record in records):
+            break
+    [record] = [record for record in records if record.decision_id == body["decision_id"]]
+    assert [choice.ad_id for choice in record.chosen] == [ad["ad_id"] for ad in body["ads"]]
+    assert record.model_version == body["model_version"]
+    assert record.listener_features["device"] == "tv"
+
+
+def body_with(**changes: Any) -> str:
+    document: dict[str, Any] = {
+        "listener": {"id": "l", "country": "SE", "device": "mobile"},
+        "placement": "audio_midroll",
+    }
+    document.update(changes)
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ("{not json", 400, None),
+        (body_with(placement="billboard"), 422, "placement"),
+        (body_with(max_ads=0), 422, "max_ads"),
+        (body_with(max_ads=11), 422, "max_ads"),
+        (body_with(max_ads="three"), 422, "max_ads"),
+        (body_with(listener={"id": "l", "country": "Sweden", "device": "mobile"}), 422, "listener.country"),
+        (body_with(listener={"id": "x" * 100, "country": "SE", "device": "mobile"}), 422, "listener.id"),
+        (body_with(listener={"id": "l", "country": "SE", "device": "fridge"}), 422, "listener.device"),
+        (body_with(exclude_ads=["a"] * 101), 422, "exclude_ads"),
+        (body_with(surprise=True), 422, "surprise"),
+        ("[]", 422, "body"),
+        (body_with(pad="x" * 70_000), 413, None),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx_and_writes_nothing(
+    local_stack: Any, proxy: AwsProxy, body: str, status: int, field: str | None
+) -> None:
+    event = sample_event("decide_post_decision.json")
+    event["body"] = body
+    response = local_stack.invoke("DecideFunction", event)
+    assert response["statusCode"] == status
+    error = json.loads(response["body"])["error"]
+    assert error["code"]
+    assert error["message"]
+    if field is not None:
+        assert field in [detail["field"] for detail in error["details"]]
+    assert sum(proxy.calls.values()) == 0

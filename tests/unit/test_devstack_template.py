@@ -1,0 +1,97 @@
+"""The local stack's reading of template.yaml: every resource, resolved environments, every route. No AWS."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.routing import Router
+from devstack.stack_description import LOCAL_RESOURCE_TYPES, StackDescription, describe_stack
+from devstack.template import load_template, resources_of_type
+
+TEMPLATE = Path(__file__).parents[2] / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def stack() -> StackDescription:
+    return describe_stack(TEMPLATE, stack_name="adserve-test")
+
+
+def test_every_table_queue_bucket_and_secret_is_created_locally(
+    template: dict[str, Any], stack: StackDescription
+) -> None:
+    expected = {
+        logical_id: resource_type
+        for resource_type in LOCAL_RESOURCE_TYPES
+        for logical_id in resources_of_type(template, resource_type)
+    }
+    assert {logical_id: r.resource_type for logical_id, r in stack.resources.items()} == expected
+    for logical_id, resource in stack.resources.items():
+        assert resource.physical_name.lower() == f"adserve-test-{logical_id}".lower()
+
+
+def test_dead_letter_queues_are_created_before_the_queues_that_use_them(stack: StackDescription) -> None:
+    order = [resource.logical_id for resource in stack.creation_order()]
+    for resource in stack.resources.values():
+        for dependency in resource.depends_on & stack.resources.keys():
+            assert order.index(dependency) < order.index(resource.logical_id)
+
+
+def test_function_environments_name_the_local_resources(template: dict[str, Any], stack: StackDescription) -> None:
+    globals_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    for logical_id, function in resources_of_type(template, "AWS::Serverless::Function").items():
+        declared = {**globals_env, **function["Properties"].get("Environment", {}).get("Variables", {})}
+        resolved = stack.functions[logical_id].environment
+        assert resolved.keys() == declared.keys()
+        for name, value in declared.items():
+            if isinstance(value, dict) and "Ref" in value:
+                assert resolved[name].endswith(stack.physical_name(value["Ref"])), name
+            elif not isinstance(value, dict):
+                assert resolved[name] == str(value), name
+
+
+def test_functions_point_at_their_code(stack: StackDescription) -> None:
+    for function in stack.functions.values():
+        assert function.module_file.is_file(), function.logical_id
+        assert function.timeout_seconds > 0
+        assert function.memory_mb >= 128
+
+
+def test_routes_cover_every_http_api_event(template: dict[str, Any], stack: StackDescription) -> None:
+    declared = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"], logical_id)
+        for logical_id, function in resources_of_type(template, "AWS::Serverless::Function").items()
+        for event in function["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+    assert {(route.method, route.path, route.function_id) for route in stack.routes} == declared
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route_key", "parameters"),
+    [
+        ("GET", "/v1/campaigns", "GET /v1/campaigns", {}),
+        ("GET", "/v1/campaigns/cmp-1", "GET /v1/campaigns/{campaign_id}", {"campaign_id": "cmp-1"}),
+        ("DELETE", "/v1/campaigns/a%20b", "DELETE /v1/campaigns/{campaign_id}", {"campaign_id": "a b"}),
+        ("POST", "/v1/decisions", "POST /v1/decisions", {}),
+    ],
+)
+def test_requests_match_the_template_routes(
+    stack: StackDescription, method: str, path: str, route_key: str, parameters: dict[str, str]
+) -> None:
+    match = Router(stack.routes).match(method, path)
+    assert match is not None
+    assert (match.route.route_key, match.path_parameters) == (route_key, parameters)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PATCH", "/v1/campaigns"), ("GET", "/v1/decisions"), ("GET", "/v1/campaigns/a/b"), ("GET", "/")],
+)
+def test_unknown_routes_and_other_methods_do_not_match(stack: StackDescription, method: str, path: str) -> None:
+    assert Router(stack.routes).match(method, path) is None
