@@ -68,9 +68,13 @@ def window_end(window: CapWindow, now: datetime) -> datetime:
             return now + LIFETIME_HORIZON
 
 
+COUNTER_PREFIX = "cap#"
+"""Sort-key prefix of counters, so Decide's Query skips the listener's other items (dedupe markers)."""
+
+
 def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
     owner = campaign.campaign_id if cap.scope is CapScope.CAMPAIGN else campaign.advertiser_id
-    return f"{cap.scope.value}#{owner}#{cap.window.value}#{bucket}"
+    return f"{COUNTER_PREFIX}{cap.scope.value}#{owner}#{cap.window.value}#{bucket}"
 
 
 def impression_counters(campaign: Campaign, now: datetime, session: str) -> list[CounterSlot]:

@@ -49,3 +49,15 @@ class DecideSettings(EnvironmentSettings):
     tracking_base_url: str | None = Field(
         default=None, description="Base of tracking URLs (a custom domain); the request's own host when unset."
     )
+
+
+class TrackSettings(EnvironmentSettings):
+    outcomes_queue_url: ResourceName
+    signing_key_secret_id: ResourceName
+
+
+class RecordSettings(EnvironmentSettings):
+    campaigns_table_name: ResourceName
+    frequency_caps_table_name: ResourceName
+    logs_bucket_name: ResourceName
+    catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.errors import CapStoreUnavailableError
+from adserve.frequency_caps import COUNTER_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -21,8 +22,8 @@ class FrequencyCapStore:
         """One Query for every counter of the listener; counters past their TTL are ignored (deletion lags)."""
         request: QueryInputTypeDef = {
             "TableName": self._table,
-            "KeyConditionExpression": "listener_id = :listener",
-            "ExpressionAttributeValues": {":listener": {"S": listener_id}},
+            "KeyConditionExpression": "listener_id = :listener AND begins_with(counter_key, :prefix)",
+            "ExpressionAttributeValues": {":listener": {"S": listener_id}, ":prefix": {"S": COUNTER_PREFIX}},
             "ProjectionExpression": "counter_key, impressions, expires_at",
         }
         counts: dict[str, int] = {}
