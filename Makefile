@@ -50,7 +50,7 @@ openapi: $(STAMP)
 	$(BIN)/adserve-local openapi > shared/adserve/openapi.json
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .sam-venv .aws-sam .mypy_cache .ruff_cache .pytest_cache

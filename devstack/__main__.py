@@ -1,6 +1,6 @@
 """``adserve-local``: run the whole stack on this machine, or print the API's OpenAPI document.
 
-adserve-local run [--port 3000] [--host 127.0.0.1] [--no-seed] [--template template.yaml]
+adserve-local run [--port 3000] [--host 127.0.0.1] [--no-seed] [--visibility-timeout 5] [--template template.yaml]
 adserve-local openapi [--template template.yaml]
 """
 
@@ -28,6 +28,9 @@ __all__ = ["main"]
 
 logger = logging.getLogger("devstack")
 
+DEFAULT_VISIBILITY_TIMEOUT = 5
+"""Seconds: the template's 180 s would make every local retry of a failed SQS message wait three minutes."""
+MAX_VISIBILITY_TIMEOUT = 43200  # SQS's maximum (12 h)
 DEMO_CAMPAIGNS = DEFAULT_TEMPLATE.parent / "examples" / "campaigns.json"
 SAMPLE_DECISION = {
     "listener": {
@@ -46,11 +49,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "openapi":
         sys.stdout.write(render(openapi_document(arguments.template)))
         return 0
-    return run(arguments.template, host=arguments.host, port=arguments.port, seed=not arguments.no_seed)
+    return run(
+        arguments.template,
+        host=arguments.host,
+        port=arguments.port,
+        seed=not arguments.no_seed,
+        visibility_timeout=arguments.visibility_timeout,
+    )
 
 
-def run(template: Path, *, host: str, port: int, seed: bool) -> int:
-    """Serve until SIGINT or SIGTERM, then stop the gateway and the endpoint; 0 on a clean shutdown."""
+def run(
+    template: Path, *, host: str, port: int, seed: bool, visibility_timeout: int | None = DEFAULT_VISIBILITY_TIMEOUT
+) -> int:
+    """Serve until SIGINT or SIGTERM, then stop the gateway, the SQS pollers and the endpoint; 0 on a clean shutdown.
+
+    The functions' SQS event sources are polled as Lambda's event source mappings do; *visibility_timeout*
+    (seconds, None for the template's) replaces every queue's, so failed messages come back in seconds.
+    """
     _configure_logging()
     stop = threading.Event()
 
@@ -60,7 +75,7 @@ def run(template: Path, *, host: str, port: int, seed: bool) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with LocalStack.start(template) as stack:
+    with LocalStack.start(template, event_sources=True, visibility_timeout_override=visibility_timeout) as stack:
         seeded = _seed(stack) if seed else 0
         try:
             gateway = HttpGateway(stack, host=host, port=port)
@@ -68,7 +83,7 @@ def run(template: Path, *, host: str, port: int, seed: bool) -> int:
             print(f"adserve-local: cannot listen on {host}:{port}: {error}", file=sys.stderr)  # noqa: T201
             return 1
         gateway.start()
-        print(_banner(stack, gateway, seeded), flush=True)  # noqa: T201
+        print(_banner(stack, gateway, seeded, visibility_timeout), flush=True)  # noqa: T201
         stop.wait()
         gateway.stop()
     logger.info("stopped")
@@ -81,7 +96,7 @@ def _seed(stack: LocalStack) -> int:
     return load_campaigns(store, read_campaigns(DEMO_CAMPAIGNS))
 
 
-def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int) -> str:
+def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int, visibility_timeout: int | None = None) -> str:
     endpoint_kind = "embedded moto" if stack.embedded_endpoint else "external"
     width = max(len(logical_id) for logical_id in stack.description.resources)
     resources = [
@@ -89,6 +104,7 @@ def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int) -> str:
         for logical_id in stack.description.resources
     ]
     routes = [f"    {route.route_key.ljust(34)} -> {route.function_id}" for route in stack.description.routes]
+    mappings = _event_source_lines(stack, visibility_timeout)
     sample = json.dumps(SAMPLE_DECISION, separators=(",", ":"))
     lines = [
         "adserve local stack",
@@ -98,6 +114,7 @@ def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int) -> str:
         *resources,
         "  Routes:",
         *routes,
+        *mappings,
         f"  Seeded:       {seeded} demo campaigns" if seeded else "  Seeded:       nothing (--no-seed)",
         "  Try:",
         f"    curl -s {gateway.url}/v1/campaigns",
@@ -109,6 +126,34 @@ def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int) -> str:
         "  Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def _event_source_lines(stack: LocalStack, visibility_timeout: int | None) -> list[str]:
+    sources = stack.description.sqs_event_sources
+    if not sources:
+        return []
+    timeout = "the template's" if visibility_timeout is None else f"{visibility_timeout} s (--visibility-timeout)"
+    lines = [f"  Event sources (SQS, queue visibility timeout {timeout}):"]
+    for source in sources:
+        settings = f"batch {source.batch_size}, window {source.maximum_batching_window_seconds} s"
+        if source.function_response_types:
+            settings += ", " + ", ".join(source.function_response_types)
+        if not source.enabled:
+            settings += ", disabled"
+        lines.append(f"    {source.queue_id.ljust(32)} -> {source.function_id} ({settings})")
+    return lines
+
+
+def _visibility_timeout(value: str) -> int | None:
+    if value == "template":
+        return None
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds <= MAX_VISIBILITY_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"expected 0-{MAX_VISIBILITY_TIMEOUT} seconds or 'template', got {value!r}")
+    return seconds
 
 
 def _configure_logging() -> None:
@@ -124,6 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     run_command.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run_command.add_argument("--port", type=int, default=3000, help="port to listen on; 0 picks a free one")
     run_command.add_argument("--no-seed", action="store_true", help="start with an empty campaign catalog")
+    run_command.add_argument(
+        "--visibility-timeout",
+        type=_visibility_timeout,
+        default=DEFAULT_VISIBILITY_TIMEOUT,
+        metavar="SECONDS",
+        help=(
+            f"every queue's visibility timeout, so messages a function failed are retried (and dead-lettered) "
+            f"in seconds; 'template' keeps the template's (default {DEFAULT_VISIBILITY_TIMEOUT})"
+        ),
+    )
     for command in (run_command, commands.add_parser("openapi", help="print the API's merged OpenAPI document")):
         command.add_argument(
             "--template", type=Path, default=DEFAULT_TEMPLATE, help="SAM template (default: the repo's)"

@@ -3,13 +3,22 @@
 They implement the same Protocols as the DynamoDB and SQS adapters, so swapping them in needs no patching.
 """
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 from adserve.campaigns import Campaign
 from adserve.decision_records import DecisionRecord
-from adserve.errors import CapStoreUnavailableError, DecisionLogUnavailableError
+from adserve.errors import (
+    CapStoreUnavailableError,
+    CounterStoreUnavailableError,
+    DecisionLogUnavailableError,
+    LogStoreUnavailableError,
+    OutcomeQueueUnavailableError,
+)
+from adserve.outcome_events import OutcomeEvent
+from adserve.recording import ImpressionIncrement
 
 
 @dataclass
@@ -55,3 +64,82 @@ class ConstantScorer:
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return np.full(len(indices), self.score, dtype=np.float32)
+
+
+@dataclass
+class InMemoryOutcomeQueue:
+    """The outcomes queue; `available=False` fails every call, `failing_ids` fails only those entries."""
+
+    events: list[OutcomeEvent] = field(default_factory=list)
+    available: bool = True
+    failing_ids: set[str] = field(default_factory=set)
+    batch_calls: list[int] = field(default_factory=list)
+
+    def publish(self, event: OutcomeEvent) -> None:
+        if not self.available:
+            raise OutcomeQueueUnavailableError("queue unreachable")
+        self.events.append(event)
+
+    def publish_batch(self, events: Sequence[OutcomeEvent]) -> list[str]:
+        failed: list[str] = []
+        for start in range(0, len(events), 10):
+            chunk = events[start : start + 10]
+            self.batch_calls.append(len(chunk))
+            for event in chunk:
+                if not self.available or event.event_id in self.failing_ids:
+                    failed.append(event.event_id)
+                else:
+                    self.events.append(event)
+        return failed
+
+
+@dataclass
+class InMemoryImpressionCounter:
+    """Markers and counters per listener, like the FrequencyCaps table; also a Decide counter reader.
+
+    `available=False` fails every write like an unreachable table; `failing_listeners` fails only theirs.
+    """
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    markers: set[tuple[str, str]] = field(default_factory=set)
+    available: bool = True
+    failing_listeners: set[str] = field(default_factory=set)
+    writes: int = 0
+
+    def count_once(self, increment: ImpressionIncrement) -> bool:
+        self.writes += 1
+        if not self.available or increment.listener_id in self.failing_listeners:
+            raise CounterStoreUnavailableError("table unreachable")
+        marker = (increment.listener_id, increment.marker_key)
+        if marker in self.markers:
+            return False
+        self.markers.add(marker)
+        counters = self.counts.setdefault(increment.listener_id, {})
+        for slot in increment.counters:
+            counters[slot.key] = counters.get(slot.key, 0) + 1
+        return True
+
+    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:  # noqa: ARG002 (the port's signature)
+        return dict(self.counts.get(listener_id, {}))
+
+
+@dataclass
+class InMemoryLogStore:
+    """A bucket: `available=False` fails every put, `failing_prefixes` fails puts of keys under them."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    available: bool = True
+    failing_prefixes: set[str] = field(default_factory=set)
+    puts: int = 0
+
+    def put_object(self, key: str, body: bytes) -> None:
+        self.puts += 1
+        if not self.available or any(key.startswith(prefix) for prefix in self.failing_prefixes):
+            raise LogStoreUnavailableError("bucket unreachable")
+        self.objects[key] = body
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        return iter(sorted(key for key in self.objects if key.startswith(prefix)))
+
+    def read_object(self, key: str) -> bytes:
+        return self.objects[key]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from devstack.intrinsics import ResourceReferences
 from devstack.stack_description import BUCKET, QUEUE, SECRET, TABLE, LocalResource, StackDescription
@@ -33,13 +34,21 @@ class ProvisioningError(RuntimeError):
 Creator = Callable[[boto3.session.Session, LocalResource, Mapping[str, Any]], ResourceReferences]
 
 
-def create_resources(description: StackDescription, session: boto3.session.Session) -> dict[str, ResourceReferences]:
-    """Create every local resource in dependency order; the real references of each, by logical ID."""
+def create_resources(
+    description: StackDescription, session: boto3.session.Session, *, visibility_timeout_override: int | None = None
+) -> dict[str, ResourceReferences]:
+    """Create every local resource in dependency order; the real references of each, by logical ID.
+
+    *visibility_timeout_override* replaces every queue's VisibilityTimeout (seconds), so that messages a
+    function failed come back, and reach a dead-letter queue, in seconds rather than minutes locally.
+    """
     created: dict[str, ResourceReferences] = {}
     for resource in description.creation_order():
         # Resolve against what exists so far, so a RedrivePolicy gets the dead-letter queue's real ARN.
         current = dataclasses.replace(description, references={**description.references, **created})
         properties = current.resolve(dict(resource.properties))
+        if resource.resource_type == QUEUE and visibility_timeout_override is not None:
+            properties["VisibilityTimeout"] = visibility_timeout_override
         try:
             created[resource.logical_id] = _CREATORS[resource.resource_type](session, resource, properties)
         except Exception as error:
@@ -118,9 +127,22 @@ def _create_queue(
     attributes: dict[Any, str] = {
         name: _attribute_string(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties
     }
-    url = client.create_queue(QueueName=resource.physical_name, Attributes=attributes)["QueueUrl"]
+    try:
+        url = client.create_queue(QueueName=resource.physical_name, Attributes=attributes)["QueueUrl"]
+    except ClientError as error:
+        # Left by an earlier run on a persistent endpoint with other attributes (say another visibility
+        # timeout): take this run's, FifoQueue aside, which cannot change.
+        if error.response.get("Error", {}).get("Code") not in _QUEUE_EXISTS_CODES:
+            raise
+        url = client.get_queue_url(QueueName=resource.physical_name)["QueueUrl"]
+        attributes.pop("FifoQueue", None)
+        if attributes:
+            client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return ResourceReferences(ref=url, attributes={"Arn": arn, "QueueName": resource.physical_name, "QueueUrl": url})
+
+
+_QUEUE_EXISTS_CODES = frozenset({"QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"})
 
 
 def _attribute_string(value: Any) -> str:

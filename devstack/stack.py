@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from devstack.api_events import http_api_event
 from devstack.aws_endpoint import AwsEndpoint, credentials_environment
 from devstack.environment import EnvironmentPatch, functions_environment
+from devstack.event_source_mapping import EventSourceMappings
 from devstack.lambda_runtime import FunctionRuntime
 from devstack.provisioning import create_resources
 from devstack.routing import RouteMatch, Router
@@ -55,6 +56,7 @@ class LocalStack:
             logical_id: FunctionRuntime(function, description.region, description.account_id)
             for logical_id, function in description.functions.items()
         }
+        self._event_sources: EventSourceMappings | None = None
 
     @classmethod
     def start(
@@ -63,11 +65,18 @@ class LocalStack:
         *,
         endpoint_url: str | None = None,
         stack_name: str = DEFAULT_STACK_NAME,
+        event_sources: bool = False,
+        visibility_timeout_override: int | None = None,
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
         Everything, the resource creation included, goes through boto3's own endpoint settings
         (``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``), as the handlers do.
+
+        *event_sources* starts polling the functions' SQS queues right away (see :meth:`start_event_sources`);
+        off by default, so tests that invoke handlers directly see the queues untouched.
+        *visibility_timeout_override* (seconds) replaces every queue's VisibilityTimeout, so failed messages
+        are retried, and dead-lettered, in seconds instead of the template's minutes.
         """
         template_path = Path(template_path).resolve()
         endpoint = AwsEndpoint.start(endpoint_url)
@@ -84,7 +93,7 @@ class LocalStack:
             session = boto3.session.Session()
             account_id = _account_id(session)
             planned = describe_stack(template_path, stack_name=stack_name, region=region, account_id=account_id)
-            created = create_resources(planned, session)
+            created = create_resources(planned, session, visibility_timeout_override=visibility_timeout_override)
             description = describe_stack(
                 template_path, stack_name=stack_name, region=region, account_id=account_id, created=created
             )
@@ -94,7 +103,14 @@ class LocalStack:
             environ.restore()
             endpoint.stop()
             raise
-        return cls(endpoint, description, env, environ)
+        stack = cls(endpoint, description, env, environ)
+        if event_sources:
+            try:
+                stack.start_event_sources()
+            except BaseException:
+                stack.stop()
+                raise
+        return stack
 
     @property
     def endpoint_url(self) -> str:
@@ -153,8 +169,27 @@ class LocalStack:
         )
         return match.route.function_id, event
 
+    @property
+    def event_sources(self) -> EventSourceMappings | None:
+        """The running SQS pollers, or None while they are off."""
+        return self._event_sources
+
+    def start_event_sources(self) -> EventSourceMappings:
+        """Poll each function's SQS queues and invoke it with batches, as Lambda's event source mappings do."""
+        if self._event_sources is None:
+            self._event_sources = EventSourceMappings.for_stack(self.description, self.invoke)
+            self._event_sources.start()
+        return self._event_sources
+
+    def stop_event_sources(self) -> None:
+        """Stop the pollers (within about a second, unless a batch is still being handled)."""
+        if self._event_sources is not None:
+            self._event_sources.stop()
+            self._event_sources = None
+
     def stop(self) -> None:
-        """Stop the embedded endpoint and restore the process environment."""
+        """Stop the pollers and the embedded endpoint, and restore the process environment."""
+        self.stop_event_sources()
         self._environ.restore()
         self._endpoint.stop()
 

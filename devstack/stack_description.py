@@ -22,6 +22,7 @@ __all__ = [
     "FunctionDefinition",
     "HttpRoute",
     "LocalResource",
+    "SqsEventSource",
     "StackDescription",
     "describe_stack",
 ]
@@ -94,6 +95,23 @@ class HttpRoute:
 
 
 @dataclass(frozen=True)
+class SqsEventSource:
+    """One ``SQS`` event of a function: the event source mapping Lambda would poll the queue with."""
+
+    function_id: str
+    event_name: str
+    queue_id: str
+    batch_size: int = 10
+    maximum_batching_window_seconds: int = 0
+    function_response_types: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @property
+    def reports_batch_item_failures(self) -> bool:
+        return "ReportBatchItemFailures" in self.function_response_types
+
+
+@dataclass(frozen=True)
 class StackDescription:
     stack_name: str
     region: str
@@ -103,6 +121,7 @@ class StackDescription:
     routes: tuple[HttpRoute, ...]
     references: Mapping[str, ResourceReferences]
     pseudo_parameters: Mapping[str, str] = field(default_factory=dict)
+    sqs_event_sources: tuple[SqsEventSource, ...] = ()
 
     def physical_name(self, logical_id: str) -> str:
         if logical_id in self.resources:
@@ -198,6 +217,7 @@ def describe_stack(
         routes=_http_routes(template),
         references=references,
         pseudo_parameters=pseudo,
+        sqs_event_sources=_sqs_event_sources(template, resources, references, pseudo),
     )
 
 
@@ -323,3 +343,46 @@ def _http_routes(template: Template) -> tuple[HttpRoute, ...]:
                 HttpRoute(method=method, path=str(properties.get("Path", "$default")), function_id=logical_id)
             )
     return tuple(routes)
+
+
+def _sqs_event_sources(
+    template: Template,
+    resources: Mapping[str, LocalResource],
+    references: Mapping[str, ResourceReferences],
+    pseudo: Mapping[str, str],
+) -> tuple[SqsEventSource, ...]:
+    """Every ``SQS`` event of every function, with Lambda's defaults for what it leaves out."""
+    sources: list[SqsEventSource] = []
+    for logical_id, function in resources_of_type(template, FUNCTION).items():
+        events = (function.get("Properties") or {}).get("Events") or {}
+        for event_name, event in events.items():
+            if not isinstance(event, dict) or event.get("Type") != "SQS":
+                continue
+            properties = event.get("Properties") or {}
+            queue_id = _queue_logical_id(properties.get("Queue"))
+            if queue_id is None or getattr(resources.get(queue_id), "resource_type", None) != QUEUE:
+                msg = f"{logical_id} event {event_name}: Queue must be !GetAtt <a queue of the template>.Arn"
+                raise UnresolvableError(f"{msg}, got {properties.get('Queue')!r}")
+            settings = {name: resolve(setting, references, pseudo) for name, setting in properties.items()}
+            sources.append(
+                SqsEventSource(
+                    function_id=logical_id,
+                    event_name=event_name,
+                    queue_id=queue_id,
+                    batch_size=int(settings.get("BatchSize", 10)),
+                    maximum_batching_window_seconds=int(settings.get("MaximumBatchingWindowInSeconds", 0)),
+                    function_response_types=tuple(str(kind) for kind in settings.get("FunctionResponseTypes") or ()),
+                    enabled=settings.get("Enabled", True) not in (False, "false", "False"),
+                )
+            )
+    return tuple(sources)
+
+
+def _queue_logical_id(queue: Any) -> str | None:
+    """``OutcomesQueue`` from ``{"Fn::GetAtt": ["OutcomesQueue", "Arn"]}`` (or ``"OutcomesQueue.Arn"``)."""
+    target = queue.get("Fn::GetAtt") if isinstance(queue, dict) else None
+    if isinstance(target, str):
+        target = target.split(".", 1)
+    if isinstance(target, list) and len(target) == 2 and target[1] == "Arn" and isinstance(target[0], str):
+        return target[0]
+    return None

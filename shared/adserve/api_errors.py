@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from adserve.decision_api import ErrorBody, ErrorResponse
-from adserve.errors import InvalidInputError, NotFoundError
+from adserve.errors import InvalidInputError, NotFoundError, OutcomeQueueUnavailableError, TokenError
 from adserve.observability import logger
 
 
@@ -50,6 +50,18 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
     @app.exception_handler(NotFoundError)
     def _not_found(error: NotFoundError) -> Response[str]:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
+
+    @app.exception_handler(TokenError)
+    def _bad_token(error: TokenError) -> Response[str]:
+        return error_response(HTTPStatus.FORBIDDEN, error.code, str(error))
+
+    @app.exception_handler(OutcomeQueueUnavailableError)
+    def _queue_unavailable(_: OutcomeQueueUnavailableError) -> Response[str]:
+        response = error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", "the event could not be queued; retry it"
+        )
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.not_found
     def _no_route(_: Exception) -> Response[str]:

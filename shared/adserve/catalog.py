@@ -3,6 +3,7 @@
 Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows.
 """
 
+import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Protocol
 from adserve.campaigns import Campaign, CampaignStatus
 from adserve.features import FeatureEncoder
 from adserve.observability import logger
+from adserve.refreshing import RefreshingValue
 from adserve.targeting import AdCandidate
 from adserve.vocabulary import Placement
 
@@ -33,7 +35,6 @@ def ad_features(campaign: Campaign, ad_id: str, ad_format: str) -> dict[str, str
 @dataclass(frozen=True)
 class CatalogSnapshot:
     by_placement: dict[Placement, list[AdCandidate]]
-    loaded_at: float
 
 
 class CampaignCatalog:
@@ -46,29 +47,21 @@ class CampaignCatalog:
     ) -> None:
         self._source = source
         self._encoder = encoder
-        self._ttl = ttl_seconds
-        self._monotonic = monotonic
-        self._snapshot: CatalogSnapshot | None = None
+        self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign catalog", monotonic=monotonic)
 
     def ads_for(self, placement: Placement) -> Sequence[AdCandidate]:
         """Active ads that run in this placement; a stale snapshot keeps serving if a refresh fails."""
-        snapshot = self._snapshot
-        if snapshot is None or self._monotonic() - snapshot.loaded_at >= self._ttl:
-            snapshot = self._refresh(snapshot)
-        return snapshot.by_placement.get(placement, [])
+        return self._snapshot.get().by_placement.get(placement, [])
 
-    def _refresh(self, stale: CatalogSnapshot | None) -> CatalogSnapshot:
-        try:
-            campaigns = self._source.list_campaigns()
-        except Exception:
-            if stale is None:
-                raise
-            logger.exception("campaign catalog refresh failed; serving the previous snapshot")
-            self._snapshot = CatalogSnapshot(stale.by_placement, self._monotonic())
-            return self._snapshot
-        self._snapshot = self._build(campaigns)
+    def _load(self) -> CatalogSnapshot:
+        campaigns = self._source.list_campaigns()
         logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns)})
-        return self._snapshot
+        snapshot = self._build(campaigns)
+        # The snapshot lives for the whole TTL: moving it (and everything loaded before it) out of the
+        # cyclic collector's reach keeps full collections from rescanning it during decisions (bench:
+        # p99 at 1000 candidates was dominated by ~30 ms full collections).
+        gc.freeze()
+        return snapshot
 
     def _build(self, campaigns: list[Campaign]) -> CatalogSnapshot:
         by_placement: dict[Placement, list[AdCandidate]] = {}
@@ -80,4 +73,4 @@ class CampaignCatalog:
                 ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features))
                 for placement in campaign.placements:
                     by_placement.setdefault(placement, []).append(ad)
-        return CatalogSnapshot(by_placement, self._monotonic())
+        return CatalogSnapshot(by_placement)

@@ -2,6 +2,7 @@
 
     adserve campaigns load examples/campaigns.json [--table NAME]
     adserve campaigns list [--table NAME] [--json]
+    adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
 
 A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
 """
@@ -13,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns import Campaign
-from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.log_store import S3LogStore
+from adserve.errors import LogStoreUnavailableError
+from adserve.training_logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
 
 __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
 
 TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
+BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
 
 
 class CampaignFileError(ValueError):
@@ -71,6 +77,8 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
+    if arguments.group == "logs":
+        return _logs(arguments)
     table = arguments.table or os.environ.get(TABLE_VARIABLE)
     if not table:
         print(f"adserve: no table; pass --table or set {TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
@@ -114,6 +122,46 @@ def _list(table: str, *, as_json: bool) -> int:
     return 0
 
 
+def _logs(arguments: argparse.Namespace) -> int:
+    """Print the logged rows of a time range as the trainer sees them (deduplicated); a summary to stderr."""
+    bucket = arguments.bucket or os.environ.get(BUCKET_VARIABLE)
+    if not bucket:
+        print(f"adserve: no bucket; pass --bucket or set {BUCKET_VARIABLE}", file=sys.stderr)  # noqa: T201
+        return 2
+    if arguments.end < arguments.start:
+        print("adserve: --to is before --from", file=sys.stderr)  # noqa: T201
+        return 2
+    store, stats = S3LogStore(s3_client(), bucket), ReadStats()
+    readers = {"decisions": read_decisions, "outcomes": read_outcomes, "joined": read_joined}
+    printed = 0
+    try:
+        for row in readers[arguments.kind](store, arguments.start, arguments.end, stats):
+            print(json_line(row))  # noqa: T201
+            printed += 1
+    except LogStoreUnavailableError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    summary = {
+        "kind": arguments.kind,
+        "rows": printed,
+        "duplicates_dropped": stats.duplicates_dropped,
+        "malformed_lines_skipped": stats.malformed_lines,
+        "unreadable_objects": stats.unreadable_objects,
+        "objects_read": stats.objects,
+    }
+    print(json.dumps(summary), file=sys.stderr)  # noqa: T201
+    return 0
+
+
+def _hour(text: str) -> datetime:
+    """``2026-11-25T13`` (or any ISO time; naive means UTC) -> that instant in UTC."""
+    try:
+        moment = datetime.fromisoformat(text if len(text) != 13 else f"{text}:00")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO hour like 2026-11-25T13: {text!r}") from error
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _store(table: str) -> CampaignStore:
     # Not adserve.wiring: the CLI should not import the decision path (numpy, onnxruntime) to list a table.
     return CampaignStore(dynamodb_client(), table)
@@ -135,6 +183,16 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list every campaign")
     listing.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
     listing.add_argument("--json", action="store_true", help="print the full documents as JSON")
+    logs = groups.add_parser("logs", help="read the training logs of a time range (deduplicated) as JSON lines")
+    logs.add_argument("--from", dest="start", type=_hour, required=True, help="first hour, UTC, e.g. 2026-11-25T00")
+    logs.add_argument("--to", dest="end", type=_hour, required=True, help="last hour, UTC, included")
+    logs.add_argument(
+        "--kind",
+        choices=("decisions", "outcomes", "joined"),
+        default="joined",
+        help="joined: one row per chosen ad with its features, propensity and outcome flags (default)",
+    )
+    logs.add_argument("--bucket", help=f"logs bucket (default: ${BUCKET_VARIABLE})")
     return parser
 
 

@@ -59,6 +59,29 @@ class DecisionRecord(BaseModel):
     cap_check: CapCheck
     candidates: list[LoggedCandidate]
     chosen: list[LoggedChoice]
+    candidates_dropped: int = 0
+
+    def to_json_within(self, max_bytes: int) -> str:
+        """The record as JSON no larger than max_bytes (a queue's message limit).
+
+        A huge candidate set is trimmed to the best-scored candidates, always keeping the chosen ones, and
+        `candidates_dropped` says how many went: off-policy estimates only need the chosen ads' propensities.
+        """
+        body = self.model_dump_json()
+        record = self
+        while len(body.encode()) > max_bytes and record.candidates:
+            chosen = {choice.ad_id for choice in record.chosen}
+            keep = max(len(chosen), int(len(record.candidates) * max_bytes / len(body.encode()) * 0.95))
+            ranked = sorted(record.candidates, key=lambda c: (c.ad_id not in chosen, -c.score))
+            kept = ranked[:keep] if keep < len(ranked) else ranked[: len(ranked) - 1]
+            record = record.model_copy(
+                update={
+                    "candidates": kept,
+                    "candidates_dropped": self.candidates_dropped + len(self.candidates) - len(kept),
+                }
+            )
+            body = record.model_dump_json()
+        return body
 
 
 def pseudonymous_listener_id(listener_id: str) -> str:

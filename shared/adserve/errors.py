@@ -30,4 +30,37 @@ class DecisionLogUnavailableError(AdserveError):
 
 
 class TokenError(AdserveError):
-    """A tracking token is malformed, forged, tampered with, expired or used for the wrong event type."""
+    """A tracking token is malformed, forged, tampered with, expired or used for the wrong event type.
+
+    `code` is the stable, machine-readable reason the API answers with; subclasses narrow it.
+    """
+
+    code: str = "invalid_token"
+
+
+class ExpiredTokenError(TokenError):
+    """A genuine tracking token past its expiry."""
+
+    code = "expired_token"
+
+
+class WrongEventTypeError(TokenError):
+    """A genuine tracking token presented for an event type it was not issued for."""
+
+    code = "wrong_event_type"
+
+
+class OutcomeQueueUnavailableError(AdserveError):
+    """An outcome event could not be queued; the caller should retry (the event's identity makes that safe)."""
+
+
+class InvalidRecordError(AdserveError):
+    """A queue message is not a valid decision record or outcome event; it goes to the DLQ."""
+
+
+class CounterStoreUnavailableError(AdserveError):
+    """An impression's counters could not be written; the record fails and is redelivered."""
+
+
+class LogStoreUnavailableError(AdserveError):
+    """A training-log object could not be written or read."""

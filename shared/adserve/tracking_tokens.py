@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from adserve.errors import TokenError
+from adserve.errors import ExpiredTokenError, TokenError, WrongEventTypeError
 from adserve.vocabulary import EventType
 
 MAX_TOKEN_LENGTH = 1024
@@ -54,9 +54,9 @@ class TokenSigner:
         except (ValueError, TypeError) as error:
             raise TokenError("token payload is malformed") from error
         if claims.event_type != event_type.value:
-            raise TokenError(f"token is not valid for {event_type.value} events")
+            raise WrongEventTypeError(f"token is not valid for {event_type.value} events")
         if claims.expires_at <= now.timestamp():
-            raise TokenError("token has expired")
+            raise ExpiredTokenError("token has expired")
         return claims
 
     def _signature(self, payload: str) -> str:

@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 THROTTLED_BODY = (
     b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}'
 )
+SQS_THROTTLED_BODY = b'{"__type":"com.amazonaws.sqs#RequestThrottled","message":"slow down"}'
+"""What SQS's JSON protocol answers (x-amz-target: AmazonSQS.<Operation>) when it throttles."""
 
 
 class AwsProxy:
@@ -25,6 +27,8 @@ class AwsProxy:
         self.calls: Counter[str] = Counter()
         self.throttle: set[str] = set()
         self.delay: dict[str, float] = {}
+        self.throttle_after: dict[str, int] = {}
+        """Operation -> how many calls pass before every further call is throttled (a fault mid-batch)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -47,6 +51,12 @@ class AwsProxy:
             self.calls.clear()
             self.throttle.clear()
             self.delay.clear()
+            self.throttle_after.clear()
+
+    def _over_quota(self, operation: str) -> bool:
+        with self._lock:
+            quota = self.throttle_after.get(operation)
+            return quota is not None and self.calls[operation] > quota
 
     def _record(self, operation: str) -> None:
         with self._lock:
@@ -61,11 +71,12 @@ class AwsProxy:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                operation = (self.headers.get("x-amz-target") or "unknown").rpartition(".")[2]
+                service, _, operation = (self.headers.get("x-amz-target") or "unknown").rpartition(".")
                 proxy._record(operation)
                 time.sleep(proxy.delay.get(operation, 0.0))
-                if operation in proxy.throttle:
-                    self._reply(400, {"content-type": "application/x-amz-json-1.0"}, THROTTLED_BODY)
+                if operation in proxy.throttle or proxy._over_quota(operation):
+                    throttled = SQS_THROTTLED_BODY if service == "AmazonSQS" else THROTTLED_BODY
+                    self._reply(400, {"content-type": "application/x-amz-json-1.0"}, throttled)
                     return
                 upstream = http.client.HTTPConnection(*proxy._upstream, timeout=30)
                 upstream.request("POST", self.path, body, dict(self.headers))

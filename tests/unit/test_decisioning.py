@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from adserve.campaigns import Campaign
 from adserve.catalog import CampaignCatalog
+from adserve.decision_records import DecisionRecord
 from adserve.decisioning import DecisionService, PolicySettings, listener_features
 from adserve.features import FeatureEncoder
 from adserve.frequency_caps import impression_counters, session_key
@@ -134,3 +135,17 @@ def test_returned_propensities_are_probabilities(epsilon: float) -> None:
     decider.policy = PolicySettings(epsilon=epsilon, token_ttl=timedelta(hours=1))
     for ad in decider.decide(decision_request(max_ads=5), BASE_URL).ads:
         assert 0 < ad.propensity <= 1
+
+
+def test_a_record_over_the_queue_limit_keeps_the_chosen_and_best_candidates() -> None:
+    log = RecordingDecisionLog()
+    campaigns = [campaign(campaign_id=f"c{i:04d}", advertiser_id=f"a{i:04d}", value_cpm=i + 1) for i in range(300)]
+    response = service(*campaigns, log=log).decide(decision_request(max_ads=3), BASE_URL)
+    [record] = log.records
+    body = record.to_json_within(20_000)
+    trimmed = DecisionRecord.model_validate_json(body)
+    assert len(body.encode()) <= 20_000
+    assert trimmed.candidates_dropped == 300 - len(trimmed.candidates) > 0
+    kept = {candidate.ad_id for candidate in trimmed.candidates}
+    assert {ad.ad_id for ad in response.ads} <= kept
+    assert record.to_json_within(10_000_000) == record.model_dump_json()

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from devstack.intrinsics import UnresolvableError
 from devstack.routing import Router
 from devstack.stack_description import LOCAL_RESOURCE_TYPES, StackDescription, describe_stack
 from devstack.template import load_template, resources_of_type
@@ -95,3 +96,59 @@ def test_requests_match_the_template_routes(
 )
 def test_unknown_routes_and_other_methods_do_not_match(stack: StackDescription, method: str, path: str) -> None:
     assert Router(stack.routes).match(method, path) is None
+
+
+def test_sqs_events_are_described_as_event_source_mappings(template: dict[str, Any], stack: StackDescription) -> None:
+    declared = {
+        (logical_id, name): event["Properties"]
+        for logical_id, function in resources_of_type(template, "AWS::Serverless::Function").items()
+        for name, event in function["Properties"].get("Events", {}).items()
+        if event["Type"] == "SQS"
+    }
+    described = {(source.function_id, source.event_name): source for source in stack.sqs_event_sources}
+    assert described.keys() == declared.keys()
+    for key, properties in declared.items():
+        source = described[key]
+        assert properties["Queue"] == {"Fn::GetAtt": [source.queue_id, "Arn"]}
+        assert stack.resources[source.queue_id].resource_type == "AWS::SQS::Queue"
+        assert source.batch_size == properties.get("BatchSize", 10)
+        assert source.maximum_batching_window_seconds == properties.get("MaximumBatchingWindowInSeconds", 0)
+        assert source.function_response_types == tuple(properties.get("FunctionResponseTypes", ()))
+        assert source.enabled
+    record = described[("RecordFunction", "Outcomes")]
+    assert (record.queue_id, record.batch_size, record.reports_batch_item_failures) == ("OutcomesQueue", 100, True)
+
+
+SQS_EVENT_TEMPLATE = """
+Resources:
+  Work:
+    Type: AWS::SQS::Queue
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker/
+      Handler: app.handler
+      Events:
+        Work:
+          Type: SQS
+          Properties:
+            Queue: {queue}
+{extra}
+"""
+
+
+def test_sqs_event_sources_take_lambdas_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(SQS_EVENT_TEMPLATE.format(queue="!GetAtt Work.Arn", extra="            Enabled: false"))
+    (source,) = describe_stack(path).sqs_event_sources
+    assert (source.function_id, source.event_name, source.queue_id) == ("Worker", "Work", "Work")
+    assert (source.batch_size, source.maximum_batching_window_seconds, source.function_response_types) == (10, 0, ())
+    assert not source.reports_batch_item_failures
+    assert not source.enabled
+
+
+def test_an_sqs_event_on_a_queue_outside_the_template_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(SQS_EVENT_TEMPLATE.format(queue="arn:aws:sqs:us-east-1:123456789012:elsewhere", extra=""))
+    with pytest.raises(UnresolvableError, match="Worker event Work"):
+        describe_stack(path)

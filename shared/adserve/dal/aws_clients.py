@@ -4,13 +4,16 @@ boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which is how the 
 point every client at moto without a line of code here.
 """
 
-from typing import TYPE_CHECKING
+import threading
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 
@@ -23,9 +26,31 @@ def _config(connect_timeout: float, read_timeout: float, attempts: int) -> Confi
     )
 
 
+_SESSION_LOCK = threading.Lock()
+
+
+@cache
+def _session() -> boto3.session.Session:
+    """One session per process: each new session re-reads botocore's service models (~75 ms a client)."""
+    return boto3.session.Session()
+
+
+def _client(service: str, config: Config) -> Any:
+    """Sessions are not thread-safe (the local stack runs functions on threads); clients are."""
+    with _SESSION_LOCK:
+        return _session().client(service, config=config)  # type: ignore[call-overload]
+
+
 def dynamodb_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "DynamoDBClient":
-    return boto3.session.Session().client("dynamodb", config=_config(connect_timeout, read_timeout, attempts))
+    client: DynamoDBClient = _client("dynamodb", _config(connect_timeout, read_timeout, attempts))
+    return client
 
 
 def sqs_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "SQSClient":
-    return boto3.session.Session().client("sqs", config=_config(connect_timeout, read_timeout, attempts))
+    client: SQSClient = _client("sqs", _config(connect_timeout, read_timeout, attempts))
+    return client
+
+
+def s3_client(*, connect_timeout: float = 1.0, read_timeout: float = 5.0, attempts: int = 3) -> "S3Client":
+    client: S3Client = _client("s3", _config(connect_timeout, read_timeout, attempts))
+    return client

@@ -11,6 +11,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
+MAX_MESSAGE_BYTES = 250 * 1024
+"""SQS accepts 256 KiB per message; the margin covers message attributes."""
+
+
 class DecisionQueue:
     def __init__(self, client: "SQSClient", queue_url: str) -> None:
         self._client = client
@@ -20,7 +24,7 @@ class DecisionQueue:
         try:
             self._client.send_message(
                 QueueUrl=self._queue_url,
-                MessageBody=record.model_dump_json(),
+                MessageBody=record.to_json_within(MAX_MESSAGE_BYTES),
                 MessageAttributes={"kind": {"DataType": "String", "StringValue": RECORD_KIND}},
             )
         except (ClientError, BotoCoreError) as error:

@@ -1,0 +1,84 @@
+"""``python -m bench``: every figure of the performance budget in one run; see bench/README.md."""
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import cold_start, decide_latency, environment, layer_size, moto_latency, onnx_scoring, report, vw_peer
+from bench.catalogs import REPO_ROOT
+from bench.decide_latency import quiet_stdout
+from devstack.stack import DEFAULT_TEMPLATE, LocalStack
+
+DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--skip-build", action="store_true", help="do not run `make build` if .aws-sam/build is missing"
+    )
+    parser.add_argument("--skip-moto", action="store_true", help="skip the figures that need a moto server (1b, 3)")
+    parser.add_argument("--quick", action="store_true", help="about a tenth of the iterations: a smoke run")
+    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold-start median")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
+    return parser.parse_args(argv)
+
+
+def _step(name: str, timings: dict[str, float], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one figure; a failure is recorded (and printed) instead of losing the other figures."""
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        result = work()
+    except Exception as error:  # noqa: BLE001 - any failure of one figure must not lose the others
+        traceback.print_exc(file=sys.stderr)
+        result = {"skipped": f"FAILED: {type(error).__name__}: {error}"}
+    timings[name] = round(time.perf_counter() - started, 1)
+    print(f"[bench] {name} done in {timings[name]} s", file=sys.stderr, flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    figures: dict[str, Any] = {}
+    figures["decide_in_process"] = _step("1a decide in-process", timings, lambda: decide_latency.run(args.quick))
+    figures["onnx"] = _step("2 onnx scoring", timings, lambda: onnx_scoring.run(args.quick))
+    figures["vw_peer"] = _step("5 vw peer", timings, lambda: vw_peer.run(args.quick))
+    if args.skip_moto:
+        figures["cold_start"] = {"skipped": "--skip-moto"}
+        figures["decide_moto"] = {"skipped": "--skip-moto"}
+    else:
+        # One moto server for both: moto keeps its state per process, so a second stack would find the tables.
+        with LocalStack.start(DEFAULT_TEMPLATE) as stack:
+            figures["cold_start"] = _step("3 cold start", timings, lambda: cold_start.run(stack, args.cold_runs))
+            with quiet_stdout():
+                figures["decide_moto"] = _step(
+                    "1b decide on moto", timings, lambda: moto_latency.run(stack, args.quick)
+                )
+    figures["layer_size"] = _step("4 layer size", timings, lambda: layer_size.run(args.skip_build))
+    checks = report.targets(figures)
+    machine = environment.describe()
+    document = {
+        "machine": machine,
+        "settings": {"quick": args.quick, "skip_build": args.skip_build, "skip_moto": args.skip_moto},
+        "figures": figures,
+        "targets": checks,
+        "step_seconds": timings,
+        "total_seconds": round(time.perf_counter() - started, 1),
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    print(report.render(machine, figures, checks))
+    print(f"\nwritten {args.output} in {document['total_seconds']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Figure 3: cold start. A fresh interpreter imports the Decide handler and serves its first request.
+
+Timed in this process from just before spawning the child to the moment its result line arrives (so
+interpreter start-up is included, exit is not). The floor is a fresh interpreter that only imports numpy,
+onnxruntime and boto3, timed the same way: the part of the cold start no code of ours can remove.
+The child also reports, with its own clock, the handler module import and the first request (service build:
+settings, boto3 clients, model load, catalog Scan, secret read; then the decision itself).
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bench import catalogs
+from bench.handler import DECIDE_APP
+from bench.moto_latency import put_campaigns
+from devstack.stack import LocalStack
+
+MARKER = "BENCH-RESULT "
+CAMPAIGNS = 50
+
+HANDLER_CHILD = f"""
+import time
+started = time.perf_counter_ns()
+import importlib.util, json, sys, types
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+imported = time.perf_counter_ns()
+context = types.SimpleNamespace(
+    function_name="decide", memory_limit_in_mb=1769, aws_request_id="cold-start-1",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:decide",
+    get_remaining_time_in_millis=lambda: 3000,
+)
+response = module.lambda_handler(json.loads(sys.argv[2]), context)
+served = time.perf_counter_ns()
+print({MARKER!r} + json.dumps({{
+    "status": response["statusCode"],
+    "import_ms": (imported - started) / 1e6,
+    "first_request_ms": (served - imported) / 1e6,
+}}), flush=True)
+"""
+
+FLOOR_CHILD = f"""
+import time
+started = time.perf_counter_ns()
+import numpy, onnxruntime, boto3
+imported = time.perf_counter_ns()
+print({MARKER!r} + '{{"import_ms": ' + str((imported - started) / 1e6) + '}}', flush=True)
+"""
+
+
+def spawn(code: str, args: list[str], env: Mapping[str, str]) -> tuple[float, dict[str, Any]]:
+    """Milliseconds from spawn to the child's result line, and what the child reported."""
+    started = time.perf_counter_ns()
+    with subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(env)
+    ) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.startswith(MARKER):
+                elapsed_ms = (time.perf_counter_ns() - started) / 1e6
+                report: dict[str, Any] = json.loads(line[len(MARKER) :])
+                child.stdout.read()
+                _, errors = child.communicate()
+                return elapsed_ms, report
+        _, errors = child.communicate()
+    raise RuntimeError(f"cold-start child exited {child.returncode} without a result: {errors[-2000:]}")
+
+
+def _median(runs: list[dict[str, float]], key: str) -> float:
+    return round(statistics.median(run[key] for run in runs), 2)
+
+
+def run(stack: LocalStack, runs: int = 5) -> dict[str, Any]:
+    """Run before the warm moto figures, while the stack's catalog holds CAMPAIGNS campaigns."""
+    put_campaigns(stack, catalogs.campaigns(CAMPAIGNS, datetime.now(UTC)))
+    env = {**os.environ, **stack.env}
+    event = json.dumps(catalogs.api_gateway_event(catalogs.decision_request_document()))
+    handler_args = [str(DECIDE_APP), event]
+    spawn(HANDLER_CHILD, handler_args, env)  # untimed: page cache and bytecode caches warm, as on a host
+    spawn(FLOOR_CHILD, [], env)
+    handler_runs: list[dict[str, float]] = []
+    floor_runs: list[dict[str, float]] = []
+    for _ in range(runs):  # interleaved, so drift on the host affects both alike
+        elapsed, report = spawn(HANDLER_CHILD, handler_args, env)
+        if report.get("status") != 200:
+            raise RuntimeError(f"cold-start decision answered {report.get('status')}")
+        handler_runs.append({"total_ms": elapsed, **report})
+        elapsed, report = spawn(FLOOR_CHILD, [], env)
+        floor_runs.append({"total_ms": elapsed, **report})
+    handler_total = _median(handler_runs, "total_ms")
+    floor_total = _median(floor_runs, "total_ms")
+    return {
+        "runs": runs,
+        "campaigns": CAMPAIGNS,
+        "backend": "moto server (LocalStack from template.yaml)",
+        "handler_spawn_to_response_ms": handler_total,
+        "handler_import_ms": _median(handler_runs, "import_ms"),
+        "handler_first_request_ms": _median(handler_runs, "first_request_ms"),
+        "handler_import_and_init_ms": round(
+            statistics.median(r["import_ms"] + r["first_request_ms"] for r in handler_runs), 2
+        ),
+        "floor_spawn_to_ready_ms": floor_total,
+        "floor_import_ms": _median(floor_runs, "import_ms"),
+        "ratio_to_floor": round(handler_total / floor_total, 3),
+        "handler_runs": handler_runs,
+        "floor_runs": floor_runs,
+    }

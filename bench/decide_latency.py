@@ -1,0 +1,117 @@
+"""Figure 1a: warm Decide latency in-process, with DynamoDB and SQS replaced by in-memory fakes.
+
+Two numbers per candidate count: ``service.decide`` alone (targeting, caps, encoding, ONNX, policy,
+tokens, the decision record) and the full handler (the Powertools resolver, request validation, the
+body-size limit, response serialisation and the metrics flush around it).
+"""
+
+import contextlib
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TextIO
+
+from adserve.catalog import CampaignCatalog
+from adserve.decision_api import DecisionRequest
+from adserve.decisioning import DecisionService, PolicySettings
+from adserve.features import FeatureEncoder
+from adserve.scoring import CtrModel
+from adserve.tracking_tokens import TokenSigner
+
+from bench import catalogs
+from bench.handler import check_response, inject_service, lambda_context, load_module
+from bench.stats import iterations_for, measure
+from devstack.fakes import InMemoryCampaigns, InMemoryCounters, RecordingDecisionLog
+
+MODEL_DIR = catalogs.REPO_ROOT / "layers" / "model" / "bootstrap"
+BASE_URL = "https://abc123.execute-api.us-east-1.amazonaws.com"
+EPSILON = 0.1
+MAX_ADS = 3
+SIZES = (10, 50, 200, 1000)
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[TextIO]:
+    """The handler prints its EMF metrics every call; send them to /dev/null (the write still happens)."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        yield sink
+
+
+@dataclass
+class FakeWiring:
+    service: DecisionService
+    log: RecordingDecisionLog
+    counters: InMemoryCounters
+
+
+def load_model(encoder: FeatureEncoder) -> CtrModel:
+    return CtrModel.load(MODEL_DIR, encoder.spec)
+
+
+def fake_service(size: int, model: CtrModel, encoder: FeatureEncoder) -> FakeWiring:
+    """A DecisionService as wiring.py builds it, with in-memory ports and ``size`` eligible campaigns."""
+    now = datetime.now(UTC)
+    campaigns = catalogs.campaigns(size, now)
+    counters = InMemoryCounters(
+        counts={catalogs.LISTENER_ID: {c.key: c.impressions for c in catalogs.listener_counters(campaigns, now)}}
+    )
+    log = RecordingDecisionLog()
+    signer = TokenSigner(random.Random(size).randbytes(64))
+    service = DecisionService(
+        catalog=CampaignCatalog(InMemoryCampaigns(campaigns), encoder, ttl_seconds=3600.0),
+        counters=counters,
+        scorer=lambda: model,
+        decision_log=log,
+        signer=lambda: signer,
+        encoder=encoder,
+        policy=PolicySettings(epsilon=EPSILON, token_ttl=timedelta(days=1)),
+        rng=random.Random(size),
+    )
+    return FakeWiring(service, log, counters)
+
+
+def _check_service(wiring: FakeWiring, request: DecisionRequest, size: int) -> int:
+    """Fail unless all ``size`` ads are eligible and caps were read; the decision record's JSON size."""
+    response = wiring.service.decide(request, BASE_URL)
+    record = wiring.log.records[-1]
+    if len(response.ads) != MAX_ADS or len(record.candidates) != size or record.cap_check != "ok":
+        raise RuntimeError(
+            f"benchmark catalog is wrong: {len(response.ads)} ads, {len(record.candidates)} of {size} "
+            f"candidates eligible, caps {record.cap_check}"
+        )
+    return len(record.model_dump_json().encode())
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    encoder = FeatureEncoder()
+    model = load_model(encoder)
+    module = load_module()
+    context = lambda_context()
+    request_document = catalogs.decision_request_document(MAX_ADS)
+    request = DecisionRequest.model_validate(request_document)
+    event = catalogs.api_gateway_event(request_document)
+    results: dict[str, Any] = {"model_version": model.version, "sizes": {}}
+    for size in SIZES:
+        wiring = fake_service(size, model, encoder)
+        inject_service(module, wiring.service)
+        iterations = iterations_for(size, 2000, quick)
+        warmup = max(iterations // 10, 20)
+        with quiet_stdout():
+            record_bytes = _check_service(wiring, request, size)
+            check_response(module.lambda_handler(event, context), MAX_ADS)
+            decide = measure(
+                partial(wiring.service.decide, request, BASE_URL), iterations, warmup, wiring.log.records.clear
+            )
+            handler = measure(
+                partial(module.lambda_handler, event, context), iterations, warmup, wiring.log.records.clear
+            )
+        results["sizes"][str(size)] = {
+            "service_decide": decide.to_dict(),
+            "full_handler": handler.to_dict(),
+            "decision_record_bytes": record_bytes,
+            "cap_reads": wiring.counters.reads,
+        }
+    return results

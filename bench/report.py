@@ -1,0 +1,262 @@
+"""The readable table printed at the end of a run, and the PASS/MISS check of DESIGN.md's budget."""
+
+from collections.abc import Sequence
+from typing import Any
+
+SQS_MAX_MESSAGE_BYTES = 262_144
+
+Row = Sequence[object]
+
+
+def table(title: str, headers: Row, rows: Sequence[Row]) -> str:
+    cells = [[str(h) for h in headers], *[[_cell(value) for value in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(isinstance(row[i], int | float) or row[i] is None for row in rows) for i in range(len(headers))]
+    lines = [
+        title,
+        "  ".join(h.rjust(w) if n else h.ljust(w) for h, w, n in zip(cells[0], widths, numeric, strict=True)),
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(row, widths, numeric, strict=True)).rstrip()
+        for row in cells[1:]
+    ]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 100 else f"{value:.1f}"
+    return "-" if value is None else str(value)
+
+
+def _verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else ("PASS" if passed else "MISS")
+
+
+def _lat(summary: dict[str, Any]) -> list[float]:
+    return [summary["p50_ms"], summary["p99_ms"], summary["mean_ms"]]
+
+
+def _lat_headers(name: str) -> list[str]:
+    return [f"{name} p50", f"{name} p99", f"{name} mean"]
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    node: Any = data
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    return None if ours is None or not theirs else round(ours / theirs, 3)
+
+
+TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
+    (
+        "decide p99 < 5 ms at 50 candidates, in-process (full handler)",
+        ("decide_in_process", "sizes", "50", "full_handler", "p99_ms"),
+        5.0,
+        "ms",
+    ),
+    ("ONNX predict p99 < 1 ms at 200 rows", ("onnx", "sizes", "200", "onnx_predict", "p99_ms"), 1.0, "ms"),
+    ("cold start < 1.5x floor (spawn to first response)", ("cold_start", "ratio_to_floor"), 1.5, "x"),
+    ("handler import + init < 650 ms", ("cold_start", "handler_import_and_init_ms"), 650.0, "ms"),
+    (
+        "function + layers < 200 MB unzipped (largest function)",
+        ("layer_size", "largest_function_plus_layers_mb"),
+        200.0,
+        "MB",
+    ),
+)
+
+
+def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each budget line of DESIGN.md with the measured value; ``passed`` is None when not measured."""
+    checks = [(name, _get(figures, *path), limit, unit) for name, path, limit, unit in TARGETS]
+    ratios = [vw_ratios(figures, size)[0] for size in _get(figures, "vw_peer", "sizes") or {}]
+    worst = max((r for r in ratios if r is not None), default=None)
+    checks.append(("score path p99 below VW p99 at every size (worst ratio)", worst, 1.0, "x"))
+    return [
+        {
+            "target": name,
+            "measured": value,
+            "limit": limit,
+            "unit": unit,
+            "passed": None if value is None else value < limit,
+        }
+        for name, value, limit, unit in checks
+    ]
+
+
+def vw_ratios(figures: dict[str, Any], size: str) -> tuple[float | None, float | None]:
+    """(our score path p99 / VW p99, our service.decide p99 / VW p99) at one candidate count."""
+    vw = _get(figures, "vw_peer", "sizes", size, "vw_predict", "p99_ms")
+    score = _get(figures, "onnx", "sizes", size, "score_path", "p99_ms")
+    decide = _get(figures, "decide_in_process", "sizes", size, "service_decide", "p99_ms")
+    return _ratio(score, vw), _ratio(decide, vw)
+
+
+def _decide_tables(figures: dict[str, Any]) -> list[str]:
+    out = []
+    sizes = _get(figures, "decide_in_process", "sizes") or {}
+    rows = []
+    for size, data in sizes.items():
+        d, h = data["service_decide"], data["full_handler"]
+        record = data["decision_record_bytes"]
+        share = f"{record} ({record / SQS_MAX_MESSAGE_BYTES:.0%})"
+        rows.append([int(size), d["iterations"], *_lat(d), *_lat(h), h["full_gcs"], share])
+    if rows:
+        out.append(
+            table(
+                "1a. Decide warm, in-process, in-memory fakes for DynamoDB/SQS (ms)",
+                [
+                    "cands",
+                    "iters",
+                    *_lat_headers("decide"),
+                    *_lat_headers("handler"),
+                    "full GCs",
+                    "record B (% SQS max)",
+                ],
+                rows,
+            )
+        )
+    moto = _get(figures, "decide_moto") or {}
+    rows = []
+    for size, data in (moto.get("sizes") or {}).items():
+        h, q, s = data["full_handler"], data["moto_caps_query"], data["moto_sqs_send_record"]
+        difference = round(h["p50_ms"] - q["p50_ms"] - s["p50_ms"], 3)
+        errors = data["handler_errors"]["count"]
+        rows.append(
+            [int(size), h["iterations"], data["counters"], *_lat(h)[:2], q["p50_ms"], s["p50_ms"], difference, errors]
+        )
+    if rows:
+        out.append(
+            table(
+                "1b. Decide warm, full handler against moto server (ms), next to bare moto calls",
+                [
+                    "cands",
+                    "iters",
+                    "counters",
+                    *_lat_headers("handler")[:2],
+                    "bare Query p50",
+                    "bare Send(record) p50",
+                    "p50 - Query - Send",
+                    "logged errors",
+                ],
+                rows,
+            )
+        )
+    elif moto.get("skipped"):
+        out.append(f"1b. Decide against moto: skipped ({moto['skipped']})")
+    return out
+
+
+def _scoring_tables(figures: dict[str, Any]) -> list[str]:
+    out = []
+    rows = []
+    for size, data in (_get(figures, "onnx", "sizes") or {}).items():
+        p, s = data["onnx_predict"], data["score_path"]
+        rows.append([int(size), p["iterations"], p["p50_ms"], p["p99_ms"], s["p50_ms"], s["p99_ms"]])
+    if rows:
+        out.append(
+            table(
+                "2. ONNX scoring (ms): CtrModel.predict on encoded rows; score path = features+encode+predict+policy",
+                ["rows", "iters", "predict p50", "predict p99", "score path p50", "score path p99"],
+                rows,
+            )
+        )
+    rows = []
+    for size, data in (_get(figures, "vw_peer", "sizes") or {}).items():
+        v = data["vw_predict"]
+        score_ratio, decide_ratio = vw_ratios(figures, size)
+        score = _get(figures, "onnx", "sizes", size, "score_path", "p99_ms")
+        decide = _get(figures, "decide_in_process", "sizes", size, "service_decide", "p99_ms")
+        rows.append([int(size), v["iterations"], v["p50_ms"], v["p99_ms"], score, score_ratio, decide, decide_ratio])
+    if rows:
+        out.append(
+            table(
+                f"5. Peer: VW {_get(figures, 'vw_peer', 'args')} (shared line + cached action lines + predict), ms",
+                ["cands", "iters", "VW p50", "VW p99", "our score p99", "score/VW", "our decide p99", "decide/VW"],
+                rows,
+            )
+        )
+    return out
+
+
+def _cold_and_size(figures: dict[str, Any]) -> list[str]:
+    out = []
+    cold = _get(figures, "cold_start") or {}
+    if "ratio_to_floor" in cold:
+        out.append(
+            table(
+                f"3. Cold start, median of {cold['runs']} fresh processes "
+                f"({cold['backend']}, {cold['campaigns']} campaigns), ms",
+                [
+                    "handler spawn->response",
+                    "import",
+                    "first request",
+                    "import+init",
+                    "floor spawn->ready",
+                    "floor import",
+                    "ratio",
+                ],
+                [
+                    [
+                        cold["handler_spawn_to_response_ms"],
+                        cold["handler_import_ms"],
+                        cold["handler_first_request_ms"],
+                        cold["handler_import_and_init_ms"],
+                        cold["floor_spawn_to_ready_ms"],
+                        cold["floor_import_ms"],
+                        cold["ratio_to_floor"],
+                    ]
+                ],
+            )
+        )
+    elif cold.get("skipped"):
+        out.append(f"3. Cold start: skipped ({cold['skipped']})")
+    size = _get(figures, "layer_size") or {}
+    if "unzipped_mb" in size:
+        built = " - built by this run" if size.get("built_now") else ""
+        rows = [[name, mb] for name, mb in size["unzipped_mb"].items()]
+        rows += [[f"{name} + layers", mb] for name, mb in size["function_plus_layers_mb"].items()]
+        rows.append(["all artifacts", size["all_artifacts_mb"]])
+        out.append(
+            table(
+                f"4. Unzipped sizes in {size['build_dir']} (MB){built}; "
+                f"onnx package in ModelLayer: {size['onnx_package_in_model_layer']}",
+                ["artifact", "MB"],
+                rows,
+            )
+        )
+    elif size.get("skipped"):
+        out.append(f"4. Layer sizes: SKIPPED ({size['skipped']})")
+    return out
+
+
+def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[str, Any]]) -> str:
+    packages = ", ".join(f"{name} {v}" for name, v in machine["packages"].items())
+    header = (
+        f"adserve bench  {machine['date']}  commit {machine['git_commit']}\n"
+        f"{machine['cpu_model']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
+        f"Python {machine['python']}, OPENBLAS_CORETYPE={machine['OPENBLAS_CORETYPE'] or 'unset'}\n{packages}"
+    )
+    target_rows = [[_verdict(c["passed"]), c["target"], c["measured"], f"< {c['limit']} {c['unit']}"] for c in checks]
+    failed = [
+        f"{key}: {figures[key]['skipped']}"
+        for key in ("decide_in_process", "onnx", "vw_peer")
+        if isinstance(figures.get(key), dict) and "skipped" in figures[key]
+    ]
+    sections = [
+        header,
+        *[f"NOT MEASURED {line}" for line in failed],
+        *_decide_tables(figures),
+        *_scoring_tables(figures),
+        *_cold_and_size(figures),
+        table("Targets (DESIGN.md, Performance budget)", ["", "target", "measured", "limit"], target_rows),
+    ]
+    return "\n\n".join(sections)

@@ -1,0 +1,91 @@
+"""Timing primitives: run a callable many times with ``perf_counter_ns`` and summarise the samples."""
+
+import gc
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Latency of one measured operation, in milliseconds."""
+
+    iterations: int
+    mean_ms: float
+    p50_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    full_gcs: int = 0
+    """Full (generation 2) garbage collections during the timed calls: the usual cause of a p99 far above p50."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
+
+def percentile(sorted_samples: list[int], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted samples (no interpolation: a p99 is a real observation)."""
+    if not sorted_samples:
+        raise ValueError("no samples")
+    rank = max(1, math.ceil(fraction * len(sorted_samples)))
+    return float(sorted_samples[rank - 1])
+
+
+def summarize(samples_ns: list[int], full_gcs: int = 0) -> Summary:
+    ordered = sorted(samples_ns)
+    to_ms = 1e-6
+    return Summary(
+        iterations=len(ordered),
+        mean_ms=sum(ordered) / len(ordered) * to_ms,
+        p50_ms=percentile(ordered, 0.50) * to_ms,
+        p99_ms=percentile(ordered, 0.99) * to_ms,
+        min_ms=ordered[0] * to_ms,
+        max_ms=ordered[-1] * to_ms,
+        full_gcs=full_gcs,
+    )
+
+
+class FullCollections:
+    """Counts generation-2 collections while registered in ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            self.count += 1
+
+
+def measure(
+    operation: Callable[[], object],
+    iterations: int,
+    warmup: int,
+    between: Callable[[], None] | None = None,
+) -> Summary:
+    """Time ``operation`` ``iterations`` times after ``warmup`` untimed calls; ``between`` runs untimed."""
+    for _ in range(warmup):
+        operation()
+        if between is not None:
+            between()
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+    collections = FullCollections()
+    gc.callbacks.append(collections)
+    try:
+        for _ in range(iterations):
+            started = clock()
+            operation()
+            samples.append(clock() - started)
+            if between is not None:
+                between()
+    finally:
+        gc.callbacks.remove(collections)
+    return summarize(samples, collections.count)
+
+
+def iterations_for(size: int, base: int, quick: bool) -> int:
+    """Fewer iterations for large candidate sets, where one call costs more and p99 is stable sooner."""
+    count = base if size <= 200 else max(base // 5, 100)
+    return max(count // 10, 50) if quick else count

@@ -1,0 +1,101 @@
+"""Figure 5: the peer, Vowpal Wabbit ``cb_explore_adf``, on the same features and candidate counts.
+
+Fairness: our ad rows are encoded once when the catalog loads, so the VW action lines are built once per
+ad too; per request VW pays for what we pay for: turning the listener's features into its input (the
+shared line, here text) plus the model call, which for ``cb_explore_adf`` already returns the exploration
+pmf. VW is trained briefly on synthetic logged bandit data so that its weights are not empty.
+"""
+
+import random
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import partial
+from importlib.metadata import version
+from typing import Any
+
+from adserve.campaigns import Campaign
+from adserve.catalog import ad_features
+from adserve.decision_api import DecisionRequest
+from adserve.decisioning import listener_features
+from adserve.features import AD_FIELDS, LISTENER_FIELDS
+from vowpalwabbit import Workspace
+
+from bench import catalogs
+from bench.decide_latency import EPSILON, SIZES
+from bench.stats import iterations_for, measure
+
+VW_ARGS = f"--cb_explore_adf --epsilon {EPSILON} -q LA --quiet"
+TRAINING_EXAMPLES = 3000
+ACTIONS_PER_TRAINING_EXAMPLE = 10
+_UNSAFE = str.maketrans({" ": "_", ":": "_", "|": "_"})
+
+
+def _features(fields: tuple[str, ...], values: Mapping[str, str]) -> str:
+    return " ".join(f"{field}={(values.get(field) or '').translate(_UNSAFE)}" for field in fields)
+
+
+def shared_line(features: Mapping[str, str]) -> str:
+    return f"shared |Listener {_features(LISTENER_FIELDS, features)}"
+
+
+def action_line(campaign: Campaign) -> str:
+    creative = campaign.creatives[0]
+    return f"|Ad {_features(AD_FIELDS, ad_features(campaign, creative.ad_id, creative.format.value))}"
+
+
+def _synthetic_listener(rng: random.Random) -> dict[str, str]:
+    return {
+        "country": rng.choice(("SE", *catalogs.OTHER_COUNTRIES)),
+        "device": rng.choice(("mobile", *catalogs.OTHER_DEVICES)),
+        "age_bucket": rng.choice(("25-34", *catalogs.OTHER_AGES)),
+        "content_type": rng.choice(("music", "podcast", "radio")),
+        "genre": rng.choice(("pop", *catalogs.OTHER_GENRES)),
+        "placement": catalogs.PLACEMENT,
+        "hour_of_day": str(rng.randrange(24)),
+        "day_of_week": str(rng.randrange(7)),
+    }
+
+
+def train(workspace: Workspace, campaigns: list[Campaign], seed: int = 11) -> None:
+    """Logged uniform-random choices; clicks are likelier when the category matches the listener's genre."""
+    rng = random.Random(seed)
+    lines = [action_line(c) for c in campaigns]
+    for _ in range(TRAINING_EXAMPLES):
+        listener = _synthetic_listener(rng)
+        shown = rng.sample(range(len(campaigns)), ACTIONS_PER_TRAINING_EXAMPLE)
+        chosen = rng.randrange(len(shown))
+        campaign = campaigns[shown[chosen]]
+        affinity = 0.15 if (len(campaign.category) + len(listener["genre"])) % 3 == 0 else 0.02
+        cost = -1.0 if rng.random() < affinity else 0.0
+        example = [shared_line(listener)]
+        for position, index in enumerate(shown):
+            label = f"0:{cost}:{1.0 / len(shown)} " if position == chosen else ""
+            example.append(label + lines[index])
+        workspace.learn(example)
+
+
+def decide_vw(workspace: Workspace, request: DecisionRequest, lines: list[str]) -> list[float]:
+    """One request: the shared line from the listener's features, then predict over the cached action lines."""
+    example = [shared_line(listener_features(request, datetime.now(UTC))), *lines]
+    pmf: list[float] = workspace.predict(example)
+    return pmf
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    workspace = Workspace(VW_ARGS)
+    try:
+        train(workspace, catalogs.campaigns(max(SIZES), seed=5))
+        request = DecisionRequest.model_validate(catalogs.decision_request_document())
+        results: dict[str, Any] = {"vw_version": version("vowpalwabbit"), "args": VW_ARGS, "sizes": {}}
+        for size in SIZES:
+            lines = [action_line(c) for c in catalogs.campaigns(size)]
+            if len(decide_vw(workspace, request, lines)) != size:
+                raise RuntimeError("VW returned a pmf of the wrong length")
+            iterations = iterations_for(size, 2000, quick)
+            warmup = max(iterations // 10, 20)
+            summary = measure(partial(decide_vw, workspace, request, lines), iterations, warmup)
+            results["sizes"][str(size)] = {"vw_predict": summary.to_dict()}
+        results["trained_examples"] = TRAINING_EXAMPLES
+        return results
+    finally:
+        workspace.finish()

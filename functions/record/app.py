@@ -1,0 +1,25 @@
+"""Record: the outcomes queue's consumer. Builds the recorder once per environment and hands it the batch."""
+
+from functools import cache
+from typing import Any
+
+from adserve.observability import logger, metrics, tracer
+from adserve.recording import OutcomeRecorder
+from adserve.settings import RecordSettings
+from adserve.wiring import outcome_recorder
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@cache
+def recorder() -> OutcomeRecorder:
+    """Built on the first batch of an execution environment, then reused."""
+    return outcome_recorder(RecordSettings.from_env())
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Partial batch response: only the failed records' message ids come back to SQS."""
+    return recorder().process_batch(event, context)

@@ -1,0 +1,82 @@
+"""Track: GET /v1/events/{event_type} (beacon) and POST /v1/events (batch). Parses, calls the domain, shapes.
+
+Tokens are credentials of a sort: nothing here logs the event, the query string or a token.
+"""
+
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from adserve.api_errors import install_error_handlers
+from adserve.api_gateway import limit_body_size
+from adserve.decision_api import ErrorResponse
+from adserve.observability import logger, metrics, tracer
+from adserve.settings import TrackSettings
+from adserve.track_api import EventBatchRequest, EventBatchResponse, TrackingToken
+from adserve.tracking import TrackingService
+from adserve.vocabulary import EventType
+from adserve.wiring import tracking_service
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+app = APIGatewayHttpResolver(enable_validation=True)
+install_error_handlers(app)
+
+
+def error_doc(description: str) -> OpenAPIResponse:
+    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
+
+
+@cache
+def service() -> TrackingService:
+    """Built on the first request of an execution environment, then reused."""
+    return tracking_service(TrackSettings.from_env())
+
+
+@app.get(
+    "/v1/events/<event_type>",
+    summary="Report one event by firing an ad's tracking URL (beacon)",
+    responses={
+        204: {"description": "Queued; no body", "content": {}},
+        403: error_doc("Forged, tampered, expired or wrong-type token"),
+        422: error_doc("Unknown event type or missing token"),
+        503: error_doc("Not queued; retry (a repeated beacon is the same event)"),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def fire_beacon(
+    event_type: Annotated[EventType, Path(description="The event the tracking URL reports")],
+    t: Annotated[TrackingToken, Query()],
+) -> Response[None]:
+    service().record_beacon(event_type, t)
+    return Response(status_code=HTTPStatus.NO_CONTENT, headers={"Cache-Control": "no-store"})
+
+
+@app.post(
+    "/v1/events",
+    summary="Report up to 100 events at once",
+    status_code=HTTPStatus.ACCEPTED,
+    responses={
+        202: {
+            "description": "Each event's result: accepted (queued), rejected (never retry) or failed (retry)",
+            "content": {"application/json": {"model": EventBatchResponse}},
+        },
+        400: error_doc("Malformed JSON"),
+        413: error_doc("Body over 64 KiB"),
+        422: error_doc("Invalid request, e.g. more than 100 events"),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def record_events(request: EventBatchRequest) -> EventBatchResponse:
+    return service().record_batch(request)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+@limit_body_size
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,40 @@
+"""The training logs bucket: put one gzip JSON Lines object; list and read objects for the readers."""
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adserve.errors import LogStoreUnavailableError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# The object is a gzip file (not ndjson with a transfer encoding), so HTTP clients never inflate it silently.
+CONTENT_TYPE = "application/gzip"
+
+
+class S3LogStore:
+    def __init__(self, client: "S3Client", bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put_object(self, key: str, body: bytes) -> None:
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=CONTENT_TYPE)
+        except (ClientError, BotoCoreError) as error:
+            raise LogStoreUnavailableError(f"put s3://{self._bucket}/{key}: {error}") from error
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        try:
+            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as error:
+            raise LogStoreUnavailableError(f"list s3://{self._bucket}/{prefix}: {error}") from error
+
+    def read_object(self, key: str) -> bytes:
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except (ClientError, BotoCoreError) as error:
+            raise LogStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error

@@ -1,0 +1,250 @@
+"""The record handler in-process against moto in server mode over HTTP, resources from template.yaml.
+
+Faults are real: DynamoDB traffic goes through a throttling proxy, S3 is pointed at a closed port. Each test
+uses its own listeners and decisions, so tests can share the stack (and run in parallel workers).
+"""
+
+import json
+import socket
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from adserve import cli
+from adserve.campaign_directory import CampaignDirectory
+from adserve.campaigns import Campaign
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.frequency_cap_store import FrequencyCapStore
+from adserve.dal.impression_counter import DynamoImpressionCounter
+from adserve.dal.log_store import S3LogStore
+from adserve.frequency_caps import impression_counters
+from adserve.outcome_events import OutcomeEvent
+from adserve.recording import CountResult, OutcomeRecorder
+from adserve.training_logs import LoggedOutcome, read_decisions, read_outcomes
+
+from devstack.fakes import InMemoryLogStore
+from devstack.stack import LocalStack
+from tests.support.aws_proxy import AwsProxy, aws_proxy
+from tests.support.builders import campaign
+from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event, sqs_record
+
+EVENTS = Path(__file__).parents[2] / "events"
+FUNCTION = "RecordFunction"
+CAPPED = campaign(
+    campaign_id="rec-capped",
+    advertiser_id="adv-rec",
+    frequency_caps=[{"max": 50, "window": "day"}, {"max": 100, "window": "lifetime", "scope": "advertiser"}],
+)
+
+
+@pytest.fixture(scope="module")
+def seeded(local_stack: LocalStack) -> Campaign:
+    store = CampaignStore(dynamodb(local_stack), local_stack.physical_name("CampaignsTable"))
+    store.put(CAPPED)
+    local_stack.reset_function(FUNCTION)  # a warm directory loaded before the seed would miss the campaign
+    return CAPPED
+
+
+def dynamodb(local_stack: LocalStack) -> Any:
+    return boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+
+
+def record(local_stack: LocalStack, *records: dict[str, Any]) -> set[str]:
+    """Invoke Record with one SQS batch; the ids it reports failed."""
+    response: dict[str, Any] = local_stack.invoke(FUNCTION, sqs_event(*records))
+    return failed_ids(response)
+
+
+def counters(local_stack: LocalStack, listener_id: str) -> dict[str, int]:
+    """What Decide reads for the listener: its live counters, in one Query."""
+    store = FrequencyCapStore(dynamodb(local_stack), local_stack.physical_name("FrequencyCapsTable"))
+    return store.read_counters(listener_id, datetime.now(UTC))
+
+
+def expected_counts(event: OutcomeEvent, impressions: int) -> dict[str, int]:
+    return {slot.key: impressions for slot in impression_counters(CAPPED, event.occurred_at, event.session)}
+
+
+def log_store(local_stack: LocalStack) -> S3LogStore:
+    s3 = boto3.client("s3", endpoint_url=local_stack.endpoint_url)
+    return S3LogStore(s3, local_stack.physical_name("LogsBucket"))
+
+
+def logged_outcomes(local_stack: LocalStack, decision_ids: set[str]) -> list[LoggedOutcome]:
+    now = datetime.now(UTC)
+    return [row for row in read_outcomes(log_store(local_stack), now, now) if row.decision_id in decision_ids]
+
+
+def impression(listener_id: str, **changes: Any) -> OutcomeEvent:
+    return outcome(
+        listener_id=listener_id,
+        campaign_id=CAPPED.campaign_id,
+        advertiser_id=CAPPED.advertiser_id,
+        ad_id=CAPPED.creatives[0].ad_id,
+        occurred_at=datetime.now(UTC),
+        **changes,
+    )
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def test_the_sample_event_is_accepted(local_stack: LocalStack, seeded: Campaign) -> None:
+    event = json.loads((EVENTS / "record_sqs_batch.json").read_text())
+    assert local_stack.invoke(FUNCTION, event) == {"batchItemFailures": []}
+
+
+def test_impressions_increment_the_counters_decide_reads(local_stack: LocalStack, seeded: Campaign) -> None:
+    listener = unique("listener")
+    first, second = impression(listener), impression(listener)
+    assert record(local_stack, *message_records(first, second)) == set()
+    assert counters(local_stack, listener) == expected_counts(first, 2)
+
+
+def test_one_message_delivered_three_times_counts_once_and_logs_once(local_stack: LocalStack, seeded: Campaign) -> None:
+    listener = unique("listener")
+    event = impression(listener)
+    [delivery] = message_records(event)
+    for _ in range(3):
+        assert record(local_stack, delivery) == set()
+    assert counters(local_stack, listener) == expected_counts(event, 1)
+    assert [row.identity for row in logged_outcomes(local_stack, {event.decision_id})] == [event.identity]
+
+
+def test_a_malformed_record_fails_alone(local_stack: LocalStack, seeded: Campaign) -> None:
+    listener = unique("listener")
+    event, logged = impression(listener), decision(decision_id=unique("d"), decided_at=datetime.now(UTC))
+    good = message_records(event, logged)
+    bad = sqs_record('{"kind": "outcome", "token": "forged"}')
+    assert record(local_stack, good[0], bad, good[1]) == {bad["messageId"]}
+    assert counters(local_stack, listener) == expected_counts(event, 1)
+    now = datetime.now(UTC)
+    assert logged.decision_id in {row.decision_id for row in read_decisions(log_store(local_stack), now, now)}
+
+
+@pytest.fixture
+def dynamodb_proxy(local_stack: LocalStack, seeded: Campaign) -> Iterator[AwsProxy]:
+    """Record's DynamoDB calls go through a proxy for this test; a fresh environment sees it."""
+    with aws_proxy(local_stack.endpoint_url) as proxy, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
+        local_stack.reset_function(FUNCTION)
+        yield proxy
+    local_stack.reset_function(FUNCTION)
+
+
+def test_throttled_counters_mid_batch_fail_their_records_which_succeed_on_redelivery(
+    local_stack: LocalStack, dynamodb_proxy: AwsProxy
+) -> None:
+    # Given DynamoDB starts throttling after two impressions of a batch
+    listener = unique("listener")
+    events = [impression(listener) for _ in range(4)]
+    batch = message_records(*events)
+    dynamodb_proxy.throttle_after["TransactWriteItems"] = 2
+    # When the batch is processed
+    failed = record(local_stack, *batch)
+    # Then the throttled records, and only those, are reported failed
+    assert failed == {delivery["messageId"] for delivery in batch[2:]}
+    assert counters(local_stack, listener) == expected_counts(events[0], 2)
+    # When DynamoDB recovers and SQS redelivers the failed records
+    dynamodb_proxy.reset()
+    assert record(local_stack, *(delivery for delivery in batch if delivery["messageId"] in failed)) == set()
+    # Then every impression is counted and logged once
+    assert counters(local_stack, listener) == expected_counts(events[0], 4)
+    assert len(logged_outcomes(local_stack, {event.decision_id for event in events})) == 4
+
+
+def test_unreachable_s3_fails_the_batch_and_the_redelivery_loses_and_doubles_nothing(
+    local_stack: LocalStack, seeded: Campaign
+) -> None:
+    listener = unique("listener")
+    event, logged = impression(listener), decision(decision_id=unique("d"), decided_at=datetime.now(UTC))
+    batch = message_records(event, logged)
+    # Given S3 is unreachable, when the batch is processed, then every record is reported failed
+    with pytest.MonkeyPatch.context() as patch:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            closed_port = probe.getsockname()[1]
+        patch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{closed_port}")
+        local_stack.reset_function(FUNCTION)
+        assert record(local_stack, *batch) == {delivery["messageId"] for delivery in batch}
+    # When S3 is back and SQS redelivers the batch
+    local_stack.reset_function(FUNCTION)
+    assert record(local_stack, *batch) == set()
+    # Then the impression was counted once and each row reads back once
+    assert counters(local_stack, listener) == expected_counts(event, 1)
+    assert len(logged_outcomes(local_stack, {event.decision_id})) == 1
+    now = datetime.now(UTC)
+    decisions = [
+        row for row in read_decisions(log_store(local_stack), now, now) if row.decision_id == logged.decision_id
+    ]
+    assert len(decisions) == 1
+
+
+def recorder(local_stack: LocalStack) -> OutcomeRecorder:
+    """The domain service on the real DynamoDB adapters (one thread-safe client), logs kept in memory."""
+    client = dynamodb(local_stack)
+    return OutcomeRecorder(
+        counter=DynamoImpressionCounter(client, local_stack.physical_name("FrequencyCapsTable")),
+        campaigns=CampaignDirectory(CampaignStore(client, local_stack.physical_name("CampaignsTable")), 60),
+        logs=InMemoryLogStore(),
+    )
+
+
+def in_threads(events: list[OutcomeEvent], service: OutcomeRecorder) -> Counter[CountResult]:
+    service.campaigns.campaign(CAPPED.campaign_id)  # load the directory once, outside the race
+    results: Counter[CountResult] = Counter()
+    lock, start = threading.Lock(), threading.Barrier(len(events))
+
+    def run(event: OutcomeEvent) -> None:
+        start.wait()
+        result = service.record_impression(event)
+        with lock:
+            results[result] += 1
+
+    threads = [threading.Thread(target=run, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def test_twenty_concurrent_impressions_give_the_exact_count(local_stack: LocalStack, seeded: Campaign) -> None:
+    listener = unique("listener")
+    events = [impression(listener) for _ in range(20)]
+    assert in_threads(events, recorder(local_stack)) == {CountResult.COUNTED: 20}
+    assert counters(local_stack, listener) == expected_counts(events[0], 20)
+
+
+def test_one_impression_from_twenty_threads_counts_once(local_stack: LocalStack, seeded: Campaign) -> None:
+    listener = unique("listener")
+    event = impression(listener)
+    results = in_threads([event] * 20, recorder(local_stack))
+    assert results == {CountResult.COUNTED: 1, CountResult.DUPLICATE: 19}
+    assert counters(local_stack, listener) == expected_counts(event, 1)
+
+
+def test_the_replay_tool_joins_decisions_and_outcomes(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listener, now = unique("listener"), datetime.now(UTC)
+    logged = decision(decision_id=unique("d"), decided_at=now, ads=(CAPPED.creatives[0].ad_id,))
+    assert record(local_stack, *message_records(logged, impression(listener, decision_id=logged.decision_id))) == set()
+    hour = now.strftime("%Y-%m-%dT%H")
+    bucket = local_stack.physical_name("LogsBucket")
+    assert cli.main(["logs", "--from", hour, "--to", hour, "--kind", "joined", "--bucket", bucket]) == 0
+    output = capsys.readouterr()
+    lines = [json.loads(line) for line in output.out.splitlines()]
+    rows = [line for line in lines if "propensity" in line]  # the handler's own log lines share stdout here
+    [row] = [row for row in rows if row["decision_id"] == logged.decision_id]
+    assert row["ad_id"] == CAPPED.creatives[0].ad_id
+    assert (row["propensity"], row["impression"], row["click"], row["skip"]) == (0.9, True, False, False)
+    summary = json.loads(output.err.strip().splitlines()[-1])
+    assert summary["rows"] == len(rows)

@@ -1,0 +1,84 @@
+"""The DynamoDB impression counter's reading of transaction cancellations, on a scripted client."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from adserve.dal.impression_counter import DynamoImpressionCounter
+from adserve.errors import CounterStoreUnavailableError
+from adserve.frequency_caps import CounterSlot
+from adserve.recording import ImpressionIncrement
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from tests.support.builders import NOW
+
+INCREMENT = ImpressionIncrement(
+    listener_id="listener-1",
+    marker_key="seen#d-1#ad-1#impression",
+    marker_expires_at=NOW + timedelta(days=14),
+    counters=(CounterSlot("cap#campaign#cmp-1#day#2026-11-25", NOW + timedelta(days=2)),),
+)
+
+
+def cancelled(*codes: str) -> ClientError:
+    response: Any = {
+        "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+        "CancellationReasons": [{"Code": code} for code in codes],
+    }
+    return ClientError(response, "TransactWriteItems")
+
+
+class ScriptedClient:
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes = list(outcomes)
+        self.requests: list[list[dict[str, Any]]] = []
+
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 (boto3's)
+        self.requests.append(TransactItems)
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return {}
+
+
+def counter(client: ScriptedClient) -> DynamoImpressionCounter:
+    return DynamoImpressionCounter(client, "caps", sleep=lambda _: None)  # type: ignore[arg-type]
+
+
+def test_one_transaction_puts_the_marker_if_absent_and_adds_to_each_counter() -> None:
+    client = ScriptedClient(None)
+    assert counter(client).count_once(INCREMENT) is True
+    [[marker, update]] = client.requests
+    assert marker["Put"]["ConditionExpression"] == "attribute_not_exists(counter_key)"
+    assert marker["Put"]["Item"]["counter_key"] == {"S": INCREMENT.marker_key}
+    assert update["Update"]["Key"]["listener_id"] == {"S": "listener-1"}
+    assert update["Update"]["UpdateExpression"].startswith("ADD impressions :one")
+
+
+def test_a_present_marker_means_a_duplicate() -> None:
+    assert counter(ScriptedClient(cancelled("ConditionalCheckFailed", "None"))).count_once(INCREMENT) is False
+
+
+def test_conflicting_transactions_are_retried() -> None:
+    client = ScriptedClient(cancelled("None", "TransactionConflict"), cancelled("TransactionConflict", "None"), None)
+    assert counter(client).count_once(INCREMENT) is True
+    assert len(client.requests) == 3
+
+
+def test_persistent_conflicts_make_the_store_unavailable() -> None:
+    client = ScriptedClient(*(cancelled("TransactionConflict", "None") for _ in range(5)))
+    with pytest.raises(CounterStoreUnavailableError):
+        counter(client).count_once(INCREMENT)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        cancelled("None", "ValidationError"),
+        ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "Transact"),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+    ],
+)
+def test_other_failures_make_the_store_unavailable(error: Exception) -> None:
+    with pytest.raises(CounterStoreUnavailableError):
+        counter(ScriptedClient(error)).count_once(INCREMENT)

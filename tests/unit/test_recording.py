@@ -1,0 +1,231 @@
+"""Record's batch logic on in-memory ports: exactly-once counting, isolation of failures, the log objects."""
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from adserve.campaign_directory import CampaignDirectory
+from adserve.campaigns import Campaign
+from adserve.frequency_caps import impression_counters, within_caps
+from adserve.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
+from adserve.training_logs import decode_object, read_decisions, read_outcomes
+from adserve.vocabulary import EventType
+
+from devstack.fakes import InMemoryCampaigns, InMemoryImpressionCounter, InMemoryLogStore
+from tests.support.builders import NOW, campaign
+from tests.support.record_messages import (
+    decision,
+    failed_ids,
+    message_records,
+    outcome,
+    sqs_event,
+    sqs_record,
+)
+
+CAPPED = campaign(
+    campaign_id="cmp-1",
+    advertiser_id="adv-1",
+    frequency_caps=[{"max": 3, "window": "day"}, {"max": 1, "window": "week", "scope": "advertiser"}],
+)
+FREE = campaign(campaign_id="free", advertiser_id="adv-2")
+
+
+@dataclass
+class Ports:
+    counter: InMemoryImpressionCounter
+    logs: InMemoryLogStore
+    recorder: OutcomeRecorder
+
+    def process(self, *records: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        return dict(self.recorder.process_batch(sqs_event(*records), context))
+
+
+@pytest.fixture
+def ports() -> Ports:
+    counter, logs = InMemoryImpressionCounter(), InMemoryLogStore()
+    directory = CampaignDirectory(InMemoryCampaigns([CAPPED, FREE]), ttl_seconds=60)
+    return Ports(counter, logs, OutcomeRecorder(counter=counter, campaigns=directory, logs=logs, clock=lambda: NOW))
+
+
+@dataclass
+class AlmostOutOfTime:
+    remaining_ms: int = 1_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_an_impression_increments_every_counter_decide_reads(ports: Ports) -> None:
+    # Given an impression of a campaign with a campaign cap and an advertiser cap
+    event = outcome(listener_id="listener-a")
+    # When it is recorded
+    response = ports.process(*message_records(event))
+    # Then both counters Decide checks moved by one
+    assert response == {"batchItemFailures": []}
+    counts = ports.counter.read_counters("listener-a", NOW)
+    assert sorted(counts) == sorted(slot.key for slot in impression_counters(CAPPED, NOW, event.session))
+    assert set(counts.values()) == {1}
+    assert within_caps(CAPPED, counts, NOW, event.session) is False  # the weekly advertiser cap of 1 is reached
+
+
+def test_the_same_message_delivered_three_times_counts_once_and_reads_back_once(ports: Ports) -> None:
+    [record] = message_records(outcome(listener_id="listener-b"))
+    for _ in range(3):
+        assert ports.process(record) == {"batchItemFailures": []}
+    assert set(ports.counter.read_counters("listener-b", NOW).values()) == {1}
+    assert len(ports.logs.objects) == 1  # the same batch overwrote its own object
+    assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 1
+
+
+def test_a_replayed_event_in_another_batch_counts_once_and_the_reader_drops_its_copy(ports: Ports) -> None:
+    event = outcome(listener_id="listener-c")
+    ports.process(*message_records(event))
+    ports.process(*message_records(event), *message_records(decision()))  # a new message with the same identity
+    assert set(ports.counter.read_counters("listener-c", NOW).values()) == {1}
+    outcomes = list(read_outcomes(ports.logs, NOW, NOW))
+    assert [row.identity for row in outcomes] == [event.identity]
+
+
+@pytest.mark.parametrize("event_type", [EventType.CLICK, EventType.COMPLETE, EventType.SKIP])
+def test_only_impressions_count(ports: Ports, event_type: EventType) -> None:
+    response = ports.process(*message_records(outcome(listener_id="listener-d", event_type=event_type)))
+    assert response == {"batchItemFailures": []}
+    assert ports.counter.writes == 0
+    assert [row.event_type for row in read_outcomes(ports.logs, NOW, NOW)] == [event_type]
+
+
+@pytest.mark.parametrize("campaign_id", ["free", "deleted-campaign"])
+def test_impressions_of_uncapped_or_unknown_campaigns_count_nothing_but_are_logged(
+    ports: Ports, campaign_id: str
+) -> None:
+    event = outcome(listener_id="listener-e", campaign_id=campaign_id, ad_id=f"{campaign_id}-ad-1")
+    assert ports.recorder.record_impression(event) is CountResult.NOT_COUNTED
+    assert ports.process(*message_records(event)) == {"batchItemFailures": []}
+    assert ports.counter.writes == 0
+    assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 1
+
+
+def test_a_campaign_created_after_the_directory_loaded_is_found(ports: Ports) -> None:
+    source = InMemoryCampaigns([FREE])
+    clock = [0.0]
+    directory = CampaignDirectory(source, ttl_seconds=60, miss_refresh_seconds=5, monotonic=lambda: clock[0])
+    assert directory.campaign("cmp-1") is None
+    source.campaigns.append(CAPPED)
+    clock[0] = 1.0
+    assert directory.campaign("cmp-1") is None  # misses reload at most every 5 s
+    clock[0] = 6.0
+    assert directory.campaign("cmp-1") == CAPPED
+
+
+def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(
+    ports: Ports, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a batch with a good impression, a decision, and records that are not valid messages
+    good = message_records(outcome(listener_id="listener-f"), decision(decision_id="d-f"))
+    secret = outcome(listener_id="listener-secret").model_dump(mode="json") | {"token": "tok.SECRET-SIGNATURE"}
+    bad = [sqs_record(json.dumps(secret)), sqs_record("{not json"), sqs_record('{"kind": "teleport"}')]
+    # When the batch is processed
+    response = ports.process(good[0], *bad, good[1])
+    # Then only the bad ones fail, the others are counted and logged
+    assert failed_ids(response) == {record["messageId"] for record in bad}
+    assert set(ports.counter.read_counters("listener-f", NOW).values()) == {1}
+    assert [record.decision_id for record in read_decisions(ports.logs, NOW, NOW)] == ["d-f"]
+    # And the logs name the message ids, never the token or the listener
+    output = " ".join(str(vars(entry)) for entry in caplog.records)
+    assert all(record["messageId"] in output for record in bad)
+    assert "SECRET" not in output
+    assert "listener-secret" not in output
+
+
+def test_an_unavailable_counter_store_fails_only_its_records_which_succeed_on_redelivery(ports: Ports) -> None:
+    # Given the counters of one listener cannot be written
+    ports.counter.failing_listeners.add("listener-sick")
+    sick, healthy = message_records(outcome(listener_id="listener-sick"), outcome(listener_id="listener-ok"))
+    # When the batch is processed
+    response = ports.process(sick, healthy)
+    # Then only the sick record fails, and its row is not logged yet
+    assert failed_ids(response) == {sick["messageId"]}
+    assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 1
+    # When the store recovers and SQS redelivers the failed record
+    ports.counter.failing_listeners.clear()
+    assert ports.process(sick) == {"batchItemFailures": []}
+    # Then everything is there exactly once
+    assert set(ports.counter.read_counters("listener-sick", NOW).values()) == {1}
+    assert set(ports.counter.read_counters("listener-ok", NOW).values()) == {1}
+    assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 2
+
+
+def test_a_failed_log_write_fails_its_records_and_the_retry_doubles_nothing(ports: Ports) -> None:
+    # Given outcome objects cannot be written
+    ports.logs.failing_prefixes.add("logs/outcomes/")
+    records = message_records(outcome(listener_id="listener-g"), decision(decision_id="d-g"))
+    # When the batch is processed
+    response = ports.process(*records)
+    # Then the impression (already counted) is reported failed with its object; the decision is logged
+    assert failed_ids(response) == {records[0]["messageId"]}
+    assert [record.decision_id for record in read_decisions(ports.logs, NOW, NOW)] == ["d-g"]
+    # When the bucket recovers and the record is redelivered
+    ports.logs.failing_prefixes.clear()
+    assert ports.process(records[0]) == {"batchItemFailures": []}
+    # Then it is counted once and logged once
+    assert set(ports.counter.read_counters("listener-g", NOW).values()) == {1}
+    assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 1
+
+
+def test_a_batch_that_fails_entirely_is_reported_not_raised(ports: Ports) -> None:
+    ports.logs.available = False
+    records = message_records(decision(decision_id="d-h1"), decision(decision_id="d-h2"))
+    assert failed_ids(ports.process(*records)) == {record["messageId"] for record in records}
+
+
+def test_a_sick_counter_store_is_not_called_for_the_rest_of_the_batch(ports: Ports) -> None:
+    ports.counter.available = False
+    records = message_records(*(outcome(listener_id=f"listener-i{n}") for n in range(10)))
+    response = ports.process(*records)
+    assert len(failed_ids(response)) == 10
+    assert ports.counter.writes == ports.recorder.breaker_threshold
+
+
+def test_counting_stops_close_to_the_timeout(ports: Ports) -> None:
+    records = message_records(outcome(listener_id="listener-j"), decision(decision_id="d-j"))
+    response = ports.process(*records, context=AlmostOutOfTime())
+    assert failed_ids(response) == {records[0]["messageId"]}
+    assert ports.counter.writes == 0
+
+
+def test_rows_are_partitioned_by_their_own_hour_and_outcomes_carry_no_listener_id(ports: Ports) -> None:
+    later = NOW + timedelta(hours=2)
+    ports.process(
+        *message_records(outcome(listener_id="listener-k"), outcome(listener_id="listener-k", occurred_at=later))
+    )
+    keys = sorted(ports.logs.objects)
+    assert [key.rsplit("/", 1)[0] for key in keys] == [
+        "logs/outcomes/dt=2026-11-25/hour=13",
+        "logs/outcomes/dt=2026-11-25/hour=15",
+    ]
+    rows = [json.loads(line) for key in keys for line in decode_object(ports.logs.objects[key])]
+    assert all("listener_id" not in row and row["listener_hash"] for row in rows)
+    assert "listener-k" not in json.dumps(rows)
+
+
+def test_the_marker_names_the_impression_and_outlives_any_redelivery(ports: Ports) -> None:
+    event = outcome(listener_id="listener-l")
+    ports.recorder.record_impression(event)
+    assert ("listener-l", marker_key(event)) in ports.counter.markers
+    assert marker_key(event) == f"seen#{event.decision_id}#{event.ad_id}#impression"
+    assert timedelta(days=14) <= MARKER_LIFETIME
+
+
+def test_a_future_occurred_at_counts_in_the_window_it_was_received(ports: Ports) -> None:
+    event = outcome(listener_id="listener-m").model_copy(update={"occurred_at": NOW + timedelta(days=3)})
+    ports.recorder.record_impression(event)
+    counted = ports.counter.read_counters("listener-m", NOW)
+    assert sorted(counted) == sorted(slot.key for slot in impression_counters(CAPPED, event.received_at, event.session))
+
+
+def test_campaign_fixture_is_capped() -> None:
+    assert isinstance(CAPPED, Campaign)
+    assert CAPPED.is_capped
+    assert not FREE.is_capped

@@ -1,0 +1,211 @@
+"""The tracking service on an in-memory queue: only verified events are queued, and every event is accounted for."""
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from adserve.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
+from adserve.track_api import EventBatchRequest, EventResult, RejectionCode
+from adserve.tracking import TrackingService, beacon_event_id
+from adserve.tracking_tokens import TokenSigner, TrackingClaims
+from adserve.vocabulary import EventType
+from pydantic import ValidationError
+
+from devstack.fakes import InMemoryOutcomeQueue
+from tests.support.builders import NOW
+
+SIGNER = TokenSigner(b"k" * 32)
+CLAIMS = TrackingClaims(
+    decision_id="d-1",
+    ad_id="ad-1",
+    campaign_id="cmp-1",
+    advertiser_id="adv-1",
+    listener_id="listener-1",
+    session="s:abc",
+    event_type="impression",
+    expires_at=int((NOW + timedelta(hours=1)).timestamp()),
+)
+
+
+def token(event_type: EventType = EventType.IMPRESSION, *, ad_id: str = "ad-1", **changes: Any) -> str:
+    return SIGNER.sign(replace(CLAIMS, event_type=event_type.value, ad_id=ad_id, **changes))
+
+
+def service(queue: InMemoryOutcomeQueue) -> TrackingService:
+    return TrackingService(queue=queue, signer=lambda: SIGNER, clock=lambda: NOW)
+
+
+def event(event_id: str, event_type: EventType = EventType.IMPRESSION, **changes: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "event_id": event_id,
+        "type": event_type.value,
+        "token": token(event_type, ad_id=f"ad-{event_id}"),
+        "occurred_at": (NOW - timedelta(seconds=5)).isoformat(),
+    }
+    document.update(changes)
+    return document
+
+
+def batch(*events: dict[str, Any]) -> EventBatchRequest:
+    return EventBatchRequest.model_validate({"events": list(events)})
+
+
+def statuses(results: list[EventResult]) -> dict[str, tuple[str, RejectionCode | None]]:
+    return {result.event_id: (result.status, result.code) for result in results}
+
+
+# The beacon
+
+
+def test_a_valid_beacon_queues_one_event_built_from_its_claims() -> None:
+    queue = InMemoryOutcomeQueue()
+    recorded = service(queue).record_beacon(EventType.IMPRESSION, token())
+    assert queue.events == [recorded]
+    assert recorded.identity == ("d-1", "ad-1", "impression")
+    assert (recorded.listener_id, recorded.campaign_id, recorded.advertiser_id) == ("listener-1", "cmp-1", "adv-1")
+    assert recorded.occurred_at == recorded.received_at == NOW
+
+
+def test_a_replayed_beacon_has_the_same_event_id() -> None:
+    # Given one token fired twice, when both are recorded
+    queue = InMemoryOutcomeQueue()
+    first = service(queue).record_beacon(EventType.CLICK, token(EventType.CLICK))
+    second = service(queue).record_beacon(EventType.CLICK, token(EventType.CLICK))
+    # Then both carry the same identity and id, so Record counts them once
+    assert first.event_id == second.event_id == beacon_event_id(replace(CLAIMS, event_type="click"))
+    assert first.event_id != beacon_event_id(CLAIMS)
+
+
+@pytest.mark.parametrize(
+    ("bad_token", "route", "error"),
+    [
+        (TokenSigner(b"x" * 32).sign(CLAIMS), EventType.IMPRESSION, TokenError),
+        (token(expires_at=int(NOW.timestamp()) - 1), EventType.IMPRESSION, ExpiredTokenError),
+        (token(), EventType.CLICK, WrongEventTypeError),
+        ("garbage", EventType.IMPRESSION, TokenError),
+    ],
+)
+def test_a_bad_beacon_token_is_refused_and_nothing_is_queued(
+    bad_token: str, route: EventType, error: type[TokenError]
+) -> None:
+    queue = InMemoryOutcomeQueue()
+    with pytest.raises(error):
+        service(queue).record_beacon(route, bad_token)
+    assert queue.events == []
+
+
+def test_token_errors_carry_stable_codes() -> None:
+    assert TokenError("x").code == "invalid_token"
+    assert ExpiredTokenError("x").code == "expired_token"
+    assert WrongEventTypeError("x").code == "wrong_event_type"
+
+
+def test_an_unavailable_queue_fails_the_beacon_so_the_app_retries() -> None:
+    with pytest.raises(OutcomeQueueUnavailableError):
+        service(InMemoryOutcomeQueue(available=False)).record_beacon(EventType.IMPRESSION, token())
+
+
+# The batch
+
+
+def test_a_valid_batch_is_accepted_and_queued_in_order() -> None:
+    queue = InMemoryOutcomeQueue()
+    response = service(queue).record_batch(batch(event("e1"), event("e2", EventType.SKIP)))
+    assert (response.accepted, response.rejected, response.failed) == (2, 0, 0)
+    assert [r.status for r in response.results] == ["accepted", "accepted"]
+    assert [(e.event_id, e.event_type) for e in queue.events] == [("e1", EventType.IMPRESSION), ("e2", EventType.SKIP)]
+    assert queue.events[0].occurred_at == NOW - timedelta(seconds=5)
+    assert queue.events[0].received_at == NOW
+
+
+def test_a_mixed_batch_reports_every_event_and_queues_only_the_valid_ones() -> None:
+    # Given one valid event and one of each kind of bad one
+    queue = InMemoryOutcomeQueue()
+    request = batch(
+        event("ok"),
+        event("forged", token=TokenSigner(b"x" * 32).sign(CLAIMS)),
+        event("tampered", token="e30" + token()[3:]),
+        event("expired", token=token(expires_at=int(NOW.timestamp()))),
+        event("wrong-type", EventType.CLICK, token=token(EventType.IMPRESSION)),
+        event("ok", EventType.COMPLETE),
+        event("future", occurred_at=(NOW + timedelta(minutes=6)).isoformat()),
+        event("ancient", occurred_at=(NOW - timedelta(days=8)).isoformat()),
+    )
+    # When the batch is recorded
+    response = service(queue).record_batch(request)
+    # Then each event has its own verdict, in request order, and only the valid one was queued
+    assert [r.event_id for r in response.results] == [e.event_id for e in request.events]
+    assert [(r.status, r.code) for r in response.results] == [
+        ("accepted", None),
+        ("rejected", RejectionCode.INVALID_TOKEN),
+        ("rejected", RejectionCode.INVALID_TOKEN),
+        ("rejected", RejectionCode.EXPIRED_TOKEN),
+        ("rejected", RejectionCode.WRONG_TYPE),
+        ("rejected", RejectionCode.DUPLICATE),
+        ("rejected", RejectionCode.INVALID_TIME),
+        ("rejected", RejectionCode.INVALID_TIME),
+    ]
+    assert response.results[5].reason == "duplicate event_id in batch"
+    assert all(r.reason for r in response.results[1:])
+    assert (response.accepted, response.rejected, response.failed) == (1, 7, 0)
+    assert [e.event_id for e in queue.events] == ["ok"]
+
+
+def test_valid_events_are_published_ten_at_a_time() -> None:
+    queue = InMemoryOutcomeQueue()
+    response = service(queue).record_batch(batch(*(event(f"e{i}") for i in range(25))))
+    assert response.accepted == 25
+    assert queue.batch_calls == [10, 10, 5]
+
+
+def test_entries_the_queue_did_not_take_are_reported_failed_not_accepted() -> None:
+    queue = InMemoryOutcomeQueue(failing_ids={"e2"})
+    response = service(queue).record_batch(batch(event("e1"), event("e2"), event("bad", token="x.y")))
+    assert statuses(response.results) == {
+        "e1": ("accepted", None),
+        "e2": ("failed", None),
+        "bad": ("rejected", RejectionCode.INVALID_TOKEN),
+    }
+    assert (response.accepted, response.rejected, response.failed) == (1, 1, 1)
+    assert [e.event_id for e in queue.events] == ["e1"]
+
+
+def test_an_unavailable_queue_fails_every_valid_event_and_accepts_none() -> None:
+    response = service(InMemoryOutcomeQueue(available=False)).record_batch(batch(event("e1"), event("e2")))
+    assert (response.accepted, response.failed) == (0, 2)
+    assert {r.status for r in response.results} == {"failed"}
+
+
+def test_a_batch_with_only_rejected_events_does_not_call_the_queue() -> None:
+    queue = InMemoryOutcomeQueue()
+    service(queue).record_batch(batch(event("bad", token="x.y")))
+    assert queue.batch_calls == []
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"events": []},
+        {"events": [event(f"e{i}") for i in range(101)]},
+        {"events": [event("e1", occurred_at="2026-11-25T13:30:00")]},  # no time zone
+        {"events": [event("e1", token="t" * 1025)]},
+        {"events": [event("e1", type="view")]},
+        {"events": [event("bad id!")]},
+        {"events": [{**event("e1"), "extra": 1}]},
+    ],
+)
+def test_malformed_batches_are_refused_by_the_model(document: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        EventBatchRequest.model_validate(document)
+
+
+def test_the_clock_is_read_per_request() -> None:
+    # Given a service whose clock moved past the token's expiry between two requests
+    queue = InMemoryOutcomeQueue()
+    times = iter([NOW, NOW + timedelta(hours=2)])
+    tracker = TrackingService(queue=queue, signer=lambda: SIGNER, clock=lambda: next(times))
+    tracker.record_beacon(EventType.IMPRESSION, token())
+    # Then the second request sees the later time
+    with pytest.raises(ExpiredTokenError):
+        tracker.record_beacon(EventType.IMPRESSION, token())

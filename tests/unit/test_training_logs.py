@@ -1,0 +1,129 @@
+"""Training-log layout, encoding and the streaming readers (dedupe, join) over an in-memory bucket."""
+
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from adserve.decision_records import DecisionRecord
+from adserve.outcome_events import OutcomeEvent
+from adserve.training_logs import (
+    LogKind,
+    Partition,
+    ReadStats,
+    decode_object,
+    encode_object,
+    hours,
+    log_row,
+    read_decisions,
+    read_joined,
+    read_outcomes,
+)
+from adserve.vocabulary import EventType
+
+from devstack.fakes import InMemoryLogStore
+from tests.support.record_messages import NOW, decision, outcome
+
+
+def write(store: InMemoryLogStore, *messages: OutcomeEvent | DecisionRecord, name: str = "batch") -> None:
+    """Log messages as Record would, one object per partition, named after *name*."""
+    by_partition: dict[Partition, list[str]] = {}
+    for message in messages:
+        row = log_row(message)
+        by_partition.setdefault(row.partition, []).append(row.line)
+    for partition, lines in by_partition.items():
+        store.put_object(partition.object_key([name]), encode_object(lines))
+
+
+def test_partition_keys_follow_the_documented_layout() -> None:
+    partition = Partition.of(LogKind.OUTCOMES, datetime(2026, 11, 25, 13, 59, 59, tzinfo=UTC))
+    key = partition.object_key(["m-2", "m-1"])
+    assert key.startswith("logs/outcomes/dt=2026-11-25/hour=13/")
+    assert key.endswith(".jsonl.gz")
+    assert key == partition.object_key(["m-1", "m-2"])  # the set of messages names the object, not their order
+    assert key != partition.object_key(["m-1"])
+
+
+def test_partitions_are_in_utc() -> None:
+    stockholm = datetime(2026, 11, 25, 2, 30, tzinfo=ZoneInfo("Europe/Stockholm"))
+    assert Partition.of(LogKind.DECISIONS, stockholm).prefix == "logs/decisions/dt=2026-11-25/hour=01/"
+
+
+def test_encoding_is_gzip_json_lines_and_deterministic() -> None:
+    body = encode_object(['{"a":1}', '{"b":2}'])
+    assert body == encode_object(['{"a":1}', '{"b":2}'])
+    assert gzip.decompress(body) == b'{"a":1}\n{"b":2}\n'
+    assert list(decode_object(body)) == ['{"a":1}', '{"b":2}']
+
+
+def test_hours_include_both_ends() -> None:
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)
+    assert len(list(hours(midnight, midnight + timedelta(hours=23, minutes=59)))) == 24
+    assert list(hours(NOW, NOW)) == [NOW.replace(minute=0)]
+
+
+def test_readers_drop_copies_and_skip_malformed_lines() -> None:
+    store = InMemoryLogStore()
+    first, other = decision(decision_id="d-1"), decision(decision_id="d-2")
+    write(store, first, name="batch-1")
+    write(store, first, other, name="batch-2")  # a redelivery regrouped with another record
+    prefix = Partition.of(LogKind.DECISIONS, NOW).prefix
+    store.objects[f"{prefix}broken.jsonl.gz"] = encode_object(["{not json", '{"kind": "decision"}'])
+    store.objects[f"{prefix}not-gzip.jsonl.gz"] = b"plain text"
+    stats = ReadStats()
+    assert [record.decision_id for record in read_decisions(store, NOW, NOW, stats)] == ["d-1", "d-2"]
+    assert (stats.rows, stats.duplicates_dropped, stats.malformed_lines, stats.unreadable_objects) == (2, 1, 2, 1)
+
+
+def test_outcomes_are_deduplicated_by_identity_not_by_event_id() -> None:
+    store = InMemoryLogStore()
+    beacon = outcome(decision_id="d-1")
+    replay = outcome(decision_id="d-1", occurred_at=NOW + timedelta(minutes=5))  # same identity, new event id
+    click = outcome(decision_id="d-1", event_type=EventType.CLICK)
+    write(store, beacon, replay, click)
+    stats = ReadStats()
+    rows = list(read_outcomes(store, NOW, NOW, stats))
+    assert [row.event_type for row in rows] == [EventType.IMPRESSION, EventType.CLICK]
+    assert stats.duplicates_dropped == 1
+
+
+def test_the_join_gives_one_row_per_chosen_ad_with_its_outcome_flags() -> None:
+    store = InMemoryLogStore()
+    chosen = decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1"))
+    write(
+        store,
+        chosen,
+        outcome(decision_id="d-1", ad_id="a-ad-1"),
+        outcome(decision_id="d-1", ad_id="a-ad-1"),  # a duplicate changes nothing
+        outcome(decision_id="d-1", ad_id="a-ad-1", event_type=EventType.CLICK, occurred_at=NOW + timedelta(hours=3)),
+        outcome(decision_id="d-1", ad_id="b-ad-1", event_type=EventType.SKIP),
+        outcome(decision_id="d-1", ad_id="b-ad-1", event_type=EventType.CLICK, occurred_at=NOW + timedelta(days=2)),
+        outcome(decision_id="d-unknown", ad_id="a-ad-1"),
+    )
+    rows = list(read_joined(store, NOW, NOW))
+    assert [(row.ad_id, row.rank, row.propensity) for row in rows] == [("a-ad-1", 1, 0.9), ("b-ad-1", 2, 0.9)]
+    first, second = rows
+    assert (first.impression, first.click, first.complete, first.skip) == (True, True, False, False)
+    assert (second.impression, second.click, second.skip) == (False, False, True)  # the click came too late
+    assert first.ad_features == {"ad_id": "a-ad-1"}
+    assert first.listener_features == chosen.listener_features
+
+
+@dataclass
+class ListingLogStore(InMemoryLogStore):
+    listed: list[str] = field(default_factory=list)
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        self.listed.append(prefix)
+        return super().list_keys(prefix)
+
+
+def test_the_join_streams_a_decision_once_its_attribution_window_is_read() -> None:
+    store = ListingLogStore()
+    write(store, decision(decision_id="d-early"), decision(decision_id="d-late", decided_at=NOW + timedelta(hours=10)))
+    rows = read_joined(store, NOW, NOW + timedelta(hours=10), attribution_window=timedelta(hours=2))
+    assert next(rows).decision_id == "d-early"
+    last_outcome_hour = max(prefix for prefix in store.listed if "/outcomes/" in prefix)
+    assert last_outcome_hour == Partition.of(LogKind.OUTCOMES, NOW + timedelta(hours=2)).prefix
+    assert [row.decision_id for row in rows] == ["d-late"]
