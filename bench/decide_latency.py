@@ -52,7 +52,7 @@ def load_model(encoder: FeatureEncoder) -> CtrModel:
 
 
 def fake_service(size: int, model: CtrModel, encoder: FeatureEncoder) -> FakeWiring:
-    """A DecisionService as wiring.py builds it, with in-memory ports and ``size`` eligible campaigns."""
+    """A DecisionService as adserve.wiring.decide builds it, with in-memory ports and ``size`` eligible campaigns."""
     now = datetime.now(UTC)
     campaigns = catalogs.campaigns(size, now)
     counters = InMemoryCounters(

@@ -14,7 +14,7 @@ from adserve.errors import InvalidInputError
 from adserve.identifiers import Identifier
 from adserve.observability import MetricName, logger, metrics, tracer
 from adserve.settings import CampaignsSettings
-from adserve.wiring import campaign_store
+from adserve.wiring.campaigns import campaign_store
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths

@@ -9,7 +9,7 @@ from adserve.decision_api import DecisionRequest, DecisionResponse, ErrorRespons
 from adserve.decisioning import DecisionService
 from adserve.observability import logger, metrics, tracer
 from adserve.settings import DecideSettings
-from adserve.wiring import decision_service
+from adserve.wiring.decide import decision_service
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -6,7 +6,7 @@ from typing import Any
 from adserve.observability import logger, metrics, tracer
 from adserve.recording import OutcomeRecorder
 from adserve.settings import RecordSettings
-from adserve.wiring import outcome_recorder
+from adserve.wiring.record import outcome_recorder
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -15,7 +15,7 @@ from adserve.settings import TrackSettings
 from adserve.track_api import EventBatchRequest, EventBatchResponse, TrackingToken
 from adserve.tracking import TrackingService
 from adserve.vocabulary import EventType
-from adserve.wiring import tracking_service
+from adserve.wiring.track import tracking_service
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse

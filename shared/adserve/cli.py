@@ -22,11 +22,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns import Campaign
-from adserve.dal.aws_clients import dynamodb_client, s3_client
+from adserve.dal.aws_clients import s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.errors import LogStoreUnavailableError
 from adserve.training_logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
+from adserve.wiring.campaigns import campaign_store
 
 __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
 
@@ -163,8 +164,7 @@ def _hour(text: str) -> datetime:
 
 
 def _store(table: str) -> CampaignStore:
-    # Not adserve.wiring: the CLI should not import the decision path (numpy, onnxruntime) to list a table.
-    return CampaignStore(dynamodb_client(), table)
+    return campaign_store(table)
 
 
 def _location(problem: Any) -> str:

@@ -1,4 +1,4 @@
-"""Production wiring: builds each function's domain objects from its settings and real AWS clients."""
+"""Decide's wiring: catalog, caps store with its own time budget, the model, the decision queue."""
 
 import random
 from datetime import timedelta
@@ -6,28 +6,18 @@ from functools import cache
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaign_directory import CampaignDirectory
 from adserve.catalog import CampaignCatalog
-from adserve.dal.aws_clients import dynamodb_client, s3_client, sqs_client
-from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.aws_clients import dynamodb_client, sqs_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
-from adserve.dal.impression_counter import DynamoImpressionCounter
-from adserve.dal.log_store import S3LogStore
-from adserve.dal.outcome_queue import OutcomeQueue
 from adserve.dal.signing_key import load_signer
 from adserve.decisioning import DecisionService, PolicySettings
 from adserve.errors import ModelLoadError
 from adserve.features import FeatureEncoder
 from adserve.observability import MetricName, logger, metrics
-from adserve.recording import OutcomeRecorder
 from adserve.scoring import CtrModel
-from adserve.settings import DecideSettings, RecordSettings, TrackSettings
-from adserve.tracking import TrackingService
-
-
-def campaign_store(table_name: str) -> CampaignStore:
-    return CampaignStore(dynamodb_client(), table_name)
+from adserve.settings import DecideSettings
+from adserve.wiring.campaigns import campaign_store
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -56,22 +46,4 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         ),
         rng=random.Random(),
         tracking_base_url=settings.tracking_base_url,
-    )
-
-
-def tracking_service(settings: TrackSettings) -> TrackingService:
-    # A beacon answers within Track's 3 s timeout even when SQS hangs: two tries of at most 1.5 s each.
-    queue_client = sqs_client(connect_timeout=0.5, read_timeout=1.0, attempts=2)
-    return TrackingService(
-        queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
-        signer=lambda: load_signer(settings.signing_key_secret_id),
-    )
-
-
-def outcome_recorder(settings: RecordSettings) -> OutcomeRecorder:
-    """Record's domain service: exactly-once counters in DynamoDB, training logs in S3, campaigns cached."""
-    return OutcomeRecorder(
-        counter=DynamoImpressionCounter(dynamodb_client(), settings.frequency_caps_table_name),
-        campaigns=CampaignDirectory(campaign_store(settings.campaigns_table_name), settings.catalog_ttl_seconds),
-        logs=S3LogStore(s3_client(), settings.logs_bucket_name),
     )

@@ -1,0 +1,8 @@
+"""Wiring shared by every function that reads the campaign table."""
+
+from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.campaign_store import CampaignStore
+
+
+def campaign_store(table_name: str) -> CampaignStore:
+    return CampaignStore(dynamodb_client(), table_name)

@@ -1,0 +1,18 @@
+"""Record's wiring: exactly-once counters in DynamoDB, training logs in S3, campaigns cached."""
+
+from adserve.campaign_directory import CampaignDirectory
+from adserve.dal.aws_clients import dynamodb_client, s3_client
+from adserve.dal.impression_counter import DynamoImpressionCounter
+from adserve.dal.log_store import S3LogStore
+from adserve.recording import OutcomeRecorder
+from adserve.settings import RecordSettings
+from adserve.wiring.campaigns import campaign_store
+
+
+def outcome_recorder(settings: RecordSettings) -> OutcomeRecorder:
+    """Record's domain service: exactly-once counters in DynamoDB, training logs in S3, campaigns cached."""
+    return OutcomeRecorder(
+        counter=DynamoImpressionCounter(dynamodb_client(), settings.frequency_caps_table_name),
+        campaigns=CampaignDirectory(campaign_store(settings.campaigns_table_name), settings.catalog_ttl_seconds),
+        logs=S3LogStore(s3_client(), settings.logs_bucket_name),
+    )

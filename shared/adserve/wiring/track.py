@@ -1,0 +1,16 @@
+"""Track's wiring: the outcome queue with a tight time budget and the signing key."""
+
+from adserve.dal.aws_clients import sqs_client
+from adserve.dal.outcome_queue import OutcomeQueue
+from adserve.dal.signing_key import load_signer
+from adserve.settings import TrackSettings
+from adserve.tracking import TrackingService
+
+
+def tracking_service(settings: TrackSettings) -> TrackingService:
+    # A beacon answers within Track's 3 s timeout even when SQS hangs: two tries of at most 1.5 s each.
+    queue_client = sqs_client(connect_timeout=0.5, read_timeout=1.0, attempts=2)
+    return TrackingService(
+        queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
+        signer=lambda: load_signer(settings.signing_key_secret_id),
+    )
