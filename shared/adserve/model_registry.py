@@ -1,0 +1,76 @@
+"""The model registry: published models and the active pointer that tells Decide which to serve.
+
+Layout in the models bucket (one prefix per version, immutable once written):
+    models/<version>/model.onnx
+    models/<version>/manifest.json
+    models/active.json      {"champion": <version>, "challenger": <version>|null, "challenger_share": 0..1,
+                             "updated_at": <iso time>, "updated_by": <who>}
+A listener is served by the challenger when the hash of its id falls in the challenger's share, so the
+split is deterministic: the same listener always meets the same model while a pointer is in force.
+"""
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+MODELS_PREFIX = "models/"
+ACTIVE_POINTER_KEY = "models/active.json"
+
+ModelVersion = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")]
+
+
+class ActivePointer(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    champion: ModelVersion
+    challenger: ModelVersion | None = None
+    challenger_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    updated_at: datetime
+    updated_by: Annotated[str, StringConstraints(max_length=200)] = "unknown"
+
+    @model_validator(mode="after")
+    def _challenger_needs_a_share(self) -> Self:
+        if self.challenger is None and self.challenger_share:
+            raise ValueError("challenger_share needs a challenger")
+        if self.challenger is not None and self.challenger == self.champion:
+            raise ValueError("the challenger must differ from the champion")
+        return self
+
+    def version_for(self, listener_id: str) -> str:
+        """Champion or challenger for this listener, by a stable hash of its id."""
+        if self.challenger is None or listener_bucket(listener_id) >= self.challenger_share:
+            return self.champion
+        return self.challenger
+
+
+def listener_bucket(listener_id: str) -> float:
+    """A stable number in [0, 1) per listener, independent of the exploration policy's randomness."""
+    digest = hashlib.blake2b(listener_id.encode(), digest_size=8, person=b"adserve-split").digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def model_key(version: str, file_name: str) -> str:
+    return f"{MODELS_PREFIX}{version}/{file_name}"
+
+
+class ModelStore(Protocol):
+    """Where published models and the active pointer live (S3 in AWS and on the local stack)."""
+
+    def publish(self, model_dir: Path) -> str:
+        """Upload model.onnx and manifest.json of a verified model; returns its version."""
+        ...
+
+    def download(self, version: str, target_dir: Path) -> Path:
+        """Fetch a version's files into target_dir/<version>/ and return that folder."""
+        ...
+
+    def versions(self) -> list[str]: ...
+
+    def read_pointer(self) -> ActivePointer | None:
+        """The active pointer, or None when nothing was ever promoted (serve the bootstrap model)."""
+        ...
+
+    def write_pointer(self, pointer: ActivePointer) -> None: ...
