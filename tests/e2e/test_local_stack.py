@@ -16,19 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.__main__ import SAMPLE_DECISION
+
 ROOT = Path(__file__).parents[2]
 STARTUP_SECONDS = 60
 SHUTDOWN_SECONDS = 15
-DECISION = {
-    "listener": {
-        "id": "l-1",
-        "country": "SE",
-        "device": "mobile",
-        "context": {"content_type": "music", "genre": "pop"},
-    },
-    "placement": "audio_midroll",
-    "max_ads": 3,
-}
+
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +100,7 @@ def test_a_new_campaign_can_be_put_and_read_back(api: httpx.Client) -> None:
 def test_a_decision_returns_ranked_ads_with_tracking_urls_on_this_server(
     server: tuple[subprocess.Popen[bytes], str], api: httpx.Client
 ) -> None:
-    response = api.post("/v1/decisions", json=DECISION)
+    response = api.post("/v1/decisions", json=SAMPLE_DECISION)
     assert response.status_code == 200, response.text
     ads = response.json()["ads"]
     assert ads
