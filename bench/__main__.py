@@ -9,7 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import cold_start, decide_latency, environment, layer_size, moto_latency, onnx_scoring, report, vw_peer
+from bench import (
+    cold_start,
+    decide_latency,
+    environment,
+    layer_size,
+    model_swap,
+    moto_latency,
+    onnx_scoring,
+    record_throughput,
+    report,
+    retraining,
+    track_latency,
+    vw_peer,
+)
 from bench.catalogs import REPO_ROOT
 from bench.decide_latency import quiet_stdout
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
@@ -22,8 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-build", action="store_true", help="do not run `make build` if .aws-sam/build is missing"
     )
-    parser.add_argument("--skip-moto", action="store_true", help="skip the figures that need a moto server (1b, 3)")
+    parser.add_argument("--skip-moto", action="store_true", help="skip the figures that need a moto server (1b, 3, 6)")
     parser.add_argument("--quick", action="store_true", help="about a tenth of the iterations: a smoke run")
+    parser.add_argument(
+        "--retrain-1m", action="store_true", help="figure 9 at 1M rows too (generating its logs once takes ~8 min)"
+    )
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold-start median")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
     return parser.parse_args(argv)
@@ -51,9 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     figures["decide_in_process"] = _step("1a decide in-process", timings, lambda: decide_latency.run(args.quick))
     figures["onnx"] = _step("2 onnx scoring", timings, lambda: onnx_scoring.run(args.quick))
     figures["vw_peer"] = _step("5 vw peer", timings, lambda: vw_peer.run(args.quick))
+    figures["record_fakes"] = _step("7a record on fakes", timings, lambda: record_throughput.run_fakes(args.quick))
+    figures["track_beacon"] = _step("8 track beacon in-process", timings, lambda: track_latency.run(args.quick))
+    figures["retraining"] = _step(
+        "9 retraining throughput", timings, lambda: retraining.run(args.quick, large=args.retrain_1m)
+    )
     if args.skip_moto:
         figures["cold_start"] = {"skipped": "--skip-moto"}
         figures["decide_moto"] = {"skipped": "--skip-moto"}
+        figures["record_moto"] = {"skipped": "--skip-moto"}
+        figures["model_swap"] = {"skipped": "--skip-moto"}
     else:
         # One moto server for both: moto keeps its state per process, so a second stack would find the tables.
         with LocalStack.start(DEFAULT_TEMPLATE) as stack:
@@ -62,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                 figures["decide_moto"] = _step(
                     "1b decide on moto", timings, lambda: moto_latency.run(stack, args.quick)
                 )
+                figures["record_moto"] = _step(
+                    "7b record on moto", timings, lambda: record_throughput.run_moto(stack, args.quick)
+                )
+            figures["model_swap"] = _step("6 model swap", timings, lambda: model_swap.run(stack, args.quick))
     figures["layer_size"] = _step("4 layer size", timings, lambda: layer_size.run(args.skip_build))
     checks = report.targets(figures)
     machine = environment.describe()

@@ -63,7 +63,7 @@ def fake_service(size: int, model: CtrModel, encoder: FeatureEncoder) -> FakeWir
     service = DecisionService(
         catalog=CampaignCatalog(InMemoryCampaigns(campaigns), encoder, ttl_seconds=3600.0),
         counters=counters,
-        scorer=lambda: model,
+        scorer=lambda _listener_id: model,
         decision_log=log,
         signer=lambda: signer,
         encoder=encoder,

@@ -71,6 +71,24 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         200.0,
         "MB",
     ),
+    (
+        "record: our CPU per event < 100 us, batches of 10 (handler on fakes, median invocation / 10)",
+        ("record_fakes", "sizes", "10", "full_handler", "us_per_event_p50"),
+        100.0,
+        "us",
+    ),
+    (
+        "record: our CPU per event < 100 us, batches of 100 (handler on fakes, median invocation / 100)",
+        ("record_fakes", "sizes", "100", "full_handler", "us_per_event_p50"),
+        100.0,
+        "us",
+    ),
+    (
+        "track beacon p99 < 2 ms in-process, SQS call excluded (full handler)",
+        ("track_beacon", "full_handler", "p99_ms"),
+        2.0,
+        "ms",
+    ),
 )
 
 
@@ -238,6 +256,119 @@ def _cold_and_size(figures: dict[str, Any]) -> list[str]:
     return out
 
 
+def _swap_tables(figures: dict[str, Any]) -> list[str]:
+    swap = _get(figures, "model_swap") or {}
+    if swap.get("skipped"):
+        return [f"6. Model swap: skipped ({swap['skipped']})"]
+    if "swap" not in swap:
+        return []
+    steps = swap["swap"]
+    step_rows = [
+        [name, steps[key]["iterations"], *_lat(steps[key])]
+        for name, key in (
+            ("pointer read", "pointer_read"),
+            ("download model + manifest", "download"),
+            ("verify sha256/spec + load", "verify_and_load"),
+            ("provider refresh incl. swap", "provider_refresh_with_swap"),
+        )
+    ]
+    during = swap["decide_during_swaps"]
+    kinds = (("all decisions", "all"), ("no pointer check", "no_check"), ("unchanged pointer", "unchanged_pointer"))
+    decide_rows = [
+        [name, during[key]["iterations"], *_lat(during[key]), during[key]["max_ms"]]
+        for name, key in (*kinds, ("found a new model", "swap"))
+        if key in during
+    ]
+    return [
+        table(
+            f"6a. Model swap on moto, {steps['model_bytes'] / 1e6:.2f} MB model (ms)",
+            ["step", "iters", *_lat_headers("time")],
+            step_rows,
+        ),
+        table(
+            f"6b. service.decide at {during['candidates']} candidates while models swap "
+            f"(pointer check every {during['checks_every_decisions']} decisions, every other one swaps), ms",
+            ["decisions", "iters", *_lat_headers("decide"), "decide max"],
+            decide_rows,
+        ),
+    ]
+
+
+def _record_rows(figures: dict[str, Any]) -> list[list[object]]:
+    rows: list[list[object]] = []
+    paths = (("fakes", "domain process_batch", "domain_process_batch"), ("fakes", "full handler", "full_handler"))
+    for size, data in (_get(figures, "record_fakes", "sizes") or {}).items():
+        rows += [[int(size), name, *_per_event_cells(data[key])] for _, name, key in paths]
+    for size, data in (_get(figures, "record_moto", "sizes") or {}).items():
+        rows.append([int(size), "handler on moto", *_per_event_cells(data["full_handler"])])
+    return rows
+
+
+def _per_event_cells(d: dict[str, Any]) -> list[object]:
+    return [d["iterations"], d["p50_ms"], d["p99_ms"], d["us_per_event_p50"], d["us_per_event_mean"], d["full_gcs"]]
+
+
+def _outcome_tables(figures: dict[str, Any]) -> list[str]:
+    out = []
+    rows = _record_rows(figures)
+    if rows:
+        bare = _get(figures, "record_moto", "moto_bare_transaction", "p50_ms")
+        note = f"; bare moto TransactWriteItems p50 {bare} ms" if bare is not None else ""
+        out.append(
+            table(
+                f"7. Record per SQS batch (80% capped impressions): invocation ms, per event us{note}",
+                ["batch", "path", "iters", "p50 ms", "p99 ms", "us/event p50", "us/event mean", "full GCs"],
+                rows,
+            )
+        )
+    moto = _get(figures, "record_moto") or {}
+    if moto.get("skipped"):
+        out.append(f"7b. Record on moto: skipped ({moto['skipped']})")
+    beacon = _get(figures, "track_beacon") or {}
+    if "full_handler" in beacon:
+        s, h = beacon["service_record_beacon"], beacon["full_handler"]
+        out.append(
+            table(
+                "8. Track beacon in-process, in-memory outcome queue (ms)",
+                ["iters", *_lat_headers("service"), *_lat_headers("handler"), "full GCs"],
+                [[h["iterations"], *_lat(s), *_lat(h), h["full_gcs"]]],
+            )
+        )
+    return out
+
+
+def _retraining_tables(figures: dict[str, Any]) -> list[str]:
+    sizes = (_get(figures, "retraining") or {}).get("sizes")
+    if not sizes:
+        return []
+    rows = []
+    for rows_label, figure in sizes.items():
+        if "skipped" in figure:
+            rows.append([rows_label, figure["skipped"], *[None] * 7])
+            continue
+        rows.append(
+            [
+                rows_label,
+                figure["build_rows_per_s"],
+                figure["build_seconds"],
+                figure["train_row_epochs_per_s"],
+                f"{figure['train_seconds']} ({figure['epochs']} ep)",
+                figure["evaluate_decisions_per_s"],
+                figure["rss_mb"]["after_build"],
+                figure["rss_mb"]["peak"],
+                figure["holdout_auc"],
+            ]
+        )
+    headers = ["rows", "build rows/s", "build s", "train row-epochs/s", "train s", "OPE dec/s", "RSS build MB"]
+    return [
+        table(
+            "9. Retraining (dataset from gzip logs on disk, FM training, evaluation)",
+            [*headers, "peak MB", "AUC"],
+            rows,
+        )
+    ]
+
+
 def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     packages = ", ".join(f"{name} {v}" for name, v in machine["packages"].items())
     header = (
@@ -248,7 +379,7 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
     target_rows = [[_verdict(c["passed"]), c["target"], c["measured"], f"< {c['limit']} {c['unit']}"] for c in checks]
     failed = [
         f"{key}: {figures[key]['skipped']}"
-        for key in ("decide_in_process", "onnx", "vw_peer")
+        for key in ("decide_in_process", "onnx", "vw_peer", "record_fakes", "track_beacon", "record_moto")
         if isinstance(figures.get(key), dict) and "skipped" in figures[key]
     ]
     sections = [
@@ -257,6 +388,9 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
         *_decide_tables(figures),
         *_scoring_tables(figures),
         *_cold_and_size(figures),
+        *_swap_tables(figures),
+        *_retraining_tables(figures),
+        *_outcome_tables(figures),
         table("Targets (DESIGN.md, Performance budget)", ["", "target", "measured", "limit"], target_rows),
     ]
     return "\n\n".join(sections)

@@ -1,6 +1,7 @@
 """``adserve-local``: run the whole stack on this machine, or print the API's OpenAPI document.
 
-adserve-local run [--port 3000] [--host 127.0.0.1] [--no-seed] [--visibility-timeout 5] [--template template.yaml]
+adserve-local run [--port 3000] [--host 127.0.0.1] [--no-seed] [--visibility-timeout 5] [--auth] [--raw-metrics]
+                  [--template template.yaml]
 adserve-local openapi [--template template.yaml]
 """
 
@@ -9,24 +10,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from adserve.cli import load_campaigns, read_campaigns
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 
 from devstack.http_gateway import HttpGateway
+from devstack.metrics_output import readable_metrics
 from devstack.openapi_document import openapi_document, render
+from devstack.sigv4 import SigV4Verifier
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
+from devstack.stack_description import FunctionDefinition
 
 __all__ = ["main"]
 
 logger = logging.getLogger("devstack")
+metrics_logger = logging.getLogger("devstack.metrics")
 
 DEFAULT_VISIBILITY_TIMEOUT = 5
 """Seconds: the template's 180 s would make every local retry of a failed SQS message wait three minutes."""
@@ -55,16 +62,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=arguments.port,
         seed=not arguments.no_seed,
         visibility_timeout=arguments.visibility_timeout,
+        auth=arguments.auth,
+        raw_metrics=arguments.raw_metrics,
     )
 
 
 def run(
-    template: Path, *, host: str, port: int, seed: bool, visibility_timeout: int | None = DEFAULT_VISIBILITY_TIMEOUT
+    template: Path,
+    *,
+    host: str,
+    port: int,
+    seed: bool,
+    visibility_timeout: int | None = DEFAULT_VISIBILITY_TIMEOUT,
+    auth: bool = False,
+    raw_metrics: bool = False,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then stop the gateway, the SQS pollers and the endpoint; 0 on a clean shutdown.
 
     The functions' SQS event sources are polled as Lambda's event source mappings do; *visibility_timeout*
     (seconds, None for the template's) replaces every queue's, so failed messages come back in seconds.
+    *auth* makes the routes the template protects with AWS_IAM demand SigV4 signatures made with the stack's
+    credentials; each invocation's metrics are logged as one readable line unless *raw_metrics* keeps the EMF JSON.
     """
     _configure_logging()
     stop = threading.Event()
@@ -75,10 +93,14 @@ def run(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    with LocalStack.start(template, event_sources=True, visibility_timeout_override=visibility_timeout) as stack:
+    on_metrics = None if raw_metrics else _log_metrics
+    with LocalStack.start(
+        template, event_sources=True, visibility_timeout_override=visibility_timeout, on_metrics=on_metrics
+    ) as stack:
         seeded = _seed(stack) if seed else 0
+        verifier = _verifier(stack) if auth else None
         try:
-            gateway = HttpGateway(stack, host=host, port=port)
+            gateway = HttpGateway(stack, host=host, port=port, verifier=verifier)
         except OSError as error:
             print(f"adserve-local: cannot listen on {host}:{port}: {error}", file=sys.stderr)  # noqa: T201
             return 1
@@ -88,6 +110,23 @@ def run(
         gateway.stop()
     logger.info("stopped")
     return 0
+
+
+def _log_metrics(function: FunctionDefinition, documents: list[dict[str, Any]]) -> None:
+    service = function.environment.get("POWERTOOLS_SERVICE_NAME", function.logical_id)
+    metrics_logger.info("%s", readable_metrics(service, documents))
+
+
+def _verifier(stack: LocalStack) -> SigV4Verifier:
+    """Accepts signatures made with the credentials the stack runs with (the dummy ones on embedded moto)."""
+    access_key = stack.env.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID", "")
+    secret = stack.env.get("AWS_SECRET_ACCESS_KEY") or os.environ.get("AWS_SECRET_ACCESS_KEY", "")
+    credentials = {access_key: secret} if access_key and secret else {}
+    if not credentials:
+        logger.warning(
+            "--auth: no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment; every signed route refuses"
+        )
+    return SigV4Verifier(credentials, region=stack.description.region, account_id=stack.description.account_id)
 
 
 def _seed(stack: LocalStack) -> int:
@@ -103,9 +142,17 @@ def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int, visibility_tim
         f"    {logical_id.ljust(width)}  {stack.description.references[logical_id].ref}"
         for logical_id in stack.description.resources
     ]
-    routes = [f"    {route.route_key.ljust(34)} -> {route.function_id}" for route in stack.description.routes]
+    signed = gateway.verifier is not None
+    routes = [
+        f"    {route.route_key.ljust(34)} -> {route.function_id}{'  (SigV4)' if signed and route.requires_iam else ''}"
+        for route in stack.description.routes
+    ]
     mappings = _event_source_lines(stack, visibility_timeout)
     sample = json.dumps(SAMPLE_DECISION, separators=(",", ":"))
+    curl = "curl -s"
+    if signed:
+        key, secret = stack.env.get("AWS_ACCESS_KEY_ID", ""), stack.env.get("AWS_SECRET_ACCESS_KEY", "")
+        curl += f" --aws-sigv4 aws:amz:{stack.description.region}:execute-api --user {key}:{secret}"
     lines = [
         "adserve local stack",
         f"  API:          {gateway.url}",
@@ -116,9 +163,10 @@ def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int, visibility_tim
         *routes,
         *mappings,
         f"  Seeded:       {seeded} demo campaigns" if seeded else "  Seeded:       nothing (--no-seed)",
+        "  Auth:         SigV4 (AWS_IAM) where the template asks for it (--auth)" if signed else "  Auth:         none",
         "  Try:",
-        f"    curl -s {gateway.url}/v1/campaigns",
-        f"    curl -s -X POST {gateway.url}/v1/decisions -H 'content-type: application/json' -d '{sample}'",
+        f"    {curl} {gateway.url}/v1/campaigns",
+        f"    {curl} -X POST {gateway.url}/v1/decisions -H 'content-type: application/json' -d '{sample}'",
         "  Operator CLI against this stack:",
         f"    AWS_ENDPOINT_URL={stack.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
         f"AWS_DEFAULT_REGION={stack.description.region} "
@@ -169,6 +217,16 @@ def _parser() -> argparse.ArgumentParser:
     run_command.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     run_command.add_argument("--port", type=int, default=3000, help="port to listen on; 0 picks a free one")
     run_command.add_argument("--no-seed", action="store_true", help="start with an empty campaign catalog")
+    run_command.add_argument(
+        "--auth",
+        action="store_true",
+        help="demand SigV4 signatures (the stack's credentials, service execute-api) where API Gateway would",
+    )
+    run_command.add_argument(
+        "--raw-metrics",
+        action="store_true",
+        help="print the handlers' EMF metrics JSON to stdout as Lambda does, instead of one readable log line each",
+    )
     run_command.add_argument(
         "--visibility-timeout",
         type=_visibility_timeout,

@@ -6,10 +6,14 @@ reach the same state over the network, just as they would reach AWS.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
 
 __all__ = ["AwsEndpoint", "credentials_environment"]
@@ -39,6 +43,7 @@ class AwsEndpoint:
         if external:
             return cls(external.rstrip("/"))
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+        _serialize_dynamodb_transactions()
         server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
         server.start()
         bound_host, port = server.get_host_and_port()
@@ -59,3 +64,26 @@ def credentials_environment(embedded: bool, environ: Mapping[str, str]) -> dict[
     if embedded or not ({"AWS_ACCESS_KEY_ID", "AWS_PROFILE"} & environ.keys()):
         return dict(_DUMMY_CREDENTIALS)
     return {}
+
+
+_TRANSACTION_LOCK = threading.Lock()
+
+
+def _serialize_dynamodb_transactions() -> None:
+    """Make moto's TransactWriteItems atomic across its request threads, as DynamoDB's is.
+
+    moto checks a transaction's conditions and then applies its writes with no lock, so two concurrent
+    transactions on the same item can both pass ``attribute_not_exists``; DynamoDB would cancel one with a
+    TransactionConflict. Exactly-once counting relies on that, and the emulator should not hide or fake it.
+    """
+    original: Callable[..., Any] = DynamoDBBackend.transact_write_items
+    if getattr(original, "serialized", False):
+        return
+
+    @functools.wraps(original)
+    def serialized(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+        with _TRANSACTION_LOCK:
+            return original(self, *args, **kwargs)
+
+    serialized.serialized = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = serialized  # type: ignore[method-assign]

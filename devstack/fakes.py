@@ -3,9 +3,11 @@
 They implement the same Protocols as the DynamoDB and SQS adapters, so swapping them in needs no patching.
 """
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from adserve.campaigns import Campaign
@@ -14,11 +16,16 @@ from adserve.errors import (
     CapStoreUnavailableError,
     CounterStoreUnavailableError,
     DecisionLogUnavailableError,
+    InvalidModelPointerError,
     LogStoreUnavailableError,
+    ModelNotFoundError,
+    ModelStoreUnavailableError,
     OutcomeQueueUnavailableError,
 )
+from adserve.model_registry import ActivePointer
 from adserve.outcome_events import OutcomeEvent
 from adserve.recording import ImpressionIncrement
+from pydantic import ValidationError
 
 
 @dataclass
@@ -143,3 +150,55 @@ class InMemoryLogStore:
 
     def read_object(self, key: str) -> bytes:
         return self.objects[key]
+
+
+@dataclass
+class InMemoryModelStore:
+    """The models bucket: files per version and the pointer's raw bytes (so tests can write a malformed one).
+
+    `available=False` fails every call like an unreachable bucket; `downloads` lists the versions fetched.
+    `publish` stores the files as they are: tests put broken models on purpose, the S3 store verifies.
+    """
+
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    pointer_document: bytes | None = None
+    available: bool = True
+    downloads: list[str] = field(default_factory=list)
+
+    def _check_available(self) -> None:
+        if not self.available:
+            raise ModelStoreUnavailableError("bucket unreachable")
+
+    def publish(self, model_dir: Path) -> str:
+        self._check_available()
+        version = str(json.loads((model_dir / "manifest.json").read_text())["version"])
+        self.files[version] = {path.name: path.read_bytes() for path in model_dir.iterdir() if path.is_file()}
+        return version
+
+    def download(self, version: str, target_dir: Path) -> Path:
+        self._check_available()
+        self.downloads.append(version)
+        if version not in self.files:
+            raise ModelNotFoundError(f"model {version} is not published")
+        folder = target_dir / version
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, body in self.files[version].items():
+            (folder / name).write_bytes(body)
+        return folder
+
+    def versions(self) -> list[str]:
+        self._check_available()
+        return sorted(self.files)
+
+    def read_pointer(self) -> ActivePointer | None:
+        self._check_available()
+        if self.pointer_document is None:
+            return None
+        try:
+            return ActivePointer.model_validate_json(self.pointer_document)
+        except ValidationError as error:
+            raise InvalidModelPointerError(f"not a pointer: {error.error_count()} errors") from error
+
+    def write_pointer(self, pointer: ActivePointer) -> None:
+        self._check_available()
+        self.pointer_document = pointer.model_dump_json().encode()

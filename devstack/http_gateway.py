@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from devstack.api_events import http_api_event
 from devstack.routing import RouteMatch
+from devstack.sigv4 import SignatureError, SigV4Verifier
 
 __all__ = ["MAX_BODY_BYTES", "HttpGateway", "Integration"]
 
@@ -43,11 +44,19 @@ class _BodyTooLargeError(Exception):
 class HttpGateway:
     """Serves the template's routes on ``host:port`` (port 0 picks a free one) from a background thread."""
 
-    def __init__(self, integration: Integration, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(
+        self,
+        integration: Integration,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        verifier: SigV4Verifier | None = None,
+    ) -> None:
+        """With a *verifier*, routes that require AWS_IAM answer 403 unless the request is SigV4-signed."""
         self._server = ThreadingHTTPServer((host, port), _RequestHandler)
         self._server.daemon_threads = True
         self._server.gateway = self  # type: ignore[attr-defined]
         self.integration = integration
+        self.verifier = verifier
         self.port: int = self._server.server_address[1]
         self.domain_name = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"  # noqa: S104
         self._thread: threading.Thread | None = None
@@ -81,7 +90,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         status = self._respond()
         elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.info("%s %s %d %.1fms", self.command, self.path, status, elapsed_ms)
+        logger.info("%s %s %d %.1fms", self.command, _redacted(self.path), status, elapsed_ms)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
 
@@ -112,6 +121,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             domain_name=gateway.domain_name,
             source_ip=self.client_address[0],
         )
+        if match.route.requires_iam and gateway.verifier is not None:
+            try:
+                caller = gateway.verifier.verify(self.command, raw_path, raw_query, self._joined_headers(), body)
+            except SignatureError as refusal:
+                logger.info("%s %s refused by the AWS_IAM authorizer: %s", self.command, raw_path, refusal)
+                return self._send_json(HTTPStatus.FORBIDDEN, {"message": "Forbidden"})
+            event["requestContext"]["authorizer"] = caller.authorizer_context()
         try:
             result = gateway.integration.invoke(match.route.function_id, event)
         except Exception:
@@ -185,6 +201,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
+
+
+def _redacted(target: str) -> str:
+    """The request target with query values elided: a beacon's ``t`` is a token (and names the listener)."""
+    path, separator, query = target.partition("?")
+    names = (pair.partition("=")[0] for pair in query.split("&") if pair)
+    return path + separator + "&".join(f"{name}=..." for name in names)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

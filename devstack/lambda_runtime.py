@@ -13,18 +13,22 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from devstack.metrics_output import ThreadRoutedStdout, emf_documents
 from devstack.stack_description import FunctionDefinition
 
-__all__ = ["FunctionRuntime", "HandlerLoadError", "LocalLambdaContext"]
+__all__ = ["FunctionRuntime", "HandlerLoadError", "LocalLambdaContext", "MetricsListener"]
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any, Any], Any]
+MetricsListener = Callable[[FunctionDefinition, list[dict[str, Any]]], None]
+"""Receives the EMF documents one invocation printed (instead of stdout getting them)."""
 
 
 class HandlerLoadError(RuntimeError):
@@ -56,8 +60,17 @@ class LocalLambdaContext:
 class FunctionRuntime:
     """One execution environment per function: lazy import, serialized invocations."""
 
-    def __init__(self, definition: FunctionDefinition, region: str, account_id: str) -> None:
+    def __init__(
+        self,
+        definition: FunctionDefinition,
+        region: str,
+        account_id: str,
+        on_metrics: MetricsListener | None = None,
+    ) -> None:
+        """*on_metrics*, if given, gets each invocation's EMF documents; otherwise they go to stdout as in Lambda."""
         self.definition = definition
+        self._on_metrics = on_metrics
+        self._stdout = ThreadRoutedStdout.install() if on_metrics is not None else None
         self._arn = f"arn:aws:lambda:{region}:{account_id}:function:{definition.physical_name}"
         self._lock = threading.Lock()
         self._module: ModuleType | None = None
@@ -85,7 +98,8 @@ class FunctionRuntime:
             )
             started = time.perf_counter()
             try:
-                return handler(event, context)
+                with self._collecting_metrics():
+                    return handler(event, context)
             finally:
                 elapsed = time.perf_counter() - started
                 if elapsed > self.definition.timeout_seconds:
@@ -95,6 +109,19 @@ class FunctionRuntime:
                         elapsed,
                         self.definition.timeout_seconds,
                     )
+
+    @contextmanager
+    def _collecting_metrics(self) -> Iterator[None]:
+        if self._stdout is None or self._on_metrics is None:
+            yield
+            return
+        with self._stdout.collecting() as lines:
+            try:
+                yield
+            finally:
+                documents = emf_documents(lines)
+                if documents:
+                    self._on_metrics(self.definition, documents)
 
     def _load(self) -> ModuleType:
         if self._module is not None:

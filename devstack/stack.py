@@ -21,7 +21,7 @@ from devstack.api_events import http_api_event
 from devstack.aws_endpoint import AwsEndpoint, credentials_environment
 from devstack.environment import EnvironmentPatch, functions_environment
 from devstack.event_source_mapping import EventSourceMappings
-from devstack.lambda_runtime import FunctionRuntime
+from devstack.lambda_runtime import FunctionRuntime, MetricsListener
 from devstack.provisioning import create_resources
 from devstack.routing import RouteMatch, Router
 from devstack.stack_description import (
@@ -45,7 +45,12 @@ class RouteNotFoundError(LookupError):
 
 class LocalStack:
     def __init__(
-        self, endpoint: AwsEndpoint, description: StackDescription, env: dict[str, str], environ: EnvironmentPatch
+        self,
+        endpoint: AwsEndpoint,
+        description: StackDescription,
+        env: dict[str, str],
+        environ: EnvironmentPatch,
+        on_metrics: MetricsListener | None = None,
     ) -> None:
         self._endpoint = endpoint
         self._environ = environ
@@ -53,7 +58,7 @@ class LocalStack:
         self.env = env
         self.router = Router(description.routes)
         self._runtimes = {
-            logical_id: FunctionRuntime(function, description.region, description.account_id)
+            logical_id: FunctionRuntime(function, description.region, description.account_id, on_metrics)
             for logical_id, function in description.functions.items()
         }
         self._event_sources: EventSourceMappings | None = None
@@ -67,6 +72,7 @@ class LocalStack:
         stack_name: str = DEFAULT_STACK_NAME,
         event_sources: bool = False,
         visibility_timeout_override: int | None = None,
+        on_metrics: MetricsListener | None = None,
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -77,6 +83,7 @@ class LocalStack:
         off by default, so tests that invoke handlers directly see the queues untouched.
         *visibility_timeout_override* (seconds) replaces every queue's VisibilityTimeout, so failed messages
         are retried, and dead-lettered, in seconds instead of the template's minutes.
+        *on_metrics* receives each invocation's EMF documents instead of stdout (see ``FunctionRuntime``).
         """
         template_path = Path(template_path).resolve()
         endpoint = AwsEndpoint.start(endpoint_url)
@@ -103,7 +110,7 @@ class LocalStack:
             environ.restore()
             endpoint.stop()
             raise
-        stack = cls(endpoint, description, env, environ)
+        stack = cls(endpoint, description, env, environ, on_metrics)
         if event_sources:
             try:
                 stack.start_event_sources()

@@ -88,6 +88,8 @@ class HttpRoute:
     method: str
     path: str
     function_id: str
+    requires_iam: bool = False
+    """Whether API Gateway demands a SigV4 (AWS_IAM) signature on this route."""
 
     @property
     def route_key(self) -> str:
@@ -340,9 +342,31 @@ def _http_routes(template: Template) -> tuple[HttpRoute, ...]:
             properties = event.get("Properties") or {}
             method = str(properties.get("Method", "ANY")).upper()
             routes.append(
-                HttpRoute(method=method, path=str(properties.get("Path", "$default")), function_id=logical_id)
+                HttpRoute(
+                    method=method,
+                    path=str(properties.get("Path", "$default")),
+                    function_id=logical_id,
+                    requires_iam=_requires_iam(template, properties),
+                )
             )
     return tuple(routes)
+
+
+def _requires_iam(template: Template, event_properties: Mapping[str, Any]) -> bool:
+    """The event's own ``Auth.Authorizer`` if it names one (``NONE`` opts out), else its API's DefaultAuthorizer.
+
+    The API is the ``HttpApi`` its ``ApiId`` refers to, or SAM's implicit API, configured by ``Globals.HttpApi``.
+    """
+    authorizer = (event_properties.get("Auth") or {}).get("Authorizer")
+    if authorizer is not None:
+        return bool(authorizer == "AWS_IAM")
+    api_globals = (template.get("Globals") or {}).get("HttpApi") or {}
+    api_auth = api_globals.get("Auth") or {}
+    api_id = event_properties.get("ApiId")
+    if isinstance(api_id, dict) and isinstance(api_id.get("Ref"), str):
+        api = (template.get("Resources") or {}).get(api_id["Ref"]) or {}
+        api_auth = (api.get("Properties") or {}).get("Auth") or api_auth
+    return bool(api_auth.get("DefaultAuthorizer") == "AWS_IAM")
 
 
 def _sqs_event_sources(

@@ -34,14 +34,14 @@ def service() -> DecisionService:
         422: {"description": "Invalid request", "content": {"application/json": {"model": ErrorResponse}}},
     },
 )
-@tracer.capture_method
+@tracer.capture_method(capture_response=False)  # tracking URLs carry tokens, which carry the listener id
 def create_decision(request: DecisionRequest) -> DecisionResponse:
     return service().decide(request, request_base_url=public_base_url(app.current_event))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @limit_body_size
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -3,6 +3,8 @@
     adserve campaigns load examples/campaigns.json [--table NAME]
     adserve campaigns list [--table NAME] [--json]
     adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
+    adserve caps show LISTENER_ID [--table NAME]
+    adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.model_commands)
 
 A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
 """
@@ -13,7 +15,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns import Campaign
-from adserve.dal.aws_clients import s3_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
-from adserve.errors import LogStoreUnavailableError
+from adserve.errors import CapStoreUnavailableError, LogStoreUnavailableError
+from adserve.model_commands import MODEL_GROUPS, add_model_commands, run_model_command
 from adserve.training_logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
 from adserve.wiring.campaigns import campaign_store
 
@@ -33,6 +37,7 @@ __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
 
 TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
+CAPS_TABLE_VARIABLE = "FREQUENCY_CAPS_TABLE_NAME"
 
 
 class CampaignFileError(ValueError):
@@ -78,8 +83,12 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    if arguments.group == "logs":
-        return _logs(arguments)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {"logs": _logs}
+    commands.update(dict.fromkeys(MODEL_GROUPS, run_model_command))
+    if arguments.group in commands:
+        return commands[arguments.group](arguments)
+    if arguments.group == "caps":
+        return _caps(arguments.listener_id, arguments.table or os.environ.get(CAPS_TABLE_VARIABLE))
     table = arguments.table or os.environ.get(TABLE_VARIABLE)
     if not table:
         print(f"adserve: no table; pass --table or set {TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
@@ -154,6 +163,24 @@ def _logs(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _caps(listener_id: str, table: str | None) -> int:
+    """Print a listener's live frequency counters, as Decide reads them (one Query, expired ones ignored)."""
+    if not table:
+        print(f"adserve: no table; pass --table or set {CAPS_TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        counters = FrequencyCapStore(dynamodb_client(), table).read_counters(listener_id, datetime.now(UTC))
+    except CapStoreUnavailableError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    width = max((len(key) for key in counters), default=7)
+    print(f"{'COUNTER'.ljust(width)}  IMPRESSIONS")  # noqa: T201
+    for key, count in sorted(counters.items()):
+        print(f"{key.ljust(width)}  {count}")  # noqa: T201
+    print(f"{len(counters)} live counters for {listener_id} in {table}")  # noqa: T201
+    return 0
+
+
 def _hour(text: str) -> datetime:
     """``2026-11-25T13`` (or any ISO time; naive means UTC) -> that instant in UTC."""
     try:
@@ -193,6 +220,12 @@ def _parser() -> argparse.ArgumentParser:
         help="joined: one row per chosen ad with its features, propensity and outcome flags (default)",
     )
     logs.add_argument("--bucket", help=f"logs bucket (default: ${BUCKET_VARIABLE})")
+    caps = groups.add_parser("caps", help="inspect frequency counters")
+    caps_commands = caps.add_subparsers(dest="command", required=True)
+    show = caps_commands.add_parser("show", help="a listener's live counters (campaign and advertiser caps)")
+    show.add_argument("listener_id", help="the listener id, as sent in POST /v1/decisions")
+    show.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
+    add_model_commands(groups, _hour)
     return parser
 
 

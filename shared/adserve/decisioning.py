@@ -61,7 +61,8 @@ class DecisionService:
 
     catalog: CampaignCatalog
     counters: CounterReader
-    scorer: Callable[[], Scorer]
+    scorer: Callable[[str], Scorer]
+    """The model for this listener (champion or challenger by a hash of the id); called once per decision."""
     decision_log: DecisionLog
     signer: Callable[[], TokenSigner]
     encoder: FeatureEncoder
@@ -83,7 +84,7 @@ class DecisionService:
             MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
         )
         eligible, cap_check = self._apply_caps(targeted, listener.id, now, session)
-        model = self.scorer()
+        model = self.scorer(listener.id)
         features = listener_features(request, now)
         scores = self._score(model, features, eligible)
         values = np.fromiter((ad.campaign.value_cpm for ad in eligible), dtype=np.float64, count=len(eligible))

@@ -64,3 +64,19 @@ class CounterStoreUnavailableError(AdserveError):
 
 class LogStoreUnavailableError(AdserveError):
     """A training-log object could not be written or read."""
+
+
+class ModelStoreUnavailableError(AdserveError):
+    """The models bucket could not be read or written; Decide keeps serving the model it has."""
+
+
+class ModelNotFoundError(AdserveError):
+    """No published model has this version (or its files are incomplete)."""
+
+
+class InvalidModelPointerError(AdserveError):
+    """The active-model pointer exists but is not a valid pointer document."""
+
+
+class ModelVersionConflictError(AdserveError):
+    """Publishing would overwrite an existing model version with different bytes; versions are immutable."""

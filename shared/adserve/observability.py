@@ -32,3 +32,11 @@ class MetricName(StrEnum):
     IMPRESSIONS_COUNTED = "ImpressionsCounted"
     LOG_OBJECTS_WRITTEN = "LogObjectsWritten"
     LOG_ROWS_WRITTEN = "LogRowsWritten"
+    RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
+    RETRAIN_EXAMPLES = "RetrainExamples"
+    RETRAIN_MALFORMED_LINES = "RetrainMalformedLines"
+    MODEL_SWAPS = "ModelSwaps"
+    # Which model scored a decision, by role (bounded): the version itself is in the response and the record.
+    DECISIONS_BY_BOOTSTRAP_MODEL = "DecisionsByBootstrapModel"
+    DECISIONS_BY_CHAMPION_MODEL = "DecisionsByChampionModel"
+    DECISIONS_BY_CHALLENGER_MODEL = "DecisionsByChallengerModel"

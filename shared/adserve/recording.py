@@ -47,6 +47,9 @@ MARKER_PREFIX: Final = "seen#"
 MARKER_LIFETIME: Final = timedelta(days=14)
 """Longer than SQS keeps a message and than any tracking token lives: no duplicate can outlive its marker."""
 
+CORRELATION_ATTRIBUTE: Final = "correlation_id"
+"""The message attribute Decide and Track put the API request's correlation id in."""
+
 _QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
 
 
@@ -185,14 +188,23 @@ class _RecordBatchProcessor(BatchProcessor):
         self._counter_failures = 0
 
     def record_handler(self, record: QueueRecord, lambda_context: LambdaContext | None = None) -> _Handled:
+        """One record, logged under the producer's correlation id (a message attribute) and its decision id."""
+        correlation = record.messageAttributes.get(CORRELATION_ATTRIBUTE)
+        if correlation is not None and correlation.stringValue:
+            logger.append_keys(correlation_id=correlation.stringValue)
         try:
-            message = parse_message(record.messageId, record.body)
-        except InvalidRecordError:
-            self._tally.invalid += 1
-            raise
-        if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
-            self._count(record.messageId, message, lambda_context)
-        return _Handled(record, log_row(message))
+            try:
+                message = parse_message(record.messageId, record.body)
+            except InvalidRecordError:
+                self._tally.invalid += 1
+                raise
+            logger.append_keys(decision_id=message.decision_id)
+            if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
+                self._count(record.messageId, message, lambda_context)
+            logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
+            return _Handled(record, log_row(message))
+        finally:
+            logger.remove_keys(["correlation_id", "decision_id"])
 
     def _count(self, message_id: str, event: OutcomeEvent, context: LambdaContext | None) -> None:
         if self._counter_failures >= self._recorder.breaker_threshold:

@@ -5,9 +5,10 @@ Tunables have documented defaults and bounds.
 """
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -40,6 +41,14 @@ class DecideSettings(EnvironmentSettings):
     outcomes_queue_url: ResourceName
     signing_key_secret_id: ResourceName
     model_dir: Path
+    models_bucket_name: ResourceName
+    model_pointer_check_seconds: float = Field(
+        default=60.0, ge=5.0, le=3600.0, description="How often the active-model pointer is read, at most."
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "adserve-models",
+        description="Where downloaded models are unpacked before loading (Lambda's /tmp).",
+    )
     exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0)
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
@@ -61,3 +70,20 @@ class RecordSettings(EnvironmentSettings):
     frequency_caps_table_name: ResourceName
     logs_bucket_name: ResourceName
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+
+
+class RetrainSettings(EnvironmentSettings):
+    logs_bucket_name: ResourceName
+    models_bucket_name: ResourceName
+    model_dir: Path = Field(description="The bootstrap model: the champion to beat before anything was promoted.")
+    training_hours: int = Field(default=168, ge=1, le=24 * 90, description="Decisions of the last N hours.")
+    reward_window_hours: float = Field(default=24.0, gt=0.0, le=24 * 7)
+    label: Literal["click", "complete"] = "click"
+    weighting: Literal["none", "ips"] = "none"
+    min_rows: int = Field(default=1000, ge=1)
+    min_positives: int = Field(default=20, ge=1)
+    promotion_estimator: Literal["ips", "snips", "dr"] = "snips"
+    promotion_margin: float = Field(default=0.02, ge=0.0, le=1.0)
+    challenger_share: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="A model that passes becomes the challenger with this share."
+    )

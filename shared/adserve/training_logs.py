@@ -23,11 +23,11 @@ import hashlib
 import io
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final, Literal, Protocol
+from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -161,6 +161,9 @@ class ReadStats:
     malformed_lines: int = 0
     unreadable_objects: int = 0
     objects: int = 0
+    late_outcomes: int = 0
+    """Outcomes read (in a partition of the join) that occurred more than the attribution window after
+    their decision: not joined. Outcomes in later partitions are never read, so never counted."""
 
 
 class _SeenIdentities:
@@ -266,11 +269,25 @@ class JoinedAd(BaseModel):
     skip: bool = False
 
 
+Kept = TypeVar("Kept")
+
+
 @dataclass
-class _OpenDecision:
-    record: DecisionRecord
+class JoinedDecision(Generic[Kept]):
+    """A logged decision with the outcome types each of its ads received within the attribution window.
+
+    `kept` is what the reader chose to hold of the record while its window is open (the record itself, or a
+    compact form of it: a reader holds one window of decisions, which at scale is most of its memory).
+    """
+
+    kept: Kept
+    decided_at: datetime
     hour: datetime
     events: dict[str, set[EventType]] = field(default_factory=dict)
+
+
+def _whole(record: DecisionRecord) -> DecisionRecord:
+    return record
 
 
 def read_joined(
@@ -280,19 +297,36 @@ def read_joined(
     stats: ReadStats | None = None,
     attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
 ) -> Iterator[JoinedAd]:
-    """Each chosen ad of the decisions of [start, end] with the outcomes that followed within the window.
+    """Each chosen ad of the decisions of [start, end] with the outcomes that followed within the window."""
+    for joined in read_joined_decisions(store, start, end, stats, attribution_window, keep=_whole):
+        yield from _joined(joined)
+
+
+def read_joined_decisions(
+    store: LogReader,
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None = None,
+    attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
+    *,
+    keep: Callable[[DecisionRecord], Kept],
+) -> Iterator[JoinedDecision[Kept]]:
+    """Each decision of the hours [start, end] with the outcomes that occurred within the window after it.
 
     Outcomes are read up to `attribution_window` past `end`. A decision is emitted once every outcome
     partition it can be joined with has been read, so only the decisions of one window are held open.
+    An outcome later than the window (by its `occurred_at`) is not joined and counts in `late_outcomes`.
     Duplicate outcome rows set a flag that is already set, so the join needs no outcome dedupe set.
     """
     stats = stats if stats is not None else ReadStats()
-    open_decisions: OrderedDict[str, _OpenDecision] = OrderedDict()
+    open_decisions: OrderedDict[str, JoinedDecision[Kept]] = OrderedDict()
     decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window)
     pending = next(decisions, None)
     for hour in hours(start, end + attribution_window):
         while pending is not None and truncate_to_hour(pending.decided_at) <= hour:
-            open_decisions[pending.decision_id] = _OpenDecision(pending, truncate_to_hour(pending.decided_at))
+            open_decisions[pending.decision_id] = JoinedDecision(
+                keep(pending), pending.decided_at, truncate_to_hour(pending.decided_at)
+            )
             pending = next(decisions, None)
         for line in _lines(store, Partition(LogKind.OUTCOMES, hour), stats):
             try:
@@ -301,16 +335,20 @@ def read_joined(
                 stats.malformed_lines += 1
                 continue
             opened = open_decisions.get(outcome.decision_id)
-            if opened is not None:
-                opened.events.setdefault(outcome.ad_id, set()).add(outcome.event_type)
+            if opened is None:
+                continue
+            if outcome.occurred_at - opened.decided_at > attribution_window:
+                stats.late_outcomes += 1
+                continue
+            opened.events.setdefault(outcome.ad_id, set()).add(outcome.event_type)
         # The last hour read is end's + the window, so by then every decision has been emitted.
         while open_decisions and next(iter(open_decisions.values())).hour + attribution_window <= hour:
             _, closed = open_decisions.popitem(last=False)
-            yield from _joined(closed)
+            yield closed
 
 
-def _joined(opened: _OpenDecision) -> Iterator[JoinedAd]:
-    record = opened.record
+def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:
+    record = opened.kept
     candidates = {candidate.ad_id: candidate for candidate in record.candidates}
     for choice in sorted(record.chosen, key=lambda chosen: chosen.rank):
         candidate = candidates.get(choice.ad_id)

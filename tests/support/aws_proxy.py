@@ -11,13 +11,58 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 THROTTLED_BODY = (
     b'{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}'
 )
 SQS_THROTTLED_BODY = b'{"__type":"com.amazonaws.sqs#RequestThrottled","message":"slow down"}'
 """What SQS's JSON protocol answers (x-amz-target: AmazonSQS.<Operation>) when it throttles."""
+S3_THROTTLED_BODY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>'
+    b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+)
+"""What S3's REST API answers (with 503) when it throttles."""
+
+
+def classify(method: str, raw_path: str, headers: dict[str, str]) -> tuple[str, str]:
+    """(service, operation): JSON protocols name both in x-amz-target; the rest is taken for S3's REST API."""
+    target = next((value for name, value in headers.items() if name.lower() == "x-amz-target"), None)
+    if target:
+        service, _, operation = target.rpartition(".")
+        return service, operation
+    if method == "POST" and "?" not in raw_path:
+        return "", "unknown"
+    return "s3", s3_operation(method, raw_path, headers)
+
+
+def throttled_reply(service: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the service's own throttling error."""
+    if service == "s3":
+        return 503, {"content-type": "application/xml"}, S3_THROTTLED_BODY
+    throttled = SQS_THROTTLED_BODY if service == "AmazonSQS" else THROTTLED_BODY
+    return 400, {"content-type": "application/x-amz-json-1.0"}, throttled
+
+
+def s3_operation(method: str, raw_path: str, headers: dict[str, str]) -> str:
+    """The S3 REST operation a path-style request is (GetObject, PutObject, ListObjectsV2, ...), roughly."""
+    target = urlparse(raw_path)
+    bucket, _, key = target.path.lstrip("/").partition("/")
+    query = parse_qs(target.query, keep_blank_values=True)
+    if method == "POST":
+        return "DeleteObjects" if "delete" in query else "PostObject"
+    if not bucket:
+        return "ListBuckets"
+    if key:
+        copy = method == "PUT" and any(name.lower() == "x-amz-copy-source" for name in headers)
+        return (
+            "CopyObject"
+            if copy
+            else {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method, "PutObject")
+        )
+    if method == "GET":
+        return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+    return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method, method)
 
 
 class AwsProxy:
@@ -29,6 +74,10 @@ class AwsProxy:
         self.delay: dict[str, float] = {}
         self.throttle_after: dict[str, int] = {}
         """Operation -> how many calls pass before every further call is throttled (a fault mid-batch)."""
+        self.unreachable = False
+        """While set, every connection is closed unanswered, as if the service had gone away."""
+        self.drop_response: set[str] = set()
+        """Operations forwarded upstream whose answer is then dropped: applied, yet the client sees a failure."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -52,6 +101,8 @@ class AwsProxy:
             self.throttle.clear()
             self.delay.clear()
             self.throttle_after.clear()
+            self.drop_response.clear()
+            self.unreachable = False
 
     def _over_quota(self, operation: str) -> bool:
         with self._lock:
@@ -70,19 +121,28 @@ class AwsProxy:
                 """Quiet: tests read the counters, not an access log."""
 
             def do_POST(self) -> None:
+                """Every method: JSON protocols (DynamoDB, SQS, ...) POST; S3's REST API uses them all."""
+                if proxy.unreachable:
+                    self.close_connection = True
+                    return
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                service, _, operation = (self.headers.get("x-amz-target") or "unknown").rpartition(".")
+                service, operation = classify(self.command, self.path, dict(self.headers))
                 proxy._record(operation)
                 time.sleep(proxy.delay.get(operation, 0.0))
                 if operation in proxy.throttle or proxy._over_quota(operation):
-                    throttled = SQS_THROTTLED_BODY if service == "AmazonSQS" else THROTTLED_BODY
-                    self._reply(400, {"content-type": "application/x-amz-json-1.0"}, throttled)
+                    self._reply(*throttled_reply(service))
                     return
                 upstream = http.client.HTTPConnection(*proxy._upstream, timeout=30)
-                upstream.request("POST", self.path, body, dict(self.headers))
+                upstream.request(self.command, self.path, body, dict(self.headers))
                 answer = upstream.getresponse()
-                self._reply(answer.status, dict(answer.getheaders()), answer.read())
+                status, headers, payload = answer.status, dict(answer.getheaders()), answer.read()
                 upstream.close()
+                if operation in proxy.drop_response:
+                    self.close_connection = True  # applied upstream, but the client never hears of it
+                    return
+                self._reply(status, headers, payload)
+
+            do_GET = do_PUT = do_HEAD = do_DELETE = do_POST  # noqa: N815 (http.server names them so)
 
             def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
                 try:

@@ -28,7 +28,7 @@ def service(
     return DecisionService(
         catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60),
         counters=counters or InMemoryCounters(),
-        scorer=ConstantScorer,
+        scorer=lambda _listener_id: ConstantScorer(),
         decision_log=log or RecordingDecisionLog(),
         signer=lambda: SIGNER,
         encoder=encoder,

@@ -152,3 +152,53 @@ def test_an_sqs_event_on_a_queue_outside_the_template_is_refused(tmp_path: Path)
     path.write_text(SQS_EVENT_TEMPLATE.format(queue="arn:aws:sqs:us-east-1:123456789012:elsewhere", extra=""))
     with pytest.raises(UnresolvableError, match="Worker event Work"):
         describe_stack(path)
+
+
+def test_every_route_but_the_beacon_requires_iam(stack: StackDescription) -> None:
+    # The template's API has DefaultAuthorizer AWS_IAM; only the beacon opts out with Authorizer: NONE.
+    public = {route.route_key for route in stack.routes if not route.requires_iam}
+    assert public == {"GET /v1/events/{event_type}"}
+
+
+AUTH_TEMPLATE = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  HttpApi:
+    Auth:
+      EnableIamAuthorizer: true
+      DefaultAuthorizer: AWS_IAM
+Resources:
+  OpenApi:
+    Type: AWS::Serverless::HttpApi
+  Api:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      Auth:
+        EnableIamAuthorizer: true
+        DefaultAuthorizer: AWS_IAM
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/worker/
+      Handler: app.handler
+      Events:
+        Default:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: GET, Path: /default}
+        Opted:
+          Type: HttpApi
+          Properties: {ApiId: !Ref Api, Method: GET, Path: /open, Auth: {Authorizer: NONE}}
+        Implicit:
+          Type: HttpApi
+          Properties: {Method: GET, Path: /implicit}
+        OtherApi:
+          Type: HttpApi
+          Properties: {ApiId: !Ref OpenApi, Method: GET, Path: /other}
+"""
+
+
+def test_requires_iam_follows_the_event_then_its_api_then_the_globals(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(AUTH_TEMPLATE)
+    routes = {route.path: route.requires_iam for route in describe_stack(path).routes}
+    assert routes == {"/default": True, "/open": False, "/implicit": True, "/other": True}

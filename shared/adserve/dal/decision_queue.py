@@ -6,9 +6,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.decision_records import RECORD_KIND, DecisionRecord
 from adserve.errors import DecisionLogUnavailableError
+from adserve.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 
 MAX_MESSAGE_BYTES = 250 * 1024
@@ -21,11 +23,18 @@ class DecisionQueue:
         self._queue_url = queue_url
 
     def publish(self, record: DecisionRecord) -> None:
+        """The record, with the request's correlation id as a message attribute so Record can log it."""
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
+            "kind": {"DataType": "String", "StringValue": RECORD_KIND}
+        }
+        correlation_id = logger.get_correlation_id()
+        if correlation_id:
+            attributes["correlation_id"] = {"DataType": "String", "StringValue": str(correlation_id)}
         try:
             self._client.send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=record.to_json_within(MAX_MESSAGE_BYTES),
-                MessageAttributes={"kind": {"DataType": "String", "StringValue": RECORD_KIND}},
+                MessageAttributes=attributes,
             )
         except (ClientError, BotoCoreError) as error:
             raise DecisionLogUnavailableError(str(error)) from error

@@ -18,7 +18,12 @@ SQS_MAX_BATCH = 10
 
 
 def _attributes() -> dict[str, "MessageAttributeValueTypeDef"]:
-    return {"kind": {"DataType": "String", "StringValue": OUTCOME_KIND}}
+    """The kind, and the request's correlation id (when there is one) so Record can log it with the event."""
+    attributes: dict[str, MessageAttributeValueTypeDef] = {"kind": {"DataType": "String", "StringValue": OUTCOME_KIND}}
+    correlation_id = logger.get_correlation_id()
+    if correlation_id:
+        attributes["correlation_id"] = {"DataType": "String", "StringValue": str(correlation_id)}
+    return attributes
 
 
 class OutcomeQueue:

@@ -7,8 +7,6 @@ so the committed sha256 can be reproduced by anyone.
 """
 
 import argparse
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,10 @@ from adserve.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.simulation import Impressions, World, bayes_auc
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
 from adserve.training.metrics import log_loss, roc_auc
-from adserve.training.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from adserve.training.model_files import write_model_dir
+from adserve.training.onnx_export import export_onnx
 
 SEED = 20240601
-MODEL_TYPE = "factorization_machine"
 
 
 def build_bootstrap(
@@ -43,15 +41,7 @@ def build_bootstrap(
     model.fit(encode(train), train.clicks, encode(validation), validation.clicks, TrainingConfig(seed=seed))
     holdout_probs = model.predict(encode(holdout))
 
-    model_bytes = export_onnx(model, DEFAULT_SPEC.num_fields)
-    sha256 = hashlib.sha256(model_bytes).hexdigest()
-    manifest = {
-        "version": f"bootstrap-{sha256[:12]}",
-        "model_type": MODEL_TYPE,
-        "feature_spec": DEFAULT_SPEC.to_dict(),
-        "sha256": sha256,
-        "input_name": INPUT_NAME,
-        "output_name": OUTPUT_NAME,
+    details = {
         "holdout_auc": round(roc_auc(holdout.clicks, holdout_probs), 6),
         "bayes_auc": round(bayes_auc(holdout.true_probs, holdout.clicks), 6),
         "holdout_log_loss": round(log_loss(holdout.clicks, holdout_probs), 6),
@@ -59,10 +49,8 @@ def build_bootstrap(
         "seed": seed,
         "parent_version": None,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.onnx").write_bytes(model_bytes)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return manifest
+    model_bytes = export_onnx(model, DEFAULT_SPEC.num_fields)
+    return write_model_dir(out_dir, model_bytes, DEFAULT_SPEC, "bootstrap-{sha12}", details)
 
 
 def main() -> None:

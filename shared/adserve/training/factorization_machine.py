@@ -6,6 +6,7 @@ The hash space is large (2**18 rows of w and V) but a batch touches only a few h
 and optimiser state are updated for those rows alone.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,15 +74,21 @@ class FactorizationMachine:
         validation_indices: np.ndarray,
         validation_clicks: np.ndarray,
         config: TrainingConfig | None = None,
+        *,
+        sample_weights: np.ndarray | None = None,
+        on_epoch: Callable[[int, float], None] | None = None,
     ) -> FitReport:
         """Mini-batch Adagrad on log loss; keeps the epoch with the best validation log loss.
 
+        ``sample_weights`` (e.g. clipped inverse propensities, mean about 1) scale each row's gradient;
+        ``on_epoch(epoch, validation_log_loss)`` is called after every epoch (a progress bar).
         Rows never seen in training end at zero, so an unseen value at serving time is neutral instead
         of carrying its random initialisation (and the exported model can drop those rows).
         """
         config = config or TrainingConfig()
         rng = np.random.default_rng(config.seed)
         y = np.asarray(clicks, dtype=np.float64)
+        weights = None if sample_weights is None else np.asarray(sample_weights, dtype=np.float64)
         state = _AdagradState(self)
         report = FitReport()
         best = self._snapshot()
@@ -90,9 +97,11 @@ class FactorizationMachine:
             order = rng.permutation(len(y))
             for start in range(0, len(y), config.batch_size):
                 batch = order[start : start + config.batch_size]
-                self._step(indices[batch], y[batch], state, config)
+                self._step(indices[batch], y[batch], state, config, None if weights is None else weights[batch])
             loss = log_loss(validation_clicks, self.predict(validation_indices))
             report.validation_log_loss.append(loss)
+            if on_epoch is not None:
+                on_epoch(epoch, loss)
             if loss < best_loss:
                 best_loss, best, report.best_epoch = loss, self._snapshot(), epoch
             elif epoch - report.best_epoch >= config.patience:
@@ -106,12 +115,21 @@ class FactorizationMachine:
     def _snapshot(self) -> tuple[float, np.ndarray, np.ndarray]:
         return self.bias, self.weights.copy(), self.factors.copy()
 
-    def _step(self, x: np.ndarray, y: np.ndarray, state: "_AdagradState", config: TrainingConfig) -> None:
+    def _step(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        state: "_AdagradState",
+        config: TrainingConfig,
+        row_weights: np.ndarray | None = None,
+    ) -> None:
         n, num_fields = x.shape
         v = self.factors[x]
         summed = v.sum(axis=1)
         logits = self.bias + self.weights[x].sum(axis=1) + 0.5 * (summed * summed - (v * v).sum(axis=1)).sum(axis=1)
         residual = (_sigmoid(logits) - y) / n  # d(mean log loss)/d(logit)
+        if row_weights is not None:
+            residual *= row_weights
 
         rows, inverse = np.unique(x.ravel(), return_inverse=True)
         inverse = inverse.ravel()

@@ -1,4 +1,4 @@
-"""Decide's wiring: catalog, caps store with its own time budget, the model, the decision queue."""
+"""Decide's wiring: catalog, caps store with its own time budget, the models (bootstrap + registry), the queue."""
 
 import random
 from datetime import timedelta
@@ -7,13 +7,15 @@ from functools import cache
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.catalog import CampaignCatalog
-from adserve.dal.aws_clients import dynamodb_client, sqs_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client, sqs_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
+from adserve.dal.model_store import S3ModelStore
 from adserve.dal.signing_key import load_signer
 from adserve.decisioning import DecisionService, PolicySettings
 from adserve.errors import ModelLoadError
 from adserve.features import FeatureEncoder
+from adserve.model_serving import ModelProvider
 from adserve.observability import MetricName, logger, metrics
 from adserve.scoring import CtrModel
 from adserve.settings import DecideSettings
@@ -37,7 +39,16 @@ def decision_service(settings: DecideSettings) -> DecisionService:
     return DecisionService(
         catalog=CampaignCatalog(campaign_store(settings.campaigns_table_name), encoder, settings.catalog_ttl_seconds),
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
-        scorer=bootstrap_model,
+        scorer=ModelProvider(
+            # A small time budget: the pointer check runs inline on a request (see adserve.model_serving).
+            store=S3ModelStore(
+                s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name
+            ),
+            bootstrap=bootstrap_model,
+            spec=encoder.spec,
+            cache_dir=settings.model_cache_dir,
+            check_seconds=settings.model_pointer_check_seconds,
+        ),
         decision_log=DecisionQueue(sqs_client(), settings.outcomes_queue_url),
         signer=lambda: load_signer(settings.signing_key_secret_id),
         encoder=encoder,

@@ -1,0 +1,231 @@
+"""Training logs of simulated traffic, written as Record writes them, with the truth kept on the side.
+
+Listeners come from ``adserve.simulation.World`` (true click probabilities known), every decision is made by
+the real serving policy (``ranking.choose_slate``: epsilon-greedy over score x value, one ad per
+advertiser, exact propensities) and logged as a ``DecisionRecord``; each chosen ad gets an impression and,
+with its true probability, a click (and with ``complete_rate`` a completion) some minutes later. Tests and
+benchmarks use it to check the dataset, the trainer and the off-policy estimators against the truth.
+"""
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+from adserve.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice, LoggedPolicy
+from adserve.features import FeatureEncoder
+from adserve.ranking import choose_slate
+from adserve.simulation import World
+from adserve.training_logs import LoggedOutcome, LogKind, Partition, encode_object
+from adserve.vocabulary import EventType
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+ROWS_PER_OBJECT = 100  # one SQS batch of Record
+
+LoggingScorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np.ndarray]
+"""(listener feature dicts, ad feature dicts) -> predicted CTR of each pair: the logging policy's model."""
+
+
+class ObjectSink(Protocol):
+    def put_object(self, key: str, body: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    decisions: int = 5_000
+    start: datetime = START
+    span: timedelta = timedelta(hours=48)
+    candidates: int = 10
+    max_ads: int = 2
+    epsilon: float = 0.2
+    outcome_delay: timedelta = timedelta(minutes=3)
+    complete_rate: float = 0.5
+    noise: float = 0.5
+    """Without a scorer, the logging model is the true CTR x lognormal(0, noise): right on average only."""
+    model_version: str = "simulated-logging"
+    seed: int = 7
+    keep_truth: bool = True
+    """Remember every candidate row's true CTR (tests); benchmarks at millions of rows turn it off."""
+
+
+@dataclass
+class Truth:
+    """What only the simulator knows: the true CTR of every logged (listener, candidate) index row."""
+
+    ctr_by_row: dict[bytes, float] = field(default_factory=dict)
+    clicks: int = 0
+    impressions: int = 0
+
+    def true_ctr(self, indices: np.ndarray) -> np.ndarray:
+        return np.array([self.ctr_by_row[row.astype(np.int64).tobytes()] for row in indices], dtype=np.float64)
+
+
+@dataclass
+class TruthScorer:
+    """A scorer (``predict(indices)``) that knows the true CTR: the oracle's model."""
+
+    truth: Truth
+    version: str = "oracle"
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return self.truth.true_ctr(indices).astype(np.float32)
+
+
+def advertiser_values(world: World, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    advertisers = sorted({ad["advertiser_id"] for ad in world.ads})
+    return {advertiser: round(float(rng.uniform(4.0, 20.0)), 2) for advertiser in advertisers}
+
+
+class LogWriter:
+    """Buffers JSON lines per partition and writes one gzip object per ROWS_PER_OBJECT rows."""
+
+    def __init__(self, sink: ObjectSink) -> None:
+        self._sink = sink
+        self._lines: dict[Partition, list[str]] = defaultdict(list)
+        self._objects = 0
+
+    def add(self, kind: LogKind, moment: datetime, line: str) -> None:
+        partition = Partition.of(kind, moment)
+        lines = self._lines[partition]
+        lines.append(line)
+        if len(lines) >= ROWS_PER_OBJECT:
+            self._write(partition)
+
+    def _write(self, partition: Partition) -> None:
+        lines = self._lines.pop(partition)
+        self._objects += 1
+        self._sink.put_object(partition.object_key([f"sim-{self._objects}"]), encode_object(lines))
+
+    def close(self) -> None:
+        for partition in list(self._lines):
+            self._write(partition)
+
+
+def simulate_traffic(
+    sink: ObjectSink,
+    world: World,
+    config: TrafficConfig = TrafficConfig(),
+    scorer: LoggingScorer | None = None,
+    encoder: FeatureEncoder | None = None,
+) -> Truth:
+    """Write `config.decisions` logged decisions and their outcomes to `sink`; the truth behind them."""
+    encoder = encoder or FeatureEncoder()
+    rng = np.random.default_rng(config.seed)
+    policy_rng = random.Random(config.seed)
+    values = advertiser_values(world, config.seed)
+    truth = Truth()
+    writer = LogWriter(sink)
+    offsets = np.sort(rng.uniform(0.0, config.span.total_seconds(), size=config.decisions))
+    batch = 2_000
+    for lo in range(0, config.decisions, batch):
+        n = min(batch, config.decisions - lo)
+        listeners = world.sample_listeners(n, rng)
+        chosen_ads = [rng.choice(len(world.ads), size=config.candidates, replace=False) for _ in range(n)]
+        flat_listeners = [listener for listener in listeners for _ in range(config.candidates)]
+        flat_ads = [world.ads[i] for ads in chosen_ads for i in ads]
+        true = world.click_probabilities(flat_listeners, flat_ads)
+        scores = scorer(flat_listeners, flat_ads) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
+        if config.keep_truth:
+            rows = encoder.encode_rows(flat_listeners, flat_ads)
+            for row, ctr in zip(rows, true, strict=True):
+                truth.ctr_by_row[row.tobytes()] = float(ctr)
+        for i in range(n):
+            span = slice(i * config.candidates, (i + 1) * config.candidates)
+            decided_at = config.start + timedelta(seconds=float(offsets[lo + i]))
+            _decide(
+                writer,
+                config,
+                policy_rng,
+                rng,
+                truth,
+                decision_id=f"sim-{config.seed}-{lo + i}",
+                decided_at=decided_at,
+                listener=listeners[i],
+                ads=[world.ads[j] for j in chosen_ads[i]],
+                scores=scores[span],
+                true=true[span],
+                values=values,
+            )
+    writer.close()
+    return truth
+
+
+def _decide(
+    writer: LogWriter,
+    config: TrafficConfig,
+    policy_rng: random.Random,
+    rng: np.random.Generator,
+    truth: Truth,
+    *,
+    decision_id: str,
+    decided_at: datetime,
+    listener: Mapping[str, str],
+    ads: Sequence[Mapping[str, str]],
+    scores: np.ndarray,
+    true: np.ndarray,
+    values: Mapping[str, float],
+) -> None:
+    value_array = np.array([values[ad["advertiser_id"]] for ad in ads], dtype=np.float64)
+    choices = choose_slate(
+        scores.astype(np.float64) * value_array,
+        [ad["advertiser_id"] for ad in ads],
+        config.max_ads,
+        config.epsilon,
+        policy_rng,
+    )
+    record = DecisionRecord(
+        decision_id=decision_id,
+        decided_at=decided_at,
+        model_version=config.model_version,
+        policy=LoggedPolicy(epsilon=config.epsilon),
+        listener_hash=f"h{decision_id}",
+        listener_features=dict(listener),
+        placement=listener["placement"],
+        max_ads=config.max_ads,
+        cap_check="not_needed",
+        candidates=[
+            LoggedCandidate(
+                ad_id=ad["ad_id"],
+                campaign_id=ad["campaign_id"],
+                advertiser_id=ad["advertiser_id"],
+                features=dict(ad),
+                score=float(score),
+                value_cpm=float(value),
+            )
+            for ad, score, value in zip(ads, scores, value_array, strict=True)
+        ],
+        chosen=[
+            LoggedChoice(
+                ad_id=ads[c.index]["ad_id"], rank=c.rank, score=float(scores[c.index]), propensity=c.propensity
+            )
+            for c in choices
+        ],
+    )
+    writer.add(LogKind.DECISIONS, decided_at, record.model_dump_json())
+    occurred_at = decided_at + config.outcome_delay
+    for choice in choices:
+        ad = ads[choice.index]
+        events = [EventType.IMPRESSION]
+        if rng.random() < true[choice.index]:
+            events.append(EventType.CLICK)
+            truth.clicks += 1
+        if rng.random() < config.complete_rate:
+            events.append(EventType.COMPLETE)
+        truth.impressions += 1
+        for event_type in events:
+            outcome = LoggedOutcome(
+                event_id=f"{decision_id}-{ad['ad_id']}-{event_type.value}",
+                event_type=event_type,
+                decision_id=decision_id,
+                ad_id=ad["ad_id"],
+                campaign_id=ad["campaign_id"],
+                advertiser_id=ad["advertiser_id"],
+                listener_hash=record.listener_hash,
+                occurred_at=occurred_at,
+                received_at=occurred_at,
+            )
+            writer.add(LogKind.OUTCOMES, occurred_at, outcome.model_dump_json())

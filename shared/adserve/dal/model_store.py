@@ -1,0 +1,159 @@
+"""The models bucket: publish verified models, download a version atomically, read and write the pointer.
+
+A version is published model-first, manifest-last: the manifest is the commit marker, so a version is
+listed (and downloadable) only once both files are in place, and an interrupted publish can be retried.
+"""
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from adserve.errors import (
+    InvalidModelPointerError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelStoreUnavailableError,
+    ModelVersionConflictError,
+)
+from adserve.features import FeatureSpec
+from adserve.model_registry import ACTIVE_POINTER_KEY, MODELS_PREFIX, ActivePointer, model_key
+from adserve.scoring import MANIFEST_FILE, MODEL_FILE, CtrModel
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+SHA256_METADATA = "sha256"
+
+
+def _missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code", "") in _MISSING
+
+
+def _checked_version(version: str) -> str:
+    """A version is also a folder name here: refuse anything that could escape the target directory."""
+    if not _VERSION.match(version):
+        raise ModelNotFoundError(f"{version!r} is not a model version")
+    return version
+
+
+def verified_manifest(model_dir: Path) -> dict[str, object]:
+    """The manifest of a model that loads with its own feature spec; raises ModelLoadError otherwise."""
+    try:
+        manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+        spec = FeatureSpec.from_dict(manifest["feature_spec"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"model manifest in {model_dir} is unusable: {error}") from error
+    model = CtrModel.load(model_dir, spec)
+    _checked_version(model.version)
+    return dict(model.manifest)
+
+
+class S3ModelStore:
+    """ModelStore on S3 (the template's ModelsBucket); errors are domain errors, never botocore's."""
+
+    def __init__(self, client: "S3Client", bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def publish(self, model_dir: Path) -> str:
+        """Verify, then upload; publishing the same bytes again is a no-op, different bytes a conflict."""
+        manifest = verified_manifest(model_dir)
+        version = str(manifest["version"])
+        sha256 = str(manifest["sha256"])
+        manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
+        existing = self._read(model_key(version, MANIFEST_FILE))
+        if existing is not None and existing != manifest_bytes:
+            raise ModelVersionConflictError(f"model {version} is already published with a different manifest")
+        if existing is not None and self._model_sha256(version) == sha256:
+            return version
+        self._put(model_key(version, MODEL_FILE), (model_dir / MODEL_FILE).read_bytes(), {SHA256_METADATA: sha256})
+        self._put(model_key(version, MANIFEST_FILE), manifest_bytes, {})
+        return version
+
+    def download(self, version: str, target_dir: Path) -> Path:
+        """Each file lands under a temporary name and is renamed into place (atomic on one filesystem)."""
+        folder = target_dir / _checked_version(version)
+        folder.mkdir(parents=True, exist_ok=True)
+        for file_name in (MODEL_FILE, MANIFEST_FILE):
+            body = self._read(model_key(version, file_name))
+            if body is None:
+                raise ModelNotFoundError(f"model {version} has no {file_name} in the models bucket")
+            descriptor, partial = tempfile.mkstemp(dir=folder, prefix=f".{file_name}.", suffix=".part")
+            try:
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(body)
+                os.replace(partial, folder / file_name)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
+        return folder
+
+    def versions(self) -> list[str]:
+        """Published versions (those with a manifest), sorted."""
+        suffix = f"/{MANIFEST_FILE}"
+        found = []
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=MODELS_PREFIX)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if key.endswith(suffix) and key.count("/") == 2:
+                        found.append(key[len(MODELS_PREFIX) : -len(suffix)])
+        except (ClientError, BotoCoreError) as error:
+            raise ModelStoreUnavailableError(f"list s3://{self._bucket}/{MODELS_PREFIX}: {error}") from error
+        return sorted(found)
+
+    def read_pointer(self) -> ActivePointer | None:
+        body = self._read(ACTIVE_POINTER_KEY)
+        if body is None:
+            return None
+        try:
+            return ActivePointer.model_validate_json(body)
+        except ValidationError as error:
+            reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in error.errors())
+            raise InvalidModelPointerError(
+                f"s3://{self._bucket}/{ACTIVE_POINTER_KEY} is not a pointer: {reasons}"
+            ) from error
+
+    def write_pointer(self, pointer: ActivePointer) -> None:
+        self._put(ACTIVE_POINTER_KEY, pointer.model_dump_json(indent=2).encode(), {})
+
+    def _read(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise ModelStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error
+        except BotoCoreError as error:
+            raise ModelStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error
+
+    def _model_sha256(self, version: str) -> str | None:
+        key = model_key(version, MODEL_FILE)
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise ModelStoreUnavailableError(f"head s3://{self._bucket}/{key}: {error}") from error
+        except BotoCoreError as error:
+            raise ModelStoreUnavailableError(f"head s3://{self._bucket}/{key}: {error}") from error
+        return head.get("Metadata", {}).get(SHA256_METADATA)
+
+    def _put(self, key: str, body: bytes, metadata: dict[str, str]) -> None:
+        content_type = "application/json" if key.endswith(".json") else "application/octet-stream"
+        try:
+            self._client.put_object(
+                Bucket=self._bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise ModelStoreUnavailableError(f"put s3://{self._bucket}/{key}: {error}") from error

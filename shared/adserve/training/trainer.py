@@ -1,0 +1,196 @@
+"""Train the factorization machine on the logged dataset, split by time, and write a servable model dir.
+
+The window [start, decisions_end] is cut by decision time into train | validation | holdout (the last
+``holdout_fraction`` of the span is the holdout, the ``validation_fraction`` before it drives early
+stopping): a model is always judged on decisions that happened after everything it learned from.
+Only holdout decisions keep their slot-1 candidate sets, for off-policy evaluation.
+
+With ``weighting="ips"`` each example's gradient is scaled by 1/propensity, clipped at
+``max_importance_weight`` and normalised to mean 1, so ads the logging policy rarely showed count as much
+as they would have under uniform serving (at the price of variance; the clip bounds it).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from adserve.features import FeatureSpec
+from adserve.training.dataset import Examples, SlotOne, TrainingDataset
+from adserve.training.factorization_machine import FactorizationMachine, FitReport, TrainingConfig
+from adserve.training.model_files import write_model_dir
+from adserve.training.onnx_export import export_onnx
+from adserve.training.progress import SILENT, Progress
+
+Weighting = Literal["none", "ips"]
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    holdout_fraction: float = 0.2
+    validation_fraction: float = 0.1
+    weighting: Weighting = "none"
+    max_importance_weight: float = 20.0
+    num_factors: int = 8
+    fit: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.holdout_fraction < 1.0 and 0.0 < self.validation_fraction < 1.0):
+            raise ValueError("holdout and validation fractions must be within (0, 1)")
+        if self.holdout_fraction + self.validation_fraction >= 1.0:
+            raise ValueError("holdout + validation must leave a training share")
+        if self.max_importance_weight < 1.0:
+            raise ValueError("max_importance_weight must be at least 1")
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Cut points (epoch seconds): train < validation_start <= validation < holdout_start <= holdout."""
+
+    validation_start: float
+    holdout_start: float
+
+    @classmethod
+    def of(cls, start: datetime, end: datetime, config: TrainerConfig) -> "TimeSplit":
+        span = max((end - start).total_seconds(), 0.0)
+        origin = start.timestamp()
+        return cls(
+            validation_start=origin + span * (1.0 - config.holdout_fraction - config.validation_fraction),
+            holdout_start=origin + span * (1.0 - config.holdout_fraction),
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "validation_start": datetime.fromtimestamp(self.validation_start, UTC).isoformat(),
+            "holdout_start": datetime.fromtimestamp(self.holdout_start, UTC).isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class SplitData:
+    train: Examples
+    validation: Examples
+    holdout: Examples
+    holdout_slot_one: SlotOne
+    ad_rows: np.ndarray
+    split: TimeSplit
+
+    def row_counts(self) -> dict[str, int]:
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "holdout": len(self.holdout),
+            "holdout_decisions": len(self.holdout_slot_one),
+            "train_positives": int(self.train.labels.sum()),
+            "validation_positives": int(self.validation.labels.sum()),
+            "holdout_positives": int(self.holdout.labels.sum()),
+        }
+
+
+def collect(dataset: TrainingDataset, config: TrainerConfig, progress: Progress = SILENT) -> SplitData:
+    """Stream the dataset into the three time segments (compact numpy arrays)."""
+    span = dataset.observed_span()
+    split = TimeSplit.of(*(span or (dataset.config.start, dataset.config.decisions_end)), config)
+    spec = dataset.encoder.spec
+    train: list[Examples] = []
+    validation: list[Examples] = []
+    holdout: list[Examples] = []
+    slots: list[SlotOne] = []
+    for chunk in dataset.chunks(span) if span else ():
+        when = chunk.examples.decided_at
+        train.append(chunk.examples.select(when < split.validation_start))
+        validation.append(chunk.examples.select((when >= split.validation_start) & (when < split.holdout_start)))
+        holdout.append(chunk.examples.select(when >= split.holdout_start))
+        slots.append(chunk.slot_one.select(chunk.slot_one.decided_at >= split.holdout_start))
+        progress.step("reading logs", dataset.stats.examples, detail=f"{dataset.stats.read.objects:,} objects")
+    progress.finish(f"read {dataset.stats.examples:,} examples from {dataset.stats.read.objects:,} objects")
+    return SplitData(
+        train=Examples.concatenate(train, spec.num_fields),
+        validation=Examples.concatenate(validation, spec.num_fields),
+        holdout=Examples.concatenate(holdout, spec.num_fields),
+        holdout_slot_one=SlotOne.concatenate(slots, len(spec.listener_fields)),
+        ad_rows=dataset.ad_rows,
+        split=split,
+    )
+
+
+def importance_weights(propensities: np.ndarray, max_weight: float) -> np.ndarray:
+    """min(1/propensity, max_weight), normalised to mean 1 (so the learning rate keeps its meaning)."""
+    weights = np.minimum(1.0 / np.clip(propensities.astype(np.float64), 1e-12, None), max_weight)
+    mean = float(weights.mean()) if weights.size else 1.0
+    return np.asarray(weights / mean)
+
+
+@dataclass
+class TrainedModel:
+    model: FactorizationMachine
+    report: FitReport
+    weighting: Weighting
+    seconds: float = 0.0
+
+
+def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Progress = SILENT) -> TrainedModel:
+    """Mini-batch training with early stopping on the validation segment."""
+    started = datetime.now(UTC)
+    model = FactorizationMachine(spec.hash_size, num_factors=config.num_factors, seed=config.fit.seed)
+    weights = None
+    if config.weighting == "ips":
+        weights = importance_weights(data.train.propensities, config.max_importance_weight)
+    max_epochs = config.fit.max_epochs
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        progress.step("training", epoch, max_epochs, detail=f"validation log loss {loss:.5f}")
+
+    report = model.fit(
+        data.train.indices,
+        data.train.labels,
+        data.validation.indices,
+        data.validation.labels,
+        config.fit,
+        sample_weights=weights,
+        on_epoch=on_epoch,
+    )
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    progress.finish(f"trained {len(report.validation_log_loss)} epochs (kept {report.best_epoch}) in {seconds:.1f} s")
+    return TrainedModel(model, report, config.weighting, seconds)
+
+
+def version_name(as_of: datetime) -> str:
+    """``fm-20261125T1300Z-{sha12}``: sortable by training time, unique by content."""
+    return f"fm-{as_of.astimezone(UTC):%Y%m%dT%H%MZ}-{{sha12}}"
+
+
+def export(trained: TrainedModel, spec: FeatureSpec) -> bytes:
+    """The ONNX file (deterministic: the same parameters give the same bytes, hence the same version)."""
+    return export_onnx(trained.model, spec.num_fields)
+
+
+def write_model(
+    out_dir: Path,
+    model_bytes: bytes,
+    *,
+    trained: TrainedModel,
+    spec: FeatureSpec,
+    as_of: datetime,
+    details: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Write model.onnx + manifest.json (the fit's own details added); the manifest, with its final version."""
+    fit_details = {
+        "best_epoch": trained.report.best_epoch,
+        "validation_log_loss": [round(loss, 6) for loss in trained.report.validation_log_loss],
+        "weighting": trained.weighting,
+        "training_seconds": round(trained.seconds, 2),
+    }
+    return write_model_dir(out_dir, model_bytes, spec, version_name(as_of), {**details, "fit": fit_details})
+
+
+def window_details(start: datetime, end: datetime, as_of: datetime, reward_window: timedelta) -> dict[str, Any]:
+    return {
+        "start": start.astimezone(UTC).isoformat(),
+        "end": end.astimezone(UTC).isoformat(),
+        "as_of": as_of.astimezone(UTC).isoformat(),
+        "reward_window_hours": reward_window.total_seconds() / 3600,
+    }

@@ -1,0 +1,72 @@
+"""Retrain's wiring: the logs bucket to read, the models bucket to publish to, the last N hours as of now."""
+
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from adserve.dal.aws_clients import s3_client
+from adserve.dal.log_store import S3LogStore
+from adserve.dal.model_store import S3ModelStore
+from adserve.observability import MetricName, logger, metrics
+from adserve.retraining import RetrainRequest, RetrainResult, retrain
+from adserve.settings import RetrainSettings
+from adserve.training.evaluation import PromotionRule
+from adserve.training.prefetch import PrefetchingReader
+from adserve.training.trainer import TrainerConfig
+
+
+def scheduled_request(settings: RetrainSettings, now: datetime) -> RetrainRequest:
+    """Decisions of the last `training_hours` whose reward window has closed, as of `now`."""
+    return RetrainRequest(
+        start=now - timedelta(hours=settings.training_hours),
+        end=now,
+        as_of=now,
+        label=settings.label,
+        reward_window=timedelta(hours=settings.reward_window_hours),
+        trainer=TrainerConfig(weighting=settings.weighting),
+        rule=PromotionRule(settings.promotion_estimator, settings.promotion_margin),
+        challenger_share=settings.challenger_share,
+        min_rows=settings.min_rows,
+        min_positives=settings.min_positives,
+        updated_by="RetrainFunction",
+    )
+
+
+def run_scheduled_retrain(settings: RetrainSettings, now: datetime | None = None) -> RetrainResult:
+    """One retraining run against the stack's buckets, working in a fresh temporary directory."""
+    client = s3_client()
+    request = scheduled_request(settings, now or datetime.now(UTC))
+    logs = PrefetchingReader(S3LogStore(client, settings.logs_bucket_name))
+    with tempfile.TemporaryDirectory(prefix="adserve-retrain-") as work_dir, logs:
+        return retrain(
+            logs,
+            S3ModelStore(client, settings.models_bucket_name),
+            request,
+            work_dir=Path(work_dir),
+            fallback_model_dir=settings.model_dir,
+        )
+
+
+def scheduled_retrain(settings: RetrainSettings) -> dict[str, Any]:
+    """Run once, emit RetrainOutcome (dimension `outcome`) and the row counts, log and return the summary.
+
+    Too little data is a normal outcome (`skipped`), not an error; AWS or model failures raise.
+    """
+    result = run_scheduled_retrain(settings)
+    metrics.add_dimension(name="outcome", value=result.status)
+    metrics.add_metric(name=MetricName.RETRAIN_OUTCOME, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=MetricName.RETRAIN_EXAMPLES, unit=MetricUnit.Count, value=result.dataset.get("examples", 0))
+    metrics.add_metric(
+        name=MetricName.RETRAIN_MALFORMED_LINES,
+        unit=MetricUnit.Count,
+        value=result.dataset.get("log_malformed_lines", 0),
+    )
+    summary = result.summary()
+    if result.status == "skipped":
+        logger.warning("retrain skipped", extra={"retrain": summary})
+    else:
+        logger.info("retrain finished", extra={"retrain": summary})
+    return summary

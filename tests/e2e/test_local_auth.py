@@ -1,0 +1,139 @@
+"""`adserve-local run --auth`: SigV4 (AWS_IAM) where the template puts it, as API Gateway enforces it.
+
+The stack runs in a clean environment, so it signs with the local dummy credentials; the tests sign with them
+too, with botocore's own SigV4 signer, and send the exact bytes it signed.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from devstack.__main__ import SAMPLE_DECISION
+
+ROOT = Path(__file__).parents[2]
+STARTUP_SECONDS = 60
+STACK_CREDENTIALS = Credentials("testing", "testing", "testing")
+"""The dummy credentials the local stack runs with on its embedded moto (devstack.aws_endpoint)."""
+REGION = "us-east-1"
+
+pytestmark = pytest.mark.slow
+
+
+def clean_environment() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    return {name: os.environ[name] for name in keep if name in os.environ} | {"PYTHONUNBUFFERED": "1"}
+
+
+def wait_for_api_url(process: subprocess.Popen[bytes], banner: Path) -> str:
+    """The API URL from the banner once the public beacon route answers (any status: it has no token)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"adserve-local exited with {process.returncode}"
+        found = re.search(r"API:\s+(http://\S+)", banner.read_text(errors="replace"))
+        if found:
+            try:
+                httpx.get(f"{found.group(1)}/v1/events/impression", timeout=5)
+            except httpx.TransportError:
+                pass
+            else:
+                return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"adserve-local was not ready within {STARTUP_SECONDS} s")
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    logs = tmp_path_factory.mktemp("adserve-local-auth")
+    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "run", "--port", "0", "--auth"],
+            cwd=ROOT,
+            env=clean_environment(),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            yield wait_for_api_url(process, logs / "stdout")
+        finally:
+            process.kill()
+            process.wait()
+
+
+def signed_request(method: str, url: str, body: bytes = b"") -> httpx.Request:
+    """The request botocore signs, as httpx will send it (the Host header is the URL's, as botocore signed)."""
+    request = AWSRequest(method=method, url=url, data=body, headers={"content-type": "application/json"})
+    SigV4Auth(STACK_CREDENTIALS, "execute-api", REGION).add_auth(request)
+    prepared = request.prepare()
+    return httpx.Request(method, prepared.url, headers=dict(prepared.headers.items()), content=body)
+
+
+def decision_body() -> bytes:
+    return json.dumps(SAMPLE_DECISION).encode()
+
+
+def test_an_unsigned_decision_is_forbidden(base_url: str) -> None:
+    response = httpx.post(f"{base_url}/v1/decisions", content=decision_body(), timeout=10)
+    assert response.status_code == 403
+    assert response.json() == {"message": "Forbidden"}
+
+
+def test_a_decision_signed_with_the_stack_credentials_is_served(base_url: str) -> None:
+    with httpx.Client(timeout=10) as client:
+        response = client.send(signed_request("POST", f"{base_url}/v1/decisions", decision_body()))
+    assert response.status_code == 200, response.text
+    assert response.json()["ads"]
+
+
+def test_a_signed_admin_read_with_a_query_string_is_served(base_url: str) -> None:
+    with httpx.Client(timeout=10) as client:
+        response = client.send(signed_request("GET", f"{base_url}/v1/campaigns?b=2&a=x%20y&a=1"))
+    assert response.status_code == 200, response.text
+
+
+def test_a_tampered_signed_request_is_forbidden(base_url: str) -> None:
+    # Given a request signed for one body
+    request = signed_request("POST", f"{base_url}/v1/decisions", decision_body())
+    # When another body is sent under the same signature
+    tampered_body = json.dumps({**SAMPLE_DECISION, "max_ads": 10}).encode()
+    headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+    with httpx.Client(timeout=10) as client:
+        response = client.post(str(request.url), headers=headers, content=tampered_body)
+    # Then the gateway refuses it
+    assert response.status_code == 403
+    assert response.json() == {"message": "Forbidden"}
+
+
+def test_a_signature_from_unknown_credentials_is_forbidden(base_url: str) -> None:
+    request = AWSRequest(method="GET", url=f"{base_url}/v1/campaigns")
+    SigV4Auth(Credentials("AKIDSOMEONEELSE", "their-secret"), "execute-api", REGION).add_auth(request)
+    prepared = request.prepare()
+    response = httpx.get(prepared.url, headers=dict(prepared.headers.items()), timeout=10)
+    assert response.status_code == 403
+
+
+def test_the_beacon_route_needs_no_signature(base_url: str) -> None:
+    # The beacon is public: it reaches the handler, which answers on the token (422 missing, 403 forged).
+    missing = httpx.get(f"{base_url}/v1/events/impression", timeout=10)
+    forged = httpx.get(f"{base_url}/v1/events/impression", params={"t": "not-a-token"}, timeout=10)
+    assert missing.status_code == 422
+    assert forged.status_code == 403
+    assert forged.json() != {"message": "Forbidden"}  # the handler's error document, not the gateway's
+
+
+def test_a_signed_beacon_from_a_real_decision_is_accepted_unsigned(base_url: str) -> None:
+    with httpx.Client(timeout=10) as client:
+        decision = client.send(signed_request("POST", f"{base_url}/v1/decisions", decision_body())).json()
+        impression_url = decision["ads"][0]["tracking"]["impression"]
+        response = client.get(impression_url)
+    assert response.status_code == 204

@@ -1,0 +1,180 @@
+"""The model registry on moto (S3ModelStore) and Decide hot-swapping models in a warm execution environment.
+
+Decide reads the active pointer at most every MODEL_POINTER_CHECK_SECONDS (5 s here, the lowest allowed),
+so the hot-swap test waits for two check intervals.
+"""
+
+import hashlib
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from adserve.dal.model_store import S3ModelStore
+from adserve.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
+from adserve.model_registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
+
+REPO = Path(__file__).resolve().parents[2]
+BOOTSTRAP = REPO / "layers" / "model" / "bootstrap"
+DECISION_EVENT = REPO / "events" / "decide_post_decision.json"
+CHECK_SECONDS = 5.0
+
+
+def relabelled_model(tmp_path: Path, version: str, model_bytes: bytes | None = None) -> Path:
+    """A copy of the bootstrap model under a new version label, its manifest's sha256 recomputed."""
+    folder = tmp_path / version
+    shutil.copytree(BOOTSTRAP, folder)
+    if model_bytes is not None:
+        (folder / "model.onnx").write_bytes(model_bytes)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(version=version, sha256=hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest())
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def pointer_to(champion: str) -> ActivePointer:
+    return ActivePointer.model_validate(
+        {"champion": champion, "updated_at": "2026-01-01T00:00:00Z", "updated_by": "test"}
+    )
+
+
+@pytest.fixture
+def s3(local_stack: Any) -> Any:
+    return boto3.client("s3", endpoint_url=local_stack.endpoint_url)
+
+
+@pytest.fixture
+def bucket(local_stack: Any) -> str:
+    name: str = local_stack.physical_name("ModelsBucket")
+    return name
+
+
+@pytest.fixture
+def store(s3: Any, bucket: str) -> Iterator[S3ModelStore]:
+    """The registry on the stack's ModelsBucket; the pointer is removed afterwards for the other tests."""
+    yield S3ModelStore(s3, bucket)
+    s3.delete_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY)
+
+
+@pytest.fixture
+def fast_pointer_checks(local_stack: Any, store: S3ModelStore) -> Iterator[None]:
+    """Decide in a fresh execution environment that checks the pointer every 5 s; restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_POINTER_CHECK_SECONDS", str(int(CHECK_SECONDS)))
+        local_stack.reset_function("DecideFunction")
+        yield
+    local_stack.reset_function("DecideFunction")
+
+
+def served_version(local_stack: Any) -> str:
+    response = local_stack.invoke("DecideFunction", json.loads(DECISION_EVENT.read_text()))
+    assert response["statusCode"] == 200, response
+    version: str = json.loads(response["body"])["model_version"]
+    return version
+
+
+def wait_for_next_check(since: float) -> None:
+    time.sleep(max(0.0, since + CHECK_SECONDS + 0.05 - time.monotonic()))
+
+
+@pytest.mark.usefixtures("fast_pointer_checks")
+def test_decide_hot_swaps_a_promoted_model_and_refuses_a_corrupt_one(  # noqa: PLR0917 - pytest fixtures
+    local_stack: Any,
+    store: S3ModelStore,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a warm Decide serving the bootstrap model (no pointer yet)
+    bootstrap_version = json.loads((BOOTSTRAP / "manifest.json").read_text())["version"]
+    assert served_version(local_stack) == bootstrap_version
+    checked_at = time.monotonic()  # the pointer was read during that decision, so no later than now
+
+    # When a new model is published and promoted
+    good = unique("hot-swap")
+    store.publish(relabelled_model(tmp_path, good))
+    store.write_pointer(pointer_to(good))
+    # Then decisions switch to it at the next pointer check, without a new execution environment
+    assert served_version(local_stack) == bootstrap_version
+    wait_for_next_check(checked_at)
+    assert served_version(local_stack) == good
+    checked_at = time.monotonic()
+
+    # When a corrupt model (its manifest matches its bytes, but they are not a graph) is put and promoted
+    corrupt = unique("corrupt")
+    folder = relabelled_model(tmp_path, corrupt, model_bytes=b"\x08\x07not an onnx graph")
+    for name in ("model.onnx", "manifest.json"):
+        s3.put_object(Bucket=bucket, Key=model_key(corrupt, name), Body=(folder / name).read_bytes())
+    store.write_pointer(pointer_to(corrupt))
+    capfd.readouterr()
+    caplog.clear()
+    wait_for_next_check(checked_at)
+    # Then it is refused at load, the previous model keeps serving, and the failure is counted and logged
+    assert served_version(local_stack) == good
+    output = capfd.readouterr().out
+    assert '"ModelLoadFailures"' in output
+    [failure] = [record for record in caplog.records if record.msg == "model load failed"]
+    assert getattr(failure, "model_version", None) == corrupt
+    assert "onnxruntime cannot load" in getattr(failure, "reason", "")
+
+
+def test_publish_verifies_the_model_and_never_overwrites_a_version(store: S3ModelStore, tmp_path: Path) -> None:
+    version = unique("publish")
+    folder = relabelled_model(tmp_path, version)
+    assert store.publish(folder) == version
+    assert store.publish(folder) == version  # the same bytes again: a no-op
+    assert version in store.versions()
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "holdout_auc": 0.99}))
+    with pytest.raises(ModelVersionConflictError):
+        store.publish(folder)
+
+    broken = relabelled_model(tmp_path, unique("broken"))
+    manifest = json.loads((broken / "manifest.json").read_text())
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "sha256": "0" * 64}))
+    with pytest.raises(ModelLoadError, match="sha256"):
+        store.publish(broken)
+    assert broken.name not in store.versions()
+
+
+def test_download_writes_the_files_of_a_version_and_nothing_else(store: S3ModelStore, tmp_path: Path) -> None:
+    version = unique("download")
+    store.publish(relabelled_model(tmp_path / "source", version))
+    folder = store.download(version, tmp_path / "target")
+    assert folder == tmp_path / "target" / version
+    assert sorted(path.name for path in folder.iterdir()) == ["manifest.json", "model.onnx"]
+    assert (folder / "model.onnx").read_bytes() == (BOOTSTRAP / "model.onnx").read_bytes()
+    with pytest.raises(ModelNotFoundError):
+        store.download(unique("never-published"), tmp_path / "target")
+    with pytest.raises(ModelNotFoundError):
+        store.download("../escape", tmp_path / "target")
+
+
+def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(
+    store: S3ModelStore, s3: Any, bucket: str
+) -> None:
+    s3.delete_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY)
+    assert store.read_pointer() is None
+    pointer = ActivePointer.model_validate(
+        {"champion": "a-1", "challenger": "b-1", "challenger_share": 0.2, "updated_at": "2026-01-01T00:00:00Z"}
+    )
+    store.write_pointer(pointer)
+    assert store.read_pointer() == pointer
+    s3.put_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY, Body=b'{"champion": "a-1", "challenger_share": 0.5}')
+    with pytest.raises(InvalidModelPointerError, match=r"challenger_share needs a challenger|updated_at"):
+        store.read_pointer()
+    s3.put_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY, Body=b"not json")
+    with pytest.raises(InvalidModelPointerError):
+        store.read_pointer()

@@ -1,0 +1,83 @@
+"""RetrainFunction in process on the local stack: the sample schedule event, S3 logs in, S3 models out."""
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from adserve.dal.model_store import S3ModelStore
+from adserve.features import DEFAULT_SPEC
+from adserve.scoring import CtrModel
+from adserve.simulation import World
+
+from devstack.simulated_logs import TrafficConfig, simulate_traffic
+from devstack.stack import LocalStack
+
+EVENT = Path(__file__).parents[2] / "events" / "retrain_schedule.json"
+
+
+@pytest.fixture
+def buckets(local_stack: LocalStack) -> Iterator[tuple[Any, str, str]]:
+    """The stack's logs and models buckets; whatever the test adds to them is removed afterwards."""
+    s3 = boto3.client("s3", endpoint_url=local_stack.endpoint_url)
+    logs, models = local_stack.physical_name("LogsBucket"), local_stack.physical_name("ModelsBucket")
+
+    def keys(bucket: str) -> set[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    before = {bucket: keys(bucket) for bucket in (logs, models)}
+    pointer = (
+        s3.get_object(Bucket=models, Key="models/active.json")["Body"].read()
+        if "models/active.json" in before[models]
+        else None
+    )
+    yield s3, logs, models
+    for bucket, existing in before.items():
+        for key in keys(bucket) - existing:
+            s3.delete_object(Bucket=bucket, Key=key)
+    if pointer is not None:
+        s3.put_object(Bucket=models, Key="models/active.json", Body=pointer)
+
+
+def invoke(local_stack: LocalStack) -> dict[str, Any]:
+    result: dict[str, Any] = local_stack.invoke("RetrainFunction", json.loads(EVENT.read_text()))
+    return result
+
+
+def test_without_logs_the_run_is_skipped_and_publishes_nothing(
+    local_stack: LocalStack, buckets: tuple[Any, str, str]
+) -> None:
+    s3, _, models = buckets
+    before = s3.list_objects_v2(Bucket=models).get("KeyCount", 0)
+    summary = invoke(local_stack)
+    assert summary["status"] == "skipped"
+    assert "not enough data" in summary["message"]
+    assert s3.list_objects_v2(Bucket=models).get("KeyCount", 0) == before
+
+
+def test_a_scheduled_run_publishes_a_model_serving_can_load(
+    local_stack: LocalStack, buckets: tuple[Any, str, str], tmp_path: Path
+) -> None:
+    # Given three days of simulated traffic that ended two days ago, in the stack's logs bucket
+    s3, logs, models = buckets
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=130)
+    traffic = TrafficConfig(decisions=2500, start=start, span=timedelta(hours=72), keep_truth=False)
+
+    class Sink:
+        def put_object(self, key: str, body: bytes) -> None:
+            s3.put_object(Bucket=logs, Key=key, Body=body)
+
+    simulate_traffic(Sink(), World(seed=5), traffic)
+    # When the schedule fires
+    summary = invoke(local_stack)
+    # Then a version is published, whether or not it beat the baseline, and it loads for serving
+    assert summary["status"] in {"promoted", "registered"}, summary
+    assert summary["dataset"]["examples"] >= 2 * 2500
+    store = S3ModelStore(s3, models)
+    assert summary["version"] in store.versions()
+    model = CtrModel.load(store.download(summary["version"], tmp_path), DEFAULT_SPEC)
+    assert model.manifest["evaluation"]["promotion"]["estimator"] == "snips"

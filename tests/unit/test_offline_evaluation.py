@@ -1,0 +1,103 @@
+"""Offline evaluation: the estimators on a case computed by hand, calibration, and the promotion rule."""
+
+import numpy as np
+import pytest
+from adserve.training.dataset import SlotOne
+from adserve.training.evaluation import (
+    Evaluation,
+    HoldoutMetrics,
+    PolicyEstimate,
+    PromotionRule,
+    doubly_robust,
+    expected_calibration_error,
+    ips,
+    judge,
+    render,
+    slot_one_terms,
+    snips,
+)
+
+
+def two_decisions() -> tuple[SlotOne, np.ndarray]:
+    """Decision A: 2 candidates, the logger showed #0 (propensity 0.5), clicked. Decision B: 3 candidates,
+    the logger showed #1 (propensity 0.25), no click. Scores double as the reward model's predictions."""
+    slot = SlotOne(
+        decided_at=np.array([1.0, 2.0]),
+        epsilon=np.array([0.2, 0.3], dtype=np.float32),
+        listener_rows=np.zeros((2, 8), dtype=np.int32),
+        offsets=np.array([0, 2, 5]),
+        candidate_ads=np.arange(5, dtype=np.int32),
+        candidate_values=np.array([1.0, 1.0, 1.0, 2.0, 1.0]),
+        logged_position=np.array([0, 1], dtype=np.int32),
+        logged_propensity=np.array([0.5, 0.25], dtype=np.float32),
+        rewards=np.array([1, 0], dtype=np.int8),
+    )
+    return slot, np.array([0.3, 0.1, 0.1, 0.1, 0.4])
+
+
+def test_ips_snips_and_dr_match_the_hand_computation() -> None:
+    # Given the new policy's slot-1 distributions: A -> [0.9, 0.1] (greedy #0, eps 0.2 over 2),
+    # B: expected values [0.1, 0.2, 0.4] -> greedy #2, eps 0.3 over 3 -> [0.1, 0.1, 0.8]
+    slot, scores = two_decisions()
+    # When the terms are computed
+    terms = slot_one_terms(slot, scores, scores)
+    # Then w = pi / mu = [0.9 / 0.5, 0.1 / 0.25] = [1.8, 0.4]
+    assert terms.weights == pytest.approx([1.8, 0.4])
+    assert ips(terms) == pytest.approx((1.8 * 1 + 0.4 * 0) / 2)  # 0.9
+    assert snips(terms) == pytest.approx(1.8 / (1.8 + 0.4))
+    # DR: A = 0.9*0.3 + 0.1*0.1 + 1.8*(1 - 0.3) = 1.54; B = 0.1*0.1 + 0.1*0.1 + 0.8*0.4 + 0.4*(0 - 0.1) = 0.30
+    assert doubly_robust(terms) == pytest.approx((1.54 + 0.30) / 2)
+
+
+def test_estimators_of_nothing_are_nan_not_errors() -> None:
+    slot, scores = two_decisions()
+    empty = slot.select(np.array([False, False]))
+    terms = slot_one_terms(empty, scores[:0], scores[:0])
+    assert all(np.isnan(f(terms)) for f in (ips, snips, doubly_robust))
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    # Two bins of two rows: |0 - 0.15| and |1 - 0.75|, each weighing one half
+    labels = np.array([0, 0, 1, 1])
+    probs = np.array([0.1, 0.2, 0.6, 0.9])
+    assert expected_calibration_error(labels, probs, bins=2) == pytest.approx(0.2)
+    assert expected_calibration_error(labels, labels.astype(float), bins=2) == pytest.approx(0.0)
+
+
+def evaluation(new_snips: float, champion_snips: float | None) -> Evaluation:
+    metrics = HoldoutMetrics(rows=100, positives=5, auc=0.7, log_loss=0.2, ece=0.01)
+    return Evaluation(
+        new=metrics,
+        new_policy=PolicyEstimate("fm-new", ips=new_snips, snips=new_snips, dr=new_snips),
+        decisions=100,
+        logging_observed=0.02,
+        champion=None if champion_snips is None else metrics,
+        champion_policy=None
+        if champion_snips is None
+        else PolicyEstimate("fm-old", ips=champion_snips, snips=champion_snips, dr=champion_snips),
+    )
+
+
+def test_the_new_model_must_beat_the_champion_by_the_margin() -> None:
+    rule = PromotionRule(estimator="snips", margin=0.02)
+    assert judge(evaluation(0.0205, 0.0200), rule).promote  # +2.5%
+    refused = judge(evaluation(0.0203, 0.0200), rule)  # +1.5%
+    assert not refused.promote
+    assert refused.baseline == "champion fm-old"
+    assert "0.02030 < champion fm-old 0.02000" in refused.reason
+
+
+def test_without_a_champion_the_baseline_is_the_logging_policys_observed_rate() -> None:
+    rule = PromotionRule(estimator="dr", margin=0.1)
+    assert judge(evaluation(0.023, None), rule).promote  # 0.023 >= 0.02 x 1.1
+    assert not judge(evaluation(0.021, None), rule).promote
+
+
+def test_no_holdout_decisions_never_promotes() -> None:
+    assert not judge(evaluation(float("nan"), 0.02), PromotionRule()).promote
+
+
+def test_the_table_names_every_policy_and_the_verdict() -> None:
+    table = render(evaluation(0.0205, 0.02), judge(evaluation(0.0205, 0.02), PromotionRule()))
+    for expected in ("new fm-new", "champion fm-old", "logging policy (observed)", "SNIPS", "promotion: yes"):
+        assert expected in table

@@ -1,0 +1,206 @@
+"""The retraining pipeline on simulated logs: OPE against the simulator's truth, publishing, promotion, CLI."""
+
+import argparse
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from adserve.features import DEFAULT_SPEC
+from adserve.model_commands import EXIT_SKIPPED, add_model_commands, run_model_command
+from adserve.model_registry import ActivePointer
+from adserve.retraining import RetrainError, RetrainRequest, promote, retrain
+from adserve.scoring import CtrModel
+from adserve.settings import RetrainSettings
+from adserve.simulation import World
+from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
+from adserve.training.evaluation import PromotionRule, ips, score_candidates, slot_one_terms, snips
+from adserve.training.factorization_machine import TrainingConfig
+from adserve.training.trainer import TrainerConfig
+from adserve.wiring.retrain import scheduled_request
+
+from devstack.fakes import InMemoryLogStore, InMemoryModelStore
+from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic
+
+TRAFFIC = TrafficConfig(decisions=8000, span=timedelta(hours=48), candidates=5, max_ads=2, epsilon=0.5, seed=7)
+END = START + TRAFFIC.span
+AS_OF = END + timedelta(hours=24)
+BOOTSTRAP = Path(__file__).parents[2] / "layers" / "model" / "bootstrap"
+QUICK = TrainerConfig(fit=TrainingConfig(max_epochs=3, patience=1))
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[InMemoryLogStore, Truth]:
+    """8,000 decisions of the real serving policy in a simulated world (epsilon 0.5, 5 candidates)."""
+    store = InMemoryLogStore()
+    truth = simulate_traffic(store, World(seed=11), TRAFFIC)
+    return store, truth
+
+
+def request(**overrides: Any) -> RetrainRequest:
+    defaults: dict[str, Any] = {"start": START, "end": END, "as_of": AS_OF, "trainer": QUICK}
+    return RetrainRequest(**(defaults | overrides))
+
+
+def test_off_policy_estimates_of_a_known_policy_are_close_to_its_true_click_rate(
+    simulated: tuple[InMemoryLogStore, Truth],
+) -> None:
+    # Given the logged decisions and a policy whose true CTR the simulator knows: the serving policy
+    # driven by the true probabilities (the oracle), not the noisy model that logged the data
+    store, truth = simulated
+    dataset = TrainingDataset(store, DatasetConfig(START, END, AS_OF))
+    slot = SlotOne.concatenate([chunk.slot_one for chunk in dataset.chunks()], len(DEFAULT_SPEC.listener_fields))
+    true_ctr = score_candidates(slot, dataset.ad_rows, TruthScorer(truth))
+    terms = slot_one_terms(slot, true_ctr, true_ctr)
+    policy_value = float(terms.direct.mean())  # sum_a pi(a|x) p_true(x, a), averaged over the logged contexts
+    # When it is estimated from the logs alone
+    weighted = terms.weights * terms.rewards
+    standard_error = float(weighted.std() / np.sqrt(len(weighted)))
+    # Then IPS and SNIPS land within three standard errors and 20% of the truth
+    for estimate in (ips(terms), snips(terms)):
+        assert abs(estimate - policy_value) <= 3 * standard_error
+        assert abs(estimate / policy_value - 1) < 0.2
+    assert len(slot) == TRAFFIC.decisions
+
+
+def test_empty_logs_publish_nothing(tmp_path: Path) -> None:
+    models = InMemoryModelStore()
+    result = retrain(InMemoryLogStore(), models, request(), work_dir=tmp_path)
+    assert result.status == "skipped"
+    assert "not enough data" in result.message
+    assert "nothing was published" in result.message
+    assert (models.files, models.pointer_document) == ({}, None)
+
+
+def test_a_tiny_dataset_publishes_nothing(simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path) -> None:
+    # Given only the first hour of the logs (~170 decisions)
+    store, _ = simulated
+    models = InMemoryModelStore()
+    result = retrain(store, models, request(end=START + timedelta(minutes=59)), work_dir=tmp_path)
+    assert result.status == "skipped"
+    assert re.search(r"\d+ examples \(minimum 1000\)", result.message)
+    assert models.files == {}
+
+
+def test_the_trained_model_is_published_with_its_manifest_and_loads_for_serving(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    store, _ = simulated
+    models = InMemoryModelStore()
+    result = retrain(
+        store, models, request(promotion="never"), work_dir=tmp_path / "work", fallback_model_dir=BOOTSTRAP
+    )
+    assert result.status == "registered"
+    assert result.version is not None
+    assert re.fullmatch(r"fm-\d{8}T\d{4}Z-[0-9a-f]{12}", result.version)
+    assert models.versions() == [result.version]
+    assert models.pointer_document is None
+    model = CtrModel.load(models.download(result.version, tmp_path / "download"), DEFAULT_SPEC)
+    manifest = model.manifest
+    assert manifest["parent_version"].startswith("bootstrap-")
+    assert manifest["label"] == "click"
+    assert manifest["training_window"]["end"] == END.isoformat()
+    assert manifest["row_counts"]["train"] + manifest["row_counts"]["validation"] + manifest["row_counts"][
+        "holdout"
+    ] == int(manifest["dataset"]["examples"])
+    assert manifest["dataset"]["log_malformed_lines"] == 0
+    off_policy = manifest["evaluation"]["off_policy"]
+    assert off_policy["champion"]["version"] == manifest["parent_version"]
+    assert {"ips", "snips", "dr"} <= off_policy["new"].keys()
+    assert 0.6 < manifest["holdout_auc"] < 1.0
+    assert result.table is not None
+    assert "logging policy (observed)" in result.table
+
+
+def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path) -> None:
+    store, _ = simulated
+    models = InMemoryModelStore()
+    # Given a first model promoted (any estimate beats a margin of -100%)
+    first = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "1")
+    assert first.status == "promoted"
+    pointer = models.read_pointer()
+    assert pointer is not None
+    assert pointer.champion == first.version
+    # When a second model must beat the champion by 1000%
+    second = retrain(
+        store,
+        models,
+        request(as_of=AS_OF + timedelta(hours=1), rule=PromotionRule(margin=10.0)),
+        work_dir=tmp_path / "2",
+    )
+    # Then it is registered but the champion keeps serving
+    assert second.status == "registered"
+    assert "not promoted" in second.message
+    assert second.version in models.versions()
+    assert models.read_pointer() == pointer
+    # And a third one that passes with a challenger share becomes the challenger
+    third = retrain(
+        store,
+        models,
+        request(as_of=AS_OF + timedelta(hours=2), rule=PromotionRule(margin=-1.0), challenger_share=0.1),
+        work_dir=tmp_path / "3",
+    )
+    assert third.status == "challenger"
+    challenged = models.read_pointer()
+    assert challenged is not None
+    assert (challenged.champion, challenged.challenger, challenged.challenger_share) == (
+        first.version,
+        third.version,
+        0.1,
+    )
+
+
+def test_promote_by_hand_checks_the_version_exists(tmp_path: Path) -> None:
+    models = InMemoryModelStore(files={"fm-a": {}, "fm-b": {}})
+    with pytest.raises(RetrainError, match="no champion yet"):
+        promote(models, "fm-b", challenger_share=0.2)
+    assert promote(models, "fm-a").champion == "fm-a"
+    pointer = promote(models, "fm-b", challenger_share=0.2)
+    assert (pointer.champion, pointer.challenger, pointer.challenger_share) == ("fm-a", "fm-b", 0.2)
+    with pytest.raises(RetrainError, match="not a published model"):
+        promote(models, "fm-missing")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_model_commands(parser.add_subparsers(dest="group", required=True), datetime.fromisoformat)
+    return parser.parse_args(argv)
+
+
+def test_the_cli_trains_lists_and_promotes(
+    simulated: tuple[InMemoryLogStore, Truth], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, _ = simulated
+    models = InMemoryModelStore()
+    window = ["--from", START.isoformat(), "--to", END.isoformat(), "--as-of", AS_OF.isoformat()]
+    # An empty range: a clear message and its own exit status
+    empty = ["--from", "2020-01-01T00:00+00:00", "--to", "2020-01-02T00:00+00:00", "--as-of", AS_OF.isoformat()]
+    assert run_model_command(parse("train", *empty), logs=store, models=models) == EXIT_SKIPPED
+    assert "not enough data" in capsys.readouterr().err
+    # A real run, registered only
+    assert run_model_command(parse("train", *window, "--register-only", "--json"), logs=store, models=models) == 0
+    out = capsys.readouterr().out
+    assert "SNIPS" in out
+    summary = json.loads(out[out.index("{") :])
+    assert summary["status"] == "registered"
+    version = summary["version"]
+    # Listed, then promoted by hand
+    assert run_model_command(parse("models"), models=models) == 0
+    assert version in capsys.readouterr().out
+    assert run_model_command(parse("promote", version), models=models) == 0
+    pointer = models.read_pointer()
+    assert isinstance(pointer, ActivePointer)
+    assert pointer.champion == version
+
+
+def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
+    settings = RetrainSettings.from_env(
+        {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model", "TRAINING_HOURS": "72"}
+    )
+    scheduled = scheduled_request(settings, AS_OF)
+    assert (scheduled.start, scheduled.end, scheduled.as_of) == (AS_OF - timedelta(hours=72), AS_OF, AS_OF)
+    assert scheduled.reward_window == timedelta(hours=24)
+    assert scheduled.rule == PromotionRule("snips", 0.02)

@@ -1,0 +1,198 @@
+"""The training dataset from the logs: label window, no leakage, malformed lines, slot-1 view, chunking."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from adserve.decision_records import DecisionRecord
+from adserve.features import FeatureEncoder
+from adserve.outcome_events import OutcomeEvent
+from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
+from adserve.training_logs import LogKind, Partition, encode_object, log_row
+from adserve.vocabulary import EventType
+
+from devstack.fakes import InMemoryLogStore
+from tests.support.record_messages import NOW, decision, outcome
+
+AS_OF = NOW + timedelta(days=3)
+
+
+def write(store: InMemoryLogStore, *messages: OutcomeEvent | DecisionRecord, name: str = "batch") -> None:
+    by_partition: dict[Partition, list[str]] = {}
+    for message in messages:
+        row = log_row(message)
+        by_partition.setdefault(row.partition, []).append(row.line)
+    for partition, lines in by_partition.items():
+        store.put_object(partition.object_key([name]), encode_object(lines))
+
+
+def build(store: InMemoryLogStore, **overrides: object) -> tuple[Examples, SlotOne, TrainingDataset]:
+    settings: dict[str, object] = {"start": NOW - timedelta(hours=1), "end": AS_OF, "as_of": AS_OF} | overrides
+    dataset = TrainingDataset(store, DatasetConfig(**settings))  # type: ignore[arg-type]
+    encoder = dataset.encoder
+    chunks = list(dataset.chunks())
+    examples = Examples.concatenate([c.examples for c in chunks], encoder.spec.num_fields)
+    slot = SlotOne.concatenate([c.slot_one for c in chunks], len(encoder.spec.listener_fields))
+    return examples, slot, dataset
+
+
+def test_an_outcome_later_than_the_reward_window_counts_as_no_click() -> None:
+    # Given a click 1 h after its decision and another 24 h 20 min after its decision (same hour partition)
+    store = InMemoryLogStore()
+    slow_at = NOW - timedelta(minutes=25)
+    write(
+        store,
+        decision(decision_id="d-fast", ads=("a-ad-1",)),
+        decision(decision_id="d-slow", decided_at=slow_at, ads=("b-ad-1",)),
+        outcome(decision_id="d-fast", ad_id="a-ad-1", event_type=EventType.CLICK, occurred_at=NOW + timedelta(hours=1)),
+        outcome(
+            decision_id="d-slow",
+            ad_id="b-ad-1",
+            event_type=EventType.CLICK,
+            occurred_at=slow_at + timedelta(hours=24.3),
+        ),
+    )
+    # When the dataset is built with a 24 h window
+    examples, _, dataset = build(store)
+    # Then only the timely click is a positive, and the late one is counted
+    assert sorted(zip(examples.decided_at.tolist(), examples.labels.tolist(), strict=True)) == [
+        (slow_at.timestamp(), 0),
+        (NOW.timestamp(), 1),
+    ]
+    assert dataset.stats.read.late_outcomes == 1
+    assert dataset.stats.positives == 1
+
+
+def test_a_wider_window_turns_the_late_click_into_a_positive() -> None:
+    store = InMemoryLogStore()
+    write(
+        store,
+        decision(decision_id="d-slow", ads=("b-ad-1",)),
+        outcome(
+            decision_id="d-slow", ad_id="b-ad-1", event_type=EventType.CLICK, occurred_at=NOW + timedelta(hours=25)
+        ),
+    )
+    examples, _, _ = build(store, reward_window=timedelta(hours=30))
+    assert examples.labels.tolist() == [1]
+
+
+def test_decisions_younger_than_the_window_are_left_out() -> None:
+    # Given a decision 2 h before the end of the logs, whose click may still come
+    store = InMemoryLogStore()
+    young_at = AS_OF - timedelta(hours=2)
+    write(
+        store,
+        decision(decision_id="d-old", ads=("a-ad-1",)),
+        decision(decision_id="d-young", decided_at=young_at, ads=("a-ad-1",)),
+        outcome(decision_id="d-young", ad_id="a-ad-1", event_type=EventType.CLICK, occurred_at=young_at),
+    )
+    # When built as of AS_OF
+    examples, slot, dataset = build(store)
+    # Then only the old decision is in it
+    assert len(examples) == 1
+    assert len(slot) == 1
+    assert examples.decided_at.tolist() == [NOW.timestamp()]
+    assert dataset.config.decisions_end == AS_OF - timedelta(hours=24)
+
+
+def test_the_label_can_be_completion() -> None:
+    store = InMemoryLogStore()
+    write(
+        store,
+        decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1")),
+        outcome(decision_id="d-1", ad_id="a-ad-1", event_type=EventType.CLICK),
+        outcome(decision_id="d-1", ad_id="b-ad-1", event_type=EventType.COMPLETE),
+    )
+    clicks, _, _ = build(store)
+    completes, _, _ = build(store, label="complete")
+    assert clicks.labels.tolist() == [1, 0]
+    assert completes.labels.tolist() == [0, 1]
+
+
+def test_malformed_lines_are_counted_and_skipped() -> None:
+    # Given a decisions object and an outcomes object each holding a broken line among good ones
+    store = InMemoryLogStore()
+    write(store, decision(decision_id="d-1"), outcome(decision_id="d-1", event_type=EventType.CLICK))
+    good_decision = log_row(decision(decision_id="d-2")).line
+    store.objects[Partition.of(LogKind.DECISIONS, NOW).object_key(["extra"])] = encode_object(
+        ["{not json", good_decision]
+    )
+    store.objects[Partition.of(LogKind.OUTCOMES, NOW).object_key(["extra"])] = encode_object(['{"kind": "outcome"}'])
+    # When the dataset is built
+    examples, _, dataset = build(store)
+    # Then the good rows are there and both bad lines are counted
+    assert len(examples) == 2
+    assert dataset.stats.read.malformed_lines == 2
+    assert dataset.stats.to_dict()["log_malformed_lines"] == 2
+
+
+def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
+    store = InMemoryLogStore()
+    record = decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1", "c-ad-1"))
+    record = record.model_copy(update={"chosen": record.chosen[1:2]})  # the policy put b first, alone
+    record = record.model_copy(update={"chosen": [record.chosen[0].model_copy(update={"rank": 1})]})
+    write(store, record, outcome(decision_id="d-1", ad_id="b-ad-1", event_type=EventType.CLICK))
+    examples, slot, dataset = build(store)
+    encoder = FeatureEncoder()
+    assert len(slot) == 1
+    assert slot.counts.tolist() == [3]
+    assert slot.logged_position.tolist() == [1]
+    assert slot.rewards.tolist() == [1]
+    assert slot.logged_propensity.tolist() == pytest.approx([0.9])
+    # The candidate rows are exactly what the encoder makes of listener + ad features
+    expected = encoder.encode_rows([record.listener_features] * 3, [c.features for c in record.candidates])
+    assert np.array_equal(slot.candidate_indices(dataset.ad_rows), expected)
+    assert np.array_equal(examples.indices[0], expected[1])
+
+
+def test_trimmed_candidate_sets_train_but_are_not_used_off_policy() -> None:
+    store = InMemoryLogStore()
+    write(store, decision(decision_id="d-1").model_copy(update={"candidates_dropped": 4}))
+    examples, slot, dataset = build(store)
+    assert (len(examples), len(slot), dataset.stats.slot_one_trimmed) == (1, 0, 1)
+
+
+def test_chunks_are_bounded_and_concatenate_to_the_whole() -> None:
+    store = InMemoryLogStore()
+    write(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(minutes=i)) for i in range(25)))
+    dataset = TrainingDataset(store, DatasetConfig(NOW - timedelta(hours=1), AS_OF, AS_OF, chunk_rows=10))
+    sizes = [len(chunk.examples) for chunk in dataset.chunks()]
+    assert sizes == [10, 10, 5]
+    whole, _, _ = build(store)
+    assert len(whole) == 25
+    assert np.all(np.diff(whole.decided_at) > 0)
+
+
+def test_an_empty_range_gives_nothing() -> None:
+    examples, slot, dataset = build(InMemoryLogStore())
+    assert (len(examples), len(slot), dataset.stats.decisions) == (0, 0, 0)
+    assert examples.indices.shape == (0, FeatureEncoder().spec.num_fields)
+
+
+def test_prefetching_reads_each_object_once_and_gives_the_same_dataset() -> None:
+    from dataclasses import dataclass, field
+
+    from adserve.training.prefetch import PrefetchingReader
+
+    @dataclass
+    class CountingStore(InMemoryLogStore):
+        reads: list[str] = field(default_factory=list)
+
+        def read_object(self, key: str) -> bytes:
+            self.reads.append(key)
+            return super().read_object(key)
+
+    store = CountingStore()
+    write(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(hours=i)) for i in range(5)))
+    clicks = (
+        outcome(decision_id=f"d-{i}", event_type=EventType.CLICK, occurred_at=NOW + timedelta(hours=i, minutes=5))
+        for i in range(0, 5, 2)
+    )
+    write(store, *clicks, name="o")
+    plain, _, _ = build(store)
+    store.reads.clear()
+    with PrefetchingReader(store, workers=3) as reader:
+        prefetched, _, _ = build(reader)  # type: ignore[arg-type]
+    assert np.array_equal(plain.indices, prefetched.indices)
+    assert prefetched.labels.tolist() == plain.labels.tolist() == [1, 0, 1, 0, 1]
+    assert sorted(store.reads) == sorted(set(store.reads))
