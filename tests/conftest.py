@@ -32,6 +32,20 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ.setdefault(name, value)
 
 
+@pytest.fixture(autouse=True)
+def _no_metrics_left_behind() -> Iterator[None]:
+    """Drop metrics a test added outside a handler (domain code on fakes), which no log_metrics flushed.
+
+    The Powertools metrics object is one per process, as in Lambda; left alone, a unit test's metrics would
+    be printed by the next handler invocation of another test in the same worker, under its service.
+    """
+    yield
+    # Imported here, not at the top: this module loads before pytest_configure sets POWERTOOLS_*.
+    from adserve.observability import metrics
+
+    metrics.clear_metrics()
+
+
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStack]:
     """The template's tables, queues, buckets and secrets on an in-process moto; handlers see its env."""
