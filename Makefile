@@ -5,12 +5,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev run test unit lint typecheck format model openapi bench clean
+.PHONY: help dev run test unit lint typecheck format model openapi bench demo clean
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:3000 (moto + the template's routes)"
 	@echo "make test      lint, type-check, validate the template, run every test"
 	@echo "make bench     measure latency, cold start, layer sizes; writes bench/results/latest.json"
+	@echo "make demo      the retraining loop on the local stack with simulated listeners (writes demo-output/)"
 	@echo "make model     retrain the bootstrap model (reproducible) into layers/model/bootstrap"
 	@echo "make openapi   regenerate shared/adserve/openapi.json from the handlers' models"
 	@echo "make validate  sam validate --lint and cfn-lint;  make build  sam build"
@@ -51,6 +52,9 @@ openapi: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m devstack.demo $(ARGS)
 
 clean:
 	rm -rf $(VENV) .sam-venv .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,431 @@
+"""``make demo``: the whole retraining loop on the local stack, driven by simulated listeners.
+
+    python -m devstack.demo [--quick] [--out demo-output]
+
+1. A simulated world (``adserve.simulation.World``) with a seed other than the bootstrap model's: its
+   campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
+   no caps, the same value_cpm for all so ranking is by predicted CTR) are put through CampaignStore, under
+   ids the bootstrap model has never seen (``demo-`` prefix).
+2. Bootstrap phase: simulated listeners ask Decide (invoked in process); each shown ad's impression and,
+   with its true probability, its click are reported through Track (``POST /v1/events`` in batches of 100,
+   a few as beacons); Record writes the logs via the event source mapping.
+3. Retrain on those logs (``adserve.retraining.retrain``: dataset, trainer, IPS/SNIPS/DR, publish,
+   promote), wait until Decide's responses carry the new model version (hot swap), then fresh traffic.
+4. The oracle (true probabilities) and a random policy, evaluated offline on fresh listeners of the same
+   distribution with the same policy (epsilon-greedy, one ad per decision).
+
+Every policy, the oracle included, explores with the same epsilon, so the phases differ only in the scores
+the policy ranks by, and the off-policy estimate (computed for the logging epsilon) is of the policy that
+the retrained phase actually serves. Prints the table, PASS/MISS for the acceptance checks, and the paths
+of the PNG plot, report.md and summary.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import boto3
+import numpy as np
+from adserve.campaigns import Campaign
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.log_store import S3LogStore
+from adserve.dal.model_store import S3ModelStore
+from adserve.ranking import slot_probabilities
+from adserve.simulation import World, bayes_auc
+from adserve.training.progress import Progress
+
+from devstack.demo_report import Check, DemoResult, Phase, acceptance, table, write_outputs
+from devstack.stack import DEFAULT_TEMPLATE, LocalStack
+
+__all__ = ["DemoConfig", "main", "run_demo"]
+
+DEMO_SEED = 7  # the bootstrap model's world is World(seed=20240601)
+ID_PREFIX = "demo-"
+PLACEMENTS = [
+    "audio_preroll",
+    "audio_midroll",
+    "podcast_preroll",
+    "podcast_midroll",
+    "podcast_postroll",
+    "display_companion",
+]
+EVENTS_PER_BATCH = 100
+BEACONS = 5
+QUEUE_HIGH_WATER = 300
+"""moto's SQS work per call grows with the queue's length: pause the traffic above this many messages."""
+REWARD_WINDOW = timedelta(hours=1)
+"""Whole hours: training_logs.read_joined_decisions closes decisions on hour boundaries."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    decisions: int = 50_000
+    eval_decisions: int = 10_000
+    offline_decisions: int = 50_000
+    epsilon: float = 0.25
+    seed: int = DEMO_SEED
+    n_advertisers: int = 8
+    campaigns_per_advertiser: int = 1
+    ads_per_campaign: int = 2
+    base_ctr: float = 0.03
+    out_dir: Path = Path("demo-output")
+
+    @classmethod
+    def quick(cls, out_dir: Path) -> DemoConfig:
+        return cls(decisions=4_000, eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
+
+    def world(self) -> World:
+        return World(
+            self.seed,
+            n_advertisers=self.n_advertisers,
+            campaigns_per_advertiser=self.campaigns_per_advertiser,
+            ads_per_campaign=self.ads_per_campaign,
+            base_ctr=self.base_ctr,
+        )
+
+
+def campaigns_of(world: World) -> list[Campaign]:
+    """One uncapped campaign per world campaign, its ads as creatives, all at the same value."""
+    by_campaign: dict[str, list[Mapping[str, str]]] = {}
+    for ad in world.ads:
+        by_campaign.setdefault(ad["campaign_id"], []).append(ad)
+    return [
+        Campaign.model_validate(
+            {
+                "campaign_id": ID_PREFIX + campaign_id,
+                "advertiser_id": ID_PREFIX + ads[0]["advertiser_id"],
+                "name": f"Demo {campaign_id}",
+                "status": "active",
+                "category": ads[0]["category"],
+                "flight_start": "2020-01-01T00:00:00Z",
+                "flight_end": "2100-01-01T00:00:00Z",
+                "placements": PLACEMENTS,
+                "value_cpm": 10.0,
+                "creatives": [
+                    {
+                        "ad_id": ID_PREFIX + ad["ad_id"],
+                        "format": ad["format"],
+                        "title": f"Demo {ad['ad_id']}",
+                        "media_url": f"https://cdn.example.com/{ad['ad_id']}.mp3",
+                        "click_url": "https://example.com/",
+                    }
+                    for ad in ads
+                ],
+            }
+        )
+        for campaign_id, ads in by_campaign.items()
+    ]
+
+
+def decision_body(listener_id: str, listener: Mapping[str, str]) -> str:
+    return json.dumps(
+        {
+            "listener": {
+                "id": listener_id,
+                "country": listener["country"],
+                "device": listener["device"],
+                "age_bucket": listener["age_bucket"],
+                "context": {
+                    "content_type": listener["content_type"],
+                    "genre": listener["genre"],
+                    "local_hour": int(listener["hour_of_day"]),
+                },
+            },
+            "placement": listener["placement"],
+            "max_ads": 1,
+        }
+    )
+
+
+def _token(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["t"][0]
+
+
+@dataclass
+class Traffic:
+    """Simulated listeners talking to the stack; remembers every shown ad's truth for the report."""
+
+    stack: LocalStack
+    world: World
+    rng: np.random.Generator
+    ads_by_id: Mapping[str, Mapping[str, str]]
+    pending: list[dict[str, str]] = field(default_factory=list)
+    beacons_left: int = BEACONS
+    served_at: int = 0
+
+    def listeners(self, n: int) -> list[dict[str, str]]:
+        """Fresh listeners; day_of_week is the server's (Decide takes it from its clock)."""
+        weekday = str(datetime.now(UTC).weekday())
+        return [listener | {"day_of_week": weekday} for listener in self.world.sample_listeners(n, self.rng)]
+
+    def decide(self, listener_id: str, listener: Mapping[str, str]) -> dict[str, Any]:
+        function_id, event = self.stack.http_event("POST", "/v1/decisions", body=decision_body(listener_id, listener))
+        response = self.stack.invoke(function_id, event)
+        if response["statusCode"] != 200:
+            raise RuntimeError(f"Decide answered {response['statusCode']}: {response.get('body')}")
+        body: dict[str, Any] = json.loads(response["body"])
+        return body
+
+    def run(self, name: str, n: int, progress: Progress) -> tuple[Phase, list[float], list[int]]:
+        """n decisions; every shown ad reported (impression, and click with its true probability)."""
+        listeners = self.listeners(n)
+        clicks, true_probs, versions = 0, [], set()
+        click_flags = []
+        for i, listener in enumerate(listeners):
+            if i % 200 == 0:
+                self.wait_for_queue(QUEUE_HIGH_WATER)
+                progress.step(name, i, n)
+            response = self.decide(f"listener-{self.rng.integers(1_000_000)}", listener)
+            versions.add(response["model_version"])
+            for ad in response["ads"]:
+                probability = self.world.click_probability(listener, self.ads_by_id[ad["ad_id"]])
+                clicked = bool(self.rng.random() < probability)
+                true_probs.append(probability)
+                click_flags.append(int(clicked))
+                clicks += clicked
+                self.report("impression", ad)
+                if clicked:
+                    self.report("click", ad)
+        self.flush()
+        progress.finish()
+        phase = Phase(
+            name,
+            n,
+            clicks,
+            float(np.mean(true_probs)) if true_probs else 0.0,
+            through_stack=True,
+            model_version=", ".join(sorted(versions)),
+        )
+        return phase, true_probs, click_flags
+
+    def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
+        token = _token(ad["tracking"][event_type])
+        if self.beacons_left > 0:  # a few through the beacon route, to show it works too
+            self.beacons_left -= 1
+            function_id, event = self.stack.http_event("GET", f"/v1/events/{event_type}", query=f"t={quote(token)}")
+            response = self.stack.invoke(function_id, event)
+            if response["statusCode"] != 204:
+                raise RuntimeError(f"beacon answered {response['statusCode']}: {response.get('body')}")
+            return
+        occurred_at = datetime.now(UTC).isoformat()
+        self.pending.append(
+            {"event_id": uuid.uuid4().hex, "type": event_type, "token": token, "occurred_at": occurred_at}
+        )
+        if len(self.pending) >= EVENTS_PER_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        body = json.dumps({"events": self.pending})
+        self.pending = []
+        function_id, event = self.stack.http_event("POST", "/v1/events", body=body)
+        response = self.stack.invoke(function_id, event)
+        result = json.loads(response["body"])
+        if response["statusCode"] != 202 or result["rejected"] or result["failed"]:
+            raise RuntimeError(f"Track answered {response['statusCode']}: {response['body'][:500]}")
+
+    def queue_depth(self) -> int:
+        attributes = (
+            boto3.client("sqs", endpoint_url=self.stack.endpoint_url)
+            .get_queue_attributes(
+                QueueUrl=self.stack.physical_name("OutcomesQueue"),
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )
+            .get("Attributes", {})
+        )
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
+
+    def wait_for_queue(self, limit: int, timeout: float = 600.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.queue_depth() > limit:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the outcomes queue stayed above {limit} messages for {timeout:.0f} s")
+            time.sleep(0.05)
+
+
+def offline_phase(world: World, name: str, n: int, epsilon: float, rng: np.random.Generator, *, oracle: bool) -> Phase:
+    """The serving policy (epsilon-greedy, max_ads=1) ranking by the true probabilities, or uniformly at random."""
+    weekday = str(datetime.now(UTC).weekday())
+    listeners = [listener | {"day_of_week": weekday} for listener in world.sample_listeners(n, rng)]
+    ads = list(world.ads)
+    truth = np.stack([world.click_probabilities(listeners, [ad] * n) for ad in ads], axis=1)
+    available = np.ones(len(ads), dtype=bool)
+    rate = epsilon if oracle else 1.0
+    chosen = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        probabilities = slot_probabilities(truth[i], available, rate)
+        chosen[i] = int(rng.choice(len(ads), p=probabilities))
+    shown = truth[np.arange(n), chosen]
+    clicks = int((rng.random(n) < shown).sum())
+    return Phase(name, n, clicks, float(shown.mean()), through_stack=False)
+
+
+@contextmanager
+def demo_stack(epsilon: float) -> Iterator[LocalStack]:
+    stack = LocalStack.start(
+        DEFAULT_TEMPLATE,
+        stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
+        event_sources=True,
+        visibility_timeout_override=10,
+    )
+    saved = {name: os.environ.get(name) for name in _DEMO_ENVIRONMENT}
+    try:
+        os.environ.update(_DEMO_ENVIRONMENT | {"EXPLORATION_EPSILON": str(epsilon)})
+        for function in ("DecideFunction", "TrackFunction", "RecordFunction"):
+            stack.reset_function(function)
+        yield stack
+    finally:
+        stack.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_DEMO_ENVIRONMENT = {
+    "EXPLORATION_EPSILON": "",
+    "MODEL_POINTER_CHECK_SECONDS": "5",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+
+def wait_for_version(traffic: Traffic, version: str, timeout: float = 60.0) -> float:
+    """Seconds until Decide (warm, not restarted) answers with `version`: the hot swap."""
+    started = time.monotonic()
+    probe = traffic.listeners(1)[0]
+    while time.monotonic() - started < timeout:
+        if traffic.decide("listener-swap-probe", probe)["model_version"] == version:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise TimeoutError(f"Decide still does not serve {version} after {timeout:.0f} s")
+
+
+def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Check], dict[str, Path]]:
+    started = time.monotonic()
+    world = config.world()
+    rng = np.random.default_rng(config.seed)
+    progress = Progress()
+    say(f"demo world: seed {config.seed}, {len(world.ads)} ads; epsilon {config.epsilon}")
+    with demo_stack(config.epsilon) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
+        store = CampaignStore(
+            boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
+        )
+        for campaign in campaigns_of(world):
+            store.put(campaign)
+        # Imported once the stack exported the functions' environment: adserve.observability builds
+        # Powertools' Metrics at import, from POWERTOOLS_METRICS_NAMESPACE among others.
+        from adserve.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
+
+        ads_by_id = {ID_PREFIX + ad["ad_id"]: ad for ad in world.ads}
+        traffic = Traffic(stack, world, rng, ads_by_id)
+        logs_from = datetime.now(UTC) - timedelta(minutes=1)
+        bootstrap, probs, clicks = traffic.run("bootstrap model (logging)", config.decisions, progress)
+        elapsed = time.monotonic() - started
+        say(f"  {bootstrap.name}: {bootstrap.decisions:,} decisions, CTR {bootstrap.ctr:.4f}  ({elapsed:.0f} s)")
+        traffic.wait_for_queue(0)
+        s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
+        models = S3ModelStore(s3, stack.physical_name("ModelsBucket"))
+        now = datetime.now(UTC)
+        outcome = retrain(
+            S3LogStore(s3, stack.physical_name("LogsBucket")),
+            models,
+            RetrainRequest(
+                start=logs_from,
+                end=now,
+                as_of=now + REWARD_WINDOW,  # the queue is drained: every outcome is already logged
+                reward_window=REWARD_WINDOW,
+                updated_by="make demo",
+            ),
+            work_dir=Path(work_dir),
+            fallback_model_dir=Path(stack.env["MODEL_DIR"]),
+            progress=progress,
+        )
+        say(f"  retrain: {outcome.message}  ({time.monotonic() - started:.0f} s)")
+        if outcome.table:
+            say(outcome.table)
+        if outcome.version is None:
+            raise RuntimeError(f"retraining published nothing: {outcome.message}")
+        if outcome.status not in {"promoted", "challenger"}:
+            promote(models, outcome.version, updated_by="make demo (promotion rule not met)")
+            say(f"  promoted {outcome.version} by hand for the demo")
+        swap = wait_for_version(traffic, outcome.version)
+        say(f"  Decide serves {outcome.version} {swap:.1f} s after promotion (hot swap, no restart)")
+        retrained, _, _ = traffic.run("retrained model", config.eval_decisions, progress)
+        traffic.wait_for_queue(0)
+    oracle = offline_phase(
+        world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng, oracle=True
+    )
+    random_phase = offline_phase(world, "random", config.offline_decisions, config.epsilon, rng, oracle=False)
+    manifest = outcome.manifest or {}
+    new_policy = manifest.get("evaluation", {}).get("off_policy", {}).get("new", {})
+    holdout_start = int(len(probs) * 0.8)  # the trainer's holdout: the last 20% of the logging window by time
+    result = DemoResult(
+        phases=[bootstrap, retrained, oracle, random_phase],
+        holdout_auc=manifest.get("holdout_auc"),
+        bayes_auc=round(bayes_auc(np.asarray(probs[holdout_start:]), np.asarray(clicks[holdout_start:])), 6),
+        logged_decisions=int(outcome.dataset.get("decisions", 0)),
+        off_policy={name: new_policy.get(name) for name in ("ips", "snips", "dr")},
+        retrained_version=outcome.version,
+        swap_seconds=swap,
+        settings={
+            "seed": config.seed,
+            "ads": len(world.ads),
+            "base_ctr": config.base_ctr,
+            "epsilon": config.epsilon,
+            "decisions": config.decisions,
+            "eval_decisions": config.eval_decisions,
+            "offline_decisions": config.offline_decisions,
+        },
+    )
+    result.total_seconds = time.monotonic() - started
+    checks = acceptance(result)
+    paths = write_outputs(result, checks, config.out_dir)
+    return result, checks, paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run (a few thousand decisions)")
+    parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
+    parser.add_argument("--decisions", type=int, help="decisions in the logging phase")
+    parser.add_argument("--eval-decisions", type=int, help="decisions after the retrain")
+    parser.add_argument("--epsilon", type=float, help="exploration rate of every policy")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    config = DemoConfig.quick(args.out) if args.quick else DemoConfig(out_dir=args.out)
+    overrides = {"decisions": args.decisions, "eval_decisions": args.eval_decisions, "epsilon": args.epsilon}
+    config = dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
+    result, checks, paths = run_demo(config)
+    print()  # noqa: T201 - CLI output
+    print(table(result))  # noqa: T201
+    print(f"holdout AUC {result.holdout_auc}  Bayes AUC {result.bayes_auc}  OPE {result.off_policy}")  # noqa: T201
+    for check in checks:
+        print(f"{'PASS' if check.passed else 'MISS'}  {check.name}: {check.detail}")  # noqa: T201
+    for name, path in paths.items():
+        print(f"{name}: {path.resolve()}")  # noqa: T201
+    print(f"total time: {result.total_seconds:.0f} s")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

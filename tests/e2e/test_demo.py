@@ -1,0 +1,39 @@
+"""`make demo --quick`: the whole loop runs and leaves its three outputs, with summary.json in the agreed shape."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_demo_writes_plot_report_and_summary(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "devstack.demo", "--quick", "--out", str(out)]
+    completed = subprocess.run(
+        [*command, "--decisions", "2500", "--eval-decisions", "1000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for name in ("click_rates.png", "report.md", "summary.json"):
+        assert (out / name).stat().st_size > 0
+        assert str(out / name) in completed.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"phases", "holdout_auc", "bayes_auc"} <= summary.keys()
+    names = [phase["name"] for phase in summary["phases"]]
+    assert len(names) == 4
+    for phase in summary["phases"]:
+        assert {"name", "decisions", "clicks", "ctr"} <= phase.keys()
+        assert phase["decisions"] > 0
+        assert phase["ctr"] == pytest.approx(phase["clicks"] / phase["decisions"], abs=1e-6)
+    assert 0.5 < summary["bayes_auc"] <= 1.0
+    assert 0.0 < summary["holdout_auc"] <= 1.0
