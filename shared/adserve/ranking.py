@@ -40,21 +40,29 @@ def choose_slate(
     epsilon: float,
     rng: random.Random,
 ) -> list[Choice]:
-    """Fill up to `slots` ranks; fewer when advertisers run out."""
+    """Fill up to `slots` ranks; fewer when advertisers run out.
+
+    Draws exactly from `slot_probabilities` without building it: explore (probability epsilon) picks an
+    available ad uniformly, otherwise the greedy one; the propensity is the same closed form.
+    """
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError("epsilon must be within [0, 1]")
-    advertiser_codes = np.unique(np.asarray(advertisers), return_inverse=True)[1]
+    code_of: dict[str, int] = {}
+    advertiser_codes = np.fromiter(
+        (code_of.setdefault(advertiser, len(code_of)) for advertiser in advertisers),
+        dtype=np.int64,
+        count=len(advertisers),
+    )
     available = np.ones(len(expected_values), dtype=bool)
     choices: list[Choice] = []
-    while len(choices) < slots and available.any():
-        probabilities = slot_probabilities(expected_values, available, epsilon)
-        index = _draw(probabilities, rng)
-        choices.append(Choice(index=index, rank=len(choices) + 1, propensity=float(probabilities[index])))
+    while len(choices) < slots:
+        candidates = np.flatnonzero(available)
+        if candidates.size == 0:
+            break
+        greedy = int(candidates[np.argmax(expected_values[candidates])])
+        explore = rng.random() < epsilon
+        index = int(candidates[rng.randrange(candidates.size)]) if explore else greedy
+        propensity = epsilon / candidates.size + (1.0 - epsilon) * (index == greedy)
+        choices.append(Choice(index=index, rank=len(choices) + 1, propensity=propensity))
         available &= advertiser_codes != advertiser_codes[index]
     return choices
-
-
-def _draw(probabilities: np.ndarray, rng: random.Random) -> int:
-    cumulative = np.cumsum(probabilities)
-    index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-    return min(index, len(probabilities) - 1)
