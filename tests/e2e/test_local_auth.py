@@ -5,13 +5,7 @@ too, with botocore's own SigV4 signer, and send the exact bytes it signed.
 """
 
 import json
-import os
-import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +14,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from devstack.__main__ import SAMPLE_DECISION
+from tests.support.stack_process import running_stack
 
-ROOT = Path(__file__).parents[2]
-STARTUP_SECONDS = 60
 STACK_CREDENTIALS = Credentials("testing", "testing", "testing")
 """The dummy credentials the local stack runs with on its embedded moto (devstack.aws_endpoint)."""
 REGION = "us-east-1"
@@ -30,44 +23,10 @@ REGION = "us-east-1"
 pytestmark = pytest.mark.slow
 
 
-def clean_environment() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-    return {name: os.environ[name] for name in keep if name in os.environ} | {"PYTHONUNBUFFERED": "1"}
-
-
-def wait_for_api_url(process: subprocess.Popen[bytes], banner: Path) -> str:
-    """The API URL from the banner once the public beacon route answers (any status: it has no token)."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"adserve-local exited with {process.returncode}"
-        found = re.search(r"API:\s+(http://\S+)", banner.read_text(errors="replace"))
-        if found:
-            try:
-                httpx.get(f"{found.group(1)}/v1/events/impression", timeout=5)
-            except httpx.TransportError:
-                pass
-            else:
-                return found.group(1)
-        time.sleep(0.2)
-    raise AssertionError(f"adserve-local was not ready within {STARTUP_SECONDS} s")
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    logs = tmp_path_factory.mktemp("adserve-local-auth")
-    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "run", "--port", "0", "--auth"],
-            cwd=ROOT,
-            env=clean_environment(),
-            stdout=stdout,
-            stderr=stderr,
-        )
-        try:
-            yield wait_for_api_url(process, logs / "stdout")
-        finally:
-            process.kill()
-            process.wait()
+    with running_stack(tmp_path_factory.mktemp("adserve-local-auth"), "--auth") as (_, url):
+        yield url
 
 
 def signed_request(method: str, url: str, body: bytes = b"") -> httpx.Request:

@@ -1,15 +1,10 @@
 """`adserve-local run` as a developer runs it: a real process, real HTTP, then Ctrl-C."""
 
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,54 +12,12 @@ import httpx
 import pytest
 
 from devstack.__main__ import SAMPLE_DECISION
+from tests.support.stack_process import ROOT, running_stack
 
-ROOT = Path(__file__).parents[2]
-STARTUP_SECONDS = 60
 SHUTDOWN_SECONDS = 15
 
 
 pytestmark = pytest.mark.slow
-
-
-def clean_environment() -> dict[str, str]:
-    """What a fresh shell has: no AWS endpoint, credentials or function settings leaking from the tests."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-    return {name: os.environ[name] for name in keep if name in os.environ} | {"PYTHONUNBUFFERED": "1"}
-
-
-def wait_for_api_url(process: subprocess.Popen[bytes], banner: Path) -> str:
-    """The API URL from the banner (the port is picked by the OS), once GET /v1/campaigns answers."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"adserve-local exited with {process.returncode}"
-        found = re.search(r"API:\s+(http://\S+)", banner.read_text(errors="replace"))
-        if found:
-            try:
-                if httpx.get(f"{found.group(1)}/v1/campaigns", timeout=5).status_code == 200:
-                    return found.group(1)
-            except httpx.TransportError:
-                pass
-        time.sleep(0.2)
-    raise AssertionError(f"adserve-local was not ready within {STARTUP_SECONDS} s")
-
-
-@contextmanager
-def running_stack(logs: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`python -m devstack run --port 0` in a clean environment; killed on exit if still running."""
-    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "run", "--port", "0", *options],
-            cwd=ROOT,
-            env=clean_environment(),
-            stdout=stdout,
-            stderr=stderr,
-        )
-        try:
-            yield process, wait_for_api_url(process, logs / "stdout")
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ exactly once per listener and campaign (and advertiser), and the DLQ holds exact
 """
 
 import json
-import os
 import random
 import re
 import subprocess
@@ -40,6 +39,7 @@ from adserve.frequency_caps import counter_key
 from adserve.training_logs import ReadStats, read_decisions, read_outcomes
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
+from tests.support.stack_process import clean_environment
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -80,11 +80,6 @@ MOTO_SERVER = (
 
 
 # --- processes --------------------------------------------------------------------------------------------
-
-
-def clean_environment() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-    return {name: os.environ[name] for name in keep if name in os.environ} | {"PYTHONUNBUFFERED": "1"}
 
 
 @contextmanager

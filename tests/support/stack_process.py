@@ -1,0 +1,64 @@
+"""`python -m devstack run` as a child process, the way a developer starts it, for the end-to-end tests."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).parents[2]
+STARTUP_SECONDS = 60
+READY_PATH = "/v1/events/impression"
+"""The beacon route is public, so it answers (4xx without a token) whether or not --auth is on."""
+
+
+def clean_environment() -> dict[str, str]:
+    """What a fresh shell has: no AWS endpoint, credentials or function settings leaking from the tests."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    return {name: os.environ[name] for name in keep if name in os.environ} | {"PYTHONUNBUFFERED": "1"}
+
+
+def wait_for_api_url(process: subprocess.Popen[bytes], banner: Path) -> str:
+    """The API URL from the banner (the port is picked by the OS), once the API answers at all."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"adserve-local exited with {process.returncode}"
+        found = re.search(r"API:\s+(http://\S+)", banner.read_text(errors="replace"))
+        if found:
+            try:
+                httpx.get(f"{found.group(1)}{READY_PATH}", timeout=5)
+            except httpx.TransportError:
+                pass
+            else:
+                return found.group(1)
+        time.sleep(0.2)
+    raise AssertionError(f"adserve-local was not ready within {STARTUP_SECONDS} s")
+
+
+@contextmanager
+def running_stack(
+    logs: Path, *options: str, environment: Mapping[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m devstack run --port 0 OPTIONS` in a clean environment; killed on exit if still running.
+
+    Its stdout and stderr are kept in `logs`, and the process and the API's URL are yielded.
+    """
+    with (logs / "stdout").open("wb") as stdout, (logs / "stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "run", "--port", "0", *options],
+            cwd=ROOT,
+            env=clean_environment() | dict(environment or {}),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        try:
+            yield process, wait_for_api_url(process, logs / "stdout")
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
