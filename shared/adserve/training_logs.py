@@ -341,10 +341,14 @@ def read_joined_decisions(
                 stats.late_outcomes += 1
                 continue
             opened.events.setdefault(outcome.ad_id, set()).add(outcome.event_type)
-        # The last hour read is end's + the window, so by then every decision has been emitted.
         while open_decisions and next(iter(open_decisions.values())).hour + attribution_window <= hour:
             _, closed = open_decisions.popitem(last=False)
             yield closed
+    # Every outcome partition up to end + the window has been read, so whatever is still open is complete
+    # (with a window under an hour, end + window can share end's hour and close nothing above).
+    while open_decisions:
+        _, closed = open_decisions.popitem(last=False)
+        yield closed
 
 
 def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:

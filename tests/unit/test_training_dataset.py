@@ -196,3 +196,20 @@ def test_prefetching_reads_each_object_once_and_gives_the_same_dataset() -> None
     assert np.array_equal(plain.indices, prefetched.indices)
     assert prefetched.labels.tolist() == plain.labels.tolist() == [1, 0, 1, 0, 1]
     assert sorted(store.reads) == sorted(set(store.reads))
+
+
+def test_a_window_under_an_hour_within_one_clock_hour_still_emits_the_decisions() -> None:
+    # Given a decision at 13:30 and its click at 13:35, a 20-minute window and logs ending at 13:35:
+    # end + window (13:55) is still in the decision's hour
+    store = InMemoryLogStore()
+    write(
+        store,
+        decision(decision_id="d-1"),
+        outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=NOW + timedelta(minutes=5)),
+    )
+    window = timedelta(minutes=20)
+    end = NOW + timedelta(minutes=5)
+    # When the dataset is built
+    examples, _, _ = build(store, start=NOW - timedelta(minutes=10), end=end, as_of=end + window, reward_window=window)
+    # Then the decision is there, clicked
+    assert examples.labels.tolist() == [1]
