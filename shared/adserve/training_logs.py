@@ -196,6 +196,9 @@ def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator
         yield from lines
 
 
+_Row = TypeVar("_Row")
+
+
 def read_decisions(
     store: LogReader,
     start: datetime,
@@ -204,20 +207,16 @@ def read_decisions(
     dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
 ) -> Iterator[DecisionRecord]:
     """Each logged decision of the hours [start, end] once, hour by hour."""
-    stats = stats if stats is not None else ReadStats()
-    seen = _SeenIdentities(dedupe_horizon)
-    for hour in hours(start, end):
-        for line in _lines(store, Partition(LogKind.DECISIONS, hour), stats):
-            try:
-                record = DecisionRecord.model_validate_json(line)
-            except ValidationError:
-                stats.malformed_lines += 1
-                continue
-            if seen.first_time(hour, (record.decision_id,)):
-                stats.rows += 1
-                yield record
-            else:
-                stats.duplicates_dropped += 1
+    return _read_once(
+        store,
+        LogKind.DECISIONS,
+        parse=DecisionRecord.model_validate_json,
+        identity=_decision_identity,
+        start=start,
+        end=end,
+        stats=stats,
+        dedupe_horizon=dedupe_horizon,
+    )
 
 
 def read_outcomes(
@@ -228,18 +227,50 @@ def read_outcomes(
     dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
 ) -> Iterator[LoggedOutcome]:
     """Each logged outcome of the hours [start, end] once, by (decision_id, ad_id, event_type)."""
+    return _read_once(
+        store,
+        LogKind.OUTCOMES,
+        parse=LoggedOutcome.model_validate_json,
+        identity=_outcome_identity,
+        start=start,
+        end=end,
+        stats=stats,
+        dedupe_horizon=dedupe_horizon,
+    )
+
+
+def _decision_identity(record: DecisionRecord) -> tuple[str, ...]:
+    return (record.decision_id,)
+
+
+def _outcome_identity(outcome: LoggedOutcome) -> tuple[str, ...]:
+    return outcome.identity
+
+
+def _read_once(
+    store: LogReader,
+    kind: LogKind,
+    *,
+    parse: Callable[[str], _Row],
+    identity: Callable[[_Row], tuple[str, ...]],
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None,
+    dedupe_horizon: timedelta,
+) -> Iterator[_Row]:
+    """The rows of one kind, hour by hour; malformed lines counted and skipped, copies of a row dropped."""
     stats = stats if stats is not None else ReadStats()
     seen = _SeenIdentities(dedupe_horizon)
     for hour in hours(start, end):
-        for line in _lines(store, Partition(LogKind.OUTCOMES, hour), stats):
+        for line in _lines(store, Partition(kind, hour), stats):
             try:
-                outcome = LoggedOutcome.model_validate_json(line)
+                row = parse(line)
             except ValidationError:
                 stats.malformed_lines += 1
                 continue
-            if seen.first_time(hour, outcome.identity):
+            if seen.first_time(hour, identity(row)):
                 stats.rows += 1
-                yield outcome
+                yield row
             else:
                 stats.duplicates_dropped += 1
 
