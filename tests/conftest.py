@@ -1,22 +1,17 @@
-"""Shared fixtures: one local stack per test process (moto in server mode on a free port) and API events.
+"""Shared fixtures: one local stack per test process (moto in server mode on a free port).
 
 Under pytest-xdist every worker is its own process, so each gets its own moto server, port and
 environment; nothing is shared between workers.
 """
 
-import json
 import os
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from devstack.environment import functions_environment
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 from devstack.stack_description import describe_stack
-
-HttpEvent = Callable[..., dict[str, Any]]
-CallApi = Callable[..., dict[str, Any]]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,44 +48,3 @@ def local_stack() -> Iterator[LocalStack]:
         patch.delenv("AWS_ENDPOINT_URL", raising=False)  # always the embedded moto, never a real endpoint
         with LocalStack.start(DEFAULT_TEMPLATE) as stack:
             yield stack
-
-
-@pytest.fixture
-def http_event(local_stack: LocalStack) -> HttpEvent:
-    """Build the API Gateway v2.0 event a request would produce, routed by the template's routes.
-
-    ``http_event("PUT", "/v1/campaigns/c-1", body={...})`` -> the event dict; ``body`` may be a dict (sent as
-    JSON), a str or bytes; ``query`` is a raw query string.
-    """
-
-    def build(
-        method: str,
-        path: str,
-        body: dict[str, Any] | str | bytes | None = None,
-        headers: dict[str, str] | None = None,
-        query: str = "",
-    ) -> dict[str, Any]:
-        payload = json.dumps(body) if isinstance(body, dict) else body
-        _, event = local_stack.http_event(method, path, body=payload, headers=headers, query=query)
-        return event
-
-    return build
-
-
-@pytest.fixture
-def call_api(local_stack: LocalStack) -> CallApi:
-    """Route a request like the HTTP API would and invoke the handler in process; the handler's response."""
-
-    def call(
-        method: str,
-        path: str,
-        body: dict[str, Any] | str | bytes | None = None,
-        headers: dict[str, str] | None = None,
-        query: str = "",
-    ) -> dict[str, Any]:
-        payload = json.dumps(body) if isinstance(body, dict) else body
-        function_id, event = local_stack.http_event(method, path, body=payload, headers=headers, query=query)
-        response: dict[str, Any] = local_stack.invoke(function_id, event)
-        return response
-
-    return call
