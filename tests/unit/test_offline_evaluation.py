@@ -21,6 +21,7 @@ from adserve.training.evaluation import (
     render,
     slot_one_terms,
     snips,
+    standard_errors,
 )
 
 from devstack.fakes import InMemoryLogStore
@@ -56,6 +57,29 @@ def test_ips_snips_and_dr_match_the_hand_computation() -> None:
     assert snips(terms) == pytest.approx(1.8 / (1.8 + 0.4))
     # DR: A = 0.9*0.3 + 0.1*0.1 + 1.8*(1 - 0.3) = 1.54; B = 0.1*0.1 + 0.1*0.1 + 0.8*0.4 + 0.4*(0 - 0.1) = 0.30
     assert doubly_robust(terms) == pytest.approx((1.54 + 0.30) / 2)
+
+
+def test_standard_errors_match_the_hand_computation() -> None:
+    slot, scores = two_decisions()
+    terms = slot_one_terms(slot, scores, scores)
+    errors = standard_errors(terms)
+    # IPS terms [1.8, 0]: sample sd 1.8 / sqrt(2), over sqrt(2) -> 0.9
+    assert errors["ips"] == pytest.approx(0.9)
+    # SNIPS 1.8 / 2.2: sqrt((1.8 * (1 - v))^2 + (0.4 * (0 - v))^2) / 2.2
+    value = 1.8 / 2.2
+    assert errors["snips"] == pytest.approx(np.sqrt((1.8 * (1 - value)) ** 2 + (0.4 * value) ** 2) / 2.2)
+    # DR terms [1.54, 0.30]: sample sd |1.54 - 0.30| / sqrt(2), over sqrt(2) -> 0.62
+    assert errors["dr"] == pytest.approx(0.62)
+    estimate = PolicyEstimate.of("fm-x", terms)
+    assert estimate.error("snips") == pytest.approx(round(errors["snips"], 6))
+    assert "±" in render(
+        Evaluation(
+            new=HoldoutMetrics.of(np.array([1, 0]), np.array([0.3, 0.1])),
+            new_policy=estimate,
+            decisions=2,
+            logging_observed=0.5,
+        )
+    )
 
 
 def test_estimators_of_nothing_are_nan_not_errors() -> None:

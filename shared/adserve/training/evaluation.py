@@ -114,6 +114,26 @@ def doubly_robust(terms: SlotOneTerms) -> float:
 ESTIMATOR_FUNCTIONS: Final = {"ips": ips, "snips": snips, "dr": doubly_robust}
 
 
+def standard_errors(terms: SlotOneTerms) -> dict[Estimator, float]:
+    """Each estimator's standard error: IPS and DR as means of per-decision terms, SNIPS by the delta method.
+
+    A handful of heavily weighted clicks can carry an estimate; the error says how far to trust it.
+    """
+    n = terms.rewards.size
+    if n < 2:
+        return {name: float("nan") for name in ESTIMATORS}
+    weights = terms.weights
+    ips_terms = weights * terms.rewards
+    dr_terms = terms.direct + weights * (terms.rewards - terms.predicted_logged)
+    total = float(weights.sum())
+    snips_value = float(ips_terms.sum()) / total if total > 0 else float("nan")
+    return {
+        "ips": float(ips_terms.std(ddof=1) / np.sqrt(n)),
+        "snips": float(np.sqrt(np.sum((weights * (terms.rewards - snips_value)) ** 2)) / total),
+        "dr": float(dr_terms.std(ddof=1) / np.sqrt(n)),
+    }
+
+
 def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.ndarray) -> SlotOneTerms:
     """Replay the serving policy's first slot with `scores` (one per candidate) on every logged decision."""
     m = len(slot)
@@ -163,10 +183,16 @@ class PolicyEstimate:
     ips: float
     snips: float
     dr: float
+    standard_errors: dict[Estimator, float] | None = None
 
     @classmethod
     def of(cls, version: str, terms: SlotOneTerms) -> "PolicyEstimate":
-        return cls(version, *(round(ESTIMATOR_FUNCTIONS[name](terms), 6) for name in ESTIMATORS))
+        values = {name: round(ESTIMATOR_FUNCTIONS[name](terms), 6) for name in ESTIMATORS}
+        errors = {name: round(error, 6) for name, error in standard_errors(terms).items()}
+        return cls(version, ips=values["ips"], snips=values["snips"], dr=values["dr"], standard_errors=errors)
+
+    def error(self, estimator: Estimator) -> float | None:
+        return None if self.standard_errors is None else self.standard_errors[estimator]
 
     def value(self, estimator: Estimator) -> float:
         return float(getattr(self, estimator))
@@ -276,6 +302,14 @@ def _cell(value: float | None, digits: int = 4) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _estimate_cell(policy: PolicyEstimate | None, estimator: Estimator) -> str:
+    if policy is None:
+        return "-"
+    error = policy.error(estimator)
+    value = _cell(policy.value(estimator), 5)
+    return value if error is None or np.isnan(error) else f"{value} ±{error:.5f}"
+
+
 def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> str:
     """The evaluation as a fixed-width table (what `adserve train` prints)."""
     header = ("model", "AUC", "log loss", "ECE", "IPS", "SNIPS", "DR")
@@ -294,7 +328,7 @@ def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> s
                 _cell(metrics.auc if metrics else None),
                 _cell(metrics.log_loss if metrics else None),
                 _cell(metrics.ece if metrics else None),
-                *(_cell(policy.value(e) if policy else None, 5) for e in ESTIMATORS),
+                *(_estimate_cell(policy, e) for e in ESTIMATORS),
             )
         )
     rows.append(("logging policy (observed)", "-", "-", "-", _cell(evaluation.logging_observed, 5), "-", "-"))
