@@ -1,10 +1,11 @@
 """Small builders of valid domain objects; each test overrides only what it is about."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adserve.campaigns import Campaign
 from adserve.decision_api import DecisionRequest
+from adserve.tracking_tokens import TrackingClaims
 
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
 
@@ -50,3 +51,19 @@ def decision_request(**overrides: Any) -> DecisionRequest:
     }
     document.update(overrides)
     return DecisionRequest.model_validate(document)
+
+
+def tracking_claims(**overrides: Any) -> TrackingClaims:
+    """Claims of an impression token valid for an hour after NOW."""
+    claims: dict[str, Any] = {
+        "decision_id": "d-1",
+        "ad_id": "ad-1",
+        "campaign_id": "cmp-1",
+        "advertiser_id": "adv-1",
+        "listener_id": "listener-1",
+        "session": "s:abc",
+        "event_type": "impression",
+        "expires_at": int((NOW + timedelta(hours=1)).timestamp()),
+    }
+    claims.update(overrides)
+    return TrackingClaims(**claims)

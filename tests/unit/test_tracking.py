@@ -8,24 +8,15 @@ import pytest
 from adserve.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
 from adserve.track_api import EventBatchRequest, EventResult, RejectionCode
 from adserve.tracking import TrackingService, beacon_event_id
-from adserve.tracking_tokens import TokenSigner, TrackingClaims
+from adserve.tracking_tokens import TokenSigner
 from adserve.vocabulary import EventType
 from pydantic import ValidationError
 
 from devstack.fakes import InMemoryOutcomeQueue
-from tests.support.builders import NOW
+from tests.support.builders import NOW, tracking_claims
 
 SIGNER = TokenSigner(b"k" * 32)
-CLAIMS = TrackingClaims(
-    decision_id="d-1",
-    ad_id="ad-1",
-    campaign_id="cmp-1",
-    advertiser_id="adv-1",
-    listener_id="listener-1",
-    session="s:abc",
-    event_type="impression",
-    expires_at=int((NOW + timedelta(hours=1)).timestamp()),
-)
+CLAIMS = tracking_claims()
 
 
 def token(event_type: EventType = EventType.IMPRESSION, *, ad_id: str = "ad-1", **changes: Any) -> str:

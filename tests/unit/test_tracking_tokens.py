@@ -7,22 +7,13 @@ from datetime import timedelta
 
 import pytest
 from adserve.errors import TokenError
-from adserve.tracking_tokens import TokenSigner, TrackingClaims
+from adserve.tracking_tokens import TokenSigner
 from adserve.vocabulary import EventType
 
-from tests.support.builders import NOW
+from tests.support.builders import NOW, tracking_claims
 
 KEY = b"k" * 32
-CLAIMS = TrackingClaims(
-    decision_id="d-1",
-    ad_id="ad-1",
-    campaign_id="cmp-1",
-    advertiser_id="adv-1",
-    listener_id="listener-1",
-    session="s:abc",
-    event_type="impression",
-    expires_at=int((NOW + timedelta(hours=1)).timestamp()),
-)
+CLAIMS = tracking_claims()
 
 
 def test_a_signed_token_verifies_to_its_claims() -> None:
