@@ -3,9 +3,9 @@
 from functools import cache
 from typing import Any
 
-from adserve.api_errors import install_error_handlers
+from adserve.api_errors import error_doc, install_error_handlers
 from adserve.api_gateway import limit_body_size, public_base_url
-from adserve.decision_api import DecisionRequest, DecisionResponse, ErrorResponse
+from adserve.decision_api import DecisionRequest, DecisionResponse
 from adserve.decisioning import DecisionService
 from adserve.observability import logger, metrics, tracer
 from adserve.settings import DecideSettings
@@ -29,9 +29,9 @@ def service() -> DecisionService:
     summary="Choose ads for a listener",
     responses={
         200: {"description": "The chosen ads, best first; an empty list when none is eligible"},
-        400: {"description": "Malformed JSON", "content": {"application/json": {"model": ErrorResponse}}},
-        413: {"description": "Body over 64 KiB", "content": {"application/json": {"model": ErrorResponse}}},
-        422: {"description": "Invalid request", "content": {"application/json": {"model": ErrorResponse}}},
+        400: error_doc("Malformed JSON"),
+        413: error_doc("Body over 64 KiB"),
+        422: error_doc("Invalid request"),
     },
 )
 @tracer.capture_method(capture_response=False)  # tracking URLs carry tokens, which carry the listener id

@@ -7,9 +7,8 @@ from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from adserve.api_errors import install_error_handlers
+from adserve.api_errors import error_doc, install_error_handlers
 from adserve.api_gateway import limit_body_size
-from adserve.decision_api import ErrorResponse
 from adserve.observability import logger, metrics, tracer
 from adserve.settings import TrackSettings
 from adserve.track_api import EventBatchRequest, EventBatchResponse, TrackingToken
@@ -18,16 +17,11 @@ from adserve.vocabulary import EventType
 from adserve.wiring.track import tracking_service
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
-
-
-def error_doc(description: str) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
 @cache

@@ -5,10 +5,16 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from adserve.decision_api import ErrorBody, ErrorResponse
 from adserve.errors import InvalidInputError, NotFoundError, OutcomeQueueUnavailableError, TokenError
 from adserve.observability import logger
+
+
+def error_doc(description: str) -> OpenAPIResponse:
+    """An OpenAPI response entry for an error status: the description and the error body's schema."""
+    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> str:
