@@ -68,18 +68,23 @@ def _timed(operation: Callable[[], object]) -> int:
     return time.perf_counter_ns() - started
 
 
+def _provider(store: S3ModelStore, encoder: FeatureEncoder, cache_dir: Path, clock: list[float]) -> ModelProvider:
+    """Decide's model provider on a hand-driven clock (`clock[0]`), so the bench decides when checks happen."""
+    return ModelProvider(
+        store=store,
+        bootstrap=lambda: CtrModel.load(MODEL_DIR, encoder.spec),
+        spec=encoder.spec,
+        cache_dir=cache_dir,
+        check_seconds=CHECK_SECONDS,
+        monotonic=lambda: clock[0],
+    )
+
+
 def _swap_steps(store: S3ModelStore, versions: list[str], encoder: FeatureEncoder, scratch: Path) -> dict[str, Any]:
     """Each step of a swap on fresh versions, and the whole provider refresh that finds a new pointer."""
     reads, downloads, loads, refreshes = [], [], [], []
     clock = [0.0]
-    provider = ModelProvider(
-        store=store,
-        bootstrap=lambda: CtrModel.load(MODEL_DIR, encoder.spec),
-        spec=encoder.spec,
-        cache_dir=scratch / "provider",
-        check_seconds=CHECK_SECONDS,
-        monotonic=lambda: clock[0],
-    )
+    provider = _provider(store, encoder, scratch / "provider", clock)
     provider("listener")
     for version in versions:
         reads.append(_timed(store.read_pointer))
@@ -105,14 +110,7 @@ def _swap_steps(store: S3ModelStore, versions: list[str], encoder: FeatureEncode
 def _decide_during_swaps(store: S3ModelStore, versions: list[str], decisions: int, scratch: Path) -> dict[str, Any]:
     encoder = FeatureEncoder()
     clock = [0.0]
-    provider = ModelProvider(
-        store=store,
-        bootstrap=lambda: CtrModel.load(MODEL_DIR, encoder.spec),
-        spec=encoder.spec,
-        cache_dir=scratch / "decide",
-        check_seconds=CHECK_SECONDS,
-        monotonic=lambda: clock[0],
-    )
+    provider = _provider(store, encoder, scratch / "decide", clock)
     store.write_pointer(_pointer(versions[0]))
     wiring = fake_service(CANDIDATES, CtrModel.load(MODEL_DIR, encoder.spec), encoder)
     wiring.service.scorer = provider
