@@ -10,11 +10,14 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import moto.backends
+from moto.core.utils import unix_time, unix_time_millis
 from moto.dynamodb.models import DynamoDBBackend
 from moto.server import ThreadedMotoServer
+from moto.sqs.models import Message, Queue, SQSBackend
 
 __all__ = ["AwsEndpoint", "credentials_environment"]
 
@@ -44,6 +47,9 @@ class AwsEndpoint:
             return cls(external.rstrip("/"))
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
         _serialize_dynamodb_transactions()
+        _constant_time_sqs_retention_check()
+        _one_clock_read_per_sqs_queue_scan()
+        _list_moto_modules_once()
         server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
         server.start()
         bound_host, port = server.get_host_and_port()
@@ -87,3 +93,74 @@ def _serialize_dynamodb_transactions() -> None:
 
     serialized.serialized = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = serialized  # type: ignore[method-assign]
+
+
+def _constant_time_sqs_retention_check() -> None:
+    """Make moto's per-message MessageRetentionPeriod check O(1) instead of O(queue length).
+
+    ReceiveMessage checks every message it is about to return against the queue's retention period, which moto
+    looks up through ``get_queue_attributes``: that builds ``Queue.attributes`` three times, and each build
+    counts the queue's visible, in-flight and delayed messages. So one ReceiveMessage of 10 cost about 90 scans
+    of the whole queue. The value it needs is ``queue.message_retention_period``, the very field
+    ``attributes["MessageRetentionPeriod"]`` is read from; the comparison is moto's own, unchanged.
+    """
+    if getattr(SQSBackend.is_message_valid_based_on_retention_period, "constant_time", False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: SQSBackend, queue_name: str, message: Message) -> bool:
+        retention_period: int = self.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
+        retain_until = retention_period + message.sent_timestamp / 1000  # type: ignore[operator]
+        return retain_until > unix_time()
+
+    is_message_valid_based_on_retention_period.constant_time = True  # type: ignore[attr-defined]
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+
+
+def _one_clock_read_per_sqs_queue_scan() -> None:
+    """Read the clock once per scan of a moto queue, not once or twice per message.
+
+    ``Queue.messages`` (the visible, undelayed messages ReceiveMessage walks and long polls wait for) and the
+    ApproximateNumberOfMessages* counts behind ``Queue.attributes`` (which SendMessage builds for every message)
+    ask each message's ``visible`` and ``delayed`` properties, and each asks moto's datetime-based clock: a few
+    microseconds per message, so milliseconds per call on a queue of a few hundred. Here each scan reads that
+    same clock once and applies the same comparisons (``now > visible_at``, ``now < delayed_until``), so every
+    result is one the per-message version gives when the scan takes less than a clock tick: a consistent
+    snapshot of the queue rather than one smeared over the scan.
+    """
+    if getattr(vars(Queue)["messages"].fget, "one_clock_read", False):
+        return
+
+    def messages(self: Queue) -> list[Message]:
+        now = unix_time_millis()
+        return [message for message in self._messages if now > message.visible_at and not now < message.delayed_until]
+
+    def not_visible(self: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for message in self._messages if not now > message.visible_at)
+
+    def delayed(self: Queue) -> int:
+        now = unix_time_millis()
+        return sum(1 for message in self._messages if now < message.delayed_until)
+
+    messages.one_clock_read = True  # type: ignore[attr-defined]
+    Queue.messages = property(messages)  # type: ignore[assignment,method-assign]
+    Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment,method-assign]
+    Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment,method-assign]
+
+
+def _list_moto_modules_once() -> None:
+    """List moto's service packages once, not on every request.
+
+    The server's dispatcher asks ``moto.backends.list_of_moto_modules()`` for each request whether the Host
+    names a service, and that lists moto's package directory and stats each of its ~200 entries: a tenth of
+    a request's time in the server. The directory is the installed moto, which does not change while it runs.
+    """
+    if getattr(moto.backends.list_of_moto_modules, "listed_once", False):
+        return
+    modules = tuple(moto.backends.list_of_moto_modules())
+
+    def list_of_moto_modules() -> Iterable[str]:
+        return modules
+
+    list_of_moto_modules.listed_once = True  # type: ignore[attr-defined]
+    moto.backends.list_of_moto_modules = list_of_moto_modules

@@ -5,8 +5,11 @@ One thread per enabled ``SQS`` event of the template:
 * **Batching.** ReceiveMessage asks for at most 10 messages (SQS's limit per call) with ``AttributeNames=All``
   and ``MessageAttributeNames=All``; the poller keeps receiving until it holds ``BatchSize`` messages or
   ``MaximumBatchingWindowInSeconds`` has passed since the first one arrived (a window of 0 invokes with what
-  one ReceiveMessage returned). A message received twice while a batch fills (its visibility timeout ran
-  out) is kept once, with its newest receipt handle.
+  one ReceiveMessage returned). While a batch fills, a ReceiveMessage that returns fewer messages than asked
+  (the queue is drained for the moment) is followed by a pause of ``REFILL_PAUSE_SECONDS`` (cut to what is
+  left of the window), so the next one finds several messages instead of each arrival costing a request;
+  the batch is still invoked as soon as it is full or the window ends. A message received twice while a
+  batch fills (its visibility timeout ran out) is kept once, with its newest receipt handle.
 * **The event** is Lambda's: ``{"Records": [{messageId, receiptHandle, body, attributes, messageAttributes,
   md5OfBody, [md5OfMessageAttributes], eventSource: "aws:sqs", eventSourceARN, awsRegion}]}``, with message
   attributes in Lambda's lower-camel shape (``stringValue``, ``binaryValue`` as base64, ``stringListValues``,
@@ -69,6 +72,8 @@ logger = logging.getLogger(__name__)
 SQS_MAX_MESSAGES_PER_RECEIVE = 10
 WAIT_SECONDS = 1
 """Longest ReceiveMessage long poll: the bound on how long a stop request waits for a poller."""
+REFILL_PAUSE_SECONDS = 0.1
+"""Pause after a ReceiveMessage that drained the queue while a batch fills (never past the batching window)."""
 
 # The system attributes Lambda passes on in a record's ``attributes``.
 _RECORD_ATTRIBUTES = (
@@ -246,9 +251,10 @@ class SqsPoller:
             if remaining <= 0:
                 break
             wait = self._wait_seconds if remaining >= self._wait_seconds else 0
+            asked = min(SQS_MAX_MESSAGES_PER_RECEIVE, self.source.batch_size - len(batch))
             messages = self._client.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(SQS_MAX_MESSAGES_PER_RECEIVE, self.source.batch_size - len(batch)),
+                MaxNumberOfMessages=asked,
                 WaitTimeSeconds=wait,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
@@ -261,8 +267,8 @@ class SqsPoller:
                 continue
             if window_ends is None:
                 window_ends = time.monotonic() + self.source.maximum_batching_window_seconds
-            elif not messages and not wait:
-                self._stopping.wait(min(0.1, max(0.0, window_ends - time.monotonic())))
+            if len(messages) < asked and (messages or not wait):  # drained for now: let more arrive first
+                self._stopping.wait(min(REFILL_PAUSE_SECONDS, max(0.0, window_ends - time.monotonic())))
         return list(batch.values())
 
     def _process(self, messages: list[MessageTypeDef]) -> BatchResult:
