@@ -1,16 +1,18 @@
 """``make demo``: the whole retraining loop on the local stack, driven by simulated listeners.
 
-    python -m devstack.demo [--quick] [--out demo-output]
+    python -m devstack.demo [--quick] [--out demo-output] [--rounds 30000,25000,25000] [--seed 7]
 
 1. A simulated world (``adserve.simulation.World``) with a seed other than the bootstrap model's: its
    campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
    no caps, the same value_cpm for all so ranking is by predicted CTR) are put through CampaignStore, under
    ids the bootstrap model has never seen (``demo-`` prefix).
-2. Bootstrap phase: simulated listeners ask Decide (invoked in process); each shown ad's impression and,
-   with its true probability, its click are reported through Track (``POST /v1/events`` in batches of 100,
-   a few as beacons); Record writes the logs via the event source mapping.
-3. Retrain on those logs (``adserve.retraining.retrain``: dataset, trainer, IPS/SNIPS/DR, publish,
-   promote), wait until Decide's responses carry the new model version (hot swap), then fresh traffic.
+2. Logging rounds, as the scheduled retrain runs in production: simulated listeners ask Decide (invoked in
+   process); each shown ad's impression and, with its true probability, its click are reported through
+   Track (``POST /v1/events`` in batches of 100, a few as beacons); Record writes the logs via the event
+   source mapping. After each round, ``adserve.retraining.retrain`` learns from every round so far
+   (dataset, trainer, IPS/SNIPS/DR, publish, promote) and the demo waits until Decide's responses carry
+   the new model version (hot swap). The bootstrap model serves round 1, retrain k's model round k + 1.
+3. Fresh traffic measures the last retrained model.
 4. The oracle (true probabilities) and a random policy, evaluated offline on fresh listeners of the same
    distribution with the same policy (epsilon-greedy, one ad per decision).
 
@@ -47,9 +49,11 @@ from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.ranking import slot_probabilities
 from adserve.simulation import World, bayes_auc
+from adserve.training.factorization_machine import TrainingConfig
 from adserve.training.progress import Progress
+from adserve.training.trainer import TrainerConfig
 
-from devstack.demo_report import Check, DemoResult, Phase, acceptance, table, write_outputs
+from devstack.demo_report import Check, DemoResult, Phase, RetrainStep, acceptance, table, write_outputs
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 
 __all__ = ["DemoConfig", "main", "run_demo"]
@@ -67,27 +71,37 @@ PLACEMENTS = [
 EVENTS_PER_BATCH = 100
 BEACONS = 5
 QUEUE_HIGH_WATER = 300
-"""moto's SQS work per call grows with the queue's length: pause the traffic above this many messages."""
+"""Pause the traffic above this many queued messages, so Record (one poller) never falls far behind."""
+QUEUE_CHECK_EVERY = 200
 REWARD_WINDOW = timedelta(hours=1)
 """Whole hours: training_logs.read_joined_decisions closes decisions on hour boundaries."""
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    decisions: int = 50_000
-    eval_decisions: int = 10_000
+    """The demo's world and traffic; the defaults are what the acceptance figures in the README come from.
+
+    Each entry of ``rounds`` is one logging period: the bootstrap model serves the first, the model retrained
+    after round k serves round k + 1, and every retrain learns from all rounds so far, as the scheduled
+    retrain does in production. The last retrain's holdout was logged by a model close to it, which keeps the
+    off-policy estimate's importance weights, and so its variance, small.
+    """
+
+    rounds: tuple[int, ...] = (30_000, 25_000, 25_000)
+    eval_decisions: int = 20_000
     offline_decisions: int = 50_000
-    epsilon: float = 0.25
+    epsilon: float = 0.4
     seed: int = DEMO_SEED
     n_advertisers: int = 8
     campaigns_per_advertiser: int = 1
     ads_per_campaign: int = 2
-    base_ctr: float = 0.03
+    base_ctr: float = 0.06
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(fit=TrainingConfig(l2_factors=1e-3)))
     out_dir: Path = Path("demo-output")
 
     @classmethod
     def quick(cls, out_dir: Path) -> DemoConfig:
-        return cls(decisions=4_000, eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
+        return cls(rounds=(3_000, 2_000), eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
 
     def world(self) -> World:
         return World(
@@ -157,6 +171,27 @@ def _token(url: str) -> str:
 
 
 @dataclass
+class LoggedTruth:
+    """When each logged decision was made and the truth of its shown ad, to compute the Bayes AUC of any span."""
+
+    decided_at: list[float] = field(default_factory=list)
+    true_probs: list[float] = field(default_factory=list)
+    clicks: list[int] = field(default_factory=list)
+
+    def add(self, decided_at: float, true_prob: float, clicked: bool) -> None:
+        self.decided_at.append(decided_at)
+        self.true_probs.append(true_prob)
+        self.clicks.append(int(clicked))
+
+    def bayes_auc_since(self, moment: datetime) -> float | None:
+        since = np.asarray(self.decided_at) >= moment.timestamp()
+        clicks = np.asarray(self.clicks)[since]
+        if clicks.size == 0 or clicks.min() == clicks.max():
+            return None
+        return round(bayes_auc(np.asarray(self.true_probs)[since], clicks), 6)
+
+
+@dataclass
 class Traffic:
     """Simulated listeners talking to the stack; remembers every shown ad's truth for the report."""
 
@@ -181,29 +216,30 @@ class Traffic:
         body: dict[str, Any] = json.loads(response["body"])
         return body
 
-    def run(self, name: str, n: int, progress: Progress) -> tuple[Phase, list[float], list[int]]:
+    def run(self, name: str, n: int, progress: Progress, logged: LoggedTruth | None = None) -> Phase:
         """n decisions; every shown ad reported (impression, and click with its true probability)."""
         listeners = self.listeners(n)
         clicks, true_probs, versions = 0, [], set()
-        click_flags = []
         for i, listener in enumerate(listeners):
-            if i % 200 == 0:
+            if i % QUEUE_CHECK_EVERY == 0:
                 self.wait_for_queue(QUEUE_HIGH_WATER)
                 progress.step(name, i, n)
+            decided_at = time.time()
             response = self.decide(f"listener-{self.rng.integers(1_000_000)}", listener)
             versions.add(response["model_version"])
             for ad in response["ads"]:
                 probability = self.world.click_probability(listener, self.ads_by_id[ad["ad_id"]])
                 clicked = bool(self.rng.random() < probability)
                 true_probs.append(probability)
-                click_flags.append(int(clicked))
                 clicks += clicked
+                if logged is not None:
+                    logged.add(decided_at, probability, clicked)
                 self.report("impression", ad)
                 if clicked:
                     self.report("click", ad)
         self.flush()
         progress.finish()
-        phase = Phase(
+        return Phase(
             name,
             n,
             clicks,
@@ -211,7 +247,6 @@ class Traffic:
             through_stack=True,
             model_version=", ".join(sorted(versions)),
         )
-        return phase, true_probs, click_flags
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
         token = _token(ad["tracking"][event_type])
@@ -285,6 +320,9 @@ def demo_stack(epsilon: float) -> Iterator[LocalStack]:
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
         event_sources=True,
         visibility_timeout_override=10,
+        # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
+        # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
+        on_metrics=lambda _function, _documents: None,
     )
     saved = {name: os.environ.get(name) for name in _DEMO_ENVIRONMENT}
     try:
@@ -305,7 +343,6 @@ _DEMO_ENVIRONMENT = {
     "EXPLORATION_EPSILON": "",
     "MODEL_POINTER_CHECK_SECONDS": "5",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_DISABLED": "true",
 }
 
 
@@ -325,7 +362,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
     world = config.world()
     rng = np.random.default_rng(config.seed)
     progress = Progress()
-    say(f"demo world: seed {config.seed}, {len(world.ads)} ads; epsilon {config.epsilon}")
+    say(f"demo world: seed {config.seed}, {len(world.ads)} ads; epsilon {config.epsilon}; rounds {config.rounds}")
     with demo_stack(config.epsilon) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
         store = CampaignStore(
             boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
@@ -338,63 +375,71 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
 
         ads_by_id = {ID_PREFIX + ad["ad_id"]: ad for ad in world.ads}
         traffic = Traffic(stack, world, rng, ads_by_id)
-        logs_from = datetime.now(UTC) - timedelta(minutes=1)
-        bootstrap, probs, clicks = traffic.run("bootstrap model (logging)", config.decisions, progress)
-        elapsed = time.monotonic() - started
-        say(f"  {bootstrap.name}: {bootstrap.decisions:,} decisions, CTR {bootstrap.ctr:.4f}  ({elapsed:.0f} s)")
-        traffic.wait_for_queue(0)
         s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
         models = S3ModelStore(s3, stack.physical_name("ModelsBucket"))
-        now = datetime.now(UTC)
-        outcome = retrain(
-            S3LogStore(s3, stack.physical_name("LogsBucket")),
-            models,
-            RetrainRequest(
-                start=logs_from,
-                end=now,
-                as_of=now + REWARD_WINDOW,  # the queue is drained: every outcome is already logged
-                reward_window=REWARD_WINDOW,
-                updated_by="make demo",
-            ),
-            work_dir=Path(work_dir),
-            fallback_model_dir=Path(stack.env["MODEL_DIR"]),
-            progress=progress,
-        )
-        say(f"  retrain: {outcome.message}  ({time.monotonic() - started:.0f} s)")
-        if outcome.table:
-            say(outcome.table)
-        if outcome.version is None:
-            raise RuntimeError(f"retraining published nothing: {outcome.message}")
-        if outcome.status not in {"promoted", "challenger"}:
-            promote(models, outcome.version, updated_by="make demo (promotion rule not met)")
-            say(f"  promoted {outcome.version} by hand for the demo")
-        swap = wait_for_version(traffic, outcome.version)
-        say(f"  Decide serves {outcome.version} {swap:.1f} s after promotion (hot swap, no restart)")
-        retrained, _, _ = traffic.run("retrained model", config.eval_decisions, progress)
+        logs = S3LogStore(s3, stack.physical_name("LogsBucket"))
+        logs_from = datetime.now(UTC)  # the decisions are stamped by Decide, in this process, on this clock
+        phases: list[Phase] = []
+        steps: list[RetrainStep] = []
+        logged = LoggedTruth()
+        for number, decisions in enumerate(config.rounds, start=1):
+            name = "bootstrap model (logging)" if number == 1 else f"after retrain {number - 1} (logging)"
+            phase = traffic.run(name, decisions, progress, logged)
+            traffic_end = datetime.now(UTC)  # not after the drain: an idle tail would be all holdout
+            phases.append(phase)
+            elapsed = time.monotonic() - started
+            say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  ({elapsed:.0f} s)")
+            traffic.wait_for_queue(0)
+            outcome = retrain(
+                logs,
+                models,
+                RetrainRequest(
+                    start=logs_from,
+                    end=traffic_end,
+                    as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
+                    reward_window=REWARD_WINDOW,
+                    trainer=config.trainer,
+                    updated_by="make demo",
+                ),
+                work_dir=Path(work_dir) / f"retrain-{number}",
+                fallback_model_dir=Path(stack.env["MODEL_DIR"]),
+                progress=progress,
+            )
+            say(f"  retrain {number}: {outcome.message}  ({time.monotonic() - started:.0f} s)")
+            if outcome.table:
+                say(outcome.table)
+            if outcome.version is None or outcome.manifest is None:
+                raise RuntimeError(f"retraining published nothing: {outcome.message}")
+            if outcome.status not in {"promoted", "challenger"}:
+                promote(models, outcome.version, updated_by="make demo (promotion rule not met)")
+                say(f"  promoted {outcome.version} by hand for the demo")
+            swap = wait_for_version(traffic, outcome.version)
+            say(f"  Decide serves {outcome.version} {swap:.1f} s after promotion (hot swap, no restart)")
+            steps.append(retrain_step(outcome.version, outcome.manifest, outcome.dataset, swap, logged))
+        retrained = traffic.run("retrained model (fresh traffic)", config.eval_decisions, progress)
+        phases.append(retrained)
         traffic.wait_for_queue(0)
-    oracle = offline_phase(
-        world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng, oracle=True
+    phases.append(
+        offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng, oracle=True)
     )
-    random_phase = offline_phase(world, "random", config.offline_decisions, config.epsilon, rng, oracle=False)
-    manifest = outcome.manifest or {}
-    new_policy = manifest.get("evaluation", {}).get("off_policy", {}).get("new", {})
-    holdout_start = int(len(probs) * 0.8)  # the trainer's holdout: the last 20% of the logging window by time
+    phases.append(offline_phase(world, "random", config.offline_decisions, config.epsilon, rng, oracle=False))
+    final = steps[-1]
     result = DemoResult(
-        phases=[bootstrap, retrained, oracle, random_phase],
-        holdout_auc=manifest.get("holdout_auc"),
-        bayes_auc=round(bayes_auc(np.asarray(probs[holdout_start:]), np.asarray(clicks[holdout_start:])), 6),
-        logged_decisions=int(outcome.dataset.get("decisions", 0)),
-        off_policy={name: new_policy.get(name) for name in ("ips", "snips", "dr")},
-        retrained_version=outcome.version,
-        swap_seconds=swap,
+        phases=phases,
+        retrains=steps,
+        holdout_auc=final.holdout_auc,
+        bayes_auc=final.bayes_auc,
+        logged_decisions=final.trained_on_decisions,
+        off_policy=final.off_policy,
         settings={
             "seed": config.seed,
             "ads": len(world.ads),
             "base_ctr": config.base_ctr,
             "epsilon": config.epsilon,
-            "decisions": config.decisions,
+            "rounds": list(config.rounds),
             "eval_decisions": config.eval_decisions,
             "offline_decisions": config.offline_decisions,
+            "l2_factors": config.trainer.fit.l2_factors,
         },
     )
     result.total_seconds = time.monotonic() - started
@@ -403,17 +448,51 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
     return result, checks, paths
 
 
+def _rounds(text: str) -> tuple[int, ...]:
+    try:
+        rounds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated decision counts, got {text!r}") from None
+    if not rounds or min(rounds) < 1:
+        raise argparse.ArgumentTypeError("every round needs at least one decision")
+    return rounds
+
+
+def retrain_step(
+    version: str, manifest: Mapping[str, Any], dataset: Mapping[str, int], swap_seconds: float, logged: LoggedTruth
+) -> RetrainStep:
+    """What one retrain learned from and how it scored, with the Bayes AUC of the same holdout decisions."""
+    holdout_start = datetime.fromisoformat(manifest["training_window"]["holdout_start"])
+    new_policy = manifest.get("evaluation", {}).get("off_policy", {}).get("new", {})
+    return RetrainStep(
+        version=version,
+        trained_on_decisions=int(dataset.get("decisions", 0)),
+        holdout_auc=manifest.get("holdout_auc"),
+        bayes_auc=logged.bayes_auc_since(holdout_start),
+        off_policy={name: new_policy.get(name) for name in ("ips", "snips", "dr")},
+        swap_seconds=round(swap_seconds, 2),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run (a few thousand decisions)")
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory")
-    parser.add_argument("--decisions", type=int, help="decisions in the logging phase")
-    parser.add_argument("--eval-decisions", type=int, help="decisions after the retrain")
+    parser.add_argument(
+        "--rounds", type=_rounds, help="decisions per logging round, comma-separated (a retrain after each)"
+    )
+    parser.add_argument("--eval-decisions", type=int, help="decisions after the last retrain")
     parser.add_argument("--epsilon", type=float, help="exploration rate of every policy")
+    parser.add_argument("--seed", type=int, help="the simulated world's seed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = DemoConfig.quick(args.out) if args.quick else DemoConfig(out_dir=args.out)
-    overrides = {"decisions": args.decisions, "eval_decisions": args.eval_decisions, "epsilon": args.epsilon}
+    overrides = {
+        "rounds": args.rounds,
+        "eval_decisions": args.eval_decisions,
+        "epsilon": args.epsilon,
+        "seed": args.seed,
+    }
     config = dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
     result, checks, paths = run_demo(config)
     print()  # noqa: T201 - CLI output

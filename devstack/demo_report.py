@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "DemoResult", "Phase", "acceptance", "write_outputs"]
+__all__ = ["Check", "DemoResult", "Phase", "RetrainStep", "acceptance", "table", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,34 @@ class Check:
     detail: str
 
 
+@dataclass(frozen=True)
+class RetrainStep:
+    """One retrain of the loop: what it learned from, how its holdout scored, when Decide served it."""
+
+    version: str
+    trained_on_decisions: int
+    holdout_auc: float | None
+    bayes_auc: float | None
+    """AUC of the true click probabilities on the same holdout decisions: the best any model could do."""
+    off_policy: dict[str, float | None]
+    """IPS, SNIPS and DR estimates of this model's policy from its holdout decisions."""
+    swap_seconds: float
+
+
 @dataclass
 class DemoResult:
+    """Everything the table, the checks and the three output files are made from.
+
+    ``holdout_auc``, ``bayes_auc``, ``logged_decisions`` and ``off_policy`` are the last retrain's: the model
+    that the "retrained" phase measured.
+    """
+
     phases: list[Phase]
     holdout_auc: float | None
     bayes_auc: float | None
     logged_decisions: int
     off_policy: dict[str, float | None] = field(default_factory=dict)
-    retrained_version: str | None = None
-    swap_seconds: float | None = None
+    retrains: list[RetrainStep] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     total_seconds: float = 0.0
 
@@ -112,8 +131,7 @@ def summary(result: DemoResult, checks: list[Check]) -> dict[str, Any]:
         "bayes_auc": result.bayes_auc,
         "logged_decisions": result.logged_decisions,
         "off_policy_estimate": result.off_policy,
-        "retrained_version": result.retrained_version,
-        "swap_seconds": result.swap_seconds,
+        "retrains": [asdict(step) for step in result.retrains],
         "acceptance": [asdict(check) for check in checks],
         "settings": result.settings,
         "total_seconds": round(result.total_seconds, 1),
@@ -126,6 +144,11 @@ def _markdown(result: DemoResult, checks: list[Check]) -> str:
         f"{'stack' if p.through_stack else 'offline'} |"
         for p in result.phases
     )
+    retrains = "\n".join(
+        f"| {number} | `{step.version}` | {step.trained_on_decisions:,} | {step.holdout_auc} | {step.bayes_auc} | "
+        f"{step.off_policy.get('snips')} | {step.swap_seconds:.1f} s |"
+        for number, step in enumerate(result.retrains, start=1)
+    )
     verdicts = "\n".join(f"- **{'PASS' if c.passed else 'MISS'}** {c.name}: {c.detail}" for c in checks)
     settings = "\n".join(f"- {name}: `{value}`" for name, value in result.settings.items())
     return f"""# adserve demo: learning from the logs
@@ -137,10 +160,17 @@ true click probability of the ads shown (the simulator knows it): the same rate 
 |---|---:|---:|---:|---:|---|
 {rows}
 
-Holdout AUC of the retrained model: {result.holdout_auc}; Bayes-optimal AUC on the same world's logged
-data: {result.bayes_auc}. Off-policy estimate of the retrained policy from the logs (holdout decisions):
-{json.dumps(result.off_policy)}. Retrained version `{result.retrained_version}`; Decide served it
-{result.swap_seconds if result.swap_seconds is None else round(result.swap_seconds, 1)} s after promotion.
+Each retrain learned from every decision logged so far; its holdout is the last 20% of that span, so
+the last retrain's off-policy estimate comes from decisions the previous retrained model served. Bayes AUC
+is the AUC of the true click probabilities on the same holdout decisions. "Served after" is how long
+Decide, warm and never restarted, took to answer with the new version once it was promoted.
+
+| retrain | version | decisions trained on | holdout AUC | Bayes AUC | SNIPS | served after |
+|---:|---|---:|---:|---:|---:|---:|
+{retrains}
+
+Last retrain: holdout AUC {result.holdout_auc} against a Bayes AUC of {result.bayes_auc}; off-policy
+estimate of its policy from the logs: {json.dumps(result.off_policy)}.
 
 ## Acceptance
 {verdicts}

@@ -16,7 +16,7 @@ def test_quick_demo_writes_plot_report_and_summary(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     command = [sys.executable, "-m", "devstack.demo", "--quick", "--out", str(out)]
     completed = subprocess.run(
-        [*command, "--decisions", "2500", "--eval-decisions", "1000"],
+        [*command, "--rounds", "1500,1000", "--eval-decisions", "1000"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,7 +30,15 @@ def test_quick_demo_writes_plot_report_and_summary(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert {"phases", "holdout_auc", "bayes_auc"} <= summary.keys()
     names = [phase["name"] for phase in summary["phases"]]
-    assert len(names) == 4
+    # Two logging rounds (bootstrap, then the first retrain's model), the last model on fresh traffic, oracle, random
+    assert names[:3] == ["bootstrap model (logging)", "after retrain 1 (logging)", "retrained model (fresh traffic)"]
+    assert len(names) == 5
+    first, second = summary["retrains"]
+    assert first["version"] != second["version"]
+    assert second["trained_on_decisions"] > first["trained_on_decisions"]
+    served = {phase["name"]: phase["model_version"] for phase in summary["phases"]}
+    assert served["after retrain 1 (logging)"] == first["version"]
+    assert served["retrained model (fresh traffic)"] == second["version"]
     for phase in summary["phases"]:
         assert {"name", "decisions", "clicks", "ctr"} <= phase.keys()
         assert phase["decisions"] > 0
