@@ -168,7 +168,8 @@ def retrain(
         return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
     status, pointer = _promoted_pointer(version, pointer, request)
     models.write_pointer(pointer)
-    message = f"{version}: promoted to {status}; {verdict.reason}"
+    role = "champion" if status == "promoted" else f"challenger ({pointer.challenger_share:.0%} of listeners)"
+    message = f"{version}: promoted to {role}; {verdict.reason}"
     return RetrainResult(status, message, version, stats, manifest, table)
 
 

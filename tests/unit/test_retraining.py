@@ -121,6 +121,7 @@ def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLog
     # Given a first model promoted (any estimate beats a margin of -100%)
     first = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "1")
     assert first.status == "promoted"
+    assert "promoted to champion" in first.message
     pointer = models.read_pointer()
     assert pointer is not None
     assert pointer.champion == first.version
@@ -144,6 +145,7 @@ def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLog
         work_dir=tmp_path / "3",
     )
     assert third.status == "challenger"
+    assert "promoted to challenger (10% of listeners)" in third.message
     challenged = models.read_pointer()
     assert challenged is not None
     assert (challenged.champion, challenged.challenger, challenged.challenger_share) == (
