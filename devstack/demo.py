@@ -32,7 +32,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,6 +70,8 @@ PLACEMENTS = [
 ]
 EVENTS_PER_BATCH = 100
 BEACONS = 5
+VALUE_CPM = 10.0
+"""Every demo campaign's CPM: with equal values the policy ranks by predicted CTR alone."""
 QUEUE_HIGH_WATER = 300
 """Pause the traffic above this many queued messages, so Record (one poller) never falls far behind."""
 QUEUE_CHECK_EVERY = 200
@@ -113,26 +115,31 @@ class DemoConfig:
         )
 
 
+def as_served(ad: Mapping[str, str]) -> dict[str, str]:
+    """A world ad's features as Decide sees them: its ids under ``ID_PREFIX``, never seen by the bootstrap model."""
+    return {**ad, **{name: ID_PREFIX + ad[name] for name in ("advertiser_id", "campaign_id", "ad_id")}}
+
+
 def campaigns_of(world: World) -> list[Campaign]:
     """One uncapped campaign per world campaign, its ads as creatives, all at the same value."""
-    by_campaign: dict[str, list[Mapping[str, str]]] = {}
-    for ad in world.ads:
+    by_campaign: dict[str, list[dict[str, str]]] = {}
+    for ad in map(as_served, world.ads):
         by_campaign.setdefault(ad["campaign_id"], []).append(ad)
     return [
         Campaign.model_validate(
             {
-                "campaign_id": ID_PREFIX + campaign_id,
-                "advertiser_id": ID_PREFIX + ads[0]["advertiser_id"],
+                "campaign_id": campaign_id,
+                "advertiser_id": ads[0]["advertiser_id"],
                 "name": f"Demo {campaign_id}",
                 "status": "active",
                 "category": ads[0]["category"],
                 "flight_start": "2020-01-01T00:00:00Z",
                 "flight_end": "2100-01-01T00:00:00Z",
                 "placements": PLACEMENTS,
-                "value_cpm": 10.0,
+                "value_cpm": VALUE_CPM,
                 "creatives": [
                     {
-                        "ad_id": ID_PREFIX + ad["ad_id"],
+                        "ad_id": ad["ad_id"],
                         "format": ad["format"],
                         "title": f"Demo {ad['ad_id']}",
                         "media_url": f"https://cdn.example.com/{ad['ad_id']}.mp3",
@@ -144,6 +151,17 @@ def campaigns_of(world: World) -> list[Campaign]:
         )
         for campaign_id, ads in by_campaign.items()
     ]
+
+
+def server_weekday() -> str:
+    """The day of week Decide puts on every listener: its clock's, not the request's."""
+    return str(datetime.now(UTC).weekday())
+
+
+def fresh_listeners(world: World, n: int, rng: np.random.Generator) -> list[dict[str, str]]:
+    """Listeners from the world's audience, on the day Decide would see them."""
+    weekday = server_weekday()
+    return [listener | {"day_of_week": weekday} for listener in world.sample_listeners(n, rng)]
 
 
 def decision_body(listener_id: str, listener: Mapping[str, str]) -> str:
@@ -205,8 +223,7 @@ class Traffic:
 
     def listeners(self, n: int) -> list[dict[str, str]]:
         """Fresh listeners; day_of_week is the server's (Decide takes it from its clock)."""
-        weekday = str(datetime.now(UTC).weekday())
-        return [listener | {"day_of_week": weekday} for listener in self.world.sample_listeners(n, self.rng)]
+        return fresh_listeners(self.world, n, self.rng)
 
     def decide(self, listener_id: str, listener: Mapping[str, str]) -> dict[str, Any]:
         function_id, event = self.stack.http_event("POST", "/v1/decisions", body=decision_body(listener_id, listener))
@@ -296,18 +313,27 @@ class Traffic:
             time.sleep(0.05)
 
 
-def offline_phase(world: World, name: str, n: int, epsilon: float, rng: np.random.Generator, *, oracle: bool) -> Phase:
-    """The serving policy (epsilon-greedy, max_ads=1) ranking by the true probabilities, or uniformly at random."""
-    weekday = str(datetime.now(UTC).weekday())
-    listeners = [listener | {"day_of_week": weekday} for listener in world.sample_listeners(n, rng)]
+Scorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np.ndarray]
+"""(listener feature dicts, ad feature dicts) -> the score of each pair that a policy ranks by."""
+
+
+def offline_phase(
+    world: World, name: str, n: int, epsilon: float, rng: np.random.Generator, *, scorer: Scorer | None = None
+) -> Phase:
+    """The serving policy (epsilon-greedy, max_ads=1) on fresh listeners, without the stack.
+
+    It ranks by ``scorer``, or by the true probabilities when there is none (the oracle); epsilon 1 is
+    the random policy. Clicks are drawn from the true probabilities of the shown ads.
+    """
+    listeners = fresh_listeners(world, n, rng)
     ads = list(world.ads)
-    truth = np.stack([world.click_probabilities(listeners, [ad] * n) for ad in ads], axis=1)
+    pairs = ([listener for listener in listeners for _ in ads], ads * n)
+    truth = world.click_probabilities(*pairs).reshape(n, len(ads))
+    scores = truth if scorer is None else np.asarray(scorer(*pairs), dtype=np.float64).reshape(n, len(ads))
     available = np.ones(len(ads), dtype=bool)
-    rate = epsilon if oracle else 1.0
     chosen = np.empty(n, dtype=np.int64)
     for i in range(n):
-        probabilities = slot_probabilities(truth[i], available, rate)
-        chosen[i] = int(rng.choice(len(ads), p=probabilities))
+        chosen[i] = int(rng.choice(len(ads), p=slot_probabilities(scores[i], available, epsilon)))
     shown = truth[np.arange(n), chosen]
     clicks = int((rng.random(n) < shown).sum())
     return Phase(name, n, clicks, float(shown.mean()), through_stack=False)
@@ -373,7 +399,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         # Powertools' Metrics at import, from POWERTOOLS_METRICS_NAMESPACE among others.
         from adserve.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
 
-        ads_by_id = {ID_PREFIX + ad["ad_id"]: ad for ad in world.ads}
+        ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
         traffic = Traffic(stack, world, rng, ads_by_id)
         s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
         models = S3ModelStore(s3, stack.physical_name("ModelsBucket"))
@@ -414,15 +440,13 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
                 promote(models, outcome.version, updated_by="make demo (promotion rule not met)")
                 say(f"  promoted {outcome.version} by hand for the demo")
             swap = wait_for_version(traffic, outcome.version)
-            say(f"  Decide serves {outcome.version} {swap:.1f} s after promotion (hot swap, no restart)")
+            say(f"  Decide serves {outcome.version} {swap * 1000:.0f} ms after promotion (hot swap, no restart)")
             steps.append(retrain_step(outcome.version, outcome.manifest, outcome.dataset, swap, logged))
         retrained = traffic.run("retrained model (fresh traffic)", config.eval_decisions, progress)
         phases.append(retrained)
         traffic.wait_for_queue(0)
-    phases.append(
-        offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng, oracle=True)
-    )
-    phases.append(offline_phase(world, "random", config.offline_decisions, config.epsilon, rng, oracle=False))
+    phases.append(offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng))
+    phases.append(offline_phase(world, "random", config.offline_decisions, 1.0, rng))
     final = steps[-1]
     result = DemoResult(
         phases=phases,
@@ -470,7 +494,7 @@ def retrain_step(
         holdout_auc=manifest.get("holdout_auc"),
         bayes_auc=logged.bayes_auc_since(holdout_start),
         off_policy={name: new_policy.get(name) for name in ("ips", "snips", "dr")},
-        swap_seconds=round(swap_seconds, 2),
+        swap_seconds=round(swap_seconds, 3),
     )
 
 

@@ -146,7 +146,7 @@ def _markdown(result: DemoResult, checks: list[Check]) -> str:
     )
     retrains = "\n".join(
         f"| {number} | `{step.version}` | {step.trained_on_decisions:,} | {step.holdout_auc} | {step.bayes_auc} | "
-        f"{step.off_policy.get('snips')} | {step.swap_seconds:.1f} s |"
+        f"{step.off_policy.get('snips')} | {step.swap_seconds * 1000:.0f} ms |"
         for number, step in enumerate(result.retrains, start=1)
     )
     verdicts = "\n".join(f"- **{'PASS' if c.passed else 'MISS'}** {c.name}: {c.detail}" for c in checks)
@@ -163,7 +163,9 @@ true click probability of the ads shown (the simulator knows it): the same rate 
 Each retrain learned from every decision logged so far; its holdout is the last 20% of that span, so
 the last retrain's off-policy estimate comes from decisions the previous retrained model served. Bayes AUC
 is the AUC of the true click probabilities on the same holdout decisions. "Served after" is how long
-Decide, warm and never restarted, took to answer with the new version once it was promoted.
+Decide, warm and never restarted, took to answer with the new version once it was promoted: it reads
+the pointer at most every 5 s (`MODEL_POINTER_CHECK_SECONDS`), and a retrain takes longer than that, so
+the first decision after the promotion downloads, verifies and swaps in the new model.
 
 | retrain | version | decisions trained on | holdout AUC | Bayes AUC | SNIPS | served after |
 |---:|---|---:|---:|---:|---:|---:|

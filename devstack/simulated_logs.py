@@ -45,6 +45,10 @@ class TrafficConfig:
     complete_rate: float = 0.5
     noise: float = 0.5
     """Without a scorer, the logging model is the true CTR x lognormal(0, noise): right on average only."""
+    day_of_week: str | None = None
+    """Every listener's day of week, as Decide stamps it from its clock; None draws one per listener."""
+    value_cpm: float | None = None
+    """Every advertiser's CPM (ranking by predicted CTR alone); None draws one per advertiser."""
     model_version: str = "simulated-logging"
     seed: int = 7
     keep_truth: bool = True
@@ -74,17 +78,21 @@ class TruthScorer:
         return self.truth.true_ctr(indices).astype(np.float32)
 
 
-def advertiser_values(world: World, seed: int) -> dict[str, float]:
+def advertiser_values(world: World, seed: int, value_cpm: float | None = None) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     advertisers = sorted({ad["advertiser_id"] for ad in world.ads})
+    if value_cpm is not None:
+        return dict.fromkeys(advertisers, value_cpm)
     return {advertiser: round(float(rng.uniform(4.0, 20.0)), 2) for advertiser in advertisers}
 
 
 class LogWriter:
     """Buffers JSON lines per partition and writes one gzip object per ROWS_PER_OBJECT rows."""
 
-    def __init__(self, sink: ObjectSink) -> None:
+    def __init__(self, sink: ObjectSink, name: str) -> None:
+        """``name`` sets the object keys apart from those of other writers into the same sink."""
         self._sink = sink
+        self._name = name
         self._lines: dict[Partition, list[str]] = defaultdict(list)
         self._objects = 0
 
@@ -98,7 +106,7 @@ class LogWriter:
     def _write(self, partition: Partition) -> None:
         lines = self._lines.pop(partition)
         self._objects += 1
-        self._sink.put_object(partition.object_key([f"sim-{self._objects}"]), encode_object(lines))
+        self._sink.put_object(partition.object_key([f"{self._name}-{self._objects}"]), encode_object(lines))
 
     def close(self) -> None:
         for partition in list(self._lines):
@@ -116,14 +124,16 @@ def simulate_traffic(
     encoder = encoder or FeatureEncoder()
     rng = np.random.default_rng(config.seed)
     policy_rng = random.Random(config.seed)
-    values = advertiser_values(world, config.seed)
+    values = advertiser_values(world, config.seed, config.value_cpm)
     truth = Truth()
-    writer = LogWriter(sink)
+    writer = LogWriter(sink, f"sim-{config.seed}")
     offsets = np.sort(rng.uniform(0.0, config.span.total_seconds(), size=config.decisions))
     batch = 2_000
     for lo in range(0, config.decisions, batch):
         n = min(batch, config.decisions - lo)
         listeners = world.sample_listeners(n, rng)
+        if config.day_of_week is not None:
+            listeners = [listener | {"day_of_week": config.day_of_week} for listener in listeners]
         chosen_ads = [rng.choice(len(world.ads), size=config.candidates, replace=False) for _ in range(n)]
         flat_listeners = [listener for listener in listeners for _ in range(config.candidates)]
         flat_ads = [world.ads[i] for ads in chosen_ads for i in ads]

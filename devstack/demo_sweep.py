@@ -1,0 +1,167 @@
+"""How often ``make demo`` meets its acceptance checks: the demo's loop replayed offline over many worlds.
+
+    python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--out demo-output/sweep.json]
+
+One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whether its settings
+(``DemoConfig``) make the acceptance checks likely, rather than lucky, shows only over many worlds, and the
+stack is too slow for that. This replays the same loop without it, a seed in a minute: the demo's world
+(``DemoConfig.world`` with each seed) and its rounds, every decision made by the real serving policy
+(``simulated_logs``: ``ranking.choose_slate``, one ad, all ads at the same CPM) scored by the bootstrap model
+under ids it has never seen, then by each retrained model; ``adserve.retraining.retrain`` with the demo's
+trainer after each round, on in-memory buckets; the last model, the bootstrap model, the oracle and a random
+policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``acceptance`` on the result.
+
+It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
+the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
+of its logging traffic. Like Decide, it gives every listener today's day of week: the world's click
+probabilities depend on it, so logs of other days would describe another audience than the one measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import numpy as np
+from adserve.features import DEFAULT_SPEC, FeatureEncoder
+from adserve.retraining import RetrainRequest, retrain
+from adserve.scoring import CtrModel
+from adserve.simulation import bayes_auc
+from adserve.training.dataset import DatasetConfig, TrainingDataset
+from adserve.training.trainer import collect
+
+from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday
+from devstack.demo_report import DemoResult, acceptance
+from devstack.fakes import InMemoryLogStore, InMemoryModelStore
+from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
+from devstack.stack import DEFAULT_TEMPLATE
+
+__all__ = ["main", "replay"]
+
+BOOTSTRAP_MODEL = DEFAULT_TEMPLATE.parent / "layers" / "model" / "bootstrap"
+SECONDS_PER_DECISION = 0.1
+REWARD_WINDOW = timedelta(hours=1)
+
+
+def _model_scorer(model: CtrModel, encoder: FeatureEncoder, ad_view: Callable[[Mapping[str, str]], Any]) -> Scorer:
+    def score(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
+        return model.predict(encoder.encode_rows(listeners, [ad_view(ad) for ad in ads])).astype(np.float64)
+
+    return score
+
+
+def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
+    """The demo's loop on world ``seed`` without the stack; its phases, last retrain and acceptance checks."""
+    config = dataclasses.replace(config, seed=seed)
+    world = config.world()
+    encoder = FeatureEncoder(DEFAULT_SPEC)
+    bootstrap = _model_scorer(CtrModel.load(BOOTSTRAP_MODEL, DEFAULT_SPEC), encoder, as_served)
+    logs, models, truth = InMemoryLogStore(), InMemoryModelStore(), Truth()
+    scorer, end = bootstrap, START
+    with TemporaryDirectory(prefix="adserve-sweep-") as work_dir:
+        for number, decisions in enumerate(config.rounds, start=1):
+            span = timedelta(seconds=decisions * SECONDS_PER_DECISION)
+            traffic = TrafficConfig(
+                decisions=decisions,
+                start=end,
+                span=span,
+                candidates=len(world.ads),
+                max_ads=1,
+                epsilon=config.epsilon,
+                outcome_delay=timedelta(seconds=5),
+                complete_rate=0.0,
+                value_cpm=VALUE_CPM,
+                day_of_week=server_weekday(),
+                seed=seed * 100 + number,
+            )
+            truth.ctr_by_row.update(simulate_traffic(logs, world, traffic, scorer=scorer, encoder=encoder).ctr_by_row)
+            end += span
+            request = RetrainRequest(
+                start=START, end=end, as_of=end + REWARD_WINDOW, reward_window=REWARD_WINDOW, trainer=config.trainer
+            )
+            outcome = retrain(logs, models, request, work_dir=Path(work_dir) / str(number), encoder=encoder)
+            if outcome.version is None or outcome.manifest is None:
+                raise RuntimeError(f"seed {seed}, retrain {number}: {outcome.message}")
+            manifest = outcome.manifest
+            model = CtrModel.load(models.download(outcome.version, Path(work_dir) / "served"), DEFAULT_SPEC)
+            scorer = _model_scorer(model, encoder, lambda ad: ad)
+        window = DatasetConfig(request.start, request.end, request.as_of, request.label, request.reward_window)
+        dataset = TrainingDataset(logs, window, encoder)
+        holdout = collect(dataset, request.trainer).holdout  # the last retrain's, to look up their true CTRs
+    rng = np.random.default_rng(seed)
+    n = config.eval_decisions
+    phases = [
+        offline_phase(world, "bootstrap model", n, config.epsilon, rng, scorer=bootstrap),
+        offline_phase(world, "retrained model", n, config.epsilon, rng, scorer=scorer),
+        offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng),
+        offline_phase(world, "random", config.offline_decisions, 1.0, rng),
+    ]
+    new_policy = manifest["evaluation"]["off_policy"]["new"]
+    result = DemoResult(
+        phases=phases,
+        holdout_auc=manifest["holdout_auc"],
+        bayes_auc=round(bayes_auc(truth.true_ctr(holdout.indices), holdout.labels), 6),
+        logged_decisions=int(outcome.dataset.get("decisions", 0)),
+        off_policy={name: new_policy[name] for name in ("ips", "snips", "dr")},
+    )
+    checks = acceptance(result)
+    return {
+        "seed": seed,
+        "phases": {phase.name: round(phase.ctr, 5) for phase in phases},
+        "holdout_auc": result.holdout_auc,
+        "bayes_auc": result.bayes_auc,
+        "off_policy": result.off_policy,
+        "checks": [dataclasses.asdict(check) for check in checks],
+    }
+
+
+def _seeds(text: str) -> list[int]:
+    low, _, high = text.partition("-")
+    try:
+        return list(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a seed or a range like 1-10, got {text!r}") from None
+
+
+def _pass_rates(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    rates: dict[str, int] = {}
+    for run in runs:
+        for check in run["checks"]:
+            rates[check["name"]] = rates.get(check["name"], 0) + check["passed"]
+    rates["all checks"] = sum(all(check["passed"] for check in r["checks"]) for r in runs)
+    return {name: f"{passed}/{len(runs)}" for name, passed in rates.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=_seeds, default=_seeds("1-10"), help="world seeds, e.g. 7 or 1-10")
+    parser.add_argument("--workers", type=int, default=2, help="seeds replayed in parallel")
+    parser.add_argument("--out", type=Path, default=Path("demo-output/sweep.json"), help="JSON results")
+    args = parser.parse_args(argv)
+    config = DemoConfig()
+    with ProcessPoolExecutor(args.workers) as pool:
+        runs = []
+        for run in pool.map(replay, [config] * len(args.seeds), args.seeds):
+            runs.append(run)
+            verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
+            print(f"seed {run['seed']:>3}: {verdicts}  " + "; ".join(c["detail"] for c in run["checks"][1:]))  # noqa: T201
+    rates = _pass_rates(runs)
+    for name, rate in rates.items():
+        print(f"{rate:>6}  {name}")  # noqa: T201
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"rounds": list(config.rounds), "epsilon": config.epsilon, "base_ctr": config.base_ctr}
+    args.out.write_text(json.dumps({"settings": settings, "pass_rates": rates, "runs": runs}, indent=2) + "\n")
+    print(f"results: {args.out.resolve()}")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
