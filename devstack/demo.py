@@ -53,7 +53,16 @@ from adserve.training.factorization_machine import TrainingConfig
 from adserve.training.progress import Progress
 from adserve.training.trainer import TrainerConfig
 
-from devstack.demo_report import Check, DemoResult, Phase, RetrainStep, acceptance, table, write_outputs
+from devstack.demo_report import (
+    Check,
+    DemoResult,
+    Phase,
+    RetrainStep,
+    acceptance,
+    off_policy_of,
+    table,
+    write_outputs,
+)
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 
 __all__ = ["DemoConfig", "main", "run_demo"]
@@ -487,13 +496,12 @@ def retrain_step(
 ) -> RetrainStep:
     """What one retrain learned from and how it scored, with the Bayes AUC of the same holdout decisions."""
     holdout_start = datetime.fromisoformat(manifest["training_window"]["holdout_start"])
-    new_policy = manifest.get("evaluation", {}).get("off_policy", {}).get("new", {})
     return RetrainStep(
         version=version,
         trained_on_decisions=int(dataset.get("decisions", 0)),
         holdout_auc=manifest.get("holdout_auc"),
         bayes_auc=logged.bayes_auc_since(holdout_start),
-        off_policy={name: new_policy.get(name) for name in ("ips", "snips", "dr")},
+        off_policy=off_policy_of(manifest),
         swap_seconds=round(swap_seconds, 3),
     )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "DemoResult", "Phase", "RetrainStep", "acceptance", "table", "write_outputs"]
+__all__ = ["Check", "DemoResult", "Phase", "RetrainStep", "acceptance", "off_policy_of", "table", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,12 @@ class DemoResult:
 
     def phase(self, prefix: str) -> Phase | None:
         return next((phase for phase in self.phases if phase.name.startswith(prefix)), None)
+
+
+def off_policy_of(manifest: Mapping[str, Any]) -> dict[str, float | None]:
+    """The IPS, SNIPS and DR estimates of a model's own policy, as its manifest's evaluation records them."""
+    estimates = manifest.get("evaluation", {}).get("off_policy", {}).get("new", {})
+    return {name: estimates.get(name) for name in ("ips", "snips", "dr")}
 
 
 def _within(value: float, reference: float, tolerance: float) -> bool:

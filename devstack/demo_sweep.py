@@ -39,7 +39,7 @@ from adserve.training.dataset import DatasetConfig, TrainingDataset
 from adserve.training.trainer import collect
 
 from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday
-from devstack.demo_report import DemoResult, acceptance
+from devstack.demo_report import DemoResult, acceptance, off_policy_of
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
 from devstack.stack import DEFAULT_TEMPLATE
@@ -104,13 +104,12 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng),
         offline_phase(world, "random", config.offline_decisions, 1.0, rng),
     ]
-    new_policy = manifest["evaluation"]["off_policy"]["new"]
     result = DemoResult(
         phases=phases,
         holdout_auc=manifest["holdout_auc"],
         bayes_auc=round(bayes_auc(truth.true_ctr(holdout.indices), holdout.labels), 6),
         logged_decisions=int(outcome.dataset.get("decisions", 0)),
-        off_policy={name: new_policy[name] for name in ("ips", "snips", "dr")},
+        off_policy=off_policy_of(manifest),
     )
     checks = acceptance(result)
     return {
