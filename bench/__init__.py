@@ -2,7 +2,7 @@
 
 Importing the package sets the Powertools variables the handler needs outside Lambda (a metrics namespace,
 tracing off: there is no X-Ray daemon here) unless the environment already sets them. They must be in place
-before ``adserve.observability`` is imported, which is why this happens here and not in ``__main__``.
+before ``adserve.core.observability`` is imported, which is why this happens here and not in ``__main__``.
 """
 
 import os

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adserve.campaigns import Campaign
-from adserve.frequency_caps import counter_key, session_key, window_bucket, window_end
+from adserve.campaigns.frequency_caps import counter_key, session_key, window_bucket, window_end
+from adserve.campaigns.model import Campaign
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EVENT = REPO_ROOT / "events" / "decide_post_decision.json"

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TextIO
 
-from adserve.catalog import CampaignCatalog
-from adserve.decision_api import DecisionRequest
-from adserve.decisioning import DecisionService, PolicySettings
-from adserve.features import FeatureEncoder
-from adserve.scoring import CtrModel
-from adserve.tracking_tokens import TokenSigner
+from adserve.decisions.api import DecisionRequest
+from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.service import DecisionService, PolicySettings
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.tokens import TokenSigner
 
 from bench import catalogs
 from bench.handler import check_response, inject_service, lambda_context, load_module

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from adserve.decisioning import DecisionService
+from adserve.decisions.service import DecisionService
 
 from bench.catalogs import REPO_ROOT
 from devstack.lambda_runtime import LocalLambdaContext

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from adserve.observability import logger
+from adserve.core.observability import logger
 
 
 class ErrorCounter(logging.Filter):

@@ -27,11 +27,11 @@ from typing import Any
 
 from adserve.dal.aws_clients import s3_client
 from adserve.dal.model_store import S3ModelStore
-from adserve.decision_api import DecisionRequest
-from adserve.features import FeatureEncoder
-from adserve.model_registry import ActivePointer
-from adserve.model_serving import ModelProvider
-from adserve.scoring import CtrModel
+from adserve.decisions.api import DecisionRequest
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import FeatureEncoder
+from adserve.models.registry import ActivePointer
+from adserve.models.serving import ModelProvider
 
 from bench import catalogs
 from bench.decide_latency import BASE_URL, MAX_ADS, MODEL_DIR, fake_service, quiet_stdout

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from adserve.campaigns import Campaign
+from adserve.campaigns.model import Campaign
 from adserve.dal.aws_clients import dynamodb_client, sqs_client
 from adserve.dal.campaign_store import CampaignStore
 

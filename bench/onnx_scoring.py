@@ -13,12 +13,12 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from adserve.catalog import ad_features
-from adserve.decision_api import DecisionRequest
-from adserve.decisioning import listener_features
-from adserve.features import FeatureEncoder
-from adserve.ranking import choose_slate
-from adserve.scoring import CtrModel
+from adserve.decisions.api import DecisionRequest
+from adserve.decisions.catalog import ad_features
+from adserve.decisions.policy import choose_slate
+from adserve.decisions.service import listener_features
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import FeatureEncoder
 
 from bench import catalogs
 from bench.decide_latency import EPSILON, MAX_ADS, SIZES, load_model

@@ -24,19 +24,19 @@ from functools import partial
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from adserve.campaign_directory import CampaignDirectory
-from adserve.campaigns import Campaign
+from adserve.campaigns.directory import CampaignDirectory
+from adserve.campaigns.model import Campaign
+from adserve.core.vocabulary import EventType
 from adserve.dal.aws_clients import dynamodb_client, sqs_client
-from adserve.decision_records import (
+from adserve.outcomes.decision_records import (
     DecisionRecord,
     LoggedCandidate,
     LoggedChoice,
     LoggedPolicy,
     pseudonymous_listener_id,
 )
-from adserve.outcome_events import OutcomeEvent
-from adserve.recording import OutcomeRecorder
-from adserve.vocabulary import EventType
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.recording import OutcomeRecorder
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bench import catalogs

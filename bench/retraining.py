@@ -70,7 +70,7 @@ def logs_for(rows: int) -> tuple[Path, float | None]:
     marker = folder / "complete"
     if marker.exists():
         return folder, None
-    from adserve.simulation import World  # noqa: PLC0415
+    from adserve.training.simulation import World  # noqa: PLC0415
 
     from devstack.simulated_logs import simulate_traffic  # noqa: PLC0415
 
@@ -86,8 +86,8 @@ def _rss_mb() -> float:
 
 def measure(folder: Path, rows: int) -> dict[str, Any]:
     """In this (fresh) process: build, train, evaluate the logs in `folder`; timings and peak RSS."""
-    from adserve.features import DEFAULT_SPEC, FeatureEncoder  # noqa: PLC0415
-    from adserve.scoring import CtrModel  # noqa: PLC0415
+    from adserve.models.ctr_model import CtrModel  # noqa: PLC0415
+    from adserve.models.features import DEFAULT_SPEC, FeatureEncoder  # noqa: PLC0415
     from adserve.training.dataset import DatasetConfig, TrainingDataset  # noqa: PLC0415
     from adserve.training.evaluation import evaluate  # noqa: PLC0415
     from adserve.training.trainer import TrainerConfig, collect, export, fit, write_model  # noqa: PLC0415

@@ -11,9 +11,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adserve.tracking import TrackingService
-from adserve.tracking_tokens import TokenSigner, TrackingClaims
-from adserve.vocabulary import EventType
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.tokens import TokenSigner, TrackingClaims
+from adserve.outcomes.tracking import TrackingService
 
 from bench import catalogs
 from bench.decide_latency import quiet_stdout

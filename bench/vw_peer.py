@@ -13,11 +13,11 @@ from functools import partial
 from importlib.metadata import version
 from typing import Any
 
-from adserve.campaigns import Campaign
-from adserve.catalog import ad_features
-from adserve.decision_api import DecisionRequest
-from adserve.decisioning import listener_features
-from adserve.features import AD_FIELDS, LISTENER_FIELDS
+from adserve.campaigns.model import Campaign
+from adserve.decisions.api import DecisionRequest
+from adserve.decisions.catalog import ad_features
+from adserve.decisions.service import listener_features
+from adserve.models.features import AD_FIELDS, LISTENER_FIELDS
 from vowpalwabbit import Workspace
 
 from bench import catalogs

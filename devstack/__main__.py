@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from adserve.cli import load_campaigns, read_campaigns
+from adserve.cli.main import load_campaigns, read_campaigns
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 

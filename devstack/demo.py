@@ -2,14 +2,14 @@
 
     python -m devstack.demo [--quick] [--out demo-output] [--rounds 30000,25000,25000] [--seed 7]
 
-1. A simulated world (``adserve.simulation.World``) with a seed other than the bootstrap model's: its
+1. A simulated world (``adserve.training.simulation.World``) with a seed other than the bootstrap model's: its
    campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
    no caps, the same value_cpm for all so ranking is by predicted CTR) are put through CampaignStore, under
    ids the bootstrap model has never seen (``demo-`` prefix).
 2. Logging rounds, as the scheduled retrain runs in production: simulated listeners ask Decide (invoked in
    process); each shown ad's impression and, with its true probability, its click are reported through
    Track (``POST /v1/events`` in batches of 100, a few as beacons); Record writes the logs via the event
-   source mapping. After each round, ``adserve.retraining.retrain`` learns from every round so far
+   source mapping. After each round, ``adserve.training.retraining.retrain`` learns from every round so far
    (dataset, trainer, IPS/SNIPS/DR, publish, promote) and the demo waits until Decide's responses carry
    the new model version (hot swap). The bootstrap model serves round 1, retrain k's model round k + 1.
 3. Fresh traffic measures the last retrained model.
@@ -43,14 +43,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3
 import numpy as np
-from adserve.campaigns import Campaign
+from adserve.campaigns.model import Campaign
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.ranking import slot_probabilities
-from adserve.simulation import World, bayes_auc
+from adserve.decisions.policy import slot_probabilities
 from adserve.training.factorization_machine import TrainingConfig
 from adserve.training.progress import Progress
+from adserve.training.simulation import World, bayes_auc
 from adserve.training.trainer import TrainerConfig
 
 from devstack.demo_report import (
@@ -85,7 +85,7 @@ QUEUE_HIGH_WATER = 300
 """Pause the traffic above this many queued messages, so Record (one poller) never falls far behind."""
 QUEUE_CHECK_EVERY = 200
 REWARD_WINDOW = timedelta(hours=1)
-"""Whole hours: training_logs.read_joined_decisions closes decisions on hour boundaries."""
+"""Whole hours: outcomes.logs.read_joined_decisions closes decisions on hour boundaries."""
 
 
 @dataclass(frozen=True)
@@ -404,9 +404,9 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         )
         for campaign in campaigns_of(world):
             store.put(campaign)
-        # Imported once the stack exported the functions' environment: adserve.observability builds
+        # Imported once the stack exported the functions' environment: adserve.core.observability builds
         # Powertools' Metrics at import, from POWERTOOLS_METRICS_NAMESPACE among others.
-        from adserve.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
+        from adserve.training.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
 
         ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
         traffic = Traffic(stack, world, rng, ads_by_id)

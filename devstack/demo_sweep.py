@@ -7,7 +7,7 @@ One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whet
 stack is too slow for that. This replays the same loop without it, a seed in a minute: the demo's world
 (``DemoConfig.world`` with each seed) and its rounds, every decision made by the real serving policy
 (``simulated_logs``: ``ranking.choose_slate``, one ad, all ads at the same CPM) scored by the bootstrap model
-under ids it has never seen, then by each retrained model; ``adserve.retraining.retrain`` with the demo's
+under ids it has never seen, then by each retrained model; ``adserve.training.retraining.retrain`` with the demo's
 trainer after each round, on in-memory buckets; the last model, the bootstrap model, the oracle and a random
 policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``acceptance`` on the result.
 
@@ -31,11 +31,11 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
-from adserve.features import DEFAULT_SPEC, FeatureEncoder
-from adserve.retraining import RetrainRequest, retrain
-from adserve.scoring import CtrModel
-from adserve.simulation import bayes_auc
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.training.dataset import DatasetConfig, TrainingDataset
+from adserve.training.retraining import RetrainRequest, retrain
+from adserve.training.simulation import bayes_auc
 from adserve.training.trainer import collect
 
 from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday

@@ -10,9 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from adserve.campaigns import Campaign
-from adserve.decision_records import DecisionRecord
-from adserve.errors import (
+from adserve.campaigns.model import Campaign
+from adserve.core.errors import (
     CapStoreUnavailableError,
     CounterStoreUnavailableError,
     DecisionLogUnavailableError,
@@ -22,9 +21,10 @@ from adserve.errors import (
     ModelStoreUnavailableError,
     OutcomeQueueUnavailableError,
 )
-from adserve.model_registry import ActivePointer
-from adserve.outcome_events import OutcomeEvent
-from adserve.recording import ImpressionIncrement
+from adserve.models.registry import ActivePointer
+from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.recording import ImpressionIncrement
 from pydantic import ValidationError
 
 

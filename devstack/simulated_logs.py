@@ -1,6 +1,6 @@
 """Training logs of simulated traffic, written as Record writes them, with the truth kept on the side.
 
-Listeners come from ``adserve.simulation.World`` (true click probabilities known), every decision is made by
+Listeners come from ``adserve.training.simulation.World`` (true click probabilities known), every decision is made by
 the real serving policy (``ranking.choose_slate``: epsilon-greedy over score x value, one ad per
 advertiser, exact propensities) and logged as a ``DecisionRecord``; each chosen ad gets an impression and,
 with its true probability, a click (and with ``complete_rate`` a completion) some minutes later. Tests and
@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
-from adserve.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice, LoggedPolicy
-from adserve.features import FeatureEncoder
-from adserve.ranking import choose_slate
-from adserve.simulation import World
-from adserve.training_logs import LoggedOutcome, LogKind, Partition, encode_object
-from adserve.vocabulary import EventType
+from adserve.core.vocabulary import EventType
+from adserve.decisions.policy import choose_slate
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice, LoggedPolicy
+from adserve.outcomes.logs import LoggedOutcome, LogKind, Partition, encode_object
+from adserve.training.simulation import World
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 ROWS_PER_OBJECT = 100  # one SQS batch of Record

@@ -15,7 +15,7 @@ from devstack.stack_description import describe_stack
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Set the template's POWERTOOLS_* variables before any test module imports adserve.observability.
+    """Set the template's POWERTOOLS_* variables before any test module imports adserve.core.observability.
 
     Powertools reads them when its logger, tracer and metrics are built at import, as in Lambda where the
     environment exists before the code loads; a unit test importing the module first must not freeze the
@@ -36,7 +36,7 @@ def _no_metrics_left_behind() -> Iterator[None]:
     """
     yield
     # Imported here, not at the top: this module loads before pytest_configure sets POWERTOOLS_*.
-    from adserve.observability import metrics
+    from adserve.core.observability import metrics
 
     metrics.clear_metrics()
 

@@ -5,16 +5,16 @@ from http import HTTPStatus
 from importlib import resources
 from typing import Annotated, Any
 
-from adserve.api_errors import install_error_handlers
-from adserve.api_gateway import limit_body_size
-from adserve.campaign_api import CampaignListResponse
-from adserve.campaigns import Campaign
+from adserve.campaigns.api import CampaignListResponse
+from adserve.campaigns.model import Campaign
+from adserve.core.errors import InvalidInputError
+from adserve.core.identifiers import Identifier
+from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.dal.campaign_store import CampaignStore
-from adserve.errors import InvalidInputError
-from adserve.identifiers import Identifier
-from adserve.observability import MetricName, logger, metrics, tracer
-from adserve.settings import CampaignsSettings
+from adserve.http_api.errors import install_error_handlers
+from adserve.http_api.gateway import limit_body_size
 from adserve.wiring.campaigns import campaign_store
+from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths

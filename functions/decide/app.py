@@ -3,13 +3,13 @@
 from functools import cache
 from typing import Any
 
-from adserve.api_errors import error_doc, install_error_handlers
-from adserve.api_gateway import limit_body_size, public_base_url
-from adserve.decision_api import DecisionRequest, DecisionResponse
-from adserve.decisioning import DecisionService
-from adserve.observability import logger, metrics, tracer
-from adserve.settings import DecideSettings
+from adserve.core.observability import logger, metrics, tracer
+from adserve.decisions.api import DecisionRequest, DecisionResponse
+from adserve.decisions.service import DecisionService
+from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.gateway import limit_body_size, public_base_url
 from adserve.wiring.decide import decision_service
+from adserve.wiring.settings import DecideSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -3,10 +3,10 @@
 from functools import cache
 from typing import Any
 
-from adserve.observability import logger, metrics, tracer
-from adserve.recording import OutcomeRecorder
-from adserve.settings import RecordSettings
+from adserve.core.observability import logger, metrics, tracer
+from adserve.outcomes.recording import OutcomeRecorder
 from adserve.wiring.record import outcome_recorder
+from adserve.wiring.settings import RecordSettings
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -3,9 +3,9 @@
 from functools import cache
 from typing import Any
 
-from adserve.observability import logger, metrics, tracer
-from adserve.settings import RetrainSettings
+from adserve.core.observability import logger, metrics, tracer
 from adserve.wiring.retrain import scheduled_retrain
+from adserve.wiring.settings import RetrainSettings
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 

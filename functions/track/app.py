@@ -7,13 +7,13 @@ from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from adserve.api_errors import error_doc, install_error_handlers
-from adserve.api_gateway import limit_body_size
-from adserve.observability import logger, metrics, tracer
-from adserve.settings import TrackSettings
-from adserve.track_api import EventBatchRequest, EventBatchResponse, TrackingToken
-from adserve.tracking import TrackingService
-from adserve.vocabulary import EventType
+from adserve.core.observability import logger, metrics, tracer
+from adserve.core.vocabulary import EventType
+from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.gateway import limit_body_size
+from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, TrackingToken
+from adserve.outcomes.tracking import TrackingService
+from adserve.wiring.settings import TrackSettings
 from adserve.wiring.track import tracking_service
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query

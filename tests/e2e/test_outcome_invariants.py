@@ -32,11 +32,11 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import httpx
 import pytest
-from adserve.campaigns import Campaign
+from adserve.campaigns.frequency_caps import counter_key
+from adserve.campaigns.model import Campaign
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
-from adserve.frequency_caps import counter_key
-from adserve.training_logs import ReadStats, read_decisions, read_outcomes
+from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.stack_process import clean_environment

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adserve.campaigns import Campaign
+from adserve.campaigns.model import Campaign
 
 EVENTS = Path(__file__).parents[2] / "events"
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from adserve.cli import main
+from adserve.cli.main import main
 from adserve.dal.aws_clients import dynamodb_client
 
 from devstack.stack import LocalStack

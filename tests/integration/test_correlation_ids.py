@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import boto3
 import pytest
+from adserve.core.observability import logger
 from adserve.dal.campaign_store import CampaignStore
-from adserve.observability import logger
 
 from devstack.stack import LocalStack
 from tests.support.builders import campaign

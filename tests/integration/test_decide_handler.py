@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
+from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.dal.campaign_store import CampaignStore
-from adserve.decision_records import DecisionRecord
-from adserve.frequency_caps import impression_counters, session_key
+from adserve.outcomes.decision_records import DecisionRecord
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign

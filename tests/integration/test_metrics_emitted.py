@@ -22,8 +22,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import boto3
 import pytest
+from adserve.core.observability import MetricName
 from adserve.dal.campaign_store import CampaignStore
-from adserve.observability import MetricName
 
 from devstack.stack import LocalStack
 from tests.support.aws_proxy import AwsProxy, aws_proxy

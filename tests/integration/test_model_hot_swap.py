@@ -15,9 +15,9 @@ from typing import Any
 
 import boto3
 import pytest
+from adserve.core.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
 from adserve.dal.model_store import S3ModelStore
-from adserve.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
-from adserve.model_registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
+from adserve.models.registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO / "layers" / "model" / "bootstrap"

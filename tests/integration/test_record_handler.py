@@ -16,17 +16,17 @@ from typing import Any
 
 import boto3
 import pytest
-from adserve import cli
-from adserve.campaign_directory import CampaignDirectory
-from adserve.campaigns import Campaign
+from adserve.campaigns.directory import CampaignDirectory
+from adserve.campaigns.frequency_caps import impression_counters
+from adserve.campaigns.model import Campaign
+from adserve.cli import main as cli
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter
 from adserve.dal.log_store import S3LogStore
-from adserve.frequency_caps import impression_counters
-from adserve.outcome_events import OutcomeEvent
-from adserve.recording import CountResult, OutcomeRecorder
-from adserve.training_logs import LoggedOutcome, read_decisions, read_outcomes
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.logs import LoggedOutcome, read_decisions, read_outcomes
+from adserve.outcomes.recording import CountResult, OutcomeRecorder
 
 from devstack.fakes import InMemoryLogStore
 from devstack.stack import LocalStack

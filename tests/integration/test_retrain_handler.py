@@ -9,9 +9,9 @@ from typing import Any
 import boto3
 import pytest
 from adserve.dal.model_store import S3ModelStore
-from adserve.features import DEFAULT_SPEC
-from adserve.scoring import CtrModel
-from adserve.simulation import World
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import DEFAULT_SPEC
+from adserve.training.simulation import World
 
 from devstack.simulated_logs import TrafficConfig, simulate_traffic
 from devstack.stack import LocalStack

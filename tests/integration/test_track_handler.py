@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import boto3
 import pytest
 from adserve.dal.campaign_store import CampaignStore
-from adserve.outcome_events import OutcomeEvent
-from adserve.tracking_tokens import TokenSigner, TrackingClaims
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign

@@ -3,9 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adserve.campaigns import Campaign
-from adserve.decision_api import DecisionRequest
-from adserve.tracking_tokens import TrackingClaims
+from adserve.campaigns.model import Campaign
+from adserve.decisions.api import DecisionRequest
+from adserve.outcomes.tokens import TrackingClaims
 
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
 

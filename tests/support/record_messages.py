@@ -12,15 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adserve.decision_records import (
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.decision_records import (
     DecisionRecord,
     LoggedCandidate,
     LoggedChoice,
     LoggedPolicy,
     pseudonymous_listener_id,
 )
-from adserve.outcome_events import OutcomeEvent
-from adserve.vocabulary import EventType
+from adserve.outcomes.events import OutcomeEvent
 
 SAMPLE_EVENT = Path(__file__).parents[2] / "events" / "record_sqs_batch.json"
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)

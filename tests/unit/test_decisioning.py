@@ -5,14 +5,14 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from adserve.campaigns import Campaign
-from adserve.catalog import CampaignCatalog
-from adserve.decision_records import DecisionRecord
-from adserve.decisioning import DecisionService, PolicySettings, listener_features
-from adserve.features import FeatureEncoder
-from adserve.frequency_caps import impression_counters, session_key
-from adserve.tracking_tokens import TokenSigner
-from adserve.vocabulary import EventType
+from adserve.campaigns.frequency_caps import impression_counters, session_key
+from adserve.campaigns.model import Campaign
+from adserve.core.vocabulary import EventType
+from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.service import DecisionService, PolicySettings, listener_features
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.tokens import TokenSigner
 
 from devstack.fakes import ConstantScorer, InMemoryCampaigns, InMemoryCounters, RecordingDecisionLog
 from tests.support.builders import NOW, campaign, decision_request

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from adserve.features import (
+from adserve.models.features import (
     AD_FIELDS,
     DEFAULT_SPEC,
     LISTENER_FIELDS,
@@ -46,7 +46,8 @@ def test_known_inputs_map_to_fixed_indices() -> None:
 
 def test_indices_do_not_depend_on_the_process_hash_seed() -> None:
     script = (
-        f"from adserve.features import FeatureEncoder;print(FeatureEncoder().encode_listener({LISTENER!r}).tolist())"
+        "from adserve.models.features import FeatureEncoder;"
+        f"print(FeatureEncoder().encode_listener({LISTENER!r}).tolist())"
     )
     shared = str(Path(__file__).resolve().parents[2] / "shared")
     for hash_seed in ("1", "2"):

@@ -3,8 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from adserve.campaigns import CapWindow
-from adserve.frequency_caps import (
+from adserve.campaigns.frequency_caps import (
     EXPIRY_GRACE,
     impression_counters,
     session_key,
@@ -12,6 +11,7 @@ from adserve.frequency_caps import (
     window_end,
     within_caps,
 )
+from adserve.campaigns.model import CapWindow
 
 from tests.support.builders import NOW, campaign
 

@@ -4,10 +4,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from adserve.campaigns.frequency_caps import CounterSlot
+from adserve.core.errors import CounterStoreUnavailableError
 from adserve.dal.impression_counter import DynamoImpressionCounter
-from adserve.errors import CounterStoreUnavailableError
-from adserve.frequency_caps import CounterSlot
-from adserve.recording import ImpressionIncrement
+from adserve.outcomes.recording import ImpressionIncrement
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from tests.support.builders import NOW

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adserve.decisioning import Scorer
-from adserve.features import DEFAULT_SPEC
-from adserve.model_registry import ActivePointer, listener_bucket
-from adserve.model_serving import ModelProvider
-from adserve.observability import MetricName, metrics
-from adserve.scoring import CtrModel
+from adserve.core.observability import MetricName, metrics
+from adserve.models.ctr_model import CtrModel, Scorer
+from adserve.models.features import DEFAULT_SPEC
+from adserve.models.registry import ActivePointer, listener_bucket
+from adserve.models.serving import ModelProvider
 
 from devstack.fakes import InMemoryModelStore
 

@@ -5,9 +5,8 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from adserve.features import FeatureEncoder
-from adserve.ranking import slot_probabilities
-from adserve.simulation import World
+from adserve.decisions.policy import slot_probabilities
+from adserve.models.features import FeatureEncoder
 from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
     Evaluation,
@@ -23,6 +22,7 @@ from adserve.training.evaluation import (
     snips,
     standard_errors,
 )
+from adserve.training.simulation import World
 
 from devstack.fakes import InMemoryLogStore
 from devstack.simulated_logs import START, TrafficConfig, simulate_traffic

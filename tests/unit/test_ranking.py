@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from adserve.ranking import choose_slate, slot_probabilities
+from adserve.decisions.policy import choose_slate, slot_probabilities
 
 
 def test_slot_distribution_sums_to_one_and_favours_the_best() -> None:

@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from adserve.campaign_directory import CampaignDirectory
-from adserve.campaigns import Campaign
-from adserve.frequency_caps import impression_counters, within_caps
-from adserve.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
-from adserve.training_logs import decode_object, read_decisions, read_outcomes
-from adserve.vocabulary import EventType
+from adserve.campaigns.directory import CampaignDirectory
+from adserve.campaigns.frequency_caps import impression_counters, within_caps
+from adserve.campaigns.model import Campaign
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
+from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
 
 from devstack.fakes import InMemoryCampaigns, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign

@@ -9,18 +9,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from adserve.features import DEFAULT_SPEC
-from adserve.model_commands import EXIT_SKIPPED, add_model_commands, run_model_command
-from adserve.model_registry import ActivePointer
-from adserve.retraining import RetrainError, RetrainRequest, promote, retrain
-from adserve.scoring import CtrModel
-from adserve.settings import RetrainSettings
-from adserve.simulation import World
+from adserve.cli.models import EXIT_SKIPPED, add_model_commands, run_model_command
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import DEFAULT_SPEC
+from adserve.models.registry import ActivePointer
 from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
 from adserve.training.evaluation import PromotionRule, ips, score_candidates, slot_one_terms, snips
 from adserve.training.factorization_machine import TrainingConfig
+from adserve.training.retraining import RetrainError, RetrainRequest, promote, retrain
+from adserve.training.simulation import World
 from adserve.training.trainer import TrainerConfig
 from adserve.wiring.retrain import scheduled_request
+from adserve.wiring.settings import RetrainSettings
 
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic

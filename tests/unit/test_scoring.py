@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from adserve.errors import ModelLoadError
-from adserve.features import DEFAULT_SPEC, FeatureEncoder
-from adserve.scoring import CtrModel
+from adserve.core.errors import ModelLoadError
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 
 BOOTSTRAP = Path(__file__).resolve().parents[2] / "layers" / "model" / "bootstrap"
 LISTENER = {

@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from adserve.campaigns import Campaign
-from adserve.targeting import AdCandidate, campaign_matches, select_candidates
+from adserve.campaigns.model import Campaign
+from adserve.decisions.targeting import AdCandidate, campaign_matches, select_candidates
 
 from tests.support.builders import NOW, campaign, decision_request
 

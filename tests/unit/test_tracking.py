@@ -5,11 +5,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from adserve.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
-from adserve.track_api import EventBatchRequest, EventResult, RejectionCode
-from adserve.tracking import TrackingService, beacon_event_id
-from adserve.tracking_tokens import TokenSigner
-from adserve.vocabulary import EventType
+from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.api import EventBatchRequest, EventResult, RejectionCode
+from adserve.outcomes.tokens import TokenSigner
+from adserve.outcomes.tracking import TrackingService, beacon_event_id
 from pydantic import ValidationError
 
 from devstack.fakes import InMemoryOutcomeQueue

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from adserve.errors import TokenError
-from adserve.tracking_tokens import TokenSigner
-from adserve.vocabulary import EventType
+from adserve.core.errors import TokenError
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.tokens import TokenSigner
 
 from tests.support.builders import NOW, tracking_claims
 

@@ -4,11 +4,11 @@ from dataclasses import replace
 import numpy as np
 import onnxruntime as ort
 import pytest
-from adserve.features import DEFAULT_SPEC, LISTENER_FIELDS, FeatureEncoder
-from adserve.simulation import World, bayes_auc
+from adserve.models.features import DEFAULT_SPEC, LISTENER_FIELDS, FeatureEncoder
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
 from adserve.training.metrics import log_loss, roc_auc
 from adserve.training.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx
+from adserve.training.simulation import World, bayes_auc
 
 SMALL_SPEC = replace(DEFAULT_SPEC, hash_bits=14)
 

@@ -4,12 +4,12 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from adserve.decision_records import DecisionRecord
-from adserve.features import FeatureEncoder
-from adserve.outcome_events import OutcomeEvent
+from adserve.core.vocabulary import EventType
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
-from adserve.training_logs import LogKind, Partition, encode_object, log_row
-from adserve.vocabulary import EventType
 
 from devstack.fakes import InMemoryLogStore
 from tests.support.record_messages import NOW, decision, outcome

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from adserve.decision_records import DecisionRecord
-from adserve.outcome_events import OutcomeEvent
-from adserve.training_logs import (
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.logs import (
     LogKind,
     Partition,
     ReadStats,
@@ -20,7 +21,6 @@ from adserve.training_logs import (
     read_joined,
     read_outcomes,
 )
-from adserve.vocabulary import EventType
 
 from devstack.fakes import InMemoryLogStore
 from tests.support.record_messages import NOW, decision, outcome

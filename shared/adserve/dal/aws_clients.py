@@ -10,11 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+
+# What a failed AWS call raises, for callers outside dal/ that report it rather than handle it.
+AWS_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
 
 
 def _config(connect_timeout: float, read_timeout: float, attempts: int) -> Config:

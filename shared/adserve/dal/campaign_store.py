@@ -6,8 +6,8 @@ A JSON attribute keeps the item schema in one place (the pydantic model) and the
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from adserve.campaigns import Campaign
-from adserve.errors import NotFoundError
+from adserve.campaigns.model import Campaign
+from adserve.core.errors import NotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adserve.decision_records import RECORD_KIND, DecisionRecord
-from adserve.errors import DecisionLogUnavailableError
-from adserve.observability import logger
+from adserve.core.errors import DecisionLogUnavailableError
+from adserve.core.observability import logger
+from adserve.outcomes.decision_records import RECORD_KIND, DecisionRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

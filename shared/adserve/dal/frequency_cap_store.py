@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adserve.errors import CapStoreUnavailableError
-from adserve.frequency_caps import COUNTER_PREFIX
+from adserve.campaigns.frequency_caps import COUNTER_PREFIX
+from adserve.core.errors import CapStoreUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adserve.errors import CounterStoreUnavailableError
-from adserve.recording import ImpressionIncrement
+from adserve.core.errors import CounterStoreUnavailableError
+from adserve.outcomes.recording import ImpressionIncrement
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adserve.errors import LogStoreUnavailableError
+from adserve.core.errors import LogStoreUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from adserve.errors import (
+from adserve.core.errors import (
     InvalidModelPointerError,
     ModelLoadError,
     ModelNotFoundError,
     ModelStoreUnavailableError,
     ModelVersionConflictError,
 )
-from adserve.features import FeatureSpec
-from adserve.model_registry import ACTIVE_POINTER_KEY, MODELS_PREFIX, ActivePointer, model_key
-from adserve.scoring import MANIFEST_FILE, MODEL_FILE, CtrModel
+from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
+from adserve.models.features import FeatureSpec
+from adserve.models.registry import ACTIVE_POINTER_KEY, MODELS_PREFIX, ActivePointer, model_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adserve.errors import OutcomeQueueUnavailableError
-from adserve.observability import logger
-from adserve.outcome_events import OUTCOME_KIND, OutcomeEvent
+from adserve.core.errors import OutcomeQueueUnavailableError
+from adserve.core.observability import logger
+from adserve.outcomes.events import OUTCOME_KIND, OutcomeEvent
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

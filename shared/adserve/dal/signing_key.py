@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities import parameters
 
-from adserve.tracking_tokens import TokenSigner
+from adserve.outcomes.tokens import TokenSigner
 
 KEY_CACHE_SECONDS = 300
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from adserve.features import DEFAULT_SPEC, FeatureEncoder
-from adserve.simulation import Impressions, World, bayes_auc
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
 from adserve.training.metrics import log_loss, roc_auc
 from adserve.training.model_files import write_model_dir
 from adserve.training.onnx_export import export_onnx
+from adserve.training.simulation import Impressions, World, bayes_auc
 
 SEED = 20240601
 

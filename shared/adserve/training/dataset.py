@@ -1,6 +1,6 @@
 """The training set, streamed from the S3 logs: one example per chosen ad, plus slot 1 of every decision.
 
-For a time range, decisions are joined with their outcomes (``training_logs.read_joined_decisions``, which
+For a time range, decisions are joined with their outcomes (``outcomes.logs.read_joined_decisions``, which
 deduplicates and streams hour by hour). Each chosen ad becomes an *example*: the listener's features next to
 the ad's (encoded by THE ``FeatureEncoder``), its label, and what the logging policy knew (propensity,
 score, value, rank, time). Each decision also contributes its *slot-1 view* for off-policy evaluation:
@@ -22,9 +22,10 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from adserve.decision_records import DecisionRecord
-from adserve.features import FeatureEncoder
-from adserve.training_logs import (
+from adserve.core.vocabulary import EventType
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.logs import (
     LogKind,
     LogReader,
     Partition,
@@ -33,7 +34,6 @@ from adserve.training_logs import (
     read_joined_decisions,
     truncate_to_hour,
 )
-from adserve.vocabulary import EventType
 
 Label = Literal["click", "complete"]
 LABEL_EVENTS: Final[dict[str, EventType]] = {"click": EventType.CLICK, "complete": EventType.COMPLETE}

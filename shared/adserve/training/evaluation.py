@@ -23,7 +23,7 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
-from adserve.ranking import slot_probabilities
+from adserve.decisions.policy import slot_probabilities
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from adserve.features import FeatureSpec
-from adserve.scoring import MANIFEST_FILE, MODEL_FILE
+from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE
+from adserve.models.features import FeatureSpec
 from adserve.training.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 MODEL_TYPE: Final = "factorization_machine"

@@ -1,6 +1,6 @@
 """Read a log partition's objects concurrently: S3 GETs are latency-bound, the readers are sequential.
 
-``training_logs`` lists one hour partition and then reads its objects in order. Wrapped in
+``outcomes.logs`` lists one hour partition and then reads its objects in order. Wrapped in
 ``PrefetchingReader``, listing a partition starts fetching all of its objects on a small thread pool, and
 each ``read_object`` waits for its own fetch. At most the objects of the partitions listed but not yet read
 are in memory (compressed): about one hour of logs per kind.
@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
-from adserve.training_logs import OBJECT_SUFFIX, LogReader
+from adserve.outcomes.logs import OBJECT_SUFFIX, LogReader
 
 DEFAULT_WORKERS = 10
 """botocore's default connection pool holds 10 connections per client; more threads would only queue."""

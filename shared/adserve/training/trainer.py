@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adserve.features import FeatureSpec
+from adserve.models.features import FeatureSpec
 from adserve.training.dataset import Examples, SlotOne, TrainingDataset
 from adserve.training.factorization_machine import FactorizationMachine, FitReport, TrainingConfig
 from adserve.training.model_files import write_model_dir

@@ -6,20 +6,20 @@ from functools import cache
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.catalog import CampaignCatalog
+from adserve.core.errors import ModelLoadError
+from adserve.core.observability import MetricName, logger, metrics
 from adserve.dal.aws_clients import dynamodb_client, s3_client, sqs_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.signing_key import load_signer
-from adserve.decisioning import DecisionService, PolicySettings
-from adserve.errors import ModelLoadError
-from adserve.features import FeatureEncoder
-from adserve.model_serving import ModelProvider
-from adserve.observability import MetricName, logger, metrics
-from adserve.scoring import CtrModel
-from adserve.settings import DecideSettings
+from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.service import DecisionService, PolicySettings
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import FeatureEncoder
+from adserve.models.serving import ModelProvider
 from adserve.wiring.campaigns import campaign_store
+from adserve.wiring.settings import DecideSettings
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -40,7 +40,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         catalog=CampaignCatalog(campaign_store(settings.campaigns_table_name), encoder, settings.catalog_ttl_seconds),
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
         scorer=ModelProvider(
-            # A small time budget: the pointer check runs inline on a request (see adserve.model_serving).
+            # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
             store=S3ModelStore(
                 s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name
             ),

@@ -1,12 +1,12 @@
 """Record's wiring: exactly-once counters in DynamoDB, training logs in S3, campaigns cached."""
 
-from adserve.campaign_directory import CampaignDirectory
+from adserve.campaigns.directory import CampaignDirectory
 from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.impression_counter import DynamoImpressionCounter
 from adserve.dal.log_store import S3LogStore
-from adserve.recording import OutcomeRecorder
-from adserve.settings import RecordSettings
+from adserve.outcomes.recording import OutcomeRecorder
 from adserve.wiring.campaigns import campaign_store
+from adserve.wiring.settings import RecordSettings
 
 
 def outcome_recorder(settings: RecordSettings) -> OutcomeRecorder:

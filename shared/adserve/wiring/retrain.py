@@ -7,15 +7,15 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from adserve.core.observability import MetricName, logger, metrics
 from adserve.dal.aws_clients import s3_client
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.observability import MetricName, logger, metrics
-from adserve.retraining import RetrainRequest, RetrainResult, retrain
-from adserve.settings import RetrainSettings
 from adserve.training.evaluation import PromotionRule
 from adserve.training.prefetch import PrefetchingReader
+from adserve.training.retraining import RetrainRequest, RetrainResult, retrain
 from adserve.training.trainer import TrainerConfig
+from adserve.wiring.settings import RetrainSettings
 
 
 def scheduled_request(settings: RetrainSettings, now: datetime) -> RetrainRequest:

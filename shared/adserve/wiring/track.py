@@ -3,8 +3,8 @@
 from adserve.dal.aws_clients import sqs_client
 from adserve.dal.outcome_queue import OutcomeQueue
 from adserve.dal.signing_key import load_signer
-from adserve.settings import TrackSettings
-from adserve.tracking import TrackingService
+from adserve.outcomes.tracking import TrackingService
+from adserve.wiring.settings import TrackSettings
 
 
 def tracking_service(settings: TrackSettings) -> TrackingService:

@@ -1,9 +1,0 @@
-"""Models of the campaign admin API beyond the Campaign document itself."""
-
-from pydantic import BaseModel
-
-from adserve.campaigns import Campaign
-
-
-class CampaignListResponse(BaseModel):
-    campaigns: list[Campaign]

@@ -1,0 +1,1 @@
+"""What an advertiser books: the campaign model, its API shapes, the directory and frequency-cap rules."""

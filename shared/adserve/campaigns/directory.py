@@ -1,0 +1,42 @@
+"""Campaigns by id, as Record needs them to know an impression's caps: cached per execution environment.
+
+Unlike Decide's catalog it keeps every campaign whatever its status (an impression of a campaign paused a
+moment ago still happened) and encodes no features, so Record never imports numpy. An id the snapshot does
+not know triggers an early reload, at most once per `miss_refresh_seconds`: a campaign created after the
+last load is found within seconds, and a flood of unknown ids cannot turn into a flood of Scans.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from adserve.campaigns.model import Campaign
+from adserve.core.refreshing import RefreshingValue
+
+
+class CampaignSource(Protocol):
+    def list_campaigns(self) -> list[Campaign]: ...
+
+
+class CampaignDirectory:
+    def __init__(
+        self,
+        source: CampaignSource,
+        ttl_seconds: float,
+        *,
+        miss_refresh_seconds: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._miss_refresh = min(miss_refresh_seconds, ttl_seconds)
+        self._by_id = RefreshingValue(self._load, ttl_seconds, name="campaign directory", monotonic=monotonic)
+
+    def campaign(self, campaign_id: str) -> Campaign | None:
+        """The campaign, or None when it does not exist (deleted, or never created)."""
+        found = self._by_id.get().get(campaign_id)
+        if found is None:
+            found = self._by_id.get_if_fresher_than(self._miss_refresh).get(campaign_id)
+        return found
+
+    def _load(self) -> dict[str, Campaign]:
+        return {campaign.campaign_id: campaign for campaign in self._source.list_campaigns()}

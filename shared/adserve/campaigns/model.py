@@ -1,0 +1,113 @@
+"""Campaigns: what an advertiser buys (targeting, caps, creatives, value) and the rules a valid one keeps."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
+from adserve.core.vocabulary import AgeBucket, ContentType, CreativeFormat, Device, Placement
+
+
+class CampaignStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ARCHIVED = "archived"
+
+
+class CapWindow(StrEnum):
+    SESSION = "session"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    LIFETIME = "lifetime"
+
+
+class CapScope(StrEnum):
+    """Whom a cap counts: impressions of this campaign, or of every campaign of its advertiser."""
+
+    CAMPAIGN = "campaign"
+    ADVERTISER = "advertiser"
+
+
+class FrequencyCap(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: int = Field(ge=1, le=10_000, description="Impressions allowed per listener within the window.")
+    window: CapWindow
+    scope: CapScope = CapScope.CAMPAIGN
+
+
+class Targeting(BaseModel):
+    """Who may hear the campaign. An empty list means 'anyone' for that dimension."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    countries: Annotated[list[CountryCode], Field(max_length=250)] = []
+    devices: Annotated[list[Device], Field(max_length=len(Device))] = []
+    age_buckets: Annotated[list[AgeBucket], Field(max_length=len(AgeBucket))] = []
+    content_types: Annotated[list[ContentType], Field(max_length=len(ContentType))] = []
+    genres: Annotated[list[Slug], Field(max_length=100)] = []
+    hours: Annotated[list[Annotated[int, Field(ge=0, le=23)]], Field(max_length=24)] = Field(
+        default=[], description="Listener-local hours of day (0-23) in which the campaign may run."
+    )
+
+    @field_validator("countries", "devices", "age_buckets", "content_types", "genres", "hours")
+    @classmethod
+    def _no_duplicates(cls, values: list[object]) -> list[object]:
+        if len(set(values)) != len(values):
+            raise ValueError("must not repeat a value")
+        return values
+
+
+class Creative(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ad_id: Identifier
+    format: CreativeFormat
+    title: ShortText
+    media_url: AnyHttpUrl
+    click_url: AnyHttpUrl
+    duration_seconds: int | None = Field(default=None, ge=1, le=120)
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    campaign_id: Identifier
+    advertiser_id: Identifier
+    name: ShortText
+    status: CampaignStatus
+    category: Slug = Field(description="Advertiser vertical, e.g. auto, food, finance; a model feature.")
+    flight_start: datetime
+    flight_end: datetime
+    placements: Annotated[list[Placement], Field(min_length=1, max_length=len(Placement))]
+    targeting: Targeting = Targeting()
+    value_cpm: float = Field(gt=0, le=1000, description="What the advertiser pays per thousand impressions.")
+    frequency_caps: Annotated[list[FrequencyCap], Field(max_length=12)] = []
+    creatives: Annotated[list[Creative], Field(min_length=1, max_length=20)]
+
+    @field_validator("flight_start", "flight_end")
+    @classmethod
+    def _timezone_aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must carry a timezone, e.g. 2026-01-01T00:00:00Z")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.flight_end <= self.flight_start:
+            raise ValueError("flight_end must be after flight_start")
+        seen_caps = {(cap.scope, cap.window) for cap in self.frequency_caps}
+        if len(seen_caps) != len(self.frequency_caps):
+            raise ValueError("frequency_caps must not repeat a (scope, window) pair")
+        ad_ids = [creative.ad_id for creative in self.creatives]
+        if len(set(ad_ids)) != len(ad_ids):
+            raise ValueError("creatives must have distinct ad_id values")
+        return self
+
+    @property
+    def is_capped(self) -> bool:
+        return bool(self.frequency_caps)

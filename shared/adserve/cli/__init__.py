@@ -1,0 +1,1 @@
+"""The `adserve` command line: campaigns, logs, caps and model commands."""

@@ -1,0 +1,232 @@
+"""``adserve``: operator commands against a deployed or local stack (boto3 honours ``AWS_ENDPOINT_URL``).
+
+    adserve campaigns load examples/campaigns.json [--table NAME]
+    adserve campaigns list [--table NAME] [--json]
+    adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
+    adserve caps show LISTENER_ID [--table NAME]
+    adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
+
+A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from adserve.campaigns.model import Campaign
+from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
+from adserve.core.errors import CapStoreUnavailableError, LogStoreUnavailableError
+from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.frequency_cap_store import FrequencyCapStore
+from adserve.dal.log_store import S3LogStore
+from adserve.outcomes.logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
+from adserve.wiring.campaigns import campaign_store
+
+__all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
+
+TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
+BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
+CAPS_TABLE_VARIABLE = "FREQUENCY_CAPS_TABLE_NAME"
+
+
+class CampaignFileError(ValueError):
+    """A campaigns file is unreadable or holds invalid campaigns; ``reasons`` lists every problem."""
+
+    def __init__(self, path: Path, reasons: list[str]) -> None:
+        super().__init__(f"{path}: {len(reasons)} problem(s)")
+        self.reasons = reasons
+
+
+def read_campaigns(path: Path) -> list[Campaign]:
+    """Every campaign of the JSON list at *path*, or CampaignFileError naming each invalid one."""
+    try:
+        documents = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CampaignFileError(path, [str(error)]) from error
+    if not isinstance(documents, list):
+        raise CampaignFileError(path, ["the file must hold a JSON list of campaigns"])
+    campaigns: list[Campaign] = []
+    reasons: list[str] = []
+    for index, document in enumerate(documents):
+        label = f"[{index}]" + (f" {document.get('campaign_id')}" if isinstance(document, dict) else "")
+        try:
+            campaigns.append(Campaign.model_validate(document))
+        except ValidationError as error:
+            reasons.extend(f"{label}: {_location(problem)}{problem['msg']}" for problem in error.errors())
+    seen: set[str] = set()
+    for campaign in campaigns:
+        if campaign.campaign_id in seen:
+            reasons.append(f"{campaign.campaign_id}: campaign_id appears more than once")
+        seen.add(campaign.campaign_id)
+    if reasons:
+        raise CampaignFileError(path, reasons)
+    return campaigns
+
+
+def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
+    """Put every campaign (create or replace); the number written."""
+    for campaign in campaigns:
+        store.put(campaign)
+    return len(campaigns)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {"logs": _logs}
+    commands.update(dict.fromkeys(MODEL_GROUPS, run_model_command))
+    if arguments.group in commands:
+        return commands[arguments.group](arguments)
+    if arguments.group == "caps":
+        return _caps(arguments.listener_id, arguments.table or os.environ.get(CAPS_TABLE_VARIABLE))
+    table = arguments.table or os.environ.get(TABLE_VARIABLE)
+    if not table:
+        print(f"adserve: no table; pass --table or set {TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        if arguments.command == "load":
+            return _load(Path(arguments.file), table)
+        return _list(table, as_json=arguments.json)
+    except AWS_ERRORS as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+
+
+def _load(path: Path, table: str) -> int:
+    try:
+        campaigns = read_campaigns(path)
+    except CampaignFileError as error:
+        print(f"adserve: {error}; nothing was written", file=sys.stderr)  # noqa: T201
+        for reason in error.reasons:
+            print(f"  {reason}", file=sys.stderr)  # noqa: T201
+        return 1
+    count = load_campaigns(_store(table), campaigns)
+    print(f"loaded {count} campaigns into {table}")  # noqa: T201
+    return 0
+
+
+def _list(table: str, *, as_json: bool) -> int:
+    campaigns = _store(table).list_campaigns()
+    if as_json:
+        print(json.dumps([campaign.model_dump(mode="json") for campaign in campaigns], indent=2))  # noqa: T201
+        return 0
+    rows = [
+        (c.campaign_id, c.advertiser_id, c.status.value, c.category, f"{c.value_cpm:.2f}", ",".join(c.placements))
+        for c in campaigns
+    ]
+    header = ("CAMPAIGN", "ADVERTISER", "STATUS", "CATEGORY", "CPM", "PLACEMENTS")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
+    print(f"{len(campaigns)} campaigns in {table}")  # noqa: T201
+    return 0
+
+
+def _logs(arguments: argparse.Namespace) -> int:
+    """Print the logged rows of a time range as the trainer sees them (deduplicated); a summary to stderr."""
+    bucket = arguments.bucket or os.environ.get(BUCKET_VARIABLE)
+    if not bucket:
+        print(f"adserve: no bucket; pass --bucket or set {BUCKET_VARIABLE}", file=sys.stderr)  # noqa: T201
+        return 2
+    if arguments.end < arguments.start:
+        print("adserve: --to is before --from", file=sys.stderr)  # noqa: T201
+        return 2
+    store, stats = S3LogStore(s3_client(), bucket), ReadStats()
+    readers = {"decisions": read_decisions, "outcomes": read_outcomes, "joined": read_joined}
+    printed = 0
+    try:
+        for row in readers[arguments.kind](store, arguments.start, arguments.end, stats):
+            print(json_line(row))  # noqa: T201
+            printed += 1
+    except LogStoreUnavailableError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    summary = {
+        "kind": arguments.kind,
+        "rows": printed,
+        "duplicates_dropped": stats.duplicates_dropped,
+        "malformed_lines_skipped": stats.malformed_lines,
+        "unreadable_objects": stats.unreadable_objects,
+        "objects_read": stats.objects,
+    }
+    print(json.dumps(summary), file=sys.stderr)  # noqa: T201
+    return 0
+
+
+def _caps(listener_id: str, table: str | None) -> int:
+    """Print a listener's live frequency counters, as Decide reads them (one Query, expired ones ignored)."""
+    if not table:
+        print(f"adserve: no table; pass --table or set {CAPS_TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        counters = FrequencyCapStore(dynamodb_client(), table).read_counters(listener_id, datetime.now(UTC))
+    except CapStoreUnavailableError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    width = max((len(key) for key in counters), default=7)
+    print(f"{'COUNTER'.ljust(width)}  IMPRESSIONS")  # noqa: T201
+    for key, count in sorted(counters.items()):
+        print(f"{key.ljust(width)}  {count}")  # noqa: T201
+    print(f"{len(counters)} live counters for {listener_id} in {table}")  # noqa: T201
+    return 0
+
+
+def _hour(text: str) -> datetime:
+    """``2026-11-25T13`` (or any ISO time; naive means UTC) -> that instant in UTC."""
+    try:
+        moment = datetime.fromisoformat(text if len(text) != 13 else f"{text}:00")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO hour like 2026-11-25T13: {text!r}") from error
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _store(table: str) -> CampaignStore:
+    return campaign_store(table)
+
+
+def _location(problem: Any) -> str:
+    location = ".".join(str(part) for part in problem.get("loc", ()))
+    return f"{location}: " if location else ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adserve", description="adserve operator commands")
+    groups = parser.add_subparsers(dest="group", required=True)
+    campaigns = groups.add_parser("campaigns", help="manage the campaign catalog")
+    commands = campaigns.add_subparsers(dest="command", required=True)
+    load = commands.add_parser("load", help="validate a JSON list of campaigns, then put them all")
+    load.add_argument("file", help="JSON file holding a list of Campaign documents")
+    load.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
+    listing = commands.add_parser("list", help="list every campaign")
+    listing.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
+    listing.add_argument("--json", action="store_true", help="print the full documents as JSON")
+    logs = groups.add_parser("logs", help="read the training logs of a time range (deduplicated) as JSON lines")
+    logs.add_argument("--from", dest="start", type=_hour, required=True, help="first hour, UTC, e.g. 2026-11-25T00")
+    logs.add_argument("--to", dest="end", type=_hour, required=True, help="last hour, UTC, included")
+    logs.add_argument(
+        "--kind",
+        choices=("decisions", "outcomes", "joined"),
+        default="joined",
+        help="joined: one row per chosen ad with its features, propensity and outcome flags (default)",
+    )
+    logs.add_argument("--bucket", help=f"logs bucket (default: ${BUCKET_VARIABLE})")
+    caps = groups.add_parser("caps", help="inspect frequency counters")
+    caps_commands = caps.add_subparsers(dest="command", required=True)
+    show = caps_commands.add_parser("show", help="a listener's live counters (campaign and advertiser caps)")
+    show.add_argument("listener_id", help="the listener id, as sent in POST /v1/decisions")
+    show.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
+    add_model_commands(groups, _hour)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""``adserve train``, ``adserve promote`` and ``adserve models``: the retraining pipeline from a terminal.
+
+    adserve train --from 2026-11-18T00 --to 2026-11-25T00 [--label click|complete] [--reward-window-hours 24]
+                  [--weighting none|ips] [--promote|--register-only] [--challenger-share 0.1]
+    adserve promote VERSION [--challenger --share 0.2]
+    adserve models [--json]
+
+Buckets come from --logs-bucket/--models-bucket or $LOGS_BUCKET_NAME/$MODELS_BUCKET_NAME. The training
+modules (numpy training, ``onnx``) are imported only when a command needs them, so the rest of the CLI
+starts fast and works without the ``train`` extra.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from adserve.models.registry import ModelStore
+    from adserve.outcomes.logs import LogReader
+
+MODEL_GROUPS: Final = frozenset({"train", "promote", "models"})
+LOGS_BUCKET_VARIABLE: Final = "LOGS_BUCKET_NAME"
+MODELS_BUCKET_VARIABLE: Final = "MODELS_BUCKET_NAME"
+MODEL_DIR_VARIABLE: Final = "MODEL_DIR"
+DEFAULT_MODEL_DIR: Final = Path("layers/model/bootstrap")
+EXIT_SKIPPED: Final = 3
+"""`adserve train` exit status when there was too little data (nothing published): not a crash, not a model."""
+
+
+def _say(message: str) -> None:
+    print(f"adserve: {message}", file=sys.stderr)  # noqa: T201 - CLI output
+
+
+def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable[[str], datetime]) -> None:
+    train = groups.add_parser("train", help="train on the logs of a time range, evaluate, publish, maybe promote")
+    train.add_argument("--from", dest="start", type=hour, required=True, help="first hour, UTC, e.g. 2026-11-18T00")
+    train.add_argument("--to", dest="end", type=hour, required=True, help="last decision time, UTC")
+    train.add_argument("--as-of", type=hour, help="the logs' end (default: now); later decisions lack final labels")
+    train.add_argument("--label", choices=("click", "complete"), default="click")
+    train.add_argument("--reward-window-hours", type=float, default=24.0, help="outcomes later than this count 0")
+    train.add_argument("--weighting", choices=("none", "ips"), default="none", help="ips: weight rows 1/propensity")
+    mode = train.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--promote", dest="promotion", action="store_const", const="auto", help="promote if it beats the champion"
+    )
+    mode.add_argument("--register-only", dest="promotion", action="store_const", const="never")
+    train.set_defaults(promotion="auto")
+    train.add_argument("--challenger-share", type=float, help="a model that passes becomes the challenger")
+    train.add_argument("--estimator", choices=("ips", "snips", "dr"), default="snips", help="for the promotion rule")
+    train.add_argument("--margin", type=float, default=0.02, help="relative improvement needed (0.02 = 2%%)")
+    train.add_argument("--min-rows", type=int, default=1000)
+    train.add_argument("--min-positives", type=int, default=20)
+    train.add_argument("--holdout", type=float, default=0.2, help="last share of the window held out")
+    train.add_argument("--model-dir", type=Path, help=f"bootstrap model (default: ${MODEL_DIR_VARIABLE})")
+    train.add_argument("--json", action="store_true", help="print the run's summary as JSON after the table")
+    _bucket_arguments(train, logs=True)
+    promote = groups.add_parser("promote", help="point traffic at a published version")
+    promote.add_argument("version")
+    promote.add_argument("--challenger", action="store_true", help="as challenger next to the current champion")
+    promote.add_argument("--share", type=float, default=0.1, help="the challenger's share of listeners")
+    _bucket_arguments(promote, logs=False)
+    models = groups.add_parser("models", help="list published models with their metrics and the active pointer")
+    models.add_argument("--json", action="store_true")
+    _bucket_arguments(models, logs=False)
+
+
+def _bucket_arguments(parser: argparse.ArgumentParser, *, logs: bool) -> None:
+    if logs:
+        parser.add_argument("--logs-bucket", help=f"logs bucket (default: ${LOGS_BUCKET_VARIABLE})")
+    parser.add_argument("--models-bucket", help=f"models bucket (default: ${MODELS_BUCKET_VARIABLE})")
+
+
+def _bucket(given: str | None, variable: str) -> str | None:
+    bucket = given or os.environ.get(variable)
+    if not bucket:
+        _say(f"no bucket; pass --{variable.split('_', maxsplit=1)[0].lower()}-bucket or set {variable}")
+    return bucket
+
+
+def _s3_model_store(bucket: str) -> "ModelStore":
+    from adserve.dal.aws_clients import s3_client  # noqa: PLC0415 - lazy: boto3 only when a bucket is used
+    from adserve.dal.model_store import S3ModelStore  # noqa: PLC0415
+
+    return S3ModelStore(s3_client(), bucket)
+
+
+def _s3_log_store(bucket: str) -> "LogReader":
+    from adserve.dal.aws_clients import s3_client  # noqa: PLC0415
+    from adserve.dal.log_store import S3LogStore  # noqa: PLC0415
+
+    return S3LogStore(s3_client(), bucket)
+
+
+def run_model_command(
+    arguments: argparse.Namespace, logs: "LogReader | None" = None, models: "ModelStore | None" = None
+) -> int:
+    """Dispatch train/promote/models; stores default to the S3 buckets named by flags or environment."""
+    from adserve.core.errors import AdserveError  # noqa: PLC0415
+
+    if models is None:
+        bucket = _bucket(arguments.models_bucket, MODELS_BUCKET_VARIABLE)
+        if bucket is None:
+            return 2
+        models = _s3_model_store(bucket)
+    try:
+        if arguments.group == "promote":
+            return _promote(arguments, models)
+        if arguments.group == "models":
+            return _models(arguments, models)
+        if logs is None:
+            bucket = _bucket(arguments.logs_bucket, LOGS_BUCKET_VARIABLE)
+            if bucket is None:
+                return 2
+            logs = _s3_log_store(bucket)
+        return _train(arguments, logs, models)
+    except (AdserveError, ValueError) as error:
+        _say(str(error))
+        return 1
+
+
+def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore") -> int:
+    from adserve.training.evaluation import PromotionRule  # noqa: PLC0415
+    from adserve.training.prefetch import PrefetchingReader  # noqa: PLC0415
+    from adserve.training.progress import Progress  # noqa: PLC0415
+    from adserve.training.retraining import RetrainRequest, retrain  # noqa: PLC0415 - needs numpy training and onnx
+    from adserve.training.trainer import TrainerConfig  # noqa: PLC0415
+
+    if arguments.end < arguments.start:
+        _say("--to is before --from")
+        return 2
+    request = RetrainRequest(
+        start=arguments.start,
+        end=arguments.end,
+        as_of=arguments.as_of or datetime.now(UTC),
+        label=arguments.label,
+        reward_window=timedelta(hours=arguments.reward_window_hours),
+        trainer=TrainerConfig(holdout_fraction=arguments.holdout, weighting=arguments.weighting),
+        promotion=arguments.promotion,
+        rule=PromotionRule(arguments.estimator, arguments.margin),
+        challenger_share=arguments.challenger_share,
+        min_rows=arguments.min_rows,
+        min_positives=arguments.min_positives,
+        updated_by="adserve train",
+    )
+    model_dir = arguments.model_dir or Path(os.environ.get(MODEL_DIR_VARIABLE, DEFAULT_MODEL_DIR))
+    with tempfile.TemporaryDirectory(prefix="adserve-train-") as work_dir, PrefetchingReader(logs) as reader:
+        result = retrain(
+            reader, models, request, work_dir=Path(work_dir), fallback_model_dir=model_dir, progress=Progress()
+        )
+    if result.table:
+        print(result.table)  # noqa: T201
+    dataset = result.dataset
+    _say(
+        f"{dataset.get('examples', 0):,} examples from {dataset.get('decisions', 0):,} decisions; "
+        f"{dataset.get('log_malformed_lines', 0)} malformed lines and {dataset.get('log_unreadable_objects', 0)} "
+        f"unreadable objects skipped, {dataset.get('log_duplicates_dropped', 0)} duplicates dropped"
+    )
+    if arguments.json:
+        print(json.dumps(result.summary(), indent=2, sort_keys=True))  # noqa: T201
+    _say(result.message)
+    return EXIT_SKIPPED if result.status == "skipped" else 0
+
+
+def _promote(arguments: argparse.Namespace, models: "ModelStore") -> int:
+    from adserve.training.retraining import promote  # noqa: PLC0415
+
+    pointer = promote(models, arguments.version, challenger_share=arguments.share if arguments.challenger else None)
+    print(pointer.model_dump_json(indent=2))  # noqa: T201
+    return 0
+
+
+def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
+    from adserve.training.retraining import published_models  # noqa: PLC0415
+
+    pointer = models.read_pointer()
+    with tempfile.TemporaryDirectory(prefix="adserve-models-") as work_dir:
+        published = published_models(models, Path(work_dir))
+    roles = {}
+    if pointer is not None:
+        roles[pointer.champion] = "champion"
+        if pointer.challenger:
+            roles[pointer.challenger] = f"challenger {pointer.challenger_share:.0%}"
+    if arguments.json:
+        document = {
+            "pointer": None if pointer is None else pointer.model_dump(mode="json"),
+            "models": [{"version": m.version, "role": roles.get(m.version), "manifest": m.manifest} for m in published],
+        }
+        print(json.dumps(document, indent=2, sort_keys=True))  # noqa: T201
+        return 0
+    header = ("VERSION", "ROLE", "LABEL", "TRAIN ROWS", "AUC", "SNIPS", "PROMOTION")
+    rows = [header]
+    for model in published:
+        manifest = model.manifest
+        evaluation = manifest.get("evaluation") or {}
+        snips = ((evaluation.get("off_policy") or {}).get("new") or {}).get("snips")
+        promotion = evaluation.get("promotion") or {}
+        rows.append(
+            (
+                model.version,
+                roles.get(model.version, ""),
+                str(manifest.get("label", "click")),
+                str((manifest.get("row_counts") or {}).get("train", manifest.get("training_rows", ""))),
+                _number(manifest.get("holdout_auc")),
+                _number(snips, 5),
+                "" if not promotion else ("passed" if promotion.get("promote") else "failed"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
+    active = "none (Decide serves the bootstrap model)" if pointer is None else pointer.model_dump_json()
+    print(f"{len(published)} models; active pointer: {active}")  # noqa: T201
+    return 0
+
+
+def _number(value: object, digits: int = 4) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"

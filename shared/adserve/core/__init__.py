@@ -1,0 +1,1 @@
+"""Foundation every wing may use: errors, identifiers, vocabularies, observability, cached values."""

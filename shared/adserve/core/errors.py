@@ -1,0 +1,82 @@
+"""Domain errors. The HTTP layer maps each class to a status code in one place (http_api.errors)."""
+
+
+class AdserveError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InvalidInputError(AdserveError):
+    """Something a caller sent breaks a rule pydantic alone cannot express."""
+
+
+class NotFoundError(AdserveError):
+    """The named entity does not exist."""
+
+
+class ConfigurationError(AdserveError):
+    """The function's environment is missing or malformed; raised at start-up."""
+
+
+class ModelLoadError(AdserveError):
+    """A model artifact is corrupt, does not match its manifest, or needs a feature spec we cannot honour."""
+
+
+class CapStoreUnavailableError(AdserveError):
+    """Frequency counters could not be read in time; capped campaigns must not be served."""
+
+
+class DecisionLogUnavailableError(AdserveError):
+    """A decision record could not be queued; the decision is served anyway and the loss is counted."""
+
+
+class TokenError(AdserveError):
+    """A tracking token is malformed, forged, tampered with, expired or used for the wrong event type.
+
+    `code` is the stable, machine-readable reason the API answers with; subclasses narrow it.
+    """
+
+    code: str = "invalid_token"
+
+
+class ExpiredTokenError(TokenError):
+    """A genuine tracking token past its expiry."""
+
+    code = "expired_token"
+
+
+class WrongEventTypeError(TokenError):
+    """A genuine tracking token presented for an event type it was not issued for."""
+
+    code = "wrong_event_type"
+
+
+class OutcomeQueueUnavailableError(AdserveError):
+    """An outcome event could not be queued; the caller should retry (the event's identity makes that safe)."""
+
+
+class InvalidRecordError(AdserveError):
+    """A queue message is not a valid decision record or outcome event; it goes to the DLQ."""
+
+
+class CounterStoreUnavailableError(AdserveError):
+    """An impression's counters could not be written; the record fails and is redelivered."""
+
+
+class LogStoreUnavailableError(AdserveError):
+    """A training-log object could not be written or read."""
+
+
+class ModelStoreUnavailableError(AdserveError):
+    """The models bucket could not be read or written; Decide keeps serving the model it has."""
+
+
+class ModelNotFoundError(AdserveError):
+    """No published model has this version (or its files are incomplete)."""
+
+
+class InvalidModelPointerError(AdserveError):
+    """The active-model pointer exists but is not a valid pointer document."""
+
+
+class ModelVersionConflictError(AdserveError):
+    """Publishing would overwrite an existing model version with different bytes; versions are immutable."""

@@ -1,0 +1,60 @@
+"""A value loaded lazily once per execution environment and reloaded after a time-to-live.
+
+Shared by the catalogs Decide and Record keep: if a reload fails the previous value keeps serving (and the
+next attempt waits another TTL, so an outage of the source is not hammered); with no previous value the
+error propagates.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from adserve.core.observability import logger
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Loaded(Generic[T]):
+    value: T
+    loaded_at: float
+
+
+class RefreshingValue(Generic[T]):
+    def __init__(
+        self,
+        load: Callable[[], T],
+        ttl_seconds: float,
+        *,
+        name: str,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._ttl = ttl_seconds
+        self._name = name
+        self._monotonic = monotonic
+        self._loaded: _Loaded[T] | None = None
+
+    def get(self) -> T:
+        """The current value, reloaded first when it is older than the TTL."""
+        return self.get_if_fresher_than(self._ttl)
+
+    def get_if_fresher_than(self, max_age_seconds: float) -> T:
+        """The value, reloaded first when older than *max_age_seconds* (e.g. sooner than the TTL on a miss)."""
+        loaded = self._loaded
+        if loaded is None or self._monotonic() - loaded.loaded_at >= max_age_seconds:
+            loaded = self._reload(loaded)
+        return loaded.value
+
+    def _reload(self, stale: _Loaded[T] | None) -> _Loaded[T]:
+        try:
+            value = self._load()
+        except Exception:
+            if stale is None:
+                raise
+            logger.exception("refresh failed; serving the previous value", extra={"cache": self._name})
+            self._loaded = _Loaded(stale.value, self._monotonic())
+            return self._loaded
+        self._loaded = _Loaded(value, self._monotonic())
+        return self._loaded

@@ -1,0 +1,76 @@
+"""The campaign catalog as Decide sees it: loaded once per execution environment, refreshed on a short TTL.
+
+Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows.
+"""
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from adserve.campaigns.model import Campaign, CampaignStatus
+from adserve.core.observability import logger
+from adserve.core.refreshing import RefreshingValue
+from adserve.core.vocabulary import Placement
+from adserve.decisions.targeting import AdCandidate
+from adserve.models.features import FeatureEncoder
+
+
+class CampaignSource(Protocol):
+    def list_campaigns(self) -> list[Campaign]: ...
+
+
+def ad_features(campaign: Campaign, ad_id: str, ad_format: str) -> dict[str, str]:
+    """The ad's side of the feature encoder's input."""
+    return {
+        "advertiser_id": campaign.advertiser_id,
+        "campaign_id": campaign.campaign_id,
+        "ad_id": ad_id,
+        "category": campaign.category,
+        "format": ad_format,
+    }
+
+
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    by_placement: dict[Placement, list[AdCandidate]]
+
+
+class CampaignCatalog:
+    def __init__(
+        self,
+        source: CampaignSource,
+        encoder: FeatureEncoder,
+        ttl_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._encoder = encoder
+        self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign catalog", monotonic=monotonic)
+
+    def ads_for(self, placement: Placement) -> Sequence[AdCandidate]:
+        """Active ads that run in this placement; a stale snapshot keeps serving if a refresh fails."""
+        return self._snapshot.get().by_placement.get(placement, [])
+
+    def _load(self) -> CatalogSnapshot:
+        campaigns = self._source.list_campaigns()
+        logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns)})
+        snapshot = self._build(campaigns)
+        # The snapshot lives for the whole TTL: moving it (and everything loaded before it) out of the
+        # cyclic collector's reach keeps full collections from rescanning it during decisions (bench:
+        # p99 at 1000 candidates was dominated by ~30 ms full collections).
+        gc.freeze()
+        return snapshot
+
+    def _build(self, campaigns: list[Campaign]) -> CatalogSnapshot:
+        by_placement: dict[Placement, list[AdCandidate]] = {}
+        for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
+            if campaign.status is not CampaignStatus.ACTIVE:
+                continue
+            for creative in campaign.creatives:
+                features = ad_features(campaign, creative.ad_id, creative.format.value)
+                ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features))
+                for placement in campaign.placements:
+                    by_placement.setdefault(placement, []).append(ad)
+        return CatalogSnapshot(by_placement)

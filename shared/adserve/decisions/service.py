@@ -1,0 +1,270 @@
+"""Decide: targeting, frequency caps (one read), batch scoring, the serving policy, tokens and the log."""
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from urllib.parse import quote
+
+import numpy as np
+from aws_lambda_powertools.metrics import MetricUnit
+
+from adserve.campaigns.frequency_caps import session_key, within_caps
+from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
+from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.vocabulary import EventType
+from adserve.decisions.api import CreativeView, DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
+from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.policy import Choice, choose_slate
+from adserve.decisions.targeting import AdCandidate, listener_hour, select_candidates
+from adserve.models.ctr_model import Scorer
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.decision_records import (
+    CapCheck,
+    DecisionRecord,
+    LoggedCandidate,
+    LoggedChoice,
+    LoggedPolicy,
+    pseudonymous_listener_id,
+)
+from adserve.outcomes.tokens import TokenSigner, TrackingClaims
+
+
+class CounterReader(Protocol):
+    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:
+        """All live counters of one listener in one request; raises CapStoreUnavailableError."""
+        ...
+
+
+class DecisionLog(Protocol):
+    def publish(self, record: DecisionRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    epsilon: float
+    token_ttl: timedelta
+
+
+@dataclass
+class DecisionService:
+    """One per execution environment; holds no per-request state."""
+
+    catalog: CampaignCatalog
+    counters: CounterReader
+    scorer: Callable[[str], Scorer]
+    """The model for this listener (champion or challenger by a hash of the id); called once per decision."""
+    decision_log: DecisionLog
+    signer: Callable[[], TokenSigner]
+    encoder: FeatureEncoder
+    policy: PolicySettings
+    rng: random.Random
+    tracking_base_url: str | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
+        """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's."""
+        started = time.perf_counter()
+        now = self.clock()
+        tracking_base_url = self.tracking_base_url or request_base_url
+        listener = request.listener
+        session = session_key(listener.session_id, now)
+        in_placement = self.catalog.ads_for(request.placement)
+        targeted = select_candidates(in_placement, request, now)
+        metrics.add_metric(
+            MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
+        )
+        eligible, cap_check = self._apply_caps(targeted, listener.id, now, session)
+        model = self.scorer(listener.id)
+        features = listener_features(request, now)
+        scores = self._score(model, features, eligible)
+        values = np.fromiter((ad.campaign.value_cpm for ad in eligible), dtype=np.float64, count=len(eligible))
+        choices = choose_slate(
+            scores * values,
+            [ad.campaign.advertiser_id for ad in eligible],
+            request.max_ads,
+            self.policy.epsilon,
+            self.rng,
+        )
+        decision_id = str(uuid.uuid4())
+        response = DecisionResponse(
+            decision_id=decision_id,
+            model_version=model.version,
+            ads=self._served_ads(
+                decision_id=decision_id,
+                listener_id=listener.id,
+                session=session,
+                eligible=eligible,
+                scores=scores,
+                choices=choices,
+                base_url=tracking_base_url,
+                now=now,
+            ),
+        )
+        self._log(
+            request=request,
+            response=response,
+            features=features,
+            eligible=eligible,
+            scores=scores,
+            cap_check=cap_check,
+            now=now,
+        )
+        metrics.add_metric(MetricName.DECISIONS, MetricUnit.Count, 1)
+        metrics.add_metric(MetricName.ADS_RETURNED, MetricUnit.Count, len(response.ads))
+        if not response.ads:
+            metrics.add_metric(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
+        metrics.add_metric(MetricName.DECIDE_LATENCY, MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
+        return response
+
+    def _apply_caps(
+        self, targeted: Sequence[AdCandidate], listener_id: str, now: datetime, session: str
+    ) -> tuple[list[AdCandidate], CapCheck]:
+        """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed)."""
+        if not any(ad.campaign.is_capped for ad in targeted):
+            return list(targeted), "not_needed"
+        try:
+            counts = self.counters.read_counters(listener_id, now)
+        except CapStoreUnavailableError:
+            logger.exception("frequency caps unreadable; serving uncapped campaigns only")
+            metrics.add_metric(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
+            uncapped = [ad for ad in targeted if not ad.campaign.is_capped]
+            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
+            return uncapped, "unavailable"
+        verdicts: dict[str, bool] = {}
+        eligible = []
+        for ad in targeted:
+            campaign = ad.campaign
+            if campaign.campaign_id not in verdicts:
+                verdicts[campaign.campaign_id] = within_caps(campaign, counts, now, session)
+            if verdicts[campaign.campaign_id]:
+                eligible.append(ad)
+        metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
+        return eligible, "ok"
+
+    def _score(self, model: Scorer, features: dict[str, str], eligible: Sequence[AdCandidate]) -> np.ndarray:
+        if not eligible:
+            return np.zeros(0, dtype=np.float64)
+        listener_row = self.encoder.encode_listener(features)
+        ad_rows = np.stack([ad.encoded for ad in eligible])
+        return model.predict(self.encoder.encode(listener_row, ad_rows)).astype(np.float64)
+
+    def _served_ads(
+        self,
+        *,
+        decision_id: str,
+        listener_id: str,
+        session: str,
+        eligible: Sequence[AdCandidate],
+        scores: np.ndarray,
+        choices: list[Choice],
+        base_url: str,
+        now: datetime,
+    ) -> list[ServedAd]:
+        signer = self.signer()
+        expires_at = int((now + self.policy.token_ttl).timestamp())
+        served = []
+        for choice in choices:
+            ad = eligible[choice.index]
+            campaign = ad.campaign
+            claims = TrackingClaims(
+                decision_id=decision_id,
+                ad_id=ad.ad_id,
+                campaign_id=campaign.campaign_id,
+                advertiser_id=campaign.advertiser_id,
+                listener_id=listener_id,
+                session=session,
+                event_type=EventType.IMPRESSION.value,
+                expires_at=expires_at,
+            )
+            served.append(
+                ServedAd(
+                    ad_id=ad.ad_id,
+                    campaign_id=campaign.campaign_id,
+                    advertiser_id=campaign.advertiser_id,
+                    creative=CreativeView(
+                        format=ad.creative.format.value,
+                        title=ad.creative.title,
+                        media_url=str(ad.creative.media_url),
+                        click_url=str(ad.creative.click_url),
+                        duration_seconds=ad.creative.duration_seconds,
+                    ),
+                    score=float(scores[choice.index]),
+                    propensity=choice.propensity,
+                    rank=choice.rank,
+                    tracking=tracking_urls(signer, base_url, claims),
+                )
+            )
+        return served
+
+    def _log(
+        self,
+        *,
+        request: DecisionRequest,
+        response: DecisionResponse,
+        features: dict[str, str],
+        eligible: Sequence[AdCandidate],
+        scores: np.ndarray,
+        cap_check: CapCheck,
+        now: datetime,
+    ) -> None:
+        """A decision that cannot be logged is still served: the listener is not punished for our queue."""
+        record = DecisionRecord(
+            decision_id=response.decision_id,
+            decided_at=now,
+            model_version=response.model_version,
+            policy=LoggedPolicy(epsilon=self.policy.epsilon),
+            listener_hash=pseudonymous_listener_id(request.listener.id),
+            listener_features=features,
+            placement=request.placement.value,
+            max_ads=request.max_ads,
+            cap_check=cap_check,
+            candidates=[
+                LoggedCandidate(
+                    ad_id=ad.ad_id,
+                    campaign_id=ad.campaign.campaign_id,
+                    advertiser_id=ad.campaign.advertiser_id,
+                    features=ad.features,
+                    score=float(score),
+                    value_cpm=ad.campaign.value_cpm,
+                )
+                for ad, score in zip(eligible, scores, strict=True)
+            ],
+            chosen=[
+                LoggedChoice(ad_id=ad.ad_id, rank=ad.rank, score=ad.score, propensity=ad.propensity)
+                for ad in response.ads
+            ],
+        )
+        try:
+            self.decision_log.publish(record)
+        except DecisionLogUnavailableError:
+            logger.exception("decision record not published", extra={"decision_id": response.decision_id})
+            metrics.add_metric(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
+
+
+def listener_features(request: DecisionRequest, now: datetime) -> dict[str, str]:
+    """The listener's side of the feature encoder's input; the same keys the trainer reads from the log."""
+    listener = request.listener
+    return {
+        "country": listener.country,
+        "device": listener.device.value,
+        "age_bucket": listener.age_bucket.value if listener.age_bucket else "",
+        "content_type": listener.context.content_type.value,
+        "genre": listener.context.genre or "",
+        "placement": request.placement.value,
+        "hour_of_day": str(listener_hour(request, now)),
+        "day_of_week": str(now.weekday()),
+    }
+
+
+def tracking_urls(signer: TokenSigner, base_url: str, claims: TrackingClaims) -> TrackingUrls:
+    """One URL per event type, each with a token that is valid for that type only."""
+    urls = {
+        event_type.value: f"{base_url}/v1/events/{event_type.value}?t="
+        + quote(signer.sign(replace(claims, event_type=event_type.value)))
+        for event_type in EventType
+    }
+    return TrackingUrls.model_validate(urls)

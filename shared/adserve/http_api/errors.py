@@ -1,0 +1,89 @@
+"""The one place where errors become HTTP responses: `{"error": {"code", "message", "details"?}}`."""
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
+
+from adserve.core.errors import InvalidInputError, NotFoundError, OutcomeQueueUnavailableError, TokenError
+from adserve.core.observability import logger
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_doc(description: str) -> OpenAPIResponse:
+    """An OpenAPI response entry for an error status: the description and the error body's schema."""
+    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> str:
+    return ErrorResponse(error=ErrorBody(code=code, message=message, details=details)).model_dump_json(
+        exclude_none=True
+    )
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> Response[str]:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=error_body(code, message, details)
+    )
+
+
+def _validation_details(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for problem in error.errors():
+        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
+        details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", "invalid")})
+    return "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5]), details[:50]
+
+
+def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+    """Map domain errors to status codes; nothing a caller sends can produce a 500."""
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[str]:
+        if any(problem.get("type") == "json_invalid" for problem in error.errors()):
+            return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON")
+        message, details = _validation_details(error)
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, details)
+
+    @app.exception_handler(InvalidInputError)
+    def _invalid_input(error: InvalidInputError) -> Response[str]:
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", str(error))
+
+    @app.exception_handler(NotFoundError)
+    def _not_found(error: NotFoundError) -> Response[str]:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
+
+    @app.exception_handler(TokenError)
+    def _bad_token(error: TokenError) -> Response[str]:
+        return error_response(HTTPStatus.FORBIDDEN, error.code, str(error))
+
+    @app.exception_handler(OutcomeQueueUnavailableError)
+    def _queue_unavailable(_: OutcomeQueueUnavailableError) -> Response[str]:
+        response = error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", "the event could not be queued; retry it"
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[str]:
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
+
+    @app.exception_handler(Exception)
+    def _unexpected(_: Exception) -> Response[str]:
+        logger.exception("unhandled error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")

@@ -1,0 +1,1 @@
+"""What happens after a decision: tracking tokens, events, decision records, recording and training logs."""

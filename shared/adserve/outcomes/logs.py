@@ -1,0 +1,415 @@
+"""Training logs in S3: where rows go, how they are encoded, and how a time range is read back.
+
+Layout: ``logs/decisions/dt=YYYY-MM-DD/hour=HH/<object>.jsonl.gz`` and ``logs/outcomes/...``, partitioned by
+the row's own time (``decided_at`` / ``occurred_at``, UTC). Record writes one gzip JSON Lines object per
+(SQS batch, kind, partition); its name is a hash of the sorted SQS message ids of its rows, and its bytes are
+deterministic, so a batch redelivered whole overwrites its own objects instead of adding copies.
+
+Duplicates are removed by the reader, not the writer. A batch redelivered with a different composition
+(some records failed, SQS regrouped them) writes objects with new names, and a beacon fired twice is two
+messages; so a row may exist physically more than once. Every reader (the ``adserve logs`` replay tool and
+the trainer) drops copies by the row's identity: ``decision_id`` for decisions, ``(decision_id, ad_id,
+event_type)`` for outcomes. Writers stay simple and never lose a row; the cost is a dedupe set in readers.
+
+Outcome rows never carry the raw listener id, only its pseudonym (``listener_hash``), like decision rows.
+
+Reading streams: partitions hour by hour, one object (at most one SQS batch of rows) in memory at a time.
+Dedupe remembers identities for ``dedupe_horizon`` behind the partition being read, and the join keeps
+decisions open for ``attribution_window``; memory is bounded by those windows, not by the range read.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Final, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.decision_records import DecisionRecord, pseudonymous_listener_id
+from adserve.outcomes.events import OutcomeEvent
+
+LOG_ROOT: Final = "logs"
+OBJECT_SUFFIX: Final = ".jsonl.gz"
+DEFAULT_DEDUPE_HORIZON: Final = timedelta(hours=48)
+DEFAULT_ATTRIBUTION_WINDOW: Final = timedelta(hours=24)
+"""Outcomes later than this after their decision are not joined (the default tracking-token lifetime)."""
+
+
+class LogKind(StrEnum):
+    DECISIONS = "decisions"
+    OUTCOMES = "outcomes"
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    kind: LogKind
+    hour: datetime
+    """The partition's hour: UTC, minutes and below zero."""
+
+    @classmethod
+    def of(cls, kind: LogKind, moment: datetime) -> "Partition":
+        return cls(kind, truncate_to_hour(moment))
+
+    @property
+    def prefix(self) -> str:
+        return f"{LOG_ROOT}/{self.kind.value}/dt={self.hour:%Y-%m-%d}/hour={self.hour:%H}/"
+
+    def object_key(self, message_ids: Iterable[str]) -> str:
+        """Deterministic in the set of SQS messages whose rows the object holds."""
+        digest = hashlib.sha256("\n".join(sorted(message_ids)).encode()).hexdigest()[:32]
+        return f"{self.prefix}{digest}{OBJECT_SUFFIX}"
+
+
+def truncate_to_hour(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hours(start: datetime, end: datetime) -> Iterator[datetime]:
+    """Every hour from start's to end's, both included."""
+    hour, last = truncate_to_hour(start), truncate_to_hour(end)
+    while hour <= last:
+        yield hour
+        hour += timedelta(hours=1)
+
+
+class LoggedOutcome(BaseModel):
+    """An outcome event as logged: the listener pseudonymised, the session left out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["outcome"] = "outcome"
+    event_id: str
+    event_type: EventType
+    decision_id: str
+    ad_id: str
+    campaign_id: str
+    advertiser_id: str
+    listener_hash: str
+    occurred_at: datetime
+    received_at: datetime
+
+    @classmethod
+    def from_event(cls, event: OutcomeEvent) -> "LoggedOutcome":
+        return cls(
+            event_id=event.event_id,
+            event_type=event.event_type,
+            decision_id=event.decision_id,
+            ad_id=event.ad_id,
+            campaign_id=event.campaign_id,
+            advertiser_id=event.advertiser_id,
+            listener_hash=pseudonymous_listener_id(event.listener_id),
+            occurred_at=event.occurred_at,
+            received_at=event.received_at,
+        )
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.decision_id, self.ad_id, self.event_type.value)
+
+
+@dataclass(frozen=True)
+class LogRow:
+    partition: Partition
+    line: str
+
+
+def log_row(message: DecisionRecord | OutcomeEvent) -> LogRow:
+    """The partition and JSON line a queue message is logged as."""
+    if isinstance(message, DecisionRecord):
+        return LogRow(Partition.of(LogKind.DECISIONS, message.decided_at), message.model_dump_json())
+    return LogRow(
+        Partition.of(LogKind.OUTCOMES, message.occurred_at), LoggedOutcome.from_event(message).model_dump_json()
+    )
+
+
+def encode_object(lines: Iterable[str]) -> bytes:
+    """gzip JSON Lines with a zero mtime, so the same rows always give the same bytes."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
+        for line in lines:
+            compressed.write(line.encode())
+            compressed.write(b"\n")
+    return buffer.getvalue()
+
+
+def decode_object(body: bytes) -> Iterator[str]:
+    """The non-empty lines of a gzip JSON Lines object; raises OSError/EOFError when it is not gzip."""
+    with gzip.GzipFile(fileobj=io.BytesIO(body), mode="rb") as decompressed:
+        for raw in decompressed:
+            line = raw.strip()
+            if line:
+                yield line.decode("utf-8", errors="replace")
+
+
+class LogReader(Protocol):
+    def list_keys(self, prefix: str) -> Iterable[str]: ...
+
+    def read_object(self, key: str) -> bytes: ...
+
+
+@dataclass
+class ReadStats:
+    rows: int = 0
+    duplicates_dropped: int = 0
+    malformed_lines: int = 0
+    unreadable_objects: int = 0
+    objects: int = 0
+    late_outcomes: int = 0
+    """Outcomes read (in a partition of the join) that occurred more than the attribution window after
+    their decision: not joined. Outcomes in later partitions are never read, so never counted."""
+
+
+class _SeenIdentities:
+    """Identities seen in the last `horizon` of partitions, as 16-byte digests, oldest hours evicted."""
+
+    def __init__(self, horizon: timedelta) -> None:
+        self._horizon = horizon
+        self._by_hour: OrderedDict[datetime, set[bytes]] = OrderedDict()
+
+    def first_time(self, hour: datetime, identity: tuple[str, ...]) -> bool:
+        digest = hashlib.blake2b("\x1f".join(identity).encode(), digest_size=16).digest()
+        if any(digest in seen for seen in self._by_hour.values()):
+            return False
+        self._by_hour.setdefault(hour, set()).add(digest)
+        while self._by_hour and next(iter(self._by_hour)) < hour - self._horizon:
+            self._by_hour.popitem(last=False)
+        return True
+
+
+def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator[str]:
+    for key in sorted(store.list_keys(partition.prefix)):
+        if not key.endswith(OBJECT_SUFFIX):
+            continue
+        stats.objects += 1
+        try:
+            lines = list(decode_object(store.read_object(key)))
+        except (OSError, EOFError):
+            stats.unreadable_objects += 1
+            continue
+        yield from lines
+
+
+_Row = TypeVar("_Row")
+
+
+def read_decisions(
+    store: LogReader,
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None = None,
+    dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
+) -> Iterator[DecisionRecord]:
+    """Each logged decision of the hours [start, end] once, hour by hour."""
+    return _read_once(
+        store,
+        LogKind.DECISIONS,
+        parse=DecisionRecord.model_validate_json,
+        identity=_decision_identity,
+        start=start,
+        end=end,
+        stats=stats,
+        dedupe_horizon=dedupe_horizon,
+    )
+
+
+def read_outcomes(
+    store: LogReader,
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None = None,
+    dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
+) -> Iterator[LoggedOutcome]:
+    """Each logged outcome of the hours [start, end] once, by (decision_id, ad_id, event_type)."""
+    return _read_once(
+        store,
+        LogKind.OUTCOMES,
+        parse=LoggedOutcome.model_validate_json,
+        identity=_outcome_identity,
+        start=start,
+        end=end,
+        stats=stats,
+        dedupe_horizon=dedupe_horizon,
+    )
+
+
+def _decision_identity(record: DecisionRecord) -> tuple[str, ...]:
+    return (record.decision_id,)
+
+
+def _outcome_identity(outcome: LoggedOutcome) -> tuple[str, ...]:
+    return outcome.identity
+
+
+def _read_once(
+    store: LogReader,
+    kind: LogKind,
+    *,
+    parse: Callable[[str], _Row],
+    identity: Callable[[_Row], tuple[str, ...]],
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None,
+    dedupe_horizon: timedelta,
+) -> Iterator[_Row]:
+    """The rows of one kind, hour by hour; malformed lines counted and skipped, copies of a row dropped."""
+    stats = stats if stats is not None else ReadStats()
+    seen = _SeenIdentities(dedupe_horizon)
+    for hour in hours(start, end):
+        for line in _lines(store, Partition(kind, hour), stats):
+            try:
+                row = parse(line)
+            except ValidationError:
+                stats.malformed_lines += 1
+                continue
+            if seen.first_time(hour, identity(row)):
+                stats.rows += 1
+                yield row
+            else:
+                stats.duplicates_dropped += 1
+
+
+class JoinedAd(BaseModel):
+    """One chosen ad of a decision with what happened to it: the trainer's example (DSJSON-like)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str
+    decided_at: datetime
+    model_version: str
+    placement: str
+    listener_hash: str
+    listener_features: dict[str, str]
+    ad_id: str
+    campaign_id: str
+    advertiser_id: str
+    ad_features: dict[str, str]
+    value_cpm: float
+    rank: int
+    score: float
+    propensity: float
+    impression: bool = False
+    click: bool = False
+    complete: bool = False
+    skip: bool = False
+
+
+Kept = TypeVar("Kept")
+
+
+@dataclass
+class JoinedDecision(Generic[Kept]):
+    """A logged decision with the outcome types each of its ads received within the attribution window.
+
+    `kept` is what the reader chose to hold of the record while its window is open (the record itself, or a
+    compact form of it: a reader holds one window of decisions, which at scale is most of its memory).
+    """
+
+    kept: Kept
+    decided_at: datetime
+    hour: datetime
+    events: dict[str, set[EventType]] = field(default_factory=dict)
+
+
+def _whole(record: DecisionRecord) -> DecisionRecord:
+    return record
+
+
+def read_joined(
+    store: LogReader,
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None = None,
+    attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
+) -> Iterator[JoinedAd]:
+    """Each chosen ad of the decisions of [start, end] with the outcomes that followed within the window."""
+    for joined in read_joined_decisions(store, start, end, stats, attribution_window, keep=_whole):
+        yield from _joined(joined)
+
+
+def read_joined_decisions(
+    store: LogReader,
+    start: datetime,
+    end: datetime,
+    stats: ReadStats | None = None,
+    attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
+    *,
+    keep: Callable[[DecisionRecord], Kept],
+) -> Iterator[JoinedDecision[Kept]]:
+    """Each decision of the hours [start, end] with the outcomes that occurred within the window after it.
+
+    Outcomes are read up to `attribution_window` past `end`. A decision is emitted once every outcome
+    partition it can be joined with has been read, so only the decisions of one window are held open.
+    An outcome later than the window (by its `occurred_at`) is not joined and counts in `late_outcomes`.
+    Duplicate outcome rows set a flag that is already set, so the join needs no outcome dedupe set.
+    """
+    stats = stats if stats is not None else ReadStats()
+    open_decisions: OrderedDict[str, JoinedDecision[Kept]] = OrderedDict()
+    decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window)
+    pending = next(decisions, None)
+    for hour in hours(start, end + attribution_window):
+        while pending is not None and truncate_to_hour(pending.decided_at) <= hour:
+            open_decisions[pending.decision_id] = JoinedDecision(
+                keep(pending), pending.decided_at, truncate_to_hour(pending.decided_at)
+            )
+            pending = next(decisions, None)
+        for line in _lines(store, Partition(LogKind.OUTCOMES, hour), stats):
+            try:
+                outcome = LoggedOutcome.model_validate_json(line)
+            except ValidationError:
+                stats.malformed_lines += 1
+                continue
+            opened = open_decisions.get(outcome.decision_id)
+            if opened is None:
+                continue
+            if outcome.occurred_at - opened.decided_at > attribution_window:
+                stats.late_outcomes += 1
+                continue
+            opened.events.setdefault(outcome.ad_id, set()).add(outcome.event_type)
+        while open_decisions and next(iter(open_decisions.values())).hour + attribution_window <= hour:
+            _, closed = open_decisions.popitem(last=False)
+            yield closed
+    # Every outcome partition up to end + the window has been read, so whatever is still open is complete
+    # (with a window under an hour, end + window can share end's hour and close nothing above).
+    while open_decisions:
+        _, closed = open_decisions.popitem(last=False)
+        yield closed
+
+
+def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:
+    record = opened.kept
+    candidates = {candidate.ad_id: candidate for candidate in record.candidates}
+    for choice in sorted(record.chosen, key=lambda chosen: chosen.rank):
+        candidate = candidates.get(choice.ad_id)
+        events = opened.events.get(choice.ad_id, set())
+        yield JoinedAd(
+            decision_id=record.decision_id,
+            decided_at=record.decided_at,
+            model_version=record.model_version,
+            placement=record.placement,
+            listener_hash=record.listener_hash,
+            listener_features=record.listener_features,
+            ad_id=choice.ad_id,
+            campaign_id=candidate.campaign_id if candidate else "",
+            advertiser_id=candidate.advertiser_id if candidate else "",
+            ad_features=candidate.features if candidate else {},
+            value_cpm=candidate.value_cpm if candidate else 0.0,
+            rank=choice.rank,
+            score=choice.score,
+            propensity=choice.propensity,
+            impression=EventType.IMPRESSION in events,
+            click=EventType.CLICK in events,
+            complete=EventType.COMPLETE in events,
+            skip=EventType.SKIP in events,
+        )
+
+
+def json_line(row: BaseModel) -> str:
+    """A row as one compact JSON line (what the replay tool prints)."""
+    return json.dumps(row.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)

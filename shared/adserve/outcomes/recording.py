@@ -1,0 +1,276 @@
+"""Record: count impressions exactly once against frequency caps, and write the training logs.
+
+One SQS batch is processed in three steps, by a Powertools ``BatchProcessor`` this module drives:
+
+1. Each record is validated (``QueueMessage``: a decision record or an outcome event). An invalid one is
+   logged by message id and error locations only (never its body: it may hold a listener id) and reported
+   failed, so after ``maxReceiveCount`` receives SQS moves it to the DLQ.
+2. Each impression is counted, its own record failing alone. Counting is one DynamoDB transaction: a
+   dedupe marker ``seen#<decision>#<ad>#<event type>`` put only if absent, plus one ``ADD`` per counter of
+   the campaign's caps, all in the listener's partition. A marker already there cancels the transaction:
+   the impression was counted before, so the record succeeds as a duplicate. Clicks, completions and skips
+   count nothing; an impression of an uncapped or unknown campaign neither.
+3. The rows of the records that got this far are written to S3, one object per (kind, hour partition),
+   named by the messages it holds (see ``adserve.outcomes.logs``). When a put fails, every record of that
+   object is reported failed: on redelivery the marker stops a second count and readers drop the second
+   row, so a retry can neither lose nor double anything.
+
+Within a batch a small circuit breaker stops calling a store that failed several times in a row, and
+counting stops when the invocation is close to its timeout, so a sick table fails the rest of the batch
+fast (those records are redelivered) instead of timing the whole invocation out.
+"""
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import TypeAdapter, ValidationError
+
+from adserve.campaigns.frequency_caps import CounterSlot, impression_counters
+from adserve.campaigns.model import Campaign
+from adserve.core.errors import CounterStoreUnavailableError, InvalidRecordError, LogStoreUnavailableError
+from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.vocabulary import EventType as OutcomeType
+from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.events import OutcomeEvent, QueueMessage
+from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
+
+MARKER_PREFIX: Final = "seen#"
+MARKER_LIFETIME: Final = timedelta(days=14)
+"""Longer than SQS keeps a message and than any tracking token lives: no duplicate can outlive its marker."""
+
+CORRELATION_ATTRIBUTE: Final = "correlation_id"
+"""The message attribute Decide and Track put the API request's correlation id in."""
+
+_QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
+
+
+@dataclass(frozen=True)
+class ImpressionIncrement:
+    """What one impression writes, atomically: the marker, and one increment per counter slot."""
+
+    listener_id: str
+    marker_key: str
+    marker_expires_at: datetime
+    counters: tuple[CounterSlot, ...]
+
+
+class ImpressionCounter(Protocol):
+    def count_once(self, increment: ImpressionIncrement) -> bool:
+        """Apply the increments unless the marker exists; False for a duplicate.
+
+        Raises CounterStoreUnavailableError when the store could not be written.
+        """
+        ...
+
+
+class CampaignLookup(Protocol):
+    def campaign(self, campaign_id: str) -> Campaign | None: ...
+
+
+class LogWriter(Protocol):
+    def put_object(self, key: str, body: bytes) -> None:
+        """Create or replace one object; raises LogStoreUnavailableError."""
+        ...
+
+
+class CountResult(StrEnum):
+    COUNTED = "counted"
+    DUPLICATE = "duplicate"
+    NOT_COUNTED = "not_counted"
+    """Not an impression, or a campaign with no caps (or unknown): nothing to increment."""
+
+
+def marker_key(event: OutcomeEvent) -> str:
+    return f"{MARKER_PREFIX}{event.decision_id}#{event.ad_id}#{event.event_type.value}"
+
+
+def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
+    """The queue message, or InvalidRecordError; logs where it is wrong, never what it holds."""
+    try:
+        return _QUEUE_MESSAGE.validate_json(body)
+    except ValidationError as error:
+        problems = [
+            {"type": problem["type"], "loc": ".".join(str(part) for part in problem["loc"])}
+            for problem in error.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        logger.warning("invalid queue message", extra={"message_id": message_id, "problems": problems})
+        raise InvalidRecordError(f"message {message_id} is neither a decision record nor an outcome event") from None
+
+
+@dataclass
+class OutcomeRecorder:
+    """One per execution environment; per-batch state lives in the processor each batch gets."""
+
+    counter: ImpressionCounter
+    campaigns: CampaignLookup
+    logs: LogWriter
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    breaker_threshold: int = 3
+    """Consecutive store failures after which the rest of the batch fails without calling the store."""
+    deadline_margin_ms: int = 5_000
+    """Stop counting when less than this is left of the invocation, to leave time for the S3 writes."""
+
+    def process_batch(self, event: dict[str, Any], context: LambdaContext | None) -> PartialItemFailureResponse:
+        """Process an SQS event; the failed records' ids, for ReportBatchItemFailures."""
+        processor = _RecordBatchProcessor(self)
+        return process_partial_response(
+            event=event, record_handler=processor.record_handler, processor=processor, context=context
+        )
+
+    def record_impression(self, event: OutcomeEvent) -> CountResult:
+        """Count one impression exactly once; raises CounterStoreUnavailableError."""
+        campaign = self.campaigns.campaign(event.campaign_id)
+        if campaign is None:
+            logger.warning(
+                "impression of an unknown campaign; nothing counted",
+                extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
+            )
+            return CountResult.NOT_COUNTED
+        if not campaign.is_capped:
+            return CountResult.NOT_COUNTED
+        # The window is the impression's, but never in the future of when Track received it (client clocks).
+        moment = min(event.occurred_at, event.received_at)
+        increment = ImpressionIncrement(
+            listener_id=event.listener_id,
+            marker_key=marker_key(event),
+            marker_expires_at=self.clock() + MARKER_LIFETIME,
+            counters=tuple(impression_counters(campaign, moment, event.session)),
+        )
+        return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
+
+
+class QueueRecord(SqsRecordModel):
+    """An SQS record of the outcomes queue: the envelope is checked by the processor, the body by us."""
+
+    body: str
+
+
+@dataclass(frozen=True)
+class _Handled:
+    """A record that passed steps 1 and 2: its parsed envelope and its log row."""
+
+    record: QueueRecord
+    row: LogRow
+
+
+@dataclass(frozen=True)
+class _Staged:
+    raw: dict[str, Any]
+    """The record as the processor holds it in success_messages."""
+    handled: _Handled
+
+
+@dataclass
+class _Tally:
+    invalid: int = 0
+    outcomes: Counter[CountResult] = field(default_factory=Counter)
+    objects_written: int = 0
+    rows_written: int = 0
+
+
+class _RecordBatchProcessor(BatchProcessor):
+    """BatchProcessor whose process() also writes the batch's log objects before failures are collected."""
+
+    def __init__(self, recorder: OutcomeRecorder) -> None:
+        super().__init__(event_type=EventType.SQS, model=QueueRecord, raise_on_entire_batch_failure=False)
+        self._recorder = recorder
+        self._staged: list[_Staged] = []
+        self._tally = _Tally()
+        self._counter_failures = 0
+
+    def record_handler(self, record: QueueRecord, lambda_context: LambdaContext | None = None) -> _Handled:
+        """One record, logged under the producer's correlation id (a message attribute) and its decision id."""
+        correlation = record.messageAttributes.get(CORRELATION_ATTRIBUTE)
+        if correlation is not None and correlation.stringValue:
+            logger.append_keys(correlation_id=correlation.stringValue)
+        try:
+            try:
+                message = parse_message(record.messageId, record.body)
+            except InvalidRecordError:
+                self._tally.invalid += 1
+                raise
+            logger.append_keys(decision_id=message.decision_id)
+            if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
+                self._count(record.messageId, message, lambda_context)
+            logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
+            return _Handled(record, log_row(message))
+        finally:
+            logger.remove_keys(["correlation_id", "decision_id"])
+
+    def _count(self, message_id: str, event: OutcomeEvent, context: LambdaContext | None) -> None:
+        if self._counter_failures >= self._recorder.breaker_threshold:
+            raise CounterStoreUnavailableError("not attempted: the counter store failed repeatedly in this batch")
+        if context is not None and context.get_remaining_time_in_millis() < self._recorder.deadline_margin_ms:
+            raise CounterStoreUnavailableError("not attempted: the invocation is about to time out")
+        try:
+            result = self._recorder.record_impression(event)
+        except CounterStoreUnavailableError as error:
+            self._counter_failures += 1
+            logger.warning("impression not counted", extra={"message_id": message_id, "error": str(error)})
+            raise
+        except Exception:
+            logger.exception("impression not counted", extra={"message_id": message_id})
+            raise
+        self._counter_failures = 0
+        self._tally.outcomes[result] += 1
+
+    def success_handler(self, record: Any, result: Any) -> Any:
+        if isinstance(result, _Handled):
+            self._staged.append(_Staged(record, result))
+        return super().success_handler(record, result)
+
+    def process(self) -> list[tuple[Any, ...]]:
+        results = super().process()
+        self._write_logs()
+        self._emit_metrics()
+        return results
+
+    def _write_logs(self) -> None:
+        by_partition: dict[Partition, list[_Staged]] = {}
+        for staged in self._staged:
+            by_partition.setdefault(staged.handled.row.partition, []).append(staged)
+        store_failures = 0
+        for partition, group in sorted(by_partition.items(), key=lambda item: item[0]):
+            group.sort(key=lambda staged: staged.handled.record.messageId)
+            key = partition.object_key(staged.handled.record.messageId for staged in group)
+            try:
+                if store_failures >= self._recorder.breaker_threshold:
+                    raise LogStoreUnavailableError("not attempted: the log store failed repeatedly in this batch")
+                self._recorder.logs.put_object(key, encode_object(staged.handled.row.line for staged in group))
+            except LogStoreUnavailableError as error:
+                store_failures += 1
+                logger.warning("log object not written", extra={"key": key, "rows": len(group), "error": str(error)})
+                self._fail_written(group, error)
+                continue
+            store_failures = 0
+            self._tally.objects_written += 1
+            self._tally.rows_written += len(group)
+
+    def _fail_written(self, group: list[_Staged], error: Exception) -> None:
+        """Turn successes into failures: the records are redelivered, which the marker and readers absorb."""
+        failed = {id(staged.raw) for staged in group}
+        self.success_messages[:] = [message for message in self.success_messages if id(message) not in failed]
+        for staged in group:
+            self.failure_handler(staged.handled.record, (type(error), error, error.__traceback__))
+
+    def _emit_metrics(self) -> None:
+        tally = self._tally
+        for name, value in (
+            (MetricName.RECORDS_PROCESSED, len(self.success_messages)),
+            (MetricName.RECORDS_FAILED, len(self.fail_messages)),
+            (MetricName.RECORDS_INVALID, tally.invalid),
+            (MetricName.IMPRESSIONS_COUNTED, tally.outcomes[CountResult.COUNTED]),
+            (MetricName.DUPLICATES_DROPPED, tally.outcomes[CountResult.DUPLICATE]),
+            (MetricName.LOG_OBJECTS_WRITTEN, tally.objects_written),
+            (MetricName.LOG_ROWS_WRITTEN, tally.rows_written),
+        ):
+            metrics.add_metric(name, MetricUnit.Count, value)

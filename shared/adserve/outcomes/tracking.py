@@ -1,0 +1,159 @@
+"""Track: verify tracking tokens and queue the outcome events they prove; nothing unverified is queued.
+
+An event's identity is (decision, ad, event type), which its token names. A beacon has no id of its own, so
+its event_id is derived from that identity: a replayed or retried beacon is the same event, which Record
+then counts once. A batch event keeps the id the app gave it.
+"""
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
+from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.vocabulary import EventType
+from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, EventIn, EventResult, RejectionCode
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.tokens import TokenSigner, TrackingClaims
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future a reported occurred_at may lie: clocks on phones drift."""
+
+MAX_EVENT_AGE = timedelta(days=7)
+"""The longest lifetime Decide may give a token (DecideSettings.token_ttl_seconds <= 7 days): an event older
+than that cannot have happened after its token was issued."""
+
+BEACON_ID_NAMESPACE = uuid.UUID("5b0f7c1e-2d4a-4e7b-9a36-0c1d9e8f7a21")
+"""Fixed forever: beacon event ids derived under it must stay the same across deployments."""
+
+NOT_QUEUED_REASON = "the outcomes queue did not take the event; retry it with the same event_id"
+
+
+class OutcomeQueue(Protocol):
+    def publish(self, event: OutcomeEvent) -> None:
+        """Queue one event; raises OutcomeQueueUnavailableError."""
+        ...
+
+    def publish_batch(self, events: Sequence[OutcomeEvent]) -> list[str]:
+        """Queue events; return the event ids that were not queued (never raises for queue faults)."""
+        ...
+
+
+class _RejectedError(Exception):
+    def __init__(self, code: RejectionCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def beacon_event_id(claims: TrackingClaims) -> str:
+    """The same for every firing of one token (and of any token for the same decision, ad and type)."""
+    return str(uuid.uuid5(BEACON_ID_NAMESPACE, f"{claims.decision_id}/{claims.ad_id}/{claims.event_type}"))
+
+
+def rejection_code(error: TokenError) -> RejectionCode:
+    if isinstance(error, ExpiredTokenError):
+        return RejectionCode.EXPIRED_TOKEN
+    if isinstance(error, WrongEventTypeError):
+        return RejectionCode.WRONG_TYPE
+    return RejectionCode.INVALID_TOKEN
+
+
+@dataclass
+class TrackingService:
+    """One per execution environment; holds no per-request state."""
+
+    queue: OutcomeQueue
+    signer: Callable[[], TokenSigner]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    max_event_age: timedelta = MAX_EVENT_AGE
+
+    def record_beacon(self, event_type: EventType, token: str) -> OutcomeEvent:
+        """Verify and queue one beacon; raises TokenError (refused) or OutcomeQueueUnavailableError (retry)."""
+        now = self.clock()
+        try:
+            claims = self.signer().verify(token, event_type, now)
+        except TokenError as error:
+            _count_rejections(Counter([rejection_code(error)]))
+            logger.info("beacon rejected", extra={"event_type": event_type.value, "code": error.code})
+            raise
+        event = OutcomeEvent.from_claims(claims, event_id=beacon_event_id(claims), occurred_at=now, received_at=now)
+        try:
+            self.queue.publish(event)
+        except OutcomeQueueUnavailableError:
+            metrics.add_metric(MetricName.EVENTS_NOT_QUEUED, MetricUnit.Count, 1)
+            logger.exception("beacon not queued", extra={"event_id": event.event_id, "decision_id": claims.decision_id})
+            raise
+        metrics.add_metric(MetricName.EVENTS_ACCEPTED, MetricUnit.Count, 1)
+        return event
+
+    def record_batch(self, request: EventBatchRequest) -> EventBatchResponse:
+        """Verify every event, queue the valid ones, and report each event's fate in request order."""
+        now = self.clock()
+        signer = self.signer()
+        seen: set[str] = set()
+        rejected: dict[int, _RejectedError] = {}
+        valid: dict[int, OutcomeEvent] = {}
+        for index, item in enumerate(request.events):
+            try:
+                if item.event_id in seen:
+                    raise _RejectedError(RejectionCode.DUPLICATE, "duplicate event_id in batch")
+                seen.add(item.event_id)
+                valid[index] = self._verified(item, signer, now)
+            except _RejectedError as rejection:
+                rejected[index] = rejection
+        not_queued = set(self.queue.publish_batch(list(valid.values()))) if valid else set()
+        results = []
+        for index, item in enumerate(request.events):
+            if index in rejected:
+                refusal = rejected[index]
+                results.append(
+                    EventResult(event_id=item.event_id, status="rejected", code=refusal.code, reason=str(refusal))
+                )
+            elif item.event_id in not_queued:
+                results.append(EventResult(event_id=item.event_id, status="failed", reason=NOT_QUEUED_REASON))
+            else:
+                results.append(EventResult(event_id=item.event_id, status="accepted"))
+        response = EventBatchResponse(
+            accepted=len(valid) - len(not_queued),
+            rejected=len(rejected),
+            failed=len(not_queued),
+            results=results,
+        )
+        self._count(response, Counter(rejection.code for rejection in rejected.values()))
+        return response
+
+    def _verified(self, item: EventIn, signer: TokenSigner, now: datetime) -> OutcomeEvent:
+        try:
+            claims = signer.verify(item.token, item.type, now)
+        except TokenError as error:
+            raise _RejectedError(rejection_code(error), str(error)) from error
+        if item.occurred_at > now + MAX_CLOCK_SKEW:
+            raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is more than 5 minutes in the future")
+        if item.occurred_at < now - self.max_event_age:
+            raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is older than a tracking token lives")
+        return OutcomeEvent.from_claims(claims, event_id=item.event_id, occurred_at=item.occurred_at, received_at=now)
+
+    @staticmethod
+    def _count(response: EventBatchResponse, rejections: Counter[RejectionCode]) -> None:
+        if response.accepted:
+            metrics.add_metric(MetricName.EVENTS_ACCEPTED, MetricUnit.Count, response.accepted)
+        if response.failed:
+            metrics.add_metric(MetricName.EVENTS_NOT_QUEUED, MetricUnit.Count, response.failed)
+            logger.warning("events not queued", extra={"failed": response.failed, "accepted": response.accepted})
+        _count_rejections(rejections)
+        if rejections:
+            logger.info("events rejected", extra={"rejections": {code.value: n for code, n in rejections.items()}})
+
+
+def _count_rejections(rejections: Counter[RejectionCode]) -> None:
+    """EventsRejected with a `reason` dimension from the closed RejectionCode set (bounded cardinality)."""
+    for code, count in rejections.items():
+        with single_metric(
+            name=MetricName.EVENTS_REJECTED, unit=MetricUnit.Count, value=count, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension(name="reason", value=code.value)

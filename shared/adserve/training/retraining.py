@@ -1,0 +1,229 @@
+"""The retraining pipeline: the one function the Retrain Lambda and ``adserve train`` both call.
+
+    logs (a time range) -> dataset -> train (time split, early stopping) -> evaluate (holdout metrics,
+    IPS/SNIPS/DR of the new policy next to the champion's and the logging policy's) -> publish the version
+    -> write the active pointer only if the promotion rule holds (or a challenger with its share).
+
+Too little data (``min_rows`` examples, ``min_positives`` clicks, or a holdout without both classes) is
+not an error: nothing is trained or published, and the result says why. Every published model is
+registered, promoted or not, so an operator can promote it later (``adserve promote``).
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from adserve.core.errors import AdserveError
+from adserve.core.observability import logger
+from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
+from adserve.models.features import FeatureEncoder, FeatureSpec
+from adserve.models.registry import ActivePointer, ModelStore
+from adserve.outcomes.logs import LogReader
+from adserve.training.dataset import DatasetConfig, DatasetStats, Label, TrainingDataset
+from adserve.training.evaluation import PromotionRule, evaluate, judge, manifest_metrics, render
+from adserve.training.progress import SILENT, Progress
+from adserve.training.trainer import SplitData, TrainerConfig, collect, export, fit, window_details, write_model
+
+PromotionMode = Literal["auto", "never"]
+RetrainStatus = Literal["promoted", "challenger", "registered", "skipped"]
+
+
+class RetrainError(AdserveError):
+    """A retrain request that cannot be carried out as asked (not: too little data, which is a result)."""
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    start: datetime
+    end: datetime
+    as_of: datetime
+    label: Label = "click"
+    reward_window: timedelta = timedelta(hours=24)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    promotion: PromotionMode = "auto"
+    rule: PromotionRule = field(default_factory=PromotionRule)
+    challenger_share: float | None = None
+    """When set, a model that passes the rule becomes the challenger with this traffic share."""
+    min_rows: int = 1000
+    min_positives: int = 20
+    updated_by: str = "retrain"
+
+    def __post_init__(self) -> None:
+        if self.challenger_share is not None and not 0.0 < self.challenger_share < 1.0:
+            raise RetrainError("challenger_share must be within (0, 1)")
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    status: RetrainStatus
+    message: str
+    version: str | None = None
+    dataset: dict[str, int] = field(default_factory=dict)
+    manifest: dict[str, Any] | None = None
+    table: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Small and JSON-safe: what the Lambda returns and logs."""
+        promotion = (self.manifest or {}).get("evaluation", {}).get("promotion")
+        return {
+            "status": self.status,
+            "message": self.message,
+            "version": self.version,
+            "dataset": self.dataset,
+            "holdout_auc": (self.manifest or {}).get("holdout_auc"),
+            "promotion": promotion,
+        }
+
+
+def _too_small(data: SplitData, stats: DatasetStats, request: RetrainRequest) -> str | None:
+    counts = data.row_counts()
+    problems = []
+    if stats.examples < request.min_rows:
+        problems.append(f"{stats.examples} examples (minimum {request.min_rows})")
+    if stats.positives < request.min_positives:
+        problems.append(f"{stats.positives} {request.label}s (minimum {request.min_positives})")
+    if not problems:
+        for segment in ("train", "validation", "holdout"):
+            positives, rows = counts[f"{segment}_positives"], counts[segment]
+            if positives in {0, rows}:
+                problems.append(f"the {segment} segment has {rows} rows of which {positives} positive")
+    if not problems:
+        return None
+    last = min(request.end, request.as_of - request.reward_window)
+    hours = request.reward_window.total_seconds() / 3600
+    return (
+        f"not enough data to train on {request.start:%Y-%m-%dT%H:%M}Z..{last:%Y-%m-%dT%H:%M}Z (decisions younger "
+        f"than the {hours:g} h reward window are left out): {'; '.join(problems)}; nothing was published"
+    )
+
+
+def _load_champion(
+    models: ModelStore, pointer: ActivePointer | None, work_dir: Path, fallback: Path | None, spec: FeatureSpec
+) -> CtrModel | None:
+    """The model serving most traffic now: the pointer's champion, else the bootstrap fallback, else None."""
+    try:
+        if pointer is not None:
+            return CtrModel.load(models.download(pointer.champion, work_dir / "champion"), spec)
+        if fallback is not None and (fallback / MODEL_FILE).exists():
+            return CtrModel.load(fallback, spec)
+    except AdserveError as error:  # ModelLoadError, ModelNotFoundError, ModelStoreUnavailableError
+        logger.warning("champion not evaluated", extra={"error": str(error)})
+    return None
+
+
+def retrain(
+    logs: LogReader,
+    models: ModelStore,
+    request: RetrainRequest,
+    *,
+    work_dir: Path,
+    fallback_model_dir: Path | None = None,
+    encoder: FeatureEncoder | None = None,
+    progress: Progress = SILENT,
+) -> RetrainResult:
+    """Build, train, evaluate, publish and maybe promote; see the module docstring."""
+    encoder = encoder or FeatureEncoder()
+    spec = encoder.spec
+    dataset = TrainingDataset(
+        logs,
+        DatasetConfig(request.start, request.end, request.as_of, request.label, request.reward_window),
+        encoder,
+    )
+    data = collect(dataset, request.trainer, progress)
+    stats = dataset.stats.to_dict()
+    problem = _too_small(data, dataset.stats, request)
+    if problem is not None:
+        return RetrainResult(status="skipped", message=problem, dataset=stats)
+
+    trained = fit(data, spec, request.trainer, progress)
+    pointer = models.read_pointer()
+    champion = _load_champion(models, pointer, work_dir, fallback_model_dir, spec)
+    details: dict[str, Any] = {
+        "label": request.label,
+        "parent_version": champion.version if champion else (pointer.champion if pointer else None),
+        "training_window": window_details(
+            request.start, dataset.config.decisions_end, request.as_of, request.reward_window
+        )
+        | data.split.to_dict(),
+        "row_counts": data.row_counts(),
+        "dataset": stats,
+        "trainer": {**asdict(request.trainer), "fit": asdict(request.trainer.fit)},
+    }
+    candidate_dir = work_dir / "candidate"
+    model_bytes = export(trained, spec)
+    write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
+    new = CtrModel.load(candidate_dir, spec)
+    progress.step("evaluating", 0, detail=f"{len(data.holdout_slot_one):,} holdout decisions")
+    evaluation = evaluate(data.holdout, data.holdout_slot_one, data.ad_rows, new, champion)
+    verdict = judge(evaluation, request.rule)
+    progress.finish()
+    details |= manifest_metrics(evaluation, verdict)
+    manifest = write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
+    version = models.publish(candidate_dir)
+    table = render(evaluation, verdict)
+    if request.promotion == "never" or not verdict.promote:
+        why = "registered only (--register-only)" if request.promotion == "never" else "not promoted"
+        return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
+    status, pointer = _promoted_pointer(version, pointer, request)
+    models.write_pointer(pointer)
+    role = "champion" if status == "promoted" else f"challenger ({pointer.challenger_share:.0%} of listeners)"
+    message = f"{version}: promoted to {role}; {verdict.reason}"
+    return RetrainResult(status, message, version, stats, manifest, table)
+
+
+def _promoted_pointer(
+    version: str, current: ActivePointer | None, request: RetrainRequest
+) -> tuple[RetrainStatus, ActivePointer]:
+    now = datetime.now(UTC)
+    if request.challenger_share is not None and current is not None and current.champion != version:
+        return "challenger", ActivePointer(
+            champion=current.champion,
+            challenger=version,
+            challenger_share=request.challenger_share,
+            updated_at=now,
+            updated_by=request.updated_by,
+        )
+    return "promoted", ActivePointer(champion=version, updated_at=now, updated_by=request.updated_by)
+
+
+def promote(
+    models: ModelStore, version: str, *, challenger_share: float | None = None, updated_by: str = "adserve promote"
+) -> ActivePointer:
+    """Point traffic at a published version: as champion (any challenger is dropped) or as challenger."""
+    if version not in models.versions():
+        raise RetrainError(f"{version} is not a published model version")
+    current = models.read_pointer()
+    now = datetime.now(UTC)
+    if challenger_share is None:
+        pointer = ActivePointer(champion=version, updated_at=now, updated_by=updated_by)
+    else:
+        if current is None:
+            raise RetrainError("no champion yet: promote a champion before adding a challenger")
+        if current.champion == version:
+            raise RetrainError(f"{version} is already the champion")
+        pointer = ActivePointer(
+            champion=current.champion,
+            challenger=version,
+            challenger_share=challenger_share,
+            updated_at=now,
+            updated_by=updated_by,
+        )
+    models.write_pointer(pointer)
+    return pointer
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    version: str
+    manifest: dict[str, Any]
+
+
+def published_models(models: ModelStore, work_dir: Path) -> list[PublishedModel]:
+    """Every published version with its manifest (each version is downloaded into work_dir)."""
+    found = []
+    for version in models.versions():
+        folder = models.download(version, work_dir)
+        found.append(PublishedModel(version, json.loads((folder / MANIFEST_FILE).read_text())))
+    return found

@@ -1,0 +1,89 @@
+"""Each function's configuration: read from the environment once, validated, cached.
+
+Resource names have no defaults: a function deployed without them fails at start-up, not mid-request.
+Tunables have documented defaults and bounds.
+"""
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from adserve.core.errors import ConfigurationError
+
+ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class EnvironmentSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        environ = os.environ if environ is None else environ
+        values = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            missing = ", ".join(str(e["loc"][0]).upper() for e in error.errors())
+            raise ConfigurationError(f"{cls.__name__}: invalid or missing environment variables: {missing}") from error
+
+
+class CampaignsSettings(EnvironmentSettings):
+    campaigns_table_name: ResourceName
+
+
+class DecideSettings(EnvironmentSettings):
+    campaigns_table_name: ResourceName
+    frequency_caps_table_name: ResourceName
+    outcomes_queue_url: ResourceName
+    signing_key_secret_id: ResourceName
+    model_dir: Path
+    models_bucket_name: ResourceName
+    model_pointer_check_seconds: float = Field(
+        default=60.0, ge=5.0, le=3600.0, description="How often the active-model pointer is read, at most."
+    )
+    model_cache_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "adserve-models",
+        description="Where downloaded models are unpacked before loading (Lambda's /tmp).",
+    )
+    exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0)
+    token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
+    catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    cap_read_timeout_seconds: float = Field(
+        default=0.3, gt=0.0, le=5.0, description="Read budget of the one caps Query; past it, fail closed."
+    )
+    tracking_base_url: str | None = Field(
+        default=None, description="Base of tracking URLs (a custom domain); the request's own host when unset."
+    )
+
+
+class TrackSettings(EnvironmentSettings):
+    outcomes_queue_url: ResourceName
+    signing_key_secret_id: ResourceName
+
+
+class RecordSettings(EnvironmentSettings):
+    campaigns_table_name: ResourceName
+    frequency_caps_table_name: ResourceName
+    logs_bucket_name: ResourceName
+    catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+
+
+class RetrainSettings(EnvironmentSettings):
+    logs_bucket_name: ResourceName
+    models_bucket_name: ResourceName
+    model_dir: Path = Field(description="The bootstrap model: the champion to beat before anything was promoted.")
+    training_hours: int = Field(default=168, ge=1, le=24 * 90, description="Decisions of the last N hours.")
+    reward_window_hours: float = Field(default=24.0, gt=0.0, le=24 * 7)
+    label: Literal["click", "complete"] = "click"
+    weighting: Literal["none", "ips"] = "none"
+    min_rows: int = Field(default=1000, ge=1)
+    min_positives: int = Field(default=20, ge=1)
+    promotion_estimator: Literal["ips", "snips", "dr"] = "snips"
+    promotion_margin: float = Field(default=0.02, ge=0.0, le=1.0)
+    challenger_share: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="A model that passes becomes the challenger with this share."
+    )
