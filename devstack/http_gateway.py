@@ -1,8 +1,9 @@
 """A local stand-in for the HTTP API: HTTP requests in, API Gateway v2.0 events to the real handlers, responses out.
 
 It keeps the gateway behaviours a client can observe: the 10 MB body limit (refused before reading),
-404 for an unknown route or a known path with another method, 502 when the integration fails, and the
-handler's status, headers, cookies and (base64-decoded) body passed through.
+API Gateway's own 404 `{"message": "Not Found"}` for a request no route has (an unknown path, or a method no
+route has, whatever the method), 502 when the integration fails, and the handler's status, headers, cookies
+and (base64-decoded) body passed through.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -92,7 +93,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info("%s %s %d %.1fms", self.command, _redacted(self.path), status, elapsed_ms)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        """``do_<METHOD>`` for every method, so each is routed: without one, the server answers a method with
+        an HTML 501 page, where API Gateway answers a method no route has with its JSON 404.
+        """
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def _respond(self) -> int:
         raw_path, _, raw_query = self.path.partition("?")
@@ -108,8 +115,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._send_json(HTTPStatus.BAD_REQUEST, _error("bad_request", "malformed request framing"))
         match = gateway.integration.match_route(self.command, raw_path)
         if match is None:
-            message = f"no route for {self.command} {raw_path}"
-            return self._send_json(HTTPStatus.NOT_FOUND, _error("not_found", message))
+            return self._send_json(HTTPStatus.NOT_FOUND, {"message": "Not Found"})
         event = http_api_event(
             method=self.command,
             raw_path=raw_path,

@@ -11,8 +11,8 @@ from adserve.core.errors import InvalidInputError
 from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.dal.campaign_store import CampaignStore
-from adserve.http_api.errors import install_error_handlers
-from adserve.http_api.gateway import limit_body_size
+from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.gateway import screen_body
 from adserve.wiring.campaigns import campaign_store
 from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -32,7 +32,17 @@ def store() -> CampaignStore:
     return campaign_store(CampaignsSettings.from_env().campaigns_table_name)
 
 
-@app.put("/v1/campaigns/<campaign_id>", summary="Create or replace a campaign")
+@app.put(
+    "/v1/campaigns/<campaign_id>",
+    summary="Create or replace a campaign",
+    responses={
+        200: {"description": "The campaign as stored"},
+        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
+        413: error_doc("Body over 64 KiB"),
+        415: error_doc("A Content-Type other than application/json"),
+        422: error_doc("Invalid campaign, or its campaign_id differs from the path's"),
+    },
+)
 @tracer.capture_method
 def put_campaign(campaign_id: CampaignId, campaign: Campaign) -> Campaign:
     if campaign.campaign_id != campaign_id:
@@ -73,6 +83,6 @@ def openapi_document() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@limit_body_size
+@screen_body
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

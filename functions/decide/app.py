@@ -7,7 +7,7 @@ from adserve.core.observability import logger, metrics, tracer
 from adserve.decisions.api import DecisionRequest, DecisionResponse
 from adserve.decisions.service import DecisionService
 from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import limit_body_size, public_base_url
+from adserve.http_api.gateway import public_base_url, screen_body
 from adserve.wiring.decide import decision_service
 from adserve.wiring.settings import DecideSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -29,8 +29,9 @@ def service() -> DecisionService:
     summary="Choose ads for a listener",
     responses={
         200: {"description": "The chosen ads, best first; an empty list when none is eligible"},
-        400: error_doc("Malformed JSON"),
+        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
         413: error_doc("Body over 64 KiB"),
+        415: error_doc("A Content-Type other than application/json"),
         422: error_doc("Invalid request"),
     },
 )
@@ -42,6 +43,6 @@ def create_decision(request: DecisionRequest) -> DecisionResponse:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-@limit_body_size
+@screen_body
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from adserve.core.observability import logger, metrics, tracer
 from adserve.core.vocabulary import EventType
 from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import limit_body_size
+from adserve.http_api.gateway import screen_body
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, TrackingToken
 from adserve.outcomes.tracking import TrackingService
 from adserve.wiring.settings import TrackSettings
@@ -58,8 +58,9 @@ def fire_beacon(
             "description": "Each event's result: accepted (queued), rejected (never retry) or failed (retry)",
             "content": {"application/json": {"model": EventBatchResponse}},
         },
-        400: error_doc("Malformed JSON"),
+        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
         413: error_doc("Body over 64 KiB"),
+        415: error_doc("A Content-Type other than application/json"),
         422: error_doc("Invalid request, e.g. more than 100 events"),
     },
 )
@@ -71,6 +72,6 @@ def record_events(request: EventBatchRequest) -> EventBatchResponse:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-@limit_body_size
+@screen_body
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -74,7 +74,7 @@ def test_malformed_json_is_a_400_with_an_error_code(api: httpx.Client) -> None:
 def test_unknown_routes_are_404(api: httpx.Client, method: str, path: str) -> None:
     response = api.request(method, path)
     assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.json() == {"message": "Not Found"}
 
 
 def test_bodies_over_ten_megabytes_are_refused_unread(server: tuple[subprocess.Popen[bytes], str]) -> None:

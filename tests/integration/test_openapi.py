@@ -25,3 +25,14 @@ def test_every_template_route_is_documented() -> None:
         if route.path == DOCUMENT_ROUTE:
             continue
         assert route.method.lower() in paths.get(route.path, {}), route.route_key
+
+
+def test_every_route_taking_a_body_documents_the_refusals_of_a_body() -> None:
+    paths = json.loads(COMMITTED.read_text(encoding="utf-8"))["paths"]
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    operations = [operation for methods in paths.values() for operation in methods.values()]
+    with_body = [operation for operation in operations if "requestBody" in operation]
+    assert len(with_body) == 3
+    for operation in with_body:
+        for status in ("400", "413", "415", "422"):
+            assert operation["responses"][status]["content"] == error, (operation["summary"], status)

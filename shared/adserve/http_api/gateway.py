@@ -1,5 +1,8 @@
-"""What every HTTP function needs from the API Gateway event beyond routing: size limits, its own URL."""
+"""What every HTTP function needs from the API Gateway event beyond routing: body screening, its own URL."""
 
+import base64
+import binascii
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -10,23 +13,90 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from adserve.http_api.errors import error_body
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a body may have; our deepest model needs 5 levels."""
+JSON_MEDIA_TYPE = "application/json"
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+"""A JSON string (to the end of the text if it is never closed, so the scan stays linear) or a bracket."""
+
+
+class _RefusedBodyError(Exception):
+    def __init__(self, status: HTTPStatus, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
 
 @lambda_handler_decorator
-def limit_body_size(handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Refuse bodies over MAX_BODY_BYTES with a 413 before anything (validation included) parses them."""
-    body = event.get("body") or ""
-    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-    if size <= MAX_BODY_BYTES:
-        return handler(event, context)
-    return {
-        "statusCode": HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-        "headers": {"Content-Type": "application/json"},
-        "body": error_body("payload_too_large", f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}"),
-        "isBase64Encoded": False,
-    }
+def screen_body(handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Hand the resolver only bodies it can parse: JSON text, UTF-8, at most 64 KiB and 32 levels deep.
+
+    Anything else gets its 4xx here, before validation parses it: 413 `payload_too_large`, 415
+    `unsupported_media_type` (a Content-Type other than application/json; none at all counts as JSON,
+    for clients that send none), 400 `malformed_json` (not UTF-8, or nested too deep for the parsers' stacks).
+    The body is passed on decoded, with the canonical Content-Type (whatever an empty body was labelled), so
+    Powertools reads it as JSON: it would answer 500 to a Content-Type it does not know, even on no body.
+    """
+    try:
+        text = _json_text(event) if event.get("body") else ""
+    except _RefusedBodyError as refusal:
+        return {
+            "statusCode": refusal.status,
+            "headers": {"Content-Type": JSON_MEDIA_TYPE},
+            "body": error_body(refusal.code, str(refusal)),
+            "isBase64Encoded": False,
+        }
+    headers = {name: value for name, value in (event.get("headers") or {}).items() if name.lower() != "content-type"}
+    screened = {**event, "body": text, "isBase64Encoded": False, "headers": headers | {"content-type": JSON_MEDIA_TYPE}}
+    return handler(screened, context)
+
+
+def _json_text(event: dict[str, Any]) -> str:
+    body: str = event["body"]
+    encoded = event.get("isBase64Encoded")
+    size = len(body) * 3 // 4 if encoded else len(body.encode(errors="surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        raise _RefusedBodyError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            "payload_too_large",
+            f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}",
+        )
+    headers = event.get("headers") or {}
+    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")
+    if content_type.partition(";")[0].strip().lower() not in ("", JSON_MEDIA_TYPE):
+        raise _RefusedBodyError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", f"request body must be {JSON_MEDIA_TYPE}"
+        )
+    try:
+        text = base64.b64decode(body, validate=True).decode() if encoded else body.encode().decode()
+    except (binascii.Error, UnicodeError):
+        raise _RefusedBodyError(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not UTF-8") from None
+    if _nests_too_deep(text):
+        raise _RefusedBodyError(
+            HTTPStatus.BAD_REQUEST, "malformed_json", f"request body nests deeper than {MAX_JSON_DEPTH} levels"
+        )
+    return text
+
+
+def _nests_too_deep(text: str) -> bool:
+    """Whether arrays and objects nest deeper than MAX_JSON_DEPTH (brackets in strings aside), before parsing.
+
+    json and pydantic recurse per level and overflow the stack at about a thousand; a body with few
+    brackets is not scanned at all.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for token in _STRING_OR_BRACKET.findall(text):
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
 
 
 def public_base_url(event: APIGatewayProxyEventV2) -> str:

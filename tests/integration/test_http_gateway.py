@@ -1,0 +1,56 @@
+"""The local HTTP gateway in process, in front of the real handlers: what it answers when no route matches.
+
+API Gateway HTTP APIs answer a request no route has, whatever its method, with their own JSON 404
+`{"message": "Not Found"}`; the local gateway must too, never Python's HTML 501 page.
+"""
+
+import http.client
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.http_gateway import HttpGateway
+from devstack.stack import LocalStack
+
+
+@pytest.fixture(scope="module")
+def gateway(local_stack: LocalStack) -> Iterator[HttpGateway]:
+    served = HttpGateway(local_stack, port=0)
+    served.start()
+    yield served
+    served.stop()
+
+
+def request(gateway: HttpGateway, method: str, path: str) -> tuple[int, str, bytes]:
+    """Status, Content-Type and body of one request on its own connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.getheader("content-type") or "", response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PATCH", "OPTIONS", "PROPFIND", "CONNECT", "BREW", "X-ANY"])
+def test_a_method_no_route_has_is_api_gateways_json_404(gateway: HttpGateway, method: str) -> None:
+    status, content_type, body = request(gateway, method, "/v1/campaigns")
+    assert (status, content_type, json.loads(body)) == (404, "application/json", {"message": "Not Found"})
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/nothing-here"), ("POST", "/"), ("TRACE", "/nope")])
+def test_an_unknown_path_is_the_same_404(gateway: HttpGateway, method: str, path: str) -> None:
+    status, content_type, body = request(gateway, method, path)
+    assert (status, content_type, json.loads(body)) == (404, "application/json", {"message": "Not Found"})
+
+
+def test_a_head_without_a_route_is_a_404_without_a_body(gateway: HttpGateway) -> None:
+    status, _, body = request(gateway, "HEAD", "/v1/campaigns")
+    assert (status, body) == (404, b"")
+
+
+def test_known_routes_still_reach_their_function(gateway: HttpGateway) -> None:
+    status, content_type, body = request(gateway, "GET", "/v1/campaigns")
+    assert (status, content_type) == (200, "application/json")
+    assert "campaigns" in json.loads(body)
