@@ -55,6 +55,12 @@ class DecideSettings(EnvironmentSettings):
     cap_read_timeout_seconds: float = Field(
         default=0.3, gt=0.0, le=5.0, description="Read budget of the one caps Query; past it, fail closed."
     )
+    decision_log_timeout_seconds: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=1.0,
+        description="Connect and read budget of the one decision-record send (past it the record is lost).",
+    )
     tracking_base_url: str | None = Field(
         default=None, description="Base of tracking URLs (a custom domain); the request's own host when unset."
     )
