@@ -26,7 +26,7 @@ def service(
 ) -> DecisionService:
     encoder = FeatureEncoder()
     return DecisionService(
-        catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60),
+        catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60, max_age_seconds=300),
         counters=counters or InMemoryCounters(),
         scorer=lambda _listener_id: ConstantScorer(),
         decision_log=log or RecordingDecisionLog(),

@@ -1,6 +1,8 @@
 """The campaign catalog as Decide sees it: loaded once per execution environment, refreshed on a short TTL.
 
-Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows.
+Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows. A failed
+refresh keeps the previous snapshot serving, but only up to a maximum age: past it Decide serves no ad at
+all rather than campaigns that may have been paused or changed since (fail closed, like the caps read).
 """
 
 import gc
@@ -9,8 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from adserve.campaigns.model import Campaign, CampaignStatus
-from adserve.core.observability import logger
+from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import Placement
 from adserve.decisions.targeting import AdCandidate
@@ -43,15 +47,24 @@ class CampaignCatalog:
         source: CampaignSource,
         encoder: FeatureEncoder,
         ttl_seconds: float,
+        *,
+        max_age_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._encoder = encoder
+        self._max_age = max_age_seconds
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign catalog", monotonic=monotonic)
 
     def ads_for(self, placement: Placement) -> Sequence[AdCandidate]:
-        """Active ads that run in this placement; a stale snapshot keeps serving if a refresh fails."""
-        return self._snapshot.get().by_placement.get(placement, [])
+        """Active ads that run in this placement; none when every refresh failed for longer than the max age."""
+        snapshot = self._snapshot.get()
+        age = self._snapshot.age_seconds()
+        metrics.add_metric(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
+        if age > self._max_age:
+            metrics.add_metric(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
+            return []
+        return snapshot.by_placement.get(placement, [])
 
     def _load(self) -> CatalogSnapshot:
         campaigns = self._source.list_campaigns()

@@ -41,7 +41,12 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             raise
 
     return DecisionService(
-        catalog=CampaignCatalog(campaign_store(settings.campaigns_table_name), encoder, settings.catalog_ttl_seconds),
+        catalog=CampaignCatalog(
+            campaign_store(settings.campaigns_table_name),
+            encoder,
+            settings.catalog_ttl_seconds,
+            max_age_seconds=settings.catalog_max_age_seconds,
+        ),
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
         scorer=ModelProvider(
             # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
