@@ -92,7 +92,7 @@ def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -
     """What Record does for an impression (issue 3 makes it exactly-once); here a plain counter bump."""
     now = datetime.now(UTC)
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
-    for slot in impression_counters(seeded_campaign, now, session_key(session_id, now)):
+    for slot in impression_counters(seeded_campaign, seeded_campaign.frequency_caps, now, session_key(session_id, now)):
         dynamodb.update_item(
             TableName=local_stack.physical_name("FrequencyCapsTable"),
             Key={"listener_id": {"S": LISTENER}, "counter_key": {"S": slot.key}},

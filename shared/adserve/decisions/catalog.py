@@ -13,6 +13,7 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from adserve.campaigns.frequency_caps import AdvertiserCaps
 from adserve.campaigns.model import Campaign, CampaignStatus
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.refreshing import RefreshingValue
@@ -78,12 +79,14 @@ class CampaignCatalog:
 
     def _build(self, campaigns: list[Campaign]) -> CatalogSnapshot:
         by_placement: dict[Placement, list[AdCandidate]] = {}
+        advertiser_caps = AdvertiserCaps(campaigns)
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
+            caps = advertiser_caps.caps_of(campaign)
             for creative in campaign.creatives:
                 features = ad_features(campaign, creative.ad_id, creative.format.value)
-                ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features))
+                ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps)
                 for placement in campaign.placements:
                     by_placement.setdefault(placement, []).append(ad)
         return CatalogSnapshot(by_placement)
