@@ -8,9 +8,9 @@ One SQS batch is processed in three steps, by a Powertools ``BatchProcessor`` th
 2. Each impression is counted, its own record failing alone. Counting is one DynamoDB transaction: a
    dedupe marker ``seen#<decision>#<ad>#<event type>`` put only if absent, plus one ``ADD`` per counter of
    the caps in force for the campaign (its own, and every advertiser cap a sibling declares), all in the
-   listener's partition. A marker already there cancels the transaction:
-   the impression was counted before, so the record succeeds as a duplicate. Clicks, completions and skips
-   count nothing; an impression of an unknown campaign, or of one under no cap at all, neither.
+   listener's partition. A marker already there cancels the transaction: the impression was counted
+   before, so the record succeeds as a duplicate. Clicks, completions and skips count nothing; an
+   impression of an unknown campaign, or of one under no cap at all, neither.
 3. The rows of the records that got this far are written to S3, one object per (kind, hour partition),
    named by the messages it holds (see ``adserve.outcomes.logs``). When a put fails, every record of that
    object is reported failed: on redelivery the marker stops a second count and readers drop the second
