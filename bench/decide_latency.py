@@ -61,7 +61,7 @@ def fake_service(size: int, model: CtrModel, encoder: FeatureEncoder) -> FakeWir
     log = RecordingDecisionLog()
     signer = TokenSigner(random.Random(size).randbytes(64))
     service = DecisionService(
-        catalog=CampaignCatalog(InMemoryCampaigns(campaigns), encoder, ttl_seconds=3600.0),
+        catalog=CampaignCatalog(InMemoryCampaigns(campaigns), encoder, ttl_seconds=3600.0, max_age_seconds=7200.0),
         counters=counters,
         scorer=lambda _listener_id: model,
         decision_log=log,

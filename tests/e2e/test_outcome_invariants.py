@@ -532,6 +532,9 @@ def test_outcome_invariants_hold_through_duplicates_corruption_poison_and_faults
             "AWS_ENDPOINT_URL": moto,
             "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_proxy.url,
             "AWS_ENDPOINT_URL_S3": s3_proxy.url,
+            # Every decision must reach the log here: on a busy machine a send to moto can outlast the
+            # production budget (250 ms, sized for SQS), so give it the most the setting allows.
+            "DECISION_LOG_TIMEOUT_SECONDS": "1.0",
         }
         with local_stack(tmp_path, environment) as stack, httpx.Client(base_url=stack.api, timeout=15) as api:
             session = aws_session()

@@ -1,9 +1,11 @@
 """The decide handler in-process against moto in server mode over HTTP, resources from template.yaml.
 
-DynamoDB traffic goes through a counting, fault-injecting HTTP proxy so the tests can see how many requests
-a decision makes and what happens when the caps table throttles or hangs.
+DynamoDB and SQS traffic goes through a counting, fault-injecting HTTP proxy so the tests can see how many
+requests a decision makes and what happens when the caps table or the outcomes queue throttles or hangs.
 """
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,9 +40,10 @@ def decision_event(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def dynamodb_proxy(local_stack: Any) -> Iterator[AwsProxy]:
-    """Route the decide function's DynamoDB calls through a proxy; a fresh execution environment sees it."""
+    """Route the decide function's DynamoDB and SQS calls through a proxy; a fresh execution environment sees it."""
     with aws_proxy(local_stack.endpoint_url) as proxy, pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
+        patch.setenv("AWS_ENDPOINT_URL_SQS", proxy.url)
         local_stack.reset_function("DecideFunction")
         yield proxy
     local_stack.reset_function("DecideFunction")
@@ -89,7 +92,7 @@ def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -
     """What Record does for an impression (issue 3 makes it exactly-once); here a plain counter bump."""
     now = datetime.now(UTC)
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
-    for slot in impression_counters(seeded_campaign, now, session_key(session_id, now)):
+    for slot in impression_counters(seeded_campaign, seeded_campaign.frequency_caps, now, session_key(session_id, now)):
         dynamodb.update_item(
             TableName=local_stack.physical_name("FrequencyCapsTable"),
             Key={"listener_id": {"S": LISTENER}, "counter_key": {"S": slot.key}},
@@ -110,12 +113,12 @@ def test_capped_campaigns_stop_at_their_cap(local_stack: Any, seeded: dict[str, 
     assert served.count("free") == 6
 
 
-def test_one_dynamodb_request_per_decision(local_stack: Any, proxy: AwsProxy) -> None:
+def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy: AwsProxy) -> None:
     decide(local_stack)  # the first decision of an environment may also load the catalog
     proxy.reset()
     for _ in range(5):
         decide(local_stack, max_ads=3)
-    assert dict(proxy.calls) == {"Query": 5}
+    assert dict(proxy.calls) == {"Query": 5, "SendMessage": 5}
 
 
 def test_throttled_caps_table_fails_closed(local_stack: Any, proxy: AwsProxy) -> None:
@@ -132,6 +135,35 @@ def test_hanging_caps_table_answers_within_budget_and_fails_closed(local_stack: 
     ads = decide(local_stack, max_ads=3)["ads"]
     assert (datetime.now(UTC) - started).total_seconds() < 1.5
     assert [ad["campaign_id"] for ad in ads] == ["free"]
+
+
+def test_hanging_queue_answers_within_budget_and_counts_the_lost_record(local_stack: Any, proxy: AwsProxy) -> None:
+    # Given a warm environment and an outcomes queue that holds every send far longer than the function's 3 s
+    decide(local_stack)
+    proxy.reset()
+    proxy.delay["SendMessage"] = 5.0
+    # When a decision is made
+    printed = io.StringIO()
+    started = datetime.now(UTC)
+    with contextlib.redirect_stdout(printed):
+        body = decide(local_stack, max_ads=3)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    # Then it is served well inside the function's timeout (the default budgets took ~9 s), after one attempt,
+    # and the unlogged decision is counted
+    assert elapsed < 2.0
+    assert body["ads"]
+    assert proxy.calls["SendMessage"] == 1
+    assert emitted_metric(printed.getvalue(), "DecisionLogFailures") == [1.0]
+
+
+def emitted_metric(stdout: str, name: str) -> list[float]:
+    """The values of one metric in the EMF documents an invocation printed."""
+    values: list[float] = []
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line and name in (document := json.loads(line)):
+            value = document[name]
+            values.extend(value if isinstance(value, list) else [value])
+    return values
 
 
 def test_the_decision_record_reaches_the_queue(local_stack: Any, proxy: AwsProxy) -> None:

@@ -68,7 +68,10 @@ def counters(local_stack: LocalStack, listener_id: str) -> dict[str, int]:
 
 
 def expected_counts(event: OutcomeEvent, impressions: int) -> dict[str, int]:
-    return {slot.key: impressions for slot in impression_counters(CAPPED, event.occurred_at, event.session)}
+    return {
+        slot.key: impressions
+        for slot in impression_counters(CAPPED, CAPPED.frequency_caps, event.occurred_at, event.session)
+    }
 
 
 def log_store(local_stack: LocalStack) -> S3LogStore:

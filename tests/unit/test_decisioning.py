@@ -26,7 +26,7 @@ def service(
 ) -> DecisionService:
     encoder = FeatureEncoder()
     return DecisionService(
-        catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60),
+        catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60, max_age_seconds=300),
         counters=counters or InMemoryCounters(),
         scorer=lambda _listener_id: ConstantScorer(),
         decision_log=log or RecordingDecisionLog(),
@@ -53,11 +53,36 @@ def test_a_capped_campaign_at_its_cap_is_not_returned() -> None:
         campaign_id="capped", advertiser_id="a", value_cpm=50, frequency_caps=[{"max": 2, "window": "day"}]
     )
     free = campaign(campaign_id="free", advertiser_id="b")
-    [slot] = impression_counters(capped, NOW, session_key("session-1", NOW))
+    [slot] = impression_counters(capped, capped.frequency_caps, NOW, session_key("session-1", NOW))
     counters = InMemoryCounters(counts={"listener-1": {slot.key: 2}})
     response = service(capped, free, counters=counters).decide(decision_request(), BASE_URL)
     assert [ad.campaign_id for ad in response.ads] == ["free"]
     assert counters.reads == 1
+
+
+def test_an_advertiser_cap_stops_the_advertisers_campaigns_that_do_not_declare_it() -> None:
+    # Given an advertiser whose cheaper campaign declares a daily advertiser cap of 2 and whose dearer one none
+    capped = campaign(
+        campaign_id="capped",
+        advertiser_id="a",
+        value_cpm=5,
+        frequency_caps=[{"max": 2, "window": "day", "scope": "advertiser"}],
+    )
+    sibling = campaign(campaign_id="sibling", advertiser_id="a", value_cpm=50)
+    other = campaign(campaign_id="other", advertiser_id="b", value_cpm=1)
+    [slot] = impression_counters(capped, capped.frequency_caps, NOW, session_key("session-1", NOW))
+    # Below the cap the uncapped sibling is served; at the cap neither campaign of the advertiser is
+    below = InMemoryCounters(counts={"listener-1": {slot.key: 1}})
+    response = service(capped, sibling, other, counters=below).decide(decision_request(), BASE_URL)
+    assert [ad.campaign_id for ad in response.ads] == ["sibling", "other"]
+    at_cap = InMemoryCounters(counts={"listener-1": {slot.key: 2}})
+    response = service(capped, sibling, other, counters=at_cap).decide(decision_request(), BASE_URL)
+    assert [ad.campaign_id for ad in response.ads] == ["other"]
+    assert at_cap.reads == 1
+    # Unreadable counters withhold the sibling too: it is under its advertiser's cap
+    unreadable = InMemoryCounters(available=False)
+    response = service(capped, sibling, other, counters=unreadable).decide(decision_request(), BASE_URL)
+    assert [ad.campaign_id for ad in response.ads] == ["other"]
 
 
 def test_counters_are_read_once_whatever_the_number_of_capped_candidates() -> None:

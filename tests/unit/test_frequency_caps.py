@@ -5,13 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from adserve.campaigns.frequency_caps import (
     EXPIRY_GRACE,
+    AdvertiserCaps,
     impression_counters,
     session_key,
     window_bucket,
     window_end,
     within_caps,
 )
-from adserve.campaigns.model import CapWindow
+from adserve.campaigns.model import CapScope, CapWindow
 
 from tests.support.builders import NOW, campaign
 
@@ -57,23 +58,23 @@ def test_a_missing_session_id_scopes_the_session_to_the_utc_day() -> None:
 
 def test_within_caps_allows_up_to_max_minus_one_then_refuses() -> None:
     capped = campaign(frequency_caps=[{"max": 3, "window": "day"}])
-    [slot] = impression_counters(capped, NOW, SESSION)
-    assert within_caps(capped, {}, NOW, SESSION)
-    assert within_caps(capped, {slot.key: 2}, NOW, SESSION)
-    assert not within_caps(capped, {slot.key: 3}, NOW, SESSION)
+    [slot] = impression_counters(capped, capped.frequency_caps, NOW, SESSION)
+    assert within_caps(capped, capped.frequency_caps, {}, NOW, SESSION)
+    assert within_caps(capped, capped.frequency_caps, {slot.key: 2}, NOW, SESSION)
+    assert not within_caps(capped, capped.frequency_caps, {slot.key: 3}, NOW, SESSION)
 
 
 def test_yesterdays_counter_does_not_count_today() -> None:
     capped = campaign(frequency_caps=[{"max": 1, "window": "day"}])
-    [yesterday] = impression_counters(capped, NOW - timedelta(days=1), SESSION)
-    assert within_caps(capped, {yesterday.key: 5}, NOW, SESSION)
+    [yesterday] = impression_counters(capped, capped.frequency_caps, NOW - timedelta(days=1), SESSION)
+    assert within_caps(capped, capped.frequency_caps, {yesterday.key: 5}, NOW, SESSION)
 
 
 def test_every_cap_must_have_room() -> None:
     capped = campaign(frequency_caps=[{"max": 10, "window": "week"}, {"max": 1, "window": "session"}])
-    week, session = impression_counters(capped, NOW, SESSION)
-    assert not within_caps(capped, {week.key: 0, session.key: 1}, NOW, SESSION)
-    assert within_caps(capped, {week.key: 9}, NOW, SESSION)
+    week, session = impression_counters(capped, capped.frequency_caps, NOW, SESSION)
+    assert not within_caps(capped, capped.frequency_caps, {week.key: 0, session.key: 1}, NOW, SESSION)
+    assert within_caps(capped, capped.frequency_caps, {week.key: 9}, NOW, SESSION)
 
 
 def test_an_advertiser_cap_counts_every_campaign_of_the_advertiser() -> None:
@@ -81,20 +82,71 @@ def test_an_advertiser_cap_counts_every_campaign_of_the_advertiser() -> None:
     first = campaign(campaign_id="a", frequency_caps=cap)
     second = campaign(campaign_id="b", frequency_caps=cap)
     other_advertiser = campaign(campaign_id="c", advertiser_id="adv-2", frequency_caps=cap)
-    [slot] = impression_counters(first, NOW, SESSION)
-    assert impression_counters(second, NOW, SESSION)[0].key == slot.key
-    assert not within_caps(second, {slot.key: 2}, NOW, SESSION)
-    assert within_caps(other_advertiser, {slot.key: 2}, NOW, SESSION)
+    [slot] = impression_counters(first, first.frequency_caps, NOW, SESSION)
+    assert impression_counters(second, second.frequency_caps, NOW, SESSION)[0].key == slot.key
+    assert not within_caps(second, second.frequency_caps, {slot.key: 2}, NOW, SESSION)
+    assert within_caps(other_advertiser, other_advertiser.frequency_caps, {slot.key: 2}, NOW, SESSION)
 
 
 def test_campaign_and_advertiser_counters_are_distinct() -> None:
     capped = campaign(frequency_caps=[{"max": 2, "window": "day"}, {"max": 5, "window": "day", "scope": "advertiser"}])
-    keys = [slot.key for slot in impression_counters(capped, NOW, SESSION)]
+    keys = [slot.key for slot in impression_counters(capped, capped.frequency_caps, NOW, SESSION)]
     assert len(set(keys)) == 2
 
 
 def test_counters_expire_after_their_window_plus_grace() -> None:
     capped = campaign(frequency_caps=[{"max": 1, "window": "hour"}, {"max": 1, "window": "lifetime"}])
-    hour, lifetime = impression_counters(capped, NOW, SESSION)
+    hour, lifetime = impression_counters(capped, capped.frequency_caps, NOW, SESSION)
     assert hour.expires_at == at("2026-11-25T14:00:00") + EXPIRY_GRACE
     assert lifetime.expires_at > NOW + timedelta(days=365)
+
+
+ADVERTISER_DAY = {"max": 3, "window": "day", "scope": "advertiser"}
+
+
+def test_an_advertiser_cap_applies_to_siblings_that_do_not_declare_it() -> None:
+    capped = campaign(campaign_id="capped", frequency_caps=[ADVERTISER_DAY])
+    sibling = campaign(campaign_id="sibling")
+    stranger = campaign(campaign_id="stranger", advertiser_id="adv-2")
+    caps = AdvertiserCaps([capped, sibling, stranger])
+    [slot] = impression_counters(capped, caps.caps_of(capped), NOW, SESSION)
+    # An impression of the uncapped sibling lands in the advertiser's counter...
+    assert [s.key for s in impression_counters(sibling, caps.caps_of(sibling), NOW, SESSION)] == [slot.key]
+    # ...and the advertiser's cap, once reached, stops the sibling too, but not another advertiser
+    assert within_caps(sibling, caps.caps_of(sibling), {slot.key: 2}, NOW, SESSION)
+    assert not within_caps(sibling, caps.caps_of(sibling), {slot.key: 3}, NOW, SESSION)
+    assert caps.caps_of(stranger) == ()
+
+
+def test_siblings_declaring_one_window_differently_share_its_counter_and_the_strictest_maximum() -> None:
+    loose = campaign(campaign_id="loose", frequency_caps=[{**ADVERTISER_DAY, "max": 5}])
+    strict = campaign(
+        campaign_id="strict",
+        frequency_caps=[{**ADVERTISER_DAY, "max": 2}, {"max": 9, "window": "week", "scope": "advertiser"}],
+    )
+    caps = AdvertiserCaps([loose, strict])
+    expected = {(CapWindow.DAY, 2), (CapWindow.WEEK, 9)}
+    for member in (loose, strict):
+        in_force = caps.caps_of(member)
+        assert {(cap.window, cap.max) for cap in in_force} == expected
+        assert {cap.scope for cap in in_force} == {CapScope.ADVERTISER}
+    assert impression_counters(loose, caps.caps_of(loose), NOW, SESSION) == impression_counters(
+        strict, caps.caps_of(strict), NOW, SESSION
+    )
+
+
+def test_campaign_caps_stay_with_their_campaign() -> None:
+    capped = campaign(campaign_id="capped", frequency_caps=[{"max": 1, "window": "day"}])
+    sibling = campaign(campaign_id="sibling")
+    caps = AdvertiserCaps([capped, sibling])
+    assert caps.caps_of(sibling) == ()
+    assert caps.caps_of(capped) == tuple(capped.frequency_caps)
+
+
+def test_only_active_campaigns_put_advertiser_caps_in_force() -> None:
+    paused = campaign(campaign_id="paused", status="paused", frequency_caps=[{**ADVERTISER_DAY, "max": 1}])
+    sibling = campaign(campaign_id="sibling")
+    caps = AdvertiserCaps([paused, sibling])
+    assert caps.caps_of(sibling) == ()
+    # A late impression of the paused campaign itself still counts under its own caps
+    assert [(cap.window, cap.max) for cap in caps.caps_of(paused)] == [(CapWindow.DAY, 1)]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.frequency_caps import impression_counters, within_caps
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.model import Campaign, CapScope
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
@@ -30,6 +30,8 @@ CAPPED = campaign(
     frequency_caps=[{"max": 3, "window": "day"}, {"max": 1, "window": "week", "scope": "advertiser"}],
 )
 FREE = campaign(campaign_id="free", advertiser_id="adv-2")
+SIBLING = campaign(campaign_id="sibling", advertiser_id="adv-1")
+"""CAPPED's advertiser's other campaign, which declares no cap of its own."""
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Ports:
 @pytest.fixture
 def ports() -> Ports:
     counter, logs = InMemoryImpressionCounter(), InMemoryLogStore()
-    directory = CampaignDirectory(InMemoryCampaigns([CAPPED, FREE]), ttl_seconds=60)
+    directory = CampaignDirectory(InMemoryCampaigns([CAPPED, FREE, SIBLING]), ttl_seconds=60)
     return Ports(counter, logs, OutcomeRecorder(counter=counter, campaigns=directory, logs=logs, clock=lambda: NOW))
 
 
@@ -65,9 +67,25 @@ def test_an_impression_increments_every_counter_decide_reads(ports: Ports) -> No
     # Then both counters Decide checks moved by one
     assert response == {"batchItemFailures": []}
     counts = ports.counter.read_counters("listener-a", NOW)
-    assert sorted(counts) == sorted(slot.key for slot in impression_counters(CAPPED, NOW, event.session))
+    assert sorted(counts) == sorted(
+        slot.key for slot in impression_counters(CAPPED, CAPPED.frequency_caps, NOW, event.session)
+    )
     assert set(counts.values()) == {1}
-    assert within_caps(CAPPED, counts, NOW, event.session) is False  # the weekly advertiser cap of 1 is reached
+    assert (
+        within_caps(CAPPED, CAPPED.frequency_caps, counts, NOW, event.session) is False
+    )  # the weekly advertiser cap of 1 is reached
+
+
+def test_an_impression_of_an_uncapped_sibling_counts_toward_the_advertiser_cap(ports: Ports) -> None:
+    # Given CAPPED's weekly advertiser cap of 1, and an impression of its uncapped sibling campaign
+    event = outcome(listener_id="listener-sib", campaign_id=SIBLING.campaign_id, ad_id="sibling-ad-1")
+    # When it is recorded
+    assert ports.recorder.record_impression(event) is CountResult.COUNTED
+    # Then it landed in the advertiser's counter only (not in CAPPED's campaign counter), and CAPPED is at its cap
+    counts = ports.counter.read_counters("listener-sib", NOW)
+    [advertiser_cap] = [cap for cap in CAPPED.frequency_caps if cap.scope is CapScope.ADVERTISER]
+    assert sorted(counts) == [slot.key for slot in impression_counters(CAPPED, [advertiser_cap], NOW, event.session)]
+    assert within_caps(CAPPED, CAPPED.frequency_caps, counts, NOW, event.session) is False
 
 
 def test_the_same_message_delivered_three_times_counts_once_and_reads_back_once(ports: Ports) -> None:
@@ -222,7 +240,9 @@ def test_a_future_occurred_at_counts_in_the_window_it_was_received(ports: Ports)
     event = outcome(listener_id="listener-m").model_copy(update={"occurred_at": NOW + timedelta(days=3)})
     ports.recorder.record_impression(event)
     counted = ports.counter.read_counters("listener-m", NOW)
-    assert sorted(counted) == sorted(slot.key for slot in impression_counters(CAPPED, event.received_at, event.session))
+    assert sorted(counted) == sorted(
+        slot.key for slot in impression_counters(CAPPED, CAPPED.frequency_caps, event.received_at, event.session)
+    )
 
 
 def test_campaign_fixture_is_capped() -> None:

@@ -12,7 +12,7 @@ from tests.support.builders import NOW, campaign, decision_request
 
 
 def candidate(target: Campaign) -> AdCandidate:
-    return AdCandidate(target, target.creatives[0], {}, np.zeros(5, dtype=np.int64))
+    return AdCandidate(target, target.creatives[0], {}, np.zeros(5, dtype=np.int64), tuple(target.frequency_caps))
 
 
 def test_an_untargeted_active_campaign_in_flight_matches() -> None:

@@ -8,14 +8,22 @@ last load is found within seconds, and a flood of unknown ids cannot turn into a
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.frequency_caps import AdvertiserCaps
+from adserve.campaigns.model import Campaign, FrequencyCap
 from adserve.core.refreshing import RefreshingValue
 
 
 class CampaignSource(Protocol):
     def list_campaigns(self) -> list[Campaign]: ...
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    by_id: dict[str, Campaign]
+    advertiser_caps: AdvertiserCaps
 
 
 class CampaignDirectory:
@@ -29,14 +37,19 @@ class CampaignDirectory:
     ) -> None:
         self._source = source
         self._miss_refresh = min(miss_refresh_seconds, ttl_seconds)
-        self._by_id = RefreshingValue(self._load, ttl_seconds, name="campaign directory", monotonic=monotonic)
+        self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign directory", monotonic=monotonic)
 
     def campaign(self, campaign_id: str) -> Campaign | None:
         """The campaign, or None when it does not exist (deleted, or never created)."""
-        found = self._by_id.get().get(campaign_id)
+        found = self._snapshot.get().by_id.get(campaign_id)
         if found is None:
-            found = self._by_id.get_if_fresher_than(self._miss_refresh).get(campaign_id)
+            found = self._snapshot.get_if_fresher_than(self._miss_refresh).by_id.get(campaign_id)
         return found
 
-    def _load(self) -> dict[str, Campaign]:
-        return {campaign.campaign_id: campaign for campaign in self._source.list_campaigns()}
+    def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
+        """The caps an impression of the campaign counts in, its advertiser's caps declared by siblings included."""
+        return self._snapshot.get().advertiser_caps.caps_of(campaign)
+
+    def _load(self) -> _Snapshot:
+        campaigns = self._source.list_campaigns()
+        return _Snapshot({campaign.campaign_id: campaign for campaign in campaigns}, AdvertiserCaps(campaigns))

@@ -3,13 +3,19 @@
 Windows are calendar windows in UTC (hour, day, ISO week, month), the listener's session, or the lifetime.
 Each window instance has its own counter, named by a bucket in its key, so a counter from a past window is
 never read as the current one, and DynamoDB's TTL only has to clean up.
+
+A campaign-scoped cap counts and limits the campaign that declares it. An advertiser-scoped cap is the
+advertiser's: declared by any of its active campaigns, it counts every impression of every campaign of that
+advertiser and limits them all, whether they declare it or not. Its counter is named by advertiser and
+window only, so siblings that declare the same window with different maxima share one counter, and the
+smallest maximum wins for all of them (``AdvertiserCaps``).
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
+from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
 
 # Counters outlive their window by this much so that TTL deletion lag never races a read of a live window.
 EXPIRY_GRACE = timedelta(days=1)
@@ -77,20 +83,59 @@ def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
     return f"{COUNTER_PREFIX}{cap.scope.value}#{owner}#{cap.window.value}#{bucket}"
 
 
-def impression_counters(campaign: Campaign, now: datetime, session: str) -> list[CounterSlot]:
-    """The counters one impression of this campaign increments: one per cap."""
+class AdvertiserCaps:
+    """The advertiser caps in force, by advertiser; built once when a catalog or directory loads.
+
+    Only active campaigns put caps in force: pausing or archiving the campaign that declared an advertiser
+    cap lifts it from its siblings (its flight dates do not, as they are checked per request, not at load).
+    """
+
+    def __init__(self, campaigns: Iterable[Campaign]) -> None:
+        strictest: dict[str, dict[CapWindow, int]] = {}
+        for campaign in campaigns:
+            if campaign.status is CampaignStatus.ACTIVE:
+                _merge_advertiser_caps(strictest.setdefault(campaign.advertiser_id, {}), campaign.frequency_caps)
+        self._by_advertiser = strictest
+
+    def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
+        """What an impression of the campaign is counted in and checked against.
+
+        Its own campaign caps, and per window the strictest advertiser cap that it or any active campaign of
+        its advertiser declares (its own count even while it is paused: an impression may arrive late).
+        """
+        windows = dict(self._by_advertiser.get(campaign.advertiser_id, {}))
+        _merge_advertiser_caps(windows, campaign.frequency_caps)
+        own = tuple(cap for cap in campaign.frequency_caps if cap.scope is CapScope.CAMPAIGN)
+        shared = tuple(
+            FrequencyCap(max=maximum, window=window, scope=CapScope.ADVERTISER) for window, maximum in windows.items()
+        )
+        return own + shared
+
+
+def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[FrequencyCap]) -> None:
+    for cap in caps:
+        if cap.scope is CapScope.ADVERTISER:
+            windows[cap.window] = min(cap.max, windows.get(cap.window, cap.max))
+
+
+def impression_counters(
+    campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
+) -> list[CounterSlot]:
+    """The counters one impression of this campaign increments: one per cap in force (``caps_of``)."""
     return [
         CounterSlot(
             key=counter_key(cap, campaign, window_bucket(cap.window, now, session)),
             expires_at=window_end(cap.window, now) + EXPIRY_GRACE,
         )
-        for cap in campaign.frequency_caps
+        for cap in caps
     ]
 
 
-def within_caps(campaign: Campaign, counts: Mapping[str, int], now: datetime, session: str) -> bool:
-    """True when every cap of the campaign still has room for one more impression."""
-    for cap in campaign.frequency_caps:
+def within_caps(
+    campaign: Campaign, caps: Iterable[FrequencyCap], counts: Mapping[str, int], now: datetime, session: str
+) -> bool:
+    """True when every cap in force for the campaign (``caps_of``) still has room for one more impression."""
+    for cap in caps:
         key = counter_key(cap, campaign, window_bucket(cap.window, now, session))
         if counts.get(key, 0) >= cap.max:
             return False

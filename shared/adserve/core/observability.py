@@ -20,6 +20,8 @@ class MetricName(StrEnum):
     CAP_CHECK_FAILURES = "CapCheckFailures"
     DECISION_LOG_FAILURES = "DecisionLogFailures"
     DECIDE_LATENCY = "DecideLatency"
+    CATALOG_AGE_SECONDS = "CatalogAgeSeconds"
+    CATALOG_STALE = "CatalogStale"
     MODEL_LOAD_FAILURES = "ModelLoadFailures"
     CAMPAIGNS_WRITTEN = "CampaignsWritten"
     EVENTS_ACCEPTED = "EventsAccepted"

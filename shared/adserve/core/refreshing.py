@@ -2,7 +2,8 @@
 
 Shared by the catalogs Decide and Record keep: if a reload fails the previous value keeps serving (and the
 next attempt waits another TTL, so an outage of the source is not hammered); with no previous value the
-error propagates.
+error propagates. A failed reload does not make the value younger: ``age_seconds`` is the time since the
+last successful load, so a caller can refuse a value that has been stale for too long.
 """
 
 import time
@@ -19,6 +20,9 @@ T = TypeVar("T")
 class _Loaded(Generic[T]):
     value: T
     loaded_at: float
+    """When the value was loaded."""
+    attempted_at: float
+    """When a reload was last attempted, successful or not: the TTL counts from here."""
 
 
 class RefreshingValue(Generic[T]):
@@ -43,9 +47,14 @@ class RefreshingValue(Generic[T]):
     def get_if_fresher_than(self, max_age_seconds: float) -> T:
         """The value, reloaded first when older than *max_age_seconds* (e.g. sooner than the TTL on a miss)."""
         loaded = self._loaded
-        if loaded is None or self._monotonic() - loaded.loaded_at >= max_age_seconds:
+        if loaded is None or self._monotonic() - loaded.attempted_at >= max_age_seconds:
             loaded = self._reload(loaded)
         return loaded.value
+
+    def age_seconds(self) -> float:
+        """Seconds since the current value was loaded (failed reloads do not count); infinite before any."""
+        loaded = self._loaded
+        return float("inf") if loaded is None else self._monotonic() - loaded.loaded_at
 
     def _reload(self, stale: _Loaded[T] | None) -> _Loaded[T]:
         try:
@@ -54,7 +63,8 @@ class RefreshingValue(Generic[T]):
             if stale is None:
                 raise
             logger.exception("refresh failed; serving the previous value", extra={"cache": self._name})
-            self._loaded = _Loaded(stale.value, self._monotonic())
+            self._loaded = _Loaded(stale.value, stale.loaded_at, self._monotonic())
             return self._loaded
-        self._loaded = _Loaded(value, self._monotonic())
+        now = self._monotonic()
+        self._loaded = _Loaded(value, now, now)
         return self._loaded

@@ -1,6 +1,8 @@
 """The campaign catalog as Decide sees it: loaded once per execution environment, refreshed on a short TTL.
 
-Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows.
+Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows. A failed
+refresh keeps the previous snapshot serving, but only up to a maximum age: past it Decide serves no ad at
+all rather than campaigns that may have been paused or changed since (fail closed, like the caps read).
 """
 
 import gc
@@ -9,8 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
+from adserve.campaigns.frequency_caps import AdvertiserCaps
 from adserve.campaigns.model import Campaign, CampaignStatus
-from adserve.core.observability import logger
+from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import Placement
 from adserve.decisions.targeting import AdCandidate
@@ -43,15 +48,24 @@ class CampaignCatalog:
         source: CampaignSource,
         encoder: FeatureEncoder,
         ttl_seconds: float,
+        *,
+        max_age_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._encoder = encoder
+        self._max_age = max_age_seconds
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign catalog", monotonic=monotonic)
 
     def ads_for(self, placement: Placement) -> Sequence[AdCandidate]:
-        """Active ads that run in this placement; a stale snapshot keeps serving if a refresh fails."""
-        return self._snapshot.get().by_placement.get(placement, [])
+        """Active ads that run in this placement; none when every refresh failed for longer than the max age."""
+        snapshot = self._snapshot.get()
+        age = self._snapshot.age_seconds()
+        metrics.add_metric(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
+        if age > self._max_age:
+            metrics.add_metric(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
+            return []
+        return snapshot.by_placement.get(placement, [])
 
     def _load(self) -> CatalogSnapshot:
         campaigns = self._source.list_campaigns()
@@ -65,12 +79,14 @@ class CampaignCatalog:
 
     def _build(self, campaigns: list[Campaign]) -> CatalogSnapshot:
         by_placement: dict[Placement, list[AdCandidate]] = {}
+        advertiser_caps = AdvertiserCaps(campaigns)
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
+            caps = advertiser_caps.caps_of(campaign)
             for creative in campaign.creatives:
                 features = ad_features(campaign, creative.ad_id, creative.format.value)
-                ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features))
+                ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps)
                 for placement in campaign.placements:
                     by_placement.setdefault(placement, []).append(ad)
         return CatalogSnapshot(by_placement)

@@ -124,14 +124,14 @@ class DecisionService:
         self, targeted: Sequence[AdCandidate], listener_id: str, now: datetime, session: str
     ) -> tuple[list[AdCandidate], CapCheck]:
         """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed)."""
-        if not any(ad.campaign.is_capped for ad in targeted):
+        if not any(ad.caps for ad in targeted):
             return list(targeted), "not_needed"
         try:
             counts = self.counters.read_counters(listener_id, now)
         except CapStoreUnavailableError:
             logger.exception("frequency caps unreadable; serving uncapped campaigns only")
             metrics.add_metric(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
-            uncapped = [ad for ad in targeted if not ad.campaign.is_capped]
+            uncapped = [ad for ad in targeted if not ad.caps]
             metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable"
         verdicts: dict[str, bool] = {}
@@ -139,7 +139,7 @@ class DecisionService:
         for ad in targeted:
             campaign = ad.campaign
             if campaign.campaign_id not in verdicts:
-                verdicts[campaign.campaign_id] = within_caps(campaign, counts, now, session)
+                verdicts[campaign.campaign_id] = within_caps(campaign, ad.caps, counts, now, session)
             if verdicts[campaign.campaign_id]:
                 eligible.append(ad)
         metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))

@@ -6,18 +6,20 @@ from datetime import datetime
 
 import numpy as np
 
-from adserve.campaigns.model import Campaign, CampaignStatus, Creative
+from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
 from adserve.decisions.api import DecisionRequest
 
 
 @dataclass(frozen=True, slots=True)
 class AdCandidate:
-    """One creative of one campaign, with its model features encoded once when the catalog loads."""
+    """One creative of one campaign, with its model features encoded and its caps resolved when the catalog loads."""
 
     campaign: Campaign
     creative: Creative
     features: dict[str, str]
     encoded: np.ndarray
+    caps: tuple[FrequencyCap, ...]
+    """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
 
     @property
     def ad_id(self) -> str:

@@ -7,9 +7,10 @@ One SQS batch is processed in three steps, by a Powertools ``BatchProcessor`` th
    failed, so after ``maxReceiveCount`` receives SQS moves it to the DLQ.
 2. Each impression is counted, its own record failing alone. Counting is one DynamoDB transaction: a
    dedupe marker ``seen#<decision>#<ad>#<event type>`` put only if absent, plus one ``ADD`` per counter of
-   the campaign's caps, all in the listener's partition. A marker already there cancels the transaction:
-   the impression was counted before, so the record succeeds as a duplicate. Clicks, completions and skips
-   count nothing; an impression of an uncapped or unknown campaign neither.
+   the caps in force for the campaign (its own, and every advertiser cap a sibling declares), all in the
+   listener's partition. A marker already there cancels the transaction: the impression was counted
+   before, so the record succeeds as a duplicate. Clicks, completions and skips count nothing; an
+   impression of an unknown campaign, or of one under no cap at all, neither.
 3. The rows of the records that got this far are written to S3, one object per (kind, hour partition),
    named by the messages it holds (see ``adserve.outcomes.logs``). When a put fails, every record of that
    object is reported failed: on redelivery the marker stops a second count and readers drop the second
@@ -35,7 +36,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterSlot, impression_counters
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.model import Campaign, FrequencyCap
 from adserve.core.errors import CounterStoreUnavailableError, InvalidRecordError, LogStoreUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType as OutcomeType
@@ -75,6 +76,10 @@ class ImpressionCounter(Protocol):
 class CampaignLookup(Protocol):
     def campaign(self, campaign_id: str) -> Campaign | None: ...
 
+    def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
+        """Every cap in force for the campaign, advertiser caps its siblings declare included."""
+        ...
+
 
 class LogWriter(Protocol):
     def put_object(self, key: str, body: bytes) -> None:
@@ -86,7 +91,7 @@ class CountResult(StrEnum):
     COUNTED = "counted"
     DUPLICATE = "duplicate"
     NOT_COUNTED = "not_counted"
-    """Not an impression, or a campaign with no caps (or unknown): nothing to increment."""
+    """Not an impression, or a campaign under no cap (or unknown): nothing to increment."""
 
 
 def marker_key(event: OutcomeEvent) -> str:
@@ -135,7 +140,8 @@ class OutcomeRecorder:
                 extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
             )
             return CountResult.NOT_COUNTED
-        if not campaign.is_capped:
+        caps = self.campaigns.caps_of(campaign)
+        if not caps:
             return CountResult.NOT_COUNTED
         # The window is the impression's, but never in the future of when Track received it (client clocks).
         moment = min(event.occurred_at, event.received_at)
@@ -143,7 +149,7 @@ class OutcomeRecorder:
             listener_id=event.listener_id,
             marker_key=marker_key(event),
             marker_expires_at=self.clock() + MARKER_LIFETIME,
-            counters=tuple(impression_counters(campaign, moment, event.session)),
+            counters=tuple(impression_counters(campaign, caps, moment, event.session)),
         )
         return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
 

@@ -26,6 +26,10 @@ def decision_service(settings: DecideSettings) -> DecisionService:
     encoder = FeatureEncoder()
     budget = settings.cap_read_timeout_seconds
     caps_client = dynamodb_client(connect_timeout=budget, read_timeout=budget, attempts=1)
+    # One attempt within a small budget: botocore's defaults (three attempts, 1 s connect, 2 s read) outlast
+    # the function's 3 s timeout, and a decision must not wait on its own log line.
+    send_budget = settings.decision_log_timeout_seconds
+    queue_client = sqs_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
 
     @cache
     def bootstrap_model() -> CtrModel:
@@ -37,7 +41,12 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             raise
 
     return DecisionService(
-        catalog=CampaignCatalog(campaign_store(settings.campaigns_table_name), encoder, settings.catalog_ttl_seconds),
+        catalog=CampaignCatalog(
+            campaign_store(settings.campaigns_table_name),
+            encoder,
+            settings.catalog_ttl_seconds,
+            max_age_seconds=settings.catalog_max_age_seconds,
+        ),
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
         scorer=ModelProvider(
             # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
@@ -49,7 +58,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             cache_dir=settings.model_cache_dir,
             check_seconds=settings.model_pointer_check_seconds,
         ),
-        decision_log=DecisionQueue(sqs_client(), settings.outcomes_queue_url),
+        decision_log=DecisionQueue(queue_client, settings.outcomes_queue_url),
         signer=lambda: load_signer(settings.signing_key_secret_id),
         encoder=encoder,
         policy=PolicySettings(

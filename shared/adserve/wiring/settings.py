@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from adserve.core.errors import ConfigurationError
 
@@ -52,12 +52,33 @@ class DecideSettings(EnvironmentSettings):
     exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0)
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+    catalog_max_age_seconds: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=86_400.0,
+        description="Past this age (every refresh failed since) the catalog serves no ad; above the TTL.",
+    )
     cap_read_timeout_seconds: float = Field(
         default=0.3, gt=0.0, le=5.0, description="Read budget of the one caps Query; past it, fail closed."
+    )
+    decision_log_timeout_seconds: float = Field(
+        default=0.25,
+        gt=0.0,
+        le=1.0,
+        description="Connect and read budget of the one decision-record send (past it the record is lost).",
     )
     tracking_base_url: str | None = Field(
         default=None, description="Base of tracking URLs (a custom domain); the request's own host when unset."
     )
+
+    @field_validator("catalog_max_age_seconds")
+    @classmethod
+    def _older_than_a_refresh(cls, value: float, info: ValidationInfo) -> float:
+        """A max age within the TTL would expire the snapshot before its refresh is even attempted."""
+        ttl = info.data.get("catalog_ttl_seconds")
+        if ttl is not None and value <= ttl:
+            raise ValueError("must be greater than CATALOG_TTL_SECONDS")
+        return value
 
 
 class TrackSettings(EnvironmentSettings):

@@ -1,0 +1,133 @@
+"""Decide's catalog when the campaign store fails: a stale snapshot serves for a bounded time, then nothing."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from adserve.campaigns.model import Campaign
+from adserve.core.errors import ConfigurationError
+from adserve.core.observability import MetricName, metrics
+from adserve.core.refreshing import RefreshingValue
+from adserve.core.vocabulary import Placement
+from adserve.decisions.catalog import CampaignCatalog
+from adserve.models.features import FeatureEncoder
+from adserve.wiring.settings import DecideSettings
+
+from tests.support.builders import campaign
+
+TTL = 30.0
+MAX_AGE = 300.0
+
+
+@dataclass
+class FailingAfterFirstLoad:
+    """A campaign store that answers once, then fails every Scan until told to recover."""
+
+    campaigns: list[Campaign]
+    failing: bool = False
+    scans: int = 0
+
+    def list_campaigns(self) -> list[Campaign]:
+        self.scans += 1
+        if self.failing and self.scans > 1:
+            raise ConnectionError("campaigns table unreachable")
+        return list(self.campaigns)
+
+
+@dataclass
+class Clock:
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def emitted() -> Iterator[dict[str, Any]]:
+    """The metrics recorded during the test (Powertools keeps them until a flush)."""
+    metrics.clear_metrics()
+    yield metrics.metric_set
+    metrics.clear_metrics()
+
+
+def values(emitted: dict[str, Any], name: MetricName) -> list[float]:
+    return list(emitted[name]["Value"]) if name in emitted else []
+
+
+def catalog_over(source: FailingAfterFirstLoad, clock: Clock) -> CampaignCatalog:
+    return CampaignCatalog(source, FeatureEncoder(), TTL, max_age_seconds=MAX_AGE, monotonic=clock)
+
+
+def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_nothing(emitted: dict[str, Any]) -> None:
+    # Given a catalog loaded once, after which every refresh fails
+    source = FailingAfterFirstLoad([campaign(campaign_id="paused-since")])
+    clock = Clock()
+    catalog = catalog_over(source, clock)
+    assert [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL)] == ["paused-since-ad-1"]
+    source.failing = True
+    # When refreshes keep failing (one attempt per TTL) for less than the max age, the snapshot keeps serving
+    for _ in range(9):
+        clock.now += TTL
+        assert [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL)] == ["paused-since-ad-1"]
+    assert source.scans == 10
+    assert values(emitted, MetricName.CATALOG_STALE) == []
+    assert values(emitted, MetricName.CATALOG_AGE_SECONDS) == [TTL * n for n in range(10)]
+    # Then past the max age nothing is served, and each refusal is counted
+    clock.now += MAX_AGE - 9 * TTL + 1
+    assert list(catalog.ads_for(Placement.AUDIO_MIDROLL)) == []
+    assert list(catalog.ads_for(Placement.AUDIO_PREROLL)) == []
+    assert source.scans == 11
+    assert values(emitted, MetricName.CATALOG_STALE) == [1.0, 1.0]
+    assert values(emitted, MetricName.CATALOG_AGE_SECONDS)[-2:] == [MAX_AGE + 1, MAX_AGE + 1]
+
+
+def test_a_refresh_that_succeeds_again_serves_again() -> None:
+    source = FailingAfterFirstLoad([campaign()], failing=True)
+    clock = Clock()
+    catalog = catalog_over(source, clock)
+    catalog.ads_for(Placement.AUDIO_MIDROLL)
+    clock.now += MAX_AGE + TTL
+    assert list(catalog.ads_for(Placement.AUDIO_MIDROLL)) == []
+    source.failing = False
+    clock.now += TTL
+    assert [ad.campaign.campaign_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL)] == ["cmp-1"]
+
+
+def test_a_failed_reload_neither_makes_the_value_younger_nor_hammers_the_source() -> None:
+    loads: list[float] = []
+    clock = Clock()
+
+    def load() -> str:
+        loads.append(clock.now)
+        if len(loads) > 1:
+            raise ConnectionError("down")
+        return "first"
+
+    value = RefreshingValue(load, 10.0, name="test", monotonic=clock)
+    assert value.age_seconds() == float("inf")
+    assert value.get() == "first"
+    clock.now += 10
+    assert value.get() == "first"  # the reload failed; the previous value serves
+    assert value.age_seconds() == 10
+    clock.now += 5
+    assert value.get() == "first"
+    assert len(loads) == 2  # the next attempt waits a TTL from the failed one
+    assert value.age_seconds() == 15
+
+
+@pytest.mark.parametrize("max_age", ["30", "10"])
+def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
+    environ = {
+        "CAMPAIGNS_TABLE_NAME": "c",
+        "FREQUENCY_CAPS_TABLE_NAME": "f",
+        "OUTCOMES_QUEUE_URL": "q",
+        "SIGNING_KEY_SECRET_ID": "s",
+        "MODEL_DIR": "/opt/model",
+        "MODELS_BUCKET_NAME": "m",
+        "CATALOG_TTL_SECONDS": "30",
+        "CATALOG_MAX_AGE_SECONDS": max_age,
+    }
+    with pytest.raises(ConfigurationError, match="CATALOG_MAX_AGE_SECONDS"):
+        DecideSettings.from_env(environ)
+    assert DecideSettings.from_env({**environ, "CATALOG_MAX_AGE_SECONDS": "31"}).catalog_max_age_seconds == 31
