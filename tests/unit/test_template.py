@@ -134,11 +134,6 @@ def test_decide_function(template: Template) -> None:
     assert env["SIGNING_KEY_SECRET_ID"] == {"Ref": "SigningKeySecret"}
     assert env["MODEL_DIR"] == "/opt/model"
     assert env["POWERTOOLS_SERVICE_NAME"] == "decide"
-    policies = props["Policies"]
-    assert {"DynamoDBReadPolicy": {"TableName": {"Ref": "CampaignsTable"}}} in policies
-    assert {"DynamoDBReadPolicy": {"TableName": {"Ref": "FrequencyCapsTable"}}} in policies
-    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["OutcomesQueue", "QueueName"]}}} in policies
-    assert {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "SigningKeySecret"}}} in policies
 
 
 def test_campaigns_function(template: Template) -> None:
@@ -146,7 +141,6 @@ def test_campaigns_function(template: Template) -> None:
     env = props["Environment"]["Variables"]
     assert env["CAMPAIGNS_TABLE_NAME"] == {"Ref": "CampaignsTable"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "campaigns"
-    assert props["Policies"] == [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "CampaignsTable"}}}]
 
 
 def test_http_routes(template: Template) -> None:
