@@ -162,10 +162,19 @@ def test_http_routes(template: Template) -> None:
     }
 
 
+ACCOUNT_ROOT = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+
+
 def test_no_wildcard_iam_actions(template: Template) -> None:
-    """Allow statements name their actions; a Deny may be broad (e.g. deny s3:* without TLS)."""
+    """Allow statements name their actions; a Deny may be broad (e.g. deny s3:* without TLS).
+
+    The one exception is a key policy's grant to this account's root, KMS's default statement: it grants no
+    one anything by itself, it lets this account's IAM policies decide who may use and manage the key.
+    """
     for node in _walk(template["Resources"]):
         if "Action" not in node or node.get("Effect") == "Deny":
+            continue
+        if node.get("Principal") == ACCOUNT_ROOT and node["Action"] == "kms:*":
             continue
         actions = node["Action"] if isinstance(node["Action"], list) else [node["Action"]]
         for action in actions:
