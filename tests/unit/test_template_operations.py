@@ -82,7 +82,8 @@ def test_every_function_has_error_and_throttle_alarms(template: Template, functi
     watched: dict[str, set[str]] = {}
     for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
         properties = alarm["Properties"]
-        if properties.get("Namespace") == "AWS/Lambda":
+        # Function-wide alarms only (the canary alarms watch one version of Decide and Track).
+        if properties.get("Namespace") == "AWS/Lambda" and len(properties["Dimensions"]) == 1:
             [dimension] = properties["Dimensions"]
             watched.setdefault(dimension["Value"]["Ref"], set()).add(properties["MetricName"])
     for logical_id in functions:

@@ -1,0 +1,254 @@
+"""template.yaml's guards: alarms that reach someone and miss nothing, bounded concurrency, storage that survives."""
+
+import json
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from adserve.outcomes.api import RejectionCode
+from adserve.training.retraining import RetrainStatus
+
+from devstack.template import Template, load_template, resources_of_type
+
+ROOT = Path(__file__).parents[2]
+RUNBOOK = ROOT / "RUNBOOK.md"
+README = ROOT / "README.md"
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def resources(template: Template) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = template["Resources"]
+    return resources
+
+
+def alarm(resources: dict[str, dict[str, Any]], logical_id: str) -> dict[str, Any]:
+    assert resources[logical_id]["Type"] == "AWS::CloudWatch::Alarm"
+    properties: dict[str, Any] = resources[logical_id]["Properties"]
+    return properties
+
+
+def dimensions(properties: dict[str, Any]) -> dict[str, Any]:
+    return {dimension["Name"]: dimension["Value"] for dimension in properties["Dimensions"]}
+
+
+# ------------------------------------------------------------ alarm destination
+
+
+def test_the_alarm_email_is_required_and_must_be_an_address(template: Template) -> None:
+    parameter = template["Parameters"]["AlarmEmail"]
+    assert "Default" not in parameter
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("oncall@example.com")
+    for not_an_address in ("", " ", "oncall", "oncall@", "@example.com", "on call@example.com"):
+        assert not pattern.fullmatch(not_an_address), not_an_address
+
+
+def test_the_alarm_topic_always_has_the_email_subscription(resources: dict[str, dict[str, Any]]) -> None:
+    subscription = resources["AlarmEmailSubscription"]
+    assert "Condition" not in subscription
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+def test_the_alarm_topic_key_lets_cloudwatch_alarms_publish(resources: dict[str, dict[str, Any]]) -> None:
+    key_ref = resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"]
+    assert key_ref == {"Ref": "AlarmTopicKey"}, "an AWS-managed key (alias/aws/sns) cannot be shared with CloudWatch"
+    key = resources["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    [cloudwatch] = [
+        statement
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch["Effect"] == "Allow"
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert cloudwatch["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def test_record_concurrency_is_bounded_by_a_parameter(template: Template, resources: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["RecordMaximumConcurrency"]
+    assert parameter["MinValue"] == 2  # the least SQS event sources accept
+    assert 2 <= parameter["Default"] <= parameter["MaxValue"] <= 1000
+    event = resources["RecordFunction"]["Properties"]["Events"]["Outcomes"]
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "RecordMaximumConcurrency"}}
+
+
+@pytest.mark.parametrize(
+    ("parameter", "condition", "value"),
+    [
+        (
+            "DecideReservedConcurrency",
+            "HasDecideReservedConcurrency",
+            {"Fn::If": ["HasDecideReservedConcurrency", {"Ref": "DecideReservedConcurrency"}, {"Ref": "AWS::NoValue"}]},
+        ),
+        (
+            "DecideProvisionedConcurrency",
+            "HasDecideProvisionedConcurrency",
+            {
+                "Fn::If": [
+                    "HasDecideProvisionedConcurrency",
+                    {"ProvisionedConcurrentExecutions": {"Ref": "DecideProvisionedConcurrency"}},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
+        ),
+    ],
+)
+def test_decide_concurrency_options_default_to_off(
+    template: Template, resources: dict[str, Any], parameter: str, condition: str, value: dict[str, Any]
+) -> None:
+    assert template["Parameters"][parameter]["Default"] == 0
+    assert template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, "0"]}]}
+    properties = resources["DecideFunction"]["Properties"]
+    option = "ReservedConcurrentExecutions" if "Reserved" in parameter else "ProvisionedConcurrencyConfig"
+    assert properties[option] == value
+
+
+def test_a_failed_retrain_is_not_retried(resources: dict[str, Any]) -> None:
+    properties = resources["RetrainFunction"]["Properties"]
+    assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # Lambda's async retries
+    [schedule] = properties["Events"].values()
+    assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] == 0  # EventBridge's
+
+
+# ------------------------------------------------------------------------ alarms
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "metric", "service"),
+    [
+        ("DecisionLogFailuresAlarm", "DecisionLogFailures", "decide"),
+        ("EventsNotQueuedAlarm", "EventsNotQueued", "track"),
+    ],
+)
+def test_lost_records_alarm(resources: dict[str, Any], logical_id: str, metric: str, service: str) -> None:
+    properties = alarm(resources, logical_id)
+    assert (properties["Namespace"], properties["MetricName"]) == ("Adserve", metric)
+    assert dimensions(properties) == {"service": service}
+    assert properties["Statistic"] == "Sum"
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_record_duration_alarm_fires_well_before_the_timeout(resources: dict[str, Any]) -> None:
+    properties = alarm(resources, "RecordDurationAlarm")
+    assert (properties["Namespace"], properties["MetricName"]) == ("AWS/Lambda", "Duration")
+    assert dimensions(properties) == {"FunctionName": {"Ref": "RecordFunction"}}
+    timeout_ms = resources["RecordFunction"]["Properties"]["Timeout"] * 1000
+    assert properties["Threshold"] <= timeout_ms / 2
+
+
+def test_retrain_stale_alarm_counts_every_publishing_outcome_and_breaches_on_silence(
+    resources: dict[str, Any],
+) -> None:
+    properties = alarm(resources, "RetrainStaleAlarm")
+    stats = [query["MetricStat"] for query in properties["Metrics"] if "MetricStat" in query]
+    outcomes = set()
+    for stat in stats:
+        metric = stat["Metric"]
+        assert (metric["Namespace"], metric["MetricName"]) == ("Adserve", "RetrainOutcome")
+        named = {dimension["Name"]: dimension["Value"] for dimension in metric["Dimensions"]}
+        assert named["service"] == "retrain"
+        outcomes.add(named["outcome"])
+        assert stat["Period"] * properties["EvaluationPeriods"] == 24 * 60 * 60
+    assert outcomes == set(get_args(RetrainStatus)) - {"skipped"}
+    [expression] = [query for query in properties["Metrics"] if "Expression" in query]
+    assert expression["ReturnData"] is True
+    assert all(f"FILL({query['Id']}, 0)" in expression["Expression"] for query in properties["Metrics"][:-1])
+    assert properties["ComparisonOperator"] == "LessThanThreshold"
+    assert properties["Threshold"] == 1
+    assert properties["TreatMissingData"] == "breaching"
+
+
+def test_the_dashboard_shows_every_rejection_reason(resources: dict[str, Any]) -> None:
+    body = json.loads(resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"])
+    [widget] = [w for w in body["widgets"] if w.get("properties", {}).get("title") == "Tracking events"]
+    rows: list[list[str]] = []
+    for entry in widget["properties"]["metrics"]:
+        fields = [field for field in entry if isinstance(field, str)]
+        rows.append([rows[-1][i] if field == "." else field for i, field in enumerate(fields)])
+    rejected = {tuple(row[2:]) for row in rows if row[1] == "EventsRejected"}
+    assert rejected == {("service", "track", "reason", code.value) for code in RejectionCode}
+
+
+@pytest.mark.parametrize(
+    ("function", "alarms"),
+    [
+        ("DecideFunction", {"DecideCanaryErrorsAlarm", "DecideCanaryLatencyAlarm"}),
+        ("TrackFunction", {"TrackCanaryErrorsAlarm"}),
+    ],
+)
+def test_canary_rollback_watches_only_the_new_version(
+    resources: dict[str, Any], function: str, alarms: set[str]
+) -> None:
+    preference = resources[function]["Properties"]["DeploymentPreference"]
+    assert {alarm_ref["Ref"] for alarm_ref in preference["Alarms"]} == alarms
+    for logical_id in alarms:
+        properties = alarm(resources, logical_id)
+        assert properties["Namespace"] == "AWS/Lambda"
+        assert dimensions(properties) == {
+            "FunctionName": {"Ref": function},
+            "Resource": {"Fn::Sub": f"${{{function}}}:live"},
+            "ExecutedVersion": {"Fn::GetAtt": [function, "Version.Version"]},
+        }
+        assert properties["TreatMissingData"] == "notBreaching"
+
+
+# ----------------------------------------------------------------------- storage
+
+
+@pytest.mark.parametrize("logical_id", ["CampaignsTable", "FrequencyCapsTable"])
+def test_tables_refuse_deletion(resources: dict[str, Any], logical_id: str) -> None:
+    assert resources[logical_id]["Properties"]["DeletionProtectionEnabled"] is True
+
+
+@pytest.mark.parametrize("logical_id", ["OutcomesQueue", "OutcomesDeadLetterQueue", "SigningKeySecret"])
+def test_queued_records_and_the_signing_key_outlive_the_stack(resources: dict[str, Any], logical_id: str) -> None:
+    assert resources[logical_id]["DeletionPolicy"] == "Retain"
+    assert resources[logical_id]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_every_queue_refuses_plain_http(template: Template) -> None:
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    covered: set[str] = set()
+    for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values():
+        properties = policy["Properties"]
+        [deny] = properties["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny"
+        assert deny["Principal"] == "*"
+        assert deny["Action"] == "sqs:*"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        named = {queue["Ref"] for queue in properties["Queues"]}
+        assert {resource["Fn::GetAtt"][0] for resource in deny["Resource"]} == named
+        covered |= named
+    assert covered == set(queues)
+
+
+# -------------------------------------------------------------------------- docs
+
+
+def test_every_alarm_links_to_a_runbook_section(template: Template) -> None:
+    sections = set(re.findall(r"^## (\S+)$", RUNBOOK.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    for logical_id, resource in resources_of_type(template, "AWS::CloudWatch::Alarm").items():
+        anchors = re.findall(r"RUNBOOK\.md#([a-z0-9-]+)", resource["Properties"]["AlarmDescription"])
+        assert anchors, logical_id
+        assert set(anchors) <= sections, f"{logical_id}: no RUNBOOK.md section {anchors}"
+
+
+def test_every_parameter_is_documented_in_the_deploy_section(template: Template) -> None:
+    readme = README.read_text(encoding="utf-8")
+    deploy = readme.split("\n## Deploy to AWS\n", 1)[1].split("\n## ", 1)[0]
+    for name in template["Parameters"]:
+        assert f"`{name}`" in deploy, f"README.md's deploy section does not document {name}"
