@@ -74,7 +74,11 @@ def test_loader_rejects_unknown_tag(tmp_path: Path) -> None:
 
 
 def test_resources_of_type(template: Template) -> None:
-    assert set(resources_of_type(template, "AWS::DynamoDB::Table")) == {"CampaignsTable", "FrequencyCapsTable"}
+    assert set(resources_of_type(template, "AWS::DynamoDB::Table")) == {
+        "CampaignsTable",
+        "DeliveryTable",
+        "FrequencyCapsTable",
+    }
     assert resources_of_type(template, "AWS::Nothing::Here") == {}
 
 
@@ -146,7 +150,32 @@ def test_campaigns_function(template: Template) -> None:
     env = props["Environment"]["Variables"]
     assert env["CAMPAIGNS_TABLE_NAME"] == {"Ref": "CampaignsTable"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "campaigns"
-    assert props["Policies"] == [{"DynamoDBCrudPolicy": {"TableName": {"Ref": "CampaignsTable"}}}]
+    assert env["DELIVERY_TABLE_NAME"] == {"Ref": "DeliveryTable"}
+    delivery = {"Fn::GetAtt": ["DeliveryTable", "Arn"]}
+    assert props["Policies"] == [
+        {"DynamoDBCrudPolicy": {"TableName": {"Ref": "CampaignsTable"}}},
+        {
+            "Statement": [
+                {"Effect": "Allow", "Action": ["dynamodb:Query", "dynamodb:BatchGetItem"], "Resource": delivery}
+            ]
+        },
+    ]
+
+
+def test_record_writes_delivery_only_through_conditional_puts_and_adds(template: Template) -> None:
+    props = _functions(template)["RecordFunction"]["Properties"]
+    assert props["Environment"]["Variables"]["DELIVERY_TABLE_NAME"] == {"Ref": "DeliveryTable"}
+    delivery = {"Fn::GetAtt": ["DeliveryTable", "Arn"]}
+    statements = [policy["Statement"] for policy in props["Policies"] if "Statement" in policy]
+    assert statements == [
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+                "Resource": delivery,
+            }
+        ]
+    ]
 
 
 def test_http_routes(template: Template) -> None:
@@ -162,6 +191,7 @@ def test_http_routes(template: Template) -> None:
         ("GET", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",
         ("DELETE", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",
         ("GET", "/v1/campaigns"): "CampaignsFunction",
+        ("GET", "/v1/campaigns/{campaign_id}/delivery"): "CampaignsFunction",
         ("GET", "/v1/openapi.json"): "CampaignsFunction",
         ("GET", "/v1/events/{event_type}"): "TrackFunction",
         ("POST", "/v1/events"): "TrackFunction",
