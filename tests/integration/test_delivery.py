@@ -13,6 +13,7 @@ import boto3
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.model import Campaign
+from adserve.cli import main as cli
 from adserve.core.vocabulary import EventType
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
@@ -97,7 +98,7 @@ def test_concurrent_writers_give_exact_totals(local_stack: LocalStack) -> None:
     shown = [event_of(booked) for _ in range(120)]
     slices = [shown[index::6] for index in range(6)]
     work = slices + slices  # every event is written by two threads at once
-    start, failures = threading.Barrier(len(work)), []
+    start, failures = threading.Barrier(len(work)), list[str]()
 
     def run(events: list[OutcomeEvent]) -> None:
         start.wait()
@@ -188,3 +189,21 @@ def test_the_report_of_an_unknown_campaign_is_a_404(local_stack: LocalStack) -> 
     response = local_stack.invoke("CampaignsFunction", report_event(unique("missing")))
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["error"]["code"] == "not_found"
+
+
+def test_the_cli_prints_the_report_and_plots_it(
+    local_stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    booked = seed(local_stack, budget={"unit": "impressions", "lifetime": 1000})
+    assert record(local_stack, *message_records(*(event_of(booked) for _ in range(3)))) == set()
+    capsys.readouterr()
+    plot = tmp_path / "delivery.png"
+    tables = ["--table", local_stack.physical_name("CampaignsTable")]
+    tables += ["--delivery-table", local_stack.physical_name("DeliveryTable")]
+    assert cli.main(["delivery", booked.campaign_id, *tables, "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    [total] = [line for line in printed if line.startswith("total")]
+    assert total.split()[1] == "3"
+    assert any("left 997" in line for line in printed)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert cli.main(["delivery", unique("missing"), *tables]) == 1

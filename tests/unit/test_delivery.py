@@ -108,7 +108,7 @@ def test_groups_are_per_campaign_and_hour_drop_repeats_and_fit_a_transaction() -
     events = [event(f"d-{index}") for index in range(150)]
     events += [event("d-0"), event("x", campaign_id="cmp-2"), event("y", hour=HOUR - timedelta(hours=1))]
     groups = delivery_groups(events, EXPIRES)
-    sizes = {(group.campaign_id, group.hour): [] for group in groups}
+    sizes: dict[tuple[str, datetime], list[int]] = {(group.campaign_id, group.hour): [] for group in groups}
     for group in groups:
         sizes[(group.campaign_id, group.hour)].append(len(group.events))
     assert sizes == {
