@@ -112,7 +112,7 @@ def test_groups_are_per_campaign_and_hour_drop_repeats_and_fit_a_transaction() -
     for group in groups:
         sizes[(group.campaign_id, group.hour)].append(len(group.events))
     assert sizes == {
-        ("cmp-1", HOUR): [MAX_EVENTS_PER_WRITE, 150 - MAX_EVENTS_PER_WRITE],
+        ("cmp-1", HOUR): [MAX_EVENTS_PER_WRITE] * (150 // MAX_EVENTS_PER_WRITE),
         ("cmp-1", HOUR - timedelta(hours=1)): [1],
         ("cmp-2", HOUR): [1],
     }
