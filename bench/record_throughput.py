@@ -46,7 +46,7 @@ from bench.handler_errors import counting_errors
 from bench.moto_latency import empty_queue, put_campaigns
 from bench.stats import Summary, measure
 from devstack.event_source_mapping import sqs_event
-from devstack.fakes import InMemoryCampaigns, InMemoryImpressionCounter, InMemoryLogStore
+from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from devstack.lambda_runtime import LocalLambdaContext
 from devstack.stack import LocalStack
 
@@ -205,6 +205,7 @@ def run_fakes(quick: bool = False) -> dict[str, Any]:
         counter=counter,
         campaigns=CampaignDirectory(InMemoryCampaigns(campaigns), ttl_seconds=3600.0),
         logs=logs,
+        delivery=InMemoryDeliveryCounter(),
     )
     module = load_module(RECORD_APP, "bench_record_app")
     setattr(module, "recorder", lambda: recorder)  # noqa: B010 - the handler's one seam, as bench/handler.py does

@@ -15,12 +15,14 @@ from adserve.core.errors import (
     CapStoreUnavailableError,
     CounterStoreUnavailableError,
     DecisionLogUnavailableError,
+    DeliveryStoreUnavailableError,
     InvalidModelPointerError,
     LogStoreUnavailableError,
     ModelNotFoundError,
     ModelStoreUnavailableError,
     OutcomeQueueUnavailableError,
 )
+from adserve.delivery.counting import DeliveryGroup, DeliveryTotals, GroupResult
 from adserve.models.registry import ActivePointer
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
@@ -128,6 +130,40 @@ class InMemoryImpressionCounter:
 
     def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:  # noqa: ARG002 (the port's signature)
         return dict(self.counts.get(listener_id, {}))
+
+
+@dataclass
+class InMemoryDeliveryCounter:
+    """Delivery markers and per-(campaign, hour) totals, like the Delivery table with its shards summed.
+
+    `available=False` fails every write like an unreachable table.
+    """
+
+    hours: dict[tuple[str, datetime], DeliveryTotals] = field(default_factory=dict)
+    markers: set[str] = field(default_factory=set)
+    available: bool = True
+
+    def count_once(self, group: DeliveryGroup) -> GroupResult:
+        if not self.available:
+            raise DeliveryStoreUnavailableError("table unreachable")
+        duplicates = tuple(event.marker_key for event in group.events if event.marker_key in self.markers)
+        fresh = group.without(set(duplicates))
+        self.markers.update(event.marker_key for event in fresh.events)
+        key = (group.campaign_id, group.hour)
+        self.hours[key] = self.hours.get(key, DeliveryTotals()) + fresh.totals
+        return GroupResult(counted=tuple(event.marker_key for event in fresh.events), duplicates=duplicates)
+
+    def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
+        return {
+            hour: totals
+            for (campaign, hour), totals in self.hours.items()
+            if campaign == campaign_id and first_hour <= hour <= last_hour
+        }
+
+    def lifetime(self, campaign_id: str) -> DeliveryTotals:
+        return sum(
+            (totals for (campaign, _), totals in self.hours.items() if campaign == campaign_id), DeliveryTotals()
+        )
 
 
 @dataclass

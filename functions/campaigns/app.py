@@ -1,5 +1,6 @@
 """Campaign admin API and the OpenAPI document. Parses, calls the store, shapes the response."""
 
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from http import HTTPStatus
 from importlib import resources
@@ -11,12 +12,14 @@ from adserve.core.errors import InvalidInputError
 from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.delivery.report import DeliveryReport, Granularity, build_report, parse_hour
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import screen_body
-from adserve.wiring.campaigns import campaign_store
+from adserve.wiring.campaigns import campaign_store, delivery_store
 from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,11 +28,18 @@ app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
 
 CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
+HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
+DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 
 
 @cache
 def store() -> CampaignStore:
     return campaign_store(CampaignsSettings.from_env().campaigns_table_name)
+
+
+@cache
+def delivery() -> DynamoDeliveryStore:
+    return delivery_store(CampaignsSettings.from_env().delivery_table_name)
 
 
 @app.put(
@@ -69,6 +79,26 @@ def delete_campaign(campaign_id: CampaignId) -> Response[None]:
 @tracer.capture_method
 def list_campaigns() -> CampaignListResponse:
     return CampaignListResponse(campaigns=store().list_campaigns())
+
+
+@app.get("/v1/campaigns/<campaign_id>/delivery", summary="A campaign's delivery, budget left and pacing status")
+@tracer.capture_method
+def campaign_delivery(
+    campaign_id: CampaignId,
+    first: Annotated[
+        str | None, Query(alias="from", pattern=HOUR_PATTERN, description="First UTC hour, e.g. 2026-11-25T00.")
+    ] = None,
+    last: Annotated[
+        str | None, Query(alias="to", pattern=HOUR_PATTERN, description="Last UTC hour; the current one if absent.")
+    ] = None,
+    granularity: Annotated[Granularity, Query(description="One row per hour (up to 7 days) or day (92).")] = (
+        Granularity.HOUR
+    ),
+) -> DeliveryReport:
+    now = datetime.now(UTC)
+    end = parse_hour(last, "to") if last else now
+    start = parse_hour(first, "from") if first else end - DEFAULT_ROWS[granularity]
+    return build_report(store().get(campaign_id), delivery(), start, end, granularity, now)
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)

@@ -64,6 +64,11 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
         ({"frequency_caps": [{"max": -1, "window": "day"}]}, 422, "frequency_caps.0.max"),
         ({"flight_end": "2020-01-01T00:00:00Z"}, 422, "flight_end must be after flight_start"),
         ({"campaign_id": "another-id"}, 422, "must equal the one in the path"),
+        ({"budget": {"unit": "spend", "lifetime": 0}}, 422, "budget.lifetime"),
+        ({"budget": {"unit": "spend", "daily": -1}}, 422, "budget.daily"),
+        ({"budget": {"unit": "impressions", "lifetime": 10, "daily": 20}}, 422, "must not exceed the lifetime"),
+        ({"budget": {"unit": "spend", "lifetime": 10}, "value_cpm": None}, 422, "value_cpm"),
+        ({"currency": "EURO"}, 422, "ISO 4217"),
     ],
 )
 def test_an_invalid_campaign_is_refused_with_the_reason_and_not_stored(

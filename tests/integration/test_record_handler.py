@@ -21,6 +21,7 @@ from adserve.campaigns.frequency_caps import impression_counters
 from adserve.campaigns.model import Campaign
 from adserve.cli import main as cli
 from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter
 from adserve.dal.log_store import S3LogStore
@@ -152,8 +153,9 @@ def test_throttled_counters_mid_batch_fail_their_records_which_succeed_on_redeli
     dynamodb_proxy.throttle_after["TransactWriteItems"] = 2
     # When the batch is processed
     failed = record(local_stack, *batch)
-    # Then the throttled records, and only those, are reported failed
-    assert failed == {delivery["messageId"] for delivery in batch[2:]}
+    # Then every record is reported failed: two were throttled counting caps, and the delivery transaction
+    # of the two counted (after the per-record step) was throttled too; their caps were counted once
+    assert failed == {delivery["messageId"] for delivery in batch}
     assert counters(local_stack, listener) == expected_counts(events[0], 2)
     # When DynamoDB recovers and SQS redelivers the failed records
     dynamodb_proxy.reset()
@@ -197,6 +199,7 @@ def recorder(local_stack: LocalStack) -> OutcomeRecorder:
         counter=DynamoImpressionCounter(client, local_stack.physical_name("FrequencyCapsTable")),
         campaigns=CampaignDirectory(CampaignStore(client, local_stack.physical_name("CampaignsTable")), 60),
         logs=InMemoryLogStore(),
+        delivery=DynamoDeliveryStore(client, local_stack.physical_name("DeliveryTable")),
     )
 
 

@@ -18,12 +18,13 @@ WING_LEVELS = {
     "campaigns": 1,
     "models": 1,
     "http_api": 1,
-    "outcomes": 2,
-    "decisions": 3,
-    "training": 4,
-    "dal": 5,
-    "wiring": 6,
-    "cli": 7,
+    "delivery": 2,
+    "outcomes": 3,
+    "decisions": 4,
+    "training": 5,
+    "dal": 6,
+    "wiring": 7,
+    "cli": 8,
 }
 AWS_SDK_ROOTS = {"boto3", "botocore"}
 

@@ -13,7 +13,7 @@ from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
 
-from devstack.fakes import InMemoryCampaigns, InMemoryImpressionCounter, InMemoryLogStore
+from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign
 from tests.support.record_messages import (
     decision,
@@ -48,7 +48,13 @@ class Ports:
 def ports() -> Ports:
     counter, logs = InMemoryImpressionCounter(), InMemoryLogStore()
     directory = CampaignDirectory(InMemoryCampaigns([CAPPED, FREE, SIBLING]), ttl_seconds=60)
-    return Ports(counter, logs, OutcomeRecorder(counter=counter, campaigns=directory, logs=logs, clock=lambda: NOW))
+    return Ports(
+        counter,
+        logs,
+        OutcomeRecorder(
+            counter=counter, campaigns=directory, logs=logs, delivery=InMemoryDeliveryCounter(), clock=lambda: NOW
+        ),
+    )
 
 
 @dataclass

@@ -74,7 +74,11 @@ def test_loader_rejects_unknown_tag(tmp_path: Path) -> None:
 
 
 def test_resources_of_type(template: Template) -> None:
-    assert set(resources_of_type(template, "AWS::DynamoDB::Table")) == {"CampaignsTable", "FrequencyCapsTable"}
+    assert set(resources_of_type(template, "AWS::DynamoDB::Table")) == {
+        "CampaignsTable",
+        "DeliveryTable",
+        "FrequencyCapsTable",
+    }
     assert resources_of_type(template, "AWS::Nothing::Here") == {}
 
 
@@ -141,6 +145,12 @@ def test_campaigns_function(template: Template) -> None:
     env = props["Environment"]["Variables"]
     assert env["CAMPAIGNS_TABLE_NAME"] == {"Ref": "CampaignsTable"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "campaigns"
+    assert env["DELIVERY_TABLE_NAME"] == {"Ref": "DeliveryTable"}
+
+
+def test_record_function_counts_delivery(template: Template) -> None:
+    props = _functions(template)["RecordFunction"]["Properties"]
+    assert props["Environment"]["Variables"]["DELIVERY_TABLE_NAME"] == {"Ref": "DeliveryTable"}
 
 
 def test_http_routes(template: Template) -> None:
@@ -156,6 +166,7 @@ def test_http_routes(template: Template) -> None:
         ("GET", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",
         ("DELETE", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",
         ("GET", "/v1/campaigns"): "CampaignsFunction",
+        ("GET", "/v1/campaigns/{campaign_id}/delivery"): "CampaignsFunction",
         ("GET", "/v1/openapi.json"): "CampaignsFunction",
         ("GET", "/v1/events/{event_type}"): "TrackFunction",
         ("POST", "/v1/events"): "TrackFunction",

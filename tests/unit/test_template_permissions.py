@@ -27,23 +27,27 @@ EXPECTED: dict[str, set[Grant]] = {
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:ListBucket", "ModelsBucket"),
     },
-    # CampaignStore.put, get, delete, list_campaigns.
+    # CampaignStore.put, get, delete, list_campaigns; DynamoDeliveryStore.hourly and lifetime for reports.
     "CampaignsFunction": {
         ("dynamodb:PutItem", "CampaignsTable"),
         ("dynamodb:GetItem", "CampaignsTable"),
         ("dynamodb:DeleteItem", "CampaignsTable"),
         ("dynamodb:Scan", "CampaignsTable"),
+        ("dynamodb:Query", "DeliveryTable"),
+        ("dynamodb:BatchGetItem", "DeliveryTable"),
     },
     # OutcomeQueue.publish and publish_batch (SendMessageBatch needs sqs:SendMessage), the signing key.
     "TrackFunction": {
         ("sqs:SendMessage", "OutcomesQueue"),
         ("secretsmanager:GetSecretValue", "SigningKeySecret"),
     },
-    # wiring/record.py: campaigns (Scan), the impression transaction (a Put and Updates), the log objects.
+    # wiring/record.py: campaigns (Scan), the impression and delivery transactions (Puts and Updates), the logs.
     "RecordFunction": {
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:PutItem", "FrequencyCapsTable"),
         ("dynamodb:UpdateItem", "FrequencyCapsTable"),
+        ("dynamodb:PutItem", "DeliveryTable"),
+        ("dynamodb:UpdateItem", "DeliveryTable"),
         ("s3:PutObject", "LogsBucket/logs/*"),
     },
     # wiring/retrain.py: list and read the logs; read the pointer and champion, publish, write the pointer.

@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from adserve.campaigns.currencies import ACTIVE_CURRENCIES
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
 from adserve.core.vocabulary import AgeBucket, ContentType, CreativeFormat, Device, Placement
 
@@ -38,6 +39,60 @@ class FrequencyCap(BaseModel):
     max: int = Field(ge=1, le=10_000, description="Impressions allowed per listener within the window.")
     window: CapWindow
     scope: CapScope = CapScope.CAMPAIGN
+
+
+class BudgetUnit(StrEnum):
+    IMPRESSIONS = "impressions"
+    SPEND = "spend"
+    """Money in the campaign's currency: each impression spends value_cpm / 1000."""
+
+
+class Pacing(StrEnum):
+    """How the pacing step spreads a budget: evenly over the flight (and each day), or as fast as it sells."""
+
+    EVEN = "even"
+    ASAP = "asap"
+
+
+MICROS_PER_UNIT: Final = 1_000_000
+"""Spend is counted and compared in integer micro-units of the currency, so counters never drift."""
+
+Amount = Annotated[float, Field(gt=0, le=1e12)]
+
+
+class Budget(BaseModel):
+    """What a campaign may deliver in total and per UTC day; at least one of the two."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: BudgetUnit
+    lifetime: Amount | None = Field(default=None, description="Over the whole flight.")
+    daily: Amount | None = Field(default=None, description="Per UTC calendar day.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.lifetime is None and self.daily is None:
+            raise ValueError("a budget needs a lifetime or a daily amount, or both")
+        if self.lifetime is not None and self.daily is not None and self.daily > self.lifetime:
+            raise ValueError("the daily amount must not exceed the lifetime amount")
+        if self.unit is BudgetUnit.IMPRESSIONS and any(
+            amount is not None and not float(amount).is_integer() for amount in (self.lifetime, self.daily)
+        ):
+            raise ValueError("an impressions budget counts whole impressions")
+        return self
+
+    @staticmethod
+    def units(amount: float, unit: BudgetUnit) -> int:
+        """An amount in the counters' integer units: impressions, or micro-units of the currency."""
+        return round(amount) if unit is BudgetUnit.IMPRESSIONS else round(amount * MICROS_PER_UNIT)
+
+    @property
+    def lifetime_units(self) -> int | None:
+        return None if self.lifetime is None else self.units(self.lifetime, self.unit)
+
+    @property
+    def daily_units(self) -> int | None:
+        return None if self.daily is None else self.units(self.daily, self.unit)
 
 
 class Targeting(BaseModel):
@@ -86,6 +141,9 @@ class Campaign(BaseModel):
     placements: Annotated[list[Placement], Field(min_length=1, max_length=len(Placement))]
     targeting: Targeting = Targeting()
     value_cpm: float = Field(gt=0, le=1000, description="What the advertiser pays per thousand impressions.")
+    currency: str = Field(default="USD", description="ISO 4217 code of value_cpm and a spend budget.")
+    budget: Budget | None = None
+    pacing: Pacing = Pacing.EVEN
     frequency_caps: Annotated[list[FrequencyCap], Field(max_length=12)] = []
     creatives: Annotated[list[Creative], Field(min_length=1, max_length=20)]
 
@@ -95,6 +153,13 @@ class Campaign(BaseModel):
         if value.tzinfo is None:
             raise ValueError("must carry a timezone, e.g. 2026-01-01T00:00:00Z")
         return value.astimezone(UTC)
+
+    @field_validator("currency")
+    @classmethod
+    def _active_currency(cls, value: str) -> str:
+        if value not in ACTIVE_CURRENCIES:
+            raise ValueError("must be an active ISO 4217 currency code, e.g. USD, EUR, SEK")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -111,3 +176,8 @@ class Campaign(BaseModel):
     @property
     def is_capped(self) -> bool:
         return bool(self.frequency_caps)
+
+    @property
+    def spend_micros_per_impression(self) -> int:
+        """value_cpm / 1000 in micro-units of the currency (CPM 12.5 is 12,500 micros an impression)."""
+        return round(self.value_cpm * MICROS_PER_UNIT / 1000)

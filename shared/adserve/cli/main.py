@@ -4,6 +4,7 @@
     adserve campaigns list [--table NAME] [--json]
     adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
     adserve caps show LISTENER_ID [--table NAME]
+    adserve delivery CAMPAIGN_ID [--from --to --granularity hour|day --plot FILE.png]   (see adserve.cli.delivery)
     adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
 
 A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
@@ -23,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adserve.campaigns.model import Campaign
+from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
 from adserve.core.errors import CapStoreUnavailableError, LogStoreUnavailableError
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client
@@ -82,7 +84,7 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    commands: dict[str, Callable[[argparse.Namespace], int]] = {"logs": _logs}
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {"logs": _logs, "delivery": run_delivery_command}
     commands.update(dict.fromkeys(MODEL_GROUPS, run_model_command))
     if arguments.group in commands:
         return commands[arguments.group](arguments)
@@ -225,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("listener_id", help="the listener id, as sent in POST /v1/decisions")
     show.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
     add_model_commands(groups, _hour)
+    add_delivery_command(groups, _hour)
     return parser
 
 

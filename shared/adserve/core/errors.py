@@ -80,3 +80,7 @@ class InvalidModelPointerError(AdserveError):
 
 class ModelVersionConflictError(AdserveError):
     """Publishing would overwrite an existing model version with different bytes; versions are immutable."""
+
+
+class DeliveryStoreUnavailableError(AdserveError):
+    """Delivery counters could not be written or read; Record's records fail and are redelivered."""

@@ -32,6 +32,9 @@ class MetricName(StrEnum):
     RECORDS_INVALID = "RecordsInvalid"
     DUPLICATES_DROPPED = "DuplicatesDropped"
     IMPRESSIONS_COUNTED = "ImpressionsCounted"
+    DELIVERY_EVENTS_COUNTED = "DeliveryEventsCounted"
+    DELIVERY_DUPLICATES_DROPPED = "DeliveryDuplicatesDropped"
+    DELIVERY_EVENTS_FAILED = "DeliveryEventsFailed"
     LOG_OBJECTS_WRITTEN = "LogObjectsWritten"
     LOG_ROWS_WRITTEN = "LogRowsWritten"
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped

@@ -1,6 +1,7 @@
-"""Record: count impressions exactly once against frequency caps, and write the training logs.
+"""Record: count impressions exactly once against frequency caps and every outcome toward delivery, and
+write the training logs.
 
-One SQS batch is processed in three steps, by a Powertools ``BatchProcessor`` this module drives:
+One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` this module drives:
 
 1. Each record is validated (``QueueMessage``: a decision record or an outcome event). An invalid one is
    logged by message id and error locations only (never its body: it may hold a listener id) and reported
@@ -11,7 +12,11 @@ One SQS batch is processed in three steps, by a Powertools ``BatchProcessor`` th
    listener's partition. A marker already there cancels the transaction: the impression was counted
    before, so the record succeeds as a duplicate. Clicks, completions and skips count nothing; an
    impression of an unknown campaign, or of one under no cap at all, neither.
-3. The rows of the records that got this far are written to S3, one object per (kind, hour partition),
+3. Every outcome (impressions, clicks, completions, skips) is counted toward its campaign's delivery,
+   exactly once, by ``adserve.delivery.counting``: the batch's events grouped by (campaign, hour), one
+   transaction per group in the delivery table with its own markers. A group that cannot be written
+   fails its records (redelivered; the markers absorb the part already counted).
+4. The rows of the records that got this far are written to S3, one object per (kind, hour partition),
    named by the messages it holds (see ``adserve.outcomes.logs``). When a put fails, every record of that
    object is reported failed: on redelivery the marker stops a second count and readers drop the second
    row, so a retry can neither lose nor double anything.
@@ -37,9 +42,24 @@ from pydantic import TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterSlot, impression_counters
 from adserve.campaigns.model import Campaign, FrequencyCap
-from adserve.core.errors import CounterStoreUnavailableError, InvalidRecordError, LogStoreUnavailableError
+from adserve.core.errors import (
+    CounterStoreUnavailableError,
+    DeliveryStoreUnavailableError,
+    InvalidRecordError,
+    LogStoreUnavailableError,
+)
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType as OutcomeType
+from adserve.delivery.counting import MARKER_LIFETIME as DELIVERY_MARKER_LIFETIME
+from adserve.delivery.counting import (
+    DeliveryCounter,
+    DeliveryEvent,
+    DeliveryTally,
+    DeliveryTotals,
+    delivery_groups,
+    hour_of,
+)
+from adserve.delivery.counting import marker_key as delivery_marker_key
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent, QueueMessage
 from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
@@ -118,6 +138,7 @@ class OutcomeRecorder:
     counter: ImpressionCounter
     campaigns: CampaignLookup
     logs: LogWriter
+    delivery: DeliveryCounter
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     breaker_threshold: int = 3
     """Consecutive store failures after which the rest of the batch fails without calling the store."""
@@ -153,6 +174,45 @@ class OutcomeRecorder:
         )
         return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
 
+    def record_delivery(self, events: list[OutcomeEvent]) -> DeliveryTally:
+        """Count a batch's outcomes toward delivery exactly once; the markers of events left uncounted.
+
+        A group whose store write fails leaves its events in ``failed_markers`` (their records must fail);
+        an event of an unknown campaign is logged and left out, like its caps.
+        """
+        tally = DeliveryTally()
+        counted: list[DeliveryEvent] = []
+        for event in events:
+            campaign = self.campaigns.campaign(event.campaign_id)
+            if campaign is None:
+                tally.unknown_campaign += 1
+                logger.warning(
+                    "outcome of an unknown campaign; no delivery counted",
+                    extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
+                )
+                continue
+            moment = min(event.occurred_at, event.received_at)
+            counted.append(
+                DeliveryEvent(
+                    marker_key=delivery_marker_key(event.decision_id, event.ad_id, event.event_type),
+                    campaign_id=event.campaign_id,
+                    hour=hour_of(moment),
+                    totals=DeliveryTotals.of(event.event_type, campaign.spend_micros_per_impression),
+                )
+            )
+        groups = delivery_groups(counted, self.clock() + DELIVERY_MARKER_LIFETIME)
+        tally.duplicates += len(counted) - sum(len(group.events) for group in groups)
+        for group in groups:
+            try:
+                result = self.delivery.count_once(group)
+            except DeliveryStoreUnavailableError as error:
+                logger.warning("delivery not counted", extra={"events": len(group.events), "error": str(error)})
+                tally.failed_markers.update(event.marker_key for event in group.events)
+                continue
+            tally.counted += len(result.counted)
+            tally.duplicates += len(result.duplicates)
+        return tally
+
 
 class QueueRecord(SqsRecordModel):
     """An SQS record of the outcomes queue: the envelope is checked by the processor, the body by us."""
@@ -162,10 +222,11 @@ class QueueRecord(SqsRecordModel):
 
 @dataclass(frozen=True)
 class _Handled:
-    """A record that passed steps 1 and 2: its parsed envelope and its log row."""
+    """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome, the event."""
 
     record: QueueRecord
     row: LogRow
+    outcome: OutcomeEvent | None
 
 
 @dataclass(frozen=True)
@@ -181,6 +242,7 @@ class _Tally:
     outcomes: Counter[CountResult] = field(default_factory=Counter)
     objects_written: int = 0
     rows_written: int = 0
+    delivery: DeliveryTally = field(default_factory=DeliveryTally)
 
 
 class _RecordBatchProcessor(BatchProcessor):
@@ -208,7 +270,7 @@ class _RecordBatchProcessor(BatchProcessor):
             if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
                 self._count(record.messageId, message, lambda_context)
             logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
-            return _Handled(record, log_row(message))
+            return _Handled(record, log_row(message), message if isinstance(message, OutcomeEvent) else None)
         finally:
             logger.remove_keys(["correlation_id", "decision_id"])
 
@@ -236,9 +298,29 @@ class _RecordBatchProcessor(BatchProcessor):
 
     def process(self) -> list[tuple[Any, ...]]:
         results = super().process()
+        self._count_delivery()
         self._write_logs()
         self._emit_metrics()
         return results
+
+    def _count_delivery(self) -> None:
+        """Step 3: the batch's outcomes toward delivery; records of a group not written fail, unlogged."""
+        outcomes = [staged.handled.outcome for staged in self._staged if staged.handled.outcome is not None]
+        tally = self._tally.delivery = self._recorder.record_delivery(outcomes)
+        if not tally.failed_markers:
+            return
+        failed = [
+            staged
+            for staged in self._staged
+            if staged.handled.outcome is not None
+            and delivery_marker_key(
+                staged.handled.outcome.decision_id, staged.handled.outcome.ad_id, staged.handled.outcome.event_type
+            )
+            in tally.failed_markers
+        ]
+        self._fail_written(failed, DeliveryStoreUnavailableError("delivery counters not written"))
+        failed_ids = {id(staged) for staged in failed}
+        self._staged = [staged for staged in self._staged if id(staged) not in failed_ids]
 
     def _write_logs(self) -> None:
         by_partition: dict[Partition, list[_Staged]] = {}
@@ -278,5 +360,8 @@ class _RecordBatchProcessor(BatchProcessor):
             (MetricName.DUPLICATES_DROPPED, tally.outcomes[CountResult.DUPLICATE]),
             (MetricName.LOG_OBJECTS_WRITTEN, tally.objects_written),
             (MetricName.LOG_ROWS_WRITTEN, tally.rows_written),
+            (MetricName.DELIVERY_EVENTS_COUNTED, tally.delivery.counted),
+            (MetricName.DELIVERY_DUPLICATES_DROPPED, tally.delivery.duplicates),
+            (MetricName.DELIVERY_EVENTS_FAILED, len(tally.delivery.failed_markers)),
         ):
             metrics.add_metric(name, MetricUnit.Count, value)

@@ -2,7 +2,12 @@
 
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.delivery_store import DynamoDeliveryStore
 
 
 def campaign_store(table_name: str) -> CampaignStore:
     return CampaignStore(dynamodb_client(), table_name)
+
+
+def delivery_store(table_name: str) -> DynamoDeliveryStore:
+    return DynamoDeliveryStore(dynamodb_client(), table_name)

@@ -33,6 +33,7 @@ class EnvironmentSettings(BaseModel):
 
 class CampaignsSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
+    delivery_table_name: ResourceName
 
 
 class DecideSettings(EnvironmentSettings):
@@ -89,6 +90,7 @@ class TrackSettings(EnvironmentSettings):
 class RecordSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     frequency_caps_table_name: ResourceName
+    delivery_table_name: ResourceName
     logs_bucket_name: ResourceName
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
 

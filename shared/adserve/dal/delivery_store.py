@@ -1,0 +1,177 @@
+"""Delivery counters in the Delivery table: exactly-once transactional writes, shard-summing reads.
+
+Items (``pk``, ``sk``):
+
+- ``campaign#<id>#<shard>``, ``hour#<YYYY-MM-DDTHH>``: one shard's counts of one UTC hour;
+- ``campaign#<id>#<shard>``, ``lifetime``: one shard's counts since the campaign began;
+- ``seen#<decision>#<ad>#<event type>``, ``seen``: an event's marker, expiring after MARKER_LIFETIME.
+"""
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.delivery.counting import HOUR_FORMAT, SHARDS, DeliveryGroup, DeliveryTotals, GroupResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+CONFLICT = "TransactionConflict"
+DUPLICATE = "ConditionalCheckFailed"
+HOUR_PREFIX = "hour#"
+LIFETIME_KEY = "lifetime"
+MARKER_SORT_KEY = "seen"
+COUNTS = ("impressions", "clicks", "completions", "skips", "spend_micros")
+
+
+def counter_key(campaign_id: str, shard: int) -> str:
+    return f"campaign#{campaign_id}#{shard:02d}"
+
+
+def hour_key(hour: datetime) -> str:
+    return f"{HOUR_PREFIX}{hour.strftime(HOUR_FORMAT)}"
+
+
+class DynamoDeliveryStore:
+    def __init__(
+        self,
+        client: "DynamoDBClient",
+        table_name: str,
+        *,
+        conflict_attempts: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._conflict_attempts = conflict_attempts
+        self._sleep = sleep
+
+    def count_once(self, group: DeliveryGroup) -> GroupResult:
+        """Count the group's new events in one transaction; markers found present are dropped as duplicates.
+
+        A duplicate cancels the transaction naming its marker: the rest is retried at once (at most once per
+        event). A TransactionConflict (a concurrent writer on the same shard) is retried with jittered backoff.
+        """
+        duplicates: list[str] = []
+        conflicts = 0
+        while group.events:
+            try:
+                self._client.transact_write_items(TransactItems=self._transaction(group))
+                return GroupResult(
+                    counted=tuple(event.marker_key for event in group.events), duplicates=tuple(duplicates)
+                )
+            except ClientError as error:
+                reasons = _cancellation_reasons(error)
+                found = {
+                    event.marker_key
+                    for event, reason in zip(group.events, reasons, strict=False)
+                    if reason == DUPLICATE
+                }
+                if found:
+                    duplicates.extend(event.marker_key for event in group.events if event.marker_key in found)
+                    group = group.without(found)
+                    continue
+                if CONFLICT not in reasons:
+                    raise DeliveryStoreUnavailableError(_describe(error)) from error
+            except BotoCoreError as error:
+                raise DeliveryStoreUnavailableError(str(error)) from error
+            conflicts += 1
+            if conflicts >= self._conflict_attempts:
+                raise DeliveryStoreUnavailableError(
+                    f"transaction conflicts persisted over {self._conflict_attempts} attempts"
+                )
+            self._sleep(random.uniform(0, 0.025 * 2**conflicts))
+        return GroupResult(duplicates=tuple(duplicates))
+
+    def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
+        """One Query per shard over the hour range, summed per hour."""
+        hours: dict[datetime, DeliveryTotals] = {}
+        try:
+            paginator = self._client.get_paginator("query")
+            for shard in range(SHARDS):
+                pages = paginator.paginate(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": counter_key(campaign_id, shard)},
+                        ":first": {"S": hour_key(first_hour)},
+                        ":last": {"S": hour_key(last_hour)},
+                    },
+                )
+                for page in pages:
+                    for item in page["Items"]:
+                        hour = datetime.strptime(
+                            item["sk"]["S"].removeprefix(HOUR_PREFIX) + "+0000", HOUR_FORMAT + "%z"
+                        )
+                        hours[hour] = hours.get(hour, DeliveryTotals()) + _totals(item)
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+        return hours
+
+    def lifetime(self, campaign_id: str) -> DeliveryTotals:
+        """The shards' lifetime items in one BatchGetItem (64 keys), summed."""
+        keys: list[Mapping[str, AttributeValueTypeDef]] = [
+            {"pk": {"S": counter_key(campaign_id, shard)}, "sk": {"S": LIFETIME_KEY}} for shard in range(SHARDS)
+        ]
+        total = DeliveryTotals()
+        try:
+            request: dict[str, Mapping[str, object]] = {self._table: {"Keys": keys}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
+                for item in response.get("Responses", {}).get(self._table, []):
+                    total = total + _totals(item)
+                request = dict(response.get("UnprocessedKeys", {}))
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+        return total
+
+    def _transaction(self, group: DeliveryGroup) -> "list[TransactWriteItemTypeDef]":
+        expires = {"N": str(int(group.marker_expires_at.timestamp()))}
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {"pk": {"S": event.marker_key}, "sk": {"S": MARKER_SORT_KEY}, "expires_at": expires},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for event in group.events
+        ]
+        totals = group.totals
+        values = {f":{name}": {"N": str(getattr(totals, name))} for name in COUNTS}
+        update = "ADD " + ", ".join(f"{name} :{name}" for name in COUNTS)
+        shard = counter_key(group.campaign_id, group.shard)
+        items.extend(
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": shard}, "sk": {"S": sort_key}},
+                    "UpdateExpression": update,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+            for sort_key in (hour_key(group.hour), LIFETIME_KEY)
+        )
+        return items
+
+
+def _totals(item: "Mapping[str, AttributeValueTypeDef]") -> DeliveryTotals:
+    return DeliveryTotals(**{name: int(item[name]["N"]) if name in item else 0 for name in COUNTS})
+
+
+def _cancellation_reasons(error: ClientError) -> list[str]:
+    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    reasons = error.response.get("CancellationReasons", [])
+    return [str(reason.get("Code", "None")) for reason in reasons]
+
+
+def _describe(error: ClientError) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Code', 'Unknown')}: {details.get('Message', '')}"

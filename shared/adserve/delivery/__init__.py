@@ -1,0 +1,1 @@
+"""Delivery: what each campaign delivered, counted exactly once per outcome, by hour; budgets and reports."""

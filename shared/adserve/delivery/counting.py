@@ -1,0 +1,169 @@
+"""Exactly-once delivery counters, sharded so no DynamoDB item takes more than its write rate.
+
+Record hands over the outcome events of one SQS batch that got past validation. They are grouped by
+(campaign, UTC hour); each group becomes one DynamoDB transaction in the delivery table:
+
+- one marker per event, ``seen#<decision>#<ad>#<event type>``, put only if absent (each in its own
+  partition, so markers never contend), and
+- one ``ADD`` of the group's totals to the shard's hour item and one to the shard's lifetime item.
+
+A marker already present cancels the transaction; the store drops that event as a duplicate and retries the
+rest, so a redelivered message or a replayed beacon is never counted twice, and a crash between "counted"
+and "acknowledged" is harmless. The shard is chosen from the group's events, so concurrent batches of one
+campaign spread over ``SHARDS`` partition keys; readers sum the shards (README.md#delivery has the sizing).
+"""
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol, Self
+
+from adserve.core.vocabulary import EventType
+
+SHARDS: Final = 64
+"""Counter shards per campaign: 5,000 single-event transactions/s stay under 32% of a partition's 1,000 WCU/s."""
+
+MARKER_PREFIX: Final = "seen#"
+MARKER_LIFETIME: Final = timedelta(days=14)
+"""Longer than SQS keeps a message and than any tracking token lives: no duplicate can outlive its marker."""
+
+MAX_EVENTS_PER_WRITE: Final = 25
+"""Markers per transaction (plus the hour and lifetime items; DynamoDB allows 100 items). Smaller groups keep
+each call short (a transaction's latency grows with its items) at 4 counter WCU per 25 events."""
+
+HOUR_FORMAT: Final = "%Y-%m-%dT%H"
+
+
+@dataclass(frozen=True)
+class DeliveryTotals:
+    """Counts of one campaign over some time; spend in integer micro-units of the campaign's currency."""
+
+    impressions: int = 0
+    clicks: int = 0
+    completions: int = 0
+    skips: int = 0
+    spend_micros: int = 0
+
+    def __add__(self, other: "DeliveryTotals") -> "DeliveryTotals":
+        return DeliveryTotals(
+            impressions=self.impressions + other.impressions,
+            clicks=self.clicks + other.clicks,
+            completions=self.completions + other.completions,
+            skips=self.skips + other.skips,
+            spend_micros=self.spend_micros + other.spend_micros,
+        )
+
+    @classmethod
+    def of(cls, event_type: EventType, spend_micros: int = 0) -> Self:
+        """What one event adds; only an impression spends."""
+        if event_type is EventType.IMPRESSION:
+            return cls(impressions=1, spend_micros=spend_micros)
+        if event_type is EventType.CLICK:
+            return cls(clicks=1)
+        if event_type is EventType.COMPLETE:
+            return cls(completions=1)
+        return cls(skips=1)
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """One outcome as delivery counts it: its identity (the marker) and what it adds to which hour."""
+
+    marker_key: str
+    campaign_id: str
+    hour: datetime
+    totals: DeliveryTotals
+
+
+@dataclass(frozen=True)
+class DeliveryGroup:
+    """Events of one campaign and hour written in one transaction to one shard."""
+
+    campaign_id: str
+    hour: datetime
+    shard: int
+    events: tuple[DeliveryEvent, ...]
+    marker_expires_at: datetime
+
+    @property
+    def totals(self) -> DeliveryTotals:
+        return sum((event.totals for event in self.events), DeliveryTotals())
+
+    def without(self, marker_keys: set[str]) -> "DeliveryGroup":
+        """The group minus events found to be duplicates."""
+        kept = tuple(event for event in self.events if event.marker_key not in marker_keys)
+        return DeliveryGroup(self.campaign_id, self.hour, self.shard, kept, self.marker_expires_at)
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    counted: tuple[str, ...] = ()
+    duplicates: tuple[str, ...] = ()
+
+
+class DeliveryCounter(Protocol):
+    def count_once(self, group: DeliveryGroup) -> GroupResult:
+        """Count the group's events not counted before; raises DeliveryStoreUnavailableError."""
+        ...
+
+
+class DeliveryReader(Protocol):
+    def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
+        """Totals per hour with any delivery in [first_hour, last_hour], summed over every shard."""
+        ...
+
+    def lifetime(self, campaign_id: str) -> DeliveryTotals:
+        """Totals since the campaign began, summed over every shard."""
+        ...
+
+
+def marker_key(decision_id: str, ad_id: str, event_type: EventType) -> str:
+    return f"{MARKER_PREFIX}{decision_id}#{ad_id}#{event_type.value}"
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def shard_of(key: str) -> int:
+    """A stable shard in [0, SHARDS) from a key (not Python's salted hash: every process must agree)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % SHARDS
+
+
+def delivery_groups(events: Iterable[DeliveryEvent], marker_expires_at: datetime) -> list[DeliveryGroup]:
+    """Events grouped by (campaign, hour) into transactions of at most MAX_EVENTS_PER_WRITE.
+
+    A repeat of an identity within the batch is dropped here (a transaction may not touch one item twice).
+    Each group's shard comes from its first marker, so batches spread over the shards.
+    """
+    seen: set[str] = set()
+    by_key: dict[tuple[str, datetime], list[DeliveryEvent]] = {}
+    for event in events:
+        if event.marker_key in seen:
+            continue
+        seen.add(event.marker_key)
+        by_key.setdefault((event.campaign_id, event.hour), []).append(event)
+    groups: list[DeliveryGroup] = []
+    for (campaign_id, hour), members in sorted(by_key.items()):
+        for chunk in _chunks(members, MAX_EVENTS_PER_WRITE):
+            groups.append(
+                DeliveryGroup(campaign_id, hour, shard_of(chunk[0].marker_key), tuple(chunk), marker_expires_at)
+            )
+    return groups
+
+
+def _chunks(items: list[DeliveryEvent], size: int) -> Iterator[list[DeliveryEvent]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class DeliveryTally:
+    """What Record's delivery step did in one batch, for its metrics."""
+
+    counted: int = 0
+    duplicates: int = 0
+    unknown_campaign: int = 0
+    failed_markers: set[str] = field(default_factory=set)

@@ -1,0 +1,209 @@
+"""Delivery end to end on moto over HTTP, tables from template.yaml: Record's exactly-once counters under
+redelivery, duplicate beacons and concurrent writers, the report route, and budgets refused before a write.
+"""
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from adserve.campaigns.directory import CampaignDirectory
+from adserve.campaigns.model import Campaign
+from adserve.cli import main as cli
+from adserve.core.vocabulary import EventType
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.delivery.counting import DeliveryTotals, hour_of
+from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.recording import OutcomeRecorder
+
+from devstack.fakes import InMemoryImpressionCounter, InMemoryLogStore
+from devstack.stack import LocalStack
+from tests.support.builders import campaign
+from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
+
+EVENTS = Path(__file__).parents[2] / "events"
+NOW = datetime.now(UTC)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def dynamodb(local_stack: LocalStack) -> Any:
+    return boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+
+
+def delivery_store(local_stack: LocalStack) -> DynamoDeliveryStore:
+    return DynamoDeliveryStore(dynamodb(local_stack), local_stack.physical_name("DeliveryTable"))
+
+
+def seed(local_stack: LocalStack, **changes: Any) -> Campaign:
+    booked = campaign(campaign_id=unique("dlv"), value_cpm=12.5, **changes)
+    CampaignStore(dynamodb(local_stack), local_stack.physical_name("CampaignsTable")).put(booked)
+    local_stack.reset_function("RecordFunction")  # a warm directory loaded before the seed would miss it
+    return booked
+
+
+def event_of(booked: Campaign, event_type: EventType = EventType.IMPRESSION, **changes: Any) -> OutcomeEvent:
+    values: dict[str, Any] = {
+        "decision_id": unique("d"),
+        "campaign_id": booked.campaign_id,
+        "advertiser_id": booked.advertiser_id,
+        "ad_id": booked.creatives[0].ad_id,
+        "occurred_at": NOW,
+        "event_type": event_type,
+    }
+    values.update(changes)
+    return outcome(**values)
+
+
+def record(local_stack: LocalStack, *records: dict[str, Any]) -> set[str]:
+    return failed_ids(local_stack.invoke("RecordFunction", sqs_event(*records)))
+
+
+def test_a_batch_delivered_three_times_with_replayed_beacons_counts_each_outcome_once(local_stack: LocalStack) -> None:
+    booked = seed(local_stack)
+    shown = [event_of(booked) for _ in range(30)]
+    followups = [
+        event_of(booked, EventType.CLICK, decision_id=shown[0].decision_id),
+        event_of(booked, EventType.COMPLETE, decision_id=shown[1].decision_id),
+        event_of(booked, EventType.SKIP, decision_id=shown[2].decision_id),
+    ]
+    batch = message_records(*shown, *followups)
+    replayed = message_records(followups[0], shown[5], shown[5])  # the same identities as new messages
+    for records in (batch, batch, replayed, batch + replayed):
+        assert record(local_stack, *records) == set()
+    expected = DeliveryTotals(impressions=30, clicks=1, completions=1, skips=1, spend_micros=30 * 12_500)
+    store = delivery_store(local_stack)
+    assert store.lifetime(booked.campaign_id) == expected
+    assert store.hourly(booked.campaign_id, hour_of(NOW), hour_of(NOW)) == {hour_of(NOW): expected}
+
+
+def test_concurrent_writers_give_exact_totals(local_stack: LocalStack) -> None:
+    """Twelve threads, each with its own batches of one campaign and hour, some replaying others' events."""
+    booked = seed(local_stack)
+    client = dynamodb(local_stack)
+    service = OutcomeRecorder(
+        counter=InMemoryImpressionCounter(),
+        campaigns=CampaignDirectory(CampaignStore(client, local_stack.physical_name("CampaignsTable")), 60),
+        logs=InMemoryLogStore(),
+        delivery=DynamoDeliveryStore(client, local_stack.physical_name("DeliveryTable")),
+    )
+    service.campaigns.campaign(booked.campaign_id)  # load the directory once, outside the race
+    shown = [event_of(booked) for _ in range(120)]
+    slices = [shown[index::6] for index in range(6)]
+    work = slices + slices  # every event is written by two threads at once
+    start, failures = threading.Barrier(len(work)), list[str]()
+
+    def run(events: list[OutcomeEvent]) -> None:
+        start.wait()
+        for chunk in (events[:10], events[10:]):
+            tally = service.record_delivery(chunk)
+            failures.extend(tally.failed_markers)
+
+    threads = [threading.Thread(target=run, args=(events,)) for events in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert delivery_store(local_stack).lifetime(booked.campaign_id) == DeliveryTotals(
+        impressions=120, spend_micros=120 * 12_500
+    )
+
+
+def report_event(campaign_id: str, query: dict[str, str] | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "campaigns_get_delivery.json").read_text())
+    path = f"/v1/campaigns/{campaign_id}/delivery"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["pathParameters"] = {"campaign_id": campaign_id}
+    event["queryStringParameters"] = query
+    event["rawQueryString"] = "&".join(f"{key}={value}" for key, value in (query or {}).items())
+    return event
+
+
+def test_the_sample_report_event_is_answered(local_stack: LocalStack) -> None:
+    event = json.loads((EVENTS / "campaigns_get_delivery.json").read_text())
+    sample = campaign(campaign_id=event["pathParameters"]["campaign_id"])
+    CampaignStore(dynamodb(local_stack), local_stack.physical_name("CampaignsTable")).put(sample)
+    response = local_stack.invoke("CampaignsFunction", event)
+    assert response["statusCode"] == 200, response
+    assert len(json.loads(response["body"])["rows"]) == 24
+
+
+def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack) -> None:
+    flight = {
+        "flight_start": (NOW - timedelta(days=1)).isoformat(),
+        "flight_end": (NOW + timedelta(days=1)).isoformat(),
+    }
+    booked = seed(local_stack, budget={"unit": "spend", "lifetime": 1000, "daily": 100}, **flight)
+    shown = [event_of(booked) for _ in range(8)]
+    clicked = event_of(booked, EventType.CLICK, decision_id=shown[0].decision_id)
+    assert record(local_stack, *message_records(*shown, clicked)) == set()
+    hour = hour_of(NOW).strftime("%Y-%m-%dT%H")
+    response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, {"from": hour, "to": hour}))
+    assert response["statusCode"] == 200, response
+    report = json.loads(response["body"])
+    assert [row["impressions"] for row in report["rows"]] == [8]
+    assert report["totals"] | {"ctr": None} == {
+        "impressions": 8,
+        "clicks": 1,
+        "completions": 0,
+        "skips": 0,
+        "spend": 0.1,
+        "ctr": None,
+        "completion_rate": 0.0,
+    }
+    assert report["totals"]["ctr"] == 0.125
+    assert report["budget"]["lifetime_left"] == pytest.approx(999.9)
+    assert report["pacing_status"] == "behind"  # half the flight gone, a tenth of a unit spent
+    assert report["serve_probability"] is None
+    daily = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, {"granularity": "day"}))
+    assert daily["statusCode"] == 200, daily
+    assert sum(row["impressions"] for row in json.loads(daily["body"])["rows"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"granularity": "week"}, "granularity"),
+        ({"from": "yesterday"}, "from"),
+        ({"from": "2026-02-30T10"}, "from must be a UTC hour"),
+        ({"from": "2026-11-25T10", "to": "2026-11-25T09"}, "before from"),
+        ({"from": "2026-01-01T00", "to": "2026-11-25T00"}, "at most 7 days"),
+    ],
+)
+def test_a_bad_report_query_is_a_422(local_stack: LocalStack, query: dict[str, str], reason: str) -> None:
+    booked = seed(local_stack)
+    response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, query))
+    assert response["statusCode"] == 422, response
+    assert reason in json.loads(response["body"])["error"]["message"]
+
+
+def test_the_report_of_an_unknown_campaign_is_a_404(local_stack: LocalStack) -> None:
+    response = local_stack.invoke("CampaignsFunction", report_event(unique("missing")))
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["error"]["code"] == "not_found"
+
+
+def test_the_cli_prints_the_report_and_plots_it(
+    local_stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    booked = seed(local_stack, budget={"unit": "impressions", "lifetime": 1000})
+    assert record(local_stack, *message_records(*(event_of(booked) for _ in range(3)))) == set()
+    capsys.readouterr()
+    plot = tmp_path / "delivery.png"
+    tables = ["--table", local_stack.physical_name("CampaignsTable")]
+    tables += ["--delivery-table", local_stack.physical_name("DeliveryTable")]
+    assert cli.main(["delivery", booked.campaign_id, *tables, "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    [total] = [line for line in printed if line.startswith("total")]
+    assert total.split()[1] == "3"
+    assert any("left 997" in line for line in printed)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert cli.main(["delivery", unique("missing"), *tables]) == 1

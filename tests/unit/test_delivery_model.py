@@ -1,0 +1,252 @@
+"""Delivery's pure parts: budgets and currency, spend arithmetic, shards and groups, reports, Record's step."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from adserve.campaigns.directory import CampaignDirectory
+from adserve.campaigns.model import Budget, BudgetUnit
+from adserve.core.errors import InvalidInputError
+from adserve.core.vocabulary import EventType
+from adserve.delivery.counting import (
+    MAX_EVENTS_PER_WRITE,
+    SHARDS,
+    DeliveryEvent,
+    DeliveryTotals,
+    delivery_groups,
+    hour_of,
+    marker_key,
+    shard_of,
+)
+from adserve.delivery.report import Granularity, PacingStatus, build_report, parse_hour, report_range
+from adserve.outcomes.logs import read_outcomes
+from adserve.outcomes.recording import OutcomeRecorder
+from pydantic import ValidationError
+
+from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
+from tests.support.builders import NOW, campaign
+from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
+
+HOUR = hour_of(NOW)
+EXPIRES = NOW + timedelta(days=14)
+
+
+# ---------------------------------------------------------------- budgets
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"),
+    [
+        ({"budget": {"unit": "spend", "lifetime": 0}}, "budget.lifetime", "greater than 0"),
+        ({"budget": {"unit": "spend", "daily": -5}}, "budget.daily", "greater than 0"),
+        ({"budget": {"unit": "impressions", "lifetime": 100, "daily": 101}}, "budget", "must not exceed"),
+        ({"budget": {"unit": "impressions", "lifetime": 100.5}}, "budget", "whole impressions"),
+        ({"budget": {"unit": "spend"}}, "budget", "a lifetime or a daily amount"),
+        ({"budget": {"unit": "clicks", "lifetime": 10}}, "budget.unit", "Input should be"),
+        ({"currency": "usd"}, "currency", "ISO 4217"),
+        ({"currency": "XXX"}, "currency", "ISO 4217"),
+        ({"currency": "BGN"}, "currency", "ISO 4217"),  # replaced by EUR on 2026-01-01
+        ({"pacing": "fast"}, "pacing", "Input should be"),
+        ({"value_cpm": 0, "budget": {"unit": "spend", "lifetime": 100}}, "value_cpm", "greater than 0"),
+    ],
+)
+def test_a_bad_budget_is_refused_naming_the_field(changes: dict[str, Any], field: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        campaign(**changes)
+    problems = [(".".join(str(part) for part in problem["loc"]), problem["msg"]) for problem in error.value.errors()]
+    assert any(location == field and reason in message for location, message in problems), problems
+
+
+def test_a_spend_budget_without_a_cpm_cannot_exist() -> None:
+    document = campaign().model_dump(mode="json")
+    del document["value_cpm"]
+    document["budget"] = {"unit": "spend", "lifetime": 100}
+    with pytest.raises(ValidationError, match="value_cpm"):
+        type(campaign()).model_validate(document)
+
+
+def test_a_valid_budget_defaults_to_even_pacing_in_dollars() -> None:
+    booked = campaign(budget={"unit": "spend", "lifetime": 1000, "daily": 50.25})
+    assert (booked.currency, booked.pacing.value) == ("USD", "even")
+    assert booked.budget is not None
+    assert (booked.budget.lifetime_units, booked.budget.daily_units) == (1_000_000_000, 50_250_000)
+    assert campaign(currency="SEK").currency == "SEK"
+
+
+def test_spend_is_integer_micros_so_a_million_impressions_add_up_exactly() -> None:
+    booked = campaign(value_cpm=12.345)
+    assert booked.spend_micros_per_impression == 12_345
+    totals = sum((DeliveryTotals.of(EventType.IMPRESSION, 12_345) for _ in range(1000)), DeliveryTotals())
+    assert totals.spend_micros == 12_345_000  # 1,000 impressions at CPM 12.345 spend exactly 12.345
+    assert Budget.units(12.345, BudgetUnit.SPEND) == totals.spend_micros
+
+
+# ------------------------------------------------------------ shards, groups
+
+
+def test_shards_are_stable_in_range_and_spread() -> None:
+    keys = [marker_key(f"d-{index}", "ad-1", EventType.IMPRESSION) for index in range(20_000)]
+    shards = [shard_of(key) for key in keys]
+    assert shards == [shard_of(key) for key in keys]
+    assert set(shards) == set(range(SHARDS))
+    busiest = max(shards.count(shard) for shard in range(SHARDS))
+    assert busiest < 1.25 * len(keys) / SHARDS
+
+
+def event(decision: str, event_type: EventType = EventType.IMPRESSION, **changes: Any) -> DeliveryEvent:
+    values: dict[str, Any] = {
+        "marker_key": marker_key(decision, "ad-1", event_type),
+        "campaign_id": "cmp-1",
+        "hour": HOUR,
+        "totals": DeliveryTotals.of(event_type, 10_000),
+    }
+    values.update(changes)
+    return DeliveryEvent(**values)
+
+
+def test_groups_are_per_campaign_and_hour_drop_repeats_and_fit_a_transaction() -> None:
+    events = [event(f"d-{index}") for index in range(150)]
+    events += [event("d-0"), event("x", campaign_id="cmp-2"), event("y", hour=HOUR - timedelta(hours=1))]
+    groups = delivery_groups(events, EXPIRES)
+    sizes: dict[tuple[str, datetime], list[int]] = {(group.campaign_id, group.hour): [] for group in groups}
+    for group in groups:
+        sizes[(group.campaign_id, group.hour)].append(len(group.events))
+    assert sizes == {
+        ("cmp-1", HOUR): [MAX_EVENTS_PER_WRITE] * (150 // MAX_EVENTS_PER_WRITE),
+        ("cmp-1", HOUR - timedelta(hours=1)): [1],
+        ("cmp-2", HOUR): [1],
+    }
+    assert sum(group.totals.impressions for group in groups) == 152  # the repeat of d-0 dropped
+    assert all(group.shard == shard_of(group.events[0].marker_key) for group in groups)
+
+
+# ------------------------------------------------------------------ reports
+
+
+def delivered(counter: InMemoryDeliveryCounter, hour: datetime, impressions: int, clicks: int = 0) -> None:
+    events = [event(f"{hour:%d%H}-{index}", hour=hour) for index in range(impressions)]
+    events += [event(f"{hour:%d%H}-{index}", EventType.CLICK, hour=hour) for index in range(clicks)]
+    for group in delivery_groups(events, EXPIRES):
+        counter.count_once(group)
+
+
+def test_hourly_and_daily_rows_sum_the_counters_with_rates() -> None:
+    counter = InMemoryDeliveryCounter()
+    delivered(counter, HOUR, 200, clicks=5)
+    delivered(counter, HOUR - timedelta(hours=2), 100)
+    delivered(counter, HOUR - timedelta(days=1), 50)
+    booked = campaign(value_cpm=10.0)
+    hourly = build_report(booked, counter, HOUR - timedelta(hours=2), HOUR, Granularity.HOUR, NOW)
+    assert [row.impressions for row in hourly.rows] == [100, 0, 200]
+    assert (hourly.totals.impressions, hourly.totals.clicks, hourly.totals.spend) == (300, 5, 3.0)
+    assert hourly.rows[2].ctr == 0.025
+    assert hourly.rows[1].ctr is None
+    assert (hourly.budget, hourly.pacing_status, hourly.serve_probability) == (None, None, None)
+    daily = build_report(booked, counter, HOUR - timedelta(days=1), HOUR, Granularity.DAY, NOW)
+    assert [(row.start, row.impressions) for row in daily.rows] == [
+        (HOUR.replace(hour=0) - timedelta(days=1), 50),
+        (HOUR.replace(hour=0), 300),
+    ]
+
+
+FLIGHT = {"flight_start": "2026-11-25T00:00:00Z", "flight_end": "2026-11-26T00:00:00Z"}  # NOW is 13:30
+
+
+@pytest.mark.parametrize(
+    ("budget", "pacing", "impressions", "status"),
+    [
+        ({"unit": "impressions", "lifetime": 2400}, "even", 1350, PacingStatus.ON_TRACK),  # target 1350
+        ({"unit": "impressions", "lifetime": 2400}, "even", 1000, PacingStatus.BEHIND),
+        ({"unit": "impressions", "lifetime": 2400}, "even", 1600, PacingStatus.AHEAD),
+        ({"unit": "impressions", "lifetime": 2400}, "asap", 1600, PacingStatus.ON_TRACK),
+        ({"unit": "impressions", "lifetime": 2400, "daily": 1000}, "asap", 1000, PacingStatus.EXHAUSTED),
+        ({"unit": "spend", "lifetime": 12}, "even", 1200, PacingStatus.EXHAUSTED),  # CPM 10: 1200 spend 12.0
+    ],
+)
+def test_pacing_status_compares_delivery_with_the_budget(
+    budget: dict[str, Any], pacing: str, impressions: int, status: PacingStatus
+) -> None:
+    counter = InMemoryDeliveryCounter()
+    delivered(counter, HOUR, impressions)
+    booked = campaign(budget=budget, pacing=pacing, value_cpm=10.0, **FLIGHT)
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW)
+    assert report.pacing_status is status
+    assert report.budget is not None
+    assert report.budget.delivered_lifetime == (impressions if budget["unit"] == "impressions" else impressions / 100)
+
+
+def test_budget_left_never_goes_negative() -> None:
+    counter = InMemoryDeliveryCounter()
+    delivered(counter, HOUR, 30)
+    report = build_report(
+        campaign(budget={"unit": "impressions", "lifetime": 40, "daily": 20}),
+        counter,
+        HOUR,
+        HOUR,
+        Granularity.HOUR,
+        NOW,
+    )
+    assert report.budget is not None
+    assert (report.budget.lifetime_left, report.budget.daily_left) == (10, 0)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "granularity", "reason"),
+    [
+        (HOUR, HOUR - timedelta(hours=1), Granularity.HOUR, "before from"),
+        (HOUR - timedelta(days=8), HOUR, Granularity.HOUR, "at most 7 days"),
+        (HOUR - timedelta(days=93), HOUR, Granularity.DAY, "at most 92 days"),
+    ],
+)
+def test_a_reversed_or_too_long_range_is_refused(
+    first: datetime, last: datetime, granularity: Granularity, reason: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=reason):
+        report_range(first, last, granularity)
+
+
+def test_hours_parse_only_in_the_documented_form() -> None:
+    assert parse_hour("2026-11-25T13", "from") == datetime(2026, 11, 25, 13, tzinfo=UTC)
+    with pytest.raises(InvalidInputError, match="from must be a UTC hour"):
+        parse_hour("2026-02-30T13", "from")
+
+
+# ------------------------------------------------------------ Record's step
+
+
+def recorder(delivery: InMemoryDeliveryCounter, logs: InMemoryLogStore) -> OutcomeRecorder:
+    directory = CampaignDirectory(InMemoryCampaigns([campaign(value_cpm=10.0)]), ttl_seconds=60)
+    return OutcomeRecorder(
+        counter=InMemoryImpressionCounter(), campaigns=directory, logs=logs, delivery=delivery, clock=lambda: NOW
+    )
+
+
+def test_record_counts_every_outcome_once_across_redeliveries_and_duplicate_beacons() -> None:
+    delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore()
+    service = recorder(delivery, logs)
+    shown = [outcome(decision_id=f"d-{index}") for index in range(5)]
+    clicked = outcome(decision_id="d-0", event_type=EventType.CLICK)
+    batch = message_records(*shown, clicked)
+    beacon_again = message_records(clicked, shown[1])  # the same identities replayed as new messages
+    for records in (batch, batch, batch + beacon_again, beacon_again):
+        assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.lifetime("cmp-1") == DeliveryTotals(impressions=5, clicks=1, spend_micros=50_000)
+
+
+def test_outcomes_of_an_unknown_campaign_count_nothing() -> None:
+    delivery = InMemoryDeliveryCounter()
+    service = recorder(delivery, InMemoryLogStore())
+    records = message_records(outcome(campaign_id="gone"))
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.hours == {}
+
+
+def test_an_unwritable_delivery_table_fails_the_outcomes_and_logs_only_the_rest() -> None:
+    delivery, logs = InMemoryDeliveryCounter(available=False), InMemoryLogStore()
+    service = recorder(delivery, logs)
+    records = message_records(outcome(decision_id="d-1"), outcome(decision_id="d-2", event_type=EventType.SKIP))
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == {r["messageId"] for r in records}
+    assert list(read_outcomes(logs, NOW, NOW)) == []
+    delivery.available = True
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.lifetime("cmp-1") == DeliveryTotals(impressions=1, skips=1, spend_micros=10_000)
