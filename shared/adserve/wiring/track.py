@@ -12,5 +12,5 @@ def tracking_service(settings: TrackSettings) -> TrackingService:
     queue_client = sqs_client(connect_timeout=0.5, read_timeout=1.0, attempts=2)
     return TrackingService(
         queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
-        keys=signing_keys(settings.signing_key_secret_id),
+        keys=signing_keys(settings.signing_key_secret_id, settings.unknown_key_refresh_seconds),
     )
