@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adserve.core.vocabulary import EventType
+from adserve.outcomes.key_cache import SigningKeyCache
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.outcomes.tracking import TrackingService
 
@@ -73,7 +74,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     rng = random.Random(11)
     signer = TokenSigner(rng.randbytes(64))
     queue = InMemoryOutcomeQueue()
-    service = TrackingService(queue=queue, signer=lambda: signer)
+    service = TrackingService(queue=queue, keys=SigningKeyCache(lambda: signer))
     module = load_module(TRACK_APP, "bench_track_app")
     setattr(module, "service", lambda: service)  # noqa: B010 - the handler's one seam, as bench/handler.py does
     context = LocalLambdaContext(

@@ -8,6 +8,7 @@ import pytest
 from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.api import EventBatchRequest, EventResult, RejectionCode
+from adserve.outcomes.key_cache import SigningKeyCache
 from adserve.outcomes.tokens import TokenSigner
 from adserve.outcomes.tracking import TrackingService, beacon_event_id
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ def token(event_type: EventType = EventType.IMPRESSION, *, ad_id: str = "ad-1", 
 
 
 def service(queue: InMemoryOutcomeQueue) -> TrackingService:
-    return TrackingService(queue=queue, signer=lambda: SIGNER, clock=lambda: NOW)
+    return TrackingService(queue=queue, keys=SigningKeyCache(lambda: SIGNER), clock=lambda: NOW)
 
 
 def event(event_id: str, event_type: EventType = EventType.IMPRESSION, **changes: Any) -> dict[str, Any]:
@@ -195,7 +196,7 @@ def test_the_clock_is_read_per_request() -> None:
     # Given a service whose clock moved past the token's expiry between two requests
     queue = InMemoryOutcomeQueue()
     times = iter([NOW, NOW + timedelta(hours=2)])
-    tracker = TrackingService(queue=queue, signer=lambda: SIGNER, clock=lambda: next(times))
+    tracker = TrackingService(queue=queue, keys=SigningKeyCache(lambda: SIGNER), clock=lambda: next(times))
     tracker.record_beacon(EventType.IMPRESSION, token())
     # Then the second request sees the later time
     with pytest.raises(ExpiredTokenError):

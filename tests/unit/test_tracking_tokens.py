@@ -1,19 +1,37 @@
-"""Tracking tokens: signed, expiring, bound to one event type; forgery and tampering are caught."""
+"""Tracking tokens: signed, expiring, bound to one event type and naming their key; forgery, tampering and
+retired keys are caught, and a token signed just before a rotation stays valid."""
 
 import base64
+import hashlib
+import hmac
 import json
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from adserve.core.errors import TokenError
+from adserve.core.errors import ExpiredTokenError, TokenError
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.tokens import TokenSigner
+from adserve.outcomes.tokens import TokenSigner, UnknownKeyError, key_id
 
 from tests.support.builders import NOW, tracking_claims
 
 KEY = b"k" * 32
+OLD_KEY = b"o" * 32
+NEW_KEY = b"n" * 32
 CLAIMS = tracking_claims()
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def mac(key: bytes, message: str) -> str:
+    """The documented signature, computed independently of TokenSigner."""
+    return b64(hmac.new(key, message.encode(), hashlib.sha256).digest())
+
+
+def payload_of(claims: dict[str, object]) -> str:
+    return b64(json.dumps(claims, separators=(",", ":")).encode())
 
 
 def test_a_signed_token_verifies_to_its_claims() -> None:
@@ -34,23 +52,97 @@ def test_an_expired_token_is_refused() -> None:
         signer.verify(token, EventType.IMPRESSION, NOW + timedelta(hours=1))
 
 
+def test_a_token_names_its_key_and_is_the_documented_hmac() -> None:
+    token = TokenSigner(KEY).sign(CLAIMS)
+    kid, payload, signature = token.split(".")
+    assert kid == key_id(KEY)
+    assert len(kid) == 8
+    assert signature == mac(KEY, f"{kid}.{payload}")
+
+
+def test_key_ids_tell_keys_apart_and_do_not_expose_them() -> None:
+    assert key_id(KEY) == key_id(bytes(KEY))
+    assert key_id(KEY) != key_id(OLD_KEY)
+    assert key_id(KEY) not in (b64(KEY), b64(hashlib.sha256(KEY).digest()))
+
+
 def test_a_token_signed_with_another_key_is_refused() -> None:
     forged = TokenSigner(b"x" * 32).sign(CLAIMS)
+    with pytest.raises(UnknownKeyError, match="unknown signing key"):
+        TokenSigner(KEY).verify(forged, EventType.IMPRESSION, NOW)
+
+
+def test_a_token_naming_our_key_but_signed_with_another_is_refused() -> None:
+    _, payload, _ = TokenSigner(KEY).sign(CLAIMS).split(".")
+    forged = f"{key_id(KEY)}.{payload}.{mac(b'x' * 32, f'{key_id(KEY)}.{payload}')}"
     with pytest.raises(TokenError, match="signature"):
         TokenSigner(KEY).verify(forged, EventType.IMPRESSION, NOW)
 
 
 def test_a_tampered_payload_is_refused() -> None:
     signer = TokenSigner(KEY)
-    payload, signature = signer.sign(CLAIMS).split(".")
+    kid, payload, signature = signer.sign(CLAIMS).split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["campaign_id"] = "cmp-rich"
-    tampered = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     with pytest.raises(TokenError, match="signature"):
-        signer.verify(f"{tampered}.{signature}", EventType.IMPRESSION, NOW)
+        signer.verify(f"{kid}.{payload_of(claims)}.{signature}", EventType.IMPRESSION, NOW)
 
 
-@pytest.mark.parametrize("token", ["", "no-dot", ".sig", "payload.", "a" * 2000])
+def test_a_tampered_key_id_is_refused() -> None:
+    # Given a signer holding both keys and a token signed with the old one
+    signer = TokenSigner(NEW_KEY, previous=OLD_KEY)
+    _, payload, signature = TokenSigner(OLD_KEY).sign(CLAIMS).split(".")
+    # When its key id is switched to the other key the signer holds, the signature no longer matches
+    with pytest.raises(TokenError, match="signature"):
+        signer.verify(f"{key_id(NEW_KEY)}.{payload}.{signature}", EventType.IMPRESSION, NOW)
+    # And an id it does not hold is refused before any MAC is computed
+    with pytest.raises(UnknownKeyError):
+        signer.verify(f"{key_id(b'z' * 32)}.{payload}.{signature}", EventType.IMPRESSION, NOW)
+
+
+def test_a_token_signed_before_a_rotation_verifies_with_the_previous_key() -> None:
+    # Given a token signed with the key that was current until a rotation
+    token = TokenSigner(OLD_KEY).sign(CLAIMS)
+    # When the keys rotate (the old key becomes the previous one)
+    rotated = TokenSigner(NEW_KEY, previous=OLD_KEY)
+    # Then the token still verifies, and new tokens are signed with the new key
+    assert rotated.verify(token, EventType.IMPRESSION, NOW) == CLAIMS
+    assert rotated.sign(CLAIMS).split(".")[0] == key_id(NEW_KEY)
+    assert rotated.key_ids == (key_id(NEW_KEY), key_id(OLD_KEY))
+
+
+def test_a_second_rotation_retires_the_first_key() -> None:
+    token = TokenSigner(OLD_KEY).sign(CLAIMS)
+    twice_rotated = TokenSigner(b"t" * 32, previous=NEW_KEY)
+    with pytest.raises(UnknownKeyError):
+        twice_rotated.verify(token, EventType.IMPRESSION, NOW)
+
+
+def test_an_expired_token_of_the_previous_key_is_still_refused() -> None:
+    token = TokenSigner(OLD_KEY).sign(CLAIMS)
+    rotated = TokenSigner(NEW_KEY, previous=OLD_KEY)
+    with pytest.raises(ExpiredTokenError):
+        rotated.verify(token, EventType.IMPRESSION, NOW + timedelta(hours=1))
+
+
+def test_a_token_issued_before_key_ids_verifies_with_the_current_or_previous_key() -> None:
+    # A token of the format before key ids: base64url(payload).HMAC(key, payload)
+    payload = TokenSigner(OLD_KEY).sign(CLAIMS).split(".")[1]
+    legacy = f"{payload}.{mac(OLD_KEY, payload)}"
+    assert TokenSigner(OLD_KEY).verify(legacy, EventType.IMPRESSION, NOW) == CLAIMS
+    assert TokenSigner(NEW_KEY, previous=OLD_KEY).verify(legacy, EventType.IMPRESSION, NOW) == CLAIMS
+    with pytest.raises(TokenError, match="signature"):
+        TokenSigner(b"t" * 32, previous=NEW_KEY).verify(legacy, EventType.IMPRESSION, NOW)
+
+
+def test_a_new_token_with_its_key_id_cut_off_is_not_a_valid_old_one() -> None:
+    # The MAC of a new token covers "kid.payload", so dropping the id does not yield a legacy token
+    _, payload, signature = TokenSigner(KEY).sign(CLAIMS).split(".")
+    with pytest.raises(TokenError, match="signature"):
+        TokenSigner(KEY).verify(f"{payload}.{signature}", EventType.IMPRESSION, NOW)
+
+
+@pytest.mark.parametrize("token", ["", "no-dot", ".sig", "payload.", "kid..sig", "a.b.c.d", "a" * 2000])
 def test_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(TokenError):
         TokenSigner(KEY).verify(token, EventType.IMPRESSION, NOW)
@@ -58,8 +150,8 @@ def test_malformed_tokens_are_refused(token: str) -> None:
 
 def test_a_validly_signed_payload_that_is_not_claims_is_refused() -> None:
     signer = TokenSigner(KEY)
-    payload = base64.urlsafe_b64encode(b'{"unexpected": 1}').rstrip(b"=").decode()
-    token = f"{payload}.{signer._signature(payload)}"
+    signed = f"{key_id(KEY)}.{payload_of({'unexpected': 1})}"
+    token = f"{signed}.{mac(KEY, signed)}"
     with pytest.raises(TokenError, match="payload"):
         signer.verify(token, EventType.IMPRESSION, NOW)
 
@@ -72,3 +164,8 @@ def test_each_claim_change_changes_the_signature() -> None:
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         TokenSigner(b"short")
+
+
+def test_short_previous_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        TokenSigner(KEY, previous=b"short")

@@ -27,6 +27,7 @@ class MetricName(StrEnum):
     EVENTS_ACCEPTED = "EventsAccepted"
     EVENTS_REJECTED = "EventsRejected"
     EVENTS_NOT_QUEUED = "EventsNotQueued"
+    SIGNING_KEY_REFRESH_FAILURES = "SigningKeyRefreshFailures"
     RECORDS_PROCESSED = "RecordsProcessed"
     RECORDS_FAILED = "RecordsFailed"
     RECORDS_INVALID = "RecordsInvalid"

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 # What a failed AWS call raises, for callers outside dal/ that report it rather than handle it.
@@ -57,4 +58,12 @@ def sqs_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attem
 
 def s3_client(*, connect_timeout: float = 1.0, read_timeout: float = 5.0, attempts: int = 3) -> "S3Client":
     client: S3Client = _client("s3", _config(connect_timeout, read_timeout, attempts))
+    return client
+
+
+def secretsmanager_client(
+    *, connect_timeout: float = 0.5, read_timeout: float = 0.5, attempts: int = 1
+) -> "SecretsManagerClient":
+    """Tight by default: keys are reloaded inline on a request, and a failed reload keeps the cached keys."""
+    client: SecretsManagerClient = _client("secretsmanager", _config(connect_timeout, read_timeout, attempts))
     return client

@@ -1,13 +1,27 @@
-"""The tracking-token HMAC key, from Secrets Manager, cached per execution environment."""
+"""The tracking-token HMAC keys from Secrets Manager: the versions staged AWSCURRENT and AWSPREVIOUS.
 
-from aws_lambda_powertools.utilities import parameters
+Writing a new value (`put-secret-value`, or a rotation) moves AWSCURRENT to it and AWSPREVIOUS to the value
+it replaces, so the pair is exactly what Track must accept while the old key's tokens are still out.
+"""
+
+from typing import TYPE_CHECKING
 
 from adserve.outcomes.tokens import TokenSigner
 
-KEY_CACHE_SECONDS = 300
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
 
 
-def load_signer(secret_id: str) -> TokenSigner:
-    """Re-reads the secret at most every KEY_CACHE_SECONDS, so a rotated key reaches warm functions."""
-    secret = parameters.get_secret(secret_id, max_age=KEY_CACHE_SECONDS)
-    return TokenSigner(secret.encode() if isinstance(secret, str) else secret)
+def read_signer(client: "SecretsManagerClient", secret_id: str) -> TokenSigner:
+    """A signer with the current key and, once the secret has been rotated, the previous one."""
+    current = _key(client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT"))
+    try:
+        previous = _key(client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS"))
+    except client.exceptions.ResourceNotFoundException:  # the label exists only after a first rotation
+        previous = None
+    return TokenSigner(current, previous)
+
+
+def _key(version: "GetSecretValueResponseTypeDef") -> bytes:
+    return version["SecretString"].encode() if "SecretString" in version else version["SecretBinary"]

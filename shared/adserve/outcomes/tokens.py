@@ -1,8 +1,18 @@
 """Signed, expiring tracking tokens: the only proof Track accepts that an ad was really served.
 
-A token is `base64url(payload).base64url(HMAC-SHA256(key, payload))`. The payload is compact JSON naming
-the decision, the ad, the listener and the one event type the token may report, with an expiry. Tokens are
-signed, not encrypted: they carry nothing the listener's own app does not already know.
+A token is `kid.base64url(payload).base64url(HMAC-SHA256(key, "kid.payload"))`. The payload is compact JSON
+naming the decision, the ad, the listener and the one event type the token may report, with an expiry.
+Tokens are signed, not encrypted: they carry nothing the listener's own app does not already know.
+
+`kid` names the key that signed the token, so the key can be rotated while tokens signed with the previous
+one are still out in apps: Decide signs with the current key, Track verifies with whichever of the current
+and previous keys the token names. The key id is derived from the key itself (a hash, see `key_id`), not
+from the Secrets Manager version: it then cannot disagree with the key however the key was loaded, a
+restored or copied secret keeps its id, and tests need no Secrets Manager to build one.
+
+Tokens issued before key ids existed (`base64url(payload).signature`, the MAC over the payload alone) are
+accepted when the current or the previous key verifies them. They live at most a token lifetime (7 days at
+the most), so that branch can go once every such token has expired.
 """
 
 import base64
@@ -16,6 +26,14 @@ from adserve.core.errors import ExpiredTokenError, TokenError, WrongEventTypeErr
 from adserve.core.vocabulary import EventType
 
 MAX_TOKEN_LENGTH = 1024
+KEY_ID_LENGTH = 8
+"""48 bits of a SHA-256: the current and the previous key share an id once in 2**48 rotations."""
+_KEY_ID_CONTEXT = b"adserve tracking-token key id\x00"
+
+
+class UnknownKeyError(TokenError):
+    """A token names a key this environment does not hold: forged, retired by two rotations, or newer than
+    this environment's cached keys (Decide rotated first). Answered like any invalid token."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,24 +48,65 @@ class TrackingClaims:
     expires_at: int
 
 
-class TokenSigner:
+def key_id(key: bytes) -> str:
+    """A short public name for *key*: a domain-separated hash, which reveals nothing usable about the key."""
+    return _b64encode(hashlib.sha256(_KEY_ID_CONTEXT + key).digest())[:KEY_ID_LENGTH]
+
+
+class _SigningKey:
+    """One HMAC key, keyed once: each signature then costs a copy of the keyed state and one update."""
+
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("a signing key needs at least 32 bytes")
-        self._key = key
+        self.key_id = key_id(key)
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+
+    def signature(self, message: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(message.encode())
+        return _b64encode(mac.digest())
+
+
+class TokenSigner:
+    """Signs with the current key; verifies with the current key or the previous one, as the token names."""
+
+    def __init__(self, current: bytes, previous: bytes | None = None) -> None:
+        self._current = _SigningKey(current)
+        keys = [self._current] if previous is None else [self._current, _SigningKey(previous)]
+        self._by_id = {key.key_id: key for key in reversed(keys)}  # equal keys: the current one wins
+        self._keys = tuple(keys)
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        """The ids of the keys this signer verifies with, current first (for logs and tests)."""
+        return tuple(key.key_id for key in self._keys)
 
     def sign(self, claims: TrackingClaims) -> str:
         payload = _b64encode(json.dumps(asdict(claims), separators=(",", ":")).encode())
-        return f"{payload}.{self._signature(payload)}"
+        signed = f"{self._current.key_id}.{payload}"
+        return f"{signed}.{self._current.signature(signed)}"
 
     def verify(self, token: str, event_type: EventType, now: datetime) -> TrackingClaims:
-        """Return the claims of a genuine, unexpired token for this event type; raise TokenError otherwise."""
+        """Return the claims of a genuine, unexpired token for this event type; raise TokenError otherwise.
+
+        Raises UnknownKeyError (a TokenError) when the token names a key this signer does not hold.
+        """
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("token is too long")
-        payload, separator, signature = token.partition(".")
-        if not separator or not payload or not signature:
+        parts = token.split(".")
+        if not all(parts) or len(parts) not in (2, 3):
             raise TokenError("token is malformed")
-        if not hmac.compare_digest(signature, self._signature(payload)):
+        if len(parts) == 3:
+            kid, payload, signature = parts
+            key = self._by_id.get(kid)
+            if key is None:
+                raise UnknownKeyError("token names an unknown signing key")
+            genuine = hmac.compare_digest(signature, key.signature(f"{kid}.{payload}"))
+        else:  # issued before key ids: the MAC is over the payload alone
+            payload, signature = parts
+            genuine = any(hmac.compare_digest(signature, key.signature(payload)) for key in self._keys)
+        if not genuine:
             raise TokenError("token signature is invalid")
         try:
             claims = TrackingClaims(**json.loads(_b64decode(payload)))
@@ -58,9 +117,6 @@ class TokenSigner:
         if claims.expires_at <= now.timestamp():
             raise ExpiredTokenError("token has expired")
         return claims
-
-    def _signature(self, payload: str) -> str:
-        return _b64encode(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
 
 
 def _b64encode(raw: bytes) -> str:

@@ -19,7 +19,8 @@ from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, EventIn, EventResult, RejectionCode
 from adserve.outcomes.events import OutcomeEvent
-from adserve.outcomes.tokens import TokenSigner, TrackingClaims
+from adserve.outcomes.key_cache import SigningKeyCache
+from adserve.outcomes.tokens import TrackingClaims, UnknownKeyError
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a reported occurred_at may lie: clocks on phones drift."""
@@ -68,7 +69,7 @@ class TrackingService:
     """One per execution environment; holds no per-request state."""
 
     queue: OutcomeQueue
-    signer: Callable[[], TokenSigner]
+    keys: SigningKeyCache
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_event_age: timedelta = MAX_EVENT_AGE
 
@@ -76,7 +77,7 @@ class TrackingService:
         """Verify and queue one beacon; raises TokenError (refused) or OutcomeQueueUnavailableError (retry)."""
         now = self.clock()
         try:
-            claims = self.signer().verify(token, event_type, now)
+            claims = self._claims(token, event_type, now)
         except TokenError as error:
             _count_rejections(Counter([rejection_code(error)]))
             logger.info("beacon rejected", extra={"event_type": event_type.value, "code": error.code})
@@ -94,7 +95,6 @@ class TrackingService:
     def record_batch(self, request: EventBatchRequest) -> EventBatchResponse:
         """Verify every event, queue the valid ones, and report each event's fate in request order."""
         now = self.clock()
-        signer = self.signer()
         seen: set[str] = set()
         rejected: dict[int, _RejectedError] = {}
         valid: dict[int, OutcomeEvent] = {}
@@ -103,7 +103,7 @@ class TrackingService:
                 if item.event_id in seen:
                     raise _RejectedError(RejectionCode.DUPLICATE, "duplicate event_id in batch")
                 seen.add(item.event_id)
-                valid[index] = self._verified(item, signer, now)
+                valid[index] = self._verified(item, now)
             except _RejectedError as rejection:
                 rejected[index] = rejection
         not_queued = set(self.queue.publish_batch(list(valid.values()))) if valid else set()
@@ -127,9 +127,17 @@ class TrackingService:
         self._count(response, Counter(rejection.code for rejection in rejected.values()))
         return response
 
-    def _verified(self, item: EventIn, signer: TokenSigner, now: datetime) -> OutcomeEvent:
+    def _claims(self, token: str, event_type: EventType, now: datetime) -> TrackingClaims:
+        """Verify with the cached keys; a token naming a key they lack reloads them (rate-limited) and is
+        verified once more, so a key Decide has just started signing with is accepted within seconds."""
         try:
-            claims = signer.verify(item.token, item.type, now)
+            return self.keys.signer().verify(token, event_type, now)
+        except UnknownKeyError:
+            return self.keys.signer_after_unknown_key().verify(token, event_type, now)
+
+    def _verified(self, item: EventIn, now: datetime) -> OutcomeEvent:
+        try:
+            claims = self._claims(item.token, item.type, now)
         except TokenError as error:
             raise _RejectedError(rejection_code(error), str(error)) from error
         if item.occurred_at > now + MAX_CLOCK_SKEW:

@@ -12,7 +12,6 @@ from adserve.dal.aws_clients import dynamodb_client, s3_client, sqs_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.dal.signing_key import load_signer
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
@@ -20,6 +19,7 @@ from adserve.models.features import FeatureEncoder
 from adserve.models.serving import ModelProvider
 from adserve.wiring.campaigns import campaign_store
 from adserve.wiring.settings import DecideSettings
+from adserve.wiring.signing_keys import signing_keys
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -59,7 +59,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             check_seconds=settings.model_pointer_check_seconds,
         ),
         decision_log=DecisionQueue(queue_client, settings.outcomes_queue_url),
-        signer=lambda: load_signer(settings.signing_key_secret_id),
+        signer=signing_keys(settings.signing_key_secret_id).signer,
         encoder=encoder,
         policy=PolicySettings(
             epsilon=settings.exploration_epsilon, token_ttl=timedelta(seconds=settings.token_ttl_seconds)

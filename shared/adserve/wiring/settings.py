@@ -85,6 +85,12 @@ class DecideSettings(EnvironmentSettings):
 class TrackSettings(EnvironmentSettings):
     outcomes_queue_url: ResourceName
     signing_key_secret_id: ResourceName
+    unknown_key_refresh_seconds: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=300.0,
+        description="How soon the keys may be reloaded again for a token naming a key Track does not hold.",
+    )
 
 
 class RecordSettings(EnvironmentSettings):

@@ -1,10 +1,10 @@
-"""Track's wiring: the outcome queue with a tight time budget and the signing key."""
+"""Track's wiring: the outcome queue with a tight time budget and the signing keys."""
 
 from adserve.dal.aws_clients import sqs_client
 from adserve.dal.outcome_queue import OutcomeQueue
-from adserve.dal.signing_key import load_signer
 from adserve.outcomes.tracking import TrackingService
 from adserve.wiring.settings import TrackSettings
+from adserve.wiring.signing_keys import signing_keys
 
 
 def tracking_service(settings: TrackSettings) -> TrackingService:
@@ -12,5 +12,5 @@ def tracking_service(settings: TrackSettings) -> TrackingService:
     queue_client = sqs_client(connect_timeout=0.5, read_timeout=1.0, attempts=2)
     return TrackingService(
         queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
-        signer=lambda: load_signer(settings.signing_key_secret_id),
+        keys=signing_keys(settings.signing_key_secret_id, settings.unknown_key_refresh_seconds),
     )

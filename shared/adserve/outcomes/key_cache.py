@@ -1,0 +1,53 @@
+"""The tracking-token keys one execution environment holds: loaded lazily, reloaded every TTL, and sooner
+(rate-limited) when a token names a key the cache does not hold.
+
+After a rotation Decide's and Track's environments pick up the new key at different moments, up to a TTL
+apart. Track holds the previous key too, so a Decide environment still signing with the old key is fine;
+the other way round, Track meets a key id it has never seen and reloads at once, at most every
+`unknown_key_refresh_seconds`, so a stream of forged key ids costs one Secrets Manager read per environment
+per interval, not one per request. A reload that fails keeps the cached keys serving (RefreshingValue),
+counted as SigningKeyRefreshFailures and logged.
+"""
+
+import time
+from collections.abc import Callable
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.refreshing import RefreshingValue
+from adserve.outcomes.tokens import TokenSigner
+
+KEY_CACHE_SECONDS = 300.0
+UNKNOWN_KEY_REFRESH_SECONDS = 10.0
+
+
+class SigningKeyCache:
+    def __init__(
+        self,
+        load: Callable[[], TokenSigner],
+        *,
+        ttl_seconds: float = KEY_CACHE_SECONDS,
+        unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._unknown_key_refresh = unknown_key_refresh_seconds
+        self._signer = RefreshingValue(self._counted_load, ttl_seconds, name="signing keys", monotonic=monotonic)
+
+    def signer(self) -> TokenSigner:
+        """The cached keys, reloaded first when older than the TTL."""
+        return self._signer.get()
+
+    def signer_after_unknown_key(self) -> TokenSigner:
+        """The keys reloaded first, unless they were (re)loaded within `unknown_key_refresh_seconds`."""
+        return self._signer.get_if_fresher_than(self._unknown_key_refresh)
+
+    def _counted_load(self) -> TokenSigner:
+        try:
+            signer = self._load()
+        except Exception:
+            metrics.add_metric(MetricName.SIGNING_KEY_REFRESH_FAILURES, MetricUnit.Count, 1)
+            raise
+        logger.info("signing keys loaded", extra={"key_ids": signer.key_ids})
+        return signer
