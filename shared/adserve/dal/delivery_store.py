@@ -7,7 +7,6 @@ Items (``pk``, ``sk``):
 - ``seen#<decision>#<ad>#<event type>``, ``seen``: an event's marker, expiring after MARKER_LIFETIME.
 """
 
-import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -16,14 +15,13 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, conflict_backoff, describe
 from adserve.delivery.counting import HOUR_FORMAT, SHARDS, DeliveryGroup, DeliveryTotals, GroupResult
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
-CONFLICT = "TransactionConflict"
-DUPLICATE = "ConditionalCheckFailed"
 HOUR_PREFIX = "hour#"
 LIFETIME_KEY = "lifetime"
 MARKER_SORT_KEY = "seen"
@@ -67,7 +65,7 @@ class DynamoDeliveryStore:
                     counted=tuple(event.marker_key for event in group.events), duplicates=tuple(duplicates)
                 )
             except ClientError as error:
-                reasons = _cancellation_reasons(error)
+                reasons = cancellation_reasons(error)
                 found = {
                     event.marker_key
                     for event, reason in zip(group.events, reasons, strict=False)
@@ -78,7 +76,7 @@ class DynamoDeliveryStore:
                     group = group.without(found)
                     continue
                 if CONFLICT not in reasons:
-                    raise DeliveryStoreUnavailableError(_describe(error)) from error
+                    raise DeliveryStoreUnavailableError(describe(error)) from error
             except BotoCoreError as error:
                 raise DeliveryStoreUnavailableError(str(error)) from error
             conflicts += 1
@@ -86,7 +84,7 @@ class DynamoDeliveryStore:
                 raise DeliveryStoreUnavailableError(
                     f"transaction conflicts persisted over {self._conflict_attempts} attempts"
                 )
-            self._sleep(random.uniform(0, 0.025 * 2**conflicts))
+            self._sleep(conflict_backoff(conflicts))
         return GroupResult(duplicates=tuple(duplicates))
 
     def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
@@ -163,15 +161,3 @@ class DynamoDeliveryStore:
 
 def _totals(item: "Mapping[str, AttributeValueTypeDef]") -> DeliveryTotals:
     return DeliveryTotals(**{name: int(item[name]["N"]) if name in item else 0 for name in COUNTS})
-
-
-def _cancellation_reasons(error: ClientError) -> list[str]:
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return []
-    reasons = error.response.get("CancellationReasons", [])
-    return [str(reason.get("Code", "None")) for reason in reasons]
-
-
-def _describe(error: ClientError) -> str:
-    details = error.response.get("Error", {})
-    return f"{details.get('Code', 'Unknown')}: {details.get('Message', '')}"

@@ -5,7 +5,6 @@ slot, all items in the listener's partition, so a redelivered impression cancels
 impressions never lose an update. Decide's Query skips markers by the counters' ``cap#`` key prefix.
 """
 
-import random
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -13,14 +12,12 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import CounterStoreUnavailableError
+from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, conflict_backoff, describe
 from adserve.outcomes.recording import ImpressionIncrement
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
-
-CONFLICT = "TransactionConflict"
-DUPLICATE = "ConditionalCheckFailed"
 
 
 class DynamoImpressionCounter:
@@ -49,14 +46,14 @@ class DynamoImpressionCounter:
                 self._client.transact_write_items(TransactItems=items)
                 return True
             except ClientError as error:
-                reasons = _cancellation_reasons(error)
+                reasons = cancellation_reasons(error)
                 if reasons and reasons[0] == DUPLICATE:
                     return False
                 if CONFLICT not in reasons:
-                    raise CounterStoreUnavailableError(_describe(error)) from error
+                    raise CounterStoreUnavailableError(describe(error)) from error
             except BotoCoreError as error:
                 raise CounterStoreUnavailableError(str(error)) from error
-            self._sleep(random.uniform(0, 0.025 * 2**attempt))
+            self._sleep(conflict_backoff(attempt))
         raise CounterStoreUnavailableError(f"transaction conflicts persisted over {self._conflict_attempts} attempts")
 
     def _transaction(self, increment: ImpressionIncrement) -> "list[TransactWriteItemTypeDef]":
@@ -91,15 +88,3 @@ class DynamoImpressionCounter:
             for slot in increment.counters
         )
         return items
-
-
-def _cancellation_reasons(error: ClientError) -> list[str]:
-    if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return []
-    reasons = error.response.get("CancellationReasons", [])
-    return [str(reason.get("Code", "None")) for reason in reasons]
-
-
-def _describe(error: ClientError) -> str:
-    details = error.response.get("Error", {})
-    return f"{details.get('Code', 'Unknown')}: {details.get('Message', '')}"
