@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bench.report import SQS_MAX_MESSAGE_BYTES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 DOCUMENTS = ("README.md", "bench/README.md", "docs/performance.md")
@@ -80,6 +82,9 @@ def decide(results: Results) -> str:
     send = " | ".join(_ms(size["moto_sqs_send_record"]["p50_ms"]) for size in moto)
     lines.append(f"| of which moto's bare caps Query, p50 | {query} |")
     lines.append(f"| of which moto's bare SendMessage of the record, p50 | {send} |")
+    records = [f["decide_in_process"]["sizes"][size]["decision_record_bytes"] for size in SIZES]
+    shares = " | ".join(f"{size:,} ({size / SQS_MAX_MESSAGE_BYTES:.0%})" for size in records)
+    lines.append(f"| decision record, bytes (share of SQS's 256 KiB) | {shares} |")
     ratios = []
     for size in SIZES:
         vw = f["vw_peer"]["sizes"][size]["vw_predict"]["p99_ms"]
