@@ -1,4 +1,4 @@
-"""adserve's benchmark: ``python -m bench`` (``make bench``) measures the performance budget of DESIGN.md.
+"""adserve's benchmark: ``python -m bench`` (``make bench``) measures the performance budget of docs/performance.md.
 
 Importing the package sets the Powertools variables the handler needs outside Lambda (a metrics namespace,
 tracing off: there is no X-Ray daemon here) unless the environment already sets them. They must be in place

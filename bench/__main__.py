@@ -28,6 +28,9 @@ from bench.decide_latency import quiet_stdout
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
+"""A full run's results: committed, and the source of the figures in the docs (``python -m bench.docs``)."""
+PARTIAL_OUTPUT = REPO_ROOT / "bench" / "results" / "partial.json"
+"""Where --quick and --skip-moto runs go unless --output says otherwise, so they never replace a full run's."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,8 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--retrain-1m", action="store_true", help="figure 9 at 1M rows too (generating its logs once takes ~8 min)"
     )
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold-start median")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--output", type=Path, help="where to write the JSON results (default: latest.json, partial.json if partial)"
+    )
+    args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = PARTIAL_OUTPUT if args.quick or args.skip_moto else DEFAULT_OUTPUT
+    return args
 
 
 def _step(name: str, timings: dict[str, float], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Figure 4: unzipped size of each built function and layer (``sam build`` output in ``.aws-sam/build``).
 
-Lambda's 250 MB limit applies to a function plus all of its layers, unzipped; the design budget is 200 MB.
+Lambda's 250 MB limit applies to a function plus all of its layers, unzipped; the budget
+(docs/performance.md) is 200 MB.
 """
 
 import os

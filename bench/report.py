@@ -1,4 +1,4 @@
-"""The readable table printed at the end of a run, and the PASS/MISS check of DESIGN.md's budget."""
+"""The readable table printed at the end of a run, and the PASS/MISS check of the budget in docs/performance.md."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -93,7 +93,7 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
 
 
 def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each budget line of DESIGN.md with the measured value; ``passed`` is None when not measured."""
+    """Each budget line of docs/performance.md with the measured value; ``passed`` is None when not measured."""
     checks = [(name, _get(figures, *path), limit, unit) for name, path, limit, unit in TARGETS]
     ratios = [vw_ratios(figures, size)[0] for size in _get(figures, "vw_peer", "sizes") or {}]
     worst = max((r for r in ratios if r is not None), default=None)
@@ -391,6 +391,6 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
         *_swap_tables(figures),
         *_retraining_tables(figures),
         *_outcome_tables(figures),
-        table("Targets (DESIGN.md, Performance budget)", ["", "target", "measured", "limit"], target_rows),
+        table("Targets (docs/performance.md)", ["", "target", "measured", "limit"], target_rows),
     ]
     return "\n\n".join(sections)

@@ -20,7 +20,7 @@ def test_quick_demo_writes_plot_report_and_summary(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a bound, not a wait: ~1 minute idle, several times that on two busy cores
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
