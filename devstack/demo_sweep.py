@@ -238,14 +238,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = DemoConfig(play_rate=args.play_rate)
     jobs = [(variant, seed) for seed in args.seeds for variant in args.variants]
-    with ProcessPoolExecutor(args.workers) as pool:
-        runs = []
-        for run in pool.map(_replay_variant, [config] * len(jobs), *zip(*jobs, strict=True)):
-            runs.append(run)
-            verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
-            columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items())
-            print(f"seed {run['seed']:>3} {run['variant']}: {verdicts}  {columns}")  # noqa: T201
-    summary = summarize(runs)
     settings = {
         "rounds": list(config.rounds),
         "epsilon": config.epsilon,
@@ -253,14 +245,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "play_rate": config.play_rate,
         "base_ctr": config.base_ctr,
     }
-    table = markdown(summary, len(args.seeds), settings)
-    print(table)  # noqa: T201
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results = {"settings": settings, "summary": summary, "pass_rates": _pass_rates(runs), "runs": runs}
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(table)
+    runs: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        for run in pool.map(_replay_variant, [config] * len(jobs), *zip(*jobs, strict=True)):
+            runs.append(run)
+            verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
+            columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items())
+            print(f"seed {run['seed']:>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
+            _write(args.out, settings, runs)  # after every replay: a long sweep cut short still leaves results
+    print(args.out.with_suffix(".md").read_text())  # noqa: T201
     print(f"results: {args.out.resolve()}")  # noqa: T201
     return 0
+
+
+def _write(out: Path, settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> None:
+    summary = summarize(runs)
+    worlds = len({run["seed"] for run in runs})
+    results = {"settings": settings, "summary": summary, "pass_rates": _pass_rates(runs), "runs": list(runs)}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(summary, worlds, settings))
 
 
 if __name__ == "__main__":
