@@ -380,7 +380,7 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,
     )
-    saved = {name: os.environ.get(name) for name in _DEMO_ENVIRONMENT}
+    saved = {name: os.environ.get(name) for name in [*_DEMO_ENVIRONMENT, *_EXPLORATION_VARIABLES]}
     try:
         os.environ.update(
             _DEMO_ENVIRONMENT
@@ -401,10 +401,8 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
                 os.environ[name] = value
 
 
+_EXPLORATION_VARIABLES = ("EXPLORATION_POLICY", "EXPLORATION_EPSILON", "EXPLORATION_GAMMA")
 _DEMO_ENVIRONMENT = {
-    "EXPLORATION_POLICY": "",
-    "EXPLORATION_EPSILON": "",
-    "EXPLORATION_GAMMA": "",
     "MODEL_POINTER_CHECK_SECONDS": "5",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
