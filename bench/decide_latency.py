@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
@@ -67,7 +68,7 @@ def fake_service(size: int, model: CtrModel, encoder: FeatureEncoder) -> FakeWir
         decision_log=log,
         signer=lambda: signer,
         encoder=encoder,
-        policy=PolicySettings(epsilon=EPSILON, token_ttl=timedelta(days=1)),
+        policy=PolicySettings(exploration=EpsilonGreedy(EPSILON), token_ttl=timedelta(days=1)),
         rng=random.Random(size),
     )
     return FakeWiring(service, log, counters)

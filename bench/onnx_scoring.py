@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import ad_features
-from adserve.decisions.policy import choose_slate
+from adserve.decisions.policy import EpsilonGreedy, choose_slate
 from adserve.decisions.service import listener_features
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
@@ -49,7 +49,7 @@ class ScorePath:
         listener_row = self.encoder.encode_listener(listener_features(self.request, datetime.now(UTC)))
         stacked = np.stack(self.rows)  # Decide stacks the per-ad rows on every request
         scores = self.model.predict(self.encoder.encode(listener_row, stacked)).astype(np.float64)
-        return len(choose_slate(scores * self.values, self.advertisers, MAX_ADS, EPSILON, self.rng))
+        return len(choose_slate(scores * self.values, self.advertisers, MAX_ADS, EpsilonGreedy(EPSILON), self.rng))
 
 
 def run(quick: bool = False) -> dict[str, Any]:

@@ -47,7 +47,9 @@ from adserve.campaigns.model import Campaign
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.decisions.policy import slot_probabilities
+from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, exploration_policy
+from adserve.outcomes.decision_records import PolicyName
+from adserve.training.dataset import ExamplesFrom
 from adserve.training.factorization_machine import TrainingConfig
 from adserve.training.progress import Progress
 from adserve.training.simulation import World, bayes_auc
@@ -101,7 +103,12 @@ class DemoConfig:
     rounds: tuple[int, ...] = (30_000, 25_000, 25_000)
     eval_decisions: int = 20_000
     offline_decisions: int = 50_000
+    policy: PolicyName = "epsilon_greedy"
     epsilon: float = 0.4
+    gamma: float = 200.0
+    play_rate: float = 1.0
+    """The chance the simulated app plays a chosen ad; below 1, Track hears nothing of the others."""
+    examples_from: ExamplesFrom = "impressions"
     seed: int = DEMO_SEED
     n_advertisers: int = 8
     campaigns_per_advertiser: int = 1
@@ -113,6 +120,10 @@ class DemoConfig:
     @classmethod
     def quick(cls, out_dir: Path) -> DemoConfig:
         return cls(rounds=(3_000, 2_000), eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
+
+    def exploration(self) -> ExplorationPolicy:
+        """The exploration policy every phase serves with (and Decide is configured with)."""
+        return exploration_policy(self.policy, self.gamma if self.policy == "squarecb" else self.epsilon)
 
     def world(self) -> World:
         return World(
@@ -229,6 +240,8 @@ class Traffic:
     pending: list[dict[str, str]] = field(default_factory=list)
     beacons_left: int = BEACONS
     served_at: int = 0
+    play_rate: float = 1.0
+    """The chance the app plays a shown ad; an ad not played reports nothing and is not in the phase's rate."""
 
     def listeners(self, n: int) -> list[dict[str, str]]:
         """Fresh listeners; day_of_week is the server's (Decide takes it from its clock)."""
@@ -243,7 +256,7 @@ class Traffic:
         return body
 
     def run(self, name: str, n: int, progress: Progress, logged: LoggedTruth | None = None) -> Phase:
-        """n decisions; every shown ad reported (impression, and click with its true probability)."""
+        """n decisions; every played ad reported (impression, and click with its true probability)."""
         listeners = self.listeners(n)
         clicks, true_probs, versions = 0, [], set()
         for i, listener in enumerate(listeners):
@@ -254,6 +267,8 @@ class Traffic:
             response = self.decide(f"listener-{self.rng.integers(1_000_000)}", listener)
             versions.add(response["model_version"])
             for ad in response["ads"]:
+                if self.play_rate < 1.0 and self.rng.random() >= self.play_rate:
+                    continue
                 probability = self.world.click_probability(listener, self.ads_by_id[ad["ad_id"]])
                 clicked = bool(self.rng.random() < probability)
                 true_probs.append(probability)
@@ -327,12 +342,18 @@ Scorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np
 
 
 def offline_phase(
-    world: World, name: str, n: int, epsilon: float, rng: np.random.Generator, *, scorer: Scorer | None = None
+    world: World,
+    name: str,
+    n: int,
+    policy: ExplorationPolicy,
+    rng: np.random.Generator,
+    *,
+    scorer: Scorer | None = None,
 ) -> Phase:
-    """The serving policy (epsilon-greedy, max_ads=1) on fresh listeners, without the stack.
+    """The serving policy (``policy``, max_ads=1) on fresh listeners, without the stack.
 
-    It ranks by ``scorer``, or by the true probabilities when there is none (the oracle); epsilon 1 is
-    the random policy. Clicks are drawn from the true probabilities of the shown ads.
+    It ranks by ``scorer``, or by the true probabilities when there is none (the oracle); epsilon-greedy at
+    1 is the random policy, at 0 the greedy one. Clicks are drawn from the true probabilities of the shown ads.
     """
     listeners = fresh_listeners(world, n, rng)
     ads = list(world.ads)
@@ -342,14 +363,14 @@ def offline_phase(
     available = np.ones(len(ads), dtype=bool)
     chosen = np.empty(n, dtype=np.int64)
     for i in range(n):
-        chosen[i] = int(rng.choice(len(ads), p=slot_probabilities(scores[i], available, epsilon)))
+        chosen[i] = int(rng.choice(len(ads), p=policy.slot_probabilities(scores[i], available)))
     shown = truth[np.arange(n), chosen]
     clicks = int((rng.random(n) < shown).sum())
     return Phase(name, n, clicks, float(shown.mean()), through_stack=False)
 
 
 @contextmanager
-def demo_stack(epsilon: float) -> Iterator[LocalStack]:
+def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
     stack = LocalStack.start(
         DEFAULT_TEMPLATE,
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
@@ -359,9 +380,15 @@ def demo_stack(epsilon: float) -> Iterator[LocalStack]:
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,
     )
-    saved = {name: os.environ.get(name) for name in _DEMO_ENVIRONMENT}
+    saved = {name: os.environ.get(name) for name in [*_DEMO_ENVIRONMENT, *_EXPLORATION_VARIABLES]}
     try:
-        os.environ.update(_DEMO_ENVIRONMENT | {"EXPLORATION_EPSILON": str(epsilon)})
+        os.environ.update(
+            _DEMO_ENVIRONMENT
+            | {
+                "EXPLORATION_POLICY": policy.name,
+                "EXPLORATION_GAMMA" if policy.name == "squarecb" else "EXPLORATION_EPSILON": str(policy.parameter),
+            }
+        )
         for function in ("DecideFunction", "TrackFunction", "RecordFunction"):
             stack.reset_function(function)
         yield stack
@@ -374,8 +401,8 @@ def demo_stack(epsilon: float) -> Iterator[LocalStack]:
                 os.environ[name] = value
 
 
+_EXPLORATION_VARIABLES = ("EXPLORATION_POLICY", "EXPLORATION_EPSILON", "EXPLORATION_GAMMA")
 _DEMO_ENVIRONMENT = {
-    "EXPLORATION_EPSILON": "",
     "MODEL_POINTER_CHECK_SECONDS": "5",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
@@ -397,8 +424,9 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
     world = config.world()
     rng = np.random.default_rng(config.seed)
     progress = Progress()
-    say(f"demo world: seed {config.seed}, {len(world.ads)} ads; epsilon {config.epsilon}; rounds {config.rounds}")
-    with demo_stack(config.epsilon) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
+    exploration = config.exploration()
+    say(f"demo world: seed {config.seed}, {len(world.ads)} ads; {exploration}; rounds {config.rounds}")
+    with demo_stack(exploration) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
         store = CampaignStore(
             boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
         )
@@ -409,7 +437,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         from adserve.training.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
 
         ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
-        traffic = Traffic(stack, world, rng, ads_by_id)
+        traffic = Traffic(stack, world, rng, ads_by_id, play_rate=config.play_rate)
         s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
         models = S3ModelStore(s3, stack.physical_name("ModelsBucket"))
         logs = S3LogStore(s3, stack.physical_name("LogsBucket"))
@@ -433,6 +461,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
                     end=traffic_end,
                     as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
                     reward_window=REWARD_WINDOW,
+                    examples_from=config.examples_from,
                     trainer=config.trainer,
                     updated_by="make demo",
                 ),
@@ -454,8 +483,8 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         retrained = traffic.run("retrained model (fresh traffic)", config.eval_decisions, progress)
         phases.append(retrained)
         traffic.wait_for_queue(0)
-    phases.append(offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng))
-    phases.append(offline_phase(world, "random", config.offline_decisions, 1.0, rng))
+    phases.append(offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng))
+    phases.append(offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng))
     final = steps[-1]
     result = DemoResult(
         phases=phases,
@@ -468,7 +497,10 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             "seed": config.seed,
             "ads": len(world.ads),
             "base_ctr": config.base_ctr,
+            "policy": config.policy,
             "epsilon": config.epsilon,
+            "gamma": config.gamma,
+            "play_rate": config.play_rate,
             "rounds": list(config.rounds),
             "eval_decisions": config.eval_decisions,
             "offline_decisions": config.offline_decisions,
@@ -514,7 +546,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rounds", type=_rounds, help="decisions per logging round, comma-separated (a retrain after each)"
     )
     parser.add_argument("--eval-decisions", type=int, help="decisions after the last retrain")
-    parser.add_argument("--epsilon", type=float, help="exploration rate of every policy")
+    parser.add_argument("--policy", choices=["epsilon_greedy", "squarecb"], help="exploration policy of every phase")
+    parser.add_argument("--epsilon", type=float, help="epsilon_greedy's exploration rate")
+    parser.add_argument("--gamma", type=float, help="squarecb's gamma")
+    parser.add_argument("--play-rate", type=float, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--seed", type=int, help="the simulated world's seed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -522,7 +557,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {
         "rounds": args.rounds,
         "eval_decisions": args.eval_decisions,
+        "policy": args.policy,
         "epsilon": args.epsilon,
+        "gamma": args.gamma,
+        "play_rate": args.play_rate,
         "seed": args.seed,
     }
     config = dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})

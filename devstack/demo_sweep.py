@@ -1,6 +1,6 @@
 """How often ``make demo`` meets its acceptance checks: the demo's loop replayed offline over many worlds.
 
-    python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--out demo-output/sweep.json]
+    python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--play-rate 0.8] [--out demo-output/sweep.json]
 
 One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whether its settings
 (``DemoConfig``) make the acceptance checks likely, rather than lucky, shows only over many worlds, and the
@@ -10,6 +10,14 @@ stack is too slow for that. This replays the same loop without it, a seed in a m
 under ids it has never seen, then by each retrained model; ``adserve.training.retraining.retrain`` with the demo's
 trainer after each round, on in-memory buckets; the last model, the bootstrap model, the oracle and a random
 policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``acceptance`` on the result.
+
+Each world is replayed once per *variant* (``VARIANTS``): epsilon-greedy 0.4 learning from every chosen ad
+(the old rule), the same learning only from heard ads, and SquareCB learning from heard ads; with a play rate
+below 1 (``--play-rate``, 0.8 by default here) some chosen ads are never played, so the label rule matters.
+Per variant it reports the final greedy policy's click rate over the greedy oracle's, the served click rate
+over the whole logging run (the chosen ads' true CTR), the holdout AUC's gap to the Bayes AUC, and the
+SNIPS estimate's relative error against the measured click rate of the policy it estimates. The JSON results
+and a Markdown table of them are written to ``--out`` and beside it (``.md``).
 
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
 the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
@@ -31,6 +39,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
+from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.training.dataset import DatasetConfig, TrainingDataset
@@ -65,6 +74,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     encoder = FeatureEncoder(DEFAULT_SPEC)
     bootstrap = _model_scorer(CtrModel.load(BOOTSTRAP_MODEL, DEFAULT_SPEC), encoder, as_served)
     logs, models, truth = InMemoryLogStore(), InMemoryModelStore(), Truth()
+    exploration = config.exploration()
     scorer, end = bootstrap, START
     with TemporaryDirectory(prefix="adserve-sweep-") as work_dir:
         for number, decisions in enumerate(config.rounds, start=1):
@@ -75,17 +85,26 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
                 span=span,
                 candidates=len(world.ads),
                 max_ads=1,
-                epsilon=config.epsilon,
+                exploration=exploration,
+                play_rate=config.play_rate,
                 outcome_delay=timedelta(seconds=5),
                 complete_rate=0.0,
                 value_cpm=VALUE_CPM,
                 day_of_week=server_weekday(),
                 seed=seed * 100 + number,
             )
-            truth.ctr_by_row.update(simulate_traffic(logs, world, traffic, scorer=scorer, encoder=encoder).ctr_by_row)
+            round_truth = simulate_traffic(logs, world, traffic, scorer=scorer, encoder=encoder)
+            truth.ctr_by_row.update(round_truth.ctr_by_row)
+            truth.chosen += round_truth.chosen
+            truth.served_true_ctr += round_truth.served_true_ctr
             end += span
             request = RetrainRequest(
-                start=START, end=end, as_of=end + REWARD_WINDOW, reward_window=REWARD_WINDOW, trainer=config.trainer
+                start=START,
+                end=end,
+                as_of=end + REWARD_WINDOW,
+                reward_window=REWARD_WINDOW,
+                examples_from=config.examples_from,
+                trainer=config.trainer,
             )
             outcome = retrain(logs, models, request, work_dir=Path(work_dir) / str(number), encoder=encoder)
             if outcome.version is None or outcome.manifest is None:
@@ -93,17 +112,27 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
             manifest = outcome.manifest
             model = CtrModel.load(models.download(outcome.version, Path(work_dir) / "served"), DEFAULT_SPEC)
             scorer = _model_scorer(model, encoder, lambda ad: ad)
-        window = DatasetConfig(request.start, request.end, request.as_of, request.label, request.reward_window)
+        window = DatasetConfig(
+            request.start,
+            request.end,
+            request.as_of,
+            request.label,
+            request.reward_window,
+            examples_from=request.examples_from,
+        )
         dataset = TrainingDataset(logs, window, encoder)
         holdout = collect(dataset, request.trainer).holdout  # the last retrain's, to look up their true CTRs
     rng = np.random.default_rng(seed)
     n = config.eval_decisions
+    greedy = EpsilonGreedy(0.0)
     phases = [
-        offline_phase(world, "bootstrap model", n, config.epsilon, rng, scorer=bootstrap),
-        offline_phase(world, "retrained model", n, config.epsilon, rng, scorer=scorer),
-        offline_phase(world, "oracle (true probabilities)", config.offline_decisions, config.epsilon, rng),
-        offline_phase(world, "random", config.offline_decisions, 1.0, rng),
+        offline_phase(world, "bootstrap model", n, exploration, rng, scorer=bootstrap),
+        offline_phase(world, "retrained model", n, exploration, rng, scorer=scorer),
+        offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng),
+        offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng),
     ]
+    greedy_model = offline_phase(world, "retrained greedy", n, greedy, rng, scorer=scorer)
+    greedy_oracle = offline_phase(world, "oracle greedy", config.offline_decisions, greedy, rng)
     result = DemoResult(
         phases=phases,
         holdout_auc=manifest["holdout_auc"],
@@ -112,8 +141,17 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         off_policy=off_policy_of(manifest),
     )
     checks = acceptance(result)
+    snips, measured = result.off_policy.get("snips"), phases[1].ctr
     return {
         "seed": seed,
+        "greedy_over_oracle": round(greedy_model.expected_ctr / greedy_oracle.expected_ctr, 5),
+        "run_click_rate": round(truth.served_true_ctr / truth.chosen, 5),
+        "auc_gap": None
+        if result.holdout_auc is None or result.bayes_auc is None
+        else round(result.bayes_auc - result.holdout_auc, 5),
+        "snips_error": round(abs(snips - measured) / measured, 5) if snips is not None and measured else None,
+        "dropped_no_impression": int(outcome.dataset.get("dropped_no_impression", 0)),
+        "examples": int(outcome.dataset.get("examples", 0)),
         "phases": {phase.name: round(phase.ctr, 5) for phase in phases},
         "holdout_auc": result.holdout_auc,
         "bayes_auc": result.bayes_auc,
@@ -139,27 +177,94 @@ def _pass_rates(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {name: f"{passed}/{len(runs)}" for name, passed in rates.items()}
 
 
+VARIANTS: dict[str, dict[str, Any]] = {
+    "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
+    "epsilon-greedy 0.4, heard ads": {"policy": "epsilon_greedy", "examples_from": "impressions"},
+    "squarecb, heard ads": {"policy": "squarecb", "examples_from": "impressions"},
+}
+"""What each change buys: the label rule (first two), then the exploration policy (last two)."""
+
+COLUMNS = {
+    "greedy_over_oracle": "greedy / oracle",
+    "run_click_rate": "run click rate",
+    "auc_gap": "AUC gap to Bayes",
+    "snips_error": "SNIPS error",
+    "dropped_no_impression": "dropped (not heard)",
+}
+
+
+def _replay_variant(config: DemoConfig, variant: str, seed: int) -> dict[str, Any]:
+    return {"variant": variant} | replay(dataclasses.replace(config, **VARIANTS[variant]), seed)
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | str]]:
+    """Per variant: the mean of each column over worlds, and how many worlds meet the SNIPS goal."""
+    summary: dict[str, dict[str, float | str]] = {}
+    for variant in VARIANTS:
+        mine = [run for run in runs if run["variant"] == variant]
+        if not mine:
+            continue
+        row: dict[str, float | str] = {
+            column: round(float(np.mean([run[column] for run in mine if run[column] is not None])), 5)
+            for column in COLUMNS
+        }
+        within = sum(run["snips_error"] is not None and run["snips_error"] <= 0.10 for run in mine)
+        row["snips_within_10pct"] = f"{within}/{len(mine)}"
+        summary[variant] = row
+    return summary
+
+
+def markdown(summary: Mapping[str, Mapping[str, float | str]], worlds: int, settings: Mapping[str, Any]) -> str:
+    header = ["variant", *COLUMNS.values(), "SNIPS within 10%"]
+    lines = [
+        f"Demo sweep: {worlds} worlds, settings {json.dumps(settings)}; means over worlds.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for variant, row in summary.items():
+        cells = [f"{row[c]:.1%}" if c == "greedy_over_oracle" else f"{row[c]:g}" for c in COLUMNS]
+        lines.append("| " + " | ".join([variant, *cells, str(row["snips_within_10pct"])]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=_seeds, default=_seeds("1-10"), help="world seeds, e.g. 7 or 1-10")
-    parser.add_argument("--workers", type=int, default=2, help="seeds replayed in parallel")
-    parser.add_argument("--out", type=Path, default=Path("demo-output/sweep.json"), help="JSON results")
+    parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--play-rate", type=float, default=0.8, help="chance the simulated app plays a chosen ad")
+    parser.add_argument("--out", type=Path, default=Path("demo-output/sweep.json"), help="JSON results (+ .md)")
     args = parser.parse_args(argv)
-    config = DemoConfig()
+    config = DemoConfig(play_rate=args.play_rate)
+    jobs = [(variant, seed) for seed in args.seeds for variant in args.variants]
+    settings = {
+        "rounds": list(config.rounds),
+        "epsilon": config.epsilon,
+        "gamma": config.gamma,
+        "play_rate": config.play_rate,
+        "base_ctr": config.base_ctr,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
     with ProcessPoolExecutor(args.workers) as pool:
-        runs = []
-        for run in pool.map(replay, [config] * len(args.seeds), args.seeds):
+        for run in pool.map(_replay_variant, [config] * len(jobs), *zip(*jobs, strict=True)):
             runs.append(run)
             verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
-            print(f"seed {run['seed']:>3}: {verdicts}  " + "; ".join(c["detail"] for c in run["checks"][1:]))  # noqa: T201
-    rates = _pass_rates(runs)
-    for name, rate in rates.items():
-        print(f"{rate:>6}  {name}")  # noqa: T201
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {"rounds": list(config.rounds), "epsilon": config.epsilon, "base_ctr": config.base_ctr}
-    args.out.write_text(json.dumps({"settings": settings, "pass_rates": rates, "runs": runs}, indent=2) + "\n")
+            columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items())
+            print(f"seed {run['seed']:>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
+            _write(args.out, settings, runs)  # after every replay: a long sweep cut short still leaves results
+    print(args.out.with_suffix(".md").read_text())  # noqa: T201
     print(f"results: {args.out.resolve()}")  # noqa: T201
     return 0
+
+
+def _write(out: Path, settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> None:
+    summary = summarize(runs)
+    worlds = len({run["seed"] for run in runs})
+    results = {"settings": settings, "summary": summary, "pass_rates": _pass_rates(runs), "runs": list(runs)}
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(summary, worlds, settings))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Training logs of simulated traffic, written as Record writes them, with the truth kept on the side.
 
 Listeners come from ``adserve.training.simulation.World`` (true click probabilities known), every decision is made by
-the real serving policy (``ranking.choose_slate``: epsilon-greedy over score x value, one ad per
-advertiser, exact propensities) and logged as a ``DecisionRecord``; each chosen ad gets an impression and,
-with its true probability, a click (and with ``complete_rate`` a completion) some minutes later. Tests and
+the real serving policy (``decisions.policy.choose_slate``: the configured exploration policy over score x
+value, one ad per advertiser, exact propensities) and logged as a ``DecisionRecord``; each chosen ad is played
+with probability ``play_rate`` and, if played, gets an impression and, with its true probability, a click
+(and with ``complete_rate`` a completion) some minutes later. An ad not played sends nothing. Tests and
 benchmarks use it to check the dataset, the trainer and the off-policy estimators against the truth.
 """
 
@@ -16,9 +17,9 @@ from typing import Protocol
 
 import numpy as np
 from adserve.core.vocabulary import EventType
-from adserve.decisions.policy import choose_slate
+from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, choose_slate
 from adserve.models.features import FeatureEncoder
-from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice, LoggedPolicy
+from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice
 from adserve.outcomes.logs import LoggedOutcome, LogKind, Partition, encode_object
 from adserve.training.simulation import World
 
@@ -40,7 +41,9 @@ class TrafficConfig:
     span: timedelta = timedelta(hours=48)
     candidates: int = 10
     max_ads: int = 2
-    epsilon: float = 0.2
+    exploration: ExplorationPolicy = field(default_factory=lambda: EpsilonGreedy(0.2))
+    play_rate: float = 1.0
+    """The chance the app plays a chosen ad (independent of the ad); below 1, some chosen ads are never heard."""
     outcome_delay: timedelta = timedelta(minutes=3)
     complete_rate: float = 0.5
     noise: float = 0.5
@@ -62,6 +65,9 @@ class Truth:
     ctr_by_row: dict[bytes, float] = field(default_factory=dict)
     clicks: int = 0
     impressions: int = 0
+    chosen: int = 0
+    served_true_ctr: float = 0.0
+    """The sum of the chosen ads' true CTRs: over ``chosen``, the policy's expected click rate while logging."""
 
     def true_ctr(self, indices: np.ndarray) -> np.ndarray:
         return np.array([self.ctr_by_row[row.astype(np.int64).tobytes()] for row in indices], dtype=np.float64)
@@ -184,14 +190,14 @@ def _decide(
         scores.astype(np.float64) * value_array,
         [ad["advertiser_id"] for ad in ads],
         config.max_ads,
-        config.epsilon,
+        config.exploration,
         policy_rng,
     )
     record = DecisionRecord(
         decision_id=decision_id,
         decided_at=decided_at,
         model_version=config.model_version,
-        policy=LoggedPolicy(epsilon=config.epsilon),
+        policy=config.exploration.logged(),
         listener_hash=f"h{decision_id}",
         listener_features=dict(listener),
         placement=listener["placement"],
@@ -219,6 +225,10 @@ def _decide(
     occurred_at = decided_at + config.outcome_delay
     for choice in choices:
         ad = ads[choice.index]
+        truth.served_true_ctr += float(true[choice.index])
+        truth.chosen += 1
+        if config.play_rate < 1.0 and rng.random() >= config.play_rate:
+            continue
         events = [EventType.IMPRESSION]
         if rng.random() < true[choice.index]:
             events.append(EventType.CLICK)

@@ -9,6 +9,7 @@ from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
 from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings, listener_features
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
@@ -32,7 +33,7 @@ def service(
         decision_log=log or RecordingDecisionLog(),
         signer=lambda: SIGNER,
         encoder=encoder,
-        policy=PolicySettings(epsilon=0.0, token_ttl=timedelta(hours=1)),
+        policy=PolicySettings(exploration=EpsilonGreedy(0.0), token_ttl=timedelta(hours=1)),
         rng=random.Random(0),
         clock=lambda: NOW,
     )
@@ -157,7 +158,7 @@ def test_a_queue_failure_does_not_fail_the_decision() -> None:
 def test_returned_propensities_are_probabilities(epsilon: float) -> None:
     campaigns = [campaign(campaign_id=f"c{i}", advertiser_id=f"a{i}", value_cpm=i + 1) for i in range(5)]
     decider = service(*campaigns)
-    decider.policy = PolicySettings(epsilon=epsilon, token_ttl=timedelta(hours=1))
+    decider.policy = PolicySettings(exploration=EpsilonGreedy(epsilon), token_ttl=timedelta(hours=1))
     for ad in decider.decide(decision_request(max_ads=5), BASE_URL).ads:
         assert 0 < ad.propensity <= 1
 

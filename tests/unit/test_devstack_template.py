@@ -50,7 +50,9 @@ def test_function_environments_name_the_local_resources(template: dict[str, Any]
         resolved = stack.functions[logical_id].environment
         assert resolved.keys() == declared.keys()
         for name, value in declared.items():
-            if isinstance(value, dict) and "Ref" in value:
+            if isinstance(value, dict) and value.get("Ref") in template["Parameters"]:
+                assert resolved[name] == str(template["Parameters"][value["Ref"]]["Default"]), name
+            elif isinstance(value, dict) and "Ref" in value:
                 assert resolved[name].endswith(stack.physical_name(value["Ref"])), name
             elif not isinstance(value, dict):
                 assert resolved[name] == str(value), name

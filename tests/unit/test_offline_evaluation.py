@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from adserve.decisions.policy import slot_probabilities
+from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, SquareCB, exploration_policy
 from adserve.models.features import FeatureEncoder
 from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
@@ -33,7 +33,8 @@ def two_decisions() -> tuple[SlotOne, np.ndarray]:
     the logger showed #1 (propensity 0.25), no click. Scores double as the reward model's predictions."""
     slot = SlotOne(
         decided_at=np.array([1.0, 2.0]),
-        epsilon=np.array([0.2, 0.3], dtype=np.float32),
+        policy_codes=np.array([0, 0], dtype=np.int8),
+        policy_parameters=np.array([0.2, 0.3]),
         listener_rows=np.zeros((2, 8), dtype=np.int32),
         offsets=np.array([0, 2, 5]),
         candidate_ads=np.arange(5, dtype=np.int32),
@@ -136,11 +137,22 @@ def test_the_table_names_every_policy_and_the_verdict() -> None:
         assert expected in table
 
 
-def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another_policy() -> None:
+def logged_distribution(slot: SlotOne, i: int, expected_values: np.ndarray) -> np.ndarray:
+    """Decision i's slot-1 distribution under its own logged policy, ranking by `expected_values`."""
+    policy = exploration_policy(POLICY_NAMES[slot.policy_codes[i]], float(slot.policy_parameters[i]))
+    return policy.slot_probabilities(expected_values, np.ones(expected_values.size, dtype=bool))
+
+
+@pytest.mark.parametrize("logging_policy", [EpsilonGreedy(0.3), SquareCB(20.0)], ids=["epsilon_greedy", "squarecb"])
+def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another_policy(
+    logging_policy: ExplorationPolicy,
+) -> None:
     # Given logs of the real serving policy (two slots, so slot 1 must be told apart from slot 2) whose
     # logging model is the truth itself, so its slot-1 distribution can be recomputed from the candidates
     world = World(seed=3, n_advertisers=4, campaigns_per_advertiser=1, ads_per_campaign=2, base_ctr=0.04)
-    traffic = TrafficConfig(decisions=3_000, span=timedelta(hours=3), candidates=8, max_ads=2, epsilon=0.3, seed=5)
+    traffic = TrafficConfig(
+        decisions=3_000, span=timedelta(hours=3), candidates=8, max_ads=2, exploration=logging_policy, seed=5
+    )
 
     def logging_model(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
         return world.click_probabilities(listeners, ads)
@@ -156,9 +168,7 @@ def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another
     # Then every logged propensity is the logging policy's slot-1 probability of the ad at logged_position
     logging = np.concatenate(
         [
-            slot_probabilities(
-                true[lo:hi] * slot.candidate_values[lo:hi], np.ones(hi - lo, dtype=bool), float(slot.epsilon[i])
-            )
+            logged_distribution(slot, i, true[lo:hi] * slot.candidate_values[lo:hi])
             for i, (lo, hi) in enumerate(zip(slot.offsets[:-1], slot.offsets[1:], strict=True))
         ]
     )
@@ -172,9 +182,7 @@ def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another
     values = np.add.reduceat(
         np.concatenate(
             [
-                slot_probabilities(
-                    reverse[lo:hi] * slot.candidate_values[lo:hi], np.ones(hi - lo, dtype=bool), float(slot.epsilon[i])
-                )
+                logged_distribution(slot, i, reverse[lo:hi] * slot.candidate_values[lo:hi])
                 for i, (lo, hi) in enumerate(zip(slot.offsets[:-1], slot.offsets[1:], strict=True))
             ]
         )

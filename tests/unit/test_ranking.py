@@ -1,73 +1,149 @@
-"""The epsilon-greedy slate policy: distributions, one ad per advertiser, exact propensities."""
+"""The slate policies (epsilon-greedy, SquareCB): distributions, one ad per advertiser, exact propensities."""
 
+import math
 import random
 from collections import Counter
 
 import numpy as np
 import pytest
-from adserve.decisions.policy import choose_slate, slot_probabilities
+from adserve.decisions.policy import (
+    EpsilonGreedy,
+    ExplorationPolicy,
+    SquareCB,
+    choose_slate,
+    exploration_policy,
+    logged_policy,
+)
+from adserve.outcomes.decision_records import LoggedPolicy
+
+POLICIES = [EpsilonGreedy(0.2), SquareCB(10.0), SquareCB(0.0)]
+IDS = ["epsilon_greedy", "squarecb", "squarecb_uniform"]
 
 
-def test_slot_distribution_sums_to_one_and_favours_the_best() -> None:
+def test_epsilon_greedy_slot_distribution_sums_to_one_and_favours_the_best() -> None:
     values = np.array([0.1, 0.5, 0.3])
-    probabilities = slot_probabilities(values, np.ones(3, dtype=bool), epsilon=0.3)
-    assert probabilities.sum() == pytest.approx(1.0)
+    probabilities = EpsilonGreedy(0.3).slot_probabilities(values, np.ones(3, dtype=bool))
     assert probabilities.tolist() == pytest.approx([0.1, 0.8, 0.1])
 
 
-def test_unavailable_candidates_get_no_probability() -> None:
-    probabilities = slot_probabilities(np.array([0.9, 0.5, 0.3]), np.array([False, True, True]), epsilon=0.2)
-    assert probabilities.tolist() == pytest.approx([0.0, 0.9, 0.1])
+def test_squarecb_explores_by_the_relative_value_gap() -> None:
+    # Best 0.5; gaps (0.5 - 0.1) / 0.5 = 0.8 and (0.5 - 0.3) / 0.5 = 0.4; K = 3, gamma = 10
+    values = np.array([0.1, 0.5, 0.3])
+    probabilities = SquareCB(10.0).slot_probabilities(values, np.ones(3, dtype=bool))
+    low, close = 1 / (3 + 10 * 0.8), 1 / (3 + 10 * 0.4)
+    assert probabilities.tolist() == pytest.approx([low, 1 - low - close, close])
+    # Scaling every value (another currency, another CTR level) changes nothing
+    scaled = SquareCB(10.0).slot_probabilities(values * 37.0, np.ones(3, dtype=bool))
+    assert scaled.tolist() == pytest.approx(probabilities.tolist())
 
 
-def test_without_exploration_the_slate_is_sorted_by_expected_value() -> None:
+def test_squarecb_explores_less_as_gamma_grows_and_is_uniform_at_zero() -> None:
+    values = np.array([0.1, 0.5, 0.3, 0.45])
+    available = np.ones(4, dtype=bool)
+    assert SquareCB(0.0).slot_probabilities(values, available).tolist() == pytest.approx([0.25] * 4)
+    greedy_share = [SquareCB(gamma).slot_probabilities(values, available)[1] for gamma in (1.0, 10.0, 100.0, 1e4)]
+    assert greedy_share == sorted(greedy_share)
+    assert greedy_share[-1] > 0.99
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=IDS)
+def test_unavailable_candidates_get_no_probability(policy: ExplorationPolicy) -> None:
+    probabilities = policy.slot_probabilities(np.array([0.9, 0.5, 0.3]), np.array([False, True, True]))
+    assert probabilities[0] == 0.0
+    assert probabilities.sum() == pytest.approx(1.0)
+    assert probabilities[1] >= probabilities[2] > 0.0
+
+
+@pytest.mark.parametrize("policy", [EpsilonGreedy(0.0), SquareCB(1e12)], ids=["epsilon_0", "squarecb_huge_gamma"])
+def test_without_exploration_the_slate_is_sorted_by_expected_value(policy: ExplorationPolicy) -> None:
     values = np.array([0.2, 0.9, 0.5, 0.7])
-    slate = choose_slate(values, ["a", "b", "c", "d"], 3, epsilon=0.0, rng=random.Random(1))
+    slate = choose_slate(values, ["a", "b", "c", "d"], 3, policy, rng=random.Random(1))
     assert [choice.index for choice in slate] == [1, 3, 2]
     assert [choice.rank for choice in slate] == [1, 2, 3]
-    assert all(choice.propensity == 1.0 for choice in slate)
+    assert all(choice.propensity == pytest.approx(1.0) for choice in slate)
 
 
-def test_a_slate_never_holds_two_ads_of_one_advertiser() -> None:
+@pytest.mark.parametrize("policy", POLICIES, ids=IDS)
+def test_a_slate_never_holds_two_ads_of_one_advertiser(policy: ExplorationPolicy) -> None:
     values = np.array([0.9, 0.8, 0.7, 0.1])
     rng = random.Random(7)
     for _ in range(200):
-        slate = choose_slate(values, ["a", "a", "b", "b"], 4, epsilon=0.5, rng=rng)
+        slate = choose_slate(values, ["a", "a", "b", "b"], 4, policy, rng=rng)
         assert len(slate) == 2
         assert {["a", "a", "b", "b"][choice.index] for choice in slate} == {"a", "b"}
 
 
-def test_propensities_match_the_observed_choice_frequencies() -> None:
-    values = np.array([0.1, 0.6, 0.3, 0.2])
-    advertisers = ["a", "b", "c", "d"]
+@pytest.mark.parametrize("policy", POLICIES, ids=IDS)
+def test_propensities_match_the_empirical_choice_frequencies_per_rank_with_ties(policy: ExplorationPolicy) -> None:
+    # Given values with ties (at the top and below it) and two ads of one advertiser
+    values = np.array([0.6, 0.1, 0.6, 0.3, 0.3, 0.2])
+    advertisers = ["a", "b", "c", "d", "d", "e"]
     rng = random.Random(42)
     draws = 20_000
-    first_slot: Counter[int] = Counter()
-    logged: dict[int, float] = {}
+    # When many slates of three are drawn, counting each (rank, ad given the ads above) and its propensity
+    seen: Counter[tuple[int, tuple[int, ...], int]] = Counter()
+    above_seen: Counter[tuple[int, tuple[int, ...]]] = Counter()
+    reported: dict[tuple[int, tuple[int, ...], int], float] = {}
     for _ in range(draws):
-        first = choose_slate(values, advertisers, 2, epsilon=0.2, rng=rng)[0]
-        first_slot[first.index] += 1
-        logged[first.index] = first.propensity
-    assert sum(logged.values()) == pytest.approx(1.0)
-    for index, propensity in logged.items():
-        assert first_slot[index] / draws == pytest.approx(propensity, abs=0.015)
+        above: tuple[int, ...] = ()
+        for choice in choose_slate(values, advertisers, 3, policy, rng):
+            key = (choice.rank, above, choice.index)
+            seen[key] += 1
+            above_seen[choice.rank, above] += 1
+            assert reported.setdefault(key, choice.propensity) == choice.propensity  # a function of the context
+            above = (*above, choice.index)
+    # Then in each context (rank, ads above) seen at least 400 times, every ad's empirical frequency is
+    # within 4.5 binomial standard errors of its propensity, the policy's exact distribution there
+    contexts = 0
+    for (rank, above), n in above_seen.items():
+        if n < 400:
+            continue
+        contexts += 1
+        available = np.ones(len(values), dtype=bool)
+        for index in above:
+            available &= np.array(advertisers) != advertisers[index]
+        exact = policy.slot_probabilities(values, available)
+        assert exact.sum() == pytest.approx(1.0)
+        for index, p in enumerate(exact.tolist()):
+            count = seen[rank, above, index]
+            if count:
+                assert reported[rank, above, index] == pytest.approx(p, rel=1e-12)
+            error = 4.5 * math.sqrt(p * (1 - p) / n)
+            assert abs(count / n - p) <= error, (rank, above, index, p, count / n)
+    assert contexts >= 3
 
 
-def test_second_slot_propensity_is_conditional_on_the_first() -> None:
+@pytest.mark.parametrize("policy", POLICIES, ids=IDS)
+def test_second_slot_propensity_is_conditional_on_the_first(policy: ExplorationPolicy) -> None:
     values = np.array([0.9, 0.6, 0.3])
     rng = random.Random(3)
     for _ in range(500):
-        first, second = choose_slate(values, ["a", "b", "c"], 2, epsilon=0.3, rng=rng)
+        first, second = choose_slate(values, ["a", "b", "c"], 2, policy, rng=rng)
         remaining = np.ones(3, dtype=bool)
         remaining[first.index] = False
-        expected = slot_probabilities(values, remaining, 0.3)[second.index]
+        expected = policy.slot_probabilities(values, remaining)[second.index]
         assert second.propensity == pytest.approx(expected)
 
 
-def test_an_empty_pool_gives_an_empty_slate() -> None:
-    assert choose_slate(np.zeros(0), [], 3, epsilon=0.1, rng=random.Random(0)) == []
+@pytest.mark.parametrize("policy", POLICIES, ids=IDS)
+def test_an_empty_pool_gives_an_empty_slate(policy: ExplorationPolicy) -> None:
+    assert choose_slate(np.zeros(0), [], 3, policy, rng=random.Random(0)) == []
 
 
-def test_epsilon_outside_zero_one_is_refused() -> None:
+def test_settings_outside_their_range_are_refused() -> None:
     with pytest.raises(ValueError, match="epsilon"):
-        choose_slate(np.ones(2), ["a", "b"], 1, epsilon=1.5, rng=random.Random(0))
+        EpsilonGreedy(1.5)
+    with pytest.raises(ValueError, match="gamma"):
+        SquareCB(-1.0)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=IDS)
+def test_the_logged_policy_rebuilds_the_same_policy(policy: ExplorationPolicy) -> None:
+    logged = LoggedPolicy.model_validate_json(policy.logged().model_dump_json())
+    assert logged_policy(logged) == policy
+    assert exploration_policy(policy.name, policy.parameter) == policy
+
+
+def test_a_logged_policy_without_its_parameter_is_invalid() -> None:
+    with pytest.raises(ValueError, match="gamma"):
+        LoggedPolicy(name="squarecb", epsilon=0.1)

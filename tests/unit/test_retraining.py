@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from adserve.cli.models import EXIT_SKIPPED, add_model_commands, run_model_command
+from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
 from adserve.models.registry import ActivePointer
@@ -25,7 +26,9 @@ from adserve.wiring.settings import RetrainSettings
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic
 
-TRAFFIC = TrafficConfig(decisions=8000, span=timedelta(hours=48), candidates=5, max_ads=2, epsilon=0.5, seed=7)
+TRAFFIC = TrafficConfig(
+    decisions=8000, span=timedelta(hours=48), candidates=5, max_ads=2, exploration=EpsilonGreedy(0.5), seed=7
+)
 END = START + TRAFFIC.span
 AS_OF = END + timedelta(hours=24)
 BOOTSTRAP = Path(__file__).parents[2] / "layers" / "model" / "bootstrap"

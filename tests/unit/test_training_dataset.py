@@ -27,7 +27,14 @@ def write(store: InMemoryLogStore, *messages: OutcomeEvent | DecisionRecord, nam
 
 
 def build(store: InMemoryLogStore, **overrides: object) -> tuple[Examples, SlotOne, TrainingDataset]:
-    settings: dict[str, object] = {"start": NOW - timedelta(hours=1), "end": AS_OF, "as_of": AS_OF} | overrides
+    """Every chosen ad an example unless `examples_from` says otherwise: most tests here are about the join
+    and its window, and write no impressions; the impressions rule has its own tests."""
+    settings: dict[str, object] = {
+        "start": NOW - timedelta(hours=1),
+        "end": AS_OF,
+        "as_of": AS_OF,
+        "examples_from": "choices",
+    } | overrides
     dataset = TrainingDataset(store, DatasetConfig(**settings))  # type: ignore[arg-type]
     encoder = dataset.encoder
     chunks = list(dataset.chunks())
@@ -155,7 +162,9 @@ def test_trimmed_candidate_sets_train_but_are_not_used_off_policy() -> None:
 def test_chunks_are_bounded_and_concatenate_to_the_whole() -> None:
     store = InMemoryLogStore()
     write(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(minutes=i)) for i in range(25)))
-    dataset = TrainingDataset(store, DatasetConfig(NOW - timedelta(hours=1), AS_OF, AS_OF, chunk_rows=10))
+    dataset = TrainingDataset(
+        store, DatasetConfig(NOW - timedelta(hours=1), AS_OF, AS_OF, chunk_rows=10, examples_from="choices")
+    )
     sizes = [len(chunk.examples) for chunk in dataset.chunks()]
     assert sizes == [10, 10, 5]
     whole, _, _ = build(store)
@@ -213,3 +222,42 @@ def test_a_window_under_an_hour_within_one_clock_hour_still_emits_the_decisions(
     examples, _, _ = build(store, start=NOW - timedelta(minutes=10), end=end, as_of=end + window, reward_window=window)
     # Then the decision is there, clicked
     assert examples.labels.tolist() == [1]
+
+
+def test_only_chosen_ads_heard_within_the_reward_window_become_examples() -> None:
+    # Given, with a 2 h reward window:
+    #   d-1 chose a (impression + click) and b (never played: nothing came back)
+    #   d-2 chose c (impression, no click)
+    #   d-3 chose a, whose impression and click arrived 3 h later (outside the window), and c (impression)
+    store = InMemoryLogStore()
+    later = NOW + timedelta(hours=3)
+    write(
+        store,
+        decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1")),
+        decision(decision_id="d-2", ads=("c-ad-1",)),
+        decision(decision_id="d-3", ads=("a-ad-1", "c-ad-1")),
+        outcome(decision_id="d-1", ad_id="a-ad-1", event_type=EventType.IMPRESSION),
+        outcome(decision_id="d-1", ad_id="a-ad-1", event_type=EventType.CLICK),
+        outcome(decision_id="d-2", ad_id="c-ad-1", event_type=EventType.IMPRESSION),
+        outcome(decision_id="d-3", ad_id="a-ad-1", event_type=EventType.IMPRESSION, occurred_at=later),
+        outcome(decision_id="d-3", ad_id="a-ad-1", event_type=EventType.CLICK, occurred_at=later),
+        outcome(decision_id="d-3", ad_id="c-ad-1", event_type=EventType.IMPRESSION),
+    )
+    window = {"reward_window": timedelta(hours=2)}
+    # When the dataset is built from impressions (the default)
+    heard, slot, dataset = build(store, examples_from="impressions", **window)
+    # Then d-1's a (clicked), d-2's c and d-3's c are the examples; b and d-3's late a are dropped and counted
+    encoder = FeatureEncoder()
+    ad_of = {tuple(encoder.encode_ad({"ad_id": f"{ad}-ad-1"}).tolist()): ad for ad in "abc"}
+    ads = [ad_of[tuple(row)] for row in heard.indices[:, len(encoder.spec.listener_fields) :].tolist()]
+    assert list(zip(ads, heard.labels.tolist(), strict=True)) == [("a", 1), ("c", 0), ("c", 0)]
+    assert heard.ranks.tolist() == [1, 1, 2]
+    assert (dataset.stats.dropped_no_impression, dataset.stats.examples, dataset.stats.positives) == (2, 3, 1)
+    assert dataset.stats.to_dict()["dropped_no_impression"] == 2
+    # And only decisions whose first ad was heard give a slot-1 view (d-3's first ad was not)
+    assert slot.rewards.tolist() == [1, 0]
+    # When every chosen ad is an example (the old rule), the unplayed b and the late a are non-clicks
+    chosen, chosen_slot, chosen_dataset = build(store, examples_from="choices", **window)
+    assert chosen.labels.tolist() == [1, 0, 0, 0, 0]
+    assert chosen_slot.rewards.tolist() == [1, 0, 0]
+    assert chosen_dataset.stats.dropped_no_impression == 0

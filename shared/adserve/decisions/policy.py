@@ -1,17 +1,28 @@
-"""The serving policy: epsilon-greedy over expected value, one ad per advertiser, exact propensities.
+"""The serving policy: exploration over expected value, one ad per advertiser, exact propensities.
 
-Each slot of the ad break is filled in turn. With probability 1 - epsilon the slot takes the ad with the
-highest expected value (predicted CTR x value) still available; with probability epsilon it takes an
-available ad uniformly at random. An ad's propensity is the probability of it being chosen for its slot
-given the ads above it, which is what inverse-propensity estimators need. Once an ad is chosen, every other
-ad of its advertiser leaves the pool.
+Each slot of the ad break is filled in turn from the exploration policy's distribution over the ads still
+available (``ExplorationPolicy.slot_probabilities``). An ad's propensity is the probability of it being
+chosen for its slot given the ads above it, which is what inverse-propensity estimators need. Once an ad is
+chosen, every other ad of its advertiser leaves the pool. Two policies, selected per deployment:
+
+- ``EpsilonGreedy``: the greedy ad with probability 1 - epsilon, a uniformly random one with epsilon. It
+  spends epsilon of the traffic on ads the model already knows to be bad.
+- ``SquareCB`` (Foster & Rakhlin 2020, VW's ``--squarecb``): every other ad a gets 1 / (K + gamma x gap_a),
+  the greedy ad the rest, where gap_a = (best value - value of a) / best value is the value gap relative
+  to the best (so gamma needs no rescaling per currency or CTR level). Ads the model cannot tell from the
+  best are explored like uniform, ads it is sure are bad hardly at all; gamma = 0 is uniform.
+
+Ties go to the lowest index, so the distribution is a function of the values alone and exact.
 """
 
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final, Protocol
 
 import numpy as np
+
+from adserve.outcomes.decision_records import LoggedPolicy, PolicyName
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,32 +32,109 @@ class Choice:
     propensity: float
 
 
-def slot_probabilities(expected_values: np.ndarray, available: np.ndarray, epsilon: float) -> np.ndarray:
-    """The policy's distribution over candidates for one slot; zero for unavailable ones, sums to 1."""
-    count = int(available.sum())
-    probabilities = np.zeros(len(expected_values), dtype=np.float64)
-    if count == 0:
+class ExplorationPolicy(Protocol):
+    @property
+    def name(self) -> PolicyName: ...
+
+    @property
+    def parameter(self) -> float:
+        """The policy's one setting (epsilon, gamma): with the name, all that replays it offline."""
+        ...
+
+    def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
+        """The distribution over candidates for one slot; zero for unavailable ones, sums to 1."""
+        ...
+
+    def logged(self) -> LoggedPolicy: ...
+
+
+def _greedy(expected_values: np.ndarray, available: np.ndarray) -> int:
+    return int(np.argmax(np.where(available, expected_values, -np.inf)))
+
+
+@dataclass(frozen=True, slots=True)
+class EpsilonGreedy:
+    epsilon: float
+    name: PolicyName = "epsilon_greedy"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError("epsilon must be within [0, 1]")
+
+    @property
+    def parameter(self) -> float:
+        return self.epsilon
+
+    def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
+        count = int(available.sum())
+        probabilities = np.zeros(len(expected_values), dtype=np.float64)
+        if count == 0:
+            return probabilities
+        probabilities[available] = self.epsilon / count
+        probabilities[_greedy(expected_values, available)] += 1.0 - self.epsilon
         return probabilities
-    probabilities[available] = epsilon / count
-    greedy = int(np.argmax(np.where(available, expected_values, -np.inf)))
-    probabilities[greedy] += 1.0 - epsilon
-    return probabilities
+
+    def logged(self) -> LoggedPolicy:
+        return LoggedPolicy(name=self.name, epsilon=self.epsilon)
+
+
+@dataclass(frozen=True, slots=True)
+class SquareCB:
+    gamma: float
+    name: PolicyName = "squarecb"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.gamma < float("inf"):
+            raise ValueError("gamma must be finite and not negative")
+
+    @property
+    def parameter(self) -> float:
+        return self.gamma
+
+    def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
+        count = int(available.sum())
+        probabilities = np.zeros(len(expected_values), dtype=np.float64)
+        if count == 0:
+            return probabilities
+        greedy = _greedy(expected_values, available)
+        best = float(expected_values[greedy])
+        gaps = (best - expected_values[available]) / best if best > 0.0 else np.zeros(count)
+        probabilities[available] = 1.0 / (count + self.gamma * gaps)
+        probabilities[greedy] = 0.0
+        probabilities[greedy] = 1.0 - probabilities.sum()
+        return probabilities
+
+    def logged(self) -> LoggedPolicy:
+        return LoggedPolicy(name=self.name, gamma=self.gamma)
+
+
+POLICY_NAMES: Final[tuple[PolicyName, ...]] = ("epsilon_greedy", "squarecb")
+"""Index = the policy's code in compact arrays (``training.dataset.SlotOne.policy_codes``)."""
+
+
+def exploration_policy(name: PolicyName, parameter: float) -> ExplorationPolicy:
+    """The policy of that name with its one setting: what serving builds from settings and OPE from logs."""
+    if name == "squarecb":
+        return SquareCB(parameter)
+    return EpsilonGreedy(parameter)
+
+
+def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
+    """The policy that logged a decision, to replay its distribution exactly."""
+    parameter = logged.gamma if logged.name == "squarecb" else logged.epsilon
+    if parameter is None:
+        raise ValueError(f"a logged {logged.name} policy without its parameter")
+    return exploration_policy(logged.name, parameter)
 
 
 def choose_slate(
     expected_values: np.ndarray,
     advertisers: Sequence[str],
     slots: int,
-    epsilon: float,
+    policy: ExplorationPolicy,
     rng: random.Random,
 ) -> list[Choice]:
-    """Fill up to `slots` ranks; fewer when advertisers run out.
-
-    Draws exactly from `slot_probabilities` without building it: explore (probability epsilon) picks an
-    available ad uniformly, otherwise the greedy one; the propensity is the same closed form.
-    """
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError("epsilon must be within [0, 1]")
+    """Fill up to `slots` ranks from `policy.slot_probabilities`; fewer when advertisers run out."""
     code_of: dict[str, int] = {}
     advertiser_codes = np.fromiter(
         (code_of.setdefault(advertiser, len(code_of)) for advertiser in advertisers),
@@ -55,14 +143,12 @@ def choose_slate(
     )
     available = np.ones(len(expected_values), dtype=bool)
     choices: list[Choice] = []
-    while len(choices) < slots:
-        candidates = np.flatnonzero(available)
-        if candidates.size == 0:
-            break
-        greedy = int(candidates[np.argmax(expected_values[candidates])])
-        explore = rng.random() < epsilon
-        index = int(candidates[rng.randrange(candidates.size)]) if explore else greedy
-        propensity = epsilon / candidates.size + (1.0 - epsilon) * (index == greedy)
-        choices.append(Choice(index=index, rank=len(choices) + 1, propensity=propensity))
+    while len(choices) < slots and available.any():
+        probabilities = policy.slot_probabilities(expected_values, available)
+        cumulative = np.cumsum(probabilities)
+        # side="right" never lands on a zero-probability (unavailable) candidate.
+        index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+        index = min(index, int(np.flatnonzero(probabilities)[-1]))  # u x total rounded up to total
+        choices.append(Choice(index=index, rank=len(choices) + 1, propensity=float(probabilities[index])))
         available &= advertiser_codes != advertiser_codes[index]
     return choices

@@ -18,7 +18,7 @@ from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import CreativeView, DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
 from adserve.decisions.catalog import CampaignCatalog
-from adserve.decisions.policy import Choice, choose_slate
+from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
 from adserve.decisions.targeting import AdCandidate, listener_hour, select_candidates
 from adserve.models.ctr_model import Scorer
 from adserve.models.features import FeatureEncoder
@@ -27,7 +27,6 @@ from adserve.outcomes.decision_records import (
     DecisionRecord,
     LoggedCandidate,
     LoggedChoice,
-    LoggedPolicy,
     pseudonymous_listener_id,
 )
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
@@ -45,7 +44,7 @@ class DecisionLog(Protocol):
 
 @dataclass(frozen=True)
 class PolicySettings:
-    epsilon: float
+    exploration: ExplorationPolicy
     token_ttl: timedelta
 
 
@@ -86,7 +85,7 @@ class DecisionService:
             scores * values,
             [ad.campaign.advertiser_id for ad in eligible],
             request.max_ads,
-            self.policy.epsilon,
+            self.policy.exploration,
             self.rng,
         )
         decision_id = str(uuid.uuid4())
@@ -216,7 +215,7 @@ class DecisionService:
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
-            policy=LoggedPolicy(epsilon=self.policy.epsilon),
+            policy=self.policy.exploration.logged(),
             listener_hash=pseudonymous_listener_id(request.listener.id),
             listener_features=features,
             placement=request.placement.value,

@@ -9,7 +9,7 @@ import hashlib
 from datetime import datetime
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 RECORD_KIND: Final = "decision"
 
@@ -37,11 +37,24 @@ class LoggedChoice(BaseModel):
     propensity: float
 
 
+PolicyName = Literal["epsilon_greedy", "squarecb"]
+
+
 class LoggedPolicy(BaseModel):
+    """The exploration policy that chose the ads, with its one setting, so OPE can replay its distribution."""
+
     model_config = ConfigDict(frozen=True)
 
-    name: Literal["epsilon_greedy"] = "epsilon_greedy"
-    epsilon: float
+    name: PolicyName = "epsilon_greedy"
+    epsilon: float | None = None
+    gamma: float | None = None
+
+    @model_validator(mode="after")
+    def _has_its_parameter(self) -> "LoggedPolicy":
+        parameter = self.gamma if self.name == "squarecb" else self.epsilon
+        if parameter is None:
+            raise ValueError(f"a {self.name} policy needs its {'gamma' if self.name == 'squarecb' else 'epsilon'}")
+        return self
 
 
 class DecisionRecord(BaseModel):

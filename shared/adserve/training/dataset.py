@@ -6,7 +6,13 @@ the ad's (encoded by THE ``FeatureEncoder``), its label, and what the logging po
 score, value, rank, time). Each decision also contributes its *slot-1 view* for off-policy evaluation:
 every candidate (an index into a small table of distinct ads) with its value, the position of the ad the
 policy put first, its propensity and its reward. Slot 1 is chosen from all candidates, so a new policy's
-probability of the same choice needs nothing but the candidates' scores (``ranking.slot_probabilities``).
+probability of the same choice needs nothing but the candidates' scores and the logging policy
+(``decisions.policy``: its ``slot_probabilities``).
+
+Only ads that were heard become examples (``examples_from``, by default): an ad is heard when its
+impression arrived within the reward window; a chosen ad the app never played says nothing about clicks, and
+a decision whose first ad was not heard gives no slot-1 view either (off-policy estimates are of the click
+rate per heard first ad). ``DatasetStats.dropped_no_impression`` counts the chosen ads left out.
 
 Labels never leak: an outcome counts only if it occurred within ``reward_window`` of its decision, and a
 decision younger than the window at ``as_of`` (the end of the available logs, usually "now") is left out,
@@ -23,6 +29,7 @@ from typing import Any, Final, Literal
 import numpy as np
 
 from adserve.core.vocabulary import EventType
+from adserve.decisions.policy import POLICY_NAMES, logged_policy
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.logs import (
@@ -36,6 +43,9 @@ from adserve.outcomes.logs import (
 )
 
 Label = Literal["click", "complete"]
+ExamplesFrom = Literal["impressions", "choices"]
+"""Which chosen ads become examples: those whose impression arrived within the reward window (an ad the app
+never played is not a non-click), or every chosen ad (the old rule, kept to measure what the first buys)."""
 LABEL_EVENTS: Final[dict[str, EventType]] = {"click": EventType.CLICK, "complete": EventType.COMPLETE}
 DEFAULT_CHUNK_ROWS: Final = 50_000
 
@@ -49,6 +59,7 @@ class DatasetConfig:
     label: Label = "click"
     reward_window: timedelta = timedelta(hours=24)
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    examples_from: ExamplesFrom = "impressions"
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -76,6 +87,8 @@ class DatasetStats:
     chosen_without_candidate: int = 0
     examples: int = 0
     positives: int = 0
+    dropped_no_impression: int = 0
+    """Chosen ads with no impression within the reward window (never played): no example, no slot-1 view."""
     slot_one_trimmed: int = 0
     """Decisions whose logged candidate set was trimmed: no exact slot-1 probability, so no OPE for them."""
 
@@ -133,7 +146,8 @@ class SlotOne:
     """Slot 1 of each decision: candidates as a ragged array (``offsets``) of rows of the ad table."""
 
     decided_at: np.ndarray  # (m,) float64
-    epsilon: np.ndarray  # (m,) float32, the logging policy's exploration rate
+    policy_codes: np.ndarray  # (m,) int8, the logging policy (its index in ``decisions.policy.POLICY_NAMES``)
+    policy_parameters: np.ndarray  # (m,) float64, its setting (epsilon, gamma)
     listener_rows: np.ndarray  # (m, num_listener_fields) int32
     offsets: np.ndarray  # (m + 1,) int64; decision i's candidates are [offsets[i], offsets[i+1])
     candidate_ads: np.ndarray  # (total,) int32, rows of TrainingDataset.ad_rows
@@ -154,7 +168,8 @@ class SlotOne:
         counts = self.counts[mask]
         return SlotOne(
             decided_at=self.decided_at[mask],
-            epsilon=self.epsilon[mask],
+            policy_codes=self.policy_codes[mask],
+            policy_parameters=self.policy_parameters[mask],
             listener_rows=self.listener_rows[mask],
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=self.candidate_ads[per_candidate],
@@ -169,7 +184,8 @@ class SlotOne:
         counts = _cat([p.counts for p in parts], np.int64)
         return cls(
             decided_at=_cat([p.decided_at for p in parts], np.float64),
-            epsilon=_cat([p.epsilon for p in parts], np.float32),
+            policy_codes=_cat([p.policy_codes for p in parts], np.int8),
+            policy_parameters=_cat([p.policy_parameters for p in parts], np.float64),
             listener_rows=_cat([p.listener_rows for p in parts], np.int32, num_listener_fields),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=_cat([p.candidate_ads for p in parts], np.int32),
@@ -230,7 +246,8 @@ class _Pending:
     """What the join holds of a decision while its reward window is open: encoded, no feature dicts."""
 
     decided_at: float
-    epsilon: float
+    policy_code: int
+    policy_parameter: float
     listener_row: np.ndarray  # (num_listener_fields,) int32
     chosen: list[_Chosen]
     candidate_rows: np.ndarray | None  # ad-table rows of every candidate; None when no slot-1 view
@@ -251,7 +268,8 @@ class _ChunkBuffer:
     ranks: list[int] = field(default_factory=list)
     decided_at: list[float] = field(default_factory=list)
     slot_time: list[float] = field(default_factory=list)
-    slot_epsilon: list[float] = field(default_factory=list)
+    slot_policy_code: list[int] = field(default_factory=list)
+    slot_policy_parameter: list[float] = field(default_factory=list)
     slot_listener: list[np.ndarray] = field(default_factory=list)
     slot_ads: list[np.ndarray] = field(default_factory=list)
     slot_values: list[np.ndarray] = field(default_factory=list)
@@ -274,7 +292,8 @@ class _ChunkBuffer:
         counts = np.fromiter((len(rows) for rows in self.slot_ads), dtype=np.int64, count=len(self.slot_ads))
         slot_one = SlotOne(
             decided_at=np.asarray(self.slot_time, dtype=np.float64),
-            epsilon=np.asarray(self.slot_epsilon, dtype=np.float32),
+            policy_codes=np.asarray(self.slot_policy_code, dtype=np.int8),
+            policy_parameters=np.asarray(self.slot_policy_parameter, dtype=np.float64),
             listener_rows=np.array(self.slot_listener, dtype=np.int32).reshape(-1, n_listener),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=_cat(self.slot_ads, np.int32),
@@ -377,13 +396,15 @@ class TrainingDataset:
                 _Chosen(choice.ad_id, choice.rank, choice.propensity, choice.score, candidate.value_cpm, rows[position])
             )
         stats.decisions += 1
+        policy = logged_policy(record.policy)
         slot_one = slot_one_position >= 0
         if slot_one and record.candidates_dropped:
             stats.slot_one_trimmed += 1
             slot_one = False
         return _Pending(
             decided_at=record.decided_at.timestamp(),
-            epsilon=record.policy.epsilon,
+            policy_code=POLICY_NAMES.index(policy.name),
+            policy_parameter=policy.parameter,
             listener_row=self.encoder.encode_listener(record.listener_features).astype(np.int32),
             chosen=chosen,
             candidate_rows=np.asarray(rows, dtype=np.int32) if slot_one else None,
@@ -393,8 +414,13 @@ class TrainingDataset:
 
     def _add(self, pending: _Pending, events: Mapping[str, set[EventType]], buffer: _ChunkBuffer) -> None:
         label_event = LABEL_EVENTS[self.config.label]
+        heard_only = self.config.examples_from == "impressions"
         for choice in pending.chosen:
-            label = int(label_event in events.get(choice.ad_id, ()))
+            outcomes = events.get(choice.ad_id, set())
+            if heard_only and EventType.IMPRESSION not in outcomes:
+                self.stats.dropped_no_impression += 1
+                continue
+            label = int(label_event in outcomes)
             buffer.listener_rows.append(pending.listener_row)
             buffer.ad_rows.append(choice.ad_row)
             buffer.labels.append(label)
@@ -407,7 +433,8 @@ class TrainingDataset:
             self.stats.positives += label
             if choice.rank == 1 and pending.candidate_rows is not None and pending.candidate_values is not None:
                 buffer.slot_time.append(pending.decided_at)
-                buffer.slot_epsilon.append(pending.epsilon)
+                buffer.slot_policy_code.append(pending.policy_code)
+                buffer.slot_policy_parameter.append(pending.policy_parameter)
                 buffer.slot_listener.append(pending.listener_row)
                 buffer.slot_ads.append(pending.candidate_rows)
                 buffer.slot_values.append(pending.candidate_values)

@@ -5,16 +5,17 @@ calibration error (ECE) over equal-mass bins, which suit a ~2% CTR better than e
 
 *Off-policy estimates*, on slot 1 of every holdout decision. The logging policy put ad a first with
 propensity mu = p_log(a | x) and the listener clicked (r = 1) or not. A candidate policy is the serving
-policy (``ranking.slot_probabilities``: epsilon-greedy over score x value, the decision's logged epsilon)
-with the candidate model's scores; pi = p_new(a | x) is its probability of the same first ad and
-w = pi / mu. With a reward model r_hat (the new model's predicted CTR, for every policy evaluated):
+policy (``decisions.policy``: the decision's logged exploration policy, epsilon-greedy or SquareCB with its
+logged setting, over score x value) with the candidate model's scores; pi = p_new(a | x) is its probability
+of the same first ad and w = pi / mu. With a reward model r_hat (the new model's predicted CTR, for every
+policy evaluated):
 
     IPS   = mean(w * r)
     SNIPS = sum(w * r) / sum(w)
     DR    = mean(sum_b p_new(b | x) * r_hat(x, b) + w * (r - r_hat(x, a)))
 
-IPS is unbiased when every ad has mu > 0 (epsilon > 0 guarantees it); SNIPS trades a small bias for much
-less variance; DR is unbiased if either the propensities or the reward model are right.
+IPS is unbiased when every ad has mu > 0 (epsilon > 0 or any finite gamma guarantees it); SNIPS trades a
+small bias for much less variance; DR is unbiased if either the propensities or the reward model are right.
 """
 
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
-from adserve.decisions.policy import slot_probabilities
+from adserve.decisions.policy import POLICY_NAMES, exploration_policy
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 
@@ -143,9 +144,14 @@ def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.nda
     expected_values = np.asarray(scores, dtype=np.float64) * slot.candidate_values
     rewards_hat = np.asarray(reward_predictions, dtype=np.float64)
     offsets = slot.offsets
+    policies = {
+        (code, parameter): exploration_policy(POLICY_NAMES[code], parameter)
+        for code, parameter in set(zip(slot.policy_codes.tolist(), slot.policy_parameters.tolist(), strict=True))
+    }
     for i in range(m):
         lo, hi = int(offsets[i]), int(offsets[i + 1])
-        probabilities = slot_probabilities(expected_values[lo:hi], np.ones(hi - lo, dtype=bool), float(slot.epsilon[i]))
+        policy = policies[int(slot.policy_codes[i]), float(slot.policy_parameters[i])]
+        probabilities = policy.slot_probabilities(expected_values[lo:hi], np.ones(hi - lo, dtype=bool))
         position = int(slot.logged_position[i])
         target[i] = probabilities[position]
         direct[i] = float(probabilities @ rewards_hat[lo:hi])

@@ -21,7 +21,7 @@ from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
 from adserve.models.features import FeatureEncoder, FeatureSpec
 from adserve.models.registry import ActivePointer, ModelStore
 from adserve.outcomes.logs import LogReader
-from adserve.training.dataset import DatasetConfig, DatasetStats, Label, TrainingDataset
+from adserve.training.dataset import DatasetConfig, DatasetStats, ExamplesFrom, Label, TrainingDataset
 from adserve.training.evaluation import PromotionRule, evaluate, judge, manifest_metrics, render
 from adserve.training.progress import SILENT, Progress
 from adserve.training.trainer import SplitData, TrainerConfig, collect, export, fit, window_details, write_model
@@ -41,6 +41,7 @@ class RetrainRequest:
     as_of: datetime
     label: Label = "click"
     reward_window: timedelta = timedelta(hours=24)
+    examples_from: ExamplesFrom = "impressions"
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     promotion: PromotionMode = "auto"
     rule: PromotionRule = field(default_factory=PromotionRule)
@@ -128,7 +129,14 @@ def retrain(
     spec = encoder.spec
     dataset = TrainingDataset(
         logs,
-        DatasetConfig(request.start, request.end, request.as_of, request.label, request.reward_window),
+        DatasetConfig(
+            request.start,
+            request.end,
+            request.as_of,
+            request.label,
+            request.reward_window,
+            examples_from=request.examples_from,
+        ),
         encoder,
     )
     data = collect(dataset, request.trainer, progress)

@@ -13,6 +13,7 @@ from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.policy import exploration_policy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
@@ -62,7 +63,13 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         signer=signing_keys(settings.signing_key_secret_id).signer,
         encoder=encoder,
         policy=PolicySettings(
-            epsilon=settings.exploration_epsilon, token_ttl=timedelta(seconds=settings.token_ttl_seconds)
+            exploration=exploration_policy(
+                settings.exploration_policy,
+                settings.exploration_gamma
+                if settings.exploration_policy == "squarecb"
+                else settings.exploration_epsilon,
+            ),
+            token_ttl=timedelta(seconds=settings.token_ttl_seconds),
         ),
         rng=random.Random(),
         tracking_base_url=settings.tracking_base_url,

@@ -50,7 +50,13 @@ class DecideSettings(EnvironmentSettings):
         default_factory=lambda: Path(tempfile.gettempdir()) / "adserve-models",
         description="Where downloaded models are unpacked before loading (Lambda's /tmp).",
     )
-    exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0)
+    exploration_policy: Literal["epsilon_greedy", "squarecb"] = Field(
+        default="squarecb", description="How Decide explores (decisions/policy.py); logged with each decision."
+    )
+    exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="epsilon_greedy's random share.")
+    exploration_gamma: float = Field(
+        default=200.0, ge=0.0, le=1e6, description="squarecb's gamma: higher explores less where the model is sure."
+    )
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
     catalog_max_age_seconds: float = Field(
