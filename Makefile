@@ -19,7 +19,7 @@ help:
 $(STAMP): pyproject.toml shared/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e "./shared[train]" -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e "./shared[train]" -e ".[dev,bench,examples]"
 	touch $@
 
 dev: $(STAMP)
