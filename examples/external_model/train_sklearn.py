@@ -44,7 +44,7 @@ def fit(indices: np.ndarray, labels: np.ndarray, seed: int) -> Pipeline:
     """Each field's index as a category (an index never seen in training is all zeros), then a 16-unit MLP."""
     pipeline = make_pipeline(
         OneHotEncoder(handle_unknown="ignore"),
-        MLPClassifier(hidden_layer_sizes=(16,), alpha=1e-3, max_iter=60, early_stopping=True, random_state=seed),
+        MLPClassifier(hidden_layer_sizes=(16,), alpha=1e-2, max_iter=100, random_state=seed),
     )
     pipeline.fit(indices, labels)
     return pipeline
