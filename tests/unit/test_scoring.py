@@ -113,5 +113,5 @@ def test_manifest_with_a_different_feature_spec_is_refused(
 def test_wrong_io_names_are_refused(model_dir: Path) -> None:
     _edit_manifest(model_dir, output_name="probability")
 
-    with pytest.raises(ModelLoadError, match="manifest promises"):
+    with pytest.raises(ModelLoadError, match=r"\[output\] .* the manifest says .probability."):
         CtrModel.load(model_dir, DEFAULT_SPEC)

@@ -4,6 +4,8 @@
                   [--weighting none|ips] [--promote|--register-only] [--challenger-share 0.1]
     adserve promote VERSION [--challenger --share 0.2]
     adserve models [--json]
+    adserve models publish model.onnx --manifest manifest.json      (checked against the model contract first)
+    adserve models evaluate [VERSION ...] --from ... --to ... [--label click|complete]
 
 Buckets come from --logs-bucket/--models-bucket or $LOGS_BUCKET_NAME/$MODELS_BUCKET_NAME. The training
 modules (numpy training, ``onnx``) are imported only when a command needs them, so the rest of the CLI
@@ -68,12 +70,26 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     models = groups.add_parser("models", help="list published models with their metrics and the active pointer")
     models.add_argument("--json", action="store_true")
     _bucket_arguments(models, logs=False)
+    actions = models.add_subparsers(dest="action")
+    publish = actions.add_parser("publish", help="check a model made anywhere against the contract, then register it")
+    publish.add_argument("model", type=Path, help="the ONNX file (docs/models.md says what it must be)")
+    publish.add_argument("--manifest", type=Path, required=True, help="its manifest.json")
+    _bucket_arguments(publish, logs=False, default=argparse.SUPPRESS)
+    evaluate = actions.add_parser("evaluate", help="published models side by side on the logs of a time range")
+    evaluate.add_argument("versions", nargs="*", help="default: the champion, then the challenger")
+    evaluate.add_argument("--from", dest="start", type=hour, required=True, help="first hour, UTC")
+    evaluate.add_argument("--to", dest="end", type=hour, required=True, help="last decision time, UTC")
+    evaluate.add_argument("--as-of", type=hour, help="the logs' end (default: now); later decisions lack final labels")
+    evaluate.add_argument("--label", choices=("click", "complete"), default="click")
+    evaluate.add_argument("--reward-window-hours", type=float, default=24.0, help="outcomes later than this count 0")
+    _bucket_arguments(evaluate, logs=True, default=argparse.SUPPRESS)
 
 
-def _bucket_arguments(parser: argparse.ArgumentParser, *, logs: bool) -> None:
+def _bucket_arguments(parser: argparse.ArgumentParser, *, logs: bool, default: Any = None) -> None:
+    """``default=argparse.SUPPRESS`` on a subcommand, so it does not hide the value given before its name."""
     if logs:
-        parser.add_argument("--logs-bucket", help=f"logs bucket (default: ${LOGS_BUCKET_VARIABLE})")
-    parser.add_argument("--models-bucket", help=f"models bucket (default: ${MODELS_BUCKET_VARIABLE})")
+        parser.add_argument("--logs-bucket", default=default, help=f"logs bucket (default: ${LOGS_BUCKET_VARIABLE})")
+    parser.add_argument("--models-bucket", default=default, help=f"models bucket (default: ${MODELS_BUCKET_VARIABLE})")
 
 
 def _bucket(given: str | None, variable: str) -> str | None:
@@ -103,22 +119,21 @@ def run_model_command(
     """Dispatch train/promote/models; stores default to the S3 buckets named by flags or environment."""
     from adserve.core.errors import AdserveError  # noqa: PLC0415
 
+    command = arguments.group if arguments.group != "models" else f"models {arguments.action or 'list'}"
     if models is None:
-        bucket = _bucket(arguments.models_bucket, MODELS_BUCKET_VARIABLE)
+        bucket = _bucket(getattr(arguments, "models_bucket", None), MODELS_BUCKET_VARIABLE)
         if bucket is None:
             return 2
         models = _s3_model_store(bucket)
+    if logs is None and command in LOG_COMMANDS:
+        bucket = _bucket(getattr(arguments, "logs_bucket", None), LOGS_BUCKET_VARIABLE)
+        if bucket is None:
+            return 2
+        logs = _s3_log_store(bucket)
     try:
-        if arguments.group == "promote":
-            return _promote(arguments, models)
-        if arguments.group == "models":
-            return _models(arguments, models)
-        if logs is None:
-            bucket = _bucket(arguments.logs_bucket, LOGS_BUCKET_VARIABLE)
-            if bucket is None:
-                return 2
-            logs = _s3_log_store(bucket)
-        return _train(arguments, logs, models)
+        if logs is not None and command in LOG_COMMANDS:
+            return LOG_COMMANDS[command](arguments, logs, models)
+        return MODEL_COMMANDS[command](arguments, models)
     except (AdserveError, ValueError) as error:
         _say(str(error))
         return 1
@@ -175,6 +190,44 @@ def _promote(arguments: argparse.Namespace, models: "ModelStore") -> int:
     return 0
 
 
+def _publish(arguments: argparse.Namespace, models: "ModelStore") -> int:
+    """Exit 1 naming every violated clause, and nothing stored, unless the model meets the whole contract."""
+    from adserve.models.contract import ContractViolationError, publish  # noqa: PLC0415
+    from adserve.models.features import FeatureEncoder  # noqa: PLC0415
+
+    try:
+        version = publish(models, arguments.model, arguments.manifest, FeatureEncoder().spec)
+    except ContractViolationError as error:
+        _say(f"{arguments.model} does not meet the model contract (docs/models.md); nothing was stored")
+        for violation in error.violations:
+            _say(f"  {violation}")
+        return 1
+    print(version)  # noqa: T201
+    _say(f"{version} published; make it serve with `adserve promote {version}` (--challenger --share 0.1)")
+    return 0
+
+
+def _evaluate(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore") -> int:
+    from adserve.training.dataset import DatasetConfig  # noqa: PLC0415
+    from adserve.training.prefetch import PrefetchingReader  # noqa: PLC0415
+    from adserve.training.retraining import compare_published  # noqa: PLC0415
+
+    if arguments.end < arguments.start:
+        _say("--to is before --from")
+        return 2
+    config = DatasetConfig(
+        arguments.start,
+        arguments.end,
+        arguments.as_of or datetime.now(UTC),
+        arguments.label,
+        timedelta(hours=arguments.reward_window_hours),
+    )
+    with tempfile.TemporaryDirectory(prefix="adserve-evaluate-") as work_dir, PrefetchingReader(logs) as reader:
+        comparison = compare_published(reader, models, config, arguments.versions, work_dir=Path(work_dir))
+    print(comparison.render())  # noqa: T201
+    return 0
+
+
 def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
     from adserve.training.retraining import published_models  # noqa: PLC0415
 
@@ -221,3 +274,14 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
 
 def _number(value: object, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+MODEL_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, "ModelStore"], int]]] = {
+    "promote": _promote,
+    "models list": _models,
+    "models publish": _publish,
+}
+LOG_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, "LogReader", "ModelStore"], int]]] = {
+    "train": _train,
+    "models evaluate": _evaluate,
+}

@@ -18,7 +18,7 @@ IPS is unbiased when every ad has mu > 0 (epsilon > 0 or any finite gamma guaran
 small bias for much less variance; DR is unbiased if either the propensities or the reward model are right.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, Protocol
 
@@ -316,17 +316,9 @@ def _estimate_cell(policy: PolicyEstimate | None, estimator: Estimator) -> str:
     return value if error is None or np.isnan(error) else f"{value} ±{error:.5f}"
 
 
-def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> str:
-    """The evaluation as a fixed-width table (what `adserve train` prints)."""
+def _table(pairs: list[tuple[str, HoldoutMetrics | None, PolicyEstimate | None]], observed: float | None) -> list[str]:
     header = ("model", "AUC", "log loss", "ECE", "IPS", "SNIPS", "DR")
     rows: list[tuple[str, ...]] = []
-    pairs: list[tuple[str, HoldoutMetrics | None, PolicyEstimate | None]] = [
-        (f"new {evaluation.new_policy.version}", evaluation.new, evaluation.new_policy)
-    ]
-    if evaluation.champion_policy is not None:
-        pairs.append(
-            (f"champion {evaluation.champion_policy.version}", evaluation.champion, evaluation.champion_policy)
-        )
     for name, metrics, policy in pairs:
         rows.append(
             (
@@ -337,13 +329,26 @@ def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> s
                 *(_estimate_cell(policy, e) for e in ESTIMATORS),
             )
         )
-    rows.append(("logging policy (observed)", "-", "-", "-", _cell(evaluation.logging_observed, 5), "-", "-"))
+    rows.append(("logging policy (observed)", "-", "-", "-", _cell(observed, 5), "-", "-"))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
         for row in [header, *rows]
     ]
     lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
+def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> str:
+    """The evaluation as a fixed-width table (what `adserve train` prints)."""
+    pairs: list[tuple[str, HoldoutMetrics | None, PolicyEstimate | None]] = [
+        (f"new {evaluation.new_policy.version}", evaluation.new, evaluation.new_policy)
+    ]
+    if evaluation.champion_policy is not None:
+        pairs.append(
+            (f"champion {evaluation.champion_policy.version}", evaluation.champion, evaluation.champion_policy)
+        )
+    lines = _table(pairs, evaluation.logging_observed)
     holdout = evaluation.new
     lines.append(
         f"holdout: {holdout.rows:,} rows ({holdout.positives:,} positives), {evaluation.decisions:,} decisions"
@@ -351,6 +356,43 @@ def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> s
     if verdict is not None:
         lines.append(f"promotion: {'yes' if verdict.promote else 'no'} ({verdict.reason})")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Published models side by side on the same logged decisions (``adserve models evaluate``)."""
+
+    rows: list[tuple[str, HoldoutMetrics, PolicyEstimate]]
+    decisions: int
+    logging_observed: float | None
+    reward_model: str
+
+    def render(self) -> str:
+        lines = _table([(name, metrics, policy) for name, metrics, policy in self.rows], self.logging_observed)
+        examples = self.rows[0][1] if self.rows else HoldoutMetrics(0, 0, None, None, None)
+        lines.append(
+            f"evaluated on {examples.rows:,} rows ({examples.positives:,} positives), {self.decisions:,} decisions; "
+            f"DR's reward model: {self.reward_model}"
+        )
+        return "\n".join(lines)
+
+
+def compare(examples: Examples, slot: SlotOne, ad_rows: np.ndarray, models: Sequence[tuple[str, Scorer]]) -> Comparison:
+    """Each (label, model) scored on the same rows and decisions; the first model is every policy's DR reward
+    model, as the new model is in ``evaluate``, so the DR column compares policies, not reward models."""
+    if not models:
+        raise ValueError("nothing to compare")
+    scores = [score_candidates(slot, ad_rows, model) for _, model in models]
+    rows = [
+        (
+            label,
+            HoldoutMetrics.of(examples.labels, predict_examples(examples, model)),
+            PolicyEstimate.of(model.version, slot_one_terms(slot, model_scores, scores[0])),
+        )
+        for (label, model), model_scores in zip(models, scores, strict=True)
+    ]
+    observed = round(float(slot.rewards.mean()), 6) if len(slot) else None
+    return Comparison(rows, len(slot), observed, models[0][1].version)
 
 
 def manifest_metrics(evaluation: Evaluation, verdict: PromotionVerdict) -> Mapping[str, Any]:

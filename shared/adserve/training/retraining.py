@@ -22,9 +22,18 @@ from adserve.models.features import FeatureEncoder, FeatureSpec
 from adserve.models.registry import ActivePointer, ModelStore
 from adserve.outcomes.logs import LogReader
 from adserve.training.dataset import DatasetConfig, DatasetStats, ExamplesFrom, Label, TrainingDataset
-from adserve.training.evaluation import PromotionRule, evaluate, judge, manifest_metrics, render
+from adserve.training.evaluation import Comparison, PromotionRule, compare, evaluate, judge, manifest_metrics, render
 from adserve.training.progress import SILENT, Progress
-from adserve.training.trainer import SplitData, TrainerConfig, collect, export, fit, window_details, write_model
+from adserve.training.trainer import (
+    SplitData,
+    TrainerConfig,
+    collect,
+    evaluation_set,
+    export,
+    fit,
+    window_details,
+    write_model,
+)
 
 PromotionMode = Literal["auto", "never"]
 RetrainStatus = Literal["promoted", "challenger", "registered", "skipped"]
@@ -235,3 +244,39 @@ def published_models(models: ModelStore, work_dir: Path) -> list[PublishedModel]
         folder = models.download(version, work_dir)
         found.append(PublishedModel(version, json.loads((folder / MANIFEST_FILE).read_text())))
     return found
+
+
+def compare_published(
+    logs: LogReader,
+    models: ModelStore,
+    config: DatasetConfig,
+    versions: list[str],
+    *,
+    work_dir: Path,
+    encoder: FeatureEncoder | None = None,
+) -> Comparison:
+    """Published versions (default: the pointer's champion, then its challenger) on every decision of a range.
+
+    However a version was made (our trainer, ``adserve models publish``), it is loaded as Decide loads it
+    and replayed through the same estimators as ``adserve train``; the first version is DR's reward model.
+    """
+    encoder = encoder or FeatureEncoder()
+    pointer = models.read_pointer()
+    roles: dict[str, str] = {}
+    if pointer is not None:
+        roles[pointer.champion] = "champion"
+        if pointer.challenger is not None:
+            roles[pointer.challenger] = "challenger"
+    chosen = versions or list(roles)
+    if not chosen:
+        raise RetrainError("no active pointer: name the versions to evaluate")
+    published = set(models.versions())
+    missing = [version for version in chosen if version not in published]
+    if missing:
+        raise RetrainError(f"not published: {', '.join(missing)}")
+    loaded = [
+        (f"{roles.get(version, 'model')} {version}", CtrModel.load(models.download(version, work_dir), encoder.spec))
+        for version in dict.fromkeys(chosen)
+    ]
+    examples, slot, ad_rows = evaluation_set(TrainingDataset(logs, config, encoder))
+    return compare(examples, slot, ad_rows, loaded)

@@ -117,6 +117,18 @@ def collect(dataset: TrainingDataset, config: TrainerConfig, progress: Progress 
     )
 
 
+def evaluation_set(dataset: TrainingDataset) -> tuple[Examples, SlotOne, np.ndarray]:
+    """Every decision of the range, unsplit, with its slot-1 view: to judge models trained on earlier logs."""
+    spec = dataset.encoder.spec
+    span = dataset.observed_span()
+    chunks = list(dataset.chunks(span)) if span else []
+    return (
+        Examples.concatenate([chunk.examples for chunk in chunks], spec.num_fields),
+        SlotOne.concatenate([chunk.slot_one for chunk in chunks], len(spec.listener_fields)),
+        dataset.ad_rows,
+    )
+
+
 def importance_weights(propensities: np.ndarray, max_weight: float) -> np.ndarray:
     """min(1/propensity, max_weight), normalised to mean 1 (so the learning rate keeps its meaning)."""
     weights = np.minimum(1.0 / np.clip(propensities.astype(np.float64), 1e-12, None), max_weight)

@@ -1,0 +1,279 @@
+"""The model contract: what an ONNX model must be for Decide to serve it, checked by one function.
+
+``check`` is the single verification path. ``CtrModel.load`` runs it on every load (bootstrap at start-up,
+a promoted version at hot swap) and ``publish`` runs it before anything is stored, so a model that passes
+at publish time passes at load time on the same server, and one that is refused names the clause it
+breaks. docs/models.md is the contract for people; this module is the contract for the machine.
+
+Independent clauses are all reported; a clause that cannot be judged because an earlier one failed
+(no graph to inspect, no declared names to compare) is not, so every refusal is a real one.
+"""
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+import numpy as np
+import onnxruntime as ort
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from adserve.core.errors import ModelLoadError
+from adserve.models.features import FeatureEncoder, FeatureSpec, spec_mismatches
+from adserve.models.registry import ModelStore, ModelVersion
+
+MODEL_FILE: Final = "model.onnx"
+MANIFEST_FILE: Final = "manifest.json"
+MAX_MODEL_BYTES: Final = 64 * 1024 * 1024
+"""64 MiB: Decide unpacks a promoted model in /tmp (512 MB) and holds up to four sessions during a swap in
+1769 MB, and the bootstrap model shares the 200 MB function + layers budget with ~130 MB of code."""
+INPUT_TYPE: Final = "tensor(int64)"
+OUTPUT_TYPE: Final = "tensor(float)"
+SMOKE_ROWS: Final = 64
+SMOKE_SEED: Final = 20240601
+
+
+class Clause(StrEnum):
+    """One rule of the contract; the value is what a refusal prints, the text says what the rule is."""
+
+    SIZE = "size"
+    MANIFEST = "manifest"
+    SHA256 = "sha256"
+    FEATURE_SPEC = "feature-spec"
+    LOADS = "loads"
+    INPUT = "input"
+    OUTPUT = "output"
+    SMOKE_TEST = "smoke-test"
+
+    @property
+    def text(self) -> str:
+        return CLAUSE_TEXT[self]
+
+
+CLAUSE_TEXT: Final[Mapping[Clause, str]] = {
+    Clause.SIZE: f"model.onnx is at most {MAX_MODEL_BYTES // (1024 * 1024)} MiB",
+    Clause.MANIFEST: "the manifest is a JSON object with version, sha256, feature_spec, input_name and output_name",
+    Clause.SHA256: "the manifest's sha256 is the sha256 of model.onnx",
+    Clause.FEATURE_SPEC: "the manifest's feature_spec is exactly the spec of this server's feature encoder",
+    Clause.LOADS: "onnxruntime loads the graph with the serving session options (CPU, one thread)",
+    Clause.INPUT: "the graph has one input, named input_name, int64, shape [batch, num_fields], batch dynamic",
+    Clause.OUTPUT: "the graph has one output, named output_name, float32, shape [batch] or [batch, 1]",
+    Clause.SMOKE_TEST: "scoring sample index rows gives one finite probability in [0, 1] per row",
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    clause: Clause
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.clause}] {self.clause.text}: {self.detail}"
+
+
+class ContractViolationError(ModelLoadError):
+    """A model breaks one or more clauses; ``violations`` names each, ``str()`` says all of them."""
+
+    def __init__(self, label: str, violations: list[Violation]) -> None:
+        super().__init__(f"model {label} breaks the model contract: " + "; ".join(map(str, violations)))
+        self.violations = violations
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+GraphName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ManifestHeader(BaseModel):
+    """The manifest keys serving relies on; any other key (metrics, provenance) is kept as it is."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    version: ModelVersion
+    sha256: Sha256
+    feature_spec: dict[str, Any]
+    input_name: GraphName
+    output_name: GraphName
+    model_type: Annotated[str, StringConstraints(max_length=80)] = "unknown"
+
+
+def session_options() -> ort.SessionOptions:
+    """Serving's options: one thread, sequential. A Lambda has little CPU and each request is one small batch."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A model that meets the contract: its open session, its manifest and its feature spec."""
+
+    session: ort.InferenceSession
+    manifest: dict[str, Any]
+    header: ManifestHeader
+    spec: FeatureSpec
+
+
+def _manifest(manifest: object) -> tuple[ManifestHeader | None, FeatureSpec | None, list[Violation]]:
+    if not isinstance(manifest, dict):
+        return None, None, [Violation(Clause.MANIFEST, f"not a JSON object but {type(manifest).__name__}")]
+    try:
+        header = ManifestHeader.model_validate(manifest)
+    except ValidationError as error:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'manifest'}: {e['msg']}" for e in error.errors())
+        return None, None, [Violation(Clause.MANIFEST, reasons)]
+    try:
+        spec = FeatureSpec.from_dict(header.feature_spec)
+    except ValueError as error:
+        return header, None, [Violation(Clause.MANIFEST, str(error))]
+    return header, spec, []
+
+
+def _dynamic(dimension: object) -> bool:
+    """onnxruntime reports a symbolic dimension as its name (or None), a fixed one as an int."""
+    return not isinstance(dimension, int)
+
+
+def _input_violations(session: ort.InferenceSession, header: ManifestHeader | None, spec: FeatureSpec) -> list[str]:
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        return [f"the graph has {len(inputs)} inputs {[i.name for i in inputs]}"]
+    (graph_input,) = inputs
+    problems = []
+    if header is not None and graph_input.name != header.input_name:
+        problems.append(f"it is named {graph_input.name!r}, the manifest says {header.input_name!r}")
+    if graph_input.type != INPUT_TYPE:
+        problems.append(f"its type is {graph_input.type}")
+    shape = list(graph_input.shape or [])
+    if len(shape) != 2 or not _dynamic(shape[0]) or shape[1] != spec.num_fields:
+        problems.append(f"its shape is {shape}, not [batch, {spec.num_fields}]")
+    return problems
+
+
+def _output_violations(session: ort.InferenceSession, header: ManifestHeader | None) -> list[str]:
+    outputs = session.get_outputs()
+    if len(outputs) != 1:
+        return [f"the graph has {len(outputs)} outputs {[o.name for o in outputs]}"]
+    (graph_output,) = outputs
+    problems = []
+    if header is not None and graph_output.name != header.output_name:
+        problems.append(f"it is named {graph_output.name!r}, the manifest says {header.output_name!r}")
+    if graph_output.type != OUTPUT_TYPE:
+        problems.append(f"its type is {graph_output.type}")
+    shape = list(graph_output.shape or [])
+    if not (len(shape) in {1, 2} and _dynamic(shape[0]) and shape[1:] in ([], [1])):
+        problems.append(f"its shape is {shape}, not [batch] or [batch, 1]")
+    return problems
+
+
+def sample_rows(spec: FeatureSpec, rows: int = SMOKE_ROWS) -> np.ndarray:
+    """Index rows the encoder can produce: seeded random buckets, both ends of the range, all values missing."""
+    rng = np.random.default_rng(SMOKE_SEED)
+    random_rows = rng.integers(0, spec.hash_size, size=(rows - 3, spec.num_fields), dtype=np.int64)
+    encoder = FeatureEncoder(spec)
+    missing = encoder.encode(encoder.encode_listener({}), encoder.encode_ad({})[np.newaxis, :])
+    ends = np.array([[0] * spec.num_fields, [spec.hash_size - 1] * spec.num_fields], dtype=np.int64)
+    return np.vstack([random_rows, ends, missing])
+
+
+def _smoke_test(session: ort.InferenceSession, spec: FeatureSpec) -> str | None:
+    """A batch of one and a full batch, as Decide sends them; None when both give valid probabilities."""
+    rows = sample_rows(spec)
+    input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+    for batch in (rows[:1], rows):
+        try:
+            (scores,) = session.run([output_name], {input_name: batch})
+        except Exception as error:  # noqa: BLE001 - onnxruntime raises several unrelated types at run time
+            return f"scoring {len(batch)} rows failed: {error}"
+        scores = np.asarray(scores)
+        if scores.shape not in {(len(batch),), (len(batch), 1)}:
+            return f"{len(batch)} rows gave an output of shape {scores.shape}"
+        if not np.all(np.isfinite(scores)):
+            return f"{int(np.sum(~np.isfinite(scores)))} of {len(batch)} scores are not finite"
+        outside = (scores < 0.0) | (scores > 1.0)
+        if np.any(outside):
+            return f"{int(outside.sum())} of {len(batch)} scores are outside [0, 1], e.g. {float(scores[outside][0])}"
+    return None
+
+
+def check(model_bytes: bytes, manifest: object, server_spec: FeatureSpec) -> Verified | list[Violation]:
+    """The model when it meets every clause for a server encoding with ``server_spec``, else the violations."""
+    violations: list[Violation] = []
+    if len(model_bytes) > MAX_MODEL_BYTES:
+        return [Violation(Clause.SIZE, f"it is {len(model_bytes):,} bytes")]
+    header, spec, manifest_violations = _manifest(manifest)
+    violations += manifest_violations
+    if header is not None:
+        digest = hashlib.sha256(model_bytes).hexdigest()
+        if digest != header.sha256:
+            violations.append(Violation(Clause.SHA256, f"model.onnx has sha256 {digest}, manifest {header.sha256}"))
+    if spec is not None:
+        mismatches = spec_mismatches(spec, server_spec)
+        if mismatches:
+            detail = f"it needs a feature spec this server cannot honour: {'; '.join(mismatches)}"
+            violations.append(Violation(Clause.FEATURE_SPEC, detail))
+    try:
+        session = ort.InferenceSession(model_bytes, sess_options=session_options(), providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
+        return [*violations, Violation(Clause.LOADS, f"onnxruntime cannot load it: {error}")]
+    graph_problems = [
+        Violation(clause, "; ".join(problems))
+        for clause, problems in (
+            (Clause.INPUT, _input_violations(session, header, server_spec)),
+            (Clause.OUTPUT, _output_violations(session, header)),
+        )
+        if problems
+    ]
+    violations += graph_problems
+    if not graph_problems:
+        smoke = _smoke_test(session, server_spec)
+        if smoke is not None:
+            violations.append(Violation(Clause.SMOKE_TEST, smoke))
+    if violations or header is None or spec is None or not isinstance(manifest, dict):
+        return violations
+    return Verified(session, manifest, header, spec)
+
+
+def verify(model_bytes: bytes, manifest: object, server_spec: FeatureSpec, label: str) -> Verified:
+    """``check``, raising ContractViolationError naming every violated clause."""
+    result = check(model_bytes, manifest, server_spec)
+    if isinstance(result, list):
+        raise ContractViolationError(label, result)
+    return result
+
+
+def read_manifest(path: Path) -> object:
+    """The manifest's JSON value; unreadable or not JSON is a violation of the manifest clause."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"model manifest {path} does not exist") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ContractViolationError(str(path), [Violation(Clause.MANIFEST, f"unreadable: {error}")]) from error
+
+
+def read_model(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"model file {path} is unreadable: {error}") from error
+
+
+def publish(store: ModelStore, model_file: Path, manifest_file: Path, server_spec: FeatureSpec) -> str:
+    """Check a model made anywhere against the contract, then register it as the retrainer registers its own.
+
+    Nothing is uploaded unless every clause holds; the registered version can then be promoted like any.
+    """
+    manifest = read_manifest(manifest_file)
+    model_bytes = read_model(model_file)
+    verify(model_bytes, manifest, server_spec, str(model_file))
+    with tempfile.TemporaryDirectory(prefix="adserve-publish-") as folder:
+        (Path(folder) / MODEL_FILE).write_bytes(model_bytes)
+        (Path(folder) / MANIFEST_FILE).write_bytes(manifest_file.read_bytes())
+        return store.publish(Path(folder))
