@@ -80,6 +80,7 @@ PLACEMENTS = [
     "display_companion",
 ]
 EVENTS_PER_BATCH = 100
+FLUSH_RETRIES = 12  # backoff 0.2 s doubling to 5 s, as an app retries a failed event
 BEACONS = 5
 VALUE_CPM = 10.0
 """Every demo campaign's CPM: with equal values the policy ranks by predicted CTR alone."""
@@ -308,13 +309,21 @@ class Traffic:
     def flush(self) -> None:
         if not self.pending:
             return
-        body = json.dumps({"events": self.pending})
-        self.pending = []
-        function_id, event = self.stack.http_event("POST", "/v1/events", body=body)
-        response = self.stack.invoke(function_id, event)
-        result = json.loads(response["body"])
-        if response["statusCode"] != 202 or result["rejected"] or result["failed"]:
-            raise RuntimeError(f"Track answered {response['statusCode']}: {response['body'][:500]}")
+        pending, self.pending = self.pending, []
+        # Failed entries are retried with the same event_id, as an app does: a busy machine can make the
+        # embedded moto outlast Track's queue budget. A rejected event is a bug in the demo, never retried.
+        for attempt in range(FLUSH_RETRIES):
+            function_id, event = self.stack.http_event("POST", "/v1/events", body=json.dumps({"events": pending}))
+            response = self.stack.invoke(function_id, event)
+            result = json.loads(response["body"])
+            if response["statusCode"] != 202 or result["rejected"]:
+                raise RuntimeError(f"Track answered {response['statusCode']}: {response['body'][:500]}")
+            failed = {entry["event_id"] for entry in result["results"] if entry["status"] == "failed"}
+            if not failed:
+                return
+            pending = [entry for entry in pending if entry["event_id"] in failed]
+            time.sleep(min(0.2 * 2**attempt, 5.0))
+        raise RuntimeError(f"Track could not queue {len(pending)} events in {FLUSH_RETRIES} tries")
 
     def queue_depth(self) -> int:
         attributes = (
