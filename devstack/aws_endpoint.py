@@ -6,6 +6,7 @@ reach the same state over the network, just as they would reach AWS.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import os
@@ -15,7 +16,9 @@ from typing import Any
 
 import moto.backends
 from moto.core.utils import unix_time, unix_time_millis
+from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import Message, Queue, SQSBackend
 
@@ -73,26 +76,89 @@ def credentials_environment(embedded: bool, environ: Mapping[str, str]) -> dict[
 
 
 _TRANSACTION_LOCK = threading.Lock()
+_IN_TRANSACTION = threading.local()
 
 
 def _serialize_dynamodb_transactions() -> None:
-    """Make moto's TransactWriteItems atomic across its request threads, as DynamoDB's is.
+    """Make moto's TransactWriteItems atomic across its request threads, as DynamoDB's is, at a cost that
+    does not grow with the table.
 
     moto checks a transaction's conditions and then applies its writes with no lock, so two concurrent
     transactions on the same item can both pass ``attribute_not_exists``; DynamoDB would cancel one with a
     TransactionConflict. Exactly-once counting relies on that, and the emulator should not hide or fake it.
+
+    moto also deep-copies every table a transaction touches, to roll back a cancelled one: O(table size)
+    per transaction, so a table of markers that grows with the run made each impression slower and a demo
+    run reach gigabytes. Here the rollback copies only the items the transaction names, and moto's table
+    copy is skipped while a transaction runs.
     """
     original: Callable[..., Any] = DynamoDBBackend.transact_write_items
     if getattr(original, "serialized", False):
         return
+    models.copy = _TableSharingCopy()  # type: ignore[assignment,attr-defined]
 
     @functools.wraps(original)
-    def serialized(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+    def serialized(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> Any:
         with _TRANSACTION_LOCK:
-            return original(self, *args, **kwargs)
+            before = _items_named(self, transact_items)
+            _IN_TRANSACTION.active = True
+            try:
+                return original(self, transact_items)
+            except Exception:
+                _restore(self, before)
+                raise
+            finally:
+                _IN_TRANSACTION.active = False
 
     serialized.serialized = True  # type: ignore[attr-defined]
     DynamoDBBackend.transact_write_items = serialized  # type: ignore[method-assign]
+
+
+class _TableSharingCopy:
+    """moto's ``copy`` module as its DynamoDB models see it, except that a table is not copied while this
+    thread runs a transaction (``serialized`` rolls back the transaction's items itself)."""
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if isinstance(value, Table) and getattr(_IN_TRANSACTION, "active", False):
+            return value
+        return copy.deepcopy(value, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+_ItemSnapshot = tuple[str, dict[str, Any], "dict[str, Any] | None"]
+
+
+def _items_named(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[_ItemSnapshot]:
+    """(table, key, the item's attributes or None) for every item of the transaction, before it runs."""
+    snapshots: list[_ItemSnapshot] = []
+    for entry in transact_items:
+        op_type, op = next(iter(entry.items()))
+        table = backend.tables.get(op.get("TableName", ""))
+        if table is None:
+            continue
+        if op_type == "Put":
+            key_names = [name for name in (table.hash_key_attr, table.range_key_attr) if name is not None]
+            if not all(name in op.get("Item", {}) for name in key_names):
+                continue
+            key = {name: op["Item"][name] for name in key_names}
+        elif "Key" in op:
+            key = op["Key"]
+        else:
+            continue
+        current = backend.get_item(table.name, key)  # an invalid key fails here as in the transaction itself
+        snapshots.append((table.name, key, copy.deepcopy(current.to_json()["Attributes"]) if current else None))
+    return snapshots
+
+
+def _restore(backend: DynamoDBBackend, snapshots: list[_ItemSnapshot]) -> None:
+    """Put every named item back as it was: a cancelled transaction leaves no write behind."""
+    for table_name, key, attributes in reversed(snapshots):
+        if attributes is None:
+            backend.delete_item(table_name, key)
+        else:
+            backend.put_item(table_name, attributes)
 
 
 def _constant_time_sqs_retention_check() -> None:
