@@ -63,6 +63,8 @@ class DecisionService:
     rng: random.Random
     tracking_base_url: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    new_decision_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's."""
@@ -88,7 +90,7 @@ class DecisionService:
             self.policy.exploration,
             self.rng,
         )
-        decision_id = str(uuid.uuid4())
+        decision_id = self.new_decision_id()
         response = DecisionResponse(
             decision_id=decision_id,
             model_version=model.version,
