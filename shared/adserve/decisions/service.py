@@ -4,10 +4,9 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from urllib.parse import quote
 
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
@@ -261,11 +260,17 @@ def listener_features(request: DecisionRequest, now: datetime) -> dict[str, str]
     }
 
 
+EVENT_TYPES = tuple(event_type.value for event_type in EventType)
+
+
 def tracking_urls(signer: TokenSigner, base_url: str, claims: TrackingClaims) -> TrackingUrls:
-    """One URL per event type, each with a token that is valid for that type only."""
+    """One URL per event type, each with a token that is valid for that type only.
+
+    Tokens are URL-safe base64 and a dot, which percent-encoding leaves as they are: no quoting needed.
+    """
+    tokens = signer.sign_each(claims, EVENT_TYPES)
     urls = {
-        event_type.value: f"{base_url}/v1/events/{event_type.value}?t="
-        + quote(signer.sign(replace(claims, event_type=event_type.value)))
-        for event_type in EventType
+        event_type: f"{base_url}/v1/events/{event_type}?t={token}"
+        for event_type, token in zip(EVENT_TYPES, tokens, strict=True)
     }
-    return TrackingUrls.model_validate(urls)
+    return TrackingUrls.model_construct(**urls)

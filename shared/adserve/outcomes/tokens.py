@@ -19,7 +19,8 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from adserve.core.errors import ExpiredTokenError, TokenError, WrongEventTypeError
@@ -83,9 +84,34 @@ class TokenSigner:
         return tuple(key.key_id for key in self._keys)
 
     def sign(self, claims: TrackingClaims) -> str:
-        payload = _b64encode(json.dumps(asdict(claims), separators=(",", ":")).encode())
-        signed = f"{self._current.key_id}.{payload}"
-        return f"{signed}.{self._current.signature(signed)}"
+        (token,) = self.sign_each(claims, (claims.event_type,))
+        return token
+
+    def sign_each(self, claims: TrackingClaims, event_types: Iterable[str]) -> list[str]:
+        """One token per event type for otherwise equal claims (Decide signs four per ad), all with the
+        current key.
+
+        The compact JSON is what ``json.dumps`` of the claims gives, built from its one varying field.
+        """
+        head = json.dumps(
+            {
+                "decision_id": claims.decision_id,
+                "ad_id": claims.ad_id,
+                "campaign_id": claims.campaign_id,
+                "advertiser_id": claims.advertiser_id,
+                "listener_id": claims.listener_id,
+                "session": claims.session,
+            },
+            separators=(",", ":"),
+        )[:-1]
+        tail = f',"expires_at":{json.dumps(claims.expires_at)}}}'
+        key = self._current
+        tokens = []
+        for event_type in event_types:
+            payload = _b64encode(f'{head},"event_type":{json.dumps(event_type)}{tail}'.encode())
+            signed = f"{key.key_id}.{payload}"
+            tokens.append(f"{signed}.{key.signature(signed)}")
+        return tokens
 
     def verify(self, token: str, event_type: EventType, now: datetime) -> TrackingClaims:
         """Return the claims of a genuine, unexpired token for this event type; raise TokenError otherwise.
