@@ -14,8 +14,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from adserve.campaigns.frequency_caps import session_key, within_caps
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
-from adserve.decisions.api import CreativeView, DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
+from adserve.decisions.api import DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
 from adserve.decisions.targeting import AdCandidate, listener_hour, select_candidates
@@ -90,20 +91,17 @@ class DecisionService:
             self.rng,
         )
         decision_id = self.new_decision_id()
-        response = DecisionResponse(
+        ads = self._served_ads(
             decision_id=decision_id,
-            model_version=model.version,
-            ads=self._served_ads(
-                decision_id=decision_id,
-                listener_id=listener.id,
-                session=session,
-                eligible=eligible,
-                scores=scores,
-                choices=choices,
-                base_url=tracking_base_url,
-                now=now,
-            ),
+            listener_id=listener.id,
+            session=session,
+            eligible=eligible,
+            scores=scores,
+            choices=choices,
+            base_url=tracking_base_url,
+            now=now,
         )
+        response = trusted(DecisionResponse, {"decision_id": decision_id, "model_version": model.version, "ads": ads})
         self._log(
             request=request,
             response=response,
@@ -181,21 +179,18 @@ class DecisionService:
                 expires_at=expires_at,
             )
             served.append(
-                ServedAd(
-                    ad_id=ad.ad_id,
-                    campaign_id=campaign.campaign_id,
-                    advertiser_id=campaign.advertiser_id,
-                    creative=CreativeView(
-                        format=ad.creative.format.value,
-                        title=ad.creative.title,
-                        media_url=str(ad.creative.media_url),
-                        click_url=str(ad.creative.click_url),
-                        duration_seconds=ad.creative.duration_seconds,
-                    ),
-                    score=float(scores[choice.index]),
-                    propensity=choice.propensity,
-                    rank=choice.rank,
-                    tracking=tracking_urls(signer, base_url, claims),
+                trusted(
+                    ServedAd,
+                    {
+                        "ad_id": ad.ad_id,
+                        "campaign_id": campaign.campaign_id,
+                        "advertiser_id": campaign.advertiser_id,
+                        "creative": ad.view,
+                        "score": float(scores[choice.index]),
+                        "propensity": choice.propensity,
+                        "rank": choice.rank,
+                        "tracking": tracking_urls(signer, base_url, claims),
+                    },
                 )
             )
         return served
@@ -212,7 +207,7 @@ class DecisionService:
         now: datetime,
     ) -> None:
         """A decision that cannot be logged is still served: the listener is not punished for our queue."""
-        record = DecisionRecord(
+        record = DecisionRecord.model_construct(
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
@@ -223,18 +218,24 @@ class DecisionService:
             max_ads=request.max_ads,
             cap_check=cap_check,
             candidates=[
-                LoggedCandidate(
-                    ad_id=ad.ad_id,
-                    campaign_id=ad.campaign.campaign_id,
-                    advertiser_id=ad.campaign.advertiser_id,
-                    features=ad.features,
-                    score=float(score),
-                    value_cpm=ad.campaign.value_cpm,
+                trusted(
+                    LoggedCandidate,
+                    {
+                        "ad_id": ad.ad_id,
+                        "campaign_id": ad.campaign.campaign_id,
+                        "advertiser_id": ad.campaign.advertiser_id,
+                        "features": ad.features,
+                        "score": score,
+                        "value_cpm": ad.campaign.value_cpm,
+                    },
                 )
-                for ad, score in zip(eligible, scores, strict=True)
+                for ad, score in zip(eligible, scores.tolist(), strict=True)
             ],
             chosen=[
-                LoggedChoice(ad_id=ad.ad_id, rank=ad.rank, score=ad.score, propensity=ad.propensity)
+                trusted(
+                    LoggedChoice,
+                    {"ad_id": ad.ad_id, "rank": ad.rank, "score": ad.score, "propensity": ad.propensity},
+                )
                 for ad in response.ads
             ],
         )
@@ -273,4 +274,4 @@ def tracking_urls(signer: TokenSigner, base_url: str, claims: TrackingClaims) ->
         event_type: f"{base_url}/v1/events/{event_type}?t={token}"
         for event_type, token in zip(EVENT_TYPES, tokens, strict=True)
     }
-    return TrackingUrls.model_construct(**urls)
+    return trusted(TrackingUrls, urls)

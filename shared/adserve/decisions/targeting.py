@@ -1,13 +1,13 @@
 """Which ads may be shown to this listener in this placement, before caps and scoring."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
 from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
-from adserve.decisions.api import DecisionRequest
+from adserve.decisions.api import CreativeView, DecisionRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,19 @@ class AdCandidate:
     encoded: np.ndarray
     caps: tuple[FrequencyCap, ...]
     """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
+    view: CreativeView = field(init=False)
+    """The creative as responses show it, built once rather than per served ad."""
+
+    def __post_init__(self) -> None:
+        creative = self.creative
+        view = CreativeView(
+            format=creative.format.value,
+            title=creative.title,
+            media_url=str(creative.media_url),
+            click_url=str(creative.click_url),
+            duration_seconds=creative.duration_seconds,
+        )
+        object.__setattr__(self, "view", view)
 
     @property
     def ad_id(self) -> str:
