@@ -19,7 +19,7 @@ from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
-from adserve.decisions.targeting import AdCandidate, listener_hour, select_candidates
+from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.models.ctr_model import Scorer
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import (
@@ -74,7 +74,7 @@ class DecisionService:
         listener = request.listener
         session = session_key(listener.session_id, now)
         in_placement = self.catalog.ads_for(request.placement)
-        targeted = select_candidates(in_placement, request, now)
+        targeted = in_placement.select(request, now)
         metrics.add_metric(
             MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
         )
