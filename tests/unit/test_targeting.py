@@ -73,7 +73,7 @@ def test_selection_keeps_matching_ads_and_drops_excluded_ones() -> None:
 def test_selection_from_many_ads_is_each_ads_own_verdict_in_catalog_order() -> None:
     # Given ads whose campaigns target at random, and requests at random
     rng = random.Random(5)
-    values = {
+    values: dict[str, list[Any]] = {
         "countries": ["SE", "NO", "US"],
         "devices": ["mobile", "tv"],
         "age_buckets": ["25-34", "65+"],
