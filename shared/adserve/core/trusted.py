@@ -14,13 +14,20 @@ M = TypeVar("M", bound=BaseModel)
 
 _new = object.__new__
 _set = object.__setattr__
+_FIELDS: dict[type[BaseModel], set[str]] = {}
 
 
 def trusted(model: type[M], values: dict[str, Any]) -> M:
-    """``model.model_construct(**values)`` for a plain model given every one of its fields."""
+    """``model.model_construct(**values)`` for a plain model given every one of its fields.
+
+    Instances of one model share one fields-set: it already names every field, so nothing ever adds to it.
+    """
     instance = _new(model)
     _set(instance, "__dict__", values)
-    _set(instance, "__pydantic_fields_set__", set(values))
+    fields = _FIELDS.get(model)
+    if fields is None:
+        fields = _FIELDS[model] = set(model.model_fields)
+    _set(instance, "__pydantic_fields_set__", fields)
     _set(instance, "__pydantic_extra__", None)
     _set(instance, "__pydantic_private__", None)
     return instance

@@ -81,15 +81,9 @@ class DecisionService:
         eligible, cap_check = self._apply_caps(targeted, listener.id, now, session)
         model = self.scorer(listener.id)
         features = listener_features(request, now)
-        scores = self._score(model, features, eligible)
-        values = np.fromiter((ad.campaign.value_cpm for ad in eligible), dtype=np.float64, count=len(eligible))
-        choices = choose_slate(
-            scores * values,
-            [ad.campaign.advertiser_id for ad in eligible],
-            request.max_ads,
-            self.policy.exploration,
-            self.rng,
-        )
+        ad_rows, values, advertisers = in_placement.columns(eligible)
+        scores = self._score(model, features, ad_rows)
+        choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
         decision_id = self.new_decision_id()
         ads = self._served_ads(
             decision_id=decision_id,
@@ -108,6 +102,7 @@ class DecisionService:
             features=features,
             eligible=eligible,
             scores=scores,
+            values=values,
             cap_check=cap_check,
             now=now,
         )
@@ -121,7 +116,10 @@ class DecisionService:
     def _apply_caps(
         self, targeted: Sequence[AdCandidate], listener_id: str, now: datetime, session: str
     ) -> tuple[list[AdCandidate], CapCheck]:
-        """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed)."""
+        """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed).
+
+        Returns the very candidates of *targeted* (the index cuts their columns by identity), fewer or all.
+        """
         if not any(ad.caps for ad in targeted):
             return list(targeted), "not_needed"
         try:
@@ -143,11 +141,10 @@ class DecisionService:
         metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok"
 
-    def _score(self, model: Scorer, features: dict[str, str], eligible: Sequence[AdCandidate]) -> np.ndarray:
-        if not eligible:
+    def _score(self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray) -> np.ndarray:
+        if not len(ad_rows):
             return np.zeros(0, dtype=np.float64)
         listener_row = self.encoder.encode_listener(features)
-        ad_rows = np.stack([ad.encoded for ad in eligible])
         return model.predict(self.encoder.encode(listener_row, ad_rows)).astype(np.float64)
 
     def _served_ads(
@@ -203,6 +200,7 @@ class DecisionService:
         features: dict[str, str],
         eligible: Sequence[AdCandidate],
         scores: np.ndarray,
+        values: np.ndarray,
         cap_check: CapCheck,
         now: datetime,
     ) -> None:
@@ -218,18 +216,8 @@ class DecisionService:
             max_ads=request.max_ads,
             cap_check=cap_check,
             candidates=[
-                trusted(
-                    LoggedCandidate,
-                    {
-                        "ad_id": ad.ad_id,
-                        "campaign_id": ad.campaign.campaign_id,
-                        "advertiser_id": ad.campaign.advertiser_id,
-                        "features": ad.features,
-                        "score": score,
-                        "value_cpm": ad.campaign.value_cpm,
-                    },
-                )
-                for ad, score in zip(eligible, scores.tolist(), strict=True)
+                trusted(LoggedCandidate, {**ad.logged, "score": score, "value_cpm": value})
+                for ad, score, value in zip(eligible, scores.tolist(), values.tolist(), strict=True)
             ],
             chosen=[
                 trusted(

@@ -3,6 +3,7 @@
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -21,11 +22,14 @@ class AdCandidate:
     encoded: np.ndarray
     caps: tuple[FrequencyCap, ...]
     """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
+    ad_id: str = field(init=False)
     view: CreativeView = field(init=False)
     """The creative as responses show it, built once rather than per served ad."""
+    logged: dict[str, Any] = field(init=False)
+    """The fields of the ad's decision-record candidate that no request changes, in the record's order."""
 
     def __post_init__(self) -> None:
-        creative = self.creative
+        creative, campaign = self.creative, self.campaign
         view = CreativeView(
             format=creative.format.value,
             title=creative.title,
@@ -33,11 +37,15 @@ class AdCandidate:
             click_url=str(creative.click_url),
             duration_seconds=creative.duration_seconds,
         )
+        object.__setattr__(self, "ad_id", creative.ad_id)
         object.__setattr__(self, "view", view)
-
-    @property
-    def ad_id(self) -> str:
-        return self.creative.ad_id
+        logged = {
+            "ad_id": creative.ad_id,
+            "campaign_id": campaign.campaign_id,
+            "advertiser_id": campaign.advertiser_id,
+            "features": self.features,
+        }
+        object.__setattr__(self, "logged", logged)
 
 
 def listener_hour(request: DecisionRequest, now: datetime) -> int:
@@ -86,6 +94,11 @@ class TargetingIndex:
         self._positions: dict[str, list[int]] = {}
         for position, ad in enumerate(self.ads):
             self._positions.setdefault(ad.ad_id, []).append(position)
+        self._position_of = {id(ad): position for position, ad in enumerate(self.ads)}
+        self._rows = np.stack([ad.encoded for ad in self.ads]) if self.ads else np.zeros((0, 0), dtype=np.int64)
+        self._values = np.array([c.value_cpm for c in campaigns], dtype=np.float64)
+        codes: dict[str, int] = {}
+        self._advertisers = np.array([codes.setdefault(c.advertiser_id, len(codes)) for c in campaigns], dtype=np.int64)
 
     @staticmethod
     def _masks(
@@ -99,6 +112,12 @@ class TargetingIndex:
             for item in allowed:
                 masks.setdefault(item, untargeted.copy())[position] = True
         return value, masks, untargeted
+
+    def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Encoded rows, CPM values and advertiser codes of some of this index's ads, cut from load-time arrays."""
+        position_of = self._position_of
+        positions = np.fromiter((position_of[id(ad)] for ad in ads), dtype=np.intp, count=len(ads))
+        return self._rows[positions], self._values[positions], self._advertisers[positions].tolist()
 
     def __len__(self) -> int:
         return len(self.ads)
