@@ -83,7 +83,7 @@ COUNTER_PREFIX = "cap#"
 
 def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
     owner = campaign.campaign_id if cap.scope is CapScope.CAMPAIGN else campaign.advertiser_id
-    return f"{COUNTER_PREFIX}{cap.scope.value}#{owner}#{cap.window.value}#{bucket}"
+    return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#{bucket}"  # StrEnums format as their values
 
 
 class AdvertiserCaps:
