@@ -5,11 +5,12 @@ with the same hash (blake2b, 64 bits, no cache: 13 per candidate, into the same 
 logistic-regression ONNX graph over them and takes the top 3 by expected value. This is the floor as
 issue 13 defines it (its 0.15 ms at 50 candidates is this work): it caches nothing between requests,
 where Decide hashes the ad fields once per catalog load. Decide's figures are reported as ratios to it,
-measured in the same run, so a busy machine moves both.
+interleaved with them: at each candidate count the floor, ``service.decide`` (1a's fakes), the full handler
+and VW's predict (figure 5's) run in alternating blocks of calls, so the machine's load, which on shared
+cores changes from one minute to the next, weighs on each of them alike.
 """
 
 import hashlib
-import random
 from functools import partial
 from typing import Any
 
@@ -17,12 +18,14 @@ import numpy as np
 import onnxruntime as ort
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import ad_features
-from adserve.models.features import DEFAULT_SPEC
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from onnx import TensorProto, helper, numpy_helper
+from vowpalwabbit import Workspace
 
-from bench import catalogs
-from bench.decide_latency import MAX_ADS, SIZES
-from bench.stats import iterations_for, measure
+from bench import catalogs, vw_peer
+from bench.decide_latency import BASE_URL, MAX_ADS, SIZES, fake_service, load_model, quiet_stdout
+from bench.handler import check_response, inject_service, lambda_context, load_module
+from bench.stats import iterations_for, measure_interleaved
 
 HASH_BITS = DEFAULT_SPEC.hash_bits
 FIELDS = DEFAULT_SPEC.num_fields
@@ -102,15 +105,43 @@ class Floor:
 
 
 def run(quick: bool = False) -> dict[str, Any]:
-    model = session(logistic_regression_graph())
-    body = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS)).model_dump_json().encode()
-    results: dict[str, Any] = {"model": "logistic regression, Gather+ReduceSum+Sigmoid", "sizes": {}}
-    random.seed(0)
-    for size in SIZES:
-        floor = Floor(model, size)
-        if len(floor.decide(body)) != min(MAX_ADS, size):
-            raise RuntimeError("the floor chose the wrong number of ads")
-        iterations = iterations_for(size, 2000, quick)
-        summary = measure(partial(floor.decide, body), iterations, max(iterations // 10, 20))
-        results["sizes"][str(size)] = {"floor": summary.to_dict()}
+    floor_model = session(logistic_regression_graph())
+    document = catalogs.decision_request_document(MAX_ADS)
+    request = DecisionRequest.model_validate(document)
+    body = request.model_dump_json().encode()
+    encoder = FeatureEncoder()
+    model = load_model(encoder)
+    module, context, event = load_module(), lambda_context(), catalogs.api_gateway_event(document)
+    workspace = Workspace(vw_peer.VW_ARGS)
+    results: dict[str, Any] = {
+        "model": "logistic regression: Gather, ReduceSum, Add, Sigmoid",
+        "interleaved_with": ["service_decide", "full_handler", "vw_predict"],
+        "sizes": {},
+    }
+    try:
+        vw_peer.train(workspace, catalogs.campaigns(max(SIZES), seed=5))
+        for size in SIZES:
+            floor = Floor(floor_model, size)
+            if len(floor.decide(body)) != min(MAX_ADS, size):
+                raise RuntimeError("the floor chose the wrong number of ads")
+            wiring = fake_service(size, model, encoder)
+            inject_service(module, wiring.service)
+            lines = [vw_peer.action_line(c) for c in catalogs.campaigns(size)]
+            iterations = iterations_for(size, 1000, quick)
+            with quiet_stdout():
+                check_response(module.lambda_handler(event, context), MAX_ADS)
+                summaries = measure_interleaved(
+                    {
+                        "floor": partial(floor.decide, body),
+                        "service_decide": partial(wiring.service.decide, request, BASE_URL),
+                        "full_handler": partial(module.lambda_handler, event, context),
+                        "vw_predict": partial(vw_peer.decide_vw, workspace, request, lines),
+                    },
+                    iterations,
+                    max(iterations // 10, 20),
+                    between={"service_decide": wiring.log.records.clear, "full_handler": wiring.log.records.clear},
+                )
+            results["sizes"][str(size)] = {name: summary.to_dict() for name, summary in summaries.items()}
+    finally:
+        workspace.finish()
     return results

@@ -126,21 +126,19 @@ def _worst(ratios: list[float | None]) -> float | None:
 
 
 def ratios(figures: dict[str, Any]) -> dict[str, Any]:
-    """Decide and Record as ratios to the compute floor (and Decide to VW) measured in the same run."""
+    """Decide and Record as ratios to the compute floor, and Decide to VW; Decide's interleaved with both (1c)."""
     decide: dict[str, Any] = {}
-    for size in _get(figures, "decide_in_process", "sizes") or {}:
-        floor = _get(figures, "compute_floor", "sizes", size, "floor") or {}
-        ours = _get(figures, "decide_in_process", "sizes", size) or {}
-        d, h = ours.get("service_decide", {}), ours.get("full_handler", {})
-        vw = _get(figures, "vw_peer", "sizes", size, "vw_predict", "p99_ms")
+    for size, measured in (_get(figures, "compute_floor", "sizes") or {}).items():
+        floor, d, h = measured["floor"], measured["service_decide"], measured["full_handler"]
         decide[size] = {
             "candidates": int(size),
-            "floor_p50_ms": floor.get("p50_ms"),
-            "floor_p99_ms": floor.get("p99_ms"),
-            "decide_p50_to_floor_p50": _ratio(d.get("p50_ms"), floor.get("p50_ms")),
-            "decide_p99_to_floor_p99": _ratio(d.get("p99_ms"), floor.get("p99_ms")),
-            "handler_p99_to_floor_p99": _ratio(h.get("p99_ms"), floor.get("p99_ms")),
-            "decide_p99_to_vw_p99": _ratio(d.get("p99_ms"), vw),
+            "floor_p50_ms": floor["p50_ms"],
+            "floor_p99_ms": floor["p99_ms"],
+            "decide_p50_to_floor_p50": _ratio(d["p50_ms"], floor["p50_ms"]),
+            "decide_p99_to_floor_p99": _ratio(d["p99_ms"], floor["p99_ms"]),
+            "handler_p99_to_floor_p99": _ratio(h["p99_ms"], floor["p99_ms"]),
+            "decide_p99_to_vw_p99": _ratio(d["p99_ms"], measured["vw_predict"]["p99_ms"]),
+            "decide_p50_to_vw_p50": _ratio(d["p50_ms"], measured["vw_predict"]["p50_ms"]),
         }
     floor_10 = _get(figures, "compute_floor", "sizes", "10", "floor", "p50_ms")
     record: dict[str, Any] = {}
@@ -169,13 +167,14 @@ def _ratio_tables(figures: dict[str, Any]) -> list[str]:
             r["decide_p99_to_floor_p99"],
             r["handler_p99_to_floor_p99"],
             r["decide_p99_to_vw_p99"],
+            r["decide_p50_to_vw_p50"],
         ]
         for r in (_get(figures, "ratios", "decide") or {}).values()
     ]
     if rows:
         out.append(
             table(
-                "1c. Compute floor (validate + hash + LR ONNX + top 3), same run; Decide as ratios to it and to VW",
+                "1c. Compute floor (validate + hash + LR ONNX + top 3), interleaved with Decide and VW: ratios",
                 [
                     "cands",
                     "floor p50",
