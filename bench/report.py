@@ -183,6 +183,7 @@ def _ratio_tables(figures: dict[str, Any]) -> list[str]:
                     "decide/floor p99",
                     "handler/floor p99",
                     "decide/VW p99",
+                    "decide/VW p50",
                 ],
                 rows,
             )
