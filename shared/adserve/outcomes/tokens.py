@@ -16,12 +16,14 @@ the most), so that branch can go once every such token has expired.
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from adserve.core.errors import ExpiredTokenError, TokenError, WrongEventTypeError
 from adserve.core.vocabulary import EventType
@@ -108,7 +110,7 @@ class TokenSigner:
         key = self._current
         tokens = []
         for event_type in event_types:
-            payload = _b64encode(f'{head},"event_type":{json.dumps(event_type)}{tail}'.encode())
+            payload = _b64encode(f'{head},"event_type":{_json_string(event_type)}{tail}'.encode())
             signed = f"{key.key_id}.{payload}"
             tokens.append(f"{signed}.{key.signature(signed)}")
         return tokens
@@ -145,8 +147,18 @@ class TokenSigner:
         return claims
 
 
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    """URL-safe base64 without padding (``base64.urlsafe_b64encode`` without its Python layers)."""
+    return binascii.b2a_base64(raw, newline=False).translate(_URL_SAFE).rstrip(b"=").decode()
+
+
+@lru_cache(maxsize=16)
+def _json_string(text: str) -> str:
+    """An event type as JSON (few values, four per ad signed)."""
+    return json.dumps(text)
 
 
 def _b64decode(text: str) -> bytes:
