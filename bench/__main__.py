@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import (
     cold_start,
+    compute_floor,
     decide_latency,
     environment,
     layer_size,
@@ -30,7 +31,9 @@ from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
 """A full run's results: committed, and the source of the figures in the docs (``python -m bench.docs``)."""
 PARTIAL_OUTPUT = REPO_ROOT / "bench" / "results" / "partial.json"
-"""Where --quick and --skip-moto runs go unless --output says otherwise, so they never replace a full run's."""
+"""Where --quick, --skip-moto and --only runs go unless --output says otherwise, so they never replace a full
+run's."""
+FIGURES = ("decide", "floor", "onnx", "vw", "record", "track", "retraining", "moto", "layers")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,9 +50,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, help="where to write the JSON results (default: latest.json, partial.json if partial)"
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        help=f"comma-separated figures to run, of {','.join(FIGURES)} (ratios need decide,floor,vw,record)",
+    )
     args = parser.parse_args(argv)
     if args.output is None:
-        args.output = PARTIAL_OUTPUT if args.quick or args.skip_moto else DEFAULT_OUTPUT
+        args.output = PARTIAL_OUTPUT if args.quick or args.skip_moto or args.only else DEFAULT_OUTPUT
     return args
 
 
@@ -72,20 +80,30 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     timings: dict[str, float] = {}
     figures: dict[str, Any] = {}
-    figures["decide_in_process"] = _step("1a decide in-process", timings, lambda: decide_latency.run(args.quick))
-    figures["onnx"] = _step("2 onnx scoring", timings, lambda: onnx_scoring.run(args.quick))
-    figures["vw_peer"] = _step("5 vw peer", timings, lambda: vw_peer.run(args.quick))
-    figures["record_fakes"] = _step("7a record on fakes", timings, lambda: record_throughput.run_fakes(args.quick))
-    figures["track_beacon"] = _step("8 track beacon in-process", timings, lambda: track_latency.run(args.quick))
-    figures["retraining"] = _step(
-        "9 retraining throughput", timings, lambda: retraining.run(args.quick, large=args.retrain_1m)
+    wanted = args.only or set(FIGURES)
+    in_process: tuple[tuple[str, str, str, Callable[[], dict[str, Any]]], ...] = (
+        ("decide", "decide_in_process", "1a decide in-process", lambda: decide_latency.run(args.quick)),
+        ("floor", "compute_floor", "1c compute floor", lambda: compute_floor.run(args.quick)),
+        ("onnx", "onnx", "2 onnx scoring", lambda: onnx_scoring.run(args.quick)),
+        ("vw", "vw_peer", "5 vw peer", lambda: vw_peer.run(args.quick)),
+        ("record", "record_fakes", "7a record on fakes", lambda: record_throughput.run_fakes(args.quick)),
+        ("track", "track_beacon", "8 track beacon in-process", lambda: track_latency.run(args.quick)),
+        (
+            "retraining",
+            "retraining",
+            "9 retraining throughput",
+            lambda: retraining.run(args.quick, large=args.retrain_1m),
+        ),
     )
-    if args.skip_moto:
+    for figure, key, name, work in in_process:
+        if figure in wanted:
+            figures[key] = _step(name, timings, work)
+    if "moto" in wanted and args.skip_moto:
         figures["cold_start"] = {"skipped": "--skip-moto"}
         figures["decide_moto"] = {"skipped": "--skip-moto"}
         figures["record_moto"] = {"skipped": "--skip-moto"}
         figures["model_swap"] = {"skipped": "--skip-moto"}
-    else:
+    elif "moto" in wanted:
         # One moto server for both: moto keeps its state per process, so a second stack would find the tables.
         with LocalStack.start(DEFAULT_TEMPLATE) as stack:
             figures["cold_start"] = _step("3 cold start", timings, lambda: cold_start.run(stack, args.cold_runs))
@@ -97,12 +115,19 @@ def main(argv: list[str] | None = None) -> int:
                     "7b record on moto", timings, lambda: record_throughput.run_moto(stack, args.quick)
                 )
             figures["model_swap"] = _step("6 model swap", timings, lambda: model_swap.run(stack, args.quick))
-    figures["layer_size"] = _step("4 layer size", timings, lambda: layer_size.run(args.skip_build))
+    if "layers" in wanted:
+        figures["layer_size"] = _step("4 layer size", timings, lambda: layer_size.run(args.skip_build))
+    figures["ratios"] = report.ratios(figures)
     checks = report.targets(figures)
     machine = environment.describe()
     document = {
         "machine": machine,
-        "settings": {"quick": args.quick, "skip_build": args.skip_build, "skip_moto": args.skip_moto},
+        "settings": {
+            "quick": args.quick,
+            "skip_build": args.skip_build,
+            "skip_moto": args.skip_moto,
+            "only": sorted(wanted),
+        },
         "figures": figures,
         "targets": checks,
         "step_seconds": timings,

@@ -78,9 +78,9 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         "us",
     ),
     (
-        "record: our CPU per event < 100 us, batches of 100 (handler on fakes, median invocation / 100)",
+        "record: our CPU per event < 50 us, batches of 100 (handler on fakes, median invocation / 100)",
         ("record_fakes", "sizes", "100", "full_handler", "us_per_event_p50"),
-        100.0,
+        50.0,
         "us",
     ),
     (
@@ -98,6 +98,13 @@ def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
     ratios = [vw_ratios(figures, size)[0] for size in _get(figures, "vw_peer", "sizes") or {}]
     worst = max((r for r in ratios if r is not None), default=None)
     checks.append(("score path p99 below VW p99 at every size (worst ratio)", worst, 1.0, "x"))
+    by_size = (_get(figures, "ratios", "decide") or {}).values()
+    floor = [r["decide_p99_to_floor_p99"] for r in by_size if r["candidates"] in FLOOR_TARGET_SIZES]
+    peer = [r["decide_p99_to_vw_p99"] for r in by_size]
+    checks.append(
+        ("decide p99 within 3x the compute floor's p99 at 10-200 candidates (worst)", _worst(floor), 3.0, "x")
+    )
+    checks.append(("decide p99 below VW predict p99 at every size (worst ratio)", _worst(peer), 1.0, "x"))
     return [
         {
             "target": name,
@@ -108,6 +115,92 @@ def targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for name, value, limit, unit in checks
     ]
+
+
+FLOOR_TARGET_SIZES = (10, 50, 200)
+
+
+def _worst(ratios: list[float | None]) -> float | None:
+    known = [r for r in ratios if r is not None]
+    return max(known) if len(known) == len(ratios) and known else None
+
+
+def ratios(figures: dict[str, Any]) -> dict[str, Any]:
+    """Decide and Record as ratios to the compute floor, and Decide to VW; Decide's interleaved with both (1c)."""
+    decide: dict[str, Any] = {}
+    for size, measured in (_get(figures, "compute_floor", "sizes") or {}).items():
+        floor, d, h = measured["floor"], measured["service_decide"], measured["full_handler"]
+        decide[size] = {
+            "candidates": int(size),
+            "floor_p50_ms": floor["p50_ms"],
+            "floor_p99_ms": floor["p99_ms"],
+            "decide_p50_to_floor_p50": _ratio(d["p50_ms"], floor["p50_ms"]),
+            "decide_p99_to_floor_p99": _ratio(d["p99_ms"], floor["p99_ms"]),
+            "handler_p99_to_floor_p99": _ratio(h["p99_ms"], floor["p99_ms"]),
+            "decide_p99_to_vw_p99": _ratio(d["p99_ms"], measured["vw_predict"]["p99_ms"]),
+            "decide_p50_to_vw_p50": _ratio(d["p50_ms"], measured["vw_predict"]["p50_ms"]),
+        }
+    floor_10 = _get(figures, "compute_floor", "sizes", "10", "floor", "p50_ms")
+    record: dict[str, Any] = {}
+    for size, data in (_get(figures, "record_fakes", "sizes") or {}).items():
+        per_event = _get(data, "full_handler", "us_per_event_p50")
+        record[size] = {
+            "batch_size": int(size),
+            "us_per_event_p50": per_event,
+            "to_floor_p50_at_10": _ratio(per_event, floor_10 * 1000 if floor_10 else None),
+        }
+    return {
+        "decide": decide,
+        "record": record,
+        "note": "same run; record per event / the floor's p50 for one 10-candidate decision",
+    }
+
+
+def _ratio_tables(figures: dict[str, Any]) -> list[str]:
+    out = []
+    rows = [
+        [
+            r["candidates"],
+            r["floor_p50_ms"],
+            r["floor_p99_ms"],
+            r["decide_p50_to_floor_p50"],
+            r["decide_p99_to_floor_p99"],
+            r["handler_p99_to_floor_p99"],
+            r["decide_p99_to_vw_p99"],
+            r["decide_p50_to_vw_p50"],
+        ]
+        for r in (_get(figures, "ratios", "decide") or {}).values()
+    ]
+    if rows:
+        out.append(
+            table(
+                "1c. Compute floor (validate + hash + LR ONNX + top 3), interleaved with Decide and VW: ratios",
+                [
+                    "cands",
+                    "floor p50",
+                    "floor p99",
+                    "decide/floor p50",
+                    "decide/floor p99",
+                    "handler/floor p99",
+                    "decide/VW p99",
+                    "decide/VW p50",
+                ],
+                rows,
+            )
+        )
+    rows = [
+        [r["batch_size"], r["us_per_event_p50"], r["to_floor_p50_at_10"]]
+        for r in (_get(figures, "ratios", "record") or {}).values()
+    ]
+    if rows:
+        out.append(
+            table(
+                "7c. Record own CPU per event (handler on fakes) as a ratio to one 10-candidate floor decision",
+                ["batch", "us/event p50", "/ floor p50 @10"],
+                rows,
+            )
+        )
+    return out
 
 
 def vw_ratios(figures: dict[str, Any], size: str) -> tuple[float | None, float | None]:
@@ -379,13 +472,22 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
     target_rows = [[_verdict(c["passed"]), c["target"], c["measured"], f"< {c['limit']} {c['unit']}"] for c in checks]
     failed = [
         f"{key}: {figures[key]['skipped']}"
-        for key in ("decide_in_process", "onnx", "vw_peer", "record_fakes", "track_beacon", "record_moto")
+        for key in (
+            "decide_in_process",
+            "compute_floor",
+            "onnx",
+            "vw_peer",
+            "record_fakes",
+            "track_beacon",
+            "record_moto",
+        )
         if isinstance(figures.get(key), dict) and "skipped" in figures[key]
     ]
     sections = [
         header,
         *[f"NOT MEASURED {line}" for line in failed],
         *_decide_tables(figures),
+        *_ratio_tables(figures),
         *_scoring_tables(figures),
         *_cold_and_size(figures),
         *_swap_tables(figures),

@@ -89,3 +89,43 @@ def iterations_for(size: int, base: int, quick: bool) -> int:
     """Fewer iterations for large candidate sets, where one call costs more and p99 is stable sooner."""
     count = base if size <= 200 else max(base // 5, 100)
     return max(count // 10, 50) if quick else count
+
+
+def measure_interleaved(
+    operations: dict[str, Callable[[], object]],
+    iterations: int,
+    warmup: int,
+    between: dict[str, Callable[[], None]] | None = None,
+    block: int = 25,
+) -> dict[str, Summary]:
+    """Time several operations in alternating blocks, so a change in the machine's load hits them alike.
+
+    On shared cores a figure measured a minute after another can see a different machine; ratios of
+    interleaved samples compare the operations, not the moments. ``between`` runs untimed after a call.
+    """
+    after = between or {}
+    for name, operation in operations.items():
+        for _ in range(warmup):
+            operation()
+            if name in after:
+                after[name]()
+    samples: dict[str, list[int]] = {name: [] for name in operations}
+    full: dict[str, int] = dict.fromkeys(operations, 0)
+    clock = time.perf_counter_ns
+    collections = FullCollections()
+    gc.callbacks.append(collections)
+    try:
+        while len(samples[next(iter(operations))]) < iterations:
+            for name, operation in operations.items():
+                tidy = after.get(name)
+                before = collections.count
+                for _ in range(min(block, iterations - len(samples[name]))):
+                    started = clock()
+                    operation()
+                    samples[name].append(clock() - started)
+                    if tidy is not None:
+                        tidy()
+                full[name] += collections.count - before
+    finally:
+        gc.callbacks.remove(collections)
+    return {name: summarize(samples[name], full[name]) for name in operations}

@@ -64,19 +64,19 @@ def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_noth
     source = FailingAfterFirstLoad([campaign(campaign_id="paused-since")])
     clock = Clock()
     catalog = catalog_over(source, clock)
-    assert [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL)] == ["paused-since-ad-1"]
+    assert [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads] == ["paused-since-ad-1"]
     source.failing = True
     # When refreshes keep failing (one attempt per TTL) for less than the max age, the snapshot keeps serving
     for _ in range(9):
         clock.now += TTL
-        assert [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL)] == ["paused-since-ad-1"]
+        assert [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads] == ["paused-since-ad-1"]
     assert source.scans == 10
     assert values(emitted, MetricName.CATALOG_STALE) == []
     assert values(emitted, MetricName.CATALOG_AGE_SECONDS) == [TTL * n for n in range(10)]
     # Then past the max age nothing is served, and each refusal is counted
     clock.now += MAX_AGE - 9 * TTL + 1
-    assert list(catalog.ads_for(Placement.AUDIO_MIDROLL)) == []
-    assert list(catalog.ads_for(Placement.AUDIO_PREROLL)) == []
+    assert catalog.ads_for(Placement.AUDIO_MIDROLL).ads == []
+    assert catalog.ads_for(Placement.AUDIO_PREROLL).ads == []
     assert source.scans == 11
     assert values(emitted, MetricName.CATALOG_STALE) == [1.0, 1.0]
     assert values(emitted, MetricName.CATALOG_AGE_SECONDS)[-2:] == [MAX_AGE + 1, MAX_AGE + 1]
@@ -88,10 +88,10 @@ def test_a_refresh_that_succeeds_again_serves_again() -> None:
     catalog = catalog_over(source, clock)
     catalog.ads_for(Placement.AUDIO_MIDROLL)
     clock.now += MAX_AGE + TTL
-    assert list(catalog.ads_for(Placement.AUDIO_MIDROLL)) == []
+    assert catalog.ads_for(Placement.AUDIO_MIDROLL).ads == []
     source.failing = False
     clock.now += TTL
-    assert [ad.campaign.campaign_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL)] == ["cmp-1"]
+    assert [ad.campaign.campaign_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads] == ["cmp-1"]
 
 
 def test_a_failed_reload_neither_makes_the_value_younger_nor_hammers_the_source() -> None:

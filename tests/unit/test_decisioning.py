@@ -8,6 +8,7 @@ import pytest
 from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
+from adserve.decisions.api import DecisionResponse
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings, listener_features
@@ -175,3 +176,16 @@ def test_a_record_over_the_queue_limit_keeps_the_chosen_and_best_candidates() ->
     kept = {candidate.ad_id for candidate in trimmed.candidates}
     assert {ad.ad_id for ad in response.ads} <= kept
     assert record.to_json_within(10_000_000) == record.model_dump_json()
+
+
+def test_records_and_responses_built_from_trusted_values_equal_validated_ones() -> None:
+    # Given a decision built without re-validating the catalog's and the model's values
+    log = RecordingDecisionLog()
+    response = service(campaign(), campaign(campaign_id="c2", advertiser_id="b"), log=log).decide(
+        decision_request(max_ads=2), BASE_URL
+    )
+    [record] = log.records
+    # Then validating their own dumps gives equal models: nothing was built that validation would refuse
+    assert DecisionRecord.model_validate(record.model_dump()) == record
+    assert DecisionResponse.model_validate(response.model_dump()) == response
+    assert DecisionRecord.model_validate_json(record.model_dump_json()).model_dump_json() == record.model_dump_json()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
-from adserve.campaigns.frequency_caps import impression_counters, within_caps
-from adserve.campaigns.model import Campaign, CapScope
+from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, within_caps
+from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
@@ -255,3 +255,24 @@ def test_campaign_fixture_is_capped() -> None:
     assert isinstance(CAPPED, Campaign)
     assert CAPPED.is_capped
     assert not FREE.is_capped
+
+
+def test_the_directory_resolves_each_campaigns_caps_at_load_as_advertiser_caps_does() -> None:
+    # Given an advertiser cap one campaign declares, a sibling declaring none, and another advertiser
+    campaigns = [
+        campaign(
+            campaign_id="a", advertiser_id="adv", frequency_caps=[{"max": 4, "window": "day", "scope": "advertiser"}]
+        ),
+        campaign(campaign_id="b", advertiser_id="adv"),
+        campaign(campaign_id="c", advertiser_id="other", frequency_caps=[{"max": 2, "window": "session"}]),
+    ]
+    directory = CampaignDirectory(InMemoryCampaigns(campaigns), ttl_seconds=3600)
+    expected = AdvertiserCaps(campaigns)
+    # Then the caps resolved at load are the ones AdvertiserCaps gives, for every campaign
+    for declared in campaigns:
+        found = directory.campaign(declared.campaign_id)
+        assert found is not None
+        assert directory.caps_of(found) == expected.caps_of(declared) != ()
+    # And a campaign object the snapshot does not hold (e.g. from an earlier load) is resolved, not looked up
+    edited = campaigns[1].model_copy(update={"frequency_caps": [FrequencyCap(max=1, window=CapWindow.HOUR)]})
+    assert directory.caps_of(edited) == expected.caps_of(edited) != expected.caps_of(campaigns[1])

@@ -1,18 +1,24 @@
 """Candidate selection by status, flight, placement and every targeting dimension."""
 
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from adserve.campaigns.model import Campaign
-from adserve.decisions.targeting import AdCandidate, campaign_matches, select_candidates
+from adserve.decisions.api import DecisionRequest
+from adserve.decisions.targeting import AdCandidate, TargetingIndex
 
 from tests.support.builders import NOW, campaign, decision_request
 
 
 def candidate(target: Campaign) -> AdCandidate:
     return AdCandidate(target, target.creatives[0], {}, np.zeros(5, dtype=np.int64), tuple(target.frequency_caps))
+
+
+def campaign_matches(target: Campaign, request: DecisionRequest, now: datetime) -> bool:
+    return TargetingIndex(request.placement, [candidate(target)]).select(request, now) != []
 
 
 def test_an_untargeted_active_campaign_in_flight_matches() -> None:
@@ -60,4 +66,44 @@ def test_selection_keeps_matching_ads_and_drops_excluded_ones() -> None:
     excluded = candidate(campaign(campaign_id="excluded"))
     off_target = candidate(campaign(campaign_id="elsewhere", targeting={"countries": ["US"]}))
     request = decision_request(exclude_ads=[excluded.ad_id])
-    assert select_candidates([kept, excluded, off_target], request, NOW) == [kept]
+    index = TargetingIndex(request.placement, [kept, excluded, off_target])
+    assert index.select(request, NOW) == [kept]
+
+
+def test_selection_from_many_ads_is_each_ads_own_verdict_in_catalog_order() -> None:
+    # Given ads whose campaigns target at random, and requests at random
+    rng = random.Random(5)
+    values: dict[str, list[Any]] = {
+        "countries": ["SE", "NO", "US"],
+        "devices": ["mobile", "tv"],
+        "age_buckets": ["25-34", "65+"],
+        "content_types": ["music", "podcast"],
+        "genres": ["pop", "jazz"],
+        "hours": [12, 13, 14],
+    }
+    ads = [
+        candidate(
+            campaign(
+                campaign_id=f"c{i}",
+                status=rng.choice(["active", "active", "paused"]),
+                flight_end=(NOW + timedelta(seconds=rng.choice([0, 1]))).isoformat(),
+                targeting={name: rng.sample(options, rng.randint(0, 2)) for name, options in values.items()},
+            )
+        )
+        for i in range(60)
+    ]
+    index = TargetingIndex(decision_request().placement, ads)
+    for _ in range(40):
+        listener: dict[str, Any] = {
+            "id": "l",
+            "country": rng.choice(values["countries"]),
+            "device": rng.choice(values["devices"]),
+            "context": {"content_type": rng.choice(values["content_types"]), "genre": rng.choice(["pop", "jazz"])},
+        }
+        if rng.random() < 0.5:
+            listener["age_bucket"] = rng.choice(values["age_buckets"])
+        request = decision_request(listener=listener, exclude_ads=[ad.ad_id for ad in rng.sample(ads, 3)])
+        # Then the index selects exactly the ads that match alone and are not excluded
+        excluded = set(request.exclude_ads)
+        alone = [ad for ad in ads if campaign_matches(ad.campaign, request, NOW) and ad.ad_id not in excluded]
+        assert index.select(request, NOW) == alone

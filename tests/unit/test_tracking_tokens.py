@@ -5,7 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 import pytest
@@ -169,3 +169,19 @@ def test_short_keys_are_refused() -> None:
 def test_short_previous_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         TokenSigner(KEY, previous=b"short")
+
+
+def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json() -> None:
+    # Given claims and the JSON a plain json.dumps of them gives for each event type
+    claims = tracking_claims(listener_id='lístener "1"', expires_at=1_795_635_000)
+    signer = TokenSigner(b"k" * 32, previous=KEY)
+    types = [event_type.value for event_type in EventType]
+    # When one call signs a token per event type
+    tokens = signer.sign_each(claims, types)
+    # Then each names the current key, its payload is exactly that JSON, and it verifies for its own type only
+    for event_type, token in zip(types, tokens, strict=True):
+        kid, payload, _ = token.split(".")
+        assert kid == key_id(b"k" * 32)
+        expected = json.dumps({**asdict(claims), "event_type": event_type}, separators=(",", ":"))
+        assert base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode() == expected
+        assert signer.verify(token, EventType(event_type), NOW).event_type == event_type

@@ -24,6 +24,8 @@ class CampaignSource(Protocol):
 class _Snapshot:
     by_id: dict[str, Campaign]
     advertiser_caps: AdvertiserCaps
+    caps_by_id: dict[str, tuple[FrequencyCap, ...]]
+    """Each campaign's caps in force, resolved once at load: Record asks for them per impression."""
 
 
 class CampaignDirectory:
@@ -48,8 +50,14 @@ class CampaignDirectory:
 
     def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
         """The caps an impression of the campaign counts in, its advertiser's caps declared by siblings included."""
-        return self._snapshot.get().advertiser_caps.caps_of(campaign)
+        snapshot = self._snapshot.get()
+        if snapshot.by_id.get(campaign.campaign_id) is campaign:
+            return snapshot.caps_by_id[campaign.campaign_id]
+        return snapshot.advertiser_caps.caps_of(campaign)  # a campaign from an earlier snapshot
 
     def _load(self) -> _Snapshot:
         campaigns = self._source.list_campaigns()
-        return _Snapshot({campaign.campaign_id: campaign for campaign in campaigns}, AdvertiserCaps(campaigns))
+        by_id = {campaign.campaign_id: campaign for campaign in campaigns}
+        advertiser_caps = AdvertiserCaps(campaigns)
+        caps_by_id = {campaign_id: advertiser_caps.caps_of(campaign) for campaign_id, campaign in by_id.items()}
+        return _Snapshot(by_id, advertiser_caps, caps_by_id)

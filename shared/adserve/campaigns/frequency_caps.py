@@ -14,6 +14,7 @@ smallest maximum wins for all of them (``AdvertiserCaps``).
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
 
@@ -36,7 +37,9 @@ def session_key(session_id: str | None, now: datetime) -> str:
     return f"s:{session_id}" if session_id else f"d:{now.date().isoformat()}"
 
 
+@lru_cache(maxsize=64)
 def window_bucket(window: CapWindow, now: datetime, session: str) -> str:
+    """The window instance's name in counter keys; cached, as one decision asks it for every capped campaign."""
     now = now.astimezone(UTC)
     match window:
         case CapWindow.SESSION:
@@ -80,7 +83,7 @@ COUNTER_PREFIX = "cap#"
 
 def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
     owner = campaign.campaign_id if cap.scope is CapScope.CAMPAIGN else campaign.advertiser_id
-    return f"{COUNTER_PREFIX}{cap.scope.value}#{owner}#{cap.window.value}#{bucket}"
+    return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#{bucket}"  # StrEnums format as their values
 
 
 class AdvertiserCaps:

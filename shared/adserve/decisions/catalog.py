@@ -7,7 +7,7 @@ all rather than campaigns that may have been paused or changed since (fail close
 
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from adserve.campaigns.model import Campaign, CampaignStatus
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import Placement
-from adserve.decisions.targeting import AdCandidate
+from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.models.features import FeatureEncoder
 
 
@@ -39,7 +39,7 @@ def ad_features(campaign: Campaign, ad_id: str, ad_format: str) -> dict[str, str
 
 @dataclass(frozen=True)
 class CatalogSnapshot:
-    by_placement: dict[Placement, list[AdCandidate]]
+    by_placement: dict[Placement, TargetingIndex]
 
 
 class CampaignCatalog:
@@ -57,15 +57,16 @@ class CampaignCatalog:
         self._max_age = max_age_seconds
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign catalog", monotonic=monotonic)
 
-    def ads_for(self, placement: Placement) -> Sequence[AdCandidate]:
+    def ads_for(self, placement: Placement) -> TargetingIndex:
         """Active ads that run in this placement; none when every refresh failed for longer than the max age."""
         snapshot = self._snapshot.get()
         age = self._snapshot.age_seconds()
         metrics.add_metric(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
         if age > self._max_age:
             metrics.add_metric(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
-            return []
-        return snapshot.by_placement.get(placement, [])
+            return TargetingIndex(placement, [])
+        by_placement = snapshot.by_placement
+        return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
 
     def _load(self) -> CatalogSnapshot:
         campaigns = self._source.list_campaigns()
@@ -89,4 +90,4 @@ class CampaignCatalog:
                 ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps)
                 for placement in campaign.placements:
                     by_placement.setdefault(placement, []).append(ad)
-        return CatalogSnapshot(by_placement)
+        return CatalogSnapshot({placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()})

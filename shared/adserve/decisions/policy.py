@@ -16,7 +16,7 @@ Ties go to the lowest index, so the distribution is a function of the values alo
 """
 
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -129,13 +129,13 @@ def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
 
 def choose_slate(
     expected_values: np.ndarray,
-    advertisers: Sequence[str],
+    advertisers: Sequence[Hashable],
     slots: int,
     policy: ExplorationPolicy,
     rng: random.Random,
 ) -> list[Choice]:
     """Fill up to `slots` ranks from `policy.slot_probabilities`; fewer when advertisers run out."""
-    code_of: dict[str, int] = {}
+    code_of: dict[Hashable, int] = {}
     advertiser_codes = np.fromiter(
         (code_of.setdefault(advertiser, len(code_of)) for advertiser in advertisers),
         dtype=np.int64,

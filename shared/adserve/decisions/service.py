@@ -4,10 +4,9 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from urllib.parse import quote
 
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
@@ -15,11 +14,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from adserve.campaigns.frequency_caps import session_key, within_caps
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
-from adserve.decisions.api import CreativeView, DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
+from adserve.decisions.api import DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
-from adserve.decisions.targeting import AdCandidate, listener_hour, select_candidates
+from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.models.ctr_model import Scorer
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import (
@@ -63,6 +63,8 @@ class DecisionService:
     rng: random.Random
     tracking_base_url: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    new_decision_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's."""
@@ -72,43 +74,35 @@ class DecisionService:
         listener = request.listener
         session = session_key(listener.session_id, now)
         in_placement = self.catalog.ads_for(request.placement)
-        targeted = select_candidates(in_placement, request, now)
+        targeted = in_placement.select(request, now)
         metrics.add_metric(
             MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
         )
         eligible, cap_check = self._apply_caps(targeted, listener.id, now, session)
         model = self.scorer(listener.id)
         features = listener_features(request, now)
-        scores = self._score(model, features, eligible)
-        values = np.fromiter((ad.campaign.value_cpm for ad in eligible), dtype=np.float64, count=len(eligible))
-        choices = choose_slate(
-            scores * values,
-            [ad.campaign.advertiser_id for ad in eligible],
-            request.max_ads,
-            self.policy.exploration,
-            self.rng,
-        )
-        decision_id = str(uuid.uuid4())
-        response = DecisionResponse(
+        ad_rows, values, advertisers = in_placement.columns(eligible)
+        scores = self._score(model, features, ad_rows)
+        choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
+        decision_id = self.new_decision_id()
+        ads = self._served_ads(
             decision_id=decision_id,
-            model_version=model.version,
-            ads=self._served_ads(
-                decision_id=decision_id,
-                listener_id=listener.id,
-                session=session,
-                eligible=eligible,
-                scores=scores,
-                choices=choices,
-                base_url=tracking_base_url,
-                now=now,
-            ),
+            listener_id=listener.id,
+            session=session,
+            eligible=eligible,
+            scores=scores,
+            choices=choices,
+            base_url=tracking_base_url,
+            now=now,
         )
+        response = trusted(DecisionResponse, {"decision_id": decision_id, "model_version": model.version, "ads": ads})
         self._log(
             request=request,
             response=response,
             features=features,
             eligible=eligible,
             scores=scores,
+            values=values,
             cap_check=cap_check,
             now=now,
         )
@@ -122,7 +116,10 @@ class DecisionService:
     def _apply_caps(
         self, targeted: Sequence[AdCandidate], listener_id: str, now: datetime, session: str
     ) -> tuple[list[AdCandidate], CapCheck]:
-        """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed)."""
+        """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed).
+
+        Returns the very candidates of *targeted* (the index cuts their columns by identity), fewer or all.
+        """
         if not any(ad.caps for ad in targeted):
             return list(targeted), "not_needed"
         try:
@@ -144,11 +141,10 @@ class DecisionService:
         metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok"
 
-    def _score(self, model: Scorer, features: dict[str, str], eligible: Sequence[AdCandidate]) -> np.ndarray:
-        if not eligible:
+    def _score(self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray) -> np.ndarray:
+        if not len(ad_rows):
             return np.zeros(0, dtype=np.float64)
         listener_row = self.encoder.encode_listener(features)
-        ad_rows = np.stack([ad.encoded for ad in eligible])
         return model.predict(self.encoder.encode(listener_row, ad_rows)).astype(np.float64)
 
     def _served_ads(
@@ -180,21 +176,18 @@ class DecisionService:
                 expires_at=expires_at,
             )
             served.append(
-                ServedAd(
-                    ad_id=ad.ad_id,
-                    campaign_id=campaign.campaign_id,
-                    advertiser_id=campaign.advertiser_id,
-                    creative=CreativeView(
-                        format=ad.creative.format.value,
-                        title=ad.creative.title,
-                        media_url=str(ad.creative.media_url),
-                        click_url=str(ad.creative.click_url),
-                        duration_seconds=ad.creative.duration_seconds,
-                    ),
-                    score=float(scores[choice.index]),
-                    propensity=choice.propensity,
-                    rank=choice.rank,
-                    tracking=tracking_urls(signer, base_url, claims),
+                trusted(
+                    ServedAd,
+                    {
+                        "ad_id": ad.ad_id,
+                        "campaign_id": campaign.campaign_id,
+                        "advertiser_id": campaign.advertiser_id,
+                        "creative": ad.view,
+                        "score": float(scores[choice.index]),
+                        "propensity": choice.propensity,
+                        "rank": choice.rank,
+                        "tracking": tracking_urls(signer, base_url, claims),
+                    },
                 )
             )
         return served
@@ -207,11 +200,12 @@ class DecisionService:
         features: dict[str, str],
         eligible: Sequence[AdCandidate],
         scores: np.ndarray,
+        values: np.ndarray,
         cap_check: CapCheck,
         now: datetime,
     ) -> None:
         """A decision that cannot be logged is still served: the listener is not punished for our queue."""
-        record = DecisionRecord(
+        record = DecisionRecord.model_construct(
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
@@ -222,18 +216,14 @@ class DecisionService:
             max_ads=request.max_ads,
             cap_check=cap_check,
             candidates=[
-                LoggedCandidate(
-                    ad_id=ad.ad_id,
-                    campaign_id=ad.campaign.campaign_id,
-                    advertiser_id=ad.campaign.advertiser_id,
-                    features=ad.features,
-                    score=float(score),
-                    value_cpm=ad.campaign.value_cpm,
-                )
-                for ad, score in zip(eligible, scores, strict=True)
+                trusted(LoggedCandidate, {**ad.logged, "score": score, "value_cpm": value})
+                for ad, score, value in zip(eligible, scores.tolist(), values.tolist(), strict=True)
             ],
             chosen=[
-                LoggedChoice(ad_id=ad.ad_id, rank=ad.rank, score=ad.score, propensity=ad.propensity)
+                trusted(
+                    LoggedChoice,
+                    {"ad_id": ad.ad_id, "rank": ad.rank, "score": ad.score, "propensity": ad.propensity},
+                )
                 for ad in response.ads
             ],
         )
@@ -259,11 +249,17 @@ def listener_features(request: DecisionRequest, now: datetime) -> dict[str, str]
     }
 
 
+EVENT_TYPES = tuple(event_type.value for event_type in EventType)
+
+
 def tracking_urls(signer: TokenSigner, base_url: str, claims: TrackingClaims) -> TrackingUrls:
-    """One URL per event type, each with a token that is valid for that type only."""
+    """One URL per event type, each with a token that is valid for that type only.
+
+    Tokens are URL-safe base64 and a dot, which percent-encoding leaves as they are: no quoting needed.
+    """
+    tokens = signer.sign_each(claims, EVENT_TYPES)
     urls = {
-        event_type.value: f"{base_url}/v1/events/{event_type.value}?t="
-        + quote(signer.sign(replace(claims, event_type=event_type.value)))
-        for event_type in EventType
+        event_type: f"{base_url}/v1/events/{event_type}?t={token}"
+        for event_type, token in zip(EVENT_TYPES, tokens, strict=True)
     }
-    return TrackingUrls.model_validate(urls)
+    return trusted(TrackingUrls, urls)

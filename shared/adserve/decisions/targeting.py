@@ -1,13 +1,15 @@
 """Which ads may be shown to this listener in this placement, before caps and scoring."""
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
-from adserve.decisions.api import DecisionRequest
+from adserve.core.vocabulary import Placement
+from adserve.decisions.api import CreativeView, DecisionRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +22,30 @@ class AdCandidate:
     encoded: np.ndarray
     caps: tuple[FrequencyCap, ...]
     """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
+    ad_id: str = field(init=False)
+    view: CreativeView = field(init=False)
+    """The creative as responses show it, built once rather than per served ad."""
+    logged: dict[str, Any] = field(init=False)
+    """The fields of the ad's decision-record candidate that no request changes, in the record's order."""
 
-    @property
-    def ad_id(self) -> str:
-        return self.creative.ad_id
+    def __post_init__(self) -> None:
+        creative, campaign = self.creative, self.campaign
+        view = CreativeView(
+            format=creative.format.value,
+            title=creative.title,
+            media_url=str(creative.media_url),
+            click_url=str(creative.click_url),
+            duration_seconds=creative.duration_seconds,
+        )
+        object.__setattr__(self, "ad_id", creative.ad_id)
+        object.__setattr__(self, "view", view)
+        logged = {
+            "ad_id": creative.ad_id,
+            "campaign_id": campaign.campaign_id,
+            "advertiser_id": campaign.advertiser_id,
+            "features": self.features,
+        }
+        object.__setattr__(self, "logged", logged)
 
 
 def listener_hour(request: DecisionRequest, now: datetime) -> int:
@@ -32,38 +54,82 @@ def listener_hour(request: DecisionRequest, now: datetime) -> int:
     return now.hour if local_hour is None else local_hour
 
 
-def campaign_matches(campaign: Campaign, request: DecisionRequest, now: datetime) -> bool:
-    """Status, flight and every targeting dimension; an empty targeting list admits everyone."""
-    listener = request.listener
-    targeting = campaign.targeting
-    return (
-        campaign.status is CampaignStatus.ACTIVE
-        and campaign.flight_start <= now < campaign.flight_end
-        and request.placement in campaign.placements
-        and _admits(targeting.countries, listener.country)
-        and _admits(targeting.devices, listener.device)
-        and _admits(targeting.age_buckets, listener.age_bucket)
-        and _admits(targeting.content_types, listener.context.content_type)
-        and _admits(targeting.genres, listener.context.genre)
-        and _admits(targeting.hours, listener_hour(request, now))
-    )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def _admits(allowed: Sequence[object], value: object) -> bool:
-    return not allowed or value in allowed
+def _micros(moment: datetime) -> int:
+    """An aware instant as integer microseconds: compares exactly as the datetimes do."""
+    return (moment - _EPOCH) // _MICROSECOND
 
 
-def select_candidates(ads: Iterable[AdCandidate], request: DecisionRequest, now: datetime) -> Sequence[AdCandidate]:
-    """Ads whose campaign targets this request, minus the ads the caller asked to exclude."""
-    excluded = set(request.exclude_ads)
-    verdicts: dict[str, bool] = {}
-    selected = []
-    for ad in ads:
-        if ad.ad_id in excluded:
-            continue
-        campaign_id = ad.campaign.campaign_id
-        if campaign_id not in verdicts:
-            verdicts[campaign_id] = campaign_matches(ad.campaign, request, now)
-        if verdicts[campaign_id]:
-            selected.append(ad)
-    return selected
+_DIMENSIONS: tuple[tuple[str, Callable[[DecisionRequest, datetime], Hashable]], ...] = (
+    ("countries", lambda request, _now: request.listener.country),
+    ("devices", lambda request, _now: request.listener.device),
+    ("age_buckets", lambda request, _now: request.listener.age_bucket),
+    ("content_types", lambda request, _now: request.listener.context.content_type),
+    ("genres", lambda request, _now: request.listener.context.genre),
+    ("hours", listener_hour),
+)
+"""Each targeting list, and the request's value it must contain; an empty list admits everyone."""
+
+
+class TargetingIndex:
+    """The ads of one placement, with what targeting needs precomputed when the catalog loads.
+
+    A campaign matches when it is active, in flight, runs in the placement, and each targeting list is
+    empty or holds the request's value. Per dimension and value the index keeps the mask of ads admitting
+    it, so a request costs a few vector ANDs instead of checking every campaign.
+    """
+
+    def __init__(self, placement: Placement, ads: Sequence[AdCandidate]) -> None:
+        self.ads = list(ads)
+        campaigns = [ad.campaign for ad in self.ads]
+        self._static = np.array(
+            [c.status is CampaignStatus.ACTIVE and placement in c.placements for c in campaigns], dtype=bool
+        )
+        self._starts = np.array([_micros(c.flight_start) for c in campaigns], dtype=np.int64)
+        self._ends = np.array([_micros(c.flight_end) for c in campaigns], dtype=np.int64)
+        self._dimensions = [self._masks(campaigns, name, value) for name, value in _DIMENSIONS]
+        self._positions: dict[str, list[int]] = {}
+        for position, ad in enumerate(self.ads):
+            self._positions.setdefault(ad.ad_id, []).append(position)
+        self._position_of = {id(ad): position for position, ad in enumerate(self.ads)}
+        self._rows = np.stack([ad.encoded for ad in self.ads]) if self.ads else np.zeros((0, 0), dtype=np.int64)
+        self._values = np.array([c.value_cpm for c in campaigns], dtype=np.float64)
+        codes: dict[str, int] = {}
+        self._advertisers = np.array([codes.setdefault(c.advertiser_id, len(codes)) for c in campaigns], dtype=np.int64)
+
+    @staticmethod
+    def _masks(
+        campaigns: list[Campaign], name: str, value: Callable[[DecisionRequest, datetime], Hashable]
+    ) -> tuple[Callable[[DecisionRequest, datetime], Hashable], dict[Hashable, np.ndarray], np.ndarray]:
+        """(the request's value, mask per listed value, mask for any other value: the untargeted ads)."""
+        lists: list[Sequence[Hashable]] = [getattr(c.targeting, name) for c in campaigns]
+        untargeted = np.array([not allowed for allowed in lists], dtype=bool)
+        masks: dict[Hashable, np.ndarray] = {}
+        for position, allowed in enumerate(lists):
+            for item in allowed:
+                masks.setdefault(item, untargeted.copy())[position] = True
+        return value, masks, untargeted
+
+    def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Encoded rows, CPM values and advertiser codes of some of this index's ads, cut from load-time arrays."""
+        position_of = self._position_of
+        positions = np.fromiter((position_of[id(ad)] for ad in ads), dtype=np.intp, count=len(ads))
+        return self._rows[positions], self._values[positions], self._advertisers[positions].tolist()
+
+    def __len__(self) -> int:
+        return len(self.ads)
+
+    def select(self, request: DecisionRequest, now: datetime) -> list[AdCandidate]:
+        """Ads whose campaign targets this request, minus the ads the caller asked to exclude, in order."""
+        moment = _micros(now)
+        mask = self._static & (self._starts <= moment) & (moment < self._ends)
+        for value, masks, untargeted in self._dimensions:
+            mask &= masks.get(value(request, now), untargeted)
+        for ad_id in request.exclude_ads:
+            for position in self._positions.get(ad_id, ()):
+                mask[position] = False
+        ads = self.ads
+        return [ads[position] for position in np.flatnonzero(mask).tolist()]

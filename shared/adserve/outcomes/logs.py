@@ -31,6 +31,7 @@ from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.decision_records import DecisionRecord, pseudonymous_listener_id
 from adserve.outcomes.events import OutcomeEvent
@@ -97,16 +98,21 @@ class LoggedOutcome(BaseModel):
 
     @classmethod
     def from_event(cls, event: OutcomeEvent) -> "LoggedOutcome":
-        return cls(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            decision_id=event.decision_id,
-            ad_id=event.ad_id,
-            campaign_id=event.campaign_id,
-            advertiser_id=event.advertiser_id,
-            listener_hash=pseudonymous_listener_id(event.listener_id),
-            occurred_at=event.occurred_at,
-            received_at=event.received_at,
+        """From a validated event: its values are not validated a second time."""
+        return trusted(
+            cls,
+            {
+                "kind": "outcome",
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "decision_id": event.decision_id,
+                "ad_id": event.ad_id,
+                "campaign_id": event.campaign_id,
+                "advertiser_id": event.advertiser_id,
+                "listener_hash": pseudonymous_listener_id(event.listener_id),
+                "occurred_at": event.occurred_at,
+                "received_at": event.received_at,
+            },
         )
 
     @property
@@ -133,9 +139,7 @@ def encode_object(lines: Iterable[str]) -> bytes:
     """gzip JSON Lines with a zero mtime, so the same rows always give the same bytes."""
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
-        for line in lines:
-            compressed.write(line.encode())
-            compressed.write(b"\n")
+        compressed.write("".join(f"{line}\n" for line in lines).encode())
     return buffer.getvalue()
 
 
