@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev run test unit lint typecheck format model openapi bench demo clean
+.PHONY: help dev run test unit lint typecheck format model openapi bench demo demo-pacing clean
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:3000 (moto + the template's routes)"
 	@echo "make test      lint, type-check, validate the template, run every test"
 	@echo "make bench     measure latency, cold start, layer sizes; writes bench/results/latest.json"
 	@echo "make demo      the retraining loop on the local stack with simulated listeners (writes demo-output/)"
+	@echo "make demo-pacing  one simulated day of budget pacing through the production step (demo-output/pacing.png)"
 	@echo "make model     retrain the bootstrap model (reproducible) into layers/model/bootstrap"
 	@echo "make openapi   regenerate shared/adserve/openapi.json from the handlers' models"
 	@echo "make validate  sam validate --lint and cfn-lint;  make build  sam build"
@@ -55,6 +56,9 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m devstack.demo $(ARGS)
+
+demo-pacing: $(STAMP)
+	nice $(BIN)/python -m devstack.demo_pacing $(ARGS)
 
 clean:
 	rm -rf $(VENV) .sam-venv .aws-sam .mypy_cache .ruff_cache .pytest_cache

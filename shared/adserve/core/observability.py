@@ -37,6 +37,13 @@ class MetricName(StrEnum):
     DELIVERY_EVENTS_FAILED = "DeliveryEventsFailed"
     LOG_OBJECTS_WRITTEN = "LogObjectsWritten"
     LOG_ROWS_WRITTEN = "LogRowsWritten"
+    PACING_STEPS = "PacingSteps"
+    CAMPAIGNS_PACED = "CampaignsPaced"
+    PACING_FAILURES = "PacingFailures"
+    CAMPAIGNS_EXHAUSTED = "CampaignsExhausted"
+    BUDGETS_EXHAUSTED_EARLY = "BudgetsExhaustedEarly"
+    CAMPAIGNS_OVER_DELIVERED = "CampaignsOverDelivered"
+    CANDIDATES_FILTERED_BY_PACING = "CandidatesFilteredByPacing"
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
     RETRAIN_EXAMPLES = "RetrainExamples"
     RETRAIN_MALFORMED_LINES = "RetrainMalformedLines"
