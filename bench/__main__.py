@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     figures: dict[str, Any] = {}
     figures["decide_in_process"] = _step("1a decide in-process", timings, lambda: decide_latency.run(args.quick))
+    figures["decide_pacing"] = _step(
+        "1c decide with pacing on/off", timings, lambda: decide_latency.run_pacing(args.quick)
+    )
     figures["onnx"] = _step("2 onnx scoring", timings, lambda: onnx_scoring.run(args.quick))
     figures["vw_peer"] = _step("5 vw peer", timings, lambda: vw_peer.run(args.quick))
     figures["record_fakes"] = _step("7a record on fakes", timings, lambda: record_throughput.run_fakes(args.quick))

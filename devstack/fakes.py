@@ -186,6 +186,7 @@ class InMemoryPacingStore:
     """The Pacing table: each campaign's last state."""
 
     states: dict[str, PacingState] = field(default_factory=dict)
+    scans: int = 0
 
     def put(self, state: PacingState) -> None:
         self.states[state.campaign_id] = state
@@ -194,6 +195,7 @@ class InMemoryPacingStore:
         return self.states.get(campaign_id)
 
     def list_states(self) -> dict[str, PacingState]:
+        self.scans += 1
         return dict(self.states)
 
 

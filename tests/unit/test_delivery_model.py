@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign
-from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
+from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event
 
 HOUR = hour_of(NOW)
 EXPIRES = NOW + timedelta(days=14)
@@ -263,3 +263,31 @@ def test_an_unwritable_delivery_table_fails_the_outcomes_and_logs_only_the_rest(
     delivery.available = True
     assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
     assert delivery.lifetime("cmp-1") == DeliveryTotals(impressions=1, skips=1, spend_micros=10_000)
+
+
+def test_record_counts_decisions_per_placement_and_hour_for_the_traffic_profile() -> None:
+    delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore()
+    service = recorder(delivery, logs)
+    records = message_records(
+        decision(decision_id="d-1"),
+        decision(decision_id="d-2"),
+        decision(decision_id="d-3", decided_at=NOW - timedelta(hours=1)),
+        outcome(decision_id="d-1"),
+    )
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.requests("audio_midroll", HOUR - timedelta(hours=1), HOUR) == {
+        HOUR - timedelta(hours=1): 1,
+        HOUR: 2,
+    }
+
+
+def test_decisions_whose_log_failed_are_not_counted_and_an_unwritable_counter_fails_nothing() -> None:
+    delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore(available=False)
+    service = recorder(delivery, logs)
+    records = message_records(decision(decision_id="d-1"))
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == {records[0]["messageId"]}
+    assert delivery.request_counts == {}
+    logs.available = True
+    delivery.available = False
+    records = message_records(decision(decision_id="d-2"))
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()

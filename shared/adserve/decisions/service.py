@@ -20,6 +20,7 @@ from adserve.decisions.api import CreativeView, DecisionRequest, DecisionRespons
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import Choice, choose_slate
 from adserve.decisions.targeting import AdCandidate, listener_hour, select_candidates
+from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Scorer
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import (
@@ -77,6 +78,10 @@ class DecisionService:
         metrics.add_metric(
             MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
         )
+        paced = throttle(targeted, self.rng)
+        if len(paced) < len(targeted):
+            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
+        targeted = paced
         eligible, cap_check = self._apply_caps(targeted, listener.id, now, session)
         model = self.scorer(listener.id)
         features = listener_features(request, now)
@@ -230,6 +235,7 @@ class DecisionService:
                     features=ad.features,
                     score=float(score),
                     value_cpm=ad.campaign.value_cpm,
+                    serve_probability=ad.serve_probability,
                 )
                 for ad, score in zip(eligible, scores, strict=True)
             ],

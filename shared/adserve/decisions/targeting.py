@@ -20,6 +20,8 @@ class AdCandidate:
     encoded: np.ndarray
     caps: tuple[FrequencyCap, ...]
     """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
+    serve_probability: float = 1.0
+    """The pacing step's throttle for the campaign, attached when the catalog loads (``adserve.delivery.pacing``)."""
 
     @property
     def ad_id(self) -> str:

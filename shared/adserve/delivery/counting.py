@@ -113,10 +113,8 @@ class DeliveryCounter(Protocol):
         """Count the group's events not counted before; raises DeliveryStoreUnavailableError."""
         ...
 
-
-class RequestCounter(Protocol):
     def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
-        """Add decisions per (placement, UTC hour); raises DeliveryStoreUnavailableError."""
+        """Add decisions per (placement, UTC hour), at least once; raises DeliveryStoreUnavailableError."""
         ...
 
 
