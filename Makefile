@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev run test check unit lint typecheck format model openapi bench docs demo lock clean
+.PHONY: help dev run test check unit lint typecheck format model openapi bench docs demo demo-pacing lock clean
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:3000 (moto + the template's routes)"
@@ -15,6 +15,7 @@ help:
 	@echo "make docs      rewrite the benchmark figures in the docs from bench/results/latest.json"
 	@echo "make lock      refresh the locks (requirements/dev.lock, the layers' and Retrain's) to the newest allowed"
 	@echo "make demo      the retraining loop on the local stack with simulated listeners (writes demo-output/)"
+	@echo "make demo-pacing  one simulated day of budget pacing through the production step (demo-output/pacing.png)"
 	@echo "make model     retrain the bootstrap model (reproducible) into layers/model/bootstrap"
 	@echo "make openapi   regenerate shared/adserve/openapi.json from the handlers' models"
 	@echo "make validate  sam validate --lint and cfn-lint;  make build  sam build"
@@ -83,6 +84,9 @@ lock: $(STAMP)  # needs the venv only for uv
 	$(LOCK) layers/model/layer.in $(LAMBDA) -o layers/model/layer.lock
 	$(LOCK) functions/retrain/requirements.in $(LAMBDA) -c layers/model/layer.lock \
 		--no-emit-package numpy --no-emit-package protobuf -o functions/retrain/requirements.lock
+
+demo-pacing: $(STAMP)
+	nice $(BIN)/python -m devstack.demo_pacing $(ARGS)
 
 clean:
 	rm -rf $(VENV) .sam-venv .aws-sam .mypy_cache .ruff_cache .pytest_cache

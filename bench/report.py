@@ -62,6 +62,12 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         5.0,
         "ms",
     ),
+    (
+        "pacing filter adds < 20 us to Decide p99 at 50 candidates (same run, on vs off)",
+        ("decide_pacing", "p99_difference_us"),
+        20.0,
+        "us",
+    ),
     ("ONNX predict p99 < 1 ms at 200 rows", ("onnx", "sizes", "200", "onnx_predict", "p99_ms"), 1.0, "ms"),
     ("cold start < 1.5x floor (spawn to first response)", ("cold_start", "ratio_to_floor"), 1.5, "x"),
     ("handler import + init < 650 ms", ("cold_start", "handler_import_and_init_ms"), 650.0, "ms"),

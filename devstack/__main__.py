@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         visibility_timeout=arguments.visibility_timeout,
         auth=arguments.auth,
         raw_metrics=arguments.raw_metrics,
+        pacing_every=arguments.pacing_every,
     )
 
 
@@ -76,6 +77,7 @@ def run(
     visibility_timeout: int | None = DEFAULT_VISIBILITY_TIMEOUT,
     auth: bool = False,
     raw_metrics: bool = False,
+    pacing_every: float = 60.0,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then stop the gateway, the SQS pollers and the endpoint; 0 on a clean shutdown.
 
@@ -83,6 +85,8 @@ def run(
     (seconds, None for the template's) replaces every queue's, so failed messages come back in seconds.
     *auth* makes the routes the template protects with AWS_IAM demand SigV4 signatures made with the stack's
     credentials; each invocation's metrics are logged as one readable line unless *raw_metrics* keeps the EMF JSON.
+    PacingFunction runs every *pacing_every* seconds as its ``rate(1 minute)`` schedule does in AWS (0: never);
+    RetrainFunction's 6-hour schedule is not run locally.
     """
     _configure_logging()
     stop = threading.Event()
@@ -105,11 +109,24 @@ def run(
             print(f"adserve-local: cannot listen on {host}:{port}: {error}", file=sys.stderr)  # noqa: T201
             return 1
         gateway.start()
+        if pacing_every > 0:
+            threading.Thread(target=_pace, args=(stack, stop, pacing_every), name="pacing", daemon=True).start()
         print(_banner(stack, gateway, seeded, visibility_timeout), flush=True)  # noqa: T201
         stop.wait()
         gateway.stop()
     logger.info("stopped")
     return 0
+
+
+def _pace(stack: LocalStack, stop: threading.Event, every: float) -> None:
+    """PacingFunction's schedule: one step at once, then one every *every* seconds until *stop*."""
+    while True:
+        try:
+            stack.invoke("PacingFunction", {"source": "aws.events", "detail-type": "Scheduled Event"})
+        except Exception:
+            logger.exception("pacing step failed")
+        if stop.wait(every):
+            return
 
 
 def _log_metrics(function: FunctionDefinition, documents: list[dict[str, Any]]) -> None:
@@ -221,6 +238,13 @@ def _parser() -> argparse.ArgumentParser:
         "--auth",
         action="store_true",
         help="demand SigV4 signatures (the stack's credentials, service execute-api) where API Gateway would",
+    )
+    run_command.add_argument(
+        "--pacing-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="run PacingFunction every SECONDS, as its rate(1 minute) schedule does (0: never; default 60)",
     )
     run_command.add_argument(
         "--raw-metrics",

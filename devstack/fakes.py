@@ -4,7 +4,7 @@ They implement the same Protocols as the DynamoDB and SQS adapters, so swapping 
 """
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from adserve.core.errors import (
     OutcomeQueueUnavailableError,
 )
 from adserve.delivery.counting import DeliveryGroup, DeliveryTotals, GroupResult
+from adserve.delivery.pacing import PacingState
 from adserve.models.registry import ActivePointer
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
@@ -141,6 +142,7 @@ class InMemoryDeliveryCounter:
 
     hours: dict[tuple[str, datetime], DeliveryTotals] = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
+    request_counts: dict[tuple[str, datetime], int] = field(default_factory=dict)
     available: bool = True
 
     def count_once(self, group: DeliveryGroup) -> GroupResult:
@@ -164,6 +166,37 @@ class InMemoryDeliveryCounter:
         return sum(
             (totals for (campaign, _), totals in self.hours.items() if campaign == campaign_id), DeliveryTotals()
         )
+
+    def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
+        if not self.available:
+            raise DeliveryStoreUnavailableError("table unreachable")
+        for key, count in counts.items():
+            self.request_counts[key] = self.request_counts.get(key, 0) + count
+
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
+        return {
+            hour: count
+            for (name, hour), count in self.request_counts.items()
+            if name == placement and first_hour <= hour <= last_hour
+        }
+
+
+@dataclass
+class InMemoryPacingStore:
+    """The Pacing table: each campaign's last state."""
+
+    states: dict[str, PacingState] = field(default_factory=dict)
+    scans: int = 0
+
+    def put(self, state: PacingState) -> None:
+        self.states[state.campaign_id] = state
+
+    def get(self, campaign_id: str) -> PacingState | None:
+        return self.states.get(campaign_id)
+
+    def list_states(self) -> dict[str, PacingState]:
+        self.scans += 1
+        return dict(self.states)
 
 
 @dataclass

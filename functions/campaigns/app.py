@@ -13,10 +13,11 @@ from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.delivery.report import DeliveryReport, Granularity, build_report, parse_hour
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import screen_body
-from adserve.wiring.campaigns import campaign_store, delivery_store
+from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -40,6 +41,11 @@ def store() -> CampaignStore:
 @cache
 def delivery() -> DynamoDeliveryStore:
     return delivery_store(CampaignsSettings.from_env().delivery_table_name)
+
+
+@cache
+def pacing() -> DynamoPacingStore:
+    return pacing_store(CampaignsSettings.from_env().pacing_table_name)
 
 
 @app.put(
@@ -98,7 +104,8 @@ def campaign_delivery(
     now = datetime.now(UTC)
     end = parse_hour(last, "to") if last else now
     start = parse_hour(first, "from") if first else end - DEFAULT_ROWS[granularity]
-    return build_report(store().get(campaign_id), delivery(), start, end, granularity, now)
+    campaign = store().get(campaign_id)
+    return build_report(campaign, delivery(), start, end, granularity, now, pacing().get(campaign_id))
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)

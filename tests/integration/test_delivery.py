@@ -28,6 +28,7 @@ from tests.support.record_messages import failed_ids, message_records, outcome, 
 
 EVENTS = Path(__file__).parents[2] / "events"
 NOW = datetime.now(UTC)
+PACING_EVENT = json.loads((Path(__file__).parents[2] / "events" / "pacing_schedule.json").read_text())
 
 
 def unique(prefix: str) -> str:
@@ -161,8 +162,16 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack) ->
     }
     assert report["totals"]["ctr"] == 0.125
     assert report["budget"]["lifetime_left"] == pytest.approx(999.9)
-    assert report["pacing_status"] == "behind"  # half the flight gone, a tenth of a unit spent
-    assert report["serve_probability"] is None
+    assert (report["pacing_status"], report["serve_probability"]) == (None, None)  # no pacing step yet
+    # When the pacing step runs (its scheduled event), the report shows its verdict
+    assert local_stack.invoke("PacingFunction", PACING_EVENT)["paced"] >= 1
+    response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, {"from": hour, "to": hour}))
+    report = json.loads(response["body"])
+    assert report["pacing_status"] in {"behind", "on_track", "ahead"}
+    assert 0 < report["serve_probability"] <= 1
+    state = report["pacing_state"]
+    assert (state["delivered_today"], state["delivered_lifetime"]) == (100_000, 100_000)  # micro-units
+    assert state["goal_today"] == 100_000_000  # the daily 100 is tighter than 999.9 over two days
     daily = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, {"granularity": "day"}))
     assert daily["statusCode"] == 200, daily
     assert sum(row["impressions"] for row in json.loads(daily["body"])["rows"]) == 8
@@ -200,6 +209,8 @@ def test_the_cli_prints_the_report_and_plots_it(
     plot = tmp_path / "delivery.png"
     tables = ["--table", local_stack.physical_name("CampaignsTable")]
     tables += ["--delivery-table", local_stack.physical_name("DeliveryTable")]
+    tables += ["--pacing-table", local_stack.physical_name("PacingTable")]
+    local_stack.invoke("PacingFunction", PACING_EVENT)
     assert cli.main(["delivery", booked.campaign_id, *tables, "--plot", str(plot)]) == 0
     printed = capsys.readouterr().out.splitlines()
     [total] = [line for line in printed if line.startswith("total")]

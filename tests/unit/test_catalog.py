@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import FeatureEncoder
 from adserve.wiring.settings import DecideSettings
 
+from devstack.fakes import InMemoryPacingStore
 from tests.support.builders import campaign
 
 TTL = 30.0
@@ -56,7 +58,15 @@ def values(emitted: dict[str, Any], name: MetricName) -> list[float]:
 
 
 def catalog_over(source: FailingAfterFirstLoad, clock: Clock) -> CampaignCatalog:
-    return CampaignCatalog(source, FeatureEncoder(), TTL, max_age_seconds=MAX_AGE, monotonic=clock)
+    return CampaignCatalog(
+        source,
+        FeatureEncoder(),
+        TTL,
+        max_age_seconds=MAX_AGE,
+        pacing=InMemoryPacingStore(),
+        pacing_max_age=timedelta(minutes=5),
+        monotonic=clock,
+    )
 
 
 def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_nothing(emitted: dict[str, Any]) -> None:
@@ -120,6 +130,7 @@ def test_a_failed_reload_neither_makes_the_value_younger_nor_hammers_the_source(
 def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
     environ = {
         "CAMPAIGNS_TABLE_NAME": "c",
+        "PACING_TABLE_NAME": "p",
         "FREQUENCY_CAPS_TABLE_NAME": "f",
         "OUTCOMES_QUEUE_URL": "q",
         "SIGNING_KEY_SECRET_ID": "s",

@@ -32,7 +32,7 @@ from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner, key_id
 
-from devstack.fakes import InMemoryCampaigns, InMemoryCounters, RecordingDecisionLog
+from devstack.fakes import InMemoryCampaigns, InMemoryCounters, InMemoryPacingStore, RecordingDecisionLog
 from tests.support.builders import NOW
 
 GOLDEN = Path(__file__).parent / "golden" / "decide.json"
@@ -186,7 +186,13 @@ def _service(
     encoder = FeatureEncoder()
     signer = TokenSigner(CURRENT_KEY, previous=PREVIOUS_KEY)
     catalog = CampaignCatalog(
-        source, encoder, ttl_seconds=CATALOG_TTL, max_age_seconds=CATALOG_MAX_AGE, monotonic=monotonic
+        source,
+        encoder,
+        ttl_seconds=CATALOG_TTL,
+        max_age_seconds=CATALOG_MAX_AGE,
+        monotonic=monotonic,
+        pacing=InMemoryPacingStore(),
+        pacing_max_age=timedelta(minutes=5),
     )
     return DecisionService(
         catalog=catalog,

@@ -12,11 +12,19 @@ from adserve.decisions.api import DecisionResponse
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings, listener_features
+from adserve.delivery.counting import DeliveryTotals
+from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.tokens import TokenSigner
 
-from devstack.fakes import ConstantScorer, InMemoryCampaigns, InMemoryCounters, RecordingDecisionLog
+from devstack.fakes import (
+    ConstantScorer,
+    InMemoryCampaigns,
+    InMemoryCounters,
+    InMemoryPacingStore,
+    RecordingDecisionLog,
+)
 from tests.support.builders import NOW, campaign, decision_request
 
 SIGNER = TokenSigner(b"s" * 32)
@@ -24,11 +32,22 @@ BASE_URL = "https://api.example.com"
 
 
 def service(
-    *campaigns: Campaign, counters: InMemoryCounters | None = None, log: RecordingDecisionLog | None = None
+    *campaigns: Campaign,
+    counters: InMemoryCounters | None = None,
+    log: RecordingDecisionLog | None = None,
+    pacing: InMemoryPacingStore | None = None,
 ) -> DecisionService:
     encoder = FeatureEncoder()
     return DecisionService(
-        catalog=CampaignCatalog(InMemoryCampaigns(list(campaigns)), encoder, ttl_seconds=60, max_age_seconds=300),
+        catalog=CampaignCatalog(
+            InMemoryCampaigns(list(campaigns)),
+            encoder,
+            ttl_seconds=60,
+            max_age_seconds=300,
+            pacing=pacing or InMemoryPacingStore(),
+            pacing_max_age=timedelta(minutes=5),
+            clock=lambda: NOW,
+        ),
         counters=counters or InMemoryCounters(),
         scorer=lambda _listener_id: ConstantScorer(),
         decision_log=log or RecordingDecisionLog(),
@@ -189,3 +208,31 @@ def test_records_and_responses_built_from_trusted_values_equal_validated_ones() 
     assert DecisionRecord.model_validate(record.model_dump()) == record
     assert DecisionResponse.model_validate(response.model_dump()) == response
     assert DecisionRecord.model_validate_json(record.model_dump_json()).model_dump_json() == record.model_dump_json()
+
+
+def paced(campaign_id: str, probability: float, *, age: timedelta = timedelta(0)) -> PacingState:
+    """A pacing state as the step writes it, *age* old at NOW."""
+    booked = campaign(campaign_id=campaign_id, budget={"unit": "impressions", "daily": 1000})
+    state = pace(booked, None, DeliveryTotals(), DeliveryTotals(), TrafficProfile.uniform(), NOW - age)
+    return state.model_copy(update={"serve_probability": probability})
+
+
+def test_pacing_throttles_each_campaign_with_its_probability_and_logs_it_per_candidate() -> None:
+    budget = {"unit": "impressions", "daily": 1000}
+    half = campaign(campaign_id="half", advertiser_id="a", value_cpm=30, budget=budget)
+    stopped = campaign(campaign_id="stopped", advertiser_id="b", value_cpm=20, budget=budget)
+    unjudged = campaign(campaign_id="unjudged", advertiser_id="c", value_cpm=25, budget=budget)
+    stale = campaign(campaign_id="stale", advertiser_id="d", value_cpm=25, budget=budget)
+    free = campaign(campaign_id="free", advertiser_id="e", value_cpm=1)
+    store = InMemoryPacingStore()
+    for state in (paced("half", 0.5), paced("stopped", 0.0), paced("stale", 1.0, age=timedelta(minutes=6))):
+        store.put(state)
+    log = RecordingDecisionLog()
+    decider = service(half, stopped, unjudged, stale, free, log=log, pacing=store)
+    served = [decider.decide(decision_request(max_ads=3), BASE_URL) for _ in range(400)]
+    assert {ad.campaign_id for response in served for ad in response.ads} == {"half", "free"}
+    shown = sum(any(ad.campaign_id == "half" for ad in response.ads) for response in served)
+    assert 150 < shown < 250  # p = 0.5 over 400 decisions
+    logged = {c.campaign_id: c.serve_probability for record in log.records for c in record.candidates}
+    assert logged == {"half": 0.5, "free": 1.0}
+    assert store.scans == 1  # one Scan per catalog load, none per decision

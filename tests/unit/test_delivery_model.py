@@ -18,14 +18,15 @@ from adserve.delivery.counting import (
     marker_key,
     shard_of,
 )
-from adserve.delivery.report import Granularity, PacingStatus, build_report, parse_hour, report_range
+from adserve.delivery.pacing import PacingStatus, TrafficProfile, pace
+from adserve.delivery.report import Granularity, build_report, parse_hour, report_range
 from adserve.outcomes.logs import read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
 from pydantic import ValidationError
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign
-from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
+from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event
 
 HOUR = hour_of(NOW)
 EXPIRES = NOW + timedelta(days=14)
@@ -136,13 +137,13 @@ def test_hourly_and_daily_rows_sum_the_counters_with_rates() -> None:
     delivered(counter, HOUR - timedelta(hours=2), 100)
     delivered(counter, HOUR - timedelta(days=1), 50)
     booked = campaign(value_cpm=10.0)
-    hourly = build_report(booked, counter, HOUR - timedelta(hours=2), HOUR, Granularity.HOUR, NOW)
+    hourly = build_report(booked, counter, HOUR - timedelta(hours=2), HOUR, Granularity.HOUR, NOW, None)
     assert [row.impressions for row in hourly.rows] == [100, 0, 200]
     assert (hourly.totals.impressions, hourly.totals.clicks, hourly.totals.spend) == (300, 5, 3.0)
     assert hourly.rows[2].ctr == 0.025
     assert hourly.rows[1].ctr is None
     assert (hourly.budget, hourly.pacing_status, hourly.serve_probability) == (None, None, None)
-    daily = build_report(booked, counter, HOUR - timedelta(days=1), HOUR, Granularity.DAY, NOW)
+    daily = build_report(booked, counter, HOUR - timedelta(days=1), HOUR, Granularity.DAY, NOW, None)
     assert [(row.start, row.impressions) for row in daily.rows] == [
         (HOUR.replace(hour=0) - timedelta(days=1), 50),
         (HOUR.replace(hour=0), 300),
@@ -163,16 +164,27 @@ FLIGHT = {"flight_start": "2026-11-25T00:00:00Z", "flight_end": "2026-11-26T00:0
         ({"unit": "spend", "lifetime": 12}, "even", 1200, PacingStatus.EXHAUSTED),  # CPM 10: 1200 spend 12.0
     ],
 )
-def test_pacing_status_compares_delivery_with_the_budget(
+def test_the_report_shows_the_pacing_steps_verdict(
     budget: dict[str, Any], pacing: str, impressions: int, status: PacingStatus
 ) -> None:
+    """Status and serve probability are the pacing step's (here with a uniform traffic profile: a straight line)."""
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, impressions)
     booked = campaign(budget=budget, pacing=pacing, value_cpm=10.0, **FLIGHT)
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW)
+    totals = counter.lifetime(booked.campaign_id)
+    state = pace(booked, None, totals, totals, TrafficProfile.uniform(), NOW)
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state)
     assert report.pacing_status is status
+    assert report.serve_probability == state.serve_probability
     assert report.budget is not None
     assert report.budget.delivered_lifetime == (impressions if budget["unit"] == "impressions" else impressions / 100)
+
+
+def test_before_the_first_pacing_step_the_report_says_nothing_about_pacing() -> None:
+    counter = InMemoryDeliveryCounter()
+    booked = campaign(budget={"unit": "impressions", "daily": 100}, **FLIGHT)
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None)
+    assert (report.pacing_status, report.serve_probability, report.pacing_state) == (None, None, None)
 
 
 def test_budget_left_never_goes_negative() -> None:
@@ -185,6 +197,7 @@ def test_budget_left_never_goes_negative() -> None:
         HOUR,
         Granularity.HOUR,
         NOW,
+        None,
     )
     assert report.budget is not None
     assert (report.budget.lifetime_left, report.budget.daily_left) == (10, 0)
@@ -250,3 +263,31 @@ def test_an_unwritable_delivery_table_fails_the_outcomes_and_logs_only_the_rest(
     delivery.available = True
     assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
     assert delivery.lifetime("cmp-1") == DeliveryTotals(impressions=1, skips=1, spend_micros=10_000)
+
+
+def test_record_counts_decisions_per_placement_and_hour_for_the_traffic_profile() -> None:
+    delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore()
+    service = recorder(delivery, logs)
+    records = message_records(
+        decision(decision_id="d-1"),
+        decision(decision_id="d-2"),
+        decision(decision_id="d-3", decided_at=NOW - timedelta(hours=1)),
+        outcome(decision_id="d-1"),
+    )
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.requests("audio_midroll", HOUR - timedelta(hours=1), HOUR) == {
+        HOUR - timedelta(hours=1): 1,
+        HOUR: 2,
+    }
+
+
+def test_decisions_whose_log_failed_are_not_counted_and_an_unwritable_counter_fails_nothing() -> None:
+    delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore(available=False)
+    service = recorder(delivery, logs)
+    records = message_records(decision(decision_id="d-1"))
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == {records[0]["messageId"]}
+    assert delivery.request_counts == {}
+    logs.available = True
+    delivery.available = False
+    records = message_records(decision(decision_id="d-2"))
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()

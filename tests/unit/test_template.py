@@ -78,6 +78,7 @@ def test_resources_of_type(template: Template) -> None:
         "CampaignsTable",
         "DeliveryTable",
         "FrequencyCapsTable",
+        "PacingTable",
     }
     assert resources_of_type(template, "AWS::Nothing::Here") == {}
 

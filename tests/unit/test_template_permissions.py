@@ -21,13 +21,15 @@ EXPECTED: dict[str, set[Grant]] = {
     # wiring/decide.py: the catalog Scan, one caps Query, the decision record, the signing key, the models.
     "DecideFunction": {
         ("dynamodb:Scan", "CampaignsTable"),
+        ("dynamodb:Scan", "PacingTable"),
         ("dynamodb:Query", "FrequencyCapsTable"),
         ("sqs:SendMessage", "OutcomesQueue"),
         ("secretsmanager:GetSecretValue", "SigningKeySecret"),
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:ListBucket", "ModelsBucket"),
     },
-    # CampaignStore.put, get, delete, list_campaigns; DynamoDeliveryStore.hourly and lifetime for reports.
+    # CampaignStore.put, get, delete, list_campaigns; DynamoDeliveryStore.hourly and lifetime for reports;
+    # DynamoPacingStore.get for the report's serve probability and status.
     "CampaignsFunction": {
         ("dynamodb:PutItem", "CampaignsTable"),
         ("dynamodb:GetItem", "CampaignsTable"),
@@ -35,13 +37,15 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:Query", "DeliveryTable"),
         ("dynamodb:BatchGetItem", "DeliveryTable"),
+        ("dynamodb:GetItem", "PacingTable"),
     },
     # OutcomeQueue.publish and publish_batch (SendMessageBatch needs sqs:SendMessage), the signing key.
     "TrackFunction": {
         ("sqs:SendMessage", "OutcomesQueue"),
         ("secretsmanager:GetSecretValue", "SigningKeySecret"),
     },
-    # wiring/record.py: campaigns (Scan), the impression and delivery transactions (Puts and Updates), the logs.
+    # wiring/record.py: campaigns (Scan), the impression and delivery transactions (Puts and Updates), the
+    # request counts (Updates), the logs.
     "RecordFunction": {
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:PutItem", "FrequencyCapsTable"),
@@ -57,6 +61,14 @@ EXPECTED: dict[str, set[Grant]] = {
         ("s3:ListBucket", "ModelsBucket"),
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:PutObject", "ModelsBucket/models/*"),
+    },
+    # wiring/pacing.py: campaigns (Scan); delivery hourly, lifetime and request counts; states read and written.
+    "PacingFunction": {
+        ("dynamodb:Scan", "CampaignsTable"),
+        ("dynamodb:Query", "DeliveryTable"),
+        ("dynamodb:BatchGetItem", "DeliveryTable"),
+        ("dynamodb:Scan", "PacingTable"),
+        ("dynamodb:PutItem", "PacingTable"),
     },
 }
 

@@ -1,7 +1,7 @@
 """``adserve delivery CAMPAIGN_ID``: the delivery report as a table, optionally plotted against the target.
 
     adserve delivery cmp-1 [--from 2026-11-25T00] [--to 2026-11-25T23] [--granularity hour|day]
-                           [--plot delivery.png] [--table NAME] [--delivery-table NAME]
+                           [--plot delivery.png] [--table NAME] [--delivery-table NAME] [--pacing-table NAME]
 
 Reads the same counters as ``GET /v1/campaigns/{id}/delivery``, through the same ``build_report``.
 """
@@ -16,14 +16,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from adserve.campaigns.model import BudgetUnit
+from adserve.campaigns.model import MICROS_PER_UNIT, BudgetUnit
 from adserve.core.errors import DeliveryStoreUnavailableError, InvalidInputError, NotFoundError
 from adserve.dal.aws_clients import AWS_ERRORS
-from adserve.delivery.report import DeliveryReport, Granularity, build_report, even_target
-from adserve.wiring.campaigns import campaign_store, delivery_store
+from adserve.delivery.pacing import PacingState, TrafficProfile, day_start, delivered
+from adserve.delivery.report import DeliveryReport, Granularity, build_report
+from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 
 CAMPAIGNS_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 DELIVERY_VARIABLE = "DELIVERY_TABLE_NAME"
+PACING_VARIABLE = "PACING_TABLE_NAME"
 DEFAULT_SPAN = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 
 
@@ -33,16 +35,23 @@ def add_delivery_command(groups: argparse._SubParsersAction[Any], hour: Callable
     command.add_argument("--from", dest="start", type=hour, help="first hour, UTC (default: 24 hours / 30 days ago)")
     command.add_argument("--to", dest="end", type=hour, help="last hour, UTC, included (default: now)")
     command.add_argument("--granularity", choices=[g.value for g in Granularity], default=Granularity.HOUR.value)
-    command.add_argument("--plot", type=Path, help="write a PNG of cumulative delivery against the even-pace target")
+    command.add_argument(
+        "--plot", type=Path, help="write a PNG of today's cumulative delivery against the pacing step's target curve"
+    )
     command.add_argument("--table", help=f"campaigns table (default: ${CAMPAIGNS_VARIABLE})")
     command.add_argument("--delivery-table", help=f"delivery table (default: ${DELIVERY_VARIABLE})")
+    command.add_argument("--pacing-table", help=f"pacing table (default: ${PACING_VARIABLE})")
 
 
 def run_delivery_command(arguments: argparse.Namespace) -> int:
     table = arguments.table or os.environ.get(CAMPAIGNS_VARIABLE)
     counters = arguments.delivery_table or os.environ.get(DELIVERY_VARIABLE)
-    if not table or not counters:
-        message = f"adserve: pass --table and --delivery-table or set {CAMPAIGNS_VARIABLE}, {DELIVERY_VARIABLE}"
+    states = arguments.pacing_table or os.environ.get(PACING_VARIABLE)
+    if not table or not counters or not states:
+        message = (
+            "adserve: pass --table, --delivery-table and --pacing-table"
+            f" or set {CAMPAIGNS_VARIABLE}, {DELIVERY_VARIABLE}, {PACING_VARIABLE}"
+        )
         print(message, file=sys.stderr)  # noqa: T201
         return 2
     granularity = Granularity(arguments.granularity)
@@ -51,7 +60,11 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
     start = arguments.start or end - DEFAULT_SPAN[granularity]
     try:
         campaign = campaign_store(table).get(arguments.campaign_id)
-        report = build_report(campaign, delivery_store(counters), start, end, granularity, now)
+        reader = delivery_store(counters)
+        report = build_report(
+            campaign, reader, start, end, granularity, now, pacing_store(states).get(arguments.campaign_id)
+        )
+        today = reader.hourly(campaign.campaign_id, day_start(now), now)
     except (NotFoundError, InvalidInputError, DeliveryStoreUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
@@ -60,8 +73,10 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
         return 1
     print(format_report(report))  # noqa: T201
     if arguments.plot:
-        lifetime = campaign.budget.lifetime if campaign.budget else None
-        plot_report(report, arguments.plot, lifetime, (campaign.flight_start, campaign.flight_end))
+        unit = report.budget.unit if report.budget is not None else BudgetUnit.IMPRESSIONS
+        scale = MICROS_PER_UNIT if unit is BudgetUnit.SPEND else 1
+        hourly = {hour: delivered(totals, unit) / scale for hour, totals in today.items()}
+        plot_today(report.campaign_id, hourly, report.pacing_state, now, scale, arguments.plot)
         print(f"plot written to {arguments.plot}")  # noqa: T201
     return 0
 
@@ -93,33 +108,40 @@ def format_report(report: DeliveryReport) -> str:
     return "\n".join(lines)
 
 
-def plot_report(report: DeliveryReport, path: Path, lifetime: float | None, flight: tuple[datetime, datetime]) -> None:
-    """Cumulative delivery over the range (in the budget's unit, impressions without one) and the even target."""
+def target_curve(state: PacingState, hours: list[float]) -> list[float]:
+    """The pacing step's target at each hour of its UTC day (0 to 24): the day's goal x the traffic share past."""
+    profile = TrafficProfile(tuple(state.hourly_shares))
+    start = day_start(state.updated_at)
+    return [
+        state.goal_today * (1.0 if hour >= 24 else profile.elapsed(start + timedelta(hours=hour))) for hour in hours
+    ]
+
+
+def plot_today(  # noqa: PLR0917 - a plot of these
+    campaign_id: str, hourly: dict[datetime, float], state: PacingState | None, now: datetime, scale: int, path: Path
+) -> None:
+    """Today's cumulative delivery (hour by hour) and, once the pacing step ran, its traffic-shaped target.
+
+    The state's amounts are in the budget's integer units: *scale* (micro-units per unit) converts spend.
+    """
     import matplotlib  # noqa: PLC0415 - a dev dependency, loaded only for --plot
 
     matplotlib.use("Agg")
     from matplotlib import pyplot  # noqa: PLC0415
-    from matplotlib.dates import date2num  # noqa: PLC0415
 
-    spend = report.budget is not None and report.budget.unit is BudgetUnit.SPEND
-    ends = [
-        row.start + (timedelta(hours=1) if report.granularity is Granularity.HOUR else timedelta(days=1))
-        for row in report.rows
-    ]
+    start = day_start(now)
+    ends = [start + timedelta(hours=hour + 1) for hour in range(now.hour + 1)]
     cumulative, total = [], 0.0
-    for row in report.rows:
-        total += row.spend if spend else row.impressions
+    for end in ends:
+        total += hourly.get(end - timedelta(hours=1), 0.0)
         cumulative.append(total)
     figure, axes = pyplot.subplots(figsize=(9, 4.5))
-    x = [float(date2num(end)) for end in ends]  # type: ignore[no-untyped-call]
-    axes.step(x, cumulative, where="post", label="delivered (cumulative over the range)")
-    if lifetime is not None and report.rows:
-        base = even_target(lifetime, *flight, report.rows[0].start)
-        axes.plot(x, [even_target(lifetime, *flight, end) - base for end in ends], "--", label="even-pace target")
-    axes.xaxis_date()
-    axes.set_ylabel(report.currency if spend else "impressions")
-    axes.set_title(f"{report.campaign_id}: delivery {report.first:%Y-%m-%d %H}h to {report.last:%Y-%m-%d %H}h UTC")
+    axes.step([float(hour + 1) for hour in range(len(ends))], cumulative, where="post", label="delivered (cumulative)")
+    if state is not None and state.day == now.date():
+        grid = [index / 4 for index in range(97)]
+        axes.plot(grid, [value / scale for value in target_curve(state, grid)], "--", label="target (traffic-shaped)")
+    axes.set_xlabel("hour of the UTC day")
+    axes.set_title(f"{campaign_id}: delivery on {start:%Y-%m-%d} against the pacing target")
     axes.legend()
-    figure.autofmt_xdate()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)

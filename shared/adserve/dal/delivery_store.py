@@ -4,19 +4,30 @@ Items (``pk``, ``sk``):
 
 - ``campaign#<id>#<shard>``, ``hour#<YYYY-MM-DDTHH>``: one shard's counts of one UTC hour;
 - ``campaign#<id>#<shard>``, ``lifetime``: one shard's counts since the campaign began;
-- ``seen#<decision>#<ad>#<event type>``, ``seen``: an event's marker, expiring after MARKER_LIFETIME.
+- ``seen#<decision>#<ad>#<event type>``, ``seen``: an event's marker, expiring after MARKER_LIFETIME;
+- ``requests#<placement>#<shard>``, ``hour#<YYYY-MM-DDTHH>``: decisions of one placement in one UTC hour
+  (the pacing step's traffic profile), expiring after REQUEST_COUNT_LIFETIME.
 """
 
+import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import DeliveryStoreUnavailableError
 from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, conflict_backoff, describe
-from adserve.delivery.counting import HOUR_FORMAT, SHARDS, DeliveryGroup, DeliveryTotals, GroupResult
+from adserve.delivery.counting import (
+    HOUR_FORMAT,
+    REQUEST_COUNT_LIFETIME,
+    REQUEST_SHARDS,
+    SHARDS,
+    DeliveryGroup,
+    DeliveryTotals,
+    GroupResult,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,6 +45,14 @@ def counter_key(campaign_id: str, shard: int) -> str:
 
 def hour_key(hour: datetime) -> str:
     return f"{HOUR_PREFIX}{hour.strftime(HOUR_FORMAT)}"
+
+
+def requests_key(placement: str, shard: int) -> str:
+    return f"requests#{placement}#{shard}"
+
+
+def _hour_of_key(sort_key: str) -> datetime:
+    return datetime.strptime(sort_key.removeprefix(HOUR_PREFIX) + "+0000", HOUR_FORMAT + "%z")
 
 
 class DynamoDeliveryStore:
@@ -104,9 +123,7 @@ class DynamoDeliveryStore:
                 )
                 for page in pages:
                     for item in page["Items"]:
-                        hour = datetime.strptime(
-                            item["sk"]["S"].removeprefix(HOUR_PREFIX) + "+0000", HOUR_FORMAT + "%z"
-                        )
+                        hour = _hour_of_key(item["sk"]["S"])
                         hours[hour] = hours.get(hour, DeliveryTotals()) + _totals(item)
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
@@ -128,6 +145,45 @@ class DynamoDeliveryStore:
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
         return total
+
+    def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
+        """One ADD per (placement, hour) on a random shard. At least once, not exactly once: a redelivered
+        batch counts its decisions again, which only blurs the traffic's shape (README.md#pacing)."""
+        shard = random.randrange(REQUEST_SHARDS)
+        try:
+            for (placement, hour), count in sorted(counts.items()):
+                expires = int((hour + REQUEST_COUNT_LIFETIME).timestamp())
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": requests_key(placement, shard)}, "sk": {"S": hour_key(hour)}},
+                    UpdateExpression="ADD requests :count SET expires_at = :expires",
+                    ExpressionAttributeValues={":count": {"N": str(count)}, ":expires": {"N": str(expires)}},
+                )
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
+        """One Query per request shard over the hour range, summed per hour."""
+        hours: dict[datetime, int] = {}
+        try:
+            paginator = self._client.get_paginator("query")
+            for shard in range(REQUEST_SHARDS):
+                pages = paginator.paginate(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+                    ExpressionAttributeValues={
+                        ":pk": {"S": requests_key(placement, shard)},
+                        ":first": {"S": hour_key(first_hour.astimezone(UTC))},
+                        ":last": {"S": hour_key(last_hour.astimezone(UTC))},
+                    },
+                )
+                for page in pages:
+                    for item in page["Items"]:
+                        hour = _hour_of_key(item["sk"]["S"])
+                        hours[hour] = hours.get(hour, 0) + int(item["requests"]["N"])
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+        return hours
 
     def _transaction(self, group: DeliveryGroup) -> "list[TransactWriteItemTypeDef]":
         expires = {"N": str(int(group.marker_expires_at.timestamp()))}

@@ -20,6 +20,7 @@ from adserve.decisions.api import DecisionRequest, DecisionResponse, ServedAd, T
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
 from adserve.decisions.targeting import AdCandidate, listener_hour
+from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Scorer
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import (
@@ -78,7 +79,10 @@ class DecisionService:
         metrics.add_metric(
             MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
         )
-        eligible, cap_check = self._apply_caps(targeted, listener.id, now, session)
+        paced = throttle(targeted, self.rng)
+        if len(paced) < len(targeted):
+            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
+        eligible, cap_check = self._apply_caps(paced, listener.id, now, session)
         model = self.scorer(listener.id)
         features = listener_features(request, now)
         ad_rows, values, advertisers = in_placement.columns(eligible)
@@ -216,7 +220,10 @@ class DecisionService:
             max_ads=request.max_ads,
             cap_check=cap_check,
             candidates=[
-                trusted(LoggedCandidate, {**ad.logged, "score": score, "value_cpm": value})
+                trusted(
+                    LoggedCandidate,
+                    {**ad.logged, "score": score, "value_cpm": value, "serve_probability": ad.serve_probability},
+                )
                 for ad, score, value in zip(eligible, scores.tolist(), values.tolist(), strict=True)
             ],
             chosen=[

@@ -22,6 +22,8 @@ class AdCandidate:
     encoded: np.ndarray
     caps: tuple[FrequencyCap, ...]
     """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
+    serve_probability: float = 1.0
+    """The pacing step's throttle for the campaign, attached when the catalog loads (``adserve.delivery.pacing``)."""
     ad_id: str = field(init=False)
     view: CreativeView = field(init=False)
     """The creative as responses show it, built once rather than per served ad."""

@@ -14,7 +14,7 @@ campaign spread over ``SHARDS`` partition keys; readers sum the shards (README.m
 """
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol, Self
@@ -33,6 +33,12 @@ MAX_EVENTS_PER_WRITE: Final = 25
 each call short (a transaction's latency grows with its items) at 4 counter WCU per 25 events."""
 
 HOUR_FORMAT: Final = "%Y-%m-%dT%H"
+
+REQUEST_SHARDS: Final = 8
+"""Shards of a placement's hourly request counter: one ADD per Record batch, far under a partition's rate."""
+
+REQUEST_COUNT_LIFETIME: Final = timedelta(days=30)
+"""Request counters feed the pacing step's traffic profile (the last 7 days); older ones expire."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,16 @@ class GroupResult:
 class DeliveryCounter(Protocol):
     def count_once(self, group: DeliveryGroup) -> GroupResult:
         """Count the group's events not counted before; raises DeliveryStoreUnavailableError."""
+        ...
+
+    def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
+        """Add decisions per (placement, UTC hour), at least once; raises DeliveryStoreUnavailableError."""
+        ...
+
+
+class RequestReader(Protocol):
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
+        """Decisions per UTC hour of one placement in [first_hour, last_hour], summed over the shards."""
         ...
 
 

@@ -1,8 +1,8 @@
 """Delivery reports: counters summed into hours or days, budget left and where pacing stands.
 
-The pacing step (a later slice) will own the serve probability; until it runs, ``serve_probability`` is
-null rather than a made-up number, and ``pacing_status`` is computed here from the counters and the
-budget alone (see ``pacing_status``), so the report and the pacing step judge a campaign the same way.
+``serve_probability`` and ``pacing_status`` are the pacing step's (``adserve.delivery.pacing``), read from its
+last state: the report judges a campaign exactly as the step that throttles it. Both are null until the step
+has judged the campaign (or for a campaign without a budget, which is never throttled).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -14,9 +14,7 @@ from pydantic import BaseModel, Field
 from adserve.campaigns.model import MICROS_PER_UNIT, Budget, BudgetUnit, Campaign, Pacing
 from adserve.core.errors import InvalidInputError
 from adserve.delivery.counting import HOUR_FORMAT, DeliveryReader, DeliveryTotals, hour_of
-
-PACING_TOLERANCE: Final = 0.10
-"""An even-paced campaign within 10% of its target curve is on track; outside it, behind or ahead."""
+from adserve.delivery.pacing import PacingState, PacingStatus, delivered
 
 MAX_REPORT_HOURS: Final = {"hour": 7 * 24, "day": 92 * 24}
 """Bounded ranges: 168 hourly rows, or 92 daily ones (each shard is one Query either way)."""
@@ -25,13 +23,6 @@ MAX_REPORT_HOURS: Final = {"hour": 7 * 24, "day": 92 * 24}
 class Granularity(StrEnum):
     HOUR = "hour"
     DAY = "day"
-
-
-class PacingStatus(StrEnum):
-    ON_TRACK = "on_track"
-    BEHIND = "behind"
-    AHEAD = "ahead"
-    EXHAUSTED = "exhausted"
 
 
 class DeliveryCounts(BaseModel):
@@ -81,9 +72,14 @@ class DeliveryReport(BaseModel):
     totals: DeliveryCounts = Field(description="Over the range.")
     pacing: Pacing
     budget: BudgetState | None
-    pacing_status: PacingStatus | None = Field(description="Null for a campaign without a budget.")
+    pacing_status: PacingStatus | None = Field(
+        description="The pacing step's verdict against its target curve; null until it has judged the campaign."
+    )
     serve_probability: float | None = Field(
         description="The share of eligible requests the pacing step lets the campaign serve; null until it has run."
+    )
+    pacing_state: PacingState | None = Field(
+        default=None, description="The pacing step's last state (amounts in the budget's integer units)."
     )
 
 
@@ -108,15 +104,16 @@ def report_range(first: datetime, last: datetime, granularity: Granularity) -> t
     return first, last
 
 
-def build_report(  # noqa: PLR0917 - a report is these six things
+def build_report(  # noqa: PLR0917 - a report is these seven things
     campaign: Campaign,
     reader: DeliveryReader,
     first: datetime,
     last: datetime,
     granularity: Granularity,
     now: datetime,
+    pacing_state: PacingState | None,
 ) -> DeliveryReport:
-    """The campaign's delivery over [first, last] (UTC hours), its budget and pacing as of *now*."""
+    """The campaign's delivery over [first, last] (UTC hours), its budget as of *now*, the pacing step's state."""
     first, last = report_range(hour_of(first), hour_of(last), granularity)
     hourly = reader.hourly(campaign.campaign_id, first, last)
     step = timedelta(hours=1 if granularity is Granularity.HOUR else 24)
@@ -130,13 +127,14 @@ def build_report(  # noqa: PLR0917 - a report is these six things
         rows.append(DeliveryRow(start=start, **DeliveryCounts.of(totals).model_dump()))
         start += step
     budget = campaign.budget
-    state = status = None
+    state = None
     if budget is not None:
         today_start = hour_of(now).replace(hour=0)
         today = reader.hourly(campaign.campaign_id, today_start, hour_of(now))
         lifetime = reader.lifetime(campaign.campaign_id)
         state = budget_state(budget, lifetime, sum(today.values(), DeliveryTotals()))
-        status = pacing_status(campaign, budget, state, now)
+    else:
+        pacing_state = None
     return DeliveryReport(
         campaign_id=campaign.campaign_id,
         currency=campaign.currency,
@@ -147,61 +145,22 @@ def build_report(  # noqa: PLR0917 - a report is these six things
         totals=DeliveryCounts.of(sum(hourly.values(), DeliveryTotals())),
         pacing=campaign.pacing,
         budget=state,
-        pacing_status=status,
-        serve_probability=None,
+        pacing_status=None if pacing_state is None else pacing_state.status,
+        serve_probability=None if pacing_state is None else pacing_state.serve_probability,
+        pacing_state=pacing_state,
     )
-
-
-def delivered_units(totals: DeliveryTotals, unit: BudgetUnit) -> int:
-    """Delivery in a budget's integer units: impressions, or micro-units of the currency."""
-    return totals.impressions if unit is BudgetUnit.IMPRESSIONS else totals.spend_micros
 
 
 def budget_state(budget: Budget, lifetime: DeliveryTotals, today: DeliveryTotals) -> BudgetState:
     scale = 1 if budget.unit is BudgetUnit.IMPRESSIONS else MICROS_PER_UNIT
-    delivered, delivered_today = delivered_units(lifetime, budget.unit), delivered_units(today, budget.unit)
+    done, done_today = delivered(lifetime, budget.unit), delivered(today, budget.unit)
     lifetime_units, daily_units = budget.lifetime_units, budget.daily_units
     return BudgetState(
         unit=budget.unit,
         lifetime=budget.lifetime,
         daily=budget.daily,
-        delivered_lifetime=delivered / scale,
-        delivered_today=delivered_today / scale,
-        lifetime_left=None if lifetime_units is None else max(lifetime_units - delivered, 0) / scale,
-        daily_left=None if daily_units is None else max(daily_units - delivered_today, 0) / scale,
+        delivered_lifetime=done / scale,
+        delivered_today=done_today / scale,
+        lifetime_left=None if lifetime_units is None else max(lifetime_units - done, 0) / scale,
+        daily_left=None if daily_units is None else max(daily_units - done_today, 0) / scale,
     )
-
-
-def even_target(amount: float, start: datetime, end: datetime, moment: datetime) -> float:
-    """Where an even pace should be at *moment*: the amount spread linearly over [start, end]."""
-    if moment <= start:
-        return 0.0
-    if moment >= end:
-        return amount
-    return amount * ((moment - start) / (end - start))
-
-
-def pacing_status(campaign: Campaign, budget: Budget, state: BudgetState, now: datetime) -> PacingStatus:
-    """Exhausted once either amount is spent; otherwise, for even pacing, delivered vs the linear target.
-
-    The target is the lifetime amount spread over the flight, or, for a daily-only budget, the daily amount
-    spread over the UTC day. An asap campaign has no target curve: it is on track until exhausted.
-    """
-    if (state.lifetime_left is not None and state.lifetime_left <= 0) or (
-        state.daily_left is not None and state.daily_left <= 0
-    ):
-        return PacingStatus.EXHAUSTED
-    if campaign.pacing is Pacing.ASAP:
-        return PacingStatus.ON_TRACK
-    if budget.lifetime is not None:
-        target = even_target(budget.lifetime, campaign.flight_start, campaign.flight_end, now)
-        delivered = state.delivered_lifetime
-    else:
-        day = hour_of(now).replace(hour=0)
-        target = even_target(budget.daily or 0.0, day, day + timedelta(days=1), now)
-        delivered = state.delivered_today
-    if delivered < target * (1 - PACING_TOLERANCE):
-        return PacingStatus.BEHIND
-    if delivered > target * (1 + PACING_TOLERANCE):
-        return PacingStatus.AHEAD
-    return PacingStatus.ON_TRACK

@@ -26,6 +26,8 @@ class LoggedCandidate(BaseModel):
     features: dict[str, str]
     score: float
     value_cpm: float
+    serve_probability: float = 1.0
+    """The pacing throttle it passed (1 for an unpaced campaign): P(competing) = this, README.md#pacing."""
 
 
 class LoggedChoice(BaseModel):

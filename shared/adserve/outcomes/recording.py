@@ -20,6 +20,9 @@ One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` thi
    named by the messages it holds (see ``adserve.outcomes.logs``). When a put fails, every record of that
    object is reported failed: on redelivery the marker stops a second count and readers drop the second
    row, so a retry can neither lose nor double anything.
+5. The decision records that succeeded are counted per (placement, UTC hour) in the delivery table: the
+   traffic profile the pacing step learns from (``adserve.delivery.pacing``). Best effort, one ADD per
+   placement and hour: a failure is logged and fails nothing (a lost count only blurs the profile).
 
 Within a batch a small circuit breaker stops calling a store that failed several times in a row, and
 counting stops when the invocation is close to its timeout, so a sick table fails the rest of the batch
@@ -227,6 +230,8 @@ class _Handled:
     record: QueueRecord
     row: LogRow
     outcome: OutcomeEvent | None
+    request: tuple[str, datetime] | None = None
+    """For a decision record: its (placement, UTC hour), counted in step 5."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,9 @@ class _RecordBatchProcessor(BatchProcessor):
             if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
                 self._count(record.messageId, message, lambda_context)
             logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
-            return _Handled(record, log_row(message), message if isinstance(message, OutcomeEvent) else None)
+            if isinstance(message, OutcomeEvent):
+                return _Handled(record, log_row(message), message)
+            return _Handled(record, log_row(message), None, (message.placement, hour_of(message.decided_at)))
         finally:
             logger.remove_keys(["correlation_id", "decision_id"])
 
@@ -300,6 +307,7 @@ class _RecordBatchProcessor(BatchProcessor):
         results = super().process()
         self._count_delivery()
         self._write_logs()
+        self._count_requests()
         self._emit_metrics()
         return results
 
@@ -342,6 +350,21 @@ class _RecordBatchProcessor(BatchProcessor):
             store_failures = 0
             self._tally.objects_written += 1
             self._tally.rows_written += len(group)
+
+    def _count_requests(self) -> None:
+        """Step 5: the successful decision records per (placement, hour), for the pacing step's profile."""
+        succeeded = {id(message) for message in self.success_messages}
+        counts = Counter(
+            staged.handled.request
+            for staged in self._staged
+            if staged.handled.request is not None and id(staged.raw) in succeeded
+        )
+        if not counts:
+            return
+        try:
+            self._recorder.delivery.add_requests(counts)
+        except DeliveryStoreUnavailableError as error:
+            logger.warning("request counts not written", extra={"decisions": counts.total(), "error": str(error)})
 
     def _fail_written(self, group: list[_Staged], error: Exception) -> None:
         """Turn successes into failures: the records are redelivered, which the marker and readers absorb."""

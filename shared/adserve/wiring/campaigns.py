@@ -3,6 +3,7 @@
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.dal.pacing_store import DynamoPacingStore
 
 
 def campaign_store(table_name: str) -> CampaignStore:
@@ -11,3 +12,7 @@ def campaign_store(table_name: str) -> CampaignStore:
 
 def delivery_store(table_name: str) -> DynamoDeliveryStore:
     return DynamoDeliveryStore(dynamodb_client(), table_name)
+
+
+def pacing_store(table_name: str) -> DynamoPacingStore:
+    return DynamoPacingStore(dynamodb_client(), table_name)

@@ -18,7 +18,7 @@ from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 from adserve.models.serving import ModelProvider
-from adserve.wiring.campaigns import campaign_store
+from adserve.wiring.campaigns import campaign_store, pacing_store
 from adserve.wiring.settings import DecideSettings
 from adserve.wiring.signing_keys import signing_keys
 
@@ -47,6 +47,8 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             encoder,
             settings.catalog_ttl_seconds,
             max_age_seconds=settings.catalog_max_age_seconds,
+            pacing=pacing_store(settings.pacing_table_name),
+            pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
         ),
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
         scorer=ModelProvider(

@@ -34,10 +34,18 @@ class EnvironmentSettings(BaseModel):
 class CampaignsSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
+    pacing_table_name: ResourceName
 
 
 class DecideSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
+    pacing_table_name: ResourceName
+    pacing_max_age_seconds: float = Field(
+        default=300.0,
+        gt=0.0,
+        le=3600.0,
+        description="A budgeted campaign whose pacing state is older than this is not served (fail closed).",
+    )
     frequency_caps_table_name: ResourceName
     outcomes_queue_url: ResourceName
     signing_key_secret_id: ResourceName
@@ -105,6 +113,16 @@ class RecordSettings(EnvironmentSettings):
     delivery_table_name: ResourceName
     logs_bucket_name: ResourceName
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
+
+
+class PacingSettings(EnvironmentSettings):
+    campaigns_table_name: ResourceName
+    delivery_table_name: ResourceName
+    pacing_table_name: ResourceName
+    pacing_in_flight_steps: float = Field(
+        default=2.0, ge=0.0, le=30.0, description="Steps of delivery served but not yet counted (pipeline lag)."
+    )
+    pacing_parallel_reads: int = Field(default=8, ge=1, le=64, description="Campaigns read at once.")
 
 
 class RetrainSettings(EnvironmentSettings):

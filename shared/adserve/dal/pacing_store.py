@@ -1,0 +1,66 @@
+"""Pacing state in the Pacing table: one item per budgeted campaign, written by each pacing step.
+
+The state is stored as a JSON string (one schema: ``PacingState``), with ``expires_at`` a week after the
+step that wrote it, so a campaign whose budget was removed (and is no longer paced) leaves no item behind.
+Decide's catalog reads the whole table with one Scan per refresh; a report reads one item.
+"""
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.delivery.pacing import PacingState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+STATE_ATTRIBUTE: Final = "state"
+STATE_LIFETIME: Final = timedelta(days=7)
+
+
+class DynamoPacingStore:
+    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def put(self, state: PacingState) -> None:
+        """Replace the campaign's state (one PutItem); raises DeliveryStoreUnavailableError."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "campaign_id": {"S": state.campaign_id},
+                    STATE_ATTRIBUTE: {"S": state.model_dump_json()},
+                    "expires_at": {"N": str(int((state.updated_at + STATE_LIFETIME).timestamp()))},
+                },
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+
+    def get(self, campaign_id: str) -> PacingState | None:
+        """The campaign's last state, None before its first step; raises DeliveryStoreUnavailableError."""
+        try:
+            item = self._client.get_item(TableName=self._table, Key={"campaign_id": {"S": campaign_id}}).get("Item")
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+        return None if item is None else _state(item)
+
+    def list_states(self) -> dict[str, PacingState]:
+        """Every campaign's last state (one paginated Scan); raises DeliveryStoreUnavailableError."""
+        states: dict[str, PacingState] = {}
+        try:
+            for page in self._client.get_paginator("scan").paginate(TableName=self._table):
+                for item in page["Items"]:
+                    state = _state(item)
+                    states[state.campaign_id] = state
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+        return states
+
+
+def _state(item: "Mapping[str, AttributeValueTypeDef]") -> PacingState:
+    return PacingState.model_validate_json(item[STATE_ATTRIBUTE]["S"])

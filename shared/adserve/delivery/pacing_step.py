@@ -1,0 +1,127 @@
+"""One pacing step over every live budgeted campaign: read delivery and traffic, run the controller, store.
+
+The same function runs in PacingFunction (every minute, against DynamoDB) and in ``make demo-pacing``
+(against in-memory stores over a simulated day), so the demo measures the production code path.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final, Protocol
+
+from adserve.campaigns.model import Budget, Campaign, CampaignStatus, Pacing
+from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.delivery.counting import DeliveryReader, DeliveryTotals, RequestReader, hour_of
+from adserve.delivery.pacing import (
+    DEFAULT_CONFIG,
+    PROFILE_DAYS,
+    PacingConfig,
+    PacingState,
+    PacingStatus,
+    TrafficProfile,
+    day_start,
+    pace,
+)
+
+OVER_DELIVERY_ALARM: Final = 0.01
+"""A campaign past its budget by more than 1% counts as over-delivered (PacingOverDelivered)."""
+
+
+class PacingStateStore(Protocol):
+    def put(self, state: PacingState) -> None: ...
+
+    def list_states(self) -> dict[str, PacingState]: ...
+
+
+@dataclass
+class StepSummary:
+    """What one step did, for its metrics and its log line."""
+
+    paced: int = 0
+    failed: list[str] = field(default_factory=list)
+    exhausted: int = 0
+    exhausted_early: list[str] = field(default_factory=list)
+    """Even campaigns exhausted before half of the day's traffic: a budget far below what traffic gives."""
+    over_delivered: list[str] = field(default_factory=list)
+
+
+def live_budgeted(campaigns: Iterable[Campaign], now: datetime) -> list[Campaign]:
+    """Active campaigns with a budget whose flight is on: the ones Decide may throttle."""
+    return [
+        campaign
+        for campaign in campaigns
+        if campaign.status is CampaignStatus.ACTIVE
+        and campaign.budget is not None
+        and campaign.flight_start <= now < campaign.flight_end
+    ]
+
+
+def traffic_profiles(
+    requests: RequestReader, placements: Iterable[str], now: datetime
+) -> dict[str, dict[datetime, int]]:
+    """Hourly decision counts of the last PROFILE_DAYS whole UTC days, per placement."""
+    last = day_start(now) - timedelta(hours=1)
+    first = day_start(now) - timedelta(days=PROFILE_DAYS)
+    return {placement: requests.requests(placement, first, last) for placement in sorted(set(placements))}
+
+
+def profile_of(campaign: Campaign, counts: dict[str, dict[datetime, int]]) -> TrafficProfile:
+    """The traffic shape of the campaign's placements together."""
+    merged: dict[datetime, int] = {}
+    for placement in campaign.placements:
+        for hour, count in counts.get(placement.value, {}).items():
+            merged[hour] = merged.get(hour, 0) + count
+    return TrafficProfile.from_counts(merged)
+
+
+def over_delivered(budget: Budget, state: PacingState) -> bool:
+    limits = [(budget.daily_units, state.delivered_today), (budget.lifetime_units, state.delivered_lifetime)]
+    return any(limit is not None and done > limit * (1 + OVER_DELIVERY_ALARM) for limit, done in limits)
+
+
+def run_pacing_step(
+    campaigns: Iterable[Campaign],
+    delivery: DeliveryReader,
+    requests: RequestReader,
+    store: PacingStateStore,
+    now: datetime,
+    *,
+    config: PacingConfig = DEFAULT_CONFIG,
+    parallel: Callable[[Callable[[Campaign], PacingState | None], list[Campaign]], Iterator[PacingState | None]] = map,
+) -> StepSummary:
+    """Pace every live budgeted campaign once; a campaign whose reads or write fail keeps its old state,
+    which Decide stops trusting after its maximum age (then the campaign is not served: fail closed)."""
+    live = live_budgeted(campaigns, now)
+    previous = store.list_states()
+    counts = traffic_profiles(requests, (placement.value for c in live for placement in c.placements), now)
+    summary = StepSummary()
+
+    def step(campaign: Campaign) -> PacingState | None:
+        try:
+            hourly = delivery.hourly(campaign.campaign_id, day_start(now), hour_of(now))
+            state = pace(
+                campaign,
+                previous.get(campaign.campaign_id),
+                sum(hourly.values(), DeliveryTotals()),
+                delivery.lifetime(campaign.campaign_id),
+                profile_of(campaign, counts),
+                now,
+                config,
+            )
+            store.put(state)
+        except DeliveryStoreUnavailableError:
+            summary.failed.append(campaign.campaign_id)
+            return None
+        return state
+
+    for campaign, state in zip(live, parallel(step, live), strict=True):
+        if state is None:
+            continue
+        summary.paced += 1
+        if state.status is PacingStatus.EXHAUSTED:
+            summary.exhausted += 1
+            if campaign.pacing is Pacing.EVEN and state.share_now < 0.5:
+                summary.exhausted_early.append(campaign.campaign_id)
+        if campaign.budget is not None and over_delivered(campaign.budget, state):
+            summary.over_delivered.append(campaign.campaign_id)
+    return summary

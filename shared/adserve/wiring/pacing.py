@@ -1,0 +1,58 @@
+"""The pacing step's wiring: campaigns, delivery counters and request counts in, pacing states out."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from adserve.core.observability import MetricName, logger, metrics
+from adserve.delivery.pacing import PacingConfig
+from adserve.delivery.pacing_step import StepSummary, run_pacing_step
+from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
+from adserve.wiring.settings import PacingSettings
+
+
+def run_scheduled_pacing(settings: PacingSettings, now: datetime | None = None) -> StepSummary:
+    """One step against the stack's tables, reading up to ``pacing_parallel_reads`` campaigns at once."""
+    delivery = delivery_store(settings.delivery_table_name)
+    with ThreadPoolExecutor(max_workers=settings.pacing_parallel_reads) as pool:
+        return run_pacing_step(
+            campaign_store(settings.campaigns_table_name).list_campaigns(),
+            delivery,
+            delivery,
+            pacing_store(settings.pacing_table_name),
+            now or datetime.now(UTC),
+            config=PacingConfig(in_flight_steps=settings.pacing_in_flight_steps),
+            parallel=pool.map,
+        )
+
+
+def scheduled_pacing(settings: PacingSettings) -> dict[str, Any]:
+    """Run once, emit the step's metrics (PacingSteps is the heartbeat PacingNotRunAlarm watches), log it.
+
+    A campaign that could not be paced is counted (PacingFailures) and keeps its previous state; the step
+    itself fails (an Errors datapoint) only when the campaigns or the states cannot be read at all.
+    """
+    summary = run_scheduled_pacing(settings)
+    for name, value in (
+        (MetricName.PACING_STEPS, 1),
+        (MetricName.CAMPAIGNS_PACED, summary.paced),
+        (MetricName.PACING_FAILURES, len(summary.failed)),
+        (MetricName.CAMPAIGNS_EXHAUSTED, summary.exhausted),
+        (MetricName.BUDGETS_EXHAUSTED_EARLY, len(summary.exhausted_early)),
+        (MetricName.CAMPAIGNS_OVER_DELIVERED, len(summary.over_delivered)),
+    ):
+        metrics.add_metric(name, MetricUnit.Count, value)
+    result = {
+        "paced": summary.paced,
+        "failed": summary.failed,
+        "exhausted": summary.exhausted,
+        "exhausted_early": summary.exhausted_early,
+        "over_delivered": summary.over_delivered,
+    }
+    if summary.failed or summary.over_delivered:
+        logger.warning("pacing step finished with problems", extra={"pacing": result})
+    else:
+        logger.info("pacing step finished", extra={"pacing": result})
+    return result

@@ -1,0 +1,175 @@
+"""Budget pacing as pure functions: the traffic profile, the controller, the stop, what Decide trusts, a step."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from adserve.campaigns.model import Campaign
+from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.delivery.counting import DeliveryTotals
+from adserve.delivery.pacing import (
+    MAX_RISE,
+    START_PROBABILITY,
+    PacingConfig,
+    PacingState,
+    PacingStatus,
+    TrafficProfile,
+    pace,
+    serve_probability,
+)
+from adserve.delivery.pacing_step import run_pacing_step
+
+from devstack.fakes import InMemoryDeliveryCounter, InMemoryPacingStore
+from tests.support.builders import NOW, campaign
+
+DAY = datetime(2026, 11, 25, tzinfo=UTC)
+NIGHT_AND_DAY = TrafficProfile(tuple([0.01] * 12 + [(1 - 0.12) / 12] * 12))
+"""1% of the day's requests in each of the first 12 hours, the rest spread over the last 12."""
+
+
+def budgeted(**overrides: Any) -> Campaign:
+    return campaign(**{"budget": {"unit": "impressions", "daily": 10_000}, **overrides})
+
+
+def shown(impressions: int) -> DeliveryTotals:
+    return DeliveryTotals(impressions=impressions)
+
+
+def step(
+    booked: Campaign,
+    previous: PacingState | None,
+    today: int,
+    now: datetime,
+    *,
+    lifetime: int | None = None,
+    profile: TrafficProfile = NIGHT_AND_DAY,
+) -> PacingState:
+    return pace(booked, previous, shown(today), shown(today if lifetime is None else lifetime), profile, now)
+
+
+def test_the_profile_learns_the_share_of_each_hour_from_counts_of_several_days() -> None:
+    counts = {
+        DAY - timedelta(days=day) + timedelta(hours=hour): (300 if hour >= 12 else 100)
+        for day in (1, 2)
+        for hour in range(24)
+    }
+    profile = TrafficProfile.from_counts(counts)
+    assert profile.hourly_shares[0] == pytest.approx(100 / 4800)
+    assert profile.hourly_shares[12] == pytest.approx(300 / 4800)
+    assert profile.elapsed(DAY + timedelta(hours=12)) == pytest.approx(0.25)
+    assert profile.elapsed(DAY + timedelta(hours=12, minutes=30)) == pytest.approx(0.25 + 150 / 4800)
+    assert TrafficProfile.from_counts({}) == TrafficProfile.uniform()
+
+
+def test_the_even_target_follows_the_traffic_not_a_straight_line() -> None:
+    state = step(budgeted(), None, 0, DAY + timedelta(hours=12))
+    assert state.target_now == 1200  # 12% of the day's traffic is past at noon, not 50%
+    assert state.status is PacingStatus.BEHIND
+
+
+def test_the_first_step_starts_small_and_rises_at_most_by_max_rise() -> None:
+    first = step(budgeted(), None, 0, DAY + timedelta(hours=1))
+    assert first.serve_probability == START_PROBABILITY
+    second = step(budgeted(), first, 0, DAY + timedelta(hours=1, minutes=1))
+    assert second.serve_probability == pytest.approx(START_PROBABILITY * MAX_RISE)
+
+
+def test_p_is_what_is_still_needed_over_what_the_rest_of_the_day_would_give_at_p_1() -> None:
+    """At p = 0.1 the campaign got 100 impressions in a minute worth 0.01/60 of the day's traffic: capacity is
+    100 / (0.1 x 0.01/60) = 6M per day at p = 1; what is left over that times the 88% of the day to come."""
+    booked = budgeted()
+    now = DAY + timedelta(hours=11, minutes=59)
+    before = step(booked, None, 1_600, now).model_copy(update={"serve_probability": 0.1})
+    after = step(booked, before, 1_700, now + timedelta(minutes=1))
+    capacity = 100 / (0.1 * 0.01 / 60)
+    in_flight = 100 * PacingConfig().in_flight_steps
+    needed = 10_000 - 1_700 - in_flight
+    assert after.capacity == pytest.approx(capacity)
+    assert after.in_flight == in_flight
+    assert after.serve_probability == pytest.approx(needed / (capacity * 0.88), rel=1e-6)
+
+
+def test_delivered_plus_in_flight_reaching_the_budget_stops_the_campaign() -> None:
+    booked = budgeted()
+    now = DAY + timedelta(hours=20)
+    before = step(booked, None, 9_500, now).model_copy(update={"serve_probability": 0.5})
+    after = step(booked, before, 9_700, now + timedelta(minutes=1))  # 200 counted, 400 more in flight
+    assert (after.serve_probability, after.status, after.in_flight) == (0.0, PacingStatus.EXHAUSTED, 400)
+
+
+def test_an_asap_campaign_runs_at_1_then_lands_on_its_budget_instead_of_jumping_over_it() -> None:
+    booked = budgeted(pacing="asap")
+    now = DAY + timedelta(hours=13)
+    early = step(booked, None, 0, now)
+    assert early.serve_probability == 1.0
+    # 1,000 counted in the last minute at p = 1, so 2,000 in flight: 500 are left of the 10,000, and a minute
+    # at p = 1 would bring ~1,000 more. p halves, so the next minute's expected delivery is what is left.
+    before = step(booked, None, 6_500, now).model_copy(update={"serve_probability": 1.0})
+    near = step(booked, before, 7_500, now + timedelta(minutes=1))
+    next_minute = NIGHT_AND_DAY.elapsed(now + timedelta(minutes=2)) - NIGHT_AND_DAY.elapsed(now + timedelta(minutes=1))
+    capacity = near.capacity
+    assert capacity is not None
+    expected_next = near.serve_probability * capacity * next_minute
+    assert expected_next == pytest.approx(10_000 - 7_500 - near.in_flight)
+    assert near.serve_probability == pytest.approx(0.5, rel=0.01)
+
+
+def test_a_lifetime_budget_tighter_than_the_daily_one_wins() -> None:
+    booked = budgeted(
+        budget={"unit": "impressions", "daily": 10_000, "lifetime": 12_000},
+        flight_start="2026-11-20T00:00:00Z",
+        flight_end="2026-11-27T00:00:00Z",
+    )
+    state = step(booked, None, 0, DAY + timedelta(hours=1), lifetime=8_000)
+    assert state.goal_today == 2_000  # 4,000 left over today and tomorrow
+    assert step(booked, None, 0, DAY + timedelta(hours=1), lifetime=12_000).status is PacingStatus.EXHAUSTED
+
+
+def test_a_budget_lowered_mid_flight_stops_the_campaign_at_the_next_step() -> None:
+    now = DAY + timedelta(hours=15)
+    before = step(budgeted(), None, 5_000, now)
+    assert before.serve_probability > 0
+    after = step(budgeted(budget={"unit": "impressions", "daily": 4_000}), before, 5_000, now + timedelta(minutes=1))
+    assert (after.serve_probability, after.status) == (0.0, PacingStatus.EXHAUSTED)
+
+
+def test_decide_serves_unbudgeted_campaigns_and_fails_closed_without_a_fresh_state() -> None:
+    booked = budgeted()
+    state = step(booked, None, 0, NOW).model_copy(update={"serve_probability": 0.3})
+    max_age = timedelta(minutes=5)
+    assert serve_probability(campaign(), None, NOW, max_age) == 1.0
+    assert serve_probability(booked, state, NOW + timedelta(minutes=4), max_age) == 0.3
+    assert serve_probability(booked, state, NOW + timedelta(minutes=6), max_age) == 0.0
+    assert serve_probability(booked, None, NOW, max_age) == 0.0
+
+
+class FailingFor(InMemoryDeliveryCounter):
+    def __init__(self, campaign_id: str) -> None:
+        super().__init__()
+        self.failing = campaign_id
+
+    def lifetime(self, campaign_id: str) -> DeliveryTotals:
+        if campaign_id == self.failing:
+            raise DeliveryStoreUnavailableError("throttled")
+        return super().lifetime(campaign_id)
+
+
+def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_cannot_read() -> None:
+    counter = FailingFor("cmp-sick")
+    counter.hours[("cmp-over", DAY + timedelta(hours=13))] = shown(10_200)
+    store = InMemoryPacingStore()
+    old = step(budgeted(campaign_id="cmp-sick"), None, 0, NOW - timedelta(minutes=1))
+    store.put(old)
+    campaigns = [
+        budgeted(campaign_id="cmp-ok"),
+        budgeted(campaign_id="cmp-over"),
+        budgeted(campaign_id="cmp-sick"),
+        campaign(campaign_id="cmp-free"),
+        budgeted(campaign_id="cmp-paused", status="paused"),
+        budgeted(campaign_id="cmp-ended", flight_end="2026-11-25T12:00:00Z"),
+    ]
+    summary = run_pacing_step(campaigns, counter, counter, store, NOW)
+    assert sorted(store.states) == ["cmp-ok", "cmp-over", "cmp-sick"]
+    assert store.states["cmp-sick"] == old
+    assert (summary.paced, summary.failed, summary.over_delivered) == (2, ["cmp-sick"], ["cmp-over"])
+    assert summary.exhausted == 1
