@@ -12,7 +12,7 @@ Independent clauses are all reported; a clause that cannot be judged because an 
 import hashlib
 import json
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -140,36 +140,49 @@ def _dynamic(dimension: object) -> bool:
     return not isinstance(dimension, int)
 
 
-def _input_violations(session: ort.InferenceSession, header: ManifestHeader | None, spec: FeatureSpec) -> list[str]:
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        return [f"the graph has {len(inputs)} inputs {[i.name for i in inputs]}"]
-    (graph_input,) = inputs
+def _port_violations(
+    kind: str,
+    ports: list[Any],
+    declared_name: str | None,
+    expected_type: str,
+    shape_fits: Callable[[list[Any]], bool],
+    expected_shape: str,
+) -> list[str]:
+    """What is wrong with a graph's inputs or outputs: exactly one, named as declared, of the type and shape."""
+    if len(ports) != 1:
+        return [f"the graph has {len(ports)} {kind} {[port.name for port in ports]}"]
+    (port,) = ports
     problems = []
-    if header is not None and graph_input.name != header.input_name:
-        problems.append(f"it is named {graph_input.name!r}, the manifest says {header.input_name!r}")
-    if graph_input.type != INPUT_TYPE:
-        problems.append(f"its type is {graph_input.type}")
-    shape = list(graph_input.shape or [])
-    if len(shape) != 2 or not _dynamic(shape[0]) or shape[1] != spec.num_fields:
-        problems.append(f"its shape is {shape}, not [batch, {spec.num_fields}]")
+    if declared_name is not None and port.name != declared_name:
+        problems.append(f"it is named {port.name!r}, the manifest says {declared_name!r}")
+    if port.type != expected_type:
+        problems.append(f"its type is {port.type}")
+    shape = list(port.shape or [])
+    if not shape_fits(shape):
+        problems.append(f"its shape is {shape}, not {expected_shape}")
     return problems
+
+
+def _input_violations(session: ort.InferenceSession, header: ManifestHeader | None, spec: FeatureSpec) -> list[str]:
+    return _port_violations(
+        "inputs",
+        session.get_inputs(),
+        header.input_name if header else None,
+        INPUT_TYPE,
+        lambda shape: len(shape) == 2 and _dynamic(shape[0]) and shape[1] == spec.num_fields,
+        f"[batch, {spec.num_fields}]",
+    )
 
 
 def _output_violations(session: ort.InferenceSession, header: ManifestHeader | None) -> list[str]:
-    outputs = session.get_outputs()
-    if len(outputs) != 1:
-        return [f"the graph has {len(outputs)} outputs {[o.name for o in outputs]}"]
-    (graph_output,) = outputs
-    problems = []
-    if header is not None and graph_output.name != header.output_name:
-        problems.append(f"it is named {graph_output.name!r}, the manifest says {header.output_name!r}")
-    if graph_output.type != OUTPUT_TYPE:
-        problems.append(f"its type is {graph_output.type}")
-    shape = list(graph_output.shape or [])
-    if not (len(shape) in {1, 2} and _dynamic(shape[0]) and shape[1:] in ([], [1])):
-        problems.append(f"its shape is {shape}, not [batch] or [batch, 1]")
-    return problems
+    return _port_violations(
+        "outputs",
+        session.get_outputs(),
+        header.output_name if header else None,
+        OUTPUT_TYPE,
+        lambda shape: len(shape) in {1, 2} and _dynamic(shape[0]) and shape[1:] in ([], [1]),
+        "[batch] or [batch, 1]",
+    )
 
 
 def sample_rows(spec: FeatureSpec, rows: int = SMOKE_ROWS) -> np.ndarray:
