@@ -143,6 +143,7 @@ def _dynamic(dimension: object) -> bool:
 def _port_violations(
     kind: str,
     ports: list[Any],
+    *,
     declared_name: str | None,
     expected_type: str,
     shape_fits: Callable[[list[Any]], bool],
@@ -167,10 +168,10 @@ def _input_violations(session: ort.InferenceSession, header: ManifestHeader | No
     return _port_violations(
         "inputs",
         session.get_inputs(),
-        header.input_name if header else None,
-        INPUT_TYPE,
-        lambda shape: len(shape) == 2 and _dynamic(shape[0]) and shape[1] == spec.num_fields,
-        f"[batch, {spec.num_fields}]",
+        declared_name=header.input_name if header else None,
+        expected_type=INPUT_TYPE,
+        shape_fits=lambda shape: len(shape) == 2 and _dynamic(shape[0]) and shape[1] == spec.num_fields,
+        expected_shape=f"[batch, {spec.num_fields}]",
     )
 
 
@@ -178,10 +179,10 @@ def _output_violations(session: ort.InferenceSession, header: ManifestHeader | N
     return _port_violations(
         "outputs",
         session.get_outputs(),
-        header.output_name if header else None,
-        OUTPUT_TYPE,
-        lambda shape: len(shape) in {1, 2} and _dynamic(shape[0]) and shape[1:] in ([], [1]),
-        "[batch] or [batch, 1]",
+        declared_name=header.output_name if header else None,
+        expected_type=OUTPUT_TYPE,
+        shape_fits=lambda shape: len(shape) in {1, 2} and _dynamic(shape[0]) and shape[1:] in ([], [1]),
+        expected_shape="[batch] or [batch, 1]",
     )
 
 
