@@ -456,11 +456,16 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         logged = LoggedTruth()
         for number, decisions in enumerate(config.rounds, start=1):
             name = "bootstrap model (logging)" if number == 1 else f"after retrain {number - 1} (logging)"
+            round_started = time.monotonic()
             phase = traffic.run(name, decisions, progress, logged)
             traffic_end = datetime.now(UTC)  # not after the drain: an idle tail would be all holdout
             phases.append(phase)
-            elapsed = time.monotonic() - started
-            say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  ({elapsed:.0f} s)")
+            now = time.monotonic()
+            rate = phase.decisions / max(now - round_started, 1e-9)
+            say(
+                f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  "
+                f"({now - started:.0f} s; {rate:,.0f} decisions/s this round)"
+            )
             traffic.wait_for_queue(0)
             outcome = retrain(
                 logs,
