@@ -227,3 +227,23 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(
     if field is not None:
         assert field in [detail["field"] for detail in error["details"]]
     assert sum(proxy.calls.values()) == 0
+
+
+def test_hanging_catalog_refresh_keeps_serving_the_snapshot_within_budget(
+    local_stack: Any, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an environment that refreshes its catalog on every request, loaded once
+    monkeypatch.setenv("CATALOG_TTL_SECONDS", "0")
+    local_stack.reset_function("DecideFunction")
+    decide(local_stack)
+    # When the campaigns table holds every Scan far longer than the function's 3 s
+    proxy.reset()
+    proxy.delay["Scan"] = 5.0
+    started = datetime.now(UTC)
+    ads = decide(local_stack, max_ads=3)["ads"]
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    # Then the refresh gives up after one short attempt (the default budgets took ~6 s) and the snapshot serves
+    assert elapsed < 2.5
+    assert proxy.calls["Scan"] == 1
+    assert {ad["campaign_id"] for ad in ads} >= {"free"}
+    local_stack.reset_function("DecideFunction")

@@ -9,16 +9,17 @@ from aws_lambda_powertools.metrics import MetricUnit
 from adserve.core.errors import ModelLoadError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.dal.aws_clients import dynamodb_client, s3_client, sqs_client
+from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.model_store import S3ModelStore
+from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import exploration_policy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 from adserve.models.serving import ModelProvider
-from adserve.wiring.campaigns import campaign_store, pacing_store
 from adserve.wiring.settings import DecideSettings
 from adserve.wiring.signing_keys import signing_keys
 
@@ -41,13 +42,16 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             metrics.add_metric(MetricName.MODEL_LOAD_FAILURES, MetricUnit.Count, 1)
             raise
 
+    # The catalog refreshes inline on a request too: each page of its Scans gets one attempt of at most 1.5 s,
+    # and a failed refresh keeps serving the snapshot (up to CATALOG_MAX_AGE_SECONDS).
+    catalog_client = dynamodb_client(connect_timeout=0.5, read_timeout=1.0, attempts=1)
     return DecisionService(
         catalog=CampaignCatalog(
-            campaign_store(settings.campaigns_table_name),
+            CampaignStore(catalog_client, settings.campaigns_table_name),
             encoder,
             settings.catalog_ttl_seconds,
             max_age_seconds=settings.catalog_max_age_seconds,
-            pacing=pacing_store(settings.pacing_table_name),
+            pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
             pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
         ),
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
