@@ -42,7 +42,7 @@ import numpy as np
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
-from adserve.training.dataset import DatasetConfig, TrainingDataset
+from adserve.training.dataset import TrainingDataset
 from adserve.training.retraining import RetrainRequest, retrain
 from adserve.training.simulation import bayes_auc
 from adserve.training.trainer import collect
@@ -112,15 +112,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
             manifest = outcome.manifest
             model = CtrModel.load(models.download(outcome.version, Path(work_dir) / "served"), DEFAULT_SPEC)
             scorer = _model_scorer(model, encoder, lambda ad: ad)
-        window = DatasetConfig(
-            request.start,
-            request.end,
-            request.as_of,
-            request.label,
-            request.reward_window,
-            examples_from=request.examples_from,
-        )
-        dataset = TrainingDataset(logs, window, encoder)
+        dataset = TrainingDataset(logs, request.dataset_config(), encoder)
         holdout = collect(dataset, request.trainer).holdout  # the last retrain's, to look up their true CTRs
     rng = np.random.default_rng(seed)
     n = config.eval_decisions

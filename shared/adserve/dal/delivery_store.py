@@ -10,15 +10,21 @@ Items (``pk``, ``sk``):
 """
 
 import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import DeliveryStoreUnavailableError
-from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, conflict_backoff, describe
+from adserve.dal.transactions import (
+    CONFLICT,
+    DUPLICATE,
+    TransactionalWriter,
+    cancellation_reasons,
+    conflict_backoff,
+    describe,
+)
 from adserve.delivery.counting import (
     HOUR_FORMAT,
     REQUEST_COUNT_LIFETIME,
@@ -30,7 +36,6 @@ from adserve.delivery.counting import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 HOUR_PREFIX = "hour#"
@@ -55,19 +60,8 @@ def _hour_of_key(sort_key: str) -> datetime:
     return datetime.strptime(sort_key.removeprefix(HOUR_PREFIX) + "+0000", HOUR_FORMAT + "%z")
 
 
-class DynamoDeliveryStore:
-    def __init__(
-        self,
-        client: "DynamoDBClient",
-        table_name: str,
-        *,
-        conflict_attempts: int = 8,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._conflict_attempts = conflict_attempts
-        self._sleep = sleep
+class DynamoDeliveryStore(TransactionalWriter):
+    DEFAULT_CONFLICT_ATTEMPTS = 8  # many writers share a shard: conflicts are likelier
 
     def count_once(self, group: DeliveryGroup) -> GroupResult:
         """Count the group's new events in one transaction; markers found present are dropped as duplicates.

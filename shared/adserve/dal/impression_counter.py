@@ -5,35 +5,26 @@ slot, all items in the listener's partition, so a redelivered impression cancels
 impressions never lose an update. Decide's Query skips markers by the counters' ``cap#`` key prefix.
 """
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import CounterStoreUnavailableError
-from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, conflict_backoff, describe
+from adserve.dal.transactions import (
+    CONFLICT,
+    DUPLICATE,
+    TransactionalWriter,
+    cancellation_reasons,
+    conflict_backoff,
+    describe,
+)
 from adserve.outcomes.recording import ImpressionIncrement
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
-class DynamoImpressionCounter:
-    def __init__(
-        self,
-        client: "DynamoDBClient",
-        table_name: str,
-        *,
-        conflict_attempts: int = 5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._conflict_attempts = conflict_attempts
-        self._sleep = sleep
-
+class DynamoImpressionCounter(TransactionalWriter):
     def count_once(self, increment: ImpressionIncrement) -> bool:
         """True when counted now, False when the marker shows it was counted before.
 

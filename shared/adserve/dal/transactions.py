@@ -1,8 +1,14 @@
 """What a cancelled DynamoDB transaction says, read the same way by every transactional writer."""
 
 import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 CONFLICT = "TransactionConflict"
 DUPLICATE = "ConditionalCheckFailed"
@@ -24,3 +30,22 @@ def describe(error: ClientError) -> str:
 def conflict_backoff(attempt: int) -> float:
     """Full jitter: concurrent writers on the same items spread out instead of colliding again."""
     return random.uniform(0, 0.025 * 2**attempt)
+
+
+class TransactionalWriter:
+    """A writer of TransactWriteItems on one table, retrying TransactionConflicts up to a bound."""
+
+    DEFAULT_CONFLICT_ATTEMPTS = 5
+
+    def __init__(
+        self,
+        client: "DynamoDBClient",
+        table_name: str,
+        *,
+        conflict_attempts: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._conflict_attempts = conflict_attempts or self.DEFAULT_CONFLICT_ATTEMPTS
+        self._sleep = sleep

@@ -64,6 +64,12 @@ class RetrainRequest:
         if self.challenger_share is not None and not 0.0 < self.challenger_share < 1.0:
             raise RetrainError("challenger_share must be within (0, 1)")
 
+    def dataset_config(self) -> DatasetConfig:
+        """The logs this request trains on: its time range, label and reward window."""
+        return DatasetConfig(
+            self.start, self.end, self.as_of, self.label, self.reward_window, examples_from=self.examples_from
+        )
+
 
 @dataclass(frozen=True)
 class RetrainResult:
@@ -136,18 +142,7 @@ def retrain(
     """Build, train, evaluate, publish and maybe promote; see the module docstring."""
     encoder = encoder or FeatureEncoder()
     spec = encoder.spec
-    dataset = TrainingDataset(
-        logs,
-        DatasetConfig(
-            request.start,
-            request.end,
-            request.as_of,
-            request.label,
-            request.reward_window,
-            examples_from=request.examples_from,
-        ),
-        encoder,
-    )
+    dataset = TrainingDataset(logs, request.dataset_config(), encoder)
     data = collect(dataset, request.trainer, progress)
     stats = dataset.stats.to_dict()
     problem = _too_small(data, dataset.stats, request)
