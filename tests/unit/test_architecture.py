@@ -18,6 +18,7 @@ WING_LEVELS = {
     "campaigns": 1,
     "models": 1,
     "http_api": 1,
+    "privacy": 1,
     "delivery": 2,
     "outcomes": 3,
     "decisions": 4,

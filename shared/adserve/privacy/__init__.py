@@ -1,0 +1,1 @@
+"""Listener privacy: consent and the serving mode it allows, keyed pseudonyms, erasure."""
