@@ -15,12 +15,15 @@ from typing import Any
 
 from adserve.campaigns.frequency_caps import counter_key, session_key, window_bucket, window_end
 from adserve.campaigns.model import Campaign
+from adserve.privacy.pseudonyms import Pseudonymizer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_EVENT = REPO_ROOT / "events" / "decide_post_decision.json"
 
 LISTENER_ID = "listener-bench-1"
 SESSION_ID = "session-bench-1"
+PSEUDONYMS = Pseudonymizer(b"adserve benchmark pseudonym key, not a secret")
+"""The in-process benchmarks' key; against the local stack, its PseudonymKeySecret's (``moto_latency``)."""
 PLACEMENT = "audio_midroll"
 
 LISTENER: dict[str, Any] = {
@@ -126,9 +129,9 @@ class Counter:
     expires_at: datetime
 
 
-def listener_counters(catalog: list[Campaign], now: datetime) -> list[Counter]:
+def listener_counters(catalog: list[Campaign], now: datetime, pseudonyms: Pseudonymizer = PSEUDONYMS) -> list[Counter]:
     """Counters of the benchmark listener for the capped campaigns it heard recently, each below its cap."""
-    session = session_key(SESSION_ID, now)
+    session = session_key(pseudonyms.session(SESSION_ID), now)
     counters: dict[str, Counter] = {}
     capped = [campaign for campaign in catalog if campaign.is_capped]
     for campaign in capped[:RECENTLY_SEEN_CAMPAIGNS]:

@@ -25,6 +25,7 @@ from adserve.delivery.pacing import TrafficProfile, pace
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner
+from adserve.privacy.consent import ConsentRules
 
 from bench import catalogs
 from bench.handler import check_response, inject_service, lambda_context, load_module
@@ -75,7 +76,11 @@ def fake_service(
             state = pace(c, None, nothing, nothing, TrafficProfile.uniform(), now)
             pacing.put(state.model_copy(update={"serve_probability": serve_probability}))
     counters = InMemoryCounters(
-        counts={catalogs.LISTENER_ID: {c.key: c.impressions for c in catalogs.listener_counters(campaigns, now)}}
+        counts={
+            catalogs.PSEUDONYMS.listener(catalogs.LISTENER_ID): {
+                c.key: c.impressions for c in catalogs.listener_counters(campaigns, now)
+            }
+        }
     )
     log = RecordingDecisionLog()
     signer = TokenSigner(random.Random(size).randbytes(64))
@@ -89,9 +94,11 @@ def fake_service(
             pacing_max_age=timedelta(hours=2),
         ),
         counters=counters,
-        scorer=lambda _listener_id: model,
+        scorer=lambda _listener: model,
         decision_log=log,
         signer=lambda: signer,
+        pseudonyms=lambda: catalogs.PSEUDONYMS,
+        consent=ConsentRules(),
         encoder=encoder,
         policy=PolicySettings(exploration=EpsilonGreedy(EPSILON), token_ttl=timedelta(days=1)),
         rng=random.Random(size),

@@ -33,12 +33,13 @@ def put_campaigns(stack: LocalStack, campaigns: Sequence[Campaign]) -> None:
 def put_counters(stack: LocalStack, campaigns: list[Campaign], now: datetime) -> int:
     client = dynamodb_client()
     table = stack.physical_name("FrequencyCapsTable")
-    counters = catalogs.listener_counters(campaigns, now)
+    pseudonyms = stack.pseudonyms()
+    counters = catalogs.listener_counters(campaigns, now, pseudonyms)
     for counter in counters:
         client.put_item(
             TableName=table,
             Item={
-                "listener_id": {"S": catalogs.LISTENER_ID},
+                "listener_id": {"S": pseudonyms.listener(catalogs.LISTENER_ID)},
                 "counter_key": {"S": counter.key},
                 "impressions": {"N": str(counter.impressions)},
                 "expires_at": {"N": str(int(counter.expires_at.timestamp()))},
@@ -53,7 +54,7 @@ def caps_query(stack: LocalStack) -> Callable[[], object]:
         dynamodb_client().query,
         TableName=stack.physical_name("FrequencyCapsTable"),
         KeyConditionExpression="listener_id = :listener",
-        ExpressionAttributeValues={":listener": {"S": catalogs.LISTENER_ID}},
+        ExpressionAttributeValues={":listener": {"S": stack.pseudonyms().listener(catalogs.LISTENER_ID)}},
         ProjectionExpression="counter_key, impressions, expires_at",
     )
 

@@ -19,6 +19,7 @@ from adserve.decisions.policy import EpsilonGreedy, choose_slate
 from adserve.decisions.service import listener_features
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
+from adserve.privacy.consent import ServingMode
 
 from bench import catalogs
 from bench.decide_latency import EPSILON, MAX_ADS, SIZES, load_model
@@ -46,7 +47,9 @@ class ScorePath:
     rng: random.Random
 
     def __call__(self) -> int:
-        listener_row = self.encoder.encode_listener(listener_features(self.request, datetime.now(UTC)))
+        listener_row = self.encoder.encode_listener(
+            listener_features(self.request, datetime.now(UTC), ServingMode.PERSONALISED)
+        )
         stacked = np.stack(self.rows)  # Decide stacks the per-ad rows on every request
         scores = self.model.predict(self.encoder.encode(listener_row, stacked)).astype(np.float64)
         return len(choose_slate(scores * self.values, self.advertisers, MAX_ADS, EpsilonGreedy(EPSILON), self.rng))
@@ -56,7 +59,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     encoder = FeatureEncoder()
     model = load_model(encoder)
     request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
-    listener_row = encoder.encode_listener(listener_features(request, datetime.now(UTC)))
+    listener_row = encoder.encode_listener(listener_features(request, datetime.now(UTC), ServingMode.PERSONALISED))
     rng = random.Random(3)
     results: dict[str, Any] = {"sizes": {}}
     for size in SIZES:

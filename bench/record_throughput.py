@@ -33,13 +33,13 @@ from adserve.outcomes.decision_records import (
     LoggedCandidate,
     LoggedChoice,
     LoggedPolicy,
-    pseudonymous_listener_id,
 )
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.recording import OutcomeRecorder
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from bench import catalogs
+from bench.catalogs import PSEUDONYMS
 from bench.decide_latency import quiet_stdout
 from bench.handler import load_module
 from bench.handler_errors import counting_errors
@@ -100,7 +100,7 @@ class MessageFactory:
             ad_id=campaign.creatives[0].ad_id,
             campaign_id=campaign.campaign_id,
             advertiser_id=campaign.advertiser_id,
-            listener_id=listener,
+            listener=PSEUDONYMS.listener(listener),
             session=f"s:{listener}",
             occurred_at=now - timedelta(seconds=2),
             received_at=now,
@@ -114,7 +114,7 @@ class MessageFactory:
             decided_at=datetime.now(UTC),
             model_version="bench",
             policy=LoggedPolicy(epsilon=0.1),
-            listener_hash=pseudonymous_listener_id(f"listener-{self._rng.randrange(LISTENERS)}"),
+            listener_hash=PSEUDONYMS.listener(f"listener-{self._rng.randrange(LISTENERS)}"),
             listener_features={"country": "SE", "device": "mobile", "content_type": "music", "genre": "pop"},
             placement=catalogs.PLACEMENT,
             max_ads=3,

@@ -38,7 +38,7 @@ def tokens(signer: TokenSigner, count: int, rng: random.Random) -> list[str]:
                 ad_id=f"ad-{rng.randrange(1000)}",
                 campaign_id=f"cmp-{rng.randrange(1000)}",
                 advertiser_id=f"adv-{rng.randrange(1000)}",
-                listener_id=f"listener-{rng.randrange(100_000)}",
+                listener=f"{rng.getrandbits(128):032x}",
                 session=f"s:{rng.getrandbits(32):08x}",
                 event_type=EventType.IMPRESSION.value,
                 expires_at=expires,

@@ -18,6 +18,7 @@ from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import ad_features
 from adserve.decisions.service import listener_features
 from adserve.models.features import AD_FIELDS, LISTENER_FIELDS
+from adserve.privacy.consent import ServingMode
 from vowpalwabbit import Workspace
 
 from bench import catalogs
@@ -76,7 +77,7 @@ def train(workspace: Workspace, campaigns: list[Campaign], seed: int = 11) -> No
 
 def decide_vw(workspace: Workspace, request: DecisionRequest, lines: list[str]) -> list[float]:
     """One request: the shared line from the listener's features, then predict over the cached action lines."""
-    example = [shared_line(listener_features(request, datetime.now(UTC))), *lines]
+    example = [shared_line(listener_features(request, datetime.now(UTC), ServingMode.PERSONALISED)), *lines]
     pmf: list[float] = workspace.predict(example)
     return pmf
 

@@ -47,11 +47,11 @@ class InMemoryCounters:
     available: bool = True
     reads: int = 0
 
-    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:  # noqa: ARG002 (the port's signature)
+    def read_counters(self, listener: str, now: datetime) -> dict[str, int]:  # noqa: ARG002 (the port's signature)
         self.reads += 1
         if not self.available:
             raise CapStoreUnavailableError("table unreachable")
-        return dict(self.counts.get(listener_id, {}))
+        return dict(self.counts.get(listener, {}))
 
 
 @dataclass
@@ -118,19 +118,19 @@ class InMemoryImpressionCounter:
 
     def count_once(self, increment: ImpressionIncrement) -> bool:
         self.writes += 1
-        if not self.available or increment.listener_id in self.failing_listeners:
+        if not self.available or increment.listener in self.failing_listeners:
             raise CounterStoreUnavailableError("table unreachable")
-        marker = (increment.listener_id, increment.marker_key)
+        marker = (increment.listener, increment.marker_key)
         if marker in self.markers:
             return False
         self.markers.add(marker)
-        counters = self.counts.setdefault(increment.listener_id, {})
+        counters = self.counts.setdefault(increment.listener, {})
         for slot in increment.counters:
             counters[slot.key] = counters.get(slot.key, 0) + 1
         return True
 
-    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:  # noqa: ARG002 (the port's signature)
-        return dict(self.counts.get(listener_id, {}))
+    def read_counters(self, listener: str, now: datetime) -> dict[str, int]:  # noqa: ARG002 (the port's signature)
+        return dict(self.counts.get(listener, {}))
 
 
 @dataclass

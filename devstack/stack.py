@@ -15,6 +15,9 @@ from types import ModuleType, TracebackType
 from typing import Any, Self
 
 import boto3
+from adserve.dal.aws_clients import secretsmanager_client
+from adserve.dal.secret_keys import read_pseudonymizer
+from adserve.privacy.pseudonyms import Pseudonymizer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.api_events import http_api_event
@@ -130,6 +133,10 @@ class LocalStack:
 
     def physical_name(self, logical_id: str) -> str:
         return self.description.physical_name(logical_id)
+
+    def pseudonyms(self) -> Pseudonymizer:
+        """The pseudonyms this stack's Decide makes (its PseudonymKeySecret): to find a listener's counters."""
+        return read_pseudonymizer(secretsmanager_client(), self.physical_name("PseudonymKeySecret"))
 
     def function(self, logical_id: str) -> FunctionRuntime:
         return self._runtimes[logical_id]

@@ -21,16 +21,18 @@ def put_item(table: str, listener: str, key: str, expires_at: datetime, impressi
 
 
 def test_caps_show_lists_live_counters_only(local_stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given a listener with two live counters, an expired one and an impression marker
+    # Given a listener with two live counters, an expired one and an impression marker, under its pseudonym
     table = local_stack.physical_name("FrequencyCapsTable")
     now = datetime.now(UTC)
-    put_item(table, "l-cli", "cap#campaign#cmp-1#day#2026-11-26", now + timedelta(days=1), impressions=2)
-    put_item(table, "l-cli", "cap#advertiser#adv-1#lifetime#all", now + timedelta(days=400), impressions=5)
-    put_item(table, "l-cli", "cap#campaign#cmp-1#hour#2020-01-01T00", now - timedelta(days=1), impressions=9)
-    put_item(table, "l-cli", "seen#d-1#ad-1#impression", now + timedelta(days=14))
+    listener = local_stack.pseudonyms().listener("l-cli")
+    put_item(table, listener, "cap#campaign#cmp-1#day#2026-11-26", now + timedelta(days=1), impressions=2)
+    put_item(table, listener, "cap#advertiser#adv-1#lifetime#all", now + timedelta(days=400), impressions=5)
+    put_item(table, listener, "cap#campaign#cmp-1#hour#2020-01-01T00", now - timedelta(days=1), impressions=9)
+    put_item(table, listener, "seen#d-1#ad-1#impression", now + timedelta(days=14))
 
     # When the operator asks for them
-    assert main(["caps", "show", "l-cli", "--table", table]) == 0
+    secret = local_stack.physical_name("PseudonymKeySecret")
+    assert main(["caps", "show", "l-cli", "--table", table, "--pseudonym-secret", secret]) == 0
 
     # Then the live counters are printed, sorted, and nothing else
     lines = capsys.readouterr().out.splitlines()
@@ -39,12 +41,12 @@ def test_caps_show_lists_live_counters_only(local_stack: LocalStack, capsys: pyt
         ["cap#advertiser#adv-1#lifetime#all", "5"],
         ["cap#campaign#cmp-1#day#2026-11-26", "2"],
     ]
-    assert lines[3] == f"2 live counters for l-cli in {table}"
+    assert lines[3] == f"2 live counters for l-cli (pseudonym {listener}) in {table}"
 
 
 def test_caps_show_without_a_table_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("FREQUENCY_CAPS_TABLE_NAME", raising=False)
-    assert main(["caps", "show", "l-cli"]) == 2
+    assert main(["caps", "show", "l-cli", "--pseudonym-secret", "s"]) == 2
     assert "FREQUENCY_CAPS_TABLE_NAME" in capsys.readouterr().err

@@ -92,10 +92,12 @@ def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -
     """What Record does for an impression (issue 3 makes it exactly-once); here a plain counter bump."""
     now = datetime.now(UTC)
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
-    for slot in impression_counters(seeded_campaign, seeded_campaign.frequency_caps, now, session_key(session_id, now)):
+    pseudonyms = local_stack.pseudonyms()
+    session = session_key(pseudonyms.session(session_id), now)
+    for slot in impression_counters(seeded_campaign, seeded_campaign.frequency_caps, now, session):
         dynamodb.update_item(
             TableName=local_stack.physical_name("FrequencyCapsTable"),
-            Key={"listener_id": {"S": LISTENER}, "counter_key": {"S": slot.key}},
+            Key={"listener_id": {"S": pseudonyms.listener(LISTENER)}, "counter_key": {"S": slot.key}},
             UpdateExpression="ADD impressions :one SET expires_at = :expires",
             ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str(int(slot.expires_at.timestamp()))}},
         )
@@ -210,6 +212,9 @@ def body_with(**changes: Any) -> str:
         (body_with(listener={"id": "l", "country": "SE", "device": "fridge"}), 422, "listener.device"),
         (body_with(exclude_ads=["a"] * 101), 422, "exclude_ads"),
         (body_with(surprise=True), 422, "surprise"),
+        (body_with(consent={"tcf": "not a TC string"}), 422, "consent.tcf"),
+        (body_with(consent={"tcf": "COtybn4PA_zT4KjACBENAPCIAEBAAECAAIAAAAAAAAAA"[:12]}), 422, "consent.tcf"),
+        (body_with(consent={"personalise": "yes please"}), 422, "consent.personalise"),
         ("[]", 422, "body"),
         (body_with(pad="x" * 70_000), 413, None),
     ],

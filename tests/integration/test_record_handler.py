@@ -87,7 +87,7 @@ def logged_outcomes(local_stack: LocalStack, decision_ids: set[str]) -> list[Log
 
 def impression(listener_id: str, **changes: Any) -> OutcomeEvent:
     return outcome(
-        listener_id=listener_id,
+        listener=listener_id,
         campaign_id=CAPPED.campaign_id,
         advertiser_id=CAPPED.advertiser_id,
         ad_id=CAPPED.creatives[0].ad_id,

@@ -153,10 +153,10 @@ def test_the_impression_beacon_queues_exactly_one_outcome(local_stack: Any, prox
     assert response["headers"]["Cache-Control"] == "no-store"
     [outcome] = queued_outcomes(local_stack, decision["decision_id"])
     assert outcome.identity == (decision["decision_id"], ad["ad_id"], "impression")
-    assert (outcome.campaign_id, outcome.advertiser_id, outcome.listener_id) == (
+    assert (outcome.campaign_id, outcome.advertiser_id, outcome.listener) == (
         ad["campaign_id"],
         ad["advertiser_id"],
-        "listener-42",
+        local_stack.pseudonyms().listener("listener-42"),
     )
     assert dict(proxy.calls) == {"SendMessage": 1}
 

@@ -60,7 +60,7 @@ def tracking_claims(**overrides: Any) -> TrackingClaims:
         "ad_id": "ad-1",
         "campaign_id": "cmp-1",
         "advertiser_id": "adv-1",
-        "listener_id": "listener-1",
+        "listener": "9f1c0e4b2a7d4c3e8b6a5f0d1e2c3b4a",
         "session": "s:abc",
         "event_type": "impression",
         "expires_at": int((NOW + timedelta(hours=1)).timestamp()),

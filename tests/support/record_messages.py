@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.decision_records import (
-    DecisionRecord,
-    LoggedCandidate,
-    LoggedChoice,
-    LoggedPolicy,
-    pseudonymous_listener_id,
-)
+from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice, LoggedPolicy
 from adserve.outcomes.events import OutcomeEvent
+
+from tests.support.privacy import pseudonym
 
 SAMPLE_EVENT = Path(__file__).parents[2] / "events" / "record_sqs_batch.json"
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
@@ -32,7 +28,7 @@ def outcome(
     ad_id: str = "cmp-1-ad-1",
     campaign_id: str = "cmp-1",
     advertiser_id: str = "adv-1",
-    listener_id: str = "listener-1",
+    listener: str | None = pseudonym("listener-1"),
     event_type: EventType = EventType.IMPRESSION,
     occurred_at: datetime = NOW,
     session: str = "s:session-1",
@@ -44,7 +40,7 @@ def outcome(
         ad_id=ad_id,
         campaign_id=campaign_id,
         advertiser_id=advertiser_id,
-        listener_id=listener_id,
+        listener=listener,
         session=session,
         occurred_at=occurred_at,
         received_at=occurred_at + timedelta(milliseconds=120),
@@ -59,7 +55,7 @@ def decision(
         decided_at=decided_at,
         model_version="constant",
         policy=LoggedPolicy(epsilon=0.1),
-        listener_hash=pseudonymous_listener_id("listener-1"),
+        listener_hash=pseudonym("listener-1"),
         listener_features={"country": "SE", "device": "mobile"},
         placement="audio_midroll",
         max_ads=len(ads),

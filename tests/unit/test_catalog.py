@@ -134,6 +134,7 @@ def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
         "FREQUENCY_CAPS_TABLE_NAME": "f",
         "OUTCOMES_QUEUE_URL": "q",
         "SIGNING_KEY_SECRET_ID": "s",
+        "PSEUDONYM_KEY_SECRET_ID": "k",
         "MODEL_DIR": "/opt/model",
         "MODELS_BUCKET_NAME": "m",
         "CATALOG_TTL_SECONDS": "30",

@@ -31,9 +31,11 @@ from adserve.decisions.policy import EpsilonGreedy, SquareCB
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner, key_id
+from adserve.privacy.consent import ConsentRules
 
 from devstack.fakes import InMemoryCampaigns, InMemoryCounters, InMemoryPacingStore, RecordingDecisionLog
 from tests.support.builders import NOW
+from tests.support.privacy import PSEUDONYMS
 
 GOLDEN = Path(__file__).parent / "golden" / "decide.json"
 BASE_URL = "https://api.example.com"
@@ -166,10 +168,12 @@ def _counters(campaigns: list[Campaign]) -> InMemoryCounters:
     capped = [(c, caps) for c in campaigns if (caps := advertiser_caps.caps_of(c))]
     counts: dict[str, dict[str, int]] = {}
     for listener in range(3):
-        session = session_key(f"session-{listener}", NOW)
+        session = session_key(PSEUDONYMS.session(f"session-{listener}"), NOW)
         for number, (campaign, caps) in enumerate(capped):
             slots = impression_counters(campaign, caps, NOW, session)
-            counts.setdefault(f"listener-{listener}", {})[slots[0].key] = caps[0].max if number % 2 else caps[0].max - 1
+            counts.setdefault(PSEUDONYMS.listener(f"listener-{listener}"), {})[slots[0].key] = (
+                caps[0].max if number % 2 else caps[0].max - 1
+            )
     return InMemoryCounters(counts=counts)
 
 
@@ -197,9 +201,11 @@ def _service(
     return DecisionService(
         catalog=catalog,
         counters=counters,
-        scorer=lambda _listener_id: HashScorer(),
+        scorer=lambda _listener: HashScorer(),
         decision_log=log,
         signer=lambda: signer,
+        pseudonyms=lambda: PSEUDONYMS,
+        consent=ConsentRules("legacy"),
         encoder=encoder,
         policy=PolicySettings(exploration=EpsilonGreedy(0.3), token_ttl=timedelta(hours=6)),
         rng=random.Random(7),

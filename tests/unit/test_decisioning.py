@@ -1,5 +1,6 @@
 """The decision service end to end on in-memory ports: caps, fail-closed, ranking, tokens, the record."""
 
+import base64
 import random
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
@@ -14,9 +15,10 @@ from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.tokens import TokenSigner
+from adserve.privacy.consent import ConsentRules, ServingMode
 
 from devstack.fakes import (
     ConstantScorer,
@@ -26,9 +28,12 @@ from devstack.fakes import (
     RecordingDecisionLog,
 )
 from tests.support.builders import NOW, campaign, decision_request
+from tests.support.privacy import PSEUDONYMS, pseudonym
 
 SIGNER = TokenSigner(b"s" * 32)
 BASE_URL = "https://api.example.com"
+LEGACY = ConsentRules("legacy")
+"""Consent as before it existed: most tests here are about what a decision does once it may do it all."""
 
 
 def service(
@@ -36,6 +41,7 @@ def service(
     counters: InMemoryCounters | None = None,
     log: RecordingDecisionLog | None = None,
     pacing: InMemoryPacingStore | None = None,
+    consent: ConsentRules = LEGACY,
 ) -> DecisionService:
     encoder = FeatureEncoder()
     return DecisionService(
@@ -49,9 +55,11 @@ def service(
             clock=lambda: NOW,
         ),
         counters=counters or InMemoryCounters(),
-        scorer=lambda _listener_id: ConstantScorer(),
+        scorer=lambda _listener: ConstantScorer(),
         decision_log=log or RecordingDecisionLog(),
         signer=lambda: SIGNER,
+        pseudonyms=lambda: PSEUDONYMS,
+        consent=consent,
         encoder=encoder,
         policy=PolicySettings(exploration=EpsilonGreedy(0.0), token_ttl=timedelta(hours=1)),
         rng=random.Random(0),
@@ -74,8 +82,8 @@ def test_a_capped_campaign_at_its_cap_is_not_returned() -> None:
         campaign_id="capped", advertiser_id="a", value_cpm=50, frequency_caps=[{"max": 2, "window": "day"}]
     )
     free = campaign(campaign_id="free", advertiser_id="b")
-    [slot] = impression_counters(capped, capped.frequency_caps, NOW, session_key("session-1", NOW))
-    counters = InMemoryCounters(counts={"listener-1": {slot.key: 2}})
+    [slot] = impression_counters(capped, capped.frequency_caps, NOW, session_key(PSEUDONYMS.session("session-1"), NOW))
+    counters = InMemoryCounters(counts={pseudonym("listener-1"): {slot.key: 2}})
     response = service(capped, free, counters=counters).decide(decision_request(), BASE_URL)
     assert [ad.campaign_id for ad in response.ads] == ["free"]
     assert counters.reads == 1
@@ -91,12 +99,12 @@ def test_an_advertiser_cap_stops_the_advertisers_campaigns_that_do_not_declare_i
     )
     sibling = campaign(campaign_id="sibling", advertiser_id="a", value_cpm=50)
     other = campaign(campaign_id="other", advertiser_id="b", value_cpm=1)
-    [slot] = impression_counters(capped, capped.frequency_caps, NOW, session_key("session-1", NOW))
+    [slot] = impression_counters(capped, capped.frequency_caps, NOW, session_key(PSEUDONYMS.session("session-1"), NOW))
     # Below the cap the uncapped sibling is served; at the cap neither campaign of the advertiser is
-    below = InMemoryCounters(counts={"listener-1": {slot.key: 1}})
+    below = InMemoryCounters(counts={pseudonym("listener-1"): {slot.key: 1}})
     response = service(capped, sibling, other, counters=below).decide(decision_request(), BASE_URL)
     assert [ad.campaign_id for ad in response.ads] == ["sibling", "other"]
-    at_cap = InMemoryCounters(counts={"listener-1": {slot.key: 2}})
+    at_cap = InMemoryCounters(counts={pseudonym("listener-1"): {slot.key: 2}})
     response = service(capped, sibling, other, counters=at_cap).decide(decision_request(), BASE_URL)
     assert [ad.campaign_id for ad in response.ads] == ["other"]
     assert at_cap.reads == 1
@@ -149,8 +157,12 @@ def test_tracking_urls_carry_tokens_for_their_own_event_type() -> None:
         assert f"{url.scheme}://{url.netloc}" == BASE_URL
         assert url.path == f"/v1/events/{event_type.value}"
         claims = SIGNER.verify(parse_qs(url.query)["t"][0], event_type, NOW)
-        assert (claims.decision_id, claims.ad_id, claims.listener_id) == (response.decision_id, ad.ad_id, "listener-1")
-        assert claims.session == "s:session-1"
+        assert (claims.decision_id, claims.ad_id, claims.listener) == (
+            response.decision_id,
+            ad.ad_id,
+            pseudonym("listener-1"),
+        )
+        assert claims.session == f"s:{PSEUDONYMS.session('session-1')}"
 
 
 def test_the_decision_record_holds_what_retraining_needs() -> None:
@@ -162,7 +174,7 @@ def test_the_decision_record_holds_what_retraining_needs() -> None:
     [record] = log.records
     assert record.decision_id == response.decision_id
     assert record.model_version == "constant"
-    assert record.listener_features == listener_features(request, NOW)
+    assert record.listener_features == listener_features(request, NOW, ServingMode.PERSONALISED)
     assert "listener-1" not in record.model_dump_json()
     assert [c.ad_id for c in record.candidates] == ["first-ad-1", "second-ad-1"]
     assert [(c.ad_id, c.rank, c.propensity) for c in record.chosen] == [("first-ad-1", 1, 1.0)]
@@ -236,3 +248,85 @@ def test_pacing_throttles_each_campaign_with_its_probability_and_logs_it_per_can
     logged = {c.campaign_id: c.serve_probability for record in log.records for c in record.candidates}
     assert logged == {"half": 0.5, "free": 1.0}
     assert store.scans == 1  # one Scan per catalog load, none per decision
+
+
+# Consent: what a decision may do with the listener's data
+
+
+def _token(response: DecisionResponse, event_type: EventType) -> str:
+    url: str = getattr(response.ads[0].tracking, event_type.value)
+    return parse_qs(urlparse(url).query)["t"][0]
+
+
+def _capped_and_free() -> tuple[Campaign, Campaign]:
+    capped = campaign(
+        campaign_id="capped", advertiser_id="a", value_cpm=50, frequency_caps=[{"max": 5, "window": "day"}]
+    )
+    return capped, campaign(campaign_id="free", advertiser_id="b")
+
+
+def test_without_consent_a_strict_deployment_serves_contextually_and_keeps_nothing_about_the_listener() -> None:
+    # Given a strict deployment, a capped and an uncapped campaign, and a request that says nothing of consent
+    counters, log = InMemoryCounters(), RecordingDecisionLog()
+    decide = service(*_capped_and_free(), counters=counters, log=log, consent=ConsentRules("strict"))
+    # When it decides
+    response = decide.decide(decision_request(), BASE_URL)
+    # Then the listener's counters are never read, the capped campaign is withheld, and the decision is contextual
+    assert counters.reads == 0
+    assert [ad.campaign_id for ad in response.ads] == ["free"]
+    assert response.mode == ServingMode.CONTEXTUAL
+    # And nothing stored or signed can be linked to the listener
+    [record] = log.records
+    assert (record.mode, record.listener_hash, record.cap_check) == ("contextual", None, "not_permitted")
+    assert set(record.listener_features) == set(CONTEXTUAL_FIELDS)
+    claims = SIGNER.verify(_token(response, EventType.IMPRESSION), EventType.IMPRESSION, NOW)
+    assert (claims.listener, claims.session) == (None, "")
+
+
+def test_a_legacy_deployment_without_consent_personalises_caps_and_measures() -> None:
+    counters, log = InMemoryCounters(), RecordingDecisionLog()
+    response = service(*_capped_and_free(), counters=counters, log=log).decide(decision_request(), BASE_URL)
+    assert counters.reads == 1
+    assert response.mode == ServingMode.PERSONALISED
+    assert log.records[0].listener_hash == pseudonym("listener-1")
+    assert log.records[0].listener_features["device"] == "mobile"
+
+
+@pytest.mark.parametrize("consent", [{"personalise": True}, {"personalise": True, "cap_frequency": True}, None])
+def test_a_minor_is_never_personalised_whatever_the_consent_says(consent: dict[str, bool] | None) -> None:
+    # Given a deployment that would personalise without consent, and a listener aged 13-17
+    log = RecordingDecisionLog()
+    device_targeted = campaign(campaign_id="by-device", advertiser_id="c", targeting={"devices": ["mobile"]})
+    decide = service(*_capped_and_free(), device_targeted, log=log)
+    listener = {**decision_request().listener.model_dump(mode="json"), "age_bucket": "13-17"}
+    response = decide.decide(decision_request(listener=listener, consent=consent), BASE_URL)
+    # Then the decision is contextual: no campaign targeting the listener's own fields, none of them logged
+    assert response.mode == ServingMode.CONTEXTUAL
+    assert "by-device" not in {ad.campaign_id for ad in response.ads}
+    assert not {"device", "age_bucket"} & log.records[0].listener_features.keys()
+
+
+def test_capping_consent_alone_reads_and_signs_the_pseudonym_but_logs_no_listener_fields() -> None:
+    counters, log = InMemoryCounters(), RecordingDecisionLog()
+    decide = service(*_capped_and_free(), counters=counters, log=log, consent=ConsentRules("strict"))
+    response = decide.decide(decision_request(consent={"cap_frequency": True}), BASE_URL)
+    assert counters.reads == 1
+    assert {ad.campaign_id for ad in response.ads} == {"capped", "free"}
+    claims = SIGNER.verify(_token(response, EventType.IMPRESSION), EventType.IMPRESSION, NOW)
+    assert claims.listener == pseudonym("listener-1")
+    [record] = log.records
+    assert (record.mode, record.listener_hash) == ("contextual", None)
+    assert set(record.listener_features) == set(CONTEXTUAL_FIELDS)
+
+
+def test_no_raw_listener_or_session_id_reaches_a_token_or_the_record() -> None:
+    log = RecordingDecisionLog()
+    response = service(*_capped_and_free(), log=log).decide(decision_request(), BASE_URL)
+    payloads = [
+        base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
+        for ad in response.ads
+        for url in ad.tracking.model_dump().values()
+        for token in parse_qs(urlparse(url).query)["t"]
+    ]
+    stored = [*payloads, log.records[0].model_dump_json(), response.model_dump_json()]
+    assert not any("listener-1" in text or "session-1" in text for text in stored)

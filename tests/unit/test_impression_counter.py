@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from tests.support.builders import NOW
 
 INCREMENT = ImpressionIncrement(
-    listener_id="listener-1",
+    listener="listener-1",
     marker_key="seen#d-1#ad-1#impression",
     marker_expires_at=NOW + timedelta(days=14),
     counters=(CounterSlot("cap#campaign#cmp-1#day#2026-11-25", NOW + timedelta(days=2)),),

@@ -29,7 +29,6 @@ from adserve.outcomes.decision_records import (
     LoggedCandidate,
     LoggedChoice,
     LoggedPolicy,
-    pseudonymous_listener_id,
 )
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import decode_object
@@ -37,6 +36,7 @@ from adserve.outcomes.recording import OutcomeRecorder
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign
+from tests.support.privacy import pseudonym
 from tests.support.record_messages import sqs_event, sqs_record
 
 GOLDEN = Path(__file__).parent / "golden" / "record.json"
@@ -100,7 +100,7 @@ class Batches:
             ad_id=f"{campaign_id}-ad-1",
             campaign_id=campaign_id,
             advertiser_id=f"adv-{index % 3}",
-            listener_id=listener,
+            listener=pseudonym(listener),
             session=rng.choice((f"s:{listener}", "d:2026-11-25")),
             occurred_at=occurred,
             received_at=occurred + timedelta(milliseconds=rng.randrange(-500, 3000)),
@@ -114,7 +114,7 @@ class Batches:
             decided_at=NOW + timedelta(minutes=rng.randrange(-90, 90)),
             model_version="golden",
             policy=LoggedPolicy(epsilon=0.1),
-            listener_hash=pseudonymous_listener_id(f"listener-{rng.randrange(5)}"),
+            listener_hash=pseudonym(f"listener-{rng.randrange(5)}"),
             listener_features={"country": "SE", "device": "mobile", "genre": "pop"},
             placement="audio_midroll",
             max_ads=2,
@@ -171,7 +171,7 @@ def golden_document() -> str:
     results = []
     for number in range(12):
         logs.failing_prefixes = {"logs/outcomes/dt=2026-11-25/hour=12/"} if number == 4 else set()
-        counter.failing_listeners = {"listener-2"} if number == 7 else set()
+        counter.failing_listeners = {pseudonym("listener-2")} if number == 7 else set()
         delivery.failing_campaigns = {"cmp-3", "cmp-6"} if number == 9 else set()
         response = recorder.process_batch(batches.batch(40 if number % 3 == 0 or number in (4, 7) else 10), None)
         results.append({"response": response, "metrics": _metrics()})

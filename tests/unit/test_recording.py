@@ -39,6 +39,7 @@ class Ports:
     counter: InMemoryImpressionCounter
     logs: InMemoryLogStore
     recorder: OutcomeRecorder
+    delivery: InMemoryDeliveryCounter
 
     def process(self, *records: dict[str, Any], context: Any = None) -> dict[str, Any]:
         return dict(self.recorder.process_batch(sqs_event(*records), context))
@@ -46,14 +47,13 @@ class Ports:
 
 @pytest.fixture
 def ports() -> Ports:
-    counter, logs = InMemoryImpressionCounter(), InMemoryLogStore()
+    counter, logs, delivery = InMemoryImpressionCounter(), InMemoryLogStore(), InMemoryDeliveryCounter()
     directory = CampaignDirectory(InMemoryCampaigns([CAPPED, FREE, SIBLING]), ttl_seconds=60)
     return Ports(
         counter,
         logs,
-        OutcomeRecorder(
-            counter=counter, campaigns=directory, logs=logs, delivery=InMemoryDeliveryCounter(), clock=lambda: NOW
-        ),
+        OutcomeRecorder(counter=counter, campaigns=directory, logs=logs, delivery=delivery, clock=lambda: NOW),
+        delivery,
     )
 
 
@@ -67,7 +67,7 @@ class AlmostOutOfTime:
 
 def test_an_impression_increments_every_counter_decide_reads(ports: Ports) -> None:
     # Given an impression of a campaign with a campaign cap and an advertiser cap
-    event = outcome(listener_id="listener-a")
+    event = outcome(listener="listener-a")
     # When it is recorded
     response = ports.process(*message_records(event))
     # Then both counters Decide checks moved by one
@@ -84,7 +84,7 @@ def test_an_impression_increments_every_counter_decide_reads(ports: Ports) -> No
 
 def test_an_impression_of_an_uncapped_sibling_counts_toward_the_advertiser_cap(ports: Ports) -> None:
     # Given CAPPED's weekly advertiser cap of 1, and an impression of its uncapped sibling campaign
-    event = outcome(listener_id="listener-sib", campaign_id=SIBLING.campaign_id, ad_id="sibling-ad-1")
+    event = outcome(listener="listener-sib", campaign_id=SIBLING.campaign_id, ad_id="sibling-ad-1")
     # When it is recorded
     assert ports.recorder.record_impression(event) is CountResult.COUNTED
     # Then it landed in the advertiser's counter only (not in CAPPED's campaign counter), and CAPPED is at its cap
@@ -95,7 +95,7 @@ def test_an_impression_of_an_uncapped_sibling_counts_toward_the_advertiser_cap(p
 
 
 def test_the_same_message_delivered_three_times_counts_once_and_reads_back_once(ports: Ports) -> None:
-    [record] = message_records(outcome(listener_id="listener-b"))
+    [record] = message_records(outcome(listener="listener-b"))
     for _ in range(3):
         assert ports.process(record) == {"batchItemFailures": []}
     assert set(ports.counter.read_counters("listener-b", NOW).values()) == {1}
@@ -104,7 +104,7 @@ def test_the_same_message_delivered_three_times_counts_once_and_reads_back_once(
 
 
 def test_a_replayed_event_in_another_batch_counts_once_and_the_reader_drops_its_copy(ports: Ports) -> None:
-    event = outcome(listener_id="listener-c")
+    event = outcome(listener="listener-c")
     ports.process(*message_records(event))
     ports.process(*message_records(event), *message_records(decision()))  # a new message with the same identity
     assert set(ports.counter.read_counters("listener-c", NOW).values()) == {1}
@@ -114,7 +114,7 @@ def test_a_replayed_event_in_another_batch_counts_once_and_the_reader_drops_its_
 
 @pytest.mark.parametrize("event_type", [EventType.CLICK, EventType.COMPLETE, EventType.SKIP])
 def test_only_impressions_count(ports: Ports, event_type: EventType) -> None:
-    response = ports.process(*message_records(outcome(listener_id="listener-d", event_type=event_type)))
+    response = ports.process(*message_records(outcome(listener="listener-d", event_type=event_type)))
     assert response == {"batchItemFailures": []}
     assert ports.counter.writes == 0
     assert [row.event_type for row in read_outcomes(ports.logs, NOW, NOW)] == [event_type]
@@ -124,7 +124,7 @@ def test_only_impressions_count(ports: Ports, event_type: EventType) -> None:
 def test_impressions_of_uncapped_or_unknown_campaigns_count_nothing_but_are_logged(
     ports: Ports, campaign_id: str
 ) -> None:
-    event = outcome(listener_id="listener-e", campaign_id=campaign_id, ad_id=f"{campaign_id}-ad-1")
+    event = outcome(listener="listener-e", campaign_id=campaign_id, ad_id=f"{campaign_id}-ad-1")
     assert ports.recorder.record_impression(event) is CountResult.NOT_COUNTED
     assert ports.process(*message_records(event)) == {"batchItemFailures": []}
     assert ports.counter.writes == 0
@@ -147,8 +147,8 @@ def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(
     ports: Ports, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a batch with a good impression, a decision, and records that are not valid messages
-    good = message_records(outcome(listener_id="listener-f"), decision(decision_id="d-f"))
-    secret = outcome(listener_id="listener-secret").model_dump(mode="json") | {"token": "tok.SECRET-SIGNATURE"}
+    good = message_records(outcome(listener="listener-f"), decision(decision_id="d-f"))
+    secret = outcome(listener="listener-secret").model_dump(mode="json") | {"token": "tok.SECRET-SIGNATURE"}
     bad = [sqs_record(json.dumps(secret)), sqs_record("{not json"), sqs_record('{"kind": "teleport"}')]
     # When the batch is processed
     response = ports.process(good[0], *bad, good[1])
@@ -166,7 +166,7 @@ def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(
 def test_an_unavailable_counter_store_fails_only_its_records_which_succeed_on_redelivery(ports: Ports) -> None:
     # Given the counters of one listener cannot be written
     ports.counter.failing_listeners.add("listener-sick")
-    sick, healthy = message_records(outcome(listener_id="listener-sick"), outcome(listener_id="listener-ok"))
+    sick, healthy = message_records(outcome(listener="listener-sick"), outcome(listener="listener-ok"))
     # When the batch is processed
     response = ports.process(sick, healthy)
     # Then only the sick record fails, and its row is not logged yet
@@ -184,7 +184,7 @@ def test_an_unavailable_counter_store_fails_only_its_records_which_succeed_on_re
 def test_a_failed_log_write_fails_its_records_and_the_retry_doubles_nothing(ports: Ports) -> None:
     # Given outcome objects cannot be written
     ports.logs.failing_prefixes.add("logs/outcomes/")
-    records = message_records(outcome(listener_id="listener-g"), decision(decision_id="d-g"))
+    records = message_records(outcome(listener="listener-g"), decision(decision_id="d-g"))
     # When the batch is processed
     response = ports.process(*records)
     # Then the impression (already counted) is reported failed with its object; the decision is logged
@@ -206,14 +206,14 @@ def test_a_batch_that_fails_entirely_is_reported_not_raised(ports: Ports) -> Non
 
 def test_a_sick_counter_store_is_not_called_for_the_rest_of_the_batch(ports: Ports) -> None:
     ports.counter.available = False
-    records = message_records(*(outcome(listener_id=f"listener-i{n}") for n in range(10)))
+    records = message_records(*(outcome(listener=f"listener-i{n}") for n in range(10)))
     response = ports.process(*records)
     assert len(failed_ids(response)) == 10
     assert ports.counter.writes == ports.recorder.breaker_threshold
 
 
 def test_counting_stops_close_to_the_timeout(ports: Ports) -> None:
-    records = message_records(outcome(listener_id="listener-j"), decision(decision_id="d-j"))
+    records = message_records(outcome(listener="listener-j"), decision(decision_id="d-j"))
     response = ports.process(*records, context=AlmostOutOfTime())
     assert failed_ids(response) == {records[0]["messageId"]}
     assert ports.counter.writes == 0
@@ -221,21 +221,41 @@ def test_counting_stops_close_to_the_timeout(ports: Ports) -> None:
 
 def test_rows_are_partitioned_by_their_own_hour_and_outcomes_carry_no_listener_id(ports: Ports) -> None:
     later = NOW + timedelta(hours=2)
-    ports.process(
-        *message_records(outcome(listener_id="listener-k"), outcome(listener_id="listener-k", occurred_at=later))
-    )
+    ports.process(*message_records(outcome(listener="listener-k"), outcome(listener="listener-k", occurred_at=later)))
     keys = sorted(ports.logs.objects)
     assert [key.rsplit("/", 1)[0] for key in keys] == [
         "logs/outcomes/dt=2026-11-25/hour=13",
         "logs/outcomes/dt=2026-11-25/hour=15",
     ]
     rows = [json.loads(line) for key in keys for line in decode_object(ports.logs.objects[key])]
-    assert all("listener_id" not in row and row["listener_hash"] for row in rows)
+    assert all(not {"listener", "listener_id", "listener_hash", "session"} & row.keys() for row in rows)
     assert "listener-k" not in json.dumps(rows)
 
 
+def test_an_impression_without_capping_consent_counts_toward_delivery_but_keeps_no_counter(ports: Ports) -> None:
+    # Given an impression whose token carried no listener pseudonym (no capping consent)
+    event = outcome(listener=None, session="")
+    # When it is recorded
+    response = ports.process(*message_records(event))
+    # Then nothing is written about the listener, and the campaign's delivery still counts it
+    assert response == {"batchItemFailures": []}
+    assert ports.counter.counts == {}
+    assert ports.counter.markers == set()
+    assert ports.delivery.lifetime(CAPPED.campaign_id).impressions == 1
+
+
+def test_an_outcome_queued_before_pseudonyms_is_recorded_without_its_raw_listener_id(ports: Ports) -> None:
+    legacy = outcome().model_dump(mode="json") | {"listener_id": "listener-raw", "session": "s:raw-session"}
+    del legacy["listener"]
+    response = ports.process(sqs_record(json.dumps(legacy)))
+    assert response == {"batchItemFailures": []}
+    assert ports.counter.counts == {}
+    [key] = ports.logs.objects
+    assert not any("raw" in line for line in decode_object(ports.logs.objects[key]))
+
+
 def test_the_marker_names_the_impression_and_outlives_any_redelivery(ports: Ports) -> None:
-    event = outcome(listener_id="listener-l")
+    event = outcome(listener="listener-l")
     ports.recorder.record_impression(event)
     assert ("listener-l", marker_key(event)) in ports.counter.markers
     assert marker_key(event) == f"seen#{event.decision_id}#{event.ad_id}#impression"
@@ -243,7 +263,7 @@ def test_the_marker_names_the_impression_and_outlives_any_redelivery(ports: Port
 
 
 def test_a_future_occurred_at_counts_in_the_window_it_was_received(ports: Ports) -> None:
-    event = outcome(listener_id="listener-m").model_copy(update={"occurred_at": NOW + timedelta(days=3)})
+    event = outcome(listener="listener-m").model_copy(update={"occurred_at": NOW + timedelta(days=3)})
     ports.recorder.record_impression(event)
     counted = ports.counter.read_counters("listener-m", NOW)
     assert sorted(counted) == sorted(

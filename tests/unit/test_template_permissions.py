@@ -18,13 +18,15 @@ Grant = tuple[str, str]
 """(IAM action, resource) with the resource written as ``LogicalId`` or ``LogicalId/<object key pattern>``."""
 
 EXPECTED: dict[str, set[Grant]] = {
-    # wiring/decide.py: the catalog Scan, one caps Query, the decision record, the signing key, the models.
+    # wiring/decide.py: the catalog Scan, one caps Query, the decision record, the signing and pseudonym keys,
+    # the models.
     "DecideFunction": {
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:Scan", "PacingTable"),
         ("dynamodb:Query", "FrequencyCapsTable"),
         ("sqs:SendMessage", "OutcomesQueue"),
         ("secretsmanager:GetSecretValue", "SigningKeySecret"),
+        ("secretsmanager:GetSecretValue", "PseudonymKeySecret"),
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:ListBucket", "ModelsBucket"),
     },

@@ -55,7 +55,7 @@ def test_a_valid_beacon_queues_one_event_built_from_its_claims() -> None:
     recorded = service(queue).record_beacon(EventType.IMPRESSION, token())
     assert queue.events == [recorded]
     assert recorded.identity == ("d-1", "ad-1", "impression")
-    assert (recorded.listener_id, recorded.campaign_id, recorded.advertiser_id) == ("listener-1", "cmp-1", "adv-1")
+    assert (recorded.listener, recorded.campaign_id) == (tracking_claims().listener, "cmp-1")
     assert recorded.occurred_at == recorded.received_at == NOW
 
 

@@ -148,6 +148,16 @@ def test_malformed_tokens_are_refused(token: str) -> None:
         TokenSigner(KEY).verify(token, EventType.IMPRESSION, NOW)
 
 
+def test_a_token_issued_before_pseudonyms_verifies_without_its_raw_listener_id() -> None:
+    # Given a genuine token of the format before pseudonyms, which named the raw listener id and session
+    claims = {k: v for k, v in asdict(CLAIMS).items() if k != "listener"} | {"listener_id": "listener-7"}
+    signed = f"{key_id(KEY)}.{payload_of(claims | {'session': 's:session-7'})}"
+    # When it is verified
+    verified = TokenSigner(KEY).verify(f"{signed}.{mac(KEY, signed)}", EventType.IMPRESSION, NOW)
+    # Then its event is kept, but neither the raw id nor the raw session goes any further
+    assert verified == replace(CLAIMS, listener=None, session="")
+
+
 def test_a_validly_signed_payload_that_is_not_claims_is_refused() -> None:
     signer = TokenSigner(KEY)
     signed = f"{key_id(KEY)}.{payload_of({'unexpected': 1})}"
@@ -173,7 +183,7 @@ def test_short_previous_keys_are_refused() -> None:
 
 def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json() -> None:
     # Given claims and the JSON a plain json.dumps of them gives for each event type
-    claims = tracking_claims(listener_id='lístener "1"', expires_at=1_795_635_000)
+    claims = tracking_claims(listener='lístener "1"', expires_at=1_795_635_000)
     signer = TokenSigner(b"k" * 32, previous=KEY)
     types = [event_type.value for event_type in EventType]
     # When one call signs a token per event type

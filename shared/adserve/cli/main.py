@@ -27,11 +27,13 @@ from adserve.campaigns.model import Campaign
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
 from adserve.core.errors import CapStoreUnavailableError, LogStoreUnavailableError
-from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client
+from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
+from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.outcomes.logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
+from adserve.privacy.pseudonyms import Pseudonymizer
 from adserve.wiring.campaigns import campaign_store
 
 __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
@@ -39,6 +41,7 @@ __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
 TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
 CAPS_TABLE_VARIABLE = "FREQUENCY_CAPS_TABLE_NAME"
+PSEUDONYM_SECRET_VARIABLE = "PSEUDONYM_KEY_SECRET_ID"  # noqa: S105 - a variable's name, not a secret
 
 
 class CampaignFileError(ValueError):
@@ -89,7 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.group in commands:
         return commands[arguments.group](arguments)
     if arguments.group == "caps":
-        return _caps(arguments.listener_id, arguments.table or os.environ.get(CAPS_TABLE_VARIABLE))
+        return _caps(
+            arguments.listener_id,
+            arguments.table or os.environ.get(CAPS_TABLE_VARIABLE),
+            arguments.pseudonym_secret or os.environ.get(PSEUDONYM_SECRET_VARIABLE),
+        )
     table = arguments.table or os.environ.get(TABLE_VARIABLE)
     if not table:
         print(f"adserve: no table; pass --table or set {TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
@@ -164,13 +171,25 @@ def _logs(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _caps(listener_id: str, table: str | None) -> int:
+def listener_pseudonyms(secret_id: str) -> Pseudonymizer:
+    """The deployment's pseudonyms (its PseudonymKeySecret): what the tables hold instead of listener ids."""
+    return read_pseudonymizer(secretsmanager_client(), secret_id)
+
+
+def _caps(listener_id: str, table: str | None, secret_id: str | None) -> int:
     """Print a listener's live frequency counters, as Decide reads them (one Query, expired ones ignored)."""
-    if not table:
-        print(f"adserve: no table; pass --table or set {CAPS_TABLE_VARIABLE}", file=sys.stderr)  # noqa: T201
+    if not table or not secret_id:
+        missing = (
+            f"--table or {CAPS_TABLE_VARIABLE}" if not table else f"--pseudonym-secret or {PSEUDONYM_SECRET_VARIABLE}"
+        )
+        print(f"adserve: pass {missing}", file=sys.stderr)  # noqa: T201
         return 2
     try:
-        counters = FrequencyCapStore(dynamodb_client(), table).read_counters(listener_id, datetime.now(UTC))
+        pseudonym = listener_pseudonyms(secret_id).listener(listener_id)
+        counters = FrequencyCapStore(dynamodb_client(), table).read_counters(pseudonym, datetime.now(UTC))
+    except AWS_ERRORS as error:
+        print(f"adserve: the pseudonym key is unreadable: {error}", file=sys.stderr)  # noqa: T201
+        return 1
     except CapStoreUnavailableError as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
@@ -178,7 +197,7 @@ def _caps(listener_id: str, table: str | None) -> int:
     print(f"{'COUNTER'.ljust(width)}  IMPRESSIONS")  # noqa: T201
     for key, count in sorted(counters.items()):
         print(f"{key.ljust(width)}  {count}")  # noqa: T201
-    print(f"{len(counters)} live counters for {listener_id} in {table}")  # noqa: T201
+    print(f"{len(counters)} live counters for {listener_id} (pseudonym {pseudonym}) in {table}")  # noqa: T201
     return 0
 
 
@@ -226,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
     show = caps_commands.add_parser("show", help="a listener's live counters (campaign and advertiser caps)")
     show.add_argument("listener_id", help="the listener id, as sent in POST /v1/decisions")
     show.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
+    show.add_argument("--pseudonym-secret", help=f"the pseudonym key's secret (default: ${PSEUDONYM_SECRET_VARIABLE})")
     add_model_commands(groups, _hour)
     add_delivery_command(groups, _hour)
     return parser

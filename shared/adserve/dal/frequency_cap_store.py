@@ -1,4 +1,8 @@
-"""A listener's frequency counters in DynamoDB: one item per (listener, counter), read in one Query."""
+"""A listener's frequency counters in DynamoDB: one item per (listener, counter), read in one Query.
+
+The partition key attribute is still called ``listener_id`` (renaming it would replace the table), but it
+holds the listener's keyed pseudonym (adserve.privacy.pseudonyms), never the id an app sends.
+"""
 
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -18,12 +22,12 @@ class FrequencyCapStore:
         self._client = client
         self._table = table_name
 
-    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:
+    def read_counters(self, listener: str, now: datetime) -> dict[str, int]:
         """One Query for every counter of the listener; counters past their TTL are ignored (deletion lags)."""
         request: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "listener_id = :listener AND begins_with(counter_key, :prefix)",
-            "ExpressionAttributeValues": {":listener": {"S": listener_id}, ":prefix": {"S": COUNTER_PREFIX}},
+            "ExpressionAttributeValues": {":listener": {"S": listener}, ":prefix": {"S": COUNTER_PREFIX}},
             "ProjectionExpression": "counter_key, impressions, expires_at",
         }
         counts: dict[str, int] = {}

@@ -48,7 +48,7 @@ class DynamoImpressionCounter(TransactionalWriter):
         raise CounterStoreUnavailableError(f"transaction conflicts persisted over {self._conflict_attempts} attempts")
 
     def _transaction(self, increment: ImpressionIncrement) -> "list[TransactWriteItemTypeDef]":
-        listener = {"S": increment.listener_id}
+        listener = {"S": increment.listener}
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {

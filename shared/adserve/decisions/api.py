@@ -6,6 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
 from adserve.core.vocabulary import AgeBucket, ContentType, Device, Placement
+from adserve.privacy.consent import ConsentIn, ServingMode
 
 MAX_ADS_PER_DECISION = 10
 
@@ -42,6 +43,10 @@ class DecisionRequest(BaseModel):
     placement: Placement
     max_ads: int = Field(default=1, ge=1, le=MAX_ADS_PER_DECISION)
     exclude_ads: Annotated[list[Identifier], Field(max_length=100)] = []
+    consent: ConsentIn | None = Field(
+        default=None,
+        description="What the listener allows; absent, the deployment's DEFAULT_CONSENT_POLICY decides.",
+    )
 
 
 class TrackingUrls(BaseModel):
@@ -75,4 +80,7 @@ class ServedAd(BaseModel):
 class DecisionResponse(BaseModel):
     decision_id: str
     model_version: str
+    mode: ServingMode = Field(
+        description="personalised: the listener's own fields were used; contextual: only the moment's."
+    )
     ads: list[ServedAd]

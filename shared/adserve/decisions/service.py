@@ -22,19 +22,15 @@ from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
 from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Scorer
-from adserve.models.features import FeatureEncoder
-from adserve.outcomes.decision_records import (
-    CapCheck,
-    DecisionRecord,
-    LoggedCandidate,
-    LoggedChoice,
-    pseudonymous_listener_id,
-)
+from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
+from adserve.outcomes.decision_records import CapCheck, DecisionRecord, LoggedCandidate, LoggedChoice
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
+from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
+from adserve.privacy.pseudonyms import Pseudonymizer
 
 
 class CounterReader(Protocol):
-    def read_counters(self, listener_id: str, now: datetime) -> dict[str, int]:
+    def read_counters(self, listener: str, now: datetime) -> dict[str, int]:
         """All live counters of one listener in one request; raises CapStoreUnavailableError."""
         ...
 
@@ -56,9 +52,11 @@ class DecisionService:
     catalog: CampaignCatalog
     counters: CounterReader
     scorer: Callable[[str], Scorer]
-    """The model for this listener (champion or challenger by a hash of the id); called once per decision."""
+    """The model for this listener (champion or challenger by its pseudonym); called once per decision."""
     decision_log: DecisionLog
     signer: Callable[[], TokenSigner]
+    pseudonyms: Callable[[], Pseudonymizer]
+    consent: ConsentRules
     encoder: FeatureEncoder
     policy: PolicySettings
     rng: random.Random
@@ -73,36 +71,45 @@ class DecisionService:
         now = self.clock()
         tracking_base_url = self.tracking_base_url or request_base_url
         listener = request.listener
-        session = session_key(listener.session_id, now)
+        permissions = self.consent.permissions(request.consent, listener.age_bucket)
+        pseudonyms = self.pseudonyms()
+        pseudonym = pseudonyms.listener(listener.id)
+        session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
         in_placement = self.catalog.ads_for(request.placement)
-        targeted = in_placement.select(request, now)
+        targeted = in_placement.select(request, now, contextual=not permissions.personalise)
         metrics.add_metric(
             MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
         )
         paced = throttle(targeted, self.rng)
         if len(paced) < len(targeted):
             metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
-        eligible, cap_check = self._apply_caps(paced, listener.id, now, session)
-        model = self.scorer(listener.id)
-        features = listener_features(request, now)
+        counted = pseudonym if permissions.cap_frequency else None
+        eligible, cap_check = self._apply_caps(paced, counted, now, session)
+        model = self.scorer(pseudonym)
+        features = listener_features(request, now, permissions.mode)
         ad_rows, values, advertisers = in_placement.columns(eligible)
         scores = self._score(model, features, ad_rows)
         choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
         decision_id = self.new_decision_id()
         ads = self._served_ads(
             decision_id=decision_id,
-            listener_id=listener.id,
-            session=session,
+            listener=counted,
+            session=session if counted else "",
             eligible=eligible,
             scores=scores,
             choices=choices,
             base_url=tracking_base_url,
             now=now,
         )
-        response = trusted(DecisionResponse, {"decision_id": decision_id, "model_version": model.version, "ads": ads})
+        response = trusted(
+            DecisionResponse,
+            {"decision_id": decision_id, "model_version": model.version, "mode": permissions.mode, "ads": ads},
+        )
         self._log(
             request=request,
             response=response,
+            permissions=permissions,
+            pseudonym=pseudonym,
             features=features,
             eligible=eligible,
             scores=scores,
@@ -111,6 +118,7 @@ class DecisionService:
             now=now,
         )
         metrics.add_metric(MetricName.DECISIONS, MetricUnit.Count, 1)
+        metrics.add_metric(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
         metrics.add_metric(MetricName.ADS_RETURNED, MetricUnit.Count, len(response.ads))
         if not response.ads:
             metrics.add_metric(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
@@ -118,16 +126,23 @@ class DecisionService:
         return response
 
     def _apply_caps(
-        self, targeted: Sequence[AdCandidate], listener_id: str, now: datetime, session: str
+        self, targeted: Sequence[AdCandidate], listener: str | None, now: datetime, session: str
     ) -> tuple[list[AdCandidate], CapCheck]:
         """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed).
+        Without a listener to count (no capping consent) nothing is read and capped campaigns are withheld.
 
         Returns the very candidates of *targeted* (the index cuts their columns by identity), fewer or all.
         """
         if not any(ad.caps for ad in targeted):
             return list(targeted), "not_needed"
+        if listener is None:
+            uncapped = [ad for ad in targeted if not ad.caps]
+            metrics.add_metric(
+                MetricName.CANDIDATES_FILTERED_BY_CONSENT, MetricUnit.Count, len(targeted) - len(uncapped)
+            )
+            return uncapped, "not_permitted"
         try:
-            counts = self.counters.read_counters(listener_id, now)
+            counts = self.counters.read_counters(listener, now)
         except CapStoreUnavailableError:
             logger.exception("frequency caps unreadable; serving uncapped campaigns only")
             metrics.add_metric(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
@@ -155,7 +170,7 @@ class DecisionService:
         self,
         *,
         decision_id: str,
-        listener_id: str,
+        listener: str | None,
         session: str,
         eligible: Sequence[AdCandidate],
         scores: np.ndarray,
@@ -174,7 +189,7 @@ class DecisionService:
                 ad_id=ad.ad_id,
                 campaign_id=campaign.campaign_id,
                 advertiser_id=campaign.advertiser_id,
-                listener_id=listener_id,
+                listener=listener,
                 session=session,
                 event_type=EventType.IMPRESSION.value,
                 expires_at=expires_at,
@@ -201,6 +216,8 @@ class DecisionService:
         *,
         request: DecisionRequest,
         response: DecisionResponse,
+        permissions: Permissions,
+        pseudonym: str,
         features: dict[str, str],
         eligible: Sequence[AdCandidate],
         scores: np.ndarray,
@@ -214,7 +231,8 @@ class DecisionService:
             decided_at=now,
             model_version=response.model_version,
             policy=self.policy.exploration.logged(),
-            listener_hash=pseudonymous_listener_id(request.listener.id),
+            mode=permissions.mode,
+            listener_hash=pseudonym if permissions.measure else None,
             listener_features=features,
             placement=request.placement.value,
             max_ads=request.max_ads,
@@ -241,10 +259,13 @@ class DecisionService:
             metrics.add_metric(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
 
 
-def listener_features(request: DecisionRequest, now: datetime) -> dict[str, str]:
-    """The listener's side of the feature encoder's input; the same keys the trainer reads from the log."""
+def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode) -> dict[str, str]:
+    """The listener's side of the feature encoder's input; the same keys the trainer reads from the log.
+
+    A contextual decision has only CONTEXTUAL_FIELDS: the others are not even logged.
+    """
     listener = request.listener
-    return {
+    features = {
         "country": listener.country,
         "device": listener.device.value,
         "age_bucket": listener.age_bucket.value if listener.age_bucket else "",
@@ -254,6 +275,15 @@ def listener_features(request: DecisionRequest, now: datetime) -> dict[str, str]
         "hour_of_day": str(listener_hour(request, now)),
         "day_of_week": str(now.weekday()),
     }
+    if mode is ServingMode.CONTEXTUAL:
+        return {name: features[name] for name in CONTEXTUAL_FIELDS}
+    return features
+
+
+MODE_METRICS = {
+    ServingMode.PERSONALISED: MetricName.PERSONALISED_DECISIONS,
+    ServingMode.CONTEXTUAL: MetricName.CONTEXTUAL_DECISIONS,
+}
 
 
 EVENT_TYPES = tuple(event_type.value for event_type in EventType)

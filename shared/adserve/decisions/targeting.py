@@ -75,6 +75,10 @@ _DIMENSIONS: tuple[tuple[str, Callable[[DecisionRequest, datetime], Hashable]], 
 )
 """Each targeting list, and the request's value it must contain; an empty list admits everyone."""
 
+PERSONAL_DIMENSIONS = frozenset({"devices", "age_buckets"})
+"""Targeting on the listener's own fields: a contextual decision may not use them, so only campaigns that do
+not target them are eligible (models.features.CONTEXTUAL_FIELDS draws the same line for the model)."""
+
 
 class TargetingIndex:
     """The ads of one placement, with what targeting needs precomputed when the catalog loads.
@@ -92,7 +96,9 @@ class TargetingIndex:
         )
         self._starts = np.array([_micros(c.flight_start) for c in campaigns], dtype=np.int64)
         self._ends = np.array([_micros(c.flight_end) for c in campaigns], dtype=np.int64)
-        self._dimensions = [self._masks(campaigns, name, value) for name, value in _DIMENSIONS]
+        self._dimensions = [
+            (name in PERSONAL_DIMENSIONS, *self._masks(campaigns, name, value)) for name, value in _DIMENSIONS
+        ]
         self._positions: dict[str, list[int]] = {}
         for position, ad in enumerate(self.ads):
             self._positions.setdefault(ad.ad_id, []).append(position)
@@ -124,12 +130,15 @@ class TargetingIndex:
     def __len__(self) -> int:
         return len(self.ads)
 
-    def select(self, request: DecisionRequest, now: datetime) -> list[AdCandidate]:
-        """Ads whose campaign targets this request, minus the ads the caller asked to exclude, in order."""
+    def select(self, request: DecisionRequest, now: datetime, *, contextual: bool = False) -> list[AdCandidate]:
+        """Ads whose campaign targets this request, minus the ads the caller asked to exclude, in order.
+
+        A contextual decision admits, on the listener's own fields, only the ads that do not target them.
+        """
         moment = _micros(now)
         mask = self._static & (self._starts <= moment) & (moment < self._ends)
-        for value, masks, untargeted in self._dimensions:
-            mask &= masks.get(value(request, now), untargeted)
+        for personal, value, masks, untargeted in self._dimensions:
+            mask &= untargeted if personal and contextual else masks.get(value(request, now), untargeted)
         for ad_id in request.exclude_ads:
             for position in self._positions.get(ad_id, ()):
                 mask[position] = False

@@ -24,6 +24,16 @@ LISTENER_FIELDS: tuple[str, ...] = (
     "day_of_week",
 )
 AD_FIELDS: tuple[str, ...] = ("advertiser_id", "campaign_id", "ad_id", "category", "format")
+CONTEXTUAL_FIELDS: tuple[str, ...] = (
+    "country",
+    "content_type",
+    "genre",
+    "placement",
+    "hour_of_day",
+    "day_of_week",
+)
+"""The listener-side fields a contextual decision uses: the moment, not the person. The others reach the model
+as the encoder's unknown value (``field=``), in serving and in training alike, so one model serves both."""
 
 HASH_FUNCTION = "blake2b-64"
 """Name of the token hash this module implements; a model trained with another one cannot be served."""

@@ -39,16 +39,16 @@ class ActivePointer(BaseModel):
             raise ValueError("the challenger must differ from the champion")
         return self
 
-    def version_for(self, listener_id: str) -> str:
+    def version_for(self, listener_pseudonym: str) -> str:
         """Champion or challenger for this listener, by a stable hash of its id."""
-        if self.challenger is None or listener_bucket(listener_id) >= self.challenger_share:
+        if self.challenger is None or listener_bucket(listener_pseudonym) >= self.challenger_share:
             return self.champion
         return self.challenger
 
 
-def listener_bucket(listener_id: str) -> float:
+def listener_bucket(listener_pseudonym: str) -> float:
     """A stable number in [0, 1) per listener, independent of the exploration policy's randomness."""
-    digest = hashlib.blake2b(listener_id.encode(), digest_size=8, person=b"adserve-split").digest()
+    digest = hashlib.blake2b(listener_pseudonym.encode(), digest_size=8, person=b"adserve-split").digest()
     return int.from_bytes(digest, "big") / 2**64
 
 

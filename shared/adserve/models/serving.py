@@ -53,11 +53,11 @@ class ServingState:
     champion: Scorer
     challenger: Scorer | None = None
 
-    def scorer_for(self, listener_id: str) -> tuple[Scorer, str]:
+    def scorer_for(self, listener_pseudonym: str) -> tuple[Scorer, str]:
         """The listener's model and its role (bootstrap, champion or challenger)."""
         if self.pointer is None:
             return self.champion, "bootstrap"
-        if self.challenger is not None and self.pointer.version_for(listener_id) == self.challenger.version:
+        if self.challenger is not None and self.pointer.version_for(listener_pseudonym) == self.challenger.version:
             return self.challenger, "challenger"
         return self.champion, "champion"
 
@@ -81,7 +81,7 @@ class _PointerReading:
 
 @dataclass
 class ModelProvider:
-    """``provider(listener_id)`` -> the Scorer for that listener; one per execution environment."""
+    """``provider(listener_pseudonym)`` -> the Scorer for that listener; one per execution environment."""
 
     store: ModelStore
     bootstrap: Callable[[], Scorer]
@@ -99,8 +99,8 @@ class ModelProvider:
             self._read_pointer, self.check_seconds, name="model pointer", monotonic=self.monotonic
         )
 
-    def __call__(self, listener_id: str) -> Scorer:
-        model, role = self.current().scorer_for(listener_id)
+    def __call__(self, listener_pseudonym: str) -> Scorer:
+        model, role = self.current().scorer_for(listener_pseudonym)
         metrics.add_metric(ROLE_METRICS[role], MetricUnit.Count, 1)
         return model
 

@@ -5,16 +5,18 @@ features and score, and for the chosen actions the rank and the probability the 
 Outcomes (cost/reward) are joined later by (decision_id, ad_id).
 """
 
-import hashlib
 from datetime import datetime
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from adserve.privacy.consent import ServingMode
+
 RECORD_KIND: Final = "decision"
 
-CapCheck = Literal["ok", "not_needed", "unavailable"]
-"""Whether caps were read (ok), needed no read, or could not be read (capped ads were withheld)."""
+CapCheck = Literal["ok", "not_needed", "unavailable", "not_permitted"]
+"""Whether caps were read (ok), needed no read, could not be read, or the listener gave no capping consent (in
+the last two, capped ads were withheld)."""
 
 
 class LoggedCandidate(BaseModel):
@@ -67,8 +69,12 @@ class DecisionRecord(BaseModel):
     decided_at: datetime
     model_version: str
     policy: LoggedPolicy
-    listener_hash: str
+    mode: ServingMode = ServingMode.PERSONALISED
+    """Records from before consent existed were all personalised."""
+    listener_hash: str | None
+    """The listener's keyed pseudonym (adserve.privacy.pseudonyms) when it consented to measurement, else None."""
     listener_features: dict[str, str]
+    """Only the fields the mode allowed: a contextual record has no device or age bucket."""
     placement: str
     max_ads: int
     cap_check: CapCheck
@@ -97,8 +103,3 @@ class DecisionRecord(BaseModel):
             )
             body = record.model_dump_json()
         return body
-
-
-def pseudonymous_listener_id(listener_id: str) -> str:
-    """A stable pseudonym, so logs can group by listener without holding the raw id."""
-    return hashlib.blake2b(listener_id.encode(), digest_size=12, person=b"adserve-listen").hexdigest()

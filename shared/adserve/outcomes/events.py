@@ -8,7 +8,7 @@ decision, so a second event with the same identity is a redelivery or a replayed
 from datetime import datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adserve.core.identifiers import Identifier
 from adserve.core.vocabulary import EventType
@@ -28,10 +28,20 @@ class OutcomeEvent(BaseModel):
     ad_id: Identifier
     campaign_id: Identifier
     advertiser_id: Identifier
-    listener_id: Identifier
+    listener: Identifier | None = None
+    """The listener's keyed pseudonym when it consented to frequency capping: the key of its counters."""
     session: Annotated[str, Field(max_length=80)]
     occurred_at: datetime
     received_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_raw_listener_id(cls, data: object) -> object:
+        """Events queued before pseudonyms name a raw listener id: it goes no further (no counter is kept)."""
+        if isinstance(data, dict) and "listener_id" in data:
+            data = {key: value for key, value in data.items() if key != "listener_id"}
+            data.update(listener=None, session="")
+        return data
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -48,7 +58,7 @@ class OutcomeEvent(BaseModel):
             ad_id=claims.ad_id,
             campaign_id=claims.campaign_id,
             advertiser_id=claims.advertiser_id,
-            listener_id=claims.listener_id,
+            listener=claims.listener,
             session=claims.session,
             occurred_at=occurred_at,
             received_at=received_at,

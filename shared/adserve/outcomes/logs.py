@@ -11,7 +11,8 @@ messages; so a row may exist physically more than once. Every reader (the ``adse
 the trainer) drops copies by the row's identity: ``decision_id`` for decisions, ``(decision_id, ad_id,
 event_type)`` for outcomes. Writers stay simple and never lose a row; the cost is a dedupe set in readers.
 
-Outcome rows never carry the raw listener id, only its pseudonym (``listener_hash``), like decision rows.
+Outcome rows carry nothing about the listener: they join their decision by (decision_id, ad_id), and a decision
+row carries the listener's keyed pseudonym (``listener_hash``) only when it consented to measurement.
 
 Reading streams: partitions hour by hour, one object (at most one SQS batch of rows) in memory at a time.
 Dedupe remembers identities for ``dedupe_horizon`` behind the partition being read, and the join keeps
@@ -33,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.decision_records import DecisionRecord, pseudonymous_listener_id
+from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
+from adserve.privacy.consent import ServingMode
 
 LOG_ROOT: Final = "logs"
 OBJECT_SUFFIX: Final = ".jsonl.gz"
@@ -81,7 +83,8 @@ def hours(start: datetime, end: datetime) -> Iterator[datetime]:
 
 
 class LoggedOutcome(BaseModel):
-    """An outcome event as logged: the listener pseudonymised, the session left out."""
+    """An outcome event as logged: without its listener pseudonym and session (the decision row has what may be
+    kept); rows written before pseudonyms had a ``listener_hash``, which reading ignores."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -92,7 +95,6 @@ class LoggedOutcome(BaseModel):
     ad_id: str
     campaign_id: str
     advertiser_id: str
-    listener_hash: str
     occurred_at: datetime
     received_at: datetime
 
@@ -109,7 +111,6 @@ class LoggedOutcome(BaseModel):
                 "ad_id": event.ad_id,
                 "campaign_id": event.campaign_id,
                 "advertiser_id": event.advertiser_id,
-                "listener_hash": pseudonymous_listener_id(event.listener_id),
                 "occurred_at": event.occurred_at,
                 "received_at": event.received_at,
             },
@@ -288,7 +289,8 @@ class JoinedAd(BaseModel):
     decided_at: datetime
     model_version: str
     placement: str
-    listener_hash: str
+    mode: ServingMode = ServingMode.PERSONALISED
+    listener_hash: str | None
     listener_features: dict[str, str]
     ad_id: str
     campaign_id: str
@@ -397,6 +399,7 @@ def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:
             decided_at=record.decided_at,
             model_version=record.model_version,
             placement=record.placement,
+            mode=record.mode,
             listener_hash=record.listener_hash,
             listener_features=record.listener_features,
             ad_id=choice.ad_id,

@@ -11,7 +11,8 @@ One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` thi
    the caps in force for the campaign (its own, and every advertiser cap a sibling declares), all in the
    listener's partition. A marker already there cancels the transaction: the impression was counted
    before, so the record succeeds as a duplicate. Clicks, completions and skips count nothing; an
-   impression of an unknown campaign, or of one under no cap at all, neither.
+   impression without a listener pseudonym (no capping consent), of an unknown campaign, or of one under no
+   cap at all, neither.
 3. Every outcome (impressions, clicks, completions, skips) is counted toward its campaign's delivery,
    exactly once, by ``adserve.delivery.counting``: the batch's events grouped by (campaign, hour), one
    transaction per group in the delivery table with its own markers. A group that cannot be written
@@ -81,7 +82,8 @@ _QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMe
 class ImpressionIncrement:
     """What one impression writes, atomically: the marker, and one increment per counter slot."""
 
-    listener_id: str
+    listener: str
+    """The listener's pseudonym: its partition of the counters table."""
     marker_key: str
     marker_expires_at: datetime
     counters: tuple[CounterSlot, ...]
@@ -157,6 +159,8 @@ class OutcomeRecorder:
 
     def record_impression(self, event: OutcomeEvent) -> CountResult:
         """Count one impression exactly once; raises CounterStoreUnavailableError."""
+        if event.listener is None:  # no capping consent: nothing is kept about the listener
+            return CountResult.NOT_COUNTED
         campaign = self.campaigns.campaign(event.campaign_id)
         if campaign is None:
             logger.warning(
@@ -170,7 +174,7 @@ class OutcomeRecorder:
         # The window is the impression's, but never in the future of when Track received it (client clocks).
         moment = min(event.occurred_at, event.received_at)
         increment = ImpressionIncrement(
-            listener_id=event.listener_id,
+            listener=event.listener,
             marker_key=marker_key(event),
             marker_expires_at=self.clock() + MARKER_LIFETIME,
             counters=tuple(impression_counters(campaign, caps, moment, event.session)),

@@ -1,8 +1,9 @@
 """Signed, expiring tracking tokens: the only proof Track accepts that an ad was really served.
 
 A token is `kid.base64url(payload).base64url(HMAC-SHA256(key, "kid.payload"))`. The payload is compact JSON
-naming the decision, the ad, the listener and the one event type the token may report, with an expiry.
-Tokens are signed, not encrypted: they carry nothing the listener's own app does not already know.
+naming the decision, the ad, the listener's keyed pseudonym (null without capping consent) and the one event
+type the token may report, with an expiry. Tokens are signed, not encrypted, so they carry no listener id:
+a URL log that holds one names nobody (adserve.privacy.pseudonyms).
 
 `kid` names the key that signed the token, so the key can be rotated while tokens signed with the previous
 one are still out in apps: Decide signs with the current key, Track verifies with whichever of the current
@@ -11,8 +12,10 @@ from the Secrets Manager version: it then cannot disagree with the key however t
 restored or copied secret keeps its id, and tests need no Secrets Manager to build one.
 
 Tokens issued before key ids existed (`base64url(payload).signature`, the MAC over the payload alone) are
-accepted when the current or the previous key verifies them. They live at most a token lifetime (7 days at
-the most), so that branch can go once every such token has expired.
+accepted when the current or the previous key verifies them, and so are tokens issued before pseudonyms,
+which name a raw `listener_id`: it is dropped on reading (the event then counts toward delivery but no
+frequency counter, as Track cannot pseudonymise without the key). Both live at most a token lifetime (7 days
+at the most), so those branches can go once every such token has expired.
 """
 
 import base64
@@ -45,7 +48,8 @@ class TrackingClaims:
     ad_id: str
     campaign_id: str
     advertiser_id: str
-    listener_id: str
+    listener: str | None
+    """The listener's pseudonym, present only when it consented to frequency capping (Record counts it)."""
     session: str
     event_type: str
     expires_at: int
@@ -101,7 +105,7 @@ class TokenSigner:
                 "ad_id": claims.ad_id,
                 "campaign_id": claims.campaign_id,
                 "advertiser_id": claims.advertiser_id,
-                "listener_id": claims.listener_id,
+                "listener": claims.listener,
                 "session": claims.session,
             },
             separators=(",", ":"),
@@ -137,7 +141,11 @@ class TokenSigner:
         if not genuine:
             raise TokenError("token signature is invalid")
         try:
-            claims = TrackingClaims(**json.loads(_b64decode(payload)))
+            fields = json.loads(_b64decode(payload))
+            if "listener_id" in fields:  # issued before pseudonyms: never carry the raw id further
+                del fields["listener_id"]
+                fields.update(listener=None, session="")
+            claims = TrackingClaims(**fields)
         except (ValueError, TypeError) as error:
             raise TokenError("token payload is malformed") from error
         if claims.event_type != event_type.value:

@@ -20,8 +20,9 @@ from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 from adserve.models.serving import ModelProvider
+from adserve.privacy.consent import ConsentRules
+from adserve.wiring.secret_keys import pseudonym_keys, signing_keys
 from adserve.wiring.settings import DecideSettings
-from adserve.wiring.signing_keys import signing_keys
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -67,6 +68,8 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         ),
         decision_log=DecisionQueue(queue_client, settings.outcomes_queue_url),
         signer=signing_keys(settings.signing_key_secret_id).signer,
+        pseudonyms=pseudonym_keys(settings.pseudonym_key_secret_id),
+        consent=ConsentRules(settings.default_consent_policy, settings.tcf_vendor_id),
         encoder=encoder,
         policy=PolicySettings(
             exploration=exploration_policy(

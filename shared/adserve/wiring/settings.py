@@ -49,6 +49,17 @@ class DecideSettings(EnvironmentSettings):
     frequency_caps_table_name: ResourceName
     outcomes_queue_url: ResourceName
     signing_key_secret_id: ResourceName
+    pseudonym_key_secret_id: ResourceName
+    default_consent_policy: Literal["strict", "legacy"] = Field(
+        default="strict",
+        description="What a request that says nothing about consent may do: strict nothing, legacy everything.",
+    )
+    tcf_vendor_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="The operator's IAB vendor id: when set, a TCF string must also give this vendor consent.",
+    )
     model_dir: Path
     models_bucket_name: ResourceName
     model_pointer_check_seconds: float = Field(

@@ -3,8 +3,8 @@
 from adserve.dal.aws_clients import sqs_client
 from adserve.dal.outcome_queue import OutcomeQueue
 from adserve.outcomes.tracking import TrackingService
+from adserve.wiring.secret_keys import signing_keys
 from adserve.wiring.settings import TrackSettings
-from adserve.wiring.signing_keys import signing_keys
 
 
 def tracking_service(settings: TrackSettings) -> TrackingService:

@@ -1,12 +1,14 @@
-"""The tracking-token HMAC keys from Secrets Manager: the versions staged AWSCURRENT and AWSPREVIOUS.
+"""HMAC keys from Secrets Manager: the versions staged AWSCURRENT and AWSPREVIOUS.
 
 Writing a new value (`put-secret-value`, or a rotation) moves AWSCURRENT to it and AWSPREVIOUS to the value
-it replaces, so the pair is exactly what Track must accept while the old key's tokens are still out.
+it replaces. For the tracking-token key the pair is exactly what Track must accept while the old key's tokens
+are still out; for the pseudonym key it is where erasure must look after a rotation.
 """
 
 from typing import TYPE_CHECKING
 
 from adserve.outcomes.tokens import TokenSigner
+from adserve.privacy.pseudonyms import Pseudonymizer
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -15,12 +17,21 @@ if TYPE_CHECKING:
 
 def read_signer(client: "SecretsManagerClient", secret_id: str) -> TokenSigner:
     """A signer with the current key and, once the secret has been rotated, the previous one."""
+    return TokenSigner(*_current_and_previous(client, secret_id))
+
+
+def read_pseudonymizer(client: "SecretsManagerClient", secret_id: str) -> Pseudonymizer:
+    """Pseudonyms under the current key and, once the secret has been rotated, the previous one."""
+    return Pseudonymizer(*_current_and_previous(client, secret_id))
+
+
+def _current_and_previous(client: "SecretsManagerClient", secret_id: str) -> tuple[bytes, bytes | None]:
     current = _key(client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT"))
     try:
         previous = _key(client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS"))
     except client.exceptions.ResourceNotFoundException:  # the label exists only after a first rotation
         previous = None
-    return TokenSigner(current, previous)
+    return current, previous
 
 
 def _key(version: "GetSecretValueResponseTypeDef") -> bytes:

@@ -1,0 +1,86 @@
+"""Consent resolved to permissions: the deployment's default, explicit choices, and minors."""
+
+import pytest
+from adserve.core.vocabulary import AgeBucket
+from adserve.privacy.consent import ConsentIn, ConsentRules, Permissions, ServingMode
+from pydantic import ValidationError
+
+from tests.support.tc_strings import tc_string
+
+NOTHING = Permissions(personalise=False, cap_frequency=False, measure=False)
+EVERYTHING = Permissions(personalise=True, cap_frequency=True, measure=True)
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("strict", NOTHING), ("legacy", EVERYTHING)])
+def test_absent_consent_means_what_the_deployment_says(policy: str, expected: Permissions) -> None:
+    rules = ConsentRules(policy)  # type: ignore[arg-type]
+    assert rules.permissions(None, AgeBucket.AGE_25_34) == expected
+    assert rules.permissions(ConsentIn(), AgeBucket.AGE_25_34) == expected
+
+
+@pytest.mark.parametrize("policy", ["strict", "legacy"])
+def test_an_explicit_choice_wins_over_the_default_and_an_unsaid_one_falls_to_it(policy: str) -> None:
+    rules = ConsentRules(policy)  # type: ignore[arg-type]
+    default = policy == "legacy"
+    permissions = rules.permissions(ConsentIn(personalise=True, measure=False), None)
+    assert permissions == Permissions(personalise=True, cap_frequency=default, measure=False)
+    assert permissions.mode is ServingMode.PERSONALISED
+
+
+@pytest.mark.parametrize("policy", ["strict", "legacy"])
+def test_a_minor_is_never_personalised_but_may_be_capped(policy: str) -> None:
+    rules = ConsentRules(policy)  # type: ignore[arg-type]
+    permissions = rules.permissions(ConsentIn(personalise=True, cap_frequency=True), AgeBucket.AGE_13_17)
+    assert permissions == Permissions(personalise=False, cap_frequency=True, measure=policy == "legacy")
+    assert permissions.mode is ServingMode.CONTEXTUAL
+
+
+# With a TCF string: purposes 1 (device storage), 3 + 4 (personalised ads profile), 7 (measurement)
+
+
+@pytest.mark.parametrize(
+    ("purposes", "legitimate_interest", "expected"),
+    [
+        ((1, 3, 4, 7), (), EVERYTHING),
+        ((3, 4), (), Permissions(personalise=True, cap_frequency=False, measure=False)),
+        ((1, 3), (), Permissions(personalise=False, cap_frequency=True, measure=False)),
+        ((2,), (7,), Permissions(personalise=False, cap_frequency=False, measure=True)),
+        ((), (1, 3, 4), NOTHING),  # legitimate interest is enough for measurement only
+    ],
+)
+def test_a_tc_string_grants_what_its_purposes_consent_to(
+    purposes: tuple[int, ...], legitimate_interest: tuple[int, ...], expected: Permissions
+) -> None:
+    consent = ConsentIn(tcf=tc_string(purposes=purposes, legitimate_interest=legitimate_interest))
+    assert ConsentRules("legacy").permissions(consent, None) == expected
+
+
+def test_with_a_tc_string_a_boolean_can_only_take_a_permission_away() -> None:
+    everything = tc_string(purposes=(1, 3, 4, 7))
+    nothing = tc_string()
+    rules = ConsentRules("legacy")
+    assert rules.permissions(ConsentIn(tcf=everything, measure=False), None) == Permissions(True, True, False)
+    assert rules.permissions(ConsentIn(tcf=nothing, personalise=True), None) == NOTHING
+
+
+def test_a_configured_vendor_id_needs_the_vendors_own_consent_too() -> None:
+    rules = ConsentRules("strict", tcf_vendor_id=755)
+    ours = tc_string(purposes=(1, 3, 4), legitimate_interest=(7,), vendors=(755,), vendor_legitimate_interests=(755,))
+    theirs = tc_string(purposes=(1, 3, 4, 7), vendors=(1, 1000), vendor_legitimate_interests=(12,))
+    assert rules.permissions(ConsentIn(tcf=ours), None) == EVERYTHING
+    assert rules.permissions(ConsentIn(tcf=theirs), None) == NOTHING
+
+
+def test_the_iab_example_string_grants_what_its_purposes_say() -> None:
+    # iabtcf-java's example: purposes 3-9 consented, so personalised ads and measurement, but no device storage
+    example = "COrEAV4OrXx94ACABBENAHCIAD-AAAAAAACAAxAAAAgAIAwgAgAAAAEAgQAAAAAEAYQAQAAAACAAAABAAA"
+    permissions = ConsentRules().permissions(ConsentIn(tcf=example), AgeBucket.AGE_25_34)
+    assert permissions == Permissions(personalise=True, cap_frequency=False, measure=True)
+
+
+def test_a_malformed_tc_string_is_a_validation_error_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as raised:
+        ConsentIn(tcf="COrEAV4O")
+    [error] = raised.value.errors()
+    assert error["loc"] == ("tcf",)
+    assert "not a valid TC string" in error["msg"]
