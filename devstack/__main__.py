@@ -48,6 +48,7 @@ SAMPLE_DECISION = {
     },
     "placement": "audio_midroll",
     "max_ads": 3,
+    "consent": {"personalise": True, "cap_frequency": True, "measure": True},
 }
 
 

@@ -201,8 +201,13 @@ def decision_body(listener_id: str, listener: Mapping[str, str]) -> str:
             },
             "placement": listener["placement"],
             "max_ads": 1,
+            "consent": FULL_CONSENT,
         }
     )
+
+
+FULL_CONSENT = {"personalise": True, "cap_frequency": True, "measure": True}
+"""The simulated listeners consent to everything (minors are still served contextually)."""
 
 
 def _token(url: str) -> str:
