@@ -46,8 +46,13 @@ RECENTLY_SEEN_CAMPAIGNS = 10
 """The listener has live counters for this many capped campaigns: one listener hears few of all campaigns."""
 
 
-def decision_request_document(max_ads: int = 3) -> dict[str, Any]:
-    return {"listener": LISTENER, "placement": PLACEMENT, "max_ads": max_ads}
+FULL_CONSENT = {"personalise": True, "cap_frequency": True, "measure": True}
+"""The benchmark listener consents to everything, so every figure times the personalised path with caps (the
+deployment default is strict: without it, the decision would be contextual and capped campaigns withheld)."""
+
+
+def decision_request_document(max_ads: int = 3, consent: dict[str, bool] = FULL_CONSENT) -> dict[str, Any]:
+    return {"listener": LISTENER, "placement": PLACEMENT, "max_ads": max_ads, "consent": consent}
 
 
 def api_gateway_event(request: dict[str, Any]) -> dict[str, Any]:

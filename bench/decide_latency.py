@@ -25,11 +25,11 @@ from adserve.delivery.pacing import TrafficProfile, pace
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner
-from adserve.privacy.consent import ConsentRules
+from adserve.privacy.consent import ConsentRules, ServingMode
 
 from bench import catalogs
 from bench.handler import check_response, inject_service, lambda_context, load_module
-from bench.stats import iterations_for, measure
+from bench.stats import iterations_for, measure, measure_interleaved
 from devstack.fakes import InMemoryCampaigns, InMemoryCounters, InMemoryPacingStore, RecordingDecisionLog
 
 MODEL_DIR = catalogs.REPO_ROOT / "layers" / "model" / "bootstrap"
@@ -59,15 +59,24 @@ def load_model(encoder: FeatureEncoder) -> CtrModel:
 
 
 def fake_service(
-    size: int, model: CtrModel, encoder: FeatureEncoder, *, serve_probability: float | None = None
+    size: int,
+    model: CtrModel,
+    encoder: FeatureEncoder,
+    *,
+    serve_probability: float | None = None,
+    contextual_eligible: bool = False,
 ) -> FakeWiring:
     """A DecisionService as adserve.wiring.decide builds it, with in-memory ports and ``size`` eligible campaigns.
 
     With *serve_probability*, every campaign has a budget and a fresh pacing state with that probability, so
-    each decision draws once per campaign (the throttle's slowest path).
+    each decision draws once per campaign (the throttle's slowest path). With *contextual_eligible*, no
+    campaign targets devices or age buckets, so a contextual decision has all ``size`` candidates too.
     """
     now = datetime.now(UTC)
     campaigns = catalogs.campaigns(size, now)
+    if contextual_eligible:
+        untargeted: dict[str, list[str]] = {"devices": [], "age_buckets": []}
+        campaigns = [c.model_copy(update={"targeting": c.targeting.model_copy(update=untargeted)}) for c in campaigns]
     pacing = InMemoryPacingStore()
     if serve_probability is not None:
         campaigns = [c.model_copy(update={"budget": Budget(unit=BudgetUnit.IMPRESSIONS, daily=1e9)}) for c in campaigns]
@@ -106,14 +115,21 @@ def fake_service(
     return FakeWiring(service, log, counters, pacing)
 
 
-def _check_service(wiring: FakeWiring, request: DecisionRequest, size: int) -> int:
-    """Fail unless all ``size`` ads are eligible and caps were read; the decision record's JSON size."""
+def _check_service(
+    wiring: FakeWiring, request: DecisionRequest, size: int, mode: ServingMode = ServingMode.PERSONALISED
+) -> int:
+    """Fail unless all ``size`` ads are eligible, caps were read and ``mode`` served; the record's JSON size."""
     response = wiring.service.decide(request, BASE_URL)
     record = wiring.log.records[-1]
-    if len(response.ads) != MAX_ADS or len(record.candidates) != size or record.cap_check != "ok":
+    if (
+        len(response.ads) != MAX_ADS
+        or len(record.candidates) != size
+        or record.cap_check != "ok"
+        or record.mode != mode
+    ):
         raise RuntimeError(
             f"benchmark catalog is wrong: {len(response.ads)} ads, {len(record.candidates)} of {size} "
-            f"candidates eligible, caps {record.cap_check}"
+            f"candidates eligible, caps {record.cap_check}, {record.mode} instead of {mode}"
         )
     return len(record.model_dump_json().encode())
 
@@ -196,4 +212,46 @@ def run_pacing(quick: bool = False) -> dict[str, Any]:
         "pacing_scans_during_decisions": on.pacing.scans - scans_after_load,
         "cap_reads_off": off.counters.reads,
         "cap_reads_on": on.counters.reads,
+    }
+
+
+CONSENT_SIZE = 50
+CONTEXTUAL_CONSENT = {"personalise": False, "cap_frequency": True, "measure": True}
+"""Contextual, but with capping consent: the caps are read and all candidates stay eligible, as when
+personalised, so the two modes differ only in what the model sees of the listener."""
+
+
+def run_consent(quick: bool = False) -> dict[str, Any]:
+    """Decide at 50 candidates personalised and contextual, interleaved on one catalog, and p99 contextual/personalised.
+
+    The catalog targets no device or age bucket, so both modes have the same 50 eligible candidates (checked
+    before timing), and both read the caps (capping consent): only the listener features differ.
+    """
+    encoder = FeatureEncoder()
+    model = load_model(encoder)
+    wiring = fake_service(CONSENT_SIZE, model, encoder, contextual_eligible=True)
+    requests = {
+        ServingMode.PERSONALISED: DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS)),
+        ServingMode.CONTEXTUAL: DecisionRequest.model_validate(
+            catalogs.decision_request_document(MAX_ADS, consent=CONTEXTUAL_CONSENT)
+        ),
+    }
+    for mode, request in requests.items():
+        _check_service(wiring, request, CONSENT_SIZE, mode)
+    iterations = iterations_for(CONSENT_SIZE, 2000, quick)
+    with quiet_stdout():
+        summaries = measure_interleaved(
+            {mode.value: partial(wiring.service.decide, request, BASE_URL) for mode, request in requests.items()},
+            iterations,
+            max(iterations // 10, 20),
+            between=dict.fromkeys((mode.value for mode in requests), wiring.log.records.clear),
+        )
+    personalised, contextual = summaries["personalised"].to_dict(), summaries["contextual"].to_dict()
+    return {
+        "candidates": CONSENT_SIZE,
+        "contextual_consent": CONTEXTUAL_CONSENT,
+        "decide_personalised": personalised,
+        "decide_contextual": contextual,
+        "p99_contextual_to_personalised": round(contextual["p99_ms"] / personalised["p99_ms"], 3),
+        "p50_contextual_to_personalised": round(contextual["p50_ms"] / personalised["p50_ms"], 3),
     }

@@ -185,9 +185,24 @@ def retraining(results: Results) -> str:
     return "\n".join(lines) + "\n" + "".join(f"\n{line}\n" for line in skipped)
 
 
+def decide_consent(results: Results) -> str:
+    """1e; a results file from before the figure existed says so instead of failing."""
+    figure = _get(results, "figures").get("decide_consent")
+    if figure is None:
+        return "Contextual vs personalised: not in this results file yet (`make bench` measures it).\n"
+    personalised, contextual = figure["decide_personalised"], figure["decide_contextual"]
+    return (
+        f"At {figure['candidates']} candidates (the same eligible ones in both modes, caps read in both), "
+        f"`DecisionService.decide` takes {_pair(personalised)} ms (p50 / p99) personalised and "
+        f"{_pair(contextual)} ms contextual, interleaved in one run: contextual / personalised p99 = "
+        f"{figure['p99_contextual_to_personalised']:.2f}.\n"
+    )
+
+
 RENDERERS: dict[str, Callable[[Results], str]] = {
     "machine": machine,
     "decide": decide,
+    "decide-consent": decide_consent,
     "targets": targets,
     "cold-start": cold_start,
     "layer-size": layer_size,

@@ -77,3 +77,20 @@ def test_a_partial_results_file_says_which_figure_is_missing(results: dict[str, 
     partial["figures"]["cold_start"] = {"skipped": "--skip-moto"}
     with pytest.raises(ValueError, match="no 'handler_spawn_to_response_ms' for the 'cold-start' figures"):
         docs.rewrite("<!-- bench:cold-start -->\n<!-- /bench -->\n", partial)
+
+
+def test_the_consent_figure_is_rendered_once_measured_and_said_missing_before(results: dict[str, Any]) -> None:
+    older = copy.deepcopy(results)
+    older["figures"].pop("decide_consent", None)
+    assert "not in this results file yet" in docs.decide_consent(older)
+    newer = copy.deepcopy(results)
+    mode = {"p50_ms": 0.5, "p99_ms": 1.25}
+    newer["figures"]["decide_consent"] = {
+        "candidates": 50,
+        "decide_personalised": mode,
+        "decide_contextual": mode | {"p99_ms": 1.2},
+        "p99_contextual_to_personalised": 0.96,
+    }
+    rendered = docs.decide_consent(newer)
+    assert "0.5 / 1.25 ms (p50 / p99) personalised" in rendered
+    assert "contextual / personalised p99 = 0.96" in rendered
