@@ -1,6 +1,6 @@
 """``make demo``: the whole retraining loop on the local stack, driven by simulated listeners.
 
-    python -m devstack.demo [--quick] [--out demo-output] [--rounds 30000,25000,25000] [--seed 7]
+    python -m devstack.demo [--quick] [--out demo-output] [--rounds 30000,25000,25000] [--seed 7] [--consent-share 1]
 
 1. A simulated world (``adserve.training.simulation.World``) with a seed other than the bootstrap model's: its
    campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
@@ -65,6 +65,7 @@ from devstack.demo_report import (
     table,
     write_outputs,
 )
+from devstack.simulated_logs import CONSENTING, NOT_CONSENTING, consent_draws, served_view
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 
 __all__ = ["DemoConfig", "main", "run_demo"]
@@ -109,6 +110,9 @@ class DemoConfig:
     gamma: float = 200.0
     play_rate: float = 1.0
     """The chance the simulated app plays a chosen ad; below 1, Track hears nothing of the others."""
+    consent_share: float = 1.0
+    """The share of listeners consenting to personalisation; the others send ``personalise: false`` (capping and
+    measurement still allowed) and are served contextually, as minors always are."""
     examples_from: ExamplesFrom = "impressions"
     seed: int = DEMO_SEED
     n_advertisers: int = 8
@@ -185,7 +189,7 @@ def fresh_listeners(world: World, n: int, rng: np.random.Generator) -> list[dict
     return [listener | {"day_of_week": weekday} for listener in world.sample_listeners(n, rng)]
 
 
-def decision_body(listener_id: str, listener: Mapping[str, str]) -> str:
+def decision_body(listener_id: str, listener: Mapping[str, str], consents: bool = True) -> str:
     return json.dumps(
         {
             "listener": {
@@ -201,13 +205,9 @@ def decision_body(listener_id: str, listener: Mapping[str, str]) -> str:
             },
             "placement": listener["placement"],
             "max_ads": 1,
-            "consent": FULL_CONSENT,
+            "consent": (CONSENTING if consents else NOT_CONSENTING).model_dump(exclude_none=True),
         }
     )
-
-
-FULL_CONSENT = {"personalise": True, "cap_frequency": True, "measure": True}
-"""The simulated listeners consent to everything (minors are still served contextually)."""
 
 
 def _token(url: str) -> str:
@@ -248,13 +248,16 @@ class Traffic:
     served_at: int = 0
     play_rate: float = 1.0
     """The chance the app plays a shown ad; an ad not played reports nothing and is not in the phase's rate."""
+    consent_share: float = 1.0
+    """The chance a listener consents to personalisation (the others are served contextually)."""
 
     def listeners(self, n: int) -> list[dict[str, str]]:
         """Fresh listeners; day_of_week is the server's (Decide takes it from its clock)."""
         return fresh_listeners(self.world, n, self.rng)
 
-    def decide(self, listener_id: str, listener: Mapping[str, str]) -> dict[str, Any]:
-        function_id, event = self.stack.http_event("POST", "/v1/decisions", body=decision_body(listener_id, listener))
+    def decide(self, listener_id: str, listener: Mapping[str, str], consents: bool = True) -> dict[str, Any]:
+        request = decision_body(listener_id, listener, consents)
+        function_id, event = self.stack.http_event("POST", "/v1/decisions", body=request)
         response = self.stack.invoke(function_id, event)
         if response["statusCode"] != 200:
             raise RuntimeError(f"Decide answered {response['statusCode']}: {response.get('body')}")
@@ -270,7 +273,8 @@ class Traffic:
                 self.wait_for_queue(QUEUE_HIGH_WATER)
                 progress.step(name, i, n)
             decided_at = time.time()
-            response = self.decide(f"listener-{self.rng.integers(1_000_000)}", listener)
+            consents = self.consent_share >= 1.0 or bool(self.rng.random() < self.consent_share)
+            response = self.decide(f"listener-{self.rng.integers(1_000_000)}", listener, consents)
             versions.add(response["model_version"])
             for ad in response["ads"]:
                 if self.play_rate < 1.0 and self.rng.random() >= self.play_rate:
@@ -363,16 +367,23 @@ def offline_phase(
     rng: np.random.Generator,
     *,
     scorer: Scorer | None = None,
+    consent_share: float | None = None,
 ) -> Phase:
     """The serving policy (``policy``, max_ads=1) on fresh listeners, without the stack.
 
     It ranks by ``scorer``, or by the true probabilities when there is none (the oracle); epsilon-greedy at
     1 is the random policy, at 0 the greedy one. Clicks are drawn from the true probabilities of the shown ads.
+    With ``consent_share``, the scorer sees each listener as Decide would serve it (``served_view``: only the
+    contextual fields of a listener not consenting, or a minor); the oracle always sees the whole listener.
     """
     listeners = fresh_listeners(world, n, rng)
     ads = list(world.ads)
     pairs = ([listener for listener in listeners for _ in ads], ads * n)
     truth = world.click_probabilities(*pairs).reshape(n, len(ads))
+    if scorer is not None and consent_share is not None:
+        consents = consent_draws(consent_share, n, (int(rng.integers(1 << 31)),))
+        views = [served_view(listener, consent)[1] for listener, consent in zip(listeners, consents, strict=True)]
+        pairs = ([view for view in views for _ in ads], ads * n)
     scores = truth if scorer is None else np.asarray(scorer(*pairs), dtype=np.float64).reshape(n, len(ads))
     available = np.ones(len(ads), dtype=bool)
     chosen = np.empty(n, dtype=np.int64)
@@ -451,7 +462,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         from adserve.training.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
 
         ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
-        traffic = Traffic(stack, world, rng, ads_by_id, play_rate=config.play_rate)
+        traffic = Traffic(stack, world, rng, ads_by_id, play_rate=config.play_rate, consent_share=config.consent_share)
         s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
         models = S3ModelStore(s3, stack.physical_name("ModelsBucket"))
         logs = S3LogStore(s3, stack.physical_name("LogsBucket"))
@@ -542,6 +553,16 @@ def _rounds(text: str) -> tuple[int, ...]:
     return rounds
 
 
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return share
+
+
 def retrain_step(
     version: str, manifest: Mapping[str, Any], dataset: Mapping[str, int], swap_seconds: float, logged: LoggedTruth
 ) -> RetrainStep:
@@ -570,6 +591,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gamma", type=float, help="squarecb's gamma")
     parser.add_argument("--play-rate", type=float, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--seed", type=int, help="the simulated world's seed")
+    parser.add_argument(
+        "--consent-share",
+        type=_share,
+        help="share of listeners consenting to personalisation, 0-1 (default 1; the others are served contextually)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     config = DemoConfig.quick(args.out) if args.quick else DemoConfig(out_dir=args.out)
@@ -581,6 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gamma": args.gamma,
         "play_rate": args.play_rate,
         "seed": args.seed,
+        "consent_share": args.consent_share,
     }
     config = dataclasses.replace(config, **{name: value for name, value in overrides.items() if value is not None})
     result, checks, paths = run_demo(config)

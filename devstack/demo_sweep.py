@@ -92,6 +92,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
                 value_cpm=VALUE_CPM,
                 day_of_week=server_weekday(),
                 seed=seed * 100 + number,
+                consent_share=config.consent_share,
             )
             round_truth = simulate_traffic(logs, world, traffic, scorer=scorer, encoder=encoder)
             truth.ctr_by_row.update(round_truth.ctr_by_row)
@@ -117,13 +118,14 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     n = config.eval_decisions
     greedy = EpsilonGreedy(0.0)
+    share = config.consent_share
     phases = [
-        offline_phase(world, "bootstrap model", n, exploration, rng, scorer=bootstrap),
-        offline_phase(world, "retrained model", n, exploration, rng, scorer=scorer),
+        offline_phase(world, "bootstrap model", n, exploration, rng, scorer=bootstrap, consent_share=share),
+        offline_phase(world, "retrained model", n, exploration, rng, scorer=scorer, consent_share=share),
         offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng),
         offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng),
     ]
-    greedy_model = offline_phase(world, "retrained greedy", n, greedy, rng, scorer=scorer)
+    greedy_model = offline_phase(world, "retrained greedy", n, greedy, rng, scorer=scorer, consent_share=share)
     greedy_oracle = offline_phase(world, "oracle greedy", config.offline_decisions, greedy, rng)
     result = DemoResult(
         phases=phases,
@@ -137,6 +139,8 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     return {
         "seed": seed,
         "greedy_over_oracle": round(greedy_model.expected_ctr / greedy_oracle.expected_ctr, 5),
+        "greedy_click_rate": round(greedy_model.expected_ctr, 5),
+        "oracle_click_rate": round(greedy_oracle.expected_ctr, 5),
         "run_click_rate": round(truth.served_true_ctr / truth.chosen, 5),
         "auc_gap": None
         if result.holdout_auc is None or result.bayes_auc is None

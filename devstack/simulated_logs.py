@@ -6,6 +6,11 @@ value, one ad per advertiser, exact propensities) and logged as a ``DecisionReco
 with probability ``play_rate`` and, if played, gets an impression and, with its true probability, a click
 (and with ``complete_rate`` a completion) some minutes later. An ad not played sends nothing. Tests and
 benchmarks use it to check the dataset, the trainer and the off-policy estimators against the truth.
+
+With ``consent_share``, each listener consents to personalisation with that probability and is served as
+Decide serves it (``adserve.privacy.consent``: minors never personalised): a listener not personalised is
+scored and logged with only ``CONTEXTUAL_FIELDS`` (the others reach the encoder as its unknown value), while
+its clicks still come from the whole listener. That measures what consent costs the policy.
 """
 
 import random
@@ -16,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
-from adserve.core.vocabulary import EventType
+from adserve.core.vocabulary import AgeBucket, EventType
 from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, choose_slate
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice
 from adserve.outcomes.logs import LoggedOutcome, LogKind, Partition, encode_object
+from adserve.privacy.consent import ConsentIn, ConsentRules, ServingMode
 from adserve.training.simulation import World
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -56,6 +62,31 @@ class TrafficConfig:
     seed: int = 7
     keep_truth: bool = True
     """Remember every candidate row's true CTR (tests); benchmarks at millions of rows turn it off."""
+    consent_share: float | None = None
+    """The share of listeners consenting to personalisation, served as Decide serves them; None: consent is not
+    modelled and every listener is personalised (logs as they were before consent existed)."""
+
+
+CONSENTING = ConsentIn(personalise=True, cap_frequency=True, measure=True)
+NOT_CONSENTING = ConsentIn(personalise=False, cap_frequency=True, measure=True)
+"""Listeners who refuse only personalisation: still counted and measured, so only the model's view changes."""
+
+
+def served_view(listener: Mapping[str, str], consents: bool) -> tuple[ServingMode, dict[str, str]]:
+    """The mode Decide serves this listener in, and the listener features it scores and logs (as Decide does)."""
+    age = listener.get("age_bucket")
+    mode = ConsentRules().permissions(CONSENTING if consents else NOT_CONSENTING, AgeBucket(age) if age else None).mode
+    if mode is ServingMode.CONTEXTUAL:
+        return mode, {name: listener[name] for name in CONTEXTUAL_FIELDS if name in listener}
+    return mode, dict(listener)
+
+
+def consent_draws(share: float | None, n: int, stream: Sequence[int]) -> list[bool]:
+    """Who consents, from a stream of its own (``stream`` seeds it): consent draws never shift the traffic's."""
+    if share is None:
+        return [True] * n
+    consents: list[bool] = (np.random.default_rng([*stream, 11]).random(n) < share).tolist()
+    return consents
 
 
 @dataclass
@@ -140,13 +171,22 @@ def simulate_traffic(
         listeners = world.sample_listeners(n, rng)
         if config.day_of_week is not None:
             listeners = [listener | {"day_of_week": config.day_of_week} for listener in listeners]
+        served = [
+            served_view(listener, consents)
+            if config.consent_share is not None
+            else (ServingMode.PERSONALISED, listener)
+            for listener, consents in zip(
+                listeners, consent_draws(config.consent_share, n, (config.seed, lo)), strict=True
+            )
+        ]
         chosen_ads = [rng.choice(len(world.ads), size=config.candidates, replace=False) for _ in range(n)]
         flat_listeners = [listener for listener in listeners for _ in range(config.candidates)]
+        flat_served = [features for _, features in served for _ in range(config.candidates)]
         flat_ads = [world.ads[i] for ads in chosen_ads for i in ads]
         true = world.click_probabilities(flat_listeners, flat_ads)
-        scores = scorer(flat_listeners, flat_ads) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
+        scores = scorer(flat_served, flat_ads) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
         if config.keep_truth:
-            rows = encoder.encode_rows(flat_listeners, flat_ads)
+            rows = encoder.encode_rows(flat_served, flat_ads)
             for row, ctr in zip(rows, true, strict=True):
                 truth.ctr_by_row[row.tobytes()] = float(ctr)
         for i in range(n):
@@ -160,7 +200,8 @@ def simulate_traffic(
                 truth,
                 decision_id=f"sim-{config.seed}-{lo + i}",
                 decided_at=decided_at,
-                listener=listeners[i],
+                listener=served[i][1],
+                mode=served[i][0],
                 ads=[world.ads[j] for j in chosen_ads[i]],
                 scores=scores[span],
                 true=true[span],
@@ -180,6 +221,7 @@ def _decide(
     decision_id: str,
     decided_at: datetime,
     listener: Mapping[str, str],
+    mode: ServingMode,
     ads: Sequence[Mapping[str, str]],
     scores: np.ndarray,
     true: np.ndarray,
@@ -198,6 +240,7 @@ def _decide(
         decided_at=decided_at,
         model_version=config.model_version,
         policy=config.exploration.logged(),
+        mode=mode,
         listener_hash=f"h{decision_id}",
         listener_features=dict(listener),
         placement=listener["placement"],
