@@ -89,9 +89,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.perf_counter()
+        self._route_key: str | None = None
         status = self._respond()
         elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.info("%s %s %d %.1fms", self.command, _redacted(self.path), status, elapsed_ms)
+        logger.info("%s %d %.1fms", self._logged_target(), status, elapsed_ms)
+
+    def _logged_target(self) -> str:
+        """What the access log names: the route's key, as the template's API access log does (``$context.routeKey``).
+
+        Never the path or the query's values: a path parameter can be a listener id (``/v1/listeners/{id}``),
+        a beacon's ``t`` is a token. A request no route has is logged without its path for the same reason.
+        """
+        _, separator, query = self.path.partition("?")
+        names = "&".join(f"{pair.partition('=')[0]}=..." for pair in query.split("&") if pair)
+        route = self._route_key or f"{self.command} (no route)"
+        return route + separator + names
 
     def __getattr__(self, name: str) -> Callable[[], None]:
         """``do_<METHOD>`` for every method, so each is routed: without one, the server answers a method with
@@ -116,6 +128,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         match = gateway.integration.match_route(self.command, raw_path)
         if match is None:
             return self._send_json(HTTPStatus.NOT_FOUND, {"message": "Not Found"})
+        self._route_key = match.route.route_key
         event = http_api_event(
             method=self.command,
             raw_path=raw_path,
@@ -131,7 +144,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             try:
                 caller = gateway.verifier.verify(self.command, raw_path, raw_query, self._joined_headers(), body)
             except SignatureError as refusal:
-                logger.info("%s %s refused by the AWS_IAM authorizer: %s", self.command, raw_path, refusal)
+                logger.info("%s refused by the AWS_IAM authorizer: %s", self._route_key, refusal)
                 return self._send_json(HTTPStatus.FORBIDDEN, {"message": "Forbidden"})
             event["requestContext"]["authorizer"] = caller.authorizer_context()
         try:
@@ -207,13 +220,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug(format, *args)
-
-
-def _redacted(target: str) -> str:
-    """The request target with query values elided: a beacon's ``t`` is a token (and names the listener)."""
-    path, separator, query = target.partition("?")
-    names = (pair.partition("=")[0] for pair in query.split("&") if pair)
-    return path + separator + "&".join(f"{name}=..." for name in names)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

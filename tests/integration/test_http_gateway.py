@@ -6,6 +6,7 @@ API Gateway HTTP APIs answer a request no route has, whatever its method, with t
 
 import http.client
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -54,3 +55,17 @@ def test_known_routes_still_reach_their_function(gateway: HttpGateway) -> None:
     status, content_type, body = request(gateway, "GET", "/v1/campaigns")
     assert (status, content_type) == (200, "application/json")
     assert "campaigns" in json.loads(body)
+
+
+def test_the_access_log_names_the_route_never_the_path_or_query_values(
+    gateway: HttpGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A path parameter can be a listener id, a query value a token: the log keeps the route key, as the
+    # template's API access log does ($context.routeKey), and the query's names only.
+    caplog.set_level(logging.INFO, logger="devstack.http_gateway")
+    request(gateway, "GET", "/v1/campaigns/secret-path-value-1?t=secret-query-value")
+    request(gateway, "GET", "/v1/listeners/secret-path-value-2")
+    logged = [record.getMessage() for record in caplog.records if record.name == "devstack.http_gateway"]
+    assert any(line.startswith("GET /v1/campaigns/{campaign_id}?t=... 404") for line in logged), logged
+    assert any(line.startswith("GET (no route) 404") for line in logged), logged
+    assert not [line for line in logged if "secret-" in line]
