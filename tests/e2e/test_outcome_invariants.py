@@ -40,7 +40,7 @@ from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.progress import Reading, wait_for_progress
-from tests.support.stack_process import clean_environment
+from tests.support.stack_process import clean_environment, moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -76,37 +76,7 @@ POISON = (
 )
 EVENT_TYPES = ("impression", "click", "complete", "skip")
 EVENT_ODDS = {"impression": 0.85, "click": 0.15, "complete": 0.5, "skip": 0.2}
-MOTO_SERVER = (
-    "import sys\n"
-    "from moto.server import ThreadedMotoServer\n"
-    "server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\n"
-    "server.start()\n"
-    "print(server.get_host_and_port()[1], flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 # --- processes --------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """moto in server mode in a process of its own; its URL. Stops when its stdin closes."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,  # werkzeug's access log
-        env=clean_environment(),
-    )
-    try:
-        assert process.stdout is not None
-        port = process.stdout.readline().decode().strip()
-        assert port.isdigit(), f"moto did not start: {port!r}"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.kill()
-        process.wait()
 
 
 @dataclass(frozen=True)

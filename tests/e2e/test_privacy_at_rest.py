@@ -1,15 +1,17 @@
 """Issue 11's evidence: after decisions, beacons and Record on the local stack, nothing stored names a listener.
 
-``python -m devstack run`` as a process (its embedded moto, ``--raw-metrics`` so the handlers' EMF documents
-reach its stdout as they reach CloudWatch in Lambda), driven over HTTP for listeners with full consent,
-without any consent object (the template's strict default), with only capping consent, with a TCF string,
-and a minor with full consent. Once Record has drained the queue, the test reads everything the stack
-holds: every item of every DynamoDB table, every message left on every queue (the DLQ too), every object in
-every bucket (gunzipped), and every line the process wrote to stdout and stderr (the handlers' logs and
-metrics, the gateway's access log, the devstack's own). The raw listener ids and session ids must occur
-nowhere; the listeners without personalisation consent and the minor must have no listener field in their
-decision records (their devices and age buckets are ones no personalised listener uses, so a grep is
-exact); and the listeners without capping consent must have no item in the caps table.
+``python -m devstack run`` as a process (``--raw-metrics``, so the handlers' EMF documents reach its stdout
+as they reach CloudWatch in Lambda), driven over HTTP for listeners with full consent, without any consent
+object (the template's strict default), with only capping consent, with a TCF string, and a minor with full
+consent. moto runs in a process of its own, behind a proxy that keeps every call the stack makes to it and
+every answer (so the SQS messages Record consumed are read too, as sent). Once Record has drained the queue,
+the test reads everything the stack holds: every item of every DynamoDB table, every message left on every
+queue (the DLQ too), every object in every bucket (gunzipped), every line the process wrote to stdout and
+stderr (the handlers' logs and metrics, the gateway's access log, the devstack's own), and that traffic.
+The raw listener ids and session ids must occur nowhere; the listeners without personalisation consent and
+the minor must have no listener field in their decision records (their devices and age buckets are ones no
+personalised listener uses, so a grep is exact); and the listeners without capping consent must have no
+item in the caps table.
 """
 
 import gzip
@@ -29,8 +31,9 @@ from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.outcomes.logs import read_decisions, read_outcomes
 
+from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.progress import Reading, wait_for_progress
-from tests.support.stack_process import running_stack
+from tests.support.stack_process import moto_server, running_stack
 from tests.support.tc_strings import tc_string
 
 if TYPE_CHECKING:
@@ -128,22 +131,29 @@ def campaign(campaign_id: str, *, capped: bool, now: datetime) -> dict[str, Any]
 class Stack:
     api: str
     aws: str
+    """moto itself: the test's reads do not go through the proxy."""
     resources: dict[str, str]
     output: tuple[Path, Path]
     """The process's stdout and stderr: every line the handlers and the devstack wrote."""
+    proxy: AwsProxy
+    """Between the stack and moto: every call the stack made and its answer."""
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    environment = {"DECISION_LOG_TIMEOUT_SECONDS": "1.0", "CAP_READ_TIMEOUT_SECONDS": "5"}  # busy-machine budgets
     options = ("--no-seed", "--raw-metrics", "--visibility-timeout", str(VISIBILITY_TIMEOUT))
-    with running_stack(tmp_path, *options, environment=environment) as (_, api):
-        banner = (tmp_path / "stdout").read_text(errors="replace")
-        aws = re.search(r"AWS endpoint:\s+(http://\S+)", banner)
-        assert aws, banner
-        block = banner.split("Resources:", 1)[1].split("Routes:", 1)[0]
-        resources = dict(re.findall(r"^ {4}(\w+)\s+(\S+)$", block, flags=re.MULTILINE))
-        yield Stack(api, aws.group(1), resources, (tmp_path / "stdout", tmp_path / "stderr"))
+    with moto_server() as moto, aws_proxy(moto, keep_traffic=True) as proxy:
+        environment = {
+            "AWS_ENDPOINT_URL": proxy.url,
+            # busy-machine budgets, as in test_outcome_invariants
+            "DECISION_LOG_TIMEOUT_SECONDS": "1.0",
+            "CAP_READ_TIMEOUT_SECONDS": "5",
+        }
+        with running_stack(tmp_path, *options, environment=environment) as (_, api):
+            banner = (tmp_path / "stdout").read_text(errors="replace")
+            block = banner.split("Resources:", 1)[1].split("Routes:", 1)[0]
+            resources = dict(re.findall(r"^ {4}(\w+)\s+(\S+)$", block, flags=re.MULTILINE))
+            yield Stack(api, moto, resources, (tmp_path / "stdout", tmp_path / "stderr"), proxy)
 
 
 def aws_session() -> boto3.session.Session:
@@ -247,10 +257,15 @@ def stored_objects(client: "S3Client") -> dict[str, str]:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
             for entry in page.get("Contents", []):
                 body = client.get_object(Bucket=name, Key=entry["Key"])["Body"].read()
-                if body[:2] == b"\x1f\x8b":
-                    body = gzip.decompress(body)
-                objects[f"s3://{name}/{entry['Key']}"] = entry["Key"] + "\n" + body.decode(errors="replace")
+                objects[f"s3://{name}/{entry['Key']}"] = entry["Key"] + "\n" + text_of(body)
     return objects
+
+
+def text_of(body: bytes) -> str:
+    """Bytes as text, gunzipped first when they are gzip (log objects are, on the wire too)."""
+    if body[:2] == b"\x1f\x8b":
+        body = gzip.decompress(body)
+    return body.decode(errors="replace")
 
 
 @dataclass(frozen=True)
@@ -259,6 +274,8 @@ class Everything:
     queues: dict[str, list[str]]
     objects: dict[str, str]
     log_lines: list[str]
+    traffic: list[tuple[str, bytes, bytes]]
+    """Every call the stack made to AWS: (operation, request target and body, answer)."""
 
     def places(self) -> Iterator[tuple[str, str]]:
         """(where, text) for every stored item, message, object and log line."""
@@ -271,6 +288,10 @@ class Everything:
         yield from self.objects.items()
         for number, line in enumerate(self.log_lines, 1):
             yield f"log line {number}", line
+        for number, (operation, request, answer) in enumerate(self.traffic, 1):
+            path, _, body = request.partition(b"\n")
+            yield f"AWS call {number} ({operation}) request", path.decode(errors="replace") + "\n" + text_of(body)
+            yield f"AWS call {number} ({operation}) answer", text_of(answer)
 
     def occurrences(self, needles: set[str]) -> list[str]:
         return [
@@ -288,6 +309,7 @@ def read_everything(session: boto3.session.Session, stack: Stack) -> Everything:
         queues=queued_messages(session.client("sqs", endpoint_url=stack.aws)),
         objects=stored_objects(session.client("s3", endpoint_url=stack.aws)),
         log_lines=log_lines,
+        traffic=list(stack.proxy.traffic or []),
     )
 
 
@@ -356,6 +378,8 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
     # and no raw listener id or session id is anywhere: tables, queues, buckets, log lines
     raw = {listener.id for listener in people} | {sid for listener in people for sid in listener.sessions}
     assert everything.log_lines
+    sent = {operation for operation, _, _ in everything.traffic}
+    assert {"SendMessage", "ReceiveMessage", "PutObject", "Query", "TransactWriteItems"} <= sent, sent
     assert any(everything.tables.values())
     assert everything.objects
     leaks = everything.occurrences(raw)
@@ -375,12 +399,17 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
         assert f'"{persona.age_bucket}"' not in text, text[:500]
     # their devices, unique to them, are in nothing stored at all
     unique_devices = {p.device for p in PERSONAS if not p.personalised and p.device != PERSONALISED_DEVICE}
-    stored = Everything(everything.tables, everything.queues, everything.objects, log_lines=[])
+    stored = Everything(everything.tables, everything.queues, everything.objects, log_lines=[], traffic=[])
     assert not stored.occurrences(unique_devices)
     # and the listeners without capping consent have no counter; those with it do (so the check can fail)
     pseudonyms = read_pseudonymizer(
         session.client("secretsmanager", endpoint_url=stack.aws), stack.resources["PseudonymKeySecret"]
     )
+    # (the search does see what was queued: a measured listener's pseudonym is in the messages sent and stored)
+    measured = pseudonyms.listener(people[0].id)
+    found = [where for where, text in everything.places() if measured in text]
+    assert any("SendMessage" in where for where in found), found
+    assert any(where.startswith("s3://") for where in found), found
     caps_table = next(name for name in everything.tables if name == stack.resources["FrequencyCapsTable"])
     keyed = {item["listener_id"]["S"] for item in everything.tables[caps_table]}
     for listener in people:

@@ -78,6 +78,8 @@ class AwsProxy:
         """While set, every connection is closed unanswered, as if the service had gone away."""
         self.drop_response: set[str] = set()
         """Operations forwarded upstream whose answer is then dropped: applied, yet the client sees a failure."""
+        self.traffic: list[tuple[str, bytes, bytes]] | None = None
+        """When a list (``keep_traffic``): every forwarded call as (operation, request target and body, answer)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -113,6 +115,11 @@ class AwsProxy:
         with self._lock:
             self.calls[operation] += 1
 
+    def _keep(self, operation: str, request: bytes, answer: bytes) -> None:
+        if self.traffic is not None:
+            with self._lock:
+                self.traffic.append((operation, request, answer))
+
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
@@ -137,6 +144,7 @@ class AwsProxy:
                 answer = upstream.getresponse()
                 status, headers, payload = answer.status, dict(answer.getheaders()), answer.read()
                 upstream.close()
+                proxy._keep(operation, self.path.encode() + b"\n" + body, payload)
                 if operation in proxy.drop_response:
                     self.close_connection = True  # applied upstream, but the client never hears of it
                     return
@@ -160,8 +168,12 @@ class AwsProxy:
 
 
 @contextmanager
-def aws_proxy(upstream: str) -> Iterator[AwsProxy]:
-    proxy = AwsProxy(upstream).start()
+def aws_proxy(upstream: str, *, keep_traffic: bool = False) -> Iterator[AwsProxy]:
+    """A started proxy to *upstream*; with *keep_traffic* it records every request and answer (``traffic``)."""
+    proxy = AwsProxy(upstream)
+    if keep_traffic:
+        proxy.traffic = []
+    proxy.start()
     try:
         yield proxy
     finally:

@@ -18,6 +18,36 @@ READY_PATH = "/v1/events/impression"
 """The beacon route is public, so it answers (4xx without a token) whether or not --auth is on."""
 
 
+MOTO_SERVER = (
+    "import sys\n"
+    "from moto.server import ThreadedMotoServer\n"
+    "server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\n"
+    "server.start()\n"
+    "print(server.get_host_and_port()[1], flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto in server mode in a process of its own (no other test's state); its URL. Stops when its stdin closes."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", MOTO_SERVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # werkzeug's access log
+        env=clean_environment(),
+    )
+    try:
+        assert process.stdout is not None
+        port = process.stdout.readline().decode().strip()
+        assert port.isdigit(), f"moto did not start: {port!r}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
+
+
 def clean_environment() -> dict[str, str]:
     """What a fresh shell has: no AWS endpoint, credentials or function settings leaking from the tests."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
