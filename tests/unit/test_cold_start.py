@@ -58,9 +58,12 @@ def _fresh_import(extra_env: dict[str, str]) -> dict[str, object]:
         f"spec = importlib.util.spec_from_file_location('app', {str(REPO / 'functions/decide/app.py')!r})\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
         "from adserve.core.observability import tracer\n"
+        "from adserve.wiring import settings\n"
+        "built = [c.__name__ for c in vars(settings).values()\n"
+        "    if isinstance(c, type) and issubclass(c, settings.EnvironmentSettings) and c.__pydantic_complete__]\n"
         "print(json.dumps({'xray_core': 'aws_xray_sdk.core' in sys.modules, 'disabled': tracer.disabled,\n"
         "    'provider': type(tracer.provider).__name__,\n"
-        "    'patched_httplib': 'aws_xray_sdk.ext.httplib.patch' in sys.modules}))\n"
+        "    'patched_httplib': 'aws_xray_sdk.ext.httplib.patch' in sys.modules, 'settings_built': built}))\n"
     )
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1", **extra_env}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -74,6 +77,7 @@ def test_outside_lambda_the_xray_sdk_is_not_even_imported() -> None:
         "disabled": True,
         "provider": "UntracedProvider",
         "patched_httplib": False,
+        "settings_built": [],  # each function's settings schema is built when it first reads them
     }
 
 
@@ -83,6 +87,7 @@ def test_in_lambda_xray_traces_the_aws_calls_only() -> None:
         "disabled": False,
         "provider": "AsyncAWSXRayRecorder",
         "patched_httplib": False,
+        "settings_built": [],
     }
 
 
