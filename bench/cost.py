@@ -59,8 +59,9 @@ CUTS = {
     "record_gb_s": "Record waits on one TransactWriteItems per impression in turn: run them concurrently",
     "lambda_requests": "fewer invocations: batch beacons; larger Record batches",
     "dynamodb_reads": "fewer caps Queries: skip the read when no eligible campaign is capped (already done)",
-    "dynamodb_writes": "transactions bill 2 units an item: counters as conditional UpdateItems keyed by decision id "
-    "where exactly-once allows, or fewer counters per impression",
+    "dynamodb_writes": "each counted impression writes a marker (exactly-once) and a counter per cap slot in one "
+    "transaction at 2 units an item: folding the marker into a counter item's condition, or merging one "
+    "listener's impressions of a batch into one transaction, writes fewer items",
     "sqs_sends": "compact decision records (issue 13, item 6): one 64 KiB chunk instead of several",
     "sqs_receives_deletes": "larger messages per receive are free up to 64 KiB: compact records keep receives at 10",
     "s3_puts": "larger Record batches (one object per kind and hour per batch)",

@@ -182,9 +182,13 @@ def cost(results: Results) -> str:
         price = c["prices"][item["price"]]
         flag = " (assumed)" if price["assumption"] else ""
         usd = f"${price['usd'] * 1e6:.3g} per million" if price["usd"] < 1e-3 else f"${price['usd']:.3g} per"
+        tiers = "".join(
+            f"; ${t_usd * 1e6:.3g} per million from {start / 1e6:,.0f} million a month"
+            for start, t_usd in price["tiers"]
+        )
         lines.append(
             f"| {item['what']} | {item['service']} | {item['quantity']:,.3g} | "
-            f"{item['usd_per_million_decisions']:.3f} | {usd} {price['unit']}{flag} |"
+            f"{item['usd_per_million_decisions']:.3f} | {usd} {price['unit']}{tiers}{flag} |"
         )
     lines += ["", "The three largest terms, and what would cut each:", ""]
     by_key = {item["key"]: item for item in c["items"]}
