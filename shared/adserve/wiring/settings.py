@@ -18,7 +18,8 @@ ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
 class EnvironmentSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built on first use: a function builds only its own settings class, not the other five.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
