@@ -11,7 +11,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +182,9 @@ def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, 
     assert len(versions.get("Versions", [])) == 1  # not even rewritten
 
 
-def test_the_log_readers_drop_an_erased_listeners_decisions(local_stack: LocalStack, seeded: Campaign) -> None:
+def test_the_log_readers_drop_an_erased_listeners_decisions(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
+) -> None:
     listener, other = unique("listener"), unique("listener")
     pseudonym, other_pseudonym = (local_stack.pseudonyms().listener(name) for name in (listener, other))
     erased_decision = record_impression(local_stack, pseudonym, listener_hash=pseudonym)
@@ -192,11 +194,22 @@ def test_the_log_readers_drop_an_erased_listeners_decisions(local_stack: LocalSt
 
     erase(local_stack, listener)
     stats = ReadStats()
-    read = {row.decision_id for row in read_decisions(store, now, now, stats, erased=ledger(local_stack).erased())}
+    since = now - timedelta(hours=1)  # the decisions' hour, should the clock have passed one since
+    read = {row.decision_id for row in read_decisions(store, since, now, stats, erased=ledger(local_stack).erased())}
 
     assert kept_decision in read
     assert erased_decision not in read
     assert stats.dropped_erased >= 1
+    # and `adserve logs` (the export) reads the ledger too, and says how many rows it dropped
+    bucket = local_stack.physical_name("LogsBucket")
+    capsys.readouterr()
+    hours = ["--from", f"{since:%Y-%m-%dT%H}", "--to", f"{now:%Y-%m-%dT%H}"]
+    assert main(["logs", *hours, "--kind", "decisions", "--bucket", bucket]) == 0
+    printed = capsys.readouterr()
+    exported = {json.loads(line)["decision_id"] for line in printed.out.splitlines()}
+    assert kept_decision in exported
+    assert erased_decision not in exported
+    assert json.loads(printed.err.splitlines()[-1])["dropped_erased"] >= 1
 
 
 @pytest.mark.parametrize("listener_id", ["-leading-dash", "x" * 65, "spaces here", "ünïcode", "semi;colon"])

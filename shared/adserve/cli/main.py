@@ -31,14 +31,12 @@ from adserve.core.errors import CapStoreUnavailableError, ErasureUnavailableErro
 from adserve.core.identifiers import Identifier
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.campaign_store import CampaignStore
-from adserve.dal.erasure_store import S3ErasureLedger
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.outcomes.logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
 from adserve.privacy.pseudonyms import Pseudonymizer
 from adserve.wiring.campaigns import campaign_store
-from adserve.wiring.listeners import erasure_service
 
 __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
 
@@ -158,6 +156,8 @@ def _logs(arguments: argparse.Namespace) -> int:
     if arguments.end < arguments.start:
         print("adserve: --to is before --from", file=sys.stderr)  # noqa: T201
         return 2
+    from adserve.dal.erasure_store import S3ErasureLedger  # noqa: PLC0415 - see _forget
+
     client = s3_client()
     store, stats = S3LogStore(client, bucket), ReadStats()
     printed = 0
@@ -220,6 +220,10 @@ def _caps(listener_id: str, table: str | None, secret_id: str | None) -> int:
 
 def _forget(arguments: argparse.Namespace) -> int:
     """Erase a listener as DELETE /v1/listeners/{id} does; prints what was deleted (never the id)."""
+    # Imported here: erasure logs through core.observability, whose Powertools objects read POWERTOOLS_* when
+    # first imported, and the local stack imports this module before it sets the functions' environment.
+    from adserve.wiring.listeners import erasure_service  # noqa: PLC0415
+
     table = arguments.table or os.environ.get(CAPS_TABLE_VARIABLE)
     bucket = arguments.bucket or os.environ.get(BUCKET_VARIABLE)
     secret_id = arguments.pseudonym_secret or os.environ.get(PSEUDONYM_SECRET_VARIABLE)
