@@ -119,6 +119,8 @@ class MetricName(StrEnum):
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
     RETRAIN_EXAMPLES = "RetrainExamples"
     RETRAIN_MALFORMED_LINES = "RetrainMalformedLines"
+    RETRAIN_ERASED_DECISIONS_DROPPED = "RetrainErasedDecisionsDropped"
+    LISTENERS_ERASED = "ListenersErased"
     MODEL_SWAPS = "ModelSwaps"
     # Which model scored a decision, by role (bounded): the version itself is in the response and the record.
     DECISIONS_BY_BOOTSTRAP_MODEL = "DecisionsByBootstrapModel"

@@ -38,6 +38,12 @@ class CampaignsSettings(EnvironmentSettings):
     pacing_table_name: ResourceName
 
 
+class ListenersSettings(EnvironmentSettings):
+    frequency_caps_table_name: ResourceName
+    logs_bucket_name: ResourceName
+    pseudonym_key_secret_id: ResourceName
+
+
 class DecideSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     pacing_table_name: ResourceName
