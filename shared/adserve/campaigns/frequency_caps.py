@@ -124,14 +124,31 @@ def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[Frequen
 def impression_counters(
     campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
 ) -> list[CounterSlot]:
-    """The counters one impression of this campaign increments: one per cap in force (``caps_of``)."""
+    """The counters one impression of this campaign increments: one per cap in force (``caps_of``).
+
+    Record asks this for every impression, so what depends only on the UTC hour is cached by the hour: every
+    bucket (none is finer than an hour), and the end of every calendar window.
+    """
+    now = now.astimezone(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
     return [
         CounterSlot(
-            key=counter_key(cap, campaign, window_bucket(cap.window, now, session)),
-            expires_at=window_end(cap.window, now) + EXPIRY_GRACE,
+            key=counter_key(cap, campaign, window_bucket(cap.window, hour, session)),
+            expires_at=_calendar_expiry(cap.window, hour)
+            if cap.window in _CALENDAR_WINDOWS
+            else window_end(cap.window, now) + EXPIRY_GRACE,
         )
         for cap in caps
     ]
+
+
+_CALENDAR_WINDOWS = frozenset({CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH})
+
+
+@lru_cache(maxsize=64)
+def _calendar_expiry(window: CapWindow, hour: datetime) -> datetime:
+    """A calendar window's counter expiry; the same for every moment of the hour."""
+    return window_end(window, hour) + EXPIRY_GRACE
 
 
 def within_caps(
