@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
+from adserve.core.hours import utc_hour
 
 # Counters outlive their window by this much so that TTL deletion lag never races a read of a live window.
 EXPIRY_GRACE = timedelta(days=1)
@@ -130,7 +131,7 @@ def impression_counters(
     bucket (none is finer than an hour), and the end of every calendar window.
     """
     now = now.astimezone(UTC)
-    hour = now.replace(minute=0, second=0, microsecond=0)
+    hour = utc_hour(now)
     return [
         CounterSlot(
             key=counter_key(cap, campaign, window_bucket(cap.window, hour, session)),

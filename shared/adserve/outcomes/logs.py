@@ -25,12 +25,13 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adserve.core.hours import utc_hour
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.decision_records import DecisionRecord, pseudonymous_listener_id
@@ -69,7 +70,7 @@ class Partition:
 
 
 def truncate_to_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return utc_hour(moment)
 
 
 def hours(start: datetime, end: datetime) -> Iterator[datetime]:
