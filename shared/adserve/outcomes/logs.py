@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -57,7 +58,7 @@ class Partition:
 
     @classmethod
     def of(cls, kind: LogKind, moment: datetime) -> "Partition":
-        return cls(kind, truncate_to_hour(moment))
+        return _partition(kind, truncate_to_hour(moment))
 
     @property
     def prefix(self) -> str:
@@ -67,6 +68,12 @@ class Partition:
         """Deterministic in the set of SQS messages whose rows the object holds."""
         digest = hashlib.sha256("\n".join(sorted(message_ids)).encode()).hexdigest()[:32]
         return f"{self.prefix}{digest}{OBJECT_SUFFIX}"
+
+
+@lru_cache(maxsize=256)
+def _partition(kind: LogKind, hour: datetime) -> Partition:
+    """Shared instances (they are frozen): Record asks for one per row."""
+    return Partition(kind, hour)
 
 
 def truncate_to_hour(moment: datetime) -> datetime:

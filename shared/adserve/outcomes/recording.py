@@ -29,6 +29,7 @@ counting stops when the invocation is close to its timeout, so a sick table fail
 fast (those records are redelivered) instead of timing the whole invocation out.
 """
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -274,7 +275,8 @@ class _RecordBatchProcessor(BatchProcessor):
             logger.append_keys(decision_id=message.decision_id)
             if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
                 self._count(record.messageId, message, lambda_context)
-            logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
+            if logger.log_level <= logging.DEBUG:  # the call alone costs ~1 us a record at INFO
+                logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
                 return _Handled(record, log_row(message), message)
             return _Handled(record, log_row(message), None, (message.placement, hour_of(message.decided_at)))
