@@ -127,29 +127,27 @@ def impression_counters(
 ) -> list[CounterSlot]:
     """The counters one impression of this campaign increments: one per cap in force (``caps_of``).
 
-    Record asks this for every impression, so what depends only on the UTC hour is cached by the hour: every
-    bucket (none is finer than an hour), and the end of every calendar window.
+    Record asks this for every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
     """
     now = now.astimezone(UTC)
     hour = utc_hour(now)
-    return [
-        CounterSlot(
-            key=counter_key(cap, campaign, window_bucket(cap.window, hour, session)),
-            expires_at=_calendar_expiry(cap.window, hour)
-            if cap.window in _CALENDAR_WINDOWS
-            else window_end(cap.window, now) + EXPIRY_GRACE,
-        )
-        for cap in caps
-    ]
+    slots = []
+    for cap in caps:
+        if cap.window in _CALENDAR_WINDOWS:
+            bucket, expires_at = _calendar_slot(cap.window, hour)
+        else:  # a session's or lifetime's end slides with each impression
+            bucket, expires_at = window_bucket(cap.window, hour, session), window_end(cap.window, now) + EXPIRY_GRACE
+        slots.append(CounterSlot(key=counter_key(cap, campaign, bucket), expires_at=expires_at))
+    return slots
 
 
 _CALENDAR_WINDOWS = frozenset({CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH})
 
 
 @lru_cache(maxsize=64)
-def _calendar_expiry(window: CapWindow, hour: datetime) -> datetime:
-    """A calendar window's counter expiry; the same for every moment of the hour."""
-    return window_end(window, hour) + EXPIRY_GRACE
+def _calendar_slot(window: CapWindow, hour: datetime) -> tuple[str, datetime]:
+    """A calendar window's bucket and counter expiry: the same for every moment of the hour and every session."""
+    return window_bucket(window, hour, ""), window_end(window, hour) + EXPIRY_GRACE
 
 
 def within_caps(
