@@ -153,7 +153,7 @@ class DeliveryReader(Protocol):
 
 
 def marker_key(decision_id: str, ad_id: str, event_type: EventType) -> str:
-    return f"{MARKER_PREFIX}{decision_id}#{ad_id}#{event_type.value}"
+    return f"{MARKER_PREFIX}{decision_id}#{ad_id}#{event_type}"  # a StrEnum formats as its value
 
 
 def hour_of(moment: datetime) -> datetime:

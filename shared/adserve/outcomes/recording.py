@@ -119,7 +119,7 @@ class CountResult(StrEnum):
 
 
 def marker_key(event: OutcomeEvent) -> str:
-    return f"{MARKER_PREFIX}{event.decision_id}#{event.ad_id}#{event.event_type.value}"
+    return f"{MARKER_PREFIX}{event.decision_id}#{event.ad_id}#{event.event_type}"  # a StrEnum formats as its value
 
 
 def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
