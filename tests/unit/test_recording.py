@@ -282,7 +282,7 @@ def test_the_directory_resolves_each_campaigns_caps_at_load_as_advertiser_caps_d
 
 def test_each_handled_record_is_logged_at_debug_and_not_at_info(ports: Ports, caplog: pytest.LogCaptureFixture) -> None:
     # Given a batch of an outcome and a decision
-    records = message_records(outcome(listener_id="listener-d"), decision(decision_id="d-debug"))
+    records = message_records(outcome(), decision(decision_id="d-debug"))
     previous = logger.log_level
     try:
         # When it is processed at DEBUG, then at INFO
