@@ -30,12 +30,14 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adserve.core.hours import utc_hour
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.decision_records import DecisionRecord
@@ -62,7 +64,7 @@ class Partition:
 
     @classmethod
     def of(cls, kind: LogKind, moment: datetime) -> "Partition":
-        return cls(kind, truncate_to_hour(moment))
+        return _partition(kind, truncate_to_hour(moment))
 
     @property
     def prefix(self) -> str:
@@ -74,8 +76,14 @@ class Partition:
         return f"{self.prefix}{digest}{OBJECT_SUFFIX}"
 
 
+@lru_cache(maxsize=256)
+def _partition(kind: LogKind, hour: datetime) -> Partition:
+    """Shared instances (they are frozen): Record asks for one per row."""
+    return Partition(kind, hour)
+
+
 def truncate_to_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return utc_hour(moment)
 
 
 def hours(start: datetime, end: datetime) -> Iterator[datetime]:
