@@ -1,7 +1,7 @@
 """The erasure service on in-memory ports: which partitions, the ledger first, idempotence, the response."""
 
 from adserve.privacy.erasure import ErasureService, PartitionDeletion
-from adserve.privacy.pseudonyms import Pseudonymizer
+from adserve.privacy.pseudonyms import Pseudonymizer, legacy_listener_hash
 
 from tests.support.privacy import TEST_PSEUDONYM_KEY
 
@@ -54,9 +54,9 @@ def test_both_keys_pseudonyms_and_the_raw_id_are_searched_and_only_pseudonyms_re
 
     assert partitions.calls[:3] == [current, previous, "listener-1"]
     assert list(partitions.items) == [keys.listener("listener-2")]
-    assert ledger.entries == [current, previous]
+    assert ledger.entries == [current, previous, legacy_listener_hash("listener-1")]
     assert (first.partitions_searched, first.counters_deleted, first.markers_deleted) == (3, 3, 2)
-    assert first.ledger_entries_added == 2
+    assert first.ledger_entries_added == 3
     assert (second.counters_deleted, second.markers_deleted, second.ledger_entries_added) == (0, 0, 0)
     assert "listener-1" not in first.model_dump_json()
 
@@ -69,5 +69,6 @@ def test_the_keys_are_read_on_every_erasure_so_a_rotation_is_seen_at_once() -> N
     service.erase("listener-1")
     assert ledger.entries == [
         Pseudonymizer(PREVIOUS_KEY).listener("listener-1"),
+        legacy_listener_hash("listener-1"),
         Pseudonymizer(TEST_PSEUDONYM_KEY).listener("listener-1"),
     ]

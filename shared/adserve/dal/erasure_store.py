@@ -26,7 +26,7 @@ from adserve.campaigns.frequency_caps import COUNTER_PREFIX
 from adserve.core.errors import ErasureUnavailableError
 from adserve.outcomes.recording import MARKER_PREFIX
 from adserve.privacy.erasure import PartitionDeletion
-from adserve.privacy.pseudonyms import PSEUDONYM_HEX_LENGTH
+from adserve.privacy.pseudonyms import LEGACY_HASH_HEX_LENGTH, PSEUDONYM_HEX_LENGTH
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,7 +38,8 @@ BATCH_WRITE_LIMIT: Final = 25
 """Items per BatchWriteItem, DynamoDB's maximum."""
 UNPROCESSED_ATTEMPTS: Final = 8
 """Rounds of retrying a batch's unprocessed items (throttled writes) before the erasure fails."""
-_PSEUDONYM = re.compile(rf"[0-9a-f]{{{PSEUDONYM_HEX_LENGTH}}}")
+_PSEUDONYM = re.compile(rf"[0-9a-f]{{{PSEUDONYM_HEX_LENGTH}}}|[0-9a-f]{{{LEGACY_HASH_HEX_LENGTH}}}")
+"""A keyed pseudonym, or the unkeyed hash rows carried before them (``legacy_listener_hash``)."""
 
 
 def _backoff(attempt: int) -> float:

@@ -7,10 +7,11 @@ What adserve keeps about a listener, and what an erasure does to each:
   after a rotation, the previous key's) and under the raw id itself, the partition counters had before
   pseudonyms existed.
 - **Training logs** (decision rows carry ``listener_hash``, the pseudonym, when the listener consented to
-  measurement): S3 objects hold many listeners' rows, so they are not rewritten. Instead the pseudonyms go
-  into the erasure ledger, and every reader of the logs (the trainer, ``adserve logs``) drops the decision
-  rows whose ``listener_hash`` it holds, from the next run on; their outcome rows then join nothing (outcome
-  rows carry no listener). The objects themselves expire after the logs bucket's retention (LogRetentionDays).
+  measurement; rows from before pseudonyms, an unkeyed hash): S3 objects hold many listeners' rows, so they
+  are not rewritten. Instead the pseudonyms and the legacy hash go into the erasure ledger, and every reader
+  of the logs (the trainer, ``adserve logs``) drops the decision rows whose ``listener_hash`` it holds, from
+  the next run on; their outcome rows then join nothing (outcome rows carry no listener). The objects
+  themselves expire after the logs bucket's retention (LogRetentionDays).
 - **Models trained before**: not retrained; a model holds weights per feature value, not per listener (the
   listener id is never a feature), and the next retrain no longer sees the rows.
 
@@ -27,7 +28,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from adserve.core.observability import logger
-from adserve.privacy.pseudonyms import Pseudonymizer
+from adserve.privacy.pseudonyms import Pseudonymizer, legacy_listener_hash
 
 TRAINING_LOGS_NOTE = (
     "decision rows logged under this listener's pseudonyms are dropped from every training run from now on; "
@@ -89,7 +90,7 @@ class ErasureService:
         training runs in between already drop the rows.
         """
         pseudonyms = self._keys().every_listener_pseudonym(listener_id)
-        added = sum(self._ledger.record(pseudonym) for pseudonym in pseudonyms)
+        added = sum(self._ledger.record(name) for name in (*pseudonyms, legacy_listener_hash(listener_id)))
         # The raw id is a legacy partition: counters written before pseudonyms existed are keyed by it.
         partitions = tuple(dict.fromkeys((*pseudonyms, listener_id)))
         deletions = [self._counters.delete_partition(partition) for partition in partitions]
