@@ -451,7 +451,6 @@ def make_decisions(api: httpx.Client, rng: random.Random) -> tuple[set[str], lis
             },
             "placement": "audio_midroll",
             "max_ads": rng.randint(1, 3),
-            # Counted listeners: without capping consent (the strict default) every capped campaign is withheld.
             "consent": {"personalise": True, "cap_frequency": True, "measure": True},
         }
         response = api.post("/v1/decisions", json=request)
@@ -488,7 +487,6 @@ def observe(
     decisions = Counter(record.decision_id for record in read_decisions(store, start, end, decision_stats))
     outcomes = Counter(outcome.identity for outcome in read_outcomes(store, start, end, outcome_stats))
     caps = FrequencyCapStore(session.client("dynamodb", endpoint_url=moto), stack.resources["FrequencyCapsTable"])
-    # Counters are keyed by the listener's pseudonym under the stack's key
     pseudonyms = read_pseudonymizer(
         session.client("secretsmanager", endpoint_url=moto), stack.resources["PseudonymKeySecret"]
     )

@@ -7,6 +7,7 @@ API Gateway HTTP APIs answer a request no route has, whatever its method, with t
 import http.client
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -65,7 +66,14 @@ def test_the_access_log_names_the_route_never_the_path_or_query_values(
     caplog.set_level(logging.INFO, logger="devstack.http_gateway")
     request(gateway, "GET", "/v1/campaigns/secret-path-value-1?t=secret-query-value")
     request(gateway, "GET", "/v1/listeners/secret-path-value-2")
-    logged = [record.getMessage() for record in caplog.records if record.name == "devstack.http_gateway"]
+    # The gateway logs a request once it has answered it, on its own thread: wait for both lines.
+    deadline = time.monotonic() + 30
+    while len(logged := gateway_lines(caplog)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert any(line.startswith("GET /v1/campaigns/{campaign_id}?t=... 404") for line in logged), logged
     assert any(line.startswith("GET (no route) 404") for line in logged), logged
     assert not [line for line in logged if "secret-" in line]
+
+
+def gateway_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "devstack.http_gateway"]

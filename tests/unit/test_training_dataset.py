@@ -9,9 +9,11 @@ from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row
+from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
 from devstack.fakes import InMemoryLogStore
+from tests.support.privacy import pseudonym
 from tests.support.record_messages import NOW, decision, outcome
 
 AS_OF = NOW + timedelta(days=3)
@@ -152,6 +154,23 @@ def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
     assert np.array_equal(examples.indices[0], expected[1])
 
 
+def test_a_contextual_decision_trains_on_its_contextual_fields_and_is_marked_for_evaluation() -> None:
+    # Given a personalised decision and a contextual one, logged as Decide logs them
+    store = InMemoryLogStore()
+    personalised = decision(decision_id="d-p")
+    contextual = decision(decision_id="d-c").model_copy(
+        update={"mode": ServingMode.CONTEXTUAL, "listener_hash": None, "listener_features": {"country": "SE"}}
+    )
+    write(store, personalised, contextual)
+    examples, slot, _ = build(store)
+    # Then off-policy evaluation can tell them apart, and the contextual row's device is the unknown value
+    assert slot.contextual.tolist() == [False, True]
+    encoder = FeatureEncoder()
+    device = encoder.spec.listener_fields.index("device")
+    assert examples.indices[1, device] == encoder.encode_listener({})[device]
+    assert examples.indices[0, device] != examples.indices[1, device]
+
+
 def test_trimmed_candidate_sets_train_but_are_not_used_off_policy() -> None:
     store = InMemoryLogStore()
     write(store, decision(decision_id="d-1").model_copy(update={"candidates_dropped": 4}))
@@ -261,3 +280,28 @@ def test_only_chosen_ads_heard_within_the_reward_window_become_examples() -> Non
     assert chosen.labels.tolist() == [1, 0, 0, 0, 0]
     assert chosen_slot.rewards.tolist() == [1, 0, 0]
     assert chosen_dataset.stats.dropped_no_impression == 0
+
+
+def test_an_erased_listeners_decisions_are_left_out_and_counted() -> None:
+    # Given two listeners' clicked decisions and one without a pseudonym (no measurement consent)
+    erased, kept = pseudonym("listener-erased"), pseudonym("listener-kept")
+    store = InMemoryLogStore()
+    write(
+        store,
+        decision(decision_id="d-erased", ads=("a-ad-1",)).model_copy(update={"listener_hash": erased}),
+        decision(decision_id="d-kept", ads=("a-ad-1",)).model_copy(update={"listener_hash": kept}),
+        decision(decision_id="d-anonymous", ads=("a-ad-1",)).model_copy(update={"listener_hash": None}),
+        *(
+            outcome(decision_id=decision_id, ad_id="a-ad-1", event_type=EventType.CLICK)
+            for decision_id in ("d-erased", "d-kept", "d-anonymous")
+        ),
+    )
+    # When the dataset is built with the erasure ledger's pseudonyms
+    examples, slot, dataset = build(store, erased=frozenset({erased, pseudonym("listener-never-seen")}))
+    # Then the erased listener's decision is neither an example nor a slot-1 view, and its click joins nothing
+    assert len(examples) == len(slot) == 2
+    assert examples.labels.tolist() == [1, 1]
+    assert dataset.stats.to_dict()["log_dropped_erased"] == 1
+    assert dataset.stats.decisions == 2
+    # and without the ledger the same logs give all three
+    assert len(build(store)[0]) == 3

@@ -88,6 +88,14 @@ class CampaignCatalog:
         by_placement = snapshot.by_placement
         return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
 
+    def warm(self) -> None:
+        """Load the snapshot now if due (e.g. while the first request's other reads run), emitting nothing."""
+        self._snapshot.get()
+
+    def expire(self) -> None:
+        """After a SnapStart restore: the next request reloads, and a failed reload serves no ad."""
+        self._snapshot.expire()
+
     def _load(self) -> CatalogSnapshot:
         campaigns = self._source.list_campaigns()
         try:

@@ -14,6 +14,9 @@ impression arrived within the reward window; a chosen ad the app never played sa
 a decision whose first ad was not heard gives no slot-1 view either (off-policy estimates are of the click
 rate per heard first ad). ``DatasetStats.dropped_no_impression`` counts the chosen ads left out.
 
+Erased listeners are left out whole: ``DatasetConfig.erased`` (the erasure ledger, read once per run) drops
+their decision rows in the reader, counted in ``log_dropped_erased``.
+
 Labels never leak: an outcome counts only if it occurred within ``reward_window`` of its decision, and a
 decision younger than the window at ``as_of`` (the end of the available logs, usually "now") is left out,
 because its outcomes may still arrive. Memory: chunks of ``chunk_rows`` examples as numpy arrays (int32
@@ -41,6 +44,7 @@ from adserve.outcomes.logs import (
     read_joined_decisions,
     truncate_to_hour,
 )
+from adserve.privacy.consent import ServingMode
 
 Label = Literal["click", "complete"]
 ExamplesFrom = Literal["impressions", "choices"]
@@ -60,6 +64,8 @@ class DatasetConfig:
     reward_window: timedelta = timedelta(hours=24)
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     examples_from: ExamplesFrom = "impressions"
+    erased: frozenset[str] = frozenset()
+    """The erasure ledger's pseudonyms (adserve.privacy.erasure): their decisions are left out."""
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -155,6 +161,7 @@ class SlotOne:
     logged_position: np.ndarray  # (m,) int32, the logged slot-1 ad's position among its candidates
     logged_propensity: np.ndarray  # (m,) float32
     rewards: np.ndarray  # (m,) int8
+    contextual: np.ndarray  # (m,) bool, served in contextual mode (adserve.privacy.consent)
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -177,6 +184,7 @@ class SlotOne:
             logged_position=self.logged_position[mask],
             logged_propensity=self.logged_propensity[mask],
             rewards=self.rewards[mask],
+            contextual=self.contextual[mask],
         )
 
     @classmethod
@@ -193,6 +201,7 @@ class SlotOne:
             logged_position=_cat([p.logged_position for p in parts], np.int32),
             logged_propensity=_cat([p.logged_propensity for p in parts], np.float32),
             rewards=_cat([p.rewards for p in parts], np.int8),
+            contextual=_cat([p.contextual for p in parts], np.bool_),
         )
 
     def candidate_indices(self, ad_rows: np.ndarray) -> np.ndarray:
@@ -248,6 +257,7 @@ class _Pending:
     decided_at: float
     policy_code: int
     policy_parameter: float
+    contextual: bool
     listener_row: np.ndarray  # (num_listener_fields,) int32
     chosen: list[_Chosen]
     candidate_rows: np.ndarray | None  # ad-table rows of every candidate; None when no slot-1 view
@@ -276,6 +286,7 @@ class _ChunkBuffer:
     slot_position: list[int] = field(default_factory=list)
     slot_propensity: list[float] = field(default_factory=list)
     slot_reward: list[int] = field(default_factory=list)
+    slot_contextual: list[bool] = field(default_factory=list)
 
     def flush(self, ad_table: np.ndarray, n_listener: int) -> DatasetChunk:
         listeners = np.array(self.listener_rows, dtype=np.int32).reshape(-1, n_listener)
@@ -301,6 +312,7 @@ class _ChunkBuffer:
             logged_position=np.asarray(self.slot_position, dtype=np.int32),
             logged_propensity=np.asarray(self.slot_propensity, dtype=np.float32),
             rewards=np.asarray(self.slot_reward, dtype=np.int8),
+            contextual=np.asarray(self.slot_contextual, dtype=np.bool_),
         )
         return DatasetChunk(examples, slot_one)
 
@@ -349,7 +361,7 @@ class TrainingDataset:
         if last < first:
             return
         joined = read_joined_decisions(
-            self.store, first, last, self.stats.read, config.reward_window, keep=self._compact
+            self.store, first, last, self.stats.read, config.reward_window, keep=self._compact, erased=config.erased
         )
         buffer = _ChunkBuffer()
         n_listener = len(self.encoder.spec.listener_fields)
@@ -405,6 +417,7 @@ class TrainingDataset:
             decided_at=record.decided_at.timestamp(),
             policy_code=POLICY_NAMES.index(policy.name),
             policy_parameter=policy.parameter,
+            contextual=record.mode is ServingMode.CONTEXTUAL,
             listener_row=self.encoder.encode_listener(record.listener_features).astype(np.int32),
             chosen=chosen,
             candidate_rows=np.asarray(rows, dtype=np.int32) if slot_one else None,
@@ -441,3 +454,4 @@ class TrainingDataset:
                 buffer.slot_position.append(pending.slot_one_position)
                 buffer.slot_propensity.append(choice.propensity)
                 buffer.slot_reward.append(label)
+                buffer.slot_contextual.append(pending.contextual)
