@@ -18,7 +18,7 @@ import gzip
 import json
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,6 +261,27 @@ def stored_objects(client: "S3Client") -> dict[str, str]:
     return objects
 
 
+Excuse = Callable[[str, str], bool]
+"""(where, text) -> whether an occurrence there is by design."""
+
+
+def legacy_erasure_lookup(listener_id: str, raw: set[str]) -> Excuse:
+    """The one place a raw id may be, by design: erasure looks for counters written before pseudonyms, keyed
+    by the raw id, so the erased listener's own id is the partition of its Query on the caps table (sent,
+    never stored or logged). Only that Query, naming that id as its partition and no other raw id."""
+    lookup = json.dumps({":partition": {"S": listener_id}})
+    others = raw - {listener_id}
+
+    def allowed(where: str, text: str) -> bool:
+        return (
+            where.endswith("(Query) request")
+            and text.count(listener_id) == text.count(lookup)
+            and not any(other in text for other in others)
+        )
+
+    return allowed
+
+
 def text_of(body: bytes) -> str:
     """Bytes as text, gunzipped first when they are gzip (log objects are, on the wire too)."""
     if body[:2] == b"\x1f\x8b":
@@ -293,12 +314,15 @@ class Everything:
             yield f"AWS call {number} ({operation}) request", path.decode(errors="replace") + "\n" + text_of(body)
             yield f"AWS call {number} ({operation}) answer", text_of(answer)
 
-    def occurrences(self, needles: set[str]) -> list[str]:
+    def occurrences(
+        self, needles: set[str], allowed: Callable[[str, str], bool] = lambda _where, _text: False
+    ) -> list[str]:
+        """Where each needle occurs, but in the places ``allowed(where, text)`` excuses."""
         return [
             f"{needle!r} in {where}: {text[:300]}"
             for where, text in self.places()
             for needle in needles
-            if needle in text
+            if needle in text and not allowed(where, text)
         ]
 
 
@@ -369,6 +393,11 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
         refused(api, people[0], decided[0].tracking[0])
     beacons = sum(len(decision.tracking) for decision in decided)
     wait_until_recorded(session, stack, decided, beacons, started)
+    # and one listener (full consent, counted) asks to be forgotten: its id is in the erasure route's path
+    forgotten = people[1]
+    with httpx.Client(base_url=stack.api, timeout=30) as api:
+        erased = api.delete(f"/v1/listeners/{forgotten.id}")
+    assert erased.status_code == 200, erased.text
     everything = read_everything(session, stack)
 
     # Then the modes are as consent and age say
@@ -382,7 +411,7 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
     assert {"SendMessage", "ReceiveMessage", "PutObject", "Query", "TransactWriteItems"} <= sent, sent
     assert any(everything.tables.values())
     assert everything.objects
-    leaks = everything.occurrences(raw)
+    leaks = everything.occurrences(raw, allowed=legacy_erasure_lookup(forgotten.id, raw))
     assert not leaks, "\n".join(leaks[:20])
     # and the decision records of listeners not personalised hold none of their listener fields
     rows = decision_rows(everything)
@@ -402,16 +431,23 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
     stored = Everything(everything.tables, everything.queues, everything.objects, log_lines=[], traffic=[])
     assert not stored.occurrences(unique_devices)
     # and the listeners without capping consent have no counter; those with it do (so the check can fail)
+    check_counters_and_queue(session, stack, everything, people, forgotten)
+
+
+def check_counters_and_queue(
+    session: boto3.session.Session, stack: Stack, everything: Everything, people: list[Listener], forgotten: Listener
+) -> None:
+    """Counters only under counted listeners' pseudonyms (none left for the forgotten one); and a positive
+    control: a measured listener's pseudonym is found in the messages sent and the logs stored."""
     pseudonyms = read_pseudonymizer(
         session.client("secretsmanager", endpoint_url=stack.aws), stack.resources["PseudonymKeySecret"]
     )
-    # (the search does see what was queued: a measured listener's pseudonym is in the messages sent and stored)
     measured = pseudonyms.listener(people[0].id)
     found = [where for where, text in everything.places() if measured in text]
     assert any("SendMessage" in where for where in found), found
     assert any(where.startswith("s3://") for where in found), found
-    caps_table = next(name for name in everything.tables if name == stack.resources["FrequencyCapsTable"])
-    keyed = {item["listener_id"]["S"] for item in everything.tables[caps_table]}
+    keyed = {item["listener_id"]["S"] for item in everything.tables[stack.resources["FrequencyCapsTable"]]}
     for listener in people:
         has_counters = pseudonyms.listener(listener.id) in keyed
-        assert has_counters == listener.persona.counted, (listener.persona.name, has_counters)
+        counted = listener.persona.counted and listener is not forgotten
+        assert has_counters == counted, (listener.persona.name, has_counters)
