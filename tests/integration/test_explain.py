@@ -16,9 +16,12 @@ import boto3
 import pytest
 from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, session_key
 from adserve.campaigns.model import Campaign
+from adserve.cli.main import main
 from adserve.dal.campaign_store import CampaignStore
 from adserve.outcomes.decision_records import DecisionRecord
 
+from devstack.http_gateway import HttpGateway
+from devstack.sigv4 import SigV4Verifier
 from devstack.stack import LocalStack
 from tests.support.builders import campaign
 from tests.support.outcomes_queue import drain, record_event
@@ -164,3 +167,62 @@ def test_explain_that_is_not_a_boolean_is_a_422(local_stack: LocalStack, value: 
     assert status == 422
     assert answer["error"]["code"] == "invalid_request"
     assert [detail["field"] for detail in answer["error"]["details"]] == ["explain"]
+
+
+@pytest.fixture(scope="module")
+def signed_gateway(local_stack: LocalStack) -> Iterator[HttpGateway]:
+    """The HTTP API as `make run --auth` serves it: IAM routes refuse what is not SigV4-signed."""
+    description = local_stack.description
+    verifier = SigV4Verifier({"testing": "testing"}, region=description.region, account_id=description.account_id)
+    served = HttpGateway(local_stack, port=0, verifier=verifier)
+    served.start()
+    yield served
+    served.stop()
+
+
+def test_the_cli_explains_through_the_signed_api_as_a_table(
+    local_stack: LocalStack,
+    *,
+    seeded: dict[str, Campaign],
+    signed_gateway: HttpGateway,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    listener = f"listener-cli-{uuid.uuid4().hex[:8]}"
+    put_count(local_stack, listener, seeded["capped"], 3)
+    before = tables(local_stack)
+    # From flags
+    flags = ["--listener", listener, "--country", "SE", "--device", "mobile", "--placement", "audio_midroll"]
+    flags += ["--session", SESSION, "--consent", "personalise,cap_frequency,measure", "--api", signed_gateway.url]
+    assert main(["explain", *flags]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if not line.startswith("{")]  # the in-process stack's metrics
+    assert lines[0].startswith("decision ")
+    assert "mode personalised" in lines[0]
+    rows = {line.split()[1]: line.split()[2] for line in lines if line.startswith("explain-")}
+    assert rows[seeded["capped"].campaign_id] == "frequency_cap"
+    assert rows[seeded["budgeted"].campaign_id] == "pacing"
+    assert rows[seeded["norway"].campaign_id] == "targeting"
+    assert "logit" in out
+    assert "= bias" in out
+    # From a request file, one campaign
+    request = tmp_path / "request.json"
+    request.write_text(body(listener))
+    assert main(["explain", "--request", str(request), "--api", signed_gateway.url, "--campaign", "none"]) == 0
+    filtered = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("served: explain-") for line in filtered)
+    assert not any(line.startswith("explain-") for line in filtered)  # no row: no ad of campaign "none"
+    record_all(local_stack)
+    assert tables(local_stack) == before
+    # Unsigned, the same API refuses: the command really signs
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+    assert main(["explain", *flags]) == 1
+    assert "403" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_an_incomplete_request_before_calling_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--listener", "l", "--api", "http://127.0.0.1:9"]) == 2
+    assert "--country, --device, --placement" in capsys.readouterr().err

@@ -6,6 +6,7 @@
     adserve caps show LISTENER_ID [--table NAME]
     adserve delivery CAMPAIGN_ID [--from --to --granularity hour|day --plot FILE.png]   (see adserve.cli.delivery)
     adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
+    adserve explain --request FILE | --listener L --country C --device D --placement P ...   (adserve.cli.explain)
 
 A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
 """
@@ -25,6 +26,7 @@ from pydantic import ValidationError
 
 from adserve.campaigns.model import Campaign
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
+from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
 from adserve.core.errors import CapStoreUnavailableError, LogStoreUnavailableError
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
@@ -87,7 +89,11 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    commands: dict[str, Callable[[argparse.Namespace], int]] = {"logs": _logs, "delivery": run_delivery_command}
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "logs": _logs,
+        "delivery": run_delivery_command,
+        "explain": run_explain_command,
+    }
     commands.update(dict.fromkeys(MODEL_GROUPS, run_model_command))
     if arguments.group in commands:
         return commands[arguments.group](arguments)
@@ -248,6 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--pseudonym-secret", help=f"the pseudonym key's secret (default: ${PSEUDONYM_SECRET_VARIABLE})")
     add_model_commands(groups, _hour)
     add_delivery_command(groups, _hour)
+    add_explain_command(groups)
     return parser
 
 
