@@ -33,7 +33,7 @@ DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
 PARTIAL_OUTPUT = REPO_ROOT / "bench" / "results" / "partial.json"
 """Where --quick, --skip-moto and --only runs go unless --output says otherwise, so they never replace a full
 run's."""
-FIGURES = ("decide", "floor", "pacing", "onnx", "vw", "record", "track", "retraining", "moto", "layers")
+FIGURES = ("decide", "floor", "pacing", "explain", "onnx", "vw", "record", "track", "retraining", "moto", "layers")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         ("decide", "decide_in_process", "1a decide in-process", lambda: decide_latency.run(args.quick)),
         ("floor", "compute_floor", "1c compute floor", lambda: compute_floor.run(args.quick)),
         ("pacing", "decide_pacing", "1d decide with pacing on/off", lambda: decide_latency.run_pacing(args.quick)),
+        ("explain", "decide_explain", "1e decide with explain on/off", lambda: decide_latency.run_explain(args.quick)),
         ("onnx", "onnx", "2 onnx scoring", lambda: onnx_scoring.run(args.quick)),
         ("vw", "vw_peer", "5 vw peer", lambda: vw_peer.run(args.quick)),
         ("record", "record_fakes", "7a record on fakes", lambda: record_throughput.run_fakes(args.quick)),

@@ -130,20 +130,21 @@ def cap_state(cap: FrequencyCap, count: int) -> CapState:
     return trusted(CapState, {"window": cap.window.value, "scope": cap.scope.value, "count": count, "max": cap.max})
 
 
-def contributions(terms: FmTerms, row: int, fields: Sequence[str]) -> Contributions:
-    """One scored row's terms, named by field and field pair."""
-    linear = terms.linear[row].tolist()
-    pairs = terms.pairs[row].tolist()
+def contributions(terms: FmTerms, fields: Sequence[str]) -> list[Contributions]:
+    """Each scored row's terms, named by field and field pair."""
     names = [f"{fields[f]}*{fields[g]}" for f, g in pairs_of(len(fields))]
-    return trusted(
-        Contributions,
-        {
-            "bias": terms.bias,
-            "fields": dict(zip(fields, linear, strict=True)),
-            "pairs": dict(zip(names, pairs, strict=True)),
-            "logit": float(terms.logits[row]),
-        },
-    )
+    return [
+        trusted(
+            Contributions,
+            {
+                "bias": terms.bias,
+                "fields": dict(zip(fields, linear, strict=True)),
+                "pairs": dict(zip(names, pairs, strict=True)),
+                "logit": logit,
+            },
+        )
+        for linear, pairs, logit in zip(terms.linear.tolist(), terms.pairs.tolist(), terms.logits.tolist(), strict=True)
+    ]
 
 
 def decomposition_mismatch(terms: FmTerms, scores: np.ndarray) -> str | None:

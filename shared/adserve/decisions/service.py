@@ -211,6 +211,7 @@ class DecisionService:
         terms, unavailable = self._decompose(model, indices, scores)
         fields = self.encoder.spec.listener_fields + self.encoder.spec.ad_fields
         chosen = {choice.index: choice for choice in choices}
+        terms_of = [None] * len(eligible) if terms is None else contributions(terms, fields)
         for position, ad in enumerate(eligible):
             scoring = trusted(
                 Scoring,
@@ -220,7 +221,7 @@ class DecisionService:
                     "expected_value": float(scores[position] * values_cpm[position]),
                     "rank_probabilities": [float(slot[position]) for slot in slots],
                     "features": {**features, **ad.features},
-                    "contributions": None if terms is None else contributions(terms, position, fields),
+                    "contributions": terms_of[position],
                 },
             )
             verdicts[(ad.campaign.campaign_id, ad.ad_id)] = self._policy_verdict(
