@@ -16,7 +16,7 @@ from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy, SquareCB
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel, Scorer
-from adserve.models.factorization import FmParameters
+from adserve.models.factorization import FmParameters, NotDecomposableError
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules
@@ -184,15 +184,18 @@ def test_consent_removes_targeting_of_own_fields_in_contextual_mode_and_capped_c
     assert counters.reads == 1  # only the request with capping consent read the caps
 
 
-def test_an_explain_request_serves_exactly_what_the_same_decision_would_on_the_golden_catalog() -> None:
+@pytest.mark.parametrize("consent", ["legacy", "strict"])
+def test_an_explain_request_serves_exactly_what_the_same_decision_would_on_the_golden_catalog(consent: str) -> None:
     """The explanation's rules restate the serving path; on the golden catalog and requests (every targeting
-    case, caps at and under their limit, exclusions), with the same seed, both choose the same ads."""
+    case, caps at and under their limit, exclusions), personalised and contextual without capping consent,
+    with the same seed, both choose the same ads."""
     rng = random.Random(7)
     campaigns = [golden._campaign(index, rng) for index in range(80)]
     counters = golden._counters(campaigns)
+    rules = ConsentRules(consent)  # type: ignore[arg-type]
     for number, request in enumerate(golden._requests(rng, campaigns)):
-        served = service(*campaigns, counters=counters, seed=number).decide(request, BASE_URL)
-        explained = service(*campaigns, counters=counters, seed=number).decide(
+        served = service(*campaigns, counters=counters, seed=number, consent=rules).decide(request, BASE_URL)
+        explained = service(*campaigns, counters=counters, seed=number, consent=rules).decide(
             request.model_copy(update={"explain": True}), BASE_URL
         )
         assert [(ad.ad_id, ad.rank, ad.propensity) for ad in explained.ads] == [
@@ -324,3 +327,14 @@ def test_squarecb_rank_probabilities_are_the_policy_distribution_and_propensity_
         (explained,) = (e for e in scored if e.ad_id == ad.ad_id)
         assert explained.scoring is not None
         assert explained.scoring.rank_probabilities[ad.rank - 1] == ad.propensity
+
+
+def test_a_file_that_is_not_an_adserve_fm_is_not_decomposable_and_says_why() -> None:
+    bootstrap = (BOOTSTRAP_DIR / "model.onnx").read_bytes()
+    with pytest.raises(NotDecomposableError, match="factors"):
+        FmParameters.from_onnx(bootstrap.replace(b"factors", b"factorz"), DEFAULT_SPEC.hash_size)
+    with pytest.raises(NotDecomposableError, match="buckets"):
+        FmParameters.from_onnx(bootstrap, DEFAULT_SPEC.hash_size * 2)
+    for garbage in (b"\xff" * 40, bootstrap[: len(bootstrap) // 2]):
+        with pytest.raises(NotDecomposableError):
+            FmParameters.from_onnx(garbage, DEFAULT_SPEC.hash_size)
