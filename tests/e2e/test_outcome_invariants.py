@@ -36,6 +36,7 @@ from adserve.campaigns.frequency_caps import counter_key
 from adserve.campaigns.model import Campaign
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
+from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
@@ -480,6 +481,7 @@ def make_decisions(api: httpx.Client, rng: random.Random) -> tuple[set[str], lis
             },
             "placement": "audio_midroll",
             "max_ads": rng.randint(1, 3),
+            "consent": {"personalise": True, "cap_frequency": True, "measure": True},
         }
         response = api.post("/v1/decisions", json=request)
         assert response.status_code == 200, response.text
@@ -515,9 +517,12 @@ def observe(
     decisions = Counter(record.decision_id for record in read_decisions(store, start, end, decision_stats))
     outcomes = Counter(outcome.identity for outcome in read_outcomes(store, start, end, outcome_stats))
     caps = FrequencyCapStore(session.client("dynamodb", endpoint_url=moto), stack.resources["FrequencyCapsTable"])
+    pseudonyms = read_pseudonymizer(
+        session.client("secretsmanager", endpoint_url=moto), stack.resources["PseudonymKeySecret"]
+    )
     counters: Counter[tuple[str, str]] = Counter()
     for listener in listeners:
-        for key, count in caps.read_counters(listener, datetime.now(UTC)).items():
+        for key, count in caps.read_counters(pseudonyms.listener(listener), datetime.now(UTC)).items():
             counters[(listener, key)] = count
     return Observed(
         decisions=decisions,

@@ -1,19 +1,21 @@
 """Offline evaluation: the estimators on a case computed by hand, calibration, and the promotion rule."""
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
 import pytest
 from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, SquareCB, exploration_policy
 from adserve.models.features import FeatureEncoder
-from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
+from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
     Evaluation,
     HoldoutMetrics,
     PolicyEstimate,
     PromotionRule,
     doubly_robust,
+    evaluate,
     expected_calibration_error,
     ips,
     judge,
@@ -42,6 +44,7 @@ def two_decisions() -> tuple[SlotOne, np.ndarray]:
         logged_position=np.array([0, 1], dtype=np.int32),
         logged_propensity=np.array([0.5, 0.25], dtype=np.float32),
         rewards=np.array([1, 0], dtype=np.int8),
+        contextual=np.array([False, True]),
     )
     return slot, np.array([0.3, 0.1, 0.1, 0.1, 0.4])
 
@@ -88,6 +91,39 @@ def test_estimators_of_nothing_are_nan_not_errors() -> None:
     empty = slot.select(np.array([False, False]))
     terms = slot_one_terms(empty, scores[:0], scores[:0])
     assert all(np.isnan(f(terms)) for f in (ips, snips, doubly_robust))
+
+
+def test_each_serving_mode_is_estimated_on_its_own_decisions() -> None:
+    # Given decision A served personalised (w = 1.8, clicked) and B contextual (w = 0.4, no click)
+    slot, scores = two_decisions()
+    holdout = Examples(
+        indices=np.zeros((2, 13), dtype=np.int32),
+        labels=np.array([1, 0], dtype=np.int8),
+        propensities=np.array([0.5, 0.25], dtype=np.float32),
+        logged_scores=np.array([0.3, 0.1], dtype=np.float32),
+        values=np.ones(2, dtype=np.float32),
+        ranks=np.ones(2, dtype=np.int16),
+        decided_at=np.array([1.0, 2.0]),
+    )
+    # When a model that scores every candidate as the hand computation does is evaluated
+    result = evaluate(holdout, slot, np.arange(5).reshape(5, 1), ByCandidate(scores), None)
+    # Then each mode's SNIPS is its own decision's: 1 for A's click, 0 for B
+    assert result.by_mode.keys() == {"personalised", "contextual"}
+    assert result.by_mode["personalised"].new_policy.snips == pytest.approx(1.0)
+    assert result.by_mode["contextual"].new_policy.snips == pytest.approx(0.0)
+    assert (result.by_mode["personalised"].decisions, result.by_mode["contextual"].logging_observed) == (1, 0.0)
+    assert "contextual: 1 decisions" in render(result)
+
+
+@dataclass
+class ByCandidate:
+    """Scores candidate rows by their last index column (the ad table here is the candidate's own number)."""
+
+    scores: np.ndarray
+    version: str = "by-candidate"
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return np.asarray(self.scores[indices[:, -1]])
 
 
 def test_expected_calibration_error_by_hand() -> None:

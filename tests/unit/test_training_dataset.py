@@ -9,6 +9,7 @@ from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row, read_joined
+from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
 from devstack.fakes import InMemoryLogStore
@@ -150,6 +151,23 @@ def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
     expected = encoder.encode_rows([record.listener_features] * 3, [c.features for c in record.candidates])
     assert np.array_equal(slot.candidate_indices(dataset.ad_rows), expected)
     assert np.array_equal(examples.indices[0], expected[1])
+
+
+def test_a_contextual_decision_trains_on_its_contextual_fields_and_is_marked_for_evaluation() -> None:
+    # Given a personalised decision and a contextual one, logged as Decide logs them
+    store = InMemoryLogStore()
+    personalised = decision(decision_id="d-p")
+    contextual = decision(decision_id="d-c").model_copy(
+        update={"mode": ServingMode.CONTEXTUAL, "listener_hash": None, "listener_features": {"country": "SE"}}
+    )
+    write(store, personalised, contextual)
+    examples, slot, _ = build(store)
+    # Then off-policy evaluation can tell them apart, and the contextual row's device is the unknown value
+    assert slot.contextual.tolist() == [False, True]
+    encoder = FeatureEncoder()
+    device = encoder.spec.listener_fields.index("device")
+    assert examples.indices[1, device] == encoder.encode_listener({})[device]
+    assert examples.indices[0, device] != examples.indices[1, device]
 
 
 def test_trimmed_candidate_sets_train_but_are_not_used_off_policy() -> None:

@@ -41,6 +41,7 @@ from adserve.outcomes.logs import (
     read_joined_decisions,
     truncate_to_hour,
 )
+from adserve.privacy.consent import ServingMode
 
 Label = Literal["click", "complete"]
 ExamplesFrom = Literal["impressions", "choices"]
@@ -157,6 +158,7 @@ class SlotOne:
     logged_position: np.ndarray  # (m,) int32, the logged slot-1 ad's position among its candidates
     logged_propensity: np.ndarray  # (m,) float32
     rewards: np.ndarray  # (m,) int8
+    contextual: np.ndarray  # (m,) bool, served in contextual mode (adserve.privacy.consent)
 
     def __len__(self) -> int:
         return int(self.rewards.shape[0])
@@ -179,6 +181,7 @@ class SlotOne:
             logged_position=self.logged_position[mask],
             logged_propensity=self.logged_propensity[mask],
             rewards=self.rewards[mask],
+            contextual=self.contextual[mask],
         )
 
     @classmethod
@@ -195,6 +198,7 @@ class SlotOne:
             logged_position=_cat([p.logged_position for p in parts], np.int32),
             logged_propensity=_cat([p.logged_propensity for p in parts], np.float32),
             rewards=_cat([p.rewards for p in parts], np.int8),
+            contextual=_cat([p.contextual for p in parts], np.bool_),
         )
 
     def candidate_indices(self, ad_rows: np.ndarray) -> np.ndarray:
@@ -250,6 +254,7 @@ class _Pending:
     decided_at: float
     policy_code: int
     policy_parameter: float
+    contextual: bool
     listener_row: np.ndarray  # (num_listener_fields,) int32
     chosen: list[_Chosen]
     candidate_rows: np.ndarray | None  # ad-table rows of every candidate; None when no slot-1 view
@@ -278,6 +283,7 @@ class _ChunkBuffer:
     slot_position: list[int] = field(default_factory=list)
     slot_propensity: list[float] = field(default_factory=list)
     slot_reward: list[int] = field(default_factory=list)
+    slot_contextual: list[bool] = field(default_factory=list)
 
     def flush(self, ad_table: np.ndarray, n_listener: int) -> DatasetChunk:
         listeners = np.array(self.listener_rows, dtype=np.int32).reshape(-1, n_listener)
@@ -303,6 +309,7 @@ class _ChunkBuffer:
             logged_position=np.asarray(self.slot_position, dtype=np.int32),
             logged_propensity=np.asarray(self.slot_propensity, dtype=np.float32),
             rewards=np.asarray(self.slot_reward, dtype=np.int8),
+            contextual=np.asarray(self.slot_contextual, dtype=np.bool_),
         )
         return DatasetChunk(examples, slot_one)
 
@@ -410,6 +417,7 @@ class TrainingDataset:
             decided_at=record.decided_at.timestamp(),
             policy_code=POLICY_NAMES.index(policy.name),
             policy_parameter=policy.parameter,
+            contextual=record.mode is ServingMode.CONTEXTUAL,
             listener_row=self.encoder.encode_listener(record.listener_features).astype(np.int32),
             chosen=chosen,
             candidate_rows=np.asarray(rows, dtype=np.int32) if slot_one else None,
@@ -446,3 +454,4 @@ class TrainingDataset:
                 buffer.slot_position.append(pending.slot_one_position)
                 buffer.slot_propensity.append(choice.propensity)
                 buffer.slot_reward.append(label)
+                buffer.slot_contextual.append(pending.contextual)

@@ -19,7 +19,7 @@ small bias for much less variance; DR is unbiased if either the propensities or 
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
 
 import numpy as np
@@ -93,6 +93,16 @@ class SlotOneTerms:
     @property
     def weights(self) -> np.ndarray:
         return np.asarray(self.target_probability / self.logging_propensity)
+
+    def select(self, mask: np.ndarray) -> "SlotOneTerms":
+        """The terms of some decisions (e.g. one serving mode's)."""
+        return SlotOneTerms(
+            target_probability=self.target_probability[mask],
+            logging_propensity=self.logging_propensity[mask],
+            rewards=self.rewards[mask],
+            direct=self.direct[mask],
+            predicted_logged=self.predicted_logged[mask],
+        )
 
 
 def ips(terms: SlotOneTerms) -> float:
@@ -205,6 +215,15 @@ class PolicyEstimate:
 
 
 @dataclass(frozen=True)
+class ModeEstimate:
+    """The new policy's estimate on the decisions of one serving mode, next to what the logger observed there."""
+
+    decisions: int
+    logging_observed: float
+    new_policy: PolicyEstimate
+
+
+@dataclass(frozen=True)
 class Evaluation:
     new: HoldoutMetrics
     new_policy: PolicyEstimate
@@ -213,6 +232,9 @@ class Evaluation:
     """The logged policy's own slot-1 click rate on the holdout decisions (on-policy, no estimator)."""
     champion: HoldoutMetrics | None = None
     champion_policy: PolicyEstimate | None = None
+    by_mode: dict[str, ModeEstimate] = field(default_factory=dict)
+    """Per serving mode present in the holdout: a contextual listener sees the model without its own fields,
+    so a model can win overall and lose in one mode."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -222,6 +244,7 @@ class Evaluation:
                 "logging_observed": self.logging_observed,
                 "new": asdict(self.new_policy),
                 "champion": None if self.champion_policy is None else asdict(self.champion_policy),
+                "by_mode": {mode: asdict(estimate) for mode, estimate in self.by_mode.items()},
             },
         }
 
@@ -231,20 +254,27 @@ def evaluate(holdout: Examples, slot: SlotOne, ad_rows: np.ndarray, new: Scorer,
     new_scores = score_candidates(slot, ad_rows, new)
     new_terms = slot_one_terms(slot, new_scores, new_scores)
     observed = round(float(slot.rewards.mean()), 6) if len(slot) else None
+    by_mode = {
+        mode: ModeEstimate(
+            decisions=int(mask.sum()),
+            logging_observed=round(float(slot.rewards[mask].mean()), 6),
+            new_policy=PolicyEstimate.of(new.version, new_terms.select(mask)),
+        )
+        for mode, mask in (("personalised", ~slot.contextual), ("contextual", slot.contextual))
+        if mask.any()
+    }
     evaluation = Evaluation(
         new=HoldoutMetrics.of(holdout.labels, predict_examples(holdout, new)),
         new_policy=PolicyEstimate.of(new.version, new_terms),
         decisions=len(slot),
         logging_observed=observed,
+        by_mode=by_mode,
     )
     if champion is None:
         return evaluation
     champion_terms = slot_one_terms(slot, score_candidates(slot, ad_rows, champion), new_scores)
-    return Evaluation(
-        new=evaluation.new,
-        new_policy=evaluation.new_policy,
-        decisions=evaluation.decisions,
-        logging_observed=observed,
+    return replace(
+        evaluation,
         champion=HoldoutMetrics.of(holdout.labels, predict_examples(holdout, champion)),
         champion_policy=PolicyEstimate.of(champion.version, champion_terms),
     )
@@ -353,6 +383,11 @@ def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> s
     lines.append(
         f"holdout: {holdout.rows:,} rows ({holdout.positives:,} positives), {evaluation.decisions:,} decisions"
     )
+    for mode, estimate in evaluation.by_mode.items():
+        lines.append(
+            f"{mode}: {estimate.decisions:,} decisions, new SNIPS {_estimate_cell(estimate.new_policy, 'snips')}, "
+            f"logging policy observed {_cell(estimate.logging_observed, 5)}"
+        )
     if verdict is not None:
         lines.append(f"promotion: {'yes' if verdict.promote else 'no'} ({verdict.reason})")
     return "\n".join(lines)
