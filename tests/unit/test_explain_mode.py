@@ -164,6 +164,8 @@ def test_each_rule_removes_the_one_campaign_built_for_it_and_is_named_once() -> 
     assert [(ad.campaign_id, ad.rank, ad.tracking) for ad in response.ads] == [("best", 1, None), ("second", 2, None)]
     (record,) = log.records
     assert record.explain
+    assert record.cap_check == "ok"
+    assert [choice.ad_id for choice in record.chosen] == ["best-ad-1", "second-ad-1"]
     assert '"explain":true' in record.model_dump_json()
 
 

@@ -198,7 +198,7 @@ class DecisionService:
                     draw=draw,
                 )
         counted = pseudonym if permissions.cap_frequency else None
-        eligible = self._explain_caps(paced, counted, now, session, verdicts)
+        eligible, cap_check = self._explain_caps(paced, counted, now, session, verdicts)
         model = self.scorer(pseudonym)
         features = listener_features(request, now, permissions.mode)
         ad_rows, values_cpm, advertisers = index.columns(eligible)
@@ -271,7 +271,7 @@ class DecisionService:
             eligible=eligible,
             scores=scores,
             values=values_cpm,
-            cap_check="ok" if counted else "not_permitted",
+            cap_check=cap_check,
             now=now,
             explain=True,
         )
@@ -285,10 +285,10 @@ class DecisionService:
         now: datetime,
         session: str,
         verdicts: dict[tuple[str, str], ExplainedAd],
-    ) -> list[AdCandidate]:
+    ) -> tuple[list[AdCandidate], CapCheck]:
         """``_apply_caps`` with reasons: the first full cap of each refused campaign, with its count."""
         if not any(ad.caps for ad in paced):
-            return list(paced)
+            return list(paced), "not_needed"
         counts: dict[str, int] | None = None
         if listener is not None:
             try:
@@ -319,7 +319,7 @@ class DecisionService:
                 )
             else:
                 eligible.append(ad)
-        return eligible
+        return eligible, "not_permitted" if listener is None else "unavailable" if counts is None else "ok"
 
     @staticmethod
     def _policy_verdict(
