@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help dev run test check unit lint typecheck format model openapi bench docs demo demo-pacing lock clean
+.PHONY: help dev run test check unit lint typecheck format model openapi bench docs cost demo demo-pacing lock clean
 
 help:
 	@echo "make run       start the local stack on http://127.0.0.1:3000 (moto + the template's routes)"
@@ -13,6 +13,7 @@ help:
 	@echo "make check     lint, type-check, unit + integration tests without the slow ones (while developing)"
 	@echo "make bench     measure latency, cold start, layer sizes; writes bench/results/latest.json and the docs' figures"
 	@echo "make docs      rewrite the benchmark figures in the docs from bench/results/latest.json"
+	@echo "make cost      dollars per million decisions from measured usage and list prices (bench/results/cost.json)"
 	@echo "make lock      refresh the locks (requirements/dev.lock, the layers' and Retrain's) to the newest allowed"
 	@echo "make demo      the retraining loop on the local stack with simulated listeners (writes demo-output/)"
 	@echo "make demo-pacing  one simulated day of budget pacing through the production step (demo-output/pacing.png)"
@@ -64,6 +65,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.docs
 
 docs: $(STAMP)
+	$(BIN)/python -m bench.docs
+
+cost: $(STAMP)
+	$(BIN)/python -m bench.cost $(ARGS)
 	$(BIN)/python -m bench.docs
 
 demo: $(STAMP)

@@ -33,7 +33,21 @@ DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.json"
 PARTIAL_OUTPUT = REPO_ROOT / "bench" / "results" / "partial.json"
 """Where --quick, --skip-moto and --only runs go unless --output says otherwise, so they never replace a full
 run's."""
-FIGURES = ("decide", "floor", "pacing", "explain", "onnx", "vw", "record", "track", "retraining", "moto", "layers")
+FIGURES = (
+    "decide",
+    "floor",
+    "pacing",
+    "explain",
+    "onnx",
+    "vw",
+    "record",
+    "track",
+    "retraining",
+    "moto",
+    "cold",
+    "layers",
+)
+"""``cold`` is figure 3 alone (on its own moto stack); ``moto`` includes it."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
                     "7b record on moto", timings, lambda: record_throughput.run_moto(stack, args.quick)
                 )
             figures["model_swap"] = _step("6 model swap", timings, lambda: model_swap.run(stack, args.quick))
+    elif "cold" in wanted and not args.skip_moto:
+        with LocalStack.start(DEFAULT_TEMPLATE) as stack:
+            figures["cold_start"] = _step("3 cold start", timings, lambda: cold_start.run(stack, args.cold_runs))
     if "layers" in wanted:
         figures["layer_size"] = _step("4 layer size", timings, lambda: layer_size.run(args.skip_build))
     figures["ratios"] = report.ratios(figures)

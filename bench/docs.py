@@ -26,10 +26,26 @@ RESULTS = REPO_ROOT / "bench" / "results" / "latest.json"
 DOCUMENTS = ("README.md", "bench/README.md", "docs/performance.md")
 SIZES = ("10", "50", "200", "1000")
 
+COMPANIONS = {
+    "cold_terms": REPO_ROOT / "bench" / "results" / "cold_terms.json",
+    "cost": REPO_ROOT / "bench" / "results" / "cost.json",
+}
+"""Results files written by other commands (``python -m bench.cold_terms``, ``python -m bench.cost``), read
+alongside latest.json under these keys."""
+
 REGION = re.compile(r"(<!-- bench:(?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- /bench -->)", re.DOTALL)
 OPENING = re.compile(r"<!-- bench:([^ ]*) -->")
 
 Results = dict[str, Any]
+
+
+def load_results(path: Path = RESULTS) -> Results:
+    """The bench's results file with each companion results file under its key."""
+    results: Results = json.loads(path.read_text())
+    for key, companion in COMPANIONS.items():
+        if companion.exists():
+            results[key] = json.loads(companion.read_text())
+    return results
 
 
 def _get(results: Results, *path: str) -> Any:
@@ -125,6 +141,106 @@ def cold_start(results: Results) -> str:
     )
 
 
+def cold_terms(results: Results) -> str:
+    """The largest terms of a Decide cold start, before and after issue 13's work (bench/cold_terms.py)."""
+    runs = {label: _get(results, "cold_terms", label) for label in ("before", "after")}
+    lines = [
+        f"Medians of {runs['after']['runs']} fresh processes each, before (at {runs['before']['commit']}, measured "
+        f"{runs['before']['date']}) and after (at {runs['after']['commit']}, {runs['after']['date']}): import "
+        f"{runs['before']['import_ms']:.0f} -> {runs['after']['import_ms']:.0f} ms, first request "
+        f"{runs['before']['first_request_ms']:.0f} -> {runs['after']['first_request_ms']:.0f} ms (under "
+        "`-X importtime` and the timing wrappers, so larger than figure 3's). Figure 3's ratio to the import floor, "
+        f"run {len(runs['after']['figure_3_ratios'])} times right after: before "
+        f"{min(runs['before']['figure_3_ratios']):.2f}-{max(runs['before']['figure_3_ratios']):.2f}x, after "
+        f"{min(runs['after']['figure_3_ratios']):.2f}-{max(runs['after']['figure_3_ratios']):.2f}x (target 1.5x).",
+        "",
+        "| import, self time per package (ms) | before | after |",
+        "|---|---:|---:|",
+    ]
+    for section, key, count in (
+        ("import", "import_terms_ms", 8),
+        ("first request: each call, wall time in its own thread (ms)", "first_request_terms_ms", 14),
+    ):
+        if section != "import":
+            lines += ["", f"| {section} | before | after |", "|---|---:|---:|"]
+        before, after = runs["before"][key], runs["after"][key]
+        names = sorted(set(before) | set(after), key=lambda name: -max(before.get(name, 0.0), after.get(name, 0.0)))
+        for name in [name for name in names if name != "other"][:count]:
+            lines.append(f"| {name} | {before.get(name, 0.0):.0f} | {after.get(name, 0.0):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _traffic(cost: dict[str, Any]) -> str:
+    t = cost["traffic_assumed"]
+    return (
+        f"{t['decisions_per_second']:,.0f} decisions/s, {t['ads_per_decision']:g} ads a decision, "
+        f"{t['impression_rate']:.0%} of them impressions, {t['events_per_impression']:g} event an impression, "
+        f"Record batches of {t['record_batch_size']}"
+    )
+
+
+def cost(results: Results) -> str:
+    """The cost per million decisions (bench/cost.py), its terms and what would cut the largest."""
+    c = _get(results, "cost")
+    lines = [
+        f"**${c['usd_per_million_decisions']:.2f} per million decisions** (${c['monthly_usd']:,.0f} a month) at "
+        f"{_traffic(c)}; usage measured at {c['commit']} on {c['date']}, list prices (us-east-1) read "
+        f"{c['prices_retrieved']} (`bench/prices.py` names each source).",
+        "",
+        "| term | service | units a month | $ per million decisions | price |",
+        "|---|---|---:|---:|---|",
+    ]
+    for item in c["items"]:
+        price = c["prices"][item["price"]]
+        flag = " (assumed)" if price["assumption"] else ""
+        usd = f"${price['usd'] * 1e6:.3g} per million" if price["usd"] < 1e-3 else f"${price['usd']:.3g} per"
+        tiers = "".join(
+            f"; ${t_usd * 1e6:.3g} per million from {start / 1e6:,.0f} million a month"
+            for start, t_usd in price["tiers"]
+        )
+        lines.append(
+            f"| {item['what']} | {item['service']} | {item['quantity']:,.3g} | "
+            f"{item['usd_per_million_decisions']:.3f} | {usd} {price['unit']}{tiers}{flag} |"
+        )
+    lines += ["", "The three largest terms, and what would cut each:", ""]
+    by_key = {item["key"]: item for item in c["items"]}
+    for rank, key in enumerate(c["largest"], 1):
+        item = by_key[key]
+        lines.append(
+            f"{rank}. {item['what']} ({item['service']}, ${item['usd_per_million_decisions']:.2f}): {c['cuts'][key]}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def snapstart(results: Results) -> str:
+    c = _get(results, "cost")
+    s, prices = c["snapstart"], c["prices"]
+    cache, restore = prices["snapstart_cache_gb_second"], prices["snapstart_restore_gb"]
+    return (
+        f"Read {c['prices_retrieved']}: ${cache['usd']:.10f} per {cache['unit']}, ${restore['usd']:.10f} per "
+        f"{restore['unit']} (source: {restore['source']}). For Decide at {s['memory_gb']:.2f} GB: "
+        f"${s['cache_usd_month_per_version']:.2f} "
+        f"a month per published version kept cached (every alias target and canary version counts), "
+        f"${s['restore_usd_each']:.6f} a restore; at the cost model's traffic and assumed environment lifetime "
+        f"({s['restores_per_month']:,.0f} cold starts a month) ${s['restore_usd_month']:.2f} a month of restores, "
+        f"${s['usd_per_million_decisions']:.4f} per million decisions with one cached version. On-demand "
+        "duration and requests are billed as before; the init runs once per version instead of once per cold "
+        "start.\n"
+    )
+
+
+def cost_summary(results: Results) -> str:
+    c = _get(results, "cost")
+    by_key = {item["key"]: item for item in c["items"]}
+    largest = ", ".join(
+        f"{by_key[key]['what']} ${by_key[key]['usd_per_million_decisions']:.2f}" for key in c["largest"]
+    )
+    return (
+        f"About ${c['usd_per_million_decisions']:.2f} per million decisions at {_traffic(c)} (`make cost`; "
+        f"largest: {largest}; docs/performance.md#cost-per-million-decisions).\n"
+    )
+
+
 def layer_size(results: Results) -> str:
     s = _get(results, "figures", "layer_size")
     layers = s["unzipped_mb"]
@@ -203,6 +319,10 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "explain": explain,
     "targets": targets,
     "cold-start": cold_start,
+    "cold-terms": cold_terms,
+    "cost": cost,
+    "cost-summary": cost_summary,
+    "snapstart": snapstart,
     "layer-size": layer_size,
     "model-swap": model_swap,
     "record": record,
@@ -240,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report documents that disagree; exit 1 if any")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    results = json.loads(args.results.read_text())
+    results = load_results(args.results)
     if args.check:
         out_of_date = stale(REPO_ROOT, results)
         for name in out_of_date:

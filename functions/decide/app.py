@@ -8,6 +8,7 @@ from adserve.decisions.api import DecisionRequest, DecisionResponse
 from adserve.decisions.service import DecisionService
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import public_base_url, screen_body
+from adserve.wiring import snapstart
 from adserve.wiring.decide import decision_service
 from adserve.wiring.settings import DecideSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -22,6 +23,9 @@ install_error_handlers(app)
 def service() -> DecisionService:
     """Built on the first request of an execution environment, then reused."""
     return decision_service(DecideSettings.from_env())
+
+
+snapstart.register(prepare=service)  # with SnapStart on, the snapshot holds the built service
 
 
 @app.post(

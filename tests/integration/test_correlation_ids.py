@@ -6,12 +6,9 @@ read as Powertools formats them (JSON), through a handler added to its logger fo
 does not depend on which stream the logger was bound to when the worker imported it.
 """
 
-import io
 import json
-import logging
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -23,29 +20,11 @@ from adserve.dal.campaign_store import CampaignStore
 
 from devstack.stack import LocalStack
 from tests.support.builders import campaign
+from tests.support.log_lines import powertools_log_lines
 from tests.support.outcomes_queue import drain, record_event
 from tests.support.record_messages import sqs_record
 
 EVENTS = Path(__file__).parents[2] / "events"
-
-
-@contextmanager
-def powertools_log_lines(level: str = "DEBUG") -> Iterator[list[dict[str, Any]]]:
-    """The JSON lines adserve's logger writes meanwhile, at *level* and above."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logger.registered_formatter)
-    previous = logger.log_level
-    standard = logging.getLogger(logger.name)  # the stdlib logger Powertools logs through
-    standard.addHandler(handler)
-    logger.setLevel(level)
-    lines: list[dict[str, Any]] = []
-    try:
-        yield lines
-    finally:
-        standard.removeHandler(handler)
-        logger.setLevel(previous)
-        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{"))
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import pytest
 from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.dal.campaign_store import CampaignStore
 from adserve.outcomes.decision_records import DecisionRecord
+from adserve.wiring import snapstart
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign
@@ -121,6 +122,21 @@ def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy:
     for _ in range(5):
         decide(local_stack, max_ads=3)
     assert dict(proxy.calls) == {"Query": 5, "SendMessage": 5}
+
+
+def test_after_a_snapstart_restore_the_next_decision_reloads_the_catalog_over_new_connections(
+    local_stack: Any, proxy: AwsProxy
+) -> None:
+    # Given a warm environment, whose next decision would not Scan (catalog TTL 30 s)
+    decide(local_stack)
+    proxy.reset()
+    decide(local_stack)
+    assert proxy.calls["Scan"] == 0
+    # When SnapStart's after-restore hook runs (the sockets it held are closed)
+    snapstart.restored()
+    # Then the next decision Scans the campaigns and the pacing states again, and serves
+    assert decide(local_stack, max_ads=3)["ads"]
+    assert proxy.calls["Scan"] == 2
 
 
 def test_throttled_caps_table_fails_closed(local_stack: Any, proxy: AwsProxy) -> None:

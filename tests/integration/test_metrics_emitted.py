@@ -235,7 +235,7 @@ def test_the_runbook_documents_exactly_the_metric_names() -> None:
 
 
 def test_documented_services_and_units_are_real() -> None:
-    services = {"decide", "track", "record", "campaigns", "retrain", "pacing"}
+    services = {"decide", "track", "record", "campaigns", "retrain", "pacing", "listeners"}
     for metric in documented_metrics().values():
         assert set(metric.service.split(", ")) <= services, metric  # "decide, track": emitted by both
         assert re.fullmatch(r"Count|Milliseconds|Seconds|Percent|Bytes|None", metric.unit), metric

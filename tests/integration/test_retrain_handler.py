@@ -8,13 +8,17 @@ from typing import Any
 
 import boto3
 import pytest
+from adserve.dal.erasure_store import S3ErasureLedger
 from adserve.dal.model_store import S3ModelStore
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
+from adserve.outcomes.logs import encode_object, log_row
 from adserve.training.simulation import World
 
 from devstack.simulated_logs import TrafficConfig, simulate_traffic
 from devstack.stack import LocalStack
+from tests.support.privacy import PSEUDONYMS
+from tests.support.record_messages import decision
 
 EVENT = Path(__file__).parents[2] / "events" / "retrain_schedule.json"
 
@@ -81,3 +85,24 @@ def test_a_scheduled_run_publishes_a_model_serving_can_load(
     assert summary["version"] in store.versions()
     model = CtrModel.load(store.download(summary["version"], tmp_path), DEFAULT_SPEC)
     assert model.manifest["evaluation"]["promotion"]["estimator"] == "snips"
+
+
+def test_a_run_reads_the_erasure_ledger_and_leaves_the_erased_listeners_decisions_out(
+    local_stack: LocalStack, buckets: tuple[Any, str, str]
+) -> None:
+    # Given two listeners' decisions two days ago, then one of them in the erasure ledger
+    s3, logs, _ = buckets
+    erased, kept = PSEUDONYMS.listener("retrain-erased"), PSEUDONYMS.listener("retrain-kept")
+    decided_at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=48)
+    for listener, decision_id in ((erased, "d-retrain-erased"), (kept, "d-retrain-kept")):
+        record = decision(decision_id=decision_id, decided_at=decided_at).model_copy(update={"listener_hash": listener})
+        row = log_row(record)
+        s3.put_object(Bucket=logs, Key=row.partition.object_key([decision_id]), Body=encode_object([row.line]))
+    before = invoke(local_stack)["dataset"]
+    assert S3ErasureLedger(s3, logs).record(erased)
+    # When the schedule fires (other tests of this worker may have logged decisions in the window too)
+    summary = invoke(local_stack)
+    # Then the erased listener's decision was read and left out, the other one kept
+    assert summary["status"] == "skipped"
+    assert (before["log_dropped_erased"], summary["dataset"]["log_dropped_erased"]) == (0, 1)
+    assert summary["dataset"]["decisions"] == before["decisions"] - 1

@@ -1,7 +1,6 @@
 """The benchmark figures in the docs come from the committed results file and cannot drift from it."""
 
 import copy
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,7 @@ from bench import docs
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(docs.RESULTS.read_text())
-    return loaded
+    return docs.load_results()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Delivery's pure parts: budgets and currency, spend arithmetic, shards and groups, reports, Record's step."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -119,6 +119,23 @@ def test_groups_are_per_campaign_and_hour_drop_repeats_and_fit_a_transaction() -
     }
     assert sum(group.totals.impressions for group in groups) == 152  # the repeat of d-0 dropped
     assert all(group.shard == shard_of(group.events[0].marker_key) for group in groups)
+
+
+def test_a_groups_totals_are_what_its_events_add_up_to() -> None:
+    kinds = [EventType.IMPRESSION, EventType.CLICK, EventType.COMPLETE, EventType.SKIP, EventType.IMPRESSION]
+    members = [event(f"d-{index}", kind) for index, kind in enumerate(kinds)]
+    members.append(event("d-cheap", totals=DeliveryTotals.of(EventType.IMPRESSION, 7)))
+    [group] = delivery_groups(members, EXPIRES)
+    assert group.totals == sum((member.totals for member in members), DeliveryTotals())
+    assert group.totals == DeliveryTotals(impressions=3, clicks=1, completions=1, skips=1, spend_micros=20_007)
+
+
+def test_the_utc_hour_is_the_same_instant_truncated_in_utc() -> None:
+    moment = datetime(2026, 11, 25, 23, 59, 59, 999_999, tzinfo=timezone(timedelta(hours=-3, minutes=-30)))
+    hour = hour_of(moment)
+    assert hour == datetime(2026, 11, 26, 3, tzinfo=UTC)
+    assert hour.tzinfo is UTC
+    assert hour_of(hour) is hour
 
 
 # ------------------------------------------------------------------ reports

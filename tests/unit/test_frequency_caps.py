@@ -1,11 +1,12 @@
 """Caps arithmetic: which counter an impression lands in, across window boundaries."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from adserve.campaigns.frequency_caps import (
     EXPIRY_GRACE,
     AdvertiserCaps,
+    counter_key,
     impression_counters,
     session_key,
     window_bucket,
@@ -13,10 +14,13 @@ from adserve.campaigns.frequency_caps import (
     within_caps,
 )
 from adserve.campaigns.model import CapScope, CapWindow
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support.builders import NOW, campaign
 
 SESSION = session_key("s-1", NOW)
+ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
 
 
 def at(text: str) -> datetime:
@@ -150,3 +154,23 @@ def test_only_active_campaigns_put_advertiser_caps_in_force() -> None:
     assert caps.caps_of(sibling) == ()
     # A late impression of the paused campaign itself still counts under its own caps
     assert [(cap.window, cap.max) for cap in caps.caps_of(paused)] == [(CapWindow.DAY, 1)]
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.sampled_from(ZONES)
+    ),
+    session=st.sampled_from([SESSION, session_key(None, NOW), "s:other"]),
+)
+def test_impression_counters_are_each_windows_bucket_and_end_at_the_moment(moment: datetime, session: str) -> None:
+    """The per-hour caching in impression_counters gives what the window functions give for the exact moment."""
+    capped = campaign(frequency_caps=[{"max": 9, "window": window} for window in CapWindow])
+    slots = impression_counters(capped, capped.frequency_caps, moment, session)
+    assert [(slot.key, slot.expires_at) for slot in slots] == [
+        (
+            counter_key(cap, capped, window_bucket(cap.window, moment, session)),
+            window_end(cap.window, moment) + EXPIRY_GRACE,
+        )
+        for cap in capped.frequency_caps
+    ]
+    assert all(slot.expires_at.utcoffset() == timedelta(0) for slot in slots)

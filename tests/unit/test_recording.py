@@ -1,6 +1,7 @@
 """Record's batch logic on in-memory ports: exactly-once counting, isolation of failures, the log objects."""
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -9,6 +10,7 @@ import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
+from adserve.core.observability import logger
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
@@ -296,3 +298,27 @@ def test_the_directory_resolves_each_campaigns_caps_at_load_as_advertiser_caps_d
     # And a campaign object the snapshot does not hold (e.g. from an earlier load) is resolved, not looked up
     edited = campaigns[1].model_copy(update={"frequency_caps": [FrequencyCap(max=1, window=CapWindow.HOUR)]})
     assert directory.caps_of(edited) == expected.caps_of(edited) != expected.caps_of(campaigns[1])
+
+
+def test_each_handled_record_is_logged_at_debug_and_not_at_info(ports: Ports, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a batch of an outcome and a decision
+    records = message_records(outcome(), decision(decision_id="d-debug"))
+    previous = logger.log_level
+    try:
+        # When it is processed at DEBUG, then at INFO
+        logger.setLevel(logging.DEBUG)
+        with caplog.at_level(logging.DEBUG):
+            ports.process(*records)
+        at_debug = [vars(entry) for entry in caplog.records if entry.getMessage() == "record handled"]
+        caplog.clear()
+        logger.setLevel(logging.INFO)
+        with caplog.at_level(logging.DEBUG):
+            ports.process(*records)
+    finally:
+        logger.setLevel(previous)
+    # Then DEBUG names each record's message id and kind, and INFO leaves the line out
+    assert [(entry["message_id"], entry["kind"]) for entry in at_debug] == [
+        (records[0]["messageId"], "outcome"),
+        (records[1]["messageId"], "decision"),
+    ]
+    assert not [entry for entry in caplog.records if entry.getMessage() == "record handled"]

@@ -25,6 +25,7 @@ from adserve.wiring.settings import RetrainSettings
 
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic
+from tests.support.privacy import pseudonym
 
 TRAFFIC = TrafficConfig(
     decisions=8000, span=timedelta(hours=48), candidates=5, max_ads=2, exploration=EpsilonGreedy(0.5), seed=7
@@ -209,3 +210,6 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
     assert (scheduled.start, scheduled.end, scheduled.as_of) == (AS_OF - timedelta(hours=72), AS_OF, AS_OF)
     assert scheduled.reward_window == timedelta(hours=24)
     assert scheduled.rule == PromotionRule("snips", 0.02)
+    assert scheduled.dataset_config().erased == frozenset()
+    ledger = frozenset({pseudonym("listener-erased")})
+    assert scheduled_request(settings, AS_OF, ledger).dataset_config().erased == ledger

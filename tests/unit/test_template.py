@@ -171,6 +171,7 @@ def test_http_routes(template: Template) -> None:
         ("GET", "/v1/openapi.json"): "CampaignsFunction",
         ("GET", "/v1/events/{event_type}"): "TrackFunction",
         ("POST", "/v1/events"): "TrackFunction",
+        ("DELETE", "/v1/listeners/{listener_id}"): "ListenersFunction",
     }
 
 
@@ -262,3 +263,14 @@ def test_outputs(template: Template) -> None:
     assert outputs["CampaignsTableName"]["Value"] == {"Ref": "CampaignsTable"}
     assert outputs["FrequencyCapsTableName"]["Value"] == {"Ref": "FrequencyCapsTable"}
     assert outputs["OutcomesQueueUrl"]["Value"] == {"Ref": "OutcomesQueue"}
+
+
+def test_training_logs_expire_after_the_retention_parameter_and_the_erasure_ledger_never(template: Template) -> None:
+    """Logs expire after LogRetentionDays (default 90, at least the 7 days training reads); the ledger entries
+    (erasures/) must outlive every row they drop, so no rule may expire them."""
+    parameter = template["Parameters"]["LogRetentionDays"]
+    assert (parameter["Default"], parameter["MinValue"]) == (90, 7)
+    rules = template["Resources"]["LogsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    logs = [rule for rule in rules if rule["Prefix"] == "logs/"]
+    assert [rule["ExpirationInDays"] for rule in logs] == [{"Ref": "LogRetentionDays"}]
+    assert all(rule["Prefix"] and not "erasures/".startswith(rule["Prefix"]) for rule in rules)

@@ -117,6 +117,20 @@ def test_decide_concurrency_options_default_to_off(
     assert properties[option] == value
 
 
+def test_snapstart_is_an_option_off_by_default_on_published_versions_and_never_with_provisioned_concurrency(
+    template: Template, resources: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["DecideSnapStart"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("None", ["None", "PublishedVersions"])
+    properties = resources["DecideFunction"]["Properties"]
+    assert properties["SnapStart"] == {"ApplyOn": {"Ref": "DecideSnapStart"}}
+    assert properties["AutoPublishAlias"]  # SnapStart snapshots published versions only
+    assert template["Globals"]["Function"]["Runtime"] >= "python3.12"  # SnapStart for Python starts at 3.12
+    rule = template["Rules"]["SnapStartOrProvisionedConcurrency"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "DecideSnapStart"}, "PublishedVersions"]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "DecideProvisionedConcurrency"}, "0"]}
+
+
 def test_a_failed_retrain_is_not_retried(resources: dict[str, Any]) -> None:
     properties = resources["RetrainFunction"]["Properties"]
     assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # Lambda's async retries

@@ -64,6 +64,14 @@ EXPECTED: dict[str, set[Grant]] = {
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:PutObject", "ModelsBucket/models/*"),
     },
+    # wiring/listeners.py: one listener's partitions queried (keys only) and batch-deleted, the ledger entry
+    # put (conditionally) under erasures/, the pseudonym keys.
+    "ListenersFunction": {
+        ("dynamodb:Query", "FrequencyCapsTable"),
+        ("dynamodb:BatchWriteItem", "FrequencyCapsTable"),
+        ("s3:PutObject", "LogsBucket/erasures/*"),
+        ("secretsmanager:GetSecretValue", "PseudonymKeySecret"),
+    },
     # wiring/pacing.py: campaigns (Scan); delivery hourly, lifetime and request counts; states read and written.
     "PacingFunction": {
         ("dynamodb:Scan", "CampaignsTable"),
@@ -140,6 +148,19 @@ def test_policy_documents_use_the_current_policy_language(functions: dict[str, d
             assert policy["Version"] == "2012-10-17", logical_id
 
 
+def test_only_erasure_deletes_counters_and_it_writes_nothing_but_the_ledger(
+    functions: dict[str, dict[str, Any]],
+) -> None:
+    deleting = {
+        logical_id
+        for logical_id, function in functions.items()
+        if ("dynamodb:BatchWriteItem", "FrequencyCapsTable") in grants(function)
+    }
+    assert deleting == {"ListenersFunction"}
+    writes = {resource for action, resource in grants(functions["ListenersFunction"]) if action.startswith("s3:")}
+    assert writes == {"LogsBucket/erasures/*"}
+
+
 def test_decide_reads_only_one_listeners_counters(functions: dict[str, dict[str, Any]]) -> None:
     caps = {action for action, resource in grants(functions["DecideFunction"]) if resource == "FrequencyCapsTable"}
     assert caps == {"dynamodb:Query"}
@@ -150,6 +171,8 @@ def test_nothing_can_delete_or_reconfigure_data(functions: dict[str, dict[str, A
         allowed = {action for action, _ in grants(function)}
         if logical_id == "CampaignsFunction":  # DELETE /v1/campaigns/{id} deletes one campaign item
             allowed.discard("dynamodb:DeleteItem")
+        if logical_id == "ListenersFunction":  # DELETE /v1/listeners/{id} deletes one listener's counters
+            allowed.discard("dynamodb:BatchWriteItem")
         assert not allowed & NEVER, logical_id
 
 

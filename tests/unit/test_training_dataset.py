@@ -13,6 +13,7 @@ from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
 from devstack.fakes import InMemoryLogStore
+from tests.support.privacy import pseudonym
 from tests.support.record_messages import NOW, decision, outcome
 
 AS_OF = NOW + timedelta(days=3)
@@ -305,3 +306,28 @@ def test_an_explain_requests_decision_is_skipped_and_counted() -> None:
         assert (dataset.stats.decisions, dataset.stats.decisions_explained) == (1, 1)
     # And the joined log (what models made elsewhere train on) leaves it out too
     assert [row.decision_id for row in read_joined(store, NOW, NOW)] == ["d-1"]
+
+
+def test_an_erased_listeners_decisions_are_left_out_and_counted() -> None:
+    # Given two listeners' clicked decisions and one without a pseudonym (no measurement consent)
+    erased, kept = pseudonym("listener-erased"), pseudonym("listener-kept")
+    store = InMemoryLogStore()
+    write(
+        store,
+        decision(decision_id="d-erased", ads=("a-ad-1",)).model_copy(update={"listener_hash": erased}),
+        decision(decision_id="d-kept", ads=("a-ad-1",)).model_copy(update={"listener_hash": kept}),
+        decision(decision_id="d-anonymous", ads=("a-ad-1",)).model_copy(update={"listener_hash": None}),
+        *(
+            outcome(decision_id=decision_id, ad_id="a-ad-1", event_type=EventType.CLICK)
+            for decision_id in ("d-erased", "d-kept", "d-anonymous")
+        ),
+    )
+    # When the dataset is built with the erasure ledger's pseudonyms
+    examples, slot, dataset = build(store, erased=frozenset({erased, pseudonym("listener-never-seen")}))
+    # Then the erased listener's decision is neither an example nor a slot-1 view, and its click joins nothing
+    assert len(examples) == len(slot) == 2
+    assert examples.labels.tolist() == [1, 1]
+    assert dataset.stats.to_dict()["log_dropped_erased"] == 1
+    assert dataset.stats.decisions == 2
+    # and without the ledger the same logs give all three
+    assert len(build(store)[0]) == 3

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
+from adserve.core.hours import utc_hour
 
 # Counters outlive their window by this much so that TTL deletion lag never races a read of a live window.
 EXPIRY_GRACE = timedelta(days=1)
@@ -124,14 +125,29 @@ def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[Frequen
 def impression_counters(
     campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
 ) -> list[CounterSlot]:
-    """The counters one impression of this campaign increments: one per cap in force (``caps_of``)."""
-    return [
-        CounterSlot(
-            key=counter_key(cap, campaign, window_bucket(cap.window, now, session)),
-            expires_at=window_end(cap.window, now) + EXPIRY_GRACE,
-        )
-        for cap in caps
-    ]
+    """The counters one impression of this campaign increments: one per cap in force (``caps_of``).
+
+    Record asks this for every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
+    """
+    now = now.astimezone(UTC)
+    hour = utc_hour(now)
+    slots = []
+    for cap in caps:
+        if cap.window in _CALENDAR_WINDOWS:
+            bucket, expires_at = _calendar_slot(cap.window, hour)
+        else:  # a session's or lifetime's end slides with each impression
+            bucket, expires_at = window_bucket(cap.window, hour, session), window_end(cap.window, now) + EXPIRY_GRACE
+        slots.append(CounterSlot(key=counter_key(cap, campaign, bucket), expires_at=expires_at))
+    return slots
+
+
+_CALENDAR_WINDOWS = frozenset({CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH})
+
+
+@lru_cache(maxsize=64)
+def _calendar_slot(window: CapWindow, hour: datetime) -> tuple[str, datetime]:
+    """A calendar window's bucket and counter expiry: the same for every moment of the hour and every session."""
+    return window_bucket(window, hour, ""), window_end(window, hour) + EXPIRY_GRACE
 
 
 def within_caps(

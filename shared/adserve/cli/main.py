@@ -4,6 +4,7 @@
     adserve campaigns list [--table NAME] [--json]
     adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
     adserve caps show LISTENER_ID [--table NAME]
+    adserve forget LISTENER_ID [--table NAME --bucket NAME --pseudonym-secret ID]   (erasure, as DELETE /v1/listeners)
     adserve delivery CAMPAIGN_ID [--from --to --granularity hour|day --plot FILE.png]   (see adserve.cli.delivery)
     adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
     adserve explain --request FILE | --listener L --country C --device D --placement P ...   (adserve.cli.explain)
@@ -17,18 +18,19 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.model import Campaign
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
-from adserve.core.errors import CapStoreUnavailableError, LogStoreUnavailableError
+from adserve.core.errors import CapStoreUnavailableError, ErasureUnavailableError, LogStoreUnavailableError
+from adserve.core.identifiers import Identifier
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
@@ -44,6 +46,7 @@ TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
 CAPS_TABLE_VARIABLE = "FREQUENCY_CAPS_TABLE_NAME"
 PSEUDONYM_SECRET_VARIABLE = "PSEUDONYM_KEY_SECRET_ID"  # noqa: S105 - a variable's name, not a secret
+_LISTENER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
 class CampaignFileError(ValueError):
@@ -93,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "logs": _logs,
         "delivery": run_delivery_command,
         "explain": run_explain_command,
+        "forget": _forget,
     }
     commands.update(dict.fromkeys(MODEL_GROUPS, run_model_command))
     if arguments.group in commands:
@@ -155,19 +159,29 @@ def _logs(arguments: argparse.Namespace) -> int:
     if arguments.end < arguments.start:
         print("adserve: --to is before --from", file=sys.stderr)  # noqa: T201
         return 2
-    store, stats = S3LogStore(s3_client(), bucket), ReadStats()
-    readers = {"decisions": read_decisions, "outcomes": read_outcomes, "joined": read_joined}
+    from adserve.dal.erasure_store import S3ErasureLedger  # noqa: PLC0415 - see _forget
+
+    client = s3_client()
+    store, stats = S3LogStore(client, bucket), ReadStats()
     printed = 0
     try:
-        for row in readers[arguments.kind](store, arguments.start, arguments.end, stats):
+        erased = S3ErasureLedger(client, bucket).erased()
+        if arguments.kind == "decisions":
+            rows: Iterable[BaseModel] = read_decisions(store, arguments.start, arguments.end, stats, erased=erased)
+        elif arguments.kind == "joined":
+            rows = read_joined(store, arguments.start, arguments.end, stats, erased=erased)
+        else:  # outcome rows carry no listener: an erased listener's join nothing once its decisions are dropped
+            rows = read_outcomes(store, arguments.start, arguments.end, stats)
+        for row in rows:
             print(json_line(row))  # noqa: T201
             printed += 1
-    except LogStoreUnavailableError as error:
+    except (LogStoreUnavailableError, ErasureUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
     summary = {
         "kind": arguments.kind,
         "rows": printed,
+        "dropped_erased": stats.dropped_erased,
         "duplicates_dropped": stats.duplicates_dropped,
         "malformed_lines_skipped": stats.malformed_lines,
         "unreadable_objects": stats.unreadable_objects,
@@ -205,6 +219,41 @@ def _caps(listener_id: str, table: str | None, secret_id: str | None) -> int:
         print(f"{key.ljust(width)}  {count}")  # noqa: T201
     print(f"{len(counters)} live counters for {listener_id} (pseudonym {pseudonym}) in {table}")  # noqa: T201
     return 0
+
+
+def _forget(arguments: argparse.Namespace) -> int:
+    """Erase a listener as DELETE /v1/listeners/{id} does; prints what was deleted (never the id)."""
+    # Imported here: erasure logs through core.observability, whose Powertools objects read POWERTOOLS_* when
+    # first imported, and the local stack imports this module before it sets the functions' environment.
+    from adserve.wiring.listeners import erasure_service  # noqa: PLC0415
+
+    table = arguments.table or os.environ.get(CAPS_TABLE_VARIABLE)
+    bucket = arguments.bucket or os.environ.get(BUCKET_VARIABLE)
+    secret_id = arguments.pseudonym_secret or os.environ.get(PSEUDONYM_SECRET_VARIABLE)
+    if not table or not bucket or not secret_id:
+        needed = (
+            ("--table", table, CAPS_TABLE_VARIABLE),
+            ("--bucket", bucket, BUCKET_VARIABLE),
+            ("--pseudonym-secret", secret_id, PSEUDONYM_SECRET_VARIABLE),
+        )
+        missing = ", ".join(f"{flag} or {variable}" for flag, value, variable in needed if not value)
+        print(f"adserve: pass {missing}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        erased = erasure_service(table, bucket, secret_id).erase(arguments.listener_id)
+    except ErasureUnavailableError as error:
+        print(f"adserve: {error}; nothing is lost by running it again", file=sys.stderr)  # noqa: T201
+        return 1
+    print(erased.model_dump_json(indent=2))  # noqa: T201
+    return 0
+
+
+def _listener_id(text: str) -> str:
+    """An Identifier (core.identifiers), as the route accepts; the message does not echo the text."""
+    try:
+        return _LISTENER_ID.validate_python(text)
+    except ValidationError:
+        raise argparse.ArgumentTypeError("not a listener id: 1-64 of A-Z a-z 0-9 _ . : -") from None
 
 
 def _hour(text: str) -> datetime:
@@ -252,6 +301,15 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("listener_id", help="the listener id, as sent in POST /v1/decisions")
     show.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
     show.add_argument("--pseudonym-secret", help=f"the pseudonym key's secret (default: ${PSEUDONYM_SECRET_VARIABLE})")
+    forget = groups.add_parser(
+        "forget", help="erase a listener: delete its counters, drop its logged rows from every later training run"
+    )
+    forget.add_argument("listener_id", type=_listener_id, help="the listener id, as sent in POST /v1/decisions")
+    forget.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
+    forget.add_argument("--bucket", help=f"logs bucket, which holds the erasure ledger (default: ${BUCKET_VARIABLE})")
+    forget.add_argument(
+        "--pseudonym-secret", help=f"the pseudonym key's secret (default: ${PSEUDONYM_SECRET_VARIABLE})"
+    )
     add_model_commands(groups, _hour)
     add_delivery_command(groups, _hour)
     add_explain_command(groups)

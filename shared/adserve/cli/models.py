@@ -52,7 +52,7 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
         "--promote", dest="promotion", action="store_const", const="auto", help="promote if it beats the champion"
     )
     mode.add_argument("--register-only", dest="promotion", action="store_const", const="never")
-    train.set_defaults(promotion="auto")
+    train.set_defaults(promotion="auto", erased=frozenset())
     train.add_argument("--challenger-share", type=float, help="a model that passes becomes the challenger")
     train.add_argument("--estimator", choices=("ips", "snips", "dr"), default="snips", help="for the promotion rule")
     train.add_argument("--margin", type=float, default=0.02, help="relative improvement needed (0.02 = 2%%)")
@@ -77,6 +77,7 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     _bucket_arguments(publish, logs=False, default=argparse.SUPPRESS)
     evaluate = actions.add_parser("evaluate", help="published models side by side on the logs of a time range")
     evaluate.add_argument("versions", nargs="*", help="default: the champion, then the challenger")
+    evaluate.set_defaults(erased=frozenset())
     evaluate.add_argument("--from", dest="start", type=hour, required=True, help="first hour, UTC")
     evaluate.add_argument("--to", dest="end", type=hour, required=True, help="last decision time, UTC")
     evaluate.add_argument("--as-of", type=hour, help="the logs' end (default: now); later decisions lack final labels")
@@ -113,6 +114,14 @@ def _s3_log_store(bucket: str) -> "LogReader":
     return S3LogStore(s3_client(), bucket)
 
 
+def _s3_erased(bucket: str) -> frozenset[str]:
+    """The erasure ledger beside the logs: its listeners' rows are left out of what the command trains on."""
+    from adserve.dal.aws_clients import s3_client  # noqa: PLC0415
+    from adserve.dal.erasure_store import S3ErasureLedger  # noqa: PLC0415
+
+    return S3ErasureLedger(s3_client(), bucket).erased()
+
+
 def run_model_command(
     arguments: argparse.Namespace, logs: "LogReader | None" = None, models: "ModelStore | None" = None
 ) -> int:
@@ -125,12 +134,15 @@ def run_model_command(
         if bucket is None:
             return 2
         models = _s3_model_store(bucket)
+    logs_bucket = None
     if logs is None and command in LOG_COMMANDS:
-        bucket = _bucket(getattr(arguments, "logs_bucket", None), LOGS_BUCKET_VARIABLE)
-        if bucket is None:
+        logs_bucket = _bucket(getattr(arguments, "logs_bucket", None), LOGS_BUCKET_VARIABLE)
+        if logs_bucket is None:
             return 2
-        logs = _s3_log_store(bucket)
+        logs = _s3_log_store(logs_bucket)
     try:
+        if logs_bucket is not None:
+            arguments.erased = _s3_erased(logs_bucket)
         if logs is not None and command in LOG_COMMANDS:
             return LOG_COMMANDS[command](arguments, logs, models)
         return MODEL_COMMANDS[command](arguments, models)
@@ -162,6 +174,7 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
         min_rows=arguments.min_rows,
         min_positives=arguments.min_positives,
         updated_by="adserve train",
+        erased=arguments.erased,
     )
     model_dir = arguments.model_dir or Path(os.environ.get(MODEL_DIR_VARIABLE, DEFAULT_MODEL_DIR))
     with tempfile.TemporaryDirectory(prefix="adserve-train-") as work_dir, PrefetchingReader(logs) as reader:
@@ -221,6 +234,7 @@ def _evaluate(arguments: argparse.Namespace, logs: "LogReader", models: "ModelSt
         arguments.as_of or datetime.now(UTC),
         arguments.label,
         timedelta(hours=arguments.reward_window_hours),
+        erased=arguments.erased,
     )
     with tempfile.TemporaryDirectory(prefix="adserve-evaluate-") as work_dir, PrefetchingReader(logs) as reader:
         comparison = compare_published(reader, models, config, arguments.versions, work_dir=Path(work_dir))

@@ -62,6 +62,10 @@ class CounterStoreUnavailableError(AdserveError):
     """An impression's counters could not be written; the record fails and is redelivered."""
 
 
+class ErasureUnavailableError(AdserveError):
+    """A listener's counters could not be deleted or its pseudonyms recorded; the erasure must be retried."""
+
+
 class LogStoreUnavailableError(AdserveError):
     """A training-log object could not be written or read."""
 

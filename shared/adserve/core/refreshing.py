@@ -51,6 +51,16 @@ class RefreshingValue(Generic[T]):
             loaded = self._reload(loaded)
         return loaded.value
 
+    def expire(self) -> None:
+        """The next ``get`` reloads, and until a load succeeds the value counts as infinitely old.
+
+        For a SnapStart restore: the value was loaded when the snapshot was taken, an unknown time ago, so
+        the first request after it checks freshness and a failed reload does not pass the value off as young.
+        """
+        loaded = self._loaded
+        if loaded is not None:
+            self._loaded = _Loaded(loaded.value, float("-inf"), float("-inf"))
+
     def age_seconds(self) -> float:
         """Seconds since the current value was loaded (failed reloads do not count); infinite before any."""
         loaded = self._loaded

@@ -5,6 +5,7 @@ point every client at moto without a line of code here.
 """
 
 import threading
+import weakref
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ def _config(connect_timeout: float, read_timeout: float, attempts: int) -> Confi
 
 
 _SESSION_LOCK = threading.Lock()
+_CLIENTS: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
 @cache
@@ -43,7 +45,21 @@ def _session() -> boto3.session.Session:
 def _client(service: str, config: Config) -> Any:
     """Sessions are not thread-safe (the local stack runs functions on threads); clients are."""
     with _SESSION_LOCK:
-        return _session().client(service, config=config)  # type: ignore[call-overload]
+        client = _session().client(service, config=config)  # type: ignore[call-overload]
+        _CLIENTS.add(client)
+        return client
+
+
+def drop_connections() -> None:
+    """Close every client's pooled connections (the clients stay usable and reconnect on their next call).
+
+    After a SnapStart restore the sockets opened before the snapshot are dead; a call on one would spend
+    its one attempt (caps read, decision send) failing.
+    """
+    with _SESSION_LOCK:
+        clients = list(_CLIENTS)
+    for client in clients:
+        client.close()
 
 
 def dynamodb_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "DynamoDBClient":

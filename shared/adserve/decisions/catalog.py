@@ -96,6 +96,14 @@ class CampaignCatalog:
         snapshot = self._snapshot.get()
         return index, snapshot.campaigns if self._snapshot.age_seconds() <= self._max_age else ()
 
+    def warm(self) -> None:
+        """Load the snapshot now if due (e.g. while the first request's other reads run), emitting nothing."""
+        self._snapshot.get()
+
+    def expire(self) -> None:
+        """After a SnapStart restore: the next request reloads, and a failed reload serves no ad."""
+        self._snapshot.expire()
+
     def _load(self) -> CatalogSnapshot:
         campaigns = self._source.list_campaigns()
         try:

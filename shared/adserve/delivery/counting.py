@@ -16,9 +16,11 @@ campaign spread over ``SHARDS`` partition keys; readers sum the shards (README.m
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol, Self
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Final, Protocol
 
+from adserve.core.hours import utc_hour
 from adserve.core.vocabulary import EventType
 
 SHARDS: Final = 64
@@ -60,16 +62,24 @@ class DeliveryTotals:
             spend_micros=self.spend_micros + other.spend_micros,
         )
 
-    @classmethod
-    def of(cls, event_type: EventType, spend_micros: int = 0) -> Self:
-        """What one event adds; only an impression spends."""
+    @staticmethod
+    def of(event_type: EventType, spend_micros: int = 0) -> "DeliveryTotals":
+        """What one event adds; only an impression spends. Shared instances (they are frozen): Record asks per event."""
         if event_type is EventType.IMPRESSION:
-            return cls(impressions=1, spend_micros=spend_micros)
-        if event_type is EventType.CLICK:
-            return cls(clicks=1)
-        if event_type is EventType.COMPLETE:
-            return cls(completions=1)
-        return cls(skips=1)
+            return _impression(spend_micros)
+        return _NOT_SPENDING[event_type]
+
+
+@lru_cache(maxsize=1024)
+def _impression(spend_micros: int) -> DeliveryTotals:
+    return DeliveryTotals(impressions=1, spend_micros=spend_micros)
+
+
+_NOT_SPENDING: Final = {
+    EventType.CLICK: DeliveryTotals(clicks=1),
+    EventType.COMPLETE: DeliveryTotals(completions=1),
+    EventType.SKIP: DeliveryTotals(skips=1),
+}
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,15 @@ class DeliveryGroup:
 
     @property
     def totals(self) -> DeliveryTotals:
-        return sum((event.totals for event in self.events), DeliveryTotals())
+        """Summed field by field: one object per group, not one per event (Record sums every group it writes)."""
+        each = [event.totals for event in self.events]
+        return DeliveryTotals(
+            impressions=sum(totals.impressions for totals in each),
+            clicks=sum(totals.clicks for totals in each),
+            completions=sum(totals.completions for totals in each),
+            skips=sum(totals.skips for totals in each),
+            spend_micros=sum(totals.spend_micros for totals in each),
+        )
 
     def without(self, marker_keys: set[str]) -> "DeliveryGroup":
         """The group minus events found to be duplicates."""
@@ -135,11 +153,11 @@ class DeliveryReader(Protocol):
 
 
 def marker_key(decision_id: str, ad_id: str, event_type: EventType) -> str:
-    return f"{MARKER_PREFIX}{decision_id}#{ad_id}#{event_type.value}"
+    return f"{MARKER_PREFIX}{decision_id}#{ad_id}#{event_type}"  # a StrEnum formats as its value
 
 
 def hour_of(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return utc_hour(moment)
 
 
 def shard_of(key: str) -> int:

@@ -8,7 +8,13 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from adserve.core.errors import InvalidInputError, NotFoundError, OutcomeQueueUnavailableError, TokenError
+from adserve.core.errors import (
+    ErasureUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+    OutcomeQueueUnavailableError,
+    TokenError,
+)
 from adserve.core.observability import logger
 
 
@@ -77,6 +83,15 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
             HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", "the event could not be queued; retry it"
         )
         response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(ErasureUnavailableError)
+    def _erasure_unavailable(_: ErasureUnavailableError) -> Response[str]:
+        logger.exception("erasure failed")
+        response = error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE, "erasure_unavailable", "the erasure did not complete; retry it"
+        )
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.not_found

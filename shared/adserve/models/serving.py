@@ -113,6 +113,10 @@ class ModelProvider:
             self._seen = reading
         return state
 
+    def expire(self) -> None:
+        """After a SnapStart restore: the next request reads the pointer, whenever the last check was."""
+        self._pointer.expire()
+
     def _read_pointer(self) -> _PointerReading:
         """Never raises: an unreadable pointer is reported and the state it would have changed stays."""
         try:

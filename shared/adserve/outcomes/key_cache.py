@@ -43,6 +43,10 @@ class SigningKeyCache:
         """The keys reloaded first, unless they were (re)loaded within `unknown_key_refresh_seconds`."""
         return self._signer.get_if_fresher_than(self._unknown_key_refresh)
 
+    def expire(self) -> None:
+        """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""
+        self._signer.expire()
+
     def _counted_load(self) -> TokenSigner:
         try:
             signer = self._load()

@@ -14,6 +14,10 @@ event_type)`` for outcomes. Writers stay simple and never lose a row; the cost i
 Outcome rows carry nothing about the listener: they join their decision by (decision_id, ad_id), and a decision
 row carries the listener's keyed pseudonym (``listener_hash``) only when it consented to measurement.
 
+Erased listeners (adserve.privacy.erasure) are dropped by the readers too: given the erasure ledger's
+pseudonyms (``erased``), a decision row whose ``listener_hash`` is among them is skipped and counted in
+``ReadStats.dropped_erased``, and its outcomes join nothing.
+
 Reading streams: partitions hour by hour, one object (at most one SQS batch of rows) in memory at a time.
 Dedupe remembers identities for ``dedupe_horizon`` behind the partition being read, and the join keeps
 decisions open for ``attribution_window``; memory is bounded by those windows, not by the range read.
@@ -24,14 +28,16 @@ import hashlib
 import io
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Final, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adserve.core.hours import utc_hour
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.decision_records import DecisionRecord
@@ -58,7 +64,7 @@ class Partition:
 
     @classmethod
     def of(cls, kind: LogKind, moment: datetime) -> "Partition":
-        return cls(kind, truncate_to_hour(moment))
+        return _partition(kind, truncate_to_hour(moment))
 
     @property
     def prefix(self) -> str:
@@ -70,8 +76,14 @@ class Partition:
         return f"{self.prefix}{digest}{OBJECT_SUFFIX}"
 
 
+@lru_cache(maxsize=256)
+def _partition(kind: LogKind, hour: datetime) -> Partition:
+    """Shared instances (they are frozen): Record asks for one per row."""
+    return Partition(kind, hour)
+
+
 def truncate_to_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return utc_hour(moment)
 
 
 def hours(start: datetime, end: datetime) -> Iterator[datetime]:
@@ -169,6 +181,8 @@ class ReadStats:
     late_outcomes: int = 0
     """Outcomes read (in a partition of the join) that occurred more than the attribution window after
     their decision: not joined. Outcomes in later partitions are never read, so never counted."""
+    dropped_erased: int = 0
+    """Decision rows of erased listeners (their ``listener_hash`` is in the ledger): read, not returned."""
 
 
 class _SeenIdentities:
@@ -210,9 +224,12 @@ def read_decisions(
     end: datetime,
     stats: ReadStats | None = None,
     dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
+    *,
+    erased: Set[str] = frozenset(),
 ) -> Iterator[DecisionRecord]:
-    """Each logged decision of the hours [start, end] once, hour by hour."""
-    return _read_once(
+    """Each logged decision of the hours [start, end] once, hour by hour, but those of `erased` listeners."""
+    stats = stats if stats is not None else ReadStats()
+    records = _read_once(
         store,
         LogKind.DECISIONS,
         parse=DecisionRecord.model_validate_json,
@@ -222,6 +239,15 @@ def read_decisions(
         stats=stats,
         dedupe_horizon=dedupe_horizon,
     )
+    return _without_erased(records, erased, stats) if erased else records
+
+
+def _without_erased(records: Iterator[DecisionRecord], erased: Set[str], stats: ReadStats) -> Iterator[DecisionRecord]:
+    for record in records:
+        if record.listener_hash is not None and record.listener_hash in erased:
+            stats.dropped_erased += 1
+        else:
+            yield record
 
 
 def read_outcomes(
@@ -333,9 +359,11 @@ def read_joined(
     end: datetime,
     stats: ReadStats | None = None,
     attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
+    *,
+    erased: Set[str] = frozenset(),
 ) -> Iterator[JoinedAd]:
     """Each chosen ad of the decisions of [start, end] with the outcomes that followed within the window."""
-    for joined in read_joined_decisions(store, start, end, stats, attribution_window, keep=_whole):
+    for joined in read_joined_decisions(store, start, end, stats, attribution_window, keep=_whole, erased=erased):
         yield from _joined(joined)
 
 
@@ -347,17 +375,19 @@ def read_joined_decisions(
     attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
     *,
     keep: Callable[[DecisionRecord], Kept],
+    erased: Set[str] = frozenset(),
 ) -> Iterator[JoinedDecision[Kept]]:
     """Each decision of the hours [start, end] with the outcomes that occurred within the window after it.
 
     Outcomes are read up to `attribution_window` past `end`. A decision is emitted once every outcome
     partition it can be joined with has been read, so only the decisions of one window are held open.
     An outcome later than the window (by its `occurred_at`) is not joined and counts in `late_outcomes`.
+    The decisions of `erased` listeners are dropped (``ReadStats.dropped_erased``); their outcomes join nothing.
     Duplicate outcome rows set a flag that is already set, so the join needs no outcome dedupe set.
     """
     stats = stats if stats is not None else ReadStats()
     open_decisions: OrderedDict[str, JoinedDecision[Kept]] = OrderedDict()
-    decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window)
+    decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window, erased=erased)
     pending = next(decisions, None)
     for hour in hours(start, end + attribution_window):
         while pending is not None and truncate_to_hour(pending.decided_at) <= hour:

@@ -17,6 +17,7 @@ import hmac
 
 PSEUDONYM_HEX_LENGTH = 32
 """128 bits: collisions among a billion listeners have odds of about 1 in 10**20."""
+LEGACY_HASH_HEX_LENGTH = 24
 _DOMAIN = b"adserve listener pseudonym\x00"
 _SESSION_DOMAIN = b"adserve session pseudonym\x00"
 
@@ -54,3 +55,9 @@ class Pseudonymizer:
         """Under the current key and, after a rotation, the previous one: where erasure must look."""
         keys = (self._current,) if self._previous is None else (self._current, self._previous)
         return tuple(key.of(_DOMAIN, listener_id) for key in keys)
+
+
+def legacy_listener_hash(listener_id: str) -> str:
+    """The unkeyed hash decision rows carried before keyed pseudonyms: erasure records it too, so the readers
+    drop the listener's older rows as well (anyone with the id can compute it, so it hides nothing new)."""
+    return hashlib.blake2b(listener_id.encode(), digest_size=12, person=b"adserve-listen").hexdigest()

@@ -14,6 +14,9 @@ impression arrived within the reward window; a chosen ad the app never played sa
 a decision whose first ad was not heard gives no slot-1 view either (off-policy estimates are of the click
 rate per heard first ad). ``DatasetStats.dropped_no_impression`` counts the chosen ads left out.
 
+Erased listeners are left out whole: ``DatasetConfig.erased`` (the erasure ledger, read once per run) drops
+their decision rows in the reader, counted in ``log_dropped_erased``.
+
 Labels never leak: an outcome counts only if it occurred within ``reward_window`` of its decision, and a
 decision younger than the window at ``as_of`` (the end of the available logs, usually "now") is left out,
 because its outcomes may still arrive. Memory: chunks of ``chunk_rows`` examples as numpy arrays (int32
@@ -61,6 +64,8 @@ class DatasetConfig:
     reward_window: timedelta = timedelta(hours=24)
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     examples_from: ExamplesFrom = "impressions"
+    erased: frozenset[str] = frozenset()
+    """The erasure ledger's pseudonyms (adserve.privacy.erasure): their decisions are left out."""
 
     def __post_init__(self) -> None:
         if self.end < self.start:
@@ -358,7 +363,7 @@ class TrainingDataset:
         if last < first:
             return
         joined = read_joined_decisions(
-            self.store, first, last, self.stats.read, config.reward_window, keep=self._compact
+            self.store, first, last, self.stats.read, config.reward_window, keep=self._compact, erased=config.erased
         )
         buffer = _ChunkBuffer()
         n_listener = len(self.encoder.spec.listener_fields)

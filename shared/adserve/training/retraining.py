@@ -59,6 +59,8 @@ class RetrainRequest:
     min_rows: int = 1000
     min_positives: int = 20
     updated_by: str = "retrain"
+    erased: frozenset[str] = frozenset()
+    """The erasure ledger's pseudonyms, read once for the run: these listeners' decisions are left out."""
 
     def __post_init__(self) -> None:
         if self.challenger_share is not None and not 0.0 < self.challenger_share < 1.0:
@@ -67,7 +69,13 @@ class RetrainRequest:
     def dataset_config(self) -> DatasetConfig:
         """The logs this request trains on: its time range, label and reward window."""
         return DatasetConfig(
-            self.start, self.end, self.as_of, self.label, self.reward_window, examples_from=self.examples_from
+            self.start,
+            self.end,
+            self.as_of,
+            self.label,
+            self.reward_window,
+            examples_from=self.examples_from,
+            erased=self.erased,
         )
 
 

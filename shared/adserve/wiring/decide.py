@@ -1,14 +1,17 @@
 """Decide's wiring: catalog, caps store with its own time budget, the models (bootstrap + registry), the queue."""
 
 import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from functools import cache
+from functools import cache, partial
+from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.core.errors import ModelLoadError
 from adserve.core.observability import MetricName, logger, metrics
-from adserve.dal.aws_clients import dynamodb_client, s3_client, sqs_client
+from adserve.dal.aws_clients import drop_connections, dynamodb_client, s3_client, sqs_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
@@ -21,8 +24,34 @@ from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 from adserve.models.serving import ModelProvider
 from adserve.privacy.consent import ConsentRules
+from adserve.wiring import snapstart
 from adserve.wiring.secret_keys import pseudonym_keys, signing_keys
 from adserve.wiring.settings import DecideSettings
+
+
+def load_concurrently(*loads: Callable[[], object]) -> None:
+    """Run the first request's independent reads at once, so it waits for the slowest, not for their sum.
+
+    Each load is the lazy getter the request itself calls, so afterwards the request finds the values
+    loaded. A load that fails is left to the request's own call, which retries and reports it as it always
+    did (a failing read is attempted twice on a cold start, in the worst case).
+    """
+    with ThreadPoolExecutor(max_workers=len(loads), thread_name_prefix="first-request") as pool:
+        for future in [pool.submit(load) for load in loads]:
+            future.exception()
+
+
+class Expiring(Protocol):
+    def expire(self) -> None: ...
+
+
+def after_restore(rng: random.Random, refreshed: Sequence[Expiring]) -> None:
+    """SnapStart's after-restore step: every environment restored from one snapshot would otherwise draw the
+    same exploration from the same rng state, and reuse sockets and values from when the snapshot was taken."""
+    drop_connections()
+    rng.seed()
+    for value in refreshed:
+        value.expire()
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -46,29 +75,34 @@ def decision_service(settings: DecideSettings) -> DecisionService:
     # The catalog refreshes inline on a request too: each page of its Scans gets one attempt of at most 1.5 s,
     # and a failed refresh keeps serving the snapshot (up to CATALOG_MAX_AGE_SECONDS).
     catalog_client = dynamodb_client(connect_timeout=0.5, read_timeout=1.0, attempts=1)
+    catalog = CampaignCatalog(
+        CampaignStore(catalog_client, settings.campaigns_table_name),
+        encoder,
+        settings.catalog_ttl_seconds,
+        max_age_seconds=settings.catalog_max_age_seconds,
+        pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
+        pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
+    )
+    models = ModelProvider(
+        # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
+        store=S3ModelStore(s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name),
+        bootstrap=bootstrap_model,
+        spec=encoder.spec,
+        cache_dir=settings.model_cache_dir,
+        check_seconds=settings.model_pointer_check_seconds,
+    )
+    keys = signing_keys(settings.signing_key_secret_id)
+    pseudonyms = pseudonym_keys(settings.pseudonym_key_secret_id)
+    rng = random.Random()
+    load_concurrently(keys.signer, pseudonyms.get, catalog.warm, models.current)
+    snapstart.on_restore("decide", partial(after_restore, rng, (catalog, models, keys, pseudonyms)))
     return DecisionService(
-        catalog=CampaignCatalog(
-            CampaignStore(catalog_client, settings.campaigns_table_name),
-            encoder,
-            settings.catalog_ttl_seconds,
-            max_age_seconds=settings.catalog_max_age_seconds,
-            pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
-            pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
-        ),
+        catalog=catalog,
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
-        scorer=ModelProvider(
-            # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
-            store=S3ModelStore(
-                s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name
-            ),
-            bootstrap=bootstrap_model,
-            spec=encoder.spec,
-            cache_dir=settings.model_cache_dir,
-            check_seconds=settings.model_pointer_check_seconds,
-        ),
+        scorer=models,
         decision_log=DecisionQueue(queue_client, settings.outcomes_queue_url),
-        signer=signing_keys(settings.signing_key_secret_id).signer,
-        pseudonyms=pseudonym_keys(settings.pseudonym_key_secret_id),
+        signer=keys.signer,
+        pseudonyms=pseudonyms.get,
         consent=ConsentRules(settings.default_consent_policy, settings.tcf_vendor_id),
         encoder=encoder,
         policy=PolicySettings(
@@ -80,6 +114,6 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             ),
             token_ttl=timedelta(seconds=settings.token_ttl_seconds),
         ),
-        rng=random.Random(),
+        rng=rng,
         tracking_base_url=settings.tracking_base_url,
     )

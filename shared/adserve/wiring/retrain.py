@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.dal.aws_clients import s3_client
+from adserve.dal.erasure_store import S3ErasureLedger
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.training.evaluation import PromotionRule
@@ -18,8 +19,9 @@ from adserve.training.trainer import TrainerConfig
 from adserve.wiring.settings import RetrainSettings
 
 
-def scheduled_request(settings: RetrainSettings, now: datetime) -> RetrainRequest:
-    """Decisions of the last `training_hours` whose reward window has closed, as of `now`."""
+def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozenset[str] = frozenset()) -> RetrainRequest:
+    """Decisions of the last `training_hours` whose reward window has closed, as of `now`, but the `erased`
+    listeners' (the erasure ledger's pseudonyms)."""
     return RetrainRequest(
         start=now - timedelta(hours=settings.training_hours),
         end=now,
@@ -32,13 +34,19 @@ def scheduled_request(settings: RetrainSettings, now: datetime) -> RetrainReques
         min_rows=settings.min_rows,
         min_positives=settings.min_positives,
         updated_by="RetrainFunction",
+        erased=erased,
     )
 
 
 def run_scheduled_retrain(settings: RetrainSettings, now: datetime | None = None) -> RetrainResult:
-    """One retraining run against the stack's buckets, working in a fresh temporary directory."""
+    """One retraining run against the stack's buckets, working in a fresh temporary directory.
+
+    The erasure ledger is read once, before anything else: a run that cannot read it fails rather than train
+    on erased listeners' rows.
+    """
     client = s3_client()
-    request = scheduled_request(settings, now or datetime.now(UTC))
+    erased = S3ErasureLedger(client, settings.logs_bucket_name).erased()
+    request = scheduled_request(settings, now or datetime.now(UTC), erased)
     logs = PrefetchingReader(S3LogStore(client, settings.logs_bucket_name))
     with tempfile.TemporaryDirectory(prefix="adserve-retrain-") as work_dir, logs:
         return retrain(
@@ -63,6 +71,11 @@ def scheduled_retrain(settings: RetrainSettings) -> dict[str, Any]:
         name=MetricName.RETRAIN_MALFORMED_LINES,
         unit=MetricUnit.Count,
         value=result.dataset.get("log_malformed_lines", 0),
+    )
+    metrics.add_metric(
+        name=MetricName.RETRAIN_ERASED_DECISIONS_DROPPED,
+        unit=MetricUnit.Count,
+        value=result.dataset.get("log_dropped_erased", 0),
     )
     summary = result.summary()
     if result.status == "skipped":

@@ -1,7 +1,5 @@
 """The HMAC keys from Secrets Manager: tracking-token keys (Decide signs, Track verifies) and pseudonym keys."""
 
-from collections.abc import Callable
-
 from adserve.core.refreshing import RefreshingValue
 from adserve.dal.aws_clients import secretsmanager_client
 from adserve.dal.secret_keys import read_pseudonymizer, read_signer
@@ -17,9 +15,8 @@ def signing_keys(secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KE
     )
 
 
-def pseudonym_keys(secret_id: str) -> Callable[[], Pseudonymizer]:
+def pseudonym_keys(secret_id: str) -> RefreshingValue[Pseudonymizer]:
     """The pseudonym keys, reloaded every few minutes so a rotation reaches every environment; a failed reload
     keeps the cached keys (a listener's counters must not move to another pseudonym because of an outage)."""
     client = secretsmanager_client()
-    keys = RefreshingValue(lambda: read_pseudonymizer(client, secret_id), KEY_CACHE_SECONDS, name="pseudonym keys")
-    return keys.get
+    return RefreshingValue(lambda: read_pseudonymizer(client, secret_id), KEY_CACHE_SECONDS, name="pseudonym keys")

@@ -18,7 +18,8 @@ ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
 
 class EnvironmentSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Built on first use: a function builds only its own settings class, not the other five.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -35,6 +36,12 @@ class CampaignsSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
     pacing_table_name: ResourceName
+
+
+class ListenersSettings(EnvironmentSettings):
+    frequency_caps_table_name: ResourceName
+    logs_bucket_name: ResourceName
+    pseudonym_key_secret_id: ResourceName
 
 
 class DecideSettings(EnvironmentSettings):

@@ -1,0 +1,353 @@
+"""``python -m bench.cost`` (``make cost``): dollars per million decisions, from measured usage and list prices.
+
+Measured here, in process against the bench's moto stack (``LocalStack`` from template.yaml), with the real
+handlers and production wiring: every AWS call each function makes per decision, per beacon (impression or
+event) and per outcome message, counted on the functions' own boto3 session (botocore events, nothing
+patched), with the DynamoDB units each call consumes (computed from the items read and written, transactions
+at 2 units an item), SQS sends in 64 KiB chunks, S3 objects and bytes, the EMF bytes each invocation prints
+and the distinct metrics. From bench/results/latest.json: our own CPU per decision, beacon and message, and
+the cold start. From template.yaml: each function's memory, the alarms, log and object retention.
+
+Assumed (stated with the figure): the traffic (``cost_model.Traffic``), AWS's call latencies
+(``cost_model.LATENCY_MS``) and the prices ``bench/prices.py`` marks so. Output: bench/results/cost.json,
+rendered into docs/performance.md and README.md by ``python -m bench.docs``.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import sys
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from adserve.dal.aws_clients import _session, sqs_client
+from adserve.outcomes.key_cache import KEY_CACHE_SECONDS
+from adserve.wiring.settings import DecideSettings
+
+from bench import catalogs, environment
+from bench.cold_start import CAMPAIGNS
+from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, line_items, snapstart, summary
+from bench.docs import COMPANIONS
+from bench.docs import RESULTS as BENCH_RESULTS
+from bench.moto_latency import empty_queue, put_campaigns
+from bench.prices import PRICES, RETRIEVED
+from devstack.event_source_mapping import sqs_event
+from devstack.stack import DEFAULT_TEMPLATE, LocalStack
+from devstack.stack_description import FunctionDefinition
+from devstack.template import load_template
+
+OUTPUT = COMPANIONS["cost"]
+DECISIONS = 120
+LISTENERS = 12
+CHUNK = 65536
+
+CUTS = {
+    "api_requests": "batch beacons: POST /v1/events takes a player's events in one request; or serve beacons from "
+    "a Lambda function URL or CloudFront, which API Gateway does not bill",
+    "data_out": "smaller decision responses: shorter tracking URLs (one token for the four events)",
+    "decide_gb_s": "Decide is billed 1769 MB (a full vCPU) mostly while it waits on the caps Query and the "
+    "SendMessage: 1024 MB or arm64 (when onnxruntime runs there) cut the GB-s per millisecond",
+    "decide_init_gb_s": "SnapStart (restore instead of init) or fewer recycled environments",
+    "track_gb_s": "Track waits on one SendMessage per beacon: batch beacons (POST /v1/events) or less memory",
+    "record_gb_s": "Record waits on one TransactWriteItems per impression in turn: run them concurrently",
+    "lambda_requests": "fewer invocations: batch beacons; larger Record batches",
+    "dynamodb_reads": "fewer caps Queries: skip the read when no eligible campaign is capped (already done)",
+    "dynamodb_writes": "each counted impression writes a marker (exactly-once) and a counter per cap slot in one "
+    "transaction at 2 units an item: folding the marker into a counter item's condition, or merging one "
+    "listener's impressions of a batch into one transaction, writes fewer items",
+    "sqs_sends": "compact decision records (issue 13, item 6): one 64 KiB chunk instead of several",
+    "sqs_receives_deletes": "larger messages per receive are free up to 64 KiB: compact records keep receives at 10",
+    "s3_puts": "larger Record batches (one object per kind and hour per batch)",
+    "s3_storage": "shorter retention, or a lifecycle move to Infrequent Access after 30 days",
+    "logs_ingested": "print less per invocation: one EMF document per invocation with fewer metrics, "
+    "a shorter access log format",
+    "logs_stored": "shorter log retention",
+    "xray_traces": "a sampling rule below 5 %, or tracing Decide only",
+    "secret_reads": "a longer key cache TTL",
+    "custom_metrics": "fewer metric names or dimensions",
+    "alarms": "fewer alarms",
+    "secrets": "-",
+}
+
+
+@dataclass
+class Tally:
+    """What the calls made inside one bucket (a kind of unit of work) used."""
+
+    units: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    read_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    write_units: float = 0.0
+    sqs_requests: float = 0.0
+    sqs_bytes: float = 0.0
+    s3_puts: float = 0.0
+    s3_bytes: float = 0.0
+    log_bytes: float = 0.0
+    response_bytes: float = 0.0
+
+    def usage(self, cpu_ms: float, *, message_bytes: float | None = None) -> Usage:
+        n = max(self.units, 1)
+        return Usage(
+            calls={call: count / n for call, count in sorted(self.calls.items())},
+            read_units=sum(self.read_units.values()) / n,
+            write_units=self.write_units / n,
+            sqs_requests=self.sqs_requests / n,
+            s3_puts=self.s3_puts / n,
+            s3_bytes=self.s3_bytes / n,
+            log_bytes=self.log_bytes / n,
+            response_bytes=self.response_bytes / n,
+            message_bytes=self.sqs_bytes / n if message_bytes is None else message_bytes,
+            cpu_ms=cpu_ms,
+        )
+
+
+def _read_units(items: list[dict[str, Any]], consistent: bool) -> float:
+    """A Query or Scan page: the items' total size in 4 KB units, halved when eventually consistent."""
+    units = max(1, math.ceil(sum(dynamodb_item_size(item) for item in items) / 4096))
+    return units if consistent else units / 2
+
+
+def _write_units(item: dict[str, Any]) -> int:
+    return max(1, math.ceil(dynamodb_item_size(item) / 1024))
+
+
+def _update_size(update: dict[str, Any]) -> dict[str, Any]:
+    """An update's item as far as its request shows it: the key and the values it sets."""
+    return {**update["Key"], **update.get("ExpressionAttributeValues", {})}
+
+
+class Meter:
+    """Counts the functions' AWS calls into the current bucket (only while one is open)."""
+
+    def __init__(self) -> None:
+        self.tallies: dict[str, Tally] = {}
+        self.metrics: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+        self._bucket: Tally | None = None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def counting(self, bucket: str) -> Iterator[Tally]:
+        tally = self.tallies.setdefault(bucket, Tally())
+        self._bucket = tally
+        try:
+            yield tally
+        finally:
+            self._bucket = None
+
+    def install(self) -> None:
+        events = _session().events
+        events.register("before-parameter-build", self._before)
+        events.register("after-call", self._after)
+
+    def on_metrics(self, _: FunctionDefinition, documents: list[dict[str, Any]]) -> None:
+        tally = self._bucket
+        for document in documents:
+            if tally is not None:
+                tally.log_bytes += len(json.dumps(document, separators=(",", ":"))) + 1
+            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+                for dimensions in directive.get("Dimensions", [[]]):
+                    key = tuple(sorted((name, str(document.get(name))) for name in dimensions))
+                    for metric in directive.get("Metrics", []):
+                        self.metrics.add((directive["Namespace"], metric["Name"], key))
+
+    def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        tally = self._bucket
+        if tally is None:
+            return
+        call = f"{model.service_model.service_name}.{model.name}"
+        context["cost_call"] = call
+        context["cost_consistent"] = bool(params.get("ConsistentRead"))
+        with self._lock:
+            tally.calls[call] += 1
+            if model.name == "TransactWriteItems":
+                for entry in params["TransactItems"]:
+                    ((kind, body),) = entry.items()
+                    item = body["Item"] if kind == "Put" else _update_size(body) if kind == "Update" else body["Key"]
+                    tally.write_units += 2 * _write_units(item)
+            elif model.name in ("UpdateItem", "DeleteItem"):
+                tally.write_units += _write_units(_update_size(params))
+            elif model.name == "PutItem":
+                tally.write_units += _write_units(params["Item"])
+            elif model.name == "SendMessage":
+                size = len(params["MessageBody"].encode())
+                tally.sqs_bytes += size
+                tally.sqs_requests += math.ceil(size / CHUNK)
+            elif model.name == "SendMessageBatch":
+                size = sum(len(entry["MessageBody"].encode()) for entry in params["Entries"])
+                tally.sqs_bytes += size
+                tally.sqs_requests += math.ceil(size / CHUNK)
+            elif model.name == "PutObject":
+                tally.s3_puts += 1
+                body = params["Body"]
+                tally.s3_bytes += body.getbuffer().nbytes if isinstance(body, io.BytesIO) else len(body)
+
+    def _after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        tally, call = self._bucket, context.get("cost_call")
+        if tally is None or call not in ("dynamodb.Query", "dynamodb.Scan", "dynamodb.GetItem"):
+            return
+        items = parsed.get("Items", [parsed["Item"]] if "Item" in parsed else [])
+        with self._lock:
+            tally.read_units[call] += _read_units(items, context["cost_consistent"])
+
+
+def _drain(stack: LocalStack) -> list[dict[str, Any]]:
+    """Every message on the outcomes queue, received with its attributes and deleted (Lambda's poller's part)."""
+    client = sqs_client()
+    queue_url = stack.env["OUTCOMES_QUEUE_URL"]
+    messages: list[dict[str, Any]] = []
+    while batch := client.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        messages.extend(dict(message) for message in batch)
+        client.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    return messages
+
+
+def _record(stack: LocalStack, meter: Meter, bucket: str, batch_size: int) -> int:
+    """Feed what is queued to Record in batches, as its event source mapping would; the number of messages."""
+    messages = _drain(stack)
+    arn = str(stack.description.references["OutcomesQueue"].attributes["Arn"])
+    with meter.counting(bucket) as tally:
+        for start in range(0, len(messages), batch_size):
+            event = sqs_event(messages[start : start + batch_size], queue_arn=arn, region=stack.description.region)  # type: ignore[arg-type]
+            response = stack.invoke("RecordFunction", event)
+            if response.get("batchItemFailures"):
+                raise RuntimeError(f"Record failed items: {response['batchItemFailures']}")
+        tally.units += len(messages)
+    return len(messages)
+
+
+def _beacons(stack: LocalStack, meter: Meter, bucket: str, urls: list[str]) -> None:
+    with meter.counting(bucket) as tally:
+        for url in urls:
+            parts = urlsplit(url)
+            function, event = stack.http_event("GET", parts.path, query=parts.query)
+            response = stack.invoke(function, event)
+            if response["statusCode"] != 204:
+                raise RuntimeError(f"beacon answered {response['statusCode']}: {response.get('body')}")
+            tally.response_bytes += len(response.get("body") or "")
+            tally.units += 1
+
+
+def _bench_figures() -> dict[str, float]:
+    figures = json.loads(BENCH_RESULTS.read_text())["figures"]
+    return {
+        "decision_cpu_ms": figures["decide_in_process"]["sizes"]["50"]["full_handler"]["p50_ms"],
+        "beacon_cpu_ms": figures["track_beacon"]["full_handler"]["p50_ms"],
+        "message_cpu_ms": figures["record_fakes"]["sizes"]["100"]["full_handler"]["us_per_event_p50"] / 1000,
+        "init_ms": figures["cold_start"]["handler_import_and_init_ms"],
+    }
+
+
+def _template_facts() -> dict[str, float]:
+    resources = load_template(DEFAULT_TEMPLATE)["Resources"]
+    kinds = Counter(resource["Type"] for resource in resources.values())
+    rules = resources["LogsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    return {
+        "alarms": kinds["AWS::CloudWatch::Alarm"],
+        "secrets": kinds["AWS::SecretsManager::Secret"],
+        "log_retention_days": resources["DecideFunctionLogGroup"]["Properties"]["RetentionInDays"],
+        "s3_retention_days": next(rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule),
+    }
+
+
+def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
+    meter = Meter()
+    bench = _bench_figures()
+    with LocalStack.start(DEFAULT_TEMPLATE, on_metrics=meter.on_metrics) as stack:
+        meter.install()
+        put_campaigns(stack, catalogs.campaigns(CAMPAIGNS, datetime.now(UTC)))
+        empty_queue(stack)
+        with meter.counting("init") as init:
+            stack.invoke("DecideFunction", catalogs.api_gateway_event(catalogs.decision_request_document()))
+            init.units = 1
+        _drain(stack)
+        served: list[dict[str, Any]] = []
+        with meter.counting("decision") as tally:
+            for index in range(decisions):
+                request = catalogs.decision_request_document()
+                request["listener"] = {**request["listener"], "id": f"listener-cost-{index % LISTENERS}"}
+                response = stack.invoke("DecideFunction", catalogs.api_gateway_event(request))
+                if response["statusCode"] != 200:
+                    raise RuntimeError(f"decision answered {response['statusCode']}: {response['body']}")
+                tally.response_bytes += len(response["body"])
+                served.extend(json.loads(response["body"])["ads"])
+                tally.units += 1
+        _record(stack, meter, "record_decision", batch_size)
+        _beacons(stack, meter, "impression", [ad["tracking"]["impression"] for ad in served])
+        _record(stack, meter, "record_impression", batch_size)
+        _beacons(stack, meter, "event", [ad["tracking"]["complete"] for ad in served])
+        _record(stack, meter, "record_event", batch_size)
+        memory = {
+            name: stack.description.functions[name].memory_mb
+            for name in ("DecideFunction", "TrackFunction", "RecordFunction")
+        }
+    t = meter.tallies
+    init = t["init"]
+    defaults = DecideSettings.model_fields
+    return Measured(
+        decision=t["decision"].usage(bench["decision_cpu_ms"]),
+        impression=t["impression"].usage(bench["beacon_cpu_ms"]),
+        event=t["event"].usage(bench["beacon_cpu_ms"]),
+        record_decision=t["record_decision"].usage(bench["message_cpu_ms"], message_bytes=0.0),
+        record_impression=t["record_impression"].usage(bench["message_cpu_ms"], message_bytes=0.0),
+        record_event=t["record_event"].usage(bench["message_cpu_ms"], message_bytes=0.0),
+        environment_refresh={
+            "catalog": Usage(
+                calls={"dynamodb.Scan": float(init.calls["dynamodb.Scan"])}, read_units=init.read_units["dynamodb.Scan"]
+            ),
+            "pointer": Usage(calls={"s3.GetObject": float(init.calls["s3.GetObject"])}),
+            "keys": Usage(calls={"secretsmanager.GetSecretValue": float(init.calls["secretsmanager.GetSecretValue"])}),
+        },
+        refresh_seconds={
+            "catalog": float(defaults["catalog_ttl_seconds"].default),
+            "pointer": float(defaults["model_pointer_check_seconds"].default),
+            "keys": KEY_CACHE_SECONDS,
+        },
+        memory_mb=memory,
+        init_ms=bench["init_ms"],
+        custom_metrics=len(meter.metrics),
+        **_template_facts(),  # type: ignore[arg-type]
+    )
+
+
+def build(measured: Measured, traffic: Traffic) -> dict[str, Any]:
+    """The results document: inputs, every line item, the total and the three largest with what would cut them."""
+    result = summary(line_items(measured, traffic), traffic)
+    return {
+        "date": datetime.now(UTC).date().isoformat(),
+        "commit": environment.describe()["git_commit"],
+        "traffic_assumed": asdict(traffic),
+        "measured": measured.to_dict(),
+        "prices_retrieved": RETRIEVED,
+        "prices": {key: asdict(price) for key, price in PRICES.items()},
+        **result,
+        "cuts": {key: CUTS[key] for key in result["largest"]},
+        "snapstart": snapstart(measured, traffic),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--decisions", type=int, default=DECISIONS, help="decisions measured against moto")
+    parser.add_argument("--decisions-per-second", type=float, default=Traffic().decisions_per_second)
+    args = parser.parse_args(argv)
+    document = build(measure(args.decisions), Traffic(decisions_per_second=args.decisions_per_second))
+    OUTPUT.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"${document['usd_per_million_decisions']:.2f} per million decisions; largest: {document['largest']}")
+    print(f"written {OUTPUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""Dollars per million decisions: measured usage per unit of work x traffic assumptions x list prices.
+
+Pure arithmetic (no AWS, no moto), so tests can check it by hand. ``bench.cost`` measures the usage against
+moto and writes the results; this module turns usage and traffic into monthly line items.
+
+Units of work: a *decision* (Decide), a *beacon* (Track: an impression, or an event such as a click or a
+completion), an outcome *message* (Record, one per decision record, impression and event), and a Decide
+*environment* (its catalog, pointer and key reloads, its cold starts).
+"""
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.prices import MONTH_SECONDS, PRICES, Price
+
+LATENCY_MS: dict[str, float] = {
+    "dynamodb.Query": 4.0,
+    "dynamodb.Scan": 10.0,
+    "dynamodb.GetItem": 4.0,
+    "dynamodb.UpdateItem": 6.0,
+    "dynamodb.PutItem": 6.0,
+    "dynamodb.TransactWriteItems": 10.0,
+    "dynamodb.BatchGetItem": 6.0,
+    "dynamodb.BatchWriteItem": 8.0,
+    "sqs.SendMessage": 6.0,
+    "sqs.SendMessageBatch": 8.0,
+    "s3.PutObject": 25.0,
+    "s3.GetObject": 15.0,
+    "secretsmanager.GetSecretValue": 10.0,
+}
+"""ASSUMED round-trip latency (ms) of each AWS call from Lambda in the same region: what a call adds to the
+billed duration, on top of our own CPU measured by the bench. Not measured: moto's latency says nothing
+about AWS's."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one unit of work uses, measured (calls, units and bytes against moto; CPU from the bench)."""
+
+    calls: dict[str, float] = field(default_factory=dict)
+    """AWS calls per unit, by ``service.Operation``."""
+    read_units: float = 0.0
+    write_units: float = 0.0
+    sqs_requests: float = 0.0
+    """Sends, in 64 KiB chunks."""
+    s3_puts: float = 0.0
+    s3_bytes: float = 0.0
+    log_bytes: float = 0.0
+    """What the function prints per unit (EMF metrics, log lines)."""
+    response_bytes: float = 0.0
+    message_bytes: float = 0.0
+    """The outcome message a unit puts on the queue (what Record's poller receives)."""
+    cpu_ms: float = 0.0
+    """Our own CPU per unit, from the bench's in-process figures."""
+
+    def billed_ms(self) -> float:
+        """Own CPU plus the assumed latency of each AWS call (the function waits on them in turn)."""
+        return self.cpu_ms + sum(count * LATENCY_MS[call] for call, count in self.calls.items())
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """ASSUMED traffic, stated with the figure."""
+
+    decisions_per_second: float = 1000.0
+    ads_per_decision: float = 1.5
+    impression_rate: float = 0.9
+    """Share of served ads whose impression beacon arrives."""
+    events_per_impression: float = 1.0
+    """Completions, clicks and skips per impression."""
+    record_batch_size: int = 100
+    messages_per_receive: int = 10
+    """What one ReceiveMessage of Lambda's SQS poller returns (its maximum)."""
+    environment_lifetime_hours: float = 2.0
+    """How long a Decide environment lives before Lambda recycles it (each new one is a cold start)."""
+    xray_sampled_share: float = 0.05
+    """X-Ray's default rule: the first request each second, then 5 %."""
+    platform_log_bytes: int = 350
+    """Lambda's own START, END and REPORT lines per invocation."""
+    access_log_bytes: int = 450
+    """The HTTP API's access log line per request (template.yaml's format, filled in)."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Usage per unit of work, and the deployment facts it ran with (memory from template.yaml)."""
+
+    decision: Usage
+    impression: Usage
+    event: Usage
+    record_decision: Usage
+    record_impression: Usage
+    record_event: Usage
+    environment_refresh: dict[str, Usage]
+    """Per reload of each thing a Decide environment refreshes: ``catalog``, ``pointer``, ``keys``."""
+    refresh_seconds: dict[str, float]
+    memory_mb: dict[str, int]
+    """DecideFunction, TrackFunction, RecordFunction."""
+    init_ms: float
+    """A Decide cold start's import + first request (bench figure 3)."""
+    custom_metrics: int
+    """Distinct metrics (name x dimensions) the functions emitted."""
+    alarms: int
+    secrets: int
+    log_retention_days: float
+    s3_retention_days: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Measured":
+        fields = dict(data)
+        for key in ("decision", "impression", "event", "record_decision", "record_impression", "record_event"):
+            fields[key] = Usage(**data[key])
+        fields["environment_refresh"] = {name: Usage(**usage) for name, usage in data["environment_refresh"].items()}
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class LineItem:
+    key: str
+    service: str
+    what: str
+    quantity: float
+    """Units a month."""
+    price: str
+    monthly_usd: float
+    fixed: bool = False
+    """A monthly amount that does not grow with traffic (alarms, metrics, secrets)."""
+
+
+def _gb(n_bytes: float) -> float:
+    return n_bytes / 1e9
+
+
+def decide_environments(measured: Measured, traffic: Traffic) -> float:
+    """Busy Decide environments by Little's law: decisions per second x billed seconds per decision."""
+    return max(1.0, traffic.decisions_per_second * measured.decision.billed_ms() / 1000)
+
+
+def cold_starts_per_month(measured: Measured, traffic: Traffic) -> float:
+    """Each environment is replaced every ``environment_lifetime_hours`` (an assumption)."""
+    return decide_environments(measured, traffic) * (MONTH_SECONDS / 3600) / traffic.environment_lifetime_hours
+
+
+def snapstart(measured: Measured, traffic: Traffic, prices: Mapping[str, Price] = PRICES) -> dict[str, float]:
+    """What SnapStart would add for Decide: one cached snapshot per published version, a restore per cold start."""
+    memory_gb = measured.memory_mb["DecideFunction"] / 1024
+    restores = cold_starts_per_month(measured, traffic)
+    cache = prices["snapstart_cache_gb_second"].monthly(memory_gb * MONTH_SECONDS)
+    restore = prices["snapstart_restore_gb"].monthly(memory_gb * restores)
+    return {
+        "memory_gb": memory_gb,
+        "cache_usd_month_per_version": cache,
+        "restore_usd_each": prices["snapstart_restore_gb"].usd * memory_gb,
+        "restores_per_month": restores,
+        "restore_usd_month": restore,
+        "usd_per_million_decisions": (cache + restore) / (traffic.decisions_per_second * MONTH_SECONDS / 1e6),
+    }
+
+
+def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price] = PRICES) -> list[LineItem]:
+    """Every term of the monthly bill at this traffic."""
+    decisions = traffic.decisions_per_second * MONTH_SECONDS
+    impressions = decisions * traffic.ads_per_decision * traffic.impression_rate
+    events = impressions * traffic.events_per_impression
+    beacons = impressions + events
+    messages = decisions + impressions + events
+    record_invocations = messages / traffic.record_batch_size
+    m = measured
+    decide_ms = m.decision.billed_ms()
+    environments = decide_environments(m, traffic)
+    cold_starts = cold_starts_per_month(m, traffic)
+    per_record_ms = (
+        m.record_decision.billed_ms() * decisions
+        + m.record_impression.billed_ms() * impressions
+        + m.record_event.billed_ms() * events
+    )
+
+    def total(of: Callable[[Usage], float]) -> float:
+        """*of* each unit of work, summed over the month."""
+        value = (
+            of(m.decision) * decisions
+            + of(m.impression) * impressions
+            + of(m.event) * events
+            + of(m.record_decision) * decisions
+            + of(m.record_impression) * impressions
+            + of(m.record_event) * events
+        )
+        for name, usage in m.environment_refresh.items():
+            value += of(usage) * environments * MONTH_SECONDS / m.refresh_seconds[name]
+        return value
+
+    def gb_seconds(memory_mb: int, milliseconds: float) -> float:
+        return memory_mb / 1024 * milliseconds / 1000
+
+    refresh_ms = sum(
+        usage.billed_ms() * environments * MONTH_SECONDS / m.refresh_seconds[name]
+        for name, usage in m.environment_refresh.items()
+    )
+    message_bytes = (
+        m.decision.message_bytes * decisions + m.impression.message_bytes * impressions + m.event.message_bytes * events
+    )
+    receives = max(messages / traffic.messages_per_receive, message_bytes / 65536)
+    deletes = messages / traffic.messages_per_receive
+    invocations = decisions + beacons + record_invocations
+    log_bytes = total(lambda u: u.log_bytes) + invocations * traffic.platform_log_bytes
+    access_log_bytes = (decisions + beacons) * traffic.access_log_bytes
+    s3_bytes = total(lambda u: u.s3_bytes)
+    secret_reads = total(lambda u: u.calls.get("secretsmanager.GetSecretValue", 0.0))
+
+    items = [
+        (
+            "api_requests",
+            "API Gateway",
+            "HTTP API requests (decisions and beacons)",
+            decisions + beacons,
+            "api_gateway_http_request",
+            False,
+        ),
+        (
+            "data_out",
+            "API Gateway",
+            "responses to the internet",
+            _gb(
+                m.decision.response_bytes * decisions
+                + m.impression.response_bytes * impressions
+                + m.event.response_bytes * events
+            ),
+            "data_transfer_out_gb",
+            False,
+        ),
+        (
+            "decide_gb_s",
+            "Lambda",
+            f"Decide GB-s ({m.memory_mb['DecideFunction']} MB, {decide_ms:.1f} ms a decision "
+            "+ catalog/pointer/key reloads)",
+            gb_seconds(m.memory_mb["DecideFunction"], decide_ms * decisions + refresh_ms),
+            "lambda_gb_second",
+            False,
+        ),
+        (
+            "decide_init_gb_s",
+            "Lambda",
+            f"Decide cold starts ({cold_starts:,.0f} a month, {m.init_ms:.0f} ms each)",
+            gb_seconds(m.memory_mb["DecideFunction"], m.init_ms * cold_starts),
+            "lambda_gb_second",
+            False,
+        ),
+        (
+            "track_gb_s",
+            "Lambda",
+            f"Track GB-s ({m.memory_mb['TrackFunction']} MB)",
+            gb_seconds(
+                m.memory_mb["TrackFunction"], m.impression.billed_ms() * impressions + m.event.billed_ms() * events
+            ),
+            "lambda_gb_second",
+            False,
+        ),
+        (
+            "record_gb_s",
+            "Lambda",
+            f"Record GB-s ({m.memory_mb['RecordFunction']} MB, batches of {traffic.record_batch_size})",
+            gb_seconds(m.memory_mb["RecordFunction"], per_record_ms),
+            "lambda_gb_second",
+            False,
+        ),
+        ("lambda_requests", "Lambda", "invocations (Decide, Track, Record)", invocations, "lambda_request", False),
+        (
+            "dynamodb_reads",
+            "DynamoDB",
+            "read units (caps Query per decision, catalog and pacing Scans)",
+            total(lambda u: u.read_units),
+            "dynamodb_read_request_unit",
+            False,
+        ),
+        (
+            "dynamodb_writes",
+            "DynamoDB",
+            "write units (Record's transactions at 2 units an item)",
+            total(lambda u: u.write_units),
+            "dynamodb_write_request_unit",
+            False,
+        ),
+        (
+            "sqs_sends",
+            "SQS",
+            "SendMessage in 64 KiB chunks (decision records, outcome events)",
+            total(lambda u: u.sqs_requests),
+            "sqs_request",
+            False,
+        ),
+        (
+            "sqs_receives_deletes",
+            "SQS",
+            "Record's poller: ReceiveMessage (10 a call or 64 KiB) and DeleteMessageBatch",
+            receives + deletes,
+            "sqs_request",
+            False,
+        ),
+        ("s3_puts", "S3", "log objects written by Record", total(lambda u: u.s3_puts), "s3_put", False),
+        (
+            "s3_storage",
+            "S3",
+            f"logs kept {m.s3_retention_days:.0f} days (steady state)",
+            _gb(s3_bytes) * m.s3_retention_days / 30,
+            "s3_storage_gb_month",
+            False,
+        ),
+        (
+            "logs_ingested",
+            "CloudWatch",
+            "Logs ingested: EMF metrics, log lines, Lambda's lines, API access logs",
+            _gb(log_bytes + access_log_bytes),
+            "cloudwatch_logs_ingested_gb",
+            False,
+        ),
+        (
+            "logs_stored",
+            "CloudWatch",
+            f"Logs stored {m.log_retention_days:.0f} days (as ingested: an upper bound)",
+            _gb(log_bytes + access_log_bytes) * m.log_retention_days / 30,
+            "cloudwatch_logs_stored_gb_month",
+            False,
+        ),
+        (
+            "xray_traces",
+            "X-Ray",
+            f"traces recorded ({traffic.xray_sampled_share:.0%} of invocations sampled)",
+            invocations * traffic.xray_sampled_share,
+            "xray_trace_recorded",
+            False,
+        ),
+        (
+            "secret_reads",
+            "Secrets Manager",
+            "GetSecretValue (key reloads per environment)",
+            secret_reads,
+            "secrets_manager_api_call",
+            False,
+        ),
+        (
+            "custom_metrics",
+            "CloudWatch",
+            "custom metrics (fixed)",
+            float(m.custom_metrics),
+            "cloudwatch_metric_month",
+            True,
+        ),
+        ("alarms", "CloudWatch", "alarms in template.yaml (fixed)", float(m.alarms), "cloudwatch_alarm_month", True),
+        ("secrets", "Secrets Manager", "secrets (fixed)", float(m.secrets), "secrets_manager_secret_month", True),
+    ]
+    return [
+        LineItem(key, service, what, quantity, price, prices[price].monthly(quantity), fixed)
+        for key, service, what, quantity, price, fixed in items
+    ]
+
+
+def summary(items: list[LineItem], traffic: Traffic) -> dict[str, Any]:
+    """Dollars per million decisions, per line item and in total; the three largest."""
+    millions = traffic.decisions_per_second * MONTH_SECONDS / 1e6
+    monthly = sum(item.monthly_usd for item in items)
+    ranked = sorted(items, key=lambda item: -item.monthly_usd)
+    return {
+        "decisions_per_month": millions * 1e6,
+        "monthly_usd": round(monthly, 2),
+        "usd_per_million_decisions": round(monthly / millions, 4),
+        "items": [
+            {**asdict(item), "usd_per_million_decisions": round(item.monthly_usd / millions, 4)} for item in ranked
+        ],
+        "largest": [item.key for item in ranked[:3]],
+    }
+
+
+def dynamodb_item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: attribute names plus values (numbers ~1 byte a 2 digits + 1)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "M":
+        return 3 + dynamodb_item_size(inner)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(element) for element in inner)
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_size({kind[0]: element}) for element in inner)
+    return _scalar_size(kind, inner)
+
+
+def _scalar_size(kind: str, inner: Any) -> int:
+    if kind == "S":
+        return len(str(inner).encode())
+    if kind == "N":
+        return math.ceil(len(str(inner).lstrip("-").replace(".", "")) / 2) + 1
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    raise ValueError(f"unknown DynamoDB type {kind}")

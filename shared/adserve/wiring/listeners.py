@@ -1,0 +1,26 @@
+"""Erasure's wiring: the caps table, the ledger in the logs bucket, the pseudonym keys read per erasure."""
+
+from adserve.core.errors import ErasureUnavailableError
+from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
+from adserve.dal.erasure_store import DynamoCounterPartitions, S3ErasureLedger
+from adserve.dal.secret_keys import read_pseudonymizer
+from adserve.privacy.erasure import ErasureService
+from adserve.privacy.pseudonyms import Pseudonymizer
+
+
+def erasure_service(caps_table: str, logs_bucket: str, pseudonym_secret_id: str) -> ErasureService:
+    """What `DELETE /v1/listeners/{id}` and `adserve forget` both run."""
+    secrets = secretsmanager_client(connect_timeout=1.0, read_timeout=2.0, attempts=3)
+
+    def keys() -> Pseudonymizer:
+        """Read on every erasure (they are rare): a rotation a moment ago must already be searched."""
+        try:
+            return read_pseudonymizer(secrets, pseudonym_secret_id)
+        except AWS_ERRORS as error:
+            raise ErasureUnavailableError(f"reading the pseudonym keys: {error}") from error
+
+    return ErasureService(
+        keys,
+        DynamoCounterPartitions(dynamodb_client(), caps_table),
+        S3ErasureLedger(s3_client(), logs_bucket),
+    )

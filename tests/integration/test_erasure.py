@@ -1,0 +1,267 @@
+"""Erasure end to end on the local stack: Record counts a consenting listener's impressions and logs its
+decisions, then `DELETE /v1/listeners/{id}` (the ListenersFunction handler) and `adserve forget` erase it.
+
+Counters are written by Record itself (an SQS batch, as Lambda delivers it) under the listener's pseudonym, and
+under its raw id as Record wrote them before pseudonyms existed. The rotation test rotates the stack's pseudonym
+key with put-secret-value and puts the original value back afterwards, so the other tests of this worker (and
+Decide's cached key) see the key they expect.
+"""
+
+import json
+import secrets
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from adserve.campaigns.model import Campaign
+from adserve.cli.main import main
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.erasure_store import LEDGER_PREFIX, S3ErasureLedger
+from adserve.dal.log_store import S3LogStore
+from adserve.outcomes.logs import ReadStats, read_decisions
+from adserve.privacy.pseudonyms import legacy_listener_hash
+
+from devstack.stack import LocalStack
+from tests.support.builders import campaign
+from tests.support.log_lines import powertools_log_lines
+from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event
+
+EVENTS = Path(__file__).parents[2] / "events"
+FUNCTION = "ListenersFunction"
+CAPPED = campaign(
+    campaign_id="erase-capped",
+    advertiser_id="adv-erase",
+    frequency_caps=[{"max": 50, "window": "day"}, {"max": 100, "window": "lifetime", "scope": "advertiser"}],
+)
+COUNTERS_PER_IMPRESSION = 2
+"""CAPPED's two caps: one counter each."""
+
+
+@pytest.fixture(scope="module")
+def seeded(local_stack: LocalStack) -> Campaign:
+    CampaignStore(client(local_stack, "dynamodb"), local_stack.physical_name("CampaignsTable")).put(CAPPED)
+    local_stack.reset_function("RecordFunction")  # a warm directory loaded before the seed would miss it
+    return CAPPED
+
+
+def client(local_stack: LocalStack, service: str) -> Any:
+    return boto3.client(service, endpoint_url=local_stack.endpoint_url)  # type: ignore[call-overload]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def record_impression(local_stack: LocalStack, key: str, *, listener_hash: str | None = None) -> str:
+    """Record one decision (logged with `listener_hash`) and its impression, counted under partition `key`."""
+    decision_id = unique("d")
+    ad_id = CAPPED.creatives[0].ad_id
+    logged = decision(decision_id=decision_id, decided_at=datetime.now(UTC), ads=(ad_id,))
+    logged = logged.model_copy(update={"listener_hash": listener_hash})
+    seen = outcome(
+        decision_id=decision_id,
+        listener=key,
+        campaign_id=CAPPED.campaign_id,
+        advertiser_id=CAPPED.advertiser_id,
+        ad_id=ad_id,
+        occurred_at=datetime.now(UTC),
+        session=unique("s:session"),
+    )
+    response = local_stack.invoke("RecordFunction", sqs_event(*message_records(logged, seen)))
+    assert failed_ids(response) == set(), response
+    return decision_id
+
+
+def partition(local_stack: LocalStack, key: str) -> list[str]:
+    """Every sort key in a FrequencyCaps partition, counters and markers alike."""
+    items = client(local_stack, "dynamodb").query(
+        TableName=local_stack.physical_name("FrequencyCapsTable"),
+        KeyConditionExpression="listener_id = :key",
+        ExpressionAttributeValues={":key": {"S": key}},
+    )["Items"]
+    return sorted(item["counter_key"]["S"] for item in items)
+
+
+def erase_event(listener_id: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / "listeners_delete_listener.json").read_text())
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/listeners/{listener_id}"
+    event["pathParameters"] = {"listener_id": listener_id}
+    return event
+
+
+def erase(local_stack: LocalStack, listener_id: str) -> dict[str, Any]:
+    response: dict[str, Any] = local_stack.invoke(FUNCTION, erase_event(listener_id))
+    assert response["statusCode"] == 200, response
+    body: dict[str, Any] = json.loads(response["body"])
+    return body
+
+
+def ledger(local_stack: LocalStack) -> S3ErasureLedger:
+    return S3ErasureLedger(client(local_stack, "s3"), local_stack.physical_name("LogsBucket"))
+
+
+@pytest.fixture
+def rotated_key(local_stack: LocalStack) -> Iterator[None]:
+    """Rotate the pseudonym key for the test, then make the original value current again."""
+    secretsmanager = client(local_stack, "secretsmanager")
+    secret_id = local_stack.physical_name("PseudonymKeySecret")
+    original = secretsmanager.get_secret_value(SecretId=secret_id)["SecretString"]
+    secretsmanager.put_secret_value(SecretId=secret_id, SecretString=secrets.token_hex(32))
+    try:
+        yield
+    finally:
+        secretsmanager.put_secret_value(SecretId=secret_id, SecretString=original)
+
+
+def test_the_sample_event_erases(local_stack: LocalStack) -> None:
+    event = json.loads((EVENTS / "listeners_delete_listener.json").read_text())
+    response = local_stack.invoke(FUNCTION, event)
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["erased"] is True
+
+
+def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and_nothing_else(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    # Given a listener counted under the old key's pseudonym, then (after a rotation) the new key's, and under its
+    # raw id as before pseudonyms existed; and another listener counted under the old key
+    listener, other = unique("listener"), unique("listener")
+    old, other_pseudonym = local_stack.pseudonyms().listener(listener), local_stack.pseudonyms().listener(other)
+    record_impression(local_stack, old, listener_hash=old)
+    record_impression(local_stack, other_pseudonym, listener_hash=other_pseudonym)
+    record_impression(local_stack, listener)  # the legacy partition: the raw id was the key
+    request.getfixturevalue("rotated_key")
+    new = local_stack.pseudonyms().listener(listener)
+    assert new != old
+    record_impression(local_stack, new, listener_hash=new)
+    written = {key: partition(local_stack, key) for key in (old, new, listener, other_pseudonym)}
+    assert all(len(keys) == COUNTERS_PER_IMPRESSION + 1 for keys in written.values()), written
+    capsys.readouterr()
+
+    # When the listener is erased
+    with powertools_log_lines() as lines:
+        body = erase(local_stack, listener)
+
+    # Then its three partitions are empty, the other listener's untouched, and the counts say so
+    assert {key: partition(local_stack, key) for key in (old, new, listener)} == {old: [], new: [], listener: []}
+    assert partition(local_stack, other_pseudonym) == written[other_pseudonym]
+    assert body == {
+        "erased": True,
+        "partitions_searched": 3,
+        "counters_deleted": 3 * COUNTERS_PER_IMPRESSION,
+        "markers_deleted": 3,
+        "ledger_entries_added": 3,  # both pseudonyms, and the unkeyed hash rows carried before pseudonyms
+        "training_logs": body["training_logs"],
+    }
+    assert "dropped from every training run" in body["training_logs"]
+    # and the ledger holds both pseudonyms (never the id), the log line the pseudonym and never the id
+    assert {old, new} <= ledger(local_stack).erased()
+    assert listener not in ledger(local_stack).erased()
+    assert [line["pseudonym"] for line in lines if line["message"] == "listener erased"] == [new]
+    assert listener not in json.dumps(lines)
+    assert "ListenersErased" in capsys.readouterr().out  # the EMF document
+
+
+def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, seeded: Campaign) -> None:
+    listener = unique("listener")
+    pseudonym = local_stack.pseudonyms().listener(listener)
+    record_impression(local_stack, pseudonym, listener_hash=pseudonym)
+    # a pseudonym per key (2 once a test has rotated the key), and the unkeyed hash of rows before pseudonyms
+    keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener)) + 1
+    first = erase(local_stack, listener)
+    assert (first["counters_deleted"], first["markers_deleted"], first["ledger_entries_added"]) == (2, 1, keys)
+
+    second = erase(local_stack, listener)
+
+    assert (second["counters_deleted"], second["markers_deleted"], second["ledger_entries_added"]) == (0, 0, 0)
+    versions = client(local_stack, "s3").list_object_versions(
+        Bucket=local_stack.physical_name("LogsBucket"), Prefix=f"{LEDGER_PREFIX}{pseudonym}"
+    )
+    assert len(versions.get("Versions", [])) == 1  # not even rewritten
+
+
+def test_the_log_readers_drop_an_erased_listeners_decisions(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listener, other = unique("listener"), unique("listener")
+    pseudonym, other_pseudonym = (local_stack.pseudonyms().listener(name) for name in (listener, other))
+    erased_decision = record_impression(local_stack, pseudonym, listener_hash=pseudonym)
+    # a row logged before pseudonyms, under the unkeyed hash of the same listener
+    legacy_decision = record_impression(local_stack, pseudonym, listener_hash=legacy_listener_hash(listener))
+    kept_decision = record_impression(local_stack, other_pseudonym, listener_hash=other_pseudonym)
+    store = S3LogStore(client(local_stack, "s3"), local_stack.physical_name("LogsBucket"))
+    now = datetime.now(UTC)
+
+    erase(local_stack, listener)
+    stats = ReadStats()
+    since = now - timedelta(hours=1)  # the decisions' hour, should the clock have passed one since
+    read = {row.decision_id for row in read_decisions(store, since, now, stats, erased=ledger(local_stack).erased())}
+
+    assert kept_decision in read
+    assert not {erased_decision, legacy_decision} & read
+    assert stats.dropped_erased >= 2
+    # and `adserve logs` (the export) reads the ledger too, and says how many rows it dropped
+    bucket = local_stack.physical_name("LogsBucket")
+    capsys.readouterr()
+    hours = ["--from", f"{since:%Y-%m-%dT%H}", "--to", f"{now:%Y-%m-%dT%H}"]
+    assert main(["logs", *hours, "--kind", "decisions", "--bucket", bucket]) == 0
+    printed = capsys.readouterr()
+    exported = {json.loads(line)["decision_id"] for line in printed.out.splitlines()}
+    assert kept_decision in exported
+    assert erased_decision not in exported
+    assert json.loads(printed.err.splitlines()[-1])["dropped_erased"] >= 1
+
+
+@pytest.mark.parametrize("listener_id", ["-leading-dash", "x" * 65, "spaces here", "ünïcode", "semi;colon"])
+def test_an_invalid_id_is_refused_with_the_error_shape_and_nothing_is_recorded(
+    local_stack: LocalStack, listener_id: str
+) -> None:
+    before = ledger(local_stack).erased()
+    response = local_stack.invoke(FUNCTION, erase_event(listener_id))
+    assert response["statusCode"] == 422, response
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "invalid_request"
+    assert error["details"][0]["field"].endswith("listener_id")
+    assert listener_id not in response["body"]
+    assert ledger(local_stack).erased() == before
+
+
+def test_adserve_forget_erases_like_the_route(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listener = unique("listener")
+    pseudonym = local_stack.pseudonyms().listener(listener)
+    record_impression(local_stack, pseudonym, listener_hash=pseudonym)
+    flags = [
+        "--table",
+        local_stack.physical_name("FrequencyCapsTable"),
+        "--bucket",
+        local_stack.physical_name("LogsBucket"),
+        "--pseudonym-secret",
+        local_stack.physical_name("PseudonymKeySecret"),
+    ]
+    # a pseudonym per key (2 once a test has rotated the key), and the unkeyed hash of rows before pseudonyms
+    keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener)) + 1
+    capsys.readouterr()
+
+    assert main(["forget", listener, *flags]) == 0
+
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["counters_deleted"], printed["markers_deleted"], printed["ledger_entries_added"]) == (2, 1, keys)
+    assert partition(local_stack, pseudonym) == []
+    assert pseudonym in ledger(local_stack).erased()
+    assert main(["forget", listener, *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["ledger_entries_added"] == 0
+
+
+def test_adserve_forget_refuses_an_invalid_id_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        main(["forget", "not an id", "--table", "t", "--bucket", "b", "--pseudonym-secret", "s"])
+    assert exit_status.value.code == 2
+    error = capsys.readouterr().err
+    assert "not a listener id" in error
+    assert "not an id" not in error
