@@ -255,3 +255,48 @@ def run_consent(quick: bool = False) -> dict[str, Any]:
         "p99_contextual_to_personalised": round(contextual["p99_ms"] / personalised["p99_ms"], 3),
         "p50_contextual_to_personalised": round(contextual["p50_ms"] / personalised["p50_ms"], 3),
     }
+
+
+EXPLAIN_SIZE = 50
+
+
+def run_explain(quick: bool = False) -> dict[str, Any]:
+    """Decide at 50 candidates with and without ``"explain": true``, interleaved on one service, in one run.
+
+    The served request takes the branch it always took (the golden test holds its output byte for byte), so
+    its p99 here next to figure 1a's is the before/after; explain's own cost is the other column. Both use
+    the bootstrap model, so explain reads the FM's parameters (once, on its first call) and decomposes all
+    50 scores.
+    """
+    encoder = FeatureEncoder()
+    model = load_model(encoder)
+    # Full consent, so every candidate is eligible and caps are read (the deployment default is strict).
+    consent = {"personalise": True, "cap_frequency": True, "measure": True}
+    document = {**catalogs.decision_request_document(MAX_ADS), "consent": consent}
+    served = DecisionRequest.model_validate(document)
+    explained = DecisionRequest.model_validate({**document, "explain": True})
+    wiring = fake_service(EXPLAIN_SIZE, model, encoder)
+    iterations = iterations_for(EXPLAIN_SIZE, 2000, quick)
+    warmup = max(iterations // 10, 20)
+    with quiet_stdout():
+        _check_service(wiring, served, EXPLAIN_SIZE)
+        answer = wiring.service.decide(explained, BASE_URL)
+        if answer.explanation is None or answer.explanation.contributions_unavailable is not None:
+            raise RuntimeError(f"explain gave no contributions: {answer.explanation}")
+        summaries = measure_interleaved(
+            {
+                "decide": partial(wiring.service.decide, served, BASE_URL),
+                "explain": partial(wiring.service.decide, explained, BASE_URL),
+            },
+            iterations,
+            warmup,
+            {"decide": wiring.log.records.clear, "explain": wiring.log.records.clear},
+        )
+    decide, explain = summaries["decide"].to_dict(), summaries["explain"].to_dict()
+    return {
+        "candidates": EXPLAIN_SIZE,
+        "decide": decide,
+        "explain": explain,
+        "p99_ratio": round(explain["p99_ms"] / decide["p99_ms"], 2),
+        "explain_response_bytes": len(answer.model_dump_json().encode()),
+    }

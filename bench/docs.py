@@ -109,6 +109,18 @@ def decide(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def explain(results: Results) -> str:
+    """Figure 1e; a results file from before it existed says so instead of failing the docs."""
+    figure = _get(results, "figures").get("decide_explain")
+    if not isinstance(figure, dict) or "decide" not in figure:
+        return "Explain's cost (figure 1f) is not in the committed results yet: `make bench` measures it.\n"
+    return (
+        f"At {figure['candidates']} candidates, interleaved in one run: Decide p50 / p99 "
+        f"{_pair(figure['decide'])} ms without explain, {_pair(figure['explain'])} ms with it "
+        f"({figure['p99_ratio']}x at p99; an explain response is {figure['explain_response_bytes']:,} bytes).\n"
+    )
+
+
 def targets(results: Results) -> str:
     lines = ["| target | measured | limit | |", "|---|---:|---:|---|"]
     for check in _get(results, "targets"):
@@ -319,6 +331,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "machine": machine,
     "decide": decide,
     "decide-consent": decide_consent,
+    "explain": explain,
     "targets": targets,
     "cold-start": cold_start,
     "cold-terms": cold_terms,

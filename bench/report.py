@@ -257,6 +257,14 @@ def _decide_tables(figures: dict[str, Any]) -> list[str]:
                 rows,
             )
         )
+    explain = _get(figures, "decide_explain") or {}
+    if "decide" in explain:
+        rows = [[name, explain[name]["iterations"], *_lat(explain[name])] for name in ("decide", "explain")]
+        title = (
+            f"1f. Decide at {explain['candidates']} candidates without and with explain, interleaved (ms); "
+            f"explain p99 = {explain['p99_ratio']}x, response {explain['explain_response_bytes']:,} B"
+        )
+        out.append(table(title, ["request", "iters", *_lat_headers("decide")], rows))
     moto = _get(figures, "decide_moto") or {}
     rows = []
     for size, data in (moto.get("sizes") or {}).items():

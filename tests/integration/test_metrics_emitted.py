@@ -141,6 +141,8 @@ def run_scenarios(scenarios: Scenarios, tmp_path: Path) -> None:
     )
     # A decision without consent: contextual, and the capped campaign withheld
     assert scenarios.decide(consent={"personalise": False, "cap_frequency": False})["statusCode"] == 200
+    # An explain request (it serves nothing, so its decision record is the only trace it leaves)
+    assert scenarios.decide(explain=True)["statusCode"] == 200
 
     # Beacons: a valid impression of the capped campaign, a forged one; then a batch with one of each
     impression_url = next(ad for ad in ads if ad["campaign_id"] == capped.campaign_id)["tracking"]["impression"]

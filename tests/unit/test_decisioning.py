@@ -322,9 +322,11 @@ def test_capping_consent_alone_reads_and_signs_the_pseudonym_but_logs_no_listene
 def test_no_raw_listener_or_session_id_reaches_a_token_or_the_record() -> None:
     log = RecordingDecisionLog()
     response = service(*_capped_and_free(), log=log).decide(decision_request(), BASE_URL)
+    assert all(ad.tracking is not None for ad in response.ads)
     payloads = [
         base64.urlsafe_b64decode(token.split(".")[1] + "==").decode()
         for ad in response.ads
+        if ad.tracking is not None
         for url in ad.tracking.model_dump().values()
         for token in parse_qs(urlparse(url).query)["t"]
     ]

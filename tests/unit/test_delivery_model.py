@@ -20,7 +20,7 @@ from adserve.delivery.counting import (
 )
 from adserve.delivery.pacing import PacingStatus, TrafficProfile, pace
 from adserve.delivery.report import Granularity, build_report, parse_hour, report_range
-from adserve.outcomes.logs import read_outcomes
+from adserve.outcomes.logs import read_decisions, read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
 from pydantic import ValidationError
 
@@ -295,6 +295,19 @@ def test_record_counts_decisions_per_placement_and_hour_for_the_traffic_profile(
     assert delivery.requests("audio_midroll", HOUR - timedelta(hours=1), HOUR) == {
         HOUR - timedelta(hours=1): 1,
         HOUR: 2,
+    }
+
+
+def test_an_explain_requests_decision_is_logged_but_not_counted_as_traffic() -> None:
+    delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore()
+    service = recorder(delivery, logs)
+    explained = decision(decision_id="d-explain").model_copy(update={"explain": True})
+    records = message_records(decision(decision_id="d-1"), explained)
+    assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.requests("audio_midroll", HOUR, HOUR) == {HOUR: 1}
+    assert {record.decision_id: record.explain for record in read_decisions(logs, NOW, NOW)} == {
+        "d-1": False,
+        "d-explain": True,
     }
 
 

@@ -8,7 +8,7 @@ from adserve.core.vocabulary import EventType
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
-from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row
+from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row, read_joined
 from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
@@ -280,6 +280,32 @@ def test_only_chosen_ads_heard_within_the_reward_window_become_examples() -> Non
     assert chosen.labels.tolist() == [1, 0, 0, 0, 0]
     assert chosen_slot.rewards.tolist() == [1, 0, 0]
     assert chosen_dataset.stats.dropped_no_impression == 0
+
+
+def test_an_explain_requests_decision_is_skipped_and_counted() -> None:
+    # Given a served decision and an explain request's, each with an impression and a click reported
+    # (an explain response has no tracking URLs; the events stand for a forged or mistaken report)
+    store = InMemoryLogStore()
+    explained = decision(decision_id="d-explain", ads=("b-ad-1",)).model_copy(update={"explain": True})
+    write(
+        store,
+        decision(decision_id="d-1", ads=("a-ad-1",)),
+        explained,
+        *(
+            outcome(decision_id=d, ad_id=ad, event_type=t)
+            for d, ad in (("d-1", "a-ad-1"), ("d-explain", "b-ad-1"))
+            for t in (EventType.IMPRESSION, EventType.CLICK)
+        ),
+    )
+    # When the dataset is built, by either rule
+    for examples_from in ("impressions", "choices"):
+        examples, slot, dataset = build(store, examples_from=examples_from)
+        # Then only the served decision is an example and a slot-1 view; the explain one is counted apart
+        assert len(examples) == 1
+        assert len(slot) == 1
+        assert (dataset.stats.decisions, dataset.stats.decisions_explained) == (1, 1)
+    # And the joined log (what models made elsewhere train on) leaves it out too
+    assert [row.decision_id for row in read_joined(store, NOW, NOW)] == ["d-1"]
 
 
 def test_an_erased_listeners_decisions_are_left_out_and_counted() -> None:

@@ -154,8 +154,15 @@ def within_caps(
     campaign: Campaign, caps: Iterable[FrequencyCap], counts: Mapping[str, int], now: datetime, session: str
 ) -> bool:
     """True when every cap in force for the campaign (``caps_of``) still has room for one more impression."""
+    return first_full_cap(campaign, caps, counts, now, session) is None
+
+
+def first_full_cap(
+    campaign: Campaign, caps: Iterable[FrequencyCap], counts: Mapping[str, int], now: datetime, session: str
+) -> tuple[FrequencyCap, int] | None:
+    """The first cap in force that has no room for one more impression, with its count; None when all have."""
     for cap in caps:
-        key = counter_key(cap, campaign, window_bucket(cap.window, now, session))
-        if counts.get(key, 0) >= cap.max:
-            return False
-    return True
+        count = counts.get(counter_key(cap, campaign, window_bucket(cap.window, now, session)), 0)
+        if count >= cap.max:
+            return cap, count
+    return None

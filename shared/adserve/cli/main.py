@@ -7,6 +7,7 @@
     adserve forget LISTENER_ID [--table NAME --bucket NAME --pseudonym-secret ID]   (erasure, as DELETE /v1/listeners)
     adserve delivery CAMPAIGN_ID [--from --to --granularity hour|day --plot FILE.png]   (see adserve.cli.delivery)
     adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
+    adserve explain --request FILE | --listener L --country C --device D --placement P ...   (adserve.cli.explain)
 
 A file is validated as a whole before anything is written, so a typo never leaves half a catalog behind.
 """
@@ -26,6 +27,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.model import Campaign
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
+from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
 from adserve.core.errors import CapStoreUnavailableError, ErasureUnavailableError, LogStoreUnavailableError
 from adserve.core.identifiers import Identifier
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "logs": _logs,
         "delivery": run_delivery_command,
+        "explain": run_explain_command,
         "forget": _forget,
     }
     commands.update(dict.fromkeys(MODEL_GROUPS, run_model_command))
@@ -309,6 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_model_commands(groups, _hour)
     add_delivery_command(groups, _hour)
+    add_explain_command(groups)
     return parser
 
 

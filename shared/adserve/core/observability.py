@@ -82,6 +82,7 @@ class MetricName(StrEnum):
     DECISIONS = "Decisions"
     ADS_RETURNED = "AdsReturned"
     EMPTY_DECISIONS = "EmptyDecisions"
+    EXPLAINED_DECISIONS = "ExplainedDecisions"
     CANDIDATES_FILTERED_BY_TARGETING = "CandidatesFilteredByTargeting"
     CANDIDATES_FILTERED_BY_CAP = "CandidatesFilteredByCap"
     CANDIDATES_FILTERED_BY_CONSENT = "CandidatesFilteredByConsent"

@@ -1,8 +1,9 @@
 """Request and response models of POST /v1/decisions; the OpenAPI document is generated from them."""
 
+from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
 from adserve.core.vocabulary import AgeBucket, ContentType, Device, Placement
@@ -47,6 +48,15 @@ class DecisionRequest(BaseModel):
         default=None,
         description="What the listener allows; absent, the deployment's DEFAULT_CONSENT_POLICY decides.",
     )
+    explain: StrictBool = Field(
+        default=False,
+        description=(
+            "Explain the decision instead of serving it: the response lists every ad of the catalog with the "
+            "first rule that removed it and each scored ad's feature contributions. Its ads carry no tracking "
+            "URLs, so nothing is counted (impressions, caps, delivery, pacing); its decision record is flagged "
+            "`explain` and training skips it. See docs/api.md#explain."
+        ),
+    )
 
 
 class TrackingUrls(BaseModel):
@@ -74,7 +84,87 @@ class ServedAd(BaseModel):
         gt=0, le=1, description="Probability that the policy chose this ad at this rank, given the ads above it."
     )
     rank: int = Field(ge=1)
-    tracking: TrackingUrls
+    tracking: TrackingUrls | None = Field(
+        description="Beacon URLs with signed tokens; null on an explain response, whose ads are never played."
+    )
+
+
+class Rule(StrEnum):
+    """Why an ad of the catalog was or was not served, in the order Decide applies them."""
+
+    STATUS = "status"
+    FLIGHT = "flight"
+    PLACEMENT = "placement"
+    TARGETING = "targeting"
+    EXCLUDED = "excluded"
+    CONSENT = "consent"
+    PACING = "pacing"
+    FREQUENCY_CAP = "frequency_cap"
+    ADVERTISER_SEPARATION = "advertiser_separation"
+    NOT_CHOSEN = "not_chosen"
+    SERVED = "served"
+
+
+class CapState(BaseModel):
+    """A frequency cap in force and the listener's count in its current window."""
+
+    window: str
+    scope: str
+    count: int
+    max: int
+
+
+class Contributions(BaseModel):
+    """The factorization machine's logit, term by term: ``logit = bias + sum(fields) + sum(pairs)``."""
+
+    bias: float
+    fields: dict[str, float] = Field(description="The linear term of each field's value, by field name.")
+    pairs: dict[str, float] = Field(description="The interaction of each field pair, keyed `field*field`.")
+    logit: float = Field(description="The sum of the terms; the score is sigmoid(logit).")
+
+
+class Scoring(BaseModel):
+    score: float = Field(description="Predicted click-through rate, as served.")
+    value_cpm: float
+    expected_value: float = Field(description="score x value_cpm: what the policy ranks by.")
+    rank_probabilities: list[float] = Field(
+        description="The policy's probability of this ad at each slot it filled, in rank order (0 once out of "
+        "the pool); a served ad's propensity is the entry of its rank."
+    )
+    features: dict[str, str] = Field(description="The feature values the model saw, by field.")
+    contributions: Contributions | None = Field(
+        description="null when the model cannot be decomposed (see Explanation.contributions_unavailable)."
+    )
+
+
+class ExplainedAd(BaseModel):
+    """One ad of the catalog and the first rule that removed it (or `served`), with what that rule saw."""
+
+    ad_id: str
+    campaign_id: str
+    advertiser_id: str
+    rule: Rule
+    detail: str = Field(description="The rule's finding in words.")
+    dimension: str | None = None
+    listener_value: str | None = None
+    targeted: list[str] | None = None
+    cap: CapState | None = None
+    serve_probability: float | None = None
+    draw: float | None = None
+    by_ad_id: str | None = Field(default=None, description="advertiser_separation: the higher-ranked ad chosen.")
+    rank: int | None = None
+    propensity: float | None = None
+    scoring: Scoring | None = Field(default=None, description="For every ad that reached the model.")
+
+
+class Explanation(BaseModel):
+    ads: list[ExplainedAd] = Field(
+        description="Every ad of the catalog (any status, any placement), by campaign id then catalog order."
+    )
+    contributions_unavailable: str | None = Field(
+        description="Why scored ads carry no contributions (the model is not a factorization machine adserve "
+        "can read), or null when they do."
+    )
 
 
 class DecisionResponse(BaseModel):
@@ -84,3 +174,8 @@ class DecisionResponse(BaseModel):
         description="personalised: the listener's own fields were used; contextual: only the moment's."
     )
     ads: list[ServedAd]
+    explanation: Explanation | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Only on an explain request (absent otherwise).",
+    )

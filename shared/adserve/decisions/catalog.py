@@ -54,6 +54,8 @@ def ad_features(campaign: Campaign, ad_id: str, ad_format: str) -> dict[str, str
 @dataclass(frozen=True)
 class CatalogSnapshot:
     by_placement: dict[Placement, TargetingIndex]
+    campaigns: tuple[Campaign, ...] = ()
+    """Every campaign listed, any status (explain names the ones no placement index holds)."""
 
 
 class CampaignCatalog:
@@ -87,6 +89,12 @@ class CampaignCatalog:
             return TargetingIndex(placement, [])
         by_placement = snapshot.by_placement
         return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
+
+    def explain_view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
+        """``ads_for`` and every campaign of the same snapshot (none when it is past its maximum age)."""
+        index = self.ads_for(placement)
+        snapshot = self._snapshot.get()
+        return index, snapshot.campaigns if self._snapshot.age_seconds() <= self._max_age else ()
 
     def warm(self) -> None:
         """Load the snapshot now if due (e.g. while the first request's other reads run), emitting nothing."""
@@ -126,4 +134,7 @@ class CampaignCatalog:
                 ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
                 for placement in campaign.placements:
                     by_placement.setdefault(placement, []).append(ad)
-        return CatalogSnapshot({placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()})
+        return CatalogSnapshot(
+            {placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()},
+            tuple(sorted(campaigns, key=lambda c: c.campaign_id)),
+        )

@@ -133,8 +133,13 @@ def choose_slate(
     slots: int,
     policy: ExplorationPolicy,
     rng: random.Random,
+    *,
+    trace: list[np.ndarray] | None = None,
 ) -> list[Choice]:
-    """Fill up to `slots` ranks from `policy.slot_probabilities`; fewer when advertisers run out."""
+    """Fill up to `slots` ranks from `policy.slot_probabilities`; fewer when advertisers run out.
+
+    ``trace``, when given (explain), receives the distribution of each slot, in rank order.
+    """
     code_of: dict[Hashable, int] = {}
     advertiser_codes = np.fromiter(
         (code_of.setdefault(advertiser, len(code_of)) for advertiser in advertisers),
@@ -145,6 +150,8 @@ def choose_slate(
     choices: list[Choice] = []
     while len(choices) < slots and available.any():
         probabilities = policy.slot_probabilities(expected_values, available)
+        if trace is not None:
+            trace.append(probabilities)
         cumulative = np.cumsum(probabilities)
         # side="right" never lands on a zero-probability (unavailable) candidate.
         index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))

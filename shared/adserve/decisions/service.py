@@ -11,17 +11,35 @@ from typing import Protocol
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import session_key, within_caps
+from adserve.campaigns.frequency_caps import first_full_cap, session_key, within_caps
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
-from adserve.decisions.api import DecisionRequest, DecisionResponse, ServedAd, TrackingUrls
+from adserve.decisions.api import (
+    DecisionRequest,
+    DecisionResponse,
+    ExplainedAd,
+    Explanation,
+    Rule,
+    Scoring,
+    ServedAd,
+    TrackingUrls,
+)
 from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.explain import (
+    cap_state,
+    contributions,
+    decomposition_mismatch,
+    listener_values,
+    removed,
+    targeting_removal,
+)
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
 from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
-from adserve.models.ctr_model import Scorer
+from adserve.models.ctr_model import Decomposable, Scorer
+from adserve.models.factorization import FmTerms
 from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
 from adserve.outcomes.decision_records import CapCheck, DecisionRecord, LoggedCandidate, LoggedChoice
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
@@ -66,7 +84,14 @@ class DecisionService:
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
-        """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's."""
+        """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's.
+
+        An explain request (``request.explain``) takes its own branch (``_explain``), so serving pays nothing
+        for it: its ads carry no tracking URLs, it reads the caps but counts nothing, and its decision record
+        is flagged ``explain`` (Record leaves it out of the request counts, training skips it).
+        """
+        if request.explain:
+            return self._explain(request)
         started = time.perf_counter()
         now = self.clock()
         tracking_base_url = self.tracking_base_url or request_base_url
@@ -103,7 +128,13 @@ class DecisionService:
         )
         response = trusted(
             DecisionResponse,
-            {"decision_id": decision_id, "model_version": model.version, "mode": permissions.mode, "ads": ads},
+            {
+                "decision_id": decision_id,
+                "model_version": model.version,
+                "mode": permissions.mode,
+                "ads": ads,
+                "explanation": None,
+            },
         )
         self._log(
             request=request,
@@ -124,6 +155,215 @@ class DecisionService:
             metrics.add_metric(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
         metrics.add_metric(MetricName.DECIDE_LATENCY, MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
         return response
+
+    def _explain(self, request: DecisionRequest) -> DecisionResponse:
+        """Decide as ``decide`` does, but say for every ad of the catalog which rule removed it.
+
+        The rules run in the serving path's order: targeting (``explain.targeting_removal``), pacing (the same
+        ``throttle``, its draws kept), capping consent and caps (one read, as ``_apply_caps``), scoring and
+        the same ``choose_slate`` (its slot distributions kept).
+        """
+        now = self.clock()
+        listener = request.listener
+        permissions = self.consent.permissions(request.consent, listener.age_bucket)
+        pseudonyms = self.pseudonyms()
+        pseudonym = pseudonyms.listener(listener.id)
+        session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
+        index, campaigns = self.catalog.explain_view(request.placement)
+        contextual = not permissions.personalise
+        values = listener_values(request, now)
+        in_index = {(ad.campaign.campaign_id, ad.ad_id): ad for ad in index.ads}
+        verdicts: dict[tuple[str, str], ExplainedAd] = {}
+        targeted: list[AdCandidate] = []
+        for campaign in campaigns:
+            for creative in campaign.creatives:
+                key = (campaign.campaign_id, creative.ad_id)
+                removal = targeting_removal(campaign, creative.ad_id, request, now, values, contextual=contextual)
+                if removal is not None:
+                    verdicts[key] = removal
+                elif key in in_index:
+                    targeted.append(in_index[key])
+        drawn: dict[str, float] = {}
+        paced = throttle(targeted, self.rng, drawn)
+        kept = {id(ad) for ad in paced}
+        for ad in targeted:
+            if id(ad) not in kept:
+                draw = drawn[ad.campaign.campaign_id]
+                verdicts[(ad.campaign.campaign_id, ad.ad_id)] = removed(
+                    ad.campaign,
+                    ad.ad_id,
+                    Rule.PACING,
+                    f"pacing serves it with probability {ad.serve_probability:.4g}; the draw was {draw:.4g}",
+                    serve_probability=ad.serve_probability,
+                    draw=draw,
+                )
+        counted = pseudonym if permissions.cap_frequency else None
+        eligible, cap_check = self._explain_caps(paced, counted, now, session, verdicts)
+        model = self.scorer(pseudonym)
+        features = listener_features(request, now, permissions.mode)
+        ad_rows, values_cpm, advertisers = index.columns(eligible)
+        indices = self.encoder.encode(self.encoder.encode_listener(features), ad_rows)
+        scores = self._score(model, features, ad_rows)
+        slots: list[np.ndarray] = []
+        choices = choose_slate(
+            scores * values_cpm, advertisers, request.max_ads, self.policy.exploration, self.rng, trace=slots
+        )
+        terms, unavailable = self._decompose(model, indices, scores)
+        fields = self.encoder.spec.listener_fields + self.encoder.spec.ad_fields
+        chosen = {choice.index: choice for choice in choices}
+        terms_of = [None] * len(eligible) if terms is None else contributions(terms, fields)
+        for position, ad in enumerate(eligible):
+            scoring = trusted(
+                Scoring,
+                {
+                    "score": float(scores[position]),
+                    "value_cpm": float(values_cpm[position]),
+                    "expected_value": float(scores[position] * values_cpm[position]),
+                    "rank_probabilities": [float(slot[position]) for slot in slots],
+                    "features": {**features, **ad.features},
+                    "contributions": terms_of[position],
+                },
+            )
+            verdicts[(ad.campaign.campaign_id, ad.ad_id)] = self._policy_verdict(
+                ad,
+                position=position,
+                eligible=eligible,
+                chosen=chosen,
+                choices=choices,
+                max_ads=request.max_ads,
+                scoring=scoring,
+            )
+        decision_id = self.new_decision_id()
+        ads = [
+            trusted(
+                ServedAd,
+                {
+                    "ad_id": eligible[choice.index].ad_id,
+                    "campaign_id": eligible[choice.index].campaign.campaign_id,
+                    "advertiser_id": eligible[choice.index].campaign.advertiser_id,
+                    "creative": eligible[choice.index].view,
+                    "score": float(scores[choice.index]),
+                    "propensity": choice.propensity,
+                    "rank": choice.rank,
+                    "tracking": None,
+                },
+            )
+            for choice in choices
+        ]
+        ordered = [verdicts[(c.campaign_id, creative.ad_id)] for c in campaigns for creative in c.creatives]
+        explanation = trusted(Explanation, {"ads": ordered, "contributions_unavailable": unavailable})
+        response = trusted(
+            DecisionResponse,
+            {
+                "decision_id": decision_id,
+                "model_version": model.version,
+                "mode": permissions.mode,
+                "ads": ads,
+                "explanation": explanation,
+            },
+        )
+        self._log(
+            request=request,
+            response=response,
+            permissions=permissions,
+            pseudonym=pseudonym,
+            features=features,
+            eligible=eligible,
+            scores=scores,
+            values=values_cpm,
+            cap_check=cap_check,
+            now=now,
+            explain=True,
+        )
+        metrics.add_metric(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
+        return response
+
+    def _explain_caps(
+        self,
+        paced: Sequence[AdCandidate],
+        listener: str | None,
+        now: datetime,
+        session: str,
+        verdicts: dict[tuple[str, str], ExplainedAd],
+    ) -> tuple[list[AdCandidate], CapCheck]:
+        """``_apply_caps`` with reasons: the first full cap of each refused campaign, with its count."""
+        if not any(ad.caps for ad in paced):
+            return list(paced), "not_needed"
+        counts: dict[str, int] | None = None
+        if listener is not None:
+            try:
+                counts = self.counters.read_counters(listener, now)
+            except CapStoreUnavailableError:
+                logger.exception("frequency caps unreadable; explaining with capped campaigns withheld")
+        eligible = []
+        for ad in paced:
+            key = (ad.campaign.campaign_id, ad.ad_id)
+            if not ad.caps:
+                eligible.append(ad)
+            elif listener is None:
+                verdicts[key] = removed(
+                    ad.campaign, ad.ad_id, Rule.CONSENT, "a capped campaign, and the listener gave no capping consent"
+                )
+            elif counts is None:
+                verdicts[key] = removed(
+                    ad.campaign, ad.ad_id, Rule.FREQUENCY_CAP, "the caps table is unreadable: capped ads are withheld"
+                )
+            elif (full := first_full_cap(ad.campaign, ad.caps, counts, now, session)) is not None:
+                cap, count = full
+                verdicts[key] = removed(
+                    ad.campaign,
+                    ad.ad_id,
+                    Rule.FREQUENCY_CAP,
+                    f"{cap.scope.value} cap of {cap.max} per {cap.window.value}: the listener is at {count}",
+                    cap=cap_state(cap, count),
+                )
+            else:
+                eligible.append(ad)
+        return eligible, "not_permitted" if listener is None else "unavailable" if counts is None else "ok"
+
+    @staticmethod
+    def _policy_verdict(
+        ad: AdCandidate,
+        *,
+        position: int,
+        eligible: Sequence[AdCandidate],
+        chosen: dict[int, Choice],
+        choices: list[Choice],
+        max_ads: int,
+        scoring: Scoring,
+    ) -> ExplainedAd:
+        """Served, out of the pool once its advertiser filled a slot with more to fill, or not drawn."""
+        campaign = ad.campaign
+        choice = chosen.get(position)
+        if choice is not None:
+            detail = f"served at rank {choice.rank} with probability {choice.propensity:.4g}"
+            return removed(
+                campaign, ad.ad_id, Rule.SERVED, detail, rank=choice.rank, propensity=choice.propensity, scoring=scoring
+            )
+        sibling = next((c for c in choices if eligible[c.index].campaign.advertiser_id == campaign.advertiser_id), None)
+        if sibling is not None and sibling.rank < max_ads:
+            by = eligible[sibling.index].ad_id
+            detail = f"its advertiser's ad {by} took rank {sibling.rank}; one ad per advertiser"
+            return removed(
+                campaign, ad.ad_id, Rule.ADVERTISER_SEPARATION, detail, by_ad_id=by, rank=sibling.rank, scoring=scoring
+            )
+        first = scoring.rank_probabilities[0] if scoring.rank_probabilities else 0.0
+        detail = f"the policy did not draw it (probability {first:.4g} at rank 1)"
+        return removed(campaign, ad.ad_id, Rule.NOT_CHOSEN, detail, scoring=scoring)
+
+    @staticmethod
+    def _decompose(model: Scorer, indices: np.ndarray, scores: np.ndarray) -> tuple[FmTerms | None, str | None]:
+        """The FM's terms for the scored rows, or why there are none (never an error: explain still answers)."""
+        if not isinstance(model, Decomposable):
+            return None, f"model {model.version} offers no parameters to decompose"
+        parameters = model.fm_parameters()
+        if isinstance(parameters, str):
+            return None, parameters
+        terms = parameters.terms(indices)
+        mismatch = decomposition_mismatch(terms, scores)
+        if mismatch is not None:
+            return None, f"model {model.version}: {mismatch}"
+        return terms, None
 
     def _apply_caps(
         self, targeted: Sequence[AdCandidate], listener: str | None, now: datetime, session: str
@@ -224,6 +464,7 @@ class DecisionService:
         values: np.ndarray,
         cap_check: CapCheck,
         now: datetime,
+        explain: bool = False,
     ) -> None:
         """A decision that cannot be logged is still served: the listener is not punished for our queue."""
         record = DecisionRecord.model_construct(
@@ -237,6 +478,7 @@ class DecisionService:
             placement=request.placement.value,
             max_ads=request.max_ads,
             cap_check=cap_check,
+            explain=explain,
             candidates=[
                 trusted(
                     LoggedCandidate,

@@ -11,8 +11,13 @@ from collections.abc import Sequence
 from adserve.decisions.targeting import AdCandidate
 
 
-def throttle(candidates: Sequence[AdCandidate], rng: random.Random) -> Sequence[AdCandidate]:
-    """The candidates whose campaign won its draw (one pass; an unpaced candidate costs one comparison)."""
+def throttle(
+    candidates: Sequence[AdCandidate], rng: random.Random, drawn: dict[str, float] | None = None
+) -> Sequence[AdCandidate]:
+    """The candidates whose campaign won its draw (one pass; an unpaced candidate costs one comparison).
+
+    ``drawn``, when given (explain), receives each paced campaign's draw: it lost when draw >= probability.
+    """
     draws: dict[str, bool] = {}
     draw = rng.random
     kept = []
@@ -22,7 +27,10 @@ def throttle(candidates: Sequence[AdCandidate], rng: random.Random) -> Sequence[
             campaign_id = ad.campaign.campaign_id
             keep = draws.get(campaign_id)
             if keep is None:
-                keep = draws[campaign_id] = draw() < probability
+                value = draw()
+                keep = draws[campaign_id] = value < probability
+                if drawn is not None:
+                    drawn[campaign_id] = value
             if not keep:
                 continue
         kept.append(ad)

@@ -7,15 +7,16 @@ scores on sample rows are not probabilities. A bad model must fail at start-up, 
 """
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import onnxruntime as ort
 
 from adserve.models.contract import MANIFEST_FILE, MODEL_FILE, read_manifest, read_model, verify
+from adserve.models.factorization import FM_MODEL_TYPE, FmParameters, NotDecomposableError
 from adserve.models.features import FeatureSpec
 
-__all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Scorer"]
+__all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Decomposable", "Scorer"]
 
 
 class Scorer(Protocol):
@@ -27,24 +28,55 @@ class Scorer(Protocol):
     def predict(self, indices: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class Decomposable(Protocol):
+    """A model explain can take apart: its FM parameters, or why it has none it can read."""
+
+    def fm_parameters(self) -> FmParameters | str: ...
+
+
 class CtrModel:
     """A loaded click-through-rate model; ``predict`` maps hashed index rows to click probabilities."""
 
-    def __init__(self, session: ort.InferenceSession, manifest: dict[str, Any], spec: FeatureSpec) -> None:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        manifest: dict[str, Any],
+        spec: FeatureSpec,
+        model_bytes: bytes | None = None,
+    ) -> None:
         self._session = session
         self.manifest = manifest
         self.version: str = str(manifest["version"])
         self.spec = spec
         self._input_name: str = manifest["input_name"]
         self._output_names: list[str] = [manifest["output_name"]]
+        self._model_bytes = model_bytes if manifest.get("model_type") == FM_MODEL_TYPE else None
+        """Kept only for a factorization machine (about 1 MB), for explain; read on its first explain."""
+        self._parameters: FmParameters | str | None = None
 
     @classmethod
     def load(cls, model_dir: Path, supported_spec: FeatureSpec) -> "CtrModel":
         """Read, verify (every clause of the contract) and open ``model_dir``; raises ModelLoadError saying why."""
         manifest = read_manifest(model_dir / MANIFEST_FILE)
         label = str(manifest.get("version", model_dir)) if isinstance(manifest, dict) else str(model_dir)
-        verified = verify(read_model(model_dir / MODEL_FILE), manifest, supported_spec, label)
-        return cls(verified.session, verified.manifest, verified.spec)
+        model_bytes = read_model(model_dir / MODEL_FILE)
+        verified = verify(model_bytes, manifest, supported_spec, label)
+        return cls(verified.session, verified.manifest, verified.spec, model_bytes)
+
+    def fm_parameters(self) -> FmParameters | str:
+        """The FM's parameters, read from the graph on first use; else why this model cannot be decomposed."""
+        if self._parameters is None:
+            if self._model_bytes is None:
+                model_type = self.manifest.get("model_type", "unknown")
+                self._parameters = f"model {self.version} is of type {model_type!r}, not {FM_MODEL_TYPE!r}"
+            else:
+                try:
+                    self._parameters = FmParameters.from_onnx(self._model_bytes, self.spec.hash_size)
+                except NotDecomposableError as error:
+                    self._parameters = f"model {self.version}: {error}"
+                self._model_bytes = None
+        return self._parameters
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         """Click probabilities (float32, shape (n,)) for an (n, num_fields) int64 index matrix."""

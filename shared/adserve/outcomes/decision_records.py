@@ -8,7 +8,7 @@ Outcomes (cost/reward) are joined later by (decision_id, ad_id).
 from datetime import datetime
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adserve.privacy.consent import ServingMode
 
@@ -81,6 +81,9 @@ class DecisionRecord(BaseModel):
     candidates: list[LoggedCandidate]
     chosen: list[LoggedChoice]
     candidates_dropped: int = 0
+    explain: bool = Field(default=False, exclude_if=lambda value: not value)
+    """An explain request's record (docs/api.md#explain): nothing was shown, so training skips it and Record
+    leaves it out of the request counts; absent from the JSON of every other record."""
 
     def to_json_within(self, max_bytes: int) -> str:
         """The record as JSON no larger than max_bytes (a queue's message limit).

@@ -419,7 +419,10 @@ def read_joined_decisions(
 
 
 def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:
+    """The chosen ads of a served decision; an explain request's ads were never shown, so none of them."""
     record = opened.kept
+    if record.explain:
+        return
     candidates = {candidate.ad_id: candidate for candidate in record.candidates}
     for choice in sorted(record.chosen, key=lambda chosen: chosen.rank):
         candidate = candidates.get(choice.ad_id)

@@ -284,6 +284,8 @@ class _RecordBatchProcessor(BatchProcessor):
                 logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
                 return _Handled(record, log_row(message), message)
+            if message.explain:  # nothing was served: not traffic the pacing step should learn from
+                return _Handled(record, log_row(message), None)
             return _Handled(record, log_row(message), None, (message.placement, hour_of(message.decided_at)))
         finally:
             logger.remove_keys(["correlation_id", "decision_id"])

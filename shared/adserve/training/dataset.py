@@ -90,6 +90,8 @@ class DatasetStats:
     decisions_too_young: int = 0
     decisions_outside_range: int = 0
     decisions_without_ads: int = 0
+    decisions_explained: int = 0
+    """Explain requests' records: their ads were never shown, so they are neither examples nor slot-1 views."""
     chosen_without_candidate: int = 0
     examples: int = 0
     positives: int = 0
@@ -387,6 +389,9 @@ class TrainingDataset:
     def _compact(self, record: DecisionRecord) -> _Pending | None:
         """Encode a decision as soon as it is read, so an open reward window costs ~1 KB a decision."""
         stats = self.stats
+        if record.explain:
+            stats.decisions_explained += 1
+            return None
         if not self._admit(record.decided_at):
             return None
         if not record.chosen:

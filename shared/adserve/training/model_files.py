@@ -8,13 +8,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE
+from adserve.models.factorization import FM_MODEL_TYPE
 from adserve.models.features import FeatureSpec
 from adserve.training.onnx_export import INPUT_NAME, OUTPUT_NAME
-
-MODEL_TYPE: Final = "factorization_machine"
 
 
 def write_model_dir(
@@ -29,7 +28,7 @@ def write_model_dir(
     manifest: dict[str, Any] = {
         **details,
         "version": version.replace("{sha12}", sha256[:12]),
-        "model_type": MODEL_TYPE,
+        "model_type": FM_MODEL_TYPE,
         "feature_spec": spec.to_dict(),
         "sha256": sha256,
         "input_name": INPUT_NAME,

@@ -1,0 +1,181 @@
+"""``adserve explain``: why a listener got these ads and not others, as a table.
+
+    adserve explain --request request.json [--api URL] [--campaign ID] [--terms N] [--json]
+    adserve explain --listener L --country SE --device mobile --placement audio_midroll [--age-bucket 25-34]
+                    [--content-type music] [--genre pop] [--hour 8] [--session S] [--max-ads 3]
+                    [--exclude AD ...] [--consent personalise,cap_frequency,measure] [--api URL]
+
+It calls the deployment's own POST /v1/decisions with ``"explain": true`` (SigV4-signed with the caller's AWS
+credentials, like any IAM caller), so the answer is what that deployment's Decide does: its catalog, pacing
+states, caps table and model, with no access to any of them needed here. The API is ``--api``, else
+``$ADSERVE_API_URL``, else the local stack of ``make run``. The explain request counts nothing
+(docs/api.md#explain).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from adserve.dal.api_client import post_json
+
+API_VARIABLE = "ADSERVE_API_URL"
+LOCAL_API = "http://127.0.0.1:3000"
+CONSENTS = ("personalise", "cap_frequency", "measure")
+
+
+def add_explain_command(groups: argparse._SubParsersAction[Any]) -> None:
+    command = groups.add_parser("explain", help="why each ad of the catalog was or was not served, as a table")
+    command.add_argument("--api", help=f"the API's base URL (default: ${API_VARIABLE}, else {LOCAL_API})")
+    command.add_argument("--request", type=Path, help="a POST /v1/decisions body (JSON); the flags below otherwise")
+    command.add_argument("--listener", help="listener id")
+    command.add_argument("--country", help="ISO country code, e.g. SE")
+    command.add_argument("--device", help="mobile, desktop, tablet, smart_speaker, tv, car")
+    command.add_argument("--placement", help="e.g. audio_midroll")
+    command.add_argument("--age-bucket")
+    command.add_argument("--content-type")
+    command.add_argument("--genre")
+    command.add_argument("--hour", type=int, help="the listener's local hour")
+    command.add_argument("--session", help="session id (session caps)")
+    command.add_argument("--max-ads", type=int)
+    command.add_argument("--exclude", nargs="*", default=[], metavar="AD_ID")
+    command.add_argument(
+        "--consent", help=f"comma-separated permissions granted, of {', '.join(CONSENTS)} ('' grants none)"
+    )
+    command.add_argument("--campaign", help="show only this campaign's ads")
+    command.add_argument("--terms", type=int, default=5, help="largest logit terms shown per scored ad (default 5)")
+    command.add_argument("--json", action="store_true", help="print the API's answer as it is")
+
+
+def request_from(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The decision request of a file, or of the flags; explain is always on. Raises ValueError saying why not."""
+    if arguments.request is not None:
+        return {**_request_file(arguments.request), "explain": True}
+    missing = [f"--{name}" for name in ("listener", "country", "device", "placement") if not getattr(arguments, name)]
+    if missing:
+        raise ValueError(f"pass --request FILE or {', '.join(missing)}")
+    context = {
+        key: value
+        for key, value in (
+            ("content_type", arguments.content_type),
+            ("genre", arguments.genre),
+            ("local_hour", arguments.hour),
+        )
+        if value is not None
+    }
+    listener = {
+        key: value
+        for key, value in (
+            ("id", arguments.listener),
+            ("country", arguments.country),
+            ("device", arguments.device),
+            ("age_bucket", arguments.age_bucket),
+            ("session_id", arguments.session),
+            ("context", context or None),
+        )
+        if value is not None
+    }
+    request: dict[str, Any] = {"listener": listener, "placement": arguments.placement, "explain": True}
+    if arguments.max_ads is not None:
+        request["max_ads"] = arguments.max_ads
+    if arguments.exclude:
+        request["exclude_ads"] = arguments.exclude
+    if arguments.consent is not None:
+        request["consent"] = _consent(arguments.consent)
+    return request
+
+
+def _request_file(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: {error}") from error
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return {str(key): value for key, value in document.items()}
+
+
+def _consent(text: str) -> dict[str, bool]:
+    granted = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = granted - set(CONSENTS)
+    if unknown:
+        raise ValueError(f"--consent: unknown permission(s) {', '.join(sorted(unknown))}")
+    return {name: name in granted for name in CONSENTS}
+
+
+def run_explain_command(arguments: argparse.Namespace) -> int:
+    try:
+        document = request_from(arguments)
+    except ValueError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    api = (arguments.api or os.environ.get(API_VARIABLE) or LOCAL_API).rstrip("/")
+    if not api.startswith(("http://", "https://")):
+        print(f"adserve: --api must be an http(s) URL, not {api!r}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
+        status, answer = post_json(f"{api}/v1/decisions", document)
+    except OSError as error:
+        print(f"adserve: {api} cannot be reached: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    if status != 200:
+        print(f"adserve: the API answered {status}: {json.dumps(answer)}", file=sys.stderr)  # noqa: T201
+        return 1
+    if arguments.json:
+        print(json.dumps(answer, indent=2))  # noqa: T201
+    else:
+        print(format_explanation(answer, campaign=arguments.campaign, terms=arguments.terms))  # noqa: T201
+    return 0
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def format_explanation(answer: dict[str, Any], *, campaign: str | None = None, terms: int = 5) -> str:
+    """The explain response as an operator reads it: one row per ad, then each scored ad's largest terms."""
+    explanation = answer["explanation"]
+    ads = [ad for ad in explanation["ads"] if campaign is None or ad["campaign_id"] == campaign]
+    served = ", ".join(f"{ad['ad_id']} (rank {ad['rank']})" for ad in answer["ads"]) or "nothing"
+    lines = [f"decision {answer['decision_id']}  model {answer['model_version']}  mode {answer['mode']}"]
+    lines.append(f"served: {served}")
+    rows = [["AD", "CAMPAIGN", "RULE", "SCORE", "VALUE", "P(RANK 1)", "WHY"]]
+    for ad in ads:
+        scoring = ad["scoring"]
+        numbers = (
+            [
+                f"{scoring['score']:.4f}",
+                f"{scoring['value_cpm']:g}",
+                f"{scoring['rank_probabilities'][0]:.3f}" if scoring["rank_probabilities"] else "-",
+            ]
+            if scoring
+            else ["-", "-", "-"]
+        )
+        rows.append([ad["ad_id"], ad["campaign_id"], ad["rule"], *numbers, ad["detail"]])
+    lines += ["", *_table(rows)]
+    unavailable = explanation["contributions_unavailable"]
+    if unavailable:
+        lines += ["", f"no feature contributions: {unavailable}"]
+        return "\n".join(lines)
+    for ad in ads:
+        scoring = ad["scoring"]
+        if not scoring or scoring["contributions"] is None:
+            continue
+        parts = scoring["contributions"]
+        named = [(name, value) for name, value in parts["fields"].items()] + list(parts["pairs"].items())
+        largest = sorted(named, key=lambda item: -abs(item[1]))[:terms]
+        fields_sum, pairs_sum = sum(parts["fields"].values()), sum(parts["pairs"].values())
+        lines += [
+            "",
+            f"{ad['ad_id']}: logit {parts['logit']:+.4f} = bias {parts['bias']:+.4f} + fields {fields_sum:+.4f}"
+            f" + pairs {pairs_sum:+.4f}; sigmoid -> score {scoring['score']:.4f}",
+        ]
+        for name, value in largest:
+            shown = " x ".join(f"{field}={scoring['features'].get(field, '')}" for field in name.split("*"))
+            lines.append(f"  {value:+.4f}  {shown}")
+    return "\n".join(lines)

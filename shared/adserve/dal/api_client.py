@@ -1,0 +1,38 @@
+"""Calls to adserve's own HTTP API, SigV4-signed as its AWS_IAM routes require (operator commands).
+
+Signed with the caller's AWS credentials (boto3's chain) for service ``execute-api``; without credentials the
+request goes unsigned, which only a local stack without ``--auth`` accepts.
+"""
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+DEFAULT_REGION = "us-east-1"
+
+
+def post_json(url: str, document: Any, *, timeout: float = 10.0) -> tuple[int, Any]:
+    """POST *document* as JSON; (status, parsed JSON body). Raises OSError when the API cannot be reached."""
+    body = json.dumps(document).encode()
+    request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    if credentials is not None:
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", session.region_name or DEFAULT_REGION).add_auth(
+            request
+        )
+    prepared = urllib.request.Request(url, data=body, headers=dict(request.headers.items()), method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(prepared, timeout=timeout) as response:  # noqa: S310 - an operator-given API URL
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            return error.code, json.loads(text or b"null")
+        except json.JSONDecodeError:
+            return error.code, {"error": {"code": "http_error", "message": text.decode(errors="replace")}}

@@ -1,0 +1,156 @@
+"""Explain mode's rules: for one ad of the catalog, the first rule of Decide's pipeline that removes it.
+
+The targeting rules here restate ``TargetingIndex.select`` per ad, in its order (status, flight, placement,
+each dimension, the request's exclusions, then the consent mode's ban on targeting the listener's own
+fields), so that the explanation can name the rule and the value; tests hold the two to the same verdicts.
+The later rules (pacing, consent to capping, caps, the policy) are judged in ``DecisionService`` with the very
+functions the serving path uses. Nothing here runs unless a request asks for an explanation.
+"""
+
+from collections.abc import Hashable, Sequence
+from datetime import datetime
+
+import numpy as np
+
+from adserve.campaigns.model import Campaign, CampaignStatus, FrequencyCap
+from adserve.core.trusted import trusted
+from adserve.core.vocabulary import Placement
+from adserve.decisions.api import CapState, Contributions, DecisionRequest, ExplainedAd, Rule
+from adserve.decisions.targeting import PERSONAL_DIMENSIONS, listener_hour
+from adserve.models.factorization import FmTerms, pairs_of
+
+DIMENSIONS: tuple[str, ...] = ("countries", "devices", "age_buckets", "content_types", "genres", "hours")
+"""Targeting dimensions in the order ``TargetingIndex`` applies them."""
+
+
+def listener_values(request: DecisionRequest, now: datetime) -> dict[str, Hashable]:
+    """The request's value each targeting list must contain."""
+    listener = request.listener
+    return {
+        "countries": listener.country,
+        "devices": listener.device,
+        "age_buckets": listener.age_bucket,
+        "content_types": listener.context.content_type,
+        "genres": listener.context.genre,
+        "hours": listener_hour(request, now),
+    }
+
+
+def _text(value: Hashable) -> str:
+    return "none" if value is None else str(getattr(value, "value", value))
+
+
+def removed(campaign: Campaign, ad_id: str, rule: Rule, detail: str, **found: object) -> ExplainedAd:
+    return ExplainedAd.model_validate(
+        {
+            "ad_id": ad_id,
+            "campaign_id": campaign.campaign_id,
+            "advertiser_id": campaign.advertiser_id,
+            "rule": rule,
+            "detail": detail,
+            **found,
+        }
+    )
+
+
+def targeting_removal(
+    campaign: Campaign,
+    ad_id: str,
+    request: DecisionRequest,
+    now: datetime,
+    values: dict[str, Hashable],
+    *,
+    contextual: bool,
+) -> ExplainedAd | None:
+    """The first targeting-stage rule that removes the ad, or None when ``select`` would keep it."""
+    return (
+        _booking_removal(campaign, ad_id, request.placement, now)
+        or _dimension_removal(campaign, ad_id, values, contextual=contextual)
+        or (
+            removed(campaign, ad_id, Rule.EXCLUDED, "the request's exclude_ads names it")
+            if ad_id in request.exclude_ads
+            else None
+        )
+        or (_contextual_removal(campaign, ad_id) if contextual else None)
+    )
+
+
+def _booking_removal(campaign: Campaign, ad_id: str, placement: Placement, now: datetime) -> ExplainedAd | None:
+    """Status, flight and placement: what the campaign booked, whoever listens."""
+    if campaign.status is not CampaignStatus.ACTIVE:
+        return removed(campaign, ad_id, Rule.STATUS, f"the campaign is {campaign.status.value}")
+    if not campaign.flight_start <= now < campaign.flight_end:
+        detail = f"the flight runs {campaign.flight_start.isoformat()} to {campaign.flight_end.isoformat()}"
+        return removed(campaign, ad_id, Rule.FLIGHT, f"{detail}, not at {now.isoformat()}")
+    if placement not in campaign.placements:
+        runs = ", ".join(p.value for p in campaign.placements)
+        return removed(campaign, ad_id, Rule.PLACEMENT, f"runs in {runs}, not {placement.value}")
+    return None
+
+
+def _dimension_removal(
+    campaign: Campaign, ad_id: str, values: dict[str, Hashable], *, contextual: bool
+) -> ExplainedAd | None:
+    for dimension in DIMENSIONS:
+        if contextual and dimension in PERSONAL_DIMENSIONS:
+            continue  # a contextual decision does not look at the listener's own fields (the consent rule)
+        allowed = getattr(campaign.targeting, dimension)
+        value = values[dimension]
+        if allowed and value not in allowed:
+            targeted = [_text(item) for item in allowed]
+            return removed(
+                campaign,
+                ad_id,
+                Rule.TARGETING,
+                f"{dimension} targets {', '.join(targeted)}; the listener's is {_text(value)}",
+                dimension=dimension,
+                listener_value=_text(value),
+                targeted=targeted,
+            )
+    return None
+
+
+def _contextual_removal(campaign: Campaign, ad_id: str) -> ExplainedAd | None:
+    """Contextual mode: a campaign that targets the listener's own fields is not eligible at all."""
+    for dimension in DIMENSIONS:
+        allowed = getattr(campaign.targeting, dimension)
+        if dimension in PERSONAL_DIMENSIONS and allowed:
+            return removed(
+                campaign,
+                ad_id,
+                Rule.CONSENT,
+                f"contextual mode: the campaign targets the listener's own {dimension}",
+                dimension=dimension,
+                targeted=[_text(item) for item in allowed],
+            )
+    return None
+
+
+def cap_state(cap: FrequencyCap, count: int) -> CapState:
+    return trusted(CapState, {"window": cap.window.value, "scope": cap.scope.value, "count": count, "max": cap.max})
+
+
+def contributions(terms: FmTerms, fields: Sequence[str]) -> list[Contributions]:
+    """Each scored row's terms, named by field and field pair."""
+    names = [f"{fields[f]}*{fields[g]}" for f, g in pairs_of(len(fields))]
+    return [
+        trusted(
+            Contributions,
+            {
+                "bias": terms.bias,
+                "fields": dict(zip(fields, linear, strict=True)),
+                "pairs": dict(zip(names, pairs, strict=True)),
+                "logit": logit,
+            },
+        )
+        for linear, pairs, logit in zip(terms.linear.tolist(), terms.pairs.tolist(), terms.logits.tolist(), strict=True)
+    ]
+
+
+def decomposition_mismatch(terms: FmTerms, scores: np.ndarray) -> str | None:
+    """None when the terms reproduce the served scores (sigmoid of their sum), else how far they are off."""
+    if not len(scores):
+        return None
+    rebuilt = 1.0 / (1.0 + np.exp(-terms.logits))
+    error = float(np.max(np.abs(rebuilt - scores)))
+    return None if error <= 1e-5 else f"the terms give scores up to {error:.2g} from the served ones"
