@@ -116,6 +116,7 @@ class MetricName(StrEnum):
     BUDGETS_EXHAUSTED_EARLY = "BudgetsExhaustedEarly"
     CAMPAIGNS_OVER_DELIVERED = "CampaignsOverDelivered"
     CANDIDATES_FILTERED_BY_PACING = "CandidatesFilteredByPacing"
+    CANDIDATES_FILTERED_BY_PRERANK = "CandidatesFilteredByPrerank"
     PACING_STATE_UNREADABLE = "PacingStateUnreadable"
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
     RETRAIN_EXAMPLES = "RetrainExamples"

@@ -100,6 +100,7 @@ class Rule(StrEnum):
     CONSENT = "consent"
     PACING = "pacing"
     FREQUENCY_CAP = "frequency_cap"
+    PRERANK = "prerank"
     ADVERTISER_SEPARATION = "advertiser_separation"
     NOT_CHOSEN = "not_chosen"
     SERVED = "served"

@@ -36,6 +36,7 @@ from adserve.decisions.explain import (
     targeting_removal,
 )
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
+from adserve.decisions.prerank import Prerank, prerank
 from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Decomposable, Scorer
@@ -61,6 +62,8 @@ class DecisionLog(Protocol):
 class PolicySettings:
     exploration: ExplorationPolicy
     token_ttl: timedelta
+    prerank_top_k: int = 500
+    """Past this many eligible ads only the top K by ``value_cpm x prior`` are scored (``decisions.prerank``)."""
 
 
 @dataclass
@@ -109,8 +112,12 @@ class DecisionService:
         if len(paced) < len(targeted):
             metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
         counted = pseudonym if permissions.cap_frequency else None
-        eligible, cap_check = self._apply_caps(paced, counted, now, session)
+        within_caps, cap_check = self._apply_caps(paced, counted, now, session)
         model = self.scorer(pseudonym)
+        ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
+        if ranked.dropped:
+            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, len(ranked.dropped))
+        eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         ad_rows, values, advertisers = in_placement.columns(eligible)
         scores = self._score(model, features, ad_rows)
@@ -147,6 +154,7 @@ class DecisionService:
             values=values,
             cap_check=cap_check,
             now=now,
+            prerank_dropped=len(ranked.dropped),
         )
         metrics.add_metric(MetricName.DECISIONS, MetricUnit.Count, 1)
         metrics.add_metric(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
@@ -198,8 +206,11 @@ class DecisionService:
                     draw=draw,
                 )
         counted = pseudonym if permissions.cap_frequency else None
-        eligible, cap_check = self._explain_caps(paced, counted, now, session, verdicts)
+        within_caps, cap_check = self._explain_caps(paced, counted, now, session, verdicts)
         model = self.scorer(pseudonym)
+        ranked = prerank(index, within_caps, model, self.encoder, self.policy.prerank_top_k)
+        verdicts.update(self._prerank_verdicts(ranked, len(within_caps)))
+        eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         ad_rows, values_cpm, advertisers = index.columns(eligible)
         indices = self.encoder.encode(self.encoder.encode_listener(features), ad_rows)
@@ -273,6 +284,7 @@ class DecisionService:
             values=values_cpm,
             cap_check=cap_check,
             now=now,
+            prerank_dropped=len(ranked.dropped),
             explain=True,
         )
         metrics.add_metric(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
@@ -320,6 +332,18 @@ class DecisionService:
             else:
                 eligible.append(ad)
         return eligible, "not_permitted" if listener is None else "unavailable" if counts is None else "ok"
+
+    def _prerank_verdicts(self, ranked: Prerank, eligible: int) -> dict[tuple[str, str], ExplainedAd]:
+        """The ads pre-ranking kept from the model, each with its key and the lowest kept one."""
+        verdicts = {}
+        for ad in ranked.dropped:
+            detail = (
+                f"pre-ranking scored only the top {self.policy.prerank_top_k} of {eligible} eligible ads by "
+                f"value_cpm x prior score: its key {ranked.keys[id(ad)]:.4g} is below the last kept, "
+                f"{ranked.threshold:.4g}"
+            )
+            verdicts[(ad.campaign.campaign_id, ad.ad_id)] = removed(ad.campaign, ad.ad_id, Rule.PRERANK, detail)
+        return verdicts
 
     @staticmethod
     def _policy_verdict(
@@ -464,6 +488,7 @@ class DecisionService:
         values: np.ndarray,
         cap_check: CapCheck,
         now: datetime,
+        prerank_dropped: int,
         explain: bool = False,
     ) -> None:
         """A decision that cannot be logged is still served: the listener is not punished for our queue."""
@@ -478,6 +503,7 @@ class DecisionService:
             placement=request.placement.value,
             max_ads=request.max_ads,
             cap_check=cap_check,
+            prerank_dropped=prerank_dropped,
             explain=explain,
             candidates=[
                 trusted(

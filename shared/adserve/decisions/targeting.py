@@ -10,6 +10,8 @@ import numpy as np
 from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import CreativeView, DecisionRequest
+from adserve.models.ctr_model import Scorer
+from adserve.models.features import FeatureEncoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,7 @@ class TargetingIndex:
         self._values = np.array([c.value_cpm for c in campaigns], dtype=np.float64)
         codes: dict[str, int] = {}
         self._advertisers = np.array([codes.setdefault(c.advertiser_id, len(codes)) for c in campaigns], dtype=np.int64)
+        self._priors: dict[str, np.ndarray] = {}
 
     @staticmethod
     def _masks(
@@ -121,10 +124,25 @@ class TargetingIndex:
                 masks.setdefault(item, untargeted.copy())[position] = True
         return value, masks, untargeted
 
+    def positions(self, ads: Sequence[AdCandidate]) -> np.ndarray:
+        """Where some of this index's ads sit in its load-time arrays."""
+        position_of = self._position_of
+        return np.fromiter((position_of[id(ad)] for ad in ads), dtype=np.intp, count=len(ads))
+
+    def priors(self, model: Scorer, encoder: FeatureEncoder) -> np.ndarray:
+        """Per ad, ``value_cpm x`` the model's score for an anonymous listener: pre-ranking's key
+        (``adserve.decisions.prerank``), one batched predict per model version for the snapshot's lifetime."""
+        priors = self._priors.get(model.version)
+        if priors is None:
+            anonymous = encoder.encode_listener({})
+            scores = model.predict(encoder.encode(anonymous, self._rows)) if self.ads else np.zeros(0)
+            priors = self._values * np.asarray(scores, dtype=np.float64)
+            self._priors[model.version] = priors
+        return priors
+
     def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Encoded rows, CPM values and advertiser codes of some of this index's ads, cut from load-time arrays."""
-        position_of = self._position_of
-        positions = np.fromiter((position_of[id(ad)] for ad in ads), dtype=np.intp, count=len(ads))
+        positions = self.positions(ads)
         return self._rows[positions], self._values[positions], self._advertisers[positions].tolist()
 
     def __len__(self) -> int:

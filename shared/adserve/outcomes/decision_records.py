@@ -81,6 +81,9 @@ class DecisionRecord(BaseModel):
     candidates: list[LoggedCandidate]
     chosen: list[LoggedChoice]
     candidates_dropped: int = 0
+    prerank_dropped: int = Field(default=0, exclude_if=lambda value: not value)
+    """Eligible ads pre-ranked out before scoring (``adserve.decisions.prerank``): they had probability 0, so
+    they are not candidates; absent from the JSON when none were."""
     explain: bool = Field(default=False, exclude_if=lambda value: not value)
     """An explain request's record (docs/api.md#explain): nothing was shown, so training skips it and Record
     leaves it out of the request counts; absent from the JSON of every other record."""

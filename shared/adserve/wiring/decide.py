@@ -113,6 +113,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
                 else settings.exploration_epsilon,
             ),
             token_ttl=timedelta(seconds=settings.token_ttl_seconds),
+            prerank_top_k=settings.prerank_top_k,
         ),
         rng=rng,
         tracking_base_url=settings.tracking_base_url,

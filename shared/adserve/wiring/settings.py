@@ -84,6 +84,12 @@ class DecideSettings(EnvironmentSettings):
         default=200.0, ge=0.0, le=1e6, description="squarecb's gamma: higher explores less where the model is sure."
     )
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
+    prerank_top_k: int = Field(
+        default=500,
+        ge=10,
+        le=100_000,
+        description="Past this many eligible ads only the top K by value_cpm x prior are scored (decisions/prerank).",
+    )
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
     catalog_max_age_seconds: float = Field(
         default=300.0,
