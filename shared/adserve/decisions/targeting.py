@@ -118,10 +118,14 @@ class TargetingIndex:
         """(the request's value, mask per listed value, mask for any other value: the untargeted ads)."""
         lists: list[Sequence[Hashable]] = [getattr(c.targeting, name) for c in campaigns]
         untargeted = np.array([not allowed for allowed in lists], dtype=bool)
-        masks: dict[Hashable, np.ndarray] = {}
+        listing: dict[Hashable, list[int]] = {}
         for position, allowed in enumerate(lists):
             for item in allowed:
-                masks.setdefault(item, untargeted.copy())[position] = True
+                listing.setdefault(item, []).append(position)
+        masks: dict[Hashable, np.ndarray] = {}
+        for item, positions in listing.items():
+            masks[item] = untargeted.copy()
+            masks[item][positions] = True
         return value, masks, untargeted
 
     def positions(self, ads: Sequence[AdCandidate]) -> np.ndarray:
