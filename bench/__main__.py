@@ -21,6 +21,7 @@ from bench import (
     record_throughput,
     report,
     retraining,
+    scale,
     track_latency,
     vw_peer,
 )
@@ -44,6 +45,7 @@ FIGURES = (
     "record",
     "track",
     "retraining",
+    "scale",
     "moto",
     "cold",
     "layers",
@@ -117,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "9 retraining throughput",
             lambda: retraining.run(args.quick, large=args.retrain_1m),
         ),
+        ("scale", "scale", "10 ten thousand campaigns", lambda: scale.run(args.quick)),
     )
     for figure, key, name, work in in_process:
         if figure in wanted:

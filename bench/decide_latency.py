@@ -8,13 +8,13 @@ body-size limit, response serialisation and the metrics flush around it).
 import contextlib
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TextIO
 
-from adserve.campaigns.model import Budget, BudgetUnit
+from adserve.campaigns.model import Budget, BudgetUnit, Campaign
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
@@ -37,6 +37,9 @@ BASE_URL = "https://abc123.execute-api.us-east-1.amazonaws.com"
 EPSILON = 0.1
 MAX_ADS = 3
 SIZES = (10, 50, 200, 1000)
+SCORE_ALL = 1_000_000
+"""Figures 1a-1f score every eligible ad, as the compute floor does: pre-ranking (``PRERANK_TOP_K``, 500 by
+default) would cut the 1000-candidate decision to 500. Figure 10 (``bench/scale.py``) measures it on."""
 
 
 @contextlib.contextmanager
@@ -65,15 +68,18 @@ def fake_service(
     *,
     serve_probability: float | None = None,
     contextual_eligible: bool = False,
+    prerank_top_k: int = SCORE_ALL,
+    catalog: Sequence[Campaign] | None = None,
 ) -> FakeWiring:
     """A DecisionService as adserve.wiring.decide builds it, with in-memory ports and ``size`` eligible campaigns.
 
     With *serve_probability*, every campaign has a budget and a fresh pacing state with that probability, so
     each decision draws once per campaign (the throttle's slowest path). With *contextual_eligible*, no
-    campaign targets devices or age buckets, so a contextual decision has all ``size`` candidates too.
+    campaign targets devices or age buckets, so a contextual decision has all ``size`` candidates too. With
+    *catalog*, those campaigns instead of ``size`` generated ones (figure 10: 10,000, ``size`` eligible).
     """
     now = datetime.now(UTC)
-    campaigns = catalogs.campaigns(size, now)
+    campaigns = list(catalog) if catalog is not None else catalogs.campaigns(size, now)
     if contextual_eligible:
         untargeted: dict[str, list[str]] = {"devices": [], "age_buckets": []}
         campaigns = [c.model_copy(update={"targeting": c.targeting.model_copy(update=untargeted)}) for c in campaigns]
@@ -109,7 +115,9 @@ def fake_service(
         pseudonyms=lambda: catalogs.PSEUDONYMS,
         consent=ConsentRules(),
         encoder=encoder,
-        policy=PolicySettings(exploration=EpsilonGreedy(EPSILON), token_ttl=timedelta(days=1)),
+        policy=PolicySettings(
+            exploration=EpsilonGreedy(EPSILON), token_ttl=timedelta(days=1), prerank_top_k=prerank_top_k
+        ),
         rng=random.Random(size),
     )
     return FakeWiring(service, log, counters, pacing)

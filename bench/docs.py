@@ -121,6 +121,41 @@ def explain(results: Results) -> str:
     )
 
 
+def scale(results: Results) -> str:
+    """Figure 10; a results file from before it existed says so instead of failing the docs."""
+    figure = _get(results, "figures").get("scale")
+    if not isinstance(figure, dict) or "load" not in figure:
+        return (
+            "10,000 campaigns (figure 10) are not in the committed results yet: `make bench` "
+            "(or `python -m bench --only scale`) measures them.\n"
+        )
+    load, decide = figure["load"], figure["decide"]
+    lines = [
+        f"Catalog load of {figure['campaigns']:,} campaigns ({load['ads_in_placement']:,} ads in the bench "
+        f"placement): {load['total_ms']['median'] / 1000:.2f} s (median; budget "
+        f"{figure['load_budget_ms'] / 1000:g} s), of which parse and validate {_ms(load['parse_and_validate_ms'])} ms, "
+        f"encoding every ad {_ms(load['encode_ads_ms'])} ms, one placement's index "
+        f"{_ms(load['index_one_placement_ms'])} ms; pre-ranking's priors, once per model version, "
+        f"{_ms(load['prior_scores_one_placement_ms'])} ms. Memory: tracemalloc peak {load['tracemalloc_peak_mb']} MB "
+        f"({load['tracemalloc_retained_mb']} MB held by the snapshot), resident set "
+        f"+{load['rss_delta_first_load_mb']} MB.",
+        "",
+        f"| `DecisionService.decide`, interleaved, K = {figure['prerank_top_k']} | p50 / p99 ms |",
+        "|---|---|",
+        f"| 10,000 campaigns, 1,000 eligible, the top K scored | {_pair(decide['eligible_1000'])} |",
+        f"| 10,000 campaigns, 1,000 eligible, all scored | {_pair(decide['eligible_1000_score_all'])} |",
+        f"| 10,000 campaigns, 50 eligible | {_pair(decide['eligible_50'])} |",
+        f"| 50 campaigns, 50 eligible (the floor for targeting) | {_pair(decide['catalog_50'])} |",
+        "",
+        f"p99 ratios in the same run: 1,000 / 50 eligible at 10,000 campaigns "
+        f"{figure['p99_1000_to_50_eligible']}x; 50 eligible among 10,000 / among 50 campaigns "
+        f"{figure['p99_50_eligible_10000_to_50_campaigns']}x (what targeting over the whole catalog costs); "
+        f"pre-ranked / all scored {figure['p99_prerank_to_score_all']}x (budget: 1,000 eligible under "
+        f"{figure['decide_budget_ms']:g} ms).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def targets(results: Results) -> str:
     lines = ["| target | measured | limit | |", "|---|---:|---:|---|"]
     for check in _get(results, "targets"):
@@ -332,6 +367,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "decide": decide,
     "decide-consent": decide_consent,
     "explain": explain,
+    "scale": scale,
     "targets": targets,
     "cold-start": cold_start,
     "cold-terms": cold_terms,

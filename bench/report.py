@@ -106,6 +106,18 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         "us",
     ),
     (
+        "catalog load < 2 s at 10,000 campaigns (parse, validate, encode, index; median)",
+        ("scale", "load", "total_ms", "median"),
+        2000.0,
+        "ms",
+    ),
+    (
+        "decide p99 < 10 ms at 10,000 campaigns, 1,000 eligible, in-process (service.decide)",
+        ("scale", "decide", "eligible_1000", "p99_ms"),
+        10.0,
+        "ms",
+    ),
+    (
         "track beacon p99 < 2 ms in-process, SQS call excluded (full handler)",
         ("track_beacon", "full_handler", "p99_ms"),
         2.0,
@@ -513,6 +525,44 @@ def _retraining_tables(figures: dict[str, Any]) -> list[str]:
     ]
 
 
+SCALE_ROWS = (
+    ("eligible_1000", "10,000 campaigns, 1,000 eligible, pre-ranked to the top K"),
+    ("eligible_1000_score_all", "10,000 campaigns, 1,000 eligible, all scored"),
+    ("eligible_50", "10,000 campaigns, 50 eligible"),
+    ("catalog_50", "50 campaigns, 50 eligible (floor)"),
+)
+
+
+def _scale_tables(figures: dict[str, Any]) -> list[str]:
+    scale = _get(figures, "scale") or {}
+    if "load" not in scale:
+        return []
+    load = scale["load"]
+    rows = [
+        ["total (CampaignCatalog.warm), median", load["total_ms"]["median"]],
+        ["parse + validate (model_validate_json per item)", load["parse_and_validate_ms"]],
+        ["encode every ad", load["encode_ads_ms"]],
+        [f"index one placement ({load['ads_in_placement']} ads)", load["index_one_placement_ms"]],
+        ["pre-ranking priors, one placement, per model version", load["prior_scores_one_placement_ms"]],
+    ]
+    title = (
+        f"10a. Catalog load, {scale['campaigns']:,} campaigns (ms); tracemalloc peak {load['tracemalloc_peak_mb']} MB, "
+        f"retained {load['tracemalloc_retained_mb']} MB, RSS +{load['rss_delta_first_load_mb']} MB"
+    )
+    decide = scale["decide"]
+    title_b = (
+        f"10b. Decide at scale, interleaved (ms); K = {scale['prerank_top_k']}; p99 ratios: 1,000/50 eligible "
+        f"{scale['p99_1000_to_50_eligible']}x, 50 eligible of 10,000/of 50 "
+        f"{scale['p99_50_eligible_10000_to_50_campaigns']}x, "
+        f"pre-ranked/all scored {scale['p99_prerank_to_score_all']}x"
+    )
+    decide_rows = [[label, decide[key]["iterations"], *_lat(decide[key])] for key, label in SCALE_ROWS]
+    return [
+        table(title, ["stage", "ms"], rows),
+        table(title_b, ["catalog", "iters", *_lat_headers("decide")], decide_rows),
+    ]
+
+
 def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     packages = ", ".join(f"{name} {v}" for name, v in machine["packages"].items())
     header = (
@@ -532,6 +582,7 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
             "record_fakes",
             "track_beacon",
             "record_moto",
+            "scale",
         )
         if isinstance(figures.get(key), dict) and "skipped" in figures[key]
     ]
@@ -545,6 +596,7 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
         *_cold_and_size(figures),
         *_swap_tables(figures),
         *_retraining_tables(figures),
+        *_scale_tables(figures),
         *_outcome_tables(figures),
         table("Targets (docs/performance.md)", ["", "target", "measured", "limit"], target_rows),
     ]

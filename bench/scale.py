@@ -1,0 +1,226 @@
+"""Figure 10: 10,000 live campaigns. Catalog load (parse, validate, encode, index) with its memory, and Decide
+at 10,000 campaigns with 1,000 and with 50 eligible, next to a 50-campaign catalog measured in the same run.
+
+The catalog mixes what a real one holds: the eligible campaigns are the bench's usual ones (``catalogs``:
+targeting that names the bench listener among other values, every third campaign capped), and each of the
+others misses the request for one realistic reason: it runs in other placements, targets other countries,
+devices or genres, is paused, or its flight is over or not yet begun. The store's items are the JSON
+documents the campaigns table holds; loading parses each as ``dal.campaign_store`` does after a Scan.
+"""
+
+import json
+import random
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from adserve.campaigns.model import Campaign
+from adserve.core.vocabulary import Placement
+from adserve.decisions.api import DecisionRequest
+from adserve.decisions.catalog import CampaignCatalog, ad_features
+from adserve.decisions.targeting import TargetingIndex
+from adserve.models.features import FeatureEncoder
+from adserve.wiring.settings import DecideSettings
+
+from bench import catalogs
+from bench.decide_latency import BASE_URL, MAX_ADS, FakeWiring, fake_service, load_model, quiet_stdout
+from bench.stats import measure_interleaved
+from devstack.fakes import InMemoryPacingStore
+
+CAMPAIGNS = 10_000
+ELIGIBLE = 1_000
+FEW_ELIGIBLE = 50
+SMALL_CATALOG = 50
+LOAD_RUNS = 3
+LOAD_BUDGET_MS = 2000.0
+DECIDE_BUDGET_MS = 10.0
+PRERANK_TOP_K: int = DecideSettings.model_fields["prerank_top_k"].default
+"""The deployment default, read from the settings so the figure measures what deploys."""
+
+
+def _miss(document: dict[str, Any], now: datetime, rng: random.Random) -> None:
+    """Make one campaign miss the bench request for one reason, in a mix like a real catalog's."""
+    reason = rng.random()
+    targeting = document["targeting"]
+    if reason < 0.35:
+        document["placements"] = sorted(rng.sample(catalogs.OTHER_PLACEMENTS, k=rng.randint(1, 3)))
+    elif reason < 0.65:
+        targeting["countries"] = sorted(rng.sample(catalogs.OTHER_COUNTRIES, k=rng.randint(1, 4)))
+    elif reason < 0.75:
+        targeting["devices"] = sorted(rng.sample(catalogs.OTHER_DEVICES, k=rng.randint(1, 2)))
+    elif reason < 0.85:
+        targeting["genres"] = sorted(rng.sample(catalogs.OTHER_GENRES, k=rng.randint(1, 3)))
+    elif reason < 0.92:
+        document["status"] = "paused"
+    elif reason < 0.96:
+        document["flight_start"] = (now - timedelta(days=40)).isoformat()
+        document["flight_end"] = (now - timedelta(days=rng.randint(1, 10))).isoformat()
+    else:
+        document["flight_start"] = (now + timedelta(days=rng.randint(1, 10))).isoformat()
+
+
+def catalog_items(total: int, eligible: int, now: datetime, seed: int = 11) -> list[str]:
+    """The campaigns table's documents: ``total`` campaigns, ``eligible`` of them servable to the bench request."""
+    rng = random.Random(seed)
+    servable = set(rng.sample(range(total), eligible))
+    items = []
+    for index in range(total):
+        document = catalogs.campaign_document(index, now, rng)
+        if index not in servable:
+            _miss(document, now, rng)
+        items.append(json.dumps(document))
+    return items
+
+
+@dataclass
+class ScannedCampaigns:
+    """The campaigns table in memory, as Scan pages return it: each item's JSON parsed as the dal parses it."""
+
+    items: list[str]
+
+    def list_campaigns(self) -> list[Campaign]:
+        campaigns = [Campaign.model_validate_json(item) for item in self.items]
+        return sorted(campaigns, key=lambda campaign: campaign.campaign_id)
+
+
+def _catalog(items: list[str], encoder: FeatureEncoder) -> CampaignCatalog:
+    return CampaignCatalog(
+        ScannedCampaigns(items),
+        encoder,
+        ttl_seconds=3600.0,
+        max_age_seconds=7200.0,
+        pacing=InMemoryPacingStore(),
+        pacing_max_age=timedelta(hours=2),
+    )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return _ms(started)
+
+
+def run_load(items: list[str], encoder: FeatureEncoder) -> dict[str, Any]:
+    """The whole load (``CampaignCatalog.warm``: parse, validate, encode, index) and each stage alone.
+
+    Its first run also gives the resident-memory growth while the snapshot is held; tracemalloc's peak and
+    what stays allocated come from a separate run (tracing slows everything it measures).
+    """
+    rss_before = _rss_kb()
+    first = _catalog(items, encoder)
+    totals = [_timed(first.warm)]
+    rss_delta_mb = round((_rss_kb() - rss_before) / 1024, 1)
+    source = ScannedCampaigns(items)
+    parse, encode, index, priors = [], [], [], []
+    model = load_model(encoder)
+    for _ in range(LOAD_RUNS):
+        totals.append(_timed(_catalog(items, encoder).warm))
+        parse.append(_timed(source.list_campaigns))
+        campaigns = source.list_campaigns()
+        started = time.perf_counter()
+        for campaign in campaigns:
+            for creative in campaign.creatives:
+                encoder.encode_ad(ad_features(campaign, creative.ad_id, creative.format.value))
+        encode.append(_ms(started))
+        ads = first.ads_for(Placement.AUDIO_MIDROLL).ads
+        started = time.perf_counter()
+        fresh = TargetingIndex(Placement.AUDIO_MIDROLL, ads)
+        index.append(_ms(started))
+        priors.append(_timed(partial(fresh.priors, model, encoder)))
+    tracemalloc.start()
+    traced = _catalog(items, encoder)
+    traced.warm()
+    retained, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del traced
+    return {
+        "campaigns": len(items),
+        "ads_in_placement": len(first.ads_for(Placement.AUDIO_MIDROLL)),
+        "total_ms": {"median": statistics.median(totals), "runs": totals},
+        "parse_and_validate_ms": statistics.median(parse),
+        "encode_ads_ms": statistics.median(encode),
+        "index_one_placement_ms": statistics.median(index),
+        "prior_scores_one_placement_ms": statistics.median(priors),
+        "tracemalloc_peak_mb": round(peak / 2**20, 1),
+        "tracemalloc_retained_mb": round(retained / 2**20, 1),
+        "rss_delta_first_load_mb": rss_delta_mb,
+    }
+
+
+def _check(wiring: FakeWiring, request: DecisionRequest, scored: int, dropped: int) -> None:
+    """Fail unless the decision served MAX_ADS, read the caps, scored ``scored`` ads and pre-ranked out ``dropped``."""
+    response = wiring.service.decide(request, BASE_URL)
+    record = wiring.log.records[-1]
+    if (len(response.ads), len(record.candidates), record.prerank_dropped, record.cap_check) != (
+        MAX_ADS,
+        scored,
+        dropped,
+        "ok",
+    ):
+        raise RuntimeError(
+            f"scale catalog is wrong: {len(response.ads)} ads, {len(record.candidates)} scored (want {scored}), "
+            f"{record.prerank_dropped} pre-ranked out (want {dropped}), caps {record.cap_check}"
+        )
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    encoder = FeatureEncoder()
+    model = load_model(encoder)
+    now = datetime.now(UTC)
+    many = catalog_items(CAMPAIGNS, ELIGIBLE, now)
+    load = run_load(many, encoder)
+    few = [Campaign.model_validate_json(item) for item in catalog_items(CAMPAIGNS, FEW_ELIGIBLE, now)]
+    parsed = [Campaign.model_validate_json(item) for item in many]
+    request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
+    services = {
+        "eligible_1000": fake_service(ELIGIBLE, model, encoder, prerank_top_k=PRERANK_TOP_K, catalog=parsed),
+        "eligible_1000_score_all": fake_service(ELIGIBLE, model, encoder, catalog=parsed),
+        "eligible_50": fake_service(FEW_ELIGIBLE, model, encoder, prerank_top_k=PRERANK_TOP_K, catalog=few),
+        "catalog_50": fake_service(SMALL_CATALOG, model, encoder, prerank_top_k=PRERANK_TOP_K),
+    }
+    wanted = {"eligible_1000": ELIGIBLE, "eligible_1000_score_all": ELIGIBLE, "eligible_50": FEW_ELIGIBLE}
+    iterations = 50 if quick else 400
+    with quiet_stdout():
+        for name, wiring in services.items():
+            eligible = wanted.get(name, SMALL_CATALOG)
+            scored = min(eligible, wiring.service.policy.prerank_top_k)
+            _check(wiring, request, scored, eligible - scored)
+        summaries = measure_interleaved(
+            {name: partial(wiring.service.decide, request, BASE_URL) for name, wiring in services.items()},
+            iterations,
+            max(iterations // 10, 20),
+            between={name: wiring.log.records.clear for name, wiring in services.items()},
+        )
+    decide = {name: summary.to_dict() for name, summary in summaries.items()}
+
+    def p99_ratio(ours: str, floor: str) -> float:
+        return round(float(decide[ours]["p99_ms"]) / float(decide[floor]["p99_ms"]), 2)
+
+    return {
+        "campaigns": CAMPAIGNS,
+        "prerank_top_k": PRERANK_TOP_K,
+        "load": load,
+        "decide": decide,
+        "p99_1000_to_50_eligible": p99_ratio("eligible_1000", "eligible_50"),
+        "p99_50_eligible_10000_to_50_campaigns": p99_ratio("eligible_50", "catalog_50"),
+        "p99_prerank_to_score_all": p99_ratio("eligible_1000", "eligible_1000_score_all"),
+        "load_budget_ms": LOAD_BUDGET_MS,
+        "decide_budget_ms": DECIDE_BUDGET_MS,
+    }
