@@ -416,6 +416,9 @@ class DecisionService:
         verdicts: dict[str, bool] = {}
         eligible = []
         for ad in targeted:
+            if not ad.caps:  # most of a large catalog: nothing to look up
+                eligible.append(ad)
+                continue
             campaign = ad.campaign
             if campaign.campaign_id not in verdicts:
                 verdicts[campaign.campaign_id] = within_caps(campaign, ad.caps, counts, now, session)
