@@ -24,9 +24,9 @@ from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog, ad_features
+from adserve.decisions.prerank import DEFAULT_TOP_K
 from adserve.decisions.targeting import TargetingIndex
 from adserve.models.features import FeatureEncoder
-from adserve.wiring.settings import DecideSettings
 
 from bench import catalogs
 from bench.decide_latency import BASE_URL, MAX_ADS, FakeWiring, fake_service, load_model, quiet_stdout
@@ -40,8 +40,8 @@ SMALL_CATALOG = 50
 LOAD_RUNS = 3
 LOAD_BUDGET_MS = 2000.0
 DECIDE_BUDGET_MS = 10.0
-PRERANK_TOP_K: int = DecideSettings.model_fields["prerank_top_k"].default
-"""The deployment default, read from the settings so the figure measures what deploys."""
+PRERANK_TOP_K = DEFAULT_TOP_K
+"""The deployment default (``DecideSettings.prerank_top_k``), so the figure measures what deploys."""
 
 
 def _miss(document: dict[str, Any], now: datetime, rng: random.Random) -> None:

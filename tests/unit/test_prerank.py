@@ -11,10 +11,12 @@ from adserve.core.observability import MetricName, metrics
 from adserve.decisions.api import Rule
 from adserve.decisions.catalog import CampaignCatalog, ad_features
 from adserve.decisions.policy import EpsilonGreedy
+from adserve.decisions.prerank import DEFAULT_TOP_K
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules
+from adserve.wiring.settings import DecideSettings
 
 from devstack.fakes import InMemoryCampaigns, InMemoryCounters, InMemoryPacingStore, RecordingDecisionLog
 from tests.support.builders import NOW, campaign, decision_request
@@ -156,6 +158,10 @@ def test_at_or_under_k_eligible_ads_nothing_changes() -> None:
     assert logs[0].records[-1].model_dump_json() == logs[1].records[-1].model_dump_json()
     assert "prerank_dropped" not in logs[0].records[-1].model_dump_json()
     assert len(logs[0].records[-1].candidates) == 30
+
+
+def test_the_deployment_default_is_the_services_default() -> None:
+    assert DecideSettings.model_fields["prerank_top_k"].default == DEFAULT_TOP_K == PolicySettings.prerank_top_k
 
 
 def test_priors_are_computed_once_per_model_version_and_per_snapshot() -> None:

@@ -36,7 +36,7 @@ from adserve.decisions.explain import (
     targeting_removal,
 )
 from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
-from adserve.decisions.prerank import Prerank, prerank
+from adserve.decisions.prerank import DEFAULT_TOP_K, Prerank, prerank
 from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Decomposable, Scorer
@@ -62,7 +62,7 @@ class DecisionLog(Protocol):
 class PolicySettings:
     exploration: ExplorationPolicy
     token_ttl: timedelta
-    prerank_top_k: int = 500
+    prerank_top_k: int = DEFAULT_TOP_K
     """Past this many eligible ads only the top K by ``value_cpm x prior`` are scored (``decisions.prerank``)."""
 
 

@@ -85,7 +85,7 @@ class DecideSettings(EnvironmentSettings):
     )
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     prerank_top_k: int = Field(
-        default=500,
+        default=500,  # decisions.prerank.DEFAULT_TOP_K, not imported: every function reads these settings
         ge=10,
         le=100_000,
         description="Past this many eligible ads only the top K by value_cpm x prior are scored (decisions/prerank).",
