@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
+from adserve.core.trusted import trusted
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import CreativeView, DecisionRequest
 from adserve.models.ctr_model import Scorer
@@ -34,12 +35,15 @@ class AdCandidate:
 
     def __post_init__(self) -> None:
         creative, campaign = self.creative, self.campaign
-        view = CreativeView(
-            format=creative.format.value,
-            title=creative.title,
-            media_url=str(creative.media_url),
-            click_url=str(creative.click_url),
-            duration_seconds=creative.duration_seconds,
+        view = trusted(
+            CreativeView,
+            {
+                "format": creative.format.value,
+                "title": creative.title,
+                "media_url": str(creative.media_url),
+                "click_url": str(creative.click_url),
+                "duration_seconds": creative.duration_seconds,
+            },
         )
         object.__setattr__(self, "ad_id", creative.ad_id)
         object.__setattr__(self, "view", view)
