@@ -1,9 +1,12 @@
-"""A 10,000-campaign catalog loads into per-placement indexes that select exactly what a brute-force filter does."""
+"""A 10,000-campaign catalog loads into per-placement indexes that select exactly what a brute-force filter does,
+and the load runs without the cyclic collector (which rescanned the growing snapshot for nothing)."""
 
+import gc
 import random
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from adserve.campaigns.model import Campaign, CampaignStatus
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import DecisionRequest
@@ -112,3 +115,51 @@ def test_a_10000_campaign_catalog_selects_exactly_what_a_brute_force_filter_does
     # The requests are not trivially empty or full: the filter matters
     assert min(sizes) < max(sizes)
     assert max(sizes) > 100
+
+
+class WatchedCampaigns:
+    """Records whether the cyclic collector ran while the catalog listed its campaigns; can fail instead."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.collecting: list[bool] = []
+
+    def list_campaigns(self) -> list[Campaign]:
+        self.collecting.append(gc.isenabled())
+        if self.fail:
+            raise RuntimeError("scan failed")
+        return [campaign()]
+
+
+def _catalog_over(source: WatchedCampaigns) -> CampaignCatalog:
+    return CampaignCatalog(
+        source,
+        FeatureEncoder(),
+        ttl_seconds=60,
+        max_age_seconds=300,
+        pacing=InMemoryPacingStore(),
+        pacing_max_age=timedelta(minutes=5),
+        clock=lambda: NOW,
+    )
+
+
+def test_a_load_runs_without_the_cyclic_collector_and_restores_it_even_when_it_fails() -> None:
+    assert gc.isenabled()
+    loaded = WatchedCampaigns()
+    _catalog_over(loaded).warm()
+    assert loaded.collecting == [False]
+    assert gc.isenabled()
+    failing = WatchedCampaigns(fail=True)
+    with pytest.raises(RuntimeError, match="scan failed"):
+        _catalog_over(failing).warm()
+    assert failing.collecting == [False]
+    assert gc.isenabled()
+
+
+def test_a_load_leaves_a_collector_that_was_off_off() -> None:
+    gc.disable()
+    try:
+        _catalog_over(WatchedCampaigns()).warm()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -105,15 +105,23 @@ class CampaignCatalog:
         self._snapshot.expire()
 
     def _load(self) -> CatalogSnapshot:
-        campaigns = self._source.list_campaigns()
+        # A load allocates some ten objects per ad and keeps them all: the cyclic collector would rescan the
+        # growing snapshot again and again for nothing (bench figure 10: about half of a 10,000-campaign load).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
-            states = self._pacing.list_states()
-        except DeliveryStoreUnavailableError:
-            logger.exception("pacing states unreadable; budgeted campaigns sit out until the next refresh")
-            metrics.add_metric(MetricName.PACING_STATE_UNREADABLE, MetricUnit.Count, 1)
-            states = {}
-        logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
-        snapshot = self._build(campaigns, states)
+            campaigns = self._source.list_campaigns()
+            try:
+                states = self._pacing.list_states()
+            except DeliveryStoreUnavailableError:
+                logger.exception("pacing states unreadable; budgeted campaigns sit out until the next refresh")
+                metrics.add_metric(MetricName.PACING_STATE_UNREADABLE, MetricUnit.Count, 1)
+                states = {}
+            logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
+            snapshot = self._build(campaigns, states)
+        finally:
+            if collecting:
+                gc.enable()
         # The snapshot lives for the whole TTL: moving it (and everything loaded before it) out of the
         # cyclic collector's reach keeps full collections from rescanning it during decisions (bench:
         # p99 at 1000 candidates was dominated by ~30 ms full collections).
