@@ -533,6 +533,10 @@ SCALE_ROWS = (
 )
 
 
+def _pair_ratio(pair: dict[str, float]) -> str:
+    return f"{pair['p50']}x/{pair['p99']}x"
+
+
 def _scale_tables(figures: dict[str, Any]) -> list[str]:
     scale = _get(figures, "scale") or {}
     if "load" not in scale:
@@ -549,12 +553,12 @@ def _scale_tables(figures: dict[str, Any]) -> list[str]:
         f"10a. Catalog load, {scale['campaigns']:,} campaigns (ms); tracemalloc peak {load['tracemalloc_peak_mb']} MB, "
         f"retained {load['tracemalloc_retained_mb']} MB, RSS +{load['rss_delta_first_load_mb']} MB"
     )
-    decide = scale["decide"]
+    decide, ratios = scale["decide"], scale["ratios"]
     title_b = (
-        f"10b. Decide at scale, interleaved (ms); K = {scale['prerank_top_k']}; p99 ratios: 1,000/50 eligible "
-        f"{scale['p99_1000_to_50_eligible']}x, 50 eligible of 10,000/of 50 "
-        f"{scale['p99_50_eligible_10000_to_50_campaigns']}x, "
-        f"pre-ranked/all scored {scale['p99_prerank_to_score_all']}x"
+        f"10b. Decide at scale, interleaved (ms); K = {scale['prerank_top_k']}; p50/p99 ratios: "
+        f"1,000/50 eligible {_pair_ratio(ratios['1000_to_50_eligible'])}, 50 eligible of 10,000/of 50 "
+        f"{_pair_ratio(ratios['50_eligible_10000_to_50_campaigns'])}, "
+        f"pre-ranked/all scored {_pair_ratio(ratios['prerank_to_score_all'])}"
     )
     decide_rows = [[label, decide[key]["iterations"], *_lat(decide[key])] for key, label in SCALE_ROWS]
     return [

@@ -218,17 +218,19 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
     decide = {name: summary.to_dict() for name, summary in summaries.items()}
 
-    def p99_ratio(ours: str, floor: str) -> float:
-        return round(float(decide[ours]["p99_ms"]) / float(decide[floor]["p99_ms"]), 2)
+    def ratios(ours: str, floor: str) -> dict[str, float]:
+        return {q: round(float(decide[ours][f"{q}_ms"]) / float(decide[floor][f"{q}_ms"]), 2) for q in ("p50", "p99")}
 
     return {
         "campaigns": CAMPAIGNS,
         "prerank_top_k": PRERANK_TOP_K,
         "load": load,
         "decide": decide,
-        "p99_1000_to_50_eligible": p99_ratio("eligible_1000", "eligible_50"),
-        "p99_50_eligible_10000_to_50_campaigns": p99_ratio("eligible_50", "catalog_50"),
-        "p99_prerank_to_score_all": p99_ratio("eligible_1000", "eligible_1000_score_all"),
+        "ratios": {
+            "1000_to_50_eligible": ratios("eligible_1000", "eligible_50"),
+            "50_eligible_10000_to_50_campaigns": ratios("eligible_50", "catalog_50"),
+            "prerank_to_score_all": ratios("eligible_1000", "eligible_1000_score_all"),
+        },
         "load_budget_ms": LOAD_BUDGET_MS,
         "decide_budget_ms": DECIDE_BUDGET_MS,
     }
