@@ -38,11 +38,27 @@ DEFAULT_TOP_K = 500
 class Prerank:
     kept: list[AdCandidate]
     """The top K in their eligible (catalog) order; all the eligible ads when there are at most K."""
-    dropped: list[AdCandidate]
-    keys: dict[int, float]
-    """``value_cpm x prior`` by ``id(ad)``, for every eligible ad when the cut ran (explain reports them)."""
-    threshold: float | None
-    """The K-th largest key (the lowest kept); None when nothing was cut."""
+    eligible: Sequence[AdCandidate]
+    keys: np.ndarray
+    """``value_cpm x prior`` of each eligible ad when the cut ran, else empty."""
+    dropped_positions: np.ndarray
+    """Where the ads cut sit in ``eligible``, in order."""
+
+    @property
+    def dropped_count(self) -> int:
+        return len(self.dropped_positions)
+
+    def dropped(self) -> list[tuple[AdCandidate, float]]:
+        """Each ad cut with its key (explain reports them; serving only counts them)."""
+        keys = self.keys.tolist()
+        return [(self.eligible[position], keys[position]) for position in self.dropped_positions.tolist()]
+
+    @property
+    def threshold(self) -> float:
+        """The lowest kept key (the K-th largest); only meaningful when the cut ran."""
+        kept = np.ones(len(self.keys), dtype=bool)
+        kept[self.dropped_positions] = False
+        return float(self.keys[kept].min())
 
 
 def prerank(
@@ -50,13 +66,8 @@ def prerank(
 ) -> Prerank:
     """Keep the ``top_k`` eligible ads with the largest ``value_cpm x prior`` (ties: catalog order)."""
     if len(eligible) <= top_k:
-        return Prerank(list(eligible), [], {}, None)
+        return Prerank(list(eligible), eligible, np.zeros(0), np.zeros(0, dtype=np.intp))
     keys = index.priors(model, encoder)[index.positions(eligible)]
     order = np.argsort(-keys, kind="stable")
-    kept_positions = np.sort(order[:top_k])
-    kept_mask = np.zeros(len(eligible), dtype=bool)
-    kept_mask[kept_positions] = True
-    kept = [ad for ad, keep in zip(eligible, kept_mask.tolist(), strict=True) if keep]
-    dropped = [ad for ad, keep in zip(eligible, kept_mask.tolist(), strict=True) if not keep]
-    by_ad = {id(ad): key for ad, key in zip(eligible, keys.tolist(), strict=True)}
-    return Prerank(kept, dropped, by_ad, float(keys[order[top_k - 1]]))
+    kept = [eligible[position] for position in np.sort(order[:top_k]).tolist()]
+    return Prerank(kept, eligible, keys, np.sort(order[top_k:]))

@@ -115,8 +115,8 @@ class DecisionService:
         within_caps, cap_check = self._apply_caps(paced, counted, now, session)
         model = self.scorer(pseudonym)
         ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
-        if ranked.dropped:
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, len(ranked.dropped))
+        if ranked.dropped_count:
+            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         ad_rows, values, advertisers = in_placement.columns(eligible)
@@ -154,7 +154,7 @@ class DecisionService:
             values=values,
             cap_check=cap_check,
             now=now,
-            prerank_dropped=len(ranked.dropped),
+            prerank_dropped=ranked.dropped_count,
         )
         metrics.add_metric(MetricName.DECISIONS, MetricUnit.Count, 1)
         metrics.add_metric(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
@@ -284,7 +284,7 @@ class DecisionService:
             values=values_cpm,
             cap_check=cap_check,
             now=now,
-            prerank_dropped=len(ranked.dropped),
+            prerank_dropped=ranked.dropped_count,
             explain=True,
         )
         metrics.add_metric(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
@@ -336,11 +336,12 @@ class DecisionService:
     def _prerank_verdicts(self, ranked: Prerank, eligible: int) -> dict[tuple[str, str], ExplainedAd]:
         """The ads pre-ranking kept from the model, each with its key and the lowest kept one."""
         verdicts = {}
-        for ad in ranked.dropped:
+        dropped = ranked.dropped()
+        threshold = ranked.threshold if dropped else 0.0
+        for ad, key in dropped:
             detail = (
                 f"pre-ranking scored only the top {self.policy.prerank_top_k} of {eligible} eligible ads by "
-                f"value_cpm x prior score: its key {ranked.keys[id(ad)]:.4g} is below the last kept, "
-                f"{ranked.threshold:.4g}"
+                f"value_cpm x prior score: its key {key:.4g} is below the last kept, {threshold:.4g}"
             )
             verdicts[(ad.campaign.campaign_id, ad.ad_id)] = removed(ad.campaign, ad.ad_id, Rule.PRERANK, detail)
         return verdicts
