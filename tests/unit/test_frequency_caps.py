@@ -1,11 +1,13 @@
 """Caps arithmetic: which counter an impression lands in, across window boundaries."""
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from adserve.campaigns.frequency_caps import (
     EXPIRY_GRACE,
     AdvertiserCaps,
+    CountedOwners,
     counter_key,
     impression_counters,
     session_key,
@@ -174,3 +176,35 @@ def test_impression_counters_are_each_windows_bucket_and_end_at_the_moment(momen
         for cap in capped.frequency_caps
     ]
     assert all(slot.expires_at.utcoffset() == timedelta(0) for slot in slots)
+
+
+def test_an_ad_whose_owners_have_no_counter_is_within_caps_as_the_full_check_says() -> None:
+    # Given random campaigns with caps and a listener's counters for a few of them, some full
+    rng = random.Random(8)
+    campaigns = [
+        campaign(
+            campaign_id=f"c{i}",
+            advertiser_id=f"a{i % 5}",
+            frequency_caps=[
+                {"max": rng.randint(1, 3), "window": rng.choice(["day", "session", "hour"]), "scope": scope}
+                for scope in rng.sample(["campaign", "advertiser"], rng.randint(1, 2))
+            ],
+        )
+        for i in range(40)
+    ]
+    session = session_key("s", NOW)
+    counts: dict[str, int] = {}
+    for heard in rng.sample(campaigns, 8):
+        for slot in impression_counters(heard, heard.frequency_caps, NOW, session):
+            counts[slot.key] = rng.randint(1, 3)
+    owners = CountedOwners.of(counts)
+    # Then every ad the shortcut passes is within its caps by the full check, and it passes some capped ads
+    passed = [c for c in campaigns if not owners.may_have_full_cap(c)]
+    assert passed
+    assert all(within_caps(c, c.frequency_caps, counts, NOW, session) for c in passed)
+    assert not all(within_caps(c, c.frequency_caps, counts, NOW, session) for c in campaigns)
+
+
+def test_a_counter_key_of_another_shape_sends_every_ad_to_the_full_check() -> None:
+    owners = CountedOwners.of({"legacy-key": 3})
+    assert owners.may_have_full_cap(campaign())

@@ -87,6 +87,37 @@ def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
     return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#{bucket}"  # StrEnums format as their values
 
 
+@dataclass(frozen=True)
+class CountedOwners:
+    """Whose counters a listener has: a campaign none of whose owners has one is within every cap.
+
+    Decide reads one listener's few live counters and checks thousands of capped ads against them; an ad
+    whose campaign and advertiser own no counter has count 0 under every cap (and every cap allows at least
+    1), so its keys need not be built. Ids hold no ``#``, so a key's fields split cleanly; a key of any
+    other shape makes every ad a suspect (``unknown``), which only costs the full check.
+    """
+
+    campaigns: frozenset[str]
+    advertisers: frozenset[str]
+    unknown: bool
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> "CountedOwners":
+        owners: dict[str, set[str]] = {CapScope.CAMPAIGN.value: set(), CapScope.ADVERTISER.value: set()}
+        unknown = False
+        for key in counts:
+            fields = key.split("#", 3)
+            if len(fields) == 4 and f"{fields[0]}#" == COUNTER_PREFIX and fields[1] in owners:
+                owners[fields[1]].add(fields[2])
+            else:
+                unknown = True
+        campaigns, advertisers = owners[CapScope.CAMPAIGN.value], owners[CapScope.ADVERTISER.value]
+        return cls(frozenset(campaigns), frozenset(advertisers), unknown)
+
+    def may_have_full_cap(self, campaign: Campaign) -> bool:
+        return self.unknown or campaign.campaign_id in self.campaigns or campaign.advertiser_id in self.advertisers
+
+
 class AdvertiserCaps:
     """The advertiser caps in force, by advertiser; built once when a catalog or directory loads.
 

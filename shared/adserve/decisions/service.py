@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import first_full_cap, session_key, within_caps
+from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_caps
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.trusted import trusted
@@ -416,8 +416,10 @@ class DecisionService:
             return uncapped, "unavailable"
         verdicts: dict[str, bool] = {}
         eligible = []
+        owners = CountedOwners.of(counts)
         for ad in targeted:
-            if not ad.caps:  # most of a large catalog: nothing to look up
+            # Most ads of a large catalog: uncapped, or capped but never heard by this listener.
+            if not ad.caps or not owners.may_have_full_cap(ad.campaign):
                 eligible.append(ad)
                 continue
             campaign = ad.campaign
