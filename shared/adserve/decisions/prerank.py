@@ -10,9 +10,9 @@ factorization machine. Sorting 1,000 keys costs microseconds; the model, the rec
 handle K ads instead of all of them.
 
 Why K = 500 by default: each scored ad costs Decide about 2 us (features, ONNX, policy, its record entry),
-so at 1,000 eligible ads K = 100, 200, 500 and 1,000 gave p50 1.6, 1.8, 2.5 and 3.3 ms (one interleaved run,
-2 shared cores, 2026-12-02); 500 keeps the p99 budget (10 ms) with room while the policy still explores
-among half of a thousand, and a deployment that wants broader exploration or a tighter tail sets
+so at 1,000 eligible ads K = 100, 200, 500 and 1,000 gave p50 0.8, 0.8, 1.4 and 2.3 ms (two interleaved
+runs, 2 shared cores, 2026-12-02); 500 keeps the p99 budget (10 ms) with ample room while the policy still
+explores among half of a thousand, and a deployment that wants broader exploration or a tighter tail sets
 ``PRERANK_TOP_K``. Bench figure 10 measures the default against scoring every ad.
 
 The policy explores among the K only, so every served propensity is exact for what was scored; the ads
