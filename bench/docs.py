@@ -148,11 +148,13 @@ def scale(results: Results) -> str:
         "|---|---|",
         f"| 10,000 campaigns, 1,000 eligible, the top K scored | {_pair(decide['eligible_1000'])} |",
         f"| 10,000 campaigns, 1,000 eligible, all scored | {_pair(decide['eligible_1000_score_all'])} |",
+        f"| 10,000 campaigns, 5,000 eligible, the top K scored | {_pair(decide['eligible_5000'])} |",
         f"| 10,000 campaigns, 50 eligible | {_pair(decide['eligible_50'])} |",
         f"| 50 campaigns, 50 eligible (the floor for targeting) | {_pair(decide['catalog_50'])} |",
         "",
         f"Ratios p50 / p99 in the same run: 1,000 / 50 eligible at 10,000 campaigns "
-        f"{_ratios(ratios['1000_to_50_eligible'])}; 50 eligible among 10,000 / among 50 campaigns "
+        f"{_ratios(ratios['1000_to_50_eligible'])}; 5,000 / 1,000 eligible "
+        f"{_ratios(ratios['5000_to_1000_eligible'])}; 50 eligible among 10,000 / among 50 campaigns "
         f"{_ratios(ratios['50_eligible_10000_to_50_campaigns'])} (what targeting over the whole catalog costs); "
         f"pre-ranked / all scored {_ratios(ratios['prerank_to_score_all'])} (budget: 1,000 eligible under "
         f"{figure['decide_budget_ms']:g} ms at p99).",

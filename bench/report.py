@@ -528,6 +528,7 @@ def _retraining_tables(figures: dict[str, Any]) -> list[str]:
 SCALE_ROWS = (
     ("eligible_1000", "10,000 campaigns, 1,000 eligible, pre-ranked to the top K"),
     ("eligible_1000_score_all", "10,000 campaigns, 1,000 eligible, all scored"),
+    ("eligible_5000", "10,000 campaigns, 5,000 eligible, pre-ranked to the top K"),
     ("eligible_50", "10,000 campaigns, 50 eligible"),
     ("catalog_50", "50 campaigns, 50 eligible (floor)"),
 )
@@ -556,7 +557,8 @@ def _scale_tables(figures: dict[str, Any]) -> list[str]:
     decide, ratios = scale["decide"], scale["ratios"]
     title_b = (
         f"10b. Decide at scale, interleaved (ms); K = {scale['prerank_top_k']}; p50/p99 ratios: "
-        f"1,000/50 eligible {_pair_ratio(ratios['1000_to_50_eligible'])}, 50 eligible of 10,000/of 50 "
+        f"1,000/50 eligible {_pair_ratio(ratios['1000_to_50_eligible'])}, "
+        f"5,000/1,000 eligible {_pair_ratio(ratios['5000_to_1000_eligible'])}, 50 eligible of 10,000/of 50 "
         f"{_pair_ratio(ratios['50_eligible_10000_to_50_campaigns'])}, "
         f"pre-ranked/all scored {_pair_ratio(ratios['prerank_to_score_all'])}"
     )

@@ -36,6 +36,7 @@ from devstack.fakes import InMemoryPacingStore
 
 CAMPAIGNS = 10_000
 ELIGIBLE = 1_000
+MANY_ELIGIBLE = 5_000
 FEW_ELIGIBLE = 50
 SMALL_CATALOG = 50
 LOAD_RUNS = 3
@@ -195,15 +196,22 @@ def run(quick: bool = False) -> dict[str, Any]:
     many = catalog_items(CAMPAIGNS, ELIGIBLE, now)
     load = run_load(many, encoder)
     few = [Campaign.model_validate_json(item) for item in catalog_items(CAMPAIGNS, FEW_ELIGIBLE, now)]
+    most = [Campaign.model_validate_json(item) for item in catalog_items(CAMPAIGNS, MANY_ELIGIBLE, now)]
     parsed = [Campaign.model_validate_json(item) for item in many]
     request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
     services = {
         "eligible_1000": fake_service(ELIGIBLE, model, encoder, prerank_top_k=PRERANK_TOP_K, catalog=parsed),
         "eligible_1000_score_all": fake_service(ELIGIBLE, model, encoder, catalog=parsed),
+        "eligible_5000": fake_service(MANY_ELIGIBLE, model, encoder, prerank_top_k=PRERANK_TOP_K, catalog=most),
         "eligible_50": fake_service(FEW_ELIGIBLE, model, encoder, prerank_top_k=PRERANK_TOP_K, catalog=few),
         "catalog_50": fake_service(SMALL_CATALOG, model, encoder, prerank_top_k=PRERANK_TOP_K),
     }
-    wanted = {"eligible_1000": ELIGIBLE, "eligible_1000_score_all": ELIGIBLE, "eligible_50": FEW_ELIGIBLE}
+    wanted = {
+        "eligible_1000": ELIGIBLE,
+        "eligible_1000_score_all": ELIGIBLE,
+        "eligible_5000": MANY_ELIGIBLE,
+        "eligible_50": FEW_ELIGIBLE,
+    }
     iterations = 50 if quick else 400
     with quiet_stdout():
         for name, wiring in services.items():
@@ -228,6 +236,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "decide": decide,
         "ratios": {
             "1000_to_50_eligible": ratios("eligible_1000", "eligible_50"),
+            "5000_to_1000_eligible": ratios("eligible_5000", "eligible_1000"),
             "50_eligible_10000_to_50_campaigns": ratios("eligible_50", "catalog_50"),
             "prerank_to_score_all": ratios("eligible_1000", "eligible_1000_score_all"),
         },
