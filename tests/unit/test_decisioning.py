@@ -1,7 +1,6 @@
 """The decision service end to end on in-memory ports: caps, fail-closed, ranking, tokens, the record."""
 
 import base64
-import random
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -10,61 +9,25 @@ from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
-from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
-from adserve.decisions.service import DecisionService, PolicySettings, listener_features
+from adserve.decisions.service import PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
-from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
+from adserve.models.features import CONTEXTUAL_FIELDS
 from adserve.outcomes.decision_records import DecisionRecord
-from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules, ServingMode
 
 from devstack.fakes import (
-    ConstantScorer,
-    InMemoryCampaigns,
     InMemoryCounters,
     InMemoryPacingStore,
     RecordingDecisionLog,
 )
 from tests.support.builders import NOW, campaign, decision_request
+from tests.support.decision_service import SIGNER, in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 
-SIGNER = TokenSigner(b"s" * 32)
 BASE_URL = "https://api.example.com"
-LEGACY = ConsentRules("legacy")
-"""Consent as before it existed: most tests here are about what a decision does once it may do it all."""
-
-
-def service(
-    *campaigns: Campaign,
-    counters: InMemoryCounters | None = None,
-    log: RecordingDecisionLog | None = None,
-    pacing: InMemoryPacingStore | None = None,
-    consent: ConsentRules = LEGACY,
-) -> DecisionService:
-    encoder = FeatureEncoder()
-    return DecisionService(
-        catalog=CampaignCatalog(
-            InMemoryCampaigns(list(campaigns)),
-            encoder,
-            ttl_seconds=60,
-            max_age_seconds=300,
-            pacing=pacing or InMemoryPacingStore(),
-            pacing_max_age=timedelta(minutes=5),
-            clock=lambda: NOW,
-        ),
-        counters=counters or InMemoryCounters(),
-        scorer=lambda _listener: ConstantScorer(),
-        decision_log=log or RecordingDecisionLog(),
-        signer=lambda: SIGNER,
-        pseudonyms=lambda: PSEUDONYMS,
-        consent=consent,
-        encoder=encoder,
-        policy=PolicySettings(exploration=EpsilonGreedy(0.0), token_ttl=timedelta(hours=1)),
-        rng=random.Random(0),
-        clock=lambda: NOW,
-    )
+service = in_memory_service
 
 
 def test_ads_are_ranked_by_value_one_per_advertiser() -> None:
