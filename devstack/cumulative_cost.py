@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib.metadata import version
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,7 +51,7 @@ from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay, round_traffic
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
-__all__ = ["OnlineRun", "main", "run_online", "stream_of"]
+__all__ = ["OnlineRun", "main", "online_world", "run_online", "stream_of"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "cumulative_cost.json"
@@ -94,16 +95,19 @@ class Learner(Protocol):
 class OnlineRun:
     """The bookkeeping of an online learner's run: what it served and what it learned from."""
 
-    decisions: int = 0
-    served_true_ctr: float = 0.0
-    """The sum of the served ads' true click probabilities."""
+    served_true_ctrs: list[float] = dataclasses.field(default_factory=list)
+    """The served ads' true click probabilities, decision by decision."""
     clicks: int = 0
     learned: int = 0
     """Decisions whose served ad was played, so their reward was known and learned from."""
 
     @property
+    def decisions(self) -> int:
+        return len(self.served_true_ctrs)
+
+    @property
     def run_click_rate(self) -> float:
-        return self.served_true_ctr / self.decisions if self.decisions else 0.0
+        return float(np.mean(self.served_true_ctrs)) if self.served_true_ctrs else 0.0
 
 
 def run_online(
@@ -123,8 +127,7 @@ def run_online(
         if len(pmf) != len(actions):
             raise RuntimeError(f"a pmf over {len(pmf)} actions for {len(actions)} ads")
         action = int(rng.choice(len(pmf), p=pmf / pmf.sum()))
-        run.decisions += 1
-        run.served_true_ctr += float(decision.true_ctr[action])
+        run.served_true_ctrs.append(float(decision.true_ctr[action]))
         if play_rate < 1.0 and rng.random() >= play_rate:
             continue
         clicked = bool(rng.random() < decision.true_ctr[action])
@@ -159,10 +162,13 @@ def _unit_scores(_listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[
     return np.ones(len(ads))
 
 
-def _online_world(config: DemoConfig, seed: int, settings: Sequence[str]) -> dict[str, Any]:
+def online_world(config: DemoConfig, seed: int, settings: Sequence[str]) -> dict[str, Any]:
     """The oracle and every VW setting on world ``seed``'s stream."""
     stream = stream_of(config, seed)
-    runs: dict[str, Any] = {"oracle": {"run_click_rate": float(np.mean([d.true_ctr.max() for d in stream]))}}
+    best = [float(d.true_ctr.max()) for d in stream]
+    runs: dict[str, Any] = {
+        "oracle": {"run_click_rate": float(np.mean(best)), "round_click_rates": _by_round(config, best)}
+    }
     for setting in settings:
         workspace = Workspace(f"{VW_COMMON} {setting}")
         try:
@@ -172,11 +178,18 @@ def _online_world(config: DemoConfig, seed: int, settings: Sequence[str]) -> dic
             workspace.finish()
         runs[f"vw {setting}"] = {
             "run_click_rate": online.run_click_rate,
+            "round_click_rates": _by_round(config, online.served_true_ctrs),
             "clicks": online.clicks,
             "learned": online.learned,
             "seconds": round(time.perf_counter() - started, 1),
         }
     return {"seed": seed, "decisions": len(stream), "runs": runs}
+
+
+def _by_round(config: DemoConfig, served_true_ctrs: Sequence[float]) -> list[float]:
+    """The mean served true CTR of each of ``config.rounds``'s spans of the stream."""
+    bounds = np.cumsum([0, *config.rounds])
+    return [round(float(np.mean(served_true_ctrs[lo:hi])), 5) for lo, hi in pairwise(bounds)]
 
 
 def _adserve_world(config: DemoConfig, policy: str, seed: int) -> dict[str, Any]:
@@ -187,28 +200,31 @@ def _adserve_world(config: DemoConfig, policy: str, seed: int) -> dict[str, Any]
     else:
         config = dataclasses.replace(config, epsilon=parameter)
     run = replay(config, seed)
-    keep = ("run_click_rate", "greedy_click_rate", "oracle_click_rate", "greedy_over_oracle")
+    keep = ("run_click_rate", "round_click_rates", "greedy_click_rate", "oracle_click_rate", "greedy_over_oracle")
     return {"seed": seed, "policy": policy} | {key: run[key] for key in keep}
 
 
 def summarize(worlds: Sequence[Mapping[str, Any]], adserve: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per policy: the means over worlds of its run click rate, that over the oracle's, and greedy / oracle."""
     oracle = {world["seed"]: world["runs"]["oracle"]["run_click_rate"] for world in worlds}
-    per_policy: dict[str, list[tuple[int, float, float | None]]] = {}
+    per_policy: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
     for world in worlds:
         for name, run in world["runs"].items():
-            per_policy.setdefault(name, []).append((world["seed"], run["run_click_rate"], None))
+            per_policy.setdefault(name, []).append((world["seed"], run))
     for run in adserve:
-        per_policy.setdefault(run["policy"], []).append((run["seed"], run["run_click_rate"], run["greedy_over_oracle"]))
+        per_policy.setdefault(run["policy"], []).append((run["seed"], run))
     rows = []
     for name, runs in per_policy.items():
-        greedy = [g for _, _, g in runs if g is not None]
+        greedy = [run["greedy_over_oracle"] for _, run in runs if "greedy_over_oracle" in run]
         rows.append(
             {
                 "policy": name,
                 "worlds": len(runs),
-                "run_click_rate": round(float(np.mean([rate for _, rate, _ in runs])), 5),
-                "run_over_oracle": round(float(np.mean([rate / oracle[seed] for seed, rate, _ in runs])), 5),
+                "run_click_rate": round(float(np.mean([run["run_click_rate"] for _, run in runs])), 5),
+                "run_over_oracle": round(
+                    float(np.mean([run["run_click_rate"] / oracle[seed] for seed, run in runs])), 5
+                ),
+                "last_round_click_rate": round(float(np.mean([run["round_click_rates"][-1] for _, run in runs])), 5),
                 "greedy_over_oracle": round(float(np.mean(greedy)), 5) if greedy else None,
             }
         )
@@ -227,8 +243,9 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"{sum(settings['rounds']):,} decisions each (adserve retrains after rounds of {settings['rounds']}; "
         f"VW {results['vw_version']} learns after every decision); play rate {settings['play_rate']}.",
         "",
-        "| policy | click rate over the run | run / oracle | vs epsilon-greedy 0.4 | final greedy / oracle |",
-        "|---|---:|---:|---:|---:|",
+        "| policy | click rate over the run | run / oracle | vs epsilon-greedy 0.4 | last round's click rate "
+        "| final greedy / oracle |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in shown:
         name = "oracle (best ad by true probability)" if row["policy"] == "oracle" else row["policy"]
@@ -236,7 +253,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         greedy = "" if row["greedy_over_oracle"] is None else f"{row['greedy_over_oracle']:.1%}"
         lines.append(
             f"| {name} | {row['run_click_rate']:.2%} | {row['run_over_oracle']:.1%} "
-            f"| {row['run_click_rate'] / baseline - 1:+.1%} | {greedy} |"
+            f"| {row['run_click_rate'] / baseline - 1:+.1%} | {row['last_round_click_rate']:.2%} | {greedy} |"
         )
     tried = ", ".join(f"`{row['policy'][3:]}` {row['run_click_rate']:.2%}" for row in vw)
     lines += ["", f"VW settings tried (each with `{VW_COMMON}`), click rate over the run: {tried}."]
@@ -283,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = DemoConfig(rounds=args.rounds, play_rate=args.play_rate)
         jobs = [(policy, seed) for seed in args.seeds for policy in POLICIES]
         with ProcessPoolExecutor(args.workers) as pool:
-            online = [pool.submit(_online_world, config, seed, VW_SETTINGS) for seed in args.seeds]
+            online = [pool.submit(online_world, config, seed, VW_SETTINGS) for seed in args.seeds]
             adserve = list(pool.map(_adserve_world, [config] * len(jobs), *zip(*jobs, strict=True)))
             worlds = [future.result() for future in online]
         settings = {"rounds": list(config.rounds), "play_rate": config.play_rate, "seeds": args.seeds}

@@ -95,6 +95,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     logs, models, truth = InMemoryLogStore(), InMemoryModelStore(), Truth()
     exploration = config.exploration()
     scorer, end = bootstrap, START
+    round_click_rates: list[float] = []
     with TemporaryDirectory(prefix="adserve-sweep-") as work_dir:
         for number, decisions in enumerate(config.rounds, start=1):
             traffic = round_traffic(config, world, number, decisions, end)
@@ -102,6 +103,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
             truth.ctr_by_row.update(round_truth.ctr_by_row)
             truth.chosen += round_truth.chosen
             truth.served_true_ctr += round_truth.served_true_ctr
+            round_click_rates.append(round(round_truth.served_true_ctr / round_truth.chosen, 5))
             end += traffic.span
             request = RetrainRequest(
                 start=START,
@@ -146,6 +148,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         "greedy_click_rate": round(greedy_model.expected_ctr, 5),
         "oracle_click_rate": round(greedy_oracle.expected_ctr, 5),
         "run_click_rate": round(truth.served_true_ctr / truth.chosen, 5),
+        "round_click_rates": round_click_rates,
         "auc_gap": None
         if result.holdout_auc is None or result.bayes_auc is None
         else round(result.bayes_auc - result.holdout_auc, 5),

@@ -13,7 +13,7 @@ from adserve.decisions.policy import EpsilonGreedy
 from vowpalwabbit import Workspace
 
 from devstack import cumulative_cost
-from devstack.cumulative_cost import VW_COMMON, run_online, stream_of
+from devstack.cumulative_cost import VW_COMMON, online_world, run_online, stream_of
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import round_traffic
 from devstack.fakes import InMemoryLogStore
@@ -73,16 +73,26 @@ def test_the_served_ad_is_drawn_from_the_pmf_and_an_unplayed_one_teaches_nothing
     assert run.clicks == len(clicked)  # every click was the first ad's, the one with true CTR 1
 
 
-def test_vowpal_wabbit_learns_online_on_a_small_stream() -> None:
-    config = dataclasses.replace(DemoConfig(), rounds=(400,))
+def test_vowpal_wabbit_learns_online_on_a_small_stream_and_each_round_is_reported() -> None:
+    config = dataclasses.replace(DemoConfig(), rounds=(250, 150))
     stream = stream_of(config, seed=4)
     workspace = Workspace(f"{VW_COMMON} --epsilon 0.1")
     try:
-        run = run_online(workspace, stream, np.random.default_rng(3))
+        run = run_online(workspace, stream, np.random.default_rng([4, 23]))  # online_world's draws for world 4
     finally:
         workspace.finish()
     assert run.decisions == run.learned == 400
     assert 0.0 < run.run_click_rate <= float(np.mean([d.true_ctr.max() for d in stream]))
+
+    world = online_world(config, 4, ["--epsilon 0.1"])
+
+    oracle, vw = world["runs"]["oracle"], world["runs"]["vw --epsilon 0.1"]
+    assert world["decisions"] == 400
+    assert vw["run_click_rate"] == pytest.approx(run.run_click_rate)  # the same stream and draws: the same run
+    for result in (oracle, vw):
+        first, second = result["round_click_rates"]
+        assert (250 * first + 150 * second) / 400 == pytest.approx(result["run_click_rate"], abs=1e-4)
+    assert oracle["run_click_rate"] > vw["run_click_rate"]
 
 
 def test_the_stream_is_the_same_whatever_serves_it_so_every_policy_serves_the_same_listeners() -> None:
