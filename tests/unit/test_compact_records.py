@@ -11,6 +11,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from adserve.campaigns.model import Campaign
+from adserve.core.observability import MetricName, metrics
 from adserve.core.vocabulary import EventType
 from adserve.dal.decision_queue import MAX_MESSAGE_BYTES
 from adserve.decisions.catalog import CampaignCatalog
@@ -137,7 +138,10 @@ def test_a_failed_put_keeps_decisions_served_and_records_inline_until_a_later_lo
     source, archive, clock = InMemoryCampaigns(campaigns(8)), InMemoryLogStore(available=False), Clock()
     log, reference = RecordingDecisionLog(), RecordingDecisionLog()
     service, inline = decider(source, log, archive, clock), decider(source, reference, None, clock)
+    metrics.clear_metrics()
     served = [service.decide(decision_request(max_ads=2), BASE_URL) for _ in range(3)]
+    assert metrics.metric_set[MetricName.CATALOG_SNAPSHOT_FAILURES]["Value"] == [1.0], "one failed put, one load"
+    metrics.clear_metrics()
     unarchived = [inline.decide(decision_request(max_ads=2), BASE_URL) for _ in range(3)]
     # Then decisions are served, and their records carry every feature (the same as without an archive)
     assert served == unarchived

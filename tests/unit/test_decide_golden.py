@@ -288,6 +288,7 @@ def test_the_golden_file_covers_what_it_guards() -> None:
     assert {record["policy"]["name"] for record in records} == {"epsilon_greedy", "squarecb"}
     assert max(len(record["candidates"]) for record in records) >= 30
     assert [record.get("schema_version", 1) for record in records][:6] == [1] * 6, "inline until the put succeeds"
+    assert [MetricName.CATALOG_SNAPSHOT_FAILURES in d["metrics"] for d in decisions].count(True) == 1
     assert len({record["catalog_version"] for record in records if record.get("schema_version") == 2}) == 1
     assert max(len(record["candidates"]["ad_id"]) for record in records if record.get("schema_version") == 2) >= 30
     assert any("record_trimmed" in d and json.loads(d["record_trimmed"])["candidates_dropped"] for d in decisions)

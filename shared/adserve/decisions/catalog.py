@@ -163,6 +163,7 @@ class CampaignCatalog:
                 self._archive.put_if_absent(file.key, file.body)
             except LogStoreUnavailableError:
                 logger.exception("catalog snapshot not written; decision records stay inline until it is")
+                metrics.add_metric(MetricName.CATALOG_SNAPSHOT_FAILURES, MetricUnit.Count, 1)
                 return None
             self._archived.add(file.version)
         return file.version

@@ -83,8 +83,9 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         max_age_seconds=settings.catalog_max_age_seconds,
         pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
         pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
-        # One put per new catalog version, on a catalog load: one attempt within a small budget.
-        archive=S3LogStore(s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=1), settings.logs_bucket_name),
+        # One put per new catalog version per environment, inside a catalog load (on a request when it is a
+        # refresh): one attempt, 250 ms to connect and 500 ms to read; a failed put only keeps records inline.
+        archive=S3LogStore(s3_client(connect_timeout=0.25, read_timeout=0.5, attempts=1), settings.logs_bucket_name),
     )
     models = ModelProvider(
         # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
