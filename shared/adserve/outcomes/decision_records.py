@@ -44,7 +44,7 @@ class CompactCandidates(BaseModel):
     """A schema-2 record's candidates, column by column: what varies per request, in the candidates' order.
 
     Columns rather than one object per candidate: the field names are written once, not once per candidate
-    (at 1,000 candidates that is most of the difference between 25% and 40% of an SQS message).
+    (bench figure 1g's 1,000 candidates: 47 KB as columns, 97 KB as objects, of SQS's 256 KiB).
     """
 
     model_config = ConfigDict(frozen=True)
