@@ -139,9 +139,9 @@ def test_the_decision_record_holds_what_retraining_needs() -> None:
     assert record.model_version == "constant"
     assert record.listener_features == listener_features(request, NOW, ServingMode.PERSONALISED)
     assert "listener-1" not in record.model_dump_json()
-    assert [c.ad_id for c in record.candidates] == ["first-ad-1", "second-ad-1"]
+    assert [c.ad_id for c in record.inline_candidates] == ["first-ad-1", "second-ad-1"]
     assert [(c.ad_id, c.rank, c.propensity) for c in record.chosen] == [("first-ad-1", 1, 1.0)]
-    assert record.candidates[0].features["category"] == "retail"
+    assert record.inline_candidates[0].features["category"] == "retail"
 
 
 def test_a_queue_failure_does_not_fail_the_decision() -> None:
@@ -167,7 +167,7 @@ def test_a_record_over_the_queue_limit_keeps_the_chosen_and_best_candidates() ->
     trimmed = DecisionRecord.model_validate_json(body)
     assert len(body.encode()) <= 20_000
     assert trimmed.candidates_dropped == 300 - len(trimmed.candidates) > 0
-    kept = {candidate.ad_id for candidate in trimmed.candidates}
+    kept = {candidate.ad_id for candidate in trimmed.inline_candidates}
     assert {ad.ad_id for ad in response.ads} <= kept
     assert record.to_json_within(10_000_000) == record.model_dump_json()
 
@@ -208,7 +208,7 @@ def test_pacing_throttles_each_campaign_with_its_probability_and_logs_it_per_can
     assert {ad.campaign_id for response in served for ad in response.ads} == {"half", "free"}
     shown = sum(any(ad.campaign_id == "half" for ad in response.ads) for response in served)
     assert 150 < shown < 250  # p = 0.5 over 400 decisions
-    logged = {c.campaign_id: c.serve_probability for record in log.records for c in record.candidates}
+    logged = {c.campaign_id: c.serve_probability for record in log.records for c in record.inline_candidates}
     assert logged == {"half": 0.5, "free": 1.0}
     assert store.scans == 1  # one Scan per catalog load, none per decision
 

@@ -117,6 +117,7 @@ class MetricName(StrEnum):
     CAMPAIGNS_OVER_DELIVERED = "CampaignsOverDelivered"
     CANDIDATES_FILTERED_BY_PACING = "CandidatesFilteredByPacing"
     PACING_STATE_UNREADABLE = "PacingStateUnreadable"
+    CATALOG_SNAPSHOT_FAILURES = "CatalogSnapshotFailures"
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
     RETRAIN_EXAMPLES = "RetrainExamples"
     RETRAIN_MALFORMED_LINES = "RetrainMalformedLines"
