@@ -1,8 +1,10 @@
-"""Figure 1a: warm Decide latency in-process, with DynamoDB and SQS replaced by in-memory fakes.
+"""Figure 1a: warm Decide latency in-process, with DynamoDB, SQS and S3 replaced by in-memory fakes.
 
 Two numbers per candidate count: ``service.decide`` alone (targeting, caps, encoding, ONNX, policy,
 tokens, the decision record) and the full handler (the Powertools resolver, request validation, the
-body-size limit, response serialisation and the metrics flush around it).
+body-size limit, response serialisation and the metrics flush around it). The catalog snapshot is written
+(to a fake bucket) as in production, so the records are compact; figure 1g sets their size against the
+inline record of the same decision, up to 5,000 candidates.
 """
 
 import contextlib
@@ -15,6 +17,7 @@ from functools import partial
 from typing import Any, TextIO
 
 from adserve.campaigns.model import Budget, BudgetUnit, Campaign
+from adserve.dal.decision_queue import MAX_MESSAGE_BYTES
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
@@ -24,13 +27,21 @@ from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import TrafficProfile, pace
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
+from adserve.outcomes.catalog_snapshots import parse_snapshot, snapshot_key
+from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules, ServingMode
 
 from bench import catalogs
 from bench.handler import check_response, inject_service, lambda_context, load_module
 from bench.stats import iterations_for, measure, measure_interleaved
-from devstack.fakes import InMemoryCampaigns, InMemoryCounters, InMemoryPacingStore, RecordingDecisionLog
+from devstack.fakes import (
+    InMemoryCampaigns,
+    InMemoryCounters,
+    InMemoryLogStore,
+    InMemoryPacingStore,
+    RecordingDecisionLog,
+)
 
 MODEL_DIR = catalogs.REPO_ROOT / "layers" / "model" / "bootstrap"
 BASE_URL = "https://abc123.execute-api.us-east-1.amazonaws.com"
@@ -55,6 +66,8 @@ class FakeWiring:
     log: RecordingDecisionLog
     counters: InMemoryCounters
     pacing: InMemoryPacingStore
+    archive: InMemoryLogStore
+    """The logs bucket: Decide's catalog snapshot lands here."""
 
 
 def load_model(encoder: FeatureEncoder) -> CtrModel:
@@ -97,7 +110,7 @@ def fake_service(
             }
         }
     )
-    log = RecordingDecisionLog()
+    log, archive = RecordingDecisionLog(), InMemoryLogStore()
     signer = TokenSigner(random.Random(size).randbytes(64))
     service = DecisionService(
         catalog=CampaignCatalog(
@@ -107,6 +120,7 @@ def fake_service(
             max_age_seconds=7200.0,
             pacing=pacing,
             pacing_max_age=timedelta(hours=2),
+            archive=archive,
         ),
         counters=counters,
         scorer=lambda _listener: model,
@@ -120,7 +134,7 @@ def fake_service(
         ),
         rng=random.Random(size),
     )
-    return FakeWiring(service, log, counters, pacing)
+    return FakeWiring(service, log, counters, pacing, archive)
 
 
 def _check_service(
@@ -140,6 +154,41 @@ def _check_service(
             f"candidates eligible, caps {record.cap_check}, {record.mode} instead of {mode}"
         )
     return len(record.model_dump_json().encode())
+
+
+RECORD_SIZES = (10, 50, 200, 1000, 2000, 5000)
+
+
+def run_record_sizes() -> dict[str, Any]:
+    """Figure 1g: one decision per candidate count, its record as Decide sends it (compact) and as the inline
+    record of the same decision would be sent; what the queue's limit trims from each; the snapshot's size.
+
+    Sizes, not times: one decision per count is the whole measurement.
+    """
+    encoder = FeatureEncoder()
+    model = load_model(encoder)
+    request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
+    sizes: dict[str, Any] = {}
+    for size in RECORD_SIZES:
+        wiring = fake_service(size, model, encoder)
+        _check_service(wiring, request, size)
+        record = wiring.log.records[-1]
+        if record.catalog_version is None:
+            raise RuntimeError("the catalog snapshot was not written: the record is not compact")
+        snapshot = wiring.archive.objects[snapshot_key(record.catalog_version)]
+        inline = record.with_features(parse_snapshot(record.catalog_version, snapshot))
+        sent = {"compact": record.to_json_within(MAX_MESSAGE_BYTES), "inline": inline.to_json_within(MAX_MESSAGE_BYTES)}
+        sizes[str(size)] = {
+            "compact_bytes": len(record.model_dump_json().encode()),
+            "inline_bytes": len(inline.model_dump_json().encode()),
+            **{
+                f"{shape}_dropped": DecisionRecord.model_validate_json(body).candidates_dropped
+                for shape, body in sent.items()
+            },
+            "snapshot_gzip_bytes": len(snapshot),
+        }
+    most_dropped = max(data["compact_dropped"] for data in sizes.values())
+    return {"queue_limit_bytes": MAX_MESSAGE_BYTES, "sizes": sizes, "most_compact_dropped": most_dropped}
 
 
 def run(quick: bool = False) -> dict[str, Any]:

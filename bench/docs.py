@@ -162,6 +162,26 @@ def scale(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_size(results: Results) -> str:
+    """Figure 1g; a results file from before it existed says so instead of failing the docs."""
+    figure = _get(results, "figures").get("decision_record_sizes")
+    if not isinstance(figure, dict) or "sizes" not in figure:
+        return "Record sizes, compact and inline (figure 1g), are not in the committed results yet: `make bench`.\n"
+    lines = [
+        "| candidates | compact record, bytes (share of SQS's 256 KiB) | trimmed | inline record of the same "
+        "decision | trimmed | catalog snapshot, gzip bytes |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size, data in figure["sizes"].items():
+        compact, inline = data["compact_bytes"], data["inline_bytes"]
+        lines.append(
+            f"| {int(size):,} | {compact:,} ({compact / SQS_MAX_MESSAGE_BYTES:.0%}) | {data['compact_dropped']:,} "
+            f"| {inline:,} ({inline / SQS_MAX_MESSAGE_BYTES:.0%}) | {data['inline_dropped']:,} "
+            f"| {data['snapshot_gzip_bytes']:,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def targets(results: Results) -> str:
     lines = ["| target | measured | limit | |", "|---|---:|---:|---|"]
     for check in _get(results, "targets"):
@@ -374,6 +394,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "decide-consent": decide_consent,
     "explain": explain,
     "scale": scale,
+    "record-size": record_size,
     "targets": targets,
     "cold-start": cold_start,
     "cold-terms": cold_terms,

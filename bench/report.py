@@ -84,6 +84,18 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         1.1,
         "x",
     ),
+    (
+        "decision record at 1000 candidates < 25% of SQS's 256 KiB (compact, figure 1g)",
+        ("decision_record_sizes", "sizes", "1000", "compact_bytes"),
+        SQS_MAX_MESSAGE_BYTES / 4,
+        "B",
+    ),
+    (
+        "candidates trimmed from a compact record at up to 5000 candidates (figure 1g)",
+        ("decision_record_sizes", "most_compact_dropped"),
+        1,
+        "candidates",
+    ),
     ("ONNX predict p99 < 1 ms at 200 rows", ("onnx", "sizes", "200", "onnx_predict", "p99_ms"), 1.0, "ms"),
     ("cold start < 1.5x floor (spawn to first response)", ("cold_start", "ratio_to_floor"), 1.5, "x"),
     ("handler import + init < 650 ms", ("cold_start", "handler_import_and_init_ms"), 650.0, "ms"),
@@ -245,6 +257,10 @@ def vw_ratios(figures: dict[str, Any], size: str) -> tuple[float | None, float |
     return _ratio(score, vw), _ratio(decide, vw)
 
 
+def _share(size: int) -> str:
+    return f"{size} ({size / SQS_MAX_MESSAGE_BYTES:.0%})"
+
+
 def _decide_tables(figures: dict[str, Any]) -> list[str]:
     out = []
     sizes = _get(figures, "decide_in_process", "sizes") or {}
@@ -277,6 +293,26 @@ def _decide_tables(figures: dict[str, Any]) -> list[str]:
             f"explain p99 = {explain['p99_ratio']}x, response {explain['explain_response_bytes']:,} B"
         )
         out.append(table(title, ["request", "iters", *_lat_headers("decide")], rows))
+    sizes_figure = _get(figures, "decision_record_sizes") or {}
+    rows = [
+        [
+            int(size),
+            _share(data["compact_bytes"]),
+            data["compact_dropped"],
+            _share(data["inline_bytes"]),
+            data["inline_dropped"],
+            data["snapshot_gzip_bytes"],
+        ]
+        for size, data in (sizes_figure.get("sizes") or {}).items()
+    ]
+    if rows:
+        out.append(
+            table(
+                "1g. The decision record of one decision: compact (features in the catalog snapshot) vs inline",
+                ["cands", "compact B (% SQS max)", "dropped", "inline B (% SQS max)", "dropped", "snapshot gz B"],
+                rows,
+            )
+        )
     moto = _get(figures, "decide_moto") or {}
     rows = []
     for size, data in (moto.get("sizes") or {}).items():

@@ -32,7 +32,7 @@ from adserve.models.features import FeatureEncoder
 from bench import catalogs
 from bench.decide_latency import BASE_URL, MAX_ADS, FakeWiring, fake_service, load_model, quiet_stdout
 from bench.stats import measure_interleaved
-from devstack.fakes import InMemoryPacingStore
+from devstack.fakes import InMemoryLogStore, InMemoryPacingStore
 
 CAMPAIGNS = 10_000
 ELIGIBLE = 1_000
@@ -99,6 +99,7 @@ def _catalog(items: list[str], encoder: FeatureEncoder) -> CampaignCatalog:
         max_age_seconds=7200.0,
         pacing=InMemoryPacingStore(),
         pacing_max_age=timedelta(hours=2),
+        archive=InMemoryLogStore(),
     )
 
 
@@ -131,7 +132,8 @@ def _encode_all(campaigns: list[Campaign], encoder: FeatureEncoder) -> None:
 
 
 def run_load(items: list[str], encoder: FeatureEncoder) -> dict[str, Any]:
-    """The whole load (``CampaignCatalog.warm``: parse, validate, encode, index) and each stage alone, every
+    """The whole load (``CampaignCatalog.warm``: parse, validate, encode, index, and the catalog snapshot's
+    put to an in-memory logs bucket as production does) and each stage alone, every
     one with the cyclic collector off as the catalog loads.
 
     Its first run also gives the resident-memory growth while the snapshot is held; tracemalloc's peak and

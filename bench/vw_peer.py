@@ -39,9 +39,14 @@ def shared_line(features: Mapping[str, str]) -> str:
     return f"shared |Listener {_features(LISTENER_FIELDS, features)}"
 
 
+def ad_line(features: Mapping[str, str]) -> str:
+    """An action line from an ad's features (``AD_FIELDS``)."""
+    return f"|Ad {_features(AD_FIELDS, features)}"
+
+
 def action_line(campaign: Campaign) -> str:
     creative = campaign.creatives[0]
-    return f"|Ad {_features(AD_FIELDS, ad_features(campaign, creative.ad_id, creative.format.value))}"
+    return ad_line(ad_features(campaign, creative.ad_id, creative.format.value))
 
 
 def _synthetic_listener(rng: random.Random) -> dict[str, str]:

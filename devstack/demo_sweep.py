@@ -33,7 +33,7 @@ import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -44,7 +44,7 @@ from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.training.dataset import TrainingDataset
 from adserve.training.retraining import RetrainRequest, retrain
-from adserve.training.simulation import bayes_auc
+from adserve.training.simulation import World, bayes_auc
 from adserve.training.trainer import collect
 
 from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday
@@ -53,7 +53,7 @@ from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
 from devstack.stack import DEFAULT_TEMPLATE
 
-__all__ = ["main", "replay"]
+__all__ = ["main", "replay", "round_traffic"]
 
 BOOTSTRAP_MODEL = DEFAULT_TEMPLATE.parent / "layers" / "model" / "bootstrap"
 SECONDS_PER_DECISION = 0.1
@@ -67,6 +67,25 @@ def _model_scorer(model: CtrModel, encoder: FeatureEncoder, ad_view: Callable[[M
     return score
 
 
+def round_traffic(config: DemoConfig, world: World, number: int, decisions: int, start: datetime) -> TrafficConfig:
+    """The traffic of round ``number`` (from 1) of ``world`` (``config.world()``), starting at ``start``."""
+    return TrafficConfig(
+        decisions=decisions,
+        start=start,
+        span=timedelta(seconds=decisions * SECONDS_PER_DECISION),
+        candidates=len(world.ads),
+        max_ads=1,
+        exploration=config.exploration(),
+        play_rate=config.play_rate,
+        outcome_delay=timedelta(seconds=5),
+        complete_rate=0.0,
+        value_cpm=VALUE_CPM,
+        day_of_week=server_weekday(),
+        seed=config.seed * 100 + number,
+        consent_share=config.consent_share,
+    )
+
+
 def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     """The demo's loop on world ``seed`` without the stack; its phases, last retrain and acceptance checks."""
     config = dataclasses.replace(config, seed=seed)
@@ -76,29 +95,16 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     logs, models, truth = InMemoryLogStore(), InMemoryModelStore(), Truth()
     exploration = config.exploration()
     scorer, end = bootstrap, START
+    round_click_rates: list[float] = []
     with TemporaryDirectory(prefix="adserve-sweep-") as work_dir:
         for number, decisions in enumerate(config.rounds, start=1):
-            span = timedelta(seconds=decisions * SECONDS_PER_DECISION)
-            traffic = TrafficConfig(
-                decisions=decisions,
-                start=end,
-                span=span,
-                candidates=len(world.ads),
-                max_ads=1,
-                exploration=exploration,
-                play_rate=config.play_rate,
-                outcome_delay=timedelta(seconds=5),
-                complete_rate=0.0,
-                value_cpm=VALUE_CPM,
-                day_of_week=server_weekday(),
-                seed=seed * 100 + number,
-                consent_share=config.consent_share,
-            )
+            traffic = round_traffic(config, world, number, decisions, end)
             round_truth = simulate_traffic(logs, world, traffic, scorer=scorer, encoder=encoder)
             truth.ctr_by_row.update(round_truth.ctr_by_row)
             truth.chosen += round_truth.chosen
             truth.served_true_ctr += round_truth.served_true_ctr
-            end += span
+            round_click_rates.append(round(round_truth.served_true_ctr / round_truth.chosen, 5))
+            end += traffic.span
             request = RetrainRequest(
                 start=START,
                 end=end,
@@ -142,6 +148,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         "greedy_click_rate": round(greedy_model.expected_ctr, 5),
         "oracle_click_rate": round(greedy_oracle.expected_ctr, 5),
         "run_click_rate": round(truth.served_true_ctr / truth.chosen, 5),
+        "round_click_rates": round_click_rates,
         "auc_gap": None
         if result.holdout_auc is None or result.bayes_auc is None
         else round(result.bayes_auc - result.holdout_auc, 5),

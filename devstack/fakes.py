@@ -214,6 +214,12 @@ class InMemoryLogStore:
             raise LogStoreUnavailableError("bucket unreachable")
         self.objects[key] = body
 
+    def put_if_absent(self, key: str, body: bytes) -> None:
+        self.puts += 1
+        if not self.available or any(key.startswith(prefix) for prefix in self.failing_prefixes):
+            raise LogStoreUnavailableError("bucket unreachable")
+        self.objects.setdefault(key, body)
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         return iter(sorted(key for key in self.objects if key.startswith(prefix)))
 

@@ -62,6 +62,9 @@ class TrafficConfig:
     seed: int = 7
     keep_truth: bool = True
     """Remember every candidate row's true CTR (tests); benchmarks at millions of rows turn it off."""
+    keep_stream: bool = False
+    """Remember every decision's served listener, candidates and their true CTRs (``Truth.stream``), so another
+    learner can be driven through the very same traffic."""
     consent_share: float | None = None
     """The share of listeners consenting to personalisation, served as Decide serves them; None: consent is not
     modelled and every listener is personalised (logs as they were before consent existed)."""
@@ -89,6 +92,18 @@ def consent_draws(share: float | None, n: int, stream: Sequence[int]) -> list[bo
     return consents
 
 
+@dataclass(frozen=True)
+class StreamDecision:
+    """One decision of the traffic as any policy sees it, with what only the simulator knows."""
+
+    listener: Mapping[str, str]
+    """The listener's features as Decide serves and logs them (only the contextual fields when not personalised)."""
+    ads: tuple[Mapping[str, str], ...]
+    """The candidates, in the order they were offered."""
+    true_ctr: np.ndarray
+    """Each candidate's true click probability for the whole listener."""
+
+
 @dataclass
 class Truth:
     """What only the simulator knows: the true CTR of every logged (listener, candidate) index row."""
@@ -99,6 +114,9 @@ class Truth:
     chosen: int = 0
     served_true_ctr: float = 0.0
     """The sum of the chosen ads' true CTRs: over ``chosen``, the policy's expected click rate while logging."""
+    stream: list[StreamDecision] = field(default_factory=list)
+    """Every decision in order, with ``TrafficConfig.keep_stream``. The traffic (listeners, candidates, which
+    chosen ads are played) depends on the seed alone, never on the scorer or the policy."""
 
     def true_ctr(self, indices: np.ndarray) -> np.ndarray:
         return np.array([self.ctr_by_row[row.astype(np.int64).tobytes()] for row in indices], dtype=np.float64)
@@ -192,6 +210,9 @@ def simulate_traffic(
         for i in range(n):
             span = slice(i * config.candidates, (i + 1) * config.candidates)
             decided_at = config.start + timedelta(seconds=float(offsets[lo + i]))
+            ads = [world.ads[j] for j in chosen_ads[i]]
+            if config.keep_stream:
+                truth.stream.append(StreamDecision(served[i][1], tuple(ads), true[span].copy()))
             _decide(
                 writer,
                 config,
@@ -202,7 +223,7 @@ def simulate_traffic(
                 decided_at=decided_at,
                 listener=served[i][1],
                 mode=served[i][0],
-                ads=[world.ads[j] for j in chosen_ads[i]],
+                ads=ads,
                 scores=scores[span],
                 true=true[span],
                 values=values,

@@ -16,6 +16,8 @@ import boto3
 import pytest
 from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.log_store import S3LogStore
+from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.wiring import snapstart
 
@@ -204,6 +206,13 @@ def test_the_decision_record_reaches_the_queue(local_stack: Any, proxy: AwsProxy
     assert [choice.ad_id for choice in record.chosen] == [ad["ad_id"] for ad in body["ads"]]
     assert record.model_version == body["model_version"]
     assert record.listener_features["device"] == "tv"
+    # compact: the features are in the catalog snapshot Decide wrote to the logs bucket
+    assert record.schema_version == 2
+    assert record.catalog_version is not None
+    logs = S3LogStore(boto3.client("s3", endpoint_url=local_stack.endpoint_url), local_stack.env["LOGS_BUCKET_NAME"])
+    assert snapshot_key(record.catalog_version) in set(logs.list_keys(CATALOG_PREFIX))
+    joined = record.with_features(CatalogSnapshots(logs.read_object).ads(record.catalog_version))
+    assert [c.features["ad_id"] for c in joined.inline_candidates] == [c.ad_id for c in joined.inline_candidates]
 
 
 def body_with(**changes: Any) -> str:

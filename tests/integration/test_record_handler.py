@@ -25,6 +25,7 @@ from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter
 from adserve.dal.log_store import S3LogStore
+from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LoggedOutcome, read_decisions, read_outcomes
 from adserve.outcomes.recording import CountResult, OutcomeRecorder
@@ -33,6 +34,7 @@ from devstack.fakes import InMemoryLogStore
 from devstack.stack import LocalStack
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign
+from tests.support.compact_records import compacted, snapshot_of
 from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event, sqs_record
 
 EVENTS = Path(__file__).parents[2] / "events"
@@ -254,3 +256,25 @@ def test_the_replay_tool_joins_decisions_and_outcomes(
     assert (row["propensity"], row["impression"], row["click"], row["skip"]) == (0.9, True, False, False)
     summary = json.loads(output.err.strip().splitlines()[-1])
     assert summary["rows"] == len(rows)
+
+
+def test_the_replay_tool_joins_a_compact_decisions_features_from_its_catalog_snapshot(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a compact decision record through Record, its catalog snapshot in the logs bucket (as Decide puts it)
+    listener, now = unique("listener"), datetime.now(UTC)
+    inline = decision(decision_id=unique("d"), decided_at=now, ads=(CAPPED.creatives[0].ad_id,))
+    snapshot = snapshot_of([inline])
+    log_store(local_stack).put_if_absent(snapshot.key, snapshot.body)
+    compact = compacted(inline, snapshot)
+    assert record(local_stack, *message_records(compact, impression(listener, decision_id=inline.decision_id))) == set()
+    # Then `adserve logs` prints the decision as the inline record and the joined row with the ad's features
+    hour = now.strftime("%Y-%m-%dT%H")
+    bucket = local_stack.physical_name("LogsBucket")
+    for kind in ("decisions", "joined"):
+        assert cli.main(["logs", "--from", hour, "--to", hour, "--kind", kind, "--bucket", bucket]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [logged] = [line for line in lines if line.get("kind") == "decision" and line["decision_id"] == inline.decision_id]
+    assert DecisionRecord.model_validate(logged) == inline
+    [row] = [line for line in lines if "propensity" in line and line["decision_id"] == inline.decision_id]
+    assert row["ad_features"] == inline.inline_candidates[0].features

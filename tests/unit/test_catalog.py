@@ -133,6 +133,7 @@ def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
         "PACING_TABLE_NAME": "p",
         "FREQUENCY_CAPS_TABLE_NAME": "f",
         "OUTCOMES_QUEUE_URL": "q",
+        "LOGS_BUCKET_NAME": "l",
         "SIGNING_KEY_SECRET_ID": "s",
         "PSEUDONYM_KEY_SECRET_ID": "k",
         "MODEL_DIR": "/opt/model",

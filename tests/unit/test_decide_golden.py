@@ -5,7 +5,9 @@ shared advertisers, campaign and advertiser caps below and at their limits), see
 one chosen by SquareCB, the rest epsilon-greedy), a fixed clock, seeded decision ids and fixed signing
 keys (tokens name the current one). The campaign store fails
 for two requests: one is served from the snapshot (its age in the metrics), the other finds the snapshot
-past its maximum age and serves nothing. For every request the golden file holds the response JSON, the
+past its maximum age and serves nothing. The catalog snapshot's put fails at the first catalog load, so the
+first records carry their ads' features inline (schema 1); from the next load on they are compact (schema 2,
+adserve.outcomes.catalog_snapshots). For every request the golden file holds the response JSON, the
 decision record JSON as the queue would carry it (and trimmed, for one request) and the metrics Decide
 added. The golden file was written by the code before any optimisation; regenerate it only for an
 intended change of output:
@@ -33,7 +35,13 @@ from adserve.models.features import FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner, key_id
 from adserve.privacy.consent import ConsentRules
 
-from devstack.fakes import InMemoryCampaigns, InMemoryCounters, InMemoryPacingStore, RecordingDecisionLog
+from devstack.fakes import (
+    InMemoryCampaigns,
+    InMemoryCounters,
+    InMemoryLogStore,
+    InMemoryPacingStore,
+    RecordingDecisionLog,
+)
 from tests.support.builders import NOW
 from tests.support.privacy import PSEUDONYMS
 
@@ -184,7 +192,11 @@ def _monotonic_at(index: int) -> float:
 
 
 def _service(
-    source: SwitchableCampaigns, monotonic: Monotonic, counters: InMemoryCounters, log: RecordingDecisionLog
+    source: SwitchableCampaigns,
+    monotonic: Monotonic,
+    counters: InMemoryCounters,
+    log: RecordingDecisionLog,
+    archive: InMemoryLogStore,
 ) -> DecisionService:
     ids = random.Random(41)
     encoder = FeatureEncoder()
@@ -197,6 +209,7 @@ def _service(
         monotonic=monotonic,
         pacing=InMemoryPacingStore(),
         pacing_max_age=timedelta(minutes=5),
+        archive=archive,
     )
     return DecisionService(
         catalog=catalog,
@@ -231,7 +244,8 @@ def golden_document() -> str:
     counters = _counters(campaigns)
     log = RecordingDecisionLog()
     source, monotonic = SwitchableCampaigns(campaigns), Monotonic()
-    service = _service(source, monotonic, counters, log)
+    archive = InMemoryLogStore(available=False)
+    service = _service(source, monotonic, counters, log, archive)
     # Every other request by SquareCB: the same catalog, counters, log, random stream and decision ids
     squarecb = replace(service, policy=replace(service.policy, exploration=SquareCB(gamma=20.0)))
     metrics.clear_metrics()
@@ -241,6 +255,7 @@ def golden_document() -> str:
         log.fail = index % 13 == 7
         source.available = index not in STORE_DOWN
         monotonic.now = STORE_DOWN.get(index, _monotonic_at(index))
+        archive.available = index > 0
         response = (squarecb if index % 2 else service).decide(request, BASE_URL)
         entry: dict[str, Any] = {"response": response.model_dump_json(), "metrics": _metrics_added()}
         if not log.fail:
@@ -272,6 +287,10 @@ def test_the_golden_file_covers_what_it_guards() -> None:
     assert {record["cap_check"] for record in records} == {"ok", "not_needed", "unavailable"}
     assert {record["policy"]["name"] for record in records} == {"epsilon_greedy", "squarecb"}
     assert max(len(record["candidates"]) for record in records) >= 30
+    assert [record.get("schema_version", 1) for record in records][:6] == [1] * 6, "inline until the put succeeds"
+    assert [MetricName.CATALOG_SNAPSHOT_FAILURES in d["metrics"] for d in decisions].count(True) == 1
+    assert len({record["catalog_version"] for record in records if record.get("schema_version") == 2}) == 1
+    assert max(len(record["candidates"]["ad_id"]) for record in records if record.get("schema_version") == 2) >= 30
     assert any("record_trimmed" in d and json.loads(d["record_trimmed"])["candidates_dropped"] for d in decisions)
     assert any(MetricName.DECISION_LOG_FAILURES in d["metrics"] for d in decisions)
     assert any(MetricName.CAP_CHECK_FAILURES in d["metrics"] for d in decisions)

@@ -1,7 +1,6 @@
 """The decision service end to end on in-memory ports: caps, fail-closed, ranking, tokens, the record."""
 
 import base64
-import random
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -10,61 +9,25 @@ from adserve.campaigns.frequency_caps import impression_counters, session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
-from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
-from adserve.decisions.service import DecisionService, PolicySettings, listener_features
+from adserve.decisions.service import PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
-from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
+from adserve.models.features import CONTEXTUAL_FIELDS
 from adserve.outcomes.decision_records import DecisionRecord
-from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules, ServingMode
 
 from devstack.fakes import (
-    ConstantScorer,
-    InMemoryCampaigns,
     InMemoryCounters,
     InMemoryPacingStore,
     RecordingDecisionLog,
 )
 from tests.support.builders import NOW, campaign, decision_request
+from tests.support.decision_service import SIGNER, in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 
-SIGNER = TokenSigner(b"s" * 32)
 BASE_URL = "https://api.example.com"
-LEGACY = ConsentRules("legacy")
-"""Consent as before it existed: most tests here are about what a decision does once it may do it all."""
-
-
-def service(
-    *campaigns: Campaign,
-    counters: InMemoryCounters | None = None,
-    log: RecordingDecisionLog | None = None,
-    pacing: InMemoryPacingStore | None = None,
-    consent: ConsentRules = LEGACY,
-) -> DecisionService:
-    encoder = FeatureEncoder()
-    return DecisionService(
-        catalog=CampaignCatalog(
-            InMemoryCampaigns(list(campaigns)),
-            encoder,
-            ttl_seconds=60,
-            max_age_seconds=300,
-            pacing=pacing or InMemoryPacingStore(),
-            pacing_max_age=timedelta(minutes=5),
-            clock=lambda: NOW,
-        ),
-        counters=counters or InMemoryCounters(),
-        scorer=lambda _listener: ConstantScorer(),
-        decision_log=log or RecordingDecisionLog(),
-        signer=lambda: SIGNER,
-        pseudonyms=lambda: PSEUDONYMS,
-        consent=consent,
-        encoder=encoder,
-        policy=PolicySettings(exploration=EpsilonGreedy(0.0), token_ttl=timedelta(hours=1)),
-        rng=random.Random(0),
-        clock=lambda: NOW,
-    )
+service = in_memory_service
 
 
 def test_ads_are_ranked_by_value_one_per_advertiser() -> None:
@@ -176,9 +139,9 @@ def test_the_decision_record_holds_what_retraining_needs() -> None:
     assert record.model_version == "constant"
     assert record.listener_features == listener_features(request, NOW, ServingMode.PERSONALISED)
     assert "listener-1" not in record.model_dump_json()
-    assert [c.ad_id for c in record.candidates] == ["first-ad-1", "second-ad-1"]
+    assert [c.ad_id for c in record.inline_candidates] == ["first-ad-1", "second-ad-1"]
     assert [(c.ad_id, c.rank, c.propensity) for c in record.chosen] == [("first-ad-1", 1, 1.0)]
-    assert record.candidates[0].features["category"] == "retail"
+    assert record.inline_candidates[0].features["category"] == "retail"
 
 
 def test_a_queue_failure_does_not_fail_the_decision() -> None:
@@ -204,7 +167,7 @@ def test_a_record_over_the_queue_limit_keeps_the_chosen_and_best_candidates() ->
     trimmed = DecisionRecord.model_validate_json(body)
     assert len(body.encode()) <= 20_000
     assert trimmed.candidates_dropped == 300 - len(trimmed.candidates) > 0
-    kept = {candidate.ad_id for candidate in trimmed.candidates}
+    kept = {candidate.ad_id for candidate in trimmed.inline_candidates}
     assert {ad.ad_id for ad in response.ads} <= kept
     assert record.to_json_within(10_000_000) == record.model_dump_json()
 
@@ -245,7 +208,7 @@ def test_pacing_throttles_each_campaign_with_its_probability_and_logs_it_per_can
     assert {ad.campaign_id for response in served for ad in response.ads} == {"half", "free"}
     shown = sum(any(ad.campaign_id == "half" for ad in response.ads) for response in served)
     assert 150 < shown < 250  # p = 0.5 over 400 decisions
-    logged = {c.campaign_id: c.serve_probability for record in log.records for c in record.candidates}
+    logged = {c.campaign_id: c.serve_probability for record in log.records for c in record.inline_candidates}
     assert logged == {"half": 0.5, "free": 1.0}
     assert store.scans == 1  # one Scan per catalog load, none per decision
 

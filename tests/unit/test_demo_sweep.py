@@ -3,6 +3,8 @@
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay
 
@@ -47,6 +49,8 @@ def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_column
     assert abs(dropped - 0.3) <= 4.5 * (0.3 * 0.7 / chosen) ** 0.5
     # And the sweep's columns are measured against the truth
     assert 0.0 < run["run_click_rate"] < 1.0
+    first, second = run["round_click_rates"]  # the run's click rate, round by round
+    assert (2_000 * first + 1_500 * second) / 3_500 == pytest.approx(run["run_click_rate"], abs=1e-4)
     assert 0.0 < run["greedy_over_oracle"] <= 1.1
     assert run["snips_error"] is not None
     assert run["auc_gap"] is not None

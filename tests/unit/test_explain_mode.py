@@ -12,13 +12,11 @@ from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters
 from adserve.campaigns.model import Campaign
 from adserve.core.observability import MetricName, metrics
 from adserve.decisions.api import DecisionResponse, ExplainedAd, Rule
-from adserve.decisions.catalog import CampaignCatalog
-from adserve.decisions.policy import EpsilonGreedy, SquareCB
+from adserve.decisions.policy import SquareCB
 from adserve.decisions.service import DecisionService, PolicySettings
-from adserve.models.ctr_model import CtrModel, Scorer
+from adserve.models.ctr_model import CtrModel
 from adserve.models.factorization import FmParameters, NotDecomposableError
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
-from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
 from adserve.training.model_files import write_model_dir
@@ -27,12 +25,11 @@ from pydantic import ValidationError
 
 from devstack.fakes import (
     ConstantScorer,
-    InMemoryCampaigns,
     InMemoryCounters,
-    InMemoryPacingStore,
     RecordingDecisionLog,
 )
 from tests.support.builders import NOW, campaign, decision_request
+from tests.support.decision_service import in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 from tests.unit import test_decide_golden as golden
 
@@ -40,37 +37,7 @@ BOOTSTRAP_DIR = Path(__file__).parents[2] / "layers" / "model" / "bootstrap"
 BASE_URL = "https://api.example.com"
 
 
-def service(
-    *campaigns: Campaign,
-    counters: InMemoryCounters | None = None,
-    log: RecordingDecisionLog | None = None,
-    scorer: Scorer | None = None,
-    consent: ConsentRules | None = None,
-    seed: int = 0,
-) -> DecisionService:
-    encoder = FeatureEncoder()
-    model: Scorer = scorer or ConstantScorer()
-    return DecisionService(
-        catalog=CampaignCatalog(
-            InMemoryCampaigns(list(campaigns)),
-            encoder,
-            ttl_seconds=60,
-            max_age_seconds=300,
-            pacing=InMemoryPacingStore(),
-            pacing_max_age=timedelta(minutes=5),
-            clock=lambda: NOW,
-        ),
-        counters=counters or InMemoryCounters(),
-        scorer=lambda _listener: model,
-        decision_log=log or RecordingDecisionLog(),
-        signer=lambda: TokenSigner(b"s" * 32),
-        pseudonyms=lambda: PSEUDONYMS,
-        consent=consent or ConsentRules("legacy"),
-        encoder=encoder,
-        policy=PolicySettings(exploration=EpsilonGreedy(0.0), token_ttl=timedelta(hours=1)),
-        rng=random.Random(seed),
-        clock=lambda: NOW,
-    )
+service = in_memory_service
 
 
 def explain(decider: DecisionService, **overrides: Any) -> DecisionResponse:

@@ -99,7 +99,7 @@ def test_past_k_eligible_ads_only_the_top_k_by_value_times_prior_are_scored_and_
     # Then the record's candidates are exactly the documented top 20, in catalog order, and 40 are counted out
     record = log.records[-1]
     expected = documented_top(campaigns, 20, scorer)
-    assert [c.ad_id for c in record.candidates] == sorted(expected)
+    assert [c.ad_id for c in record.inline_candidates] == sorted(expected)
     assert record.prerank_dropped == 40
     assert '"prerank_dropped":40' in record.model_dump_json()
     assert metrics.metric_set[MetricName.CANDIDATES_FILTERED_BY_PRERANK]["Value"] == [40.0]

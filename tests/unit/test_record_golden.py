@@ -1,7 +1,8 @@
 """Record's effects, byte for byte, on fixed batches: what the speed work must not change.
 
 Seeded batches of impressions (capped by their own or a sibling's advertiser cap, uncapped, unknown
-campaigns; redelivered ones), other outcomes, decision records and invalid bodies, some with correlation
+campaigns; redelivered ones), other outcomes, decision records (every other one compact: schema 2) and
+invalid bodies, some with correlation
 ids, some into a failing log prefix, for a listener whose counters fail or for a campaign whose delivery
 counters fail. For every batch the golden file holds the partial batch response and the metrics; at the end
 the counters, the markers, every delivery group handed to the store (campaign, hour, shard, markers, their
@@ -36,6 +37,7 @@ from adserve.outcomes.recording import OutcomeRecorder
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign
+from tests.support.compact_records import compacted
 from tests.support.privacy import pseudonym
 from tests.support.record_messages import sqs_event, sqs_record
 
@@ -82,6 +84,7 @@ class Batches:
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
         self._count = 0
+        self._decisions = 0
         self.sent: list[dict[str, Any]] = []
 
     def _id(self, prefix: str) -> str:
@@ -109,7 +112,7 @@ class Batches:
     def _decision(self) -> DecisionRecord:
         rng = self._rng
         ads = rng.sample(range(len(CAMPAIGNS)), 4)
-        return DecisionRecord(
+        record = DecisionRecord(
             decision_id=self._id("d"),
             decided_at=NOW + timedelta(minutes=rng.randrange(-90, 90)),
             model_version="golden",
@@ -132,6 +135,8 @@ class Batches:
             ],
             chosen=[LoggedChoice(ad_id=f"cmp-{ads[0]}-ad-1", rank=1, score=0.1, propensity=0.925)],
         )
+        self._decisions += 1
+        return compacted(record) if self._decisions % 2 == 0 else record
 
     def _body(self) -> str:
         roll = self._rng.random()
@@ -216,4 +221,6 @@ def test_the_record_golden_file_covers_what_it_guards() -> None:
     )
     keys = list(document["objects"])
     assert any("/decisions/" in key for key in keys)
+    decisions = [json.loads(line) for key in keys if "/decisions/" in key for line in document["objects"][key]["lines"]]
+    assert {decision.get("schema_version", 1) for decision in decisions} == {1, 2}, "inline and compact logged"
     assert any("/outcomes/" in key for key in keys)

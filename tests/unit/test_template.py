@@ -267,10 +267,14 @@ def test_outputs(template: Template) -> None:
 
 def test_training_logs_expire_after_the_retention_parameter_and_the_erasure_ledger_never(template: Template) -> None:
     """Logs expire after LogRetentionDays (default 90, at least the 7 days training reads); the ledger entries
-    (erasures/) must outlive every row they drop, so no rule may expire them."""
+    (erasures/) must outlive every row they drop, and the catalog snapshots (catalogs/) every row that names
+    them, so no rule may expire either."""
     parameter = template["Parameters"]["LogRetentionDays"]
     assert (parameter["Default"], parameter["MinValue"]) == (90, 7)
     rules = template["Resources"]["LogsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     logs = [rule for rule in rules if rule["Prefix"] == "logs/"]
     assert [rule["ExpirationInDays"] for rule in logs] == [{"Ref": "LogRetentionDays"}]
-    assert all(rule["Prefix"] and not "erasures/".startswith(rule["Prefix"]) for rule in rules)
+    assert all(
+        rule["Prefix"] and not any(kept.startswith(rule["Prefix"]) for kept in ("erasures/", "catalogs/"))
+        for rule in rules
+    )

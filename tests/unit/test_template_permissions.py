@@ -18,13 +18,14 @@ Grant = tuple[str, str]
 """(IAM action, resource) with the resource written as ``LogicalId`` or ``LogicalId/<object key pattern>``."""
 
 EXPECTED: dict[str, set[Grant]] = {
-    # wiring/decide.py: the catalog Scan, one caps Query, the decision record, the signing and pseudonym keys,
-    # the models.
+    # wiring/decide.py: the catalog Scan, one caps Query, the decision record and its catalog snapshot, the
+    # signing and pseudonym keys, the models.
     "DecideFunction": {
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:Scan", "PacingTable"),
         ("dynamodb:Query", "FrequencyCapsTable"),
         ("sqs:SendMessage", "OutcomesQueue"),
+        ("s3:PutObject", "LogsBucket/catalogs/*"),
         ("secretsmanager:GetSecretValue", "SigningKeySecret"),
         ("secretsmanager:GetSecretValue", "PseudonymKeySecret"),
         ("s3:GetObject", "ModelsBucket/models/*"),
@@ -56,10 +57,12 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:UpdateItem", "DeliveryTable"),
         ("s3:PutObject", "LogsBucket/logs/*"),
     },
-    # wiring/retrain.py: list and read the logs; read the pointer and champion, publish, write the pointer.
+    # wiring/retrain.py: list and read the logs and the catalog snapshots they name; read the pointer and
+    # champion, publish, write the pointer.
     "RetrainFunction": {
         ("s3:ListBucket", "LogsBucket"),
         ("s3:GetObject", "LogsBucket/logs/*"),
+        ("s3:GetObject", "LogsBucket/catalogs/*"),
         ("s3:ListBucket", "ModelsBucket"),
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:PutObject", "ModelsBucket/models/*"),

@@ -149,7 +149,7 @@ def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
     assert slot.rewards.tolist() == [1]
     assert slot.logged_propensity.tolist() == pytest.approx([0.9])
     # The candidate rows are exactly what the encoder makes of listener + ad features
-    expected = encoder.encode_rows([record.listener_features] * 3, [c.features for c in record.candidates])
+    expected = encoder.encode_rows([record.listener_features] * 3, [c.features for c in record.inline_candidates])
     assert np.array_equal(slot.candidate_indices(dataset.ad_rows), expected)
     assert np.array_equal(examples.indices[0], expected[1])
 

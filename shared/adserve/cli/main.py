@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -316,5 +317,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def console() -> int:
+    """The `adserve` command: what the domain logs goes to stderr, so stdout holds only the command's output
+    (`adserve forget ID | jq`)."""
+    from adserve.core.observability import logger  # noqa: PLC0415 - not at import: devstack sets POWERTOOLS_* first
+
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -51,6 +51,12 @@ class RefreshingValue(Generic[T]):
             loaded = self._reload(loaded)
         return loaded.value
 
+    def peek(self) -> T:
+        """The value the last ``get`` returned, never reloading; raises LookupError before any load."""
+        if self._loaded is None:
+            raise LookupError(f"{self._name} not loaded yet")
+        return self._loaded.value
+
     def expire(self) -> None:
         """The next ``get`` reloads, and until a load succeeds the value counts as infinitely old.
 

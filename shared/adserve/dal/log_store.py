@@ -1,4 +1,5 @@
-"""The training logs bucket: put one gzip JSON Lines object; list and read objects for the readers."""
+"""The training logs bucket: put one gzip JSON Lines object (or a catalog snapshot, once); list and read objects
+for the readers."""
 
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -23,6 +24,17 @@ class S3LogStore:
         try:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=CONTENT_TYPE)
         except (ClientError, BotoCoreError) as error:
+            raise LogStoreUnavailableError(f"put s3://{self._bucket}/{key}: {error}") from error
+
+    def put_if_absent(self, key: str, body: bytes) -> None:
+        """Create the object unless it exists: environments racing to write one catalog snapshot write it once."""
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=CONTENT_TYPE, IfNoneMatch="*")
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                return
+            raise LogStoreUnavailableError(f"put s3://{self._bucket}/{key}: {error}") from error
+        except BotoCoreError as error:
             raise LogStoreUnavailableError(f"put s3://{self._bucket}/{key}: {error}") from error
 
     def list_keys(self, prefix: str) -> Iterator[str]:

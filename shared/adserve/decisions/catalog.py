@@ -8,12 +8,17 @@ campaign sit out until the next refresh, while the others keep serving.
 Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows. A failed
 refresh keeps the previous snapshot serving, but only up to a maximum age: past it Decide serves no ad at
 all rather than campaigns that may have been paused or changed since (fail closed, like the caps read).
+
+Each load also makes sure the catalog's snapshot (its ads' features, adserve.outcomes.catalog_snapshots) is in
+the logs bucket: put if absent, once per new catalog version per environment. Only once it is known written do
+this catalog's decision records name it (``logged_version``) instead of carrying the features inline; a failed
+put is retried at the next load and costs no decision.
 """
 
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -21,13 +26,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.campaigns.frequency_caps import AdvertiserCaps
 from adserve.campaigns.model import Campaign, CampaignStatus
-from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import Placement
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.delivery.pacing import PacingState, serve_probability
 from adserve.models.features import FeatureEncoder
+from adserve.outcomes.catalog_snapshots import snapshot_file
 
 
 class CampaignSource(Protocol):
@@ -37,6 +43,12 @@ class CampaignSource(Protocol):
 class PacingSource(Protocol):
     def list_states(self) -> dict[str, PacingState]:
         """Every paced campaign's last state; raises DeliveryStoreUnavailableError."""
+        ...
+
+
+class SnapshotArchive(Protocol):
+    def put_if_absent(self, key: str, body: bytes) -> None:
+        """Create the object unless it exists (then leave it); raises LogStoreUnavailableError."""
         ...
 
 
@@ -56,6 +68,8 @@ class CatalogSnapshot:
     by_placement: dict[Placement, TargetingIndex]
     campaigns: tuple[Campaign, ...] = ()
     """Every campaign listed, any status (explain names the ones no placement index holds)."""
+    logged_version: str | None = None
+    """The catalog snapshot its decision records name; None (records inline) until the snapshot is written."""
 
 
 class CampaignCatalog:
@@ -70,6 +84,7 @@ class CampaignCatalog:
         pacing_max_age: timedelta,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        archive: SnapshotArchive | None = None,
     ) -> None:
         self._source = source
         self._encoder = encoder
@@ -77,6 +92,8 @@ class CampaignCatalog:
         self._pacing = pacing
         self._pacing_max_age = pacing_max_age
         self._clock = clock
+        self._archive = archive
+        self._archived: set[str] = set()
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign catalog", monotonic=monotonic)
 
     def ads_for(self, placement: Placement) -> TargetingIndex:
@@ -95,6 +112,10 @@ class CampaignCatalog:
         index = self.ads_for(placement)
         snapshot = self._snapshot.get()
         return index, snapshot.campaigns if self._snapshot.age_seconds() <= self._max_age else ()
+
+    def logged_version(self) -> str | None:
+        """The catalog version the records of the snapshot ``ads_for`` last returned name (never reloads)."""
+        return self._snapshot.peek().logged_version
 
     def warm(self) -> None:
         """Load the snapshot now if due (e.g. while the first request's other reads run), emitting nothing."""
@@ -122,11 +143,38 @@ class CampaignCatalog:
         finally:
             if collecting:
                 gc.enable()
+        version = self._archived_version(snapshot)
+        if version is not None:
+            snapshot = replace(snapshot, logged_version=version)
         # The snapshot lives for the whole TTL: moving it (and everything loaded before it) out of the
         # cyclic collector's reach keeps full collections from rescanning it during decisions (bench:
         # p99 at 1000 candidates was dominated by ~30 ms full collections).
         gc.freeze()
         return snapshot
+
+    def _archived_version(self, snapshot: CatalogSnapshot) -> str | None:
+        """The snapshot's catalog version once its ads are in the logs bucket (put unless this environment
+        already did); None without an archive, or when the put failed (the next load tries again)."""
+        if self._archive is None:
+            return None
+        ads = (
+            (ad.ad_id, {name: value for name, value in ad.logged.items() if name != "ad_id"})
+            for index in snapshot.by_placement.values()
+            for ad in index.ads
+        )
+        file = snapshot_file(ads)
+        if file is None:
+            logger.warning("an ad id has two sets of features; decision records stay inline")
+            return None
+        if file.version not in self._archived:
+            try:
+                self._archive.put_if_absent(file.key, file.body)
+            except LogStoreUnavailableError:
+                logger.exception("catalog snapshot not written; decision records stay inline until it is")
+                metrics.add_metric(MetricName.CATALOG_SNAPSHOT_FAILURES, MetricUnit.Count, 1)
+                return None
+            self._archived.add(file.version)
+        return file.version
 
     def _build(self, campaigns: list[Campaign], states: dict[str, PacingState]) -> CatalogSnapshot:
         by_placement: dict[Placement, list[AdCandidate]] = {}

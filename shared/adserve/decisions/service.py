@@ -42,7 +42,13 @@ from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Decomposable, Scorer
 from adserve.models.factorization import FmTerms
 from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
-from adserve.outcomes.decision_records import CapCheck, DecisionRecord, LoggedCandidate, LoggedChoice
+from adserve.outcomes.decision_records import (
+    CapCheck,
+    CompactCandidates,
+    DecisionRecord,
+    LoggedCandidate,
+    LoggedChoice,
+)
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
 from adserve.privacy.pseudonyms import Pseudonymizer
@@ -497,8 +503,33 @@ class DecisionService:
         prerank_dropped: int,
         explain: bool = False,
     ) -> None:
-        """A decision that cannot be logged is still served: the listener is not punished for our queue."""
+        """A decision that cannot be logged is still served: the listener is not punished for our queue.
+
+        Compact (schema 2) when the catalog's snapshot is written, else inline with every ad's features.
+        """
+        catalog_version = self.catalog.logged_version()
+        candidates: list[LoggedCandidate] | CompactCandidates
+        if catalog_version is None:
+            candidates = [
+                trusted(
+                    LoggedCandidate,
+                    {**ad.logged, "score": score, "value_cpm": value, "serve_probability": ad.serve_probability},
+                )
+                for ad, score, value in zip(eligible, scores.tolist(), values.tolist(), strict=True)
+            ]
+        else:
+            candidates = trusted(
+                CompactCandidates,
+                {
+                    "ad_id": [ad.ad_id for ad in eligible],
+                    "score": scores.tolist(),
+                    "value_cpm": values.tolist(),
+                    "serve_probability": [ad.serve_probability for ad in eligible],
+                },
+            )
         record = DecisionRecord.model_construct(
+            schema_version=1 if catalog_version is None else 2,
+            catalog_version=catalog_version,
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
@@ -511,13 +542,7 @@ class DecisionService:
             cap_check=cap_check,
             prerank_dropped=prerank_dropped,
             explain=explain,
-            candidates=[
-                trusted(
-                    LoggedCandidate,
-                    {**ad.logged, "score": score, "value_cpm": value, "serve_probability": ad.serve_probability},
-                )
-                for ad, score, value in zip(eligible, scores.tolist(), values.tolist(), strict=True)
-            ],
+            candidates=candidates,
             chosen=[
                 trusted(
                     LoggedChoice,

@@ -18,6 +18,11 @@ Erased listeners (adserve.privacy.erasure) are dropped by the readers too: given
 pseudonyms (``erased``), a decision row whose ``listener_hash`` is among them is skipped and counted in
 ``ReadStats.dropped_erased``, and its outcomes join nothing.
 
+Compact decision rows (schema 2) are returned with their ad features joined back from their catalog snapshot
+(adserve.outcomes.catalog_snapshots), read once per version per call: past the reader every decision is the
+schema-1 record of the same decision. A row whose snapshot does not hold its ads, or does not hash to its
+name, is skipped and counted in ``ReadStats.unresolved_catalog``.
+
 Reading streams: partitions hour by hour, one object (at most one SQS batch of rows) in memory at a time.
 Dedupe remembers identities for ``dedupe_horizon`` behind the partition being read, and the join keeps
 decisions open for ``attribution_window``; memory is bounded by those windows, not by the range read.
@@ -40,7 +45,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from adserve.core.hours import utc_hour
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.catalog_snapshots import CatalogSnapshots, CorruptSnapshotError
+from adserve.outcomes.decision_records import DecisionRecord, UnresolvedRecordError
 from adserve.outcomes.events import OutcomeEvent
 from adserve.privacy.consent import ServingMode
 
@@ -183,6 +189,8 @@ class ReadStats:
     their decision: not joined. Outcomes in later partitions are never read, so never counted."""
     dropped_erased: int = 0
     """Decision rows of erased listeners (their ``listener_hash`` is in the ledger): read, not returned."""
+    unresolved_catalog: int = 0
+    """Compact decision rows whose catalog snapshot is corrupt or lacks one of their ads: not returned."""
 
 
 class _SeenIdentities:
@@ -227,7 +235,8 @@ def read_decisions(
     *,
     erased: Set[str] = frozenset(),
 ) -> Iterator[DecisionRecord]:
-    """Each logged decision of the hours [start, end] once, hour by hour, but those of `erased` listeners."""
+    """Each logged decision of the hours [start, end] once, hour by hour, but those of `erased` listeners;
+    compact rows with their features joined back (schema 1)."""
     stats = stats if stats is not None else ReadStats()
     records = _read_once(
         store,
@@ -239,7 +248,21 @@ def read_decisions(
         stats=stats,
         dedupe_horizon=dedupe_horizon,
     )
-    return _without_erased(records, erased, stats) if erased else records
+    kept = _without_erased(records, erased, stats) if erased else records
+    return _with_features(kept, CatalogSnapshots(store.read_object), stats)
+
+
+def _with_features(
+    records: Iterator[DecisionRecord], snapshots: CatalogSnapshots, stats: ReadStats
+) -> Iterator[DecisionRecord]:
+    for record in records:
+        if record.catalog_version is None:
+            yield record
+            continue
+        try:
+            yield record.with_features(snapshots.ads(record.catalog_version))
+        except (CorruptSnapshotError, UnresolvedRecordError):
+            stats.unresolved_catalog += 1
 
 
 def _without_erased(records: Iterator[DecisionRecord], erased: Set[str], stats: ReadStats) -> Iterator[DecisionRecord]:
@@ -423,7 +446,7 @@ def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:
     record = opened.kept
     if record.explain:
         return
-    candidates = {candidate.ad_id: candidate for candidate in record.candidates}
+    candidates = {candidate.ad_id: candidate for candidate in record.inline_candidates}
     for choice in sorted(record.chosen, key=lambda chosen: chosen.rank):
         candidate = candidates.get(choice.ad_id)
         events = opened.events.get(choice.ad_id, set())

@@ -397,8 +397,9 @@ class TrainingDataset:
         if not record.chosen:
             stats.decisions_without_ads += 1
             return None
-        positions = {candidate.ad_id: position for position, candidate in enumerate(record.candidates)}
-        rows = [self.ads.row_of(candidate.features) for candidate in record.candidates]
+        candidates = record.inline_candidates
+        positions = {candidate.ad_id: position for position, candidate in enumerate(candidates)}
+        rows = [self.ads.row_of(candidate.features) for candidate in candidates]
         chosen: list[_Chosen] = []
         slot_one_position = -1
         for choice in sorted(record.chosen, key=lambda c: c.rank):
@@ -408,7 +409,7 @@ class TrainingDataset:
                 continue
             if choice.rank == 1:
                 slot_one_position = position
-            candidate = record.candidates[position]
+            candidate = candidates[position]
             chosen.append(
                 _Chosen(choice.ad_id, choice.rank, choice.propensity, choice.score, candidate.value_cpm, rows[position])
             )
@@ -426,7 +427,7 @@ class TrainingDataset:
             listener_row=self.encoder.encode_listener(record.listener_features).astype(np.int32),
             chosen=chosen,
             candidate_rows=np.asarray(rows, dtype=np.int32) if slot_one else None,
-            candidate_values=np.fromiter((c.value_cpm for c in record.candidates), np.float64) if slot_one else None,
+            candidate_values=np.fromiter((c.value_cpm for c in candidates), np.float64) if slot_one else None,
             slot_one_position=slot_one_position,
         )
 

@@ -15,6 +15,7 @@ from adserve.dal.aws_clients import drop_connections, dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
+from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.decisions.catalog import CampaignCatalog
@@ -82,6 +83,9 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         max_age_seconds=settings.catalog_max_age_seconds,
         pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
         pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
+        # One put per new catalog version per environment, inside a catalog load (on a request when it is a
+        # refresh): one attempt, 250 ms to connect and 500 ms to read; a failed put only keeps records inline.
+        archive=S3LogStore(s3_client(connect_timeout=0.25, read_timeout=0.5, attempts=1), settings.logs_bucket_name),
     )
     models = ModelProvider(
         # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).

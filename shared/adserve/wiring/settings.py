@@ -55,6 +55,8 @@ class DecideSettings(EnvironmentSettings):
     )
     frequency_caps_table_name: ResourceName
     outcomes_queue_url: ResourceName
+    logs_bucket_name: ResourceName
+    """Where the catalog snapshots go (catalogs/<version>.json.gz) that compact decision records name."""
     signing_key_secret_id: ResourceName
     pseudonym_key_secret_id: ResourceName
     default_consent_policy: Literal["strict", "legacy"] = Field(

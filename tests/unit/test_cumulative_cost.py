@@ -1,0 +1,142 @@
+"""The cumulative cost of learning: every policy serves the same stream, the online learner's click rate is that
+of the ads it served and it learns from their rewards, and README's table is the committed results file's."""
+
+import copy
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from adserve.decisions.policy import EpsilonGreedy
+from vowpalwabbit import Workspace
+
+from devstack import cumulative_cost
+from devstack.cumulative_cost import VW_COMMON, online_world, run_online, stream_of
+from devstack.demo import DemoConfig
+from devstack.demo_sweep import round_traffic
+from devstack.fakes import InMemoryLogStore
+from devstack.simulated_logs import START, StreamDecision, simulate_traffic
+
+ADS = tuple({"ad_id": f"ad-{i}", "advertiser_id": f"adv-{i}", "category": "food"} for i in range(3))
+
+
+class FixedLearner:
+    """A learner whose pmf is fixed: it remembers what it was taught."""
+
+    def __init__(self, pmf: Sequence[float]) -> None:
+        self.pmf = list(pmf)
+        self.taught: list[list[str]] = []
+
+    def predict(self, example: list[str]) -> list[float]:
+        return self.pmf
+
+    def learn(self, example: list[str]) -> None:
+        self.taught.append(example)
+
+
+def decisions(true_ctrs: Sequence[Sequence[float]]) -> list[StreamDecision]:
+    return [StreamDecision({"country": "SE"}, ADS, np.array(ctrs)) for ctrs in true_ctrs]
+
+
+def test_the_run_click_rate_is_that_of_the_served_ads_and_each_served_ad_is_taught_with_its_reward() -> None:
+    # Given a learner that always serves the third ad, and listeners for whom it is rarely the best
+    learner = FixedLearner([0.0, 0.0, 1.0])
+    stream = decisions([[0.9, 0.5, 0.1], [0.9, 0.5, 0.3], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    # When it serves the stream
+    run = run_online(learner, stream, np.random.default_rng(1))
+    # Then the run's click rate is the third ad's, not the best ad's, and every decision was learned from
+    assert run.decisions == 4
+    assert run.run_click_rate == pytest.approx((0.1 + 0.3 + 1.0 + 0.0) / 4)
+    assert run.learned == 4
+    # And each lesson labels the third ad (cost -1 for a click, 0 for none, at the probability it was served with)
+    labels = [[line.partition("|")[0].strip() for line in example[1:]] for example in learner.taught]
+    assert all(label[:2] == ["", ""] for label in labels)
+    assert labels[2][2] == "0:-1.0:1.0"  # true CTR 1: always a click
+    assert labels[3][2] == "0:0.0:1.0"  # true CTR 0: never
+    assert run.clicks == sum(label[2] == "0:-1.0:1.0" for label in labels)
+    assert all(example[0].startswith("shared |Listener country=SE") for example in learner.taught)
+
+
+def test_the_served_ad_is_drawn_from_the_pmf_and_an_unplayed_one_teaches_nothing() -> None:
+    # Given a learner that serves the first two ads half and half, one always clicked and one never
+    learner = FixedLearner([0.5, 0.5, 0.0])
+    stream = decisions([[1.0, 0.0, 0.7]] * 2_000)
+    # When the app plays only 60% of the served ads
+    run = run_online(learner, stream, np.random.default_rng(2), play_rate=0.6)
+    # Then half the run was clicked in expectation, and only the played ads were learned from
+    assert run.run_click_rate == pytest.approx(0.5, abs=4.5 * (0.25 / 2_000) ** 0.5)
+    assert run.learned == len(learner.taught)
+    assert run.learned / run.decisions == pytest.approx(0.6, abs=4.5 * (0.24 / 2_000) ** 0.5)
+    clicked = [example for example in learner.taught if "0:-1.0:0.5 " in example[1]]
+    assert run.clicks == len(clicked)  # every click was the first ad's, the one with true CTR 1
+
+
+def test_vowpal_wabbit_learns_online_on_a_small_stream_and_each_round_is_reported() -> None:
+    config = dataclasses.replace(DemoConfig(), rounds=(250, 150))
+    stream = stream_of(config, seed=4)
+    workspace = Workspace(f"{VW_COMMON} --epsilon 0.1")
+    try:
+        run = run_online(workspace, stream, np.random.default_rng([4, 23]))  # online_world's draws for world 4
+    finally:
+        workspace.finish()
+    assert run.decisions == run.learned == 400
+    assert 0.0 < run.run_click_rate <= float(np.mean([d.true_ctr.max() for d in stream]))
+
+    world = online_world(config, 4, ["--epsilon 0.1"])
+
+    oracle, vw = world["runs"]["oracle"], world["runs"]["vw --epsilon 0.1"]
+    assert world["decisions"] == 400
+    assert vw["run_click_rate"] == pytest.approx(run.run_click_rate)  # the same stream and draws: the same run
+    for result in (oracle, vw):
+        first, second = result["round_click_rates"]
+        assert (250 * first + 150 * second) / 400 == pytest.approx(result["run_click_rate"], abs=1e-4)
+    assert oracle["run_click_rate"] > vw["run_click_rate"]
+
+
+def test_the_stream_is_the_same_whatever_serves_it_so_every_policy_serves_the_same_listeners() -> None:
+    config = dataclasses.replace(DemoConfig(seed=4), rounds=(300, 200))
+    world = config.world()
+
+    def random_scores(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
+        return np.random.default_rng(len(listeners)).random(len(ads))
+
+    served: list[StreamDecision] = []
+    end = START
+    for number, size in enumerate(config.rounds, start=1):
+        traffic = dataclasses.replace(
+            round_traffic(config, world, number, size, end), exploration=EpsilonGreedy(0.9), keep_stream=True
+        )
+        served += simulate_traffic(InMemoryLogStore(), world, traffic, scorer=random_scores).stream
+        end += traffic.span
+
+    stream = stream_of(config, seed=4)
+
+    assert len(stream) == len(served) == 500
+    for mine, theirs in zip(stream, served, strict=True):
+        assert mine.listener == theirs.listener
+        assert [ad["ad_id"] for ad in mine.ads] == [ad["ad_id"] for ad in theirs.ads]
+        np.testing.assert_array_equal(mine.true_ctr, theirs.true_ctr)
+
+
+def committed() -> dict[str, Any]:
+    results: dict[str, Any] = json.loads(cumulative_cost.RESULTS.read_text())
+    return results
+
+
+def test_the_readme_table_is_the_committed_results() -> None:
+    results = committed()
+    readme = cumulative_cost.README.read_text()
+    assert cumulative_cost.rewrite(readme, results) == readme, "run python -m devstack.cumulative_cost --docs-only"
+    policies = {row["policy"] for row in results["summary"]}
+    assert {"oracle", *cumulative_cost.POLICIES} <= policies
+    assert {f"vw {setting}" for setting in cumulative_cost.VW_SETTINGS} <= policies
+
+
+def test_a_table_edited_by_hand_is_caught() -> None:
+    results = committed()
+    edited = copy.deepcopy(results)
+    edited["summary"][0]["run_click_rate"] += 0.01
+    readme = cumulative_cost.README.read_text()
+    assert cumulative_cost.rewrite(readme, edited) != readme
