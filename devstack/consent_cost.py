@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,11 +28,10 @@ from typing import Any
 
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay
+from devstack.generated_tables import publish, rewrite_region, seed_range
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "consent_cost.json"
-README = REPO_ROOT / "README.md"
-REGION = re.compile(r"(<!-- consent-cost -->\n)(.*?)(<!-- /consent-cost -->)", re.DOTALL)
 DEFAULT_SHARES = (0.0, 0.5, 1.0)
 
 
@@ -82,10 +80,7 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 def rewrite(text: str, results: Mapping[str, Any]) -> str:
     """``text`` with its consent-cost region rendered from ``results``; an error if it has no such region."""
-    rewritten, count = REGION.subn(lambda m: m.group(1) + markdown(results) + m.group(3), text)
-    if count != 1:
-        raise ValueError(f"expected one <!-- consent-cost --> region, found {count}")
-    return rewritten
+    return rewrite_region(text, "consent-cost", markdown(results))
 
 
 def _shares(text: str) -> tuple[float, ...]:
@@ -98,22 +93,15 @@ def _shares(text: str) -> tuple[float, ...]:
     return shares
 
 
-def _seeds(text: str) -> list[int]:
-    low, _, high = text.partition("-")
-    try:
-        return list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed or a range like 1-3, got {text!r}") from None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=_seeds, default=_seeds("1-2"), help="world seeds, e.g. 7 or 1-3")
+    parser.add_argument("--seeds", type=seed_range, default=seed_range("1-2"), help="world seeds, e.g. 7 or 1-3")
     parser.add_argument("--shares", type=_shares, default=DEFAULT_SHARES, help="consenting shares, e.g. 0,0.5,1")
     parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
     parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     args = parser.parse_args(argv)
+    results: dict[str, Any] | None = None
     if not args.docs_only:
         config = DemoConfig()
         settings = {"rounds": list(config.rounds), "policy": config.policy, "epsilon": config.epsilon}
@@ -123,11 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for run in runs:
             print(json.dumps(run), flush=True)  # noqa: T201
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-    results = json.loads(args.out.read_text())
-    README.write_text(rewrite(README.read_text(), results))
-    print(markdown(results))  # noqa: T201
+    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
     return 0
 
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,14 +47,13 @@ from vowpalwabbit import Workspace
 from bench.vw_peer import ad_line, shared_line
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay, round_traffic
+from devstack.generated_tables import publish, rewrite_region, seed_range
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
 __all__ = ["OnlineRun", "main", "online_world", "run_online", "stream_of"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "cumulative_cost.json"
-README = REPO_ROOT / "README.md"
-REGION = re.compile(r"(<!-- cumulative-cost -->\n)(.*?)(<!-- /cumulative-cost -->)", re.DOTALL)
 DEFAULT_ROUNDS = (10_000, 10_000, 10_000)
 
 POLICIES: dict[str, tuple[PolicyName, float]] = {
@@ -262,18 +259,7 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 def rewrite(text: str, results: Mapping[str, Any]) -> str:
     """``text`` with its cumulative-cost region rendered from ``results``; an error if it has no such region."""
-    rewritten, count = REGION.subn(lambda m: m.group(1) + markdown(results) + m.group(3), text)
-    if count != 1:
-        raise ValueError(f"expected one <!-- cumulative-cost --> region, found {count}")
-    return rewritten
-
-
-def _seeds(text: str) -> list[int]:
-    low, _, high = text.partition("-")
-    try:
-        return list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed or a range like 1-10, got {text!r}") from None
+    return rewrite_region(text, "cumulative-cost", markdown(results))
 
 
 def _rounds(text: str) -> tuple[int, ...]:
@@ -288,13 +274,14 @@ def _rounds(text: str) -> tuple[int, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=_seeds, default=_seeds("1-2"), help="world seeds, e.g. 7 or 1-10")
+    parser.add_argument("--seeds", type=seed_range, default=seed_range("1-2"), help="world seeds, e.g. 7 or 1-10")
     parser.add_argument("--rounds", type=_rounds, default=DEFAULT_ROUNDS, help="decisions per round, e.g. 30000,25000")
     parser.add_argument("--play-rate", type=float, default=1.0, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--workers", type=int, default=2, help="worlds and policies run in parallel")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
     parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     args = parser.parse_args(argv)
+    results: dict[str, Any] | None = None
     if not args.docs_only:
         started = time.perf_counter()
         config = DemoConfig(rounds=args.rounds, play_rate=args.play_rate)
@@ -312,11 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "worlds": worlds,
             "adserve": adserve,
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
-    results = json.loads(args.out.read_text())
-    README.write_text(rewrite(README.read_text(), results))
-    print(markdown(results))  # noqa: T201
+    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
     return 0
 
 

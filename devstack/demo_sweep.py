@@ -50,6 +50,7 @@ from adserve.training.trainer import collect
 from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday
 from devstack.demo_report import DemoResult, acceptance, off_policy_of
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
+from devstack.generated_tables import seed_range
 from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
 from devstack.stack import DEFAULT_TEMPLATE
 
@@ -163,14 +164,6 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     }
 
 
-def _seeds(text: str) -> list[int]:
-    low, _, high = text.partition("-")
-    try:
-        return list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a seed or a range like 1-10, got {text!r}") from None
-
-
 def _pass_rates(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     rates: dict[str, int] = {}
     for run in runs:
@@ -233,7 +226,7 @@ def markdown(summary: Mapping[str, Mapping[str, float | str]], worlds: int, sett
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=_seeds, default=_seeds("1-10"), help="world seeds, e.g. 7 or 1-10")
+    parser.add_argument("--seeds", type=seed_range, default=seed_range("1-10"), help="world seeds, e.g. 7 or 1-10")
     parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--play-rate", type=float, default=0.8, help="chance the simulated app plays a chosen ad")

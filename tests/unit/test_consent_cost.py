@@ -16,6 +16,7 @@ from adserve.training.simulation import World
 from devstack import consent_cost
 from devstack.demo import decision_body, offline_phase
 from devstack.fakes import InMemoryLogStore
+from devstack.generated_tables import README
 from devstack.simulated_logs import START, TrafficConfig, simulate_traffic
 
 WORLD = World(5, n_advertisers=4)
@@ -81,7 +82,7 @@ def test_the_demo_sends_full_consent_or_refuses_only_personalisation() -> None:
 
 def test_the_readme_table_is_the_committed_results() -> None:
     results = json.loads(consent_cost.RESULTS.read_text())
-    readme = consent_cost.README.read_text()
+    readme = README.read_text()
     assert consent_cost.rewrite(readme, results) == readme, "run python -m devstack.consent_cost --docs-only"
     assert {row["consent_share"] for row in results["summary"]} == {0.0, 0.5, 1.0}
 
@@ -90,5 +91,5 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     results = json.loads(consent_cost.RESULTS.read_text())
     edited = copy.deepcopy(results)
     edited["summary"][0]["greedy_click_rate"] += 0.01
-    readme = consent_cost.README.read_text()
+    readme = README.read_text()
     assert consent_cost.rewrite(readme, edited) != readme

@@ -17,6 +17,7 @@ from devstack.cumulative_cost import VW_COMMON, online_world, run_online, stream
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import round_traffic
 from devstack.fakes import InMemoryLogStore
+from devstack.generated_tables import README
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
 ADS = tuple({"ad_id": f"ad-{i}", "advertiser_id": f"adv-{i}", "category": "food"} for i in range(3))
@@ -127,7 +128,7 @@ def committed() -> dict[str, Any]:
 
 def test_the_readme_table_is_the_committed_results() -> None:
     results = committed()
-    readme = cumulative_cost.README.read_text()
+    readme = README.read_text()
     assert cumulative_cost.rewrite(readme, results) == readme, "run python -m devstack.cumulative_cost --docs-only"
     policies = {row["policy"] for row in results["summary"]}
     assert {"oracle", *cumulative_cost.POLICIES} <= policies
@@ -138,5 +139,5 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     results = committed()
     edited = copy.deepcopy(results)
     edited["summary"][0]["run_click_rate"] += 0.01
-    readme = cumulative_cost.README.read_text()
+    readme = README.read_text()
     assert cumulative_cost.rewrite(readme, edited) != readme
