@@ -250,14 +250,20 @@ def _bench_figures() -> dict[str, float]:
 
 
 def _template_facts() -> dict[str, float]:
-    resources = load_template(DEFAULT_TEMPLATE)["Resources"]
+    template = load_template(DEFAULT_TEMPLATE)
+    resources = template["Resources"]
     kinds = Counter(resource["Type"] for resource in resources.values())
     rules = resources["LogsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+
+    def deployed(value: Any) -> float:
+        """A literal, or a parameter's default (the retention is LogRetentionDays)."""
+        return float(template["Parameters"][value["Ref"]]["Default"] if isinstance(value, dict) else value)
+
     return {
         "alarms": kinds["AWS::CloudWatch::Alarm"],
         "secrets": kinds["AWS::SecretsManager::Secret"],
-        "log_retention_days": resources["DecideFunctionLogGroup"]["Properties"]["RetentionInDays"],
-        "s3_retention_days": next(rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule),
+        "log_retention_days": deployed(resources["DecideFunctionLogGroup"]["Properties"]["RetentionInDays"]),
+        "s3_retention_days": deployed(next(rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule)),
     }
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from bench.cost import _template_facts
 from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, line_items, summary
 from bench.docs import COMPANIONS
 from bench.prices import MONTH_SECONDS, PRICES, Price
@@ -100,3 +101,9 @@ def test_the_committed_cost_figure_is_what_the_model_makes_of_its_inputs() -> No
     result = summary(line_items(Measured.from_dict(document["measured"]), traffic), traffic)
     assert result["usd_per_million_decisions"] == document["usd_per_million_decisions"]
     assert result["largest"] == document["largest"]
+
+
+def test_retention_is_read_from_the_template_as_deployed_by_default() -> None:
+    # The logs' retention is a parameter (LogRetentionDays), the function logs' a literal: both are days
+    facts = _template_facts()
+    assert (facts["s3_retention_days"], facts["log_retention_days"]) == (90.0, 30.0)
