@@ -139,19 +139,12 @@ class DecisionService:
             base_url=tracking_base_url,
             now=now,
         )
-        response = trusted(
-            DecisionResponse,
-            {
-                "decision_id": decision_id,
-                "model_version": model.version,
-                "mode": permissions.mode,
-                "ads": ads,
-                "explanation": None,
-            },
-        )
-        self._log(
+        response = self._answer(
             request=request,
-            response=response,
+            decision_id=decision_id,
+            model_version=model.version,
+            ads=ads,
+            explanation=None,
             permissions=permissions,
             pseudonym=pseudonym,
             features=features,
@@ -269,19 +262,12 @@ class DecisionService:
         ]
         ordered = [verdicts[(c.campaign_id, creative.ad_id)] for c in campaigns for creative in c.creatives]
         explanation = trusted(Explanation, {"ads": ordered, "contributions_unavailable": unavailable})
-        response = trusted(
-            DecisionResponse,
-            {
-                "decision_id": decision_id,
-                "model_version": model.version,
-                "mode": permissions.mode,
-                "ads": ads,
-                "explanation": explanation,
-            },
-        )
-        self._log(
+        response = self._answer(
             request=request,
-            response=response,
+            decision_id=decision_id,
+            model_version=model.version,
+            ads=ads,
+            explanation=explanation,
             permissions=permissions,
             pseudonym=pseudonym,
             features=features,
@@ -291,7 +277,6 @@ class DecisionService:
             cap_check=cap_check,
             now=now,
             prerank_dropped=ranked.dropped_count,
-            explain=True,
         )
         metrics.add_metric(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
         return response
@@ -487,11 +472,14 @@ class DecisionService:
             )
         return served
 
-    def _log(
+    def _answer(
         self,
         *,
         request: DecisionRequest,
-        response: DecisionResponse,
+        decision_id: str,
+        model_version: str,
+        ads: list[ServedAd],
+        explanation: Explanation | None,
         permissions: Permissions,
         pseudonym: str,
         features: dict[str, str],
@@ -501,12 +489,22 @@ class DecisionService:
         cap_check: CapCheck,
         now: datetime,
         prerank_dropped: int,
-        explain: bool = False,
-    ) -> None:
-        """A decision that cannot be logged is still served: the listener is not punished for our queue.
+    ) -> DecisionResponse:
+        """The response, and its decision record logged (flagged ``explain`` when it carries an explanation).
 
-        Compact (schema 2) when the catalog's snapshot is written, else inline with every ad's features.
+        A decision that cannot be logged is still served: the listener is not punished for our queue. The
+        record is compact (schema 2) when the catalog's snapshot is written, else inline with every ad's features.
         """
+        response = trusted(
+            DecisionResponse,
+            {
+                "decision_id": decision_id,
+                "model_version": model_version,
+                "mode": permissions.mode,
+                "ads": ads,
+                "explanation": explanation,
+            },
+        )
         catalog_version = self.catalog.logged_version()
         candidates: list[LoggedCandidate] | CompactCandidates
         if catalog_version is None:
@@ -541,7 +539,7 @@ class DecisionService:
             max_ads=request.max_ads,
             cap_check=cap_check,
             prerank_dropped=prerank_dropped,
-            explain=explain,
+            explain=explanation is not None,
             candidates=candidates,
             chosen=[
                 trusted(
@@ -556,6 +554,7 @@ class DecisionService:
         except DecisionLogUnavailableError:
             logger.exception("decision record not published", extra={"decision_id": response.decision_id})
             metrics.add_metric(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
+        return response
 
 
 def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode) -> dict[str, str]:
