@@ -1,19 +1,22 @@
 """Decide: POST /v1/decisions. Parses, calls the domain, shapes the response; nothing else."""
 
-from functools import cache
-from typing import Any
+from adserve.core.collector import collector_paused
 
-from adserve.core.observability import logger, metrics, tracer
-from adserve.decisions.api import DecisionRequest, DecisionResponse
-from adserve.decisions.service import DecisionService
-from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import public_base_url, screen_body
-from adserve.wiring import snapstart
-from adserve.wiring.decide import decision_service
-from adserve.wiring.settings import DecideSettings
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():  # the import allocates what it keeps: no collection until it is done
+    from functools import cache
+    from typing import Any
+
+    from adserve.core.observability import logger, metrics, tracer
+    from adserve.decisions.api import DecisionRequest, DecisionResponse
+    from adserve.decisions.service import DecisionService
+    from adserve.http_api.errors import error_doc, install_error_handlers
+    from adserve.http_api.gateway import public_base_url, screen_body
+    from adserve.wiring import snapstart
+    from adserve.wiring.decide import decision_service
+    from adserve.wiring.settings import DecideSettings
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
@@ -22,7 +25,8 @@ install_error_handlers(app)
 @cache
 def service() -> DecisionService:
     """Built on the first request of an execution environment, then reused."""
-    return decision_service(DecideSettings.from_env())
+    with collector_paused():  # as the import: clients, catalog, model and keys are kept for the environment
+        return decision_service(DecideSettings.from_env())
 
 
 snapstart.register(prepare=service)  # with SnapStart on, the snapshot holds the built service

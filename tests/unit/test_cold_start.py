@@ -1,5 +1,6 @@
 """What issue 13 removed from Decide's cold start, and SnapStart's runtime hooks, without AWS."""
 
+import gc
 import importlib.util
 import json
 import random
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from adserve.campaigns.model import Campaign
+from adserve.core.collector import collector_paused
 from adserve.core.observability import tracing_enabled
 from adserve.core.refreshing import RefreshingValue
 from adserve.decisions.catalog import CampaignCatalog
@@ -61,7 +63,9 @@ def _fresh_import(extra_env: dict[str, str]) -> dict[str, object]:
         "from adserve.wiring import settings\n"
         "built = [c.__name__ for c in vars(settings).values()\n"
         "    if isinstance(c, type) and issubclass(c, settings.EnvironmentSettings) and c.__pydantic_complete__]\n"
+        "import gc\n"
         "print(json.dumps({'xray_core': 'aws_xray_sdk.core' in sys.modules, 'disabled': tracer.disabled,\n"
+        "    'collecting': gc.isenabled(), 'import_frozen': gc.get_freeze_count() > 0,\n"
         "    'provider': type(tracer.provider).__name__,\n"
         "    'patched_httplib': 'aws_xray_sdk.ext.httplib.patch' in sys.modules, 'settings_built': built}))\n"
     )
@@ -78,6 +82,8 @@ def test_outside_lambda_the_xray_sdk_is_not_even_imported() -> None:
         "provider": "UntracedProvider",
         "patched_httplib": False,
         "settings_built": [],  # each function's settings schema is built when it first reads them
+        "collecting": True,  # the collector, paused while the handler imports, is on again
+        "import_frozen": True,  # and what the import allocated is out of its reach
     }
 
 
@@ -88,7 +94,45 @@ def test_in_lambda_xray_traces_the_aws_calls_only() -> None:
         "provider": "AsyncAWSXRayRecorder",
         "patched_httplib": False,
         "settings_built": [],
+        "collecting": True,
+        "import_frozen": True,
     }
+
+
+@pytest.mark.parametrize("collecting_before", [True, False])
+def test_the_collector_is_paused_in_the_block_then_freezes_what_it_kept_and_resumes_as_it_was(
+    collecting_before: bool,
+) -> None:
+    (gc.enable if collecting_before else gc.disable)()
+    kept: list[list[int]] = []
+    try:
+        frozen_before = gc.get_freeze_count()
+        with collector_paused():
+            assert not gc.isenabled()
+            kept.extend([n] for n in range(1000))  # lists: always tracked by the collector
+        assert gc.isenabled() is collecting_before
+        assert gc.get_freeze_count() >= frozen_before + len(kept)
+    finally:
+        gc.enable()
+
+
+def test_the_decide_service_is_built_with_the_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("decide_app_under_test", REPO / "functions/decide/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    seen: list[bool] = []
+
+    def build(_: object) -> str:
+        seen.append(gc.isenabled())
+        return "service"
+
+    monkeypatch.setattr(app, "decision_service", build)
+    monkeypatch.setattr(app.DecideSettings, "from_env", staticmethod(lambda: None))
+    assert app.service() == "service"
+    assert seen == [False]
+    assert gc.isenabled()
 
 
 def test_the_first_request_reads_run_at_once_and_a_failing_one_is_left_to_the_request() -> None:
