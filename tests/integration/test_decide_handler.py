@@ -7,6 +7,7 @@ requests a decision makes and what happens when the caps table or the outcomes q
 import contextlib
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from adserve.campaigns.frequency_caps import impression_counters, session_key
+from adserve.dal import aws_clients
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
@@ -124,6 +126,21 @@ def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy:
     for _ in range(5):
         decide(local_stack, max_ads=3)
     assert dict(proxy.calls) == {"Query": 5, "SendMessage": 5}
+
+
+def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(local_stack: Any, proxy: AwsProxy) -> None:
+    # Each client costs init time (botocore builds its class and reads its service's models): the cold start
+    # creates one per service and time budget, and shares it (one Secrets Manager client for both secrets)
+    existing = list(aws_clients._CLIENTS)
+    local_stack.reset_function("DecideFunction")
+    decide(local_stack)
+    created = [client for client in list(aws_clients._CLIENTS) if all(client is not old for old in existing)]
+    budgets = [
+        (client.meta.service_model.service_name, client.meta.config.connect_timeout, client.meta.config.read_timeout)
+        for client in created
+    ]
+    assert Counter(service for service, *_ in budgets) == {"dynamodb": 2, "s3": 2, "sqs": 1, "secretsmanager": 1}
+    assert len(set(budgets)) == len(budgets)
 
 
 def test_after_a_snapstart_restore_the_next_decision_reloads_the_catalog_over_new_connections(

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.core.errors import ModelLoadError
 from adserve.core.observability import MetricName, logger, metrics
-from adserve.dal.aws_clients import drop_connections, dynamodb_client, s3_client, sqs_client
+from adserve.dal.aws_clients import drop_connections, dynamodb_client, s3_client, secretsmanager_client, sqs_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
@@ -95,8 +95,9 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         cache_dir=settings.model_cache_dir,
         check_seconds=settings.model_pointer_check_seconds,
     )
-    keys = signing_keys(settings.signing_key_secret_id)
-    pseudonyms = pseudonym_keys(settings.pseudonym_key_secret_id)
+    secrets_client = secretsmanager_client()  # one client for both secrets: a second costs a few ms of init
+    keys = signing_keys(secrets_client, settings.signing_key_secret_id)
+    pseudonyms = pseudonym_keys(secrets_client, settings.pseudonym_key_secret_id)
     rng = random.Random()
     load_concurrently(keys.signer, pseudonyms.get, catalog.warm, models.current)
     snapstart.on_restore("decide", partial(after_restore, rng, (catalog, models, keys, pseudonyms)))

@@ -1,22 +1,26 @@
 """The HMAC keys from Secrets Manager: tracking-token keys (Decide signs, Track verifies) and pseudonym keys."""
 
+from typing import TYPE_CHECKING
+
 from adserve.core.refreshing import RefreshingValue
-from adserve.dal.aws_clients import secretsmanager_client
 from adserve.dal.secret_keys import read_pseudonymizer, read_signer
 from adserve.outcomes.key_cache import KEY_CACHE_SECONDS, UNKNOWN_KEY_REFRESH_SECONDS, SigningKeyCache
 from adserve.privacy.pseudonyms import Pseudonymizer
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
-def signing_keys(secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS) -> SigningKeyCache:
+
+def signing_keys(
+    client: "SecretsManagerClient", secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS
+) -> SigningKeyCache:
     """One cache per execution environment, reading AWSCURRENT and AWSPREVIOUS of *secret_id*."""
-    client = secretsmanager_client()
     return SigningKeyCache(
         lambda: read_signer(client, secret_id), unknown_key_refresh_seconds=unknown_key_refresh_seconds
     )
 
 
-def pseudonym_keys(secret_id: str) -> RefreshingValue[Pseudonymizer]:
+def pseudonym_keys(client: "SecretsManagerClient", secret_id: str) -> RefreshingValue[Pseudonymizer]:
     """The pseudonym keys, reloaded every few minutes so a rotation reaches every environment; a failed reload
     keeps the cached keys (a listener's counters must not move to another pseudonym because of an outage)."""
-    client = secretsmanager_client()
     return RefreshingValue(lambda: read_pseudonymizer(client, secret_id), KEY_CACHE_SECONDS, name="pseudonym keys")

@@ -1,6 +1,6 @@
 """Track's wiring: the outcome queue with a tight time budget and the signing keys."""
 
-from adserve.dal.aws_clients import sqs_client
+from adserve.dal.aws_clients import secretsmanager_client, sqs_client
 from adserve.dal.outcome_queue import OutcomeQueue
 from adserve.outcomes.tracking import TrackingService
 from adserve.wiring.secret_keys import signing_keys
@@ -12,5 +12,7 @@ def tracking_service(settings: TrackSettings) -> TrackingService:
     queue_client = sqs_client(connect_timeout=0.5, read_timeout=1.0, attempts=2)
     return TrackingService(
         queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
-        keys=signing_keys(settings.signing_key_secret_id, settings.unknown_key_refresh_seconds),
+        keys=signing_keys(
+            secretsmanager_client(), settings.signing_key_secret_id, settings.unknown_key_refresh_seconds
+        ),
     )
