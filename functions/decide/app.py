@@ -18,8 +18,8 @@ with collector_paused():  # the import allocates what it keeps: no collection un
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-app = APIGatewayHttpResolver(enable_validation=True)
-install_error_handlers(app)
+    app = APIGatewayHttpResolver(enable_validation=True)  # which imports its validation middleware
+    install_error_handlers(app)
 
 
 @cache
