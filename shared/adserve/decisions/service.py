@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_caps
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
-from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import (
@@ -111,18 +111,16 @@ class DecisionService:
         session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
         in_placement = self.catalog.ads_for(request.placement)
         targeted = in_placement.select(request, now, contextual=not permissions.personalise)
-        metrics.add_metric(
-            MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
-        )
+        emit(MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted))
         paced = throttle(targeted, self.rng)
         if len(paced) < len(targeted):
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
+            emit(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
         counted = pseudonym if permissions.cap_frequency else None
         within_caps, cap_check = self._apply_caps(paced, counted, now, session)
         model = self.scorer(pseudonym)
         ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
         if ranked.dropped_count:
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
+            emit(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         ad_rows, values, advertisers = in_placement.columns(eligible)
@@ -155,12 +153,12 @@ class DecisionService:
             now=now,
             prerank_dropped=ranked.dropped_count,
         )
-        metrics.add_metric(MetricName.DECISIONS, MetricUnit.Count, 1)
-        metrics.add_metric(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
-        metrics.add_metric(MetricName.ADS_RETURNED, MetricUnit.Count, len(response.ads))
+        emit(MetricName.DECISIONS, MetricUnit.Count, 1)
+        emit(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
+        emit(MetricName.ADS_RETURNED, MetricUnit.Count, len(response.ads))
         if not response.ads:
-            metrics.add_metric(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
-        metrics.add_metric(MetricName.DECIDE_LATENCY, MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
+            emit(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
+        emit(MetricName.DECIDE_LATENCY, MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
         return response
 
     def _explain(self, request: DecisionRequest) -> DecisionResponse:
@@ -278,7 +276,7 @@ class DecisionService:
             now=now,
             prerank_dropped=ranked.dropped_count,
         )
-        metrics.add_metric(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
+        emit(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
         return response
 
     def _explain_caps(
@@ -393,17 +391,15 @@ class DecisionService:
             return list(targeted), "not_needed"
         if listener is None:
             uncapped = [ad for ad in targeted if not ad.caps]
-            metrics.add_metric(
-                MetricName.CANDIDATES_FILTERED_BY_CONSENT, MetricUnit.Count, len(targeted) - len(uncapped)
-            )
+            emit(MetricName.CANDIDATES_FILTERED_BY_CONSENT, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "not_permitted"
         try:
             counts = self.counters.read_counters(listener, now)
         except CapStoreUnavailableError:
             logger.exception("frequency caps unreadable; serving uncapped campaigns only")
-            metrics.add_metric(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
+            emit(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
             uncapped = [ad for ad in targeted if not ad.caps]
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
+            emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable"
         verdicts: dict[str, bool] = {}
         eligible = []
@@ -418,7 +414,7 @@ class DecisionService:
                 verdicts[campaign.campaign_id] = within_caps(campaign, ad.caps, counts, now, session)
             if verdicts[campaign.campaign_id]:
                 eligible.append(ad)
-        metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
+        emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok"
 
     def _score(self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray) -> np.ndarray:
@@ -553,7 +549,7 @@ class DecisionService:
             self.decision_log.publish(record)
         except DecisionLogUnavailableError:
             logger.exception("decision record not published", extra={"decision_id": response.decision_id})
-            metrics.add_metric(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
+            emit(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
         return response
 
 
