@@ -83,8 +83,40 @@ COUNTER_PREFIX = "cap#"
 
 
 def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
+    return counter_key_prefix(cap, campaign) + bucket
+
+
+def counter_key_prefix(cap: FrequencyCap, campaign: Campaign) -> str:
+    """A counter's key up to its window bucket: fixed per cap and campaign."""
     owner = campaign.campaign_id if cap.scope is CapScope.CAMPAIGN else campaign.advertiser_id
-    return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#{bucket}"  # StrEnums format as their values
+    return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#"  # StrEnums format as their values
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCap:
+    """A cap in force for one campaign with its counter's key prefix, built when the catalog loads, so a
+    decision checking it only appends the window's bucket (``within_counter_caps``)."""
+
+    key_prefix: str
+    window: CapWindow
+    max: int
+
+    @classmethod
+    def of(cls, cap: FrequencyCap, campaign: Campaign) -> "CounterCap":
+        return cls(counter_key_prefix(cap, campaign), cap.window, cap.max)
+
+
+def within_counter_caps(
+    caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
+) -> bool:
+    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets."""
+    for cap in caps:
+        bucket = buckets.get(cap.window)
+        if bucket is None:
+            bucket = buckets[cap.window] = window_bucket(cap.window, now, session)
+        if counts.get(cap.key_prefix + bucket, 0) >= cap.max:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from typing import Protocol
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_caps
+from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_counter_caps
+from adserve.campaigns.model import CapWindow
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
@@ -402,6 +403,7 @@ class DecisionService:
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable"
         verdicts: dict[str, bool] = {}
+        buckets: dict[CapWindow, str] = {}
         eligible = []
         owners = CountedOwners.of(counts)
         for ad in targeted:
@@ -411,7 +413,7 @@ class DecisionService:
                 continue
             campaign = ad.campaign
             if campaign.campaign_id not in verdicts:
-                verdicts[campaign.campaign_id] = within_caps(campaign, ad.caps, counts, now, session)
+                verdicts[campaign.campaign_id] = within_counter_caps(ad.counter_caps, counts, buckets, now, session)
             if verdicts[campaign.campaign_id]:
                 eligible.append(ad)
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
