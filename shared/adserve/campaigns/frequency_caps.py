@@ -109,11 +109,18 @@ class CounterCap:
 def within_counter_caps(
     caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
 ) -> bool:
-    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets."""
+    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets.
+
+    A calendar window's bucket comes from the cache by UTC hour that Record uses (``impression_counters``):
+    keyed by the exact moment, every decision missed the cache and formatted its dates again.
+    """
     for cap in caps:
         bucket = buckets.get(cap.window)
         if bucket is None:
-            bucket = buckets[cap.window] = window_bucket(cap.window, now, session)
+            window, hour = cap.window, utc_hour(now)
+            calendar = window in _CALENDAR_WINDOWS
+            bucket = _calendar_slot(window, hour)[0] if calendar else window_bucket(window, hour, session)
+            buckets[window] = bucket
         if counts.get(cap.key_prefix + bucket, 0) >= cap.max:
             return False
     return True
