@@ -49,7 +49,7 @@ class ExplorationPolicy(Protocol):
 
 
 def _greedy(expected_values: np.ndarray, available: np.ndarray) -> int:
-    return int(np.argmax(np.where(available, expected_values, -np.inf)))
+    return int(np.where(available, expected_values, -np.inf).argmax())
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +67,9 @@ class EpsilonGreedy:
 
     def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
         count = np.count_nonzero(available)
-        probabilities = np.zeros(len(expected_values), dtype=np.float64)
         if count == 0:
-            return probabilities
-        probabilities[available] = self.epsilon / count
+            return np.zeros(len(expected_values), dtype=np.float64)
+        probabilities = available * (self.epsilon / count)  # exactly epsilon / count where available, else 0.0
         probabilities[_greedy(expected_values, available)] += 1.0 - self.epsilon
         return probabilities
 
