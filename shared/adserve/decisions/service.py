@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -49,6 +50,7 @@ from adserve.outcomes.decision_records import (
     DecisionRecord,
     LoggedCandidate,
     LoggedChoice,
+    LoggedPolicy,
 )
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
@@ -71,6 +73,11 @@ class PolicySettings:
     token_ttl: timedelta
     prerank_top_k: int = DEFAULT_TOP_K
     """Past this many eligible ads only the top K by ``value_cpm x prior`` are scored (``decisions.prerank``)."""
+
+    @cached_property
+    def logged_exploration(self) -> LoggedPolicy:
+        """The exploration policy as records name it: one frozen value for the settings' life, not one per decision."""
+        return self.exploration.logged()
 
 
 @dataclass
@@ -529,7 +536,7 @@ class DecisionService:
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
-            policy=self.policy.exploration.logged(),
+            policy=self.policy.logged_exploration,
             mode=permissions.mode,
             listener_hash=pseudonym if permissions.measure else None,
             listener_features=features,
