@@ -29,6 +29,7 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii
 
 from adserve.core.errors import ExpiredTokenError, TokenError, WrongEventTypeError
+from adserve.core.keyed_hash import HmacSha256
 from adserve.core.vocabulary import EventType
 
 MAX_TOKEN_LENGTH = 1024
@@ -61,18 +62,16 @@ def key_id(key: bytes) -> str:
 
 
 class _SigningKey:
-    """One HMAC key, keyed once: each signature then costs a copy of the keyed state and one update."""
+    """One HMAC key, keyed once: each signature then costs copies of the keyed states and their updates."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("a signing key needs at least 32 bytes")
         self.key_id = key_id(key)
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._mac = HmacSha256(key)
 
     def signature(self, message: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(message.encode())
-        return _b64encode(mac.digest())
+        return _b64encode(self._mac.digest(message.encode()))
 
 
 class TokenSigner:
