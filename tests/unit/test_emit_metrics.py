@@ -42,7 +42,7 @@ def _run(add: Adder) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def test_emit_leaves_what_add_metric_leaves() -> None:
     # Given the same calls through Powertools and through emit
-    expected_documents, expected_left = _run(lambda name, unit, value: metrics.add_metric(name, unit, value))
+    expected_documents, expected_left = _run(metrics.add_metric)
     documents, left = _run(emit)
     # Then both flushed the same documents at the same points and left the same set
     assert len(expected_documents) == 3, "two flushes of DecideLatency, one of Decisions"
