@@ -8,12 +8,14 @@ from adserve.campaigns.frequency_caps import (
     EXPIRY_GRACE,
     AdvertiserCaps,
     CountedOwners,
+    CounterCap,
     counter_key,
     impression_counters,
     session_key,
     window_bucket,
     window_end,
     within_caps,
+    within_counter_caps,
 )
 from adserve.campaigns.model import CapScope, CapWindow
 from hypothesis import given
@@ -203,6 +205,37 @@ def test_an_ad_whose_owners_have_no_counter_is_within_caps_as_the_full_check_say
     assert passed
     assert all(within_caps(c, c.frequency_caps, counts, NOW, session) for c in passed)
     assert not all(within_caps(c, c.frequency_caps, counts, NOW, session) for c in campaigns)
+
+
+@pytest.mark.parametrize("moment", [NOW, at("2026-11-29T23:59:59.999999").astimezone(ZONES[2])])
+def test_caps_with_built_key_prefixes_say_what_the_full_check_says(moment: datetime) -> None:
+    # Given random campaigns with caps in every window and a listener's counters, some full, some not
+    rng = random.Random(13)
+    campaigns = [
+        campaign(
+            campaign_id=f"c{i}",
+            advertiser_id=f"a{i % 4}",
+            frequency_caps=[
+                {"max": rng.randint(1, 3), "window": window, "scope": scope}
+                for scope, window in rng.sample([(s, w) for s in CapScope for w in CapWindow], rng.randint(1, 3))
+            ],
+        )
+        for i in range(60)
+    ]
+    session = session_key("s", moment)
+    counts: dict[str, int] = {}
+    for heard in rng.sample(campaigns, 30):
+        for slot in impression_counters(heard, heard.frequency_caps, moment, session):
+            counts[slot.key] = rng.randint(1, 3)
+    # When one decision checks them all with built prefixes and one dict of buckets
+    buckets: dict[CapWindow, str] = {}
+    built = [
+        within_counter_caps([CounterCap.of(cap, c) for cap in c.frequency_caps], counts, buckets, moment, session)
+        for c in campaigns
+    ]
+    # Then each verdict is the full check's, and both verdicts occur
+    assert built == [within_caps(c, c.frequency_caps, counts, moment, session) for c in campaigns]
+    assert set(built) == {True, False}
 
 
 def test_a_counter_key_of_another_shape_sends_every_ad_to_the_full_check() -> None:

@@ -130,6 +130,23 @@ def test_an_empty_pool_gives_an_empty_slate(policy: ExplorationPolicy) -> None:
     assert choose_slate(np.zeros(0), [], 3, policy, rng=random.Random(0)) == []
 
 
+class TopOfRange(random.Random):
+    """A draw of u x total that rounds up to the total (here u itself is 1.0)."""
+
+    def random(self) -> float:
+        return 1.0
+
+
+def test_a_draw_rounded_up_to_the_total_takes_the_last_candidate_with_a_probability() -> None:
+    # Given three candidates, the third by the first one's advertiser, and draws at the very top of the range
+    values = np.array([3.0, 2.0, 1.0])
+    # When the slate is filled
+    choices = choose_slate(values, ["x", "y", "x"], 3, EpsilonGreedy(1.0), TopOfRange())
+    # Then each slot takes the last candidate still available, never one past it or an unavailable one
+    assert [(choice.index, choice.rank) for choice in choices] == [(2, 1), (1, 2)]
+    assert [choice.propensity for choice in choices] == [1 / 3, 1.0]
+
+
 def test_settings_outside_their_range_are_refused() -> None:
     with pytest.raises(ValueError, match="epsilon"):
         EpsilonGreedy(1.5)

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from adserve.core.errors import ExpiredTokenError, TokenError
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.tokens import TokenSigner, UnknownKeyError, key_id
+from adserve.outcomes.tokens import TokenSigner, TrackingClaims, UnknownKeyError, key_id
 
 from tests.support.builders import NOW, tracking_claims
 
@@ -181,9 +181,15 @@ def test_short_previous_keys_are_refused() -> None:
         TokenSigner(KEY, previous=b"short")
 
 
-def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json() -> None:
+@pytest.mark.parametrize(
+    "claims",
+    [
+        tracking_claims(listener='lístener "1"', expires_at=1_795_635_000),
+        tracking_claims(listener=None, session="", ad_id="ad\\\u2028\t1"),
+    ],
+)
+def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json(claims: TrackingClaims) -> None:
     # Given claims and the JSON a plain json.dumps of them gives for each event type
-    claims = tracking_claims(listener='lístener "1"', expires_at=1_795_635_000)
     signer = TokenSigner(b"k" * 32, previous=KEY)
     types = [event_type.value for event_type in EventType]
     # When one call signs a token per event type

@@ -83,8 +83,47 @@ COUNTER_PREFIX = "cap#"
 
 
 def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
+    return counter_key_prefix(cap, campaign) + bucket
+
+
+def counter_key_prefix(cap: FrequencyCap, campaign: Campaign) -> str:
+    """A counter's key up to its window bucket: fixed per cap and campaign."""
     owner = campaign.campaign_id if cap.scope is CapScope.CAMPAIGN else campaign.advertiser_id
-    return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#{bucket}"  # StrEnums format as their values
+    return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#"  # StrEnums format as their values
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCap:
+    """A cap in force for one campaign with its counter's key prefix, built when the catalog loads, so a
+    decision checking it only appends the window's bucket (``within_counter_caps``)."""
+
+    key_prefix: str
+    window: CapWindow
+    max: int
+
+    @classmethod
+    def of(cls, cap: FrequencyCap, campaign: Campaign) -> "CounterCap":
+        return cls(counter_key_prefix(cap, campaign), cap.window, cap.max)
+
+
+def within_counter_caps(
+    caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
+) -> bool:
+    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets.
+
+    A calendar window's bucket comes from the cache by UTC hour that Record uses (``impression_counters``):
+    keyed by the exact moment, every decision missed the cache and formatted its dates again.
+    """
+    for cap in caps:
+        bucket = buckets.get(cap.window)
+        if bucket is None:
+            window, hour = cap.window, utc_hour(now)
+            calendar = window in _CALENDAR_WINDOWS
+            bucket = _calendar_slot(window, hour)[0] if calendar else window_bucket(window, hour, session)
+            buckets[window] = bucket
+        if counts.get(cap.key_prefix + bucket, 0) >= cap.max:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

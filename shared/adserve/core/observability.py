@@ -7,6 +7,8 @@ from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 TRACED_MODULES = ("botocore",)
@@ -129,3 +131,36 @@ class MetricName(StrEnum):
     DECISIONS_BY_BOOTSTRAP_MODEL = "DecisionsByBootstrapModel"
     DECISIONS_BY_CHAMPION_MODEL = "DecisionsByChampionModel"
     DECISIONS_BY_CHALLENGER_MODEL = "DecisionsByChallengerModel"
+
+
+_STANDARD_RESOLUTION = 60
+
+
+def emit(name: MetricName, unit: MetricUnit, value: float) -> None:
+    """``metrics.add_metric`` for the per-decision path: the same metric set, and so the same EMF, in a tenth
+    of the time.
+
+    Powertools' ``add_metric`` validates the name, unit and resolution on every call and formats the metric
+    set into a debug message whether or not debug logging is on (Decide adds some eight metrics per decision:
+    about 50 us of a 10-candidate decision on the bench). This appends the value itself while the metric's
+    unit and resolution match and neither limit is near; the call that reaches a limit goes through
+    ``add_metric``, which flushes there as it always does.
+    """
+    metric_set = metrics.provider.metric_set
+    metric = metric_set.get(name)
+    if metric is None:
+        if len(metric_set) < MAX_METRICS - 1:
+            metric_set[name.value] = {
+                "Unit": unit.value,
+                "StorageResolution": _STANDARD_RESOLUTION,
+                "Value": [float(value)],
+            }
+            return
+    elif (
+        len(metric["Value"]) < MAX_METRICS - 1
+        and metric["Unit"] == unit.value
+        and metric["StorageResolution"] == _STANDARD_RESOLUTION
+    ):
+        metric["Value"].append(float(value))
+        return
+    metrics.add_metric(name, unit, value)

@@ -58,6 +58,12 @@ class DecisionRequest(BaseModel):
         ),
     )
 
+    def __repr__(self) -> str:
+        """Short, and without the listener's or session's id: Powertools' resolver formats the route's arguments
+        into a debug message on every request, whether debug is logged or not (pydantic's own repr of a request
+        took some 25 us and named the listener)."""
+        return f"DecisionRequest(placement={self.placement.value!r}, max_ads={self.max_ads}, explain={self.explain})"
+
 
 class TrackingUrls(BaseModel):
     impression: str

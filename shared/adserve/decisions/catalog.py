@@ -27,7 +27,7 @@ from adserve.campaigns.frequency_caps import AdvertiserCaps
 from adserve.campaigns.model import Campaign, CampaignStatus
 from adserve.core.collector import collector_paused
 from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailableError
-from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.observability import MetricName, emit, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import Placement
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
@@ -100,9 +100,9 @@ class CampaignCatalog:
         """Active ads that run in this placement; none when every refresh failed for longer than the max age."""
         snapshot = self._snapshot.get()
         age = self._snapshot.age_seconds()
-        metrics.add_metric(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
+        emit(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
         if age > self._max_age:
-            metrics.add_metric(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
+            emit(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
             return TargetingIndex(placement, [])
         by_placement = snapshot.by_placement
         return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])

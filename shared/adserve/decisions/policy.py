@@ -49,7 +49,7 @@ class ExplorationPolicy(Protocol):
 
 
 def _greedy(expected_values: np.ndarray, available: np.ndarray) -> int:
-    return int(np.argmax(np.where(available, expected_values, -np.inf)))
+    return int(np.where(available, expected_values, -np.inf).argmax())
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +66,10 @@ class EpsilonGreedy:
         return self.epsilon
 
     def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
-        count = int(available.sum())
-        probabilities = np.zeros(len(expected_values), dtype=np.float64)
+        count = np.count_nonzero(available)
         if count == 0:
-            return probabilities
-        probabilities[available] = self.epsilon / count
+            return np.zeros(len(expected_values), dtype=np.float64)
+        probabilities = available * (self.epsilon / count)  # exactly epsilon / count where available, else 0.0
         probabilities[_greedy(expected_values, available)] += 1.0 - self.epsilon
         return probabilities
 
@@ -92,7 +91,7 @@ class SquareCB:
         return self.gamma
 
     def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
-        count = int(available.sum())
+        count = np.count_nonzero(available)
         probabilities = np.zeros(len(expected_values), dtype=np.float64)
         if count == 0:
             return probabilities
@@ -129,7 +128,7 @@ def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
 
 def choose_slate(
     expected_values: np.ndarray,
-    advertisers: Sequence[Hashable],
+    advertisers: Sequence[Hashable] | np.ndarray,
     slots: int,
     policy: ExplorationPolicy,
     rng: random.Random,
@@ -138,24 +137,31 @@ def choose_slate(
 ) -> list[Choice]:
     """Fill up to `slots` ranks from `policy.slot_probabilities`; fewer when advertisers run out.
 
-    ``trace``, when given (explain), receives the distribution of each slot, in rank order.
+    ``advertisers`` names each candidate's advertiser: any hashable, or integer codes in an array (Decide's
+    catalog index holds them so). ``trace``, when given (explain), receives the distribution of each slot, in
+    rank order.
     """
-    code_of: dict[Hashable, int] = {}
-    advertiser_codes = np.fromiter(
-        (code_of.setdefault(advertiser, len(code_of)) for advertiser in advertisers),
-        dtype=np.int64,
-        count=len(advertisers),
-    )
+    if isinstance(advertisers, np.ndarray):
+        advertiser_codes = advertisers
+    else:
+        code_of: dict[Hashable, int] = {}
+        advertiser_codes = np.fromiter(
+            (code_of.setdefault(advertiser, len(code_of)) for advertiser in advertisers),
+            dtype=np.int64,
+            count=len(advertisers),
+        )
     available = np.ones(len(expected_values), dtype=bool)
     choices: list[Choice] = []
     while len(choices) < slots and available.any():
         probabilities = policy.slot_probabilities(expected_values, available)
         if trace is not None:
             trace.append(probabilities)
-        cumulative = np.cumsum(probabilities)
-        # side="right" never lands on a zero-probability (unavailable) candidate.
-        index = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
-        index = min(index, int(np.flatnonzero(probabilities)[-1]))  # u x total rounded up to total
+        cumulative = probabilities.cumsum()
+        # side="right" never lands on a zero-probability (unavailable) candidate, nor past the last candidate
+        # with a probability (zeros add nothing to the sum): only u x total rounded up to the total can.
+        index = int(cumulative.searchsorted(rng.random() * cumulative[-1], side="right"))
+        if index == len(cumulative):
+            index = int(np.flatnonzero(probabilities)[-1])
         choices.append(Choice(index=index, rank=len(choices) + 1, propensity=float(probabilities[index])))
         available &= advertiser_codes != advertiser_codes[index]
     return choices

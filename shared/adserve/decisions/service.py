@@ -6,14 +6,16 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_caps
+from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_counter_caps
+from adserve.campaigns.model import CapWindow
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
-from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import (
@@ -48,6 +50,7 @@ from adserve.outcomes.decision_records import (
     DecisionRecord,
     LoggedCandidate,
     LoggedChoice,
+    LoggedPolicy,
 )
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
@@ -70,6 +73,11 @@ class PolicySettings:
     token_ttl: timedelta
     prerank_top_k: int = DEFAULT_TOP_K
     """Past this many eligible ads only the top K by ``value_cpm x prior`` are scored (``decisions.prerank``)."""
+
+    @cached_property
+    def logged_exploration(self) -> LoggedPolicy:
+        """The exploration policy as records name it: one frozen value for the settings' life, not one per decision."""
+        return self.exploration.logged()
 
 
 @dataclass
@@ -111,18 +119,16 @@ class DecisionService:
         session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
         in_placement = self.catalog.ads_for(request.placement)
         targeted = in_placement.select(request, now, contextual=not permissions.personalise)
-        metrics.add_metric(
-            MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted)
-        )
+        emit(MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted))
         paced = throttle(targeted, self.rng)
         if len(paced) < len(targeted):
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
+            emit(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
         counted = pseudonym if permissions.cap_frequency else None
         within_caps, cap_check = self._apply_caps(paced, counted, now, session)
         model = self.scorer(pseudonym)
         ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
         if ranked.dropped_count:
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
+            emit(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         ad_rows, values, advertisers = in_placement.columns(eligible)
@@ -155,12 +161,12 @@ class DecisionService:
             now=now,
             prerank_dropped=ranked.dropped_count,
         )
-        metrics.add_metric(MetricName.DECISIONS, MetricUnit.Count, 1)
-        metrics.add_metric(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
-        metrics.add_metric(MetricName.ADS_RETURNED, MetricUnit.Count, len(response.ads))
+        emit(MetricName.DECISIONS, MetricUnit.Count, 1)
+        emit(MODE_METRICS[permissions.mode], MetricUnit.Count, 1)
+        emit(MetricName.ADS_RETURNED, MetricUnit.Count, len(response.ads))
         if not response.ads:
-            metrics.add_metric(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
-        metrics.add_metric(MetricName.DECIDE_LATENCY, MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
+            emit(MetricName.EMPTY_DECISIONS, MetricUnit.Count, 1)
+        emit(MetricName.DECIDE_LATENCY, MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000)
         return response
 
     def _explain(self, request: DecisionRequest) -> DecisionResponse:
@@ -278,7 +284,7 @@ class DecisionService:
             now=now,
             prerank_dropped=ranked.dropped_count,
         )
-        metrics.add_metric(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
+        emit(MetricName.EXPLAINED_DECISIONS, MetricUnit.Count, 1)
         return response
 
     def _explain_caps(
@@ -393,19 +399,18 @@ class DecisionService:
             return list(targeted), "not_needed"
         if listener is None:
             uncapped = [ad for ad in targeted if not ad.caps]
-            metrics.add_metric(
-                MetricName.CANDIDATES_FILTERED_BY_CONSENT, MetricUnit.Count, len(targeted) - len(uncapped)
-            )
+            emit(MetricName.CANDIDATES_FILTERED_BY_CONSENT, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "not_permitted"
         try:
             counts = self.counters.read_counters(listener, now)
         except CapStoreUnavailableError:
             logger.exception("frequency caps unreadable; serving uncapped campaigns only")
-            metrics.add_metric(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
+            emit(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
             uncapped = [ad for ad in targeted if not ad.caps]
-            metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
+            emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable"
         verdicts: dict[str, bool] = {}
+        buckets: dict[CapWindow, str] = {}
         eligible = []
         owners = CountedOwners.of(counts)
         for ad in targeted:
@@ -415,10 +420,10 @@ class DecisionService:
                 continue
             campaign = ad.campaign
             if campaign.campaign_id not in verdicts:
-                verdicts[campaign.campaign_id] = within_caps(campaign, ad.caps, counts, now, session)
+                verdicts[campaign.campaign_id] = within_counter_caps(ad.counter_caps, counts, buckets, now, session)
             if verdicts[campaign.campaign_id]:
                 eligible.append(ad)
-        metrics.add_metric(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
+        emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok"
 
     def _score(self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray) -> np.ndarray:
@@ -531,7 +536,7 @@ class DecisionService:
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
-            policy=self.policy.exploration.logged(),
+            policy=self.policy.logged_exploration,
             mode=permissions.mode,
             listener_hash=pseudonym if permissions.measure else None,
             listener_features=features,
@@ -553,7 +558,7 @@ class DecisionService:
             self.decision_log.publish(record)
         except DecisionLogUnavailableError:
             logger.exception("decision record not published", extra={"decision_id": response.decision_id})
-            metrics.add_metric(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
+            emit(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
         return response
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from adserve.campaigns.frequency_caps import CounterCap
 from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import Placement
@@ -32,6 +33,8 @@ class AdCandidate:
     """The creative as responses show it, built once rather than per served ad."""
     logged: dict[str, Any] = field(init=False)
     """The fields of the ad's decision-record candidate that no request changes, in the record's order."""
+    counter_caps: tuple[CounterCap, ...] = field(init=False)
+    """``caps`` with their counters' key prefixes, which no request changes either."""
 
     def __post_init__(self) -> None:
         creative, campaign = self.creative, self.campaign
@@ -54,6 +57,7 @@ class AdCandidate:
             "features": self.features,
         }
         object.__setattr__(self, "logged", logged)
+        object.__setattr__(self, "counter_caps", tuple(CounterCap.of(cap, campaign) for cap in self.caps))
 
 
 def listener_hour(request: DecisionRequest, now: datetime) -> int:
@@ -148,10 +152,10 @@ class TargetingIndex:
             self._priors[model.version] = priors
         return priors
 
-    def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encoded rows, CPM values and advertiser codes of some of this index's ads, cut from load-time arrays."""
         positions = self.positions(ads)
-        return self._rows[positions], self._values[positions], self._advertisers[positions].tolist()
+        return self._rows[positions], self._values[positions], self._advertisers[positions]
 
     def __len__(self) -> int:
         return len(self.ads)

@@ -13,7 +13,8 @@ and the previous key, so a request arriving just after a rotation still finds wh
 """
 
 import hashlib
-import hmac
+
+from adserve.core.keyed_hash import HmacSha256
 
 PSEUDONYM_HEX_LENGTH = 32
 """128 bits: collisions among a billion listeners have odds of about 1 in 10**20."""
@@ -23,17 +24,15 @@ _SESSION_DOMAIN = b"adserve session pseudonym\x00"
 
 
 class _Keyed:
-    """One HMAC key, keyed once: each pseudonym then costs a copy of the keyed state and one update."""
+    """One HMAC key, keyed once: each pseudonym then costs copies of the keyed states and their updates."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:
             raise ValueError("a pseudonym key needs at least 32 bytes")
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._mac = HmacSha256(key)
 
     def of(self, domain: bytes, value: str) -> str:
-        mac = self._keyed.copy()
-        mac.update(domain + value.encode())
-        return mac.hexdigest()[:PSEUDONYM_HEX_LENGTH]
+        return self._mac.digest(domain + value.encode()).hex()[:PSEUDONYM_HEX_LENGTH]
 
 
 class Pseudonymizer:
