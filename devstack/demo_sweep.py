@@ -1,6 +1,7 @@
 """How often ``make demo`` meets its acceptance checks: the demo's loop replayed offline over many worlds.
 
-    python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--play-rate 0.8] [--out demo-output/sweep.json]
+    python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--play-rate 0.8] [--variants ...]
+    python -m devstack.demo_sweep --docs-only     # only rewrite README's table from the results file
 
 One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whether its settings
 (``DemoConfig``) make the acceptance checks likely, rather than lucky, shows only over many worlds, and the
@@ -12,12 +13,15 @@ trainer after each round, on in-memory buckets; the last model, the bootstrap mo
 policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``acceptance`` on the result.
 
 Each world is replayed once per *variant* (``VARIANTS``): epsilon-greedy 0.4 learning from every chosen ad
-(the old rule), the same learning only from heard ads, and SquareCB learning from heard ads; with a play rate
-below 1 (``--play-rate``, 0.8 by default here) some chosen ads are never played, so the label rule matters.
-Per variant it reports the final greedy policy's click rate over the greedy oracle's, the served click rate
-over the whole logging run (the chosen ads' true CTR), the holdout AUC's gap to the Bayes AUC, and the
-SNIPS estimate's relative error against the measured click rate of the policy it estimates. The JSON results
-and a Markdown table of them are written to ``--out`` and beside it (``.md``).
+(the old rule), the same learning only from heard ads, SquareCB learning from heard ads, and SquareCB with
+rounds that grow (``GROWING_ROUNDS``); with a play rate below 1 (``--play-rate``, 0.8 by default here) some
+chosen ads are never played, so the label rule matters. Per variant it reports the final greedy policy's
+click rate over the greedy oracle's, the served click rate over the whole logging run (the chosen ads' true
+CTR) and that over ``BASELINE``'s in the same world, the holdout AUC's gap to the Bayes AUC, and the SNIPS
+estimate's relative error against the measured click rate of the policy it estimates. The results go to
+``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short leaves what it measured),
+and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is rendered from it;
+``tests/unit/test_demo_sweep.py`` fails when the two disagree.
 
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
 the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
@@ -31,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
@@ -50,12 +55,14 @@ from adserve.training.trainer import collect
 from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday
 from devstack.demo_report import DemoResult, acceptance, off_policy_of
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
-from devstack.generated_tables import seed_range
+from devstack.generated_tables import publish, rewrite_region, seed_range
 from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
 from devstack.stack import DEFAULT_TEMPLATE
 
 __all__ = ["main", "replay", "round_traffic"]
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "bench" / "results" / "demo_sweep.json"
 BOOTSTRAP_MODEL = DEFAULT_TEMPLATE.parent / "layers" / "model" / "bootstrap"
 SECONDS_PER_DECISION = 0.1
 REWARD_WINDOW = timedelta(hours=1)
@@ -173,16 +180,28 @@ def _pass_rates(runs: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {name: f"{passed}/{len(runs)}" for name, passed in rates.items()}
 
 
+GROWING_ROUNDS = (5_000, 10_000, 20_000, 20_000, 25_000)
+"""The demo's 80k decisions retrained sooner while the logs are small: the bootstrap model, which knows none of the
+world's ads, serves 5k decisions instead of 30k. A deployment says the same with Retrain's schedule."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
     "epsilon-greedy 0.4, heard ads": {"policy": "epsilon_greedy", "examples_from": "impressions"},
     "squarecb, heard ads": {"policy": "squarecb", "examples_from": "impressions"},
+    "squarecb, heard ads, growing rounds": {
+        "policy": "squarecb",
+        "examples_from": "impressions",
+        "rounds": GROWING_ROUNDS,
+    },
 }
-"""What each change buys: the label rule (first two), then the exploration policy (last two)."""
+"""What each change buys: the label rule (first two), the exploration policy (third), the retrain cadence (last)."""
+BASELINE = "epsilon-greedy 0.4, heard ads"
+"""The variant the run click rate is compared with (the issue's goal: 10% above it)."""
 
 COLUMNS = {
     "greedy_over_oracle": "greedy / oracle",
     "run_click_rate": "run click rate",
+    "run_vs_baseline": "run vs epsilon-greedy 0.4",
     "auc_gap": "AUC gap to Bayes",
     "snips_error": "SNIPS error",
     "dropped_no_impression": "dropped (not heard)",
@@ -194,34 +213,67 @@ def _replay_variant(config: DemoConfig, variant: str, seed: int) -> dict[str, An
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | str]]:
-    """Per variant: the mean of each column over worlds, and how many worlds meet the SNIPS goal."""
+    """Per variant: the mean of each column over worlds, and how many worlds meet the SNIPS goal.
+
+    ``run_vs_baseline`` is the mean over worlds of each world's run click rate over ``BASELINE``'s in that world.
+    """
+    baseline = {run["seed"]: run["run_click_rate"] for run in runs if run["variant"] == BASELINE}
     summary: dict[str, dict[str, float | str]] = {}
-    for variant in VARIANTS:
-        mine = [run for run in runs if run["variant"] == variant]
-        if not mine:
-            continue
+    for variant in dict.fromkeys(run["variant"] for run in runs):
+        mine = [
+            dict(run) | {"run_vs_baseline": run["run_click_rate"] / baseline[run["seed"]] - 1.0}
+            if run["seed"] in baseline
+            else dict(run) | {"run_vs_baseline": None}
+            for run in runs
+            if run["variant"] == variant
+        ]
         row: dict[str, float | str] = {
-            column: round(float(np.mean([run[column] for run in mine if run[column] is not None])), 5)
+            column: round(float(np.mean(values)), 5)
+            if (values := [r[column] for r in mine if r[column] is not None])
+            else "-"
             for column in COLUMNS
         }
         within = sum(run["snips_error"] is not None and run["snips_error"] <= 0.10 for run in mine)
         row["snips_within_10pct"] = f"{within}/{len(mine)}"
+        row["snips_error_max"] = max((r["snips_error"] for r in mine if r["snips_error"] is not None), default="-")
+        row["worlds"] = len(mine)
         summary[variant] = row
     return summary
 
 
-def markdown(summary: Mapping[str, Mapping[str, float | str]], worlds: int, settings: Mapping[str, Any]) -> str:
+def _cell(column: str, value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    if column in {"greedy_over_oracle", "snips_error"}:
+        return f"{value:.1%}"
+    if column == "run_vs_baseline":
+        return f"{value:+.1%}"
+    if column == "run_click_rate":
+        return f"{value:.2%}"
+    return f"{value:g}"
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """README's table: one row per variant, means over the worlds it was replayed in."""
+    summary: Mapping[str, Mapping[str, Any]] = results["summary"]
     header = ["variant", *COLUMNS.values(), "SNIPS within 10%"]
+    worlds = sorted({run["seed"] for run in results["runs"]})
     lines = [
-        f"Demo sweep: {worlds} worlds, settings {json.dumps(settings)}; means over worlds.",
+        f"Offline, `python -m devstack.demo_sweep`: means over {len(worlds)} worlds ({worlds[0]}-{worlds[-1]}); "
+        f"settings {json.dumps(results['settings'])}.",
         "",
         "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        "|---|" + "---:|" * (len(header) - 1),
     ]
     for variant, row in summary.items():
-        cells = [f"{row[c]:.1%}" if c == "greedy_over_oracle" else f"{row[c]:g}" for c in COLUMNS]
+        cells = [_cell(column, row[column]) for column in COLUMNS]
         lines.append("| " + " | ".join([variant, *cells, str(row["snips_within_10pct"])]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rewrite(text: str, results: Mapping[str, Any]) -> str:
+    """``text`` with its demo-sweep region rendered from ``results``; an error if it has no such region."""
+    return rewrite_region(text, "demo-sweep", markdown(results))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -230,37 +282,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--play-rate", type=float, default=0.8, help="chance the simulated app plays a chosen ad")
-    parser.add_argument("--out", type=Path, default=Path("demo-output/sweep.json"), help="JSON results (+ .md)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
+    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     args = parser.parse_args(argv)
-    config = DemoConfig(play_rate=args.play_rate)
-    jobs = [(variant, seed) for seed in args.seeds for variant in args.variants]
+    results: dict[str, Any] | None = None
+    if not args.docs_only:
+        results = _sweep(args.seeds, args.variants, args.play_rate, args.workers, args.out)
+    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
+    return 0
+
+
+def _sweep(seeds: Sequence[int], variants: Sequence[str], play_rate: float, workers: int, out: Path) -> dict[str, Any]:
+    config = DemoConfig(play_rate=play_rate)
+    jobs = [(variant, seed) for seed in seeds for variant in variants]
     settings = {
         "rounds": list(config.rounds),
+        "growing_rounds": list(GROWING_ROUNDS),
         "epsilon": config.epsilon,
         "gamma": config.gamma,
         "play_rate": config.play_rate,
         "base_ctr": config.base_ctr,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
-    with ProcessPoolExecutor(args.workers) as pool:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
         for run in pool.map(_replay_variant, [config] * len(jobs), *zip(*jobs, strict=True)):
             runs.append(run)
             verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
-            columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items())
+            columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items() if column in run)
             print(f"seed {run['seed']:>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
-            _write(args.out, settings, runs)  # after every replay: a long sweep cut short still leaves results
-    print(args.out.with_suffix(".md").read_text())  # noqa: T201
-    print(f"results: {args.out.resolve()}")  # noqa: T201
-    return 0
+            # after every replay: a long sweep cut short still leaves results
+            out.write_text(json.dumps(_results(settings, runs, started), indent=2) + "\n")
+    return _results(settings, runs, started)
 
 
-def _write(out: Path, settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> None:
-    summary = summarize(runs)
-    worlds = len({run["seed"] for run in runs})
-    results = {"settings": settings, "summary": summary, "pass_rates": _pass_rates(runs), "runs": list(runs)}
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(summary, worlds, settings))
+def _results(settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], started: float) -> dict[str, Any]:
+    return {
+        "settings": settings,
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "summary": summarize(runs),
+        "pass_rates": _pass_rates(runs),
+        "runs": list(runs),
+    }
 
 
 if __name__ == "__main__":

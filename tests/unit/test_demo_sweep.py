@@ -1,12 +1,17 @@
 """The offline replay of the demo: the same loop, measured against the world's truth, checked by the demo's rules."""
 
+import copy
 import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from devstack import demo_sweep
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay
+from devstack.generated_tables import README
 
 
 def test_a_small_replay_retrains_each_round_and_judges_the_last_model_by_the_demo_checks(tmp_path: Path) -> None:
@@ -54,3 +59,49 @@ def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_column
     assert 0.0 < run["greedy_over_oracle"] <= 1.1
     assert run["snips_error"] is not None
     assert run["auc_gap"] is not None
+
+
+def committed() -> dict[str, Any]:
+    results: dict[str, Any] = json.loads(demo_sweep.RESULTS.read_text())
+    return results
+
+
+def test_the_readme_table_is_the_committed_results() -> None:
+    results = committed()
+    readme = README.read_text()
+    assert demo_sweep.rewrite(readme, results) == readme, "run python -m devstack.demo_sweep --docs-only"
+    assert demo_sweep.BASELINE in results["summary"]
+    assert set(results["summary"]) <= set(demo_sweep.VARIANTS)
+
+
+def test_a_table_edited_by_hand_is_caught() -> None:
+    results = committed()
+    edited = copy.deepcopy(results)
+    first = next(iter(edited["summary"].values()))
+    first["greedy_over_oracle"] -= 0.01
+    readme = README.read_text()
+    assert demo_sweep.rewrite(readme, edited) != readme
+
+
+def test_the_run_click_rate_is_compared_with_the_baseline_world_by_world() -> None:
+    # Given two worlds where a variant earns 20% and 0% more than the baseline over the run
+    def run(variant: str, seed: int, rate: float) -> dict[str, Any]:
+        return {
+            "variant": variant,
+            "seed": seed,
+            "run_click_rate": rate,
+            "greedy_over_oracle": 0.9,
+            "auc_gap": 0.01,
+            "snips_error": 0.05 if seed == 1 else 0.2,
+            "dropped_no_impression": 0,
+        }
+
+    other = next(name for name in demo_sweep.VARIANTS if name != demo_sweep.BASELINE)
+    runs = [run(demo_sweep.BASELINE, 1, 0.05), run(demo_sweep.BASELINE, 2, 0.10)]
+    runs += [run(other, 1, 0.06), run(other, 2, 0.10)]
+    # When summarised
+    summary = demo_sweep.summarize(runs)
+    # Then the lift is the mean of the worlds' ratios (10%), not the ratio of the means (6.7%)
+    assert summary[other]["run_vs_baseline"] == pytest.approx(0.10)
+    assert summary[demo_sweep.BASELINE]["run_vs_baseline"] == pytest.approx(0.0)
+    assert summary[other]["snips_within_10pct"] == "1/2"

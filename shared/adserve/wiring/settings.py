@@ -79,7 +79,7 @@ class DecideSettings(EnvironmentSettings):
         description="Where downloaded models are unpacked before loading (Lambda's /tmp).",
     )
     exploration_policy: Literal["epsilon_greedy", "squarecb"] = Field(
-        default="epsilon_greedy", description="How Decide explores (decisions/policy.py); logged with each decision."
+        default="squarecb", description="How Decide explores (decisions/policy.py); logged with each decision."
     )
     exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="epsilon_greedy's random share.")
     exploration_gamma: float = Field(
