@@ -63,7 +63,8 @@ REWARD_WINDOW = timedelta(hours=1)
 
 def _model_scorer(model: CtrModel, encoder: FeatureEncoder, ad_view: Callable[[Mapping[str, str]], Any]) -> Scorer:
     def score(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
-        return model.predict(encoder.encode_rows(listeners, [ad_view(ad) for ad in ads])).astype(np.float64)
+        views = [ad_view(ad) for ad in ads]
+        return model.predict(encoder.encode_rows(listeners, views, views)).astype(np.float64)
 
     return score
 
