@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from adserve.decisions.policy import EpsilonGreedy
-from adserve.models.features import DEFAULT_SPEC, FeatureEncoder, FeatureSpec
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder, FeatureSpec, candidate_features
 from adserve.training.dataset import DatasetConfig, TrainingDataset
 from adserve.training.simulation import World
 from adserve.training.trainer import collect, fit
@@ -44,7 +44,7 @@ from adserve.training.trainer import collect, fit
 from devstack.demo import VALUE_CPM, DemoConfig
 from devstack.fakes import InMemoryLogStore
 from devstack.generated_tables import publish, rewrite_region, seed_range
-from devstack.simulated_logs import START, LoggingScorer, TrafficConfig, simulate_traffic
+from devstack.simulated_logs import START, LoggingScorer, TrafficConfig, Truth, simulate_traffic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "fatigue_cost.json"
@@ -83,7 +83,8 @@ def model_scorer(spec: FeatureSpec, predict: Callable[[np.ndarray], np.ndarray])
     encoder = FeatureEncoder(spec)
 
     def score(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
-        return np.asarray(predict(encoder.encode_rows(listeners, ads, ads)), dtype=np.float64)
+        own = [candidate_features(None) | dict(ad) for ad in ads]
+        return np.asarray(predict(encoder.encode_rows(listeners, ads, own)), dtype=np.float64)
 
     return score
 
@@ -109,13 +110,17 @@ def traffic(seed: int, decisions: int, start: datetime, **changes: Any) -> Traff
 
 
 def learn(
-    world: World, spec: FeatureSpec, seed: int, make_traffic: Callable[..., TrafficConfig] = traffic
+    world: World,
+    spec: FeatureSpec,
+    seed: int,
+    make_traffic: Callable[..., TrafficConfig] = traffic,
+    rounds: Sequence[int] = ROUNDS,
 ) -> LoggingScorer:
     """The demo's loop for one variant: random round 1, then each retrained model serves the next round."""
     logs = InMemoryLogStore()
     scorer, end = _random_scores(seed), START
     config = DemoConfig().trainer
-    for number, decisions in enumerate(ROUNDS, start=1):
+    for number, decisions in enumerate(rounds, start=1):
         round_traffic = make_traffic(seed * 100 + number, decisions, end, candidates=len(world.ads))
         simulate_traffic(logs, world, round_traffic, scorer=scorer, encoder=FeatureEncoder(spec))
         end += round_traffic.span
@@ -127,14 +132,23 @@ def learn(
     return scorer
 
 
-def greedy_click_rate(
-    world: World, scorer: LoggingScorer | None, seed: int, make_traffic: Callable[..., TrafficConfig] = traffic
-) -> float:
-    """The expected click rate of serving fresh returning listeners greedily by ``scorer`` (None: the truth)."""
+def measure(
+    world: World,
+    scorer: LoggingScorer | None,
+    seed: int,
+    make_traffic: Callable[..., TrafficConfig] = traffic,
+    decisions: int = EVAL_DECISIONS,
+) -> Truth:
+    """Fresh listeners served greedily by ``scorer`` (None: the true probabilities, the oracle)."""
     measuring = make_traffic(
-        seed * 100 + 99, EVAL_DECISIONS, START, candidates=len(world.ads), exploration=EpsilonGreedy(0.0), noise=0.0
+        seed * 100 + 99, decisions, START, candidates=len(world.ads), exploration=EpsilonGreedy(0.0), noise=0.0
     )
-    truth = simulate_traffic(_Discard(), world, measuring, scorer=scorer)
+    return simulate_traffic(_Discard(), world, measuring, scorer=scorer)
+
+
+def greedy_click_rate(world: World, scorer: LoggingScorer | None, seed: int) -> float:
+    """The expected click rate of serving fresh returning listeners greedily by ``scorer`` (None: the truth)."""
+    truth = measure(world, scorer, seed)
     return truth.served_true_ctr / truth.chosen
 
 

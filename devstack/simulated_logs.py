@@ -39,8 +39,8 @@ ROWS_PER_OBJECT = 100  # one SQS batch of Record
 
 LoggingScorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np.ndarray]
 """(listener feature dicts, candidate dicts) -> predicted CTR of each pair: the logging policy's model. A candidate
-dict is the ad's features and, with ``daily_cap``, its own values (``candidate_features``) beside them, so
-``encoder.encode_rows(listeners, candidates, candidates)`` encodes it as Decide scored it."""
+dict is the ad's features and, with ``daily_cap``, its own values (``candidate_features``) beside them; a scorer
+fills in what a plain ad lacks from ``candidate_features(None)`` (slot 1, nothing counted), as Decide scores it."""
 
 
 class ObjectSink(Protocol):
@@ -121,6 +121,17 @@ class StreamDecision:
 
 
 @dataclass
+class RankTruth:
+    """The ads chosen for one slot: their count, the sums of their scores (the logging model's CTR estimate, made
+    for ``SERVING_SLOT``) and of their true CTRs in slot 1 and in this slot."""
+
+    chosen: int = 0
+    scores: float = 0.0
+    true_ctr_first: float = 0.0
+    true_ctr_here: float = 0.0
+
+
+@dataclass
 class Truth:
     """What only the simulator knows: the true CTR of every logged (listener, candidate) index row."""
 
@@ -129,7 +140,10 @@ class Truth:
     impressions: int = 0
     chosen: int = 0
     served_true_ctr: float = 0.0
-    """The sum of the chosen ads' true CTRs: over ``chosen``, the policy's expected click rate while logging."""
+    """The sum of the chosen ads' true CTRs in their slots (``World.examined``): over ``chosen``, the policy's
+    expected click rate while logging."""
+    by_rank: dict[int, RankTruth] = field(default_factory=dict)
+    """Per slot: what the scorer estimated of the ads chosen for it, against their truth."""
     stream: list[StreamDecision] = field(default_factory=list)
     """Every decision in order, with ``TrafficConfig.keep_stream``. The traffic (listeners, candidates, which
     chosen ads are played) depends on the seed alone, never on the scorer or the policy."""
@@ -235,7 +249,7 @@ def simulate_traffic(
         true = world.click_probabilities(flat_listeners, flat_ads)
         scores = scorer(flat_served, flat_ads) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
         if config.keep_truth:
-            rows = encoder.encode_rows(flat_served, flat_ads, flat_ads)
+            rows = encoder.encode_rows(flat_served, flat_ads, [candidate_features(None)] * len(flat_ads))
             for row, ctr in zip(rows, true, strict=True):
                 truth.ctr_by_row[row.tobytes()] = float(ctr)
         for i in range(n):
@@ -258,6 +272,7 @@ def simulate_traffic(
                 scores=scores[span],
                 true=true[span],
                 values=values,
+                examined=world.examined,
             )
     writer.close()
     return truth
@@ -323,6 +338,7 @@ def _audience_traffic(
             true=true,
             values=values,
             exposures=logged,
+            examined=world.examined,
         )
         for index in played:
             heard[(who, ads[index]["campaign_id"], day)] += 1
@@ -344,6 +360,7 @@ def _decide(
     true: np.ndarray,
     values: Mapping[str, float],
     exposures: Sequence[int | None] | None = None,
+    examined: Callable[[int], float],
 ) -> list[int]:
     """Choose, log and play one decision; the positions (in ``ads``) of the chosen ads that were played."""
     value_array = np.array([values[ad["advertiser_id"]] for ad in ads], dtype=np.float64)
@@ -389,13 +406,19 @@ def _decide(
     played = []
     for choice in choices:
         ad = ads[choice.index]
-        truth.served_true_ctr += float(true[choice.index])
+        click_probability = float(true[choice.index]) * examined(choice.rank)
+        truth.served_true_ctr += click_probability
         truth.chosen += 1
+        slot = truth.by_rank.setdefault(choice.rank, RankTruth())
+        slot.chosen += 1
+        slot.scores += float(scores[choice.index])
+        slot.true_ctr_first += float(true[choice.index])
+        slot.true_ctr_here += click_probability
         if config.play_rate < 1.0 and rng.random() >= config.play_rate:
             continue
         played.append(choice.index)
         events = [EventType.IMPRESSION]
-        if rng.random() < true[choice.index]:
+        if rng.random() < click_probability:
             events.append(EventType.CLICK)
             truth.clicks += 1
         if rng.random() < config.complete_rate:

@@ -190,12 +190,13 @@ def _assert_contributions_sum_to_the_served_logit(model: CtrModel) -> None:
         for scoring in scored:
             terms = scoring.contributions
             assert terms is not None
-            # 8 listener, 5 ad and 1 candidate field (exposure): bias + 14 field terms + 91 pair terms
+            # 8 listener, 5 ad and 2 candidate fields (exposure, slot): bias + 15 field terms + 105 pair terms
             assert list(terms.fields) == list(DEFAULT_SPEC.fields)
-            assert len(terms.fields) == 14
-            assert len(terms.pairs) == 91 == DEFAULT_SPEC.num_fields * (DEFAULT_SPEC.num_fields - 1) // 2
-            assert {"exposure", "ad_id*exposure"} <= set(terms.fields) | set(terms.pairs)
+            assert len(terms.fields) == 15
+            assert len(terms.pairs) == 105 == DEFAULT_SPEC.num_fields * (DEFAULT_SPEC.num_fields - 1) // 2
+            assert {"exposure", "slot", "ad_id*exposure", "exposure*slot"} <= set(terms.fields) | set(terms.pairs)
             assert scoring.features["exposure"] == ""  # these campaigns are uncapped: nothing counted
+            assert scoring.features["slot"] == "1"  # every candidate is scored in the first slot
             total = terms.bias + sum(terms.fields.values()) + sum(terms.pairs.values())
             served_logit = float(np.log(scoring.score / (1.0 - scoring.score)))
             assert total == pytest.approx(terms.logit, abs=1e-9)

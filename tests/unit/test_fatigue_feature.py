@@ -27,6 +27,7 @@ from tests.support.privacy import pseudonym
 from tests.support.record_messages import outcome
 
 EXPOSURE = DEFAULT_SPEC.fields.index("exposure")
+SLOT = DEFAULT_SPEC.fields.index("slot")
 DAILY = [{"max": 9, "window": "day"}]
 
 
@@ -129,10 +130,16 @@ def test_training_reads_back_exactly_the_exposure_decide_scored(compact: bool) -
     assert [c.exposure for c in record.inline_candidates] == [0, 2, 6, None]
     # When the record (and its impressions) go through the logs and the training dataset reader
     examples, slot, dataset = read_back(record, compact)
-    # Then every example is the very row Decide scored for that ad, and the slot-1 view holds every candidate's
+    # Then every example is the very row Decide scored for that ad (exposure included) but for the slot it was
+    # heard in, and the slot-1 view holds every candidate's row exactly as scored
     chosen = [choice.ad_id for choice in sorted(record.chosen, key=lambda c: c.rank)]
     assert len(examples) == len(chosen) == 3
-    assert np.array_equal(examples.indices, np.stack([by_ad[ad] for ad in chosen]))
+    served = np.stack([by_ad[ad] for ad in chosen])
+    assert np.array_equal(examples.indices[:, EXPOSURE], served[:, EXPOSURE])
+    assert np.array_equal(np.delete(examples.indices, SLOT, axis=1), np.delete(served, SLOT, axis=1))
+    assert examples.indices[:, SLOT].tolist() == [
+        token_index("slot", str(r), DEFAULT_SPEC.hash_bits) for r in (1, 2, 3)
+    ]
     assert np.array_equal(slot.candidate_indices(dataset.ad_rows), scored)
 
 

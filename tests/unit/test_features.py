@@ -87,10 +87,13 @@ def test_encode_rows_matches_the_serving_path() -> None:
 
     assert rows[0].tolist()[: len(LISTENER_FIELDS) + len(AD_FIELDS)] == LISTENER_INDICES + AD_INDICES
     expected = encoder.encode(
-        encoder.encode_listener(other), encoder.encode_ad(AD)[None, :], encoder.encode_candidates([{}])
+        encoder.encode_listener(other),
+        encoder.encode_ad(AD)[None, :],
+        encoder.encode_candidates([candidate_features(None)]),
     )
     assert (rows[1] == expected[0]).all()
-    assert rows[0, -1] != rows[1, -1]
+    exposure = DEFAULT_SPEC.fields.index("exposure")
+    assert rows[0, exposure] != rows[1, exposure]
 
 
 def test_missing_and_empty_values_share_their_own_token_and_extra_keys_are_ignored() -> None:
@@ -116,8 +119,8 @@ def test_field_name_salts_the_hash() -> None:
 
 def test_spec_round_trips_through_a_dict() -> None:
     assert FeatureSpec.from_dict(DEFAULT_SPEC.to_dict()) == DEFAULT_SPEC
-    assert DEFAULT_SPEC.num_fields == len(LISTENER_FIELDS) + len(AD_FIELDS) + len(CANDIDATE_FIELDS) == 14
-    assert DEFAULT_SPEC.fields == (*LISTENER_FIELDS, *AD_FIELDS, "exposure")
+    assert DEFAULT_SPEC.num_fields == len(LISTENER_FIELDS) + len(AD_FIELDS) + len(CANDIDATE_FIELDS) == 15
+    assert DEFAULT_SPEC.fields == (*LISTENER_FIELDS, *AD_FIELDS, "exposure", "slot")
 
 
 @pytest.mark.parametrize(
@@ -125,7 +128,8 @@ def test_spec_round_trips_through_a_dict() -> None:
 )
 def test_exposure_counts_fall_into_buckets_and_uncounted_is_the_unknown_value(count: int | None, value: str) -> None:
     assert exposure_value(count) == value
-    assert candidate_features(count) == {"exposure": value}
+    assert candidate_features(count) == {"exposure": value, "slot": "1"}
+    assert candidate_features(count, 3) == {"exposure": value, "slot": "3"}
 
 
 def test_a_spec_1_manifest_has_no_candidate_fields_and_this_server_refuses_it() -> None:

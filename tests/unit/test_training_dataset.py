@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from adserve.core.vocabulary import EventType
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row, read_joined
@@ -152,7 +152,7 @@ def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
     assert slot.logged_propensity.tolist() == pytest.approx([0.9])
     # The candidate rows are exactly what the encoder makes of listener + ad features
     candidates = [c.features for c in record.inline_candidates]
-    expected = encoder.encode_rows([record.listener_features] * 3, candidates, [{}] * 3)
+    expected = encoder.encode_rows([record.listener_features] * 3, candidates, [candidate_features(None)] * 3)
     assert np.array_equal(slot.candidate_indices(dataset.ad_rows), expected)
     assert np.array_equal(examples.indices[0], expected[1])
 

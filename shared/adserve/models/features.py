@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -34,10 +34,16 @@ CONTEXTUAL_FIELDS: tuple[str, ...] = (
 )
 """The listener-side fields a contextual decision uses: the moment, not the person. The others reach the model
 as the encoder's unknown value (``field=``), in serving and in training alike, so one model serves both."""
-CANDIDATE_FIELDS: tuple[str, ...] = ("exposure",)
+CANDIDATE_FIELDS: tuple[str, ...] = ("exposure", "slot")
 """Fields of one (listener, ad) pair in one decision, neither the listener's nor the ad's alone. ``exposure``: how
-often the listener heard the ad's campaign in its capping windows (``exposure_value``). Decide logs their raw
-values per candidate in the decision record; the training reader reads them back through the same functions."""
+often the listener heard the ad's campaign in its capping windows (``exposure_value``). ``slot``: the position in
+the break the row's click was observed in (``candidate_features``). Decide logs the raw exposure per candidate and
+the rank of each chosen ad in the decision record; the training reader reads them back through the same function."""
+
+SERVING_SLOT: Final = 1
+"""The slot every candidate is scored in: the model ranks ads by how they would do first in the break, so the
+policy's choice (and each slot's off-policy estimate) is of preference, not of the position an ad was last shown in.
+Training rows carry the slot their ad was served in, so a second ad's lower click rate is learned as the slot's."""
 
 EXPOSURE_BUCKETS: tuple[tuple[int, str], ...] = ((0, "0"), (1, "1"), (2, "2"), (4, "3-4"))
 """(highest count, bucket) in order; above the last, ``5+``. Repeats past a handful look alike to a listener, and
@@ -118,13 +124,13 @@ class FeatureSpec:
 
 
 DEFAULT_SPEC = FeatureSpec(
-    version=2,
+    version=3,
     hash_bits=18,
     listener_fields=LISTENER_FIELDS,
     ad_fields=AD_FIELDS,
     candidate_fields=CANDIDATE_FIELDS,
 )
-"""Spec 2 added ``exposure``; a spec-1 model (13 fields) is refused by this server (``spec_mismatches``)."""
+"""Spec 2 added ``exposure``, spec 3 ``slot``; a model of another spec is refused here (``spec_mismatches``)."""
 
 
 def exposure_value(count: int | None) -> str:
@@ -143,10 +149,12 @@ def exposure_value(count: int | None) -> str:
     return f"{EXPOSURE_BUCKETS[-1][0] + 1}+"
 
 
-def candidate_features(exposure: int | None) -> dict[str, str]:
+def candidate_features(exposure: int | None, slot: int = SERVING_SLOT) -> dict[str, str]:
     """A candidate's ``CANDIDATE_FIELDS`` values from what the decision record logs of it: the one mapping that
-    serving (Decide) and training (the dataset reader) both use, so a logged decision encodes as it was scored."""
-    return {"exposure": exposure_value(exposure)}
+    serving (Decide: every candidate in ``SERVING_SLOT``) and training (the dataset reader: each example in the
+    rank it was served at, each slot-1 candidate in slot 1) both use, so a logged decision encodes as it was
+    scored, but for the slot it was heard in."""
+    return {"exposure": exposure_value(exposure), "slot": str(slot)}
 
 
 def spec_mismatches(model_spec: FeatureSpec, server_spec: FeatureSpec) -> list[str]:

@@ -253,7 +253,7 @@ class _Chosen:
     score: float
     value: float
     ad_row: int
-    candidate_row: np.ndarray  # (num_candidate_fields,) int32
+    candidate_row: np.ndarray  # (num_candidate_fields,) its own values, in the slot it was served at
 
 
 @dataclass(slots=True)
@@ -409,7 +409,8 @@ class TrainingDataset:
         candidates = record.inline_candidates
         positions = {candidate.ad_id: position for position, candidate in enumerate(candidates)}
         rows = [self.ads.row_of(candidate.features) for candidate in candidates]
-        own = self._candidate_rows(record)
+        exposures = self._exposures(record)
+        own = self.encoder.encode_candidates([candidate_features(e) for e in exposures]).astype(np.int32)
         chosen: list[_Chosen] = []
         slot_one_position = -1
         for choice in sorted(record.chosen, key=lambda c: c.rank):
@@ -428,7 +429,7 @@ class TrainingDataset:
                     choice.score,
                     candidate.value_cpm,
                     rows[position],
-                    own[position],
+                    self.encoder.encode_candidates([candidate_features(exposures[position], choice.rank)])[0],
                 )
             )
         stats.decisions += 1
@@ -450,13 +451,16 @@ class TrainingDataset:
             slot_one_position=slot_one_position,
         )
 
-    def _candidate_rows(self, record: DecisionRecord) -> np.ndarray:
-        """(candidates, num_candidate_fields) int32: each candidate's own values, encoded as Decide scored them
-        (``features.candidate_features`` of what the record logs). A contextual record's exposure is the unknown
-        value whatever it holds, as Decide never counts for a contextual decision."""
-        contextual = record.mode is ServingMode.CONTEXTUAL
-        values = [candidate_features(None if contextual else c.exposure) for c in record.inline_candidates]
-        return self.encoder.encode_candidates(values).astype(np.int32)
+    @staticmethod
+    def _exposures(record: DecisionRecord) -> list[int | None]:
+        """Each candidate's logged exposure, for ``features.candidate_features`` as Decide used it. A contextual
+        record's is the unknown value whatever it holds, as Decide never counts for a contextual decision.
+
+        With it, an example (a chosen ad) is encoded in the slot it was served at (its rank) and the slot-1
+        view's candidates in slot 1, where Decide scores every candidate (``SERVING_SLOT``)."""
+        if record.mode is ServingMode.CONTEXTUAL:
+            return [None] * len(record.inline_candidates)
+        return [c.exposure for c in record.inline_candidates]
 
     def _add(self, pending: _Pending, events: Mapping[str, set[EventType]], buffer: _ChunkBuffer) -> None:
         label_event = LABEL_EVENTS[self.config.label]
