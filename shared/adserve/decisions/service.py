@@ -433,7 +433,10 @@ class DecisionService:
         return eligible, "ok", counts
 
     def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
-        candidate_rows = self.encoder.encode_candidates([candidate_features(exposure) for exposure in exposures])
+        """Every candidate in ``SERVING_SLOT`` with its exposure; a few distinct exposures, each encoded once."""
+        distinct = {exposure: row for row, exposure in enumerate(dict.fromkeys(exposures))}
+        encoded = self.encoder.encode_candidates([candidate_features(exposure) for exposure in distinct])
+        candidate_rows = encoded[[distinct[exposure] for exposure in exposures]]
         return self.encoder.encode(self.encoder.encode_listener(features), ad_rows, candidate_rows)
 
     def _score(
