@@ -9,7 +9,7 @@ listeners come back (an audience of ``AUDIENCE``, ``simulated_logs.TrafficConfig
 capped per day (``DAILY_CAP``, high enough that it rarely binds), so Decide's caps Query holds each candidate's
 count, which the decision record logs (personalised decisions only).
 
-Per world and *variant* (the model's feature spec with ``exposure``, or without it: spec 1's 13 fields), the
+Per world and *variant* (the model's feature spec with ``exposure``, or the same spec without it), the
 loop is the demo's: round 1 is served at random (no model yet), the model retrained on every round so far serves
 the next one (epsilon-greedy 0.4, one ad, equal values), through the real records, dataset reader
 (``adserve.training.dataset``: the variant's encoder reads the logged exposure or ignores it) and trainer. The
