@@ -76,7 +76,7 @@ class Floor:
     def __init__(self, model: ort.InferenceSession, size: int) -> None:
         campaigns = catalogs.campaigns(size)
         self._ads = [
-            [(f, features[f]) for f in DEFAULT_SPEC.ad_fields]
+            [(f, features[f]) for f in DEFAULT_SPEC.ad_fields] + [(f, "") for f in DEFAULT_SPEC.candidate_fields]
             for features in (ad_features(c, c.creatives[0].ad_id, c.creatives[0].format.value) for c in campaigns)
         ]
         self._values = np.array([c.value_cpm for c in campaigns], dtype=np.float32)

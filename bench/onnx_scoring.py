@@ -18,7 +18,7 @@ from adserve.decisions.catalog import ad_features
 from adserve.decisions.policy import EpsilonGreedy, choose_slate
 from adserve.decisions.service import listener_features
 from adserve.models.ctr_model import CtrModel
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, candidate_features
 from adserve.privacy.consent import ServingMode
 
 from bench import catalogs
@@ -51,7 +51,8 @@ class ScorePath:
             listener_features(self.request, datetime.now(UTC), ServingMode.PERSONALISED)
         )
         stacked = np.stack(self.rows)  # Decide stacks the per-ad rows on every request
-        scores = self.model.predict(self.encoder.encode(listener_row, stacked)).astype(np.float64)
+        own = self.encoder.encode_candidates([candidate_features(None)] * len(stacked))
+        scores = self.model.predict(self.encoder.encode(listener_row, stacked, own)).astype(np.float64)
         return len(choose_slate(scores * self.values, self.advertisers, MAX_ADS, EpsilonGreedy(EPSILON), self.rng))
 
 
@@ -64,7 +65,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {"sizes": {}}
     for size in SIZES:
         rows, values, advertisers = ad_rows(size, encoder)
-        indices = encoder.encode(listener_row, np.stack(rows))
+        indices = encoder.encode(
+            listener_row, np.stack(rows), encoder.encode_candidates([candidate_features(None)] * len(rows))
+        )
         iterations = iterations_for(size, 3000, quick)
         warmup = max(iterations // 10, 20)
         predict = measure(partial(model.predict, indices), iterations, warmup)

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
-from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder, candidate_features
 from adserve.training.dataset import TrainingDataset
 from adserve.training.retraining import RetrainRequest, retrain
 from adserve.training.simulation import World, bayes_auc
@@ -70,7 +70,9 @@ REWARD_WINDOW = timedelta(hours=1)
 
 def _model_scorer(model: CtrModel, encoder: FeatureEncoder, ad_view: Callable[[Mapping[str, str]], Any]) -> Scorer:
     def score(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
-        return model.predict(encoder.encode_rows(listeners, [ad_view(ad) for ad in ads])).astype(np.float64)
+        views = [ad_view(ad) for ad in ads]
+        own = [candidate_features(None) | dict(ad) for ad in ads]  # as Decide scores: slot 1, nothing counted
+        return model.predict(encoder.encode_rows(listeners, views, own)).astype(np.float64)
 
     return score
 

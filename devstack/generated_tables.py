@@ -1,5 +1,6 @@
-"""What the offline measurements (demo_sweep, consent_cost, cumulative_cost) share: seed ranges on the command
-line, and README tables rendered from a committed results file between ``<!-- NAME -->`` markers."""
+"""What the offline measurements (demo_sweep, consent_cost, cumulative_cost, fatigue_cost, position_cost) share:
+seed ranges on the command line, and README tables rendered from a committed results file between
+``<!-- NAME -->`` markers."""
 
 import argparse
 import json

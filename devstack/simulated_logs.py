@@ -11,6 +11,11 @@ With ``consent_share``, each listener consents to personalisation with that prob
 Decide serves it (``adserve.privacy.consent``: minors never personalised): a listener not personalised is
 scored and logged with only ``CONTEXTUAL_FIELDS`` (the others reach the encoder as its unknown value), while
 its clicks still come from the whole listener. That measures what consent costs the policy.
+
+With ``audience`` and ``daily_cap`` (both off by default), listeners come back: each decision's listener is drawn
+from a fixed audience, every campaign is capped per listener and day, and, as Decide does, each candidate's
+exposure (today's count of its campaign's impressions for this listener; ``exposure_count``) is scored and logged,
+in personalised decisions only. In a ``World`` with ``fatigue`` the clicks fall with that count.
 """
 
 import random
@@ -23,7 +28,7 @@ from typing import Protocol
 import numpy as np
 from adserve.core.vocabulary import AgeBucket, EventType
 from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, choose_slate
-from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
+from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice
 from adserve.outcomes.logs import LoggedOutcome, LogKind, Partition, encode_object
 from adserve.privacy.consent import ConsentIn, ConsentRules, ServingMode
@@ -33,7 +38,9 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 ROWS_PER_OBJECT = 100  # one SQS batch of Record
 
 LoggingScorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np.ndarray]
-"""(listener feature dicts, ad feature dicts) -> predicted CTR of each pair: the logging policy's model."""
+"""(listener feature dicts, candidate dicts) -> predicted CTR of each pair: the logging policy's model. A candidate
+dict is the ad's features and, with ``daily_cap``, its own values (``candidate_features``) beside them; a scorer
+fills in what a plain ad lacks from ``candidate_features(None)`` (slot 1, nothing counted), as Decide scores it."""
 
 
 class ObjectSink(Protocol):
@@ -68,6 +75,15 @@ class TrafficConfig:
     consent_share: float | None = None
     """The share of listeners consenting to personalisation, served as Decide serves them; None: consent is not
     modelled and every listener is personalised (logs as they were before consent existed)."""
+    audience: int | None = None
+    """Draw every decision's listener from a fixed audience of this many (repeat listeners); None: a new one each."""
+    daily_cap: int | None = None
+    """Cap every campaign at this many impressions per listener and UTC day (needs ``audience``): candidates at
+    the cap are withheld, the others scored and logged with their exposure. None: uncapped, nothing counted."""
+
+    def __post_init__(self) -> None:
+        if (self.audience is None) != (self.daily_cap is None):
+            raise ValueError("audience and daily_cap go together: exposure needs listeners who come back")
 
 
 CONSENTING = ConsentIn(personalise=True, cap_frequency=True, measure=True)
@@ -105,6 +121,17 @@ class StreamDecision:
 
 
 @dataclass
+class RankTruth:
+    """The ads chosen for one slot: their count, the sums of their scores (the logging model's CTR estimate, made
+    for ``SERVING_SLOT``) and of their true CTRs in slot 1 and in this slot."""
+
+    chosen: int = 0
+    scores: float = 0.0
+    true_ctr_first: float = 0.0
+    true_ctr_here: float = 0.0
+
+
+@dataclass
 class Truth:
     """What only the simulator knows: the true CTR of every logged (listener, candidate) index row."""
 
@@ -113,7 +140,10 @@ class Truth:
     impressions: int = 0
     chosen: int = 0
     served_true_ctr: float = 0.0
-    """The sum of the chosen ads' true CTRs: over ``chosen``, the policy's expected click rate while logging."""
+    """The sum of the chosen ads' true CTRs in their slots (``World.examined``): over ``chosen``, the policy's
+    expected click rate while logging."""
+    by_rank: dict[int, RankTruth] = field(default_factory=dict)
+    """Per slot: what the scorer estimated of the ads chosen for it, against their truth."""
     stream: list[StreamDecision] = field(default_factory=list)
     """Every decision in order, with ``TrafficConfig.keep_stream``. The traffic (listeners, candidates, which
     chosen ads are played) depends on the seed alone, never on the scorer or the policy."""
@@ -183,6 +213,21 @@ def simulate_traffic(
     truth = Truth()
     writer = LogWriter(sink, f"sim-{config.seed}")
     offsets = np.sort(rng.uniform(0.0, config.span.total_seconds(), size=config.decisions))
+    if config.audience is not None:
+        _audience_traffic(
+            writer,
+            world,
+            config,
+            scorer=scorer,
+            encoder=encoder,
+            rng=rng,
+            policy_rng=policy_rng,
+            values=values,
+            truth=truth,
+            offsets=offsets,
+        )
+        writer.close()
+        return truth
     batch = 2_000
     for lo in range(0, config.decisions, batch):
         n = min(batch, config.decisions - lo)
@@ -204,7 +249,7 @@ def simulate_traffic(
         true = world.click_probabilities(flat_listeners, flat_ads)
         scores = scorer(flat_served, flat_ads) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
         if config.keep_truth:
-            rows = encoder.encode_rows(flat_served, flat_ads)
+            rows = encoder.encode_rows(flat_served, flat_ads, [candidate_features(None)] * len(flat_ads))
             for row, ctr in zip(rows, true, strict=True):
                 truth.ctr_by_row[row.tobytes()] = float(ctr)
         for i in range(n):
@@ -227,9 +272,76 @@ def simulate_traffic(
                 scores=scores[span],
                 true=true[span],
                 values=values,
+                examined=world.examined,
             )
     writer.close()
     return truth
+
+
+def _audience_traffic(
+    writer: LogWriter,
+    world: World,
+    config: TrafficConfig,
+    *,
+    scorer: LoggingScorer | None,
+    encoder: FeatureEncoder,
+    rng: np.random.Generator,
+    policy_rng: random.Random,
+    values: Mapping[str, float],
+    truth: Truth,
+    offsets: np.ndarray,
+) -> None:
+    """``simulate_traffic`` with listeners who come back: one decision at a time, as each changes the exposures."""
+    audience_size, cap = config.audience or 0, config.daily_cap or 0
+    audience = world.sample_listeners(audience_size, rng)
+    if config.day_of_week is not None:
+        audience = [listener | {"day_of_week": config.day_of_week} for listener in audience]
+    consents = consent_draws(config.consent_share, audience_size, (config.seed,))
+    served_as = [
+        served_view(listener, consent) if config.consent_share is not None else (ServingMode.PERSONALISED, listener)
+        for listener, consent in zip(audience, consents, strict=True)
+    ]
+    heard: dict[tuple[int, str, str], int] = defaultdict(int)
+    for number, offset in enumerate(offsets.tolist()):
+        who = int(rng.integers(audience_size))
+        decided_at = config.start + timedelta(seconds=offset)
+        day = decided_at.date().isoformat()
+        drawn = [world.ads[j] for j in rng.choice(len(world.ads), size=config.candidates, replace=False)]
+        counts = [heard[(who, ad["campaign_id"], day)] for ad in drawn]
+        ads = [ad for ad, count in zip(drawn, counts, strict=True) if count < cap]
+        counts = [count for count in counts if count < cap]
+        if not ads:
+            continue
+        mode, listener = served_as[who]
+        logged: list[int | None] = list(counts) if mode is ServingMode.PERSONALISED else [None] * len(ads)
+        candidates = [ad | candidate_features(count) for ad, count in zip(ads, logged, strict=True)]
+        true = world.click_probabilities([audience[who]] * len(ads), ads, np.array(counts))
+        served = [listener] * len(ads)
+        scores = scorer(served, candidates) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
+        if config.keep_truth:
+            for row, ctr in zip(encoder.encode_rows(served, candidates, candidates), true, strict=True):
+                truth.ctr_by_row[row.tobytes()] = float(ctr)
+        if config.keep_stream:
+            truth.stream.append(StreamDecision(listener, tuple(candidates), true.copy()))
+        played = _decide(
+            writer,
+            config,
+            policy_rng,
+            rng,
+            truth,
+            decision_id=f"sim-{config.seed}-{number}",
+            decided_at=decided_at,
+            listener=listener,
+            mode=mode,
+            ads=ads,
+            scores=np.asarray(scores),
+            true=true,
+            values=values,
+            exposures=logged,
+            examined=world.examined,
+        )
+        for index in played:
+            heard[(who, ads[index]["campaign_id"], day)] += 1
 
 
 def _decide(
@@ -247,7 +359,10 @@ def _decide(
     scores: np.ndarray,
     true: np.ndarray,
     values: Mapping[str, float],
-) -> None:
+    exposures: Sequence[int | None] | None = None,
+    examined: Callable[[int], float],
+) -> list[int]:
+    """Choose, log and play one decision; the positions (in ``ads``) of the chosen ads that were played."""
     value_array = np.array([values[ad["advertiser_id"]] for ad in ads], dtype=np.float64)
     choices = choose_slate(
         scores.astype(np.float64) * value_array,
@@ -266,7 +381,7 @@ def _decide(
         listener_features=dict(listener),
         placement=listener["placement"],
         max_ads=config.max_ads,
-        cap_check="not_needed",
+        cap_check="not_needed" if exposures is None else "ok",
         candidates=[
             LoggedCandidate(
                 ad_id=ad["ad_id"],
@@ -275,8 +390,9 @@ def _decide(
                 features=dict(ad),
                 score=float(score),
                 value_cpm=float(value),
+                exposure=exposure,
             )
-            for ad, score, value in zip(ads, scores, value_array, strict=True)
+            for ad, score, value, exposure in zip(ads, scores, value_array, exposures or [None] * len(ads), strict=True)
         ],
         chosen=[
             LoggedChoice(
@@ -287,14 +403,22 @@ def _decide(
     )
     writer.add(LogKind.DECISIONS, decided_at, record.model_dump_json())
     occurred_at = decided_at + config.outcome_delay
+    played = []
     for choice in choices:
         ad = ads[choice.index]
-        truth.served_true_ctr += float(true[choice.index])
+        click_probability = float(true[choice.index]) * examined(choice.rank)
+        truth.served_true_ctr += click_probability
         truth.chosen += 1
+        slot = truth.by_rank.setdefault(choice.rank, RankTruth())
+        slot.chosen += 1
+        slot.scores += float(scores[choice.index])
+        slot.true_ctr_first += float(true[choice.index])
+        slot.true_ctr_here += click_probability
         if config.play_rate < 1.0 and rng.random() >= config.play_rate:
             continue
+        played.append(choice.index)
         events = [EventType.IMPRESSION]
-        if rng.random() < true[choice.index]:
+        if rng.random() < click_probability:
             events.append(EventType.CLICK)
             truth.clicks += 1
         if rng.random() < config.complete_rate:
@@ -313,3 +437,4 @@ def _decide(
                 received_at=occurred_at,
             )
             writer.add(LogKind.OUTCOMES, occurred_at, outcome.model_dump_json())
+    return played

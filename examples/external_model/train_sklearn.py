@@ -5,7 +5,7 @@
 
 scikit-learn fits a one-hot + small MLP pipeline on adserve's own hashed indices (``FeatureEncoder``, so
 the model sees exactly what Decide will send it), skl2onnx converts it, and the graph is trimmed to the
-contract of docs/models.md: one int64 input ``indices`` [batch, 13] -> one float32 output ``ctr`` [batch].
+contract of docs/models.md: one int64 input ``indices`` [batch, 15] -> one float32 output ``ctr`` [batch].
 Needs the ``examples`` extra (scikit-learn, skl2onnx), which no Lambda layer contains.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import skl2onnx
 import sklearn
-from adserve.models.features import FeatureEncoder, FeatureSpec
+from adserve.models.features import FeatureEncoder, FeatureSpec, candidate_features
 from onnx import TensorProto, helper, numpy_helper
 from skl2onnx.common.data_types import Int64TensorType
 from sklearn.neural_network import MLPClassifier
@@ -36,7 +36,8 @@ OPSET = 17
 def read_joined(lines: Iterable[str], encoder: FeatureEncoder, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(index matrix, labels) from the JSON lines of ``adserve logs --kind joined``."""
     rows = [json.loads(line) for line in lines if line.strip()]
-    indices = encoder.encode_rows([row["listener_features"] for row in rows], [row["ad_features"] for row in rows])
+    own = [candidate_features(row.get("exposure"), row["rank"]) for row in rows]  # the rank it was heard at
+    indices = encoder.encode_rows([row["listener_features"] for row in rows], [row["ad_features"] for row in rows], own)
     return indices, np.array([bool(row[label]) for row in rows], dtype=np.int64)
 
 

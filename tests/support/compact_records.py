@@ -18,6 +18,7 @@ def compacted(record: DecisionRecord, snapshot: CatalogSnapshotFile | None = Non
                 score=[c.score for c in candidates],
                 value_cpm=[c.value_cpm for c in candidates],
                 serve_probability=[c.serve_probability for c in candidates],
+                exposure=[c.exposure for c in candidates] if any(c.exposure is not None for c in candidates) else None,
             ),
         }
     )

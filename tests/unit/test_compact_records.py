@@ -226,7 +226,7 @@ def dataset(store: InMemoryLogStore) -> tuple[Examples, SlotOne]:
     assert built.stats.read.unresolved_catalog == 0
     return (
         Examples.concatenate([c.examples for c in chunks], spec.num_fields),
-        SlotOne.concatenate([c.slot_one for c in chunks], len(spec.listener_fields)),
+        SlotOne.concatenate([c.slot_one for c in chunks], len(spec.listener_fields), len(spec.candidate_fields)),
     )
 
 

@@ -31,7 +31,7 @@ from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy, SquareCB
 from adserve.decisions.service import DecisionService, PolicySettings
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.outcomes.tokens import TokenSigner, key_id
 from adserve.privacy.consent import ConsentRules
 
@@ -78,12 +78,17 @@ class Monotonic:
 
 
 class HashScorer:
-    """Deterministic, varied scores from the encoded indices: no ONNX runtime version in the golden bytes."""
+    """Deterministic, varied scores from the encoded indices: no ONNX runtime version in the golden bytes.
+
+    Only the listener and ad columns count, so that a new candidate field (spec 2's ``exposure``) changed the
+    golden records by that field alone; the exposure each candidate was scored with is in the records.
+    """
 
     version = "golden-1"
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
-        scores: np.ndarray = ((indices.sum(axis=1) % 997) / 997 * 0.2).astype(np.float32)
+        scored = indices[:, : len(DEFAULT_SPEC.listener_fields) + len(DEFAULT_SPEC.ad_fields)]
+        scores: np.ndarray = ((scored.sum(axis=1) % 997) / 997 * 0.2).astype(np.float32)
         return scores
 
 

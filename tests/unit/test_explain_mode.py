@@ -190,8 +190,13 @@ def _assert_contributions_sum_to_the_served_logit(model: CtrModel) -> None:
         for scoring in scored:
             terms = scoring.contributions
             assert terms is not None
-            assert len(terms.fields) == DEFAULT_SPEC.num_fields
-            assert len(terms.pairs) == DEFAULT_SPEC.num_fields * (DEFAULT_SPEC.num_fields - 1) // 2
+            # 8 listener, 5 ad and 2 candidate fields (exposure, slot): bias + 15 field terms + 105 pair terms
+            assert list(terms.fields) == list(DEFAULT_SPEC.fields)
+            assert len(terms.fields) == 15
+            assert len(terms.pairs) == 105 == DEFAULT_SPEC.num_fields * (DEFAULT_SPEC.num_fields - 1) // 2
+            assert {"exposure", "slot", "ad_id*exposure", "exposure*slot"} <= set(terms.fields) | set(terms.pairs)
+            assert scoring.features["exposure"] == ""  # these campaigns are uncapped: nothing counted
+            assert scoring.features["slot"] == "1"  # every candidate is scored in the first slot
             total = terms.bias + sum(terms.fields.values()) + sum(terms.pairs.values())
             served_logit = float(np.log(scoring.score / (1.0 - scoring.score)))
             assert total == pytest.approx(terms.logit, abs=1e-9)
@@ -207,7 +212,7 @@ def _trained(tmp_path: Path) -> tuple[FactorizationMachine, bytes, CtrModel]:
     encoder = FeatureEncoder()
     listeners = [{"country": rng.choice(["SE", "NO", "DE"]), "device": "mobile"} for _ in range(3000)]
     ads = [{"campaign_id": f"cmp-{rng.integers(6)}", "category": rng.choice(["auto", "food"])} for _ in range(3000)]
-    indices = encoder.encode_rows(listeners, ads)
+    indices = encoder.encode_rows(listeners, ads, ads)
     clicks = rng.random(3000) < 0.05 + 0.1 * (indices[:, 0] % 2)
     fm = FactorizationMachine(DEFAULT_SPEC.hash_size, num_factors=4, seed=1)
     fm.fit(indices[:2500], clicks[:2500], indices[2500:], clicks[2500:], TrainingConfig(max_epochs=3, seed=1))

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 from adserve.models.features import (
     AD_FIELDS,
+    CANDIDATE_FIELDS,
     DEFAULT_SPEC,
     LISTENER_FIELDS,
     FeatureEncoder,
     FeatureSpec,
+    candidate_features,
+    exposure_value,
     spec_mismatches,
     spec_supported,
 )
@@ -61,14 +64,17 @@ def test_shapes_and_dtypes() -> None:
     listener_row = encoder.encode_listener(LISTENER)
     ad_rows = np.stack([encoder.encode_ad(AD), encoder.encode_ad({**AD, "ad_id": "ad-2"})])
 
-    matrix = encoder.encode(listener_row, ad_rows)
+    own = encoder.encode_candidates([candidate_features(0), candidate_features(None)])
+    matrix = encoder.encode(listener_row, ad_rows, own)
 
     assert listener_row.shape == (len(LISTENER_FIELDS),)
     assert listener_row.dtype == np.int64
     assert matrix.shape == (2, DEFAULT_SPEC.num_fields)
     assert matrix.dtype == np.int64
     assert (matrix[:, : len(LISTENER_FIELDS)] == listener_row).all()
-    assert (matrix[:, len(LISTENER_FIELDS) :] == ad_rows).all()
+    assert (matrix[:, len(LISTENER_FIELDS) : len(LISTENER_FIELDS) + len(AD_FIELDS)] == ad_rows).all()
+    assert (matrix[:, len(LISTENER_FIELDS) + len(AD_FIELDS) :] == own).all()
+    assert own.shape == (2, len(CANDIDATE_FIELDS))
     assert (matrix >= 0).all()
     assert (matrix < 2**DEFAULT_SPEC.hash_bits).all()
 
@@ -77,11 +83,17 @@ def test_encode_rows_matches_the_serving_path() -> None:
     encoder = FeatureEncoder()
     other = {**LISTENER, "country": "US", "genre": ""}
 
-    rows = encoder.encode_rows([LISTENER, other], [AD, AD])
+    rows = encoder.encode_rows([LISTENER, other], [AD, AD], [candidate_features(3), candidate_features(None)])
 
-    assert rows[0].tolist() == LISTENER_INDICES + AD_INDICES
-    expected = encoder.encode(encoder.encode_listener(other), encoder.encode_ad(AD)[None, :])
+    assert rows[0].tolist()[: len(LISTENER_FIELDS) + len(AD_FIELDS)] == LISTENER_INDICES + AD_INDICES
+    expected = encoder.encode(
+        encoder.encode_listener(other),
+        encoder.encode_ad(AD)[None, :],
+        encoder.encode_candidates([candidate_features(None)]),
+    )
     assert (rows[1] == expected[0]).all()
+    exposure = DEFAULT_SPEC.fields.index("exposure")
+    assert rows[0, exposure] != rows[1, exposure]
 
 
 def test_missing_and_empty_values_share_their_own_token_and_extra_keys_are_ignored() -> None:
@@ -107,7 +119,28 @@ def test_field_name_salts_the_hash() -> None:
 
 def test_spec_round_trips_through_a_dict() -> None:
     assert FeatureSpec.from_dict(DEFAULT_SPEC.to_dict()) == DEFAULT_SPEC
-    assert DEFAULT_SPEC.num_fields == len(LISTENER_FIELDS) + len(AD_FIELDS)
+    assert DEFAULT_SPEC.num_fields == len(LISTENER_FIELDS) + len(AD_FIELDS) + len(CANDIDATE_FIELDS) == 15
+    assert DEFAULT_SPEC.fields == (*LISTENER_FIELDS, *AD_FIELDS, "exposure", "slot")
+
+
+@pytest.mark.parametrize(
+    ("count", "value"), [(None, ""), (0, "0"), (1, "1"), (2, "2"), (3, "3-4"), (4, "3-4"), (5, "5+"), (40, "5+")]
+)
+def test_exposure_counts_fall_into_buckets_and_uncounted_is_the_unknown_value(count: int | None, value: str) -> None:
+    assert exposure_value(count) == value
+    assert candidate_features(count) == {"exposure": value, "slot": "1"}
+    assert candidate_features(count, 3) == {"exposure": value, "slot": "3"}
+
+
+def test_a_spec_1_manifest_has_no_candidate_fields_and_this_server_refuses_it() -> None:
+    # Given the feature spec a model trained before exposure existed carries in its manifest
+    old = {k: v for k, v in DEFAULT_SPEC.to_dict().items() if k != "candidate_fields"} | {"version": 1}
+    # When it is parsed
+    spec = FeatureSpec.from_dict(old)
+    # Then it has the 13 fields it was trained on, and the server names both reasons it cannot honour it
+    assert spec.candidate_fields == ()
+    assert spec.num_fields == 13
+    assert [m.split(":")[0] for m in spec_mismatches(spec, DEFAULT_SPEC)] == ["version", "candidate_fields"]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +159,8 @@ def test_malformed_spec_dict_is_rejected(broken: dict[str, object]) -> None:
         ({"hash_function": "murmur3-32"}, "hash_function"),
         ({"listener_fields": LISTENER_FIELDS[:-1]}, "listener_fields"),
         ({"ad_fields": (*AD_FIELDS, "creative_length")}, "ad_fields"),
-        ({"version": 2}, "version"),
+        ({"version": 1}, "version"),
+        ({"candidate_fields": ()}, "candidate_fields"),
     ],
 )
 def test_spec_mismatch_is_detected(change: dict[str, object], reason: str) -> None:

@@ -40,6 +40,7 @@ def two_decisions() -> tuple[SlotOne, np.ndarray]:
         listener_rows=np.zeros((2, 8), dtype=np.int32),
         offsets=np.array([0, 2, 5]),
         candidate_ads=np.arange(5, dtype=np.int32),
+        candidate_rows=np.zeros((5, 1), dtype=np.int32),
         candidate_values=np.array([1.0, 1.0, 1.0, 2.0, 1.0]),
         logged_position=np.array([0, 1], dtype=np.int32),
         logged_propensity=np.array([0.5, 0.25], dtype=np.float32),
@@ -198,7 +199,11 @@ def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another
     window = timedelta(minutes=30)
     end = START + traffic.span
     dataset = TrainingDataset(store, DatasetConfig(START, end, end + window, reward_window=window))
-    slot = SlotOne.concatenate([c.slot_one for c in dataset.chunks()], len(FeatureEncoder().spec.listener_fields))
+    slot = SlotOne.concatenate(
+        [c.slot_one for c in dataset.chunks()],
+        len(FeatureEncoder().spec.listener_fields),
+        len(FeatureEncoder().spec.candidate_fields),
+    )
     true = truth.true_ctr(slot.candidate_indices(dataset.ad_rows))
     assert len(slot) == traffic.decisions
     # Then every logged propensity is the logging policy's slot-1 probability of the ad at logged_position

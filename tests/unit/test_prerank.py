@@ -13,7 +13,7 @@ from adserve.decisions.catalog import CampaignCatalog, ad_features
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.prerank import DEFAULT_TOP_K
 from adserve.decisions.service import DecisionService, PolicySettings
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, candidate_features
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules
 from adserve.wiring.settings import DecideSettings
@@ -83,7 +83,8 @@ def documented_top(campaigns: list[Campaign], top_k: int, scorer: SpreadScorer) 
     for position, c in enumerate(sorted(campaigns, key=lambda c: c.campaign_id)):
         creative = c.creatives[0]
         row = ENCODER.encode_ad(ad_features(c, creative.ad_id, creative.format.value))
-        prior = float(scorer.predict(ENCODER.encode(anonymous, row[None, :]))[0])
+        unknown = ENCODER.encode_candidates([candidate_features(None)])  # a prior knows no exposure
+        prior = float(scorer.predict(ENCODER.encode(anonymous, row[None, :], unknown))[0])
         keyed.append((-c.value_cpm * prior, position, creative.ad_id))
     return [ad_id for _, _, ad_id in sorted(keyed)[:top_k]]
 

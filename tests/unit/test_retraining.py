@@ -56,7 +56,11 @@ def test_off_policy_estimates_of_a_known_policy_are_close_to_its_true_click_rate
     # driven by the true probabilities (the oracle), not the noisy model that logged the data
     store, truth = simulated
     dataset = TrainingDataset(store, DatasetConfig(START, END, AS_OF))
-    slot = SlotOne.concatenate([chunk.slot_one for chunk in dataset.chunks()], len(DEFAULT_SPEC.listener_fields))
+    slot = SlotOne.concatenate(
+        [chunk.slot_one for chunk in dataset.chunks()],
+        len(DEFAULT_SPEC.listener_fields),
+        len(DEFAULT_SPEC.candidate_fields),
+    )
     true_ctr = score_candidates(slot, dataset.ad_rows, TruthScorer(truth))
     terms = slot_one_terms(slot, true_ctr, true_ctr)
     policy_value = float(terms.direct.mean())  # sum_a pi(a|x) p_true(x, a), averaged over the logged contexts

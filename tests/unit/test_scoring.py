@@ -37,7 +37,9 @@ def test_bootstrap_model_loads_and_scores_a_batch() -> None:
     encoder = FeatureEncoder(model.spec)
     ad_rows = np.stack([encoder.encode_ad(ad) for ad in ADS])
 
-    ctr = model.predict(encoder.encode(encoder.encode_listener(LISTENER), ad_rows))
+    ctr = model.predict(
+        encoder.encode(encoder.encode_listener(LISTENER), ad_rows, encoder.encode_candidates([{}] * len(ADS)))
+    )
 
     assert model.version.startswith("bootstrap-")
     assert model.manifest["holdout_auc"] > 0.6

@@ -21,13 +21,13 @@ def _train(seed: int) -> tuple[FactorizationMachine, np.ndarray, np.ndarray, np.
     train, validation, holdout = (world.sample_impressions(n, rng) for n in (80_000, 20_000, 40_000))
     model = FactorizationMachine(SMALL_SPEC.hash_size, seed=seed)
     model.fit(
-        encoder.encode_rows(train.listeners, train.ads),
+        encoder.encode_rows(train.listeners, train.ads, train.ads),
         train.clicks,
-        encoder.encode_rows(validation.listeners, validation.ads),
+        encoder.encode_rows(validation.listeners, validation.ads, validation.ads),
         validation.clicks,
         TrainingConfig(seed=seed, max_epochs=8),
     )
-    return model, encoder.encode_rows(holdout.listeners, holdout.ads), holdout.clicks, holdout.true_probs
+    return model, encoder.encode_rows(holdout.listeners, holdout.ads, holdout.ads), holdout.clicks, holdout.true_probs
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_export_is_byte_identical_for_the_same_seed() -> None:
 
     def build() -> bytes:
         impressions = world.sample_impressions(5_000, np.random.default_rng(2))
-        indices = FeatureEncoder(spec).encode_rows(impressions.listeners, impressions.ads)
+        indices = FeatureEncoder(spec).encode_rows(impressions.listeners, impressions.ads, impressions.ads)
         model = FactorizationMachine(spec.hash_size, seed=2)
         model.fit(indices, impressions.clicks, indices, impressions.clicks, TrainingConfig(seed=2, max_epochs=2))
         return export_onnx(model, spec.num_fields)

@@ -5,7 +5,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from adserve.core.vocabulary import EventType
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row, read_joined
@@ -41,7 +41,9 @@ def build(store: InMemoryLogStore, **overrides: object) -> tuple[Examples, SlotO
     encoder = dataset.encoder
     chunks = list(dataset.chunks())
     examples = Examples.concatenate([c.examples for c in chunks], encoder.spec.num_fields)
-    slot = SlotOne.concatenate([c.slot_one for c in chunks], len(encoder.spec.listener_fields))
+    slot = SlotOne.concatenate(
+        [c.slot_one for c in chunks], len(encoder.spec.listener_fields), len(encoder.spec.candidate_fields)
+    )
     return examples, slot, dataset
 
 
@@ -149,7 +151,8 @@ def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
     assert slot.rewards.tolist() == [1]
     assert slot.logged_propensity.tolist() == pytest.approx([0.9])
     # The candidate rows are exactly what the encoder makes of listener + ad features
-    expected = encoder.encode_rows([record.listener_features] * 3, [c.features for c in record.inline_candidates])
+    candidates = [c.features for c in record.inline_candidates]
+    expected = encoder.encode_rows([record.listener_features] * 3, candidates, [candidate_features(None)] * 3)
     assert np.array_equal(slot.candidate_indices(dataset.ad_rows), expected)
     assert np.array_equal(examples.indices[0], expected[1])
 
@@ -268,7 +271,10 @@ def test_only_chosen_ads_heard_within_the_reward_window_become_examples() -> Non
     # Then d-1's a (clicked), d-2's c and d-3's c are the examples; b and d-3's late a are dropped and counted
     encoder = FeatureEncoder()
     ad_of = {tuple(encoder.encode_ad({"ad_id": f"{ad}-ad-1"}).tolist()): ad for ad in "abc"}
-    ads = [ad_of[tuple(row)] for row in heard.indices[:, len(encoder.spec.listener_fields) :].tolist()]
+    ad_columns = slice(
+        len(encoder.spec.listener_fields), len(encoder.spec.listener_fields) + len(encoder.spec.ad_fields)
+    )
+    ads = [ad_of[tuple(row)] for row in heard.indices[:, ad_columns].tolist()]
     assert list(zip(ads, heard.labels.tolist(), strict=True)) == [("a", 1), ("c", 0), ("c", 0)]
     assert heard.ranks.tolist() == [1, 1, 2]
     assert (dataset.stats.dropped_no_impression, dataset.stats.examples, dataset.stats.positives) == (2, 3, 1)

@@ -236,3 +236,18 @@ def first_full_cap(
         if count >= cap.max:
             return cap, count
     return None
+
+
+def exposure_count(
+    campaign: Campaign, caps: Iterable[FrequencyCap], counts: Mapping[str, int], now: datetime, session: str
+) -> int:
+    """How often the listener heard the campaign, from the counters Decide already read: the largest count of
+    its caps in force (``caps_of``) in their current windows (an advertiser cap counts its siblings too).
+
+    The largest because it is the most evidence of repetition the counters hold: a campaign capped per day
+    and per session is as tired as its day count says.
+    """
+    return max(
+        (counts.get(counter_key(cap, campaign, window_bucket(cap.window, now, session)), 0) for cap in caps),
+        default=0,
+    )

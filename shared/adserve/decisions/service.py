@@ -12,7 +12,13 @@ from typing import Protocol
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import CountedOwners, first_full_cap, session_key, within_counter_caps
+from adserve.campaigns.frequency_caps import (
+    CountedOwners,
+    exposure_count,
+    first_full_cap,
+    session_key,
+    within_counter_caps,
+)
 from adserve.campaigns.model import CapWindow
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
@@ -43,7 +49,7 @@ from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Decomposable, Scorer
 from adserve.models.factorization import FmTerms
-from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder
+from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import (
     CapCheck,
     CompactCandidates,
@@ -124,15 +130,16 @@ class DecisionService:
         if len(paced) < len(targeted):
             emit(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
         counted = pseudonym if permissions.cap_frequency else None
-        within_caps, cap_check = self._apply_caps(paced, counted, now, session)
+        within_caps, cap_check, counts = self._apply_caps(paced, counted, now, session)
         model = self.scorer(pseudonym)
         ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
         if ranked.dropped_count:
             emit(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
+        exposures = exposures_of(eligible, counts if permissions.personalise else None, now, session)
         ad_rows, values, advertisers = in_placement.columns(eligible)
-        scores = self._score(model, features, ad_rows)
+        scores = self._score(model, features, ad_rows, exposures)
         choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
         decision_id = self.new_decision_id()
         ads = self._served_ads(
@@ -158,6 +165,7 @@ class DecisionService:
             scores=scores,
             values=values,
             cap_check=cap_check,
+            exposures=exposures,
             now=now,
             prerank_dropped=ranked.dropped_count,
         )
@@ -211,21 +219,22 @@ class DecisionService:
                     draw=draw,
                 )
         counted = pseudonym if permissions.cap_frequency else None
-        within_caps, cap_check = self._explain_caps(paced, counted, now, session, verdicts)
+        within_caps, cap_check, counts = self._explain_caps(paced, counted, now, session, verdicts)
         model = self.scorer(pseudonym)
         ranked = prerank(index, within_caps, model, self.encoder, self.policy.prerank_top_k)
         verdicts.update(self._prerank_verdicts(ranked, len(within_caps)))
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
+        exposures = exposures_of(eligible, counts if permissions.personalise else None, now, session)
         ad_rows, values_cpm, advertisers = index.columns(eligible)
-        indices = self.encoder.encode(self.encoder.encode_listener(features), ad_rows)
-        scores = self._score(model, features, ad_rows)
+        indices = self._indices(features, ad_rows, exposures)
+        scores = self._score(model, features, ad_rows, exposures)
         slots: list[np.ndarray] = []
         choices = choose_slate(
             scores * values_cpm, advertisers, request.max_ads, self.policy.exploration, self.rng, trace=slots
         )
         terms, unavailable = self._decompose(model, indices, scores)
-        fields = self.encoder.spec.listener_fields + self.encoder.spec.ad_fields
+        fields = self.encoder.spec.fields
         chosen = {choice.index: choice for choice in choices}
         terms_of = [None] * len(eligible) if terms is None else contributions(terms, fields)
         for position, ad in enumerate(eligible):
@@ -236,7 +245,7 @@ class DecisionService:
                     "value_cpm": float(values_cpm[position]),
                     "expected_value": float(scores[position] * values_cpm[position]),
                     "rank_probabilities": [float(slot[position]) for slot in slots],
-                    "features": {**features, **ad.features},
+                    "features": {**features, **ad.features, **candidate_features(exposures[position])},
                     "contributions": terms_of[position],
                 },
             )
@@ -281,6 +290,7 @@ class DecisionService:
             scores=scores,
             values=values_cpm,
             cap_check=cap_check,
+            exposures=exposures,
             now=now,
             prerank_dropped=ranked.dropped_count,
         )
@@ -294,10 +304,10 @@ class DecisionService:
         now: datetime,
         session: str,
         verdicts: dict[tuple[str, str], ExplainedAd],
-    ) -> tuple[list[AdCandidate], CapCheck]:
+    ) -> tuple[list[AdCandidate], CapCheck, dict[str, int] | None]:
         """``_apply_caps`` with reasons: the first full cap of each refused campaign, with its count."""
         if not any(ad.caps for ad in paced):
-            return list(paced), "not_needed"
+            return list(paced), "not_needed", None
         counts: dict[str, int] | None = None
         if listener is not None:
             try:
@@ -328,7 +338,7 @@ class DecisionService:
                 )
             else:
                 eligible.append(ad)
-        return eligible, "not_permitted" if listener is None else "unavailable" if counts is None else "ok"
+        return eligible, "not_permitted" if listener is None else "unavailable" if counts is None else "ok", counts
 
     def _prerank_verdicts(self, ranked: Prerank, eligible: int) -> dict[tuple[str, str], ExplainedAd]:
         """The ads pre-ranking kept from the model, each with its key and the lowest kept one."""
@@ -389,18 +399,19 @@ class DecisionService:
 
     def _apply_caps(
         self, targeted: Sequence[AdCandidate], listener: str | None, now: datetime, session: str
-    ) -> tuple[list[AdCandidate], CapCheck]:
+    ) -> tuple[list[AdCandidate], CapCheck, dict[str, int] | None]:
         """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed).
         Without a listener to count (no capping consent) nothing is read and capped campaigns are withheld.
 
-        Returns the very candidates of *targeted* (the index cuts their columns by identity), fewer or all.
+        Returns the very candidates of *targeted* (the index cuts their columns by identity), fewer or all, and
+        the counters read (None when none were), for the ``exposure`` feature.
         """
         if not any(ad.caps for ad in targeted):
-            return list(targeted), "not_needed"
+            return list(targeted), "not_needed", None
         if listener is None:
             uncapped = [ad for ad in targeted if not ad.caps]
             emit(MetricName.CANDIDATES_FILTERED_BY_CONSENT, MetricUnit.Count, len(targeted) - len(uncapped))
-            return uncapped, "not_permitted"
+            return uncapped, "not_permitted", None
         try:
             counts = self.counters.read_counters(listener, now)
         except CapStoreUnavailableError:
@@ -408,7 +419,7 @@ class DecisionService:
             emit(MetricName.CAP_CHECK_FAILURES, MetricUnit.Count, 1)
             uncapped = [ad for ad in targeted if not ad.caps]
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
-            return uncapped, "unavailable"
+            return uncapped, "unavailable", None
         verdicts: dict[str, bool] = {}
         buckets: dict[CapWindow, str] = {}
         eligible = []
@@ -424,13 +435,21 @@ class DecisionService:
             if verdicts[campaign.campaign_id]:
                 eligible.append(ad)
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
-        return eligible, "ok"
+        return eligible, "ok", counts
 
-    def _score(self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray) -> np.ndarray:
+    def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
+        """Every candidate in ``SERVING_SLOT`` with its exposure; a few distinct exposures, each encoded once."""
+        distinct = {exposure: row for row, exposure in enumerate(dict.fromkeys(exposures))}
+        encoded = self.encoder.encode_candidates([candidate_features(exposure) for exposure in distinct])
+        candidate_rows = encoded[[distinct[exposure] for exposure in exposures]]
+        return self.encoder.encode(self.encoder.encode_listener(features), ad_rows, candidate_rows)
+
+    def _score(
+        self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]
+    ) -> np.ndarray:
         if not len(ad_rows):
             return np.zeros(0, dtype=np.float64)
-        listener_row = self.encoder.encode_listener(features)
-        return model.predict(self.encoder.encode(listener_row, ad_rows)).astype(np.float64)
+        return model.predict(self._indices(features, ad_rows, exposures)).astype(np.float64)
 
     def _served_ads(
         self,
@@ -492,6 +511,7 @@ class DecisionService:
         scores: np.ndarray,
         values: np.ndarray,
         cap_check: CapCheck,
+        exposures: list[int | None],
         now: datetime,
         prerank_dropped: int,
     ) -> DecisionResponse:
@@ -516,9 +536,17 @@ class DecisionService:
             candidates = [
                 trusted(
                     LoggedCandidate,
-                    {**ad.logged, "score": score, "value_cpm": value, "serve_probability": ad.serve_probability},
+                    {
+                        **ad.logged,
+                        "score": score,
+                        "value_cpm": value,
+                        "serve_probability": ad.serve_probability,
+                        "exposure": exposure,
+                    },
                 )
-                for ad, score, value in zip(eligible, scores.tolist(), values.tolist(), strict=True)
+                for ad, score, value, exposure in zip(
+                    eligible, scores.tolist(), values.tolist(), exposures, strict=True
+                )
             ]
         else:
             candidates = trusted(
@@ -528,6 +556,7 @@ class DecisionService:
                     "score": scores.tolist(),
                     "value_cpm": values.tolist(),
                     "serve_probability": [ad.serve_probability for ad in eligible],
+                    "exposure": exposures if any(exposure is not None for exposure in exposures) else None,
                 },
             )
         record = DecisionRecord.model_construct(
@@ -560,6 +589,26 @@ class DecisionService:
             logger.exception("decision record not published", extra={"decision_id": response.decision_id})
             emit(MetricName.DECISION_LOG_FAILURES, MetricUnit.Count, 1)
         return response
+
+
+def exposures_of(
+    eligible: Sequence[AdCandidate], counts: dict[str, int] | None, now: datetime, session: str
+) -> list[int | None]:
+    """Each candidate's ``exposure`` (``campaigns.frequency_caps.exposure_count``), from the counters the caps
+    check already read: no extra round trip. None where nothing was counted: no counters read (contextual, no
+    capping consent, no capped candidate, caps unreadable) or an uncapped campaign (``features.exposure_value``).
+    """
+    if counts is None:
+        return [None] * len(eligible)
+    owners = CountedOwners.of(counts)
+    return [
+        None
+        if not ad.caps
+        else exposure_count(ad.campaign, ad.caps, counts, now, session)
+        if owners.may_have_full_cap(ad.campaign)
+        else 0
+        for ad in eligible
+    ]
 
 
 def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode) -> dict[str, str]:

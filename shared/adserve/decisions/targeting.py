@@ -13,7 +13,7 @@ from adserve.core.trusted import trusted
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import CreativeView, DecisionRequest
 from adserve.models.ctr_model import Scorer
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, candidate_features
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +143,13 @@ class TargetingIndex:
 
     def priors(self, model: Scorer, encoder: FeatureEncoder) -> np.ndarray:
         """Per ad, ``value_cpm x`` the model's score for an anonymous listener: pre-ranking's key
-        (``adserve.decisions.prerank``), one batched predict per model version for the snapshot's lifetime."""
+        (``adserve.decisions.prerank``), one batched predict per model version for the snapshot's lifetime.
+        The candidate fields are unknown too (``candidate_features(None)``): a prior knows no exposure."""
         priors = self._priors.get(model.version)
         if priors is None:
             anonymous = encoder.encode_listener({})
-            scores = model.predict(encoder.encode(anonymous, self._rows)) if self.ads else np.zeros(0)
+            unknown = encoder.encode_candidates([candidate_features(None)] * len(self.ads))
+            scores = model.predict(encoder.encode(anonymous, self._rows, unknown)) if self.ads else np.zeros(0)
             priors = self._values * np.asarray(scores, dtype=np.float64)
             self._priors[model.version] = priors
         return priors

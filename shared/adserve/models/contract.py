@@ -191,7 +191,9 @@ def sample_rows(spec: FeatureSpec, rows: int = SMOKE_ROWS) -> np.ndarray:
     rng = np.random.default_rng(SMOKE_SEED)
     random_rows = rng.integers(0, spec.hash_size, size=(rows - 3, spec.num_fields), dtype=np.int64)
     encoder = FeatureEncoder(spec)
-    missing = encoder.encode(encoder.encode_listener({}), encoder.encode_ad({})[np.newaxis, :])
+    missing = encoder.encode(
+        encoder.encode_listener({}), encoder.encode_ad({})[np.newaxis, :], encoder.encode_candidates([{}])
+    )
     ends = np.array([[0] * spec.num_fields, [spec.hash_size - 1] * spec.num_fields], dtype=np.int64)
     return np.vstack([random_rows, ends, missing])
 

@@ -38,6 +38,9 @@ class LoggedCandidate(BaseModel):
     value_cpm: float
     serve_probability: float = 1.0
     """The pacing throttle it passed (1 for an unpaced campaign): P(competing) = this, README.md#pacing."""
+    exposure: int | None = Field(default=None, exclude_if=lambda value: value is None)
+    """How often the listener heard its campaign (``campaigns.frequency_caps.exposure_count``), the model's
+    ``exposure`` feature; None (absent from the JSON) when not counted: uncapped, contextual, no capping consent."""
 
 
 class CompactCandidates(BaseModel):
@@ -53,12 +56,19 @@ class CompactCandidates(BaseModel):
     score: list[float]
     value_cpm: list[float]
     serve_probability: list[float]
+    exposure: list[int | None] | None = Field(default=None, exclude_if=lambda value: value is None)
+    """``LoggedCandidate.exposure`` per candidate; None (absent from the JSON) when no candidate was counted."""
 
     @model_validator(mode="after")
     def _columns_align(self) -> "CompactCandidates":
         if not len(self.ad_id) == len(self.score) == len(self.value_cpm) == len(self.serve_probability):
             raise ValueError("the candidate columns differ in length")
+        if self.exposure is not None and len(self.exposure) != len(self.ad_id):
+            raise ValueError("the candidate columns differ in length")
         return self
+
+    def exposures(self) -> list[int | None]:
+        return [None] * len(self.ad_id) if self.exposure is None else self.exposure
 
     def __len__(self) -> int:
         return len(self.ad_id)
@@ -70,6 +80,7 @@ class CompactCandidates(BaseModel):
             score=[self.score[i] for i in positions],
             value_cpm=[self.value_cpm[i] for i in positions],
             serve_probability=[self.serve_probability[i] for i in positions],
+            exposure=None if self.exposure is None else [self.exposure[i] for i in positions],
         )
 
 
@@ -163,8 +174,8 @@ class DecisionRecord(BaseModel):
         if not isinstance(columns, CompactCandidates):
             return self
         candidates: list[LoggedCandidate] = []
-        for ad_id, score, value, probability in zip(
-            columns.ad_id, columns.score, columns.value_cpm, columns.serve_probability, strict=True
+        for ad_id, score, value, probability, exposure in zip(
+            columns.ad_id, columns.score, columns.value_cpm, columns.serve_probability, columns.exposures(), strict=True
         ):
             ad = ads.get(ad_id)
             if ad is None:
@@ -180,6 +191,7 @@ class DecisionRecord(BaseModel):
                         "score": score,
                         "value_cpm": value,
                         "serve_probability": probability,
+                        "exposure": exposure,
                     },
                 )
             )

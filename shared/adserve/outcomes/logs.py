@@ -349,6 +349,8 @@ class JoinedAd(BaseModel):
     rank: int
     score: float
     propensity: float
+    exposure: int | None = None
+    """How often the listener had heard the campaign (the decision record's ``exposure``); None: not counted."""
     impression: bool = False
     click: bool = False
     complete: bool = False
@@ -466,6 +468,7 @@ def _joined(opened: JoinedDecision[DecisionRecord]) -> Iterator[JoinedAd]:
             rank=choice.rank,
             score=choice.score,
             propensity=choice.propensity,
+            exposure=candidate.exposure if candidate else None,
             impression=EventType.IMPRESSION in events,
             click=EventType.CLICK in events,
             complete=EventType.COMPLETE in events,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
+from adserve.models.features import DEFAULT_SPEC, FeatureEncoder, candidate_features
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
 from adserve.training.metrics import log_loss, roc_auc
 from adserve.training.model_files import write_model_dir
@@ -35,7 +35,9 @@ def build_bootstrap(
     )
 
     def encode(impressions: Impressions) -> np.ndarray:
-        return encoder.encode_rows(impressions.listeners, impressions.ads)
+        """The world's impressions count nothing: their candidate fields are the unknown value."""
+        unknown = [candidate_features(None)] * len(impressions.ads)
+        return encoder.encode_rows(impressions.listeners, impressions.ads, unknown)
 
     model = FactorizationMachine(DEFAULT_SPEC.hash_size, num_factors=8, seed=seed)
     model.fit(encode(train), train.clicks, encode(validation), validation.clicks, TrainingConfig(seed=seed))

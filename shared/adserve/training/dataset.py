@@ -33,7 +33,7 @@ import numpy as np
 
 from adserve.core.vocabulary import EventType
 from adserve.decisions.policy import POLICY_NAMES, logged_policy
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.logs import (
     LogKind,
@@ -159,6 +159,7 @@ class SlotOne:
     listener_rows: np.ndarray  # (m, num_listener_fields) int32
     offsets: np.ndarray  # (m + 1,) int64; decision i's candidates are [offsets[i], offsets[i+1])
     candidate_ads: np.ndarray  # (total,) int32, rows of TrainingDataset.ad_rows
+    candidate_rows: np.ndarray  # (total, num_candidate_fields) int32, each candidate's encoded own values
     candidate_values: np.ndarray  # (total,) float64, like the values Decide ranks with
     logged_position: np.ndarray  # (m,) int32, the logged slot-1 ad's position among its candidates
     logged_propensity: np.ndarray  # (m,) float32
@@ -182,6 +183,7 @@ class SlotOne:
             listener_rows=self.listener_rows[mask],
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=self.candidate_ads[per_candidate],
+            candidate_rows=self.candidate_rows[per_candidate],
             candidate_values=self.candidate_values[per_candidate],
             logged_position=self.logged_position[mask],
             logged_propensity=self.logged_propensity[mask],
@@ -190,7 +192,7 @@ class SlotOne:
         )
 
     @classmethod
-    def concatenate(cls, parts: Sequence["SlotOne"], num_listener_fields: int) -> "SlotOne":
+    def concatenate(cls, parts: Sequence["SlotOne"], num_listener_fields: int, num_candidate_fields: int) -> "SlotOne":
         counts = _cat([p.counts for p in parts], np.int64)
         return cls(
             decided_at=_cat([p.decided_at for p in parts], np.float64),
@@ -199,6 +201,7 @@ class SlotOne:
             listener_rows=_cat([p.listener_rows for p in parts], np.int32, num_listener_fields),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=_cat([p.candidate_ads for p in parts], np.int32),
+            candidate_rows=_cat([p.candidate_rows for p in parts], np.int32, num_candidate_fields),
             candidate_values=_cat([p.candidate_values for p in parts], np.float64),
             logged_position=_cat([p.logged_position for p in parts], np.int32),
             logged_propensity=_cat([p.logged_propensity for p in parts], np.float32),
@@ -207,9 +210,9 @@ class SlotOne:
         )
 
     def candidate_indices(self, ad_rows: np.ndarray) -> np.ndarray:
-        """(total, num_fields) encoder rows of every candidate: its decision's listener row next to its ad row."""
+        """(total, num_fields) encoder rows of every candidate: its decision's listener row, its ad row, its own."""
         listener = np.repeat(self.listener_rows, self.counts, axis=0)
-        return np.hstack([listener, ad_rows[self.candidate_ads]]).astype(np.int32, copy=False)
+        return np.hstack([listener, ad_rows[self.candidate_ads], self.candidate_rows]).astype(np.int32, copy=False)
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ class _Chosen:
     score: float
     value: float
     ad_row: int
+    candidate_row: np.ndarray  # (num_candidate_fields,) its own values, in the slot it was served at
 
 
 @dataclass(slots=True)
@@ -263,6 +267,7 @@ class _Pending:
     listener_row: np.ndarray  # (num_listener_fields,) int32
     chosen: list[_Chosen]
     candidate_rows: np.ndarray | None  # ad-table rows of every candidate; None when no slot-1 view
+    candidate_own_rows: np.ndarray | None  # (candidates, num_candidate_fields) int32, with the slot-1 view
     candidate_values: np.ndarray | None
     slot_one_position: int
 
@@ -273,6 +278,7 @@ class _ChunkBuffer:
 
     listener_rows: list[np.ndarray] = field(default_factory=list)
     ad_rows: list[int] = field(default_factory=list)
+    candidate_rows: list[np.ndarray] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     propensities: list[float] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
@@ -284,17 +290,19 @@ class _ChunkBuffer:
     slot_policy_parameter: list[float] = field(default_factory=list)
     slot_listener: list[np.ndarray] = field(default_factory=list)
     slot_ads: list[np.ndarray] = field(default_factory=list)
+    slot_candidate_rows: list[np.ndarray] = field(default_factory=list)
     slot_values: list[np.ndarray] = field(default_factory=list)
     slot_position: list[int] = field(default_factory=list)
     slot_propensity: list[float] = field(default_factory=list)
     slot_reward: list[int] = field(default_factory=list)
     slot_contextual: list[bool] = field(default_factory=list)
 
-    def flush(self, ad_table: np.ndarray, n_listener: int) -> DatasetChunk:
+    def flush(self, ad_table: np.ndarray, n_listener: int, n_candidate: int) -> DatasetChunk:
         listeners = np.array(self.listener_rows, dtype=np.int32).reshape(-1, n_listener)
         ads = ad_table[np.asarray(self.ad_rows, dtype=np.int64)]
+        own = np.array(self.candidate_rows, dtype=np.int32).reshape(len(self.candidate_rows), n_candidate)
         examples = Examples(
-            indices=np.hstack([listeners, ads]).astype(np.int32, copy=False),
+            indices=np.hstack([listeners, ads, own]).astype(np.int32, copy=False),
             labels=np.asarray(self.labels, dtype=np.int8),
             propensities=np.asarray(self.propensities, dtype=np.float32),
             logged_scores=np.asarray(self.scores, dtype=np.float32),
@@ -310,6 +318,7 @@ class _ChunkBuffer:
             listener_rows=np.array(self.slot_listener, dtype=np.int32).reshape(-1, n_listener),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=_cat(self.slot_ads, np.int32),
+            candidate_rows=_cat(self.slot_candidate_rows, np.int32, n_candidate),
             candidate_values=_cat(self.slot_values, np.float64),
             logged_position=np.asarray(self.slot_position, dtype=np.int32),
             logged_propensity=np.asarray(self.slot_propensity, dtype=np.float32),
@@ -366,15 +375,15 @@ class TrainingDataset:
             self.store, first, last, self.stats.read, config.reward_window, keep=self._compact, erased=config.erased
         )
         buffer = _ChunkBuffer()
-        n_listener = len(self.encoder.spec.listener_fields)
+        n_listener, n_candidate = len(self.encoder.spec.listener_fields), len(self.encoder.spec.candidate_fields)
         for decision in joined:
             if decision.kept is not None:
                 self._add(decision.kept, decision.events, buffer)
             if len(buffer.labels) >= config.chunk_rows:
-                yield buffer.flush(self.ad_rows, n_listener)
+                yield buffer.flush(self.ad_rows, n_listener, n_candidate)
                 buffer = _ChunkBuffer()
         if buffer.labels:
-            yield buffer.flush(self.ad_rows, n_listener)
+            yield buffer.flush(self.ad_rows, n_listener, n_candidate)
 
     def _admit(self, decided_at: datetime) -> bool:
         """The reader works in whole hours; this applies the range and the label cutoff to the minute."""
@@ -400,6 +409,8 @@ class TrainingDataset:
         candidates = record.inline_candidates
         positions = {candidate.ad_id: position for position, candidate in enumerate(candidates)}
         rows = [self.ads.row_of(candidate.features) for candidate in candidates]
+        exposures = self._exposures(record)
+        own = self.encoder.encode_candidates([candidate_features(e) for e in exposures]).astype(np.int32)
         chosen: list[_Chosen] = []
         slot_one_position = -1
         for choice in sorted(record.chosen, key=lambda c: c.rank):
@@ -411,7 +422,15 @@ class TrainingDataset:
                 slot_one_position = position
             candidate = candidates[position]
             chosen.append(
-                _Chosen(choice.ad_id, choice.rank, choice.propensity, choice.score, candidate.value_cpm, rows[position])
+                _Chosen(
+                    choice.ad_id,
+                    choice.rank,
+                    choice.propensity,
+                    choice.score,
+                    candidate.value_cpm,
+                    rows[position],
+                    self.encoder.encode_candidates([candidate_features(exposures[position], choice.rank)])[0],
+                )
             )
         stats.decisions += 1
         policy = logged_policy(record.policy)
@@ -427,9 +446,21 @@ class TrainingDataset:
             listener_row=self.encoder.encode_listener(record.listener_features).astype(np.int32),
             chosen=chosen,
             candidate_rows=np.asarray(rows, dtype=np.int32) if slot_one else None,
+            candidate_own_rows=own if slot_one else None,
             candidate_values=np.fromiter((c.value_cpm for c in candidates), np.float64) if slot_one else None,
             slot_one_position=slot_one_position,
         )
+
+    @staticmethod
+    def _exposures(record: DecisionRecord) -> list[int | None]:
+        """Each candidate's logged exposure, for ``features.candidate_features`` as Decide used it. A contextual
+        record's is the unknown value whatever it holds, as Decide never counts for a contextual decision.
+
+        With it, an example (a chosen ad) is encoded in the slot it was served at (its rank) and the slot-1
+        view's candidates in slot 1, where Decide scores every candidate (``SERVING_SLOT``)."""
+        if record.mode is ServingMode.CONTEXTUAL:
+            return [None] * len(record.inline_candidates)
+        return [c.exposure for c in record.inline_candidates]
 
     def _add(self, pending: _Pending, events: Mapping[str, set[EventType]], buffer: _ChunkBuffer) -> None:
         label_event = LABEL_EVENTS[self.config.label]
@@ -442,6 +473,7 @@ class TrainingDataset:
             label = int(label_event in outcomes)
             buffer.listener_rows.append(pending.listener_row)
             buffer.ad_rows.append(choice.ad_row)
+            buffer.candidate_rows.append(choice.candidate_row)
             buffer.labels.append(label)
             buffer.propensities.append(choice.propensity)
             buffer.scores.append(choice.score)
@@ -450,12 +482,18 @@ class TrainingDataset:
             buffer.decided_at.append(pending.decided_at)
             self.stats.examples += 1
             self.stats.positives += label
-            if choice.rank == 1 and pending.candidate_rows is not None and pending.candidate_values is not None:
+            if (
+                choice.rank == 1
+                and pending.candidate_rows is not None
+                and pending.candidate_own_rows is not None
+                and pending.candidate_values is not None
+            ):
                 buffer.slot_time.append(pending.decided_at)
                 buffer.slot_policy_code.append(pending.policy_code)
                 buffer.slot_policy_parameter.append(pending.policy_parameter)
                 buffer.slot_listener.append(pending.listener_row)
                 buffer.slot_ads.append(pending.candidate_rows)
+                buffer.slot_candidate_rows.append(pending.candidate_own_rows)
                 buffer.slot_values.append(pending.candidate_values)
                 buffer.slot_position.append(pending.slot_one_position)
                 buffer.slot_propensity.append(choice.propensity)

@@ -181,7 +181,9 @@ def score_candidates(slot: SlotOne, ad_rows: np.ndarray, model: Scorer) -> np.nd
     out = np.empty(decision_of.size, dtype=np.float64)
     for lo in range(0, decision_of.size, SCORING_CHUNK):
         hi = min(lo + SCORING_CHUNK, decision_of.size)
-        rows = np.hstack([slot.listener_rows[decision_of[lo:hi]], ad_rows[slot.candidate_ads[lo:hi]]])
+        rows = np.hstack(
+            [slot.listener_rows[decision_of[lo:hi]], ad_rows[slot.candidate_ads[lo:hi]], slot.candidate_rows[lo:hi]]
+        )
         out[lo:hi] = model.predict(rows.astype(np.int64))
     return out
 

@@ -7,6 +7,15 @@ real audience drifts away from what a model was trained on.
 True CTR = sigmoid(bias + sum of per-field effects + listener_latent . ad_latent), where the listener
 latent is a sum of embeddings of *observable* fields, so a factorization machine over the same fields can
 approach the Bayes AUC. Values the world does not know (a country it never drew) contribute nothing.
+
+With ``fatigue`` (off by default, so every existing world and demo is unchanged), a listener tires of a
+campaign: each earlier impression of it (the caller counts them, as frequency caps do) lowers the logit by
+``fatigue``, so the same ad served again and again clicks less and less.
+
+With ``examination`` (off by default), the k-th ad of a break is heard less closely: its click probability is
+multiplied by ``examination[k - 1]`` (the last factor for later slots), whatever the ad. Off by default because
+every figure so far was measured without it: the demo serves one ad per break, where it would change nothing, but
+the multi-slot traffic of tests and benchmarks would silently change its truth.
 """
 
 from collections.abc import Mapping, Sequence
@@ -91,10 +100,18 @@ class World:
         n_categories: int = len(CATEGORIES),
         latent_dim: int = 4,
         base_ctr: float = 0.02,
+        fatigue: float = 0.0,
+        examination: tuple[float, ...] = (),
     ) -> None:
         if not 1 <= n_categories <= len(CATEGORIES):
             raise ValueError(f"n_categories must be in 1..{len(CATEGORIES)}")
+        if fatigue < 0.0:
+            raise ValueError("fatigue must not be negative")
+        if not all(0.0 < factor <= 1.0 for factor in examination):
+            raise ValueError("examination factors must be in (0, 1]")
         self.seed = seed
+        self.fatigue = fatigue
+        self.examination = examination
         rng = np.random.default_rng(seed)
         self.ads = self._build_catalog(rng, n_advertisers, campaigns_per_advertiser, ads_per_campaign, n_categories)
         genres = GENRES_BY_CONTENT_TYPE["music"] + GENRES_BY_CONTENT_TYPE["podcast"]
@@ -217,12 +234,25 @@ class World:
         return self._decode(self._sample_listener_codes(n, rng), LISTENER_FIELDS)
 
     def click_probabilities(
-        self, listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]
+        self,
+        listeners: Sequence[Mapping[str, str]],
+        ads: Sequence[Mapping[str, str]],
+        exposures: np.ndarray | None = None,
     ) -> np.ndarray:
-        """True CTR of listener i hearing ad i, for every i (float64, shape (n,))."""
+        """True CTR of listener i hearing ad i, for every i (float64, shape (n,)); ``exposures`` (n,): how often
+        listener i already heard ad i's campaign (only a world with ``fatigue`` cares; None: never)."""
         if len(listeners) != len(ads):
             raise ValueError(f"{len(listeners)} listeners but {len(ads)} ads")
-        return _sigmoid(self._logits(self._codes(listeners, LISTENER_FIELDS), self._codes(ads, AD_FIELDS)))
+        logits = self._logits(self._codes(listeners, LISTENER_FIELDS), self._codes(ads, AD_FIELDS))
+        if exposures is not None and self.fatigue:
+            logits = logits - self.fatigue * np.asarray(exposures, dtype=np.float64)
+        return _sigmoid(logits)
+
+    def examined(self, rank: int) -> float:
+        """The factor on the click probability of the ad in slot ``rank`` (from 1): 1 without ``examination``."""
+        if not self.examination:
+            return 1.0
+        return self.examination[min(rank, len(self.examination)) - 1]
 
     def click_probability(self, listener: Mapping[str, str], ad: Mapping[str, str]) -> float:
         return float(self.click_probabilities([listener], [ad])[0])

@@ -111,7 +111,7 @@ def collect(dataset: TrainingDataset, config: TrainerConfig, progress: Progress 
         train=Examples.concatenate(train, spec.num_fields),
         validation=Examples.concatenate(validation, spec.num_fields),
         holdout=Examples.concatenate(holdout, spec.num_fields),
-        holdout_slot_one=SlotOne.concatenate(slots, len(spec.listener_fields)),
+        holdout_slot_one=SlotOne.concatenate(slots, len(spec.listener_fields), len(spec.candidate_fields)),
         ad_rows=dataset.ad_rows,
         split=split,
     )
@@ -124,7 +124,9 @@ def evaluation_set(dataset: TrainingDataset) -> tuple[Examples, SlotOne, np.ndar
     chunks = list(dataset.chunks(span)) if span else []
     return (
         Examples.concatenate([chunk.examples for chunk in chunks], spec.num_fields),
-        SlotOne.concatenate([chunk.slot_one for chunk in chunks], len(spec.listener_fields)),
+        SlotOne.concatenate(
+            [chunk.slot_one for chunk in chunks], len(spec.listener_fields), len(spec.candidate_fields)
+        ),
         dataset.ad_rows,
     )
 
