@@ -109,21 +109,35 @@ class CounterCap:
 def within_counter_caps(
     caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
 ) -> bool:
-    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets.
+    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets."""
+    return all(counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0) < cap.max for cap in caps)
+
+
+def exposure_count(
+    caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
+) -> int:
+    """How often the listener heard the campaign, from the counters Decide already read: the largest count of
+    its caps in force in their current windows (an advertiser cap counts its siblings too).
+
+    The largest because it is the most evidence of repetition the counters hold: a campaign capped per day
+    and per session is as tired as its day count says.
+    """
+    return max((counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0) for cap in caps), default=0)
+
+
+def _bucket(window: CapWindow, buckets: dict[CapWindow, str], now: datetime, session: str) -> str:
+    """The window's current bucket, kept in ``buckets`` for the rest of the decision.
 
     A calendar window's bucket comes from the cache by UTC hour that Record uses (``impression_counters``):
     keyed by the exact moment, every decision missed the cache and formatted its dates again.
     """
-    for cap in caps:
-        bucket = buckets.get(cap.window)
-        if bucket is None:
-            window, hour = cap.window, utc_hour(now)
-            calendar = window in _CALENDAR_WINDOWS
-            bucket = _calendar_slot(window, hour)[0] if calendar else window_bucket(window, hour, session)
-            buckets[window] = bucket
-        if counts.get(cap.key_prefix + bucket, 0) >= cap.max:
-            return False
-    return True
+    bucket = buckets.get(window)
+    if bucket is None:
+        hour = utc_hour(now)
+        calendar = window in _CALENDAR_WINDOWS
+        bucket = _calendar_slot(window, hour)[0] if calendar else window_bucket(window, hour, session)
+        buckets[window] = bucket
+    return bucket
 
 
 @dataclass(frozen=True)
@@ -236,18 +250,3 @@ def first_full_cap(
         if count >= cap.max:
             return cap, count
     return None
-
-
-def exposure_count(
-    campaign: Campaign, caps: Iterable[FrequencyCap], counts: Mapping[str, int], now: datetime, session: str
-) -> int:
-    """How often the listener heard the campaign, from the counters Decide already read: the largest count of
-    its caps in force (``caps_of``) in their current windows (an advertiser cap counts its siblings too).
-
-    The largest because it is the most evidence of repetition the counters hold: a campaign capped per day
-    and per session is as tired as its day count says.
-    """
-    return max(
-        (counts.get(counter_key(cap, campaign, window_bucket(cap.window, now, session)), 0) for cap in caps),
-        default=0,
-    )

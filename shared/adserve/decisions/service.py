@@ -601,10 +601,11 @@ def exposures_of(
     if counts is None:
         return [None] * len(eligible)
     owners = CountedOwners.of(counts)
+    buckets: dict[CapWindow, str] = {}
     return [
         None
         if not ad.caps
-        else exposure_count(ad.campaign, ad.caps, counts, now, session)
+        else exposure_count(ad.counter_caps, counts, buckets, now, session)
         if owners.may_have_full_cap(ad.campaign)
         else 0
         for ad in eligible
