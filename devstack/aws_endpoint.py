@@ -15,6 +15,8 @@ import io
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,15 +40,42 @@ _DUMMY_CREDENTIALS = {
 
 
 class AwsEndpoint:
-    """Either an embedded moto server (``embedded``) or an external endpoint URL."""
+    """Either an embedded moto server (``embedded``: in this process, or in a child process of its own) or an
+    external endpoint URL."""
 
-    def __init__(self, url: str, server: _MotoServer | None = None) -> None:
+    def __init__(
+        self, url: str, server: _MotoServer | None = None, process: subprocess.Popen[str] | None = None
+    ) -> None:
         self.url = url
         self._server = server
+        self._process = process
 
     @property
     def embedded(self) -> bool:
-        return self._server is not None
+        return self._server is not None or self._process is not None
+
+    @classmethod
+    def start_process(cls) -> AwsEndpoint:
+        """The embedded moto (patches and keep-alive included) in a child process: its own interpreter lock.
+
+        Everything in the local stack is Python in one process, so it runs on one core however many the machine
+        has; with moto's request handling, about half the CPU of a demo decision, in a child process, the stack
+        uses two. The child ends when its standard input closes, so it never outlives this process.
+        """
+        environment = {name: value for name, value in os.environ.items() if name != "AWS_ENDPOINT_URL"}
+        process = subprocess.Popen(  # noqa: S603 - this interpreter running this module
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        url = process.stdout.readline().strip() if process.stdout is not None else ""
+        if not url.startswith("http://"):
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the moto process did not start (exit code {process.poll()})")
+        return cls(url, process=process)
 
     @classmethod
     def start(cls, endpoint_url: str | None = None, host: str = "127.0.0.1") -> AwsEndpoint:
@@ -66,14 +95,23 @@ class AwsEndpoint:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._process is not None:
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
 
 
 class _KeepAliveRequestHandler(MotoRequestHandler):
     """moto's request handler, answering over HTTP/1.1 keep-alive instead of closing every connection.
 
     werkzeug's development server sends ``Connection: close`` with every response, so each botocore call paid a
-    TCP connect, a new server thread, a teardown and a 10 ms drain of the socket, which was over a quarter of
-    the demo's time in this process. Here the request body is read whole before moto sees it (so the next
+    TCP connect, a new server thread, a teardown and a 10 ms drain of the socket: a third of the CPU of an SQS
+    SendMessage, a tenth of a demo decision's. Here the request body is read whole before moto sees it (so the next
     request starts where this one ended) and the response is sent with its length, on the same connection.
     """
 
@@ -326,3 +364,21 @@ def _list_moto_modules_once() -> None:
 
     list_of_moto_modules.listed_once = True  # type: ignore[attr-defined]
     moto.backends.list_of_moto_modules = list_of_moto_modules
+
+
+def main() -> None:
+    """``python -m devstack.aws_endpoint``: the embedded moto until standard input closes (see ``start_process``).
+
+    Prints the endpoint's URL as its first line.
+    """
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    endpoint = AwsEndpoint.start()
+    try:
+        print(endpoint.url, flush=True)  # noqa: T201 - the parent reads it
+        sys.stdin.read()
+    finally:
+        endpoint.stop()
+
+
+if __name__ == "__main__":
+    main()

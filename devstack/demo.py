@@ -417,6 +417,7 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
         event_sources=True,
         visibility_timeout_override=10,
+        moto_process=True,  # moto on the second core: the demo is CPU-bound, and one process runs on one core
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,

@@ -76,6 +76,7 @@ class LocalStack:
         event_sources: bool = False,
         visibility_timeout_override: int | None = None,
         on_metrics: MetricsListener | None = None,
+        moto_process: bool = False,
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -87,9 +88,15 @@ class LocalStack:
         *visibility_timeout_override* (seconds) replaces every queue's VisibilityTimeout, so failed messages
         are retried, and dead-lettered, in seconds instead of the template's minutes.
         *on_metrics* receives each invocation's EMF documents instead of stdout (see ``FunctionRuntime``).
+        *moto_process* runs the embedded moto in a child process (``AwsEndpoint.start_process``), so moto and the
+        handlers each have a core: for long CPU-bound runs such as ``make demo``. Without an endpoint URL only.
         """
         template_path = Path(template_path).resolve()
-        endpoint = AwsEndpoint.start(endpoint_url)
+        endpoint = (
+            AwsEndpoint.start_process()
+            if moto_process and not (endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+            else AwsEndpoint.start(endpoint_url)
+        )
         environ = EnvironmentPatch()
         try:
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
