@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import moto.backends
@@ -90,6 +91,17 @@ class AwsEndpoint:
         _list_moto_modules_once()
         server = _MotoServer(host)
         return cls(f"http://{host}:{server.port}", server)
+
+    def child_cpu_seconds(self) -> float:
+        """CPU seconds the moto child process has used so far: 0 without one (moto's CPU is then this process's),
+        or where there is no /proc to read it from."""
+        if self._process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
     def stop(self) -> None:
         if self._server is not None:

@@ -251,7 +251,7 @@ class Traffic:
     consent_share: float = 1.0
     """The chance a listener consents to personalisation (the others are served contextually)."""
     last_run: tuple[int, float, float] = (0, 0.0, 0.0)
-    """The last run's decisions, wall-clock seconds and this process's CPU seconds (see ``cost``)."""
+    """The last run's decisions, wall-clock seconds and the stack's CPU seconds (see ``cost``)."""
 
     def __post_init__(self) -> None:
         # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
@@ -273,7 +273,7 @@ class Traffic:
 
     def run(self, name: str, n: int, progress: Progress, logged: LoggedTruth | None = None) -> Phase:
         """n decisions; every played ad reported (impression, and click with its true probability)."""
-        wall, cpu = time.monotonic(), time.process_time()
+        wall, cpu = time.monotonic(), self.stack.cpu_seconds()
         listeners = self.listeners(n)
         clicks, true_probs, versions = 0, [], set()
         for i, listener in enumerate(listeners):
@@ -298,7 +298,7 @@ class Traffic:
                     self.report("click", ad)
         self.flush()
         progress.finish()
-        self.last_run = (n, time.monotonic() - wall, time.process_time() - cpu)
+        self.last_run = (n, time.monotonic() - wall, self.stack.cpu_seconds() - cpu)
         return Phase(
             name,
             n,
@@ -309,10 +309,10 @@ class Traffic:
         )
 
     def cost(self, demo_started: float) -> str:
-        """The last run's decisions per second and this process's CPU per decision (every thread: the traffic,
-        the handlers, the pollers and moto): the rate moves with the machine's other load, the CPU per decision
-        with the work a decision costs, so the CPU figure staying flat from round to round says the stack does
-        not slow down as its state grows."""
+        """The last run's decisions per second and CPU per decision of the whole stack (this process: the traffic,
+        the handlers, the pollers; and the moto process): the rate moves with the machine's other load, the CPU
+        per decision with the work a decision costs, so the CPU figure staying flat from round to round says the
+        stack does not slow down as its state grows."""
         decisions, wall, cpu = self.last_run
         return (
             f"({time.monotonic() - demo_started:.0f} s; {decisions / max(wall, 1e-9):,.0f} decisions/s this round, "

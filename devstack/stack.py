@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -137,6 +138,11 @@ class LocalStack:
     def embedded_endpoint(self) -> bool:
         """Whether the endpoint is the in-process moto server (rather than AWS_ENDPOINT_URL's)."""
         return self._endpoint.embedded
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the stack has used: this process's (handlers, pollers, in-process moto, and whatever else
+        runs here) and its moto child's, if it has one."""
+        return time.process_time() + self._endpoint.child_cpu_seconds()
 
     def physical_name(self, logical_id: str) -> str:
         return self.description.physical_name(logical_id)

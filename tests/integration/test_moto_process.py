@@ -38,6 +38,7 @@ def test_the_moto_process_serves_until_stopped_and_then_ends() -> None:
         sqs.send_message(QueueUrl=queue_url, MessageBody="hello")
         messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5).get("Messages", [])
         assert [message["Body"] for message in messages] == ["hello"]
+        assert endpoint.child_cpu_seconds() > 0  # importing moto alone takes a good part of a second
     finally:
         endpoint.stop()
     assert process.poll() is not None
