@@ -1,17 +1,25 @@
 """The AWS endpoint the local stack uses: moto in server mode in this process, or one named by the environment.
 
 moto runs as a real HTTP server (not ``mock_aws`` patching), so handlers, the CLI and other processes all
-reach the same state over the network, just as they would reach AWS.
+reach the same state over the network, just as they would reach AWS. The server is moto's WSGI application on
+werkzeug's threaded server, as ``moto.server.ThreadedMotoServer`` runs it, but with HTTP/1.1 keep-alive (see
+``_KeepAliveRequestHandler``): botocore reuses its pooled connections, as it does against AWS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
+import io
 import logging
 import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import moto.backends
@@ -19,8 +27,9 @@ from moto.core.utils import unix_time, unix_time_millis
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
+from werkzeug.serving import ThreadedWSGIServer
 
 __all__ = ["AwsEndpoint", "credentials_environment"]
 
@@ -32,15 +41,42 @@ _DUMMY_CREDENTIALS = {
 
 
 class AwsEndpoint:
-    """Either an embedded moto server (``embedded``) or an external endpoint URL."""
+    """Either an embedded moto server (``embedded``: in this process, or in a child process of its own) or an
+    external endpoint URL."""
 
-    def __init__(self, url: str, server: ThreadedMotoServer | None = None) -> None:
+    def __init__(
+        self, url: str, server: _MotoServer | None = None, process: subprocess.Popen[str] | None = None
+    ) -> None:
         self.url = url
         self._server = server
+        self._process = process
 
     @property
     def embedded(self) -> bool:
-        return self._server is not None
+        return self._server is not None or self._process is not None
+
+    @classmethod
+    def start_process(cls) -> AwsEndpoint:
+        """The embedded moto (patches and keep-alive included) in a child process: its own interpreter lock.
+
+        Everything in the local stack is Python in one process, so it runs on one core however many the machine
+        has; with moto's request handling, about half the CPU of a demo decision, in a child process, the stack
+        uses two. The child ends when its standard input closes, so it never outlives this process.
+        """
+        environment = {name: value for name, value in os.environ.items() if name != "AWS_ENDPOINT_URL"}
+        process = subprocess.Popen(  # noqa: S603 - this interpreter running this module
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        url = process.stdout.readline().strip() if process.stdout is not None else ""
+        if not url.startswith("http://"):
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the moto process did not start (exit code {process.poll()})")
+        return cls(url, process=process)
 
     @classmethod
     def start(cls, endpoint_url: str | None = None, host: str = "127.0.0.1") -> AwsEndpoint:
@@ -53,15 +89,125 @@ class AwsEndpoint:
         _constant_time_sqs_retention_check()
         _one_clock_read_per_sqs_queue_scan()
         _list_moto_modules_once()
-        server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
-        server.start()
-        bound_host, port = server.get_host_and_port()
-        return cls(f"http://{bound_host}:{port}", server)
+        server = _MotoServer(host)
+        return cls(f"http://{host}:{server.port}", server)
+
+    def child_cpu_seconds(self) -> float:
+        """CPU seconds the moto child process has used so far: 0 without one (moto's CPU is then this process's),
+        or where there is no /proc to read it from."""
+        if self._process is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._process is not None:
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
+class _KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, answering over HTTP/1.1 keep-alive instead of closing every connection.
+
+    werkzeug's development server sends ``Connection: close`` with every response, so each botocore call paid a
+    TCP connect, a new server thread, a teardown and a 10 ms drain of the socket: a third of the CPU of an SQS
+    SendMessage, a tenth of a demo decision's. Here the request body is read whole before moto sees it (so the next
+    request starts where this one ended) and the response is sent with its length, on the same connection.
+    """
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # The status line and headers go out before the body: without this, Nagle's algorithm holds the body
+        # back until the client's delayed ACK, 40 ms per response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the last chunk
+            body = environ["wsgi.input"].read()
+        else:
+            body = self.rfile.read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        response: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        # Nothing is sent before the application returns, so a second call (with exc_info) just replaces the first.
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:  # noqa: ARG001
+            response.update(status=status, headers=headers)
+            return chunks.append
+
+        try:
+            iterable = self.server.app(environ, start_response)
+            try:
+                chunks.extend(iterable)
+            finally:
+                close = getattr(iterable, "close", None)
+                if close is not None:
+                    close()
+        except Exception:
+            logging.getLogger(__name__).exception("moto failed on %s %s", self.command, self.path)
+            self.send_error(500)  # and closes the connection
+            return
+        code, _, reason = response["status"].partition(" ")
+        self.send_response(int(code), reason)
+        sent = set()
+        for name, value in response["headers"]:
+            if name.lower() not in {"connection", "transfer-encoding"}:
+                self.send_header(name, value)
+                sent.add(name.lower())
+        payload = b"".join(chunks)
+        if "content-length" not in sent and int(code) not in {204, 304} and int(code) >= 200:
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD" and payload:
+            self.wfile.write(payload)
+
+
+class _MotoServer(ThreadedWSGIServer):
+    """moto's WSGI application served in a thread; ``stop`` also closes the connections clients keep open."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(host, 0, DomainDispatcherApplication(create_backend_app), handler=_KeepAliveRequestHandler)
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._thread = threading.Thread(target=self.serve_forever, name="moto-server", daemon=True)
+        self._thread.start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # their threads see the end of the stream and finish
+            with contextlib.suppress(OSError):  # already closed by the client
+                connection.shutdown(socket.SHUT_RDWR)
+        self._thread.join()
 
 
 def credentials_environment(embedded: bool, environ: Mapping[str, str]) -> dict[str, str]:
@@ -230,3 +376,21 @@ def _list_moto_modules_once() -> None:
 
     list_of_moto_modules.listed_once = True  # type: ignore[attr-defined]
     moto.backends.list_of_moto_modules = list_of_moto_modules
+
+
+def main() -> None:
+    """``python -m devstack.aws_endpoint``: the embedded moto until standard input closes (see ``start_process``).
+
+    Prints the endpoint's URL as its first line.
+    """
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    endpoint = AwsEndpoint.start()
+    try:
+        print(endpoint.url, flush=True)  # noqa: T201 - the parent reads it
+        sys.stdin.read()
+    finally:
+        endpoint.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -250,6 +250,13 @@ class Traffic:
     """The chance the app plays a shown ad; an ad not played reports nothing and is not in the phase's rate."""
     consent_share: float = 1.0
     """The chance a listener consents to personalisation (the others are served contextually)."""
+    last_run: tuple[int, float, float] = (0, 0.0, 0.0)
+    """The last run's decisions, wall-clock seconds and the stack's CPU seconds (see ``cost``)."""
+
+    def __post_init__(self) -> None:
+        # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
+        # a client per check cost more than the check.
+        self._sqs = boto3.client("sqs", endpoint_url=self.stack.endpoint_url)
 
     def listeners(self, n: int) -> list[dict[str, str]]:
         """Fresh listeners; day_of_week is the server's (Decide takes it from its clock)."""
@@ -266,6 +273,7 @@ class Traffic:
 
     def run(self, name: str, n: int, progress: Progress, logged: LoggedTruth | None = None) -> Phase:
         """n decisions; every played ad reported (impression, and click with its true probability)."""
+        wall, cpu = time.monotonic(), self.stack.cpu_seconds()
         listeners = self.listeners(n)
         clicks, true_probs, versions = 0, [], set()
         for i, listener in enumerate(listeners):
@@ -290,6 +298,7 @@ class Traffic:
                     self.report("click", ad)
         self.flush()
         progress.finish()
+        self.last_run = (n, time.monotonic() - wall, self.stack.cpu_seconds() - cpu)
         return Phase(
             name,
             n,
@@ -297,6 +306,17 @@ class Traffic:
             float(np.mean(true_probs)) if true_probs else 0.0,
             through_stack=True,
             model_version=", ".join(sorted(versions)),
+        )
+
+    def cost(self, demo_started: float) -> str:
+        """The last run's decisions per second and CPU per decision of the whole stack (this process: the traffic,
+        the handlers, the pollers; and the moto process): the rate moves with the machine's other load, the CPU
+        per decision with the work a decision costs, so the CPU figure staying flat from round to round says the
+        stack does not slow down as its state grows."""
+        decisions, wall, cpu = self.last_run
+        return (
+            f"({time.monotonic() - demo_started:.0f} s; {decisions / max(wall, 1e-9):,.0f} decisions/s this round, "
+            f"{cpu * 1000 / max(decisions, 1):.1f} ms CPU per decision)"
         )
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
@@ -335,14 +355,10 @@ class Traffic:
         raise RuntimeError(f"Track could not queue {len(pending)} events in {FLUSH_RETRIES} tries")
 
     def queue_depth(self) -> int:
-        attributes = (
-            boto3.client("sqs", endpoint_url=self.stack.endpoint_url)
-            .get_queue_attributes(
-                QueueUrl=self.stack.physical_name("OutcomesQueue"),
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )
-            .get("Attributes", {})
-        )
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.stack.physical_name("OutcomesQueue"),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        ).get("Attributes", {})
         return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
             attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
         )
@@ -401,6 +417,7 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
         event_sources=True,
         visibility_timeout_override=10,
+        moto_process=True,  # moto on the second core: the demo is CPU-bound, and one process runs on one core
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,
@@ -472,16 +489,10 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         logged = LoggedTruth()
         for number, decisions in enumerate(config.rounds, start=1):
             name = "bootstrap model (logging)" if number == 1 else f"after retrain {number - 1} (logging)"
-            round_started = time.monotonic()
             phase = traffic.run(name, decisions, progress, logged)
             traffic_end = datetime.now(UTC)  # not after the drain: an idle tail would be all holdout
             phases.append(phase)
-            now = time.monotonic()
-            rate = phase.decisions / max(now - round_started, 1e-9)
-            say(
-                f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  "
-                f"({now - started:.0f} s; {rate:,.0f} decisions/s this round)"
-            )
+            say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  {traffic.cost(started)}")
             traffic.wait_for_queue(0)
             outcome = retrain(
                 logs,
@@ -512,6 +523,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             steps.append(retrain_step(outcome.version, outcome.manifest, outcome.dataset, swap, logged))
         retrained = traffic.run("retrained model (fresh traffic)", config.eval_decisions, progress)
         phases.append(retrained)
+        say(f"  {retrained.name}: {retrained.decisions:,} decisions  {traffic.cost(started)}")
         traffic.wait_for_queue(0)
     phases.append(offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng))
     phases.append(offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng))

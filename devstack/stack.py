@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -76,6 +77,7 @@ class LocalStack:
         event_sources: bool = False,
         visibility_timeout_override: int | None = None,
         on_metrics: MetricsListener | None = None,
+        moto_process: bool = False,
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -87,9 +89,15 @@ class LocalStack:
         *visibility_timeout_override* (seconds) replaces every queue's VisibilityTimeout, so failed messages
         are retried, and dead-lettered, in seconds instead of the template's minutes.
         *on_metrics* receives each invocation's EMF documents instead of stdout (see ``FunctionRuntime``).
+        *moto_process* runs the embedded moto in a child process (``AwsEndpoint.start_process``), so moto and the
+        handlers each have a core: for long CPU-bound runs such as ``make demo``. Without an endpoint URL only.
         """
         template_path = Path(template_path).resolve()
-        endpoint = AwsEndpoint.start(endpoint_url)
+        endpoint = (
+            AwsEndpoint.start_process()
+            if moto_process and not (endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+            else AwsEndpoint.start(endpoint_url)
+        )
         environ = EnvironmentPatch()
         try:
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -130,6 +138,11 @@ class LocalStack:
     def embedded_endpoint(self) -> bool:
         """Whether the endpoint is the in-process moto server (rather than AWS_ENDPOINT_URL's)."""
         return self._endpoint.embedded
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the stack has used: this process's (handlers, pollers, in-process moto, and whatever else
+        runs here) and its moto child's, if it has one."""
+        return time.process_time() + self._endpoint.child_cpu_seconds()
 
     def physical_name(self, logical_id: str) -> str:
         return self.description.physical_name(logical_id)
