@@ -1,7 +1,7 @@
 """An inline (schema-1) decision record as the compact record of the same decision, with its catalog snapshot."""
 
 from adserve.outcomes.catalog_snapshots import CatalogSnapshotFile, snapshot_file
-from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord
+from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, exposure_column
 
 
 def compacted(record: DecisionRecord, snapshot: CatalogSnapshotFile | None = None) -> DecisionRecord:
@@ -18,7 +18,7 @@ def compacted(record: DecisionRecord, snapshot: CatalogSnapshotFile | None = Non
                 score=[c.score for c in candidates],
                 value_cpm=[c.value_cpm for c in candidates],
                 serve_probability=[c.serve_probability for c in candidates],
-                exposure=[c.exposure for c in candidates] if any(c.exposure is not None for c in candidates) else None,
+                exposure=exposure_column([c.exposure for c in candidates]),
             ),
         }
     )

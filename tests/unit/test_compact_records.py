@@ -18,7 +18,7 @@ from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.prerank import DEFAULT_TOP_K
 from adserve.decisions.service import DecisionService, PolicySettings
-from adserve.models.features import FeatureEncoder
+from adserve.models.features import FeatureEncoder, exposure_value
 from adserve.outcomes.catalog_snapshots import (
     CATALOG_PREFIX,
     CorruptSnapshotError,
@@ -26,11 +26,17 @@ from adserve.outcomes.catalog_snapshots import (
     snapshot_file,
     snapshot_key,
 )
-from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, UnresolvedRecordError
+from adserve.outcomes.decision_records import (
+    CompactCandidates,
+    DecisionRecord,
+    UnresolvedRecordError,
+    exposure_column,
+)
 from adserve.outcomes.logs import LogRow, Partition, ReadStats, encode_object, log_row, read_decisions, read_joined
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
+from pydantic import ValidationError
 
 from devstack.fakes import (
     ConstantScorer,
@@ -372,3 +378,23 @@ def test_a_compact_record_over_the_limit_keeps_the_chosen_and_best_candidates() 
     chosen = {choice.ad_id for choice in record.chosen}
     best_dropped = max(s for a, s in zip(record.candidates.ad_id, record.candidates.score, strict=True) if a in dropped)
     assert all(c.score >= best_dropped for c in resolved if c.ad_id not in chosen)
+
+
+def test_the_exposure_column_is_one_character_a_candidate_and_reads_back_as_counted() -> None:
+    exposures = [None, 0, 1, 9, 10, 35, 400, None]
+    column = exposure_column(exposures)
+    assert column == ".019azz."
+    candidates = CompactCandidates(
+        ad_id=[f"ad-{i}" for i in range(8)],
+        score=[0.1] * 8,
+        value_cpm=[1.0] * 8,
+        serve_probability=[1.0] * 8,
+        exposure=column,
+    )
+    # Past 35 the count is cut, never the feature: every count from 5 is the bucket "5+".
+    assert candidates.exposures() == [None, 0, 1, 9, 10, 35, 35, None]
+    assert [exposure_value(e) for e in candidates.exposures()] == [exposure_value(e) for e in exposures]
+    assert candidates.subset([7, 3]).exposures() == [None, 9]
+    assert exposure_column([None, None]) is None
+    with pytest.raises(ValidationError):
+        CompactCandidates(ad_id=["a"], score=[0.1], value_cpm=[1.0], serve_probability=[1.0], exposure="-")

@@ -83,7 +83,7 @@ def read_back(record: DecisionRecord, compact: bool = False) -> tuple[Examples, 
         snapshot = snapshot_of([record])
         store.put_if_absent(snapshot.key, snapshot.body)
         record = compacted(record, snapshot)
-        assert record.candidates.exposure == [0, 2, 6, None]  # type: ignore[union-attr]
+        assert record.candidates.exposures() == [0, 2, 6, None]  # type: ignore[union-attr]
     messages: list[OutcomeEvent | DecisionRecord] = [record]
     for choice in record.chosen:
         messages.append(

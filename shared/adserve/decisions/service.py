@@ -57,6 +57,7 @@ from adserve.outcomes.decision_records import (
     LoggedCandidate,
     LoggedChoice,
     LoggedPolicy,
+    exposure_column,
 )
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
@@ -556,7 +557,7 @@ class DecisionService:
                     "score": scores.tolist(),
                     "value_cpm": values.tolist(),
                     "serve_probability": [ad.serve_probability for ad in eligible],
-                    "exposure": exposures if any(exposure is not None for exposure in exposures) else None,
+                    "exposure": exposure_column(exposures),
                 },
             )
         record = DecisionRecord.model_construct(
