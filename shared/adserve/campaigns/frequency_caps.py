@@ -122,7 +122,10 @@ def exposure_count(
     The largest because it is the most evidence of repetition the counters hold: a campaign capped per day
     and per session is as tired as its day count says.
     """
-    return max((counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0) for cap in caps), default=0)
+    heard = 0
+    for cap in caps:
+        heard = max(heard, counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0))
+    return heard
 
 
 def _bucket(window: CapWindow, buckets: dict[CapWindow, str], now: datetime, session: str) -> str:
@@ -169,6 +172,20 @@ class CountedOwners:
 
     def may_have_full_cap(self, campaign: Campaign) -> bool:
         return self.unknown or campaign.campaign_id in self.campaigns or campaign.advertiser_id in self.advertisers
+
+
+@dataclass(frozen=True)
+class CounterReading:
+    """One decision's counters with what its checks derive from them once: whose they are and each window's
+    current bucket (filled as the checks ask). The cap check and the exposure feature share it."""
+
+    counts: Mapping[str, int]
+    owners: CountedOwners
+    buckets: dict[CapWindow, str]
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> "CounterReading":
+        return cls(counts, CountedOwners.of(counts), {})
 
 
 class AdvertiserCaps:

@@ -13,13 +13,12 @@ import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.campaigns.frequency_caps import (
-    CountedOwners,
+    CounterReading,
     exposure_count,
     first_full_cap,
     session_key,
     within_counter_caps,
 )
-from adserve.campaigns.model import CapWindow
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
@@ -131,14 +130,14 @@ class DecisionService:
         if len(paced) < len(targeted):
             emit(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
         counted = pseudonym if permissions.cap_frequency else None
-        within_caps, cap_check, counts = self._apply_caps(paced, counted, now, session)
+        within_caps, cap_check, reading = self._apply_caps(paced, counted, now, session)
         model = self.scorer(pseudonym)
         ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
         if ranked.dropped_count:
             emit(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
-        exposures = exposures_of(eligible, counts if permissions.personalise else None, now, session)
+        exposures = exposures_of(eligible, reading if permissions.personalise else None, now, session)
         ad_rows, values, advertisers = in_placement.columns(eligible)
         scores = self._score(model, features, ad_rows, exposures)
         choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
@@ -220,13 +219,13 @@ class DecisionService:
                     draw=draw,
                 )
         counted = pseudonym if permissions.cap_frequency else None
-        within_caps, cap_check, counts = self._explain_caps(paced, counted, now, session, verdicts)
+        within_caps, cap_check, reading = self._explain_caps(paced, counted, now, session, verdicts)
         model = self.scorer(pseudonym)
         ranked = prerank(index, within_caps, model, self.encoder, self.policy.prerank_top_k)
         verdicts.update(self._prerank_verdicts(ranked, len(within_caps)))
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
-        exposures = exposures_of(eligible, counts if permissions.personalise else None, now, session)
+        exposures = exposures_of(eligible, reading if permissions.personalise else None, now, session)
         ad_rows, values_cpm, advertisers = index.columns(eligible)
         indices = self._indices(features, ad_rows, exposures)
         scores = self._score(model, features, ad_rows, exposures)
@@ -305,7 +304,7 @@ class DecisionService:
         now: datetime,
         session: str,
         verdicts: dict[tuple[str, str], ExplainedAd],
-    ) -> tuple[list[AdCandidate], CapCheck, dict[str, int] | None]:
+    ) -> tuple[list[AdCandidate], CapCheck, CounterReading | None]:
         """``_apply_caps`` with reasons: the first full cap of each refused campaign, with its count."""
         if not any(ad.caps for ad in paced):
             return list(paced), "not_needed", None
@@ -339,7 +338,8 @@ class DecisionService:
                 )
             else:
                 eligible.append(ad)
-        return eligible, "not_permitted" if listener is None else "unavailable" if counts is None else "ok", counts
+        check: CapCheck = "not_permitted" if listener is None else "unavailable" if counts is None else "ok"
+        return eligible, check, None if counts is None else CounterReading.of(counts)
 
     def _prerank_verdicts(self, ranked: Prerank, eligible: int) -> dict[tuple[str, str], ExplainedAd]:
         """The ads pre-ranking kept from the model, each with its key and the lowest kept one."""
@@ -400,12 +400,12 @@ class DecisionService:
 
     def _apply_caps(
         self, targeted: Sequence[AdCandidate], listener: str | None, now: datetime, session: str
-    ) -> tuple[list[AdCandidate], CapCheck, dict[str, int] | None]:
+    ) -> tuple[list[AdCandidate], CapCheck, CounterReading | None]:
         """Read the listener's counters once; if that fails, capped campaigns are not served (fail closed).
         Without a listener to count (no capping consent) nothing is read and capped campaigns are withheld.
 
         Returns the very candidates of *targeted* (the index cuts their columns by identity), fewer or all, and
-        the counters read (None when none were), for the ``exposure`` feature.
+        the counters read with what the check derived from them (None when none were), for ``exposures_of``.
         """
         if not any(ad.caps for ad in targeted):
             return list(targeted), "not_needed", None
@@ -422,9 +422,9 @@ class DecisionService:
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable", None
         verdicts: dict[str, bool] = {}
-        buckets: dict[CapWindow, str] = {}
+        reading = CounterReading.of(counts)
+        owners, buckets = reading.owners, reading.buckets
         eligible = []
-        owners = CountedOwners.of(counts)
         for ad in targeted:
             # Most ads of a large catalog: uncapped, or capped but never heard by this listener.
             if not ad.caps or not owners.may_have_full_cap(ad.campaign):
@@ -436,7 +436,7 @@ class DecisionService:
             if verdicts[campaign.campaign_id]:
                 eligible.append(ad)
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
-        return eligible, "ok", counts
+        return eligible, "ok", reading
 
     def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
         """Every candidate in ``SERVING_SLOT`` with its exposure; a few distinct exposures, each encoded once."""
@@ -593,16 +593,15 @@ class DecisionService:
 
 
 def exposures_of(
-    eligible: Sequence[AdCandidate], counts: dict[str, int] | None, now: datetime, session: str
+    eligible: Sequence[AdCandidate], reading: CounterReading | None, now: datetime, session: str
 ) -> list[int | None]:
     """Each candidate's ``exposure`` (``campaigns.frequency_caps.exposure_count``), from the counters the caps
     check already read: no extra round trip. None where nothing was counted: no counters read (contextual, no
     capping consent, no capped candidate, caps unreadable) or an uncapped campaign (``features.exposure_value``).
     """
-    if counts is None:
+    if reading is None:
         return [None] * len(eligible)
-    owners = CountedOwners.of(counts)
-    buckets: dict[CapWindow, str] = {}
+    counts, owners, buckets = reading.counts, reading.owners, reading.buckets
     return [
         None
         if not ad.caps
