@@ -22,23 +22,22 @@ import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay
-from devstack.generated_tables import publish, rewrite_region, seed_range
+from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "consent_cost.json"
 DEFAULT_SHARES = (0.0, 0.5, 1.0)
 
 
-def _replay(share: float, seed: int) -> dict[str, Any]:
+def _replay(share: float, seed: int) -> list[dict[str, Any]]:
     run = replay(dataclasses.replace(DemoConfig(), consent_share=share), seed)
     keep = ("seed", "greedy_click_rate", "oracle_click_rate", "greedy_over_oracle", "run_click_rate", "examples")
-    return {"consent_share": share} | {name: run[name] for name in keep}
+    return [{"consent_share": share} | {name: run[name] for name in keep}]
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -95,21 +94,15 @@ def _shares(text: str) -> tuple[float, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=seed_range, default=seed_range("1-2"), help="world seeds, e.g. 7 or 1-3")
+    measurement_arguments(parser, "1-2", RESULTS)
     parser.add_argument("--shares", type=_shares, default=DEFAULT_SHARES, help="consenting shares, e.g. 0,0.5,1")
-    parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
-    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     args = parser.parse_args(argv)
     results: dict[str, Any] | None = None
     if not args.docs_only:
         config = DemoConfig()
         settings = {"rounds": list(config.rounds), "policy": config.policy, "epsilon": config.epsilon}
         jobs = [(share, seed) for seed in args.seeds for share in args.shares]
-        with ProcessPoolExecutor(args.workers) as pool:
-            runs = list(pool.map(_replay, *zip(*jobs, strict=True)))
-        for run in runs:
-            print(json.dumps(run), flush=True)  # noqa: T201
+        runs = run_replays(_replay, jobs, args.workers)
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
     print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
     return 0

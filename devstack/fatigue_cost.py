@@ -29,7 +29,6 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from adserve.training.trainer import collect, fit
 
 from devstack.demo import VALUE_CPM, DemoConfig
 from devstack.fakes import InMemoryLogStore
-from devstack.generated_tables import publish, rewrite_region, seed_range
+from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
 from devstack.simulated_logs import START, LoggingScorer, TrafficConfig, Truth, simulate_traffic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -229,11 +228,8 @@ def _levels(text: str) -> tuple[float, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=seed_range, default=seed_range("1-3"), help="world seeds, e.g. 7 or 1-3")
+    measurement_arguments(parser, "1-3", RESULTS)
     parser.add_argument("--fatigue", type=_levels, default=DEFAULT_FATIGUE, help="fatigue levels, e.g. 0,0.4")
-    parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
-    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     args = parser.parse_args(argv)
     results: dict[str, Any] | None = None
     if not args.docs_only:
@@ -245,12 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "epsilon": DemoConfig().epsilon,
         }
         jobs = [(level, seed) for seed in args.seeds for level in args.fatigue]
-        runs: list[dict[str, Any]] = []
-        with ProcessPoolExecutor(args.workers) as pool:
-            for world_runs in pool.map(_replay, *zip(*jobs, strict=True)):
-                for run in world_runs:
-                    print(json.dumps(run), flush=True)  # noqa: T201
-                runs += world_runs
+        runs = run_replays(_replay, jobs, args.workers)
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
     print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
     return 0

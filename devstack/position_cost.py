@@ -28,7 +28,6 @@ import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from adserve.training.simulation import World
 
 from devstack.demo import DemoConfig
 from devstack.fatigue_cost import learn, measure, traffic
-from devstack.generated_tables import publish, rewrite_region, seed_range
+from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
 from devstack.simulated_logs import TrafficConfig, Truth
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -153,10 +152,7 @@ def rewrite(text: str, results: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=seed_range, default=seed_range("1-3"), help="world seeds, e.g. 7 or 1-3")
-    parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
-    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
+    measurement_arguments(parser, "1-3", RESULTS)
     args = parser.parse_args(argv)
     results: dict[str, Any] | None = None
     if not args.docs_only:
@@ -168,12 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "epsilon": DemoConfig().epsilon,
         }
         jobs = [(world_name, seed) for seed in args.seeds for world_name in WORLDS]
-        runs: list[dict[str, Any]] = []
-        with ProcessPoolExecutor(args.workers) as pool:
-            for world_runs in pool.map(_replay, *zip(*jobs, strict=True)):
-                for run in world_runs:
-                    print(json.dumps(run), flush=True)  # noqa: T201
-                runs += world_runs
+        runs = run_replays(_replay, jobs, args.workers)
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
     print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
     return 0
