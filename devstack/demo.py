@@ -130,13 +130,15 @@ class DemoConfig:
         """The exploration policy every phase serves with (and Decide is configured with)."""
         return exploration_policy(self.policy, self.gamma if self.policy == "squarecb" else self.epsilon)
 
-    def world(self) -> World:
+    def world(self, **options: Any) -> World:
+        """The demo's world; *options* switch on what the demo leaves off (``fatigue``, ``examination``)."""
         return World(
             self.seed,
             n_advertisers=self.n_advertisers,
             campaigns_per_advertiser=self.campaigns_per_advertiser,
             ads_per_campaign=self.ads_per_campaign,
             base_ctr=self.base_ctr,
+            **options,
         )
 
 

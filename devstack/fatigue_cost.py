@@ -152,15 +152,7 @@ def greedy_click_rate(world: World, scorer: LoggingScorer | None, seed: int) -> 
 
 
 def _replay(fatigue: float, seed: int) -> list[dict[str, Any]]:
-    demo = DemoConfig(seed=seed)
-    world = World(
-        seed,
-        n_advertisers=demo.n_advertisers,
-        campaigns_per_advertiser=demo.campaigns_per_advertiser,
-        ads_per_campaign=demo.ads_per_campaign,
-        base_ctr=demo.base_ctr,
-        fatigue=fatigue,
-    )
+    world = DemoConfig(seed=seed).world(fatigue=fatigue)
     oracle = greedy_click_rate(world, None, seed)
     runs = []
     for variant, spec in VARIANTS.items():

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 from adserve.models.features import DEFAULT_SPEC, FeatureSpec
-from adserve.training.simulation import World
 
 from devstack.demo import DemoConfig
 from devstack.fatigue_cost import learn, measure, traffic
@@ -72,15 +71,7 @@ def per_slot(truth: Truth) -> list[float]:
 
 
 def _replay(world_name: str, seed: int) -> list[dict[str, Any]]:
-    demo = DemoConfig(seed=seed)
-    world = World(
-        seed,
-        n_advertisers=demo.n_advertisers,
-        campaigns_per_advertiser=demo.campaigns_per_advertiser,
-        ads_per_campaign=demo.ads_per_campaign,
-        base_ctr=demo.base_ctr,
-        examination=WORLDS[world_name],
-    )
+    world = DemoConfig(seed=seed).world(examination=WORLDS[world_name])
     oracle = measure(world, None, seed, breaks, EVAL_DECISIONS)
     oracle_rate = oracle.served_true_ctr / (oracle.chosen / SLOTS)
     runs = []
