@@ -1,0 +1,27 @@
+"""The clients' session loads only the service models dal uses, without listing botocore's whole data directory."""
+
+import pytest
+from adserve.dal import aws_clients
+from botocore.exceptions import UnknownServiceError
+
+
+def test_the_session_lists_only_the_services_it_creates_clients_for() -> None:
+    loader = aws_clients._session.__wrapped__()._loader
+    assert loader.list_available_services("service-2") == list(aws_clients.SERVICES)
+    assert loader.list_available_services("endpoint-rule-set-1") == list(aws_clients.SERVICES)
+    assert loader.list_available_services("no-such-model-type") == []
+
+
+def test_each_client_loads_its_service_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    session = aws_clients._session.__wrapped__()
+    for service in aws_clients.SERVICES:
+        client = session.client(service)  # type: ignore[call-overload]
+        assert client.meta.service_model.service_name == service
+        assert client.meta.region_name == "eu-west-1"
+
+
+def test_a_service_outside_the_list_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with pytest.raises(UnknownServiceError):
+        aws_clients._session.__wrapped__().client("lambda")
