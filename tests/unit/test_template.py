@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,12 @@ def test_no_function_overrides_runtime_or_architecture(template: Template) -> No
         props = function["Properties"]
         assert props.get("Runtime", "python3.13") == "python3.13", logical_id
         assert props.get("Architectures", ["x86_64"]) == ["x86_64"], logical_id
+
+
+def test_every_function_skips_pydantic_plugin_discovery(template: Template) -> None:
+    """A cold start's first model would scan every installed package's metadata for plugins; none are used."""
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+    assert not list(importlib.metadata.entry_points(group="pydantic"))
 
 
 def test_environment_values_are_strings(template: Template) -> None:
