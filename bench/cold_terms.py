@@ -110,10 +110,12 @@ print({MARKER!r} + json.dumps({{
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
 PHYSICAL_NAME = re.compile(r"\badserve-local-([A-Za-z]+)(-[A-Za-z0-9]{6})?\b")
 """The local stack's physical names (``adserve-local-SigningKeySecret-AbC123``) -> the template's logical id."""
+CONTENT_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+"""A catalog snapshot's object key is its sha256, different in every run: ``<sha256>`` names them all."""
 
 
 def logical_names(terms: dict[str, float]) -> dict[str, float]:
-    return {PHYSICAL_NAME.sub(r"\1", name): ms for name, ms in terms.items()}
+    return {CONTENT_HASH.sub("<sha256>", PHYSICAL_NAME.sub(r"\1", name)): ms for name, ms in terms.items()}
 
 
 def import_terms(importtime_stderr: str) -> dict[str, float]:
