@@ -6,8 +6,8 @@
    campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
    no caps, the same value_cpm for all so ranking is by predicted CTR) are put through CampaignStore, under
    ids the bootstrap model has never seen (``demo-`` prefix).
-2. Logging rounds, as the scheduled retrain runs in production: simulated listeners ask Decide (invoked in
-   process); each shown ad's impression and, with its true probability, its click are reported through
+2. Logging rounds, as the scheduled retrain runs in production: simulated listeners, a few at a time, ask Decide
+   (invoked in process); each shown ad's impression and, with its true probability, its click are reported through
    Track (``POST /v1/events`` in batches of 100, a few as beacons); Record writes the logs via the event
    source mapping. After each round, ``adserve.training.retraining.retrain`` learns from every round so far
    (dataset, trainer, IPS/SNIPS/DR, publish, promote) and the demo waits until Decide's responses carry
