@@ -14,7 +14,7 @@ from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
 from adserve.training.progress import SILENT
 
-from devstack.demo import BEACONS, DemoConfig, Traffic, as_served, campaigns_of, demo_stack
+from devstack.demo import DemoConfig, Traffic, as_served, campaigns_of, demo_stack
 
 DECISIONS = 360
 
@@ -44,8 +44,7 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     assert len(decisions) == DECISIONS
     assert decision_stats.duplicates_dropped == 0  # each decision record sent once
     assert all(len(record.chosen) == 1 for record in decisions)  # uncapped, every placement: one ad each
-    assert traffic.beacons_left == 0  # the first BEACONS events went through the beacon route
-    assert BEACONS > 0
+    assert traffic.beacons_left == 0  # the first few events went through the beacon route, and are counted below
     by_type = {event: [o for o in outcomes if o.event_type == event] for event in ("impression", "click")}
     assert len(by_type["impression"]) == DECISIONS  # every played ad's impression, once (play rate 1)
     assert len(by_type["click"]) == phase.clicks
