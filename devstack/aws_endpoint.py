@@ -128,6 +128,10 @@ class _KeepAliveRequestHandler(MotoRequestHandler):
     """
 
     protocol_version = "HTTP/1.1"
+    wbufsize = 64 * 1024
+    """Buffer the response and send it when the request is handled (``handle_one_request`` flushes): the status
+    line, headers and body leave in one write. Unbuffered, with TCP_NODELAY, they left as two segments, and each
+    write on loopback costs a system call that delivers it and wakes the client: a fifth of a request's CPU."""
 
     def setup(self) -> None:
         super().setup()
@@ -138,6 +142,7 @@ class _KeepAliveRequestHandler(MotoRequestHandler):
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()  # now: the client waits for it before it sends the body
         environ = self.make_environ()
         if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's reader stops at the last chunk
             body = environ["wsgi.input"].read()

@@ -6,8 +6,8 @@
    campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
    no caps, the same value_cpm for all so ranking is by predicted CTR) are put through CampaignStore, under
    ids the bootstrap model has never seen (``demo-`` prefix).
-2. Logging rounds, as the scheduled retrain runs in production: simulated listeners ask Decide (invoked in
-   process); each shown ad's impression and, with its true probability, its click are reported through
+2. Logging rounds, as the scheduled retrain runs in production: simulated listeners, a few at a time, ask Decide
+   (invoked in process); each shown ad's impression and, with its true probability, its click are reported through
    Track (``POST /v1/events`` in batches of 100, a few as beacons); Record writes the logs via the event
    source mapping. After each round, ``adserve.training.retraining.retrain`` learns from every round so far
    (dataset, trainer, IPS/SNIPS/DR, publish, promote) and the demo waits until Decide's responses carry
@@ -30,9 +30,11 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -88,6 +90,8 @@ VALUE_CPM = 10.0
 QUEUE_HIGH_WATER = 300
 """Pause the traffic above this many queued messages, so Record (one poller) never falls far behind."""
 QUEUE_CHECK_EVERY = 200
+DECISION_WORKERS = 4
+"""Listeners in flight at once: enough to keep this process and the moto process busy together."""
 REWARD_WINDOW = timedelta(hours=1)
 """Whole hours: outcomes.logs.read_joined_decisions closes decisions on hour boundaries."""
 
@@ -237,9 +241,37 @@ class LoggedTruth:
         return round(bayes_auc(np.asarray(self.true_probs)[since], clicks), 6)
 
 
+@dataclass(frozen=True)
+class Visit:
+    """One simulated listener's request and what the listener will do, all drawn before it is sent, so the
+    draws come from the seeded generator in the same order however the requests interleave."""
+
+    listener: Mapping[str, str]
+    listener_id: str
+    consents: bool
+    plays: bool
+    """Whether the app plays the shown ad (``max_ads`` is 1: at most one per decision)."""
+    click_draw: float
+    """Uniform in [0, 1): the shown ad is clicked when this is below its true click probability."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """One decision as the listener saw it: when it was asked for, the model that answered, and the played ad's
+    true click probability and click (none when nothing was played)."""
+
+    decided_at: float
+    model_version: str
+    shown: tuple[tuple[float, bool], ...]
+
+
 @dataclass
 class Traffic:
-    """Simulated listeners talking to the stack; remembers every shown ad's truth for the report."""
+    """Simulated listeners talking to the stack; remembers every shown ad's truth for the report.
+
+    ``workers`` listeners are in flight at once (each asks Decide, then reports what it played), so the handlers
+    in this process and the moto process work at the same time instead of waiting on each other.
+    """
 
     stack: LocalStack
     world: World
@@ -247,11 +279,11 @@ class Traffic:
     ads_by_id: Mapping[str, Mapping[str, str]]
     pending: list[dict[str, str]] = field(default_factory=list)
     beacons_left: int = BEACONS
-    served_at: int = 0
     play_rate: float = 1.0
     """The chance the app plays a shown ad; an ad not played reports nothing and is not in the phase's rate."""
     consent_share: float = 1.0
     """The chance a listener consents to personalisation (the others are served contextually)."""
+    workers: int = DECISION_WORKERS
     last_run: tuple[int, float, float] = (0, 0.0, 0.0)
     """The last run's decisions, wall-clock seconds and the stack's CPU seconds (see ``cost``)."""
 
@@ -259,10 +291,23 @@ class Traffic:
         # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
         # a client per check cost more than the check.
         self._sqs = boto3.client("sqs", endpoint_url=self.stack.endpoint_url)
+        self._events = threading.Lock()  # guards pending and beacons_left, which every worker reports into
 
     def listeners(self, n: int) -> list[dict[str, str]]:
         """Fresh listeners; day_of_week is the server's (Decide takes it from its clock)."""
         return fresh_listeners(self.world, n, self.rng)
+
+    def visits(self, n: int) -> list[Visit]:
+        """n fresh listeners and every draw their visits need, in one fixed order from the seeded generator."""
+        listeners = self.listeners(n)
+        ids = self.rng.integers(1_000_000, size=n)
+        consents = self.rng.random(n) < self.consent_share if self.consent_share < 1.0 else np.ones(n, dtype=bool)
+        plays = self.rng.random(n) < self.play_rate if self.play_rate < 1.0 else np.ones(n, dtype=bool)
+        click_draws = self.rng.random(n)
+        return [
+            Visit(listener, f"listener-{ids[i]}", bool(consents[i]), bool(plays[i]), float(click_draws[i]))
+            for i, listener in enumerate(listeners)
+        ]
 
     def decide(self, listener_id: str, listener: Mapping[str, str], consents: bool = True) -> dict[str, Any]:
         request = decision_body(listener_id, listener, consents)
@@ -273,31 +318,36 @@ class Traffic:
         body: dict[str, Any] = json.loads(response["body"])
         return body
 
+    def visit(self, visit: Visit) -> Served:
+        """One listener: a decision, and the played ad's impression and (drawn with its true probability) click."""
+        decided_at = time.time()
+        response = self.decide(visit.listener_id, visit.listener, visit.consents)
+        shown = []
+        for ad in response["ads"] if visit.plays else []:
+            probability = self.world.click_probability(visit.listener, self.ads_by_id[ad["ad_id"]])
+            clicked = visit.click_draw < probability
+            shown.append((probability, clicked))
+            self.report("impression", ad)
+            if clicked:
+                self.report("click", ad)
+        return Served(decided_at, response["model_version"], tuple(shown))
+
     def run(self, name: str, n: int, progress: Progress, logged: LoggedTruth | None = None) -> Phase:
         """n decisions; every played ad reported (impression, and click with its true probability)."""
         wall, cpu = time.monotonic(), self.stack.cpu_seconds()
-        listeners = self.listeners(n)
+        visits = self.visits(n)
         clicks, true_probs, versions = 0, [], set()
-        for i, listener in enumerate(listeners):
-            if i % QUEUE_CHECK_EVERY == 0:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="listener") as pool:
+            for start in range(0, n, QUEUE_CHECK_EVERY):
                 self.wait_for_queue(QUEUE_HIGH_WATER)
-                progress.step(name, i, n)
-            decided_at = time.time()
-            consents = self.consent_share >= 1.0 or bool(self.rng.random() < self.consent_share)
-            response = self.decide(f"listener-{self.rng.integers(1_000_000)}", listener, consents)
-            versions.add(response["model_version"])
-            for ad in response["ads"]:
-                if self.play_rate < 1.0 and self.rng.random() >= self.play_rate:
-                    continue
-                probability = self.world.click_probability(listener, self.ads_by_id[ad["ad_id"]])
-                clicked = bool(self.rng.random() < probability)
-                true_probs.append(probability)
-                clicks += clicked
-                if logged is not None:
-                    logged.add(decided_at, probability, clicked)
-                self.report("impression", ad)
-                if clicked:
-                    self.report("click", ad)
+                progress.step(name, start, n)
+                for served in pool.map(self.visit, visits[start : start + QUEUE_CHECK_EVERY]):
+                    versions.add(served.model_version)
+                    for probability, clicked in served.shown:
+                        true_probs.append(probability)
+                        clicks += clicked
+                        if logged is not None:
+                            logged.add(served.decided_at, probability, clicked)
         self.flush()
         progress.finish()
         self.last_run = (n, time.monotonic() - wall, self.stack.cpu_seconds() - cpu)
@@ -322,25 +372,31 @@ class Traffic:
         )
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
+        """Report an event: the first few as beacons, the rest in Track batches of ``EVENTS_PER_BATCH``."""
         token = _token(ad["tracking"][event_type])
-        if self.beacons_left > 0:  # a few through the beacon route, to show it works too
-            self.beacons_left -= 1
+        with self._events:
+            beacon = self.beacons_left > 0  # a few through the beacon route, to show it works too
+            if beacon:
+                self.beacons_left -= 1
+            else:
+                occurred_at = datetime.now(UTC).isoformat()
+                self.pending.append(
+                    {"event_id": uuid.uuid4().hex, "type": event_type, "token": token, "occurred_at": occurred_at}
+                )
+        if beacon:
             function_id, event = self.stack.http_event("GET", f"/v1/events/{event_type}", query=f"t={quote(token)}")
             response = self.stack.invoke(function_id, event)
             if response["statusCode"] != 204:
                 raise RuntimeError(f"beacon answered {response['statusCode']}: {response.get('body')}")
-            return
-        occurred_at = datetime.now(UTC).isoformat()
-        self.pending.append(
-            {"event_id": uuid.uuid4().hex, "type": event_type, "token": token, "occurred_at": occurred_at}
-        )
-        if len(self.pending) >= EVENTS_PER_BATCH:
-            self.flush()
+        else:
+            self.flush(EVENTS_PER_BATCH)
 
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, []
+    def flush(self, at_least: int = 1) -> None:
+        """Send the pending events to Track if there are *at_least* that many (taken by one caller only)."""
+        with self._events:
+            if len(self.pending) < at_least:
+                return
+            pending, self.pending = self.pending, []
         # Failed entries are retried with the same event_id, as an app does: a busy machine can make the
         # embedded moto outlast Track's queue budget. A rejected event is a bug in the demo, never retried.
         for attempt in range(FLUSH_RETRIES):
@@ -447,6 +503,10 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
 
 _EXPLORATION_VARIABLES = ("EXPLORATION_POLICY", "EXPLORATION_EPSILON", "EXPLORATION_GAMMA")
 _DEMO_ENVIRONMENT = {
+    # Decide's budget for its decision-record send, at its ceiling: moto on two shared cores, with several
+    # listeners in flight, can answer slower than SQS's 0.25 s default, and a record past the budget is lost
+    # (the round would train on fewer decisions than it served).
+    "DECISION_LOG_TIMEOUT_SECONDS": "1.0",
     "MODEL_POINTER_CHECK_SECONDS": "5",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }

@@ -2,7 +2,9 @@
 
 The handler module is imported from its file once per runtime (cold start) and then reused (warm), and
 invocations of one function never overlap: Powertools resolvers keep the current event on the module-level
-``app``, exactly as they may in Lambda, where an environment serves one request at a time.
+``app``, exactly as they may in Lambda, where an environment serves one request at a time. Functions whose
+state is shared in this process (the API functions: Powertools keeps the current event on a class) share one
+lock, so they never overlap one another either.
 """
 
 from __future__ import annotations
@@ -66,13 +68,18 @@ class FunctionRuntime:
         region: str,
         account_id: str,
         on_metrics: MetricsListener | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
-        """*on_metrics*, if given, gets each invocation's EMF documents; otherwise they go to stdout as in Lambda."""
+        """*on_metrics*, if given, gets each invocation's EMF documents; otherwise they go to stdout as in Lambda.
+
+        *lock* is taken by every invocation (its own if none is given): functions that share state in this
+        process, where Lambda gives each its own, share one, so their invocations never overlap either.
+        """
         self.definition = definition
         self._on_metrics = on_metrics
         self._stdout = ThreadRoutedStdout.install() if on_metrics is not None else None
         self._arn = f"arn:aws:lambda:{region}:{account_id}:function:{definition.physical_name}"
-        self._lock = threading.Lock()
+        self._lock = lock or threading.Lock()
         self._module: ModuleType | None = None
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -61,8 +62,20 @@ class LocalStack:
         self.description = description
         self.env = env
         self.router = Router(description.routes)
+        # Powertools' HTTP resolvers keep the event being handled on a class (``BaseRouter.current_event``), one
+        # per process: in Lambda each function has its own, here two API functions invoked at once (Decide and
+        # Track, from the gateway's threads or the demo's listeners) would read each other's request. So the API
+        # functions take turns; the queue consumers run beside them.
+        api_lock = threading.Lock()
+        api_functions = {route.function_id for route in description.routes}
         self._runtimes = {
-            logical_id: FunctionRuntime(function, description.region, description.account_id, on_metrics)
+            logical_id: FunctionRuntime(
+                function,
+                description.region,
+                description.account_id,
+                on_metrics,
+                lock=api_lock if logical_id in api_functions else None,
+            )
             for logical_id, function in description.functions.items()
         }
         self._event_sources: EventSourceMappings | None = None
@@ -166,7 +179,8 @@ class LocalStack:
         return self.router.match(method, raw_path)
 
     def invoke(self, logical_id: str, event: Any) -> Any:
-        """Invoke the function's handler in process, one invocation at a time per function."""
+        """Invoke the function's handler in process: one invocation at a time per function, and per process for
+        the functions that serve the API (see ``__init__``)."""
         return self._runtimes[logical_id].invoke(event)
 
     def http_event(

@@ -7,7 +7,9 @@ what the server does with it.
 """
 
 import http.client
+import socket
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import boto3
@@ -99,3 +101,37 @@ def test_stopping_the_endpoint_closes_the_connections_clients_keep_open(monkeypa
     finally:
         connection.close()
         endpoint.stop()
+
+
+def test_an_answer_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Status line, headers and body in one send: with TCP_NODELAY, each write is a segment of its own, and on
+    loopback each costs a system call that delivers it and wakes the client (a fifth of a request's CPU)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # an embedded moto of this test's own
+    endpoint = AwsEndpoint.start()
+    port = urlsplit(endpoint.url).port
+    writes: list[bytes] = []
+    send, sendall = socket.socket.send, socket.socket.sendall
+
+    def counted(write: Callable[..., int | None]) -> Callable[..., int | None]:
+        def counting(self: socket.socket, data: bytes, *args: int) -> int | None:
+            if self.getsockname()[1] == port:  # the server's end of a connection, not the client's
+                writes.append(bytes(data))
+            return write(self, data, *args)
+
+        return counting
+
+    headers, body = list_queues_request(endpoint.url)
+    connection = connect(endpoint.url)
+    try:
+        assert b"ListQueuesResponse" in ask(connection, headers, body)  # a first request: the handler thread is up
+        writes.clear()
+        monkeypatch.setattr(socket.socket, "send", counted(send))
+        monkeypatch.setattr(socket.socket, "sendall", counted(sendall))
+        assert b"ListQueuesResponse" in ask(connection, headers, body)
+    finally:
+        monkeypatch.undo()
+        connection.close()
+        endpoint.stop()
+    assert len(writes) == 1, [write[:60] for write in writes]
+    assert writes[0].startswith(b"HTTP/1.1 200")
+    assert writes[0].endswith(b"</ListQueuesResponse>")

@@ -1,0 +1,53 @@
+"""The demo's traffic driver (``devstack.demo.Traffic``): with several listeners in flight it still delivers
+every decision and every event exactly once, the same counts as one listener at a time.
+
+It runs on the demo's own stack (moto in a child process, event sources on), and counts what Record logged.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import numpy as np
+import pytest
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.log_store import S3LogStore
+from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
+from adserve.training.progress import SILENT
+
+from devstack.demo import DemoConfig, Traffic, as_served, campaigns_of, demo_stack
+
+DECISIONS = 360
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_every_decision_impression_and_click_is_logged_once(workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the demo's own moto process
+    config = DemoConfig()
+    world = config.world()
+    with demo_stack(config.exploration()) as stack:
+        campaigns = CampaignStore(
+            boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
+        )
+        for campaign in campaigns_of(world):
+            campaigns.put(campaign)
+        ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
+        traffic = Traffic(stack, world, np.random.default_rng(5), ads_by_id, workers=workers)
+        started = datetime.now(UTC)
+        phase = traffic.run("test", DECISIONS, SILENT)
+        traffic.wait_for_queue(0)
+        ended = datetime.now(UTC)
+        logs = S3LogStore(boto3.client("s3", endpoint_url=stack.endpoint_url), stack.physical_name("LogsBucket"))
+        decision_stats, outcome_stats = ReadStats(), ReadStats()
+        decisions = list(read_decisions(logs, started - timedelta(hours=1), ended, decision_stats))
+        outcomes = list(read_outcomes(logs, started - timedelta(hours=1), ended, outcome_stats))
+    assert phase.decisions == DECISIONS
+    assert len(decisions) == DECISIONS
+    assert decision_stats.duplicates_dropped == 0  # each decision record sent once
+    assert all(len(record.chosen) == 1 for record in decisions)  # uncapped, every placement: one ad each
+    assert traffic.beacons_left == 0  # the first few events went through the beacon route, and are counted below
+    by_type = {event: [o for o in outcomes if o.event_type == event] for event in ("impression", "click")}
+    assert len(by_type["impression"]) == DECISIONS  # every played ad's impression, once (play rate 1)
+    assert len(by_type["click"]) == phase.clicks
+    assert outcome_stats.duplicates_dropped == 0
+    logged = {record.decision_id for record in decisions}
+    assert {outcome.decision_id for outcome in outcomes} <= logged
