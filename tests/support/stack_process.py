@@ -18,21 +18,17 @@ READY_PATH = "/v1/events/impression"
 """The beacon route is public, so it answers (4xx without a token) whether or not --auth is on."""
 
 
-MOTO_SERVER = (
-    "import sys\n"
-    "from moto.server import ThreadedMotoServer\n"
-    "server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\n"
-    "server.start()\n"
-    "print(server.get_host_and_port()[1], flush=True)\n"
-    "sys.stdin.read()\n"
-)
-
-
 @contextmanager
 def moto_server() -> Iterator[str]:
-    """moto in server mode in a process of its own (no other test's state); its URL. Stops when its stdin closes."""
+    """The local stack's moto (``devstack.aws_endpoint``) in a process of its own (no other test's state); its URL.
+
+    Not a bare ``ThreadedMotoServer``: moto checks a transaction's conditions and applies its writes with no lock,
+    so two redeliveries of one event racing on a busy machine could both pass "not counted yet" and both count,
+    which DynamoDB never allows; the local stack's moto makes transactions atomic, as DynamoDB's are. Stops when
+    its stdin closes.
+    """
     process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER],
+        [sys.executable, "-m", "devstack.aws_endpoint"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # werkzeug's access log
@@ -40,9 +36,9 @@ def moto_server() -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        port = process.stdout.readline().decode().strip()
-        assert port.isdigit(), f"moto did not start: {port!r}"
-        yield f"http://127.0.0.1:{port}"
+        url = process.stdout.readline().decode().strip()
+        assert url.startswith("http://"), f"moto did not start: {url!r}"
+        yield url
     finally:
         process.kill()
         process.wait()
