@@ -49,7 +49,7 @@ from adserve.campaigns.model import Campaign
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, exploration_policy
+from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, exploration_policy, growing_gamma
 from adserve.outcomes.decision_records import PolicyName
 from adserve.training.dataset import ExamplesFrom
 from adserve.training.factorization_machine import TrainingConfig
@@ -112,6 +112,9 @@ class DemoConfig:
     policy: PolicyName = "epsilon_greedy"
     epsilon: float = 0.4
     gamma: float = 200.0
+    gamma_scale: float | None = None
+    """With SquareCB in the offline replays: gamma grows with the logs (``policy.growing_gamma``), gamma_scale x
+    sqrt(decisions logged before the round), instead of the fixed ``gamma``."""
     play_rate: float = 1.0
     """The chance the simulated app plays a chosen ad; below 1, Track hears nothing of the others."""
     consent_share: float = 1.0
@@ -130,9 +133,14 @@ class DemoConfig:
     def quick(cls, out_dir: Path) -> DemoConfig:
         return cls(rounds=(3_000, 2_000), eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
 
-    def exploration(self) -> ExplorationPolicy:
-        """The exploration policy every phase serves with (and Decide is configured with)."""
-        return exploration_policy(self.policy, self.gamma if self.policy == "squarecb" else self.epsilon)
+    def exploration(self, logged_decisions: int | None = None) -> ExplorationPolicy:
+        """The exploration policy every phase serves with (and Decide is configured with); with ``gamma_scale``,
+        that of a model learned from ``logged_decisions`` (the offline replays' rounds)."""
+        if self.policy != "squarecb":
+            return exploration_policy(self.policy, self.epsilon)
+        if self.gamma_scale is None or logged_decisions is None:
+            return exploration_policy(self.policy, self.gamma)
+        return exploration_policy(self.policy, growing_gamma(self.gamma_scale, logged_decisions))
 
     def world(self, **options: Any) -> World:
         """The demo's world; *options* switch on what the demo leaves off (``fatigue``, ``examination``)."""

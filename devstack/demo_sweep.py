@@ -12,15 +12,16 @@ under ids it has never seen, then by each retrained model; ``adserve.training.re
 trainer after each round, on in-memory buckets; the last model, the bootstrap model, the oracle and a random
 policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``acceptance`` on the result.
 
-Each world is replayed once per *variant* (``VARIANTS``): epsilon-greedy 0.4 learning from every chosen ad
-(the old rule), the same learning only from heard ads, SquareCB learning from heard ads, and SquareCB with
-rounds that grow (``GROWING_ROUNDS``); with a play rate below 1 (``--play-rate``, 0.8 by default here) some
-chosen ads are never played, so the label rule matters. Per variant it reports the final greedy policy's
-click rate over the greedy oracle's, the served click rate over the whole logging run (the chosen ads' true
-CTR) and that over ``BASELINE``'s in the same world, the holdout AUC's gap to the Bayes AUC, and the SNIPS
-estimate's relative error against the measured click rate of the policy it estimates. The results go to
-``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short leaves what it measured),
-and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is rendered from it;
+Each world is replayed once per *variant* (``VARIANTS``): epsilon-greedy 0.4 learning from every chosen ad (the old
+rule), the same learning only from heard ads, SquareCB learning from heard ads, SquareCB with rounds that grow
+(``GROWING_ROUNDS``), and the same with a gamma that grows with the logs (``GROWING_GAMMA_SCALE``: uniform while the
+bootstrap model serves, then ``policy.growing_gamma``); with a play rate below 1 (``--play-rate``, 0.8 by default
+here) some chosen ads are never played, so the label rule matters. Per variant it reports the final greedy policy's
+click rate over the greedy oracle's, the served click rate over the whole logging run (the chosen ads' true CTR) and
+that over ``BASELINE``'s in the same world, the holdout AUC's gap to the Bayes AUC, and the SNIPS estimate's
+relative error against the measured click rate of the policy it estimates. The results go to
+``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short leaves what it measured), and
+README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is rendered from it;
 ``tests/unit/test_demo_sweep.py`` fails when the two disagree.
 
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
@@ -85,7 +86,7 @@ def round_traffic(config: DemoConfig, world: World, number: int, decisions: int,
         span=timedelta(seconds=decisions * SECONDS_PER_DECISION),
         candidates=len(world.ads),
         max_ads=1,
-        exploration=config.exploration(),
+        exploration=config.exploration(sum(config.rounds[: number - 1])),
         play_rate=config.play_rate,
         outcome_delay=timedelta(seconds=5),
         complete_rate=0.0,
@@ -103,7 +104,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     encoder = FeatureEncoder(DEFAULT_SPEC)
     bootstrap = _model_scorer(CtrModel.load(BOOTSTRAP_MODEL, DEFAULT_SPEC), encoder, as_served)
     logs, models, truth = InMemoryLogStore(), InMemoryModelStore(), Truth()
-    exploration = config.exploration()
+    exploration = config.exploration(sum(config.rounds[:-1]))  # the last round's: the policy its holdout logged
     scorer, end = bootstrap, START
     round_click_rates: list[float] = []
     with TemporaryDirectory(prefix="adserve-sweep-") as work_dir:
@@ -166,6 +167,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         "dropped_no_impression": int(outcome.dataset.get("dropped_no_impression", 0)),
         "examples": int(outcome.dataset.get("examples", 0)),
         "phases": {phase.name: round(phase.ctr, 5) for phase in phases},
+        "phases_expected": {phase.name: round(phase.expected_ctr, 5) for phase in phases},
         "holdout_auc": result.holdout_auc,
         "bayes_auc": result.bayes_auc,
         "off_policy": result.off_policy,
@@ -186,6 +188,11 @@ GROWING_ROUNDS = (5_000, 10_000, 20_000, 20_000, 25_000)
 """The demo's 80k decisions retrained sooner while the logs are small: the bootstrap model, which knows none of the
 world's ads, serves 5k decisions instead of 30k. A deployment says the same with Retrain's schedule."""
 
+GROWING_GAMMA_SCALE = 1.0
+"""SquareCB's gamma = this x sqrt(decisions logged before the round): 0 (uniform) for the bootstrap model's round,
+71 after 5k, 234 after 55k, where a fixed gamma gives the bootstrap model, which knows none of the world's ads,
+the same confidence as a model of 55k decisions."""
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
     "epsilon-greedy 0.4, heard ads": {"policy": "epsilon_greedy", "examples_from": "impressions"},
@@ -195,8 +202,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "examples_from": "impressions",
         "rounds": GROWING_ROUNDS,
     },
+    "squarecb, heard ads, growing rounds, growing gamma": {
+        "policy": "squarecb",
+        "examples_from": "impressions",
+        "rounds": GROWING_ROUNDS,
+        "gamma_scale": GROWING_GAMMA_SCALE,
+    },
 }
-"""What each change buys: the label rule (first two), the exploration policy (third), the retrain cadence (last)."""
+"""What each change buys: the label rule (first two), the exploration policy (third), the retrain cadence (fourth),
+exploration that shrinks as the model learns (last)."""
 BASELINE = "epsilon-greedy 0.4, heard ads"
 """The variant the run click rate is compared with (the issue's goal: 10% above it)."""
 
@@ -300,6 +314,7 @@ def _sweep(seeds: Sequence[int], variants: Sequence[str], play_rate: float, work
     settings = {
         "rounds": list(config.rounds),
         "growing_rounds": list(GROWING_ROUNDS),
+        "growing_gamma_scale": GROWING_GAMMA_SCALE,
         "epsilon": config.epsilon,
         "gamma": config.gamma,
         "play_rate": config.play_rate,

@@ -12,6 +12,7 @@ from devstack import demo_sweep
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import replay
 from devstack.generated_tables import README
+from devstack.simulated_logs import START
 
 
 def test_a_small_replay_retrains_each_round_and_judges_the_last_model_by_the_demo_checks(tmp_path: Path) -> None:
@@ -105,3 +106,16 @@ def test_the_run_click_rate_is_compared_with_the_baseline_world_by_world() -> No
     assert summary[other]["run_vs_baseline"] == pytest.approx(0.10)
     assert summary[demo_sweep.BASELINE]["run_vs_baseline"] == pytest.approx(0.0)
     assert summary[other]["snips_within_10pct"] == "1/2"
+
+
+def test_with_a_gamma_scale_each_round_explores_by_the_decisions_logged_before_it() -> None:
+    config = DemoConfig(policy="squarecb", rounds=(1_000, 3_000, 5_000), gamma_scale=2.0)
+    world = config.world()
+    gammas = [
+        demo_sweep.round_traffic(config, world, number, decisions, START).exploration.parameter
+        for number, decisions in enumerate(config.rounds, start=1)
+    ]
+    assert gammas == pytest.approx([0.0, 2.0 * 1_000**0.5, 2.0 * 4_000**0.5])  # the bootstrap's round is uniform
+    # Without one, every round has the configured gamma, as Decide does
+    fixed = dataclasses.replace(config, gamma_scale=None)
+    assert demo_sweep.round_traffic(fixed, world, 3, 5_000, START).exploration.parameter == 200.0

@@ -12,6 +12,7 @@ from adserve.decisions.policy import (
     SquareCB,
     choose_slate,
     exploration_policy,
+    growing_gamma,
     logged_policy,
 )
 from adserve.outcomes.decision_records import LoggedPolicy
@@ -44,6 +45,14 @@ def test_squarecb_explores_less_as_gamma_grows_and_is_uniform_at_zero() -> None:
     greedy_share = [SquareCB(gamma).slot_probabilities(values, available)[1] for gamma in (1.0, 10.0, 100.0, 1e4)]
     assert greedy_share == sorted(greedy_share)
     assert greedy_share[-1] > 0.99
+
+
+def test_growing_gamma_is_uniform_for_a_model_of_no_data_and_grows_as_the_square_root_of_the_data() -> None:
+    assert growing_gamma(2.0, 0) == 0.0  # the bootstrap: SquareCB(0) is uniform
+    assert growing_gamma(2.0, 10_000) == pytest.approx(200.0)
+    assert growing_gamma(2.0, 40_000) == pytest.approx(2 * growing_gamma(2.0, 10_000))
+    with pytest.raises(ValueError, match="negative"):
+        growing_gamma(-1.0, 10)
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=IDS)

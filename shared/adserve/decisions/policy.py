@@ -118,6 +118,18 @@ def exploration_policy(name: PolicyName, parameter: float) -> ExplorationPolicy:
     return EpsilonGreedy(parameter)
 
 
+def growing_gamma(scale: float, logged_decisions: int) -> float:
+    """SquareCB's gamma for a model learned from ``logged_decisions``: ``scale`` x sqrt(decisions).
+
+    The batched SquareCB of Simchi-Levi & Xu (FALCON, 2020) retrains in epochs and sets gamma to grow as the
+    square root of the data the model learned from: a model trained on little explores widely (at 0, the
+    bootstrap, uniformly), and exploration shrinks as the model's errors do.
+    """
+    if scale < 0.0 or logged_decisions < 0:
+        raise ValueError("scale and logged decisions must not be negative")
+    return scale * float(np.sqrt(logged_decisions))
+
+
 def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
     """The policy that logged a decision, to replay its distribution exactly."""
     parameter = logged.gamma if logged.name == "squarecb" else logged.epsilon
