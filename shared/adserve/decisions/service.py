@@ -12,13 +12,7 @@ from typing import Protocol
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import (
-    CounterReading,
-    exposure_count,
-    first_full_cap,
-    session_key,
-    within_counter_caps,
-)
+from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, session_key
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
@@ -421,19 +415,13 @@ class DecisionService:
             uncapped = [ad for ad in targeted if not ad.caps]
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable", None
-        verdicts: dict[str, bool] = {}
         reading = CounterReading.of(counts)
-        owners, buckets = reading.owners, reading.buckets
+        may_have_full_cap, state = reading.owners.may_have_full_cap, reading.state
         eligible = []
         for ad in targeted:
             # Most ads of a large catalog: uncapped, or capped but never heard by this listener.
-            if not ad.caps or not owners.may_have_full_cap(ad.campaign):
-                eligible.append(ad)
-                continue
             campaign = ad.campaign
-            if campaign.campaign_id not in verdicts:
-                verdicts[campaign.campaign_id] = within_counter_caps(ad.counter_caps, counts, buckets, now, session)
-            if verdicts[campaign.campaign_id]:
+            if not ad.caps or not may_have_full_cap(campaign) or state(campaign, ad.counter_caps, now, session)[0]:
                 eligible.append(ad)
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok", reading
@@ -595,21 +583,15 @@ class DecisionService:
 def exposures_of(
     eligible: Sequence[AdCandidate], reading: CounterReading | None, now: datetime, session: str
 ) -> list[int | None]:
-    """Each candidate's ``exposure`` (``campaigns.frequency_caps.exposure_count``), from the counters the caps
-    check already read: no extra round trip. None where nothing was counted: no counters read (contextual, no
-    capping consent, no capped candidate, caps unreadable) or an uncapped campaign (``features.exposure_value``).
+    """Each candidate's ``exposure`` (``campaigns.frequency_caps.counter_state``), from the counters the caps check
+    already read and the states it already derived: no extra round trip, no key built twice. None where nothing
+    was counted: no counters read (contextual, no capping consent, no capped candidate, caps unreadable) or an
+    uncapped campaign (``features.exposure_value``).
     """
     if reading is None:
         return [None] * len(eligible)
-    counts, owners, buckets = reading.counts, reading.owners, reading.buckets
-    return [
-        None
-        if not ad.caps
-        else exposure_count(ad.counter_caps, counts, buckets, now, session)
-        if owners.may_have_full_cap(ad.campaign)
-        else 0
-        for ad in eligible
-    ]
+    state = reading.state
+    return [None if not ad.caps else state(ad.campaign, ad.counter_caps, now, session)[1] for ad in eligible]
 
 
 def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode) -> dict[str, str]:

@@ -39,7 +39,7 @@ class LoggedCandidate(BaseModel):
     serve_probability: float = 1.0
     """The pacing throttle it passed (1 for an unpaced campaign): P(competing) = this, README.md#pacing."""
     exposure: int | None = Field(default=None, exclude_if=lambda value: value is None)
-    """How often the listener heard its campaign (``campaigns.frequency_caps.exposure_count``), the model's
+    """How often the listener heard its campaign (``campaigns.frequency_caps.counter_state``), the model's
     ``exposure`` feature; None (absent from the JSON) when not counted: uncapped, contextual, no capping consent."""
 
 
