@@ -427,11 +427,9 @@ class DecisionService:
         return eligible, "ok", reading
 
     def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
-        """Every candidate in ``SERVING_SLOT`` with its exposure; a few distinct exposures, each encoded once."""
-        distinct = {exposure: row for row, exposure in enumerate(dict.fromkeys(exposures))}
-        encoded = self.encoder.encode_candidates([candidate_features(exposure) for exposure in distinct])
-        candidate_rows = encoded[[distinct[exposure] for exposure in exposures]]
-        return self.encoder.encode(self.encoder.encode_listener(features), ad_rows, candidate_rows)
+        """Every candidate in ``SERVING_SLOT`` with its exposure (``FeatureEncoder.serving_candidate_rows``)."""
+        encoder = self.encoder
+        return encoder.encode(encoder.encode_listener(features), ad_rows, encoder.serving_candidate_rows(exposures))
 
     def _score(
         self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]

@@ -171,6 +171,10 @@ def spec_supported(model_spec: FeatureSpec, server_spec: FeatureSpec) -> bool:
     return not spec_mismatches(model_spec, server_spec)
 
 
+_SERVING_ROWS_KEPT = 256
+"""Exposures are counts below the caps' maxima: a few distinct ones, each kept; past this many, encoded per call."""
+
+
 @lru_cache(maxsize=65_536)
 def token_index(field: str, value: str, hash_bits: int) -> int:
     """Bucket of ``field=value``; cached because the vocabularies are small and the hot path repeats them."""
@@ -185,6 +189,7 @@ class FeatureEncoder:
         if spec.hash_function != HASH_FUNCTION:
             raise ValueError(f"unsupported hash function {spec.hash_function!r}; this encoder is {HASH_FUNCTION}")
         self.spec = spec
+        self._serving_rows: dict[int | None, np.ndarray] = {}
 
     def _encode_one(self, fields: tuple[str, ...], features: Mapping[str, str]) -> np.ndarray:
         bits = self.spec.hash_bits
@@ -201,6 +206,24 @@ class FeatureEncoder:
     def encode_candidates(self, features: Sequence[Mapping[str, str]]) -> np.ndarray:
         """(n, len(candidate_fields)): each candidate's own values in this decision (``exposure_value``...)."""
         return self._columns([(field, features) for field in self.spec.candidate_fields], len(features))
+
+    def serving_candidate_rows(self, exposures: Sequence[int | None]) -> np.ndarray:
+        """``encode_candidates`` of ``candidate_features(exposure)`` per exposure (every candidate in
+        ``SERVING_SLOT``), each distinct exposure's row encoded once per encoder, not once per decision."""
+        distinct = dict.fromkeys(exposures)
+        rows = [self._serving_row(exposure) for exposure in distinct]
+        if len(rows) == 1:
+            return np.broadcast_to(rows[0], (len(exposures), len(rows[0])))
+        code = {exposure: position for position, exposure in enumerate(distinct)}
+        return np.stack(rows)[np.fromiter(map(code.__getitem__, exposures), dtype=np.intp, count=len(exposures))]
+
+    def _serving_row(self, exposure: int | None) -> np.ndarray:
+        row = self._serving_rows.get(exposure)
+        if row is None:
+            row = self.encode_candidates([candidate_features(exposure)])[0]
+            if len(self._serving_rows) < _SERVING_ROWS_KEPT:
+                self._serving_rows[exposure] = row
+        return row
 
     def encode(self, listener_row: np.ndarray, ad_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray:
         """(n_ads, num_fields): the listener row next to each precomputed ad row and its candidate row."""
