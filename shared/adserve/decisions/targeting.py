@@ -157,7 +157,7 @@ class TargetingIndex:
     def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encoded rows, CPM values and advertiser codes of some of this index's ads, cut from load-time arrays."""
         positions = self.positions(ads)
-        return self._rows[positions], self._values[positions], self._advertisers[positions]
+        return self._rows.take(positions, axis=0), self._values[positions], self._advertisers[positions]
 
     def __len__(self) -> int:
         return len(self.ads)

@@ -189,7 +189,8 @@ class FeatureEncoder:
         if spec.hash_function != HASH_FUNCTION:
             raise ValueError(f"unsupported hash function {spec.hash_function!r}; this encoder is {HASH_FUNCTION}")
         self.spec = spec
-        self._serving_rows: dict[int | None, np.ndarray] = {}
+        self._serving_codes: dict[int | None, int] = {}
+        self._serving_table = np.empty((0, len(spec.candidate_fields)), dtype=np.int64)
 
     def _encode_one(self, fields: tuple[str, ...], features: Mapping[str, str]) -> np.ndarray:
         bits = self.spec.hash_bits
@@ -209,21 +210,18 @@ class FeatureEncoder:
 
     def serving_candidate_rows(self, exposures: Sequence[int | None]) -> np.ndarray:
         """``encode_candidates`` of ``candidate_features(exposure)`` per exposure (every candidate in
-        ``SERVING_SLOT``), each distinct exposure's row encoded once per encoder, not once per decision."""
-        distinct = dict.fromkeys(exposures)
-        rows = [self._serving_row(exposure) for exposure in distinct]
-        if len(rows) == 1:
-            return np.broadcast_to(rows[0], (len(exposures), len(rows[0])))
-        code = {exposure: position for position, exposure in enumerate(distinct)}
-        return np.stack(rows)[np.fromiter(map(code.__getitem__, exposures), dtype=np.intp, count=len(exposures))]
-
-    def _serving_row(self, exposure: int | None) -> np.ndarray:
-        row = self._serving_rows.get(exposure)
-        if row is None:
-            row = self.encode_candidates([candidate_features(exposure)])[0]
-            if len(self._serving_rows) < _SERVING_ROWS_KEPT:
-                self._serving_rows[exposure] = row
-        return row
+        ``SERVING_SLOT``): each distinct exposure's row is encoded once per encoder and kept in a table, so a
+        decision only looks its candidates' rows up."""
+        codes = self._serving_codes
+        if not codes.keys() >= set(exposures):
+            new = [exposure for exposure in dict.fromkeys(exposures) if exposure not in codes]
+            if len(codes) + len(new) > _SERVING_ROWS_KEPT:
+                return self.encode_candidates([candidate_features(exposure) for exposure in exposures])
+            rows = self.encode_candidates([candidate_features(exposure) for exposure in new])
+            codes.update({exposure: len(codes) + i for i, exposure in enumerate(new)})
+            self._serving_table = np.concatenate([self._serving_table, rows])
+        rows = np.fromiter(map(codes.__getitem__, exposures), dtype=np.intp, count=len(exposures))
+        return self._serving_table.take(rows, axis=0)  # take: a fraction of a 2-D fancy index's cost
 
     def encode(self, listener_row: np.ndarray, ad_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray:
         """(n_ads, num_fields): the listener row next to each precomputed ad row and its candidate row."""
