@@ -118,7 +118,8 @@ class DecisionService:
         pseudonym = pseudonyms.listener(listener.id)
         session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
         in_placement = self.catalog.ads_for(request.placement)
-        targeted = in_placement.select(request, now, contextual=not permissions.personalise)
+        selected = in_placement.select_positions(request, now, contextual=not permissions.personalise)
+        targeted = in_placement.at(selected)
         emit(MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted))
         paced = throttle(targeted, self.rng)
         if len(paced) < len(targeted):
@@ -132,7 +133,9 @@ class DecisionService:
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         exposures = exposures_of(eligible, reading if permissions.personalise else None, now, session)
-        ad_rows, values, advertisers = in_placement.columns(eligible)
+        # Pacing, caps and pre-ranking only remove ads: when none did, the selection's positions are theirs.
+        positions = selected if len(eligible) == len(targeted) else in_placement.positions(eligible)
+        ad_rows, values, advertisers = in_placement.columns(positions)
         scores = self._score(model, features, ad_rows, exposures)
         choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
         decision_id = self.new_decision_id()
@@ -220,7 +223,7 @@ class DecisionService:
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         exposures = exposures_of(eligible, reading if permissions.personalise else None, now, session)
-        ad_rows, values_cpm, advertisers = index.columns(eligible)
+        ad_rows, values_cpm, advertisers = index.columns(index.positions(eligible))
         indices = self._indices(features, ad_rows, exposures)
         scores = self._score(model, features, ad_rows, exposures)
         slots: list[np.ndarray] = []
