@@ -14,7 +14,7 @@ its clicks still come from the whole listener. That measures what consent costs 
 
 With ``audience`` and ``daily_cap`` (both off by default), listeners come back: each decision's listener is drawn
 from a fixed audience, every campaign is capped per listener and day, and, as Decide does, each candidate's
-exposure (today's count of its campaign's impressions for this listener; ``exposure_count``) is scored and logged,
+exposure (today's count of its campaign's impressions for this listener; ``counter_state``) is scored and logged,
 in personalised decisions only. In a ``World`` with ``fatigue`` the clicks fall with that count.
 """
 

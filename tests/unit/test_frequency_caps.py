@@ -10,12 +10,12 @@ from adserve.campaigns.frequency_caps import (
     CountedOwners,
     CounterCap,
     counter_key,
+    counter_state,
     impression_counters,
     session_key,
     window_bucket,
     window_end,
     within_caps,
-    within_counter_caps,
 )
 from adserve.campaigns.model import CapScope, CapWindow
 from hypothesis import given
@@ -229,13 +229,19 @@ def test_caps_with_built_key_prefixes_say_what_the_full_check_says(moment: datet
             counts[slot.key] = rng.randint(1, 3)
     # When one decision checks them all with built prefixes and one dict of buckets
     buckets: dict[CapWindow, str] = {}
-    built = [
-        within_counter_caps([CounterCap.of(cap, c) for cap in c.frequency_caps], counts, buckets, moment, session)
+    states = [
+        counter_state([CounterCap.of(cap, c) for cap in c.frequency_caps], counts, buckets, moment, session)
         for c in campaigns
     ]
+    built = [within for within, _ in states]
     # Then each verdict is the full check's, and both verdicts occur
     assert built == [within_caps(c, c.frequency_caps, counts, moment, session) for c in campaigns]
     assert set(built) == {True, False}
+    # And each exposure is the largest of the campaign's current counts
+    assert [heard for _, heard in states] == [
+        max(counts.get(counter_key(cap, c, window_bucket(cap.window, moment, session)), 0) for cap in c.frequency_caps)
+        for c in campaigns
+    ]
 
 
 def test_a_counter_key_of_another_shape_sends_every_ad_to_the_full_check() -> None:

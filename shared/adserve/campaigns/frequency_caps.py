@@ -95,7 +95,7 @@ def counter_key_prefix(cap: FrequencyCap, campaign: Campaign) -> str:
 @dataclass(frozen=True, slots=True)
 class CounterCap:
     """A cap in force for one campaign with its counter's key prefix, built when the catalog loads, so a
-    decision checking it only appends the window's bucket (``within_counter_caps``)."""
+    decision checking it only appends the window's bucket (``counter_state``)."""
 
     key_prefix: str
     window: CapWindow
@@ -106,26 +106,24 @@ class CounterCap:
         return cls(counter_key_prefix(cap, campaign), cap.window, cap.max)
 
 
-def within_counter_caps(
+def counter_state(
     caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
-) -> bool:
-    """``within_caps`` over caps whose key prefixes are built; ``buckets`` keeps one decision's window buckets."""
-    return all(counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0) < cap.max for cap in caps)
+) -> tuple[bool, int]:
+    """Whether every cap (key prefixes built) has room for one more impression, and how often the listener heard
+    the campaign: the largest count of its caps in force in their current windows (an advertiser cap counts its
+    siblings too). One pass over the counters for both the cap check and the ``exposure`` feature; ``buckets``
+    keeps one decision's window buckets.
 
-
-def exposure_count(
-    caps: Iterable[CounterCap], counts: Mapping[str, int], buckets: dict[CapWindow, str], now: datetime, session: str
-) -> int:
-    """How often the listener heard the campaign, from the counters Decide already read: the largest count of
-    its caps in force in their current windows (an advertiser cap counts its siblings too).
-
-    The largest because it is the most evidence of repetition the counters hold: a campaign capped per day
-    and per session is as tired as its day count says.
+    The largest count because it is the most evidence of repetition the counters hold: a campaign capped per
+    day and per session is as tired as its day count says.
     """
-    heard = 0
+    within, heard = True, 0
     for cap in caps:
-        heard = max(heard, counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0))
-    return heard
+        count = counts.get(cap.key_prefix + _bucket(cap.window, buckets, now, session), 0)
+        if count >= cap.max:
+            within = False
+        heard = max(heard, count)
+    return within, heard
 
 
 def _bucket(window: CapWindow, buckets: dict[CapWindow, str], now: datetime, session: str) -> str:
@@ -176,16 +174,34 @@ class CountedOwners:
 
 @dataclass(frozen=True)
 class CounterReading:
-    """One decision's counters with what its checks derive from them once: whose they are and each window's
-    current bucket (filled as the checks ask). The cap check and the exposure feature share it."""
+    """One decision's counters with what its checks derive from them once: whose they are, each window's
+    current bucket and each campaign's ``counter_state`` (both filled as the checks ask). The cap check and the
+    exposure feature share it."""
 
     counts: Mapping[str, int]
     owners: CountedOwners
     buckets: dict[CapWindow, str]
+    states: dict[str, tuple[bool, int]]
 
     @classmethod
     def of(cls, counts: Mapping[str, int]) -> "CounterReading":
-        return cls(counts, CountedOwners.of(counts), {})
+        return cls(counts, CountedOwners.of(counts), {}, {})
+
+    def state(self, campaign: Campaign, caps: Iterable[CounterCap], now: datetime, session: str) -> tuple[bool, int]:
+        """``counter_state`` of the campaign's caps, computed once per decision; (True, 0) without building a key
+        when none of its owners has a counter (``CountedOwners``)."""
+        state = self.states.get(campaign.campaign_id)
+        if state is None:
+            state = (
+                counter_state(caps, self.counts, self.buckets, now, session)
+                if self.owners.may_have_full_cap(campaign)
+                else _UNHEARD
+            )
+            self.states[campaign.campaign_id] = state
+        return state
+
+
+_UNHEARD = (True, 0)
 
 
 class AdvertiserCaps:

@@ -12,13 +12,7 @@ from typing import Protocol
 import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
-from adserve.campaigns.frequency_caps import (
-    CounterReading,
-    exposure_count,
-    first_full_cap,
-    session_key,
-    within_counter_caps,
-)
+from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, session_key
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
@@ -124,7 +118,8 @@ class DecisionService:
         pseudonym = pseudonyms.listener(listener.id)
         session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
         in_placement = self.catalog.ads_for(request.placement)
-        targeted = in_placement.select(request, now, contextual=not permissions.personalise)
+        selected = in_placement.select_positions(request, now, contextual=not permissions.personalise)
+        targeted = in_placement.at(selected)
         emit(MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted))
         paced = throttle(targeted, self.rng)
         if len(paced) < len(targeted):
@@ -138,7 +133,9 @@ class DecisionService:
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         exposures = exposures_of(eligible, reading if permissions.personalise else None, now, session)
-        ad_rows, values, advertisers = in_placement.columns(eligible)
+        # Pacing, caps and pre-ranking only remove ads: when none did, the selection's positions are theirs.
+        positions = selected if len(eligible) == len(targeted) else in_placement.positions(eligible)
+        ad_rows, values, advertisers = in_placement.columns(positions)
         scores = self._score(model, features, ad_rows, exposures)
         choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
         decision_id = self.new_decision_id()
@@ -226,7 +223,7 @@ class DecisionService:
         eligible = ranked.kept
         features = listener_features(request, now, permissions.mode)
         exposures = exposures_of(eligible, reading if permissions.personalise else None, now, session)
-        ad_rows, values_cpm, advertisers = index.columns(eligible)
+        ad_rows, values_cpm, advertisers = index.columns(index.positions(eligible))
         indices = self._indices(features, ad_rows, exposures)
         scores = self._score(model, features, ad_rows, exposures)
         slots: list[np.ndarray] = []
@@ -421,29 +418,21 @@ class DecisionService:
             uncapped = [ad for ad in targeted if not ad.caps]
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable", None
-        verdicts: dict[str, bool] = {}
         reading = CounterReading.of(counts)
-        owners, buckets = reading.owners, reading.buckets
+        may_have_full_cap, state = reading.owners.may_have_full_cap, reading.state
         eligible = []
         for ad in targeted:
             # Most ads of a large catalog: uncapped, or capped but never heard by this listener.
-            if not ad.caps or not owners.may_have_full_cap(ad.campaign):
-                eligible.append(ad)
-                continue
             campaign = ad.campaign
-            if campaign.campaign_id not in verdicts:
-                verdicts[campaign.campaign_id] = within_counter_caps(ad.counter_caps, counts, buckets, now, session)
-            if verdicts[campaign.campaign_id]:
+            if not ad.caps or not may_have_full_cap(campaign) or state(campaign, ad.counter_caps, now, session)[0]:
                 eligible.append(ad)
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok", reading
 
     def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
-        """Every candidate in ``SERVING_SLOT`` with its exposure; a few distinct exposures, each encoded once."""
-        distinct = {exposure: row for row, exposure in enumerate(dict.fromkeys(exposures))}
-        encoded = self.encoder.encode_candidates([candidate_features(exposure) for exposure in distinct])
-        candidate_rows = encoded[[distinct[exposure] for exposure in exposures]]
-        return self.encoder.encode(self.encoder.encode_listener(features), ad_rows, candidate_rows)
+        """Every candidate in ``SERVING_SLOT`` with its exposure (``FeatureEncoder.serving_candidate_rows``)."""
+        encoder = self.encoder
+        return encoder.encode(encoder.encode_listener(features), ad_rows, encoder.serving_candidate_rows(exposures))
 
     def _score(
         self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]
@@ -595,21 +584,15 @@ class DecisionService:
 def exposures_of(
     eligible: Sequence[AdCandidate], reading: CounterReading | None, now: datetime, session: str
 ) -> list[int | None]:
-    """Each candidate's ``exposure`` (``campaigns.frequency_caps.exposure_count``), from the counters the caps
-    check already read: no extra round trip. None where nothing was counted: no counters read (contextual, no
-    capping consent, no capped candidate, caps unreadable) or an uncapped campaign (``features.exposure_value``).
+    """Each candidate's ``exposure`` (``campaigns.frequency_caps.counter_state``), from the counters the caps check
+    already read and the states it already derived: no extra round trip, no key built twice. None where nothing
+    was counted: no counters read (contextual, no capping consent, no capped candidate, caps unreadable) or an
+    uncapped campaign (``features.exposure_value``).
     """
     if reading is None:
         return [None] * len(eligible)
-    counts, owners, buckets = reading.counts, reading.owners, reading.buckets
-    return [
-        None
-        if not ad.caps
-        else exposure_count(ad.counter_caps, counts, buckets, now, session)
-        if owners.may_have_full_cap(ad.campaign)
-        else 0
-        for ad in eligible
-    ]
+    state = reading.state
+    return [None if not ad.caps else state(ad.campaign, ad.counter_caps, now, session)[1] for ad in eligible]
 
 
 def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode) -> dict[str, str]:

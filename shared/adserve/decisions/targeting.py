@@ -154,10 +154,9 @@ class TargetingIndex:
             self._priors[model.version] = priors
         return priors
 
-    def columns(self, ads: Sequence[AdCandidate]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Encoded rows, CPM values and advertiser codes of some of this index's ads, cut from load-time arrays."""
-        positions = self.positions(ads)
-        return self._rows[positions], self._values[positions], self._advertisers[positions]
+    def columns(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Encoded rows, CPM values and advertiser codes of the ads at ``positions``, cut from load-time arrays."""
+        return self._rows.take(positions, axis=0), self._values[positions], self._advertisers[positions]
 
     def __len__(self) -> int:
         return len(self.ads)
@@ -167,6 +166,16 @@ class TargetingIndex:
 
         A contextual decision admits, on the listener's own fields, only the ads that do not target them.
         """
+        return self.at(self.select_positions(request, now, contextual=contextual))
+
+    def at(self, positions: np.ndarray) -> list[AdCandidate]:
+        """The ads at ``positions``, in their order."""
+        ads = self.ads
+        return [ads[position] for position in positions.tolist()]
+
+    def select_positions(self, request: DecisionRequest, now: datetime, *, contextual: bool = False) -> np.ndarray:
+        """Where ``select``'s ads sit in this index: a decision that filters none of them out cuts its columns
+        with these, without looking each ad up again (``positions``)."""
         moment = _micros(now)
         mask = self._static & (self._starts <= moment) & (moment < self._ends)
         for personal, value, masks, untargeted in self._dimensions:
@@ -174,5 +183,4 @@ class TargetingIndex:
         for ad_id in request.exclude_ads:
             for position in self._positions.get(ad_id, ()):
                 mask[position] = False
-        ads = self.ads
-        return [ads[position] for position in np.flatnonzero(mask).tolist()]
+        return np.flatnonzero(mask)

@@ -39,7 +39,7 @@ class LoggedCandidate(BaseModel):
     serve_probability: float = 1.0
     """The pacing throttle it passed (1 for an unpaced campaign): P(competing) = this, README.md#pacing."""
     exposure: int | None = Field(default=None, exclude_if=lambda value: value is None)
-    """How often the listener heard its campaign (``campaigns.frequency_caps.exposure_count``), the model's
+    """How often the listener heard its campaign (``campaigns.frequency_caps.counter_state``), the model's
     ``exposure`` feature; None (absent from the JSON) when not counted: uncapped, contextual, no capping consent."""
 
 
@@ -52,10 +52,17 @@ def exposure_column(exposures: Sequence[int | None]) -> str | None:
     """The compact column of candidates' exposures: ``.`` for not counted, else the count in base 36, at most
     ``z`` (35: the model's buckets end at ``5+``, so a larger count is the same feature); None when none was
     counted."""
-    if all(exposure is None for exposure in exposures):
+    if exposures.count(None) == len(exposures):
         return None
-    top = len(_EXPOSURE_DIGITS) - 1
-    return "".join(_NOT_COUNTED if e is None else _EXPOSURE_DIGITS[min(e, top)] for e in exposures)
+    return "".join([_CHARACTERS.get(exposure) or _character(exposure) for exposure in exposures])
+
+
+def _character(exposure: int | None) -> str:
+    return _NOT_COUNTED if exposure is None else _EXPOSURE_DIGITS[min(exposure, len(_EXPOSURE_DIGITS) - 1)]
+
+
+_CHARACTERS: dict[int | None, str] = {exposure: _character(exposure) for exposure in (None, *range(36))}
+"""``_character`` of every exposure but the rare larger counts: a lookup per candidate, not a branch and a min."""
 
 
 class CompactCandidates(BaseModel):
