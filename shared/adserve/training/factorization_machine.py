@@ -21,9 +21,9 @@ class TrainingConfig:
     ``patience`` (epochs without a better validation log loss before stopping) is 6, not fewer: at a few
     thousand clicks the validation loss wobbles from epoch to epoch while the pair factors, which start near
     zero, are still growing, and an early stop at the first wobble keeps a model that has learned the main
-    effects but little of who likes which ad (demo worlds: 84-86% of the oracle's greedy click rate at
-    patience 2, 90-93% at 6, best epochs up to ~40). ``max_epochs`` bounds the time: 60 epochs of a million
-    rows is about 1.5 minutes of training at the bench's throughput.
+    effects but little of who likes which ad (the last retrain of three demo worlds: 84-90% of the
+    oracle's greedy click rate at patience 2, 90-93% at 6, best epochs up to ~40). ``max_epochs`` bounds
+    the time: 60 epochs of a million rows is about 1.5 minutes of training at the bench's throughput.
     """
 
     learning_rate: float = 0.05
