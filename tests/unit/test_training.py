@@ -47,6 +47,32 @@ def test_fm_learns_the_simulated_world(
     assert auc > best - 0.03
 
 
+def test_default_training_learns_who_likes_which_ad_well_enough_to_choose() -> None:
+    """The demo's world (16 ads at 6% CTR) from 30k uniformly served impressions: the greedy choice by the
+    default fit's scores earns over 90% of the oracle's click rate. The pair factors start near zero and grow
+    for tens of epochs while the validation loss wobbles; patience 2 stopped this fit at epoch 6 (79%)."""
+    world = World(seed=1, n_advertisers=8, campaigns_per_advertiser=1, ads_per_campaign=2, base_ctr=0.06)
+    rng = np.random.default_rng(1)
+    encoder = FeatureEncoder(SMALL_SPEC)
+    train, validation = world.sample_impressions(30_000, rng), world.sample_impressions(4_285, rng)
+    model = FactorizationMachine(SMALL_SPEC.hash_size, seed=1)
+    model.fit(
+        encoder.encode_rows(train.listeners, train.ads, train.ads),
+        train.clicks,
+        encoder.encode_rows(validation.listeners, validation.ads, validation.ads),
+        validation.clicks,
+        TrainingConfig(l2_factors=1e-3, seed=1),  # the demo's regularisation, every other setting the default
+    )
+    listeners = world.sample_listeners(3_000, rng)
+    pairs = [listener for listener in listeners for _ in world.ads], list(world.ads) * len(listeners)
+    truth = world.click_probabilities(*pairs).reshape(len(listeners), len(world.ads))
+    scores = model.predict(encoder.encode_rows(*pairs, pairs[1])).reshape(truth.shape)
+
+    greedy = truth[np.arange(len(listeners)), scores.argmax(axis=1)].mean()
+
+    assert greedy / truth.max(axis=1).mean() > 0.9
+
+
 def test_world_has_realistic_ctr_and_field_driven_tastes() -> None:
     world = World(seed=5)
     impressions = world.sample_impressions(50_000, np.random.default_rng(0))
