@@ -49,7 +49,7 @@ from adserve.campaigns.model import Campaign
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, exploration_policy, growing_gamma
+from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, exploration_policy, served_exploration
 from adserve.outcomes.decision_records import PolicyName
 from adserve.training.dataset import ExamplesFrom
 from adserve.training.factorization_machine import TrainingConfig
@@ -112,9 +112,9 @@ class DemoConfig:
     policy: PolicyName = "epsilon_greedy"
     epsilon: float = 0.4
     gamma: float = 200.0
-    gamma_scale: float | None = None
-    """With SquareCB in the offline replays: gamma grows with the logs (``policy.growing_gamma``), gamma_scale x
-    sqrt(decisions logged before the round), instead of the fixed ``gamma``."""
+    gamma_scale: float = 0.0
+    """Decide's ``EXPLORATION_GAMMA_SCALE``: above 0, SquareCB's gamma grows with the decisions the serving model
+    learned from (``policy.served_exploration``), ``gamma`` its cap; 0: the fixed ``gamma``."""
     play_rate: float = 1.0
     """The chance the simulated app plays a chosen ad; below 1, Track hears nothing of the others."""
     consent_share: float = 1.0
@@ -134,13 +134,10 @@ class DemoConfig:
         return cls(rounds=(3_000, 2_000), eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
 
     def exploration(self, logged_decisions: int | None = None) -> ExplorationPolicy:
-        """The exploration policy every phase serves with (and Decide is configured with); with ``gamma_scale``,
-        that of a model learned from ``logged_decisions`` (the offline replays' rounds)."""
-        if self.policy != "squarecb":
-            return exploration_policy(self.policy, self.epsilon)
-        if self.gamma_scale is None or logged_decisions is None:
-            return exploration_policy(self.policy, self.gamma)
-        return exploration_policy(self.policy, growing_gamma(self.gamma_scale, logged_decisions))
+        """The exploration policy Decide is configured with; given a serving model's ``logged_decisions``
+        (``CtrModel.logged_decisions``, from its manifest), the one that model serves with, as Decide derives it."""
+        configured = exploration_policy(self.policy, self.gamma if self.policy == "squarecb" else self.epsilon)
+        return served_exploration(configured, self.gamma_scale, logged_decisions)
 
     def world(self, **options: Any) -> World:
         """The demo's world; *options* switch on what the demo leaves off (``fatigue``, ``examination``)."""
@@ -477,7 +474,7 @@ def offline_phase(
 
 
 @contextmanager
-def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
+def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[LocalStack]:
     stack = LocalStack.start(
         DEFAULT_TEMPLATE,
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
@@ -495,6 +492,7 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
             | {
                 "EXPLORATION_POLICY": policy.name,
                 "EXPLORATION_GAMMA" if policy.name == "squarecb" else "EXPLORATION_EPSILON": str(policy.parameter),
+                "EXPLORATION_GAMMA_SCALE": str(gamma_scale),
             }
         )
         for function in ("DecideFunction", "TrackFunction", "RecordFunction"):
@@ -509,7 +507,7 @@ def demo_stack(policy: ExplorationPolicy) -> Iterator[LocalStack]:
                 os.environ[name] = value
 
 
-_EXPLORATION_VARIABLES = ("EXPLORATION_POLICY", "EXPLORATION_EPSILON", "EXPLORATION_GAMMA")
+_EXPLORATION_VARIABLES = ("EXPLORATION_POLICY", "EXPLORATION_EPSILON", "EXPLORATION_GAMMA", "EXPLORATION_GAMMA_SCALE")
 _DEMO_ENVIRONMENT = {
     # Decide's budget for its decision-record send, at its ceiling: moto on two shared cores, with several
     # listeners in flight, can answer slower than SQS's 0.25 s default, and a record past the budget is lost
@@ -538,7 +536,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
     progress = Progress()
     exploration = config.exploration()
     say(f"demo world: seed {config.seed}, {len(world.ads)} ads; {exploration}; rounds {config.rounds}")
-    with demo_stack(exploration) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
+    with demo_stack(exploration, config.gamma_scale) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
         store = CampaignStore(
             boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
         )
@@ -612,6 +610,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             "policy": config.policy,
             "epsilon": config.epsilon,
             "gamma": config.gamma,
+            "gamma_scale": config.gamma_scale,
             "play_rate": config.play_rate,
             "rounds": list(config.rounds),
             "eval_decisions": config.eval_decisions,
@@ -670,7 +669,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-decisions", type=int, help="decisions after the last retrain")
     parser.add_argument("--policy", choices=["epsilon_greedy", "squarecb"], help="exploration policy of every phase")
     parser.add_argument("--epsilon", type=float, help="epsilon_greedy's exploration rate")
-    parser.add_argument("--gamma", type=float, help="squarecb's gamma")
+    parser.add_argument("--gamma", type=float, help="squarecb's gamma (with --gamma-scale, its cap)")
+    parser.add_argument(
+        "--gamma-scale", type=float, help="Decide's EXPLORATION_GAMMA_SCALE: gamma grows with each model's logs"
+    )
     parser.add_argument("--play-rate", type=float, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--seed", type=int, help="the simulated world's seed")
     parser.add_argument(
@@ -687,6 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "policy": args.policy,
         "epsilon": args.epsilon,
         "gamma": args.gamma,
+        "gamma_scale": args.gamma_scale,
         "play_rate": args.play_rate,
         "seed": args.seed,
         "consent_share": args.consent_share,

@@ -15,14 +15,14 @@ policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``ac
 Each world is replayed once per *variant* (``VARIANTS``): epsilon-greedy 0.4 learning from every chosen ad (the old
 rule), the same learning only from heard ads, SquareCB learning from heard ads, SquareCB with rounds that grow
 (``GROWING_ROUNDS``), and the same with a gamma that grows with the logs (``GROWING_GAMMA_SCALE``: uniform while the
-bootstrap model serves, then ``policy.growing_gamma``); with a play rate below 1 (``--play-rate``, 0.8 by default
-here) some chosen ads are never played, so the label rule matters. Per variant it reports the final greedy policy's
-click rate over the greedy oracle's, the served click rate over the whole logging run (the chosen ads' true CTR) and
-that over ``BASELINE``'s in the same world, the holdout AUC's gap to the Bayes AUC, and the SNIPS estimate's
-relative error against the measured click rate of the policy it estimates. The results go to
-``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short leaves what it measured), and
-README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is rendered from it;
-``tests/unit/test_demo_sweep.py`` fails when the two disagree.
+bootstrap model serves, then derived from each model's manifest by ``policy.served_exploration``, as Decide does);
+with a play rate below 1 (``--play-rate``, 0.8 by default here) some chosen ads are never played, so the label rule
+matters. Per variant it reports the final greedy policy's click rate over the greedy oracle's, the served click rate
+over the whole logging run (the chosen ads' true CTR) and that over ``BASELINE``'s in the same world, the holdout
+AUC's gap to the Bayes AUC, and the SNIPS estimate's relative error against the measured click rate of the policy it
+estimates. The results go to ``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short
+leaves what it measured), and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is
+rendered from it; ``tests/unit/test_demo_sweep.py`` fails when the two disagree.
 
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
 the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
@@ -78,15 +78,24 @@ def _model_scorer(model: CtrModel, encoder: FeatureEncoder, ad_view: Callable[[M
     return score
 
 
-def round_traffic(config: DemoConfig, world: World, number: int, decisions: int, start: datetime) -> TrafficConfig:
-    """The traffic of round ``number`` (from 1) of ``world`` (``config.world()``), starting at ``start``."""
+def round_traffic(
+    config: DemoConfig,
+    world: World,
+    number: int,
+    decisions: int,
+    start: datetime,
+    *,
+    logged_decisions: int | None = None,
+) -> TrafficConfig:
+    """The traffic of round ``number`` (from 1) of ``world`` (``config.world()``), starting at ``start``, served by a
+    model that learned from ``logged_decisions`` (its manifest's, ``CtrModel.logged_decisions``)."""
     return TrafficConfig(
         decisions=decisions,
         start=start,
         span=timedelta(seconds=decisions * SECONDS_PER_DECISION),
         candidates=len(world.ads),
         max_ads=1,
-        exploration=config.exploration(sum(config.rounds[: number - 1])),
+        exploration=config.exploration(logged_decisions),
         play_rate=config.play_rate,
         outcome_delay=timedelta(seconds=5),
         complete_rate=0.0,
@@ -102,14 +111,18 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     config = dataclasses.replace(config, seed=seed)
     world = config.world()
     encoder = FeatureEncoder(DEFAULT_SPEC)
-    bootstrap = _model_scorer(CtrModel.load(BOOTSTRAP_MODEL, DEFAULT_SPEC), encoder, as_served)
+    bootstrap_model = CtrModel.load(BOOTSTRAP_MODEL, DEFAULT_SPEC)
+    bootstrap = _model_scorer(bootstrap_model, encoder, as_served)
     logs, models, truth = InMemoryLogStore(), InMemoryModelStore(), Truth()
-    exploration = config.exploration(sum(config.rounds[:-1]))  # the last round's: the policy its holdout logged
-    scorer, end = bootstrap, START
+    # Each round is served by the last model with the policy Decide derives from that model's manifest.
+    scorer, served_decisions, end = bootstrap, bootstrap_model.logged_decisions, START
     round_click_rates: list[float] = []
+    round_exploration: list[float] = []
     with TemporaryDirectory(prefix="adserve-sweep-") as work_dir:
         for number, decisions in enumerate(config.rounds, start=1):
-            traffic = round_traffic(config, world, number, decisions, end)
+            traffic = round_traffic(config, world, number, decisions, end, logged_decisions=served_decisions)
+            exploration = traffic.exploration  # after the loop: the last round's, the policy its holdout logged
+            round_exploration.append(exploration.parameter)
             round_truth = simulate_traffic(logs, world, traffic, scorer=scorer, encoder=encoder)
             truth.ctr_by_row.update(round_truth.ctr_by_row)
             truth.chosen += round_truth.chosen
@@ -129,7 +142,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
                 raise RuntimeError(f"seed {seed}, retrain {number}: {outcome.message}")
             manifest = outcome.manifest
             model = CtrModel.load(models.download(outcome.version, Path(work_dir) / "served"), DEFAULT_SPEC)
-            scorer = _model_scorer(model, encoder, lambda ad: ad)
+            scorer, served_decisions = _model_scorer(model, encoder, lambda ad: ad), model.logged_decisions
         dataset = TrainingDataset(logs, request.dataset_config(), encoder)
         holdout = collect(dataset, request.trainer).holdout  # the last retrain's, to look up their true CTRs
     rng = np.random.default_rng(seed)
@@ -160,6 +173,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         "oracle_click_rate": round(greedy_oracle.expected_ctr, 5),
         "run_click_rate": round(truth.served_true_ctr / truth.chosen, 5),
         "round_click_rates": round_click_rates,
+        "round_exploration": [round(parameter, 3) for parameter in round_exploration],
         "auc_gap": None
         if result.holdout_auc is None or result.bayes_auc is None
         else round(result.bayes_auc - result.holdout_auc, 5),
@@ -189,9 +203,10 @@ GROWING_ROUNDS = (5_000, 10_000, 20_000, 20_000, 25_000)
 world's ads, serves 5k decisions instead of 30k. A deployment says the same with Retrain's schedule."""
 
 GROWING_GAMMA_SCALE = 1.0
-"""SquareCB's gamma = this x sqrt(decisions logged before the round): 0 (uniform) for the bootstrap model's round,
-71 after 5k, 234 after 55k, where a fixed gamma gives the bootstrap model, which knows none of the world's ads,
-the same confidence as a model of 55k decisions."""
+"""Decide's ``EXPLORATION_GAMMA_SCALE``: SquareCB's gamma = min(200, this x sqrt(decisions the serving model learned
+from)), as ``policy.served_exploration`` derives it from the model's manifest: 0 (uniform) for the bootstrap model's
+round, 71 after 5k, 122 after 15k, 187 after 35k, 200 (the cap) after 55k, where a fixed gamma gives the bootstrap
+model, which knows none of the world's ads, the same confidence as a model of 55k decisions."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},

@@ -3,10 +3,15 @@
 import copy
 import dataclasses
 import json
+import shutil
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from adserve.decisions.service import PolicySettings
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import DEFAULT_SPEC
 
 from devstack import demo_sweep
 from devstack.demo import DemoConfig
@@ -37,7 +42,7 @@ def test_a_small_replay_retrains_each_round_and_judges_the_last_model_by_the_dem
 def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_columns_are_measured(
     tmp_path: Path,
 ) -> None:
-    # Given the app plays 70% of the chosen ads, and SquareCB learning from heard ads only
+    # Given the app plays 70% of the chosen ads, and SquareCB learning from heard ads only, its gamma growing
     config = dataclasses.replace(
         DemoConfig(out_dir=tmp_path),
         rounds=(2_000, 1_500),
@@ -46,6 +51,7 @@ def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_column
         play_rate=0.7,
         policy="squarecb",
         examples_from="impressions",
+        gamma_scale=3.0,
     )
     # When the loop is replayed
     run = replay(config, seed=3)
@@ -58,6 +64,9 @@ def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_column
     first, second = run["round_click_rates"]  # the run's click rate, round by round
     assert (2_000 * first + 1_500 * second) / 3_500 == pytest.approx(run["run_click_rate"], abs=1e-4)
     assert 0.0 < run["greedy_over_oracle"] <= 1.1
+    # And each round explored as Decide serves its model: from the count in the model's manifest (the bootstrap
+    # model's 0, uniform; then the first retrain's 2,000 decisions, 3 x sqrt(2,000) = 134)
+    assert run["round_exploration"] == pytest.approx([0.0, 3.0 * 2_000**0.5], abs=1e-3)
     assert run["snips_error"] is not None
     assert run["auc_gap"] is not None
 
@@ -108,14 +117,24 @@ def test_the_run_click_rate_is_compared_with_the_baseline_world_by_world() -> No
     assert summary[other]["snips_within_10pct"] == "1/2"
 
 
-def test_with_a_gamma_scale_each_round_explores_by_the_decisions_logged_before_it() -> None:
+def test_a_round_explores_with_the_policy_decide_derives_for_the_model_serving_it(tmp_path: Path) -> None:
     config = DemoConfig(policy="squarecb", rounds=(1_000, 3_000, 5_000), gamma_scale=2.0)
     world = config.world()
-    gammas = [
-        demo_sweep.round_traffic(config, world, number, decisions, START).exploration.parameter
-        for number, decisions in enumerate(config.rounds, start=1)
-    ]
-    assert gammas == pytest.approx([0.0, 2.0 * 1_000**0.5, 2.0 * 4_000**0.5])  # the bootstrap's round is uniform
-    # Without one, every round has the configured gamma, as Decide does
-    fixed = dataclasses.replace(config, gamma_scale=None)
-    assert demo_sweep.round_traffic(fixed, world, 3, 5_000, START).exploration.parameter == 200.0
+    decide = PolicySettings(exploration=config.exploration(), token_ttl=timedelta(hours=1), gamma_scale=2.0)
+    bootstrap = CtrModel.load(demo_sweep.BOOTSTRAP_MODEL, DEFAULT_SPEC)
+    folder = tmp_path / "retrained"
+    shutil.copytree(demo_sweep.BOOTSTRAP_MODEL, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(manifest | {"version": "retrained", "logged_decisions": 4_000}))
+    retrained = CtrModel.load(folder, DEFAULT_SPEC)
+    gammas = []
+    for number, model in ((1, bootstrap), (3, retrained)):
+        traffic = demo_sweep.round_traffic(config, world, number, 1_000, START, logged_decisions=model.logged_decisions)
+        assert traffic.exploration == decide.for_model(model).policy
+        gammas.append(traffic.exploration.parameter)
+    assert gammas == pytest.approx([0.0, 2.0 * 4_000**0.5])  # the bootstrap model's round is uniform
+    # Without a scale, every round has the configured gamma, as Decide does
+    fixed = dataclasses.replace(config, gamma_scale=0.0)
+    assert (
+        demo_sweep.round_traffic(fixed, world, 3, 5_000, START, logged_decisions=4_000).exploration.parameter == 200.0
+    )

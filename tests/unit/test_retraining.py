@@ -115,6 +115,8 @@ def test_the_trained_model_is_published_with_its_manifest_and_loads_for_serving(
         "holdout"
     ] == int(manifest["dataset"]["examples"])
     assert manifest["dataset"]["log_malformed_lines"] == 0
+    # the logged decisions it learned from, which Decide's growing gamma is derived from (policy.served_exploration)
+    assert model.logged_decisions == manifest["dataset"]["decisions"] > 0
     off_policy = manifest["evaluation"]["off_policy"]
     assert off_policy["champion"]["version"] == manifest["parent_version"]
     assert {"ips", "snips", "dr"} <= off_policy["new"].keys()

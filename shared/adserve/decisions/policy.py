@@ -130,6 +130,23 @@ def growing_gamma(scale: float, logged_decisions: int) -> float:
     return scale * float(np.sqrt(logged_decisions))
 
 
+def served_exploration(
+    configured: ExplorationPolicy, gamma_scale: float, logged_decisions: int | None
+) -> ExplorationPolicy:
+    """The policy a model serves with: ``configured``, or with a ``gamma_scale`` SquareCB at the growing gamma.
+
+    ``logged_decisions`` is the model's manifest count (``CtrModel.logged_decisions``): how many of this
+    deployment's logged decisions it learned from. With a scale, gamma = min(configured gamma, scale x
+    sqrt(count)), so the configured gamma is the cap; the bootstrap model (count 0) serves uniformly, as the
+    first epoch of FALCON does and as the offline replays measured; a model whose manifest has no count (one
+    published before the count was written) serves the configured gamma it was served with before. Decide
+    and the offline replays (``devstack.demo_sweep``) both derive their policy here, once per model.
+    """
+    if gamma_scale == 0.0 or logged_decisions is None or not isinstance(configured, SquareCB):
+        return configured
+    return SquareCB(min(configured.gamma, growing_gamma(gamma_scale, logged_decisions)))
+
+
 def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
     """The policy that logged a decision, to replay its distribution exactly."""
     parameter = logged.gamma if logged.name == "squarecb" else logged.epsilon

@@ -4,9 +4,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -36,11 +35,11 @@ from adserve.decisions.explain import (
     removed,
     targeting_removal,
 )
-from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate
+from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate, served_exploration
 from adserve.decisions.prerank import DEFAULT_TOP_K, Prerank, prerank
 from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
-from adserve.models.ctr_model import Decomposable, Scorer
+from adserve.models.ctr_model import Decomposable, Scorer, Trained
 from adserve.models.factorization import FmTerms
 from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import (
@@ -67,17 +66,40 @@ class DecisionLog(Protocol):
     def publish(self, record: DecisionRecord) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ServedExploration:
+    """The policy one model serves with, and that policy as its records name it."""
+
+    policy: ExplorationPolicy
+    logged: LoggedPolicy
+
+
 @dataclass(frozen=True)
 class PolicySettings:
     exploration: ExplorationPolicy
+    """The configured policy; with ``gamma_scale``, SquareCB's gamma is each model's and this one's is the cap."""
     token_ttl: timedelta
     prerank_top_k: int = DEFAULT_TOP_K
     """Past this many eligible ads only the top K by ``value_cpm x prior`` are scored (``decisions.prerank``)."""
+    gamma_scale: float = 0.0
+    """SquareCB's gamma grows with the decisions each model learned from (``policy.served_exploration``); 0: off."""
+    _by_version: dict[str, ServedExploration] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @cached_property
-    def logged_exploration(self) -> LoggedPolicy:
-        """The exploration policy as records name it: one frozen value for the settings' life, not one per decision."""
-        return self.exploration.logged()
+    def for_model(self, model: Scorer) -> ServedExploration:
+        """The policy ``model`` serves with: derived from its manifest at its first decision, then one lookup.
+
+        Keyed by version, which is immutable, so a model's gamma never changes while it serves.
+        """
+        served = self._by_version.get(model.version)
+        if served is None:
+            count = model.logged_decisions if isinstance(model, Trained) else None
+            policy = served_exploration(self.exploration, self.gamma_scale, count)
+            served = self._by_version[model.version] = ServedExploration(policy, policy.logged())
+        return served
+
+    def logged_for(self, model_version: str) -> LoggedPolicy:
+        """The logged policy of a model that has served this decision (``for_model`` was called for it)."""
+        return self._by_version[model_version].logged
 
 
 @dataclass
@@ -137,7 +159,8 @@ class DecisionService:
         positions = selected if len(eligible) == len(targeted) else in_placement.positions(eligible)
         ad_rows, values, advertisers = in_placement.columns(positions)
         scores = self._score(model, features, ad_rows, exposures)
-        choices = choose_slate(scores * values, advertisers, request.max_ads, self.policy.exploration, self.rng)
+        exploration = self.policy.for_model(model).policy
+        choices = choose_slate(scores * values, advertisers, request.max_ads, exploration, self.rng)
         decision_id = self.new_decision_id()
         ads = self._served_ads(
             decision_id=decision_id,
@@ -228,7 +251,12 @@ class DecisionService:
         scores = self._score(model, features, ad_rows, exposures)
         slots: list[np.ndarray] = []
         choices = choose_slate(
-            scores * values_cpm, advertisers, request.max_ads, self.policy.exploration, self.rng, trace=slots
+            scores * values_cpm,
+            advertisers,
+            request.max_ads,
+            self.policy.for_model(model).policy,
+            self.rng,
+            trace=slots,
         )
         terms, unavailable = self._decompose(model, indices, scores)
         fields = self.encoder.spec.fields
@@ -555,7 +583,7 @@ class DecisionService:
             decision_id=response.decision_id,
             decided_at=now,
             model_version=response.model_version,
-            policy=self.policy.logged_exploration,
+            policy=self.policy.logged_for(response.model_version),
             mode=permissions.mode,
             listener_hash=pseudonym if permissions.measure else None,
             listener_features=features,

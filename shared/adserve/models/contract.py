@@ -20,7 +20,7 @@ from typing import Annotated, Any, Final
 
 import numpy as np
 import onnxruntime as ort
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from adserve.core.errors import ModelLoadError
 from adserve.models.features import FeatureEncoder, FeatureSpec, spec_mismatches
@@ -98,6 +98,9 @@ class ManifestHeader(BaseModel):
     input_name: GraphName
     output_name: GraphName
     model_type: Annotated[str, StringConstraints(max_length=80)] = "unknown"
+    logged_decisions: Annotated[int, Field(ge=0)] | None = None
+    """How many of this deployment's logged decisions the model learned from (0: the bootstrap model; absent:
+    published before the count was written). Decide's growing SquareCB gamma is derived from it."""
 
 
 def session_options() -> ort.SessionOptions:

@@ -16,7 +16,7 @@ from adserve.models.contract import MANIFEST_FILE, MODEL_FILE, read_manifest, re
 from adserve.models.factorization import FM_MODEL_TYPE, FmParameters, NotDecomposableError
 from adserve.models.features import FeatureSpec
 
-__all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Decomposable", "Scorer"]
+__all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Decomposable", "Scorer", "Trained"]
 
 
 class Scorer(Protocol):
@@ -26,6 +26,14 @@ class Scorer(Protocol):
     def version(self) -> str: ...
 
     def predict(self, indices: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Trained(Protocol):
+    """A model that knows how many of this deployment's logged decisions it learned from (its manifest's)."""
+
+    @property
+    def logged_decisions(self) -> int | None: ...
 
 
 @runtime_checkable
@@ -48,6 +56,7 @@ class CtrModel:
         self._session = session
         self.manifest = manifest
         self.version: str = str(manifest["version"])
+        self.logged_decisions: int | None = manifest.get("logged_decisions")
         self.spec = spec
         self._input_name: str = manifest["input_name"]
         self._output_names: list[str] = [manifest["output_name"]]

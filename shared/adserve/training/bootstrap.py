@@ -48,6 +48,7 @@ def build_bootstrap(
         "bayes_auc": round(bayes_auc(holdout.true_probs, holdout.clicks), 6),
         "holdout_log_loss": round(log_loss(holdout.clicks, holdout_probs), 6),
         "training_rows": training_rows,
+        "logged_decisions": 0,  # a simulated world's rows, none of the deployment's: its growing gamma is 0
         "seed": seed,
         "parent_version": None,
     }

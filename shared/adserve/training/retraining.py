@@ -169,6 +169,7 @@ def retrain(
         | data.split.to_dict(),
         "row_counts": data.row_counts(),
         "dataset": stats,
+        "logged_decisions": dataset.stats.decisions,
         "trainer": {**asdict(request.trainer), "fit": asdict(request.trainer.fit)},
     }
     candidate_dir = work_dir / "candidate"

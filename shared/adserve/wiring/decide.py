@@ -119,6 +119,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             ),
             token_ttl=timedelta(seconds=settings.token_ttl_seconds),
             prerank_top_k=settings.prerank_top_k,
+            gamma_scale=settings.exploration_gamma_scale,
         ),
         rng=rng,
         tracking_base_url=settings.tracking_base_url,

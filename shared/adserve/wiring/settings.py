@@ -83,7 +83,16 @@ class DecideSettings(EnvironmentSettings):
     )
     exploration_epsilon: float = Field(default=0.1, ge=0.0, le=1.0, description="epsilon_greedy's random share.")
     exploration_gamma: float = Field(
-        default=200.0, ge=0.0, le=1e6, description="squarecb's gamma: higher explores less where the model is sure."
+        default=200.0,
+        ge=0.0,
+        le=1e6,
+        description="squarecb's gamma (the cap with EXPLORATION_GAMMA_SCALE): higher explores less where sure.",
+    )
+    exploration_gamma_scale: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1e4,
+        description="squarecb's gamma per model: min(EXPLORATION_GAMMA, this x sqrt(its logged_decisions)); 0 off.",
     )
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     prerank_top_k: int = Field(

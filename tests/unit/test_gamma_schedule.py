@@ -1,0 +1,131 @@
+"""SquareCB's gamma per served model: derived once from the decisions its manifest says it learned from."""
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from adserve.core.errors import ConfigurationError, ModelLoadError
+from adserve.decisions.policy import EpsilonGreedy, SquareCB, served_exploration
+from adserve.decisions.service import PolicySettings
+from adserve.models.ctr_model import CtrModel
+from adserve.models.features import DEFAULT_SPEC
+from adserve.outcomes.decision_records import LoggedPolicy
+from adserve.wiring.settings import DecideSettings
+
+from devstack.fakes import ConstantScorer
+from devstack.stack import DEFAULT_TEMPLATE
+from devstack.template import load_template
+
+BOOTSTRAP = Path(__file__).resolve().parents[2] / "layers" / "model" / "bootstrap"
+
+
+def model_with(tmp_path: Path, version: str, **manifest_changes: Any) -> CtrModel:
+    """The bootstrap model under another version, its manifest changed (the sha256 covers the graph only)."""
+    folder = tmp_path / version
+    shutil.copytree(BOOTSTRAP, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(version=version, **manifest_changes)
+    manifest = {name: value for name, value in manifest.items() if value is not None}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return CtrModel.load(folder, DEFAULT_SPEC)
+
+
+def settings(gamma_scale: float, gamma: float = 200.0) -> PolicySettings:
+    return PolicySettings(exploration=SquareCB(gamma), token_ttl=timedelta(hours=1), gamma_scale=gamma_scale)
+
+
+def test_with_a_scale_gamma_grows_as_the_square_root_of_the_logged_decisions_up_to_the_configured_gamma() -> None:
+    assert served_exploration(SquareCB(200.0), 1.5, 10_000) == SquareCB(150.0)
+    assert served_exploration(SquareCB(200.0), 1.5, 40_000) == SquareCB(200.0)  # 300, capped
+    assert served_exploration(SquareCB(200.0), 1.5, 0) == SquareCB(0.0)  # no logs of this deployment: uniform
+
+
+def test_without_a_scale_or_a_count_or_for_epsilon_greedy_the_configured_policy_serves() -> None:
+    assert served_exploration(SquareCB(200.0), 0.0, 10_000) == SquareCB(200.0)
+    assert served_exploration(SquareCB(200.0), 1.5, None) == SquareCB(200.0)  # a manifest from before the count
+    assert served_exploration(EpsilonGreedy(0.1), 1.5, 10_000) == EpsilonGreedy(0.1)
+
+
+def test_a_model_serves_with_the_gamma_derived_from_its_manifest(tmp_path: Path) -> None:
+    trained = model_with(tmp_path, "trained", logged_decisions=10_000)
+    assert trained.logged_decisions == 10_000
+    served = settings(1.5).for_model(trained)
+    assert served.policy == SquareCB(150.0)
+    assert served.logged == LoggedPolicy(name="squarecb", gamma=150.0)  # what its records carry
+
+
+def test_the_bootstrap_model_explores_uniformly_and_a_model_without_a_count_at_the_configured_gamma(
+    tmp_path: Path,
+) -> None:
+    policies = settings(1.5)
+    bootstrap = CtrModel.load(BOOTSTRAP, DEFAULT_SPEC)
+    assert bootstrap.logged_decisions == 0  # trained on a simulated world, none of this deployment's logs
+    assert policies.for_model(bootstrap).policy == SquareCB(0.0)
+    older = model_with(tmp_path, "older", logged_decisions=None)
+    assert older.logged_decisions is None
+    assert policies.for_model(older).policy == SquareCB(200.0)
+    # A scorer that is not a trained model (a test double) has no count either
+    assert policies.for_model(ConstantScorer()).policy == SquareCB(200.0)
+
+
+def test_the_default_scale_serves_every_model_with_the_configured_gamma(tmp_path: Path) -> None:
+    policies = settings(0.0)
+    for model in (CtrModel.load(BOOTSTRAP, DEFAULT_SPEC), model_with(tmp_path, "trained", logged_decisions=10_000)):
+        assert policies.for_model(model).policy == SquareCB(200.0)
+
+
+def test_the_policy_is_derived_once_per_model_version_and_names_the_records_of_that_version(tmp_path: Path) -> None:
+    policies = settings(1.0)
+    small, large = (
+        model_with(tmp_path, "small", logged_decisions=100),
+        model_with(tmp_path, "large", logged_decisions=90_000),
+    )
+    first = policies.for_model(small)
+    assert policies.for_model(small) is first
+    assert policies.for_model(large).policy == SquareCB(200.0)
+    assert policies.logged_for("small") == LoggedPolicy(name="squarecb", gamma=10.0)
+    assert policies.logged_for("large") == LoggedPolicy(name="squarecb", gamma=200.0)
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, "100", True])
+def test_a_manifest_with_an_invalid_count_is_refused_at_load(tmp_path: Path, count: object) -> None:
+    with pytest.raises(ModelLoadError, match="logged_decisions"):
+        model_with(tmp_path, "invalid", logged_decisions=count)
+
+
+REQUIRED = {
+    "CAMPAIGNS_TABLE_NAME": "campaigns",
+    "PACING_TABLE_NAME": "pacing",
+    "FREQUENCY_CAPS_TABLE_NAME": "caps",
+    "OUTCOMES_QUEUE_URL": "https://sqs.example/queue",
+    "LOGS_BUCKET_NAME": "logs",
+    "SIGNING_KEY_SECRET_ID": "signing",
+    "PSEUDONYM_KEY_SECRET_ID": "pseudonyms",
+    "MODEL_DIR": "/opt/model",
+    "MODELS_BUCKET_NAME": "models",
+}
+
+
+def test_the_scale_is_off_by_default_and_validated_from_the_environment() -> None:
+    assert DecideSettings.from_env(REQUIRED).exploration_gamma_scale == 0.0
+    assert DecideSettings.from_env(REQUIRED | {"EXPLORATION_GAMMA_SCALE": "1.5"}).exploration_gamma_scale == 1.5
+    for bad in ("-1", "abc", "20000", "nan"):
+        with pytest.raises(ConfigurationError, match="EXPLORATION_GAMMA_SCALE"):
+            DecideSettings.from_env(REQUIRED | {"EXPLORATION_GAMMA_SCALE": bad})
+
+
+def test_the_template_parameter_reaches_decide_with_the_settings_default_and_bounds() -> None:
+    template = load_template(DEFAULT_TEMPLATE)
+    parameter = template["Parameters"]["ExplorationGammaScale"]
+    field = DecideSettings.model_fields["exploration_gamma_scale"]
+    bounds = {type(rule).__name__: rule for rule in field.metadata}
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
+        field.default,
+        bounds["Ge"].ge,
+        bounds["Le"].le,
+    )
+    variables = template["Resources"]["DecideFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["EXPLORATION_GAMMA_SCALE"] == {"Ref": "ExplorationGammaScale"}
