@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from adserve.core.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
+from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.model_store import S3ModelStore
+from adserve.decisions.policy import SquareCB
 from adserve.models.registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
+from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, LoggedPolicy
+
+from tests.support.builders import campaign
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO / "layers" / "model" / "bootstrap"
@@ -178,3 +184,76 @@ def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(
     s3.put_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY, Body=b"not json")
     with pytest.raises(InvalidModelPointerError):
         store.read_pointer()
+
+
+@pytest.fixture
+def growing_gamma(local_stack: Any, store: S3ModelStore) -> Iterator[None]:
+    """Decide (fresh environment, 5 s pointer checks) with EXPLORATION_GAMMA_SCALE=2 and three campaigns to choose
+    from; restored afterwards."""
+    campaigns = CampaignStore(
+        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+    )
+    for number, value_cpm in enumerate((5.0, 12.0, 40.0)):
+        campaigns.put(campaign(campaign_id=f"gamma-{number}", advertiser_id=f"adv-gamma-{number}", value_cpm=value_cpm))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODEL_POINTER_CHECK_SECONDS", str(int(CHECK_SECONDS)))
+        patch.setenv("EXPLORATION_GAMMA_SCALE", "2")
+        local_stack.reset_function("DecideFunction")
+        yield
+    local_stack.reset_function("DecideFunction")
+
+
+def decided(local_stack: Any) -> DecisionRecord:
+    """One decision (the sample request: full consent, three ads) and the record Decide sent for it."""
+    body = json.loads(local_stack.invoke("DecideFunction", json.loads(DECISION_EVENT.read_text()))["body"])
+    sqs = boto3.client("sqs", endpoint_url=local_stack.endpoint_url)
+    queue_url = local_stack.env["OUTCOMES_QUEUE_URL"]
+    for _ in range(20):
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            if json.loads(message["Body"]).get("kind") != "decision":
+                continue  # outcome events of other tests sharing this worker's queue
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            record = DecisionRecord.model_validate_json(message["Body"])
+            if record.decision_id == body["decision_id"]:
+                return record
+    raise AssertionError(f"no record of decision {body['decision_id']} on the queue")
+
+
+def first_slot_probabilities(record: DecisionRecord, gamma: float) -> dict[str, float]:
+    """SquareCB's distribution at ``gamma`` over the record's candidates, all available for the first slot."""
+    assert isinstance(record.candidates, CompactCandidates)
+    values = np.array(record.candidates.score) * np.array(record.candidates.value_cpm)
+    probabilities = SquareCB(gamma).slot_probabilities(values, np.ones(len(values), dtype=bool))
+    return dict(zip(record.candidates.ad_id, probabilities.tolist(), strict=True))
+
+
+@pytest.mark.usefixtures("growing_gamma")
+def test_with_a_gamma_scale_each_model_serves_the_gamma_its_manifest_gives_and_logs_it(
+    local_stack: Any, store: S3ModelStore, tmp_path: Path
+) -> None:
+    # Given Decide serving the bootstrap model (no pointer): it learned from none of this deployment's decisions
+    bootstrap = decided(local_stack)
+    checked_at = time.monotonic()
+    assert bootstrap.model_version == json.loads((BOOTSTRAP / "manifest.json").read_text())["version"]
+    # Then it explores uniformly (gamma 0), and its record says so with exact propensities
+    assert bootstrap.policy == LoggedPolicy(name="squarecb", gamma=0.0)
+    [first] = [choice for choice in bootstrap.chosen if choice.rank == 1]
+    assert first.propensity == pytest.approx(first_slot_probabilities(bootstrap, 0.0)[first.ad_id])
+    assert first.propensity == pytest.approx(1 / len(first_slot_probabilities(bootstrap, 0.0)))
+
+    # When a model whose manifest says it learned from 2,500 decisions is promoted
+    version = unique("gamma")
+    folder = relabelled_model(tmp_path, version)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps(manifest | {"logged_decisions": 2_500}))
+    store.publish(folder)
+    store.write_pointer(pointer_to(version))
+    wait_for_next_check(checked_at)
+    record = decided(local_stack)
+    # Then it serves with gamma 2 x sqrt(2,500) = 100 (below the configured 200), logged with the decision
+    assert record.model_version == version
+    assert record.policy == LoggedPolicy(name="squarecb", gamma=100.0)
+    # And the logged propensity is SquareCB's at that gamma over the logged candidates, not at the configured 200
+    [first] = [choice for choice in record.chosen if choice.rank == 1]
+    assert first.propensity == pytest.approx(first_slot_probabilities(record, 100.0)[first.ad_id], rel=1e-9)
+    assert first.propensity != pytest.approx(first_slot_probabilities(record, 200.0)[first.ad_id], rel=1e-6)
