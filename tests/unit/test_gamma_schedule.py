@@ -2,10 +2,12 @@
 
 import json
 import shutil
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from adserve.core.errors import ConfigurationError, ModelLoadError
 from adserve.decisions.policy import EpsilonGreedy, SquareCB, served_exploration
@@ -15,9 +17,12 @@ from adserve.models.features import DEFAULT_SPEC
 from adserve.outcomes.decision_records import LoggedPolicy
 from adserve.wiring.settings import DecideSettings
 
-from devstack.fakes import ConstantScorer
+from devstack.fakes import ConstantScorer, RecordingDecisionLog
 from devstack.stack import DEFAULT_TEMPLATE
 from devstack.template import load_template
+from tests.support.builders import campaign, decision_request
+from tests.support.decision_service import in_memory_service
+from tests.support.privacy import PSEUDONYMS
 
 BOOTSTRAP = Path(__file__).resolve().parents[2] / "layers" / "model" / "bootstrap"
 
@@ -129,3 +134,39 @@ def test_the_template_parameter_reaches_decide_with_the_settings_default_and_bou
     )
     variables = template["Resources"]["DecideFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["EXPLORATION_GAMMA_SCALE"] == {"Ref": "ExplorationGammaScale"}
+
+
+@dataclass
+class CountedScorer:
+    """A trained model of ``logged_decisions``, scoring ads by their index so the gaps are not zero."""
+
+    version: str
+    logged_decisions: int
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return np.linspace(0.02, 0.08, len(indices), dtype=np.float32)
+
+
+def test_each_decision_is_chosen_and_logged_with_the_gamma_of_the_model_that_served_it() -> None:
+    # Given a champion of 10,000 logged decisions and a challenger of 100, each serving some listeners
+    champion, challenger = CountedScorer("champion", 10_000), CountedScorer("challenger", 100)
+    log = RecordingDecisionLog()
+    campaigns = [campaign(campaign_id=f"c{n}", advertiser_id=f"a{n}", value_cpm=5.0 + n) for n in range(4)]
+    decider = in_memory_service(*campaigns, log=log)
+    decider.scorer = lambda pseudonym: challenger if pseudonym < PSEUDONYMS.listener("middle") else champion
+    decider.policy = settings(1.0)
+    # When both serve decisions
+    for n in range(40):
+        decider.decide(decision_request(listener={"id": f"listener-{n}", "country": "SE", "device": "mobile"}), "")
+    # Then each record names its model's gamma and its first ad's propensity is SquareCB's at that gamma
+    gammas = {"champion": 100.0, "challenger": 10.0}
+    assert {record.model_version for record in log.records} == set(gammas)
+    for record in log.records:
+        gamma = gammas[record.model_version]
+        assert record.policy == LoggedPolicy(name="squarecb", gamma=gamma)
+        candidates = record.inline_candidates
+        values = np.array([c.score * c.value_cpm for c in candidates])
+        probabilities = SquareCB(gamma).slot_probabilities(values, np.ones(len(values), dtype=bool))
+        [first] = [choice for choice in record.chosen if choice.rank == 1]
+        position = [c.ad_id for c in candidates].index(first.ad_id)
+        assert first.propensity == pytest.approx(float(probabilities[position]))
