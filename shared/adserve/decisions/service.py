@@ -250,8 +250,14 @@ class DecisionService:
         indices = self._indices(features, ad_rows, exposures)
         scores = self._score(model, features, ad_rows, exposures)
         slots: list[np.ndarray] = []
-        exploration = self.policy.for_model(model).policy
-        choices = choose_slate(scores * values_cpm, advertisers, request.max_ads, exploration, self.rng, trace=slots)
+        choices = choose_slate(
+            scores * values_cpm,
+            advertisers,
+            request.max_ads,
+            self.policy.for_model(model).policy,
+            self.rng,
+            trace=slots,
+        )
         terms, unavailable = self._decompose(model, indices, scores)
         fields = self.encoder.spec.fields
         chosen = {choice.index: choice for choice in choices}
