@@ -1,6 +1,7 @@
 """The decision service end to end on in-memory ports: caps, fail-closed, ranking, tokens, the record."""
 
 import base64
+import uuid
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
@@ -10,7 +11,7 @@ from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
 from adserve.decisions.policy import EpsilonGreedy
-from adserve.decisions.service import PolicySettings, listener_features
+from adserve.decisions.service import PolicySettings, listener_features, random_decision_id
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.models.features import CONTEXTUAL_FIELDS
@@ -295,3 +296,13 @@ def test_no_raw_listener_or_session_id_reaches_a_token_or_the_record() -> None:
     ]
     stored = [*payloads, log.records[0].model_dump_json(), response.model_dump_json()]
     assert not any("listener-1" in text or "session-1" in text for text in stored)
+
+
+def test_decision_ids_are_random_version_4_uuids_in_canonical_text() -> None:
+    # When many decision ids are drawn
+    ids = [random_decision_id() for _ in range(2_000)]
+    # Then each is a version-4, RFC 4122 UUID written as uuid.UUID writes it, and none repeats
+    for decision_id in ids:
+        parsed = uuid.UUID(decision_id)
+        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, decision_id)
+    assert len(set(ids)) == len(ids)

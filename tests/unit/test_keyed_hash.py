@@ -22,3 +22,16 @@ def test_the_mac_is_the_standard_librarys_at_every_key_length(key_length: int) -
 def test_one_key_gives_each_message_its_own_mac(key: bytes, messages: list[bytes]) -> None:
     mac = HmacSha256(key)
     assert [mac.digest(m) for m in messages] == [hmac.new(key, m, hashlib.sha256).digest() for m in messages]
+
+
+@given(
+    key=st.binary(min_size=1, max_size=160), prefix=st.binary(max_size=200), messages=st.lists(st.binary(max_size=300))
+)
+def test_a_prefixed_mac_is_the_mac_of_prefix_and_message(key: bytes, prefix: bytes, messages: list[bytes]) -> None:
+    # Given a MAC with a prefix absorbed once, then used for several messages
+    mac = HmacSha256(key)
+    prefixed = mac.with_prefix(prefix)
+    # Then each MAC is that of the whole message, and the unprefixed MAC is unchanged
+    for message in messages:
+        assert prefixed.digest(message) == hmac.new(key, prefix + message, hashlib.sha256).digest()
+        assert mac.digest(message) == hmac.new(key, message, hashlib.sha256).digest()

@@ -201,3 +201,19 @@ def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json(claims: T
         expected = json.dumps({**asdict(claims), "event_type": event_type}, separators=(",", ":"))
         assert base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode() == expected
         assert signer.verify(token, EventType(event_type), NOW).event_type == event_type
+
+
+@pytest.mark.parametrize("ad_id", ["ad-1", "ad-12", "ad-123"])
+def test_each_token_is_the_mac_of_its_whole_payload_whatever_the_shared_jsons_length(ad_id: str) -> None:
+    # Given claims whose JSON before the event type has each length modulo 3 (base64's group of bytes)
+    claims = tracking_claims(ad_id=ad_id)
+    types = [event_type.value for event_type in EventType]
+    # When one call signs a token per event type
+    tokens = TokenSigner(KEY).sign_each(claims, types)
+    # Then each is kid.base64url(JSON).base64url(HMAC(kid.payload)), as if signed alone
+    kid = key_id(KEY)
+    for event_type, token in zip(types, tokens, strict=True):
+        document = json.dumps({**asdict(claims), "event_type": event_type}, separators=(",", ":")).encode()
+        payload = base64.urlsafe_b64encode(document).rstrip(b"=").decode()
+        mac = hmac.new(KEY, f"{kid}.{payload}".encode(), hashlib.sha256).digest()
+        assert token == f"{kid}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"

@@ -181,7 +181,7 @@ def choose_slate(
         )
     available = np.ones(len(expected_values), dtype=bool)
     choices: list[Choice] = []
-    while len(choices) < slots and available.any():
+    while len(choices) < slots and np.count_nonzero(available):  # not .any(): a ufunc reduction, 3x slower
         probabilities = policy.slot_probabilities(expected_values, available)
         if trace is not None:
             trace.append(probabilities)

@@ -1,8 +1,8 @@
 """Decide: targeting, frequency caps (one read), batch scoring, the serving policy, tokens and the log."""
 
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,6 +54,16 @@ from adserve.outcomes.decision_records import (
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
 from adserve.privacy.pseudonyms import Pseudonymizer
+
+
+def random_decision_id() -> str:
+    """A random (version 4) UUID as ``str(uuid.uuid4())`` writes it, without building a ``uuid.UUID`` object
+    (half of its ~2 us per decision)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class CounterReader(Protocol):
@@ -119,7 +129,7 @@ class DecisionService:
     rng: random.Random
     tracking_base_url: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    new_decision_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    new_decision_id: Callable[[], str] = random_decision_id
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
@@ -577,29 +587,34 @@ class DecisionService:
                     "exposure": exposure_column(exposures),
                 },
             )
-        record = DecisionRecord.model_construct(
-            schema_version=1 if catalog_version is None else 2,
-            catalog_version=catalog_version,
-            decision_id=response.decision_id,
-            decided_at=now,
-            model_version=response.model_version,
-            policy=self.policy.logged_for(response.model_version),
-            mode=permissions.mode,
-            listener_hash=pseudonym if permissions.measure else None,
-            listener_features=features,
-            placement=request.placement.value,
-            max_ads=request.max_ads,
-            cap_check=cap_check,
-            prerank_dropped=prerank_dropped,
-            explain=explanation is not None,
-            candidates=candidates,
-            chosen=[
-                trusted(
-                    LoggedChoice,
-                    {"ad_id": ad.ad_id, "rank": ad.rank, "score": ad.score, "propensity": ad.propensity},
-                )
-                for ad in response.ads
-            ],
+        record = trusted(
+            DecisionRecord,
+            {
+                "kind": "decision",
+                "schema_version": 1 if catalog_version is None else 2,
+                "catalog_version": catalog_version,
+                "decision_id": response.decision_id,
+                "decided_at": now,
+                "model_version": response.model_version,
+                "policy": self.policy.logged_for(response.model_version),
+                "mode": permissions.mode,
+                "listener_hash": pseudonym if permissions.measure else None,
+                "listener_features": features,
+                "placement": request.placement.value,
+                "max_ads": request.max_ads,
+                "cap_check": cap_check,
+                "candidates": candidates,
+                "chosen": [
+                    trusted(
+                        LoggedChoice,
+                        {"ad_id": ad.ad_id, "rank": ad.rank, "score": ad.score, "propensity": ad.propensity},
+                    )
+                    for ad in response.ads
+                ],
+                "candidates_dropped": 0,
+                "prerank_dropped": prerank_dropped,
+                "explain": explanation is not None,
+            },
         )
         try:
             self.decision_log.publish(record)
