@@ -2,6 +2,7 @@
 
     python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--play-rate 0.8] [--variants ...]
     python -m devstack.demo_sweep --docs-only     # only rewrite README's table from the results file
+    python -m devstack.demo_sweep --variants V --keep-others     # replay V again, keep the others' runs
 
 One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whether its settings
 (``DemoConfig``) make the acceptance checks likely, rather than lucky, shows only over many worlds, and the
@@ -315,15 +316,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--play-rate", type=float, default=0.8, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
     parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
+    parser.add_argument(
+        "--keep-others", action="store_true", help="keep --out's runs of the variants not replayed (after changing one)"
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] | None = None
     if not args.docs_only:
-        results = _sweep(args.seeds, args.variants, args.play_rate, args.workers, args.out)
+        kept = json.loads(args.out.read_text()) if args.keep_others else None
+        results = _sweep(args.seeds, args.variants, args.play_rate, args.workers, args.out, previous=kept)
     print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
     return 0
 
 
-def _sweep(seeds: Sequence[int], variants: Sequence[str], play_rate: float, workers: int, out: Path) -> dict[str, Any]:
+def _sweep(
+    seeds: Sequence[int],
+    variants: Sequence[str],
+    play_rate: float,
+    workers: int,
+    out: Path,
+    *,
+    previous: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     config = DemoConfig(play_rate=play_rate)
     jobs = [(variant, seed) for seed in seeds for variant in variants]
     settings = {
@@ -336,7 +349,7 @@ def _sweep(seeds: Sequence[int], variants: Sequence[str], play_rate: float, work
         "base_ctr": config.base_ctr,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    runs: list[dict[str, Any]] = []
+    runs = [] if previous is None else kept_runs(previous, settings, variants)
     started = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
         for run in pool.map(_replay_variant, [config] * len(jobs), *zip(*jobs, strict=True)):
@@ -347,6 +360,17 @@ def _sweep(seeds: Sequence[int], variants: Sequence[str], play_rate: float, work
             # after every replay: a long sweep cut short still leaves results
             out.write_text(json.dumps(_results(settings, runs, started), indent=2) + "\n")
     return _results(settings, runs, started)
+
+
+def kept_runs(
+    previous: Mapping[str, Any], settings: Mapping[str, Any], variants: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The runs of *previous* results that a sweep of *variants* leaves standing (``--keep-others``): those of every
+    other variant, so one changed variant is replayed without the others; refused when the settings differ, since
+    the table would then compare variants measured under different settings."""
+    if previous["settings"] != settings:
+        raise SystemExit(f"--keep-others: the results file's settings {previous['settings']} are not {dict(settings)}")
+    return [dict(run) for run in previous["runs"] if run["variant"] not in variants]
 
 
 def _results(settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], started: float) -> dict[str, Any]:

@@ -138,3 +138,17 @@ def test_a_round_explores_with_the_policy_decide_derives_for_the_model_serving_i
     assert (
         demo_sweep.round_traffic(fixed, world, 3, 5_000, START, logged_decisions=4_000).exploration.parameter == 200.0
     )
+
+
+def test_replaying_one_variant_keeps_the_other_variants_runs_only_under_the_same_settings() -> None:
+    # Given results of two variants in two worlds
+    other = next(name for name in demo_sweep.VARIANTS if name != demo_sweep.BASELINE)
+    settings = {"rounds": [1_000], "gamma": 200.0}
+    runs = [{"variant": variant, "seed": seed} for variant in (demo_sweep.BASELINE, other) for seed in (1, 2)]
+    previous = {"settings": settings, "runs": runs}
+    # When only `other` is replayed, the baseline's runs stand and `other`'s are left to be replaced
+    kept = demo_sweep.kept_runs(previous, settings, [other])
+    assert kept == [{"variant": demo_sweep.BASELINE, "seed": 1}, {"variant": demo_sweep.BASELINE, "seed": 2}]
+    # And runs measured under other settings are refused, not mixed into one table
+    with pytest.raises(SystemExit, match="settings"):
+        demo_sweep.kept_runs(previous, settings | {"gamma": 100.0}, [other])
