@@ -32,7 +32,7 @@ from adserve.outcomes.decision_records import (
     UnresolvedRecordError,
     exposure_column,
 )
-from adserve.outcomes.logs import LogRow, Partition, ReadStats, encode_object, log_row, read_decisions, read_joined
+from adserve.outcomes.logs import ReadStats, log_row, read_decisions, read_joined
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
@@ -48,6 +48,7 @@ from devstack.fakes import (
 )
 from tests.support.builders import NOW, campaign, decision_request
 from tests.support.compact_records import compacted, snapshot_of
+from tests.support.log_store import write_rows
 from tests.support.privacy import PSEUDONYMS, pseudonym
 from tests.support.record_messages import decision, outcome
 
@@ -196,7 +197,7 @@ def test_the_reader_joins_compact_records_to_exactly_the_inline_ones_and_trainin
         for event in ((EventType.IMPRESSION, EventType.CLICK) if number % 3 == 0 else (EventType.IMPRESSION,))
     ]
     for store, records in ((compact_store, compact_log.records), (inline_store, inline_log.records)):
-        write(store, [log_row(record) for record in records] + [log_row(event) for event in outcomes])
+        write_rows(store, [log_row(record) for record in records] + [log_row(event) for event in outcomes])
     # Then read back, compact records are the inline ones byte for byte, joined rows too
     start, end = NOW - timedelta(hours=1), NOW + timedelta(hours=1)
     compact_read = [r.model_dump_json() for r in read_decisions(compact_store, start, end)]
@@ -213,14 +214,6 @@ def test_the_reader_joins_compact_records_to_exactly_the_inline_ones_and_trainin
         assert np.array_equal(getattr(compact_examples, name), getattr(inline_examples, name)), name
     for name in (f.name for f in fields(SlotOne)):
         assert np.array_equal(getattr(compact_slot, name), getattr(inline_slot, name)), name
-
-
-def write(store: InMemoryLogStore, rows: list[LogRow]) -> None:
-    by_partition: dict[Partition, list[str]] = {}
-    for row in rows:
-        by_partition.setdefault(row.partition, []).append(row.line)
-    for partition, lines in by_partition.items():
-        store.put_object(partition.object_key(["batch"]), encode_object(lines))
 
 
 def dataset(store: InMemoryLogStore) -> tuple[Examples, SlotOne]:
@@ -243,7 +236,7 @@ def test_old_inline_records_still_read_and_train_next_to_compact_ones() -> None:
     snapshot = snapshot_of([decision(ads=("cmp-1-ad-1", "cmp-3-ad-1"))])
     store.put_if_absent(snapshot.key, snapshot.body)
     clicks = [outcome(decision_id=d, event_type=EventType.CLICK, occurred_at=NOW) for d in ("d-old", "d-new")]
-    write(store, [log_row(old), log_row(new), *(log_row(click) for click in clicks)])
+    write_rows(store, [log_row(old), log_row(new), *(log_row(click) for click in clicks)])
     start, end = NOW - timedelta(hours=1), NOW
     assert [r.decision_id for r in read_decisions(store, start, end)] == ["d-old", "d-new"]
     built = TrainingDataset(
@@ -288,7 +281,7 @@ def test_a_corrupt_or_incomplete_snapshot_skips_its_records_and_counts_them() ->
     store.objects[snapshot.key] = snapshot.body[:-4]  # truncated gzip
     partial = snapshot_of([decision(ads=("cmp-1-ad-1",))])
     store.objects[partial.key] = partial.body
-    write(store, [log_row(compacted(record)), log_row(compacted(replace_id(record, "d-2"), partial))])
+    write_rows(store, [log_row(compacted(record)), log_row(compacted(replace_id(record, "d-2"), partial))])
     stats = ReadStats()
     assert list(read_decisions(store, NOW - timedelta(hours=1), NOW, stats)) == []
     assert stats.unresolved_catalog == 2
@@ -308,7 +301,7 @@ def test_an_erased_listeners_compact_records_are_dropped_like_inline_ones() -> N
     store = InMemoryLogStore()
     snapshot = snapshot_of([kept])
     store.put_if_absent(snapshot.key, snapshot.body)
-    write(store, [log_row(compacted(kept)), log_row(compacted(erased))])
+    write_rows(store, [log_row(compacted(kept)), log_row(compacted(erased))])
     stats = ReadStats()
     read = list(read_decisions(store, NOW - timedelta(hours=1), NOW, stats, erased={pseudonym("listener-erased")}))
     assert [r.decision_id for r in read] == ["d-kept"]

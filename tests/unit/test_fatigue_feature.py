@@ -16,13 +16,13 @@ from adserve.decisions.api import DecisionRequest
 from adserve.models.features import DEFAULT_SPEC, token_index
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
-from adserve.outcomes.logs import Partition, encode_object, log_row
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
 from devstack.fakes import InMemoryCounters, InMemoryLogStore, RecordingDecisionLog
 from tests.support.builders import NOW, campaign, decision_request
 from tests.support.compact_records import compacted, snapshot_of
 from tests.support.decision_service import in_memory_service
+from tests.support.log_store import write_logs
 from tests.support.privacy import pseudonym
 from tests.support.record_messages import outcome
 
@@ -95,12 +95,7 @@ def read_back(record: DecisionRecord, compact: bool = False) -> tuple[Examples, 
                 occurred_at=record.decided_at + timedelta(minutes=1),
             )
         )
-    lines: dict[Partition, list[str]] = {}
-    for message in messages:
-        row = log_row(message)
-        lines.setdefault(row.partition, []).append(row.line)
-    for partition, rows in lines.items():
-        store.put_object(partition.object_key(["batch"]), encode_object(rows))
+    write_logs(store, *messages)
     as_of = NOW + timedelta(days=3)
     dataset = TrainingDataset(store, DatasetConfig(start=NOW - timedelta(hours=1), end=as_of, as_of=as_of))
     chunks = list(dataset.chunks())

@@ -11,7 +11,6 @@ from adserve.core.vocabulary import EventType
 from adserve.models.features import DEFAULT_SPEC, SERVING_SLOT, token_index
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
-from adserve.outcomes.logs import Partition, encode_object, log_row
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 from adserve.training.simulation import World
 
@@ -19,6 +18,7 @@ from devstack.fakes import InMemoryLogStore, RecordingDecisionLog
 from devstack.simulated_logs import TrafficConfig, simulate_traffic
 from tests.support.builders import NOW, campaign, decision_request
 from tests.support.decision_service import in_memory_service
+from tests.support.log_store import write_logs
 from tests.support.record_messages import decision, outcome
 
 SLOT = DEFAULT_SPEC.fields.index("slot")
@@ -30,12 +30,7 @@ def slot_token(slot: str) -> int:
 
 def read(*messages: OutcomeEvent | DecisionRecord) -> tuple[Examples, SlotOne, TrainingDataset]:
     store = InMemoryLogStore()
-    lines: dict[Partition, list[str]] = {}
-    for message in messages:
-        row = log_row(message)
-        lines.setdefault(row.partition, []).append(row.line)
-    for partition, rows in lines.items():
-        store.put_object(partition.object_key(["batch"]), encode_object(rows))
+    write_logs(store, *messages)
     as_of = NOW + timedelta(days=3)
     dataset = TrainingDataset(store, DatasetConfig(start=NOW - timedelta(hours=1), end=as_of, as_of=as_of))
     spec = dataset.encoder.spec

@@ -6,26 +6,16 @@ import numpy as np
 import pytest
 from adserve.core.vocabulary import EventType
 from adserve.models.features import FeatureEncoder, candidate_features
-from adserve.outcomes.decision_records import DecisionRecord
-from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row, read_joined
 from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
 from devstack.fakes import InMemoryLogStore
+from tests.support.log_store import write_logs
 from tests.support.privacy import pseudonym
 from tests.support.record_messages import NOW, decision, outcome
 
 AS_OF = NOW + timedelta(days=3)
-
-
-def write(store: InMemoryLogStore, *messages: OutcomeEvent | DecisionRecord, name: str = "batch") -> None:
-    by_partition: dict[Partition, list[str]] = {}
-    for message in messages:
-        row = log_row(message)
-        by_partition.setdefault(row.partition, []).append(row.line)
-    for partition, lines in by_partition.items():
-        store.put_object(partition.object_key([name]), encode_object(lines))
 
 
 def build(store: InMemoryLogStore, **overrides: object) -> tuple[Examples, SlotOne, TrainingDataset]:
@@ -51,7 +41,7 @@ def test_an_outcome_later_than_the_reward_window_counts_as_no_click() -> None:
     # Given a click 1 h after its decision and another 24 h 20 min after its decision (same hour partition)
     store = InMemoryLogStore()
     slow_at = NOW - timedelta(minutes=25)
-    write(
+    write_logs(
         store,
         decision(decision_id="d-fast", ads=("a-ad-1",)),
         decision(decision_id="d-slow", decided_at=slow_at, ads=("b-ad-1",)),
@@ -76,7 +66,7 @@ def test_an_outcome_later_than_the_reward_window_counts_as_no_click() -> None:
 
 def test_a_wider_window_turns_the_late_click_into_a_positive() -> None:
     store = InMemoryLogStore()
-    write(
+    write_logs(
         store,
         decision(decision_id="d-slow", ads=("b-ad-1",)),
         outcome(
@@ -91,7 +81,7 @@ def test_decisions_younger_than_the_window_are_left_out() -> None:
     # Given a decision 2 h before the end of the logs, whose click may still come
     store = InMemoryLogStore()
     young_at = AS_OF - timedelta(hours=2)
-    write(
+    write_logs(
         store,
         decision(decision_id="d-old", ads=("a-ad-1",)),
         decision(decision_id="d-young", decided_at=young_at, ads=("a-ad-1",)),
@@ -108,7 +98,7 @@ def test_decisions_younger_than_the_window_are_left_out() -> None:
 
 def test_the_label_can_be_completion() -> None:
     store = InMemoryLogStore()
-    write(
+    write_logs(
         store,
         decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1")),
         outcome(decision_id="d-1", ad_id="a-ad-1", event_type=EventType.CLICK),
@@ -123,7 +113,7 @@ def test_the_label_can_be_completion() -> None:
 def test_malformed_lines_are_counted_and_skipped() -> None:
     # Given a decisions object and an outcomes object each holding a broken line among good ones
     store = InMemoryLogStore()
-    write(store, decision(decision_id="d-1"), outcome(decision_id="d-1", event_type=EventType.CLICK))
+    write_logs(store, decision(decision_id="d-1"), outcome(decision_id="d-1", event_type=EventType.CLICK))
     good_decision = log_row(decision(decision_id="d-2")).line
     store.objects[Partition.of(LogKind.DECISIONS, NOW).object_key(["extra"])] = encode_object(
         ["{not json", good_decision]
@@ -142,7 +132,7 @@ def test_slot_one_keeps_every_candidate_and_the_logged_choice() -> None:
     record = decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1", "c-ad-1"))
     record = record.model_copy(update={"chosen": record.chosen[1:2]})  # the policy put b first, alone
     record = record.model_copy(update={"chosen": [record.chosen[0].model_copy(update={"rank": 1})]})
-    write(store, record, outcome(decision_id="d-1", ad_id="b-ad-1", event_type=EventType.CLICK))
+    write_logs(store, record, outcome(decision_id="d-1", ad_id="b-ad-1", event_type=EventType.CLICK))
     examples, slot, dataset = build(store)
     encoder = FeatureEncoder()
     assert len(slot) == 1
@@ -164,7 +154,7 @@ def test_a_contextual_decision_trains_on_its_contextual_fields_and_is_marked_for
     contextual = decision(decision_id="d-c").model_copy(
         update={"mode": ServingMode.CONTEXTUAL, "listener_hash": None, "listener_features": {"country": "SE"}}
     )
-    write(store, personalised, contextual)
+    write_logs(store, personalised, contextual)
     examples, slot, _ = build(store)
     # Then off-policy evaluation can tell them apart, and the contextual row's device is the unknown value
     assert slot.contextual.tolist() == [False, True]
@@ -176,14 +166,14 @@ def test_a_contextual_decision_trains_on_its_contextual_fields_and_is_marked_for
 
 def test_trimmed_candidate_sets_train_but_are_not_used_off_policy() -> None:
     store = InMemoryLogStore()
-    write(store, decision(decision_id="d-1").model_copy(update={"candidates_dropped": 4}))
+    write_logs(store, decision(decision_id="d-1").model_copy(update={"candidates_dropped": 4}))
     examples, slot, dataset = build(store)
     assert (len(examples), len(slot), dataset.stats.slot_one_trimmed) == (1, 0, 1)
 
 
 def test_chunks_are_bounded_and_concatenate_to_the_whole() -> None:
     store = InMemoryLogStore()
-    write(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(minutes=i)) for i in range(25)))
+    write_logs(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(minutes=i)) for i in range(25)))
     dataset = TrainingDataset(
         store, DatasetConfig(NOW - timedelta(hours=1), AS_OF, AS_OF, chunk_rows=10, examples_from="choices")
     )
@@ -214,12 +204,12 @@ def test_prefetching_reads_each_object_once_and_gives_the_same_dataset() -> None
             return super().read_object(key)
 
     store = CountingStore()
-    write(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(hours=i)) for i in range(5)))
+    write_logs(store, *(decision(decision_id=f"d-{i}", decided_at=NOW + timedelta(hours=i)) for i in range(5)))
     clicks = (
         outcome(decision_id=f"d-{i}", event_type=EventType.CLICK, occurred_at=NOW + timedelta(hours=i, minutes=5))
         for i in range(0, 5, 2)
     )
-    write(store, *clicks, name="o")
+    write_logs(store, *clicks, name="o")
     plain, _, _ = build(store)
     store.reads.clear()
     with PrefetchingReader(store, workers=3) as reader:
@@ -233,7 +223,7 @@ def test_a_window_under_an_hour_within_one_clock_hour_still_emits_the_decisions(
     # Given a decision at 13:30 and its click at 13:35, a 20-minute window and logs ending at 13:35:
     # end + window (13:55) is still in the decision's hour
     store = InMemoryLogStore()
-    write(
+    write_logs(
         store,
         decision(decision_id="d-1"),
         outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=NOW + timedelta(minutes=5)),
@@ -253,7 +243,7 @@ def test_only_chosen_ads_heard_within_the_reward_window_become_examples() -> Non
     #   d-3 chose a, whose impression and click arrived 3 h later (outside the window), and c (impression)
     store = InMemoryLogStore()
     later = NOW + timedelta(hours=3)
-    write(
+    write_logs(
         store,
         decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1")),
         decision(decision_id="d-2", ads=("c-ad-1",)),
@@ -293,7 +283,7 @@ def test_an_explain_requests_decision_is_skipped_and_counted() -> None:
     # (an explain response has no tracking URLs; the events stand for a forged or mistaken report)
     store = InMemoryLogStore()
     explained = decision(decision_id="d-explain", ads=("b-ad-1",)).model_copy(update={"explain": True})
-    write(
+    write_logs(
         store,
         decision(decision_id="d-1", ads=("a-ad-1",)),
         explained,
@@ -318,7 +308,7 @@ def test_an_erased_listeners_decisions_are_left_out_and_counted() -> None:
     # Given two listeners' clicked decisions and one without a pseudonym (no measurement consent)
     erased, kept = pseudonym("listener-erased"), pseudonym("listener-kept")
     store = InMemoryLogStore()
-    write(
+    write_logs(
         store,
         decision(decision_id="d-erased", ads=("a-ad-1",)).model_copy(update={"listener_hash": erased}),
         decision(decision_id="d-kept", ads=("a-ad-1",)).model_copy(update={"listener_hash": kept}),

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.decision_records import DecisionRecord
-from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import (
     LogKind,
     Partition,
@@ -16,24 +14,14 @@ from adserve.outcomes.logs import (
     decode_object,
     encode_object,
     hours,
-    log_row,
     read_decisions,
     read_joined,
     read_outcomes,
 )
 
 from devstack.fakes import InMemoryLogStore
+from tests.support.log_store import write_logs
 from tests.support.record_messages import NOW, decision, outcome
-
-
-def write(store: InMemoryLogStore, *messages: OutcomeEvent | DecisionRecord, name: str = "batch") -> None:
-    """Log messages as Record would, one object per partition, named after *name*."""
-    by_partition: dict[Partition, list[str]] = {}
-    for message in messages:
-        row = log_row(message)
-        by_partition.setdefault(row.partition, []).append(row.line)
-    for partition, lines in by_partition.items():
-        store.put_object(partition.object_key([name]), encode_object(lines))
 
 
 def test_partition_keys_follow_the_documented_layout() -> None:
@@ -66,8 +54,8 @@ def test_hours_include_both_ends() -> None:
 def test_readers_drop_copies_and_skip_malformed_lines() -> None:
     store = InMemoryLogStore()
     first, other = decision(decision_id="d-1"), decision(decision_id="d-2")
-    write(store, first, name="batch-1")
-    write(store, first, other, name="batch-2")  # a redelivery regrouped with another record
+    write_logs(store, first, name="batch-1")
+    write_logs(store, first, other, name="batch-2")  # a redelivery regrouped with another record
     prefix = Partition.of(LogKind.DECISIONS, NOW).prefix
     store.objects[f"{prefix}broken.jsonl.gz"] = encode_object(["{not json", '{"kind": "decision"}'])
     store.objects[f"{prefix}not-gzip.jsonl.gz"] = b"plain text"
@@ -81,7 +69,7 @@ def test_outcomes_are_deduplicated_by_identity_not_by_event_id() -> None:
     beacon = outcome(decision_id="d-1")
     replay = outcome(decision_id="d-1", occurred_at=NOW + timedelta(minutes=5))  # same identity, new event id
     click = outcome(decision_id="d-1", event_type=EventType.CLICK)
-    write(store, beacon, replay, click)
+    write_logs(store, beacon, replay, click)
     stats = ReadStats()
     rows = list(read_outcomes(store, NOW, NOW, stats))
     assert [row.event_type for row in rows] == [EventType.IMPRESSION, EventType.CLICK]
@@ -91,7 +79,7 @@ def test_outcomes_are_deduplicated_by_identity_not_by_event_id() -> None:
 def test_the_join_gives_one_row_per_chosen_ad_with_its_outcome_flags() -> None:
     store = InMemoryLogStore()
     chosen = decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1"))
-    write(
+    write_logs(
         store,
         chosen,
         outcome(decision_id="d-1", ad_id="a-ad-1"),
@@ -121,7 +109,9 @@ class ListingLogStore(InMemoryLogStore):
 
 def test_the_join_streams_a_decision_once_its_attribution_window_is_read() -> None:
     store = ListingLogStore()
-    write(store, decision(decision_id="d-early"), decision(decision_id="d-late", decided_at=NOW + timedelta(hours=10)))
+    write_logs(
+        store, decision(decision_id="d-early"), decision(decision_id="d-late", decided_at=NOW + timedelta(hours=10))
+    )
     rows = read_joined(store, NOW, NOW + timedelta(hours=10), attribution_window=timedelta(hours=2))
     assert next(rows).decision_id == "d-early"
     last_outcome_hour = max(prefix for prefix in store.listed if "/outcomes/" in prefix)
