@@ -16,12 +16,11 @@ from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.delivery.report import DeliveryReport, Granularity, build_report, parse_hour
 from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import screen_body
+from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -117,7 +116,8 @@ def openapi_document() -> Response[str]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
+@correlate_request
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @screen_body

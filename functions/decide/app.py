@@ -10,12 +10,11 @@ with collector_paused():  # the import allocates what it keeps: no collection un
     from adserve.decisions.api import DecisionRequest, DecisionResponse
     from adserve.decisions.service import DecisionService
     from adserve.http_api.errors import error_doc, install_error_handlers
-    from adserve.http_api.gateway import public_base_url, screen_body
+    from adserve.http_api.gateway import correlate_request, public_base_url, screen_body
     from adserve.wiring import snapstart
     from adserve.wiring.decide import decision_service
     from adserve.wiring.settings import DecideSettings
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-    from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     app = APIGatewayHttpResolver(enable_validation=True)  # which imports its validation middleware
@@ -48,7 +47,8 @@ def create_decision(request: DecisionRequest) -> DecisionResponse:
     return service().decide(request, request_base_url=public_base_url(app.current_event))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
+@correlate_request
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 @screen_body

@@ -6,13 +6,12 @@ from typing import Annotated, Any
 from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import screen_body
+from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.privacy.erasure import ErasureResponse, ErasureService
 from adserve.wiring.listeners import erasure_service
 from adserve.wiring.settings import ListenersSettings
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -46,7 +45,8 @@ def erase_listener(listener_id: ListenerId) -> ErasureResponse:
     return response
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
+@correlate_request
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 @screen_body

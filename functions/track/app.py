@@ -10,14 +10,13 @@ from typing import Annotated, Any
 from adserve.core.observability import logger, metrics, tracer
 from adserve.core.vocabulary import EventType
 from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import screen_body
+from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, TrackingToken
 from adserve.outcomes.tracking import TrackingService
 from adserve.wiring.settings import TrackSettings
 from adserve.wiring.track import tracking_service
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -69,7 +68,8 @@ def record_events(request: EventBatchRequest) -> EventBatchResponse:
     return service().record_batch(request)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context
+@correlate_request
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 @screen_body

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Callable
 from http import HTTPStatus
@@ -10,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
+from adserve.core.observability import logger
 from adserve.http_api.errors import error_body
 
 MAX_BODY_BYTES = 64 * 1024
@@ -21,6 +23,23 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 _STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 """A JSON string (to the end of the text if it is never closed, so the scan stays linear) or a bracket."""
+
+
+def correlate_request(handler: Handler) -> Handler:
+    """Log under API Gateway's request id (``requestContext.requestId``), the correlation id Decide and Track
+    pass on to Record; under ``logger.inject_lambda_context``, in place of its ``correlation_id_path``.
+
+    That parameter's JMESPath query costs ~6 us a request and leaves six objects in reference cycles behind
+    (its interpreter, options and functions table): the only garbage a decision made, so the cyclic collector
+    ran every ~100 requests, each time for ~170 us on the bench, inside a request: the p99.
+    """
+
+    @functools.wraps(handler)
+    def correlated(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
+        return handler(event, context)
+
+    return correlated
 
 
 class _RefusedBodyError(Exception):
