@@ -139,7 +139,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     },
                     iterations,
                     max(iterations // 10, 20),
-                    between={"service_decide": wiring.log.records.clear, "full_handler": wiring.log.records.clear},
+                    between={"service_decide": wiring.after_decision, "full_handler": wiring.after_decision},
                 )
             results["sizes"][str(size)] = {name: summary.to_dict() for name, summary in summaries.items()}
     finally:

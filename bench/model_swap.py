@@ -130,7 +130,7 @@ def _decide_during_swaps(store: S3ModelStore, versions: list[str], decisions: in
         started = time.perf_counter_ns()
         response = wiring.service.decide(request, BASE_URL)
         elapsed = time.perf_counter_ns() - started
-        wiring.log.records.clear()
+        wiring.after_decision()
         if index >= CHECK_EVERY // 2:  # the first ones warm up (and the first reads the pointer cold)
             samples["all"].append(elapsed)
             samples[kind].append(elapsed)

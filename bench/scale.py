@@ -224,7 +224,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             {name: partial(wiring.service.decide, request, BASE_URL) for name, wiring in services.items()},
             iterations,
             max(iterations // 10, 20),
-            between={name: wiring.log.records.clear for name, wiring in services.items()},
+            between={name: wiring.after_decision for name, wiring in services.items()},
         )
     decide = {name: summary.to_dict() for name, summary in summaries.items()}
 

@@ -20,9 +20,16 @@ class Summary:
     max_ms: float
     full_gcs: int = 0
     """Full (generation 2) garbage collections during the timed calls: the usual cause of a p99 far above p50."""
+    after_switch_p50_ms: float | None = None
+    """Interleaved figures only: the median first call of a block, right after another operation's block (kept
+    out of the percentiles above, see ``measure_interleaved``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+        return {
+            key: round(value, 4) if isinstance(value, float) else value
+            for key, value in asdict(self).items()
+            if value is not None
+        }
 
 
 def percentile(sorted_samples: list[int], fraction: float) -> float:
@@ -33,7 +40,7 @@ def percentile(sorted_samples: list[int], fraction: float) -> float:
     return float(sorted_samples[rank - 1])
 
 
-def summarize(samples_ns: list[int], full_gcs: int = 0) -> Summary:
+def summarize(samples_ns: list[int], full_gcs: int = 0, after_switch_ns: list[int] | None = None) -> Summary:
     ordered = sorted(samples_ns)
     to_ms = 1e-6
     return Summary(
@@ -44,6 +51,7 @@ def summarize(samples_ns: list[int], full_gcs: int = 0) -> Summary:
         min_ms=ordered[0] * to_ms,
         max_ms=ordered[-1] * to_ms,
         full_gcs=full_gcs,
+        after_switch_p50_ms=percentile(sorted(after_switch_ns), 0.50) * to_ms if after_switch_ns else None,
     )
 
 
@@ -102,6 +110,11 @@ def measure_interleaved(
 
     On shared cores a figure measured a minute after another can see a different machine; ratios of
     interleaved samples compare the operations, not the moments. ``between`` runs untimed after a call.
+
+    Each block starts with one more call, timed apart (``after_switch_p50_ms``): it runs right after another
+    operation's block, with the caches that one evicted, 2-4x slower than the next calls on this machine.
+    Counted in, that one call of every ``block`` (4%) was the p99 of every operation: a cost of interleaving
+    them in one process, which a process serving one operation back to back does not pay.
     """
     after = between or {}
     for name, operation in operations.items():
@@ -110,6 +123,7 @@ def measure_interleaved(
             if name in after:
                 after[name]()
     samples: dict[str, list[int]] = {name: [] for name in operations}
+    switched: dict[str, list[int]] = {name: [] for name in operations}
     full: dict[str, int] = dict.fromkeys(operations, 0)
     clock = time.perf_counter_ns
     collections = FullCollections()
@@ -119,13 +133,13 @@ def measure_interleaved(
             for name, operation in operations.items():
                 tidy = after.get(name)
                 before = collections.count
-                for _ in range(min(block, iterations - len(samples[name]))):
+                for call in range(min(block, iterations - len(samples[name])) + 1):
                     started = clock()
                     operation()
-                    samples[name].append(clock() - started)
+                    (samples if call else switched)[name].append(clock() - started)
                     if tidy is not None:
                         tidy()
                 full[name] += collections.count - before
     finally:
         gc.callbacks.remove(collections)
-    return {name: summarize(samples[name], full[name]) for name in operations}
+    return {name: summarize(samples[name], full[name], switched[name]) for name in operations}
