@@ -1,5 +1,6 @@
 """Record's batch logic on in-memory ports: exactly-once counting, isolation of failures, the log objects."""
 
+import gc
 import json
 import logging
 from dataclasses import dataclass
@@ -212,6 +213,48 @@ def test_a_sick_counter_store_is_not_called_for_the_rest_of_the_batch(ports: Por
     response = ports.process(*records)
     assert len(failed_ids(response)) == 10
     assert ports.counter.writes == ports.recorder.breaker_threshold
+
+
+def test_the_next_batch_starts_clean_after_the_breaker_tripped(ports: Ports) -> None:
+    # Given a batch in which the counter store failed until the breaker stopped calling it
+    ports.counter.available = False
+    tripped = message_records(*(outcome(listener=f"listener-r{n}") for n in range(5)))
+    assert len(failed_ids(ports.process(*tripped))) == 5
+    # When the store recovers and the next batch comes, to the same recorder
+    ports.counter.available = True
+    writes = ports.counter.writes
+    fresh = message_records(outcome(listener="listener-r9"), decision(decision_id="d-r9"))
+    # Then it is counted, logged and reported on its own: nothing of the first batch carried over
+    assert ports.process(*fresh) == {"batchItemFailures": []}
+    assert ports.counter.writes == writes + 1
+    assert set(ports.counter.read_counters("listener-r9", NOW).values()) == {1}
+    assert [record.decision_id for record in read_decisions(ports.logs, NOW, NOW)] == ["d-r9"]
+
+
+def test_a_batch_leaves_nothing_for_the_cyclic_collector(ports: Ports) -> None:
+    # Given a warm recorder and batches of impressions, other outcomes and decision records
+    batches = [
+        message_records(
+            *(outcome(listener=f"listener-k{b}-{n}") for n in range(8)),
+            outcome(listener=f"listener-k{b}", event_type=EventType.CLICK),
+            decision(decision_id=f"d-k{b}"),
+        )
+        for b in range(6)
+    ]
+    ports.process(*batches[0])
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        # When five more batches are processed with the collector off
+        for records in batches[1:]:
+            assert ports.process(*records) == {"batchItemFailures": []}
+        left = gc.collect()
+    finally:
+        if collecting:
+            gc.enable()
+    # Then reference counting freed every batch: the collector, which runs inside some batch, has nothing to do
+    assert left == 0, f"{left} objects in cycles after 5 batches"
 
 
 def test_counting_stops_close_to_the_timeout(ports: Ports) -> None:
