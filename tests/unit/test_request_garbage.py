@@ -24,15 +24,12 @@ REQUESTS = 200
 
 @pytest.fixture
 def collector_off() -> Iterator[None]:
-    """Collect and freeze what exists, then keep the collector off until the test has counted."""
+    """Keep the collector off until the test has counted."""
     collecting = gc.isenabled()
-    gc.collect()
-    gc.freeze()
     gc.disable()
     try:
         yield
     finally:
-        gc.unfreeze()
         if collecting:
             gc.enable()
 
