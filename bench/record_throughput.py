@@ -211,9 +211,11 @@ def run_fakes(quick: bool = False) -> dict[str, Any]:
         cwd=catalogs.REPO_ROOT,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(catalogs.REPO_ROOT)},
     )
+    if child.returncode:
+        raise RuntimeError(f"figure 7a's process failed ({child.returncode}): {child.stderr[-2000:]}")
     figure: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     return {**figure, "measured_in": "a child process of its own"}
 
