@@ -7,6 +7,7 @@ requests a decision makes and what happens when the caps table or the outcomes q
 import contextlib
 import io
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -141,6 +142,32 @@ def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(loca
     ]
     assert Counter(service for service, *_ in budgets) == {"dynamodb": 2, "s3": 2, "sqs": 1, "secretsmanager": 1}
     assert len(set(budgets)) == len(budgets)
+
+
+def test_a_fresh_environment_starts_its_catalog_scan_before_making_the_clients_only_decisions_use(
+    local_stack: Any, proxy: AwsProxy
+) -> None:
+    # The catalog's Scans and snapshot put are the first request's longest chain of reads: they start as soon
+    # as the catalog's client exists, and the caps and queue clients are made while they are in flight
+    scanning = threading.Event()
+    waited: list[bool] = []
+
+    def on_scan(**_: Any) -> None:
+        scanning.set()
+
+    def on_queue_client(**_: Any) -> None:  # the queue's client is the last one made: it waits for the Scan
+        waited.append(scanning.wait(timeout=30))
+
+    events = aws_clients._session()._session.get_component("event_emitter")
+    events.register("before-call.dynamodb.Scan", on_scan)
+    events.register("creating-client-class.sqs", on_queue_client)
+    try:
+        local_stack.reset_function("DecideFunction")
+        assert decide(local_stack, max_ads=3)["ads"]
+    finally:
+        events.unregister("before-call.dynamodb.Scan", on_scan)
+        events.unregister("creating-client-class.sqs", on_queue_client)
+    assert waited == [True]
 
 
 def test_after_a_snapstart_restore_the_next_decision_reloads_the_catalog_over_new_connections(

@@ -1,8 +1,10 @@
 """Decide's wiring: catalog, caps store with its own time budget, the models (bootstrap + registry), the queue."""
 
 import random
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache, partial
 from typing import Protocol
@@ -18,7 +20,7 @@ from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.pacing_store import DynamoPacingStore
-from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.catalog import CampaignCatalog, SnapshotArchive
 from adserve.decisions.policy import exploration_policy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
@@ -29,17 +31,40 @@ from adserve.wiring import snapstart
 from adserve.wiring.secret_keys import pseudonym_keys, signing_keys
 from adserve.wiring.settings import DecideSettings
 
+FIRST_REQUEST_READS = 4
+"""The catalog, the model pointer, the signing keys and the pseudonym keys."""
 
-def load_concurrently(*loads: Callable[[], object]) -> None:
-    """Run the first request's independent reads at once, so it waits for the slowest, not for their sum.
 
-    Each load is the lazy getter the request itself calls, so afterwards the request finds the values
-    loaded. A load that fails is left to the request's own call, which retries and reports it as it always
-    did (a failing read is attempted twice on a cold start, in the worst case).
+@contextmanager
+def first_request_reads() -> Iterator[Callable[[Callable[[], object]], None]]:
+    """Start each of the first request's independent reads as soon as its client exists, on its own thread.
+
+    The request then waits for the slowest read, not for their sum, and the clients made after a read started
+    (botocore's CPU) overlap it instead of delaying it. Each load is the lazy getter the request itself calls,
+    so afterwards the request finds the values loaded. A load that fails is left to the request's own call,
+    which retries and reports it as it always did (a failing read is attempted twice on a cold start, at worst).
     """
-    with ThreadPoolExecutor(max_workers=len(loads), thread_name_prefix="first-request") as pool:
-        for future in [pool.submit(load) for load in loads]:
+    futures: list[Future[object]] = []
+    with ThreadPoolExecutor(max_workers=FIRST_REQUEST_READS, thread_name_prefix="first-request") as pool:
+        yield lambda load: futures.append(pool.submit(load))
+        for future in futures:
             future.exception()
+
+
+class ArchiveOnFirstPut:
+    """The catalog's snapshot archive, its S3 client made on the first put rather than before the catalog's
+    first Scan: S3's is botocore's largest service model, and the put comes only after both Scans."""
+
+    def __init__(self, make: Callable[[], SnapshotArchive]) -> None:
+        self._make = make
+        self._archive: SnapshotArchive | None = None
+        self._lock = threading.Lock()
+
+    def put_if_absent(self, key: str, body: bytes) -> None:
+        with self._lock:
+            if self._archive is None:
+                self._archive = self._make()
+        self._archive.put_if_absent(key, body)
 
 
 class Expiring(Protocol):
@@ -57,12 +82,6 @@ def after_restore(rng: random.Random, refreshed: Sequence[Expiring]) -> None:
 
 def decision_service(settings: DecideSettings) -> DecisionService:
     encoder = FeatureEncoder()
-    budget = settings.cap_read_timeout_seconds
-    caps_client = dynamodb_client(connect_timeout=budget, read_timeout=budget, attempts=1)
-    # One attempt within a small budget: botocore's defaults (three attempts, 1 s connect, 2 s read) outlast
-    # the function's 3 s timeout, and a decision must not wait on its own log line.
-    send_budget = settings.decision_log_timeout_seconds
-    queue_client = sqs_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
 
     @cache
     def bootstrap_model() -> CtrModel:
@@ -73,33 +92,52 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             metrics.add_metric(MetricName.MODEL_LOAD_FAILURES, MetricUnit.Count, 1)
             raise
 
-    # The catalog refreshes inline on a request too: each page of its Scans gets one attempt of at most 1.5 s,
-    # and a failed refresh keeps serving the snapshot (up to CATALOG_MAX_AGE_SECONDS).
-    catalog_client = dynamodb_client(connect_timeout=0.5, read_timeout=1.0, attempts=1)
-    catalog = CampaignCatalog(
-        CampaignStore(catalog_client, settings.campaigns_table_name),
-        encoder,
-        settings.catalog_ttl_seconds,
-        max_age_seconds=settings.catalog_max_age_seconds,
-        pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
-        pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
-        # One put per new catalog version per environment, inside a catalog load (on a request when it is a
-        # refresh): one attempt, 250 ms to connect and 500 ms to read; a failed put only keeps records inline.
-        archive=S3LogStore(s3_client(connect_timeout=0.25, read_timeout=0.5, attempts=1), settings.logs_bucket_name),
-    )
-    models = ModelProvider(
-        # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
-        store=S3ModelStore(s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name),
-        bootstrap=bootstrap_model,
-        spec=encoder.spec,
-        cache_dir=settings.model_cache_dir,
-        check_seconds=settings.model_pointer_check_seconds,
-    )
-    secrets_client = secretsmanager_client()  # one client for both secrets: a second costs a few ms of init
-    keys = signing_keys(secrets_client, settings.signing_key_secret_id)
-    pseudonyms = pseudonym_keys(secrets_client, settings.pseudonym_key_secret_id)
+    # Clients in the order of the first request's critical path: the catalog's (two Scans, then the snapshot
+    # put) first, then the keys' and the model pointer's; the clients only decide() uses come last, made while
+    # those reads are in flight.
+    with first_request_reads() as start:
+        # The catalog refreshes inline on a request too: each page of its Scans gets one attempt of at most
+        # 1.5 s, and a failed refresh keeps serving the snapshot (up to CATALOG_MAX_AGE_SECONDS).
+        catalog_client = dynamodb_client(connect_timeout=0.5, read_timeout=1.0, attempts=1)
+        catalog = CampaignCatalog(
+            CampaignStore(catalog_client, settings.campaigns_table_name),
+            encoder,
+            settings.catalog_ttl_seconds,
+            max_age_seconds=settings.catalog_max_age_seconds,
+            pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
+            pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
+            # One put per new catalog version per environment, inside a catalog load (on a request when it is a
+            # refresh): one attempt, 250 ms to connect and 500 ms to read; a failed put only keeps records inline.
+            archive=ArchiveOnFirstPut(
+                lambda: S3LogStore(
+                    s3_client(connect_timeout=0.25, read_timeout=0.5, attempts=1), settings.logs_bucket_name
+                )
+            ),
+        )
+        start(catalog.warm)
+        secrets_client = secretsmanager_client()  # one client for both secrets: a second costs a few ms of init
+        keys = signing_keys(secrets_client, settings.signing_key_secret_id)
+        pseudonyms = pseudonym_keys(secrets_client, settings.pseudonym_key_secret_id)
+        start(keys.signer)
+        start(pseudonyms.get)
+        models = ModelProvider(
+            # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
+            store=S3ModelStore(
+                s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name
+            ),
+            bootstrap=bootstrap_model,
+            spec=encoder.spec,
+            cache_dir=settings.model_cache_dir,
+            check_seconds=settings.model_pointer_check_seconds,
+        )
+        start(models.current)
+        budget = settings.cap_read_timeout_seconds
+        caps_client = dynamodb_client(connect_timeout=budget, read_timeout=budget, attempts=1)
+        # One attempt within a small budget: botocore's defaults (three attempts, 1 s connect, 2 s read) outlast
+        # the function's 3 s timeout, and a decision must not wait on its own log line.
+        send_budget = settings.decision_log_timeout_seconds
+        queue_client = sqs_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
     rng = random.Random()
-    load_concurrently(keys.signer, pseudonyms.get, catalog.warm, models.current)
     snapstart.on_restore("decide", partial(after_restore, rng, (catalog, models, keys, pseudonyms)))
     return DecisionService(
         catalog=catalog,
