@@ -24,6 +24,7 @@ from adserve.outcomes.logs import LogReader
 from adserve.training.dataset import DatasetConfig, DatasetStats, ExamplesFrom, Label, TrainingDataset
 from adserve.training.evaluation import Comparison, PromotionRule, compare, evaluate, judge, manifest_metrics, render
 from adserve.training.progress import SILENT, Progress
+from adserve.training.schedule import RetrainSchedule
 from adserve.training.trainer import (
     SplitData,
     TrainerConfig,
@@ -61,6 +62,8 @@ class RetrainRequest:
     updated_by: str = "retrain"
     erased: frozenset[str] = frozenset()
     """The erasure ledger's pseudonyms, read once for the run: these listeners' decisions are left out."""
+    schedule: RetrainSchedule | None = None
+    """When set, a run trains only when the schedule says it is due (else: skipped, nothing published)."""
 
     def __post_init__(self) -> None:
         if self.challenger_share is not None and not 0.0 < self.challenger_share < 1.0:
@@ -123,6 +126,22 @@ def _too_small(data: SplitData, stats: DatasetStats, request: RetrainRequest) ->
     )
 
 
+def _not_due(
+    request: RetrainRequest, decisions: int, champion: CtrModel | None, pointer: ActivePointer | None
+) -> str | None:
+    """Why ``request.schedule`` says this run is not due, or None when it is (or there is no schedule)."""
+    if request.schedule is None:
+        return None
+    learned = champion.logged_decisions if champion is not None else None
+    age = request.as_of - pointer.updated_at if pointer is not None else None
+    if request.schedule.due(decisions, learned, age):
+        return None
+    return (
+        f"not due: {decisions} logged decisions, the champion learned from {learned or 0}; the next retrain is "
+        f"due at {request.schedule.next_at(learned)} or {request.schedule.max_interval} after the last promotion"
+    )
+
+
 def _load_champion(
     models: ModelStore, pointer: ActivePointer | None, work_dir: Path, fallback: Path | None, spec: FeatureSpec
 ) -> CtrModel | None:
@@ -153,13 +172,13 @@ def retrain(
     dataset = TrainingDataset(logs, request.dataset_config(), encoder)
     data = collect(dataset, request.trainer, progress)
     stats = dataset.stats.to_dict()
-    problem = _too_small(data, dataset.stats, request)
+    pointer = models.read_pointer()
+    champion = _load_champion(models, pointer, work_dir, fallback_model_dir, spec)
+    problem = _not_due(request, dataset.stats.decisions, champion, pointer) or _too_small(data, dataset.stats, request)
     if problem is not None:
         return RetrainResult(status="skipped", message=problem, dataset=stats)
 
     trained = fit(data, spec, request.trainer, progress)
-    pointer = models.read_pointer()
-    champion = _load_champion(models, pointer, work_dir, fallback_model_dir, spec)
     details: dict[str, Any] = {
         "label": request.label,
         "parent_version": champion.version if champion else (pointer.champion if pointer else None),

@@ -15,13 +15,14 @@ from adserve.dal.model_store import S3ModelStore
 from adserve.training.evaluation import PromotionRule
 from adserve.training.prefetch import PrefetchingReader
 from adserve.training.retraining import RetrainRequest, RetrainResult, retrain
+from adserve.training.schedule import RetrainSchedule
 from adserve.training.trainer import TrainerConfig
 from adserve.wiring.settings import RetrainSettings
 
 
 def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozenset[str] = frozenset()) -> RetrainRequest:
     """Decisions of the last `training_hours` whose reward window has closed, as of `now`, but the `erased`
-    listeners' (the erasure ledger's pseudonyms)."""
+    listeners' (the erasure ledger's pseudonyms); with `retrain_first_decisions`, only when the schedule says due."""
     return RetrainRequest(
         start=now - timedelta(hours=settings.training_hours),
         end=now,
@@ -35,6 +36,13 @@ def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozense
         min_positives=settings.min_positives,
         updated_by="RetrainFunction",
         erased=erased,
+        schedule=RetrainSchedule(
+            settings.retrain_first_decisions,
+            settings.retrain_growth,
+            timedelta(hours=settings.retrain_max_interval_hours),
+        )
+        if settings.retrain_first_decisions
+        else None,
     )
 
 

@@ -175,3 +175,13 @@ class RetrainSettings(EnvironmentSettings):
     challenger_share: float | None = Field(
         default=None, gt=0.0, lt=1.0, description="A model that passes becomes the challenger with this share."
     )
+    retrain_first_decisions: int = Field(
+        default=0,
+        ge=0,
+        description="0: every run retrains. Above 0: a run retrains only when due (training.schedule): first at "
+        "this many logged decisions, then each time they reach RETRAIN_GROWTH x the champion's.",
+    )
+    retrain_growth: float = Field(default=2.0, gt=1.0, le=100.0)
+    retrain_max_interval_hours: float = Field(
+        default=6.0, gt=0.0, le=24 * 7, description="A champion this old is retrained whatever the count."
+    )
