@@ -211,9 +211,10 @@ model, which knows none of the world's ads, the same confidence as a model of 55
 
 WITH_LISTENER_PAIRS_TRAINER = dataclasses.replace(DemoConfig().trainer, pairs="with_listener")
 """The demo's trainer with no pair between two listener fields (``TrainerConfig.pairs``). Closed-loop replays of the
-last variant with this trainer (seeds 6, 7): the final greedy policy 95.3% and 88.7% of the oracle (82.1% and 86.4%
-with all pairs), but the holdout AUC's gap to Bayes 0.023 and 0.027 (0.006 and 0.011): it ranks the ads of one
-listener better and the listeners of the holdout worse, so it stays an option until the gap is understood."""
+last variant with this trainer: the final greedy policy at 95.3%, 88.7%, 95.8% and 92.8% of the oracle in worlds 6, 7,
+1 and 2 (82.1%, 86.4%, 95.5% and 92.3% with all pairs); the holdout AUC's gap to Bayes 0.005 and 0.008 in worlds 1
+and 2 but 0.023 and 0.027 in worlds 6 and 7 (0.006 and 0.011 with all pairs), so it is an option until the 10-world
+sweep says what it costs there."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
