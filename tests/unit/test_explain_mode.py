@@ -15,7 +15,7 @@ from adserve.decisions.api import DecisionResponse, ExplainedAd, Rule
 from adserve.decisions.policy import SquareCB
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
-from adserve.models.factorization import FmParameters, NotDecomposableError
+from adserve.models.factorization import FmParameters, NotDecomposableError, pairs_of
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.privacy.consent import ConsentRules
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
@@ -207,14 +207,14 @@ def test_contributions_of_the_bootstrap_model_sum_to_the_served_logit() -> None:
     _assert_contributions_sum_to_the_served_logit(CtrModel.load(BOOTSTRAP_DIR, DEFAULT_SPEC))
 
 
-def _trained(tmp_path: Path) -> tuple[FactorizationMachine, bytes, CtrModel]:
+def _trained(tmp_path: Path, unpaired_fields: int = 0) -> tuple[FactorizationMachine, bytes, CtrModel]:
     rng = np.random.default_rng(3)
     encoder = FeatureEncoder()
     listeners = [{"country": rng.choice(["SE", "NO", "DE"]), "device": "mobile"} for _ in range(3000)]
     ads = [{"campaign_id": f"cmp-{rng.integers(6)}", "category": rng.choice(["auto", "food"])} for _ in range(3000)]
     indices = encoder.encode_rows(listeners, ads, ads)
     clicks = rng.random(3000) < 0.05 + 0.1 * (indices[:, 0] % 2)
-    fm = FactorizationMachine(DEFAULT_SPEC.hash_size, num_factors=4, seed=1)
+    fm = FactorizationMachine(DEFAULT_SPEC.hash_size, num_factors=4, seed=1, unpaired_fields=unpaired_fields)
     fm.fit(indices[:2500], clicks[:2500], indices[2500:], clicks[2500:], TrainingConfig(max_epochs=3, seed=1))
     model_bytes = export_onnx(fm, DEFAULT_SPEC.num_fields)
     write_model_dir(tmp_path, model_bytes, DEFAULT_SPEC, "trained-{sha12}", {})
@@ -236,6 +236,20 @@ def test_the_parameters_read_from_the_onnx_file_are_the_exported_ones(tmp_path: 
     assert read.bias == pytest.approx(float(np.float32(fm.bias)))
     indices = np.random.default_rng(0).integers(0, DEFAULT_SPEC.hash_size, (50, DEFAULT_SPEC.num_fields))
     assert np.allclose(read.terms(indices).logits, fm.logits(indices), atol=1e-5)
+
+
+def test_a_model_without_pairs_among_the_listener_fields_is_explained_with_those_pairs_at_zero(tmp_path: Path) -> None:
+    listener_fields = len(DEFAULT_SPEC.listener_fields)
+    fm, model_bytes, model = _trained(tmp_path, unpaired_fields=listener_fields)
+    read = FmParameters.from_onnx(model_bytes, DEFAULT_SPEC.hash_size)
+    indices = np.random.default_rng(0).integers(0, DEFAULT_SPEC.hash_size, (50, DEFAULT_SPEC.num_fields))
+    terms = read.terms(indices)
+
+    assert read.unpaired_fields == listener_fields
+    assert np.allclose(terms.logits, fm.logits(indices), atol=1e-5)
+    among_listener_fields = [g < listener_fields for _f, g in pairs_of(DEFAULT_SPEC.num_fields)]
+    assert not terms.pairs[:, among_listener_fields].any()
+    _assert_contributions_sum_to_the_served_logit(model)
 
 
 def test_a_model_that_cannot_be_decomposed_gets_rules_and_scores_but_no_contributions(tmp_path: Path) -> None:

@@ -217,5 +217,11 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
     assert scheduled.reward_window == timedelta(hours=24)
     assert scheduled.rule == PromotionRule("snips", 0.02)
     assert scheduled.dataset_config().erased == frozenset()
+    assert scheduled.trainer.pairs == "all"
+    listener_pairs = RetrainSettings.from_env(
+        {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+        | {"TRAINING_PAIRS": "with_listener"}
+    )
+    assert scheduled_request(listener_pairs, AS_OF).trainer.pairs == "with_listener"
     ledger = frozenset({pseudonym("listener-erased")})
     assert scheduled_request(settings, AS_OF, ledger).dataset_config().erased == ledger

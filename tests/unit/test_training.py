@@ -126,3 +126,70 @@ def test_roc_auc_on_hand_computed_cases() -> None:
 def test_log_loss_on_hand_computed_cases() -> None:
     assert log_loss(np.array([1, 0]), np.array([0.8, 0.1])) == pytest.approx(-(math.log(0.8) + math.log(0.9)) / 2)
     assert math.isfinite(log_loss(np.array([1]), np.array([0.0])))
+
+
+def _brute_force_logits(model: FactorizationMachine, indices: np.ndarray) -> np.ndarray:
+    """Every kept pair term written out: the pairs (f, g), f < g, with g past the unpaired fields."""
+    v, fields = model.factors[indices], indices.shape[1]
+    pairs = sum(
+        (v[:, f] * v[:, g]).sum(axis=1)
+        for f in range(fields)
+        for g in range(f + 1, fields)
+        if g >= model.unpaired_fields
+    )
+    return np.asarray(model.bias + model.weights[indices].sum(axis=1) + pairs)
+
+
+def test_unpaired_fields_leave_out_only_the_pairs_among_them() -> None:
+    rng = np.random.default_rng(4)
+    indices = rng.integers(0, 64, (40, 6))
+    model = FactorizationMachine(64, num_factors=3, seed=4, init_scale=0.5, unpaired_fields=3)
+    model.weights = rng.normal(0.0, 0.3, 64)
+
+    np.testing.assert_allclose(model.logits(indices), _brute_force_logits(model, indices), atol=1e-12)
+    everything = FactorizationMachine(64, num_factors=3, seed=4, init_scale=0.5)
+    everything.weights = model.weights
+    assert not np.allclose(everything.logits(indices), model.logits(indices))
+    np.testing.assert_allclose(everything.logits(indices), _brute_force_logits(everything, indices), atol=1e-12)
+
+
+@pytest.mark.parametrize("unpaired", [0, 2, 4])
+def test_the_training_step_follows_the_gradient_of_the_kept_pairs(unpaired: int) -> None:
+    """Adagrad's first step moves every touched parameter by the learning rate against its gradient's sign, so
+    the step's direction is compared with a finite-difference gradient of the batch's log loss."""
+    rng = np.random.default_rng(unpaired)
+    indices = rng.choice(24, (8, 5), replace=True) + 24 * np.arange(5)  # each field its own index range
+    clicks = rng.integers(0, 2, 8).astype(np.float64)
+    model = FactorizationMachine(120, num_factors=2, seed=unpaired, init_scale=0.3, unpaired_fields=unpaired)
+    before = model.factors.copy()
+    config = TrainingConfig(learning_rate=1e-3, l2_linear=0.0, l2_factors=0.0, batch_size=8, max_epochs=1)
+
+    model.fit(indices, clicks, indices, clicks, config)  # one batch: one step (kept: it lowers the batch's loss)
+
+    moved = np.sign(model.factors - before)
+    probe = FactorizationMachine(120, num_factors=2, seed=unpaired, init_scale=0.3, unpaired_fields=unpaired)
+    for row in np.unique(indices)[:12]:
+        for k in range(2):
+            probe.factors = before.copy()
+            probe.factors[row, k] += 1e-6
+            up = log_loss(clicks, probe.predict(indices))
+            probe.factors[row, k] -= 2e-6
+            down = log_loss(clicks, probe.predict(indices))
+            gradient = (up - down) / 2e-6
+            if abs(gradient) > 1e-6:
+                assert moved[row, k] == -np.sign(gradient), (row, k)
+
+
+def test_onnx_export_of_a_model_with_unpaired_fields_matches_numpy() -> None:
+    world = World(seed=3, n_advertisers=4, base_ctr=0.05)
+    impressions = world.sample_impressions(6_000, np.random.default_rng(3))
+    encoder = FeatureEncoder(SMALL_SPEC)
+    indices = encoder.encode_rows(impressions.listeners, impressions.ads, impressions.ads)
+    model = FactorizationMachine(SMALL_SPEC.hash_size, seed=3, unpaired_fields=len(LISTENER_FIELDS))
+    model.fit(indices, impressions.clicks, indices, impressions.clicks, TrainingConfig(seed=3, max_epochs=3))
+
+    session = ort.InferenceSession(export_onnx(model, SMALL_SPEC.num_fields), providers=["CPUExecutionProvider"])
+    (onnx_ctr,) = session.run([OUTPUT_NAME], {INPUT_NAME: indices[:500].astype(np.int64)})
+
+    np.testing.assert_allclose(onnx_ctr, model.predict(indices[:500]), atol=1e-5)
+    np.testing.assert_allclose(model.logits(indices[:50]), _brute_force_logits(model, indices[:50]), atol=1e-9)

@@ -1,7 +1,8 @@
 """``adserve train``, ``adserve promote`` and ``adserve models``: the retraining pipeline from a terminal.
 
     adserve train --from 2026-11-18T00 --to 2026-11-25T00 [--label click|complete] [--reward-window-hours 24]
-                  [--weighting none|ips] [--promote|--register-only] [--challenger-share 0.1]
+                  [--weighting none|ips] [--pairs all|with_listener] [--promote|--register-only]
+                  [--challenger-share 0.1]
     adserve promote VERSION [--challenger --share 0.2]
     adserve models [--json]
     adserve models publish model.onnx --manifest manifest.json      (checked against the model contract first)
@@ -47,6 +48,9 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     train.add_argument("--label", choices=("click", "complete"), default="click")
     train.add_argument("--reward-window-hours", type=float, default=24.0, help="outcomes later than this count 0")
     train.add_argument("--weighting", choices=("none", "ips"), default="none", help="ips: weight rows 1/propensity")
+    train.add_argument(
+        "--pairs", choices=("all", "with_listener"), default="all", help="with_listener: no listener x listener pairs"
+    )
     mode = train.add_mutually_exclusive_group()
     mode.add_argument(
         "--promote", dest="promotion", action="store_const", const="auto", help="promote if it beats the champion"
@@ -167,7 +171,7 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
         as_of=arguments.as_of or datetime.now(UTC),
         label=arguments.label,
         reward_window=timedelta(hours=arguments.reward_window_hours),
-        trainer=TrainerConfig(holdout_fraction=arguments.holdout, weighting=arguments.weighting),
+        trainer=TrainerConfig(holdout_fraction=arguments.holdout, weighting=arguments.weighting, pairs=arguments.pairs),
         promotion=arguments.promotion,
         rule=PromotionRule(arguments.estimator, arguments.margin),
         challenger_share=arguments.challenger_share,

@@ -23,6 +23,8 @@ _DIMS, _DATA_TYPE, _FLOAT_DATA, _INT32_DATA, _INT64_DATA, _NAME, _RAW_DATA = 1, 
 _DTYPES: Final[dict[int, np.dtype[Any]]] = {1: np.dtype("<f4"), 6: np.dtype("<i4"), 7: np.dtype("<i8")}
 """TensorProto.DataType codes of FLOAT, INT32 and INT64."""
 _NEEDED: Final = ("row_of", "weights", "factors", "bias")
+_UNPAIRED: Final = "unpaired_fields"
+"""Present when the pairs among the first that many fields were left out (``FactorizationMachine.unpaired_fields``)."""
 
 
 class NotDecomposableError(ValueError):
@@ -107,7 +109,7 @@ def _initializers(model_bytes: bytes) -> dict[str, np.ndarray]:
         for field_number, _kind, tensor in _fields(graph):
             if field_number == _INITIALIZER and isinstance(tensor, memoryview):
                 name, array = _tensor(tensor)
-                if name in _NEEDED:
+                if name in _NEEDED or name == _UNPAIRED:
                     found[name] = array
     return found
 
@@ -139,6 +141,8 @@ class FmParameters:
     weights: np.ndarray
     factors: np.ndarray
     bias: float
+    unpaired_fields: int = 0
+    """The pairs among the first that many fields are not in the model: their terms are 0."""
 
     @classmethod
     def from_onnx(cls, model_bytes: bytes, hash_size: int) -> "FmParameters":
@@ -156,7 +160,16 @@ class FmParameters:
             )
         if row_of.size and (int(row_of.min()) < 0 or int(row_of.max()) >= rows):
             raise NotDecomposableError("row_of points outside weights")
-        return cls(row_of.astype(np.int64), weights.astype(np.float64), factors.astype(np.float64), float(bias[0]))
+        unpaired = found.get(_UNPAIRED, np.zeros(1, dtype=np.int64))
+        if unpaired.size != 1 or int(unpaired[0]) < 0:
+            raise NotDecomposableError(f"initializer {_UNPAIRED} {unpaired.tolist()} is not one field count")
+        return cls(
+            row_of.astype(np.int64),
+            weights.astype(np.float64),
+            factors.astype(np.float64),
+            float(bias[0]),
+            int(unpaired[0]),
+        )
 
     def terms(self, indices: np.ndarray) -> FmTerms:
         """The terms of each (n, F) index row, in float64: they sum to the logit the graph computes."""
@@ -164,4 +177,5 @@ class FmParameters:
         v = self.factors[rows]  # [n, F, k]
         first, second = np.triu_indices(indices.shape[1], k=1)  # the order of pairs_of
         pairs = np.einsum("npk,npk->np", v[:, first, :], v[:, second, :])
+        pairs[:, second < self.unpaired_fields] = 0.0
         return FmTerms(self.bias, self.weights[rows], pairs)

@@ -2,6 +2,11 @@
 
 logit(x) = bias + sum_f w[x_f] + 1/2 * sum_k ((sum_f V[x_f, k])^2 - sum_f V[x_f, k]^2)
 
+With ``unpaired_fields`` = n > 0 the pairs among the first n fields (the listener's) are left out:
+logit(x) = bias + sum_f w[x_f] + sum_{f<g, g>=n} <V[x_f], V[x_g]>. A pair of two listener fields is the same for
+every ad a listener could hear, so it never changes a ranking; yet it shares the listener's factors with the
+listener x ad pairs that do, and with it the factors must serve two fits at once (see ``TrainerConfig.pairs``).
+
 The hash space is large (2**18 rows of w and V) but a batch touches only a few hundred rows, so gradients
 and optimiser state are updated for those rows alone.
 """
@@ -50,8 +55,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class FactorizationMachine:
     """Parameters (``bias``, ``weights`` [H], ``factors`` [H, k]) plus the training loop that fits them."""
 
-    def __init__(self, hash_size: int, num_factors: int = 8, seed: int = 0, init_scale: float = 0.01) -> None:
+    def __init__(
+        self, hash_size: int, num_factors: int = 8, seed: int = 0, init_scale: float = 0.01, unpaired_fields: int = 0
+    ) -> None:
+        if unpaired_fields < 0:
+            raise ValueError("unpaired_fields must not be negative")
         rng = np.random.default_rng(seed)
+        self.unpaired_fields = unpaired_fields
         self.bias = 0.0
         self.weights = np.zeros(hash_size)
         self.factors = rng.normal(0.0, init_scale, (hash_size, num_factors))
@@ -67,9 +77,16 @@ class FactorizationMachine:
     def logits(self, indices: np.ndarray) -> np.ndarray:
         """Raw scores for an (n, num_fields) index matrix."""
         v = self.factors[indices]
-        summed = v.sum(axis=1)
+        return np.asarray(self.bias + self.weights[indices].sum(axis=1) + self._pairwise(v, v.sum(axis=1)))
+
+    def _pairwise(self, v: np.ndarray, summed: np.ndarray) -> np.ndarray:
+        """The pair terms of rows whose factors are ``v`` [n, F, k] (``summed`` = v.sum(axis=1))."""
         pairwise = 0.5 * (summed * summed - (v * v).sum(axis=1)).sum(axis=1)
-        return np.asarray(self.bias + self.weights[indices].sum(axis=1) + pairwise)
+        if self.unpaired_fields:
+            inner = v[:, : self.unpaired_fields]
+            inner_sum = inner.sum(axis=1)
+            pairwise -= 0.5 * (inner_sum * inner_sum - (inner * inner).sum(axis=1)).sum(axis=1)
+        return np.asarray(pairwise)
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         """Click probabilities for an (n, num_fields) index matrix."""
@@ -134,7 +151,7 @@ class FactorizationMachine:
         n, num_fields = x.shape
         v = self.factors[x]
         summed = v.sum(axis=1)
-        logits = self.bias + self.weights[x].sum(axis=1) + 0.5 * (summed * summed - (v * v).sum(axis=1)).sum(axis=1)
+        logits = self.bias + self.weights[x].sum(axis=1) + self._pairwise(v, summed)
         residual = (_sigmoid(logits) - y) / n  # d(mean log loss)/d(logit)
         if row_weights is not None:
             residual *= row_weights
@@ -142,7 +159,11 @@ class FactorizationMachine:
         rows, inverse = np.unique(x.ravel(), return_inverse=True)
         inverse = inverse.ravel()
         grad_w = np.bincount(inverse, weights=np.repeat(residual, num_fields), minlength=len(rows))
-        per_entry = (residual[:, None, None] * (summed[:, None, :] - v)).reshape(-1, self.num_factors)
+        partners = summed[:, None, :] - v  # d(pairs)/d(V[x_f]): the factors of every other field
+        if self.unpaired_fields:  # an unpaired field's partners are the fields after the unpaired ones only
+            others = summed - v[:, : self.unpaired_fields].sum(axis=1)
+            partners[:, : self.unpaired_fields] = others[:, None, :]
+        per_entry = (residual[:, None, None] * partners).reshape(-1, self.num_factors)
         grad_v = np.stack(
             [np.bincount(inverse, weights=per_entry[:, k], minlength=len(rows)) for k in range(self.num_factors)],
             axis=1,

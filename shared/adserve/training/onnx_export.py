@@ -32,7 +32,11 @@ def _compact(model: FactorizationMachine) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def export_onnx(model: FactorizationMachine, num_fields: int) -> bytes:
-    """Serialized ONNX graph: ``indices`` int64 [N, num_fields] -> ``ctr`` float32 [N]."""
+    """Serialized ONNX graph: ``indices`` int64 [N, num_fields] -> ``ctr`` float32 [N].
+
+    A model with ``unpaired_fields`` also stores them as the initializer ``unpaired_fields`` (explain reads it) and
+    subtracts the pairs among those first fields, computed as the whole row's are.
+    """
     row_of, weights, factors = _compact(model)
     initializers = [
         numpy_helper.from_array(row_of, "row_of"),
@@ -53,7 +57,24 @@ def export_onnx(model: FactorizationMachine, num_fields: int) -> bytes:
         helper.make_node("ReduceSum", ["v_sq", "axis_fields"], ["v_sq_sum"], keepdims=0),  # [N, k]
         helper.make_node("Sub", ["v_sum_sq", "v_sq_sum"], ["pair_terms"]),
         helper.make_node("ReduceSum", ["pair_terms", "axis_fields"], ["pair_sum"], keepdims=0),  # [N]
-        helper.make_node("Mul", ["pair_sum", "half"], ["pairwise"]),
+    ]
+    if model.unpaired_fields:
+        initializers += [
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "zero"),
+            numpy_helper.from_array(np.array([model.unpaired_fields], dtype=np.int64), "unpaired_fields"),
+        ]
+        nodes += [
+            helper.make_node("Slice", ["v", "zero", "unpaired_fields", "axis_fields"], ["u"]),  # [N, U, k]
+            helper.make_node("ReduceSum", ["u", "axis_fields"], ["u_sum"], keepdims=0),
+            helper.make_node("Mul", ["u_sum", "u_sum"], ["u_sum_sq"]),
+            helper.make_node("Mul", ["u", "u"], ["u_sq"]),
+            helper.make_node("ReduceSum", ["u_sq", "axis_fields"], ["u_sq_sum"], keepdims=0),
+            helper.make_node("Sub", ["u_sum_sq", "u_sq_sum"], ["unpaired_terms"]),
+            helper.make_node("ReduceSum", ["unpaired_terms", "axis_fields"], ["unpaired_sum"], keepdims=0),
+            helper.make_node("Sub", ["pair_sum", "unpaired_sum"], ["kept_pair_sum"]),
+        ]
+    nodes += [
+        helper.make_node("Mul", ["kept_pair_sum" if model.unpaired_fields else "pair_sum", "half"], ["pairwise"]),
         helper.make_node("Add", ["linear", "pairwise"], ["partial"]),
         helper.make_node("Add", ["partial", "bias"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], [OUTPUT_NAME]),

@@ -26,6 +26,7 @@ from adserve.training.onnx_export import export_onnx
 from adserve.training.progress import SILENT, Progress
 
 Weighting = Literal["none", "ips"]
+Pairs = Literal["all", "with_listener"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,11 @@ class TrainerConfig:
     weighting: Weighting = "none"
     max_importance_weight: float = 20.0
     num_factors: int = 8
+    pairs: Pairs = "all"
+    """Which field pairs the model has: ``all``, or ``with_listener``: none between two listener fields (their
+    term is the same for every ad a listener could hear, so it never changes a choice, yet it shares the listener's
+    factors with the listener x ad pairs that do). On the demo's worlds, whose truth has no listener x listener
+    term, ``with_listener`` learns who likes which ad faster (``devstack.demo_sweep``)."""
     fit: TrainingConfig = field(default_factory=TrainingConfig)
 
     def __post_init__(self) -> None:
@@ -149,7 +155,10 @@ class TrainedModel:
 def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Progress = SILENT) -> TrainedModel:
     """Mini-batch training with early stopping on the validation segment."""
     started = datetime.now(UTC)
-    model = FactorizationMachine(spec.hash_size, num_factors=config.num_factors, seed=config.fit.seed)
+    unpaired = len(spec.listener_fields) if config.pairs == "with_listener" else 0
+    model = FactorizationMachine(
+        spec.hash_size, num_factors=config.num_factors, seed=config.fit.seed, unpaired_fields=unpaired
+    )
     weights = None
     if config.weighting == "ips":
         weights = importance_weights(data.train.propensities, config.max_importance_weight)

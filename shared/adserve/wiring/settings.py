@@ -168,6 +168,9 @@ class RetrainSettings(EnvironmentSettings):
     reward_window_hours: float = Field(default=24.0, gt=0.0, le=24 * 7)
     label: Literal["click", "complete"] = "click"
     weighting: Literal["none", "ips"] = "none"
+    training_pairs: Literal["all", "with_listener"] = Field(
+        default="all", description="with_listener: no pairs between two listener fields (TrainerConfig.pairs)."
+    )
     min_rows: int = Field(default=1000, ge=1)
     min_positives: int = Field(default=20, ge=1)
     promotion_estimator: Literal["ips", "snips", "dr"] = "snips"
