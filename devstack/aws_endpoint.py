@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import moto.backends
@@ -30,6 +29,8 @@ from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
 from werkzeug.serving import ThreadedWSGIServer
+
+from devstack.function_process import process_cpu_seconds
 
 __all__ = ["AwsEndpoint", "credentials_environment"]
 
@@ -95,13 +96,7 @@ class AwsEndpoint:
     def child_cpu_seconds(self) -> float:
         """CPU seconds the moto child process has used so far: 0 without one (moto's CPU is then this process's),
         or where there is no /proc to read it from."""
-        if self._process is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+        return 0.0 if self._process is None else process_cpu_seconds(self._process.pid)
 
     def stop(self) -> None:
         if self._server is not None:
