@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import moto.backends
 import moto.core.responses
@@ -90,6 +90,7 @@ class AwsEndpoint:
         _serialize_dynamodb_transactions()
         _constant_time_sqs_retention_check()
         _one_clock_read_per_sqs_queue_scan()
+        _no_queue_counts_for_sqs_sends()
         _list_moto_modules_once()
         _action_names_once_per_class()
         server = _MotoServer(host)
@@ -366,6 +367,55 @@ def _one_clock_read_per_sqs_queue_scan() -> None:
     Queue.messages = property(messages)  # type: ignore[assignment,method-assign]
     Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[assignment,method-assign]
     Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment,method-assign]
+
+
+_SENDING = threading.local()
+_QUEUE_COUNTS = frozenset(
+    {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"}
+)
+
+
+class _QueueWithoutCounts:
+    """A moto queue as ``Queue.attributes`` reads it, listing every base attribute but the message counts."""
+
+    BASE_ATTRIBUTES: ClassVar[list[str]] = [name for name in Queue.BASE_ATTRIBUTES if name not in _QUEUE_COUNTS]
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _no_queue_counts_for_sqs_sends() -> None:
+    """Do not count a queue's messages for every message sent to it.
+
+    moto's SendMessage (and each entry of SendMessageBatch) reads ``queue.attributes`` for one value,
+    ``ContentBasedDeduplication``, and that property counts the queue's visible, in-flight and delayed messages
+    on the way: three scans of the queue per message, a twentieth of the demo's moto CPU. While a send runs,
+    ``attributes`` is moto's own property over a view of the queue without the three counts; everywhere else
+    (GetQueueAttributes among others) it is unchanged.
+    """
+    if getattr(SQSBackend.send_message, "counts_nothing", False):
+        return
+    send_message: Callable[..., Any] = SQSBackend.send_message
+    attributes: Callable[[Any], dict[str, Any]] = vars(Queue)["attributes"].fget
+
+    @functools.wraps(send_message)
+    def sending(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+        outer = getattr(_SENDING, "active", False)  # SendMessageBatch sends each entry through send_message
+        _SENDING.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _SENDING.active = outer
+
+    def queue_attributes(self: Queue) -> dict[str, Any]:
+        return attributes(_QueueWithoutCounts(self) if getattr(_SENDING, "active", False) else self)
+
+    sending.counts_nothing = True  # type: ignore[attr-defined]
+    SQSBackend.send_message = sending  # type: ignore[method-assign]
+    Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
 
 
 def _list_moto_modules_once() -> None:
