@@ -502,7 +502,9 @@ def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[
         event_sources=True,
         visibility_timeout_override=10,
         moto_process=True,  # moto on the second core: the demo is CPU-bound, and one process runs on one core
-        function_processes=True,  # Decide, Track and Record each in a process, as in Lambda: none waits for another
+        # Track and Record (invoked with batches) each in a process, as in Lambda: off this process's interpreter
+        # lock, and Track takes no turns with Decide. Decide, invoked per decision, stays here: no pipe round trip.
+        function_processes=("TrackFunction", "RecordFunction"),
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,

@@ -3,11 +3,13 @@
 ``FunctionRuntime`` runs handlers in the stack's process, where the API functions must take turns (Powertools
 keeps the event being resolved on a class, one per process) and every handler shares one interpreter lock, so
 the stack runs on one core. A ``FunctionProcess`` runs the same ``FunctionRuntime`` in a child process started
-on the first invocation (the cold start), with the environment ``os.environ`` had then: Decide, Track and Record
-each get a core's worth of interpreter and none waits for another. Invocations of one function still never
-overlap (one environment per function). Events and responses cross a pipe (pickled); an exception the handler
-raises is raised again here, with the child's traceback as a note; the EMF documents an invocation printed come
-back with its response, for the stack's metrics listener.
+on the first invocation (the cold start), with the environment ``os.environ`` had then: its handler takes no
+turns with the API functions left in the stack's process and runs on another core. Each invocation costs a pipe
+round trip and two process wake-ups, so it suits functions invoked with batches (``make demo`` runs Track and
+Record so). Invocations of one function still never overlap (one environment per function). Events and
+responses cross the pipe pickled; an exception the handler raises is raised again here, with the child's
+traceback as a note; the EMF documents an invocation printed come back with its response, for the stack's
+metrics listener.
 """
 
 from __future__ import annotations

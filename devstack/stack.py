@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -58,7 +59,7 @@ class LocalStack:
         environ: EnvironmentPatch,
         on_metrics: MetricsListener | None = None,
         *,
-        function_processes: bool = False,
+        function_processes: Collection[str] = (),
     ) -> None:
         self._endpoint = endpoint
         self._environ = environ
@@ -72,7 +73,7 @@ class LocalStack:
         self._processes = {
             logical_id: FunctionProcess(function, description.region, description.account_id, on_metrics)
             for logical_id, function in description.functions.items()
-            if function_processes
+            if logical_id in function_processes
         }
         api_lock = threading.Lock()
         api_functions = {route.function_id for route in description.routes}
@@ -85,7 +86,7 @@ class LocalStack:
                 lock=api_lock if logical_id in api_functions else None,
             )
             for logical_id, function in description.functions.items()
-            if not function_processes
+            if logical_id not in function_processes
         }
         self._event_sources: EventSourceMappings | None = None
 
@@ -100,7 +101,7 @@ class LocalStack:
         visibility_timeout_override: int | None = None,
         on_metrics: MetricsListener | None = None,
         moto_process: bool = False,
-        function_processes: bool = False,
+        function_processes: Collection[str] = (),
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -114,9 +115,10 @@ class LocalStack:
         *on_metrics* receives each invocation's EMF documents instead of stdout (see ``FunctionRuntime``).
         *moto_process* runs the embedded moto in a child process (``AwsEndpoint.start_process``), so moto and the
         handlers each have a core: for long CPU-bound runs such as ``make demo``. Without an endpoint URL only.
-        *function_processes* runs each function in a process of its own (``FunctionProcess``), as Lambda does:
-        the API functions need not take turns and the handlers use every core. Their modules are then not
-        reachable from here (``handler_module``), so tests that look inside a handler use the default.
+        *function_processes* names functions to run each in a process of its own (``FunctionProcess``), as
+        Lambda does: they take no turns with the API functions left here and use another core, at the cost of a
+        pipe round trip per invocation (worth it for functions invoked with batches). Their modules are then not
+        reachable from here (``handler_module``), so tests that look inside a handler leave them here.
         """
         template_path = Path(template_path).resolve()
         endpoint = (
@@ -183,7 +185,7 @@ class LocalStack:
 
     def handler_module(self, logical_id: str) -> ModuleType:
         """The function's handler module, loaded once by this stack (e.g. to reach its ``app``); not with
-        ``function_processes``, where it lives in another process."""
+        a function of ``function_processes``, which lives in another process."""
         return self._runtimes[logical_id].module
 
     def reset_function(self, logical_id: str) -> None:

@@ -27,10 +27,10 @@ LISTENER = {
 TIMES = 1000
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["in process", "function processes"])
+@pytest.fixture(scope="module", params=[(), ("TrackFunction", "RecordFunction")], ids=["in process", "as the demo"])
 def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     """moto in its own process, as the demo runs it: the handlers' waits on it let the other thread in. The
-    functions either take turns in this process or each run in its own (``function_processes``, the demo's)."""
+    functions either take turns in this process, or Track runs in its own (``function_processes``, the demo's)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
         with LocalStack.start(
