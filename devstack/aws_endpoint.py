@@ -19,10 +19,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import moto.backends
+import moto.core.responses
 from moto.core.utils import unix_time, unix_time_millis
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
@@ -30,6 +30,8 @@ from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
 from werkzeug.serving import ThreadedWSGIServer
+
+from devstack.function_process import process_cpu_seconds
 
 __all__ = ["AwsEndpoint", "credentials_environment"]
 
@@ -88,20 +90,16 @@ class AwsEndpoint:
         _serialize_dynamodb_transactions()
         _constant_time_sqs_retention_check()
         _one_clock_read_per_sqs_queue_scan()
+        _no_queue_counts_for_sqs_sends()
         _list_moto_modules_once()
+        _action_names_once_per_class()
         server = _MotoServer(host)
         return cls(f"http://{host}:{server.port}", server)
 
     def child_cpu_seconds(self) -> float:
         """CPU seconds the moto child process has used so far: 0 without one (moto's CPU is then this process's),
         or where there is no /proc to read it from."""
-        if self._process is None:
-            return 0.0
-        try:
-            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, in clock ticks
+        return 0.0 if self._process is None else process_cpu_seconds(self._process.pid)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -132,6 +130,12 @@ class _KeepAliveRequestHandler(MotoRequestHandler):
     """Buffer the response and send it when the request is handled (``handle_one_request`` flushes): the status
     line, headers and body leave in one write. Unbuffered, with TCP_NODELAY, they left as two segments, and each
     write on loopback costs a system call that delivers it and wakes the client: a fifth of a request's CPU."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """werkzeug's access log line, formatted only when its logger would print it (it is at WARNING here):
+        the formatting alone was a fortieth of a request's CPU."""
+        if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
+            super().log_request(code, size)
 
     def setup(self) -> None:
         super().setup()
@@ -365,6 +369,55 @@ def _one_clock_read_per_sqs_queue_scan() -> None:
     Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[assignment,method-assign]
 
 
+_SENDING = threading.local()
+_QUEUE_COUNTS = frozenset(
+    {"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"}
+)
+
+
+class _QueueWithoutCounts:
+    """A moto queue as ``Queue.attributes`` reads it, listing every base attribute but the message counts."""
+
+    BASE_ATTRIBUTES: ClassVar[list[str]] = [name for name in Queue.BASE_ATTRIBUTES if name not in _QUEUE_COUNTS]
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def _no_queue_counts_for_sqs_sends() -> None:
+    """Do not count a queue's messages for every message sent to it.
+
+    moto's SendMessage (and each entry of SendMessageBatch) reads ``queue.attributes`` for one value,
+    ``ContentBasedDeduplication``, and that property counts the queue's visible, in-flight and delayed messages
+    on the way: three scans of the queue per message, a twentieth of the demo's moto CPU. While a send runs,
+    ``attributes`` is moto's own property over a view of the queue without the three counts; everywhere else
+    (GetQueueAttributes among others) it is unchanged.
+    """
+    if getattr(SQSBackend.send_message, "counts_nothing", False):
+        return
+    send_message: Callable[..., Any] = SQSBackend.send_message
+    attributes: Callable[[Any], dict[str, Any]] = vars(Queue)["attributes"].fget
+
+    @functools.wraps(send_message)
+    def sending(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+        outer = getattr(_SENDING, "active", False)  # SendMessageBatch sends each entry through send_message
+        _SENDING.active = True
+        try:
+            return send_message(self, *args, **kwargs)
+        finally:
+            _SENDING.active = outer
+
+    def queue_attributes(self: Queue) -> dict[str, Any]:
+        return attributes(_QueueWithoutCounts(self) if getattr(_SENDING, "active", False) else self)
+
+    sending.counts_nothing = True  # type: ignore[attr-defined]
+    SQSBackend.send_message = sending  # type: ignore[method-assign]
+    Queue.attributes = property(queue_attributes)  # type: ignore[assignment,method-assign]
+
+
 def _list_moto_modules_once() -> None:
     """List moto's service packages once, not on every request.
 
@@ -381,6 +434,22 @@ def _list_moto_modules_once() -> None:
 
     list_of_moto_modules.listed_once = True  # type: ignore[attr-defined]
     moto.backends.list_of_moto_modules = list_of_moto_modules
+
+
+def _action_names_once_per_class() -> None:
+    """Find a request's action among its response class's methods without listing them on every request.
+
+    moto's dispatch turns the action name into a method name and looks it up in ``method_names_from_class``,
+    which runs ``inspect.getmembers`` over the class (hundreds of attributes) each time: a twentieth of a
+    request's CPU. The classes' methods do not change while the server runs, so both steps are cached.
+    """
+    namespace = vars(moto.core.responses)  # where dispatch looks both names up
+    if getattr(namespace["method_names_from_class"], "cached", False):
+        return
+    method_names = functools.cache(namespace["method_names_from_class"])
+    method_names.cached = True  # type: ignore[attr-defined]
+    namespace["method_names_from_class"] = method_names
+    namespace["camelcase_to_underscores"] = functools.cache(namespace["camelcase_to_underscores"])
 
 
 def main() -> None:

@@ -200,6 +200,17 @@ def fresh_listeners(world: World, n: int, rng: np.random.Generator) -> list[dict
     return [listener | {"day_of_week": weekday} for listener in world.sample_listeners(n, rng)]
 
 
+def true_ctr_by_ad(
+    world: World, listeners: Sequence[Mapping[str, str]], ads_by_id: Mapping[str, Mapping[str, str]]
+) -> list[dict[str, float]]:
+    """Each listener's true click probability of every ad (keyed as *ads_by_id* is), in one vectorised call:
+    the same values as ``world.click_probability`` per pair, at a twentieth of the CPU."""
+    ad_ids, ads = list(ads_by_id), list(ads_by_id.values())
+    pairs = ([listener for listener in listeners for _ in ads], ads * len(listeners))
+    rows = world.click_probabilities(*pairs).reshape(len(listeners), len(ads)).tolist()
+    return [dict(zip(ad_ids, row, strict=True)) for row in rows]
+
+
 def decision_body(listener_id: str, listener: Mapping[str, str], consents: bool = True) -> str:
     return json.dumps(
         {
@@ -258,6 +269,8 @@ class Visit:
     """Whether the app plays the shown ad (``max_ads`` is 1: at most one per decision)."""
     click_draw: float
     """Uniform in [0, 1): the shown ad is clicked when this is below its true click probability."""
+    true_ctr: Mapping[str, float]
+    """The listener's true click probability of every ad, by the ad id Decide serves it under (``true_ctr_by_ad``)."""
 
 
 @dataclass(frozen=True)
@@ -309,8 +322,16 @@ class Traffic:
         consents = self.rng.random(n) < self.consent_share if self.consent_share < 1.0 else np.ones(n, dtype=bool)
         plays = self.rng.random(n) < self.play_rate if self.play_rate < 1.0 else np.ones(n, dtype=bool)
         click_draws = self.rng.random(n)
+        true_ctrs = true_ctr_by_ad(self.world, listeners, self.ads_by_id)
         return [
-            Visit(listener, f"listener-{ids[i]}", bool(consents[i]), bool(plays[i]), float(click_draws[i]))
+            Visit(
+                listener,
+                f"listener-{ids[i]}",
+                bool(consents[i]),
+                bool(plays[i]),
+                float(click_draws[i]),
+                true_ctrs[i],
+            )
             for i, listener in enumerate(listeners)
         ]
 
@@ -329,7 +350,7 @@ class Traffic:
         response = self.decide(visit.listener_id, visit.listener, visit.consents)
         shown = []
         for ad in response["ads"] if visit.plays else []:
-            probability = self.world.click_probability(visit.listener, self.ads_by_id[ad["ad_id"]])
+            probability = visit.true_ctr[ad["ad_id"]]
             clicked = visit.click_draw < probability
             shown.append((probability, clicked))
             self.report("impression", ad)
@@ -481,6 +502,9 @@ def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[
         event_sources=True,
         visibility_timeout_override=10,
         moto_process=True,  # moto on the second core: the demo is CPU-bound, and one process runs on one core
+        # Track and Record (invoked with batches) each in a process, as in Lambda: off this process's interpreter
+        # lock, and Track takes no turns with Decide. Decide, invoked per decision, stays here: no pipe round trip.
+        function_processes=("TrackFunction", "RecordFunction"),
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,

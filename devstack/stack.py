@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -26,6 +27,7 @@ from devstack.api_events import http_api_event
 from devstack.aws_endpoint import AwsEndpoint, credentials_environment
 from devstack.environment import EnvironmentPatch, functions_environment
 from devstack.event_source_mapping import EventSourceMappings
+from devstack.function_process import FunctionProcess
 from devstack.lambda_runtime import FunctionRuntime, MetricsListener
 from devstack.provisioning import create_resources
 from devstack.routing import RouteMatch, Router
@@ -56,6 +58,8 @@ class LocalStack:
         env: dict[str, str],
         environ: EnvironmentPatch,
         on_metrics: MetricsListener | None = None,
+        *,
+        function_processes: Collection[str] = (),
     ) -> None:
         self._endpoint = endpoint
         self._environ = environ
@@ -65,7 +69,12 @@ class LocalStack:
         # Powertools' HTTP resolvers keep the event being handled on a class (``BaseRouter.current_event``), one
         # per process: in Lambda each function has its own, here two API functions invoked at once (Decide and
         # Track, from the gateway's threads or the demo's listeners) would read each other's request. So the API
-        # functions take turns; the queue consumers run beside them.
+        # functions take turns, unless each runs in a process of its own; the queue consumers run beside them.
+        self._processes = {
+            logical_id: FunctionProcess(function, description.region, description.account_id, on_metrics)
+            for logical_id, function in description.functions.items()
+            if logical_id in function_processes
+        }
         api_lock = threading.Lock()
         api_functions = {route.function_id for route in description.routes}
         self._runtimes = {
@@ -77,6 +86,7 @@ class LocalStack:
                 lock=api_lock if logical_id in api_functions else None,
             )
             for logical_id, function in description.functions.items()
+            if logical_id not in function_processes
         }
         self._event_sources: EventSourceMappings | None = None
 
@@ -91,6 +101,7 @@ class LocalStack:
         visibility_timeout_override: int | None = None,
         on_metrics: MetricsListener | None = None,
         moto_process: bool = False,
+        function_processes: Collection[str] = (),
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -104,6 +115,10 @@ class LocalStack:
         *on_metrics* receives each invocation's EMF documents instead of stdout (see ``FunctionRuntime``).
         *moto_process* runs the embedded moto in a child process (``AwsEndpoint.start_process``), so moto and the
         handlers each have a core: for long CPU-bound runs such as ``make demo``. Without an endpoint URL only.
+        *function_processes* names functions to run each in a process of its own (``FunctionProcess``), as
+        Lambda does: they take no turns with the API functions left here and use another core, at the cost of a
+        pipe round trip per invocation (worth it for functions invoked with batches). Their modules are then not
+        reachable from here (``handler_module``), so tests that look inside a handler leave them here.
         """
         template_path = Path(template_path).resolve()
         endpoint = (
@@ -134,7 +149,7 @@ class LocalStack:
             environ.restore()
             endpoint.stop()
             raise
-        stack = cls(endpoint, description, env, environ, on_metrics)
+        stack = cls(endpoint, description, env, environ, on_metrics, function_processes=function_processes)
         if event_sources:
             try:
                 stack.start_event_sources()
@@ -154,8 +169,9 @@ class LocalStack:
 
     def cpu_seconds(self) -> float:
         """CPU seconds the stack has used: this process's (handlers, pollers, in-process moto, and whatever else
-        runs here) and its moto child's, if it has one."""
-        return time.process_time() + self._endpoint.child_cpu_seconds()
+        runs here), its moto child's, if it has one, and its functions' processes', if they run in their own."""
+        functions = sum(process.cpu_seconds() for process in self._processes.values())
+        return time.process_time() + self._endpoint.child_cpu_seconds() + functions
 
     def physical_name(self, logical_id: str) -> str:
         return self.description.physical_name(logical_id)
@@ -164,24 +180,25 @@ class LocalStack:
         """The pseudonyms this stack's Decide makes (its PseudonymKeySecret): to find a listener's counters."""
         return read_pseudonymizer(secretsmanager_client(), self.physical_name("PseudonymKeySecret"))
 
-    def function(self, logical_id: str) -> FunctionRuntime:
-        return self._runtimes[logical_id]
+    def function(self, logical_id: str) -> FunctionRuntime | FunctionProcess:
+        return self._runtimes.get(logical_id) or self._processes[logical_id]
 
     def handler_module(self, logical_id: str) -> ModuleType:
-        """The function's handler module, loaded once by this stack (e.g. to reach its ``app``)."""
+        """The function's handler module, loaded once by this stack (e.g. to reach its ``app``); not with
+        a function of ``function_processes``, which lives in another process."""
         return self._runtimes[logical_id].module
 
     def reset_function(self, logical_id: str) -> None:
         """Give the function a fresh execution environment, e.g. after a test changed an endpoint variable."""
-        self._runtimes[logical_id].reset()
+        self.function(logical_id).reset()
 
     def match_route(self, method: str, raw_path: str) -> RouteMatch | None:
         return self.router.match(method, raw_path)
 
     def invoke(self, logical_id: str, event: Any) -> Any:
-        """Invoke the function's handler in process: one invocation at a time per function, and per process for
-        the functions that serve the API (see ``__init__``)."""
-        return self._runtimes[logical_id].invoke(event)
+        """Invoke the function's handler: one invocation at a time per function, and, in this process, one at a
+        time among the functions that serve the API (see ``__init__``)."""
+        return self.function(logical_id).invoke(event)
 
     def http_event(
         self,
@@ -229,8 +246,10 @@ class LocalStack:
             self._event_sources = None
 
     def stop(self) -> None:
-        """Stop the pollers and the embedded endpoint, and restore the process environment."""
+        """Stop the pollers, the functions' processes and the embedded endpoint, and restore the environment."""
         self.stop_event_sources()
+        for process in self._processes.values():
+            process.stop()
         self._environ.restore()
         self._endpoint.stop()
 

@@ -1,4 +1,4 @@
-"""Two API functions invoked at once in the local stack each see their own request.
+"""Two API functions invoked at once in the local stack each see their own request, in one process or in two.
 
 Powertools' HTTP resolvers keep the event being resolved on a class (``BaseRouter.current_event``), one per
 process. In Lambda every function has its own process; in the local stack Decide and Track share one, and are
@@ -27,12 +27,15 @@ LISTENER = {
 TIMES = 1000
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    """moto in its own process, as the demo runs it: the handlers' waits on it let the other thread in."""
+@pytest.fixture(scope="module", params=[(), ("TrackFunction", "RecordFunction")], ids=["in process", "as the demo"])
+def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
+    """moto in its own process, as the demo runs it: the handlers' waits on it let the other thread in. The
+    functions either take turns in this process, or Track runs in its own (``function_processes``, the demo's)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        with LocalStack.start(DEFAULT_TEMPLATE, stack_name="adserve-turns", moto_process=True) as started:
+        with LocalStack.start(
+            DEFAULT_TEMPLATE, stack_name="adserve-turns", moto_process=True, function_processes=request.param
+        ) as started:
             yield started
 
 

@@ -1,0 +1,107 @@
+"""The embedded moto's per-request work that does not depend on the request: done once, or not at all.
+
+Each request used to list its response class's methods with ``inspect.getmembers`` (to find the action's) and
+format werkzeug's access log line for a logger at WARNING that never prints it.
+"""
+
+import inspect
+import uuid
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto.sqs.models import Queue
+from werkzeug.serving import WSGIRequestHandler
+
+from devstack.aws_endpoint import AwsEndpoint
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+REQUESTS = 20
+
+
+def sqs_client(endpoint: AwsEndpoint) -> "SQSClient":
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEndpoint]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # an embedded moto of this test's own
+    started = AwsEndpoint.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def test_requests_find_their_action_without_listing_the_class_each_time(
+    endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = sqs_client(endpoint)
+    queue_url = sqs.create_queue(QueueName=f"dispatch-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody="first")  # the class's methods, listed once
+    listings: list[object] = []
+    getmembers = inspect.getmembers
+
+    def counted(target: object, predicate: Any = None) -> list[tuple[str, Any]]:
+        listings.append(target)
+        return getmembers(target, predicate)
+
+    monkeypatch.setattr(inspect, "getmembers", counted)
+    for number in range(REQUESTS):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=f"message {number}")
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == str(REQUESTS + 1)  # every action still found
+    assert listings == []
+
+
+def test_no_access_log_line_is_made_for_a_logger_that_does_not_print_it(
+    endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(WSGIRequestHandler, "log", lambda _self, _type, message, *args: lines.append(message % args))
+    sqs = sqs_client(endpoint)
+    for _ in range(REQUESTS):
+        sqs.list_queues()
+    assert lines == []
+
+
+def counting(name: str, count: Callable[[Queue], int], counted: list[str]) -> Callable[[Queue], int]:
+    def counts(queue: Queue) -> int:
+        counted.append(name)
+        return count(queue)
+
+    return counts
+
+
+def test_sending_counts_none_of_the_queues_messages(endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's SendMessage read ``queue.attributes`` for ContentBasedDeduplication, which counts the queue's
+    messages three ways: three scans of the queue per message sent. GetQueueAttributes still counts."""
+    sqs = sqs_client(endpoint)
+    queue_url = sqs.create_queue(QueueName=f"sends-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    counted: list[str] = []
+    for name in (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_not_visible",
+        "approximate_number_of_messages_delayed",
+    ):
+        monkeypatch.setattr(Queue, name, property(counting(name, vars(Queue)[name].fget, counted)))
+    for number in range(REQUESTS):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=f"message {number}")
+    sqs.send_message_batch(
+        QueueUrl=queue_url, Entries=[{"Id": str(number), "MessageBody": f"entry {number}"} for number in range(10)]
+    )
+    assert counted == []
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == str(REQUESTS + 10)
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert "ApproximateNumberOfMessagesDelayed" in attributes
+    assert "approximate_number_of_messages" in counted
