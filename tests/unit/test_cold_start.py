@@ -116,8 +116,17 @@ def test_the_collector_is_paused_in_the_block_then_freezes_what_it_kept_and_resu
         gc.enable()
 
 
-def test_the_decide_service_is_built_with_the_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("decide_app_under_test", REPO / "functions/decide/app.py")
+@pytest.mark.parametrize(
+    ("handler", "builder", "settings", "built"),
+    [
+        ("functions/decide/app.py", "decision_service", "DecideSettings", "service"),
+        ("functions/record/app.py", "outcome_recorder", "RecordSettings", "recorder"),
+    ],
+)
+def test_what_a_handler_keeps_is_built_with_the_collector_paused(
+    monkeypatch: pytest.MonkeyPatch, handler: str, builder: str, settings: str, built: str
+) -> None:
+    spec = importlib.util.spec_from_file_location(f"{built}_app_under_test", REPO / handler)
     assert spec is not None
     assert spec.loader is not None
     app = importlib.util.module_from_spec(spec)
@@ -126,11 +135,11 @@ def test_the_decide_service_is_built_with_the_collector_paused(monkeypatch: pyte
 
     def build(_: object) -> str:
         seen.append(gc.isenabled())
-        return "service"
+        return built
 
-    monkeypatch.setattr(app, "decision_service", build)
-    monkeypatch.setattr(app.DecideSettings, "from_env", staticmethod(lambda: None))
-    assert app.service() == "service"
+    monkeypatch.setattr(app, builder, build)
+    monkeypatch.setattr(getattr(app, settings), "from_env", staticmethod(lambda: None))
+    assert getattr(app, built)() == built
     assert seen == [False]
     assert gc.isenabled()
 

@@ -1,14 +1,11 @@
-"""Record keeps what its import and its recorder allocate out of the cyclic collector's reach, as Decide does:
-a full collection, which runs inside some batch, then scans only what batches left, not the environment."""
+"""Record keeps what its import allocates out of the cyclic collector's reach, as Decide does: a full
+collection, which runs inside some batch, then scans only what batches left, not the environment (the recorder
+is built with the collector paused too: ``test_cold_start``)."""
 
-import gc
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 RECORD_APP = Path(__file__).parents[2] / "functions" / "record" / "app.py"
 
@@ -25,22 +22,3 @@ def test_importing_the_record_handler_freezes_what_it_kept_and_collects_again() 
     state = json.loads(done.stdout.strip().splitlines()[-1])
     assert state["collecting"] is True
     assert state["frozen"] > 10_000, "the import's modules, classes and schemas"
-
-
-def test_the_recorder_is_built_with_the_collector_paused(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = importlib.util.spec_from_file_location("record_app_under_test", RECORD_APP)
-    assert spec is not None
-    assert spec.loader is not None
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    seen: list[bool] = []
-
-    def build(_: object) -> str:
-        seen.append(gc.isenabled())
-        return "recorder"
-
-    monkeypatch.setattr(app, "outcome_recorder", build)
-    monkeypatch.setattr(app.RecordSettings, "from_env", staticmethod(lambda: None))
-    assert app.recorder() == "recorder"
-    assert seen == [False]
-    assert gc.isenabled()
