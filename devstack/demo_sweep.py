@@ -224,6 +224,13 @@ keep exploring at a fixed cost long after the model has learned. Scale 10 earned
 and 3, where models that confident too early stopped exploring ads they had wrongly ranked low (SNIPS missed too)."""
 
 DOUBLING_VARIANT = "squarecb, heard ads, doubling rounds, gamma 3 sqrt(n)"
+DOUBLING_SETTINGS: dict[str, Any] = {
+    "policy": "squarecb",
+    "examples_from": "impressions",
+    "rounds": DOUBLING.rounds(sum(DemoConfig.rounds)),
+    "gamma_scale": DOUBLING_GAMMA_SCALE,
+    "gamma": DOUBLING_GAMMA_CAP,
+}
 
 WITH_LISTENER_PAIRS_TRAINER = dataclasses.replace(DemoConfig().trainer, pairs="with_listener")
 """The demo's trainer with no pair between two listener fields (``TrainerConfig.pairs``): those pairs add the same
@@ -246,13 +253,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "rounds": GROWING_ROUNDS,
         "gamma_scale": GROWING_GAMMA_SCALE,
     },
-    DOUBLING_VARIANT: {
-        "policy": "squarecb",
-        "examples_from": "impressions",
-        "rounds": DOUBLING.rounds(sum(DemoConfig.rounds)),
-        "gamma_scale": DOUBLING_GAMMA_SCALE,
-        "gamma": DOUBLING_GAMMA_CAP,
-    },
+    DOUBLING_VARIANT: DOUBLING_SETTINGS,
     "squarecb, heard ads, growing rounds, growing gamma, no listener-listener pairs": {
         "policy": "squarecb",
         "examples_from": "impressions",
@@ -260,10 +261,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "gamma_scale": GROWING_GAMMA_SCALE,
         "trainer": WITH_LISTENER_PAIRS_TRAINER,
     },
+    f"{DOUBLING_VARIANT}, no listener-listener pairs": DOUBLING_SETTINGS | {"trainer": WITH_LISTENER_PAIRS_TRAINER},
 }
 """What each change buys: the label rule (first two), the exploration policy (third), the retrain cadence (fourth),
 exploration that shrinks as the model learns (fifth), retrains by logged-decision count from 1.5k on with a gamma
-that grows three times as fast (sixth), a model whose listener factors serve only listener x ad pairs (last)."""
+that grows three times as fast (sixth), a model whose listener factors serve only listener x ad pairs (seventh), and
+the last two together (last)."""
 BASELINE = "epsilon-greedy 0.4, heard ads"
 """The variant the run click rate is compared with (the issue's goal: 10% above it)."""
 
