@@ -72,12 +72,10 @@ class FunctionProcess:
         return value
 
     def reset(self) -> None:
-        """End the environment: the next invocation starts a new process that reads os.environ again."""
+        """End the environment (also how the stack stops it): the next invocation, if any, starts a new process
+        that reads os.environ again."""
         with self._lock:
             self._stop()
-
-    def stop(self) -> None:
-        self.reset()
 
     def cpu_seconds(self) -> float:
         """CPU seconds this function's processes have used, the running one's and those already ended."""

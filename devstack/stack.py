@@ -249,7 +249,7 @@ class LocalStack:
         """Stop the pollers, the functions' processes and the embedded endpoint, and restore the environment."""
         self.stop_event_sources()
         for process in self._processes.values():
-            process.stop()
+            process.reset()
         self._environ.restore()
         self._endpoint.stop()
 

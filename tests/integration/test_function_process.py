@@ -72,7 +72,7 @@ def functions(code_dir: Path, metrics: list[tuple[str, list[dict[str, Any]]]]) -
         yield processes
     finally:
         for process in processes:
-            process.stop()
+            process.reset()
 
 
 def test_an_invocation_runs_in_a_warm_child_that_a_reset_replaces(
