@@ -3,7 +3,8 @@
 Timed in this process from just before spawning the child to the moment its result line arrives (so
 interpreter start-up is included, exit is not). The floor is a fresh interpreter that only imports numpy,
 onnxruntime and boto3, timed the same way: the part of the cold start no code of ours can remove.
-The child also reports, with its own clock, the handler module import and the first request (service build:
+The child also reports its CPU time on its result line (on shared cores, less distorted by load than the
+wall clock) and, with its own clock, the handler module import and the first request (service build:
 settings, boto3 clients, model load, catalog Scan, secret read; then the decision itself). The child's
 environment says it is an on-demand Lambda init (``AWS_LAMBDA_INITIALIZATION_TYPE``, which Lambda sets), so the
 handler builds its service during the import, as it does on Lambda: the import's figure then holds the build.
@@ -47,6 +48,7 @@ print({MARKER!r} + json.dumps({{
     "status": response["statusCode"],
     "import_ms": (imported - started) / 1e6,
     "first_request_ms": (served - imported) / 1e6,
+    "cpu_ms": time.process_time() * 1e3,
 }}), flush=True)
 """
 
@@ -55,7 +57,8 @@ import time
 started = time.perf_counter_ns()
 import numpy, onnxruntime, boto3
 imported = time.perf_counter_ns()
-print({MARKER!r} + '{{"import_ms": ' + str((imported - started) / 1e6) + '}}', flush=True)
+print({MARKER!r} + '{{"import_ms": ' + str((imported - started) / 1e6) + ', "cpu_ms": '
+    + str(time.process_time() * 1e3) + '}}', flush=True)
 """
 
 
@@ -124,6 +127,8 @@ def run(stack: LocalStack, runs: int = 5) -> dict[str, Any]:
         ),
         "floor_spawn_to_ready_ms": floor_total,
         "floor_import_ms": _median(floor_runs, "import_ms"),
+        "handler_cpu_ms": _median(handler_runs, "cpu_ms"),
+        "floor_cpu_ms": _median(floor_runs, "cpu_ms"),
         "ratio_to_floor": round(handler_total / floor_total, 3),
         "handler_runs": handler_runs,
         "floor_runs": floor_runs,
