@@ -302,8 +302,8 @@ class Traffic:
     consent_share: float = 1.0
     """The chance a listener consents to personalisation (the others are served contextually)."""
     workers: int = DECISION_WORKERS
-    last_run: tuple[int, float, float] = (0, 0.0, 0.0)
-    """The last run's decisions, wall-clock seconds and the stack's CPU seconds (see ``cost``)."""
+    last_run: tuple[int, float, Mapping[str, float]] = (0, 0.0, {})
+    """The last run's decisions, wall-clock seconds and the stack's CPU seconds by process (see ``cost``)."""
 
     def __post_init__(self) -> None:
         # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
@@ -376,7 +376,8 @@ class Traffic:
                             logged.add(served.decided_at, probability, clicked)
         self.flush()
         progress.finish()
-        self.last_run = (n, time.monotonic() - wall, self.stack.cpu_seconds() - cpu)
+        used = {part: seconds - cpu.get(part, 0.0) for part, seconds in self.stack.cpu_seconds().items()}
+        self.last_run = (n, time.monotonic() - wall, used)
         return Phase(
             name,
             n,
@@ -387,14 +388,16 @@ class Traffic:
         )
 
     def cost(self, demo_started: float) -> str:
-        """The last run's decisions per second and CPU per decision of the whole stack (this process: the traffic,
-        the handlers, the pollers; and the moto process): the rate moves with the machine's other load, the CPU
-        per decision with the work a decision costs, so the CPU figure staying flat from round to round says the
-        stack does not slow down as its state grows."""
+        """The last run's decisions per second and CPU per decision of the whole stack and of each of its
+        processes (this one: the traffic, Decide, the pollers; moto's; Track's and Record's): the rate moves with
+        the machine's other load, the CPU per decision with the work a decision costs, so the CPU figures staying
+        flat from round to round say the stack does not slow down as its state grows, and which process would."""
         decisions, wall, cpu = self.last_run
+        per_decision = {part: seconds * 1000 / max(decisions, 1) for part, seconds in cpu.items()}
+        parts = ", ".join(f"{part} {milliseconds:.2f}" for part, milliseconds in per_decision.items())
         return (
             f"({time.monotonic() - demo_started:.0f} s; {decisions / max(wall, 1e-9):,.0f} decisions/s this round, "
-            f"{cpu * 1000 / max(decisions, 1):.1f} ms CPU per decision)"
+            f"{sum(per_decision.values()):.1f} ms CPU per decision: {parts})"
         )
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
