@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import io
+import json
 import logging
 import os
 import socket
@@ -23,8 +24,9 @@ from typing import Any, ClassVar
 
 import moto.backends
 import moto.core.responses
+import moto.dynamodb.models.table
 from moto.core.utils import unix_time, unix_time_millis
-from moto.dynamodb import models
+from moto.dynamodb import comparisons, models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
@@ -90,6 +92,7 @@ class AwsEndpoint:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
         _serialize_dynamodb_transactions()
         _parse_each_update_expression_once()
+        _parse_each_condition_once()
         _constant_time_sqs_retention_check()
         _one_clock_read_per_sqs_queue_scan()
         _no_queue_counts_for_sqs_sends()
@@ -345,6 +348,35 @@ def _parse_each_update_expression_once() -> None:
 
     make.parsed_once = True  # type: ignore[attr-defined]
     UpdateExpressionParser.make = classmethod(make)
+
+
+CONDITIONS_KEPT = 1024
+"""Distinct (condition, names, values) the embedded moto keeps parsed: more than a stack's handlers use."""
+
+
+def _parse_each_condition_once() -> None:
+    """Parse a condition expression once for its names and values, not on every check of every item.
+
+    A Put with a condition has it parsed three times in moto's backend and transaction code (the transaction's
+    check, then ``put_item``'s own) for each item: Record's delivery transactions put every event's marker
+    under ``attribute_not_exists(pk)``. The tree is a function of the expression, its names and its values
+    (JSON from the request, so they are kept as their JSON text) and evaluating it reads the item only. An
+    expression that does not parse raises each time, as before.
+    """
+    if getattr(comparisons.get_filter_expression, "parsed_once", False):
+        return
+    parse: Callable[..., Any] = comparisons.get_filter_expression
+
+    @functools.lru_cache(maxsize=CONDITIONS_KEPT)
+    def parsed(expression: str | None, names: str, values: str) -> Any:
+        return parse(expression, json.loads(names), json.loads(values))
+
+    def get_filter_expression(expression: str | None, names: Any, values: Any) -> Any:
+        return parsed(expression, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+
+    get_filter_expression.parsed_once = True  # type: ignore[attr-defined]
+    for module in (comparisons, models, moto.dynamodb.models.table):  # each imported the function by name
+        module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
 
 
 def _constant_time_sqs_retention_check() -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.parsing.tokens import ExpressionTokenizer
 from moto.sqs.models import Queue
 from werkzeug.serving import WSGIRequestHandler
@@ -157,3 +158,46 @@ def test_each_update_expression_is_parsed_once(endpoint: AwsEndpoint, monkeypatc
     assert parses == []
     with pytest.raises(ClientError, match="Invalid UpdateExpression"):  # an expression that does not parse still fails
         dynamodb.update_item(TableName=table, Key={"pk": {"S": "x"}}, UpdateExpression="ADD ,")
+
+
+def test_a_condition_is_parsed_once_per_item_not_three_times(
+    endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto parsed a Put's condition three times per item of a transaction (the request's check, the transaction's
+    and ``put_item``'s): Record puts every event's marker under ``attribute_not_exists(pk)``. Now only the request's
+    check parses; a marker already there still cancels its transaction."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = f"markers-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+
+    def mark(pk: str) -> "TransactWriteItemTypeDef":
+        return {
+            "Put": {"TableName": table, "Item": {"pk": {"S": pk}}, "ConditionExpression": "attribute_not_exists(pk)"}
+        }
+
+    dynamodb.transact_write_items(TransactItems=[mark("warm-a"), mark("warm-b")])
+    parses: list[str | None] = []
+    parse = ConditionExpressionParser.parse
+
+    def counted(parser: ConditionExpressionParser) -> Any:
+        parses.append(parser.condition_expression)
+        return parse(parser)
+
+    monkeypatch.setattr(ConditionExpressionParser, "parse", counted)
+    for number in range(REQUESTS):
+        dynamodb.transact_write_items(TransactItems=[mark(f"a-{number}"), mark(f"b-{number}")])
+    assert len(parses) <= 2 * REQUESTS  # at most one parse per item: the request's own check
+    with pytest.raises(ClientError, match="TransactionCanceled"):  # a marker already there cancels the transaction
+        dynamodb.transact_write_items(TransactItems=[mark("fresh"), mark("a-0")])
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": "fresh"}})  # and nothing of it is kept
