@@ -53,6 +53,7 @@ from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, explorati
 from adserve.outcomes.decision_records import PolicyName
 from adserve.training.dataset import ExamplesFrom
 from adserve.training.factorization_machine import TrainingConfig
+from adserve.training.prefetch import PrefetchingReader
 from adserve.training.progress import Progress
 from adserve.training.simulation import World, bayes_auc
 from adserve.training.trainer import TrainerConfig
@@ -589,22 +590,24 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             phases.append(phase)
             say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  {traffic.cost(started)}")
             traffic.wait_for_queue(0)
-            outcome = retrain(
-                logs,
-                models,
-                RetrainRequest(
-                    start=logs_from,
-                    end=traffic_end,
-                    as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
-                    reward_window=REWARD_WINDOW,
-                    examples_from=config.examples_from,
-                    trainer=config.trainer,
-                    updated_by="make demo",
-                ),
-                work_dir=Path(work_dir) / f"retrain-{number}",
-                fallback_model_dir=Path(stack.env["MODEL_DIR"]),
-                progress=progress,
-            )
+            # Through the deployed Retrain's reader (wiring.retrain): each partition's objects fetched concurrently.
+            with PrefetchingReader(logs) as reader:
+                outcome = retrain(
+                    reader,
+                    models,
+                    RetrainRequest(
+                        start=logs_from,
+                        end=traffic_end,
+                        as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
+                        reward_window=REWARD_WINDOW,
+                        examples_from=config.examples_from,
+                        trainer=config.trainer,
+                        updated_by="make demo",
+                    ),
+                    work_dir=Path(work_dir) / f"retrain-{number}",
+                    fallback_model_dir=Path(stack.env["MODEL_DIR"]),
+                    progress=progress,
+                )
             say(f"  retrain {number}: {outcome.message}  ({time.monotonic() - started:.0f} s)")
             if outcome.table:
                 say(outcome.table)
