@@ -305,6 +305,8 @@ class Traffic:
     workers: int = DECISION_WORKERS
     last_run: tuple[int, float, Mapping[str, float]] = (0, 0.0, {})
     """The last run's decisions, wall-clock seconds and the stack's CPU seconds by process (see ``cost``)."""
+    last_paused: float = 0.0
+    """Seconds the last run's traffic waited for Record to drain the queue (``QUEUE_HIGH_WATER``)."""
 
     def __post_init__(self) -> None:
         # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
@@ -363,10 +365,10 @@ class Traffic:
         """n decisions; every played ad reported (impression, and click with its true probability)."""
         wall, cpu = time.monotonic(), self.stack.cpu_seconds()
         visits = self.visits(n)
-        clicks, true_probs, versions = 0, [], set()
+        clicks, true_probs, versions, paused = 0, [], set(), 0.0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="listener") as pool:
             for start in range(0, n, QUEUE_CHECK_EVERY):
-                self.wait_for_queue(QUEUE_HIGH_WATER)
+                paused += self.wait_for_queue(QUEUE_HIGH_WATER)
                 progress.step(name, start, n)
                 for served in pool.map(self.visit, visits[start : start + QUEUE_CHECK_EVERY]):
                     versions.add(served.model_version)
@@ -378,7 +380,7 @@ class Traffic:
         self.flush()
         progress.finish()
         used = {part: seconds - cpu.get(part, 0.0) for part, seconds in self.stack.cpu_seconds().items()}
-        self.last_run = (n, time.monotonic() - wall, used)
+        self.last_run, self.last_paused = (n, time.monotonic() - wall, used), paused
         return Phase(
             name,
             n,
@@ -392,13 +394,15 @@ class Traffic:
         """The last run's decisions per second and CPU per decision of the whole stack and of each of its
         processes (this one: the traffic, Decide, the pollers; moto's; Track's and Record's): the rate moves with
         the machine's other load, the CPU per decision with the work a decision costs, so the CPU figures staying
-        flat from round to round say the stack does not slow down as its state grows, and which process would."""
+        flat from round to round say the stack does not slow down as its state grows, and which process would; the
+        time paused says whether Record kept up."""
         decisions, wall, cpu = self.last_run
         per_decision = {part: seconds * 1000 / max(decisions, 1) for part, seconds in cpu.items()}
         parts = ", ".join(f"{part} {milliseconds:.2f}" for part, milliseconds in per_decision.items())
         return (
             f"({time.monotonic() - demo_started:.0f} s; {decisions / max(wall, 1e-9):,.0f} decisions/s this round, "
-            f"{sum(per_decision.values()):.1f} ms CPU per decision: {parts})"
+            f"{sum(per_decision.values()):.1f} ms CPU per decision: {parts}; "
+            f"{self.last_paused:.0f} s paused for Record)"
         )
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
@@ -451,12 +455,14 @@ class Traffic:
             attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
         )
 
-    def wait_for_queue(self, limit: int, timeout: float = 600.0) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_for_queue(self, limit: int, timeout: float = 600.0) -> float:
+        """Wait until at most *limit* messages are queued; the seconds waited."""
+        started = time.monotonic()
         while self.queue_depth() > limit:
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + timeout:
                 raise TimeoutError(f"the outcomes queue stayed above {limit} messages for {timeout:.0f} s")
             time.sleep(0.05)
+        return time.monotonic() - started
 
 
 Scorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np.ndarray]
