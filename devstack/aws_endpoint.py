@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import io
+import json
 import logging
 import os
 import socket
@@ -23,10 +24,12 @@ from typing import Any, ClassVar
 
 import moto.backends
 import moto.core.responses
+import moto.dynamodb.models.table
 from moto.core.utils import unix_time, unix_time_millis
-from moto.dynamodb import models
+from moto.dynamodb import comparisons, models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.sqs.models import Message, Queue, SQSBackend
 from werkzeug.serving import ThreadedWSGIServer
@@ -88,6 +91,8 @@ class AwsEndpoint:
             return cls(external.rstrip("/"))
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
         _serialize_dynamodb_transactions()
+        _parse_each_update_expression_once()
+        _parse_each_condition_once()
         _constant_time_sqs_retention_check()
         _one_clock_read_per_sqs_queue_scan()
         _no_queue_counts_for_sqs_sends()
@@ -314,6 +319,64 @@ def _restore(backend: DynamoDBBackend, snapshots: list[_ItemSnapshot]) -> None:
             backend.delete_item(table_name, key)
         else:
             backend.put_item(table_name, attributes)
+
+
+UPDATE_EXPRESSIONS_KEPT = 1024
+"""Distinct UpdateExpressions the embedded moto keeps parsed: a stack's handlers use a few dozen."""
+
+
+def _parse_each_update_expression_once() -> None:
+    """Parse each distinct UpdateExpression once, not twice for every update.
+
+    moto parses an update's expression in the request handler (to check the names and values it uses) and again
+    in the backend, for every Update of a TransactWriteItems too: Record's delivery counting sends two such
+    updates per group with the same ``ADD ...`` expression, and the two parses were a fifth of a transaction's
+    CPU in the server. The tree is a function of the text alone, and moto never changes it: its validators work
+    on their own deep copy (``Validator.__init__``) and the request handler only reads it (``find_clauses``).
+    An expression that does not parse raises each time, as before (nothing is kept for it).
+    """
+    if getattr(UpdateExpressionParser.make, "parsed_once", False):
+        return
+    parse: Callable[[str], Any] = UpdateExpressionParser.make
+
+    @functools.lru_cache(maxsize=UPDATE_EXPRESSIONS_KEPT)
+    def parsed(expression: str) -> Any:
+        return parse(expression)
+
+    def make(_cls: type[UpdateExpressionParser], expression: str) -> Any:
+        return parsed(expression)
+
+    make.parsed_once = True  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(make)
+
+
+CONDITIONS_KEPT = 1024
+"""Distinct (condition, names, values) the embedded moto keeps parsed: more than a stack's handlers use."""
+
+
+def _parse_each_condition_once() -> None:
+    """Parse a condition expression once for its names and values, not on every check of every item.
+
+    A Put with a condition has it parsed three times in moto's backend and transaction code (the transaction's
+    check, then ``put_item``'s own) for each item: Record's delivery transactions put every event's marker
+    under ``attribute_not_exists(pk)``. The tree is a function of the expression, its names and its values
+    (JSON from the request, so they are kept as their JSON text) and evaluating it reads the item only. An
+    expression that does not parse raises each time, as before.
+    """
+    if getattr(comparisons.get_filter_expression, "parsed_once", False):
+        return
+    parse: Callable[..., Any] = comparisons.get_filter_expression
+
+    @functools.lru_cache(maxsize=CONDITIONS_KEPT)
+    def parsed(expression: str | None, names: str, values: str) -> Any:
+        return parse(expression, json.loads(names), json.loads(values))
+
+    def get_filter_expression(expression: str | None, names: Any, values: Any) -> Any:
+        return parsed(expression, json.dumps(names, sort_keys=True), json.dumps(values, sort_keys=True))
+
+    get_filter_expression.parsed_once = True  # type: ignore[attr-defined]
+    for module in (comparisons, models, moto.dynamodb.models.table):  # each imported the function by name
+        module.get_filter_expression = get_filter_expression  # type: ignore[attr-defined]
 
 
 def _constant_time_sqs_retention_check() -> None:

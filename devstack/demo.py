@@ -53,6 +53,7 @@ from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, explorati
 from adserve.outcomes.decision_records import PolicyName
 from adserve.training.dataset import ExamplesFrom
 from adserve.training.factorization_machine import TrainingConfig
+from adserve.training.prefetch import PrefetchingReader
 from adserve.training.progress import Progress
 from adserve.training.simulation import World, bayes_auc
 from adserve.training.trainer import TrainerConfig
@@ -302,8 +303,10 @@ class Traffic:
     consent_share: float = 1.0
     """The chance a listener consents to personalisation (the others are served contextually)."""
     workers: int = DECISION_WORKERS
-    last_run: tuple[int, float, float] = (0, 0.0, 0.0)
-    """The last run's decisions, wall-clock seconds and the stack's CPU seconds (see ``cost``)."""
+    last_run: tuple[int, float, Mapping[str, float]] = (0, 0.0, {})
+    """The last run's decisions, wall-clock seconds and the stack's CPU seconds by process (see ``cost``)."""
+    last_paused: float = 0.0
+    """Seconds the last run's traffic waited for Record to drain the queue (``QUEUE_HIGH_WATER``)."""
 
     def __post_init__(self) -> None:
         # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
@@ -362,10 +365,10 @@ class Traffic:
         """n decisions; every played ad reported (impression, and click with its true probability)."""
         wall, cpu = time.monotonic(), self.stack.cpu_seconds()
         visits = self.visits(n)
-        clicks, true_probs, versions = 0, [], set()
+        clicks, true_probs, versions, paused = 0, [], set(), 0.0
         with ThreadPoolExecutor(self.workers, thread_name_prefix="listener") as pool:
             for start in range(0, n, QUEUE_CHECK_EVERY):
-                self.wait_for_queue(QUEUE_HIGH_WATER)
+                paused += self.wait_for_queue(QUEUE_HIGH_WATER)
                 progress.step(name, start, n)
                 for served in pool.map(self.visit, visits[start : start + QUEUE_CHECK_EVERY]):
                     versions.add(served.model_version)
@@ -376,7 +379,8 @@ class Traffic:
                             logged.add(served.decided_at, probability, clicked)
         self.flush()
         progress.finish()
-        self.last_run = (n, time.monotonic() - wall, self.stack.cpu_seconds() - cpu)
+        used = {part: seconds - cpu.get(part, 0.0) for part, seconds in self.stack.cpu_seconds().items()}
+        self.last_run, self.last_paused = (n, time.monotonic() - wall, used), paused
         return Phase(
             name,
             n,
@@ -387,14 +391,18 @@ class Traffic:
         )
 
     def cost(self, demo_started: float) -> str:
-        """The last run's decisions per second and CPU per decision of the whole stack (this process: the traffic,
-        the handlers, the pollers; and the moto process): the rate moves with the machine's other load, the CPU
-        per decision with the work a decision costs, so the CPU figure staying flat from round to round says the
-        stack does not slow down as its state grows."""
+        """The last run's decisions per second and CPU per decision of the whole stack and of each of its
+        processes (this one: the traffic, Decide, the pollers; moto's; Track's and Record's): the rate moves with
+        the machine's other load, the CPU per decision with the work a decision costs, so the CPU figures staying
+        flat from round to round say the stack does not slow down as its state grows, and which process would; the
+        time paused says whether Record kept up."""
         decisions, wall, cpu = self.last_run
+        per_decision = {part: seconds * 1000 / max(decisions, 1) for part, seconds in cpu.items()}
+        parts = ", ".join(f"{part} {milliseconds:.2f}" for part, milliseconds in per_decision.items())
         return (
             f"({time.monotonic() - demo_started:.0f} s; {decisions / max(wall, 1e-9):,.0f} decisions/s this round, "
-            f"{cpu * 1000 / max(decisions, 1):.1f} ms CPU per decision)"
+            f"{sum(per_decision.values()):.1f} ms CPU per decision: {parts}; "
+            f"{self.last_paused:.0f} s paused for Record)"
         )
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
@@ -447,12 +455,14 @@ class Traffic:
             attributes.get("ApproximateNumberOfMessagesNotVisible", 0)
         )
 
-    def wait_for_queue(self, limit: int, timeout: float = 600.0) -> None:
-        deadline = time.monotonic() + timeout
+    def wait_for_queue(self, limit: int, timeout: float = 600.0) -> float:
+        """Wait until at most *limit* messages are queued; the seconds waited."""
+        started = time.monotonic()
         while self.queue_depth() > limit:
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + timeout:
                 raise TimeoutError(f"the outcomes queue stayed above {limit} messages for {timeout:.0f} s")
             time.sleep(0.05)
+        return time.monotonic() - started
 
 
 Scorer = Callable[[Sequence[Mapping[str, str]], Sequence[Mapping[str, str]]], np.ndarray]
@@ -586,22 +596,24 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             phases.append(phase)
             say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  {traffic.cost(started)}")
             traffic.wait_for_queue(0)
-            outcome = retrain(
-                logs,
-                models,
-                RetrainRequest(
-                    start=logs_from,
-                    end=traffic_end,
-                    as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
-                    reward_window=REWARD_WINDOW,
-                    examples_from=config.examples_from,
-                    trainer=config.trainer,
-                    updated_by="make demo",
-                ),
-                work_dir=Path(work_dir) / f"retrain-{number}",
-                fallback_model_dir=Path(stack.env["MODEL_DIR"]),
-                progress=progress,
-            )
+            # Through the deployed Retrain's reader (wiring.retrain): each partition's objects fetched concurrently.
+            with PrefetchingReader(logs) as reader:
+                outcome = retrain(
+                    reader,
+                    models,
+                    RetrainRequest(
+                        start=logs_from,
+                        end=traffic_end,
+                        as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
+                        reward_window=REWARD_WINDOW,
+                        examples_from=config.examples_from,
+                        trainer=config.trainer,
+                        updated_by="make demo",
+                    ),
+                    work_dir=Path(work_dir) / f"retrain-{number}",
+                    fallback_model_dir=Path(stack.env["MODEL_DIR"]),
+                    progress=progress,
+                )
             say(f"  retrain {number}: {outcome.message}  ({time.monotonic() - started:.0f} s)")
             if outcome.table:
                 say(outcome.table)

@@ -167,11 +167,15 @@ class LocalStack:
         """Whether the endpoint is the in-process moto server (rather than AWS_ENDPOINT_URL's)."""
         return self._endpoint.embedded
 
-    def cpu_seconds(self) -> float:
-        """CPU seconds the stack has used: this process's (handlers, pollers, in-process moto, and whatever else
-        runs here), its moto child's, if it has one, and its functions' processes', if they run in their own."""
-        functions = sum(process.cpu_seconds() for process in self._processes.values())
-        return time.process_time() + self._endpoint.child_cpu_seconds() + functions
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds the stack has used, by process: ``"stack"`` is this one's (handlers, pollers, in-process
+        moto, and whatever else runs here), ``"moto"`` its moto child's, if it has one, and each function running
+        in a process of its own under its logical id. Apart, so a run can say which of them a change moves."""
+        return {
+            "stack": time.process_time(),
+            "moto": self._endpoint.child_cpu_seconds(),
+            **{logical_id: process.cpu_seconds() for logical_id, process in self._processes.items()},
+        }
 
     def physical_name(self, logical_id: str) -> str:
         return self.description.physical_name(logical_id)

@@ -1,7 +1,8 @@
 """The embedded moto's per-request work that does not depend on the request: done once, or not at all.
 
 Each request used to list its response class's methods with ``inspect.getmembers`` (to find the action's) and
-format werkzeug's access log line for a logger at WARNING that never prints it.
+format werkzeug's access log line for a logger at WARNING that never prints it; each DynamoDB update parsed its
+expression twice.
 """
 
 import inspect
@@ -11,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.parsing.tokens import ExpressionTokenizer
 from moto.sqs.models import Queue
 from werkzeug.serving import WSGIRequestHandler
 
 from devstack.aws_endpoint import AwsEndpoint
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
     from mypy_boto3_sqs import SQSClient
 
 REQUESTS = 20
@@ -105,3 +110,94 @@ def test_sending_counts_none_of_the_queues_messages(endpoint: AwsEndpoint, monke
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
     assert "ApproximateNumberOfMessagesDelayed" in attributes
     assert "approximate_number_of_messages" in counted
+
+
+def test_each_update_expression_is_parsed_once(endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto parsed an update's expression twice per Update (request handler and backend): Record's delivery
+    transactions send the same ``ADD`` expression in every group. Parsed once, every update still applies."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = f"updates-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+
+    expression, one = "ADD n :one, plays :one", {":one": {"N": "1"}}
+
+    def add(pk: str) -> "TransactWriteItemTypeDef":
+        key = {"pk": {"S": pk}}
+        return {
+            "Update": {"TableName": table, "Key": key, "UpdateExpression": expression, "ExpressionAttributeValues": one}
+        }
+
+    dynamodb.transact_write_items(TransactItems=[add("hour"), add("lifetime")])  # the expression, parsed once
+    parses: list[str] = []
+    make_list = ExpressionTokenizer.make_list
+
+    def counted(expression: str) -> Any:
+        parses.append(expression)
+        return make_list(expression)
+
+    monkeypatch.setattr(ExpressionTokenizer, "make_list", staticmethod(counted))
+    for _ in range(REQUESTS):
+        dynamodb.transact_write_items(TransactItems=[add("hour"), add("lifetime")])
+        dynamodb.update_item(
+            TableName=table, Key={"pk": {"S": "single"}}, UpdateExpression=expression, ExpressionAttributeValues=one
+        )
+    item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "lifetime"}})["Item"]
+    assert item["n"] == item["plays"] == {"N": str(REQUESTS + 1)}  # every update applied
+    assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "single"}})["Item"]["n"] == {"N": str(REQUESTS)}
+    assert parses == []
+    with pytest.raises(ClientError, match="Invalid UpdateExpression"):  # an expression that does not parse still fails
+        dynamodb.update_item(TableName=table, Key={"pk": {"S": "x"}}, UpdateExpression="ADD ,")
+
+
+def test_a_condition_is_parsed_once_per_item_not_three_times(
+    endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto parsed a Put's condition three times per item of a transaction (the request's check, the transaction's
+    and ``put_item``'s): Record puts every event's marker under ``attribute_not_exists(pk)``. Now only the request's
+    check parses; a marker already there still cancels its transaction."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = f"markers-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+
+    def mark(pk: str) -> "TransactWriteItemTypeDef":
+        return {
+            "Put": {"TableName": table, "Item": {"pk": {"S": pk}}, "ConditionExpression": "attribute_not_exists(pk)"}
+        }
+
+    dynamodb.transact_write_items(TransactItems=[mark("warm-a"), mark("warm-b")])
+    parses: list[str | None] = []
+    parse = ConditionExpressionParser.parse
+
+    def counted(parser: ConditionExpressionParser) -> Any:
+        parses.append(parser.condition_expression)
+        return parse(parser)
+
+    monkeypatch.setattr(ConditionExpressionParser, "parse", counted)
+    for number in range(REQUESTS):
+        dynamodb.transact_write_items(TransactItems=[mark(f"a-{number}"), mark(f"b-{number}")])
+    assert len(parses) <= 2 * REQUESTS  # at most one parse per item: the request's own check
+    with pytest.raises(ClientError, match="TransactionCanceled"):  # a marker already there cancels the transaction
+        dynamodb.transact_write_items(TransactItems=[mark("fresh"), mark("a-0")])
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": "fresh"}})  # and nothing of it is kept
