@@ -48,12 +48,16 @@ class ScorePath:
     positions: np.ndarray
     rng: random.Random
 
-    def __call__(self) -> int:
+    def indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The request's index matrix, with the ads' CPM values and advertiser codes."""
         encoder = self.encoder
         features = listener_features(self.request, datetime.now(UTC), ServingMode.PERSONALISED)
         ad_rows, values, advertisers = self.index.columns(self.positions)
         candidates = encoder.serving_candidate_rows([None] * len(ad_rows))
-        indices = encoder.encode(encoder.encode_listener(features), ad_rows, candidates)
+        return encoder.encode(encoder.encode_listener(features), ad_rows, candidates), values, advertisers
+
+    def __call__(self) -> int:
+        indices, values, advertisers = self.indices()
         scores = self.model.predict(indices).astype(np.float64)
         return len(choose_slate(scores * values, advertisers, MAX_ADS, EpsilonGreedy(EPSILON), self.rng))
 
