@@ -18,7 +18,7 @@ Ties go to the lowest index, so the distribution is a function of the values alo
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class ExplorationPolicy(Protocol):
     def logged(self) -> LoggedPolicy: ...
 
 
-def _greedy(expected_values: np.ndarray, available: np.ndarray, count: int) -> int:
+def _greedy(expected_values: np.ndarray, available: np.ndarray, count: int | np.integer[Any]) -> int:
     """The first best available candidate; with all ``count`` of them available (a slate's first slot), the
     values' own argmax, without the masked copy (the same index: the copy would hold the same values)."""
     if count == len(expected_values):
