@@ -247,3 +247,18 @@ def test_caps_with_built_key_prefixes_say_what_the_full_check_says(moment: datet
 def test_a_counter_key_of_another_shape_sends_every_ad_to_the_full_check() -> None:
     owners = CountedOwners.of({"legacy-key": 3})
     assert owners.may_have_full_cap(campaign())
+
+
+@pytest.mark.parametrize(
+    "key", ["cap#campaign#c1", "cap#campaign", "caps#campaign#c1#day", "cap#listener#c1#day", "#campaign#c1#day", ""]
+)
+def test_a_key_not_of_a_counters_four_fields_sends_every_ad_to_the_full_check(key: str) -> None:
+    owners = CountedOwners.of({"cap#campaign#c9#day#2026-11-30": 1, key: 1})
+    assert owners == CountedOwners(frozenset({"c9"}), frozenset(), unknown=True)
+
+
+def test_the_owners_of_counters_are_their_campaigns_and_advertisers_by_scope() -> None:
+    keys = ["cap#campaign#c1#day#2026-11-30", "cap#advertiser#a1#session#s#1", "cap#campaign#c2#hour#2026-11-30T10"]
+    assert CountedOwners.of(dict.fromkeys(keys, 1)) == CountedOwners(
+        frozenset({"c1", "c2"}), frozenset({"a1"}), unknown=False
+    )

@@ -80,6 +80,7 @@ def window_end(window: CapWindow, now: datetime) -> datetime:
 
 COUNTER_PREFIX = "cap#"
 """Sort-key prefix of counters, so Decide's Query skips the listener's other items (dedupe markers)."""
+_COUNTER_FIELD = COUNTER_PREFIX.removesuffix("#")
 
 
 def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
@@ -157,15 +158,18 @@ class CountedOwners:
 
     @classmethod
     def of(cls, counts: Mapping[str, int]) -> "CountedOwners":
-        owners: dict[str, set[str]] = {CapScope.CAMPAIGN.value: set(), CapScope.ADVERTISER.value: set()}
+        """Parsed per decision, every key of the listener's counters (~0.25 us each)."""
+        campaigns: set[str] = set()
+        advertisers: set[str] = set()
+        owners = {CapScope.CAMPAIGN.value: campaigns, CapScope.ADVERTISER.value: advertisers}
         unknown = False
         for key in counts:
             fields = key.split("#", 3)
-            if len(fields) == 4 and f"{fields[0]}#" == COUNTER_PREFIX and fields[1] in owners:
-                owners[fields[1]].add(fields[2])
-            else:
+            owned = owners.get(fields[1]) if len(fields) == 4 and fields[0] == _COUNTER_FIELD else None
+            if owned is None:
                 unknown = True
-        campaigns, advertisers = owners[CapScope.CAMPAIGN.value], owners[CapScope.ADVERTISER.value]
+            else:
+                owned.add(fields[2])
         return cls(frozenset(campaigns), frozenset(advertisers), unknown)
 
     def may_have_full_cap(self, campaign: Campaign) -> bool:

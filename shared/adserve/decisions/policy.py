@@ -18,7 +18,7 @@ Ties go to the lowest index, so the distribution is a function of the values alo
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -48,7 +48,11 @@ class ExplorationPolicy(Protocol):
     def logged(self) -> LoggedPolicy: ...
 
 
-def _greedy(expected_values: np.ndarray, available: np.ndarray) -> int:
+def _greedy(expected_values: np.ndarray, available: np.ndarray, count: int | np.integer[Any]) -> int:
+    """The first best available candidate; with all ``count`` of them available (a slate's first slot), the
+    values' own argmax, without the masked copy (the same index: the copy would hold the same values)."""
+    if count == len(expected_values):
+        return int(expected_values.argmax())
     return int(np.where(available, expected_values, -np.inf).argmax())
 
 
@@ -70,7 +74,7 @@ class EpsilonGreedy:
         if count == 0:
             return np.zeros(len(expected_values), dtype=np.float64)
         probabilities = available * (self.epsilon / count)  # exactly epsilon / count where available, else 0.0
-        probabilities[_greedy(expected_values, available)] += 1.0 - self.epsilon
+        probabilities[_greedy(expected_values, available, count)] += 1.0 - self.epsilon
         return probabilities
 
     def logged(self) -> LoggedPolicy:
@@ -95,7 +99,7 @@ class SquareCB:
         probabilities = np.zeros(len(expected_values), dtype=np.float64)
         if count == 0:
             return probabilities
-        greedy = _greedy(expected_values, available)
+        greedy = _greedy(expected_values, available, count)
         best = float(expected_values[greedy])
         gaps = (best - expected_values[available]) / best if best > 0.0 else np.zeros(count)
         probabilities[available] = 1.0 / (count + self.gamma * gaps)
@@ -188,9 +192,10 @@ def choose_slate(
         cumulative = probabilities.cumsum()
         # side="right" never lands on a zero-probability (unavailable) candidate, nor past the last candidate
         # with a probability (zeros add nothing to the sum): only u x total rounded up to the total can.
-        index = int(cumulative.searchsorted(rng.random() * cumulative[-1], side="right"))
+        # Python floats from .item(): the same doubles as numpy's scalars, without building those.
+        index = int(cumulative.searchsorted(rng.random() * cumulative.item(-1), side="right"))
         if index == len(cumulative):
             index = int(np.flatnonzero(probabilities)[-1])
-        choices.append(Choice(index=index, rank=len(choices) + 1, propensity=float(probabilities[index])))
+        choices.append(Choice(index, len(choices) + 1, probabilities.item(index)))
         available &= advertiser_codes != advertiser_codes[index]
     return choices
