@@ -8,12 +8,14 @@ from zoneinfo import ZoneInfo
 
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import (
+    LoggedOutcome,
     LogKind,
     Partition,
     ReadStats,
     decode_object,
     encode_object,
     hours,
+    log_row,
     read_decisions,
     read_joined,
     read_outcomes,
@@ -31,6 +33,16 @@ def test_partition_keys_follow_the_documented_layout() -> None:
     assert key.endswith(".jsonl.gz")
     assert key == partition.object_key(["m-1", "m-2"])  # the set of messages names the object, not their order
     assert key != partition.object_key(["m-1"])
+
+
+def test_an_outcome_row_is_the_logged_outcome_of_its_event_byte_for_byte() -> None:
+    """The row is serialized from the event minus its listener fields; it must be what LoggedOutcome writes."""
+    for event in (outcome(), outcome(listener=None, session="", event_type=EventType.SKIP)):
+        logged = LoggedOutcome.model_validate(event.model_dump(exclude={"listener", "session"}))
+        line = log_row(event).line
+        assert line == logged.model_dump_json()
+        assert "listener" not in line
+        assert "session" not in line
 
 
 def test_partitions_are_in_utc() -> None:

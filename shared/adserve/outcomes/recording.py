@@ -76,6 +76,9 @@ MARKER_LIFETIME: Final = timedelta(days=14)
 CORRELATION_ATTRIBUTE: Final = "correlation_id"
 """The message attribute Decide and Track put the API request's correlation id in."""
 
+_RECORD_LOG_KEYS: Final = ("correlation_id", "decision_id")
+"""The logger keys one record sets, removed after it."""
+
 _QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
 
 
@@ -171,9 +174,15 @@ class OutcomeRecorder:
 
     def record_impression(self, event: OutcomeEvent) -> CountResult:
         """Count one impression exactly once; raises CounterStoreUnavailableError."""
+        return self.count_impression(event, self.campaigns.campaign(event.campaign_id), self.clock() + MARKER_LIFETIME)
+
+    def count_impression(
+        self, event: OutcomeEvent, campaign: Campaign | None, marker_expires_at: datetime
+    ) -> CountResult:
+        """``record_impression`` given the event's campaign (None: unknown) and its marker's expiry, which a
+        batch looks up and computes once."""
         if event.listener is None:  # no capping consent: nothing is kept about the listener
             return CountResult.NOT_COUNTED
-        campaign = self.campaigns.campaign(event.campaign_id)
         if campaign is None:
             logger.warning(
                 "impression of an unknown campaign; nothing counted",
@@ -188,10 +197,28 @@ class OutcomeRecorder:
         increment = ImpressionIncrement(
             listener=event.listener,
             marker_key=marker_key(event),
-            marker_expires_at=self.clock() + MARKER_LIFETIME,
+            marker_expires_at=marker_expires_at,
             counters=tuple(impression_counters(campaign, caps, moment, event.session)),
         )
         return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
+
+    def delivery_event(
+        self, event: OutcomeEvent, campaign: Campaign | None, tally: DeliveryTally
+    ) -> DeliveryEvent | None:
+        """What the outcome adds to its campaign's delivery; None (logged, tallied) for an unknown campaign."""
+        if campaign is None:
+            tally.unknown_campaign += 1
+            logger.warning(
+                "outcome of an unknown campaign; no delivery counted",
+                extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
+            )
+            return None
+        return DeliveryEvent(
+            marker_key=delivery_marker_key(event.decision_id, event.ad_id, event.event_type),
+            campaign_id=event.campaign_id,
+            hour=hour_of(min(event.occurred_at, event.received_at)),
+            totals=DeliveryTotals.of(event.event_type, campaign.spend_micros_per_impression),
+        )
 
     def record_delivery(self, events: list[OutcomeEvent]) -> DeliveryTally:
         """Count a batch's outcomes toward delivery exactly once; the markers of events left uncounted.
@@ -200,27 +227,18 @@ class OutcomeRecorder:
         an event of an unknown campaign is logged and left out, like its caps.
         """
         tally = DeliveryTally()
-        counted: list[DeliveryEvent] = []
-        for event in events:
-            campaign = self.campaigns.campaign(event.campaign_id)
-            if campaign is None:
-                tally.unknown_campaign += 1
-                logger.warning(
-                    "outcome of an unknown campaign; no delivery counted",
-                    extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
-                )
-                continue
-            moment = min(event.occurred_at, event.received_at)
-            counted.append(
-                DeliveryEvent(
-                    marker_key=delivery_marker_key(event.decision_id, event.ad_id, event.event_type),
-                    campaign_id=event.campaign_id,
-                    hour=hour_of(moment),
-                    totals=DeliveryTotals.of(event.event_type, campaign.spend_micros_per_impression),
-                )
-            )
-        groups = delivery_groups(counted, self.clock() + DELIVERY_MARKER_LIFETIME)
-        tally.duplicates += len(counted) - sum(len(group.events) for group in groups)
+        counted = [
+            delivery
+            for event in events
+            if (delivery := self.delivery_event(event, self.campaigns.campaign(event.campaign_id), tally)) is not None
+        ]
+        self.count_delivery(counted, tally)
+        return tally
+
+    def count_delivery(self, events: list[DeliveryEvent], tally: DeliveryTally) -> None:
+        """Count delivery events exactly once into ``tally``, a group per (campaign, hour) store write."""
+        groups = delivery_groups(events, self.clock() + DELIVERY_MARKER_LIFETIME)
+        tally.duplicates += len(events) - sum(len(group.events) for group in groups)
         for group in groups:
             try:
                 result = self.delivery.count_once(group)
@@ -230,7 +248,6 @@ class OutcomeRecorder:
                 continue
             tally.counted += len(result.counted)
             tally.duplicates += len(result.duplicates)
-        return tally
 
 
 class QueueRecord(SqsRecordModel):
@@ -241,11 +258,12 @@ class QueueRecord(SqsRecordModel):
 
 @dataclass(frozen=True)
 class _Handled:
-    """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome, the event."""
+    """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome of a known
+    campaign, what it adds to delivery (step 3)."""
 
     record: QueueRecord
     row: LogRow
-    outcome: OutcomeEvent | None
+    delivery: DeliveryEvent | None = None
     request: tuple[str, datetime] | None = None
     """For a decision record: its (placement, UTC hour), counted in step 5."""
 
@@ -275,43 +293,54 @@ class _RecordBatchProcessor(BatchProcessor):
         self.begin(None)
 
     def begin(self, context: LambdaContext | None) -> None:
-        """A new batch: nothing staged, tallied or failed yet (Powertools resets its own state on entry)."""
+        """A new batch: nothing staged, tallied or failed yet (Powertools resets its own state on entry).
+
+        What is the same for every record of the batch is taken here once: the impression markers' expiry
+        (the clock is read per batch, not per impression) and the logger's formatter, whose keys each record
+        sets (``logger.append_keys`` looks the formatter up through its handler on every call).
+        """
         self._context = context
         self._staged: list[_Staged] = []
         self._tally = _Tally()
         self._counter_failures = 0
+        self._marker_expires_at = self._recorder.clock() + MARKER_LIFETIME
+        self._log_keys = logger.registered_formatter
 
     def record_handler(self, record: QueueRecord) -> _Handled:
         """One record, logged under the producer's correlation id (a message attribute) and its decision id."""
+        log_keys = self._log_keys
         correlation = record.messageAttributes.get(CORRELATION_ATTRIBUTE)
         if correlation is not None and correlation.stringValue:
-            logger.append_keys(correlation_id=correlation.stringValue)
+            log_keys.append_keys(correlation_id=correlation.stringValue)
         try:
             try:
                 message = parse_message(record.messageId, record.body)
             except InvalidRecordError:
                 self._tally.invalid += 1
                 raise
-            logger.append_keys(decision_id=message.decision_id)
-            if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
-                self._count(record.messageId, message, self._context)
+            log_keys.append_keys(decision_id=message.decision_id)
             if logger.log_level <= logging.DEBUG:  # the call alone costs ~1 us a record at INFO
                 logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
-                return _Handled(record, log_row(message), message)
+                campaign = self._recorder.campaigns.campaign(message.campaign_id)  # once, for steps 2 and 3
+                if message.event_type is OutcomeType.IMPRESSION:
+                    self._count(record.messageId, message, campaign)
+                delivery = self._recorder.delivery_event(message, campaign, self._tally.delivery)
+                return _Handled(record, log_row(message), delivery)
             if message.explain:  # nothing was served: not traffic the pacing step should learn from
-                return _Handled(record, log_row(message), None)
+                return _Handled(record, log_row(message))
             return _Handled(record, log_row(message), None, (message.placement, hour_of(message.decided_at)))
         finally:
-            logger.remove_keys(["correlation_id", "decision_id"])
+            log_keys.remove_keys(_RECORD_LOG_KEYS)
 
-    def _count(self, message_id: str, event: OutcomeEvent, context: LambdaContext | None) -> None:
+    def _count(self, message_id: str, event: OutcomeEvent, campaign: Campaign | None) -> None:
         if self._counter_failures >= self._recorder.breaker_threshold:
             raise CounterStoreUnavailableError("not attempted: the counter store failed repeatedly in this batch")
+        context = self._context
         if context is not None and context.get_remaining_time_in_millis() < self._recorder.deadline_margin_ms:
             raise CounterStoreUnavailableError("not attempted: the invocation is about to time out")
         try:
-            result = self._recorder.record_impression(event)
+            result = self._recorder.count_impression(event, campaign, self._marker_expires_at)
         except CounterStoreUnavailableError as error:
             self._counter_failures += 1
             logger.warning("impression not counted", extra={"message_id": message_id, "error": str(error)})
@@ -337,18 +366,16 @@ class _RecordBatchProcessor(BatchProcessor):
 
     def _count_delivery(self) -> None:
         """Step 3: the batch's outcomes toward delivery; records of a group not written fail, unlogged."""
-        outcomes = [staged.handled.outcome for staged in self._staged if staged.handled.outcome is not None]
-        tally = self._tally.delivery = self._recorder.record_delivery(outcomes)
+        tally = self._tally.delivery
+        self._recorder.count_delivery(
+            [staged.handled.delivery for staged in self._staged if staged.handled.delivery is not None], tally
+        )
         if not tally.failed_markers:
             return
         failed = [
             staged
             for staged in self._staged
-            if staged.handled.outcome is not None
-            and delivery_marker_key(
-                staged.handled.outcome.decision_id, staged.handled.outcome.ad_id, staged.handled.outcome.event_type
-            )
-            in tally.failed_markers
+            if staged.handled.delivery is not None and staged.handled.delivery.marker_key in tally.failed_markers
         ]
         self._fail_written(failed, DeliveryStoreUnavailableError("delivery counters not written"))
         failed_ids = {id(staged) for staged in failed}
