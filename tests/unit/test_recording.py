@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
-from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, within_caps
+from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, impression_counters, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
 from adserve.core.observability import logger
 from adserve.core.vocabulary import EventType
@@ -337,10 +337,14 @@ def test_the_directory_resolves_each_campaigns_caps_at_load_as_advertiser_caps_d
     for declared in campaigns:
         found = directory.campaign(declared.campaign_id)
         assert found is not None
-        assert directory.caps_of(found) == expected.caps_of(declared) != ()
+        assert directory.counter_caps_of(found) == counter_caps(expected, declared) != ()
     # And a campaign object the snapshot does not hold (e.g. from an earlier load) is resolved, not looked up
     edited = campaigns[1].model_copy(update={"frequency_caps": [FrequencyCap(max=1, window=CapWindow.HOUR)]})
-    assert directory.caps_of(edited) == expected.caps_of(edited) != expected.caps_of(campaigns[1])
+    assert directory.counter_caps_of(edited) == counter_caps(expected, edited) != counter_caps(expected, campaigns[1])
+
+
+def counter_caps(caps: AdvertiserCaps, of: Campaign) -> tuple[CounterCap, ...]:
+    return tuple(CounterCap.of(cap, of) for cap in caps.caps_of(of))
 
 
 def test_each_handled_record_is_logged_at_debug_and_not_at_info(ports: Ports, caplog: pytest.LogCaptureFixture) -> None:

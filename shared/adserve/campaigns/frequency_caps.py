@@ -242,7 +242,12 @@ def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[Frequen
 def impression_counters(
     campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
 ) -> list[CounterSlot]:
-    """The counters one impression of this campaign increments: one per cap in force (``caps_of``).
+    """The counters one impression of this campaign increments: one per cap in force (``caps_of``)."""
+    return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session)
+
+
+def counter_slots(caps: Iterable[CounterCap], now: datetime, session: str) -> list[CounterSlot]:
+    """``impression_counters`` from caps whose key prefixes are built: Record's directory keeps them per campaign.
 
     Record asks this for every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
     """
@@ -254,7 +259,7 @@ def impression_counters(
             bucket, expires_at = _calendar_slot(cap.window, hour)
         else:  # a session's or lifetime's end slides with each impression
             bucket, expires_at = window_bucket(cap.window, hour, session), window_end(cap.window, now) + EXPIRY_GRACE
-        slots.append(CounterSlot(key=counter_key(cap, campaign, bucket), expires_at=expires_at))
+        slots.append(CounterSlot(cap.key_prefix + bucket, expires_at))
     return slots
 
 

@@ -7,9 +7,11 @@ from functools import lru_cache
 def utc_hour(moment: datetime) -> datetime:
     """The UTC hour *moment* falls in (minutes and below zero), in ``datetime.UTC``.
 
-    Record asks this several times per event; ``replace(minute=0, ...)`` costs twice the cached lookup.
+    Record asks this several times per event; ``replace(minute=0, ...)`` costs twice the cached lookup, and a
+    moment already in ``datetime.UTC`` skips the conversion.
     """
-    moment = moment.astimezone(UTC)
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
     return _hour(moment.year, moment.month, moment.day, moment.hour)
 
 
