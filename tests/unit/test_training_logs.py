@@ -1,6 +1,7 @@
 """Training-log layout, encoding and the streaming readers (dedupe, join) over an in-memory bucket."""
 
 import gzip
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,15 @@ def test_encoding_is_gzip_json_lines_and_deterministic() -> None:
     assert body == encode_object(['{"a":1}', '{"b":2}'])
     assert gzip.decompress(body) == b'{"a":1}\n{"b":2}\n'
     assert list(decode_object(body)) == ['{"a":1}', '{"b":2}']
+
+
+def test_an_object_is_byte_for_byte_what_gzip_file_writes_with_a_zero_mtime() -> None:
+    """Objects are named by their messages and overwritten on redelivery: the bytes must not change with the encoder."""
+    for lines in ([], ['{"a":1}'], [f'{{"n":{n},"text":"åäö {"x" * (n % 97)}"}}' for n in range(3000)]):
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
+            compressed.write("".join(f"{line}\n" for line in lines).encode())
+        assert encode_object(lines) == buffer.getvalue()
 
 
 def test_hours_include_both_ends() -> None:

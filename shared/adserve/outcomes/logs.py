@@ -32,6 +32,8 @@ import gzip
 import hashlib
 import io
 import json
+import struct
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Set
 from dataclasses import dataclass, field
@@ -138,12 +140,20 @@ def log_row(message: DecisionRecord | OutcomeEvent) -> LogRow:
     return LogRow(Partition.of(LogKind.OUTCOMES, message.occurred_at), message.model_dump_json(exclude=NOT_LOGGED))
 
 
+_GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+"""What ``gzip.GzipFile(mtime=0)`` writes first at level 9: magic, deflate, no flags, mtime 0, best compression,
+unknown OS."""
+
+
 def encode_object(lines: Iterable[str]) -> bytes:
-    """gzip JSON Lines with a zero mtime, so the same rows always give the same bytes."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
-        compressed.write("".join(f"{line}\n" for line in lines).encode())
-    return buffer.getvalue()
+    """gzip JSON Lines with a zero mtime, so the same rows always give the same bytes.
+
+    The bytes ``gzip.GzipFile(mtime=0)`` writes (header, level-9 raw deflate, CRC-32 and size), built in one
+    call each instead of through a file object, which cost Record ~80 us an object.
+    """
+    data = "".join(f"{line}\n" for line in lines).encode()
+    trailer = struct.pack("<LL", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return _GZIP_HEADER + zlib.compress(data, 9, -zlib.MAX_WBITS) + trailer
 
 
 def decode_object(body: bytes) -> Iterator[str]:
