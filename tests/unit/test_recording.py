@@ -166,6 +166,21 @@ def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(
     assert "listener-secret" not in output
 
 
+def test_the_envelope_is_checked_for_what_record_reads_and_nothing_else(ports: Ports) -> None:
+    # Given a record without the envelope fields Record never reads, and one without its body
+    bare = message_records(outcome(listener="listener-e"))[0]
+    for unread in ("attributes", "md5OfBody", "eventSource", "eventSourceARN", "awsRegion", "receiptHandle"):
+        del bare[unread]
+    bodiless = message_records(outcome(listener="listener-e2"))[0]
+    del bodiless["body"]
+    # When the batch is processed
+    response = ports.process(bare, bodiless)
+    # Then the first is counted and the second fails alone, by its message id
+    assert failed_ids(response) == {bodiless["messageId"]}
+    assert set(ports.counter.read_counters("listener-e", NOW).values()) == {1}
+    assert ports.counter.read_counters("listener-e2", NOW) == {}
+
+
 def test_an_unavailable_counter_store_fails_only_its_records_which_succeed_on_redelivery(ports: Ports) -> None:
     # Given the counters of one listener cannot be written
     ports.counter.failing_listeners.add("listener-sick")

@@ -122,7 +122,7 @@ class LoggedOutcome(BaseModel):
         return (self.decision_id, self.ad_id, self.event_type.value)
 
 
-NOT_LOGGED: Final = frozenset({"listener", "session"})
+NOT_LOGGED: Final[set[str]] = {"listener", "session"}
 """An outcome event's fields its log row leaves out: the event without them is its ``LoggedOutcome``'s JSON (the
 fields in the same order), serialized straight from the event instead of through a copy."""
 

@@ -36,14 +36,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import SqsMsgAttributeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign
@@ -251,10 +251,17 @@ class OutcomeRecorder:
             tally.duplicates += len(result.duplicates)
 
 
-class QueueRecord(SqsRecordModel):
-    """An SQS record of the outcomes queue: the envelope is checked by the processor, the body by us."""
+class QueueRecord(BaseModel):
+    """An SQS record of the outcomes queue as Record reads it: the envelope is checked by the processor, the
+    body by us.
 
+    Only the fields Record reads: Powertools' whole ``SqsRecordModel`` (attributes with their timestamps,
+    digests, the queue's ARN and region, none of them read) cost ~1.7 us a record more to validate.
+    """
+
+    messageId: str  # noqa: N815 - SQS's names, which Powertools reads back (the failed records' ids)
     body: str
+    messageAttributes: dict[str, SqsMsgAttributeModel]  # noqa: N815
 
 
 @dataclass(slots=True)
@@ -290,7 +297,10 @@ class _RecordBatchProcessor(BatchProcessor):
     """BatchProcessor whose process() also writes the batch's log objects before failures are collected."""
 
     def __init__(self, recorder: OutcomeRecorder) -> None:
-        super().__init__(event_type=EventType.SQS, model=QueueRecord, raise_on_entire_batch_failure=False)
+        # Typed for Powertools' own record models, the processor validates with any pydantic model: ours has the
+        # fields of SqsRecordModel that Powertools and Record read.
+        model = cast("type[SqsRecordModel]", QueueRecord)
+        super().__init__(event_type=EventType.SQS, model=model, raise_on_entire_batch_failure=False)
         self._recorder = recorder
         self.begin(None)
 
