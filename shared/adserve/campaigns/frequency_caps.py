@@ -256,11 +256,18 @@ def counter_slots(caps: Iterable[CounterCap], now: datetime, session: str) -> li
     slots = []
     for cap in caps:
         if cap.window in _CALENDAR_WINDOWS:
-            bucket, expires_at = _calendar_slot(cap.window, hour)
+            slots.append(_calendar_counter(cap.key_prefix, cap.window, hour))
         else:  # a session's or lifetime's end slides with each impression
             bucket, expires_at = window_bucket(cap.window, hour, session), window_end(cap.window, now) + EXPIRY_GRACE
-        slots.append(CounterSlot(cap.key_prefix + bucket, expires_at))
+            slots.append(CounterSlot(cap.key_prefix + bucket, expires_at))
     return slots
+
+
+@lru_cache(maxsize=1024)
+def _calendar_counter(key_prefix: str, window: CapWindow, hour: datetime) -> CounterSlot:
+    """A calendar cap's counter for every impression of the hour: one shared (frozen) slot, not one per impression."""
+    bucket, expires_at = _calendar_slot(window, hour)
+    return CounterSlot(key_prefix + bucket, expires_at)
 
 
 _CALENDAR_WINDOWS = frozenset({CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH})
