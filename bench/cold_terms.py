@@ -6,7 +6,9 @@ package, self time only, so the terms add up to the whole import) and serves one
 bench's moto stack with each step of the first request timed by wall clock, in whichever thread it runs:
 every AWS call (botocore's ``before-call`` / ``after-call`` events on the handler's own session), client
 creation, settings, model load (and the ONNX session inside it), the catalog's build, and the handler's
-parts. The terms of an overlapped init sum to more than the wall time it took, which is the point.
+parts. The terms of an overlapped init sum to more than the wall time it took, which is the point. Its child
+is not told it is a Lambda init, so it builds the service on the first request (on Lambda the import overlaps
+the build, ``adserve.wiring.init_build``), where each term can be timed; figure 3's ratios below are a Lambda init.
 
 Results go to ``bench/results/cold_terms.json`` under the label, so a *before* and an *after* run sit side
 by side; ``python -m bench.docs`` renders the largest terms of each into docs/performance.md. The child is a

@@ -191,7 +191,8 @@ class LogWriter:
     def _write(self, partition: Partition) -> None:
         lines = self._lines.pop(partition)
         self._objects += 1
-        self._sink.put_object(partition.object_key([f"{self._name}-{self._objects}"]), encode_object(lines))
+        rows = [f"{self._name}-{self._objects}-{row}" for row in range(len(lines))]  # a "message" per row, as Record
+        self._sink.put_object(partition.object_key(rows), encode_object(lines))
 
     def close(self) -> None:
         for partition in list(self._lines):

@@ -6,26 +6,27 @@ with collector_paused():  # the import allocates what it keeps: no collection un
     from functools import cache
     from typing import Any
 
-    from adserve.core.observability import logger, metrics, tracer
-    from adserve.decisions.api import DecisionRequest, DecisionResponse
     from adserve.decisions.service import DecisionService
-    from adserve.http_api.errors import error_doc, install_error_handlers
-    from adserve.http_api.gateway import correlate_request, public_base_url, screen_body
-    from adserve.wiring import snapstart
+    from adserve.wiring import init_build, snapstart
     from adserve.wiring.decide import decision_service
     from adserve.wiring.settings import DecideSettings
-    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    app = APIGatewayHttpResolver(enable_validation=True)  # which imports its validation middleware
-    install_error_handlers(app)
+    @cache
+    def service() -> DecisionService:
+        """Built once per execution environment (during Lambda's init, else on the first request), then reused."""
+        with collector_paused():  # as the import: clients, catalog, model and keys are kept for the environment
+            return decision_service(DecideSettings.from_env())
 
+    with init_build.built_meanwhile(service):  # in Lambda the first request's reads overlap the HTTP layer's import
+        from adserve.core.observability import logger, metrics, tracer
+        from adserve.decisions.api import DecisionRequest, DecisionResponse
+        from adserve.http_api.errors import error_doc, install_error_handlers
+        from adserve.http_api.gateway import correlate_request, public_base_url, screen_body
+        from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+        from aws_lambda_powertools.utilities.typing import LambdaContext
 
-@cache
-def service() -> DecisionService:
-    """Built on the first request of an execution environment, then reused."""
-    with collector_paused():  # as the import: clients, catalog, model and keys are kept for the environment
-        return decision_service(DecideSettings.from_env())
+        app = APIGatewayHttpResolver(enable_validation=True)  # which imports its validation middleware
+        install_error_handlers(app)
 
 
 snapstart.register(prepare=service)  # with SnapStart on, the snapshot holds the built service

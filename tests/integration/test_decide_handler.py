@@ -7,6 +7,7 @@ requests a decision makes and what happens when the caps table or the outcomes q
 import contextlib
 import io
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.wiring import snapstart
+from adserve.wiring.init_build import INIT_TYPE_VARIABLE
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign
@@ -168,6 +170,31 @@ def test_a_fresh_environment_starts_its_catalog_scan_before_making_the_clients_o
         events.unregister("before-call.dynamodb.Scan", on_scan)
         events.unregister("creating-client-class.sqs", on_queue_client)
     assert waited == [True]
+
+
+def test_in_a_lambda_init_the_service_is_built_while_the_handler_module_imports(
+    local_stack: Any, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lambda sets AWS_LAMBDA_INITIALIZATION_TYPE: the first request's reads then run in the init, started before
+    # the HTTP layer's import, and the module's import waits for them (its lambda_handler is not defined yet)
+    monkeypatch.setenv(INIT_TYPE_VARIABLE, "on-demand")
+    handler_defined_at_scan: list[bool] = []
+
+    def on_scan(**_: Any) -> None:
+        module = sys.modules.get("adserve_function_decidefunction")
+        handler_defined_at_scan.append(hasattr(module, "lambda_handler"))
+
+    events = aws_clients._session()._session.get_component("event_emitter")
+    events.register("before-call.dynamodb.Scan", on_scan)
+    try:
+        local_stack.reset_function("DecideFunction")
+        assert decide(local_stack, max_ads=3)["ads"]
+    finally:
+        events.unregister("before-call.dynamodb.Scan", on_scan)
+    assert handler_defined_at_scan == [False, False]  # the campaigns' Scan and the pacing states', both in the init
+    proxy.reset()
+    assert decide(local_stack, max_ads=3)["ads"]
+    assert proxy.calls["Scan"] == 0  # and the requests use the service the init built
 
 
 def test_after_a_snapstart_restore_the_next_decision_reloads_the_catalog_over_new_connections(

@@ -3,6 +3,7 @@
 import pytest
 from adserve.dal import aws_clients
 from botocore.exceptions import UnknownServiceError
+from botocore.loaders import Loader
 
 
 def test_the_session_lists_only_the_services_it_creates_clients_for() -> None:
@@ -25,3 +26,20 @@ def test_a_service_outside_the_list_is_unknown(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     with pytest.raises(UnknownServiceError):
         aws_clients._session.__wrapped__().client("lambda")
+
+
+@pytest.mark.parametrize("service", aws_clients.SERVICES)
+@pytest.mark.parametrize("type_name", ["service-2", "endpoint-rule-set-1"])
+def test_models_parse_into_plain_dicts_equal_to_botocores_own(service: str, type_name: str) -> None:
+    ours = aws_clients._session.__wrapped__()._loader.load_service_model(service, type_name)
+    botocores = Loader().load_service_model(service, type_name)
+    assert type(ours) is dict  # not botocore's OrderedDict, whose per-object hook is the slow part of parsing
+    assert ours == botocores
+    assert list(ours) == list(botocores)  # in the same order
+
+
+def test_the_endpoints_and_partitions_data_parse_equal_to_botocores_own() -> None:
+    loader = aws_clients._session.__wrapped__()._loader
+    for name in ("endpoints", "partitions", "sdk-default-configuration", "_retry"):
+        assert loader.load_data(name) == Loader().load_data(name)
+    assert loader.file_loader.load_file("/no/such/file") is None

@@ -14,6 +14,7 @@ from adserve.wiring.settings import RetrainSettings
 
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import Truth
+from tests.support.log_store import ListingLogStore
 from tests.unit.test_retraining import AS_OF, BOOTSTRAP, request, simulated
 
 __all__ = ["simulated"]  # the shared module fixture: 8,000 simulated decisions
@@ -70,12 +71,16 @@ def test_a_run_that_is_not_due_publishes_nothing_and_says_when_it_will_be(
     models.write_pointer(ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=1), updated_by="t"))
     versions = models.versions()
     # When a scheduled run asks for twice the champion's decisions
-    result = retrain(store, models, request(schedule=SCHEDULE), work_dir=tmp_path / "b", fallback_model_dir=BOOTSTRAP)
-    # Then it is skipped without publishing, and says when the next is due
+    listing = ListingLogStore(objects=store.objects)
+    result = retrain(listing, models, request(schedule=SCHEDULE), work_dir=tmp_path / "b", fallback_model_dir=BOOTSTRAP)
+    # Then it is skipped without publishing, says when the next is due, and read no log object to find out
     assert result.status == "skipped"
-    assert "not due: 8000 logged decisions, the champion learned from 5000" in result.message
+    assert "not due: 8000 logged decisions at most (counted by listing), the champion learned from 5000" in (
+        result.message
+    )
     assert "due at 10000" in result.message
     assert models.versions() == versions
+    assert listing.read == []
     # and the same run after the champion has served for the interval retrains
     models.write_pointer(ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=6), updated_by="t"))
     late = retrain(store, models, request(schedule=SCHEDULE), work_dir=tmp_path / "c", fallback_model_dir=BOOTSTRAP)

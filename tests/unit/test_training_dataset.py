@@ -115,7 +115,7 @@ def test_malformed_lines_are_counted_and_skipped() -> None:
     store = InMemoryLogStore()
     write_logs(store, decision(decision_id="d-1"), outcome(decision_id="d-1", event_type=EventType.CLICK))
     good_decision = log_row(decision(decision_id="d-2")).line
-    store.objects[Partition.of(LogKind.DECISIONS, NOW).object_key(["extra"])] = encode_object(
+    store.objects[Partition.of(LogKind.DECISIONS, NOW).object_key(["extra-1", "extra-2"])] = encode_object(
         ["{not json", good_decision]
     )
     store.objects[Partition.of(LogKind.OUTCOMES, NOW).object_key(["extra"])] = encode_object(['{"kind": "outcome"}'])

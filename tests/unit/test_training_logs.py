@@ -2,8 +2,6 @@
 
 import gzip
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +11,7 @@ from adserve.outcomes.logs import (
     LogKind,
     Partition,
     ReadStats,
+    count_rows_at_most,
     decode_object,
     encode_object,
     hours,
@@ -23,7 +22,7 @@ from adserve.outcomes.logs import (
 )
 
 from devstack.fakes import InMemoryLogStore
-from tests.support.log_store import write_logs
+from tests.support.log_store import ListingLogStore, write_logs
 from tests.support.record_messages import NOW, decision, outcome
 
 
@@ -34,6 +33,28 @@ def test_partition_keys_follow_the_documented_layout() -> None:
     assert key.endswith(".jsonl.gz")
     assert key == partition.object_key(["m-1", "m-2"])  # the set of messages names the object, not their order
     assert key != partition.object_key(["m-1"])
+    assert key.endswith("-2rows.jsonl.gz")  # one row per message: listing alone bounds a range's rows
+
+
+def test_rows_are_counted_by_listing_and_objects_named_without_a_count_are_read() -> None:
+    # Given three objects in one hour (two named with their counts, one named before names carried it), one in
+    # the next hour, and keys that are not log objects
+    store = ListingLogStore()
+    write_logs(store, decision(decision_id="d-1"), decision(decision_id="d-2"), name="batch-1")
+    write_logs(store, decision(decision_id="d-1"), name="batch-2")  # a redelivered copy: counted, as names can't tell
+    prefix = Partition.of(LogKind.DECISIONS, NOW).prefix
+    store.objects[f"{prefix}0123456789abcdef0123456789abcdef.jsonl.gz"] = encode_object(['{"a":1}', '{"b":2}'])
+    store.objects[f"{prefix}not-gzip.jsonl.gz"] = b"plain text"
+    store.objects[f"{prefix}notes.txt"] = b"not a log object"
+    write_logs(store, decision(decision_id="d-3", decided_at=NOW + timedelta(hours=1)), name="batch-3")
+    # When the rows of the first hour, then of both, are counted
+    # Then names count what they say, the unnamed object is read, and nothing else is
+    assert count_rows_at_most(store, LogKind.DECISIONS, NOW, NOW) == 2 + 1 + 2
+    assert store.read == [f"{prefix}0123456789abcdef0123456789abcdef.jsonl.gz", f"{prefix}not-gzip.jsonl.gz"]
+    assert count_rows_at_most(store, LogKind.DECISIONS, NOW, NOW + timedelta(hours=1)) == 6
+    assert count_rows_at_most(store, LogKind.OUTCOMES, NOW, NOW + timedelta(hours=1)) == 0
+    # and the bound holds: the readers return no more rows than it
+    assert len(list(read_decisions(store, NOW, NOW + timedelta(hours=1)))) == 3
 
 
 def test_an_outcome_row_is_the_logged_outcome_of_its_event_byte_for_byte() -> None:
@@ -118,15 +139,6 @@ def test_the_join_gives_one_row_per_chosen_ad_with_its_outcome_flags() -> None:
     assert (second.impression, second.click, second.skip) == (False, False, True)  # the click came too late
     assert first.ad_features == {"ad_id": "a-ad-1"}
     assert first.listener_features == chosen.listener_features
-
-
-@dataclass
-class ListingLogStore(InMemoryLogStore):
-    listed: list[str] = field(default_factory=list)
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        self.listed.append(prefix)
-        return super().list_keys(prefix)
 
 
 def test_the_join_streams_a_decision_once_its_attribution_window_is_read() -> None:

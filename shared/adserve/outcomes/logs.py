@@ -2,8 +2,10 @@
 
 Layout: ``logs/decisions/dt=YYYY-MM-DD/hour=HH/<object>.jsonl.gz`` and ``logs/outcomes/...``, partitioned by
 the row's own time (``decided_at`` / ``occurred_at``, UTC). Record writes one gzip JSON Lines object per
-(SQS batch, kind, partition); its name is a hash of the sorted SQS message ids of its rows, and its bytes are
-deterministic, so a batch redelivered whole overwrites its own objects instead of adding copies.
+(SQS batch, kind, partition); its name is a hash of the sorted SQS message ids of its rows followed by how many
+rows it holds (``<hash>-<rows>rows.jsonl.gz``), and its bytes are deterministic, so a batch redelivered whole
+overwrites its own objects instead of adding copies. The row count in the name lets a reader bound how many rows
+a range holds by listing alone (``count_rows_at_most``: Retrain's schedule asks before it reads a window).
 
 Duplicates are removed by the reader, not the writer. A batch redelivered with a different composition
 (some records failed, SQS regrouped them) writes objects with new names, and a beacon fired twice is two
@@ -32,10 +34,11 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import struct
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -53,6 +56,7 @@ from adserve.privacy.consent import ServingMode
 
 LOG_ROOT: Final = "logs"
 OBJECT_SUFFIX: Final = ".jsonl.gz"
+_ROWS_IN_NAME: Final = re.compile(r"-(\d+)rows\.jsonl\.gz$")
 DEFAULT_DEDUPE_HORIZON: Final = timedelta(hours=48)
 DEFAULT_ATTRIBUTION_WINDOW: Final = timedelta(hours=24)
 """Outcomes later than this after their decision are not joined (the default tracking-token lifetime)."""
@@ -77,10 +81,10 @@ class Partition:
     def prefix(self) -> str:
         return f"{LOG_ROOT}/{self.kind.value}/dt={self.hour:%Y-%m-%d}/hour={self.hour:%H}/"
 
-    def object_key(self, message_ids: Iterable[str]) -> str:
-        """Deterministic in the set of SQS messages whose rows the object holds."""
+    def object_key(self, message_ids: Sequence[str]) -> str:
+        """Deterministic in the set of SQS messages whose rows (one each) the object holds; names their count."""
         digest = hashlib.sha256("\n".join(sorted(message_ids)).encode()).hexdigest()[:32]
-        return f"{self.prefix}{digest}{OBJECT_SUFFIX}"
+        return f"{self.prefix}{digest}-{len(message_ids)}rows{OBJECT_SUFFIX}"
 
 
 @lru_cache(maxsize=256)
@@ -215,6 +219,28 @@ def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator
             stats.unreadable_objects += 1
             continue
         yield from lines
+
+
+def count_rows_at_most(store: LogReader, kind: LogKind, start: datetime, end: datetime) -> int:
+    """At most how many rows of one kind the hours [start, end] hold, from the objects' names (one LIST per hour).
+
+    Objects named before names carried their count are read and their lines counted. An upper bound of what a
+    reader returns: copies of a row, malformed lines and erased listeners' rows are counted, and whole hours are.
+    """
+    total = 0
+    for hour in hours(start, end):
+        for key in store.list_keys(Partition(kind, hour).prefix):
+            if not key.endswith(OBJECT_SUFFIX):
+                continue
+            named = _ROWS_IN_NAME.search(key)
+            if named is not None:
+                total += int(named.group(1))
+                continue
+            try:
+                total += sum(1 for _ in decode_object(store.read_object(key)))
+            except (OSError, EOFError):
+                continue
+    return total
 
 
 _Row = TypeVar("_Row")

@@ -400,7 +400,7 @@ class _RecordBatchProcessor(BatchProcessor):
         store_failures = 0
         for partition, group in sorted(by_partition.items(), key=lambda item: item[0]):
             group.sort(key=lambda staged: staged.handled.record.messageId)
-            key = partition.object_key(staged.handled.record.messageId for staged in group)
+            key = partition.object_key([staged.handled.record.messageId for staged in group])
             try:
                 if store_failures >= self._recorder.breaker_threshold:
                     raise LogStoreUnavailableError("not attempted: the log store failed repeatedly in this batch")
