@@ -106,14 +106,14 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         "MB",
     ),
     (
-        "record: our CPU per event < 100 us, batches of 10 (handler on fakes, median invocation / 10)",
-        ("record_fakes", "sizes", "10", "full_handler", "us_per_event_p50"),
+        "record: own CPU (thread time) per event < 100 us, batches of 10 (handler on fakes, median / 10)",
+        ("record_fakes", "sizes", "10", "full_handler", "cpu_us_per_event_p50"),
         100.0,
         "us",
     ),
     (
-        "record: our CPU per event < 50 us, batches of 100 (handler on fakes, median invocation / 100)",
-        ("record_fakes", "sizes", "100", "full_handler", "us_per_event_p50"),
+        "record: own CPU (thread time) per event < 50 us, batches of 100 (handler on fakes, median / 100)",
+        ("record_fakes", "sizes", "100", "full_handler", "cpu_us_per_event_p50"),
         50.0,
         "us",
     ),
@@ -476,7 +476,9 @@ def _record_rows(figures: dict[str, Any]) -> list[list[object]]:
 
 
 def _per_event_cells(d: dict[str, Any]) -> list[object]:
-    return [d["iterations"], d["p50_ms"], d["p99_ms"], d["us_per_event_p50"], d["us_per_event_mean"], d["full_gcs"]]
+    cpu = d.get("cpu_us_per_event_p50", "-")  # the fakes only: on moto the CPU is mostly the server's
+    wall = [d["us_per_event_p50"], d["us_per_event_mean"]]
+    return [d["iterations"], d["p50_ms"], d["p99_ms"], *wall, cpu, d["full_gcs"]]
 
 
 def _outcome_tables(figures: dict[str, Any]) -> list[str]:
@@ -488,7 +490,17 @@ def _outcome_tables(figures: dict[str, Any]) -> list[str]:
         out.append(
             table(
                 f"7. Record per SQS batch (80% capped impressions): invocation ms, per event us{note}",
-                ["batch", "path", "iters", "p50 ms", "p99 ms", "us/event p50", "us/event mean", "full GCs"],
+                [
+                    "batch",
+                    "path",
+                    "iters",
+                    "p50 ms",
+                    "p99 ms",
+                    "wall us/event p50",
+                    "wall us/event mean",
+                    "CPU us/event p50",
+                    "full GCs",
+                ],
                 rows,
             )
         )

@@ -1,10 +1,11 @@
-"""Timing primitives: run a callable many times with ``perf_counter_ns`` and summarise the samples."""
+"""Timing primitives: run a callable many times with ``perf_counter_ns`` (and, on request, the thread's own CPU
+clock) and summarise the samples."""
 
 import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -23,13 +24,17 @@ class Summary:
     after_switch_p50_ms: float | None = None
     """Interleaved figures only: the median first call of a block, right after another operation's block (kept
     out of the percentiles above, see ``measure_interleaved``)."""
+    cpu: "Summary | None" = None
+    """``measure(..., own_cpu=True)`` only: the same calls timed by the thread's CPU clock (``thread_time_ns``),
+    which counts what this thread ran and not the time another process held the core (a loaded host's steal)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        values = {
             key: round(value, 4) if isinstance(value, float) else value
             for key, value in asdict(self).items()
-            if value is not None
+            if value is not None and key != "cpu"
         }
+        return values if self.cpu is None else {**values, "cpu": self.cpu.to_dict()}
 
 
 def percentile(sorted_samples: list[int], fraction: float) -> float:
@@ -71,26 +76,38 @@ def measure(
     iterations: int,
     warmup: int,
     between: Callable[[], None] | None = None,
+    *,
+    own_cpu: bool = False,
 ) -> Summary:
-    """Time ``operation`` ``iterations`` times after ``warmup`` untimed calls; ``between`` runs untimed."""
+    """Time ``operation`` ``iterations`` times after ``warmup`` untimed calls; ``between`` runs untimed.
+
+    ``own_cpu`` also reads the thread's CPU clock around each call (``Summary.cpu``); off by default, as its
+    two reads (~1 us) would count in the wall time of sub-millisecond operations.
+    """
     for _ in range(warmup):
         operation()
         if between is not None:
             between()
     samples: list[int] = []
-    clock = time.perf_counter_ns
+    cpu_samples: list[int] = []
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     collections = FullCollections()
     gc.callbacks.append(collections)
     try:
         for _ in range(iterations):
+            if own_cpu:
+                cpu_started = cpu_clock()
             started = clock()
             operation()
             samples.append(clock() - started)
+            if own_cpu:
+                cpu_samples.append(cpu_clock() - cpu_started)
             if between is not None:
                 between()
     finally:
         gc.callbacks.remove(collections)
-    return summarize(samples, collections.count)
+    wall = summarize(samples, collections.count)
+    return replace(wall, cpu=summarize(cpu_samples, collections.count)) if own_cpu else wall
 
 
 def iterations_for(size: int, base: int, quick: bool) -> int:

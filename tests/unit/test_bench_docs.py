@@ -92,3 +92,18 @@ def test_the_consent_figure_is_rendered_once_measured_and_said_missing_before(re
     rendered = docs.decide_consent(newer)
     assert "0.5 / 1.25 ms (p50 / p99) personalised" in rendered
     assert "contextual / personalised p99 = 0.96" in rendered
+
+
+def test_the_record_table_shows_the_handlers_own_cpu_once_measured(results: dict[str, Any]) -> None:
+    older = copy.deepcopy(results)
+    for data in older["figures"]["record_fakes"]["sizes"].values():
+        for path in ("full_handler", "domain_process_batch"):
+            data[path].pop("cpu_us_per_event_p50", None)
+    assert "own CPU" not in docs.record(older)
+    newer = copy.deepcopy(older)
+    for data in newer["figures"]["record_fakes"]["sizes"].values():
+        for path in ("full_handler", "domain_process_batch"):
+            data[path] |= {"us_per_event_p50": 81.6, "cpu_us_per_event_p50": 44.4}
+    rendered = docs.record(newer)
+    assert "µs per event, median (wall / own CPU)" in rendered
+    assert "| 82 / 44 |" in rendered

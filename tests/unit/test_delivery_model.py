@@ -22,7 +22,7 @@ from adserve.delivery.pacing import PacingStatus, TrafficProfile, pace
 from adserve.delivery.report import Granularity, build_report, parse_hour, report_range
 from adserve.outcomes.logs import read_decisions, read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign
@@ -136,6 +136,14 @@ def test_the_utc_hour_is_the_same_instant_truncated_in_utc() -> None:
     assert hour == datetime(2026, 11, 26, 3, tzinfo=UTC)
     assert hour.tzinfo is UTC
     assert hour_of(hour) is hour
+
+
+def test_the_utc_hour_of_a_parsed_z_moment_and_of_a_naive_local_one() -> None:
+    parsed = TypeAdapter(datetime).validate_json('"2026-11-25T23:59:59.5Z"')
+    assert parsed.tzinfo is not UTC  # pydantic's own zone at offset zero
+    assert hour_of(parsed) is hour_of(datetime(2026, 11, 25, 23, 30, tzinfo=UTC))
+    naive = datetime(2026, 11, 25, 23, 59)
+    assert hour_of(naive) == naive.astimezone(UTC).replace(minute=0)
 
 
 # ------------------------------------------------------------------ reports

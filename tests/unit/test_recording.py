@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
-from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, within_caps
+from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, impression_counters, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
 from adserve.core.observability import logger
 from adserve.core.vocabulary import EventType
@@ -164,6 +164,21 @@ def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(
     assert all(record["messageId"] in output for record in bad)
     assert "SECRET" not in output
     assert "listener-secret" not in output
+
+
+def test_the_envelope_is_checked_for_what_record_reads_and_nothing_else(ports: Ports) -> None:
+    # Given a record without the envelope fields Record never reads, and one without its body
+    bare = message_records(outcome(listener="listener-e"))[0]
+    for unread in ("attributes", "md5OfBody", "eventSource", "eventSourceARN", "awsRegion", "receiptHandle"):
+        del bare[unread]
+    bodiless = message_records(outcome(listener="listener-e2"))[0]
+    del bodiless["body"]
+    # When the batch is processed
+    response = ports.process(bare, bodiless)
+    # Then the first is counted and the second fails alone, by its message id
+    assert failed_ids(response) == {bodiless["messageId"]}
+    assert set(ports.counter.read_counters("listener-e", NOW).values()) == {1}
+    assert ports.counter.read_counters("listener-e2", NOW) == {}
 
 
 def test_an_unavailable_counter_store_fails_only_its_records_which_succeed_on_redelivery(ports: Ports) -> None:
@@ -337,10 +352,14 @@ def test_the_directory_resolves_each_campaigns_caps_at_load_as_advertiser_caps_d
     for declared in campaigns:
         found = directory.campaign(declared.campaign_id)
         assert found is not None
-        assert directory.caps_of(found) == expected.caps_of(declared) != ()
+        assert directory.counter_caps_of(found) == counter_caps(expected, declared) != ()
     # And a campaign object the snapshot does not hold (e.g. from an earlier load) is resolved, not looked up
     edited = campaigns[1].model_copy(update={"frequency_caps": [FrequencyCap(max=1, window=CapWindow.HOUR)]})
-    assert directory.caps_of(edited) == expected.caps_of(edited) != expected.caps_of(campaigns[1])
+    assert directory.counter_caps_of(edited) == counter_caps(expected, edited) != counter_caps(expected, campaigns[1])
+
+
+def counter_caps(caps: AdvertiserCaps, of: Campaign) -> tuple[CounterCap, ...]:
+    return tuple(CounterCap.of(cap, of) for cap in caps.caps_of(of))
 
 
 def test_each_handled_record_is_logged_at_debug_and_not_at_info(ports: Ports, caplog: pytest.LogCaptureFixture) -> None:

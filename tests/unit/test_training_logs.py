@@ -1,11 +1,13 @@
 """Training-log layout, encoding and the streaming readers (dedupe, join) over an in-memory bucket."""
 
 import gzip
+import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import (
+    LoggedOutcome,
     LogKind,
     Partition,
     ReadStats,
@@ -13,6 +15,7 @@ from adserve.outcomes.logs import (
     decode_object,
     encode_object,
     hours,
+    log_row,
     read_decisions,
     read_joined,
     read_outcomes,
@@ -54,6 +57,16 @@ def test_rows_are_counted_by_listing_and_objects_named_without_a_count_are_read(
     assert len(list(read_decisions(store, NOW, NOW + timedelta(hours=1)))) == 3
 
 
+def test_an_outcome_row_is_the_logged_outcome_of_its_event_byte_for_byte() -> None:
+    """The row is serialized from the event minus its listener fields; it must be what LoggedOutcome writes."""
+    for event in (outcome(), outcome(listener=None, session="", event_type=EventType.SKIP)):
+        logged = LoggedOutcome.model_validate(event.model_dump(exclude={"listener", "session"}))
+        line = log_row(event).line
+        assert line == logged.model_dump_json()
+        assert "listener" not in line
+        assert "session" not in line
+
+
 def test_partitions_are_in_utc() -> None:
     stockholm = datetime(2026, 11, 25, 2, 30, tzinfo=ZoneInfo("Europe/Stockholm"))
     assert Partition.of(LogKind.DECISIONS, stockholm).prefix == "logs/decisions/dt=2026-11-25/hour=01/"
@@ -64,6 +77,15 @@ def test_encoding_is_gzip_json_lines_and_deterministic() -> None:
     assert body == encode_object(['{"a":1}', '{"b":2}'])
     assert gzip.decompress(body) == b'{"a":1}\n{"b":2}\n'
     assert list(decode_object(body)) == ['{"a":1}', '{"b":2}']
+
+
+def test_an_object_is_byte_for_byte_what_gzip_file_writes_with_a_zero_mtime() -> None:
+    """Objects are named by their messages and overwritten on redelivery: the bytes must not change with the encoder."""
+    for lines in ([], ['{"a":1}'], [f'{{"n":{n},"text":"åäö {"x" * (n % 97)}"}}' for n in range(3000)]):
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
+            compressed.write("".join(f"{line}\n" for line in lines).encode())
+        assert encode_object(lines) == buffer.getvalue()
 
 
 def test_hours_include_both_ends() -> None:

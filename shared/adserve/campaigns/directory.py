@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from adserve.campaigns.frequency_caps import AdvertiserCaps
-from adserve.campaigns.model import Campaign, FrequencyCap
+from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap
+from adserve.campaigns.model import Campaign
 from adserve.core.refreshing import RefreshingValue
 
 
@@ -24,8 +24,9 @@ class CampaignSource(Protocol):
 class _Snapshot:
     by_id: dict[str, Campaign]
     advertiser_caps: AdvertiserCaps
-    caps_by_id: dict[str, tuple[FrequencyCap, ...]]
-    """Each campaign's caps in force, resolved once at load: Record asks for them per impression."""
+    caps_by_id: dict[str, tuple[CounterCap, ...]]
+    """Each campaign's caps in force with their counter key prefixes, resolved once at load: Record asks for them
+    per impression."""
 
 
 class CampaignDirectory:
@@ -48,16 +49,21 @@ class CampaignDirectory:
             found = self._snapshot.get_if_fresher_than(self._miss_refresh).by_id.get(campaign_id)
         return found
 
-    def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
-        """The caps an impression of the campaign counts in, its advertiser's caps declared by siblings included."""
+    def counter_caps_of(self, campaign: Campaign) -> tuple[CounterCap, ...]:
+        """The caps an impression of the campaign counts in, its advertiser's caps declared by siblings included,
+        with their counter key prefixes."""
         snapshot = self._snapshot.get()
         if snapshot.by_id.get(campaign.campaign_id) is campaign:
             return snapshot.caps_by_id[campaign.campaign_id]
-        return snapshot.advertiser_caps.caps_of(campaign)  # a campaign from an earlier snapshot
+        return _counter_caps(snapshot.advertiser_caps, campaign)  # a campaign from an earlier snapshot
 
     def _load(self) -> _Snapshot:
         campaigns = self._source.list_campaigns()
         by_id = {campaign.campaign_id: campaign for campaign in campaigns}
         advertiser_caps = AdvertiserCaps(campaigns)
-        caps_by_id = {campaign_id: advertiser_caps.caps_of(campaign) for campaign_id, campaign in by_id.items()}
+        caps_by_id = {campaign_id: _counter_caps(advertiser_caps, campaign) for campaign_id, campaign in by_id.items()}
         return _Snapshot(by_id, advertiser_caps, caps_by_id)
+
+
+def _counter_caps(advertiser_caps: AdvertiserCaps, campaign: Campaign) -> tuple[CounterCap, ...]:
+    return tuple(CounterCap.of(cap, campaign) for cap in advertiser_caps.caps_of(campaign))

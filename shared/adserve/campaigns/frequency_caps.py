@@ -246,7 +246,12 @@ def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[Frequen
 def impression_counters(
     campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
 ) -> list[CounterSlot]:
-    """The counters one impression of this campaign increments: one per cap in force (``caps_of``).
+    """The counters one impression of this campaign increments: one per cap in force (``caps_of``)."""
+    return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session)
+
+
+def counter_slots(caps: Iterable[CounterCap], now: datetime, session: str) -> list[CounterSlot]:
+    """``impression_counters`` from caps whose key prefixes are built: Record's directory keeps them per campaign.
 
     Record asks this for every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
     """
@@ -255,11 +260,18 @@ def impression_counters(
     slots = []
     for cap in caps:
         if cap.window in _CALENDAR_WINDOWS:
-            bucket, expires_at = _calendar_slot(cap.window, hour)
+            slots.append(_calendar_counter(cap.key_prefix, cap.window, hour))
         else:  # a session's or lifetime's end slides with each impression
             bucket, expires_at = window_bucket(cap.window, hour, session), window_end(cap.window, now) + EXPIRY_GRACE
-        slots.append(CounterSlot(key=counter_key(cap, campaign, bucket), expires_at=expires_at))
+            slots.append(CounterSlot(cap.key_prefix + bucket, expires_at))
     return slots
+
+
+@lru_cache(maxsize=1024)
+def _calendar_counter(key_prefix: str, window: CapWindow, hour: datetime) -> CounterSlot:
+    """A calendar cap's counter for every impression of the hour: one shared (frozen) slot, not one per impression."""
+    bucket, expires_at = _calendar_slot(window, hour)
+    return CounterSlot(key_prefix + bucket, expires_at)
 
 
 _CALENDAR_WINDOWS = frozenset({CapWindow.HOUR, CapWindow.DAY, CapWindow.WEEK, CapWindow.MONTH})

@@ -35,6 +35,8 @@ import hashlib
 import io
 import json
 import re
+import struct
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
@@ -46,7 +48,6 @@ from typing import Final, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adserve.core.hours import utc_hour
-from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.catalog_snapshots import CatalogSnapshots, CorruptSnapshotError
 from adserve.outcomes.decision_records import DecisionRecord, UnresolvedRecordError
@@ -120,27 +121,14 @@ class LoggedOutcome(BaseModel):
     occurred_at: datetime
     received_at: datetime
 
-    @classmethod
-    def from_event(cls, event: OutcomeEvent) -> "LoggedOutcome":
-        """From a validated event: its values are not validated a second time."""
-        return trusted(
-            cls,
-            {
-                "kind": "outcome",
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "decision_id": event.decision_id,
-                "ad_id": event.ad_id,
-                "campaign_id": event.campaign_id,
-                "advertiser_id": event.advertiser_id,
-                "occurred_at": event.occurred_at,
-                "received_at": event.received_at,
-            },
-        )
-
     @property
     def identity(self) -> tuple[str, str, str]:
         return (self.decision_id, self.ad_id, self.event_type.value)
+
+
+NOT_LOGGED: Final[set[str]] = {"listener", "session"}
+"""An outcome event's fields its log row leaves out: the event without them is its ``LoggedOutcome``'s JSON (the
+fields in the same order), serialized straight from the event instead of through a copy."""
 
 
 @dataclass(frozen=True)
@@ -153,17 +141,23 @@ def log_row(message: DecisionRecord | OutcomeEvent) -> LogRow:
     """The partition and JSON line a queue message is logged as."""
     if isinstance(message, DecisionRecord):
         return LogRow(Partition.of(LogKind.DECISIONS, message.decided_at), message.model_dump_json())
-    return LogRow(
-        Partition.of(LogKind.OUTCOMES, message.occurred_at), LoggedOutcome.from_event(message).model_dump_json()
-    )
+    return LogRow(Partition.of(LogKind.OUTCOMES, message.occurred_at), message.model_dump_json(exclude=NOT_LOGGED))
+
+
+_GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+"""What ``gzip.GzipFile(mtime=0)`` writes first at level 9: magic, deflate, no flags, mtime 0, best compression,
+unknown OS."""
 
 
 def encode_object(lines: Iterable[str]) -> bytes:
-    """gzip JSON Lines with a zero mtime, so the same rows always give the same bytes."""
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed:
-        compressed.write("".join(f"{line}\n" for line in lines).encode())
-    return buffer.getvalue()
+    """gzip JSON Lines with a zero mtime, so the same rows always give the same bytes.
+
+    The bytes ``gzip.GzipFile(mtime=0)`` writes (header, level-9 raw deflate, CRC-32 and size), built in one
+    call each instead of through a file object, which cost Record ~80 us an object.
+    """
+    data = "".join(f"{line}\n" for line in lines).encode()
+    trailer = struct.pack("<LL", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return _GZIP_HEADER + zlib.compress(data, 9, -zlib.MAX_WBITS) + trailer
 
 
 def decode_object(body: bytes) -> Iterator[str]:

@@ -36,17 +36,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.parser.models import SqsMsgAttributeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from adserve.campaigns.frequency_caps import CounterSlot, impression_counters
-from adserve.campaigns.model import Campaign, FrequencyCap
+from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
+from adserve.campaigns.model import Campaign
 from adserve.core.errors import (
     CounterStoreUnavailableError,
     DeliveryStoreUnavailableError,
@@ -76,6 +76,9 @@ MARKER_LIFETIME: Final = timedelta(days=14)
 CORRELATION_ATTRIBUTE: Final = "correlation_id"
 """The message attribute Decide and Track put the API request's correlation id in."""
 
+_RECORD_LOG_KEYS: Final = ("correlation_id", "decision_id")
+"""The logger keys one record sets, removed after it."""
+
 _QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
 
 
@@ -102,8 +105,9 @@ class ImpressionCounter(Protocol):
 class CampaignLookup(Protocol):
     def campaign(self, campaign_id: str) -> Campaign | None: ...
 
-    def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
-        """Every cap in force for the campaign, advertiser caps its siblings declare included."""
+    def counter_caps_of(self, campaign: Campaign) -> tuple[CounterCap, ...]:
+        """Every cap in force for the campaign, advertiser caps its siblings declare included, with its counter's
+        key prefix."""
         ...
 
 
@@ -171,16 +175,22 @@ class OutcomeRecorder:
 
     def record_impression(self, event: OutcomeEvent) -> CountResult:
         """Count one impression exactly once; raises CounterStoreUnavailableError."""
+        return self.count_impression(event, self.campaigns.campaign(event.campaign_id), self.clock() + MARKER_LIFETIME)
+
+    def count_impression(
+        self, event: OutcomeEvent, campaign: Campaign | None, marker_expires_at: datetime
+    ) -> CountResult:
+        """``record_impression`` given the event's campaign (None: unknown) and its marker's expiry, which a
+        batch looks up and computes once."""
         if event.listener is None:  # no capping consent: nothing is kept about the listener
             return CountResult.NOT_COUNTED
-        campaign = self.campaigns.campaign(event.campaign_id)
         if campaign is None:
             logger.warning(
                 "impression of an unknown campaign; nothing counted",
                 extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
             )
             return CountResult.NOT_COUNTED
-        caps = self.campaigns.caps_of(campaign)
+        caps = self.campaigns.counter_caps_of(campaign)
         if not caps:
             return CountResult.NOT_COUNTED
         # The window is the impression's, but never in the future of when Track received it (client clocks).
@@ -188,10 +198,28 @@ class OutcomeRecorder:
         increment = ImpressionIncrement(
             listener=event.listener,
             marker_key=marker_key(event),
-            marker_expires_at=self.clock() + MARKER_LIFETIME,
-            counters=tuple(impression_counters(campaign, caps, moment, event.session)),
+            marker_expires_at=marker_expires_at,
+            counters=tuple(counter_slots(caps, moment, event.session)),
         )
         return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
+
+    def delivery_event(
+        self, event: OutcomeEvent, campaign: Campaign | None, tally: DeliveryTally
+    ) -> DeliveryEvent | None:
+        """What the outcome adds to its campaign's delivery; None (logged, tallied) for an unknown campaign."""
+        if campaign is None:
+            tally.unknown_campaign += 1
+            logger.warning(
+                "outcome of an unknown campaign; no delivery counted",
+                extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
+            )
+            return None
+        return DeliveryEvent(
+            marker_key=delivery_marker_key(event.decision_id, event.ad_id, event.event_type),
+            campaign_id=event.campaign_id,
+            hour=hour_of(min(event.occurred_at, event.received_at)),
+            totals=DeliveryTotals.of(event.event_type, campaign.spend_micros_per_impression),
+        )
 
     def record_delivery(self, events: list[OutcomeEvent]) -> DeliveryTally:
         """Count a batch's outcomes toward delivery exactly once; the markers of events left uncounted.
@@ -200,27 +228,18 @@ class OutcomeRecorder:
         an event of an unknown campaign is logged and left out, like its caps.
         """
         tally = DeliveryTally()
-        counted: list[DeliveryEvent] = []
-        for event in events:
-            campaign = self.campaigns.campaign(event.campaign_id)
-            if campaign is None:
-                tally.unknown_campaign += 1
-                logger.warning(
-                    "outcome of an unknown campaign; no delivery counted",
-                    extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
-                )
-                continue
-            moment = min(event.occurred_at, event.received_at)
-            counted.append(
-                DeliveryEvent(
-                    marker_key=delivery_marker_key(event.decision_id, event.ad_id, event.event_type),
-                    campaign_id=event.campaign_id,
-                    hour=hour_of(moment),
-                    totals=DeliveryTotals.of(event.event_type, campaign.spend_micros_per_impression),
-                )
-            )
-        groups = delivery_groups(counted, self.clock() + DELIVERY_MARKER_LIFETIME)
-        tally.duplicates += len(counted) - sum(len(group.events) for group in groups)
+        counted = [
+            delivery
+            for event in events
+            if (delivery := self.delivery_event(event, self.campaigns.campaign(event.campaign_id), tally)) is not None
+        ]
+        self.count_delivery(counted, tally)
+        return tally
+
+    def count_delivery(self, events: list[DeliveryEvent], tally: DeliveryTally) -> None:
+        """Count delivery events exactly once into ``tally``, a group per (campaign, hour) store write."""
+        groups = delivery_groups(events, self.clock() + DELIVERY_MARKER_LIFETIME)
+        tally.duplicates += len(events) - sum(len(group.events) for group in groups)
         for group in groups:
             try:
                 result = self.delivery.count_once(group)
@@ -230,27 +249,35 @@ class OutcomeRecorder:
                 continue
             tally.counted += len(result.counted)
             tally.duplicates += len(result.duplicates)
-        return tally
 
 
-class QueueRecord(SqsRecordModel):
-    """An SQS record of the outcomes queue: the envelope is checked by the processor, the body by us."""
+class QueueRecord(BaseModel):
+    """An SQS record of the outcomes queue as Record reads it: the envelope is checked by the processor, the
+    body by us.
 
+    Only the fields Record reads: Powertools' whole ``SqsRecordModel`` (attributes with their timestamps,
+    digests, the queue's ARN and region, none of them read) cost ~1.7 us a record more to validate.
+    """
+
+    messageId: str  # noqa: N815 - SQS's names, which Powertools reads back (the failed records' ids)
     body: str
+    messageAttributes: dict[str, SqsMsgAttributeModel]  # noqa: N815
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Handled:
-    """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome, the event."""
+    """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome of a known
+    campaign, what it adds to delivery (step 3). Like ``_Staged``, one per record and never changed after: not
+    frozen only because a frozen dataclass's ``__init__`` costs 4x a plain one's (~1 us a record each)."""
 
     record: QueueRecord
     row: LogRow
-    outcome: OutcomeEvent | None
+    delivery: DeliveryEvent | None = None
     request: tuple[str, datetime] | None = None
     """For a decision record: its (placement, UTC hour), counted in step 5."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Staged:
     raw: dict[str, Any]
     """The record as the processor holds it in success_messages."""
@@ -270,48 +297,62 @@ class _RecordBatchProcessor(BatchProcessor):
     """BatchProcessor whose process() also writes the batch's log objects before failures are collected."""
 
     def __init__(self, recorder: OutcomeRecorder) -> None:
-        super().__init__(event_type=EventType.SQS, model=QueueRecord, raise_on_entire_batch_failure=False)
+        # Typed for Powertools' own record models, the processor validates with any pydantic model: ours has the
+        # fields of SqsRecordModel that Powertools and Record read.
+        model = cast("type[SqsRecordModel]", QueueRecord)
+        super().__init__(event_type=EventType.SQS, model=model, raise_on_entire_batch_failure=False)
         self._recorder = recorder
         self.begin(None)
 
     def begin(self, context: LambdaContext | None) -> None:
-        """A new batch: nothing staged, tallied or failed yet (Powertools resets its own state on entry)."""
+        """A new batch: nothing staged, tallied or failed yet (Powertools resets its own state on entry).
+
+        What is the same for every record of the batch is taken here once: the impression markers' expiry
+        (the clock is read per batch, not per impression) and the logger's formatter, whose keys each record
+        sets (``logger.append_keys`` looks the formatter up through its handler on every call).
+        """
         self._context = context
         self._staged: list[_Staged] = []
         self._tally = _Tally()
         self._counter_failures = 0
+        self._marker_expires_at = self._recorder.clock() + MARKER_LIFETIME
+        self._log_keys = logger.registered_formatter
 
     def record_handler(self, record: QueueRecord) -> _Handled:
         """One record, logged under the producer's correlation id (a message attribute) and its decision id."""
+        log_keys = self._log_keys
         correlation = record.messageAttributes.get(CORRELATION_ATTRIBUTE)
         if correlation is not None and correlation.stringValue:
-            logger.append_keys(correlation_id=correlation.stringValue)
+            log_keys.append_keys(correlation_id=correlation.stringValue)
         try:
             try:
                 message = parse_message(record.messageId, record.body)
             except InvalidRecordError:
                 self._tally.invalid += 1
                 raise
-            logger.append_keys(decision_id=message.decision_id)
-            if isinstance(message, OutcomeEvent) and message.event_type is OutcomeType.IMPRESSION:
-                self._count(record.messageId, message, self._context)
+            log_keys.append_keys(decision_id=message.decision_id)
             if logger.log_level <= logging.DEBUG:  # the call alone costs ~1 us a record at INFO
                 logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
-                return _Handled(record, log_row(message), message)
+                campaign = self._recorder.campaigns.campaign(message.campaign_id)  # once, for steps 2 and 3
+                if message.event_type is OutcomeType.IMPRESSION:
+                    self._count(record.messageId, message, campaign)
+                delivery = self._recorder.delivery_event(message, campaign, self._tally.delivery)
+                return _Handled(record, log_row(message), delivery)
             if message.explain:  # nothing was served: not traffic the pacing step should learn from
-                return _Handled(record, log_row(message), None)
+                return _Handled(record, log_row(message))
             return _Handled(record, log_row(message), None, (message.placement, hour_of(message.decided_at)))
         finally:
-            logger.remove_keys(["correlation_id", "decision_id"])
+            log_keys.remove_keys(_RECORD_LOG_KEYS)
 
-    def _count(self, message_id: str, event: OutcomeEvent, context: LambdaContext | None) -> None:
+    def _count(self, message_id: str, event: OutcomeEvent, campaign: Campaign | None) -> None:
         if self._counter_failures >= self._recorder.breaker_threshold:
             raise CounterStoreUnavailableError("not attempted: the counter store failed repeatedly in this batch")
+        context = self._context
         if context is not None and context.get_remaining_time_in_millis() < self._recorder.deadline_margin_ms:
             raise CounterStoreUnavailableError("not attempted: the invocation is about to time out")
         try:
-            result = self._recorder.record_impression(event)
+            result = self._recorder.count_impression(event, campaign, self._marker_expires_at)
         except CounterStoreUnavailableError as error:
             self._counter_failures += 1
             logger.warning("impression not counted", extra={"message_id": message_id, "error": str(error)})
@@ -337,18 +378,16 @@ class _RecordBatchProcessor(BatchProcessor):
 
     def _count_delivery(self) -> None:
         """Step 3: the batch's outcomes toward delivery; records of a group not written fail, unlogged."""
-        outcomes = [staged.handled.outcome for staged in self._staged if staged.handled.outcome is not None]
-        tally = self._tally.delivery = self._recorder.record_delivery(outcomes)
+        tally = self._tally.delivery
+        self._recorder.count_delivery(
+            [staged.handled.delivery for staged in self._staged if staged.handled.delivery is not None], tally
+        )
         if not tally.failed_markers:
             return
         failed = [
             staged
             for staged in self._staged
-            if staged.handled.outcome is not None
-            and delivery_marker_key(
-                staged.handled.outcome.decision_id, staged.handled.outcome.ad_id, staged.handled.outcome.event_type
-            )
-            in tally.failed_markers
+            if staged.handled.delivery is not None and staged.handled.delivery.marker_key in tally.failed_markers
         ]
         self._fail_written(failed, DeliveryStoreUnavailableError("delivery counters not written"))
         failed_ids = {id(staged) for staged in failed}
