@@ -11,7 +11,7 @@ as they would have under uniform serving (at the price of variance; the clip bou
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +42,13 @@ class TrainerConfig:
     factors with the listener x ad pairs that do). On the demo's worlds, whose truth has no listener x listener
     term, ``with_listener`` learns who likes which ad faster (``devstack.demo_sweep``)."""
     fit: TrainingConfig = field(default_factory=TrainingConfig)
+    l2_factors_grid: tuple[float, ...] = ()
+    """L2s on the factors to choose from on the validation segment, as a production trainer picks its
+    regularisation on held-out data: one fit per value (``fit``'s other settings), and the one with the lowest
+    validation log loss is kept (the first on a tie; deterministic like every fit). Empty: ``fit.l2_factors`` alone.
+    The right L2 depends on how much was logged: on the logs of the demo's 80k decisions the default 1e-4 chooses
+    worse than 1e-3 (86-91% of the oracle's greedy click rate instead of 91-95%), and validation log loss ranks the
+    two the same way. Each value costs a fit, so it is off by default."""
 
     def __post_init__(self) -> None:
         if not (0.0 < self.holdout_fraction < 1.0 and 0.0 < self.validation_fraction < 1.0):
@@ -50,6 +57,8 @@ class TrainerConfig:
             raise ValueError("holdout + validation must leave a training share")
         if self.max_importance_weight < 1.0:
             raise ValueError("max_importance_weight must be at least 1")
+        if any(not l2 >= 0.0 for l2 in self.l2_factors_grid):
+            raise ValueError("l2_factors_grid values must not be negative")
 
 
 @dataclass(frozen=True)
@@ -150,35 +159,66 @@ class TrainedModel:
     report: FitReport
     weighting: Weighting
     seconds: float = 0.0
+    l2_factors: float = 0.0
+    """The L2 on the factors of ``model``: ``fit.l2_factors`` or the one ``l2_factors_grid`` chose."""
+    grid_log_loss: dict[float, float] = field(default_factory=dict)
+    """Per ``l2_factors_grid`` value, its fit's best validation log loss (empty without a grid)."""
 
 
 def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Progress = SILENT) -> TrainedModel:
-    """Mini-batch training with early stopping on the validation segment."""
+    """Mini-batch training with early stopping on the validation segment; with ``l2_factors_grid``, one fit per
+    value and the one with the lowest validation log loss kept."""
     started = datetime.now(UTC)
-    unpaired = len(spec.listener_fields) if config.pairs == "with_listener" else 0
-    model = FactorizationMachine(
-        spec.hash_size, num_factors=config.num_factors, seed=config.fit.seed, unpaired_fields=unpaired
-    )
     weights = None
     if config.weighting == "ips":
         weights = importance_weights(data.train.propensities, config.max_importance_weight)
-    max_epochs = config.fit.max_epochs
+    fits = [
+        (
+            l2,
+            *_fit_one(
+                data, spec, config, fit_config=replace(config.fit, l2_factors=l2), weights=weights, progress=progress
+            ),
+        )
+        for l2 in config.l2_factors_grid or (config.fit.l2_factors,)
+    ]
+    losses = {
+        l2: report.validation_log_loss[report.best_epoch - 1] if report.best_epoch else np.inf for l2, _, report in fits
+    }
+    l2, model, report = min(fits, key=lambda chosen: losses[chosen[0]])  # the first of equals
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    progress.finish(f"trained {len(report.validation_log_loss)} epochs (kept {report.best_epoch}) in {seconds:.1f} s")
+    return TrainedModel(model, report, config.weighting, seconds, l2, losses if config.l2_factors_grid else {})
+
+
+def _fit_one(
+    data: SplitData,
+    spec: FeatureSpec,
+    config: TrainerConfig,
+    *,
+    fit_config: TrainingConfig,
+    weights: np.ndarray | None,
+    progress: Progress,
+) -> tuple[FactorizationMachine, FitReport]:
+    unpaired = len(spec.listener_fields) if config.pairs == "with_listener" else 0
+    model = FactorizationMachine(
+        spec.hash_size, num_factors=config.num_factors, seed=fit_config.seed, unpaired_fields=unpaired
+    )
+    max_epochs = fit_config.max_epochs
 
     def on_epoch(epoch: int, loss: float) -> None:
-        progress.step("training", epoch, max_epochs, detail=f"validation log loss {loss:.5f}")
+        detail = f"L2 {fit_config.l2_factors:g}, validation log loss {loss:.5f}"
+        progress.step("training", epoch, max_epochs, detail=detail)
 
     report = model.fit(
         data.train.indices,
         data.train.labels,
         data.validation.indices,
         data.validation.labels,
-        config.fit,
+        fit_config,
         sample_weights=weights,
         on_epoch=on_epoch,
     )
-    seconds = (datetime.now(UTC) - started).total_seconds()
-    progress.finish(f"trained {len(report.validation_log_loss)} epochs (kept {report.best_epoch}) in {seconds:.1f} s")
-    return TrainedModel(model, report, config.weighting, seconds)
+    return model, report
 
 
 def version_name(as_of: datetime) -> str:
@@ -206,7 +246,10 @@ def write_model(
         "validation_log_loss": [round(loss, 6) for loss in trained.report.validation_log_loss],
         "weighting": trained.weighting,
         "training_seconds": round(trained.seconds, 2),
+        "l2_factors": trained.l2_factors,
     }
+    if trained.grid_log_loss:
+        fit_details["l2_factors_grid"] = {f"{l2:g}": round(loss, 6) for l2, loss in trained.grid_log_loss.items()}
     return write_model_dir(out_dir, model_bytes, spec, version_name(as_of), {**details, "fit": fit_details})
 
 
