@@ -68,6 +68,10 @@ def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_column
     # model's 0, uniform; then the first retrain's 2,000 decisions, 3 x sqrt(2,000) = 134)
     assert run["round_exploration"] == pytest.approx([0.0, 3.0 * 2_000**0.5], abs=1e-3)
     assert run["snips_error"] is not None
+    # And the estimate's own relative standard error is kept beside its error, as its manifest records it
+    relative = run["off_policy_standard_errors"]["snips"] / run["off_policy"]["snips"]
+    assert run["snips_relative_standard_error"] == pytest.approx(relative, abs=1e-4)
+    assert run["snips_relative_standard_error"] > 0.0
     assert run["auc_gap"] is not None
 
 
