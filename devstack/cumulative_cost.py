@@ -3,6 +3,12 @@
     python -m devstack.cumulative_cost [--seeds 1-2] [--rounds 10000,10000,10000] [--workers 2]
     python -m devstack.cumulative_cost --seeds 1-10 --rounds 30000,25000,25000     # the full run
     python -m devstack.cumulative_cost --docs-only     # only rewrite README's table from the results file
+    python -m devstack.cumulative_cost --against VARIANT --seeds 2-3 --vw "--squarecb --gamma_scale 1000"
+
+``--against`` compares one of ``demo_sweep.VARIANTS`` with VW on the streams of that variant's rounds (a stream
+depends on the rounds: each round draws from a seed of its own), round by round, at the sweep's play rate
+(``demo_sweep.PLAY_RATE``); it writes ``--out`` (default ``bench/results/vw_against_variant.json``, not
+committed) and leaves README alone.
 
 A policy's final greedy click rate says what it learned; what it cost to learn shows in the click rate of
 every decision it served on the way, the explored ones included. Each world (``--seeds``) gets one stream
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,14 +53,15 @@ from vowpalwabbit import Workspace
 
 from bench.vw_peer import ad_line, shared_line
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import replay, round_traffic
+from devstack.demo_sweep import PLAY_RATE, VARIANTS, replay, round_traffic
 from devstack.generated_tables import publish, rewrite_region, seed_range
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
-__all__ = ["OnlineRun", "main", "online_world", "run_online", "stream_of"]
+__all__ = ["OnlineRun", "against_variant", "main", "online_world", "run_online", "stream_of"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "cumulative_cost.json"
+AGAINST_RESULTS = REPO_ROOT / "bench" / "results" / "vw_against_variant.json"
 DEFAULT_ROUNDS = (10_000, 10_000, 10_000)
 
 POLICIES: dict[str, tuple[PolicyName, float]] = {
@@ -201,6 +209,16 @@ def _adserve_world(config: DemoConfig, policy: str, seed: int) -> dict[str, Any]
     return {"seed": seed, "policy": policy} | {key: run[key] for key in keep}
 
 
+def against_variant(config: DemoConfig, variant: str, seed: int, settings: Sequence[str]) -> dict[str, Any]:
+    """``demo_sweep``'s ``variant`` and VW's ``settings`` on world ``seed``'s stream of that variant's rounds, round
+    by round: where over the run one earns what the other does not (the bootstrap round, a retrain, between them)."""
+    config = dataclasses.replace(config, **VARIANTS[variant])
+    world = online_world(config, seed, settings)
+    run = replay(config, seed)
+    world["runs"][variant] = {key: run[key] for key in ("run_click_rate", "round_click_rates", "greedy_over_oracle")}
+    return world | {"rounds": list(config.rounds)}
+
+
 def summarize(worlds: Sequence[Mapping[str, Any]], adserve: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per policy: the means over worlds of its run click rate, that over the oracle's, and greedy / oracle."""
     oracle = {world["seed"]: world["runs"]["oracle"]["run_click_rate"] for world in worlds}
@@ -278,9 +296,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=_rounds, default=DEFAULT_ROUNDS, help="decisions per round, e.g. 30000,25000")
     parser.add_argument("--play-rate", type=float, default=1.0, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--workers", type=int, default=2, help="worlds and policies run in parallel")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
+    parser.add_argument(
+        "--out", type=Path, help=f"JSON results (default {RESULTS.name}, with --against {AGAINST_RESULTS.name})"
+    )
     parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
+    parser.add_argument("--against", choices=list(VARIANTS), help="compare this demo_sweep variant with VW, per round")
+    parser.add_argument("--vw", nargs="+", default=list(VW_SETTINGS), help="the VW settings to run (with --against)")
     args = parser.parse_args(argv)
+    if args.against is not None:
+        return _against(args.against, args.seeds, args.vw, args.workers, args.out or AGAINST_RESULTS)
     results: dict[str, Any] | None = None
     if not args.docs_only:
         started = time.perf_counter()
@@ -299,7 +323,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             "worlds": worlds,
             "adserve": adserve,
         }
-    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
+    print(markdown(publish(results, args.out or RESULTS, rewrite)))  # noqa: T201
+    return 0
+
+
+def _against(variant: str, seeds: Sequence[int], settings: Sequence[str], workers: int, out: Path) -> int:
+    config = DemoConfig(play_rate=PLAY_RATE)
+    with ProcessPoolExecutor(workers) as pool:
+        worlds = list(
+            pool.map(against_variant, *zip(*[(config, variant, seed, settings) for seed in seeds], strict=True))
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"variant": variant, "play_rate": config.play_rate, "worlds": worlds}, indent=2) + "\n")
+    for world in worlds:
+        for name, run in world["runs"].items():
+            rounds = " ".join(f"{rate:.2%}" for rate in run["round_click_rates"])
+            print(f"world {world['seed']:>2}  {run['run_click_rate']:.2%}  rounds {rounds}  {name}")  # noqa: T201
     return 0
 
 

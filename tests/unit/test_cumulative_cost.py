@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,9 +14,9 @@ from adserve.decisions.policy import EpsilonGreedy
 from vowpalwabbit import Workspace
 
 from devstack import cumulative_cost
-from devstack.cumulative_cost import VW_COMMON, online_world, run_online, stream_of
+from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, run_online, stream_of
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import round_traffic
+from devstack.demo_sweep import VARIANTS, replay, round_traffic
 from devstack.fakes import InMemoryLogStore
 from devstack.generated_tables import README
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
@@ -119,6 +120,30 @@ def test_the_stream_is_the_same_whatever_serves_it_so_every_policy_serves_the_sa
         assert mine.listener == theirs.listener
         assert [ad["ad_id"] for ad in mine.ads] == [ad["ad_id"] for ad in theirs.ads]
         np.testing.assert_array_equal(mine.true_ctr, theirs.true_ctr)
+
+
+def test_a_sweep_variant_and_vw_are_compared_round_by_round_on_the_stream_of_the_variants_rounds(
+    tmp_path: Path,
+) -> None:
+    # Given a sweep variant (its own settings) replayed in a small run of two rounds
+    variant = "squarecb, heard ads"
+    config = DemoConfig(
+        rounds=(1_500, 1_000), eval_decisions=1_000, offline_decisions=2_000, play_rate=0.8, out_dir=tmp_path
+    )
+    # When it is compared with VW
+    world = against_variant(config, variant, 3, ["--epsilon 0.1"])
+    # Then both runs are those their own tools measure on that stream: the variant's replay and VW's online run
+    mine = replay(dataclasses.replace(config, **VARIANTS[variant]), 3)
+    vw = online_world(dataclasses.replace(config, **VARIANTS[variant]), 3, ["--epsilon 0.1"])["runs"][
+        "vw --epsilon 0.1"
+    ]
+    assert world["rounds"] == [1_500, 1_000]
+    assert world["decisions"] == 2_500
+    assert world["runs"][variant]["round_click_rates"] == mine["round_click_rates"]
+    assert world["runs"]["vw --epsilon 0.1"]["round_click_rates"] == vw["round_click_rates"]
+    # And each is reported per round, next to the oracle's
+    assert set(world["runs"]) == {"oracle", "vw --epsilon 0.1", variant}
+    assert all(len(run["round_click_rates"]) == 2 for run in world["runs"].values())
 
 
 def committed() -> dict[str, Any]:

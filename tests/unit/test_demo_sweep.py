@@ -68,6 +68,10 @@ def test_unplayed_ads_are_dropped_from_training_and_counted_and_the_sweep_column
     # model's 0, uniform; then the first retrain's 2,000 decisions, 3 x sqrt(2,000) = 134)
     assert run["round_exploration"] == pytest.approx([0.0, 3.0 * 2_000**0.5], abs=1e-3)
     assert run["snips_error"] is not None
+    # And the estimate's own relative standard error is kept beside its error, as its manifest records it
+    relative = run["off_policy_standard_errors"]["snips"] / run["off_policy"]["snips"]
+    assert run["snips_relative_standard_error"] == pytest.approx(relative, abs=1e-4)
+    assert run["snips_relative_standard_error"] > 0.0
     assert run["auc_gap"] is not None
 
 
@@ -152,3 +156,15 @@ def test_replaying_one_variant_keeps_the_other_variants_runs_only_under_the_same
     # And runs measured under other settings are refused, not mixed into one table
     with pytest.raises(SystemExit, match="settings"):
         demo_sweep.kept_runs(previous, settings | {"gamma": 100.0}, [other])
+
+
+def test_the_capped_doubling_variant_explores_as_the_doubling_one_until_its_gamma_reaches_the_cap() -> None:
+    name = f"{demo_sweep.DOUBLING_VARIANT} up to {demo_sweep.LOGGABLE_GAMMA_CAP:g}"
+    capped = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[name])
+    doubling = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.DOUBLING_VARIANT])
+    assert capped.rounds == doubling.rounds == (1_500, 1_500, 3_000, 6_000, 12_000, 24_000, 32_000)
+    learned = [0, 1_500, 3_000, 6_000, 12_000, 24_000, 48_000]  # what the model serving each round learned from
+    gammas = [capped.exploration(n).parameter for n in learned]
+    assert gammas == pytest.approx([0.0, 116.19, 164.32, 232.38, 300.0, 300.0, 300.0], abs=0.01)
+    assert [doubling.exploration(n).parameter for n in learned][:4] == pytest.approx(gammas[:4])
+    assert doubling.exploration(48_000).parameter == pytest.approx(657.27, abs=0.01)
