@@ -223,5 +223,11 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
         | {"TRAINING_PAIRS": "with_listener"}
     )
     assert scheduled_request(listener_pairs, AS_OF).trainer.pairs == "with_listener"
+    assert scheduled.trainer.l2_factors_grid == ()
+    grid = RetrainSettings.from_env(
+        {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+        | {"TRAINING_L2_FACTORS_GRID": "1e-4, 1e-3"}
+    )
+    assert scheduled_request(grid, AS_OF).trainer.l2_factors_grid == (1e-4, 1e-3)
     ledger = frozenset({pseudonym("listener-erased")})
     assert scheduled_request(settings, AS_OF, ledger).dataset_config().erased == ledger

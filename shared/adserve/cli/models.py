@@ -1,7 +1,8 @@
 """``adserve train``, ``adserve promote`` and ``adserve models``: the retraining pipeline from a terminal.
 
     adserve train --from 2026-11-18T00 --to 2026-11-25T00 [--label click|complete] [--reward-window-hours 24]
-                  [--weighting none|ips] [--pairs all|with_listener] [--promote|--register-only]
+                  [--weighting none|ips] [--pairs all|with_listener] [--l2-grid 1e-4 1e-3 ...]
+                  [--promote|--register-only]
                   [--challenger-share 0.1]
     adserve promote VERSION [--challenger --share 0.2]
     adserve models [--json]
@@ -50,6 +51,9 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     train.add_argument("--weighting", choices=("none", "ips"), default="none", help="ips: weight rows 1/propensity")
     train.add_argument(
         "--pairs", choices=("all", "with_listener"), default="all", help="with_listener: no listener x listener pairs"
+    )
+    train.add_argument(
+        "--l2-grid", type=float, nargs="+", default=(), help="L2s on the factors to choose from on validation data"
     )
     mode = train.add_mutually_exclusive_group()
     mode.add_argument(
@@ -171,7 +175,12 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
         as_of=arguments.as_of or datetime.now(UTC),
         label=arguments.label,
         reward_window=timedelta(hours=arguments.reward_window_hours),
-        trainer=TrainerConfig(holdout_fraction=arguments.holdout, weighting=arguments.weighting, pairs=arguments.pairs),
+        trainer=TrainerConfig(
+            holdout_fraction=arguments.holdout,
+            weighting=arguments.weighting,
+            pairs=arguments.pairs,
+            l2_factors_grid=tuple(arguments.l2_grid),
+        ),
         promotion=arguments.promotion,
         rule=PromotionRule(arguments.estimator, arguments.margin),
         challenger_share=arguments.challenger_share,

@@ -29,7 +29,11 @@ def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozense
         as_of=now,
         label=settings.label,
         reward_window=timedelta(hours=settings.reward_window_hours),
-        trainer=TrainerConfig(weighting=settings.weighting, pairs=settings.training_pairs),
+        trainer=TrainerConfig(
+            weighting=settings.weighting,
+            pairs=settings.training_pairs,
+            l2_factors_grid=settings.training_l2_factors_grid,
+        ),
         rule=PromotionRule(settings.promotion_estimator, settings.promotion_margin),
         challenger_share=settings.challenger_share,
         min_rows=settings.min_rows,

@@ -10,11 +10,30 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from adserve.core.errors import ConfigurationError
 
 ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+def _comma_separated(value: object) -> object:
+    """An environment variable's list: "1e-4,1e-3" (empty: none); anything else is left to the field's type."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaSeparatedFloats = Annotated[tuple[float, ...], BeforeValidator(_comma_separated)]
 
 
 class EnvironmentSettings(BaseModel):
@@ -170,6 +189,11 @@ class RetrainSettings(EnvironmentSettings):
     weighting: Literal["none", "ips"] = "none"
     training_pairs: Literal["all", "with_listener"] = Field(
         default="all", description="with_listener: no pairs between two listener fields (TrainerConfig.pairs)."
+    )
+    training_l2_factors_grid: CommaSeparatedFloats = Field(
+        default=(),
+        description="L2s on the factors to choose from by validation log loss, a fit each (e.g. 1e-4,1e-3); "
+        "empty: the trainer's one default (TrainerConfig.l2_factors_grid).",
     )
     min_rows: int = Field(default=1000, ge=1)
     min_positives: int = Field(default=20, ge=1)
