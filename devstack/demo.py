@@ -426,11 +426,16 @@ class Traffic:
             self.flush(EVENTS_PER_BATCH)
 
     def flush(self, at_least: int = 1) -> None:
-        """Send the pending events to Track if there are *at_least* that many (taken by one caller only)."""
+        """Send the pending events to Track if there are *at_least* that many (taken by one caller only), in
+        batches Track accepts: other listeners' threads may add events between a report and its flush."""
         with self._events:
             if len(self.pending) < at_least:
                 return
             pending, self.pending = self.pending, []
+        for start in range(0, len(pending), EVENTS_PER_BATCH):
+            self._send(pending[start : start + EVENTS_PER_BATCH])
+
+    def _send(self, pending: list[dict[str, str]]) -> None:
         # Failed entries are retried with the same event_id, as an app does: a busy machine can make the
         # embedded moto outlast Track's queue budget. A rejected event is a bug in the demo, never retried.
         for attempt in range(FLUSH_RETRIES):
