@@ -10,7 +10,7 @@ import json
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,19 @@ def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -
         )
 
 
+@contextlib.contextmanager
+def botocore_events(handlers: Mapping[str, Callable[..., None]]) -> Iterator[None]:
+    """Each handler registered on the event of its name of the functions' botocore session, for the block."""
+    events = aws_clients._session()._session.get_component("event_emitter")
+    for name, handler in handlers.items():
+        events.register(name, handler)
+    try:
+        yield
+    finally:
+        for name, handler in handlers.items():
+            events.unregister(name, handler)
+
+
 def test_capped_campaigns_stop_at_their_cap(local_stack: Any, seeded: dict[str, Any], proxy: AwsProxy) -> None:
     served: list[str] = []
     for _ in range(6):
@@ -160,15 +173,9 @@ def test_a_fresh_environment_starts_its_catalog_scan_before_making_the_clients_o
     def on_queue_client(**_: Any) -> None:  # the queue's client is the last one made: it waits for the Scan
         waited.append(scanning.wait(timeout=30))
 
-    events = aws_clients._session()._session.get_component("event_emitter")
-    events.register("before-call.dynamodb.Scan", on_scan)
-    events.register("creating-client-class.sqs", on_queue_client)
-    try:
+    with botocore_events({"before-call.dynamodb.Scan": on_scan, "creating-client-class.sqs": on_queue_client}):
         local_stack.reset_function("DecideFunction")
         assert decide(local_stack, max_ads=3)["ads"]
-    finally:
-        events.unregister("before-call.dynamodb.Scan", on_scan)
-        events.unregister("creating-client-class.sqs", on_queue_client)
     assert waited == [True]
 
 
@@ -184,13 +191,9 @@ def test_in_a_lambda_init_the_service_is_built_while_the_handler_module_imports(
         module = sys.modules.get("adserve_function_decidefunction")
         handler_defined_at_scan.append(hasattr(module, "lambda_handler"))
 
-    events = aws_clients._session()._session.get_component("event_emitter")
-    events.register("before-call.dynamodb.Scan", on_scan)
-    try:
+    with botocore_events({"before-call.dynamodb.Scan": on_scan}):
         local_stack.reset_function("DecideFunction")
         assert decide(local_stack, max_ads=3)["ads"]
-    finally:
-        events.unregister("before-call.dynamodb.Scan", on_scan)
     assert handler_defined_at_scan == [False, False]  # the campaigns' Scan and the pacing states', both in the init
     proxy.reset()
     assert decide(local_stack, max_ads=3)["ads"]

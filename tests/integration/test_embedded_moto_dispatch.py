@@ -21,6 +21,7 @@ from werkzeug.serving import WSGIRequestHandler
 from devstack.aws_endpoint import AwsEndpoint
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
     from mypy_boto3_sqs import SQSClient
 
@@ -35,6 +36,25 @@ def sqs_client(endpoint: AwsEndpoint) -> "SQSClient":
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def dynamodb_table(endpoint: AwsEndpoint, prefix: str) -> tuple["DynamoDBClient", str]:
+    """A client of the endpoint and a new on-demand table of its own, keyed by a string ``pk``."""
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    table = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    dynamodb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    return dynamodb, table
 
 
 @pytest.fixture
@@ -115,20 +135,7 @@ def test_sending_counts_none_of_the_queues_messages(endpoint: AwsEndpoint, monke
 def test_each_update_expression_is_parsed_once(endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     """moto parsed an update's expression twice per Update (request handler and backend): Record's delivery
     transactions send the same ``ADD`` expression in every group. Parsed once, every update still applies."""
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    table = f"updates-{uuid.uuid4().hex[:12]}"
-    dynamodb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-    )
+    dynamodb, table = dynamodb_table(endpoint, "updates")
 
     expression, one = "ADD n :one, plays :one", {":one": {"N": "1"}}
 
@@ -166,20 +173,7 @@ def test_a_condition_is_parsed_once_per_item_not_three_times(
     """moto parsed a Put's condition three times per item of a transaction (the request's check, the transaction's
     and ``put_item``'s): Record puts every event's marker under ``attribute_not_exists(pk)``. Now only the request's
     check parses; a marker already there still cancels its transaction."""
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    table = f"markers-{uuid.uuid4().hex[:12]}"
-    dynamodb.create_table(
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-    )
+    dynamodb, table = dynamodb_table(endpoint, "markers")
 
     def mark(pk: str) -> "TransactWriteItemTypeDef":
         return {
