@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from adserve.campaigns.frequency_caps import impression_counters, session_key
+from adserve.campaigns.frequency_caps import session_key
 from adserve.dal import aws_clients
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
@@ -27,7 +27,7 @@ from adserve.wiring import snapstart
 from adserve.wiring.init_build import INIT_TYPE_VARIABLE
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
-from tests.support.builders import campaign
+from tests.support.builders import campaign, impression_counters
 
 EVENTS = Path(__file__).parents[2] / "events"
 LISTENER = "listener-42"

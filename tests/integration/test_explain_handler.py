@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, session_key
+from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
 from adserve.dal.campaign_store import CampaignStore
@@ -23,7 +23,7 @@ from adserve.outcomes.decision_records import DecisionRecord
 from devstack.http_gateway import HttpGateway
 from devstack.sigv4 import SigV4Verifier
 from devstack.stack import LocalStack
-from tests.support.builders import campaign
+from tests.support.builders import campaign, impression_counters
 from tests.support.outcomes_queue import drain, record_event
 
 SESSION = "session-explain"

@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
-from adserve.campaigns.frequency_caps import impression_counters
 from adserve.campaigns.model import Campaign
 from adserve.cli import main as cli
 from adserve.dal.campaign_store import CampaignStore
@@ -33,7 +32,7 @@ from adserve.outcomes.recording import CountResult, OutcomeRecorder
 from devstack.fakes import InMemoryLogStore
 from devstack.stack import LocalStack
 from tests.support.aws_proxy import AwsProxy, aws_proxy
-from tests.support.builders import campaign
+from tests.support.builders import campaign, impression_counters
 from tests.support.compact_records import compacted, snapshot_of
 from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event, sqs_record
 

@@ -1,9 +1,11 @@
 """Small builders of valid domain objects; each test overrides only what it is about."""
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
+from adserve.campaigns.model import Campaign, FrequencyCap
 from adserve.decisions.api import DecisionRequest
 from adserve.outcomes.tokens import TrackingClaims
 
@@ -67,3 +69,10 @@ def tracking_claims(**overrides: Any) -> TrackingClaims:
     }
     claims.update(overrides)
     return TrackingClaims(**claims)
+
+
+def impression_counters(
+    campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
+) -> list[CounterSlot]:
+    """The counters one impression of *campaign* increments under *caps*, as Record counts them."""
+    return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session)

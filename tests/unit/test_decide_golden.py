@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, session_key
+from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.observability import MetricName, metrics
 from adserve.decisions.api import DecisionRequest
@@ -42,7 +42,7 @@ from devstack.fakes import (
     InMemoryPacingStore,
     RecordingDecisionLog,
 )
-from tests.support.builders import NOW
+from tests.support.builders import NOW, impression_counters
 from tests.support.privacy import PSEUDONYMS
 
 GOLDEN = Path(__file__).parent / "golden" / "decide.json"

@@ -6,7 +6,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from adserve.campaigns.frequency_caps import impression_counters, session_key
+from adserve.campaigns.frequency_caps import session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
@@ -23,7 +23,7 @@ from devstack.fakes import (
     InMemoryPacingStore,
     RecordingDecisionLog,
 )
-from tests.support.builders import NOW, campaign, decision_request
+from tests.support.builders import NOW, campaign, decision_request, impression_counters
 from tests.support.decision_service import SIGNER, in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from adserve.campaigns.frequency_caps import AdvertiserCaps, impression_counters, session_key
+from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.observability import MetricName, metrics
 from adserve.decisions.api import DecisionResponse, ExplainedAd, Rule
@@ -28,7 +28,7 @@ from devstack.fakes import (
     InMemoryCounters,
     RecordingDecisionLog,
 )
-from tests.support.builders import NOW, campaign, decision_request
+from tests.support.builders import NOW, campaign, decision_request, impression_counters
 from tests.support.decision_service import in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 from tests.unit import test_decide_golden as golden

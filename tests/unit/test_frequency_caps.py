@@ -11,7 +11,6 @@ from adserve.campaigns.frequency_caps import (
     CounterCap,
     counter_key,
     counter_state,
-    impression_counters,
     session_key,
     window_bucket,
     window_end,
@@ -21,7 +20,7 @@ from adserve.campaigns.model import CapScope, CapWindow
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.support.builders import NOW, campaign
+from tests.support.builders import NOW, campaign, impression_counters
 
 SESSION = session_key("s-1", NOW)
 ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
-from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, impression_counters, within_caps
+from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
 from adserve.core.observability import logger
 from adserve.core.vocabulary import EventType
@@ -17,7 +17,7 @@ from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
-from tests.support.builders import NOW, campaign
+from tests.support.builders import NOW, campaign, impression_counters
 from tests.support.record_messages import (
     decision,
     failed_ids,

@@ -130,7 +130,7 @@ def counter_state(
 def _bucket(window: CapWindow, buckets: dict[CapWindow, str], now: datetime, session: str) -> str:
     """The window's current bucket, kept in ``buckets`` for the rest of the decision.
 
-    A calendar window's bucket comes from the cache by UTC hour that Record uses (``impression_counters``):
+    A calendar window's bucket comes from the cache by UTC hour that Record uses (``counter_slots``):
     keyed by the exact moment, every decision missed the cache and formatted its dates again.
     """
     bucket = buckets.get(window)
@@ -243,15 +243,9 @@ def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[Frequen
             windows[cap.window] = min(cap.max, windows.get(cap.window, cap.max))
 
 
-def impression_counters(
-    campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
-) -> list[CounterSlot]:
-    """The counters one impression of this campaign increments: one per cap in force (``caps_of``)."""
-    return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session)
-
-
 def counter_slots(caps: Iterable[CounterCap], now: datetime, session: str) -> list[CounterSlot]:
-    """``impression_counters`` from caps whose key prefixes are built: Record's directory keeps them per campaign.
+    """The counters one impression increments: one per cap in force of its campaign (``CounterCap``, whose key
+    prefixes Record's directory builds once per campaign).
 
     Record asks this for every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
     """
