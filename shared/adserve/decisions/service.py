@@ -457,13 +457,10 @@ class DecisionService:
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable", None
         reading = CounterReading.of(counts)
-        may_have_full_cap, state = reading.owners.may_have_full_cap, reading.state
-        eligible = []
-        for ad in targeted:
-            # Most ads of a large catalog: uncapped, or capped but never heard by this listener.
-            campaign = ad.campaign
-            if not ad.caps or not may_have_full_cap(campaign) or state(campaign, ad.counter_caps, now, session)[0]:
-                eligible.append(ad)
+        state = reading.state
+        # Most ads of a large catalog: uncapped, or capped but never heard by this listener (``state`` then
+        # builds no key). Every capped candidate's state is kept in the reading for ``exposures_of``.
+        eligible = [ad for ad in targeted if not ad.caps or state(ad.campaign, ad.counter_caps, now, session)[0]]
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok", reading
 
