@@ -1,4 +1,4 @@
-"""One OpenAPI document for the whole HTTP API, merged from every HTTP function's Powertools resolver.
+"""One OpenAPI document for the whole HTTP API, merged from every HTTP function's router.
 
 Each function only knows its own routes; clients want one document. Handlers build their AWS clients
 lazily, so loading them for their schema needs no AWS at all.
@@ -10,6 +10,8 @@ import copy
 import json
 from pathlib import Path
 from typing import Any
+
+from adserve.http_api import openapi
 
 from devstack.environment import EnvironmentPatch, functions_environment
 from devstack.lambda_runtime import FunctionRuntime
@@ -71,6 +73,4 @@ def _http_functions(description: StackDescription) -> list[str]:
 
 def _function_document(description: StackDescription, function_id: str) -> dict[str, Any]:
     runtime = FunctionRuntime(description.functions[function_id], description.region, description.account_id)
-    resolver = runtime.module.app
-    document: dict[str, Any] = json.loads(resolver.get_openapi_json_schema(title=TITLE, version=VERSION))
-    return document
+    return openapi.openapi_document(runtime.module.app, TITLE, VERSION)
