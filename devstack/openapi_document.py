@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adserve.http_api import openapi
-
 from devstack.environment import EnvironmentPatch, functions_environment
 from devstack.lambda_runtime import FunctionRuntime
 from devstack.stack_description import StackDescription, describe_stack
@@ -73,4 +71,6 @@ def _http_functions(description: StackDescription) -> list[str]:
 
 def _function_document(description: StackDescription, function_id: str) -> dict[str, Any]:
     runtime = FunctionRuntime(description.functions[function_id], description.region, description.account_id)
+    from adserve.http_api import openapi  # noqa: PLC0415 - loads observability, which the CLI must not at load
+
     return openapi.openapi_document(runtime.module.app, TITLE, VERSION)
