@@ -158,3 +158,16 @@ def test_the_openapi_document_describes_parameters_bodies_and_answers(app: Route
     delete = document["paths"]["/v1/tins/{tin_id}"]["delete"]
     assert delete["responses"]["200"] == {"description": "Successful Response"}
     assert {"Paint", "Colour", "ErrorResponse", "ErrorBody"} <= set(document["components"]["schemas"])
+
+
+def test_a_named_stage_prefix_is_not_part_of_the_route(app: Router) -> None:
+    staged = event("DELETE", "/prod/v1/tins/t1")
+    staged["requestContext"]["stage"] = "prod"
+    assert app.resolve(staged, None)["statusCode"] == HTTPStatus.NO_CONTENT
+
+
+@pytest.mark.parametrize(("segment", "status"), [("a%2Fb!", HTTPStatus.NO_CONTENT), ('a"b', HTTPStatus.NOT_FOUND)])
+def test_a_path_parameter_takes_uri_characters_and_escapes_and_nothing_else(
+    app: Router, segment: str, status: int
+) -> None:
+    assert answer(app, "DELETE", f"/v1/tins/{segment}")[0] == status

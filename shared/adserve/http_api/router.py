@@ -22,6 +22,9 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 JSON_CONTENT = "application/json"
 _PATH_PARAMETER = re.compile(r"<(\w+)>")
+_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
+"""What a path parameter matches: RFC 3986's unreserved and sub-delimiter characters, ``%`` escapes (left
+encoded) and a few unsafe ones, as Powertools matched; any other character in a segment matches no route."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class Route:
     def pattern(self) -> re.Pattern[str]:
         parts = _PATH_PARAMETER.split(self.path)  # literal, name, literal, name, ..., literal
         return re.compile(
-            "^" + "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+)" for i, p in enumerate(parts)) + "$"
+            "^" + "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{_SEGMENT})" for i, p in enumerate(parts)) + "$"
         )
 
     @cached_property
@@ -214,9 +217,8 @@ class Router:
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ARG002 - Lambda's signature
         """The HTTP API's response to *event*: the handler's answer, or the error response of what it raised."""
         self.current_event = event
-        http = event["requestContext"]["http"]
         try:
-            response = self._call(http["method"].upper(), event.get("rawPath") or http["path"], event)
+            response = self._call(event["requestContext"]["http"]["method"].upper(), _path(event), event)
         except Exception as error:  # noqa: BLE001 - every error becomes its response; the catch-all one logs
             response = self._handle(error)
         return _gateway_response(response)
@@ -283,6 +285,13 @@ def _validated(parameter: _Parameter, value: Any, location: tuple[str | int, ...
     except ValidationError as invalid:
         errors.extend({**problem, "loc": (*location, *problem["loc"])} for problem in invalid.errors())
         return None
+
+
+def _path(event: dict[str, Any]) -> str:
+    """The path under the API's stage: a named stage's own prefix (``/prod``) is not part of the route."""
+    path: str = event["rawPath"]
+    stage = event["requestContext"].get("stage", "$default")
+    return path if stage == "$default" else path[len(stage) + 1 :]
 
 
 def _json_body(event: dict[str, Any]) -> Any:
