@@ -1,7 +1,7 @@
 """Figure 1a: warm Decide latency in-process, with DynamoDB, SQS and S3 replaced by in-memory fakes.
 
 Two numbers per candidate count: ``service.decide`` alone (targeting, caps, encoding, ONNX, policy,
-tokens, the decision record) and the full handler (the Powertools resolver, request validation, the
+tokens, the decision record) and the full handler (the router, request validation, the
 body-size limit, response serialisation and the metrics flush around it). The catalog snapshot is written
 (to a fake bucket) as in production, so the records are compact; figure 1g sets their size against the
 inline record of the same decision, up to 5,000 candidates.

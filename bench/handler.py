@@ -3,7 +3,7 @@
 ``functions/decide/app.py`` builds its DecisionService on first use through a cached ``service()`` function
 that reads the environment and creates AWS clients. To time only our own code, the benchmark replaces that
 module-level function with one returning a service wired to in-memory fakes (``inject_service``); everything
-else (Powertools resolver, validation, middleware, serialisation, metrics flush) is the production path.
+else (router, validation, middleware, serialisation, metrics flush) is the production path.
 """
 
 import importlib.util

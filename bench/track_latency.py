@@ -2,7 +2,7 @@
 
 The real ``functions/track/app.py`` handler with an API Gateway v2 event, its ``service()`` returning a
 ``TrackingService`` wired to ``InMemoryOutcomeQueue`` and a real ``TokenSigner``: token verification (HMAC,
-expiry, type), the Powertools resolver and validation, the event built and "queued", the 204 and the EMF
+expiry, type), the router and validation, the event built and "queued", the 204 and the EMF
 metrics flush. *service* times ``TrackingService.record_beacon`` alone. Every call verifies a different,
 genuine token, as a stream of listeners' beacons would.
 """

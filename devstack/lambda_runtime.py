@@ -1,10 +1,10 @@
 """Run a template function's handler in this process, as one Lambda execution environment would.
 
 The handler module is imported from its file once per runtime (cold start) and then reused (warm), and
-invocations of one function never overlap: Powertools resolvers keep the current event on the module-level
-``app``, exactly as they may in Lambda, where an environment serves one request at a time. Functions whose
-state is shared in this process (the API functions: Powertools keeps the current event on a class) share one
-lock, so they never overlap one another either.
+invocations of one function never overlap: the HTTP router keeps the current event on the module-level
+``app``, exactly as it may in Lambda, where an environment serves one request at a time. Functions whose
+state is shared in this process (the API functions, which share the HTTP layer) share one lock, so they never
+overlap one another either.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One OpenAPI document for the whole HTTP API, merged from every HTTP function's Powertools resolver.
+"""One OpenAPI document for the whole HTTP API, merged from every HTTP function's router.
 
 Each function only knows its own routes; clients want one document. Handlers build their AWS clients
 lazily, so loading them for their schema needs no AWS at all.
@@ -71,6 +71,6 @@ def _http_functions(description: StackDescription) -> list[str]:
 
 def _function_document(description: StackDescription, function_id: str) -> dict[str, Any]:
     runtime = FunctionRuntime(description.functions[function_id], description.region, description.account_id)
-    resolver = runtime.module.app
-    document: dict[str, Any] = json.loads(resolver.get_openapi_json_schema(title=TITLE, version=VERSION))
-    return document
+    from adserve.http_api import openapi  # noqa: PLC0415 - loads observability, which the CLI must not at load
+
+    return openapi.openapi_document(runtime.module.app, TITLE, VERSION)

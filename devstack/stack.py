@@ -66,9 +66,9 @@ class LocalStack:
         self.description = description
         self.env = env
         self.router = Router(description.routes)
-        # Powertools' HTTP resolvers keep the event being handled on a class (``BaseRouter.current_event``), one
-        # per process: in Lambda each function has its own, here two API functions invoked at once (Decide and
-        # Track, from the gateway's threads or the demo's listeners) would read each other's request. So the API
+        # The HTTP layer keeps the event being handled in process state (each function's router on its ``app``;
+        # Powertools' resolvers did on a class): in Lambda each function has its own process, here the API
+        # functions (Decide and Track, from the gateway's threads or the demo's listeners) share one. So the API
         # functions take turns, unless each runs in a process of its own; the queue consumers run beside them.
         self._processes = {
             logical_id: FunctionProcess(function, description.region, description.account_id, on_metrics)

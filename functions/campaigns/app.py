@@ -17,18 +17,18 @@ from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.delivery.report import DeliveryReport, Granularity, build_report, parse_hour
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
+from adserve.http_api.router import JSON_CONTENT, Path, Query, Response, Router
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 from adserve.wiring.settings import CampaignsSettings
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import StringConstraints
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = Router()
 install_error_handlers(app)
 
 CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
-HOUR_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}$"
+Hour = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$")]
 DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 
 
@@ -73,9 +73,9 @@ def get_campaign(campaign_id: CampaignId) -> Campaign:
     return store().get(campaign_id)
 
 
-@app.delete("/v1/campaigns/<campaign_id>", summary="Delete a campaign")
+@app.delete("/v1/campaigns/<campaign_id>", summary="Delete a campaign", status_code=HTTPStatus.NO_CONTENT)
 @tracer.capture_method
-def delete_campaign(campaign_id: CampaignId) -> Response[None]:
+def delete_campaign(campaign_id: CampaignId) -> Response:
     store().delete(campaign_id)
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
@@ -90,12 +90,8 @@ def list_campaigns() -> CampaignListResponse:
 @tracer.capture_method
 def campaign_delivery(
     campaign_id: CampaignId,
-    first: Annotated[
-        str | None, Query(alias="from", pattern=HOUR_PATTERN, description="First UTC hour, e.g. 2026-11-25T00.")
-    ] = None,
-    last: Annotated[
-        str | None, Query(alias="to", pattern=HOUR_PATTERN, description="Last UTC hour; the current one if absent.")
-    ] = None,
+    first: Annotated[Hour | None, Query(alias="from", description="First UTC hour, e.g. 2026-11-25T00.")] = None,
+    last: Annotated[Hour | None, Query(alias="to", description="Last UTC hour; the current one if absent.")] = None,
     granularity: Annotated[Granularity, Query(description="One row per hour (up to 7 days) or day (92).")] = (
         Granularity.HOUR
     ),
@@ -108,10 +104,10 @@ def campaign_delivery(
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
-def openapi_document() -> Response[str]:
+def openapi_document() -> Response:
     return Response(
         status_code=HTTPStatus.OK,
-        content_type=content_types.APPLICATION_JSON,
+        content_type=JSON_CONTENT,
         body=resources.files("adserve").joinpath("openapi.json").read_text(),
     )
 

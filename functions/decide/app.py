@@ -22,10 +22,10 @@ with collector_paused():  # the import allocates what it keeps: no collection un
         from adserve.decisions.api import DecisionRequest, DecisionResponse
         from adserve.http_api.errors import error_doc, install_error_handlers
         from adserve.http_api.gateway import correlate_request, public_base_url, screen_body
-        from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+        from adserve.http_api.router import Router
         from aws_lambda_powertools.utilities.typing import LambdaContext
 
-        app = APIGatewayHttpResolver(enable_validation=True)  # which imports its validation middleware
+        app = Router()
         install_error_handlers(app)
 
 

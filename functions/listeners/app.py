@@ -7,15 +7,14 @@ from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
+from adserve.http_api.router import Path, Router
 from adserve.privacy.erasure import ErasureResponse, ErasureService
 from adserve.wiring.listeners import erasure_service
 from adserve.wiring.settings import ListenersSettings
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = Router()
 install_error_handlers(app)
 
 ListenerId = Annotated[Identifier, Path(description="The listener's id, as apps send it in POST /v1/decisions")]

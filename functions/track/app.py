@@ -11,15 +11,14 @@ from adserve.core.observability import logger, metrics, tracer
 from adserve.core.vocabulary import EventType
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
+from adserve.http_api.router import Path, Query, Response, Router
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, TrackingToken
 from adserve.outcomes.tracking import TrackingService
 from adserve.wiring.settings import TrackSettings
 from adserve.wiring.track import tracking_service
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = Router()
 install_error_handlers(app)
 
 
@@ -43,7 +42,7 @@ def service() -> TrackingService:
 def fire_beacon(
     event_type: Annotated[EventType, Path(description="The event the tracking URL reports")],
     t: Annotated[TrackingToken, Query()],
-) -> Response[None]:
+) -> Response:
     service().record_beacon(event_type, t)
     return Response(status_code=HTTPStatus.NO_CONTENT, headers={"Cache-Control": "no-store"})
 

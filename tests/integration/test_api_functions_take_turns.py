@@ -1,9 +1,9 @@
 """Two API functions invoked at once in the local stack each see their own request, in one process or in two.
 
-Powertools' HTTP resolvers keep the event being resolved on a class (``BaseRouter.current_event``), one per
-process. In Lambda every function has its own process; in the local stack Decide and Track share one, and are
-invoked at once by the HTTP gateway's threads and the demo's listeners. Unguarded, a decision read a beacon's
-event (a 422: no body) and a beacon a decision's (a 422: no token).
+The HTTP layer keeps the event being handled on the process's state (Powertools' resolvers did on a class; our
+router does on each function's ``app``). In Lambda every function has its own process; in the local stack Decide
+and Track share one, and are invoked at once by the HTTP gateway's threads and the demo's listeners. Unguarded, a
+decision once read a beacon's event (a 422: no body) and a beacon a decision's (a 422: no token).
 """
 
 import sys

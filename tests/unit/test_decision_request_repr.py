@@ -1,5 +1,5 @@
-"""A decision request's repr names no listener: Powertools' resolver formats the route's arguments into a
-debug message on every request, so that string reaches the logs whenever debug logging is on."""
+"""A decision request's repr names no listener: a debug message that formats a route's arguments (as
+Powertools' resolver did on every request) would otherwise carry it to the logs."""
 
 from adserve.decisions.api import DecisionRequest
 
@@ -19,7 +19,7 @@ def test_a_request_repr_names_no_listener_or_session() -> None:
             "max_ads": 2,
         }
     )
-    # When it is formatted as the resolver formats its route arguments
+    # When it is formatted as a route's arguments are in a debug message
     text = f"Calling API Route Handler: { ({'request': request}) }"
     # Then neither id appears, and the request is still recognisable
     assert "listener-private-7" not in text

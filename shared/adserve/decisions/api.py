@@ -59,9 +59,8 @@ class DecisionRequest(BaseModel):
     )
 
     def __repr__(self) -> str:
-        """Short, and without the listener's or session's id: Powertools' resolver formats the route's arguments
-        into a debug message on every request, whether debug is logged or not (pydantic's own repr of a request
-        took some 25 us and named the listener)."""
+        """Short, and without the listener's or session's id: whatever formats a request (a debug message, an
+        error's message) must not name the listener (pydantic's own repr of a request took some 25 us and did)."""
         return f"DecisionRequest(placement={self.placement.value!r}, max_ads={self.max_ads}, explain={self.explain})"
 
 

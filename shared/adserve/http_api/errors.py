@@ -3,9 +3,6 @@
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
 from adserve.core.errors import (
@@ -16,6 +13,15 @@ from adserve.core.errors import (
     TokenError,
 )
 from adserve.core.observability import logger
+from adserve.http_api.router import (
+    JSON_CONTENT,
+    MalformedJsonError,
+    OpenAPIResponse,
+    RequestValidationError,
+    Response,
+    RouteNotFoundError,
+    Router,
+)
 
 
 class ErrorBody(BaseModel):
@@ -41,10 +47,8 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
 
 def error_response(
     status: HTTPStatus, code: str, message: str, details: list[dict[str, Any]] | None = None
-) -> Response[str]:
-    return Response(
-        status_code=status, content_type=content_types.APPLICATION_JSON, body=error_body(code, message, details)
-    )
+) -> Response:
+    return Response(status_code=status, content_type=JSON_CONTENT, body=error_body(code, message, details))
 
 
 def _validation_details(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -55,30 +59,28 @@ def _validation_details(error: RequestValidationError) -> tuple[str, list[dict[s
     return "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5]), details[:50]
 
 
-def install_error_handlers(app: APIGatewayHttpResolver) -> None:
+def install_error_handlers(app: Router) -> None:
     """Map domain errors to status codes; nothing a caller sends can produce a 500."""
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response[str]:
-        if any(problem.get("type") == "json_invalid" for problem in error.errors()):
-            return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON")
+    def _invalid(error: RequestValidationError) -> Response:
         message, details = _validation_details(error)
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, details)
 
     @app.exception_handler(InvalidInputError)
-    def _invalid_input(error: InvalidInputError) -> Response[str]:
+    def _invalid_input(error: InvalidInputError) -> Response:
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", str(error))
 
     @app.exception_handler(NotFoundError)
-    def _not_found(error: NotFoundError) -> Response[str]:
+    def _not_found(error: NotFoundError) -> Response:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
 
     @app.exception_handler(TokenError)
-    def _bad_token(error: TokenError) -> Response[str]:
+    def _bad_token(error: TokenError) -> Response:
         return error_response(HTTPStatus.FORBIDDEN, error.code, str(error))
 
     @app.exception_handler(OutcomeQueueUnavailableError)
-    def _queue_unavailable(_: OutcomeQueueUnavailableError) -> Response[str]:
+    def _queue_unavailable(_: OutcomeQueueUnavailableError) -> Response:
         response = error_response(
             HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", "the event could not be queued; retry it"
         )
@@ -86,7 +88,7 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
         return response
 
     @app.exception_handler(ErasureUnavailableError)
-    def _erasure_unavailable(_: ErasureUnavailableError) -> Response[str]:
+    def _erasure_unavailable(_: ErasureUnavailableError) -> Response:
         logger.exception("erasure failed")
         response = error_response(
             HTTPStatus.SERVICE_UNAVAILABLE, "erasure_unavailable", "the erasure did not complete; retry it"
@@ -94,11 +96,15 @@ def install_error_handlers(app: APIGatewayHttpResolver) -> None:
         response.headers["Retry-After"] = "5"
         return response
 
-    @app.not_found
-    def _no_route(_: Exception) -> Response[str]:
+    @app.exception_handler(MalformedJsonError)
+    def _malformed(_: MalformedJsonError) -> Response:
+        return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not valid JSON")
+
+    @app.exception_handler(RouteNotFoundError)
+    def _no_route(_: RouteNotFoundError) -> Response:
         return error_response(HTTPStatus.NOT_FOUND, "not_found", "no such route")
 
     @app.exception_handler(Exception)
-    def _unexpected(_: Exception) -> Response[str]:
+    def _unexpected(_: Exception) -> Response:
         logger.exception("unhandled error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")

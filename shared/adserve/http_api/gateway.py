@@ -9,7 +9,6 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from adserve.core.observability import logger
 from adserve.http_api.errors import error_body
@@ -50,13 +49,12 @@ class _RefusedBodyError(Exception):
 
 @lambda_handler_decorator
 def screen_body(handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Hand the resolver only bodies it can parse: JSON text, UTF-8, at most 64 KiB and 32 levels deep.
+    """Hand the router only bodies it can parse: JSON text, UTF-8, at most 64 KiB and 32 levels deep.
 
     Anything else gets its 4xx here, before validation parses it: 413 `payload_too_large`, 415
     `unsupported_media_type` (a Content-Type other than application/json; none at all counts as JSON,
     for clients that send none), 400 `malformed_json` (not UTF-8, or nested too deep for the parsers' stacks).
-    The body is passed on decoded, with the canonical Content-Type (whatever an empty body was labelled), so
-    Powertools reads it as JSON: it would answer 500 to a Content-Type it does not know, even on no body.
+    The body is passed on decoded, with the canonical Content-Type (whatever an empty body was labelled).
     """
     try:
         text = _json_text(event) if event.get("body") else ""
@@ -118,9 +116,10 @@ def _nests_too_deep(text: str) -> bool:
     return False
 
 
-def public_base_url(event: APIGatewayProxyEventV2) -> str:
+def public_base_url(event: dict[str, Any]) -> str:
     """The URL clients reached this API at, so tracking links come back to the same API and stage."""
-    scheme = event.headers.get("x-forwarded-proto", "https")
-    stage = event.request_context.stage
+    scheme = (event.get("headers") or {}).get("x-forwarded-proto", "https")
+    context = event["requestContext"]
+    stage = context.get("stage")
     prefix = "" if stage in ("$default", "", None) else f"/{stage}"
-    return f"{scheme}://{event.request_context.domain_name}{prefix}"
+    return f"{scheme}://{context['domainName']}{prefix}"

@@ -1,7 +1,7 @@
 """A handler's service built during Lambda's init phase, on a thread, while the handler's last imports run.
 
 The first request's reads (secrets, Scans, the model pointer) mostly wait on the network, and the HTTP layer's
-import (Powertools' event handler, our error shapes) is CPU that needs none of them: started before that import,
+import (our router and error shapes) is CPU that needs none of them: started before that import,
 the reads wait while it runs instead of after it. The init then waits for the build, so an environment's first
 request finds the service built, as SnapStart's snapshot holds it.
 """

@@ -1,0 +1,318 @@
+"""Our HTTP API routing: routes, path and query parameters, JSON bodies validated by pydantic, JSON answers.
+
+In place of Powertools' event handler, whose import (its resolvers for every event source, their data classes,
+asyncio, the OpenAPI machinery) was ~50 ms of CPU of each cold start, for what five routes need. A route's
+parameters come from its handler's signature: ``Annotated[T, Path(...)]``, ``Annotated[T, Query(...)]``, and
+one pydantic model, the JSON body; its validators are built on the route's first request. Validation problems
+are reported as Powertools reported them (location ``path.<name>``, ``query.<alias>`` or the body's fields),
+and the same routes, parameters and models describe the API in its OpenAPI document (``openapi``).
+"""
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from http import HTTPStatus
+from typing import Annotated, Any, Literal, TypedDict, get_args, get_type_hints
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+JSON_CONTENT = "application/json"
+_PATH_PARAMETER = re.compile(r"<(\w+)>")
+_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
+"""What a path parameter matches: RFC 3986's unreserved and sub-delimiter characters, ``%`` escapes (left
+encoded) and a few unsafe ones, as Powertools matched; any other character in a segment matches no route."""
+
+
+@dataclass(frozen=True)
+class Path:
+    """Marks a handler parameter as the path segment of the same name."""
+
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Query:
+    """Marks a handler parameter as a query string parameter (named *alias* in the URL when given)."""
+
+    description: str | None = None
+    alias: str | None = None
+
+
+class OpenAPIResponse(TypedDict, total=False):
+    """A route's documented response: its description and, for a JSON body, ``{"application/json": {"model": M}}``."""
+
+    description: str
+    content: dict[str, Any]
+
+
+@dataclass
+class Response:
+    """What a handler returns when a model is not the whole answer: a status, headers, and a body if any."""
+
+    status_code: int
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+class RequestValidationError(Exception):
+    """The request's parameters or body do not validate; *errors* are pydantic's, located as in the request."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self._errors = errors
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._errors
+
+
+class MalformedJsonError(Exception):
+    """The body is not JSON."""
+
+
+@dataclass(frozen=True)
+class _Parameter:
+    name: str
+    kind: Literal["path", "query", "body"]
+    annotation: Any
+    marker: Path | Query | None
+    default: Any
+
+    @property
+    def key(self) -> str:
+        """Its name in the request: the query alias, else the parameter's own name."""
+        return self.marker.alias or self.name if isinstance(self.marker, Query) else self.name
+
+    @property
+    def required(self) -> bool:
+        return self.default is inspect.Parameter.empty
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[Any]:
+        """Built on first use: a route's validators cost nothing until it is first called."""
+        return TypeAdapter(self.annotation)
+
+    def schema_adapter(self) -> TypeAdapter[Any]:
+        """For the OpenAPI document: titled after the parameter as it appears in the request, with its description
+        (a body or a parameter of a named schema, e.g. an enum, is described by that schema alone)."""
+        if self.kind == "body":
+            return self.adapter
+        description = self.marker.description if self.marker else None
+        named = isinstance(self.annotation, type) and issubclass(self.annotation, Enum | BaseModel)
+        title = None if named else self.key.replace("_", " ").title()
+        documented = Field(title=title, description=description)
+        if not self.required:
+            documented = Field(self.default, title=title, description=description)
+        annotated: Any = Annotated[self.annotation, documented]
+        return TypeAdapter(annotated)
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Callable[..., Any]
+    summary: str
+    responses: Mapping[int, OpenAPIResponse]
+    status_code: int
+    include_in_schema: bool
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        parts = _PATH_PARAMETER.split(self.path)  # literal, name, literal, name, ..., literal
+        return re.compile(
+            "^" + "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>{_SEGMENT})" for i, p in enumerate(parts)) + "$"
+        )
+
+    @cached_property
+    def parameters(self) -> list[_Parameter]:
+        hints = get_type_hints(inspect.unwrap(self.handler), include_extras=True)
+        found = []
+        for name, parameter in inspect.signature(inspect.unwrap(self.handler)).parameters.items():
+            annotation = hints[name]
+            marker = next((m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, (Path, Query))), None)
+            if marker is not None:
+                annotation = _without(annotation, marker)
+            kind: Literal["path", "query", "body"] = (
+                "path" if isinstance(marker, Path) else "query" if isinstance(marker, Query) else "body"
+            )
+            found.append(_Parameter(name, kind, annotation, marker, parameter.default))
+        return found
+
+    @cached_property
+    def returns(self) -> Any:
+        return get_type_hints(inspect.unwrap(self.handler)).get("return")
+
+    @property
+    def operation_id(self) -> str:
+        return re.sub(r"\W", "_", f"{self.handler.__name__}{self.openapi_path}") + f"_{self.method.lower()}"
+
+    @property
+    def openapi_path(self) -> str:
+        return _PATH_PARAMETER.sub(r"{\1}", self.path)
+
+
+def _without(annotation: Any, marker: object) -> Any:
+    """``Annotated[T, ..., marker, ...]`` without *marker* (T alone when nothing else annotates it)."""
+    rest = tuple(m for m in annotation.__metadata__ if m is not marker)
+    base = get_args(annotation)[0]
+    return Annotated[(base, *rest)] if rest else base
+
+
+class Router:
+    """Routes API Gateway HTTP API (payload 2.0) events to handlers; exceptions become responses by their class."""
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+        self._exception_handlers: dict[type[Exception], Callable[[Any], Response]] = {}
+        self.current_event: dict[str, Any] = {}
+
+    def get(self, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("GET", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("PUT", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("POST", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return self.route("DELETE", path, **options)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        responses: Mapping[int, OpenAPIResponse] | None = None,
+        status_code: int = HTTPStatus.OK,
+        include_in_schema: bool = True,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            self._routes.append(
+                Route(method, path, handler, summary, responses or {}, int(status_code), include_in_schema)
+            )
+            return handler
+
+        return register
+
+    def exception_handler(
+        self, exception: type[Exception]
+    ) -> Callable[[Callable[[Any], Response]], Callable[[Any], Response]]:
+        def register(handler: Callable[[Any], Response]) -> Callable[[Any], Response]:
+            self._exception_handlers[exception] = handler
+            return handler
+
+        return register
+
+    @property
+    def routes(self) -> list[Route]:
+        return list(self._routes)
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:  # noqa: ARG002 - Lambda's signature
+        """The HTTP API's response to *event*: the handler's answer, or the error response of what it raised."""
+        self.current_event = event
+        try:
+            response = self._call(event["requestContext"]["http"]["method"].upper(), _path(event), event)
+        except Exception as error:  # noqa: BLE001 - every error becomes its response; the catch-all one logs
+            response = self._handle(error)
+        return _gateway_response(response)
+
+    def _call(self, method: str, path: str, event: dict[str, Any]) -> Response:
+        for route in self._routes:
+            match = route.pattern.match(path) if route.method == method else None
+            if match:
+                arguments = _arguments(route, match.groupdict(), event)
+                return self._answer(route, route.handler(**arguments))
+        raise RouteNotFoundError(path)
+
+    @staticmethod
+    def _answer(route: Route, result: Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        document = result.model_dump(mode="json", by_alias=True) if isinstance(result, BaseModel) else result
+        return Response(route.status_code, json.dumps(document, separators=(",", ":")), content_type=JSON_CONTENT)
+
+    def _handle(self, error: Exception) -> Response:
+        for kind in type(error).__mro__:
+            handler = self._exception_handlers.get(kind)
+            if handler is not None:
+                return handler(error)
+        raise error
+
+
+class RouteNotFoundError(Exception):
+    """No route has this method and path."""
+
+
+def _arguments(route: Route, path_values: dict[str, str], event: dict[str, Any]) -> dict[str, Any]:
+    """The handler's arguments, validated; every problem found is reported at once, as Powertools did."""
+    query = event.get("queryStringParameters") or {}
+    values: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    body = [parameter for parameter in route.parameters if parameter.kind == "body"]
+    for parameter in route.parameters:
+        if parameter.kind == "body":
+            continue
+        received = (path_values if parameter.kind == "path" else query).get(parameter.key)
+        location: tuple[str | int, ...] = (parameter.kind, parameter.key)
+        if received is None:
+            if parameter.required:
+                errors.append({"type": "missing", "loc": location, "msg": "Field required", "input": None})
+            else:
+                values[parameter.name] = parameter.default
+            continue
+        values[parameter.name] = _validated(parameter, received, location, errors)
+    for parameter in body:
+        received = _json_body(event)
+        if received is None:
+            errors.append({"type": "missing", "loc": ("body",), "msg": "Field required", "input": None})
+            continue
+        values[parameter.name] = _validated(parameter, received, ("body",), errors)
+    if errors:
+        raise RequestValidationError(errors)
+    return values
+
+
+def _validated(parameter: _Parameter, value: Any, location: tuple[str | int, ...], errors: list[dict[str, Any]]) -> Any:
+    try:
+        return parameter.adapter.validate_python(value, from_attributes=True)
+    except ValidationError as invalid:
+        errors.extend({**problem, "loc": (*location, *problem["loc"])} for problem in invalid.errors())
+        return None
+
+
+def _path(event: dict[str, Any]) -> str:
+    """The path under the API's stage: a named stage's own prefix (``/prod``) is not part of the route."""
+    path: str = event["rawPath"]
+    stage = event["requestContext"].get("stage", "$default")
+    return path if stage == "$default" else path[len(stage) + 1 :]
+
+
+def _json_body(event: dict[str, Any]) -> Any:
+    """The body's JSON value (None for no body); bodies arrive screened (``gateway.screen_body``): UTF-8 text."""
+    text = event.get("body")
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise MalformedJsonError from None
+
+
+def _gateway_response(response: Response) -> dict[str, Any]:
+    headers = dict(response.headers)
+    if response.content_type is not None:
+        headers = {"Content-Type": response.content_type, **headers}
+    return {
+        "statusCode": response.status_code,
+        "body": response.body,
+        "isBase64Encoded": False,
+        "headers": headers,
+        "cookies": [],
+    }

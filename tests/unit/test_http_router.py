@@ -1,0 +1,173 @@
+"""Our HTTP router: routes by method and path, validates parameters and body, answers JSON or the error shape."""
+
+import json
+from enum import StrEnum
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import pytest
+from adserve.core.errors import NotFoundError
+from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.openapi import openapi_document
+from adserve.http_api.router import Path, Query, Response, Router
+from pydantic import BaseModel, Field
+
+
+class Colour(StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Paint(BaseModel):
+    colour: Colour
+    litres: int = Field(gt=0)
+
+
+def event(method: str, path: str, body: str | None = None, query: dict[str, str] | None = None) -> dict[str, Any]:
+    built: dict[str, Any] = {"rawPath": path, "headers": {}, "requestContext": {"http": {"method": method}}}
+    if body is not None:
+        built["body"] = body
+    if query is not None:
+        built["queryStringParameters"] = query
+    return built
+
+
+@pytest.fixture
+def app() -> Router:
+    router = Router()
+    install_error_handlers(router)
+
+    @router.put("/v1/tins/<tin_id>", summary="Fill a tin", responses={422: error_doc("Invalid paint")})
+    def fill(tin_id: Annotated[str, Path(description="The tin")], paint: Paint) -> Paint:
+        if tin_id == "missing":
+            raise NotFoundError("no such tin")
+        return paint
+
+    @router.get("/v1/tins", summary="Count tins", status_code=HTTPStatus.ACCEPTED)
+    def count(
+        colour: Annotated[Colour, Query(description="Which colour")] = Colour.RED,
+        at_least: Annotated[int, Query(alias="min")] = 0,
+    ) -> Paint:
+        return Paint(colour=colour, litres=at_least + 1)
+
+    @router.delete("/v1/tins/<tin_id>", summary="Empty a tin")
+    def empty(tin_id: Annotated[str, Path()]) -> Response:
+        if tin_id == "boom":
+            raise RuntimeError("unexpected")
+        return Response(status_code=HTTPStatus.NO_CONTENT, headers={"Cache-Control": "no-store"})
+
+    return router
+
+
+def answer(app: Router, *args: Any, **kwargs: Any) -> tuple[int, Any, dict[str, str]]:
+    response = app.resolve(event(*args, **kwargs), None)
+    assert response["isBase64Encoded"] is False
+    assert response["cookies"] == []
+    body = json.loads(response["body"]) if response["body"] is not None else None
+    return response["statusCode"], body, response["headers"]
+
+
+def test_a_body_and_a_path_parameter_reach_the_handler_and_the_model_is_answered_as_compact_json(app: Router) -> None:
+    response = app.resolve(event("PUT", "/v1/tins/t1", '{"colour": "blue", "litres": 3}'), None)
+    assert response["statusCode"] == HTTPStatus.OK
+    assert response["body"] == '{"colour":"blue","litres":3}'
+    assert response["headers"] == {"Content-Type": "application/json"}
+
+
+def test_query_parameters_by_alias_with_defaults_and_the_routes_own_status(app: Router) -> None:
+    assert answer(app, "GET", "/v1/tins")[:2] == (HTTPStatus.ACCEPTED, {"colour": "red", "litres": 1})
+    assert answer(app, "GET", "/v1/tins", query={"colour": "blue", "min": "4"})[:2] == (
+        HTTPStatus.ACCEPTED,
+        {"colour": "blue", "litres": 5},
+    )
+
+
+def test_every_invalid_parameter_is_reported_at_once_where_it_was_sent(app: Router) -> None:
+    status, body, _ = answer(app, "GET", "/v1/tins", query={"colour": "green", "min": "x"})
+    assert status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert [detail["field"] for detail in body["error"]["details"]] == ["query.colour", "query.min"]
+    assert body["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fields"),
+    [
+        (None, HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),
+        ("null", HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),
+        ("[]", HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),
+        ('{"colour": "red", "litres": 0}', HTTPStatus.UNPROCESSABLE_ENTITY, ["litres"]),
+        ("{", HTTPStatus.BAD_REQUEST, None),
+    ],
+)
+def test_a_body_that_is_missing_invalid_or_not_json_gets_its_4xx(
+    app: Router, body: str | None, status: int, fields: list[str] | None
+) -> None:
+    answered, error, _ = answer(app, "PUT", "/v1/tins/t1", body)
+    assert answered == status
+    if fields is None:
+        assert error == {"error": {"code": "malformed_json", "message": "request body is not valid JSON"}}
+    else:
+        assert [detail["field"] for detail in error["error"]["details"]] == fields
+
+
+def test_a_response_object_is_answered_as_given(app: Router) -> None:
+    assert answer(app, "DELETE", "/v1/tins/t1") == (HTTPStatus.NO_CONTENT, None, {"Cache-Control": "no-store"})
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/tins/t1"), ("PUT", "/v1/tins"), ("GET", "/v1/tins/t1/x")])
+def test_no_route_for_the_method_and_path_is_a_404(app: Router, method: str, path: str) -> None:
+    assert answer(app, method, path)[:2] == (
+        HTTPStatus.NOT_FOUND,
+        {"error": {"code": "not_found", "message": "no such route"}},
+    )
+
+
+def test_errors_raised_by_a_handler_become_their_responses(app: Router) -> None:
+    assert answer(app, "PUT", "/v1/tins/missing", '{"colour": "red", "litres": 1}')[:2] == (
+        HTTPStatus.NOT_FOUND,
+        {"error": {"code": "not_found", "message": "no such tin"}},
+    )
+    assert answer(app, "DELETE", "/v1/tins/boom")[:2] == (
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        {"error": {"code": "internal_error", "message": "internal error"}},
+    )
+
+
+def test_the_openapi_document_describes_parameters_bodies_and_answers(app: Router) -> None:
+    document = openapi_document(app, "tins", "1")
+    put = document["paths"]["/v1/tins/{tin_id}"]["put"]
+    assert put["operationId"] == "fill_v1_tins__tin_id__put"
+    assert put["parameters"] == [
+        {
+            "in": "path",
+            "name": "tin_id",
+            "required": True,
+            "description": "The tin",
+            "schema": {"type": "string", "title": "Tin Id", "description": "The tin"},
+        }
+    ]
+    assert put["requestBody"] == {
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Paint"}}},
+        "required": True,
+    }
+    assert put["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Paint"}
+    assert put["responses"]["422"]["description"] == "Invalid paint"
+    get = document["paths"]["/v1/tins"]["get"]
+    assert [(p["name"], p["required"]) for p in get["parameters"]] == [("colour", False), ("min", False)]
+    assert set(get["responses"]) == {"202", "422"}
+    delete = document["paths"]["/v1/tins/{tin_id}"]["delete"]
+    assert delete["responses"]["200"] == {"description": "Successful Response"}
+    assert {"Paint", "Colour", "ErrorResponse", "ErrorBody"} <= set(document["components"]["schemas"])
+
+
+def test_a_named_stage_prefix_is_not_part_of_the_route(app: Router) -> None:
+    staged = event("DELETE", "/prod/v1/tins/t1")
+    staged["requestContext"]["stage"] = "prod"
+    assert app.resolve(staged, None)["statusCode"] == HTTPStatus.NO_CONTENT
+
+
+@pytest.mark.parametrize(("segment", "status"), [("a%2Fb!", HTTPStatus.NO_CONTENT), ('a"b', HTTPStatus.NOT_FOUND)])
+def test_a_path_parameter_takes_uri_characters_and_escapes_and_nothing_else(
+    app: Router, segment: str, status: int
+) -> None:
+    assert answer(app, "DELETE", f"/v1/tins/{segment}")[0] == status
