@@ -92,7 +92,9 @@ QUEUE_HIGH_WATER = 300
 """Pause the traffic above this many queued messages, so Record (one poller) never falls far behind."""
 QUEUE_CHECK_EVERY = 200
 DECISION_WORKERS = 4
-"""Listeners in flight at once: enough to keep this process and the moto process busy together."""
+"""Listeners in flight at once: enough to keep Decide's environments and the moto process busy together."""
+DECIDE_ENVIRONMENTS = 2
+"""Decide's concurrent execution environments (each a process, each swapping to a promoted model on its own)."""
 REWARD_WINDOW = timedelta(hours=1)
 """Whole hours: outcomes.logs.read_joined_decisions closes decisions on hour boundaries."""
 
@@ -525,9 +527,11 @@ def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[
         event_sources=True,
         visibility_timeout_override=10,
         moto_process=True,  # moto on the second core: the demo is CPU-bound, and one process runs on one core
-        # Track and Record (invoked with batches) each in a process, as in Lambda: off this process's interpreter
-        # lock, and Track takes no turns with Decide. Decide, invoked per decision, stays here: no pipe round trip.
-        function_processes=("TrackFunction", "RecordFunction"),
+        # Every function in processes of its own, as in Lambda: off this process's interpreter lock (the traffic's
+        # and the pollers'), Track taking no turns with Decide. Decide in DECIDE_ENVIRONMENTS of them, as Lambda
+        # runs concurrent invocations: one environment waiting for its decision record's SendMessage no longer
+        # holds up the other listeners' decisions (with one, the stack left a third of its two cores idle).
+        function_processes={"DecideFunction": DECIDE_ENVIRONMENTS, "TrackFunction": 1, "RecordFunction": 1},
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,
@@ -566,12 +570,21 @@ _DEMO_ENVIRONMENT = {
 
 
 def wait_for_version(traffic: Traffic, version: str, timeout: float = 60.0) -> float:
-    """Seconds until Decide (warm, not restarted) answers with `version`: the hot swap."""
+    """Seconds until Decide (warm, not restarted) answers with `version` in every environment: the hot swap.
+
+    Probes one at a time go to the environment idle longest, so ``DECIDE_ENVIRONMENTS`` answers in a row with
+    the version come from every one of them."""
     started = time.monotonic()
     probe = traffic.listeners(1)[0]
+    in_a_row = 0
     while time.monotonic() - started < timeout:
-        if traffic.decide("listener-swap-probe", probe)["model_version"] == version:
-            return time.monotonic() - started
+        if traffic.decide("listener-swap-probe", probe)["model_version"] != version:
+            in_a_row = 0
+        else:
+            in_a_row += 1
+            if in_a_row == DECIDE_ENVIRONMENTS:
+                return time.monotonic() - started
+            continue
         time.sleep(0.5)
     raise TimeoutError(f"Decide still does not serve {version} after {timeout:.0f} s")
 
