@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import queue
 import threading
 import traceback
 from multiprocessing.connection import Connection
@@ -26,7 +27,7 @@ from typing import Any
 from devstack.lambda_runtime import FunctionRuntime, MetricsListener
 from devstack.stack_description import FunctionDefinition
 
-__all__ = ["FunctionProcess", "process_cpu_seconds"]
+__all__ = ["FunctionProcess", "FunctionProcesses", "process_cpu_seconds"]
 
 _STOP_SECONDS = 10.0
 
@@ -118,6 +119,46 @@ class FunctionProcess:
             process.kill()
             process.join()
         self._retired_cpu += cpu
+
+
+class FunctionProcesses:
+    """Several execution environments of one function, each a ``FunctionProcess``, as Lambda runs concurrent
+    invocations of a function: each invocation goes to an idle environment (waiting for one if all are busy), so
+    as many run at once as there are environments. Each environment starts on its first invocation and keeps
+    its own state (clients, caches, the model it serves), as Lambda's do."""
+
+    def __init__(
+        self,
+        definition: FunctionDefinition,
+        region: str,
+        account_id: str,
+        on_metrics: MetricsListener | None = None,
+        environments: int = 1,
+    ) -> None:
+        if environments < 1:
+            raise ValueError("a function needs at least one execution environment")
+        self.definition = definition
+        self.environments = [FunctionProcess(definition, region, account_id, on_metrics) for _ in range(environments)]
+        self._idle: queue.SimpleQueue[FunctionProcess] = queue.SimpleQueue()
+        for environment in self.environments:
+            self._idle.put(environment)
+
+    def invoke(self, event: Any) -> Any:
+        """Call the handler in an idle environment (the one idle longest); its exceptions are raised here."""
+        environment = self._idle.get()
+        try:
+            return environment.invoke(event)
+        finally:
+            self._idle.put(environment)
+
+    def reset(self) -> None:
+        """End every environment; the next invocations start new ones that read os.environ again."""
+        for environment in self.environments:
+            environment.reset()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds all of this function's processes have used."""
+        return sum(environment.cpu_seconds() for environment in self.environments)
 
 
 def _serve(

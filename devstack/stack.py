@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -27,7 +27,7 @@ from devstack.api_events import http_api_event
 from devstack.aws_endpoint import AwsEndpoint, credentials_environment
 from devstack.environment import EnvironmentPatch, functions_environment
 from devstack.event_source_mapping import EventSourceMappings
-from devstack.function_process import FunctionProcess
+from devstack.function_process import FunctionProcesses
 from devstack.lambda_runtime import FunctionRuntime, MetricsListener
 from devstack.provisioning import create_resources
 from devstack.routing import RouteMatch, Router
@@ -59,7 +59,7 @@ class LocalStack:
         environ: EnvironmentPatch,
         on_metrics: MetricsListener | None = None,
         *,
-        function_processes: Collection[str] = (),
+        function_processes: Collection[str] | Mapping[str, int] = (),
     ) -> None:
         self._endpoint = endpoint
         self._environ = environ
@@ -70,8 +70,11 @@ class LocalStack:
         # Powertools' resolvers did on a class): in Lambda each function has its own process, here the API
         # functions (Decide and Track, from the gateway's threads or the demo's listeners) share one. So the API
         # functions take turns, unless each runs in a process of its own; the queue consumers run beside them.
+        environments = function_processes if isinstance(function_processes, Mapping) else {}
         self._processes = {
-            logical_id: FunctionProcess(function, description.region, description.account_id, on_metrics)
+            logical_id: FunctionProcesses(
+                function, description.region, description.account_id, on_metrics, environments.get(logical_id, 1)
+            )
             for logical_id, function in description.functions.items()
             if logical_id in function_processes
         }
@@ -101,7 +104,7 @@ class LocalStack:
         visibility_timeout_override: int | None = None,
         on_metrics: MetricsListener | None = None,
         moto_process: bool = False,
-        function_processes: Collection[str] = (),
+        function_processes: Collection[str] | Mapping[str, int] = (),
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -118,7 +121,8 @@ class LocalStack:
         *function_processes* names functions to run each in a process of its own (``FunctionProcess``), as
         Lambda does: they take no turns with the API functions left here and use another core, at the cost of a
         pipe round trip per invocation (worth it for functions invoked with batches). Their modules are then not
-        reachable from here (``handler_module``), so tests that look inside a handler leave them here.
+        reachable from here (``handler_module``), so tests that look inside a handler leave them here. A mapping
+        gives a function several execution environments (``FunctionProcesses``): that many invocations at once.
         """
         template_path = Path(template_path).resolve()
         endpoint = (
@@ -184,7 +188,7 @@ class LocalStack:
         """The pseudonyms this stack's Decide makes (its PseudonymKeySecret): to find a listener's counters."""
         return read_pseudonymizer(secretsmanager_client(), self.physical_name("PseudonymKeySecret"))
 
-    def function(self, logical_id: str) -> FunctionRuntime | FunctionProcess:
+    def function(self, logical_id: str) -> FunctionRuntime | FunctionProcesses:
         return self._runtimes.get(logical_id) or self._processes[logical_id]
 
     def handler_module(self, logical_id: str) -> ModuleType:

@@ -42,7 +42,7 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
         outcomes = list(read_outcomes(logs, started - timedelta(hours=1), ended, outcome_stats))
     assert phase.decisions == DECISIONS
     _, _, cpu = traffic.last_run  # the round's CPU by process, which the demo prints per decision
-    assert set(cpu) == {"stack", "moto", "TrackFunction", "RecordFunction"}
+    assert set(cpu) == {"stack", "moto", "DecideFunction", "TrackFunction", "RecordFunction"}
     assert all(seconds > 0 for seconds in cpu.values())
     assert 0.0 <= traffic.last_paused < traffic.last_run[1]
     assert len(decisions) == DECISIONS

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import flask
 import pytest
 from botocore.exceptions import ClientError
 from moto.dynamodb.comparisons import ConditionExpressionParser
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 REQUESTS = 20
 
@@ -195,3 +197,50 @@ def test_a_condition_is_parsed_once_per_item_not_three_times(
     with pytest.raises(ClientError, match="TransactionCanceled"):  # a marker already there cancels the transaction
         dynamodb.transact_write_items(TransactItems=[mark("fresh"), mark("a-0")])
     assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": "fresh"}})  # and nothing of it is kept
+
+
+def test_sqs_and_dynamodb_requests_reach_moto_without_flask_and_answer_as_through_it(
+    endpoint: AwsEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS's and DynamoDB's JSON-protocol requests go to moto's response class straight; their answers, errors
+    included, are moto's own. S3 (a REST protocol) still goes through moto's Flask application."""
+    applications: list[str] = []
+    wsgi_app = flask.Flask.wsgi_app
+
+    def counted(app: flask.Flask, environ: dict[str, Any], start_response: Any) -> Any:
+        applications.append(app.service)  # type: ignore[attr-defined]
+        return wsgi_app(app, environ, start_response)
+
+    monkeypatch.setattr(flask.Flask, "wsgi_app", counted)
+    sqs = sqs_client(endpoint)
+    queue_url = sqs.create_queue(QueueName=f"straight-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    attributes: dict[str, MessageAttributeValueTypeDef] = {"kind": {"DataType": "String", "StringValue": "decision"}}
+    sqs.send_message(QueueUrl=queue_url, MessageBody="body", MessageAttributes=attributes)
+    received = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"])["Messages"]
+    assert [(message["Body"], message["MessageAttributes"]) for message in received] == [("body", attributes)]
+    deleted = sqs.delete_message_batch(
+        QueueUrl=queue_url, Entries=[{"Id": "0", "ReceiptHandle": received[0]["ReceiptHandle"]}]
+    )
+    assert [entry["Id"] for entry in deleted["Successful"]] == ["0"]
+    with pytest.raises(ClientError) as missing:
+        sqs.get_queue_url(QueueName=f"missing-{uuid.uuid4().hex[:12]}")
+    assert missing.value.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
+    dynamodb, table = dynamodb_table(endpoint, "straight")
+    dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}}, ConditionExpression="attribute_not_exists(pk)")
+    with pytest.raises(ClientError) as present:
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}}, ConditionExpression="attribute_not_exists(pk)")
+    assert present.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == {"pk": {"S": "a"}}
+    assert applications == []
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    bucket = f"straight-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+    assert set(applications) == {"s3"}

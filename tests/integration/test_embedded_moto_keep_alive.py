@@ -135,3 +135,43 @@ def test_an_answer_leaves_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(writes) == 1, [write[:60] for write in writes]
     assert writes[0].startswith(b"HTTP/1.1 200")
     assert writes[0].endswith(b"</ListQueuesResponse>")
+
+
+def raw_exchange(endpoint_url: str, request: bytes) -> bytes:
+    """Send *request* as is on a new connection; the whole answer, up to the server closing it."""
+    address = urlsplit(endpoint_url)
+    with socket.create_connection((address.hostname or "127.0.0.1", address.port or 80), timeout=60) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("header_lines", "status"),
+    [
+        (b" folded: onto the line before\r\n", b"400"),
+        (b"no colon here\r\n", b"400"),
+        (b"X-Long: " + b"a" * 70_000 + b"\r\n", b"431"),
+        (b"".join(b"X-Many-%d: 1\r\n" % number for number in range(101)), b"431"),
+    ],
+)
+def test_a_malformed_header_block_is_refused_and_the_connection_closed(
+    local_stack: LocalStack, header_lines: bytes, status: bytes
+) -> None:
+    request = b"POST / HTTP/1.1\r\nHost: localhost\r\n" + header_lines + b"Content-Length: 0\r\n\r\n"
+    assert raw_exchange(local_stack.endpoint_url, request).startswith(b"HTTP/1.1 " + status)
+
+
+def test_headers_read_line_by_line_reach_moto_as_sent(local_stack: LocalStack) -> None:
+    """Every header of a signed request reaches moto (its signature still checks out: the answer is moto's) and
+    ``Connection: close`` is honoured."""
+    headers, body = list_queues_request(local_stack.endpoint_url)
+    lines = b"".join(f"{name}: {value}\r\n".encode() for name, value in headers.items())
+    request = b"POST / HTTP/1.1\r\nHost: " + urlsplit(local_stack.endpoint_url).netloc.encode() + b"\r\n" + lines
+    answer = raw_exchange(
+        local_stack.endpoint_url, request + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    )
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert b"ListQueuesResponse" in answer

@@ -1,6 +1,7 @@
 """A function in a process of its own (``devstack.function_process.FunctionProcess``, what ``make demo`` runs):
 warm between invocations, a fresh environment after a reset, the handler's errors and metrics brought back, and
-two functions' invocations running at the same time, which the in-process runtime's shared API lock forbids."""
+two functions' invocations running at the same time, which the in-process runtime's shared API lock forbids; and
+one function in several environments (``FunctionProcesses``) running that many invocations at once."""
 
 import os
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from devstack.function_process import FunctionProcess
+from devstack.function_process import FunctionProcess, FunctionProcesses
 from devstack.stack_description import FunctionDefinition
 
 HANDLER = """
@@ -123,3 +124,29 @@ def test_two_functions_run_at_the_same_time(functions: list[FunctionProcess]) ->
     assert first["pid"] != second["pid"]
     assert first["started"] < second["ended"]
     assert second["started"] < first["ended"]  # each began before the other ended: they overlapped
+
+
+def test_a_function_with_two_environments_runs_two_invocations_at_once_each_in_its_own(code_dir: Path) -> None:
+    function = FunctionProcesses(definition(code_dir, "Pooled"), "us-east-1", "123456789012", environments=2)
+    try:
+        with ThreadPoolExecutor(2) as pool:  # the cold starts
+            cold = list(pool.map(lambda _: function.invoke({"sleep": 1.0}), range(2)))
+        with ThreadPoolExecutor(2) as pool:
+            first, second = pool.map(lambda echo: function.invoke({"sleep": 2.0, "echo": echo}), ["a", "b"])
+        assert {first["pid"], second["pid"]} == {answer["pid"] for answer in cold}  # warm, two environments
+        assert first["pid"] != second["pid"]
+        assert (first["echo"], second["echo"]) == ("a", "b")
+        assert first["started"] < second["ended"]
+        assert second["started"] < first["ended"]  # they overlapped
+        one_by_one = [function.invoke({})["pid"] for _ in range(4)]
+        assert one_by_one[0] != one_by_one[1]  # each goes to the environment idle longest: they take turns
+        assert one_by_one[0::2] == [one_by_one[0]] * 2
+        assert function.cpu_seconds() == pytest.approx(
+            sum(each.cpu_seconds() for each in function.environments), abs=0.05
+        )
+        function.reset()
+        assert function.invoke({})["pid"] not in {first["pid"], second["pid"]}  # every environment ended
+    finally:
+        function.reset()
+    with pytest.raises(ValueError, match="at least one"):
+        FunctionProcesses(definition(code_dir, "None"), "us-east-1", "123456789012", environments=0)
