@@ -43,7 +43,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsMsgAttributeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign
@@ -66,7 +66,7 @@ from adserve.delivery.counting import (
 )
 from adserve.delivery.counting import marker_key as delivery_marker_key
 from adserve.outcomes.decision_records import DecisionRecord
-from adserve.outcomes.events import OutcomeEvent, QueueMessage
+from adserve.outcomes.events import OutcomeEvent, parse_queue_message
 from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
 
 MARKER_PREFIX: Final = "seen#"
@@ -78,8 +78,6 @@ CORRELATION_ATTRIBUTE: Final = "correlation_id"
 
 _RECORD_LOG_KEYS: Final = ("correlation_id", "decision_id")
 """The logger keys one record sets, removed after it."""
-
-_QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
 
 
 @dataclass(frozen=True)
@@ -131,7 +129,7 @@ def marker_key(event: OutcomeEvent) -> str:
 def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
     """The queue message, or InvalidRecordError; logs where it is wrong, never what it holds."""
     try:
-        return _QUEUE_MESSAGE.validate_json(body)
+        return parse_queue_message(body)
     except ValidationError as error:
         problems = [
             {"type": problem["type"], "loc": ".".join(str(part) for part in problem["loc"])}
