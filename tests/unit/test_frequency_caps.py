@@ -108,6 +108,15 @@ def test_counters_expire_after_their_window_plus_grace() -> None:
     assert lifetime.expires_at > NOW + timedelta(days=365)
 
 
+def test_sliding_counters_expire_at_their_window_end_plus_grace_from_any_zone() -> None:
+    capped = campaign(frequency_caps=[{"max": 1, "window": "session"}, {"max": 1, "window": "lifetime"}])
+    moment = NOW.astimezone(timezone(timedelta(hours=-5)))
+    session, lifetime = impression_counters(capped, capped.frequency_caps, moment, SESSION)
+    assert session.expires_at == window_end(CapWindow.SESSION, moment) + EXPIRY_GRACE
+    assert lifetime.expires_at == window_end(CapWindow.LIFETIME, moment) + EXPIRY_GRACE
+    assert session.expires_at.utcoffset() == lifetime.expires_at.utcoffset() == timedelta(0)
+
+
 ADVERTISER_DAY = {"max": 3, "window": "day", "scope": "advertiser"}
 
 

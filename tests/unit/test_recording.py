@@ -314,6 +314,16 @@ def test_an_outcome_queued_before_pseudonyms_is_recorded_without_its_raw_listene
     assert not any("raw" in line for line in decode_object(ports.logs.objects[key]))
 
 
+def test_an_outcome_queued_before_pseudonyms_needs_no_session_and_is_still_checked(ports: Ports) -> None:
+    legacy = outcome().model_dump(mode="json") | {"listener_id": "listener-raw"}
+    del legacy["listener"], legacy["session"]
+    broken = legacy | {"event_type": "purchase"}
+    response = ports.process(sqs_record(json.dumps(legacy)), sqs_record(json.dumps(broken), message_id="m-broken"))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-broken"}]}
+    assert ports.counter.counts == {}
+    assert ports.delivery.lifetime(CAPPED.campaign_id).impressions == 1
+
+
 def test_the_marker_names_the_impression_and_outlives_any_redelivery(ports: Ports) -> None:
     event = outcome(listener="listener-l")
     ports.recorder.record_impression(event)

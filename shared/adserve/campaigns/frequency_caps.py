@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Final, NamedTuple
 
 from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
 from adserve.core.hours import utc_hour
@@ -25,9 +26,11 @@ SESSION_LIFETIME = timedelta(days=2)
 LIFETIME_HORIZON = timedelta(days=400)
 
 
-@dataclass(frozen=True, slots=True)
-class CounterSlot:
-    """One counter an impression increments: its key and when it may be deleted."""
+class CounterSlot(NamedTuple):
+    """One counter an impression increments: its key and when it may be deleted.
+
+    A named tuple, not a frozen dataclass: Record builds one per impression and sliding cap, and a frozen slotted
+    dataclass's ``__init__`` cost twice as much (~0.5 us more)."""
 
     key: str
     expires_at: datetime
@@ -256,9 +259,17 @@ def counter_slots(caps: Iterable[CounterCap], now: datetime, session: str) -> li
         if cap.window in _CALENDAR_WINDOWS:
             slots.append(_calendar_counter(cap.key_prefix, cap.window, hour))
         else:  # a session's or lifetime's end slides with each impression
-            bucket, expires_at = window_bucket(cap.window, hour, session), window_end(cap.window, now) + EXPIRY_GRACE
-            slots.append(CounterSlot(cap.key_prefix + bucket, expires_at))
+            bucket = window_bucket(cap.window, hour, session)
+            slots.append(CounterSlot(cap.key_prefix + bucket, now + _SLIDING_LIFETIMES[cap.window]))
     return slots
+
+
+_SLIDING_LIFETIMES: Final = {
+    CapWindow.SESSION: SESSION_LIFETIME + EXPIRY_GRACE,
+    CapWindow.LIFETIME: LIFETIME_HORIZON + EXPIRY_GRACE,
+}
+"""How long a sliding window's counter lives after an impression at ``now`` (in UTC): ``window_end`` plus the grace,
+added once instead of per impression."""
 
 
 @lru_cache(maxsize=1024)

@@ -82,9 +82,12 @@ _NOT_SPENDING: Final = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class DeliveryEvent:
-    """One outcome as delivery counts it: its identity (the marker) and what it adds to which hour."""
+    """One outcome as delivery counts it: its identity (the marker) and what it adds to which hour.
+
+    Never changed once built; not frozen only because Record builds one per outcome and a frozen dataclass's
+    ``__init__`` costs ~3x a slotted one's (~0.5 us an event)."""
 
     marker_key: str
     campaign_id: str

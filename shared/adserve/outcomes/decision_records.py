@@ -13,9 +13,9 @@ is schema 1. Decide writes schema 2 only once its catalog's snapshot is known wr
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from adserve.core.trusted import trusted
 from adserve.privacy.consent import ServingMode
@@ -143,6 +143,11 @@ class LoggedPolicy(BaseModel):
         return self
 
 
+def _as_it_is(candidates: "list[LoggedCandidate] | CompactCandidates") -> Any:
+    """The candidates for pydantic to serialize by their own types (``DecisionRecord.candidates``)."""
+    return candidates
+
+
 class DecisionRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -165,8 +170,17 @@ class DecisionRecord(BaseModel):
     placement: str
     max_ads: int
     cap_check: CapCheck
-    candidates: list[LoggedCandidate] | CompactCandidates
-    """Schema 1: a list of whole candidates; schema 2: ``CompactCandidates``."""
+    candidates: Annotated[
+        list[LoggedCandidate] | CompactCandidates,
+        Field(union_mode="left_to_right"),
+        PlainSerializer(_as_it_is, return_type=Any),
+    ]
+    """Schema 1: a list of whole candidates; schema 2: ``CompactCandidates``.
+
+    A JSON list can only be the first and an object only the second, so the union is tried left to right, not in
+    pydantic's smart mode, which validated 20 inline candidates twice (~14 us a record); and each value is
+    serialized by its own type instead of through the union's serializer, which checked every candidate against
+    each member first (~20 us). Same values and bytes either way."""
     chosen: list[LoggedChoice]
     candidates_dropped: int = 0
     prerank_dropped: int = Field(default=0, exclude_if=lambda value: not value)

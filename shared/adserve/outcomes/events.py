@@ -5,10 +5,11 @@ An outcome's identity is (decision_id, ad_id, event_type): one listener cannot s
 decision, so a second event with the same identity is a redelivery or a replayed beacon, never a new fact.
 """
 
+import json
 from datetime import datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from adserve.core.identifiers import Identifier
 from adserve.core.vocabulary import EventType
@@ -34,15 +35,6 @@ class OutcomeEvent(BaseModel):
     occurred_at: datetime
     received_at: datetime
 
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_raw_listener_id(cls, data: object) -> object:
-        """Events queued before pseudonyms name a raw listener id: it goes no further (no counter is kept)."""
-        if isinstance(data, dict) and "listener_id" in data:
-            data = {key: value for key, value in data.items() if key != "listener_id"}
-            data.update(listener=None, session="")
-        return data
-
     @property
     def identity(self) -> tuple[str, str, str]:
         return (self.decision_id, self.ad_id, self.event_type.value)
@@ -67,3 +59,33 @@ class OutcomeEvent(BaseModel):
 
 QueueMessage = Annotated[DecisionRecord | OutcomeEvent, Field(discriminator="kind")]
 """Every message body on the outcomes queue is one of these, told apart by `kind`."""
+
+_QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
+
+
+def parse_queue_message(body: str) -> DecisionRecord | OutcomeEvent:
+    """A queue message body as its model; raises ValidationError.
+
+    An outcome queued before pseudonyms names a raw listener id: it goes no further (no counter is kept, the
+    event still counts toward delivery). Those are told apart only when a body fails, so a current one is
+    validated in one pass over its JSON: a before-validator on the model made pydantic build a dict of every
+    event first (~2 us an event, nearly half its validation).
+    """
+    try:
+        return _QUEUE_MESSAGE.validate_json(body)
+    except ValidationError:
+        legacy = _without_raw_listener_id(body)
+        if legacy is None:
+            raise
+    return OutcomeEvent.model_validate(legacy)
+
+
+def _without_raw_listener_id(body: str) -> dict[str, object] | None:
+    """A pre-pseudonym outcome's fields without its raw listener id, session or pseudonym; None for any other body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("kind") != OUTCOME_KIND or "listener_id" not in data:
+        return None
+    return {key: value for key, value in data.items() if key != "listener_id"} | {"listener": None, "session": ""}

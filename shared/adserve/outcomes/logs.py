@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final, Generic, Literal, Protocol, TypeVar
+from typing import Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -131,17 +131,28 @@ NOT_LOGGED: Final[set[str]] = {"listener", "session"}
 fields in the same order), serialized straight from the event instead of through a copy."""
 
 
-@dataclass(frozen=True)
-class LogRow:
+class LogRow(NamedTuple):
+    """A named tuple, not a frozen dataclass: Record builds one per message, and a frozen dataclass's ``__init__``
+    costs about twice a named tuple's."""
+
     partition: Partition
     line: str
 
 
+_DECISION_JSON: Final = DecisionRecord.__pydantic_serializer__.to_json
+_OUTCOME_JSON: Final = OutcomeEvent.__pydantic_serializer__.to_json
+
+
 def log_row(message: DecisionRecord | OutcomeEvent) -> LogRow:
-    """The partition and JSON line a queue message is logged as."""
+    """The partition and JSON line a queue message is logged as.
+
+    ``model_dump_json``'s bytes, from the models' serializers directly: its wrapper cost Record ~0.8 us a row.
+    """
     if isinstance(message, DecisionRecord):
-        return LogRow(Partition.of(LogKind.DECISIONS, message.decided_at), message.model_dump_json())
-    return LogRow(Partition.of(LogKind.OUTCOMES, message.occurred_at), message.model_dump_json(exclude=NOT_LOGGED))
+        return LogRow(Partition.of(LogKind.DECISIONS, message.decided_at), _DECISION_JSON(message).decode())
+    return LogRow(
+        Partition.of(LogKind.OUTCOMES, message.occurred_at), _OUTCOME_JSON(message, exclude=NOT_LOGGED).decode()
+    )
 
 
 _GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
@@ -155,7 +166,7 @@ def encode_object(lines: Iterable[str]) -> bytes:
     The bytes ``gzip.GzipFile(mtime=0)`` writes (header, level-9 raw deflate, CRC-32 and size), built in one
     call each instead of through a file object, which cost Record ~80 us an object.
     """
-    data = "".join(f"{line}\n" for line in lines).encode()
+    data = "\n".join([*lines, ""]).encode()
     trailer = struct.pack("<LL", zlib.crc32(data), len(data) & 0xFFFFFFFF)
     return _GZIP_HEADER + zlib.compress(data, 9, -zlib.MAX_WBITS) + trailer
 

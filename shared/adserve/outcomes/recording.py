@@ -31,6 +31,7 @@ fast (those records are redelivered) instead of timing the whole invocation out.
 """
 
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ from adserve.delivery.counting import (
 )
 from adserve.delivery.counting import marker_key as delivery_marker_key
 from adserve.outcomes.decision_records import DecisionRecord
-from adserve.outcomes.events import OutcomeEvent, QueueMessage
+from adserve.outcomes.events import OutcomeEvent, parse_queue_message
 from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
 
 MARKER_PREFIX: Final = "seen#"
@@ -79,12 +80,13 @@ CORRELATION_ATTRIBUTE: Final = "correlation_id"
 _RECORD_LOG_KEYS: Final = ("correlation_id", "decision_id")
 """The logger keys one record sets, removed after it."""
 
-_QUEUE_MESSAGE: TypeAdapter[DecisionRecord | OutcomeEvent] = TypeAdapter(QueueMessage)
 
-
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ImpressionIncrement:
-    """What one impression writes, atomically: the marker, and one increment per counter slot."""
+    """What one impression writes, atomically: the marker, and one increment per counter slot.
+
+    Never changed once built; not frozen only because one is built per impression and a frozen dataclass's
+    ``__init__`` costs ~3x a slotted one's (~0.5 us an impression)."""
 
     listener: str
     """The listener's pseudonym: its partition of the counters table."""
@@ -131,7 +133,7 @@ def marker_key(event: OutcomeEvent) -> str:
 def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
     """The queue message, or InvalidRecordError; logs where it is wrong, never what it holds."""
     try:
-        return _QUEUE_MESSAGE.validate_json(body)
+        return parse_queue_message(body)
     except ValidationError as error:
         problems = [
             {"type": problem["type"], "loc": ".".join(str(part) for part in problem["loc"])}
@@ -264,24 +266,22 @@ class QueueRecord(BaseModel):
     messageAttributes: dict[str, SqsMsgAttributeModel]  # noqa: N815
 
 
+_ENVELOPES: Final = TypeAdapter(list[QueueRecord])
+
+
 @dataclass(slots=True)
 class _Handled:
     """A record that passed steps 1 and 2: its parsed envelope, its log row and, for an outcome of a known
-    campaign, what it adds to delivery (step 3). Like ``_Staged``, one per record and never changed after: not
-    frozen only because a frozen dataclass's ``__init__`` costs 4x a plain one's (~1 us a record each)."""
+    campaign, what it adds to delivery (step 3). One per record, never changed after the processor stages it
+    (``raw``): not frozen only because a frozen dataclass's ``__init__`` costs 4x a plain one's (~1 us a record)."""
 
     record: QueueRecord
     row: LogRow
     delivery: DeliveryEvent | None = None
     request: tuple[str, datetime] | None = None
     """For a decision record: its (placement, UTC hour), counted in step 5."""
-
-
-@dataclass(slots=True)
-class _Staged:
-    raw: dict[str, Any]
-    """The record as the processor holds it in success_messages."""
-    handled: _Handled
+    raw: dict[str, Any] | None = None
+    """The record as the processor holds it in success_messages, set when it is staged."""
 
 
 @dataclass
@@ -308,15 +308,17 @@ class _RecordBatchProcessor(BatchProcessor):
         """A new batch: nothing staged, tallied or failed yet (Powertools resets its own state on entry).
 
         What is the same for every record of the batch is taken here once: the impression markers' expiry
-        (the clock is read per batch, not per impression) and the logger's formatter, whose keys each record
-        sets (``logger.append_keys`` looks the formatter up through its handler on every call).
+        (the clock is read per batch, not per impression), the logger's formatter, whose keys each record
+        sets (``logger.append_keys`` looks the formatter up through its handler on every call), and whether the
+        logger's level lets a record's debug line through.
         """
         self._context = context
-        self._staged: list[_Staged] = []
+        self._staged: list[_Handled] = []
         self._tally = _Tally()
         self._counter_failures = 0
         self._marker_expires_at = self._recorder.clock() + MARKER_LIFETIME
         self._log_keys = logger.registered_formatter
+        self._debug = logger.log_level <= logging.DEBUG
 
     def record_handler(self, record: QueueRecord) -> _Handled:
         """One record, logged under the producer's correlation id (a message attribute) and its decision id."""
@@ -331,7 +333,7 @@ class _RecordBatchProcessor(BatchProcessor):
                 self._tally.invalid += 1
                 raise
             log_keys.append_keys(decision_id=message.decision_id)
-            if logger.log_level <= logging.DEBUG:  # the call alone costs ~1 us a record at INFO
+            if self._debug:  # the call alone costs ~1 us a record at INFO
                 logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
                 campaign = self._recorder.campaigns.campaign(message.campaign_id)  # once, for steps 2 and 3
@@ -363,48 +365,68 @@ class _RecordBatchProcessor(BatchProcessor):
         self._counter_failures = 0
         self._tally.outcomes[result] += 1
 
-    def success_handler(self, record: Any, result: Any) -> Any:
+    def success_handler(self, record: Any, result: Any) -> tuple[Any, ...]:
         if isinstance(result, _Handled):
-            self._staged.append(_Staged(record, result))
-        return super().success_handler(record, result)
+            result.raw = record
+            self._staged.append(result)
+        response: tuple[Any, ...] = super().success_handler(record, result)
+        return response
 
     def process(self) -> list[tuple[Any, ...]]:
-        results = super().process()
+        results = self._process_records()
         self._count_delivery()
         self._write_logs()
         self._count_requests()
         self._emit_metrics()
         return results
 
+    def _process_records(self) -> list[tuple[Any, ...]]:
+        """Steps 1 and 2, the batch's envelopes validated in one call (~0.9 us a record less than Powertools' call
+        per record); a batch with a malformed envelope goes through Powertools record by record, which fails that
+        record alone."""
+        try:
+            envelopes = _ENVELOPES.validate_python(self.records)
+        except ValidationError:
+            return super().process()
+        return [self._process_envelope(raw, record) for raw, record in zip(self.records, envelopes, strict=True)]
+
+    def _process_envelope(self, raw: dict[str, Any], record: QueueRecord) -> tuple[Any, ...]:
+        """What Powertools' ``_process_record`` does once the envelope is valid."""
+        try:
+            result = self.record_handler(record)
+        except Exception:  # noqa: BLE001 - as Powertools does: any error fails its record alone
+            return self.failure_handler(record, sys.exc_info())
+        return self.success_handler(raw, result)
+
     def _count_delivery(self) -> None:
         """Step 3: the batch's outcomes toward delivery; records of a group not written fail, unlogged."""
         tally = self._tally.delivery
         self._recorder.count_delivery(
-            [staged.handled.delivery for staged in self._staged if staged.handled.delivery is not None], tally
+            [staged.delivery for staged in self._staged if staged.delivery is not None], tally
         )
         if not tally.failed_markers:
             return
         failed = [
             staged
             for staged in self._staged
-            if staged.handled.delivery is not None and staged.handled.delivery.marker_key in tally.failed_markers
+            if staged.delivery is not None and staged.delivery.marker_key in tally.failed_markers
         ]
         self._fail_written(failed, DeliveryStoreUnavailableError("delivery counters not written"))
         failed_ids = {id(staged) for staged in failed}
         self._staged = [staged for staged in self._staged if id(staged) not in failed_ids]
 
     def _write_logs(self) -> None:
-        by_partition: dict[Partition, list[_Staged]] = {}
+        by_partition: dict[Partition, list[_Handled]] = {}
         for staged in self._staged:
-            by_partition.setdefault(staged.handled.row.partition, []).append(staged)
+            by_partition.setdefault(staged.row.partition, []).append(staged)
         store_failures = 0
         for partition, group in sorted(by_partition.items(), key=lambda item: item[0]):
-            group.sort(key=lambda staged: staged.handled.record.messageId)
-            key = partition.object_key([staged.handled.record.messageId for staged in group])
+            group.sort(key=lambda staged: staged.record.messageId)
+            key = partition.object_key([staged.record.messageId for staged in group])
             try:
                 if store_failures >= self._recorder.breaker_threshold:
                     raise LogStoreUnavailableError("not attempted: the log store failed repeatedly in this batch")
-                self._recorder.logs.put_object(key, encode_object(staged.handled.row.line for staged in group))
+                self._recorder.logs.put_object(key, encode_object(staged.row.line for staged in group))
             except LogStoreUnavailableError as error:
                 store_failures += 1
                 logger.warning("log object not written", extra={"key": key, "rows": len(group), "error": str(error)})
@@ -418,9 +440,7 @@ class _RecordBatchProcessor(BatchProcessor):
         """Step 5: the successful decision records per (placement, hour), for the pacing step's profile."""
         succeeded = {id(message) for message in self.success_messages}
         counts = Counter(
-            staged.handled.request
-            for staged in self._staged
-            if staged.handled.request is not None and id(staged.raw) in succeeded
+            staged.request for staged in self._staged if staged.request is not None and id(staged.raw) in succeeded
         )
         if not counts:
             return
@@ -429,12 +449,12 @@ class _RecordBatchProcessor(BatchProcessor):
         except DeliveryStoreUnavailableError as error:
             logger.warning("request counts not written", extra={"decisions": counts.total(), "error": str(error)})
 
-    def _fail_written(self, group: list[_Staged], error: Exception) -> None:
+    def _fail_written(self, group: list[_Handled], error: Exception) -> None:
         """Turn successes into failures: the records are redelivered, which the marker and readers absorb."""
         failed = {id(staged.raw) for staged in group}
         self.success_messages[:] = [message for message in self.success_messages if id(message) not in failed]
         for staged in group:
-            self.failure_handler(staged.handled.record, (type(error), error, error.__traceback__))
+            self.failure_handler(staged.record, (type(error), error, error.__traceback__))
 
     def _emit_metrics(self) -> None:
         tally = self._tally
