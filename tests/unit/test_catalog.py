@@ -126,6 +126,28 @@ def test_a_failed_reload_neither_makes_the_value_younger_nor_hammers_the_source(
     assert value.age_seconds() == 15
 
 
+def test_only_the_first_load_tries_again_and_it_raises_the_last_error_when_every_attempt_fails() -> None:
+    # Without a value nothing can be served: the first load tries again at once; a reload does not (the
+    # previous value serves until the next TTL)
+    clock = Clock()
+    answers: list[str | Exception] = [TimeoutError("slow"), TimeoutError("slow"), "keys", TimeoutError("slow"), "new"]
+
+    def load() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    value = RefreshingValue(load, 10.0, name="test", first_load_attempts=3, monotonic=clock)
+    assert value.get() == "keys"
+    clock.now += 10
+    assert value.get() == "keys"  # one reload attempt, failed
+    assert answers == ["new"]
+    failing = RefreshingValue(lambda: int("x"), 10.0, name="test", first_load_attempts=2, monotonic=clock)
+    with pytest.raises(ValueError, match="invalid literal"):
+        failing.get()
+
+
 @pytest.mark.parametrize("max_age", ["30", "10"])
 def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
     environ = {

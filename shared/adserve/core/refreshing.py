@@ -1,9 +1,10 @@
 """A value loaded lazily once per execution environment and reloaded after a time-to-live.
 
 Shared by the catalogs Decide and Record keep: if a reload fails the previous value keeps serving (and the
-next attempt waits another TTL, so an outage of the source is not hammered); with no previous value the
-error propagates. A failed reload does not make the value younger: ``age_seconds`` is the time since the
-last successful load, so a caller can refuse a value that has been stale for too long.
+next attempt waits another TTL, so an outage of the source is not hammered); with no previous value there is
+nothing to serve, so the first load may try again at once (``first_load_attempts``) before the error
+propagates. A failed reload does not make the value younger: ``age_seconds`` is the time since the last
+successful load, so a caller can refuse a value that has been stale for too long.
 """
 
 import time
@@ -32,11 +33,13 @@ class RefreshingValue(Generic[T]):
         ttl_seconds: float,
         *,
         name: str,
+        first_load_attempts: int = 1,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self._ttl = ttl_seconds
         self._name = name
+        self._first_load_attempts = first_load_attempts
         self._monotonic = monotonic
         self._loaded: _Loaded[T] | None = None
 
@@ -74,7 +77,7 @@ class RefreshingValue(Generic[T]):
 
     def _reload(self, stale: _Loaded[T] | None) -> _Loaded[T]:
         try:
-            value = self._load()
+            value = self._load() if stale is not None else self._first_load()
         except Exception:
             if stale is None:
                 raise
@@ -84,3 +87,11 @@ class RefreshingValue(Generic[T]):
         now = self._monotonic()
         self._loaded = _Loaded(value, now, now)
         return self._loaded
+
+    def _first_load(self) -> T:
+        for attempt in range(1, self._first_load_attempts):
+            try:
+                return self._load()
+            except Exception:  # noqa: BLE001 - the last attempt's error is the one raised
+                logger.warning("first load failed; trying again", extra={"cache": self._name, "attempt": attempt})
+        return self._load()

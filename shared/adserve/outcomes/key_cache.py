@@ -29,11 +29,18 @@ class SigningKeyCache:
         *,
         ttl_seconds: float = KEY_CACHE_SECONDS,
         unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS,
+        first_load_attempts: int = 1,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self._unknown_key_refresh = unknown_key_refresh_seconds
-        self._signer = RefreshingValue(self._counted_load, ttl_seconds, name="signing keys", monotonic=monotonic)
+        self._signer = RefreshingValue(
+            self._counted_load,
+            ttl_seconds,
+            name="signing keys",
+            first_load_attempts=first_load_attempts,
+            monotonic=monotonic,
+        )
 
     def signer(self) -> TokenSigner:
         """The cached keys, reloaded first when older than the TTL."""

@@ -10,17 +10,29 @@ from adserve.privacy.pseudonyms import Pseudonymizer
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+FIRST_LOAD_ATTEMPTS = 3
+"""Reads of a secret an environment holds no keys of yet: its client has a tight budget and one attempt, right for
+a reload (the cached keys serve meanwhile), but without keys nothing can be signed, verified or pseudonymised, so
+a cold start's read tries again at once (at most 3 x 1 s against Secrets Manager) instead of failing the request."""
+
 
 def signing_keys(
     client: "SecretsManagerClient", secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS
 ) -> SigningKeyCache:
     """One cache per execution environment, reading AWSCURRENT and AWSPREVIOUS of *secret_id*."""
     return SigningKeyCache(
-        lambda: read_signer(client, secret_id), unknown_key_refresh_seconds=unknown_key_refresh_seconds
+        lambda: read_signer(client, secret_id),
+        unknown_key_refresh_seconds=unknown_key_refresh_seconds,
+        first_load_attempts=FIRST_LOAD_ATTEMPTS,
     )
 
 
 def pseudonym_keys(client: "SecretsManagerClient", secret_id: str) -> RefreshingValue[Pseudonymizer]:
     """The pseudonym keys, reloaded every few minutes so a rotation reaches every environment; a failed reload
     keeps the cached keys (a listener's counters must not move to another pseudonym because of an outage)."""
-    return RefreshingValue(lambda: read_pseudonymizer(client, secret_id), KEY_CACHE_SECONDS, name="pseudonym keys")
+    return RefreshingValue(
+        lambda: read_pseudonymizer(client, secret_id),
+        KEY_CACHE_SECONDS,
+        name="pseudonym keys",
+        first_load_attempts=FIRST_LOAD_ATTEMPTS,
+    )
