@@ -192,3 +192,25 @@ def test_the_growth_variant_retrains_where_retrain_with_growth_one_and_a_half_wo
     capped = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[f"{demo_sweep.DOUBLING_VARIANT} up to 300"])
     learned = [0, *accumulate(config.rounds)][:-1]
     assert [config.exploration(n).parameter for n in learned] == [capped.exploration(n).parameter for n in learned]
+
+
+def test_a_gated_replay_serves_each_round_with_the_champion_the_promotion_rule_left(tmp_path: Path) -> None:
+    config = DemoConfig(
+        policy="squarecb",
+        rounds=(1_500, 1_500, 1_500, 1_500),
+        gamma_scale=2.0,
+        gated=True,
+        eval_decisions=1_000,
+        offline_decisions=2_000,
+        out_dir=tmp_path,
+    )
+
+    run = replay(config, seed=5)
+
+    # Each round's gamma is the one Decide derives for the model serving it: the last one promoted
+    learned = [1_500, 3_000, 4_500, 6_000]  # the decisions each retrain learned from
+    serving = [0]  # the bootstrap model's rounds are uniform
+    for decisions, promoted in zip(learned[:-1], run["promoted"][:-1], strict=True):
+        serving.append(decisions if promoted else serving[-1])
+    assert len(run["promoted"]) == 4
+    assert run["round_exploration"] == pytest.approx([2.0 * n**0.5 for n in serving], abs=1e-3)
