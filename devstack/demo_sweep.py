@@ -272,12 +272,12 @@ Why it was tried: against VW learning online on the same stream (``cumulative_co
 ``--squarecb --gamma_scale 1000``), the capped doubling variant loses about 500 clicks in world 2, about 420 of them
 in the rounds served by the models of 3k-24k decisions, while its last round earns about what VW's does (9.76%
 against 9.85%): each model serves while the logs grow to twice what it learned from, of which it trained on 70%.
-What it measured (session 9, worlds 1-2, on a loaded machine): it earns less, not more: 14.04% and 8.85% over the
-run (the capped doubling variant 14.33% and 9.07%; VW on this variant's own stream 15.00% and 9.61%, on the doubling
-stream 14.48% and 9.70%: a stream's draws move VW by half a point), greedy / oracle 94.9% and 87.5%, SNIPS error
-4.1% and 18.4%. More retrains are more draws of a volatile fit: in world 1 the models of 2.25k and 5.1k decisions
-served 8.3% and 10.0% between rounds at 12.4% and 12.2%, and in world 2 the model of 38k decisions 8.3% between
-rounds at 9.2% and 9.4%. World 3 was not measured (stopped for time)."""
+What it measured (session 9, worlds 1-3): 14.04%, 8.85% and 9.71% over the run (10.87% mean; the capped doubling
+variant 14.33%, 9.07% and 9.49%, 10.96%; VW on this variant's own stream 15.00%, 9.61% and 10.22%, on the doubling
+stream 14.48%, 9.70% and 10.17%: a stream's draws move VW by half a point), greedy / oracle 94.9%, 87.5% and 93.3%,
+SNIPS error 4.1%, 18.4% and 3.2%, AUC gap 0.0100, 0.0140 and 0.0068. More retrains are more draws of a volatile
+fit: in world 1 the models of 2.25k and 5.1k decisions served 8.3% and 10.0% between rounds at 12.4% and 12.2%, and
+in world 2 the model of 38k decisions 8.3% between rounds at 9.2% and 9.4%."""
 GROWTH_VARIANT = f"squarecb, heard ads, rounds growing 1.5x, gamma 3 sqrt(n) up to {LOGGABLE_GAMMA_CAP:g}"
 
 GATED_VARIANT = f"{DOUBLING_VARIANT} up to {LOGGABLE_GAMMA_CAP:g}, gated"
