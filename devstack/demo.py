@@ -124,6 +124,9 @@ class DemoConfig:
     """The share of listeners consenting to personalisation; the others send ``personalise: false`` (capping and
     measurement still allowed) and are served contextually, as minors always are."""
     examples_from: ExamplesFrom = "impressions"
+    gated: bool = False
+    """Offline replays (``demo_sweep``): True, a round is served by the model Retrain's promotion rule left as
+    champion, as Decide serves it; False, by every retrained model, promoted or not."""
     seed: int = DEMO_SEED
     n_advertisers: int = 8
     campaigns_per_advertiser: int = 1

@@ -4,7 +4,8 @@ import copy
 import dataclasses
 import json
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from adserve.decisions.service import PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
+from adserve.wiring.retrain import scheduled_request
+from adserve.wiring.settings import RetrainSettings
 
 from devstack import demo_sweep
 from devstack.demo import DemoConfig
@@ -168,3 +171,46 @@ def test_the_capped_doubling_variant_explores_as_the_doubling_one_until_its_gamm
     assert gammas == pytest.approx([0.0, 116.19, 164.32, 232.38, 300.0, 300.0, 300.0], abs=0.01)
     assert [doubling.exploration(n).parameter for n in learned][:4] == pytest.approx(gammas[:4])
     assert doubling.exploration(48_000).parameter == pytest.approx(657.27, abs=0.01)
+
+
+def test_the_growth_variant_retrains_where_retrain_with_growth_one_and_a_half_would() -> None:
+    env = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+    settings = RetrainSettings.from_env(env | {"RETRAIN_FIRST_DECISIONS": "1500", "RETRAIN_GROWTH": "1.5"})
+    schedule = scheduled_request(settings, datetime(2026, 12, 2, tzinfo=UTC)).schedule
+    assert schedule is not None
+    config = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.GROWTH_VARIANT])
+    marks = list(accumulate(config.rounds))[:-1]  # the logged decisions at each retrain; the last round ends the run
+    assert sum(config.rounds) == sum(DemoConfig().rounds)  # the demo's 80k decisions, in more rounds
+    assert marks[:4] == [1_500, 2_250, 3_375, 5_063]
+    champion: int | None = None
+    for decisions in range(1, sum(config.rounds)):  # Retrain, asked after every decision, is due at the marks only
+        if schedule.due(decisions, champion, champion_age=None if champion is None else timedelta(0)):
+            assert decisions == marks.pop(0)
+            champion = decisions
+    assert marks == []
+    # and every round explores as the capped doubling variant's rule says for what its model learned from
+    capped = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[f"{demo_sweep.DOUBLING_VARIANT} up to 300"])
+    learned = [0, *accumulate(config.rounds)][:-1]
+    assert [config.exploration(n).parameter for n in learned] == [capped.exploration(n).parameter for n in learned]
+
+
+def test_a_gated_replay_serves_each_round_with_the_champion_the_promotion_rule_left(tmp_path: Path) -> None:
+    config = DemoConfig(
+        policy="squarecb",
+        rounds=(1_500, 1_500, 1_500, 1_500),
+        gamma_scale=2.0,
+        gated=True,
+        eval_decisions=1_000,
+        offline_decisions=2_000,
+        out_dir=tmp_path,
+    )
+
+    run = replay(config, seed=5)
+
+    # Each round's gamma is the one Decide derives for the model serving it: the last one promoted
+    learned = [1_500, 3_000, 4_500, 6_000]  # the decisions each retrain learned from
+    serving = [0]  # the bootstrap model's rounds are uniform
+    for decisions, promoted in zip(learned[:-1], run["promoted"][:-1], strict=True):
+        serving.append(decisions if promoted else serving[-1])
+    assert len(run["promoted"]) == 4
+    assert run["round_exploration"] == pytest.approx([2.0 * n**0.5 for n in serving], abs=1e-3)
