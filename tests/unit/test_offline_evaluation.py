@@ -174,6 +174,43 @@ def test_the_table_names_every_policy_and_the_verdict() -> None:
         assert expected in table
 
 
+@pytest.mark.parametrize("uniform", [SquareCB(0.0), EpsilonGreedy(1.0)], ids=["squarecb_0", "epsilon_greedy_1"])
+def test_decisions_logged_uniformly_replay_each_model_greedy_so_a_better_model_can_be_promoted(
+    uniform: ExplorationPolicy,
+) -> None:
+    # Given four decisions logged uniformly over two candidates (the bootstrap model's round with a gamma scale):
+    # candidate #0 was clicked both times it was shown, #1 never
+    code = POLICY_NAMES.index(uniform.name)
+    slot = SlotOne(
+        decided_at=np.arange(4.0),
+        policy_codes=np.full(4, code, dtype=np.int8),
+        policy_parameters=np.full(4, uniform.parameter),
+        listener_rows=np.zeros((4, 8), dtype=np.int32),
+        offsets=np.arange(0, 9, 2),
+        candidate_ads=np.arange(8, dtype=np.int32),
+        candidate_rows=np.zeros((8, 1), dtype=np.int32),
+        candidate_values=np.ones(8),
+        logged_position=np.array([0, 1, 0, 1], dtype=np.int32),
+        logged_propensity=np.full(4, 0.5, dtype=np.float32),
+        rewards=np.array([1, 0, 1, 0], dtype=np.int8),
+        contextual=np.zeros(4, dtype=bool),
+    )
+    learned = np.tile([0.3, 0.1], 4)  # prefers #0
+    # When a model that learned #0 is better and one that learned the opposite are replayed
+    good = PolicyEstimate.of("good", slot_one_terms(slot, learned, learned))
+    bad = PolicyEstimate.of("bad", slot_one_terms(slot, learned[::-1].copy(), learned))
+    # Then each is estimated as its greedy choice (replayed uniformly, both would be the observed 0.5)
+    assert (good.snips, bad.snips) == (1.0, 0.0)
+    better = Evaluation(
+        new=HoldoutMetrics(rows=4, positives=2, auc=None, log_loss=None, ece=None),
+        new_policy=good,
+        decisions=4,
+        logging_observed=0.5,
+        champion_policy=bad,
+    )
+    assert judge(better, PromotionRule()).promote
+
+
 def logged_distribution(slot: SlotOne, i: int, expected_values: np.ndarray) -> np.ndarray:
     """Decision i's slot-1 distribution under its own logged policy, ranking by `expected_values`."""
     policy = exploration_policy(POLICY_NAMES[slot.policy_codes[i]], float(slot.policy_parameters[i]))

@@ -6,7 +6,8 @@ calibration error (ECE) over equal-mass bins, which suit a ~2% CTR better than e
 *Off-policy estimates*, on slot 1 of every holdout decision. The logging policy put ad a first with
 propensity mu = p_log(a | x) and the listener clicked (r = 1) or not. A candidate policy is the serving
 policy (``decisions.policy``: the decision's logged exploration policy, epsilon-greedy or SquareCB with its
-logged setting, over score x value) with the candidate model's scores; pi = p_new(a | x) is its probability
+logged setting, over score x value; greedy where that policy was uniform, ``replayed_policy``) with the candidate
+model's scores; pi = p_new(a | x) is its probability
 of the same first ad and w = pi / mu. With a reward model r_hat (the new model's predicted CTR, for every
 policy evaluated):
 
@@ -24,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
-from adserve.decisions.policy import POLICY_NAMES, exploration_policy
+from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, exploration_policy
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 
@@ -145,6 +146,21 @@ def standard_errors(terms: SlotOneTerms) -> dict[Estimator, float]:
     }
 
 
+_SCORE_BLIND: Final = frozenset({("squarecb", 0.0), ("epsilon_greedy", 1.0)})
+"""Settings at which a policy ignores the scores: every candidate equally likely."""
+GREEDY: Final = EpsilonGreedy(0.0)
+
+
+def replayed_policy(logged: ExplorationPolicy) -> ExplorationPolicy:
+    """The policy a model is replayed with on a decision *logged* by a policy: that same policy, so a candidate and
+    the champion are estimated at the exploration that logged the holdout; but a decision logged uniformly (the
+    bootstrap model's round with ``ExplorationGammaScale`` set: SquareCB at gamma 0) replays greedy. Replayed
+    uniformly, every model would be the logging policy itself, its estimate the observed rate whatever it learned,
+    and no candidate could ever beat the rule's margin; uniform logs estimate the greedy choice best (weights at
+    most the number of candidates), and the model is then served close to greedy."""
+    return GREEDY if (logged.name, logged.parameter) in _SCORE_BLIND else logged
+
+
 def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.ndarray) -> SlotOneTerms:
     """Replay the serving policy's first slot with `scores` (one per candidate) on every logged decision."""
     m = len(slot)
@@ -155,7 +171,7 @@ def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.nda
     rewards_hat = np.asarray(reward_predictions, dtype=np.float64)
     offsets = slot.offsets
     policies = {
-        (code, parameter): exploration_policy(POLICY_NAMES[code], parameter)
+        (code, parameter): replayed_policy(exploration_policy(POLICY_NAMES[code], parameter))
         for code, parameter in set(zip(slot.policy_codes.tolist(), slot.policy_parameters.tolist(), strict=True))
     }
     for i in range(m):
