@@ -282,15 +282,15 @@ GROWTH_VARIANT = f"squarecb, heard ads, rounds growing 1.5x, gamma 3 sqrt(n) up 
 
 GATED_VARIANT = f"{DOUBLING_VARIANT} up to {LOGGABLE_GAMMA_CAP:g}, gated"
 """The capped doubling variant with each round served by the champion Retrain's promotion rule left, as a deployment
-serves (``DemoConfig.gated``), instead of by every retrained model. It measures a defect of the gate, not a
-setting to choose: in worlds 2 and 3 no retrain was ever promoted and the whole run was served uniformly (6.07% and
-5.89%, the random policy's rate). The bootstrap model's round is logged at gamma 0 (uniform, ``gamma_scale`` above
-0), and the evaluation replays each holdout decision's *logged* policy with the candidate's scores, so every
-candidate is evaluated as the uniform policy: its SNIPS equals the observed rate, below the rule's 1.02 x observed,
-and every later round is logged uniformly again. A deployment with ``ExplorationGammaScale`` above 0 and the gate
-would stay on the bootstrap model (the fallback champion, evaluated as uniform too) until someone runs
-``adserve promote``. The fix is to evaluate a candidate under the
-policy Decide will serve it with (``policy.served_exploration`` of its own ``logged_decisions``)."""
+serves (``DemoConfig.gated``), instead of by every retrained model. It first found a defect of the gate: the
+bootstrap model's round is logged at gamma 0 (uniform, ``gamma_scale`` above 0), and the evaluation replayed each
+holdout decision's logged policy with the candidate's scores, so every model was estimated as the uniform policy at
+the observed rate, none beat the rule's 1.02 x, and worlds 2 and 3 were served uniformly for the whole run (6.07%
+and 5.89%). A decision logged uniformly now replays each model greedy (``evaluation.replayed_policy``). In the
+committed 10-world sweep after the fix: 91.7% of the oracle, +30.2% over epsilon-greedy 0.4 over the run, AUC gap
+0.0085, SNIPS within 10% in 9/10 worlds (world 7: 17.9%), every world promoting 2-5 of its 7 retrains: a few
+points below the same variant with every retrained model serving (92.6%, +35.3%): a retrained model serves only
+once its estimate beats the champion's by the rule's 2%, so some rounds are served by an older model."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
