@@ -8,7 +8,7 @@ expression twice.
 import inspect
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import flask
@@ -30,25 +30,25 @@ if TYPE_CHECKING:
 REQUESTS = 20
 
 
-def sqs_client(endpoint: AwsEndpoint) -> "SQSClient":
+def client(endpoint: AwsEndpoint, service: Literal["sqs", "dynamodb", "s3"]) -> Any:
+    """A client of *service* at the endpoint, with the embedded moto's dummy credentials."""
     return boto3.client(
-        "sqs",
+        service,
         endpoint_url=endpoint.url,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def sqs_client(endpoint: AwsEndpoint) -> "SQSClient":
+    sqs: SQSClient = client(endpoint, "sqs")
+    return sqs
 
 
 def dynamodb_table(endpoint: AwsEndpoint, prefix: str) -> tuple["DynamoDBClient", str]:
     """A client of the endpoint and a new on-demand table of its own, keyed by a string ``pk``."""
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    dynamodb: DynamoDBClient = client(endpoint, "dynamodb")
     table = f"{prefix}-{uuid.uuid4().hex[:12]}"
     dynamodb.create_table(
         TableName=table,
@@ -232,13 +232,7 @@ def test_sqs_and_dynamodb_requests_reach_moto_without_flask_and_answer_as_throug
     assert present.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert dynamodb.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"] == {"pk": {"S": "a"}}
     assert applications == []
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = client(endpoint, "s3")
     bucket = f"straight-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="k", Body=b"v")
