@@ -48,7 +48,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import numpy as np
-from adserve.decisions.policy import EpsilonGreedy
+from adserve.decisions.policy import GREEDY, EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder, candidate_features
 from adserve.training.dataset import TrainingDataset
@@ -158,7 +158,6 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         holdout = collect(dataset, request.trainer).holdout  # the last retrain's, to look up their true CTRs
     rng = np.random.default_rng(seed)
     n = config.eval_decisions
-    greedy = EpsilonGreedy(0.0)
     share = config.consent_share
     phases = [
         offline_phase(world, "bootstrap model", n, exploration, rng, scorer=bootstrap, consent_share=share),
@@ -166,8 +165,8 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
         offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng),
         offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng),
     ]
-    greedy_model = offline_phase(world, "retrained greedy", n, greedy, rng, scorer=retrained, consent_share=share)
-    greedy_oracle = offline_phase(world, "oracle greedy", config.offline_decisions, greedy, rng)
+    greedy_model = offline_phase(world, "retrained greedy", n, GREEDY, rng, scorer=retrained, consent_share=share)
+    greedy_oracle = offline_phase(world, "oracle greedy", config.offline_decisions, GREEDY, rng)
     result = DemoResult(
         phases=phases,
         holdout_auc=manifest["holdout_auc"],

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from adserve.decisions.policy import EpsilonGreedy
+from adserve.decisions.policy import GREEDY
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder, FeatureSpec, candidate_features
 from adserve.training.dataset import DatasetConfig, TrainingDataset
 from adserve.training.simulation import World
@@ -140,7 +140,7 @@ def measure(
 ) -> Truth:
     """Fresh listeners served greedily by ``scorer`` (None: the true probabilities, the oracle)."""
     measuring = make_traffic(
-        seed * 100 + 99, decisions, START, candidates=len(world.ads), exploration=EpsilonGreedy(0.0), noise=0.0
+        seed * 100 + 99, decisions, START, candidates=len(world.ads), exploration=GREEDY, noise=0.0
     )
     return simulate_traffic(_Discard(), world, measuring, scorer=scorer)
 

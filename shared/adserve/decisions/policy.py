@@ -115,6 +115,10 @@ POLICY_NAMES: Final[tuple[PolicyName, ...]] = ("epsilon_greedy", "squarecb")
 """Index = the policy's code in compact arrays (``training.dataset.SlotOne.policy_codes``)."""
 
 
+GREEDY: Final = EpsilonGreedy(0.0)
+"""The best ad every time (ties to the first): what a model is judged by offline, and no exploration."""
+
+
 def exploration_policy(name: PolicyName, parameter: float) -> ExplorationPolicy:
     """The policy of that name with its one setting: what serving builds from settings and OPE from logs."""
     if name == "squarecb":

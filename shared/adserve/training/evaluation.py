@@ -25,7 +25,7 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
-from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, exploration_policy
+from adserve.decisions.policy import GREEDY, POLICY_NAMES, ExplorationPolicy, exploration_policy
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 
@@ -148,7 +148,6 @@ def standard_errors(terms: SlotOneTerms) -> dict[Estimator, float]:
 
 _SCORE_BLIND: Final = frozenset({("squarecb", 0.0), ("epsilon_greedy", 1.0)})
 """Settings at which a policy ignores the scores: every candidate equally likely."""
-GREEDY: Final = EpsilonGreedy(0.0)
 
 
 def replayed_policy(logged: ExplorationPolicy) -> ExplorationPolicy:
