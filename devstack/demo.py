@@ -89,12 +89,14 @@ BEACONS = 5
 VALUE_CPM = 10.0
 """Every demo campaign's CPM: with equal values the policy ranks by predicted CTR alone."""
 QUEUE_HIGH_WATER = 300
-"""Pause the traffic above this many queued messages, so Record (one poller) never falls far behind."""
+"""Pause the traffic above this many queued messages, so Record never falls far behind."""
 QUEUE_CHECK_EVERY = 200
 DECISION_WORKERS = 4
 """Listeners in flight at once: enough to keep Decide's environments and the moto process busy together."""
 DECIDE_ENVIRONMENTS = 2
 """Decide's concurrent execution environments (each a process, each swapping to a promoted model on its own)."""
+RECORD_ENVIRONMENTS = 2
+"""Record's: the outcomes queue's event source invokes as many batches at once (see ``EventSourceMappings``)."""
 REWARD_WINDOW = timedelta(hours=1)
 """Whole hours: outcomes.logs.read_joined_decisions closes decisions on hour boundaries."""
 
@@ -534,7 +536,11 @@ def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[
         # and the pollers'), Track taking no turns with Decide. Decide in DECIDE_ENVIRONMENTS of them, as Lambda
         # runs concurrent invocations: one environment waiting for its decision record's SendMessage no longer
         # holds up the other listeners' decisions (with one, the stack left a third of its two cores idle).
-        function_processes={"DecideFunction": DECIDE_ENVIRONMENTS, "TrackFunction": 1, "RecordFunction": 1},
+        function_processes={
+            "DecideFunction": DECIDE_ENVIRONMENTS,
+            "TrackFunction": 1,
+            "RecordFunction": RECORD_ENVIRONMENTS,
+        },
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
         on_metrics=lambda _function, _documents: None,

@@ -1,6 +1,8 @@
 """SQS event source mappings: poll a function's queue and invoke it with batches, as Lambda's poller does.
 
-One thread per enabled ``SQS`` event of the template:
+One thread per enabled ``SQS`` event of the template, or, for a function with several execution environments
+(``LocalStack.start(function_processes={id: n})``), one per environment up to the event's
+``ScalingConfig.MaximumConcurrency``: Lambda's pollers invoke that many batches of one queue at once.
 
 * **Batching.** ReceiveMessage asks for at most 10 messages (SQS's limit per call) with ``AttributeNames=All``
   and ``MessageAttributeNames=All``; the poller keeps receiving until it holds ``BatchSize`` messages or
@@ -32,8 +34,8 @@ One thread per enabled ``SQS`` event of the template:
   ``stop()`` returns within about a second unless a handler is still running; a batch still filling when
   the stop comes is not invoked (its messages reappear after their visibility timeout).
 
-Not emulated: Lambda's concurrent pollers (one batch at a time per mapping here), the 6 MB payload cap,
-FilterCriteria and ScalingConfig.
+Not emulated: the scaling of Lambda's pollers with the queue's depth (a fixed number here, see above), the
+6 MB payload cap and FilterCriteria.
 """
 
 from __future__ import annotations
@@ -334,18 +336,24 @@ class EventSourceMappings:
         invoke: Invoke,
         session: boto3.session.Session | None = None,
         *,
+        environments: Mapping[str, int] | None = None,
         wait_seconds: int = WAIT_SECONDS,
     ) -> EventSourceMappings:
-        """A poller for each enabled SQS event source, on the queues *description* references."""
+        """Pollers for each enabled SQS event source, on the queues *description* references: as many as the
+        function has execution environments (*environments*, by function; 1 if not named), at most the source's
+        MaximumConcurrency, each with a client of its own."""
         session = session or boto3.session.Session()
         config = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=wait_seconds + 10)
-        pollers = []
+        pollers: list[SqsPoller] = []
         for source in description.sqs_event_sources:
             if not source.enabled:
                 logger.info("%s: event source %s is disabled", source.function_id, source.event_name)
                 continue
             queue = description.references[source.queue_id]
-            pollers.append(
+            concurrency = (environments or {}).get(source.function_id, 1)
+            if source.maximum_concurrency is not None:
+                concurrency = min(concurrency, source.maximum_concurrency)
+            pollers.extend(
                 SqsPoller(
                     source,
                     queue_url=queue.ref,
@@ -355,6 +363,7 @@ class EventSourceMappings:
                     client=session.client("sqs", config=config),
                     wait_seconds=wait_seconds,
                 )
+                for _ in range(concurrency)
             )
         return cls(pollers)
 

@@ -241,9 +241,14 @@ class LocalStack:
         return self._event_sources
 
     def start_event_sources(self) -> EventSourceMappings:
-        """Poll each function's SQS queues and invoke it with batches, as Lambda's event source mappings do."""
+        """Poll each function's SQS queues and invoke it with batches, as Lambda's event source mappings do: as
+        many batches at once as the function has execution environments (``function_processes``), at most the
+        event's MaximumConcurrency."""
         if self._event_sources is None:
-            self._event_sources = EventSourceMappings.for_stack(self.description, self.invoke)
+            environments = {logical_id: len(function.environments) for logical_id, function in self._processes.items()}
+            self._event_sources = EventSourceMappings.for_stack(
+                self.description, self.invoke, environments=environments
+            )
             self._event_sources.start()
         return self._event_sources
 

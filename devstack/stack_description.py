@@ -107,6 +107,8 @@ class SqsEventSource:
     maximum_batching_window_seconds: int = 0
     function_response_types: tuple[str, ...] = ()
     enabled: bool = True
+    maximum_concurrency: int | None = None
+    """``ScalingConfig.MaximumConcurrency``: the most batches Lambda invokes at once (None: no cap of its own)."""
 
     @property
     def reports_batch_item_failures(self) -> bool:
@@ -397,9 +399,15 @@ def _sqs_event_sources(
                     maximum_batching_window_seconds=int(settings.get("MaximumBatchingWindowInSeconds", 0)),
                     function_response_types=tuple(str(kind) for kind in settings.get("FunctionResponseTypes") or ()),
                     enabled=settings.get("Enabled", True) not in (False, "false", "False"),
+                    maximum_concurrency=_maximum_concurrency(settings.get("ScalingConfig")),
                 )
             )
     return tuple(sources)
+
+
+def _maximum_concurrency(scaling: Any) -> int | None:
+    value = scaling.get("MaximumConcurrency") if isinstance(scaling, dict) else None
+    return None if value is None else int(value)
 
 
 def _queue_logical_id(queue: Any) -> str | None:

@@ -27,12 +27,15 @@ VISIBILITY_TIMEOUT = 1
 HANDLER = """
 import json
 import os
+import time
 
 
 def lambda_handler(event, context):
     records = event["Records"]
     with open(os.environ["CALLS_FILE"], "a") as calls:
         calls.write(json.dumps(records) + "\\n")
+    if any("together" in record["body"] for record in records):
+        meet(os.environ["CALLS_FILE"] + ".together")
     if any("boom" in record["body"] and record["attributes"]["ApproximateReceiveCount"] == "1" for record in records):
         raise RuntimeError("boom")
     return {
@@ -40,6 +43,20 @@ def lambda_handler(event, context):
             {"itemIdentifier": record["messageId"]} for record in records if "poison" in record["body"]
         ]
     }
+
+
+def meet(arrivals):
+    # Wait (up to 60 s) until two invocations have arrived here; write whether they met.
+    with open(arrivals, "a") as file:
+        file.write("arrived\\n")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with open(arrivals) as file:
+            if file.read().count("arrived") >= 2:
+                break
+        time.sleep(0.05)
+    with open(arrivals + ".met", "a") as file:
+        file.write(json.dumps(time.monotonic() < deadline) + "\\n")
 """
 
 TEMPLATE = """
@@ -131,7 +148,7 @@ def start_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # always an embedded moto of this test's own
     stacks: list[LocalStack] = []
 
-    def start(batch_size: int = 10, window: int = 0) -> Harness:
+    def start(batch_size: int = 10, window: int = 0, environments: int = 1) -> Harness:
         (tmp_path / "worker").mkdir()
         (tmp_path / "worker" / "app.py").write_text(textwrap.dedent(HANDLER))
         calls_file = tmp_path / "calls.jsonl"
@@ -139,7 +156,12 @@ def start_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
         template.write_text(TEMPLATE.format(calls_file=calls_file, batch_size=batch_size, window=window))
         # moto servers of one process share their state: queue names of this test's own.
         stack_name = f"esm-{uuid.uuid4().hex[:12]}"
-        stack = LocalStack.start(template, stack_name=stack_name, visibility_timeout_override=VISIBILITY_TIMEOUT)
+        stack = LocalStack.start(
+            template,
+            stack_name=stack_name,
+            visibility_timeout_override=VISIBILITY_TIMEOUT,
+            function_processes={"WorkerFunction": environments} if environments > 1 else (),
+        )
         stacks.append(stack)
         return Harness(stack, calls_file)
 
@@ -248,6 +270,20 @@ def test_pollers_stop_within_about_a_second(start_harness: StartHarness) -> None
     harness.stack.stop_event_sources()
     assert time.monotonic() - started < 2.5
     assert not any(poller.running for poller in mappings)
+
+
+def test_a_function_with_two_environments_gets_two_batches_at_once(start_harness: StartHarness) -> None:
+    harness = start_harness(batch_size=10, environments=2)
+    harness.send(*(f"together-{number}" for number in range(20)))
+    mappings = harness.stack.start_event_sources()
+    assert len(list(mappings)) == 2
+
+    met = harness.calls_file.with_name(harness.calls_file.name + ".together.met")
+    wait_until(lambda: met.exists() and len(met.read_text().split()) >= 2, "two batches reached the meeting point")
+    # Each of the first two batches waited for the other: they ran at the same time, in two environments.
+    assert met.read_text().split()[:2] == ["true", "true"]
+    wait_until(lambda: harness.messages(harness.queue_url) == 0, "the queue emptied")
+    assert {body for body, _ in harness.deliveries()} == {f"together-{number}" for number in range(20)}
 
 
 @pytest.mark.parametrize(

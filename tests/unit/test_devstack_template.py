@@ -119,6 +119,8 @@ def test_sqs_events_are_described_as_event_source_mappings(template: dict[str, A
         assert source.enabled
     record = described[("RecordFunction", "Outcomes")]
     assert (record.queue_id, record.batch_size, record.reports_batch_item_failures) == ("OutcomesQueue", 100, True)
+    default_concurrency = template["Parameters"]["RecordMaximumConcurrency"]["Default"]
+    assert record.maximum_concurrency == default_concurrency  # ScalingConfig's !Ref, resolved
 
 
 SQS_EVENT_TEMPLATE = """
@@ -147,6 +149,7 @@ def test_sqs_event_sources_take_lambdas_defaults(tmp_path: Path) -> None:
     assert (source.batch_size, source.maximum_batching_window_seconds, source.function_response_types) == (10, 0, ())
     assert not source.reports_batch_item_failures
     assert not source.enabled
+    assert source.maximum_concurrency is None
 
 
 def test_an_sqs_event_on_a_queue_outside_the_template_is_refused(tmp_path: Path) -> None:
