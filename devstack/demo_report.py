@@ -167,7 +167,7 @@ true click probability of the ads shown (the simulator knows it): the same rate 
 |---|---:|---:|---:|---:|---|
 {rows}
 
-Each retrain learned from every decision logged so far; its holdout is the last 20% of that span, so
+Each retrain learned from every decision logged so far; its holdout is the latest 20% of those decisions, so
 the last retrain's off-policy estimate comes from decisions the previous retrained model served. Bayes AUC
 is the AUC of the true click probabilities on the same holdout decisions. "Served after" is how long
 Decide, warm and never restarted, took to answer with the new version once it was promoted: it reads

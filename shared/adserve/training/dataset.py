@@ -344,11 +344,8 @@ class TrainingDataset:
 
     def observed_span(self) -> tuple[datetime, datetime] | None:
         """The part of [start, decisions_end] that holds decisions, to the hour (one LIST per empty hour);
-        None when no hour does.
-
-        A time split over the requested range would leave the holdout empty when the logs begin or end
-        inside it (a new deployment, a paused Record); splitting this span instead keeps it meaningful.
-        """
+        None when no hour does: a long range whose logs begin late (a new deployment) then reads no outcome
+        partitions of its empty hours."""
         config = self.config
         last = config.decisions_end
         if last < config.start:
