@@ -95,6 +95,8 @@ DECISION_WORKERS = 4
 """Listeners in flight at once: enough to keep Decide's environments and the moto process busy together."""
 DECIDE_ENVIRONMENTS = 2
 """Decide's concurrent execution environments (each a process, each swapping to a promoted model on its own)."""
+RECORD_ENVIRONMENTS = 2
+"""Record's: the outcomes queue's event source invokes as many batches at once (see ``EventSourceMappings``)."""
 REWARD_WINDOW = timedelta(hours=1)
 """Whole hours: outcomes.logs.read_joined_decisions closes decisions on hour boundaries."""
 
@@ -537,7 +539,7 @@ def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[
         function_processes={
             "DecideFunction": DECIDE_ENVIRONMENTS,
             "TrackFunction": 1,
-            "RecordFunction": 1,
+            "RecordFunction": RECORD_ENVIRONMENTS,
         },
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
