@@ -3,6 +3,7 @@
     python -m devstack.demo_sweep [--seeds 1-10] [--workers 2] [--play-rate 0.8] [--variants ...]
     python -m devstack.demo_sweep --docs-only     # only rewrite README's table from the results file
     python -m devstack.demo_sweep --variants V --keep-others     # replay V again, keep the others' runs
+    python -m devstack.demo_sweep --checks --variants V W     # how often each of the demo's checks passes
 
 One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whether its settings
 (``DemoConfig``) make the acceptance checks likely, rather than lucky, shows only over many worlds, and the
@@ -25,7 +26,9 @@ over the whole logging run (the chosen ads' true CTR) and that over ``BASELINE``
 AUC's gap to the Bayes AUC, and the SNIPS estimate's relative error against the measured click rate of the policy it
 estimates. The results go to ``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short
 leaves what it measured), and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is
-rendered from it; ``tests/unit/test_demo_sweep.py`` fails when the two disagree.
+rendered from it; ``tests/unit/test_demo_sweep.py`` fails when the two disagree. With ``--checks`` (at the demo's
+play rate, 1), the results go to ``bench/results/demo_checks.json`` and README's ``demo-checks`` table says, per
+acceptance check and variant, in how many worlds it passes and which it misses.
 
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
 the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
@@ -68,6 +71,8 @@ __all__ = ["main", "replay", "round_traffic"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "demo_sweep.json"
+CHECKS_RESULTS = REPO_ROOT / "bench" / "results" / "demo_checks.json"
+"""``--checks``: how often each of ``make demo``'s acceptance checks passes, per variant, at the demo's play rate."""
 BOOTSTRAP_MODEL = DEFAULT_TEMPLATE.parent / "layers" / "model" / "bootstrap"
 SECONDS_PER_DECISION = 0.1
 REWARD_WINDOW = timedelta(hours=1)
@@ -401,6 +406,41 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def checks_markdown(results: Mapping[str, Any]) -> str:
+    """README's demo-checks table: per acceptance check, the worlds each variant passes it in, and which it misses."""
+    runs: Sequence[Mapping[str, Any]] = results["runs"]
+    variants = list(dict.fromkeys(run["variant"] for run in runs))
+    checks = list(dict.fromkeys(check["name"] for run in runs for check in run["checks"]))
+    worlds = sorted({run["seed"] for run in runs})
+
+    def passed(run: Mapping[str, Any], name: str) -> bool:
+        return all(c["passed"] for c in run["checks"] if name in {c["name"], "all checks"})
+
+    def cell(variant: str, name: str) -> str:
+        mine = [run for run in runs if run["variant"] == variant]
+        missed = [str(run["seed"]) for run in mine if not passed(run, name)]
+        text = f"{len(mine) - len(missed)}/{len(mine)}"
+        return text + (f" (missed: world{'s' if len(missed) > 1 else ''} {', '.join(missed)})" if missed else "")
+
+    lines = [
+        f"Offline, `python -m devstack.demo_sweep --checks`: worlds {worlds[0]}-{worlds[-1]}; settings "
+        f"{json.dumps(results['settings'])}.",
+        "",
+        "| check | " + " | ".join(variants) + " |",
+        "|---|" + "---:|" * len(variants),
+    ]
+    lines += ["| " + " | ".join([name, *(cell(v, name) for v in variants)]) + " |" for name in [*checks, "all checks"]]
+    for column in ("greedy_over_oracle", "run_click_rate"):
+        means = [float(np.mean([run[column] for run in runs if run["variant"] == v])) for v in variants]
+        lines.append(f"| {COLUMNS[column]}, mean | " + " | ".join(_cell(column, mean) for mean in means) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_checks(text: str, results: Mapping[str, Any]) -> str:
+    """``text`` with its demo-checks region rendered from ``results``."""
+    return rewrite_region(text, "demo-checks", checks_markdown(results))
+
+
 def rewrite(text: str, results: Mapping[str, Any]) -> str:
     """``text`` with its demo-sweep region rendered from ``results``; an error if it has no such region."""
     return rewrite_region(text, "demo-sweep", markdown(results))
@@ -411,18 +451,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=seed_range, default=seed_range("1-10"), help="world seeds, e.g. 7 or 1-10")
     parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--play-rate", type=float, default=PLAY_RATE, help="chance the simulated app plays a chosen ad")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results")
+    parser.add_argument(
+        "--play-rate",
+        type=float,
+        help=f"chance the simulated app plays a chosen ad (default {PLAY_RATE:g}; 1 with --checks, as the demo)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"JSON results (default {RESULTS.name}; {CHECKS_RESULTS.name} with --checks; both in bench/results)",
+    )
+    parser.add_argument(
+        "--checks",
+        action="store_true",
+        help="README's table of how often each of the demo's checks passes, per variant",
+    )
     parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     parser.add_argument(
         "--keep-others", action="store_true", help="keep --out's runs of the variants not replayed (after changing one)"
     )
     args = parser.parse_args(argv)
+    out = args.out or (CHECKS_RESULTS if args.checks else RESULTS)
+    play_rate = args.play_rate if args.play_rate is not None else (DemoConfig.play_rate if args.checks else PLAY_RATE)
     results: dict[str, Any] | None = None
     if not args.docs_only:
-        kept = json.loads(args.out.read_text()) if args.keep_others else None
-        results = _sweep(args.seeds, args.variants, args.play_rate, args.workers, args.out, previous=kept)
-    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
+        kept = json.loads(out.read_text()) if args.keep_others else None
+        results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept)
+    render = (checks_markdown, rewrite_checks) if args.checks else (markdown, rewrite)
+    print(render[0](publish(results, out, render[1])))  # noqa: T201
     return 0
 
 

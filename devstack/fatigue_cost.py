@@ -95,7 +95,7 @@ def traffic(seed: int, decisions: int, start: datetime, **changes: Any) -> Traff
         "start": start,
         "span": timedelta(seconds=decisions * SECONDS_PER_DECISION),
         "max_ads": 1,
-        "exploration": DemoConfig().exploration(),
+        "exploration": DemoConfig(policy="epsilon_greedy").exploration(),  # 0.4, as the table was measured
         "outcome_delay": timedelta(seconds=5),
         "complete_rate": 0.0,
         "value_cpm": VALUE_CPM,

@@ -100,6 +100,44 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     assert demo_sweep.rewrite(readme, edited) != readme
 
 
+def test_the_readme_checks_table_is_the_committed_results() -> None:
+    results = json.loads(demo_sweep.CHECKS_RESULTS.read_text())
+    readme = README.read_text()
+    assert demo_sweep.rewrite_checks(readme, results) == readme, (
+        "run python -m devstack.demo_sweep --checks --docs-only"
+    )
+    assert results["settings"]["play_rate"] == DemoConfig().play_rate  # measured as the demo runs
+    assert DemoConfig().policy == "squarecb"
+    assert "squarecb, heard ads" in {run["variant"] for run in results["runs"]}
+
+
+def test_the_checks_table_counts_each_check_per_variant_and_names_the_worlds_it_misses() -> None:
+    def run(variant: str, seed: int, *passed: bool) -> dict[str, Any]:
+        checks = [{"name": name, "passed": ok, "detail": ""} for name, ok in zip(("AUC", "SNIPS"), passed, strict=True)]
+        return {
+            "variant": variant,
+            "seed": seed,
+            "checks": checks,
+            "greedy_over_oracle": 0.9,
+            "run_click_rate": seed / 100,
+        }
+
+    results = {
+        "settings": {"play_rate": 1.0},
+        "runs": [run("a", 1, True, True), run("a", 2, True, False), run("b", 1, False, False), run("b", 2, True, True)],
+    }
+    rows = demo_sweep.checks_markdown(results).splitlines()[2:]
+    assert rows == [
+        "| check | a | b |",
+        "|---|---:|---:|",
+        "| AUC | 2/2 | 1/2 (missed: world 1) |",
+        "| SNIPS | 1/2 (missed: world 2) | 1/2 (missed: world 1) |",
+        "| all checks | 1/2 (missed: world 2) | 1/2 (missed: world 1) |",
+        "| greedy / oracle, mean | 90.0% | 90.0% |",
+        "| run click rate, mean | 1.50% | 1.50% |",
+    ]
+
+
 def test_the_run_click_rate_is_compared_with_the_baseline_world_by_world() -> None:
     # Given two worlds where a variant earns 20% and 0% more than the baseline over the run
     def run(variant: str, seed: int, rate: float) -> dict[str, Any]:
