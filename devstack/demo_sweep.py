@@ -477,8 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.docs_only:
         kept = json.loads(out.read_text()) if args.keep_others else None
         results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept)
-    render = (checks_markdown, rewrite_checks) if args.checks else (markdown, rewrite)
-    print(render[0](publish(results, out, render[1])))  # noqa: T201
+    table, rewrite_readme = (checks_markdown, rewrite_checks) if args.checks else (markdown, rewrite)
+    print(table(publish(results, out, rewrite_readme)))  # noqa: T201
     return 0
 
 
