@@ -1,6 +1,7 @@
 """The retraining pipeline on simulated logs: OPE against the simulator's truth, publishing, promotion, CLI."""
 
 import argparse
+import dataclasses
 import json
 import re
 from datetime import datetime, timedelta
@@ -127,6 +128,35 @@ def test_the_trained_model_is_published_with_its_manifest_and_loads_for_serving(
     assert "logging policy (observed)" in result.table
 
 
+def test_a_refit_on_every_row_is_published_with_the_metrics_of_the_fit_that_was_judged(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    # Given the same logs retrained once as usual and once with refit_on_all
+    store, _ = simulated
+    plain_models, refit_models = InMemoryModelStore(), InMemoryModelStore()
+    refit_trainer = dataclasses.replace(QUICK, refit_on_all=True)
+    plain = retrain(store, plain_models, request(promotion="never"), work_dir=tmp_path / "plain")
+    refit = retrain(store, refit_models, request(promotion="never", trainer=refit_trainer), work_dir=tmp_path / "refit")
+    assert plain.manifest is not None
+    assert refit.manifest is not None
+    # Then a different model is published, fitted on every row for the epochs early stopping chose
+    assert refit.version != plain.version
+    assert refit.manifest["sha256"] != plain.manifest["sha256"]
+    counts = refit.manifest["row_counts"]
+    assert refit.manifest["refit_on_all"]["rows"] == counts["train"] + counts["validation"] + counts["holdout"]
+    assert refit.manifest["refit_on_all"]["epochs"] == plain.manifest["fit"]["best_epoch"]
+    assert "refit_on_all" not in plain.manifest
+    # And its metrics and verdict are those of the fit on train alone, the one the holdout could judge
+    for key in ("holdout_auc", "evaluation"):
+        assert refit.manifest[key] == plain.manifest[key], key
+    timeless = [
+        {k: v for k, v in m["fit"].items() if k != "training_seconds"} for m in (refit.manifest, plain.manifest)
+    ]
+    assert timeless[0] == timeless[1]
+    served = CtrModel.load(refit_models.download(refit.version or "", tmp_path / "served"), DEFAULT_SPEC)
+    assert served.version == refit.version
+
+
 def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path) -> None:
     store, _ = simulated
     models = InMemoryModelStore()
@@ -194,6 +224,8 @@ def test_the_cli_trains_lists_and_promotes(
     empty = ["--from", "2020-01-01T00:00+00:00", "--to", "2020-01-02T00:00+00:00", "--as-of", AS_OF.isoformat()]
     assert run_model_command(parse("train", *empty), logs=store, models=models) == EXIT_SKIPPED
     assert "not enough data" in capsys.readouterr().err
+    assert parse("train", *window, "--refit-on-all").refit_on_all is True
+    assert parse("train", *window).refit_on_all is False
     # A real run, registered only
     assert run_model_command(parse("train", *window, "--register-only", "--json"), logs=store, models=models) == 0
     out = capsys.readouterr().out
@@ -225,6 +257,12 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
         | {"TRAINING_PAIRS": "with_listener"}
     )
     assert scheduled_request(listener_pairs, AS_OF).trainer.pairs == "with_listener"
+    assert scheduled.trainer.refit_on_all is False
+    refit = RetrainSettings.from_env(
+        {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+        | {"TRAINING_REFIT_ON_ALL": "true"}
+    )
+    assert scheduled_request(refit, AS_OF).trainer.refit_on_all is True
     assert scheduled.trainer.l2_factors_grid == ()
     grid = RetrainSettings.from_env(
         {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}

@@ -1,7 +1,7 @@
 """``adserve train``, ``adserve promote`` and ``adserve models``: the retraining pipeline from a terminal.
 
     adserve train --from 2026-11-18T00 --to 2026-11-25T00 [--label click|complete] [--reward-window-hours 24]
-                  [--weighting none|ips] [--pairs all|with_listener] [--l2-grid 1e-4 1e-3 ...]
+                  [--weighting none|ips] [--pairs all|with_listener] [--l2-grid 1e-4 1e-3 ...] [--refit-on-all]
                   [--promote|--register-only]
                   [--challenger-share 0.1]
     adserve promote VERSION [--challenger --share 0.2]
@@ -54,6 +54,11 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     )
     train.add_argument(
         "--l2-grid", type=float, nargs="+", default=(), help="L2s on the factors to choose from on validation data"
+    )
+    train.add_argument(
+        "--refit-on-all",
+        action="store_true",
+        help="publish the chosen recipe refitted on every row, holdout included (metrics stay the judged fit's)",
     )
     mode = train.add_mutually_exclusive_group()
     mode.add_argument(
@@ -180,6 +185,7 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
             weighting=arguments.weighting,
             pairs=arguments.pairs,
             l2_factors_grid=tuple(arguments.l2_grid),
+            refit_on_all=arguments.refit_on_all,
         ),
         promotion=arguments.promotion,
         rule=PromotionRule(arguments.estimator, arguments.margin),

@@ -32,6 +32,7 @@ from adserve.training.trainer import (
     evaluation_set,
     export,
     fit,
+    refit_on_all,
     window_details,
     write_model,
 )
@@ -222,6 +223,16 @@ def retrain(
     verdict = judge(evaluation, request.rule)
     progress.finish()
     details |= manifest_metrics(evaluation, verdict)
+    if request.trainer.refit_on_all:  # serve the same recipe fitted on every row; the metrics stay the judged fit's
+        progress.step("refitting on every row", 0)
+        trained = refit_on_all(data, spec, request.trainer, trained)
+        model_bytes = export(trained, spec)
+        details["refit_on_all"] = {
+            "rows": len(data.train) + len(data.validation) + len(data.holdout),
+            "epochs": trained.report.best_epoch,
+            "metrics_of": "the fit on the train segment alone, evaluated on the holdout before the refit",
+        }
+        progress.finish()
     manifest = write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
     version = models.publish(candidate_dir)
     table = render(evaluation, verdict)

@@ -42,6 +42,12 @@ class TrainerConfig:
     factors with the listener x ad pairs that do). On the demo's worlds, whose truth has no listener x listener
     term, ``with_listener`` learns who likes which ad faster (``devstack.demo_sweep``)."""
     fit: TrainingConfig = field(default_factory=TrainingConfig)
+    refit_on_all: bool = False
+    """Serve a model fitted again on every row (train, validation and holdout) for the epochs early stopping chose,
+    instead of the fit on train alone: the holdout is the latest 20% of the logs, logged by the best model so far.
+    The fit on train alone is still the one evaluated and judged for promotion (``retraining``), so the estimates
+    stay honest for the model they describe. On the demo's replays it served closer to the oracle's greedy click
+    rate in 8 of 10 worlds (README, "What each change bought"), for a second fit's time; off by default."""
     l2_factors_grid: tuple[float, ...] = ()
     """L2s on the factors to choose from on the validation segment, as a production trainer picks its
     regularisation on held-out data: one fit per value (``fit``'s other settings), and the one with the lowest
@@ -203,6 +209,28 @@ def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Pro
     return TrainedModel(model, report, config.weighting, seconds, l2, losses if config.l2_factors_grid else {})
 
 
+def refit_on_all(data: SplitData, spec: FeatureSpec, config: TrainerConfig, trained: TrainedModel) -> TrainedModel:
+    """``trained``'s recipe (its L2 and epoch count) fitted again on train, validation and holdout together."""
+    everything = Examples.concatenate([data.train, data.validation, data.holdout], spec.num_fields)
+    epochs = max(trained.report.best_epoch, 1)
+    model = _new_model(spec, config, config.fit.seed)
+    weights = None
+    if config.weighting == "ips":
+        weights = importance_weights(everything.propensities, config.max_importance_weight)
+    # No early stopping: the epoch count is the one validation chose. The training loss, watched in its place,
+    # falls from epoch to epoch, so the last epoch is the one kept.
+    fit_config = replace(config.fit, l2_factors=trained.l2_factors, max_epochs=epochs, patience=epochs + 1)
+    model.fit(
+        everything.indices, everything.labels, everything.indices, everything.labels, fit_config, sample_weights=weights
+    )
+    return replace(trained, model=model)
+
+
+def _new_model(spec: FeatureSpec, config: TrainerConfig, seed: int) -> FactorizationMachine:
+    unpaired = len(spec.listener_fields) if config.pairs == "with_listener" else 0
+    return FactorizationMachine(spec.hash_size, num_factors=config.num_factors, seed=seed, unpaired_fields=unpaired)
+
+
 def _fit_one(
     data: SplitData,
     spec: FeatureSpec,
@@ -212,10 +240,7 @@ def _fit_one(
     weights: np.ndarray | None,
     progress: Progress,
 ) -> tuple[FactorizationMachine, FitReport]:
-    unpaired = len(spec.listener_fields) if config.pairs == "with_listener" else 0
-    model = FactorizationMachine(
-        spec.hash_size, num_factors=config.num_factors, seed=fit_config.seed, unpaired_fields=unpaired
-    )
+    model = _new_model(spec, config, fit_config.seed)
     max_epochs = fit_config.max_epochs
 
     def on_epoch(epoch: int, loss: float) -> None:

@@ -32,6 +32,7 @@ def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozense
         trainer=TrainerConfig(
             weighting=settings.weighting,
             pairs=settings.training_pairs,
+            refit_on_all=settings.training_refit_on_all,
             l2_factors_grid=settings.training_l2_factors_grid,
         ),
         rule=PromotionRule(settings.promotion_estimator, settings.promotion_margin),

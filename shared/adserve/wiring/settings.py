@@ -190,6 +190,10 @@ class RetrainSettings(EnvironmentSettings):
     training_pairs: Literal["all", "with_listener"] = Field(
         default="all", description="with_listener: no pairs between two listener fields (TrainerConfig.pairs)."
     )
+    training_refit_on_all: bool = Field(
+        default=False,
+        description="Publish the chosen recipe refitted on every row, holdout included (TrainerConfig.refit_on_all)",
+    )
     training_l2_factors_grid: CommaSeparatedFloats = Field(
         default=(),
         description="L2s on the factors to choose from by validation log loss, a fit each (e.g. 1e-4,1e-3); "
