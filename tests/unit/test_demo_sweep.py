@@ -111,6 +111,15 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
     assert "squarecb, heard ads" in {run["variant"] for run in results["runs"]}
 
 
+def test_the_readme_refit_table_is_the_committed_results() -> None:
+    results = json.loads((demo_sweep.REPO_ROOT / "bench" / "results" / "refit_on_all.json").read_text())
+    readme = README.read_text()
+    assert demo_sweep.rewrite_region_with("refit-on-all", readme, results) == readme, (
+        "run python -m devstack.demo_sweep --region refit-on-all --out bench/results/refit_on_all.json --docs-only"
+    )
+    assert set(results["summary"]) == {"squarecb, heard ads", demo_sweep.REFIT_VARIANT}
+
+
 def test_the_checks_table_counts_each_check_per_variant_and_names_the_worlds_it_misses() -> None:
     def run(variant: str, seed: int, *passed: bool) -> dict[str, Any]:
         checks = [{"name": name, "passed": ok, "detail": ""} for name, ok in zip(("AUC", "SNIPS"), passed, strict=True)]

@@ -46,8 +46,8 @@ class TrainerConfig:
     """Serve a model fitted again on every row (train, validation and holdout) for the epochs early stopping chose,
     instead of the fit on train alone: the holdout is the latest 20% of the logs, logged by the best model so far.
     The fit on train alone is still the one evaluated and judged for promotion (``retraining``), so the estimates
-    stay honest for the model they describe. On the demo's replays it served closer to the oracle's greedy click
-    rate in 8 of 10 worlds (README, "What each change bought"), for a second fit's time; off by default."""
+    stay honest for the model they describe. What it buys on the demo's replays: README's refit-on-all table; it costs
+    a second fit's time, so it is off by default."""
     l2_factors_grid: tuple[float, ...] = ()
     """L2s on the factors to choose from on the validation segment, as a production trainer picks its
     regularisation on held-out data: one fit per value (``fit``'s other settings), and the one with the lowest
