@@ -69,6 +69,7 @@ from devstack.demo_report import (
     table,
     write_outputs,
 )
+from devstack.lambda_runtime import MetricsListener
 from devstack.simulated_logs import CONSENTING, NOT_CONSENTING, consent_draws, served_view
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 
@@ -528,7 +529,10 @@ def draw_each(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 @contextmanager
-def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[LocalStack]:
+def demo_stack(
+    policy: ExplorationPolicy, gamma_scale: float = 0.0, on_metrics: MetricsListener | None = None
+) -> Iterator[LocalStack]:
+    """The demo's stack; *on_metrics* gets each invocation's EMF documents (by default they are dropped)."""
     stack = LocalStack.start(
         DEFAULT_TEMPLATE,
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
@@ -546,7 +550,7 @@ def demo_stack(policy: ExplorationPolicy, gamma_scale: float = 0.0) -> Iterator[
         },
         # Swallow each invocation's EMF lines. Not POWERTOOLS_METRICS_DISABLED: Powertools then stops clearing
         # the metric set at flush, and add_metric prints it anyway once a metric holds 100 values.
-        on_metrics=lambda _function, _documents: None,
+        on_metrics=on_metrics or (lambda _function, _documents: None),
     )
     saved = {name: os.environ.get(name) for name in [*_DEMO_ENVIRONMENT, *_EXPLORATION_VARIABLES]}
     try:

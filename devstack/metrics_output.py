@@ -110,6 +110,16 @@ def emf_documents(lines: Sequence[str]) -> list[dict[str, Any]]:
     return documents
 
 
+def metric_total(documents: Sequence[Mapping[str, Any]], name: str) -> float:
+    """The sum of every value of metric *name* in *documents* (0 when none holds it)."""
+    return sum(sum(_values(document, name)) for document in documents)
+
+
+def _values(document: Mapping[str, Any], name: str) -> list[float]:
+    raw = document.get(name)
+    return [float(value) for value in (raw if isinstance(raw, list) else [raw]) if value is not None]
+
+
 def readable_metrics(service: str, documents: Sequence[Mapping[str, Any]]) -> str:
     """``metrics decide: Decisions=1 AdsReturned=3 DecideLatency=1.8ms``, one line for an invocation.
 
@@ -123,8 +133,7 @@ def readable_metrics(service: str, documents: Sequence[Mapping[str, Any]]) -> st
             extra = ",".join(f"{name}={document.get(name)}" for name in sorted(dimension_names) if name != "service")
             for metric in directive.get("Metrics", []):
                 name, unit = metric["Name"], metric.get("Unit", "None")
-                raw = document.get(name)
-                values = [float(value) for value in (raw if isinstance(raw, list) else [raw]) if value is not None]
+                values = _values(document, name)
                 label = f"{name}{{{extra}}}" if extra else name
                 parts.append(f"{label}={_format_values(values, unit)}")
     return f"metrics {service}: " + (" ".join(parts) if parts else "(none)")

@@ -4,7 +4,9 @@ every decision and every event exactly once, the same counts as one listener at 
 It runs on the demo's own stack (moto in a child process, event sources on), and counts what Record logged.
 """
 
+import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import numpy as np
@@ -15,8 +17,22 @@ from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
 from adserve.training.progress import SILENT
 
 from devstack.demo import DemoConfig, Traffic, as_served, campaigns_of, demo_stack
+from devstack.metrics_output import metric_total
 
 DECISIONS = 360
+
+
+class LostRecords:
+    """Counts Decide's DecisionLogFailures: records it could not send within its budget, lost by design (a decision
+    never waits on its own log line). On a loaded machine moto can outlast the budget; nothing else may lose one."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, _function: object, documents: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.total += int(metric_total(documents, "DecisionLogFailures"))
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -24,7 +40,8 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the demo's own moto process
     config = DemoConfig()
     world = config.world()
-    with demo_stack(config.exploration()) as stack:
+    lost = LostRecords()
+    with demo_stack(config.exploration(), on_metrics=lost) as stack:
         campaigns = CampaignStore(
             boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
         )
@@ -45,7 +62,8 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     assert set(cpu) == {"stack", "moto", "DecideFunction", "TrackFunction", "RecordFunction"}
     assert all(seconds > 0 for seconds in cpu.values())
     assert 0.0 <= traffic.last_paused < traffic.last_run[1]
-    assert len(decisions) == DECISIONS
+    assert len(decisions) + lost.total == DECISIONS
+    assert lost.total <= DECISIONS // 100
     assert decision_stats.duplicates_dropped == 0  # each decision record sent once
     assert all(len(record.chosen) == 1 for record in decisions)  # uncapped, every placement: one ad each
     assert traffic.beacons_left == 0  # the first few events went through the beacon route, and are counted below
@@ -54,4 +72,4 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     assert len(by_type["click"]) == phase.clicks
     assert outcome_stats.duplicates_dropped == 0
     logged = {record.decision_id for record in decisions}
-    assert {outcome.decision_id for outcome in outcomes} <= logged
+    assert len({outcome.decision_id for outcome in outcomes} - logged) <= lost.total  # outcomes of a lost record

@@ -8,7 +8,7 @@ import threading
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from devstack.metrics_output import ThreadRoutedStdout, emf_documents, readable_metrics
+from devstack.metrics_output import ThreadRoutedStdout, emf_documents, metric_total, readable_metrics
 
 
 def emf(namespace: str = "Adserve", **values: float) -> str:
@@ -93,3 +93,11 @@ def test_counts_of_one_name_are_summed() -> None:
     document = json.loads(emf(AdsReturned=0))
     document["AdsReturned"] = [1.0, 2.0]
     assert readable_metrics("decide", [document]) == "metrics decide: AdsReturned=3"
+
+
+def test_a_metric_total_sums_every_value_of_every_document_that_holds_it() -> None:
+    # Given what Powertools prints: one value, several values of one name, and a document without the metric
+    one, several, other = json.loads(emf(DecisionLogFailures=1)), json.loads(emf(DecisionLogFailures=0)), emf(X=1)
+    several["DecisionLogFailures"] = [1.0, 2.0]
+    assert metric_total([one, several, json.loads(other)], "DecisionLogFailures") == 4.0
+    assert metric_total([], "DecisionLogFailures") == 0.0
