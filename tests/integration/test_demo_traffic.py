@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
+from adserve.core.observability import MetricName
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
@@ -32,7 +33,7 @@ class LostRecords:
 
     def __call__(self, _function: object, documents: list[dict[str, Any]]) -> None:
         with self._lock:
-            self.total += int(metric_total(documents, "DecisionLogFailures"))
+            self.total += int(metric_total(documents, MetricName.DECISION_LOG_FAILURES))
 
 
 @pytest.mark.parametrize("workers", [1, 4])

@@ -188,9 +188,7 @@ def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Pro
     """Mini-batch training with early stopping on the validation segment; with ``l2_factors_grid``, one fit per
     value and the one with the lowest validation log loss kept."""
     started = datetime.now(UTC)
-    weights = None
-    if config.weighting == "ips":
-        weights = importance_weights(data.train.propensities, config.max_importance_weight)
+    weights = _sample_weights(data.train, config)
     fits = [
         (
             l2,
@@ -214,9 +212,7 @@ def refit_on_all(data: SplitData, spec: FeatureSpec, config: TrainerConfig, trai
     everything = Examples.concatenate([data.train, data.validation, data.holdout], spec.num_fields)
     epochs = max(trained.report.best_epoch, 1)
     model = _new_model(spec, config, config.fit.seed)
-    weights = None
-    if config.weighting == "ips":
-        weights = importance_weights(everything.propensities, config.max_importance_weight)
+    weights = _sample_weights(everything, config)
     # No early stopping: the epoch count is the one validation chose. The training loss, watched in its place,
     # falls from epoch to epoch, so the last epoch is the one kept.
     fit_config = replace(config.fit, l2_factors=trained.l2_factors, max_epochs=epochs, patience=epochs + 1)
@@ -224,6 +220,13 @@ def refit_on_all(data: SplitData, spec: FeatureSpec, config: TrainerConfig, trai
         everything.indices, everything.labels, everything.indices, everything.labels, fit_config, sample_weights=weights
     )
     return replace(trained, model=model)
+
+
+def _sample_weights(examples: Examples, config: TrainerConfig) -> np.ndarray | None:
+    """Each example's gradient weight under ``config.weighting``: None (all equal) unless it is ``ips``."""
+    return (
+        importance_weights(examples.propensities, config.max_importance_weight) if config.weighting == "ips" else None
+    )
 
 
 def _new_model(spec: FeatureSpec, config: TrainerConfig, seed: int) -> FactorizationMachine:
