@@ -25,19 +25,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devstack.demo import DemoConfig
+from devstack.demo import EPSILON_DEMO
 from devstack.demo_sweep import replay
 from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "consent_cost.json"
 DEFAULT_SHARES = (0.0, 0.5, 1.0)
-MEASURED_WITH = DemoConfig(policy="epsilon_greedy")
-"""The demo at epsilon-greedy 0.4, the policy the committed table was measured with."""
 
 
 def _replay(share: float, seed: int) -> list[dict[str, Any]]:
-    run = replay(dataclasses.replace(MEASURED_WITH, consent_share=share), seed)
+    run = replay(dataclasses.replace(EPSILON_DEMO, consent_share=share), seed)
     keep = ("seed", "greedy_click_rate", "oracle_click_rate", "greedy_over_oracle", "run_click_rate", "examples")
     return [{"consent_share": share} | {name: run[name] for name in keep}]
 
@@ -101,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results: dict[str, Any] | None = None
     if not args.docs_only:
-        config = MEASURED_WITH
+        config = EPSILON_DEMO
         settings = {"rounds": list(config.rounds), "policy": config.policy, "epsilon": config.epsilon}
         jobs = [(share, seed) for seed in args.seeds for share in args.shares]
         runs = run_replays(_replay, jobs, args.workers)

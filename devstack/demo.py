@@ -163,6 +163,11 @@ class DemoConfig:
         )
 
 
+EPSILON_DEMO = DemoConfig(policy="epsilon_greedy")
+"""The demo as it explored until session 11, epsilon-greedy at 0.4: the replays whose committed tables were measured
+with it (``consent_cost``, ``fatigue_cost``) keep it."""
+
+
 def as_served(ad: Mapping[str, str]) -> dict[str, str]:
     """A world ad's features as Decide sees them: its ids under ``ID_PREFIX``, never seen by the bootstrap model."""
     return {**ad, **{name: ID_PREFIX + ad[name] for name in ("advertiser_id", "campaign_id", "ad_id")}}

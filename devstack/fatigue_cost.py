@@ -40,7 +40,7 @@ from adserve.training.dataset import DatasetConfig, TrainingDataset
 from adserve.training.simulation import World
 from adserve.training.trainer import collect, fit
 
-from devstack.demo import VALUE_CPM, DemoConfig
+from devstack.demo import EPSILON_DEMO, VALUE_CPM, DemoConfig
 from devstack.fakes import InMemoryLogStore
 from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
 from devstack.simulated_logs import START, LoggingScorer, TrafficConfig, Truth, simulate_traffic
@@ -95,7 +95,7 @@ def traffic(seed: int, decisions: int, start: datetime, **changes: Any) -> Traff
         "start": start,
         "span": timedelta(seconds=decisions * SECONDS_PER_DECISION),
         "max_ads": 1,
-        "exploration": DemoConfig(policy="epsilon_greedy").exploration(),  # 0.4, as the table was measured
+        "exploration": EPSILON_DEMO.exploration(),
         "outcome_delay": timedelta(seconds=5),
         "complete_rate": 0.0,
         "value_cpm": VALUE_CPM,
