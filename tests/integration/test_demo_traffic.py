@@ -23,17 +23,28 @@ from devstack.metrics_output import metric_total
 DECISIONS = 360
 
 
-class LostRecords:
-    """Counts Decide's DecisionLogFailures: records it could not send within its budget, lost by design (a decision
-    never waits on its own log line). On a loaded machine moto can outlast the budget; nothing else may lose one."""
+class StackCounts:
+    """The stack's own account of what it lost or saw twice, summed over every invocation's metrics.
+
+    - ``DecisionLogFailures``: records Decide could not send within its budget, lost by design (a decision never
+      waits on its own log line). On a loaded machine moto can outlast the budget; nothing else may lose one.
+    - ``RecordsRedelivered``: records SQS gave Record again. A Record invocation that outlasts the demo's 10 s
+      visibility timeout on a loaded machine has its batch redelivered, and a batch of another composition can
+      log a row twice (readers drop it). Decide sends each record once, so no other cause may.
+    - ``DeliveryDuplicatesDropped``: outcomes Record's delivery marker saw before (a redelivery, or Track's retry
+      of a send whose answer timed out), the only way an outcome row can be logged twice.
+    """
+
+    NAMES = (MetricName.DECISION_LOG_FAILURES, MetricName.RECORDS_REDELIVERED, MetricName.DELIVERY_DUPLICATES_DROPPED)
 
     def __init__(self) -> None:
-        self.total = 0
+        self.totals = dict.fromkeys(self.NAMES, 0)
         self._lock = threading.Lock()
 
     def __call__(self, _function: object, documents: list[dict[str, Any]]) -> None:
         with self._lock:
-            self.total += int(metric_total(documents, MetricName.DECISION_LOG_FAILURES))
+            for name in self.NAMES:
+                self.totals[name] += int(metric_total(documents, name))
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -41,8 +52,8 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the demo's own moto process
     config = DemoConfig()
     world = config.world()
-    lost = LostRecords()
-    with demo_stack(config.exploration(), on_metrics=lost) as stack:
+    counts = StackCounts()
+    with demo_stack(config.exploration(), on_metrics=counts) as stack:
         campaigns = CampaignStore(
             boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
         )
@@ -63,14 +74,16 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     assert set(cpu) == {"stack", "moto", "DecideFunction", "TrackFunction", "RecordFunction"}
     assert all(seconds > 0 for seconds in cpu.values())
     assert 0.0 <= traffic.last_paused < traffic.last_run[1]
-    assert len(decisions) + lost.total == DECISIONS
-    assert lost.total <= DECISIONS // 100
-    assert decision_stats.duplicates_dropped == 0  # each decision record sent once
+    lost = counts.totals[MetricName.DECISION_LOG_FAILURES]
+    # Every decision not reported lost is logged; one reported lost may still be, if only the send's answer was late
+    assert DECISIONS - lost <= len(decisions) <= DECISIONS
+    assert lost <= DECISIONS // 100
+    assert decision_stats.duplicates_dropped <= counts.totals[MetricName.RECORDS_REDELIVERED]
     assert all(len(record.chosen) == 1 for record in decisions)  # uncapped, every placement: one ad each
     assert traffic.beacons_left == 0  # the first few events went through the beacon route, and are counted below
     by_type = {event: [o for o in outcomes if o.event_type == event] for event in ("impression", "click")}
     assert len(by_type["impression"]) == DECISIONS  # every played ad's impression, once (play rate 1)
     assert len(by_type["click"]) == phase.clicks
-    assert outcome_stats.duplicates_dropped == 0
+    assert outcome_stats.duplicates_dropped <= counts.totals[MetricName.DELIVERY_DUPLICATES_DROPPED]
     logged = {record.decision_id for record in decisions}
-    assert len({outcome.decision_id for outcome in outcomes} - logged) <= lost.total  # outcomes of a lost record
+    assert len({outcome.decision_id for outcome in outcomes} - logged) <= lost  # outcomes of a lost record

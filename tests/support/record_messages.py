@@ -84,6 +84,14 @@ def sqs_record(body: str, message_id: str | None = None) -> dict[str, Any]:
     return record
 
 
+def redelivered(record: dict[str, Any]) -> dict[str, Any]:
+    """*record* as SQS delivers it again: the same message id and body, its receive count one higher."""
+    again = copy.deepcopy(record)
+    attributes = again.setdefault("attributes", {})
+    attributes["ApproximateReceiveCount"] = str(int(attributes.get("ApproximateReceiveCount", "1")) + 1)
+    return again
+
+
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
 

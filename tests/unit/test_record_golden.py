@@ -39,7 +39,7 @@ from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryI
 from tests.support.builders import NOW, campaign
 from tests.support.compact_records import compacted
 from tests.support.privacy import pseudonym
-from tests.support.record_messages import sqs_event, sqs_record
+from tests.support.record_messages import redelivered, sqs_event, sqs_record
 
 GOLDEN = Path(__file__).parent / "golden" / "record.json"
 CAMPAIGNS = [
@@ -148,7 +148,7 @@ class Batches:
         records = []
         for _ in range(size):
             if self.sent and self._rng.random() < 0.08:
-                records.append(self._rng.choice(self.sent))  # a redelivery: same message id and body
+                records.append(redelivered(self._rng.choice(self.sent)))
                 continue
             self._count += 1
             record = sqs_record(self._body(), message_id=f"m-{self._count:05d}")

@@ -104,6 +104,7 @@ class MetricName(StrEnum):
     RECORDS_PROCESSED = "RecordsProcessed"
     RECORDS_FAILED = "RecordsFailed"
     RECORDS_INVALID = "RecordsInvalid"
+    RECORDS_REDELIVERED = "RecordsRedelivered"
     DUPLICATES_DROPPED = "DuplicatesDropped"
     IMPRESSIONS_COUNTED = "ImpressionsCounted"
     DELIVERY_EVENTS_COUNTED = "DeliveryEventsCounted"

@@ -258,7 +258,8 @@ class QueueRecord(BaseModel):
     body by us.
 
     Only the fields Record reads: Powertools' whole ``SqsRecordModel`` (attributes with their timestamps,
-    digests, the queue's ARN and region, none of them read) cost ~1.7 us a record more to validate.
+    digests, the queue's ARN and region) cost ~1.7 us a record more to validate. The one attribute Record reads,
+    the receive count, it reads off the raw record (``_received_before``).
     """
 
     messageId: str  # noqa: N815 - SQS's names, which Powertools reads back (the failed records' ids)
@@ -267,6 +268,14 @@ class QueueRecord(BaseModel):
 
 
 _ENVELOPES: Final = TypeAdapter(list[QueueRecord])
+
+
+def _received_before(raw: object) -> bool:
+    """Whether SQS delivered this record before (``ApproximateReceiveCount`` above 1): the retry of a failed
+    record, or of one whose invocation outlasted the visibility timeout. The raw record may be malformed."""
+    attributes = raw.get("attributes") if isinstance(raw, dict) else None
+    count = attributes.get("ApproximateReceiveCount") if isinstance(attributes, dict) else None
+    return isinstance(count, str) and count.isdigit() and int(count) > 1
 
 
 @dataclass(slots=True)
@@ -287,6 +296,7 @@ class _Handled:
 @dataclass
 class _Tally:
     invalid: int = 0
+    redelivered: int = 0
     outcomes: Counter[CountResult] = field(default_factory=Counter)
     objects_written: int = 0
     rows_written: int = 0
@@ -373,6 +383,7 @@ class _RecordBatchProcessor(BatchProcessor):
         return response
 
     def process(self) -> list[tuple[Any, ...]]:
+        self._tally.redelivered = sum(map(_received_before, self.records))
         results = self._process_records()
         self._count_delivery()
         self._write_logs()
@@ -462,6 +473,7 @@ class _RecordBatchProcessor(BatchProcessor):
             (MetricName.RECORDS_PROCESSED, len(self.success_messages)),
             (MetricName.RECORDS_FAILED, len(self.fail_messages)),
             (MetricName.RECORDS_INVALID, tally.invalid),
+            (MetricName.RECORDS_REDELIVERED, tally.redelivered),
             (MetricName.IMPRESSIONS_COUNTED, tally.outcomes[CountResult.COUNTED]),
             (MetricName.DUPLICATES_DROPPED, tally.outcomes[CountResult.DUPLICATE]),
             (MetricName.LOG_OBJECTS_WRITTEN, tally.objects_written),
