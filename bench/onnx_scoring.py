@@ -39,7 +39,7 @@ def ad_columns(size: int, model: CtrModel, encoder: FeatureEncoder) -> tuple[Tar
 class ScorePath:
     """Decide's scoring and policy steps for one request, as ``DecisionService`` runs them: the listener's
     features and row, the ads' rows cut from the catalog's load-time arrays, each candidate's row (no
-    exposure: ``serving_candidate_rows``), the ONNX call and the epsilon-greedy slate."""
+    exposure: ``candidate_rows``), the ONNX call and the epsilon-greedy slate."""
 
     model: CtrModel
     encoder: FeatureEncoder
@@ -53,7 +53,7 @@ class ScorePath:
         encoder = self.encoder
         features = listener_features(self.request, datetime.now(UTC), ServingMode.PERSONALISED)
         ad_rows, values, advertisers = self.index.columns(self.positions)
-        candidates = encoder.serving_candidate_rows([None] * len(ad_rows))
+        candidates = encoder.candidate_rows([None] * len(ad_rows))
         return encoder.encode(encoder.encode_listener(features), ad_rows, candidates), values, advertisers
 
     def __call__(self) -> int:
@@ -74,7 +74,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         if len(index) != size:
             raise RuntimeError(f"the score path's catalog has {len(index)} ads in the placement, not {size}")
         ad_rows = index.columns(positions)[0]
-        indices = encoder.encode(listener_row, ad_rows, encoder.serving_candidate_rows([None] * size))
+        indices = encoder.encode(listener_row, ad_rows, encoder.candidate_rows([None] * size))
         iterations = iterations_for(size, 3000, quick)
         warmup = max(iterations // 10, 20)
         predict = measure(partial(model.predict, indices), iterations, warmup)

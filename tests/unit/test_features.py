@@ -96,6 +96,17 @@ def test_encode_rows_matches_the_serving_path() -> None:
     assert rows[0, exposure] != rows[1, exposure]
 
 
+def test_candidate_rows_are_the_encoded_candidate_features_in_every_slot_also_past_the_kept_table() -> None:
+    encoder = FeatureEncoder()
+    many = [None, 0, 3, *range(300)]  # past the table's kept rows: the rest is encoded per call
+
+    for slot in (1, 2, 3, 1):
+        for exposures in ([None, 0, 3, 0, None], many, [7]):
+            expected = encoder.encode_candidates([candidate_features(e, slot) for e in exposures])
+            assert np.array_equal(encoder.candidate_rows(exposures, slot), expected)
+    assert not np.array_equal(encoder.candidate_rows([0], 1), encoder.candidate_rows([0], 2))
+
+
 def test_missing_and_empty_values_share_their_own_token_and_extra_keys_are_ignored() -> None:
     encoder = FeatureEncoder()
     without_age = {k: v for k, v in LISTENER.items() if k != "age_bucket"}

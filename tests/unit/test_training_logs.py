@@ -119,6 +119,22 @@ def test_outcomes_are_deduplicated_by_identity_not_by_event_id() -> None:
     assert stats.duplicates_dropped == 1
 
 
+def test_an_identity_is_a_copy_within_the_dedupe_horizon_and_read_again_past_it() -> None:
+    store = InMemoryLogStore()
+    beacon = outcome(decision_id="d-1")
+    write_logs(store, beacon, outcome(decision_id="d-2"))
+    write_logs(store, outcome(decision_id="d-1", occurred_at=NOW + timedelta(hours=1)))  # the next hour: a copy
+    write_logs(store, outcome(decision_id="d-1", occurred_at=NOW + timedelta(hours=3)))  # past the horizon
+    stats = ReadStats()
+    rows = list(read_outcomes(store, NOW, NOW + timedelta(hours=3), stats, dedupe_horizon=timedelta(hours=1)))
+    assert [(row.decision_id, row.occurred_at - NOW) for row in rows] == [
+        ("d-1", timedelta(0)),
+        ("d-2", timedelta(0)),
+        ("d-1", timedelta(hours=3)),
+    ]
+    assert stats.duplicates_dropped == 1
+
+
 def test_the_join_gives_one_row_per_chosen_ad_with_its_outcome_flags() -> None:
     store = InMemoryLogStore()
     chosen = decision(decision_id="d-1", ads=("a-ad-1", "b-ad-1"))

@@ -465,9 +465,9 @@ class DecisionService:
         return eligible, "ok", reading
 
     def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
-        """Every candidate in ``SERVING_SLOT`` with its exposure (``FeatureEncoder.serving_candidate_rows``)."""
+        """Every candidate in ``SERVING_SLOT`` with its exposure (``FeatureEncoder.candidate_rows``)."""
         encoder = self.encoder
-        return encoder.encode(encoder.encode_listener(features), ad_rows, encoder.serving_candidate_rows(exposures))
+        return encoder.encode(encoder.encode_listener(features), ad_rows, encoder.candidate_rows(exposures))
 
     def _score(
         self, model: Scorer, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]

@@ -171,8 +171,9 @@ def spec_supported(model_spec: FeatureSpec, server_spec: FeatureSpec) -> bool:
     return not spec_mismatches(model_spec, server_spec)
 
 
-_SERVING_ROWS_KEPT = 256
-"""Exposures are counts below the caps' maxima: a few distinct ones, each kept; past this many, encoded per call."""
+_CANDIDATE_ROWS_KEPT = 256
+"""Exposures are counts below the caps' maxima and slots a break's few: a few distinct pairs, each kept; past this
+many, encoded per call."""
 
 
 @lru_cache(maxsize=65_536)
@@ -189,8 +190,8 @@ class FeatureEncoder:
         if spec.hash_function != HASH_FUNCTION:
             raise ValueError(f"unsupported hash function {spec.hash_function!r}; this encoder is {HASH_FUNCTION}")
         self.spec = spec
-        self._serving_codes: dict[int | None, int] = {}
-        self._serving_table = np.empty((0, len(spec.candidate_fields)), dtype=np.int64)
+        self._candidate_codes: dict[int, dict[int | None, int]] = {}  # slot -> exposure -> row of the table
+        self._candidate_table = np.empty((0, len(spec.candidate_fields)), dtype=np.int64)
 
     def _encode_one(self, fields: tuple[str, ...], features: Mapping[str, str]) -> np.ndarray:
         bits = self.spec.hash_bits
@@ -208,20 +209,21 @@ class FeatureEncoder:
         """(n, len(candidate_fields)): each candidate's own values in this decision (``exposure_value``...)."""
         return self._columns([(field, features) for field in self.spec.candidate_fields], len(features))
 
-    def serving_candidate_rows(self, exposures: Sequence[int | None]) -> np.ndarray:
-        """``encode_candidates`` of ``candidate_features(exposure)`` per exposure (every candidate in
-        ``SERVING_SLOT``): each distinct exposure's row is encoded once per encoder and kept in a table, so a
-        decision only looks its candidates' rows up."""
-        codes = self._serving_codes
+    def candidate_rows(self, exposures: Sequence[int | None], slot: int = SERVING_SLOT) -> np.ndarray:
+        """``encode_candidates`` of ``candidate_features(exposure, slot)`` per exposure: each distinct pair's row is
+        encoded once per encoder and kept in a table, so a decision (Decide: every candidate in ``SERVING_SLOT``;
+        the dataset reader: every logged candidate and chosen ad) only looks its candidates' rows up."""
+        codes = self._candidate_codes.setdefault(slot, {})
         if not codes.keys() >= set(exposures):
             new = [exposure for exposure in dict.fromkeys(exposures) if exposure not in codes]
-            if len(codes) + len(new) > _SERVING_ROWS_KEPT:
-                return self.encode_candidates([candidate_features(exposure) for exposure in exposures])
-            rows = self.encode_candidates([candidate_features(exposure) for exposure in new])
-            codes.update({exposure: len(codes) + i for i, exposure in enumerate(new)})
-            self._serving_table = np.concatenate([self._serving_table, rows])
+            if len(self._candidate_table) + len(new) > _CANDIDATE_ROWS_KEPT:
+                return self.encode_candidates([candidate_features(exposure, slot) for exposure in exposures])
+            first = len(self._candidate_table)
+            rows = self.encode_candidates([candidate_features(exposure, slot) for exposure in new])
+            self._candidate_table = np.concatenate([self._candidate_table, rows])  # the rows before their codes
+            codes.update({exposure: first + i for i, exposure in enumerate(new)})
         rows = np.fromiter(map(codes.__getitem__, exposures), dtype=np.intp, count=len(exposures))
-        return self._serving_table.take(rows, axis=0)  # take: a fraction of a 2-D fancy index's cost
+        return self._candidate_table.take(rows, axis=0)  # take: a fraction of a 2-D fancy index's cost
 
     def encode(self, listener_row: np.ndarray, ad_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray:
         """(n_ads, num_fields): the listener row next to each precomputed ad row and its candidate row."""

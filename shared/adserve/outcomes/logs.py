@@ -203,19 +203,24 @@ class ReadStats:
 
 
 class _SeenIdentities:
-    """Identities seen in the last `horizon` of partitions, as 16-byte digests, oldest hours evicted."""
+    """Identities seen in the last `horizon` of partitions, as 16-byte digests, oldest hours evicted: one set to
+    look a digest up in, and each hour's digests to evict it by."""
 
     def __init__(self, horizon: timedelta) -> None:
         self._horizon = horizon
-        self._by_hour: OrderedDict[datetime, set[bytes]] = OrderedDict()
+        self._seen: set[bytes] = set()
+        self._by_hour: OrderedDict[datetime, list[bytes]] = OrderedDict()
 
     def first_time(self, hour: datetime, identity: tuple[str, ...]) -> bool:
-        digest = hashlib.blake2b("\x1f".join(identity).encode(), digest_size=16).digest()
-        if any(digest in seen for seen in self._by_hour.values()):
-            return False
-        self._by_hour.setdefault(hour, set()).add(digest)
+        """False for a copy of an identity seen in *hour* or the horizon before it (hours come in order)."""
         while self._by_hour and next(iter(self._by_hour)) < hour - self._horizon:
-            self._by_hour.popitem(last=False)
+            _, evicted = self._by_hour.popitem(last=False)
+            self._seen.difference_update(evicted)
+        digest = hashlib.blake2b("\x1f".join(identity).encode(), digest_size=16).digest()
+        if digest in self._seen:
+            return False
+        self._seen.add(digest)
+        self._by_hour.setdefault(hour, []).append(digest)
         return True
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from adserve.core.vocabulary import EventType
 from adserve.decisions.policy import POLICY_NAMES, logged_policy
-from adserve.models.features import FeatureEncoder, candidate_features
+from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.logs import (
     LogKind,
@@ -226,11 +226,11 @@ class AdTable:
 
     def __init__(self, encoder: FeatureEncoder) -> None:
         self._encoder = encoder
-        self._rows: dict[tuple[str, ...], int] = {}
+        self._rows: dict[tuple[str | None, ...], int] = {}
         self._encoded: list[np.ndarray] = []
 
     def row_of(self, features: Mapping[str, str]) -> int:
-        key = tuple(features.get(name) or "" for name in self._encoder.spec.ad_fields)
+        key = tuple(map(features.get, self._encoder.spec.ad_fields))  # None and "" may get a row each: same encoding
         row = self._rows.get(key)
         if row is None:
             row = self._rows[key] = len(self._encoded)
@@ -407,7 +407,7 @@ class TrainingDataset:
         positions = {candidate.ad_id: position for position, candidate in enumerate(candidates)}
         rows = [self.ads.row_of(candidate.features) for candidate in candidates]
         exposures = self._exposures(record)
-        own = self.encoder.encode_candidates([candidate_features(e) for e in exposures]).astype(np.int32)
+        own = self.encoder.candidate_rows(exposures).astype(np.int32)
         chosen: list[_Chosen] = []
         slot_one_position = -1
         for choice in sorted(record.chosen, key=lambda c: c.rank):
@@ -426,7 +426,7 @@ class TrainingDataset:
                     choice.score,
                     candidate.value_cpm,
                     rows[position],
-                    self.encoder.encode_candidates([candidate_features(exposures[position], choice.rank)])[0],
+                    self.encoder.candidate_rows([exposures[position]], choice.rank)[0],
                 )
             )
         stats.decisions += 1
@@ -450,7 +450,7 @@ class TrainingDataset:
 
     @staticmethod
     def _exposures(record: DecisionRecord) -> list[int | None]:
-        """Each candidate's logged exposure, for ``features.candidate_features`` as Decide used it. A contextual
+        """Each candidate's logged exposure, for ``FeatureEncoder.candidate_rows`` as Decide used it. A contextual
         record's is the unknown value whatever it holds, as Decide never counts for a contextual decision.
 
         With it, an example (a chosen ad) is encoded in the slot it was served at (its rank) and the slot-1
