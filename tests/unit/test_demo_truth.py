@@ -1,13 +1,15 @@
 """The demo's truth for its simulated listeners: every listener's true click probability of every ad, computed in
 one vectorised call up front (``devstack.demo.true_ctr_by_ad``), is exactly what one call per shown ad gave; and
 the offline phases' draws, made for all listeners at once (``draw_each``), are the ones a ``rng.choice`` per
-listener made."""
+listener made; and the Bayes AUC of a span counts exactly the decisions made since its start."""
+
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, SquareCB
 
-from devstack.demo import DemoConfig, as_served, draw_each, fresh_listeners, true_ctr_by_ad
+from devstack.demo import DemoConfig, LoggedTruth, as_served, draw_each, fresh_listeners, true_ctr_by_ad
 
 
 def test_the_vectorised_truth_equals_the_truth_of_each_pair() -> None:
@@ -30,3 +32,14 @@ def test_drawing_every_row_at_once_draws_what_a_choice_per_row_draws(policy: Exp
     chosen = [int(one_by_one.choice(16, p=row)) for row in probabilities]
     assert draw_each(probabilities, at_once).tolist() == chosen
     assert at_once.random() == one_by_one.random()  # the generator is left where the loop left it
+
+
+def test_the_bayes_auc_of_a_span_counts_the_decisions_made_since_its_start() -> None:
+    logged = LoggedTruth()
+    start = datetime(2026, 12, 4, 1, tzinfo=UTC)
+    for second, (true_prob, clicked) in enumerate([(0.9, False), (0.1, True), (0.2, False), (0.8, True), (0.3, False)]):
+        logged.add(start.timestamp() - 2 + second, true_prob, clicked)
+    # Before the start the truth ranks every pair wrong; from it on, every pair right.
+    assert logged.bayes_auc_since(start) == 1.0
+    assert logged.bayes_auc_since(datetime.fromtimestamp(start.timestamp() - 2, UTC)) == pytest.approx(2 / 6, abs=1e-6)
+    assert logged.bayes_auc_since(datetime.fromtimestamp(start.timestamp() + 2, UTC)) is None  # no click left
