@@ -111,13 +111,31 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
     assert "squarecb, heard ads" in {run["variant"] for run in results["runs"]}
 
 
-def test_the_readme_refit_table_is_the_committed_results() -> None:
-    results = json.loads((demo_sweep.REPO_ROOT / "bench" / "results" / "refit_on_all.json").read_text())
+@pytest.mark.parametrize(
+    ("region", "results_file", "variants"),
+    [
+        ("refit-on-all", "refit_on_all.json", {"squarecb, heard ads", demo_sweep.REFIT_VARIANT}),
+        (
+            "capped-refit",
+            "capped_refit.json",
+            {
+                demo_sweep.BASELINE,
+                demo_sweep.CAPPED_VARIANT,
+                demo_sweep.CAPPED_REFIT_VARIANT,
+                demo_sweep.CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
+            },
+        ),
+    ],
+)
+def test_the_readme_tables_of_variants_replayed_on_one_day_are_the_committed_results(
+    region: str, results_file: str, variants: set[str]
+) -> None:
+    results = json.loads((demo_sweep.REPO_ROOT / "bench" / "results" / results_file).read_text())
     readme = README.read_text()
-    assert demo_sweep.rewrite_region_with("refit-on-all", readme, results) == readme, (
-        "run python -m devstack.demo_sweep --region refit-on-all --out bench/results/refit_on_all.json --docs-only"
+    assert demo_sweep.rewrite_region_with(region, readme, results) == readme, (
+        f"run python -m devstack.demo_sweep --region {region} --out bench/results/{results_file} --docs-only"
     )
-    assert set(results["summary"]) == {"squarecb, heard ads", demo_sweep.REFIT_VARIANT}
+    assert set(results["summary"]) == variants
 
 
 def test_the_checks_table_counts_each_check_per_variant_and_names_the_worlds_it_misses() -> None:
