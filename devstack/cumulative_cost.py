@@ -7,8 +7,9 @@
 
 ``--against`` compares one of ``demo_sweep.VARIANTS`` with VW on the streams of that variant's rounds (a stream
 depends on the rounds: each round draws from a seed of its own), round by round, at the sweep's play rate
-(``demo_sweep.PLAY_RATE``); it writes ``--out`` (default ``bench/results/vw_against_variant.json``, not
-committed) and leaves README alone.
+(``demo_sweep.PLAY_RATE``); it writes ``--out`` (default ``bench/results/vw_against.json``, committed for the
+recipe of README's "The recipe closest to the oracle") and rewrites README's ``vw-against`` table from it
+(``--against VARIANT --docs-only`` only rewrites the table).
 
 A policy's final greedy click rate says what it learned; what it cost to learn shows in the click rate of
 every decision it served on the way, the explored ones included. Each world (``--seeds``) gets one stream
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,7 +61,7 @@ __all__ = ["OnlineRun", "against_variant", "main", "online_world", "run_online",
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "cumulative_cost.json"
-AGAINST_RESULTS = REPO_ROOT / "bench" / "results" / "vw_against_variant.json"
+AGAINST_RESULTS = REPO_ROOT / "bench" / "results" / "vw_against.json"
 DEFAULT_ROUNDS = (10_000, 10_000, 10_000)
 
 POLICIES: dict[str, tuple[PolicyName, float]] = {
@@ -280,6 +280,49 @@ def rewrite(text: str, results: Mapping[str, Any]) -> str:
     return rewrite_region(text, "cumulative-cost", markdown(results))
 
 
+def against_results(
+    variant: str, play_rate: float, worlds: Sequence[Mapping[str, Any]], vw_version: str
+) -> dict[str, Any]:
+    """What ``--against`` writes: the variant, its stream's settings and each world's runs (``against_variant``)."""
+    return {"variant": variant, "play_rate": play_rate, "vw_version": vw_version, "worlds": list(worlds)}
+
+
+def against_markdown(results: Mapping[str, Any]) -> str:
+    """README's ``vw-against`` table: per world, the run click rates of the oracle, the variant and each VW setting,
+    and the variant's over VW's best in that world; the last row their means."""
+    variant, worlds = results["variant"], results["worlds"]
+    vw = [name for name in worlds[0]["runs"] if name.startswith("vw ")]
+    columns = ["oracle", variant, *vw]
+
+    def rates(world: Mapping[str, Any]) -> list[float]:
+        return [world["runs"][name]["run_click_rate"] for name in columns]
+
+    def versus_vw(row: Sequence[float]) -> str:
+        return f"{row[1] / max(row[2:]) - 1:+.1%}"
+
+    rows = [(str(world["seed"]), rates(world)) for world in worlds]
+    rows.append(("mean", [float(np.mean(column)) for column in zip(*(row for _, row in rows), strict=True)]))
+    lines = [
+        f"Offline, `python -m devstack.cumulative_cost --against`: click rate over each world's run of "
+        f"{worlds[0]['decisions']:,} decisions (the variant, *{variant}*, retrains after rounds of "
+        f"{worlds[0]['rounds']}; "
+        f"VW {results['vw_version']} learns after every decision, each with `{VW_COMMON}`); play rate "
+        f"{results['play_rate']}.",
+        "",
+        "| world | oracle | variant | " + " | ".join(vw) + " | variant vs VW's best |",
+        "|---|" + "---:|" * (len(columns) + 1),
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(f"{rate:.2%}" for rate in row) + f" | {versus_vw(row)} |" for name, row in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_against(text: str, results: Mapping[str, Any]) -> str:
+    """``text`` with its vw-against region rendered from ``results``; an error if it has no such region."""
+    return rewrite_region(text, "vw-against", against_markdown(results))
+
+
 def _rounds(text: str) -> tuple[int, ...]:
     try:
         rounds = tuple(int(part) for part in text.split(","))
@@ -304,7 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vw", nargs="+", default=list(VW_SETTINGS), help="the VW settings to run (with --against)")
     args = parser.parse_args(argv)
     if args.against is not None:
-        return _against(args.against, args.seeds, args.vw, args.workers, args.out or AGAINST_RESULTS)
+        against = None if args.docs_only else _against(args.against, args.seeds, args.vw, args.workers)
+        print(against_markdown(publish(against, args.out or AGAINST_RESULTS, rewrite_against)))  # noqa: T201
+        return 0
     results: dict[str, Any] | None = None
     if not args.docs_only:
         started = time.perf_counter()
@@ -327,19 +372,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _against(variant: str, seeds: Sequence[int], settings: Sequence[str], workers: int, out: Path) -> int:
+def _against(variant: str, seeds: Sequence[int], settings: Sequence[str], workers: int) -> dict[str, Any]:
     config = DemoConfig(play_rate=PLAY_RATE)
     with ProcessPoolExecutor(workers) as pool:
         worlds = list(
             pool.map(against_variant, *zip(*[(config, variant, seed, settings) for seed in seeds], strict=True))
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"variant": variant, "play_rate": config.play_rate, "worlds": worlds}, indent=2) + "\n")
     for world in worlds:
         for name, run in world["runs"].items():
             rounds = " ".join(f"{rate:.2%}" for rate in run["round_click_rates"])
             print(f"world {world['seed']:>2}  {run['run_click_rate']:.2%}  rounds {rounds}  {name}")  # noqa: T201
-    return 0
+    return against_results(variant, config.play_rate, worlds, version("vowpalwabbit"))
 
 
 if __name__ == "__main__":

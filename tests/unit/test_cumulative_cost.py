@@ -16,7 +16,7 @@ from vowpalwabbit import Workspace
 from devstack import cumulative_cost
 from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, run_online, stream_of
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import VARIANTS, replay, round_traffic
+from devstack.demo_sweep import CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT, VARIANTS, replay, round_traffic
 from devstack.fakes import InMemoryLogStore
 from devstack.generated_tables import README
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
@@ -166,3 +166,36 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     edited["summary"][0]["run_click_rate"] += 0.01
     readme = README.read_text()
     assert cumulative_cost.rewrite(readme, edited) != readme
+
+
+def test_the_against_table_sets_the_variant_beside_vw_per_world_with_their_means() -> None:
+    def world(seed: int, oracle: float, mine: float, vw: tuple[float, float]) -> dict[str, Any]:
+        runs = {"oracle": oracle, "recipe": mine, "vw --epsilon 0.1": vw[0], "vw --bag 5": vw[1]}
+        return {
+            "seed": seed,
+            "decisions": 80_000,
+            "rounds": [1_500, 78_500],
+            "runs": {name: {"run_click_rate": rate} for name, rate in runs.items()},
+        }
+
+    results = cumulative_cost.against_results(
+        "recipe", 0.8, [world(1, 0.2, 0.11, (0.1, 0.09)), world(2, 0.2, 0.08, (0.07, 0.1))], "9.11.9"
+    )
+    lines = cumulative_cost.against_markdown(results).splitlines()
+    assert "(the variant, *recipe*, retrains after rounds of [1500, 78500]" in lines[0]
+    assert lines[2] == "| world | oracle | variant | vw --epsilon 0.1 | vw --bag 5 | variant vs VW's best |"
+    assert lines[4:] == [
+        "| 1 | 20.00% | 11.00% | 10.00% | 9.00% | +10.0% |",  # against the better VW setting of the world
+        "| 2 | 20.00% | 8.00% | 7.00% | 10.00% | -20.0% |",
+        "| mean | 20.00% | 9.50% | 8.50% | 9.50% | +0.0% |",  # means, then the mean variant over the best mean
+    ]
+
+
+def test_the_readme_against_table_is_the_committed_recipe_against_vw() -> None:
+    results = json.loads(cumulative_cost.AGAINST_RESULTS.read_text())
+    readme = README.read_text()
+    assert cumulative_cost.rewrite_against(readme, results) == readme, (
+        f"run python -m devstack.cumulative_cost --against {results['variant']!r} --docs-only"
+    )
+    assert results["variant"] == CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT
+    assert [world["seed"] for world in results["worlds"]] == list(range(1, 11))
