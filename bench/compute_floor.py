@@ -5,12 +5,13 @@ with the same hash (blake2b, 64 bits, no cache: 13 per candidate, into the same 
 logistic-regression ONNX graph over them and takes the top 3 by expected value. This is the floor as
 issue 13 defines it (its 0.15 ms at 50 candidates is this work): it caches nothing between requests,
 where Decide hashes the ad fields once per catalog load. Decide's figures are reported as ratios to it,
-interleaved with them: at each candidate count the floor, ``service.decide`` (1a's fakes), the full handler
-and VW's predict (figure 5's) run in alternating blocks of calls, so the machine's load, which on shared
-cores changes from one minute to the next, weighs on each of them alike.
-"""
+interleaved with them: at each candidate count the floor, ``service.decide`` (1a's fakes), the full handler,
+our score path (figure 2's) and VW's predict (figure 5's) run in alternating blocks of calls, so the machine's
+load, which on shared cores changes from one minute to the next, weighs on each of them alike; the score path
+and Decide are compared with VW from these samples."""
 
 import hashlib
+import random
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from vowpalwabbit import Workspace
 from bench import catalogs, vw_peer
 from bench.decide_latency import BASE_URL, MAX_ADS, SIZES, fake_service, load_model, quiet_stdout
 from bench.handler import check_response, inject_service, lambda_context, load_module
+from bench.onnx_scoring import ScorePath, ad_columns
 from bench.stats import iterations_for, measure_interleaved
 
 HASH_BITS = DEFAULT_SPEC.hash_bits
@@ -115,7 +117,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     workspace = Workspace(vw_peer.VW_ARGS)
     results: dict[str, Any] = {
         "model": "logistic regression: Gather, ReduceSum, Add, Sigmoid",
-        "interleaved_with": ["service_decide", "full_handler", "vw_predict"],
+        "interleaved_with": ["service_decide", "full_handler", "score_path", "vw_predict"],
         "sizes": {},
     }
     try:
@@ -127,6 +129,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             wiring = fake_service(size, model, encoder)
             inject_service(module, wiring.service)
             lines = [vw_peer.action_line(c) for c in catalogs.campaigns(size)]
+            score_path = ScorePath(model, encoder, request, *ad_columns(size, model, encoder), random.Random(3))
             iterations = iterations_for(size, 1000, quick)
             with quiet_stdout():
                 check_response(module.lambda_handler(event, context), MAX_ADS)
@@ -135,6 +138,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                         "floor": partial(floor.decide, body),
                         "service_decide": partial(wiring.service.decide, request, BASE_URL),
                         "full_handler": partial(module.lambda_handler, event, context),
+                        "score_path": score_path,
                         "vw_predict": partial(vw_peer.decide_vw, workspace, request, lines),
                     },
                     iterations,
