@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3
@@ -59,22 +59,32 @@ from adserve.training.progress import Progress
 from adserve.training.simulation import World, bayes_auc
 from adserve.training.trainer import TrainerConfig
 
+from bench import environment
 from devstack.demo_report import (
     Check,
     DemoResult,
     Phase,
     RetrainStep,
+    StackLoad,
     acceptance,
     off_policy_of,
+    rewrite_run,
+    run_markdown,
     table,
     write_outputs,
 )
+from devstack.generated_tables import publish
 from devstack.lambda_runtime import MetricsListener
 from devstack.simulated_logs import CONSENTING, NOT_CONSENTING, consent_draws, served_view
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 
+if TYPE_CHECKING:
+    from adserve.training.retraining import RetrainResult
+
 __all__ = ["DemoConfig", "main", "run_demo"]
 
+DEMO_RUN = Path(__file__).resolve().parent.parent / "bench" / "results" / "demo_run.json"
+"""The summary of the full ``make demo`` README's demo-run table is rendered from (``--publish``)."""
 DEMO_SEED = 7  # the bootstrap model's world is World(seed=20240601)
 ID_PREFIX = "demo-"
 PLACEMENTS = [
@@ -319,10 +329,6 @@ class Traffic:
     consent_share: float = 1.0
     """The chance a listener consents to personalisation (the others are served contextually)."""
     workers: int = DECISION_WORKERS
-    last_run: tuple[int, float, Mapping[str, float]] = (0, 0.0, {})
-    """The last run's decisions, wall-clock seconds and the stack's CPU seconds by process (see ``cost``)."""
-    last_paused: float = 0.0
-    """Seconds the last run's traffic waited for Record to drain the queue (``QUEUE_HIGH_WATER``)."""
 
     def __post_init__(self) -> None:
         # One client for the queue-depth checks (every QUEUE_CHECK_EVERY decisions, every 50 ms while paused):
@@ -396,7 +402,6 @@ class Traffic:
         self.flush()
         progress.finish()
         used = {part: seconds - cpu.get(part, 0.0) for part, seconds in self.stack.cpu_seconds().items()}
-        self.last_run, self.last_paused = (n, time.monotonic() - wall, used), paused
         return Phase(
             name,
             n,
@@ -404,21 +409,7 @@ class Traffic:
             float(np.mean(true_probs)) if true_probs else 0.0,
             through_stack=True,
             model_version=", ".join(sorted(versions)),
-        )
-
-    def cost(self, demo_started: float) -> str:
-        """The last run's decisions per second and CPU per decision of the whole stack and of each of its
-        processes (this one: the traffic, Decide, the pollers; moto's; Track's and Record's): the rate moves with
-        the machine's other load, the CPU per decision with the work a decision costs, so the CPU figures staying
-        flat from round to round say the stack does not slow down as its state grows, and which process would; the
-        time paused says whether Record kept up."""
-        decisions, wall, cpu = self.last_run
-        per_decision = {part: seconds * 1000 / max(decisions, 1) for part, seconds in cpu.items()}
-        parts = ", ".join(f"{part} {milliseconds:.2f}" for part, milliseconds in per_decision.items())
-        return (
-            f"({time.monotonic() - demo_started:.0f} s; {decisions / max(wall, 1e-9):,.0f} decisions/s this round, "
-            f"{sum(per_decision.values()):.1f} ms CPU per decision: {parts}; "
-            f"{self.last_paused:.0f} s paused for Record)"
+            load=StackLoad(time.monotonic() - wall, used, paused),
         )
 
     def report(self, event_type: str, ad: Mapping[str, Any]) -> None:
@@ -610,6 +601,53 @@ def wait_for_version(traffic: Traffic, version: str, timeout: float = 60.0) -> f
     raise TimeoutError(f"Decide still does not serve {version} after {timeout:.0f} s")
 
 
+def retrain_round(
+    logs: S3LogStore,
+    models: S3ModelStore,
+    config: DemoConfig,
+    *,
+    window: tuple[datetime, datetime],
+    work_dir: Path,
+    fallback_model_dir: Path,
+    progress: Progress,
+) -> tuple[RetrainResult, float]:
+    """One of the demo's retrains on the decisions of ``window``, and its wall time: through the deployed Retrain's
+    reader (``wiring.retrain``), each partition's objects fetched concurrently. Called once the stack exported the
+    functions' environment (see ``run_demo``)."""
+    from adserve.training.retraining import RetrainRequest, retrain  # noqa: PLC0415
+
+    started = time.monotonic()
+    with PrefetchingReader(logs) as reader:
+        outcome = retrain(
+            reader,
+            models,
+            RetrainRequest(
+                start=window[0],
+                end=window[1],
+                as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
+                reward_window=REWARD_WINDOW,
+                examples_from=config.examples_from,
+                trainer=config.trainer,
+                updated_by="make demo",
+            ),
+            work_dir=work_dir,
+            fallback_model_dir=fallback_model_dir,
+            progress=progress,
+        )
+    return outcome, time.monotonic() - started
+
+
+def cost_line(phase: Phase, demo_started: float) -> str:
+    """A phase's line in the demo's output: the time so far, then ``Phase.cost``'s rate, CPU by process and pause."""
+    cost = phase.cost()
+    parts = ", ".join(f"{part} {milliseconds:.2f}" for part, milliseconds in cost["cpu_ms_per_decision"].items())
+    return (
+        f"({time.monotonic() - demo_started:.0f} s; {cost['decisions_per_second']:,.0f} decisions/s this round, "
+        f"{sum(cost['cpu_ms_per_decision'].values()):.1f} ms CPU per decision: {parts}; "
+        f"{cost['paused_for_record_seconds']:.0f} s paused for Record)"
+    )
+
+
 def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Check], dict[str, Path]]:
     started = time.monotonic()
     world = config.world()
@@ -625,7 +663,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             store.put(campaign)
         # Imported once the stack exported the functions' environment: adserve.core.observability builds
         # Powertools' Metrics at import, from POWERTOOLS_METRICS_NAMESPACE among others.
-        from adserve.training.retraining import RetrainRequest, promote, retrain  # noqa: PLC0415
+        from adserve.training.retraining import promote  # noqa: PLC0415
 
         ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
         traffic = Traffic(stack, world, rng, ads_by_id, play_rate=config.play_rate, consent_share=config.consent_share)
@@ -641,26 +679,17 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             phase = traffic.run(name, decisions, progress, logged)
             traffic_end = datetime.now(UTC)  # not after the drain: an idle tail would be all holdout
             phases.append(phase)
-            say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  {traffic.cost(started)}")
+            say(f"  {phase.name}: {phase.decisions:,} decisions, CTR {phase.ctr:.4f}  {cost_line(phase, started)}")
             traffic.wait_for_queue(0)
-            # Through the deployed Retrain's reader (wiring.retrain): each partition's objects fetched concurrently.
-            with PrefetchingReader(logs) as reader:
-                outcome = retrain(
-                    reader,
-                    models,
-                    RetrainRequest(
-                        start=logs_from,
-                        end=traffic_end,
-                        as_of=datetime.now(UTC) + REWARD_WINDOW,  # the queue is drained: every outcome is logged
-                        reward_window=REWARD_WINDOW,
-                        examples_from=config.examples_from,
-                        trainer=config.trainer,
-                        updated_by="make demo",
-                    ),
-                    work_dir=Path(work_dir) / f"retrain-{number}",
-                    fallback_model_dir=Path(stack.env["MODEL_DIR"]),
-                    progress=progress,
-                )
+            outcome, retrain_seconds = retrain_round(
+                logs,
+                models,
+                config,
+                window=(logs_from, traffic_end),
+                work_dir=Path(work_dir) / f"retrain-{number}",
+                fallback_model_dir=Path(stack.env["MODEL_DIR"]),
+                progress=progress,
+            )
             say(f"  retrain {number}: {outcome.message}  ({time.monotonic() - started:.0f} s)")
             if outcome.table:
                 say(outcome.table)
@@ -671,10 +700,12 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
                 say(f"  promoted {outcome.version} by hand for the demo")
             swap = wait_for_version(traffic, outcome.version)
             say(f"  Decide serves {outcome.version} {swap * 1000:.0f} ms after promotion (hot swap, no restart)")
-            steps.append(retrain_step(outcome.version, outcome.manifest, outcome.dataset, swap, logged))
+            steps.append(
+                retrain_step(outcome.version, outcome.manifest, outcome.dataset, swap, logged, seconds=retrain_seconds)
+            )
         retrained = traffic.run("retrained model (fresh traffic)", config.eval_decisions, progress)
         phases.append(retrained)
-        say(f"  {retrained.name}: {retrained.decisions:,} decisions  {traffic.cost(started)}")
+        say(f"  {retrained.name}: {retrained.decisions:,} decisions  {cost_line(retrained, started)}")
         traffic.wait_for_queue(0)
     phases.append(offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng))
     phases.append(offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng))
@@ -728,7 +759,13 @@ def _share(text: str) -> float:
 
 
 def retrain_step(
-    version: str, manifest: Mapping[str, Any], dataset: Mapping[str, int], swap_seconds: float, logged: LoggedTruth
+    version: str,
+    manifest: Mapping[str, Any],
+    dataset: Mapping[str, int],
+    swap_seconds: float,
+    logged: LoggedTruth,
+    *,
+    seconds: float,
 ) -> RetrainStep:
     """What one retrain learned from and how it scored, with the Bayes AUC of the same holdout decisions."""
     holdout_start = datetime.fromisoformat(manifest["training_window"]["holdout_start"])
@@ -739,6 +776,7 @@ def retrain_step(
         bayes_auc=logged.bayes_auc_since(holdout_start),
         off_policy=off_policy_of(manifest),
         swap_seconds=round(swap_seconds, 3),
+        seconds=round(seconds, 1),
     )
 
 
@@ -758,6 +796,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--play-rate", type=float, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--seed", type=int, help="the simulated world's seed")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"also write the summary, with the machine, to bench/results/{DEMO_RUN.name} and README's demo-run table",
+    )
     parser.add_argument(
         "--consent-share",
         type=_share,
@@ -787,6 +830,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, path in paths.items():
         print(f"{name}: {path.resolve()}")  # noqa: T201
     print(f"total time: {result.total_seconds:.0f} s")  # noqa: T201
+    if args.publish:
+        published = json.loads(paths["summary"].read_text()) | {"machine": environment.describe()}
+        print(run_markdown(publish(published, DEMO_RUN, rewrite_run)))  # noqa: T201
     return 0
 
 

@@ -8,7 +8,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "DemoResult", "Phase", "RetrainStep", "acceptance", "off_policy_of", "table", "write_outputs"]
+from devstack.generated_tables import rewrite_region
+
+__all__ = [
+    "Check",
+    "DemoResult",
+    "Phase",
+    "RetrainStep",
+    "StackLoad",
+    "acceptance",
+    "off_policy_of",
+    "rewrite_run",
+    "run_markdown",
+    "table",
+    "write_outputs",
+]
+
+
+@dataclass(frozen=True)
+class StackLoad:
+    """What one phase of traffic through the local stack took: its wall time, the CPU of each of the stack's
+    processes (the demo's own, with Decide and the pollers; moto's; Track's; Record's) and the time the traffic
+    paused for Record to drain the queue."""
+
+    seconds: float
+    cpu_seconds: dict[str, float]
+    paused_seconds: float
 
 
 @dataclass(frozen=True)
@@ -22,10 +47,26 @@ class Phase:
     """Mean true click probability of the shown ads: the same rate without the Bernoulli noise of the clicks."""
     through_stack: bool
     model_version: str | None = None
+    load: StackLoad | None = None
+    """Set for the phases served through the stack."""
 
     @property
     def ctr(self) -> float:
         return self.clicks / self.decisions if self.decisions else 0.0
+
+    def cost(self) -> dict[str, Any]:
+        """Decisions per second and CPU per decision by process: the rate moves with the machine's other load, the
+        CPU per decision with the work a decision costs, so CPU that stays flat from phase to phase says the stack
+        does not slow down as its state grows (and which process would)."""
+        if self.load is None:
+            return {}
+        per_decision = {part: round(s * 1000 / max(self.decisions, 1), 2) for part, s in self.load.cpu_seconds.items()}
+        return {
+            "seconds": round(self.load.seconds, 1),
+            "decisions_per_second": round(self.decisions / max(self.load.seconds, 1e-9), 1),
+            "cpu_ms_per_decision": per_decision,
+            "paused_for_record_seconds": round(self.load.paused_seconds, 1),
+        }
 
 
 @dataclass(frozen=True)
@@ -47,6 +88,8 @@ class RetrainStep:
     off_policy: dict[str, float | None]
     """IPS, SNIPS and DR estimates of this model's policy from its holdout decisions."""
     swap_seconds: float
+    seconds: float
+    """The retrain's wall time: reading the logs, building the dataset, training, evaluating, publishing."""
 
 
 @dataclass
@@ -132,6 +175,7 @@ def summary(result: DemoResult, checks: list[Check]) -> dict[str, Any]:
                 "through_stack": phase.through_stack,
                 "model_version": phase.model_version,
             }
+            | phase.cost()
             for phase in result.phases
         ],
         "holdout_auc": result.holdout_auc,
@@ -221,3 +265,33 @@ def write_outputs(result: DemoResult, checks: list[Check], out_dir: Path) -> dic
     paths["report"].write_text(_markdown(result, checks))
     paths["summary"].write_text(json.dumps(summary(result, checks), indent=2) + "\n")
     return paths
+
+
+def run_markdown(results: Mapping[str, Any]) -> str:
+    """README's ``demo-run`` region: how long one full ``make demo`` took where, phase by phase, from its summary."""
+    machine = results["machine"]
+    retrains = ", ".join(f"{step['seconds']:.0f}" for step in results["retrains"])
+    passed = sum(check["passed"] for check in results["acceptance"])
+    lines = [
+        f"One `make demo` (`python -m devstack.demo --publish`) at commit {machine['git_commit']} on "
+        f"{machine['date'][:10]}, {machine['cpu_model']}, {machine['cores']} cores: {results['total_seconds']:,.0f} s "
+        f"in all, of which the retrains {retrains} s; {passed} of {len(results['acceptance'])} checks passed.",
+        "",
+        "| phase | decisions | decisions/s | CPU ms per decision, by process | paused for Record |",
+        "|---|---:|---:|---|---:|",
+    ]
+    for phase in results["phases"]:
+        if "cpu_ms_per_decision" not in phase:
+            continue
+        parts = phase["cpu_ms_per_decision"]
+        by_process = f"{sum(parts.values()):.1f}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in parts.items())
+        lines.append(
+            f"| {phase['name']} | {phase['decisions']:,} | {phase['decisions_per_second']:,.0f} | {by_process} "
+            f"| {phase['paused_for_record_seconds']:.0f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def rewrite_run(text: str, results: Mapping[str, Any]) -> str:
+    """``text`` with its demo-run region rendered from ``results``; an error if it has no such region."""
+    return rewrite_region(text, "demo-run", run_markdown(results))

@@ -70,10 +70,14 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
         decisions = list(read_decisions(logs, started - timedelta(hours=1), ended, decision_stats))
         outcomes = list(read_outcomes(logs, started - timedelta(hours=1), ended, outcome_stats))
     assert phase.decisions == DECISIONS
-    _, _, cpu = traffic.last_run  # the round's CPU by process, which the demo prints per decision
+    assert phase.load is not None  # the round's CPU by process, which the demo prints and summarises per decision
+    cpu = phase.load.cpu_seconds
     assert set(cpu) == {"stack", "moto", "DecideFunction", "TrackFunction", "RecordFunction"}
     assert all(seconds > 0 for seconds in cpu.values())
-    assert 0.0 <= traffic.last_paused < traffic.last_run[1]
+    assert 0.0 <= phase.load.paused_seconds < phase.load.seconds
+    cost = phase.cost()
+    assert cost["decisions_per_second"] == round(DECISIONS / phase.load.seconds, 1)
+    assert cost["cpu_ms_per_decision"] == {part: round(s * 1000 / DECISIONS, 2) for part, s in cpu.items()}
     lost = counts.totals[MetricName.DECISION_LOG_FAILURES]
     # Every decision not reported lost is logged; one reported lost may still be, if only the send's answer was late
     assert DECISIONS - lost <= len(decisions) <= DECISIONS
