@@ -67,6 +67,7 @@ from devstack.demo_report import (
     RetrainStep,
     StackLoad,
     acceptance,
+    cpu_by_process,
     off_policy_of,
     rewrite_run,
     run_markdown,
@@ -640,10 +641,9 @@ def retrain_round(
 def cost_line(phase: Phase, demo_started: float) -> str:
     """A phase's line in the demo's output: the time so far, then ``Phase.cost``'s rate, CPU by process and pause."""
     cost = phase.cost()
-    parts = ", ".join(f"{part} {milliseconds:.2f}" for part, milliseconds in cost["cpu_ms_per_decision"].items())
     return (
         f"({time.monotonic() - demo_started:.0f} s; {cost['decisions_per_second']:,.0f} decisions/s this round, "
-        f"{sum(cost['cpu_ms_per_decision'].values()):.1f} ms CPU per decision: {parts}; "
+        f"CPU ms per decision {cpu_by_process(cost['cpu_ms_per_decision'])}; "
         f"{cost['paused_for_record_seconds']:.0f} s paused for Record)"
     )
 

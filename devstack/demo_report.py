@@ -17,6 +17,7 @@ __all__ = [
     "RetrainStep",
     "StackLoad",
     "acceptance",
+    "cpu_by_process",
     "off_policy_of",
     "rewrite_run",
     "run_markdown",
@@ -267,6 +268,12 @@ def write_outputs(result: DemoResult, checks: list[Check], out_dir: Path) -> dic
     return paths
 
 
+def cpu_by_process(cpu_ms_per_decision: Mapping[str, float]) -> str:
+    """``Phase.cost``'s CPU per decision as the demo prints and README tabulates it: the total, then each process."""
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu_ms_per_decision.items())
+    return f"{sum(cpu_ms_per_decision.values()):.1f}: {parts}"
+
+
 def run_markdown(results: Mapping[str, Any]) -> str:
     """README's ``demo-run`` region: how long one full ``make demo`` took where, phase by phase, from its summary."""
     machine = results["machine"]
@@ -283,10 +290,9 @@ def run_markdown(results: Mapping[str, Any]) -> str:
     for phase in results["phases"]:
         if "cpu_ms_per_decision" not in phase:
             continue
-        parts = phase["cpu_ms_per_decision"]
-        by_process = f"{sum(parts.values()):.1f}: " + ", ".join(f"{name} {ms:.2f}" for name, ms in parts.items())
         lines.append(
-            f"| {phase['name']} | {phase['decisions']:,} | {phase['decisions_per_second']:,.0f} | {by_process} "
+            f"| {phase['name']} | {phase['decisions']:,} | {phase['decisions_per_second']:,.0f} "
+            f"| {cpu_by_process(phase['cpu_ms_per_decision'])} "
             f"| {phase['paused_for_record_seconds']:.0f} s |"
         )
     return "\n".join(lines) + "\n"
