@@ -1,6 +1,7 @@
 """``make demo``: the whole retraining loop on the local stack, driven by simulated listeners.
 
     python -m devstack.demo [--quick] [--out demo-output] [--rounds 30000,25000,25000] [--seed 7] [--consent-share 1]
+    python -m devstack.demo --publish     # also bench/results/demo_run.json and README's demo-run table
 
 1. A simulated world (``adserve.training.simulation.World``) with a seed other than the bootstrap model's: its
    campaigns (one campaign per world campaign, its ads as creatives, category and format from the world,
