@@ -300,6 +300,7 @@ committed 10-world sweep after the fix: 91.7% of the oracle, +30.2% over epsilon
 points below the same variant with every retrained model serving (92.6%, +35.3%): a retrained model serves only
 once its estimate beats the champion's by the rule's 2%, so some rounds are served by an older model."""
 
+REFIT_TRAINER = dataclasses.replace(DemoConfig().trainer, refit_on_all=True)
 REFIT_VARIANT = "squarecb, heard ads, refit on all"
 """SquareCB from heard ads, each retrain serving its recipe refitted on every row (``TrainerConfig.refit_on_all``):
 README's ``refit-on-all`` table (``--region refit-on-all``) sets it beside the same variant without the refit, both
@@ -343,9 +344,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     REFIT_VARIANT: {
         "policy": "squarecb",
         "examples_from": "impressions",
-        "trainer": dataclasses.replace(DemoConfig().trainer, refit_on_all=True),
+        "trainer": REFIT_TRAINER,
     },
-    CAPPED_REFIT_VARIANT: CAPPED_SETTINGS | {"trainer": dataclasses.replace(DemoConfig().trainer, refit_on_all=True)},
+    CAPPED_REFIT_VARIANT: CAPPED_SETTINGS | {"trainer": REFIT_TRAINER},
     CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT: CAPPED_SETTINGS
     | {"trainer": dataclasses.replace(WITH_LISTENER_PAIRS_TRAINER, refit_on_all=True)},
 }
