@@ -145,6 +145,10 @@ class DemoConfig:
     gated: bool = False
     """Offline replays (``demo_sweep``): True, a round is served by the model Retrain's promotion rule left as
     champion, as Decide serves it; False, by every retrained model, promoted or not."""
+    weekday: str | None = None
+    """Offline replays: the day of week (``"0"`` Monday to ``"6"``) every listener is served on; None, the clock's,
+    as the stack's Decide serves the live demo. A world's replay depends on it (``day_of_week`` is a model input),
+    so a replay run on another day is another draw unless the day is fixed."""
     seed: int = DEMO_SEED
     n_advertisers: int = 8
     campaigns_per_advertiser: int = 1
@@ -218,15 +222,16 @@ def campaigns_of(world: World) -> list[Campaign]:
     ]
 
 
-def server_weekday() -> str:
-    """The day of week Decide puts on every listener: its clock's, not the request's."""
-    return str(datetime.now(UTC).weekday())
+def server_weekday(fixed: str | None = None) -> str:
+    """The day of week Decide puts on every listener: its clock's, not the request's (*fixed* instead, when given:
+    ``DemoConfig.weekday``)."""
+    return str(datetime.now(UTC).weekday()) if fixed is None else fixed
 
 
-def fresh_listeners(world: World, n: int, rng: np.random.Generator) -> list[dict[str, str]]:
-    """Listeners from the world's audience, on the day Decide would see them."""
-    weekday = server_weekday()
-    return [listener | {"day_of_week": weekday} for listener in world.sample_listeners(n, rng)]
+def fresh_listeners(world: World, n: int, rng: np.random.Generator, weekday: str | None = None) -> list[dict[str, str]]:
+    """Listeners from the world's audience, on the day Decide would see them (``server_weekday(weekday)``)."""
+    day = server_weekday(weekday)
+    return [listener | {"day_of_week": day} for listener in world.sample_listeners(n, rng)]
 
 
 def true_ctr_by_ad(
@@ -492,6 +497,7 @@ def offline_phase(
     *,
     scorer: Scorer | None = None,
     consent_share: float | None = None,
+    weekday: str | None = None,
 ) -> Phase:
     """The serving policy (``policy``, max_ads=1) on fresh listeners, without the stack.
 
@@ -499,8 +505,9 @@ def offline_phase(
     1 is the random policy, at 0 the greedy one. Clicks are drawn from the true probabilities of the shown ads.
     With ``consent_share``, the scorer sees each listener as Decide would serve it (``served_view``: only the
     contextual fields of a listener not consenting, or a minor); the oracle always sees the whole listener.
+    The listeners are served on ``server_weekday(weekday)``.
     """
-    listeners = fresh_listeners(world, n, rng)
+    listeners = fresh_listeners(world, n, rng, weekday)
     ads = list(world.ads)
     pairs = ([listener for listener in listeners for _ in ads], ads * n)
     truth = world.click_probabilities(*pairs).reshape(n, len(ads))

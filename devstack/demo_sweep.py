@@ -4,6 +4,7 @@
     python -m devstack.demo_sweep --docs-only     # only rewrite README's table from the results file
     python -m devstack.demo_sweep --variants V --keep-others     # replay V again, keep the others' runs
     python -m devstack.demo_sweep --checks --variants V W     # how often each of the demo's checks passes
+    python -m devstack.demo_sweep --weekdays 2-5     # every world on Wednesday to Saturday: 4 draws of each world
 
 One ``make demo`` is one draw: a world, a few thousand clicks, one holdout. Whether its settings
 (``DemoConfig``) make the acceptance checks likely, rather than lucky, shows only over many worlds, and the
@@ -33,7 +34,10 @@ acceptance check and variant, in how many worlds it passes and which it misses.
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
 the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
 of its logging traffic. Like Decide, it gives every listener today's day of week: the world's click
-probabilities depend on it, so logs of other days would describe another audience than the one measured.
+probabilities depend on it, so logs of other days would describe another audience than the one measured. A table
+replayed on another day is therefore another draw of the same worlds; ``--weekdays`` fixes the day
+(``DemoConfig.weekday``) and replays each world on each day given, so a table can be replayed on any day and a
+difference between variants can be told from the draw over more than ten replays.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ def round_traffic(
         outcome_delay=timedelta(seconds=5),
         complete_rate=0.0,
         value_cpm=VALUE_CPM,
-        day_of_week=server_weekday(),
+        day_of_week=server_weekday(config.weekday),
         seed=config.seed * 100 + number,
         consent_share=config.consent_share,
     )
@@ -165,14 +169,15 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     n = config.eval_decisions
     share = config.consent_share
+    phase = partial(offline_phase, world, weekday=config.weekday)
     phases = [
-        offline_phase(world, "bootstrap model", n, exploration, rng, scorer=bootstrap, consent_share=share),
-        offline_phase(world, "retrained model", n, exploration, rng, scorer=retrained, consent_share=share),
-        offline_phase(world, "oracle (true probabilities)", config.offline_decisions, exploration, rng),
-        offline_phase(world, "random", config.offline_decisions, EpsilonGreedy(1.0), rng),
+        phase("bootstrap model", n, exploration, rng, scorer=bootstrap, consent_share=share),
+        phase("retrained model", n, exploration, rng, scorer=retrained, consent_share=share),
+        phase("oracle (true probabilities)", config.offline_decisions, exploration, rng),
+        phase("random", config.offline_decisions, EpsilonGreedy(1.0), rng),
     ]
-    greedy_model = offline_phase(world, "retrained greedy", n, GREEDY, rng, scorer=retrained, consent_share=share)
-    greedy_oracle = offline_phase(world, "oracle greedy", config.offline_decisions, GREEDY, rng)
+    greedy_model = phase("retrained greedy", n, GREEDY, rng, scorer=retrained, consent_share=share)
+    greedy_oracle = phase("oracle greedy", config.offline_decisions, GREEDY, rng)
     result = DemoResult(
         phases=phases,
         holdout_auc=manifest["holdout_auc"],
@@ -187,6 +192,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     snips_se = standard_errors["snips"]
     return {
         "seed": seed,
+        "weekday": config.weekday,
         "greedy_over_oracle": round(greedy_model.expected_ctr / greedy_oracle.expected_ctr, 5),
         "greedy_click_rate": round(greedy_model.expected_ctr, 5),
         "oracle_click_rate": round(greedy_oracle.expected_ctr, 5),
@@ -370,21 +376,22 @@ COLUMNS = {
 }
 
 
-def _replay_variant(config: DemoConfig, variant: str, seed: int) -> dict[str, Any]:
-    return {"variant": variant} | replay(dataclasses.replace(config, **VARIANTS[variant]), seed)
+def _replay_variant(config: DemoConfig, variant: str, seed: int, weekday: str | None = None) -> dict[str, Any]:
+    return {"variant": variant} | replay(dataclasses.replace(config, **VARIANTS[variant], weekday=weekday), seed)
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | str]]:
-    """Per variant: the mean of each column over worlds, and how many worlds meet the SNIPS goal.
+    """Per variant: the mean of each column over its replays, and how many meet the SNIPS goal.
 
-    ``run_vs_baseline`` is the mean over worlds of each world's run click rate over ``BASELINE``'s in that world.
+    ``run_vs_baseline`` is the mean over replays of each one's run click rate over ``BASELINE``'s in the same world
+    on the same day.
     """
-    baseline = {run["seed"]: run["run_click_rate"] for run in runs if run["variant"] == BASELINE}
+    baseline = {_draw(run): run["run_click_rate"] for run in runs if run["variant"] == BASELINE}
     summary: dict[str, dict[str, float | str]] = {}
     for variant in dict.fromkeys(run["variant"] for run in runs):
         mine = [
-            dict(run) | {"run_vs_baseline": run["run_click_rate"] / baseline[run["seed"]] - 1.0}
-            if run["seed"] in baseline
+            dict(run) | {"run_vs_baseline": run["run_click_rate"] / baseline[_draw(run)] - 1.0}
+            if _draw(run) in baseline
             else dict(run) | {"run_vs_baseline": None}
             for run in runs
             if run["variant"] == variant
@@ -403,6 +410,30 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | 
     return summary
 
 
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def weekday_range(text: str) -> list[str]:
+    """``4`` or ``2-5`` (0 is Monday), for ``--weekdays``: ``DemoConfig.weekday`` of each replay."""
+    days = seed_range(text)
+    if not all(0 <= day < len(WEEKDAYS) for day in days):
+        raise argparse.ArgumentTypeError(f"expected days of week from 0 (Monday) to 6, got {text!r}")
+    return [str(day) for day in days]
+
+
+def _draw(run: Mapping[str, Any]) -> tuple[int, str | None]:
+    """A replay's world and day of week (None: the clock's, in results from before ``--weekdays``)."""
+    return run["seed"], run.get("weekday")
+
+
+def _draws(runs: Sequence[Mapping[str, Any]]) -> str:
+    """What the replays cover: "10 worlds (1-10)", and the days of week when they were fixed."""
+    worlds = sorted({run["seed"] for run in runs})
+    days = sorted({day for run in runs if (day := run.get("weekday")) is not None})
+    text = f"{len(worlds)} worlds ({worlds[0]}-{worlds[-1]})"
+    return text + (f" x {len(days)} days of week ({', '.join(WEEKDAYS[int(day)] for day in days)})" if days else "")
+
+
 def _cell(column: str, value: float | str) -> str:
     if isinstance(value, str):
         return value
@@ -416,12 +447,11 @@ def _cell(column: str, value: float | str) -> str:
 
 
 def markdown(results: Mapping[str, Any]) -> str:
-    """README's table: one row per variant, means over the worlds it was replayed in."""
+    """README's table: one row per variant, means over the replays of it (worlds, and days when fixed)."""
     summary: Mapping[str, Mapping[str, Any]] = results["summary"]
     header = ["variant", *COLUMNS.values(), "SNIPS within 10%"]
-    worlds = sorted({run["seed"] for run in results["runs"]})
     lines = [
-        f"Offline, `python -m devstack.demo_sweep`: means over {len(worlds)} worlds ({worlds[0]}-{worlds[-1]}); "
+        f"Offline, `python -m devstack.demo_sweep`: means over {_draws(results['runs'])}; "
         f"settings {json.dumps(results['settings'])}.",
         "",
         "| " + " | ".join(header) + " |",
@@ -438,19 +468,18 @@ def checks_markdown(results: Mapping[str, Any]) -> str:
     runs: Sequence[Mapping[str, Any]] = results["runs"]
     variants = list(dict.fromkeys(run["variant"] for run in runs))
     checks = list(dict.fromkeys(check["name"] for run in runs for check in run["checks"]))
-    worlds = sorted({run["seed"] for run in runs})
 
     def passed(run: Mapping[str, Any], name: str) -> bool:
         return all(c["passed"] for c in run["checks"] if name in {c["name"], "all checks"})
 
     def cell(variant: str, name: str) -> str:
         mine = [run for run in runs if run["variant"] == variant]
-        missed = [str(run["seed"]) for run in mine if not passed(run, name)]
+        missed = [_world(run) for run in mine if not passed(run, name)]
         text = f"{len(mine) - len(missed)}/{len(mine)}"
         return text + (f" (missed: world{'s' if len(missed) > 1 else ''} {', '.join(missed)})" if missed else "")
 
     lines = [
-        f"Offline, `python -m devstack.demo_sweep --checks`: worlds {worlds[0]}-{worlds[-1]}; settings "
+        f"Offline, `python -m devstack.demo_sweep --checks`: {_draws(runs)}; settings "
         f"{json.dumps(results['settings'])}.",
         "",
         "| check | " + " | ".join(variants) + " |",
@@ -461,6 +490,12 @@ def checks_markdown(results: Mapping[str, Any]) -> str:
         means = [float(np.mean([run[column] for run in runs if run["variant"] == v])) for v in variants]
         lines.append(f"| {COLUMNS[column]}, mean | " + " | ".join(_cell(column, mean) for mean in means) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _world(run: Mapping[str, Any]) -> str:
+    """A replay's world, and its day of week when it was fixed: "7" or "7 (Sat)"."""
+    day = run.get("weekday")
+    return str(run["seed"]) if day is None else f"{run['seed']} ({WEEKDAYS[int(day)]})"
 
 
 def rewrite_checks(text: str, results: Mapping[str, Any]) -> str:
@@ -483,6 +518,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=seed_range, default=seed_range("1-10"), help="world seeds, e.g. 7 or 1-10")
     parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--weekdays",
+        type=weekday_range,
+        help="days of week (0 Monday to 6, e.g. 4 or 2-5) each world is replayed on, so a table can be replayed on "
+        "another day; default: the clock's, one day's draw",
+    )
     parser.add_argument(
         "--play-rate",
         type=float,
@@ -511,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] | None = None
     if not args.docs_only:
         kept = json.loads(out.read_text()) if args.keep_others else None
-        results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept)
+        results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept, weekdays=args.weekdays)
     table, rewrite_readme = (
         (checks_markdown, rewrite_checks) if args.checks else (markdown, partial(rewrite_region_with, args.region))
     )
@@ -527,9 +568,10 @@ def _sweep(
     out: Path,
     *,
     previous: Mapping[str, Any] | None = None,
+    weekdays: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     config = DemoConfig(play_rate=play_rate)
-    jobs = [(variant, seed) for seed in seeds for variant in variants]
+    jobs = [(variant, seed, day) for day in weekdays or (None,) for seed in seeds for variant in variants]
     settings = {
         "rounds": list(config.rounds),
         "growing_rounds": list(GROWING_ROUNDS),
@@ -538,7 +580,7 @@ def _sweep(
         "gamma": config.gamma,
         "play_rate": config.play_rate,
         "base_ctr": config.base_ctr,
-    }
+    } | ({"weekdays": list(weekdays)} if weekdays else {})
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = [] if previous is None else kept_runs(previous, settings, variants)
     started = time.perf_counter()
@@ -547,7 +589,7 @@ def _sweep(
             runs.append(run)
             verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
             columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items() if column in run)
-            print(f"seed {run['seed']:>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
+            print(f"seed {_world(run):>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
             # after every replay: a long sweep cut short still leaves results
             out.write_text(json.dumps(_results(settings, runs, started), indent=2) + "\n")
     return _results(settings, runs, started)

@@ -1,5 +1,6 @@
 """The offline replay of the demo: the same loop, measured against the world's truth, checked by the demo's rules."""
 
+import argparse
 import copy
 import dataclasses
 import json
@@ -9,6 +10,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from adserve.decisions.service import PolicySettings
 from adserve.models.ctr_model import CtrModel
@@ -17,7 +19,7 @@ from adserve.wiring.retrain import scheduled_request
 from adserve.wiring.settings import RetrainSettings
 
 from devstack import demo_sweep
-from devstack.demo import DemoConfig
+from devstack.demo import DemoConfig, fresh_listeners, server_weekday
 from devstack.demo_sweep import replay
 from devstack.generated_tables import README
 from devstack.simulated_logs import START
@@ -279,3 +281,49 @@ def test_a_gated_replay_serves_each_round_with_the_champion_the_promotion_rule_l
         serving.append(decisions if promoted else serving[-1])
     assert len(run["promoted"]) == 4
     assert run["round_exploration"] == pytest.approx([2.0 * n**0.5 for n in serving], abs=1e-3)
+
+
+def test_a_fixed_day_of_week_serves_every_round_and_every_fresh_listener_on_that_day() -> None:
+    # Given a replay fixed to Saturday and one on the clock's day
+    saturday, clock = DemoConfig(weekday="5"), DemoConfig()
+    world = saturday.world()
+    # When a round's traffic and the offline phases' listeners are made
+    traffic = demo_sweep.round_traffic(saturday, world, 2, 1_000, START)
+    listeners = fresh_listeners(world, 50, np.random.default_rng(1), saturday.weekday)
+    # Then both are on Saturday, whatever the clock says; unfixed, both take the clock's day as Decide does
+    assert traffic.day_of_week == "5"
+    assert {listener["day_of_week"] for listener in listeners} == {"5"}
+    today = str(datetime.now(UTC).weekday())
+    assert demo_sweep.round_traffic(clock, world, 2, 1_000, START).day_of_week in {today, server_weekday()}
+
+
+def test_weekdays_are_days_zero_to_six_and_each_replay_is_compared_with_the_baseline_of_its_world_and_day() -> None:
+    assert demo_sweep.weekday_range("2-5") == ["2", "3", "4", "5"]
+    with pytest.raises(argparse.ArgumentTypeError, match="0 \\(Monday\\) to 6"):
+        demo_sweep.weekday_range("5-7")
+
+    # Given one world replayed on Wednesday and Saturday, the baseline earning 5% and 10%
+    def run(variant: str, weekday: str, rate: float) -> dict[str, Any]:
+        return {
+            "variant": variant,
+            "seed": 1,
+            "weekday": weekday,
+            "run_click_rate": rate,
+            "greedy_over_oracle": 0.9,
+            "auc_gap": 0.01,
+            "snips_error": 0.05,
+            "dropped_no_impression": 0,
+            "checks": [{"name": "SNIPS", "passed": weekday == "2", "detail": ""}],
+        }
+
+    other = next(name for name in demo_sweep.VARIANTS if name != demo_sweep.BASELINE)
+    runs = [run(demo_sweep.BASELINE, "2", 0.05), run(demo_sweep.BASELINE, "5", 0.10)]
+    runs += [run(other, "2", 0.06), run(other, "5", 0.10)]
+    results = {"settings": {"weekdays": ["2", "5"]}, "runs": runs, "summary": demo_sweep.summarize(runs)}
+    # Then each day's lift is against that day's baseline (20% and 0%), and the tables say what was replayed
+    assert results["summary"][other]["run_vs_baseline"] == pytest.approx(0.10)
+    assert results["summary"][other]["worlds"] == 2
+    assert "means over 1 worlds (1-1) x 2 days of week (Wed, Sat);" in demo_sweep.markdown(results)
+    checks = demo_sweep.checks_markdown(results)
+    assert "1 worlds (1-1) x 2 days of week (Wed, Sat);" in checks
+    assert "| SNIPS | 1/2 (missed: world 1 (Sat)) | 1/2 (missed: world 1 (Sat)) |" in checks
