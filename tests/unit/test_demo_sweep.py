@@ -127,6 +127,15 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
             },
         ),
+        (
+            "recipe-days",
+            "recipe_days.json",
+            {
+                demo_sweep.BASELINE,
+                demo_sweep.CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
+                demo_sweep.WIDER_RECIPE_VARIANT,
+            },
+        ),
     ],
 )
 def test_the_readme_tables_of_variants_replayed_on_one_day_are_the_committed_results(
@@ -319,10 +328,11 @@ def test_weekdays_are_days_zero_to_six_and_each_replay_is_compared_with_the_base
     other = next(name for name in demo_sweep.VARIANTS if name != demo_sweep.BASELINE)
     runs = [run(demo_sweep.BASELINE, "2", 0.05), run(demo_sweep.BASELINE, "5", 0.10)]
     runs += [run(other, "2", 0.06), run(other, "5", 0.10)]
-    results = {"settings": {"weekdays": ["2", "5"]}, "runs": runs, "summary": demo_sweep.summarize(runs)}
+    summary = demo_sweep.summarize(runs)
+    results = {"settings": {"weekdays": ["2", "5"]}, "runs": runs, "summary": summary}
     # Then each day's lift is against that day's baseline (20% and 0%), and the tables say what was replayed
-    assert results["summary"][other]["run_vs_baseline"] == pytest.approx(0.10)
-    assert results["summary"][other]["worlds"] == 2
+    assert summary[other]["run_vs_baseline"] == pytest.approx(0.10)
+    assert summary[other]["worlds"] == 2
     assert "means over 1 worlds (1-1) x 2 days of week (Wed, Sat);" in demo_sweep.markdown(results)
     checks = demo_sweep.checks_markdown(results)
     assert "1 worlds (1-1) x 2 days of week (Wed, Sat);" in checks
