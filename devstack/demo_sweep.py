@@ -388,7 +388,7 @@ COLUMNS = {
 }
 
 
-def _replay_variant(config: DemoConfig, variant: str, seed: int, weekday: str | None = None) -> dict[str, Any]:
+def _replay_variant(config: DemoConfig, variant: str, seed: int, weekday: str | None) -> dict[str, Any]:
     return {"variant": variant} | replay(dataclasses.replace(config, **VARIANTS[variant], weekday=weekday), seed)
 
 
@@ -436,6 +436,12 @@ def weekday_range(text: str) -> list[str]:
 def _draw(run: Mapping[str, Any]) -> tuple[int, str | None]:
     """A replay's world and day of week (None: the clock's, in results from before ``--weekdays``)."""
     return run["seed"], run.get("weekday")
+
+
+def _world(run: Mapping[str, Any]) -> str:
+    """A replay's world, and its day of week when it was fixed: "7" or "7 (Sat)"."""
+    seed, day = _draw(run)
+    return str(seed) if day is None else f"{seed} ({WEEKDAYS[int(day)]})"
 
 
 def _draws(runs: Sequence[Mapping[str, Any]]) -> str:
@@ -502,12 +508,6 @@ def checks_markdown(results: Mapping[str, Any]) -> str:
         means = [float(np.mean([run[column] for run in runs if run["variant"] == v])) for v in variants]
         lines.append(f"| {COLUMNS[column]}, mean | " + " | ".join(_cell(column, mean) for mean in means) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _world(run: Mapping[str, Any]) -> str:
-    """A replay's world, and its day of week when it was fixed: "7" or "7 (Sat)"."""
-    day = run.get("weekday")
-    return str(run["seed"]) if day is None else f"{run['seed']} ({WEEKDAYS[int(day)]})"
 
 
 def rewrite_checks(text: str, results: Mapping[str, Any]) -> str:
