@@ -227,12 +227,14 @@ def test_the_cli_trains_lists_and_promotes(
     assert parse("train", *window, "--refit-on-all").refit_on_all is True
     assert parse("train", *window).refit_on_all is False
     # A real run, registered only
-    assert run_model_command(parse("train", *window, "--register-only", "--json"), logs=store, models=models) == 0
+    train = parse("train", *window, "--register-only", "--json", "--batch-size", "256")
+    assert run_model_command(train, logs=store, models=models) == 0
     out = capsys.readouterr().out
     assert "SNIPS" in out
     summary = json.loads(out[out.index("{") :])
     assert summary["status"] == "registered"
     version = summary["version"]
+    assert json.loads(models.files[version]["manifest.json"])["fit"]["batch_size"] == 256
     # Listed, then promoted by hand
     assert run_model_command(parse("models"), models=models) == 0
     assert version in capsys.readouterr().out
@@ -269,5 +271,11 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
         | {"TRAINING_L2_FACTORS_GRID": "1e-4, 1e-3"}
     )
     assert scheduled_request(grid, AS_OF).trainer.l2_factors_grid == (1e-4, 1e-3)
+    assert scheduled.trainer.fit.batch_size == 1024
+    batches = RetrainSettings.from_env(
+        {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+        | {"TRAINING_BATCH_SIZE": "128"}
+    )
+    assert scheduled_request(batches, AS_OF).trainer.fit.batch_size == 128
     ledger = frozenset({pseudonym("listener-erased")})
     assert scheduled_request(settings, AS_OF, ledger).dataset_config().erased == ledger

@@ -193,3 +193,8 @@ def test_onnx_export_of_a_model_with_unpaired_fields_matches_numpy() -> None:
 
     np.testing.assert_allclose(onnx_ctr, model.predict(indices[:500]), atol=1e-5)
     np.testing.assert_allclose(model.logits(indices[:50]), _brute_force_logits(model, indices[:50]), atol=1e-9)
+
+
+def test_a_batch_needs_a_row() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainingConfig(batch_size=0)

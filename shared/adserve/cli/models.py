@@ -2,6 +2,7 @@
 
     adserve train --from 2026-11-18T00 --to 2026-11-25T00 [--label click|complete] [--reward-window-hours 24]
                   [--weighting none|ips] [--pairs all|with_listener] [--l2-grid 1e-4 1e-3 ...] [--refit-on-all]
+                  [--batch-size 64]
                   [--promote|--register-only]
                   [--challenger-share 0.1]
     adserve promote VERSION [--challenger --share 0.2]
@@ -55,6 +56,7 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     train.add_argument(
         "--l2-grid", type=float, nargs="+", default=(), help="L2s on the factors to choose from on validation data"
     )
+    train.add_argument("--batch-size", type=int, default=1024, help="rows per Adagrad step of every fit")
     train.add_argument(
         "--refit-on-all",
         action="store_true",
@@ -166,6 +168,7 @@ def run_model_command(
 
 def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore") -> int:
     from adserve.training.evaluation import PromotionRule  # noqa: PLC0415
+    from adserve.training.factorization_machine import TrainingConfig  # noqa: PLC0415
     from adserve.training.prefetch import PrefetchingReader  # noqa: PLC0415
     from adserve.training.progress import Progress  # noqa: PLC0415
     from adserve.training.retraining import RetrainRequest, retrain  # noqa: PLC0415 - needs numpy training and onnx
@@ -186,6 +189,7 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
             pairs=arguments.pairs,
             l2_factors_grid=tuple(arguments.l2_grid),
             refit_on_all=arguments.refit_on_all,
+            fit=TrainingConfig(batch_size=arguments.batch_size),
         ),
         promotion=arguments.promotion,
         rule=PromotionRule(arguments.estimator, arguments.margin),

@@ -177,6 +177,7 @@ class TrainedModel:
     model: FactorizationMachine
     report: FitReport
     weighting: Weighting
+    batch_size: int
     seconds: float = 0.0
     l2_factors: float = 0.0
     """The L2 on the factors of ``model``: ``fit.l2_factors`` or the one ``l2_factors_grid`` chose."""
@@ -204,7 +205,8 @@ def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Pro
     l2, model, report = min(fits, key=lambda chosen: losses[chosen[0]])  # the first of equals
     seconds = (datetime.now(UTC) - started).total_seconds()
     progress.finish(f"trained {len(report.validation_log_loss)} epochs (kept {report.best_epoch}) in {seconds:.1f} s")
-    return TrainedModel(model, report, config.weighting, seconds, l2, losses if config.l2_factors_grid else {})
+    grid = losses if config.l2_factors_grid else {}
+    return TrainedModel(model, report, config.weighting, config.fit.batch_size, seconds, l2, grid)
 
 
 def refit_on_all(data: SplitData, spec: FeatureSpec, config: TrainerConfig, trained: TrainedModel) -> TrainedModel:
@@ -288,6 +290,7 @@ def write_model(
         "weighting": trained.weighting,
         "training_seconds": round(trained.seconds, 2),
         "l2_factors": trained.l2_factors,
+        "batch_size": trained.batch_size,
     }
     if trained.grid_log_loss:
         fit_details["l2_factors_grid"] = {f"{l2:g}": round(loss, 6) for l2, loss in trained.grid_log_loss.items()}

@@ -13,6 +13,7 @@ from adserve.dal.erasure_store import S3ErasureLedger
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.training.evaluation import PromotionRule
+from adserve.training.factorization_machine import TrainingConfig
 from adserve.training.prefetch import PrefetchingReader
 from adserve.training.retraining import RetrainRequest, RetrainResult, retrain
 from adserve.training.schedule import RetrainSchedule
@@ -34,6 +35,7 @@ def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozense
             pairs=settings.training_pairs,
             refit_on_all=settings.training_refit_on_all,
             l2_factors_grid=settings.training_l2_factors_grid,
+            fit=TrainingConfig(batch_size=settings.training_batch_size),
         ),
         rule=PromotionRule(settings.promotion_estimator, settings.promotion_margin),
         challenger_share=settings.challenger_share,

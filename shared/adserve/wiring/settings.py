@@ -199,6 +199,9 @@ class RetrainSettings(EnvironmentSettings):
         description="L2s on the factors to choose from by validation log loss, a fit each (e.g. 1e-4,1e-3); "
         "empty: the trainer's one default (TrainerConfig.l2_factors_grid).",
     )
+    training_batch_size: int = Field(
+        default=1024, ge=1, le=65536, description="Rows per Adagrad step of every fit (TrainingConfig.batch_size)."
+    )
     min_rows: int = Field(default=1000, ge=1)
     min_positives: int = Field(default=20, ge=1)
     promotion_estimator: Literal["ips", "snips", "dr"] = "snips"
