@@ -8,8 +8,8 @@
 ``--against`` compares one of ``demo_sweep.VARIANTS`` with VW on the streams of that variant's rounds (a stream
 depends on the rounds: each round draws from a seed of its own), round by round, at the sweep's play rate
 (``demo_sweep.PLAY_RATE``); it writes ``--out`` (default ``bench/results/vw_against.json``, committed for the
-recipe of README's "The recipe closest to the oracle") and rewrites README's ``vw-against`` table from it
-(``--against VARIANT --docs-only`` only rewrites the table).
+recipe of README's "The recipe closest to the oracle") and rewrites README's ``--region`` table from it
+(``vw-against`` by default; ``--against VARIANT --docs-only`` only rewrites the table).
 
 A policy's final greedy click rate says what it learned; what it cost to learn shows in the click rate of
 every decision it served on the way, the explored ones included. Each world (``--seeds``) gets one stream
@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import version
 from itertools import pairwise
 from pathlib import Path
@@ -318,9 +319,10 @@ def against_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite_against(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its vw-against region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region(text, "vw-against", against_markdown(results))
+def rewrite_against(region: str, text: str, results: Mapping[str, Any]) -> str:
+    """``text`` with README region ``region`` (``--region``, ``vw-against`` by default) rendered from ``results``;
+    an error if it has no such region."""
+    return rewrite_region(text, region, against_markdown(results))
 
 
 def _rounds(text: str) -> tuple[int, ...]:
@@ -345,10 +347,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
     parser.add_argument("--against", choices=list(VARIANTS), help="compare this demo_sweep variant with VW, per round")
     parser.add_argument("--vw", nargs="+", default=list(VW_SETTINGS), help="the VW settings to run (with --against)")
+    parser.add_argument("--region", default="vw-against", help="README's region the --against table goes to")
     args = parser.parse_args(argv)
     if args.against is not None:
         against = None if args.docs_only else _against(args.against, args.seeds, args.vw, args.workers)
-        print(against_markdown(publish(against, args.out or AGAINST_RESULTS, rewrite_against)))  # noqa: T201
+        rewrite = partial(rewrite_against, args.region)
+        print(against_markdown(publish(against, args.out or AGAINST_RESULTS, rewrite)))  # noqa: T201
         return 0
     results: dict[str, Any] | None = None
     if not args.docs_only:

@@ -16,7 +16,13 @@ from vowpalwabbit import Workspace
 from devstack import cumulative_cost
 from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, run_online, stream_of
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT, VARIANTS, replay, round_traffic
+from devstack.demo_sweep import (
+    CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
+    SMALL_BATCH_RECIPE_VARIANT,
+    VARIANTS,
+    replay,
+    round_traffic,
+)
 from devstack.fakes import InMemoryLogStore
 from devstack.generated_tables import README
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
@@ -191,11 +197,25 @@ def test_the_against_table_sets_the_variant_beside_vw_per_world_with_their_means
     ]
 
 
-def test_the_readme_against_table_is_the_committed_recipe_against_vw() -> None:
-    results = json.loads(cumulative_cost.AGAINST_RESULTS.read_text())
+@pytest.mark.parametrize(
+    ("region", "results_file", "variant"),
+    [
+        ("vw-against", cumulative_cost.AGAINST_RESULTS, CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT),
+        (
+            "vw-against-small-batch",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_small_batch.json"),
+            SMALL_BATCH_RECIPE_VARIANT,
+        ),
+    ],
+)
+def test_the_readme_against_tables_are_the_committed_variants_against_vw(
+    region: str, results_file: Path, variant: str
+) -> None:
+    results = json.loads(results_file.read_text())
     readme = README.read_text()
-    assert cumulative_cost.rewrite_against(readme, results) == readme, (
-        f"run python -m devstack.cumulative_cost --against {results['variant']!r} --docs-only"
+    assert cumulative_cost.rewrite_against(region, readme, results) == readme, (
+        f"run python -m devstack.cumulative_cost --against {results['variant']!r} --out {results_file} "
+        f"--region {region} --docs-only"
     )
-    assert results["variant"] == CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT
+    assert results["variant"] == variant
     assert [world["seed"] for world in results["worlds"]] == list(range(1, 11))

@@ -134,6 +134,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.BASELINE,
                 demo_sweep.CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
                 demo_sweep.WIDER_RECIPE_VARIANT,
+                demo_sweep.SMALL_BATCH_RECIPE_VARIANT,
             },
         ),
     ],
