@@ -139,7 +139,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
         ),
     ],
 )
-def test_the_readme_tables_of_variants_replayed_on_one_day_are_the_committed_results(
+def test_the_readme_tables_of_replayed_variants_are_the_committed_results(
     region: str, results_file: str, variants: set[str]
 ) -> None:
     results = json.loads((demo_sweep.REPO_ROOT / "bench" / "results" / results_file).read_text())
