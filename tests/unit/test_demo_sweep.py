@@ -135,6 +135,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
                 demo_sweep.WIDER_RECIPE_VARIANT,
                 demo_sweep.SMALL_BATCH_RECIPE_VARIANT,
+                demo_sweep.FREQUENT_RECIPE_VARIANT,
             },
         ),
     ],
@@ -250,15 +251,24 @@ def test_the_capped_doubling_variant_explores_as_the_doubling_one_until_its_gamm
     assert doubling.exploration(48_000).parameter == pytest.approx(657.27, abs=0.01)
 
 
-def test_the_growth_variant_retrains_where_retrain_with_growth_one_and_a_half_would() -> None:
+@pytest.mark.parametrize(
+    ("variant", "growth", "first_marks"),
+    [
+        (demo_sweep.GROWTH_VARIANT, "1.5", [1_500, 2_250, 3_375, 5_063]),
+        (demo_sweep.FREQUENT_RECIPE_VARIANT, "1.3", [1_500, 1_950, 2_535, 3_296]),
+    ],
+)
+def test_the_growth_variants_retrain_where_retrain_with_their_growth_would(
+    variant: str, growth: str, first_marks: list[int]
+) -> None:
     env = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
-    settings = RetrainSettings.from_env(env | {"RETRAIN_FIRST_DECISIONS": "1500", "RETRAIN_GROWTH": "1.5"})
+    settings = RetrainSettings.from_env(env | {"RETRAIN_FIRST_DECISIONS": "1500", "RETRAIN_GROWTH": growth})
     schedule = scheduled_request(settings, datetime(2026, 12, 2, tzinfo=UTC)).schedule
     assert schedule is not None
-    config = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.GROWTH_VARIANT])
+    config = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[variant])
     marks = list(accumulate(config.rounds))[:-1]  # the logged decisions at each retrain; the last round ends the run
     assert sum(config.rounds) == sum(DemoConfig().rounds)  # the demo's 80k decisions, in more rounds
-    assert marks[:4] == [1_500, 2_250, 3_375, 5_063]
+    assert marks[:4] == first_marks
     champion: int | None = None
     for decisions in range(1, sum(config.rounds)):  # Retrain, asked after every decision, is due at the marks only
         if schedule.due(decisions, champion, champion_age=None if champion is None else timedelta(0)):
