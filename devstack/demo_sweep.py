@@ -344,7 +344,7 @@ recipe paragraphs give what each earned."""
 
 FREQUENT = RetrainSchedule(first_decisions=1_500, growth=1.3)
 """Retrain as a deployment with ``RetrainFirstDecisions=1500`` and ``RetrainGrowth=1.3`` does: at 1.5k logged
-decisions, then each time the logs reach 1.3 x what the serving model learned from (1.95k, 2.5k, ..., 61k), the
+decisions, then each time the logs reach 1.3 x what the serving model learned from (1.95k, 2.5k, ..., 77k), the
 demo's 80k decisions in 17 rounds instead of ``DOUBLING``'s 7."""
 FREQUENT_RECIPE_VARIANT = (
     f"squarecb, heard ads, rounds growing 1.3x, gamma 3 sqrt(n) up to {LOGGABLE_GAMMA_CAP:g}, no listener-listener "
