@@ -18,6 +18,7 @@ from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, r
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import (
     CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
+    FREQUENT_CAPPED_VARIANT,
     FREQUENT_RECIPE_VARIANT,
     SMALL_BATCH_RECIPE_VARIANT,
     VARIANTS,
@@ -211,6 +212,11 @@ def test_the_against_table_sets_the_variant_beside_vw_per_world_with_their_means
             "vw-against-frequent",
             cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent.json"),
             FREQUENT_RECIPE_VARIANT,
+        ),
+        (
+            "vw-against-frequent-capped",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_capped.json"),
+            FREQUENT_CAPPED_VARIANT,
         ),
     ],
 )

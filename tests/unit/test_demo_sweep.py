@@ -4,6 +4,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import math
 import shutil
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -136,6 +137,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.WIDER_RECIPE_VARIANT,
                 demo_sweep.SMALL_BATCH_RECIPE_VARIANT,
                 demo_sweep.FREQUENT_RECIPE_VARIANT,
+                demo_sweep.FREQUENT_CAPPED_VARIANT,
             },
         ),
     ],
@@ -279,6 +281,20 @@ def test_the_growth_variants_retrain_where_retrain_with_their_growth_would(
     capped = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[f"{demo_sweep.DOUBLING_VARIANT} up to 300"])
     learned = [0, *accumulate(config.rounds)][:-1]
     assert [config.exploration(n).parameter for n in learned] == [capped.exploration(n).parameter for n in learned]
+
+
+def test_the_frequent_variant_capped_at_500_explores_as_the_one_at_300_until_its_gamma_passes_300() -> None:
+    capped_500 = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.FREQUENT_CAPPED_VARIANT])
+    capped_300 = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.FREQUENT_RECIPE_VARIANT])
+    assert capped_500.rounds == capped_300.rounds
+    assert capped_500.trainer == capped_300.trainer
+    learned = [0, *accumulate(capped_500.rounds)][:-1]  # what the model serving each round learned from
+    gammas = [capped_500.exploration(n).parameter for n in learned]
+    assert gammas == pytest.approx([min(500.0, 3.0 * math.sqrt(n)) for n in learned])
+    below_300 = [n for n in learned if 3.0 * math.sqrt(n) <= 300.0]  # 3 sqrt(n) reaches 300 at 10k decisions
+    assert [capped_300.exploration(n).parameter for n in below_300] == gammas[: len(below_300)]
+    assert gammas[-1] == 500.0
+    assert capped_300.exploration(learned[-1]).parameter == 300.0
 
 
 def test_a_gated_replay_serves_each_round_with_the_champion_the_promotion_rule_left(tmp_path: Path) -> None:
