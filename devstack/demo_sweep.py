@@ -356,6 +356,10 @@ served by a model of, on average, two thirds of the decisions logged by then, wh
 them. Retraining sooner was tried before on an older recipe (``GROWTH_VARIANT``, batches of 1,024, no refit) and
 earned less: more retrains were more draws of a volatile fit. With batches of 64 and the refit it earns more (README,
 "Retraining sooner")."""
+FREQUENT_SETTINGS = CAPPED_SETTINGS | {
+    "trainer": SMALL_BATCH_RECIPE_TRAINER,
+    "rounds": FREQUENT.rounds(sum(DemoConfig.rounds)),
+}
 
 FREQUENT_GAMMA_CAP = 500.0
 FREQUENT_CAPPED_VARIANT = (
@@ -407,14 +411,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     WIDER_RECIPE_VARIANT: CAPPED_SETTINGS
     | {"gamma": WIDER_GAMMA_CAP, "trainer": dataclasses.replace(RECIPE_TRAINER, num_factors=WIDER_RANK)},
     SMALL_BATCH_RECIPE_VARIANT: CAPPED_SETTINGS | {"trainer": SMALL_BATCH_RECIPE_TRAINER},
-    FREQUENT_RECIPE_VARIANT: CAPPED_SETTINGS
-    | {"trainer": SMALL_BATCH_RECIPE_TRAINER, "rounds": FREQUENT.rounds(sum(DemoConfig.rounds))},
-    FREQUENT_CAPPED_VARIANT: CAPPED_SETTINGS
-    | {
-        "trainer": SMALL_BATCH_RECIPE_TRAINER,
-        "rounds": FREQUENT.rounds(sum(DemoConfig.rounds)),
-        "gamma": FREQUENT_GAMMA_CAP,
-    },
+    FREQUENT_RECIPE_VARIANT: FREQUENT_SETTINGS,
+    FREQUENT_CAPPED_VARIANT: FREQUENT_SETTINGS | {"gamma": FREQUENT_GAMMA_CAP},
 }
 """What each change buys: the label rule (first two), the exploration policy (third), the retrain cadence (fourth),
 exploration that shrinks as the model learns (fifth), retrains by logged-decision count from 1.5k on with a gamma
