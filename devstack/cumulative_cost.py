@@ -4,12 +4,15 @@
     python -m devstack.cumulative_cost --seeds 1-10 --rounds 30000,25000,25000     # the full run
     python -m devstack.cumulative_cost --docs-only     # only rewrite README's table from the results file
     python -m devstack.cumulative_cost --against VARIANT --seeds 2-3 --vw "--squarecb --gamma_scale 1000"
+    python -m devstack.cumulative_cost --against VARIANT --seeds 1-10 --weekdays 2-5    # each world on 4 days
 
 ``--against`` compares one of ``demo_sweep.VARIANTS`` with VW on the streams of that variant's rounds (a stream
 depends on the rounds: each round draws from a seed of its own), round by round, at the sweep's play rate
 (``demo_sweep.PLAY_RATE``); it writes ``--out`` (default ``bench/results/vw_against.json``, committed for the
 recipe of README's "The recipe closest to the oracle") and rewrites README's ``--region`` table from it
-(``vw-against`` by default; ``--against VARIANT --docs-only`` only rewrites the table).
+(``vw-against`` by default; ``--against VARIANT --docs-only`` only rewrites the table). The worlds take the
+clock's day of week unless ``--weekdays`` fixes it (as ``demo_sweep --weekdays`` does): one day's ten worlds are
+one draw, so a verdict against VW is judged over several; the table then has a row per day, not per world.
 
 A policy's final greedy click rate says what it learned; what it cost to learn shows in the click rate of
 every decision it served on the way, the explored ones included. Each world (``--seeds``) gets one stream
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,7 +58,7 @@ from vowpalwabbit import Workspace
 
 from bench.vw_peer import ad_line, shared_line
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import PLAY_RATE, VARIANTS, replay, round_traffic
+from devstack.demo_sweep import PLAY_RATE, VARIANTS, WEEKDAYS, replay, round_traffic, weekday_range
 from devstack.generated_tables import publish, rewrite_region, seed_range
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
@@ -217,7 +221,7 @@ def against_variant(config: DemoConfig, variant: str, seed: int, settings: Seque
     world = online_world(config, seed, settings)
     run = replay(config, seed)
     world["runs"][variant] = {key: run[key] for key in ("run_click_rate", "round_click_rates", "greedy_over_oracle")}
-    return world | {"rounds": list(config.rounds)}
+    return world | {"rounds": list(config.rounds)} | ({} if config.weekday is None else {"weekday": config.weekday})
 
 
 def summarize(worlds: Sequence[Mapping[str, Any]], adserve: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -289,33 +293,53 @@ def against_results(
 
 
 def against_markdown(results: Mapping[str, Any]) -> str:
-    """README's ``vw-against`` table: per world, the run click rates of the oracle, the variant and each VW setting,
-    and the variant's over VW's best in that world; the last row their means."""
+    """README's ``vw-against`` table: per world (per day of week when ``--weekdays`` fixed several), the run click
+    rates of the oracle, the variant and each VW setting, and the variant's over VW's best; the last row the means.
+    Over several days a column counts the worlds in which the variant earned more than every VW setting."""
     variant, worlds = results["variant"], results["worlds"]
     vw = [name for name in worlds[0]["runs"] if name.startswith("vw ")]
     columns = ["oracle", variant, *vw]
+    days = sorted({world["weekday"] for world in worlds if "weekday" in world})
 
     def rates(world: Mapping[str, Any]) -> list[float]:
         return [world["runs"][name]["run_click_rate"] for name in columns]
 
-    def versus_vw(row: Sequence[float]) -> str:
-        return f"{row[1] / max(row[2:]) - 1:+.1%}"
+    def means(group: Sequence[Mapping[str, Any]]) -> list[float]:
+        return [float(np.mean(column)) for column in zip(*(rates(world) for world in group), strict=True)]
 
-    rows = [(str(world["seed"]), rates(world)) for world in worlds]
-    rows.append(("mean", [float(np.mean(column)) for column in zip(*(row for _, row in rows), strict=True)]))
+    def ahead(group: Sequence[Mapping[str, Any]]) -> str:
+        return f" {sum(row[1] > max(row[2:]) for row in map(rates, group))} of {len(group)} |"
+
+    by_day = len(days) > 1
+    groups = (
+        [(WEEKDAYS[int(day)], [world for world in worlds if world.get("weekday") == day]) for day in days]
+        if by_day
+        else [(str(world["seed"]), [world]) for world in worlds]
+    )
+    groups.append(("mean", worlds))
+    seeds = sorted({world["seed"] for world in worlds})
+    where = f", worlds {seeds[0]}-{seeds[-1]} on each of {len(days)} days of week" if by_day else ""
     lines = [
         f"Offline, `python -m devstack.cumulative_cost --against`: click rate over each world's run of "
-        f"{worlds[0]['decisions']:,} decisions (the variant, *{variant}*, retrains after rounds of "
+        f"{worlds[0]['decisions']:,} decisions{where} (the variant, *{variant}*, retrains after rounds of "
         f"{worlds[0]['rounds']}; "
         f"VW {results['vw_version']} learns after every decision, each with `{VW_COMMON}`); play rate "
         f"{results['play_rate']}.",
         "",
-        "| world | oracle | variant | " + " | ".join(vw) + " | variant vs VW's best |",
-        "|---|" + "---:|" * (len(columns) + 1),
+        f"| {'day' if by_day else 'world'} | oracle | variant | "
+        + " | ".join(vw)
+        + " | variant vs VW's best |"
+        + (" variant ahead of VW in |" if by_day else ""),
+        "|---|" + "---:|" * (len(columns) + 1 + by_day),
     ]
-    lines += [
-        f"| {name} | " + " | ".join(f"{rate:.2%}" for rate in row) + f" | {versus_vw(row)} |" for name, row in rows
-    ]
+    for name, group in groups:
+        row = means(group)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{rate:.2%}" for rate in row)
+            + f" | {row[1] / max(row[2:]) - 1:+.1%} |"
+            + (ahead(group) if by_day else "")
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -348,11 +372,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--against", choices=list(VARIANTS), help="compare this demo_sweep variant with VW, per round")
     parser.add_argument("--vw", nargs="+", default=list(VW_SETTINGS), help="the VW settings to run (with --against)")
     parser.add_argument("--region", default="vw-against", help="README's region the --against table goes to")
+    parser.add_argument(
+        "--weekdays",
+        type=weekday_range,
+        help="with --against: days of week (0 Monday to 6, e.g. 2-5) each world is replayed on; default the clock's",
+    )
     args = parser.parse_args(argv)
+    if args.weekdays is not None and args.against is None:
+        parser.error("--weekdays needs --against")
     if args.against is not None:
-        against = None if args.docs_only else _against(args.against, args.seeds, args.vw, args.workers)
+        out = args.out or AGAINST_RESULTS
+        against = (
+            None
+            if args.docs_only
+            else _against(args.against, args.seeds, args.vw, args.workers, weekdays=args.weekdays, out=out)
+        )
         rewrite = partial(rewrite_against, args.region)
-        print(against_markdown(publish(against, args.out or AGAINST_RESULTS, rewrite)))  # noqa: T201
+        print(against_markdown(publish(against, out, rewrite)))  # noqa: T201
         return 0
     results: dict[str, Any] | None = None
     if not args.docs_only:
@@ -376,17 +412,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _against(variant: str, seeds: Sequence[int], settings: Sequence[str], workers: int) -> dict[str, Any]:
-    config = DemoConfig(play_rate=PLAY_RATE)
+def _against(
+    variant: str,
+    seeds: Sequence[int],
+    settings: Sequence[str],
+    workers: int,
+    *,
+    weekdays: Sequence[str] | None,
+    out: Path,
+) -> dict[str, Any]:
+    configs = [DemoConfig(play_rate=PLAY_RATE, weekday=day) for day in weekdays or (None,)]
+    jobs = [(config, variant, seed, settings) for config in configs for seed in seeds]
+    results = against_results(variant, PLAY_RATE, [], version("vowpalwabbit"))
     with ProcessPoolExecutor(workers) as pool:
-        worlds = list(
-            pool.map(against_variant, *zip(*[(config, variant, seed, settings) for seed in seeds], strict=True))
-        )
-    for world in worlds:
-        for name, run in world["runs"].items():
-            rounds = " ".join(f"{rate:.2%}" for rate in run["round_click_rates"])
-            print(f"world {world['seed']:>2}  {run['run_click_rate']:.2%}  rounds {rounds}  {name}")  # noqa: T201
-    return against_results(variant, config.play_rate, worlds, version("vowpalwabbit"))
+        for world in pool.map(against_variant, *zip(*jobs, strict=True)):
+            results["worlds"].append(world)
+            label = f"{world['seed']:>2}" + (f" ({WEEKDAYS[int(world['weekday'])]})" if "weekday" in world else "")
+            for name, run in world["runs"].items():
+                rounds = " ".join(f"{rate:.2%}" for rate in run["round_click_rates"])
+                print(f"world {label}  {run['run_click_rate']:.2%}  rounds {rounds}  {name}", flush=True)  # noqa: T201
+            out.write_text(json.dumps(results, indent=2) + "\n")  # after every world: a run cut short leaves results
+    return results
 
 
 if __name__ == "__main__":

@@ -199,6 +199,34 @@ def test_the_against_table_sets_the_variant_beside_vw_per_world_with_their_means
     ]
 
 
+def test_over_several_days_of_week_the_against_table_has_a_row_per_day_and_counts_the_worlds_ahead() -> None:
+    def world(seed: int, day: str, mine: float, vw: float) -> dict[str, Any]:
+        runs = {"oracle": 0.2, "recipe": mine, "vw --squarecb": vw}
+        return {
+            "seed": seed,
+            "weekday": day,
+            "decisions": 80_000,
+            "rounds": [1_500, 78_500],
+            "runs": {name: {"run_click_rate": rate} for name, rate in runs.items()},
+        }
+
+    worlds = [world(1, "2", 0.11, 0.1), world(2, "2", 0.09, 0.1), world(1, "5", 0.12, 0.1), world(2, "5", 0.12, 0.1)]
+    lines = cumulative_cost.against_markdown(cumulative_cost.against_results("recipe", 0.8, worlds, "9.11.9"))
+    header, *rows = lines.splitlines()[2:]
+    assert "decisions, worlds 1-2 on each of 2 days of week (the variant" in lines
+    assert header == "| day | oracle | variant | vw --squarecb | variant vs VW's best | variant ahead of VW in |"
+    assert rows[1:] == [
+        "| Wed | 20.00% | 10.00% | 10.00% | +0.0% | 1 of 2 |",
+        "| Sat | 20.00% | 12.00% | 10.00% | +20.0% | 2 of 2 |",
+        "| mean | 20.00% | 11.00% | 10.00% | +10.0% | 3 of 4 |",
+    ]
+
+
+def test_weekdays_are_refused_without_against() -> None:
+    with pytest.raises(SystemExit):
+        cumulative_cost.main(["--weekdays", "2-5", "--docs-only"])
+
+
 @pytest.mark.parametrize(
     ("region", "results_file", "variant"),
     [
