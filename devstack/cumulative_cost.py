@@ -387,8 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.docs_only
             else _against(args.against, args.seeds, args.vw, args.workers, weekdays=args.weekdays, out=out)
         )
-        rewrite = partial(rewrite_against, args.region)
-        print(against_markdown(publish(against, out, rewrite)))  # noqa: T201
+        print(against_markdown(publish(against, out, partial(rewrite_against, args.region))))  # noqa: T201
         return 0
     results: dict[str, Any] | None = None
     if not args.docs_only:

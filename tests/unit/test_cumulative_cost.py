@@ -13,7 +13,7 @@ import pytest
 from adserve.decisions.policy import EpsilonGreedy
 from vowpalwabbit import Workspace
 
-from devstack import cumulative_cost
+from devstack import cumulative_cost, generated_tables
 from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, run_online, stream_of
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import (
@@ -220,6 +220,37 @@ def test_over_several_days_of_week_the_against_table_has_a_row_per_day_and_count
         "| Sat | 20.00% | 12.00% | 10.00% | +20.0% | 2 of 2 |",
         "| mean | 20.00% | 11.00% | 10.00% | +10.0% | 3 of 4 |",
     ]
+
+
+def test_the_command_rewrites_either_table_from_its_results_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a copy of README whose tables match the committed results
+    readme = tmp_path / "README.md"
+    readme.write_text(README.read_text())
+    monkeypatch.setattr(generated_tables, "README", readme)
+    against = cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_capped.json")
+    # When the command re-renders the policies' table and an --against table from their files
+    assert cumulative_cost.main(["--docs-only"]) == 0
+    assert (
+        cumulative_cost.main(
+            [
+                "--against",
+                FREQUENT_CAPPED_VARIANT,
+                "--docs-only",
+                "--out",
+                str(against),
+                "--region",
+                "vw-against-frequent-capped",
+            ]
+        )
+        == 0
+    )
+    # Then both print their table and leave README as it was
+    printed = capsys.readouterr().out
+    assert "| policy | click rate over the run |" in printed
+    assert "| mean |" in printed
+    assert readme.read_text() == README.read_text()
 
 
 def test_weekdays_are_refused_without_against() -> None:
