@@ -58,7 +58,7 @@ from vowpalwabbit import Workspace
 
 from bench.vw_peer import ad_line, shared_line
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import PLAY_RATE, VARIANTS, WEEKDAYS, replay, round_traffic, weekday_range
+from devstack.demo_sweep import PLAY_RATE, VARIANTS, WEEKDAYS, replay, round_traffic, weekday_range, world_label
 from devstack.generated_tables import publish, rewrite_region, seed_range
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
@@ -307,9 +307,6 @@ def against_markdown(results: Mapping[str, Any]) -> str:
     def means(group: Sequence[Mapping[str, Any]]) -> list[float]:
         return [float(np.mean(column)) for column in zip(*(rates(world) for world in group), strict=True)]
 
-    def ahead(group: Sequence[Mapping[str, Any]]) -> str:
-        return f" {sum(row[1] > max(row[2:]) for row in map(rates, group))} of {len(group)} |"
-
     by_day = len(days) > 1
     groups = (
         [(WEEKDAYS[int(day)], [world for world in worlds if world.get("weekday") == day]) for day in days]
@@ -319,6 +316,8 @@ def against_markdown(results: Mapping[str, Any]) -> str:
     groups.append(("mean", worlds))
     seeds = sorted({world["seed"] for world in worlds})
     where = f", worlds {seeds[0]}-{seeds[-1]} on each of {len(days)} days of week" if by_day else ""
+    header = ["day" if by_day else "world", "oracle", "variant", *vw, "variant vs VW's best"]
+    header += ["variant ahead of VW in"] if by_day else []
     lines = [
         f"Offline, `python -m devstack.cumulative_cost --against`: click rate over each world's run of "
         f"{worlds[0]['decisions']:,} decisions{where} (the variant, *{variant}*, retrains after rounds of "
@@ -326,20 +325,16 @@ def against_markdown(results: Mapping[str, Any]) -> str:
         f"VW {results['vw_version']} learns after every decision, each with `{VW_COMMON}`); play rate "
         f"{results['play_rate']}.",
         "",
-        f"| {'day' if by_day else 'world'} | oracle | variant | "
-        + " | ".join(vw)
-        + " | variant vs VW's best |"
-        + (" variant ahead of VW in |" if by_day else ""),
-        "|---|" + "---:|" * (len(columns) + 1 + by_day),
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
     ]
     for name, group in groups:
         row = means(group)
-        lines.append(
-            f"| {name} | "
-            + " | ".join(f"{rate:.2%}" for rate in row)
-            + f" | {row[1] / max(row[2:]) - 1:+.1%} |"
-            + (ahead(group) if by_day else "")
-        )
+        cells = [name, *(f"{rate:.2%}" for rate in row), f"{row[1] / max(row[2:]) - 1:+.1%}"]
+        if by_day:
+            ahead = sum(world_rates[1] > max(world_rates[2:]) for world_rates in map(rates, group))
+            cells.append(f"{ahead} of {len(group)}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -426,10 +421,10 @@ def _against(
     with ProcessPoolExecutor(workers) as pool:
         for world in pool.map(against_variant, *zip(*jobs, strict=True)):
             results["worlds"].append(world)
-            label = f"{world['seed']:>2}" + (f" ({WEEKDAYS[int(world['weekday'])]})" if "weekday" in world else "")
             for name, run in world["runs"].items():
                 rounds = " ".join(f"{rate:.2%}" for rate in run["round_click_rates"])
-                print(f"world {label}  {run['run_click_rate']:.2%}  rounds {rounds}  {name}", flush=True)  # noqa: T201
+                line = f"world {world_label(world):>2}  {run['run_click_rate']:.2%}  rounds {rounds}  {name}"
+                print(line, flush=True)  # noqa: T201
             out.write_text(json.dumps(results, indent=2) + "\n")  # after every world: a run cut short leaves results
     return results
 

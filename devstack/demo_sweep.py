@@ -486,7 +486,7 @@ def _draw(run: Mapping[str, Any]) -> tuple[int, str | None]:
     return run["seed"], run.get("weekday")
 
 
-def _world(run: Mapping[str, Any]) -> str:
+def world_label(run: Mapping[str, Any]) -> str:
     """A replay's world, and its day of week when it was fixed: "7" or "7 (Sat)"."""
     seed, day = _draw(run)
     return str(seed) if day is None else f"{seed} ({WEEKDAYS[int(day)]})"
@@ -540,7 +540,7 @@ def checks_markdown(results: Mapping[str, Any]) -> str:
 
     def cell(variant: str, name: str) -> str:
         mine = [run for run in runs if run["variant"] == variant]
-        missed = [_world(run) for run in mine if not passed(run, name)]
+        missed = [world_label(run) for run in mine if not passed(run, name)]
         text = f"{len(mine) - len(missed)}/{len(mine)}"
         return text + (f" (missed: world{'s' if len(missed) > 1 else ''} {', '.join(missed)})" if missed else "")
 
@@ -649,7 +649,7 @@ def _sweep(
             runs.append(run)
             verdicts = " ".join(("PASS" if c["passed"] else "MISS") for c in run["checks"])
             columns = "  ".join(f"{name} {run[column]}" for column, name in COLUMNS.items() if column in run)
-            print(f"seed {_world(run):>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
+            print(f"seed {world_label(run):>3} {run['variant']}: {verdicts}  {columns}", flush=True)  # noqa: T201
             # after every replay: a long sweep cut short still leaves results
             out.write_text(json.dumps(_results(settings, runs, started), indent=2) + "\n")
     return _results(settings, runs, started)
