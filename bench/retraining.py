@@ -88,6 +88,7 @@ def measure(folder: Path, rows: int) -> dict[str, Any]:
     """In this (fresh) process: build, train, evaluate the logs in `folder`; timings and peak RSS."""
     from adserve.models.ctr_model import CtrModel  # noqa: PLC0415
     from adserve.models.features import DEFAULT_SPEC, FeatureEncoder  # noqa: PLC0415
+    from adserve.models.heard_ads import ad_id_column  # noqa: PLC0415
     from adserve.training.dataset import DatasetConfig, TrainingDataset  # noqa: PLC0415
     from adserve.training.evaluation import evaluate  # noqa: PLC0415
     from adserve.training.trainer import TrainerConfig, collect, export, fit, write_model  # noqa: PLC0415
@@ -113,7 +114,14 @@ def measure(folder: Path, rows: int) -> dict[str, Any]:
         model = CtrModel.load(Path(work), DEFAULT_SPEC)
         champion = CtrModel.load(REPO_ROOT / "layers" / "model" / "bootstrap", DEFAULT_SPEC)
         started = time.perf_counter()
-        evaluation = evaluate(data.holdout, data.holdout_slot_one, data.ad_rows, model, champion)
+        evaluation = evaluate(
+            data.holdout,
+            data.holdout_slot_one,
+            data.ad_rows,
+            model,
+            champion,
+            ad_id_column=ad_id_column(DEFAULT_SPEC, in_ad_rows=True),
+        )
         evaluate_seconds = time.perf_counter() - started
     examples = dataset.stats.examples
     return {

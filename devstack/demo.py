@@ -51,7 +51,13 @@ from adserve.campaigns.model import Campaign
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, exploration_policy, served_exploration
+from adserve.decisions.policy import (
+    EpsilonGreedy,
+    ExplorationPolicy,
+    exploration_policy,
+    relative_uncertainty,
+    served_exploration,
+)
 from adserve.outcomes.decision_records import PolicyName
 from adserve.training.dataset import ExamplesFrom
 from adserve.training.factorization_machine import TrainingConfig
@@ -136,6 +142,8 @@ class DemoConfig:
     gamma_scale: float = 0.0
     """Decide's ``EXPLORATION_GAMMA_SCALE``: above 0, SquareCB's gamma grows with the decisions the serving model
     learned from (``policy.served_exploration``), ``gamma`` its cap; 0: the fixed ``gamma``."""
+    optimism: float = 0.0
+    """Decide's ``EXPLORATION_OPTIMISM`` (``policy.SquareCB``): 0 off."""
     play_rate: float = 1.0
     """The chance the simulated app plays a chosen ad; below 1, Track hears nothing of the others."""
     consent_share: float = 1.0
@@ -161,11 +169,13 @@ class DemoConfig:
     def quick(cls, out_dir: Path) -> DemoConfig:
         return cls(rounds=(3_000, 2_000), eval_decisions=2_000, offline_decisions=10_000, out_dir=out_dir)
 
-    def exploration(self, logged_decisions: int | None = None) -> ExplorationPolicy:
+    def exploration(self, logged_decisions: int | None = None, *, heard_counted: bool = False) -> ExplorationPolicy:
         """The exploration policy Decide is configured with; given a serving model's ``logged_decisions``
-        (``CtrModel.logged_decisions``, from its manifest), the one that model serves with, as Decide derives it."""
-        configured = exploration_policy(self.policy, self.gamma if self.policy == "squarecb" else self.epsilon)
-        return served_exploration(configured, self.gamma_scale, logged_decisions)
+        (``CtrModel.logged_decisions``, from its manifest) and whether it counted its ads (``heard_ads``), the one
+        that model serves with, as Decide derives it."""
+        parameter = self.gamma if self.policy == "squarecb" else self.epsilon
+        configured = exploration_policy(self.policy, parameter, self.optimism)
+        return served_exploration(configured, self.gamma_scale, logged_decisions, heard_counted=heard_counted)
 
     def world(self, **options: Any) -> World:
         """The demo's world; *options* switch on what the demo leaves off (``fatigue``, ``examination``)."""
@@ -498,6 +508,7 @@ def offline_phase(
     scorer: Scorer | None = None,
     consent_share: float | None = None,
     weekday: str | None = None,
+    heard: np.ndarray | None = None,
 ) -> Phase:
     """The serving policy (``policy``, max_ads=1) on fresh listeners, without the stack.
 
@@ -505,7 +516,8 @@ def offline_phase(
     1 is the random policy, at 0 the greedy one. Clicks are drawn from the true probabilities of the shown ads.
     With ``consent_share``, the scorer sees each listener as Decide would serve it (``served_view``: only the
     contextual fields of a listener not consenting, or a minor); the oracle always sees the whole listener.
-    The listeners are served on ``server_weekday(weekday)``.
+    The listeners are served on ``server_weekday(weekday)``. ``heard``: the impressions of each world ad the
+    scorer's model learned from, for SquareCB's optimism (None: none counted).
     """
     listeners = fresh_listeners(world, n, rng, weekday)
     ads = list(world.ads)
@@ -517,7 +529,12 @@ def offline_phase(
         pairs = ([view for view in views for _ in ads], ads * n)
     scores = truth if scorer is None else np.asarray(scorer(*pairs), dtype=np.float64).reshape(n, len(ads))
     available = np.ones(len(ads), dtype=bool)
-    probabilities = np.array([policy.slot_probabilities(row, available) for row in scores])
+    probabilities = np.array(
+        [
+            policy.slot_probabilities(row, available, None if heard is None else relative_uncertainty(row, heard))
+            for row in scores
+        ]
+    )
     shown = truth[np.arange(n), draw_each(probabilities, rng)]
     clicks = int((rng.random(n) < shown).sum())
     return Phase(name, n, clicks, float(shown.mean()), through_stack=False)
@@ -535,9 +552,14 @@ def draw_each(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 @contextmanager
 def demo_stack(
-    policy: ExplorationPolicy, gamma_scale: float = 0.0, on_metrics: MetricsListener | None = None
+    policy: ExplorationPolicy,
+    gamma_scale: float = 0.0,
+    on_metrics: MetricsListener | None = None,
+    *,
+    optimism: float = 0.0,
 ) -> Iterator[LocalStack]:
-    """The demo's stack; *on_metrics* gets each invocation's EMF documents (by default they are dropped)."""
+    """The demo's stack, Decide configured with *policy*, *gamma_scale* and SquareCB's *optimism*; *on_metrics*
+    gets each invocation's EMF documents (by default they are dropped)."""
     stack = LocalStack.start(
         DEFAULT_TEMPLATE,
         stack_name=f"adserve-demo-{uuid.uuid4().hex[:8]}",
@@ -565,6 +587,7 @@ def demo_stack(
                 "EXPLORATION_POLICY": policy.name,
                 "EXPLORATION_GAMMA" if policy.name == "squarecb" else "EXPLORATION_EPSILON": str(policy.parameter),
                 "EXPLORATION_GAMMA_SCALE": str(gamma_scale),
+                "EXPLORATION_OPTIMISM": str(optimism),
             }
         )
         for function in ("DecideFunction", "TrackFunction", "RecordFunction"):
@@ -579,7 +602,13 @@ def demo_stack(
                 os.environ[name] = value
 
 
-_EXPLORATION_VARIABLES = ("EXPLORATION_POLICY", "EXPLORATION_EPSILON", "EXPLORATION_GAMMA", "EXPLORATION_GAMMA_SCALE")
+_EXPLORATION_VARIABLES = (
+    "EXPLORATION_POLICY",
+    "EXPLORATION_EPSILON",
+    "EXPLORATION_GAMMA",
+    "EXPLORATION_GAMMA_SCALE",
+    "EXPLORATION_OPTIMISM",
+)
 _DEMO_ENVIRONMENT = {
     # Decide's budget for its decision-record send, at its ceiling: moto on two shared cores, with several
     # listeners in flight, can answer slower than SQS's 0.25 s default, and a record past the budget is lost
@@ -663,7 +692,10 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
     progress = Progress()
     exploration = config.exploration()
     say(f"demo world: seed {config.seed}, {len(world.ads)} ads; {exploration}; rounds {config.rounds}")
-    with demo_stack(exploration, config.gamma_scale) as stack, TemporaryDirectory(prefix="adserve-demo-") as work_dir:
+    with (
+        demo_stack(exploration, config.gamma_scale, optimism=config.optimism) as stack,
+        TemporaryDirectory(prefix="adserve-demo-") as work_dir,
+    ):
         store = CampaignStore(
             boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
         )
@@ -733,6 +765,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
             "epsilon": config.epsilon,
             "gamma": config.gamma,
             "gamma_scale": config.gamma_scale,
+            "optimism": config.optimism,
             "play_rate": config.play_rate,
             "rounds": list(config.rounds),
             "eval_decisions": config.eval_decisions,
@@ -802,6 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--gamma-scale", type=float, help="Decide's EXPLORATION_GAMMA_SCALE: gamma grows with each model's logs"
     )
+    parser.add_argument(
+        "--optimism", type=float, help="Decide's EXPLORATION_OPTIMISM: squarecb explores what a model heard little of"
+    )
     parser.add_argument("--play-rate", type=float, help="chance the simulated app plays a chosen ad")
     parser.add_argument("--seed", type=int, help="the simulated world's seed")
     parser.add_argument(
@@ -824,6 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "epsilon": args.epsilon,
         "gamma": args.gamma,
         "gamma_scale": args.gamma_scale,
+        "optimism": args.optimism,
         "play_rate": args.play_rate,
         "seed": args.seed,
         "consent_share": args.consent_share,

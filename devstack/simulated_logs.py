@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 from adserve.core.vocabulary import AgeBucket, EventType
-from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, choose_slate
+from adserve.decisions.policy import EpsilonGreedy, ExplorationPolicy, choose_slate, relative_uncertainty
 from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder, candidate_features
 from adserve.outcomes.decision_records import DecisionRecord, LoggedCandidate, LoggedChoice
 from adserve.outcomes.logs import LoggedOutcome, LogKind, Partition, encode_object
@@ -55,6 +55,9 @@ class TrafficConfig:
     candidates: int = 10
     max_ads: int = 2
     exploration: ExplorationPolicy = field(default_factory=lambda: EpsilonGreedy(0.2))
+    heard: Mapping[str, float] | None = None
+    """For SquareCB's optimism: the impressions of each ad (by logged ``ad_id``) the logging model learned from, 0
+    for an ad missing (``HeardAds``); None: none counted."""
     play_rate: float = 1.0
     """The chance the app plays a chosen ad (independent of the ad); below 1, some chosen ads are never heard."""
     outcome_delay: timedelta = timedelta(minutes=3)
@@ -365,12 +368,16 @@ def _decide(
 ) -> list[int]:
     """Choose, log and play one decision; the positions (in ``ads``) of the chosen ads that were played."""
     value_array = np.array([values[ad["advertiser_id"]] for ad in ads], dtype=np.float64)
+    heard = config.heard
     choices = choose_slate(
         scores.astype(np.float64) * value_array,
         [ad["advertiser_id"] for ad in ads],
         config.max_ads,
         config.exploration,
         policy_rng,
+        uncertainty=None
+        if heard is None
+        else relative_uncertainty(scores.astype(np.float64), np.array([heard.get(ad["ad_id"], 0.0) for ad in ads])),
     )
     record = DecisionRecord(
         decision_id=decision_id,

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from adserve.decisions.policy import SquareCB
 from adserve.decisions.service import PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
@@ -364,3 +365,19 @@ def test_weekdays_are_days_zero_to_six_and_each_replay_is_compared_with_the_base
     checks = demo_sweep.checks_markdown(results)
     assert "1 worlds (1-1) x 2 days of week (Wed, Sat);" in checks
     assert "| SNIPS | 1/2 (missed: world 1 (Sat)) | 1/2 (missed: world 1 (Sat)) |" in checks
+
+
+def test_the_optimistic_variant_is_the_capped_one_exploring_by_what_each_model_heard(tmp_path: Path) -> None:
+    optimistic = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.OPTIMISTIC_VARIANT])
+    capped = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.FREQUENT_CAPPED_VARIANT])
+    assert dataclasses.replace(optimistic, optimism=0.0) == capped
+    # A model that counted what it heard serves with the optimism; the bootstrap, which counted nothing, without
+    assert optimistic.exploration(10_000, heard_counted=True) == SquareCB(300.0, optimism=demo_sweep.OPTIMISM)
+    assert optimistic.exploration(0, heard_counted=False) == SquareCB(0.0)
+    # And a small replay of it runs: the first round uniform, the second at the first model's gamma
+    config = dataclasses.replace(
+        optimistic, out_dir=tmp_path, rounds=(2_000, 1_500), eval_decisions=1_000, offline_decisions=2_000
+    )
+    run = replay(config, seed=3)
+    assert run["round_exploration"] == pytest.approx([0.0, 3.0 * 2_000**0.5], abs=1e-3)
+    assert run["snips_error"] is not None

@@ -14,6 +14,7 @@ from adserve.decisions.policy import EpsilonGreedy, SquareCB, served_exploration
 from adserve.decisions.service import PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
+from adserve.models.heard_ads import HeardAds
 from adserve.outcomes.decision_records import LoggedPolicy
 from adserve.wiring.settings import DecideSettings
 
@@ -43,15 +44,17 @@ def settings(gamma_scale: float, gamma: float = 200.0) -> PolicySettings:
 
 
 def test_with_a_scale_gamma_grows_as_the_square_root_of_the_logged_decisions_up_to_the_configured_gamma() -> None:
-    assert served_exploration(SquareCB(200.0), 1.5, 10_000) == SquareCB(150.0)
-    assert served_exploration(SquareCB(200.0), 1.5, 40_000) == SquareCB(200.0)  # 300, capped
-    assert served_exploration(SquareCB(200.0), 1.5, 0) == SquareCB(0.0)  # no logs of this deployment: uniform
+    assert served_exploration(SquareCB(200.0), 1.5, 10_000, heard_counted=False) == SquareCB(150.0)
+    assert served_exploration(SquareCB(200.0), 1.5, 40_000, heard_counted=False) == SquareCB(200.0)  # 300, capped
+    # no logs of this deployment: uniform
+    assert served_exploration(SquareCB(200.0), 1.5, 0, heard_counted=False) == SquareCB(0.0)
 
 
 def test_without_a_scale_or_a_count_or_for_epsilon_greedy_the_configured_policy_serves() -> None:
-    assert served_exploration(SquareCB(200.0), 0.0, 10_000) == SquareCB(200.0)
-    assert served_exploration(SquareCB(200.0), 1.5, None) == SquareCB(200.0)  # a manifest from before the count
-    assert served_exploration(EpsilonGreedy(0.1), 1.5, 10_000) == EpsilonGreedy(0.1)
+    assert served_exploration(SquareCB(200.0), 0.0, 10_000, heard_counted=False) == SquareCB(200.0)
+    # a manifest from before the count
+    assert served_exploration(SquareCB(200.0), 1.5, None, heard_counted=False) == SquareCB(200.0)
+    assert served_exploration(EpsilonGreedy(0.1), 1.5, 10_000, heard_counted=False) == EpsilonGreedy(0.1)
 
 
 def test_a_model_serves_with_the_gamma_derived_from_its_manifest(tmp_path: Path) -> None:
@@ -142,6 +145,7 @@ class CountedScorer:
 
     version: str
     logged_decisions: int
+    heard_ads: HeardAds | None = None
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         return np.linspace(0.02, 0.08, len(indices), dtype=np.float32)
@@ -170,3 +174,22 @@ def test_each_decision_is_chosen_and_logged_with_the_gamma_of_the_model_that_ser
         [first] = [choice for choice in record.chosen if choice.rank == 1]
         position = [c.ad_id for c in candidates].index(first.ad_id)
         assert first.propensity == pytest.approx(float(probabilities[position]))
+
+
+def test_the_optimism_is_off_by_default_validated_and_reaches_decide_from_the_template() -> None:
+    assert DecideSettings.from_env(REQUIRED).exploration_optimism == 0.0
+    assert DecideSettings.from_env(REQUIRED | {"EXPLORATION_OPTIMISM": "1.5"}).exploration_optimism == 1.5
+    for bad in ("-1", "abc", "101", "nan"):
+        with pytest.raises(ConfigurationError, match="EXPLORATION_OPTIMISM"):
+            DecideSettings.from_env(REQUIRED | {"EXPLORATION_OPTIMISM": bad})
+    template = load_template(DEFAULT_TEMPLATE)
+    parameter = template["Parameters"]["ExplorationOptimism"]
+    field = DecideSettings.model_fields["exploration_optimism"]
+    bounds = {type(rule).__name__: rule for rule in field.metadata}
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
+        field.default,
+        bounds["Ge"].ge,
+        bounds["Le"].le,
+    )
+    variables = template["Resources"]["DecideFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["EXPLORATION_OPTIMISM"] == {"Ref": "ExplorationOptimism"}

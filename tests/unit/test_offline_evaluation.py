@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, SquareCB, exploration_policy
 from adserve.models.features import FeatureEncoder
+from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
     Evaluation,
@@ -17,6 +18,7 @@ from adserve.training.evaluation import (
     doubly_robust,
     evaluate,
     expected_calibration_error,
+    heard_by_candidate,
     ips,
     judge,
     render,
@@ -27,7 +29,7 @@ from adserve.training.evaluation import (
 from adserve.training.simulation import World
 
 from devstack.fakes import InMemoryLogStore
-from devstack.simulated_logs import START, TrafficConfig, simulate_traffic
+from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
 
 
 def two_decisions() -> tuple[SlotOne, np.ndarray]:
@@ -37,6 +39,7 @@ def two_decisions() -> tuple[SlotOne, np.ndarray]:
         decided_at=np.array([1.0, 2.0]),
         policy_codes=np.array([0, 0], dtype=np.int8),
         policy_parameters=np.array([0.2, 0.3]),
+        policy_optimism=np.zeros(2),
         listener_rows=np.zeros((2, 8), dtype=np.int32),
         offsets=np.array([0, 2, 5]),
         candidate_ads=np.arange(5, dtype=np.int32),
@@ -107,7 +110,7 @@ def test_each_serving_mode_is_estimated_on_its_own_decisions() -> None:
         decided_at=np.array([1.0, 2.0]),
     )
     # When a model that scores every candidate as the hand computation does is evaluated
-    result = evaluate(holdout, slot, np.arange(5).reshape(5, 1), ByCandidate(scores), None)
+    result = evaluate(holdout, slot, np.arange(5).reshape(5, 1), ByCandidate(scores), None, ad_id_column=0)
     # Then each mode's SNIPS is its own decision's: 1 for A's click, 0 for B
     assert result.by_mode.keys() == {"personalised", "contextual"}
     assert result.by_mode["personalised"].new_policy.snips == pytest.approx(1.0)
@@ -185,6 +188,7 @@ def test_decisions_logged_uniformly_replay_each_model_greedy_so_a_better_model_c
         decided_at=np.arange(4.0),
         policy_codes=np.full(4, code, dtype=np.int8),
         policy_parameters=np.full(4, uniform.parameter),
+        policy_optimism=np.zeros(4),
         listener_rows=np.zeros((4, 8), dtype=np.int32),
         offsets=np.arange(0, 9, 2),
         candidate_ads=np.arange(8, dtype=np.int32),
@@ -271,3 +275,59 @@ def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another
     expected_reward_ips = float(np.mean(terms.weights * true[logged]))
     assert expected_reward_ips == pytest.approx(float(values.mean()), rel=0.1)
     assert float(values.mean()) < 0.8 * float(true[logged].mean())  # a policy that really differs
+
+
+def test_decisions_logged_with_optimism_replay_exactly_with_the_logging_models_counts() -> None:
+    # Given logs of SquareCB with optimism whose logging model is the truth, and heard a few ads often, one never
+    world = World(seed=3, n_advertisers=4, campaigns_per_advertiser=1, ads_per_campaign=2, base_ctr=0.04)
+    heard = {ad["ad_id"]: float(count) for ad, count in zip(world.ads, [900, 40, 0, 300, 5, 900, 120, 60], strict=True)}
+    traffic = TrafficConfig(
+        decisions=1_000,
+        span=timedelta(hours=3),
+        candidates=8,
+        max_ads=2,
+        exploration=SquareCB(50.0, optimism=1.0),
+        heard=heard,
+        seed=5,
+    )
+
+    def logging_model(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
+        return world.click_probabilities(listeners, ads)
+
+    store = InMemoryLogStore()
+    truth = simulate_traffic(store, world, traffic, scorer=logging_model)
+    window = timedelta(minutes=30)
+    end = START + traffic.span
+    encoder = FeatureEncoder()
+    dataset = TrainingDataset(store, DatasetConfig(START, end, end + window, reward_window=window), encoder)
+    spec = encoder.spec
+    slot = SlotOne.concatenate(
+        [c.slot_one for c in dataset.chunks()], len(spec.listener_fields), len(spec.candidate_fields)
+    )
+    true = truth.true_ctr(slot.candidate_indices(dataset.ad_rows))
+    # Then every decision names the optimism
+    assert slot.policy_optimism.tolist() == [1.0] * traffic.decisions
+    # And replaying the logging model, with the counts it logged by, gives back every logged propensity exactly
+    column = ad_id_column(spec, in_ad_rows=True)
+    counted = HeardAds.count(
+        np.repeat([encoder.encode_ad(ad)[column] for ad in world.ads], [int(heard[ad["ad_id"]]) for ad in world.ads])
+    )
+    model = CountingTruth(truth, counted)
+    terms = slot_one_terms(slot, true, true, heard_by_candidate(slot, dataset.ad_rows, model, column))
+    assert terms.target_probability == pytest.approx(slot.logged_propensity.astype(np.float64), rel=1e-5)
+    # While replayed without the counts (a model that counted nothing: no optimism), they differ
+    plain = slot_one_terms(slot, true, true)
+    assert plain.target_probability != pytest.approx(slot.logged_propensity.astype(np.float64), rel=1e-3)
+
+
+@dataclass
+class CountingTruth:
+    """A trained model of the truth, with the impressions it heard of each ad."""
+
+    truth: Truth
+    heard_ads: HeardAds
+    version: str = "truth"
+    logged_decisions: int = 1_000
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return self.truth.true_ctr(indices).astype(np.float32)

@@ -118,6 +118,9 @@ def test_the_trained_model_is_published_with_its_manifest_and_loads_for_serving(
     assert manifest["dataset"]["log_malformed_lines"] == 0
     # the logged decisions it learned from, which Decide's growing gamma is derived from (policy.served_exploration)
     assert model.logged_decisions == manifest["dataset"]["decisions"] > 0
+    # and the impressions of each ad it was fitted on (SquareCB's optimism reads them): every train row once
+    assert model.heard_ads is not None
+    assert int(model.heard_ads.counts.sum()) == manifest["row_counts"]["train"]
     off_policy = manifest["evaluation"]["off_policy"]
     assert off_policy["champion"]["version"] == manifest["parent_version"]
     assert {"ips", "snips", "dr"} <= off_policy["new"].keys()
@@ -146,6 +149,8 @@ def test_a_refit_on_every_row_is_published_with_the_metrics_of_the_fit_that_was_
     assert refit.manifest["refit_on_all"]["rows"] == counts["train"] + counts["validation"] + counts["holdout"]
     assert refit.manifest["refit_on_all"]["epochs"] == plain.manifest["fit"]["best_epoch"]
     assert "refit_on_all" not in plain.manifest
+    # having heard every row's ad
+    assert sum(refit.manifest["heard_ads"]["counts"]) == refit.manifest["refit_on_all"]["rows"]
     # And its metrics and verdict are those of the fit on train alone, the one the holdout could judge
     for key in ("holdout_auc", "evaluation"):
         assert refit.manifest[key] == plain.manifest[key], key

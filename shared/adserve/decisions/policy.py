@@ -12,6 +12,13 @@ chosen, every other ad of its advertiser leaves the pool. Two policies, selected
   to the best (so gamma needs no rescaling per currency or CTR level). Ads the model cannot tell from the
   best are explored like uniform, ads it is sure are bad hardly at all; gamma = 0 is uniform.
 
+  With ``optimism`` and each candidate's ``uncertainty`` (``relative_uncertainty``: how little the model
+  heard of that ad), the gap is measured from an upper confidence bound of the ad's value instead of its
+  estimate: gap_a = max(0, gap_a - optimism x value_a / best x uncertainty_a). One gamma trusts every ad's
+  estimate alike, so an ad that looked bad in its first few hundred impressions is hardly served again
+  and never corrected (README, "Exploring what the model heard little of"); an ad no model has heard yet is
+  explored as if it might be the best. The greedy ad is still the best estimate.
+
 Ties go to the lowest index, so the distribution is a function of the values alone and exact.
 """
 
@@ -41,8 +48,13 @@ class ExplorationPolicy(Protocol):
         """The policy's one setting (epsilon, gamma): with the name, all that replays it offline."""
         ...
 
-    def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
-        """The distribution over candidates for one slot; zero for unavailable ones, sums to 1."""
+    def slot_probabilities(
+        self, expected_values: np.ndarray, available: np.ndarray, uncertainty: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The distribution over candidates for one slot; zero for unavailable ones, sums to 1.
+
+        ``uncertainty``: each candidate's ``relative_uncertainty``, for a policy with optimism (None: none).
+        """
         ...
 
     def logged(self) -> LoggedPolicy: ...
@@ -69,7 +81,10 @@ class EpsilonGreedy:
     def parameter(self) -> float:
         return self.epsilon
 
-    def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
+    def slot_probabilities(
+        self, expected_values: np.ndarray, available: np.ndarray, uncertainty: np.ndarray | None = None
+    ) -> np.ndarray:
+        del uncertainty  # epsilon-greedy explores uniformly, whatever the model heard of each ad
         count = np.count_nonzero(available)
         if count == 0:
             return np.zeros(len(expected_values), dtype=np.float64)
@@ -84,31 +99,61 @@ class EpsilonGreedy:
 @dataclass(frozen=True, slots=True)
 class SquareCB:
     gamma: float
+    optimism: float = 0.0
+    """How many standard errors above its estimate an ad's value may be (module docstring); 0: none."""
     name: PolicyName = "squarecb"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma < float("inf"):
             raise ValueError("gamma must be finite and not negative")
+        if not 0.0 <= self.optimism < float("inf"):
+            raise ValueError("optimism must be finite and not negative")
 
     @property
     def parameter(self) -> float:
         return self.gamma
 
-    def slot_probabilities(self, expected_values: np.ndarray, available: np.ndarray) -> np.ndarray:
+    def slot_probabilities(
+        self, expected_values: np.ndarray, available: np.ndarray, uncertainty: np.ndarray | None = None
+    ) -> np.ndarray:
         count = np.count_nonzero(available)
         probabilities = np.zeros(len(expected_values), dtype=np.float64)
         if count == 0:
             return probabilities
         greedy = _greedy(expected_values, available, count)
         best = float(expected_values[greedy])
-        gaps = (best - expected_values[available]) / best if best > 0.0 else np.zeros(count)
+        if best > 0.0:
+            gaps = (best - expected_values[available]) / best
+            if self.optimism and uncertainty is not None:
+                gaps = _optimistic(gaps, expected_values[available] / best, uncertainty[available], self.optimism)
+        else:
+            gaps = np.zeros(count)
         probabilities[available] = 1.0 / (count + self.gamma * gaps)
         probabilities[greedy] = 0.0
         probabilities[greedy] = 1.0 - probabilities.sum()
         return probabilities
 
     def logged(self) -> LoggedPolicy:
-        return LoggedPolicy(name=self.name, gamma=self.gamma)
+        return LoggedPolicy(name=self.name, gamma=self.gamma, optimism=self.optimism or None)
+
+
+def _optimistic(gaps: np.ndarray, relative_values: np.ndarray, uncertainty: np.ndarray, optimism: float) -> np.ndarray:
+    """The gaps to each ad's upper bound, value x (1 + optimism x uncertainty): never below 0, and 0 for an ad the
+    model never heard (infinite uncertainty), whatever its estimate."""
+    unheard = np.isinf(uncertainty)
+    bonus = optimism * relative_values * np.where(unheard, 0.0, uncertainty)
+    return np.where(unheard, 0.0, np.maximum(gaps - bonus, 0.0))
+
+
+def relative_uncertainty(scores: np.ndarray, heard: np.ndarray) -> np.ndarray:
+    """Each candidate's relative standard error of its click rate, as ``heard`` impressions of it would give a
+    binomial estimate at its score: sqrt((1 - ctr) / (ctr x heard)); infinite for an ad never heard.
+
+    ``heard``: the impressions of each candidate's ad the serving model learned from (``HeardAds.of``).
+    """
+    ctr = np.clip(scores, 1e-6, 1.0 - 1e-6)
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.sqrt((1.0 - ctr) / (ctr * heard)))
 
 
 POLICY_NAMES: Final[tuple[PolicyName, ...]] = ("epsilon_greedy", "squarecb")
@@ -119,10 +164,11 @@ GREEDY: Final = EpsilonGreedy(0.0)
 """The best ad every time (ties to the first): what a model is judged by offline, and no exploration."""
 
 
-def exploration_policy(name: PolicyName, parameter: float) -> ExplorationPolicy:
-    """The policy of that name with its one setting: what serving builds from settings and OPE from logs."""
+def exploration_policy(name: PolicyName, parameter: float, optimism: float = 0.0) -> ExplorationPolicy:
+    """The policy of that name with its one setting (and SquareCB's optimism): what serving builds from settings
+    and OPE from logs."""
     if name == "squarecb":
-        return SquareCB(parameter)
+        return SquareCB(parameter, optimism)
     return EpsilonGreedy(parameter)
 
 
@@ -139,7 +185,7 @@ def growing_gamma(scale: float, logged_decisions: int) -> float:
 
 
 def served_exploration(
-    configured: ExplorationPolicy, gamma_scale: float, logged_decisions: int | None
+    configured: ExplorationPolicy, gamma_scale: float, logged_decisions: int | None, *, heard_counted: bool
 ) -> ExplorationPolicy:
     """The policy a model serves with: ``configured``, or with a ``gamma_scale`` SquareCB at the growing gamma.
 
@@ -147,12 +193,18 @@ def served_exploration(
     deployment's logged decisions it learned from. With a scale, gamma = min(configured gamma, scale x
     sqrt(count)), so the configured gamma is the cap; the bootstrap model (count 0) serves uniformly, as the
     first epoch of FALCON does and as the offline replays measured; a model whose manifest has no count (one
-    published before the count was written) serves the configured gamma it was served with before. Decide
-    and the offline replays (``devstack.demo_sweep``) both derive their policy here, once per model.
+    published before the count was written) serves the configured gamma it was served with before. A model
+    that did not count the impressions of each ad (``heard_counted``, its manifest's ``heard_ads``) serves
+    without SquareCB's optimism. Decide and the offline replays (``devstack.demo_sweep``) both derive their
+    policy here, once per model.
     """
-    if gamma_scale == 0.0 or logged_decisions is None or not isinstance(configured, SquareCB):
+    if not isinstance(configured, SquareCB):
         return configured
-    return SquareCB(min(configured.gamma, growing_gamma(gamma_scale, logged_decisions)))
+    optimism = configured.optimism if heard_counted else 0.0
+    gamma = configured.gamma
+    if gamma_scale != 0.0 and logged_decisions is not None:
+        gamma = min(gamma, growing_gamma(gamma_scale, logged_decisions))
+    return SquareCB(gamma, optimism)
 
 
 def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
@@ -160,7 +212,7 @@ def logged_policy(logged: LoggedPolicy) -> ExplorationPolicy:
     parameter = logged.gamma if logged.name == "squarecb" else logged.epsilon
     if parameter is None:
         raise ValueError(f"a logged {logged.name} policy without its parameter")
-    return exploration_policy(logged.name, parameter)
+    return exploration_policy(logged.name, parameter, logged.optimism or 0.0)
 
 
 _running_sum = np.add.accumulate
@@ -175,13 +227,14 @@ def choose_slate(
     policy: ExplorationPolicy,
     rng: random.Random,
     *,
+    uncertainty: np.ndarray | None = None,
     trace: list[np.ndarray] | None = None,
 ) -> list[Choice]:
     """Fill up to `slots` ranks from `policy.slot_probabilities`; fewer when advertisers run out.
 
     ``advertisers`` names each candidate's advertiser: any hashable, or integer codes in an array (Decide's
-    catalog index holds them so). ``trace``, when given (explain), receives the distribution of each slot, in
-    rank order.
+    catalog index holds them so). ``uncertainty``: each candidate's, for a policy with optimism. ``trace``, when
+    given (explain), receives the distribution of each slot, in rank order.
     """
     if isinstance(advertisers, np.ndarray):
         advertiser_codes = advertisers
@@ -197,7 +250,7 @@ def choose_slate(
     choices: list[Choice] = []
     draw = rng.random
     while remaining and len(choices) < slots:
-        probabilities = policy.slot_probabilities(expected_values, available)
+        probabilities = policy.slot_probabilities(expected_values, available, uncertainty)
         if trace is not None:
             trace.append(probabilities)
         cumulative = _running_sum(probabilities)

@@ -35,13 +35,21 @@ from adserve.decisions.explain import (
     removed,
     targeting_removal,
 )
-from adserve.decisions.policy import Choice, ExplorationPolicy, choose_slate, served_exploration
+from adserve.decisions.policy import (
+    Choice,
+    ExplorationPolicy,
+    SquareCB,
+    choose_slate,
+    relative_uncertainty,
+    served_exploration,
+)
 from adserve.decisions.prerank import DEFAULT_TOP_K, Prerank, prerank
 from adserve.decisions.targeting import AdCandidate, listener_hour
 from adserve.decisions.throttling import throttle
 from adserve.models.ctr_model import Decomposable, Scorer, Trained
 from adserve.models.factorization import FmTerms
-from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder, candidate_features
+from adserve.models.features import CONTEXTUAL_FIELDS, FeatureEncoder, FeatureSpec, candidate_features
+from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.outcomes.decision_records import (
     CapCheck,
     CompactCandidates,
@@ -78,10 +86,18 @@ class DecisionLog(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ServedExploration:
-    """The policy one model serves with, and that policy as its records name it."""
+    """The policy one model serves with, that policy as its records name it, and, for SquareCB's optimism, the
+    impressions of each ad the model learned from."""
 
     policy: ExplorationPolicy
     logged: LoggedPolicy
+    heard: HeardAds | None = None
+
+    def uncertainty(self, scores: np.ndarray, ad_rows: np.ndarray, spec: FeatureSpec) -> np.ndarray | None:
+        """Each candidate's ``relative_uncertainty`` for the policy's optimism; None without one."""
+        if self.heard is None:
+            return None
+        return relative_uncertainty(scores, self.heard.of(ad_rows[:, ad_id_column(spec, in_ad_rows=True)]))
 
 
 @dataclass(frozen=True)
@@ -102,10 +118,14 @@ class PolicySettings:
         """
         served = self._by_version.get(model.version)
         if served is None:
-            count = model.logged_decisions if isinstance(model, Trained) else None
-            policy = served_exploration(self.exploration, self.gamma_scale, count)
-            served = self._by_version[model.version] = ServedExploration(policy, policy.logged())
+            served = self._by_version[model.version] = self._served(model)
         return served
+
+    def _served(self, model: Scorer) -> ServedExploration:
+        logged, heard = (model.logged_decisions, model.heard_ads) if isinstance(model, Trained) else (None, None)
+        policy = served_exploration(self.exploration, self.gamma_scale, logged, heard_counted=heard is not None)
+        optimistic = isinstance(policy, SquareCB) and policy.optimism > 0.0
+        return ServedExploration(policy, policy.logged(), heard if optimistic else None)
 
     def logged_for(self, model_version: str) -> LoggedPolicy:
         """The logged policy of a model that has served this decision (``for_model`` was called for it)."""
@@ -169,8 +189,9 @@ class DecisionService:
         positions = selected if len(eligible) == len(targeted) else in_placement.positions(eligible)
         ad_rows, values, advertisers = in_placement.columns(positions)
         scores = self._score(model, features, ad_rows, exposures)
-        exploration = self.policy.for_model(model).policy
-        choices = choose_slate(scores * values, advertisers, request.max_ads, exploration, self.rng)
+        choices = self._choose(
+            model, scores=scores, values=values, ad_rows=ad_rows, advertisers=advertisers, max_ads=request.max_ads
+        )
         decision_id = self.new_decision_id()
         ads = self._served_ads(
             decision_id=decision_id,
@@ -260,12 +281,13 @@ class DecisionService:
         indices = self._indices(features, ad_rows, exposures)
         scores = self._score(model, features, ad_rows, exposures)
         slots: list[np.ndarray] = []
-        choices = choose_slate(
-            scores * values_cpm,
-            advertisers,
-            request.max_ads,
-            self.policy.for_model(model).policy,
-            self.rng,
+        choices = self._choose(
+            model,
+            scores=scores,
+            values=values_cpm,
+            ad_rows=ad_rows,
+            advertisers=advertisers,
+            max_ads=request.max_ads,
             trace=slots,
         )
         terms, unavailable = self._decompose(model, indices, scores)
@@ -463,6 +485,24 @@ class DecisionService:
         eligible = [ad for ad in targeted if not ad.caps or state(ad.campaign, ad.counter_caps, now, session)[0]]
         emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(eligible))
         return eligible, "ok", reading
+
+    def _choose(
+        self,
+        model: Scorer,
+        *,
+        scores: np.ndarray,
+        values: np.ndarray,
+        ad_rows: np.ndarray,
+        advertisers: np.ndarray,
+        max_ads: int,
+        trace: list[np.ndarray] | None = None,
+    ) -> list[Choice]:
+        """The slate ``model`` serves with its exploration policy (``PolicySettings.for_model``)."""
+        exploration = self.policy.for_model(model)
+        uncertainty = exploration.uncertainty(scores, ad_rows, self.encoder.spec)
+        return choose_slate(
+            scores * values, advertisers, max_ads, exploration.policy, self.rng, uncertainty=uncertainty, trace=trace
+        )
 
     def _indices(self, features: dict[str, str], ad_rows: np.ndarray, exposures: list[int | None]) -> np.ndarray:
         """Every candidate in ``SERVING_SLOT`` with its exposure (``FeatureEncoder.candidate_rows``)."""

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from adserve.core.errors import ModelLoadError
 from adserve.models.features import FeatureEncoder, FeatureSpec, spec_mismatches
+from adserve.models.heard_ads import HeardAds
 from adserve.models.registry import ModelStore, ModelVersion
 
 MODEL_FILE: Final = "model.onnx"
@@ -101,6 +102,9 @@ class ManifestHeader(BaseModel):
     logged_decisions: Annotated[int, Field(ge=0)] | None = None
     """How many of this deployment's logged decisions the model learned from (0: the bootstrap model; absent:
     published before the count was written). Decide's growing SquareCB gamma is derived from it."""
+    heard_ads: dict[str, list[int]] | None = None
+    """The impressions of each ad the model learned from (``HeardAds``); absent: published before they were
+    counted, and served without SquareCB's optimism."""
 
 
 def session_options() -> ort.SessionOptions:
@@ -133,6 +137,8 @@ def _manifest(manifest: object) -> tuple[ManifestHeader | None, FeatureSpec | No
         return None, None, [Violation(Clause.MANIFEST, reasons)]
     try:
         spec = FeatureSpec.from_dict(header.feature_spec)
+        if header.heard_ads is not None:
+            HeardAds.from_manifest(header.heard_ads)
     except ValueError as error:
         return header, None, [Violation(Clause.MANIFEST, str(error))]
     return header, spec, []

@@ -15,6 +15,7 @@ import onnxruntime as ort
 from adserve.models.contract import MANIFEST_FILE, MODEL_FILE, read_manifest, read_model, verify
 from adserve.models.factorization import FM_MODEL_TYPE, FmParameters, NotDecomposableError
 from adserve.models.features import FeatureSpec
+from adserve.models.heard_ads import HeardAds
 
 __all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Decomposable", "Scorer", "Trained"]
 
@@ -30,10 +31,14 @@ class Scorer(Protocol):
 
 @runtime_checkable
 class Trained(Protocol):
-    """A model that knows how many of this deployment's logged decisions it learned from (its manifest's)."""
+    """A model that knows how many of this deployment's logged decisions it learned from (its manifest's), and
+    how many impressions of each ad (None: published before either was counted)."""
 
     @property
     def logged_decisions(self) -> int | None: ...
+
+    @property
+    def heard_ads(self) -> HeardAds | None: ...
 
 
 @runtime_checkable
@@ -57,6 +62,8 @@ class CtrModel:
         self.manifest = manifest
         self.version: str = str(manifest["version"])
         self.logged_decisions: int | None = manifest.get("logged_decisions")
+        heard = manifest.get("heard_ads")
+        self.heard_ads = None if heard is None else HeardAds.from_manifest(heard)
         self.spec = spec
         self._input_name: str = manifest["input_name"]
         self._output_names: list[str] = [manifest["output_name"]]

@@ -134,12 +134,19 @@ class LoggedPolicy(BaseModel):
     name: PolicyName = "epsilon_greedy"
     epsilon: float | None = None
     gamma: float | None = None
+    optimism: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = Field(
+        default=None, exclude_if=lambda optimism: optimism is None
+    )
+    """SquareCB's optimism (``decisions.policy.SquareCB``), when it had any: written only then, so the records of
+    every other policy are byte for byte what they were."""
 
     @model_validator(mode="after")
     def _has_its_parameter(self) -> "LoggedPolicy":
         parameter = self.gamma if self.name == "squarecb" else self.epsilon
         if parameter is None:
             raise ValueError(f"a {self.name} policy needs its {'gamma' if self.name == 'squarecb' else 'epsilon'}")
+        if self.optimism is not None and self.name != "squarecb":
+            raise ValueError("only a squarecb policy has an optimism")
         return self
 
 

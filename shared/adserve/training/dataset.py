@@ -156,6 +156,7 @@ class SlotOne:
     decided_at: np.ndarray  # (m,) float64
     policy_codes: np.ndarray  # (m,) int8, the logging policy (its index in ``decisions.policy.POLICY_NAMES``)
     policy_parameters: np.ndarray  # (m,) float64, its setting (epsilon, gamma)
+    policy_optimism: np.ndarray  # (m,) float64, SquareCB's optimism (0: none)
     listener_rows: np.ndarray  # (m, num_listener_fields) int32
     offsets: np.ndarray  # (m + 1,) int64; decision i's candidates are [offsets[i], offsets[i+1])
     candidate_ads: np.ndarray  # (total,) int32, rows of TrainingDataset.ad_rows
@@ -180,6 +181,7 @@ class SlotOne:
             decided_at=self.decided_at[mask],
             policy_codes=self.policy_codes[mask],
             policy_parameters=self.policy_parameters[mask],
+            policy_optimism=self.policy_optimism[mask],
             listener_rows=self.listener_rows[mask],
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=self.candidate_ads[per_candidate],
@@ -198,6 +200,7 @@ class SlotOne:
             decided_at=_cat([p.decided_at for p in parts], np.float64),
             policy_codes=_cat([p.policy_codes for p in parts], np.int8),
             policy_parameters=_cat([p.policy_parameters for p in parts], np.float64),
+            policy_optimism=_cat([p.policy_optimism for p in parts], np.float64),
             listener_rows=_cat([p.listener_rows for p in parts], np.int32, num_listener_fields),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=_cat([p.candidate_ads for p in parts], np.int32),
@@ -263,6 +266,7 @@ class _Pending:
     decided_at: float
     policy_code: int
     policy_parameter: float
+    policy_optimism: float
     contextual: bool
     listener_row: np.ndarray  # (num_listener_fields,) int32
     chosen: list[_Chosen]
@@ -288,6 +292,7 @@ class _ChunkBuffer:
     slot_time: list[float] = field(default_factory=list)
     slot_policy_code: list[int] = field(default_factory=list)
     slot_policy_parameter: list[float] = field(default_factory=list)
+    slot_policy_optimism: list[float] = field(default_factory=list)
     slot_listener: list[np.ndarray] = field(default_factory=list)
     slot_ads: list[np.ndarray] = field(default_factory=list)
     slot_candidate_rows: list[np.ndarray] = field(default_factory=list)
@@ -315,6 +320,7 @@ class _ChunkBuffer:
             decided_at=np.asarray(self.slot_time, dtype=np.float64),
             policy_codes=np.asarray(self.slot_policy_code, dtype=np.int8),
             policy_parameters=np.asarray(self.slot_policy_parameter, dtype=np.float64),
+            policy_optimism=np.asarray(self.slot_policy_optimism, dtype=np.float64),
             listener_rows=np.array(self.slot_listener, dtype=np.int32).reshape(-1, n_listener),
             offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
             candidate_ads=_cat(self.slot_ads, np.int32),
@@ -439,6 +445,7 @@ class TrainingDataset:
             decided_at=record.decided_at.timestamp(),
             policy_code=POLICY_NAMES.index(policy.name),
             policy_parameter=policy.parameter,
+            policy_optimism=record.policy.optimism or 0.0,
             contextual=record.mode is ServingMode.CONTEXTUAL,
             listener_row=self.encoder.encode_listener(record.listener_features).astype(np.int32),
             chosen=chosen,
@@ -488,6 +495,7 @@ class TrainingDataset:
                 buffer.slot_time.append(pending.decided_at)
                 buffer.slot_policy_code.append(pending.policy_code)
                 buffer.slot_policy_parameter.append(pending.policy_parameter)
+                buffer.slot_policy_optimism.append(pending.policy_optimism)
                 buffer.slot_listener.append(pending.listener_row)
                 buffer.slot_ads.append(pending.candidate_rows)
                 buffer.slot_candidate_rows.append(pending.candidate_own_rows)

@@ -25,7 +25,14 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
-from adserve.decisions.policy import GREEDY, POLICY_NAMES, ExplorationPolicy, exploration_policy
+from adserve.decisions.policy import (
+    GREEDY,
+    POLICY_NAMES,
+    ExplorationPolicy,
+    exploration_policy,
+    relative_uncertainty,
+)
+from adserve.models.ctr_model import Trained
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 
@@ -160,8 +167,15 @@ def replayed_policy(logged: ExplorationPolicy) -> ExplorationPolicy:
     return GREEDY if (logged.name, logged.parameter) in _SCORE_BLIND else logged
 
 
-def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.ndarray) -> SlotOneTerms:
-    """Replay the serving policy's first slot with `scores` (one per candidate) on every logged decision."""
+def slot_one_terms(
+    slot: SlotOne, scores: np.ndarray, reward_predictions: np.ndarray, heard: np.ndarray | None = None
+) -> SlotOneTerms:
+    """Replay the serving policy's first slot with `scores` (one per candidate) on every logged decision.
+
+    ``heard``: the impressions of each candidate's ad the replayed model learned from (``heard_by_candidate``),
+    for decisions logged by SquareCB with optimism; None, a model that counted none, which Decide serves (and
+    this replays) without optimism.
+    """
     m = len(slot)
     target = np.empty(m, dtype=np.float64)
     direct = np.empty(m, dtype=np.float64)
@@ -169,14 +183,21 @@ def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.nda
     expected_values = np.asarray(scores, dtype=np.float64) * slot.candidate_values
     rewards_hat = np.asarray(reward_predictions, dtype=np.float64)
     offsets = slot.offsets
-    policies = {
-        (code, parameter): replayed_policy(exploration_policy(POLICY_NAMES[code], parameter))
-        for code, parameter in set(zip(slot.policy_codes.tolist(), slot.policy_parameters.tolist(), strict=True))
-    }
-    for i in range(m):
+    settings = zip(
+        slot.policy_codes.tolist(),
+        slot.policy_parameters.tolist(),
+        (slot.policy_optimism if heard is not None else np.zeros(m)).tolist(),
+        strict=True,
+    )
+    keys = list(settings)
+    policies = {key: replayed_policy(exploration_policy(POLICY_NAMES[key[0]], key[1], key[2])) for key in set(keys)}
+    uncertainty = None if heard is None else relative_uncertainty(np.asarray(scores, dtype=np.float64), heard)
+    for i, key in enumerate(keys):
         lo, hi = int(offsets[i]), int(offsets[i + 1])
-        policy = policies[int(slot.policy_codes[i]), float(slot.policy_parameters[i])]
-        probabilities = policy.slot_probabilities(expected_values[lo:hi], np.ones(hi - lo, dtype=bool))
+        policy = policies[key]
+        probabilities = policy.slot_probabilities(
+            expected_values[lo:hi], np.ones(hi - lo, dtype=bool), None if uncertainty is None else uncertainty[lo:hi]
+        )
         position = int(slot.logged_position[i])
         target[i] = probabilities[position]
         direct[i] = float(probabilities @ rewards_hat[lo:hi])
@@ -188,6 +209,13 @@ def slot_one_terms(slot: SlotOne, scores: np.ndarray, reward_predictions: np.nda
         direct=direct,
         predicted_logged=predicted,
     )
+
+
+def heard_by_candidate(slot: SlotOne, ad_rows: np.ndarray, model: Scorer, ad_id_column: int) -> np.ndarray | None:
+    """The impressions of each candidate's ad ``model`` learned from (its manifest's ``heard_ads``); None when it
+    counted none."""
+    heard = model.heard_ads if isinstance(model, Trained) else None
+    return None if heard is None else heard.of(ad_rows[slot.candidate_ads, ad_id_column].astype(np.int64))
 
 
 def score_candidates(slot: SlotOne, ad_rows: np.ndarray, model: Scorer) -> np.ndarray:
@@ -266,10 +294,15 @@ class Evaluation:
         }
 
 
-def evaluate(holdout: Examples, slot: SlotOne, ad_rows: np.ndarray, new: Scorer, champion: Scorer | None) -> Evaluation:
-    """Metrics and OPE estimates of `new` (and `champion`), with `new` as the reward model for DR."""
+def evaluate(
+    holdout: Examples, slot: SlotOne, ad_rows: np.ndarray, new: Scorer, champion: Scorer | None, *, ad_id_column: int
+) -> Evaluation:
+    """Metrics and OPE estimates of `new` (and `champion`), with `new` as the reward model for DR.
+
+    ``ad_id_column``: where ``ad_rows`` hold the ad_id index (``heard_ads.ad_id_column``), to replay optimism.
+    """
     new_scores = score_candidates(slot, ad_rows, new)
-    new_terms = slot_one_terms(slot, new_scores, new_scores)
+    new_terms = slot_one_terms(slot, new_scores, new_scores, heard_by_candidate(slot, ad_rows, new, ad_id_column))
     observed = round(float(slot.rewards.mean()), 6) if len(slot) else None
     by_mode = {
         mode: ModeEstimate(
@@ -289,7 +322,12 @@ def evaluate(holdout: Examples, slot: SlotOne, ad_rows: np.ndarray, new: Scorer,
     )
     if champion is None:
         return evaluation
-    champion_terms = slot_one_terms(slot, score_candidates(slot, ad_rows, champion), new_scores)
+    champion_terms = slot_one_terms(
+        slot,
+        score_candidates(slot, ad_rows, champion),
+        new_scores,
+        heard_by_candidate(slot, ad_rows, champion, ad_id_column),
+    )
     return replace(
         evaluation,
         champion=HoldoutMetrics.of(holdout.labels, predict_examples(holdout, champion)),
@@ -429,7 +467,14 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(examples: Examples, slot: SlotOne, ad_rows: np.ndarray, models: Sequence[tuple[str, Scorer]]) -> Comparison:
+def compare(
+    examples: Examples,
+    slot: SlotOne,
+    ad_rows: np.ndarray,
+    models: Sequence[tuple[str, Scorer]],
+    *,
+    ad_id_column: int,
+) -> Comparison:
     """Each (label, model) scored on the same rows and decisions; the first model is every policy's DR reward
     model, as the new model is in ``evaluate``, so the DR column compares policies, not reward models."""
     if not models:
@@ -439,7 +484,10 @@ def compare(examples: Examples, slot: SlotOne, ad_rows: np.ndarray, models: Sequ
         (
             label,
             HoldoutMetrics.of(examples.labels, predict_examples(examples, model)),
-            PolicyEstimate.of(model.version, slot_one_terms(slot, model_scores, scores[0])),
+            PolicyEstimate.of(
+                model.version,
+                slot_one_terms(slot, model_scores, scores[0], heard_by_candidate(slot, ad_rows, model, ad_id_column)),
+            ),
         )
         for (label, model), model_scores in zip(models, scores, strict=True)
     ]

@@ -15,13 +15,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from adserve.core.errors import AdserveError
 from adserve.core.observability import logger
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
 from adserve.models.features import FeatureEncoder, FeatureSpec
+from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.models.registry import ActivePointer, ModelStore
 from adserve.outcomes.logs import LogKind, LogReader, count_rows_at_most
-from adserve.training.dataset import DatasetConfig, DatasetStats, ExamplesFrom, Label, TrainingDataset
+from adserve.training.dataset import DatasetConfig, DatasetStats, Examples, ExamplesFrom, Label, TrainingDataset
 from adserve.training.evaluation import Comparison, PromotionRule, compare, evaluate, judge, manifest_metrics, render
 from adserve.training.progress import SILENT, Progress
 from adserve.training.schedule import RetrainSchedule
@@ -176,6 +179,12 @@ def _load_champion(
     return None
 
 
+def heard_ads(spec: FeatureSpec, *segments: Examples) -> dict[str, list[int]]:
+    """The manifest's ``heard_ads``: the impressions of each ad in the rows a model was fitted on."""
+    column = ad_id_column(spec, in_ad_rows=False)
+    return HeardAds.count(np.concatenate([examples.indices[:, column] for examples in segments])).to_manifest()
+
+
 def retrain(
     logs: LogReader,
     models: ModelStore,
@@ -212,6 +221,7 @@ def retrain(
         "row_counts": data.row_counts(),
         "dataset": stats,
         "logged_decisions": dataset.stats.decisions,
+        "heard_ads": heard_ads(spec, data.train),
         "trainer": {**asdict(request.trainer), "fit": asdict(request.trainer.fit)},
     }
     candidate_dir = work_dir / "candidate"
@@ -219,7 +229,14 @@ def retrain(
     write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
     new = CtrModel.load(candidate_dir, spec)
     progress.step("evaluating", 0, detail=f"{len(data.holdout_slot_one):,} holdout decisions")
-    evaluation = evaluate(data.holdout, data.holdout_slot_one, data.ad_rows, new, champion)
+    evaluation = evaluate(
+        data.holdout,
+        data.holdout_slot_one,
+        data.ad_rows,
+        new,
+        champion,
+        ad_id_column=ad_id_column(spec, in_ad_rows=True),
+    )
     verdict = judge(evaluation, request.rule)
     progress.finish()
     details |= manifest_metrics(evaluation, verdict)
@@ -227,6 +244,7 @@ def retrain(
         progress.step("refitting on every row", 0)
         trained = refit_on_all(data, spec, request.trainer, trained)
         model_bytes = export(trained, spec)
+        details["heard_ads"] = heard_ads(spec, data.train, data.validation, data.holdout)
         details["refit_on_all"] = {
             "rows": len(data.train) + len(data.validation) + len(data.holdout),
             "epochs": trained.report.best_epoch,
@@ -335,4 +353,4 @@ def compare_published(
         for version in dict.fromkeys(chosen)
     ]
     examples, slot, ad_rows = evaluation_set(TrainingDataset(logs, config, encoder))
-    return compare(examples, slot, ad_rows, loaded)
+    return compare(examples, slot, ad_rows, loaded, ad_id_column=ad_id_column(encoder.spec, in_ad_rows=True))

@@ -154,6 +154,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
                 settings.exploration_gamma
                 if settings.exploration_policy == "squarecb"
                 else settings.exploration_epsilon,
+                settings.exploration_optimism,
             ),
             token_ttl=timedelta(seconds=settings.token_ttl_seconds),
             prerank_top_k=settings.prerank_top_k,

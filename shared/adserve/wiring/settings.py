@@ -113,6 +113,13 @@ class DecideSettings(EnvironmentSettings):
         le=1e4,
         description="squarecb's gamma per model: min(EXPLORATION_GAMMA, this x sqrt(its logged_decisions)); 0 off.",
     )
+    exploration_optimism: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="squarecb's optimism: standard errors an ad's value may lie above its estimate, by the "
+        "impressions of it the model learned from (its manifest's heard_ads); 0 off.",
+    )
     token_ttl_seconds: int = Field(default=86_400, ge=60, le=7 * 86_400)
     prerank_top_k: int = Field(
         default=500,  # decisions.prerank.DEFAULT_TOP_K, not imported: every function reads these settings
