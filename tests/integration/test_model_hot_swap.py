@@ -19,7 +19,9 @@ import pytest
 from adserve.core.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.model_store import S3ModelStore
-from adserve.decisions.policy import SquareCB
+from adserve.decisions.policy import SquareCB, relative_uncertainty
+from adserve.models.features import FeatureEncoder
+from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.models.registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
 from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, LoggedPolicy
 
@@ -186,10 +188,9 @@ def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(
         store.read_pointer()
 
 
-@pytest.fixture
-def growing_gamma(local_stack: Any, store: S3ModelStore) -> Iterator[None]:
-    """Decide (fresh environment, 5 s pointer checks) with EXPLORATION_GAMMA_SCALE=2 and three campaigns to choose
-    from; restored afterwards."""
+def exploring(local_stack: Any, **variables: str) -> Iterator[None]:
+    """Decide (fresh environment, 5 s pointer checks) with these exploration variables and three campaigns to
+    choose from; restored afterwards."""
     campaigns = CampaignStore(
         boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
@@ -197,10 +198,23 @@ def growing_gamma(local_stack: Any, store: S3ModelStore) -> Iterator[None]:
         campaigns.put(campaign(campaign_id=f"gamma-{number}", advertiser_id=f"adv-gamma-{number}", value_cpm=value_cpm))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_POINTER_CHECK_SECONDS", str(int(CHECK_SECONDS)))
-        patch.setenv("EXPLORATION_GAMMA_SCALE", "2")
+        for name, value in variables.items():
+            patch.setenv(name, value)
         local_stack.reset_function("DecideFunction")
         yield
     local_stack.reset_function("DecideFunction")
+
+
+@pytest.fixture
+def growing_gamma(local_stack: Any, store: S3ModelStore) -> Iterator[None]:
+    """EXPLORATION_GAMMA_SCALE=2."""
+    yield from exploring(local_stack, EXPLORATION_GAMMA_SCALE="2")
+
+
+@pytest.fixture
+def optimistic(local_stack: Any, store: S3ModelStore) -> Iterator[None]:
+    """EXPLORATION_GAMMA_SCALE=2 and EXPLORATION_OPTIMISM=1."""
+    yield from exploring(local_stack, EXPLORATION_GAMMA_SCALE="2", EXPLORATION_OPTIMISM="1")
 
 
 def decided(local_stack: Any) -> DecisionRecord:
@@ -219,11 +233,21 @@ def decided(local_stack: Any) -> DecisionRecord:
     raise AssertionError(f"no record of decision {body['decision_id']} on the queue")
 
 
-def first_slot_probabilities(record: DecisionRecord, gamma: float) -> dict[str, float]:
-    """SquareCB's distribution at ``gamma`` over the record's candidates, all available for the first slot."""
+def first_slot_probabilities(
+    record: DecisionRecord, gamma: float, optimism: float = 0.0, heard: HeardAds | None = None
+) -> dict[str, float]:
+    """SquareCB's distribution at ``gamma`` (and ``optimism``, by the ``heard`` counts) over the record's
+    candidates, all available for the first slot."""
     assert isinstance(record.candidates, CompactCandidates)
-    values = np.array(record.candidates.score) * np.array(record.candidates.value_cpm)
-    probabilities = SquareCB(gamma).slot_probabilities(values, np.ones(len(values), dtype=bool))
+    scores = np.array(record.candidates.score)
+    values = scores * np.array(record.candidates.value_cpm)
+    uncertainty = None
+    if heard is not None:
+        encoder = FeatureEncoder()
+        column = ad_id_column(encoder.spec, in_ad_rows=True)
+        ad_ids = np.array([encoder.encode_ad({"ad_id": ad_id})[column] for ad_id in record.candidates.ad_id])
+        uncertainty = relative_uncertainty(scores, heard.of(ad_ids))
+    probabilities = SquareCB(gamma, optimism).slot_probabilities(values, np.ones(len(values), dtype=bool), uncertainty)
     return dict(zip(record.candidates.ad_id, probabilities.tolist(), strict=True))
 
 
@@ -257,3 +281,37 @@ def test_with_a_gamma_scale_each_model_serves_the_gamma_its_manifest_gives_and_l
     [first] = [choice for choice in record.chosen if choice.rank == 1]
     assert first.propensity == pytest.approx(first_slot_probabilities(record, 100.0)[first.ad_id], rel=1e-9)
     assert first.propensity != pytest.approx(first_slot_probabilities(record, 200.0)[first.ad_id], rel=1e-6)
+
+
+@pytest.mark.usefixtures("optimistic")
+def test_with_optimism_a_model_that_counted_its_ads_explores_by_them_and_logs_it(
+    local_stack: Any, store: S3ModelStore, tmp_path: Path
+) -> None:
+    # Given a model of 2,500 decisions that heard the cheapest campaign's ad 50 times and the dearest's 5,000
+    encoder = FeatureEncoder()
+    column = ad_id_column(encoder.spec, in_ad_rows=True)
+    index = {
+        n: int(encoder.encode_ad({"ad_id": campaign(campaign_id=f"gamma-{n}").creatives[0].ad_id})[column])
+        for n in (0, 2)
+    }
+    heard = HeardAds.count(np.repeat([index[0], index[2]], [50, 5_000]))
+    version = unique("optimistic")
+    folder = relabelled_model(tmp_path, version)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(
+        json.dumps(manifest | {"logged_decisions": 2_500, "heard_ads": heard.to_manifest()})
+    )
+    checked_at = time.monotonic()
+    store.publish(folder)
+    # When it is promoted and serves
+    store.write_pointer(pointer_to(version))
+    wait_for_next_check(checked_at)
+    record = decided(local_stack)
+    # Then it serves at gamma 100 with the optimism, logged with the decision
+    assert record.model_version == version
+    assert record.policy == LoggedPolicy(name="squarecb", gamma=100.0, optimism=1.0)
+    # And the logged propensity is the optimistic distribution by its counts, not plain SquareCB's
+    [first] = [choice for choice in record.chosen if choice.rank == 1]
+    exact = first_slot_probabilities(record, 100.0, 1.0, heard)
+    assert first.propensity == pytest.approx(exact[first.ad_id], rel=1e-9)
+    assert exact != pytest.approx(first_slot_probabilities(record, 100.0), rel=1e-6)
