@@ -2,6 +2,7 @@
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
 from adserve.models.factorization import FmParameters, NotDecomposableError, pairs_of
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
+from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.privacy.consent import ConsentRules
 from adserve.training.factorization_machine import FactorizationMachine, TrainingConfig
 from adserve.training.model_files import write_model_dir
@@ -315,6 +317,36 @@ def test_squarecb_rank_probabilities_are_the_policy_distribution_and_propensity_
         (explained,) = (e for e in scored if e.ad_id == ad.ad_id)
         assert explained.scoring is not None
         assert explained.scoring.rank_probabilities[ad.rank - 1] == ad.propensity
+
+
+@dataclass
+class HeardOne:
+    """A trained model that heard the ad of campaign c0 forty times and no other; scores ads by their index."""
+
+    heard_ads: HeardAds
+    version: str = "heard-one"
+    logged_decisions: int = 5_000
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return np.linspace(0.08, 0.02, len(indices), dtype=np.float32)
+
+
+def test_with_optimism_each_scored_ad_says_how_often_the_model_heard_it_and_without_it_nothing() -> None:
+    campaigns = [campaign(campaign_id=f"c{n}", advertiser_id=f"a{n}") for n in range(3)]
+    encoder = FeatureEncoder()
+    heard = encoder.encode_ad({"ad_id": campaigns[0].creatives[0].ad_id})[ad_id_column(encoder.spec, in_ad_rows=True)]
+    decider = service(*campaigns, scorer=HeardOne(HeardAds(np.array([heard]), np.array([40]))))
+    decider.policy = PolicySettings(exploration=SquareCB(100.0, optimism=1.0), token_ttl=timedelta(hours=1))
+    response = explain(decider, max_ads=2)
+    assert response.explanation is not None
+    counts = {ad.campaign_id: ad.scoring.heard for ad in response.explanation.ads if ad.scoring is not None}
+    assert counts == {"c0": 40, "c1": 0, "c2": 0}
+    # Without the optimism the policy does not read the counts, and explain names none
+    decider.policy = PolicySettings(exploration=SquareCB(100.0), token_ttl=timedelta(hours=1))
+    plain = explain(decider, max_ads=2)
+    assert plain.explanation is not None
+    assert all(ad.scoring.heard is None for ad in plain.explanation.ads if ad.scoring is not None)
+    assert '"heard"' not in plain.model_dump_json()
 
 
 def test_a_file_that_is_not_an_adserve_fm_is_not_decomposable_and_says_why() -> None:

@@ -141,6 +141,13 @@ class Scoring(BaseModel):
     contributions: Contributions | None = Field(
         description="null when the model cannot be decomposed (see Explanation.contributions_unavailable)."
     )
+    heard: int | None = Field(
+        default=None,
+        exclude_if=lambda heard: heard is None,
+        description="With squarecb's optimism (ExplorationOptimism): the impressions of this ad the serving model "
+        "learned from, which its exploration is measured by (0: never heard, explored as if it were the best). "
+        "Absent otherwise.",
+    )
 
 
 class ExplainedAd(BaseModel):

@@ -93,11 +93,16 @@ class ServedExploration:
     logged: LoggedPolicy
     heard: HeardAds | None = None
 
-    def uncertainty(self, scores: np.ndarray, ad_rows: np.ndarray, spec: FeatureSpec) -> np.ndarray | None:
-        """Each candidate's ``relative_uncertainty`` for the policy's optimism; None without one."""
+    def heard_of(self, ad_rows: np.ndarray, spec: FeatureSpec) -> np.ndarray | None:
+        """The impressions of each candidate's ad the model learned from, for the policy's optimism; None without."""
         if self.heard is None:
             return None
-        return relative_uncertainty(scores, self.heard.of(ad_rows[:, ad_id_column(spec, in_ad_rows=True)]))
+        return self.heard.of(ad_rows[:, ad_id_column(spec, in_ad_rows=True)])
+
+    def uncertainty(self, scores: np.ndarray, ad_rows: np.ndarray, spec: FeatureSpec) -> np.ndarray | None:
+        """Each candidate's ``relative_uncertainty`` for the policy's optimism; None without one."""
+        heard = self.heard_of(ad_rows, spec)
+        return None if heard is None else relative_uncertainty(scores, heard)
 
 
 @dataclass(frozen=True)
@@ -290,22 +295,19 @@ class DecisionService:
             max_ads=request.max_ads,
             trace=slots,
         )
-        terms, unavailable = self._decompose(model, indices, scores)
-        fields = self.encoder.spec.fields
+        scorings, unavailable = self._scorings(
+            model,
+            features=features,
+            eligible=eligible,
+            indices=indices,
+            ad_rows=ad_rows,
+            scores=scores,
+            values_cpm=values_cpm,
+            exposures=exposures,
+            slots=slots,
+        )
         chosen = {choice.index: choice for choice in choices}
-        terms_of = [None] * len(eligible) if terms is None else contributions(terms, fields)
         for position, ad in enumerate(eligible):
-            scoring = trusted(
-                Scoring,
-                {
-                    "score": float(scores[position]),
-                    "value_cpm": float(values_cpm[position]),
-                    "expected_value": float(scores[position] * values_cpm[position]),
-                    "rank_probabilities": [float(slot[position]) for slot in slots],
-                    "features": {**features, **ad.features, **candidate_features(exposures[position])},
-                    "contributions": terms_of[position],
-                },
-            )
             verdicts[(ad.campaign.campaign_id, ad.ad_id)] = self._policy_verdict(
                 ad,
                 position=position,
@@ -313,7 +315,7 @@ class DecisionService:
                 chosen=chosen,
                 choices=choices,
                 max_ads=request.max_ads,
-                scoring=scoring,
+                scoring=scorings[position],
             )
         decision_id = self.new_decision_id()
         ads = [
@@ -397,6 +399,40 @@ class DecisionService:
                 eligible.append(ad)
         check: CapCheck = "not_permitted" if listener is None else "unavailable" if counts is None else "ok"
         return eligible, check, None if counts is None else CounterReading.of(counts)
+
+    def _scorings(
+        self,
+        model: Scorer,
+        *,
+        features: dict[str, str],
+        eligible: Sequence[AdCandidate],
+        indices: np.ndarray,
+        ad_rows: np.ndarray,
+        scores: np.ndarray,
+        values_cpm: np.ndarray,
+        exposures: list[int | None],
+        slots: list[np.ndarray],
+    ) -> tuple[list[Scoring], str | None]:
+        """What explain says of each eligible ad's scoring, and why there are no contributions (None: there are)."""
+        terms, unavailable = self._decompose(model, indices, scores)
+        heard = self.policy.for_model(model).heard_of(ad_rows, self.encoder.spec)
+        terms_of = [None] * len(eligible) if terms is None else contributions(terms, self.encoder.spec.fields)
+        scorings = [
+            trusted(
+                Scoring,
+                {
+                    "score": float(scores[position]),
+                    "value_cpm": float(values_cpm[position]),
+                    "expected_value": float(scores[position] * values_cpm[position]),
+                    "rank_probabilities": [float(slot[position]) for slot in slots],
+                    "features": {**features, **ad.features, **candidate_features(exposures[position])},
+                    "contributions": terms_of[position],
+                    "heard": None if heard is None else int(heard[position]),
+                },
+            )
+            for position, ad in enumerate(eligible)
+        ]
+        return scorings, unavailable
 
     def _prerank_verdicts(self, ranked: Prerank, eligible: int) -> dict[tuple[str, str], ExplainedAd]:
         """The ads pre-ranking kept from the model, each with its key and the lowest kept one."""
