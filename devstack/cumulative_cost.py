@@ -214,13 +214,27 @@ def _adserve_world(config: DemoConfig, policy: str, seed: int) -> dict[str, Any]
     return {"seed": seed, "policy": policy} | {key: run[key] for key in keep}
 
 
-def against_variant(config: DemoConfig, variant: str, seed: int, settings: Sequence[str]) -> dict[str, Any]:
+REPLAYED = ("run_click_rate", "round_click_rates", "greedy_over_oracle")
+"""What ``--against`` keeps of the variant's replay: the same keys in a ``demo_sweep`` run (``--replays``)."""
+
+
+def against_variant(
+    config: DemoConfig,
+    variant: str,
+    seed: int,
+    settings: Sequence[str],
+    replayed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """``demo_sweep``'s ``variant`` and VW's ``settings`` on world ``seed``'s stream of that variant's rounds, round
-    by round: where over the run one earns what the other does not (the bootstrap round, a retrain, between them)."""
+    by round: where over the run one earns what the other does not (the bootstrap round, a retrain, between them).
+
+    ``replayed``: that world's run of the variant from a ``demo_sweep`` results file, instead of replaying it again
+    (the stream is the seed's, the day's and the rounds', whatever the policy, so the replay is the same one).
+    """
     config = dataclasses.replace(config, **VARIANTS[variant])
     world = online_world(config, seed, settings)
-    run = replay(config, seed)
-    world["runs"][variant] = {key: run[key] for key in ("run_click_rate", "round_click_rates", "greedy_over_oracle")}
+    run = replay(config, seed) if replayed is None else replayed
+    world["runs"][variant] = {key: run[key] for key in REPLAYED}
     return world | {"rounds": list(config.rounds)} | ({} if config.weekday is None else {"weekday": config.weekday})
 
 
@@ -372,15 +386,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=weekday_range,
         help="with --against: days of week (0 Monday to 6, e.g. 2-5) each world is replayed on; default the clock's",
     )
+    parser.add_argument(
+        "--replays",
+        type=Path,
+        help="with --against: take the variant's runs from this demo_sweep results file (same worlds, days and "
+        "play rate) instead of replaying them; only VW runs",
+    )
     args = parser.parse_args(argv)
-    if args.weekdays is not None and args.against is None:
-        parser.error("--weekdays needs --against")
+    if args.against is None and (args.weekdays is not None or args.replays is not None):
+        parser.error("--weekdays and --replays need --against")
     if args.against is not None:
         out = args.out or AGAINST_RESULTS
         against = (
             None
             if args.docs_only
-            else _against(args.against, args.seeds, args.vw, args.workers, weekdays=args.weekdays, out=out)
+            else _against(
+                args.against,
+                args.seeds,
+                args.vw,
+                args.workers,
+                weekdays=args.weekdays,
+                out=out,
+                replays=None if args.replays is None else sweep_runs(args.replays, args.against),
+            )
         )
         print(against_markdown(publish(against, out, partial(rewrite_against, args.region))))  # noqa: T201
         return 0
@@ -406,6 +434,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def sweep_runs(path: Path, variant: str) -> dict[tuple[int, str | None], Mapping[str, Any]]:
+    """``variant``'s runs in a ``demo_sweep`` results file, by (world, day of week); an error unless they were
+    replayed at ``--against``'s play rate."""
+    results = json.loads(path.read_text())
+    if results["settings"]["play_rate"] != PLAY_RATE:
+        raise SystemExit(f"{path} was replayed at play rate {results['settings']['play_rate']}, not {PLAY_RATE}")
+    return {(run["seed"], run.get("weekday")): run for run in results["runs"] if run["variant"] == variant}
+
+
 def _against(
     variant: str,
     seeds: Sequence[int],
@@ -414,9 +451,18 @@ def _against(
     *,
     weekdays: Sequence[str] | None,
     out: Path,
+    replays: Mapping[tuple[int, str | None], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     configs = [DemoConfig(play_rate=PLAY_RATE, weekday=day) for day in weekdays or (None,)]
-    jobs = [(config, variant, seed, settings) for config in configs for seed in seeds]
+    pairs = [(config, seed) for config in configs for seed in seeds]
+    if replays is not None and (
+        missing := [(seed, c.weekday) for c, seed in pairs if (seed, c.weekday) not in replays]
+    ):
+        raise SystemExit(f"--replays has no run of {variant!r} for (world, day) {missing}")
+    jobs = [
+        (config, variant, seed, settings, None if replays is None else replays[seed, config.weekday])
+        for config, seed in pairs
+    ]
     results = against_results(variant, PLAY_RATE, [], version("vowpalwabbit"))
     with ProcessPoolExecutor(workers) as pool:
         for world in pool.map(against_variant, *zip(*jobs, strict=True)):

@@ -152,6 +152,27 @@ def test_a_sweep_variant_and_vw_are_compared_round_by_round_on_the_stream_of_the
     # And each is reported per round, next to the oracle's
     assert set(world["runs"]) == {"oracle", "vw --epsilon 0.1", variant}
     assert all(len(run["round_click_rates"]) == 2 for run in world["runs"].values())
+    # And given that replay (as a demo_sweep results file holds it), VW alone runs and the comparison is the same
+    again = against_variant(config, variant, 3, ["--epsilon 0.1"], mine)
+    for name, run in world["runs"].items():  # all but VW's wall time
+        assert {key: value for key, value in again["runs"][name].items() if key != "seconds"} == {
+            key: value for key, value in run.items() if key != "seconds"
+        }
+
+
+def test_replays_are_taken_from_a_sweep_file_by_world_and_day_at_the_against_play_rate(tmp_path: Path) -> None:
+    runs = [
+        {"variant": "recipe", "seed": 1, "weekday": "4", "run_click_rate": 0.1},
+        {"variant": "recipe", "seed": 1, "weekday": "5", "run_click_rate": 0.2},
+        {"variant": "other", "seed": 1, "weekday": "4", "run_click_rate": 0.3},
+    ]
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({"settings": {"play_rate": cumulative_cost.PLAY_RATE}, "runs": runs}))
+    found = cumulative_cost.sweep_runs(path, "recipe")
+    assert {key: run["run_click_rate"] for key, run in found.items()} == {(1, "4"): 0.1, (1, "5"): 0.2}
+    path.write_text(json.dumps({"settings": {"play_rate": 1.0}, "runs": runs}))
+    with pytest.raises(SystemExit, match="play rate"):
+        cumulative_cost.sweep_runs(path, "recipe")
 
 
 def committed() -> dict[str, Any]:
