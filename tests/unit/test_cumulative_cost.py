@@ -13,13 +13,14 @@ import pytest
 from adserve.decisions.policy import EpsilonGreedy
 from vowpalwabbit import Workspace
 
-from devstack import cumulative_cost, generated_tables
+from devstack import cumulative_cost, demo_sweep, generated_tables
 from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, run_online, stream_of
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import (
     CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
     FREQUENT_CAPPED_VARIANT,
     FREQUENT_RECIPE_VARIANT,
+    OPTIMISTIC_VARIANT,
     SMALL_BATCH_RECIPE_VARIANT,
     VARIANTS,
     replay,
@@ -167,7 +168,7 @@ def test_replays_are_taken_from_a_sweep_file_by_world_and_day_at_the_against_pla
         {"variant": "other", "seed": 1, "weekday": "4", "run_click_rate": 0.3},
     ]
     path = tmp_path / "sweep.json"
-    path.write_text(json.dumps({"settings": {"play_rate": cumulative_cost.PLAY_RATE}, "runs": runs}))
+    path.write_text(json.dumps({"settings": {"play_rate": demo_sweep.PLAY_RATE}, "runs": runs}))
     found = cumulative_cost.sweep_runs(path, "recipe")
     assert {key: run["run_click_rate"] for key, run in found.items()} == {(1, "4"): 0.1, (1, "5"): 0.2}
     path.write_text(json.dumps({"settings": {"play_rate": 1.0}, "runs": runs}))
@@ -274,9 +275,10 @@ def test_the_command_rewrites_either_table_from_its_results_file(
     assert readme.read_text() == README.read_text()
 
 
-def test_weekdays_are_refused_without_against() -> None:
+@pytest.mark.parametrize("option", [["--weekdays", "2-5"], ["--replays", "sweep.json"]])
+def test_days_and_replays_are_refused_without_against(option: list[str]) -> None:
     with pytest.raises(SystemExit):
-        cumulative_cost.main(["--weekdays", "2-5", "--docs-only"])
+        cumulative_cost.main([*option, "--docs-only"])
 
 
 @pytest.mark.parametrize(
@@ -297,6 +299,11 @@ def test_weekdays_are_refused_without_against() -> None:
             "vw-against-frequent-capped",
             cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_capped.json"),
             FREQUENT_CAPPED_VARIANT,
+        ),
+        (
+            "vw-against-optimistic",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_optimistic.json"),
+            OPTIMISTIC_VARIANT,
         ),
     ],
 )

@@ -139,6 +139,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.SMALL_BATCH_RECIPE_VARIANT,
                 demo_sweep.FREQUENT_RECIPE_VARIANT,
                 demo_sweep.FREQUENT_CAPPED_VARIANT,
+                demo_sweep.OPTIMISTIC_VARIANT,
             },
         ),
     ],
