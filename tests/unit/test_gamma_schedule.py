@@ -125,10 +125,16 @@ def test_the_scale_is_off_by_default_and_validated_from_the_environment() -> Non
             DecideSettings.from_env(REQUIRED | {"EXPLORATION_GAMMA_SCALE": bad})
 
 
-def test_the_template_parameter_reaches_decide_with_the_settings_default_and_bounds() -> None:
+@pytest.mark.parametrize(
+    ("parameter_name", "field_name"),
+    [("ExplorationGammaScale", "exploration_gamma_scale"), ("ExplorationOptimism", "exploration_optimism")],
+)
+def test_the_template_parameter_reaches_decide_with_the_settings_default_and_bounds(
+    parameter_name: str, field_name: str
+) -> None:
     template = load_template(DEFAULT_TEMPLATE)
-    parameter = template["Parameters"]["ExplorationGammaScale"]
-    field = DecideSettings.model_fields["exploration_gamma_scale"]
+    parameter = template["Parameters"][parameter_name]
+    field = DecideSettings.model_fields[field_name]
     bounds = {type(rule).__name__: rule for rule in field.metadata}
     assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
         field.default,
@@ -136,7 +142,7 @@ def test_the_template_parameter_reaches_decide_with_the_settings_default_and_bou
         bounds["Le"].le,
     )
     variables = template["Resources"]["DecideFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["EXPLORATION_GAMMA_SCALE"] == {"Ref": "ExplorationGammaScale"}
+    assert variables[field_name.upper()] == {"Ref": parameter_name}
 
 
 @dataclass
@@ -176,20 +182,9 @@ def test_each_decision_is_chosen_and_logged_with_the_gamma_of_the_model_that_ser
         assert first.propensity == pytest.approx(float(probabilities[position]))
 
 
-def test_the_optimism_is_off_by_default_validated_and_reaches_decide_from_the_template() -> None:
+def test_the_optimism_is_off_by_default_and_validated_from_the_environment() -> None:
     assert DecideSettings.from_env(REQUIRED).exploration_optimism == 0.0
     assert DecideSettings.from_env(REQUIRED | {"EXPLORATION_OPTIMISM": "1.5"}).exploration_optimism == 1.5
     for bad in ("-1", "abc", "101", "nan"):
         with pytest.raises(ConfigurationError, match="EXPLORATION_OPTIMISM"):
             DecideSettings.from_env(REQUIRED | {"EXPLORATION_OPTIMISM": bad})
-    template = load_template(DEFAULT_TEMPLATE)
-    parameter = template["Parameters"]["ExplorationOptimism"]
-    field = DecideSettings.model_fields["exploration_optimism"]
-    bounds = {type(rule).__name__: rule for rule in field.metadata}
-    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
-        field.default,
-        bounds["Ge"].ge,
-        bounds["Le"].le,
-    )
-    variables = template["Resources"]["DecideFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables["EXPLORATION_OPTIMISM"] == {"Ref": "ExplorationOptimism"}

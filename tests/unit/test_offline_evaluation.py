@@ -7,7 +7,6 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, SquareCB, exploration_policy
-from adserve.models.features import FeatureEncoder
 from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
@@ -29,7 +28,7 @@ from adserve.training.evaluation import (
 from adserve.training.simulation import World
 
 from devstack.fakes import InMemoryLogStore
-from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
+from devstack.simulated_logs import START, TrafficConfig, simulate_traffic
 
 
 def two_decisions() -> tuple[SlotOne, np.ndarray]:
@@ -221,31 +220,38 @@ def logged_distribution(slot: SlotOne, i: int, expected_values: np.ndarray) -> n
     return policy.slot_probabilities(expected_values, np.ones(expected_values.size, dtype=bool))
 
 
+WORLD = World(seed=3, n_advertisers=4, campaigns_per_advertiser=1, ads_per_campaign=2, base_ctr=0.04)
+
+
+def truth_logged(traffic: TrafficConfig) -> tuple[TrainingDataset, SlotOne, np.ndarray]:
+    """``WORLD``'s traffic logged by the real serving policy with the truth itself as the logging model (so its
+    distribution can be recomputed from the candidates): the dataset, its slot-1 view and each candidate's truth."""
+
+    def logging_model(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
+        return WORLD.click_probabilities(listeners, ads)
+
+    store = InMemoryLogStore()
+    truth = simulate_traffic(store, WORLD, traffic, scorer=logging_model)
+    window = timedelta(minutes=30)
+    end = START + traffic.span
+    dataset = TrainingDataset(store, DatasetConfig(START, end, end + window, reward_window=window))
+    spec = dataset.encoder.spec
+    slot = SlotOne.concatenate(
+        [c.slot_one for c in dataset.chunks()], len(spec.listener_fields), len(spec.candidate_fields)
+    )
+    return dataset, slot, truth.true_ctr(slot.candidate_indices(dataset.ad_rows))
+
+
 @pytest.mark.parametrize("logging_policy", [EpsilonGreedy(0.3), SquareCB(20.0)], ids=["epsilon_greedy", "squarecb"])
 def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another_policy(
     logging_policy: ExplorationPolicy,
 ) -> None:
     # Given logs of the real serving policy (two slots, so slot 1 must be told apart from slot 2) whose
-    # logging model is the truth itself, so its slot-1 distribution can be recomputed from the candidates
-    world = World(seed=3, n_advertisers=4, campaigns_per_advertiser=1, ads_per_campaign=2, base_ctr=0.04)
+    # logging model is the truth itself
     traffic = TrafficConfig(
         decisions=3_000, span=timedelta(hours=3), candidates=8, max_ads=2, exploration=logging_policy, seed=5
     )
-
-    def logging_model(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
-        return world.click_probabilities(listeners, ads)
-
-    store = InMemoryLogStore()
-    truth = simulate_traffic(store, world, traffic, scorer=logging_model)
-    window = timedelta(minutes=30)
-    end = START + traffic.span
-    dataset = TrainingDataset(store, DatasetConfig(START, end, end + window, reward_window=window))
-    slot = SlotOne.concatenate(
-        [c.slot_one for c in dataset.chunks()],
-        len(FeatureEncoder().spec.listener_fields),
-        len(FeatureEncoder().spec.candidate_fields),
-    )
-    true = truth.true_ctr(slot.candidate_indices(dataset.ad_rows))
+    _, slot, true = truth_logged(traffic)
     assert len(slot) == traffic.decisions
     # Then every logged propensity is the logging policy's slot-1 probability of the ad at logged_position
     logging = np.concatenate(
@@ -279,8 +285,7 @@ def test_slot_one_replays_simulated_logs_exactly_and_ips_is_unbiased_for_another
 
 def test_decisions_logged_with_optimism_replay_exactly_with_the_logging_models_counts() -> None:
     # Given logs of SquareCB with optimism whose logging model is the truth, and heard a few ads often, one never
-    world = World(seed=3, n_advertisers=4, campaigns_per_advertiser=1, ads_per_campaign=2, base_ctr=0.04)
-    heard = {ad["ad_id"]: float(count) for ad, count in zip(world.ads, [900, 40, 0, 300, 5, 900, 120, 60], strict=True)}
+    heard = {ad["ad_id"]: float(count) for ad, count in zip(WORLD.ads, [900, 40, 0, 300, 5, 900, 120, 60], strict=True)}
     traffic = TrafficConfig(
         decisions=1_000,
         span=timedelta(hours=3),
@@ -290,29 +295,17 @@ def test_decisions_logged_with_optimism_replay_exactly_with_the_logging_models_c
         heard=heard,
         seed=5,
     )
-
-    def logging_model(listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[str, str]]) -> np.ndarray:
-        return world.click_probabilities(listeners, ads)
-
-    store = InMemoryLogStore()
-    truth = simulate_traffic(store, world, traffic, scorer=logging_model)
-    window = timedelta(minutes=30)
-    end = START + traffic.span
-    encoder = FeatureEncoder()
-    dataset = TrainingDataset(store, DatasetConfig(START, end, end + window, reward_window=window), encoder)
+    dataset, slot, true = truth_logged(traffic)
+    encoder = dataset.encoder
     spec = encoder.spec
-    slot = SlotOne.concatenate(
-        [c.slot_one for c in dataset.chunks()], len(spec.listener_fields), len(spec.candidate_fields)
-    )
-    true = truth.true_ctr(slot.candidate_indices(dataset.ad_rows))
     # Then every decision names the optimism
     assert slot.policy_optimism.tolist() == [1.0] * traffic.decisions
     # And replaying the logging model, with the counts it logged by, gives back every logged propensity exactly
     column = ad_id_column(spec, in_ad_rows=True)
     counted = HeardAds.count(
-        np.repeat([encoder.encode_ad(ad)[column] for ad in world.ads], [int(heard[ad["ad_id"]]) for ad in world.ads])
+        np.repeat([encoder.encode_ad(ad)[column] for ad in WORLD.ads], [int(heard[ad["ad_id"]]) for ad in WORLD.ads])
     )
-    model = CountingTruth(truth, counted)
+    model = CountingTruth(counted)
     terms = slot_one_terms(slot, true, true, heard_by_candidate(slot, dataset.ad_rows, model, column))
     assert terms.target_probability == pytest.approx(slot.logged_propensity.astype(np.float64), rel=1e-5)
     # While replayed without the counts (a model that counted nothing: no optimism), they differ
@@ -322,12 +315,11 @@ def test_decisions_logged_with_optimism_replay_exactly_with_the_logging_models_c
 
 @dataclass
 class CountingTruth:
-    """A trained model of the truth, with the impressions it heard of each ad."""
+    """A trained model that heard ``heard_ads``; only its counts are replayed (the terms take the truth as scores)."""
 
-    truth: Truth
     heard_ads: HeardAds
     version: str = "truth"
     logged_decisions: int = 1_000
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
-        return self.truth.true_ctr(indices).astype(np.float32)
+        raise AssertionError("not scored: slot_one_terms is given the truth")
