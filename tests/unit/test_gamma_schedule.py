@@ -117,12 +117,16 @@ REQUIRED = {
 }
 
 
-def test_the_scale_is_off_by_default_and_validated_from_the_environment() -> None:
-    assert DecideSettings.from_env(REQUIRED).exploration_gamma_scale == 0.0
-    assert DecideSettings.from_env(REQUIRED | {"EXPLORATION_GAMMA_SCALE": "1.5"}).exploration_gamma_scale == 1.5
-    for bad in ("-1", "abc", "20000", "nan"):
-        with pytest.raises(ConfigurationError, match="EXPLORATION_GAMMA_SCALE"):
-            DecideSettings.from_env(REQUIRED | {"EXPLORATION_GAMMA_SCALE": bad})
+@pytest.mark.parametrize(
+    ("field_name", "too_large"), [("exploration_gamma_scale", "20000"), ("exploration_optimism", "101")]
+)
+def test_the_setting_is_off_by_default_and_validated_from_the_environment(field_name: str, too_large: str) -> None:
+    variable = field_name.upper()
+    assert getattr(DecideSettings.from_env(REQUIRED), field_name) == 0.0
+    assert getattr(DecideSettings.from_env(REQUIRED | {variable: "1.5"}), field_name) == 1.5
+    for bad in ("-1", "abc", too_large, "nan"):
+        with pytest.raises(ConfigurationError, match=variable):
+            DecideSettings.from_env(REQUIRED | {variable: bad})
 
 
 @pytest.mark.parametrize(
@@ -180,11 +184,3 @@ def test_each_decision_is_chosen_and_logged_with_the_gamma_of_the_model_that_ser
         [first] = [choice for choice in record.chosen if choice.rank == 1]
         position = [c.ad_id for c in candidates].index(first.ad_id)
         assert first.propensity == pytest.approx(float(probabilities[position]))
-
-
-def test_the_optimism_is_off_by_default_and_validated_from_the_environment() -> None:
-    assert DecideSettings.from_env(REQUIRED).exploration_optimism == 0.0
-    assert DecideSettings.from_env(REQUIRED | {"EXPLORATION_OPTIMISM": "1.5"}).exploration_optimism == 1.5
-    for bad in ("-1", "abc", "101", "nan"):
-        with pytest.raises(ConfigurationError, match="EXPLORATION_OPTIMISM"):
-            DecideSettings.from_env(REQUIRED | {"EXPLORATION_OPTIMISM": bad})
