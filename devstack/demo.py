@@ -153,6 +153,10 @@ class DemoConfig:
     gated: bool = False
     """Offline replays (``demo_sweep``): True, a round is served by the model Retrain's promotion rule left as
     champion, as Decide serves it; False, by every retrained model, promoted or not."""
+    min_rows: int = 1000
+    min_positives: int = 20
+    """Retrain's ``MIN_ROWS`` and ``MIN_POSITIVES`` (the same defaults): a retrain of fewer examples or clicks
+    publishes nothing, and the model serving goes on serving."""
     weekday: str | None = None
     """Offline replays: the day of week (``"0"`` Monday to ``"6"``) every listener is served on; None, the clock's,
     as the stack's Decide serves the live demo. A world's replay depends on it (``day_of_week`` is a model input),
@@ -666,6 +670,8 @@ def retrain_round(
                 reward_window=REWARD_WINDOW,
                 examples_from=config.examples_from,
                 trainer=config.trainer,
+                min_rows=config.min_rows,
+                min_positives=config.min_positives,
                 updated_by="make demo",
             ),
             work_dir=work_dir,
