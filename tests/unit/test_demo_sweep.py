@@ -382,3 +382,45 @@ def test_the_optimistic_variant_is_the_capped_one_exploring_by_what_each_model_h
     run = replay(config, seed=3)
     assert run["round_exploration"] == pytest.approx([0.0, 3.0 * 2_000**0.5], abs=1e-3)
     assert run["snips_error"] is not None
+
+
+def test_the_sooner_variant_is_the_optimistic_one_retrained_where_retrain_with_its_settings_would() -> None:
+    sooner = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.SOONER_VARIANT])
+    optimistic = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.OPTIMISTIC_VARIANT])
+    assert dataclasses.replace(sooner, rounds=optimistic.rounds, min_rows=1000, min_positives=20) == optimistic
+    env = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+    settings = RetrainSettings.from_env(
+        env | {"RETRAIN_FIRST_DECISIONS": "300", "RETRAIN_GROWTH": "1.3", "MIN_ROWS": "200", "MIN_POSITIVES": "10"}
+    )
+    request = scheduled_request(settings, datetime(2026, 12, 4, tzinfo=UTC))
+    assert (request.min_rows, request.min_positives) == (sooner.min_rows, sooner.min_positives)
+    assert request.schedule is not None
+    marks = list(accumulate(sooner.rounds))[:-1]
+    assert marks[:3] == [300, 390, 507]
+    assert sum(sooner.rounds) == sum(DemoConfig().rounds)
+    champion: int | None = None
+    for decisions in range(1, sum(sooner.rounds)):
+        if request.schedule.due(decisions, champion, champion_age=None if champion is None else timedelta(0)):
+            assert decisions == marks.pop(0)
+            champion = decisions
+    assert marks == []
+
+
+def test_a_retrain_with_too_little_data_publishes_nothing_and_the_model_serving_serves_on(tmp_path: Path) -> None:
+    config = DemoConfig(
+        policy="squarecb",
+        gamma_scale=3.0,
+        gamma=500.0,
+        rounds=(150, 2_000, 1_500),  # the first retrain has ~150 heard ads, under min_rows
+        min_rows=500,
+        eval_decisions=1_000,
+        offline_decisions=2_000,
+        out_dir=tmp_path,
+    )
+
+    run = replay(config, seed=3)
+
+    # The bootstrap model serves the second round too (uniform), the model of 2,150 decisions the third
+    assert run["round_exploration"] == pytest.approx([0.0, 0.0, 3.0 * 2_150**0.5], abs=1e-3)
+    assert run["promoted"][0] is False
+    assert run["checks"][0]["detail"] == "3,650 logged decisions"

@@ -19,11 +19,10 @@ from adserve.outcomes.decision_records import LoggedPolicy
 from adserve.wiring.settings import DecideSettings
 
 from devstack.fakes import ConstantScorer, RecordingDecisionLog
-from devstack.stack import DEFAULT_TEMPLATE
-from devstack.template import load_template
 from tests.support.builders import campaign, decision_request
 from tests.support.decision_service import in_memory_service
 from tests.support.privacy import PSEUDONYMS
+from tests.support.template_parameters import assert_parameter_feeds_setting
 
 BOOTSTRAP = Path(__file__).resolve().parents[2] / "layers" / "model" / "bootstrap"
 
@@ -136,17 +135,7 @@ def test_the_setting_is_off_by_default_and_validated_from_the_environment(field_
 def test_the_template_parameter_reaches_decide_with_the_settings_default_and_bounds(
     parameter_name: str, field_name: str
 ) -> None:
-    template = load_template(DEFAULT_TEMPLATE)
-    parameter = template["Parameters"][parameter_name]
-    field = DecideSettings.model_fields[field_name]
-    bounds = {type(rule).__name__: rule for rule in field.metadata}
-    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
-        field.default,
-        bounds["Ge"].ge,
-        bounds["Le"].le,
-    )
-    variables = template["Resources"]["DecideFunction"]["Properties"]["Environment"]["Variables"]
-    assert variables[field_name.upper()] == {"Ref": parameter_name}
+    assert_parameter_feeds_setting("DecideFunction", parameter_name, DecideSettings, field_name)
 
 
 @dataclass

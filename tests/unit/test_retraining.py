@@ -27,6 +27,7 @@ from adserve.wiring.settings import RetrainSettings
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic
 from tests.support.privacy import pseudonym
+from tests.support.template_parameters import assert_parameter_feeds_setting
 
 TRAFFIC = TrafficConfig(
     decisions=8000, span=timedelta(hours=48), candidates=5, max_ads=2, exploration=EpsilonGreedy(0.5), seed=7
@@ -284,3 +285,12 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
     assert scheduled_request(batches, AS_OF).trainer.fit.batch_size == 128
     ledger = frozenset({pseudonym("listener-erased")})
     assert scheduled_request(settings, AS_OF, ledger).dataset_config().erased == ledger
+
+
+@pytest.mark.parametrize(
+    ("parameter_name", "field_name"), [("RetrainMinRows", "min_rows"), ("RetrainMinPositives", "min_positives")]
+)
+def test_the_template_parameter_reaches_retrain_with_the_settings_default_and_bounds(
+    parameter_name: str, field_name: str
+) -> None:
+    assert_parameter_feeds_setting("RetrainFunction", parameter_name, RetrainSettings, field_name)
