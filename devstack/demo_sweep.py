@@ -431,13 +431,11 @@ SOONER_VARIANT = f"{OPTIMISTIC_VARIANT}, from {SOONER.first_decisions} decisions
 with ``RetrainMinRows=200`` and ``RetrainMinPositives=10`` so the first retrains may publish; one that still has too
 little data publishes nothing and the model serving goes on serving.
 
-Why: against online VW the optimistic variant tied over the run and trailed by 25 clicks a world in the first 1.5k
-decisions, which the bootstrap model serves uniformly. Those decisions could earn far more from little data: on
-Friday's ten worlds serving every listener the ad with the best click rate over all listeners earns 10.9% there
-(uniform: 6.1%, the oracle: 13.7%, VW: 7.8%), and a bandit over the ads' own click rates, refreshed every 300
-decisions, 7.7% (scratch runs). Screened on Friday against a recipe that also fitted no pairs below 5k examples (a
-logistic regression while the logs are small): both earned the same over the run, the pairs' models more in the
-early rounds, so only the sooner start is kept."""
+Why it was tried: against online VW the optimistic variant tied over the run and trailed by 25 clicks a world in the
+first 1.5k decisions, which the bootstrap model serves uniformly, while those decisions could earn far more from
+little data: on Friday's ten worlds, serving every listener the ad with the best click rate over all listeners earns
+10.9% there (uniform: 6.1%, the oracle: 13.7%, VW: 7.8%), and a bandit over the ads' own click rates, refreshed every
+300 decisions, 7.7% (scratch runs). What it bought: README, "Learning from the first decisions"."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},

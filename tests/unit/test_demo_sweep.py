@@ -140,6 +140,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.FREQUENT_RECIPE_VARIANT,
                 demo_sweep.FREQUENT_CAPPED_VARIANT,
                 demo_sweep.OPTIMISTIC_VARIANT,
+                demo_sweep.SOONER_VARIANT,
             },
         ),
     ],
