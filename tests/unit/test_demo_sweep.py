@@ -388,7 +388,13 @@ def test_the_optimistic_variant_is_the_capped_one_exploring_by_what_each_model_h
 def test_the_sooner_variant_is_the_optimistic_one_retrained_where_retrain_with_its_settings_would() -> None:
     sooner = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.SOONER_VARIANT])
     optimistic = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.OPTIMISTIC_VARIANT])
-    assert dataclasses.replace(sooner, rounds=optimistic.rounds, min_rows=1000, min_positives=20) == optimistic
+    defaults = DemoConfig()
+    assert (defaults.min_rows, defaults.min_positives) == (
+        RetrainSettings.model_fields["min_rows"].default,
+        RetrainSettings.model_fields["min_positives"].default,
+    )
+    replaced = dataclasses.replace(sooner, min_rows=defaults.min_rows, min_positives=defaults.min_positives)
+    assert dataclasses.replace(replaced, rounds=optimistic.rounds) == optimistic
     env = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
     settings = RetrainSettings.from_env(
         env | {"RETRAIN_FIRST_DECISIONS": "300", "RETRAIN_GROWTH": "1.3", "MIN_ROWS": "200", "MIN_POSITIVES": "10"}

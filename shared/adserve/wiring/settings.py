@@ -210,7 +210,9 @@ class RetrainSettings(EnvironmentSettings):
         default=1024, ge=1, le=65536, description="Rows per Adagrad step of every fit (TrainingConfig.batch_size)."
     )
     min_rows: int = Field(default=1000, ge=1, le=100_000_000, description="Fewer examples: nothing is published.")
-    min_positives: int = Field(default=20, ge=1, le=100_000_000, description="Fewer clicks: nothing is published.")
+    min_positives: int = Field(
+        default=20, ge=1, le=100_000_000, description="Fewer positives (clicks, or completions): nothing is published."
+    )
     promotion_estimator: Literal["ips", "snips", "dr"] = "snips"
     promotion_margin: float = Field(default=0.02, ge=0.0, le=1.0)
     challenger_share: float | None = Field(
