@@ -18,6 +18,7 @@ from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, r
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import (
     CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
+    CONFIDENT_VARIANT,
     FREQUENT_CAPPED_VARIANT,
     FREQUENT_RECIPE_VARIANT,
     OPTIMISTIC_VARIANT,
@@ -304,6 +305,11 @@ def test_days_and_replays_are_refused_without_against(option: list[str]) -> None
             "vw-against-optimistic",
             cumulative_cost.AGAINST_RESULTS.with_name("vw_against_optimistic.json"),
             OPTIMISTIC_VARIANT,
+        ),
+        (
+            "vw-against-confident",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_confident.json"),
+            CONFIDENT_VARIANT,
         ),
     ],
 )

@@ -141,6 +141,7 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.FREQUENT_CAPPED_VARIANT,
                 demo_sweep.OPTIMISTIC_VARIANT,
                 demo_sweep.SOONER_VARIANT,
+                demo_sweep.CONFIDENT_VARIANT,
             },
         ),
     ],
@@ -411,6 +412,18 @@ def test_the_sooner_variant_is_the_optimistic_one_retrained_where_retrain_with_i
             assert decisions == marks.pop(0)
             champion = decisions
     assert marks == []
+
+
+def test_the_confident_variant_is_the_optimistic_one_with_gamma_growing_ten_times_the_root() -> None:
+    confident = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.CONFIDENT_VARIANT])
+    optimistic = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.OPTIMISTIC_VARIANT])
+    assert dataclasses.replace(confident, gamma_scale=optimistic.gamma_scale) == optimistic
+    assert confident.exploration(0, heard_counted=False) == SquareCB(0.0)
+    assert confident.exploration(1_500, heard_counted=True).gamma == pytest.approx(10.0 * 1_500**0.5)
+    # The cap from the third retrained model on (2,535 decisions), where the optimistic variant reaches it at 28k
+    third = list(accumulate(confident.rounds))[2]
+    assert confident.exploration(third, heard_counted=True) == SquareCB(500.0, optimism=demo_sweep.OPTIMISM)
+    assert optimistic.exploration(third, heard_counted=True).gamma < 200.0
 
 
 def test_a_retrain_with_too_little_data_publishes_nothing_and_the_model_serving_serves_on(tmp_path: Path) -> None:
