@@ -439,8 +439,8 @@ little data: on Friday's ten worlds, serving every listener the ad with the best
 
 CONFIDENT_GAMMA_SCALE = 10.0
 CONFIDENT_VARIANT = (
-    f"squarecb, heard ads, rounds growing 1.3x, gamma {CONFIDENT_GAMMA_SCALE:g} sqrt(n) up to {FREQUENT_GAMMA_CAP:g}, no "
-    f"listener-listener pairs, refit on all, batches of {RECIPE_BATCH_SIZE}, optimism {OPTIMISM:g}"
+    f"squarecb, heard ads, rounds growing 1.3x, gamma {CONFIDENT_GAMMA_SCALE:g} sqrt(n) up to {FREQUENT_GAMMA_CAP:g}, "
+    f"no listener-listener pairs, refit on all, batches of {RECIPE_BATCH_SIZE}, optimism {OPTIMISM:g}"
 )
 """``OPTIMISTIC_VARIANT`` with gamma growing ten times the square root of the decisions learned from instead of three
 (``ExplorationGammaScale=10``): 387 for the first retrained model (1.5k decisions) instead of 116, and the cap of 500
