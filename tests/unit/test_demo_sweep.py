@@ -419,11 +419,11 @@ def test_the_confident_variant_is_the_optimistic_one_with_gamma_growing_ten_time
     optimistic = dataclasses.replace(DemoConfig(), **demo_sweep.VARIANTS[demo_sweep.OPTIMISTIC_VARIANT])
     assert dataclasses.replace(confident, gamma_scale=optimistic.gamma_scale) == optimistic
     assert confident.exploration(0, heard_counted=False) == SquareCB(0.0)
-    assert confident.exploration(1_500, heard_counted=True).gamma == pytest.approx(10.0 * 1_500**0.5)
+    assert confident.exploration(1_500, heard_counted=True).parameter == pytest.approx(10.0 * 1_500**0.5)
     # The cap from the third retrained model on (2,535 decisions), where the optimistic variant reaches it at 28k
     third = list(accumulate(confident.rounds))[2]
     assert confident.exploration(third, heard_counted=True) == SquareCB(500.0, optimism=demo_sweep.OPTIMISM)
-    assert optimistic.exploration(third, heard_counted=True).gamma < 200.0
+    assert optimistic.exploration(third, heard_counted=True).parameter < 200.0
 
 
 def test_a_retrain_with_too_little_data_publishes_nothing_and_the_model_serving_serves_on(tmp_path: Path) -> None:
