@@ -450,7 +450,8 @@ Why it was tried: against online VW the optimistic variant trailed in every roun
 clicks a world each, over four days of week), rounds it explored at gamma 116 to 430, while VW's best setting
 (``--squarecb --gamma_scale 1000``) explores hardly at all. Scale 10 was tried before, under the doubling rounds with
 no optimism, and lost in worlds where a model confident early stopped exploring ads it had wrongly ranked low
-(``DOUBLING_GAMMA_SCALE``); optimism now keeps exploring the ads a model heard little of, whatever their estimate."""
+(``DOUBLING_GAMMA_SCALE``); optimism now keeps exploring the ads a model heard little of, whatever their estimate.
+What it bought: README, "Exploring less while the models learn"."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
