@@ -421,6 +421,8 @@ Thursday 75% of the final policy's regret to the oracle came from one ad: the be
 trusts every ad's estimate alike, so an ad that looked bad early was hardly served again. The same world-day
 trained on uniformly random logs of the same size reaches 94.2% (epsilon-greedy 1.0, a scratch run)."""
 
+OPTIMISTIC_SETTINGS = FREQUENT_SETTINGS | {"gamma": FREQUENT_GAMMA_CAP, "optimism": OPTIMISM}
+
 SOONER = RetrainSchedule(first_decisions=300, growth=1.3)
 """Retrain as a deployment with ``RetrainFirstDecisions=300`` and ``RetrainGrowth=1.3`` does: at 300 logged
 decisions, then at every 1.3x growth (390, 507, ...), 23 rounds in the demo's 80k decisions."""
@@ -492,17 +494,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     SMALL_BATCH_RECIPE_VARIANT: CAPPED_SETTINGS | {"trainer": SMALL_BATCH_RECIPE_TRAINER},
     FREQUENT_RECIPE_VARIANT: FREQUENT_SETTINGS,
     FREQUENT_CAPPED_VARIANT: FREQUENT_SETTINGS | {"gamma": FREQUENT_GAMMA_CAP},
-    OPTIMISTIC_VARIANT: FREQUENT_SETTINGS | {"gamma": FREQUENT_GAMMA_CAP, "optimism": OPTIMISM},
-    SOONER_VARIANT: FREQUENT_SETTINGS
+    OPTIMISTIC_VARIANT: OPTIMISTIC_SETTINGS,
+    SOONER_VARIANT: OPTIMISTIC_SETTINGS
     | {
-        "gamma": FREQUENT_GAMMA_CAP,
-        "optimism": OPTIMISM,
         "rounds": SOONER.rounds(sum(DemoConfig.rounds)),
         "min_rows": SOONER_MIN_ROWS,
         "min_positives": SOONER_MIN_POSITIVES,
     },
-    CONFIDENT_VARIANT: FREQUENT_SETTINGS
-    | {"gamma": FREQUENT_GAMMA_CAP, "optimism": OPTIMISM, "gamma_scale": CONFIDENT_GAMMA_SCALE},
+    CONFIDENT_VARIANT: OPTIMISTIC_SETTINGS | {"gamma_scale": CONFIDENT_GAMMA_SCALE},
 }
 """What each change buys: the label rule (first two), the exploration policy (third), the retrain cadence (fourth),
 exploration that shrinks as the model learns (fifth), retrains by logged-decision count from 1.5k on with a gamma
