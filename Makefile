@@ -76,16 +76,15 @@ demo: $(STAMP)
 
 # Resolves every *.in into its lock: exact versions and sha256 hashes of every file of each version. The dev
 # lock is for CPython 3.11 on Linux x86_64; the layers' and Retrain's for Lambda (python3.13, x86_64,
-# manylinux wheels only). boto3/botocore and their deps are left out of SharedLayer's (the Lambda runtime has
-# them), numpy and protobuf out of Retrain's (ModelLayer has them, pinned by ModelLayer's lock).
+# manylinux wheels only). SharedLayer's is held to the dev lock's versions (the layer ships what the tests ran),
+# numpy and protobuf are left out of Retrain's (ModelLayer has them, pinned by ModelLayer's lock).
 LOCK = $(BIN)/uv pip compile --quiet --upgrade --generate-hashes --custom-compile-command "make lock"
 LAMBDA = --python-version 3.13 --python-platform x86_64-manylinux_2_28 --only-binary :all:
-RUNTIME_PROVIDED = boto3 botocore s3transfer python-dateutil six urllib3
 
 lock: $(STAMP)  # needs the venv only for uv
 	$(LOCK) requirements/dev.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--no-emit-package adserve --no-emit-package adserve-devstack -o requirements/dev.lock
-	$(LOCK) shared/layer.in $(LAMBDA) $(addprefix --no-emit-package ,$(RUNTIME_PROVIDED)) -o shared/layer.lock
+	$(LOCK) shared/layer.in $(LAMBDA) -c requirements/dev.lock -o shared/layer.lock
 	$(LOCK) layers/model/layer.in $(LAMBDA) -o layers/model/layer.lock
 	$(LOCK) functions/retrain/requirements.in $(LAMBDA) -c layers/model/layer.lock \
 		--no-emit-package numpy --no-emit-package protobuf -o functions/retrain/requirements.lock

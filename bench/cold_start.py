@@ -8,18 +8,26 @@ wall clock) and, with its own clock, the handler module import and the first req
 settings, boto3 clients, model load, catalog Scan, secret read; then the decision itself). The child's
 environment says it is an on-demand Lambda init (``AWS_LAMBDA_INITIALIZATION_TYPE``, which Lambda sets), so the
 handler builds its service during the import, as it does on Lambda: the import's figure then holds the build.
-Both are timed with the bytecode caches warm, as Lambda's layers ship them (their Makefiles compile them).
+Both are timed with the bytecode caches warm, as Lambda's layers ship them (their Makefiles compile them), and
+the handler with botocore's models prepared as the SharedLayer ships them (``layer_sdk_models``).
 """
 
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
+
+import botocore
+from adserve.dal.sdk_models import prepare
 
 from bench import catalogs
 from bench.handler import DECIDE_APP
@@ -91,15 +99,32 @@ def writing_bytecode(env: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
+@contextlib.contextmanager
+def layer_sdk_models() -> Iterator[dict[str, str]]:
+    """Environment for a child that creates its clients from botocore's models as the SharedLayer ships them: a
+    copy of this botocore's data, prepared as the layer's build prepares its own (``sdk_models.prepare``), first
+    on botocore's search path (AWS_DATA_PATH). Without it the child would parse the JSON the layer's clients do not."""
+    with TemporaryDirectory(prefix="adserve-sdk-models-") as directory:
+        data = Path(directory) / "data"
+        shutil.copytree(Path(botocore.__file__).parent / "data", data)
+        prepare(data)
+        yield {"AWS_DATA_PATH": str(data)}
+
+
 def _median(runs: list[dict[str, float]], key: str) -> float:
     return round(statistics.median(run[key] for run in runs), 2)
 
 
 def run(stack: LocalStack, runs: int = 5) -> dict[str, Any]:
     """Run before the warm moto figures, while the stack's catalog holds CAMPAIGNS campaigns."""
+    with layer_sdk_models() as sdk_models:
+        return _run(stack, runs, sdk_models)
+
+
+def _run(stack: LocalStack, runs: int, sdk_models: Mapping[str, str]) -> dict[str, Any]:
     put_campaigns(stack, catalogs.campaigns(CAMPAIGNS, datetime.now(UTC)))
     env = {**os.environ, **stack.env}
-    handler_env = {**env, **LAMBDA_INIT}
+    handler_env = {**env, **sdk_models, **LAMBDA_INIT}
     event = json.dumps(catalogs.api_gateway_event(catalogs.decision_request_document()))
     handler_args = [str(DECIDE_APP), event]
     spawn(HANDLER_CHILD, handler_args, writing_bytecode(handler_env))  # untimed: page cache and bytecode caches warm

@@ -159,9 +159,9 @@ def _medians(runs: list[dict[str, float]], at_least_ms: float = 0.0) -> dict[str
 
 
 def measure(runs: int, ratio_runs: int) -> dict[str, Any]:
-    with LocalStack.start(DEFAULT_TEMPLATE) as stack:
+    with LocalStack.start(DEFAULT_TEMPLATE) as stack, cold_start.layer_sdk_models() as sdk_models:
         put_campaigns(stack, catalogs.campaigns(CAMPAIGNS, datetime.now(UTC)))
-        env = {**os.environ, **stack.env}
+        env = {**os.environ, **stack.env, **sdk_models}
         event = json.dumps(catalogs.api_gateway_event(catalogs.decision_request_document()))
         _child(cold_start.writing_bytecode(env), event)  # untimed: page cache and bytecode warm
         reports = [_child(env, event) for _ in range(runs)]

@@ -2,22 +2,23 @@
 
 import pytest
 from adserve.dal import aws_clients
+from adserve.dal.sdk_models import SERVICES
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
 
 def test_the_session_lists_only_the_services_it_creates_clients_for() -> None:
     loader = aws_clients._session.__wrapped__()._loader
-    assert loader.list_available_services("service-2") == list(aws_clients.SERVICES)
-    assert loader.list_available_services("endpoint-rule-set-1") == list(aws_clients.SERVICES)
+    assert loader.list_available_services("service-2") == list(SERVICES)
+    assert loader.list_available_services("endpoint-rule-set-1") == list(SERVICES)
     assert loader.list_available_services("no-such-model-type") == []
 
 
 def test_each_client_loads_its_service_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     session = aws_clients._session.__wrapped__()
-    for service in aws_clients.SERVICES:
-        client = session.client(service)  # type: ignore[call-overload]
+    for service in SERVICES:
+        client = session.client(service)
         assert client.meta.service_model.service_name == service
         assert client.meta.region_name == "eu-west-1"
 
@@ -28,7 +29,7 @@ def test_a_service_outside_the_list_is_unknown(monkeypatch: pytest.MonkeyPatch) 
         aws_clients._session.__wrapped__().client("lambda")
 
 
-@pytest.mark.parametrize("service", aws_clients.SERVICES)
+@pytest.mark.parametrize("service", SERVICES)
 @pytest.mark.parametrize("type_name", ["service-2", "endpoint-rule-set-1"])
 def test_models_parse_into_plain_dicts_equal_to_botocores_own(service: str, type_name: str) -> None:
     ours = aws_clients._session.__wrapped__()._loader.load_service_model(service, type_name)
