@@ -11,7 +11,6 @@ layer's code: written by its build, read only from the layer.
 ``python -m adserve.dal.sdk_models DATA_DIR`` prepares DATA_DIR in place (the layer's Makefile).
 """
 
-import argparse
 import gzip
 import json
 import os
@@ -90,6 +89,8 @@ def prepare(data_dir: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    import argparse  # noqa: PLC0415 - a build step's; Decide's cold start imports this module, not argparse
+
     parser = argparse.ArgumentParser(prog="python -m adserve.dal.sdk_models", description=__doc__.split("\n")[0])
     parser.add_argument("data_dir", type=Path, help="a botocore package's data directory, changed in place")
     args = parser.parse_args(argv)
