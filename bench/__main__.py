@@ -22,6 +22,7 @@ from bench import (
     report,
     retraining,
     scale,
+    tls_connections,
     track_latency,
     vw_peer,
 )
@@ -47,6 +48,7 @@ FIGURES = (
     "track",
     "retraining",
     "scale",
+    "tls",
     "moto",
     "cold",
     "layers",
@@ -127,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: retraining.run(args.quick, large=args.retrain_1m),
         ),
         ("scale", "scale", "10 ten thousand campaigns", lambda: scale.run(args.quick)),
+        ("tls", "tls_connections", "11 new TLS connections", lambda: tls_connections.run(args.quick)),
     )
     for figure, key, name, work in in_process:
         if figure in wanted:

@@ -309,6 +309,22 @@ def layer_size(results: Results) -> str:
     )
 
 
+def tls(results: Results) -> str:
+    """Figure 11; a results file from before it existed says so instead of failing the docs."""
+    tls = _get(results, "figures").get("tls_connections")
+    if tls is None or "skipped" in tls:
+        return "Figure 11 (new TLS connections) is not in this results file: run `make bench`.\n"
+    botocores, shared = tls["botocore_session"], tls["shared_ca_session"]
+    return (
+        f"A call on a new HTTPS connection (local TLS server, {tls['ca_bundle_bytes'] / 1000:.0f} KB CA bundle, "
+        f"{tls['openssl']}), CPU of the calling thread, median of {tls['calls']}: botocore's session "
+        f"{_ms(botocores['cpu_p50_ms'])} ms, adserve's (the bundle loaded once) {_ms(shared['cpu_p50_ms'])} ms "
+        f"({tls['cpu_ratio_shared_to_botocore']:.2f}x; wall {_ms(botocores['wall_p50_ms'])} -> "
+        f"{_ms(shared['wall_p50_ms'])} ms). The one connection that loads the bundle: "
+        f"{_ms(tls['shared_first_connection_cpu_ms'])} ms.\n"
+    )
+
+
 def model_swap(results: Results) -> str:
     swap = _get(results, "figures", "model_swap")
     steps, during = swap["swap"], swap["decide_during_swaps"]
@@ -405,6 +421,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "snapstart": snapstart,
     "layer-size": layer_size,
     "model-swap": model_swap,
+    "tls": tls,
     "record": record,
     "track": track,
     "retraining": retraining,

@@ -5,6 +5,7 @@ point every client at moto without a line of code here.
 """
 
 import os
+import ssl
 import threading
 import weakref
 from functools import cache
@@ -14,6 +15,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError
+from botocore.httpsession import URLLib3Session, create_urllib3_context
 from botocore.loaders import JSONFileLoader, Loader
 from botocore.parsers import ResponseParser, ResponseParserFactory
 
@@ -102,6 +104,33 @@ class ReusedParsers(ResponseParserFactory):
 
 
 @cache
+def verifying_context(ca_bundle: str) -> ssl.SSLContext:
+    """botocore's TLS context with ``ca_bundle`` loaded: one per bundle per process (a concurrent first call may
+    load it twice, and one of the two is kept)."""
+    context: ssl.SSLContext = create_urllib3_context()
+    context.load_verify_locations(ca_bundle)
+    return context
+
+
+class SharedCaSession(URLLib3Session):
+    """botocore's HTTP session, but its verified HTTPS connections use ``verifying_context``: their CA bundle is
+    loaded once per process, not once per connection.
+
+    botocore sets the bundle's path on every connection pool, and urllib3 loads the file into the pool's TLS
+    context for each connection it opens (urllib3#3623, botocore#3171). Under OpenSSL 3 that parses the whole
+    bundle, ~15-20 ms of CPU for botocore's 250 KB (figure 11): Decide's cold start opens seven connections, and a
+    warm function one for each connection AWS closed. Connections
+    with a client certificate keep botocore's own context, into which urllib3 loads the certificate.
+    """
+
+    def _setup_ssl_cert(self, conn: Any, url: str, verify: Any) -> None:
+        super()._setup_ssl_cert(conn, url, verify)  # type: ignore[misc]  # botocore's, not in its stubs
+        if conn.ca_certs is not None and conn.cert_file is None:
+            conn.conn_kw["ssl_context"] = verifying_context(conn.ca_certs)  # what the pool's connections use
+            conn.ca_certs = None  # already in the context: urllib3 loads what it is given, every connection
+
+
+@cache
 def _session() -> boto3.session.Session:
     """One session per process: each new session re-reads botocore's service models (~75 ms a client)."""
     core = botocore.session.get_session()
@@ -114,10 +143,19 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session(botocore_session=core)
 
 
+def share_ca_bundle(client: Any) -> None:
+    """Make ``client``'s HTTP session a SharedCaSession: the same session and state, its connections verified
+    against a CA bundle loaded once. botocore has no setting for the class of the sessions it makes."""
+    session = client._endpoint.http_session
+    if type(session) is URLLib3Session:
+        session.__class__ = SharedCaSession
+
+
 def _client(service: str, config: Config) -> Any:
     """Sessions are not thread-safe (the local stack runs functions on threads); clients are."""
     with _SESSION_LOCK:
         client = _session().client(service, config=config)  # type: ignore[call-overload]
+        share_ca_bundle(client)
         _CLIENTS.add(client)
         return client
 

@@ -1,0 +1,76 @@
+"""adserve's clients verify every HTTPS connection against their CA bundle, loaded once per process: over real TLS
+to a local server whose certificate a throwaway CA signed (``bench.tls_connections``), each call on a new connection."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from adserve.dal import aws_clients
+from adserve.dal.aws_clients import SharedCaSession, verifying_context
+from botocore.exceptions import SSLError
+
+from bench.tls_connections import TlsServer, dynamodb_client, make_certificates, serve_tls
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture(scope="module")
+def server(work: Path) -> Iterator[TlsServer]:
+    certificates = make_certificates()
+    (work / "ca.pem").write_bytes(certificates.ca_pem)
+    with serve_tls(certificates, work) as running:
+        yield running
+
+
+@pytest.fixture
+def bundle(work: Path, tmp_path: Path) -> Path:
+    """The CA's certificate in a file of this test's own."""
+    path = tmp_path / "bundle.pem"
+    path.write_bytes((work / "ca.pem").read_bytes())
+    return path
+
+
+@pytest.fixture
+def adserves_client(server: TlsServer, bundle: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """adserve's own DynamoDB client, pointed at the server and trusting the CA, as AWS_CA_BUNDLE makes it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url())
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    verifying_context.cache_clear()
+    yield aws_clients.dynamodb_client(attempts=1)
+    verifying_context.cache_clear()
+
+
+def test_each_new_connection_is_verified_without_reading_the_bundle_again(
+    server: TlsServer, adserves_client: Any, bundle: Path
+) -> None:
+    other = dynamodb_client(server.url(), str(bundle))
+    aws_clients.share_ca_bundle(other)
+    before = server.connections
+    adserves_client.list_tables()
+    bundle.rename(bundle.with_suffix(".gone"))  # a connection that loaded the file again would fail now
+    for _ in range(3):
+        adserves_client.list_tables()
+        other.list_tables()
+    assert server.connections - before == 7  # the server closes each connection after its answer
+    assert type(adserves_client._endpoint.http_session) is SharedCaSession
+    assert verifying_context.cache_info().misses == 1  # one bundle, one context, for both clients
+
+
+def test_a_server_the_bundle_does_not_vouch_for_is_refused(server: TlsServer, tmp_path: Path) -> None:
+    stranger = tmp_path / "other-ca.pem"
+    stranger.write_bytes(make_certificates().ca_pem)
+    client = dynamodb_client(server.url(), str(stranger))
+    aws_clients.share_ca_bundle(client)
+    with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        client.list_tables()
+
+
+def test_a_certificate_for_another_host_is_refused(server: TlsServer, work: Path) -> None:
+    client = dynamodb_client(server.url(host="127.0.0.1"), str(work / "ca.pem"))  # the certificate names localhost
+    aws_clients.share_ca_bundle(client)
+    with pytest.raises(SSLError, match="doesn't match 'localhost'"):
+        client.list_tables()
