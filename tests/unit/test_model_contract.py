@@ -150,7 +150,7 @@ def test_a_batch_by_one_output_meets_the_contract_and_serves_flat(tmp_path: Path
     write(tmp_path, model, manifest_for(model))
     scores = CtrModel.load(tmp_path, DEFAULT_SPEC).predict(sample_rows(DEFAULT_SPEC)[:5])
     assert scores.shape == (5,)
-    assert np.all((scores > 0) & (scores < 1))
+    assert np.all((scores >= 0) & (scores <= 1))  # probabilities, as the contract checks them (float32 may round to 1)
 
 
 @pytest.mark.parametrize("case", list(VIOLATIONS))
