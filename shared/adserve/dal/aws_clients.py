@@ -118,9 +118,9 @@ class SharedCaSession(URLLib3Session):
 
     botocore sets the bundle's path on every connection pool, and urllib3 loads the file into the pool's TLS
     context for each connection it opens (urllib3#3623, botocore#3171). Under OpenSSL 3 that parses the whole
-    bundle, ~15-20 ms of CPU for botocore's 250 KB (figure 11): Decide's cold start opens seven connections, and a
-    warm function one for each connection AWS closed. Connections
-    with a client certificate keep botocore's own context, into which urllib3 loads the certificate.
+    bundle, ~15-20 ms of CPU for botocore's 250 KB (figure 11): Decide's cold start opens seven connections, and
+    a warm function one for each connection AWS closed. Connections with a client certificate keep botocore's
+    own context, into which urllib3 loads the certificate.
     """
 
     def _setup_ssl_cert(self, conn: Any, url: str, verify: Any) -> None:

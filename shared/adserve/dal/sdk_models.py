@@ -1,7 +1,7 @@
 """botocore's model files for the services adserve calls, prepared so that a cold start creates its clients faster.
 
 Creating a client parses botocore's JSON: the service's API model and endpoint rules, the partitions and the
-endpoints of every AWS service (~470 KB, read whole for any client). The SharedLayer ships its own botocore, the
+endpoints of every AWS service (1.25 MB of JSON, read whole for any client). The SharedLayer ships its own botocore, the
 one the tests ran (``shared/layer.lock``), and its build runs ``prepare`` on that botocore's data: the services
 adserve never calls are removed, the endpoints file keeps only the services that are left, and beside every JSON
 file kept goes a pickle of what parsing it gives, which loads several times faster. ``aws_clients`` reads the
