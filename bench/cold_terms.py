@@ -6,7 +6,9 @@ package, self time only, so the terms add up to the whole import) and serves one
 bench's moto stack with each step of the first request timed by wall clock, in whichever thread it runs:
 every AWS call (botocore's ``before-call`` / ``after-call`` events on the handler's own session), client
 creation, settings, model load (and the ONNX session inside it), the catalog's build, and the handler's
-parts. The terms of an overlapped init sum to more than the wall time it took, which is the point. Its child
+parts; and it counts the connections the first request opens (each a TLS handshake and, without
+``SharedCaSession``, a CA bundle load on Lambda: figure 11). The terms of an overlapped init sum to more than
+the wall time it took, which is the point. Its child
 is not told it is a Lambda init, so it builds the service on the first request (on Lambda the import overlaps
 the build, ``adserve.wiring.init_build``), where each term can be timed; figure 3's ratios below are a Lambda init.
 
@@ -93,6 +95,14 @@ events = aws_clients._session()._session.get_component("event_emitter")
 events.register("before-parameter-build", before_call)
 events.register("after-call", after_call)
 
+import urllib3.connectionpool
+opened = []
+new_connection = urllib3.connectionpool.HTTPConnectionPool._new_conn
+def counted_connection(pool):
+    opened.append(pool.host)
+    return new_connection(pool)
+urllib3.connectionpool.HTTPConnectionPool._new_conn = counted_connection
+
 context = types.SimpleNamespace(
     function_name="decide", memory_limit_in_mb=1769, aws_request_id="cold-start-1",
     invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:decide",
@@ -106,6 +116,7 @@ print({MARKER!r} + json.dumps({{
     "import_ms": (imported - started) / 1e6,
     "first_request_ms": (served - instrumented) / 1e6,
     "terms_ms": dict(terms),
+    "connections_opened": len(opened),
 }}), flush=True)
 """
 
@@ -174,6 +185,7 @@ def measure(runs: int, ratio_runs: int) -> dict[str, Any]:
         "date": datetime.now(UTC).date().isoformat(),
         "import_ms": round(statistics.median(r["import_ms"] for r in reports), 1),
         "first_request_ms": round(statistics.median(r["first_request_ms"] for r in reports), 1),
+        "connections_opened": statistics.median(r["connections_opened"] for r in reports),
         "import_terms_ms": _medians([r["import_terms_ms"] for r in reports], at_least_ms=2.0),
         "first_request_terms_ms": _medians([logical_names(r["terms_ms"]) for r in reports]),
         "figure_3_ratios": ratios,

@@ -315,14 +315,22 @@ def tls(results: Results) -> str:
     if tls is None or "skipped" in tls:
         return "Figure 11 (new TLS connections) is not in this results file: run `make bench`.\n"
     botocores, shared = tls["botocore_session"], tls["shared_ca_session"]
-    return (
+    text = (
         f"A call on a new HTTPS connection (local TLS server, {tls['ca_bundle_bytes'] / 1000:.0f} KB CA bundle, "
         f"{tls['openssl']}), CPU of the calling thread, median of {tls['calls']}: botocore's session "
         f"{_ms(botocores['cpu_p50_ms'])} ms, adserve's (the bundle loaded once) {_ms(shared['cpu_p50_ms'])} ms "
         f"({tls['cpu_ratio_shared_to_botocore']:.2f}x; wall {_ms(botocores['wall_p50_ms'])} -> "
         f"{_ms(shared['wall_p50_ms'])} ms). The one connection that loads the bundle: "
-        f"{_ms(tls['shared_first_connection_cpu_ms'])} ms.\n"
+        f"{_ms(tls['shared_first_connection_cpu_ms'])} ms."
     )
+    connections = results.get("cold_terms", {}).get("after", {}).get("connections_opened")
+    if connections:
+        saved = (connections - 1) * tls["cpu_saved_per_connection_ms"]
+        text += (
+            f" A Decide cold start opens {connections:g} connections (`bench.cold_terms`): on Lambda, over TLS, "
+            f"about {saved:.0f} ms of CPU less per cold start (all but the first connection's load of the bundle)."
+        )
+    return text + "\n"
 
 
 def model_swap(results: Results) -> str:
