@@ -1,6 +1,7 @@
 """adserve's clients verify every HTTPS connection against their CA bundle, loaded once per process: over real TLS
 to a local server whose certificate a throwaway CA signed (``bench.tls_connections``), each call on a new connection."""
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,27 @@ def test_each_new_connection_is_verified_without_reading_the_bundle_again(
     assert server.connections - before == 7  # the server closes each connection after its answer
     assert type(adserves_client._endpoint.http_session) is SharedCaSession
     assert verifying_context.cache_info().misses == 1  # one bundle, one context, for both clients
+
+
+def test_connections_opened_together_load_the_bundle_once(server: TlsServer, bundle: Path) -> None:
+    """As a cold start's first reads do, on their own threads and clients."""
+    clients = [dynamodb_client(server.url(), str(bundle)) for _ in range(4)]
+    for client in clients:
+        aws_clients.share_ca_bundle(client)
+    start = threading.Barrier(len(clients))
+
+    def first_call(client: Any) -> None:
+        start.wait()
+        client.list_tables()
+
+    verifying_context.cache_clear()
+    threads = [threading.Thread(target=first_call, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert verifying_context.cache_info().misses == 1
+    assert verifying_context.cache_info().hits == len(clients) - 1
 
 
 def test_a_server_the_bundle_does_not_vouch_for_is_refused(server: TlsServer, tmp_path: Path) -> None:

@@ -105,15 +105,24 @@ class ReusedParsers(ResponseParserFactory):
 
 @cache
 def verifying_context(ca_bundle: str) -> ssl.SSLContext:
-    """botocore's TLS context with ``ca_bundle`` loaded: one per bundle per process (a concurrent first call may
-    load it twice, and one of the two is kept)."""
+    """botocore's TLS context with ``ca_bundle`` loaded: one per bundle per process (through ``_shared_context``)."""
     context: ssl.SSLContext = create_urllib3_context()
     context.load_verify_locations(ca_bundle)
     return context
 
 
+_CONTEXT_LOCK = threading.Lock()
+
+
+def _shared_context(ca_bundle: str) -> ssl.SSLContext:
+    """``verifying_context``, one caller at a time: a cold start's first connections open together, on the first
+    request's threads, and without the lock each would load the bundle before the first load was cached."""
+    with _CONTEXT_LOCK:
+        return verifying_context(ca_bundle)
+
+
 class SharedCaSession(URLLib3Session):
-    """botocore's HTTP session, but its verified HTTPS connections use ``verifying_context``: their CA bundle is
+    """botocore's HTTP session, but its verified HTTPS connections share ``verifying_context``: their CA bundle is
     loaded once per process, not once per connection.
 
     botocore sets the bundle's path on every connection pool, and urllib3 loads the file into the pool's TLS
@@ -126,7 +135,7 @@ class SharedCaSession(URLLib3Session):
     def _setup_ssl_cert(self, conn: Any, url: str, verify: Any) -> None:
         super()._setup_ssl_cert(conn, url, verify)  # type: ignore[misc]  # botocore's, not in its stubs
         if conn.ca_certs is not None and conn.cert_file is None:
-            conn.conn_kw["ssl_context"] = verifying_context(conn.ca_certs)  # what the pool's connections use
+            conn.conn_kw["ssl_context"] = _shared_context(conn.ca_certs)  # what the pool's connections use
             conn.ca_certs = None  # already in the context: urllib3 loads what it is given, every connection
 
 
