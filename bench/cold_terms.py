@@ -8,9 +8,9 @@ every AWS call (botocore's ``before-call`` / ``after-call`` events on the handle
 creation, settings, model load (and the ONNX session inside it), the catalog's build, and the handler's
 parts; and it counts the connections the first request opens (each a TLS handshake and, without
 ``SharedCaSession``, a CA bundle load on Lambda: figure 11). The terms of an overlapped init sum to more than
-the wall time it took, which is the point. Its child
-is not told it is a Lambda init, so it builds the service on the first request (on Lambda the import overlaps
-the build, ``adserve.wiring.init_build``), where each term can be timed; figure 3's ratios below are a Lambda init.
+the wall time it took, which is the point. Its child is not told it is a Lambda init, so it builds the service
+on the first request (on Lambda the import overlaps the build, ``adserve.wiring.init_build``), where each term
+can be timed; figure 3's ratios below are a Lambda init.
 
 Results go to ``bench/results/cold_terms.json`` under the label, so a *before* and an *after* run sit side
 by side; ``python -m bench.docs`` renders the largest terms of each into docs/performance.md. The child is a
