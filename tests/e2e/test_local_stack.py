@@ -14,7 +14,9 @@ import pytest
 from devstack.__main__ import SAMPLE_DECISION
 from tests.support.stack_process import ROOT, running_stack
 
-SHUTDOWN_SECONDS = 15
+SHUTDOWN_SECONDS = 60
+"""Generous: the stack's own steps may each take their full bound on a loaded machine (pollers 5 s, a function's
+process 10 s, the embedded endpoint 10 s); an idle one stops in about 2 s. 15 s failed once under CI's load."""
 
 
 pytestmark = pytest.mark.slow
@@ -101,5 +103,10 @@ def test_ctrl_c_stops_the_stack_cleanly(tmp_path: Path) -> None:
         # When the developer presses Ctrl-C
         process.send_signal(signal.SIGINT)
         # Then it shuts down and exits 0
-        assert process.wait(timeout=SHUTDOWN_SECONDS) == 0
+        try:
+            exit_code = process.wait(timeout=SHUTDOWN_SECONDS)
+        except subprocess.TimeoutExpired:
+            log = (tmp_path / "stderr").read_text(errors="replace")[-3000:]
+            pytest.fail(f"still running {SHUTDOWN_SECONDS} s after Ctrl-C; its log ends with:\n{log}")
+        assert exit_code == 0
     assert "stopped" in (tmp_path / "stderr").read_text()
