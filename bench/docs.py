@@ -333,6 +333,20 @@ def tls(results: Results) -> str:
     return text + "\n"
 
 
+def sdk_calls(results: Results) -> str:
+    """Figure 12; a results file from before it existed says so instead of failing the docs."""
+    sdk = _get(results, "figures").get("sdk_calls")
+    if sdk is None or "skipped" in sdk:
+        return "Figure 12 (Decide's two AWS calls) is not in this results file: run `make bench`.\n"
+    return (
+        f"CPU of the calling thread per call, median of {sdk['calls']}, against a local server that answers at once: "
+        f"the caps Query ({sdk['counters']} counters back) {sdk['caps_query_cpu_us']:.0f} us, the record's "
+        f"SendMessage ({sdk['record_bytes']:,} bytes) {sdk['record_send_cpu_us']:.0f} us; `service.decide` at "
+        f"{sdk['candidates']} candidates, same run, {sdk['service_decide_cpu_us']:.0f} us. The two calls cost "
+        f"{sdk['calls_over_decide']:.1f}x the rest of the decision.\n"
+    )
+
+
 def model_swap(results: Results) -> str:
     swap = _get(results, "figures", "model_swap")
     steps, during = swap["swap"], swap["decide_during_swaps"]
@@ -430,6 +444,7 @@ RENDERERS: dict[str, Callable[[Results], str]] = {
     "layer-size": layer_size,
     "model-swap": model_swap,
     "tls": tls,
+    "sdk-calls": sdk_calls,
     "record": record,
     "track": track,
     "retraining": retraining,

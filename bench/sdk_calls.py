@@ -1,0 +1,147 @@
+"""Figure 12: the CPU of Decide's two AWS calls in its own process, against a server that answers at once.
+
+Figures 1a-1f time ``service.decide`` with in-memory fakes for DynamoDB and SQS; figure 1b puts moto behind
+them, whose server shares the cores. This figure times what a decision costs its own process for the two calls
+it makes on Lambda, the caps Query (``FrequencyCapStore.read_counters``, 20 counters back) and the record's
+SendMessage (``DecisionQueue.publish``, the compact record of a 50-candidate decision), each through adserve's
+own clients (``aws_clients``: its session, loader, parsers and time budgets) to a local HTTP server that answers
+from memory over kept-alive connections: botocore's serialising, signing, endpoint resolution, HTTP and parsing,
+and the dal around them. Per call, the calling thread's CPU time; beside it, ``service.decide`` at 50 candidates
+timed in the same run, so the ratio says how much of a decision's own CPU on Lambda the SDK is.
+"""
+
+import hashlib
+import http.server
+import json
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from adserve.dal.aws_clients import dynamodb_client, sqs_client
+from adserve.dal.decision_queue import DecisionQueue
+from adserve.dal.frequency_cap_store import FrequencyCapStore
+from adserve.decisions.api import DecisionRequest
+from adserve.models.features import FeatureEncoder
+
+from bench import catalogs
+from bench.decide_latency import BASE_URL, MAX_ADS, fake_service, load_model, quiet_stdout
+
+CALLS = 2000
+COUNTERS = 20
+CANDIDATES = 50
+QUEUE_PATH = "/123456789012/decisions"
+
+
+def _counters_page(now: datetime) -> bytes:
+    expires = int(now.timestamp()) + 86_400
+    items = [
+        {"counter_key": {"S": f"cap#campaign-{n}#day"}, "impressions": {"N": "2"}, "expires_at": {"N": str(expires)}}
+        for n in range(COUNTERS)
+    ]
+    return json.dumps({"Items": items, "Count": COUNTERS, "ScannedCount": COUNTERS}).encode()
+
+
+class _AnswersFromMemory(http.server.BaseHTTPRequestHandler):
+    """DynamoDB's Query and SQS's SendMessage (JSON protocol) answered at once, the connection kept alive."""
+
+    protocol_version = "HTTP/1.1"
+    wbufsize = -1  # one write per answer: no small writes for the client's delayed ACK to hold up
+
+    def do_POST(self) -> None:
+        request = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.headers.get("X-Amz-Target", "").endswith("SendMessage"):
+            message = json.loads(request)["MessageBody"].encode()
+            checksum = hashlib.md5(message).hexdigest()  # SQS answers with the body's MD5
+            body = json.dumps({"MessageId": "m-1", "MD5OfMessageBody": checksum}).encode()
+        else:
+            body = self.server.counters_page  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: a log line per call would be most of the server's work."""
+
+
+@contextmanager
+def _serving(now: datetime) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnswersFromMemory)
+    server.daemon_threads = True
+    server.counters_page = _counters_page(now)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="sdk-calls-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def _endpoint(url: str) -> Iterator[None]:
+    """adserve's clients find their endpoint as on the local stack: AWS_ENDPOINT_URL, read when each is made."""
+    before = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = url
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["AWS_ENDPOINT_URL"]
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = before
+
+
+def _cpu_us(work: Callable[[], object], calls: int, after: Callable[[], None] | None = None) -> float:
+    """Median CPU time of the calling thread per call, after a tenth as many untimed."""
+    for _ in range(max(calls // 10, 20)):
+        work()
+        if after is not None:
+            after()
+    samples = []
+    for _ in range(calls):
+        started = time.thread_time_ns()
+        work()
+        samples.append((time.thread_time_ns() - started) / 1e3)
+        if after is not None:
+            after()
+    return round(statistics.median(samples), 1)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    calls = CALLS // 10 if quick else CALLS
+    now = datetime.now(UTC)
+    encoder = FeatureEncoder()
+    wiring = fake_service(CANDIDATES, encoder=encoder, model=load_model(encoder))
+    request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
+    decide = partial(wiring.service.decide, request, BASE_URL)
+    with quiet_stdout():
+        decide()
+    record = wiring.log.records[-1]
+    with _serving(now) as url, _endpoint(url):
+        caps = FrequencyCapStore(dynamodb_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), "caps")
+        queue = DecisionQueue(sqs_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), url + QUEUE_PATH)
+        if len(caps.read_counters("listener-pseudonym", now)) != COUNTERS:
+            raise RuntimeError("the caps Query did not read the counters back")
+        with quiet_stdout():
+            query_us = _cpu_us(lambda: caps.read_counters("listener-pseudonym", now), calls)
+            send_us = _cpu_us(lambda: queue.publish(record), calls)
+            decide_us = _cpu_us(decide, calls, wiring.after_decision)
+    return {
+        "calls": calls,
+        "counters": COUNTERS,
+        "record_bytes": len(record.to_json_within(1 << 20)),
+        "caps_query_cpu_us": query_us,
+        "record_send_cpu_us": send_us,
+        "service_decide_cpu_us": decide_us,
+        "candidates": CANDIDATES,
+        "calls_over_decide": round((query_us + send_us) / decide_us, 2),
+    }
