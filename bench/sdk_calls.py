@@ -15,7 +15,6 @@ import http.server
 import json
 import os
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from adserve.models.features import FeatureEncoder
 
 from bench import catalogs
 from bench.decide_latency import BASE_URL, MAX_ADS, fake_service, load_model, quiet_stdout
+from bench.local_server import serving
 
 CALLS = 2000
 COUNTERS = 20
@@ -73,20 +73,6 @@ class _AnswersFromMemory(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _serving(now: datetime) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnswersFromMemory)
-    server.daemon_threads = True
-    server.counters_page = _counters_page(now)  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, name="sdk-calls-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
 def _endpoint(url: str) -> Iterator[None]:
     """adserve's clients find their endpoint as on the local stack: AWS_ENDPOINT_URL, read when each is made."""
     before = os.environ.get("AWS_ENDPOINT_URL")
@@ -126,9 +112,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     with quiet_stdout():
         decide()
     record = wiring.log.records[-1]
-    with _serving(now) as url, _endpoint(url):
-        caps = FrequencyCapStore(dynamodb_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), "caps")
-        queue = DecisionQueue(sqs_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), url + QUEUE_PATH)
+    with serving(_AnswersFromMemory, counters_page=_counters_page(now)) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with _endpoint(url):
+            caps = FrequencyCapStore(dynamodb_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), "caps")
+            queue = DecisionQueue(sqs_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), url + QUEUE_PATH)
         if len(caps.read_counters("listener-pseudonym", now)) != COUNTERS:
             raise RuntimeError("the caps Query did not read the counters back")
         with quiet_stdout():

@@ -12,7 +12,6 @@ thread's CPU time (the TLS handshake's included), and the wall time.
 import http.server
 import ssl
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from bench.local_server import serving
 
 CALLS = 40
 HOSTNAME = "localhost"
@@ -147,17 +148,8 @@ def serve_tls(certificates: Certificates, directory: Path) -> Iterator[TlsServer
     (directory / "server.pem").write_bytes(certificates.server_pem + certificates.server_key_pem)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(directory / "server.pem")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EmptyJson)
-    server.daemon_threads = True
-    server.connections = 0  # type: ignore[attr-defined]
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, name="tls-bench-server", daemon=True)
-    thread.start()
-    try:
+    with serving(_EmptyJson, tls=context, connections=0) as server:
         yield TlsServer(server)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def dynamodb_client(endpoint_url: str, ca_bundle: str) -> Any:
