@@ -338,12 +338,19 @@ def sdk_calls(results: Results) -> str:
     sdk = _get(results, "figures").get("sdk_calls")
     if sdk is None or "skipped" in sdk:
         return "Figure 12 (Decide's two AWS calls) is not in this results file: run `make bench`.\n"
+    if "lean_over_botocore" not in sdk:
+        return "Figure 12 in this results file predates the lean JSON clients: run `make bench`.\n"
     return (
-        f"CPU of the calling thread per call, median of {sdk['calls']}, against a local server that answers at once: "
-        f"the caps Query ({sdk['counters']} counters back) {sdk['caps_query_cpu_us']:.0f} us, the record's "
-        f"SendMessage ({sdk['record_bytes']:,} bytes) {sdk['record_send_cpu_us']:.0f} us; `service.decide` at "
-        f"{sdk['candidates']} candidates, same run, {sdk['service_decide_cpu_us']:.0f} us. The two calls cost "
-        f"{sdk['calls_over_decide']:.1f}x the rest of the decision.\n"
+        f"CPU of the calling thread per call, median of {sdk['calls']}, against a local server that answers at once"
+        f" (the caps Query with {sdk['counters']} counters back; the record's SendMessage, {sdk['record_bytes']:,}"
+        " bytes):\n\n"
+        "| client | caps Query, us | SendMessage, us | both / `service.decide` |\n|---|---:|---:|---:|\n"
+        f"| adserve's lean JSON clients (Decide's) | {sdk['lean_caps_query_cpu_us']:.0f} | "
+        f"{sdk['lean_record_send_cpu_us']:.0f} | {sdk['lean_calls_over_decide']:.2f}x |\n"
+        f"| botocore's, as `aws_clients` makes them | {sdk['botocore_caps_query_cpu_us']:.0f} | "
+        f"{sdk['botocore_record_send_cpu_us']:.0f} | {sdk['botocore_calls_over_decide']:.2f}x |\n\n"
+        f"The lean clients take {sdk['lean_over_botocore']:.2f}x botocore's CPU for the two calls; `service.decide` "
+        f"at {sdk['candidates']} candidates, same run: {sdk['service_decide_cpu_us']:.0f} us.\n"
     )
 
 

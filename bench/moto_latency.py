@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_client, sqs_client
+from adserve.dal.aws_clients import dynamodb_client, dynamodb_query_client, sqs_client, sqs_send_client
 from adserve.dal.campaign_store import CampaignStore
 
 from bench import catalogs
@@ -49,9 +49,9 @@ def put_counters(stack: LocalStack, campaigns: list[Campaign], now: datetime) ->
 
 
 def caps_query(stack: LocalStack) -> Callable[[], object]:
-    """The handler's one caps read, as a bare boto3 call: what moto alone costs per decision."""
+    """The handler's one caps read, as a bare call of its client: what moto alone costs per decision."""
     return partial(
-        dynamodb_client().query,
+        dynamodb_query_client().query,
         TableName=stack.physical_name("FrequencyCapsTable"),
         KeyConditionExpression="listener_id = :listener",
         ExpressionAttributeValues={":listener": {"S": stack.pseudonyms().listener(catalogs.LISTENER_ID)}},
@@ -61,7 +61,9 @@ def caps_query(stack: LocalStack) -> Callable[[], object]:
 
 def sqs_send(stack: LocalStack, body_bytes: int) -> Callable[[], object]:
     """A bare SendMessage of a decision record's size: moto's cost for the handler's second call."""
-    return partial(sqs_client().send_message, QueueUrl=stack.env["OUTCOMES_QUEUE_URL"], MessageBody="x" * body_bytes)
+    return partial(
+        sqs_send_client().send_message, QueueUrl=stack.env["OUTCOMES_QUEUE_URL"], MessageBody="x" * body_bytes
+    )
 
 
 def empty_queue(stack: LocalStack) -> None:

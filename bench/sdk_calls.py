@@ -3,11 +3,12 @@
 Figures 1a-1f time ``service.decide`` with in-memory fakes for DynamoDB and SQS; figure 1b puts moto behind
 them, whose server shares the cores. This figure times what a decision costs its own process for the two calls
 it makes on Lambda, the caps Query (``FrequencyCapStore.read_counters``, 20 counters back) and the record's
-SendMessage (``DecisionQueue.publish``, the compact record of a 50-candidate decision), each through adserve's
-own clients (``aws_clients``: its session, loader, parsers and time budgets) to a local HTTP server that answers
-from memory over kept-alive connections: botocore's serialising, signing, endpoint resolution, HTTP and parsing,
-and the dal around them. Per call, the calling thread's CPU time; beside it, ``service.decide`` at 50 candidates
-timed in the same run, so the ratio says how much of a decision's own CPU on Lambda the SDK is.
+SendMessage (``DecisionQueue.publish``, the compact record of a 50-candidate decision), to a local HTTP server
+that answers from memory over kept-alive connections: through the lean JSON clients Decide uses
+(``json_clients``) and, as the peer, through botocore's clients as ``aws_clients`` makes them (its session,
+loader, parsers and time budgets), the dal around each the same. Per call, the calling thread's CPU time;
+beside it, ``service.decide`` at 50 candidates timed in the same run, so the ratio says how much of a
+decision's own CPU on Lambda its two calls are.
 """
 
 import hashlib
@@ -20,9 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from adserve.dal.aws_clients import dynamodb_client, sqs_client
+from adserve.dal.aws_clients import dynamodb_client, dynamodb_query_client, sqs_client, sqs_send_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.decisions.api import DecisionRequest
@@ -114,22 +115,37 @@ def run(quick: bool = False) -> dict[str, Any]:
     record = wiring.log.records[-1]
     with serving(_AnswersFromMemory, counters_page=_counters_page(now)) as server:
         url = f"http://127.0.0.1:{server.server_address[1]}"
+        budget: dict[str, Any] = {"connect_timeout": 1.0, "read_timeout": 1.0, "attempts": 1}
         with _endpoint(url):
-            caps = FrequencyCapStore(dynamodb_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), "caps")
-            queue = DecisionQueue(sqs_client(connect_timeout=1.0, read_timeout=1.0, attempts=1), url + QUEUE_PATH)
-        if len(caps.read_counters("listener-pseudonym", now)) != COUNTERS:
-            raise RuntimeError("the caps Query did not read the counters back")
+            lean = (
+                FrequencyCapStore(dynamodb_query_client(**budget), "caps"),
+                DecisionQueue(sqs_send_client(**budget), url + QUEUE_PATH),
+            )
+            # botocore's clients take the same keyword arguments and answer in the same shape.
+            botocore = (
+                FrequencyCapStore(cast(Any, dynamodb_client(**budget)), "caps"),
+                DecisionQueue(cast(Any, sqs_client(**budget)), url + QUEUE_PATH),
+            )
+        figures: dict[str, float] = {}
         with quiet_stdout():
-            query_us = _cpu_us(lambda: caps.read_counters("listener-pseudonym", now), calls)
-            send_us = _cpu_us(lambda: queue.publish(record), calls)
+            for name, (caps, queue) in (("lean", lean), ("botocore", botocore)):
+                if len(caps.read_counters("listener-pseudonym", now)) != COUNTERS:
+                    raise RuntimeError(f"the caps Query ({name}) did not read the counters back")
+                figures[f"{name}_caps_query_cpu_us"] = _cpu_us(
+                    partial(caps.read_counters, "listener-pseudonym", now), calls
+                )
+                figures[f"{name}_record_send_cpu_us"] = _cpu_us(partial(queue.publish, record), calls)
             decide_us = _cpu_us(decide, calls, wiring.after_decision)
+    lean_us = figures["lean_caps_query_cpu_us"] + figures["lean_record_send_cpu_us"]
+    botocore_us = figures["botocore_caps_query_cpu_us"] + figures["botocore_record_send_cpu_us"]
     return {
         "calls": calls,
         "counters": COUNTERS,
         "record_bytes": len(record.to_json_within(1 << 20)),
-        "caps_query_cpu_us": query_us,
-        "record_send_cpu_us": send_us,
+        **figures,
         "service_decide_cpu_us": decide_us,
         "candidates": CANDIDATES,
-        "calls_over_decide": round((query_us + send_us) / decide_us, 2),
+        "lean_over_botocore": round(lean_us / botocore_us, 3),
+        "lean_calls_over_decide": round(lean_us / decide_us, 2),
+        "botocore_calls_over_decide": round(botocore_us / decide_us, 2),
     }

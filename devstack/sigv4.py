@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
+
+from adserve.dal.sigv4 import ALGORITHM, canonical_request, signing_key, string_to_sign
 
 __all__ = [
     "ALGORITHM",
@@ -28,12 +30,8 @@ __all__ = [
     "Caller",
     "SigV4Verifier",
     "SignatureError",
-    "canonical_query_string",
-    "canonical_request",
-    "canonical_uri",
 ]
 
-ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "execute-api"
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
@@ -43,7 +41,6 @@ _AUTHORIZATION = re.compile(
     r"SignedHeaders=(?P<signed_headers>[^,\s]+)\s*,\s*"
     r"Signature=(?P<signature>[0-9a-fA-F]{64})\s*$"
 )
-_WHITESPACE = re.compile(r"\s+")
 
 
 class SignatureError(Exception):
@@ -121,9 +118,8 @@ class SigV4Verifier:
             signed_headers=signed_headers,
             body=body,
         )
-        string_to_sign = "\n".join([ALGORITHM, request_time, scope, hashlib.sha256(request.encode()).hexdigest()])
         key = signing_key(self._credentials[access_key], scope)
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        expected = hmac.new(key, string_to_sign(request_time, scope, request).encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, parsed["signature"].lower()):
             raise SignatureError("the signature does not match the request")
         return Caller(access_key=access_key, account_id=self._account_id)
@@ -153,64 +149,3 @@ class SigV4Verifier:
         if amz_date[:8] != scope_date:
             raise SignatureError("the credential scope's date is not X-Amz-Date's")
         return amz_date
-
-
-def canonical_request(
-    *,
-    method: str,
-    raw_path: str,
-    raw_query: str,
-    headers: Mapping[str, str],
-    signed_headers: list[str],
-    body: bytes,
-) -> str:
-    """The SigV4 canonical request; *headers* have lower-case names."""
-    canonical_headers = "".join(f"{name}:{_WHITESPACE.sub(' ', headers[name].strip())}\n" for name in signed_headers)
-    return "\n".join(
-        [
-            method.upper(),
-            canonical_uri(raw_path),
-            canonical_query_string(raw_query),
-            canonical_headers,
-            ";".join(signed_headers),
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-
-
-def canonical_uri(raw_path: str) -> str:
-    """The path as sent, dot segments removed, then encoded once more (every service but S3 double-encodes)."""
-    segments: list[str] = []
-    for segment in raw_path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment not in ("", "."):
-            segments.append(segment)
-    path = "/" + "/".join(segments)
-    if raw_path.endswith("/") and segments:
-        path += "/"
-    return quote(path, safe="/~")
-
-
-def canonical_query_string(raw_query: str) -> str:
-    """Each name and value decoded, then encoded with only unreserved characters left bare; sorted by name, value."""
-    pairs = []
-    for pair in raw_query.split("&"):
-        if not pair:
-            continue
-        name, _, value = pair.partition("=")
-        pairs.append((_encode(unquote_plus(name)), _encode(unquote_plus(value))))
-    return "&".join(f"{name}={value}" for name, value in sorted(pairs))
-
-
-def signing_key(secret_access_key: str, scope: str) -> bytes:
-    """kSigning = HMAC chain over the scope's date, region, service and ``aws4_request``."""
-    key = f"AWS4{secret_access_key}".encode()
-    for part in scope.split("/"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def _encode(text: str) -> str:
-    return quote(text, safe="-_.~")

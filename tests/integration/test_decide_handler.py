@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from adserve.campaigns.frequency_caps import session_key
-from adserve.dal import aws_clients
+from adserve.dal import aws_clients, json_clients
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
@@ -145,9 +145,11 @@ def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy:
 
 
 def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(local_stack: Any, proxy: AwsProxy) -> None:
-    # Each client costs init time (botocore builds its class and reads its service's models): the cold start
-    # creates one per service and time budget, and shares it (one Secrets Manager client for both secrets)
+    # Each botocore client costs init time (botocore builds its class and reads its service's models): the cold
+    # start creates one per service and time budget, and shares it (one Secrets Manager client for both secrets);
+    # the two calls of every decision go through lean JSON clients, which read no service model
     existing = list(aws_clients._CLIENTS)
+    existing_lean = list(json_clients._CLIENTS)
     local_stack.reset_function("DecideFunction")
     decide(local_stack)
     created = [client for client in list(aws_clients._CLIENTS) if all(client is not old for old in existing)]
@@ -155,25 +157,29 @@ def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(loca
         (client.meta.service_model.service_name, client.meta.config.connect_timeout, client.meta.config.read_timeout)
         for client in created
     ]
-    assert Counter(service for service, *_ in budgets) == {"dynamodb": 2, "s3": 2, "sqs": 1, "secretsmanager": 1}
+    assert Counter(service for service, *_ in budgets) == {"dynamodb": 1, "s3": 2, "secretsmanager": 1}
     assert len(set(budgets)) == len(budgets)
+    lean = [client for client in list(json_clients._CLIENTS) if all(client is not old for old in existing_lean)]
+    assert sorted(type(client).__name__ for client in lean) == ["DynamoDBJsonClient", "SQSJsonClient"]
 
 
-def test_a_fresh_environment_starts_its_catalog_scan_before_making_the_clients_only_decisions_use(
+def test_a_fresh_environment_starts_its_catalog_scan_before_making_its_other_clients(
     local_stack: Any, proxy: AwsProxy
 ) -> None:
     # The catalog's Scans and snapshot put are the first request's longest chain of reads: they start as soon
-    # as the catalog's client exists, and the caps and queue clients are made while they are in flight
+    # as the catalog's client exists, and the other clients are made while they are in flight
     scanning = threading.Event()
     waited: list[bool] = []
 
     def on_scan(**_: Any) -> None:
         scanning.set()
 
-    def on_queue_client(**_: Any) -> None:  # the queue's client is the last one made: it waits for the Scan
+    def on_secrets_client(**_: Any) -> None:  # the next botocore client made: it waits for the Scan
         waited.append(scanning.wait(timeout=30))
 
-    with botocore_events({"before-call.dynamodb.Scan": on_scan, "creating-client-class.sqs": on_queue_client}):
+    with botocore_events(
+        {"before-call.dynamodb.Scan": on_scan, "creating-client-class.secretsmanager": on_secrets_client}
+    ):
         local_stack.reset_function("DecideFunction")
         assert decide(local_stack, max_ads=3)["ads"]
     assert waited == [True]

@@ -6,11 +6,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from adserve.dal.sigv4 import canonical_query_string, canonical_uri
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from devstack.sigv4 import Caller, SignatureError, SigV4Verifier, canonical_query_string, canonical_uri
+from devstack.sigv4 import Caller, SignatureError, SigV4Verifier
 
 HOST = "127.0.0.1:3000"
 REGION = "eu-north-1"

@@ -1,7 +1,7 @@
-"""boto3 clients with explicit time budgets.
+"""boto3 clients with explicit time budgets, and the lean JSON clients (``json_clients``) made from the same session.
 
 boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which is how the local stack and the tests
-point every client at moto without a line of code here.
+point every client at moto without a line of code here; the lean clients resolve their endpoint as boto3 does.
 """
 
 import os
@@ -12,14 +12,27 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import botocore
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError
-from botocore.httpsession import URLLib3Session, create_urllib3_context
+from botocore.configprovider import ConfiguredEndpointProvider
+from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError, NoCredentialsError, NoRegionError
+from botocore.httpsession import URLLib3Session, create_urllib3_context, get_cert_path
 from botocore.loaders import JSONFileLoader, Loader
 from botocore.parsers import ResponseParser, ResponseParserFactory
 
+from adserve.dal import json_clients
+from adserve.dal.json_clients import (
+    DYNAMODB,
+    SQS,
+    DynamoDBJsonClient,
+    Endpoint,
+    JsonProtocol,
+    SQSJsonClient,
+    TimeBudget,
+)
 from adserve.dal.sdk_models import SERVICES, read_json, read_parsed
+from adserve.dal.sigv4 import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -105,8 +118,13 @@ class ReusedParsers(ResponseParserFactory):
 
 @cache
 def verifying_context(ca_bundle: str) -> ssl.SSLContext:
-    """botocore's TLS context with ``ca_bundle`` loaded: one per bundle per process (through ``_shared_context``)."""
+    """botocore's TLS context with ``ca_bundle`` loaded: one per bundle per process (through ``_shared_context``).
+
+    It checks host names itself (botocore's turns that off and leaves it to urllib3, which then leaves it to the
+    context): the lean JSON clients' ``http.client`` connections share it and have no check of their own.
+    """
     context: ssl.SSLContext = create_urllib3_context()
+    context.check_hostname = True
     context.load_verify_locations(ca_bundle)
     return context
 
@@ -179,6 +197,72 @@ def drop_connections() -> None:
         clients = list(_CLIENTS)
     for client in clients:
         client.close()
+    json_clients.close_all()
+
+
+def _json_endpoint(core: botocore.session.Session, service: str, region: str) -> Endpoint:
+    """Where boto3 would send ``service``'s calls: a configured endpoint URL (``AWS_ENDPOINT_URL_<SERVICE>``,
+    ``AWS_ENDPOINT_URL``, the shared config) unless told to ignore them, else the region's endpoint in its
+    partition (FIPS and dual-stack as configured), signed for the partition's credential scope."""
+    if not core.get_config_variable("ignore_configured_endpoint_urls"):
+        configured = ConfiguredEndpointProvider(core.full_config, core.get_scoped_config(), service).provide()
+        if configured:
+            return Endpoint(configured.rstrip("/"), region, service)
+    resolver = core._get_internal_component("endpoint_resolver")  # type: ignore[attr-defined]  # not in its stubs
+    resolved = resolver.construct_endpoint(
+        service,
+        region,
+        use_dualstack_endpoint=bool(core.get_config_variable("use_dualstack_endpoint")),
+        use_fips_endpoint=bool(core.get_config_variable("use_fips_endpoint")),
+    )
+    if not resolved:
+        raise NoRegionError()
+    scope = resolved.get("credentialScope", {})
+    return Endpoint(f"https://{resolved['hostname']}", scope.get("region", region), scope.get("service", service))
+
+
+def _json_client(
+    kind: type[json_clients.JsonClient], protocol: JsonProtocol, budget: TimeBudget, endpoint_url: str | None
+) -> Any:
+    """A lean client of ``protocol``'s service with the session's credentials, region, endpoint and CA bundle;
+    ``endpoint_url`` overrides the endpoint, as boto3's argument of that name does."""
+    # Not at load: the CLI and the local stack import this module before the POWERTOOLS_* variables are set.
+    from adserve.core.observability import tracer, tracing_enabled  # noqa: PLC0415
+
+    with _SESSION_LOCK:
+        session = _session()
+        core = session._session  # botocore's session under boto3's
+        credentials = session.get_credentials()
+        region = session.region_name
+        if region is None:
+            raise NoRegionError()
+        endpoint = (
+            Endpoint(endpoint_url.rstrip("/"), region, protocol.service)
+            if endpoint_url
+            else _json_endpoint(core, protocol.service, region)
+        )
+        ca_bundle = get_cert_path(core.get_config_variable("ca_bundle") or True)
+    if credentials is None:
+        raise NoCredentialsError()
+    if ca_bundle is None:
+        raise ValueError("no CA bundle to verify AWS's certificates against")
+
+    def frozen() -> Credentials:
+        """botocore refreshes them when they are about to expire (container credentials under SnapStart)."""
+        current = credentials.get_frozen_credentials()
+        if current.access_key is None or current.secret_key is None:
+            raise NoCredentialsError()
+        return Credentials(current.access_key, current.secret_key, current.token)
+
+    return kind(
+        protocol,
+        endpoint,
+        frozen,
+        budget,
+        tls=lambda: _shared_context(ca_bundle),
+        user_agent=f"adserve-json-client Botocore/{botocore.__version__} {protocol.service}",
+        tracing=tracer.provider if tracing_enabled() else None,
+    )
 
 
 def dynamodb_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "DynamoDBClient":
@@ -187,7 +271,26 @@ def dynamodb_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, 
 
 
 def sqs_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "SQSClient":
+    """All of SQS, for tools; the functions send through ``sqs_send_client``."""
     client: SQSClient = _client("sqs", _config(connect_timeout, read_timeout, attempts))
+    return client
+
+
+def dynamodb_query_client(
+    *, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3, endpoint_url: str | None = None
+) -> DynamoDBJsonClient:
+    """DynamoDB's Query without botocore's per-call CPU (``json_clients``): the caps read of every decision."""
+    budget = TimeBudget(connect_timeout, read_timeout, attempts)
+    client: DynamoDBJsonClient = _json_client(DynamoDBJsonClient, DYNAMODB, budget, endpoint_url)
+    return client
+
+
+def sqs_send_client(
+    *, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3, endpoint_url: str | None = None
+) -> SQSJsonClient:
+    """SQS's sends without botocore's per-call CPU (``json_clients``): a decision's record, a beacon's event."""
+    budget = TimeBudget(connect_timeout, read_timeout, attempts)
+    client: SQSJsonClient = _json_client(SQSJsonClient, SQS, budget, endpoint_url)
     return client
 
 

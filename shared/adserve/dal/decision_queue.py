@@ -6,10 +6,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import DecisionLogUnavailableError
 from adserve.core.observability import logger
+from adserve.dal.json_clients import SQSJsonClient
 from adserve.outcomes.decision_records import RECORD_KIND, DecisionRecord
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 
@@ -18,7 +18,7 @@ MAX_MESSAGE_BYTES = 250 * 1024
 
 
 class DecisionQueue:
-    def __init__(self, client: "SQSClient", queue_url: str) -> None:
+    def __init__(self, client: SQSJsonClient, queue_url: str) -> None:
         self._client = client
         self._queue_url = queue_url
 

@@ -11,14 +11,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.campaigns.frequency_caps import COUNTER_PREFIX
 from adserve.core.errors import CapStoreUnavailableError
+from adserve.dal.json_clients import DynamoDBJsonClient
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 
 class FrequencyCapStore:
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+    def __init__(self, client: DynamoDBJsonClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 

@@ -7,10 +7,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import OutcomeQueueUnavailableError
 from adserve.core.observability import logger
+from adserve.dal.json_clients import SQSJsonClient
 from adserve.outcomes.events import OUTCOME_KIND, OutcomeEvent
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
 SQS_MAX_BATCH = 10
@@ -27,7 +27,7 @@ def _attributes() -> dict[str, "MessageAttributeValueTypeDef"]:
 
 
 class OutcomeQueue:
-    def __init__(self, client: "SQSClient", queue_url: str) -> None:
+    def __init__(self, client: SQSJsonClient, queue_url: str) -> None:
         self._client = client
         self._queue_url = queue_url
 

@@ -13,7 +13,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.core.errors import ModelLoadError
 from adserve.core.observability import MetricName, logger, metrics
-from adserve.dal.aws_clients import drop_connections, dynamodb_client, s3_client, secretsmanager_client, sqs_client
+from adserve.dal.aws_clients import (
+    drop_connections,
+    dynamodb_client,
+    dynamodb_query_client,
+    s3_client,
+    secretsmanager_client,
+    sqs_send_client,
+)
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
@@ -132,11 +139,11 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         )
         start(models.current)
         budget = settings.cap_read_timeout_seconds
-        caps_client = dynamodb_client(connect_timeout=budget, read_timeout=budget, attempts=1)
+        caps_client = dynamodb_query_client(connect_timeout=budget, read_timeout=budget, attempts=1)
         # One attempt within a small budget: botocore's defaults (three attempts, 1 s connect, 2 s read) outlast
         # the function's 3 s timeout, and a decision must not wait on its own log line.
         send_budget = settings.decision_log_timeout_seconds
-        queue_client = sqs_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
+        queue_client = sqs_send_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
     rng = random.Random()
     snapstart.on_restore("decide", partial(after_restore, rng, (catalog, models, keys, pseudonyms)))
     return DecisionService(

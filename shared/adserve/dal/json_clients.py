@@ -1,0 +1,383 @@
+"""Lean clients for the AWS JSON-protocol calls made once per event: Decide's caps Query and record send,
+Track's outcome sends.
+
+botocore spends 500-650 us of CPU on each such call (figure 12: validating, serialising through the service
+model, resolving the endpoint from its rules, signing with a key derived anew, urllib3, parsing through the
+model), several times the rest of a decision. These clients do what the calls need, per call: the parameters as
+JSON, a SigV4 signature with the day's key kept (``sigv4``), one POST on a kept-alive connection, the JSON
+answer. What does not change per call comes from botocore's session when a client is made (``aws_clients``):
+the credentials (refreshed as botocore refreshes them), the region, the endpoint (``AWS_ENDPOINT_URL*``, the
+shared config, the partition's hostname, FIPS and dual-stack), the CA bundle's TLS context.
+
+A failure raises what boto3 raises: ``ClientError`` with the service's error code, or a ``BotoCoreError``
+(connect and read timeouts, refused or dropped connections, a CRC32 mismatch), so callers handle it as any
+boto3 call's. Retries follow botocore's standard mode: transient errors (5xx, throttling codes, dropped
+connections, timeouts) again after a jittered exponential backoff, up to ``attempts`` in all. Parameters must be
+JSON as they are (no ``bytes`` blobs; no calls here send any), and nothing is validated against the service
+model: the stores build them, typed against boto3's stubs.
+"""
+
+import http.client
+import json
+import os
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Unpack, cast
+from urllib.parse import quote, urlsplit
+
+from aws_lambda_powertools.tracing.base import BaseProvider
+from botocore.exceptions import (
+    BotoCoreError,
+    ChecksumError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from adserve.dal.sigv4 import Credentials, SigningKeys, authorization
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, QueryOutputTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        SendMessageBatchRequestTypeDef,
+        SendMessageBatchResultTypeDef,
+        SendMessageRequestTypeDef,
+        SendMessageResultTypeDef,
+    )
+
+MAX_POOL = 10
+"""Kept-alive connections per client, as botocore's ``max_pool_connections``."""
+
+MAX_BACKOFF_SECONDS = 20.0
+TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
+RETRIED_CODES = frozenset(
+    {
+        # botocore's standard mode: throttling and transient error codes.
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+    }
+)
+
+
+@dataclass(frozen=True)
+class JsonProtocol:
+    """What differs between the JSON-protocol services these clients call."""
+
+    service: str
+    """botocore's name for it: its endpoint, shared-config and ``AWS_ENDPOINT_URL_*`` key."""
+    target_prefix: str
+    """``X-Amz-Target`` is this, a dot, and the operation."""
+    content_type: str
+    query_compatible: bool
+    """Asks for error codes as the service's older query protocol named them (SQS), as botocore does."""
+
+
+DYNAMODB = JsonProtocol("dynamodb", "DynamoDB_20120810", "application/x-amz-json-1.0", query_compatible=False)
+SQS = JsonProtocol("sqs", "AmazonSQS", "application/x-amz-json-1.0", query_compatible=True)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    """``scheme://host[:port]``, as botocore resolved it."""
+    signing_region: str
+    signing_name: str
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    connect_timeout: float
+    read_timeout: float
+    attempts: int
+
+
+_CLIENTS: "weakref.WeakSet[JsonClient]" = weakref.WeakSet()
+
+
+def close_all() -> None:
+    """Close every client's kept-alive connections (after a SnapStart restore they are dead); clients reconnect."""
+    for client in list(_CLIENTS):
+        client.close()
+
+
+class _TransientError(Exception):
+    """A failure worth another attempt, carrying what to raise when there is none left."""
+
+    def __init__(self, error: BotoCoreError | ClientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _dropped(sock: socket.socket) -> bool:
+    """An idle kept-alive connection with something to read has been closed by the server (or is out of step)."""
+    poller = select.poll()  # not select(): a descriptor past 1024 is valid here
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+_TRACED_PARAMETERS = {"TableName": "table_name", "QueueUrl": "queue_url"}
+"""The parameters X-Ray's botocore patch records for these operations."""
+
+
+def _lambda_trace_header() -> str | None:
+    """As botocore does in Lambda without X-Ray's patch: the call joins the invocation's trace."""
+    trace = os.environ.get("_X_AMZN_TRACE_ID") if "AWS_LAMBDA_FUNCTION_NAME" in os.environ else None
+    return quote(trace, safe="-=;:+&[]{}\"',") if trace else None
+
+
+class JsonClient:
+    """POSTs of one JSON-protocol service to one endpoint, signed, on a small pool of kept-alive connections.
+
+    Thread-safe: each call takes a connection of its own from the pool (the local stack serves requests on
+    threads; Lambda one at a time).
+    """
+
+    def __init__(
+        self,
+        protocol: JsonProtocol,
+        endpoint: Endpoint,
+        credentials: Callable[[], Credentials],
+        budget: TimeBudget,
+        *,
+        tls: Callable[[], ssl.SSLContext],
+        user_agent: str,
+        tracing: BaseProvider | None = None,
+    ) -> None:
+        """``tracing``: the X-Ray provider while tracing is on (each call a subsegment), else None."""
+        parts = urlsplit(endpoint.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an HTTP endpoint: {endpoint.url!r}")
+        self._protocol = protocol
+        self._endpoint = endpoint
+        self._credentials = credentials
+        self._budget = budget
+        self._tls = tls if parts.scheme == "https" else None
+        self._address = (parts.hostname, parts.port or (443 if self._tls else 80))
+        self._host_header = parts.netloc
+        self._user_agent = user_agent
+        self._tracing = tracing
+        self._keys = SigningKeys()
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
+        _CLIENTS.add(self)
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._endpoint.url
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One operation's JSON answer, with botocore's ``ResponseMetadata`` (request id, status, retries)."""
+        if self._tracing is None:
+            return self._call(operation, params, _lambda_trace_header())
+        # What X-Ray's botocore patch records: a subsegment in the "aws" namespace, its id passed on in the header.
+        with self._tracing.in_subsegment(name=self._protocol.service, namespace="aws") as segment:
+            traced: Any = segment  # an X-Ray subsegment: Powertools types it as its base class
+            aws = {"operation": operation, "region": self._endpoint.signing_region}
+            aws.update({key: str(params[name]) for name, key in _TRACED_PARAMETERS.items() if name in params})
+            header = f"Root={traced.trace_id};Parent={traced.id};Sampled={int(bool(traced.sampled))}"
+            metadata: Mapping[str, Any] = {}
+            try:
+                answer = self._call(operation, params, header)
+                metadata = answer["ResponseMetadata"]
+            except ClientError as error:
+                metadata = error.response["ResponseMetadata"]
+                raise
+            finally:  # a failure without an answer (timeout, refused) is recorded by the subsegment itself
+                if metadata:
+                    aws["request_id"] = metadata.get("RequestId", "")
+                    traced.put_http_meta("status", metadata.get("HTTPStatusCode"))
+                traced.set_aws(aws)
+            return answer
+
+    def _call(self, operation: str, params: Mapping[str, Any], trace_header: str | None) -> dict[str, Any]:
+        body = json.dumps(params, separators=(",", ":")).encode()
+        target = f"{self._protocol.target_prefix}.{operation}"
+        attempt = 1
+        while True:
+            try:
+                return self._attempt(operation, target, body, attempt, trace_header)
+            except _TransientError as failure:
+                if attempt >= self._budget.attempts:
+                    raise failure.error from None
+            time.sleep(random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1)))
+            attempt += 1
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _attempt(
+        self, operation: str, target: str, body: bytes, attempt: int, trace_header: str | None
+    ) -> dict[str, Any]:
+        headers = self._signed_headers(target, body)
+        if trace_header:
+            headers["x-amzn-trace-id"] = trace_header
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = f"POST / HTTP/1.1\r\n{head}content-length: {len(body)}\r\n\r\n".encode() + body
+        sock = self._connection()
+        url = self._endpoint.url
+        try:
+            sock.sendall(request)  # one write: no second small segment for Nagle to hold back
+            response = http.client.HTTPResponse(sock, method="POST")
+            response.begin()
+            data = response.read()
+        except TimeoutError as error:
+            sock.close()
+            raise _TransientError(ReadTimeoutError(endpoint_url=url, error=error)) from error
+        except (OSError, http.client.HTTPException) as error:
+            sock.close()
+            raise _TransientError(ConnectionClosedError(endpoint_url=url)) from error
+        if response.will_close:
+            sock.close()
+        else:
+            self._release(sock)
+        expected_crc = response.getheader("x-amz-crc32")
+        if expected_crc is not None and zlib.crc32(data) != int(expected_crc):
+            raise _TransientError(
+                ChecksumError(
+                    checksum_type="crc32", expected_checksum=expected_crc, actual_checksum=str(zlib.crc32(data))
+                )
+            )
+        metadata: Any = {
+            "RequestId": response.getheader("x-amzn-requestid", ""),
+            "HTTPStatusCode": response.status,
+            "RetryAttempts": attempt - 1,
+        }
+        if response.status < 300:
+            answer: dict[str, Any] = json.loads(data) if data else {}
+            answer["ResponseMetadata"] = metadata
+            return answer
+        failure = self._client_error(operation, response, data, metadata)
+        if response.status in TRANSIENT_STATUS or failure.response["Error"]["Code"] in RETRIED_CODES:
+            raise _TransientError(failure)
+        raise failure
+
+    def _signed_headers(self, target: str, body: bytes) -> dict[str, str]:
+        credentials = self._credentials()
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        signed = {
+            "content-type": self._protocol.content_type,
+            "host": self._host_header,
+            "x-amz-date": amz_date,
+            "x-amz-target": target,
+        }
+        if credentials.token:
+            signed["x-amz-security-token"] = credentials.token
+        if self._protocol.query_compatible:
+            signed["x-amzn-query-mode"] = "true"
+        headers = dict(signed)
+        headers["authorization"] = authorization(
+            self._keys,
+            credentials,
+            region=self._endpoint.signing_region,
+            service=self._endpoint.signing_name,
+            amz_date=amz_date,
+            headers=signed,
+            body=body,
+        )
+        headers["user-agent"] = self._user_agent
+        return headers
+
+    def _connection(self) -> socket.socket:
+        """An idle connection the server has not closed, else a new one, connected within the connect budget."""
+        while True:
+            with self._lock:
+                sock = self._idle.pop() if self._idle else None
+            if sock is None:
+                return self._connect()
+            if not _dropped(sock):
+                return sock
+            sock.close()
+
+    def _connect(self) -> socket.socket:
+        budget = self._budget
+        url = self._endpoint.url
+        sock: socket.socket | None = None
+        try:
+            sock = socket.create_connection(self._address, timeout=budget.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self._tls is not None:  # the handshake within the connect budget too
+                sock = self._tls().wrap_socket(sock, server_hostname=self._address[0])
+        except OSError as error:
+            if sock is not None:
+                sock.close()
+            if isinstance(error, ssl.SSLError):  # not the endpoint it should be, or not vouched for: no retry helps
+                raise SSLError(endpoint_url=url, error=error) from error
+            failure = (
+                ConnectTimeoutError(endpoint_url=url, error=error)
+                if isinstance(error, TimeoutError)
+                else EndpointConnectionError(endpoint_url=url, error=error)
+            )
+            raise _TransientError(failure) from error
+        sock.settimeout(budget.read_timeout)
+        return sock
+
+    def _release(self, sock: socket.socket) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_POOL:
+                self._idle.append(sock)
+                return
+        sock.close()
+
+    def _client_error(
+        self, operation: str, response: http.client.HTTPResponse, data: bytes, metadata: Any
+    ) -> ClientError:
+        """botocore's parse of a JSON-protocol error: the code is ``__type`` after any ``#`` (else the status), or
+        the query protocol's code where ``x-amzn-query-error`` gives one; the message is ``message`` or ``Message``."""
+        try:
+            parsed = json.loads(data) if data else {}
+        except ValueError:
+            parsed = {}
+        document: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        code = str(document.get("__type") or response.status).split(":", 1)[0].rsplit("#", 1)[-1]
+        error: dict[str, str] = {"Message": str(document.get("message", document.get("Message", ""))), "Code": code}
+        query_error = (response.getheader("x-amzn-query-error") or "").split(";")
+        if len(query_error) == 2 and query_error[0]:
+            error.update(Code=query_error[0], QueryErrorCode=code, Type=query_error[1])
+        return ClientError({"Error": error, "ResponseMetadata": metadata}, operation)  # type: ignore[typeddict-item]
+
+
+class DynamoDBJsonClient(JsonClient):
+    """DynamoDB's Query as boto3's client takes and answers it (items in DynamoDB JSON)."""
+
+    def query(self, **params: Unpack["QueryInputTypeDef"]) -> "QueryOutputTypeDef":
+        return cast("QueryOutputTypeDef", self.call("Query", params))
+
+
+class SQSJsonClient(JsonClient):
+    """SQS's SendMessage and SendMessageBatch as boto3's client takes and answers them."""
+
+    def send_message(self, **params: Unpack["SendMessageRequestTypeDef"]) -> "SendMessageResultTypeDef":
+        return cast("SendMessageResultTypeDef", self.call("SendMessage", params))
+
+    def send_message_batch(self, **params: Unpack["SendMessageBatchRequestTypeDef"]) -> "SendMessageBatchResultTypeDef":
+        return cast("SendMessageBatchResultTypeDef", self.call("SendMessageBatch", params))
