@@ -1,16 +1,16 @@
 """``python -m bench.cold_terms --label before|after``: where a Decide cold start goes, term by term.
 
-Figure 3 gives the cold start's total; this breaks it down so each term can be removed on purpose. A fresh
-process imports the Decide handler under ``python -X importtime`` (its import time summed per top-level
-package, self time only, so the terms add up to the whole import) and serves one first request against the
-bench's moto stack with each step of the first request timed by wall clock, in whichever thread it runs:
-every AWS call (botocore's ``before-call`` / ``after-call`` events on the handler's own session), client
-creation, settings, model load (and the ONNX session inside it), the catalog's build, and the handler's
-parts; and it counts the connections the first request opens (each a TLS handshake and, without
-``SharedCaSession``, a CA bundle load on Lambda: figure 11). The terms of an overlapped init sum to more than
-the wall time it took, which is the point. Its child is not told it is a Lambda init, so it builds the service
-on the first request (on Lambda the import overlaps the build, ``adserve.wiring.init_build``), where each term
-can be timed; figure 3's ratios below are a Lambda init.
+Figure 3 gives the cold start's total; this breaks it down so each term can be removed on purpose. A fresh process
+imports the Decide handler under ``python -X importtime`` (its import time summed per top-level package, self time
+only, so the terms add up to the whole import) and serves one first request against the bench's moto stack with each
+step of the first request timed by wall clock, in whichever thread it runs: every AWS call (botocore's
+``before-call`` / ``after-call`` events on the handler's own session, and the lean JSON clients' calls), client
+creation, settings, model load (and the ONNX session inside it), the catalog's build, and the handler's parts; and
+it counts the connections the first request opens, botocore's and the lean clients' (each a TLS handshake and,
+without ``SharedCaSession``, a CA bundle load on Lambda: figure 11). The terms of an overlapped init sum to more
+than the wall time it took, which is the point. Its child is not told it is a Lambda init, so it builds the service
+on the first request (on Lambda the import overlaps the build, ``adserve.wiring.init_build``), where each term can
+be timed; figure 3's ratios below are a Lambda init.
 
 Results go to ``bench/results/cold_terms.json`` under the label, so a *before* and an *after* run sit side
 by side; ``python -m bench.docs`` renders the largest terms of each into docs/performance.md. The child is a
@@ -66,13 +66,14 @@ def timed(owner, attribute, name):
     setattr(owner, attribute, classmethod(lambda cls, *a, **k: wrapper(*a, **k)) if is_classmethod else wrapper)
 
 import onnxruntime
-from adserve.dal import aws_clients
+from adserve.dal import aws_clients, json_clients
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.service import DecisionService
 from adserve.models.ctr_model import CtrModel
 from adserve.wiring.settings import DecideSettings
 
 timed(aws_clients, "_client", "boto3 client creation")
+timed(aws_clients, "_json_client", "lean JSON client creation")
 timed(onnxruntime.InferenceSession, "__init__", "ONNX session creation (in model load)")
 timed(CtrModel, "load", "model load: read, sha256, verify, ONNX session")
 timed(CampaignCatalog, "_build", "catalog build: parse, encode, index")
@@ -95,6 +96,19 @@ events = aws_clients._session()._session.get_component("event_emitter")
 events.register("before-parameter-build", before_call)
 events.register("after-call", after_call)
 
+lean_call = json_clients.JsonClient.call
+def timed_lean_call(client, operation, params):
+    name = client._protocol.service + "." + operation
+    for key in ("TableName", "QueueUrl"):
+        if key in params:
+            name += " " + params[key].rsplit("/", 1)[-1]
+    begun = time.perf_counter_ns()
+    try:
+        return lean_call(client, operation, params)
+    finally:
+        add("AWS " + name, time.perf_counter_ns() - begun)
+json_clients.JsonClient.call = timed_lean_call
+
 import urllib3.connectionpool
 opened = []
 new_connection = urllib3.connectionpool.HTTPConnectionPool._new_conn
@@ -102,6 +116,11 @@ def counted_connection(pool):
     opened.append(pool.host)
     return new_connection(pool)
 urllib3.connectionpool.HTTPConnectionPool._new_conn = counted_connection
+lean_connect = json_clients.JsonClient._connect
+def counted_lean_connection(client):
+    opened.append(client._address[0])
+    return lean_connect(client)
+json_clients.JsonClient._connect = counted_lean_connection
 
 context = types.SimpleNamespace(
     function_name="decide", memory_limit_in_mb=1769, aws_request_id="cold-start-1",

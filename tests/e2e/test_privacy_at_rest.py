@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import httpx
 import pytest
+from adserve.dal.aws_clients import secretsmanager_client
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.outcomes.logs import read_decisions, read_outcomes
@@ -442,7 +443,7 @@ def check_counters_and_queue(
     """Counters only under counted listeners' pseudonyms (none left for the forgotten one); and a positive
     control: a measured listener's pseudonym is found in the messages sent and the logs stored."""
     pseudonyms = read_pseudonymizer(
-        session.client("secretsmanager", endpoint_url=stack.aws), stack.resources["PseudonymKeySecret"]
+        secretsmanager_client(endpoint_url=stack.aws), stack.resources["PseudonymKeySecret"]
     )
     measured = pseudonyms.listener(people[0].id)
     found = [where for where, text in everything.places() if measured in text]

@@ -146,8 +146,8 @@ def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy:
 
 def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(local_stack: Any, proxy: AwsProxy) -> None:
     # Each botocore client costs init time (botocore builds its class and reads its service's models): the cold
-    # start creates one per service and time budget, and shares it (one Secrets Manager client for both secrets);
-    # the two calls of every decision go through lean JSON clients, which read no service model
+    # start creates one per service and time budget; the two calls of every decision and the keys' reads go through
+    # lean JSON clients, which read no service model (one Secrets Manager client for both secrets)
     existing = list(aws_clients._CLIENTS)
     existing_lean = list(json_clients._CLIENTS)
     local_stack.reset_function("DecideFunction")
@@ -157,10 +157,14 @@ def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(loca
         (client.meta.service_model.service_name, client.meta.config.connect_timeout, client.meta.config.read_timeout)
         for client in created
     ]
-    assert Counter(service for service, *_ in budgets) == {"dynamodb": 1, "s3": 2, "secretsmanager": 1}
+    assert Counter(service for service, *_ in budgets) == {"dynamodb": 1, "s3": 2}
     assert len(set(budgets)) == len(budgets)
     lean = [client for client in list(json_clients._CLIENTS) if all(client is not old for old in existing_lean)]
-    assert sorted(type(client).__name__ for client in lean) == ["DynamoDBJsonClient", "SQSJsonClient"]
+    assert sorted(type(client).__name__ for client in lean) == [
+        "DynamoDBJsonClient",
+        "SQSJsonClient",
+        "SecretsManagerJsonClient",
+    ]
 
 
 def test_a_fresh_environment_starts_its_catalog_scan_before_making_its_other_clients(
@@ -174,15 +178,14 @@ def test_a_fresh_environment_starts_its_catalog_scan_before_making_its_other_cli
     def on_scan(**_: Any) -> None:
         scanning.set()
 
-    def on_secrets_client(**_: Any) -> None:  # the next botocore client made: it waits for the Scan
+    def on_s3_client(**_: Any) -> None:  # the next botocore clients made (model store, snapshot archive) wait
         waited.append(scanning.wait(timeout=30))
 
-    with botocore_events(
-        {"before-call.dynamodb.Scan": on_scan, "creating-client-class.secretsmanager": on_secrets_client}
-    ):
+    with botocore_events({"before-call.dynamodb.Scan": on_scan, "creating-client-class.s3": on_s3_client}):
         local_stack.reset_function("DecideFunction")
         assert decide(local_stack, max_ads=3)["ads"]
-    assert waited == [True]
+    assert waited
+    assert all(waited)
 
 
 def test_in_a_lambda_init_the_service_is_built_while_the_handler_module_imports(

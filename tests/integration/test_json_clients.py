@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from adserve.dal.aws_clients import dynamodb_query_client, sqs_send_client
+from adserve.dal.aws_clients import dynamodb_query_client, secretsmanager_client, sqs_send_client
 from adserve.dal.json_clients import DYNAMODB, DynamoDBJsonClient, Endpoint, JsonClient, TimeBudget
 from adserve.dal.sigv4 import Credentials
 from botocore.exceptions import (
@@ -100,6 +100,26 @@ def test_errors_are_the_ones_boto3_raises(local_stack: LocalStack) -> None:
     assert errors[0] == errors[1]
     assert errors[0][1]["Code"] == "ResourceNotFoundException"
     assert errors[2] == errors[3]
+
+
+def test_secrets_read_as_boto3_reads_them(local_stack: LocalStack) -> None:
+    url = local_stack.endpoint_url
+    theirs = boto3.client("secretsmanager", endpoint_url=url)
+    name = f"json-clients-{uuid.uuid4().hex[:8]}"
+    theirs.create_secret(Name=f"{name}-text", SecretString="k" * 40)
+    theirs.create_secret(Name=f"{name}-binary", SecretBinary=bytes(range(48)))
+    ours = secretsmanager_client(endpoint_url=url)
+    for secret in (f"{name}-text", f"{name}-binary"):
+        read, expected = ours.get_secret_value(SecretId=secret), theirs.get_secret_value(SecretId=secret)
+        for field in ("SecretString", "SecretBinary", "CreatedDate", "VersionId", "VersionStages"):
+            assert read.get(field) == expected.get(field), field
+    errors = []
+    for client in (ours, theirs):
+        with pytest.raises(ClientError) as raised:
+            client.get_secret_value(SecretId=f"{name}-text", VersionStage="AWSPREVIOUS")
+        errors.append(raised.value.response["Error"])
+    assert errors[0] == errors[1]
+    assert errors[0]["Code"] == "ResourceNotFoundException"
 
 
 class _Scripted(http.server.BaseHTTPRequestHandler):

@@ -24,10 +24,12 @@ from botocore.parsers import ResponseParser, ResponseParserFactory
 from adserve.dal import json_clients
 from adserve.dal.json_clients import (
     DYNAMODB,
+    SECRETS_MANAGER,
     SQS,
     DynamoDBJsonClient,
     Endpoint,
     JsonProtocol,
+    SecretsManagerJsonClient,
     SQSJsonClient,
     TimeBudget,
 )
@@ -37,7 +39,6 @@ from adserve.dal.sigv4 import Credentials
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 # What a failed AWS call raises, for callers outside dal/ that report it rather than handle it.
@@ -300,8 +301,10 @@ def s3_client(*, connect_timeout: float = 1.0, read_timeout: float = 5.0, attemp
 
 
 def secretsmanager_client(
-    *, connect_timeout: float = 0.5, read_timeout: float = 0.5, attempts: int = 1
-) -> "SecretsManagerClient":
-    """Tight by default: keys are reloaded inline on a request, and a failed reload keeps the cached keys."""
-    client: SecretsManagerClient = _client("secretsmanager", _config(connect_timeout, read_timeout, attempts))
+    *, connect_timeout: float = 0.5, read_timeout: float = 0.5, attempts: int = 1, endpoint_url: str | None = None
+) -> SecretsManagerJsonClient:
+    """GetSecretValue through a lean client (``json_clients``): no botocore client for the keys' reads. Tight by
+    default: keys are reloaded inline on a request, and a failed reload keeps the cached keys."""
+    budget = TimeBudget(connect_timeout, read_timeout, attempts)
+    client: SecretsManagerJsonClient = _json_client(SecretsManagerJsonClient, SECRETS_MANAGER, budget, endpoint_url)
     return client

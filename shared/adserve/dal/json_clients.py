@@ -1,5 +1,6 @@
 """Lean clients for the AWS JSON-protocol calls made once per event: Decide's caps Query and record send,
-Track's outcome sends.
+Track's outcome sends; and for the signing and pseudonym keys' reads (GetSecretValue), the only other call those
+functions make of their services.
 
 botocore spends 500-650 us of CPU on each such call (figure 12: validating, serialising through the service
 model, resolving the endpoint from its rules, signing with a key derived anew, urllib3, parsing through the
@@ -17,6 +18,7 @@ JSON as they are (no ``bytes`` blobs; no calls here send any), and nothing is va
 model: the stores build them, typed against boto3's stubs.
 """
 
+import base64
 import http.client
 import json
 import os
@@ -30,6 +32,7 @@ import weakref
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Unpack, cast
 from urllib.parse import quote, urlsplit
 
@@ -49,6 +52,7 @@ from adserve.dal.sigv4 import Credentials, SigningKeys, authorization
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, QueryOutputTypeDef
+    from mypy_boto3_secretsmanager.type_defs import GetSecretValueRequestTypeDef, GetSecretValueResponseTypeDef
     from mypy_boto3_sqs.type_defs import (
         SendMessageBatchRequestTypeDef,
         SendMessageBatchResultTypeDef,
@@ -100,6 +104,7 @@ class JsonProtocol:
 
 DYNAMODB = JsonProtocol("dynamodb", "DynamoDB_20120810", "application/x-amz-json-1.0", query_compatible=False)
 SQS = JsonProtocol("sqs", "AmazonSQS", "application/x-amz-json-1.0", query_compatible=True)
+SECRETS_MANAGER = JsonProtocol("secretsmanager", "secretsmanager", "application/x-amz-json-1.1", query_compatible=False)
 
 
 @dataclass(frozen=True)
@@ -381,3 +386,16 @@ class SQSJsonClient(JsonClient):
 
     def send_message_batch(self, **params: Unpack["SendMessageBatchRequestTypeDef"]) -> "SendMessageBatchResultTypeDef":
         return cast("SendMessageBatchResultTypeDef", self.call("SendMessageBatch", params))
+
+
+class SecretsManagerJsonClient(JsonClient):
+    """Secrets Manager's GetSecretValue as boto3's client takes and answers it: ``SecretBinary`` decoded to bytes,
+    ``CreatedDate`` a datetime, as botocore's parser gives them."""
+
+    def get_secret_value(self, **params: Unpack["GetSecretValueRequestTypeDef"]) -> "GetSecretValueResponseTypeDef":
+        answer = self.call("GetSecretValue", params)
+        if "SecretBinary" in answer:
+            answer["SecretBinary"] = base64.b64decode(answer["SecretBinary"])
+        if "CreatedDate" in answer:
+            answer["CreatedDate"] = datetime.fromtimestamp(answer["CreatedDate"], UTC)
+        return cast("GetSecretValueResponseTypeDef", answer)

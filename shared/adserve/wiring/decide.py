@@ -122,7 +122,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             ),
         )
         start(catalog.warm)
-        secrets_client = secretsmanager_client()  # one client for both secrets: a second costs a few ms of init
+        secrets_client = secretsmanager_client()  # one client (and its kept-alive connections) for both secrets
         keys = signing_keys(secrets_client, settings.signing_key_secret_id)
         pseudonyms = pseudonym_keys(secrets_client, settings.pseudonym_key_secret_id)
         start(keys.signer)

@@ -1,14 +1,10 @@
 """The HMAC keys from Secrets Manager: tracking-token keys (Decide signs, Track verifies) and pseudonym keys."""
 
-from typing import TYPE_CHECKING
-
 from adserve.core.refreshing import RefreshingValue
+from adserve.dal.json_clients import SecretsManagerJsonClient
 from adserve.dal.secret_keys import read_pseudonymizer, read_signer
 from adserve.outcomes.key_cache import KEY_CACHE_SECONDS, UNKNOWN_KEY_REFRESH_SECONDS, SigningKeyCache
 from adserve.privacy.pseudonyms import Pseudonymizer
-
-if TYPE_CHECKING:
-    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 FIRST_LOAD_ATTEMPTS = 3
 """Reads of a secret an environment holds no keys of yet: its client has a tight budget and one attempt, right for
@@ -17,7 +13,7 @@ a cold start's read tries again at once (at most 3 x 1 s against Secrets Manager
 
 
 def signing_keys(
-    client: "SecretsManagerClient", secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS
+    client: SecretsManagerJsonClient, secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS
 ) -> SigningKeyCache:
     """One cache per execution environment, reading AWSCURRENT and AWSPREVIOUS of *secret_id*."""
     return SigningKeyCache(
@@ -27,7 +23,7 @@ def signing_keys(
     )
 
 
-def pseudonym_keys(client: "SecretsManagerClient", secret_id: str) -> RefreshingValue[Pseudonymizer]:
+def pseudonym_keys(client: SecretsManagerJsonClient, secret_id: str) -> RefreshingValue[Pseudonymizer]:
     """The pseudonym keys, reloaded every few minutes so a rotation reaches every environment; a failed reload
     keeps the cached keys (a listener's counters must not move to another pseudonym because of an outage)."""
     return RefreshingValue(
