@@ -99,9 +99,9 @@ events.register("after-call", after_call)
 lean_call = json_clients.JsonClient.call
 def timed_lean_call(client, operation, params):
     name = client._protocol.service + "." + operation
-    for key in ("TableName", "QueueUrl"):
+    for key in ("TableName", "SecretId"):  # named as botocore's calls are above
         if key in params:
-            name += " " + params[key].rsplit("/", 1)[-1]
+            name += " " + params[key].rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     begun = time.perf_counter_ns()
     try:
         return lean_call(client, operation, params)
