@@ -338,19 +338,24 @@ def sdk_calls(results: Results) -> str:
     sdk = _get(results, "figures").get("sdk_calls")
     if sdk is None or "skipped" in sdk:
         return "Figure 12 (Decide's two AWS calls) is not in this results file: run `make bench`.\n"
-    if "lean_over_botocore" not in sdk:
+    if "impression_lean_over_botocore" not in sdk:
         return "Figure 12 in this results file predates the lean JSON clients: run `make bench`.\n"
     return (
         f"CPU of the calling thread per call, median of {sdk['calls']}, against a local server that answers at once"
-        f" (the caps Query with {sdk['counters']} counters back; the record's SendMessage, {sdk['record_bytes']:,}"
-        " bytes):\n\n"
-        "| client | caps Query, us | SendMessage, us | both / `service.decide` |\n|---|---:|---:|---:|\n"
-        f"| adserve's lean JSON clients (Decide's) | {sdk['lean_caps_query_cpu_us']:.0f} | "
-        f"{sdk['lean_record_send_cpu_us']:.0f} | {sdk['lean_calls_over_decide']:.2f}x |\n"
+        f" (Decide's caps Query with {sdk['counters']} counters back and its record's SendMessage,"
+        f" {sdk['record_bytes']:,} bytes; Record's TransactWriteItems of an impression, its marker and two"
+        " counters):\n\n"
+        "| client | caps Query, us | SendMessage, us | Decide's two / `service.decide` | impression, us |\n"
+        "|---|---:|---:|---:|---:|\n"
+        f"| adserve's lean JSON clients (the functions') | {sdk['lean_caps_query_cpu_us']:.0f} | "
+        f"{sdk['lean_record_send_cpu_us']:.0f} | {sdk['lean_calls_over_decide']:.2f}x | "
+        f"{sdk['lean_impression_count_cpu_us']:.0f} |\n"
         f"| botocore's, as `aws_clients` makes them | {sdk['botocore_caps_query_cpu_us']:.0f} | "
-        f"{sdk['botocore_record_send_cpu_us']:.0f} | {sdk['botocore_calls_over_decide']:.2f}x |\n\n"
-        f"The lean clients take {sdk['lean_over_botocore']:.2f}x botocore's CPU for the two calls; `service.decide` "
-        f"at {sdk['candidates']} candidates, same run: {sdk['service_decide_cpu_us']:.0f} us.\n"
+        f"{sdk['botocore_record_send_cpu_us']:.0f} | {sdk['botocore_calls_over_decide']:.2f}x | "
+        f"{sdk['botocore_impression_count_cpu_us']:.0f} |\n\n"
+        f"The lean clients take {sdk['lean_over_botocore']:.2f}x botocore's CPU for Decide's two calls and "
+        f"{sdk['impression_lean_over_botocore']:.2f}x for an impression's transaction; `service.decide` at "
+        f"{sdk['candidates']} candidates, same run: {sdk['service_decide_cpu_us']:.0f} us.\n"
     )
 
 

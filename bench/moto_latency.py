@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_client, dynamodb_query_client, sqs_client, sqs_send_client
+from adserve.dal.aws_clients import dynamodb_client, sqs_client, sqs_send_client
 from adserve.dal.campaign_store import CampaignStore
 
 from bench import catalogs
@@ -51,7 +51,7 @@ def put_counters(stack: LocalStack, campaigns: list[Campaign], now: datetime) ->
 def caps_query(stack: LocalStack) -> Callable[[], object]:
     """The handler's one caps read, as a bare call of its client: what moto alone costs per decision."""
     return partial(
-        dynamodb_query_client().query,
+        dynamodb_client().query,
         TableName=stack.physical_name("FrequencyCapsTable"),
         KeyConditionExpression="listener_id = :listener",
         ExpressionAttributeValues={":listener": {"S": stack.pseudonyms().listener(catalogs.LISTENER_ID)}},

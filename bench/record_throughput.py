@@ -319,9 +319,7 @@ def clear_caps_table(stack: LocalStack) -> None:
     table = stack.physical_name("FrequencyCapsTable")
     keys = [
         {"listener_id": item["listener_id"], "counter_key": item["counter_key"]}
-        for page in client.get_paginator("scan").paginate(
-            TableName=table, ProjectionExpression="listener_id, counter_key"
-        )
+        for page in client.scan_pages(TableName=table, ProjectionExpression="listener_id, counter_key")
         for item in page["Items"]
     ]
     for start in range(0, len(keys), 25):

@@ -1,4 +1,5 @@
-"""Figure 12: the CPU of Decide's two AWS calls in its own process, against a server that answers at once.
+"""Figure 12: the CPU of Decide's two AWS calls, and of Record's per-impression one, against a server that answers
+at once.
 
 Figures 1a-1f time ``service.decide`` with in-memory fakes for DynamoDB and SQS; figure 1b puts moto behind
 them, whose server shares the cores. This figure times what a decision costs its own process for the two calls
@@ -8,7 +9,8 @@ that answers from memory over kept-alive connections: through the lean JSON clie
 (``json_clients``) and, as the peer, through botocore's clients as ``aws_clients`` makes them (its session,
 loader, parsers and time budgets), the dal around each the same. Per call, the calling thread's CPU time;
 beside it, ``service.decide`` at 50 candidates timed in the same run, so the ratio says how much of a
-decision's own CPU on Lambda its two calls are.
+decision's own CPU on Lambda its two calls are. Record's one call per impression is timed the same way
+(``DynamoImpressionCounter.count_once``: a TransactWriteItems of the marker and two counters).
 """
 
 import hashlib
@@ -17,17 +19,21 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from adserve.dal.aws_clients import dynamodb_client, dynamodb_query_client, sqs_client, sqs_send_client
+from adserve.campaigns.frequency_caps import CounterSlot
+from adserve.dal.aws_clients import botocore_client, dynamodb_client, sqs_send_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
+from adserve.dal.impression_counter import DynamoImpressionCounter
+from adserve.dal.json_clients import DynamoDBJsonClient, SQSJsonClient
 from adserve.decisions.api import DecisionRequest
 from adserve.models.features import FeatureEncoder
+from adserve.outcomes.recording import ImpressionIncrement
 
 from bench import catalogs
 from bench.decide_latency import BASE_URL, MAX_ADS, fake_service, load_model, quiet_stdout
@@ -49,14 +55,18 @@ def _counters_page(now: datetime) -> bytes:
 
 
 class _AnswersFromMemory(http.server.BaseHTTPRequestHandler):
-    """DynamoDB's Query and SQS's SendMessage (JSON protocol) answered at once, the connection kept alive."""
+    """DynamoDB's Query and TransactWriteItems and SQS's SendMessage (JSON protocol) answered at once, the
+    connection kept alive."""
 
     protocol_version = "HTTP/1.1"
     wbufsize = -1  # one write per answer: no small writes for the client's delayed ACK to hold up
 
     def do_POST(self) -> None:
         request = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        if self.headers.get("X-Amz-Target", "").endswith("SendMessage"):
+        target = self.headers.get("X-Amz-Target", "")
+        if target.endswith("TransactWriteItems"):
+            body = b"{}"
+        elif target.endswith("SendMessage"):
             message = json.loads(request)["MessageBody"].encode()
             checksum = hashlib.md5(message).hexdigest()  # SQS answers with the body's MD5
             body = json.dumps({"MessageId": "m-1", "MD5OfMessageBody": checksum}).encode()
@@ -103,6 +113,39 @@ def _cpu_us(work: Callable[[], object], calls: int, after: Callable[[], None] | 
     return round(statistics.median(samples), 1)
 
 
+class _BotocoreDynamoDB(DynamoDBJsonClient):
+    """The lean client's methods (its paging too), each call made by botocore's client: its validation,
+    serialising, signing, HTTP and parsing in place of the lean client's, the dal around them unchanged."""
+
+    def __init__(self, client: Any) -> None:  # nothing of the lean client's own is used
+        self._botocore = client
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._botocore._make_api_call(operation, dict(params))
+        return answer
+
+
+class _BotocoreSQS(SQSJsonClient):
+    """As ``_BotocoreDynamoDB``, for SQS's sends."""
+
+    def __init__(self, client: Any) -> None:  # nothing of the lean client's own is used
+        self._botocore = client
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        answer: dict[str, Any] = self._botocore._make_api_call(operation, dict(params))
+        return answer
+
+
+def _impression(now: datetime) -> ImpressionIncrement:
+    """One impression of a campaign with a day and a session cap: its marker and two counter slots."""
+    expires = now + timedelta(days=2)
+    slots = (
+        CounterSlot("cap#campaign#c-1#day#2026-12-05", expires),
+        CounterSlot("cap#campaign#c-1#session#s", expires),
+    )
+    return ImpressionIncrement("listener-pseudonym", "seen#d-1#ad-1#impression", expires, slots)
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     calls = CALLS // 10 if quick else CALLS
     now = datetime.now(UTC)
@@ -117,25 +160,34 @@ def run(quick: bool = False) -> dict[str, Any]:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         budget: dict[str, Any] = {"connect_timeout": 1.0, "read_timeout": 1.0, "attempts": 1}
         with _endpoint(url):
+            lean_dynamodb = dynamodb_client(**budget)
             lean = (
-                FrequencyCapStore(dynamodb_query_client(**budget), "caps"),
+                FrequencyCapStore(lean_dynamodb, "caps"),
                 DecisionQueue(sqs_send_client(**budget), url + QUEUE_PATH),
+                DynamoImpressionCounter(lean_dynamodb, "caps"),
             )
-            # botocore's clients take the same keyword arguments and answer in the same shape.
+            botocore_dynamodb = _BotocoreDynamoDB(botocore_client("dynamodb", **budget))
             botocore = (
-                FrequencyCapStore(cast(Any, dynamodb_client(**budget)), "caps"),
-                DecisionQueue(cast(Any, sqs_client(**budget)), url + QUEUE_PATH),
+                FrequencyCapStore(botocore_dynamodb, "caps"),
+                DecisionQueue(_BotocoreSQS(botocore_client("sqs", **budget)), url + QUEUE_PATH),
+                DynamoImpressionCounter(botocore_dynamodb, "caps"),
             )
+        impression = _impression(now)
         figures: dict[str, float] = {}
         with quiet_stdout():
-            for name, (caps, queue) in (("lean", lean), ("botocore", botocore)):
+            for name, (caps, queue, counter) in (("lean", lean), ("botocore", botocore)):
                 if len(caps.read_counters("listener-pseudonym", now)) != COUNTERS:
                     raise RuntimeError(f"the caps Query ({name}) did not read the counters back")
                 figures[f"{name}_caps_query_cpu_us"] = _cpu_us(
                     partial(caps.read_counters, "listener-pseudonym", now), calls
                 )
                 figures[f"{name}_record_send_cpu_us"] = _cpu_us(partial(queue.publish, record), calls)
+                figures[f"{name}_impression_count_cpu_us"] = _cpu_us(partial(counter.count_once, impression), calls)
             decide_us = _cpu_us(decide, calls, wiring.after_decision)
+    lean_impression, botocore_impression = (
+        figures["lean_impression_count_cpu_us"],
+        figures["botocore_impression_count_cpu_us"],
+    )
     lean_us = figures["lean_caps_query_cpu_us"] + figures["lean_record_send_cpu_us"]
     botocore_us = figures["botocore_caps_query_cpu_us"] + figures["botocore_record_send_cpu_us"]
     return {
@@ -146,6 +198,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "service_decide_cpu_us": decide_us,
         "candidates": CANDIDATES,
         "lean_over_botocore": round(lean_us / botocore_us, 3),
+        "impression_lean_over_botocore": round(lean_impression / botocore_impression, 3),
         "lean_calls_over_decide": round(lean_us / decide_us, 2),
         "botocore_calls_over_decide": round(botocore_us / decide_us, 2),
     }

@@ -48,6 +48,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import boto3
 import numpy as np
 from adserve.campaigns.model import Campaign
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
@@ -702,9 +703,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
         demo_stack(exploration, config.gamma_scale, optimism=config.optimism) as stack,
         TemporaryDirectory(prefix="adserve-demo-") as work_dir,
     ):
-        store = CampaignStore(
-            boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
-        )
+        store = CampaignStore(dynamodb_client(endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable"))
         for campaign in campaigns_of(world):
             store.put(campaign)
         # Imported once the stack exported the functions' environment: adserve.core.observability builds

@@ -34,7 +34,7 @@ import httpx
 import pytest
 from adserve.campaigns.frequency_caps import counter_key
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_query_client, secretsmanager_client
+from adserve.dal.aws_clients import dynamodb_client, secretsmanager_client
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
@@ -488,7 +488,7 @@ def observe(
     decision_stats, outcome_stats = ReadStats(), ReadStats()
     decisions = Counter(record.decision_id for record in read_decisions(store, start, end, decision_stats))
     outcomes = Counter(outcome.identity for outcome in read_outcomes(store, start, end, outcome_stats))
-    caps = FrequencyCapStore(dynamodb_query_client(endpoint_url=moto), stack.resources["FrequencyCapsTable"])
+    caps = FrequencyCapStore(dynamodb_client(endpoint_url=moto), stack.resources["FrequencyCapsTable"])
     pseudonyms = read_pseudonymizer(secretsmanager_client(endpoint_url=moto), stack.resources["PseudonymKeySecret"])
     counters: Counter[tuple[str, str]] = Counter()
     for listener in listeners:

@@ -270,13 +270,18 @@ def legacy_erasure_lookup(listener_id: str, raw: set[str]) -> Excuse:
     """The one place a raw id may be, by design: erasure looks for counters written before pseudonyms, keyed
     by the raw id, so the erased listener's own id is the partition of its Query on the caps table (sent,
     never stored or logged). Only that Query, naming that id as its partition and no other raw id."""
-    lookup = json.dumps({":partition": {"S": listener_id}})
     others = raw - {listener_id}
 
     def allowed(where: str, text: str) -> bool:
+        if not where.endswith("(Query) request"):
+            return False
+        try:
+            request = json.loads(text.partition("\n")[2])
+        except ValueError:
+            return False
         return (
-            where.endswith("(Query) request")
-            and text.count(listener_id) == text.count(lookup)
+            request.get("ExpressionAttributeValues") == {":partition": {"S": listener_id}}
+            and text.count(listener_id) == 1
             and not any(other in text for other in others)
         )
 

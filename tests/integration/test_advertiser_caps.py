@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import boto3
 import pytest
 from adserve.campaigns.model import Campaign
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 
 from devstack.stack import LocalStack
@@ -51,7 +51,7 @@ def advertiser(local_stack: LocalStack) -> Iterator[Advertiser]:
         sibling=campaign(campaign_id=f"advcap-sibling-{suffix}", advertiser_id=f"adv-advcap-{suffix}", value_cpm=1000),
     )
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     for document in (seeded.capped, seeded.sibling):
         store.put(document)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import boto3
 import pytest
 from adserve.core.observability import logger
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 
 from devstack.stack import LocalStack
@@ -31,7 +31,7 @@ EVENTS = Path(__file__).parents[2] / "events"
 def seeded(local_stack: LocalStack) -> Iterator[str]:
     """A campaign every decision of the sample listener gets; removed again for the worker's other tests."""
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     campaign_id = f"corr-{uuid.uuid4().hex[:8]}"
     store.put(campaign(campaign_id=campaign_id, advertiser_id=f"adv-{campaign_id}", value_cpm=950))

@@ -8,7 +8,7 @@ import contextlib
 import io
 import json
 import sys
-import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -19,6 +19,7 @@ import boto3
 import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.dal import aws_clients, json_clients
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
@@ -60,7 +61,7 @@ def dynamodb_proxy(local_stack: Any) -> Iterator[AwsProxy]:
 @pytest.fixture(scope="module")
 def seeded(local_stack: Any, dynamodb_proxy: AwsProxy) -> dict[str, Any]:
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     campaigns = {
         "capped": campaign(
@@ -146,8 +147,8 @@ def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy:
 
 def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(local_stack: Any, proxy: AwsProxy) -> None:
     # Each botocore client costs init time (botocore builds its class and reads its service's models): the cold
-    # start creates one per service and time budget; the two calls of every decision and the keys' reads go through
-    # lean JSON clients, which read no service model (one Secrets Manager client for both secrets)
+    # start makes them for S3 alone, one per time budget; DynamoDB (the catalog's Scans, the caps Query), SQS and
+    # Secrets Manager go through lean JSON clients, which read no service model (one client for both secrets)
     existing = list(aws_clients._CLIENTS)
     existing_lean = list(json_clients._CLIENTS)
     local_stack.reset_function("DecideFunction")
@@ -157,10 +158,11 @@ def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(loca
         (client.meta.service_model.service_name, client.meta.config.connect_timeout, client.meta.config.read_timeout)
         for client in created
     ]
-    assert Counter(service for service, *_ in budgets) == {"dynamodb": 1, "s3": 2}
+    assert Counter(service for service, *_ in budgets) == {"s3": 2}
     assert len(set(budgets)) == len(budgets)
     lean = [client for client in list(json_clients._CLIENTS) if all(client is not old for old in existing_lean)]
     assert sorted(type(client).__name__ for client in lean) == [
+        "DynamoDBJsonClient",
         "DynamoDBJsonClient",
         "SQSJsonClient",
         "SecretsManagerJsonClient",
@@ -172,17 +174,20 @@ def test_a_fresh_environment_starts_its_catalog_scan_before_making_its_other_cli
 ) -> None:
     # The catalog's Scans and snapshot put are the first request's longest chain of reads: they start as soon
     # as the catalog's client exists, and the other clients are made while they are in flight
-    scanning = threading.Event()
     waited: list[bool] = []
 
-    def on_scan(**_: Any) -> None:
-        scanning.set()
+    def scanning() -> bool:  # the proxy has the catalog's Scan
+        deadline = time.monotonic() + 30
+        while not proxy.calls["Scan"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return bool(proxy.calls["Scan"])
 
-    def on_s3_client(**_: Any) -> None:  # the next botocore clients made (model store, snapshot archive) wait
-        waited.append(scanning.wait(timeout=30))
+    def on_s3_client(**_: Any) -> None:  # the botocore clients made next (model store, snapshot archive) wait
+        waited.append(scanning())
 
-    with botocore_events({"before-call.dynamodb.Scan": on_scan, "creating-client-class.s3": on_s3_client}):
+    with botocore_events({"creating-client-class.s3": on_s3_client}):
         local_stack.reset_function("DecideFunction")
+        proxy.reset()
         assert decide(local_stack, max_ads=3)["ads"]
     assert waited
     assert all(waited)
@@ -196,13 +201,13 @@ def test_in_a_lambda_init_the_service_is_built_while_the_handler_module_imports(
     monkeypatch.setenv(INIT_TYPE_VARIABLE, "on-demand")
     handler_defined_at_scan: list[bool] = []
 
-    def on_scan(**_: Any) -> None:
+    def on_scan() -> None:  # the handler runs in this process: its module is in sys.modules as it imports
         module = sys.modules.get("adserve_function_decidefunction")
         handler_defined_at_scan.append(hasattr(module, "lambda_handler"))
 
-    with botocore_events({"before-call.dynamodb.Scan": on_scan}):
-        local_stack.reset_function("DecideFunction")
-        assert decide(local_stack, max_ads=3)["ads"]
+    proxy.observers["Scan"] = on_scan
+    local_stack.reset_function("DecideFunction")
+    assert decide(local_stack, max_ads=3)["ads"]
     assert handler_defined_at_scan == [False, False]  # the campaigns' Scan and the pacing states', both in the init
     proxy.reset()
     assert decide(local_stack, max_ads=3)["ads"]

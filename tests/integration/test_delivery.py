@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.model import Campaign
 from adserve.cli import main as cli
 from adserve.core.vocabulary import EventType
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.delivery.counting import DeliveryTotals, hour_of
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.recording import OutcomeRecorder
@@ -35,8 +36,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def dynamodb(local_stack: LocalStack) -> Any:
-    return boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+def dynamodb(local_stack: LocalStack) -> DynamoDBJsonClient:
+    return dynamodb_client(endpoint_url=local_stack.endpoint_url)
 
 
 def delivery_store(local_stack: LocalStack) -> DynamoDeliveryStore:

@@ -12,6 +12,7 @@ import boto3
 import numpy as np
 import pytest
 from adserve.core.observability import MetricName
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
@@ -55,7 +56,7 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     counts = StackCounts()
     with demo_stack(config.exploration(), on_metrics=counts) as stack:
         campaigns = CampaignStore(
-            boto3.client("dynamodb", endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
+            dynamodb_client(endpoint_url=stack.endpoint_url), stack.physical_name("CampaignsTable")
         )
         for campaign in campaigns_of(world):
             campaigns.put(campaign)

@@ -17,6 +17,7 @@ import pytest
 from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.outcomes.decision_records import DecisionRecord
 
@@ -43,7 +44,7 @@ def seeded(local_stack: LocalStack) -> Iterator[dict[str, Campaign]]:
         for name, extra in extras.items()
     }
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     for document in campaigns.values():
         store.put(document)

@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
-from adserve.dal.aws_clients import dynamodb_query_client, secretsmanager_client, sqs_send_client
+from adserve.dal.aws_clients import dynamodb_client, secretsmanager_client, sqs_send_client
 from adserve.dal.json_clients import DYNAMODB, DynamoDBJsonClient, Endpoint, JsonClient, TimeBudget
 from adserve.dal.sigv4 import Credentials
 from botocore.exceptions import (
@@ -52,13 +52,52 @@ def caps_table(local_stack: LocalStack) -> str:
 
 
 def test_a_query_answers_what_boto3_answers(local_stack: LocalStack, caps_table: str) -> None:
-    lean = dynamodb_query_client(endpoint_url=local_stack.endpoint_url)
+    lean = dynamodb_client(endpoint_url=local_stack.endpoint_url)
     ours = lean.query(TableName=caps_table, **QUERY)  # type: ignore[arg-type]
     theirs = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url).query(TableName=caps_table, **QUERY)  # type: ignore[arg-type]
     assert ours["Items"] == theirs["Items"]
     assert len(ours["Items"]) == 3
     assert ours["Count"] == theirs["Count"]
     assert ours["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+def test_pages_are_boto3s_pages(local_stack: LocalStack, caps_table: str) -> None:
+    lean = dynamodb_client(endpoint_url=local_stack.endpoint_url)
+    theirs = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    ours = list(lean.query_pages(TableName=caps_table, Limit=2, **QUERY))  # type: ignore[arg-type]
+    paginator: Any = theirs.get_paginator("query")
+    expected = list(paginator.paginate(TableName=caps_table, Limit=2, **QUERY))
+    assert [page["Items"] for page in ours] == [page["Items"] for page in expected]
+    assert len(ours) == 2
+    scanned = [item for page in lean.scan_pages(TableName=caps_table, Limit=1) for item in page["Items"]]
+    assert len(scanned) == len(theirs.scan(TableName=caps_table)["Items"])
+
+
+def test_a_cancelled_transaction_reads_as_boto3_reads_it(local_stack: LocalStack, caps_table: str) -> None:
+    marker = {"listener_id": {"S": "pseudonym-json-clients"}, "counter_key": {"S": f"seen#{uuid.uuid4().hex}"}}
+    items: Any = [
+        {"Put": {"TableName": caps_table, "Item": marker, "ConditionExpression": "attribute_not_exists(counter_key)"}},
+    ]
+    lean = dynamodb_client(endpoint_url=local_stack.endpoint_url, attempts=1)
+    theirs = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    lean.transact_write_items(TransactItems=items)
+    errors = []
+    for client in (lean, theirs):
+        with pytest.raises(ClientError) as raised:
+            client.transact_write_items(TransactItems=items)
+        errors.append(raised.value.response)
+    ours, expected = errors
+    assert ours["Error"] == expected["Error"]
+    assert ours["Error"]["Code"] == "TransactionCanceledException"
+    assert ours["CancellationReasons"] == expected["CancellationReasons"]
+    assert lean.get_item(TableName=caps_table, Key=marker)["Item"] == marker
+    conditional: Any = {
+        "TableName": caps_table,
+        "Item": marker,
+        "ConditionExpression": "attribute_not_exists(counter_key)",
+    }
+    with pytest.raises(ClientError, match="ConditionalCheckFailedException"):
+        lean.put_item(**conditional)
 
 
 def test_sends_arrive_as_boto3_would_send_them(local_stack: LocalStack) -> None:
@@ -89,7 +128,7 @@ def test_errors_are_the_ones_boto3_raises(local_stack: LocalStack) -> None:
     queue_url = f"{url}/123456789012/none"
     errors = []
     for call in (
-        lambda: dynamodb_query_client(endpoint_url=url, attempts=1).query(TableName="no-such-table", **QUERY),  # type: ignore[arg-type]
+        lambda: dynamodb_client(endpoint_url=url, attempts=1).query(TableName="no-such-table", **QUERY),  # type: ignore[arg-type]
         lambda: boto3.client("dynamodb", endpoint_url=url).query(TableName="no-such-table", **QUERY),  # type: ignore[arg-type]
         lambda: sqs_send_client(endpoint_url=url, attempts=1).send_message(QueueUrl=queue_url, MessageBody="x"),
         lambda: boto3.client("sqs", endpoint_url=url).send_message(QueueUrl=queue_url, MessageBody="x"),
@@ -162,7 +201,7 @@ def scripted() -> Iterator[Any]:
 
 
 def client(server: Any, attempts: int, read_timeout: float = 5.0) -> JsonClient:
-    return dynamodb_query_client(endpoint_url=server.url, attempts=attempts, read_timeout=read_timeout)
+    return dynamodb_client(endpoint_url=server.url, attempts=attempts, read_timeout=read_timeout)
 
 
 def test_throttling_and_5xx_are_tried_again_within_the_attempts(scripted: Any) -> None:
@@ -199,7 +238,7 @@ def test_a_refused_connection_is_an_endpoint_connection_error() -> None:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     with pytest.raises(EndpointConnectionError):
-        dynamodb_query_client(endpoint_url=f"http://127.0.0.1:{port}", attempts=1).call("Query", {})
+        dynamodb_client(endpoint_url=f"http://127.0.0.1:{port}", attempts=1).call("Query", {})
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_reused(scripted: Any) -> None:
@@ -237,7 +276,7 @@ def test_a_dropped_answer_is_a_closed_connection(scripted: Any) -> None:
             """Quiet."""
 
     with serving(Hangup) as server:
-        lean = dynamodb_query_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", attempts=1)
+        lean = dynamodb_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", attempts=1)
         with pytest.raises(ConnectionClosedError):
             lean.call("Query", {})
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import boto3
 import pytest
 from adserve.core.observability import MetricName
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 
 from devstack.stack import LocalStack
@@ -193,7 +193,7 @@ def run_scenarios(scenarios: Scenarios, tmp_path: Path) -> None:
 def postroll_ads(local_stack: LocalStack) -> list[str]:
     """Every ad of the podcast_postroll placement, so a decision excluding them all is empty."""
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     ads = [
         creative.ad_id

@@ -17,6 +17,7 @@ import boto3
 import numpy as np
 import pytest
 from adserve.core.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.decisions.policy import SquareCB, relative_uncertainty
@@ -192,7 +193,7 @@ def exploring(local_stack: Any, **variables: str) -> Iterator[None]:
     """Decide (fresh environment, 5 s pointer checks) with these exploration variables and three campaigns to
     choose from; restored afterwards."""
     campaigns = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     for number, value_cpm in enumerate((5.0, 12.0, 40.0)):
         campaigns.put(campaign(campaign_id=f"gamma-{number}", advertiser_id=f"adv-gamma-{number}", value_cpm=value_cpm))

@@ -19,10 +19,12 @@ import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.model import Campaign
 from adserve.cli import main as cli
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter
+from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
@@ -53,8 +55,8 @@ def seeded(local_stack: LocalStack) -> Campaign:
     return CAPPED
 
 
-def dynamodb(local_stack: LocalStack) -> Any:
-    return boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+def dynamodb(local_stack: LocalStack) -> DynamoDBJsonClient:
+    return dynamodb_client(endpoint_url=local_stack.endpoint_url)
 
 
 def record(local_stack: LocalStack, *records: dict[str, Any]) -> set[str]:

@@ -41,7 +41,7 @@ def adserves_client(server: TlsServer, bundle: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url())
     monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
     verifying_context.cache_clear()
-    yield aws_clients.dynamodb_client(attempts=1)
+    yield aws_clients.botocore_client("dynamodb", attempts=1)
     verifying_context.cache_clear()
 
 
@@ -64,7 +64,7 @@ def test_each_new_connection_is_verified_without_reading_the_bundle_again(
 def test_the_lean_json_clients_verify_against_the_same_context(
     server: TlsServer, adserves_client: Any, bundle: Path
 ) -> None:
-    lean = aws_clients.dynamodb_query_client(attempts=1)
+    lean = aws_clients.dynamodb_client(attempts=1)
     adserves_client.list_tables()
     bundle.rename(bundle.with_suffix(".gone"))
     before = server.connections
@@ -78,7 +78,7 @@ def test_the_lean_json_clients_refuse_a_certificate_for_another_host(
     server: TlsServer, work: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_CA_BUNDLE", str(work / "ca.pem"))
-    lean = aws_clients.dynamodb_query_client(endpoint_url=server.url(host="127.0.0.1"), attempts=1)
+    lean = aws_clients.dynamodb_client(endpoint_url=server.url(host="127.0.0.1"), attempts=1)
     with pytest.raises(SSLError, match="IP address mismatch"):
         lean.call("ListTables", {})
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import boto3
 import pytest
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.outcomes.tokens import key_id
 
@@ -82,7 +83,7 @@ def rotation(local_stack: LocalStack) -> Iterator[Rotation]:
         Name=f"rotation-{uuid.uuid4().hex[:8]}", SecretString=secrets.token_urlsafe(48)
     )["ARN"]
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     seeded = campaign(campaign_id=f"rotation-{uuid.uuid4().hex[:8]}", advertiser_id="adv-rotation", value_cpm=950)
     store.put(seeded)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import boto3
 import pytest
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
@@ -68,7 +69,7 @@ def sqs_proxy(local_stack: Any) -> Iterator[AwsProxy]:
 def seeded(local_stack: Any) -> Iterator[None]:
     """Uncapped campaigns every decision of the sample listener gets; removed again for the worker's other tests."""
     store = CampaignStore(
-        boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
     )
     campaign_ids = [f"track-{index}" for index in range(3)]
     for index, campaign_id in enumerate(campaign_ids):

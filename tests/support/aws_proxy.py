@@ -8,7 +8,7 @@ import http.client
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -78,6 +78,8 @@ class AwsProxy:
         """While set, every connection is closed unanswered, as if the service had gone away."""
         self.drop_response: set[str] = set()
         """Operations forwarded upstream whose answer is then dropped: applied, yet the client sees a failure."""
+        self.observers: dict[str, Callable[[], None]] = {}
+        """Operation -> called in the proxy's thread as each call of it arrives, before it is forwarded."""
         self.traffic: list[tuple[str, bytes, bytes]] | None = None
         """When a list (``keep_traffic``): every forwarded call as (operation, request target and body, answer)."""
         self._lock = threading.Lock()
@@ -104,6 +106,7 @@ class AwsProxy:
             self.delay.clear()
             self.throttle_after.clear()
             self.drop_response.clear()
+            self.observers.clear()
             self.unreachable = False
 
     def _over_quota(self, operation: str) -> bool:
@@ -114,6 +117,9 @@ class AwsProxy:
     def _record(self, operation: str) -> None:
         with self._lock:
             self.calls[operation] += 1
+        observer = self.observers.get(operation)
+        if observer is not None:
+            observer()
 
     def _keep(self, operation: str, request: bytes, answer: bytes) -> None:
         if self.traffic is not None:

@@ -1,11 +1,13 @@
 """Erasure's DynamoDB partition deletion and S3 ledger, on scripted clients: pages, batches of 25, unprocessed
 items retried with backoff (and given up on), the ledger's conditional put."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from adserve.core.errors import ErasureUnavailableError
 from adserve.dal.erasure_store import UNPROCESSED_ATTEMPTS, DynamoCounterPartitions, S3ErasureLedger
+from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.privacy.erasure import PartitionDeletion
 from botocore.exceptions import ClientError
 
@@ -18,8 +20,9 @@ def item(partition: str, key: str) -> dict[str, Any]:
     return {"listener_id": {"S": partition}, "counter_key": {"S": key}}
 
 
-class ScriptedDynamo:
-    """Query answers `pages` in turn; each BatchWriteItem leaves the scripted number of its items unprocessed."""
+class ScriptedDynamo(DynamoDBJsonClient):
+    """Query answers `pages` in turn; each BatchWriteItem leaves the scripted number of its items unprocessed.
+    The client's own methods (its pages among them) run; only its calls are answered from the script."""
 
     def __init__(self, pages: list[list[dict[str, Any]]], unprocessed: list[int] | None = None) -> None:
         self.pages = pages
@@ -27,7 +30,12 @@ class ScriptedDynamo:
         self.queries: list[dict[str, Any]] = []
         self.batches: list[list[dict[str, Any]]] = []
 
-    def query(self, **request: Any) -> dict[str, Any]:
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if operation == "Query":
+            return self._query(**params)
+        return self._batch_write_item(**params)
+
+    def _query(self, **request: Any) -> dict[str, Any]:
         self.queries.append(dict(request))
         index = len(self.queries) - 1
         page: dict[str, Any] = {"Items": self.pages[index]}
@@ -35,7 +43,7 @@ class ScriptedDynamo:
             page["LastEvaluatedKey"] = self.pages[index][-1]
         return page
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
+    def _batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:  # noqa: N803
         requests = RequestItems[TABLE]
         self.batches.append(requests)
         left = self.unprocessed.pop(0) if self.unprocessed else 0
@@ -47,7 +55,7 @@ def test_every_page_is_deleted_in_batches_of_25_and_counted_by_kind() -> None:
     second = [item("p", f"seen#d-{n}#ad-1#impression") for n in range(3)]
     client = ScriptedDynamo([first, second])
 
-    deletion = DynamoCounterPartitions(client, TABLE, sleep=lambda _: None).delete_partition("p")  # type: ignore[arg-type]
+    deletion = DynamoCounterPartitions(client, TABLE, sleep=lambda _: None).delete_partition("p")
 
     assert deletion == PartitionDeletion(counters=30, markers=3)
     assert [len(batch) for batch in client.batches] == [25, 5, 3]
@@ -60,7 +68,7 @@ def test_unprocessed_items_are_retried_with_growing_pauses() -> None:
     client = ScriptedDynamo([[item("p", f"cap#{n}") for n in range(4)]], unprocessed=[3, 1])
     pauses: list[float] = []
 
-    deletion = DynamoCounterPartitions(client, TABLE, sleep=pauses.append).delete_partition("p")  # type: ignore[arg-type]
+    deletion = DynamoCounterPartitions(client, TABLE, sleep=pauses.append).delete_partition("p")
 
     assert deletion.counters == 4
     assert [len(batch) for batch in client.batches] == [4, 3, 1]
@@ -71,7 +79,7 @@ def test_unprocessed_items_are_retried_with_growing_pauses() -> None:
 def test_items_never_processed_fail_the_erasure() -> None:
     client = ScriptedDynamo([[item("p", "cap#1")]], unprocessed=[1] * UNPROCESSED_ATTEMPTS)
     with pytest.raises(ErasureUnavailableError, match="unprocessed"):
-        DynamoCounterPartitions(client, TABLE, sleep=lambda _: None).delete_partition("p")  # type: ignore[arg-type]
+        DynamoCounterPartitions(client, TABLE, sleep=lambda _: None).delete_partition("p")
 
 
 class ScriptedS3:

@@ -32,7 +32,7 @@ from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
 from adserve.core.errors import CapStoreUnavailableError, ErasureUnavailableError, LogStoreUnavailableError
 from adserve.core.identifiers import Identifier
-from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_query_client, s3_client, secretsmanager_client
+from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
@@ -207,7 +207,7 @@ def _caps(listener_id: str, table: str | None, secret_id: str | None) -> int:
         return 2
     try:
         pseudonym = listener_pseudonyms(secret_id).listener(listener_id)
-        counters = FrequencyCapStore(dynamodb_query_client(), table).read_counters(pseudonym, datetime.now(UTC))
+        counters = FrequencyCapStore(dynamodb_client(), table).read_counters(pseudonym, datetime.now(UTC))
     except AWS_ERRORS as error:
         print(f"adserve: the pseudonym key is unreadable: {error}", file=sys.stderr)  # noqa: T201
         return 1

@@ -37,7 +37,6 @@ from adserve.dal.sdk_models import SERVICES, read_json, read_parsed
 from adserve.dal.sigv4 import Credentials
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
@@ -266,21 +265,25 @@ def _json_client(
     )
 
 
-def dynamodb_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "DynamoDBClient":
-    client: DynamoDBClient = _client("dynamodb", _config(connect_timeout, read_timeout, attempts))
-    return client
+def botocore_client(service: str, *, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> Any:
+    """A botocore client of any of SERVICES as adserve makes them (session, loader, parsers, CA bundle): S3's for
+    the functions, the others for tools and for the bench's peer of the lean clients."""
+    return _client(service, _config(connect_timeout, read_timeout, attempts))
 
 
 def sqs_client(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3) -> "SQSClient":
     """All of SQS, for tools; the functions send through ``sqs_send_client``."""
-    client: SQSClient = _client("sqs", _config(connect_timeout, read_timeout, attempts))
+    client: SQSClient = botocore_client(
+        "sqs", connect_timeout=connect_timeout, read_timeout=read_timeout, attempts=attempts
+    )
     return client
 
 
-def dynamodb_query_client(
+def dynamodb_client(
     *, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 3, endpoint_url: str | None = None
 ) -> DynamoDBJsonClient:
-    """DynamoDB's Query without botocore's per-call CPU (``json_clients``): the caps read of every decision."""
+    """DynamoDB without botocore's per-call CPU (``json_clients``): every item read and write of every function,
+    the caps read of each decision and Record's transactions among them."""
     budget = TimeBudget(connect_timeout, read_timeout, attempts)
     client: DynamoDBJsonClient = _json_client(DynamoDBJsonClient, DYNAMODB, budget, endpoint_url)
     return client
@@ -296,7 +299,9 @@ def sqs_send_client(
 
 
 def s3_client(*, connect_timeout: float = 1.0, read_timeout: float = 5.0, attempts: int = 3) -> "S3Client":
-    client: S3Client = _client("s3", _config(connect_timeout, read_timeout, attempts))
+    client: S3Client = botocore_client(
+        "s3", connect_timeout=connect_timeout, read_timeout=read_timeout, attempts=attempts
+    )
     return client
 
 

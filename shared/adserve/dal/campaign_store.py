@@ -6,18 +6,20 @@ A JSON attribute keeps the item schema in one place (the pydantic model) and the
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import NotFoundError
+from adserve.dal.json_clients import DynamoDBJsonClient
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 DOCUMENT_ATTRIBUTE = "document"
 
 
 class CampaignStore:
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+    def __init__(self, client: DynamoDBJsonClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
@@ -45,12 +47,14 @@ class CampaignStore:
                 Key={"campaign_id": {"S": campaign_id}},
                 ConditionExpression="attribute_exists(campaign_id)",
             )
-        except self._client.exceptions.ConditionalCheckFailedException as error:
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
             raise NotFoundError(f"campaign {campaign_id} does not exist") from error
 
     def list_campaigns(self) -> list[Campaign]:
         campaigns: list[Campaign] = []
-        for page in self._client.get_paginator("scan").paginate(TableName=self._table):
+        for page in self._client.scan_pages(TableName=self._table):
             campaigns.extend(_campaign(item) for item in page["Items"])
         return sorted(campaigns, key=lambda campaign: campaign.campaign_id)
 

@@ -104,9 +104,8 @@ class DynamoDeliveryStore(TransactionalWriter):
         """One Query per shard over the hour range, summed per hour."""
         hours: dict[datetime, DeliveryTotals] = {}
         try:
-            paginator = self._client.get_paginator("query")
             for shard in range(SHARDS):
-                pages = paginator.paginate(
+                pages = self._client.query_pages(
                     TableName=self._table,
                     KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
                     ExpressionAttributeValues={
@@ -160,9 +159,8 @@ class DynamoDeliveryStore(TransactionalWriter):
         """One Query per request shard over the hour range, summed per hour."""
         hours: dict[datetime, int] = {}
         try:
-            paginator = self._client.get_paginator("query")
             for shard in range(REQUEST_SHARDS):
-                pages = paginator.paginate(
+                pages = self._client.query_pages(
                     TableName=self._table,
                     KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
                     ExpressionAttributeValues={

@@ -24,12 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.campaigns.frequency_caps import COUNTER_PREFIX
 from adserve.core.errors import ErasureUnavailableError
+from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.outcomes.recording import MARKER_PREFIX
 from adserve.privacy.erasure import PartitionDeletion
 from adserve.privacy.pseudonyms import LEGACY_HASH_HEX_LENGTH, PSEUDONYM_HEX_LENGTH
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, WriteRequestTypeDef
     from mypy_boto3_s3 import S3Client
 
@@ -51,7 +51,9 @@ class DynamoCounterPartitions:
     """Deletes one listener partition of the FrequencyCaps table: a keys-only Query per page, then
     BatchWriteItem deletes of its items, retrying what DynamoDB leaves unprocessed."""
 
-    def __init__(self, client: "DynamoDBClient", table_name: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, client: DynamoDBJsonClient, table_name: str, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._client = client
         self._table = table_name
         self._sleep = sleep
@@ -65,8 +67,7 @@ class DynamoCounterPartitions:
         }
         counters = markers = 0
         try:
-            while True:
-                page = self._client.query(**request)
+            for page in self._client.query_pages(**request):
                 keys = [
                     {"listener_id": item["listener_id"], "counter_key": item["counter_key"]} for item in page["Items"]
                 ]
@@ -76,11 +77,9 @@ class DynamoCounterPartitions:
                     sort_key = key["counter_key"]["S"]
                     counters += sort_key.startswith(COUNTER_PREFIX)
                     markers += sort_key.startswith(MARKER_PREFIX)
-                if "LastEvaluatedKey" not in page:
-                    return PartitionDeletion(counters=counters, markers=markers)
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except (ClientError, BotoCoreError) as error:
             raise ErasureUnavailableError(f"deleting counters: {error}") from error
+        return PartitionDeletion(counters=counters, markers=markers)
 
     def _delete(self, requests: "list[WriteRequestTypeDef]") -> None:
         for attempt in range(UNPROCESSED_ATTEMPTS):

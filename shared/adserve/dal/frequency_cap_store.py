@@ -33,13 +33,10 @@ class FrequencyCapStore:
         counts: dict[str, int] = {}
         now_epoch = now.timestamp()
         try:
-            while True:
-                page = self._client.query(**request)
+            for page in self._client.query_pages(**request):
                 for item in page["Items"]:
                     if float(item["expires_at"]["N"]) > now_epoch:
                         counts[item["counter_key"]["S"]] = int(item["impressions"]["N"])
-                if "LastEvaluatedKey" not in page:
-                    return counts
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except (ClientError, BotoCoreError) as error:
             raise CapStoreUnavailableError(str(error)) from error
+        return counts

@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Unpack, cast
@@ -51,7 +51,26 @@ from botocore.exceptions import (
 from adserve.dal.sigv4 import Credentials, SigningKeys, authorization
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, QueryOutputTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        BatchGetItemInputTypeDef,
+        BatchGetItemOutputTypeDef,
+        BatchWriteItemInputTypeDef,
+        BatchWriteItemOutputTypeDef,
+        DeleteItemInputTypeDef,
+        DeleteItemOutputTypeDef,
+        GetItemInputTypeDef,
+        GetItemOutputTypeDef,
+        PutItemInputTypeDef,
+        PutItemOutputTypeDef,
+        QueryInputTypeDef,
+        QueryOutputTypeDef,
+        ScanInputTypeDef,
+        ScanOutputTypeDef,
+        TransactWriteItemsInputTypeDef,
+        TransactWriteItemsOutputTypeDef,
+        UpdateItemInputTypeDef,
+        UpdateItemOutputTypeDef,
+    )
     from mypy_boto3_secretsmanager.type_defs import GetSecretValueRequestTypeDef, GetSecretValueResponseTypeDef
     from mypy_boto3_sqs.type_defs import (
         SendMessageBatchRequestTypeDef,
@@ -145,6 +164,8 @@ def _dropped(sock: socket.socket) -> bool:
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))
 
+
+_ERROR_ENVELOPE = frozenset({"__type", "message", "Message", "Error", "ResponseMetadata"})
 
 _TRACED_PARAMETERS = {"TableName": "table_name", "QueueUrl": "queue_url"}
 """The parameters X-Ray's botocore patch records for these operations."""
@@ -368,14 +389,58 @@ class JsonClient:
         query_error = (response.getheader("x-amzn-query-error") or "").split(";")
         if len(query_error) == 2 and query_error[0]:
             error.update(Code=query_error[0], QueryErrorCode=code, Type=query_error[1])
-        return ClientError({"Error": error, "ResponseMetadata": metadata}, operation)  # type: ignore[typeddict-item]
+        # The error's own fields at the top, as botocore adds a modeled error's members (CancellationReasons).
+        modeled = {name: value for name, value in document.items() if name not in _ERROR_ENVELOPE}
+        return ClientError({**modeled, "Error": error, "ResponseMetadata": metadata}, operation)  # type: ignore[typeddict-item]
 
 
 class DynamoDBJsonClient(JsonClient):
-    """DynamoDB's Query as boto3's client takes and answers it (items in DynamoDB JSON)."""
+    """DynamoDB's operations adserve uses, as boto3's client takes and answers them (items in DynamoDB JSON);
+    ``query_pages`` and ``scan_pages`` follow ``LastEvaluatedKey`` as boto3's paginators do."""
+
+    def get_item(self, **params: Unpack["GetItemInputTypeDef"]) -> "GetItemOutputTypeDef":
+        return cast("GetItemOutputTypeDef", self.call("GetItem", params))
+
+    def put_item(self, **params: Unpack["PutItemInputTypeDef"]) -> "PutItemOutputTypeDef":
+        return cast("PutItemOutputTypeDef", self.call("PutItem", params))
+
+    def update_item(self, **params: Unpack["UpdateItemInputTypeDef"]) -> "UpdateItemOutputTypeDef":
+        return cast("UpdateItemOutputTypeDef", self.call("UpdateItem", params))
+
+    def delete_item(self, **params: Unpack["DeleteItemInputTypeDef"]) -> "DeleteItemOutputTypeDef":
+        return cast("DeleteItemOutputTypeDef", self.call("DeleteItem", params))
 
     def query(self, **params: Unpack["QueryInputTypeDef"]) -> "QueryOutputTypeDef":
         return cast("QueryOutputTypeDef", self.call("Query", params))
+
+    def scan(self, **params: Unpack["ScanInputTypeDef"]) -> "ScanOutputTypeDef":
+        return cast("ScanOutputTypeDef", self.call("Scan", params))
+
+    def batch_get_item(self, **params: Unpack["BatchGetItemInputTypeDef"]) -> "BatchGetItemOutputTypeDef":
+        return cast("BatchGetItemOutputTypeDef", self.call("BatchGetItem", params))
+
+    def batch_write_item(self, **params: Unpack["BatchWriteItemInputTypeDef"]) -> "BatchWriteItemOutputTypeDef":
+        return cast("BatchWriteItemOutputTypeDef", self.call("BatchWriteItem", params))
+
+    def transact_write_items(
+        self, **params: Unpack["TransactWriteItemsInputTypeDef"]
+    ) -> "TransactWriteItemsOutputTypeDef":
+        return cast("TransactWriteItemsOutputTypeDef", self.call("TransactWriteItems", params))
+
+    def query_pages(self, **params: Unpack["QueryInputTypeDef"]) -> Iterator["QueryOutputTypeDef"]:
+        return self._pages("Query", params)
+
+    def scan_pages(self, **params: Unpack["ScanInputTypeDef"]) -> Iterator["ScanOutputTypeDef"]:
+        return self._pages("Scan", params)
+
+    def _pages(self, operation: str, params: Mapping[str, Any]) -> Iterator[Any]:
+        request = dict(params)
+        while True:
+            page = self.call(operation, request)
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 class SQSJsonClient(JsonClient):

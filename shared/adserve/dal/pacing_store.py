@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.delivery.pacing import PacingState
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 STATE_ATTRIBUTE: Final = "state"
@@ -23,7 +23,7 @@ STATE_LIFETIME: Final = timedelta(days=7)
 
 
 class DynamoPacingStore:
-    def __init__(self, client: "DynamoDBClient", table_name: str) -> None:
+    def __init__(self, client: DynamoDBJsonClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
@@ -53,7 +53,7 @@ class DynamoPacingStore:
         """Every campaign's last state (one paginated Scan); raises DeliveryStoreUnavailableError."""
         states: dict[str, PacingState] = {}
         try:
-            for page in self._client.get_paginator("scan").paginate(TableName=self._table):
+            for page in self._client.scan_pages(TableName=self._table):
                 for item in page["Items"]:
                     state = _state(item)
                     states[state.campaign_id] = state

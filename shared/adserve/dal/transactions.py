@@ -3,12 +3,10 @@
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from adserve.dal.json_clients import DynamoDBJsonClient
 
 CONFLICT = "TransactionConflict"
 DUPLICATE = "ConditionalCheckFailed"
@@ -39,7 +37,7 @@ class TransactionalWriter:
 
     def __init__(
         self,
-        client: "DynamoDBClient",
+        client: DynamoDBJsonClient,
         table_name: str,
         *,
         conflict_attempts: int | None = None,

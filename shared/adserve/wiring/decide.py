@@ -16,7 +16,6 @@ from adserve.core.observability import MetricName, logger, metrics
 from adserve.dal.aws_clients import (
     drop_connections,
     dynamodb_client,
-    dynamodb_query_client,
     s3_client,
     secretsmanager_client,
     sqs_send_client,
@@ -139,7 +138,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         )
         start(models.current)
         budget = settings.cap_read_timeout_seconds
-        caps_client = dynamodb_query_client(connect_timeout=budget, read_timeout=budget, attempts=1)
+        caps_client = dynamodb_client(connect_timeout=budget, read_timeout=budget, attempts=1)
         # One attempt within a small budget: botocore's defaults (three attempts, 1 s connect, 2 s read) outlast
         # the function's 3 s timeout, and a decision must not wait on its own log line.
         send_budget = settings.decision_log_timeout_seconds
