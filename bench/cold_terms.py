@@ -98,7 +98,7 @@ events.register("after-call", after_call)
 
 lean_call = json_clients.JsonClient.call
 def timed_lean_call(client, operation, params):
-    name = client._protocol.service + "." + operation
+    name = client.service + "." + operation
     for key in ("TableName", "SecretId"):  # named as botocore's calls are above
         if key in params:
             name += " " + params[key].rsplit("/", 1)[-1].rsplit(":", 1)[-1]

@@ -1,12 +1,13 @@
 """``python -m bench.cost`` (``make cost``): dollars per million decisions, from measured usage and list prices.
 
-Measured here, in process against the bench's moto stack (``LocalStack`` from template.yaml), with the real
-handlers and production wiring: every AWS call each function makes per decision, per beacon (impression or
-event) and per outcome message, counted on the functions' own boto3 session (botocore events, nothing
-patched), with the DynamoDB units each call consumes (computed from the items read and written, transactions
-at 2 units an item), SQS sends in 64 KiB chunks, S3 objects and bytes, the EMF bytes each invocation prints
-and the distinct metrics. From bench/results/latest.json: our own CPU per decision, beacon and message, and
-the cold start. From template.yaml: each function's memory, the alarms, log and object retention.
+Measured here, in process against the bench's moto stack (``LocalStack`` from template.yaml), with the real handlers
+and production wiring: every AWS call each function makes per decision, per beacon (impression or event) and per
+outcome message, counted on the functions' own boto3 session (botocore events) and at the lean JSON clients' one
+entry point (``JsonClient.call``, wrapped in this process only), with the DynamoDB units each call consumes
+(computed from the items read and written, transactions at 2 units an item), SQS sends in 64 KiB chunks, S3 objects
+and bytes, the EMF bytes each invocation prints and the distinct metrics. From bench/results/latest.json: our own
+CPU per decision, beacon and message, the lean clients' CPU per Query, SendMessage and TransactWriteItems (figure
+12), and the cold start. From template.yaml: each function's memory, the alarms, log and object retention.
 
 Assumed (stated with the figure): the traffic (``cost_model.Traffic``), AWS's call latencies
 (``cost_model.LATENCY_MS``) and the prices ``bench/prices.py`` marks so. Output: bench/results/cost.json,
@@ -21,13 +22,14 @@ import math
 import sys
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from adserve.dal.aws_clients import _session, sqs_client
+from adserve.dal.json_clients import JsonClient
 from adserve.outcomes.key_cache import KEY_CACHE_SECONDS
 from adserve.wiring.settings import DecideSettings
 
@@ -141,10 +143,28 @@ class Meter:
         finally:
             self._bucket = None
 
-    def install(self) -> None:
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Count every call: botocore's through its session's events, the lean JSON clients' by wrapping their one
+        entry point (they have no events; this bench process is the only one wrapped)."""
         events = _session().events
         events.register("before-parameter-build", self._before)
         events.register("after-call", self._after)
+        lean_call = JsonClient.call
+
+        def counted(client: JsonClient, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+            call = self._count(client.service, operation, params)
+            answer = lean_call(client, operation, params)
+            self._count_answer(call, bool(params.get("ConsistentRead")), answer)
+            return answer
+
+        JsonClient.call = counted  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            JsonClient.call = lean_call  # type: ignore[method-assign]
+            events.unregister("before-parameter-build", self._before)
+            events.unregister("after-call", self._after)
 
     def on_metrics(self, _: FunctionDefinition, documents: list[dict[str, Any]]) -> None:
         tally = self._bucket
@@ -158,43 +178,50 @@ class Meter:
                         self.metrics.add((directive["Namespace"], metric["Name"], key))
 
     def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        context["cost_call"] = self._count(model.service_model.service_name, model.name, params)
+        context["cost_consistent"] = bool(params.get("ConsistentRead"))
+
+    def _after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        self._count_answer(context.get("cost_call"), context.get("cost_consistent", False), parsed)
+
+    def _count(self, service: str, operation: str, params: Mapping[str, Any]) -> str | None:
+        """Count one call into the open bucket; its name, or None outside a bucket."""
         tally = self._bucket
         if tally is None:
-            return
-        call = f"{model.service_model.service_name}.{model.name}"
-        context["cost_call"] = call
-        context["cost_consistent"] = bool(params.get("ConsistentRead"))
+            return None
+        call = f"{service}.{operation}"
         with self._lock:
             tally.calls[call] += 1
-            if model.name == "TransactWriteItems":
+            if operation == "TransactWriteItems":
                 for entry in params["TransactItems"]:
                     ((kind, body),) = entry.items()
                     item = body["Item"] if kind == "Put" else _update_size(body) if kind == "Update" else body["Key"]
                     tally.write_units += 2 * _write_units(item)
-            elif model.name in ("UpdateItem", "DeleteItem"):
-                tally.write_units += _write_units(_update_size(params))
-            elif model.name == "PutItem":
+            elif operation in ("UpdateItem", "DeleteItem"):
+                tally.write_units += _write_units(_update_size(dict(params)))
+            elif operation == "PutItem":
                 tally.write_units += _write_units(params["Item"])
-            elif model.name == "SendMessage":
+            elif operation == "SendMessage":
                 size = len(params["MessageBody"].encode())
                 tally.sqs_bytes += size
                 tally.sqs_requests += math.ceil(size / CHUNK)
-            elif model.name == "SendMessageBatch":
+            elif operation == "SendMessageBatch":
                 size = sum(len(entry["MessageBody"].encode()) for entry in params["Entries"])
                 tally.sqs_bytes += size
                 tally.sqs_requests += math.ceil(size / CHUNK)
-            elif model.name == "PutObject":
+            elif operation == "PutObject":
                 tally.s3_puts += 1
                 body = params["Body"]
                 tally.s3_bytes += body.getbuffer().nbytes if isinstance(body, io.BytesIO) else len(body)
+        return call
 
-    def _after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        tally, call = self._bucket, context.get("cost_call")
+    def _count_answer(self, call: str | None, consistent: bool, parsed: Mapping[str, Any]) -> None:
+        tally = self._bucket
         if tally is None or call not in ("dynamodb.Query", "dynamodb.Scan", "dynamodb.GetItem"):
             return
         items = parsed.get("Items", [parsed["Item"]] if "Item" in parsed else [])
         with self._lock:
-            tally.read_units[call] += _read_units(items, context["cost_consistent"])
+            tally.read_units[call] += _read_units(items, consistent)
 
 
 def _drain(stack: LocalStack) -> list[dict[str, Any]]:
@@ -239,6 +266,24 @@ def _beacons(stack: LocalStack, meter: Meter, bucket: str, urls: list[str]) -> N
             tally.units += 1
 
 
+def _sdk_cpu_ms(figures: dict[str, Any]) -> dict[str, float]:
+    """The lean JSON clients' own CPU per call (figure 12) of the calls made once per unit of work; the functions'
+    CPU figures are taken with in-memory fakes, so without it a call's client-side work would count for nothing."""
+    sdk = figures["sdk_calls"]
+    return {
+        "dynamodb.Query": sdk["lean_caps_query_cpu_us"] / 1000,
+        "sqs.SendMessage": sdk["lean_record_send_cpu_us"] / 1000,
+        "dynamodb.TransactWriteItems": sdk["lean_impression_count_cpu_us"] / 1000,
+    }
+
+
+def _with_sdk(tally: Tally, own_cpu_ms: float, sdk_cpu_ms: dict[str, float], **usage: Any) -> Usage:
+    """A bucket's usage with its calls' client-side CPU added to the function's own."""
+    n = max(tally.units, 1)
+    calls = sum(count / n * sdk_cpu_ms.get(call, 0.0) for call, count in tally.calls.items())
+    return tally.usage(own_cpu_ms + calls, **usage)
+
+
 def _bench_figures() -> dict[str, float]:
     figures = json.loads(BENCH_RESULTS.read_text())["figures"]
     return {
@@ -270,8 +315,7 @@ def _template_facts() -> dict[str, float]:
 def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
     meter = Meter()
     bench = _bench_figures()
-    with LocalStack.start(DEFAULT_TEMPLATE, on_metrics=meter.on_metrics) as stack:
-        meter.install()
+    with LocalStack.start(DEFAULT_TEMPLATE, on_metrics=meter.on_metrics) as stack, meter.installed():
         put_campaigns(stack, catalogs.campaigns(CAMPAIGNS, datetime.now(UTC)))
         empty_queue(stack)
         with meter.counting("init") as init:
@@ -301,13 +345,14 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
     t = meter.tallies
     init = t["init"]
     defaults = DecideSettings.model_fields
+    sdk = _sdk_cpu_ms(json.loads(BENCH_RESULTS.read_text())["figures"])
     return Measured(
-        decision=t["decision"].usage(bench["decision_cpu_ms"]),
-        impression=t["impression"].usage(bench["beacon_cpu_ms"]),
-        event=t["event"].usage(bench["beacon_cpu_ms"]),
-        record_decision=t["record_decision"].usage(bench["message_cpu_ms"], message_bytes=0.0),
-        record_impression=t["record_impression"].usage(bench["message_cpu_ms"], message_bytes=0.0),
-        record_event=t["record_event"].usage(bench["message_cpu_ms"], message_bytes=0.0),
+        decision=_with_sdk(t["decision"], bench["decision_cpu_ms"], sdk),
+        impression=_with_sdk(t["impression"], bench["beacon_cpu_ms"], sdk),
+        event=_with_sdk(t["event"], bench["beacon_cpu_ms"], sdk),
+        record_decision=_with_sdk(t["record_decision"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
+        record_impression=_with_sdk(t["record_impression"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
+        record_event=_with_sdk(t["record_event"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
         environment_refresh={
             "catalog": Usage(
                 calls={"dynamodb.Scan": float(init.calls["dynamodb.Scan"])}, read_units=init.read_units["dynamodb.Scan"]

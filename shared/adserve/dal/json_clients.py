@@ -217,6 +217,11 @@ class JsonClient:
     def endpoint_url(self) -> str:
         return self._endpoint.url
 
+    @property
+    def service(self) -> str:
+        """botocore's name for the service (``dynamodb``, ``sqs``, ``secretsmanager``)."""
+        return self._protocol.service
+
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One operation's JSON answer, with botocore's ``ResponseMetadata`` (request id, status, retries)."""
         if self._tracing is None:
