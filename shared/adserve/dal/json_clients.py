@@ -1,6 +1,7 @@
-"""Lean clients for the AWS JSON-protocol calls made once per event: Decide's caps Query and record send,
-Track's outcome sends; and for the signing and pseudonym keys' reads (GetSecretValue), the only other call those
-functions make of their services.
+"""Lean clients for the AWS JSON-protocol services the functions call: DynamoDB (Decide's caps Query of every
+decision and its catalog's Scans, Record's transaction of every impression, the stores), SQS's sends (Decide's
+record, Track's outcomes) and Secrets Manager's reads (the signing and pseudonym keys). S3's REST API stays
+botocore's (``aws_clients``).
 
 botocore spends 500-650 us of CPU on each such call (figure 12: validating, serialising through the service
 model, resolving the endpoint from its rules, signing with a key derived anew, urllib3, parsing through the
