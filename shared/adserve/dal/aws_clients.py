@@ -10,6 +10,7 @@ import threading
 import weakref
 from functools import cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore
@@ -17,9 +18,10 @@ import botocore.session
 from botocore.config import Config
 from botocore.configprovider import ConfiguredEndpointProvider
 from botocore.exceptions import BotoCoreError, ClientError, DataNotFoundError, NoCredentialsError, NoRegionError
-from botocore.httpsession import URLLib3Session, create_urllib3_context, get_cert_path
+from botocore.httpsession import ProxyConfiguration, URLLib3Session, create_urllib3_context, get_cert_path
 from botocore.loaders import JSONFileLoader, Loader
 from botocore.parsers import ResponseParser, ResponseParserFactory
+from botocore.utils import get_environ_proxies
 
 from adserve.dal import json_clients
 from adserve.dal.json_clients import (
@@ -29,6 +31,7 @@ from adserve.dal.json_clients import (
     DynamoDBJsonClient,
     Endpoint,
     JsonProtocol,
+    Proxy,
     SecretsManagerJsonClient,
     SQSJsonClient,
     TimeBudget,
@@ -221,6 +224,16 @@ def _json_endpoint(core: botocore.session.Session, service: str, region: str) ->
     return Endpoint(f"https://{resolved['hostname']}", scope.get("region", region), scope.get("service", service))
 
 
+def _proxy(url: str) -> Proxy | None:
+    """The proxy botocore would send ``url``'s calls through (``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``)."""
+    settings = ProxyConfiguration(proxies=get_environ_proxies(url))
+    proxy_url = settings.proxy_url_for(url)
+    if not proxy_url:
+        return None
+    parts = urlsplit(proxy_url)
+    return Proxy(f"{parts.scheme}://{parts.hostname}:{parts.port or 80}", settings.proxy_headers_for(proxy_url))
+
+
 def _json_client(
     kind: type[json_clients.JsonClient], protocol: JsonProtocol, budget: TimeBudget, endpoint_url: str | None
 ) -> Any:
@@ -259,6 +272,7 @@ def _json_client(
         endpoint,
         frozen,
         budget,
+        proxy=_proxy(endpoint.url),
         tls=lambda: _shared_context(ca_bundle),
         user_agent=f"adserve-json-client Botocore/{botocore.__version__} {protocol.service}",
         tracing=tracer.provider if tracing_enabled() else None,

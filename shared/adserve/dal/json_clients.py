@@ -9,7 +9,7 @@ model), several times the rest of a decision. These clients do what the calls ne
 JSON, a SigV4 signature with the day's key kept (``sigv4``), one POST on a kept-alive connection, the JSON
 answer. What does not change per call comes from botocore's session when a client is made (``aws_clients``):
 the credentials (refreshed as botocore refreshes them), the region, the endpoint (``AWS_ENDPOINT_URL*``, the
-shared config, the partition's hostname, FIPS and dual-stack), the CA bundle's TLS context.
+shared config, the partition's hostname, FIPS and dual-stack), the CA bundle's TLS context, the proxy.
 
 A failure raises what boto3 raises: ``ClientError`` with the service's error code, or a ``BotoCoreError``
 (connect and read timeouts, refused or dropped connections, a CRC32 mismatch), so callers handle it as any
@@ -45,6 +45,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
 )
@@ -84,6 +85,7 @@ MAX_POOL = 10
 """Kept-alive connections per client, as botocore's ``max_pool_connections``."""
 
 MAX_BACKOFF_SECONDS = 20.0
+_MAX_LINE = 65536
 TRANSIENT_STATUS = frozenset({500, 502, 503, 504})
 RETRIED_CODES = frozenset(
     {
@@ -133,6 +135,17 @@ class Endpoint:
     """``scheme://host[:port]``, as botocore resolved it."""
     signing_region: str
     signing_name: str
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An ``http://`` proxy the calls go through (``HTTPS_PROXY``/``HTTP_PROXY``, as botocore resolves them): HTTPS
+    endpoints through a CONNECT tunnel, plain HTTP ones in absolute form."""
+
+    url: str
+    """``http://host:port``, without credentials (they are in ``headers``): it is named in error messages."""
+    headers: Mapping[str, str]
+    """``Proxy-Authorization`` when the proxy's URL names a user."""
 
 
 @dataclass(frozen=True)
@@ -195,11 +208,15 @@ class JsonClient:
         tls: Callable[[], ssl.SSLContext],
         user_agent: str,
         tracing: BaseProvider | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
         """``tracing``: the X-Ray provider while tracing is on (each call a subsegment), else None."""
         parts = urlsplit(endpoint.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP endpoint: {endpoint.url!r}")
+        proxy_parts = urlsplit(proxy.url) if proxy is not None else None
+        if proxy_parts is not None and (proxy_parts.scheme != "http" or not proxy_parts.hostname):
+            raise ValueError(f"only http:// proxies are supported, not {proxy_parts.scheme}:// ({endpoint.url})")
         self._protocol = protocol
         self._endpoint = endpoint
         self._credentials = credentials
@@ -207,6 +224,16 @@ class JsonClient:
         self._tls = tls if parts.scheme == "https" else None
         self._address = (parts.hostname, parts.port or (443 if self._tls else 80))
         self._host_header = parts.netloc
+        self._proxy = proxy
+        self._proxy_address = (
+            (proxy_parts.hostname, proxy_parts.port or 80) if proxy_parts and proxy_parts.hostname else None
+        )
+        # Plain HTTP through a proxy names the whole URL, with the proxy's headers on every request.
+        forwarded = proxy is not None and self._tls is None
+        self._request_target = f"{endpoint.url}/" if forwarded else "/"
+        self._proxy_head = (
+            "".join(f"{name}: {value}\r\n" for name, value in proxy.headers.items()) if forwarded and proxy else ""
+        )
         self._user_agent = user_agent
         self._tracing = tracing
         self._keys = SigningKeys()
@@ -272,8 +299,8 @@ class JsonClient:
         headers = self._signed_headers(target, body)
         if trace_header:
             headers["x-amzn-trace-id"] = trace_header
-        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        request = f"POST / HTTP/1.1\r\n{head}content-length: {len(body)}\r\n\r\n".encode() + body
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + self._proxy_head
+        request = f"POST {self._request_target} HTTP/1.1\r\n{head}content-length: {len(body)}\r\n\r\n".encode() + body
         sock = self._connection()
         url = self._endpoint.url
         try:
@@ -351,27 +378,46 @@ class JsonClient:
 
     def _connect(self) -> socket.socket:
         budget = self._budget
-        url = self._endpoint.url
         sock: socket.socket | None = None
         try:
-            sock = socket.create_connection(self._address, timeout=budget.connect_timeout)
+            sock = socket.create_connection(self._proxy_address or self._address, timeout=budget.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            if self._tls is not None:  # the handshake within the connect budget too
+            if self._tls is not None:  # the tunnel and the handshake within the connect budget too
+                if self._proxy is not None:
+                    self._tunnel(sock, self._proxy)
                 sock = self._tls().wrap_socket(sock, server_hostname=self._address[0])
         except OSError as error:
             if sock is not None:
                 sock.close()
-            if isinstance(error, ssl.SSLError):  # not the endpoint it should be, or not vouched for: no retry helps
-                raise SSLError(endpoint_url=url, error=error) from error
-            failure = (
-                ConnectTimeoutError(endpoint_url=url, error=error)
-                if isinstance(error, TimeoutError)
-                else EndpointConnectionError(endpoint_url=url, error=error)
-            )
-            raise _TransientError(failure) from error
+            raise self._connect_failure(error) from error
         sock.settimeout(budget.read_timeout)
         return sock
+
+    def _tunnel(self, sock: socket.socket, proxy: Proxy) -> None:
+        """CONNECT through the proxy to the endpoint; OSError when the proxy refuses."""
+        host, port = self._address
+        extra = "".join(f"{name}: {value}\r\n" for name, value in proxy.headers.items())
+        sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nhost: {host}:{port}\r\n{extra}\r\n".encode())
+        with sock.makefile("rb", buffering=0) as answer:  # nothing read past the proxy's answer: TLS follows it
+            status = answer.readline(_MAX_LINE).split(maxsplit=2)
+            while answer.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+                pass
+        if len(status) < 2 or status[1] != b"200":
+            raise ConnectionRefusedError(
+                f"the proxy answered CONNECT with {b' '.join(status[1:]).decode(errors='replace')}"
+            )
+
+    def _connect_failure(self, error: OSError) -> Exception:
+        """What botocore raises for each way a connection fails; transient ones wrapped for another attempt."""
+        url = self._endpoint.url
+        if isinstance(error, ssl.SSLError):  # not the endpoint it should be, or not vouched for: no retry helps
+            return SSLError(endpoint_url=url, error=error)
+        if isinstance(error, TimeoutError):
+            return _TransientError(ConnectTimeoutError(endpoint_url=url, error=error))
+        if self._proxy is not None:
+            return _TransientError(ProxyConnectionError(proxy_url=self._proxy.url, error=error))
+        return _TransientError(EndpointConnectionError(endpoint_url=url, error=error))
 
     def _release(self, sock: socket.socket) -> None:
         with self._lock:
