@@ -11,12 +11,12 @@ answer. What does not change per call comes from botocore's session when a clien
 the credentials (refreshed as botocore refreshes them), the region, the endpoint (``AWS_ENDPOINT_URL*``, the
 shared config, the partition's hostname, FIPS and dual-stack), the CA bundle's TLS context, the proxy.
 
-A failure raises what boto3 raises: ``ClientError`` with the service's error code, or a ``BotoCoreError``
-(connect and read timeouts, refused or dropped connections, a CRC32 mismatch), so callers handle it as any
-boto3 call's. Retries follow botocore's standard mode: transient errors (5xx, throttling codes, dropped
-connections, timeouts) again after a jittered exponential backoff, up to ``attempts`` in all. Parameters must be
-JSON as they are (no ``bytes`` blobs; no calls here send any), and nothing is validated against the service
-model: the stores build them, typed against boto3's stubs.
+A failure raises what boto3 raises: ``ClientError`` with the service's error code, or a ``BotoCoreError`` (connect
+and read timeouts, refused or dropped connections, a CRC32 mismatch), so callers handle it as any boto3 call's.
+Retries follow botocore's standard mode: transient errors (5xx, throttling codes, dropped connections, timeouts)
+again after a jittered exponential backoff, up to ``attempts`` in all, while the client's retry quota lasts.
+Parameters must be JSON as they are (no ``bytes`` blobs; no calls here send any), and nothing is validated against
+the service model: the stores build them, typed against boto3's stubs.
 """
 
 import base64
@@ -164,6 +164,36 @@ def close_all() -> None:
         client.close()
 
 
+class RetryQuota:
+    """botocore's standard-mode retry quota, per client: each retry spends tokens that success earns back, so
+    when a service is failing the calls stop retrying instead of multiplying its load."""
+
+    CAPACITY = 500
+    RETRY_COST = 5
+    TIMEOUT_COST = 10
+    SUCCESS_REFUND = 1
+
+    def __init__(self) -> None:
+        self._tokens = self.CAPACITY
+        self._lock = threading.Lock()
+
+    def acquire(self, cost: int) -> bool:
+        """Spend ``cost`` tokens for a retry; False (no retry) when fewer are left."""
+        with self._lock:
+            if self._tokens < cost:
+                return False
+            self._tokens -= cost
+            return True
+
+    def release(self, paid: int) -> None:
+        """A call succeeded: what its retry cost comes back, or one token when it took none."""
+        with self._lock:
+            self._tokens = min(self.CAPACITY, self._tokens + (paid or self.SUCCESS_REFUND))
+
+
+TIMEOUTS = (ConnectTimeoutError, ReadTimeoutError)
+
+
 class _TransientError(Exception):
     """A failure worth another attempt, carrying what to raise when there is none left."""
 
@@ -237,6 +267,7 @@ class JsonClient:
         self._user_agent = user_agent
         self._tracing = tracing
         self._keys = SigningKeys()
+        self._quota = RetryQuota()
         self._idle: list[socket.socket] = []
         self._lock = threading.Lock()
         _CLIENTS.add(self)
@@ -277,13 +308,18 @@ class JsonClient:
     def _call(self, operation: str, params: Mapping[str, Any], trace_header: str | None) -> dict[str, Any]:
         body = json.dumps(params, separators=(",", ":")).encode()
         target = f"{self._protocol.target_prefix}.{operation}"
-        attempt = 1
+        attempt, paid = 1, 0
         while True:
             try:
-                return self._attempt(operation, target, body, attempt, trace_header)
+                answer = self._attempt(operation, target, body, attempt, trace_header)
             except _TransientError as failure:
-                if attempt >= self._budget.attempts:
+                cost = RetryQuota.TIMEOUT_COST if isinstance(failure.error, TIMEOUTS) else RetryQuota.RETRY_COST
+                if attempt >= self._budget.attempts or not self._quota.acquire(cost):
                     raise failure.error from None
+                paid = cost
+            else:
+                self._quota.release(paid)
+                return answer
             time.sleep(random.random() * min(MAX_BACKOFF_SECONDS, 2.0 ** (attempt - 1)))
             attempt += 1
 
