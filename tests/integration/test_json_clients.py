@@ -337,3 +337,61 @@ def test_with_tracing_on_each_call_is_an_aws_subsegment_whose_id_goes_with_it(sc
     assert second.aws["request_id"] == "r-2"
     assert second.http["response"]["status"] == 400
     assert emitter.entities == [segment]
+
+
+class _Raw(http.server.BaseHTTPRequestHandler):
+    """Answers each POST with the server's raw bytes, whatever HTTP they hold."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        server: Any = self.server
+        server.requests += 1
+        self.wfile.write(server.raw)
+        self.close_connection = (
+            server.close or server.raw.startswith(b"HTTP/1.0") or b"connection: close" in server.raw.lower()
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept_alive"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5;x=1\r\n{"Ite\r\nA\r\nms": [], "\r\n8\r\nCount": \r\n2\r\n0}\r\n0\r\nx-trailer: t\r\n\r\n',
+            True,
+        ),
+        (b'HTTP/1.0 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n\r\n{"Items": [], "Count": 0}', False),
+        (b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 25\r\n\r\n{"Items": [], "Count": 0}', True),
+        (b'HTTP/1.1 200 OK\r\nContent-Length: 25\r\nConnection: close\r\n\r\n{"Items": [], "Count": 0}', False),
+    ],
+)
+def test_answers_are_read_in_every_framing_http_allows(raw: bytes, kept_alive: bool) -> None:
+    with serving(_Raw, raw=raw, requests=0, close=False) as server:
+        lean = dynamodb_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", attempts=1)
+        for _ in range(2):
+            answer = lean.call("Query", {})
+            assert answer["Count"] == 0
+            assert answer["Items"] == []
+        assert server.requests == 2  # type: ignore[attr-defined]
+        assert bool(lean._idle) is kept_alive  # a closing answer's connection is not kept
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"x-many: 1\r\n" * 101 + b"\r\n",
+    ],
+)
+def test_a_malformed_answer_is_a_closed_connection(raw: bytes) -> None:
+    with serving(_Raw, raw=raw, requests=0, close=True) as server:
+        lean = dynamodb_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", attempts=1)
+        with pytest.raises(ConnectionClosedError):
+            lean.call("Query", {})

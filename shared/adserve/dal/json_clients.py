@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Unpack, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Unpack, cast
 from urllib.parse import quote, urlsplit
 
 from aws_lambda_powertools.tracing.base import BaseProvider
@@ -202,6 +202,75 @@ class _TransientError(Exception):
         self.error = error
 
 
+class _Response(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: bytes
+    will_close: bool
+
+
+_MAX_HEADERS = 100
+
+
+def _read_response(sock: socket.socket) -> _Response:
+    """One HTTP/1.1 answer, read as http.client reads it (a body by ``Content-Length``, chunked, or to the close),
+    without its email-parser headers: ~5 us instead of ~25 us a call. Malformed answers raise HTTPException."""
+    with sock.makefile("rb") as stream:
+        while True:
+            version, _, rest = stream.readline(_MAX_LINE + 1).partition(b" ")
+            code = rest[:3]
+            if not version.startswith(b"HTTP/1.") or not code.isdigit():
+                raise http.client.BadStatusLine(repr(version + b" " + rest))
+            headers = _read_headers(stream)
+            if not 100 <= int(code) < 200:  # skip informational answers (none expected: no Expect is sent)
+                break
+        status = int(code)
+        will_close = version == b"HTTP/1.0" or headers.get("connection", "").lower() == "close"
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = _read_chunks(stream)
+        elif "content-length" in headers:
+            length = int(headers["content-length"])
+            body = stream.read(length)
+            if len(body) < length:
+                raise http.client.IncompleteRead(body, length - len(body))
+        else:
+            body, will_close = stream.read(), True
+        # A buffered reader may hold bytes read past the answer: none can follow an answer to a request
+        # that was not pipelined, so nothing is lost when it is dropped with the stream.
+    return _Response(status, headers, body, will_close)
+
+
+def _read_headers(stream: Any) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for _ in range(_MAX_HEADERS + 1):
+        line = stream.readline(_MAX_LINE + 1)
+        if len(line) > _MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if line in (b"\r\n", b"\n", b""):
+            return headers
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
+
+
+def _read_chunks(stream: Any) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        size_line = stream.readline(_MAX_LINE + 1)
+        try:
+            size = int(size_line.split(b";", 1)[0], 16)
+        except ValueError:
+            raise http.client.HTTPException(f"bad chunk size {size_line!r}") from None
+        if size == 0:
+            _read_headers(stream)  # trailers, and the last blank line
+            return b"".join(chunks)
+        chunk = stream.read(size)
+        if len(chunk) < size or stream.read(2) != b"\r\n":
+            raise http.client.IncompleteRead(chunk)
+        chunks.append(chunk)
+
+
 def _dropped(sock: socket.socket) -> bool:
     """An idle kept-alive connection with something to read has been closed by the server (or is out of step)."""
     poller = select.poll()  # not select(): a descriptor past 1024 is valid here
@@ -341,9 +410,7 @@ class JsonClient:
         url = self._endpoint.url
         try:
             sock.sendall(request)  # one write: no second small segment for Nagle to hold back
-            response = http.client.HTTPResponse(sock, method="POST")
-            response.begin()
-            data = response.read()
+            response = _read_response(sock)
         except TimeoutError as error:
             sock.close()
             raise _TransientError(ReadTimeoutError(endpoint_url=url, error=error)) from error
@@ -354,7 +421,8 @@ class JsonClient:
             sock.close()
         else:
             self._release(sock)
-        expected_crc = response.getheader("x-amz-crc32")
+        data = response.body
+        expected_crc = response.headers.get("x-amz-crc32")
         if expected_crc is not None and zlib.crc32(data) != int(expected_crc):
             raise _TransientError(
                 ChecksumError(
@@ -362,7 +430,7 @@ class JsonClient:
                 )
             )
         metadata: Any = {
-            "RequestId": response.getheader("x-amzn-requestid", ""),
+            "RequestId": response.headers.get("x-amzn-requestid", ""),
             "HTTPStatusCode": response.status,
             "RetryAttempts": attempt - 1,
         }
@@ -370,7 +438,7 @@ class JsonClient:
             answer: dict[str, Any] = json.loads(data) if data else {}
             answer["ResponseMetadata"] = metadata
             return answer
-        failure = self._client_error(operation, response, data, metadata)
+        failure = self._client_error(operation, response, metadata)
         if response.status in TRANSIENT_STATUS or failure.response["Error"]["Code"] in RETRIED_CODES:
             raise _TransientError(failure)
         raise failure
@@ -462,19 +530,17 @@ class JsonClient:
                 return
         sock.close()
 
-    def _client_error(
-        self, operation: str, response: http.client.HTTPResponse, data: bytes, metadata: Any
-    ) -> ClientError:
+    def _client_error(self, operation: str, response: "_Response", metadata: Any) -> ClientError:
         """botocore's parse of a JSON-protocol error: the code is ``__type`` after any ``#`` (else the status), or
         the query protocol's code where ``x-amzn-query-error`` gives one; the message is ``message`` or ``Message``."""
         try:
-            parsed = json.loads(data) if data else {}
+            parsed = json.loads(response.body) if response.body else {}
         except ValueError:
             parsed = {}
         document: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         code = str(document.get("__type") or response.status).split(":", 1)[0].rsplit("#", 1)[-1]
         error: dict[str, str] = {"Message": str(document.get("message", document.get("Message", ""))), "Code": code}
-        query_error = (response.getheader("x-amzn-query-error") or "").split(";")
+        query_error = response.headers.get("x-amzn-query-error", "").split(";")
         if len(query_error) == 2 and query_error[0]:
             error.update(Code=query_error[0], QueryErrorCode=code, Type=query_error[1])
         # The error's own fields at the top, as botocore adds a modeled error's members (CancellationReasons).
