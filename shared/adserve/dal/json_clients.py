@@ -215,7 +215,8 @@ _MAX_HEADERS = 100
 
 def _read_response(sock: socket.socket) -> _Response:
     """One HTTP/1.1 answer, read as http.client reads it (a body by ``Content-Length``, chunked, or to the close),
-    without its email-parser headers: ~5 us instead of ~25 us a call. Malformed answers raise HTTPException."""
+    without its email-parser headers (a canned 20-item Query answer through a socket pair, the write included:
+    8-12 us of CPU instead of 29 us). Malformed answers raise HTTPException."""
     with sock.makefile("rb") as stream:
         while True:
             version, _, rest = stream.readline(_MAX_LINE + 1).partition(b" ")
