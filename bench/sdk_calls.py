@@ -30,7 +30,7 @@ from adserve.dal.aws_clients import botocore_client, dynamodb_client, sqs_send_c
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter
-from adserve.dal.json_clients import DynamoDBJsonClient, SQSJsonClient
+from adserve.dal.json_clients import DynamoDBJsonClient, JsonClient, SQSJsonClient
 from adserve.decisions.api import DecisionRequest
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.recording import ImpressionIncrement
@@ -113,8 +113,8 @@ def _cpu_us(work: Callable[[], object], calls: int, after: Callable[[], None] | 
     return round(statistics.median(samples), 1)
 
 
-class _BotocoreDynamoDB(DynamoDBJsonClient):
-    """The lean client's methods (its paging too), each call made by botocore's client: its validation,
+class _ThroughBotocore(JsonClient):
+    """A lean client's methods (its paging too), each call made by botocore's client: its validation,
     serialising, signing, HTTP and parsing in place of the lean client's, the dal around them unchanged."""
 
     def __init__(self, client: Any) -> None:  # nothing of the lean client's own is used
@@ -125,15 +125,12 @@ class _BotocoreDynamoDB(DynamoDBJsonClient):
         return answer
 
 
-class _BotocoreSQS(SQSJsonClient):
-    """As ``_BotocoreDynamoDB``, for SQS's sends."""
+class _BotocoreDynamoDB(_ThroughBotocore, DynamoDBJsonClient):
+    pass
 
-    def __init__(self, client: Any) -> None:  # nothing of the lean client's own is used
-        self._botocore = client
 
-    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        answer: dict[str, Any] = self._botocore._make_api_call(operation, dict(params))
-        return answer
+class _BotocoreSQS(_ThroughBotocore, SQSJsonClient):
+    pass
 
 
 def _impression(now: datetime) -> ImpressionIncrement:
