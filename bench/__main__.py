@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("scale", "scale", "10 ten thousand campaigns", lambda: scale.run(args.quick)),
         ("tls", "tls_connections", "11 new TLS connections", lambda: tls_connections.run(args.quick)),
-        ("sdk", "sdk_calls", "12 decide's two AWS calls", lambda: sdk_calls.run(args.quick)),
+        ("sdk", "sdk_calls", "12 per-event AWS calls", lambda: sdk_calls.run(args.quick)),
     )
     for figure, key, name, work in in_process:
         if figure in wanted:

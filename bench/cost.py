@@ -147,7 +147,7 @@ class Meter:
     def installed(self) -> Iterator[None]:
         """Count every call: botocore's through its session's events, the lean JSON clients' by wrapping their one
         entry point (they have no events; this bench process is the only one wrapped)."""
-        events = _session().events
+        events = _session().get_component("event_emitter")
         events.register("before-parameter-build", self._before)
         events.register("after-call", self._after)
         lean_call = JsonClient.call

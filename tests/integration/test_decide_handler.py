@@ -115,7 +115,7 @@ def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -
 @contextlib.contextmanager
 def botocore_events(handlers: Mapping[str, Callable[..., None]]) -> Iterator[None]:
     """Each handler registered on the event of its name of the functions' botocore session, for the block."""
-    events = aws_clients._session()._session.get_component("event_emitter")
+    events = aws_clients._session().get_component("event_emitter")
     for name, handler in handlers.items():
         events.register(name, handler)
     try:

@@ -66,9 +66,9 @@ def test_clients_are_made_from_the_pickles_alone(
     monkeypatch.setenv("AWS_DATA_PATH", str(pickles))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     session = aws_clients._session.__wrapped__()
-    loader = session._loader
+    loader = session.get_component("data_loader")
     for service in SERVICES:
-        client = session.client(service)
+        client = session.create_client(service)
         assert client.meta.region_name == "eu-west-1"
         version = loader.determine_latest_version(service, "service-2")
         for type_name in ("service-2", "endpoint-rule-set-1"):

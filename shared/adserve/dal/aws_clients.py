@@ -12,7 +12,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import boto3
 import botocore
 import botocore.session
 from botocore.config import Config
@@ -161,8 +160,9 @@ class SharedCaSession(URLLib3Session):
 
 
 @cache
-def _session() -> boto3.session.Session:
-    """One session per process: each new session re-reads botocore's service models (~75 ms a client)."""
+def _session() -> botocore.session.Session:
+    """One botocore session per process: each new session re-reads botocore's service models (~75 ms a client).
+    Not boto3's: its clients are botocore's, and importing boto3 (with s3transfer) costs every cold start."""
     core = botocore.session.get_session()
     data_path = core.get_config_variable("data_path")  # AWS_DATA_PATH, honoured as botocore's own loader does
     extra_paths = (
@@ -170,7 +170,7 @@ def _session() -> boto3.session.Session:
     )
     core.register_component("data_loader", OwnServicesLoader(extra_search_paths=extra_paths))
     core.register_component("response_parser_factory", ReusedParsers())
-    return boto3.session.Session(botocore_session=core)
+    return core
 
 
 def share_ca_bundle(client: Any) -> None:
@@ -184,7 +184,7 @@ def share_ca_bundle(client: Any) -> None:
 def _client(service: str, config: Config) -> Any:
     """Sessions are not thread-safe (the local stack runs functions on threads); clients are."""
     with _SESSION_LOCK:
-        client = _session().client(service, config=config)  # type: ignore[call-overload]
+        client = _session().create_client(service, config=config)
         share_ca_bundle(client)
         _CLIENTS.add(client)
         return client
@@ -243,10 +243,9 @@ def _json_client(
     from adserve.core.observability import tracer, tracing_enabled  # noqa: PLC0415
 
     with _SESSION_LOCK:
-        session = _session()
-        core = session._session  # botocore's session under boto3's
-        credentials = session.get_credentials()
-        region = session.region_name
+        core = _session()
+        credentials = core.get_credentials()
+        region = core.get_config_variable("region")
         if region is None:
             raise NoRegionError()
         endpoint = (
