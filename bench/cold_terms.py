@@ -92,7 +92,7 @@ def before_call(model, params, context, **_):
 def after_call(context, **_):
     name, begun = context.pop("bench_call")
     add("AWS " + name, time.perf_counter_ns() - begun)
-events = aws_clients._session()._session.get_component("event_emitter")
+events = aws_clients._session().get_component("event_emitter")
 events.register("before-parameter-build", before_call)
 events.register("after-call", after_call)
 
