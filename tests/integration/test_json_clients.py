@@ -18,6 +18,7 @@ from adserve.dal.aws_clients import dynamodb_client, secretsmanager_client, sqs_
 from adserve.dal.json_clients import DYNAMODB, DynamoDBJsonClient, Endpoint, JsonClient, TimeBudget
 from adserve.dal.sigv4 import Credentials
 from botocore.exceptions import (
+    BotoCoreError,
     ChecksumError,
     ClientError,
     ConnectionClosedError,
@@ -394,4 +395,13 @@ def test_a_malformed_answer_is_a_closed_connection(raw: bytes) -> None:
     with serving(_Raw, raw=raw, requests=0, close=True) as server:
         lean = dynamodb_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", attempts=1)
         with pytest.raises(ConnectionClosedError):
+            lean.call("Query", {})
+
+
+@pytest.mark.parametrize("body", [b"<html>gateway</html>", b"[1, 2]"])
+def test_an_answer_that_is_not_a_json_object_fails_to_parse(body: bytes) -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    with serving(_Raw, raw=raw, requests=0, close=False) as server:
+        lean = dynamodb_client(endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", attempts=1)
+        with pytest.raises(BotoCoreError, match="no JSON object"):
             lean.call("Query", {})

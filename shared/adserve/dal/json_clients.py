@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Unpack, cast
 from urllib.parse import quote, urlsplit
 
-from aws_lambda_powertools.tracing.base import BaseProvider
 from botocore.exceptions import (
     BotoCoreError,
     ChecksumError,
@@ -53,6 +52,7 @@ from botocore.exceptions import (
 from adserve.dal.sigv4 import Credentials, SigningKeys, authorization
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.tracing.base import BaseProvider
     from mypy_boto3_dynamodb.type_defs import (
         BatchGetItemInputTypeDef,
         BatchGetItemOutputTypeDef,
@@ -194,6 +194,13 @@ class RetryQuota:
 TIMEOUTS = (ConnectTimeoutError, ReadTimeoutError)
 
 
+class NotJsonError(BotoCoreError):
+    """A 2xx answer that is not a JSON object: a proxy's or gateway's page, not the service's answer. A
+    BotoCoreError, so callers treat it as the service being unavailable (botocore's parser error is not one)."""
+
+    fmt = "{operation} answered {status} with no JSON object: {start!r}"
+
+
 class _TransientError(Exception):
     """A failure worth another attempt, carrying what to raise when there is none left."""
 
@@ -228,7 +235,9 @@ def _read_response(sock: socket.socket) -> _Response:
                 break
         status = int(code)
         will_close = version == b"HTTP/1.0" or headers.get("connection", "").lower() == "close"
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if status in (204, 304):  # no body, whatever the headers say
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
             body = _read_chunks(stream)
         elif "content-length" in headers:
             length = int(headers["content-length"])
@@ -307,7 +316,7 @@ class JsonClient:
         *,
         tls: Callable[[], ssl.SSLContext],
         user_agent: str,
-        tracing: BaseProvider | None = None,
+        tracing: "BaseProvider | None" = None,
         proxy: Proxy | None = None,
     ) -> None:
         """``tracing``: the X-Ray provider while tracing is on (each call a subsegment), else None."""
@@ -424,7 +433,7 @@ class JsonClient:
             self._release(sock)
         data = response.body
         expected_crc = response.headers.get("x-amz-crc32")
-        if expected_crc is not None and zlib.crc32(data) != int(expected_crc):
+        if expected_crc is not None and str(zlib.crc32(data)) != expected_crc.strip():
             raise _TransientError(
                 ChecksumError(
                     checksum_type="crc32", expected_checksum=expected_crc, actual_checksum=str(zlib.crc32(data))
@@ -436,7 +445,12 @@ class JsonClient:
             "RetryAttempts": attempt - 1,
         }
         if response.status < 300:
-            answer: dict[str, Any] = json.loads(data) if data else {}
+            try:
+                answer = json.loads(data) if data else {}
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):  # botocore's parser fails the same way: not the service's answer
+                raise NotJsonError(operation=operation, status=response.status, start=data[:200])
             answer["ResponseMetadata"] = metadata
             return answer
         failure = self._client_error(operation, response, metadata)
