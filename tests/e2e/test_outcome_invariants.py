@@ -69,6 +69,10 @@ message's stay (maxReceiveCount, 5, receives of a visibility timeout each), when
 DRAIN_BOUND_SECONDS = 900
 FAULT_SECONDS = 2.0
 """How long each fault stays on at least; healthy spells of HEAL_SECONDS between them let retries succeed."""
+FAULTED_CALLS = 3
+"""Write calls each fault stays on for (up to FAULT_LIMIT_SECONDS): when Record's writes come depends on its polling
+and the machine's load, not on the clock, and a fault no write met would test nothing."""
+FAULT_LIMIT_SECONDS = 90.0
 HEAL_SECONDS = VISIBILITY_TIMEOUT + 2.5
 POISON = (
     "not json at all",
@@ -339,6 +343,11 @@ FAULTS: tuple[tuple[str, Callable[[AwsProxy, AwsProxy], None]], ...] = (
 )
 
 
+def _write_calls(dynamodb: AwsProxy, s3: AwsProxy) -> int:
+    """Record's writes the proxies have seen: DynamoDB's transactions (or connections refused), S3's puts."""
+    return dynamodb.calls["TransactWriteItems"] + dynamodb.refused + s3.calls["PutObject"]
+
+
 @dataclass
 class FaultLog:
     lines: list[str] = field(default_factory=list)
@@ -355,7 +364,7 @@ def send_with_faults(
     for index in range(slices):
         fault = FAULTS[index - 1] if index else None
         if fault is not None:
-            before = dynamodb.calls["TransactWriteItems"] + s3.calls["PutObject"]
+            before = _write_calls(dynamodb, s3)
             fault[1](dynamodb, s3)
         started = time.monotonic()
         for send in sends[len(sends) * index // slices : len(sends) * (index + 1) // slices]:
@@ -365,8 +374,11 @@ def send_with_faults(
                 post_batch(api, send, tally)
         if fault is None:
             continue
-        time.sleep(max(0.0, FAULT_SECONDS - (time.monotonic() - started)))
-        calls = dynamodb.calls["TransactWriteItems"] + s3.calls["PutObject"] - before
+        while time.monotonic() - started < FAULT_LIMIT_SECONDS and (
+            time.monotonic() - started < FAULT_SECONDS or _write_calls(dynamodb, s3) - before < FAULTED_CALLS
+        ):
+            time.sleep(0.05)
+        calls = _write_calls(dynamodb, s3) - before
         for proxy in proxies:
             proxy.reset()
         log.faulted_calls += calls

@@ -76,6 +76,8 @@ class AwsProxy:
         """Operation -> how many calls pass before every further call is throttled (a fault mid-batch)."""
         self.unreachable = False
         """While set, every connection is closed unanswered, as if the service had gone away."""
+        self.refused = 0
+        """Requests closed unanswered while ``unreachable``."""
         self.drop_response: set[str] = set()
         """Operations forwarded upstream whose answer is then dropped: applied, yet the client sees a failure."""
         self.observers: dict[str, Callable[[], None]] = {}
@@ -108,6 +110,7 @@ class AwsProxy:
             self.drop_response.clear()
             self.observers.clear()
             self.unreachable = False
+            self.refused = 0
 
     def _over_quota(self, operation: str) -> bool:
         with self._lock:
@@ -136,6 +139,8 @@ class AwsProxy:
             def do_POST(self) -> None:
                 """Every method: JSON protocols (DynamoDB, SQS, ...) POST; S3's REST API uses them all."""
                 if proxy.unreachable:
+                    with proxy._lock:
+                        proxy.refused += 1
                     self.close_connection = True
                     return
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
