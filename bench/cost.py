@@ -2,7 +2,7 @@
 
 Measured here, in process against the bench's moto stack (``LocalStack`` from template.yaml), with the real handlers
 and production wiring: every AWS call each function makes per decision, per beacon (impression or event) and per
-outcome message, counted on the functions' own boto3 session (botocore events) and at the lean JSON clients' one
+outcome message, counted on the functions' own botocore session (its events) and at the lean JSON clients' one
 entry point (``JsonClient.call``, wrapped in this process only), with the DynamoDB units each call consumes
 (computed from the items read and written, transactions at 2 units an item), SQS sends in 64 KiB chunks, S3 objects
 and bytes, the EMF bytes each invocation prints and the distinct metrics. From bench/results/latest.json: our own

@@ -1,7 +1,7 @@
-"""boto3 clients with explicit time budgets, and the lean JSON clients (``json_clients``) made from the same session.
+"""botocore clients with explicit time budgets, and the lean JSON clients (``json_clients``) made from the same session.
 
-boto3 honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which is how the local stack and the tests
-point every client at moto without a line of code here; the lean clients resolve their endpoint as boto3 does.
+botocore honours AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, which is how the local stack and the tests
+point every client at moto without a line of code here; the lean clients resolve their endpoint as botocore does.
 """
 
 import os
