@@ -3,11 +3,10 @@
 Figure 3 gives the cold start's total; this breaks it down so each term can be removed on purpose. A fresh process
 imports the Decide handler under ``python -X importtime`` (its import time summed per top-level package, self time
 only, so the terms add up to the whole import) and serves one first request against the bench's moto stack with each
-step of the first request timed by wall clock, in whichever thread it runs: every AWS call (botocore's
-``before-call`` / ``after-call`` events on the handler's own session, and the lean JSON clients' calls), client
-creation, settings, model load (and the ONNX session inside it), the catalog's build, and the handler's parts; and
-it counts the connections the first request opens, botocore's and the lean clients' (each a TLS handshake and,
-without ``SharedCaSession``, a CA bundle load on Lambda: figure 11). The terms of an overlapped init sum to more
+step of the first request timed by wall clock, in whichever thread it runs: every AWS call (the lean clients',
+all of Decide's since none is botocore's), client settings and creation, settings, model load (and the ONNX session
+inside it), the catalog's build, and the handler's parts; and it counts the connections the first request opens
+(each a TLS handshake on Lambda; the CA bundle is loaded once, figure 11). The terms of an overlapped init sum to more
 than the wall time it took, which is the point. Its child is not told it is a Lambda init, so it builds the service
 on the first request (on Lambda the import overlaps the build, ``adserve.wiring.init_build``), where each term can
 be timed; figure 3's ratios below are a Lambda init.
@@ -66,14 +65,15 @@ def timed(owner, attribute, name):
     setattr(owner, attribute, classmethod(lambda cls, *a, **k: wrapper(*a, **k)) if is_classmethod else wrapper)
 
 import onnxruntime
-from adserve.dal import aws_clients, json_clients
+from adserve.dal import aws_clients, aws_http, json_clients, s3_rest
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.service import DecisionService
 from adserve.models.ctr_model import CtrModel
 from adserve.wiring.settings import DecideSettings
 
-timed(aws_clients, "_client", "boto3 client creation")
+timed(aws_clients, "resolve", "client settings (environment, else botocore's session)")
 timed(aws_clients, "_json_client", "lean JSON client creation")
+timed(s3_rest.S3RestClient, "__init__", "lean S3 client creation")
 timed(onnxruntime.InferenceSession, "__init__", "ONNX session creation (in model load)")
 timed(CtrModel, "load", "model load: read, sha256, verify, ONNX session")
 timed(CampaignCatalog, "_build", "catalog build: parse, encode, index")
@@ -82,26 +82,15 @@ timed(module, "decision_service", "service build (settings excluded)")
 timed(module.app, "resolve", "resolver: validation, decide, serialisation")
 timed(DecideSettings, "from_env", "settings from the environment")
 
-calls = {{}}
-def before_call(model, params, context, **_):
-    name = model.service_model.service_name + "." + model.name
-    for key in ("TableName", "SecretId", "Key"):
-        if key in params:
-            name += " " + params[key].rsplit("/", 1)[-1].rsplit(":", 1)[-1]
-    context["bench_call"] = (name, time.perf_counter_ns())
-def after_call(context, **_):
-    name, begun = context.pop("bench_call")
-    add("AWS " + name, time.perf_counter_ns() - begun)
-events = aws_clients._session().get_component("event_emitter")
-events.register("before-parameter-build", before_call)
-events.register("after-call", after_call)
+def short(name):
+    return name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 lean_call = json_clients.JsonClient.call
 def timed_lean_call(client, operation, params):
     name = client.service + "." + operation
-    for key in ("TableName", "SecretId"):  # named as botocore's calls are above
+    for key in ("TableName", "SecretId"):
         if key in params:
-            name += " " + params[key].rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+            name += " " + short(params[key])
     begun = time.perf_counter_ns()
     try:
         return lean_call(client, operation, params)
@@ -109,18 +98,21 @@ def timed_lean_call(client, operation, params):
         add("AWS " + name, time.perf_counter_ns() - begun)
 json_clients.JsonClient.call = timed_lean_call
 
-import urllib3.connectionpool
+object_call = s3_rest.S3RestClient._object_call
+def timed_object_call(client, operation, method, *, bucket, key, headers, body):
+    begun = time.perf_counter_ns()
+    try:
+        return object_call(client, operation, method, bucket=bucket, key=key, headers=headers, body=body)
+    finally:
+        add("AWS s3." + operation + " " + short(key), time.perf_counter_ns() - begun)
+s3_rest.S3RestClient._object_call = timed_object_call
+
 opened = []
-new_connection = urllib3.connectionpool.HTTPConnectionPool._new_conn
-def counted_connection(pool):
-    opened.append(pool.host)
-    return new_connection(pool)
-urllib3.connectionpool.HTTPConnectionPool._new_conn = counted_connection
-lean_connect = json_clients.JsonClient._connect
-def counted_lean_connection(client):
-    opened.append(client._address[0])
-    return lean_connect(client)
-json_clients.JsonClient._connect = counted_lean_connection
+lean_connect = aws_http.AwsHttpClient._connect
+def counted_lean_connection(client, host):
+    opened.append(host)
+    return lean_connect(client, host)
+aws_http.AwsHttpClient._connect = counted_lean_connection
 
 context = types.SimpleNamespace(
     function_name="decide", memory_limit_in_mb=1769, aws_request_id="cold-start-1",

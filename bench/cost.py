@@ -2,8 +2,8 @@
 
 Measured here, in process against the bench's moto stack (``LocalStack`` from template.yaml), with the real handlers
 and production wiring: every AWS call each function makes per decision, per beacon (impression or event) and per
-outcome message, counted on the functions' own botocore session (its events) and at the lean JSON clients' one
-entry point (``JsonClient.call``, wrapped in this process only), with the DynamoDB units each call consumes
+outcome message, counted at the lean clients' entry points (``JsonClient.call``, ``S3RestClient``'s object calls,
+wrapped in this process only), with the DynamoDB units each call consumes
 (computed from the items read and written, transactions at 2 units an item), SQS sends in 64 KiB chunks, S3 objects
 and bytes, the EMF bytes each invocation prints and the distinct metrics. From bench/results/latest.json: our own
 CPU per decision, beacon and message, the lean clients' CPU per Query, SendMessage and TransactWriteItems (figure
@@ -16,7 +16,6 @@ rendered into docs/performance.md and README.md by ``python -m bench.docs``.
 
 import argparse
 import contextlib
-import io
 import json
 import math
 import sys
@@ -28,8 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from adserve.dal.aws_clients import _session, sqs_client
+from adserve.dal.botocore_session import sqs_client
 from adserve.dal.json_clients import JsonClient
+from adserve.dal.s3_rest import S3RestClient
 from adserve.outcomes.key_cache import KEY_CACHE_SECONDS
 from adserve.wiring.settings import DecideSettings
 
@@ -145,12 +145,9 @@ class Meter:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """Count every call: botocore's through its session's events, the lean JSON clients' by wrapping their one
-        entry point (they have no events; this bench process is the only one wrapped)."""
-        events = _session().get_component("event_emitter")
-        events.register("before-parameter-build", self._before)
-        events.register("after-call", self._after)
-        lean_call = JsonClient.call
+        """Count every call at the lean clients' entry points: the JSON clients' ``call`` and the S3 client's object
+        calls (the functions make no botocore call; this bench process is the only one wrapped)."""
+        lean_call, object_call = JsonClient.call, S3RestClient._object_call
 
         def counted(client: JsonClient, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
             call = self._count(client.service, operation, params)
@@ -158,13 +155,17 @@ class Meter:
             self._count_answer(call, bool(params.get("ConsistentRead")), answer)
             return answer
 
+        def counted_object(client: S3RestClient, operation: str, method: str, **request: Any) -> dict[str, Any]:
+            self._count("s3", operation, {"Body": request["body"]})
+            return object_call(client, operation, method, **request)
+
         JsonClient.call = counted  # type: ignore[method-assign,assignment]
+        S3RestClient._object_call = counted_object  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
             JsonClient.call = lean_call  # type: ignore[method-assign]
-            events.unregister("before-parameter-build", self._before)
-            events.unregister("after-call", self._after)
+            S3RestClient._object_call = object_call  # type: ignore[method-assign]
 
     def on_metrics(self, _: FunctionDefinition, documents: list[dict[str, Any]]) -> None:
         tally = self._bucket
@@ -176,13 +177,6 @@ class Meter:
                     key = tuple(sorted((name, str(document.get(name))) for name in dimensions))
                     for metric in directive.get("Metrics", []):
                         self.metrics.add((directive["Namespace"], metric["Name"], key))
-
-    def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        context["cost_call"] = self._count(model.service_model.service_name, model.name, params)
-        context["cost_consistent"] = bool(params.get("ConsistentRead"))
-
-    def _after(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        self._count_answer(context.get("cost_call"), context.get("cost_consistent", False), parsed)
 
     def _count(self, service: str, operation: str, params: Mapping[str, Any]) -> str | None:
         """Count one call into the open bucket; its name, or None outside a bucket."""
@@ -212,7 +206,7 @@ class Meter:
             elif operation == "PutObject":
                 tally.s3_puts += 1
                 body = params["Body"]
-                tally.s3_bytes += body.getbuffer().nbytes if isinstance(body, io.BytesIO) else len(body)
+                tally.s3_bytes += len(body)
         return call
 
     def _count_answer(self, call: str | None, consistent: bool, parsed: Mapping[str, Any]) -> None:

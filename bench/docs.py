@@ -190,12 +190,22 @@ def targets(results: Results) -> str:
 
 def cold_start(results: Results) -> str:
     c = _get(results, "figures", "cold_start")
-    return (
+    measured = (
         f"A fresh process that imports the decide handler and serves its first request (against moto) takes "
         f"{c['handler_spawn_to_response_ms']:.0f} ms, {c['ratio_to_floor']:.1f}x the floor of "
         f"{c['floor_spawn_to_ready_ms']:.0f} ms (a process that only imports numpy, onnxruntime and boto3); "
         f"import {c['handler_import_ms']:.0f} ms, first request {c['handler_first_request_ms']:.0f} ms, "
-        f"import + init {c['handler_import_and_init_ms']:.0f} ms (medians of {c['runs']} runs).\n"
+        f"import + init {c['handler_import_and_init_ms']:.0f} ms (medians of {c['runs']} runs). "
+    )
+    sdk = (
+        "imported botocore's session"
+        if c["botocore_session_imported"]
+        else "imported neither boto3 nor botocore's session (its lean clients resolved from Lambda's environment)"
+    )
+    return (
+        f"{measured}The handler {sdk}: against a floor without boto3 "
+        f"({c['floor_without_sdk_spawn_to_ready_ms']:.0f} ms, numpy and onnxruntime alone) it is "
+        f"{c['ratio_to_floor_without_sdk']:.2f}x.\n"
     )
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from adserve.dal.aws_clients import s3_client
+from adserve.dal.botocore_session import botocore_client
 from adserve.dal.model_store import S3ModelStore
 from adserve.decisions.api import DecisionRequest
 from adserve.models.ctr_model import CtrModel
@@ -156,6 +157,6 @@ def run(stack: LocalStack, quick: bool = False) -> dict[str, Any]:
             steps = _swap_steps(store, versions[:swaps], encoder, scratch)
             during = _decide_during_swaps(store, versions[:3], decisions, scratch)
         finally:
-            stack_client = s3_client()
+            stack_client = botocore_client("s3")
             stack_client.delete_object(Bucket=stack.physical_name("ModelsBucket"), Key="models/active.json")
     return {"swap": steps, "decide_during_swaps": during}

@@ -11,7 +11,8 @@ from functools import partial
 from typing import Any
 
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_client, sqs_client, sqs_send_client
+from adserve.dal.aws_clients import dynamodb_client, sqs_send_client
+from adserve.dal.botocore_session import sqs_client
 from adserve.dal.campaign_store import CampaignStore
 
 from bench import catalogs

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any, cast
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import EventType
-from adserve.dal.aws_clients import dynamodb_client, sqs_client
+from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.botocore_session import sqs_client
 from adserve.outcomes.decision_records import (
     DecisionRecord,
     LoggedCandidate,

@@ -26,7 +26,8 @@ from functools import partial
 from typing import Any
 
 from adserve.campaigns.frequency_caps import CounterSlot
-from adserve.dal.aws_clients import botocore_client, dynamodb_client, sqs_send_client
+from adserve.dal.aws_clients import dynamodb_client, sqs_send_client
+from adserve.dal.botocore_session import botocore_client
 from adserve.dal.decision_queue import DecisionQueue
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter

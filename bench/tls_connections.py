@@ -1,4 +1,4 @@
-"""Figure 11: the CPU of a new HTTPS connection, botocore's own session against ``aws_clients.SharedCaSession``.
+"""Figure 11: the CPU of a new HTTPS connection, botocore's own session against ``botocore_session.SharedCaSession``.
 
 The moto stack speaks plain HTTP, so figures 1b and 3 never open a TLS connection; on Lambda every AWS call
 does, and urllib3 loads the client's whole CA bundle into the TLS context for each connection it opens
@@ -22,7 +22,8 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import boto3
-from adserve.dal.aws_clients import share_ca_bundle, verifying_context
+from adserve.dal.aws_clients import verifying_context
+from adserve.dal.botocore_session import share_ca_bundle
 from botocore.config import Config
 from botocore.httpsession import get_cert_path
 from cryptography import x509

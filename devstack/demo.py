@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import boto3
 import numpy as np
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
@@ -712,7 +712,7 @@ def run_demo(config: DemoConfig, say: Any = print) -> tuple[DemoResult, list[Che
 
         ads_by_id = {as_served(ad)["ad_id"]: ad for ad in world.ads}
         traffic = Traffic(stack, world, rng, ads_by_id, play_rate=config.play_rate, consent_share=config.consent_share)
-        s3 = boto3.client("s3", endpoint_url=stack.endpoint_url)
+        s3 = s3_client(endpoint_url=stack.endpoint_url)
         models = S3ModelStore(s3, stack.physical_name("ModelsBucket"))
         logs = S3LogStore(s3, stack.physical_name("LogsBucket"))
         logs_from = datetime.now(UTC)  # the decisions are stamped by Decide, in this process, on this clock

@@ -34,7 +34,7 @@ import httpx
 import pytest
 from adserve.campaigns.frequency_caps import counter_key
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_client, secretsmanager_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
@@ -495,7 +495,7 @@ class Observed:
 def observe(
     session: boto3.session.Session, moto: str, stack: RunningStack, listeners: set[str], since: datetime
 ) -> Observed:
-    store = S3LogStore(session.client("s3", endpoint_url=moto), stack.resources["LogsBucket"])
+    store = S3LogStore(s3_client(endpoint_url=moto), stack.resources["LogsBucket"])
     start, end = since - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
     decision_stats, outcome_stats = ReadStats(), ReadStats()
     decisions = Counter(record.decision_id for record in read_decisions(store, start, end, decision_stats))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import httpx
 import pytest
-from adserve.dal.aws_clients import secretsmanager_client
+from adserve.dal.aws_clients import s3_client, secretsmanager_client
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.outcomes.logs import read_decisions, read_outcomes
@@ -348,7 +348,7 @@ def wait_until_recorded(
 ) -> None:
     """Until the outcomes queue is empty and every decision and beacon is in the logs bucket."""
     sqs = session.client("sqs", endpoint_url=stack.aws)
-    logs = S3LogStore(session.client("s3", endpoint_url=stack.aws), stack.resources["LogsBucket"])
+    logs = S3LogStore(s3_client(endpoint_url=stack.aws), stack.resources["LogsBucket"])
     wanted = {d.decision_id for d in decided}
     queue = stack.resources["OutcomesQueue"]
 

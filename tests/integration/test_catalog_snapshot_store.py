@@ -2,16 +2,16 @@
 
 import uuid
 
-import boto3
 import pytest
 from adserve.core.errors import LogStoreUnavailableError
+from adserve.dal.aws_clients import s3_client
 from adserve.dal.log_store import S3LogStore
 
 from devstack.stack import LocalStack
 
 
 def test_a_snapshot_is_put_once_and_a_second_put_leaves_it(local_stack: LocalStack) -> None:
-    s3 = boto3.client("s3", endpoint_url=local_stack.endpoint_url)
+    s3 = s3_client(endpoint_url=local_stack.endpoint_url)
     logs = S3LogStore(s3, local_stack.physical_name("LogsBucket"))
     key = f"catalogs/put-once-{uuid.uuid4().hex}.json.gz"
     logs.put_if_absent(key, b"first")
@@ -20,6 +20,6 @@ def test_a_snapshot_is_put_once_and_a_second_put_leaves_it(local_stack: LocalSta
 
 
 def test_a_put_that_fails_raises_the_log_store_error(local_stack: LocalStack) -> None:
-    s3 = boto3.client("s3", endpoint_url=local_stack.endpoint_url)
+    s3 = s3_client(endpoint_url=local_stack.endpoint_url)
     with pytest.raises(LogStoreUnavailableError):
         S3LogStore(s3, "adserve-no-such-bucket").put_if_absent("catalogs/x.json.gz", b"x")

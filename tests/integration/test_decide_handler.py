@@ -8,9 +8,7 @@ import contextlib
 import io
 import json
 import sys
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 from adserve.campaigns.frequency_caps import session_key
-from adserve.dal import aws_clients, json_clients
-from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal import aws_http
+from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
@@ -112,19 +110,6 @@ def record_impression(local_stack: Any, seeded_campaign: Any, session_id: str) -
         )
 
 
-@contextlib.contextmanager
-def botocore_events(handlers: Mapping[str, Callable[..., None]]) -> Iterator[None]:
-    """Each handler registered on the event of its name of the functions' botocore session, for the block."""
-    events = aws_clients._session().get_component("event_emitter")
-    for name, handler in handlers.items():
-        events.register(name, handler)
-    try:
-        yield
-    finally:
-        for name, handler in handlers.items():
-            events.unregister(name, handler)
-
-
 def test_capped_campaigns_stop_at_their_cap(local_stack: Any, seeded: dict[str, Any], proxy: AwsProxy) -> None:
     served: list[str] = []
     for _ in range(6):
@@ -145,52 +130,26 @@ def test_one_dynamodb_request_and_one_send_per_decision(local_stack: Any, proxy:
     assert dict(proxy.calls) == {"Query": 5, "SendMessage": 5}
 
 
-def test_a_fresh_environment_creates_one_client_per_service_and_time_budget(local_stack: Any, proxy: AwsProxy) -> None:
-    # Each botocore client costs init time (botocore builds its class and reads its service's models): the cold
-    # start makes them for S3 alone, one per time budget; DynamoDB (the catalog's Scans, the caps Query), SQS and
-    # Secrets Manager go through lean JSON clients, which read no service model (one client for both secrets)
-    existing = list(aws_clients._CLIENTS)
-    existing_lean = list(json_clients._CLIENTS)
+def test_a_fresh_environment_creates_one_lean_client_per_service_and_time_budget(
+    local_stack: Any, proxy: AwsProxy
+) -> None:
+    # No botocore client at all: DynamoDB (the catalog's Scans, the caps Query), SQS, Secrets Manager (one client
+    # for both secrets) and S3 (the model store's and the snapshot archive's budgets) go through lean clients,
+    # which read no service model
+    existing = list(aws_http._CLIENTS)
     local_stack.reset_function("DecideFunction")
     decide(local_stack)
-    created = [client for client in list(aws_clients._CLIENTS) if all(client is not old for old in existing)]
-    budgets = [
-        (client.meta.service_model.service_name, client.meta.config.connect_timeout, client.meta.config.read_timeout)
-        for client in created
-    ]
-    assert Counter(service for service, *_ in budgets) == {"s3": 2}
-    assert len(set(budgets)) == len(budgets)
-    lean = [client for client in list(json_clients._CLIENTS) if all(client is not old for old in existing_lean)]
-    assert sorted(type(client).__name__ for client in lean) == [
+    created = [client for client in list(aws_http._CLIENTS) if all(client is not old for old in existing)]
+    assert sorted(type(client).__name__ for client in created) == [
         "DynamoDBJsonClient",
         "DynamoDBJsonClient",
+        "S3RestClient",
+        "S3RestClient",
         "SQSJsonClient",
         "SecretsManagerJsonClient",
     ]
-
-
-def test_a_fresh_environment_starts_its_catalog_scan_before_making_its_other_clients(
-    local_stack: Any, proxy: AwsProxy
-) -> None:
-    # The catalog's Scans and snapshot put are the first request's longest chain of reads: they start as soon
-    # as the catalog's client exists, and the other clients are made while they are in flight
-    waited: list[bool] = []
-
-    def scanning() -> bool:  # the proxy has the catalog's Scan
-        deadline = time.monotonic() + 30
-        while not proxy.calls["Scan"] and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return bool(proxy.calls["Scan"])
-
-    def on_s3_client(**_: Any) -> None:  # the botocore clients made next (model store, snapshot archive) wait
-        waited.append(scanning())
-
-    with botocore_events({"creating-client-class.s3": on_s3_client}):
-        local_stack.reset_function("DecideFunction")
-        proxy.reset()
-        assert decide(local_stack, max_ads=3)["ads"]
-    assert waited
-    assert all(waited)
+    budgets = [(client.service, client._budget) for client in created]
+    assert len(set(budgets)) == len(budgets)
 
 
 def test_in_a_lambda_init_the_service_is_built_while_the_handler_module_imports(
@@ -297,7 +256,7 @@ def test_the_decision_record_reaches_the_queue(local_stack: Any, proxy: AwsProxy
     # compact: the features are in the catalog snapshot Decide wrote to the logs bucket
     assert record.schema_version == 2
     assert record.catalog_version is not None
-    logs = S3LogStore(boto3.client("s3", endpoint_url=local_stack.endpoint_url), local_stack.env["LOGS_BUCKET_NAME"])
+    logs = S3LogStore(s3_client(endpoint_url=local_stack.endpoint_url), local_stack.env["LOGS_BUCKET_NAME"])
     assert snapshot_key(record.catalog_version) in set(logs.list_keys(CATALOG_PREFIX))
     joined = record.with_features(CatalogSnapshots(logs.read_object).ads(record.catalog_version))
     assert [c.features["ad_id"] for c in joined.inline_candidates] == [c.ad_id for c in joined.inline_candidates]

@@ -12,7 +12,7 @@ import boto3
 import numpy as np
 import pytest
 from adserve.core.observability import MetricName
-from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
@@ -66,7 +66,7 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
         phase = traffic.run("test", DECISIONS, SILENT)
         traffic.wait_for_queue(0)
         ended = datetime.now(UTC)
-        logs = S3LogStore(boto3.client("s3", endpoint_url=stack.endpoint_url), stack.physical_name("LogsBucket"))
+        logs = S3LogStore(s3_client(endpoint_url=stack.endpoint_url), stack.physical_name("LogsBucket"))
         decision_stats, outcome_stats = ReadStats(), ReadStats()
         decisions = list(read_decisions(logs, started - timedelta(hours=1), ended, decision_stats))
         outcomes = list(read_outcomes(logs, started - timedelta(hours=1), ended, outcome_stats))

@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.model import Campaign
 from adserve.cli import main as cli
-from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
@@ -79,8 +78,7 @@ def expected_counts(event: OutcomeEvent, impressions: int) -> dict[str, int]:
 
 
 def log_store(local_stack: LocalStack) -> S3LogStore:
-    s3 = boto3.client("s3", endpoint_url=local_stack.endpoint_url)
-    return S3LogStore(s3, local_stack.physical_name("LogsBucket"))
+    return S3LogStore(s3_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("LogsBucket"))
 
 
 def logged_outcomes(local_stack: LocalStack, decision_ids: set[str]) -> list[LoggedOutcome]:

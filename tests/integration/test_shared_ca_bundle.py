@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adserve.dal import aws_clients
-from adserve.dal.aws_clients import SharedCaSession, verifying_context
+from adserve.dal import aws_clients, botocore_session
+from adserve.dal.aws_clients import verifying_context
+from adserve.dal.botocore_session import SharedCaSession
 from botocore.exceptions import SSLError
 
 from bench.tls_connections import TlsServer, dynamodb_client, make_certificates, serve_tls
@@ -41,7 +42,7 @@ def adserves_client(server: TlsServer, bundle: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", server.url())
     monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
     verifying_context.cache_clear()
-    yield aws_clients.botocore_client("dynamodb", attempts=1)
+    yield botocore_session.botocore_client("dynamodb", attempts=1)
     verifying_context.cache_clear()
 
 
@@ -49,7 +50,7 @@ def test_each_new_connection_is_verified_without_reading_the_bundle_again(
     server: TlsServer, adserves_client: Any, bundle: Path
 ) -> None:
     other = dynamodb_client(server.url(), str(bundle))
-    aws_clients.share_ca_bundle(other)
+    botocore_session.share_ca_bundle(other)
     before = server.connections
     adserves_client.list_tables()
     bundle.rename(bundle.with_suffix(".gone"))  # a connection that loaded the file again would fail now
@@ -87,7 +88,7 @@ def test_connections_opened_together_load_the_bundle_once(server: TlsServer, bun
     """As a cold start's first reads do, on their own threads and clients."""
     clients = [dynamodb_client(server.url(), str(bundle)) for _ in range(4)]
     for client in clients:
-        aws_clients.share_ca_bundle(client)
+        botocore_session.share_ca_bundle(client)
     start = threading.Barrier(len(clients))
 
     def first_call(client: Any) -> None:
@@ -108,13 +109,13 @@ def test_a_server_the_bundle_does_not_vouch_for_is_refused(server: TlsServer, tm
     stranger = tmp_path / "other-ca.pem"
     stranger.write_bytes(make_certificates().ca_pem)
     client = dynamodb_client(server.url(), str(stranger))
-    aws_clients.share_ca_bundle(client)
+    botocore_session.share_ca_bundle(client)
     with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
         client.list_tables()
 
 
 def test_a_certificate_for_another_host_is_refused(server: TlsServer, work: Path) -> None:
     client = dynamodb_client(server.url(host="127.0.0.1"), str(work / "ca.pem"))  # the certificate names localhost
-    aws_clients.share_ca_bundle(client)
+    botocore_session.share_ca_bundle(client)
     with pytest.raises(SSLError, match="IP address mismatch"):  # the context checks host names itself
         client.list_tables()

@@ -1,6 +1,6 @@
 """The lean clients' retry quota (botocore's standard mode): retries spend tokens, success earns them back."""
 
-from adserve.dal.json_clients import RetryQuota
+from adserve.dal.aws_http import RetryQuota
 
 
 def test_retries_stop_when_the_quota_is_spent_and_resume_as_calls_succeed() -> None:

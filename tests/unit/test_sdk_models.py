@@ -6,7 +6,7 @@ from pathlib import Path
 
 import botocore
 import pytest
-from adserve.dal import aws_clients
+from adserve.dal import botocore_session
 from adserve.dal.sdk_models import PARSED_SUFFIX, SERVICES, main, read_json, read_parsed
 from botocore.loaders import Loader
 
@@ -65,7 +65,7 @@ def test_clients_are_made_from_the_pickles_alone(
     shutil.copytree(prepared, pickles, ignore=shutil.ignore_patterns("*.json", "*.json.gz"))
     monkeypatch.setenv("AWS_DATA_PATH", str(pickles))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    session = aws_clients._session.__wrapped__()
+    session = botocore_session.session.__wrapped__()
     loader = session.get_component("data_loader")
     for service in SERVICES:
         client = session.create_client(service)

@@ -25,13 +25,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adserve.campaigns.frequency_caps import COUNTER_PREFIX
 from adserve.core.errors import ErasureUnavailableError
 from adserve.dal.json_clients import DynamoDBJsonClient
+from adserve.dal.s3_rest import object_keys
 from adserve.outcomes.recording import MARKER_PREFIX
 from adserve.privacy.erasure import PartitionDeletion
 from adserve.privacy.pseudonyms import LEGACY_HASH_HEX_LENGTH, PSEUDONYM_HEX_LENGTH
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, WriteRequestTypeDef
-    from mypy_boto3_s3 import S3Client
+
+    from adserve.dal.s3_rest import S3RestClient
 
 LEDGER_PREFIX: Final = "erasures/"
 BATCH_WRITE_LIMIT: Final = 25
@@ -95,7 +97,7 @@ class DynamoCounterPartitions:
 class S3ErasureLedger:
     """The erasure ledger: ``erasures/<pseudonym>`` objects in the logs bucket (see the module docstring)."""
 
-    def __init__(self, client: "S3Client", bucket: str) -> None:
+    def __init__(self, client: "S3RestClient", bucket: str) -> None:
         self._client = client
         self._bucket = bucket
 
@@ -116,9 +118,9 @@ class S3ErasureLedger:
         """Every recorded pseudonym (one LIST of the prefix); a name that is not a pseudonym is ignored."""
         names: set[str] = set()
         try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=LEDGER_PREFIX)
-            for page in pages:
-                names.update(item["Key"].removeprefix(LEDGER_PREFIX) for item in page.get("Contents", []))
+            names.update(
+                key.removeprefix(LEDGER_PREFIX) for key in object_keys(self._client, self._bucket, LEDGER_PREFIX)
+            )
         except (ClientError, BotoCoreError) as error:
             raise ErasureUnavailableError(f"reading the erasure ledger: {error}") from error
         return frozenset(name for name in names if _PSEUDONYM.fullmatch(name))

@@ -7,16 +7,17 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.core.errors import LogStoreUnavailableError
+from adserve.dal.s3_rest import object_keys
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from adserve.dal.s3_rest import S3RestClient
 
 # The object is a gzip file (not ndjson with a transfer encoding), so HTTP clients never inflate it silently.
 CONTENT_TYPE = "application/gzip"
 
 
 class S3LogStore:
-    def __init__(self, client: "S3Client", bucket: str) -> None:
+    def __init__(self, client: "S3RestClient", bucket: str) -> None:
         self._client = client
         self._bucket = bucket
 
@@ -39,9 +40,7 @@ class S3LogStore:
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         try:
-            for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield item["Key"]
+            yield from object_keys(self._client, self._bucket, prefix)
         except (ClientError, BotoCoreError) as error:
             raise LogStoreUnavailableError(f"list s3://{self._bucket}/{prefix}: {error}") from error
 

@@ -21,12 +21,13 @@ from adserve.core.errors import (
     ModelStoreUnavailableError,
     ModelVersionConflictError,
 )
+from adserve.dal.s3_rest import object_keys
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
 from adserve.models.features import FeatureSpec
 from adserve.models.registry import ACTIVE_POINTER_KEY, MODELS_PREFIX, ActivePointer, model_key
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from adserve.dal.s3_rest import S3RestClient
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -59,7 +60,7 @@ def verified_manifest(model_dir: Path) -> dict[str, object]:
 class S3ModelStore:
     """ModelStore on S3 (the template's ModelsBucket); errors are domain errors, never botocore's."""
 
-    def __init__(self, client: "S3Client", bucket: str) -> None:
+    def __init__(self, client: "S3RestClient", bucket: str) -> None:
         self._client = client
         self._bucket = bucket
 
@@ -101,12 +102,9 @@ class S3ModelStore:
         suffix = f"/{MANIFEST_FILE}"
         found = []
         try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=MODELS_PREFIX)
-            for page in pages:
-                for item in page.get("Contents", []):
-                    key = item["Key"]
-                    if key.endswith(suffix) and key.count("/") == 2:
-                        found.append(key[len(MODELS_PREFIX) : -len(suffix)])
+            for key in object_keys(self._client, self._bucket, MODELS_PREFIX):
+                if key.endswith(suffix) and key.count("/") == 2:
+                    found.append(key[len(MODELS_PREFIX) : -len(suffix)])
         except (ClientError, BotoCoreError) as error:
             raise ModelStoreUnavailableError(f"list s3://{self._bucket}/{MODELS_PREFIX}: {error}") from error
         return sorted(found)

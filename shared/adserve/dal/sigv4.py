@@ -1,8 +1,9 @@
 """AWS Signature Version 4: the canonical request and signing key, one implementation for both sides.
 
-``json_clients`` signs its POSTs with it, keeping the day's signing key (botocore derives it again, four more
-HMACs, for every request); the local stack's gateway (``devstack.sigv4``) verifies callers' signatures with the
-same functions. ``tests/unit/test_json_signing.py`` checks the signatures against botocore's own signer.
+The lean clients (``aws_http``) sign their requests with it, keeping the day's signing key (botocore derives it
+again, four more HMACs, for every request); the local stack's gateway (``devstack.sigv4``) verifies callers'
+signatures with the same functions. ``tests/unit/test_json_signing.py`` checks the signatures against botocore's
+own signer.
 """
 
 import hashlib
@@ -35,17 +36,27 @@ def canonical_request(
     body: bytes,
 ) -> str:
     """The SigV4 canonical request; *headers* have lower-case names, *signed_headers* are sorted."""
-    canonical_headers = "".join(f"{name}:{_WHITESPACE.sub(' ', headers[name].strip())}\n" for name in signed_headers)
-    return "\n".join(
-        [
-            method.upper(),
-            canonical_uri(raw_path),
-            canonical_query_string(raw_query),
-            canonical_headers,
-            ";".join(signed_headers),
-            hashlib.sha256(body).hexdigest(),
-        ]
+    return _canonical(
+        method,
+        canonical_uri(raw_path),
+        query=canonical_query_string(raw_query),
+        headers=headers,
+        signed_headers=signed_headers,
+        payload_hash=hashlib.sha256(body).hexdigest(),
     )
+
+
+def _canonical(
+    method: str,
+    path: str,
+    *,
+    query: str,
+    headers: Mapping[str, str],
+    signed_headers: Sequence[str],
+    payload_hash: str,
+) -> str:
+    canonical_headers = "".join(f"{name}:{_WHITESPACE.sub(' ', headers[name].strip())}\n" for name in signed_headers)
+    return "\n".join([method.upper(), path, query, canonical_headers, ";".join(signed_headers), payload_hash])
 
 
 def canonical_uri(raw_path: str) -> str:
@@ -118,15 +129,27 @@ def authorization(
     amz_date: str,
     headers: Mapping[str, str],
     body: bytes,
+    method: str = "POST",
+    path: str = "/",
+    query: str = "",
+    payload_hash: str | None = None,
 ) -> str:
-    """The Authorization header of a POST to ``/`` (the JSON protocol's one path) with ``headers``, all signed.
+    """The Authorization header of a request with ``headers``, all signed: by default a POST to ``/`` (the JSON
+    protocol's one path).
 
     ``headers`` holds lower-case names and must include ``host`` and ``x-amz-date`` (``amz_date``, as
-    ``YYYYMMDDTHHMMSSZ``), and ``x-amz-security-token`` when the credentials have a token.
+    ``YYYYMMDDTHHMMSSZ``), and ``x-amz-security-token`` when the credentials have a token. ``path`` is the
+    canonical URI itself (S3's: the path as sent, encoded once), ``query`` the request's query string;
+    ``payload_hash`` is ``body``'s SHA-256 in hex (S3 sends it as ``x-amz-content-sha256``; computed if None).
     """
     signed = sorted(headers)
-    request = canonical_request(
-        method="POST", raw_path="/", raw_query="", headers=headers, signed_headers=signed, body=body
+    request = _canonical(
+        method,
+        path,
+        query=canonical_query_string(query),
+        headers=headers,
+        signed_headers=signed,
+        payload_hash=payload_hash if payload_hash is not None else hashlib.sha256(body).hexdigest(),
     )
     scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
     key = keys.key(credentials.secret_key, scope)

@@ -1,0 +1,254 @@
+"""A lean client for the S3 calls adserve makes, on ``aws_http``: GetObject, PutObject, HeadObject, ListObjectsV2.
+
+The functions' S3 calls are few (a model pointer's read, a catalog snapshot's put, Record's log objects), but a
+botocore S3 client costs a cold start ~9 ms to create and, with the lean JSON clients, is what still made a
+function import botocore's session (~90 ms, see ``aws_clients``). This client takes and answers the calls as
+boto3's does (the same parameter names, ``Body`` something to ``read()``, ``Metadata`` from the
+``x-amz-meta-*`` headers, errors as ``ClientError`` with S3's codes, a HEAD's 404 as code ``404``), for the
+parameters adserve sends; any other raises TypeError rather than being dropped. Objects are addressed
+virtual-hosted (``bucket.s3.region.amazonaws.com``) on AWS's endpoints, path-style on a configured endpoint
+(moto, MinIO, LocalStack) and for bucket names no host name can hold. PUTs carry their CRC32 for S3 to check,
+as botocore's do.
+"""
+
+import base64
+import hashlib
+import io
+import re
+import ssl
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Unpack, cast
+from urllib.parse import quote, unquote_plus
+
+from botocore.exceptions import ClientError
+
+from adserve.dal.aws_http import AwsHttpClient, Endpoint, Proxy, Request, Response, TimeBudget, UnreadableAnswerError
+from adserve.dal.sigv4 import Credentials
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree
+
+    from aws_lambda_powertools.tracing.base import BaseProvider
+    from mypy_boto3_s3.type_defs import (
+        GetObjectOutputTypeDef,
+        GetObjectRequestTypeDef,
+        HeadObjectOutputTypeDef,
+        HeadObjectRequestTypeDef,
+        ListObjectsV2OutputTypeDef,
+        ListObjectsV2RequestTypeDef,
+        PutObjectOutputTypeDef,
+        PutObjectRequestTypeDef,
+    )
+
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_HOSTABLE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+"""A bucket name that is one DNS label: its own host name under the endpoint's, covered by S3's certificate."""
+_XML_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+_METADATA_PREFIX = "x-amz-meta-"
+_PUT_HEADERS = {"ContentType": "content-type", "IfNoneMatch": "if-none-match"}
+
+
+def object_keys(client: "S3RestClient", bucket: str, prefix: str) -> Iterator[str]:
+    """Every key under ``prefix``, a page of ListObjectsV2 at a time."""
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    while True:
+        page = client.list_objects_v2(**request)
+        for item in page.get("Contents", []):
+            yield item["Key"]
+        if not page.get("IsTruncated"):
+            return
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _only(operation: str, params: Mapping[str, Any], supported: set[str]) -> None:
+    unsupported = sorted(set(params) - supported)
+    if unsupported:
+        raise TypeError(f"{operation}: the lean S3 client does not send {', '.join(unsupported)}")
+
+
+class S3RestClient(AwsHttpClient):
+    """S3's object calls adserve makes, as boto3's client takes and answers them (see the module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        credentials: Callable[[], Credentials],
+        budget: TimeBudget,
+        *,
+        virtual_hosted: bool,
+        tls: Callable[[], ssl.SSLContext],
+        user_agent: str,
+        tracing: "BaseProvider | None" = None,
+        proxy: Proxy | None = None,
+    ) -> None:
+        """``virtual_hosted``: address a bucket as a host under the endpoint's (AWS's endpoints), else in the path."""
+        super().__init__(
+            "s3", endpoint, credentials, budget, tls=tls, user_agent=user_agent, tracing=tracing, proxy=proxy
+        )
+        self._virtual_hosted = virtual_hosted
+
+    def get_object(self, **params: Unpack["GetObjectRequestTypeDef"]) -> "GetObjectOutputTypeDef":
+        _only("GetObject", params, {"Bucket", "Key"})
+        answer = self._object_call("GetObject", "GET", bucket=params["Bucket"], key=params["Key"], headers={}, body=b"")
+        answer["Body"] = io.BytesIO(answer.pop("_body"))
+        return cast("GetObjectOutputTypeDef", answer)
+
+    def head_object(self, **params: Unpack["HeadObjectRequestTypeDef"]) -> "HeadObjectOutputTypeDef":
+        _only("HeadObject", params, {"Bucket", "Key"})
+        answer = self._object_call(
+            "HeadObject", "HEAD", bucket=params["Bucket"], key=params["Key"], headers={}, body=b""
+        )
+        del answer["_body"]
+        return cast("HeadObjectOutputTypeDef", answer)
+
+    def put_object(self, **params: Unpack["PutObjectRequestTypeDef"]) -> "PutObjectOutputTypeDef":
+        _only("PutObject", params, {"Bucket", "Key", "Body", *_PUT_HEADERS, "Metadata"})
+        body = params.get("Body", b"")
+        if not isinstance(body, bytes):
+            raise TypeError("PutObject: the lean S3 client sends a Body of bytes")
+        headers = {header: str(params[name]) for name, header in _PUT_HEADERS.items() if name in params}  # type: ignore[literal-required]
+        headers.update(
+            {f"{_METADATA_PREFIX}{name.lower()}": value for name, value in params.get("Metadata", {}).items()}
+        )
+        headers["x-amz-checksum-crc32"] = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+        headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
+        answer = self._object_call(
+            "PutObject", "PUT", bucket=params["Bucket"], key=params["Key"], headers=headers, body=body
+        )
+        del answer["_body"], answer["ContentLength"], answer["Metadata"]
+        return cast("PutObjectOutputTypeDef", answer)
+
+    def list_objects_v2(self, **params: Unpack["ListObjectsV2RequestTypeDef"]) -> "ListObjectsV2OutputTypeDef":
+        """One page; keys asked for URL-encoded (XML cannot carry every key) and decoded, as botocore does."""
+        _only("ListObjectsV2", params, {"Bucket", "Prefix", "ContinuationToken", "MaxKeys"})
+        query = {"list-type": "2", "encoding-type": "url", "prefix": params.get("Prefix", "")}
+        if "ContinuationToken" in params:
+            query["continuation-token"] = params["ContinuationToken"]
+        if "MaxKeys" in params:
+            query["max-keys"] = str(params["MaxKeys"])
+        host, path = self._address(params["Bucket"], "")
+        encoded = "&".join(f"{name}={quote(value, safe='-_.~')}" for name, value in sorted(query.items()))
+        request = Request("GET", host, path, encoded, {}, b"", _EMPTY_SHA256)
+        response, metadata = self._send("ListObjectsV2", request)
+        try:
+            page = _listing(response.body)
+        except (SyntaxError, ValueError) as error:  # ElementTree's ParseError is a SyntaxError
+            raise UnreadableAnswerError(
+                operation="ListObjectsV2", status=response.status, expected="XML listing", start=response.body[:200]
+            ) from error
+        return cast("ListObjectsV2OutputTypeDef", {**page, "ResponseMetadata": metadata})
+
+    def _address(self, bucket: str, key: str) -> tuple[str, str]:
+        """The Host header and the path (encoded once, as S3 signs it) of ``key`` in ``bucket``."""
+        if not bucket or "/" in bucket:
+            raise ValueError(f"not a bucket name: {bucket!r}")
+        path = quote(key, safe="/~")
+        if self._virtual_hosted and _HOSTABLE.match(bucket):
+            return f"{bucket}.{self._host}", f"/{path}"
+        return self._host, f"/{bucket}/{path}" if key else f"/{bucket}"
+
+    def _object_call(
+        self, operation: str, method: str, *, bucket: str, key: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, Any]:
+        """The answer's fields boto3 gives for an object call, and its body under ``_body``."""
+        host, path = self._address(bucket, key)
+        payload_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
+        response, metadata = self._send(operation, Request(method, host, path, "", headers, body, payload_hash))
+        answer: dict[str, Any] = {
+            "_body": response.body,
+            "ContentLength": int(response.headers.get("content-length", len(response.body))),
+            "Metadata": {
+                name[len(_METADATA_PREFIX) :]: value
+                for name, value in response.headers.items()
+                if name.startswith(_METADATA_PREFIX)
+            },
+            "ResponseMetadata": metadata,
+        }
+        for header, field in (("etag", "ETag"), ("content-type", "ContentType")):
+            if header in response.headers:
+                answer[field] = response.headers[header]
+        return answer
+
+    def _send(self, operation: str, request: Request) -> tuple[Response, dict[str, Any]]:
+        """The 2xx answer and its ResponseMetadata; an error answer raises ClientError as botocore's parser reads
+        it, retried when transient."""
+
+        def run(trace_header: str | None) -> dict[str, Any]:
+            return self._with_retries(lambda attempt: self._attempt(operation, request, attempt, trace_header))
+
+        answer = self._traced(operation, {}, run)
+        return answer.pop("_response"), answer["ResponseMetadata"]
+
+    def _attempt(self, operation: str, request: Request, attempt: int, trace_header: str | None) -> dict[str, Any]:
+        response = self._exchange(request, trace_header)
+        metadata = {
+            "RequestId": response.headers.get("x-amz-request-id", ""),
+            "HostId": response.headers.get("x-amz-id-2", ""),
+            "HTTPStatusCode": response.status,
+            "RetryAttempts": attempt - 1,
+        }
+        if response.status < 300:
+            return {"_response": response, "ResponseMetadata": metadata}
+        error = _error(response)
+        failure = ClientError({"Error": error, "ResponseMetadata": metadata}, operation)  # type: ignore[typeddict-item]
+        raise self._failed(failure, response.status)
+
+
+def _error(response: Response) -> dict[str, str]:
+    """S3's XML error document's code and message; without one (a HEAD, a proxy's page) the status is the code
+    and its reason the message, as botocore reads it."""
+    from xml.etree import ElementTree  # noqa: PLC0415 - only an error or a listing parses XML
+
+    code, message = str(response.status), _reason(response.status)
+    if response.body.lstrip().startswith(b"<"):
+        try:
+            document = _xml(response.body)
+        except (ElementTree.ParseError, ValueError):
+            document = None
+        if document is not None:
+            code = document.findtext("Code") or code
+            message = document.findtext("Message") or message
+    return {"Code": code, "Message": message}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _xml(body: bytes) -> "ElementTree.Element":
+    """``body`` parsed; a document with a DTD is refused (S3's never have one), so no entity can expand."""
+    from xml.etree import ElementTree  # noqa: PLC0415 - only an error or a listing parses XML
+
+    if b"<!doctype" in body.lower():
+        raise ValueError("an XML answer with a DTD is not S3's")
+    return ElementTree.fromstring(body)  # noqa: S314 - no DTD, so none of the attacks S314 names
+
+
+def _listing(body: bytes) -> dict[str, Any]:
+    document = _xml(body)
+
+    def text(element: Any, name: str) -> str | None:
+        found = element.find(f"{_XML_NAMESPACE}{name}")
+        if found is None:
+            found = element.find(name)
+        return None if found is None else found.text or ""
+
+    contents = []
+    for item in [*document.findall(f"{_XML_NAMESPACE}Contents"), *document.findall("Contents")]:
+        entry: dict[str, Any] = {"Key": unquote_plus(text(item, "Key") or "")}
+        if (size := text(item, "Size")) is not None:
+            entry["Size"] = int(size)
+        if (etag := text(item, "ETag")) is not None:
+            entry["ETag"] = etag
+        contents.append(entry)
+    page: dict[str, Any] = {"IsTruncated": text(document, "IsTruncated") == "true", "KeyCount": len(contents)}
+    if contents:
+        page["Contents"] = contents
+    if token := text(document, "NextContinuationToken"):
+        page["NextContinuationToken"] = token
+    return page
