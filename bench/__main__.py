@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--retrain-1m", action="store_true", help="figure 9 at 1M rows too (generating its logs once takes ~8 min)"
     )
-    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes per cold-start median")
+    parser.add_argument("--cold-runs", type=int, default=9, help="fresh processes per cold-start median")
     parser.add_argument(
         "--output", type=Path, help="where to write the JSON results (default: latest.json, partial.json if partial)"
     )

@@ -360,7 +360,7 @@ def sdk_calls(results: Results) -> str:
         f"| adserve's lean JSON clients (the functions') | {sdk['lean_caps_query_cpu_us']:.0f} | "
         f"{sdk['lean_record_send_cpu_us']:.0f} | {sdk['lean_calls_over_decide']:.2f}x | "
         f"{sdk['lean_impression_count_cpu_us']:.0f} |\n"
-        f"| botocore's, as `aws_clients` makes them | {sdk['botocore_caps_query_cpu_us']:.0f} | "
+        f"| botocore's, as `botocore_session` makes them | {sdk['botocore_caps_query_cpu_us']:.0f} | "
         f"{sdk['botocore_record_send_cpu_us']:.0f} | {sdk['botocore_calls_over_decide']:.2f}x | "
         f"{sdk['botocore_impression_count_cpu_us']:.0f} |\n\n"
         f"The lean clients take {sdk['lean_over_botocore']:.2f}x botocore's CPU for Decide's two calls and "

@@ -208,8 +208,16 @@ def test_a_listing_that_is_no_xml_is_an_unreadable_answer(recorder: Any) -> None
         through(recorder).list_objects_v2(Bucket="adserve-logs-1a2b", Prefix="")
 
 
-def test_an_xml_answer_with_a_dtd_is_not_parsed(recorder: Any) -> None:
-    recorder.answers[:] = [(400, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><Error><Code>&a;</Code></Error>')]
+def test_a_listing_with_a_dtd_is_not_parsed(recorder: Any) -> None:
+    recorder.answers[:] = [(200, b'<!DOCTYPE x [<!ENTITY a "aaaa">]><ListBucketResult>&a;</ListBucketResult>')]
+    with pytest.raises(UnreadableAnswerError):
+        through(recorder).list_objects_v2(Bucket="adserve-logs-1a2b", Prefix="")
+
+
+def test_an_error_documents_code_and_message_are_read_with_their_entities(recorder: Any) -> None:
+    recorder.answers[:] = [
+        (403, b"<?xml version='1.0'?>\n<Error><Code>AccessDenied</Code><Message>a &amp; &lt;b&gt;</Message></Error>")
+    ]
     with pytest.raises(ClientError) as raised:
         through(recorder).get_object(Bucket="adserve-logs-1a2b", Key="k")
-    assert raised.value.response["Error"]["Code"] == "400"
+    assert raised.value.response["Error"] == {"Code": "AccessDenied", "Message": "a & <b>"}

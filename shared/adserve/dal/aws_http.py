@@ -10,7 +10,6 @@ standard mode: transient errors (5xx, throttling codes, dropped connections, tim
 exponential backoff, up to ``attempts`` in all, while the client's retry quota lasts.
 """
 
-import http.client
 import os
 import random
 import select
@@ -144,6 +143,11 @@ class UnreadableAnswerError(BotoCoreError):
     fmt = "{operation} answered {status} with no {expected}: {start!r}"
 
 
+class MalformedAnswerError(Exception):
+    """The bytes read are no HTTP/1.1 answer (http.client's HTTPException cases, without importing it and its email
+    package into every cold start): the connection is out of step and is dropped."""
+
+
 class TransientError(Exception):
     """A failure worth another attempt, carrying what to raise when there is none left."""
 
@@ -164,13 +168,13 @@ def read_response(sock: socket.socket, *, head_only: bool = False) -> Response:
     """One HTTP/1.1 answer, read as http.client reads it (a body by ``Content-Length``, chunked, or to the close),
     without its email-parser headers (a canned 20-item Query answer through a socket pair, the write included:
     8-12 us of CPU instead of 29 us). ``head_only``: the answer to a HEAD, whose headers describe a body it
-    does not have. Malformed answers raise HTTPException."""
+    does not have. Malformed answers raise MalformedAnswerError."""
     with sock.makefile("rb") as stream:
         while True:
             version, _, rest = stream.readline(_MAX_LINE + 1).partition(b" ")
             code = rest[:3]
             if not version.startswith(b"HTTP/1.") or not code.isdigit():
-                raise http.client.BadStatusLine(repr(version + b" " + rest))
+                raise MalformedAnswerError(f"bad status line {version + b' ' + rest!r}")
             headers = _read_headers(stream)
             if not 100 <= int(code) < 200:  # skip informational answers (none expected: no Expect is sent)
                 break
@@ -184,7 +188,7 @@ def read_response(sock: socket.socket, *, head_only: bool = False) -> Response:
             length = int(headers["content-length"])
             body = stream.read(length)
             if len(body) < length:
-                raise http.client.IncompleteRead(body, length - len(body))
+                raise MalformedAnswerError(f"{length - len(body)} bytes of the body missing")
         else:
             body, will_close = stream.read(), True
         # A buffered reader may hold bytes read past the answer: none can follow an answer to a request
@@ -197,12 +201,12 @@ def _read_headers(stream: Any) -> dict[str, str]:
     for _ in range(_MAX_HEADERS + 1):
         line = stream.readline(_MAX_LINE + 1)
         if len(line) > _MAX_LINE:
-            raise http.client.LineTooLong("header line")
+            raise MalformedAnswerError("header line too long")
         if line in (b"\r\n", b"\n", b""):
             return headers
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
+    raise MalformedAnswerError(f"more than {_MAX_HEADERS} headers")
 
 
 def _read_chunks(stream: Any) -> bytes:
@@ -212,13 +216,13 @@ def _read_chunks(stream: Any) -> bytes:
         try:
             size = int(size_line.split(b";", 1)[0], 16)
         except ValueError:
-            raise http.client.HTTPException(f"bad chunk size {size_line!r}") from None
+            raise MalformedAnswerError(f"bad chunk size {size_line!r}") from None
         if size == 0:
             _read_headers(stream)  # trailers, and the last blank line
             return b"".join(chunks)
         chunk = stream.read(size)
         if len(chunk) < size or stream.read(2) != b"\r\n":
-            raise http.client.IncompleteRead(chunk)
+            raise MalformedAnswerError("a chunk cut short")
         chunks.append(chunk)
 
 
@@ -382,7 +386,7 @@ class AwsHttpClient:
         except TimeoutError as error:
             sock.close()
             raise TransientError(ReadTimeoutError(endpoint_url=self._endpoint.url, error=error)) from error
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, MalformedAnswerError) as error:
             sock.close()
             raise TransientError(ConnectionClosedError(endpoint_url=self._endpoint.url)) from error
         if response.will_close:

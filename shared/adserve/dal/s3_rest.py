@@ -46,6 +46,9 @@ _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _HOSTABLE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 """A bucket name that is one DNS label: its own host name under the endpoint's, covered by S3's certificate."""
 _XML_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+_ERROR_CODE = re.compile(rb"<Error>.*?<Code>([^<]*)</Code>", re.DOTALL)
+_ERROR_MESSAGE = re.compile(rb"<Error>.*?<Message>([^<]*)</Message>", re.DOTALL)
+_XML_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 _METADATA_PREFIX = "x-amz-meta-"
 _PUT_HEADERS = {"ContentType": "content-type", "IfNoneMatch": "if-none-match"}
 
@@ -198,19 +201,21 @@ class S3RestClient(AwsHttpClient):
 
 def _error(response: Response) -> dict[str, str]:
     """S3's XML error document's code and message; without one (a HEAD, a proxy's page) the status is the code
-    and its reason the message, as botocore reads it."""
-    from xml.etree import ElementTree  # noqa: PLC0415 - only an error or a listing parses XML
+    and its reason the message, as botocore reads it. Read without an XML parser: a cold start's first catalog
+    snapshot put meets S3's PreconditionFailed whenever another environment wrote it first."""
+    code = _ERROR_CODE.search(response.body)
+    message = _ERROR_MESSAGE.search(response.body)
+    return {
+        "Code": _unescaped(code.group(1)) if code else str(response.status),
+        "Message": _unescaped(message.group(1)) if message else _reason(response.status),
+    }
 
-    code, message = str(response.status), _reason(response.status)
-    if response.body.lstrip().startswith(b"<"):
-        try:
-            document = _xml(response.body)
-        except (ElementTree.ParseError, ValueError):
-            document = None
-        if document is not None:
-            code = document.findtext("Code") or code
-            message = document.findtext("Message") or message
-    return {"Code": code, "Message": message}
+
+def _unescaped(text: bytes) -> str:
+    decoded = text.decode("utf-8", errors="replace")
+    for entity, character in _XML_ENTITIES:
+        decoded = decoded.replace(entity, character)
+    return decoded
 
 
 def _reason(status: int) -> str:
@@ -222,7 +227,7 @@ def _reason(status: int) -> str:
 
 def _xml(body: bytes) -> "ElementTree.Element":
     """``body`` parsed; a document with a DTD is refused (S3's never have one), so no entity can expand."""
-    from xml.etree import ElementTree  # noqa: PLC0415 - only an error or a listing parses XML
+    from xml.etree import ElementTree  # noqa: PLC0415 - only a listing parses XML: the tools', Retrain's
 
     if b"<!doctype" in body.lower():
         raise ValueError("an XML answer with a DTD is not S3's")
