@@ -232,7 +232,9 @@ def cold_terms(results: Results) -> str:
         if section != "import":
             lines += ["", f"| {section} | before | after |", "|---|---:|---:|"]
         before, after = runs["before"][key], runs["after"][key]
-        names = sorted(set(before) | set(after), key=lambda name: -max(before.get(name, 0.0), after.get(name, 0.0)))
+        names = sorted(  # ties by name: a set's order changes from one process to the next
+            set(before) | set(after), key=lambda name: (-max(before.get(name, 0.0), after.get(name, 0.0)), name)
+        )
         for name in [name for name in names if name != "other"][:count]:
             lines.append(f"| {name} | {before.get(name, 0.0):.0f} | {after.get(name, 0.0):.0f} |")
     return "\n".join(lines) + "\n"
