@@ -121,6 +121,8 @@ def test_a_parameter_it_does_not_send_is_refused_not_dropped(bucket: str, ours: 
         ours.put_object(Bucket=bucket, Key="k", Body=b"", ServerSideEncryption="aws:kms")
     with pytest.raises(TypeError, match="Range"):
         ours.get_object(Bucket=bucket, Key="k", Range="bytes=0-1")
+    with pytest.raises(ValueError, match="line break"):
+        ours.put_object(Bucket=bucket, Key="k", Body=b"", Metadata={"sha256": "x\r\nx-amz-acl: public-read"})
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

@@ -115,6 +115,8 @@ class S3RestClient(AwsHttpClient):
         headers.update(
             {f"{_METADATA_PREFIX}{name.lower()}": value for name, value in params.get("Metadata", {}).items()}
         )
+        if any("\r" in value or "\n" in value for value in headers.values()):
+            raise ValueError("PutObject: a header value cannot hold a line break")
         headers["x-amz-checksum-crc32"] = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
         headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
         answer = self._object_call(
