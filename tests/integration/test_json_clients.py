@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from adserve.dal.aws_clients import dynamodb_client, secretsmanager_client, sqs_send_client
-from adserve.dal.aws_http import Endpoint, TimeBudget
+from adserve.dal.aws_http import ClientSettings, Endpoint, TimeBudget
 from adserve.dal.json_clients import DYNAMODB, DynamoDBJsonClient, JsonClient
 from adserve.dal.sigv4 import Credentials
 from botocore.exceptions import (
@@ -316,8 +316,7 @@ def test_with_tracing_on_each_call_is_an_aws_subsegment_whose_id_goes_with_it(sc
     emitter = _Collected()
     # The plain context: with Lambda's variables set (the tests set some) the recorder would take Lambda's own.
     recorder.configure(sampling=False, emitter=emitter, context=Context(context_missing="RUNTIME_ERROR"))
-    lean = DynamoDBJsonClient(
-        DYNAMODB,
+    settings = ClientSettings(
         Endpoint(scripted.url, "eu-west-1", "dynamodb"),
         lambda: Credentials("AKIDEXAMPLE", "secret", None),
         TimeBudget(connect_timeout=5.0, read_timeout=5.0, attempts=1),
@@ -325,6 +324,7 @@ def test_with_tracing_on_each_call_is_an_aws_subsegment_whose_id_goes_with_it(sc
         user_agent="test",
         tracing=recorder,  # the provider Powertools' Tracer wraps while tracing is on
     )
+    lean = DynamoDBJsonClient(DYNAMODB, settings)
     segment = recorder.begin_segment("DecideFunction")
     lean.query(TableName="caps", **QUERY)  # type: ignore[arg-type]
     scripted.answers[:] = [(400, {"__type": "ValidationException"}, {"x-amzn-requestid": "r-2"})]

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from adserve.dal.aws_clients import s3_client
-from adserve.dal.aws_http import Endpoint, Proxy, TimeBudget, UnreadableAnswerError
+from adserve.dal.aws_http import ClientSettings, Endpoint, Proxy, TimeBudget, UnreadableAnswerError
 from adserve.dal.s3_rest import S3RestClient, object_keys
 from adserve.dal.sigv4 import Credentials
 from botocore.exceptions import ClientError
@@ -162,15 +162,15 @@ def recorder() -> Iterator[Any]:
 def through(recorder: Any, *, attempts: int = 1) -> S3RestClient:
     """A client of AWS's eu-west-1 endpoint, virtual-hosted, whose plain-HTTP requests go through the recorder as
     a forwarding proxy: each request line names the host the client addressed, with no DNS involved."""
-    return S3RestClient(
+    settings = ClientSettings(
         Endpoint("http://s3.eu-west-1.amazonaws.com", "eu-west-1", "s3"),
         lambda: Credentials("AKIDEXAMPLE", "secret", None),
         TimeBudget(5.0, 5.0, attempts),
-        virtual_hosted=True,
-        proxy=Proxy(f"http://127.0.0.1:{recorder.server_address[1]}", {}),
         tls=lambda: pytest.fail("no TLS to a plain-HTTP endpoint"),
         user_agent="test",
+        proxy=Proxy(f"http://127.0.0.1:{recorder.server_address[1]}", {}),
     )
+    return S3RestClient(settings, virtual_hosted=True)
 
 
 def test_aws_endpoints_address_a_bucket_as_its_own_host_unless_its_name_cannot_be_one(recorder: Any) -> None:

@@ -20,19 +20,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import botocore
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from adserve.dal import aws_http
-from adserve.dal.aws_http import Endpoint, Proxy, TimeBudget
+from adserve.dal.aws_http import ClientSettings, Endpoint, Proxy, TimeBudget
 from adserve.dal.json_clients import (
     DYNAMODB,
     SECRETS_MANAGER,
     SQS,
     DynamoDBJsonClient,
-    JsonProtocol,
     SecretsManagerJsonClient,
     SQSJsonClient,
 )
@@ -140,7 +139,8 @@ def shared_context(ca_bundle: str) -> ssl.SSLContext:
 
 
 def resolve(service: str, endpoint_url: str | None) -> Resolved:
-    """From the environment where it says everything, else from botocore's session."""
+    """From the environment where it says everything, else from botocore's session; ``endpoint_url`` overrides the
+    endpoint, as boto3's argument of that name does."""
     resolved = from_environment(service, endpoint_url)
     if resolved is not None:
         return resolved
@@ -149,26 +149,21 @@ def resolve(service: str, endpoint_url: str | None) -> Resolved:
     return botocore_session.resolve(service, endpoint_url)
 
 
-def _connection(service: str, resolved: Resolved) -> dict[str, Any]:
-    """How a lean client connects and reports: proxy, TLS, user agent, tracing."""
+def _settings(service: str, resolved: Resolved, budget: TimeBudget) -> ClientSettings:
+    """A lean client's settings for ``service``, as resolved."""
     # Not at load: the CLI and the local stack import this module before the POWERTOOLS_* variables are set.
     from adserve.core.observability import tracer, tracing_enabled  # noqa: PLC0415
 
     ca_bundle = resolved.ca_bundle
-    return {
-        "proxy": resolved.proxy,
-        "tls": lambda: shared_context(ca_bundle),
-        "user_agent": f"adserve-lean-client Botocore/{botocore.__version__} {service}",
-        "tracing": tracer.provider if tracing_enabled() else None,
-    }
-
-
-def _json_client(
-    kind: Callable[..., _ClientT], protocol: JsonProtocol, budget: TimeBudget, endpoint_url: str | None
-) -> _ClientT:
-    """A lean client of ``protocol``'s service; ``endpoint_url`` overrides the endpoint, as boto3's argument does."""
-    resolved = resolve(protocol.service, endpoint_url)
-    return kind(protocol, resolved.endpoint, resolved.credentials, budget, **_connection(protocol.service, resolved))
+    return ClientSettings(
+        resolved.endpoint,
+        resolved.credentials,
+        budget,
+        tls=lambda: shared_context(ca_bundle),
+        user_agent=f"adserve-lean-client Botocore/{botocore.__version__} {service}",
+        tracing=tracer.provider if tracing_enabled() else None,
+        proxy=resolved.proxy,
+    )
 
 
 def drop_connections() -> None:
@@ -189,7 +184,7 @@ def dynamodb_client(
     """DynamoDB without botocore's per-call CPU (``json_clients``): every item read and write of every function,
     the caps read of each decision and Record's transactions among them."""
     budget = TimeBudget(connect_timeout, read_timeout, attempts)
-    return _json_client(DynamoDBJsonClient, DYNAMODB, budget, endpoint_url)
+    return DynamoDBJsonClient(DYNAMODB, _settings(DYNAMODB.service, resolve(DYNAMODB.service, endpoint_url), budget))
 
 
 def sqs_send_client(
@@ -197,7 +192,7 @@ def sqs_send_client(
 ) -> SQSJsonClient:
     """SQS's sends without botocore's per-call CPU (``json_clients``): a decision's record, a beacon's event."""
     budget = TimeBudget(connect_timeout, read_timeout, attempts)
-    return _json_client(SQSJsonClient, SQS, budget, endpoint_url)
+    return SQSJsonClient(SQS, _settings(SQS.service, resolve(SQS.service, endpoint_url), budget))
 
 
 def secretsmanager_client(
@@ -206,7 +201,9 @@ def secretsmanager_client(
     """GetSecretValue through a lean client (``json_clients``). Tight by default: keys are reloaded inline on a
     request, and a failed reload keeps the cached keys."""
     budget = TimeBudget(connect_timeout, read_timeout, attempts)
-    return _json_client(SecretsManagerJsonClient, SECRETS_MANAGER, budget, endpoint_url)
+    return SecretsManagerJsonClient(
+        SECRETS_MANAGER, _settings(SECRETS_MANAGER.service, resolve(SECRETS_MANAGER.service, endpoint_url), budget)
+    )
 
 
 def s3_client(
@@ -216,10 +213,4 @@ def s3_client(
     snapshots, Record's log objects, the erasure ledger, the readers' listings."""
     budget = TimeBudget(connect_timeout, read_timeout, attempts)
     resolved = resolve("s3", endpoint_url)
-    return S3RestClient(
-        resolved.endpoint,
-        resolved.credentials,
-        budget,
-        virtual_hosted=not resolved.configured,
-        **_connection("s3", resolved),
-    )
+    return S3RestClient(_settings("s3", resolved, budget), virtual_hosted=not resolved.configured)

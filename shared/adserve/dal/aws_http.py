@@ -255,6 +255,22 @@ class Request:
     """``body``'s SHA-256 in hex when the service wants it sent (S3's ``x-amz-content-sha256``)."""
 
 
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where a lean client sends its calls and how: what ``aws_clients`` resolves for each client it makes."""
+
+    endpoint: Endpoint
+    credentials: Callable[[], Credentials]
+    """Called for every request's signature: rotated or refreshed credentials take effect at once."""
+    budget: TimeBudget
+    tls: Callable[[], ssl.SSLContext]
+    """The verifying context for HTTPS endpoints, asked for when the first connection opens."""
+    user_agent: str
+    tracing: "BaseProvider | None" = None
+    """The X-Ray provider while tracing is on (each call a subsegment), else None."""
+    proxy: Proxy | None = None
+
+
 class AwsHttpClient:
     """Signed requests to one endpoint's hosts, on a small pool of kept-alive connections per host.
 
@@ -262,20 +278,9 @@ class AwsHttpClient:
     threads; Lambda one at a time).
     """
 
-    def __init__(
-        self,
-        service: str,
-        endpoint: Endpoint,
-        credentials: Callable[[], Credentials],
-        budget: TimeBudget,
-        *,
-        tls: Callable[[], ssl.SSLContext],
-        user_agent: str,
-        tracing: "BaseProvider | None" = None,
-        proxy: Proxy | None = None,
-    ) -> None:
-        """``service``: botocore's name for it; ``tracing``: the X-Ray provider while tracing is on (each call a
-        subsegment), else None."""
+    def __init__(self, service: str, settings: ClientSettings) -> None:
+        """``service``: botocore's name for it."""
+        endpoint, proxy, tls = settings.endpoint, settings.proxy, settings.tls
         parts = urlsplit(endpoint.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an HTTP endpoint: {endpoint.url!r}")
@@ -284,8 +289,8 @@ class AwsHttpClient:
             raise ValueError(f"only http:// proxies are supported, not {proxy_parts.scheme}:// ({endpoint.url})")
         self._service = service
         self._endpoint = endpoint
-        self._credentials = credentials
-        self._budget = budget
+        self._credentials = settings.credentials
+        self._budget = settings.budget
         self._scheme = parts.scheme
         self._tls = tls if parts.scheme == "https" else None
         self._port = parts.port or (443 if self._tls else 80)
@@ -301,8 +306,8 @@ class AwsHttpClient:
             if self._forwarded and proxy
             else ""
         )
-        self._user_agent = user_agent
-        self._tracing = tracing
+        self._user_agent = settings.user_agent
+        self._tracing = settings.tracing
         self._keys = SigningKeys()
         self._quota = RetryQuota()
         self._idle: dict[str, list[socket.socket]] = {}

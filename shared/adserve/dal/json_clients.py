@@ -15,29 +15,17 @@ build them, typed against boto3's stubs.
 
 import base64
 import json
-import ssl
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from botocore.exceptions import ChecksumError, ClientError
 
-from adserve.dal.aws_http import (
-    AwsHttpClient,
-    Endpoint,
-    Proxy,
-    Request,
-    Response,
-    TimeBudget,
-    TransientError,
-    UnreadableAnswerError,
-)
-from adserve.dal.sigv4 import Credentials
+from adserve.dal.aws_http import AwsHttpClient, ClientSettings, Request, Response, TransientError, UnreadableAnswerError
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.tracing.base import BaseProvider
     from mypy_boto3_dynamodb.type_defs import (
         BatchGetItemInputTypeDef,
         BatchGetItemOutputTypeDef,
@@ -94,28 +82,8 @@ _TRACED_PARAMETERS = {"TableName": "table_name", "QueueUrl": "queue_url"}
 class JsonClient(AwsHttpClient):
     """POSTs of one JSON-protocol service to one endpoint, signed, on kept-alive connections (``aws_http``)."""
 
-    def __init__(
-        self,
-        protocol: JsonProtocol,
-        endpoint: Endpoint,
-        credentials: Callable[[], Credentials],
-        budget: TimeBudget,
-        *,
-        tls: Callable[[], ssl.SSLContext],
-        user_agent: str,
-        tracing: "BaseProvider | None" = None,
-        proxy: Proxy | None = None,
-    ) -> None:
-        super().__init__(
-            protocol.service,
-            endpoint,
-            credentials,
-            budget,
-            tls=tls,
-            user_agent=user_agent,
-            tracing=tracing,
-            proxy=proxy,
-        )
+    def __init__(self, protocol: JsonProtocol, settings: ClientSettings) -> None:
+        super().__init__(protocol.service, settings)
         self._protocol = protocol
 
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:

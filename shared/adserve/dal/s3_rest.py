@@ -15,22 +15,19 @@ import base64
 import hashlib
 import io
 import re
-import ssl
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Unpack, cast
 from urllib.parse import quote, unquote_plus
 
 from botocore.exceptions import ClientError
 
-from adserve.dal.aws_http import AwsHttpClient, Endpoint, Proxy, Request, Response, TimeBudget, UnreadableAnswerError
-from adserve.dal.sigv4 import Credentials
+from adserve.dal.aws_http import AwsHttpClient, ClientSettings, Request, Response, UnreadableAnswerError
 
 if TYPE_CHECKING:
     from xml.etree import ElementTree
 
-    from aws_lambda_powertools.tracing.base import BaseProvider
     from mypy_boto3_s3.type_defs import (
         GetObjectOutputTypeDef,
         GetObjectRequestTypeDef,
@@ -74,22 +71,9 @@ def _only(operation: str, params: Mapping[str, Any], supported: set[str]) -> Non
 class S3RestClient(AwsHttpClient):
     """S3's object calls adserve makes, as boto3's client takes and answers them (see the module docstring)."""
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        credentials: Callable[[], Credentials],
-        budget: TimeBudget,
-        *,
-        virtual_hosted: bool,
-        tls: Callable[[], ssl.SSLContext],
-        user_agent: str,
-        tracing: "BaseProvider | None" = None,
-        proxy: Proxy | None = None,
-    ) -> None:
+    def __init__(self, settings: ClientSettings, *, virtual_hosted: bool) -> None:
         """``virtual_hosted``: address a bucket as a host under the endpoint's (AWS's endpoints), else in the path."""
-        super().__init__(
-            "s3", endpoint, credentials, budget, tls=tls, user_agent=user_agent, tracing=tracing, proxy=proxy
-        )
+        super().__init__("s3", settings)
         self._virtual_hosted = virtual_hosted
 
     def get_object(self, **params: Unpack["GetObjectRequestTypeDef"]) -> "GetObjectOutputTypeDef":
