@@ -13,5 +13,6 @@ def _pins(lock: str) -> dict[str, str]:
 
 def test_the_shared_layer_pins_what_the_dev_lock_pins_including_the_sdk() -> None:
     layer, dev = _pins("shared/layer.lock"), _pins("requirements/dev.lock")
-    assert {"boto3", "botocore", "pydantic", "aws-lambda-powertools"} <= layer.keys()
+    assert {"botocore", "pydantic", "aws-lambda-powertools"} <= layer.keys()
+    assert not {"boto3", "s3transfer"} & layer.keys()  # no function imports them (test_cold_start_imports)
     assert {name: dev.get(name) for name in layer} == layer
