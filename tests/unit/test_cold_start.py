@@ -22,7 +22,7 @@ from adserve.models.serving import ModelProvider
 from adserve.outcomes.key_cache import SigningKeyCache
 from adserve.outcomes.tokens import TokenSigner
 from adserve.wiring import snapstart
-from adserve.wiring.decide import ArchiveOnFirstPut, after_restore, first_request_reads
+from adserve.wiring.decide import after_restore, first_request_reads
 from aws_lambda_powertools import Tracer
 
 from devstack.fakes import InMemoryModelStore, InMemoryPacingStore
@@ -261,26 +261,3 @@ def test_restore_actions_are_replaced_by_name_and_registering_outside_lambda_doe
     assert importlib.util.find_spec("snapshot_restore_py") is None  # it exists only in Lambda's runtime
     snapstart.register(prepare=lambda: ran.append("prepared"))
     assert "prepared" not in ran
-
-
-def test_the_snapshot_archive_is_made_on_its_first_put_and_only_once() -> None:
-    made: list[InMemoryArchive] = []
-
-    def make() -> InMemoryArchive:
-        made.append(InMemoryArchive())
-        return made[-1]
-
-    archive = ArchiveOnFirstPut(make)
-    assert made == []  # nothing made (no S3 client) until a catalog load puts its snapshot
-    archive.put_if_absent("catalogs/a.json.gz", b"a")
-    archive.put_if_absent("catalogs/b.json.gz", b"b")
-    assert len(made) == 1
-    assert made[0].objects == {"catalogs/a.json.gz": b"a", "catalogs/b.json.gz": b"b"}
-
-
-class InMemoryArchive:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def put_if_absent(self, key: str, body: bytes) -> None:
-        self.objects.setdefault(key, body)

@@ -1,7 +1,6 @@
 """Decide's wiring: catalog, caps store with its own time budget, the models (bootstrap + registry), the queue."""
 
 import random
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.pacing_store import DynamoPacingStore
-from adserve.decisions.catalog import CampaignCatalog, SnapshotArchive
+from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import exploration_policy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
@@ -55,22 +54,6 @@ def first_request_reads() -> Iterator[Callable[[Callable[[], object]], None]]:
         yield lambda load: futures.append(pool.submit(load))
         for future in futures:
             future.exception()
-
-
-class ArchiveOnFirstPut:
-    """The catalog's snapshot archive, its S3 client made on the first put rather than before the catalog's
-    first Scan: S3's is botocore's largest service model, and the put comes only after both Scans."""
-
-    def __init__(self, make: Callable[[], SnapshotArchive]) -> None:
-        self._make = make
-        self._archive: SnapshotArchive | None = None
-        self._lock = threading.Lock()
-
-    def put_if_absent(self, key: str, body: bytes) -> None:
-        with self._lock:
-            if self._archive is None:
-                self._archive = self._make()
-        self._archive.put_if_absent(key, body)
 
 
 class Expiring(Protocol):
@@ -114,10 +97,8 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
             # One put per new catalog version per environment, inside a catalog load (on a request when it is a
             # refresh): one attempt, 250 ms to connect and 500 ms to read; a failed put only keeps records inline.
-            archive=ArchiveOnFirstPut(
-                lambda: S3LogStore(
-                    s3_client(connect_timeout=0.25, read_timeout=0.5, attempts=1), settings.logs_bucket_name
-                )
+            archive=S3LogStore(
+                s3_client(connect_timeout=0.25, read_timeout=0.5, attempts=1), settings.logs_bucket_name
             ),
         )
         start(catalog.warm)
