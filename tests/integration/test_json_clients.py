@@ -29,6 +29,7 @@ from botocore.exceptions import (
 
 from bench.local_server import serving
 from devstack.stack import LocalStack
+from tests.support.xray import xray_recorder
 
 QUERY = {
     "KeyConditionExpression": "listener_id = :listener",
@@ -283,62 +284,31 @@ def test_a_dropped_answer_is_a_closed_connection(scripted: Any) -> None:
             lean.call("Query", {})
 
 
-class _Collected:
-    """An X-Ray emitter that keeps what it would send to the daemon."""
-
-    def __init__(self) -> None:
-        self.entities: list[Any] = []
-
-    def send_entity(self, entity: Any) -> None:
-        self.entities.append(entity)
-
-    def set_daemon_address(self, address: str) -> None:
-        """No daemon."""
-
-
-@pytest.fixture
-def xray_sdk_enabled() -> Iterator[None]:
-    """Powertools' Tracer switches the X-Ray SDK off for the whole process while tracing is off, as in the tests."""
-    from aws_xray_sdk import global_sdk_config
-
-    was = global_sdk_config.sdk_enabled()
-    global_sdk_config.set_sdk_enabled(True)
-    yield
-    global_sdk_config.set_sdk_enabled(was)
-
-
-@pytest.mark.usefixtures("xray_sdk_enabled")
 def test_with_tracing_on_each_call_is_an_aws_subsegment_whose_id_goes_with_it(scripted: Any) -> None:
-    from aws_xray_sdk.core.context import Context
-    from aws_xray_sdk.core.recorder import AWSXRayRecorder
-
-    recorder = AWSXRayRecorder()
-    emitter = _Collected()
-    # The plain context: with Lambda's variables set (the tests set some) the recorder would take Lambda's own.
-    recorder.configure(sampling=False, emitter=emitter, context=Context(context_missing="RUNTIME_ERROR"))
-    settings = ClientSettings(
-        Endpoint(scripted.url, "eu-west-1", "dynamodb"),
-        lambda: Credentials("AKIDEXAMPLE", "secret", None),
-        TimeBudget(connect_timeout=5.0, read_timeout=5.0, attempts=1),
-        tls=ssl.create_default_context,
-        user_agent="test",
-        tracing=recorder,  # the provider Powertools' Tracer wraps while tracing is on
-    )
-    lean = DynamoDBJsonClient(DYNAMODB, settings)
-    segment = recorder.begin_segment("DecideFunction")
-    lean.query(TableName="caps", **QUERY)  # type: ignore[arg-type]
-    scripted.answers[:] = [(400, {"__type": "ValidationException"}, {"x-amzn-requestid": "r-2"})]
-    with pytest.raises(ClientError):
+    with xray_recorder() as (recorder, emitter):
+        settings = ClientSettings(
+            Endpoint(scripted.url, "eu-west-1", "dynamodb"),
+            lambda: Credentials("AKIDEXAMPLE", "secret", None),
+            TimeBudget(connect_timeout=5.0, read_timeout=5.0, attempts=1),
+            tls=ssl.create_default_context,
+            user_agent="test",
+            tracing=recorder,  # the provider Powertools' Tracer wraps while tracing is on
+        )
+        lean = DynamoDBJsonClient(DYNAMODB, settings)
+        segment = recorder.begin_segment("DecideFunction")
         lean.query(TableName="caps", **QUERY)  # type: ignore[arg-type]
-    recorder.end_segment()
-    first, second = segment.subsegments
-    assert first.namespace == "aws"
-    assert first.aws == {"operation": "Query", "region": "eu-west-1", "table_name": "caps", "request_id": ""}
-    assert first.http["response"]["status"] == 200
-    assert scripted.requests[0]["x-amzn-trace-id"] == f"Root={segment.trace_id};Parent={first.id};Sampled=1"
-    assert second.aws["request_id"] == "r-2"
-    assert second.http["response"]["status"] == 400
-    assert emitter.entities == [segment]
+        scripted.answers[:] = [(400, {"__type": "ValidationException"}, {"x-amzn-requestid": "r-2"})]
+        with pytest.raises(ClientError):
+            lean.query(TableName="caps", **QUERY)  # type: ignore[arg-type]
+        recorder.end_segment()
+        first, second = segment.subsegments
+        assert first.namespace == "aws"
+        assert first.aws == {"operation": "Query", "region": "eu-west-1", "table_name": "caps", "request_id": ""}
+        assert first.http["response"]["status"] == 200
+        assert scripted.requests[0]["x-amzn-trace-id"] == f"Root={segment.trace_id};Parent={first.id};Sampled=1"
+        assert second.aws["request_id"] == "r-2"
+        assert second.http["response"]["status"] == 400
+        assert emitter.entities == [segment]
 
 
 class _Raw(http.server.BaseHTTPRequestHandler):

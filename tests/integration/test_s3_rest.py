@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from bench.local_server import serving
 from devstack.stack import LocalStack
+from tests.support.xray import xray_recorder
 
 KEYS = ["plain.json", "with space/ü+%20#?.gz", "a/b/c", "tilde~and(parens)", "x" * 200]
 
@@ -159,7 +160,7 @@ def recorder() -> Iterator[Any]:
         yield server
 
 
-def through(recorder: Any, *, attempts: int = 1) -> S3RestClient:
+def through(recorder: Any, *, attempts: int = 1, tracing: Any = None) -> S3RestClient:
     """A client of AWS's eu-west-1 endpoint, virtual-hosted, whose plain-HTTP requests go through the recorder as
     a forwarding proxy: each request line names the host the client addressed, with no DNS involved."""
     settings = ClientSettings(
@@ -169,6 +170,7 @@ def through(recorder: Any, *, attempts: int = 1) -> S3RestClient:
         tls=lambda: pytest.fail("no TLS to a plain-HTTP endpoint"),
         user_agent="test",
         proxy=Proxy(f"http://127.0.0.1:{recorder.server_address[1]}", {}),
+        tracing=tracing,
     )
     return S3RestClient(settings, virtual_hosted=True)
 
@@ -223,3 +225,20 @@ def test_an_error_documents_code_and_message_are_read_with_their_entities(record
     with pytest.raises(ClientError) as raised:
         through(recorder).get_object(Bucket="adserve-logs-1a2b", Key="k")
     assert raised.value.response["Error"] == {"Code": "AccessDenied", "Message": "a & <b>"}
+
+
+def test_with_tracing_on_each_call_is_an_aws_subsegment_naming_its_bucket_not_its_key(recorder: Any) -> None:
+    with xray_recorder() as (xray, _):
+        client = through(recorder, tracing=xray)
+        segment = xray.begin_segment("RecordFunction")
+        client.put_object(Bucket="adserve-logs-1a2b", Key="erasures/pseudonym", Body=b"")
+        xray.end_segment()
+    (traced,) = segment.subsegments
+    assert (traced.name, traced.namespace) == ("s3", "aws")
+    assert traced.aws == {
+        "operation": "PutObject",
+        "region": "eu-west-1",
+        "bucket_name": "adserve-logs-1a2b",
+        "request_id": "",
+    }
+    assert recorder.requests[0][1]["x-amzn-trace-id"] == f"Root={segment.trace_id};Parent={traced.id};Sampled=1"

@@ -120,7 +120,7 @@ class S3RestClient(AwsHttpClient):
         host, path = self._address(params["Bucket"], "")
         encoded = "&".join(f"{name}={quote(value, safe='-_.~')}" for name, value in sorted(query.items()))
         request = Request("GET", host, path, encoded, {}, b"", _EMPTY_SHA256)
-        response, metadata = self._send("ListObjectsV2", request)
+        response, metadata = self._send("ListObjectsV2", params["Bucket"], request)
         try:
             page = _listing(response.body)
         except (SyntaxError, ValueError) as error:  # ElementTree's ParseError is a SyntaxError
@@ -144,7 +144,7 @@ class S3RestClient(AwsHttpClient):
         """The answer's fields boto3 gives for an object call, and its body under ``_body``."""
         host, path = self._address(bucket, key)
         payload_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
-        response, metadata = self._send(operation, Request(method, host, path, "", headers, body, payload_hash))
+        response, metadata = self._send(operation, bucket, Request(method, host, path, "", headers, body, payload_hash))
         answer: dict[str, Any] = {
             "_body": response.body,
             "ContentLength": int(response.headers.get("content-length", len(response.body))),
@@ -160,14 +160,15 @@ class S3RestClient(AwsHttpClient):
                 answer[field] = response.headers[header]
         return answer
 
-    def _send(self, operation: str, request: Request) -> tuple[Response, dict[str, Any]]:
+    def _send(self, operation: str, bucket: str, request: Request) -> tuple[Response, dict[str, Any]]:
         """The 2xx answer and its ResponseMetadata; an error answer raises ClientError as botocore's parser reads
-        it, retried when transient."""
+        it, retried when transient. Traced with the bucket's name, as X-Ray's botocore patch records it, but not
+        the key it records too: a key can name a pseudonym (the erasure ledger's)."""
 
         def run(trace_header: str | None) -> dict[str, Any]:
             return self._with_retries(lambda attempt: self._attempt(operation, request, attempt, trace_header))
 
-        answer = self._traced(operation, {}, run)
+        answer = self._traced(operation, {"bucket_name": bucket}, run)
         return answer.pop("_response"), answer["ResponseMetadata"]
 
     def _attempt(self, operation: str, request: Request, attempt: int, trace_header: str | None) -> dict[str, Any]:
