@@ -22,7 +22,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 import boto3
-from adserve.dal.aws_clients import verifying_context
+from adserve.dal.aws_http import verifying_context
 from adserve.dal.botocore_session import share_ca_bundle
 from botocore.config import Config
 from botocore.httpsession import get_cert_path

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adserve.dal import aws_clients
+from adserve.dal import aws_clients, aws_http
 from botocore.exceptions import EndpointConnectionError, ProxyConnectionError
 
 from bench.tls_connections import TlsServer, make_certificates, serve_tls
@@ -99,13 +99,13 @@ def test_https_goes_through_a_connect_tunnel_and_still_verifies_the_endpoint(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setenv("AWS_CA_BUNDLE", str(ca))
-    aws_clients.verifying_context.cache_clear()
+    aws_http.verifying_context.cache_clear()
     lean = aws_clients.dynamodb_client(endpoint_url=server.url(), attempts=1)
     assert lean.call("ListTables", {})["ResponseMetadata"]["HTTPStatusCode"] == 200
     (line, headers), *_ = proxy.requests
     assert line == f"CONNECT localhost:{server.port} HTTP/1.1\r\n".encode()
     assert headers["proxy-authorization"] == "Basic dXNlcjpzZWNyZXQ="  # user:secret
-    aws_clients.verifying_context.cache_clear()
+    aws_http.verifying_context.cache_clear()
 
 
 def test_plain_http_names_the_whole_url_to_the_proxy(proxy: _Proxy, monkeypatch: pytest.MonkeyPatch) -> None:

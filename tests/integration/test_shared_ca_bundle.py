@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from adserve.dal import aws_clients, botocore_session
-from adserve.dal.aws_clients import verifying_context
+from adserve.dal.aws_http import verifying_context
 from adserve.dal.botocore_session import SharedCaSession
 from botocore.exceptions import SSLError
 

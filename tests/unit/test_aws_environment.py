@@ -5,8 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-from adserve.dal import aws_clients, botocore_session
+from adserve.dal import botocore_session
 from adserve.dal.aws_clients import from_environment
+from adserve.dal.aws_http import Resolved
 from adserve.dal.sdk_models import SERVICES
 from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import get_cert_path
@@ -34,7 +35,7 @@ def lambda_like(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, st
     return environ
 
 
-def sessions_answer(service: str, region: str, monkeypatch: pytest.MonkeyPatch) -> aws_clients.Resolved:
+def sessions_answer(service: str, region: str, monkeypatch: pytest.MonkeyPatch) -> Resolved:
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     botocore_session.session.cache_clear()
     try:

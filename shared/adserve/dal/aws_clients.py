@@ -14,19 +14,14 @@ point every client at moto without a line of code here; both paths resolve them 
 
 import os
 import re
-import ssl
 import sys
-import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from functools import cache
-from typing import TypeVar
+from collections.abc import Mapping
 
 import botocore
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from adserve.dal import aws_http
-from adserve.dal.aws_http import ClientSettings, Endpoint, Proxy, TimeBudget
+from adserve.dal.aws_http import ClientSettings, Endpoint, Resolved, TimeBudget, shared_context
 from adserve.dal.json_clients import (
     DYNAMODB,
     SECRETS_MANAGER,
@@ -40,21 +35,6 @@ from adserve.dal.sigv4 import Credentials
 
 # What a failed AWS call raises, for callers outside dal/ that report it rather than handle it.
 AWS_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
-
-_ClientT = TypeVar("_ClientT")
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What a lean client of one service needs besides its time budget."""
-
-    credentials: Callable[[], Credentials]
-    """Called for every request's signature: rotated or refreshed credentials take effect at once."""
-    endpoint: Endpoint
-    configured: bool
-    """The endpoint is a configured URL (moto, MinIO, a VPC endpoint), not AWS's own: S3 is addressed path-style."""
-    ca_bundle: str
-    proxy: Proxy | None
 
 
 _ENDPOINT_VARIABLE = {"dynamodb": "DYNAMODB", "sqs": "SQS", "secretsmanager": "SECRETS_MANAGER", "s3": "S3"}
@@ -119,23 +99,6 @@ def from_environment(
         )
 
     return Resolved(credentials, endpoint, bool(configured), environ.get("AWS_CA_BUNDLE") or _default_ca_bundle(), None)
-
-
-@cache
-def verifying_context(ca_bundle: str) -> ssl.SSLContext:
-    """A TLS context that verifies certificates and host names against ``ca_bundle``: one per bundle per process
-    (through ``shared_context``), for the lean clients' connections and botocore's (``botocore_session``)."""
-    return ssl.create_default_context(cafile=ca_bundle)
-
-
-_CONTEXT_LOCK = threading.Lock()
-
-
-def shared_context(ca_bundle: str) -> ssl.SSLContext:
-    """``verifying_context``, one caller at a time: a cold start's first connections open together, on the first
-    request's threads, and without the lock each would load the bundle (~15-20 ms) before the first was cached."""
-    with _CONTEXT_LOCK:
-        return verifying_context(ca_bundle)
 
 
 def resolve(service: str, endpoint_url: str | None) -> Resolved:

@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -97,6 +98,37 @@ class TimeBudget:
     connect_timeout: float
     read_timeout: float
     attempts: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a lean client of one service needs besides its time budget, as ``aws_clients`` resolves it from the
+    environment or ``botocore_session`` from botocore's session."""
+
+    credentials: Callable[[], Credentials]
+    """Called for every request's signature: rotated or refreshed credentials take effect at once."""
+    endpoint: Endpoint
+    configured: bool
+    """The endpoint is a configured URL (moto, MinIO, a VPC endpoint), not AWS's own: S3 is addressed path-style."""
+    ca_bundle: str
+    proxy: Proxy | None
+
+
+@cache
+def verifying_context(ca_bundle: str) -> ssl.SSLContext:
+    """A TLS context that verifies certificates and host names against ``ca_bundle``: one per bundle per process
+    (through ``shared_context``), for the lean clients' connections and botocore's (``botocore_session``)."""
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
+_CONTEXT_LOCK = threading.Lock()
+
+
+def shared_context(ca_bundle: str) -> ssl.SSLContext:
+    """``verifying_context``, one caller at a time: a cold start's first connections open together, on the first
+    request's threads, and without the lock each would load the bundle (~15-20 ms) before the first was cached."""
+    with _CONTEXT_LOCK:
+        return verifying_context(ca_bundle)
 
 
 _CLIENTS: "weakref.WeakSet[AwsHttpClient]" = weakref.WeakSet()

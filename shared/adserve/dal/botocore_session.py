@@ -21,8 +21,7 @@ from botocore.loaders import JSONFileLoader, Loader
 from botocore.parsers import ResponseParser, ResponseParserFactory
 from botocore.utils import get_environ_proxies
 
-from adserve.dal.aws_clients import Resolved, shared_context
-from adserve.dal.aws_http import Endpoint, Proxy
+from adserve.dal.aws_http import Endpoint, Proxy, Resolved, shared_context
 from adserve.dal.sdk_models import SERVICES, read_json, read_parsed
 from adserve.dal.sigv4 import Credentials
 
