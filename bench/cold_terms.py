@@ -72,8 +72,7 @@ from adserve.models.ctr_model import CtrModel
 from adserve.wiring.settings import DecideSettings
 
 timed(aws_clients, "resolve", "client settings (environment, else botocore's session)")
-timed(aws_clients, "_json_client", "lean JSON client creation")
-timed(s3_rest.S3RestClient, "__init__", "lean S3 client creation")
+timed(aws_http.AwsHttpClient, "__init__", "lean client creation")
 timed(onnxruntime.InferenceSession, "__init__", "ONNX session creation (in model load)")
 timed(CtrModel, "load", "model load: read, sha256, verify, ONNX session")
 timed(CampaignCatalog, "_build", "catalog build: parse, encode, index")
