@@ -155,7 +155,7 @@ class Meter:
             self._count_answer(call, bool(params.get("ConsistentRead")), answer)
             return answer
 
-        def counted_object(client: S3RestClient, operation: str, method: str, **request: Any) -> dict[str, Any]:
+        def counted_object(client: S3RestClient, operation: str, method: str, **request: Any) -> Any:
             self._count("s3", operation, {"Body": request["body"]})
             return object_call(client, operation, method, **request)
 

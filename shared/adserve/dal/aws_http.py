@@ -362,6 +362,13 @@ class AwsHttpClient:
             for connection in idle:
                 connection.close()
 
+    def _call(
+        self, operation: str, fields: Mapping[str, str], attempt: Callable[[int, str | None], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """``attempt(n, trace header)``'s answer, traced (``_traced``) and tried again as botocore would
+        (``_with_retries``): what every operation of every lean client goes through."""
+        return self._traced(operation, fields, lambda header: self._with_retries(lambda n: attempt(n, header)))
+
     def _traced(
         self, operation: str, fields: Mapping[str, str], run: Callable[[str | None], dict[str, Any]]
     ) -> dict[str, Any]:

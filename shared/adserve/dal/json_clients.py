@@ -89,9 +89,6 @@ class JsonClient(AwsHttpClient):
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One operation's JSON answer, with botocore's ``ResponseMetadata`` (request id, status, retries)."""
         fields = {key: str(params[name]) for name, key in _TRACED_PARAMETERS.items() if name in params}
-        return self._traced(operation, fields, lambda header: self._call(operation, params, header))
-
-    def _call(self, operation: str, params: Mapping[str, Any], trace_header: str | None) -> dict[str, Any]:
         body = json.dumps(params, separators=(",", ":")).encode()
         headers = {
             "content-type": self._protocol.content_type,
@@ -100,7 +97,7 @@ class JsonClient(AwsHttpClient):
         if self._protocol.query_compatible:
             headers["x-amzn-query-mode"] = "true"
         request = Request("POST", self._host, "/", "", headers, body)
-        return self._with_retries(lambda attempt: self._attempt(operation, request, attempt, trace_header))
+        return self._call(operation, fields, lambda attempt, header: self._attempt(operation, request, attempt, header))
 
     def _attempt(self, operation: str, request: Request, attempt: int, trace_header: str | None) -> dict[str, Any]:
         response = self._exchange(request, trace_header)

@@ -78,17 +78,17 @@ class S3RestClient(AwsHttpClient):
 
     def get_object(self, **params: Unpack["GetObjectRequestTypeDef"]) -> "GetObjectOutputTypeDef":
         _only("GetObject", params, {"Bucket", "Key"})
-        answer = self._object_call("GetObject", "GET", bucket=params["Bucket"], key=params["Key"], headers={}, body=b"")
-        answer["Body"] = io.BytesIO(answer.pop("_body"))
-        return cast("GetObjectOutputTypeDef", answer)
+        response, metadata = self._object_call(
+            "GetObject", "GET", bucket=params["Bucket"], key=params["Key"], headers={}, body=b""
+        )
+        return cast("GetObjectOutputTypeDef", {**_described(response, metadata), "Body": io.BytesIO(response.body)})
 
     def head_object(self, **params: Unpack["HeadObjectRequestTypeDef"]) -> "HeadObjectOutputTypeDef":
         _only("HeadObject", params, {"Bucket", "Key"})
-        answer = self._object_call(
+        response, metadata = self._object_call(
             "HeadObject", "HEAD", bucket=params["Bucket"], key=params["Key"], headers={}, body=b""
         )
-        del answer["_body"]
-        return cast("HeadObjectOutputTypeDef", answer)
+        return cast("HeadObjectOutputTypeDef", _described(response, metadata))
 
     def put_object(self, **params: Unpack["PutObjectRequestTypeDef"]) -> "PutObjectOutputTypeDef":
         _only("PutObject", params, {"Bucket", "Key", "Body", *_PUT_HEADERS, "Metadata"})
@@ -103,10 +103,12 @@ class S3RestClient(AwsHttpClient):
             raise ValueError("PutObject: a header value cannot hold a line break")
         headers["x-amz-checksum-crc32"] = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
         headers["x-amz-sdk-checksum-algorithm"] = "CRC32"
-        answer = self._object_call(
+        response, metadata = self._object_call(
             "PutObject", "PUT", bucket=params["Bucket"], key=params["Key"], headers=headers, body=body
         )
-        del answer["_body"], answer["ContentLength"], answer["Metadata"]
+        answer: dict[str, Any] = {"ResponseMetadata": metadata}
+        if "etag" in response.headers:
+            answer["ETag"] = response.headers["etag"]
         return cast("PutObjectOutputTypeDef", answer)
 
     def list_objects_v2(self, **params: Unpack["ListObjectsV2RequestTypeDef"]) -> "ListObjectsV2OutputTypeDef":
@@ -140,36 +142,22 @@ class S3RestClient(AwsHttpClient):
 
     def _object_call(
         self, operation: str, method: str, *, bucket: str, key: str, headers: dict[str, str], body: bytes
-    ) -> dict[str, Any]:
-        """The answer's fields boto3 gives for an object call, and its body under ``_body``."""
+    ) -> tuple[Response, dict[str, Any]]:
+        """An object call's 2xx answer and its ResponseMetadata (see ``_send``)."""
         host, path = self._address(bucket, key)
         payload_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
-        response, metadata = self._send(operation, bucket, Request(method, host, path, "", headers, body, payload_hash))
-        answer: dict[str, Any] = {
-            "_body": response.body,
-            "ContentLength": int(response.headers.get("content-length", len(response.body))),
-            "Metadata": {
-                name[len(_METADATA_PREFIX) :]: value
-                for name, value in response.headers.items()
-                if name.startswith(_METADATA_PREFIX)
-            },
-            "ResponseMetadata": metadata,
-        }
-        for header, field in (("etag", "ETag"), ("content-type", "ContentType")):
-            if header in response.headers:
-                answer[field] = response.headers[header]
-        return answer
+        return self._send(operation, bucket, Request(method, host, path, "", headers, body, payload_hash))
 
     def _send(self, operation: str, bucket: str, request: Request) -> tuple[Response, dict[str, Any]]:
         """The 2xx answer and its ResponseMetadata; an error answer raises ClientError as botocore's parser reads
         it, retried when transient. Traced with the bucket's name, as X-Ray's botocore patch records it, but not
         the key it records too: a key can name a pseudonym (the erasure ledger's)."""
-
-        def run(trace_header: str | None) -> dict[str, Any]:
-            return self._with_retries(lambda attempt: self._attempt(operation, request, attempt, trace_header))
-
-        answer = self._traced(operation, {"bucket_name": bucket}, run)
-        return answer.pop("_response"), answer["ResponseMetadata"]
+        answer = self._call(
+            operation,
+            {"bucket_name": bucket},
+            lambda attempt, header: self._attempt(operation, request, attempt, header),
+        )
+        return answer["_response"], answer["ResponseMetadata"]
 
     def _attempt(self, operation: str, request: Request, attempt: int, trace_header: str | None) -> dict[str, Any]:
         response = self._exchange(request, trace_header)
@@ -184,6 +172,23 @@ class S3RestClient(AwsHttpClient):
         error = _error(response)
         failure = ClientError({"Error": error, "ResponseMetadata": metadata}, operation)  # type: ignore[typeddict-item]
         raise self._failed(failure, response.status)
+
+
+def _described(response: Response, metadata: dict[str, Any]) -> dict[str, Any]:
+    """What boto3 answers of an object (GetObject's and HeadObject's fields but the body)."""
+    described: dict[str, Any] = {
+        "ContentLength": int(response.headers.get("content-length", len(response.body))),
+        "Metadata": {
+            name[len(_METADATA_PREFIX) :]: value
+            for name, value in response.headers.items()
+            if name.startswith(_METADATA_PREFIX)
+        },
+        "ResponseMetadata": metadata,
+    }
+    for header, field in (("etag", "ETag"), ("content-type", "ContentType")):
+        if header in response.headers:
+            described[field] = response.headers[header]
+    return described
 
 
 def _error(response: Response) -> dict[str, str]:
