@@ -25,8 +25,9 @@ with a play rate below 1 (``--play-rate``, 0.8 by default here) some chosen ads 
 matters. Per variant it reports the final greedy policy's click rate over the greedy oracle's, the served click rate
 over the whole logging run (the chosen ads' true CTR) and that over ``BASELINE``'s in the same world, the holdout
 AUC's gap to the Bayes AUC, and the SNIPS estimate's relative error against the measured click rate of the policy it
-estimates. The results go to ``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short
-leaves what it measured), and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is
+estimates (and how often it is within 10% of that policy's true click rate, ``snips_error_of_true_value``). The
+results go to ``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short leaves what it
+measured), and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is
 rendered from it; ``tests/unit/test_demo_sweep.py`` fails when the two disagree. With ``--checks`` (at the demo's
 play rate, 1), the results go to ``bench/results/demo_checks.json`` and README's ``demo-checks`` table says, per
 acceptance check and variant, in how many worlds it passes and which it misses.
@@ -150,6 +151,10 @@ def _retrain_request(config: DemoConfig, end: datetime) -> RetrainRequest:
     )
 
 
+RETRAINED_PHASE = "retrained model"
+"""The phase whose click rate SNIPS estimates: the last retrained model served with its exploration."""
+
+
 def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     """The demo's loop on world ``seed`` without the stack; its phases, last retrain and acceptance checks."""
     config = dataclasses.replace(config, seed=seed)
@@ -205,7 +210,7 @@ def replay(config: DemoConfig, seed: int) -> dict[str, Any]:
     phase = partial(offline_phase, world, weekday=config.weekday)
     phases = [
         phase("bootstrap model", n, exploration, rng, scorer=bootstrap, consent_share=share),
-        phase("retrained model", n, exploration, rng, scorer=retrained, consent_share=share, heard=retrained_heard),
+        phase(RETRAINED_PHASE, n, exploration, rng, scorer=retrained, consent_share=share, heard=retrained_heard),
         phase("oracle (true probabilities)", config.offline_decisions, exploration, rng),
         phase("random", config.offline_decisions, EpsilonGreedy(1.0), rng),
     ]
@@ -531,6 +536,17 @@ def _replay_variant(config: DemoConfig, variant: str, seed: int, weekday: str | 
     return {"variant": variant} | replay(dataclasses.replace(config, **VARIANTS[variant], weekday=weekday), seed)
 
 
+def snips_error_of_true_value(run: Mapping[str, Any]) -> float | None:
+    """SNIPS's relative error against the retrained policy's true click rate on the listeners it was measured on
+    (the mean true probability of the ads it served them), not against the clicks drawn there.
+
+    Why: the measured click rate is itself a draw, about 2% relative standard error at 20,000 decisions and a 12%
+    click rate, so part of a miss against it is the yardstick's. None for a run without the estimate or the true rate.
+    """
+    snips, truth = run.get("off_policy", {}).get("snips"), run.get("phases_expected", {}).get(RETRAINED_PHASE)
+    return abs(snips - truth) / truth if snips is not None and truth else None
+
+
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | str]]:
     """Per variant: the mean of each column over its replays, and how many meet the SNIPS goal.
 
@@ -555,6 +571,8 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | 
         }
         within = sum(run["snips_error"] is not None and run["snips_error"] <= 0.10 for run in mine)
         row["snips_within_10pct"] = f"{within}/{len(mine)}"
+        of_truth = [error for run in mine if (error := snips_error_of_true_value(run)) is not None]
+        row["snips_within_10pct_of_true_value"] = f"{sum(error <= 0.10 for error in of_truth)}/{len(mine)}"
         row["snips_error_max"] = max((r["snips_error"] for r in mine if r["snips_error"] is not None), default="-")
         row["worlds"] = len(mine)
         summary[variant] = row
@@ -606,7 +624,7 @@ def _cell(column: str, value: float | str) -> str:
 def markdown(results: Mapping[str, Any]) -> str:
     """README's table: one row per variant, means over the replays of it (worlds, and days when fixed)."""
     summary: Mapping[str, Mapping[str, Any]] = results["summary"]
-    header = ["variant", *COLUMNS.values(), "SNIPS within 10%"]
+    header = ["variant", *COLUMNS.values(), "SNIPS within 10%", "within 10% of the true rate"]
     lines = [
         f"Offline, `python -m devstack.demo_sweep`: means over {_draws(results['runs'])}; "
         f"settings {json.dumps(results['settings'])}.",
@@ -616,7 +634,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     ]
     for variant, row in summary.items():
         cells = [_cell(column, row[column]) for column in COLUMNS]
-        lines.append("| " + " | ".join([variant, *cells, str(row["snips_within_10pct"])]) + " |")
+        counts = [str(row["snips_within_10pct"]), str(row["snips_within_10pct_of_true_value"])]
+        lines.append("| " + " | ".join([variant, *cells, *counts]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -693,15 +712,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--region", default="demo-sweep", help="README's region the variants table goes to (not with --checks)"
     )
-    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
+    parser.add_argument(
+        "--docs-only", action="store_true", help="only summarise --out's runs again and rewrite README's table"
+    )
     parser.add_argument(
         "--keep-others", action="store_true", help="keep --out's runs of the variants not replayed (after changing one)"
     )
     args = parser.parse_args(argv)
     out = args.out or (CHECKS_RESULTS if args.checks else RESULTS)
     play_rate = args.play_rate if args.play_rate is not None else (DemoConfig.play_rate if args.checks else PLAY_RATE)
-    results: dict[str, Any] | None = None
-    if not args.docs_only:
+    if args.docs_only:  # the committed runs, summarised by this code
+        committed = json.loads(out.read_text())
+        results = committed | {"summary": summarize(committed["runs"]), "pass_rates": _pass_rates(committed["runs"])}
+    else:
         kept = json.loads(out.read_text()) if args.keep_others else None
         results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept, weekdays=args.weekdays)
     table, rewrite_readme = (

@@ -208,6 +208,31 @@ def test_the_run_click_rate_is_compared_with_the_baseline_world_by_world() -> No
     assert summary[other]["snips_within_10pct"] == "1/2"
 
 
+def test_snips_is_also_counted_against_the_policys_true_click_rate_where_its_drawn_clicks_miss() -> None:
+    # Given a world where SNIPS (0.11) misses the drawn clicks (0.099) by 11% but the true rate (0.104) by 5.8%,
+    # and a run from before the true rate was kept
+    def run(seed: int, expected: dict[str, float]) -> dict[str, Any]:
+        return {
+            "variant": demo_sweep.BASELINE,
+            "seed": seed,
+            "run_click_rate": 0.1,
+            "greedy_over_oracle": 0.9,
+            "auc_gap": 0.01,
+            "snips_error": 0.111,
+            "dropped_no_impression": 0,
+            "off_policy": {"snips": 0.11},
+            "phases_expected": expected,
+        }
+
+    runs = [run(1, {demo_sweep.RETRAINED_PHASE: 0.104}), run(2, {})]
+    # When summarised
+    row = demo_sweep.summarize(runs)[demo_sweep.BASELINE]
+    # Then it misses against the clicks, is within against the true rate, and the older run counts as a miss
+    assert demo_sweep.snips_error_of_true_value(runs[0]) == pytest.approx(0.006 / 0.104)
+    assert demo_sweep.snips_error_of_true_value(runs[1]) is None
+    assert (row["snips_within_10pct"], row["snips_within_10pct_of_true_value"]) == ("0/2", "1/2")
+
+
 def test_a_round_explores_with_the_policy_decide_derives_for_the_model_serving_it(tmp_path: Path) -> None:
     config = DemoConfig(policy="squarecb", rounds=(1_000, 3_000, 5_000), gamma_scale=2.0)
     world = config.world()
