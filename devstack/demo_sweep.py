@@ -548,7 +548,8 @@ def snips_error_of_true_value(run: Mapping[str, Any]) -> float | None:
 
 
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | str]]:
-    """Per variant: the mean of each column over its replays, and how many meet the SNIPS goal.
+    """Per variant: the mean of each column over its replays, and how many meet the SNIPS goal, against the measured
+    clicks and against the policy's true click rate (``snips_error_of_true_value``).
 
     ``run_vs_baseline`` is the mean over replays of each one's run click rate over ``BASELINE``'s in the same world
     on the same day.
