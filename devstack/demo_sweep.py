@@ -572,8 +572,8 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | 
         }
         within = sum(run["snips_error"] is not None and run["snips_error"] <= 0.10 for run in mine)
         row["snips_within_10pct"] = f"{within}/{len(mine)}"
-        of_truth = [error for run in mine if (error := snips_error_of_true_value(run)) is not None]
-        row["snips_within_10pct_of_true_value"] = f"{sum(error <= 0.10 for error in of_truth)}/{len(mine)}"
+        of_truth = sum(error is not None and error <= 0.10 for error in map(snips_error_of_true_value, mine))
+        row["snips_within_10pct_of_true_value"] = f"{of_truth}/{len(mine)}"
         row["snips_error_max"] = max((r["snips_error"] for r in mine if r["snips_error"] is not None), default="-")
         row["worlds"] = len(mine)
         summary[variant] = row
@@ -724,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     play_rate = args.play_rate if args.play_rate is not None else (DemoConfig.play_rate if args.checks else PLAY_RATE)
     if args.docs_only:  # the committed runs, summarised by this code
         committed = json.loads(out.read_text())
-        results = committed | {"summary": summarize(committed["runs"]), "pass_rates": _pass_rates(committed["runs"])}
+        results = committed | _summaries(committed["runs"])
     else:
         kept = json.loads(out.read_text()) if args.keep_others else None
         results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept, weekdays=args.weekdays)
@@ -782,13 +782,13 @@ def kept_runs(
 
 
 def _results(settings: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], started: float) -> dict[str, Any]:
-    return {
-        "settings": settings,
-        "minutes": round((time.perf_counter() - started) / 60, 1),
-        "summary": summarize(runs),
-        "pass_rates": _pass_rates(runs),
-        "runs": list(runs),
-    }
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    return {"settings": settings, "minutes": minutes, **_summaries(runs), "runs": list(runs)}
+
+
+def _summaries(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a results file derives from its runs: written with them, and again by ``--docs-only`` with this code."""
+    return {"summary": summarize(runs), "pass_rates": _pass_rates(runs)}
 
 
 if __name__ == "__main__":
