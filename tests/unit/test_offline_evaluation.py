@@ -1,12 +1,14 @@
 """Offline evaluation: the estimators on a case computed by hand, calibration, and the promotion rule."""
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from adserve.decisions.policy import POLICY_NAMES, EpsilonGreedy, ExplorationPolicy, SquareCB, exploration_policy
+from adserve.models.ctr_model import unseen_from
 from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
@@ -24,6 +26,7 @@ from adserve.training.evaluation import (
     slot_one_terms,
     snips,
     standard_errors,
+    unseen_by,
 )
 from adserve.training.simulation import World
 
@@ -323,3 +326,35 @@ class CountingTruth:
 
     def predict(self, indices: np.ndarray) -> np.ndarray:
         raise AssertionError("not scored: slot_one_terms is given the truth")
+
+
+def test_a_model_learned_nothing_from_its_holdout_on_or_after_the_window_it_was_refitted_on() -> None:
+    window = {
+        "start": "2026-01-01T00:00:00+00:00",
+        "end": "2026-01-03T00:00:00+00:00",
+        "validation_start": "2026-01-02T09:00:00+00:00",
+        "holdout_start": "2026-01-02T12:00:00+00:00",
+    }
+    holdout_start = datetime(2026, 1, 2, 12, tzinfo=UTC).timestamp()
+    end = datetime(2026, 1, 3, tzinfo=UTC).timestamp()
+    # A fit on the train segment saw nothing of its holdout (the validation segment chose its epochs)
+    assert unseen_from({"training_window": window}) == holdout_start
+    # A refit learned from every decision of its window, the last one included
+    assert unseen_from({"training_window": window, "refit_on_all": {"rows": 10}}) == math.nextafter(end, math.inf)
+    # The bootstrap model learned from no logged decision
+    assert unseen_from({"version": "bootstrap-0c79ce647124"}) is None
+
+
+def test_decisions_are_unseen_by_a_model_from_its_time_on_and_all_unseen_by_one_that_does_not_say() -> None:
+    @dataclass
+    class Refitted:
+        unseen_from: float | None
+        version: str = "fm-x"
+
+        def predict(self, indices: np.ndarray) -> np.ndarray:
+            raise AssertionError("not scored")
+
+    decided_at = np.array([10.0, 20.0, 30.0])
+    assert unseen_by(Refitted(20.0), decided_at).tolist() == [False, True, True]
+    assert unseen_by(Refitted(None), decided_at).tolist() == [True, True, True]
+    assert unseen_by(CountingTruth(HeardAds.count(np.zeros(1, dtype=np.int64))), decided_at).tolist() == [True] * 3

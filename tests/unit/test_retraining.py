@@ -18,9 +18,9 @@ from adserve.models.registry import ActivePointer
 from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
 from adserve.training.evaluation import PromotionRule, ips, score_candidates, slot_one_terms, snips
 from adserve.training.factorization_machine import TrainingConfig
-from adserve.training.retraining import RetrainError, RetrainRequest, promote, retrain
+from adserve.training.retraining import RetrainError, RetrainRequest, compare_published, promote, retrain
 from adserve.training.simulation import World
-from adserve.training.trainer import TrainerConfig
+from adserve.training.trainer import TrainerConfig, collect, evaluation_set
 from adserve.wiring.retrain import scheduled_request
 from adserve.wiring.settings import RetrainSettings
 
@@ -161,6 +161,79 @@ def test_a_refit_on_every_row_is_published_with_the_metrics_of_the_fit_that_was_
     assert timeless[0] == timeless[1]
     served = CtrModel.load(refit_models.download(refit.version or "", tmp_path / "served"), DEFAULT_SPEC)
     assert served.version == refit.version
+
+
+def test_a_champion_is_judged_only_on_the_decisions_after_everything_it_learned_from(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    store, _ = simulated
+    models = InMemoryModelStore()
+    refit = dataclasses.replace(QUICK, refit_on_all=True)
+    anyway = PromotionRule(margin=-1.0)
+    # Given a champion refitted on every decision of the first 44 of the logs' 48 hours
+    learned_until = START + timedelta(hours=44)
+    first = retrain(store, models, request(end=learned_until, trainer=refit, rule=anyway), work_dir=tmp_path / "1")
+    assert first.status == "promoted"
+    # When a model is trained on all 48 hours: its holdout, the latest 20% of the decisions, starts before hour 44
+    second = retrain(
+        store, models, request(as_of=AS_OF + timedelta(hours=1), trainer=refit, rule=anyway), work_dir=tmp_path / "2"
+    )
+    assert second.manifest is not None
+    data = collect(TrainingDataset(store, request().dataset_config()), QUICK)
+    unseen = data.holdout_slot_one.decided_at > learned_until.timestamp()
+    assert 0 < unseen.sum() < len(unseen)
+    # Then the champion is judged on the holdout decisions after hour 44 alone, rows and decisions
+    evaluation = second.manifest["evaluation"]
+    assert evaluation["off_policy"]["decisions"] == len(unseen)
+    assert evaluation["off_policy"]["champion_decisions"] == unseen.sum()
+    assert evaluation["holdout"]["champion"]["rows"] == (data.holdout.decided_at > learned_until.timestamp()).sum()
+    # And the new policy is compared with it on those same decisions
+    head_to_head = evaluation["off_policy"]["new_on_champion_decisions"]
+    assert evaluation["promotion"]["new_value"] == head_to_head["snips"] != evaluation["off_policy"]["new"]["snips"]
+    assert f"on its {unseen.sum():,} unseen decisions" in evaluation["promotion"]["baseline"]
+    assert second.table is not None
+    assert f"champion judged on {unseen.sum():,} of them" in second.table
+    # When a third model is trained on the same 48 hours, every one of which its champion was refitted on
+    third = retrain(
+        store, models, request(as_of=AS_OF + timedelta(hours=2), trainer=refit, rule=anyway), work_dir=tmp_path / "3"
+    )
+    assert third.manifest is not None
+    # Then the champion is not judged at all, and the new model is held against what the logging policy observed
+    evaluation = third.manifest["evaluation"]
+    assert evaluation["off_policy"]["champion_decisions"] == 0
+    assert evaluation["off_policy"]["champion"] is None
+    assert evaluation["promotion"]["baseline"] == "logging policy (observed)"
+    assert third.table is not None
+    assert "champion not judged: it learned from every holdout decision" in third.table
+
+
+def test_published_models_are_compared_on_the_decisions_none_of_them_learned_from(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    store, _ = simulated
+    models = InMemoryModelStore()
+    # Given a model refitted on every decision of the logs' first 44 hours
+    learned_until = (START + timedelta(hours=44)).timestamp()
+    refit = dataclasses.replace(QUICK, refit_on_all=True)
+    published = retrain(
+        store,
+        models,
+        request(end=START + timedelta(hours=44), trainer=refit, promotion="never"),
+        work_dir=tmp_path / "refit",
+    )
+    assert published.version is not None
+    # When it is evaluated on all 48 hours, with the bootstrap model beside it
+    config = request().dataset_config()
+    models.publish(BOOTSTRAP)
+    bootstrap = CtrModel.load(BOOTSTRAP, DEFAULT_SPEC).version
+    comparison = compare_published(store, models, config, [bootstrap, published.version], work_dir=tmp_path / "cmp")
+    # Then both are rated on the last four hours alone, the rest said to be left out
+    examples, slot, _ = evaluation_set(TrainingDataset(store, config))
+    unseen = int((slot.decided_at > learned_until).sum())
+    assert 0 < unseen < len(slot)
+    assert (comparison.decisions, comparison.learned_from) == (unseen, len(slot) - unseen)
+    assert [metrics.rows for _, metrics, _ in comparison.rows] == [(examples.decided_at > learned_until).sum()] * 2
+    assert f"left out: {len(slot) - unseen:,} decisions of the range that a model learned from" in comparison.render()
 
 
 def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path) -> None:

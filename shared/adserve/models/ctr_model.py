@@ -6,6 +6,9 @@ indices this server's encoder does not produce, a graph with unexpected inputs o
 scores on sample rows are not probabilities. A bad model must fail at start-up, never score ads with garbage.
 """
 
+import math
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,7 +20,7 @@ from adserve.models.factorization import FM_MODEL_TYPE, FmParameters, NotDecompo
 from adserve.models.features import FeatureSpec
 from adserve.models.heard_ads import HeardAds
 
-__all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Decomposable", "Scorer", "Trained"]
+__all__ = ["MANIFEST_FILE", "MODEL_FILE", "CtrModel", "Decomposable", "Scorer", "Trained", "Windowed", "unseen_from"]
 
 
 class Scorer(Protocol):
@@ -39,6 +42,15 @@ class Trained(Protocol):
 
     @property
     def heard_ads(self) -> HeardAds | None: ...
+
+
+@runtime_checkable
+class Windowed(Protocol):
+    """A model that knows from when on the logged decisions taught it nothing (``unseen_from``), so that
+    offline evaluation judges it only on those."""
+
+    @property
+    def unseen_from(self) -> float | None: ...
 
 
 @runtime_checkable
@@ -64,6 +76,7 @@ class CtrModel:
         self.logged_decisions: int | None = manifest.get("logged_decisions")
         heard = manifest.get("heard_ads")
         self.heard_ads = None if heard is None else HeardAds.from_manifest(heard)
+        self.unseen_from = unseen_from(manifest)
         self.spec = spec
         self._input_name: str = manifest["input_name"]
         self._output_names: list[str] = [manifest["output_name"]]
@@ -101,3 +114,16 @@ class CtrModel:
         feed = {self._input_name: np.ascontiguousarray(indices, dtype=np.int64)}
         (ctr,) = self._session.run(self._output_names, feed)
         return np.asarray(ctr, dtype=np.float32).reshape(-1)
+
+
+def unseen_from(manifest: Mapping[str, Any]) -> float | None:
+    """Epoch seconds from which on no logged decision taught the model anything: its holdout's start (its fit
+    learned from the train segment, and the validation segment chose its epochs), or its window's end when it was
+    refitted on every row. None: it learned from no logged decision (the bootstrap model, one made elsewhere)."""
+    window = manifest.get("training_window") or {}
+    refitted = "refit_on_all" in manifest
+    when = window.get("end" if refitted else "holdout_start")
+    if when is None:
+        return None
+    seconds = datetime.fromisoformat(when).timestamp()
+    return math.nextafter(seconds, math.inf) if refitted else seconds  # the window's end is in it

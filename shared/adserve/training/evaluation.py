@@ -1,7 +1,11 @@
 """Offline evaluation on the time holdout: prediction quality and off-policy estimates of click rate.
 
-*Prediction quality* of the new model (and the champion, on the same rows): AUC, log loss and expected
-calibration error (ECE) over equal-mass bins, which suit a ~2% CTR better than equal-width ones.
+*Prediction quality* of the new model (and of the champion, on the rows it did not learn from): AUC, log loss and
+expected calibration error (ECE) over equal-mass bins, which suit a ~2% CTR better than equal-width ones.
+
+The champion is judged only on the holdout decisions after everything it learned from (``unseen_by``): one
+refitted on every row, or trained on an earlier window of a sliding range, learned from some of them, and would
+look better there than it is. The promotion rule then compares the new policy with it on those decisions alone.
 
 *Off-policy estimates*, on slot 1 of every holdout decision. The logging policy put ad a first with
 propensity mu = p_log(a | x) and the listener clicked (r = 1) or not. A candidate policy is the serving
@@ -32,7 +36,7 @@ from adserve.decisions.policy import (
     exploration_policy,
     relative_uncertainty,
 )
-from adserve.models.ctr_model import Trained
+from adserve.models.ctr_model import Trained, Windowed
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 
@@ -277,6 +281,11 @@ class Evaluation:
     """The logged policy's own slot-1 click rate on the holdout decisions (on-policy, no estimator)."""
     champion: HoldoutMetrics | None = None
     champion_policy: PolicyEstimate | None = None
+    champion_decisions: int | None = None
+    """The holdout decisions the champion was judged on, those after everything it learned from
+    (``CtrModel.unseen_from``); None without a champion. With none, it is not judged."""
+    new_on_champion_decisions: PolicyEstimate | None = None
+    """The new policy on the champion's decisions when they are not all of them: what the verdict compares."""
     by_mode: dict[str, ModeEstimate] = field(default_factory=dict)
     """Per serving mode present in the holdout: a contextual listener sees the model without its own fields,
     so a model can win overall and lose in one mode."""
@@ -289,6 +298,10 @@ class Evaluation:
                 "logging_observed": self.logging_observed,
                 "new": asdict(self.new_policy),
                 "champion": None if self.champion_policy is None else asdict(self.champion_policy),
+                "champion_decisions": self.champion_decisions,
+                "new_on_champion_decisions": (
+                    None if self.new_on_champion_decisions is None else asdict(self.new_on_champion_decisions)
+                ),
                 "by_mode": {mode: asdict(estimate) for mode, estimate in self.by_mode.items()},
             },
         }
@@ -322,17 +335,39 @@ def evaluate(
     )
     if champion is None:
         return evaluation
+    # A champion refitted on every row, or trained on a window that overlaps this one, learned from some of these
+    # decisions: judged on them it looks better than it is, and a new model must beat its fit to its own rows.
+    unseen = unseen_by(champion, slot.decided_at)
+    judged = int(unseen.sum())
+    if not judged:
+        return replace(evaluation, champion_decisions=0)
+    everything = judged == len(slot)
+    champion_slot = slot if everything else slot.select(unseen)
+    champion_holdout = holdout if everything else holdout.select(unseen_by(champion, holdout.decided_at))
     champion_terms = slot_one_terms(
-        slot,
-        score_candidates(slot, ad_rows, champion),
-        new_scores,
-        heard_by_candidate(slot, ad_rows, champion, ad_id_column),
+        champion_slot,
+        score_candidates(champion_slot, ad_rows, champion),
+        new_scores if everything else new_scores[np.repeat(unseen, slot.counts)],
+        heard_by_candidate(champion_slot, ad_rows, champion, ad_id_column),
     )
     return replace(
         evaluation,
-        champion=HoldoutMetrics.of(holdout.labels, predict_examples(holdout, champion)),
+        champion=HoldoutMetrics.of(champion_holdout.labels, predict_examples(champion_holdout, champion)),
         champion_policy=PolicyEstimate.of(champion.version, champion_terms),
+        champion_decisions=judged,
+        new_on_champion_decisions=None if everything else PolicyEstimate.of(new.version, new_terms.select(unseen)),
     )
+
+
+def unseen_by(model: Scorer, decided_at: np.ndarray) -> np.ndarray:
+    """Which decisions (by their times) ``model`` learned nothing from: all, for a model that learned from none."""
+    start = model.unseen_from if isinstance(model, Windowed) else None
+    return np.ones(decided_at.shape, dtype=bool) if start is None else np.asarray(decided_at >= start)
+
+
+def unseen_by_all(models: Sequence[Scorer], decided_at: np.ndarray) -> np.ndarray:
+    """Which decisions none of ``models`` learned anything from."""
+    return np.asarray(np.logical_and.reduce([unseen_by(model, decided_at) for model in models]))
 
 
 @dataclass(frozen=True)
@@ -359,12 +394,17 @@ class PromotionVerdict:
 
 
 def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
+    """The rule on the new policy's estimate against the champion's, on the decisions the champion is judged on
+    (``Evaluation.champion_decisions``); against the logging policy's observed rate when no champion is judged."""
     new_value = evaluation.new_policy.value(rule.estimator)
     if evaluation.champion_policy is not None:
         baseline, baseline_value = (
             f"champion {evaluation.champion_policy.version}",
             evaluation.champion_policy.value(rule.estimator),
         )
+        if evaluation.new_on_champion_decisions is not None:
+            new_value = evaluation.new_on_champion_decisions.value(rule.estimator)
+            baseline += f" on its {evaluation.champion_decisions:,} unseen decisions"
     else:
         baseline, baseline_value = "logging policy (observed)", evaluation.logging_observed or float("nan")
 
@@ -438,6 +478,11 @@ def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> s
     lines.append(
         f"holdout: {holdout.rows:,} rows ({holdout.positives:,} positives), {evaluation.decisions:,} decisions"
     )
+    judged = evaluation.champion_decisions
+    if judged == 0:
+        lines.append("champion not judged: it learned from every holdout decision")
+    elif judged is not None and judged < evaluation.decisions:
+        lines.append(f"champion judged on {judged:,} of them, those after everything it learned from")
     for mode, estimate in evaluation.by_mode.items():
         lines.append(
             f"{mode}: {estimate.decisions:,} decisions, new SNIPS {_estimate_cell(estimate.new_policy, 'snips')}, "
@@ -456,6 +501,8 @@ class Comparison:
     decisions: int
     logging_observed: float | None
     reward_model: str
+    learned_from: int = 0
+    """The range's decisions left out because one of the models learned from them (``unseen_by``)."""
 
     def render(self) -> str:
         lines = _table([(name, metrics, policy) for name, metrics, policy in self.rows], self.logging_observed)
@@ -464,6 +511,8 @@ class Comparison:
             f"evaluated on {examples.rows:,} rows ({examples.positives:,} positives), {self.decisions:,} decisions; "
             f"DR's reward model: {self.reward_model}"
         )
+        if self.learned_from:
+            lines.append(f"left out: {self.learned_from:,} decisions of the range that a model learned from")
         return "\n".join(lines)
 
 
@@ -475,10 +524,16 @@ def compare(
     *,
     ad_id_column: int,
 ) -> Comparison:
-    """Each (label, model) scored on the same rows and decisions; the first model is every policy's DR reward
-    model, as the new model is in ``evaluate``, so the DR column compares policies, not reward models."""
+    """Each (label, model) scored on the same rows and decisions, those none of them learned from; the first model
+    is every policy's DR reward model, as the new model is in ``evaluate``, so the DR column compares policies,
+    not reward models."""
     if not models:
         raise ValueError("nothing to compare")
+    scorers = [model for _, model in models]
+    unseen = unseen_by_all(scorers, slot.decided_at)
+    learned_from = len(slot) - int(unseen.sum())
+    if learned_from:
+        slot, examples = slot.select(unseen), examples.select(unseen_by_all(scorers, examples.decided_at))
     scores = [score_candidates(slot, ad_rows, model) for _, model in models]
     rows = [
         (
@@ -492,7 +547,7 @@ def compare(
         for (label, model), model_scores in zip(models, scores, strict=True)
     ]
     observed = round(float(slot.rewards.mean()), 6) if len(slot) else None
-    return Comparison(rows, len(slot), observed, models[0][1].version)
+    return Comparison(rows, len(slot), observed, models[0][1].version, learned_from)
 
 
 def manifest_metrics(evaluation: Evaluation, verdict: PromotionVerdict) -> Mapping[str, Any]:
