@@ -343,6 +343,10 @@ def test_a_model_learned_nothing_from_its_holdout_on_or_after_the_window_it_was_
     assert unseen_from({"training_window": window, "refit_on_all": {"rows": 10}}) == math.nextafter(end, math.inf)
     # The bootstrap model learned from no logged decision
     assert unseen_from({"version": "bootstrap-0c79ce647124"}) is None
+    # And a window a manifest from elsewhere does not give as aware ISO 8601 says nothing (judged on every decision)
+    unreadable: list[object] = ["last week", {"holdout_start": "yesterday"}, {"holdout_start": "2026-01-02T12:00"}, []]
+    for garbled in unreadable:
+        assert unseen_from({"training_window": garbled}) is None
 
 
 def test_decisions_are_unseen_by_a_model_from_its_time_on_and_all_unseen_by_one_that_does_not_say() -> None:

@@ -76,13 +76,17 @@ class CtrModel:
         self.logged_decisions: int | None = manifest.get("logged_decisions")
         heard = manifest.get("heard_ads")
         self.heard_ads = None if heard is None else HeardAds.from_manifest(heard)
-        self.unseen_from = unseen_from(manifest)
         self.spec = spec
         self._input_name: str = manifest["input_name"]
         self._output_names: list[str] = [manifest["output_name"]]
         self._model_bytes = model_bytes if manifest.get("model_type") == FM_MODEL_TYPE else None
         """Kept only for a factorization machine (about 1 MB), for explain; read on its first explain."""
         self._parameters: FmParameters | str | None = None
+
+    @property
+    def unseen_from(self) -> float | None:
+        """When the logged decisions stopped teaching this model (``unseen_from``); read for evaluation only."""
+        return unseen_from(self.manifest)
 
     @classmethod
     def load(cls, model_dir: Path, supported_spec: FeatureSpec) -> "CtrModel":
@@ -119,11 +123,17 @@ class CtrModel:
 def unseen_from(manifest: Mapping[str, Any]) -> float | None:
     """Epoch seconds from which on no logged decision taught the model anything: its holdout's start (its fit
     learned from the train segment, and the validation segment chose its epochs), or its window's end when it was
-    refitted on every row. None: it learned from no logged decision (the bootstrap model, one made elsewhere)."""
-    window = manifest.get("training_window") or {}
+    refitted on every row (the manifest's ``training_window``, ``refit_on_all``). None: the manifest does not say
+    (the bootstrap model, a model made elsewhere, a window that is not timezone-aware ISO 8601), which judges it on
+    every decision, as before models said."""
+    window = manifest.get("training_window")
     refitted = "refit_on_all" in manifest
-    when = window.get("end" if refitted else "holdout_start")
-    if when is None:
+    when = window.get("end" if refitted else "holdout_start") if isinstance(window, Mapping) else None
+    try:
+        moment = datetime.fromisoformat(when) if isinstance(when, str) else None
+    except ValueError:
         return None
-    seconds = datetime.fromisoformat(when).timestamp()
+    if moment is None or moment.tzinfo is None:
+        return None
+    seconds = moment.timestamp()
     return math.nextafter(seconds, math.inf) if refitted else seconds  # the window's end is in it
