@@ -341,13 +341,12 @@ def evaluate(
     judged = int(unseen.sum())
     if not judged:
         return replace(evaluation, champion_decisions=0)
-    everything = judged == len(slot)
-    champion_slot = slot if everything else slot.select(unseen)
-    champion_holdout = holdout if everything else holdout.select(unseen_by(champion, holdout.decided_at))
+    champion_slot = slot.select(unseen)
+    champion_holdout = holdout.select(unseen_by(champion, holdout.decided_at))
     champion_terms = slot_one_terms(
         champion_slot,
         score_candidates(champion_slot, ad_rows, champion),
-        new_scores if everything else new_scores[np.repeat(unseen, slot.counts)],
+        new_scores[np.repeat(unseen, slot.counts)],
         heard_by_candidate(champion_slot, ad_rows, champion, ad_id_column),
     )
     return replace(
@@ -355,7 +354,9 @@ def evaluate(
         champion=HoldoutMetrics.of(champion_holdout.labels, predict_examples(champion_holdout, champion)),
         champion_policy=PolicyEstimate.of(champion.version, champion_terms),
         champion_decisions=judged,
-        new_on_champion_decisions=None if everything else PolicyEstimate.of(new.version, new_terms.select(unseen)),
+        new_on_champion_decisions=(
+            None if judged == len(slot) else PolicyEstimate.of(new.version, new_terms.select(unseen))
+        ),
     )
 
 
