@@ -1,7 +1,7 @@
 """What consent costs the policy: the demo sweep's loop at 0 %, 50 % and 100 % of listeners consenting.
 
     python -m devstack.consent_cost [--seeds 1-2] [--shares 0,0.5,1] [--workers 2]
-    python -m devstack.consent_cost --docs-only     # only rewrite README's table from the results file
+    python -m devstack.consent_cost --docs-only     # only rewrite the table in docs/learning.md from the results file
 
 Each world (``--seeds``) is replayed offline (``demo_sweep.replay``: the demo's rounds, the real serving
 policy and trainer) once per share of listeners consenting to personalisation. A listener who does not
@@ -10,7 +10,7 @@ only ``CONTEXTUAL_FIELDS`` (``simulated_logs.served_view``), and one model, trai
 serves both. The final greedy policy is measured on fresh listeners with the same share; its click rate,
 and its ratio to the greedy oracle's (which always knows the whole listener), are the cost of consent.
 
-The results go to ``bench/results/consent_cost.json`` (committed), and README's table between
+The results go to ``bench/results/consent_cost.json`` (committed), and docs/learning.md's table between
 ``<!-- consent-cost -->`` and ``<!-- /consent-cost -->`` is rewritten from it;
 ``tests/unit/test_consent_cost.py`` fails when the two disagree.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from devstack.demo import EPSILON_DEMO
 from devstack.demo_sweep import replay
-from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
+from devstack.generated_tables import measurement_arguments, publish, run_replays
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "bench" / "results" / "consent_cost.json"
@@ -77,11 +77,6 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its consent-cost region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region(text, "consent-cost", markdown(results))
-
-
 def _shares(text: str) -> tuple[float, ...]:
     try:
         shares = tuple(float(part) for part in text.split(","))
@@ -104,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = [(share, seed) for seed in args.seeds for share in args.shares]
         runs = run_replays(_replay, jobs, args.workers)
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
-    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
+    print(markdown(publish(results, args.out, "consent-cost", markdown)))  # noqa: T201
     return 0
 
 

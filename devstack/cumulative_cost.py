@@ -2,14 +2,14 @@
 
     python -m devstack.cumulative_cost [--seeds 1-2] [--rounds 10000,10000,10000] [--workers 2]
     python -m devstack.cumulative_cost --seeds 1-10 --rounds 30000,25000,25000     # the full run
-    python -m devstack.cumulative_cost --docs-only     # only rewrite README's table from the results file
+    python -m devstack.cumulative_cost --docs-only     # only rewrite the docs' table from the results file
     python -m devstack.cumulative_cost --against VARIANT --seeds 2-3 --vw "--squarecb --gamma_scale 1000"
     python -m devstack.cumulative_cost --against VARIANT --seeds 1-10 --weekdays 2-5    # each world on 4 days
 
 ``--against`` compares one of ``demo_sweep.VARIANTS`` with VW on the streams of that variant's rounds (a stream
 depends on the rounds: each round draws from a seed of its own), round by round, at the sweep's play rate
 (``demo_sweep.PLAY_RATE``); it writes ``--out`` (default ``bench/results/vw_against.json``, committed for the
-recipe of README's "The recipe closest to the oracle") and rewrites README's ``--region`` table from it
+recipe of docs/learning.md's "The recipe closest to the oracle") and rewrites the docs' ``--region`` table from it
 (``vw-against`` by default; ``--against VARIANT --docs-only`` only rewrites the table). The worlds take the
 clock's day of week unless ``--weekdays`` fixes it (as ``demo_sweep --weekdays`` does): one day's ten worlds are
 one draw, so a verdict against VW is judged over several; the table then has a row per day, not per world.
@@ -31,7 +31,7 @@ A run's click rate is the mean true click probability of the ads it served (the 
 of the click draws' noise). The final greedy policy of adserve's rounds is also measured on fresh
 listeners against the greedy oracle (``greedy / oracle``), as in ``demo_sweep``.
 
-The results go to ``bench/results/cumulative_cost.json`` (committed), and README's table between
+The results go to ``bench/results/cumulative_cost.json`` (committed), and docs/learning.md's table between
 ``<!-- cumulative-cost -->`` and ``<!-- /cumulative-cost -->`` is rewritten from it;
 ``tests/unit/test_cumulative_cost.py`` fails when the two disagree.
 """
@@ -46,7 +46,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from importlib.metadata import version
 from itertools import pairwise
 from pathlib import Path
@@ -59,7 +58,7 @@ from vowpalwabbit import Workspace
 from bench.vw_peer import ad_line, shared_line
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import PLAY_RATE, VARIANTS, WEEKDAYS, replay, round_traffic, weekday_range, world_label
-from devstack.generated_tables import publish, rewrite_region, seed_range
+from devstack.generated_tables import publish, seed_range
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
 __all__ = ["OnlineRun", "against_variant", "main", "online_world", "run_online", "stream_of"]
@@ -294,11 +293,6 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its cumulative-cost region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region(text, "cumulative-cost", markdown(results))
-
-
 def against_results(
     variant: str, play_rate: float, worlds: Sequence[Mapping[str, Any]], vw_version: str
 ) -> dict[str, Any]:
@@ -307,9 +301,9 @@ def against_results(
 
 
 def against_markdown(results: Mapping[str, Any]) -> str:
-    """README's ``vw-against`` table: per world (per day of week when ``--weekdays`` fixed several), the run click
-    rates of the oracle, the variant and each VW setting, and the variant's over VW's best; the last row the means.
-    Over several days a column counts the worlds in which the variant earned more than every VW setting."""
+    """docs/learning.md's ``vw-against`` table: per world (per day of week when ``--weekdays`` fixed several), the run
+    click rates of the oracle, the variant and each VW setting, and the variant's over VW's best; the last row the
+    means. Over several days a column counts the worlds in which the variant earned more than every VW setting."""
     variant, worlds = results["variant"], results["worlds"]
     vw = [name for name in worlds[0]["runs"] if name.startswith("vw ")]
     columns = ["oracle", variant, *vw]
@@ -352,12 +346,6 @@ def against_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite_against(region: str, text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with README region ``region`` (``--region``, ``vw-against`` by default) rendered from ``results``;
-    an error if it has no such region."""
-    return rewrite_region(text, region, against_markdown(results))
-
-
 def _rounds(text: str) -> tuple[int, ...]:
     try:
         rounds = tuple(int(part) for part in text.split(","))
@@ -377,10 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help=f"JSON results (default {RESULTS.name}, with --against {AGAINST_RESULTS.name})"
     )
-    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
+    parser.add_argument("--docs-only", action="store_true", help="only rewrite the docs' table from --out")
     parser.add_argument("--against", choices=list(VARIANTS), help="compare this demo_sweep variant with VW, per round")
     parser.add_argument("--vw", nargs="+", default=list(VW_SETTINGS), help="the VW settings to run (with --against)")
-    parser.add_argument("--region", default="vw-against", help="README's region the --against table goes to")
+    parser.add_argument("--region", default="vw-against", help="the docs' region the --against table goes to")
     parser.add_argument(
         "--weekdays",
         type=weekday_range,
@@ -410,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 replays=None if args.replays is None else sweep_runs(args.replays, args.against),
             )
         )
-        print(against_markdown(publish(against, out, partial(rewrite_against, args.region))))  # noqa: T201
+        print(against_markdown(publish(against, out, args.region, against_markdown)))  # noqa: T201
         return 0
     results: dict[str, Any] | None = None
     if not args.docs_only:
@@ -430,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "worlds": worlds,
             "adserve": adserve,
         }
-    print(markdown(publish(results, args.out or RESULTS, rewrite)))  # noqa: T201
+    print(markdown(publish(results, args.out or RESULTS, "cumulative-cost", markdown)))  # noqa: T201
     return 0
 
 

@@ -77,7 +77,6 @@ from devstack.demo_report import (
     acceptance,
     cpu_by_process,
     off_policy_of,
-    rewrite_run,
     run_markdown,
     table,
     write_outputs,
@@ -882,7 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"total time: {result.total_seconds:.0f} s")  # noqa: T201
     if args.publish:
         published = json.loads(paths["summary"].read_text()) | {"machine": environment.describe()}
-        print(run_markdown(publish(published, DEMO_RUN, rewrite_run)))  # noqa: T201
+        print(run_markdown(publish(published, DEMO_RUN, "demo-run", run_markdown)))  # noqa: T201
     return 0
 
 

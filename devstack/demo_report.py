@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack.generated_tables import rewrite_region
-
 __all__ = [
     "Check",
     "DemoResult",
@@ -19,7 +17,6 @@ __all__ = [
     "acceptance",
     "cpu_by_process",
     "off_policy_of",
-    "rewrite_run",
     "run_markdown",
     "table",
     "write_outputs",
@@ -296,8 +293,3 @@ def run_markdown(results: Mapping[str, Any]) -> str:
             f"| {phase['paused_for_record_seconds']:.0f} s |"
         )
     return "\n".join(lines) + "\n"
-
-
-def rewrite_run(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its demo-run region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region(text, "demo-run", run_markdown(results))

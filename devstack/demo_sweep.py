@@ -70,7 +70,7 @@ from adserve.training.trainer import collect
 from devstack.demo import VALUE_CPM, DemoConfig, Scorer, as_served, offline_phase, server_weekday
 from devstack.demo_report import DemoResult, acceptance, off_policy_of
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
-from devstack.generated_tables import publish, rewrite_region, seed_range
+from devstack.generated_tables import publish, seed_range
 from devstack.simulated_logs import START, TrafficConfig, Truth, simulate_traffic
 from devstack.stack import DEFAULT_TEMPLATE
 
@@ -347,16 +347,16 @@ once its estimate beats the champion's by the rule's 2%, so some rounds are serv
 REFIT_TRAINER = dataclasses.replace(DemoConfig().trainer, refit_on_all=True)
 REFIT_VARIANT = "squarecb, heard ads, refit on all"
 """SquareCB from heard ads, each retrain serving its recipe refitted on every row (``TrainerConfig.refit_on_all``):
-README's ``refit-on-all`` table (``--region refit-on-all``) sets it beside the same variant without the refit, both
-replayed on the same day."""
+docs/learning.md's ``refit-on-all`` table (``--region refit-on-all``) sets it beside the same variant without the refit,
+both replayed on the same day."""
 
 CAPPED_REFIT_VARIANT = f"{CAPPED_VARIANT}, refit on all"
 CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT = f"{CAPPED_VARIANT}, no listener-listener pairs, refit on all"
 """The capped doubling variant with every served model refitted on all rows (``TrainerConfig.refit_on_all``), alone
 and with no listener x listener pairs: the two levers left outside the trainer's fit that were measured one at a
 time on other variants (93.8% of the oracle without the pairs, +2 points from the refit), tried together on the
-variant closest to every goal. README's ``capped-refit`` table sets them beside the capped variant, all replayed
-on the same day."""
+variant closest to every goal. docs/learning.md's ``capped-refit`` table sets them beside the capped variant, all
+replayed on the same day."""
 
 RECIPE_TRAINER = dataclasses.replace(WITH_LISTENER_PAIRS_TRAINER, refit_on_all=True)
 WIDER_GAMMA_CAP, WIDER_RANK = 150.0, 16
@@ -365,8 +365,8 @@ WIDER_RECIPE_VARIANT = (
 )
 """The recipe (``CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT``) with the two levers that moved its final greedy policy
 most in one day's replays of six: half the gamma cap, so the late rounds explore more, and twice the factors per
-field. README's ``recipe-days`` table replays both on four days of week (``--weekdays``), to tell the levers' gain
-from that day's draw."""
+field. docs/learning.md's ``recipe-days`` table replays both on four days of week (``--weekdays``), to tell the levers'
+gain from that day's draw."""
 
 RECIPE_BATCH_SIZE = 64
 SMALL_BATCH_RECIPE_TRAINER = dataclasses.replace(
@@ -377,8 +377,8 @@ SMALL_BATCH_RECIPE_VARIANT = f"{CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT}, batch
 ``TRAINING_BATCH_SIZE``). The doubling rounds' first models learn from 0.8k-7k training rows: one to seven steps an
 epoch at 1024, so a fit stops after a few hundred steps at most while its pair factors are still growing from
 their start near zero; at 64 every epoch takes sixteen times the steps for the same time per row. Against online VW
-(``cumulative_cost --against``, the recipe's streams, one day), batches of 32, 64, 128 and 256 were tried: README's
-recipe paragraphs give what each earned."""
+(``cumulative_cost --against``, the recipe's streams, one day), batches of 32, 64, 128 and 256 were tried:
+docs/learning.md's recipe paragraphs give what each earned."""
 
 FREQUENT = RetrainSchedule(first_decisions=1_500, growth=1.3)
 """Retrain as a deployment with ``RetrainFirstDecisions=1500`` and ``RetrainGrowth=1.3`` does: at 1.5k logged
@@ -392,8 +392,8 @@ FREQUENT_RECIPE_VARIANT = (
 of every doubling. Under doubling each model serves while the logs grow to twice what it learned from, so a round is
 served by a model of, on average, two thirds of the decisions logged by then, where VW, learning online, uses all of
 them. Retraining sooner was tried before on an older recipe (``GROWTH_VARIANT``, batches of 1,024, no refit) and
-earned less: more retrains were more draws of a volatile fit. With batches of 64 and the refit it earns more (README,
-"Retraining sooner")."""
+earned less: more retrains were more draws of a volatile fit. With batches of 64 and the refit it earns more
+(docs/learning.md, "Retraining sooner")."""
 FREQUENT_SETTINGS = CAPPED_SETTINGS | {
     "trainer": SMALL_BATCH_RECIPE_TRAINER,
     "rounds": FREQUENT.rounds(sum(DemoConfig.rounds)),
@@ -410,7 +410,8 @@ the first 10k decisions explores less. The cap of 300 was chosen under the doubl
 within 10% in 9 worlds of 10 instead of 7 (``LOGGABLE_GAMMA_CAP``). Against online VW the 1.3x variant trailed in
 the rounds from 1.5k to 24k decisions and its late rounds still explored at 300; on Friday's replays of the ten
 worlds a cap of 500 earned 0.16 points more over the run than 300 (ahead in all ten) with SNIPS within 10% in all
-ten, and 800 (a scratch variant) 0.22 points more with SNIPS within 10% in nine (README, "Less exploration late")."""
+ten, and 800 (a scratch variant) 0.22 points more with SNIPS within 10% in nine (docs/learning.md, "Less exploration
+late")."""
 
 OPTIMISM = 0.5
 OPTIMISTIC_VARIANT = f"{FREQUENT_CAPPED_VARIANT}, optimism {OPTIMISM:g}"
@@ -442,7 +443,7 @@ Why it was tried: against online VW the optimistic variant tied over the run and
 first 1.5k decisions, which the bootstrap model serves uniformly, while those decisions could earn far more from
 little data: on Friday's ten worlds, serving every listener the ad with the best click rate over all listeners earns
 10.9% there (uniform: 6.1%, the oracle: 13.7%, VW: 7.8%), and a bandit over the ads' own click rates, refreshed every
-300 decisions, 7.7% (scratch runs). What it bought: README, "Learning from the first decisions"."""
+300 decisions, 7.7% (scratch runs). What it bought: docs/learning.md, "Learning from the first decisions"."""
 
 CONFIDENT_GAMMA_SCALE = 10.0
 CONFIDENT_VARIANT = (
@@ -458,7 +459,7 @@ clicks a world each, over four days of week), rounds it explored at gamma 116 to
 (``--squarecb --gamma_scale 1000``) explores hardly at all. Scale 10 was tried before, under the doubling rounds with
 no optimism, and lost in worlds where a model confident early stopped exploring ads it had wrongly ranked low
 (``DOUBLING_GAMMA_SCALE``); optimism now keeps exploring the ads a model heard little of, whatever their estimate.
-What it bought: README, "Exploring less while the models learn"."""
+What it bought: docs/learning.md, "Exploring less while the models learn"."""
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "epsilon-greedy 0.4, every chosen ad": {"policy": "epsilon_greedy", "examples_from": "choices"},
@@ -669,21 +670,6 @@ def checks_markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite_checks(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its demo-checks region rendered from ``results``."""
-    return rewrite_region(text, "demo-checks", checks_markdown(results))
-
-
-def rewrite(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its demo-sweep region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region_with("demo-sweep", text, results)
-
-
-def rewrite_region_with(region: str, text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with README region ``region`` holding the variants table of ``results`` (``--region``)."""
-    return rewrite_region(text, region, markdown(results))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=seed_range, default=seed_range("1-10"), help="world seeds, e.g. 7 or 1-10")
@@ -711,10 +697,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="README's table of how often each of the demo's checks passes, per variant",
     )
     parser.add_argument(
-        "--region", default="demo-sweep", help="README's region the variants table goes to (not with --checks)"
+        "--region", default="demo-sweep", help="the docs' region the variants table goes to (not with --checks)"
     )
     parser.add_argument(
-        "--docs-only", action="store_true", help="only summarise --out's runs again and rewrite README's table"
+        "--docs-only", action="store_true", help="only summarise --out's runs again and rewrite the docs' table"
     )
     parser.add_argument(
         "--keep-others", action="store_true", help="keep --out's runs of the variants not replayed (after changing one)"
@@ -728,10 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         kept = json.loads(out.read_text()) if args.keep_others else None
         results = _sweep(args.seeds, args.variants, play_rate, args.workers, out, previous=kept, weekdays=args.weekdays)
-    table, rewrite_readme = (
-        (checks_markdown, rewrite_checks) if args.checks else (markdown, partial(rewrite_region_with, args.region))
-    )
-    print(table(publish(results, out, rewrite_readme)))  # noqa: T201
+    table, region = (checks_markdown, "demo-checks") if args.checks else (markdown, args.region)
+    print(table(publish(results, out, region, table)))  # noqa: T201
     return 0
 
 

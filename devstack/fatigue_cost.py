@@ -1,7 +1,7 @@
 """What the ``exposure`` feature buys in worlds where listeners tire of an ad: offline replays with and without it.
 
     python -m devstack.fatigue_cost [--seeds 1-3] [--fatigue 0,0.4] [--workers 2]
-    python -m devstack.fatigue_cost --docs-only     # only rewrite README's table from the results file
+    python -m devstack.fatigue_cost --docs-only     # only rewrite the table in docs/learning.md from the results file
 
 Each world is the demo's (``DemoConfig.world`` with each seed) with ``fatigue``: every earlier impression of a
 campaign today lowers the listener's click logit by that much (``adserve.training.simulation.World``). Its
@@ -17,7 +17,7 @@ last model then serves fresh returning listeners greedily; its click rate, over 
 probabilities, exposure included), is what each variant reaches. A world without fatigue is the control: there
 the feature can only cost (a field to learn that means nothing).
 
-The results go to ``bench/results/fatigue_cost.json`` (committed), and README's table between
+The results go to ``bench/results/fatigue_cost.json`` (committed), and docs/learning.md's table between
 ``<!-- fatigue-cost -->`` and ``<!-- /fatigue-cost -->`` is rewritten from it;
 ``tests/unit/test_fatigue_cost.py`` fails when the two disagree.
 """
@@ -42,7 +42,7 @@ from adserve.training.trainer import collect, fit
 
 from devstack.demo import EPSILON_DEMO, VALUE_CPM, DemoConfig
 from devstack.fakes import InMemoryLogStore
-from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
+from devstack.generated_tables import measurement_arguments, publish, run_replays
 from devstack.simulated_logs import START, LoggingScorer, TrafficConfig, Truth, simulate_traffic
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -203,11 +203,6 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its fatigue-cost region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region(text, "fatigue-cost", markdown(results))
-
-
 def _levels(text: str) -> tuple[float, ...]:
     try:
         levels = tuple(float(part) for part in text.split(","))
@@ -235,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = [(level, seed) for seed in args.seeds for level in args.fatigue]
         runs = run_replays(_replay, jobs, args.workers)
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
-    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
+    print(markdown(publish(results, args.out, "fatigue-cost", markdown)))  # noqa: T201
     return 0
 
 

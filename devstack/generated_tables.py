@@ -1,6 +1,6 @@
 """What the offline measurements (demo_sweep, consent_cost, cumulative_cost, fatigue_cost, position_cost) share:
-seed ranges and the other common options on the command line, replays on a process pool, and README tables
-rendered from a committed results file between ``<!-- NAME -->`` markers."""
+seed ranges and the other common options on the command line, replays on a process pool, and tables rendered from
+a committed results file between ``<!-- NAME -->`` markers, in README.md or docs/learning.md (``DOCUMENTS``)."""
 
 import argparse
 import json
@@ -10,7 +10,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = (REPO_ROOT / "README.md", REPO_ROOT / "docs" / "learning.md")
+"""Where the tables live: README holds the demo's own, docs/learning.md those of the levers measured on the way."""
 
 
 def seed_range(text: str) -> list[int]:
@@ -27,7 +29,7 @@ def measurement_arguments(parser: argparse.ArgumentParser, seeds: str, results: 
     parser.add_argument("--seeds", type=seed_range, default=seed_range(seeds), help=f"world seeds, e.g. 7 or {seeds}")
     parser.add_argument("--workers", type=int, default=2, help="replays run in parallel")
     parser.add_argument("--out", type=Path, default=results, help="JSON results")
-    parser.add_argument("--docs-only", action="store_true", help="only rewrite README's table from --out")
+    parser.add_argument("--docs-only", action="store_true", help="only rewrite the docs' table from --out")
 
 
 def run_replays(
@@ -44,24 +46,35 @@ def run_replays(
     return runs
 
 
-def rewrite_region(text: str, name: str, body: str) -> str:
-    """``text`` with the region between ``<!-- name -->`` and ``<!-- /name -->`` replaced by ``body``; an
-    error unless there is exactly one."""
-    region = re.compile(rf"(<!-- {re.escape(name)} -->\n)(.*?)(<!-- /{re.escape(name)} -->)", re.DOTALL)
-    rewritten, count = region.subn(lambda match: match.group(1) + body + match.group(3), text)
-    if count != 1:
-        raise ValueError(f"expected one <!-- {name} --> region, found {count}")
-    return rewritten
+def _region(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- {re.escape(name)} -->\n)(.*?)(<!-- /{re.escape(name)} -->)", re.DOTALL)
+
+
+def document_with(region: str) -> Path:
+    """The one document of ``DOCUMENTS`` that holds region ``region`` once."""
+    holding = [path for path in DOCUMENTS if len(_region(region).findall(path.read_text())) == 1]
+    if len(holding) != 1:
+        raise ValueError(f"expected one document with a <!-- {region} --> region, found {len(holding)}")
+    return holding[0]
+
+
+def published_table(region: str) -> str:
+    """What region ``region`` of its document holds now, between its markers."""
+    match = _region(region).search(document_with(region).read_text())
+    assert match is not None  # document_with found it
+    return match.group(2)
 
 
 def publish(
-    results: Mapping[str, Any] | None, out: Path, rewrite: Callable[[str, Mapping[str, Any]], str]
+    results: Mapping[str, Any] | None, out: Path, region: str, render: Callable[[Mapping[str, Any]], str]
 ) -> Mapping[str, Any]:
-    """Write *results* to *out* (unless None: ``--docs-only``), then render README's table from what *out* holds,
-    so the table always says what the committed file says."""
+    """Write *results* to *out* (unless None: ``--docs-only``), then rewrite region *region* of its document with
+    ``render`` of what *out* holds, so the table always says what the committed file says."""
     if results is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
     written: Mapping[str, Any] = json.loads(out.read_text())
-    README.write_text(rewrite(README.read_text(), written))
+    document = document_with(region)
+    body = render(written)
+    document.write_text(_region(region).sub(lambda match: match.group(1) + body + match.group(3), document.read_text()))
     return written

@@ -1,7 +1,7 @@
 """What the ``slot`` feature buys when later ads in a break are heard less: offline replays with and without it.
 
     python -m devstack.position_cost [--seeds 1-3] [--workers 2]
-    python -m devstack.position_cost --docs-only     # only rewrite README's table from the results file
+    python -m devstack.position_cost --docs-only     # only rewrite the table in docs/learning.md from the results file
 
 Each world is the demo's (``DemoConfig.world`` with each seed) with ``examination``: the k-th ad of a break clicks
 ``EXAMINATION[k - 1]`` times as often as it would first (``adserve.training.simulation.World``); a world without
@@ -16,7 +16,7 @@ slot, the model's estimate of the ads it put there over their true slot-1 click 
 as a first ad: 100% is an estimate of preference alone; without the slot feature every estimate is pulled
 towards the average examination of the slots the ad was logged in.
 
-The results go to ``bench/results/position_cost.json`` (committed), and README's table between
+The results go to ``bench/results/position_cost.json`` (committed), and docs/learning.md's table between
 ``<!-- position-cost -->`` and ``<!-- /position-cost -->`` is rewritten from it;
 ``tests/unit/test_position_cost.py`` fails when the two disagree.
 """
@@ -37,7 +37,7 @@ from adserve.models.features import DEFAULT_SPEC, FeatureSpec
 
 from devstack.demo import DemoConfig
 from devstack.fatigue_cost import learn, measure, traffic
-from devstack.generated_tables import measurement_arguments, publish, rewrite_region, run_replays
+from devstack.generated_tables import measurement_arguments, publish, run_replays
 from devstack.simulated_logs import TrafficConfig, Truth
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -136,11 +136,6 @@ def markdown(results: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rewrite(text: str, results: Mapping[str, Any]) -> str:
-    """``text`` with its position-cost region rendered from ``results``; an error if it has no such region."""
-    return rewrite_region(text, "position-cost", markdown(results))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     measurement_arguments(parser, "1-3", RESULTS)
@@ -157,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = [(world_name, seed) for seed in args.seeds for world_name in WORLDS]
         runs = run_replays(_replay, jobs, args.workers)
         results = {"settings": settings, "summary": summarize(runs), "runs": runs}
-    print(markdown(publish(results, args.out, rewrite)))  # noqa: T201
+    print(markdown(publish(results, args.out, "position-cost", markdown)))  # noqa: T201
     return 0
 
 

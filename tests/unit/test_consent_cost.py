@@ -1,5 +1,5 @@
 """The cost of consent, measured offline: non-consenting listeners and minors are logged and scored contextually,
-and README's table is the committed results file's."""
+and the docs' table is the committed results file's."""
 
 import copy
 import json
@@ -16,7 +16,7 @@ from adserve.training.simulation import World
 from devstack import consent_cost
 from devstack.demo import decision_body, offline_phase
 from devstack.fakes import InMemoryLogStore
-from devstack.generated_tables import README
+from devstack.generated_tables import published_table
 from devstack.simulated_logs import START, TrafficConfig, simulate_traffic
 
 WORLD = World(5, n_advertisers=4)
@@ -80,10 +80,11 @@ def test_the_demo_sends_full_consent_or_refuses_only_personalisation() -> None:
     }
 
 
-def test_the_readme_table_is_the_committed_results() -> None:
+def test_the_table_is_the_committed_results() -> None:
     results = json.loads(consent_cost.RESULTS.read_text())
-    readme = README.read_text()
-    assert consent_cost.rewrite(readme, results) == readme, "run python -m devstack.consent_cost --docs-only"
+    assert published_table("consent-cost") == consent_cost.markdown(results), (
+        "run python -m devstack.consent_cost --docs-only"
+    )
     assert {row["consent_share"] for row in results["summary"]} == {0.0, 0.5, 1.0}
 
 
@@ -91,5 +92,4 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     results = json.loads(consent_cost.RESULTS.read_text())
     edited = copy.deepcopy(results)
     edited["summary"][0]["greedy_click_rate"] += 0.01
-    readme = README.read_text()
-    assert consent_cost.rewrite(readme, edited) != readme
+    assert consent_cost.markdown(edited) != published_table("consent-cost")

@@ -1,5 +1,5 @@
 """The cumulative cost of learning: every policy serves the same stream, the online learner's click rate is that
-of the ads it served and it learns from their rewards, and README's table is the committed results file's."""
+of the ads it served and it learns from their rewards, and the docs' table is the committed results file's."""
 
 import copy
 import dataclasses
@@ -28,7 +28,7 @@ from devstack.demo_sweep import (
     round_traffic,
 )
 from devstack.fakes import InMemoryLogStore
-from devstack.generated_tables import README
+from devstack.generated_tables import DOCUMENTS, published_table
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
 ADS = tuple({"ad_id": f"ad-{i}", "advertiser_id": f"adv-{i}", "category": "food"} for i in range(3))
@@ -182,10 +182,11 @@ def committed() -> dict[str, Any]:
     return results
 
 
-def test_the_readme_table_is_the_committed_results() -> None:
+def test_the_table_is_the_committed_results() -> None:
     results = committed()
-    readme = README.read_text()
-    assert cumulative_cost.rewrite(readme, results) == readme, "run python -m devstack.cumulative_cost --docs-only"
+    assert published_table("cumulative-cost") == cumulative_cost.markdown(results), (
+        "run python -m devstack.cumulative_cost --docs-only"
+    )
     policies = {row["policy"] for row in results["summary"]}
     assert {"oracle", *cumulative_cost.POLICIES} <= policies
     assert {f"vw {setting}" for setting in cumulative_cost.VW_SETTINGS} <= policies
@@ -195,8 +196,7 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     results = committed()
     edited = copy.deepcopy(results)
     edited["summary"][0]["run_click_rate"] += 0.01
-    readme = README.read_text()
-    assert cumulative_cost.rewrite(readme, edited) != readme
+    assert cumulative_cost.markdown(edited) != published_table("cumulative-cost")
 
 
 def test_the_against_table_sets_the_variant_beside_vw_per_world_with_their_means() -> None:
@@ -248,10 +248,11 @@ def test_over_several_days_of_week_the_against_table_has_a_row_per_day_and_count
 def test_the_command_rewrites_either_table_from_its_results_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a copy of README whose tables match the committed results
-    readme = tmp_path / "README.md"
-    readme.write_text(README.read_text())
-    monkeypatch.setattr(generated_tables, "README", readme)
+    # Given copies of the docs whose tables match the committed results
+    copies = tuple(tmp_path / document.name for document in generated_tables.DOCUMENTS)
+    for document, copy_of in zip(generated_tables.DOCUMENTS, copies, strict=True):
+        copy_of.write_text(document.read_text())
+    monkeypatch.setattr(generated_tables, "DOCUMENTS", copies)
     against = cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_capped.json")
     # When the command re-renders the policies' table and an --against table from their files
     assert cumulative_cost.main(["--docs-only"]) == 0
@@ -269,11 +270,11 @@ def test_the_command_rewrites_either_table_from_its_results_file(
         )
         == 0
     )
-    # Then both print their table and leave README as it was
+    # Then both print their table and leave the docs as they were
     printed = capsys.readouterr().out
     assert "| policy | click rate over the run |" in printed
     assert "| mean |" in printed
-    assert readme.read_text() == README.read_text()
+    assert [copy_of.read_text() for copy_of in copies] == [document.read_text() for document in DOCUMENTS]
 
 
 @pytest.mark.parametrize("option", [["--weekdays", "2-5"], ["--replays", "sweep.json"]])
@@ -317,8 +318,7 @@ def test_the_readme_against_tables_are_the_committed_variants_against_vw(
     region: str, results_file: Path, variant: str
 ) -> None:
     results = json.loads(results_file.read_text())
-    readme = README.read_text()
-    assert cumulative_cost.rewrite_against(region, readme, results) == readme, (
+    assert published_table(region) == cumulative_cost.against_markdown(results), (
         f"run python -m devstack.cumulative_cost --against {results['variant']!r} --out {results_file} "
         f"--region {region} --docs-only"
     )

@@ -23,7 +23,7 @@ from adserve.wiring.settings import RetrainSettings
 from devstack import demo_sweep
 from devstack.demo import DemoConfig, fresh_listeners, server_weekday
 from devstack.demo_sweep import replay
-from devstack.generated_tables import README
+from devstack.generated_tables import published_table
 from devstack.simulated_logs import START
 
 
@@ -89,8 +89,9 @@ def committed() -> dict[str, Any]:
 
 def test_the_readme_table_is_the_committed_results() -> None:
     results = committed()
-    readme = README.read_text()
-    assert demo_sweep.rewrite(readme, results) == readme, "run python -m devstack.demo_sweep --docs-only"
+    assert published_table("demo-sweep") == demo_sweep.markdown(results), (
+        "run python -m devstack.demo_sweep --docs-only"
+    )
     assert demo_sweep.BASELINE in results["summary"]
     assert set(results["summary"]) <= set(demo_sweep.VARIANTS)
 
@@ -100,14 +101,12 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     edited = copy.deepcopy(results)
     first = next(iter(edited["summary"].values()))
     first["greedy_over_oracle"] -= 0.01
-    readme = README.read_text()
-    assert demo_sweep.rewrite(readme, edited) != readme
+    assert demo_sweep.markdown(edited) != published_table("demo-sweep")
 
 
 def test_the_readme_checks_table_is_the_committed_results() -> None:
     results = json.loads(demo_sweep.CHECKS_RESULTS.read_text())
-    readme = README.read_text()
-    assert demo_sweep.rewrite_checks(readme, results) == readme, (
+    assert published_table("demo-checks") == demo_sweep.checks_markdown(results), (
         "run python -m devstack.demo_sweep --checks --docs-only"
     )
     assert results["settings"]["play_rate"] == DemoConfig().play_rate  # measured as the demo runs
@@ -150,8 +149,7 @@ def test_the_readme_tables_of_replayed_variants_are_the_committed_results(
     region: str, results_file: str, variants: set[str]
 ) -> None:
     results = json.loads((demo_sweep.REPO_ROOT / "bench" / "results" / results_file).read_text())
-    readme = README.read_text()
-    assert demo_sweep.rewrite_region_with(region, readme, results) == readme, (
+    assert published_table(region) == demo_sweep.markdown(results), (
         f"run python -m devstack.demo_sweep --region {region} --out bench/results/{results_file} --docs-only"
     )
     assert set(results["summary"]) == variants

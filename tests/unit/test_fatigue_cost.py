@@ -1,5 +1,5 @@
 """What exposure buys in a world whose listeners tire: the simulator's fatigue and returning listeners, and
-README's table is the committed results file's."""
+the docs' table is the committed results file's."""
 
 import copy
 import json
@@ -11,7 +11,7 @@ from adserve.training.simulation import World
 
 from devstack import fatigue_cost
 from devstack.fakes import InMemoryLogStore
-from devstack.generated_tables import README
+from devstack.generated_tables import published_table
 from devstack.simulated_logs import START, TrafficConfig, simulate_traffic
 
 LISTENER = World(5).sample_listeners(1, np.random.default_rng(1))[0]
@@ -51,10 +51,11 @@ def test_audience_and_cap_go_together() -> None:
         TrafficConfig(audience=10)
 
 
-def test_the_readme_table_is_the_committed_results() -> None:
+def test_the_table_is_the_committed_results() -> None:
     results = json.loads(fatigue_cost.RESULTS.read_text())
-    readme = README.read_text()
-    assert fatigue_cost.rewrite(readme, results) == readme, "run python -m devstack.fatigue_cost --docs-only"
+    assert published_table("fatigue-cost") == fatigue_cost.markdown(results), (
+        "run python -m devstack.fatigue_cost --docs-only"
+    )
     assert {row["variant"] for row in results["summary"]} == set(fatigue_cost.VARIANTS)
 
 
@@ -62,5 +63,4 @@ def test_a_table_edited_by_hand_is_caught() -> None:
     results = json.loads(fatigue_cost.RESULTS.read_text())
     edited = copy.deepcopy(results)
     edited["summary"][0]["greedy_click_rate"] += 0.01
-    readme = README.read_text()
-    assert fatigue_cost.rewrite(readme, edited) != readme
+    assert fatigue_cost.markdown(edited) != published_table("fatigue-cost")

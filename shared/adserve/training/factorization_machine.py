@@ -31,7 +31,7 @@ class TrainingConfig:
     the time: 60 epochs of a million rows is about 1.5 minutes of training at the bench's throughput.
     ``batch_size`` sets the steps per epoch, not the time per row (the step's cost is per row): 1024 suits a
     deployment's week of logs; the demo's first models, of a few thousand rows, take one to seven steps an epoch
-    at 1024 and learn more per logged decision at 64 (README, "Smaller training batches").
+    at 1024 and learn more per logged decision at 64 (docs/learning.md, "Smaller training batches").
     """
 
     learning_rate: float = 0.05
