@@ -18,19 +18,19 @@ policy measured on fresh listeners (``demo.offline_phase``); the demo's own ``ac
 Each world is replayed once per *variant* (``VARIANTS``): epsilon-greedy 0.4 learning from every chosen ad (the old
 rule), the same learning only from heard ads, SquareCB learning from heard ads, SquareCB with rounds that grow
 (``GROWING_ROUNDS``), the same with a gamma that grows with the logs (``GROWING_GAMMA_SCALE``: uniform while the
-bootstrap model serves, then derived from each model's manifest by ``policy.served_exploration``, as Decide does),
-and retrains by logged-decision count (``DOUBLING``, the rule Retrain applies with ``RetrainFirstDecisions``) with a
-gamma that grows faster to a higher cap;
-with a play rate below 1 (``--play-rate``, 0.8 by default here) some chosen ads are never played, so the label rule
-matters. Per variant it reports the final greedy policy's click rate over the greedy oracle's, the served click rate
-over the whole logging run (the chosen ads' true CTR) and that over ``BASELINE``'s in the same world, the holdout
-AUC's gap to the Bayes AUC, and the SNIPS estimate's relative error against the measured click rate of the policy it
-estimates (and how often it is within 10% of that policy's true click rate, ``snips_error_of_true_value``). The
-results go to ``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut short leaves what it
-measured), and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is
-rendered from it; ``tests/unit/test_demo_sweep.py`` fails when the two disagree. With ``--checks`` (at the demo's
-play rate, 1), the results go to ``bench/results/demo_checks.json`` and README's ``demo-checks`` table says, per
-acceptance check and variant, in how many worlds it passes and which it misses.
+bootstrap model serves, then derived from each model's manifest by ``policy.served_exploration``, as Decide does), and
+retrains by logged-decision count (``DOUBLING``, the rule Retrain applies with ``RetrainFirstDecisions``) with a gamma
+that grows faster to a higher cap; with a play rate below 1 (``--play-rate``, 0.8 by default here) some chosen ads are
+never played, so the label rule matters. Per variant it reports the final greedy policy's click rate over the greedy
+oracle's, the served click rate over the whole logging run (the chosen ads' true CTR) and that over ``BASELINE``'s in
+the same world, the holdout AUC's gap to the Bayes AUC, and the SNIPS estimate's relative error against the measured
+click rate of the policy it estimates (and how often it is within 10% of that policy's true click rate,
+``snips_error_of_true_value``, beside how often the estimates' own standard errors expect it to be,
+``expected_within``). The results go to ``bench/results/demo_sweep.json`` (rewritten after every replay, so a sweep cut
+short leaves what it measured), and README's table between ``<!-- demo-sweep -->`` and ``<!-- /demo-sweep -->`` is
+rendered from it; ``tests/unit/test_demo_sweep.py`` fails when the two disagree. With ``--checks`` (at the demo's play
+rate, 1), the results go to ``bench/results/demo_checks.json`` and README's ``demo-checks`` table says, per acceptance
+check and variant, in how many worlds it passes and which it misses.
 
 It differs from the stack run in what the stack adds, not in the statistics: decisions are spread evenly over
 the rounds' span (no pauses between rounds), and the bootstrap phase is measured on fresh listeners instead
@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -548,6 +549,22 @@ def snips_error_of_true_value(run: Mapping[str, Any]) -> float | None:
     return abs(snips - truth) / truth if snips is not None and truth else None
 
 
+def expected_within(runs: Sequence[Mapping[str, Any]], tolerance: float = 0.10) -> str:
+    """How many of ``runs`` the SNIPS estimates' own standard errors expect within ``tolerance`` of the true rate:
+    the sum of each run's P(|N(0, relative standard error)| <= tolerance), as "36.5/40"; "-" when a run recorded
+    none.
+
+    Why: a count of misses says little on its own; beside this expectation it says whether they are the
+    estimator's variance (its effective sample size) or something more.
+    """
+    errors = [run.get("snips_relative_standard_error") for run in runs]
+    known = [float(error) for error in errors if error is not None and error > 0]
+    if not errors or len(known) < len(errors):
+        return "-"
+    expected = sum(math.erf(tolerance / (error * math.sqrt(2.0))) for error in known)
+    return f"{expected:.1f}/{len(runs)}"
+
+
 def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | str]]:
     """Per variant: the mean of each column over its replays, and how many meet the SNIPS goal, against the measured
     clicks and against the policy's true click rate (``snips_error_of_true_value``).
@@ -575,6 +592,7 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | 
         row["snips_within_10pct"] = f"{within}/{len(mine)}"
         of_truth = sum(error is not None and error <= 0.10 for error in map(snips_error_of_true_value, mine))
         row["snips_within_10pct_of_true_value"] = f"{of_truth}/{len(mine)}"
+        row["snips_expected_within_10pct"] = expected_within(mine)
         row["snips_error_max"] = max((r["snips_error"] for r in mine if r["snips_error"] is not None), default="-")
         row["worlds"] = len(mine)
         summary[variant] = row
@@ -626,7 +644,13 @@ def _cell(column: str, value: float | str) -> str:
 def markdown(results: Mapping[str, Any]) -> str:
     """README's table: one row per variant, means over the replays of it (worlds, and days when fixed)."""
     summary: Mapping[str, Mapping[str, Any]] = results["summary"]
-    header = ["variant", *COLUMNS.values(), "SNIPS within 10%", "within 10% of the true rate"]
+    header = [
+        "variant",
+        *COLUMNS.values(),
+        "SNIPS within 10%",
+        "within 10% of the true rate",
+        "expected from its standard errors",
+    ]
     lines = [
         f"Offline, `python -m devstack.demo_sweep`: means over {_draws(results['runs'])}; "
         f"settings {json.dumps(results['settings'])}.",
@@ -636,7 +660,11 @@ def markdown(results: Mapping[str, Any]) -> str:
     ]
     for variant, row in summary.items():
         cells = [_cell(column, row[column]) for column in COLUMNS]
-        counts = [str(row["snips_within_10pct"]), str(row["snips_within_10pct_of_true_value"])]
+        counts = [
+            str(row["snips_within_10pct"]),
+            str(row["snips_within_10pct_of_true_value"]),
+            str(row["snips_expected_within_10pct"]),
+        ]
         lines.append("| " + " | ".join([variant, *cells, *counts]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -467,3 +467,25 @@ def test_a_retrain_with_too_little_data_publishes_nothing_and_the_model_serving_
     assert run["round_exploration"] == pytest.approx([0.0, 0.0, 3.0 * 2_150**0.5], abs=1e-3)
     assert run["promoted"][0] is False
     assert run["checks"][0]["detail"] == "3,650 logged decisions"
+
+
+def test_the_snips_count_is_set_beside_what_the_estimates_own_standard_errors_expect() -> None:
+    # Given two worlds whose SNIPS has a relative standard error of 5% (within 10% with chance 95.4%) and 20% (38.3%)
+    def run(seed: int, relative_standard_error: float | None) -> dict[str, Any]:
+        return {
+            "variant": demo_sweep.BASELINE,
+            "seed": seed,
+            "run_click_rate": 0.1,
+            "greedy_over_oracle": 0.9,
+            "auc_gap": 0.01,
+            "snips_error": 0.05,
+            "dropped_no_impression": 0,
+            "snips_relative_standard_error": relative_standard_error,
+        }
+
+    # When summarised, then the expectation is the sum of the two chances
+    assert demo_sweep.summarize([run(1, 0.05), run(2, 0.2)])[demo_sweep.BASELINE]["snips_expected_within_10pct"] == (
+        "1.3/2"
+    )
+    # And a run that recorded no standard error leaves it unknown rather than counted
+    assert demo_sweep.expected_within([run(1, 0.05), run(2, None)]) == "-"
