@@ -182,18 +182,23 @@ def test_the_checks_table_counts_each_check_per_variant_and_names_the_worlds_it_
     ]
 
 
+def summarized_run(seed: int, variant: str = demo_sweep.BASELINE, **fields: Any) -> dict[str, Any]:
+    """A replay's result with what ``summarize`` reads, each column at a plain value unless *fields* set it."""
+    return {
+        "variant": variant,
+        "seed": seed,
+        "run_click_rate": 0.1,
+        "greedy_over_oracle": 0.9,
+        "auc_gap": 0.01,
+        "snips_error": 0.05,
+        "dropped_no_impression": 0,
+    } | fields
+
+
 def test_the_run_click_rate_is_compared_with_the_baseline_world_by_world() -> None:
     # Given two worlds where a variant earns 20% and 0% more than the baseline over the run
     def run(variant: str, seed: int, rate: float) -> dict[str, Any]:
-        return {
-            "variant": variant,
-            "seed": seed,
-            "run_click_rate": rate,
-            "greedy_over_oracle": 0.9,
-            "auc_gap": 0.01,
-            "snips_error": 0.05 if seed == 1 else 0.2,
-            "dropped_no_impression": 0,
-        }
+        return summarized_run(seed, variant, run_click_rate=rate, snips_error=0.05 if seed == 1 else 0.2)
 
     other = next(name for name in demo_sweep.VARIANTS if name != demo_sweep.BASELINE)
     runs = [run(demo_sweep.BASELINE, 1, 0.05), run(demo_sweep.BASELINE, 2, 0.10)]
@@ -210,17 +215,7 @@ def test_snips_is_also_counted_against_the_policys_true_click_rate_where_its_dra
     # Given a world where SNIPS (0.11) misses the drawn clicks (0.099) by 11% but the true rate (0.104) by 5.8%,
     # and a run from before the true rate was kept
     def run(seed: int, expected: dict[str, float]) -> dict[str, Any]:
-        return {
-            "variant": demo_sweep.BASELINE,
-            "seed": seed,
-            "run_click_rate": 0.1,
-            "greedy_over_oracle": 0.9,
-            "auc_gap": 0.01,
-            "snips_error": 0.111,
-            "dropped_no_impression": 0,
-            "off_policy": {"snips": 0.11},
-            "phases_expected": expected,
-        }
+        return summarized_run(seed, snips_error=0.111, off_policy={"snips": 0.11}, phases_expected=expected)
 
     runs = [run(1, {demo_sweep.RETRAINED_PHASE: 0.104}), run(2, {})]
     # When summarised
@@ -472,16 +467,7 @@ def test_a_retrain_with_too_little_data_publishes_nothing_and_the_model_serving_
 def test_the_snips_count_is_set_beside_what_the_estimates_own_standard_errors_expect() -> None:
     # Given two worlds whose SNIPS has a relative standard error of 5% (within 10% with chance 95.4%) and 20% (38.3%)
     def run(seed: int, relative_standard_error: float | None) -> dict[str, Any]:
-        return {
-            "variant": demo_sweep.BASELINE,
-            "seed": seed,
-            "run_click_rate": 0.1,
-            "greedy_over_oracle": 0.9,
-            "auc_gap": 0.01,
-            "snips_error": 0.05,
-            "dropped_no_impression": 0,
-            "snips_relative_standard_error": relative_standard_error,
-        }
+        return summarized_run(seed, snips_relative_standard_error=relative_standard_error)
 
     # When summarised, then the expectation is the sum of the two chances
     assert demo_sweep.summarize([run(1, 0.05), run(2, 0.2)])[demo_sweep.BASELINE]["snips_expected_within_10pct"] == (
