@@ -191,7 +191,7 @@ def test_short_previous_keys_are_refused() -> None:
 def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json(claims: TrackingClaims) -> None:
     # Given claims and the JSON a plain json.dumps of them gives for each event type
     signer = TokenSigner(b"k" * 32, previous=KEY)
-    types = [event_type.value for event_type in EventType]
+    types = tuple(event_type.value for event_type in EventType)
     # When one call signs a token per event type
     tokens = signer.sign_each(claims, types)
     # Then each names the current key, its payload is exactly that JSON, and it verifies for its own type only
@@ -207,7 +207,7 @@ def test_tokens_signed_per_event_type_carry_the_claims_as_compact_json(claims: T
 def test_each_token_is_the_mac_of_its_whole_payload_whatever_the_shared_jsons_length(ad_id: str) -> None:
     # Given claims whose JSON before the event type has each length modulo 3 (base64's group of bytes)
     claims = tracking_claims(ad_id=ad_id)
-    types = [event_type.value for event_type in EventType]
+    types = tuple(event_type.value for event_type in EventType)
     # When one call signs a token per event type
     tokens = TokenSigner(KEY).sign_each(claims, types)
     # Then each is kid.base64url(JSON).base64url(HMAC(kid.payload)), as if signed alone
@@ -217,3 +217,20 @@ def test_each_token_is_the_mac_of_its_whole_payload_whatever_the_shared_jsons_le
         payload = base64.urlsafe_b64encode(document).rstrip(b"=").decode()
         mac = hmac.new(KEY, f"{kid}.{payload}".encode(), hashlib.sha256).digest()
         assert token == f"{kid}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+def test_a_signer_that_signed_other_claims_before_signs_as_a_fresh_one() -> None:
+    # Given one signer that signs, in turn, claims of every shared-JSON length modulo 3 over many expiries
+    signer = TokenSigner(KEY)
+    types = tuple(event_type.value for event_type in EventType)
+    claims = [
+        tracking_claims(ad_id=ad_id, expires_at=1_795_635_000 + second)
+        for second in (0, 0, 1, 2, 3, 4, 5, 0)
+        for ad_id in ("ad-1", "ad-12", "ad-123")
+    ]
+    # When it signs them all, back and forth across the seconds, with all types and with one
+    signed = [(signer.sign_each(each, types), signer.sign(each)) for each in claims]
+    # Then every token is the one a signer that never signed anything before makes
+    for each, (tokens, single) in zip(claims, signed, strict=True):
+        assert tokens == TokenSigner(KEY).sign_each(each, types)
+        assert single == TokenSigner(KEY).sign(each)

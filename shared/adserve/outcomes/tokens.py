@@ -23,7 +23,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
@@ -36,6 +36,8 @@ MAX_TOKEN_LENGTH = 1024
 KEY_ID_LENGTH = 8
 """48 bits of a SHA-256: the current and the previous key share an id once in 2**48 rotations."""
 _KEY_ID_CONTEXT = b"adserve tracking-token key id\x00"
+_PAYLOAD_ENDS_KEPT = 8
+"""Payload tails kept per signer: a second's decisions need at most three (one per tail of the shared JSON)."""
 
 
 class UnknownKeyError(TokenError):
@@ -82,6 +84,7 @@ class TokenSigner:
         keys = [self._current] if previous is None else [self._current, _SigningKey(previous)]
         self._by_id = {key.key_id: key for key in reversed(keys)}  # equal keys: the current one wins
         self._keys = tuple(keys)
+        self._ends: dict[tuple[bytes, int, tuple[str, ...]], tuple[tuple[str, bytes], ...]] = {}
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -92,7 +95,7 @@ class TokenSigner:
         (token,) = self.sign_each(claims, (claims.event_type,))
         return token
 
-    def sign_each(self, claims: TrackingClaims, event_types: Iterable[str]) -> list[str]:
+    def sign_each(self, claims: TrackingClaims, event_types: tuple[str, ...]) -> list[str]:
         """One token per event type for otherwise equal claims (Decide signs four per ad), all with the
         current key.
 
@@ -100,8 +103,8 @@ class TokenSigner:
         encoder (a dict through ``json.dumps`` cost more than the four signatures of an ad). The tokens differ
         only from the event type on, so the JSON before it is encoded and MAC-hashed once, not once per token:
         base64 maps each 3 bytes to 4 characters on their own, so the shared bytes up to a multiple of 3 are
-        encoded once and the rest per token, and the MAC absorbs ``kid.`` and that shared base64 once
-        (``HmacSha256.with_prefix``).
+        encoded once and the rest per token (``_payload_ends``), and the MAC absorbs ``kid.`` and that shared
+        base64 once (``HmacSha256.with_prefix``).
         """
         listener = "null" if claims.listener is None else _json_string(claims.listener)
         shared = (
@@ -110,17 +113,32 @@ class TokenSigner:
             f'"listener":{listener},"session":{_json_string(claims.session)},"event_type":'
         ).encode()
         whole = len(shared) - len(shared) % 3
-        head, rest = _b64encode(shared[:whole]), shared[whole:]
-        tail = f',"expires_at":{int(claims.expires_at)}}}'.encode()
         key = self._current
-        signed_head = f"{key.key_id}.{head}"
+        signed_head = f"{key.key_id}.{_b64encode(shared[:whole])}"
         mac = key.mac.with_prefix(signed_head.encode())
-        tokens = []
-        for event_type in event_types:
-            payload_end = _b64encode(rest + _json_string(event_type).encode() + tail)
-            signature = _b64encode(mac.digest(payload_end.encode()))
-            tokens.append(f"{signed_head}{payload_end}.{signature}")
-        return tokens
+        return [
+            f"{signed_head}{end}.{_b64encode(mac.digest(raw_end))}"
+            for end, raw_end in self._payload_ends(shared[whole:], int(claims.expires_at), event_types)
+        ]
+
+    def _payload_ends(
+        self, rest: bytes, expires_at: int, event_types: tuple[str, ...]
+    ) -> tuple[tuple[str, bytes], ...]:
+        """Each token's base64 from the shared bytes' last ``len % 3`` on, as text and as the bytes the MAC reads.
+
+        ``rest`` is one of the three tails of ``"event_type":``, so these depend only on it, the event types and
+        the expiry: every ad of a decision, and every decision signed in the same second, shares them. The few
+        of the current second are kept; the first sign of a new second starts afresh.
+        """
+        cache_key = (rest, expires_at, event_types)
+        ends = self._ends.get(cache_key)
+        if ends is None:
+            if len(self._ends) >= _PAYLOAD_ENDS_KEPT:
+                self._ends.clear()
+            tail = f',"expires_at":{expires_at}}}'.encode()
+            texts = [_b64encode(rest + _json_string(event_type).encode() + tail) for event_type in event_types]
+            ends = self._ends[cache_key] = tuple((text, text.encode()) for text in texts)
+        return ends
 
     def verify(self, token: str, event_type: EventType, now: datetime) -> TrackingClaims:
         """Return the claims of a genuine, unexpired token for this event type; raise TokenError otherwise.
