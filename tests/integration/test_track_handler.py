@@ -190,22 +190,28 @@ def truncated(token: str, signer: TokenSigner) -> str:
     return token[: len(token) // 2]
 
 
+def non_ascii(token: str, signer: TokenSigner) -> str:
+    return token[:-1] + "\u00e9"
+
+
 @pytest.mark.parametrize(
     "case",
     [
         (forged, "impression", "invalid_token"),
         (tampered, "impression", "invalid_token"),
         (truncated, "impression", "invalid_token"),
+        (non_ascii, "impression", "invalid_token"),
         (expired, "impression", "expired_token"),
         (None, "click", "wrong_event_type"),
     ],
-    ids=["forged", "tampered", "truncated", "expired", "wrong-type"],
+    ids=["forged", "tampered", "truncated", "non-ascii", "expired", "wrong-type"],
 )
 def test_a_bad_token_gets_a_403_and_nothing_is_queued(
     local_stack: Any, proxy: AwsProxy, signer: TokenSigner, case: tuple[Any, str, str]
 ) -> None:
     spoil, route, code = case
-    # Given an impression token that was forged, tampered with, truncated or expired, or used for a click
+    # Given an impression token that was forged, tampered with, truncated, given a non-ASCII character or expired,
+    # or used for a click
     decision = decide(local_stack, proxy)
     token = token_of(decision["ads"][0]["tracking"]["impression"])
     bad = spoil(token, signer) if spoil else token
@@ -246,7 +252,7 @@ def test_a_throttled_queue_answers_the_beacon_with_a_503(local_stack: Any, proxy
 def test_a_mixed_batch_reports_every_event_and_queues_only_the_valid_ones(
     local_stack: Any, proxy: AwsProxy, signer: TokenSigner
 ) -> None:
-    # Given valid impression and complete events, and forged, expired, wrong-type and duplicate ones
+    # Given valid impression and complete events, and forged, expired, non-ASCII, wrong-type and duplicate ones
     decision = decide(local_stack, proxy)
     tracking = decision["ads"][0]["tracking"]
     now = datetime.now(UTC).isoformat()
@@ -256,6 +262,7 @@ def test_a_mixed_batch_reports_every_event_and_queues_only_the_valid_ones(
         {"event_id": "ok-2", "type": "complete", "token": complete, "occurred_at": now},
         {"event_id": "forged", "type": "impression", "token": forged(impression, signer), "occurred_at": now},
         {"event_id": "expired", "type": "impression", "token": expired(impression, signer), "occurred_at": now},
+        {"event_id": "non-ascii", "type": "impression", "token": non_ascii(impression, signer), "occurred_at": now},
         {"event_id": "wrong-type", "type": "skip", "token": impression, "occurred_at": now},
         {"event_id": "ok-1", "type": "impression", "token": impression, "occurred_at": now},
     ]
@@ -269,10 +276,11 @@ def test_a_mixed_batch_reports_every_event_and_queues_only_the_valid_ones(
         ("ok-2", "accepted", None),
         ("forged", "rejected", "invalid_token"),
         ("expired", "rejected", "expired_token"),
+        ("non-ascii", "rejected", "invalid_token"),
         ("wrong-type", "rejected", "wrong_type"),
         ("ok-1", "rejected", "duplicate"),
     ]
-    assert (body["accepted"], body["rejected"], body["failed"]) == (2, 4, 0)
+    assert (body["accepted"], body["rejected"], body["failed"]) == (2, 5, 0)
     queued = queued_outcomes(local_stack, decision["decision_id"])
     assert sorted((o.event_id, o.event_type.value) for o in queued) == [("ok-1", "impression"), ("ok-2", "complete")]
     assert dict(proxy.calls) == {"SendMessageBatch": 1}

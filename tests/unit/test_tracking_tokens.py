@@ -142,7 +142,10 @@ def test_a_new_token_with_its_key_id_cut_off_is_not_a_valid_old_one() -> None:
         TokenSigner(KEY).verify(f"{payload}.{signature}", EventType.IMPRESSION, NOW)
 
 
-@pytest.mark.parametrize("token", ["", "no-dot", ".sig", "payload.", "kid..sig", "a.b.c.d", "a" * 2000])
+@pytest.mark.parametrize(
+    "token",
+    ["", "no-dot", ".sig", "payload.", "kid..sig", "a.b.c.d", "a" * 2000, "payload.sig\u00e9", f"{key_id(KEY)}.p.\u00e9"],
+)
 def test_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(TokenError):
         TokenSigner(KEY).verify(token, EventType.IMPRESSION, NOW)

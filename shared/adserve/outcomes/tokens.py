@@ -147,6 +147,8 @@ class TokenSigner:
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("token is too long")
+        if not token.isascii():  # every token is base64url and dots; compare_digest refuses non-ASCII text
+            raise TokenError("token is malformed")
         parts = token.split(".")
         if not all(parts) or len(parts) not in (2, 3):
             raise TokenError("token is malformed")
