@@ -144,7 +144,10 @@ def test_a_new_token_with_its_key_id_cut_off_is_not_a_valid_old_one() -> None:
 
 @pytest.mark.parametrize(
     "token",
-    ["", "no-dot", ".sig", "payload.", "kid..sig", "a.b.c.d", "a" * 2000, "payload.sig\u00e9", f"{key_id(KEY)}.p.\u00e9"],
+    [
+        *("", "no-dot", ".sig", "payload.", "kid..sig", "a.b.c.d", "a" * 2000),
+        *("payload.sig\u00e9", f"{key_id(KEY)}.payload.sig\u00e9"),  # non-ASCII: compare_digest would raise
+    ],
 )
 def test_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(TokenError):

@@ -147,10 +147,9 @@ class TokenSigner:
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("token is too long")
-        if not token.isascii():  # every token is base64url and dots; compare_digest refuses non-ASCII text
-            raise TokenError("token is malformed")
         parts = token.split(".")
-        if not all(parts) or len(parts) not in (2, 3):
+        # base64url and dots only: compare_digest refuses (TypeError) a non-ASCII signature
+        if not token.isascii() or not all(parts) or len(parts) not in (2, 3):
             raise TokenError("token is malformed")
         if len(parts) == 3:
             kid, payload, signature = parts
