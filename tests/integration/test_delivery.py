@@ -186,6 +186,9 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack) ->
         ({"from": "2026-02-30T10"}, "from must be a UTC hour"),
         ({"from": "2026-11-25T10", "to": "2026-11-25T09"}, "before from"),
         ({"from": "2026-01-01T00", "to": "2026-11-25T00"}, "at most 7 days"),
+        ({"to": "0001-01-01T00"}, "to must be a UTC hour"),  # its default span would start before year 1
+        ({"to": "0001-01-05T00", "granularity": "day"}, "to must be a UTC hour"),
+        ({"from": "9999-12-31T22", "to": "9999-12-31T23"}, "in years 1970-9998"),  # rows past year 9999
     ],
 )
 def test_a_bad_report_query_is_a_422(local_stack: LocalStack, query: dict[str, str], reason: str) -> None:

@@ -83,12 +83,22 @@ class DeliveryReport(BaseModel):
     )
 
 
+REPORT_YEARS: Final = range(1970, 9999)
+"""Hours a report may name: a report's default span before ``to``, or its rows after ``from``, stay within
+datetime's years 1-9999 (year 1 or 9999 overflowed into a 500)."""
+
+
 def parse_hour(text: str, name: str) -> datetime:
     """A ``YYYY-MM-DDTHH`` query value as a UTC hour; InvalidInputError naming the parameter."""
     try:
-        return datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC)
+        hour = datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        raise InvalidInputError(f"{name} must be a UTC hour like 2026-11-25T13") from None
+        hour = None
+    if hour is None or hour.year not in REPORT_YEARS:
+        raise InvalidInputError(
+            f"{name} must be a UTC hour like 2026-11-25T13, in years {REPORT_YEARS.start}-{REPORT_YEARS.stop - 1}"
+        )
+    return hour
 
 
 def report_range(first: datetime, last: datetime, granularity: Granularity) -> tuple[datetime, datetime]:
