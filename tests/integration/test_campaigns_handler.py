@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from adserve.campaigns.model import Campaign
 
@@ -69,6 +70,9 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
         ({"budget": {"unit": "impressions", "lifetime": 10, "daily": 20}}, 422, "must not exceed the lifetime"),
         ({"budget": {"unit": "spend", "lifetime": 10}, "value_cpm": None}, 422, "value_cpm"),
         ({"currency": "EURO"}, 422, "ISO 4217"),
+        ({"value_cpm": 0.0004}, 422, "value_cpm"),
+        ({"flight_start": "0001-01-01T00:00:00+05:00"}, 422, "flight_start"),
+        ({"flight_end": "9999-12-31T23:00:00-05:00"}, 422, "flight_end"),
     ],
 )
 def test_an_invalid_campaign_is_refused_with_the_reason_and_not_stored(
@@ -89,3 +93,33 @@ def test_a_malformed_body_is_a_400(local_stack: Any) -> None:
 def test_a_path_id_out_of_bounds_is_a_422(local_stack: Any) -> None:
     response = local_stack.invoke("CampaignsFunction", get_event("x" * 80))
     assert response["statusCode"] == 422
+
+
+def test_a_placement_listed_twice_is_stored_once(local_stack: Any) -> None:
+    # Given a campaign that names its placement twice
+    document = sample_campaign(campaign_id="cmp-twice", placements=["audio_midroll", "audio_preroll", "audio_midroll"])
+    # When it is put
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-twice", document))["statusCode"] == 200
+    # Then it is stored with each placement once, in the order given (the catalog indexes it once per placement)
+    got = local_stack.invoke("CampaignsFunction", get_event("cmp-twice"))
+    assert json.loads(got["body"])["placements"] == ["audio_midroll", "audio_preroll"]
+
+
+def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fatal(local_stack: Any) -> None:
+    # Given a readable campaign, and a stored document the model refuses (written before a rule tightened)
+    readable = sample_campaign(campaign_id="cmp-readable")
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-readable", readable))["statusCode"] == 200
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    table = local_stack.physical_name("CampaignsTable")
+    unreadable = json.dumps(sample_campaign(campaign_id="cmp-old-rules", value_cpm=0.0001))
+    dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, "document": {"S": unreadable}})
+    try:
+        # When the campaigns are listed
+        listed = local_stack.invoke("CampaignsFunction", sample_event("campaigns_list_campaigns.json"))
+    finally:  # the stack is shared: other tests' catalogs must not meet it
+        dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": "cmp-old-rules"}})
+    # Then the list still answers, with every readable campaign and without the unreadable one
+    assert listed["statusCode"] == 200
+    ids = [campaign["campaign_id"] for campaign in json.loads(listed["body"])["campaigns"]]
+    assert "cmp-readable" in ids
+    assert "cmp-old-rules" not in ids

@@ -128,6 +128,10 @@ class Creative(BaseModel):
     duration_seconds: int | None = Field(default=None, ge=1, le=120)
 
 
+MIN_VALUE_CPM: Final = 1000 / MICROS_PER_UNIT
+"""0.001: one micro-unit of the currency an impression, the unit spend is counted in; below it spend rounds to 0."""
+
+
 class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -140,7 +144,11 @@ class Campaign(BaseModel):
     flight_end: datetime
     placements: Annotated[list[Placement], Field(min_length=1, max_length=len(Placement))]
     targeting: Targeting = Targeting()
-    value_cpm: float = Field(gt=0, le=1000, description="What the advertiser pays per thousand impressions.")
+    value_cpm: float = Field(
+        ge=MIN_VALUE_CPM,
+        le=1000,
+        description="What the advertiser pays per thousand impressions: at least one micro-unit an impression.",
+    )
     currency: str = Field(default="USD", description="ISO 4217 code of value_cpm and a spend budget.")
     budget: Budget | None = None
     pacing: Pacing = Pacing.EVEN
@@ -152,7 +160,17 @@ class Campaign(BaseModel):
     def _timezone_aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("must carry a timezone, e.g. 2026-01-01T00:00:00Z")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00: before year 1 in UTC
+            raise ValueError("must fall within years 1-9999 in UTC") from None
+
+    @field_validator("placements")
+    @classmethod
+    def _distinct_placements(cls, values: list[Placement]) -> list[Placement]:
+        """Each placement once, in the order given: a campaign listed twice under one placement would sit twice
+        in the catalog's index and be drawn twice as often as its logged propensity says."""
+        return list(dict.fromkeys(values))
 
     @field_validator("currency")
     @classmethod

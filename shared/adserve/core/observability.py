@@ -122,6 +122,7 @@ class MetricName(StrEnum):
     CANDIDATES_FILTERED_BY_PRERANK = "CandidatesFilteredByPrerank"
     PACING_STATE_UNREADABLE = "PacingStateUnreadable"
     CATALOG_SNAPSHOT_FAILURES = "CatalogSnapshotFailures"
+    UNREADABLE_CAMPAIGNS = "UnreadableCampaigns"
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
     RETRAIN_EXAMPLES = "RetrainExamples"
     RETRAIN_MALFORMED_LINES = "RetrainMalformedLines"
