@@ -224,6 +224,11 @@ class _SeenIdentities:
         return True
 
 
+UNREADABLE_OBJECT: Final = (OSError, EOFError, zlib.error)
+"""What reading a damaged object raises: not gzip or a bad CRC (OSError), cut short (EOFError), a damaged deflate
+stream (zlib.error, not an OSError). Such an object is counted and skipped, never the end of a read."""
+
+
 def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator[str]:
     for key in sorted(store.list_keys(partition.prefix)):
         if not key.endswith(OBJECT_SUFFIX):
@@ -231,7 +236,7 @@ def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator
         stats.objects += 1
         try:
             lines = list(decode_object(store.read_object(key)))
-        except (OSError, EOFError):
+        except UNREADABLE_OBJECT:
             stats.unreadable_objects += 1
             continue
         yield from lines
@@ -254,7 +259,7 @@ def count_rows_at_most(store: LogReader, kind: LogKind, start: datetime, end: da
                 continue
             try:
                 total += sum(1 for _ in decode_object(store.read_object(key)))
-            except (OSError, EOFError):
+            except UNREADABLE_OBJECT:
                 continue
     return total
 
