@@ -100,8 +100,10 @@ def test_delivered_plus_in_flight_reaching_the_budget_stops_the_campaign() -> No
 def test_an_asap_campaign_runs_at_1_then_lands_on_its_budget_instead_of_jumping_over_it() -> None:
     booked = budgeted(pacing="asap")
     now = DAY + timedelta(hours=13)
+    # Before anything is counted it starts small and doubles, as an even campaign does (next test)
     early = step(booked, None, 0, now)
-    assert early.serve_probability == 1.0
+    assert early.serve_probability == START_PROBABILITY
+    assert step(booked, early, 0, now + timedelta(minutes=1)).serve_probability == START_PROBABILITY * MAX_RISE
     # 1,000 counted in the last minute at p = 1, so 2,000 in flight: 500 are left of the 10,000, and a minute
     # at p = 1 would bring ~1,000 more. p halves, so the next minute's expected delivery is what is left.
     before = step(booked, None, 6_500, now).model_copy(update={"serve_probability": 1.0})
@@ -112,6 +114,55 @@ def test_an_asap_campaign_runs_at_1_then_lands_on_its_budget_instead_of_jumping_
     expected_next = near.serve_probability * capacity * next_minute
     assert expected_next == pytest.approx(10_000 - 7_500 - near.in_flight)
     assert near.serve_probability == pytest.approx(0.5, rel=0.01)
+
+
+def test_an_asap_budget_of_a_minute_of_traffic_is_not_overrun_while_the_counts_lag() -> None:
+    """1,000 eligible requests a minute, each counted a minute after it was served, and a daily budget of 1,500:
+    at p = 1 from the first step two minutes were served (2,000) before the first count arrived."""
+    booked = budgeted(pacing="asap", budget={"unit": "impressions", "daily": 1_500})
+    served: list[float] = []
+    state = None
+    for minute in range(15):
+        counted = round(sum(served[: max(minute - 1, 0)]))
+        state = step(
+            booked, state, counted, DAY + timedelta(hours=10, minutes=minute), profile=TrafficProfile.uniform()
+        )
+        served.append(state.serve_probability * 1_000)
+    # The controller ramps while its counts lag the ramp: what escapes is that lag, a fraction of the budget
+    assert 1_400 <= sum(served) <= 1.2 * 1_500
+
+
+def test_the_next_minute_cap_holds_in_the_last_minute_of_the_day() -> None:
+    """1,000 impressions a minute at p = 1 (capacity 1.44M a day), 500 left after in flight: half a minute's worth
+    at 23:58 and at 23:59 alike, whose next minute runs into tomorrow."""
+    booked = budgeted(pacing="asap", budget={"unit": "impressions", "lifetime": 999_500})
+    uniform = TrafficProfile.uniform()
+
+    def last_steps(now: datetime) -> PacingState:
+        before = pace(booked, None, shown(0), shown(996_000), uniform, now - timedelta(minutes=1))
+        history = {"serve_probability": 1.0, "exposure": 10 / 1440, "exposed_delivery": 10_000.0}
+        return pace(booked, before.model_copy(update=history), shown(50_000), shown(997_000), uniform, now)
+
+    before_midnight = last_steps(datetime(2026, 11, 25, 23, 58, 10, tzinfo=UTC))
+    last_minute = last_steps(datetime(2026, 11, 25, 23, 59, 10, tzinfo=UTC))
+    assert before_midnight.serve_probability == pytest.approx(0.5, rel=0.05)
+    assert last_minute.serve_probability == pytest.approx(before_midnight.serve_probability)
+
+
+def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None:
+    # Given a spend budget paced all morning (its amounts and capacity in micro-units)
+    now = DAY + timedelta(hours=10)
+    spend = budgeted(value_cpm=10.0, budget={"unit": "spend", "daily": 500.0})
+    totals = DeliveryTotals(impressions=20_000, spend_micros=200_000_000)
+    morning = pace(spend, None, totals, totals, NIGHT_AND_DAY, now).model_copy(
+        update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": 100_000_000.0}
+    )
+    # When the same budget is edited to impressions and the next step runs
+    impressions = budgeted(value_cpm=10.0, budget={"unit": "impressions", "daily": 50_000})
+    after = pace(impressions, morning, totals, totals, NIGHT_AND_DAY, now + timedelta(minutes=1))
+    # Then nothing of the spend state carries over: no capacity in micros, no micros counted as impressions
+    assert (after.unit, after.delivered_today, after.in_flight, after.capacity) == ("impressions", 20_000, 0, None)
+    assert after.serve_probability == START_PROBABILITY
 
 
 def test_a_lifetime_budget_tighter_than_the_daily_one_wins() -> None:

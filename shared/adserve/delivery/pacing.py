@@ -18,7 +18,7 @@ PacingFunction) sets that probability from pure functions here, given what the c
 - **Stop.** In flight (served, not yet counted) is estimated as the last step's counted delivery times
   ``in_flight_steps``. When delivered + in flight reaches the budget (daily, lifetime or today's even goal),
   p = 0. Before that, p is capped so the next step's expected delivery fits what is left: an ``asap``
-  campaign (p = 1 otherwise) lands on its budget instead of jumping over it.
+  campaign (p = 1 once its first delivery is counted) lands on its budget instead of jumping over it.
 
 Over-delivery is bounded by the error of two estimates over at most one step plus the in-flight window:
 the capacity (the cap on p uses it) and the in-flight allowance (README.md#delivery has the figures).
@@ -131,6 +131,9 @@ class PacingState(BaseModel):
     hourly_shares: list[float] = Field(description="The traffic profile the target follows (24 shares).")
     exposure: float = Field(default=0.0, description="Decayed sum of p x traffic share: the estimate's denominator.")
     exposed_delivery: float = Field(default=0.0, description="Decayed delivery over that exposure: its numerator.")
+    unit: BudgetUnit | None = Field(
+        default=None, description="The budget's unit the amounts are in; None in states stored before it was."
+    )
 
     @property
     def capacity(self) -> float | None:
@@ -189,6 +192,8 @@ def pace(  # noqa: PLR0917 - a step is these things
     if budget is None:
         raise ValueError("only a campaign with a budget is paced")
     now = now.astimezone(UTC)
+    if previous is not None and previous.unit not in (None, budget.unit):
+        previous = None  # its amounts and capacity are in the other unit: the budget starts afresh
     delivered_today, delivered_lifetime = delivered(today, budget.unit), delivered(lifetime, budget.unit)
     same_day = previous is not None and previous.day == now.date()
     share_now = profile.elapsed(now)
@@ -225,24 +230,26 @@ def pace(  # noqa: PLR0917 - a step is these things
         hourly_shares=list(profile.hourly_shares),
         exposure=exposure,
         exposed_delivery=exposed_delivery,
+        unit=budget.unit,
     )
     if left <= 0:
         return state
     capacity = state.capacity
     previous_p = previous.serve_probability if previous is not None and previous.serve_probability > 0 else None
-    if campaign.pacing is Pacing.ASAP:
-        p = 1.0
-    elif capacity is None:
+    if capacity is None:
+        # Nothing counted yet (the Track -> Record lag): p = 1 could deliver minutes of traffic before the first
+        # count, past a small budget, so every campaign, asap too, starts small and doubles until it has one.
         p = START_PROBABILITY if previous_p is None else previous_p * MAX_RISE
     else:
-        p = max(left / (capacity * max(remaining_share, 1e-9)), config.min_probability)
+        p = 1.0 if campaign.pacing is Pacing.ASAP else left / (capacity * max(remaining_share, 1e-9))
+        p = max(p, config.min_probability)
         if previous_p is not None:
             p = min(p, previous_p * MAX_RISE)
-    if capacity is not None:
-        # The next step's expected delivery must fit what is left: how an asap campaign stops exactly.
-        next_share = max(profile.elapsed(now + STEP) - share_now, 1e-9) if now.date() == (now + STEP).date() else 0.0
-        if next_share > 0:
-            p = min(p, left / (capacity * next_share))
+        # The next step's expected delivery must fit what is left: how an asap campaign stops exactly. Across
+        # midnight the step's traffic is the rest of today and the start of tomorrow (the profile is per day).
+        following = profile.elapsed(now + STEP)
+        next_share = following - share_now if now.date() == (now + STEP).date() else 1.0 - share_now + following
+        p = min(p, left / (capacity * max(next_share, 1e-9)))
     p = min(max(p, 0.0), 1.0)
     return state.model_copy(update={"serve_probability": p, "status": status_of(campaign, target, delivered_today)})
 
