@@ -5,6 +5,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import (
     LoggedOutcome,
@@ -158,6 +159,25 @@ def test_the_join_gives_one_row_per_chosen_ad_with_its_outcome_flags() -> None:
     assert (second.impression, second.click, second.skip) == (False, False, True)  # the click came too late
     assert first.ad_features == {"ad_id": "a-ad-1"}
     assert first.listener_features == chosen.listener_features
+
+
+@pytest.mark.parametrize("decided_at", [NOW.replace(minute=20, second=30), NOW.replace(minute=0, second=30)])
+def test_an_outcome_a_little_earlier_than_its_decision_joins_it_across_an_hour_boundary(decided_at: datetime) -> None:
+    # Given a decision and its impression and click reported by an app whose clock is 40 s behind, which at
+    # xx:00:30 files them in the hour before the decision's
+    store = InMemoryLogStore()
+    early = decided_at - timedelta(seconds=40)
+    write_logs(
+        store,
+        decision(decision_id="d-1", decided_at=decided_at),
+        outcome(decision_id="d-1", event_type=EventType.IMPRESSION, occurred_at=early),
+        outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=early),
+    )
+    # When the decision's hour is joined
+    stats = ReadStats()
+    (row,) = read_joined(store, decided_at, decided_at, stats)
+    # Then both outcomes join it, whichever hour they were filed in
+    assert (row.impression, row.click, stats.late_outcomes) == (True, True, 0)
 
 
 def test_the_join_streams_a_decision_once_its_attribution_window_is_read() -> None:

@@ -433,6 +433,13 @@ def read_joined(
         yield from _joined(joined)
 
 
+EARLY_OUTCOMES: Final = timedelta(hours=1)
+"""How far before its decision's hour an outcome may be filed and still join it. An event's ``occurred_at`` is
+the app's clock; Track moves one earlier than its token's decision up to it (``tracking._occurred_at``), but
+events of tokens issued before tokens said when, and logs written before, may lie seconds to minutes earlier,
+and one filed in the hour before its decision's was read before that decision was open, and lost."""
+
+
 def read_joined_decisions(
     store: LogReader,
     start: datetime,
@@ -445,8 +452,9 @@ def read_joined_decisions(
 ) -> Iterator[JoinedDecision[Kept]]:
     """Each decision of the hours [start, end] with the outcomes that occurred within the window after it.
 
-    Outcomes are read up to `attribution_window` past `end`. A decision is emitted once every outcome
-    partition it can be joined with has been read, so only the decisions of one window are held open.
+    Outcomes are read from ``EARLY_OUTCOMES`` before `start` up to `attribution_window` past `end`, and a
+    decision is open from ``EARLY_OUTCOMES`` before its hour. It is emitted once every outcome partition it can
+    be joined with has been read, so only the decisions of one window are held open.
     An outcome later than the window (by its `occurred_at`) is not joined and counts in `late_outcomes`.
     The decisions of `erased` listeners are dropped (``ReadStats.dropped_erased``); their outcomes join nothing.
     Duplicate outcome rows set a flag that is already set, so the join needs no outcome dedupe set.
@@ -455,8 +463,8 @@ def read_joined_decisions(
     open_decisions: OrderedDict[str, JoinedDecision[Kept]] = OrderedDict()
     decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window, erased=erased)
     pending = next(decisions, None)
-    for hour in hours(start, end + attribution_window):
-        while pending is not None and truncate_to_hour(pending.decided_at) <= hour:
+    for hour in hours(start - EARLY_OUTCOMES, end + attribution_window):
+        while pending is not None and truncate_to_hour(pending.decided_at) <= hour + EARLY_OUTCOMES:
             open_decisions[pending.decision_id] = JoinedDecision(
                 keep(pending), pending.decided_at, truncate_to_hour(pending.decided_at)
             )
