@@ -169,6 +169,26 @@ def test_an_unavailable_queue_fails_every_valid_event_and_accepts_none() -> None
     assert {r.status for r in response.results} == {"failed"}
 
 
+def test_an_event_reported_before_its_token_was_signed_happened_when_it_was_signed() -> None:
+    # Given a token signed at NOW - 10 min, and events an app whose clock is an hour behind reports before that
+    signed_at = int((NOW - timedelta(minutes=10)).timestamp())
+    early = (NOW - timedelta(hours=1)).isoformat()
+    clamped = event("clamped", token=token(ad_id="ad-clamped", issued_at=signed_at), occurred_at=early)
+    # (a token signed before tokens said when keeps the app's time, as before)
+    legacy = event("legacy", token=token(ad_id="ad-legacy", issued_at=None), occurred_at=early)
+    after = event("after", token=token(ad_id="ad-after", issued_at=signed_at))
+    queue = InMemoryOutcomeQueue()
+    # When they are posted
+    service(queue).record_batch(batch(clamped, legacy, after))
+    # Then none is filed before its decision: not in an earlier cap window, not in an earlier hour of the logs
+    occurred = {queued.event_id: queued.occurred_at for queued in queue.events}
+    assert occurred == {
+        "clamped": NOW - timedelta(minutes=10),
+        "legacy": NOW - timedelta(hours=1),
+        "after": NOW - timedelta(seconds=5),
+    }
+
+
 def test_a_batch_with_only_rejected_events_does_not_call_the_queue() -> None:
     queue = InMemoryOutcomeQueue()
     service(queue).record_batch(batch(event("bad", token="x.y")))

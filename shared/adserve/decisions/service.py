@@ -565,6 +565,7 @@ class DecisionService:
         now: datetime,
     ) -> list[ServedAd]:
         signer = self.signer()
+        issued_at = int(now.timestamp())
         expires_at = int((now + self.policy.token_ttl).timestamp())
         served = []
         for choice in choices:
@@ -579,6 +580,7 @@ class DecisionService:
                 session=session,
                 event_type=EventType.IMPRESSION.value,
                 expires_at=expires_at,
+                issued_at=issued_at,
             )
             served.append(
                 trusted(

@@ -56,6 +56,9 @@ class TrackingClaims:
     session: str
     event_type: str
     expires_at: int
+    issued_at: int | None = None
+    """When Decide signed it (its decision's second): no event of the token happened earlier. None in tokens
+    signed before the claim existed."""
 
 
 def key_id(key: bytes) -> str:
@@ -84,7 +87,7 @@ class TokenSigner:
         keys = [self._current] if previous is None else [self._current, _SigningKey(previous)]
         self._by_id = {key.key_id: key for key in reversed(keys)}  # equal keys: the current one wins
         self._keys = tuple(keys)
-        self._ends: dict[tuple[bytes, int, tuple[str, ...]], tuple[tuple[str, bytes], ...]] = {}
+        self._ends: dict[tuple[bytes, bytes, tuple[str, ...]], tuple[tuple[str, bytes], ...]] = {}
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -116,26 +119,25 @@ class TokenSigner:
         key = self._current
         signed_head = f"{key.key_id}.{_b64encode(shared[:whole])}"
         mac = key.mac.with_prefix(signed_head.encode())
+        issued_at = "null" if claims.issued_at is None else int(claims.issued_at)
+        tail = f',"expires_at":{int(claims.expires_at)},"issued_at":{issued_at}}}'.encode()
         return [
             f"{signed_head}{end}.{_b64encode(mac.digest(raw_end))}"
-            for end, raw_end in self._payload_ends(shared[whole:], int(claims.expires_at), event_types)
+            for end, raw_end in self._payload_ends(shared[whole:], tail, event_types)
         ]
 
-    def _payload_ends(
-        self, rest: bytes, expires_at: int, event_types: tuple[str, ...]
-    ) -> tuple[tuple[str, bytes], ...]:
+    def _payload_ends(self, rest: bytes, tail: bytes, event_types: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
         """Each token's base64 from the shared bytes' last ``len % 3`` on, as text and as the bytes the MAC reads.
 
         ``rest`` is one of the three tails of ``"event_type":``, so these depend only on it, the event types and
-        the expiry: every ad of a decision, and every decision signed in the same second, shares them. The few
-        of the current second are kept; the first sign of a new second starts afresh.
+        the times after them: every ad of a decision, and every decision signed in the same second, shares
+        them. The few of the current second are kept; the first sign of a new second starts afresh.
         """
-        cache_key = (rest, expires_at, event_types)
+        cache_key = (rest, tail, event_types)
         ends = self._ends.get(cache_key)
         if ends is None:
             if len(self._ends) >= _PAYLOAD_ENDS_KEPT:
                 self._ends.clear()
-            tail = f',"expires_at":{expires_at}}}'.encode()
             texts = [_b64encode(rest + _json_string(event_type).encode() + tail) for event_type in event_types]
             ends = self._ends[cache_key] = tuple((text, text.encode()) for text in texts)
         return ends

@@ -144,7 +144,9 @@ class TrackingService:
             raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is more than 5 minutes in the future")
         if item.occurred_at < now - self.max_event_age:
             raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is older than a tracking token lives")
-        return OutcomeEvent.from_claims(claims, event_id=item.event_id, occurred_at=item.occurred_at, received_at=now)
+        return OutcomeEvent.from_claims(
+            claims, event_id=item.event_id, occurred_at=_occurred_at(item.occurred_at, claims), received_at=now
+        )
 
     @staticmethod
     def _count(response: EventBatchResponse, rejections: Counter[RejectionCode]) -> None:
@@ -156,6 +158,15 @@ class TrackingService:
         _count_rejections(rejections)
         if rejections:
             logger.info("events rejected", extra={"rejections": {code.value: n for code, n in rejections.items()}})
+
+
+def _occurred_at(reported: datetime, claims: TrackingClaims) -> datetime:
+    """The app's time of an event, never before its token was signed: an app clock behind Decide's would file
+    the event before its decision, in an earlier cap window (a cap of 1 an hour then let the ad through again)
+    or an earlier hour of the logs. Tokens signed before they said when keep the app's time."""
+    if claims.issued_at is None:
+        return reported
+    return max(reported, datetime.fromtimestamp(claims.issued_at, UTC))
 
 
 def _count_rejections(rejections: Counter[RejectionCode]) -> None:
