@@ -75,4 +75,4 @@ def impression_counters(
     campaign: Campaign, caps: Iterable[FrequencyCap], now: datetime, session: str
 ) -> list[CounterSlot]:
     """The counters one impression of *campaign* increments under *caps*, as Record counts them."""
-    return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session)
+    return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session, now)

@@ -10,6 +10,7 @@ from adserve.campaigns.frequency_caps import (
     CountedOwners,
     CounterCap,
     counter_key,
+    counter_slots,
     counter_state,
     session_key,
     window_bucket,
@@ -115,6 +116,21 @@ def test_sliding_counters_expire_at_their_window_end_plus_grace_from_any_zone() 
     assert session.expires_at == window_end(CapWindow.SESSION, moment) + EXPIRY_GRACE
     assert lifetime.expires_at == window_end(CapWindow.LIFETIME, moment) + EXPIRY_GRACE
     assert session.expires_at.utcoffset() == lifetime.expires_at.utcoffset() == timedelta(0)
+
+
+def test_a_late_report_moves_no_sliding_counters_end_back() -> None:
+    # Given an impression reported four days after it happened (a batch may be up to a token's lifetime late)
+    capped = campaign(frequency_caps=[{"max": 1, "window": "session"}, {"max": 1, "window": "day"}])
+    caps = [CounterCap.of(cap, capped) for cap in capped.frequency_caps]
+    happened = NOW - timedelta(days=4)
+    session, day = counter_slots(caps, happened, SESSION, NOW)
+    # Then the session's counter lives its lifetime from the report, not from the moment (already past), while
+    # the day's bucket and end stay the moment's
+    assert session.expires_at == window_end(CapWindow.SESSION, NOW) + EXPIRY_GRACE
+    assert (day.key, day.expires_at) == (
+        counter_key(capped.frequency_caps[1], capped, window_bucket(CapWindow.DAY, happened, SESSION)),
+        window_end(CapWindow.DAY, happened) + EXPIRY_GRACE,
+    )
 
 
 ADVERTISER_DAY = {"max": 3, "window": "day", "scope": "advertiser"}

@@ -246,21 +246,26 @@ def _merge_advertiser_caps(windows: dict[CapWindow, int], caps: Iterable[Frequen
             windows[cap.window] = min(cap.max, windows.get(cap.window, cap.max))
 
 
-def counter_slots(caps: Iterable[CounterCap], now: datetime, session: str) -> list[CounterSlot]:
-    """The counters one impression increments: one per cap in force of its campaign (``CounterCap``, whose key
-    prefixes Record's directory builds once per campaign).
+def counter_slots(
+    caps: Iterable[CounterCap], moment: datetime, session: str, received_at: datetime
+) -> list[CounterSlot]:
+    """The counters one impression at ``moment`` increments: one per cap in force of its campaign (``CounterCap``,
+    whose key prefixes Record's directory builds once per campaign).
 
-    Record asks this for every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
+    A calendar window's bucket and end are the moment's. A session's or lifetime's end slides from when the
+    impression was received: from a late report's moment (days old, as a batch may be) it would move the
+    counter's expiry back, into the past for a session, and the cap would be forgotten. Record asks this for
+    every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
     """
-    now = now.astimezone(UTC)
-    hour = utc_hour(now)
+    hour = utc_hour(moment.astimezone(UTC))
+    slides_from = max(moment, received_at).astimezone(UTC)
     slots = []
     for cap in caps:
         if cap.window in _CALENDAR_WINDOWS:
             slots.append(_calendar_counter(cap.key_prefix, cap.window, hour))
-        else:  # a session's or lifetime's end slides with each impression
+        else:
             bucket = window_bucket(cap.window, hour, session)
-            slots.append(CounterSlot(cap.key_prefix + bucket, now + _SLIDING_LIFETIMES[cap.window]))
+            slots.append(CounterSlot(cap.key_prefix + bucket, slides_from + _SLIDING_LIFETIMES[cap.window]))
     return slots
 
 

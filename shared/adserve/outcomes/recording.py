@@ -201,7 +201,7 @@ class OutcomeRecorder:
             listener=event.listener,
             marker_key=marker_key(event),
             marker_expires_at=marker_expires_at,
-            counters=tuple(counter_slots(caps, moment, event.session)),
+            counters=tuple(counter_slots(caps, moment, event.session, event.received_at)),
         )
         return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
 
