@@ -7,6 +7,8 @@ from typing import Any
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign, FrequencyCap
 from adserve.decisions.api import DecisionRequest
+from adserve.delivery.counting import DeliveryTotals
+from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.outcomes.tokens import TrackingClaims
 
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
@@ -76,3 +78,10 @@ def impression_counters(
 ) -> list[CounterSlot]:
     """The counters one impression of *campaign* increments under *caps*, as Record counts them."""
     return counter_slots([CounterCap.of(cap, campaign) for cap in caps], now, session, now)
+
+
+def pacing_state(booked: Campaign, serve_probability: float, updated_at: datetime) -> PacingState:
+    """The state a pacing step at ``updated_at`` would store for a campaign with nothing delivered, at that p."""
+    nothing = DeliveryTotals()
+    state = pace(booked, None, nothing, nothing, TrafficProfile.uniform(), updated_at)
+    return state.model_copy(update={"serve_probability": serve_probability})

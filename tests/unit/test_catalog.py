@@ -16,7 +16,7 @@ from adserve.models.features import FeatureEncoder
 from adserve.wiring.settings import DecideSettings
 
 from devstack.fakes import InMemoryPacingStore
-from tests.support.builders import campaign
+from tests.support.builders import NOW, campaign, pacing_state
 
 TTL = 30.0
 MAX_AGE = 300.0
@@ -90,6 +90,37 @@ def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_noth
     assert source.scans == 11
     assert values(emitted, MetricName.CATALOG_STALE) == [1.0, 1.0]
     assert values(emitted, MetricName.CATALOG_AGE_SECONDS)[-2:] == [MAX_AGE + 1, MAX_AGE + 1]
+
+
+def test_a_kept_snapshot_stops_serving_budgeted_campaigns_once_their_pacing_state_is_too_old() -> None:
+    # Given a budgeted and an unbudgeted campaign, loaded with a pacing state 200 s old (fresh for 100 s more)
+    loaded_at = NOW
+    budgeted = campaign(campaign_id="paced", budget={"unit": "impressions", "daily": 1_000})
+    pacing = InMemoryPacingStore()
+    pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=200)))
+    source, clock = FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")]), Clock()
+    catalog = CampaignCatalog(
+        source,
+        FeatureEncoder(),
+        TTL,
+        max_age_seconds=MAX_AGE,
+        pacing=pacing,
+        pacing_max_age=timedelta(minutes=5),
+        monotonic=clock,
+        clock=lambda: loaded_at,
+    )
+
+    def served() -> list[str]:
+        return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads]
+
+    assert served() == ["free-ad-1", "paced-ad-1"]
+    # When every refresh fails (the pacing step may have stopped the campaign meanwhile: nobody reads it)
+    source.failing = True
+    clock.now += 90
+    assert served() == ["free-ad-1", "paced-ad-1"]
+    # Then once the state its p came from is past the pacing max age, the kept snapshot serves only the free one
+    clock.now += 20
+    assert served() == ["free-ad-1"]
 
 
 def test_a_refresh_that_succeeds_again_serves_again() -> None:

@@ -15,9 +15,10 @@ this catalog's decision records name it (``logged_version``) instead of carrying
 put is retried at the next load and costs no decision.
 """
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -70,6 +71,21 @@ class CatalogSnapshot:
     """Every campaign listed, any status (explain names the ones no placement index holds)."""
     logged_version: str | None = None
     """The catalog snapshot its decision records name; None (records inline) until the snapshot is written."""
+    paced_for: float = math.inf
+    """Seconds after the load until the oldest pacing state a served budgeted campaign got its p from is older
+    than the pacing max age. Refreshes every 30 s replace the snapshot long before; one kept by failing
+    refreshes past it serves no budgeted campaign (``unpaced``), as a load would not have."""
+    _unpaced: dict[Placement, TargetingIndex] = field(default_factory=dict, compare=False, repr=False)
+
+    def unpaced(self) -> dict[Placement, TargetingIndex]:
+        """``by_placement`` without the budgeted campaigns, built once per snapshot when first asked."""
+        if not self._unpaced:
+            logger.warning("pacing states of the kept catalog too old; budgeted campaigns sit out")
+            for placement, index in self.by_placement.items():
+                self._unpaced[placement] = TargetingIndex(
+                    placement, [ad for ad in index.ads if ad.campaign.budget is None]
+                )
+        return self._unpaced
 
 
 class CampaignCatalog:
@@ -104,7 +120,7 @@ class CampaignCatalog:
         if age > self._max_age:
             emit(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
             return TargetingIndex(placement, [])
-        by_placement = snapshot.by_placement
+        by_placement = snapshot.by_placement if age <= snapshot.paced_for else snapshot.unpaced()
         return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
 
     def explain_view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
@@ -173,11 +189,15 @@ class CampaignCatalog:
         by_placement: dict[Placement, list[AdCandidate]] = {}
         advertiser_caps = AdvertiserCaps(campaigns)
         now = self._clock()
+        paced_for = math.inf
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
             caps = advertiser_caps.caps_of(campaign)
-            probability = serve_probability(campaign, states.get(campaign.campaign_id), now, self._pacing_max_age)
+            state = states.get(campaign.campaign_id)
+            probability = serve_probability(campaign, state, now, self._pacing_max_age)
+            if campaign.budget is not None and probability > 0 and state is not None:
+                paced_for = min(paced_for, (state.updated_at + self._pacing_max_age - now).total_seconds())
             for creative in campaign.creatives:
                 features = ad_features(campaign, creative.ad_id, creative.format.value)
                 ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
@@ -186,4 +206,5 @@ class CampaignCatalog:
         return CatalogSnapshot(
             {placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()},
             tuple(sorted(campaigns, key=lambda c: c.campaign_id)),
+            paced_for=paced_for,
         )

@@ -2,8 +2,8 @@
 
 A token is `kid.base64url(payload).base64url(HMAC-SHA256(key, "kid.payload"))`. The payload is compact JSON
 naming the decision, the ad, the listener's keyed pseudonym (null without capping consent) and the one event
-type the token may report, with an expiry and the second it was signed. Tokens are signed, not encrypted, so they carry no listener id:
-a URL log that holds one names nobody (adserve.privacy.pseudonyms).
+type the token may report, with an expiry and the second it was signed. Tokens are signed, not encrypted, so
+they carry no listener id: a URL log that holds one names nobody (adserve.privacy.pseudonyms).
 
 `kid` names the key that signed the token, so the key can be rotated while tokens signed with the previous
 one are still out in apps: Decide signs with the current key, Track verifies with whichever of the current
