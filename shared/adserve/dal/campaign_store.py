@@ -6,13 +6,11 @@ A JSON attribute keeps the item schema in one place (the pydantic model) and the
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import NotFoundError
-from adserve.core.observability import MetricName, emit, logger
 from adserve.dal.json_clients import DynamoDBJsonClient
 
 if TYPE_CHECKING:
@@ -68,16 +66,22 @@ class CampaignStore:
                 try:
                     campaigns.append(_campaign(item))
                 except ValidationError as error:
-                    logger.error(
-                        "stored campaign unreadable; left out",
-                        extra={
-                            "campaign_id": item.get("campaign_id", {}).get("S"),
-                            "fields": sorted({".".join(map(str, problem["loc"])) for problem in error.errors()}),
-                        },
-                    )
-                    emit(MetricName.UNREADABLE_CAMPAIGNS, MetricUnit.Count, 1)
+                    _left_out(item.get("campaign_id", {}).get("S"), error)
         return sorted(campaigns, key=lambda campaign: campaign.campaign_id)
 
 
 def _campaign(item: "Mapping[str, AttributeValueTypeDef]") -> Campaign:
     return Campaign.model_validate_json(item[DOCUMENT_ATTRIBUTE]["S"])
+
+
+def _left_out(campaign_id: str | None, error: ValidationError) -> None:
+    """Log and count a stored campaign left out of a list, by id and the fields refused, never their values."""
+    # Imported here: observability builds its logger and metrics from the environment when first imported, and
+    # the local stack imports this store to seed campaigns before it has set the functions' environment.
+    from aws_lambda_powertools.metrics import MetricUnit  # noqa: PLC0415
+
+    from adserve.core.observability import MetricName, emit, logger  # noqa: PLC0415
+
+    fields = sorted({".".join(map(str, problem["loc"])) for problem in error.errors()})
+    logger.error("stored campaign unreadable; left out", extra={"campaign_id": campaign_id, "fields": fields})
+    emit(MetricName.UNREADABLE_CAMPAIGNS, MetricUnit.Count, 1)
