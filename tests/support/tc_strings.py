@@ -44,6 +44,15 @@ class BitWriter:
                 self.uint(end, 16)
         return self
 
+    def publisher_restrictions(self, restrictions: list[tuple[int, int, int, int]]) -> "BitWriter":
+        """NumPubRestrictions, then each (purpose, type, first vendor, last vendor) as one entry of its own."""
+        self.uint(len(restrictions), 12)
+        for purpose, kind, first, last in restrictions:
+            self.uint(purpose, 6).uint(kind, 2).uint(1, 12).flag(first != last).uint(first, 16)
+            if first != last:
+                self.uint(last, 16)
+        return self
+
     def encode(self) -> str:
         padded = self.bits + "0" * (-len(self.bits) % 8)
         raw = int(padded, 2).to_bytes(len(padded) // 8, "big") if padded else b""
@@ -109,15 +118,17 @@ def tc_string(
     legitimate_interest: Iterable[int] = (),
     vendors: Iterable[int] = (),
     vendor_legitimate_interests: Iterable[int] = (),
+    restrictions: Iterable[tuple[int, int, int, int]] = (),
 ) -> str:
-    """A TC string granting exactly these purposes and vendors (the other fields as EXPECTED's)."""
+    """A TC string granting exactly these purposes and vendors (the other fields as EXPECTED's), with these
+    publisher restrictions, (purpose, type, first vendor, last vendor) each, written when there are any."""
     tc = replace(
         EXPECTED, purposes_consent=frozenset(purposes), purposes_legitimate_interest=frozenset(legitimate_interest)
     )
     vendor_ids, interest_ids = set(vendors), set(vendor_legitimate_interests)
-    return (
+    writer = (
         core(tc)
         .bitfield_vendors(vendor_ids, max(vendor_ids, default=0))
         .bitfield_vendors(interest_ids, max(interest_ids, default=0))
-        .encode()
     )
+    return writer.publisher_restrictions(list(restrictions)).encode() if restrictions else writer.encode()

@@ -71,6 +71,33 @@ def test_a_configured_vendor_id_needs_the_vendors_own_consent_too() -> None:
     assert rules.permissions(ConsentIn(tcf=theirs), None) == NOTHING
 
 
+@pytest.mark.parametrize(
+    ("restrictions", "expected"),
+    [
+        ([(3, 0, 755, 755)], Permissions(personalise=False, cap_frequency=True, measure=True)),  # not allowed
+        ([(1, 0, 700, 800)], Permissions(personalise=True, cap_frequency=False, measure=True)),  # a range holding us
+        ([(7, 1, 755, 755)], Permissions(personalise=True, cap_frequency=True, measure=False)),  # consent only: none
+        ([(1, 2, 755, 755)], Permissions(personalise=True, cap_frequency=False, measure=True)),  # interest only
+        ([(3, 0, 1, 754), (1, 0, 756, 900)], EVERYTHING),  # other vendors' restrictions
+    ],
+)
+def test_the_publishers_restrictions_on_the_configured_vendor_take_away_what_they_say(
+    restrictions: list[tuple[int, int, int, int]], expected: Permissions
+) -> None:
+    # Given the user's consent to purposes 1, 3 and 4 and legitimate interest for 7, for vendor 755 on both counts
+    granted = {
+        "purposes": (1, 3, 4),
+        "legitimate_interest": (7,),
+        "vendors": (755,),
+        "vendor_legitimate_interests": (755,),
+    }
+    restricted = tc_string(**granted, restrictions=restrictions)
+    # Then a deployment that is vendor 755 gets what the publisher's restrictions leave; one without a vendor id
+    # cannot tell which restrictions are its own and reads the user's choices alone
+    assert ConsentRules("strict", tcf_vendor_id=755).permissions(ConsentIn(tcf=restricted), None) == expected
+    assert ConsentRules("strict").permissions(ConsentIn(tcf=restricted), None) == EVERYTHING
+
+
 def test_the_iab_example_string_grants_what_its_purposes_say() -> None:
     # iabtcf-java's example: purposes 3-9 consented, so personalised ads and measurement, but no device storage
     example = "COrEAV4OrXx94ACABBENAHCIAD-AAAAAAACAAxAAAAgAIAwgAgAAAAEAgQAAAAAEAYQAQAAAACAAAABAAA"

@@ -7,7 +7,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from adserve.privacy.tcf import MAX_TC_STRING_LENGTH, TcString, TcStringError, decode_tc_string
+from adserve.privacy.tcf import (
+    MAX_TC_STRING_LENGTH,
+    NOT_ALLOWED,
+    REQUIRE_CONSENT,
+    TcString,
+    TcStringError,
+    decode_tc_string,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -90,14 +97,25 @@ def test_overlapping_ranges_in_any_order_decode_to_their_union() -> None:
     assert decode_tc_string(text.encode()).vendor_consents == {1, 2, 5, 6, *range(30, 51)}
 
 
-def test_publisher_restrictions_and_other_segments_after_the_core_are_skipped() -> None:
-    restrictions = "000000000011" + "000001" + "01" + "000000000000"  # NumPubRestrictions, one entry
+def test_publisher_restrictions_are_decoded_and_the_other_segments_skipped() -> None:
+    # A type-0 restriction of purpose 3 for vendors 8-12, a type-1 one of purpose 7 for vendor 755
     writer = core().bitfield_vendors(EXPECTED.vendor_consents, 1000).range_vendors([(8, 12), (64, 64)], 64)
-    writer.bits += restrictions
+    writer.publisher_restrictions([(3, 0, 8, 12), (7, 1, 755, 755)])
     disclosed = BitWriter().uint(1, 3).bitfield_vendors({3, 4}, 4).encode()
     publisher = BitWriter().uint(3, 3).ids({1}, 24).ids({24}, 24).uint(0, 6).encode()
 
-    assert decode_tc_string(f"{writer.encode()}.{disclosed}.{publisher}") == EXPECTED
+    decoded = decode_tc_string(f"{writer.encode()}.{disclosed}.{publisher}")
+
+    assert decoded == replace(EXPECTED, publisher_restrictions=((3, 0, 8, 12), (7, 1, 755, 755)))
+    assert decoded.restrictions(10, 3) == {NOT_ALLOWED}
+    assert decoded.restrictions(13, 3) == frozenset()
+    assert decoded.restrictions(755, 7) == {REQUIRE_CONSENT}
+
+
+def test_a_core_cut_inside_its_publisher_restrictions_is_rejected() -> None:
+    writer = core().bitfield_vendors({1}, 1).bitfield_vendors({}, 0).uint(2, 12).uint(3, 6).uint(0, 2).uint(1, 12)
+    with pytest.raises(TcStringError, match="truncated: the core segment ends inside publisher restriction"):
+        decode_tc_string(writer.encode())
 
 
 def test_a_padded_segment_decodes_as_the_unpadded_one() -> None:

@@ -25,7 +25,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from adserve.core.vocabulary import AgeBucket
-from adserve.privacy.tcf import MAX_TC_STRING_LENGTH, TcString, TcStringError, decode_tc_string
+from adserve.privacy.tcf import (
+    MAX_TC_STRING_LENGTH,
+    NOT_ALLOWED,
+    REQUIRE_CONSENT,
+    REQUIRE_LEGITIMATE_INTEREST,
+    TcString,
+    TcStringError,
+    decode_tc_string,
+)
 
 ConsentPolicy = Literal["strict", "legacy"]
 MINOR_AGE_BUCKETS = frozenset({AgeBucket.AGE_13_17})
@@ -120,15 +128,24 @@ class ConsentRules:
         return Permissions(**granted)
 
     def _tcf_allows(self, decoded: TcString, purposes: tuple[int, ...]) -> bool:
+        """Every purpose has the user's consent, or (where the policy allows it) legitimate interest; with a
+        vendor id, the vendor's too, within what the publisher's restrictions on that vendor leave."""
         vendor = self.tcf_vendor_id
         for purpose in purposes:
-            if purpose in decoded.purposes_consent and (vendor is None or decoded.vendor_consented(vendor)):
-                continue
-            if (
-                purpose in LEGITIMATE_INTEREST_PURPOSES
+            restricted = frozenset() if vendor is None else decoded.restrictions(vendor, purpose)
+            if NOT_ALLOWED in restricted:
+                return False
+            consented = (
+                REQUIRE_LEGITIMATE_INTEREST not in restricted
+                and purpose in decoded.purposes_consent
+                and (vendor is None or decoded.vendor_consented(vendor))
+            )
+            legitimate = (
+                REQUIRE_CONSENT not in restricted
+                and purpose in LEGITIMATE_INTEREST_PURPOSES
                 and purpose in decoded.purposes_legitimate_interest
                 and (vendor is None or vendor in decoded.vendor_legitimate_interests)
-            ):
-                continue
-            return False
+            )
+            if not (consented or legitimate):
+                return False
         return True

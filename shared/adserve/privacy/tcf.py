@@ -50,10 +50,29 @@ class TcString:
     publisher_cc: str
     vendor_consents: frozenset[int]
     vendor_legitimate_interests: frozenset[int]
+    publisher_restrictions: tuple[tuple[int, int, int, int], ...] = ()
+    """(purpose, restriction type, first vendor id, last vendor id) per range of the core's last section."""
 
     def vendor_consented(self, vendor_id: int) -> bool:
         """Whether the user consented to this vendor (Global Vendor List id)."""
         return vendor_id in self.vendor_consents
+
+    def restrictions(self, vendor_id: int, purpose: int) -> frozenset[int]:
+        """The restriction types the publisher put on this vendor for this purpose: ``NOT_ALLOWED``,
+        ``REQUIRE_CONSENT``, ``REQUIRE_LEGITIMATE_INTEREST`` (TCF v2 core segment, PubRestrictions)."""
+        return frozenset(
+            kind
+            for restricted, kind, first, last in self.publisher_restrictions
+            if restricted == purpose and first <= vendor_id <= last
+        )
+
+
+NOT_ALLOWED = 0
+"""The publisher does not allow the vendor this purpose at all, whatever the user consented to."""
+REQUIRE_CONSENT = 1
+"""Only the user's consent counts for the purpose, not the vendor's legitimate interest."""
+REQUIRE_LEGITIMATE_INTEREST = 2
+"""Only legitimate interest counts for the purpose, not consent (for a vendor that declared it flexible)."""
 
 
 class _Bits:
@@ -72,6 +91,9 @@ class _Bits:
         chunk = int.from_bytes(self._data[first:last], "big")
         self._pos = end
         return (chunk >> (last * 8 - end)) & ((1 << width) - 1)
+
+    def remaining(self) -> int:
+        return self._size - self._pos
 
     def flag(self, field: str) -> bool:
         return self.uint(1, field) == 1
@@ -92,8 +114,8 @@ class _Bits:
 
 
 def decode_tc_string(text: str) -> TcString:
-    """Decode the core segment of a TCF v2 TC string; the other segments (disclosed vendors, publisher TC) are
-    checked for their alphabet only and skipped, as is the core's trailing publisher-restrictions section."""
+    """Decode the core segment of a TCF v2 TC string, its publisher restrictions included; the other segments
+    (disclosed vendors, publisher TC) are checked for their alphabet only and skipped."""
     if not text:
         raise TcStringError("empty TC string")
     if len(text) > MAX_TC_STRING_LENGTH:
@@ -124,6 +146,7 @@ def decode_tc_string(text: str) -> TcString:
         publisher_cc=bits.letters("PublisherCC"),
         vendor_consents=_vendors(bits, "vendor consents"),
         vendor_legitimate_interests=_vendors(bits, "vendor legitimate interests"),
+        publisher_restrictions=_publisher_restrictions(bits),
     )
 
 
@@ -159,3 +182,26 @@ def _vendors(bits: _Bits, section: str) -> frozenset[int]:
         ids.update(range(max(start, covered + 1), end + 1))
         covered = max(covered, end)
     return frozenset(ids)
+
+
+def _publisher_restrictions(bits: _Bits) -> tuple[tuple[int, int, int, int], ...]:
+    """The core's last section: NumPubRestrictions, then per restriction its PurposeId, RestrictionType and the
+    vendors it applies to (ids and id ranges, as in a range-encoded vendor section, without a MaxVendorId).
+
+    A core that ends before the section's 12-bit count (strings that stop after the vendor sections, as some
+    encoders write them when there is none) has no restrictions; one that ends inside the section is truncated.
+    """
+    if bits.remaining() < 12:  # NumPubRestrictions' width
+        return ()
+    restrictions: list[tuple[int, int, int, int]] = []
+    for _ in range(bits.uint(12, "NumPubRestrictions")):
+        purpose = bits.uint(6, "publisher restriction PurposeId")
+        kind = bits.uint(2, "publisher restriction RestrictionType")
+        for _ in range(bits.uint(12, "publisher restriction NumEntries")):
+            is_range = bits.flag("publisher restriction IsARange")
+            first = bits.uint(16, "publisher restriction StartOrOnlyVendorId")
+            last = bits.uint(16, "publisher restriction EndVendorId") if is_range else first
+            if first < 1 or first > last:
+                raise TcStringError(f"publisher restriction: vendor range {first}-{last} is empty")
+            restrictions.append((purpose, kind, first, last))
+    return tuple(restrictions)
