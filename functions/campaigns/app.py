@@ -6,7 +6,7 @@ from http import HTTPStatus
 from importlib import resources
 from typing import Annotated, Any
 
-from adserve.campaigns.api import CampaignListResponse
+from adserve.campaigns.api import MAX_PAGE, CampaignListResponse, decode_cursor, encode_cursor
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import InvalidInputError
 from adserve.core.identifiers import Identifier
@@ -22,13 +22,15 @@ from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_stor
 from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 app = Router()
 install_error_handlers(app)
 
 CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
 Hour = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$")]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 
 
@@ -80,10 +82,14 @@ def delete_campaign(campaign_id: CampaignId) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-@app.get("/v1/campaigns", summary="List every campaign")
+@app.get("/v1/campaigns", summary="List the campaigns, a page at a time")
 @tracer.capture_method
-def list_campaigns() -> CampaignListResponse:
-    return CampaignListResponse(campaigns=store().list_campaigns())
+def list_campaigns(
+    limit: Annotated[PageSize, Query(description=f"Campaigns per page, 1-{MAX_PAGE}.")] = MAX_PAGE,
+    cursor: Annotated[Cursor | None, Query(description="The previous page's next_cursor.")] = None,
+) -> CampaignListResponse:
+    campaigns, last = store().page(limit, None if cursor is None else decode_cursor(cursor))
+    return CampaignListResponse(campaigns=campaigns, next_cursor=None if last is None else encode_cursor(last))
 
 
 @app.get("/v1/campaigns/<campaign_id>/delivery", summary="A campaign's delivery, budget left and pacing status")

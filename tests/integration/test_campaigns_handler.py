@@ -33,6 +33,28 @@ def get_event(campaign_id: str, method: str = "GET") -> dict[str, Any]:
     return event
 
 
+def list_event(**query: str) -> dict[str, Any]:
+    event = sample_event("campaigns_list_campaigns.json")
+    if query:
+        event["queryStringParameters"] = query
+        event["rawQueryString"] = "&".join(f"{name}={value}" for name, value in query.items())
+    return event
+
+
+def listed_ids(local_stack: Any, limit: str | None = None) -> list[str]:
+    """Every campaign id GET /v1/campaigns lists, page after page (the stack is shared: more than one page)."""
+    ids: list[str] = []
+    query = {} if limit is None else {"limit": limit}
+    while True:
+        response = local_stack.invoke("CampaignsFunction", list_event(**query))
+        assert response["statusCode"] == 200, response
+        page = json.loads(response["body"])
+        ids += [campaign["campaign_id"] for campaign in page["campaigns"]]
+        if page["next_cursor"] is None:
+            return ids
+        query["cursor"] = page["next_cursor"]
+
+
 def sample_campaign(**changes: Any) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(sample_event("campaigns_put_campaign.json")["body"])
     document.update(changes)
@@ -48,8 +70,7 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
     assert got["statusCode"] == 200
     assert Campaign.model_validate_json(got["body"]) == Campaign.model_validate(document)
 
-    listed = local_stack.invoke("CampaignsFunction", sample_event("campaigns_list_campaigns.json"))
-    assert "cmp-roundtrip" in [c["campaign_id"] for c in json.loads(listed["body"])["campaigns"]]
+    assert "cmp-roundtrip" in listed_ids(local_stack)
 
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip", "DELETE"))["statusCode"] == 204
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-roundtrip"))["statusCode"] == 404
@@ -115,11 +136,34 @@ def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fata
     dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, "document": {"S": unreadable}})
     try:
         # When the campaigns are listed
-        listed = local_stack.invoke("CampaignsFunction", sample_event("campaigns_list_campaigns.json"))
+        ids = listed_ids(local_stack)
     finally:  # the stack is shared: other tests' catalogs must not meet it
         dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": "cmp-old-rules"}})
     # Then the list still answers, with every readable campaign and without the unreadable one
-    assert listed["statusCode"] == 200
-    ids = [campaign["campaign_id"] for campaign in json.loads(listed["body"])["campaigns"]]
     assert "cmp-readable" in ids
     assert "cmp-old-rules" not in ids
+
+
+def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(local_stack: Any) -> None:
+    # Given a few campaigns among whatever else the shared stack holds
+    mine = {f"cmp-page-{n}" for n in range(5)}
+    for campaign_id in mine:
+        response = local_stack.invoke(
+            "CampaignsFunction", put_event(campaign_id, sample_campaign(campaign_id=campaign_id))
+        )
+        assert response["statusCode"] == 200
+    # When the list is read two at a time, following each page's cursor
+    paged = listed_ids(local_stack, limit="2")
+    # Then every campaign comes exactly once, as in pages of the largest size
+    assert mine <= set(paged)
+    assert len(paged) == len(set(paged))
+    assert sorted(paged) == sorted(listed_ids(local_stack))
+
+
+@pytest.mark.parametrize(
+    "query", [{"limit": "0"}, {"limit": "51"}, {"limit": "ten"}, {"cursor": "not-ours!"}, {"cursor": "Zm9v="}]
+)
+def test_a_bad_page_query_is_a_422(local_stack: Any, query: dict[str, str]) -> None:
+    response = local_stack.invoke("CampaignsFunction", list_event(**query))
+    assert response["statusCode"] == 422, response
+    assert json.loads(response["body"])["error"]["code"] == "invalid_request"

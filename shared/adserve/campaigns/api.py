@@ -1,9 +1,38 @@
 """Models of the campaign admin API beyond the Campaign document itself."""
 
-from pydantic import BaseModel
+import base64
+import binascii
+from typing import Final
+
+from pydantic import BaseModel, Field
 
 from adserve.campaigns.model import Campaign
+from adserve.core.errors import InvalidInputError
+
+MAX_PAGE: Final = 50
+"""Campaigns per page at most: a campaign's document is at most 64 KiB (the PUT body's limit), so a full page
+stays within Lambda's 6 MB response whatever the campaigns hold."""
 
 
 class CampaignListResponse(BaseModel):
     campaigns: list[Campaign]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page; null on the last. A page may hold fewer than `limit`.",
+    )
+
+
+def encode_cursor(campaign_id: str) -> str:
+    """The opaque cursor of a page that ends at this campaign id."""
+    return base64.urlsafe_b64encode(campaign_id.encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    """The campaign id a cursor continues after; InvalidInputError for one this API did not give out."""
+    try:
+        campaign_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        campaign_id = ""
+    if not campaign_id or encode_cursor(campaign_id) != cursor:
+        raise InvalidInputError("cursor is not one a previous page gave")
+    return campaign_id

@@ -4,7 +4,7 @@ A JSON attribute keeps the item schema in one place (the pydantic model) and the
 """
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
@@ -52,6 +52,23 @@ class CampaignStore:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
             raise NotFoundError(f"campaign {campaign_id} does not exist") from error
+
+    def page(self, limit: int, after: str | None = None) -> tuple[list[Campaign], str | None]:
+        """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id
+        to continue after (None on the last page). One Scan of ``limit`` items: a page costs what it holds,
+        whatever the size of the table; unreadable ones are left out as ``list_campaigns`` leaves them."""
+        request: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        if after is not None:
+            request["ExclusiveStartKey"] = {"campaign_id": {"S": after}}
+        answer = self._client.scan(**request)
+        campaigns: list[Campaign] = []
+        for item in answer["Items"]:
+            try:
+                campaigns.append(_campaign(item))
+            except ValidationError as error:
+                _left_out(item.get("campaign_id", {}).get("S"), error)
+        last = answer.get("LastEvaluatedKey")
+        return campaigns, None if last is None else last["campaign_id"]["S"]
 
     def list_campaigns(self) -> list[Campaign]:
         """Every campaign this code can read, by id.
