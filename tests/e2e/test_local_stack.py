@@ -99,7 +99,7 @@ def test_the_openapi_document_is_served(api: httpx.Client) -> None:
 def test_ctrl_c_stops_the_stack_cleanly(tmp_path: Path) -> None:
     # Given a running stack that has served a request
     with running_stack(tmp_path, "--no-seed") as (process, url):
-        assert httpx.get(f"{url}/v1/campaigns", timeout=10).json() == {"campaigns": []}
+        assert httpx.get(f"{url}/v1/campaigns", timeout=10).json() == {"campaigns": [], "next_cursor": None}
         # When the developer presses Ctrl-C
         process.send_signal(signal.SIGINT)
         # Then it shuts down and exits 0
