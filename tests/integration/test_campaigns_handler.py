@@ -1,6 +1,7 @@
 """The campaign admin handler in-process against moto in server mode, tables from template.yaml."""
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,22 @@ def sample_campaign(**changes: Any) -> dict[str, Any]:
     return document
 
 
+@pytest.fixture
+def put_campaign(local_stack: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Puts campaigns for one test and deletes them after it: the stack is shared, and a campaign left behind
+    would be served in other tests' decisions."""
+    stored: list[str] = []
+
+    def put(document: dict[str, Any]) -> None:
+        response = local_stack.invoke("CampaignsFunction", put_event(document["campaign_id"], document))
+        assert response["statusCode"] == 200, response
+        stored.append(document["campaign_id"])
+
+    yield put
+    for campaign_id in stored:
+        local_stack.invoke("CampaignsFunction", get_event(campaign_id, "DELETE"))
+
+
 def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) -> None:
     document = sample_campaign(campaign_id="cmp-roundtrip")
     put = local_stack.invoke("CampaignsFunction", put_event("cmp-roundtrip", document))
@@ -116,20 +133,23 @@ def test_a_path_id_out_of_bounds_is_a_422(local_stack: Any) -> None:
     assert response["statusCode"] == 422
 
 
-def test_a_placement_listed_twice_is_stored_once(local_stack: Any) -> None:
+def test_a_placement_listed_twice_is_stored_once(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
     # Given a campaign that names its placement twice
     document = sample_campaign(campaign_id="cmp-twice", placements=["audio_midroll", "audio_preroll", "audio_midroll"])
     # When it is put
-    assert local_stack.invoke("CampaignsFunction", put_event("cmp-twice", document))["statusCode"] == 200
+    put_campaign(document)
     # Then it is stored with each placement once, in the order given (the catalog indexes it once per placement)
     got = local_stack.invoke("CampaignsFunction", get_event("cmp-twice"))
     assert json.loads(got["body"])["placements"] == ["audio_midroll", "audio_preroll"]
 
 
-def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fatal(local_stack: Any) -> None:
+def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fatal(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
     # Given a readable campaign, and a stored document the model refuses (written before a rule tightened)
-    readable = sample_campaign(campaign_id="cmp-readable")
-    assert local_stack.invoke("CampaignsFunction", put_event("cmp-readable", readable))["statusCode"] == 200
+    put_campaign(sample_campaign(campaign_id="cmp-readable"))
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
     table = local_stack.physical_name("CampaignsTable")
     unreadable = json.dumps(sample_campaign(campaign_id="cmp-old-rules", value_cpm=0.0001))
@@ -144,14 +164,13 @@ def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fata
     assert "cmp-old-rules" not in ids
 
 
-def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(local_stack: Any) -> None:
+def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
     # Given a few campaigns among whatever else the shared stack holds
     mine = {f"cmp-page-{n}" for n in range(5)}
     for campaign_id in mine:
-        response = local_stack.invoke(
-            "CampaignsFunction", put_event(campaign_id, sample_campaign(campaign_id=campaign_id))
-        )
-        assert response["statusCode"] == 200
+        put_campaign(sample_campaign(campaign_id=campaign_id))
     # When the list is read two at a time, following each page's cursor
     paged = listed_ids(local_stack, limit="2")
     # Then every campaign comes exactly once, as in pages of the largest size
