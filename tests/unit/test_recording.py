@@ -127,11 +127,24 @@ def test_only_impressions_count(ports: Ports, event_type: EventType) -> None:
 def test_impressions_of_uncapped_or_unknown_campaigns_count_nothing_but_are_logged(
     ports: Ports, campaign_id: str
 ) -> None:
-    event = outcome(listener="listener-e", campaign_id=campaign_id, ad_id=f"{campaign_id}-ad-1")
+    # (of FREE's advertiser, which no active campaign caps)
+    event = outcome(listener="listener-e", campaign_id=campaign_id, ad_id=f"{campaign_id}-ad-1", advertiser_id="adv-2")
     assert ports.recorder.record_impression(event) is CountResult.NOT_COUNTED
     assert ports.process(*message_records(event)) == {"batchItemFailures": []}
     assert ports.counter.writes == 0
     assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 1
+
+
+def test_an_impression_of_a_campaign_deleted_since_it_was_served_counts_in_its_advertisers_caps(ports: Ports) -> None:
+    # Given an impression of a campaign of CAPPED's advertiser that was deleted after the ad was served
+    event = outcome(listener="listener-gone", campaign_id="deleted-sibling", ad_id="deleted-sibling-ad-1")
+    # When it is recorded
+    assert ports.recorder.record_impression(event) is CountResult.COUNTED
+    # Then it counts in the advertiser's weekly cap of 1, which CAPPED, its sibling, now finds full
+    counts = ports.counter.read_counters("listener-gone", NOW)
+    [advertiser_cap] = [cap for cap in CAPPED.frequency_caps if cap.scope is CapScope.ADVERTISER]
+    assert sorted(counts) == [slot.key for slot in impression_counters(CAPPED, [advertiser_cap], NOW, event.session)]
+    assert within_caps(CAPPED, CAPPED.frequency_caps, counts, NOW, event.session) is False
 
 
 def test_a_campaign_created_after_the_directory_loaded_is_found(ports: Ports) -> None:

@@ -57,6 +57,11 @@ class CampaignDirectory:
             return snapshot.caps_by_id[campaign.campaign_id]
         return _counter_caps(snapshot.advertiser_caps, campaign)  # a campaign from an earlier snapshot
 
+    def advertiser_caps_of(self, advertiser_id: str) -> tuple[CounterCap, ...]:
+        """The advertiser caps in force for an advertiser, for an impression of a campaign no longer listed."""
+        caps = self._snapshot.get().advertiser_caps.of_advertiser(advertiser_id)
+        return tuple(CounterCap.of_advertiser(cap, advertiser_id) for cap in caps)
+
     def _load(self) -> _Snapshot:
         campaigns = self._source.list_campaigns()
         by_id = {campaign.campaign_id: campaign for campaign in campaigns}

@@ -93,6 +93,10 @@ def counter_key(cap: FrequencyCap, campaign: Campaign, bucket: str) -> str:
 def counter_key_prefix(cap: FrequencyCap, campaign: Campaign) -> str:
     """A counter's key up to its window bucket: fixed per cap and campaign."""
     owner = campaign.campaign_id if cap.scope is CapScope.CAMPAIGN else campaign.advertiser_id
+    return _owned_prefix(cap, owner)
+
+
+def _owned_prefix(cap: FrequencyCap, owner: str) -> str:
     return f"{COUNTER_PREFIX}{cap.scope}#{owner}#{cap.window}#"  # StrEnums format as their values
 
 
@@ -108,6 +112,13 @@ class CounterCap:
     @classmethod
     def of(cls, cap: FrequencyCap, campaign: Campaign) -> "CounterCap":
         return cls(counter_key_prefix(cap, campaign), cap.window, cap.max)
+
+    @classmethod
+    def of_advertiser(cls, cap: FrequencyCap, advertiser_id: str) -> "CounterCap":
+        """An advertiser cap's counter, known by the advertiser alone (its campaign may be gone)."""
+        if cap.scope is not CapScope.ADVERTISER:
+            raise ValueError("only an advertiser cap is known by its advertiser alone")
+        return cls(_owned_prefix(cap, advertiser_id), cap.window, cap.max)
 
 
 def counter_state(
@@ -224,6 +235,14 @@ class AdvertiserCaps:
             if campaign.status is CampaignStatus.ACTIVE:
                 _merge_advertiser_caps(strictest.setdefault(campaign.advertiser_id, {}), campaign.frequency_caps)
         self._by_advertiser = strictest
+
+    def of_advertiser(self, advertiser_id: str) -> tuple[FrequencyCap, ...]:
+        """The advertiser caps its active campaigns put in force: what an impression of one of its campaigns
+        counts in even when that campaign is no longer listed (deleted after it was served)."""
+        return tuple(
+            FrequencyCap(max=maximum, window=window, scope=CapScope.ADVERTISER)
+            for window, maximum in self._by_advertiser.get(advertiser_id, {}).items()
+        )
 
     def caps_of(self, campaign: Campaign) -> tuple[FrequencyCap, ...]:
         """What an impression of the campaign is counted in and checked against.

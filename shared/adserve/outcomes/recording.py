@@ -11,8 +11,8 @@ One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` thi
    the caps in force for the campaign (its own, and every advertiser cap a sibling declares), all in the
    listener's partition. A marker already there cancels the transaction: the impression was counted
    before, so the record succeeds as a duplicate. Clicks, completions and skips count nothing; an
-   impression without a listener pseudonym (no capping consent), of an unknown campaign, or of one under no
-   cap at all, neither.
+   impression without a listener pseudonym (no capping consent) or of one under no cap at all, neither. One
+   of an unknown campaign (deleted since it was served) counts in its advertiser's caps in force only.
 3. Every outcome (impressions, clicks, completions, skips) is counted toward its campaign's delivery,
    exactly once, by ``adserve.delivery.counting``: the batch's events grouped by (campaign, hour), one
    transaction per group in the delivery table with its own markers. A group that cannot be written
@@ -112,6 +112,10 @@ class CampaignLookup(Protocol):
         key prefix."""
         ...
 
+    def advertiser_caps_of(self, advertiser_id: str) -> tuple[CounterCap, ...]:
+        """The advertiser caps in force for an advertiser, with their counters' key prefixes."""
+        ...
+
 
 class LogWriter(Protocol):
     def put_object(self, key: str, body: bytes) -> None:
@@ -186,13 +190,14 @@ class OutcomeRecorder:
         batch looks up and computes once."""
         if event.listener is None:  # no capping consent: nothing is kept about the listener
             return CountResult.NOT_COUNTED
-        if campaign is None:
+        if campaign is None:  # deleted since it was served: its own caps are gone, its advertiser's are not
+            caps = self.campaigns.advertiser_caps_of(event.advertiser_id)
             logger.warning(
-                "impression of an unknown campaign; nothing counted",
-                extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id},
+                "impression of an unknown campaign; counted in its advertiser's caps only",
+                extra={"campaign_id": event.campaign_id, "decision_id": event.decision_id, "caps": len(caps)},
             )
-            return CountResult.NOT_COUNTED
-        caps = self.campaigns.counter_caps_of(campaign)
+        else:
+            caps = self.campaigns.counter_caps_of(campaign)
         if not caps:
             return CountResult.NOT_COUNTED
         # The window is the impression's, but never in the future of when Track received it (client clocks).
@@ -227,7 +232,7 @@ class OutcomeRecorder:
         """Count a batch's outcomes toward delivery exactly once; the markers of events left uncounted.
 
         A group whose store write fails leaves its events in ``failed_markers`` (their records must fail);
-        an event of an unknown campaign is logged and left out, like its caps.
+        an event of an unknown campaign is logged and left out (nothing to bill it to).
         """
         tally = DeliveryTally()
         counted = [
