@@ -190,6 +190,10 @@ class _Scripted(http.server.BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         super().finish()
+        if self.close_connection:
+            # The FIN goes out before the test is told: socketserver closes the socket only after finish(), so
+            # on a loaded machine the client could look at the connection before the close reached it.
+            self.connection.shutdown(socket.SHUT_WR)
         self.server.closed += 1  # type: ignore[attr-defined]
 
     def log_message(self, format: str, *args: Any) -> None:
