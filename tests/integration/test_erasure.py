@@ -19,13 +19,15 @@ import boto3
 import pytest
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
+from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
-from adserve.dal.erasure_store import LEDGER_PREFIX, S3ErasureLedger
+from adserve.dal.erasure_store import LEDGER_PREFIX, DynamoCounterPartitions, S3ErasureLedger
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.logs import ReadStats, read_decisions
 from adserve.privacy.pseudonyms import legacy_listener_hash
 
 from devstack.stack import LocalStack
+from tests.support.aws_proxy import aws_proxy
 from tests.support.builders import campaign
 from tests.support.log_lines import powertools_log_lines
 from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event
@@ -265,3 +267,21 @@ def test_adserve_forget_refuses_an_invalid_id_before_any_call(capsys: pytest.Cap
     error = capsys.readouterr().err
     assert "not a listener id" in error
     assert "not an id" not in error
+
+
+def test_the_partition_is_read_consistently_so_a_counter_written_a_moment_before_is_deleted(
+    local_stack: LocalStack,
+) -> None:
+    # Given the erasure's partition reader, through a proxy that keeps what it is asked
+    with aws_proxy(local_stack.endpoint_url, keep_traffic=True) as proxy:
+        table = local_stack.physical_name("FrequencyCapsTable")
+        partitions = DynamoCounterPartitions(dynamodb_client(endpoint_url=proxy.url), table)
+        # When a partition is deleted
+        partitions.delete_partition(unique("erased"))
+    # Then its Query was a strongly consistent read: an eventually consistent one could miss a fresh counter
+    assert proxy.traffic is not None
+    queries = [
+        json.loads(request.split(b"\n", 1)[1]) for operation, request, _ in proxy.traffic if operation == "Query"
+    ]
+    assert queries
+    assert all(query["ConsistentRead"] is True for query in queries)

@@ -66,6 +66,7 @@ class DynamoCounterPartitions:
             "KeyConditionExpression": "listener_id = :partition",
             "ExpressionAttributeValues": {":partition": {"S": partition}},
             "ProjectionExpression": "listener_id, counter_key",
+            "ConsistentRead": True,  # an eventually consistent read could miss a counter written a moment ago
         }
         counters = markers = 0
         try:
