@@ -2,16 +2,17 @@
 
 import base64
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.campaigns.model import Campaign
+from adserve.core.decision_ids import decided_at, new_decision_id
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
 from adserve.decisions.policy import EpsilonGreedy
-from adserve.decisions.service import PolicySettings, listener_features, random_decision_id
+from adserve.decisions.service import PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.models.features import CONTEXTUAL_FIELDS
@@ -298,11 +299,19 @@ def test_no_raw_listener_or_session_id_reaches_a_token_or_the_record() -> None:
     assert not any("listener-1" in text or "session-1" in text for text in stored)
 
 
-def test_decision_ids_are_random_version_4_uuids_in_canonical_text() -> None:
+def test_decision_ids_are_version_7_uuids_that_say_when_in_canonical_text() -> None:
     # When many decision ids are drawn
-    ids = [random_decision_id() for _ in range(2_000)]
-    # Then each is a version-4, RFC 4122 UUID written as uuid.UUID writes it, and none repeats
+    before = datetime.now(UTC)
+    ids = [new_decision_id() for _ in range(2_000)]
+    after = datetime.now(UTC)
+    # Then each is a version-7 RFC 9562 UUID written as uuid.UUID writes it, of a time within the draw, and
+    # none repeats
     for decision_id in ids:
         parsed = uuid.UUID(decision_id)
-        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, decision_id)
+        assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, decision_id)
+        decided = decided_at(decision_id)
+        assert decided is not None
+        assert before - timedelta(milliseconds=1) <= decided <= after
     assert len(set(ids)) == len(ids)
+    assert decided_at(str(uuid.uuid4())) is None
+    assert decided_at("d-1") is None

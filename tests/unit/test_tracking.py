@@ -1,10 +1,12 @@
 """The tracking service on an in-memory queue: only verified events are queued, and every event is accounted for."""
 
+import uuid
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from adserve.core.decision_ids import decided_at
 from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.api import EventBatchRequest, EventResult, RejectionCode
@@ -169,24 +171,23 @@ def test_an_unavailable_queue_fails_every_valid_event_and_accepts_none() -> None
     assert {r.status for r in response.results} == {"failed"}
 
 
-def test_an_event_reported_before_its_token_was_signed_happened_when_it_was_signed() -> None:
-    # Given a token signed at NOW - 10 min, and events an app whose clock is an hour behind reports before that
-    signed_at = int((NOW - timedelta(minutes=10)).timestamp())
+def test_an_event_reported_before_its_decision_happened_when_the_decision_was_made() -> None:
+    # Given a decision made at NOW - 10 min (its id says so), and events an app whose clock is an hour behind
+    # reports before that
+    decided = NOW - timedelta(minutes=10)
+    decision_id = str(uuid.UUID(int=int(decided.timestamp() * 1000) << 80 | 0x7000_8000 << 48 | 12345))
+    assert decided_at(decision_id) == decided
     early = (NOW - timedelta(hours=1)).isoformat()
-    clamped = event("clamped", token=token(ad_id="ad-clamped", issued_at=signed_at), occurred_at=early)
-    # (a token signed before tokens said when keeps the app's time, as before)
-    legacy = event("legacy", token=token(ad_id="ad-legacy", issued_at=None), occurred_at=early)
-    after = event("after", token=token(ad_id="ad-after", issued_at=signed_at))
+    clamped = event("clamped", token=token(ad_id="ad-clamped", decision_id=decision_id), occurred_at=early)
+    # (a decision id that does not say when, as version-4 ids did not, keeps the app's time)
+    legacy = event("legacy", token=token(ad_id="ad-legacy", decision_id=str(uuid.uuid4())), occurred_at=early)
+    after = event("after", token=token(ad_id="ad-after", decision_id=decision_id))
     queue = InMemoryOutcomeQueue()
     # When they are posted
     service(queue).record_batch(batch(clamped, legacy, after))
     # Then none is filed before its decision: not in an earlier cap window, not in an earlier hour of the logs
     occurred = {queued.event_id: queued.occurred_at for queued in queue.events}
-    assert occurred == {
-        "clamped": NOW - timedelta(minutes=10),
-        "legacy": NOW - timedelta(hours=1),
-        "after": NOW - timedelta(seconds=5),
-    }
+    assert occurred == {"clamped": decided, "legacy": NOW - timedelta(hours=1), "after": NOW - timedelta(seconds=5)}
 
 
 def test_a_batch_with_only_rejected_events_does_not_call_the_queue() -> None:

@@ -1,6 +1,5 @@
 """Decide: targeting, frequency caps (one read), batch scoring, the serving policy, tokens and the log."""
 
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ import numpy as np
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, session_key
+from adserve.core.decision_ids import new_decision_id
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
 from adserve.core.trusted import trusted
@@ -62,16 +62,6 @@ from adserve.outcomes.decision_records import (
 from adserve.outcomes.tokens import TokenSigner, TrackingClaims
 from adserve.privacy.consent import ConsentRules, Permissions, ServingMode
 from adserve.privacy.pseudonyms import Pseudonymizer
-
-
-def random_decision_id() -> str:
-    """A random (version 4) UUID as ``str(uuid.uuid4())`` writes it, without building a ``uuid.UUID`` object
-    (half of its ~2 us per decision)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class CounterReader(Protocol):
@@ -154,7 +144,7 @@ class DecisionService:
     rng: random.Random
     tracking_base_url: str | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    new_decision_id: Callable[[], str] = random_decision_id
+    new_decision_id: Callable[[], str] = new_decision_id
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
@@ -565,7 +555,6 @@ class DecisionService:
         now: datetime,
     ) -> list[ServedAd]:
         signer = self.signer()
-        issued_at = int(now.timestamp())
         expires_at = int((now + self.policy.token_ttl).timestamp())
         served = []
         for choice in choices:
@@ -580,7 +569,6 @@ class DecisionService:
                 session=session,
                 event_type=EventType.IMPRESSION.value,
                 expires_at=expires_at,
-                issued_at=issued_at,
             )
             served.append(
                 trusted(

@@ -2,8 +2,8 @@
 
 A token is `kid.base64url(payload).base64url(HMAC-SHA256(key, "kid.payload"))`. The payload is compact JSON
 naming the decision, the ad, the listener's keyed pseudonym (null without capping consent) and the one event
-type the token may report, with an expiry and the second it was signed. Tokens are signed, not encrypted, so
-they carry no listener id: a URL log that holds one names nobody (adserve.privacy.pseudonyms).
+type the token may report, with an expiry. Tokens are signed, not encrypted, so they carry no listener id: a
+URL log that holds one names nobody (adserve.privacy.pseudonyms).
 
 `kid` names the key that signed the token, so the key can be rotated while tokens signed with the previous
 one are still out in apps: Decide signs with the current key, Track verifies with whichever of the current
@@ -56,9 +56,6 @@ class TrackingClaims:
     session: str
     event_type: str
     expires_at: int
-    issued_at: int | None = None
-    """When Decide signed it (its decision's second): no event of the token happened earlier. None in tokens
-    signed before the claim existed."""
 
 
 def key_id(key: bytes) -> str:
@@ -119,8 +116,7 @@ class TokenSigner:
         key = self._current
         signed_head = f"{key.key_id}.{_b64encode(shared[:whole])}"
         mac = key.mac.with_prefix(signed_head.encode())
-        issued_at = "null" if claims.issued_at is None else int(claims.issued_at)
-        tail = f',"expires_at":{int(claims.expires_at)},"issued_at":{issued_at}}}'.encode()
+        tail = f',"expires_at":{int(claims.expires_at)}}}'.encode()
         return [
             f"{signed_head}{end}.{_b64encode(mac.digest(raw_end))}"
             for end, raw_end in self._payload_ends(shared[whole:], tail, event_types)
@@ -130,7 +126,7 @@ class TokenSigner:
         """Each token's base64 from the shared bytes' last ``len % 3`` on, as text and as the bytes the MAC reads.
 
         ``rest`` is one of the three tails of ``"event_type":``, so these depend only on it, the event types and
-        the times after them: every ad of a decision, and every decision signed in the same second, shares
+        the expiry after them: every ad of a decision, and every decision signed in the same second, shares
         them. The few of the current second are kept; the first sign of a new second starts afresh.
         """
         cache_key = (rest, tail, event_types)

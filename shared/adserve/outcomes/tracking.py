@@ -14,6 +14,7 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from adserve.core.decision_ids import decided_at
 from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType
@@ -161,12 +162,11 @@ class TrackingService:
 
 
 def _occurred_at(reported: datetime, claims: TrackingClaims) -> datetime:
-    """The app's time of an event, never before its token was signed: an app clock behind Decide's would file
-    the event before its decision, in an earlier cap window (a cap of 1 an hour then let the ad through again)
-    or an earlier hour of the logs. Tokens signed before they said when keep the app's time."""
-    if claims.issued_at is None:
-        return reported
-    return max(reported, datetime.fromtimestamp(claims.issued_at, UTC))
+    """The app's time of an event, never before its decision (its id says when, ``core.decision_ids``): an app
+    clock behind Decide's would file the event before its decision, in an earlier cap window (a cap of 1 an
+    hour then let the ad through again) or an earlier hour of the logs. Ids that do not say when keep it."""
+    decided = decided_at(claims.decision_id)
+    return reported if decided is None else max(reported, decided)
 
 
 def _count_rejections(rejections: Counter[RejectionCode]) -> None:
