@@ -154,6 +154,13 @@ def test_malformed_tokens_are_refused(token: str) -> None:
         TokenSigner(KEY).verify(token, EventType.IMPRESSION, NOW)
 
 
+def test_a_claim_a_later_release_signs_is_left_out_not_refused() -> None:
+    # Given a genuine token whose payload holds a claim this release does not know
+    signed = f"{key_id(KEY)}.{payload_of(asdict(CLAIMS) | {'signed_by': 'a later release'})}"
+    # When it is verified, it is accepted with the claims this release knows
+    assert TokenSigner(KEY).verify(f"{signed}.{mac(KEY, signed)}", EventType.IMPRESSION, NOW) == CLAIMS
+
+
 def test_a_token_issued_before_pseudonyms_verifies_without_its_raw_listener_id() -> None:
     # Given a genuine token of the format before pseudonyms, which named the raw listener id and session
     claims = {k: v for k, v in asdict(CLAIMS).items() if k != "listener"} | {"listener_id": "listener-7"}

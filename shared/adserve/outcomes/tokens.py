@@ -24,9 +24,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
+from typing import Final
 
 from adserve.core.errors import ExpiredTokenError, TokenError, WrongEventTypeError
 from adserve.core.keyed_hash import HmacSha256
@@ -161,12 +162,14 @@ class TokenSigner:
         if not genuine:
             raise TokenError("token signature is invalid")
         try:
-            fields = json.loads(_b64decode(payload))
-            if "listener_id" in fields:  # issued before pseudonyms: never carry the raw id further
-                del fields["listener_id"]
-                fields.update(listener=None, session="")
-            claims = TrackingClaims(**fields)
-        except (ValueError, TypeError) as error:
+            document = json.loads(_b64decode(payload))
+            if "listener_id" in document:  # issued before pseudonyms: never carry the raw id further
+                del document["listener_id"]
+                document.update(listener=None, session="")
+            # Claims this release does not know are left out: a later release may sign one while this one still
+            # verifies its tokens (canaries, rollbacks), and what is signed cannot have been slipped in.
+            claims = TrackingClaims(**{name: document[name] for name in _CLAIMS if name in document})
+        except (ValueError, TypeError, KeyError) as error:
             raise TokenError("token payload is malformed") from error
         if claims.event_type != event_type.value:
             raise WrongEventTypeError(f"token is not valid for {event_type.value} events")
@@ -174,6 +177,8 @@ class TokenSigner:
             raise ExpiredTokenError("token has expired")
         return claims
 
+
+_CLAIMS: Final = tuple(field.name for field in fields(TrackingClaims))
 
 _URL_SAFE = bytes.maketrans(b"+/", b"-_")
 
