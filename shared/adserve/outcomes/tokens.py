@@ -169,7 +169,7 @@ class TokenSigner:
             # Claims this release does not know are left out: a later release may sign one while this one still
             # verifies its tokens (canaries, rollbacks), and what is signed cannot have been slipped in.
             claims = TrackingClaims(**{name: document[name] for name in _CLAIMS if name in document})
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError) as error:
             raise TokenError("token payload is malformed") from error
         if claims.event_type != event_type.value:
             raise WrongEventTypeError(f"token is not valid for {event_type.value} events")
