@@ -7,7 +7,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from adserve.campaigns.api import MAX_PAGE, CampaignListResponse, decode_cursor, encode_cursor
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.core.errors import InvalidInputError
 from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
@@ -61,7 +61,7 @@ def pacing() -> DynamoPacingStore:
     },
 )
 @tracer.capture_method
-def put_campaign(campaign_id: CampaignId, campaign: Campaign) -> Campaign:
+def put_campaign(campaign_id: CampaignId, campaign: CampaignInput) -> Campaign:
     if campaign.campaign_id != campaign_id:
         raise InvalidInputError("campaign_id in the body must equal the one in the path")
     store().put(campaign)

@@ -152,16 +152,44 @@ def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fata
     put_campaign(sample_campaign(campaign_id="cmp-readable"))
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
     table = local_stack.physical_name("CampaignsTable")
-    unreadable = json.dumps(sample_campaign(campaign_id="cmp-old-rules", value_cpm=0.0001))
+    unreadable = json.dumps(sample_campaign(campaign_id="cmp-old-rules", placements=["audio_retired"]))
     dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, "document": {"S": unreadable}})
     try:
-        # When the campaigns are listed
+        # When the campaigns are listed, and the unreadable one is asked for
         ids = listed_ids(local_stack)
+        got = local_stack.invoke("CampaignsFunction", get_event("cmp-old-rules"))
     finally:  # the stack is shared: other tests' catalogs must not meet it
         dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": "cmp-old-rules"}})
-    # Then the list still answers, with every readable campaign and without the unreadable one
+    # Then the list still answers, with every readable campaign and without the unreadable one, and asked for
+    # by id it is a 404 that says why, not a 500
     assert "cmp-readable" in ids
     assert "cmp-old-rules" not in ids
+    assert got["statusCode"] == 404
+    assert "PUT it again" in json.loads(got["body"])["error"]["message"]
+
+
+def test_a_stored_campaign_of_a_cpm_new_writes_refuse_is_still_served_and_listed(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
+    # Given a campaign stored before CPMs under one micro-unit an impression were refused on writes
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    stored = json.dumps(sample_campaign(campaign_id="cmp-cheap", value_cpm=0.0005))
+    table = local_stack.physical_name("CampaignsTable")
+    dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-cheap"}, "document": {"S": stored}})
+    try:
+        # When it is read and listed, and written again as it is
+        got = local_stack.invoke("CampaignsFunction", get_event("cmp-cheap"))
+        ids = listed_ids(local_stack)
+        put = local_stack.invoke(
+            "CampaignsFunction", put_event("cmp-cheap", sample_campaign(campaign_id="cmp-cheap", value_cpm=0.0005))
+        )
+    finally:
+        dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": "cmp-cheap"}})
+    # Then the stored one is read and listed as before, and only the new write is refused
+    assert got["statusCode"] == 200
+    assert "cmp-cheap" in ids
+    assert put["statusCode"] == 422
+    assert "value_cpm" in put["body"]
 
 
 def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(

@@ -1,6 +1,11 @@
 """Campaign documents: what the admin API accepts and what it refuses, with the reason."""
 
+import json
+from pathlib import Path
+
 import pytest
+from adserve.campaigns.model import Campaign
+from adserve.cli.main import CampaignFileError, read_campaigns
 from pydantic import ValidationError
 
 from tests.support.builders import campaign
@@ -46,3 +51,15 @@ def test_two_creatives_may_not_share_an_ad_id() -> None:
 def test_a_campaign_with_caps_is_capped() -> None:
     assert campaign(frequency_caps=[{"max": 1, "window": "lifetime"}]).is_capped
     assert not campaign().is_capped
+
+
+def test_a_campaigns_file_is_held_to_the_rules_of_new_writes(tmp_path: Path) -> None:
+    # Given a file with a campaign whose CPM counts no micro-unit an impression (the stored model still reads it)
+    cheap = campaign(campaign_id="cmp-cheap").model_dump(mode="json") | {"value_cpm": 0.0004}
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([cheap]))
+    assert Campaign.model_validate(cheap).value_cpm == 0.0004
+    # When it is read to be loaded, it is refused naming the field
+    with pytest.raises(CampaignFileError) as refused:
+        read_campaigns(path)
+    assert [reason.split(": ")[1] for reason in refused.value.reasons] == ["value_cpm"]

@@ -48,11 +48,7 @@ EXPIRES = NOW + timedelta(days=14)
         ({"currency": "XXX"}, "currency", "ISO 4217"),
         ({"currency": "BGN"}, "currency", "ISO 4217"),  # replaced by EUR on 2026-01-01
         ({"pacing": "fast"}, "pacing", "Input should be"),
-        (
-            {"value_cpm": 0.0004, "budget": {"unit": "spend", "lifetime": 100}},
-            "value_cpm",
-            "greater than or equal to 0.001",
-        ),
+        ({"value_cpm": 0, "budget": {"unit": "spend", "lifetime": 100}}, "value_cpm", "greater than 0"),
     ],
 )
 def test_a_bad_budget_is_refused_naming_the_field(changes: dict[str, Any], field: str, reason: str) -> None:

@@ -144,11 +144,7 @@ class Campaign(BaseModel):
     flight_end: datetime
     placements: Annotated[list[Placement], Field(min_length=1, max_length=len(Placement))]
     targeting: Targeting = Targeting()
-    value_cpm: float = Field(
-        ge=MIN_VALUE_CPM,
-        le=1000,
-        description="What the advertiser pays per thousand impressions: at least one micro-unit an impression.",
-    )
+    value_cpm: float = Field(gt=0, le=1000, description="What the advertiser pays per thousand impressions.")
     currency: str = Field(default="USD", description="ISO 4217 code of value_cpm and a spend budget.")
     budget: Budget | None = None
     pacing: Pacing = Pacing.EVEN
@@ -199,3 +195,15 @@ class Campaign(BaseModel):
     def spend_micros_per_impression(self) -> int:
         """value_cpm / 1000 in micro-units of the currency (CPM 12.5 is 12,500 micros an impression)."""
         return round(self.value_cpm * MICROS_PER_UNIT / 1000)
+
+
+class CampaignInput(Campaign):
+    """A campaign as a PUT or ``adserve campaigns load`` writes it: ``Campaign`` and the rules newer than some
+    stored documents. Those stay readable as ``Campaign``: a rule tightened on the stored model would drop them
+    from the catalog, pacing and Record until someone replaced them."""
+
+    value_cpm: float = Field(
+        ge=MIN_VALUE_CPM,
+        le=1000,
+        description="What the advertiser pays per thousand impressions: at least one micro-unit an impression.",
+    )

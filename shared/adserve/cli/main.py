@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
@@ -71,7 +71,7 @@ def read_campaigns(path: Path) -> list[Campaign]:
     for index, document in enumerate(documents):
         label = f"[{index}]" + (f" {document.get('campaign_id')}" if isinstance(document, dict) else "")
         try:
-            campaigns.append(Campaign.model_validate(document))
+            campaigns.append(CampaignInput.model_validate(document))
         except ValidationError as error:
             reasons.extend(f"{label}: {_location(problem)}{problem['msg']}" for problem in error.errors())
     seen: set[str] = set()
