@@ -92,13 +92,16 @@ def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_noth
     assert values(emitted, MetricName.CATALOG_AGE_SECONDS)[-2:] == [MAX_AGE + 1, MAX_AGE + 1]
 
 
-def test_a_kept_snapshot_stops_serving_budgeted_campaigns_once_their_pacing_state_is_too_old() -> None:
-    # Given a budgeted and an unbudgeted campaign, loaded with a pacing state 200 s old (fresh for 100 s more)
+def test_a_budgeted_campaign_sits_out_once_the_state_its_p_came_from_is_too_old_and_only_it() -> None:
+    # Given two budgeted campaigns loaded with pacing states 200 s and 10 s old (fresh for 100 s and 290 s
+    # more: the first one's step has stopped updating it, say its flight just ended) and an unbudgeted one
     loaded_at = NOW
-    budgeted = campaign(campaign_id="paced", budget={"unit": "impressions", "daily": 1_000})
+    daily = {"unit": "impressions", "daily": 1_000}
+    stopped, healthy = campaign(campaign_id="stopped", budget=daily), campaign(campaign_id="healthy", budget=daily)
     pacing = InMemoryPacingStore()
-    pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=200)))
-    source, clock = FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")]), Clock()
+    pacing.put(pacing_state(stopped, 1.0, loaded_at - timedelta(seconds=200)))
+    pacing.put(pacing_state(healthy, 1.0, loaded_at - timedelta(seconds=10)))
+    source, clock = FailingAfterFirstLoad([stopped, healthy, campaign(campaign_id="free")]), Clock()
     catalog = CampaignCatalog(
         source,
         FeatureEncoder(),
@@ -113,12 +116,16 @@ def test_a_kept_snapshot_stops_serving_budgeted_campaigns_once_their_pacing_stat
     def served() -> list[str]:
         return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads]
 
-    assert served() == ["free-ad-1", "paced-ad-1"]
-    # When every refresh fails (the pacing step may have stopped the campaign meanwhile: nobody reads it)
+    assert served() == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
+    # When every refresh fails (nobody reads the pacing table again)
     source.failing = True
     clock.now += 90
-    assert served() == ["free-ad-1", "paced-ad-1"]
-    # Then once the state its p came from is past the pacing max age, the kept snapshot serves only the free one
+    assert served() == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
+    # Then each budgeted campaign sits out once its own state is past the pacing max age, not before
+    clock.now += 20
+    assert served() == ["free-ad-1", "healthy-ad-1"]
+    clock.now += 170
+    assert served() == ["free-ad-1", "healthy-ad-1"]
     clock.now += 20
     assert served() == ["free-ad-1"]
 

@@ -15,7 +15,7 @@ this catalog's decision records name it (``logged_version``) instead of carrying
 put is retried at the next load and costs no decision.
 """
 
-import math
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -71,21 +71,29 @@ class CatalogSnapshot:
     """Every campaign listed, any status (explain names the ones no placement index holds)."""
     logged_version: str | None = None
     """The catalog snapshot its decision records name; None (records inline) until the snapshot is written."""
-    paced_for: float = math.inf
-    """Seconds after the load until the oldest pacing state a served budgeted campaign got its p from is older
-    than the pacing max age. Refreshes every 30 s replace the snapshot long before; one kept by failing
-    refreshes past it serves no budgeted campaign (``unpaced``), as a load would not have."""
-    _unpaced: dict[Placement, TargetingIndex] = field(default_factory=dict, compare=False, repr=False)
+    paced_until: tuple[tuple[float, str], ...] = ()
+    """(seconds after the load, campaign id) per served budgeted campaign, soonest first: when the pacing state
+    its p came from passes the pacing max age. Refreshes every 30 s replace the snapshot long before; in one
+    kept by failing refreshes, or of a campaign the pacing step no longer updates, such a campaign sits out
+    from then on (``serving``), as a load would have left it out."""
+    _serving: dict[int, dict[Placement, TargetingIndex]] = field(default_factory=dict, compare=False, repr=False)
 
-    def unpaced(self) -> dict[Placement, TargetingIndex]:
-        """``by_placement`` without the budgeted campaigns, built once per snapshot when first asked."""
-        if not self._unpaced:
-            logger.warning("pacing states of the kept catalog too old; budgeted campaigns sit out")
-            for placement, index in self.by_placement.items():
-                self._unpaced[placement] = TargetingIndex(
-                    placement, [ad for ad in index.ads if ad.campaign.budget is None]
-                )
-        return self._unpaced
+    def serving(self, age: float) -> dict[Placement, TargetingIndex]:
+        """``by_placement`` at ``age`` seconds after the load: without the budgeted campaigns whose state is
+        too old by then, the indexes built once per number of them."""
+        until = self.paced_until
+        if not until or age <= until[0][0]:
+            return self.by_placement
+        passed = bisect.bisect_left(until, (age,))
+        indexes = self._serving.get(passed)
+        if indexes is None:
+            stale = {campaign_id for _, campaign_id in until[:passed]}
+            logger.warning("budgeted campaigns' pacing states too old; they sit out", extra={"campaigns": len(stale)})
+            indexes = self._serving[passed] = {
+                placement: TargetingIndex(placement, [ad for ad in index.ads if ad.campaign.campaign_id not in stale])
+                for placement, index in self.by_placement.items()
+            }
+        return indexes
 
 
 class CampaignCatalog:
@@ -120,7 +128,7 @@ class CampaignCatalog:
         if age > self._max_age:
             emit(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
             return TargetingIndex(placement, [])
-        by_placement = snapshot.by_placement if age <= snapshot.paced_for else snapshot.unpaced()
+        by_placement = snapshot.serving(age)
         return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
 
     def explain_view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
@@ -189,7 +197,7 @@ class CampaignCatalog:
         by_placement: dict[Placement, list[AdCandidate]] = {}
         advertiser_caps = AdvertiserCaps(campaigns)
         now = self._clock()
-        paced_for = math.inf
+        paced_until: list[tuple[float, str]] = []
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
@@ -197,7 +205,8 @@ class CampaignCatalog:
             state = states.get(campaign.campaign_id)
             probability = serve_probability(campaign, state, now, self._pacing_max_age)
             if campaign.budget is not None and probability > 0 and state is not None:
-                paced_for = min(paced_for, (state.updated_at + self._pacing_max_age - now).total_seconds())
+                deadline = (state.updated_at + self._pacing_max_age - now).total_seconds()
+                paced_until.append((deadline, campaign.campaign_id))
             for creative in campaign.creatives:
                 features = ad_features(campaign, creative.ad_id, creative.format.value)
                 ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
@@ -206,5 +215,5 @@ class CampaignCatalog:
         return CatalogSnapshot(
             {placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()},
             tuple(sorted(campaigns, key=lambda c: c.campaign_id)),
-            paced_for=paced_for,
+            paced_until=tuple(sorted(paced_until)),
         )
