@@ -289,6 +289,10 @@ def test_a_corrupt_or_incomplete_snapshot_skips_its_records_and_counts_them() ->
         parse_snapshot(snapshot.version, snapshot.body[:-4])
     with pytest.raises(CorruptSnapshotError, match="hash"):
         parse_snapshot(partial.version, snapshot.body)
+    damaged = bytearray(snapshot.body)
+    damaged[10] ^= 0xFF  # the deflate stream right after gzip's header: zlib.error, not an OSError
+    with pytest.raises(CorruptSnapshotError, match="not gzip"):
+        parse_snapshot(snapshot.version, bytes(damaged))
 
 
 def replace_id(record: DecisionRecord, decision_id: str) -> DecisionRecord:

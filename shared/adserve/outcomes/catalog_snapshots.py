@@ -14,6 +14,7 @@ a record of any age may name one (docs/storage.md).
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -52,6 +53,11 @@ def snapshot_file(ads: Iterable[tuple[str, LoggedAd]]) -> CatalogSnapshotFile | 
     return CatalogSnapshotFile(hashlib.sha256(data).hexdigest(), gzip.compress(data, mtime=0))
 
 
+UNREADABLE_GZIP: Final = (OSError, EOFError, zlib.error)
+"""What decompressing a damaged gzip object raises: not gzip or a bad CRC (OSError), cut short (EOFError), a
+damaged deflate stream (zlib.error, not an OSError). The log reader counts such objects and goes on."""
+
+
 class CorruptSnapshotError(ValueError):
     """A snapshot's bytes are not the catalog its name promises."""
 
@@ -60,7 +66,7 @@ def parse_snapshot(version: str, body: bytes) -> dict[str, LoggedAd]:
     """The ads of a snapshot, after checking its bytes hash to its version; raises CorruptSnapshotError."""
     try:
         data = gzip.decompress(body)
-    except (OSError, EOFError) as error:
+    except UNREADABLE_GZIP as error:
         raise CorruptSnapshotError(f"catalog {version} is not gzip") from error
     if hashlib.sha256(data).hexdigest() != version:
         raise CorruptSnapshotError(f"catalog {version} does not hash to its name")

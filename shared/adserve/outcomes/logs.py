@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adserve.core.hours import utc_hour
 from adserve.core.vocabulary import EventType
-from adserve.outcomes.catalog_snapshots import CatalogSnapshots, CorruptSnapshotError
+from adserve.outcomes.catalog_snapshots import UNREADABLE_GZIP, CatalogSnapshots, CorruptSnapshotError
 from adserve.outcomes.decision_records import DecisionRecord, UnresolvedRecordError
 from adserve.outcomes.events import OutcomeEvent
 from adserve.privacy.consent import ServingMode
@@ -224,11 +224,6 @@ class _SeenIdentities:
         return True
 
 
-UNREADABLE_OBJECT: Final = (OSError, EOFError, zlib.error)
-"""What reading a damaged object raises: not gzip or a bad CRC (OSError), cut short (EOFError), a damaged deflate
-stream (zlib.error, not an OSError). Such an object is counted and skipped, never the end of a read."""
-
-
 def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator[str]:
     for key in sorted(store.list_keys(partition.prefix)):
         if not key.endswith(OBJECT_SUFFIX):
@@ -236,7 +231,7 @@ def _lines(store: LogReader, partition: Partition, stats: ReadStats) -> Iterator
         stats.objects += 1
         try:
             lines = list(decode_object(store.read_object(key)))
-        except UNREADABLE_OBJECT:
+        except UNREADABLE_GZIP:
             stats.unreadable_objects += 1
             continue
         yield from lines
@@ -259,7 +254,7 @@ def count_rows_at_most(store: LogReader, kind: LogKind, start: datetime, end: da
                 continue
             try:
                 total += sum(1 for _ in decode_object(store.read_object(key)))
-            except UNREADABLE_OBJECT:
+            except UNREADABLE_GZIP:
                 continue
     return total
 
