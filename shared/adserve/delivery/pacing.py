@@ -18,7 +18,8 @@ PacingFunction) sets that probability from pure functions here, given what the c
 - **Stop.** In flight (served, not yet counted) is estimated as the last step's counted delivery times
   ``in_flight_steps``. When delivered + in flight reaches the budget (daily, lifetime or today's even goal),
   p = 0. Before that, p is capped so the next step's expected delivery fits what is left: an ``asap``
-  campaign (p = 1 once its first delivery is counted) lands on its budget instead of jumping over it.
+  campaign (which wants p = 1, and rises to it at most ``MAX_RISE`` times a step from ``START_PROBABILITY``,
+  as an even one does) lands on its budget instead of jumping over it.
 
 Over-delivery is bounded by the error of two estimates over at most one step plus the in-flight window:
 the capacity (the cap on p uses it) and the in-flight allowance (README.md#delivery has the figures).
