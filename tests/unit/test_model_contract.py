@@ -110,6 +110,14 @@ VIOLATIONS: dict[str, tuple[Clause, Callable[[], tuple[bytes, Any]]]] = {
     "version not a registry name": (Clause.MANIFEST, lambda: (GOOD, manifest_for(GOOD, version="../etc"))),
     "sha256 not hex": (Clause.MANIFEST, lambda: (GOOD, manifest_for(GOOD, sha256="not-a-digest"))),
     "feature spec malformed": (Clause.MANIFEST, lambda: (GOOD, manifest_for(GOOD, feature_spec={"version": 1}))),
+    "heard ads wider than int64": (
+        Clause.MANIFEST,
+        lambda: (GOOD, manifest_for(GOOD, heard_ads={"indices": [2**70], "counts": [1]})),
+    ),
+    "heard ads of a negative index": (
+        Clause.MANIFEST,
+        lambda: (GOOD, manifest_for(GOOD, heard_ads={"indices": [-1], "counts": [1]})),
+    ),
     "sha256 of other bytes": (Clause.SHA256, lambda: (GOOD, manifest_for(GOOD, sha256="0" * 64))),
     "other hash bits": (
         Clause.FEATURE_SPEC,

@@ -39,10 +39,15 @@ class HeardAds:
     def from_manifest(cls, document: Mapping[str, Any]) -> "HeardAds":
         if set(document) != {"indices", "counts"}:
             raise ValueError("heard_ads holds exactly indices and counts")
-        indices = np.asarray(document["indices"], dtype=np.int64)
-        counts = np.asarray(document["counts"], dtype=np.int64)
+        try:
+            indices = np.asarray(document["indices"], dtype=np.int64)
+            counts = np.asarray(document["counts"], dtype=np.int64)
+        except (OverflowError, TypeError) as error:  # 2**70, or not numbers: a manifest fault, not a crash
+            raise ValueError("heard_ads holds lists of 64-bit integers") from error
         if indices.shape != counts.shape or indices.ndim != 1 or np.any(np.diff(indices) <= 0) or np.any(counts < 1):
             raise ValueError("heard_ads needs strictly increasing indices and a positive count for each")
+        if indices.size and indices[0] < 0:
+            raise ValueError("heard_ads indices are feature indices: none is negative")
         return cls(indices, counts)
 
     def to_manifest(self) -> dict[str, list[int]]:
