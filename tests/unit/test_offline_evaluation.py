@@ -140,13 +140,13 @@ def test_expected_calibration_error_by_hand() -> None:
     assert expected_calibration_error(labels, labels.astype(float), bins=2) == pytest.approx(0.0)
 
 
-def evaluation(new_snips: float, champion_snips: float | None) -> Evaluation:
+def evaluation(new_snips: float, champion_snips: float | None, *, observed: float = 0.02) -> Evaluation:
     metrics = HoldoutMetrics(rows=100, positives=5, auc=0.7, log_loss=0.2, ece=0.01)
     return Evaluation(
         new=metrics,
         new_policy=PolicyEstimate("fm-new", ips=new_snips, snips=new_snips, dr=new_snips),
         decisions=100,
-        logging_observed=0.02,
+        logging_observed=observed,
         champion=None if champion_snips is None else metrics,
         champion_policy=None
         if champion_snips is None
@@ -171,6 +171,29 @@ def test_without_a_champion_the_baseline_is_the_logging_policys_observed_rate() 
 
 def test_no_holdout_decisions_never_promotes() -> None:
     assert not judge(evaluation(float("nan"), 0.02), PromotionRule()).promote
+
+
+@pytest.mark.parametrize(
+    ("new", "champion", "estimator"),
+    [
+        (0.0, 0.0, "snips"),  # a tie at zero: no click on the decisions judged shows nothing
+        (-0.0101, -0.01, "dr"),  # below a negative DR baseline: the margin must not lower the bar
+        (float("inf"), float("inf"), "ips"),  # a weight of 1 / 0 from a zero propensity
+    ],
+)
+def test_no_gain_over_the_champion_is_not_promoted(new: float, champion: float, estimator: str) -> None:
+    rule = PromotionRule(estimator=estimator, margin=0.02)  # type: ignore[arg-type]
+    assert not judge(evaluation(new, champion), rule).promote
+
+
+def test_a_gain_over_a_negative_baseline_by_the_margin_is_promoted() -> None:
+    assert judge(evaluation(-0.0097, -0.01), PromotionRule(estimator="dr", margin=0.02)).promote
+
+
+def test_an_observed_rate_of_zero_is_a_baseline_not_a_missing_one() -> None:
+    verdict = judge(evaluation(0.0, None, observed=0.0), PromotionRule())
+    assert (verdict.promote, verdict.baseline_value) == (False, 0.0)
+    assert "no holdout decisions" not in verdict.reason
 
 
 def test_the_table_names_every_policy_and_the_verdict() -> None:

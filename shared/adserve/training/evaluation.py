@@ -407,7 +407,8 @@ def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
             new_value = evaluation.new_on_champion_decisions.value(rule.estimator)
             baseline += f" on its {evaluation.champion_decisions:,} unseen decisions"
     else:
-        baseline, baseline_value = "logging policy (observed)", evaluation.logging_observed or float("nan")
+        observed = evaluation.logging_observed
+        baseline, baseline_value = "logging policy (observed)", float("nan") if observed is None else observed
 
     def verdict(promote: bool, reason: str) -> PromotionVerdict:
         return PromotionVerdict(
@@ -422,8 +423,13 @@ def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
 
     if np.isnan(new_value) or np.isnan(baseline_value):
         return verdict(False, "no holdout decisions to estimate the policies on")
-    threshold = baseline_value * (1.0 + rule.margin)
-    if new_value >= threshold:
+    if not (np.isfinite(new_value) and np.isfinite(baseline_value)):
+        return verdict(False, f"an estimate is not finite ({rule.estimator} {new_value} against {baseline_value})")
+    # The margin on the baseline's size, so a negative (DR) baseline is not lowered by it; and a positive margin
+    # asks for a gain, which a tie at 0 (no click on the decisions judged) is not. A margin of 0 or below is an
+    # operator accepting ties or less.
+    threshold = baseline_value + abs(baseline_value) * rule.margin
+    if new_value >= threshold and (rule.margin <= 0 or new_value > baseline_value):
         return verdict(
             True, f"{rule.estimator} {new_value:.5f} >= {baseline} {baseline_value:.5f} x {1 + rule.margin:g}"
         )
