@@ -2,7 +2,9 @@
 
 import gzip
 import io
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -190,3 +192,35 @@ def test_the_join_streams_a_decision_once_its_attribution_window_is_read() -> No
     last_outcome_hour = max(prefix for prefix in store.listed if "/outcomes/" in prefix)
     assert last_outcome_hour == Partition.of(LogKind.OUTCOMES, NOW + timedelta(hours=2)).prefix
     assert [row.decision_id for row in rows] == ["d-late"]
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda row: row.update(decided_at=NOW.replace(tzinfo=None).isoformat()),  # no offset: which hour?
+        lambda row: row["chosen"][0].update(propensity=0.0),  # a weight of 1 / 0 in every estimate
+    ],
+    ids=["naive-decided-at", "zero-propensity"],
+)
+def test_a_decision_line_that_breaks_what_training_assumes_is_malformed_not_fatal(spoil: Any) -> None:
+    # Given a good decision and a line spoiled in a way the model used to let through
+    store = InMemoryLogStore()
+    write_logs(store, decision(decision_id="d-good"))
+    row = json.loads(log_row(decision(decision_id="d-spoiled")).line)
+    spoil(row)
+    store.objects[Partition.of(LogKind.DECISIONS, NOW).object_key(["spoiled"])] = encode_object([json.dumps(row)])
+    # When the hour is read, the spoiled line is counted as malformed and the read goes on
+    stats = ReadStats()
+    assert [record.decision_id for record in read_decisions(store, NOW, NOW, stats)] == ["d-good"]
+    assert stats.malformed_lines == 1
+
+
+def test_an_outcome_line_without_a_time_zone_is_malformed_not_fatal() -> None:
+    store = InMemoryLogStore()
+    write_logs(store, decision(decision_id="d-1"), outcome(decision_id="d-1"))
+    row = json.loads(log_row(outcome(decision_id="d-1", event_type=EventType.CLICK)).line)
+    row["occurred_at"] = NOW.replace(tzinfo=None).isoformat()
+    store.objects[Partition.of(LogKind.OUTCOMES, NOW).object_key(["spoiled"])] = encode_object([json.dumps(row)])
+    stats = ReadStats()
+    (joined,) = read_joined(store, NOW, NOW, stats)
+    assert (joined.impression, joined.click, stats.malformed_lines) == (True, False, 1)

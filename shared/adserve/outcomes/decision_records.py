@@ -12,10 +12,9 @@ is schema 1. Decide writes schema 2 only once its catalog's snapshot is known wr
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from adserve.core.trusted import trusted
 from adserve.privacy.consent import ServingMode
@@ -120,7 +119,9 @@ class LoggedChoice(BaseModel):
     ad_id: str
     rank: int
     score: float
-    propensity: float
+    propensity: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    """The probability the policy chose it: never 0 for a chosen ad (a line saying so is malformed, not an
+    infinite weight in every off-policy estimate)."""
 
 
 PolicyName = Literal["epsilon_greedy", "squarecb"]
@@ -165,7 +166,7 @@ class DecisionRecord(BaseModel):
     catalog_version: str | None = Field(default=None, exclude_if=lambda value: value is None)
     """Schema 2: the content hash naming the snapshot ``catalogs/<catalog_version>.json.gz`` in the logs bucket."""
     decision_id: str
-    decided_at: datetime
+    decided_at: AwareDatetime
     model_version: str
     policy: LoggedPolicy
     mode: ServingMode = ServingMode.PERSONALISED

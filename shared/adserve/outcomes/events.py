@@ -9,7 +9,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from adserve.core.identifiers import Identifier
 from adserve.core.vocabulary import EventType
@@ -32,8 +32,8 @@ class OutcomeEvent(BaseModel):
     listener: Identifier | None = None
     """The listener's keyed pseudonym when it consented to frequency capping: the key of its counters."""
     session: Annotated[str, Field(max_length=80)]
-    occurred_at: datetime
-    received_at: datetime
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
 
     @property
     def identity(self) -> tuple[str, str, str]:

@@ -45,7 +45,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from adserve.core.hours import utc_hour
 from adserve.core.vocabulary import EventType
@@ -118,8 +118,8 @@ class LoggedOutcome(BaseModel):
     ad_id: str
     campaign_id: str
     advertiser_id: str
-    occurred_at: datetime
-    received_at: datetime
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
 
     @property
     def identity(self) -> tuple[str, str, str]:
