@@ -3,7 +3,7 @@
 A JSON attribute keeps the item schema in one place (the pydantic model) and the catalog load a single Scan.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -67,14 +67,8 @@ class CampaignStore:
         if after is not None:
             request["ExclusiveStartKey"] = {"campaign_id": {"S": after}}
         answer = self._client.scan(**request)
-        campaigns: list[Campaign] = []
-        for item in answer["Items"]:
-            try:
-                campaigns.append(_campaign(item))
-            except ValidationError as error:
-                _left_out(item.get("campaign_id", {}).get("S"), error)
         last = answer.get("LastEvaluatedKey")
-        return campaigns, None if last is None else last["campaign_id"]["S"]
+        return _readable(answer["Items"]), None if last is None else last["campaign_id"]["S"]
 
     def list_campaigns(self) -> list[Campaign]:
         """Every campaign this code can read, by id.
@@ -83,18 +77,25 @@ class CampaignStore:
         is left out and logged by id and field, not content: one such item must not stop the catalog, pacing
         and the admin list for every other campaign. Left out of the catalog, it is not served.
         """
-        campaigns: list[Campaign] = []
-        for page in self._client.scan_pages(TableName=self._table):
-            for item in page["Items"]:
-                try:
-                    campaigns.append(_campaign(item))
-                except ValidationError as error:
-                    _left_out(item.get("campaign_id", {}).get("S"), error)
+        campaigns = [
+            campaign for page in self._client.scan_pages(TableName=self._table) for campaign in _readable(page["Items"])
+        ]
         return sorted(campaigns, key=lambda campaign: campaign.campaign_id)
 
 
 def _campaign(item: "Mapping[str, AttributeValueTypeDef]") -> Campaign:
     return Campaign.model_validate_json(item[DOCUMENT_ATTRIBUTE]["S"])
+
+
+def _readable(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[Campaign]:
+    """The campaigns of a page of items, each the model refuses left out (``_left_out``)."""
+    campaigns: list[Campaign] = []
+    for item in items:
+        try:
+            campaigns.append(_campaign(item))
+        except ValidationError as error:
+            _left_out(item.get("campaign_id", {}).get("S"), error)
+    return campaigns
 
 
 def _left_out(campaign_id: str | None, error: ValidationError) -> None:

@@ -128,7 +128,7 @@ class TokenSigner:
 
         ``rest`` is one of the three tails of ``"event_type":``, so these depend only on it, the event types and
         the expiry after them: every ad of a decision, and every decision signed in the same second, shares
-        them. The few of the current second are kept; the first sign of a new second starts afresh.
+        them. Up to ``_PAYLOAD_ENDS_KEPT`` are kept, then all are dropped: a second's decisions need three.
         """
         cache_key = (rest, tail, event_types)
         ends = self._ends.get(cache_key)
