@@ -430,9 +430,10 @@ def read_joined(
 
 EARLY_OUTCOMES: Final = timedelta(hours=1)
 """How far before its decision's hour an outcome may be filed and still join it. An event's ``occurred_at`` is
-the app's clock; Track moves one earlier than its token's decision up to it (``tracking._occurred_at``), but
-events of tokens issued before tokens said when, and logs written before, may lie seconds to minutes earlier,
-and one filed in the hour before its decision's was read before that decision was open, and lost."""
+the app's clock; Track moves one earlier than its decision up to it (``tracking._occurred_at``), but events of
+decisions whose ids did not say when (version 4, before version-7 ids), and logs written before, may lie
+seconds to minutes earlier, and one filed in the hour before its decision's was read before that decision was
+open, and lost."""
 
 
 def read_joined_decisions(
