@@ -367,3 +367,44 @@ def test_the_template_parameter_reaches_retrain_with_the_settings_default_and_bo
     parameter_name: str, field_name: str
 ) -> None:
     assert_parameter_feeds_setting("RetrainFunction", parameter_name, RetrainSettings, field_name)
+
+
+class PromotedMeanwhile(InMemoryModelStore):
+    """The registry; while a retrain trains (at its publish), another writer points traffic at ``other``, as a
+    second retrain or `adserve promote` may at any time."""
+
+    other: str | None = None
+
+    def publish(self, model_dir: Path) -> str:
+        version = super().publish(model_dir)
+        if self.other is not None:
+            other, self.other = self.other, None
+            promote(self, other, updated_by="an operator meanwhile")
+        return version
+
+
+def test_a_retrain_does_not_undo_a_pointer_written_while_it_trained(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    # Given a champion, and a promotion of another published model while the next retrain trains
+    store, _ = simulated
+    models = PromotedMeanwhile()
+    first = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "1")
+    other = retrain(
+        store, models, request(as_of=AS_OF + timedelta(hours=1), promotion="never"), work_dir=tmp_path / "2"
+    )
+    assert (first.status, other.status, models.read_pointer().champion) == ("promoted", "registered", first.version)  # type: ignore[union-attr]
+    models.other = other.version
+    # When a retrain that would pass its rule as a challenger finishes
+    late = retrain(
+        store,
+        models,
+        request(as_of=AS_OF + timedelta(hours=2), rule=PromotionRule(margin=-1.0), challenger_share=0.1),
+        work_dir=tmp_path / "3",
+    )
+    # Then it is registered only, and the promotion written meanwhile stands
+    pointer = models.read_pointer()
+    assert pointer is not None
+    assert (late.status, pointer.champion, pointer.challenger) == ("registered", other.version, None)
+    assert "pointer changed while it trained" in late.message
+    assert late.version in models.versions()

@@ -257,6 +257,11 @@ def retrain(
     if request.promotion == "never" or not verdict.promote:
         why = "registered only (--register-only)" if request.promotion == "never" else "not promoted"
         return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
+    if models.read_pointer() != pointer:
+        # Another retrain or `adserve promote` moved it while this one trained: writing a pointer built from the
+        # one read at the start would undo that, and the new model was not judged against what serves now.
+        why = "not promoted: the pointer changed while it trained; the next run judges it against what serves"
+        return RetrainResult("registered", f"{version}: {why}", version, stats, manifest, table)
     status, pointer = _promoted_pointer(version, pointer, request)
     models.write_pointer(pointer)
     role = "champion" if status == "promoted" else f"challenger ({pointer.challenger_share:.0%} of listeners)"
