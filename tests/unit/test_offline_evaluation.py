@@ -160,7 +160,7 @@ def test_the_new_model_must_beat_the_champion_by_the_margin() -> None:
     refused = judge(evaluation(0.0203, 0.0200), rule)  # +1.5%
     assert not refused.promote
     assert refused.baseline == "champion fm-old"
-    assert "0.02030 < champion fm-old 0.02000" in refused.reason
+    assert refused.reason == "snips 0.02030 < champion fm-old 0.02000 with a margin of 0.02: 0.02040"
 
 
 def test_without_a_champion_the_baseline_is_the_logging_policys_observed_rate() -> None:
@@ -187,7 +187,14 @@ def test_no_gain_over_the_champion_is_not_promoted(new: float, champion: float, 
 
 
 def test_a_gain_over_a_negative_baseline_by_the_margin_is_promoted() -> None:
-    assert judge(evaluation(-0.0097, -0.01), PromotionRule(estimator="dr", margin=0.02)).promote
+    verdict = judge(evaluation(-0.0097, -0.01), PromotionRule(estimator="dr", margin=0.02))
+    assert verdict.promote
+    assert verdict.reason == "dr -0.00970 >= champion fm-old -0.01000 with a margin of 0.02: -0.00980"
+
+
+def test_a_tie_says_it_is_no_gain() -> None:
+    verdict = judge(evaluation(0.0, 0.0), PromotionRule())
+    assert verdict.reason == "snips 0.00000 ties champion fm-old 0.00000 with a margin of 0.02: 0.00000, no gain"
 
 
 def test_an_observed_rate_of_zero_is_a_baseline_not_a_missing_one() -> None:

@@ -165,6 +165,17 @@ def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None
     assert after.serve_probability == START_PROBABILITY
 
 
+def test_a_spend_budget_whose_cpm_counts_nothing_is_not_served() -> None:
+    # Given a stored campaign with a spend budget and a CPM under one micro-unit an impression (writes refuse
+    # it now; the stored model still reads it), and a fresh state that would let it run
+    cheap = budgeted(value_cpm=0.0004, budget={"unit": "spend", "daily": 1.0})
+    assert cheap.spend_micros_per_impression == 0
+    state = step(cheap, None, 0, DAY + timedelta(hours=1)).model_copy(update={"serve_probability": 1.0})
+    # Then Decide does not serve it: its spend would never reach the budget
+    assert serve_probability(cheap, state, DAY + timedelta(hours=1), timedelta(minutes=5)) == 0.0
+    assert serve_probability(budgeted(), state, DAY + timedelta(hours=1), timedelta(minutes=5)) == 1.0
+
+
 def test_a_lifetime_budget_tighter_than_the_daily_one_wins() -> None:
     booked = budgeted(
         budget={"unit": "impressions", "daily": 10_000, "lifetime": 12_000},

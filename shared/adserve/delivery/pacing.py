@@ -270,10 +270,15 @@ def serve_probability(campaign: Campaign, state: PacingState | None, now: dateti
     """What Decide uses: 1 without a budget; 0 for a budgeted campaign the pacing step has not judged lately.
 
     A budgeted campaign without a fresh state is not served (fail closed): a stopped pacing step must not let
-    every campaign run unthrottled past its budget. PacingNotRunAlarm pages within 5 minutes.
+    every campaign run unthrottled past its budget. PacingNotRunAlarm pages within 5 minutes. Nor is a spend
+    budget whose CPM counts 0 micro-units an impression (stored before writes refused a CPM under 0.001): its
+    spend would never reach the budget.
     """
-    if campaign.budget is None:
+    budget = campaign.budget
+    if budget is None:
         return 1.0
+    if budget.unit is BudgetUnit.SPEND and campaign.spend_micros_per_impression == 0:
+        return 0.0
     if state is None or now - state.updated_at > max_age:
         return 0.0
     return state.serve_probability

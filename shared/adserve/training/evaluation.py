@@ -373,8 +373,9 @@ def unseen_by_all(models: Sequence[Scorer], decided_at: np.ndarray) -> np.ndarra
 
 @dataclass(frozen=True)
 class PromotionRule:
-    """Promote when new >= baseline x (1 + margin) on `estimator`; the baseline is the champion's estimate,
-    or the logging policy's observed rate when no champion could be evaluated."""
+    """Promote when new >= baseline + |baseline| x margin on `estimator` (with a positive margin, and more than
+    the baseline: a tie is no gain); the baseline is the champion's estimate, or the logging policy's observed
+    rate when no champion could be evaluated."""
 
     estimator: Estimator = "snips"
     margin: float = 0.02
@@ -429,11 +430,12 @@ def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
     # asks for a gain, which a tie at 0 (no click on the decisions judged) is not. A margin of 0 or below is an
     # operator accepting ties or less.
     threshold = baseline_value + abs(baseline_value) * rule.margin
+    bar = f"{baseline} {baseline_value:.5f} with a margin of {rule.margin:g}: {threshold:.5f}"
     if new_value >= threshold and (rule.margin <= 0 or new_value > baseline_value):
-        return verdict(
-            True, f"{rule.estimator} {new_value:.5f} >= {baseline} {baseline_value:.5f} x {1 + rule.margin:g}"
-        )
-    return verdict(False, f"{rule.estimator} {new_value:.5f} < {baseline} {baseline_value:.5f} x {1 + rule.margin:g}")
+        return verdict(True, f"{rule.estimator} {new_value:.5f} >= {bar}")
+    if new_value >= threshold:
+        return verdict(False, f"{rule.estimator} {new_value:.5f} ties {bar}, no gain")
+    return verdict(False, f"{rule.estimator} {new_value:.5f} < {bar}")
 
 
 def _cell(value: float | None, digits: int = 4) -> str:
