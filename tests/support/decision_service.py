@@ -1,6 +1,8 @@
 """A DecisionService on in-memory ports at a fixed clock: what the decision tests build their cases on."""
 
 import random
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from adserve.campaigns.model import Campaign
@@ -35,6 +37,7 @@ def in_memory_service(
     scorer: Scorer | None = None,
     consent: ConsentRules = LEGACY,
     seed: int = 0,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> DecisionService:
     """Greedy (epsilon 0), a constant model unless *scorer*, tokens signed with SIGNER."""
     encoder = FeatureEncoder()
@@ -48,6 +51,7 @@ def in_memory_service(
             pacing=pacing or InMemoryPacingStore(),
             pacing_max_age=timedelta(minutes=5),
             clock=lambda: NOW,
+            monotonic=monotonic,
         ),
         counters=counters or InMemoryCounters(),
         scorer=lambda _listener: model,

@@ -204,3 +204,28 @@ def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
     with pytest.raises(ConfigurationError, match="CATALOG_MAX_AGE_SECONDS"):
         DecideSettings.from_env(environ)
     assert DecideSettings.from_env({**environ, "CATALOG_MAX_AGE_SECONDS": "31"}).catalog_max_age_seconds == 31
+
+
+def test_explain_reads_its_index_and_its_campaigns_from_one_load() -> None:
+    # Given a catalog reloaded on every read (TTL 0, as the settings allow) whose table gains a campaign
+    class Growing:
+        def __init__(self) -> None:
+            self.scans = 0
+
+        def list_campaigns(self) -> list[Campaign]:
+            self.scans += 1
+            return [campaign(campaign_id="old")] + ([campaign(campaign_id="new")] if self.scans > 1 else [])
+
+    catalog = CampaignCatalog(
+        Growing(),
+        FeatureEncoder(),
+        0,
+        max_age_seconds=MAX_AGE,
+        pacing=InMemoryPacingStore(),
+        pacing_max_age=timedelta(minutes=5),
+    )
+    # When explain asks for its view, before and after the campaign lands
+    for _ in range(2):
+        index, campaigns = catalog.explain_view(Placement.AUDIO_MIDROLL)
+        # Then the index holds exactly the listed campaigns' ads: the two come from the same load
+        assert {ad.campaign.campaign_id for ad in index.ads} == {listed.campaign_id for listed in campaigns}

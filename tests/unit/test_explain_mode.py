@@ -28,9 +28,10 @@ from pydantic import ValidationError
 from devstack.fakes import (
     ConstantScorer,
     InMemoryCounters,
+    InMemoryPacingStore,
     RecordingDecisionLog,
 )
-from tests.support.builders import NOW, campaign, decision_request, impression_counters
+from tests.support.builders import NOW, campaign, decision_request, impression_counters, pacing_state
 from tests.support.decision_service import in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 from tests.unit import test_decide_golden as golden
@@ -49,6 +50,24 @@ def explain(decider: DecisionService, **overrides: Any) -> DecisionResponse:
 def by_campaign(response: DecisionResponse) -> dict[str, ExplainedAd]:
     assert response.explanation is not None
     return {ad.campaign_id: ad for ad in response.explanation.ads}
+
+
+def test_a_budgeted_campaign_whose_pacing_state_aged_in_the_snapshot_is_explained_as_pacing() -> None:
+    # Given a budgeted campaign loaded with a pacing state 290 s old (the max age is 300 s) and another one
+    budgeted = campaign(campaign_id="budgeted", advertiser_id="adv-b", budget={"unit": "impressions", "daily": 1_000})
+    pacing = InMemoryPacingStore()
+    pacing.put(pacing_state(budgeted, 0.5, NOW - timedelta(seconds=290)))
+    clock = [0.0]
+    decider = service(
+        budgeted, campaign(campaign_id="plain", advertiser_id="adv-p"), pacing=pacing, monotonic=lambda: clock[0]
+    )
+    decider.decide(decision_request(), BASE_URL)
+    # When, 15 s later and before the next refresh, its state is past the max age and the decision is explained
+    clock[0] = 15.0
+    explained = by_campaign(explain(decider))
+    # Then it is not served, and explain says why (it has a verdict, as every ad of the catalog: no KeyError)
+    assert (explained["budgeted"].rule, explained["budgeted"].serve_probability) == (Rule.PACING, 0.0)
+    assert explained["plain"].rule is Rule.SERVED
 
 
 def one_rule_each() -> tuple[list[Campaign], InMemoryCounters]:

@@ -122,20 +122,20 @@ class CampaignCatalog:
 
     def ads_for(self, placement: Placement) -> TargetingIndex:
         """Active ads that run in this placement; none when every refresh failed for longer than the max age."""
+        return self.explain_view(placement)[0]
+
+    def explain_view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
+        """``ads_for`` and every campaign of the same snapshot, read once (a refresh between two reads would
+        pair one load's index with another's campaigns); none of either past the maximum age."""
         snapshot = self._snapshot.get()
         age = self._snapshot.age_seconds()
         emit(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
         if age > self._max_age:
             emit(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
-            return TargetingIndex(placement, [])
+            return TargetingIndex(placement, []), ()
         by_placement = snapshot.serving(age)
-        return by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
-
-    def explain_view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
-        """``ads_for`` and every campaign of the same snapshot (none when it is past its maximum age)."""
-        index = self.ads_for(placement)
-        snapshot = self._snapshot.get()
-        return index, snapshot.campaigns if self._snapshot.age_seconds() <= self._max_age else ()
+        index = by_placement[placement] if placement in by_placement else TargetingIndex(placement, [])
+        return index, snapshot.campaigns
 
     def logged_version(self) -> str | None:
         """The catalog version the records of the snapshot ``ads_for`` last returned name (never reloads)."""

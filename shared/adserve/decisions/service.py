@@ -250,6 +250,14 @@ class DecisionService:
                     verdicts[key] = removal
                 elif key in in_index:
                     targeted.append(in_index[key])
+                else:  # a budgeted campaign the catalog stopped serving (``CatalogSnapshot.serving``)
+                    verdicts[key] = removed(
+                        campaign,
+                        creative.ad_id,
+                        Rule.PACING,
+                        "its pacing state is older than PACING_MAX_AGE_SECONDS: it sits out until a fresh one",
+                        serve_probability=0.0,
+                    )
         drawn: dict[str, float] = {}
         paced = throttle(targeted, self.rng, drawn)
         kept = {id(ad) for ad in paced}
