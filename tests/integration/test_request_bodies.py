@@ -6,6 +6,7 @@ every AWS call of the API functions goes through a counting proxy. The hypothesi
 arbitrary bytes, JSON and Content-Types at every route and asserts the same: never a 5xx, always the shape.
 """
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -145,6 +146,25 @@ def test_a_base64_body_that_is_utf8_json_is_read_as_json(local_stack: LocalStack
     response = local_stack.invoke(function, event)
     assert response["statusCode"] == 422, response
     assert "events" in [detail["field"] for detail in error_of(response)["details"]]
+
+
+def test_a_base64_body_of_non_ascii_text_is_a_400_not_a_500(local_stack: LocalStack, proxy: AwsProxy) -> None:
+    function, event = local_stack.http_event("POST", "/v1/events", body="{}")
+    event["body"], event["isBase64Encoded"] = "e30\u00e9", True
+    response = local_stack.invoke(function, event)
+    assert response["statusCode"] == 400, response
+    assert error_of(response)["code"] == "malformed_json"
+
+
+def test_a_base64_body_of_exactly_the_limit_is_not_too_large(local_stack: LocalStack, proxy: AwsProxy) -> None:
+    # 64 KiB of JSON, sent base64-encoded with padding: its size is its bytes, as when it arrives as text
+    document = '{"events": [], "x": "' + "a" * (65_536 - 23) + '"}'
+    assert len(document) == 65_536
+    function, event = local_stack.http_event("POST", "/v1/events", body="{}")
+    event["body"], event["isBase64Encoded"] = base64.b64encode(document.encode()).decode(), True
+    assert event["body"].endswith("=")
+    response = local_stack.invoke(function, event)
+    assert response["statusCode"] == 422, response  # read as JSON and refused for its shape, not a 413
 
 
 CONTENT_TYPES = st.one_of(

@@ -1,7 +1,6 @@
 """What every HTTP function needs from the API Gateway event beyond routing: body screening, its own URL."""
 
 import base64
-import binascii
 import functools
 import re
 from collections.abc import Callable
@@ -73,7 +72,8 @@ def screen_body(handler: Handler, event: dict[str, Any], context: Any) -> dict[s
 def _json_text(event: dict[str, Any]) -> str:
     body: str = event["body"]
     encoded = event.get("isBase64Encoded")
-    size = len(body) * 3 // 4 if encoded else len(body.encode(errors="surrogatepass"))
+    # base64's 4 characters hold 3 bytes, less one for each padding "=" (65,536 bytes must not read as 65,538)
+    size = len(body) * 3 // 4 - body[-2:].count("=") if encoded else len(body.encode(errors="surrogatepass"))
     if size > MAX_BODY_BYTES:
         raise _RefusedBodyError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -88,7 +88,7 @@ def _json_text(event: dict[str, Any]) -> str:
         )
     try:
         text = base64.b64decode(body, validate=True).decode() if encoded else body.encode().decode()
-    except (binascii.Error, UnicodeError):
+    except ValueError:  # binascii.Error, UnicodeError, and b64decode's own for non-ASCII text: all ValueErrors
         raise _RefusedBodyError(HTTPStatus.BAD_REQUEST, "malformed_json", "request body is not UTF-8") from None
     if _nests_too_deep(text):
         raise _RefusedBodyError(
