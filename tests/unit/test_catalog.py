@@ -226,6 +226,6 @@ def test_explain_reads_its_index_and_its_campaigns_from_one_load() -> None:
     )
     # When explain asks for its view, before and after the campaign lands
     for _ in range(2):
-        index, campaigns = catalog.explain_view(Placement.AUDIO_MIDROLL)
+        index, campaigns = catalog.view(Placement.AUDIO_MIDROLL)
         # Then the index holds exactly the listed campaigns' ads: the two come from the same load
         assert {ad.campaign.campaign_id for ad in index.ads} == {listed.campaign_id for listed in campaigns}

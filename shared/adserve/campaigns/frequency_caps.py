@@ -115,9 +115,8 @@ class CounterCap:
 
     @classmethod
     def of_advertiser(cls, cap: FrequencyCap, advertiser_id: str) -> "CounterCap":
-        """An advertiser cap's counter, known by the advertiser alone (its campaign may be gone)."""
-        if cap.scope is not CapScope.ADVERTISER:
-            raise ValueError("only an advertiser cap is known by its advertiser alone")
+        """An advertiser cap's counter (``AdvertiserCaps.of_advertiser``), known by the advertiser alone: its
+        campaign may be gone."""
         return cls(_owned_prefix(cap, advertiser_id), cap.window, cap.max)
 
 

@@ -122,11 +122,12 @@ class CampaignCatalog:
 
     def ads_for(self, placement: Placement) -> TargetingIndex:
         """Active ads that run in this placement; none when every refresh failed for longer than the max age."""
-        return self.explain_view(placement)[0]
+        return self.view(placement)[0]
 
-    def explain_view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
-        """``ads_for`` and every campaign of the same snapshot, read once (a refresh between two reads would
-        pair one load's index with another's campaigns); none of either past the maximum age."""
+    def view(self, placement: Placement) -> tuple[TargetingIndex, tuple[Campaign, ...]]:
+        """The placement's index and every campaign of the same snapshot, read once (explain needs both, and a
+        refresh between two reads would pair one load's index with another's campaigns); none of either past
+        the maximum age."""
         snapshot = self._snapshot.get()
         age = self._snapshot.age_seconds()
         emit(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)

@@ -236,7 +236,7 @@ class DecisionService:
         pseudonyms = self.pseudonyms()
         pseudonym = pseudonyms.listener(listener.id)
         session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
-        index, campaigns = self.catalog.explain_view(request.placement)
+        index, campaigns = self.catalog.view(request.placement)
         contextual = not permissions.personalise
         values = listener_values(request, now)
         in_index = {(ad.campaign.campaign_id, ad.ad_id): ad for ad in index.ads}

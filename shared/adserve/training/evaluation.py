@@ -431,11 +431,11 @@ def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
     # operator accepting ties or less.
     threshold = baseline_value + abs(baseline_value) * rule.margin
     bar = f"{baseline} {baseline_value:.5f} with a margin of {rule.margin:g}: {threshold:.5f}"
-    if new_value >= threshold and (rule.margin <= 0 or new_value > baseline_value):
-        return verdict(True, f"{rule.estimator} {new_value:.5f} >= {bar}")
-    if new_value >= threshold:
+    if new_value < threshold:
+        return verdict(False, f"{rule.estimator} {new_value:.5f} < {bar}")
+    if rule.margin > 0 and new_value <= baseline_value:
         return verdict(False, f"{rule.estimator} {new_value:.5f} ties {bar}, no gain")
-    return verdict(False, f"{rule.estimator} {new_value:.5f} < {bar}")
+    return verdict(True, f"{rule.estimator} {new_value:.5f} >= {bar}")
 
 
 def _cell(value: float | None, digits: int = 4) -> str:
