@@ -94,7 +94,7 @@ def _swap_steps(store: S3ModelStore, versions: list[str], encoder: FeatureEncode
             downloaded = store.download(version, Path(folder))
             downloads.append(time.perf_counter_ns() - started)
             loads.append(_timed(lambda: CtrModel.load(downloaded, encoder.spec)))  # noqa: B023 - called at once
-        store.write_pointer(_pointer(version))
+        store.write_pointer(_pointer(version), replacing=store.read_pointer())
         clock[0] += CHECK_SECONDS
         refreshes.append(_timed(lambda: provider("listener")))
         if provider("listener").version != version:
@@ -112,7 +112,7 @@ def _decide_during_swaps(store: S3ModelStore, versions: list[str], decisions: in
     encoder = FeatureEncoder()
     clock = [0.0]
     provider = _provider(store, encoder, scratch / "decide", clock)
-    store.write_pointer(_pointer(versions[0]))
+    store.write_pointer(_pointer(versions[0]), replacing=store.read_pointer())
     wiring = fake_service(CANDIDATES, CtrModel.load(MODEL_DIR, encoder.spec), encoder)
     wiring.service.scorer = provider
     request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
@@ -125,7 +125,7 @@ def _decide_during_swaps(store: S3ModelStore, versions: list[str], decisions: in
         if index and index % CHECK_EVERY == 0:
             kind = "unchanged_pointer"
             if (index // CHECK_EVERY) % 2 == 0:  # every other check finds a new champion
-                store.write_pointer(_pointer(versions[next_version % len(versions)]))
+                store.write_pointer(_pointer(versions[next_version % len(versions)]), replacing=store.read_pointer())
                 next_version += 1
                 kind = "swap"
         started = time.perf_counter_ns()

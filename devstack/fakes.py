@@ -21,6 +21,7 @@ from adserve.core.errors import (
     ModelNotFoundError,
     ModelStoreUnavailableError,
     OutcomeQueueUnavailableError,
+    PointerChangedError,
 )
 from adserve.delivery.counting import DeliveryGroup, DeliveryTotals, GroupResult
 from adserve.delivery.pacing import PacingState
@@ -275,6 +276,8 @@ class InMemoryModelStore:
         except ValidationError as error:
             raise InvalidModelPointerError(f"not a pointer: {error.error_count()} errors") from error
 
-    def write_pointer(self, pointer: ActivePointer) -> None:
-        self._check_available()
+    def write_pointer(self, pointer: ActivePointer, *, replacing: ActivePointer | None) -> None:
+        current = self.read_pointer()
+        if current != replacing:
+            raise PointerChangedError(f"the pointer is {current}, not the {replacing} to replace")
         self.pointer_document = pointer.model_dump_json().encode()

@@ -11,15 +11,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import numpy as np
 import pytest
-from adserve.core.errors import InvalidModelPointerError, ModelLoadError, ModelNotFoundError, ModelVersionConflictError
+from adserve.core.errors import (
+    InvalidModelPointerError,
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelVersionConflictError,
+    PointerChangedError,
+)
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.model_store import S3ModelStore
+from adserve.dal.s3_rest import S3RestClient
 from adserve.decisions.policy import SquareCB, relative_uncertainty
 from adserve.models.features import FeatureEncoder
 from adserve.models.heard_ads import HeardAds, ad_id_column
@@ -113,7 +120,7 @@ def test_decide_hot_swaps_a_promoted_model_and_refuses_a_corrupt_one(  # noqa: P
     # When a new model is published and promoted
     good = unique("hot-swap")
     store.publish(relabelled_model(tmp_path, good))
-    store.write_pointer(pointer_to(good))
+    store.write_pointer(pointer_to(good), replacing=store.read_pointer())
     # Then decisions switch to it at the next pointer check, without a new execution environment
     assert served_version(local_stack) == bootstrap_version
     wait_for_next_check(checked_at)
@@ -125,7 +132,7 @@ def test_decide_hot_swaps_a_promoted_model_and_refuses_a_corrupt_one(  # noqa: P
     folder = relabelled_model(tmp_path, corrupt, model_bytes=b"\x08\x07not an onnx graph")
     for name in ("model.onnx", "manifest.json"):
         s3.put_object(Bucket=bucket, Key=model_key(corrupt, name), Body=(folder / name).read_bytes())
-    store.write_pointer(pointer_to(corrupt))
+    store.write_pointer(pointer_to(corrupt), replacing=store.read_pointer())
     capfd.readouterr()
     caplog.clear()
     wait_for_next_check(checked_at)
@@ -179,7 +186,7 @@ def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(
     pointer = ActivePointer.model_validate(
         {"champion": "a-1", "challenger": "b-1", "challenger_share": 0.2, "updated_at": "2026-01-01T00:00:00Z"}
     )
-    store.write_pointer(pointer)
+    store.write_pointer(pointer, replacing=store.read_pointer())
     assert store.read_pointer() == pointer
     s3.put_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY, Body=b'{"champion": "a-1", "challenger_share": 0.5}')
     with pytest.raises(InvalidModelPointerError, match=r"challenger_share needs a challenger|updated_at"):
@@ -187,6 +194,45 @@ def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(
     s3.put_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY, Body=b"not json")
     with pytest.raises(InvalidModelPointerError):
         store.read_pointer()
+
+
+def test_a_pointer_write_replaces_only_the_pointer_it_was_given(store: S3ModelStore) -> None:
+    first, second, third = pointer_to("first-1"), pointer_to("second-1"), pointer_to("third-1")
+    store.write_pointer(first, replacing=None)
+    with pytest.raises(PointerChangedError, match="champion first-1"):
+        store.write_pointer(second, replacing=None)
+    store.write_pointer(second, replacing=first)
+    with pytest.raises(PointerChangedError, match="nothing was written"):
+        store.write_pointer(third, replacing=first)
+    assert store.read_pointer() == second
+
+
+class WriterAfterEachRead:
+    """The bucket's client, with another writer who replaces the pointer as soon as a GET of it has answered:
+    the race between a write's compare and its PUT, made certain."""
+
+    def __init__(self, client: Any, bucket: str, theirs: ActivePointer) -> None:
+        self._client, self._bucket, self._theirs = client, bucket, theirs
+
+    def get_object(self, **params: Any) -> Any:
+        answer = self._client.get_object(**params)
+        body = self._theirs.model_dump_json().encode()
+        self._client.put_object(Bucket=self._bucket, Key=ACTIVE_POINTER_KEY, Body=body)
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_pointer_written_between_the_compare_and_the_put_is_not_overwritten(
+    store: S3ModelStore, s3: Any, bucket: str
+) -> None:
+    ours, theirs = pointer_to("ours-1"), pointer_to("theirs-1")
+    store.write_pointer(pointer_to("before-1"), replacing=None)
+    racing = S3ModelStore(cast("S3RestClient", WriterAfterEachRead(s3, bucket, theirs)), bucket)
+    with pytest.raises(PointerChangedError, match="another writer"):
+        racing.write_pointer(ours, replacing=pointer_to("before-1"))
+    assert store.read_pointer() == theirs
 
 
 def exploring(local_stack: Any, **variables: str) -> Iterator[None]:
@@ -272,7 +318,7 @@ def test_with_a_gamma_scale_each_model_serves_the_gamma_its_manifest_gives_and_l
     manifest = json.loads((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(json.dumps(manifest | {"logged_decisions": 2_500}))
     store.publish(folder)
-    store.write_pointer(pointer_to(version))
+    store.write_pointer(pointer_to(version), replacing=store.read_pointer())
     wait_for_next_check(checked_at)
     record = decided(local_stack)
     # Then it serves with gamma 2 x sqrt(2,500) = 100 (below the configured 200), logged with the decision
@@ -305,7 +351,7 @@ def test_with_optimism_a_model_that_counted_its_ads_explores_by_them_and_logs_it
     checked_at = time.monotonic()
     store.publish(folder)
     # When it is promoted and serves
-    store.write_pointer(pointer_to(version))
+    store.write_pointer(pointer_to(version), replacing=store.read_pointer())
     wait_for_next_check(checked_at)
     record = decided(local_stack)
     # Then it serves at gamma 100 with the optimism, logged with the decision

@@ -117,6 +117,22 @@ def test_a_conditional_put_of_an_existing_key_is_a_precondition_failure(bucket: 
     assert ours.get_object(Bucket=bucket, Key=key)["Body"].read() == b"first"
 
 
+def test_a_put_if_match_replaces_only_the_object_it_names(bucket: str, theirs: Any, ours: S3RestClient) -> None:
+    key = f"lean-s3/{uuid.uuid4().hex}"
+    first = ours.put_object(Bucket=bucket, Key=key, Body=b"first")["ETag"]
+    second = ours.put_object(Bucket=bucket, Key=key, Body=b"second", IfMatch=first)["ETag"]
+    codes = []
+    for client in (ours, theirs):
+        with pytest.raises(ClientError) as raised:
+            client.put_object(Bucket=bucket, Key=key, Body=b"stale", IfMatch=first)
+        codes.append(raised.value.response["Error"]["Code"])
+    assert codes == ["PreconditionFailed", "PreconditionFailed"]
+    assert ours.get_object(Bucket=bucket, Key=key)["ETag"] == second
+    with pytest.raises(ClientError) as raised:
+        ours.put_object(Bucket=bucket, Key=f"{key}-never-written", Body=b"x", IfMatch=first)
+    assert raised.value.response["Error"]["Code"] == "NoSuchKey"
+
+
 def test_a_parameter_it_does_not_send_is_refused_not_dropped(bucket: str, ours: S3RestClient) -> None:
     with pytest.raises(TypeError, match="ServerSideEncryption"):
         ours.put_object(Bucket=bucket, Key="k", Body=b"", ServerSideEncryption="aws:kms")

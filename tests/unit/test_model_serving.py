@@ -57,7 +57,7 @@ class Harness:
         self.store.files[label] = model_files(label, **kwargs)
 
     def promote(self, champion: str, challenger: str | None = None, share: float = 0.0) -> None:
-        self.store.write_pointer(pointer(champion, challenger, share))
+        self.store.pointer_document = pointer(champion, challenger, share).model_dump_json().encode()
 
     def version_for(self, listener_id: str = "listener-1") -> str:
         return self.provider(listener_id).version

@@ -68,7 +68,10 @@ def test_a_run_that_is_not_due_publishes_nothing_and_says_when_it_will_be(
     assert first.version is not None
     assert first.manifest is not None
     models.files[first.version]["manifest.json"] = json.dumps(first.manifest | {"logged_decisions": 5000}).encode()
-    models.write_pointer(ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=1), updated_by="t"))
+    models.write_pointer(
+        ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=1), updated_by="t"),
+        replacing=models.read_pointer(),
+    )
     versions = models.versions()
     # When a scheduled run asks for twice the champion's decisions
     listing = ListingLogStore(objects=store.objects)
@@ -82,7 +85,10 @@ def test_a_run_that_is_not_due_publishes_nothing_and_says_when_it_will_be(
     assert models.versions() == versions
     assert listing.read == []
     # and the same run after the champion has served for the interval retrains
-    models.write_pointer(ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=6), updated_by="t"))
+    models.write_pointer(
+        ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=6), updated_by="t"),
+        replacing=models.read_pointer(),
+    )
     late = retrain(store, models, request(schedule=SCHEDULE), work_dir=tmp_path / "c", fallback_model_dir=BOOTSTRAP)
     assert late.status == "registered"  # trained and evaluated (the same logs give the same model: not better)
     assert late.manifest is not None

@@ -82,6 +82,11 @@ class InvalidModelPointerError(AdserveError):
     """The active-model pointer exists but is not a valid pointer document."""
 
 
+class PointerChangedError(AdserveError):
+    """The active-model pointer is no longer the one a write was meant to replace (another retrain or promote
+    wrote it in between); nothing was written."""
+
+
 class ModelVersionConflictError(AdserveError):
     """Publishing would overwrite an existing model version with different bytes; versions are immutable."""
 

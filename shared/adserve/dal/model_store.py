@@ -20,6 +20,7 @@ from adserve.core.errors import (
     ModelNotFoundError,
     ModelStoreUnavailableError,
     ModelVersionConflictError,
+    PointerChangedError,
 )
 from adserve.dal.s3_rest import object_keys
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
@@ -27,10 +28,15 @@ from adserve.models.features import FeatureSpec
 from adserve.models.registry import ACTIVE_POINTER_KEY, MODELS_PREFIX, ActivePointer, model_key
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
+
     from adserve.dal.s3_rest import S3RestClient
 
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_SWAPPED_MEANWHILE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"})
+"""A conditional PUT's refusals: the ETag no longer matches (412), a concurrent conditional write (409), or the
+object compared was deleted (If-Match on a missing key: 404)."""
 SHA256_METADATA = "sha256"
 
 
@@ -111,8 +117,40 @@ class S3ModelStore:
 
     def read_pointer(self) -> ActivePointer | None:
         body = self._read(ACTIVE_POINTER_KEY)
-        if body is None:
-            return None
+        return None if body is None else self._pointer(body)
+
+    def write_pointer(self, pointer: ActivePointer, *, replacing: ActivePointer | None) -> None:
+        """Compare by value, swap by ETag: the PUT carries the ETag of the pointer compared (``If-Match``; with
+        none stored, ``If-None-Match: *``), so S3 refuses it if anything wrote the pointer since that read."""
+        stored = self._read_tagged(ACTIVE_POINTER_KEY)
+        current = None if stored is None else self._pointer(stored[0])
+        if current != replacing:
+            now = "no pointer" if current is None else f"champion {current.champion}, updated by {current.updated_by}"
+            raise PointerChangedError(
+                f"s3://{self._bucket}/{ACTIVE_POINTER_KEY} changed since it was read ({now}); nothing was written"
+            )
+        put: PutObjectRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": ACTIVE_POINTER_KEY,
+            "Body": pointer.model_dump_json(indent=2).encode(),
+            "ContentType": "application/json",
+        }
+        if stored is None:
+            put["IfNoneMatch"] = "*"
+        else:
+            put["IfMatch"] = stored[1]
+        try:
+            self._client.put_object(**put)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code", "") in _SWAPPED_MEANWHILE:
+                raise PointerChangedError(
+                    f"s3://{self._bucket}/{ACTIVE_POINTER_KEY}: another writer wrote it meanwhile; nothing was written"
+                ) from error
+            raise ModelStoreUnavailableError(f"put s3://{self._bucket}/{ACTIVE_POINTER_KEY}: {error}") from error
+        except BotoCoreError as error:
+            raise ModelStoreUnavailableError(f"put s3://{self._bucket}/{ACTIVE_POINTER_KEY}: {error}") from error
+
+    def _pointer(self, body: bytes) -> ActivePointer:
         try:
             return ActivePointer.model_validate_json(body)
         except ValidationError as error:
@@ -121,19 +159,22 @@ class S3ModelStore:
                 f"s3://{self._bucket}/{ACTIVE_POINTER_KEY} is not a pointer: {reasons}"
             ) from error
 
-    def write_pointer(self, pointer: ActivePointer) -> None:
-        self._put(ACTIVE_POINTER_KEY, pointer.model_dump_json(indent=2).encode(), {})
-
     def _read(self, key: str) -> bytes | None:
         """The object's bytes, or None when it does not exist."""
+        stored = self._read_tagged(key)
+        return None if stored is None else stored[0]
+
+    def _read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag, or None when it does not exist."""
         try:
-            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+            answer = self._client.get_object(Bucket=self._bucket, Key=key)
         except ClientError as error:
             if _missing(error):
                 return None
             raise ModelStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error
         except BotoCoreError as error:
             raise ModelStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error
+        return answer["Body"].read(), answer["ETag"]
 
     def _model_sha256(self, version: str) -> str | None:
         key = model_key(version, MODEL_FILE)

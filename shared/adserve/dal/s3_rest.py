@@ -47,7 +47,7 @@ _ERROR_CODE = re.compile(rb"<Error>.*?<Code>([^<]*)</Code>", re.DOTALL)
 _ERROR_MESSAGE = re.compile(rb"<Error>.*?<Message>([^<]*)</Message>", re.DOTALL)
 _XML_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
 _METADATA_PREFIX = "x-amz-meta-"
-_PUT_HEADERS = {"ContentType": "content-type", "IfNoneMatch": "if-none-match"}
+_PUT_HEADERS = {"ContentType": "content-type", "IfMatch": "if-match", "IfNoneMatch": "if-none-match"}
 
 
 def object_keys(client: "S3RestClient", bucket: str, prefix: str) -> Iterator[str]:

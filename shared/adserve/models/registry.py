@@ -73,4 +73,8 @@ class ModelStore(Protocol):
         """The active pointer, or None when nothing was ever promoted (serve the bootstrap model)."""
         ...
 
-    def write_pointer(self, pointer: ActivePointer) -> None: ...
+    def write_pointer(self, pointer: ActivePointer, *, replacing: ActivePointer | None) -> None:
+        """Make *pointer* the active one if the stored pointer is still *replacing* (None: none is stored), as one
+        compare-and-swap: two writers that read the same pointer cannot both replace it, and neither undoes the
+        other. Raises PointerChangedError, writing nothing, when it is not."""
+        ...

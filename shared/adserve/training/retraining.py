@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adserve.core.errors import AdserveError
+from adserve.core.errors import AdserveError, PointerChangedError
 from adserve.core.observability import logger
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
 from adserve.models.features import FeatureEncoder, FeatureSpec
@@ -257,14 +257,15 @@ def retrain(
     if request.promotion == "never" or not verdict.promote:
         why = "registered only (--register-only)" if request.promotion == "never" else "not promoted"
         return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
-    if models.read_pointer() != pointer:
+    status, promoted = _promoted_pointer(version, pointer, request)
+    try:
+        models.write_pointer(promoted, replacing=pointer)
+    except PointerChangedError:
         # Another retrain or `adserve promote` moved it while this one trained: writing a pointer built from the
         # one read at the start would undo that, and the new model was not judged against what serves now.
         why = "not promoted: the pointer changed while it trained; the next run judges it against what serves"
         return RetrainResult("registered", f"{version}: {why}", version, stats, manifest, table)
-    status, pointer = _promoted_pointer(version, pointer, request)
-    models.write_pointer(pointer)
-    role = "champion" if status == "promoted" else f"challenger ({pointer.challenger_share:.0%} of listeners)"
+    role = "champion" if status == "promoted" else f"challenger ({promoted.challenger_share:.0%} of listeners)"
     message = f"{version}: promoted to {role}; {verdict.reason}"
     return RetrainResult(status, message, version, stats, manifest, table)
 
@@ -306,7 +307,7 @@ def promote(
             updated_at=now,
             updated_by=updated_by,
         )
-    models.write_pointer(pointer)
+    models.write_pointer(pointer, replacing=current)
     return pointer
 
 
