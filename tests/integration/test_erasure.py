@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -166,6 +167,21 @@ def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and
     assert [line["pseudonym"] for line in lines if line["message"] == "listener erased"] == [new]
     assert listener not in json.dumps(lines)
     assert "ListenersErased" in capsys.readouterr().out  # the EMF document
+
+
+def test_an_id_sent_percent_encoded_is_erased_as_the_id_it_encodes(local_stack: LocalStack, seeded: Campaign) -> None:
+    # Given a listener whose id holds a colon, counted under its pseudonym
+    listener = f"{unique('listener')}:app"
+    pseudonym = local_stack.pseudonyms().listener(listener)
+    record_impression(local_stack, pseudonym, listener_hash=pseudonym)
+    # When its erasure arrives as a browser sends it (encodeURIComponent: %3A), decoded by API Gateway into
+    # pathParameters only
+    event = erase_event(listener)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/listeners/{quote(listener, safe='')}"
+    response = local_stack.invoke(FUNCTION, event)
+    # Then that listener is erased
+    assert response["statusCode"] == 200, response
+    assert partition(local_stack, pseudonym) == []
 
 
 def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, seeded: Campaign) -> None:

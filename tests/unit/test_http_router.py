@@ -171,3 +171,30 @@ def test_a_path_parameter_takes_uri_characters_and_escapes_and_nothing_else(
     app: Router, segment: str, status: int
 ) -> None:
     assert answer(app, "DELETE", f"/v1/tins/{segment}")[0] == status
+
+
+@pytest.mark.parametrize(
+    ("segment", "given", "received"),
+    [
+        ("user%3A42", None, "user:42"),
+        ("user%3A42", {"tin_id": "user:42"}, "user:42"),
+        ("caf%C3%A9", None, "café"),
+        ("bad%FF", None, "bad\ufffd"),
+    ],
+)
+def test_a_path_parameter_reaches_the_handler_percent_decoded(
+    segment: str, given: dict[str, str] | None, received: str
+) -> None:
+    router = Router()
+    seen = []
+
+    @router.get("/v1/tins/<tin_id>", summary="Read a tin")
+    def read(tin_id: Annotated[str, Path()]) -> Response:
+        seen.append(tin_id)
+        return Response(status_code=HTTPStatus.NO_CONTENT)
+
+    sent = event("GET", f"/v1/tins/{segment}")
+    if given is not None:
+        sent["pathParameters"] = given
+    assert router.resolve(sent, None)["statusCode"] == HTTPStatus.NO_CONTENT
+    assert seen == [received]

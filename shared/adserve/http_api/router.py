@@ -17,14 +17,16 @@ from enum import Enum
 from functools import cached_property
 from http import HTTPStatus
 from typing import Annotated, Any, Literal, TypedDict, get_args, get_type_hints
+from urllib.parse import unquote
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 JSON_CONTENT = "application/json"
 _PATH_PARAMETER = re.compile(r"<(\w+)>")
 _SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
-"""What a path parameter matches: RFC 3986's unreserved and sub-delimiter characters, ``%`` escapes (left
-encoded) and a few unsafe ones, as Powertools matched; any other character in a segment matches no route."""
+"""What a path parameter matches: RFC 3986's unreserved and sub-delimiter characters, ``%`` escapes (decoded
+after the match, ``_path_values``) and a few unsafe ones, as Powertools matched; any other character in a
+segment matches no route."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ class Router:
         for route in self._routes:
             match = route.pattern.match(path) if route.method == method else None
             if match:
-                arguments = _arguments(route, match.groupdict(), event)
+                arguments = _arguments(route, _path_values(match, event), event)
                 return self._answer(route, route.handler(**arguments))
         raise RouteNotFoundError(path)
 
@@ -277,6 +279,15 @@ def _arguments(route: Route, path_values: dict[str, str], event: dict[str, Any])
     if errors:
         raise RequestValidationError(errors)
     return values
+
+
+def _path_values(match: re.Match[str], event: dict[str, Any]) -> dict[str, str]:
+    """Each path parameter as the client meant it: API Gateway's ``pathParameters`` (percent-decoded), else the
+    matched segment percent-decoded here. The segment as matched keeps its escapes, so ``user%3A42`` (what
+    ``encodeURIComponent`` sends for ``user:42``) would be refused as an id. An escape that is not UTF-8 decodes
+    to U+FFFD, which no parameter's pattern admits: a 422, like any invalid value."""
+    given = event.get("pathParameters") or {}
+    return {name: given.get(name, unquote(segment)) for name, segment in match.groupdict().items()}
 
 
 def _validated(parameter: _Parameter, value: Any, location: tuple[str | int, ...], errors: list[dict[str, Any]]) -> Any:
