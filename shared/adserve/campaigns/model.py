@@ -207,3 +207,11 @@ class CampaignInput(Campaign):
         le=1000,
         description="What the advertiser pays per thousand impressions: at least one micro-unit an impression.",
     )
+
+    @model_validator(mode="after")
+    def _countable_budget(self) -> Self:
+        """A spend amount under half a micro-unit counts as 0 units: exhausted before its first impression."""
+        budget = self.budget
+        if budget is not None and 0 in (budget.lifetime_units, budget.daily_units):
+            raise ValueError("a budget amount must be at least one micro-unit of the currency (0.000001)")
+        return self
