@@ -9,6 +9,7 @@ from adserve.core.errors import DeliveryStoreUnavailableError
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import (
     MAX_RISE,
+    PACING_MAX_AGE,
     START_PROBABILITY,
     PacingConfig,
     PacingState,
@@ -18,6 +19,7 @@ from adserve.delivery.pacing import (
     serve_probability,
 )
 from adserve.delivery.pacing_step import run_pacing_step
+from adserve.wiring.settings import DecideSettings
 
 from devstack.fakes import InMemoryDeliveryCounter, InMemoryPacingStore
 from tests.support.builders import NOW, campaign
@@ -165,6 +167,66 @@ def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None
     assert after.serve_probability == START_PROBABILITY
 
 
+def test_a_cpm_changed_under_a_spend_budget_carries_its_capacity_over_at_the_new_price() -> None:
+    # Given a spend budget paced all morning at CPM 1 (1,000 micros an impression)
+    now = DAY + timedelta(hours=10)
+    cheap = budgeted(value_cpm=1.0, budget={"unit": "spend", "daily": 100.0})
+    totals = DeliveryTotals(impressions=20_000, spend_micros=20_000_000)
+    morning = pace(cheap, None, totals, totals, NIGHT_AND_DAY, now).model_copy(
+        update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": 10_000_000.0}
+    )
+    later = now + timedelta(minutes=1)
+    same_price = pace(cheap, morning, totals, totals, NIGHT_AND_DAY, later)
+    # When its CPM is raised tenfold (Record counts each impression at 10,000 micros from now on)
+    dear = budgeted(value_cpm=10.0, budget={"unit": "spend", "daily": 100.0})
+    repriced = pace(dear, morning, totals, totals, NIGHT_AND_DAY, later)
+    # Then the same traffic is worth ten times the spend: p is a tenth of what the old price gave
+    assert same_price.capacity is not None
+    assert repriced.spend_micros_per_impression == 10_000
+    assert repriced.capacity == pytest.approx(10 * same_price.capacity)
+    assert repriced.serve_probability == pytest.approx(same_price.serve_probability / 10)
+    # and an impressions budget's capacity does not depend on the price
+    counted = budgeted(value_cpm=1.0)
+    impressions = step(counted, None, 20_000, now).model_copy(
+        update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": 200.0}
+    )
+    assert (
+        step(budgeted(value_cpm=10.0), impressions, 20_000, later).capacity
+        == step(counted, impressions, 20_000, later).capacity
+    )
+
+
+def test_a_pause_does_not_read_as_a_capacity_many_times_too_small() -> None:
+    """1,000 impressions a minute at p = 1 on a uniform day (1.44M a day), 10,000 left of a daily 100,000: paced
+    at p = 0.1 until 10:00, then paused for 4 hours, then resumed. Decide served the last p for at most
+    PACING_MAX_AGE of those hours, so the capacity and p after the pause are those before it."""
+    uniform = TrafficProfile.uniform()
+    booked = budgeted(budget={"unit": "impressions", "daily": 100_000})
+    paused_at = DAY + timedelta(hours=10)
+    history = {"serve_probability": 0.1, "exposure": 10 * 0.1 / 1440, "exposed_delivery": 1_000.0}
+    before = pace(booked, None, shown(90_000), shown(90_000), uniform, paused_at).model_copy(update=history)
+    in_step = pace(booked, before, shown(90_100), shown(90_100), uniform, paused_at + timedelta(minutes=1))
+    resumed = pace(booked, before, shown(90_100), shown(90_100), uniform, paused_at + timedelta(hours=4))
+    assert in_step.capacity == pytest.approx(1_440_000, rel=0.02)
+    assert resumed.capacity is not None
+    assert resumed.capacity > 0.6 * 1_440_000  # before: ~1/25 of it, and p burst to 2 x the last
+    assert resumed.serve_probability < 0.1
+
+
+def test_a_campaign_stopped_at_the_last_step_starts_again_from_the_start_probability() -> None:
+    # Given an asap campaign that spent yesterday's budget and stopped (p = 0) with a good capacity estimate
+    booked = budgeted(pacing="asap", budget={"unit": "impressions", "daily": 1_500})
+    uniform = TrafficProfile.uniform()
+    history = {"serve_probability": 0.0, "exposure": 10 / 1440, "exposed_delivery": 10_000.0}
+    evening = pace(booked, None, shown(1_500), shown(1_500), uniform, DAY + timedelta(hours=23, minutes=59))
+    evening = evening.model_copy(update=history)
+    # When the new day's first steps run, with nothing of today counted yet
+    first = pace(booked, evening, shown(0), shown(1_500), uniform, DAY + timedelta(days=1, minutes=1))
+    second = pace(booked, first, shown(0), shown(1_500), uniform, DAY + timedelta(days=1, minutes=2))
+    # Then it rises from the start probability, not straight back to p = 1
+    assert (first.serve_probability, second.serve_probability) == (START_PROBABILITY, START_PROBABILITY * MAX_RISE)
+
+
 def test_a_spend_budget_whose_cpm_counts_nothing_is_not_served() -> None:
     # Given a stored campaign with a spend budget and a CPM under one micro-unit an impression (writes refuse
     # it now; the stored model still reads it), and a fresh state that would let it run
@@ -235,3 +297,8 @@ def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_
     assert store.states["cmp-sick"] == old
     assert (summary.paced, summary.failed, summary.over_delivered) == (2, ["cmp-sick"], ["cmp-over"])
     assert summary.exhausted == 1
+
+
+def test_the_step_assumes_decide_serves_a_state_as_long_as_decide_does_by_default() -> None:
+    assert DecideSettings.model_fields["pacing_max_age_seconds"].default == PACING_MAX_AGE.total_seconds()
+    assert PacingConfig().state_served_for == PACING_MAX_AGE

@@ -14,7 +14,8 @@ PacingFunction) sets that probability from pure functions here, given what the c
   a ratio estimate (units delivered per unit of traffic share at p = 1, decayed over ~10 steps). Unlike
   LinkedIn's multiplicative update (p x (1 +- a)), it moves p to the needed value in one step instead of a
   few per cent a step; ``make demo-pacing`` measures it (the multiplicative one was not simulated here).
-  p rises at most ``MAX_RISE`` times per step, so a noisy estimate cannot burst.
+  p rises at most ``MAX_RISE`` times per step, so a noisy estimate cannot burst. Exposure counts only the
+  time Decide served a step's p (``state_served_for``), so a pause does not read as a tiny capacity.
 - **Stop.** In flight (served, not yet counted) is estimated as the last step's counted delivery times
   ``in_flight_steps``. When delivered + in flight reaches the budget (daily, lifetime or today's even goal),
   p = 0. Before that, p is capped so the next step's expected delivery fits what is left: an ``asap``
@@ -48,6 +49,9 @@ MAX_RISE: Final = 2.0
 
 START_PROBABILITY: Final = 0.01
 """An even campaign's first p, before any capacity estimate: from there it doubles until it has one."""
+
+PACING_MAX_AGE: Final = timedelta(minutes=5)
+"""How long Decide serves a pacing state (``serve_probability``; DecideSettings' default): past it, p is 0."""
 
 DECAY: Final = 0.9
 """Weight of the past in the capacity estimate per step (a time constant of about 10 steps)."""
@@ -105,6 +109,9 @@ class PacingConfig(BaseModel):
         default=2.0, ge=0.0, le=30.0, description="Steps of delivery served but not yet counted (the pipeline lag)."
     )
     min_probability: float = Field(default=1e-4, ge=0.0, le=1.0, description="The smallest p an even campaign gets.")
+    state_served_for: timedelta = Field(
+        default=PACING_MAX_AGE, description="How long Decide serves a state (its PACING_MAX_AGE_SECONDS)."
+    )
 
 
 DEFAULT_CONFIG: Final = PacingConfig()
@@ -134,6 +141,10 @@ class PacingState(BaseModel):
     exposed_delivery: float = Field(default=0.0, description="Decayed delivery over that exposure: its numerator.")
     unit: BudgetUnit | None = Field(
         default=None, description="The budget's unit the amounts are in; None in states stored before it was."
+    )
+    spend_micros_per_impression: int | None = Field(
+        default=None,
+        description="The CPM (in micros an impression) the capacity is at; None in states stored before it was.",
     )
 
     @property
@@ -193,10 +204,10 @@ def pace(  # noqa: PLR0917 - a step is these things
     if budget is None:
         raise ValueError("only a campaign with a budget is paced")
     now = now.astimezone(UTC)
+    price = campaign.spend_micros_per_impression
     if previous is not None and previous.unit not in (None, budget.unit):
         previous = None  # its amounts and capacity are in the other unit: the budget starts afresh
     delivered_today, delivered_lifetime = delivered(today, budget.unit), delivered(lifetime, budget.unit)
-    same_day = previous is not None and previous.day == now.date()
     share_now = profile.elapsed(now)
 
     # What the last step's p bought: the counted delivery since then against its exposure (p x share).
@@ -204,9 +215,9 @@ def pace(  # noqa: PLR0917 - a step is these things
     counted_since = 0
     if previous is not None:
         counted_since = max(delivered_lifetime - previous.delivered_lifetime, 0)
-        share_since = share_now - previous.share_now if same_day else share_now + 1.0 - previous.share_now
-        exposure = previous.exposure * DECAY + previous.serve_probability * max(share_since, 0.0)
-        exposed_delivery = previous.exposed_delivery * DECAY + counted_since
+        share_since = _share_between(profile, previous, min(now, previous.updated_at + config.state_served_for))
+        exposure = previous.exposure * DECAY + previous.serve_probability * share_since
+        exposed_delivery = previous.exposed_delivery * DECAY * _repriced(previous, budget.unit, price) + counted_since
     in_flight = round(counted_since * config.in_flight_steps)
 
     goal = goal_today(campaign, budget, delivered_lifetime - delivered_today, now)
@@ -232,11 +243,15 @@ def pace(  # noqa: PLR0917 - a step is these things
         exposure=exposure,
         exposed_delivery=exposed_delivery,
         unit=budget.unit,
+        spend_micros_per_impression=price,
     )
     if left <= 0:
         return state
     capacity = state.capacity
-    previous_p = previous.serve_probability if previous is not None and previous.serve_probability > 0 else None
+    # The base of the rise limit. A campaign stopped at the last step (its budget spent, yesterday's or a moment
+    # ago) starts again from START_PROBABILITY, as a new one does: its old capacity would otherwise let an asap
+    # one jump straight back to p = 1 with a day's worth of counts still to arrive.
+    previous_p = None if previous is None else previous.serve_probability or START_PROBABILITY / MAX_RISE
     if capacity is None:
         # Nothing counted yet (the Track -> Record lag): p = 1 could deliver minutes of traffic before the first
         # count, past a small budget, so every campaign, asap too, starts small and doubles until it has one.
@@ -253,6 +268,28 @@ def pace(  # noqa: PLR0917 - a step is these things
         p = min(p, left / (capacity * max(next_share, 1e-9)))
     p = min(max(p, 0.0), 1.0)
     return state.model_copy(update={"serve_probability": p, "status": status_of(campaign, target, delivered_today)})
+
+
+def _repriced(previous: PacingState, unit: BudgetUnit, price: int) -> float:
+    """What the previous state's spend capacity is worth at the campaign's CPM now: a CPM raised tenfold makes
+    each impression spend ten times the micros (Record counts at the CPM in force), so a capacity learned at the
+    old price, kept as it was, read ten times too small and let p overshoot the budget."""
+    if unit is BudgetUnit.IMPRESSIONS or previous.spend_micros_per_impression in (None, 0, price):
+        return 1.0
+    return price / previous.spend_micros_per_impression
+
+
+def _share_between(profile: TrafficProfile, previous: PacingState, until: datetime) -> float:
+    """The traffic share from the previous step to *until* (at most a day later): what its p was served over.
+
+    *until* stops where Decide stopped serving the previous state (``state_served_for``): a step that follows
+    a pause, or pacing that did not run for hours, must not count hours in which nothing was served at p,
+    which would read as a capacity many times too small and let p burst past the budget.
+    """
+    until = until.astimezone(UTC)
+    if until.date() == previous.day:
+        return max(profile.elapsed(until) - previous.share_now, 0.0)
+    return max(1.0 - previous.share_now + profile.elapsed(until), 0.0)
 
 
 def status_of(campaign: Campaign, target: int, delivered_today: int) -> PacingStatus:
