@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from adserve.campaigns.model import Campaign
+from adserve.cli.main import main
 
 EVENTS = Path(__file__).parents[2] / "events"
 
@@ -215,3 +216,29 @@ def test_a_bad_page_query_is_a_422(local_stack: Any, query: dict[str, str]) -> N
     response = local_stack.invoke("CampaignsFunction", list_event(**query))
     assert response["statusCode"] == 422, response
     assert json.loads(response["body"])["error"]["code"] == "invalid_request"
+
+
+def test_a_stored_campaign_keeps_its_currency(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a campaign priced in USD (its delivery is counted in micro-dollars)
+    put_campaign(sample_campaign(campaign_id="cmp-currency", currency="USD"))
+    # When it is PUT again in EUR, it is refused naming the currency it keeps, and nothing changes
+    response = local_stack.invoke(
+        "CampaignsFunction", put_event("cmp-currency", sample_campaign(campaign_id="cmp-currency", currency="EUR"))
+    )
+    assert response["statusCode"] == 422
+    assert "priced in USD" in json.loads(response["body"])["error"]["message"]
+    got = local_stack.invoke("CampaignsFunction", get_event("cmp-currency"))
+    assert Campaign.model_validate_json(got["body"]).currency == "USD"
+    # and `adserve campaigns load` refuses it alike, after writing the campaigns before it
+    table = local_stack.physical_name("CampaignsTable")
+    before = sample_campaign(campaign_id="cmp-currency-first", currency="SEK")
+    put_campaign(before)  # deleted afterwards with the other
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([before, sample_campaign(campaign_id="cmp-currency", currency="EUR")]))
+    assert main(["campaigns", "load", str(path), "--table", table]) == 1
+    assert "priced in USD" in capsys.readouterr().err
+    # while the same currency replaces it as before
+    renamed = sample_campaign(campaign_id="cmp-currency", currency="USD", name="Renamed")
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-currency", renamed))["statusCode"] == 200

@@ -30,7 +30,12 @@ from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
-from adserve.core.errors import CapStoreUnavailableError, ErasureUnavailableError, LogStoreUnavailableError
+from adserve.core.errors import (
+    CapStoreUnavailableError,
+    ErasureUnavailableError,
+    InvalidInputError,
+    LogStoreUnavailableError,
+)
 from adserve.core.identifiers import Identifier
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.campaign_store import CampaignStore
@@ -85,9 +90,16 @@ def read_campaigns(path: Path) -> list[Campaign]:
 
 
 def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
-    """Put every campaign (create or replace); the number written."""
-    for campaign in campaigns:
-        store.put(campaign)
+    """Put every campaign (create or replace); the number written.
+
+    Raises InvalidInputError at the first the store refuses (a stored campaign's currency changed), saying how
+    many before it were written: each put is its own write, so those stay.
+    """
+    for written, campaign in enumerate(campaigns):
+        try:
+            store.put(campaign)
+        except InvalidInputError as error:
+            raise InvalidInputError(f"{error}; the {written} campaigns before it were written, none after") from None
     return len(campaigns)
 
 
@@ -129,7 +141,11 @@ def _load(path: Path, table: str) -> int:
         for reason in error.reasons:
             print(f"  {reason}", file=sys.stderr)  # noqa: T201
         return 1
-    count = load_campaigns(_store(table), campaigns)
+    try:
+        count = load_campaigns(_store(table), campaigns)
+    except InvalidInputError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 1
     print(f"loaded {count} campaigns into {table}")  # noqa: T201
     return 0
 

@@ -10,13 +10,14 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns.model import Campaign
-from adserve.core.errors import NotFoundError
+from adserve.core.errors import InvalidInputError, NotFoundError
 from adserve.dal.json_clients import DynamoDBJsonClient
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 DOCUMENT_ATTRIBUTE = "document"
+CURRENCY_ATTRIBUTE = "currency"
 
 
 class CampaignStore:
@@ -25,13 +26,38 @@ class CampaignStore:
         self._table = table_name
 
     def put(self, campaign: Campaign) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                "campaign_id": {"S": campaign.campaign_id},
-                DOCUMENT_ATTRIBUTE: {"S": campaign.model_dump_json()},
-            },
-        )
+        """Create or replace; a stored campaign keeps its currency (InvalidInputError, nothing written).
+
+        Its delivery is counted in micro-units of that currency, and budgets, pacing and reports compare those
+        counts with its amounts: a change would add euros to dollars. The currency is an attribute of its own so
+        that one conditional PutItem checks it; an item stored before it was has none and takes the new one.
+        """
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "campaign_id": {"S": campaign.campaign_id},
+                    DOCUMENT_ATTRIBUTE: {"S": campaign.model_dump_json()},
+                    CURRENCY_ATTRIBUTE: {"S": campaign.currency},
+                },
+                ConditionExpression="attribute_not_exists(#currency) OR #currency = :currency",
+                ExpressionAttributeNames={"#currency": CURRENCY_ATTRIBUTE},
+                ExpressionAttributeValues={":currency": {"S": campaign.currency}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise InvalidInputError(
+                f"campaign {campaign.campaign_id} is priced in {self._currency_of(campaign.campaign_id)}, the "
+                f"currency its delivery is counted in: a campaign keeps its currency; create a new campaign to "
+                f"buy in {campaign.currency}"
+            ) from None
+
+    def _currency_of(self, campaign_id: str) -> str:
+        item = self._client.get_item(
+            TableName=self._table, Key={"campaign_id": {"S": campaign_id}}, ConsistentRead=True
+        ).get("Item", {})
+        return item.get(CURRENCY_ATTRIBUTE, {}).get("S", "another currency")
 
     def get(self, campaign_id: str) -> Campaign:
         item = self._client.get_item(
