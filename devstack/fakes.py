@@ -257,6 +257,9 @@ class InMemoryModelStore:
         self.downloads.append(version)
         if version not in self.files:
             raise ModelNotFoundError(f"model {version} is not published")
+        for name in ("model.onnx", "manifest.json"):
+            if name not in self.files[version]:
+                raise ModelNotFoundError(f"model {version} has no {name} in the models bucket")
         folder = target_dir / version
         folder.mkdir(parents=True, exist_ok=True)
         for name, body in self.files[version].items():

@@ -1,7 +1,5 @@
 """ModelProvider on an in-memory models bucket and a fake clock: pointer checks, splits, refusals, fallbacks."""
 
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -16,19 +14,9 @@ from adserve.models.registry import ActivePointer, listener_bucket
 from adserve.models.serving import ModelProvider
 
 from devstack.fakes import InMemoryModelStore
+from tests.support.published_models import BOOTSTRAP, BOOTSTRAP_VERSION, model_files
 
-BOOTSTRAP = Path(__file__).resolve().parents[2] / "layers" / "model" / "bootstrap"
 CHECK_SECONDS = 60.0
-BOOTSTRAP_VERSION = json.loads((BOOTSTRAP / "manifest.json").read_text())["version"]
-
-
-def model_files(label: str, /, model_bytes: bytes | None = None, **manifest_changes: Any) -> dict[str, bytes]:
-    """The bootstrap model relabelled as ``label``, its sha256 recomputed unless the changes set one."""
-    body = (BOOTSTRAP / "model.onnx").read_bytes() if model_bytes is None else model_bytes
-    manifest = json.loads((BOOTSTRAP / "manifest.json").read_text())
-    manifest.update(version=label, sha256=hashlib.sha256(body).hexdigest(), parent_version=BOOTSTRAP_VERSION)
-    manifest.update(manifest_changes)
-    return {"model.onnx": body, "manifest.json": json.dumps(manifest).encode()}
 
 
 def pointer(champion: str, challenger: str | None = None, share: float = 0.0) -> ActivePointer:

@@ -17,6 +17,7 @@ starts fast and works without the ``train`` extra.
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -42,13 +43,30 @@ def _say(message: str) -> None:
     print(f"adserve: {message}", file=sys.stderr)  # noqa: T201 - CLI output
 
 
+MAX_REWARD_WINDOW_HOURS: Final = 24 * 7
+"""RetrainSettings' bound on REWARD_WINDOW_HOURS: the CLI trains as the scheduled Retrain does."""
+
+
+def _reward_window(text: str) -> float:
+    """Hours after a decision in which its outcomes count: more than 0, at most a week (RetrainSettings' bounds)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= MAX_REWARD_WINDOW_HOURS:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"not a number of hours in (0, {MAX_REWARD_WINDOW_HOURS}]: {text!r}")
+    return hours
+
+
 def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable[[str], datetime]) -> None:
     train = groups.add_parser("train", help="train on the logs of a time range, evaluate, publish, maybe promote")
     train.add_argument("--from", dest="start", type=hour, required=True, help="first hour, UTC, e.g. 2026-11-18T00")
     train.add_argument("--to", dest="end", type=hour, required=True, help="last decision time, UTC")
     train.add_argument("--as-of", type=hour, help="the logs' end (default: now); later decisions lack final labels")
     train.add_argument("--label", choices=("click", "complete"), default="click")
-    train.add_argument("--reward-window-hours", type=float, default=24.0, help="outcomes later than this count 0")
+    train.add_argument(
+        "--reward-window-hours", type=_reward_window, default=24.0, help="outcomes later than this count 0 (0-168]"
+    )
     train.add_argument("--weighting", choices=("none", "ips"), default="none", help="ips: weight rows 1/propensity")
     train.add_argument(
         "--pairs", choices=("all", "with_listener"), default="all", help="with_listener: no listener x listener pairs"
@@ -97,7 +115,9 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     evaluate.add_argument("--to", dest="end", type=hour, required=True, help="last decision time, UTC")
     evaluate.add_argument("--as-of", type=hour, help="the logs' end (default: now); later decisions lack final labels")
     evaluate.add_argument("--label", choices=("click", "complete"), default="click")
-    evaluate.add_argument("--reward-window-hours", type=float, default=24.0, help="outcomes later than this count 0")
+    evaluate.add_argument(
+        "--reward-window-hours", type=_reward_window, default=24.0, help="outcomes later than this count 0 (0-168]"
+    )
     _bucket_arguments(evaluate, logs=True, default=argparse.SUPPRESS)
 
 
@@ -279,7 +299,10 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
     if arguments.json:
         document = {
             "pointer": None if pointer is None else pointer.model_dump(mode="json"),
-            "models": [{"version": m.version, "role": roles.get(m.version), "manifest": m.manifest} for m in published],
+            "models": [
+                {"version": m.version, "role": roles.get(m.version), "manifest": m.manifest, "problem": m.problem}
+                for m in published
+            ],
         }
         print(json.dumps(document, indent=2, sort_keys=True))  # noqa: T201
         return 0
@@ -300,10 +323,15 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
                 _number(snips, 5),
                 "" if not promotion else ("passed" if promotion.get("promote") else "failed"),
             )
+            if model.problem is None
+            else (model.version, roles.get(model.version, ""), "UNREADABLE", "-", "-", "-", "")
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())  # noqa: T201
+    for model in published:
+        if model.problem is not None:
+            print(f"{model.version} cannot be served: {model.problem}")  # noqa: T201
     active = "none (Decide serves the bootstrap model)" if pointer is None else pointer.model_dump_json()
     print(f"{len(published)} models; active pointer: {active}")  # noqa: T201
     return 0

@@ -45,6 +45,16 @@ ROLE_METRICS = {
 }
 
 
+def load_published(store: ModelStore, version: str, scratch: Path, spec: FeatureSpec) -> CtrModel:
+    """A published version as Decide serves it: downloaded into *scratch*, verified and loaded with the serving
+    feature spec, its manifest naming that very version. Raises ModelLoadError, ModelNotFoundError or
+    ModelStoreUnavailableError; ``adserve promote`` checks a version this way before pointing traffic at it."""
+    model = CtrModel.load(store.download(version, scratch), spec)
+    if model.version != version:
+        raise ModelLoadError(f"model {version}: its manifest names version {model.version!r}")
+    return model
+
+
 @dataclass(frozen=True)
 class ServingState:
     """Everything one decision needs to pick its model; replaced as a whole, never mutated."""
@@ -160,9 +170,7 @@ class ModelProvider:
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix="download-") as scratch:
-                model = CtrModel.load(self.store.download(version, Path(scratch)), self.spec)
-            if model.version != version:
-                raise ModelLoadError(f"model {version}: its manifest names version {model.version!r}")
+                model = load_published(self.store, version, Path(scratch), self.spec)
         except ModelLoadError as error:
             self._refused[version] = str(error)
             self._report_failure(version, error)

@@ -10,6 +10,7 @@ registered, promoted or not, so an operator can promote it later (``adserve prom
 """
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,12 +18,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from adserve.core.errors import AdserveError, PointerChangedError
+from adserve.core.errors import AdserveError, ModelLoadError, ModelNotFoundError, PointerChangedError
 from adserve.core.observability import logger
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
 from adserve.models.features import FeatureEncoder, FeatureSpec
 from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.models.registry import ActivePointer, ModelStore
+from adserve.models.serving import load_published
 from adserve.outcomes.logs import LogKind, LogReader, count_rows_at_most
 from adserve.training.dataset import DatasetConfig, DatasetStats, Examples, ExamplesFrom, Label, TrainingDataset
 from adserve.training.evaluation import Comparison, PromotionRule, compare, evaluate, judge, manifest_metrics, render
@@ -286,11 +288,26 @@ def _promoted_pointer(
 
 
 def promote(
-    models: ModelStore, version: str, *, challenger_share: float | None = None, updated_by: str = "adserve promote"
+    models: ModelStore,
+    version: str,
+    *,
+    challenger_share: float | None = None,
+    updated_by: str = "adserve promote",
+    spec: FeatureSpec | None = None,
 ) -> ActivePointer:
-    """Point traffic at a published version: as champion (any challenger is dropped) or as challenger."""
+    """Point traffic at a published version: as champion (any challenger is dropped) or as challenger.
+
+    The version is first loaded as Decide would load it (``load_published``, the serving feature spec): a
+    version whose model file is missing or whose manifest is torn would otherwise be pointed at, and then warm
+    environments keep the old model while new ones fall back to the bootstrap one.
+    """
     if version not in models.versions():
         raise RetrainError(f"{version} is not a published model version")
+    with tempfile.TemporaryDirectory(prefix="adserve-promote-") as scratch:
+        try:
+            load_published(models, version, Path(scratch), spec or FeatureEncoder().spec)
+        except (ModelLoadError, ModelNotFoundError) as error:
+            raise RetrainError(f"{version} would not serve, so the pointer is unchanged: {error}") from error
     current = models.read_pointer()
     now = datetime.now(UTC)
     if challenger_share is None:
@@ -315,14 +332,24 @@ def promote(
 class PublishedModel:
     version: str
     manifest: dict[str, Any]
+    problem: str | None = None
+    """Why the version cannot be read (a file missing, a manifest that is not JSON); its manifest is then empty."""
 
 
 def published_models(models: ModelStore, work_dir: Path) -> list[PublishedModel]:
-    """Every published version with its manifest (each version is downloaded into work_dir)."""
+    """Every published version with its manifest (each version is downloaded into work_dir); one that cannot be
+    read is listed with its problem, not fatal to the list: the list is where an operator picks a rollback."""
     found = []
     for version in models.versions():
-        folder = models.download(version, work_dir)
-        found.append(PublishedModel(version, json.loads((folder / MANIFEST_FILE).read_text())))
+        try:
+            folder = models.download(version, work_dir)
+            manifest = json.loads((folder / MANIFEST_FILE).read_text())
+            if not isinstance(manifest, dict):
+                raise ValueError("its manifest is not a JSON object")
+        except (ModelNotFoundError, ValueError) as error:
+            found.append(PublishedModel(version, {}, str(error)))
+        else:
+            found.append(PublishedModel(version, manifest))
     return found
 
 
