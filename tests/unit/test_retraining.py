@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from adserve.cli.models import EXIT_SKIPPED, add_model_commands, run_model_command
+from adserve.cli.main import main
+from adserve.cli.models import EXIT_SKIPPED, MAX_REWARD_WINDOW_HOURS, add_model_commands, run_model_command
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
@@ -18,15 +19,24 @@ from adserve.models.registry import ActivePointer
 from adserve.training.dataset import DatasetConfig, SlotOne, TrainingDataset
 from adserve.training.evaluation import PromotionRule, ips, score_candidates, slot_one_terms, snips
 from adserve.training.factorization_machine import TrainingConfig
-from adserve.training.retraining import RetrainError, RetrainRequest, compare_published, promote, retrain
+from adserve.training.retraining import (
+    RetrainError,
+    RetrainRequest,
+    compare_published,
+    promote,
+    published_models,
+    retrain,
+)
 from adserve.training.simulation import World
 from adserve.training.trainer import TrainerConfig, collect, evaluation_set
 from adserve.wiring.retrain import scheduled_request
 from adserve.wiring.settings import RetrainSettings
+from annotated_types import Le
 
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic
 from tests.support.privacy import pseudonym
+from tests.support.published_models import model_files
 from tests.support.template_parameters import assert_parameter_feeds_setting
 
 TRAFFIC = TrafficConfig(
@@ -277,7 +287,7 @@ def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLog
 
 
 def test_promote_by_hand_checks_the_version_exists(tmp_path: Path) -> None:
-    models = InMemoryModelStore(files={"fm-a": {}, "fm-b": {}})
+    models = InMemoryModelStore(files={"fm-a": model_files("fm-a"), "fm-b": model_files("fm-b")})
     with pytest.raises(RetrainError, match="no champion yet"):
         promote(models, "fm-b", challenger_share=0.2)
     assert promote(models, "fm-a").champion == "fm-a"
@@ -285,6 +295,40 @@ def test_promote_by_hand_checks_the_version_exists(tmp_path: Path) -> None:
     assert (pointer.champion, pointer.challenger, pointer.challenger_share) == ("fm-a", "fm-b", 0.2)
     with pytest.raises(RetrainError, match="not a published model"):
         promote(models, "fm-missing")
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({"manifest.json": model_files("fm-torn")["manifest.json"]}, "no model.onnx"),
+        ({**model_files("fm-torn"), "manifest.json": model_files("fm-torn")["manifest.json"][:40]}, "manifest"),
+        (model_files("fm-other"), "names version 'fm-other'"),
+    ],
+)
+def test_promote_refuses_a_version_decide_could_not_serve(files: dict[str, bytes], reason: str) -> None:
+    # Given a champion serving, and a version listed (its manifest is there) that Decide could not load
+    models = InMemoryModelStore(files={"fm-a": model_files("fm-a"), "fm-torn": files})
+    promote(models, "fm-a")
+    before = models.read_pointer()
+    # When an operator promotes it, as champion or challenger, it is refused and the pointer stays
+    for share in (None, 0.5):
+        with pytest.raises(RetrainError, match=f"would not serve.*{reason}"):
+            promote(models, "fm-torn", challenger_share=share)
+    assert models.read_pointer() == before
+
+
+def test_the_list_shows_a_version_it_cannot_read_next_to_the_others(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    models = InMemoryModelStore(
+        files={"fm-a": model_files("fm-a"), "fm-torn": {"manifest.json": model_files("fm-torn")["manifest.json"]}}
+    )
+    listed = published_models(models, tmp_path)
+    assert [(model.version, model.problem is None) for model in listed] == [("fm-a", True), ("fm-torn", False)]
+    assert run_model_command(parse("models"), models=models) == 0
+    out = capsys.readouterr().out
+    assert "fm-a " in out
+    assert "fm-torn cannot be served: model fm-torn has no model.onnx" in out
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -408,3 +452,28 @@ def test_a_retrain_does_not_undo_a_pointer_written_while_it_trained(
     assert (late.status, pointer.champion, pointer.challenger) == ("registered", other.version, None)
     assert "pointer changed while it trained" in late.message
     assert late.version in models.versions()
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "says"),
+    [
+        ("--as-of", "0001-01-01T00", "years 1970-9998"),
+        ("--as-of", "9999-12-31T23", "years 1970-9998"),
+        ("--reward-window-hours", "1e12", "(0, 168]"),
+        ("--reward-window-hours", "nan", "(0, 168]"),
+        ("--reward-window-hours", "0", "(0, 168]"),
+    ],
+)
+def test_train_refuses_an_hour_or_window_out_of_range_before_reading_anything(
+    capsys: pytest.CaptureFixture[str], argument: str, value: str, says: str
+) -> None:
+    window = ["--from", "2026-11-18T00", "--to", "2026-11-25T00", "--models-bucket", "b", "--logs-bucket", "l"]
+    with pytest.raises(SystemExit) as exited:
+        main(["train", *window, argument, value])
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_the_cli_bounds_the_reward_window_as_the_scheduled_retrain_does() -> None:
+    field = RetrainSettings.model_fields["reward_window_hours"]
+    assert [bound.le for bound in field.metadata if isinstance(bound, Le)] == [MAX_REWARD_WINDOW_HOURS]

@@ -274,12 +274,16 @@ def _listener_id(text: str) -> str:
 
 
 def _hour(text: str) -> datetime:
-    """``2026-11-25T13`` (or any ISO time; naive means UTC) -> that instant in UTC."""
+    """``2026-11-25T13`` (or any ISO time; naive means UTC) -> that instant in UTC, in years 1970-9998: the
+    windows computed around it (a reward window before, an hour after) stay within what datetime holds."""
     try:
         moment = datetime.fromisoformat(text if len(text) != 13 else f"{text}:00")
-    except ValueError as error:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError) as error:
         raise argparse.ArgumentTypeError(f"not an ISO hour like 2026-11-25T13: {text!r}") from error
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if not 1970 <= moment.year <= 9998:
+        raise argparse.ArgumentTypeError(f"not an hour in years 1970-9998: {text!r}")
+    return moment
 
 
 def _store(table: str) -> CampaignStore:
