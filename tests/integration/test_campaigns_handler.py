@@ -147,15 +147,23 @@ def test_a_placement_listed_twice_is_stored_once(
     assert json.loads(got["body"])["placements"] == ["audio_midroll", "audio_preroll"]
 
 
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"document": {"S": json.dumps(sample_campaign(campaign_id="cmp-old-rules", placements=["audio_retired"]))}},
+        {},  # no document at all: an item written by hand or by another tool
+        {"document": {"N": "1"}},
+    ],
+)
 def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fatal(
-    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], stored: dict[str, Any]
 ) -> None:
-    # Given a readable campaign, and a stored document the model refuses (written before a rule tightened)
+    # Given a readable campaign, and a stored item the model refuses (written before a rule tightened, or no
+    # campaign document at all)
     put_campaign(sample_campaign(campaign_id="cmp-readable"))
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
     table = local_stack.physical_name("CampaignsTable")
-    unreadable = json.dumps(sample_campaign(campaign_id="cmp-old-rules", placements=["audio_retired"]))
-    dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, "document": {"S": unreadable}})
+    dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, **stored})
     try:
         # When the campaigns are listed, and the unreadable one is asked for
         ids = listed_ids(local_stack)

@@ -67,7 +67,7 @@ class CampaignStore:
             raise NotFoundError(f"campaign {campaign_id} does not exist")
         try:
             return _campaign(item)
-        except ValidationError as error:  # left out of every list, as the catalog leaves it out: not served
+        except UnreadableCampaignError as error:  # left out of every list, as the catalog leaves it out: not served
             _left_out(campaign_id, error)
             raise NotFoundError(
                 f"campaign {campaign_id} is stored in a form this release refuses; PUT it again to replace it"
@@ -109,22 +109,38 @@ class CampaignStore:
         return sorted(campaigns, key=lambda campaign: campaign.campaign_id)
 
 
+class UnreadableCampaignError(Exception):
+    """A stored item that is no campaign this code reads: its document refused by the model (valid under an
+    earlier, looser release, or written by a later one) or missing (an item written by hand or by another tool).
+    ``fields`` names what was refused, never its values."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__(", ".join(fields))
+        self.fields = fields
+
+
 def _campaign(item: "Mapping[str, AttributeValueTypeDef]") -> Campaign:
-    return Campaign.model_validate_json(item[DOCUMENT_ATTRIBUTE]["S"])
+    document = item.get(DOCUMENT_ATTRIBUTE, {}).get("S")
+    if document is None:
+        raise UnreadableCampaignError([DOCUMENT_ATTRIBUTE])
+    try:
+        return Campaign.model_validate_json(document)
+    except ValidationError as error:
+        raise UnreadableCampaignError(sorted({".".join(map(str, e["loc"])) for e in error.errors()})) from None
 
 
 def _readable(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[Campaign]:
-    """The campaigns of a page of items, each the model refuses left out (``_left_out``)."""
+    """The campaigns of a page of items, each unreadable one left out (``_left_out``)."""
     campaigns: list[Campaign] = []
     for item in items:
         try:
             campaigns.append(_campaign(item))
-        except ValidationError as error:
+        except UnreadableCampaignError as error:
             _left_out(item.get("campaign_id", {}).get("S"), error)
     return campaigns
 
 
-def _left_out(campaign_id: str | None, error: ValidationError) -> None:
+def _left_out(campaign_id: str | None, error: UnreadableCampaignError) -> None:
     """Log and count a stored campaign left out of a list, by id and the fields refused, never their values."""
     # Imported here: observability builds its logger and metrics from the environment when first imported, and
     # the local stack imports this store to seed campaigns before it has set the functions' environment.
@@ -132,6 +148,5 @@ def _left_out(campaign_id: str | None, error: ValidationError) -> None:
 
     from adserve.core.observability import MetricName, emit, logger  # noqa: PLC0415
 
-    fields = sorted({".".join(map(str, problem["loc"])) for problem in error.errors()})
-    logger.error("stored campaign unreadable; left out", extra={"campaign_id": campaign_id, "fields": fields})
+    logger.error("stored campaign unreadable; left out", extra={"campaign_id": campaign_id, "fields": error.fields})
     emit(MetricName.UNREADABLE_CAMPAIGNS, MetricUnit.Count, 1)
