@@ -32,7 +32,7 @@ $(STAMP): requirements/dev.lock pyproject.toml shared/pyproject.toml
 dev: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/adserve-local run
+	$(BIN)/adserve-local run $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

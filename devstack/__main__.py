@@ -107,7 +107,11 @@ def run(
         try:
             gateway = HttpGateway(stack, host=host, port=port, verifier=verifier)
         except OSError as error:
-            print(f"adserve-local: cannot listen on {host}:{port}: {error}", file=sys.stderr)  # noqa: T201
+            print(  # noqa: T201
+                f"adserve-local: cannot listen on {host}:{port}: {error}; choose another port with --port "
+                f'(make run ARGS="--port 3001"; 0 picks a free one)',
+                file=sys.stderr,
+            )
             return 1
         gateway.start()
         if pacing_every > 0:
@@ -185,13 +189,38 @@ def _banner(stack: LocalStack, gateway: HttpGateway, seeded: int, visibility_tim
         "  Try:",
         f"    {curl} {gateway.url}/v1/campaigns",
         f"    {curl} -X POST {gateway.url}/v1/decisions -H 'content-type: application/json' -d '{sample}'",
-        "  Operator CLI against this stack:",
-        f"    AWS_ENDPOINT_URL={stack.endpoint_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-        f"AWS_DEFAULT_REGION={stack.description.region} "
-        f"CAMPAIGNS_TABLE_NAME={stack.env.get('CAMPAIGNS_TABLE_NAME', '')} adserve campaigns list",
+        "  Operator CLI against this stack: in another shell, paste",
+        f"    export {_cli_environment(stack, gateway.url)}",
+        "    then e.g. .venv/bin/adserve campaigns list",
         "  Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+CLI_VARIABLES = (
+    "CAMPAIGNS_TABLE_NAME",
+    "DELIVERY_TABLE_NAME",
+    "PACING_TABLE_NAME",
+    "FREQUENCY_CAPS_TABLE_NAME",
+    "PSEUDONYM_KEY_SECRET_ID",
+    "LOGS_BUCKET_NAME",
+    "MODELS_BUCKET_NAME",
+)
+"""What the ``adserve`` CLI reads of the functions' environment: with these, every command finds this stack."""
+
+
+def _cli_environment(stack: LocalStack, api_url: str) -> str:
+    """The variables that point the ``adserve`` CLI at this stack's endpoint, resources and API, as one line."""
+    names = {name: stack.env[name] for name in CLI_VARIABLES if name in stack.env}
+    variables = {
+        "AWS_ENDPOINT_URL": stack.endpoint_url,
+        "AWS_ACCESS_KEY_ID": stack.env.get("AWS_ACCESS_KEY_ID", "testing"),
+        "AWS_SECRET_ACCESS_KEY": stack.env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        "AWS_DEFAULT_REGION": stack.description.region,
+        **names,
+        "ADSERVE_API_URL": api_url,
+    }
+    return " ".join(f"{name}={value}" for name, value in variables.items())
 
 
 def _event_source_lines(stack: LocalStack, visibility_timeout: int | None) -> list[str]:

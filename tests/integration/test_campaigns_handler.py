@@ -218,7 +218,15 @@ def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(
 
 
 @pytest.mark.parametrize(
-    "query", [{"limit": "0"}, {"limit": "51"}, {"limit": "ten"}, {"cursor": "not-ours!"}, {"cursor": "Zm9v="}]
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "51"},
+        {"limit": "ten"},
+        {"cursor": "not-ours!"},
+        {"cursor": "Zm9v="},
+        {"cursor": "eyJ9"},
+    ],
 )
 def test_a_bad_page_query_is_a_422(local_stack: Any, query: dict[str, str]) -> None:
     response = local_stack.invoke("CampaignsFunction", list_event(**query))

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from adserve.campaigns.directory import CampaignDirectory
 from adserve.campaigns.model import Budget, BudgetUnit
+from adserve.cli.delivery import format_report
 from adserve.core.errors import InvalidInputError
 from adserve.core.vocabulary import EventType
 from adserve.delivery.counting import (
@@ -329,3 +330,12 @@ def test_decisions_whose_log_failed_are_not_counted_and_an_unwritable_counter_fa
     delivery.available = False
     records = message_records(decision(decision_id="d-2"))
     assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
+
+
+def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not_judged() -> None:
+    counter = InMemoryDeliveryCounter()
+    delivered(counter, HOUR, 200)
+    booked = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
+    printed = format_report(build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None))
+    budget_line = next(line for line in printed.splitlines() if line.startswith("budget"))
+    assert budget_line == "budget (impressions): daily 1000.0 left 800.0; pacing even, status not judged yet"

@@ -2,12 +2,14 @@
 
 import base64
 import binascii
+import re
 from typing import Final
 
 from pydantic import BaseModel, Field
 
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import InvalidInputError
+from adserve.core.identifiers import IDENTIFIER_PATTERN
 
 MAX_PAGE: Final = 50
 """Campaigns per page at most: a campaign's document is at most 64 KiB (the PUT body's limit), so a full page
@@ -33,6 +35,10 @@ def decode_cursor(cursor: str) -> str:
         campaign_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         campaign_id = ""
-    if not campaign_id or encode_cursor(campaign_id) != cursor:
+    if not _IDENTIFIER.fullmatch(campaign_id) or encode_cursor(campaign_id) != cursor:
         raise InvalidInputError("cursor is not one a previous page gave")
     return campaign_id
+
+
+_IDENTIFIER: Final = re.compile(IDENTIFIER_PATTERN)
+"""A cursor names a campaign id: any other text (``eyJ9`` is ``{"}``) was made up, not given by a page."""

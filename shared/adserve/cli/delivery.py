@@ -99,10 +99,16 @@ def format_report(report: DeliveryReport) -> str:
         lines.append(f"no budget; pacing {report.pacing.value}")
     else:
         unit = "impressions" if budget.unit is BudgetUnit.IMPRESSIONS else report.currency
-        lines.append(
-            f"budget ({unit}): lifetime {budget.lifetime} left {budget.lifetime_left}; daily {budget.daily} left"
-            f" {budget.daily_left}; pacing {report.pacing.value}, status {report.pacing_status}"
-        )
+        amounts = [
+            f"{period} {amount} left {left}"
+            for period, amount, left in (
+                ("lifetime", budget.lifetime, budget.lifetime_left),
+                ("daily", budget.daily, budget.daily_left),
+            )
+            if amount is not None
+        ]
+        status = "not judged yet" if report.pacing_status is None else report.pacing_status.value
+        lines.append(f"budget ({unit}): {'; '.join(amounts)}; pacing {report.pacing.value}, status {status}")
     probability = "not set (no pacing step yet)" if report.serve_probability is None else report.serve_probability
     lines.append(f"serve probability: {probability}")
     return "\n".join(lines)

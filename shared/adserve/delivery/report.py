@@ -110,7 +110,7 @@ def report_range(first: datetime, last: datetime, granularity: Granularity) -> t
     hours = int((last - first) / timedelta(hours=1)) + 1
     limit = MAX_REPORT_HOURS[granularity.value]
     if hours > limit:
-        raise InvalidInputError(f"a {granularity.value} report spans at most {limit // 24} days")
+        raise InvalidInputError(f"a report by {granularity.value} spans at most {limit // 24} days")
     return first, last
 
 
