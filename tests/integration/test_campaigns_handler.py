@@ -58,7 +58,12 @@ def listed_ids(local_stack: Any, limit: str | None = None) -> list[str]:
 
 
 def sample_campaign(**changes: Any) -> dict[str, Any]:
+    """The sample event's campaign; under another campaign id its ad ids are that campaign's own (an ad id names
+    one creative across the catalog)."""
     document: dict[str, Any] = json.loads(sample_event("campaigns_put_campaign.json")["body"])
+    if "campaign_id" in changes:
+        creatives = document["creatives"]
+        document["creatives"] = [{**c, "ad_id": f"{changes['campaign_id']}-{c['ad_id']}"[:64]} for c in creatives]
     document.update(changes)
     return document
 
@@ -258,3 +263,22 @@ def test_a_stored_campaign_keeps_its_currency(
     # while the same currency replaces it as before
     renamed = sample_campaign(campaign_id="cmp-currency", currency="USD", name="Renamed")
     assert local_stack.invoke("CampaignsFunction", put_event("cmp-currency", renamed))["statusCode"] == 200
+
+
+def test_an_ad_id_of_another_campaign_is_refused(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
+    # Given a campaign with its creatives
+    first = sample_campaign(campaign_id="cmp-owner")
+    put_campaign(first)
+    # When another campaign names one of them as its own creative
+    taken = first["creatives"][0]["ad_id"]
+    other = sample_campaign(campaign_id="cmp-borrower")
+    other["creatives"][0]["ad_id"] = taken
+    response = local_stack.invoke("CampaignsFunction", put_event("cmp-borrower", other))
+    # Then it is refused naming the owner, and nothing is stored
+    assert response["statusCode"] == 422
+    assert f"{taken} is campaign cmp-owner's" in json.loads(response["body"])["error"]["message"]
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-borrower"))["statusCode"] == 404
+    # while the owner may PUT itself again with the same ads
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-owner", first))["statusCode"] == 200

@@ -46,7 +46,7 @@ COUNTERS_PER_IMPRESSION = 2
 
 @pytest.fixture(scope="module")
 def seeded(local_stack: LocalStack) -> Campaign:
-    CampaignStore(client(local_stack, "dynamodb"), local_stack.physical_name("CampaignsTable")).put(CAPPED)
+    CampaignStore(dynamodb_client(), local_stack.physical_name("CampaignsTable")).put(CAPPED)
     local_stack.reset_function("RecordFunction")  # a warm directory loaded before the seed would miss it
     return CAPPED
 

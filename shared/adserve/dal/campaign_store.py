@@ -3,6 +3,7 @@
 A JSON attribute keeps the item schema in one place (the pydantic model) and the catalog load a single Scan.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,16 @@ class CampaignStore:
         Its delivery is counted in micro-units of that currency, and budgets, pacing and reports compare those
         counts with its amounts: a change would add euros to dollars. The currency is an attribute of its own so
         that one conditional PutItem checks it; an item stored before it was has none and takes the new one.
+
+        Its creatives' ad ids must not be another campaign's (``_ad_ids_taken``): an ad id names one creative
+        across the catalog.
         """
+        taken = self._ad_ids_taken(campaign)
+        if taken:
+            raise InvalidInputError(
+                "ad ids name one creative across the catalog: "
+                + "; ".join(f"{ad_id} is campaign {owner}'s" for ad_id, owner in sorted(taken.items()))
+            )
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -52,6 +62,34 @@ class CampaignStore:
                 f"currency its delivery is counted in: a campaign keeps its currency; create a new campaign to "
                 f"buy in {campaign.currency}"
             ) from None
+
+    def _ad_ids_taken(self, campaign: Campaign) -> dict[str, str]:
+        """Each of the campaign's ad ids that another stored campaign's creatives use, with that campaign's id.
+
+        Both served, they would share one ad's model features and its outcome markers (``seen#<decision>#<ad>``:
+        the second impression in a break was dropped as a duplicate). One Scan that returns only the documents
+        holding one of the ids as ``"ad_id":"<id>"`` (how ``model_dump_json`` writes it): it reads the table
+        but sends back only those, and a campaign write is rare. Two PUTs racing with one new id can both pass.
+        """
+        needles = {
+            f":ad{index}": {"S": f'"ad_id":{json.dumps(creative.ad_id)}'}
+            for index, creative in enumerate(campaign.creatives)
+        }
+        found: dict[str, str] = {}
+        holds_one = " OR ".join(f"contains(#document, {name})" for name in needles)
+        pages = self._client.scan_pages(
+            TableName=self._table,
+            FilterExpression=f"campaign_id <> :me AND ({holds_one})",
+            ExpressionAttributeNames={"#document": DOCUMENT_ATTRIBUTE},
+            ExpressionAttributeValues={":me": {"S": campaign.campaign_id}, **needles},
+        )
+        ours = {creative.ad_id for creative in campaign.creatives}
+        for page in pages:
+            for other in _readable(page["Items"]):
+                for creative in other.creatives:
+                    if creative.ad_id in ours:
+                        found.setdefault(creative.ad_id, other.campaign_id)
+        return found
 
     def _currency_of(self, campaign_id: str) -> str:
         item = self._client.get_item(
