@@ -31,6 +31,9 @@ EVENTS = Path(__file__).parents[2] / "events"
 DECIDE, TRACK = "DecideFunction", "TrackFunction"
 REFRESH_SECONDS = 1.0
 """Track's UNKNOWN_KEY_REFRESH_SECONDS here: an unknown key id reloads the keys at most once a second."""
+ADOPTION_SECONDS = 3.0
+"""Decide's SIGNING_KEY_ADOPTION_SECONDS here: longer than Track's interval by more than the second to which
+moto truncates a version's CreatedDate."""
 
 
 @dataclass
@@ -70,6 +73,11 @@ def error_code(response: dict[str, Any]) -> str:
     return code
 
 
+def past_the_adoption_delay() -> None:
+    """The key written before this call is old enough to sign with."""
+    time.sleep(ADOPTION_SECONDS * 1.2)
+
+
 def past_the_refresh_interval() -> None:
     """Track reloaded its keys before this call: once it returns, an unknown key id may reload them again."""
     time.sleep(REFRESH_SECONDS * 1.2)
@@ -91,6 +99,7 @@ def rotation(local_stack: LocalStack) -> Iterator[Rotation]:
         patch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", proxy.url)
         patch.setenv("SIGNING_KEY_SECRET_ID", secret_id)
         patch.setenv("UNKNOWN_KEY_REFRESH_SECONDS", str(REFRESH_SECONDS))
+        patch.setenv("SIGNING_KEY_ADOPTION_SECONDS", str(ADOPTION_SECONDS))
         local_stack.reset_function(DECIDE)
         local_stack.reset_function(TRACK)
         try:
@@ -117,11 +126,20 @@ def test_tracking_urls_outlive_one_rotation_and_not_two(rotation: Rotation) -> N
     assert rotation.beacon("click", first["click"])["statusCode"] == 204
     assert rotation.key_reads() == 0
 
-    # And a Decide environment that reloaded first signs with the second key, which Track reloads for at once
+    # And a Decide environment that reloads at once still signs with the first key: the second is younger than
+    # the adoption delay, within which a Track that had just reloaded (as this one did) could not reload for it
+    rotation.stack.reset_function(DECIDE)
+    early = rotation.decide()
+    assert early["impression"].split(".")[0] == key_id(first_key.encode())
+    assert rotation.beacon("impression", early["impression"])["statusCode"] == 204
+    assert rotation.key_reads() == 0
+
+    # And once the second key is older than that, a Decide environment that reloads signs with it, and Track,
+    # whose keys predate it, reloads for it at once
+    past_the_adoption_delay()
     rotation.stack.reset_function(DECIDE)
     second = rotation.decide()
     assert second["impression"].split(".")[0] == key_id(second_key)
-    past_the_refresh_interval()
     assert rotation.beacon("impression", second["impression"])["statusCode"] == 204
     assert rotation.key_reads() == 2  # AWSCURRENT and AWSPREVIOUS
     # Then with the reloaded keys, the first key's tokens are still accepted: it is AWSPREVIOUS now
@@ -130,10 +148,10 @@ def test_tracking_urls_outlive_one_rotation_and_not_two(rotation: Rotation) -> N
 
     # When the key is rotated a second time and Track reloads (a token of the third key)
     third_key = rotation.rotate()
+    past_the_adoption_delay()
     rotation.stack.reset_function(DECIDE)
     third = rotation.decide()
     assert third["impression"].split(".")[0] == key_id(third_key)
-    past_the_refresh_interval()
     assert rotation.beacon("impression", third["impression"])["statusCode"] == 204
     # Then the first key is gone: its token is refused (and reloading once more does not bring it back)
     past_the_refresh_interval()

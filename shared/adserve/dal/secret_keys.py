@@ -5,6 +5,7 @@ it replaces. For the tracking-token key the pair is exactly what Track must acce
 are still out; for the pseudonym key it is where erasure must look after a rotation.
 """
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -17,24 +18,42 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.type_defs import GetSecretValueResponseTypeDef
 
 
-def read_signer(client: SecretsManagerJsonClient, secret_id: str) -> TokenSigner:
-    """A signer with the current key and, once the secret has been rotated, the previous one."""
-    return TokenSigner(*_current_and_previous(client, secret_id))
+def read_signer(
+    client: SecretsManagerJsonClient, secret_id: str, *, adopt_after: timedelta, now: datetime | None = None
+) -> TokenSigner:
+    """A signer that verifies with the current key and, once the secret has been rotated, the previous one, and
+    signs with the current key once it has been current for *adopt_after*, with the previous one until then.
+
+    Track reloads its keys for a token naming one it does not hold, but at most every
+    UNKNOWN_KEY_REFRESH_SECONDS (forged key ids must not buy a Secrets Manager read each). A token signed with a
+    key minutes old met a Track environment that had just reloaded before the rotation and was refused until its
+    next reload; signed only once the key is older than that interval, it meets environments that either loaded
+    it already or may reload now. The previous key is accepted everywhere meanwhile.
+    """
+    current, previous = _current_and_previous(client, secret_id)
+    created = current.get("CreatedDate")
+    young = created is not None and (now or datetime.now(UTC)) - created < adopt_after
+    if previous is not None and young:
+        return TokenSigner(_key(previous), _key(current))
+    return TokenSigner(_key(current), None if previous is None else _key(previous))
 
 
 def read_pseudonymizer(client: SecretsManagerJsonClient, secret_id: str) -> Pseudonymizer:
     """Pseudonyms under the current key and, once the secret has been rotated, the previous one."""
-    return Pseudonymizer(*_current_and_previous(client, secret_id))
+    current, previous = _current_and_previous(client, secret_id)
+    return Pseudonymizer(_key(current), None if previous is None else _key(previous))
 
 
-def _current_and_previous(client: SecretsManagerJsonClient, secret_id: str) -> tuple[bytes, bytes | None]:
-    current = _key(client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT"))
+def _current_and_previous(
+    client: SecretsManagerJsonClient, secret_id: str
+) -> tuple["GetSecretValueResponseTypeDef", "GetSecretValueResponseTypeDef | None"]:
+    current = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
     try:
-        previous = _key(client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS"))
+        previous = client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
     except ClientError as error:
         if error.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-        previous = None  # the label exists only after a first rotation
+        return current, None  # the label exists only after a first rotation
     return current, previous
 
 

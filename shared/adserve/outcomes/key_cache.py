@@ -20,6 +20,10 @@ from adserve.outcomes.tokens import TokenSigner
 
 KEY_CACHE_SECONDS = 300.0
 UNKNOWN_KEY_REFRESH_SECONDS = 10.0
+KEY_ADOPTION_SECONDS = 330.0
+"""How old a rotated key must be before Decide signs with it (``read_signer``): longer than the longest
+UNKNOWN_KEY_REFRESH_SECONDS Track allows (300 s), so no Track environment can be inside its reload interval
+from a load that predates the key when the key's first token reaches it."""
 
 
 class SigningKeyCache:

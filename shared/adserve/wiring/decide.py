@@ -103,7 +103,9 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         )
         start(catalog.warm)
         secrets_client = secretsmanager_client()  # one client (and its kept-alive connections) for both secrets
-        keys = signing_keys(secrets_client, settings.signing_key_secret_id)
+        keys = signing_keys(
+            secrets_client, settings.signing_key_secret_id, adoption_seconds=settings.signing_key_adoption_seconds
+        )
         pseudonyms = pseudonym_keys(secrets_client, settings.pseudonym_key_secret_id)
         start(keys.signer)
         start(pseudonyms.get)

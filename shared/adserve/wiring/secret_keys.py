@@ -1,9 +1,16 @@
 """The HMAC keys from Secrets Manager: tracking-token keys (Decide signs, Track verifies) and pseudonym keys."""
 
+from datetime import timedelta
+
 from adserve.core.refreshing import RefreshingValue
 from adserve.dal.json_clients import SecretsManagerJsonClient
 from adserve.dal.secret_keys import read_pseudonymizer, read_signer
-from adserve.outcomes.key_cache import KEY_CACHE_SECONDS, UNKNOWN_KEY_REFRESH_SECONDS, SigningKeyCache
+from adserve.outcomes.key_cache import (
+    KEY_ADOPTION_SECONDS,
+    KEY_CACHE_SECONDS,
+    UNKNOWN_KEY_REFRESH_SECONDS,
+    SigningKeyCache,
+)
 from adserve.privacy.pseudonyms import Pseudonymizer
 
 FIRST_LOAD_ATTEMPTS = 3
@@ -13,11 +20,17 @@ a cold start's read tries again at once (at most 3 x 1 s against Secrets Manager
 
 
 def signing_keys(
-    client: SecretsManagerJsonClient, secret_id: str, unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS
+    client: SecretsManagerJsonClient,
+    secret_id: str,
+    *,
+    unknown_key_refresh_seconds: float = UNKNOWN_KEY_REFRESH_SECONDS,
+    adoption_seconds: float = KEY_ADOPTION_SECONDS,
 ) -> SigningKeyCache:
-    """One cache per execution environment, reading AWSCURRENT and AWSPREVIOUS of *secret_id*."""
+    """One cache per execution environment, reading AWSCURRENT and AWSPREVIOUS of *secret_id*; a new key signs
+    once it is *adoption_seconds* old (``read_signer``)."""
+    adopt_after = timedelta(seconds=adoption_seconds)
     return SigningKeyCache(
-        lambda: read_signer(client, secret_id),
+        lambda: read_signer(client, secret_id, adopt_after=adopt_after),
         unknown_key_refresh_seconds=unknown_key_refresh_seconds,
         first_load_attempts=FIRST_LOAD_ATTEMPTS,
     )

@@ -77,6 +77,13 @@ class DecideSettings(EnvironmentSettings):
     logs_bucket_name: ResourceName
     """Where the catalog snapshots go (catalogs/<version>.json.gz) that compact decision records name."""
     signing_key_secret_id: ResourceName
+    signing_key_adoption_seconds: float = Field(
+        default=330.0,
+        ge=0.0,
+        le=3600.0,
+        description="A rotated signing key signs once it is this old, the previous one until then: longer than "
+        "Track's UNKNOWN_KEY_REFRESH_SECONDS (at most 300), so every Track environment can load it in time.",
+    )
     pseudonym_key_secret_id: ResourceName
     default_consent_policy: Literal["strict", "legacy"] = Field(
         default="strict",

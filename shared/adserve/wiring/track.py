@@ -13,6 +13,8 @@ def tracking_service(settings: TrackSettings) -> TrackingService:
     return TrackingService(
         queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
         keys=signing_keys(
-            secretsmanager_client(), settings.signing_key_secret_id, settings.unknown_key_refresh_seconds
+            secretsmanager_client(),
+            settings.signing_key_secret_id,
+            unknown_key_refresh_seconds=settings.unknown_key_refresh_seconds,
         ),
     )
