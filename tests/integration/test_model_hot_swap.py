@@ -235,6 +235,28 @@ def test_a_pointer_written_between_the_compare_and_the_put_is_not_overwritten(
     assert store.read_pointer() == theirs
 
 
+class EveryPutSentTwice:
+    """The bucket's client, whose every PUT lands and is then sent again, as the client's retry after a lost
+    answer is: the retry's If-Match names the ETag the first attempt replaced."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def put_object(self, **params: Any) -> Any:
+        self._client.put_object(**params)
+        return self._client.put_object(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_pointer_write_retried_after_it_landed_is_the_writes_own(store: S3ModelStore, s3: Any, bucket: str) -> None:
+    store.write_pointer(pointer_to("before-1"), replacing=None)
+    retried = S3ModelStore(cast("S3RestClient", EveryPutSentTwice(s3)), bucket)
+    retried.write_pointer(pointer_to("after-1"), replacing=pointer_to("before-1"))
+    assert store.read_pointer() == pointer_to("after-1")
+
+
 def exploring(local_stack: Any, **variables: str) -> Iterator[None]:
     """Decide (fresh environment, 5 s pointer checks) with these exploration variables and three campaigns to
     choose from; restored afterwards."""
