@@ -265,6 +265,27 @@ def test_a_stored_campaign_keeps_its_currency(
     assert local_stack.invoke("CampaignsFunction", put_event("cmp-currency", renamed))["statusCode"] == 200
 
 
+def test_a_campaign_stored_before_the_currency_attribute_keeps_its_currency_too(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
+    # Given a campaign stored in USD by a release that wrote no currency attribute
+    put_campaign(sample_campaign(campaign_id="cmp-legacy-currency", currency="USD"))
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    dynamodb.update_item(
+        TableName=local_stack.physical_name("CampaignsTable"),
+        Key={"campaign_id": {"S": "cmp-legacy-currency"}},
+        UpdateExpression="REMOVE currency",
+    )
+    # When it is PUT in SEK, it is refused as a campaign written by this release is
+    document = sample_campaign(campaign_id="cmp-legacy-currency", currency="SEK")
+    response = local_stack.invoke("CampaignsFunction", put_event("cmp-legacy-currency", document))
+    assert response["statusCode"] == 422, response
+    assert "priced in USD" in json.loads(response["body"])["error"]["message"]
+    # while in its own currency it is replaced
+    document["currency"] = "USD"
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-legacy-currency", document))["statusCode"] == 200
+
+
 def test_an_ad_id_of_another_campaign_is_refused(
     local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
 ) -> None:

@@ -31,7 +31,8 @@ class CampaignStore:
 
         Its delivery is counted in micro-units of that currency, and budgets, pacing and reports compare those
         counts with its amounts: a change would add euros to dollars. The currency is an attribute of its own so
-        that one conditional PutItem checks it; an item stored before it was has none and takes the new one.
+        that one conditional PutItem checks it; in an item stored before it was (or by an older release, which
+        drops it), the condition finds the currency in the document as ``model_dump_json`` writes it.
 
         Its creatives' ad ids must not be another campaign's (``_ad_ids_taken``): an ad id names one creative
         across the catalog.
@@ -50,9 +51,15 @@ class CampaignStore:
                     DOCUMENT_ATTRIBUTE: {"S": campaign.model_dump_json()},
                     CURRENCY_ATTRIBUTE: {"S": campaign.currency},
                 },
-                ConditionExpression="attribute_not_exists(#currency) OR #currency = :currency",
-                ExpressionAttributeNames={"#currency": CURRENCY_ATTRIBUTE},
-                ExpressionAttributeValues={":currency": {"S": campaign.currency}},
+                ConditionExpression=(
+                    "attribute_not_exists(#document) OR #currency = :currency"
+                    " OR (attribute_not_exists(#currency) AND contains(#document, :currency_json))"
+                ),
+                ExpressionAttributeNames={"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":currency": {"S": campaign.currency},
+                    ":currency_json": {"S": f'"currency":{json.dumps(campaign.currency)}'},
+                },
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -95,7 +102,12 @@ class CampaignStore:
         item = self._client.get_item(
             TableName=self._table, Key={"campaign_id": {"S": campaign_id}}, ConsistentRead=True
         ).get("Item", {})
-        return item.get(CURRENCY_ATTRIBUTE, {}).get("S", "another currency")
+        if CURRENCY_ATTRIBUTE in item:
+            return item[CURRENCY_ATTRIBUTE]["S"]
+        try:
+            return _campaign(item).currency
+        except UnreadableCampaignError:
+            return "another currency"
 
     def get(self, campaign_id: str) -> Campaign:
         item = self._client.get_item(
