@@ -63,3 +63,14 @@ def test_a_campaigns_file_is_held_to_the_rules_of_new_writes(tmp_path: Path) -> 
     with pytest.raises(CampaignFileError) as refused:
         read_campaigns(path)
     assert [reason.split(": ")[1] for reason in refused.value.reasons] == ["value_cpm"]
+
+
+def test_a_campaigns_file_with_one_ad_id_in_two_campaigns_is_refused_whole(tmp_path: Path) -> None:
+    first = campaign(campaign_id="cmp-a").model_dump(mode="json")
+    second = campaign(campaign_id="cmp-b").model_dump(mode="json")
+    second["creatives"][0]["ad_id"] = first["creatives"][0]["ad_id"]
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([first, second]))
+    with pytest.raises(CampaignFileError) as refused:
+        read_campaigns(path)
+    assert refused.value.reasons == ["cmp-b: ad_id cmp-a-ad-1 is also campaign cmp-a's"]

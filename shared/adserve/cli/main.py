@@ -80,10 +80,15 @@ def read_campaigns(path: Path) -> list[Campaign]:
         except ValidationError as error:
             reasons.extend(f"{label}: {_location(problem)}{problem['msg']}" for problem in error.errors())
     seen: set[str] = set()
+    owners: dict[str, str] = {}
     for campaign in campaigns:
         if campaign.campaign_id in seen:
             reasons.append(f"{campaign.campaign_id}: campaign_id appears more than once")
         seen.add(campaign.campaign_id)
+        for creative in campaign.creatives:
+            owner = owners.setdefault(creative.ad_id, campaign.campaign_id)
+            if owner != campaign.campaign_id:
+                reasons.append(f"{campaign.campaign_id}: ad_id {creative.ad_id} is also campaign {owner}'s")
     if reasons:
         raise CampaignFileError(path, reasons)
     return campaigns
