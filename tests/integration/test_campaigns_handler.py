@@ -169,16 +169,22 @@ def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fata
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
     table = local_stack.physical_name("CampaignsTable")
     dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, **stored})
+    hand_written = "Imported campaign #7"  # a key no Identifier is, where a page may end
+    dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": hand_written}})
     try:
-        # When the campaigns are listed, and the unreadable one is asked for
+        # When the campaigns are listed, a page at a time and a campaign at a time, and the unreadable one is
+        # asked for
         ids = listed_ids(local_stack)
+        one_by_one = listed_ids(local_stack, limit="1")
         got = local_stack.invoke("CampaignsFunction", get_event("cmp-old-rules"))
     finally:  # the stack is shared: other tests' catalogs must not meet it
         dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": "cmp-old-rules"}})
+        dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": hand_written}})
     # Then the list still answers, with every readable campaign and without the unreadable one, and asked for
     # by id it is a 404 that says why, not a 500
     assert "cmp-readable" in ids
     assert "cmp-old-rules" not in ids
+    assert one_by_one == ids
     assert got["statusCode"] == 404
     assert "PUT it again" in json.loads(got["body"])["error"]["message"]
 

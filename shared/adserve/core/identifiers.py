@@ -4,8 +4,7 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
-Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
 """Ids of listeners, campaigns, advertisers, ads and sessions: 1..64 safe characters."""
 
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
