@@ -210,8 +210,11 @@ class CampaignInput(Campaign):
 
     @model_validator(mode="after")
     def _countable_budget(self) -> Self:
-        """A spend amount under half a micro-unit counts as 0 units: exhausted before its first impression."""
+        """A spend amount under a micro-unit is counted in whole micro-units: under half of one it is 0 units,
+        exhausted before its first impression."""
         budget = self.budget
-        if budget is not None and 0 in (budget.lifetime_units, budget.daily_units):
-            raise ValueError("a budget amount must be at least one micro-unit of the currency (0.000001)")
+        if budget is not None and budget.unit is BudgetUnit.SPEND:
+            amounts = (amount for amount in (budget.lifetime, budget.daily) if amount is not None)
+            if any(amount * MICROS_PER_UNIT < 1 for amount in amounts):
+                raise ValueError("a budget amount must be at least one micro-unit of the currency (0.000001)")
         return self
