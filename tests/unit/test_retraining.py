@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from adserve.cli.main import main
 from adserve.cli.models import EXIT_SKIPPED, MAX_REWARD_WINDOW_HOURS, add_model_commands, run_model_command
+from adserve.core.errors import ConfigurationError
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
@@ -35,6 +36,8 @@ from annotated_types import Le
 
 from devstack.fakes import InMemoryLogStore, InMemoryModelStore
 from devstack.simulated_logs import START, TrafficConfig, Truth, TruthScorer, simulate_traffic
+from devstack.stack import DEFAULT_TEMPLATE
+from devstack.template import load_template
 from tests.support.privacy import pseudonym
 from tests.support.published_models import model_files
 from tests.support.template_parameters import assert_parameter_feeds_setting
@@ -477,3 +480,42 @@ def test_train_refuses_an_hour_or_window_out_of_range_before_reading_anything(
 def test_the_cli_bounds_the_reward_window_as_the_scheduled_retrain_does() -> None:
     field = RetrainSettings.model_fields["reward_window_hours"]
     assert [bound.le for bound in field.metadata if isinstance(bound, Le)] == [MAX_REWARD_WINDOW_HOURS]
+
+
+def template_pattern(parameter: str) -> re.Pattern[str]:
+    return re.compile(load_template(DEFAULT_TEMPLATE)["Parameters"][parameter]["AllowedPattern"])
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        *[("", True), ("1e-4", True), ("1e-4,1e-3", True), ("0.001,3E+2", True)],
+        *[("1.2.3", False), ("1e", False), ("1-2", False), ("1e-4,", False), ("e-4", False)],
+    ],
+)
+def test_an_l2_grid_the_template_accepts_is_one_retrain_reads(value: str, accepted: bool) -> None:
+    """Before, a grid such as 1.2.3 deployed and then failed every scheduled retrain at its settings."""
+    environment = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+    try:
+        RetrainSettings.from_env(environment | {"TRAINING_L2_FACTORS_GRID": value})
+        readable = True
+    except ConfigurationError:
+        readable = False
+    assert bool(template_pattern("TrainingL2FactorsGrid").fullmatch(value)) == accepted
+    assert readable or not accepted
+
+
+@pytest.mark.parametrize(
+    ("schedule", "valid"),
+    [
+        ("rate(1 hour)", True),
+        ("rate(6 hours)", True),
+        ("rate(15 minutes)", True),
+        ("rate(1 day)", True),
+        ("rate(5 minute)", False),  # EventBridge: a singular unit for 1 only, a plural one above
+        ("rate(1 hours)", False),
+        ("rate(0 hours)", False),
+    ],
+)
+def test_the_retrain_schedule_takes_what_eventbridge_takes(schedule: str, valid: bool) -> None:
+    assert bool(template_pattern("RetrainSchedule").fullmatch(schedule)) == valid
