@@ -293,7 +293,7 @@ def test_a_campaign_stored_before_the_currency_attribute_keeps_its_currency_too(
 
 
 def test_an_ad_id_of_another_campaign_is_refused(
-    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a campaign with its creatives
     first = sample_campaign(campaign_id="cmp-owner")
@@ -306,6 +306,12 @@ def test_an_ad_id_of_another_campaign_is_refused(
     # Then it is refused naming the owner, and nothing is stored
     assert response["statusCode"] == 422
     assert f"{taken} is campaign cmp-owner's" in json.loads(response["body"])["error"]["message"]
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-borrower"))["statusCode"] == 404
+    # and `adserve campaigns load` refuses it alike, with one Scan for the whole file
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([other]))
+    assert main(["campaigns", "load", str(path), "--table", local_stack.physical_name("CampaignsTable")]) == 1
+    assert f"{taken} is campaign cmp-owner's" in capsys.readouterr().err
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-borrower"))["statusCode"] == 404
     # while the owner may PUT itself again with the same ads
     assert local_stack.invoke("CampaignsFunction", put_event("cmp-owner", first))["statusCode"] == 200
