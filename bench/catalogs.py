@@ -93,8 +93,6 @@ def _caps(index: int) -> list[dict[str, Any]]:
 
 def campaign_document(index: int, now: datetime, rng: random.Random) -> dict[str, Any]:
     campaign_id = f"cmp-{index:05d}"
-    ad_format = "audio" if rng.random() < 0.8 else "display"
-    extension = "mp3" if ad_format == "audio" else "png"
     return {
         "campaign_id": campaign_id,
         "advertiser_id": f"adv-{index:05d}",
@@ -110,11 +108,11 @@ def campaign_document(index: int, now: datetime, rng: random.Random) -> dict[str
         "creatives": [
             {
                 "ad_id": f"{campaign_id}-ad-1",
-                "format": ad_format,
+                "format": "audio",  # what the benchmark's audio break plays (PLAYS)
                 "title": f"Offer {index}",
-                "media_url": f"https://cdn.example.com/creatives/{campaign_id}.{extension}",
+                "media_url": f"https://cdn.example.com/creatives/{campaign_id}.mp3",
                 "click_url": f"https://advertiser-{index}.example.com/landing?src=adserve",
-                "duration_seconds": 30 if ad_format == "audio" else None,
+                "duration_seconds": 30,
             }
         ],
     }

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.cli.main import CampaignFileError, read_campaigns
 from pydantic import ValidationError
 
@@ -74,3 +74,10 @@ def test_a_campaigns_file_with_one_ad_id_in_two_campaigns_is_refused_whole(tmp_p
     with pytest.raises(CampaignFileError) as refused:
         read_campaigns(path)
     assert refused.value.reasons == ["cmp-b: ad_id cmp-a-ad-1 is also campaign cmp-a's"]
+
+
+def test_a_placement_none_of_the_campaigns_creatives_plays_is_refused_on_write() -> None:
+    document = campaign().model_dump(mode="json") | {"placements": ["audio_midroll", "display_companion"]}
+    with pytest.raises(ValidationError, match=r"no creative plays in display_companion \(it plays display or video\)"):
+        CampaignInput.model_validate(document)
+    assert Campaign.model_validate(document).placements  # a stored one stays readable: it serves where it plays

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.model import Campaign, CampaignStatus
-from adserve.core.vocabulary import Placement
+from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.targeting import PERSONAL_DIMENSIONS
@@ -44,6 +44,15 @@ def random_campaign(index: int, rng: random.Random) -> Campaign:
         },
         frequency_caps=[{"max": 3, "window": "day", "scope": "campaign"}] if rng.random() < 0.3 else [],
         value_cpm=round(rng.uniform(1, 40), 2),
+        creatives=[
+            {
+                "ad_id": f"c{index:05d}-ad-1",
+                "format": rng.choice(["audio", "audio", "display", "video"]),
+                "title": "Offer",
+                "media_url": "https://cdn.example.com/a",
+                "click_url": "https://shop.example.com/",
+            }
+        ],
     )
 
 
@@ -88,7 +97,8 @@ def brute_force(campaigns: list[Campaign], request: DecisionRequest, now: dateti
             for name, allowed in ((name, getattr(c.targeting, name)) for name in VALUES)
         ):
             continue
-        kept.extend(cr.ad_id for cr in c.creatives if cr.ad_id not in request.exclude_ads)
+        playable = PLAYS[request.placement]
+        kept.extend(cr.ad_id for cr in c.creatives if cr.ad_id not in request.exclude_ads and cr.format in playable)
     return kept
 
 

@@ -110,7 +110,7 @@ def _campaign(index: int, rng: random.Random) -> Campaign:
     creatives = [
         {
             "ad_id": f"{campaign_id}-ad-{number}",
-            "format": rng.choice(("audio", "display")),
+            "format": rng.choice(("audio", "audio", "audio", "display")),
             "title": f"Offer {index}/{number}",
             "media_url": f"https://cdn.example.com/{campaign_id}/{number}.mp3",
             "click_url": f"https://advertiser-{index}.example.com/landing?src=adserve&n={number}",
@@ -244,7 +244,7 @@ def _metrics_added() -> dict[str, Any]:
 
 def golden_document() -> str:
     rng = random.Random(2026)
-    campaigns = [_campaign(index, rng) for index in range(100)]
+    campaigns = [_campaign(index, rng) for index in range(150)]
     requests = _requests(rng, campaigns)
     counters = _counters(campaigns)
     log = RecordingDecisionLog()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
-from adserve.campaigns.model import Campaign
+from adserve.campaigns.model import Campaign, Creative
 from adserve.core.observability import MetricName, metrics
 from adserve.decisions.api import DecisionResponse, ExplainedAd, Rule
 from adserve.decisions.policy import SquareCB
@@ -377,3 +377,24 @@ def test_a_file_that_is_not_an_adserve_fm_is_not_decomposable_and_says_why() -> 
     for garbage in (b"\xff" * 40, bootstrap[: len(bootstrap) // 2]):
         with pytest.raises(NotDecomposableError):
             FmParameters.from_onnx(garbage, DEFAULT_SPEC.hash_size)
+
+
+def test_a_creative_whose_format_the_placement_cannot_play_is_not_served_and_explain_says_so() -> None:
+    # Given a campaign in the audio break with an audio creative and a display banner
+    banner = {
+        "ad_id": "both-banner",
+        "format": "display",
+        "title": "Banner",
+        "media_url": "https://cdn.example.com/b.png",
+        "click_url": "https://shop.example.com/",
+    }
+    both = campaign(campaign_id="both")
+    both = both.model_copy(update={"creatives": [*both.creatives, Creative.model_validate(banner)]})
+    decider = service(both)
+    # When an audio break is decided, then explained
+    served = decider.decide(decision_request(max_ads=3), BASE_URL)
+    verdicts = {ad.ad_id: ad for ad in explain(decider).explanation.ads}  # type: ignore[union-attr]
+    # Then only the audio creative is served, and the banner's verdict names the formats the break plays
+    assert [ad.ad_id for ad in served.ads] == ["both-ad-1"]
+    assert verdicts["both-banner"].rule is Rule.PLACEMENT
+    assert verdicts["both-banner"].detail == "a display creative; audio_midroll plays audio"

@@ -8,7 +8,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, 
 
 from adserve.campaigns.currencies import ACTIVE_CURRENCIES
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
-from adserve.core.vocabulary import AgeBucket, ContentType, CreativeFormat, Device, Placement
+from adserve.core.vocabulary import PLAYS, AgeBucket, ContentType, CreativeFormat, Device, Placement
 
 
 class CampaignStatus(StrEnum):
@@ -207,6 +207,19 @@ class CampaignInput(Campaign):
         le=1000,
         description="What the advertiser pays per thousand impressions: at least one micro-unit an impression.",
     )
+
+    @model_validator(mode="after")
+    def _creatives_for_every_placement(self) -> Self:
+        """A placement none of the campaign's creatives plays (``PLAYS``: an audio break plays audio) would be
+        booked and never served."""
+        formats = {creative.format for creative in self.creatives}
+        unplayed = [placement.value for placement in self.placements if not formats & PLAYS[placement]]
+        if unplayed:
+            raise ValueError(
+                "no creative plays in "
+                + ", ".join(f"{p} (it plays {' or '.join(sorted(PLAYS[Placement(p)]))})" for p in unplayed)
+            )
+        return self
 
     @model_validator(mode="after")
     def _countable_budget(self) -> Self:

@@ -3,7 +3,10 @@
 They live in one place so that request validation, campaign targeting and the OpenAPI document agree.
 """
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
 
 
 class Placement(StrEnum):
@@ -47,6 +50,25 @@ class CreativeFormat(StrEnum):
     AUDIO = "audio"
     DISPLAY = "display"
     VIDEO = "video"
+
+
+PLAYS: Final[Mapping[Placement, frozenset[CreativeFormat]]] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                Placement.AUDIO_PREROLL,
+                Placement.AUDIO_MIDROLL,
+                Placement.PODCAST_PREROLL,
+                Placement.PODCAST_MIDROLL,
+                Placement.PODCAST_POSTROLL,
+            ),
+            frozenset({CreativeFormat.AUDIO}),
+        ),
+        Placement.DISPLAY_COMPANION: frozenset({CreativeFormat.DISPLAY, CreativeFormat.VIDEO}),
+    }
+)
+"""The creative formats each placement can play: an ad break plays audio, the screen beside it a banner or a
+video. A creative is served only where its format plays (a banner in an audio break is no ad)."""
 
 
 class EventType(StrEnum):

@@ -30,7 +30,7 @@ from adserve.core.collector import collector_paused
 from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailableError
 from adserve.core.observability import MetricName, emit, logger, metrics
 from adserve.core.refreshing import RefreshingValue
-from adserve.core.vocabulary import Placement
+from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.delivery.pacing import PacingState, serve_probability
 from adserve.models.features import FeatureEncoder
@@ -212,7 +212,8 @@ class CampaignCatalog:
                 features = ad_features(campaign, creative.ad_id, creative.format.value)
                 ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
                 for placement in campaign.placements:
-                    by_placement.setdefault(placement, []).append(ad)
+                    if creative.format in PLAYS[placement]:
+                        by_placement.setdefault(placement, []).append(ad)
         return CatalogSnapshot(
             {placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()},
             tuple(sorted(campaigns, key=lambda c: c.campaign_id)),

@@ -14,7 +14,7 @@ import numpy as np
 
 from adserve.campaigns.model import Campaign, CampaignStatus, FrequencyCap
 from adserve.core.trusted import trusted
-from adserve.core.vocabulary import Placement
+from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.api import CapState, Contributions, DecisionRequest, ExplainedAd, Rule
 from adserve.decisions.targeting import PERSONAL_DIMENSIONS, listener_hour
 from adserve.models.factorization import FmTerms, pairs_of
@@ -76,7 +76,7 @@ def targeting_removal(
 
 
 def _booking_removal(campaign: Campaign, ad_id: str, placement: Placement, now: datetime) -> ExplainedAd | None:
-    """Status, flight and placement: what the campaign booked, whoever listens."""
+    """Status, flight and placement (and the creative's format there): what the campaign booked, whoever listens."""
     if campaign.status is not CampaignStatus.ACTIVE:
         return removed(campaign, ad_id, Rule.STATUS, f"the campaign is {campaign.status.value}")
     if not campaign.flight_start <= now < campaign.flight_end:
@@ -85,6 +85,11 @@ def _booking_removal(campaign: Campaign, ad_id: str, placement: Placement, now: 
     if placement not in campaign.placements:
         runs = ", ".join(p.value for p in campaign.placements)
         return removed(campaign, ad_id, Rule.PLACEMENT, f"runs in {runs}, not {placement.value}")
+    creative_format = next(creative.format for creative in campaign.creatives if creative.ad_id == ad_id)
+    if creative_format not in PLAYS[placement]:
+        plays = " or ".join(sorted(PLAYS[placement]))
+        detail = f"a {creative_format.value} creative; {placement.value} plays {plays}"
+        return removed(campaign, ad_id, Rule.PLACEMENT, detail)
     return None
 
 
