@@ -1,5 +1,6 @@
 """Small builders of valid domain objects; each test overrides only what it is about."""
 
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,11 @@ from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.outcomes.tokens import TrackingClaims
 
 NOW = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)
+
+
+def decision_id_at(moment: datetime) -> str:
+    """A version-7 decision id made at *moment* (to the millisecond), as Decide's ids say when they were made."""
+    return str(uuid.UUID(int=int(moment.timestamp() * 1000) << 80 | 0x7000_8000 << 48 | 12345))
 
 
 def campaign(**overrides: Any) -> Campaign:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from adserve.campaigns.directory import CampaignDirectory
+from adserve.campaigns.directory import LISTING_LAG, CampaignDirectory
 from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
 from adserve.core.observability import logger
@@ -17,7 +17,7 @@ from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
-from tests.support.builders import NOW, campaign, impression_counters
+from tests.support.builders import NOW, campaign, decision_id_at, impression_counters
 from tests.support.record_messages import (
     decision,
     failed_ids,
@@ -157,6 +157,35 @@ def test_a_campaign_created_after_the_directory_loaded_is_found(ports: Ports) ->
     assert directory.campaign("cmp-1") is None  # misses reload at most every 5 s
     clock[0] = 6.0
     assert directory.campaign("cmp-1") == CAPPED
+
+
+def test_an_outcome_of_a_campaign_created_after_the_load_fails_until_the_directory_lists_it() -> None:
+    # Given Record's directory loaded at NOW, and a campaign created a moment later, served, its impression
+    # reported at once (within the directory's miss-refresh interval)
+    source, clock = InMemoryCampaigns([FREE]), [0.0]
+    directory = CampaignDirectory(
+        source, ttl_seconds=60, miss_refresh_seconds=5, monotonic=lambda: clock[0], clock=lambda: NOW
+    )
+    counter, delivery = InMemoryImpressionCounter(), InMemoryDeliveryCounter()
+    recorder = OutcomeRecorder(
+        counter=counter, campaigns=directory, logs=InMemoryLogStore(), delivery=delivery, clock=lambda: NOW
+    )
+    assert directory.campaign(FREE.campaign_id) == FREE
+    source.campaigns.append(CAPPED)
+    clock[0] = 1.0
+    event = outcome(listener="listener-new", decision_id=decision_id_at(NOW + timedelta(seconds=2)))
+    # When its batch is processed, its record fails (SQS redelivers it), nothing counted or acknowledged
+    records = message_records(event)
+    assert failed_ids(dict(recorder.process_batch(sqs_event(*records), None))) == {records[0]["messageId"]}
+    assert delivery.lifetime(CAPPED.campaign_id).impressions == 0
+    # And redelivered once the directory lists the campaign, it is counted
+    clock[0] = 6.0
+    assert failed_ids(dict(recorder.process_batch(sqs_event(*records), None))) == set()
+    assert delivery.lifetime(CAPPED.campaign_id).impressions == 1
+    # While an outcome of a campaign its decision named before the load (less the listing lag) that is no longer
+    # listed is a deleted campaign's: acknowledged, its delivery not counted
+    gone = outcome(campaign_id="gone", ad_id="gone-ad-1", decision_id=decision_id_at(NOW - 2 * LISTING_LAG))
+    assert failed_ids(dict(recorder.process_batch(sqs_event(*message_records(gone)), None))) == set()
 
 
 def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(

@@ -16,7 +16,7 @@ from adserve.outcomes.tracking import TrackingService, beacon_event_id
 from pydantic import ValidationError
 
 from devstack.fakes import InMemoryOutcomeQueue
-from tests.support.builders import NOW, tracking_claims
+from tests.support.builders import NOW, decision_id_at, tracking_claims
 
 SIGNER = TokenSigner(b"k" * 32)
 CLAIMS = tracking_claims()
@@ -175,7 +175,7 @@ def test_an_event_reported_before_its_decision_happened_when_the_decision_was_ma
     # Given a decision made at NOW - 10 min (its id says so), and events an app whose clock is an hour behind
     # reports before that
     decided = NOW - timedelta(minutes=10)
-    decision_id = str(uuid.UUID(int=int(decided.timestamp() * 1000) << 80 | 0x7000_8000 << 48 | 12345))
+    decision_id = decision_id_at(decided)
     assert decided_at(decision_id) == decided
     early = (NOW - timedelta(hours=1)).isoformat()
     clamped = event("clamped", token=token(ad_id="ad-clamped", decision_id=decision_id), occurred_at=early)

@@ -3,17 +3,26 @@
 Unlike Decide's catalog it keeps every campaign whatever its status (an impression of a campaign paused a
 moment ago still happened) and encodes no features, so Record never imports numpy. An id the snapshot does
 not know triggers an early reload, at most once per `miss_refresh_seconds`: a campaign created after the
-last load is found within seconds, and a flood of unknown ids cannot turn into a flood of Scans.
+last load is found within seconds, and a flood of unknown ids cannot turn into a flood of Scans. An id still
+unknown whose decision is newer than the load (``decided_at``, less ``LISTING_LAG``) is a campaign created
+since, not a deleted one: ``CampaignNotYetListedError`` fails its record, and SQS redelivers it once the
+directory can list it, rather than its impression being acknowledged and never counted.
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
 
 from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap
 from adserve.campaigns.model import Campaign
+from adserve.core.errors import CampaignNotYetListedError
 from adserve.core.refreshing import RefreshingValue
+
+LISTING_LAG: Final = timedelta(seconds=10)
+"""How long a campaign written before a load may still be missing from its Scan (eventually consistent), with
+the clocks of Decide and Record apart: a decision this much older than the load named a campaign it listed."""
 
 
 class CampaignSource(Protocol):
@@ -27,6 +36,8 @@ class _Snapshot:
     caps_by_id: dict[str, tuple[CounterCap, ...]]
     """Each campaign's caps in force with their counter key prefixes, resolved once at load: Record asks for them
     per impression."""
+    loaded_at: datetime
+    """The wall-clock time the load began: campaigns created before it (less LISTING_LAG) are listed."""
 
 
 class CampaignDirectory:
@@ -37,16 +48,27 @@ class CampaignDirectory:
         *,
         miss_refresh_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._source = source
+        self._clock = clock
         self._miss_refresh = min(miss_refresh_seconds, ttl_seconds)
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign directory", monotonic=monotonic)
 
-    def campaign(self, campaign_id: str) -> Campaign | None:
-        """The campaign, or None when it does not exist (deleted, or never created)."""
+    def campaign(self, campaign_id: str, *, decided_at: datetime | None = None) -> Campaign | None:
+        """The campaign, or None when it does not exist (deleted, or never created).
+
+        Raises CampaignNotYetListedError for an id not listed although *decided_at* (when the outcome's decision
+        was made; None: unknown) is newer than the load: the campaign was created since.
+        """
         found = self._snapshot.get().by_id.get(campaign_id)
         if found is None:
-            found = self._snapshot.get_if_fresher_than(self._miss_refresh).by_id.get(campaign_id)
+            snapshot = self._snapshot.get_if_fresher_than(self._miss_refresh)
+            found = snapshot.by_id.get(campaign_id)
+            if found is None and decided_at is not None and decided_at > snapshot.loaded_at - LISTING_LAG:
+                raise CampaignNotYetListedError(
+                    f"campaign {campaign_id} is not listed yet: its decision is newer than the directory's load"
+                )
         return found
 
     def counter_caps_of(self, campaign: Campaign) -> tuple[CounterCap, ...]:
@@ -63,11 +85,12 @@ class CampaignDirectory:
         return tuple(CounterCap.of_advertiser(cap, advertiser_id) for cap in caps)
 
     def _load(self) -> _Snapshot:
+        loaded_at = self._clock()
         campaigns = self._source.list_campaigns()
         by_id = {campaign.campaign_id: campaign for campaign in campaigns}
         advertiser_caps = AdvertiserCaps(campaigns)
         caps_by_id = {campaign_id: _counter_caps(advertiser_caps, campaign) for campaign_id, campaign in by_id.items()}
-        return _Snapshot(by_id, advertiser_caps, caps_by_id)
+        return _Snapshot(by_id, advertiser_caps, caps_by_id, loaded_at)
 
 
 def _counter_caps(advertiser_caps: AdvertiserCaps, campaign: Campaign) -> tuple[CounterCap, ...]:

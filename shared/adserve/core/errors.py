@@ -58,6 +58,11 @@ class InvalidRecordError(AdserveError):
     """A queue message is not a valid decision record or outcome event; it goes to the DLQ."""
 
 
+class CampaignNotYetListedError(AdserveError):
+    """An outcome names a campaign Record's directory does not list, although its decision is newer than the
+    directory's load: a campaign created moments ago. Its record fails, to be counted when redelivered."""
+
+
 class CounterStoreUnavailableError(AdserveError):
     """An impression's counters could not be written; the record fails and is redelivered."""
 

@@ -48,6 +48,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign
+from adserve.core.decision_ids import decided_at
 from adserve.core.errors import (
     CounterStoreUnavailableError,
     DeliveryStoreUnavailableError,
@@ -105,7 +106,7 @@ class ImpressionCounter(Protocol):
 
 
 class CampaignLookup(Protocol):
-    def campaign(self, campaign_id: str) -> Campaign | None: ...
+    def campaign(self, campaign_id: str, *, decided_at: datetime | None = None) -> Campaign | None: ...
 
     def counter_caps_of(self, campaign: Campaign) -> tuple[CounterCap, ...]:
         """Every cap in force for the campaign, advertiser caps its siblings declare included, with its counter's
@@ -181,7 +182,12 @@ class OutcomeRecorder:
 
     def record_impression(self, event: OutcomeEvent) -> CountResult:
         """Count one impression exactly once; raises CounterStoreUnavailableError."""
-        return self.count_impression(event, self.campaigns.campaign(event.campaign_id), self.clock() + MARKER_LIFETIME)
+        return self.count_impression(event, self.campaign_of(event), self.clock() + MARKER_LIFETIME)
+
+    def campaign_of(self, event: OutcomeEvent) -> Campaign | None:
+        """The event's campaign (None: deleted or never created); raises CampaignNotYetListedError for one created
+        after the directory's load (``CampaignDirectory.campaign``)."""
+        return self.campaigns.campaign(event.campaign_id, decided_at=decided_at(event.decision_id))
 
     def count_impression(
         self, event: OutcomeEvent, campaign: Campaign | None, marker_expires_at: datetime
@@ -238,7 +244,7 @@ class OutcomeRecorder:
         counted = [
             delivery
             for event in events
-            if (delivery := self.delivery_event(event, self.campaigns.campaign(event.campaign_id), tally)) is not None
+            if (delivery := self.delivery_event(event, self.campaign_of(event), tally)) is not None
         ]
         self.count_delivery(counted, tally)
         return tally
@@ -351,7 +357,7 @@ class _RecordBatchProcessor(BatchProcessor):
             if self._debug:  # the call alone costs ~1 us a record at INFO
                 logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
-                campaign = self._recorder.campaigns.campaign(message.campaign_id)  # once, for steps 2 and 3
+                campaign = self._recorder.campaign_of(message)  # once, for steps 2 and 3
                 if message.event_type is OutcomeType.IMPRESSION:
                     self._count(record.messageId, message, campaign)
                 delivery = self._recorder.delivery_event(message, campaign, self._tally.delivery)
