@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from adserve.core.errors import ModelLoadError, ModelStoreUnavailableError
 from adserve.models.contract import (
     MAX_MODEL_BYTES,
     Clause,
@@ -20,6 +21,8 @@ from adserve.models.contract import (
     Verified,
     check,
     publish,
+    read_manifest,
+    read_model,
     sample_rows,
 )
 from adserve.models.ctr_model import CtrModel
@@ -238,3 +241,16 @@ def test_publish_registers_a_good_model_with_its_manifest_as_written(tmp_path: P
     version = publish(store, tmp_path / "model.onnx", tmp_path / "manifest.json", DEFAULT_SPEC)  # type: ignore[arg-type]
     assert version == "external-tiny-1"
     assert store.published == [manifest]
+
+
+def test_a_file_that_cannot_be_read_now_is_not_a_refusal_of_the_model(tmp_path: Path) -> None:
+    """Decide remembers a refused version (ModelLoadError) and never loads it again; a read that fails now (too
+    many open files, an I/O error: here a directory where the file should be) says nothing of the model."""
+    (tmp_path / "model.onnx").mkdir()
+    (tmp_path / "manifest.json").mkdir()
+    with pytest.raises(ModelStoreUnavailableError, match="could not be read"):
+        read_model(tmp_path / "model.onnx")
+    with pytest.raises(ModelStoreUnavailableError, match="could not be read"):
+        read_manifest(tmp_path / "manifest.json")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        read_model(tmp_path / "missing.onnx")

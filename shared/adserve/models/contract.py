@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from adserve.core.errors import ModelLoadError
+from adserve.core.errors import ModelLoadError, ModelStoreUnavailableError
 from adserve.models.features import FeatureEncoder, FeatureSpec, spec_mismatches
 from adserve.models.heard_ads import HeardAds
 from adserve.models.registry import ModelStore, ModelVersion
@@ -280,20 +280,28 @@ def verify(model_bytes: bytes, manifest: object, server_spec: FeatureSpec, label
 
 
 def read_manifest(path: Path) -> object:
-    """The manifest's JSON value; unreadable or not JSON is a violation of the manifest clause."""
+    """The manifest's JSON value; not text or not JSON is a violation of the manifest clause.
+
+    A file that exists but cannot be read now (too many open files, an I/O error) says nothing of the model: it
+    is ModelStoreUnavailableError, which Decide retries at its next check, not a refusal it remembers."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as error:
         raise ModelLoadError(f"model manifest {path} does not exist") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ContractViolationError(str(path), [Violation(Clause.MANIFEST, f"unreadable: {error}")]) from error
+    except OSError as error:
+        raise ModelStoreUnavailableError(f"model manifest {path} could not be read: {error}") from error
 
 
 def read_model(path: Path) -> bytes:
+    """The model file's bytes; as ``read_manifest``, a read that fails now is ModelStoreUnavailableError."""
     try:
         return path.read_bytes()
+    except FileNotFoundError as error:
+        raise ModelLoadError(f"model file {path} does not exist") from error
     except OSError as error:
-        raise ModelLoadError(f"model file {path} is unreadable: {error}") from error
+        raise ModelStoreUnavailableError(f"model file {path} could not be read: {error}") from error
 
 
 def publish(store: ModelStore, model_file: Path, manifest_file: Path, server_spec: FeatureSpec) -> str:
