@@ -14,7 +14,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.collector import collector_paused
 from adserve.core.observability import tracing_enabled
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.models.registry import ActivePointer
@@ -180,9 +180,10 @@ def test_an_expired_value_reloads_and_counts_as_infinitely_old_until_a_load_succ
     value.expire()
     assert value.get() == 1  # the reload failed: the old value serves...
     assert value.age_seconds() == float("inf")  # ...but is not passed off as 10 s old
-    now[0] = 20.0
-    assert value.get() == 1  # and the failed attempt waits its TTL, as any failed reload does
-    now[0] = 70.0
+    now[0] = 10.0 + FIRST_LOAD_RETRY_SECONDS / 2
+    assert value.get() == 1  # and the failed attempt waits, not a TTL but as a failed first load does:
+    assert answers == [3]
+    now[0] = 10.0 + FIRST_LOAD_RETRY_SECONDS  # a value of unknown age is retried soon
     assert value.get() == 3
     assert value.age_seconds() == 0.0
 
@@ -237,12 +238,13 @@ def test_after_a_restore_the_rng_is_reseeded_and_every_refreshed_value_is_checke
     catalog.warm()
     keys.signer()
     rng = random.Random(7)
-    snapshot_state = rng.getstate()
+    snapshot_state, module_state = rng.getstate(), random.getstate()
     # When the after-restore hook runs (registered as Decide's wiring does)
     snapstart.on_restore("decide", lambda: after_restore(rng, (catalog, models, keys)))
     snapstart.restored()
-    # Then the rng no longer continues the snapshot's sequence
+    # Then neither the service's rng nor the module's (the SDK clients' retry jitter) continues the snapshot's
     assert rng.getstate() != snapshot_state
+    assert random.getstate() != module_state
     assert rng.random() != random.Random(7).random()
     # And the next request reads the pointer, Scans the catalog and reloads the keys, though within their TTLs
     models.current()

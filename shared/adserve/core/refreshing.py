@@ -71,7 +71,9 @@ class RefreshingValue(Generic[T]):
         """The next ``get`` reloads, and until a load succeeds the value counts as infinitely old.
 
         For a SnapStart restore: the value was loaded when the snapshot was taken, an unknown time ago, so
-        the first request after it checks freshness and a failed reload does not pass the value off as young.
+        the first request after it checks freshness, a failed reload does not pass the value off as young, and
+        the next reload is tried after FIRST_LOAD_RETRY_SECONDS rather than a whole TTL (signing keys days old
+        would otherwise sign for five minutes more with a key Track may no longer hold).
         """
         loaded = self._loaded
         if loaded is not None:
@@ -93,7 +95,10 @@ class RefreshingValue(Generic[T]):
                 self._first_failure = (error, self._monotonic())
                 raise
             logger.exception("refresh failed; serving the previous value", extra={"cache": self._name})
-            self._loaded = _Loaded(stale.value, stale.loaded_at, self._monotonic())
+            attempted = self._monotonic()
+            if stale.loaded_at == float("-inf"):  # expired (a restore): of unknown age, retried as a first load is
+                attempted += FIRST_LOAD_RETRY_SECONDS - self._ttl
+            self._loaded = _Loaded(stale.value, stale.loaded_at, attempted)
             return self._loaded
         now = self._monotonic()
         self._loaded = _Loaded(value, now, now)

@@ -65,6 +65,7 @@ def after_restore(rng: random.Random, refreshed: Sequence[Expiring]) -> None:
     same exploration from the same rng state, and reuse sockets and values from when the snapshot was taken."""
     drop_connections()
     rng.seed()
+    random.seed()  # the module's own state: the SDK clients' retry jitter, which would otherwise retry in lockstep
     for value in refreshed:
         value.expire()
 
