@@ -355,9 +355,9 @@ def test_the_cli_trains_lists_and_promotes(
     # A real run, registered only
     train = parse("train", *window, "--register-only", "--json", "--batch-size", "256")
     assert run_model_command(train, logs=store, models=models) == 0
-    out = capsys.readouterr().out
-    assert "SNIPS" in out
-    summary = json.loads(out[out.index("{") :])
+    printed = capsys.readouterr()
+    assert "SNIPS" in printed.err  # with --json the table goes to stderr and stdout holds the JSON alone
+    summary = json.loads(printed.out)
     assert summary["status"] == "registered"
     version = summary["version"]
     assert json.loads(models.files[version]["manifest.json"])["fit"]["batch_size"] == 256

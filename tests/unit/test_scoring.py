@@ -84,7 +84,7 @@ def test_missing_manifest_is_refused(model_dir: Path) -> None:
 def test_missing_model_file_is_refused(model_dir: Path) -> None:
     (model_dir / "model.onnx").unlink()
 
-    with pytest.raises(ModelLoadError, match="unreadable"):
+    with pytest.raises(ModelLoadError, match="does not exist"):
         CtrModel.load(model_dir, DEFAULT_SPEC)
 
 

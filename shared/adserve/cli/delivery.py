@@ -54,6 +54,9 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
         )
         print(message, file=sys.stderr)  # noqa: T201
         return 2
+    if arguments.plot is not None and arguments.plot.is_dir():
+        print(f"adserve: --plot names a file to write, and {arguments.plot} is a directory", file=sys.stderr)  # noqa: T201
+        return 2
     granularity = Granularity(arguments.granularity)
     now = datetime.now(UTC)
     end = arguments.end or now
@@ -76,7 +79,11 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
         unit = report.budget.unit if report.budget is not None else BudgetUnit.IMPRESSIONS
         scale = MICROS_PER_UNIT if unit is BudgetUnit.SPEND else 1
         hourly = {hour: delivered(totals, unit) / scale for hour, totals in today.items()}
-        plot_today(report.campaign_id, hourly, report.pacing_state, now, scale, arguments.plot)
+        try:
+            plot_today(report.campaign_id, hourly, report.pacing_state, now, scale, arguments.plot)
+        except OSError as error:
+            print(f"adserve: the plot was not written: {error}", file=sys.stderr)  # noqa: T201
+            return 1
         print(f"plot written to {arguments.plot}")  # noqa: T201
     return 0
 
@@ -149,5 +156,7 @@ def plot_today(  # noqa: PLR0917 - a plot of these
     axes.set_xlabel("hour of the UTC day")
     axes.set_title(f"{campaign_id}: delivery on {start:%Y-%m-%d} against the pacing target")
     axes.legend()
-    figure.savefig(path, dpi=100)
+    figure.savefig(
+        path, dpi=100, format="png"
+    )  # at *path* as given: without a format, a name with no suffix got ".png"
     pyplot.close(figure)

@@ -47,7 +47,9 @@ def add_explain_command(groups: argparse._SubParsersAction[Any]) -> None:
         "--consent", help=f"comma-separated permissions granted, of {', '.join(CONSENTS)} ('' grants none)"
     )
     command.add_argument("--campaign", help="show only this campaign's ads")
-    command.add_argument("--terms", type=int, default=5, help="largest logit terms shown per scored ad (default 5)")
+    command.add_argument(
+        "--terms", type=_terms, default=5, help="largest logit terms shown per scored ad (default 5; 0: none)"
+    )
     command.add_argument("--json", action="store_true", help="print the API's answer as it is")
 
 
@@ -89,10 +91,20 @@ def request_from(arguments: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
+def _terms(text: str) -> int:
+    try:
+        terms = int(text)
+    except ValueError:
+        terms = -1
+    if terms < 0:
+        raise argparse.ArgumentTypeError(f"not a number of terms (0 or more): {text!r}")
+    return terms
+
+
 def _request_file(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # JSON's and UTF-8's errors are ValueErrors
         raise ValueError(f"{path}: {error}") from error
     if not isinstance(document, dict):
         raise ValueError(f"{path}: not a JSON object")

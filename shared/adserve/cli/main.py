@@ -29,7 +29,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
-from adserve.cli.models import MODEL_GROUPS, add_model_commands, run_model_command
+from adserve.cli.models import MODEL_GROUPS, add_model_commands, range_problem, run_model_command
 from adserve.core.errors import (
     CapStoreUnavailableError,
     ErasureUnavailableError,
@@ -67,8 +67,8 @@ def read_campaigns(path: Path) -> list[Campaign]:
     """Every campaign of the JSON list at *path*, or CampaignFileError naming each invalid one."""
     try:
         documents = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CampaignFileError(path, [str(error)]) from error
+    except (OSError, ValueError, RecursionError) as error:  # JSON's and UTF-8's errors are ValueErrors
+        raise CampaignFileError(path, [str(error) or type(error).__name__]) from error
     if not isinstance(documents, list):
         raise CampaignFileError(path, ["the file must hold a JSON list of campaigns"])
     campaigns: list[Campaign] = []
@@ -180,8 +180,8 @@ def _logs(arguments: argparse.Namespace) -> int:
     if not bucket:
         print(f"adserve: no bucket; pass --bucket or set {BUCKET_VARIABLE}", file=sys.stderr)  # noqa: T201
         return 2
-    if arguments.end < arguments.start:
-        print("adserve: --to is before --from", file=sys.stderr)  # noqa: T201
+    if (problem := range_problem(arguments.start, arguments.end)) is not None:
+        print(f"adserve: {problem}", file=sys.stderr)  # noqa: T201
         return 2
     from adserve.dal.erasure_store import S3ErasureLedger  # noqa: PLC0415 - see _forget
 
@@ -326,7 +326,7 @@ def _parser() -> argparse.ArgumentParser:
     caps = groups.add_parser("caps", help="inspect frequency counters")
     caps_commands = caps.add_subparsers(dest="command", required=True)
     show = caps_commands.add_parser("show", help="a listener's live counters (campaign and advertiser caps)")
-    show.add_argument("listener_id", help="the listener id, as sent in POST /v1/decisions")
+    show.add_argument("listener_id", type=_listener_id, help="the listener id, as sent in POST /v1/decisions")
     show.add_argument("--table", help=f"frequency caps table (default: ${CAPS_TABLE_VARIABLE})")
     show.add_argument("--pseudonym-secret", help=f"the pseudonym key's secret (default: ${PSEUDONYM_SECRET_VARIABLE})")
     forget = groups.add_parser(
@@ -352,7 +352,12 @@ def console() -> int:
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
         handler.setStream(sys.stderr)
-    return main()
+    try:
+        return main()
+    except BrokenPipeError:  # `adserve logs ... | head`: the reader has what it wanted
+        # Python flushes stdout again at exit: point it at nothing so that flush does not raise as well
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,34 @@ def _say(message: str) -> None:
     print(f"adserve: {message}", file=sys.stderr)  # noqa: T201 - CLI output
 
 
+MAX_RANGE: Final = timedelta(days=366)
+"""The longest --from/--to the log readers take: they list the logs an hour prefix at a time, so a range of
+centuries was millions of S3 listings that ran for hours printing nothing."""
+
+
+def range_problem(start: datetime, end: datetime) -> str | None:
+    """What is wrong with a --from/--to range of the logs, or None."""
+    if end < start:
+        return "--to is before --from"
+    if end - start > MAX_RANGE:
+        return f"--from to --to spans {(end - start).days} days; the logs are read at most {MAX_RANGE.days} at a time"
+    return None
+
+
+CHALLENGER_SHARE: Final = 0.1
+"""The share of listeners `adserve promote --challenger` gives a challenger unless told."""
+
+
+def _share(text: str) -> float:
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0 < share < 1:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"not a share of listeners in (0, 1): {text!r}")
+    return share
+
+
 MAX_REWARD_WINDOW_HOURS: Final = 24 * 7
 """RetrainSettings' bound on REWARD_WINDOW_HOURS: the CLI trains as the scheduled Retrain does."""
 
@@ -93,12 +121,18 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     train.add_argument("--min-positives", type=int, default=20)
     train.add_argument("--holdout", type=float, default=0.2, help="last share of the window held out")
     train.add_argument("--model-dir", type=Path, help=f"bootstrap model (default: ${MODEL_DIR_VARIABLE})")
-    train.add_argument("--json", action="store_true", help="print the run's summary as JSON after the table")
+    train.add_argument(
+        "--json", action="store_true", help="print the run's summary as JSON (the table then goes to stderr)"
+    )
     _bucket_arguments(train, logs=True)
     promote = groups.add_parser("promote", help="point traffic at a published version")
     promote.add_argument("version")
     promote.add_argument("--challenger", action="store_true", help="as challenger next to the current champion")
-    promote.add_argument("--share", type=float, default=0.1, help="the challenger's share of listeners")
+    promote.add_argument(
+        "--share",
+        type=_share,
+        help=f"with --challenger: its share of listeners, in (0, 1) (default {CHALLENGER_SHARE})",
+    )
     _bucket_arguments(promote, logs=False)
     models = groups.add_parser("models", help="list published models with their metrics and the active pointer")
     models.add_argument("--json", action="store_true")
@@ -164,6 +198,9 @@ def run_model_command(
     from adserve.core.errors import AdserveError  # noqa: PLC0415
 
     command = arguments.group if arguments.group != "models" else f"models {arguments.action or 'list'}"
+    if command in LOG_COMMANDS and (problem := range_problem(arguments.start, arguments.end)) is not None:
+        _say(problem)
+        return 2
     if models is None:
         bucket = _bucket(getattr(arguments, "models_bucket", None), MODELS_BUCKET_VARIABLE)
         if bucket is None:
@@ -194,9 +231,6 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
     from adserve.training.retraining import RetrainRequest, retrain  # noqa: PLC0415 - needs numpy training and onnx
     from adserve.training.trainer import TrainerConfig  # noqa: PLC0415
 
-    if arguments.end < arguments.start:
-        _say("--to is before --from")
-        return 2
     request = RetrainRequest(
         start=arguments.start,
         end=arguments.end,
@@ -224,8 +258,8 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
         result = retrain(
             reader, models, request, work_dir=Path(work_dir), fallback_model_dir=model_dir, progress=Progress()
         )
-    if result.table:
-        print(result.table)  # noqa: T201
+    if result.table:  # with --json, stdout holds the JSON alone (`adserve train --json | jq`)
+        print(result.table, file=sys.stderr if arguments.json else sys.stdout)
     dataset = result.dataset
     _say(
         f"{dataset.get('examples', 0):,} examples from {dataset.get('decisions', 0):,} decisions; "
@@ -241,7 +275,11 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
 def _promote(arguments: argparse.Namespace, models: "ModelStore") -> int:
     from adserve.training.retraining import promote  # noqa: PLC0415
 
-    pointer = promote(models, arguments.version, challenger_share=arguments.share if arguments.challenger else None)
+    if arguments.share is not None and not arguments.challenger:
+        _say("--share is the share of a challenger: add --challenger, or drop --share to promote a champion")
+        return 2
+    share = (arguments.share or CHALLENGER_SHARE) if arguments.challenger else None
+    pointer = promote(models, arguments.version, challenger_share=share)
     print(pointer.model_dump_json(indent=2))  # noqa: T201
     return 0
 
@@ -268,9 +306,6 @@ def _evaluate(arguments: argparse.Namespace, logs: "LogReader", models: "ModelSt
     from adserve.training.prefetch import PrefetchingReader  # noqa: PLC0415
     from adserve.training.retraining import compare_published  # noqa: PLC0415
 
-    if arguments.end < arguments.start:
-        _say("--to is before --from")
-        return 2
     config = DatasetConfig(
         arguments.start,
         arguments.end,

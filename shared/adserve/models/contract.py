@@ -288,7 +288,7 @@ def read_manifest(path: Path) -> object:
         return json.loads(path.read_text())
     except FileNotFoundError as error:
         raise ModelLoadError(f"model manifest {path} does not exist") from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ContractViolationError(str(path), [Violation(Clause.MANIFEST, f"unreadable: {error}")]) from error
     except OSError as error:
         raise ModelStoreUnavailableError(f"model manifest {path} could not be read: {error}") from error

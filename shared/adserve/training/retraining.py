@@ -301,6 +301,8 @@ def promote(
     version whose model file is missing or whose manifest is torn would otherwise be pointed at, and then warm
     environments keep the old model while new ones fall back to the bootstrap one.
     """
+    if challenger_share is not None and not 0.0 < challenger_share < 1.0:
+        raise RetrainError("challenger_share must be within (0, 1)")
     if version not in models.versions():
         raise RetrainError(f"{version} is not a published model version")
     with tempfile.TemporaryDirectory(prefix="adserve-promote-") as scratch:
