@@ -9,7 +9,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
+from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import FeatureEncoder
@@ -184,29 +184,6 @@ def test_only_the_first_load_tries_again_and_it_raises_the_last_error_when_every
     failing = RefreshingValue(lambda: int("x"), 10.0, name="test", first_load_attempts=2, monotonic=clock)
     with pytest.raises(ValueError, match="invalid literal"):
         failing.get()
-
-
-def test_a_failed_first_load_is_the_answer_for_a_while_not_a_load_per_caller() -> None:
-    # Given a source that fails, then recovers
-    clock = Clock()
-    calls: list[float] = []
-
-    def load() -> str:
-        calls.append(clock.now)
-        if len(calls) == 1:
-            raise ConnectionError("table unreachable")
-        return "loaded"
-
-    value = RefreshingValue(load, 60.0, name="test", monotonic=clock)
-    # When a hundred callers ask within the retry interval (a Record batch, a burst of requests)
-    for _ in range(100):
-        with pytest.raises(ConnectionError, match="unreachable"):
-            value.get()
-    # Then the source was asked once, and once the interval has passed the next caller loads again
-    assert len(calls) == 1
-    clock.now += FIRST_LOAD_RETRY_SECONDS
-    assert value.get() == "loaded"
-    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("max_age", ["30", "10"])

@@ -12,6 +12,7 @@ from adserve.campaigns.directory import LISTING_LAG, CampaignDirectory
 from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
 from adserve.core.observability import logger
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
 from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
@@ -186,6 +187,36 @@ def test_an_outcome_of_a_campaign_created_after_the_load_fails_until_the_directo
     # listed is a deleted campaign's: acknowledged, its delivery not counted
     gone = outcome(campaign_id="gone", ad_id="gone-ad-1", decision_id=decision_id_at(NOW - 2 * LISTING_LAG))
     assert failed_ids(dict(recorder.process_batch(sqs_event(*message_records(gone)), None))) == set()
+
+
+class FailingFirst(InMemoryCampaigns):
+    """The campaigns table, failing its first Scan (or every Scan until told otherwise)."""
+
+    def __init__(self, campaigns: list[Campaign]) -> None:
+        super().__init__(campaigns)
+        self.scans, self.failing = 0, True
+
+    def list_campaigns(self) -> list[Campaign]:
+        self.scans += 1
+        if self.failing:
+            raise ConnectionError("campaigns table unreachable")
+        return super().list_campaigns()
+
+
+def test_a_directory_that_never_loaded_answers_a_batch_with_one_failed_scan_not_one_per_record() -> None:
+    # Given Record's directory, its first Scan failing
+    source, clock = FailingFirst([CAPPED]), [0.0]
+    directory = CampaignDirectory(source, ttl_seconds=60, monotonic=lambda: clock[0])
+    # When a batch's hundred records each ask for their campaign
+    for _ in range(100):
+        with pytest.raises(ConnectionError):
+            directory.campaign("cmp-1")
+    # Then the table was scanned once, and after the retry interval, once it answers, the directory loads
+    assert source.scans == 1
+    source.failing = False
+    clock[0] = FIRST_LOAD_RETRY_SECONDS
+    assert directory.campaign("cmp-1") == CAPPED
+    assert source.scans == 2
 
 
 def test_a_malformed_record_fails_alone_and_its_content_is_not_logged(

@@ -18,7 +18,7 @@ from typing import Final, Protocol
 from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import CampaignNotYetListedError
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
 
 LISTING_LAG: Final = timedelta(seconds=10)
 """How long a campaign written before a load may still be missing from its Scan (eventually consistent), with
@@ -52,6 +52,9 @@ class CampaignDirectory:
     ) -> None:
         self._source = source
         self._clock = clock
+        self._monotonic = monotonic
+        self._first_failure: tuple[Exception, float] | None = None
+        """The failed first load's error and when: the answer for FIRST_LOAD_RETRY_SECONDS (``_current``)."""
         self._miss_refresh = min(miss_refresh_seconds, ttl_seconds)
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign directory", monotonic=monotonic)
 
@@ -61,15 +64,31 @@ class CampaignDirectory:
         Raises CampaignNotYetListedError for an id not listed although *decided_at* (when the outcome's decision
         was made; None: unknown) is newer than the load: the campaign was created since.
         """
-        found = self._snapshot.get().by_id.get(campaign_id)
+        found = self._current(self._snapshot.get).by_id.get(campaign_id)
         if found is None:
-            snapshot = self._snapshot.get_if_fresher_than(self._miss_refresh)
+            snapshot = self._current(lambda: self._snapshot.get_if_fresher_than(self._miss_refresh))
             found = snapshot.by_id.get(campaign_id)
             if found is None and decided_at is not None and decided_at > snapshot.loaded_at - LISTING_LAG:
                 raise CampaignNotYetListedError(
                     f"campaign {campaign_id} is not listed yet: its decision is newer than the directory's load"
                 )
         return found
+
+    def _current(self, read: Callable[[], _Snapshot]) -> _Snapshot:
+        """*read*'s snapshot; until a first load succeeds, its failure is the answer for FIRST_LOAD_RETRY_SECONDS:
+        a batch of a hundred records asked for the directory a hundred times, a full Scan each while the table
+        failed (and, with the table hung, ran the invocation past its timeout)."""
+        failure = self._first_failure
+        if failure is not None and self._monotonic() - failure[1] < FIRST_LOAD_RETRY_SECONDS:
+            raise failure[0].with_traceback(None)
+        try:
+            snapshot = read()
+        except Exception as error:
+            if self._snapshot.age_seconds() == float("inf"):  # never loaded: nothing to serve meanwhile
+                self._first_failure = (error, self._monotonic())
+            raise
+        self._first_failure = None
+        return snapshot
 
     def counter_caps_of(self, campaign: Campaign) -> tuple[CounterCap, ...]:
         """The caps an impression of the campaign counts in, its advertiser's caps declared by siblings included,

@@ -3,10 +3,8 @@
 Shared by the catalogs Decide and Record keep: if a reload fails the previous value keeps serving (and the
 next attempt waits another TTL, so an outage of the source is not hammered); with no previous value there is
 nothing to serve, so the first load may try again at once (``first_load_attempts``) before the error
-propagates, and then the error is the answer for ``FIRST_LOAD_RETRY_SECONDS`` without another load: a batch
-of a hundred records, or a burst of requests, must not each wait on a source that just failed. A failed
-reload does not make the value younger: ``age_seconds`` is the time since the last successful load, so a
-caller can refuse a value that has been stale for too long.
+propagates. A failed reload does not make the value younger: ``age_seconds`` is the time since the last
+successful load, so a caller can refuse a value that has been stale for too long.
 """
 
 import time
@@ -19,7 +17,8 @@ from adserve.core.observability import logger
 T = TypeVar("T")
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
-"""After a failed first load, how long callers get that failure again before the next load is tried."""
+"""How soon a value of unknown age (``expire``) whose reload failed is tried again: as a value never loaded
+would be at its next call, not a whole TTL later."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,6 @@ class RefreshingValue(Generic[T]):
         self._first_load_attempts = first_load_attempts
         self._monotonic = monotonic
         self._loaded: _Loaded[T] | None = None
-        self._first_failure: tuple[Exception, float] | None = None
-        """The last failed first load's error and when it failed: re-raised until FIRST_LOAD_RETRY_SECONDS pass."""
 
     def get(self) -> T:
         """The current value, reloaded first when it is older than the TTL."""
@@ -85,14 +82,10 @@ class RefreshingValue(Generic[T]):
         return float("inf") if loaded is None else self._monotonic() - loaded.loaded_at
 
     def _reload(self, stale: _Loaded[T] | None) -> _Loaded[T]:
-        failure = self._first_failure
-        if stale is None and failure is not None and self._monotonic() - failure[1] < FIRST_LOAD_RETRY_SECONDS:
-            raise failure[0].with_traceback(None)
         try:
             value = self._load() if stale is not None else self._first_load()
-        except Exception as error:
+        except Exception:
             if stale is None:
-                self._first_failure = (error, self._monotonic())
                 raise
             logger.exception("refresh failed; serving the previous value", extra={"cache": self._name})
             attempted = self._monotonic()
@@ -102,7 +95,6 @@ class RefreshingValue(Generic[T]):
             return self._loaded
         now = self._monotonic()
         self._loaded = _Loaded(value, now, now)
-        self._first_failure = None
         return self._loaded
 
     def _first_load(self) -> T:
