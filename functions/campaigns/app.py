@@ -30,7 +30,9 @@ install_error_handlers(app)
 CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
 Hour = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$")]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE)]
-Cursor = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2800)]
+"""A page's next_cursor: a key of up to 2,048 bytes (DynamoDB's limit: one written by hand may end a page) and its
+check, in base64."""
 DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 
 

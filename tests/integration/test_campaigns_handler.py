@@ -169,8 +169,9 @@ def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fata
     dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
     table = local_stack.physical_name("CampaignsTable")
     dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": "cmp-old-rules"}, **stored})
-    hand_written = "Imported campaign #7"  # a key no Identifier is, where a page may end
-    dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": hand_written}})
+    hand_written = ["Imported campaign #7", "Imported " + "x" * 300]  # keys no Identifier is, where a page may end
+    for key in hand_written:
+        dynamodb.put_item(TableName=table, Item={"campaign_id": {"S": key}})
     try:
         # When the campaigns are listed, a page at a time and a campaign at a time, and the unreadable one is
         # asked for
@@ -179,7 +180,8 @@ def test_a_stored_campaign_the_code_cannot_read_is_left_out_of_the_list_not_fata
         got = local_stack.invoke("CampaignsFunction", get_event("cmp-old-rules"))
     finally:  # the stack is shared: other tests' catalogs must not meet it
         dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": "cmp-old-rules"}})
-        dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": hand_written}})
+        for key in hand_written:
+            dynamodb.delete_item(TableName=table, Key={"campaign_id": {"S": key}})
     # Then the list still answers, with every readable campaign and without the unreadable one, and asked for
     # by id it is a 404 that says why, not a 500
     assert "cmp-readable" in ids
@@ -284,6 +286,7 @@ def test_a_campaign_stored_before_the_currency_attribute_keeps_its_currency_too(
     )
     # When it is PUT in SEK, it is refused as a campaign written by this release is
     document = sample_campaign(campaign_id="cmp-legacy-currency", currency="SEK")
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-legacy-currency", document))["statusCode"] == 422
     response = local_stack.invoke("CampaignsFunction", put_event("cmp-legacy-currency", document))
     assert response["statusCode"] == 422, response
     assert "priced in USD" in json.loads(response["body"])["error"]["message"]
@@ -315,3 +318,46 @@ def test_an_ad_id_of_another_campaign_is_refused(
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-borrower"))["statusCode"] == 404
     # while the owner may PUT itself again with the same ads
     assert local_stack.invoke("CampaignsFunction", put_event("cmp-owner", first))["statusCode"] == 200
+
+
+def test_a_campaign_stored_before_campaigns_had_a_currency_is_a_usd_one(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
+    # Given a campaign document stored with neither the attribute nor a currency in it (it reads as USD)
+    document = sample_campaign(campaign_id="cmp-no-currency")
+    put_campaign(document)
+    stored = {key: value for key, value in document.items() if key != "currency"}
+    dynamodb = boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url)
+    dynamodb.put_item(
+        TableName=local_stack.physical_name("CampaignsTable"),
+        Item={"campaign_id": {"S": "cmp-no-currency"}, "document": {"S": json.dumps(stored)}},
+    )
+    # Then a PUT in USD replaces it, and one in another currency is refused
+    usd, eur = document | {"currency": "USD"}, document | {"currency": "EUR"}
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-no-currency", eur))["statusCode"] == 422
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-no-currency", usd))["statusCode"] == 200
+
+
+def test_a_campaigns_file_may_move_an_ad_from_one_campaign_to_a_later_one(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], tmp_path: Path
+) -> None:
+    # Given a stored campaign holding an ad
+    giver = sample_campaign(campaign_id="cmp-giver")
+    put_campaign(giver)
+    moved = giver["creatives"][0]
+    # When a file gives that ad up in the first campaign and books it in a later one
+    kept = giver | {"creatives": [{**moved, "ad_id": "cmp-giver-replacement"}]}
+    taker = sample_campaign(campaign_id="cmp-taker")
+    taker["creatives"] = [moved]
+    put_campaign_cleanup = [taker["campaign_id"]]
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([kept, taker]))
+    table = local_stack.physical_name("CampaignsTable")
+    try:
+        # Then both are written
+        assert main(["campaigns", "load", str(path), "--table", table]) == 0
+        got = local_stack.invoke("CampaignsFunction", get_event("cmp-taker"))
+        assert [c["ad_id"] for c in json.loads(got["body"])["creatives"]] == [moved["ad_id"]]
+    finally:
+        for campaign_id in put_campaign_cleanup:
+            local_stack.invoke("CampaignsFunction", get_event(campaign_id, "DELETE"))

@@ -2,6 +2,7 @@
 with a traceback."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,17 +18,21 @@ from tests.unit.test_retraining import parse
 ENVIRONMENT = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def test_output_piped_into_a_reader_that_stops_early_ends_quietly() -> None:
-    # `adserve logs ... | head`: the reader closes the pipe while the command still prints
+@pytest.mark.parametrize("rows", [20, 50_000])
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(rows: int) -> None:
+    # `adserve logs ... | head`: the reader closes the pipe while the command still prints (a few rows: all of
+    # them still in the buffer when the command returns)
     code = (
         "import adserve.cli.main as cli\n"
-        "cli.main = lambda argv=None: [print('row' * 50) for _ in range(50_000)] and 0\n"
+        f"cli.main = lambda argv=None: [print('row' * 50) for _ in range({rows})] and 0\n"
         "raise SystemExit(cli.console())\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
+    )
     assert process.stdout is not None
     assert process.stderr is not None
-    process.stdout.read(10)
     process.stdout.close()
     assert process.wait(timeout=120) == 0
     assert b"Traceback" not in process.stderr.read()

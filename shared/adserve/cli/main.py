@@ -106,6 +106,8 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
             store.put(campaign, ad_owners=owners)
         except InvalidInputError as error:
             raise InvalidInputError(f"{error}; the {written} campaigns before it were written, none after") from None
+        # the ads it holds now, not those it held: an ad it gave up may move to a campaign later in the file
+        owners = {ad_id: owner for ad_id, owner in owners.items() if owner != campaign.campaign_id}
         owners.update(dict.fromkeys((creative.ad_id for creative in campaign.creatives), campaign.campaign_id))
     return len(campaigns)
 
@@ -353,7 +355,9 @@ def console() -> int:
     if isinstance(handler, logging.StreamHandler):
         handler.setStream(sys.stderr)
     try:
-        return main()
+        status = main()
+        sys.stdout.flush()  # here, not at exit: a reader gone by then made Python print its own traceback
+        return status
     except BrokenPipeError:  # `adserve logs ... | head`: the reader has what it wanted
         # Python flushes stdout again at exit: point it at nothing so that flush does not raise as well
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 
 DOCUMENT_ATTRIBUTE = "document"
 CURRENCY_ATTRIBUTE = "currency"
+_KEEPS_CURRENCY = (
+    "attribute_not_exists(#document) OR #currency = :currency"
+    " OR (attribute_not_exists(#currency) AND contains(#document, :currency_json))"
+)
+"""A PUT keeps a stored campaign's currency: none stored, the same attribute, or (stored before the attribute) the
+same currency in its document."""
+_PRE_CURRENCY_IS_USD = " OR (attribute_not_exists(#currency) AND NOT contains(#document, :currency_key))"
+"""A document stored before campaigns had a currency is in USD, the default it reads as."""
 
 
 class CampaignStore:
@@ -58,14 +66,12 @@ class CampaignStore:
                     DOCUMENT_ATTRIBUTE: {"S": campaign.model_dump_json()},
                     CURRENCY_ATTRIBUTE: {"S": campaign.currency},
                 },
-                ConditionExpression=(
-                    "attribute_not_exists(#document) OR #currency = :currency"
-                    " OR (attribute_not_exists(#currency) AND contains(#document, :currency_json))"
-                ),
+                ConditionExpression=_KEEPS_CURRENCY + (_PRE_CURRENCY_IS_USD if campaign.currency == "USD" else ""),
                 ExpressionAttributeNames={"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":currency": {"S": campaign.currency},
                     ":currency_json": {"S": f'"currency":{json.dumps(campaign.currency)}'},
+                    **({":currency_key": {"S": '"currency":'}} if campaign.currency == "USD" else {}),
                 },
             )
         except ClientError as error:
