@@ -546,7 +546,10 @@ def offline_phase(
             for row, listener in zip(scores, listeners, strict=True)
         ]
     )
-    shown = truth[np.arange(n), draw_each(probabilities, rng)]
+    # A placement that plays none of the world's ads is served nothing, as Decide serves it: no ad, no click
+    served = probabilities.sum(axis=1) > 0
+    shown = np.zeros(n)
+    shown[served] = truth[np.flatnonzero(served), draw_each(probabilities[served], rng)]
     clicks = int((rng.random(n) < shown).sum())
     return Phase(name, n, clicks, float(shown.mean()), through_stack=False)
 

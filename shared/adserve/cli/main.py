@@ -101,14 +101,19 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
     many before it were written: each put is its own write, so those stay.
     """
     owners = store.ad_owners()  # one Scan for the whole file, not one per campaign
+    ads_of: dict[str, list[str]] = {}
+    for ad_id, owner in owners.items():
+        ads_of.setdefault(owner, []).append(ad_id)
     for written, campaign in enumerate(campaigns):
         try:
             store.put(campaign, ad_owners=owners)
         except InvalidInputError as error:
             raise InvalidInputError(f"{error}; the {written} campaigns before it were written, none after") from None
         # the ads it holds now, not those it held: an ad it gave up may move to a campaign later in the file
-        owners = {ad_id: owner for ad_id, owner in owners.items() if owner != campaign.campaign_id}
-        owners.update(dict.fromkeys((creative.ad_id for creative in campaign.creatives), campaign.campaign_id))
+        for ad_id in ads_of.get(campaign.campaign_id, []):
+            del owners[ad_id]
+        ads_of[campaign.campaign_id] = [creative.ad_id for creative in campaign.creatives]
+        owners.update(dict.fromkeys(ads_of[campaign.campaign_id], campaign.campaign_id))
     return len(campaigns)
 
 
