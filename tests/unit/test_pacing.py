@@ -151,14 +151,18 @@ def test_the_next_minute_cap_holds_in_the_last_minute_of_the_day() -> None:
     assert last_minute.serve_probability == pytest.approx(before_midnight.serve_probability)
 
 
+def paced_all_morning(booked: Campaign, totals: DeliveryTotals, now: datetime, exposed_delivery: float) -> PacingState:
+    """The state of a campaign paced at p = 0.4 all morning, its capacity learned from *exposed_delivery*."""
+    state = pace(booked, None, totals, totals, NIGHT_AND_DAY, now)
+    return state.model_copy(update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": exposed_delivery})
+
+
 def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None:
     # Given a spend budget paced all morning (its amounts and capacity in micro-units)
     now = DAY + timedelta(hours=10)
     spend = budgeted(value_cpm=10.0, budget={"unit": "spend", "daily": 500.0})
     totals = DeliveryTotals(impressions=20_000, spend_micros=200_000_000)
-    morning = pace(spend, None, totals, totals, NIGHT_AND_DAY, now).model_copy(
-        update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": 100_000_000.0}
-    )
+    morning = paced_all_morning(spend, totals, now, exposed_delivery=100_000_000.0)
     # When the same budget is edited to impressions and the next step runs
     impressions = budgeted(value_cpm=10.0, budget={"unit": "impressions", "daily": 50_000})
     after = pace(impressions, morning, totals, totals, NIGHT_AND_DAY, now + timedelta(minutes=1))
@@ -172,9 +176,7 @@ def test_a_cpm_changed_under_a_spend_budget_carries_its_capacity_over_at_the_new
     now = DAY + timedelta(hours=10)
     cheap = budgeted(value_cpm=1.0, budget={"unit": "spend", "daily": 100.0})
     totals = DeliveryTotals(impressions=20_000, spend_micros=20_000_000)
-    morning = pace(cheap, None, totals, totals, NIGHT_AND_DAY, now).model_copy(
-        update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": 10_000_000.0}
-    )
+    morning = paced_all_morning(cheap, totals, now, exposed_delivery=10_000_000.0)
     later = now + timedelta(minutes=1)
     same_price = pace(cheap, morning, totals, totals, NIGHT_AND_DAY, later)
     # When its CPM is raised tenfold (Record counts each impression at 10,000 micros from now on)

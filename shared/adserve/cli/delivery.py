@@ -156,7 +156,6 @@ def plot_today(  # noqa: PLR0917 - a plot of these
     axes.set_xlabel("hour of the UTC day")
     axes.set_title(f"{campaign_id}: delivery on {start:%Y-%m-%d} against the pacing target")
     axes.legend()
-    figure.savefig(
-        path, dpi=100, format="png"
-    )  # at *path* as given: without a format, a name with no suffix got ".png"
+    # At *path* as given: without a format, matplotlib added ".png" to a name with no suffix
+    figure.savefig(path, dpi=100, format="png")
     pyplot.close(figure)

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from adserve.cli.arguments import checked
 from adserve.dal.api_client import post_json
 
 API_VARIABLE = "ADSERVE_API_URL"
@@ -91,14 +92,7 @@ def request_from(arguments: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
-def _terms(text: str) -> int:
-    try:
-        terms = int(text)
-    except ValueError:
-        terms = -1
-    if terms < 0:
-        raise argparse.ArgumentTypeError(f"not a number of terms (0 or more): {text!r}")
-    return terms
+_terms = checked(int, lambda terms: terms >= 0, "a number of terms (0 or more)")
 
 
 def _request_file(path: Path) -> dict[str, Any]:

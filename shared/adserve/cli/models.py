@@ -17,7 +17,6 @@ starts fast and works without the ``train`` extra.
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+
+from adserve.cli.arguments import checked
 
 if TYPE_CHECKING:
     from adserve.models.registry import ModelStore
@@ -61,29 +62,17 @@ CHALLENGER_SHARE: Final = 0.1
 """The share of listeners `adserve promote --challenger` gives a challenger unless told."""
 
 
-def _share(text: str) -> float:
-    try:
-        share = float(text)
-    except ValueError:
-        share = math.nan
-    if not 0 < share < 1:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"not a share of listeners in (0, 1): {text!r}")
-    return share
+_share = checked(float, lambda share: 0 < share < 1, "a share of listeners in (0, 1)")
 
 
 MAX_REWARD_WINDOW_HOURS: Final = 24 * 7
 """RetrainSettings' bound on REWARD_WINDOW_HOURS: the CLI trains as the scheduled Retrain does."""
 
 
-def _reward_window(text: str) -> float:
-    """Hours after a decision in which its outcomes count: more than 0, at most a week (RetrainSettings' bounds)."""
-    try:
-        hours = float(text)
-    except ValueError:
-        hours = math.nan
-    if not 0 < hours <= MAX_REWARD_WINDOW_HOURS:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"not a number of hours in (0, {MAX_REWARD_WINDOW_HOURS}]: {text!r}")
-    return hours
+_reward_window = checked(
+    float, lambda hours: 0 < hours <= MAX_REWARD_WINDOW_HOURS, f"a number of hours in (0, {MAX_REWARD_WINDOW_HOURS}]"
+)
+"""Hours after a decision in which its outcomes count: more than 0, at most a week (RetrainSettings' bounds)."""
 
 
 def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable[[str], datetime]) -> None:
