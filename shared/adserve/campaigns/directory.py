@@ -17,6 +17,7 @@ from typing import Final, Protocol
 
 from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap
 from adserve.campaigns.model import Campaign
+from adserve.core.decision_ids import decided_at
 from adserve.core.errors import CampaignNotYetListedError
 from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
 
@@ -58,17 +59,19 @@ class CampaignDirectory:
         self._miss_refresh = min(miss_refresh_seconds, ttl_seconds)
         self._snapshot = RefreshingValue(self._load, ttl_seconds, name="campaign directory", monotonic=monotonic)
 
-    def campaign(self, campaign_id: str, *, decided_at: datetime | None = None) -> Campaign | None:
+    def campaign(self, campaign_id: str, *, decision_id: str | None = None) -> Campaign | None:
         """The campaign, or None when it does not exist (deleted, or never created).
 
-        Raises CampaignNotYetListedError for an id not listed although *decided_at* (when the outcome's decision
-        was made; None: unknown) is newer than the load: the campaign was created since.
+        Raises CampaignNotYetListedError for an id not listed although its outcome's decision (``decided_at`` of
+        *decision_id*, read only on a miss; None, or an id that does not say when: unknown) is newer than the
+        load: the campaign was created since.
         """
         found = self._current(self._snapshot.get).by_id.get(campaign_id)
         if found is None:
             snapshot = self._current(lambda: self._snapshot.get_if_fresher_than(self._miss_refresh))
             found = snapshot.by_id.get(campaign_id)
-            if found is None and decided_at is not None and decided_at > snapshot.loaded_at - LISTING_LAG:
+            decided = None if found is not None or decision_id is None else decided_at(decision_id)
+            if decided is not None and decided > snapshot.loaded_at - LISTING_LAG:
                 raise CampaignNotYetListedError(
                     f"campaign {campaign_id} is not listed yet: its decision is newer than the directory's load"
                 )

@@ -48,7 +48,6 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign
-from adserve.core.decision_ids import decided_at
 from adserve.core.errors import (
     CounterStoreUnavailableError,
     DeliveryStoreUnavailableError,
@@ -106,7 +105,7 @@ class ImpressionCounter(Protocol):
 
 
 class CampaignLookup(Protocol):
-    def campaign(self, campaign_id: str, *, decided_at: datetime | None = None) -> Campaign | None: ...
+    def campaign(self, campaign_id: str, *, decision_id: str | None = None) -> Campaign | None: ...
 
     def counter_caps_of(self, campaign: Campaign) -> tuple[CounterCap, ...]:
         """Every cap in force for the campaign, advertiser caps its siblings declare included, with its counter's
@@ -187,7 +186,7 @@ class OutcomeRecorder:
     def campaign_of(self, event: OutcomeEvent) -> Campaign | None:
         """The event's campaign (None: deleted or never created); raises CampaignNotYetListedError for one created
         after the directory's load (``CampaignDirectory.campaign``)."""
-        return self.campaigns.campaign(event.campaign_id, decided_at=decided_at(event.decision_id))
+        return self.campaigns.campaign(event.campaign_id, decision_id=event.decision_id)
 
     def count_impression(
         self, event: OutcomeEvent, campaign: Campaign | None, marker_expires_at: datetime
