@@ -46,13 +46,12 @@ class CampaignStore:
         *ad_owners* (``ad_owners()``, kept up to date by the caller) answers that for a load of many campaigns
         with one Scan in all; without it, one filtered Scan per put (``_ad_ids_taken``).
         """
-        if ad_owners is None:
-            taken = self._ad_ids_taken(campaign)
-        else:
-            owners = {
-                creative.ad_id: ad_owners.get(creative.ad_id, campaign.campaign_id) for creative in campaign.creatives
-            }
-            taken = {ad_id: owner for ad_id, owner in owners.items() if owner != campaign.campaign_id}
+        owners = self._owners_of_ads_of(campaign) if ad_owners is None else ad_owners
+        taken = {
+            creative.ad_id: owner
+            for creative in campaign.creatives
+            if (owner := owners.get(creative.ad_id, campaign.campaign_id)) != campaign.campaign_id
+        }
         if taken:
             raise InvalidInputError(
                 "ad ids name one creative across the catalog: "
@@ -87,8 +86,8 @@ class CampaignStore:
         """Every stored campaign's ad ids, each with its campaign's id (one Scan, as ``list_campaigns``)."""
         return {creative.ad_id: c.campaign_id for c in self.list_campaigns() for creative in c.creatives}
 
-    def _ad_ids_taken(self, campaign: Campaign) -> dict[str, str]:
-        """Each of the campaign's ad ids that another stored campaign's creatives use, with that campaign's id.
+    def _owners_of_ads_of(self, campaign: Campaign) -> dict[str, str]:
+        """``ad_owners`` read from only the other campaigns that hold one of the campaign's ad ids.
 
         Both served, they would share one ad's model features and its outcome markers (``seen#<decision>#<ad>``:
         the second impression in a break was dropped as a duplicate). One Scan that returns only the documents
@@ -99,7 +98,6 @@ class CampaignStore:
             f":ad{index}": {"S": f'"ad_id":{json.dumps(creative.ad_id)}'}
             for index, creative in enumerate(campaign.creatives)
         }
-        found: dict[str, str] = {}
         holds_one = " OR ".join(f"contains(#document, {name})" for name in needles)
         pages = self._client.scan_pages(
             TableName=self._table,
@@ -107,29 +105,28 @@ class CampaignStore:
             ExpressionAttributeNames={"#document": DOCUMENT_ATTRIBUTE},
             ExpressionAttributeValues={":me": {"S": campaign.campaign_id}, **needles},
         )
-        ours = {creative.ad_id for creative in campaign.creatives}
-        for page in pages:
-            for other in _readable(page["Items"]):
-                for creative in other.creatives:
-                    if creative.ad_id in ours:
-                        found.setdefault(creative.ad_id, other.campaign_id)
-        return found
+        return {
+            creative.ad_id: other.campaign_id
+            for page in pages
+            for other in _readable(page["Items"])
+            for creative in other.creatives
+        }
 
     def _currency_of(self, campaign_id: str) -> str:
-        item = self._client.get_item(
-            TableName=self._table, Key={"campaign_id": {"S": campaign_id}}, ConsistentRead=True
-        ).get("Item", {})
-        if CURRENCY_ATTRIBUTE in item:
-            return item[CURRENCY_ATTRIBUTE]["S"]
+        """The stored campaign's currency, as its document says (the attribute repeats it, when there is one)."""
         try:
-            return _campaign(item).currency
+            return _campaign(self._item(campaign_id) or {}).currency
         except UnreadableCampaignError:
             return "another currency"
 
-    def get(self, campaign_id: str) -> Campaign:
+    def _item(self, campaign_id: str) -> "dict[str, AttributeValueTypeDef] | None":
         item = self._client.get_item(
             TableName=self._table, Key={"campaign_id": {"S": campaign_id}}, ConsistentRead=True
         ).get("Item")
+        return None if item is None else dict(item)
+
+    def get(self, campaign_id: str) -> Campaign:
+        item = self._item(campaign_id)
         if item is None:
             raise NotFoundError(f"campaign {campaign_id} does not exist")
         try:

@@ -50,6 +50,12 @@ class RetrainError(AdserveError):
     """A retrain request that cannot be carried out as asked (not: too little data, which is a result)."""
 
 
+def _check_share(challenger_share: float | None) -> None:
+    """A challenger's share of listeners, when there is one, is strictly between none and all of them."""
+    if challenger_share is not None and not 0.0 < challenger_share < 1.0:
+        raise RetrainError("challenger_share must be within (0, 1)")
+
+
 @dataclass(frozen=True)
 class RetrainRequest:
     start: datetime
@@ -72,8 +78,7 @@ class RetrainRequest:
     """When set, a run trains only when the schedule says it is due (else: skipped, nothing published)."""
 
     def __post_init__(self) -> None:
-        if self.challenger_share is not None and not 0.0 < self.challenger_share < 1.0:
-            raise RetrainError("challenger_share must be within (0, 1)")
+        _check_share(self.challenger_share)
 
     def dataset_config(self) -> DatasetConfig:
         """The logs this request trains on: its time range, label and reward window."""
@@ -301,8 +306,7 @@ def promote(
     version whose model file is missing or whose manifest is torn would otherwise be pointed at, and then warm
     environments keep the old model while new ones fall back to the bootstrap one.
     """
-    if challenger_share is not None and not 0.0 < challenger_share < 1.0:
-        raise RetrainError("challenger_share must be within (0, 1)")
+    _check_share(challenger_share)
     if version not in models.versions():
         raise RetrainError(f"{version} is not a published model version")
     with tempfile.TemporaryDirectory(prefix="adserve-promote-") as scratch:
