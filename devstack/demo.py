@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import boto3
 import numpy as np
 from adserve.campaigns.model import Campaign
-from adserve.core.vocabulary import PLAYS, CreativeFormat, Placement
+from adserve.core.vocabulary import Placement
 from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
@@ -533,14 +533,15 @@ def offline_phase(
         views = [served_view(listener, consent)[1] for listener, consent in zip(listeners, consents, strict=True)]
         pairs = ([view for view in views for _ in ads], ads * n)
     scores = truth if scorer is None else np.asarray(scorer(*pairs), dtype=np.float64).reshape(n, len(ads))
-    # Only the ads the listener's placement plays, as Decide serves them (PLAYS): the oracle's ceiling included
-    formats = [CreativeFormat(ad["format"]) for ad in ads]
-    playable = {placement: np.array([f in PLAYS[placement] for f in formats]) for placement in Placement}
+    # Only the ads the listener's placement plays, as Decide serves them: the oracle's ceiling included
+    playable = {
+        placement.value: np.isin(np.arange(len(ads)), world.playable(placement.value)) for placement in Placement
+    }
     probabilities = np.array(
         [
             policy.slot_probabilities(
                 row,
-                playable[Placement(listener["placement"])],
+                playable[listener["placement"]],
                 None if heard is None else relative_uncertainty(row, heard),
             )
             for row, listener in zip(scores, listeners, strict=True)

@@ -246,10 +246,11 @@ def simulate_traffic(
                 listeners, consent_draws(config.consent_share, n, (config.seed, lo)), strict=True
             )
         ]
-        chosen_ads = [rng.choice(len(world.ads), size=config.candidates, replace=False) for _ in range(n)]
-        flat_listeners = [listener for listener in listeners for _ in range(config.candidates)]
-        flat_served = [features for _, features in served for _ in range(config.candidates)]
+        chosen_ads = [_candidates(world, listener, config.candidates, rng) for listener in listeners]
+        flat_listeners = [listener for listener, ads in zip(listeners, chosen_ads, strict=True) for _ in ads]
+        flat_served = [features for (_, features), ads in zip(served, chosen_ads, strict=True) for _ in ads]
         flat_ads = [world.ads[i] for ads in chosen_ads for i in ads]
+        ends = np.cumsum([len(ads) for ads in chosen_ads]).tolist()
         true = world.click_probabilities(flat_listeners, flat_ads)
         scores = scorer(flat_served, flat_ads) if scorer else true * rng.lognormal(0.0, config.noise, true.shape)
         if config.keep_truth:
@@ -257,7 +258,9 @@ def simulate_traffic(
             for row, ctr in zip(rows, true, strict=True):
                 truth.ctr_by_row[row.tobytes()] = float(ctr)
         for i in range(n):
-            span = slice(i * config.candidates, (i + 1) * config.candidates)
+            span = slice(ends[i] - len(chosen_ads[i]), ends[i])
+            if not chosen_ads[i]:  # a break no world ad plays: Decide serves nothing and logs no choice
+                continue
             decided_at = config.start + timedelta(seconds=float(offsets[lo + i]))
             ads = [world.ads[j] for j in chosen_ads[i]]
             if config.keep_stream:
@@ -280,6 +283,13 @@ def simulate_traffic(
             )
     writer.close()
     return truth
+
+
+def _candidates(world: World, listener: Mapping[str, str], k: int, rng: np.random.Generator) -> list[int]:
+    """Up to ``k`` distinct ads drawn at random from those the listener's placement plays, as Decide's targeting
+    would offer them."""
+    playable = world.playable(listener["placement"])
+    return [int(i) for i in rng.choice(playable, size=min(k, len(playable)), replace=False)]
 
 
 def _audience_traffic(
@@ -310,7 +320,7 @@ def _audience_traffic(
         who = int(rng.integers(audience_size))
         decided_at = config.start + timedelta(seconds=offset)
         day = decided_at.date().isoformat()
-        drawn = [world.ads[j] for j in rng.choice(len(world.ads), size=config.candidates, replace=False)]
+        drawn = [world.ads[j] for j in _candidates(world, audience[who], config.candidates, rng)]
         counts = [heard[(who, ad["campaign_id"], day)] for ad in drawn]
         ads = [ad for ad, count in zip(drawn, counts, strict=True) if count < cap]
         counts = [count for count in counts if count < cap]

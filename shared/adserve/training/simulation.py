@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from adserve.core.vocabulary import AgeBucket, Device, Placement
+from adserve.core.vocabulary import PLAYS, AgeBucket, CreativeFormat, Device, Placement
 from adserve.models.features import AD_FIELDS, LISTENER_FIELDS
 from adserve.training.metrics import roc_auc
 
@@ -114,6 +114,10 @@ class World:
         self.examination = examination
         rng = np.random.default_rng(seed)
         self.ads = self._build_catalog(rng, n_advertisers, campaigns_per_advertiser, ads_per_campaign, n_categories)
+        formats = [CreativeFormat(ad["format"]) for ad in self.ads]
+        self._playable = {
+            placement.value: np.flatnonzero([f in PLAYS[placement] for f in formats]) for placement in Placement
+        }
         genres = GENRES_BY_CONTENT_TYPE["music"] + GENRES_BY_CONTENT_TYPE["podcast"]
         self._vocab: dict[str, tuple[str, ...]] = {
             "country": tuple(COUNTRY_WEIGHTS),
@@ -247,6 +251,11 @@ class World:
         if exposures is not None and self.fatigue:
             logits = logits - self.fatigue * np.asarray(exposures, dtype=np.float64)
         return _sigmoid(logits)
+
+    def playable(self, placement: str) -> np.ndarray:
+        """The indices (in ``ads``) of the ads a break in ``placement`` can play (``PLAYS``): Decide serves no
+        other there, so neither does simulated traffic nor the offline policies judged against it."""
+        return self._playable[placement]
 
     def examined(self, rank: int) -> float:
         """The factor on the click probability of the ad in slot ``rank`` (from 1): 1 without ``examination``."""
