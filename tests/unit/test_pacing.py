@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.model import Campaign
-from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import (
     MAX_RISE,
@@ -19,10 +19,13 @@ from adserve.delivery.pacing import (
     serve_probability,
 )
 from adserve.delivery.pacing_step import run_pacing_step
-from adserve.wiring.settings import DecideSettings
+from adserve.wiring.pacing import pacing_config
+from adserve.wiring.settings import DecideSettings, PacingSettings
+from pydantic import BaseModel
 
 from devstack.fakes import InMemoryDeliveryCounter, InMemoryPacingStore
 from tests.support.builders import NOW, campaign
+from tests.support.template_parameters import assert_parameter_feeds_setting
 
 DAY = datetime(2026, 11, 25, tzinfo=UTC)
 NIGHT_AND_DAY = TrafficProfile(tuple([0.01] * 12 + [(1 - 0.12) / 12] * 12))
@@ -304,3 +307,21 @@ def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_
 def test_the_step_assumes_decide_serves_a_state_as_long_as_decide_does_by_default() -> None:
     assert DecideSettings.model_fields["pacing_max_age_seconds"].default == PACING_MAX_AGE.total_seconds()
     assert PacingConfig().state_served_for == PACING_MAX_AGE
+
+
+@pytest.mark.parametrize(
+    ("function", "settings"), [("DecideFunction", DecideSettings), ("PacingFunction", PacingSettings)]
+)
+def test_one_template_parameter_sets_how_long_decide_serves_a_state_and_how_long_the_step_assumes_it(
+    function: str, settings: type[BaseModel]
+) -> None:
+    assert_parameter_feeds_setting(function, "PacingMaxAgeSeconds", settings, "pacing_max_age_seconds")
+
+
+def test_the_step_is_configured_with_the_deployments_serving_time() -> None:
+    tables = {"CAMPAIGNS_TABLE_NAME": "c", "DELIVERY_TABLE_NAME": "d", "PACING_TABLE_NAME": "p"}
+    settings = PacingSettings.from_env(tables | {"PACING_MAX_AGE_SECONDS": "600", "PACING_IN_FLIGHT_STEPS": "3"})
+    assert pacing_config(settings) == PacingConfig(in_flight_steps=3.0, state_served_for=timedelta(minutes=10))
+    for bad in ("60", "3601", "nan"):  # under two steps a budgeted campaign would sit out between steps
+        with pytest.raises(ConfigurationError, match="PACING_MAX_AGE_SECONDS"):
+            PacingSettings.from_env(tables | {"PACING_MAX_AGE_SECONDS": bad})

@@ -1,7 +1,7 @@
 """The pacing step's wiring: campaigns, delivery counters and request counts in, pacing states out."""
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,6 +11,14 @@ from adserve.delivery.pacing import PacingConfig
 from adserve.delivery.pacing_step import StepSummary, run_pacing_step
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 from adserve.wiring.settings import PacingSettings
+
+
+def pacing_config(settings: PacingSettings) -> PacingConfig:
+    """The controller's tunables from the environment; it assumes Decide serves a state as long as Decide does."""
+    return PacingConfig(
+        in_flight_steps=settings.pacing_in_flight_steps,
+        state_served_for=timedelta(seconds=settings.pacing_max_age_seconds),
+    )
 
 
 def run_scheduled_pacing(settings: PacingSettings, now: datetime | None = None) -> StepSummary:
@@ -23,7 +31,7 @@ def run_scheduled_pacing(settings: PacingSettings, now: datetime | None = None) 
             delivery,
             pacing_store(settings.pacing_table_name),
             now or datetime.now(UTC),
-            config=PacingConfig(in_flight_steps=settings.pacing_in_flight_steps),
+            config=pacing_config(settings),
             parallel=pool.map,
         )
 

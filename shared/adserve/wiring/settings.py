@@ -25,6 +25,19 @@ from adserve.core.errors import ConfigurationError
 
 ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 
+PacingMaxAgeSeconds = Annotated[
+    float,
+    Field(
+        ge=120.0,
+        le=3600.0,
+        description="A budgeted campaign whose pacing state is older than this is not served (fail closed); the "
+        "pacing step, which runs every minute, counts a state as served this long. At least two steps.",
+    ),
+]
+"""One setting read by Decide and the pacing step (``PacingMaxAgeSeconds`` feeds both): a step that assumed a
+shorter or longer serving time than Decide's would misjudge a paused campaign's capacity. The default is the
+step's own ``PACING_MAX_AGE`` (a test ties them; importing it here would load the pacing model into every function)."""
+
 
 def _comma_separated(value: object) -> object:
     """An environment variable's list: "1e-4,1e-3" (empty: none); anything else is left to the field's type."""
@@ -66,12 +79,7 @@ class ListenersSettings(EnvironmentSettings):
 class DecideSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     pacing_table_name: ResourceName
-    pacing_max_age_seconds: float = Field(
-        default=300.0,
-        gt=0.0,
-        le=3600.0,
-        description="A budgeted campaign whose pacing state is older than this is not served (fail closed).",
-    )
+    pacing_max_age_seconds: PacingMaxAgeSeconds = 300.0
     frequency_caps_table_name: ResourceName
     outcomes_queue_url: ResourceName
     logs_bucket_name: ResourceName
@@ -191,6 +199,7 @@ class PacingSettings(EnvironmentSettings):
         default=2.0, ge=0.0, le=30.0, description="Steps of delivery served but not yet counted (pipeline lag)."
     )
     pacing_parallel_reads: int = Field(default=8, ge=1, le=64, description="Campaigns read at once.")
+    pacing_max_age_seconds: PacingMaxAgeSeconds = 300.0
 
 
 class RetrainSettings(EnvironmentSettings):
