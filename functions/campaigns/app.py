@@ -14,7 +14,13 @@ from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.pacing_store import DynamoPacingStore
-from adserve.delivery.report import DeliveryReport, Granularity, build_report, parse_hour
+from adserve.delivery.report import (
+    DeliveryReport,
+    Granularity,
+    campaign_report,
+    delete_keeping_report,
+    parse_hour,
+)
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.http_api.router import JSON_CONTENT, Path, Query, Response, Router
@@ -77,10 +83,20 @@ def get_campaign(campaign_id: CampaignId) -> Campaign:
     return store().get(campaign_id)
 
 
-@app.delete("/v1/campaigns/<campaign_id>", summary="Delete a campaign", status_code=HTTPStatus.NO_CONTENT)
+@app.delete(
+    "/v1/campaigns/<campaign_id>",
+    summary="Delete a campaign; its delivery report stays readable",
+    status_code=HTTPStatus.NO_CONTENT,
+    responses={
+        204: {"description": "Deleted; its last document is kept with its delivery"},
+        404: error_doc("No such campaign"),
+        409: error_doc("The campaign was replaced again and again while it was being deleted; retry"),
+        503: error_doc("Its document could not be kept, so nothing was deleted; retry"),
+    },
+)
 @tracer.capture_method
 def delete_campaign(campaign_id: CampaignId) -> Response:
-    store().delete(campaign_id)
+    delete_keeping_report(store(), delivery(), campaign_id, datetime.now(UTC))
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
@@ -94,7 +110,15 @@ def list_campaigns(
     return CampaignListResponse(campaigns=campaigns, next_cursor=None if last is None else encode_cursor(last))
 
 
-@app.get("/v1/campaigns/<campaign_id>/delivery", summary="A campaign's delivery, budget left and pacing status")
+@app.get(
+    "/v1/campaigns/<campaign_id>/delivery",
+    summary="A campaign's delivery, budget left and pacing status (a deleted campaign's too)",
+    responses={
+        200: {"description": "The report; deleted_at is set for a deleted campaign"},
+        404: error_doc("No such campaign, now or ever deleted"),
+        503: error_doc("The delivery counters could not be read; retry"),
+    },
+)
 @tracer.capture_method
 def campaign_delivery(
     campaign_id: CampaignId,
@@ -107,8 +131,7 @@ def campaign_delivery(
     now = datetime.now(UTC)
     end = parse_hour(last, "to") if last else now
     start = parse_hour(first, "from") if first else end - DEFAULT_ROWS[granularity]
-    campaign = store().get(campaign_id)
-    return build_report(campaign, delivery(), start, end, granularity, now, pacing().get(campaign_id))
+    return campaign_report(store(), delivery(), pacing(), campaign_id, start, end, granularity, now)
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,14 @@ import boto3
 import pytest
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
+from adserve.core.errors import NotFoundError
+from adserve.core.vocabulary import EventType
+from adserve.dal.aws_clients import dynamodb_client
+from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.dal.json_clients import DynamoDBJsonClient
+from adserve.delivery.counting import DeliveryEvent, DeliveryGroup, DeliveryTotals, hour_of
+from adserve.delivery.report import DeletedCampaign
 
 EVENTS = Path(__file__).parents[2] / "events"
 
@@ -361,3 +370,81 @@ def test_a_campaigns_file_may_move_an_ad_from_one_campaign_to_a_later_one(
     finally:
         for campaign_id in put_campaign_cleanup:
             local_stack.invoke("CampaignsFunction", get_event(campaign_id, "DELETE"))
+
+
+def dynamodb_of(local_stack: Any) -> DynamoDBJsonClient:
+    return dynamodb_client(endpoint_url=local_stack.endpoint_url)
+
+
+def delivery_event(campaign_id: str) -> dict[str, Any]:
+    event = sample_event("campaigns_get_delivery.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/campaigns/{campaign_id}/delivery"
+    event["pathParameters"] = {"campaign_id": campaign_id}
+    event["queryStringParameters"], event["rawQueryString"] = None, ""  # the last 24 hours
+    return event
+
+
+def test_a_deleted_campaigns_report_stays_with_what_it_delivered(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a campaign priced in SEK with a budget, that delivered 4 impressions (one clicked)
+    document = sample_campaign(
+        campaign_id="cmp-deleted-report", currency="SEK", budget={"unit": "spend", "lifetime": 50}
+    )
+    put_campaign(document)
+    hour = hour_of(datetime.now(UTC))
+    events = [
+        DeliveryEvent(f"seen#d{i}#ad#{kind}", "cmp-deleted-report", hour, DeliveryTotals.of(kind, 20_000))
+        for i, kind in [*((i, EventType.IMPRESSION) for i in range(4)), (0, EventType.CLICK)]
+    ]
+    delivery = DynamoDeliveryStore(dynamodb_of(local_stack), local_stack.physical_name("DeliveryTable"))
+    delivery.count_once(DeliveryGroup("cmp-deleted-report", hour, 0, tuple(events), hour + timedelta(days=14)))
+    # When it is deleted
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-deleted-report", "DELETE"))["statusCode"] == 204
+    # Then it is gone from the admin routes, but its report still answers with what it delivered, in its currency
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-deleted-report"))["statusCode"] == 404
+    response = local_stack.invoke("CampaignsFunction", delivery_event("cmp-deleted-report"))
+    assert response["statusCode"] == 200, response
+    report = json.loads(response["body"])
+    assert report["deleted_at"] is not None
+    assert (report["currency"], report["totals"]["impressions"], report["totals"]["clicks"]) == ("SEK", 4, 1)
+    assert report["totals"]["spend"] == 0.08
+    assert report["budget"]["delivered_lifetime"] == 0.08
+    assert (report["pacing_status"], report["serve_probability"]) == (None, None)  # not paced any more
+    tables = ["--table", local_stack.physical_name("CampaignsTable")]
+    tables += ["--delivery-table", local_stack.physical_name("DeliveryTable")]
+    tables += ["--pacing-table", local_stack.physical_name("PacingTable")]
+    capsys.readouterr()
+    assert main(["delivery", "cmp-deleted-report", *tables]) == 0  # and so does the CLI's
+    assert "deleted 20" in capsys.readouterr().out
+    # and a campaign created again under the id reports as a live one
+    put_campaign(document)
+    report = json.loads(local_stack.invoke("CampaignsFunction", delivery_event("cmp-deleted-report"))["body"])
+    assert report["deleted_at"] is None
+    assert report["totals"]["impressions"] == 4
+
+
+def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_stack: Any) -> None:
+    # Given a campaign, and a PUT that lands between the delete's read and its write
+    store = CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable"))
+    delivery = DynamoDeliveryStore(dynamodb_of(local_stack), local_stack.physical_name("DeliveryTable"))
+    first = Campaign.model_validate(sample_campaign(campaign_id="cmp-delete-race", name="First"))
+    replaced = first.model_copy(update={"name": "Replaced"})
+    store.put(first)
+    handed: list[str] = []
+
+    def keep_racing(campaign: Campaign) -> None:
+        handed.append(campaign.name)
+        if len(handed) == 1:
+            store.put(replaced)
+        delivery.keep_deleted(DeletedCampaign(campaign, datetime.now(UTC)))
+
+    # When it is deleted
+    store.delete("cmp-delete-race", keep=keep_racing)
+    # Then the replacement was read again and kept: what is kept is what was deleted
+    assert handed == ["First", "Replaced"]
+    kept = delivery.deleted_campaign("cmp-delete-race")
+    assert kept is not None
+    assert kept.campaign == replaced
+    with pytest.raises(NotFoundError):
+        store.get("cmp-delete-race")

@@ -31,8 +31,9 @@ EXPECTED: dict[str, set[Grant]] = {
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:ListBucket", "ModelsBucket"),
     },
-    # CampaignStore.put, get, delete, list_campaigns; DynamoDeliveryStore.hourly and lifetime for reports;
-    # DynamoPacingStore.get for the report's serve probability and status.
+    # CampaignStore.put, get, delete, list_campaigns; DynamoDeliveryStore.hourly and lifetime for reports,
+    # keep_deleted and deleted_campaign for a deleted campaign's; DynamoPacingStore.get for the report's serve
+    # probability and status.
     "CampaignsFunction": {
         ("dynamodb:PutItem", "CampaignsTable"),
         ("dynamodb:GetItem", "CampaignsTable"),
@@ -40,6 +41,8 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:Query", "DeliveryTable"),
         ("dynamodb:BatchGetItem", "DeliveryTable"),
+        ("dynamodb:PutItem", "DeliveryTable"),
+        ("dynamodb:GetItem", "DeliveryTable"),
         ("dynamodb:GetItem", "PacingTable"),
     },
     # OutcomeQueue.publish and publish_batch (SendMessageBatch needs sqs:SendMessage), the signing key.

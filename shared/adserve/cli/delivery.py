@@ -3,7 +3,7 @@
     adserve delivery cmp-1 [--from 2026-11-25T00] [--to 2026-11-25T23] [--granularity hour|day]
                            [--plot delivery.png] [--table NAME] [--delivery-table NAME] [--pacing-table NAME]
 
-Reads the same counters as ``GET /v1/campaigns/{id}/delivery``, through the same ``build_report``.
+Reads the same counters as ``GET /v1/campaigns/{id}/delivery``, through the same ``campaign_report``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from adserve.campaigns.model import MICROS_PER_UNIT, BudgetUnit
 from adserve.core.errors import DeliveryStoreUnavailableError, InvalidInputError, NotFoundError
 from adserve.dal.aws_clients import AWS_ERRORS
 from adserve.delivery.pacing import PacingState, TrafficProfile, day_start, delivered
-from adserve.delivery.report import DeliveryReport, Granularity, build_report
+from adserve.delivery.report import DeliveryReport, Granularity, campaign_report
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 
 CAMPAIGNS_VARIABLE = "CAMPAIGNS_TABLE_NAME"
@@ -62,12 +62,11 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
     end = arguments.end or now
     start = arguments.start or end - DEFAULT_SPAN[granularity]
     try:
-        campaign = campaign_store(table).get(arguments.campaign_id)
         reader = delivery_store(counters)
-        report = build_report(
-            campaign, reader, start, end, granularity, now, pacing_store(states).get(arguments.campaign_id)
+        report = campaign_report(
+            campaign_store(table), reader, pacing_store(states), arguments.campaign_id, start, end, granularity, now
         )
-        today = reader.hourly(campaign.campaign_id, day_start(now), now)
+        today = reader.hourly(report.campaign_id, day_start(now), now)
     except (NotFoundError, InvalidInputError, DeliveryStoreUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
@@ -118,6 +117,8 @@ def format_report(report: DeliveryReport) -> str:
         lines.append(f"budget ({unit}): {'; '.join(amounts)}; pacing {report.pacing.value}, status {status}")
     probability = "not set (no pacing step yet)" if report.serve_probability is None else report.serve_probability
     lines.append(f"serve probability: {probability}")
+    if report.deleted_at is not None:
+        lines.append(f"deleted {report.deleted_at.isoformat()}: delivered until then, not paced since")
     return "\n".join(lines)
 
 

@@ -13,6 +13,10 @@ class NotFoundError(AdserveError):
     """The named entity does not exist."""
 
 
+class ConflictError(AdserveError):
+    """The named entity kept changing under a write that must see it unchanged; trying again will do."""
+
+
 class ConfigurationError(AdserveError):
     """The function's environment is missing or malformed; raised at start-up."""
 

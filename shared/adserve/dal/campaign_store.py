@@ -4,14 +4,15 @@ A JSON attribute keeps the item schema in one place (the pydantic model) and the
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns.model import Campaign
-from adserve.core.errors import InvalidInputError, NotFoundError
+from adserve.core.errors import ConflictError, InvalidInputError, NotFoundError
 from adserve.dal.json_clients import DynamoDBJsonClient
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ _KEEPS_CURRENCY = (
 )
 """A PUT keeps a stored campaign's currency: none stored, the same attribute, or (stored before the attribute) the
 same currency in its document."""
+DELETE_ATTEMPTS = 3
+"""Reads of a campaign PUT again while it is being deleted before the delete gives up (a 409)."""
 _PRE_CURRENCY_IS_USD = " OR (attribute_not_exists(#currency) AND NOT contains(#document, :currency_key))"
 """A document stored before campaigns had a currency is in USD, the default it reads as."""
 
@@ -137,12 +140,50 @@ class CampaignStore:
                 f"campaign {campaign_id} is stored in a form this release refuses; PUT it again to replace it"
             ) from None
 
-    def delete(self, campaign_id: str) -> None:
+    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], None] | None = None) -> None:
+        """Delete the campaign (NotFoundError when there is none).
+
+        *keep*, when given, is handed the stored campaign first (``delivery.report.delete_keeping_report`` keeps
+        it beside its delivery), and the item is deleted only if it is still what was handed over: a PUT that
+        lands in between is read and handed over in its turn (up to ``DELETE_ATTEMPTS`` times), so what is kept
+        is what was deleted. A document this release cannot read is deleted with nothing handed over.
+        """
+        if keep is None:
+            self._delete(campaign_id, "attribute_exists(campaign_id)", {})
+            return
+        for _ in range(DELETE_ATTEMPTS):
+            item = self._item(campaign_id)
+            if item is None:
+                raise NotFoundError(f"campaign {campaign_id} does not exist")
+            document = item.get(DOCUMENT_ATTRIBUTE)
+            with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
+                keep(_campaign(item))
+            unchanged = (
+                "#document = :document"
+                if document
+                else "attribute_exists(campaign_id) AND attribute_not_exists(#document)"
+            )
+            try:
+                self._delete(
+                    campaign_id,
+                    unchanged,
+                    {
+                        "ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE},
+                        **({"ExpressionAttributeValues": {":document": document}} if document else {}),
+                    },
+                )
+            except NotFoundError:
+                continue  # changed (or deleted) since it was read: read it again
+            return
+        raise ConflictError(f"campaign {campaign_id} changed while it was being deleted; try again")
+
+    def _delete(self, campaign_id: str, condition: str, expression: Mapping[str, Any]) -> None:
         try:
             self._client.delete_item(
                 TableName=self._table,
                 Key={"campaign_id": {"S": campaign_id}},
-                ConditionExpression="attribute_exists(campaign_id)",
+                ConditionExpression=condition,
+                **expression,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":

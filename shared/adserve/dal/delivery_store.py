@@ -6,7 +6,9 @@ Items (``pk``, ``sk``):
 - ``campaign#<id>#<shard>``, ``lifetime``: one shard's counts since the campaign began;
 - ``seen#<decision>#<ad>#<event type>``, ``seen``: an event's marker, expiring after MARKER_LIFETIME;
 - ``requests#<placement>#<shard>``, ``hour#<YYYY-MM-DDTHH>``: decisions of one placement in one UTC hour
-  (the pacing step's traffic profile), expiring after REQUEST_COUNT_LIFETIME.
+  (the pacing step's traffic profile), expiring after REQUEST_COUNT_LIFETIME;
+- ``deleted#<id>``, ``campaign``: a deleted campaign's last document and when it was deleted, kept as long as its
+  lifetime counters, so its report can still be read.
 """
 
 import random
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adserve.campaigns.model import Campaign
 from adserve.core.errors import DeliveryStoreUnavailableError
 from adserve.dal.transactions import (
     CONFLICT,
@@ -34,6 +37,7 @@ from adserve.delivery.counting import (
     DeliveryTotals,
     GroupResult,
 )
+from adserve.delivery.report import DeletedCampaign
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 HOUR_PREFIX = "hour#"
 LIFETIME_KEY = "lifetime"
 MARKER_SORT_KEY = "seen"
+DELETED_SORT_KEY = "campaign"
 COUNTS = ("impressions", "clicks", "completions", "skips", "spend_micros")
 
 
@@ -54,6 +59,10 @@ def hour_key(hour: datetime) -> str:
 
 def requests_key(placement: str, shard: int) -> str:
     return f"requests#{placement}#{shard}"
+
+
+def deleted_key(campaign_id: str) -> dict[str, "AttributeValueTypeDef"]:
+    return {"pk": {"S": f"deleted#{campaign_id}"}, "sk": {"S": DELETED_SORT_KEY}}
 
 
 def _hour_of_key(sort_key: str) -> datetime:
@@ -138,6 +147,32 @@ class DynamoDeliveryStore(TransactionalWriter):
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
         return total
+
+    def keep_deleted(self, deleted: DeletedCampaign) -> None:
+        """Keep a deleted campaign's last document (replacing an earlier deletion's)."""
+        item = deleted_key(deleted.campaign.campaign_id) | {
+            "document": {"S": deleted.campaign.model_dump_json()},
+            "deleted_at": {"S": deleted.deleted_at.isoformat()},
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+
+    def deleted_campaign(self, campaign_id: str) -> DeletedCampaign | None:
+        """The document kept at the campaign's last deletion; None if none was kept or this release cannot read
+        it (as the campaign store leaves out a document it refuses)."""
+        try:
+            item = self._client.get_item(TableName=self._table, Key=deleted_key(campaign_id)).get("Item")
+        except (BotoCoreError, ClientError) as error:
+            raise DeliveryStoreUnavailableError(str(error)) from error
+        if item is None:
+            return None
+        try:
+            campaign = Campaign.model_validate_json(item["document"]["S"])
+            return DeletedCampaign(campaign, datetime.fromisoformat(item["deleted_at"]["S"]))
+        except (KeyError, ValueError):  # a refused document is a ValidationError, a ValueError
+            return None
 
     def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
         """One ADD per (placement, hour) on a random shard. At least once, not exactly once: a redelivered

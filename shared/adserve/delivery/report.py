@@ -1,18 +1,23 @@
 """Delivery reports: counters summed into hours or days, budget left and where pacing stands.
 
+A report outlives its campaign: deleting a campaign keeps its last document beside its delivery
+(``delete_keeping_report``), so what was delivered, and billed, stays readable after the campaign is gone.
+
 ``serve_probability`` and ``pacing_status`` are the pacing step's (``adserve.delivery.pacing``), read from its
 last state: the report judges a campaign exactly as the step that throttles it. Both are null until the step
 has judged the campaign (or for a campaign without a budget, which is never throttled).
 """
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from pydantic import BaseModel, Field
 
 from adserve.campaigns.model import MICROS_PER_UNIT, Budget, BudgetUnit, Campaign, Pacing
-from adserve.core.errors import InvalidInputError
+from adserve.core.errors import InvalidInputError, NotFoundError
 from adserve.delivery.counting import HOUR_FORMAT, DeliveryReader, DeliveryTotals, hour_of
 from adserve.delivery.pacing import PacingState, PacingStatus, delivered
 
@@ -81,6 +86,11 @@ class DeliveryReport(BaseModel):
     pacing_state: PacingState | None = Field(
         default=None, description="The pacing step's last state (amounts in the budget's integer units)."
     )
+    deleted_at: datetime | None = Field(
+        default=None,
+        description="When the campaign was deleted (null while it exists): its report stays, with what was "
+        "delivered until then, and no pacing.",
+    )
 
 
 REPORT_YEARS: Final = range(1970, 9999)
@@ -112,6 +122,76 @@ def report_range(first: datetime, last: datetime, granularity: Granularity) -> t
     if hours > limit:
         raise InvalidInputError(f"a report by {granularity.value} spans at most {limit // 24} days")
     return first, last
+
+
+@dataclass(frozen=True)
+class DeletedCampaign:
+    """A campaign's last document, kept beside its delivery when it was deleted."""
+
+    campaign: Campaign
+    deleted_at: datetime
+
+
+class DeletedCampaigns(Protocol):
+    def keep_deleted(self, deleted: DeletedCampaign) -> None:
+        """Keep (or replace) the campaign's last document; raises DeliveryStoreUnavailableError."""
+        ...
+
+    def deleted_campaign(self, campaign_id: str) -> DeletedCampaign | None:
+        """The document kept when the campaign was last deleted; None if it never was."""
+        ...
+
+
+class CampaignDeleter(Protocol):
+    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], None] | None = None) -> None: ...
+
+
+class CampaignReader(Protocol):
+    def get(self, campaign_id: str) -> Campaign: ...
+
+
+class PacingStateReader(Protocol):
+    def get(self, campaign_id: str) -> PacingState | None: ...
+
+
+class ArchivingDeliveryReader(DeliveryReader, DeletedCampaigns, Protocol):
+    """The delivery table: counters and the documents of deleted campaigns."""
+
+
+def delete_keeping_report(
+    campaigns: CampaignDeleter, archive: DeletedCampaigns, campaign_id: str, now: datetime
+) -> None:
+    """Delete the campaign, its document kept first beside its delivery (NotFoundError when there is none).
+
+    Its counters stay where they were, but without the campaign they could not be read: the currency of the
+    spend, the budget they count against. Kept before the delete, so a failed delete leaves a campaign that
+    still exists (whose report reads it, not the copy) and never a deleted one without its document.
+    """
+    campaigns.delete(campaign_id, keep=lambda campaign: archive.keep_deleted(DeletedCampaign(campaign, now)))
+
+
+def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
+    campaigns: CampaignReader,
+    delivery: ArchivingDeliveryReader,
+    pacing_states: PacingStateReader,
+    campaign_id: str,
+    first: datetime,
+    last: datetime,
+    granularity: Granularity,
+    now: datetime,
+) -> DeliveryReport:
+    """``build_report`` of the campaign, or of its kept document once it is deleted (no pacing: it is not paced
+    any more); NotFoundError if it neither exists nor was deleted."""
+    try:
+        campaign, deleted_at = campaigns.get(campaign_id), None
+    except NotFoundError:
+        deleted = delivery.deleted_campaign(campaign_id)
+        if deleted is None:
+            raise
+        campaign, deleted_at = deleted.campaign, deleted.deleted_at
+    state = None if deleted_at is not None else pacing_states.get(campaign_id)
+    report = build_report(campaign, delivery, first, last, granularity, now, state)
+    return report if deleted_at is None else report.model_copy(update={"deleted_at": deleted_at})
 
 
 def build_report(  # noqa: PLR0917 - a report is these seven things

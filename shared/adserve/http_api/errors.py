@@ -1,11 +1,15 @@
 """The one place where errors become HTTP responses: `{"error": {"code", "message", "details"?}}`."""
 
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
 
 from adserve.core.errors import (
+    AdserveError,
+    ConflictError,
+    DeliveryStoreUnavailableError,
     ErasureUnavailableError,
     InvalidInputError,
     NotFoundError,
@@ -51,12 +55,39 @@ def error_response(
     return Response(status_code=status, content_type=JSON_CONTENT, body=error_body(code, message, details))
 
 
+def _said(status: HTTPStatus, code: str, error: AdserveError) -> Response:
+    return error_response(status, code, str(error))
+
+
+def _unavailable(code: str, message: str, retry_after: str, error: AdserveError) -> Response:
+    logger.warning("store unavailable", extra={"code": code, "error": str(error)})
+    response = error_response(HTTPStatus.SERVICE_UNAVAILABLE, code, message)
+    response.headers["Retry-After"] = retry_after
+    return response
+
+
 def _validation_details(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = []
     for problem in error.errors():
         location = [str(part) for part in problem.get("loc", ()) if part != "body"]
         details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", "invalid")})
     return "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5]), details[:50]
+
+
+_SAID: dict[type[AdserveError], tuple[HTTPStatus, str]] = {
+    InvalidInputError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request"),
+    NotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
+    ConflictError: (HTTPStatus.CONFLICT, "conflict"),
+}
+"""Errors whose message is the caller's answer: status and code."""
+
+_UNAVAILABLE: dict[type[AdserveError], tuple[str, str, str]] = {
+    OutcomeQueueUnavailableError: ("queue_unavailable", "the event could not be queued; retry it", "1"),
+    ErasureUnavailableError: ("erasure_unavailable", "the erasure did not complete; retry it", "5"),
+    DeliveryStoreUnavailableError: ("delivery_unavailable", "delivery could not be read or kept; retry it", "1"),
+}
+"""A store that could not be reached: 503 with its code, message and ``Retry-After`` seconds. Nothing was lost: the
+caller's retry does it again."""
 
 
 def install_error_handlers(app: Router) -> None:
@@ -67,34 +98,15 @@ def install_error_handlers(app: Router) -> None:
         message, details = _validation_details(error)
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, details)
 
-    @app.exception_handler(InvalidInputError)
-    def _invalid_input(error: InvalidInputError) -> Response:
-        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", str(error))
-
-    @app.exception_handler(NotFoundError)
-    def _not_found(error: NotFoundError) -> Response:
-        return error_response(HTTPStatus.NOT_FOUND, "not_found", str(error))
+    for said, (status, code) in _SAID.items():
+        app.exception_handler(said)(partial(_said, status, code))
 
     @app.exception_handler(TokenError)
     def _bad_token(error: TokenError) -> Response:
         return error_response(HTTPStatus.FORBIDDEN, error.code, str(error))
 
-    @app.exception_handler(OutcomeQueueUnavailableError)
-    def _queue_unavailable(_: OutcomeQueueUnavailableError) -> Response:
-        response = error_response(
-            HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", "the event could not be queued; retry it"
-        )
-        response.headers["Retry-After"] = "1"
-        return response
-
-    @app.exception_handler(ErasureUnavailableError)
-    def _erasure_unavailable(_: ErasureUnavailableError) -> Response:
-        logger.exception("erasure failed")
-        response = error_response(
-            HTTPStatus.SERVICE_UNAVAILABLE, "erasure_unavailable", "the erasure did not complete; retry it"
-        )
-        response.headers["Retry-After"] = "5"
-        return response
+    for unavailable, answer in _UNAVAILABLE.items():
+        app.exception_handler(unavailable)(partial(_unavailable, *answer))
 
     @app.exception_handler(MalformedJsonError)
     def _malformed(_: MalformedJsonError) -> Response:
