@@ -36,7 +36,10 @@ class DeliveryCounts(BaseModel):
     completions: int
     skips: int
     spend: float = Field(description="impressions x value_cpm / 1000, in the campaign's currency.")
-    ctr: float | None = Field(description="clicks / impressions; null without impressions.")
+    ctr: float | None = Field(
+        description="clicks / impressions, each beacon counted on its own (over 1 where impression beacons were "
+        "lost); null without impressions."
+    )
     completion_rate: float | None = Field(description="completions / impressions; null without impressions.")
 
     @classmethod
