@@ -141,7 +141,7 @@ def _impression(now: datetime) -> ImpressionIncrement:
         CounterSlot("cap#campaign#c-1#day#2026-12-05", expires),
         CounterSlot("cap#campaign#c-1#session#s", expires),
     )
-    return ImpressionIncrement("listener-pseudonym", "seen#d-1#ad-1#impression", expires, slots)
+    return ImpressionIncrement("listener-pseudonym", "seen#d-1#ad-1#impression", expires, slots, now)
 
 
 def run(quick: bool = False) -> dict[str, Any]:

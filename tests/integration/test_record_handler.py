@@ -10,7 +10,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,8 @@ def record(local_stack: LocalStack, *records: dict[str, Any]) -> set[str]:
 
 
 def counters(local_stack: LocalStack, listener_id: str) -> dict[str, int]:
-    """What Decide reads for the listener: its live counters, in one Query."""
-    store = FrequencyCapStore(dynamodb(local_stack), local_stack.physical_name("FrequencyCapsTable"))
-    return store.read_counters(listener_id, datetime.now(UTC))
+    """What Decide reads for the listener now: its live counters, in one Query."""
+    return counters_at(local_stack, listener_id, datetime.now(UTC))
 
 
 def expected_counts(event: OutcomeEvent, impressions: int) -> dict[str, int]:
@@ -92,8 +91,7 @@ def impression(listener_id: str, **changes: Any) -> OutcomeEvent:
         campaign_id=CAPPED.campaign_id,
         advertiser_id=CAPPED.advertiser_id,
         ad_id=CAPPED.creatives[0].ad_id,
-        occurred_at=datetime.now(UTC),
-        **changes,
+        **{"occurred_at": datetime.now(UTC)} | changes,
     )
 
 
@@ -277,3 +275,30 @@ def test_the_replay_tool_joins_a_compact_decisions_features_from_its_catalog_sna
     assert DecisionRecord.model_validate(logged) == inline
     [row] = [line for line in lines if "propensity" in line and line["decision_id"] == inline.decision_id]
     assert row["ad_features"] == inline.inline_candidates[0].features
+
+
+def test_a_counter_past_its_expiry_starts_again_though_ttl_has_not_deleted_it(
+    local_stack: LocalStack, seeded: Campaign
+) -> None:
+    # Given a listener at 3 on the advertiser's lifetime counter 500 days ago (moto, like DynamoDB for days after
+    # an item's expiry, still stores it)
+    listener, service = unique("listener"), recorder(local_stack)
+    then = datetime.now(UTC) - timedelta(days=500)
+    for _ in range(3):
+        service.record_impression(impression(listener, occurred_at=then))
+    lifetime = next(key for key in counters_at(local_stack, listener, then) if "#lifetime#" in key)
+    assert counters_at(local_stack, listener, then)[lifetime] == 3
+    # When it is heard again after the counter expired (a lifetime counter lives 401 days after its last impression),
+    # by twenty impressions at once, as Decide, reading the counter as absent, let them through
+    later = then + timedelta(days=402)
+    assert lifetime not in counters_at(local_stack, listener, later)
+    events = [impression(listener, occurred_at=later) for _ in range(20)]
+    assert in_threads(events, service) == {CountResult.COUNTED: 20}
+    # Then the counter starts again from them, as Decide read it, and does not come back with its old count
+    assert counters_at(local_stack, listener, later)[lifetime] == 20
+
+
+def counters_at(local_stack: LocalStack, listener_id: str, now: datetime) -> dict[str, int]:
+    """What Decide reads for the listener at ``now``: its counters live then."""
+    store = FrequencyCapStore(dynamodb(local_stack), local_stack.physical_name("FrequencyCapsTable"))
+    return store.read_counters(listener_id, now)

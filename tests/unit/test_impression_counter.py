@@ -17,6 +17,7 @@ INCREMENT = ImpressionIncrement(
     marker_key="seen#d-1#ad-1#impression",
     marker_expires_at=NOW + timedelta(days=14),
     counters=(CounterSlot("cap#campaign#cmp-1#day#2026-11-25", NOW + timedelta(days=2)),),
+    counted_at=NOW,
 )
 
 
@@ -82,3 +83,15 @@ def test_persistent_conflicts_make_the_store_unavailable() -> None:
 def test_other_failures_make_the_store_unavailable(error: Exception) -> None:
     with pytest.raises(CounterStoreUnavailableError):
         counter(ScriptedClient(error)).count_once(INCREMENT)
+
+
+def test_a_counter_found_expired_is_written_afresh_and_one_restarted_meanwhile_is_added_to() -> None:
+    # The counter's condition cancels twice: it had expired, then another impression restarted it first
+    client = ScriptedClient(
+        cancelled("None", "ConditionalCheckFailed"), cancelled("None", "ConditionalCheckFailed"), None
+    )
+    assert counter(client).count_once(INCREMENT) is True
+    updates = [request[1]["Update"] for request in client.requests]
+    assert [update["UpdateExpression"].split()[0] for update in updates] == ["ADD", "SET", "ADD"]
+    assert updates[1]["ConditionExpression"] == "expires_at <= :counted_at"
+    assert updates[1]["ExpressionAttributeValues"][":counted_at"] == {"N": str(int(NOW.timestamp()))}

@@ -5,10 +5,11 @@ slot, all items in the listener's partition, so a redelivered impression cancels
 impressions never lose an update. Decide's Query skips markers by the counters' ``cap#`` key prefix.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adserve.campaigns.frequency_caps import CounterSlot
 from adserve.core.errors import CounterStoreUnavailableError
 from adserve.dal.transactions import (
     CONFLICT,
@@ -21,25 +22,34 @@ from adserve.dal.transactions import (
 from adserve.outcomes.recording import ImpressionIncrement
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 
 class DynamoImpressionCounter(TransactionalWriter):
     def count_once(self, increment: ImpressionIncrement) -> bool:
         """True when counted now, False when the marker shows it was counted before.
 
-        A cancellation by a concurrent transaction on the same items (TransactionConflict) is retried
-        with jittered backoff; any other failure raises CounterStoreUnavailableError.
+        A counter past its expiry is still stored until TTL deletes it (days later), and Decide already reads it
+        as absent: adding to it would bring its old count back, and a lifetime or reused-session cap would block
+        a listener it had just let through. So each counter is added to only while it has not expired, and one
+        found expired (its condition cancels the transaction) is written afresh at 1, only while it still is.
+        A cancellation by a concurrent transaction on the same items (TransactionConflict) is retried with
+        jittered backoff; any other failure raises CounterStoreUnavailableError.
         """
-        items = self._transaction(increment)
+        restart: frozenset[int] = frozenset()  # counters found expired: set to 1, not added to
         for attempt in range(self._conflict_attempts):
             try:
-                self._client.transact_write_items(TransactItems=items)
+                self._client.transact_write_items(TransactItems=self._transaction(increment, restart))
                 return True
             except ClientError as error:
                 reasons = cancellation_reasons(error)
                 if reasons and reasons[0] == DUPLICATE:
                     return False
+                # A counter's condition failed: it expired, or (restarting it) another impression restarted it
+                changed = {index - 1 for index, reason in enumerate(reasons) if index and reason == DUPLICATE}
+                if changed:
+                    restart ^= changed
+                    continue
                 if CONFLICT not in reasons:
                     raise CounterStoreUnavailableError(describe(error)) from error
             except BotoCoreError as error:
@@ -47,8 +57,8 @@ class DynamoImpressionCounter(TransactionalWriter):
             self._sleep(conflict_backoff(attempt))
         raise CounterStoreUnavailableError(f"transaction conflicts persisted over {self._conflict_attempts} attempts")
 
-    def _transaction(self, increment: ImpressionIncrement) -> "list[TransactWriteItemTypeDef]":
-        listener = {"S": increment.listener}
+    def _transaction(self, increment: ImpressionIncrement, restart: frozenset[int]) -> "list[TransactWriteItemTypeDef]":
+        listener: AttributeValueTypeDef = {"S": increment.listener}
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
@@ -64,18 +74,36 @@ class DynamoImpressionCounter(TransactionalWriter):
         ]
         # Sliding windows (session, lifetime) move their expiry forward with each impression; calendar
         # windows compute the same expiry for every impression of the window.
+        counted_at: AttributeValueTypeDef = {"N": str(int(increment.counted_at.timestamp()))}
         items.extend(
-            {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": {"listener_id": listener, "counter_key": {"S": slot.key}},
-                    "UpdateExpression": "ADD impressions :one SET expires_at = :expires",
-                    "ExpressionAttributeValues": {
-                        ":one": {"N": "1"},
-                        ":expires": {"N": str(int(slot.expires_at.timestamp()))},
-                    },
-                }
-            }
-            for slot in increment.counters
+            self._counter_update(listener, slot, index in restart, counted_at)
+            for index, slot in enumerate(increment.counters)
         )
         return items
+
+    def _counter_update(
+        self, listener: "AttributeValueTypeDef", slot: CounterSlot, expired: bool, counted_at: "AttributeValueTypeDef"
+    ) -> "TransactWriteItemTypeDef":
+        update, condition = _RESTART if expired else _ADD
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"listener_id": listener, "counter_key": {"S": slot.key}},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {
+                    ":one": {"N": "1"},
+                    ":expires": {"N": str(int(slot.expires_at.timestamp()))},
+                    ":counted_at": counted_at,
+                },
+            }
+        }
+
+
+_ADD: Final = (
+    "ADD impressions :one SET expires_at = :expires",
+    "attribute_not_exists(expires_at) OR expires_at > :counted_at",
+)
+"""Update and condition of a counter live (or absent) at the impression's moment: one more."""
+_RESTART: Final = ("SET impressions = :one, expires_at = :expires", "expires_at <= :counted_at")
+"""A counter that had expired by the impression's moment, as Decide reads it: it starts again at this impression."""

@@ -93,6 +93,8 @@ class ImpressionIncrement:
     marker_key: str
     marker_expires_at: datetime
     counters: tuple[CounterSlot, ...]
+    counted_at: datetime
+    """The impression's moment: a counter that had expired by then (its TTL deletion lags) starts again from it."""
 
 
 class ImpressionCounter(Protocol):
@@ -212,6 +214,7 @@ class OutcomeRecorder:
             marker_key=marker_key(event),
             marker_expires_at=marker_expires_at,
             counters=tuple(counter_slots(caps, moment, event.session, event.received_at)),
+            counted_at=moment,
         )
         return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
 
