@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from adserve.core.observability import logger, metrics, tracer
 from adserve.core.vocabulary import EventType
 from adserve.http_api.errors import error_doc, install_error_handlers
-from adserve.http_api.gateway import correlate_request, screen_body
+from adserve.http_api.gateway import correlate_request, screen_body_up_to
 from adserve.http_api.router import Path, Query, Response, Router
-from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, TrackingToken
+from adserve.outcomes.api import MAX_BATCH_BODY_BYTES, EventBatchRequest, EventBatchResponse, TrackingToken
 from adserve.outcomes.tracking import TrackingService
 from adserve.wiring.settings import TrackSettings
 from adserve.wiring.track import tracking_service
@@ -57,7 +57,7 @@ def fire_beacon(
             "content": {"application/json": {"model": EventBatchResponse}},
         },
         400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
-        413: error_doc("Body over 64 KiB"),
+        413: error_doc("Body over 160 KiB"),
         415: error_doc("A Content-Type other than application/json"),
         422: error_doc("Invalid request, e.g. more than 100 events"),
     },
@@ -71,6 +71,6 @@ def record_events(request: EventBatchRequest) -> EventBatchResponse:
 @correlate_request
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
-@screen_body
+@screen_body_up_to(MAX_BATCH_BODY_BYTES)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from adserve.outcomes.api import MAX_BATCH_BODY_BYTES, MAX_EVENTS_PER_BATCH
+from adserve.outcomes.tokens import MAX_TOKEN_LENGTH
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -160,11 +162,28 @@ def test_a_base64_body_of_exactly_the_limit_is_not_too_large(local_stack: LocalS
     # 64 KiB of JSON, sent base64-encoded with padding: its size is its bytes, as when it arrives as text
     document = '{"events": [], "x": "' + "a" * (65_536 - 23) + '"}'
     assert len(document) == 65_536
-    function, event = local_stack.http_event("POST", "/v1/events", body="{}")
+    function, event = local_stack.http_event("POST", "/v1/decisions", body="{}")
     event["body"], event["isBase64Encoded"] = base64.b64encode(document.encode()).decode(), True
     assert event["body"].endswith("=")
     response = local_stack.invoke(function, event)
     assert response["statusCode"] == 422, response  # read as JSON and refused for its shape, not a 413
+
+
+def test_the_largest_valid_event_batch_is_read_and_one_byte_past_tracks_limit_is_a_413(
+    local_stack: LocalStack, proxy: AwsProxy
+) -> None:
+    # 100 events at their longest: a 1,024-character token and a 64-character id each (these tokens are forged)
+    events = [
+        {"event_id": f"{i:064d}", "type": "click", "token": "k" * MAX_TOKEN_LENGTH, "occurred_at": "2026-11-25T13:00Z"}
+        for i in range(MAX_EVENTS_PER_BATCH)
+    ]
+    body = json.dumps({"events": events}, indent=2)
+    assert 64 * 1024 < len(body) <= MAX_BATCH_BODY_BYTES
+    response = send(local_stack, "POST", "/v1/events", body.encode(), "application/json")
+    assert response["statusCode"] == 202, response  # each event answered on its own (refused: its token is forged)
+    assert {result["status"] for result in json.loads(response["body"])["results"]} == {"rejected"}
+    too_large = body[:-1] + " " * (MAX_BATCH_BODY_BYTES - len(body) + 1) + "}"
+    assert error_of(send(local_stack, "POST", "/v1/events", too_large.encode(), None))["code"] == "payload_too_large"
 
 
 CONTENT_TYPES = st.one_of(

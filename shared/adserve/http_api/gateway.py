@@ -5,7 +5,7 @@ import functools
 import re
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 
@@ -47,8 +47,11 @@ class _RefusedBodyError(Exception):
 
 
 @lambda_handler_decorator
-def screen_body(handler: Handler, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Hand the router only bodies it can parse: JSON text, UTF-8, at most 64 KiB and 32 levels deep.
+def screen_body(
+    handler: Handler, event: dict[str, Any], context: Any, max_body_bytes: int = MAX_BODY_BYTES
+) -> dict[str, Any]:
+    """Hand the router only bodies it can parse: JSON text, UTF-8, at most ``max_body_bytes`` (64 KiB unless a
+    function's largest valid request needs more) and 32 levels deep.
 
     Anything else gets its 4xx here, before validation parses it: 413 `payload_too_large`, 415
     `unsupported_media_type` (a Content-Type other than application/json; none at all counts as JSON,
@@ -56,7 +59,7 @@ def screen_body(handler: Handler, event: dict[str, Any], context: Any) -> dict[s
     The body is passed on decoded, with the canonical Content-Type (whatever an empty body was labelled).
     """
     try:
-        text = _json_text(event) if event.get("body") else ""
+        text = _json_text(event, max_body_bytes) if event.get("body") else ""
     except _RefusedBodyError as refusal:
         return {
             "statusCode": refusal.status,
@@ -69,16 +72,21 @@ def screen_body(handler: Handler, event: dict[str, Any], context: Any) -> dict[s
     return handler(screened, context)
 
 
-def _json_text(event: dict[str, Any]) -> str:
+def screen_body_up_to(max_body_bytes: int) -> Callable[[Handler], Handler]:
+    """``screen_body`` with another body limit, for a function whose largest valid request needs more."""
+    return cast("Callable[[Handler], Handler]", screen_body(max_body_bytes=max_body_bytes))
+
+
+def _json_text(event: dict[str, Any], max_body_bytes: int) -> str:
     body: str = event["body"]
     encoded = event.get("isBase64Encoded")
     # base64's 4 characters hold 3 bytes, less one for each padding "=" (65,536 bytes must not read as 65,538)
     size = len(body) * 3 // 4 - body[-2:].count("=") if encoded else len(body.encode(errors="surrogatepass"))
-    if size > MAX_BODY_BYTES:
+    if size > max_body_bytes:
         raise _RefusedBodyError(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             "payload_too_large",
-            f"request body is {size} bytes; the limit is {MAX_BODY_BYTES}",
+            f"request body is {size} bytes; the limit is {max_body_bytes}",
         )
     headers = event.get("headers") or {}
     content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")

@@ -14,6 +14,10 @@ from adserve.core.vocabulary import EventType
 from adserve.outcomes.tokens import MAX_TOKEN_LENGTH
 
 MAX_EVENTS_PER_BATCH = 100
+MAX_BATCH_BODY_BYTES = 160 * 1024
+"""Track's body limit: a batch of 100 events at their longest (a 1,024-character token, a 64-character event id,
+about 1.2 KB each in compact JSON) with room for indentation. The 64 KiB of the other routes refused a valid
+batch of 100 ordinary events as a whole."""
 
 TrackingToken = Annotated[
     str,
