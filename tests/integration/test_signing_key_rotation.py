@@ -171,12 +171,37 @@ def test_a_failed_reload_keeps_the_cached_keys_serving(rotation: Rotation, capsy
     forged = f"{key_id(b'not-our-key' * 4)}.{tokens['click'].split('.', 1)[1]}"
     past_the_refresh_interval()
     refused = rotation.beacon("click", forged)
-    # Then the reload was tried and failed (a metric says so), the forged token is refused with a 403, not a 5xx
-    assert (refused["statusCode"], error_code(refused)) == (403, "invalid_token")
+    # Then the reload was tried and failed (a metric says so), and the token, whose key may be a new one Track could
+    # not fetch, is answered "retry" (503 with Retry-After), not refused for good with a 403
+    assert (refused["statusCode"], error_code(refused)) == (503, "keys_unavailable")
+    assert refused["headers"]["Retry-After"] == "1"
     assert rotation.key_reads() == 1
     emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert [doc["SigningKeyRefreshFailures"] for doc in emitted if "SigningKeyRefreshFailures" in doc] == [[1.0]]
     # And the cached key keeps verifying genuine tokens, without another read within the interval
     assert rotation.beacon("click", tokens["click"])["statusCode"] == 204
-    assert rotation.beacon("complete", forged.replace(forged[:8], key_id(b"another-key" * 4)))["statusCode"] == 403
+    assert rotation.beacon("complete", forged.replace(forged[:8], key_id(b"another-key" * 4)))["statusCode"] == 503
     assert rotation.key_reads() == 0
+
+
+def test_an_environment_that_cannot_read_its_keys_answers_retry_not_a_500(rotation: Rotation) -> None:
+    # Given genuine tokens, then a fresh Track environment while Secrets Manager fails every read
+    tokens = rotation.decide()
+    rotation.proxy.throttle.add("GetSecretValue")
+    rotation.stack.reset_function(TRACK)
+    # When a beacon and a batch arrive, they are answered "retry": a 503 with Retry-After, and "failed" per event
+    refused = rotation.beacon("impression", tokens["impression"])
+    assert (refused["statusCode"], error_code(refused)) == (503, "keys_unavailable")
+    events = [
+        {"event_id": f"e-{kind}", "type": kind, "token": tokens[kind], "occurred_at": "2026-11-25T13:00:00Z"}
+        for kind in ("impression", "click")
+    ]
+    function_id, event = rotation.stack.http_event("POST", "/v1/events", body=json.dumps({"events": events}))
+    batch = rotation.stack.invoke(function_id, event)
+    assert batch["statusCode"] == 202, batch
+    answer = json.loads(batch["body"])
+    assert (answer["accepted"], answer["failed"]) == (0, 2)
+    assert {result["status"] for result in answer["results"]} == {"failed"}
+    # and once Secrets Manager answers, the same beacon is accepted
+    rotation.proxy.throttle.discard("GetSecretValue")
+    assert rotation.beacon("impression", tokens["impression"])["statusCode"] == 204

@@ -35,6 +35,7 @@ from adserve.core.errors import (
     ErasureUnavailableError,
     InvalidInputError,
     LogStoreUnavailableError,
+    SecretKeysUnavailableError,
 )
 from adserve.core.identifiers import Identifier
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
@@ -238,7 +239,7 @@ def _caps(listener_id: str, table: str | None, secret_id: str | None) -> int:
     try:
         pseudonym = listener_pseudonyms(secret_id).listener(listener_id)
         counters = FrequencyCapStore(dynamodb_client(), table).read_counters(pseudonym, datetime.now(UTC))
-    except AWS_ERRORS as error:
+    except SecretKeysUnavailableError as error:
         print(f"adserve: the pseudonym key is unreadable: {error}", file=sys.stderr)  # noqa: T201
         return 1
     except CapStoreUnavailableError as error:

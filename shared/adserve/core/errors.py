@@ -100,5 +100,10 @@ class ModelVersionConflictError(AdserveError):
     """Publishing would overwrite an existing model version with different bytes; versions are immutable."""
 
 
+class SecretKeysUnavailableError(AdserveError):
+    """HMAC keys could not be read from Secrets Manager and none are cached (or a token names a key the cache could
+    not look for): nothing can be signed, verified or pseudonymised until they can; the caller retries."""
+
+
 class DeliveryStoreUnavailableError(AdserveError):
     """Delivery counters could not be written or read; Record's records fail and are redelivered."""

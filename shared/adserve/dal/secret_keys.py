@@ -8,8 +8,9 @@ are still out; for the pseudonym key it is where erasure must look after a rotat
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from adserve.core.errors import SecretKeysUnavailableError
 from adserve.dal.json_clients import SecretsManagerJsonClient
 from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.pseudonyms import Pseudonymizer
@@ -47,13 +48,18 @@ def read_pseudonymizer(client: SecretsManagerJsonClient, secret_id: str) -> Pseu
 def _current_and_previous(
     client: SecretsManagerJsonClient, secret_id: str
 ) -> tuple["GetSecretValueResponseTypeDef", "GetSecretValueResponseTypeDef | None"]:
-    current = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+    """Both versions; SecretKeysUnavailableError when Secrets Manager cannot be read (a cache serves the keys it
+    holds meanwhile; with none, the request is answered "retry", not a 500)."""
     try:
-        previous = client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceNotFoundException":
-            raise
-        return current, None  # the label exists only after a first rotation
+        current = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+        try:
+            previous = client.get_secret_value(SecretId=secret_id, VersionStage="AWSPREVIOUS")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            return current, None  # the label exists only after a first rotation
+    except (ClientError, BotoCoreError) as error:
+        raise SecretKeysUnavailableError(f"secret {secret_id} could not be read: {error}") from error
     return current, previous
 
 

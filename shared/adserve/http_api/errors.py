@@ -14,6 +14,7 @@ from adserve.core.errors import (
     InvalidInputError,
     NotFoundError,
     OutcomeQueueUnavailableError,
+    SecretKeysUnavailableError,
     TokenError,
 )
 from adserve.core.observability import logger
@@ -85,6 +86,7 @@ _UNAVAILABLE: dict[type[AdserveError], tuple[str, str, str]] = {
     OutcomeQueueUnavailableError: ("queue_unavailable", "the event could not be queued; retry it", "1"),
     ErasureUnavailableError: ("erasure_unavailable", "the erasure did not complete; retry it", "5"),
     DeliveryStoreUnavailableError: ("delivery_unavailable", "delivery could not be read or kept; retry it", "1"),
+    SecretKeysUnavailableError: ("keys_unavailable", "the signing or pseudonym keys could not be read; retry it", "1"),
 }
 """A store that could not be reached: 503 with its code, message and ``Retry-After`` seconds. Nothing was lost: the
 caller's retry does it again."""

@@ -45,7 +45,7 @@ class EventIn(BaseModel):
     token: TrackingToken
     occurred_at: AwareDatetime = Field(
         description="When it happened, with a time zone; at most 5 minutes ahead of the server's clock and "
-        "no older than a tracking token lives"
+        "no older than 7 days, the longest a tracking token may live"
     )
 
 

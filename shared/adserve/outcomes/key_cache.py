@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from adserve.core.errors import SecretKeysUnavailableError
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.outcomes.tokens import TokenSigner
@@ -51,8 +52,16 @@ class SigningKeyCache:
         return self._signer.get()
 
     def signer_after_unknown_key(self) -> TokenSigner:
-        """The keys reloaded first, unless they were (re)loaded within `unknown_key_refresh_seconds`."""
-        return self._signer.get_if_fresher_than(self._unknown_key_refresh)
+        """The keys reloaded first, unless they were (re)loaded within `unknown_key_refresh_seconds`.
+
+        Raises SecretKeysUnavailableError when the reload failed (or the last one did, within the interval): the
+        key the token names may be one the cache could not fetch, so its token is not refused for good (a 403
+        tells the app never to send it again) but answered "retry".
+        """
+        signer = self._signer.get_if_fresher_than(self._unknown_key_refresh)
+        if self._signer.age_seconds() >= self._unknown_key_refresh:
+            raise SecretKeysUnavailableError("the signing keys could not be reloaded to find the token's key")
+        return signer
 
     def expire(self) -> None:
         """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""

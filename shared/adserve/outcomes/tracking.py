@@ -15,7 +15,13 @@ from typing import Protocol
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from adserve.core.decision_ids import decided_at
-from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
+from adserve.core.errors import (
+    ExpiredTokenError,
+    OutcomeQueueUnavailableError,
+    SecretKeysUnavailableError,
+    TokenError,
+    WrongEventTypeError,
+)
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, EventIn, EventResult, RejectionCode
@@ -34,6 +40,7 @@ BEACON_ID_NAMESPACE = uuid.UUID("5b0f7c1e-2d4a-4e7b-9a36-0c1d9e8f7a21")
 """Fixed forever: beacon event ids derived under it must stay the same across deployments."""
 
 NOT_QUEUED_REASON = "the outcomes queue did not take the event; retry it with the same event_id"
+KEYS_UNAVAILABLE_REASON = "the signing keys could not be read to verify the event; retry it with the same event_id"
 
 
 class OutcomeQueue(Protocol):
@@ -75,7 +82,8 @@ class TrackingService:
     max_event_age: timedelta = MAX_EVENT_AGE
 
     def record_beacon(self, event_type: EventType, token: str) -> OutcomeEvent:
-        """Verify and queue one beacon; raises TokenError (refused) or OutcomeQueueUnavailableError (retry)."""
+        """Verify and queue one beacon; raises TokenError (refused), SecretKeysUnavailableError or
+        OutcomeQueueUnavailableError (retry)."""
         now = self.clock()
         try:
             claims = self._claims(token, event_type, now)
@@ -99,7 +107,11 @@ class TrackingService:
         seen: set[str] = set()
         rejected: dict[int, _RejectedError] = {}
         valid: dict[int, OutcomeEvent] = {}
+        unverified: dict[int, str] = {}  # keys that could not be read: the event, and the rest, are for a retry
         for index, item in enumerate(request.events):
+            if unverified:
+                unverified[index] = KEYS_UNAVAILABLE_REASON
+                continue
             try:
                 if item.event_id in seen:
                     raise _RejectedError(RejectionCode.DUPLICATE, "duplicate event_id in batch")
@@ -107,6 +119,9 @@ class TrackingService:
                 valid[index] = self._verified(item, now)
             except _RejectedError as rejection:
                 rejected[index] = rejection
+            except SecretKeysUnavailableError:
+                logger.warning("events not verified: the signing keys could not be read")
+                unverified[index] = KEYS_UNAVAILABLE_REASON
         not_queued = set(self.queue.publish_batch(list(valid.values()))) if valid else set()
         results = []
         for index, item in enumerate(request.events):
@@ -115,14 +130,15 @@ class TrackingService:
                 results.append(
                     EventResult(event_id=item.event_id, status="rejected", code=refusal.code, reason=str(refusal))
                 )
-            elif item.event_id in not_queued:
-                results.append(EventResult(event_id=item.event_id, status="failed", reason=NOT_QUEUED_REASON))
+            elif index in unverified or item.event_id in not_queued:
+                reason = unverified.get(index, NOT_QUEUED_REASON)
+                results.append(EventResult(event_id=item.event_id, status="failed", reason=reason))
             else:
                 results.append(EventResult(event_id=item.event_id, status="accepted"))
         response = EventBatchResponse(
             accepted=len(valid) - len(not_queued),
             rejected=len(rejected),
-            failed=len(not_queued),
+            failed=len(not_queued) + len(unverified),
             results=results,
         )
         self._count(response, Counter(rejection.code for rejection in rejected.values()))
@@ -144,7 +160,9 @@ class TrackingService:
         if item.occurred_at > now + MAX_CLOCK_SKEW:
             raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is more than 5 minutes in the future")
         if item.occurred_at < now - self.max_event_age:
-            raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is older than a tracking token lives")
+            raise _RejectedError(
+                RejectionCode.INVALID_TIME, "occurred_at is older than any tracking token lives (7 days)"
+            )
         return OutcomeEvent.from_claims(
             claims, event_id=item.event_id, occurred_at=_occurred_at(item.occurred_at, claims), received_at=now
         )

@@ -1,7 +1,7 @@
 """Erasure's wiring: the caps table, the ledger in the logs bucket, the pseudonym keys read per erasure."""
 
-from adserve.core.errors import ErasureUnavailableError
-from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
+from adserve.core.errors import ErasureUnavailableError, SecretKeysUnavailableError
+from adserve.dal.aws_clients import dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.erasure_store import DynamoCounterPartitions, S3ErasureLedger
 from adserve.dal.secret_keys import read_pseudonymizer
 from adserve.privacy.erasure import ErasureService
@@ -16,7 +16,7 @@ def erasure_service(caps_table: str, logs_bucket: str, pseudonym_secret_id: str)
         """Read on every erasure (they are rare): a rotation a moment ago must already be searched."""
         try:
             return read_pseudonymizer(secrets, pseudonym_secret_id)
-        except AWS_ERRORS as error:
+        except SecretKeysUnavailableError as error:
             raise ErasureUnavailableError(f"reading the pseudonym keys: {error}") from error
 
     return ErasureService(
