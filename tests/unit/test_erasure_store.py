@@ -6,9 +6,15 @@ from typing import Any
 
 import pytest
 from adserve.core.errors import ErasureUnavailableError
-from adserve.dal.erasure_store import UNPROCESSED_ATTEMPTS, DynamoCounterPartitions, S3ErasureLedger
+from adserve.dal.erasure_store import (
+    LEGACY_LEDGER_PREFIX,
+    UNPROCESSED_ATTEMPTS,
+    DynamoCounterPartitions,
+    S3ErasureLedger,
+)
 from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.privacy.erasure import PartitionDeletion
+from adserve.privacy.pseudonyms import legacy_listener_hash
 from botocore.exceptions import ClientError
 
 from tests.support.privacy import pseudonym
@@ -94,6 +100,10 @@ class ScriptedS3:
         self.keys.add(request["Key"])
         return {}
 
+    def list_objects_v2(self, **request: Any) -> dict[str, Any]:
+        keys = sorted(key for key in self.keys if key.startswith(request["Prefix"]))
+        return {"Contents": [{"Key": key} for key in keys], "IsTruncated": False}
+
 
 def test_the_ledger_records_a_pseudonym_once_and_nothing_else() -> None:
     s3 = ScriptedS3()
@@ -103,3 +113,11 @@ def test_the_ledger_records_a_pseudonym_once_and_nothing_else() -> None:
     assert s3.keys == {f"erasures/{pseudonym('listener-1')}"}
     with pytest.raises(ValueError, match="pseudonym"):
         ledger.record("listener-1")  # a raw id never becomes a ledger entry
+
+
+def test_the_unkeyed_hash_of_rows_from_before_pseudonyms_goes_where_it_expires_and_is_read_back() -> None:
+    s3 = ScriptedS3()
+    ledger = S3ErasureLedger(s3, "logs")  # type: ignore[arg-type]
+    assert ledger.record(legacy_listener_hash("listener-1")) is True
+    assert s3.keys == {f"{LEGACY_LEDGER_PREFIX}{legacy_listener_hash('listener-1')}"}
+    assert ledger.erased() == {legacy_listener_hash("listener-1")}

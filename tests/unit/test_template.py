@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from adserve.dal.erasure_store import LEGACY_LEDGER_PREFIX
 
 from devstack.template import Template, load_template, resources_of_type
 
@@ -272,7 +273,9 @@ def test_outputs(template: Template) -> None:
     assert outputs["OutcomesQueueUrl"]["Value"] == {"Ref": "OutcomesQueue"}
 
 
-def test_training_logs_expire_after_the_retention_parameter_and_the_erasure_ledger_never(template: Template) -> None:
+def test_training_logs_expire_after_the_retention_parameter_and_the_erasure_ledgers_pseudonyms_never(
+    template: Template,
+) -> None:
     """Logs expire after LogRetentionDays (default 90, at least the 7 days training reads); the ledger entries
     (erasures/) must outlive every row they drop, and the catalog snapshots (catalogs/) every row that names
     them, so no rule may expire either."""
@@ -285,3 +288,7 @@ def test_training_logs_expire_after_the_retention_parameter_and_the_erasure_ledg
         rule["Prefix"] and not any(kept.startswith(rule["Prefix"]) for kept in ("erasures/", "catalogs/"))
         for rule in rules
     )
+    # but the unkeyed hashes of rows from before pseudonyms expire as those rows do: kept, they would let anyone
+    # who can list the bucket test a list of ids for erasure requests
+    legacy = [rule for rule in rules if rule["Prefix"] == LEGACY_LEDGER_PREFIX]
+    assert [rule["ExpirationInDays"] for rule in legacy] == [{"Ref": "LogRetentionDays"}]

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from adserve.dal.s3_rest import S3RestClient
 
 LEDGER_PREFIX: Final = "erasures/"
+LEGACY_LEDGER_PREFIX: Final = f"{LEDGER_PREFIX}legacy/"
+"""Where the unkeyed hashes of rows logged before pseudonyms go: anyone who can list the bucket could test a list
+of ids against them, so they expire (a lifecycle rule, LogRetentionDays) once no such row can be left; written
+after the last one was logged, they outlive it."""
 BATCH_WRITE_LIMIT: Final = 25
 """Items per BatchWriteItem, DynamoDB's maximum."""
 UNPROCESSED_ATTEMPTS: Final = 8
@@ -96,7 +100,8 @@ class DynamoCounterPartitions:
 
 
 class S3ErasureLedger:
-    """The erasure ledger: ``erasures/<pseudonym>`` objects in the logs bucket (see the module docstring)."""
+    """The erasure ledger: ``erasures/<pseudonym>`` objects in the logs bucket (see the module docstring), and
+    ``erasures/legacy/<hash>`` for the unkeyed hashes of rows from before pseudonyms, which expire."""
 
     def __init__(self, client: "S3RestClient", bucket: str) -> None:
         self._client = client
@@ -105,8 +110,9 @@ class S3ErasureLedger:
     def record(self, pseudonym: str) -> bool:
         if not _PSEUDONYM.fullmatch(pseudonym):
             raise ValueError("a ledger entry is a pseudonym")
+        prefix = LEGACY_LEDGER_PREFIX if len(pseudonym) == LEGACY_HASH_HEX_LENGTH else LEDGER_PREFIX
         try:
-            self._client.put_object(Bucket=self._bucket, Key=f"{LEDGER_PREFIX}{pseudonym}", Body=b"", IfNoneMatch="*")
+            self._client.put_object(Bucket=self._bucket, Key=f"{prefix}{pseudonym}", Body=b"", IfNoneMatch="*")
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "PreconditionFailed":
                 return False
@@ -120,7 +126,8 @@ class S3ErasureLedger:
         names: set[str] = set()
         try:
             names.update(
-                key.removeprefix(LEDGER_PREFIX) for key in object_keys(self._client, self._bucket, LEDGER_PREFIX)
+                key.removeprefix(LEGACY_LEDGER_PREFIX).removeprefix(LEDGER_PREFIX)
+                for key in object_keys(self._client, self._bucket, LEDGER_PREFIX)
             )
         except (ClientError, BotoCoreError) as error:
             raise ErasureUnavailableError(f"reading the erasure ledger: {error}") from error

@@ -18,7 +18,8 @@ What adserve keeps about a listener, and what an erasure does to each:
 Both steps are idempotent: deleting an empty partition deletes nothing, and the ledger records a pseudonym
 at most once; a second erasure of the same id succeeds and changes nothing.
 
-The ledger holds pseudonyms only, never the id, so it is no more personal than the logs it filters.
+The ledger holds pseudonyms only, never the id, so it is no more personal than the logs it filters; the legacy
+hash, which anyone with an id can compute, the store keeps where it expires with the rows that carried it.
 """
 
 from collections.abc import Callable
