@@ -4,7 +4,7 @@ They implement the same Protocols as the DynamoDB and SQS adapters, so swapping 
 """
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -91,10 +91,13 @@ class InMemoryOutcomeQueue:
             raise OutcomeQueueUnavailableError("queue unreachable")
         self.events.append(event)
 
-    def publish_batch(self, events: Sequence[OutcomeEvent]) -> list[str]:
+    def publish_batch(self, events: Sequence[OutcomeEvent], in_time: Callable[[], bool] = lambda: True) -> list[str]:
         failed: list[str] = []
         for start in range(0, len(events), 10):
             chunk = events[start : start + 10]
+            if not in_time():
+                failed.extend(event.event_id for event in chunk)
+                continue
             self.batch_calls.append(len(chunk))
             for event in chunk:
                 if not self.available or event.event_id in self.failing_ids:

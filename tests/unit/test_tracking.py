@@ -9,7 +9,9 @@ import pytest
 from adserve.core.decision_ids import decided_at
 from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
 from adserve.core.vocabulary import EventType
+from adserve.dal.outcome_queue import OutcomeQueue
 from adserve.outcomes.api import EventBatchRequest, EventResult, RejectionCode
+from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.key_cache import SigningKeyCache
 from adserve.outcomes.tokens import TokenSigner
 from adserve.outcomes.tracking import TrackingService, beacon_event_id
@@ -222,3 +224,30 @@ def test_the_clock_is_read_per_request() -> None:
     # Then the second request sees the later time
     with pytest.raises(ExpiredTokenError):
         tracker.record_beacon(EventType.IMPRESSION, token())
+
+
+def test_a_batch_starts_no_queue_call_past_its_budget_and_answers_the_rest_failed() -> None:
+    # Given a queue whose calls take a second each (SQS slow): the budget lets calls start within 1.5 s
+    queue, elapsed = InMemoryOutcomeQueue(), iter([0.0, 0.0, 1.0, 2.0])
+    tracker = replace(service(queue), monotonic=lambda: next(elapsed))
+    # When 25 events arrive
+    response = tracker.record_batch(batch(*(event(f"e{i}") for i in range(25))))
+    # Then the chunks begun in time were queued and the last one is answered "retry", not lost to a timeout
+    assert queue.batch_calls == [10, 10]
+    assert (response.accepted, response.failed) == (20, 5)
+    assert {r.status for r in response.results[20:]} == {"failed"}
+
+
+def test_the_sqs_adapter_sends_a_chunk_only_while_in_time() -> None:
+    class Sqs:
+        calls = 0
+
+        def send_message_batch(self, **request: Any) -> dict[str, Any]:
+            Sqs.calls += 1
+            return {"Successful": [{"Id": entry["Id"]} for entry in request["Entries"]]}
+
+    events = [OutcomeEvent.from_claims(CLAIMS, event_id=f"e{i}", occurred_at=NOW, received_at=NOW) for i in range(25)]
+    checks = iter([True, False, False])
+    failed = OutcomeQueue(Sqs(), "queue-url").publish_batch(events, lambda: next(checks))  # type: ignore[arg-type]
+    assert Sqs.calls == 1
+    assert failed == [f"e{i}" for i in range(10, 25)]

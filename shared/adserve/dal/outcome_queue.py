@@ -1,6 +1,6 @@
 """Outcome events to the outcomes queue, where Record counts impressions and writes the training logs."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -40,15 +40,18 @@ class OutcomeQueue:
         except (ClientError, BotoCoreError) as error:
             raise OutcomeQueueUnavailableError(str(error)) from error
 
-    def publish_batch(self, events: Sequence[OutcomeEvent]) -> list[str]:
+    def publish_batch(self, events: Sequence[OutcomeEvent], in_time: Callable[[], bool] = lambda: True) -> list[str]:
         """Queue events ten per SendMessageBatch call; return the event ids that were NOT queued.
 
         Never raises for SQS faults: a failed call fails all of its entries, a failed entry only itself, and
-        either way the caller learns exactly which events to report as failed.
+        either way the caller learns exactly which events to report as failed. A chunk is sent only while
+        *in_time()* (another call still fits the request's time); the events of chunks not sent are failed too,
+        so a slow SQS cannot run the function past its timeout and lose every event's answer.
         """
         failed: list[str] = []
         for start in range(0, len(events), SQS_MAX_BATCH):
-            failed.extend(self._send_chunk(events[start : start + SQS_MAX_BATCH]))
+            chunk = events[start : start + SQS_MAX_BATCH]
+            failed.extend(self._send_chunk(chunk) if in_time() else [event.event_id for event in chunk])
         return failed
 
     def _send_chunk(self, chunk: Sequence[OutcomeEvent]) -> list[str]:

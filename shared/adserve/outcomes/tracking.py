@@ -5,6 +5,7 @@ its event_id is derived from that identity: a replayed or retried beacon is the 
 then counts once. A batch event keeps the id the app gave it.
 """
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -39,6 +40,11 @@ than that cannot have happened after its token was issued."""
 BEACON_ID_NAMESPACE = uuid.UUID("5b0f7c1e-2d4a-4e7b-9a36-0c1d9e8f7a21")
 """Fixed forever: beacon event ids derived under it must stay the same across deployments."""
 
+QUEUE_BUDGET_SECONDS = 1.5
+"""How long a batch may spend starting SQS calls: one begun by then ends within Track's timeout (6 s) even when SQS
+hangs (two tries of at most 1.5 s and up to 1 s of backoff between them); the events of later chunks are answered
+``failed``, for the app to retry, instead of the function timing out with every event's answer lost."""
+
 NOT_QUEUED_REASON = "the outcomes queue did not take the event; retry it with the same event_id"
 KEYS_UNAVAILABLE_REASON = "the signing keys could not be read to verify the event; retry it with the same event_id"
 
@@ -48,8 +54,9 @@ class OutcomeQueue(Protocol):
         """Queue one event; raises OutcomeQueueUnavailableError."""
         ...
 
-    def publish_batch(self, events: Sequence[OutcomeEvent]) -> list[str]:
-        """Queue events; return the event ids that were not queued (never raises for queue faults)."""
+    def publish_batch(self, events: Sequence[OutcomeEvent], in_time: Callable[[], bool]) -> list[str]:
+        """Queue events, a call per chunk while *in_time()*; return the event ids that were not queued (never raises
+        for queue faults)."""
         ...
 
 
@@ -80,6 +87,8 @@ class TrackingService:
     keys: SigningKeyCache
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     max_event_age: timedelta = MAX_EVENT_AGE
+    queue_budget_seconds: float = QUEUE_BUDGET_SECONDS
+    monotonic: Callable[[], float] = time.monotonic
 
     def record_beacon(self, event_type: EventType, token: str) -> OutcomeEvent:
         """Verify and queue one beacon; raises TokenError (refused), SecretKeysUnavailableError or
@@ -122,7 +131,12 @@ class TrackingService:
             except SecretKeysUnavailableError:
                 logger.warning("events not verified: the signing keys could not be read")
                 unverified[index] = KEYS_UNAVAILABLE_REASON
-        not_queued = set(self.queue.publish_batch(list(valid.values()))) if valid else set()
+        started = self.monotonic()
+
+        def in_time() -> bool:
+            return self.monotonic() - started < self.queue_budget_seconds
+
+        not_queued = set(self.queue.publish_batch(list(valid.values()), in_time)) if valid else set()
         results = []
         for index, item in enumerate(request.events):
             if index in rejected:

@@ -8,7 +8,8 @@ from adserve.wiring.settings import TrackSettings
 
 
 def tracking_service(settings: TrackSettings) -> TrackingService:
-    # A beacon answers within Track's 3 s timeout even when SQS hangs: two tries of at most 1.5 s each.
+    # A beacon answers within Track's 6 s timeout even when SQS hangs: two tries of at most 1.5 s each and up to
+    # 1 s of backoff between them; a batch starts no call after tracking.QUEUE_BUDGET_SECONDS.
     queue_client = sqs_send_client(connect_timeout=0.5, read_timeout=1.0, attempts=2)
     return TrackingService(
         queue=OutcomeQueue(queue_client, settings.outcomes_queue_url),
