@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from adserve.core.vocabulary import EventType
 from adserve.models.features import FeatureEncoder, candidate_features
-from adserve.outcomes.logs import LogKind, Partition, encode_object, log_row, read_joined
+from adserve.outcomes.logs import LogKind, Partition, count_rows_at_most, encode_object, log_row, read_joined
 from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
@@ -217,6 +217,11 @@ def test_prefetching_reads_each_object_once_and_gives_the_same_dataset() -> None
     assert np.array_equal(plain.indices, prefetched.indices)
     assert prefetched.labels.tolist() == plain.labels.tolist() == [1, 0, 1, 0, 1]
     assert sorted(store.reads) == sorted(set(store.reads))
+    # and counting the window's decisions by listing (the retrain schedule's check) fetches no object
+    store.reads.clear()
+    with PrefetchingReader(store, workers=3) as reader:
+        assert count_rows_at_most(reader, LogKind.DECISIONS, NOW, NOW + timedelta(hours=5)) == 5
+    assert store.reads == []
 
 
 def test_a_window_under_an_hour_within_one_clock_hour_still_emits_the_decisions() -> None:

@@ -1,9 +1,11 @@
 """Read a log partition's objects concurrently: S3 GETs are latency-bound, the readers are sequential.
 
 ``outcomes.logs`` lists one hour partition and then reads its objects in order. Wrapped in
-``PrefetchingReader``, listing a partition starts fetching all of its objects on a small thread pool, and
-each ``read_object`` waits for its own fetch. At most the objects of the partitions listed but not yet read
-are in memory (compressed): about one hour of logs per kind.
+``PrefetchingReader``, the first read of an object starts fetching the others listed with it on a small thread
+pool, and each ``read_object`` waits for its own fetch. Listing alone fetches nothing: the retrain schedule
+counts a whole window's decisions by listing (``count_rows_at_most``), and a run found not due must not GET, nor
+hold, every object of it. At most the objects of the partitions being read are in memory (compressed): about
+one hour of logs per kind.
 """
 
 from collections.abc import Iterator
@@ -24,15 +26,20 @@ class PrefetchingReader:
         self._store = store
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="log-prefetch")
         self._pending: dict[str, Future[bytes]] = {}
+        self._listed: dict[str, tuple[str, ...]] = {}
+        """Objects listed and not yet fetched, each with the objects listed with it."""
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         keys = list(self._store.list_keys(prefix))
-        for key in keys:
-            if key.endswith(OBJECT_SUFFIX) and key not in self._pending:
-                self._pending[key] = self._pool.submit(self._store.read_object, key)
+        batch = tuple(key for key in keys if key.endswith(OBJECT_SUFFIX) and key not in self._pending)
+        for key in batch:
+            self._listed[key] = batch
         return iter(keys)
 
     def read_object(self, key: str) -> bytes:
+        for other in self._listed.pop(key, ()):  # its first read: fetch the rest of its listing meanwhile
+            if other != key and self._listed.pop(other, None) is not None:
+                self._pending[other] = self._pool.submit(self._store.read_object, other)
         future = self._pending.pop(key, None)
         return future.result() if future is not None else self._store.read_object(key)
 
@@ -40,6 +47,7 @@ class PrefetchingReader:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
+        self._listed.clear()
         self._pool.shutdown(wait=True)
 
     def __enter__(self) -> Self:
