@@ -78,8 +78,9 @@ def test_a_run_that_is_not_due_publishes_nothing_and_says_when_it_will_be(
     result = retrain(listing, models, request(schedule=SCHEDULE), work_dir=tmp_path / "b", fallback_model_dir=BOOTSTRAP)
     # Then it is skipped without publishing, says when the next is due, and read no log object to find out
     assert result.status == "skipped"
-    assert "not due: 8000 logged decisions at most (counted by listing), the champion learned from 5000" in (
-        result.message
+    assert (
+        f"not due: 8000 logged decisions at most (counted by listing), the newest model ({first.version}) learned "
+        "from 5000" in result.message
     )
     assert "due at 10000" in result.message
     assert models.versions() == versions
@@ -89,10 +90,30 @@ def test_a_run_that_is_not_due_publishes_nothing_and_says_when_it_will_be(
         ActivePointer(champion=first.version, updated_at=AS_OF - timedelta(hours=6), updated_by="t"),
         replacing=models.read_pointer(),
     )
-    late = retrain(store, models, request(schedule=SCHEDULE), work_dir=tmp_path / "c", fallback_model_dir=BOOTSTRAP)
+    late = retrain(
+        store,
+        models,
+        request(schedule=SCHEDULE, as_of=AS_OF + timedelta(minutes=1)),  # a version named a minute after the first
+        work_dir=tmp_path / "c",
+        fallback_model_dir=BOOTSTRAP,
+    )
     assert late.status == "registered"  # trained and evaluated (the same logs give the same model: not better)
     assert late.manifest is not None
     assert late.manifest["logged_decisions"] == 8000
+    # and the next run, a quarter of an hour on, waits for the logs to outgrow that model, registered but not
+    # promoted (counted from the champion alone, every run retrained the same logs, a version each)
+    versions = models.versions()
+    again = retrain(
+        store,
+        models,
+        request(schedule=SCHEDULE, as_of=AS_OF + timedelta(minutes=16)),
+        work_dir=tmp_path / "d",
+        fallback_model_dir=BOOTSTRAP,
+    )
+    assert again.status == "skipped"
+    assert f"the newest model ({late.version}) learned from 8000" in again.message
+    assert "due at 16000" in again.message
+    assert models.versions() == versions
 
 
 def test_the_bootstrap_champion_is_retrained_once_the_first_decisions_are_logged(
@@ -107,7 +128,7 @@ def test_the_bootstrap_champion_is_retrained_once_the_first_decisions_are_logged
         fallback_model_dir=BOOTSTRAP,
     )
     assert waiting.status == "skipped"
-    assert "the champion learned from 0" in waiting.message
+    assert "learned from 0" in waiting.message
     due = retrain(
         store,
         InMemoryModelStore(),

@@ -31,6 +31,7 @@ from adserve.training.evaluation import Comparison, PromotionRule, compare, eval
 from adserve.training.progress import SILENT, Progress
 from adserve.training.schedule import RetrainSchedule
 from adserve.training.trainer import (
+    TRAINED_VERSION_PREFIX,
     SplitData,
     TrainerConfig,
     collect,
@@ -137,36 +138,79 @@ def _too_small(data: SplitData, stats: DatasetStats, request: RetrainRequest) ->
     )
 
 
+@dataclass(frozen=True)
+class ScheduleBaseline:
+    """What ``request.schedule`` measures a run against: the newest model trained, promoted or not."""
+
+    learned: int | None
+    """The decisions it learned from (None: the bootstrap model, or one that does not say)."""
+    since: datetime | None
+    """When it was trained or promoted, whichever is later (None: nothing since the bootstrap model)."""
+    version: str | None
+
+
+def schedule_baseline(
+    models: ModelStore, champion: CtrModel | None, pointer: ActivePointer | None, work_dir: Path
+) -> ScheduleBaseline:
+    """The champion, unless a retrain published a newer model it did not promote: measured from the champion
+    alone, every run after one that trained without promoting was due again, and trained again on the same logs
+    (every 15 minutes, a version each) until something was promoted.
+
+    One LIST of the versions; the newest trained one (``fm-<as_of>-…`` names sort by training time) is read only
+    when it is not the champion. A newest model that cannot be read leaves the champion's baseline, logged.
+    """
+    champion_baseline = ScheduleBaseline(
+        champion.logged_decisions if champion is not None else None,
+        pointer.updated_at if pointer is not None else None,
+        champion.version if champion is not None else None,
+    )
+    newest = max((v for v in models.versions() if v.startswith(TRAINED_VERSION_PREFIX)), default=None)
+    if newest is None or newest == champion_baseline.version:
+        return champion_baseline
+    try:
+        folder = models.download(newest, work_dir / "newest-trained")
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        trained_at = datetime.fromisoformat(manifest["training_window"]["as_of"])
+        learned = int(manifest["logged_decisions"])
+    except (AdserveError, OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("newest model not read; the schedule counts from the champion", extra={"error": str(error)})
+        return champion_baseline
+    since = champion_baseline.since
+    return ScheduleBaseline(
+        max(learned, champion_baseline.learned or 0),
+        trained_at if since is None else max(since, trained_at),
+        newest,
+    )
+
+
 def _not_due(
     request: RetrainRequest,
     decisions: int,
-    champion: CtrModel | None,
-    pointer: ActivePointer | None,
+    baseline: ScheduleBaseline,
     counted: str = "logged decisions",
 ) -> str | None:
     """Why ``request.schedule`` says this run is not due, or None when it is (or there is no schedule)."""
     if request.schedule is None:
         return None
-    learned = champion.logged_decisions if champion is not None else None
-    age = request.as_of - pointer.updated_at if pointer is not None else None
+    learned = baseline.learned
+    age = request.as_of - baseline.since if baseline.since is not None else None
     if request.schedule.due(decisions, learned, age):
         return None
     return (
-        f"not due: {decisions} {counted}, the champion learned from {learned or 0}; the next retrain is "
-        f"due at {request.schedule.next_at(learned)} or {request.schedule.max_interval} after the last promotion"
+        f"not due: {decisions} {counted}, the newest model ({baseline.version or 'bootstrap'}) learned from "
+        f"{learned or 0}; the next retrain is due at {request.schedule.next_at(learned)} or "
+        f"{request.schedule.max_interval} after it was trained or promoted"
     )
 
 
-def _not_due_by_listing(
-    logs: LogReader, request: RetrainRequest, champion: CtrModel | None, pointer: ActivePointer | None
-) -> RetrainResult | None:
+def _not_due_by_listing(logs: LogReader, request: RetrainRequest, baseline: ScheduleBaseline) -> RetrainResult | None:
     """The schedule's answer before the window is read: the log objects' names bound its decisions from above,
     so a run that is not due by the bound is not due, at one LIST per hour instead of reading every object."""
     if request.schedule is None:
         return None
     config = request.dataset_config()
     at_most = count_rows_at_most(logs, LogKind.DECISIONS, config.start, config.decisions_end)
-    problem = _not_due(request, at_most, champion, pointer, "logged decisions at most (counted by listing)")
+    problem = _not_due(request, at_most, baseline, "logged decisions at most (counted by listing)")
     if problem is None:
         return None
     return RetrainResult(status="skipped", message=problem, dataset={"logged_decisions_at_most": at_most})
@@ -207,13 +251,16 @@ def retrain(
     spec = encoder.spec
     pointer = models.read_pointer()
     champion = _load_champion(models, pointer, work_dir, fallback_model_dir, spec)
-    early = _not_due_by_listing(logs, request, champion, pointer)
+    baseline = schedule_baseline(models, champion, pointer, work_dir) if request.schedule is not None else None
+    early = None if baseline is None else _not_due_by_listing(logs, request, baseline)
     if early is not None:
         return early
     dataset = TrainingDataset(logs, request.dataset_config(), encoder)
     data = collect(dataset, request.trainer, progress)
     stats = dataset.stats.to_dict()
-    problem = _not_due(request, dataset.stats.decisions, champion, pointer) or _too_small(data, dataset.stats, request)
+    problem = (None if baseline is None else _not_due(request, dataset.stats.decisions, baseline)) or _too_small(
+        data, dataset.stats, request
+    )
     if problem is not None:
         return RetrainResult(status="skipped", message=problem, dataset=stats)
 

@@ -1,12 +1,12 @@
-"""When to retrain: each time the logs have grown by a factor since the champion's, from a few hundred decisions on.
+"""When to retrain: each time the logs have grown by a factor since the newest model's, from a few hundred decisions on.
 
 Until the first retrain the bootstrap model serves, and it knows none of a new deployment's ad ids; every
 decision it serves is nearly uniform. Retraining on a clock (every 6 h) makes the first model wait hours
-however much traffic there is. A geometric schedule in logged decisions (first at ``first_decisions``, then
-each time the logs reach ``growth`` x the decisions the champion learned from) gives a first model after a
-few hundred decisions and a new one each time the data doubles, so the number of retrains grows only with the
-log of the data, and each costs about as much as all the ones before it together. Once the logs stop
-doubling (the training window is full) ``max_interval`` keeps the clock's cadence.
+however much traffic there is. A geometric schedule in logged decisions (first at ``first_decisions``, then each
+time the logs reach ``growth`` x the decisions the newest model learned from: the champion, or a later retrain that
+was not promoted) gives a first model after a few hundred decisions and a new one each time the data doubles, so
+the number of retrains grows only with the log of the data, and each costs about as much as all the ones before it
+together. Once the logs stop doubling (the training window is full) ``max_interval`` keeps the clock's cadence.
 
 Retrain (the function and ``adserve train``) applies it through ``RetrainRequest.schedule``; the offline
 replays derive their rounds from the same rule (``RetrainSchedule.rounds``), so what they measure is what a
@@ -24,7 +24,7 @@ class RetrainSchedule:
     first_decisions: int
     """The logged decisions the first retrain waits for (the bootstrap model serves until then)."""
     growth: float = 2.0
-    """A retrain is due when the logs hold this many times the decisions the champion learned from."""
+    """A retrain is due when the logs hold this many times the decisions the newest model learned from."""
     max_interval: timedelta = timedelta(hours=6)
     """A champion this old is retrained whatever the count (the logs stop doubling once the window is full)."""
 

@@ -264,9 +264,12 @@ def _fit_one(
     return model, report
 
 
+TRAINED_VERSION_PREFIX = "fm-"
+
+
 def version_name(as_of: datetime) -> str:
     """``fm-20261125T1300Z-{sha12}``: sortable by training time, unique by content."""
-    return f"fm-{as_of.astimezone(UTC):%Y%m%dT%H%MZ}-{{sha12}}"
+    return f"{TRAINED_VERSION_PREFIX}{as_of.astimezone(UTC):%Y%m%dT%H%MZ}-{{sha12}}"
 
 
 def export(trained: TrainedModel, spec: FeatureSpec) -> bytes:
