@@ -339,3 +339,13 @@ def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not
     printed = format_report(build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None))
     budget_line = next(line for line in printed.splitlines() if line.startswith("budget"))
     assert budget_line == "budget (impressions): daily 1000.0 left 800.0; pacing even, status not judged yet"
+
+
+def test_the_cli_says_an_unbudgeted_campaign_is_never_throttled_and_a_deleted_one_not_paced() -> None:
+    counter = InMemoryDeliveryCounter()
+    delivered(counter, HOUR, 3)
+    report = build_report(campaign(**FLIGHT), counter, HOUR, HOUR, Granularity.HOUR, NOW, None)
+    assert format_report(report).splitlines()[-1] == "serve probability: 1 (no budget: never throttled)"
+    deleted = report.model_copy(update={"deleted_at": NOW})
+    assert format_report(deleted).splitlines()[-1].startswith("deleted ")
+    assert "serve probability" not in format_report(deleted)

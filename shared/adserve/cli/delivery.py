@@ -115,10 +115,13 @@ def format_report(report: DeliveryReport) -> str:
         ]
         status = "not judged yet" if report.pacing_status is None else report.pacing_status.value
         lines.append(f"budget ({unit}): {'; '.join(amounts)}; pacing {report.pacing.value}, status {status}")
-    probability = "not set (no pacing step yet)" if report.serve_probability is None else report.serve_probability
-    lines.append(f"serve probability: {probability}")
     if report.deleted_at is not None:
         lines.append(f"deleted {report.deleted_at.isoformat()}: delivered until then, not paced since")
+    elif budget is None:
+        lines.append("serve probability: 1 (no budget: never throttled)")
+    else:
+        probability = "not set (no pacing step yet)" if report.serve_probability is None else report.serve_probability
+        lines.append(f"serve probability: {probability}")
     return "\n".join(lines)
 
 
