@@ -18,6 +18,7 @@ from devstack.cumulative_cost import VW_COMMON, against_variant, online_world, r
 from devstack.demo import DemoConfig
 from devstack.demo_sweep import (
     CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT,
+    CAPPED_VARIANT,
     CONFIDENT_VARIANT,
     FREQUENT_CAPPED_VARIANT,
     FREQUENT_RECIPE_VARIANT,
@@ -287,6 +288,11 @@ def test_days_and_replays_are_refused_without_against(option: list[str]) -> None
     ("region", "results_file", "variant"),
     [
         ("vw-against", cumulative_cost.AGAINST_RESULTS, CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT),
+        (
+            "vw-against-corrected",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_corrected.json"),
+            CAPPED_VARIANT,
+        ),
         (
             "vw-against-small-batch",
             cumulative_cost.AGAINST_RESULTS.with_name("vw_against_small_batch.json"),
