@@ -294,6 +294,11 @@ def test_days_and_replays_are_refused_without_against(option: list[str]) -> None
             CAPPED_VARIANT,
         ),
         (
+            "vw-against-confident-corrected",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_confident_corrected.json"),
+            CONFIDENT_VARIANT,
+        ),
+        (
             "vw-against-small-batch",
             cumulative_cost.AGAINST_RESULTS.with_name("vw_against_small_batch.json"),
             SMALL_BATCH_RECIPE_VARIANT,

@@ -143,6 +143,11 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
                 demo_sweep.CONFIDENT_VARIANT,
             },
         ),
+        (
+            "recipe-corrected",
+            "recipe_corrected.json",
+            {demo_sweep.BASELINE, demo_sweep.FREQUENT_RECIPE_VARIANT, demo_sweep.CONFIDENT_VARIANT},
+        ),
     ],
 )
 def test_the_readme_tables_of_replayed_variants_are_the_committed_results(
