@@ -279,6 +279,8 @@ def body_with(**changes: Any) -> str:
         (body_with(max_ads=0), 422, "max_ads"),
         (body_with(max_ads=11), 422, "max_ads"),
         (body_with(max_ads="three"), 422, "max_ads"),
+        (body_with(max_ads=True), 422, "max_ads"),  # lax mode read true as 1 ad
+        (body_with(max_ads="3"), 422, "max_ads"),
         (body_with(listener={"id": "l", "country": "Sweden", "device": "mobile"}), 422, "listener.country"),
         (body_with(listener={"id": "x" * 100, "country": "SE", "device": "mobile"}), 422, "listener.id"),
         (body_with(listener={"id": "l", "country": "SE", "device": "fridge"}), 422, "listener.device"),
@@ -287,6 +289,7 @@ def body_with(**changes: Any) -> str:
         (body_with(consent={"tcf": "not a TC string"}), 422, "consent.tcf"),
         (body_with(consent={"tcf": "COtybn4PA_zT4KjACBENAPCIAEBAAECAAIAAAAAAAAAA"[:12]}), 422, "consent.tcf"),
         (body_with(consent={"personalise": "yes please"}), 422, "consent.personalise"),
+        (body_with(consent={"cap_frequency": "yes"}), 422, "consent.cap_frequency"),  # lax mode read it as consent
         ("[]", 422, "body"),
         (body_with(pad="x" * 70_000), 413, None),
     ],

@@ -111,3 +111,10 @@ def test_a_malformed_tc_string_is_a_validation_error_naming_the_field() -> None:
     [error] = raised.value.errors()
     assert error["loc"] == ("tcf",)
     assert "not a valid TC string" in error["msg"]
+
+
+@pytest.mark.parametrize("given", ["yes", "true", "1", 1, "on"])
+def test_a_permission_is_given_by_json_true_alone(given: object) -> None:
+    with pytest.raises(ValidationError, match="cap_frequency"):
+        ConsentIn.model_validate({"cap_frequency": given})
+    assert ConsentIn.model_validate({"cap_frequency": True}).cap_frequency is True

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
 from adserve.core.vocabulary import AgeBucket, ContentType, Device, Placement
@@ -19,7 +19,7 @@ class ListenerContext(BaseModel):
 
     content_type: ContentType = ContentType.MUSIC
     genre: Slug | None = None
-    local_hour: int | None = Field(
+    local_hour: StrictInt | None = Field(
         default=None, ge=0, le=23, description="Hour of day where the listener is; UTC hour when absent."
     )
 
@@ -42,7 +42,7 @@ class DecisionRequest(BaseModel):
 
     listener: Listener
     placement: Placement
-    max_ads: int = Field(default=1, ge=1, le=MAX_ADS_PER_DECISION)
+    max_ads: StrictInt = Field(default=1, ge=1, le=MAX_ADS_PER_DECISION)
     exclude_ads: Annotated[list[Identifier], Field(max_length=100)] = []
     consent: ConsentIn | None = Field(
         default=None,

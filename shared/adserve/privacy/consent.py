@@ -22,7 +22,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from adserve.core.vocabulary import AgeBucket
 from adserve.privacy.tcf import (
@@ -49,9 +49,12 @@ class ConsentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    personalise: bool | None = Field(default=None, description="Use the listener's own fields to choose ads.")
-    cap_frequency: bool | None = Field(default=None, description="Keep counters about this listener (frequency caps).")
-    measure: bool | None = Field(default=None, description="Link the decision's log to the listener.")
+    # Strict: a permission is given by JSON true, never by "yes", "1" or 1 (pydantic's lax mode reads those as true)
+    personalise: StrictBool | None = Field(default=None, description="Use the listener's own fields to choose ads.")
+    cap_frequency: StrictBool | None = Field(
+        default=None, description="Keep counters about this listener (frequency caps)."
+    )
+    measure: StrictBool | None = Field(default=None, description="Link the decision's log to the listener.")
     tcf: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TC_STRING_LENGTH)] | None = Field(
         default=None, description="An IAB TCF v2 TC string; with it, a boolean can only take a permission away."
     )
