@@ -148,47 +148,33 @@ class CampaignStore:
         lands in between is read and handed over in its turn (up to ``DELETE_ATTEMPTS`` times), so what is kept
         is what was deleted. A document this release cannot read is deleted with nothing handed over.
         """
-        if keep is None:
-            self._delete(campaign_id, "attribute_exists(campaign_id)", {})
-            return
         for _ in range(DELETE_ATTEMPTS):
             item = self._item(campaign_id)
             if item is None:
                 raise NotFoundError(f"campaign {campaign_id} does not exist")
             document = item.get(DOCUMENT_ATTRIBUTE)
-            with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
-                keep(_campaign(item))
-            unchanged = (
-                "#document = :document"
-                if document
-                else "attribute_exists(campaign_id) AND attribute_not_exists(#document)"
-            )
+            if keep is not None:
+                with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
+                    keep(_campaign(item))
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "Key": {"campaign_id": {"S": campaign_id}},
+                "ConditionExpression": "attribute_exists(campaign_id) AND attribute_not_exists(#document)",
+                "ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE},
+            }
+            if document:  # deleted only while it is still what was read (and handed over)
+                request |= {
+                    "ConditionExpression": "#document = :document",
+                    "ExpressionAttributeValues": {":document": document},
+                }
             try:
-                self._delete(
-                    campaign_id,
-                    unchanged,
-                    {
-                        "ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE},
-                        **({"ExpressionAttributeValues": {":document": document}} if document else {}),
-                    },
-                )
-            except NotFoundError:
+                self._client.delete_item(**request)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
                 continue  # changed (or deleted) since it was read: read it again
             return
         raise ConflictError(f"campaign {campaign_id} changed while it was being deleted; try again")
-
-    def _delete(self, campaign_id: str, condition: str, expression: Mapping[str, Any]) -> None:
-        try:
-            self._client.delete_item(
-                TableName=self._table,
-                Key={"campaign_id": {"S": campaign_id}},
-                ConditionExpression=condition,
-                **expression,
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            raise NotFoundError(f"campaign {campaign_id} does not exist") from error
 
     def page(self, limit: int, after: str | None = None) -> tuple[list[Campaign], str | None]:
         """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id

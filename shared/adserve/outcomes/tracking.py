@@ -116,10 +116,10 @@ class TrackingService:
         seen: set[str] = set()
         rejected: dict[int, _RejectedError] = {}
         valid: dict[int, OutcomeEvent] = {}
-        unverified: dict[int, str] = {}  # keys that could not be read: the event, and the rest, are for a retry
+        unverified: set[int] = set()  # keys that could not be read: the event, and the rest, are for a retry
         for index, item in enumerate(request.events):
             if unverified:
-                unverified[index] = KEYS_UNAVAILABLE_REASON
+                unverified.add(index)
                 continue
             try:
                 if item.event_id in seen:
@@ -130,7 +130,7 @@ class TrackingService:
                 rejected[index] = rejection
             except SecretKeysUnavailableError:
                 logger.warning("events not verified: the signing keys could not be read")
-                unverified[index] = KEYS_UNAVAILABLE_REASON
+                unverified.add(index)
         started = self.monotonic()
 
         def in_time() -> bool:
@@ -145,7 +145,7 @@ class TrackingService:
                     EventResult(event_id=item.event_id, status="rejected", code=refusal.code, reason=str(refusal))
                 )
             elif index in unverified or item.event_id in not_queued:
-                reason = unverified.get(index, NOT_QUEUED_REASON)
+                reason = KEYS_UNAVAILABLE_REASON if index in unverified else NOT_QUEUED_REASON
                 results.append(EventResult(event_id=item.event_id, status="failed", reason=reason))
             else:
                 results.append(EventResult(event_id=item.event_id, status="accepted"))

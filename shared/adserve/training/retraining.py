@@ -206,8 +206,6 @@ def _not_due(
 def _not_due_by_listing(logs: LogReader, request: RetrainRequest, baseline: ScheduleBaseline) -> RetrainResult | None:
     """The schedule's answer before the window is read: the log objects' names bound its decisions from above,
     so a run that is not due by the bound is not due, at one LIST per hour instead of reading every object."""
-    if request.schedule is None:
-        return None
     config = request.dataset_config()
     at_most = count_rows_at_most(logs, LogKind.DECISIONS, config.start, config.decisions_end)
     problem = _not_due(request, at_most, baseline, "logged decisions at most (counted by listing)")
