@@ -97,8 +97,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _logged_target(self) -> str:
         """What the access log names: the route's key, as the template's API access log does (``$context.routeKey``).
 
-        Never the path or the query's values: a path parameter can be a listener id (``/v1/listeners/{id}``),
-        a beacon's ``t`` is a token. A request no route has is logged without its path for the same reason.
+        Never the path or the query's values: a path parameter is an id someone chose (a campaign's, an ad's), a
+        beacon's ``t`` is a token. A request no route has is logged without its path for the same reason.
         """
         _, separator, query = self.path.partition("?")
         names = "&".join(f"{pair.partition('=')[0]}=..." for pair in query.split("&") if pair)

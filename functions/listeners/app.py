@@ -1,14 +1,13 @@
-"""Listener erasure: `DELETE /v1/listeners/{listener_id}` (IAM). Parses, calls the erasure service, answers."""
+"""Listener erasure: `POST /v1/erasures` (IAM). Parses, calls the erasure service, answers."""
 
 from functools import cache
-from typing import Annotated, Any
+from typing import Any
 
-from adserve.core.identifiers import Identifier
 from adserve.core.observability import MetricName, logger, metrics, tracer
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
-from adserve.http_api.router import Path, Router
-from adserve.privacy.erasure import ErasureResponse, ErasureService
+from adserve.http_api.router import Router
+from adserve.privacy.erasure import ErasureRequest, ErasureResponse, ErasureService
 from adserve.wiring.listeners import erasure_service
 from adserve.wiring.settings import ListenersSettings
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,8 +15,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = Router()
 install_error_handlers(app)
-
-ListenerId = Annotated[Identifier, Path(description="The listener's id, as apps send it in POST /v1/decisions")]
 
 
 @cache
@@ -28,18 +25,21 @@ def service() -> ErasureService:
     )
 
 
-@app.delete(
-    "/v1/listeners/<listener_id>",
+@app.post(
+    "/v1/erasures",
     summary="Erase a listener: its counters now, its logged rows from every later training run",
     responses={
         200: {"description": "Erased (or already erased): what was deleted, by kind"},
-        422: error_doc("The id is not a listener id (1-64 of A-Z a-z 0-9 _ . : -)"),
+        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
+        413: error_doc("Body over 64 KiB"),
+        415: error_doc("A Content-Type other than application/json"),
+        422: error_doc("Not a listener id (1-64 of A-Z a-z 0-9 _ . : -), or a field other than listener_id"),
         503: error_doc("A store could not be reached; retry (erasure is idempotent)"),
     },
 )
 @tracer.capture_method(capture_response=False)
-def erase_listener(listener_id: ListenerId) -> ErasureResponse:
-    response = service().erase(listener_id)
+def erase_listener(request: ErasureRequest) -> ErasureResponse:
+    response = service().erase(request.listener_id)
     metrics.add_metric(MetricName.LISTENERS_ERASED, MetricUnit.Count, 1)
     return response
 

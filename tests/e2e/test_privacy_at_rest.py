@@ -401,10 +401,10 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
         refused(api, people[0], decided[0].tracking[0])
     beacons = sum(len(decision.tracking) for decision in decided)
     wait_until_recorded(session, stack, decided, beacons, started)
-    # and one listener (full consent, counted) asks to be forgotten: its id is in the erasure route's path
+    # and one listener (full consent, counted) asks to be forgotten: its id is in the erasure's body
     forgotten = people[1]
     with httpx.Client(base_url=stack.api, timeout=30) as api:
-        erased = api.delete(f"/v1/listeners/{forgotten.id}")
+        erased = api.post("/v1/erasures", json={"listener_id": forgotten.id})
     assert erased.status_code == 200, erased.text
     everything = read_everything(session, stack)
 

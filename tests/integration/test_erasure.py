@@ -1,5 +1,5 @@
 """Erasure end to end on the local stack: Record counts a consenting listener's impressions and logs its
-decisions, then `DELETE /v1/listeners/{id}` (the ListenersFunction handler) and `adserve forget` erase it.
+decisions, then `POST /v1/erasures` (the ListenersFunction handler) and `adserve forget` erase it.
 
 Counters are written by Record itself (an SQS batch, as Lambda delivers it) under the listener's pseudonym, and
 under its raw id as Record wrote them before pseudonyms existed. The rotation test rotates the stack's pseudonym
@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import boto3
 import pytest
@@ -90,9 +89,8 @@ def partition(local_stack: LocalStack, key: str) -> list[str]:
 
 
 def erase_event(listener_id: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / "listeners_delete_listener.json").read_text())
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/listeners/{listener_id}"
-    event["pathParameters"] = {"listener_id": listener_id}
+    event: dict[str, Any] = json.loads((EVENTS / "listeners_post_erasure.json").read_text())
+    event["body"] = json.dumps({"listener_id": listener_id})
     return event
 
 
@@ -121,7 +119,7 @@ def rotated_key(local_stack: LocalStack) -> Iterator[None]:
 
 
 def test_the_sample_event_erases(local_stack: LocalStack) -> None:
-    event = json.loads((EVENTS / "listeners_delete_listener.json").read_text())
+    event = json.loads((EVENTS / "listeners_post_erasure.json").read_text())
     response = local_stack.invoke(FUNCTION, event)
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["erased"] is True
@@ -169,19 +167,31 @@ def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and
     assert "ListenersErased" in capsys.readouterr().out  # the EMF document
 
 
-def test_an_id_sent_percent_encoded_is_erased_as_the_id_it_encodes(local_stack: LocalStack, seeded: Campaign) -> None:
-    # Given a listener whose id holds a colon, counted under its pseudonym
-    listener = f"{unique('listener')}:app"
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ('{"listener_id": "no spaces"}', 422, "invalid_request"),
+        ('{"listener_id": "user:42", "also": "more"}', 422, "invalid_request"),
+        ('{"listener": {"id": "user:42"}}', 422, "invalid_request"),
+        ("user:42", 400, "malformed_json"),
+    ],
+)
+def test_a_request_that_names_no_listener_id_erases_nothing(
+    local_stack: LocalStack, seeded: Campaign, body: str, status: int, code: str
+) -> None:
+    # Given a counted listener
+    listener = "user:42"
     pseudonym = local_stack.pseudonyms().listener(listener)
     record_impression(local_stack, pseudonym, listener_hash=pseudonym)
-    # When its erasure arrives as a browser sends it (encodeURIComponent: %3A), decoded by API Gateway into
-    # pathParameters only
+    kept = partition(local_stack, pseudonym)
+    # When an erasure arrives whose body is not exactly {"listener_id": <an id>}
     event = erase_event(listener)
-    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/listeners/{quote(listener, safe='')}"
+    event["body"] = body
     response = local_stack.invoke(FUNCTION, event)
-    # Then that listener is erased
-    assert response["statusCode"] == 200, response
-    assert partition(local_stack, pseudonym) == []
+    # Then it is refused in the documented shape, and the listener's counters stay
+    assert (response["statusCode"], json.loads(response["body"])["error"]["code"]) == (status, code)
+    assert partition(local_stack, pseudonym) == kept
+    erase(local_stack, listener)
 
 
 def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, seeded: Campaign) -> None:

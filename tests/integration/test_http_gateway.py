@@ -61,11 +61,11 @@ def test_known_routes_still_reach_their_function(gateway: HttpGateway) -> None:
 def test_the_access_log_names_the_route_never_the_path_or_query_values(
     gateway: HttpGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A path parameter can be a listener id, a query value a token: the log keeps the route key, as the
+    # A path parameter is an id a caller chose, a query value a token: the log keeps the route key, as the
     # template's API access log does ($context.routeKey), and the query's names only.
     caplog.set_level(logging.INFO, logger="devstack.http_gateway")
     request(gateway, "GET", "/v1/campaigns/secret-path-value-1?t=secret-query-value")
-    request(gateway, "GET", "/v1/listeners/secret-path-value-2")
+    request(gateway, "GET", "/v1/no-such-route/secret-path-value-2")
     # The gateway logs a request once it has answered it, on its own thread, and an earlier test's request
     # may be logged late: wait for both of these requests' lines, not for any two lines.
     expected = ("GET /v1/campaigns/{campaign_id}?t=... 404", "GET (no route) 404")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from devstack.stack import LocalStack
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 
-API_FUNCTIONS = ("DecideFunction", "CampaignsFunction", "TrackFunction")
+API_FUNCTIONS = ("DecideFunction", "CampaignsFunction", "TrackFunction", "ListenersFunction")
 ROUTES = [
     ("POST", "/v1/decisions"),
     ("PUT", "/v1/campaigns/cmp-fuzz"),
@@ -30,6 +30,7 @@ ROUTES = [
     ("GET", "/v1/openapi.json"),
     ("GET", "/v1/events/impression"),
     ("POST", "/v1/events"),
+    ("POST", "/v1/erasures"),
 ]
 NOT_UTF8 = bytes([0x2A, 0xC7, 0x1E])
 """The body the fuzzer found: `*`, then a UTF-8 lead byte without its continuation."""

@@ -179,7 +179,7 @@ def test_http_routes(template: Template) -> None:
         ("GET", "/v1/openapi.json"): "CampaignsFunction",
         ("GET", "/v1/events/{event_type}"): "TrackFunction",
         ("POST", "/v1/events"): "TrackFunction",
-        ("DELETE", "/v1/listeners/{listener_id}"): "ListenersFunction",
+        ("POST", "/v1/erasures"): "ListenersFunction",
     }
 
 

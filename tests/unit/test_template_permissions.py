@@ -177,7 +177,7 @@ def test_nothing_can_delete_or_reconfigure_data(functions: dict[str, dict[str, A
         allowed = {action for action, _ in grants(function)}
         if logical_id == "CampaignsFunction":  # DELETE /v1/campaigns/{id} deletes one campaign item
             allowed.discard("dynamodb:DeleteItem")
-        if logical_id == "ListenersFunction":  # DELETE /v1/listeners/{id} deletes one listener's counters
+        if logical_id == "ListenersFunction":  # POST /v1/erasures deletes one listener's counters
             allowed.discard("dynamodb:BatchWriteItem")
         assert not allowed & NEVER, logical_id
 

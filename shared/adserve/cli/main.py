@@ -4,7 +4,7 @@
     adserve campaigns list [--table NAME] [--json]
     adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
     adserve caps show LISTENER_ID [--table NAME]
-    adserve forget LISTENER_ID [--table NAME --bucket NAME --pseudonym-secret ID]   (erasure, as DELETE /v1/listeners)
+    adserve forget LISTENER_ID [--table NAME --bucket NAME --pseudonym-secret ID]   (erasure, as POST /v1/erasures)
     adserve delivery CAMPAIGN_ID [--from --to --granularity hour|day --plot FILE.png]   (see adserve.cli.delivery)
     adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
     adserve explain --request FILE | --listener L --country C --device D --placement P ...   (adserve.cli.explain)
@@ -254,7 +254,7 @@ def _caps(listener_id: str, table: str | None, secret_id: str | None) -> int:
 
 
 def _forget(arguments: argparse.Namespace) -> int:
-    """Erase a listener as DELETE /v1/listeners/{id} does; prints what was deleted (never the id)."""
+    """Erase a listener as POST /v1/erasures does; prints what was deleted (never the id)."""
     # Imported here: erasure logs through core.observability, whose Powertools objects read POWERTOOLS_* when
     # first imported, and the local stack imports this module before it sets the functions' environment.
     from adserve.wiring.listeners import erasure_service  # noqa: PLC0415

@@ -1,4 +1,7 @@
-"""Erasure of a listener (GDPR art. 17): the one service behind ``DELETE /v1/listeners/{id}`` and ``adserve forget``.
+"""Erasure of a listener (GDPR art. 17): the one service behind ``POST /v1/erasures`` and ``adserve forget``.
+
+The id travels in the request's body, never in its URL: paths and query strings reach access logs, proxies and
+traces that bodies do not.
 
 What adserve keeps about a listener, and what an erasure does to each:
 
@@ -26,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from adserve.core.identifiers import Identifier
 from adserve.core.observability import logger
 from adserve.privacy.pseudonyms import Pseudonymizer, legacy_listener_hash
 
@@ -63,6 +67,14 @@ class ErasureLedger(Protocol):
     def erased(self) -> frozenset[str]:
         """Every pseudonym recorded so far."""
         ...
+
+
+class ErasureRequest(BaseModel):
+    """Whom to erase: the listener's id as apps send it in ``POST /v1/decisions``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    listener_id: Identifier = Field(description="The listener's id (1-64 of A-Z a-z 0-9 _ . : -).")
 
 
 class ErasureResponse(BaseModel):

@@ -9,7 +9,7 @@ from adserve.privacy.pseudonyms import Pseudonymizer
 
 
 def erasure_service(caps_table: str, logs_bucket: str, pseudonym_secret_id: str) -> ErasureService:
-    """What `DELETE /v1/listeners/{id}` and `adserve forget` both run."""
+    """What `POST /v1/erasures` and `adserve forget` both run."""
     secrets = secretsmanager_client(connect_timeout=1.0, read_timeout=2.0, attempts=3)
 
     def keys() -> Pseudonymizer:
