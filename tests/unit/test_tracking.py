@@ -148,6 +148,19 @@ def test_a_mixed_batch_reports_every_event_and_queues_only_the_valid_ones() -> N
     assert [e.event_id for e in queue.events] == ["ok"]
 
 
+def test_an_event_id_refused_once_is_accepted_when_it_comes_again_valid() -> None:
+    # Given a batch whose first "e1" has a bad token and whose second is valid, and then a third copy
+    queue = InMemoryOutcomeQueue()
+    response = service(queue).record_batch(batch(event("e1", token="x.y"), event("e1"), event("e1")))
+    # Then the valid one is queued, the copy after it is the duplicate
+    assert [(r.status, r.code) for r in response.results] == [
+        ("rejected", RejectionCode.INVALID_TOKEN),
+        ("accepted", None),
+        ("rejected", RejectionCode.DUPLICATE),
+    ]
+    assert [e.event_id for e in queue.events] == ["e1"]
+
+
 def test_valid_events_are_published_ten_at_a_time() -> None:
     queue = InMemoryOutcomeQueue()
     response = service(queue).record_batch(batch(*(event(f"e{i}") for i in range(25))))

@@ -124,8 +124,8 @@ class TrackingService:
             try:
                 if item.event_id in seen:
                     raise _RejectedError(RejectionCode.DUPLICATE, "duplicate event_id in batch")
-                seen.add(item.event_id)
                 valid[index] = self._verified(item, now)
+                seen.add(item.event_id)  # only once accepted: an id first sent with a bad token may follow valid
             except _RejectedError as rejection:
                 rejected[index] = rejection
             except SecretKeysUnavailableError:
