@@ -4,7 +4,7 @@ import gc
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from adserve.core.observability import logger
 from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
-from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
+from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_expiry, marker_key
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign, decision_id_at, impression_counters
@@ -403,6 +403,26 @@ def test_the_marker_names_the_impression_and_outlives_any_redelivery(ports: Port
     assert ("listener-l", marker_key(event)) in ports.counter.markers
     assert marker_key(event) == f"seen#{event.decision_id}#{event.ad_id}#impression"
     assert timedelta(days=14) <= MARKER_LIFETIME
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (NOW, NOW.replace(minute=0) + MARKER_LIFETIME + timedelta(hours=1)),
+        (NOW.replace(minute=0), NOW.replace(minute=0) + MARKER_LIFETIME),
+        (NOW.replace(minute=0, microsecond=1), NOW.replace(minute=0) + MARKER_LIFETIME + timedelta(hours=1)),
+        (
+            NOW.astimezone(timezone(timedelta(hours=5, minutes=30))),
+            NOW.replace(minute=0) + MARKER_LIFETIME + timedelta(hours=1),
+        ),
+    ],
+)
+def test_a_markers_expiry_is_a_whole_hour_at_least_its_lifetime_away(now: datetime, expected: datetime) -> None:
+    # The marker names its decision, as the decision rows do: its expiry must not tell the second it was counted
+    expires = marker_expiry(now)
+    assert expires == expected
+    assert expires.timestamp() % 3600 == 0
+    assert now + MARKER_LIFETIME <= expires < now + MARKER_LIFETIME + timedelta(hours=1)
 
 
 def test_a_future_occurred_at_counts_in_the_window_it_was_received(ports: Ports) -> None:

@@ -54,6 +54,7 @@ from adserve.core.errors import (
     InvalidRecordError,
     LogStoreUnavailableError,
 )
+from adserve.core.hours import utc_hour
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType as OutcomeType
 from adserve.delivery.counting import MARKER_LIFETIME as DELIVERY_MARKER_LIFETIME
@@ -73,6 +74,8 @@ from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
 MARKER_PREFIX: Final = "seen#"
 MARKER_LIFETIME: Final = timedelta(days=14)
 """Longer than SQS keeps a message and than any tracking token lives: no duplicate can outlive its marker."""
+MARKER_EXPIRY_GRAIN: Final = timedelta(hours=1)
+"""A marker's expiry is a whole UTC hour (``marker_expiry``)."""
 
 CORRELATION_ATTRIBUTE: Final = "correlation_id"
 """The message attribute Decide and Track put the API request's correlation id in."""
@@ -92,6 +95,7 @@ class ImpressionIncrement:
     """The listener's pseudonym: its partition of the counters table."""
     marker_key: str
     marker_expires_at: datetime
+    """A whole UTC hour (``marker_expiry``): it does not tell the second the impression was counted."""
     counters: tuple[CounterSlot, ...]
     counted_at: datetime
     """The impression's moment: a counter that had expired by then (its TTL deletion lags) starts again from it."""
@@ -134,6 +138,18 @@ class CountResult(StrEnum):
 
 def marker_key(event: OutcomeEvent) -> str:
     return f"{MARKER_PREFIX}{event.decision_id}#{event.ad_id}#{event.event_type}"  # a StrEnum formats as its value
+
+
+def marker_expiry(now: datetime) -> datetime:
+    """When a marker written at ``now`` expires: MARKER_LIFETIME later, rounded up to the next whole UTC hour.
+
+    The marker names its decision, and so do the decision rows, with their time: an expiry to the second would
+    tell when the impression was counted, a time to match against other records. Rounded up, never down, so it
+    still outlives every duplicate.
+    """
+    expires = now + MARKER_LIFETIME
+    hour = utc_hour(expires)
+    return hour if hour == expires else hour + MARKER_EXPIRY_GRAIN
 
 
 def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
@@ -183,7 +199,7 @@ class OutcomeRecorder:
 
     def record_impression(self, event: OutcomeEvent) -> CountResult:
         """Count one impression exactly once; raises CounterStoreUnavailableError."""
-        return self.count_impression(event, self.campaign_of(event), self.clock() + MARKER_LIFETIME)
+        return self.count_impression(event, self.campaign_of(event), marker_expiry(self.clock()))
 
     def campaign_of(self, event: OutcomeEvent) -> Campaign | None:
         """The event's campaign (None: deleted or never created); raises CampaignNotYetListedError for one created
@@ -339,7 +355,7 @@ class _RecordBatchProcessor(BatchProcessor):
         self._staged: list[_Handled] = []
         self._tally = _Tally()
         self._counter_failures = 0
-        self._marker_expires_at = self._recorder.clock() + MARKER_LIFETIME
+        self._marker_expires_at = marker_expiry(self._recorder.clock())
         self._log_keys = logger.registered_formatter
         self._debug = logger.log_level <= logging.DEBUG
 
