@@ -343,7 +343,7 @@ def bare_transaction(stack: LocalStack) -> Callable[[], object]:
             {
                 "Put": {
                     "TableName": table,
-                    "Item": {"listener_id": listener, "counter_key": marker, "expires_at": expires},
+                    "Item": {"listener_id": marker, "counter_key": {"S": "seen"}, "expires_at": expires},
                     "ConditionExpression": "attribute_not_exists(counter_key)",
                 }
             }

@@ -109,13 +109,14 @@ class InMemoryOutcomeQueue:
 
 @dataclass
 class InMemoryImpressionCounter:
-    """Markers and counters per listener, like the FrequencyCaps table; also a Decide counter reader.
+    """Counters per listener and markers by their own key, like the FrequencyCaps table (a marker names no
+    listener); also a Decide counter reader.
 
     `available=False` fails every write like an unreachable table; `failing_listeners` fails only theirs.
     """
 
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
-    markers: set[tuple[str, str]] = field(default_factory=set)
+    markers: set[str] = field(default_factory=set)
     available: bool = True
     failing_listeners: set[str] = field(default_factory=set)
     writes: int = 0
@@ -124,10 +125,9 @@ class InMemoryImpressionCounter:
         self.writes += 1
         if not self.available or increment.listener in self.failing_listeners:
             raise CounterStoreUnavailableError("table unreachable")
-        marker = (increment.listener, increment.marker_key)
-        if marker in self.markers:
+        if increment.marker_key in self.markers:
             return False
-        self.markers.add(marker)
+        self.markers.add(increment.marker_key)
         counters = self.counts.setdefault(increment.listener, {})
         for slot in increment.counters:
             counters[slot.key] = counters.get(slot.key, 0) + 1

@@ -2,7 +2,9 @@
 decisions, then `POST /v1/erasures` (the ListenersFunction handler) and `adserve forget` erase it.
 
 Counters are written by Record itself (an SQS batch, as Lambda delivers it) under the listener's pseudonym, and
-under its raw id as Record wrote them before pseudonyms existed. The rotation test rotates the stack's pseudonym
+under its raw id as Record wrote them before pseudonyms existed. Record puts an impression's dedupe marker in a
+partition of its own, which names no listener; the markers older versions put in the listener's partition are
+written here as they left them. The rotation test rotates the stack's pseudonym
 key with put-secret-value and puts the original value back afterwards, so the other tests of this worker (and
 Decide's cached key) see the key they expect.
 """
@@ -78,6 +80,34 @@ def record_impression(local_stack: LocalStack, key: str, *, listener_hash: str |
     return decision_id
 
 
+def put_legacy_marker(local_stack: LocalStack, key: str, decision_id: str) -> None:
+    """A dedupe marker where Record put it before markers had partitions of their own: the listener's."""
+    expires_at = int((datetime.now(UTC) + timedelta(days=14)).timestamp())
+    client(local_stack, "dynamodb").put_item(
+        TableName=local_stack.physical_name("FrequencyCapsTable"),
+        Item={
+            "listener_id": {"S": key},
+            "counter_key": {"S": f"seen#{decision_id}#{CAPPED.creatives[0].ad_id}#impression"},
+            "expires_at": {"N": str(expires_at)},
+        },
+    )
+
+
+def marker_of(local_stack: LocalStack, decision_id: str) -> dict[str, Any] | None:
+    """The impression's dedupe marker in its own partition, as Record puts it now."""
+    key = {"S": f"seen#{decision_id}#{CAPPED.creatives[0].ad_id}#impression"}
+    item: dict[str, Any] | None = (
+        client(local_stack, "dynamodb")
+        .get_item(
+            TableName=local_stack.physical_name("FrequencyCapsTable"),
+            Key={"listener_id": key, "counter_key": {"S": "seen"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return item
+
+
 def partition(local_stack: LocalStack, key: str) -> list[str]:
     """Every sort key in a FrequencyCaps partition, counters and markers alike."""
     items = client(local_stack, "dynamodb").query(
@@ -132,15 +162,23 @@ def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and
     # raw id as before pseudonyms existed; and another listener counted under the old key
     listener, other = unique("listener"), unique("listener")
     old, other_pseudonym = local_stack.pseudonyms().listener(listener), local_stack.pseudonyms().listener(other)
-    record_impression(local_stack, old, listener_hash=old)
-    record_impression(local_stack, other_pseudonym, listener_hash=other_pseudonym)
-    record_impression(local_stack, listener)  # the legacy partition: the raw id was the key
+    decisions = [record_impression(local_stack, old, listener_hash=old)]
+    other_decision = record_impression(local_stack, other_pseudonym, listener_hash=other_pseudonym)
+    decisions.append(record_impression(local_stack, listener))  # the legacy partition: the raw id was the key
     request.getfixturevalue("rotated_key")
     new = local_stack.pseudonyms().listener(listener)
     assert new != old
-    record_impression(local_stack, new, listener_hash=new)
+    decisions.append(record_impression(local_stack, new, listener_hash=new))
+    # and markers older versions left in the listener's partitions (old key, raw id) and the other's
+    for key, decision_id in ((old, decisions[0]), (listener, decisions[1]), (other_pseudonym, other_decision)):
+        put_legacy_marker(local_stack, key, decision_id)
     written = {key: partition(local_stack, key) for key in (old, new, listener, other_pseudonym)}
-    assert all(len(keys) == COUNTERS_PER_IMPRESSION + 1 for keys in written.values()), written
+    assert [len(written[key]) for key in (old, new, listener, other_pseudonym)] == [
+        COUNTERS_PER_IMPRESSION + 1,
+        COUNTERS_PER_IMPRESSION,
+        COUNTERS_PER_IMPRESSION + 1,
+        COUNTERS_PER_IMPRESSION + 1,
+    ], written
     capsys.readouterr()
 
     # When the listener is erased
@@ -154,7 +192,7 @@ def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and
         "erased": True,
         "partitions_searched": 3,
         "counters_deleted": 3 * COUNTERS_PER_IMPRESSION,
-        "markers_deleted": 3,
+        "markers_deleted": 2,  # the legacy ones: Record's markers now are in partitions of their own
         "ledger_entries_added": 3,  # both pseudonyms, and the unkeyed hash rows carried before pseudonyms
         "training_logs": body["training_logs"],
     }
@@ -165,6 +203,11 @@ def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and
     assert [line["pseudonym"] for line in lines if line["message"] == "listener erased"] == [new]
     assert listener not in json.dumps(lines)
     assert "ListenersErased" in capsys.readouterr().out  # the EMF document
+    # and the markers Record put now, which erasure cannot find, name neither the listener nor its pseudonyms
+    for decision_id in decisions:
+        marker = marker_of(local_stack, decision_id)
+        assert marker is not None
+        assert not {listener, old, new} & {value for attribute in marker.values() for value in attribute.values()}
 
 
 @pytest.mark.parametrize(
@@ -201,7 +244,7 @@ def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, 
     # a pseudonym per key (2 once a test has rotated the key), and the unkeyed hash of rows before pseudonyms
     keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener)) + 1
     first = erase(local_stack, listener)
-    assert (first["counters_deleted"], first["markers_deleted"], first["ledger_entries_added"]) == (2, 1, keys)
+    assert (first["counters_deleted"], first["markers_deleted"], first["ledger_entries_added"]) == (2, 0, keys)
 
     second = erase(local_stack, listener)
 
@@ -279,7 +322,7 @@ def test_adserve_forget_erases_like_the_route(
     assert main(["forget", listener, *flags]) == 0
 
     printed = json.loads(capsys.readouterr().out)
-    assert (printed["counters_deleted"], printed["markers_deleted"], printed["ledger_entries_added"]) == (2, 1, keys)
+    assert (printed["counters_deleted"], printed["markers_deleted"], printed["ledger_entries_added"]) == (2, 0, keys)
     assert partition(local_stack, pseudonym) == []
     assert pseudonym in ledger(local_stack).erased()
     assert main(["forget", listener, *flags]) == 0

@@ -28,13 +28,14 @@ from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LoggedOutcome, read_decisions, read_outcomes
-from adserve.outcomes.recording import CountResult, OutcomeRecorder
+from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_key
 
 from devstack.fakes import InMemoryLogStore
 from devstack.stack import LocalStack
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign, impression_counters
 from tests.support.compact_records import compacted, snapshot_of
+from tests.support.privacy import pseudonym
 from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event, sqs_record
 
 EVENTS = Path(__file__).parents[2] / "events"
@@ -119,6 +120,52 @@ def test_one_message_delivered_three_times_counts_once_and_logs_once(local_stack
         assert record(local_stack, delivery) == set()
     assert counters(local_stack, listener) == expected_counts(event, 1)
     assert [row.identity for row in logged_outcomes(local_stack, {event.decision_id})] == [event.identity]
+
+
+def test_a_counted_impression_leaves_nothing_that_joins_its_decision_to_the_listener(
+    local_stack: LocalStack, seeded: Campaign
+) -> None:
+    # Given an impression of a listener (a pseudonym, as Track queues it) counted by Record, then redelivered
+    listener, before = pseudonym(unique("listener")), datetime.now(UTC)
+    event = impression(listener)
+    [delivery] = message_records(event)
+    for _ in range(2):
+        assert record(local_stack, delivery) == set()
+    after = datetime.now(UTC)
+    assert counters(local_stack, listener) == expected_counts(event, 1)
+    client, table = dynamodb(local_stack), local_stack.physical_name("FrequencyCapsTable")
+    # Then the listener's partition holds its counters and nothing that names the decision (which its decision
+    # row carries even when it refused measurement)
+    partition = [
+        item
+        for page in client.query_pages(
+            TableName=table,
+            KeyConditionExpression="listener_id = :listener",
+            ExpressionAttributeValues={":listener": {"S": listener}},
+            ConsistentRead=True,
+        )
+        for item in page["Items"]
+    ]
+    assert {item["counter_key"]["S"] for item in partition} == set(expected_counts(event, 1))
+    assert event.decision_id not in json.dumps(partition)
+    # And the marker, in a partition of its own, holds neither the pseudonym nor the second it was written
+    marker = client.get_item(
+        TableName=table,
+        Key={"listener_id": {"S": marker_key(event)}, "counter_key": {"S": "seen"}},
+        ConsistentRead=True,
+    )["Item"]
+    assert listener not in json.dumps(marker)
+    assert set(marker) == {"listener_id", "counter_key", "expires_at"}
+    expires_at = int(marker["expires_at"]["N"])
+    assert expires_at % 3600 == 0
+    assert (
+        (before + MARKER_LIFETIME).timestamp()
+        <= expires_at
+        < (after + MARKER_LIFETIME + timedelta(hours=1)).timestamp()
+    )
+    # And no item of the table names both
+    items = [item for page in client.scan_pages(TableName=table, ConsistentRead=True) for item in page["Items"]]
+    assert not [item for item in map(json.dumps, items) if listener in item and event.decision_id in item]
 
 
 def test_a_malformed_record_fails_alone(local_stack: LocalStack, seeded: Campaign) -> None:

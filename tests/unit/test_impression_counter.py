@@ -51,7 +51,12 @@ def test_one_transaction_puts_the_marker_if_absent_and_adds_to_each_counter() ->
     assert counter(client).count_once(INCREMENT) is True
     [[marker, update]] = client.requests
     assert marker["Put"]["ConditionExpression"] == "attribute_not_exists(counter_key)"
-    assert marker["Put"]["Item"]["counter_key"] == {"S": INCREMENT.marker_key}
+    # The marker in a partition of its own, naming no listener; the counters in the listener's
+    assert marker["Put"]["Item"] == {
+        "listener_id": {"S": INCREMENT.marker_key},
+        "counter_key": {"S": "seen"},
+        "expires_at": {"N": str(int(INCREMENT.marker_expires_at.timestamp()))},
+    }
     assert update["Update"]["Key"]["listener_id"] == {"S": "listener-1"}
     assert update["Update"]["UpdateExpression"].startswith("ADD impressions :one")
 

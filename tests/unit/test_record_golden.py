@@ -183,7 +183,7 @@ def golden_document() -> str:
     state = {
         "batches": results,
         "counts": {listener: dict(sorted(counts.items())) for listener, counts in sorted(counter.counts.items())},
-        "markers": sorted(f"{listener}|{key}" for listener, key in counter.markers),
+        "markers": sorted(counter.markers),
         "delivery_groups": delivery.groups,
         "delivery_hours": {
             f"{campaign_id}|{hour.isoformat()}": repr(totals)

@@ -1,8 +1,20 @@
 """Exactly-once impression counting in the FrequencyCaps table: one transaction per impression.
 
 The transaction puts the impression's dedupe marker only if it is absent and adds one to each counter
-slot, all items in the listener's partition, so a redelivered impression cancels as a whole and concurrent
-impressions never lose an update. Decide's Query skips markers by the counters' ``cap#`` key prefix.
+slot, so a redelivered impression cancels as a whole and concurrent impressions never lose an update.
+
+The counters are in the listener's partition (its keyed pseudonym); the marker is not. It is an item of its
+own, partition key ``seen#<decision>#<ad>#<event type>`` and sort key ``seen`` (``MARKER_SORT_KEY``), holding
+nothing but its expiry: in the listener's partition it tied the pseudonym to a decision id, which the training
+logs' decision rows also carry, so every decision row of a listener who refused measurement (rows without a
+``listener_hash``) could be joined back to its pseudonym for the marker's lifetime. A transaction may span
+partitions, so the marker still guards the counters atomically. A marker key cannot name a listener's
+partition: pseudonyms are hex, and the raw ids of older partitions cannot hold ``#`` (``Identifier``).
+
+Markers written before this layout stay in listener partitions until their TTL (``MARKER_LIFETIME``); Decide's
+Query skips them by the counters' ``cap#`` key prefix, and erasure deletes them with the partition. An
+impression counted before the upgrade and redelivered after it finds no marker in the new place and is counted
+once more: an over-count only blocks the listener a little earlier, it never serves past a cap.
 """
 
 from typing import TYPE_CHECKING, Final
@@ -23,6 +35,10 @@ from adserve.outcomes.recording import ImpressionIncrement
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+
+MARKER_SORT_KEY: Final = "seen"
+"""The sort key (``counter_key``) of every marker item, alone in its partition ``seen#<decision>#<ad>#<event type>``."""
 
 
 class DynamoImpressionCounter(TransactionalWriter):
@@ -63,9 +79,10 @@ class DynamoImpressionCounter(TransactionalWriter):
             {
                 "Put": {
                     "TableName": self._table,
+                    # Its own partition: nothing about the listener (see the module docstring)
                     "Item": {
-                        "listener_id": listener,
-                        "counter_key": {"S": increment.marker_key},
+                        "listener_id": {"S": increment.marker_key},
+                        "counter_key": {"S": MARKER_SORT_KEY},
                         "expires_at": {"N": str(int(increment.marker_expires_at.timestamp()))},
                     },
                     "ConditionExpression": "attribute_not_exists(counter_key)",

@@ -7,12 +7,13 @@ One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` thi
    logged by message id and error locations only (never its body: it may hold a listener id) and reported
    failed, so after ``maxReceiveCount`` receives SQS moves it to the DLQ.
 2. Each impression is counted, its own record failing alone. Counting is one DynamoDB transaction: a
-   dedupe marker ``seen#<decision>#<ad>#<event type>`` put only if absent, plus one ``ADD`` per counter of
-   the caps in force for the campaign (its own, and every advertiser cap a sibling declares), all in the
-   listener's partition. A marker already there cancels the transaction: the impression was counted
-   before, so the record succeeds as a duplicate. Clicks, completions and skips count nothing; an
-   impression without a listener pseudonym (no capping consent) or of one under no cap at all, neither. One
-   of an unknown campaign (deleted since it was served) counts in its advertiser's caps in force only.
+   dedupe marker ``seen#<decision>#<ad>#<event type>`` put only if absent, in a partition of its own that
+   holds nothing about the listener, plus one ``ADD`` per counter of the caps in force for the campaign (its
+   own, and every advertiser cap a sibling declares) in the listener's partition. A marker already there
+   cancels the transaction: the impression was counted before, so the record succeeds as a duplicate.
+   Clicks, completions and skips count nothing; an impression without a listener pseudonym (no capping
+   consent) or of one under no cap at all, neither. One of an unknown campaign (deleted since it was
+   served) counts in its advertiser's caps in force only.
 3. Every outcome (impressions, clicks, completions, skips) is counted toward its campaign's delivery,
    exactly once, by ``adserve.delivery.counting``: the batch's events grouped by (campaign, hour), one
    transaction per group in the delivery table with its own markers. A group that cannot be written
@@ -92,8 +93,9 @@ class ImpressionIncrement:
     ``__init__`` costs ~3x a slotted one's (~0.5 us an impression)."""
 
     listener: str
-    """The listener's pseudonym: its partition of the counters table."""
+    """The listener's pseudonym: its partition of the counters table (the counters', not the marker's)."""
     marker_key: str
+    """``seen#<decision>#<ad>#<event type>``: the marker's own partition, which names no listener."""
     marker_expires_at: datetime
     """A whole UTC hour (``marker_expiry``): it does not tell the second the impression was counted."""
     counters: tuple[CounterSlot, ...]
