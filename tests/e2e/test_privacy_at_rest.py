@@ -2,7 +2,8 @@
 
 ``python -m devstack run`` as a process (``--raw-metrics``, so the handlers' EMF documents reach its stdout
 as they reach CloudWatch in Lambda), driven over HTTP for listeners with full consent, without any consent
-object (the template's strict default), with only capping consent, with a TCF string, and a minor with full
+object (the template's strict default), with capping consent but not personalisation, with capping consent
+only (no measurement either: its decision rows carry no pseudonym), with a TCF string, and a minor with full
 consent. moto runs in a process of its own, behind a proxy that keeps every call the stack makes to it and
 every answer (so the SQS messages Record consumed are read too, as sent). Once Record has drained the queue,
 the test reads everything the stack holds: every item of every DynamoDB table, every message left on every
@@ -10,8 +11,9 @@ queue (the DLQ too), every object in every bucket (gunzipped), every line the pr
 stderr (the handlers' logs and metrics, the gateway's access log, the devstack's own), and that traffic.
 The raw listener ids and session ids must occur nowhere; the listeners without personalisation consent and
 the minor must have no listener field in their decision records (their devices and age buckets are ones no
-personalised listener uses, so a grep is exact); and the listeners without capping consent must have no
-item in the caps table.
+personalised listener uses, so a grep is exact); the listeners without capping consent must have no
+item in the caps table; and no item of the caps table may name both a pseudonym and a decision id (the
+decision rows carry the decision id, so such an item would tie an unmeasured listener's rows to it).
 """
 
 import gzip
@@ -50,6 +52,7 @@ DRAIN_STALL_SECONDS = 120
 DRAIN_BOUND_SECONDS = 600
 FULL = {"personalise": True, "cap_frequency": True, "measure": True}
 CAPS_ONLY = {"personalise": False, "cap_frequency": True, "measure": True}
+UNMEASURED = {"personalise": False, "cap_frequency": True, "measure": False}
 PERSONALISED_DEVICE, PERSONALISED_AGE = "mobile", "25-34"
 BEACONS = ("impression", "click", "complete")
 
@@ -65,12 +68,15 @@ class Persona:
     personalised: bool
     counted: bool
     """Whether Record may keep frequency counters under the listener's pseudonym."""
+    unmeasured: bool = False
+    """Consent refuses measurement outright: the decision rows must carry no pseudonym."""
 
 
 PERSONAS = (
     Persona("full", FULL, PERSONALISED_DEVICE, PERSONALISED_AGE, personalised=True, counted=True),
     Persona("none", None, "smart_speaker", "65+", personalised=False, counted=False),
     Persona("capsonly", CAPS_ONLY, "console", "55-64", personalised=False, counted=True),
+    Persona("unmeasured", UNMEASURED, "desktop", "45-54", personalised=False, counted=True, unmeasured=True),
     Persona(
         "tcf", {"tcf": tc_string(purposes=(1, 3, 4, 7))}, PERSONALISED_DEVICE, PERSONALISED_AGE, True, counted=True
     ),
@@ -427,6 +433,8 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
         persona = decision.listener.persona
         row = rows[decision.decision_id]
         assert row["mode"] == decision.mode
+        if persona.unmeasured:
+            assert row.get("listener_hash") is None, row
         if persona.personalised:
             assert row["listener_features"]["device"] == persona.device
             continue
@@ -438,15 +446,23 @@ def test_nothing_the_local_stack_stores_or_logs_names_a_listener_or_a_session(st
     unique_devices = {p.device for p in PERSONAS if not p.personalised and p.device != PERSONALISED_DEVICE}
     stored = Everything(everything.tables, everything.queues, everything.objects, log_lines=[], traffic=[])
     assert not stored.occurrences(unique_devices)
-    # and the listeners without capping consent have no counter; those with it do (so the check can fail)
-    check_counters_and_queue(session, stack, everything, people, forgotten)
+    # and the listeners without capping consent have no counter; those with it do (so the check can fail); and
+    # no item of the caps table names both a listener and a decision
+    check_counters_and_queue(session, stack, everything, people, forgotten, decided=decided)
 
 
 def check_counters_and_queue(
-    session: boto3.session.Session, stack: Stack, everything: Everything, people: list[Listener], forgotten: Listener
+    session: boto3.session.Session,
+    stack: Stack,
+    everything: Everything,
+    people: list[Listener],
+    forgotten: Listener,
+    *,
+    decided: list[Decided],
 ) -> None:
-    """Counters only under counted listeners' pseudonyms (none left for the forgotten one); and a positive
-    control: a measured listener's pseudonym is found in the messages sent and the logs stored."""
+    """Counters only under counted listeners' pseudonyms (none left for the forgotten one); dedupe markers that
+    name decisions but no listener; and a positive control: a measured listener's pseudonym is found in the
+    messages sent and the logs stored."""
     pseudonyms = read_pseudonymizer(
         secretsmanager_client(endpoint_url=stack.aws), stack.resources["PseudonymKeySecret"]
     )
@@ -454,8 +470,18 @@ def check_counters_and_queue(
     found = [where for where, text in everything.places() if measured in text]
     assert any("SendMessage" in where for where in found), found
     assert any(where.startswith("s3://") for where in found), found
-    keyed = {item["listener_id"]["S"] for item in everything.tables[stack.resources["FrequencyCapsTable"]]}
+    caps_items = everything.tables[stack.resources["FrequencyCapsTable"]]
+    keyed = {item["listener_id"]["S"] for item in caps_items}
     for listener in people:
         has_counters = pseudonyms.listener(listener.id) in keyed
         counted = listener.persona.counted and listener is not forgotten
         assert has_counters == counted, (listener.persona.name, has_counters)
+    names = {pseudonym for listener in people for pseudonym in pseudonyms.every_listener_pseudonym(listener.id)}
+    decision_ids = {decision.decision_id for decision in decided}
+    items = [json.dumps(item) for item in caps_items]
+    naming_decisions = [item for item in items if any(decision_id in item for decision_id in decision_ids)]
+    tied = [item for item in naming_decisions if any(name in item for name in names)]
+    assert not tied, tied[:5]
+    # (the markers of counted listeners' impressions name their decisions, so the check can fail)
+    unmeasured = {d.decision_id for d in decided if d.listener.persona.unmeasured}
+    assert any(any(decision_id in item for decision_id in unmeasured) for item in naming_decisions), items[:5]
