@@ -21,7 +21,8 @@ def put_item(table: str, listener: str, key: str, expires_at: datetime, impressi
 
 
 def test_caps_show_lists_live_counters_only(local_stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
-    # Given a listener with two live counters, an expired one and an impression marker, under its pseudonym
+    # Given a listener with two live counters, an expired one and an impression marker (as older versions put
+    # markers in the listener's partition), under its pseudonym
     table = local_stack.physical_name("FrequencyCapsTable")
     now = datetime.now(UTC)
     listener = local_stack.pseudonyms().listener("l-cli")

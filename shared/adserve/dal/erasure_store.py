@@ -80,7 +80,7 @@ class DynamoCounterPartitions:
                 ]
                 for start in range(0, len(keys), BATCH_WRITE_LIMIT):
                     self._delete([{"DeleteRequest": {"Key": key}} for key in keys[start : start + BATCH_WRITE_LIMIT]])
-                for key in keys:
+                for key in keys:  # markers: only ones older versions left here (dal.impression_counter)
                     sort_key = key["counter_key"]["S"]
                     counters += sort_key.startswith(COUNTER_PREFIX)
                     markers += sort_key.startswith(MARKER_PREFIX)

@@ -1,7 +1,9 @@
 """A listener's frequency counters in DynamoDB: one item per (listener, counter), read in one Query.
 
 The partition key attribute is still called ``listener_id`` (renaming it would replace the table), but it
-holds the listener's keyed pseudonym (adserve.privacy.pseudonyms), never the id an app sends.
+holds the listener's keyed pseudonym (adserve.privacy.pseudonyms), never the id an app sends. The Query keeps
+to the ``cap#`` prefix: impression markers now have partitions of their own (``dal.impression_counter``), but
+those older versions wrote stay in listener partitions until their TTL.
 """
 
 from datetime import datetime

@@ -5,10 +5,13 @@ traces that bodies do not.
 
 What adserve keeps about a listener, and what an erasure does to each:
 
-- **Frequency counters and dedupe markers** (the FrequencyCaps table, ``cap#...`` and ``seen#...`` items in
-  the listener's partition): deleted, under every pseudonym the listener can have (the current key's and,
-  after a rotation, the previous key's) and under the raw id itself, the partition counters had before
-  pseudonyms existed.
+- **Frequency counters** (the FrequencyCaps table, ``cap#...`` items in the listener's partition): deleted,
+  under every pseudonym the listener can have (the current key's and, after a rotation, the previous key's)
+  and under the raw id itself, the partition counters had before pseudonyms existed. With them go the
+  impression dedupe markers (``seen#...``) older versions put in the listener's partition, until their TTL
+  (14 days) has removed the last of them. Markers written now live in partitions of their own and hold
+  nothing about the listener (a decision id, an ad id and an expiry on the hour; ``dal.impression_counter``):
+  erasure cannot find them and need not: they expire.
 - **Training logs** (decision rows carry ``listener_hash``, the pseudonym, when the listener consented to
   measurement; rows from before pseudonyms, an unkeyed hash): S3 objects hold many listeners' rows, so they
   are not rewritten. Instead the pseudonyms and the legacy hash go into the erasure ledger, and every reader
@@ -83,7 +86,13 @@ class ErasureResponse(BaseModel):
     erased: bool = Field(default=True, description="Always true: the listener's data is gone or was already.")
     partitions_searched: int = Field(description="Counter partitions looked in: one per key, plus the raw-id one.")
     counters_deleted: int = Field(description="Frequency counters (cap#...) deleted.")
-    markers_deleted: int = Field(description="Impression dedupe markers (seen#...) deleted.")
+    markers_deleted: int = Field(
+        description=(
+            "Impression dedupe markers (seen#...) deleted from the listener's partitions: only ones older versions "
+            "left there (for 14 days at most); markers written now hold nothing about the listener and are not "
+            "in its partitions, so this is 0 once those have expired."
+        )
+    )
     ledger_entries_added: int = Field(description="Pseudonyms newly recorded in the erasure ledger (0 if repeated).")
     training_logs: str = Field(default=TRAINING_LOGS_NOTE, description="What happens to the logged rows.")
 
