@@ -15,12 +15,11 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from adserve.campaigns.model import Campaign
-from adserve.dal.aws_clients import dynamodb_client
-from adserve.dal.campaign_store import CampaignStore
 
 from devstack.stack import LocalStack
 from tests.support.builders import campaign
 from tests.support.outcomes_queue import drain, record_event
+from tests.support.stored_campaigns import stored_campaigns
 
 EVENTS = Path(__file__).parents[2] / "events"
 CAP = 2
@@ -50,18 +49,8 @@ def advertiser(local_stack: LocalStack) -> Iterator[Advertiser]:
         ),
         sibling=campaign(campaign_id=f"advcap-sibling-{suffix}", advertiser_id=f"adv-advcap-{suffix}", value_cpm=1000),
     )
-    store = CampaignStore(
-        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
-    )
-    for document in (seeded.capped, seeded.sibling):
-        store.put(document)
-    for function_id in ("DecideFunction", "RecordFunction"):
-        local_stack.reset_function(function_id)  # warm catalogs would not see the campaigns for up to their TTL
-    yield seeded
-    for document in (seeded.capped, seeded.sibling):
-        store.delete(document.campaign_id)
-    for function_id in ("DecideFunction", "RecordFunction"):
-        local_stack.reset_function(function_id)
+    with stored_campaigns(local_stack, [seeded.capped, seeded.sibling], reset=["DecideFunction", "RecordFunction"]):
+        yield seeded
 
 
 def decide(local_stack: LocalStack, listener_id: str, exclude_ads: list[str]) -> list[dict[str, Any]]:

@@ -17,8 +17,7 @@ import boto3
 import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.dal import aws_http
-from adserve.dal.aws_clients import dynamodb_client, s3_client
-from adserve.dal.campaign_store import CampaignStore
+from adserve.dal.aws_clients import s3_client
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.catalog_snapshots import CATALOG_PREFIX, CatalogSnapshots, snapshot_key
 from adserve.outcomes.decision_records import DecisionRecord
@@ -27,6 +26,7 @@ from adserve.wiring.init_build import INIT_TYPE_VARIABLE
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 from tests.support.builders import campaign, impression_counters
+from tests.support.stored_campaigns import stored_campaigns
 
 EVENTS = Path(__file__).parents[2] / "events"
 LISTENER = "listener-42"
@@ -57,10 +57,7 @@ def dynamodb_proxy(local_stack: Any) -> Iterator[AwsProxy]:
 
 
 @pytest.fixture(scope="module")
-def seeded(local_stack: Any, dynamodb_proxy: AwsProxy) -> dict[str, Any]:
-    store = CampaignStore(
-        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
-    )
+def seeded(local_stack: Any, dynamodb_proxy: AwsProxy) -> Iterator[dict[str, Any]]:
     campaigns = {
         "capped": campaign(
             campaign_id="capped",
@@ -77,9 +74,8 @@ def seeded(local_stack: Any, dynamodb_proxy: AwsProxy) -> dict[str, Any]:
         ),
         "free": campaign(campaign_id="free", advertiser_id="adv-free", value_cpm=1),
     }
-    for document in campaigns.values():
-        store.put(document)
-    return campaigns
+    with stored_campaigns(local_stack, campaigns.values()):
+        yield campaigns
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ redelivery, duplicate beacons and concurrent writers, the report route, and budg
 import json
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from devstack.fakes import InMemoryImpressionCounter, InMemoryLogStore
 from devstack.stack import LocalStack
 from tests.support.builders import campaign
 from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
+from tests.support.stored_campaigns import stored_campaigns
 
 EVENTS = Path(__file__).parents[2] / "events"
 NOW = datetime.now(UTC)
@@ -44,11 +47,17 @@ def delivery_store(local_stack: LocalStack) -> DynamoDeliveryStore:
     return DynamoDeliveryStore(dynamodb(local_stack), local_stack.physical_name("DeliveryTable"))
 
 
-def seed(local_stack: LocalStack, **changes: Any) -> Campaign:
-    booked = campaign(campaign_id=unique("dlv"), value_cpm=12.5, **changes)
-    CampaignStore(dynamodb(local_stack), local_stack.physical_name("CampaignsTable")).put(booked)
-    local_stack.reset_function("RecordFunction")  # a warm directory loaded before the seed would miss it
-    return booked
+@pytest.fixture
+def seed(local_stack: LocalStack) -> Iterator[Callable[..., Campaign]]:
+    """Books a campaign for the test (deleted after it), with these changes to a sample one."""
+    with ExitStack() as booked_campaigns:
+
+        def book(**changes: Any) -> Campaign:
+            booked = campaign(campaign_id=unique("dlv"), value_cpm=12.5, **changes)
+            booked_campaigns.enter_context(stored_campaigns(local_stack, [booked], reset=["RecordFunction"]))
+            return booked
+
+        yield book
 
 
 def event_of(booked: Campaign, event_type: EventType = EventType.IMPRESSION, **changes: Any) -> OutcomeEvent:
@@ -68,8 +77,10 @@ def record(local_stack: LocalStack, *records: dict[str, Any]) -> set[str]:
     return failed_ids(local_stack.invoke("RecordFunction", sqs_event(*records)))
 
 
-def test_a_batch_delivered_three_times_with_replayed_beacons_counts_each_outcome_once(local_stack: LocalStack) -> None:
-    booked = seed(local_stack)
+def test_a_batch_delivered_three_times_with_replayed_beacons_counts_each_outcome_once(
+    local_stack: LocalStack, seed: Callable[..., Campaign]
+) -> None:
+    booked = seed()
     shown = [event_of(booked) for _ in range(30)]
     followups = [
         event_of(booked, EventType.CLICK, decision_id=shown[0].decision_id),
@@ -86,9 +97,9 @@ def test_a_batch_delivered_three_times_with_replayed_beacons_counts_each_outcome
     assert store.hourly(booked.campaign_id, hour_of(NOW), hour_of(NOW)) == {hour_of(NOW): expected}
 
 
-def test_concurrent_writers_give_exact_totals(local_stack: LocalStack) -> None:
+def test_concurrent_writers_give_exact_totals(local_stack: LocalStack, seed: Callable[..., Campaign]) -> None:
     """Twelve threads, each with its own batches of one campaign and hour, some replaying others' events."""
-    booked = seed(local_stack)
+    booked = seed()
     client = dynamodb(local_stack)
     service = OutcomeRecorder(
         counter=InMemoryImpressionCounter(),
@@ -132,18 +143,18 @@ def report_event(campaign_id: str, query: dict[str, str] | None = None) -> dict[
 def test_the_sample_report_event_is_answered(local_stack: LocalStack) -> None:
     event = json.loads((EVENTS / "campaigns_get_delivery.json").read_text())
     sample = campaign(campaign_id=event["pathParameters"]["campaign_id"])
-    CampaignStore(dynamodb(local_stack), local_stack.physical_name("CampaignsTable")).put(sample)
-    response = local_stack.invoke("CampaignsFunction", event)
+    with stored_campaigns(local_stack, [sample]):
+        response = local_stack.invoke("CampaignsFunction", event)
     assert response["statusCode"] == 200, response
     assert len(json.loads(response["body"])["rows"]) == 24
 
 
-def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack) -> None:
+def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack, seed: Callable[..., Campaign]) -> None:
     flight = {
         "flight_start": (NOW - timedelta(days=1)).isoformat(),
         "flight_end": (NOW + timedelta(days=1)).isoformat(),
     }
-    booked = seed(local_stack, budget={"unit": "spend", "lifetime": 1000, "daily": 100}, **flight)
+    booked = seed(budget={"unit": "spend", "lifetime": 1000, "daily": 100}, **flight)
     shown = [event_of(booked) for _ in range(8)]
     clicked = event_of(booked, EventType.CLICK, decision_id=shown[0].decision_id)
     assert record(local_stack, *message_records(*shown, clicked)) == set()
@@ -191,8 +202,10 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack) ->
         ({"from": "9999-12-31T22", "to": "9999-12-31T23"}, "in years 1970-9998"),  # rows past year 9999
     ],
 )
-def test_a_bad_report_query_is_a_422(local_stack: LocalStack, query: dict[str, str], reason: str) -> None:
-    booked = seed(local_stack)
+def test_a_bad_report_query_is_a_422(
+    local_stack: LocalStack, seed: Callable[..., Campaign], query: dict[str, str], reason: str
+) -> None:
+    booked = seed()
     response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, query))
     assert response["statusCode"] == 422, response
     assert reason in json.loads(response["body"])["error"]["message"]
@@ -205,9 +218,9 @@ def test_the_report_of_an_unknown_campaign_is_a_404(local_stack: LocalStack) -> 
 
 
 def test_the_cli_prints_the_report_and_plots_it(
-    local_stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: LocalStack, seed: Callable[..., Campaign], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    booked = seed(local_stack, budget={"unit": "impressions", "lifetime": 1000})
+    booked = seed(budget={"unit": "impressions", "lifetime": 1000})
     assert record(local_stack, *message_records(*(event_of(booked) for _ in range(3)))) == set()
     capsys.readouterr()
     plot = tmp_path / "delivery.png"

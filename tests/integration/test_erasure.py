@@ -22,7 +22,6 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
 from adserve.dal.aws_clients import dynamodb_client
-from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.erasure_store import LEDGER_PREFIX, DynamoCounterPartitions, S3ErasureLedger
 from adserve.dal.log_store import S3LogStore
 from adserve.outcomes.logs import ReadStats, read_decisions
@@ -33,6 +32,7 @@ from tests.support.aws_proxy import aws_proxy
 from tests.support.builders import campaign
 from tests.support.log_lines import powertools_log_lines
 from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event
+from tests.support.stored_campaigns import stored_campaigns
 
 EVENTS = Path(__file__).parents[2] / "events"
 FUNCTION = "ListenersFunction"
@@ -46,10 +46,9 @@ COUNTERS_PER_IMPRESSION = 2
 
 
 @pytest.fixture(scope="module")
-def seeded(local_stack: LocalStack) -> Campaign:
-    CampaignStore(dynamodb_client(), local_stack.physical_name("CampaignsTable")).put(CAPPED)
-    local_stack.reset_function("RecordFunction")  # a warm directory loaded before the seed would miss it
-    return CAPPED
+def seeded(local_stack: LocalStack) -> Iterator[Campaign]:
+    with stored_campaigns(local_stack, [CAPPED], reset=["RecordFunction"]):
+        yield CAPPED
 
 
 def client(local_stack: LocalStack, service: str) -> Any:

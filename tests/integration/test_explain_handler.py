@@ -17,8 +17,6 @@ import pytest
 from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
-from adserve.dal.aws_clients import dynamodb_client
-from adserve.dal.campaign_store import CampaignStore
 from adserve.outcomes.decision_records import DecisionRecord
 
 from devstack.http_gateway import HttpGateway
@@ -26,6 +24,7 @@ from devstack.sigv4 import SigV4Verifier
 from devstack.stack import LocalStack
 from tests.support.builders import campaign, impression_counters
 from tests.support.outcomes_queue import drain, record_event
+from tests.support.stored_campaigns import stored_campaigns
 
 SESSION = "session-explain"
 
@@ -43,18 +42,8 @@ def seeded(local_stack: LocalStack) -> Iterator[dict[str, Campaign]]:
         name: campaign(campaign_id=f"explain-{name}-{suffix}", advertiser_id=f"adv-explain-{name}-{suffix}", **extra)
         for name, extra in extras.items()
     }
-    store = CampaignStore(
-        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
-    )
-    for document in campaigns.values():
-        store.put(document)
-    for function_id in ("DecideFunction", "RecordFunction"):
-        local_stack.reset_function(function_id)
-    yield campaigns
-    for document in campaigns.values():
-        store.delete(document.campaign_id)
-    for function_id in ("DecideFunction", "RecordFunction"):
-        local_stack.reset_function(function_id)
+    with stored_campaigns(local_stack, campaigns.values(), reset=["DecideFunction", "RecordFunction"]):
+        yield campaigns
 
 
 def body(listener_id: str, **changes: Any) -> str:

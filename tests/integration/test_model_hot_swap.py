@@ -23,8 +23,6 @@ from adserve.core.errors import (
     ModelVersionConflictError,
     PointerChangedError,
 )
-from adserve.dal.aws_clients import dynamodb_client
-from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.s3_rest import S3RestClient
 from adserve.decisions.policy import SquareCB, relative_uncertainty
@@ -34,6 +32,7 @@ from adserve.models.registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
 from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, LoggedPolicy
 
 from tests.support.builders import campaign
+from tests.support.stored_campaigns import stored_campaigns
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP = REPO / "layers" / "model" / "bootstrap"
@@ -260,12 +259,11 @@ def test_a_pointer_write_retried_after_it_landed_is_the_writes_own(store: S3Mode
 def exploring(local_stack: Any, **variables: str) -> Iterator[None]:
     """Decide (fresh environment, 5 s pointer checks) with these exploration variables and three campaigns to
     choose from; restored afterwards."""
-    campaigns = CampaignStore(
-        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
-    )
-    for number, value_cpm in enumerate((5.0, 12.0, 40.0)):
-        campaigns.put(campaign(campaign_id=f"gamma-{number}", advertiser_id=f"adv-gamma-{number}", value_cpm=value_cpm))
-    with pytest.MonkeyPatch.context() as patch:
+    three = [
+        campaign(campaign_id=f"gamma-{number}", advertiser_id=f"adv-gamma-{number}", value_cpm=value_cpm)
+        for number, value_cpm in enumerate((5.0, 12.0, 40.0))
+    ]
+    with stored_campaigns(local_stack, three), pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODEL_POINTER_CHECK_SECONDS", str(int(CHECK_SECONDS)))
         for name, value in variables.items():
             patch.setenv(name, value)

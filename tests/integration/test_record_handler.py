@@ -37,6 +37,7 @@ from tests.support.builders import campaign, impression_counters
 from tests.support.compact_records import compacted, snapshot_of
 from tests.support.privacy import pseudonym
 from tests.support.record_messages import decision, failed_ids, message_records, outcome, sqs_event, sqs_record
+from tests.support.stored_campaigns import stored_campaigns
 
 EVENTS = Path(__file__).parents[2] / "events"
 FUNCTION = "RecordFunction"
@@ -48,11 +49,9 @@ CAPPED = campaign(
 
 
 @pytest.fixture(scope="module")
-def seeded(local_stack: LocalStack) -> Campaign:
-    store = CampaignStore(dynamodb(local_stack), local_stack.physical_name("CampaignsTable"))
-    store.put(CAPPED)
-    local_stack.reset_function(FUNCTION)  # a warm directory loaded before the seed would miss the campaign
-    return CAPPED
+def seeded(local_stack: LocalStack) -> Iterator[Campaign]:
+    with stored_campaigns(local_stack, [CAPPED], reset=[FUNCTION]):
+        yield CAPPED
 
 
 def dynamodb(local_stack: LocalStack) -> DynamoDBJsonClient:
