@@ -36,6 +36,12 @@ class Listener(BaseModel):
     )
     context: ListenerContext = ListenerContext()
 
+    def __repr__(self) -> str:
+        """Without the listener's or session's id, as ``DecisionRequest``'s."""
+        return f"Listener(country={self.country!r}, device={self.device.value!r})"
+
+    __str__ = __repr__  # pydantic's __str__ lists every field, ids included
+
 
 class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +68,8 @@ class DecisionRequest(BaseModel):
         """Short, and without the listener's or session's id: whatever formats a request (a debug message, an
         error's message) must not name the listener (pydantic's own repr of a request took some 25 us and did)."""
         return f"DecisionRequest(placement={self.placement.value!r}, max_ads={self.max_ads}, explain={self.explain})"
+
+    __str__ = __repr__  # pydantic's __str__ lists every field, the listener's ids included
 
 
 class TrackingUrls(BaseModel):

@@ -79,6 +79,12 @@ class ErasureRequest(BaseModel):
 
     listener_id: Identifier = Field(description="The listener's id (1-64 of A-Z a-z 0-9 _ . : -).")
 
+    def __repr__(self) -> str:
+        """Without the id: whatever formats a request (a debug message, an error's message) must not name it."""
+        return "ErasureRequest(listener_id=<withheld>)"
+
+    __str__ = __repr__
+
 
 class ErasureResponse(BaseModel):
     """What one erasure did. Counts only: neither the id nor its pseudonyms are echoed."""
