@@ -78,7 +78,7 @@ PERSONAS = (
     Persona("capsonly", CAPS_ONLY, "console", "55-64", personalised=False, counted=True),
     Persona("unmeasured", UNMEASURED, "desktop", "45-54", personalised=False, counted=True, unmeasured=True),
     Persona(
-        "tcf", {"tcf": tc_string(purposes=(1, 3, 4, 7))}, PERSONALISED_DEVICE, PERSONALISED_AGE, True, counted=True
+        "tcf", {"tcf": tc_string(purposes=(1, 2, 3, 4, 7))}, PERSONALISED_DEVICE, PERSONALISED_AGE, True, counted=True
     ),
     Persona("minor", FULL, "wearable", "13-17", personalised=False, counted=True),
 )

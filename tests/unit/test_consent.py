@@ -35,17 +35,22 @@ def test_a_minor_is_never_personalised_but_may_be_capped(policy: str) -> None:
     assert permissions.mode is ServingMode.CONTEXTUAL
 
 
-# With a TCF string: purposes 1 (device storage), 3 + 4 (personalised ads profile), 7 (measurement)
+# With a TCF string: purposes 1 (device storage) + 2 (limited data to select ads), 3 + 4 (personalised ads
+# profile), 7 (measurement)
+
+CAPPING_ONLY = Permissions(personalise=False, cap_frequency=True, measure=False)
 
 
 @pytest.mark.parametrize(
     ("purposes", "legitimate_interest", "expected"),
     [
-        ((1, 3, 4, 7), (), EVERYTHING),
+        ((1, 2, 3, 4, 7), (), EVERYTHING),
         ((3, 4), (), Permissions(personalise=True, cap_frequency=False, measure=False)),
-        ((1, 3), (), Permissions(personalise=False, cap_frequency=True, measure=False)),
+        ((1, 2, 3), (), CAPPING_ONLY),
+        ((1,), (2,), CAPPING_ONLY),  # legitimate interest is enough for purpose 2
+        ((1, 3), (), NOTHING),  # device storage alone allows no counting: capping is purpose 2's
         ((2,), (7,), Permissions(personalise=False, cap_frequency=False, measure=True)),
-        ((), (1, 3, 4), NOTHING),  # legitimate interest is enough for measurement only
+        ((), (1, 3, 4), NOTHING),  # legitimate interest is enough for purposes 2 and 7 only
     ],
 )
 def test_a_tc_string_grants_what_its_purposes_consent_to(
@@ -56,7 +61,7 @@ def test_a_tc_string_grants_what_its_purposes_consent_to(
 
 
 def test_with_a_tc_string_a_boolean_can_only_take_a_permission_away() -> None:
-    everything = tc_string(purposes=(1, 3, 4, 7))
+    everything = tc_string(purposes=(1, 2, 3, 4, 7))
     nothing = tc_string()
     rules = ConsentRules("legacy")
     assert rules.permissions(ConsentIn(tcf=everything, measure=False), None) == Permissions(True, True, False)
@@ -65,8 +70,10 @@ def test_with_a_tc_string_a_boolean_can_only_take_a_permission_away() -> None:
 
 def test_a_configured_vendor_id_needs_the_vendors_own_consent_too() -> None:
     rules = ConsentRules("strict", tcf_vendor_id=755)
-    ours = tc_string(purposes=(1, 3, 4), legitimate_interest=(7,), vendors=(755,), vendor_legitimate_interests=(755,))
-    theirs = tc_string(purposes=(1, 3, 4, 7), vendors=(1, 1000), vendor_legitimate_interests=(12,))
+    ours = tc_string(
+        purposes=(1, 2, 3, 4), legitimate_interest=(7,), vendors=(755,), vendor_legitimate_interests=(755,)
+    )
+    theirs = tc_string(purposes=(1, 2, 3, 4, 7), vendors=(1, 1000), vendor_legitimate_interests=(12,))
     assert rules.permissions(ConsentIn(tcf=ours), None) == EVERYTHING
     assert rules.permissions(ConsentIn(tcf=theirs), None) == NOTHING
 
@@ -84,9 +91,9 @@ def test_a_configured_vendor_id_needs_the_vendors_own_consent_too() -> None:
 def test_the_publishers_restrictions_on_the_configured_vendor_take_away_what_they_say(
     restrictions: list[tuple[int, int, int, int]], expected: Permissions
 ) -> None:
-    # Given the user's consent to purposes 1, 3 and 4 and legitimate interest for 7, for vendor 755 on both counts
+    # Given the user's consent to purposes 1 to 4 and legitimate interest for 7, for vendor 755 on both counts
     granted = {
-        "purposes": (1, 3, 4),
+        "purposes": (1, 2, 3, 4),
         "legitimate_interest": (7,),
         "vendors": (755,),
         "vendor_legitimate_interests": (755,),

@@ -83,13 +83,15 @@ def _decoded(tcf: str) -> TcString:
 
 TCF_PURPOSES: dict[str, tuple[int, ...]] = {
     "personalise": (3, 4),
-    "cap_frequency": (1,),
+    "cap_frequency": (1, 2),
     "measure": (7,),
 }
-"""TCF v2.2 purposes each permission needs consent for: 1 store/access information on a device, 3 create a
-personalised-ads profile, 4 use one to select ads, 7 measure ad performance (legitimate interest is enough
-for 7, as the policy allows)."""
-LEGITIMATE_INTEREST_PURPOSES = frozenset({7})
+"""TCF v2.2 purposes each permission needs consent for: 1 store/access information on a device, 2 use limited data
+to select advertising, 3 create a personalised-ads profile, 4 use one to select ads, 7 measure ad performance
+(legitimate interest is enough for 2 and 7, as the policy allows). Capping needs 2, whose illustrations include
+limiting how often an ad is shown, as well as 1 for the id the app reads from the device to name the listener:
+purpose 1 alone (a string refusing 2) allows no counting."""
+LEGITIMATE_INTEREST_PURPOSES = frozenset({2, 7})
 
 
 @dataclass(frozen=True, slots=True)
