@@ -1,5 +1,7 @@
 """Consent resolved to permissions: the deployment's default, explicit choices, and minors."""
 
+from pathlib import Path
+
 import pytest
 from adserve.core.vocabulary import AgeBucket
 from adserve.privacy.consent import ConsentIn, ConsentRules, Permissions, ServingMode
@@ -125,3 +127,18 @@ def test_a_permission_is_given_by_json_true_alone(given: object) -> None:
     with pytest.raises(ValidationError, match="cap_frequency"):
         ConsentIn.model_validate({"cap_frequency": given})
     assert ConsentIn.model_validate({"cap_frequency": True}).cap_frequency is True
+
+
+@pytest.mark.parametrize(
+    ("documented", "expected"),
+    [
+        ("CP-x2RrQaXJP___TS_FRu5FoAfIAAAAAAIYgAAAAAA", EVERYTHING),
+        (
+            "CP-x2RrQaXJP___TS_FRu5FoAbIAAAAAAIYgAAAAAA",
+            Permissions(personalise=True, cap_frequency=False, measure=True),
+        ),
+    ],
+)
+def test_the_strings_docs_api_offers_to_try_grant_what_it_says(documented: str, expected: Permissions) -> None:
+    assert documented in (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    assert ConsentRules("strict").permissions(ConsentIn(tcf=documented), AgeBucket.AGE_25_34) == expected

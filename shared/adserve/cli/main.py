@@ -352,6 +352,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+CLI_SERVICE = "adserve-cli"
+"""The ``service`` of the log lines a command writes (``adserve forget`` logs its erasure as the function does)."""
+
+
 def console() -> int:
     """The `adserve` command: what the domain logs goes to stderr, so stdout holds only the command's output
     (`adserve forget ID | jq`)."""
@@ -360,6 +364,8 @@ def console() -> int:
     handler = logger.registered_handler
     if isinstance(handler, logging.StreamHandler):
         handler.setStream(sys.stderr)
+    if not os.environ.get("POWERTOOLS_SERVICE_NAME"):  # else Powertools names the lines `service_undefined`
+        logger.append_keys(service=CLI_SERVICE)
     try:
         status = main()
         sys.stdout.flush()  # here, not at exit: a reader gone by then made Python print its own traceback
