@@ -37,6 +37,7 @@ def service() -> TrackingService:
         422: error_doc("Unknown event type or missing token"),
         503: error_doc("Not queued; retry (a repeated beacon is the same event)"),
     },
+    ignore_unknown_query=True,  # a player may append its own (a cache-buster): the beacon still counts
 )
 @tracer.capture_method(capture_response=False)
 def fire_beacon(

@@ -50,6 +50,10 @@ def app() -> Router:
     ) -> Paint:
         return Paint(colour=colour, litres=at_least + 1)
 
+    @router.get("/v1/tins/<tin_id>/fired", summary="Fire a tin's beacon", ignore_unknown_query=True)
+    def fired(tin_id: Annotated[str, Path()], t: Annotated[str, Query()]) -> Response:
+        return Response(status_code=HTTPStatus.NO_CONTENT)
+
     @router.delete("/v1/tins/<tin_id>", summary="Empty a tin")
     def empty(tin_id: Annotated[str, Path()]) -> Response:
         if tin_id == "boom":
@@ -87,6 +91,20 @@ def test_every_invalid_parameter_is_reported_at_once_where_it_was_sent(app: Rout
     assert status == HTTPStatus.UNPROCESSABLE_ENTITY
     assert [detail["field"] for detail in body["error"]["details"]] == ["query.colour", "query.min"]
     assert body["error"]["code"] == "invalid_request"
+
+
+def test_a_query_parameter_the_route_does_not_define_is_a_422_naming_it(app: Router) -> None:
+    # A misspelt parameter read as absent would answer the default (every colour's count, not the one meant)
+    status, body, _ = answer(app, "GET", "/v1/tins", query={"colour": "blue", "mn": "4", "x": "1"})
+    assert status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert [detail["field"] for detail in body["error"]["details"]] == ["query.mn", "query.x"]
+
+
+def test_a_route_that_ignores_unknown_query_parameters_still_checks_its_own(app: Router) -> None:
+    assert answer(app, "GET", "/v1/tins/t1/fired", query={"t": "token", "cb": "123"})[0] == HTTPStatus.NO_CONTENT
+    status, body, _ = answer(app, "GET", "/v1/tins/t1/fired", query={"cb": "123"})
+    assert status == HTTPStatus.UNPROCESSABLE_ENTITY
+    assert [detail["field"] for detail in body["error"]["details"]] == ["query.t"]
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,13 @@ class Route:
     responses: Mapping[int, OpenAPIResponse]
     status_code: int
     include_in_schema: bool
+    ignore_unknown_query: bool = False
+    """Accept query parameters the handler does not name (the beacon: a player may append a cache-buster);
+    elsewhere one is a 422, as an unknown body field is, so a misspelt ``?frm=`` is not read as absent."""
+
+    @cached_property
+    def known_query(self) -> frozenset[str]:
+        return frozenset(parameter.key for parameter in self.parameters if parameter.kind == "query")
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -194,10 +201,20 @@ class Router:
         responses: Mapping[int, OpenAPIResponse] | None = None,
         status_code: int = HTTPStatus.OK,
         include_in_schema: bool = True,
+        ignore_unknown_query: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             self._routes.append(
-                Route(method, path, handler, summary, responses or {}, int(status_code), include_in_schema)
+                Route(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    responses or {},
+                    int(status_code),
+                    include_in_schema,
+                    ignore_unknown_query,
+                )
             )
             return handler
 
@@ -258,6 +275,11 @@ def _arguments(route: Route, path_values: dict[str, str], event: dict[str, Any])
     values: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     body = [parameter for parameter in route.parameters if parameter.kind == "body"]
+    if not route.ignore_unknown_query:
+        errors.extend(
+            {"type": "extra_forbidden", "loc": ("query", name), "msg": "Extra inputs are not permitted", "input": None}
+            for name in sorted(set(query) - route.known_query)
+        )
     for parameter in route.parameters:
         if parameter.kind == "body":
             continue
