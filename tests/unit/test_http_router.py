@@ -115,6 +115,8 @@ def test_a_route_that_ignores_unknown_query_parameters_still_checks_its_own(app:
         ("[]", HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),
         ('{"colour": "red", "litres": 0}', HTTPStatus.UNPROCESSABLE_ENTITY, ["litres"]),
         ("{", HTTPStatus.BAD_REQUEST, None),
+        ('{"colour": "red", "litres": NaN}', HTTPStatus.BAD_REQUEST, None),  # Python reads these; JSON has none
+        ('{"colour": "red", "litres": -Infinity}', HTTPStatus.BAD_REQUEST, None),
     ],
 )
 def test_a_body_that_is_missing_invalid_or_not_json_gets_its_4xx(

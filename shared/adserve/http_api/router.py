@@ -333,9 +333,14 @@ def _json_body(event: dict[str, Any]) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:
         raise MalformedJsonError from None
+
+
+def _not_json(constant: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's parser reads but JSON (RFC 8259) does not have."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _gateway_response(response: Response) -> dict[str, Any]:
