@@ -45,8 +45,11 @@ def moto_server() -> Iterator[str]:
 
 
 def clean_environment() -> dict[str, str]:
-    """What a fresh shell has: no AWS endpoint, credentials or function settings leaking from the tests."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    """What a fresh shell has: no AWS endpoint, credentials or function settings leaking from the tests.
+
+    PYTHONPATH stays: tests run from another checkout (a git worktree) with this venv set it to their own code,
+    which the stack must run too, not the venv's editable install of the first checkout."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "PYTHONPATH")
     return {name: os.environ[name] for name in keep if name in os.environ} | {"PYTHONUNBUFFERED": "1"}
 
 
