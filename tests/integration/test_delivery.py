@@ -20,13 +20,14 @@ from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.json_clients import DynamoDBJsonClient
+from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.delivery.counting import DeliveryTotals, hour_of
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.recording import OutcomeRecorder
 
 from devstack.fakes import InMemoryImpressionCounter, InMemoryLogStore
 from devstack.stack import LocalStack
-from tests.support.builders import campaign
+from tests.support.builders import campaign, pacing_state
 from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
 from tests.support.stored_campaigns import stored_campaigns
 
@@ -235,3 +236,27 @@ def test_the_cli_prints_the_report_and_plots_it(
     assert any("left 997" in line for line in printed)
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert cli.main(["delivery", unique("missing"), *tables]) == 1
+
+
+def test_a_pacing_state_this_release_cannot_read_leaves_out_its_campaign_alone(local_stack: LocalStack) -> None:
+    # Given one readable state and two items a step of another release (or a hand edit) could leave
+    store = DynamoPacingStore(dynamodb(local_stack), local_stack.physical_name("PacingTable"))
+    budget = {"unit": "impressions", "daily": 1000}
+    readable = pacing_state(campaign(campaign_id=unique("paced"), budget=budget), 0.5, NOW)
+    store.put(readable)
+    odd, bare = unique("paced-odd"), unique("paced-bare")
+    client = dynamodb(local_stack)
+    table = local_stack.physical_name("PacingTable")
+    client.put_item(TableName=table, Item={"campaign_id": {"S": odd}, "state": {"S": '{"status": "from-the-future"}'}})
+    client.put_item(TableName=table, Item={"campaign_id": {"S": bare}})
+    try:
+        # When Decide's catalog lists the states, and a report reads one
+        states = store.list_states()
+        # Then the readable one is there and the others are left out, not a failed catalog load
+        assert states[readable.campaign_id] == readable
+        assert odd not in states
+        assert bare not in states
+        assert store.get(odd) is None
+    finally:
+        for campaign_id in (readable.campaign_id, odd, bare):
+            client.delete_item(TableName=table, Key={"campaign_id": {"S": campaign_id}})
