@@ -148,8 +148,11 @@ class InMemoryDeliveryCounter:
     markers: set[str] = field(default_factory=set)
     request_counts: dict[tuple[str, datetime], int] = field(default_factory=dict)
     available: bool = True
+    writes: int = 0
+    """``count_once`` calls, failed ones included."""
 
     def count_once(self, group: DeliveryGroup) -> GroupResult:
+        self.writes += 1
         if not self.available:
             raise DeliveryStoreUnavailableError("table unreachable")
         duplicates = tuple(event.marker_key for event in group.events if event.marker_key in self.markers)

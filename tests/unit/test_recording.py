@@ -352,6 +352,68 @@ def test_counting_stops_close_to_the_timeout(ports: Ports) -> None:
     assert ports.counter.writes == 0
 
 
+def test_a_sick_counter_store_fails_no_impression_that_writes_nothing_to_it(ports: Ports) -> None:
+    # Given a counter store that fails, and after three capped impressions (which trip the breaker) two that
+    # write no counter: one of an uncapped campaign, one without capping consent
+    ports.counter.available = False
+    capped = message_records(*(outcome(listener=f"listener-t{n}") for n in range(3)))
+    free, unconsented = message_records(
+        outcome(campaign_id="free", advertiser_id="adv-2", ad_id="free-ad-1"), outcome(listener=None)
+    )
+    # When the batch is processed
+    response = ports.process(*capped, free, unconsented)
+    # Then only the capped ones fail: the other two's delivery and rows do not depend on the counter store
+    assert failed_ids(response) == {record["messageId"] for record in capped}
+    assert len(list(read_outcomes(ports.logs, NOW, NOW))) == 2
+
+
+def test_a_sick_delivery_store_is_not_called_for_the_rest_of_the_batch(ports: Ports) -> None:
+    # Given a delivery store that fails, and clicks of three campaigns in ten hours (thirty groups)
+    ports.delivery.available = False
+    clicks = message_records(
+        *(
+            outcome(
+                event_type=EventType.CLICK, campaign_id=c, advertiser_id="adv-1", occurred_at=NOW - timedelta(hours=n)
+            )
+            for n in range(10)
+            for c in ("cmp-1", "free", "sibling")
+        )
+    )
+    decided = message_records(decision(decision_id="d-u"))
+    # When the batch is processed
+    response = ports.process(*clicks, *decided)
+    # Then the store is called until three campaigns' writes failed in a row, every click fails, and the
+    # decision is logged
+    assert ports.delivery.writes == ports.recorder.breaker_threshold
+    assert failed_ids(response) == {record["messageId"] for record in clicks}
+    assert [record.decision_id for record in read_decisions(ports.logs, NOW, NOW)] == ["d-u"]
+
+
+def test_delivery_stops_close_to_the_timeout(ports: Ports) -> None:
+    clicks = message_records(outcome(event_type=EventType.CLICK), decision(decision_id="d-v"))
+    response = ports.process(*clicks, context=AlmostOutOfTime())
+    assert failed_ids(response) == {clicks[0]["messageId"]}
+    assert ports.delivery.writes == 0
+
+
+class RequestCountsOverflow(InMemoryDeliveryCounter):
+    """A store whose request counts raise what a decision decided at the calendar's end did: the expiry of its
+    hour's count is past ``datetime.max``."""
+
+    def add_requests(self, counts: Any) -> None:
+        raise OverflowError("date value out of range")
+
+
+def test_a_request_count_that_cannot_be_written_fails_no_record(ports: Ports) -> None:
+    # Given request counts that raise something other than an unavailable store
+    ports.recorder.delivery = RequestCountsOverflow()
+    records = message_records(decision(decision_id="d-w1"), decision(decision_id="d-w2"))
+    # When the batch is processed, then both decisions are logged and none fails: the counts are best effort (a
+    # failed batch would be redelivered, logged again and its other counts added again)
+    assert ports.process(*records) == {"batchItemFailures": []}
+    assert {record.decision_id for record in read_decisions(ports.logs, NOW, NOW)} == {"d-w1", "d-w2"}
+
+
 def test_rows_are_partitioned_by_their_own_hour_and_outcomes_carry_no_listener_id(ports: Ports) -> None:
     later = NOW + timedelta(hours=2)
     ports.process(*message_records(outcome(listener="listener-k"), outcome(listener="listener-k", occurred_at=later)))

@@ -213,8 +213,17 @@ class OutcomeRecorder:
     ) -> CountResult:
         """``record_impression`` given the event's campaign (None: unknown) and its marker's expiry, which a
         batch looks up and computes once."""
-        if event.listener is None:  # no capping consent: nothing is kept about the listener
+        increment = self.impression_increment(event, campaign, marker_expires_at)
+        if increment is None:
             return CountResult.NOT_COUNTED
+        return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
+
+    def impression_increment(
+        self, event: OutcomeEvent, campaign: Campaign | None, marker_expires_at: datetime
+    ) -> ImpressionIncrement | None:
+        """What counting the impression writes; None when it writes nothing (no listener, no cap in force)."""
+        if event.listener is None:  # no capping consent: nothing is kept about the listener
+            return None
         if campaign is None:  # deleted since it was served: its own caps are gone, its advertiser's are not
             caps = self.campaigns.advertiser_caps_of(event.advertiser_id)
             logger.warning(
@@ -224,17 +233,16 @@ class OutcomeRecorder:
         else:
             caps = self.campaigns.counter_caps_of(campaign)
         if not caps:
-            return CountResult.NOT_COUNTED
+            return None
         # The window is the impression's, but never in the future of when Track received it (client clocks).
         moment = min(event.occurred_at, event.received_at)
-        increment = ImpressionIncrement(
+        return ImpressionIncrement(
             listener=event.listener,
             marker_key=marker_key(event),
             marker_expires_at=marker_expires_at,
             counters=tuple(counter_slots(caps, moment, event.session, event.received_at)),
             counted_at=moment,
         )
-        return CountResult.COUNTED if self.counter.count_once(increment) else CountResult.DUPLICATE
 
     def delivery_event(
         self, event: OutcomeEvent, campaign: Campaign | None, tally: DeliveryTally
@@ -269,17 +277,39 @@ class OutcomeRecorder:
         self.count_delivery(counted, tally)
         return tally
 
-    def count_delivery(self, events: list[DeliveryEvent], tally: DeliveryTally) -> None:
-        """Count delivery events exactly once into ``tally``, a group per (campaign, hour) store write."""
+    def count_delivery(
+        self, events: list[DeliveryEvent], tally: DeliveryTally, in_time: Callable[[], bool] = lambda: True
+    ) -> None:
+        """Count delivery events exactly once into ``tally``, a group per (campaign, hour) store write.
+
+        A campaign whose write failed is not written again in the batch (its other hours' groups fail unattempted),
+        the store is not called again once ``breaker_threshold`` campaigns' writes failed in a row (one campaign
+        failing says nothing of the others; several in a row, that the table is sick), and nothing is started when
+        ``in_time`` says the invocation is close to its end: each write can take the store's timeouts and retries,
+        and a batch timed out as a whole is redelivered whole, its decision records too, which never needed this
+        table. The groups not attempted fail (redelivered; their markers absorb what was counted).
+        """
         groups = delivery_groups(events, self.clock() + DELIVERY_MARKER_LIFETIME)
         tally.duplicates += len(events) - sum(len(group.events) for group in groups)
+        failed: set[str] = set()  # campaigns whose write failed in this batch
+        in_a_row = 0
         for group in groups:
             try:
+                if group.campaign_id in failed:
+                    raise DeliveryStoreUnavailableError("not attempted: a write of its campaign failed")
+                if in_a_row >= self.breaker_threshold:
+                    raise DeliveryStoreUnavailableError("not attempted: the delivery store failed repeatedly")
+                if not in_time():
+                    raise DeliveryStoreUnavailableError("not attempted: the invocation is about to time out")
                 result = self.delivery.count_once(group)
             except DeliveryStoreUnavailableError as error:
+                if group.campaign_id not in failed:
+                    failed.add(group.campaign_id)
+                    in_a_row += 1
                 logger.warning("delivery not counted", extra={"events": len(group.events), "error": str(error)})
                 tally.failed_markers.update(event.marker_key for event in group.events)
                 continue
+            in_a_row = 0
             tally.counted += len(result.counted)
             tally.duplicates += len(result.duplicates)
 
@@ -389,13 +419,19 @@ class _RecordBatchProcessor(BatchProcessor):
             log_keys.remove_keys(_RECORD_LOG_KEYS)
 
     def _count(self, message_id: str, event: OutcomeEvent, campaign: Campaign | None) -> None:
+        """Step 2 for one impression. One that writes nothing (no listener, no cap) is never failed by the breaker
+        or the deadline: its delivery and log row do not depend on the counter store."""
+        increment = self._recorder.impression_increment(event, campaign, self._marker_expires_at)
+        if increment is None:
+            self._tally.outcomes[CountResult.NOT_COUNTED] += 1
+            return
         if self._counter_failures >= self._recorder.breaker_threshold:
             raise CounterStoreUnavailableError("not attempted: the counter store failed repeatedly in this batch")
-        context = self._context
-        if context is not None and context.get_remaining_time_in_millis() < self._recorder.deadline_margin_ms:
+        if not self._in_time():
             raise CounterStoreUnavailableError("not attempted: the invocation is about to time out")
         try:
-            result = self._recorder.count_impression(event, campaign, self._marker_expires_at)
+            counted = self._recorder.counter.count_once(increment)
+            result = CountResult.COUNTED if counted else CountResult.DUPLICATE
         except CounterStoreUnavailableError as error:
             self._counter_failures += 1
             logger.warning("impression not counted", extra={"message_id": message_id, "error": str(error)})
@@ -405,6 +441,11 @@ class _RecordBatchProcessor(BatchProcessor):
             raise
         self._counter_failures = 0
         self._tally.outcomes[result] += 1
+
+    def _in_time(self) -> bool:
+        """Whether more than ``deadline_margin_ms`` of the invocation is left (always, without a context)."""
+        context = self._context
+        return context is None or context.get_remaining_time_in_millis() >= self._recorder.deadline_margin_ms
 
     def success_handler(self, record: Any, result: Any) -> tuple[Any, ...]:
         if isinstance(result, _Handled):
@@ -444,7 +485,7 @@ class _RecordBatchProcessor(BatchProcessor):
         """Step 3: the batch's outcomes toward delivery; records of a group not written fail, unlogged."""
         tally = self._tally.delivery
         self._recorder.count_delivery(
-            [staged.delivery for staged in self._staged if staged.delivery is not None], tally
+            [staged.delivery for staged in self._staged if staged.delivery is not None], tally, self._in_time
         )
         if not tally.failed_markers:
             return
@@ -488,7 +529,8 @@ class _RecordBatchProcessor(BatchProcessor):
             return
         try:
             self._recorder.delivery.add_requests(counts)
-        except DeliveryStoreUnavailableError as error:
+        except Exception as error:  # noqa: BLE001 - best effort: failing here would redeliver a batch already logged
+            # and counted, adding its request counts again on every receive; a lost count only blurs the profile
             logger.warning("request counts not written", extra={"decisions": counts.total(), "error": str(error)})
 
     def _fail_written(self, group: list[_Handled], error: Exception) -> None:
