@@ -65,6 +65,20 @@ def test_a_campaigns_file_is_held_to_the_rules_of_new_writes(tmp_path: Path) -> 
     assert [reason.split(": ")[1] for reason in refused.value.reasons] == ["value_cpm"]
 
 
+@pytest.mark.parametrize(
+    ("value_cpm", "accepted"), [(12.345, True), (2.675, True), (0.001, True), (0.0015, False), (12.3456, False)]
+)
+def test_a_cpm_is_written_only_as_whole_micro_units_an_impression(value_cpm: float, accepted: bool) -> None:
+    # Spend is counted per impression in whole micro-units: a fourth decimal would be rounded on every impression
+    document = campaign().model_dump(mode="json") | {"value_cpm": value_cpm}
+    if accepted:
+        assert CampaignInput.model_validate(document).spend_micros_per_impression == round(value_cpm * 1000)
+    else:
+        with pytest.raises(ValidationError, match="more than three decimals"):
+            CampaignInput.model_validate(document)
+    assert Campaign.model_validate(document).value_cpm == value_cpm  # a stored one stays readable
+
+
 def test_a_campaigns_file_with_one_ad_id_in_two_campaigns_is_refused_whole(tmp_path: Path) -> None:
     first = campaign(campaign_id="cmp-a").model_dump(mode="json")
     second = campaign(campaign_id="cmp-b").model_dump(mode="json")

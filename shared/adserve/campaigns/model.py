@@ -205,8 +205,24 @@ class CampaignInput(Campaign):
     value_cpm: float = Field(
         ge=MIN_VALUE_CPM,
         le=1000,
-        description="What the advertiser pays per thousand impressions: at least one micro-unit an impression.",
+        description=(
+            "What the advertiser pays per thousand impressions: a whole number of micro-units an impression, so at "
+            "least 0.001 and at most three decimals."
+        ),
     )
+
+    @field_validator("value_cpm")
+    @classmethod
+    def _whole_micros_per_impression(cls, value_cpm: float) -> float:
+        """Spend is counted per impression in whole micro-units (``spend_micros_per_impression``): a fourth decimal
+        would be rounded away on every impression (0.0015 billed as 0.002, a third more; 0.0025 as 0.002)."""
+        per_impression = value_cpm * MICROS_PER_UNIT / 1000
+        if abs(per_impression - round(per_impression)) > 1e-6:
+            raise ValueError(
+                f"value_cpm {value_cpm} has more than three decimals: each impression spends value_cpm / 1000 in "
+                "whole micro-units of the currency"
+            )
+        return value_cpm
 
     @model_validator(mode="after")
     def _creatives_for_every_placement(self) -> Self:
