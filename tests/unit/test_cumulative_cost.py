@@ -299,6 +299,11 @@ def test_days_and_replays_are_refused_without_against(option: list[str]) -> None
             CONFIDENT_VARIANT,
         ),
         (
+            "vw-against-frequent-days-corrected",
+            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_days_corrected.json"),
+            FREQUENT_RECIPE_VARIANT,
+        ),
+        (
             "vw-against-small-batch",
             cumulative_cost.AGAINST_RESULTS.with_name("vw_against_small_batch.json"),
             SMALL_BATCH_RECIPE_VARIANT,

@@ -148,6 +148,11 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
             "recipe_corrected.json",
             {demo_sweep.BASELINE, demo_sweep.FREQUENT_RECIPE_VARIANT, demo_sweep.CONFIDENT_VARIANT},
         ),
+        (
+            "recipe-days-corrected",
+            "recipe_days_corrected.json",
+            {demo_sweep.BASELINE, demo_sweep.FREQUENT_RECIPE_VARIANT},
+        ),
     ],
 )
 def test_the_readme_tables_of_replayed_variants_are_the_committed_results(
