@@ -275,7 +275,7 @@ def _arguments(route: Route, path_values: dict[str, str], event: dict[str, Any])
     values: dict[str, Any] = {}
     errors: list[dict[str, Any]] = []
     body = [parameter for parameter in route.parameters if parameter.kind == "body"]
-    if not route.ignore_unknown_query:
+    if query and not route.ignore_unknown_query:  # Decide's POST has none: nothing to build per decision
         errors.extend(
             {"type": "extra_forbidden", "loc": ("query", name), "msg": "Extra inputs are not permitted", "input": None}
             for name in sorted(set(query) - route.known_query)
