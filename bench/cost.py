@@ -61,9 +61,10 @@ CUTS = {
     "record_gb_s": "Record waits on one TransactWriteItems per impression in turn: run them concurrently",
     "lambda_requests": "fewer invocations: batch beacons; larger Record batches",
     "dynamodb_reads": "fewer caps Queries: skip the read when no eligible campaign is capped (already done)",
-    "dynamodb_writes": "each counted impression writes a marker (exactly-once) and a counter per cap slot in one "
-    "transaction at 2 units an item: folding the marker into a counter item's condition, or merging one "
-    "listener's impressions of a batch into one transaction, writes fewer items",
+    "dynamodb_writes": "every outcome writes a delivery marker (exactly-once) in a transaction at 2 units an item, "
+    "the larger half, and each counted impression a caps marker and a counter per cap slot: one marker per "
+    "impression serving both tables, or merging one listener's impressions of a batch into one transaction, "
+    "writes fewer items",
     "sqs_sends": "compact decision records (issue 13, item 6): one 64 KiB chunk instead of several",
     "sqs_receives_deletes": "larger messages per receive are free up to 64 KiB: compact records keep receives at 10",
     "s3_puts": "larger Record batches (one object per kind and hour per batch)",
@@ -306,6 +307,13 @@ def _template_facts() -> dict[str, float]:
     }
 
 
+def max_ads_of(index: int, ads_per_decision: float) -> int:
+    """The ``max_ads`` of the index-th measured decision: whole steps that average *ads_per_decision* (1.5: 1, 2,
+    1, 2, ...), so the responses measured are as large as those of the traffic priced (3 ads each overstated the
+    bytes out by half)."""
+    return math.floor((index + 1) * ads_per_decision) - math.floor(index * ads_per_decision)
+
+
 def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
     meter = Meter()
     bench = _bench_figures()
@@ -319,7 +327,7 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
         served: list[dict[str, Any]] = []
         with meter.counting("decision") as tally:
             for index in range(decisions):
-                request = catalogs.decision_request_document()
+                request = catalogs.decision_request_document(max_ads_of(index, Traffic().ads_per_decision))
                 request["listener"] = {**request["listener"], "id": f"listener-cost-{index % LISTENERS}"}
                 response = stack.invoke("DecideFunction", catalogs.api_gateway_event(request))
                 if response["statusCode"] != 200:

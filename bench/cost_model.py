@@ -171,7 +171,7 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
     messages = decisions + impressions + events
     record_invocations = messages / traffic.record_batch_size
     m = measured
-    decide_ms = m.decision.billed_ms()
+    decide_ms = math.ceil(m.decision.billed_ms())  # Lambda bills each invocation rounded up to the millisecond
     environments = decide_environments(m, traffic)
     cold_starts = cold_starts_per_month(m, traffic)
     per_record_ms = (
@@ -255,7 +255,8 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "Lambda",
             f"Track GB-s ({m.memory_mb['TrackFunction']} MB)",
             gb_seconds(
-                m.memory_mb["TrackFunction"], m.impression.billed_ms() * impressions + m.event.billed_ms() * events
+                m.memory_mb["TrackFunction"],
+                math.ceil(m.impression.billed_ms()) * impressions + math.ceil(m.event.billed_ms()) * events,
             ),
             "lambda_gb_second",
             False,

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.cost import _template_facts
+from bench.cost import _template_facts, max_ads_of
 from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, line_items, summary
 from bench.docs import COMPANIONS
 from bench.prices import MONTH_SECONDS, PRICES, Price
@@ -65,6 +65,26 @@ def test_a_small_case_by_hand() -> None:
     # Record: one invocation per 100 messages (the decision record and the impression)
     assert costs["lambda_requests"] == pytest.approx((month + month + 2 * month / 100) * 0.20e-6)
     assert costs["alarms"] == pytest.approx(0.2)
+
+
+def test_decide_and_track_are_billed_whole_milliseconds_an_invocation() -> None:
+    # 1.2 ms of CPU and the caps Query's 4 ms: 5.2 ms, billed as 6; a beacon's 0.3 ms of CPU as 1
+    costs = by_key(
+        measured(decision=replace(measured().decision, cpu_ms=1.2), impression=Usage(cpu_ms=0.3)), ONE_A_SECOND
+    )
+    month = MONTH_SECONDS
+    assert costs["decide_gb_s"] == pytest.approx(0.006 * month * 0.0000166667)
+    assert costs["track_gb_s"] == pytest.approx(0.001 * month * 0.0000166667)
+
+
+@pytest.mark.parametrize(
+    ("ads_per_decision", "first"), [(1.5, [1, 2, 1, 2]), (1.0, [1, 1, 1, 1]), (2.25, [2, 2, 2, 3])]
+)
+def test_the_measured_decisions_serve_the_ads_the_traffic_assumes(ads_per_decision: float, first: list[int]) -> None:
+    assert [max_ads_of(index, ads_per_decision) for index in range(4)] == first
+    assert sum(max_ads_of(index, ads_per_decision) for index in range(120)) == pytest.approx(
+        120 * ads_per_decision, abs=1
+    )
 
 
 def test_doubling_traffic_doubles_every_variable_cost_and_no_fixed_one() -> None:
