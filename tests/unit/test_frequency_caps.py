@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from adserve.campaigns.frequency_caps import (
     EXPIRY_GRACE,
+    LIFETIME_HORIZON,
+    SESSION_LIFETIME,
     AdvertiserCaps,
     CountedOwners,
     CounterCap,
@@ -116,6 +118,19 @@ def test_sliding_counters_expire_at_their_window_end_plus_grace_from_any_zone() 
     assert session.expires_at == window_end(CapWindow.SESSION, moment) + EXPIRY_GRACE
     assert lifetime.expires_at == window_end(CapWindow.LIFETIME, moment) + EXPIRY_GRACE
     assert session.expires_at.utcoffset() == lifetime.expires_at.utcoffset() == timedelta(0)
+
+
+def test_a_sliding_counters_expiry_is_a_whole_hour_and_never_sooner_than_its_lifetime() -> None:
+    # Given an impression received at some second of an hour
+    capped = campaign(frequency_caps=[{"max": 1, "window": "session"}, {"max": 1, "window": "lifetime"}])
+    caps = [CounterCap.of(cap, capped) for cap in capped.frequency_caps]
+    received = NOW.replace(minute=17, second=42, microsecond=123)
+    slots = counter_slots(caps, received, SESSION, received)
+    for slot, lifetime in zip(slots, (SESSION_LIFETIME, LIFETIME_HORIZON), strict=True):
+        # Then its counter's expiry (in the listener's partition) does not tell that second, and the counter lives
+        # at least its lifetime and grace from it, under an hour more
+        assert (slot.expires_at.minute, slot.expires_at.second, slot.expires_at.microsecond) == (0, 0, 0)
+        assert timedelta(0) < slot.expires_at - (received + lifetime + EXPIRY_GRACE) < timedelta(hours=1)
 
 
 def test_a_late_report_moves_no_sliding_counters_end_back() -> None:

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Final, NamedTuple
 
 from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
-from adserve.core.hours import utc_hour
+from adserve.core.hours import next_whole_hour, utc_hour
 
 # Counters outlive their window by this much so that TTL deletion lag never races a read of a live window.
 EXPIRY_GRACE = timedelta(days=1)
@@ -62,11 +62,12 @@ def window_bucket(window: CapWindow, now: datetime, session: str) -> str:
 
 
 def window_end(window: CapWindow, now: datetime) -> datetime:
-    """The instant the current window instance closes (sessions and lifetimes close by inactivity)."""
+    """The instant the current window instance closes (sessions and lifetimes close by inactivity, counted from the
+    next whole hour: ``counter_slots``)."""
     now = now.astimezone(UTC)
     match window:
         case CapWindow.SESSION:
-            return now + SESSION_LIFETIME
+            return next_whole_hour(now) + SESSION_LIFETIME
         case CapWindow.HOUR:
             return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
         case CapWindow.DAY:
@@ -78,7 +79,7 @@ def window_end(window: CapWindow, now: datetime) -> datetime:
             first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
             return (first + timedelta(days=32)).replace(day=1)
         case CapWindow.LIFETIME:
-            return now + LIFETIME_HORIZON
+            return next_whole_hour(now) + LIFETIME_HORIZON
 
 
 COUNTER_PREFIX = "cap#"
@@ -272,11 +273,14 @@ def counter_slots(
 
     A calendar window's bucket and end are the moment's. A session's or lifetime's end slides from when the
     impression was received: from a late report's moment (days old, as a batch may be) it would move the
-    counter's expiry back, into the past for a session, and the cap would be forgotten. Record asks this for
-    every impression, so a calendar window's bucket and expiry are cached by the UTC hour.
+    counter's expiry back, into the past for a session, and the cap would be forgotten. It slides from the next
+    whole hour (``next_whole_hour``): to the second, the expiry in the listener's partition would tell when its
+    last impression was counted, a time to match against decision rows; a counter then lives up to an hour
+    longer, blocking longer, never shorter. Record asks this for every impression, so a calendar window's bucket
+    and expiry are cached by the UTC hour.
     """
     hour = utc_hour(moment.astimezone(UTC))
-    slides_from = max(moment, received_at).astimezone(UTC)
+    slides_from = next_whole_hour(max(moment, received_at))  # as window_end's
     slots = []
     for cap in caps:
         if cap.window in _CALENDAR_WINDOWS:
@@ -291,8 +295,8 @@ _SLIDING_LIFETIMES: Final = {
     CapWindow.SESSION: SESSION_LIFETIME + EXPIRY_GRACE,
     CapWindow.LIFETIME: LIFETIME_HORIZON + EXPIRY_GRACE,
 }
-"""How long a sliding window's counter lives after an impression at ``now`` (in UTC): ``window_end`` plus the grace,
-added once instead of per impression."""
+"""How long a sliding window's counter lives from the whole hour that follows an impression: ``window_end`` plus the
+grace, added once instead of per impression."""
 
 
 @lru_cache(maxsize=1024)

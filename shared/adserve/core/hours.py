@@ -1,7 +1,9 @@
 """UTC hours: the bucket of log partitions, delivery counters and calendar frequency caps."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+
+HOUR = timedelta(hours=1)
 
 
 def utc_hour(moment: datetime) -> datetime:
@@ -21,3 +23,10 @@ def utc_hour(moment: datetime) -> datetime:
 @lru_cache(maxsize=256)
 def _hour(year: int, month: int, day: int, hour: int) -> datetime:
     return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def next_whole_hour(moment: datetime) -> datetime:
+    """*moment* rounded up to a whole UTC hour (itself if it is one): the expiry of an item that names a listener's
+    activity, so that it does not tell the second of it (a time to match against other records)."""
+    hour = utc_hour(moment)
+    return hour if hour == moment else hour + HOUR

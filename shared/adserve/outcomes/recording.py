@@ -55,7 +55,7 @@ from adserve.core.errors import (
     InvalidRecordError,
     LogStoreUnavailableError,
 )
-from adserve.core.hours import utc_hour
+from adserve.core.hours import next_whole_hour
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType as OutcomeType
 from adserve.delivery.counting import MARKER_LIFETIME as DELIVERY_MARKER_LIFETIME
@@ -75,8 +75,6 @@ from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
 MARKER_PREFIX: Final = "seen#"
 MARKER_LIFETIME: Final = timedelta(days=14)
 """Longer than SQS keeps a message and than any tracking token lives: no duplicate can outlive its marker."""
-MARKER_EXPIRY_GRAIN: Final = timedelta(hours=1)
-"""A marker's expiry is a whole UTC hour (``marker_expiry``)."""
 
 CORRELATION_ATTRIBUTE: Final = "correlation_id"
 """The message attribute Decide and Track put the API request's correlation id in."""
@@ -149,9 +147,7 @@ def marker_expiry(now: datetime) -> datetime:
     tell when the impression was counted, a time to match against other records. Rounded up, never down, so it
     still outlives every duplicate.
     """
-    expires = now + MARKER_LIFETIME
-    hour = utc_hour(expires)
-    return hour if hour == expires else hour + MARKER_EXPIRY_GRAIN
+    return next_whole_hour(now + MARKER_LIFETIME)
 
 
 def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
