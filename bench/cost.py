@@ -325,9 +325,10 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
             init.units = 1
         _drain(stack)
         served: list[dict[str, Any]] = []
+        ads_per_decision = Traffic().ads_per_decision
         with meter.counting("decision") as tally:
             for index in range(decisions):
-                request = catalogs.decision_request_document(max_ads_of(index, Traffic().ads_per_decision))
+                request = catalogs.decision_request_document(max_ads_of(index, ads_per_decision))
                 request["listener"] = {**request["listener"], "id": f"listener-cost-{index % LISTENERS}"}
                 response = stack.invoke("DecideFunction", catalogs.api_gateway_event(request))
                 if response["statusCode"] != 200:

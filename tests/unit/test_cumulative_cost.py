@@ -285,54 +285,21 @@ def test_days_and_replays_are_refused_without_against(option: list[str]) -> None
 
 
 @pytest.mark.parametrize(
-    ("region", "results_file", "variant"),
+    ("region", "variant"),
     [
-        ("vw-against", cumulative_cost.AGAINST_RESULTS, CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT),
-        (
-            "vw-against-corrected",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_corrected.json"),
-            CAPPED_VARIANT,
-        ),
-        (
-            "vw-against-confident-corrected",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_confident_corrected.json"),
-            CONFIDENT_VARIANT,
-        ),
-        (
-            "vw-against-frequent-days-corrected",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_days_corrected.json"),
-            FREQUENT_RECIPE_VARIANT,
-        ),
-        (
-            "vw-against-small-batch",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_small_batch.json"),
-            SMALL_BATCH_RECIPE_VARIANT,
-        ),
-        (
-            "vw-against-frequent",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent.json"),
-            FREQUENT_RECIPE_VARIANT,
-        ),
-        (
-            "vw-against-frequent-capped",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_frequent_capped.json"),
-            FREQUENT_CAPPED_VARIANT,
-        ),
-        (
-            "vw-against-optimistic",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_optimistic.json"),
-            OPTIMISTIC_VARIANT,
-        ),
-        (
-            "vw-against-confident",
-            cumulative_cost.AGAINST_RESULTS.with_name("vw_against_confident.json"),
-            CONFIDENT_VARIANT,
-        ),
+        ("vw-against", CAPPED_REFIT_WITH_LISTENER_PAIRS_VARIANT),
+        ("vw-against-corrected", CAPPED_VARIANT),
+        ("vw-against-confident-corrected", CONFIDENT_VARIANT),
+        ("vw-against-frequent-days-corrected", FREQUENT_RECIPE_VARIANT),
+        ("vw-against-small-batch", SMALL_BATCH_RECIPE_VARIANT),
+        ("vw-against-frequent", FREQUENT_RECIPE_VARIANT),
+        ("vw-against-frequent-capped", FREQUENT_CAPPED_VARIANT),
+        ("vw-against-optimistic", OPTIMISTIC_VARIANT),
+        ("vw-against-confident", CONFIDENT_VARIANT),
     ],
 )
-def test_the_readme_against_tables_are_the_committed_variants_against_vw(
-    region: str, results_file: Path, variant: str
-) -> None:
+def test_the_readme_against_tables_are_the_committed_variants_against_vw(region: str, variant: str) -> None:
+    results_file = cumulative_cost.AGAINST_RESULTS.with_name(f"{region.replace('-', '_')}.json")  # region's file
     results = json.loads(results_file.read_text())
     assert published_table(region) == cumulative_cost.against_markdown(results), (
         f"run python -m devstack.cumulative_cost --against {results['variant']!r} --out {results_file} "
