@@ -7,15 +7,22 @@ from collections import Counter
 import numpy as np
 import pytest
 from adserve.decisions.policy import (
+    FEW_CANDIDATES,
     EpsilonGreedy,
     ExplorationPolicy,
     SquareCB,
+    _array_slate,
+    _listed_slate,
+    _pairwise_sum,
     choose_slate,
     exploration_policy,
     growing_gamma,
     logged_policy,
+    relative_uncertainty,
 )
 from adserve.outcomes.decision_records import LoggedPolicy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 POLICIES = [EpsilonGreedy(0.2), SquareCB(10.0), SquareCB(0.0)]
 IDS = ["epsilon_greedy", "squarecb", "squarecb_uniform"]
@@ -173,3 +180,65 @@ def test_the_logged_policy_rebuilds_the_same_policy(policy: ExplorationPolicy) -
 def test_a_logged_policy_without_its_parameter_is_invalid() -> None:
     with pytest.raises(ValueError, match="gamma"):
         LoggedPolicy(name="squarecb", epsilon=0.1)
+
+
+VALUES = st.sampled_from([0.0, 0.5, 0.25, 1e-3]) | st.floats(0.0, 1.0) | st.floats(0.0, 50.0)
+"""Expected values with ties (each sampled value recurs), zeros and a CPM's range."""
+
+POLICY_STRATEGY = st.one_of(
+    st.floats(0.0, 1.0).map(EpsilonGreedy),
+    st.builds(SquareCB, st.floats(0.0, 1e4), st.sampled_from([0.0, 0.5, 3.0])),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    candidates=st.lists(
+        st.tuples(VALUES, st.integers(0, 6), st.sampled_from([0.0, 1.0, 30.0, 5_000.0])),
+        min_size=1,
+        max_size=FEW_CANDIDATES,
+    ),
+    policy=POLICY_STRATEGY,
+    slots=st.integers(1, 5),
+    seed=st.integers(0, 2**32),
+    top_of_range=st.booleans(),
+)
+def test_a_few_candidates_on_lists_get_the_very_choices_and_propensities_of_the_arrays(
+    candidates: list[tuple[float, int, float]],
+    policy: ExplorationPolicy,
+    slots: int,
+    seed: int,
+    top_of_range: bool,
+) -> None:
+    # Given a few candidates (advertisers shared, some ads never heard) and one stream of draws for each path
+    values = np.array([value for value, _, _ in candidates])
+    advertisers = [advertiser for _, advertiser, _ in candidates]
+    heard = np.array([impressions for _, _, impressions in candidates])
+    uncertainty = relative_uncertainty(np.clip(values, 0.0, 1.0), heard)
+
+    def draws() -> random.Random:
+        return TopOfRange() if top_of_range else random.Random(seed)
+
+    # When the slate is chosen on numpy arrays and on Python lists
+    array_trace: list[np.ndarray] = []
+    listed_trace: list[np.ndarray] = []
+    on_arrays = _array_slate(values, advertisers, slots, policy, draws(), uncertainty=uncertainty, trace=array_trace)
+    on_lists = _listed_slate(
+        values.tolist(), advertisers, slots, policy, draws(), uncertainty=uncertainty.tolist(), trace=listed_trace
+    )
+    # Then the choices, their propensities and every slot's distribution are the same to the bit
+    assert on_lists == on_arrays
+    assert [trace.tobytes() for trace in listed_trace] == [trace.tobytes() for trace in array_trace]
+    # And Decide's entry point takes the lists for these few candidates, with the same result
+    assert choose_slate(values, advertisers, slots, policy, draws(), uncertainty=uncertainty) == on_arrays
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(VALUES | st.floats(-1e6, 1e6), max_size=128))
+def test_the_pairwise_sum_is_numpys_to_the_bit(values: list[float]) -> None:
+    assert _pairwise_sum(values).hex() == float(np.array(values, dtype=np.float64).sum()).hex()
+
+
+def test_the_pairwise_sum_refuses_what_numpy_sums_by_halves() -> None:
+    with pytest.raises(ValueError, match="128"):
+        _pairwise_sum([1.0] * 129)

@@ -20,8 +20,16 @@ chosen, every other ad of its advertiser leaves the pool. Two policies, selected
   explored as if it might be the best. The greedy ad is still the best estimate.
 
 Ties go to the lowest index, so the distribution is a function of the values alone and exact.
+
+Each policy computes its distribution twice, to the same bits: on numpy arrays, for OPE's replays and large
+slates, and on Python lists (``listed_slot_probabilities``) for a slate of a few candidates, where numpy's
+per-call overhead was half of the score path's time. Both use IEEE doubles in the same order; the one sum,
+SquareCB's greedy share, is numpy's pairwise sum (``_pairwise_sum``). A test checks both on random slates.
 """
 
+import bisect
+import itertools
+import math
 import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -57,6 +65,12 @@ class ExplorationPolicy(Protocol):
         """
         ...
 
+    def listed_slot_probabilities(
+        self, expected_values: list[float], available: list[bool], uncertainty: list[float] | None = None
+    ) -> list[float]:
+        """``slot_probabilities`` on Python lists, to the bit (module docstring)."""
+        ...
+
     def logged(self) -> LoggedPolicy: ...
 
 
@@ -66,6 +80,36 @@ def _greedy(expected_values: np.ndarray, available: np.ndarray, count: int | np.
     if count == len(expected_values):
         return int(expected_values.argmax())
     return int(np.where(available, expected_values, -np.inf).argmax())
+
+
+def _listed_greedy(expected_values: list[float], available: list[bool], count: int) -> int:
+    """``_greedy`` on lists: the first best available candidate (the values are finite, as scores x values are)."""
+    if count == len(expected_values):
+        return expected_values.index(max(expected_values))
+    masked = [value if free else -math.inf for value, free in zip(expected_values, available, strict=True)]
+    return masked.index(max(masked))
+
+
+def _pairwise_sum(values: list[float]) -> float:
+    """``ndarray.sum`` of up to 128 doubles, to the bit: numpy's pairwise summation, which below its block of 128
+    adds sequentially under 8 values and in 8 interleaved partial sums from 8 on."""
+    count = len(values)
+    if count < 8:
+        total = 0.0
+        for value in values:
+            total += value
+        return total
+    if count > 128:
+        raise ValueError("numpy sums more than 128 values by halves; not reproduced here")
+    partial = values[:8]
+    whole = count - count % 8
+    for start in range(8, whole, 8):
+        partial = [left + right for left, right in zip(partial, values[start : start + 8], strict=True)]
+    first, second, third, fourth, fifth, sixth, seventh, eighth = partial
+    total = ((first + second) + (third + fourth)) + ((fifth + sixth) + (seventh + eighth))
+    for value in values[whole:]:
+        total += value
+    return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +134,18 @@ class EpsilonGreedy:
             return np.zeros(len(expected_values), dtype=np.float64)
         probabilities = available * (self.epsilon / count)  # exactly epsilon / count where available, else 0.0
         probabilities[_greedy(expected_values, available, count)] += 1.0 - self.epsilon
+        return probabilities
+
+    def listed_slot_probabilities(
+        self, expected_values: list[float], available: list[bool], uncertainty: list[float] | None = None
+    ) -> list[float]:
+        del uncertainty
+        count = sum(available)
+        if count == 0:
+            return [0.0] * len(expected_values)
+        share = self.epsilon / count
+        probabilities = [share if free else 0.0 for free in available]
+        probabilities[_listed_greedy(expected_values, available, count)] += 1.0 - self.epsilon
         return probabilities
 
     def logged(self) -> LoggedPolicy:
@@ -133,6 +189,33 @@ class SquareCB:
         probabilities[greedy] = 1.0 - probabilities.sum()
         return probabilities
 
+    def listed_slot_probabilities(
+        self, expected_values: list[float], available: list[bool], uncertainty: list[float] | None = None
+    ) -> list[float]:
+        count = sum(available)
+        if count == 0:
+            return [0.0] * len(expected_values)
+        greedy = _listed_greedy(expected_values, available, count)
+        best, gamma, optimism = expected_values[greedy], self.gamma, self.optimism
+        if best <= 0.0:
+            uniform = 1.0 / (count + gamma * 0.0)
+            probabilities = [uniform if free else 0.0 for free in available]
+        elif not optimism or uncertainty is None:
+            probabilities = [
+                1.0 / (count + gamma * ((best - value) / best)) if free else 0.0
+                for value, free in zip(expected_values, available, strict=True)
+            ]
+        else:
+            probabilities = [
+                1.0 / (count + gamma * _listed_optimistic((best - value) / best, value / best, spread, optimism))
+                if free
+                else 0.0
+                for value, free, spread in zip(expected_values, available, uncertainty, strict=True)
+            ]
+        probabilities[greedy] = 0.0
+        probabilities[greedy] = 1.0 - _pairwise_sum(probabilities)
+        return probabilities
+
     def logged(self) -> LoggedPolicy:
         return LoggedPolicy(name=self.name, gamma=self.gamma, optimism=self.optimism or None)
 
@@ -143,6 +226,11 @@ def _optimistic(gaps: np.ndarray, relative_values: np.ndarray, uncertainty: np.n
     unheard = np.isinf(uncertainty)
     bonus = optimism * relative_values * np.where(unheard, 0.0, uncertainty)
     return np.where(unheard, 0.0, np.maximum(gaps - bonus, 0.0))
+
+
+def _listed_optimistic(gap: float, relative_value: float, uncertainty: float, optimism: float) -> float:
+    """``_optimistic`` for one candidate."""
+    return 0.0 if math.isinf(uncertainty) else max(gap - optimism * relative_value * uncertainty, 0.0)
 
 
 def relative_uncertainty(scores: np.ndarray, heard: np.ndarray) -> np.ndarray:
@@ -236,6 +324,39 @@ def choose_slate(
     catalog index holds them so). ``uncertainty``: each candidate's, for a policy with optimism. ``trace``, when
     given (explain), receives the distribution of each slot, in rank order.
     """
+    if (
+        len(expected_values) <= FEW_CANDIDATES
+        and expected_values.dtype == np.float64
+        and (uncertainty is None or uncertainty.dtype == np.float64)
+    ):
+        return _listed_slate(
+            expected_values.tolist(),
+            advertisers.tolist() if isinstance(advertisers, np.ndarray) else list(advertisers),
+            slots,
+            policy,
+            rng,
+            uncertainty=None if uncertainty is None else uncertainty.tolist(),
+            trace=trace,
+        )
+    return _array_slate(expected_values, advertisers, slots, policy, rng, uncertainty=uncertainty, trace=trace)
+
+
+FEW_CANDIDATES: Final = 24
+"""Up to this many candidates, a slate is chosen on Python lists (``_listed_slate``), above on numpy arrays: the
+lists' cost grows with the candidates, numpy's is mostly per call (``make bench``, "score path", at 10 and 50)."""
+
+
+def _array_slate(
+    expected_values: np.ndarray,
+    advertisers: Sequence[Hashable] | np.ndarray,
+    slots: int,
+    policy: ExplorationPolicy,
+    rng: random.Random,
+    *,
+    uncertainty: np.ndarray | None,
+    trace: list[np.ndarray] | None,
+) -> list[Choice]:
+    """``choose_slate`` on numpy arrays."""
     if isinstance(advertisers, np.ndarray):
         advertiser_codes = advertisers
     else:
@@ -264,4 +385,35 @@ def choose_slate(
         if len(choices) < slots:  # the last slot's pool is never asked for
             available &= advertiser_codes != advertiser_codes.item(index)
             remaining = int(np.count_nonzero(available))  # not .any(): a ufunc reduction, 3x slower
+    return choices
+
+
+def _listed_slate(
+    expected_values: list[float],
+    advertisers: Sequence[Hashable],
+    slots: int,
+    policy: ExplorationPolicy,
+    rng: random.Random,
+    *,
+    uncertainty: list[float] | None,
+    trace: list[np.ndarray] | None,
+) -> list[Choice]:
+    """``_array_slate`` on Python lists: the same draws, choices and propensities, to the bit."""
+    available = [True] * len(expected_values)
+    remaining = len(expected_values)
+    choices: list[Choice] = []
+    draw = rng.random
+    while remaining and len(choices) < slots:
+        probabilities = policy.listed_slot_probabilities(expected_values, available, uncertainty)
+        if trace is not None:
+            trace.append(np.array(probabilities, dtype=np.float64))
+        cumulative = list(itertools.accumulate(probabilities))  # sequential sums, as numpy's accumulate
+        index = bisect.bisect_right(cumulative, draw() * cumulative[-1])  # searchsorted(side="right")
+        if index == len(cumulative):
+            index = max(position for position, probability in enumerate(probabilities) if probability)
+        choices.append(Choice(index, len(choices) + 1, probabilities[index]))
+        if len(choices) < slots:
+            chosen = advertisers[index]
+            available = [free and advertiser != chosen for free, advertiser in zip(available, advertisers, strict=True)]
+            remaining = sum(available)
     return choices
