@@ -57,7 +57,16 @@ from vowpalwabbit import Workspace
 
 from bench.vw_peer import ad_line, shared_line
 from devstack.demo import DemoConfig
-from devstack.demo_sweep import PLAY_RATE, VARIANTS, WEEKDAYS, replay, round_traffic, weekday_range, world_label
+from devstack.demo_sweep import (
+    PLAY_RATE,
+    VARIANTS,
+    WEEKDAYS,
+    day_seed,
+    replay,
+    round_traffic,
+    weekday_range,
+    world_label,
+)
 from devstack.generated_tables import publish, seed_range
 from devstack.simulated_logs import START, StreamDecision, simulate_traffic
 
@@ -172,7 +181,8 @@ def _unit_scores(_listeners: Sequence[Mapping[str, str]], ads: Sequence[Mapping[
 
 
 def online_world(config: DemoConfig, seed: int, settings: Sequence[str]) -> dict[str, Any]:
-    """The oracle and every VW setting on world ``seed``'s stream."""
+    """The oracle and every VW setting on world ``seed``'s stream (VW's own draws: the world's on its day)."""
+    config = dataclasses.replace(config, seed=seed)
     stream = stream_of(config, seed)
     best = [float(d.true_ctr.max()) for d in stream]
     runs: dict[str, Any] = {
@@ -182,7 +192,7 @@ def online_world(config: DemoConfig, seed: int, settings: Sequence[str]) -> dict
         workspace = Workspace(f"{VW_COMMON} {setting}")
         try:
             started = time.perf_counter()
-            online = run_online(workspace, stream, np.random.default_rng([seed, 23]), config.play_rate)
+            online = run_online(workspace, stream, np.random.default_rng([day_seed(config), 23]), config.play_rate)
         finally:
             workspace.finish()
         runs[f"vw {setting}"] = {

@@ -25,6 +25,7 @@ from devstack.demo_sweep import (
     OPTIMISTIC_VARIANT,
     SMALL_BATCH_RECIPE_VARIANT,
     VARIANTS,
+    day_seed,
     replay,
     round_traffic,
 )
@@ -91,7 +92,8 @@ def test_vowpal_wabbit_learns_online_on_a_small_stream_and_each_round_is_reporte
     stream = stream_of(config, seed=4)
     workspace = Workspace(f"{VW_COMMON} --epsilon 0.1")
     try:
-        run = run_online(workspace, stream, np.random.default_rng([4, 23]))  # online_world's draws for world 4
+        # online_world's draws for world 4 on the config's day
+        run = run_online(workspace, stream, np.random.default_rng([day_seed(dataclasses.replace(config, seed=4)), 23]))
     finally:
         workspace.finish()
     assert run.decisions == run.learned == 400
@@ -310,3 +312,16 @@ def test_the_readme_against_tables_are_the_committed_variants_against_vw(region:
     assert sorted((world["seed"], world.get("weekday") or "") for world in results["worlds"]) == sorted(
         (seed, day or "") for day in days for seed in range(1, 11)
     )
+
+
+def test_each_day_of_a_world_is_a_draw_of_its_own_and_each_day_replays_the_same() -> None:
+    # Given one world on two days of week (``--weekdays``)
+    wednesday, thursday = (dataclasses.replace(DemoConfig(seed=4), rounds=(300,), weekday=day) for day in "23")
+
+    def listeners(config: DemoConfig) -> list[dict[str, str]]:
+        return [{k: v for k, v in d.listener.items() if k != "day_of_week"} for d in stream_of(config, seed=4)]
+
+    # Then the days draw other listeners (with the world's seed alone they shared all but the day's effect)
+    assert listeners(wednesday) != listeners(thursday)
+    # And a day replayed draws the same ones again
+    assert listeners(wednesday) == listeners(dataclasses.replace(wednesday))
