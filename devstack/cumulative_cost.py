@@ -162,7 +162,8 @@ class _Discard:
 
 
 def stream_of(config: DemoConfig, seed: int) -> list[StreamDecision]:
-    """World ``seed``'s traffic as ``demo_sweep.replay`` serves it, round after round (it depends on the seed only)."""
+    """World ``seed``'s traffic as ``demo_sweep.replay`` serves it, round after round (it depends on the
+    seed and the day of week only, ``demo_sweep.day_seed``)."""
     config = dataclasses.replace(config, seed=seed)
     world = config.world()
     stream: list[StreamDecision] = []
