@@ -204,6 +204,10 @@ def test_a_max_age_within_the_refresh_interval_is_refused(max_age: str) -> None:
     with pytest.raises(ConfigurationError, match="CATALOG_MAX_AGE_SECONDS"):
         DecideSettings.from_env(environ)
     assert DecideSettings.from_env({**environ, "CATALOG_MAX_AGE_SECONDS": "31"}).catalog_max_age_seconds == 31
+    # A TTL above the default max age is refused too: its snapshot would expire before each refresh
+    del environ["CATALOG_MAX_AGE_SECONDS"]
+    with pytest.raises(ConfigurationError, match="CATALOG_MAX_AGE_SECONDS"):
+        DecideSettings.from_env({**environ, "CATALOG_TTL_SECONDS": "400"})
 
 
 def test_explain_reads_its_index_and_its_campaigns_from_one_load() -> None:

@@ -148,6 +148,7 @@ class DecideSettings(EnvironmentSettings):
         gt=0.0,
         le=86_400.0,
         description="Past this age (every refresh failed since) the catalog serves no ad; above the TTL.",
+        validate_default=True,  # a TTL set above the default max age is refused as well
     )
     cap_read_timeout_seconds: float = Field(
         default=0.3, gt=0.0, le=5.0, description="Read budget of the one caps Query; past it, fail closed."
