@@ -477,6 +477,17 @@ def test_train_refuses_an_hour_or_window_out_of_range_before_reading_anything(
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "environ", [{"REWARD_WINDOW_HOURS": "168"}, {"TRAINING_HOURS": "24"}, {"TRAINING_HOURS": "12"}], ids=str
+)
+def test_a_reward_window_that_leaves_no_decisions_to_train_on_is_refused(environ: dict[str, str]) -> None:
+    # A scheduled retrain trains on [now - TRAINING_HOURS, now - REWARD_WINDOW_HOURS]: empty for a window as long
+    required = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+    with pytest.raises(ConfigurationError, match="REWARD_WINDOW_HOURS"):
+        RetrainSettings.from_env(required | environ)
+    assert RetrainSettings.from_env(required | {"TRAINING_HOURS": "25"}).reward_window_hours == 24.0
+
+
 def test_the_cli_bounds_the_reward_window_as_the_scheduled_retrain_does() -> None:
     field = RetrainSettings.model_fields["reward_window_hours"]
     assert [bound.le for bound in field.metadata if isinstance(bound, Le)] == [MAX_REWARD_WINDOW_HOURS]

@@ -208,7 +208,13 @@ class RetrainSettings(EnvironmentSettings):
     models_bucket_name: ResourceName
     model_dir: Path = Field(description="The bootstrap model: the champion to beat before anything was promoted.")
     training_hours: int = Field(default=168, ge=1, le=24 * 90, description="Decisions of the last N hours.")
-    reward_window_hours: float = Field(default=24.0, gt=0.0, le=24 * 7)
+    reward_window_hours: float = Field(
+        default=24.0,
+        gt=0.0,
+        le=24 * 7,
+        validate_default=True,  # a TRAINING_HOURS set below the default window is refused as well
+        description="Outcomes later than this count as none; below TRAINING_HOURS, which it is cut from.",
+    )
     label: Literal["click", "complete"] = "click"
     weighting: Literal["none", "ips"] = "none"
     training_pairs: Literal["all", "with_listener"] = Field(
@@ -245,3 +251,13 @@ class RetrainSettings(EnvironmentSettings):
     retrain_max_interval_hours: float = Field(
         default=6.0, gt=0.0, le=24 * 7, description="A champion this old is retrained whatever the count."
     )
+
+    @field_validator("reward_window_hours")
+    @classmethod
+    def _within_the_training_hours(cls, value: float, info: ValidationInfo) -> float:
+        """A scheduled retrain trains on the decisions of [now - TRAINING_HOURS, now - REWARD_WINDOW_HOURS]: a window
+        as long as the training hours leaves nothing to train on, and every run is skipped."""
+        hours = info.data.get("training_hours")
+        if hours is not None and value >= hours:
+            raise ValueError("must be less than TRAINING_HOURS")
+        return value
