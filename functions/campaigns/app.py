@@ -43,18 +43,23 @@ DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelt
 
 
 @cache
+def settings() -> CampaignsSettings:
+    return CampaignsSettings.from_env()
+
+
+@cache
 def store() -> CampaignStore:
-    return campaign_store(CampaignsSettings.from_env().campaigns_table_name)
+    return campaign_store(settings().campaigns_table_name)
 
 
 @cache
 def delivery() -> DynamoDeliveryStore:
-    return delivery_store(CampaignsSettings.from_env().delivery_table_name)
+    return delivery_store(settings().delivery_table_name)
 
 
 @cache
 def pacing() -> DynamoPacingStore:
-    return pacing_store(CampaignsSettings.from_env().pacing_table_name)
+    return pacing_store(settings().pacing_table_name)
 
 
 @app.put(
@@ -131,7 +136,10 @@ def campaign_delivery(
     now = datetime.now(UTC)
     end = parse_hour(last, "to") if last else now
     start = parse_hour(first, "from") if first else end - DEFAULT_ROWS[granularity]
-    return campaign_report(store(), delivery(), pacing(), campaign_id, start, end, granularity, now)
+    max_age = timedelta(seconds=settings().pacing_max_age_seconds)
+    return campaign_report(
+        store(), delivery(), pacing(), campaign_id, start, end, granularity, now, pacing_max_age=max_age
+    )
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)

@@ -19,7 +19,7 @@ from adserve.delivery.counting import (
     marker_key,
     shard_of,
 )
-from adserve.delivery.pacing import PacingStatus, TrafficProfile, pace
+from adserve.delivery.pacing import PACING_MAX_AGE, PacingStatus, TrafficProfile, pace
 from adserve.delivery.report import Granularity, build_report, parse_hour, report_range
 from adserve.outcomes.logs import read_decisions, read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
@@ -163,13 +163,17 @@ def test_hourly_and_daily_rows_sum_the_counters_with_rates() -> None:
     delivered(counter, HOUR - timedelta(hours=2), 100)
     delivered(counter, HOUR - timedelta(days=1), 50)
     booked = campaign(value_cpm=10.0)
-    hourly = build_report(booked, counter, HOUR - timedelta(hours=2), HOUR, Granularity.HOUR, NOW, None)
+    hourly = build_report(
+        booked, counter, HOUR - timedelta(hours=2), HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE
+    )
     assert [row.impressions for row in hourly.rows] == [100, 0, 200]
     assert (hourly.totals.impressions, hourly.totals.clicks, hourly.totals.spend) == (300, 5, 3.0)
     assert hourly.rows[2].ctr == 0.025
     assert hourly.rows[1].ctr is None
     assert (hourly.budget, hourly.pacing_status, hourly.serve_probability) == (None, None, None)
-    daily = build_report(booked, counter, HOUR - timedelta(days=1), HOUR, Granularity.DAY, NOW, None)
+    daily = build_report(
+        booked, counter, HOUR - timedelta(days=1), HOUR, Granularity.DAY, NOW, None, pacing_max_age=PACING_MAX_AGE
+    )
     assert [(row.start, row.impressions) for row in daily.rows] == [
         (HOUR.replace(hour=0) - timedelta(days=1), 50),
         (HOUR.replace(hour=0), 300),
@@ -199,7 +203,7 @@ def test_the_report_shows_the_pacing_steps_verdict(
     booked = campaign(budget=budget, pacing=pacing, value_cpm=10.0, **FLIGHT)
     totals = counter.lifetime(booked.campaign_id)
     state = pace(booked, None, totals, totals, TrafficProfile.uniform(), NOW)
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state)
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
     assert report.pacing_status is status
     assert report.serve_probability == state.serve_probability
     assert report.budget is not None
@@ -209,8 +213,25 @@ def test_the_report_shows_the_pacing_steps_verdict(
 def test_before_the_first_pacing_step_the_report_says_nothing_about_pacing() -> None:
     counter = InMemoryDeliveryCounter()
     booked = campaign(budget={"unit": "impressions", "daily": 100}, **FLIGHT)
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None)
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE)
     assert (report.pacing_status, report.serve_probability, report.pacing_state) == (None, None, None)
+
+
+def test_a_pacing_state_older_than_decide_serves_is_reported_as_not_served() -> None:
+    # Given the pacing step's last state, on track, and a step that has not run since
+    counter = InMemoryDeliveryCounter()
+    booked = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
+    totals = counter.lifetime(booked.campaign_id)
+    state = pace(booked, None, totals, totals, TrafficProfile.uniform(), NOW - timedelta(hours=2))
+    assert state.serve_probability > 0
+    # When the report is read past the age Decide serves a state for
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
+    # Then it says what Decide does: the campaign is not served, with no verdict, and the stale state is shown
+    assert (report.pacing_status, report.serve_probability) == (None, 0.0)
+    assert report.pacing_state == state
+    # And within that age, the step's verdict and probability
+    fresh = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=timedelta(hours=3))
+    assert (fresh.pacing_status, fresh.serve_probability) == (state.status, state.serve_probability)
 
 
 def test_budget_left_never_goes_negative() -> None:
@@ -224,6 +245,7 @@ def test_budget_left_never_goes_negative() -> None:
         Granularity.HOUR,
         NOW,
         None,
+        pacing_max_age=PACING_MAX_AGE,
     )
     assert report.budget is not None
     assert (report.budget.lifetime_left, report.budget.daily_left) == (10, 0)
@@ -336,7 +358,9 @@ def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 200)
     booked = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
-    printed = format_report(build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None))
+    printed = format_report(
+        build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE)
+    )
     budget_line = next(line for line in printed.splitlines() if line.startswith("budget"))
     assert budget_line == "budget (impressions): daily 1000.0 left 800.0; pacing even, status not judged yet"
 
@@ -344,7 +368,9 @@ def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not
 def test_the_cli_says_an_unbudgeted_campaign_is_never_throttled_and_a_deleted_one_not_paced() -> None:
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 3)
-    report = build_report(campaign(**FLIGHT), counter, HOUR, HOUR, Granularity.HOUR, NOW, None)
+    report = build_report(
+        campaign(**FLIGHT), counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE
+    )
     assert format_report(report).splitlines()[-1] == "serve probability: 1 (no budget: never throttled)"
     deleted = report.model_copy(update={"deleted_at": NOW})
     assert format_report(deleted).splitlines()[-1].startswith("deleted ")

@@ -16,17 +16,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from adserve.campaigns.model import MICROS_PER_UNIT, BudgetUnit
 from adserve.core.errors import DeliveryStoreUnavailableError, InvalidInputError, NotFoundError
 from adserve.dal.aws_clients import AWS_ERRORS
-from adserve.delivery.pacing import PacingState, TrafficProfile, day_start, delivered
+from adserve.delivery.pacing import PACING_MAX_AGE, PacingState, TrafficProfile, day_start, delivered
 from adserve.delivery.report import DeliveryReport, Granularity, campaign_report
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
+from adserve.wiring.settings import PacingMaxAgeSeconds
 
 CAMPAIGNS_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 DELIVERY_VARIABLE = "DELIVERY_TABLE_NAME"
 PACING_VARIABLE = "PACING_TABLE_NAME"
+PACING_MAX_AGE_VARIABLE = "PACING_MAX_AGE_SECONDS"
 DEFAULT_SPAN = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
+
+
+_MAX_AGE_SECONDS: TypeAdapter[float] = TypeAdapter(PacingMaxAgeSeconds)
+
+
+def pacing_max_age(seconds: str | None) -> timedelta:
+    """``PACING_MAX_AGE_SECONDS`` as the functions validate it (Decide serves a pacing state this long, and the report
+    says so); unset, their default, the pacing step's own."""
+    if seconds is None:
+        return PACING_MAX_AGE
+    try:
+        return timedelta(seconds=_MAX_AGE_SECONDS.validate_python(seconds))
+    except ValidationError as error:
+        raise InvalidInputError(f"{PACING_MAX_AGE_VARIABLE}: {error.errors()[0]['msg']}") from None
 
 
 def add_delivery_command(groups: argparse._SubParsersAction[Any], hour: Callable[[str], datetime]) -> None:
@@ -62,9 +80,18 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
     end = arguments.end or now
     start = arguments.start or end - DEFAULT_SPAN[granularity]
     try:
+        max_age = pacing_max_age(os.environ.get(PACING_MAX_AGE_VARIABLE))
         reader = delivery_store(counters)
         report = campaign_report(
-            campaign_store(table), reader, pacing_store(states), arguments.campaign_id, start, end, granularity, now
+            campaign_store(table),
+            reader,
+            pacing_store(states),
+            arguments.campaign_id,
+            start,
+            end,
+            granularity,
+            now,
+            pacing_max_age=max_age,
         )
         today = reader.hourly(report.campaign_id, day_start(now), now)
     except (NotFoundError, InvalidInputError, DeliveryStoreUnavailableError) as error:

@@ -316,6 +316,11 @@ def serve_probability(campaign: Campaign, state: PacingState | None, now: dateti
         return 1.0
     if budget.unit is BudgetUnit.SPEND and campaign.spend_micros_per_impression == 0:
         return 0.0
-    if state is None or now - state.updated_at > max_age:
+    if state is None or not is_current(state, now, max_age):
         return 0.0
     return state.serve_probability
+
+
+def is_current(state: PacingState, now: datetime, max_age: timedelta) -> bool:
+    """Whether Decide still serves from *state*: the pacing step wrote it within *max_age* (fail closed after)."""
+    return now - state.updated_at <= max_age

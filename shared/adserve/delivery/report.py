@@ -5,7 +5,9 @@ A report outlives its campaign: deleting a campaign keeps its last document besi
 
 ``serve_probability`` and ``pacing_status`` are the pacing step's (``adserve.delivery.pacing``), read from its
 last state: the report judges a campaign exactly as the step that throttles it. Both are null until the step
-has judged the campaign (or for a campaign without a budget, which is never throttled).
+has judged the campaign (or for a campaign without a budget, which is never throttled). A state older than
+Decide's ``PACING_MAX_AGE_SECONDS`` is not served from (``pacing.serve_probability``): the report then says 0 and
+no verdict, not the last one the step gave before it stopped.
 """
 
 from collections.abc import Callable
@@ -19,7 +21,7 @@ from pydantic import BaseModel, Field
 from adserve.campaigns.model import MICROS_PER_UNIT, Budget, BudgetUnit, Campaign, Pacing
 from adserve.core.errors import InvalidInputError, NotFoundError
 from adserve.delivery.counting import HOUR_FORMAT, DeliveryReader, DeliveryTotals, hour_of
-from adserve.delivery.pacing import PacingState, PacingStatus, delivered
+from adserve.delivery.pacing import PacingState, PacingStatus, delivered, is_current, serve_probability
 
 MAX_REPORT_HOURS: Final = {"hour": 7 * 24, "day": 92 * 24}
 """Bounded ranges: 168 hourly rows, or 92 daily ones (each shard is one Query either way)."""
@@ -81,10 +83,13 @@ class DeliveryReport(BaseModel):
     pacing: Pacing
     budget: BudgetState | None
     pacing_status: PacingStatus | None = Field(
-        description="The pacing step's verdict against its target curve; null until it has judged the campaign."
+        description="The pacing step's verdict against its target curve; null until it has judged the campaign, "
+        "and while its last verdict is older than PACING_MAX_AGE_SECONDS."
     )
     serve_probability: float | None = Field(
-        description="The share of eligible requests the pacing step lets the campaign serve; null until it has run."
+        description="The share of eligible requests Decide lets the campaign serve, as the pacing step set it; 0 "
+        "once the step's last state is older than PACING_MAX_AGE_SECONDS (Decide fails closed); null until the "
+        "step has run."
     )
     pacing_state: PacingState | None = Field(
         default=None, description="The pacing step's last state (amounts in the budget's integer units)."
@@ -182,9 +187,12 @@ def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
     last: datetime,
     granularity: Granularity,
     now: datetime,
+    *,
+    pacing_max_age: timedelta,
 ) -> DeliveryReport:
     """``build_report`` of the campaign, or of its kept document once it is deleted (no pacing: it is not paced
-    any more); NotFoundError if it neither exists nor was deleted."""
+    any more); NotFoundError if it neither exists nor was deleted. ``pacing_max_age``: Decide's
+    ``PACING_MAX_AGE_SECONDS``."""
     try:
         campaign, deleted_at = campaigns.get(campaign_id), None
     except NotFoundError:
@@ -193,7 +201,7 @@ def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
             raise
         campaign, deleted_at = deleted.campaign, deleted.deleted_at
     state = None if deleted_at is not None else pacing_states.get(campaign_id)
-    report = build_report(campaign, delivery, first, last, granularity, now, state)
+    report = build_report(campaign, delivery, first, last, granularity, now, state, pacing_max_age=pacing_max_age)
     return report if deleted_at is None else report.model_copy(update={"deleted_at": deleted_at})
 
 
@@ -205,8 +213,11 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
     granularity: Granularity,
     now: datetime,
     pacing_state: PacingState | None,
+    *,
+    pacing_max_age: timedelta,
 ) -> DeliveryReport:
-    """The campaign's delivery over [first, last] (UTC hours), its budget as of *now*, the pacing step's state."""
+    """The campaign's delivery over [first, last] (UTC hours), its budget as of *now*, the pacing step's state and
+    what Decide serves from it (nothing once it is older than ``pacing_max_age``)."""
     first, last = report_range(hour_of(first), hour_of(last), granularity)
     hourly = reader.hourly(campaign.campaign_id, first, last)
     step = timedelta(hours=1 if granularity is Granularity.HOUR else 24)
@@ -238,8 +249,12 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
         totals=DeliveryCounts.of(sum(hourly.values(), DeliveryTotals())),
         pacing=campaign.pacing,
         budget=state,
-        pacing_status=None if pacing_state is None else pacing_state.status,
-        serve_probability=None if pacing_state is None else pacing_state.serve_probability,
+        pacing_status=pacing_state.status
+        if pacing_state is not None and is_current(pacing_state, now, pacing_max_age)
+        else None,
+        serve_probability=None
+        if pacing_state is None
+        else serve_probability(campaign, pacing_state, now, pacing_max_age),
         pacing_state=pacing_state,
     )
 

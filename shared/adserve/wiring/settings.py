@@ -34,8 +34,9 @@ PacingMaxAgeSeconds = Annotated[
         "pacing step, which runs every minute, counts a state as served this long. At least two steps.",
     ),
 ]
-"""One setting read by Decide and the pacing step (``PacingMaxAgeSeconds`` feeds both): a step that assumed a
-shorter or longer serving time than Decide's would misjudge a paused campaign's capacity. The default is the
+"""One setting read by Decide, the pacing step and the delivery report (``PacingMaxAgeSeconds`` feeds all three): a
+step that assumed a shorter or longer serving time than Decide's would misjudge a paused campaign's capacity, and a
+report would say a campaign serves that Decide has stopped serving. The default is the
 step's own ``PACING_MAX_AGE`` (a test ties them; importing it here would load the pacing model into every function)."""
 
 
@@ -68,6 +69,7 @@ class CampaignsSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
     pacing_table_name: ResourceName
+    pacing_max_age_seconds: PacingMaxAgeSeconds = 300.0
 
 
 class ListenersSettings(EnvironmentSettings):
