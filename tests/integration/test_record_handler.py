@@ -4,6 +4,7 @@ Faults are real: DynamoDB traffic goes through a throttling proxy, S3 is pointed
 uses its own listeners and decisions, so tests can share the stack (and run in parallel workers).
 """
 
+import hashlib
 import json
 import socket
 import threading
@@ -25,6 +26,7 @@ from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.impression_counter import DynamoImpressionCounter
 from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.dal.log_store import S3LogStore
+from adserve.outcomes.catalog_snapshots import CatalogSnapshotFile
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.logs import LoggedOutcome, read_decisions, read_outcomes
@@ -321,6 +323,25 @@ def test_the_replay_tool_joins_a_compact_decisions_features_from_its_catalog_sna
     assert DecisionRecord.model_validate(logged) == inline
     [row] = [line for line in lines if "propensity" in line and line["decision_id"] == inline.decision_id]
     assert row["ad_features"] == inline.inline_candidates[0].features
+
+
+def test_the_replay_tool_says_how_many_compact_decisions_it_could_not_join_to_their_snapshot(
+    local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a compact decision through Record whose catalog snapshot in the logs bucket is not what its name hashes to
+    now = datetime.now(UTC)
+    inline = decision(decision_id=unique("d"), decided_at=now, ads=(CAPPED.creatives[0].ad_id,))
+    corrupt = CatalogSnapshotFile(version=hashlib.sha256(unique("catalog").encode()).hexdigest(), body=b"not gzip")
+    log_store(local_stack).put_if_absent(corrupt.key, corrupt.body)
+    assert record(local_stack, *message_records(compacted(inline, corrupt))) == set()
+    # When `adserve logs` reads its hour
+    hour = now.strftime("%Y-%m-%dT%H")
+    bucket = local_stack.physical_name("LogsBucket")
+    assert cli.main(["logs", "--from", hour, "--to", hour, "--kind", "decisions", "--bucket", bucket]) == 0
+    output = capsys.readouterr()
+    # Then the decision is not printed, and the summary counts it (other tests' rows may share the hour)
+    assert inline.decision_id not in output.out
+    assert json.loads(output.err.strip().splitlines()[-1])["unresolved_catalog"] >= 1
 
 
 def test_a_counter_past_its_expiry_starts_again_though_ttl_has_not_deleted_it(

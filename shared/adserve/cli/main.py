@@ -217,6 +217,8 @@ def _logs(arguments: argparse.Namespace) -> int:
         "duplicates_dropped": stats.duplicates_dropped,
         "malformed_lines_skipped": stats.malformed_lines,
         "unreadable_objects": stats.unreadable_objects,
+        "unresolved_catalog": stats.unresolved_catalog,
+        "late_outcomes": stats.late_outcomes,
         "objects_read": stats.objects,
     }
     print(json.dumps(summary), file=sys.stderr)  # noqa: T201
