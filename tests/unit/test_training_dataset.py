@@ -11,7 +11,7 @@ from adserve.privacy.consent import ServingMode
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 
 from devstack.fakes import InMemoryLogStore
-from tests.support.log_store import write_logs
+from tests.support.log_store import ListingLogStore, write_logs
 from tests.support.privacy import pseudonym
 from tests.support.record_messages import NOW, decision, outcome
 
@@ -222,6 +222,26 @@ def test_prefetching_reads_each_object_once_and_gives_the_same_dataset() -> None
     with PrefetchingReader(store, workers=3) as reader:
         assert count_rows_at_most(reader, LogKind.DECISIONS, NOW, NOW + timedelta(hours=5)) == 5
     assert store.reads == []
+
+
+def test_the_retrain_schedule_counts_rows_by_listing_without_prefetching_the_window() -> None:
+    from adserve.training.prefetch import PrefetchingReader, without_prefetch
+
+    # Given five hours of decisions, each hour with objects named with their row count and one named before names
+    # carried it (an older release's)
+    store = ListingLogStore()
+    for hour in range(5):
+        decided = NOW + timedelta(hours=hour)
+        write_logs(store, *(decision(decision_id=f"d-{hour}-{i}", decided_at=decided) for i in range(3)))
+        write_logs(store, decision(decision_id=f"d-{hour}-old", decided_at=decided), name="other")
+        [counted_one] = [key for key in store.objects if "-1rows" in key]
+        store.objects[counted_one.replace("-1rows", "")] = store.objects.pop(counted_one)
+    # When the schedule counts the window through the prefetching reader Retrain reads with
+    with PrefetchingReader(store, workers=3) as reader:
+        assert count_rows_at_most(without_prefetch(reader), LogKind.DECISIONS, NOW, NOW + timedelta(hours=5)) == 20
+    # Then it read only the five objects that do not name their count, none of their neighbours
+    assert len(store.read) == 5
+    assert all("rows" not in key for key in store.read)
 
 
 def test_a_window_under_an_hour_within_one_clock_hour_still_emits_the_decisions() -> None:

@@ -4,7 +4,8 @@
 ``PrefetchingReader``, the first read of an object starts fetching the others listed with it on a small thread
 pool, and each ``read_object`` waits for its own fetch. Listing alone fetches nothing: the retrain schedule
 counts a whole window's decisions by listing (``count_rows_at_most``), and a run found not due must not GET, nor
-hold, every object of it. At most the objects of the partitions being read are in memory (compressed): about
+hold, every object of it; the few objects it must read (named before names carried their count) it reads
+``without_prefetch``. At most the objects of the partitions being read are in memory (compressed): about
 one hour of logs per kind.
 """
 
@@ -57,3 +58,11 @@ class PrefetchingReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
+
+
+def without_prefetch(reader: LogReader) -> LogReader:
+    """*reader*'s own store when it prefetches: for reads of one object alone. Counting rows by listing
+    (``count_rows_at_most``) reads the objects named before names carried their count, and through the prefetcher
+    each such read would start fetching every object listed with it and hold them until the dataset reads their hour:
+    a whole window's logs in memory, or fetched for nothing by a run found not due."""
+    return reader._store if isinstance(reader, PrefetchingReader) else reader

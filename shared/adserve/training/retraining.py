@@ -28,6 +28,7 @@ from adserve.models.serving import load_published
 from adserve.outcomes.logs import LogKind, LogReader, count_rows_at_most
 from adserve.training.dataset import DatasetConfig, DatasetStats, Examples, ExamplesFrom, Label, TrainingDataset
 from adserve.training.evaluation import Comparison, PromotionRule, compare, evaluate, judge, manifest_metrics, render
+from adserve.training.prefetch import without_prefetch
 from adserve.training.progress import SILENT, Progress
 from adserve.training.schedule import RetrainSchedule
 from adserve.training.trainer import (
@@ -207,7 +208,7 @@ def _not_due_by_listing(logs: LogReader, request: RetrainRequest, baseline: Sche
     """The schedule's answer before the window is read: the log objects' names bound its decisions from above,
     so a run that is not due by the bound is not due, at one LIST per hour instead of reading every object."""
     config = request.dataset_config()
-    at_most = count_rows_at_most(logs, LogKind.DECISIONS, config.start, config.decisions_end)
+    at_most = count_rows_at_most(without_prefetch(logs), LogKind.DECISIONS, config.start, config.decisions_end)
     problem = _not_due(request, at_most, baseline, "logged decisions at most (counted by listing)")
     if problem is None:
         return None
