@@ -329,6 +329,23 @@ def test_an_explain_requests_decision_is_skipped_and_counted() -> None:
     assert [row.decision_id for row in read_joined(store, NOW, NOW)] == ["d-1"]
 
 
+@pytest.mark.parametrize("window", [timedelta(minutes=30), timedelta(minutes=90), timedelta(hours=1)], ids=str)
+def test_the_join_reads_the_outcomes_of_the_last_decisions_of_ends_hour(window: timedelta) -> None:
+    # Given a decision at the end of an hour and its click just within the window, in the next hour's partition
+    decided = NOW.replace(minute=59, second=59)
+    store = InMemoryLogStore()
+    write_logs(store, decision(decision_id="d-late", decided_at=decided))
+    click = outcome(
+        decision_id="d-late", event_type=EventType.CLICK, occurred_at=decided + window - timedelta(seconds=1)
+    )
+    write_logs(store, click, name="o")
+    # When the join is read for that hour, ending at its start ("the hours [start, end]")
+    hour = NOW.replace(minute=0)
+    [row] = read_joined(store, hour, hour, attribution_window=window)
+    # Then the decision comes with its click
+    assert (row.decision_id, row.click) == ("d-late", True)
+
+
 def test_an_erased_listeners_decisions_are_left_out_and_counted() -> None:
     # Given two listeners' clicked decisions and one without a pseudonym (no measurement consent)
     erased, kept = pseudonym("listener-erased"), pseudonym("listener-kept")

@@ -459,7 +459,9 @@ def read_joined_decisions(
     open_decisions: OrderedDict[str, JoinedDecision[Kept]] = OrderedDict()
     decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window, erased=erased)
     pending = next(decisions, None)
-    for hour in hours(start - EARLY_OUTCOMES, end + attribution_window):
+    # up to the window past the last moment of end's hour: every decision of that hour is emitted, its later ones too
+    last_decided = truncate_to_hour(end) + timedelta(hours=1) - timedelta(microseconds=1)
+    for hour in hours(start - EARLY_OUTCOMES, last_decided + attribution_window):
         while pending is not None and truncate_to_hour(pending.decided_at) <= hour + EARLY_OUTCOMES:
             open_decisions[pending.decision_id] = JoinedDecision(
                 keep(pending), pending.decided_at, truncate_to_hour(pending.decided_at)
