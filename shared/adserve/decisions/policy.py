@@ -198,7 +198,7 @@ class SquareCB:
         greedy = _listed_greedy(expected_values, available, count)
         best, gamma, optimism = expected_values[greedy], self.gamma, self.optimism
         if best <= 0.0:
-            uniform = 1.0 / (count + gamma * 0.0)
+            uniform = 1.0 / count  # the arrays' 1 / (count + gamma x 0), to the bit
             probabilities = [uniform if free else 0.0 for free in available]
         elif not optimism or uncertainty is None:
             probabilities = [
