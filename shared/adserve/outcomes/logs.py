@@ -47,7 +47,7 @@ from typing import Final, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from adserve.core.hours import utc_hour
+from adserve.core.hours import HOUR, utc_hour
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.catalog_snapshots import UNREADABLE_GZIP, CatalogSnapshots, CorruptSnapshotError
 from adserve.outcomes.decision_records import DecisionRecord, UnresolvedRecordError
@@ -460,7 +460,7 @@ def read_joined_decisions(
     decisions = read_decisions(store, start, end, stats, dedupe_horizon=attribution_window, erased=erased)
     pending = next(decisions, None)
     # up to the window past the last moment of end's hour: every decision of that hour is emitted, its later ones too
-    last_decided = truncate_to_hour(end) + timedelta(hours=1) - timedelta(microseconds=1)
+    last_decided = truncate_to_hour(end) + HOUR - timedelta(microseconds=1)
     for hour in hours(start - EARLY_OUTCOMES, last_decided + attribution_window):
         while pending is not None and truncate_to_hour(pending.decided_at) <= hour + EARLY_OUTCOMES:
             open_decisions[pending.decision_id] = JoinedDecision(
