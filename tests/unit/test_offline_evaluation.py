@@ -13,6 +13,7 @@ from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.training.dataset import DatasetConfig, Examples, SlotOne, TrainingDataset
 from adserve.training.evaluation import (
     Evaluation,
+    Fold,
     HoldoutMetrics,
     PolicyEstimate,
     PromotionRule,
@@ -119,6 +120,60 @@ def test_each_serving_mode_is_estimated_on_its_own_decisions() -> None:
     assert result.by_mode["contextual"].new_policy.snips == pytest.approx(0.0)
     assert (result.by_mode["personalised"].decisions, result.by_mode["contextual"].logging_observed) == (1, 0.0)
     assert "contextual: 1 decisions" in render(result)
+
+
+def test_cross_fitted_folds_replay_each_decision_by_its_own_fit_at_the_latest_exploration() -> None:
+    # Given decision A (epsilon 0.2, logged #0 at 0.5, clicked) in a fold whose fit prefers #1, and decision B
+    # (epsilon 0.3, the latest, logged #1 at 0.25, no click) in a fold whose fit scores as the hand computation
+    slot, scores = two_decisions()
+    slot = SlotOne(**(vars(slot) | {"candidate_rows": np.arange(5, dtype=np.int32).reshape(5, 1)}))  # ByCandidate's
+    first, second = np.array([True, False]), np.array([False, True])
+    prefers_one = np.array([0.1, 0.3, 0.1, 0.1, 0.4])
+    nobody = HeardAds.count(np.empty(0, dtype=np.int64))
+    folds = [
+        Fold(slot.select(first), ByCandidate(prefers_one, "fold 1"), nobody),
+        Fold(slot.select(second), ByCandidate(scores, "fold 2"), nobody),
+    ]
+    holdout = slot_examples(slot).select(second)
+    # When the new model, which scores every candidate alike, is evaluated with the folds
+    flat = ByCandidate(np.full(5, 0.2), "fm-new")
+    result = evaluate(holdout, slot.select(second), np.arange(5).reshape(5, 1), flat, None, ad_id_column=0, folds=folds)
+    # Then both decisions are estimated, each by its fold's fit, A at B's epsilon of 0.3:
+    # A: greedy #1, so #0 has 0.3 / 2 = 0.15 and w = 0.15 / 0.5 = 0.3; B: as by hand, w = 0.1 / 0.25 = 0.4
+    assert (result.decisions, result.cross_fitted) == (2, 2)
+    assert result.new_policy.snips == pytest.approx(round(0.3 / (0.3 + 0.4), 6))
+    assert result.new_policy.ips == pytest.approx(0.3 / 2)
+    assert result.new_policy.version == "fm-new"
+    # while the holdout's metrics stay the new model's own
+    assert result.new.rows == 1
+    assert result.to_dict()["off_policy"]["cross_fitted_folds"] == 2
+    assert "every fold of 2" in render(result)
+
+
+def test_replayed_at_the_latest_exploration_is_each_decision_at_the_latest_ones_setting() -> None:
+    slot, scores = two_decisions()
+    at_latest = slot_one_terms(slot, scores, scores, at_latest=True)
+    # the latest decision (B) was logged at epsilon 0.3: A replayed as if it had been too
+    latest_setting = SlotOne(**(vars(slot) | {"policy_parameters": np.array([0.3, 0.3])}))
+    assert (
+        at_latest.target_probability.tolist()
+        == slot_one_terms(latest_setting, scores, scores).target_probability.tolist()
+    )
+    assert at_latest.target_probability.tolist() != slot_one_terms(slot, scores, scores).target_probability.tolist()
+
+
+def slot_examples(slot: SlotOne) -> Examples:
+    """One example per decision of ``slot``: its logged ad, label and time."""
+    m = len(slot)
+    return Examples(
+        indices=np.zeros((m, 13), dtype=np.int32),
+        labels=slot.rewards.copy(),
+        propensities=slot.logged_propensity.copy(),
+        logged_scores=np.full(m, 0.1, dtype=np.float32),
+        values=np.ones(m, dtype=np.float32),
+        ranks=np.ones(m, dtype=np.int16),
+        decided_at=slot.decided_at.copy(),
+    )
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 import argparse
 import dataclasses
+import itertools
 import json
 import re
 from datetime import datetime, timedelta
@@ -29,7 +30,7 @@ from adserve.training.retraining import (
     retrain,
 )
 from adserve.training.simulation import World
-from adserve.training.trainer import TrainerConfig, collect, evaluation_set
+from adserve.training.trainer import TrainerConfig, collect, cross_fit, evaluation_set, fit, fold_cuts, refit_on_all
 from adserve.wiring.retrain import scheduled_request
 from adserve.wiring.settings import RetrainSettings
 from annotated_types import Le
@@ -174,6 +175,70 @@ def test_a_refit_on_every_row_is_published_with_the_metrics_of_the_fit_that_was_
     assert timeless[0] == timeless[1]
     served = CtrModel.load(refit_models.download(refit.version or "", tmp_path / "served"), DEFAULT_SPEC)
     assert served.version == refit.version
+
+
+CROSS_FITTED = dataclasses.replace(QUICK, refit_on_all=True, cross_fit_folds=4)
+
+
+def test_cross_fitted_estimates_rest_on_every_decision_and_change_nothing_that_serves(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    # Given the same logs retrained with the refit, once with its estimates cross-fitted over 4 folds
+    store, _ = simulated
+    refit = dataclasses.replace(CROSS_FITTED, cross_fit_folds=0)
+    plain = retrain(store, InMemoryModelStore(), request(promotion="never", trainer=refit), work_dir=tmp_path / "a")
+    crossed = retrain(
+        store, InMemoryModelStore(), request(promotion="never", trainer=CROSS_FITTED), work_dir=tmp_path / "b"
+    )
+    assert plain.manifest is not None
+    assert crossed.manifest is not None
+    # Then the same model is published, with the holdout's metrics of the same judged fit
+    assert crossed.version == plain.version
+    assert crossed.manifest["holdout_auc"] == plain.manifest["holdout_auc"]
+    # but its off-policy estimates rest on every decision, not the holdout's alone
+    every = collect(TrainingDataset(store, request().dataset_config()), CROSS_FITTED).every_slot_one
+    assert every is not None
+    off_policy, holdout_only = crossed.manifest["evaluation"]["off_policy"], plain.manifest["evaluation"]["off_policy"]
+    assert (off_policy["decisions"], off_policy["cross_fitted_folds"]) == (len(every), 4)
+    assert holdout_only["decisions"] == crossed.manifest["row_counts"]["holdout_decisions"] < len(every)
+    assert off_policy["new"]["snips"] != holdout_only["new"]["snips"]
+    assert off_policy["new"]["standard_errors"]["snips"] < holdout_only["new"]["standard_errors"]["snips"]
+    assert "4 cross-fitted folds" in crossed.manifest["refit_on_all"]["estimates_of"]
+
+
+def test_each_fold_is_replayed_by_the_recipe_fitted_on_every_row_outside_it(
+    simulated: tuple[InMemoryLogStore, Truth],
+) -> None:
+    store, _ = simulated
+    data = collect(TrainingDataset(store, request().dataset_config()), CROSS_FITTED)
+    trained = fit(data, DEFAULT_SPEC, CROSS_FITTED)
+    # When the decisions are cross-fitted over 4 folds
+    folds = cross_fit(data, DEFAULT_SPEC, CROSS_FITTED, trained)
+    # Then the folds hold every decision once, in time order
+    assert data.every_slot_one is not None
+    assert [len(fold.slot) for fold in folds]
+    assert sum(len(fold.slot) for fold in folds) == len(data.every_slot_one)
+    assert len(folds) == 4
+    for before, after in itertools.pairwise(folds):
+        assert before.slot.decided_at.max() < after.slot.decided_at.min()
+    # And each fold's fit is the judged recipe fitted on the rows outside its time range, having heard only those
+    everything = data.everything(DEFAULT_SPEC.num_fields)
+    none = everything.select(np.zeros(len(everything), dtype=bool))
+    probe = everything.indices[:500].astype(np.int64)
+    for fold, (start, end) in zip(folds, itertools.pairwise(fold_cuts(everything.decided_at, 4)), strict=True):
+        assert start <= fold.slot.decided_at.min()
+        assert fold.slot.decided_at.max() < end
+        outside = everything.select((everything.decided_at < start) | (everything.decided_at >= end))
+        alone = dataclasses.replace(data, train=outside, validation=none, holdout=none)
+        expected = refit_on_all(alone, DEFAULT_SPEC, CROSS_FITTED, trained).model
+        np.testing.assert_array_equal(fold.model.predict(probe), expected.predict(probe))
+        assert int(fold.heard.counts.sum()) == len(outside)
+
+
+@pytest.mark.parametrize("settings", [{"cross_fit_folds": 3}, {"cross_fit_folds": 1, "refit_on_all": True}])
+def test_cross_fitting_needs_two_folds_and_the_refit_they_stand_for(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="cross_fit_folds"):
+        TrainerConfig(**settings)
 
 
 def test_a_champion_is_judged_only_on_the_decisions_after_everything_it_learned_from(

@@ -21,6 +21,10 @@ policy evaluated):
 
 IPS is unbiased when every ad has mu > 0 (epsilon > 0 or any finite gamma guarantees it); SNIPS trades a
 small bias for much less variance; DR is unbiased if either the propensities or the reward model are right.
+
+*Cross-fitted* (``Fold``, ``TrainerConfig.cross_fit_folds``), the new policy is estimated on every decision of the
+window, each fold's by a fit that never learned from it, and every decision is replayed at the exploration of the
+latest one: the window spans the explorations of earlier models, and the estimate is of the policy about to serve.
 """
 
 from collections.abc import Mapping, Sequence
@@ -37,6 +41,7 @@ from adserve.decisions.policy import (
     relative_uncertainty,
 )
 from adserve.models.ctr_model import Trained, Windowed
+from adserve.models.heard_ads import HeardAds
 from adserve.training.dataset import Examples, SlotOne
 from adserve.training.metrics import log_loss, roc_auc
 
@@ -172,13 +177,19 @@ def replayed_policy(logged: ExplorationPolicy) -> ExplorationPolicy:
 
 
 def slot_one_terms(
-    slot: SlotOne, scores: np.ndarray, reward_predictions: np.ndarray, heard: np.ndarray | None = None
+    slot: SlotOne,
+    scores: np.ndarray,
+    reward_predictions: np.ndarray,
+    heard: np.ndarray | None = None,
+    *,
+    at_latest: bool = False,
 ) -> SlotOneTerms:
     """Replay the serving policy's first slot with `scores` (one per candidate) on every logged decision.
 
     ``heard``: the impressions of each candidate's ad the replayed model learned from (``heard_by_candidate``),
     for decisions logged by SquareCB with optimism; None, a model that counted none, which Decide serves (and
-    this replays) without optimism.
+    this replays) without optimism. ``at_latest``: every decision replayed at the latest decision's exploration
+    instead of its own.
     """
     m = len(slot)
     target = np.empty(m, dtype=np.float64)
@@ -194,6 +205,8 @@ def slot_one_terms(
         strict=True,
     )
     keys = list(settings)
+    if at_latest and keys:
+        keys = [keys[int(np.argmax(slot.decided_at))]] * m
     policies = {key: replayed_policy(exploration_policy(POLICY_NAMES[key[0]], key[1], key[2])) for key in set(keys)}
     uncertainty = None if heard is None else relative_uncertainty(np.asarray(scores, dtype=np.float64), heard)
     for i, key in enumerate(keys):
@@ -233,6 +246,32 @@ def score_candidates(slot: SlotOne, ad_rows: np.ndarray, model: Scorer) -> np.nd
         )
         out[lo:hi] = model.predict(rows.astype(np.int64))
     return out
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A cross-fitted fold: its decisions' slot 1, the fit that never learned from them, and the impressions of
+    each ad that fit did learn from (for SquareCB's optimism)."""
+
+    slot: SlotOne
+    model: Scorer
+    heard: HeardAds
+
+
+def _replayed(
+    slot: SlotOne, ad_rows: np.ndarray, new: Scorer, folds: Sequence[Fold] | None, ad_id_column: int
+) -> tuple[SlotOne, np.ndarray, np.ndarray | None]:
+    """The decisions the new policy is estimated on, each candidate's score and its ad's heard impressions: the
+    holdout's by ``new``, or every fold's by its own fit."""
+    if folds is None:
+        scores = score_candidates(slot, ad_rows, new)
+        return slot, scores, heard_by_candidate(slot, ad_rows, new, ad_id_column)
+    every = SlotOne.concatenate(
+        [fold.slot for fold in folds], slot.listener_rows.shape[1], slot.candidate_rows.shape[1]
+    )
+    scores = np.concatenate([np.empty(0), *(score_candidates(fold.slot, ad_rows, fold.model) for fold in folds)])
+    heard = [fold.heard.of(ad_rows[fold.slot.candidate_ads, ad_id_column].astype(np.int64)) for fold in folds]
+    return every, scores, np.concatenate([np.empty(0), *heard])
 
 
 def predict_examples(examples: Examples, model: Scorer) -> np.ndarray:
@@ -289,6 +328,8 @@ class Evaluation:
     by_mode: dict[str, ModeEstimate] = field(default_factory=dict)
     """Per serving mode present in the holdout: a contextual listener sees the model without its own fields,
     so a model can win overall and lose in one mode."""
+    cross_fitted: int = 0
+    """The folds the off-policy estimates were cross-fitted over (``Fold``); 0: the holdout's, by the new model."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -303,19 +344,30 @@ class Evaluation:
                     None if self.new_on_champion_decisions is None else asdict(self.new_on_champion_decisions)
                 ),
                 "by_mode": {mode: asdict(estimate) for mode, estimate in self.by_mode.items()},
+                "cross_fitted_folds": self.cross_fitted,
             },
         }
 
 
 def evaluate(
-    holdout: Examples, slot: SlotOne, ad_rows: np.ndarray, new: Scorer, champion: Scorer | None, *, ad_id_column: int
+    holdout: Examples,
+    slot: SlotOne,
+    ad_rows: np.ndarray,
+    new: Scorer,
+    champion: Scorer | None,
+    *,
+    ad_id_column: int,
+    folds: Sequence[Fold] | None = None,
 ) -> Evaluation:
     """Metrics and OPE estimates of `new` (and `champion`), with `new` as the reward model for DR.
 
     ``ad_id_column``: where ``ad_rows`` hold the ad_id index (``heard_ads.ad_id_column``), to replay optimism.
+    ``folds``: estimate the new policy (and judge the champion) on every fold's decisions, each scored by its own
+    fit, which is also its DR reward model, all at the latest exploration; the metrics stay the holdout's.
     """
-    new_scores = score_candidates(slot, ad_rows, new)
-    new_terms = slot_one_terms(slot, new_scores, new_scores, heard_by_candidate(slot, ad_rows, new, ad_id_column))
+    at_latest = folds is not None
+    slot, new_scores, heard = _replayed(slot, ad_rows, new, folds, ad_id_column)
+    new_terms = slot_one_terms(slot, new_scores, new_scores, heard, at_latest=at_latest)
     observed = round(float(slot.rewards.mean()), 6) if len(slot) else None
     by_mode = {
         mode: ModeEstimate(
@@ -332,6 +384,7 @@ def evaluate(
         decisions=len(slot),
         logging_observed=observed,
         by_mode=by_mode,
+        cross_fitted=0 if folds is None else len(folds),
     )
     if champion is None:
         return evaluation
@@ -348,6 +401,7 @@ def evaluate(
         score_candidates(champion_slot, ad_rows, champion),
         new_scores[np.repeat(unseen, slot.counts)],
         heard_by_candidate(champion_slot, ad_rows, champion, ad_id_column),
+        at_latest=at_latest,
     )
     return replace(
         evaluation,
@@ -484,9 +538,12 @@ def render(evaluation: Evaluation, verdict: PromotionVerdict | None = None) -> s
         )
     lines = _table(pairs, evaluation.logging_observed)
     holdout = evaluation.new
-    lines.append(
-        f"holdout: {holdout.rows:,} rows ({holdout.positives:,} positives), {evaluation.decisions:,} decisions"
+    estimated_on = (
+        f"{evaluation.decisions:,} decisions, every fold of {evaluation.cross_fitted} by a fit without it"
+        if evaluation.cross_fitted
+        else f"{evaluation.decisions:,} decisions"
     )
+    lines.append(f"holdout: {holdout.rows:,} rows ({holdout.positives:,} positives); estimates on {estimated_on}")
     judged = evaluation.champion_decisions
     if judged == 0:
         lines.append("champion not judged: it learned from every holdout decision")

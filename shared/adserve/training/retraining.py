@@ -36,6 +36,7 @@ from adserve.training.trainer import (
     SplitData,
     TrainerConfig,
     collect,
+    cross_fit,
     evaluation_set,
     export,
     fit,
@@ -281,6 +282,7 @@ def retrain(
     model_bytes = export(trained, spec)
     write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
     new = CtrModel.load(candidate_dir, spec)
+    folds = cross_fit(data, spec, request.trainer, trained, progress) if request.trainer.cross_fit_folds else None
     progress.step("evaluating", 0, detail=f"{len(data.holdout_slot_one):,} holdout decisions")
     evaluation = evaluate(
         data.holdout,
@@ -289,6 +291,7 @@ def retrain(
         new,
         champion,
         ad_id_column=ad_id_column(spec, in_ad_rows=True),
+        folds=folds,
     )
     verdict = judge(evaluation, request.rule)
     progress.finish()
@@ -302,6 +305,11 @@ def retrain(
             "rows": len(data.train) + len(data.validation) + len(data.holdout),
             "epochs": trained.report.best_epoch,
             "metrics_of": "the fit on the train segment alone, evaluated on the holdout before the refit",
+            "estimates_of": (
+                f"{len(folds)} cross-fitted folds of every decision, each by the recipe fitted on the others"
+                if folds is not None
+                else "the fit on the train segment alone, on the holdout"
+            ),
         }
         progress.finish()
     manifest = write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)

@@ -3,13 +3,16 @@
 The examples are cut by decision time into train | validation | holdout (the latest ``holdout_fraction`` of
 them is the holdout, the ``validation_fraction`` before it drives early stopping): a model is always judged on
 decisions that happened after everything it learned from.
-Only holdout decisions keep their slot-1 candidate sets, for off-policy evaluation.
+Only holdout decisions keep their slot-1 candidate sets, for off-policy evaluation; every decision keeps them when
+the estimates are cross-fitted (``cross_fit_folds``).
 
 With ``weighting="ips"`` each example's gradient is scaled by 1/propensity, clipped at
 ``max_importance_weight`` and normalised to mean 1, so ads the logging policy rarely showed count as much
 as they would have under uniform serving (at the price of variance; the clip bounds it).
 """
 
+import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +22,9 @@ from typing import Any, Literal
 import numpy as np
 
 from adserve.models.features import FeatureSpec
+from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.training.dataset import Examples, SlotOne, TrainingDataset
+from adserve.training.evaluation import Fold
 from adserve.training.factorization_machine import FactorizationMachine, FitReport, TrainingConfig
 from adserve.training.model_files import write_model_dir
 from adserve.training.onnx_export import export_onnx
@@ -48,6 +53,13 @@ class TrainerConfig:
     The fit on train alone is still the one evaluated and judged for promotion (``retraining``), so the estimates
     stay honest for the model they describe. What it buys on the demo's replays: README's refit-on-all table; it costs
     a second fit's time, so it is off by default."""
+    cross_fit_folds: int = 0
+    """Estimate the new policy on every decision instead of the holdout alone: the decisions cut by time into this
+    many folds, each replayed by the recipe (the judged fit's L2 and epochs) fitted on the other folds, never on its
+    own (``cross_fit``). With ``refit_on_all`` the model served learned from every row, yet a holdout estimate rests on
+    the latest 20% of decisions and describes a fit on 70% of the rows; cross-fitted, it rests on all of them and
+    describes fits on (K-1)/K. It costs K fits more per retrain; 0 (the default) is off. Needs ``refit_on_all``: the
+    folds' fits stand for a model that learned from every row, which only the refit is."""
     l2_factors_grid: tuple[float, ...] = ()
     """L2s on the factors to choose from on the validation segment, as a production trainer picks its
     regularisation on held-out data: one fit per value (``fit``'s other settings), and the one with the lowest
@@ -65,6 +77,8 @@ class TrainerConfig:
             raise ValueError("max_importance_weight must be at least 1")
         if any(not l2 >= 0.0 for l2 in self.l2_factors_grid):
             raise ValueError("l2_factors_grid values must not be negative")
+        if self.cross_fit_folds and (self.cross_fit_folds < 2 or not self.refit_on_all):
+            raise ValueError("cross_fit_folds is 0 (off) or at least 2, with refit_on_all")
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,12 @@ class SplitData:
     holdout_slot_one: SlotOne
     ad_rows: np.ndarray
     split: TimeSplit
+    every_slot_one: SlotOne | None = None
+    """Slot 1 of every decision, when the estimates are cross-fitted (``cross_fit_folds``); else None."""
+
+    def everything(self, num_fields: int) -> Examples:
+        """Train, validation and holdout together, in time order."""
+        return Examples.concatenate([self.train, self.validation, self.holdout], num_fields)
 
     def row_counts(self) -> dict[str, int]:
         return {
@@ -135,19 +155,22 @@ def collect(dataset: TrainingDataset, config: TrainerConfig, progress: Progress 
     validation: list[Examples] = []
     holdout: list[Examples] = []
     slots: list[SlotOne] = []
+    every_slot = [chunk.slot_one for chunk in chunks] if config.cross_fit_folds else None
     for chunk in chunks:
         when = chunk.examples.decided_at
         train.append(chunk.examples.select(when < split.validation_start))
         validation.append(chunk.examples.select((when >= split.validation_start) & (when < split.holdout_start)))
         holdout.append(chunk.examples.select(when >= split.holdout_start))
         slots.append(chunk.slot_one.select(chunk.slot_one.decided_at >= split.holdout_start))
+    slot_fields = len(spec.listener_fields), len(spec.candidate_fields)
     return SplitData(
         train=Examples.concatenate(train, spec.num_fields),
         validation=Examples.concatenate(validation, spec.num_fields),
         holdout=Examples.concatenate(holdout, spec.num_fields),
-        holdout_slot_one=SlotOne.concatenate(slots, len(spec.listener_fields), len(spec.candidate_fields)),
+        holdout_slot_one=SlotOne.concatenate(slots, *slot_fields),
         ad_rows=dataset.ad_rows,
         split=split,
+        every_slot_one=None if every_slot is None else SlotOne.concatenate(every_slot, *slot_fields),
     )
 
 
@@ -211,17 +234,74 @@ def fit(data: SplitData, spec: FeatureSpec, config: TrainerConfig, progress: Pro
 
 def refit_on_all(data: SplitData, spec: FeatureSpec, config: TrainerConfig, trained: TrainedModel) -> TrainedModel:
     """``trained``'s recipe (its L2 and epoch count) fitted again on train, validation and holdout together."""
-    everything = Examples.concatenate([data.train, data.validation, data.holdout], spec.num_fields)
+    return replace(trained, model=_fit_recipe(data.everything(spec.num_fields), spec, config, trained))
+
+
+def cross_fit(
+    data: SplitData, spec: FeatureSpec, config: TrainerConfig, trained: TrainedModel, progress: Progress = SILENT
+) -> list[Fold]:
+    """Every decision replayed by a fit that never learned from it: the decisions cut by time into
+    ``config.cross_fit_folds`` folds of equal row counts, and ``trained``'s recipe fitted on the rows outside each.
+
+    Why by time: a fold's decisions then come from one stretch of the logs, as a holdout's do, and the rows a fold's
+    fit learned from are all the others, before and after it. A fold whose fit would have no row (every decision at
+    one instant) is left out, and its decisions are not estimated.
+    """
+    if data.every_slot_one is None:
+        raise ValueError("cross-fitting needs every decision's slot 1: collect with cross_fit_folds set")
+    everything = data.everything(spec.num_fields)
+    cuts = fold_cuts(everything.decided_at, config.cross_fit_folds)
+    column = ad_id_column(spec, in_ad_rows=False)
+    folds = []
+    for number, (start, end) in enumerate(itertools.pairwise(cuts), start=1):
+        progress.step("cross-fitting", number, len(cuts) - 1)
+        inside = (everything.decided_at >= start) & (everything.decided_at < end)
+        decisions = (data.every_slot_one.decided_at >= start) & (data.every_slot_one.decided_at < end)
+        if inside.all() or not decisions.any():
+            continue
+        learned = everything.select(~inside)
+        model = _fit_recipe(learned, spec, config, trained)
+        folds.append(
+            Fold(
+                slot=data.every_slot_one.select(decisions),
+                model=FoldModel(model, f"fold {number} of {len(cuts) - 1}"),
+                heard=HeardAds.count(learned.indices[:, column]),
+            )
+        )
+    progress.finish(f"cross-fitted {len(folds)} folds")
+    return folds
+
+
+def fold_cuts(decided_at: np.ndarray, folds: int) -> list[float]:
+    """``folds + 1`` cut points, -inf first and +inf last, at the quantiles of the decision times (as ``TimeSplit``
+    cuts): fold k holds the times in [cuts[k], cuts[k + 1])."""
+    times = np.sort(decided_at)
+    inner = [float(times[min(times.size * k // folds, times.size - 1)]) for k in range(1, folds)] if times.size else []
+    return [-math.inf, *inner, math.inf]
+
+
+@dataclass(frozen=True)
+class FoldModel:
+    """A fold's fit as a scorer (``evaluation.Scorer``): the numpy model, named for the estimates' tables."""
+
+    model: FactorizationMachine
+    version: str
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return self.model.predict(indices)
+
+
+def _fit_recipe(
+    examples: Examples, spec: FeatureSpec, config: TrainerConfig, trained: TrainedModel
+) -> FactorizationMachine:
+    """``trained``'s L2 and epoch count fitted on ``examples``, without early stopping (the epoch count is the one
+    validation chose; the training loss, watched in its place, falls from epoch to epoch, so the last is kept)."""
     epochs = max(trained.report.best_epoch, 1)
     model = _new_model(spec, config, config.fit.seed)
-    weights = _sample_weights(everything, config)
-    # No early stopping: the epoch count is the one validation chose. The training loss, watched in its place,
-    # falls from epoch to epoch, so the last epoch is the one kept.
     fit_config = replace(config.fit, l2_factors=trained.l2_factors, max_epochs=epochs, patience=epochs + 1)
-    model.fit(
-        everything.indices, everything.labels, everything.indices, everything.labels, fit_config, sample_weights=weights
-    )
-    return replace(trained, model=model)
+    weights = _sample_weights(examples, config)
+    model.fit(examples.indices, examples.labels, examples.indices, examples.labels, fit_config, sample_weights=weights)
+    return model
 
 
 def _sample_weights(examples: Examples, config: TrainerConfig) -> np.ndarray | None:
