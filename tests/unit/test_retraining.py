@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 from adserve.cli.main import main
-from adserve.cli.models import EXIT_SKIPPED, MAX_REWARD_WINDOW_HOURS, add_model_commands, run_model_command
+from adserve.cli.models import (
+    EXIT_SKIPPED,
+    MAX_CROSS_FIT_FOLDS,
+    MAX_REWARD_WINDOW_HOURS,
+    add_model_commands,
+    run_model_command,
+)
 from adserve.core.errors import ConfigurationError
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
@@ -456,6 +462,12 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
         | {"TRAINING_REFIT_ON_ALL": "true"}
     )
     assert scheduled_request(refit, AS_OF).trainer.refit_on_all is True
+    assert scheduled.trainer.cross_fit_folds == 0
+    crossed = RetrainSettings.from_env(
+        {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+        | {"TRAINING_REFIT_ON_ALL": "true", "TRAINING_CROSS_FIT_FOLDS": "5"}
+    )
+    assert scheduled_request(crossed, AS_OF).trainer.cross_fit_folds == 5
     assert scheduled.trainer.l2_factors_grid == ()
     grid = RetrainSettings.from_env(
         {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
@@ -473,7 +485,12 @@ def test_the_schedule_trains_on_the_last_hours_as_of_now() -> None:
 
 
 @pytest.mark.parametrize(
-    ("parameter_name", "field_name"), [("RetrainMinRows", "min_rows"), ("RetrainMinPositives", "min_positives")]
+    ("parameter_name", "field_name"),
+    [
+        ("RetrainMinRows", "min_rows"),
+        ("RetrainMinPositives", "min_positives"),
+        ("TrainingCrossFitFolds", "training_cross_fit_folds"),
+    ],
 )
 def test_the_template_parameter_reaches_retrain_with_the_settings_default_and_bounds(
     parameter_name: str, field_name: str
@@ -551,6 +568,31 @@ def test_a_reward_window_that_leaves_no_decisions_to_train_on_is_refused(environ
     with pytest.raises(ConfigurationError, match="REWARD_WINDOW_HOURS"):
         RetrainSettings.from_env(required | environ)
     assert RetrainSettings.from_env(required | {"TRAINING_HOURS": "25"}).reward_window_hours == 24.0
+
+
+@pytest.mark.parametrize(
+    "environ", [{"TRAINING_CROSS_FIT_FOLDS": "5"}, {"TRAINING_CROSS_FIT_FOLDS": "1", "TRAINING_REFIT_ON_ALL": "true"}]
+)
+def test_cross_fitting_is_refused_without_the_refit_or_with_one_fold(environ: dict[str, str]) -> None:
+    required = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+    with pytest.raises(ConfigurationError, match="TRAINING_CROSS_FIT_FOLDS"):
+        RetrainSettings.from_env(required | environ)
+
+
+def test_the_cli_cross_fits_only_a_refit_within_the_scheduled_retrains_bounds(
+    simulated: tuple[InMemoryLogStore, Truth], capsys: pytest.CaptureFixture[str]
+) -> None:
+    window = ["--from", START.isoformat(), "--to", END.isoformat(), "--as-of", AS_OF.isoformat()]
+    assert parse("train", *window, "--refit-on-all", "--cross-fit-folds", "5").cross_fit_folds == 5
+    assert parse("train", *window).cross_fit_folds == 0
+    for folds in ("1", "21", "-2", "five"):
+        with pytest.raises(SystemExit):
+            parse("train", *window, "--refit-on-all", "--cross-fit-folds", folds)
+    without_refit = parse("train", *window, "--cross-fit-folds", "5")
+    assert run_model_command(without_refit, logs=simulated[0], models=InMemoryModelStore()) == 2
+    assert "--cross-fit-folds needs --refit-on-all" in capsys.readouterr().err
+    field = RetrainSettings.model_fields["training_cross_fit_folds"]
+    assert [bound.le for bound in field.metadata if isinstance(bound, Le)] == [MAX_CROSS_FIT_FOLDS]
 
 
 def test_the_cli_bounds_the_reward_window_as_the_scheduled_retrain_does() -> None:

@@ -1,8 +1,8 @@
 """``adserve train``, ``adserve promote`` and ``adserve models``: the retraining pipeline from a terminal.
 
     adserve train --from 2026-11-18T00 --to 2026-11-25T00 [--label click|complete] [--reward-window-hours 24]
-                  [--weighting none|ips] [--pairs all|with_listener] [--l2-grid 1e-4 1e-3 ...] [--refit-on-all]
-                  [--batch-size 64]
+                  [--weighting none|ips] [--pairs all|with_listener] [--l2-grid 1e-4 1e-3 ...]
+                  [--refit-on-all [--cross-fit-folds K]] [--batch-size 64]
                   [--promote|--register-only]
                   [--challenger-share 0.1]
     adserve promote VERSION [--challenger --share 0.2]
@@ -65,6 +65,13 @@ CHALLENGER_SHARE: Final = 0.1
 _share = checked(float, lambda share: 0 < share < 1, "a share of listeners in (0, 1)")
 
 
+MAX_CROSS_FIT_FOLDS: Final = 20
+"""RetrainSettings' bound on TRAINING_CROSS_FIT_FOLDS."""
+_cross_fit_folds = checked(
+    int, lambda folds: folds == 0 or 2 <= folds <= MAX_CROSS_FIT_FOLDS, f"0 or 2 to {MAX_CROSS_FIT_FOLDS} folds"
+)
+
+
 MAX_REWARD_WINDOW_HOURS: Final = 24 * 7
 """RetrainSettings' bound on REWARD_WINDOW_HOURS: the CLI trains as the scheduled Retrain does."""
 
@@ -96,6 +103,13 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
         "--refit-on-all",
         action="store_true",
         help="publish the chosen recipe refitted on every row, holdout included (metrics stay the judged fit's)",
+    )
+    train.add_argument(
+        "--cross-fit-folds",
+        type=_cross_fit_folds,
+        default=0,
+        metavar="K",
+        help="with --refit-on-all: estimate on every decision, each of K time folds by the recipe fitted on the others",
     )
     mode = train.add_mutually_exclusive_group()
     mode.add_argument(
@@ -180,6 +194,13 @@ def _s3_erased(bucket: str) -> frozenset[str]:
     return S3ErasureLedger(s3_client(), bucket).erased()
 
 
+def _arguments_problem(command: str, arguments: argparse.Namespace) -> str | None:
+    """What is wrong with a command's arguments together, before any bucket is touched; None if nothing."""
+    if command == "train" and arguments.cross_fit_folds and not arguments.refit_on_all:
+        return "--cross-fit-folds needs --refit-on-all: the folds' fits stand for a model fitted on every row"
+    return range_problem(arguments.start, arguments.end) if command in LOG_COMMANDS else None
+
+
 def run_model_command(
     arguments: argparse.Namespace, logs: "LogReader | None" = None, models: "ModelStore | None" = None
 ) -> int:
@@ -187,7 +208,7 @@ def run_model_command(
     from adserve.core.errors import AdserveError  # noqa: PLC0415
 
     command = arguments.group if arguments.group != "models" else f"models {arguments.action or 'list'}"
-    if command in LOG_COMMANDS and (problem := range_problem(arguments.start, arguments.end)) is not None:
+    if (problem := _arguments_problem(command, arguments)) is not None:
         _say(problem)
         return 2
     if models is None:
@@ -232,6 +253,7 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
             pairs=arguments.pairs,
             l2_factors_grid=tuple(arguments.l2_grid),
             refit_on_all=arguments.refit_on_all,
+            cross_fit_folds=arguments.cross_fit_folds,
             fit=TrainingConfig(batch_size=arguments.batch_size),
         ),
         promotion=arguments.promotion,

@@ -34,6 +34,7 @@ def scheduled_request(settings: RetrainSettings, now: datetime, erased: frozense
             weighting=settings.weighting,
             pairs=settings.training_pairs,
             refit_on_all=settings.training_refit_on_all,
+            cross_fit_folds=settings.training_cross_fit_folds,
             l2_factors_grid=settings.training_l2_factors_grid,
             fit=TrainingConfig(batch_size=settings.training_batch_size),
         ),

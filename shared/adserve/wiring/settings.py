@@ -226,6 +226,14 @@ class RetrainSettings(EnvironmentSettings):
         default=False,
         description="Publish the chosen recipe refitted on every row, holdout included (TrainerConfig.refit_on_all)",
     )
+    training_cross_fit_folds: int = Field(
+        default=0,
+        ge=0,
+        le=20,  # adserve.cli.models.MAX_CROSS_FIT_FOLDS
+        description="Off-policy estimates on every decision, cut by time into this many folds each replayed by the "
+        "recipe fitted on the others (TrainerConfig.cross_fit_folds); 0: on the holdout. Needs "
+        "TRAINING_REFIT_ON_ALL=true.",
+    )
     training_l2_factors_grid: CommaSeparatedFloats = Field(
         default=(),
         description="L2s on the factors to choose from by validation log loss, a fit each (e.g. 1e-4,1e-3); "
@@ -253,6 +261,15 @@ class RetrainSettings(EnvironmentSettings):
     retrain_max_interval_hours: float = Field(
         default=6.0, gt=0.0, le=24 * 7, description="A champion this old is retrained whatever the count."
     )
+
+    @field_validator("training_cross_fit_folds")
+    @classmethod
+    def _folds_of_the_refit(cls, value: int, info: ValidationInfo) -> int:
+        """The folds' fits stand for the model fitted on every row, which only the refit publishes; one fold would
+        leave its fit nothing to learn from."""
+        if value and (value < 2 or not info.data.get("training_refit_on_all")):
+            raise ValueError("must be 0, or at least 2 with TRAINING_REFIT_ON_ALL=true")
+        return value
 
     @field_validator("reward_window_hours")
     @classmethod
