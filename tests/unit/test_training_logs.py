@@ -108,9 +108,10 @@ def test_readers_drop_copies_and_skip_malformed_lines() -> None:
     damaged = bytearray(encode_object(['{"kind": "decision"}'] * 50))
     damaged[10] ^= 0xFF  # the deflate stream right after gzip's 10-byte header: zlib.error, not an OSError
     store.objects[f"{prefix}damaged.jsonl.gz"] = bytes(damaged)
+    store.objects[f"{prefix}empty.jsonl.gz"] = b""  # no bytes: no gzip header, so not an object Record wrote
     stats = ReadStats()
     assert [record.decision_id for record in read_decisions(store, NOW, NOW, stats)] == ["d-1", "d-2"]
-    assert (stats.rows, stats.duplicates_dropped, stats.malformed_lines, stats.unreadable_objects) == (2, 1, 2, 2)
+    assert (stats.rows, stats.duplicates_dropped, stats.malformed_lines, stats.unreadable_objects) == (2, 1, 2, 3)
 
 
 def test_outcomes_are_deduplicated_by_identity_not_by_event_id() -> None:

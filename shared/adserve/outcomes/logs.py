@@ -172,7 +172,13 @@ def encode_object(lines: Iterable[str]) -> bytes:
 
 
 def decode_object(body: bytes) -> Iterator[str]:
-    """The non-empty lines of a gzip JSON Lines object; raises OSError/EOFError when it is not gzip."""
+    """The non-empty lines of a gzip JSON Lines object; raises OSError/EOFError when it is not gzip.
+
+    An object of no bytes is not gzip either (Record writes at least a header, ``encode_object``), yet gzip reads it
+    as no member at all: it is refused here, so the readers count it unreadable instead of read.
+    """
+    if not body:
+        raise EOFError("an object of 0 bytes is not gzip")
     with gzip.GzipFile(fileobj=io.BytesIO(body), mode="rb") as decompressed:
         for raw in decompressed:
             line = raw.strip()
