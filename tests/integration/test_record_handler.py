@@ -365,6 +365,21 @@ def test_a_counter_past_its_expiry_starts_again_though_ttl_has_not_deleted_it(
     assert counters_at(local_stack, listener, later)[lifetime] == 20
 
 
+def test_an_impression_counted_after_one_received_later_keeps_the_counters_later_expiry(
+    local_stack: LocalStack, seeded: Campaign
+) -> None:
+    # Given a listener's impression received now, counted first (the advertiser's lifetime counter lives 401 days
+    # from the next whole hour), and one received three days before it, counted after (a redriven batch)
+    listener, service = unique("listener"), recorder(local_stack)
+    now = datetime.now(UTC)
+    assert service.record_impression(impression(listener, occurred_at=now)) is CountResult.COUNTED
+    assert service.record_impression(impression(listener, occurred_at=now - timedelta(days=3))) is CountResult.COUNTED
+    # Then both are on the lifetime counter, which still lives when the later one's window says it must: the earlier
+    # impression's expiry, three days sooner, was not written over it
+    in_399_days = counters_at(local_stack, listener, now + timedelta(days=399))
+    assert [count for key, count in in_399_days.items() if "#lifetime#" in key] == [2]
+
+
 def counters_at(local_stack: LocalStack, listener_id: str, now: datetime) -> dict[str, int]:
     """What Decide reads for the listener at ``now``: its counters live then."""
     store = FrequencyCapStore(dynamodb(local_stack), local_stack.physical_name("FrequencyCapsTable"))

@@ -1,6 +1,6 @@
 """The DynamoDB impression counter's reading of transaction cancellations, on a scripted client."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,10 +21,15 @@ INCREMENT = ImpressionIncrement(
 )
 
 
-def cancelled(*codes: str) -> ClientError:
+def cancelled(*codes: str, stored: dict[int, datetime] | None = None) -> ClientError:
+    """A cancellation with one reason per item; ``stored``: by item, the expiry of the counter its condition found
+    (returned as DynamoDB does with ``ReturnValuesOnConditionCheckFailure: ALL_OLD``)."""
+    reasons: list[dict[str, Any]] = [{"Code": code} for code in codes]
+    for index, expires_at in (stored or {}).items():
+        reasons[index]["Item"] = {"impressions": {"N": "4"}, "expires_at": {"N": str(int(expires_at.timestamp()))}}
     response: Any = {
         "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
-        "CancellationReasons": [{"Code": code} for code in codes],
+        "CancellationReasons": reasons,
     }
     return ClientError(response, "TransactWriteItems")
 
@@ -92,11 +97,28 @@ def test_other_failures_make_the_store_unavailable(error: Exception) -> None:
 
 def test_a_counter_found_expired_is_written_afresh_and_one_restarted_meanwhile_is_added_to() -> None:
     # The counter's condition cancels twice: it had expired, then another impression restarted it first
+    expired, restarted = NOW - timedelta(hours=1), NOW + timedelta(days=2)
     client = ScriptedClient(
-        cancelled("None", "ConditionalCheckFailed"), cancelled("None", "ConditionalCheckFailed"), None
+        cancelled("None", "ConditionalCheckFailed", stored={1: expired}),
+        cancelled("None", "ConditionalCheckFailed", stored={1: restarted}),
+        None,
     )
     assert counter(client).count_once(INCREMENT) is True
     updates = [request[1]["Update"] for request in client.requests]
     assert [update["UpdateExpression"].split()[0] for update in updates] == ["ADD", "SET", "ADD"]
     assert updates[1]["ConditionExpression"] == "expires_at <= :counted_at"
     assert updates[1]["ExpressionAttributeValues"][":counted_at"] == {"N": str(int(NOW.timestamp()))}
+    assert all(update["ReturnValuesOnConditionCheckFailure"] == "ALL_OLD" for update in updates)
+
+
+def test_a_counter_an_impression_received_later_slid_further_is_added_to_and_keeps_its_expiry() -> None:
+    # Given a counter whose expiry an impression received later, counted first, set past this impression's
+    later = INCREMENT.counters[0].expires_at + timedelta(hours=1)
+    client = ScriptedClient(cancelled("None", "ConditionalCheckFailed", stored={1: later}), None)
+    assert counter(client).count_once(INCREMENT) is True
+    # Then the first write moved the expiry only forward, and the second adds one without writing it back
+    first, second = (request[1]["Update"] for request in client.requests)
+    assert "expires_at <= :expires" in first["ConditionExpression"]
+    assert second["UpdateExpression"] == "ADD impressions :one"
+    assert second["ConditionExpression"] == "expires_at > :expires"
+    assert set(second["ExpressionAttributeValues"]) == {":one", ":expires"}  # DynamoDB refuses an unused value

@@ -17,7 +17,10 @@ impression counted before the upgrade and redelivered after it finds no marker i
 once more: an over-count only blocks the listener a little earlier, it never serves past a cap.
 """
 
-from typing import TYPE_CHECKING, Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -28,6 +31,7 @@ from adserve.dal.transactions import (
     DUPLICATE,
     TransactionalWriter,
     cancellation_reasons,
+    cancelled_items,
     conflict_backoff,
     describe,
 )
@@ -49,22 +53,28 @@ class DynamoImpressionCounter(TransactionalWriter):
         as absent: adding to it would bring its old count back, and a lifetime or reused-session cap would block
         a listener it had just let through. So each counter is added to only while it has not expired, and one
         found expired (its condition cancels the transaction) is written afresh at 1, only while it still is.
+        A sliding window's expiry only moves forward: an impression counted after one received later (a batch
+        redelivered, or redriven from the dead-letter queue) adds to the counter and keeps its later expiry. The
+        cancelled transaction returns each failed counter as stored, which says which write it needs.
         A cancellation by a concurrent transaction on the same items (TransactionConflict) is retried with
         jittered backoff; any other failure raises CounterStoreUnavailableError.
         """
-        restart: frozenset[int] = frozenset()  # counters found expired: set to 1, not added to
+        modes: dict[int, _Mode] = {}  # by counter, what a cancellation showed it to be; else _FORWARD
         for attempt in range(self._conflict_attempts):
             try:
-                self._client.transact_write_items(TransactItems=self._transaction(increment, restart))
+                self._client.transact_write_items(TransactItems=self._transaction(increment, modes))
                 return True
             except ClientError as error:
                 reasons = cancellation_reasons(error)
                 if reasons and reasons[0] == DUPLICATE:
                     return False
-                # A counter's condition failed: it expired, or (restarting it) another impression restarted it
+                # A counter's condition failed: it had expired, an impression received later had slid its expiry
+                # further, or it changed again since: each is written as it was found
+                stored = cancelled_items(error)
                 changed = {index - 1 for index, reason in enumerate(reasons) if index and reason == DUPLICATE}
+                for index in changed:
+                    modes[index] = _mode_of(stored[index + 1], increment.counters[index], increment.counted_at)
                 if changed:
-                    restart ^= changed
                     continue
                 if CONFLICT not in reasons:
                     raise CounterStoreUnavailableError(describe(error)) from error
@@ -73,7 +83,9 @@ class DynamoImpressionCounter(TransactionalWriter):
             self._sleep(conflict_backoff(attempt))
         raise CounterStoreUnavailableError(f"transaction conflicts persisted over {self._conflict_attempts} attempts")
 
-    def _transaction(self, increment: ImpressionIncrement, restart: frozenset[int]) -> "list[TransactWriteItemTypeDef]":
+    def _transaction(
+        self, increment: ImpressionIncrement, modes: Mapping[int, "_Mode"]
+    ) -> "list[TransactWriteItemTypeDef]":
         listener: AttributeValueTypeDef = {"S": increment.listener}
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -93,34 +105,61 @@ class DynamoImpressionCounter(TransactionalWriter):
         # windows compute the same expiry for every impression of the window.
         counted_at: AttributeValueTypeDef = {"N": str(int(increment.counted_at.timestamp()))}
         items.extend(
-            self._counter_update(listener, slot, index in restart, counted_at)
+            self._counter_update(listener, slot, modes.get(index, _FORWARD), counted_at)
             for index, slot in enumerate(increment.counters)
         )
         return items
 
     def _counter_update(
-        self, listener: "AttributeValueTypeDef", slot: CounterSlot, expired: bool, counted_at: "AttributeValueTypeDef"
+        self, listener: "AttributeValueTypeDef", slot: CounterSlot, mode: "_Mode", counted_at: "AttributeValueTypeDef"
     ) -> "TransactWriteItemTypeDef":
-        update, condition = _RESTART if expired else _ADD
+        values: dict[str, AttributeValueTypeDef] = {
+            ":one": {"N": "1"},
+            ":expires": {"N": str(int(slot.expires_at.timestamp()))},
+            ":counted_at": counted_at,
+        }
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {"listener_id": listener, "counter_key": {"S": slot.key}},
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
+                "UpdateExpression": mode.update,
+                "ConditionExpression": mode.condition,
+                # DynamoDB refuses a value no expression names
                 "ExpressionAttributeValues": {
-                    ":one": {"N": "1"},
-                    ":expires": {"N": str(int(slot.expires_at.timestamp()))},
-                    ":counted_at": counted_at,
+                    name: value for name, value in values.items() if name in mode.update + mode.condition
                 },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
 
 
-_ADD: Final = (
+@dataclass(frozen=True)
+class _Mode:
+    """How one counter is written: its update, under the condition that the counter is still as it was found."""
+
+    update: str
+    condition: str
+
+
+_FORWARD: Final = _Mode(
     "ADD impressions :one SET expires_at = :expires",
-    "attribute_not_exists(expires_at) OR expires_at > :counted_at",
+    "attribute_not_exists(expires_at) OR (expires_at > :counted_at AND expires_at <= :expires)",
 )
-"""Update and condition of a counter live (or absent) at the impression's moment: one more."""
-_RESTART: Final = ("SET impressions = :one, expires_at = :expires", "expires_at <= :counted_at")
+"""A counter live (or absent) at the impression's moment, expiring no later than this impression makes it: one more,
+and the expiry moved to this impression's."""
+_KEEP: Final = _Mode("ADD impressions :one", "expires_at > :expires")
+"""A live counter a sliding window's impression received later (counted first, by another Record) already made expire
+after this one would: one more, its expiry kept. Written back, this impression's would end the window early."""
+_RESTART: Final = _Mode("SET impressions = :one, expires_at = :expires", "expires_at <= :counted_at")
 """A counter that had expired by the impression's moment, as Decide reads it: it starts again at this impression."""
+
+
+def _mode_of(stored: Mapping[str, Any] | None, slot: CounterSlot, counted_at: datetime) -> _Mode:
+    """The write a counter needs, as its failed condition found it stored: expired by the impression's moment, then
+    restarted; expiring after this impression would make it, then kept; else (gone meanwhile) moved forward."""
+    expires = None if stored is None else stored.get("expires_at", {}).get("N")
+    if expires is None:
+        return _FORWARD
+    if float(expires) <= int(counted_at.timestamp()):
+        return _RESTART
+    return _KEEP if float(expires) > int(slot.expires_at.timestamp()) else _FORWARD

@@ -2,7 +2,8 @@
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -18,6 +19,13 @@ def cancellation_reasons(error: ClientError) -> list[str]:
         return []
     reasons = error.response.get("CancellationReasons", [])
     return [str(reason.get("Code", "None")) for reason in reasons]
+
+
+def cancelled_items(error: ClientError) -> list[dict[str, Any] | None]:
+    """Per item of a cancelled transaction, the item as stored when its condition failed (asked for with
+    ``ReturnValuesOnConditionCheckFailure: ALL_OLD``); None where DynamoDB returned none."""
+    reasons: list[Mapping[str, Any]] = list(error.response.get("CancellationReasons", []))
+    return [dict(item) if isinstance(item := reason.get("Item"), Mapping) else None for reason in reasons]
 
 
 def describe(error: ClientError) -> str:
