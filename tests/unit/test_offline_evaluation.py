@@ -23,6 +23,7 @@ from adserve.training.evaluation import (
     heard_by_candidate,
     ips,
     judge,
+    prevailing_setting,
     render,
     slot_one_terms,
     snips,
@@ -122,7 +123,7 @@ def test_each_serving_mode_is_estimated_on_its_own_decisions() -> None:
     assert "contextual: 1 decisions" in render(result)
 
 
-def test_cross_fitted_folds_replay_each_decision_by_its_own_fit_at_the_latest_exploration() -> None:
+def test_cross_fitted_folds_replay_each_decision_by_its_own_fit_at_the_latest_folds_exploration() -> None:
     # Given decision A (epsilon 0.2, logged #0 at 0.5, clicked) in a fold whose fit prefers #1, and decision B
     # (epsilon 0.3, the latest, logged #1 at 0.25, no click) in a fold whose fit scores as the hand computation
     slot, scores = two_decisions()
@@ -150,16 +151,20 @@ def test_cross_fitted_folds_replay_each_decision_by_its_own_fit_at_the_latest_ex
     assert "every fold of 2" in render(result)
 
 
-def test_replayed_at_the_latest_exploration_is_each_decision_at_the_latest_ones_setting() -> None:
-    slot, scores = two_decisions()
-    at_latest = slot_one_terms(slot, scores, scores, at_latest=True)
-    # the latest decision (B) was logged at epsilon 0.3: A replayed as if it had been too
-    latest_setting = SlotOne(**(vars(slot) | {"policy_parameters": np.array([0.3, 0.3])}))
-    assert (
-        at_latest.target_probability.tolist()
-        == slot_one_terms(latest_setting, scores, scores).target_probability.tolist()
-    )
-    assert at_latest.target_probability.tolist() != slot_one_terms(slot, scores, scores).target_probability.tolist()
+def test_cross_fitted_decisions_replay_at_the_setting_that_logged_most_of_the_latest_fold() -> None:
+    slot, scores = two_decisions()  # epsilon 0.2 and 0.3
+    a, b = slot.select(np.array([True, False])), slot.select(np.array([False, True]))
+    # Of equal shares the greatest setting, whatever the decisions' order
+    assert prevailing_setting(slot) == prevailing_setting(SlotOne.concatenate([b, a], 8, 1)) == (0, 0.3, 0.0)
+    # and of unequal ones the most common, not the latest decision's
+    mostly = SlotOne.concatenate([a, a, b], 8, 1)
+    assert mostly.decided_at.tolist() == [1.0, 1.0, 2.0]
+    assert prevailing_setting(mostly) == (0, 0.2, 0.0)
+    # Every decision replayed at it is each decision replayed as if it had been logged so
+    replayed = slot_one_terms(slot, scores, scores, replay_at=(0, 0.3, 0.0))
+    as_if = SlotOne(**(vars(slot) | {"policy_parameters": np.array([0.3, 0.3])}))
+    assert replayed.target_probability.tolist() == slot_one_terms(as_if, scores, scores).target_probability.tolist()
+    assert replayed.target_probability.tolist() != slot_one_terms(slot, scores, scores).target_probability.tolist()
 
 
 def slot_examples(slot: SlotOne) -> Examples:

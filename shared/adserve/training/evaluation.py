@@ -23,10 +23,12 @@ IPS is unbiased when every ad has mu > 0 (epsilon > 0 or any finite gamma guaran
 small bias for much less variance; DR is unbiased if either the propensities or the reward model are right.
 
 *Cross-fitted* (``Fold``, ``TrainerConfig.cross_fit_folds``), the new policy is estimated on every decision of the
-window, each fold's by a fit that never learned from it, and every decision is replayed at the exploration of the
-latest one: the window spans the explorations of earlier models, and the estimate is of the policy about to serve.
+window, each fold's by a fit that never learned from it, and every decision is replayed at the exploration that
+logged most of the latest fold (``prevailing_setting``): the window spans the explorations of earlier models, and a
+holdout estimate is at the exploration of the latest decisions.
 """
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final, Literal, Protocol
@@ -182,14 +184,14 @@ def slot_one_terms(
     reward_predictions: np.ndarray,
     heard: np.ndarray | None = None,
     *,
-    at_latest: bool = False,
+    replay_at: "LoggedSetting | None" = None,
 ) -> SlotOneTerms:
     """Replay the serving policy's first slot with `scores` (one per candidate) on every logged decision.
 
     ``heard``: the impressions of each candidate's ad the replayed model learned from (``heard_by_candidate``),
     for decisions logged by SquareCB with optimism; None, a model that counted none, which Decide serves (and
-    this replays) without optimism. ``at_latest``: every decision replayed at the latest decision's exploration
-    instead of its own.
+    this replays) without optimism. ``replay_at``: every decision replayed at this logged setting instead of its
+    own (``prevailing_setting``).
     """
     m = len(slot)
     target = np.empty(m, dtype=np.float64)
@@ -204,9 +206,7 @@ def slot_one_terms(
         (slot.policy_optimism if heard is not None else np.zeros(m)).tolist(),
         strict=True,
     )
-    keys = list(settings)
-    if at_latest and keys:
-        keys = [keys[int(np.argmax(slot.decided_at))]] * m
+    keys = list(settings) if replay_at is None else [replay_at] * m
     policies = {key: replayed_policy(exploration_policy(POLICY_NAMES[key[0]], key[1], key[2])) for key in set(keys)}
     uncertainty = None if heard is None else relative_uncertainty(np.asarray(scores, dtype=np.float64), heard)
     for i, key in enumerate(keys):
@@ -246,6 +246,23 @@ def score_candidates(slot: SlotOne, ad_rows: np.ndarray, model: Scorer) -> np.nd
         )
         out[lo:hi] = model.predict(rows.astype(np.int64))
     return out
+
+
+LoggedSetting = tuple[int, float, float]
+"""A logged exploration setting: its policy's code (``POLICY_NAMES``), its parameter and SquareCB's optimism."""
+
+
+def prevailing_setting(slot: SlotOne) -> LoggedSetting:
+    """The setting that logged most of ``slot``'s decisions (of equals, the greatest): what cross-fitted estimates
+    replay every decision at, given the latest fold.
+
+    Why not the latest decision's: a challenger serves beside the champion at its own setting, so the last decision
+    is either's by chance, and decisions of one instant come in no meaningful order."""
+    settings = zip(
+        slot.policy_codes.tolist(), slot.policy_parameters.tolist(), slot.policy_optimism.tolist(), strict=True
+    )
+    counts = Counter(settings)
+    return max(counts, key=lambda setting: (counts[setting], setting))
 
 
 @dataclass(frozen=True)
@@ -365,9 +382,9 @@ def evaluate(
     ``folds``: estimate the new policy (and judge the champion) on every fold's decisions, each scored by its own
     fit, which is also its DR reward model, all at the latest exploration; the metrics stay the holdout's.
     """
-    at_latest = folds is not None
+    replay_at = None if not folds else prevailing_setting(folds[-1].slot)
     slot, new_scores, heard = _replayed(slot, ad_rows, new, folds, ad_id_column)
-    new_terms = slot_one_terms(slot, new_scores, new_scores, heard, at_latest=at_latest)
+    new_terms = slot_one_terms(slot, new_scores, new_scores, heard, replay_at=replay_at)
     observed = round(float(slot.rewards.mean()), 6) if len(slot) else None
     by_mode = {
         mode: ModeEstimate(
@@ -401,7 +418,7 @@ def evaluate(
         score_candidates(champion_slot, ad_rows, champion),
         new_scores[np.repeat(unseen, slot.counts)],
         heard_by_candidate(champion_slot, ad_rows, champion, ad_id_column),
-        at_latest=at_latest,
+        replay_at=replay_at,
     )
     return replace(
         evaluation,

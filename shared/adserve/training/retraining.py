@@ -282,7 +282,10 @@ def retrain(
     model_bytes = export(trained, spec)
     write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
     new = CtrModel.load(candidate_dir, spec)
-    folds = cross_fit(data, spec, request.trainer, trained, progress) if request.trainer.cross_fit_folds else None
+    # Cross-fitted when asked; on the holdout when no fold could be (every decision at one instant)
+    folds = (
+        cross_fit(data, spec, request.trainer, trained, progress) if request.trainer.cross_fit_folds else None
+    ) or None
     progress.step("evaluating", 0, detail=f"{len(data.holdout_slot_one):,} holdout decisions")
     evaluation = evaluate(
         data.holdout,
