@@ -70,7 +70,8 @@ def pacing() -> DynamoPacingStore:
         400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
         413: error_doc("Body over 64 KiB"),
         415: error_doc("A Content-Type other than application/json"),
-        422: error_doc("Invalid campaign, or its campaign_id differs from the path's"),
+        409: error_doc("The campaign was written by others again and again while it was being written; retry"),
+        422: error_doc("Invalid campaign, its campaign_id differs from the path's, or an ad id is another's"),
     },
 )
 @tracer.capture_method

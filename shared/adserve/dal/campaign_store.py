@@ -4,6 +4,7 @@ A JSON attribute keeps the item schema in one place (the pydantic model) and the
 """
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConflictError, InvalidInputError, NotFoundError
 from adserve.dal.json_clients import DynamoDBJsonClient
+from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, cancelled_items, conflict_backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -28,6 +30,15 @@ _KEEPS_CURRENCY = (
 same currency in its document."""
 DELETE_ATTEMPTS = 3
 """Reads of a campaign PUT again while it is being deleted before the delete gives up (a 409)."""
+WRITE_ATTEMPTS = 4
+"""Reads of a campaign changed by another writer while it is being PUT before the PUT gives up (a 409)."""
+CLAIM_PREFIX = "ad#"
+"""The key of an ad id's claim, ``ad#<ad_id>``: an item beside the campaigns naming the campaign whose creative the
+ad id is (``OWNER_ATTRIBUTE``). No campaign id holds a ``#`` (``Identifier``), so no campaign is read as a claim."""
+OWNER_ATTRIBUTE = "owner"
+_NOT_A_CLAIM = "NOT begins_with(campaign_id, :claim)"
+_CLAIM_VALUES: "dict[str, AttributeValueTypeDef]" = {":claim": {"S": CLAIM_PREFIX}}
+_UNCLAIMED = "attribute_not_exists(campaign_id) OR #owner = :me"
 _PRE_CURRENCY_IS_USD = " OR (attribute_not_exists(#currency) AND NOT contains(#document, :currency_key))"
 """A document stored before campaigns had a currency is in USD, the default it reads as."""
 
@@ -42,12 +53,16 @@ class CampaignStore:
 
         Its delivery is counted in micro-units of that currency, and budgets, pacing and reports compare those
         counts with its amounts: a change would add euros to dollars. The currency is an attribute of its own so
-        that one conditional PutItem checks it; in an item stored before it was (or by an older release, which
-        drops it), the condition finds the currency in the document as ``model_dump_json`` writes it.
+        that one condition checks it; in an item stored before it was (or by an older release, which drops it),
+        the condition finds the currency in the document as ``model_dump_json`` writes it.
 
         Its creatives' ad ids must not be another campaign's: an ad id names one creative across the catalog.
-        *ad_owners* (``ad_owners()``, kept up to date by the caller) answers that for a load of many campaigns
-        with one Scan in all; without it, one filtered Scan per put (``_ad_ids_taken``).
+        One transaction writes the campaign, only if it is still as read, with a claim of each of its ad ids
+        (``CLAIM_PREFIX``), each only if unclaimed or already the campaign's, and releases the ids it gave up: of
+        two PUTs racing with one new ad id, one is refused. A claim whose campaign no longer holds the ad id is
+        taken over. Campaigns stored before claims existed hold none, so the other campaigns' documents are
+        searched too: *ad_owners* (``ad_owners()``, kept up to date by the caller) answers that for a load of many
+        campaigns with one Scan in all; without it, one filtered Scan per put (``_owners_of_ads_of``).
         """
         owners = self._owners_of_ads_of(campaign) if ad_owners is None else ad_owners
         taken = {
@@ -56,34 +71,108 @@ class CampaignStore:
             if (owner := owners.get(creative.ad_id, campaign.campaign_id)) != campaign.campaign_id
         }
         if taken:
-            raise InvalidInputError(
-                "ad ids name one creative across the catalog: "
-                + "; ".join(f"{ad_id} is campaign {owner}'s" for ad_id, owner in sorted(taken.items()))
-            )
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
+            raise InvalidInputError(_taken(taken))
+        ad_ids = [creative.ad_id for creative in campaign.creatives]
+        stale: dict[str, str] = {}  # claims of campaigns that no longer hold the ad id: taken over
+        foreign: set[str] = set()  # ad ids it gave up whose claim is another campaign's: left alone
+        for attempt in range(WRITE_ATTEMPTS):
+            stored = self._item(campaign.campaign_id)
+            released = [ad_id for ad_id in _ad_ids_of(stored) if ad_id not in ad_ids and ad_id not in foreign]
+            items = [
+                self._conditional_put(campaign, stored),
+                *(self._claim(ad_id, campaign.campaign_id, stale.get(ad_id)) for ad_id in ad_ids),
+                *(self._release(ad_id, campaign.campaign_id) for ad_id in released),
+            ]
+            try:
+                self._client.transact_write_items(TransactItems=items)
+                return
+            except ClientError as error:
+                reasons = cancellation_reasons(error)
+                if not reasons:
+                    raise
+                found = cancelled_items(error)
+                failed = [index for index, reason in enumerate(reasons) if reason == DUPLICATE]
+                if 0 in failed and _document_of(found[0]) == _document_of(stored):  # still as read: the currency
+                    raise InvalidInputError(
+                        f"campaign {campaign.campaign_id} is priced in {_currency_of(found[0])}, the currency its "
+                        f"delivery is counted in: a campaign keeps its currency; create a new campaign to buy in "
+                        f"{campaign.currency}"
+                    ) from None
+                claimed = {ad_ids[i - 1]: _owner_of(found[i]) for i in failed if 1 <= i <= len(ad_ids)}
+                held = {ad_id: owner for ad_id, owner in claimed.items() if owner and self._holds(owner, ad_id)}
+                if held:
+                    raise InvalidInputError(_taken(held)) from None
+                stale |= {ad_id: owner for ad_id, owner in claimed.items() if owner}
+                foreign |= {released[i - 1 - len(ad_ids)] for i in failed if i > len(ad_ids)}
+                if not failed and CONFLICT not in reasons:
+                    raise
+            self._sleep_before(attempt)
+        raise ConflictError(f"campaign {campaign.campaign_id} changed while it was being written; try again")
+
+    def _conditional_put(self, campaign: Campaign, stored: "Mapping[str, AttributeValueTypeDef] | None") -> Any:
+        """The campaign's PutItem, written only if it keeps the stored currency and the item is still as read."""
+        unchanged, read = _unchanged(stored)
+        keeps = _KEEPS_CURRENCY + (_PRE_CURRENCY_IS_USD if campaign.currency == "USD" else "")
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
                     "campaign_id": {"S": campaign.campaign_id},
                     DOCUMENT_ATTRIBUTE: {"S": campaign.model_dump_json()},
                     CURRENCY_ATTRIBUTE: {"S": campaign.currency},
                 },
-                ConditionExpression=_KEEPS_CURRENCY + (_PRE_CURRENCY_IS_USD if campaign.currency == "USD" else ""),
-                ExpressionAttributeNames={"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
-                ExpressionAttributeValues={
+                "ConditionExpression": f"({keeps}) AND {unchanged}",
+                "ExpressionAttributeNames": {"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
+                "ExpressionAttributeValues": {
                     ":currency": {"S": campaign.currency},
                     ":currency_json": {"S": f'"currency":{json.dumps(campaign.currency)}'},
                     **({":currency_key": {"S": '"currency":'}} if campaign.currency == "USD" else {}),
+                    **read,
                 },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            raise InvalidInputError(
-                f"campaign {campaign.campaign_id} is priced in {self._currency_of(campaign.campaign_id)}, the "
-                f"currency its delivery is counted in: a campaign keeps its currency; create a new campaign to "
-                f"buy in {campaign.currency}"
-            ) from None
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _claim(self, ad_id: str, campaign_id: str, stale_owner: str | None) -> Any:
+        """The ad id's claim for the campaign, written only if unclaimed, already its, or ``stale_owner``'s."""
+        takes_over = {":stale": {"S": stale_owner}} if stale_owner else {}
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {"campaign_id": {"S": CLAIM_PREFIX + ad_id}, OWNER_ATTRIBUTE: {"S": campaign_id}},
+                "ConditionExpression": _UNCLAIMED + (" OR #owner = :stale" if stale_owner else ""),
+                "ExpressionAttributeNames": {"#owner": OWNER_ATTRIBUTE},
+                "ExpressionAttributeValues": {":me": {"S": campaign_id}, **takes_over},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _release(self, ad_id: str, campaign_id: str) -> Any:
+        """The deletion of an ad id's claim, only while it is the campaign's (or already gone)."""
+        return {
+            "Delete": {
+                "TableName": self._table,
+                "Key": {"campaign_id": {"S": CLAIM_PREFIX + ad_id}},
+                "ConditionExpression": _UNCLAIMED,
+                "ExpressionAttributeNames": {"#owner": OWNER_ATTRIBUTE},
+                "ExpressionAttributeValues": {":me": {"S": campaign_id}},
+            }
+        }
+
+    def _holds(self, campaign_id: str, ad_id: str) -> bool:
+        """Whether the stored campaign still has a creative of the ad id: if not, its claim is stale (left by a
+        campaign deleted while this release could not read it). One it cannot read is taken to hold it."""
+        item = self._item(campaign_id)
+        if item is None:
+            return False
+        try:
+            return ad_id in {creative.ad_id for creative in _campaign(item).creatives}
+        except UnreadableCampaignError:
+            return True
+
+    def _sleep_before(self, attempt: int) -> None:
+        if attempt + 1 < WRITE_ATTEMPTS:
+            time.sleep(conflict_backoff(attempt))
 
     def ad_owners(self) -> dict[str, str]:
         """Every stored campaign's ad ids, each with its campaign's id (one Scan, as ``list_campaigns``)."""
@@ -95,7 +184,8 @@ class CampaignStore:
         Both served, they would share one ad's model features and its outcome markers (``seen#<decision>#<ad>``:
         the second impression in a break was dropped as a duplicate). One Scan that returns only the documents
         holding one of the ids as ``"ad_id":"<id>"`` (how ``model_dump_json`` writes it): it reads the table
-        but sends back only those, and a campaign write is rare. Two PUTs racing with one new id can both pass.
+        but sends back only those, and a campaign write is rare. Two PUTs racing with one new id both pass it;
+        the claims (``put``) refuse one.
         """
         needles = {
             f":ad{index}": {"S": f'"ad_id":{json.dumps(creative.ad_id)}'}
@@ -114,13 +204,6 @@ class CampaignStore:
             for other in _readable(page["Items"])
             for creative in other.creatives
         }
-
-    def _currency_of(self, campaign_id: str) -> str:
-        """The stored campaign's currency, as its document says (the attribute repeats it, when there is one)."""
-        try:
-            return _campaign(self._item(campaign_id) or {}).currency
-        except UnreadableCampaignError:
-            return "another currency"
 
     def _item(self, campaign_id: str) -> "dict[str, AttributeValueTypeDef] | None":
         item = self._client.get_item(
@@ -148,31 +231,37 @@ class CampaignStore:
         lands in between is read and handed over in its turn (up to ``DELETE_ATTEMPTS`` times), so what is kept
         is what was deleted. A document this release cannot read is deleted with nothing handed over.
         """
-        for _ in range(DELETE_ATTEMPTS):
+        foreign: set[str] = set()  # its ad ids whose claim is another campaign's: left alone
+        for attempt in range(DELETE_ATTEMPTS):
             item = self._item(campaign_id)
             if item is None:
                 raise NotFoundError(f"campaign {campaign_id} does not exist")
-            document = item.get(DOCUMENT_ATTRIBUTE)
             if keep is not None:
                 with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
                     keep(_campaign(item))
-            request: dict[str, Any] = {
+            unchanged, read = _unchanged(item)  # deleted only while it is still what was read (and handed over)
+            request: Any = {
                 "TableName": self._table,
                 "Key": {"campaign_id": {"S": campaign_id}},
-                "ConditionExpression": "attribute_exists(campaign_id) AND attribute_not_exists(#document)",
+                "ConditionExpression": unchanged,
                 "ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE},
+                **({"ExpressionAttributeValues": read} if read else {}),
             }
-            if document:  # deleted only while it is still what was read (and handed over)
-                request |= {
-                    "ConditionExpression": "#document = :document",
-                    "ExpressionAttributeValues": {":document": document},
-                }
+            released = [ad_id for ad_id in _ad_ids_of(item) if ad_id not in foreign]
             try:
-                self._client.delete_item(**request)
+                self._client.transact_write_items(
+                    TransactItems=[{"Delete": request}, *(self._release(ad_id, campaign_id) for ad_id in released)]
+                )
             except ClientError as error:
-                if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                reasons = cancellation_reasons(error)
+                if not reasons:
                     raise
-                continue  # changed (or deleted) since it was read: read it again
+                # changed (or deleted) since it was read: read it again; a claim another campaign holds: keep it
+                foreign |= {released[i - 1] for i, reason in enumerate(reasons) if i and reason == DUPLICATE}
+                if DUPLICATE not in reasons and CONFLICT not in reasons:
+                    raise
+                self._sleep_before(attempt)
+                continue
             return
         raise ConflictError(f"campaign {campaign_id} changed while it was being deleted; try again")
 
@@ -180,7 +269,12 @@ class CampaignStore:
         """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id
         to continue after (None on the last page). One Scan of ``limit`` items: a page costs what it holds,
         whatever the size of the table; unreadable ones are left out as ``list_campaigns`` leaves them."""
-        request: dict[str, Any] = {"TableName": self._table, "Limit": limit}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Limit": limit,
+            "FilterExpression": _NOT_A_CLAIM,
+            "ExpressionAttributeValues": _CLAIM_VALUES,
+        }
         if after is not None:
             request["ExclusiveStartKey"] = {"campaign_id": {"S": after}}
         answer = self._client.scan(**request)
@@ -194,9 +288,10 @@ class CampaignStore:
         is left out and logged by id and field, not content: one such item must not stop the catalog, pacing
         and the admin list for every other campaign. Left out of the catalog, it is not served.
         """
-        campaigns = [
-            campaign for page in self._client.scan_pages(TableName=self._table) for campaign in _readable(page["Items"])
-        ]
+        pages = self._client.scan_pages(
+            TableName=self._table, FilterExpression=_NOT_A_CLAIM, ExpressionAttributeValues=_CLAIM_VALUES
+        )
+        campaigns = [campaign for page in pages for campaign in _readable(page["Items"])]
         return sorted(campaigns, key=lambda campaign: campaign.campaign_id)
 
 
@@ -218,6 +313,49 @@ def _campaign(item: "Mapping[str, AttributeValueTypeDef]") -> Campaign:
         return Campaign.model_validate_json(document)
     except ValidationError as error:
         raise UnreadableCampaignError(sorted({".".join(map(str, e["loc"])) for e in error.errors()})) from None
+
+
+def _unchanged(item: "Mapping[str, AttributeValueTypeDef] | None") -> "tuple[str, dict[str, AttributeValueTypeDef]]":
+    """A condition that the campaign's item is still ``item`` as read (None: still absent), and its values."""
+    if item is None:
+        return "attribute_not_exists(campaign_id)", {}
+    document = item.get(DOCUMENT_ATTRIBUTE)
+    if document is None:
+        return "attribute_exists(campaign_id) AND attribute_not_exists(#document)", {}
+    return "#document = :read", {":read": document}
+
+
+def _document_of(item: "Mapping[str, Any] | None") -> Any:
+    return None if item is None else item.get(DOCUMENT_ATTRIBUTE)
+
+
+def _ad_ids_of(item: "Mapping[str, AttributeValueTypeDef] | None") -> list[str]:
+    """The ad ids a stored campaign claims; none for no campaign or one this release cannot read."""
+    if item is None:
+        return []
+    try:
+        return [creative.ad_id for creative in _campaign(item).creatives]
+    except UnreadableCampaignError:
+        return []
+
+
+def _owner_of(claim: "Mapping[str, Any] | None") -> str | None:
+    owner = None if claim is None else claim.get(OWNER_ATTRIBUTE, {}).get("S")
+    return owner if isinstance(owner, str) else None
+
+
+def _currency_of(item: "Mapping[str, Any] | None") -> str:
+    """A stored campaign's currency, as its document says (the attribute repeats it, when there is one)."""
+    try:
+        return _campaign(item or {}).currency
+    except UnreadableCampaignError:
+        return "another currency"
+
+
+def _taken(owners: Mapping[str, str]) -> str:
+    return "ad ids name one creative across the catalog: " + "; ".join(
+        f"{ad_id} is campaign {owner}'s" for ad_id, owner in sorted(owners.items())
+    )
 
 
 def _readable(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[Campaign]:
