@@ -153,6 +153,11 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
             "recipe_days_corrected.json",
             {demo_sweep.BASELINE, demo_sweep.FREQUENT_RECIPE_VARIANT},
         ),
+        (
+            "recipe-cross-fit",
+            "recipe_cross_fit.json",
+            {demo_sweep.BASELINE, demo_sweep.FREQUENT_RECIPE_VARIANT, demo_sweep.CROSS_FIT_RECIPE_VARIANT},
+        ),
     ],
 )
 def test_the_readme_tables_of_replayed_variants_are_the_committed_results(
