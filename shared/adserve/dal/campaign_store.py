@@ -267,19 +267,29 @@ class CampaignStore:
 
     def page(self, limit: int, after: str | None = None) -> tuple[list[Campaign], str | None]:
         """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id
-        to continue after (None on the last page). One Scan of ``limit`` items: a page costs what it holds,
-        whatever the size of the table; unreadable ones are left out as ``list_campaigns`` leaves them."""
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Limit": limit,
-            "FilterExpression": _NOT_A_CLAIM,
-            "ExpressionAttributeValues": _CLAIM_VALUES,
-        }
-        if after is not None:
-            request["ExclusiveStartKey"] = {"campaign_id": {"S": after}}
-        answer = self._client.scan(**request)
-        last = answer.get("LastEvaluatedKey")
-        return _readable(answer["Items"]), None if last is None else last["campaign_id"]["S"]
+        to continue after (None on the last page). Scans of ``limit`` items until they hold ``limit`` campaigns or
+        the table ends: the ad id claims beside the campaigns are read and skipped, so a page costs what it holds
+        and the claims among it, whatever the size of the table. Past ``limit`` it ends at its last campaign, the
+        next page resuming after it. Unreadable ones are left out as ``list_campaigns`` leaves them."""
+        campaigns: list[Campaign] = []
+        start = after
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "Limit": limit,
+                "FilterExpression": _NOT_A_CLAIM,
+                "ExpressionAttributeValues": _CLAIM_VALUES,
+            }
+            if start is not None:
+                request["ExclusiveStartKey"] = {"campaign_id": {"S": start}}
+            answer = self._client.scan(**request)
+            campaigns += _readable(answer["Items"])
+            last = answer.get("LastEvaluatedKey")
+            if len(campaigns) > limit or (len(campaigns) == limit and last is not None):
+                return campaigns[:limit], campaigns[limit - 1].campaign_id
+            if last is None:
+                return campaigns, None
+            start = last["campaign_id"]["S"]
 
     def list_campaigns(self) -> list[Campaign]:
         """Every campaign this code can read, by id.
