@@ -2,13 +2,16 @@
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from adserve.campaigns.model import Campaign
-from adserve.core.errors import InvalidInputError, NotFoundError
+from adserve.cli.main import load_campaigns
+from adserve.core.errors import ConflictError, InvalidInputError, NotFoundError
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CLAIM_PREFIX, OWNER_ATTRIBUTE, CampaignStore
+from adserve.dal.json_clients import DynamoDBJsonClient
 
 from devstack.stack import LocalStack
 from tests.support.builders import campaign
@@ -132,3 +135,69 @@ def test_two_puts_of_one_campaign_at_once_leave_the_claims_of_the_one_stored(
     stored = {creative.ad_id for creative in store.get(campaign_id).creatives}
     every = {creative.ad_id for version in versions for creative in version.creatives}
     assert {ad_id for ad_id in every if claim_owner(store, local_stack, ad_id) == campaign_id} == stored
+
+
+class WrittenMeanwhile:
+    """The store's DynamoDB client, with another writer's write landing just before a transaction of this one, as
+    a PUT between its reads and its write would: before the first that ``when`` picks, or before every one."""
+
+    def __init__(self, client: DynamoDBJsonClient, write: Callable[[], None], when: Callable[[str], bool]) -> None:
+        self._client, self._write, self._when = client, write, when
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **params: Any) -> Any:
+        if self._when(str(params["TransactItems"])):
+            self._write()
+        return self._client.transact_write_items(**params)
+
+
+def test_a_stale_claim_is_not_taken_over_from_a_campaign_that_took_its_ad_id_back_meanwhile(
+    store: CampaignStore, local_stack: LocalStack
+) -> None:
+    # Given a claim of ad x left stale by campaign B (B holds only y now: replaced while it could not be read)
+    ad_x, ad_y, b_id = unique("ad-x"), unique("ad-y"), unique("claims-b")
+    store.put(with_ads(b_id, ad_y))
+    client = dynamodb_client(endpoint_url=local_stack.endpoint_url)
+    table = local_stack.physical_name("CampaignsTable")
+    client.put_item(TableName=table, Item={"campaign_id": {"S": CLAIM_PREFIX + ad_x}, OWNER_ATTRIBUTE: {"S": b_id}})
+    # When campaign A names x, and B takes x back between A's reads and A's taking the stale claim over
+    taken_back: list[str] = []
+
+    def b_takes_x_back() -> None:
+        if not taken_back:
+            taken_back.append(b_id)
+            store.put(with_ads(b_id, ad_y, ad_x))
+
+    meanwhile = WrittenMeanwhile(client, b_takes_x_back, lambda items: ":stale" in items)
+    racing = CampaignStore(meanwhile, table)  # type: ignore[arg-type]
+    a_id = unique("claims-a")
+    with pytest.raises(InvalidInputError, match=f"{ad_x} is campaign {b_id}'s"):
+        racing.put(with_ads(a_id, ad_x))
+    # Then A was refused: B alone holds x, and the claim is B's
+    assert taken_back == [b_id]
+    holders = [c.campaign_id for c in store.list_campaigns() if ad_x in {ad.ad_id for ad in c.creatives}]
+    assert holders == [b_id]
+    assert claim_owner(store, local_stack, ad_x) == b_id
+
+
+def test_a_load_that_others_keep_writing_over_stops_with_a_conflict_saying_what_was_written(
+    store: CampaignStore, local_stack: LocalStack
+) -> None:
+    # Given a campaigns file of two, whose second another writer replaces before each of the load's writes of it
+    first, second = with_ads(unique("claims-load"), unique("ad-l1")), with_ads(unique("claims-load"), unique("ad-l2"))
+    writes: list[str] = []
+
+    def another_writes() -> None:  # each time another document
+        writes.append(f"Written by another, {len(writes) + 1}")
+        store.put(second.model_copy(update={"name": writes[-1]}))
+
+    client = dynamodb_client(endpoint_url=local_stack.endpoint_url)
+    meanwhile = WrittenMeanwhile(client, another_writes, lambda items: second.campaign_id in items)
+    racing = CampaignStore(meanwhile, local_stack.physical_name("CampaignsTable"))  # type: ignore[arg-type]
+    # When it is loaded, then the load stops at the second with a conflict (a 409's error, not a crash)
+    with pytest.raises(ConflictError, match="the 1 campaigns before it were written, none after"):
+        load_campaigns(racing, [first, second])
+    assert store.get(first.campaign_id) == first
+    assert store.get(second.campaign_id).name == writes[-1]

@@ -31,13 +31,14 @@ EXPECTED: dict[str, set[Grant]] = {
         ("s3:GetObject", "ModelsBucket/models/*"),
         ("s3:ListBucket", "ModelsBucket"),
     },
-    # CampaignStore.put, get, delete, list_campaigns; DynamoDeliveryStore.hourly and lifetime for reports,
-    # keep_deleted and deleted_campaign for a deleted campaign's; DynamoPacingStore.get for the report's serve
-    # probability and status.
+    # CampaignStore.put, get, delete, list_campaigns (put and delete transact with the ad id claims, and a stale
+    # claim's takeover checks its campaign); DynamoDeliveryStore.hourly and lifetime for reports, keep_deleted and
+    # deleted_campaign for a deleted campaign's; DynamoPacingStore.get for the report's serve probability and status.
     "CampaignsFunction": {
         ("dynamodb:PutItem", "CampaignsTable"),
         ("dynamodb:GetItem", "CampaignsTable"),
         ("dynamodb:DeleteItem", "CampaignsTable"),
+        ("dynamodb:ConditionCheckItem", "CampaignsTable"),
         ("dynamodb:Scan", "CampaignsTable"),
         ("dynamodb:Query", "DeliveryTable"),
         ("dynamodb:BatchGetItem", "DeliveryTable"),

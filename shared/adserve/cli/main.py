@@ -32,6 +32,7 @@ from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, range_problem, run_model_command
 from adserve.core.errors import (
     CapStoreUnavailableError,
+    ConflictError,
     ErasureUnavailableError,
     InvalidInputError,
     LogStoreUnavailableError,
@@ -98,8 +99,9 @@ def read_campaigns(path: Path) -> list[Campaign]:
 def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
     """Put every campaign (create or replace); the number written.
 
-    Raises InvalidInputError at the first the store refuses (a stored campaign's currency changed), saying how
-    many before it were written: each put is its own write, so those stay.
+    Raises InvalidInputError at the first the store refuses (a stored campaign's currency changed, an ad id of
+    another's), ConflictError at one other writers kept changing while it was written, saying how many before it
+    were written: each put is its own write, so those stay.
     """
     owners = store.ad_owners()  # one Scan for the whole file, not one per campaign
     ads_of: dict[str, list[str]] = {}
@@ -108,8 +110,8 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
     for written, campaign in enumerate(campaigns):
         try:
             store.put(campaign, ad_owners=owners)
-        except InvalidInputError as error:
-            raise InvalidInputError(f"{error}; the {written} campaigns before it were written, none after") from None
+        except (InvalidInputError, ConflictError) as error:  # refused, or written by others all along: stop here
+            raise type(error)(f"{error}; the {written} campaigns before it were written, none after") from None
         # the ads it holds now, not those it held: an ad it gave up may move to a campaign later in the file
         for ad_id in ads_of.get(campaign.campaign_id, []):
             del owners[ad_id]
@@ -158,7 +160,7 @@ def _load(path: Path, table: str) -> int:
         return 1
     try:
         count = load_campaigns(_store(table), campaigns)
-    except InvalidInputError as error:
+    except (InvalidInputError, ConflictError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
     print(f"loaded {count} campaigns into {table}")  # noqa: T201

@@ -74,14 +74,17 @@ class CampaignStore:
             raise InvalidInputError(_taken(taken))
         ad_ids = [creative.ad_id for creative in campaign.creatives]
         stale: dict[str, str] = {}  # claims of campaigns that no longer hold the ad id: taken over
+        owners_read: dict[str, Any] = {}  # those campaigns as read: taken over only while they still are
         foreign: set[str] = set()  # ad ids it gave up whose claim is another campaign's: left alone
         for attempt in range(WRITE_ATTEMPTS):
             stored = self._item(campaign.campaign_id)
             released = [ad_id for ad_id in _ad_ids_of(stored) if ad_id not in ad_ids and ad_id not in foreign]
+            checked = sorted(set(stale.values()))
             items = [
                 self._conditional_put(campaign, stored),
                 *(self._claim(ad_id, campaign.campaign_id, stale.get(ad_id)) for ad_id in ad_ids),
                 *(self._release(ad_id, campaign.campaign_id) for ad_id in released),
+                *(self._still_as_read(owner, owners_read[owner]) for owner in checked),
             ]
             try:
                 self._client.transact_write_items(TransactItems=items)
@@ -99,14 +102,21 @@ class CampaignStore:
                         f"{campaign.currency}"
                     ) from None
                 claimed = {ad_ids[i - 1]: _owner_of(found[i]) for i in failed if 1 <= i <= len(ad_ids)}
-                held = {ad_id: owner for ad_id, owner in claimed.items() if owner and self._holds(owner, ad_id)}
-                if held:
-                    raise InvalidInputError(_taken(held)) from None
-                stale |= {ad_id: owner for ad_id, owner in claimed.items() if owner}
-                foreign |= {released[i - 1 - len(ad_ids)] for i in failed if i > len(ad_ids)}
+                first_check = 1 + len(ad_ids) + len(released)
+                foreign |= {released[i - 1 - len(ad_ids)] for i in failed if len(ad_ids) < i < first_check}
+                # a campaign whose stale claim it took over changed meanwhile (it may hold the ad id again): look again
+                changed = {checked[i - first_check] for i in failed if i >= first_check}
+                stale = {ad_id: owner for ad_id, owner in stale.items() if owner not in changed}
+                for ad_id, holder in claimed.items():
+                    if holder is None:  # released meanwhile: claimed as unclaimed next time
+                        continue
+                    holds, owners_read[holder] = self._holds(holder, ad_id)
+                    if holds:
+                        raise InvalidInputError(_taken({ad_id: holder})) from None
+                    stale[ad_id] = holder
                 if not failed and CONFLICT not in reasons:
                     raise
-            self._sleep_before(attempt)
+            self._sleep_before(attempt, WRITE_ATTEMPTS)
         raise ConflictError(f"campaign {campaign.campaign_id} changed while it was being written; try again")
 
     def _conditional_put(self, campaign: Campaign, stored: "Mapping[str, AttributeValueTypeDef] | None") -> Any:
@@ -159,19 +169,36 @@ class CampaignStore:
             }
         }
 
-    def _holds(self, campaign_id: str, ad_id: str) -> bool:
-        """Whether the stored campaign still has a creative of the ad id: if not, its claim is stale (left by a
-        campaign deleted while this release could not read it). One it cannot read is taken to hold it."""
+    def _holds(self, campaign_id: str, ad_id: str) -> "tuple[bool, Mapping[str, AttributeValueTypeDef] | None]":
+        """Whether the stored campaign still has a creative of the ad id, and the campaign as read: if it does not,
+        its claim is stale (left by a campaign replaced or deleted while this release could not read it), and is
+        taken over only while the campaign is still as read (``_still_as_read``). One it cannot read is taken to
+        hold it."""
         item = self._item(campaign_id)
         if item is None:
-            return False
+            return False, None
         try:
-            return ad_id in {creative.ad_id for creative in _campaign(item).creatives}
+            return ad_id in {creative.ad_id for creative in _campaign(item).creatives}, item
         except UnreadableCampaignError:
-            return True
+            return True, item
 
-    def _sleep_before(self, attempt: int) -> None:
-        if attempt + 1 < WRITE_ATTEMPTS:
+    def _still_as_read(self, campaign_id: str, item: "Mapping[str, AttributeValueTypeDef] | None") -> Any:
+        """A check, in the transaction, that a campaign is still as it was read (or still absent)."""
+        unchanged, read = _unchanged(item)
+        return {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": {"campaign_id": {"S": campaign_id}},
+                "ConditionExpression": unchanged,
+                **({"ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE}} if "#document" in unchanged else {}),
+                **({"ExpressionAttributeValues": read} if read else {}),
+            }
+        }
+
+    @staticmethod
+    def _sleep_before(attempt: int, attempts: int) -> None:
+        """Jittered backoff before another attempt; none after the last."""
+        if attempt + 1 < attempts:
             time.sleep(conflict_backoff(attempt))
 
     def ad_owners(self) -> dict[str, str]:
@@ -260,7 +287,7 @@ class CampaignStore:
                 foreign |= {released[i - 1] for i, reason in enumerate(reasons) if i and reason == DUPLICATE}
                 if DUPLICATE not in reasons and CONFLICT not in reasons:
                     raise
-                self._sleep_before(attempt)
+                self._sleep_before(attempt, DELETE_ATTEMPTS)
                 continue
             return
         raise ConflictError(f"campaign {campaign_id} changed while it was being deleted; try again")
