@@ -280,7 +280,7 @@ def _replayed(
 ) -> tuple[SlotOne, np.ndarray, np.ndarray | None]:
     """The decisions the new policy is estimated on, each candidate's score and its ad's heard impressions: the
     holdout's by ``new``, or every fold's by its own fit."""
-    if folds is None:
+    if not folds:
         scores = score_candidates(slot, ad_rows, new)
         return slot, scores, heard_by_candidate(slot, ad_rows, new, ad_id_column)
     every = SlotOne.concatenate(
@@ -380,7 +380,8 @@ def evaluate(
 
     ``ad_id_column``: where ``ad_rows`` hold the ad_id index (``heard_ads.ad_id_column``), to replay optimism.
     ``folds``: estimate the new policy (and judge the champion) on every fold's decisions, each scored by its own
-    fit, which is also its DR reward model, all at the latest exploration; the metrics stay the holdout's.
+    fit, which is also its DR reward model, all at ``prevailing_setting`` of the latest fold; the metrics stay the
+    holdout's. None or no fold: on the holdout, by ``new``.
     """
     replay_at = None if not folds else prevailing_setting(folds[-1].slot)
     slot, new_scores, heard = _replayed(slot, ad_rows, new, folds, ad_id_column)
@@ -401,7 +402,7 @@ def evaluate(
         decisions=len(slot),
         logging_observed=observed,
         by_mode=by_mode,
-        cross_fitted=0 if folds is None else len(folds),
+        cross_fitted=len(folds or ()),
     )
     if champion is None:
         return evaluation

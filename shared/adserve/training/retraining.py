@@ -282,10 +282,8 @@ def retrain(
     model_bytes = export(trained, spec)
     write_model(candidate_dir, model_bytes, trained=trained, spec=spec, as_of=request.as_of, details=details)
     new = CtrModel.load(candidate_dir, spec)
-    # Cross-fitted when asked; on the holdout when no fold could be (every decision at one instant)
-    folds = (
-        cross_fit(data, spec, request.trainer, trained, progress) if request.trainer.cross_fit_folds else None
-    ) or None
+    # Cross-fitted when asked; on the holdout otherwise, or when no fold could be (every decision at one instant)
+    folds = cross_fit(data, spec, request.trainer, trained, progress) if request.trainer.cross_fit_folds else []
     progress.step("evaluating", 0, detail=f"{len(data.holdout_slot_one):,} holdout decisions")
     evaluation = evaluate(
         data.holdout,
@@ -310,7 +308,7 @@ def retrain(
             "metrics_of": "the fit on the train segment alone, evaluated on the holdout before the refit",
             "estimates_of": (
                 f"{len(folds)} cross-fitted folds of every decision, each by the recipe fitted on the others"
-                if folds is not None
+                if folds
                 else "the fit on the train segment alone, on the holdout"
             ),
         }
