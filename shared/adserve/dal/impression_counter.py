@@ -18,7 +18,7 @@ once more: an over-count only blocks the listener a little earlier, it never ser
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -124,10 +124,7 @@ class DynamoImpressionCounter(TransactionalWriter):
                 "Key": {"listener_id": listener, "counter_key": {"S": slot.key}},
                 "UpdateExpression": mode.update,
                 "ConditionExpression": mode.condition,
-                # DynamoDB refuses a value no expression names
-                "ExpressionAttributeValues": {
-                    name: value for name, value in values.items() if name in mode.update + mode.condition
-                },
+                "ExpressionAttributeValues": {name: values[name] for name in mode.values},
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
@@ -139,6 +136,12 @@ class _Mode:
 
     update: str
     condition: str
+    values: tuple[str, ...] = field(init=False)
+    """The expression values the two name, found once: DynamoDB refuses a value no expression names."""
+
+    def __post_init__(self) -> None:
+        named = tuple(name for name in (":one", ":expires", ":counted_at") if name in self.update + self.condition)
+        object.__setattr__(self, "values", named)
 
 
 _FORWARD: Final = _Mode(
