@@ -184,15 +184,8 @@ class CampaignStore:
 
     def _still_as_read(self, campaign_id: str, item: "Mapping[str, AttributeValueTypeDef] | None") -> Any:
         """A check, in the transaction, that a campaign is still as it was read (or still absent)."""
-        unchanged, read = _unchanged(item)
         return {
-            "ConditionCheck": {
-                "TableName": self._table,
-                "Key": {"campaign_id": {"S": campaign_id}},
-                "ConditionExpression": unchanged,
-                **({"ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE}} if "#document" in unchanged else {}),
-                **({"ExpressionAttributeValues": read} if read else {}),
-            }
+            "ConditionCheck": {"TableName": self._table, "Key": {"campaign_id": {"S": campaign_id}}, **_as_read(item)}
         }
 
     @staticmethod
@@ -266,14 +259,8 @@ class CampaignStore:
             if keep is not None:
                 with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
                     keep(_campaign(item))
-            unchanged, read = _unchanged(item)  # deleted only while it is still what was read (and handed over)
-            request: Any = {
-                "TableName": self._table,
-                "Key": {"campaign_id": {"S": campaign_id}},
-                "ConditionExpression": unchanged,
-                "ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE},
-                **({"ExpressionAttributeValues": read} if read else {}),
-            }
+            # deleted only while it is still what was read (and handed over)
+            request: Any = {"TableName": self._table, "Key": {"campaign_id": {"S": campaign_id}}, **_as_read(item)}
             released = [ad_id for ad_id in _ad_ids_of(item) if ad_id not in foreign]
             try:
                 self._client.transact_write_items(
@@ -360,6 +347,13 @@ def _unchanged(item: "Mapping[str, AttributeValueTypeDef] | None") -> "tuple[str
     if document is None:
         return "attribute_exists(campaign_id) AND attribute_not_exists(#document)", {}
     return "#document = :read", {":read": document}
+
+
+def _as_read(item: "Mapping[str, AttributeValueTypeDef] | None") -> dict[str, Any]:
+    """``_unchanged`` as a write's or check's condition, with the names and values it uses."""
+    unchanged, read = _unchanged(item)
+    names = {"ExpressionAttributeNames": {"#document": DOCUMENT_ATTRIBUTE}} if "#document" in unchanged else {}
+    return {"ConditionExpression": unchanged, **names, **({"ExpressionAttributeValues": read} if read else {})}
 
 
 def _document_of(item: "Mapping[str, Any] | None") -> Any:
