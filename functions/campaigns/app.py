@@ -40,6 +40,7 @@ Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2800)]
 """A page's next_cursor: a key of up to 2,048 bytes (DynamoDB's limit: one written by hand may end a page) and its
 check, in base64."""
 DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
+UNREACHABLE = error_doc("The campaigns table was throttled or unreachable; retry after Retry-After seconds")
 
 
 @cache
@@ -72,6 +73,7 @@ def pacing() -> DynamoPacingStore:
         415: error_doc("A Content-Type other than application/json"),
         409: error_doc("The campaign was written by others again and again while it was being written; retry"),
         422: error_doc("Invalid campaign, its campaign_id differs from the path's, or an ad id is another's"),
+        503: UNREACHABLE,
     },
 )
 @tracer.capture_method
@@ -83,7 +85,11 @@ def put_campaign(campaign_id: CampaignId, campaign: CampaignInput) -> Campaign:
     return campaign
 
 
-@app.get("/v1/campaigns/<campaign_id>", summary="Read a campaign")
+@app.get(
+    "/v1/campaigns/<campaign_id>",
+    summary="Read a campaign",
+    responses={200: {"description": "The campaign"}, 404: error_doc("No such campaign"), 503: UNREACHABLE},
+)
 @tracer.capture_method
 def get_campaign(campaign_id: CampaignId) -> Campaign:
     return store().get(campaign_id)
@@ -97,7 +103,7 @@ def get_campaign(campaign_id: CampaignId) -> Campaign:
         204: {"description": "Deleted; its last document is kept with its delivery"},
         404: error_doc("No such campaign"),
         409: error_doc("The campaign was replaced again and again while it was being deleted; retry"),
-        503: error_doc("Its document could not be kept, so nothing was deleted; retry"),
+        503: error_doc("Its document could not be kept, or the campaigns table was unreachable; retry"),
     },
 )
 @tracer.capture_method
@@ -106,7 +112,11 @@ def delete_campaign(campaign_id: CampaignId) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-@app.get("/v1/campaigns", summary="List the campaigns, a page at a time")
+@app.get(
+    "/v1/campaigns",
+    summary="List the campaigns, a page at a time",
+    responses={200: {"description": "A page of campaigns and the cursor of the next"}, 503: UNREACHABLE},
+)
 @tracer.capture_method
 def list_campaigns(
     limit: Annotated[PageSize, Query(description=f"Campaigns per page, 1-{MAX_PAGE}.")] = MAX_PAGE,
@@ -122,7 +132,7 @@ def list_campaigns(
     responses={
         200: {"description": "The report; deleted_at is set for a deleted campaign"},
         404: error_doc("No such campaign, now or ever deleted"),
-        503: error_doc("The delivery counters could not be read; retry"),
+        503: error_doc("The campaign or its delivery counters could not be read; retry"),
     },
 )
 @tracer.capture_method

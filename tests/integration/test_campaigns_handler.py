@@ -19,6 +19,8 @@ from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.delivery.counting import DeliveryEvent, DeliveryGroup, DeliveryTotals, hour_of
 from adserve.delivery.report import DeletedCampaign
 
+from tests.support.aws_proxy import AwsProxy, aws_proxy
+
 EVENTS = Path(__file__).parents[2] / "events"
 
 
@@ -457,3 +459,71 @@ def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_st
     assert kept.campaign == replaced
     with pytest.raises(NotFoundError):
         store.get("cmp-delete-race")
+
+
+@pytest.fixture
+def table_proxy(local_stack: Any) -> Iterator[AwsProxy]:
+    """The campaigns function's (and the CLI's) DynamoDB calls go through a proxy for this test; a fresh execution
+    environment sees it."""
+    with aws_proxy(local_stack.endpoint_url) as proxy, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_DYNAMODB", proxy.url)
+        local_stack.reset_function("CampaignsFunction")
+        yield proxy
+    local_stack.reset_function("CampaignsFunction")
+
+
+def assert_unavailable(response: dict[str, Any]) -> None:
+    assert response["statusCode"] == 503, response
+    assert json.loads(response["body"])["error"]["code"] == "campaigns_unavailable"
+    assert response["headers"]["Retry-After"] == "1"
+
+
+def test_a_throttled_table_answers_each_route_with_a_503_and_a_retry_then_does_it(
+    local_stack: Any, table_proxy: AwsProxy
+) -> None:
+    document = sample_campaign(campaign_id="cmp-throttled")
+    # Given a table that throttles every write: the PUT is a 503, not a 500, and writes nothing
+    table_proxy.throttle.add("TransactWriteItems")
+    assert_unavailable(local_stack.invoke("CampaignsFunction", put_event("cmp-throttled", document)))
+    table_proxy.throttle.clear()
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-throttled"))["statusCode"] == 404
+    # Then the retry writes it
+    assert local_stack.invoke("CampaignsFunction", put_event("cmp-throttled", document))["statusCode"] == 200
+    try:
+        # And reads that are throttled are 503s too
+        table_proxy.throttle.add("GetItem")
+        assert_unavailable(local_stack.invoke("CampaignsFunction", get_event("cmp-throttled")))
+        table_proxy.throttle = {"Scan"}
+        assert_unavailable(local_stack.invoke("CampaignsFunction", list_event(limit="2")))
+        # And a throttled delete deletes nothing: the campaign is still there to read
+        table_proxy.throttle = {"TransactWriteItems"}
+        assert_unavailable(local_stack.invoke("CampaignsFunction", get_event("cmp-throttled", "DELETE")))
+        table_proxy.throttle.clear()
+        got = local_stack.invoke("CampaignsFunction", get_event("cmp-throttled"))
+        assert Campaign.model_validate_json(got["body"]) == Campaign.model_validate(document)
+    finally:
+        table_proxy.throttle.clear()
+        assert local_stack.invoke("CampaignsFunction", get_event("cmp-throttled", "DELETE"))["statusCode"] == 204
+
+
+def test_a_campaigns_load_into_a_throttled_table_stops_and_says_what_it_wrote(
+    local_stack: Any, table_proxy: AwsProxy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a file of two campaigns and a table that throttles writes after the first
+    first, second = (sample_campaign(campaign_id=f"cmp-load-throttled-{n}") for n in (1, 2))
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([first, second]))
+    table_proxy.throttle_after["TransactWriteItems"] = 1
+    try:
+        # When it is loaded, Then it stops with the table's answer, saying the one before was written
+        assert main(["campaigns", "load", str(path), "--table", local_stack.physical_name("CampaignsTable")]) == 1
+        error = capsys.readouterr().err
+        assert "ProvisionedThroughputExceededException" in error, error
+        assert "the 1 campaigns before it were written, none after" in error
+        table_proxy.throttle_after.clear()
+        assert local_stack.invoke("CampaignsFunction", get_event(first["campaign_id"]))["statusCode"] == 200
+        assert local_stack.invoke("CampaignsFunction", get_event(second["campaign_id"]))["statusCode"] == 404
+    finally:
+        table_proxy.throttle_after.clear()
+        for document in (first, second):
+            local_stack.invoke("CampaignsFunction", get_event(document["campaign_id"], "DELETE"))

@@ -19,7 +19,12 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from adserve.campaigns.model import MICROS_PER_UNIT, BudgetUnit
-from adserve.core.errors import DeliveryStoreUnavailableError, InvalidInputError, NotFoundError
+from adserve.core.errors import (
+    CampaignStoreUnavailableError,
+    DeliveryStoreUnavailableError,
+    InvalidInputError,
+    NotFoundError,
+)
 from adserve.dal.aws_clients import AWS_ERRORS
 from adserve.delivery.pacing import PACING_MAX_AGE, PacingState, TrafficProfile, day_start, delivered
 from adserve.delivery.report import DeliveryReport, Granularity, campaign_report
@@ -94,7 +99,7 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
             pacing_max_age=max_age,
         )
         today = reader.hourly(report.campaign_id, day_start(now), now)
-    except (NotFoundError, InvalidInputError, DeliveryStoreUnavailableError) as error:
+    except (NotFoundError, InvalidInputError, DeliveryStoreUnavailableError, CampaignStoreUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
     except AWS_ERRORS as error:

@@ -31,6 +31,7 @@ from adserve.cli.delivery import add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, range_problem, run_model_command
 from adserve.core.errors import (
+    CampaignStoreUnavailableError,
     CapStoreUnavailableError,
     ConflictError,
     ErasureUnavailableError,
@@ -96,12 +97,17 @@ def read_campaigns(path: Path) -> list[Campaign]:
     return campaigns
 
 
+_TABLE_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, CampaignStoreUnavailableError)
+"""Failures of the campaigns table: its client's, and the store's after the client's retries."""
+
+
 def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
     """Put every campaign (create or replace); the number written.
 
     Raises InvalidInputError at the first the store refuses (a stored campaign's currency changed, an ad id of
-    another's), ConflictError at one other writers kept changing while it was written, saying how many before it
-    were written: each put is its own write, so those stay.
+    another's), ConflictError at one other writers kept changing while it was written, and
+    CampaignStoreUnavailableError at one the table was too throttled or unreachable to write, each saying how many
+    before it were written: each put is its own write, so those stay.
     """
     owners = store.ad_owners()  # one Scan for the whole file, not one per campaign
     ads_of: dict[str, list[str]] = {}
@@ -110,7 +116,7 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
     for written, campaign in enumerate(campaigns):
         try:
             store.put(campaign, ad_owners=owners)
-        except (InvalidInputError, ConflictError) as error:  # refused, or written by others all along: stop here
+        except (InvalidInputError, ConflictError, CampaignStoreUnavailableError) as error:  # not written: stop here
             raise type(error)(f"{error}; the {written} campaigns before it were written, none after") from None
         # the ads it holds now, not those it held: an ad it gave up may move to a campaign later in the file
         for ad_id in ads_of.get(campaign.campaign_id, []):
@@ -145,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "load":
             return _load(Path(arguments.file), table)
         return _list(table, as_json=arguments.json)
-    except AWS_ERRORS as error:
+    except _TABLE_ERRORS as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
 
@@ -160,7 +166,7 @@ def _load(path: Path, table: str) -> int:
         return 1
     try:
         count = load_campaigns(_store(table), campaigns)
-    except (InvalidInputError, ConflictError) as error:
+    except (InvalidInputError, ConflictError, CampaignStoreUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
     print(f"loaded {count} campaigns into {table}")  # noqa: T201

@@ -105,5 +105,10 @@ class SecretKeysUnavailableError(AdserveError):
     not look for): nothing can be signed, verified or pseudonymised until they can; the caller retries."""
 
 
+class CampaignStoreUnavailableError(AdserveError):
+    """The campaigns table could not be read or written (throttled, unreachable) after the client's retries; the
+    caller retries: a PUT again writes the same campaign, a DELETE of one already gone is a 404."""
+
+
 class DeliveryStoreUnavailableError(AdserveError):
     """Delivery counters could not be written or read; Record's records fail and are redelivered."""

@@ -3,19 +3,27 @@
 A JSON attribute keeps the item schema in one place (the pydantic model) and the catalog load a single Scan.
 """
 
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from adserve.campaigns.model import Campaign
-from adserve.core.errors import ConflictError, InvalidInputError, NotFoundError
+from adserve.core.errors import CampaignStoreUnavailableError, ConflictError, InvalidInputError, NotFoundError
 from adserve.dal.json_clients import DynamoDBJsonClient
-from adserve.dal.transactions import CONFLICT, DUPLICATE, cancellation_reasons, cancelled_items, conflict_backoff
+from adserve.dal.transactions import (
+    CONFLICT,
+    DUPLICATE,
+    cancellation_reasons,
+    cancelled_items,
+    conflict_backoff,
+    describe,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -43,11 +51,32 @@ _PRE_CURRENCY_IS_USD = " OR (attribute_not_exists(#currency) AND NOT contains(#d
 """A document stored before campaigns had a currency is in USD, the default it reads as."""
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _unavailable_on_aws_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """What the table answered after the client's retries (throttling, a 5xx, a timeout) as
+    CampaignStoreUnavailableError, so the admin API answers it with a 503 and a Retry-After, not a 500."""
+
+    @functools.wraps(method)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except ClientError as error:
+            raise CampaignStoreUnavailableError(f"campaigns table: {describe(error)}") from error
+        except BotoCoreError as error:
+            raise CampaignStoreUnavailableError(f"campaigns table: {error}") from error
+
+    return call
+
+
 class CampaignStore:
     def __init__(self, client: DynamoDBJsonClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
+    @_unavailable_on_aws_errors
     def put(self, campaign: Campaign, *, ad_owners: Mapping[str, str] | None = None) -> None:
         """Create or replace; a stored campaign keeps its currency (InvalidInputError, nothing written).
 
@@ -194,6 +223,7 @@ class CampaignStore:
         if attempt + 1 < attempts:
             time.sleep(conflict_backoff(attempt))
 
+    @_unavailable_on_aws_errors
     def ad_owners(self) -> dict[str, str]:
         """Every stored campaign's ad ids, each with its campaign's id (one Scan, as ``list_campaigns``)."""
         return {creative.ad_id: c.campaign_id for c in self.list_campaigns() for creative in c.creatives}
@@ -231,6 +261,7 @@ class CampaignStore:
         ).get("Item")
         return None if item is None else dict(item)
 
+    @_unavailable_on_aws_errors
     def get(self, campaign_id: str) -> Campaign:
         item = self._item(campaign_id)
         if item is None:
@@ -243,6 +274,7 @@ class CampaignStore:
                 f"campaign {campaign_id} is stored in a form this release refuses; PUT it again to replace it"
             ) from None
 
+    @_unavailable_on_aws_errors
     def delete(self, campaign_id: str, *, keep: Callable[[Campaign], None] | None = None) -> None:
         """Delete the campaign (NotFoundError when there is none).
 
@@ -279,6 +311,7 @@ class CampaignStore:
             return
         raise ConflictError(f"campaign {campaign_id} changed while it was being deleted; try again")
 
+    @_unavailable_on_aws_errors
     def page(self, limit: int, after: str | None = None) -> tuple[list[Campaign], str | None]:
         """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id
         to continue after (None on the last page). Scans of ``limit`` items until they hold ``limit`` campaigns or
@@ -305,6 +338,7 @@ class CampaignStore:
                 return campaigns, None
             start = last["campaign_id"]["S"]
 
+    @_unavailable_on_aws_errors
     def list_campaigns(self) -> list[Campaign]:
         """Every campaign this code can read, by id.
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from adserve.core.errors import (
     AdserveError,
+    CampaignStoreUnavailableError,
     ConflictError,
     DeliveryStoreUnavailableError,
     ErasureUnavailableError,
@@ -85,6 +86,7 @@ _SAID: dict[type[AdserveError], tuple[HTTPStatus, str]] = {
 _UNAVAILABLE: dict[type[AdserveError], tuple[str, str, str]] = {
     OutcomeQueueUnavailableError: ("queue_unavailable", "the event could not be queued; retry it", "1"),
     ErasureUnavailableError: ("erasure_unavailable", "the erasure did not complete; retry it", "5"),
+    CampaignStoreUnavailableError: ("campaigns_unavailable", "the campaigns could not be read or written; retry", "1"),
     DeliveryStoreUnavailableError: ("delivery_unavailable", "delivery could not be read or kept; retry it", "1"),
     SecretKeysUnavailableError: ("keys_unavailable", "the signing or pseudonym keys could not be read; retry it", "1"),
 }
