@@ -41,6 +41,7 @@ snapstart.register(prepare=service)  # with SnapStart on, the snapshot holds the
         413: error_doc("Body over 64 KiB"),
         415: error_doc("A Content-Type other than application/json"),
         422: error_doc("Invalid request"),
+        503: error_doc("A new environment could not read the campaigns or the keys; retry after Retry-After"),
     },
 )
 @tracer.capture_method(capture_response=False)  # tracking URLs carry tokens, which carry the listener id

@@ -184,6 +184,22 @@ def test_after_a_snapstart_restore_the_next_decision_reloads_the_catalog_over_ne
     assert proxy.calls["Scan"] == 2
 
 
+def test_a_cold_start_that_cannot_read_the_campaigns_answers_retry_then_serves(
+    local_stack: Any, proxy: AwsProxy
+) -> None:
+    # Given a fresh environment whose campaigns table throttles every Scan
+    local_stack.reset_function("DecideFunction")
+    proxy.throttle.add("Scan")
+    # When a decision is asked for, Then it is a 503 with Retry-After, not a 500
+    response = local_stack.invoke("DecideFunction", decision_event())
+    assert response["statusCode"] == 503, response
+    assert json.loads(response["body"])["error"]["code"] == "campaigns_unavailable"
+    assert response["headers"]["Retry-After"] == "1"
+    # And once the table answers, the retry loads the catalog and serves
+    proxy.throttle.clear()
+    assert decide(local_stack, max_ads=3)["ads"]
+
+
 def test_throttled_caps_table_fails_closed(local_stack: Any, proxy: AwsProxy) -> None:
     decide(local_stack)
     proxy.throttle.add("Query")
