@@ -523,7 +523,12 @@ def test_a_campaigns_load_into_a_throttled_table_stops_and_says_what_it_wrote(
         table_proxy.throttle_after.clear()
         assert local_stack.invoke("CampaignsFunction", get_event(first["campaign_id"]))["statusCode"] == 200
         assert local_stack.invoke("CampaignsFunction", get_event(second["campaign_id"]))["statusCode"] == 404
+        # And a list of a throttled table says so too, without a traceback
+        table_proxy.throttle.add("Scan")
+        assert main(["campaigns", "list", "--table", local_stack.physical_name("CampaignsTable")]) == 1
+        assert capsys.readouterr().err.startswith("adserve: campaigns table: ProvisionedThroughputExceededException")
     finally:
         table_proxy.throttle_after.clear()
+        table_proxy.throttle.clear()
         for document in (first, second):
             local_stack.invoke("CampaignsFunction", get_event(document["campaign_id"], "DELETE"))
