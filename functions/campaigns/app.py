@@ -6,7 +6,7 @@ from http import HTTPStatus
 from importlib import resources
 from typing import Annotated, Any
 
-from adserve.campaigns.api import MAX_PAGE, CampaignListResponse, decode_cursor, encode_cursor
+from adserve.campaigns.api import MAX_PAGE, MAX_PAGE_BYTES, CampaignListResponse, decode_cursor, encode_cursor
 from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.core.errors import InvalidInputError
 from adserve.core.identifiers import Identifier
@@ -122,7 +122,8 @@ def list_campaigns(
     limit: Annotated[PageSize, Query(description=f"Campaigns per page, 1-{MAX_PAGE}.")] = MAX_PAGE,
     cursor: Annotated[Cursor | None, Query(description="The previous page's next_cursor.")] = None,
 ) -> CampaignListResponse:
-    campaigns, last = store().page(limit, None if cursor is None else decode_cursor(cursor))
+    after = None if cursor is None else decode_cursor(cursor)
+    campaigns, last = store().page(limit, after, max_bytes=MAX_PAGE_BYTES)
     return CampaignListResponse(campaigns=campaigns, next_cursor=None if last is None else encode_cursor(last))
 
 

@@ -532,3 +532,52 @@ def test_a_campaigns_load_into_a_throttled_table_stops_and_says_what_it_wrote(
         table_proxy.throttle.clear()
         for document in (first, second):
             local_stack.invoke("CampaignsFunction", get_event(document["campaign_id"], "DELETE"))
+
+
+def swollen(campaign_id: str, url_bytes: int) -> dict[str, Any]:
+    """A campaign of 20 creatives whose URLs each hold *url_bytes* of ``<``: stored percent-encoded, three times
+    those bytes each."""
+    document = sample_campaign(campaign_id=campaign_id)
+    creative = document["creatives"][0]
+    document["creatives"] = [
+        {**creative, "ad_id": f"{campaign_id}-{n}", "click_url": "https://example.com/" + "<" * url_bytes}
+        for n in range(20)
+    ]
+    return document
+
+
+def test_a_campaign_over_64_kib_as_stored_is_refused_though_its_body_is_under(local_stack: Any) -> None:
+    # Given a PUT body under 64 KiB whose URLs are stored percent-encoded, each '<' as '%3C'
+    document = swollen("cmp-swollen", 1500)
+    body = json.dumps(document)
+    assert len(body.encode()) < 64 * 1024
+    # When it is put, Then it is a 422 that says why, and nothing is stored
+    response = local_stack.invoke("CampaignsFunction", put_event("cmp-swollen", body))
+    assert response["statusCode"] == 422, response
+    assert "bytes as stored" in json.loads(response["body"])["error"]["message"]
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-swollen"))["statusCode"] == 404
+
+
+def test_a_page_ends_before_its_documents_pass_the_byte_budget(local_stack: Any) -> None:
+    # Given three campaigns of about 100 KB each as stored (as documents stored before the limit on PUT may be)
+    store = CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable"))
+    large = [Campaign.model_validate(swollen(f"cmp-page-bytes-{n}", 1800)) for n in range(3)]
+    for campaign in large:
+        store.put(campaign)
+    try:
+        # When the table is listed a page at a time with a budget of 150 KB
+        pages, cursor = [], None
+        while True:
+            page, cursor = store.page(50, cursor, max_bytes=150_000)
+            pages.append(page)
+            if cursor is None:
+                break
+        # Then no page of more than one campaign holds more, and every campaign is on one page
+        for page in pages:
+            assert len(page) == 1 or sum(len(c.model_dump_json()) for c in page) <= 150_000
+        listed = [c.campaign_id for page in pages for c in page]
+        assert [listed.count(c.campaign_id) for c in large] == [1, 1, 1]
+        assert all(len(c.model_dump_json()) > 100_000 for c in large)
+    finally:
+        for campaign in large:
+            store.delete(campaign.campaign_id)

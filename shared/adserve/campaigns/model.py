@@ -197,6 +197,12 @@ class Campaign(BaseModel):
         return round(self.value_cpm * MICROS_PER_UNIT / 1000)
 
 
+MAX_DOCUMENT_BYTES: Final = 64 * 1024
+"""A campaign as stored (its JSON) at most: a full page of the admin list must fit Lambda's response
+(``campaigns.api.MAX_PAGE``). The PUT body's own limit is the same, but the URLs are stored normalised, where a
+character such as ``<`` is percent-encoded into three."""
+
+
 class CampaignInput(Campaign):
     """A campaign as a PUT or ``adserve campaigns load`` writes it: ``Campaign`` and the rules newer than some
     stored documents. Those stay readable as ``Campaign``: a rule tightened on the stored model would drop them
@@ -246,4 +252,13 @@ class CampaignInput(Campaign):
             amounts = (amount for amount in (budget.lifetime, budget.daily) if amount is not None)
             if any(amount * MICROS_PER_UNIT < 1 for amount in amounts):
                 raise ValueError("a budget amount must be at least one micro-unit of the currency (0.000001)")
+        return self
+
+    @model_validator(mode="after")
+    def _document_fits(self) -> Self:
+        size = len(self.model_dump_json().encode())
+        if size > MAX_DOCUMENT_BYTES:
+            raise ValueError(
+                f"the campaign is {size:,} bytes as stored (its URLs percent-encoded), over {MAX_DOCUMENT_BYTES:,}"
+            )
         return self

@@ -312,13 +312,15 @@ class CampaignStore:
         raise ConflictError(f"campaign {campaign_id} changed while it was being deleted; try again")
 
     @_unavailable_on_aws_errors
-    def page(self, limit: int, after: str | None = None) -> tuple[list[Campaign], str | None]:
+    def page(self, limit: int, after: str | None, *, max_bytes: int) -> tuple[list[Campaign], str | None]:
         """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id
         to continue after (None on the last page). Scans of ``limit`` items until they hold ``limit`` campaigns or
         the table ends: the ad id claims beside the campaigns are read and skipped, so a page costs what it holds
-        and the claims among it, whatever the size of the table. Past ``limit`` it ends at its last campaign, the
-        next page resuming after it. Unreadable ones are left out as ``list_campaigns`` leaves them."""
+        and the claims among it, whatever the size of the table. It also ends before its documents pass
+        ``max_bytes`` (a response limit; never before its first campaign), and past either it ends at its last
+        campaign, the next page resuming after it. Unreadable ones are left out as ``list_campaigns`` leaves them."""
         campaigns: list[Campaign] = []
+        held = 0
         start = after
         while True:
             request: dict[str, Any] = {
@@ -330,12 +332,16 @@ class CampaignStore:
             if start is not None:
                 request["ExclusiveStartKey"] = {"campaign_id": {"S": start}}
             answer = self._client.scan(**request)
-            campaigns += _readable(answer["Items"])
             last = answer.get("LastEvaluatedKey")
-            if len(campaigns) > limit or (len(campaigns) == limit and last is not None):
-                return campaigns[:limit], campaigns[limit - 1].campaign_id
+            for campaign, size in _sized(answer["Items"]):
+                if len(campaigns) == limit or (campaigns and held + size > max_bytes):
+                    return campaigns, campaigns[-1].campaign_id
+                campaigns.append(campaign)
+                held += size
             if last is None:
                 return campaigns, None
+            if len(campaigns) == limit:
+                return campaigns, campaigns[-1].campaign_id
             start = last["campaign_id"]["S"]
 
     @_unavailable_on_aws_errors
@@ -425,10 +431,15 @@ def _taken(owners: Mapping[str, str]) -> str:
 
 def _readable(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[Campaign]:
     """The campaigns of a page of items, each unreadable one left out (``_left_out``)."""
-    campaigns: list[Campaign] = []
+    return [campaign for campaign, _ in _sized(items)]
+
+
+def _sized(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[tuple[Campaign, int]]:
+    """``_readable``'s campaigns, each with its stored document's bytes."""
+    campaigns: list[tuple[Campaign, int]] = []
     for item in items:
         try:
-            campaigns.append(_campaign(item))
+            campaigns.append((_campaign(item), len(item[DOCUMENT_ATTRIBUTE]["S"].encode())))
         except UnreadableCampaignError as error:
             _left_out(item.get("campaign_id", {}).get("S"), error)
     return campaigns
