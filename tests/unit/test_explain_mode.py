@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from adserve.campaigns.frequency_caps import AdvertiserCaps, session_key
 from adserve.campaigns.model import Campaign, Creative
+from adserve.cli.explain import format_explanation
 from adserve.core.observability import MetricName, metrics
 from adserve.decisions.api import DecisionResponse, ExplainedAd, Rule
+from adserve.decisions.explain import ENTRY_BYTES_BOUND, MAX_EXPLAINED_BYTES, listed
 from adserve.decisions.policy import SquareCB
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
@@ -398,3 +400,78 @@ def test_a_creative_whose_format_the_placement_cannot_play_is_not_served_and_exp
     assert [ad.ad_id for ad in served.ads] == ["both-ad-1"]
     assert verdicts["both-banner"].rule is Rule.PLACEMENT
     assert verdicts["both-banner"].detail == "a display creative; audio_midroll plays audio"
+
+
+def long_ids(campaign_id: str, creatives: int = 1, **overrides: Any) -> Campaign:
+    """A campaign whose ids (campaign, advertiser, ads) are 64 characters, the longest an id may be."""
+    creative = campaign().creatives[0].model_dump(mode="json")
+    return campaign(
+        campaign_id=campaign_id.ljust(64, "c"),
+        advertiser_id=campaign_id.ljust(64, "a"),
+        creatives=[{**creative, "ad_id": f"{campaign_id}-{n}".ljust(64, "x")} for n in range(creatives)],
+        **overrides,
+    )
+
+
+def genre_targeted(campaign_id: str, creatives: int = 1) -> Campaign:
+    """A campaign of long ids targeting 100 genres of the longest a slug may be, none the listener's: the largest
+    verdict targeting writes (the detail names each targeted value, and ``targeted`` lists them)."""
+    genres = [f"{n:03d}".ljust(32, "g") for n in range(100)]
+    return long_ids(campaign_id, creatives, targeting={"genres": genres})
+
+
+def test_no_explained_ad_comes_near_the_bound_that_lets_a_small_catalog_skip_measuring() -> None:
+    # Given the largest verdicts explain writes: targeting's over 100 long genres, and scored ads of long ids
+    # with every term of the bootstrap factorization machine's contributions
+    scored = [long_ids(f"scored-{n}") for n in range(3)]
+    bootstrap = CtrModel.load(BOOTSTRAP_DIR, DEFAULT_SPEC)
+    response = explain(service(genre_targeted("targeted"), *scored, scorer=bootstrap))
+    assert response.explanation is not None
+    sizes = {ad.rule: len(ad.model_dump_json()) for ad in response.explanation.ads}
+    # Then each is well under the bound
+    assert set(sizes) >= {Rule.TARGETING, Rule.SERVED}
+    assert all(ad.scoring and ad.scoring.contributions for ad in response.explanation.ads if ad.rule is Rule.SERVED)
+    assert max(sizes.values()) < ENTRY_BYTES_BOUND / 2, sizes
+
+
+def test_past_its_byte_budget_an_explanation_leaves_out_the_earliest_rules_first_and_counts_them() -> None:
+    campaigns, counters = one_rule_each()
+    response = explain(service(*campaigns, counters=counters), exclude_ads=["excluded-ad-1"], max_ads=2)
+    assert response.explanation is not None
+    ads = response.explanation.ads
+    sizes = [len(ad.model_dump_json()) for ad in ads]
+    # When the budget holds all but the first two rules' ads and half of the third's
+    by_rule = Counter(ad.rule for ad in ads)
+    early = {Rule.STATUS, Rule.FLIGHT}
+    budget = sum(size for ad, size in zip(ads, sizes, strict=True) if ad.rule not in early) - 1
+    kept, omitted = listed(ads, max_bytes=budget)
+    # Then the status, flight and placement ads go, placement's from the end, and every later one stays in order
+    assert omitted == {rule: by_rule[rule] for rule in (Rule.STATUS, Rule.FLIGHT, Rule.PLACEMENT)}
+    assert kept == [ad for ad in ads if ad.rule not in early | {Rule.PLACEMENT}]
+    assert sum(len(ad.model_dump_json()) for ad in kept) <= budget
+    # And a budget that holds them all leaves none out
+    assert listed(ads, max_bytes=sum(sizes)) == (ads, {})
+
+
+def test_an_explanation_of_a_catalog_too_large_to_list_stays_within_the_budget_and_counts_the_rest() -> None:
+    # Given 300 campaigns of 20 ads each that targeting removes with the largest verdicts, and one served
+    catalog = [genre_targeted(f"t-{n}", creatives=20) for n in range(300)]
+    response = explain(service(*catalog, campaign(campaign_id="served")))
+    assert response.explanation is not None
+    explanation = response.explanation
+    # Then the listed ads fit the budget, the served one is among them, and the rest are counted
+    assert len(explanation.model_dump_json()) <= MAX_EXPLAINED_BYTES + 1024
+    assert explanation.omitted[Rule.TARGETING] == 6000 - sum(ad.rule is Rule.TARGETING for ad in explanation.ads)
+    assert explanation.omitted[Rule.TARGETING] > 0
+    assert [ad.campaign_id for ad in explanation.ads if ad.rule is Rule.SERVED] == ["served"]
+
+
+def test_the_cli_says_how_many_ads_of_each_rule_the_answer_left_out() -> None:
+    campaigns, counters = one_rule_each()
+    answer = explain(service(*campaigns, counters=counters)).model_dump(mode="json")
+    assert "not listed" not in format_explanation(answer)
+    answer["explanation"]["omitted"] = {"status": 12, "targeting": 5400}
+    assert (
+        "\nnot listed, to keep the answer within Lambda's response limit: 12 status, 5,400 targeting\n"
+        in format_explanation(answer)
+    )

@@ -164,6 +164,10 @@ def format_explanation(answer: dict[str, Any], *, campaign: str | None = None, t
         )
         rows.append([ad["ad_id"], ad["campaign_id"], ad["rule"], *numbers, ad["detail"]])
     lines += ["", *_table(rows)]
+    omitted = explanation.get("omitted") or {}
+    if omitted:
+        counts = ", ".join(f"{count:,} {rule}" for rule, count in omitted.items())
+        lines += ["", f"not listed, to keep the answer within Lambda's response limit: {counts}"]
     unavailable = explanation["contributions_unavailable"]
     if unavailable:
         lines += ["", f"no feature contributions: {unavailable}"]

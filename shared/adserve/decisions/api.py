@@ -180,11 +180,16 @@ class ExplainedAd(BaseModel):
 
 class Explanation(BaseModel):
     ads: list[ExplainedAd] = Field(
-        description="Every ad of the catalog (any status, any placement), by campaign id then catalog order."
+        description="Every ad of the catalog (any status, any placement), by campaign id then catalog order, "
+        "but those counted in omitted."
     )
     contributions_unavailable: str | None = Field(
         description="Why scored ads carry no contributions (the model is not a factorization machine adserve "
         "can read), or null when they do."
+    )
+    omitted: dict[Rule, int] = Field(
+        description="Ads of the catalog not listed, by rule: empty unless the list would pass MAX_EXPLAINED_BYTES, "
+        "when the ads of the earliest rules are left out first (see docs/api.md#explain)."
     )
 
 

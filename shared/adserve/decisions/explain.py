@@ -7,8 +7,10 @@ The later rules (pacing, consent to capping, caps, the policy) are judged in ``D
 functions the serving path uses. Nothing here runs unless a request asks for an explanation.
 """
 
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from datetime import datetime
+from typing import Final
 
 import numpy as np
 
@@ -21,6 +23,39 @@ from adserve.models.factorization import FmTerms, pairs_of
 
 DIMENSIONS: tuple[str, ...] = ("countries", "devices", "age_buckets", "content_types", "genres", "hours")
 """Targeting dimensions in the order ``TargetingIndex`` applies them."""
+
+
+MAX_EXPLAINED_BYTES: Final = 4 * 1024 * 1024
+"""The JSON of the ads an explanation lists, at most: Lambda's synchronous response is at most 6 MB, in which the
+body's quotes are escaped too, and an explanation of every ad of 10,000 campaigns, 500 of them scored, took 5.7 MB."""
+ENTRY_BYTES_BOUND: Final = 16 * 1024
+"""More than the JSON of any one explained ad (a test holds it to the largest it builds): a catalog of up to
+``MAX_EXPLAINED_BYTES`` / this many ads is listed whole without measuring each."""
+_RULE_ORDER: Final = {rule: order for order, rule in enumerate(Rule)}
+
+
+def listed(
+    ads: Sequence[ExplainedAd], max_bytes: int = MAX_EXPLAINED_BYTES
+) -> tuple[list[ExplainedAd], dict[Rule, int]]:
+    """The ads an explanation lists, in their order, and how many of each rule it leaves out to stay within
+    *max_bytes*.
+
+    Those of the earliest rules go first (a paused campaign says least about this decision, a scored ad most),
+    each rule's from the end of the list: what stays is every ad a later rule decided and the first of the rule
+    cut into.
+    """
+    if len(ads) * ENTRY_BYTES_BOUND <= max_bytes:
+        return list(ads), {}
+    sizes = [len(ad.model_dump_json()) for ad in ads]
+    held = sum(sizes)
+    left_out: set[int] = set()
+    for index in sorted(range(len(ads)), key=lambda i: (_RULE_ORDER[ads[i].rule], -i)):
+        if held <= max_bytes:
+            break
+        left_out.add(index)
+        held -= sizes[index]
+    omitted = Counter(ads[index].rule for index in left_out)
+    return [ad for index, ad in enumerate(ads) if index not in left_out], {r: omitted[r] for r in Rule if r in omitted}
 
 
 def listener_values(request: DecisionRequest, now: datetime) -> dict[str, Hashable]:

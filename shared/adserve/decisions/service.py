@@ -31,6 +31,7 @@ from adserve.decisions.explain import (
     cap_state,
     contributions,
     decomposition_mismatch,
+    listed,
     listener_values,
     removed,
     targeting_removal,
@@ -332,8 +333,12 @@ class DecisionService:
             )
             for choice in choices
         ]
-        ordered = [verdicts[(c.campaign_id, creative.ad_id)] for c in campaigns for creative in c.creatives]
-        explanation = trusted(Explanation, {"ads": ordered, "contributions_unavailable": unavailable})
+        ordered, omitted = listed(
+            [verdicts[(c.campaign_id, creative.ad_id)] for c in campaigns for creative in c.creatives]
+        )
+        explanation = trusted(
+            Explanation, {"ads": ordered, "contributions_unavailable": unavailable, "omitted": omitted}
+        )
         response = self._answer(
             request=request,
             decision_id=decision_id,
