@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from adserve.campaigns.api import encode_cursor
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
 from adserve.core.errors import NotFoundError
@@ -259,6 +260,7 @@ def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(
         {"cursor": "not-ours!"},
         {"cursor": "Zm9v="},
         {"cursor": "eyJ9"},
+        {"cursor": encode_cursor("k" * 2049)},  # passes its check, but no key is so long
     ],
 )
 def test_a_bad_page_query_is_a_422(local_stack: Any, query: dict[str, str]) -> None:

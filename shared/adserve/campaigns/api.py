@@ -41,7 +41,8 @@ def decode_cursor(cursor: str) -> str:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key, check = raw[:-_CHECK_BYTES], raw[-_CHECK_BYTES:]
-        campaign_id = key.decode() if key and hmac.compare_digest(check, _check(key)) else ""
+        genuine = 0 < len(key) <= MAX_KEY_BYTES and hmac.compare_digest(check, _check(key))
+        campaign_id = key.decode() if genuine else ""
     except (binascii.Error, UnicodeDecodeError, ValueError):
         campaign_id = ""
     if not campaign_id or encode_cursor(campaign_id) != cursor:
@@ -50,6 +51,8 @@ def decode_cursor(cursor: str) -> str:
 
 
 _CHECK_BYTES: Final = 4
+MAX_KEY_BYTES: Final = 2048
+"""DynamoDB's limit on a partition key: no page ends on a longer one, and a Scan refuses to start after one."""
 
 
 def _check(key: bytes) -> bytes:
