@@ -475,3 +475,19 @@ def test_the_cli_says_how_many_ads_of_each_rule_the_answer_left_out() -> None:
         "\nnot listed, to keep the answer within Lambda's response limit: 12 status, 5,400 targeting\n"
         in format_explanation(answer)
     )
+
+
+def test_explain_campaign_lists_that_campaigns_ads_alone_and_explains_the_same_decision() -> None:
+    campaigns, counters = one_rule_each()
+    decider = service(*campaigns, counters=counters)
+    whole = explain(decider, max_ads=2)
+    one = explain(decider, max_ads=2, explain_campaign="t-genres")
+    assert one.explanation is not None
+    assert whole.explanation is not None
+    assert one.explanation.ads == [ad for ad in whole.explanation.ads if ad.campaign_id == "t-genres"]
+    assert [ad.ad_id for ad in one.ads] == [ad.ad_id for ad in whole.ads]
+
+
+def test_explain_campaign_without_explain_is_refused() -> None:
+    with pytest.raises(ValidationError, match="explain_campaign needs explain: true"):
+        decision_request(explain_campaign="t-genres")

@@ -47,7 +47,7 @@ def add_explain_command(groups: argparse._SubParsersAction[Any]) -> None:
     command.add_argument(
         "--consent", help=f"comma-separated permissions granted, of {', '.join(CONSENTS)} ('' grants none)"
     )
-    command.add_argument("--campaign", help="show only this campaign's ads")
+    command.add_argument("--campaign", help="list only this campaign's ads (explain_campaign)")
     command.add_argument(
         "--terms", type=_terms, default=5, help="largest logit terms shown per scored ad (default 5; 0: none)"
     )
@@ -56,8 +56,9 @@ def add_explain_command(groups: argparse._SubParsersAction[Any]) -> None:
 
 def request_from(arguments: argparse.Namespace) -> dict[str, Any]:
     """The decision request of a file, or of the flags; explain is always on. Raises ValueError saying why not."""
+    chosen = {} if arguments.campaign is None else {"explain_campaign": arguments.campaign}
     if arguments.request is not None:
-        return {**_request_file(arguments.request), "explain": True}
+        return {**_request_file(arguments.request), "explain": True, **chosen}
     missing = [f"--{name}" for name in ("listener", "country", "device", "placement") if not getattr(arguments, name)]
     if missing:
         raise ValueError(f"pass --request FILE or {', '.join(missing)}")
@@ -82,7 +83,7 @@ def request_from(arguments: argparse.Namespace) -> dict[str, Any]:
         )
         if value is not None
     }
-    request: dict[str, Any] = {"listener": listener, "placement": arguments.placement, "explain": True}
+    request: dict[str, Any] = {"listener": listener, "placement": arguments.placement, "explain": True, **chosen}
     if arguments.max_ads is not None:
         request["max_ads"] = arguments.max_ads
     if arguments.exclude:
@@ -134,7 +135,7 @@ def run_explain_command(arguments: argparse.Namespace) -> int:
     if arguments.json:
         print(json.dumps(answer, indent=2))  # noqa: T201
     else:
-        print(format_explanation(answer, campaign=arguments.campaign, terms=arguments.terms))  # noqa: T201
+        print(format_explanation(answer, terms=arguments.terms))  # noqa: T201
     return 0
 
 
@@ -143,10 +144,10 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
-def format_explanation(answer: dict[str, Any], *, campaign: str | None = None, terms: int = 5) -> str:
+def format_explanation(answer: dict[str, Any], *, terms: int = 5) -> str:
     """The explain response as an operator reads it: one row per ad, then each scored ad's largest terms."""
     explanation = answer["explanation"]
-    ads = [ad for ad in explanation["ads"] if campaign is None or ad["campaign_id"] == campaign]
+    ads = explanation["ads"]
     served = ", ".join(f"{ad['ad_id']} (rank {ad['rank']})" for ad in answer["ads"]) or "nothing"
     lines = [f"decision {answer['decision_id']}  model {answer['model_version']}  mode {answer['mode']}"]
     lines.append(f"served: {served}")

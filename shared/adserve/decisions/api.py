@@ -1,9 +1,9 @@
 """Request and response models of POST /v1/decisions; the OpenAPI document is generated from them."""
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
 from adserve.core.vocabulary import AgeBucket, ContentType, Device, Placement
@@ -63,6 +63,17 @@ class DecisionRequest(BaseModel):
             "`explain` and training skips it. See docs/api.md#explain."
         ),
     )
+    explain_campaign: Identifier | None = Field(
+        default=None,
+        description="With `explain`: list only this campaign's ads (the decision explained is the same). "
+        "Refused without `explain`.",
+    )
+
+    @model_validator(mode="after")
+    def _explain_campaign_explains(self) -> Self:
+        if self.explain_campaign is not None and not self.explain:
+            raise ValueError("explain_campaign needs explain: true")
+        return self
 
     def __repr__(self) -> str:
         """Short, and without the listener's or session's id: whatever formats a request (a debug message, an

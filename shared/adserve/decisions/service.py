@@ -333,8 +333,14 @@ class DecisionService:
             )
             for choice in choices
         ]
+        wanted = request.explain_campaign
         ordered, omitted = listed(
-            [verdicts[(c.campaign_id, creative.ad_id)] for c in campaigns for creative in c.creatives]
+            [
+                verdicts[(c.campaign_id, creative.ad_id)]
+                for c in campaigns
+                if wanted is None or c.campaign_id == wanted
+                for creative in c.creatives
+            ]
         )
         explanation = trusted(
             Explanation, {"ads": ordered, "contributions_unavailable": unavailable, "omitted": omitted}
