@@ -536,14 +536,14 @@ def test_a_campaigns_load_into_a_throttled_table_stops_and_says_what_it_wrote(
             local_stack.invoke("CampaignsFunction", get_event(document["campaign_id"], "DELETE"))
 
 
-def swollen(campaign_id: str, url_bytes: int) -> dict[str, Any]:
+def swollen(campaign_id: str, url_bytes: int, **creative_fields: Any) -> dict[str, Any]:
     """A campaign of 20 creatives whose URLs each hold *url_bytes* of ``<``: stored percent-encoded, three times
     those bytes each."""
     document = sample_campaign(campaign_id=campaign_id)
     creative = document["creatives"][0]
+    url = "https://example.com/" + "<" * url_bytes
     document["creatives"] = [
-        {**creative, "ad_id": f"{campaign_id}-{n}", "click_url": "https://example.com/" + "<" * url_bytes}
-        for n in range(20)
+        {**creative, "ad_id": f"{campaign_id}-{n}", "click_url": url, **creative_fields} for n in range(20)
     ]
     return document
 
@@ -560,11 +560,20 @@ def test_a_campaign_over_64_kib_as_stored_is_refused_though_its_body_is_under(lo
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-swollen"))["statusCode"] == 404
 
 
-def test_a_page_ends_before_its_documents_pass_the_byte_budget(local_stack: Any) -> None:
-    # Given three campaigns of about 100 KB each as stored (as documents stored before the limit on PUT may be)
+def escaped(campaign: Campaign) -> int:
+    """The campaign's bytes as a response carries it, JSON-escaped (``ensure_ascii``, as the router writes)."""
+    return len(json.dumps(campaign.model_dump_json()))
+
+
+def test_a_page_ends_before_its_documents_pass_the_byte_budget_as_the_response_carries_them(local_stack: Any) -> None:
+    # Given three campaigns of about 125 KB each as stored (as documents stored before the limit on PUT may be),
+    # their titles emoji that a response escapes to three times their stored bytes
     store = CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable"))
-    large = [Campaign.model_validate(swollen(f"cmp-page-bytes-{n}", 1800)) for n in range(3)]
-    for campaign in large:
+    large = [Campaign.model_validate(swollen(f"cmp-page-bytes-{n}", 1800, title="\U0001f600" * 200)) for n in range(3)]
+    # each followed by a small one (a Scan may read items in the order they were written)
+    small = [Campaign.model_validate(sample_campaign(campaign_id=f"cmp-page-small-{n}")) for n in range(3)]
+    stored = [campaign for pair in zip(large, small, strict=True) for campaign in pair]
+    for campaign in stored:
         store.put(campaign)
     try:
         # When the table is listed a page at a time with a budget of 150 KB
@@ -574,12 +583,12 @@ def test_a_page_ends_before_its_documents_pass_the_byte_budget(local_stack: Any)
             pages.append(page)
             if cursor is None:
                 break
-        # Then no page of more than one campaign holds more, and every campaign is on one page
+        # Then no page of more than one campaign holds more, escaped, and every campaign is on one page
         for page in pages:
-            assert len(page) == 1 or sum(len(c.model_dump_json()) for c in page) <= 150_000
+            assert len(page) == 1 or sum(escaped(c) for c in page) <= 150_000
         listed = [c.campaign_id for page in pages for c in page]
-        assert [listed.count(c.campaign_id) for c in large] == [1, 1, 1]
-        assert all(len(c.model_dump_json()) > 100_000 for c in large)
+        assert [listed.count(c.campaign_id) for c in stored] == [1] * 6
+        assert all(len(c.model_dump_json().encode()) < 150_000 < escaped(c) for c in large)
     finally:
-        for campaign in large:
+        for campaign in stored:
             store.delete(campaign.campaign_id)

@@ -15,9 +15,9 @@ MAX_PAGE: Final = 50
 """Campaigns per page at most: one written now is at most 64 KiB as stored (``MAX_DOCUMENT_BYTES``), so a full
 page stays within Lambda's 6 MB response whatever the campaigns hold."""
 MAX_PAGE_BYTES: Final = 4 * 1024 * 1024
-"""The stored documents a page holds at most, above ``MAX_PAGE`` of campaigns written now: a page of documents
-stored before ``MAX_DOCUMENT_BYTES`` (up to three times larger) ends early rather than past Lambda's 6 MB response,
-in which the body's quotes are escaped too."""
+"""The documents a page holds at most, JSON-escaped as the response carries them (a quote two bytes, an emoji
+twelve): a page of documents stored before ``MAX_DOCUMENT_BYTES`` (up to three times larger), or of many
+characters past ASCII, ends early rather than past Lambda's 6 MB response, which escapes the body once more."""
 
 
 class CampaignListResponse(BaseModel):

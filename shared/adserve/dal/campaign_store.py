@@ -316,9 +316,10 @@ class CampaignStore:
         """Up to ``limit`` readable campaigns in the table's order after the campaign id ``after``, and the id
         to continue after (None on the last page). Scans of ``limit`` items until they hold ``limit`` campaigns or
         the table ends: the ad id claims beside the campaigns are read and skipped, so a page costs what it holds
-        and the claims among it, whatever the size of the table. It also ends before its documents pass
-        ``max_bytes`` (a response limit; never before its first campaign), and past either it ends at its last
-        campaign, the next page resuming after it. Unreadable ones are left out as ``list_campaigns`` leaves them."""
+        and the claims among it, whatever the size of the table. It also ends before its documents, escaped as a
+        response carries them (``_sized``), pass ``max_bytes`` (never before its first campaign), and past either
+        it ends at its last campaign, the next page resuming after it. Unreadable ones are left out as
+        ``list_campaigns`` leaves them."""
         campaigns: list[Campaign] = []
         held = 0
         start = after
@@ -435,11 +436,12 @@ def _readable(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[Ca
 
 
 def _sized(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[tuple[Campaign, int]]:
-    """``_readable``'s campaigns, each with its stored document's bytes."""
+    """``_readable``'s campaigns, each with its document's bytes as a response carries it: JSON-escaped, where a
+    quote takes two bytes and a character past ASCII six or twelve (an emoji is four bytes stored)."""
     campaigns: list[tuple[Campaign, int]] = []
     for item in items:
         try:
-            campaigns.append((_campaign(item), len(item[DOCUMENT_ATTRIBUTE]["S"].encode())))
+            campaigns.append((_campaign(item), len(json.dumps(item[DOCUMENT_ATTRIBUTE]["S"]))))
         except UnreadableCampaignError as error:
             _left_out(item.get("campaign_id", {}).get("S"), error)
     return campaigns
