@@ -19,5 +19,5 @@ def settings() -> PacingSettings:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001 - a schedule's event carries nothing used
-    """The step's summary: campaigns paced, failed, exhausted (early), over-delivered."""
-    return scheduled_pacing(settings())
+    """The step's summary: campaigns paced, failed, exhausted (early), over-delivered, left for the next step."""
+    return scheduled_pacing(settings(), context.get_remaining_time_in_millis)

@@ -304,6 +304,31 @@ def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_
     assert summary.exhausted == 1
 
 
+def test_a_step_out_of_time_paces_the_stalest_states_first_and_leaves_the_rest_for_the_next_step() -> None:
+    # Given five live budgeted campaigns: one never paced, the others paced 1-4 minutes ago (not in that order)
+    counter = InMemoryDeliveryCounter()
+    store = InMemoryPacingStore()
+    campaigns = [budgeted(campaign_id=f"cmp-{n}") for n in range(5)]
+    for n, minutes in ((0, 2), (1, 4), (2, 1), (4, 3)):  # cmp-3: never paced
+        store.put(step(campaigns[n], None, 0, NOW - timedelta(minutes=minutes)))
+    before = dict(store.states)
+    asked: list[int] = []
+
+    def time_is_up() -> bool:  # time runs out after two campaigns
+        asked.append(1)
+        return len(asked) > 2
+
+    # When a step runs out of time after two campaigns
+    summary = run_pacing_step(campaigns, counter, counter, store, NOW, time_is_up=time_is_up)
+    # Then it paced the never-paced one and the stalest, and left the others as they were, for the next step
+    assert summary.paced == 2
+    assert summary.deferred == ["cmp-4", "cmp-0", "cmp-2"]
+    assert {c for c, state in store.states.items() if state.updated_at == NOW} == {"cmp-3", "cmp-1"}
+    assert all(store.states[c] == before[c] for c in summary.deferred)
+    # And the next step, with time, paces all five
+    assert run_pacing_step(campaigns, counter, counter, store, NOW + timedelta(minutes=1)).paced == 5
+
+
 def test_the_step_assumes_decide_serves_a_state_as_long_as_decide_does_by_default() -> None:
     assert DecideSettings.model_fields["pacing_max_age_seconds"].default == PACING_MAX_AGE.total_seconds()
     assert PacingConfig().state_served_for == PACING_MAX_AGE

@@ -115,6 +115,7 @@ class MetricName(StrEnum):
     PACING_STEPS = "PacingSteps"
     CAMPAIGNS_PACED = "CampaignsPaced"
     PACING_FAILURES = "PacingFailures"
+    PACING_DEFERRED = "PacingDeferred"
     CAMPAIGNS_EXHAUSTED = "CampaignsExhausted"
     BUDGETS_EXHAUSTED_EARLY = "BudgetsExhaustedEarly"
     CAMPAIGNS_OVER_DELIVERED = "CampaignsOverDelivered"

@@ -6,7 +6,7 @@ The same function runs in PacingFunction (every minute, against DynamoDB) and in
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
 from adserve.campaigns.model import Budget, Campaign, CampaignStatus, Pacing
@@ -43,6 +43,8 @@ class StepSummary:
     exhausted_early: list[str] = field(default_factory=list)
     """Even campaigns exhausted before half of the day's traffic: a budget far below what traffic gives."""
     over_delivered: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    """Campaigns left for the next step once the step's time ran out: its stalest states come first."""
 
 
 def live_budgeted(campaigns: Iterable[Campaign], now: datetime) -> list[Campaign]:
@@ -88,15 +90,24 @@ def run_pacing_step(
     *,
     config: PacingConfig = DEFAULT_CONFIG,
     parallel: Callable[[Callable[[Campaign], PacingState | None], list[Campaign]], Iterator[PacingState | None]] = map,
+    time_is_up: Callable[[], bool] = lambda: False,
 ) -> StepSummary:
     """Pace every live budgeted campaign once; a campaign whose reads or write fail keeps its old state,
-    which Decide stops trusting after its maximum age (then the campaign is not served: fail closed)."""
-    live = live_budgeted(campaigns, now)
+    which Decide stops trusting after its maximum age (then the campaign is not served: fail closed).
+
+    Campaigns are taken stalest state first (none yet first), and once *time_is_up* the rest are left for the
+    next step (``deferred``): a catalog too large for one step is paced in turns, each campaign every few steps,
+    rather than a step that times out at the same campaign every minute and never paces those after it.
+    """
     previous = store.list_states()
+    live = sorted(live_budgeted(campaigns, now), key=lambda campaign: _paced_at(previous.get(campaign.campaign_id)))
     counts = traffic_profiles(requests, (placement.value for c in live for placement in c.placements), now)
     summary = StepSummary()
 
     def step(campaign: Campaign) -> PacingState | None:
+        if time_is_up():
+            summary.deferred.append(campaign.campaign_id)
+            return None
         try:
             hourly = delivery.hourly(campaign.campaign_id, day_start(now), hour_of(now))
             state = pace(
@@ -125,3 +136,10 @@ def run_pacing_step(
         if campaign.budget is not None and over_delivered(campaign.budget, state):
             summary.over_delivered.append(campaign.campaign_id)
     return summary
+
+
+_NEVER: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def _paced_at(state: PacingState | None) -> datetime:
+    return _NEVER if state is None else state.updated_at

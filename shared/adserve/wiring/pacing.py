@@ -1,5 +1,6 @@
 """The pacing step's wiring: campaigns, delivery counters and request counts in, pacing states out."""
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +22,16 @@ def pacing_config(settings: PacingSettings) -> PacingConfig:
     )
 
 
-def run_scheduled_pacing(settings: PacingSettings, now: datetime | None = None) -> StepSummary:
-    """One step against the stack's tables, reading up to ``pacing_parallel_reads`` campaigns at once."""
+TIME_RESERVE_MS = 10_000
+"""Of the function's timeout, what a step keeps for the campaigns in flight and its metrics: it takes no new
+campaign past it (``run_pacing_step``'s ``time_is_up``)."""
+
+
+def run_scheduled_pacing(
+    settings: PacingSettings, now: datetime | None = None, *, remaining_ms: Callable[[], int] | None = None
+) -> StepSummary:
+    """One step against the stack's tables, reading up to ``pacing_parallel_reads`` campaigns at once, taking
+    no new campaign once ``remaining_ms`` (the Lambda context's) falls under ``TIME_RESERVE_MS``."""
     delivery = delivery_store(settings.delivery_table_name)
     with ThreadPoolExecutor(max_workers=settings.pacing_parallel_reads) as pool:
         return run_pacing_step(
@@ -33,20 +42,23 @@ def run_scheduled_pacing(settings: PacingSettings, now: datetime | None = None) 
             now or datetime.now(UTC),
             config=pacing_config(settings),
             parallel=pool.map,
+            time_is_up=(lambda: False) if remaining_ms is None else (lambda: remaining_ms() < TIME_RESERVE_MS),
         )
 
 
-def scheduled_pacing(settings: PacingSettings) -> dict[str, Any]:
+def scheduled_pacing(settings: PacingSettings, remaining_ms: Callable[[], int]) -> dict[str, Any]:
     """Run once, emit the step's metrics (PacingSteps is the heartbeat PacingNotRunAlarm watches), log it.
 
-    A campaign that could not be paced is counted (PacingFailures) and keeps its previous state; the step
-    itself fails (an Errors datapoint) only when the campaigns or the states cannot be read at all.
+    A campaign that could not be paced is counted (PacingFailures) and keeps its previous state, as does one
+    left for the next step when time ran out (PacingDeferred); the step itself fails (an Errors datapoint) only
+    when the campaigns or the states cannot be read at all.
     """
-    summary = run_scheduled_pacing(settings)
+    summary = run_scheduled_pacing(settings, remaining_ms=remaining_ms)
     for name, value in (
         (MetricName.PACING_STEPS, 1),
         (MetricName.CAMPAIGNS_PACED, summary.paced),
         (MetricName.PACING_FAILURES, len(summary.failed)),
+        (MetricName.PACING_DEFERRED, len(summary.deferred)),
         (MetricName.CAMPAIGNS_EXHAUSTED, summary.exhausted),
         (MetricName.BUDGETS_EXHAUSTED_EARLY, len(summary.exhausted_early)),
         (MetricName.CAMPAIGNS_OVER_DELIVERED, len(summary.over_delivered)),
@@ -58,8 +70,9 @@ def scheduled_pacing(settings: PacingSettings) -> dict[str, Any]:
         "exhausted": summary.exhausted,
         "exhausted_early": summary.exhausted_early,
         "over_delivered": summary.over_delivered,
+        "deferred": len(summary.deferred),
     }
-    if summary.failed or summary.over_delivered:
+    if summary.failed or summary.over_delivered or summary.deferred:
         logger.warning("pacing step finished with problems", extra={"pacing": result})
     else:
         logger.info("pacing step finished", extra={"pacing": result})
