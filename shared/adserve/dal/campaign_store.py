@@ -317,8 +317,8 @@ class CampaignStore:
         to continue after (None on the last page). Scans of ``limit`` items until they hold ``limit`` campaigns or
         the table ends: the ad id claims beside the campaigns are read and skipped, so a page costs what it holds
         and the claims among it, whatever the size of the table. It also ends before its documents, escaped as a
-        response carries them (``_sized``), pass ``max_bytes`` (never before its first campaign), and past either
-        it ends at its last campaign, the next page resuming after it. Unreadable ones are left out as
+        response carries them (``_response_bytes``), pass ``max_bytes`` (never before its first campaign), and
+        past either it ends at its last campaign, the next page resuming after it. Unreadable ones are left out as
         ``list_campaigns`` leaves them."""
         campaigns: list[Campaign] = []
         held = 0
@@ -334,7 +334,8 @@ class CampaignStore:
                 request["ExclusiveStartKey"] = {"campaign_id": {"S": start}}
             answer = self._client.scan(**request)
             last = answer.get("LastEvaluatedKey")
-            for campaign, size in _sized(answer["Items"]):
+            for campaign, item in _readable_items(answer["Items"]):
+                size = _response_bytes(item)
                 if len(campaigns) == limit or (campaigns and held + size > max_bytes):
                     return campaigns, campaigns[-1].campaign_id
                 campaigns.append(campaign)
@@ -432,19 +433,26 @@ def _taken(owners: Mapping[str, str]) -> str:
 
 def _readable(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[Campaign]:
     """The campaigns of a page of items, each unreadable one left out (``_left_out``)."""
-    return [campaign for campaign, _ in _sized(items)]
+    return [campaign for campaign, _ in _readable_items(items)]
 
 
-def _sized(items: "Sequence[Mapping[str, AttributeValueTypeDef]]") -> list[tuple[Campaign, int]]:
-    """``_readable``'s campaigns, each with its document's bytes as a response carries it: JSON-escaped, where a
-    quote takes two bytes and a character past ASCII six or twelve (an emoji is four bytes stored)."""
-    campaigns: list[tuple[Campaign, int]] = []
+def _readable_items(
+    items: "Sequence[Mapping[str, AttributeValueTypeDef]]",
+) -> "list[tuple[Campaign, Mapping[str, AttributeValueTypeDef]]]":
+    """``_readable``'s campaigns, each with its item."""
+    campaigns: list[tuple[Campaign, Mapping[str, AttributeValueTypeDef]]] = []
     for item in items:
         try:
-            campaigns.append((_campaign(item), len(json.dumps(item[DOCUMENT_ATTRIBUTE]["S"]))))
+            campaigns.append((_campaign(item), item))
         except UnreadableCampaignError as error:
             _left_out(item.get("campaign_id", {}).get("S"), error)
     return campaigns
+
+
+def _response_bytes(item: "Mapping[str, AttributeValueTypeDef]") -> int:
+    """A readable campaign's document as a response carries it: JSON-escaped, where a quote takes two bytes and a
+    character past ASCII six or twelve (an emoji is four bytes stored)."""
+    return len(json.dumps(item[DOCUMENT_ATTRIBUTE]["S"]))
 
 
 def _left_out(campaign_id: str | None, error: UnreadableCampaignError) -> None:
