@@ -156,7 +156,12 @@ def test_the_readme_checks_table_is_the_committed_results() -> None:
         (
             "recipe-cross-fit",
             "recipe_cross_fit.json",
-            {demo_sweep.BASELINE, demo_sweep.FREQUENT_RECIPE_VARIANT, demo_sweep.CROSS_FIT_RECIPE_VARIANT},
+            {
+                demo_sweep.BASELINE,
+                demo_sweep.FREQUENT_RECIPE_VARIANT,
+                demo_sweep.CROSS_FIT_RECIPE_VARIANT,
+                demo_sweep.TEN_FOLD_CROSS_FIT_VARIANT,
+            },
         ),
     ],
 )
