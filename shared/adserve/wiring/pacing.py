@@ -28,7 +28,7 @@ campaign past it (``run_pacing_step``'s ``time_is_up``)."""
 
 
 def run_scheduled_pacing(
-    settings: PacingSettings, now: datetime | None = None, *, remaining_ms: Callable[[], int] | None = None
+    settings: PacingSettings, remaining_ms: Callable[[], int], now: datetime | None = None
 ) -> StepSummary:
     """One step against the stack's tables, reading up to ``pacing_parallel_reads`` campaigns at once, taking
     no new campaign once ``remaining_ms`` (the Lambda context's) falls under ``TIME_RESERVE_MS``."""
@@ -42,7 +42,7 @@ def run_scheduled_pacing(
             now or datetime.now(UTC),
             config=pacing_config(settings),
             parallel=pool.map,
-            time_is_up=(lambda: False) if remaining_ms is None else (lambda: remaining_ms() < TIME_RESERVE_MS),
+            time_is_up=lambda: remaining_ms() < TIME_RESERVE_MS,
         )
 
 
@@ -53,7 +53,7 @@ def scheduled_pacing(settings: PacingSettings, remaining_ms: Callable[[], int]) 
     left for the next step when time ran out (PacingDeferred); the step itself fails (an Errors datapoint) only
     when the campaigns or the states cannot be read at all.
     """
-    summary = run_scheduled_pacing(settings, remaining_ms=remaining_ms)
+    summary = run_scheduled_pacing(settings, remaining_ms)
     for name, value in (
         (MetricName.PACING_STEPS, 1),
         (MetricName.CAMPAIGNS_PACED, summary.paced),
