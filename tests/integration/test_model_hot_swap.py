@@ -10,11 +10,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import boto3
 import numpy as np
+import onnx
 import pytest
 from adserve.core.errors import (
     InvalidModelPointerError,
@@ -25,12 +27,18 @@ from adserve.core.errors import (
 )
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.s3_rest import S3RestClient
-from adserve.decisions.policy import SquareCB, relative_uncertainty
+from adserve.decisions.policy import EpsilonGreedy, SquareCB, relative_uncertainty
 from adserve.models.features import FeatureEncoder
 from adserve.models.heard_ads import HeardAds, ad_id_column
 from adserve.models.registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
 from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, LoggedPolicy
+from adserve.training.factorization_machine import TrainingConfig
+from adserve.training.retraining import RetrainRequest, RetrainResult, retrain
+from adserve.training.simulation import World
+from adserve.training.trainer import TrainerConfig
 
+from devstack.fakes import InMemoryLogStore
+from devstack.simulated_logs import START, TrafficConfig, simulate_traffic
 from tests.support.builders import campaign
 from tests.support.stored_campaigns import stored_campaigns
 
@@ -144,17 +152,28 @@ def test_decide_hot_swaps_a_promoted_model_and_refuses_a_corrupt_one(  # noqa: P
     assert "onnxruntime cannot load" in getattr(failure, "reason", "")
 
 
-def test_publish_verifies_the_model_and_never_overwrites_a_version(store: S3ModelStore, tmp_path: Path) -> None:
+def test_publish_verifies_the_model_and_never_overwrites_a_version(
+    store: S3ModelStore, s3: Any, bucket: str, tmp_path: Path
+) -> None:
     version = unique("publish")
     folder = relabelled_model(tmp_path, version)
     assert store.publish(folder) == version
     assert store.publish(folder) == version  # the same bytes again: a no-op
     assert version in store.versions()
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    (folder / "manifest.json").write_text(json.dumps({**manifest, "holdout_auc": 0.99}))
+    # the same model with another manifest (a second run over the same logs in the same minute): a no-op that
+    # keeps the first manifest
+    first = (folder / "manifest.json").read_bytes()
+    manifest = json.loads(first)
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "fit": {"training_seconds": 9.99}}))
+    assert store.publish(folder) == version
+    assert s3.get_object(Bucket=bucket, Key=model_key(version, "manifest.json"))["Body"].read() == first
+
+    # another model under a published version: a conflict
+    other = onnx.load_model_from_string((BOOTSTRAP / "model.onnx").read_bytes())
+    other.doc_string = "another model"
     with pytest.raises(ModelVersionConflictError):
-        store.publish(folder)
+        store.publish(relabelled_model(tmp_path / "other", version, model_bytes=other.SerializeToString()))
 
     broken = relabelled_model(tmp_path, unique("broken"))
     manifest = json.loads((broken / "manifest.json").read_text())
@@ -382,3 +401,28 @@ def test_with_optimism_a_model_that_counted_its_ads_explores_by_them_and_logs_it
     exact = first_slot_probabilities(record, 100.0, 1.0, heard)
     assert first.propensity == pytest.approx(exact[first.ad_id], rel=1e-9)
     assert exact != pytest.approx(first_slot_probabilities(record, 100.0), rel=1e-6)
+
+
+def test_a_second_retrain_over_the_same_logs_in_the_same_minute_finds_its_model_published(
+    store: S3ModelStore, tmp_path: Path
+) -> None:
+    # Given logs, and a retrain over them (a scheduled run)
+    logs = InMemoryLogStore()
+    traffic = TrafficConfig(
+        decisions=4000, span=timedelta(hours=48), candidates=5, max_ads=2, exploration=EpsilonGreedy(0.5), seed=7
+    )
+    simulate_traffic(logs, World(seed=11), traffic)
+    end = START + traffic.span
+    quick = TrainerConfig(fit=TrainingConfig(max_epochs=3, patience=1))
+
+    def run(as_of: datetime, work: str) -> RetrainResult:
+        request = RetrainRequest(start=START, end=end, as_of=as_of, trainer=quick, min_rows=10, min_positives=1)
+        return retrain(logs, store, request, work_dir=tmp_path / work)
+
+    first = run(end + timedelta(hours=24), "first")
+    # When another runs over them 30 s later, in the same minute (a manual run), Then it trains the same model,
+    # finds it published and goes on to judge it, instead of failing on its manifest's other training time
+    second = run(end + timedelta(hours=24, seconds=30), "second")
+    assert first.version is not None
+    assert second.version == first.version
+    assert second.status in {"registered", "promoted"}

@@ -71,16 +71,23 @@ class S3ModelStore:
         self._bucket = bucket
 
     def publish(self, model_dir: Path) -> str:
-        """Verify, then upload; publishing the same bytes again is a no-op, different bytes a conflict."""
+        """Verify, then upload; publishing the same model again is a no-op, a different one under a published
+        version a conflict.
+
+        The same model is the same bytes: a version is named by its training minute and its bytes' hash, and
+        training is seeded, so a second run over the same logs in the same minute (a scheduled run beside a manual
+        one, or a rerun after a publish whose pointer write failed) trains the very model. Its manifest differs
+        only in when and for how long it trained, and the first manifest stays, a true account of those bytes.
+        """
         manifest = verified_manifest(model_dir)
         version = str(manifest["version"])
         sha256 = str(manifest["sha256"])
         manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
         existing = self._read(model_key(version, MANIFEST_FILE))
-        if existing is not None and existing != manifest_bytes:
-            raise ModelVersionConflictError(f"model {version} is already published with a different manifest")
         if existing is not None and self._model_sha256(version) == sha256:
             return version
+        if existing is not None and existing != manifest_bytes:
+            raise ModelVersionConflictError(f"model {version} is already published with a different model")
         self._put(model_key(version, MODEL_FILE), (model_dir / MODEL_FILE).read_bytes(), {SHA256_METADATA: sha256})
         self._put(model_key(version, MANIFEST_FILE), manifest_bytes, {})
         return version
