@@ -37,8 +37,8 @@ CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
 Hour = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$")]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2800)]
-"""A page's next_cursor: a key of up to 2,048 bytes (DynamoDB's limit: one written by hand may end a page) and its
-check, in base64."""
+"""A page's next_cursor: the id of the page's last campaign and its check, in base64; room for a key of DynamoDB's
+2,048 bytes at most, which ``decode_cursor`` holds it to."""
 DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 UNREACHABLE = error_doc("The campaigns table was throttled or unreachable; retry after Retry-After seconds")
 

@@ -30,8 +30,7 @@ class CampaignListResponse(BaseModel):
 
 def encode_cursor(campaign_id: str) -> str:
     """The opaque cursor of a page that ends at this campaign id: the id and a short check of it, so that a
-    cursor this API did not give is refused rather than read as an id (a page may end on any stored key, one
-    written by hand that is no Identifier too, so the id itself cannot be held to a pattern)."""
+    cursor this API did not give is refused rather than read as an id."""
     key = campaign_id.encode()
     return base64.urlsafe_b64encode(key + _check(key)).rstrip(b"=").decode()
 
