@@ -276,7 +276,7 @@ class Fold:
 
 
 def _replayed(
-    slot: SlotOne, ad_rows: np.ndarray, new: Scorer, folds: Sequence[Fold] | None, ad_id_column: int
+    slot: SlotOne, ad_rows: np.ndarray, new: Scorer, folds: Sequence[Fold], ad_id_column: int
 ) -> tuple[SlotOne, np.ndarray, np.ndarray | None]:
     """The decisions the new policy is estimated on, each candidate's score and its ad's heard impressions: the
     holdout's by ``new``, or every fold's by its own fit."""
@@ -374,14 +374,14 @@ def evaluate(
     champion: Scorer | None,
     *,
     ad_id_column: int,
-    folds: Sequence[Fold] | None = None,
+    folds: Sequence[Fold] = (),
 ) -> Evaluation:
     """Metrics and OPE estimates of `new` (and `champion`), with `new` as the reward model for DR.
 
     ``ad_id_column``: where ``ad_rows`` hold the ad_id index (``heard_ads.ad_id_column``), to replay optimism.
     ``folds``: estimate the new policy (and judge the champion) on every fold's decisions, each scored by its own
     fit, which is also its DR reward model, all at ``prevailing_setting`` of the latest fold; the metrics stay the
-    holdout's. None or no fold: on the holdout, by ``new``.
+    holdout's. No fold: on the holdout, by ``new``.
     """
     replay_at = None if not folds else prevailing_setting(folds[-1].slot)
     slot, new_scores, heard = _replayed(slot, ad_rows, new, folds, ad_id_column)
@@ -402,7 +402,7 @@ def evaluate(
         decisions=len(slot),
         logging_observed=observed,
         by_mode=by_mode,
-        cross_fitted=len(folds or ()),
+        cross_fitted=len(folds),
     )
     if champion is None:
         return evaluation
