@@ -58,6 +58,11 @@ class RefreshingValue(Generic[T]):
             loaded = self._reload(loaded)
         return loaded.value
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a value was ever loaded, so ``peek`` answers."""
+        return self._loaded is not None
+
     def peek(self) -> T:
         """The value the last ``get`` returned, never reloading; raises LookupError before any load."""
         if self._loaded is None:

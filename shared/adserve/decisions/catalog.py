@@ -25,7 +25,7 @@ from typing import Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.campaigns.frequency_caps import AdvertiserCaps
-from adserve.campaigns.model import Campaign, CampaignStatus
+from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
 from adserve.core.collector import collector_paused
 from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailableError
 from adserve.core.observability import MetricName, emit, logger, metrics
@@ -38,7 +38,10 @@ from adserve.outcomes.catalog_snapshots import snapshot_file
 
 
 class CampaignSource(Protocol):
-    def list_campaigns(self) -> list[Campaign]: ...
+    def list_campaigns(self) -> list[Campaign]:
+        """Every campaign; one unchanged since the last call may be the very object returned then (a refresh
+        reuses what it built for it)."""
+        ...
 
 
 class PacingSource(Protocol):
@@ -65,6 +68,16 @@ def ad_features(campaign: Campaign, ad_id: str, ad_format: str) -> dict[str, str
 
 
 @dataclass(frozen=True)
+class CampaignAds:
+    """One campaign's ads as a load built them: the next load reuses them while the campaign is the same object
+    (its document unchanged, ``CampaignSource.list_campaigns``) and its caps are equal, only repaced."""
+
+    campaign: Campaign
+    caps: tuple[FrequencyCap, ...]
+    ads: tuple[AdCandidate, ...]
+
+
+@dataclass(frozen=True)
 class CatalogSnapshot:
     by_placement: dict[Placement, TargetingIndex]
     campaigns: tuple[Campaign, ...] = ()
@@ -76,6 +89,8 @@ class CatalogSnapshot:
     its p came from passes the pacing max age. Refreshes every 30 s replace the snapshot long before; in one
     kept by failing refreshes, or of a campaign the pacing step no longer updates, such a campaign sits out
     from then on (``serving``), as a load would have left it out."""
+    built: dict[str, CampaignAds] = field(default_factory=dict, compare=False, repr=False)
+    """Each active campaign's ads by campaign id, for the next load to reuse."""
     _serving: dict[int, dict[Placement, TargetingIndex]] = field(default_factory=dict, compare=False, repr=False)
 
     def serving(self, age: float) -> dict[Placement, TargetingIndex]:
@@ -164,17 +179,24 @@ class CampaignCatalog:
                 metrics.add_metric(MetricName.PACING_STATE_UNREADABLE, MetricUnit.Count, 1)
                 states = {}
             logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
-            snapshot = self._build(campaigns, states)
-            version = self._archived_version(snapshot)
+            previous = self._snapshot.peek() if self._snapshot.loaded else None
+            snapshot = self._build(campaigns, states, previous)
+            version = self._archived_version(snapshot, previous)
             if version is not None:
                 snapshot = replace(snapshot, logged_version=version)
         return snapshot
 
-    def _archived_version(self, snapshot: CatalogSnapshot) -> str | None:
+    def _archived_version(self, snapshot: CatalogSnapshot, previous: CatalogSnapshot | None) -> str | None:
         """The snapshot's catalog version once its ads are in the logs bucket (put unless this environment
-        already did); None without an archive, or when the put failed (the next load tries again)."""
+        already did); None without an archive, or when the put failed (the next load tries again).
+
+        The previous snapshot's version when the ads log the very fields it logged (a refresh that changed no
+        campaign): the version is their content hash, and building the file to learn it costs a gzip of them all.
+        """
         if self._archive is None:
             return None
+        if previous is not None and previous.logged_version is not None and _logged_alike(snapshot, previous):
+            return previous.logged_version
         ads = (
             (ad.ad_id, {name: value for name, value in ad.logged.items() if name != "ad_id"})
             for index in snapshot.by_placement.values()
@@ -194,11 +216,17 @@ class CampaignCatalog:
             self._archived.add(file.version)
         return file.version
 
-    def _build(self, campaigns: list[Campaign], states: dict[str, PacingState]) -> CatalogSnapshot:
+    def _build(
+        self, campaigns: list[Campaign], states: dict[str, PacingState], previous: CatalogSnapshot | None
+    ) -> CatalogSnapshot:
+        """The snapshot of *campaigns* paced by *states*, reusing what *previous* built for the campaigns and
+        placements that have not changed since (``CampaignAds``, ``TargetingIndex.refreshed``)."""
         by_placement: dict[Placement, list[AdCandidate]] = {}
         advertiser_caps = AdvertiserCaps(campaigns)
         now = self._clock()
         paced_until: list[tuple[float, str]] = []
+        built: dict[str, CampaignAds] = {}
+        reusable = previous.built if previous is not None else {}
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
@@ -208,14 +236,36 @@ class CampaignCatalog:
             if campaign.budget is not None and probability > 0 and state is not None:
                 deadline = (state.updated_at + self._pacing_max_age - now).total_seconds()
                 paced_until.append((deadline, campaign.campaign_id))
-            for creative in campaign.creatives:
-                features = ad_features(campaign, creative.ad_id, creative.format.value)
-                ad = AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
+            kept = reusable.get(campaign.campaign_id)
+            if kept is not None and kept.campaign is campaign and kept.caps == caps:
+                ads = tuple(ad.paced(probability) for ad in kept.ads)
+            else:
+                ads = tuple(self._candidate(campaign, creative, caps, probability) for creative in campaign.creatives)
+            built[campaign.campaign_id] = CampaignAds(campaign, caps, ads)
+            for ad in ads:
                 for placement in campaign.placements:
-                    if creative.format in PLAYS[placement]:
+                    if ad.creative.format in PLAYS[placement]:
                         by_placement.setdefault(placement, []).append(ad)
+        indexes = previous.by_placement if previous is not None else {}
         return CatalogSnapshot(
-            {placement: TargetingIndex(placement, ads) for placement, ads in by_placement.items()},
+            {
+                placement: indexes[placement].refreshed(ads) if placement in indexes else TargetingIndex(placement, ads)
+                for placement, ads in by_placement.items()
+            },
             tuple(sorted(campaigns, key=lambda c: c.campaign_id)),
             paced_until=tuple(sorted(paced_until)),
+            built=built,
         )
+
+    def _candidate(
+        self, campaign: Campaign, creative: Creative, caps: tuple[FrequencyCap, ...], probability: float
+    ) -> AdCandidate:
+        features = ad_features(campaign, creative.ad_id, creative.format.value)
+        return AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
+
+
+def _logged_alike(snapshot: CatalogSnapshot, previous: CatalogSnapshot) -> bool:
+    """Whether every ad of *snapshot* logs the very fields (the same objects, in order) an ad of *previous* did."""
+    logged = [ad.logged for index in snapshot.by_placement.values() for ad in index.ads]
+    before = [ad.logged for index in previous.by_placement.values() for ad in index.ads]
+    return len(logged) == len(before) and all(new is old for new, old in zip(logged, before, strict=True))

@@ -1,7 +1,8 @@
 """Which ads may be shown to this listener in this placement, before caps and scoring."""
 
+import copy
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,23 @@ class AdCandidate:
         object.__setattr__(self, "logged", logged)
         object.__setattr__(self, "counter_caps", tuple(CounterCap.of(cap, campaign) for cap in self.caps))
 
+    def paced(self, serve_probability: float) -> "AdCandidate":
+        """This ad with another serve probability, sharing everything else built at load.
+
+        A refresh gives every budgeted campaign its new probability: rebuilding its ads for it (view, logged
+        fields, cap prefixes) cost more than the rest of a refresh that parses nothing new.
+        """
+        if serve_probability == self.serve_probability:
+            return self
+        ad = object.__new__(AdCandidate)
+        for name in _AD_CANDIDATE_SLOTS:
+            object.__setattr__(ad, name, getattr(self, name))
+        object.__setattr__(ad, "serve_probability", serve_probability)
+        return ad
+
+
+_AD_CANDIDATE_SLOTS = tuple(field.name for field in fields(AdCandidate))
+
 
 def listener_hour(request: DecisionRequest, now: datetime) -> int:
     """Targeting hours are listener-local; fall back to the UTC hour when the app does not say."""
@@ -99,6 +117,7 @@ class TargetingIndex:
     """
 
     def __init__(self, placement: Placement, ads: Sequence[AdCandidate]) -> None:
+        self.placement = placement
         self.ads = list(ads)
         campaigns = [ad.campaign for ad in self.ads]
         self._static = np.array(
@@ -118,6 +137,20 @@ class TargetingIndex:
         codes: dict[str, int] = {}
         self._advertisers = np.array([codes.setdefault(c.advertiser_id, len(codes)) for c in campaigns], dtype=np.int64)
         self._priors: dict[str, np.ndarray] = {}
+
+    def refreshed(self, ads: Sequence[AdCandidate]) -> "TargetingIndex":
+        """The index of a refresh's *ads* for the same placement. When they are this index's campaigns and
+        creatives in the same order (paced anew, or with new caps), everything built from those is shared, not
+        built again: at 10,000 campaigns a build costs tens of milliseconds a placement, on a request."""
+        if len(ads) != len(self.ads) or any(
+            new.campaign is not old.campaign or new.creative is not old.creative
+            for new, old in zip(ads, self.ads, strict=True)
+        ):
+            return TargetingIndex(self.placement, ads)
+        index = copy.copy(self)  # the priors' cache too: they depend on neither pacing nor caps
+        index.ads = list(ads)
+        index._position_of = {id(ad): position for position, ad in enumerate(index.ads)}
+        return index
 
     @staticmethod
     def _masks(
