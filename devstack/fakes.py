@@ -17,6 +17,7 @@ from adserve.core.errors import (
     DecisionLogUnavailableError,
     DeliveryStoreUnavailableError,
     InvalidModelPointerError,
+    LogObjectMissingError,
     LogStoreUnavailableError,
     ModelNotFoundError,
     ModelStoreUnavailableError,
@@ -232,6 +233,8 @@ class InMemoryLogStore:
         return iter(sorted(key for key in self.objects if key.startswith(prefix)))
 
     def read_object(self, key: str) -> bytes:
+        if key not in self.objects:
+            raise LogObjectMissingError(f"no object {key}")
         return self.objects[key]
 
 

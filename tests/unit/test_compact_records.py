@@ -295,6 +295,21 @@ def test_a_corrupt_or_incomplete_snapshot_skips_its_records_and_counts_them() ->
         parse_snapshot(snapshot.version, bytes(damaged))
 
 
+def test_a_missing_snapshot_skips_its_records_and_counts_them_and_the_others_are_read() -> None:
+    # Given a compact record whose snapshot is not in the bucket (deleted, or lost in a copy) and one whose is
+    orphan, kept = decision(ads=("cmp-1-ad-1",)), replace_id(decision(ads=("cmp-2-ad-1",)), "d-2")
+    store = InMemoryLogStore()
+    present = snapshot_of([kept])
+    store.objects[present.key] = present.body
+    write_rows(store, [log_row(compacted(orphan)), log_row(compacted(kept, present))])
+    # When the logs are read
+    stats = ReadStats()
+    read = list(read_decisions(store, NOW - timedelta(hours=1), NOW, stats))
+    # Then the orphan is skipped and counted, as a corrupt snapshot's rows are, and the rest is read
+    assert [record.decision_id for record in read] == ["d-2"]
+    assert stats.unresolved_catalog == 1
+
+
 def replace_id(record: DecisionRecord, decision_id: str) -> DecisionRecord:
     return record.model_copy(update={"decision_id": decision_id})
 

@@ -79,6 +79,10 @@ class LogStoreUnavailableError(AdserveError):
     """A training-log object could not be written or read."""
 
 
+class LogObjectMissingError(LogStoreUnavailableError):
+    """The object read is not in the bucket (deleted, expired, or lost in a copy): no retry brings it back."""
+
+
 class ModelStoreUnavailableError(AdserveError):
     """The models bucket could not be read or written; Decide keeps serving the model it has."""
 

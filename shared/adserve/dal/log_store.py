@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adserve.core.errors import LogStoreUnavailableError
+from adserve.core.errors import LogObjectMissingError, LogStoreUnavailableError
 from adserve.dal.s3_rest import object_keys
 
 if TYPE_CHECKING:
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 # The object is a gzip file (not ndjson with a transfer encoding), so HTTP clients never inflate it silently.
 CONTENT_TYPE = "application/gzip"
+_MISSING = frozenset({"NoSuchKey", "404"})
+"""What S3 answers a GET of a key that does not exist (``404`` when the error has no body, as for a HEAD)."""
 
 
 class S3LogStore:
@@ -45,7 +47,12 @@ class S3LogStore:
             raise LogStoreUnavailableError(f"list s3://{self._bucket}/{prefix}: {error}") from error
 
     def read_object(self, key: str) -> bytes:
+        """Raises LogObjectMissingError when the object does not exist, LogStoreUnavailableError otherwise."""
         try:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in _MISSING:
+                raise LogObjectMissingError(f"get s3://{self._bucket}/{key}: no such object") from error
+            raise LogStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error
+        except BotoCoreError as error:
             raise LogStoreUnavailableError(f"get s3://{self._bucket}/{key}: {error}") from error

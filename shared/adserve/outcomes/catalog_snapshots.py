@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from adserve.core.errors import LogObjectMissingError
+
 CATALOG_PREFIX: Final = "catalogs/"
 SNAPSHOT_SUFFIX: Final = ".json.gz"
 
@@ -82,14 +84,19 @@ class CatalogSnapshots:
         self._by_version: dict[str, dict[str, LoggedAd] | CorruptSnapshotError] = {}
 
     def ads(self, version: str) -> dict[str, LoggedAd]:
-        """Raises CorruptSnapshotError (once read, a corrupt snapshot is not read again), or whatever reading
-        the object raises."""
+        """Raises CorruptSnapshotError for a corrupt or missing snapshot (once read, it is not read again), or
+        whatever else reading the object raises (LogStoreUnavailableError: the run fails and is retried).
+
+        A missing one is skipped like a corrupt one: a snapshot deleted or lost in a bucket copy never comes
+        back, and failing on it would fail every run whose window holds one of its records."""
         ads = self._by_version.get(version)
         if ads is None:
             try:
                 ads = parse_snapshot(version, self._read_object(snapshot_key(version)))
             except CorruptSnapshotError as error:
                 ads = error
+            except LogObjectMissingError:
+                ads = CorruptSnapshotError(f"catalog {version} is missing")
             self._by_version[version] = ads
         if isinstance(ads, CorruptSnapshotError):
             raise ads
