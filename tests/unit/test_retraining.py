@@ -5,7 +5,7 @@ import dataclasses
 import itertools
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from adserve.cli.models import (
     add_model_commands,
     run_model_command,
 )
-from adserve.core.errors import ConfigurationError
+from adserve.core.errors import ConfigurationError, ModelStoreUnavailableError
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import DEFAULT_SPEC
@@ -358,6 +358,55 @@ def test_promotion_happens_only_when_the_rule_holds(simulated: tuple[InMemoryLog
         third.version,
         0.1,
     )
+
+
+def test_a_champion_that_does_not_load_is_replaced_not_paired_with_a_challenger(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    # Given a pointer whose champion lost its model file (Decide serves the bootstrap model meanwhile)
+    store, _ = simulated
+    models = InMemoryModelStore()
+    files = model_files("fm-20261101T0000Z-lost0000aaaa")
+    del files["model.onnx"]
+    models.files["fm-20261101T0000Z-lost0000aaaa"] = files
+    models.pointer_document = (
+        ActivePointer(
+            champion="fm-20261101T0000Z-lost0000aaaa", updated_at=datetime(2026, 11, 1, tzinfo=UTC), updated_by="test"
+        )
+        .model_dump_json()
+        .encode()
+    )
+    # When a retrain asked to add challengers promotes a model
+    result = retrain(store, models, request(rule=PromotionRule(margin=-1.0), challenger_share=0.1), work_dir=tmp_path)
+    # Then the model becomes the champion, alone, and the message says why it is not a challenger
+    assert result.status == "promoted"
+    assert "not challenger: the champion does not load" in result.message
+    pointer = models.read_pointer()
+    assert pointer is not None
+    assert (pointer.champion, pointer.challenger) == (result.version, None)
+
+
+class UnreadableChampion(InMemoryModelStore):
+    """A models bucket that answers the pointer but fails the champion's download (throttled, unreachable)."""
+
+    def download(self, version: str, target_dir: Path) -> Path:
+        raise ModelStoreUnavailableError(f"get {version}: SlowDown")
+
+
+def test_a_champion_the_bucket_cannot_serve_now_fails_the_run_rather_than_promote_blind(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    store, _ = simulated
+    models = UnreadableChampion()
+    models.files["fm-20261101T0000Z-good0000aaaa"] = model_files("fm-20261101T0000Z-good0000aaaa")
+    pointer = ActivePointer(
+        champion="fm-20261101T0000Z-good0000aaaa", updated_at=datetime(2026, 11, 1, tzinfo=UTC), updated_by="test"
+    )
+    models.pointer_document = pointer.model_dump_json().encode()
+    with pytest.raises(ModelStoreUnavailableError):
+        retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path)
+    assert models.read_pointer() == pointer
+    assert models.versions() == ["fm-20261101T0000Z-good0000aaaa"]
 
 
 def test_promote_by_hand_checks_the_version_exists(tmp_path: Path) -> None:

@@ -216,18 +216,29 @@ def _not_due_by_listing(logs: LogReader, request: RetrainRequest, baseline: Sche
     return RetrainResult(status="skipped", message=problem, dataset={"logged_decisions_at_most": at_most})
 
 
+@dataclass(frozen=True)
+class _Champion:
+    model: CtrModel | None
+    """The model serving most traffic now: the pointer's champion, else the bootstrap fallback, else None."""
+    broken: str | None = None
+    """Why the pointer's champion does not load (its files missing or corrupt), when it does not."""
+
+
 def _load_champion(
     models: ModelStore, pointer: ActivePointer | None, work_dir: Path, fallback: Path | None, spec: FeatureSpec
-) -> CtrModel | None:
-    """The model serving most traffic now: the pointer's champion, else the bootstrap fallback, else None."""
+) -> _Champion:
+    """The champion to judge against. One whose files are missing or corrupt is not evaluated, and Decide cannot
+    serve it either (it takes a pointer whole or not at all); a models bucket that cannot be read fails the run
+    (ModelStoreUnavailableError), which the next one retries, rather than judge and promote blind."""
     try:
         if pointer is not None:
-            return CtrModel.load(models.download(pointer.champion, work_dir / "champion"), spec)
+            return _Champion(CtrModel.load(models.download(pointer.champion, work_dir / "champion"), spec))
         if fallback is not None and (fallback / MODEL_FILE).exists():
-            return CtrModel.load(fallback, spec)
-    except AdserveError as error:  # ModelLoadError, ModelNotFoundError, ModelStoreUnavailableError
+            return _Champion(CtrModel.load(fallback, spec))
+    except (ModelLoadError, ModelNotFoundError) as error:
         logger.warning("champion not evaluated", extra={"error": str(error)})
-    return None
+        return _Champion(None, str(error) if pointer is not None else None)
+    return _Champion(None)
 
 
 def heard_ads(spec: FeatureSpec, *segments: Examples) -> dict[str, list[int]]:
@@ -250,7 +261,8 @@ def retrain(
     encoder = encoder or FeatureEncoder()
     spec = encoder.spec
     pointer = models.read_pointer()
-    champion = _load_champion(models, pointer, work_dir, fallback_model_dir, spec)
+    loaded = _load_champion(models, pointer, work_dir, fallback_model_dir, spec)
+    champion = loaded.model
     baseline = schedule_baseline(models, champion, pointer, work_dir) if request.schedule is not None else None
     early = None if baseline is None else _not_due_by_listing(logs, request, baseline)
     if early is not None:
@@ -319,7 +331,7 @@ def retrain(
     if request.promotion == "never" or not verdict.promote:
         why = "registered only (--register-only)" if request.promotion == "never" else "not promoted"
         return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
-    status, promoted = _promoted_pointer(version, pointer, request)
+    status, promoted = _promoted_pointer(version, pointer, request, broken_champion=loaded.broken)
     try:
         models.write_pointer(promoted, replacing=pointer)
     except PointerChangedError:
@@ -328,15 +340,25 @@ def retrain(
         why = "not promoted: the pointer changed while it trained; the next run judges it against what serves"
         return RetrainResult("registered", f"{version}: {why}", version, stats, manifest, table)
     role = "champion" if status == "promoted" else f"challenger ({promoted.challenger_share:.0%} of listeners)"
+    if status == "promoted" and request.challenger_share is not None and loaded.broken is not None:
+        role += f", not challenger: the champion does not load ({loaded.broken})"
     message = f"{version}: promoted to {role}; {verdict.reason}"
     return RetrainResult(status, message, version, stats, manifest, table)
 
 
 def _promoted_pointer(
-    version: str, current: ActivePointer | None, request: RetrainRequest
+    version: str, current: ActivePointer | None, request: RetrainRequest, *, broken_champion: str | None
 ) -> tuple[RetrainStatus, ActivePointer]:
+    """The pointer promoting *version*: as challenger beside the current champion when asked and that champion
+    loads, else as champion (a challenger beside a champion that does not load would never serve: Decide would
+    stay on the bootstrap model, and every later run would pair its model with the same broken champion)."""
     now = datetime.now(UTC)
-    if request.challenger_share is not None and current is not None and current.champion != version:
+    if (
+        request.challenger_share is not None
+        and current is not None
+        and current.champion != version
+        and broken_champion is None
+    ):
         return "challenger", ActivePointer(
             champion=current.champion,
             challenger=version,
