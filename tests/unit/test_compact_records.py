@@ -229,6 +229,21 @@ def dataset(store: InMemoryLogStore) -> tuple[Examples, SlotOne]:
     )
 
 
+def test_a_propensity_too_small_for_a_float32_reaches_the_estimators_as_logged() -> None:
+    # Given a decision whose chosen ad's propensity is valid (above 0) but under float32's smallest value
+    logged = decision(ads=("cmp-1-ad-1", "cmp-2-ad-1"), decided_at=NOW - timedelta(minutes=30))
+    chosen = logged.chosen[0].model_copy(update={"propensity": 1e-46})
+    record = DecisionRecord.model_validate_json(logged.model_copy(update={"chosen": [chosen]}).model_dump_json())
+    heard = outcome(
+        decision_id=record.decision_id, ad_id=chosen.ad_id, event_type=EventType.IMPRESSION, occurred_at=NOW
+    )
+    store = InMemoryLogStore()
+    write_rows(store, [log_row(record), log_row(heard)])
+    # When the trainer reads it, the slot-one propensity is the logged one, not 0 (an infinite weight)
+    _, slot = dataset(store)
+    assert slot.logged_propensity.tolist() == [1e-46]
+
+
 def test_old_inline_records_still_read_and_train_next_to_compact_ones() -> None:
     old = decision(decision_id="d-old", ads=("cmp-1-ad-1", "cmp-2-ad-1"))
     new = compacted(decision(decision_id="d-new", ads=("cmp-1-ad-1", "cmp-3-ad-1")))

@@ -2,7 +2,7 @@
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -230,7 +230,16 @@ def test_without_a_champion_the_baseline_is_the_logging_policys_observed_rate() 
 
 
 def test_no_holdout_decisions_never_promotes() -> None:
-    assert not judge(evaluation(float("nan"), 0.02), PromotionRule()).promote
+    none = replace(evaluation(float("nan"), 0.02), decisions=0)
+    verdict = judge(none, PromotionRule())
+    assert not verdict.promote
+    assert verdict.reason == "no holdout decisions to estimate the policies on"
+
+
+def test_decisions_without_an_estimate_never_promote_and_say_so() -> None:
+    verdict = judge(evaluation(float("nan"), 0.02), PromotionRule())
+    assert not verdict.promote
+    assert verdict.reason.startswith("no snips estimate (nan against 0.02): the logged choices' weights sum to 0")
 
 
 @pytest.mark.parametrize(

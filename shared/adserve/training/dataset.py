@@ -163,7 +163,7 @@ class SlotOne:
     candidate_rows: np.ndarray  # (total, num_candidate_fields) int32, each candidate's encoded own values
     candidate_values: np.ndarray  # (total,) float64, like the values Decide ranks with
     logged_position: np.ndarray  # (m,) int32, the logged slot-1 ad's position among its candidates
-    logged_propensity: np.ndarray  # (m,) float32
+    logged_propensity: np.ndarray  # (m,) float64: a float32 rounds a valid propensity under 1.4e-45 to 0
     rewards: np.ndarray  # (m,) int8
     contextual: np.ndarray  # (m,) bool, served in contextual mode (adserve.privacy.consent)
 
@@ -207,7 +207,7 @@ class SlotOne:
             candidate_rows=_cat([p.candidate_rows for p in parts], np.int32, num_candidate_fields),
             candidate_values=_cat([p.candidate_values for p in parts], np.float64),
             logged_position=_cat([p.logged_position for p in parts], np.int32),
-            logged_propensity=_cat([p.logged_propensity for p in parts], np.float32),
+            logged_propensity=_cat([p.logged_propensity for p in parts], np.float64),
             rewards=_cat([p.rewards for p in parts], np.int8),
             contextual=_cat([p.contextual for p in parts], np.bool_),
         )
@@ -327,7 +327,7 @@ class _ChunkBuffer:
             candidate_rows=_cat(self.slot_candidate_rows, np.int32, n_candidate),
             candidate_values=_cat(self.slot_values, np.float64),
             logged_position=np.asarray(self.slot_position, dtype=np.int32),
-            logged_propensity=np.asarray(self.slot_propensity, dtype=np.float32),
+            logged_propensity=np.asarray(self.slot_propensity, dtype=np.float64),
             rewards=np.asarray(self.slot_reward, dtype=np.int8),
             contextual=np.asarray(self.slot_contextual, dtype=np.bool_),
         )

@@ -221,7 +221,7 @@ def slot_one_terms(
         predicted[i] = rewards_hat[lo + position]
     return SlotOneTerms(
         target_probability=target,
-        logging_propensity=slot.logged_propensity.astype(np.float64),
+        logging_propensity=slot.logged_propensity,
         rewards=slot.rewards.astype(np.float64),
         direct=direct,
         predicted_logged=predicted,
@@ -494,8 +494,13 @@ def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
             reason=reason,
         )
 
-    if np.isnan(new_value) or np.isnan(baseline_value):
+    if evaluation.decisions == 0 or evaluation.champion_decisions == 0:
         return verdict(False, "no holdout decisions to estimate the policies on")
+    if np.isnan(new_value) or np.isnan(baseline_value):
+        # Decisions were judged, yet no estimate: their weights sum to 0 (no logged choice the policy would make)
+        # or one is not finite (a logged propensity so small its inverse overflows)
+        why = "the logged choices' weights sum to 0 or one is not finite"
+        return verdict(False, f"no {rule.estimator} estimate ({new_value} against {baseline_value}): {why}")
     if not (np.isfinite(new_value) and np.isfinite(baseline_value)):
         return verdict(False, f"an estimate is not finite ({rule.estimator} {new_value} against {baseline_value})")
     # The margin on the baseline's size, so a negative (DR) baseline is not lowered by it; and a positive margin
