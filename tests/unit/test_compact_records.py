@@ -29,6 +29,7 @@ from adserve.outcomes.catalog_snapshots import (
 from adserve.outcomes.decision_records import (
     CompactCandidates,
     DecisionRecord,
+    LoggedPolicy,
     UnresolvedRecordError,
     exposure_column,
 )
@@ -230,8 +231,10 @@ def dataset(store: InMemoryLogStore) -> tuple[Examples, SlotOne]:
 
 
 def test_a_propensity_too_small_for_a_float32_reaches_the_estimators_as_logged() -> None:
-    # Given a decision whose chosen ad's propensity is valid (above 0) but under float32's smallest value
+    # Given a decision whose chosen ad's propensity is valid (above 0) but under float32's smallest value, as a
+    # policy exploring at 1e-45 logs it over 2 candidates
     logged = decision(ads=("cmp-1-ad-1", "cmp-2-ad-1"), decided_at=NOW - timedelta(minutes=30))
+    logged = logged.model_copy(update={"policy": LoggedPolicy(epsilon=2e-46)})
     chosen = logged.chosen[0].model_copy(update={"propensity": 1e-46})
     record = DecisionRecord.model_validate_json(logged.model_copy(update={"chosen": [chosen]}).model_dump_json())
     heard = outcome(
@@ -242,6 +245,31 @@ def test_a_propensity_too_small_for_a_float32_reaches_the_estimators_as_logged()
     # When the trainer reads it, the slot-one propensity is the logged one, not 0 (an infinite weight)
     _, slot = dataset(store)
     assert slot.logged_propensity.tolist() == [1e-46]
+
+
+@pytest.mark.parametrize(("propensity", "evaluated"), [(1e-30, False), (0.1 / 2, True)])
+def test_a_first_choice_less_likely_than_its_policy_allows_is_not_evaluated_but_still_trains(
+    propensity: float, evaluated: bool
+) -> None:
+    # Given a decision logged by epsilon-greedy at 0.1 over 2 candidates (no choice below 0.05) whose first
+    # choice's propensity says otherwise (a corrupt or foreign record), or says exactly the least
+    logged = decision(ads=("cmp-1-ad-1", "cmp-2-ad-1"), decided_at=NOW - timedelta(minutes=30))
+    chosen = logged.chosen[0].model_copy(update={"propensity": propensity})
+    record = logged.model_copy(update={"chosen": [chosen]})
+    heard = outcome(
+        decision_id=record.decision_id, ad_id=chosen.ad_id, event_type=EventType.IMPRESSION, occurred_at=NOW
+    )
+    store = InMemoryLogStore()
+    write_rows(store, [log_row(record), log_row(heard)])
+    # When the trainer reads it
+    built = TrainingDataset(
+        store, DatasetConfig(start=NOW - timedelta(hours=1), end=NOW, as_of=NOW + timedelta(days=2))
+    )
+    chunks = list(built.chunks())
+    # Then the impossible one is an example but no slot-1 view (its weight would outweigh every other decision)
+    assert sum(len(chunk.examples) for chunk in chunks) == 1
+    assert sum(len(chunk.slot_one.logged_propensity) for chunk in chunks) == int(evaluated)
+    assert built.stats.slot_one_impossible == int(not evaluated)
 
 
 def test_old_inline_records_still_read_and_train_next_to_compact_ones() -> None:

@@ -70,6 +70,33 @@ def test_unavailable_candidates_get_no_probability(policy: ExplorationPolicy) ->
     assert probabilities[1] >= probabilities[2] > 0.0
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=0.0, max_value=50.0), min_size=1, max_size=40),
+    spreads=st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=40, max_size=40),
+    policy=st.sampled_from(
+        [
+            EpsilonGreedy(0.0),
+            EpsilonGreedy(0.05),
+            EpsilonGreedy(1.0),
+            SquareCB(0.0),
+            SquareCB(25.0),
+            SquareCB(1e6),
+            SquareCB(50.0, optimism=2.0),
+        ]
+    ),
+)
+def test_no_first_slot_choice_is_less_likely_than_the_policys_least_chosen_probability(
+    values: list[float], spreads: list[float], policy: ExplorationPolicy
+) -> None:
+    """What the trainer holds a logged first choice's propensity to (``DatasetStats.slot_one_impossible``)."""
+    expected = np.array(values)
+    available = np.ones(len(values), dtype=bool)
+    probabilities = policy.slot_probabilities(expected, available, np.array(spreads[: len(values)]))
+    chosen = probabilities[probabilities > 0.0]
+    assert chosen.min() >= policy.least_chosen_probability(len(values)) * (1.0 - 1e-9)
+
+
 @pytest.mark.parametrize("policy", [EpsilonGreedy(0.0), SquareCB(1e12)], ids=["epsilon_0", "squarecb_huge_gamma"])
 def test_without_exploration_the_slate_is_sorted_by_expected_value(policy: ExplorationPolicy) -> None:
     values = np.array([0.2, 0.9, 0.5, 0.7])

@@ -73,6 +73,11 @@ class ExplorationPolicy(Protocol):
 
     def logged(self) -> LoggedPolicy: ...
 
+    def least_chosen_probability(self, count: int) -> float:
+        """The smallest probability with which the first slot chooses any ad of *count* candidates: a first
+        choice logged with less was not logged by this policy (a corrupt or foreign record)."""
+        ...
+
 
 def _greedy(expected_values: np.ndarray, available: np.ndarray, count: int | np.integer[Any]) -> int:
     """The first best available candidate; with all ``count`` of them available (a slate's first slot), the
@@ -151,6 +156,10 @@ class EpsilonGreedy:
     def logged(self) -> LoggedPolicy:
         return LoggedPolicy(name=self.name, epsilon=self.epsilon)
 
+    def least_chosen_probability(self, count: int) -> float:
+        """epsilon / count, a random pick's; without exploration only the greedy ad is ever chosen, at 1."""
+        return self.epsilon / count if self.epsilon > 0.0 else 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class SquareCB:
@@ -188,6 +197,11 @@ class SquareCB:
         probabilities[greedy] = 0.0
         probabilities[greedy] = 1.0 - probabilities.sum()
         return probabilities
+
+    def least_chosen_probability(self, count: int) -> float:
+        """1 / (count + gamma): a gap is at most 1 (values are not negative) and optimism only narrows it; the
+        greedy ad takes what the others leave, at least 1 / count."""
+        return 1.0 / (count + self.gamma)
 
     def listed_slot_probabilities(
         self, expected_values: list[float], available: list[bool], uncertainty: list[float] | None = None

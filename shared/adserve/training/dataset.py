@@ -52,6 +52,8 @@ ExamplesFrom = Literal["impressions", "choices"]
 never played is not a non-click), or every chosen ad (the old rule, kept to measure what the first buys)."""
 LABEL_EVENTS: Final[dict[str, EventType]] = {"click": EventType.CLICK, "complete": EventType.COMPLETE}
 DEFAULT_CHUNK_ROWS: Final = 50_000
+_ROUNDING: Final = 1.0 - 1e-9
+"""A logged propensity within rounding of its policy's least (``slot_one_impossible``) is the policy's own."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,10 @@ class DatasetStats:
     """Chosen ads with no impression within the reward window (never played): no example, no slot-1 view."""
     slot_one_trimmed: int = 0
     """Decisions whose logged candidate set was trimmed: no exact slot-1 probability, so no OPE for them."""
+    slot_one_impossible: int = 0
+    """Decisions whose first choice's propensity is below what their logged policy gives any of their candidates
+    (``least_chosen_probability``): not logged by that policy (corrupt or foreign), so no OPE for them; one
+    such weight can outweigh every other decision's."""
 
     def to_dict(self) -> dict[str, int]:
         counts = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "read"}
@@ -440,6 +446,9 @@ class TrainingDataset:
         slot_one = slot_one_position >= 0
         if slot_one and record.candidates_dropped:
             stats.slot_one_trimmed += 1
+            slot_one = False
+        if slot_one and chosen[0].propensity < policy.least_chosen_probability(len(candidates)) * _ROUNDING:
+            stats.slot_one_impossible += 1
             slot_one = False
         return _Pending(
             decided_at=record.decided_at.timestamp(),
