@@ -11,11 +11,18 @@ import pytest
 from adserve.campaigns.directory import LISTING_LAG, CampaignDirectory
 from adserve.campaigns.frequency_caps import AdvertiserCaps, CounterCap, within_caps
 from adserve.campaigns.model import Campaign, CapScope, CapWindow, FrequencyCap
-from adserve.core.observability import logger
+from adserve.core.observability import logger, metrics
 from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.logs import decode_object, read_decisions, read_outcomes
-from adserve.outcomes.recording import MARKER_LIFETIME, CountResult, OutcomeRecorder, marker_expiry, marker_key
+from adserve.outcomes.recording import (
+    COUNTING_HORIZON,
+    MARKER_LIFETIME,
+    CountResult,
+    OutcomeRecorder,
+    marker_expiry,
+    marker_key,
+)
 
 from devstack.fakes import InMemoryCampaigns, InMemoryDeliveryCounter, InMemoryImpressionCounter, InMemoryLogStore
 from tests.support.builders import NOW, campaign, decision_id_at, impression_counters
@@ -457,6 +464,45 @@ def test_an_outcome_queued_before_pseudonyms_needs_no_session_and_is_still_check
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-broken"}]}
     assert ports.counter.counts == {}
     assert ports.delivery.lifetime(CAPPED.campaign_id).impressions == 1
+
+
+def test_an_outcome_decided_longer_ago_than_its_markers_live_is_logged_but_not_counted_twice_or_at_all(
+    ports: Ports,
+) -> None:
+    # Given an impression counted when it was fresh, whose markers then expired (DynamoDB's TTL), and the same
+    # impression again 20 days after its decision (a beacon replayed until its token expired, then a DLQ redrive,
+    # which resets a message's retention)
+    decided = NOW - timedelta(days=20)
+    first = outcome(listener="listener-late", decision_id=decision_id_at(decided), occurred_at=decided)
+    fresh = OutcomeRecorder(
+        counter=ports.counter,
+        campaigns=CampaignDirectory(InMemoryCampaigns([CAPPED]), ttl_seconds=60),
+        logs=InMemoryLogStore(),
+        delivery=ports.delivery,
+        clock=lambda: decided + timedelta(minutes=1),
+    )
+    assert fresh.process_batch(sqs_event(*message_records(first)), None) == {"batchItemFailures": []}
+    ports.counter.markers.clear()
+    ports.delivery.markers.clear()
+    counted, delivered = ports.counter.read_counters("listener-late", NOW), ports.delivery.lifetime("cmp-1")
+    assert set(counted.values()) == {1}
+    # When Record gets the copy, next to an outcome decided within the horizon
+    recent = outcome(
+        listener="listener-recent", decision_id=decision_id_at(NOW - COUNTING_HORIZON + timedelta(hours=1))
+    )
+    metrics.clear_metrics()
+    response = ports.process(
+        *message_records(first.model_copy(update={"event_id": "e-replayed"})), *message_records(recent)
+    )
+    emitted = dict(metrics.metric_set)
+    # Then the copy is logged but counts in no cap and no delivery, and says so; the recent one counts
+    assert response == {"batchItemFailures": []}
+    assert ports.counter.read_counters("listener-late", NOW) == counted
+    assert ports.delivery.lifetime("cmp-1").impressions == delivered.impressions + 1  # the recent one only
+    assert set(ports.counter.read_counters("listener-recent", NOW).values()) == {1}
+    assert [row.event_id for row in read_outcomes(ports.logs, decided, NOW)] == ["e-replayed", recent.event_id]
+    assert emitted["OutcomesTooLateToCount"]["Value"] == [1.0]
+    assert COUNTING_HORIZON < MARKER_LIFETIME
 
 
 def test_the_marker_names_the_impression_not_the_listener_and_outlives_any_redelivery(ports: Ports) -> None:

@@ -105,6 +105,7 @@ class MetricName(StrEnum):
     RECORDS_FAILED = "RecordsFailed"
     RECORDS_INVALID = "RecordsInvalid"
     RECORDS_REDELIVERED = "RecordsRedelivered"
+    OUTCOMES_TOO_LATE_TO_COUNT = "OutcomesTooLateToCount"
     DUPLICATES_DROPPED = "DuplicatesDropped"
     IMPRESSIONS_COUNTED = "ImpressionsCounted"
     DELIVERY_EVENTS_COUNTED = "DeliveryEventsCounted"

@@ -26,6 +26,9 @@ One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` thi
    traffic profile the pacing step learns from (``adserve.delivery.pacing``). Best effort, one ADD per
    placement and hour: a failure is logged and fails nothing (a lost count only blurs the profile).
 
+An outcome whose decision is older than ``COUNTING_HORIZON`` (13 days) skips steps 2 and 3: its markers may
+have expired, so counting it could count it twice. It is logged (step 4) and counted as too late.
+
 Within a batch a small circuit breaker stops calling a store that failed several times in a row, and
 counting stops when the invocation is close to its timeout, so a sick table fails the rest of the batch
 fast (those records are redelivered) instead of timing the whole invocation out.
@@ -49,6 +52,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign
+from adserve.core.decision_ids import decided_at
 from adserve.core.errors import (
     CounterStoreUnavailableError,
     DeliveryStoreUnavailableError,
@@ -74,7 +78,16 @@ from adserve.outcomes.logs import LogRow, Partition, encode_object, log_row
 
 MARKER_PREFIX: Final = "seen#"
 MARKER_LIFETIME: Final = timedelta(days=14)
-"""Longer than SQS keeps a message and than any tracking token lives: no duplicate can outlive its marker."""
+"""Longer than SQS keeps a message and than any tracking token lives; ``COUNTING_HORIZON`` covers the rest."""
+COUNTING_HORIZON: Final = min(MARKER_LIFETIME, DELIVERY_MARKER_LIFETIME) - timedelta(days=1)
+"""How long after its decision an outcome is still counted (caps and delivery, steps 2 and 3); later ones are
+logged only (``OutcomesTooLateToCount``).
+
+A copy of an outcome counted before can arrive after its marker expired: a beacon replayed until its token
+expires (up to 7 days), then kept in the DLQ, whose redrive resets a message's retention, so no queue setting
+bounds it. The first copy was counted after its decision, so its markers live past decided_at +
+MARKER_LIFETIME: counting nothing decided longer ago than this horizon never counts a copy twice. The day
+spared covers the markers' rounding and the clocks of the two counts."""
 
 CORRELATION_ATTRIBUTE: Final = "correlation_id"
 """The message attribute Decide and Track put the API request's correlation id in."""
@@ -148,6 +161,12 @@ def marker_expiry(now: datetime) -> datetime:
     still outlives every duplicate.
     """
     return next_whole_hour(now + MARKER_LIFETIME)
+
+
+def too_late_to_count(event: OutcomeEvent, now: datetime) -> bool:
+    """Whether the outcome's decision is older than ``COUNTING_HORIZON``: by its id's time, or by when the event
+    occurred for an id that does not say (issued before ids did, long expired)."""
+    return (decided_at(event.decision_id) or event.occurred_at) < now - COUNTING_HORIZON
 
 
 def parse_message(message_id: str, body: str) -> DecisionRecord | OutcomeEvent:
@@ -354,6 +373,7 @@ class _Handled:
 class _Tally:
     invalid: int = 0
     redelivered: int = 0
+    too_late: int = 0
     outcomes: Counter[CountResult] = field(default_factory=Counter)
     objects_written: int = 0
     rows_written: int = 0
@@ -383,7 +403,8 @@ class _RecordBatchProcessor(BatchProcessor):
         self._staged: list[_Handled] = []
         self._tally = _Tally()
         self._counter_failures = 0
-        self._marker_expires_at = marker_expiry(self._recorder.clock())
+        self._now = self._recorder.clock()
+        self._marker_expires_at = marker_expiry(self._now)
         self._log_keys = logger.registered_formatter
         self._debug = logger.log_level <= logging.DEBUG
 
@@ -403,6 +424,10 @@ class _RecordBatchProcessor(BatchProcessor):
             if self._debug:  # the call alone costs ~1 us a record at INFO
                 logger.debug("record handled", extra={"message_id": record.messageId, "kind": message.kind})
             if isinstance(message, OutcomeEvent):
+                if too_late_to_count(message, self._now):
+                    self._tally.too_late += 1
+                    logger.warning("outcome too late to count; logged only", extra={"message_id": record.messageId})
+                    return _Handled(record, log_row(message))
                 campaign = self._recorder.campaign_of(message)  # once, for steps 2 and 3
                 if message.event_type is OutcomeType.IMPRESSION:
                     self._count(record.messageId, message, campaign)
@@ -543,6 +568,7 @@ class _RecordBatchProcessor(BatchProcessor):
             (MetricName.RECORDS_FAILED, len(self.fail_messages)),
             (MetricName.RECORDS_INVALID, tally.invalid),
             (MetricName.RECORDS_REDELIVERED, tally.redelivered),
+            (MetricName.OUTCOMES_TOO_LATE_TO_COUNT, tally.too_late),
             (MetricName.IMPRESSIONS_COUNTED, tally.outcomes[CountResult.COUNTED]),
             (MetricName.DUPLICATES_DROPPED, tally.outcomes[CountResult.DUPLICATE]),
             (MetricName.LOG_OBJECTS_WRITTEN, tally.objects_written),
