@@ -205,6 +205,19 @@ def test_an_event_reported_before_its_decision_happened_when_the_decision_was_ma
     assert occurred == {"clamped": decided, "legacy": NOW - timedelta(hours=1), "after": NOW - timedelta(seconds=5)}
 
 
+def test_an_app_clock_days_behind_is_filed_at_the_decision_not_rejected_as_old() -> None:
+    # Given a decision made 2 minutes ago, and an app whose clock was reset 8 days back (older than any token)
+    decided = NOW - timedelta(minutes=2)
+    behind = (NOW - timedelta(days=8)).isoformat()
+    heard = event("behind", token=token(decision_id=decision_id_at(decided)), occurred_at=behind)
+    queue = InMemoryOutcomeQueue()
+    # When it reports the impression
+    response = service(queue).record_batch(batch(heard))
+    # Then it is accepted and filed when its decision was made; rejected, the app would never send it again
+    assert [(r.status, r.code) for r in response.results] == [("accepted", None)]
+    assert [queued.occurred_at for queued in queue.events] == [decided]
+
+
 def test_a_batch_with_only_rejected_events_does_not_call_the_queue() -> None:
     queue = InMemoryOutcomeQueue()
     service(queue).record_batch(batch(event("bad", token="x.y")))

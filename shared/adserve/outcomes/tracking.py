@@ -173,13 +173,13 @@ class TrackingService:
             raise _RejectedError(rejection_code(error), str(error)) from error
         if item.occurred_at > now + MAX_CLOCK_SKEW:
             raise _RejectedError(RejectionCode.INVALID_TIME, "occurred_at is more than 5 minutes in the future")
-        if item.occurred_at < now - self.max_event_age:
+        # Aged as filed, never before its decision: an app clock days behind still reports today's events
+        occurred_at = _occurred_at(item.occurred_at, claims)
+        if occurred_at < now - self.max_event_age:
             raise _RejectedError(
                 RejectionCode.INVALID_TIME, "occurred_at is older than any tracking token lives (7 days)"
             )
-        return OutcomeEvent.from_claims(
-            claims, event_id=item.event_id, occurred_at=_occurred_at(item.occurred_at, claims), received_at=now
-        )
+        return OutcomeEvent.from_claims(claims, event_id=item.event_id, occurred_at=occurred_at, received_at=now)
 
     @staticmethod
     def _count(response: EventBatchResponse, rejections: Counter[RejectionCode]) -> None:
