@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+from adserve.core.errors import ConfigurationError
 from adserve.outcomes.api import RejectionCode
 from adserve.training.retraining import RetrainStatus
+from adserve.wiring.settings import RetrainSettings
 
 from devstack.template import Template, load_template, resources_of_type
 
@@ -129,6 +131,39 @@ def test_snapstart_is_an_option_off_by_default_on_published_versions_and_never_w
     rule = template["Rules"]["SnapStartOrProvisionedConcurrency"]
     assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "DecideSnapStart"}, "PublishedVersions"]}
     assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "DecideProvisionedConcurrency"}, "0"]}
+
+
+def rule_holds(expression: Any, parameters: dict[str, str]) -> bool:
+    """A CloudFormation rule condition or assertion over string parameter values (the functions rules use here)."""
+    [(function, arguments)] = expression.items()
+    if function == "Ref":
+        raise ValueError("a bare Ref is not a condition")
+    if function == "Fn::Not":
+        return not rule_holds(arguments[0], parameters)
+    if function == "Fn::Equals":
+        left, right = (parameters[a["Ref"]] if isinstance(a, dict) else a for a in arguments)
+        return bool(left == right)
+    raise ValueError(f"{function} is not evaluated here")
+
+
+@pytest.mark.parametrize("refit", ["true", "false"])
+def test_the_template_refuses_exactly_the_cross_fitting_retrain_refuses(template: Template, refit: str) -> None:
+    """A stack whose every scheduled Retrain would fail on its settings is refused at deploy time instead."""
+    rule = template["Rules"]["CrossFittingNeedsTheRefitAndTwoFolds"]
+    folds = template["Parameters"]["TrainingCrossFitFolds"]
+    required = {"LOGS_BUCKET_NAME": "logs", "MODELS_BUCKET_NAME": "models", "MODEL_DIR": "/opt/model"}
+    for count in range(folds["MinValue"], folds["MaxValue"] + 1):
+        parameters = {"TrainingCrossFitFolds": str(count), "TrainingRefitOnAll": refit}
+        deployable = not rule_holds(rule["RuleCondition"], parameters) or all(
+            rule_holds(assertion["Assert"], parameters) for assertion in rule["Assertions"]
+        )
+        environment = {"TRAINING_CROSS_FIT_FOLDS": str(count), "TRAINING_REFIT_ON_ALL": refit}
+        try:
+            RetrainSettings.from_env(required | environment)
+            runs = True
+        except ConfigurationError:
+            runs = False
+        assert deployable == runs, parameters
 
 
 def test_a_failed_retrain_is_not_retried(resources: dict[str, Any]) -> None:
