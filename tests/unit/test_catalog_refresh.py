@@ -2,22 +2,26 @@
 from scratch of the same campaigns and pacing states would."""
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from adserve.campaigns.model import Campaign, CampaignStatus
+import numpy as np
+from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
 from adserve.core.vocabulary import Placement
+from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 
 from devstack.fakes import InMemoryCampaigns, InMemoryLogStore, InMemoryPacingStore
-from tests.support.builders import NOW, pacing_state
+from tests.support.builders import NOW, decision_request, pacing_state
 from tests.support.published_models import BOOTSTRAP
-from tests.support.random_catalogs import random_campaign, random_request
+from tests.support.random_catalogs import VALUES, random_campaign, random_request
 
 TTL = 30.0
 ENCODER = FeatureEncoder()
+MODEL = CtrModel.load(BOOTSTRAP, ENCODER.spec)
 PROBABILITIES = (0.0, 0.25, 0.5, 1.0)
 
 
@@ -81,6 +85,28 @@ def change(campaigns: dict[str, Campaign], rng: random.Random, next_index: list[
         )
 
 
+def edit_in_place(campaigns: dict[str, Campaign], rng: random.Random) -> None:
+    """Edits that keep each ad where it is in its placements (the same creatives, placements and status): the
+    refreshed index patches them instead of building again."""
+    for campaign_id in rng.sample(sorted(campaigns), 4):
+        edited = campaigns[campaign_id]
+        targeting = {name: rng.sample(values, rng.randint(0, 2)) for name, values in VALUES.items()}
+        targeting["genres"] = [*targeting["genres"], "ambient"]  # a value no other campaign lists
+        flight_start = NOW - timedelta(days=rng.randint(-2, 5))
+        campaigns[campaign_id] = edited.model_copy(
+            update={
+                "targeting": edited.targeting.model_validate(targeting),
+                "value_cpm": round(rng.uniform(1, 40), 2),
+                "advertiser_id": f"adv-{rng.randrange(60)}",
+                "flight_start": flight_start,
+                "flight_end": flight_start + timedelta(days=rng.randint(1, 10)),
+            }
+        )
+    capper = rng.choice(sorted(campaigns))  # its siblings' caps change too: their ads are built again
+    cap = FrequencyCap(max=rng.randint(2, 9), window=CapWindow.DAY, scope=CapScope.ADVERTISER)
+    campaigns[capper] = campaigns[capper].model_copy(update={"frequency_caps": [cap]})
+
+
 def served(catalog: CampaignCatalog, placement: Placement) -> list[tuple[Any, ...]]:
     """Everything an ad of the placement's index carries into a decision."""
     return [
@@ -100,6 +126,49 @@ def served(catalog: CampaignCatalog, placement: Placement) -> list[tuple[Any, ..
     ]
 
 
+def aimed_request(ad: AdCandidate, placement: Placement) -> tuple[DecisionRequest, datetime]:
+    """A request the ad's targeting admits, at a moment in its flight: edited ads are selected, not just left out."""
+    targeting = ad.campaign.targeting
+
+    def pick(name: str, otherwise: Any) -> Any:
+        listed = getattr(targeting, name)
+        return listed[0] if listed else otherwise
+
+    listener = {
+        "id": "l",
+        "country": pick("countries", "SE"),
+        "device": pick("devices", "mobile"),
+        "age_bucket": pick("age_buckets", "25-34"),
+        "context": {
+            "content_type": pick("content_types", "music"),
+            "genre": pick("genres", "pop"),
+            "local_hour": pick("hours", 13),
+        },
+    }
+    request = decision_request(listener=listener, placement=placement.value)
+    return request, ad.campaign.flight_start + (ad.campaign.flight_end - ad.campaign.flight_start) / 2
+
+
+def same_columns(ours: TargetingIndex, theirs: TargetingIndex, positions: np.ndarray) -> bool:
+    """The same encoded rows and values at *positions*, and the same advertiser groups (codes only group ads: one
+    per advertiser in a slate, however numbered)."""
+    (rows, values, advertisers), (their_rows, their_values, their_advertisers) = (
+        ours.columns(positions),
+        theirs.columns(positions),
+    )
+    return (rows.tolist(), values.tolist(), first_seen(advertisers)) == (
+        their_rows.tolist(),
+        their_values.tolist(),
+        first_seen(their_advertisers),
+    )
+
+
+def first_seen(codes: Any) -> list[int]:
+    """Codes renumbered by first appearance: equal lists group the same positions together."""
+    order: dict[int, int] = {}
+    return [order.setdefault(code, len(order)) for code in codes.tolist()]
+
+
 def test_every_refresh_serves_what_a_load_from_scratch_of_the_same_campaigns_and_states_serves() -> None:
     # Given a catalog of 300 random campaigns, half of them paced, loaded once
     rng = random.Random(5)
@@ -110,11 +179,16 @@ def test_every_refresh_serves_what_a_load_from_scratch_of_the_same_campaigns_and
     catalog = catalog_of(source, pacing, clock)
     catalog.warm()
     next_index = [300]
-    for round_number in range(10):
-        # When the pacing step repaces, and every other round advertisers change campaigns, then it refreshes
+    for round_number in range(12):
+        # When the pacing step repaces, and in two rounds of three advertisers edit campaigns (in place, or also
+        # pausing, deleting and adding some), then it refreshes
         repace(campaigns, pacing, rng, share=0.5)
-        if round_number % 2:
+        if round_number % 3 == 1:
+            edit_in_place(campaigns, rng)
+        elif round_number % 3 == 2:
             change(campaigns, rng, next_index)
+        for placement in Placement:  # the priors cached, as decisions between refreshes leave them
+            catalog.ads_for(placement).priors(MODEL, ENCODER)
         source.campaigns = list(campaigns.values())
         clock.now += TTL
         fresh = catalog_of(InMemoryCampaigns(list(source.campaigns)), pacing)
@@ -122,15 +196,21 @@ def test_every_refresh_serves_what_a_load_from_scratch_of_the_same_campaigns_and
         # and every request selects the same ads with the same columns
         for placement in Placement:
             assert served(catalog, placement) == served(fresh, placement), (round_number, placement)
+            ours, theirs = catalog.ads_for(placement), fresh.ads_for(placement)
+            assert same_columns(ours, theirs, np.arange(len(theirs)))
+            assert ours.priors(MODEL, ENCODER).tolist() == theirs.priors(MODEL, ENCODER).tolist()
         assert catalog.logged_version() == fresh.logged_version() is not None
         ad_ids = [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads]
-        for _ in range(40):
-            request, contextual = random_request(rng, ad_ids)
+        requests = [(*random_request(rng, ad_ids), NOW) for _ in range(40)]
+        for placement in Placement:
+            for ad in catalog.ads_for(placement).ads:
+                aimed, moment = aimed_request(ad, placement)
+                requests.append((aimed, rng.random() < 0.3, moment))
+        for request, contextual, now in requests:
             ours, theirs = catalog.ads_for(request.placement), fresh.ads_for(request.placement)
-            positions = ours.select_positions(request, NOW, contextual=contextual)
-            assert positions.tolist() == theirs.select_positions(request, NOW, contextual=contextual).tolist()
-            for mine, expected in zip(ours.columns(positions), theirs.columns(positions), strict=True):
-                assert mine.tolist() == expected.tolist()
+            positions = ours.select_positions(request, now, contextual=contextual)
+            assert positions.tolist() == theirs.select_positions(request, now, contextual=contextual).tolist()
+            assert same_columns(ours, theirs, positions)
 
 
 def test_a_refresh_that_only_repaces_reuses_every_ad_and_the_indexes_columns() -> None:
@@ -141,9 +221,8 @@ def test_a_refresh_that_only_repaces_reuses_every_ad_and_the_indexes_columns() -
     repace(campaigns, pacing, rng, share=1.0)
     clock = Clock()
     catalog = catalog_of(InMemoryCampaigns(list(campaigns.values())), pacing, clock)
-    model = CtrModel.load(BOOTSTRAP, ENCODER.spec)
     before = catalog.ads_for(Placement.AUDIO_MIDROLL)
-    priors = before.priors(model, ENCODER)
+    priors = before.priors(MODEL, ENCODER)
     version = catalog.logged_version()
     # When only the pacing states change and the catalog refreshes
     repace(campaigns, pacing, rng, share=1.0)
@@ -163,5 +242,5 @@ def test_a_refresh_that_only_repaces_reuses_every_ad_and_the_indexes_columns() -
         else:
             repaced += 1
     assert repaced > 10
-    assert after.priors(model, ENCODER) is priors
+    assert after.priors(MODEL, ENCODER) is priors
     assert catalog.logged_version() == version is not None

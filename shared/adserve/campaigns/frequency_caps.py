@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindow, FrequencyCap
@@ -222,6 +223,9 @@ class CounterReading:
 _UNHEARD = (True, 0)
 
 
+_NO_WINDOWS: Mapping[CapWindow, int] = MappingProxyType({})
+
+
 class AdvertiserCaps:
     """The advertiser caps in force, by advertiser; built once when a catalog or directory loads.
 
@@ -235,6 +239,11 @@ class AdvertiserCaps:
             if campaign.status is CampaignStatus.ACTIVE:
                 _merge_advertiser_caps(strictest.setdefault(campaign.advertiser_id, {}), campaign.frequency_caps)
         self._by_advertiser = strictest
+
+    def windows(self, advertiser_id: str) -> Mapping[CapWindow, int]:
+        """The advertiser's caps in force, as the strictest max per window: equal for two loads, and the same
+        campaign, ``caps_of`` gives equal caps (the campaign's own advertiser caps are among them when it is active)."""
+        return self._by_advertiser.get(advertiser_id, _NO_WINDOWS)
 
     def of_advertiser(self, advertiser_id: str) -> tuple[FrequencyCap, ...]:
         """The advertiser caps its active campaigns put in force: what an impression of one of its campaigns

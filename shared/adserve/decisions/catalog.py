@@ -17,7 +17,7 @@ put is retried at the next load and costs no decision.
 
 import bisect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -25,7 +25,7 @@ from typing import Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.campaigns.frequency_caps import AdvertiserCaps
-from adserve.campaigns.model import Campaign, CampaignStatus, Creative, FrequencyCap
+from adserve.campaigns.model import Campaign, CampaignStatus, CapWindow, Creative, FrequencyCap
 from adserve.core.collector import collector_paused
 from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailableError
 from adserve.core.observability import MetricName, emit, logger, metrics
@@ -69,11 +69,12 @@ def ad_features(campaign: Campaign, ad_id: str, ad_format: str) -> dict[str, str
 
 @dataclass(frozen=True)
 class CampaignAds:
-    """One campaign's ads as a load built them: the next load reuses them while the campaign is the same object
-    (its document unchanged, ``CampaignSource.list_campaigns``) and its caps are equal, only repaced."""
+    """One active campaign's ads as a load built them: the next load reuses them, only repaced, while the campaign
+    is the same object (its document unchanged, ``CampaignSource.list_campaigns``) and its advertiser's caps in
+    force are the same (``AdvertiserCaps.windows``), so its caps are too."""
 
     campaign: Campaign
-    caps: tuple[FrequencyCap, ...]
+    advertiser_windows: Mapping[CapWindow, int]
     ads: tuple[AdCandidate, ...]
 
 
@@ -230,18 +231,19 @@ class CampaignCatalog:
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
                 continue
-            caps = advertiser_caps.caps_of(campaign)
+            windows = advertiser_caps.windows(campaign.advertiser_id)
             state = states.get(campaign.campaign_id)
             probability = serve_probability(campaign, state, now, self._pacing_max_age)
             if campaign.budget is not None and probability > 0 and state is not None:
                 deadline = (state.updated_at + self._pacing_max_age - now).total_seconds()
                 paced_until.append((deadline, campaign.campaign_id))
             kept = reusable.get(campaign.campaign_id)
-            if kept is not None and kept.campaign is campaign and kept.caps == caps:
+            if kept is not None and kept.campaign is campaign and kept.advertiser_windows == windows:
                 ads = tuple(ad.paced(probability) for ad in kept.ads)
             else:
+                caps = advertiser_caps.caps_of(campaign)
                 ads = tuple(self._candidate(campaign, creative, caps, probability) for creative in campaign.creatives)
-            built[campaign.campaign_id] = CampaignAds(campaign, caps, ads)
+            built[campaign.campaign_id] = CampaignAds(campaign, windows, ads)
             for ad in ads:
                 for placement in campaign.placements:
                     if ad.creative.format in PLAYS[placement]:
@@ -265,7 +267,8 @@ class CampaignCatalog:
 
 
 def _logged_alike(snapshot: CatalogSnapshot, previous: CatalogSnapshot) -> bool:
-    """Whether every ad of *snapshot* logs the very fields (the same objects, in order) an ad of *previous* did."""
+    """Whether the ads of *snapshot* log the fields those of *previous* did, in order: the same objects for ads
+    reused, equal ones for an edit that changed no logged field (a price, targeting, a flight)."""
     logged = [ad.logged for index in snapshot.by_placement.values() for ad in index.ads]
     before = [ad.logged for index in previous.by_placement.values() for ad in index.ads]
-    return len(logged) == len(before) and all(new is old for new, old in zip(logged, before, strict=True))
+    return len(logged) == len(before) and all(new is old or new == old for new, old in zip(logged, before, strict=True))
