@@ -14,19 +14,24 @@ import random
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from adserve.campaigns.model import Campaign
 from adserve.core.vocabulary import Placement
+from adserve.dal.campaign_store import DOCUMENT_ATTRIBUTE, CampaignStore
+from adserve.dal.json_clients import DynamoDBJsonClient
+from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog, ad_features
 from adserve.decisions.prerank import DEFAULT_TOP_K
 from adserve.decisions.targeting import TargetingIndex
+from adserve.delivery.counting import DeliveryTotals
+from adserve.delivery.pacing import TrafficProfile, pace
 from adserve.models.features import FeatureEncoder
 
 from bench import catalogs
@@ -175,6 +180,118 @@ def run_load(items: list[str], encoder: FeatureEncoder) -> dict[str, Any]:
     }
 
 
+PAGE_BYTES = 1 << 20
+"""A Scan page's most (DynamoDB stops a page at 1 MB of items)."""
+REPACED_PROBABILITIES = (0.8, 0.6)
+CHANGED_SHARE = 0.01
+
+
+class ScannedTables:
+    """DynamoDB as the JSON client answers the stores: items per table, a Scan paged at 1 MB and each page parsed
+    from its JSON body (fresh strings every Scan, as from the wire). Only the calls the two stores make here; each
+    item is kept as the JSON the service would send, so building a page costs the bench, not the client, nothing
+    but a join."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, str]] = {}
+
+    def put_item(self, *, TableName: str, Item: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        self.tables.setdefault(TableName, {})[Item["campaign_id"]["S"]] = json.dumps(Item)
+        return {}
+
+    def scan_pages(self, *, TableName: str, **_: Any) -> Iterator[dict[str, Any]]:  # noqa: N803
+        page: list[str] = []
+        size = 0
+        for item in self.tables.get(TableName, {}).values():
+            page.append(item)
+            size += len(item)
+            if size >= PAGE_BYTES:
+                yield json.loads(f'{{"Items": [{",".join(page)}]}}')
+                page, size = [], 0
+        yield json.loads(f'{{"Items": [{",".join(page)}]}}')
+
+
+def _budgeted(items: list[str]) -> list[str]:
+    """Every other campaign with a daily budget, so a refresh repaces half the catalog."""
+    documents = [json.loads(item) for item in items]
+    for document in documents[::2]:
+        document["budget"] = {"unit": "impressions", "daily": 1_000_000}
+    return [json.dumps(document) for document in documents]
+
+
+def run_refresh(items: list[str], encoder: FeatureEncoder) -> dict[str, Any]:
+    """A refresh of a 10,000-campaign catalog against a load from scratch, through the real stores
+    (``CampaignStore``, ``DynamoPacingStore``) over in-memory Scan pages, half the campaigns budgeted and paced.
+
+    Each refresh is ``CampaignCatalog.expire`` then ``warm``, as the TTL's would be: with nothing changed, with
+    every budgeted campaign repaced (what each refresh after a pacing step sees), and with 1% of the campaigns
+    edited as well. Network time is not in it; the Scans' JSON parse is.
+    """
+    now = datetime.now(UTC)
+    tables = ScannedTables()
+    client = cast("DynamoDBJsonClient", tables)
+    campaigns, pacing = CampaignStore(client, "campaigns"), DynamoPacingStore(client, "pacing")
+    documents = _budgeted(items)
+    for document in documents:
+        tables.put_item(
+            TableName="campaigns",
+            Item={"campaign_id": {"S": json.loads(document)["campaign_id"]}, DOCUMENT_ATTRIBUTE: {"S": document}},
+        )
+    budgeted = [campaign for campaign in campaigns.list_campaigns() if campaign.budget is not None]
+
+    def repace(probability: float) -> None:
+        nothing = DeliveryTotals()
+        for campaign in budgeted:
+            state = pace(campaign, None, nothing, nothing, TrafficProfile.uniform(), now)
+            pacing.put(state.model_copy(update={"serve_probability": probability}))
+
+    def catalog() -> CampaignCatalog:
+        return CampaignCatalog(
+            CampaignStore(client, "campaigns"),
+            encoder,
+            ttl_seconds=3600.0,
+            max_age_seconds=7200.0,
+            pacing=pacing,
+            pacing_max_age=timedelta(hours=2),
+            archive=InMemoryLogStore(),
+        )
+
+    def refreshed(served: CampaignCatalog) -> float:
+        served.expire()
+        return _timed(served.warm)
+
+    def edit(count: int) -> None:
+        for document in rng.sample(documents, count):
+            changed = json.loads(document) | {"value_cpm": round(rng.uniform(2.0, 40.0), 2)}
+            tables.put_item(
+                TableName="campaigns",
+                Item={"campaign_id": {"S": changed["campaign_id"]}, DOCUMENT_ATTRIBUTE: {"S": json.dumps(changed)}},
+            )
+
+    cases = ("cold_load", "unchanged", "repaced", "repaced_1_edited", "repaced_1pct_edited")
+    runs: dict[str, list[float]] = {case: [] for case in cases}
+    rng = random.Random(3)
+    probability = REPACED_PROBABILITIES[0]
+    repace(probability)
+    for _ in range(LOAD_RUNS):
+        served = catalog()
+        runs["cold_load"].append(_timed(served.warm))
+        runs["unchanged"].append(refreshed(served))
+        for case, edits in (("repaced", 0), ("repaced_1_edited", 1), ("repaced_1pct_edited", len(documents) // 100)):
+            edit(edits)
+            probability = REPACED_PROBABILITIES[(probability == REPACED_PROBABILITIES[0]) * 1]
+            repace(probability)
+            runs[case].append(refreshed(served))
+    medians = {case: statistics.median(values) for case, values in runs.items()}
+    return {
+        "campaigns": len(items),
+        "budgeted": len(budgeted),
+        "ms": medians,
+        "runs_ms": runs,
+        "to_cold_load": {case: round(value / medians["cold_load"], 3) for case, value in medians.items()},
+    }
+
+
 def _check(wiring: FakeWiring, request: DecisionRequest, scored: int, dropped: int) -> None:
     """Fail unless the decision served MAX_ADS, read the caps, scored ``scored`` ads and pre-ranked out ``dropped``."""
     response = wiring.service.decide(request, BASE_URL)
@@ -197,6 +314,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     now = datetime.now(UTC)
     many = catalog_items(CAMPAIGNS, ELIGIBLE, now)
     load = run_load(many, encoder)
+    refresh = run_refresh(many, encoder)
     few = [Campaign.model_validate_json(item) for item in catalog_items(CAMPAIGNS, FEW_ELIGIBLE, now)]
     most = [Campaign.model_validate_json(item) for item in catalog_items(CAMPAIGNS, MANY_ELIGIBLE, now)]
     parsed = [Campaign.model_validate_json(item) for item in many]
@@ -235,6 +353,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "campaigns": CAMPAIGNS,
         "prerank_top_k": PRERANK_TOP_K,
         "load": load,
+        "refresh": refresh,
         "decide": decide,
         "ratios": {
             "1000_to_50_eligible": ratios("eligible_1000", "eligible_50"),

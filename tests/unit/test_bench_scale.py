@@ -74,6 +74,24 @@ FIGURE: dict[str, Any] = {
     },
     "load_budget_ms": 2000.0,
     "decide_budget_ms": 10.0,
+    "refresh": {
+        "campaigns": 10000,
+        "budgeted": 5000,
+        "ms": {
+            "cold_load": 515.22,
+            "unchanged": 119.78,
+            "repaced": 128.83,
+            "repaced_1_edited": 125.97,
+            "repaced_1pct_edited": 140.03,
+        },
+        "to_cold_load": {
+            "cold_load": 1.0,
+            "unchanged": 0.232,
+            "repaced": 0.25,
+            "repaced_1_edited": 0.244,
+            "repaced_1pct_edited": 0.272,
+        },
+    },
 }
 """A quick run's figure 10 (``python -m bench --only scale --quick``)."""
 
@@ -85,9 +103,11 @@ def test_the_scale_figure_renders_its_load_decide_rows_and_ratios() -> None:
     assert docs._pair(FIGURE["decide"]["eligible_1000"]) in text
     ratio = FIGURE["ratios"]["50_eligible_10000_to_50_campaigns"]
     assert f"{ratio['p50']:.2f}x / {ratio['p99']:.2f}x" in text
+    assert "| refresh after a pacing step and 1% of the campaigns edited | 140 | 0.27x |" in text
     printed = "\n".join(report._scale_tables({"scale": FIGURE}))
     assert "10a. Catalog load, 10,000 campaigns" in printed
     assert "10,000 campaigns, 1,000 eligible, all scored" in printed
+    assert "10c. Catalog refresh, 10,000 campaigns, 5,000 of them paced" in printed
 
 
 def test_a_results_file_without_the_figure_says_how_to_measure_it() -> None:
@@ -101,3 +121,5 @@ def test_the_budgets_are_checked_from_the_figure() -> None:
     decide = next(c for name, c in checks.items() if name.startswith("decide p99 < 10 ms at 10,000"))
     assert load["measured"] == FIGURE["load"]["total_ms"]["median"]
     assert decide["measured"] == FIGURE["decide"]["eligible_1000"]["p99_ms"]
+    refresh = next(c for name, c in checks.items() if name.startswith("catalog refresh at 10,000"))
+    assert (refresh["measured"], refresh["passed"]) == (0.272, True)
