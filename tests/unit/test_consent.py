@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 from adserve.core.vocabulary import AgeBucket
 from adserve.privacy.consent import ConsentIn, ConsentRules, Permissions, ServingMode
+from adserve.wiring.settings import DecideSettings
 from pydantic import ValidationError
 
 from tests.support.tc_strings import tc_string
+from tests.support.template_parameters import assert_parameter_feeds_setting
 
 NOTHING = Permissions(personalise=False, cap_frequency=False, measure=False)
 EVERYTHING = Permissions(personalise=True, cap_frequency=True, measure=True)
@@ -51,7 +53,8 @@ CAPPING_ONLY = Permissions(personalise=False, cap_frequency=True, measure=False)
         ((1, 2, 3), (), CAPPING_ONLY),
         ((1,), (2,), CAPPING_ONLY),  # legitimate interest is enough for purpose 2
         ((1, 3), (), NOTHING),  # device storage alone allows no counting: capping is purpose 2's
-        ((2,), (7,), Permissions(personalise=False, cap_frequency=False, measure=True)),
+        ((1, 2), (7,), Permissions(personalise=False, cap_frequency=True, measure=True)),
+        ((2,), (7,), NOTHING),  # without purpose 1 the log row may not name the listener: measured needs 1 too
         ((), (1, 3, 4), NOTHING),  # legitimate interest is enough for purposes 2 and 7 only
     ],
 )
@@ -84,9 +87,9 @@ def test_a_configured_vendor_id_needs_the_vendors_own_consent_too() -> None:
     ("restrictions", "expected"),
     [
         ([(3, 0, 755, 755)], Permissions(personalise=False, cap_frequency=True, measure=True)),  # not allowed
-        ([(1, 0, 700, 800)], Permissions(personalise=True, cap_frequency=False, measure=True)),  # a range holding us
+        ([(1, 0, 700, 800)], Permissions(personalise=True, cap_frequency=False, measure=False)),  # a range holding us
         ([(7, 1, 755, 755)], Permissions(personalise=True, cap_frequency=True, measure=False)),  # consent only: none
-        ([(1, 2, 755, 755)], Permissions(personalise=True, cap_frequency=False, measure=True)),  # interest only
+        ([(1, 2, 755, 755)], Permissions(personalise=True, cap_frequency=False, measure=False)),  # interest only
         ([(3, 0, 1, 754), (1, 0, 756, 900)], EVERYTHING),  # other vendors' restrictions
     ],
 )
@@ -108,10 +111,11 @@ def test_the_publishers_restrictions_on_the_configured_vendor_take_away_what_the
 
 
 def test_the_iab_example_string_grants_what_its_purposes_say() -> None:
-    # iabtcf-java's example: purposes 3-9 consented, so personalised ads and measurement, but no device storage
+    # iabtcf-java's example: purposes 3-9 consented, so personalised ads, but no device storage: nothing may name
+    # the listener, neither a counter nor a measured log row
     example = "COrEAV4OrXx94ACABBENAHCIAD-AAAAAAACAAxAAAAgAIAwgAgAAAAEAgQAAAAAEAYQAQAAAACAAAABAAA"
     permissions = ConsentRules().permissions(ConsentIn(tcf=example), AgeBucket.AGE_25_34)
-    assert permissions == Permissions(personalise=True, cap_frequency=False, measure=True)
+    assert permissions == Permissions(personalise=True, cap_frequency=False, measure=False)
 
 
 def test_a_malformed_tc_string_is_a_validation_error_naming_the_field() -> None:
@@ -142,3 +146,23 @@ def test_a_permission_is_given_by_json_true_alone(given: object) -> None:
 def test_the_strings_docs_api_offers_to_try_grant_what_it_says(documented: str, expected: Permissions) -> None:
     assert documented in (Path(__file__).parents[2] / "docs" / "api.md").read_text()
     assert ConsentRules("strict").permissions(ConsentIn(tcf=documented), AgeBucket.AGE_25_34) == expected
+
+
+def test_a_deployment_can_name_its_tcf_vendor_and_none_is_the_default() -> None:
+    """The vendor check is in the template, not only in the settings: a stack could not set it before."""
+    assert_parameter_feeds_setting("DecideFunction", "TcfVendorId", DecideSettings, "tcf_vendor_id")
+    required = {
+        name: "x"
+        for name in (
+            "CAMPAIGNS_TABLE_NAME",
+            "FREQUENCY_CAPS_TABLE_NAME",
+            "OUTCOMES_QUEUE_URL",
+            "SIGNING_KEY_SECRET_ID",
+            "PSEUDONYM_KEY_SECRET_ID",
+            "MODELS_BUCKET_NAME",
+            "LOGS_BUCKET_NAME",
+            "PACING_TABLE_NAME",
+        )
+    } | {"MODEL_DIR": "/opt/model"}
+    assert DecideSettings.from_env(required).tcf_vendor_id == 0
+    assert DecideSettings.from_env(required | {"TCF_VENDOR_ID": "755"}).tcf_vendor_id == 755

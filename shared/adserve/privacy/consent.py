@@ -84,13 +84,14 @@ def _decoded(tcf: str) -> TcString:
 TCF_PURPOSES: dict[str, tuple[int, ...]] = {
     "personalise": (3, 4),
     "cap_frequency": (1, 2),
-    "measure": (7,),
+    "measure": (1, 7),
 }
 """TCF v2.2 purposes each permission needs consent for: 1 store/access information on a device, 2 use limited data
 to select advertising, 3 create a personalised-ads profile, 4 use one to select ads, 7 measure ad performance
-(legitimate interest is enough for 2 and 7, as the policy allows). Capping needs 2, whose illustrations include
-limiting how often an ad is shown, as well as 1 for the id the app reads from the device to name the listener:
-purpose 1 alone (a string refusing 2) allows no counting."""
+(legitimate interest is enough for 2 and 7, as the policy allows, never for 1). Capping needs 2, whose
+illustrations include limiting how often an ad is shown, and measuring needs 7; both also need 1, for the id the
+app reads from the device to name the listener (a counter's key, a log row's pseudonym): purpose 1 alone (a
+string refusing 2) allows no counting, and 7 on legitimate interest alone links no log row to the listener."""
 LEGITIMATE_INTEREST_PURPOSES = frozenset({2, 7})
 
 

@@ -136,7 +136,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         decision_log=DecisionQueue(queue_client, settings.outcomes_queue_url),
         signer=keys.signer,
         pseudonyms=pseudonyms.get,
-        consent=ConsentRules(settings.default_consent_policy, settings.tcf_vendor_id),
+        consent=ConsentRules(settings.default_consent_policy, settings.tcf_vendor_id or None),
         encoder=encoder,
         policy=PolicySettings(
             exploration=exploration_policy(

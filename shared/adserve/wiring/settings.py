@@ -99,11 +99,11 @@ class DecideSettings(EnvironmentSettings):
         default="strict",
         description="What a request that says nothing about consent may do: strict nothing, legacy everything.",
     )
-    tcf_vendor_id: int | None = Field(
-        default=None,
-        ge=1,
+    tcf_vendor_id: int = Field(
+        default=0,
+        ge=0,
         le=65_535,
-        description="The operator's IAB vendor id: when set, a TCF string must also give this vendor consent.",
+        description="The operator's IAB vendor id (0: none): a TCF string must then also give this vendor consent.",
     )
     model_dir: Path
     models_bucket_name: ResourceName
