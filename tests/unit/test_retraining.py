@@ -287,6 +287,7 @@ def test_a_champion_is_judged_only_on_the_decisions_after_everything_it_learned_
     assert evaluation["off_policy"]["champion_decisions"] == 0
     assert evaluation["off_policy"]["champion"] is None
     assert evaluation["promotion"]["baseline"] == "logging policy (observed)"
+    assert third.status == "promoted", third.message  # the rule (any estimate) judged it against that baseline
     assert third.table is not None
     assert "champion not judged: it learned from every holdout decision" in third.table
 

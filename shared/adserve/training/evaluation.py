@@ -494,7 +494,7 @@ def judge(evaluation: Evaluation, rule: PromotionRule) -> PromotionVerdict:
             reason=reason,
         )
 
-    if evaluation.decisions == 0 or evaluation.champion_decisions == 0:
+    if evaluation.decisions == 0:  # a champion that learned from all of them is not judged: the logging policy is
         return verdict(False, "no holdout decisions to estimate the policies on")
     if np.isnan(new_value) or np.isnan(baseline_value):
         # Decisions were judged, yet no estimate: their weights sum to 0 (no logged choice the policy would make)
