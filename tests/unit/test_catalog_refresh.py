@@ -10,7 +10,7 @@ from adserve.campaigns.model import Campaign, CampaignStatus, CapScope, CapWindo
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
-from adserve.decisions.targeting import AdCandidate, TargetingIndex
+from adserve.decisions.targeting import PRIORS_KEPT, AdCandidate, TargetingIndex
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
 
@@ -244,3 +244,32 @@ def test_a_refresh_that_only_repaces_reuses_every_ad_and_the_indexes_columns() -
     assert repaced > 10
     assert after.priors(MODEL, ENCODER) is priors
     assert catalog.logged_version() == version is not None
+
+
+def test_refreshes_keep_the_priors_of_the_serving_versions_only() -> None:
+    # Given a catalog whose index computed priors for a champion and a challenger
+    rng = random.Random(4)
+    campaigns = [budgeted(random_campaign(i, rng), rng) for i in range(50)]
+    clock = Clock()
+    catalog = catalog_of(InMemoryCampaigns(campaigns), InMemoryPacingStore(), clock)
+    index = catalog.ads_for(Placement.AUDIO_MIDROLL)
+    champion = index.priors(MODEL, ENCODER)
+    # When fifty retrains each serve a new version between refreshes that change nothing
+    for number in range(50):
+        clock.now += TTL
+        index = catalog.ads_for(Placement.AUDIO_MIDROLL)
+        index.priors(RenamedModel(MODEL, f"fm-{number}"), ENCODER)
+    # Then the index holds the last two versions' priors, not fifty, and the champion's are computed anew
+    assert index.priors(MODEL, ENCODER) is not champion
+    assert index.priors(MODEL, ENCODER).tolist() == champion.tolist()
+    assert len(index._priors) == PRIORS_KEPT
+
+
+class RenamedModel:
+    """The same scores under another version: a retrain that served, as far as the priors' cache can tell."""
+
+    def __init__(self, model: CtrModel, version: str) -> None:
+        self.model, self.version = model, version
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return self.model.predict(indices)

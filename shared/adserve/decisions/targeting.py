@@ -103,6 +103,9 @@ _DIMENSIONS: tuple[tuple[str, Callable[[DecisionRequest, datetime], Hashable]], 
 )
 """Each targeting list, and the request's value it must contain; an empty list admits everyone."""
 
+PRIORS_KEPT = 2
+"""Model versions whose priors an index keeps: a champion and a challenger serve at once."""
+
 PATCHED_AT_MOST = 20
 """A refresh patches an index when at most one ad in this many was edited; past it, a build costs less."""
 
@@ -184,11 +187,12 @@ class TargetingIndex:
         ]
         if len(edited) > len(ads) // PATCHED_AT_MOST:
             return TargetingIndex(self.placement, ads)
-        index = copy.copy(self)  # the priors' cache too, unless patched: they depend on neither pacing nor caps
+        index = copy.copy(self)
         index.ads = list(ads)
         if edited:
             index._patch(edited)
-        else:
+        else:  # the priors too: they depend on neither pacing nor caps
+            index._priors = dict(self._priors)
             index._position_of = {id(ad): position for position, ad in enumerate(index.ads)}
         return index
 
@@ -250,6 +254,8 @@ class TargetingIndex:
             unknown = encoder.encode_candidates([candidate_features(None)] * len(self.ads))
             scores = model.predict(encoder.encode(anonymous, self._rows, unknown)) if self.ads else np.zeros(0)
             priors = self._values * np.asarray(scores, dtype=np.float64)
+            if len(self._priors) >= PRIORS_KEPT:  # the oldest version's: refreshes carry the cache over
+                del self._priors[next(iter(self._priors))]
             self._priors[model.version] = priors
         return priors
 
