@@ -304,6 +304,47 @@ def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_
     assert summary.exhausted == 1
 
 
+class CountsUnreadableFor(InMemoryDeliveryCounter):
+    """A delivery table whose request counts of one placement are throttled."""
+
+    def __init__(self, placement: str) -> None:
+        super().__init__()
+        self.failing = placement
+
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
+        if placement == self.failing:
+            raise DeliveryStoreUnavailableError("ProvisionedThroughputExceeded")
+        return super().requests(placement, first_hour, last_hour)
+
+
+def test_a_placement_whose_request_counts_cannot_be_read_keeps_its_campaigns_last_profile_and_stops_none() -> None:
+    # Given a campaign in each of two placements, one paced before with a night-and-day profile, and request
+    # counts that say every hour is alike, except that the midroll placement's cannot be read
+    counter = CountsUnreadableFor("audio_midroll")
+    for day in range(1, 8):
+        for hour in range(24):
+            counter.request_counts[("audio_preroll", DAY - timedelta(days=day) + timedelta(hours=hour))] = 100
+    midroll = budgeted(campaign_id="cmp-midroll", placements=["audio_midroll"])
+    preroll = budgeted(
+        campaign_id="cmp-preroll",
+        placements=["audio_preroll"],
+        creatives=[{**midroll.creatives[0].model_dump(mode="json"), "ad_id": "cmp-preroll-ad-1"}],
+    )
+    never = budgeted(campaign_id="cmp-never", placements=["audio_midroll"])
+    store = InMemoryPacingStore()
+    store.put(step(midroll, None, 0, NOW - timedelta(minutes=1)))
+    # When a step runs
+    summary = run_pacing_step([midroll, preroll, never], counter, counter, store, NOW)
+    # Then every campaign is paced: the midroll ones with the profile of their last state (uniform for one
+    # never paced), the other with what its counts say; and the step says which placement was not read
+    assert summary.paced == 3
+    assert summary.profiles_unread == ["audio_midroll"]
+    assert store.states["cmp-midroll"].updated_at == NOW
+    assert store.states["cmp-midroll"].hourly_shares == list(NIGHT_AND_DAY.hourly_shares)
+    assert store.states["cmp-never"].hourly_shares == list(TrafficProfile.uniform().hourly_shares)
+    assert store.states["cmp-preroll"].hourly_shares == pytest.approx([1 / 24] * 24)
+
+
 def test_a_step_out_of_time_paces_the_stalest_states_first_and_leaves_the_rest_for_the_next_step() -> None:
     # Given five live budgeted campaigns: one never paced, the others paced 1-4 minutes ago (not in that order)
     counter = InMemoryDeliveryCounter()

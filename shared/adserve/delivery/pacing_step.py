@@ -5,6 +5,7 @@ The same function runs in PacingFunction (every minute, against DynamoDB) and in
 """
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
@@ -45,6 +46,8 @@ class StepSummary:
     over_delivered: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
     """Campaigns left for the next step once the step's time ran out: its stalest states come first."""
+    profiles_unread: list[str] = field(default_factory=list)
+    """Placements whose request counts could not be read: their campaigns kept the profile of their last state."""
 
 
 def live_budgeted(campaigns: Iterable[Campaign], now: datetime) -> list[Campaign]:
@@ -61,14 +64,24 @@ def live_budgeted(campaigns: Iterable[Campaign], now: datetime) -> list[Campaign
 def traffic_profiles(
     requests: RequestReader, placements: Iterable[str], now: datetime
 ) -> dict[str, dict[datetime, int]]:
-    """Hourly decision counts of the last PROFILE_DAYS whole UTC days, per placement."""
+    """Hourly decision counts of the last PROFILE_DAYS whole UTC days, per placement whose counts could be read
+    (one throttled read must not stop pacing every campaign: ``profile_of``)."""
     last = day_start(now) - timedelta(hours=1)
     first = day_start(now) - timedelta(days=PROFILE_DAYS)
-    return {placement: requests.requests(placement, first, last) for placement in sorted(set(placements))}
+    counts: dict[str, dict[datetime, int]] = {}
+    for placement in sorted(set(placements)):
+        with suppress(DeliveryStoreUnavailableError):
+            counts[placement] = requests.requests(placement, first, last)
+    return counts
 
 
-def profile_of(campaign: Campaign, counts: dict[str, dict[datetime, int]]) -> TrafficProfile:
-    """The traffic shape of the campaign's placements together."""
+def profile_of(
+    campaign: Campaign, counts: dict[str, dict[datetime, int]], previous: PacingState | None
+) -> TrafficProfile:
+    """The traffic shape of the campaign's placements together; the one its last state followed when a
+    placement's counts could not be read (uniform without a state), as the shape changes little in a day."""
+    if any(placement.value not in counts for placement in campaign.placements):
+        return TrafficProfile(tuple(previous.hourly_shares)) if previous is not None else TrafficProfile.uniform()
     merged: dict[datetime, int] = {}
     for placement in campaign.placements:
         for hour, count in counts.get(placement.value, {}).items():
@@ -101,8 +114,9 @@ def run_pacing_step(
     """
     previous = store.list_states()
     live = sorted(live_budgeted(campaigns, now), key=lambda campaign: _paced_at(previous.get(campaign.campaign_id)))
-    counts = traffic_profiles(requests, (placement.value for c in live for placement in c.placements), now)
-    summary = StepSummary()
+    placements = {placement.value for campaign in live for placement in campaign.placements}
+    counts = traffic_profiles(requests, placements, now)
+    summary = StepSummary(profiles_unread=sorted(placements - counts.keys()))
 
     def step(campaign: Campaign) -> PacingState | None:
         if time_is_up():
@@ -115,7 +129,7 @@ def run_pacing_step(
                 previous.get(campaign.campaign_id),
                 sum(hourly.values(), DeliveryTotals()),
                 delivery.lifetime(campaign.campaign_id),
-                profile_of(campaign, counts),
+                profile_of(campaign, counts, previous.get(campaign.campaign_id)),
                 now,
                 config,
             )

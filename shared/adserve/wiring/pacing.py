@@ -71,8 +71,9 @@ def scheduled_pacing(settings: PacingSettings, remaining_ms: Callable[[], int]) 
         "exhausted_early": summary.exhausted_early,
         "over_delivered": summary.over_delivered,
         "deferred": len(summary.deferred),
+        "profiles_unread": summary.profiles_unread,
     }
-    if summary.failed or summary.over_delivered or summary.deferred:
+    if summary.failed or summary.over_delivered or summary.deferred or summary.profiles_unread:
         logger.warning("pacing step finished with problems", extra={"pacing": result})
     else:
         logger.info("pacing step finished", extra={"pacing": result})
