@@ -20,6 +20,7 @@ from adserve.delivery.report import (
     campaign_report,
     delete_keeping_report,
     parse_hour,
+    refuse_another_currency,
 )
 from adserve.http_api.errors import error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
@@ -72,7 +73,10 @@ def pacing() -> DynamoPacingStore:
         413: error_doc("Body over 64 KiB"),
         415: error_doc("A Content-Type other than application/json"),
         409: error_doc("The campaign was written by others again and again while it was being written; retry"),
-        422: error_doc("Invalid campaign, its campaign_id differs from the path's, or an ad id is another's"),
+        422: error_doc(
+            "Invalid campaign, its campaign_id differs from the path's, an ad id is another's, or its currency is not"
+            " the stored (or deleted) campaign's of that id"
+        ),
         503: UNREACHABLE,
     },
 )
@@ -80,6 +84,7 @@ def pacing() -> DynamoPacingStore:
 def put_campaign(campaign_id: CampaignId, campaign: CampaignInput) -> Campaign:
     if campaign.campaign_id != campaign_id:
         raise InvalidInputError("campaign_id in the body must equal the one in the path")
+    refuse_another_currency(store(), delivery(), campaign)
     store().put(campaign)
     metrics.add_metric(MetricName.CAMPAIGNS_WRITTEN, MetricUnit.Count, 1)
     return campaign

@@ -437,6 +437,29 @@ def test_a_deleted_campaigns_report_stays_with_what_it_delivered(
     assert report["totals"]["impressions"] == 4
 
 
+def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], tmp_path: Path
+) -> None:
+    # Given a campaign priced in USD, deleted (its counters stay, for its report)
+    document = sample_campaign(campaign_id="cmp-recreated-currency", currency="USD")
+    put_campaign(document)
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-recreated-currency", "DELETE"))["statusCode"] == 204
+    # When it is created again in JPY, through the API or the CLI with the delivery table
+    yen = {**document, "currency": "JPY"}
+    refused = local_stack.invoke("CampaignsFunction", put_event("cmp-recreated-currency", yen))
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([yen]))
+    tables = ["--table", local_stack.physical_name("CampaignsTable")]
+    tables += ["--delivery-table", local_stack.physical_name("DeliveryTable")]
+    loaded = main(["campaigns", "load", str(path), *tables])
+    # Then both refuse it, saying why: its counters count in USD; in USD it is created again
+    assert refused["statusCode"] == 422
+    assert "deleted with its delivery counted in USD" in json.loads(refused["body"])["error"]["message"]
+    assert loaded == 1
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-recreated-currency"))["statusCode"] == 404
+    put_campaign(document)
+
+
 def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_stack: Any) -> None:
     # Given a campaign, and a PUT that lands between the delete's read and its write
     store = CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable"))

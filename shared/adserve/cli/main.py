@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adserve.campaigns.model import Campaign, CampaignInput
-from adserve.cli.delivery import add_delivery_command, run_delivery_command
+from adserve.cli.delivery import DELIVERY_VARIABLE, add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, range_problem, run_model_command
 from adserve.core.errors import (
@@ -45,9 +45,10 @@ from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
+from adserve.delivery.report import DeletedCampaigns, refuse_another_currency
 from adserve.outcomes.logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
 from adserve.privacy.pseudonyms import Pseudonymizer
-from adserve.wiring.campaigns import campaign_store
+from adserve.wiring.campaigns import campaign_store, delivery_store
 
 __all__ = ["CampaignFileError", "load_campaigns", "main", "read_campaigns"]
 
@@ -101,8 +102,9 @@ _TABLE_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, CampaignStoreUnavaila
 """Failures of the campaigns table: its client's, and the store's after the client's retries."""
 
 
-def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
-    """Put every campaign (create or replace); the number written.
+def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted: DeletedCampaigns | None = None) -> int:
+    """Put every campaign (create or replace); the number written. With *deleted* (the delivery table), a
+    campaign created again under a deleted one's id must keep its currency, as through the API.
 
     Raises InvalidInputError at the first the store refuses (a stored campaign's currency changed, an ad id of
     another's), ConflictError at one other writers kept changing while it was written, and
@@ -115,6 +117,8 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign]) -> int:
         ads_of.setdefault(owner, []).append(ad_id)
     for written, campaign in enumerate(campaigns):
         try:
+            if deleted is not None:
+                refuse_another_currency(store, deleted, campaign)
             store.put(campaign, ad_owners=owners)
         except (InvalidInputError, ConflictError, CampaignStoreUnavailableError) as error:  # not written: stop here
             raise type(error)(f"{error}; the {written} campaigns before it were written, none after") from None
@@ -149,14 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if arguments.command == "load":
-            return _load(Path(arguments.file), table)
+            return _load(Path(arguments.file), table, arguments.delivery_table or os.environ.get(DELIVERY_VARIABLE))
         return _list(table, as_json=arguments.json)
     except _TABLE_ERRORS as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
 
 
-def _load(path: Path, table: str) -> int:
+def _load(path: Path, table: str, delivery_table: str | None) -> int:
     try:
         campaigns = read_campaigns(path)
     except CampaignFileError as error:
@@ -165,7 +169,8 @@ def _load(path: Path, table: str) -> int:
             print(f"  {reason}", file=sys.stderr)  # noqa: T201
         return 1
     try:
-        count = load_campaigns(_store(table), campaigns)
+        deleted = None if delivery_table is None else delivery_store(delivery_table)
+        count = load_campaigns(_store(table), campaigns, deleted)
     except (InvalidInputError, ConflictError, CampaignStoreUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
@@ -328,6 +333,11 @@ def _parser() -> argparse.ArgumentParser:
     load = commands.add_parser("load", help="validate a JSON list of campaigns, then put them all")
     load.add_argument("file", help="JSON file holding a list of Campaign documents")
     load.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
+    load.add_argument(
+        "--delivery-table",
+        help=f"delivery table, to keep a deleted campaign's currency when its id is used again (default: "
+        f"${DELIVERY_VARIABLE}; without one, that is not checked)",
+    )
     listing = commands.add_parser("list", help="list every campaign")
     listing.add_argument("--table", help=f"campaigns table (default: ${TABLE_VARIABLE})")
     listing.add_argument("--json", action="store_true", help="print the full documents as JSON")

@@ -178,6 +178,27 @@ def delete_keeping_report(
     campaigns.delete(campaign_id, keep=lambda campaign: archive.keep_deleted(DeletedCampaign(campaign, now)))
 
 
+def refuse_another_currency(campaigns: CampaignReader, archive: DeletedCampaigns, campaign: Campaign) -> None:
+    """InvalidInputError when the campaign is not stored and its id is a deleted campaign's of another currency.
+
+    The deleted campaign's counters stay (its report reads them), and a campaign created again under its id
+    counts on them: spend in one currency would be read as the other, in its report and against its budget. The
+    store refuses a currency change of a stored campaign; this is the same rule across a delete.
+    """
+    try:
+        campaigns.get(campaign.campaign_id)
+    except NotFoundError:
+        pass
+    else:
+        return  # stored: the store keeps its currency
+    deleted = archive.deleted_campaign(campaign.campaign_id)
+    if deleted is not None and deleted.campaign.currency != campaign.currency:
+        raise InvalidInputError(
+            f"campaign {campaign.campaign_id} was deleted with its delivery counted in {deleted.campaign.currency}; "
+            f"create it again in {deleted.campaign.currency}, or under another id"
+        )
+
+
 def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
     campaigns: CampaignReader,
     delivery: ArchivingDeliveryReader,
