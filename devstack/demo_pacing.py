@@ -10,9 +10,10 @@ value x noise among those kept (one ad per request). Each win becomes an impress
 0 to 2 minutes later (the Track -> queue -> Record lag), which is what the next steps read. The traffic profile
 learns from 7 earlier days of hourly request counts of the same curve.
 
-Twelve campaigns: budgets from a twentieth of what their traffic could give to twice it, even and asap,
-impressions and spend. Prints per campaign delivered/budget and the largest gap between cumulative delivery
-and the target curve, writes ``pacing.png`` and ``pacing-summary.json``, and checks:
+Fourteen campaigns: budgets from a twentieth of what their traffic could give to twice it, even and asap,
+impressions and spend, two of them targeting the morning hours only. Prints per campaign delivered/budget and
+the largest gap between cumulative delivery and the target curve, writes ``pacing.png`` and
+``pacing-summary.json``, and checks:
 
 - every even campaign whose budget its traffic can fill delivers 98-101% of it;
 - no campaign delivers more than 1% over its budget;
@@ -56,6 +57,16 @@ class SimulatedCampaign:
     budget_share: float
     """Daily budget as a share of the impressions the campaign's eligible requests could give in the day."""
     unit: BudgetUnit = BudgetUnit.IMPRESSIONS
+    hours: tuple[int, ...] = ()
+    """The hours of the day it targets (the simulated listeners' local hour is the UTC one); () for all."""
+
+    def match_at(self, minute_of_day: int) -> float:
+        """The share of a minute's requests eligible for it."""
+        return self.match_rate if not self.hours or minute_of_day // 60 in self.hours else 0.0
+
+    def eligible_requests(self) -> float:
+        """Requests of the day it is eligible for, on average."""
+        return sum(expected_requests(minute) * self.match_at(minute) for minute in range(1440))
 
 
 CAMPAIGNS = (
@@ -71,6 +82,8 @@ CAMPAIGNS = (
     SimulatedCampaign("asap-spend", Pacing.ASAP, 0.08, 12.5, 0.35, BudgetUnit.SPEND),
     SimulatedCampaign("asap-over", Pacing.ASAP, 0.05, 6.0, 1.50),
     SimulatedCampaign("even-filler", Pacing.EVEN, 0.50, 2.0, 0.25),
+    SimulatedCampaign("morning-few", Pacing.EVEN, 0.30, 16.0, 0.10, hours=(8, 9, 10, 11)),
+    SimulatedCampaign("morning-most", Pacing.EVEN, 0.20, 18.0, 0.60, hours=(8, 9, 10, 11)),
 )
 
 
@@ -103,6 +116,7 @@ def campaign_of(simulated: SimulatedCampaign, day_supply: float) -> Campaign:
             "value_cpm": simulated.value_cpm,
             "budget": budget,
             "pacing": simulated.pacing,
+            "targeting": {"hours": list(simulated.hours)},
             "creatives": [
                 {
                     "ad_id": f"ad-{simulated.campaign_id}",
@@ -126,16 +140,15 @@ def units(campaign: Campaign, impressions: int) -> int:
 def simulate(seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     day_requests = sum(expected_requests(minute) for minute in range(1440))
-    campaigns = [campaign_of(c, c.match_rate * day_requests * IMPRESSION_RATE) for c in CAMPAIGNS]
+    campaigns = [campaign_of(c, c.eligible_requests() * IMPRESSION_RATE) for c in CAMPAIGNS]
     counter = InMemoryDeliveryCounter()
     for day in range(1, 8):  # the week of request counts the profile learns from
         for hour in range(24):
             expected = sum(expected_requests(hour * 60 + minute) for minute in range(60))
-            counter.request_counts[(PLACEMENT, DAY - timedelta(days=day) + timedelta(hours=hour))] = int(
+            counter.request_counts[(PLACEMENT, DAY - timedelta(days=day) + timedelta(hours=hour), hour)] = int(
                 rng.poisson(expected)
             )
     store = InMemoryPacingStore()
-    matches = np.array([c.match_rate for c in CAMPAIGNS])
     values = np.array([c.value_cpm for c in CAMPAIGNS])
     arriving = np.zeros((1440 + MAX_LAG_MINUTES + 1, len(campaigns)), dtype=np.int64)
     timeline: list[list[dict[str, float]]] = [[] for _ in campaigns]
@@ -154,6 +167,7 @@ def simulate(seed: int) -> dict[str, Any]:
             )
         probabilities = np.array([state.serve_probability for state in states])
         requests = int(rng.poisson(expected_requests(minute)))
+        matches = np.array([c.match_at(minute) for c in CAMPAIGNS])
         competing = rng.random((requests, len(campaigns))) < matches * probabilities
         bids = np.where(competing, values * rng.lognormal(0.0, 0.3, (requests, len(campaigns))), -1.0)
         winners = bids.argmax(axis=1)[bids.max(axis=1) > 0]
@@ -161,9 +175,8 @@ def simulate(seed: int) -> dict[str, Any]:
         lags = rng.integers(0, MAX_LAG_MINUTES + 1, shown.size)
         np.add.at(arriving, (minute + lags, shown), 1)
         this_hour = hour_of(now)
-        counter.request_counts[(PLACEMENT, this_hour)] = (
-            counter.request_counts.get((PLACEMENT, this_hour), 0) + requests
-        )
+        decided = (PLACEMENT, this_hour, this_hour.hour)
+        counter.request_counts[decided] = counter.request_counts.get(decided, 0) + requests
         for index, campaign in enumerate(campaigns):
             count = int(arriving[minute, index])
             if count:
@@ -183,7 +196,7 @@ def summarise(
         assert budget is not None
         assert budget.daily_units is not None
         delivered = units(campaign, int(arriving[:, index].sum()))
-        supply = units(campaign, round(simulated.match_rate * day_requests * IMPRESSION_RATE))
+        supply = units(campaign, round(simulated.eligible_requests() * IMPRESSION_RATE))
         gaps = [abs(point["delivered"] - point["target"]) / budget.daily_units for point in timeline[index]]
         cumulative = np.cumsum(arriving[:1440, index])
         reached = np.flatnonzero(np.array([units(campaign, int(c)) for c in cumulative]) >= 0.99 * budget.daily_units)
@@ -192,6 +205,7 @@ def summarise(
             {
                 "campaign_id": campaign.campaign_id,
                 "pacing": campaign.pacing.value,
+                "hours": list(simulated.hours),
                 "unit": budget.unit.value,
                 "budget": budget.daily_units / scale,
                 "supply": supply / scale,
@@ -213,7 +227,8 @@ def acceptance(summary: dict[str, Any]) -> list[tuple[str, bool]]:
     rows = summary["campaigns"]
     even_fillable = [row for row in rows if row["pacing"] == "even" and row["fillable"]]
     asap_fillable = [row for row in rows if row["pacing"] == "asap" and row["fillable"]]
-    earliest_even = min((row["reached_budget_at_minute"] or 1440 for row in even_fillable), default=1440)
+    all_day = [row for row in even_fillable if not row["hours"]]  # a morning campaign's day ends at noon
+    earliest_even = min((row["reached_budget_at_minute"] or 1440 for row in all_day), default=1440)
     return [
         (
             "every fillable even campaign delivers 98-101% of its budget",

@@ -147,7 +147,8 @@ class InMemoryDeliveryCounter:
 
     hours: dict[tuple[str, datetime], DeliveryTotals] = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
-    request_counts: dict[tuple[str, datetime], int] = field(default_factory=dict)
+    request_counts: dict[tuple[str, datetime, int], int] = field(default_factory=dict)
+    """Decisions per (placement, UTC hour, listener-local hour)."""
     available: bool = True
     writes: int = 0
     """``count_once`` calls, failed ones included."""
@@ -176,16 +177,16 @@ class InMemoryDeliveryCounter:
             (totals for (campaign, _), totals in self.hours.items() if campaign == campaign_id), DeliveryTotals()
         )
 
-    def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
+    def add_requests(self, counts: Mapping[tuple[str, datetime, int], int]) -> None:
         if not self.available:
             raise DeliveryStoreUnavailableError("table unreachable")
         for key, count in counts.items():
             self.request_counts[key] = self.request_counts.get(key, 0) + count
 
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
         return {
-            hour: count
-            for (name, hour), count in self.request_counts.items()
+            (hour, local): count
+            for (name, hour, local), count in self.request_counts.items()
             if name == placement and first_hour <= hour <= last_hour
         }
 

@@ -260,3 +260,32 @@ def test_a_pacing_state_this_release_cannot_read_leaves_out_its_campaign_alone(l
     finally:
         for campaign_id in (readable.campaign_id, odd, bare):
             client.delete_item(TableName=table, Key={"campaign_id": {"S": campaign_id}})
+
+
+def test_request_counts_keep_each_listener_local_hour_and_read_older_items_at_their_utc_hour(
+    local_stack: LocalStack,
+) -> None:
+    # Given two batches' request counts of one placement and UTC hour, by listener-local hour, and an item written
+    # before local hours were counted (a total alone)
+    store = delivery_store(local_stack)
+    placement = unique("placement")
+    hour = hour_of(NOW) - timedelta(hours=2)
+    local = (hour.hour + 5) % 24  # an app five hours ahead of UTC
+    store.add_requests({(placement, hour, local): 3, (placement, hour, hour.hour): 2})
+    store.add_requests({(placement, hour, local): 1, (placement, hour + timedelta(hours=1), (local + 1) % 24): 5})
+    before = hour - timedelta(hours=1)
+    dynamodb(local_stack).update_item(
+        TableName=local_stack.physical_name("DeliveryTable"),
+        Key={"pk": {"S": f"requests#{placement}#0"}, "sk": {"S": f"hour#{before.strftime('%Y-%m-%dT%H')}"}},
+        UpdateExpression="ADD requests :count",
+        ExpressionAttributeValues={":count": {"N": "7"}},
+    )
+    # When the pacing step reads them
+    counts = store.requests(placement, before, hour + timedelta(hours=1))
+    # Then every local hour is counted where it was, summed over shards, and the old total sits at its UTC hour
+    assert counts == {
+        (before, before.hour): 7,
+        (hour, local): 4,
+        (hour, hour.hour): 2,
+        (hour + timedelta(hours=1), (local + 1) % 24): 5,
+    }

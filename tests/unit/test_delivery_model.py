@@ -316,16 +316,23 @@ def test_an_unwritable_delivery_table_fails_the_outcomes_and_logs_only_the_rest(
 def test_record_counts_decisions_per_placement_and_hour_for_the_traffic_profile() -> None:
     delivery, logs = InMemoryDeliveryCounter(), InMemoryLogStore()
     service = recorder(delivery, logs)
+    # a decision the app said was at 08:00 its time: targeting read that hour, so the profile counts it there
+    local_eight = decision(decision_id="d-4").model_copy(
+        update={"listener_features": {**decision().listener_features, "hour_of_day": "8"}}
+    )
     records = message_records(
         decision(decision_id="d-1"),
         decision(decision_id="d-2"),
         decision(decision_id="d-3", decided_at=NOW - timedelta(hours=1)),
+        local_eight,
         outcome(decision_id="d-1"),
     )
     assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
-    assert delivery.requests("audio_midroll", HOUR - timedelta(hours=1), HOUR) == {
-        HOUR - timedelta(hours=1): 1,
-        HOUR: 2,
+    before = HOUR - timedelta(hours=1)
+    assert delivery.requests("audio_midroll", before, HOUR) == {
+        (before, before.hour): 1,  # no local hour logged: the UTC hour's own
+        (HOUR, HOUR.hour): 2,
+        (HOUR, 8): 1,
     }
 
 
@@ -335,7 +342,7 @@ def test_an_explain_requests_decision_is_logged_but_not_counted_as_traffic() -> 
     explained = decision(decision_id="d-explain").model_copy(update={"explain": True})
     records = message_records(decision(decision_id="d-1"), explained)
     assert failed_ids(dict(service.process_batch(sqs_event(*records), None))) == set()
-    assert delivery.requests("audio_midroll", HOUR, HOUR) == {HOUR: 1}
+    assert delivery.requests("audio_midroll", HOUR, HOUR) == {(HOUR, HOUR.hour): 1}
     assert {record.decision_id: record.explain for record in read_decisions(logs, NOW, NOW)} == {
         "d-1": False,
         "d-explain": True,

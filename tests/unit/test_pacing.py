@@ -311,7 +311,7 @@ class CountsUnreadableFor(InMemoryDeliveryCounter):
         super().__init__()
         self.failing = placement
 
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
         if placement == self.failing:
             raise DeliveryStoreUnavailableError("ProvisionedThroughputExceeded")
         return super().requests(placement, first_hour, last_hour)
@@ -323,7 +323,7 @@ def test_a_placement_whose_request_counts_cannot_be_read_keeps_its_campaigns_las
     counter = CountsUnreadableFor("audio_midroll")
     for day in range(1, 8):
         for hour in range(24):
-            counter.request_counts[("audio_preroll", DAY - timedelta(days=day) + timedelta(hours=hour))] = 100
+            counter.request_counts[("audio_preroll", DAY - timedelta(days=day) + timedelta(hours=hour), hour)] = 100
     midroll = budgeted(campaign_id="cmp-midroll", placements=["audio_midroll"])
     preroll = budgeted(
         campaign_id="cmp-preroll",
@@ -343,6 +343,26 @@ def test_a_placement_whose_request_counts_cannot_be_read_keeps_its_campaigns_las
     assert store.states["cmp-midroll"].hourly_shares == list(NIGHT_AND_DAY.hourly_shares)
     assert store.states["cmp-never"].hourly_shares == list(TrafficProfile.uniform().hourly_shares)
     assert store.states["cmp-preroll"].hourly_shares == pytest.approx([1 / 24] * 24)
+
+
+def test_a_campaign_targeting_the_morning_paces_on_the_morning_traffic_and_waits_out_the_night_at_its_p() -> None:
+    # Given a week of even traffic at every UTC hour, its listeners' local hour being the UTC one, and a budgeted
+    # campaign that targets 08:00-11:59 local time, first paced at midnight
+    counter = InMemoryDeliveryCounter()
+    for day in range(1, 8):
+        for hour in range(24):
+            counter.request_counts[("audio_midroll", DAY - timedelta(days=day) + timedelta(hours=hour), hour)] = 600
+    morning = budgeted(campaign_id="cmp-morning", targeting={"hours": [8, 9, 10, 11]})
+    store = InMemoryPacingStore()
+    # When the step runs every minute of the night, in which it can show the campaign nothing
+    for minute in range(0, 8 * 60, 1):
+        run_pacing_step([morning], counter, counter, store, DAY + timedelta(minutes=minute))
+    state = store.states["cmp-morning"]
+    # Then its profile is the morning's traffic alone, so by 08:00 none of its day is due yet, and its p is still
+    # the one it started at: a p doubled every idle minute would open the morning at p = 1, past a small budget
+    assert state.hourly_shares == pytest.approx([0.0] * 8 + [0.25] * 4 + [0.0] * 12)
+    assert (state.share_now, state.target_now) == (0.0, 0)
+    assert state.serve_probability == START_PROBABILITY
 
 
 def test_a_step_out_of_time_paces_the_stalest_states_first_and_leaves_the_rest_for_the_next_step() -> None:

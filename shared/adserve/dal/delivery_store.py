@@ -36,6 +36,7 @@ from adserve.delivery.counting import (
     DeliveryGroup,
     DeliveryTotals,
     GroupResult,
+    RequestKey,
 )
 from adserve.delivery.report import DeletedCampaign
 
@@ -174,25 +175,37 @@ class DynamoDeliveryStore(TransactionalWriter):
         except (KeyError, ValueError):  # a refused document is a ValidationError, a ValueError
             return None
 
-    def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
-        """One ADD per (placement, hour) on a random shard. At least once, not exactly once: a redelivered
+    def add_requests(self, counts: Mapping[RequestKey, int]) -> None:
+        """One ADD per (placement, UTC hour) on a random shard, of the total and of each listener-local hour's count
+        (``local_<HH>``; ADD reaches top-level attributes only). At least once, not exactly once: a redelivered
         batch counts its decisions again, which only blurs the traffic's shape (README.md#pacing)."""
         shard = random.randrange(REQUEST_SHARDS)
+        by_hour: dict[tuple[str, datetime], dict[int, int]] = {}
+        for (placement, hour, local), count in counts.items():
+            locals_ = by_hour.setdefault((placement, hour), {})
+            locals_[local] = locals_.get(local, 0) + count
         try:
-            for (placement, hour), count in sorted(counts.items()):
+            for (placement, hour), locals_ in sorted(by_hour.items()):
                 expires = int((hour + REQUEST_COUNT_LIFETIME).timestamp())
+                values = {f":{_local_attribute(local)}": {"N": str(count)} for local, count in locals_.items()}
+                adds = ", ".join(f"{_local_attribute(local)} :{_local_attribute(local)}" for local in sorted(locals_))
                 self._client.update_item(
                     TableName=self._table,
                     Key={"pk": {"S": requests_key(placement, shard)}, "sk": {"S": hour_key(hour)}},
-                    UpdateExpression="ADD requests :count SET expires_at = :expires",
-                    ExpressionAttributeValues={":count": {"N": str(count)}, ":expires": {"N": str(expires)}},
+                    UpdateExpression=f"ADD requests :count, {adds} SET expires_at = :expires",
+                    ExpressionAttributeValues={
+                        ":count": {"N": str(sum(locals_.values()))},
+                        ":expires": {"N": str(expires)},
+                        **values,
+                    },
                 )
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
 
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
-        """One Query per request shard over the hour range, summed per hour."""
-        hours: dict[datetime, int] = {}
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
+        """One Query per request shard over the hour range, summed per (hour, local hour): what an item's total
+        holds beyond its local hours' counts (counted before they were) at the UTC hour's own."""
+        hours: dict[tuple[datetime, int], int] = {}
         try:
             for shard in range(REQUEST_SHARDS):
                 pages = self._client.query_pages(
@@ -207,7 +220,14 @@ class DynamoDeliveryStore(TransactionalWriter):
                 for page in pages:
                     for item in page["Items"]:
                         hour = _hour_of_key(item["sk"]["S"])
-                        hours[hour] = hours.get(hour, 0) + int(item["requests"]["N"])
+                        unplaced = int(item["requests"]["N"])
+                        for local in range(24):
+                            counted = item.get(_local_attribute(local))
+                            if counted is not None:
+                                hours[hour, local] = hours.get((hour, local), 0) + int(counted["N"])
+                                unplaced -= int(counted["N"])
+                        if unplaced > 0:
+                            hours[hour, hour.hour] = hours.get((hour, hour.hour), 0) + unplaced
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
         return hours
@@ -240,6 +260,11 @@ class DynamoDeliveryStore(TransactionalWriter):
             for sort_key in (hour_key(group.hour), LIFETIME_KEY)
         )
         return items
+
+
+def _local_attribute(local: int) -> str:
+    """The attribute of a request item counting the decisions at listener-local hour *local*."""
+    return f"local_{local:02d}"
 
 
 def _totals(item: "Mapping[str, AttributeValueTypeDef]") -> DeliveryTotals:

@@ -131,19 +131,33 @@ class GroupResult:
     duplicates: tuple[str, ...] = ()
 
 
+RequestKey = tuple[str, datetime, int]
+"""(placement, UTC hour, listener-local hour of day) of a decision: the traffic a campaign targeting hours of the
+day can get is the decisions at those local hours (``adserve.delivery.pacing_step.profile_of``)."""
+
+
+def local_hour_of(features: Mapping[str, str], utc_hour: datetime) -> int:
+    """The listener-local hour a decision was targeted at (its logged ``hour_of_day``, what targeting read: the
+    app's local hour, else the UTC one); the UTC hour for a record without a valid one."""
+    logged = features.get("hour_of_day", "")
+    return int(logged) if logged.isdigit() and int(logged) < 24 else utc_hour.hour
+
+
 class DeliveryCounter(Protocol):
     def count_once(self, group: DeliveryGroup) -> GroupResult:
         """Count the group's events not counted before; raises DeliveryStoreUnavailableError."""
         ...
 
-    def add_requests(self, counts: Mapping[tuple[str, datetime], int]) -> None:
-        """Add decisions per (placement, UTC hour), at least once; raises DeliveryStoreUnavailableError."""
+    def add_requests(self, counts: Mapping[RequestKey, int]) -> None:
+        """Add decisions per (placement, UTC hour, listener-local hour), at least once; raises
+        DeliveryStoreUnavailableError."""
         ...
 
 
 class RequestReader(Protocol):
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, int]:
-        """Decisions per UTC hour of one placement in [first_hour, last_hour], summed over the shards."""
+    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
+        """Decisions of one placement per (UTC hour in [first_hour, last_hour], listener-local hour of day), summed
+        over the shards; decisions counted before the local hour was, at the UTC hour's own (``local_hour_of``)."""
         ...
 
 

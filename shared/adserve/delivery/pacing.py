@@ -213,6 +213,7 @@ def pace(  # noqa: PLR0917 - a step is these things
     # What the last step's p bought: the counted delivery since then against its exposure (p x share).
     exposure = exposed_delivery = 0.0
     counted_since = 0
+    share_since = 1.0
     if previous is not None:
         counted_since = max(delivered_lifetime - previous.delivered_lifetime, 0)
         share_since = _share_between(profile, previous, min(now, previous.updated_at + config.state_served_for))
@@ -252,15 +253,18 @@ def pace(  # noqa: PLR0917 - a step is these things
     # ago) starts again from START_PROBABILITY, as a new one does: its old capacity would otherwise let an asap
     # one jump straight back to p = 1 with a day's worth of counts still to arrive.
     previous_p = None if previous is None else previous.serve_probability or START_PROBABILITY / MAX_RISE
+    # p rises only over steps its traffic ran in: a campaign targeting the morning waits out the night at the p it
+    # had, not at a p doubled to 1 by steps that could show it nothing, which would open its window at full tap.
+    rise = MAX_RISE if share_since > 0 else 1.0
     if capacity is None:
         # Nothing counted yet (the Track -> Record lag): p = 1 could deliver minutes of traffic before the first
         # count, past a small budget, so every campaign, asap too, starts small and doubles until it has one.
-        p = START_PROBABILITY if previous_p is None else previous_p * MAX_RISE
+        p = START_PROBABILITY if previous_p is None else previous_p * rise
     else:
         p = 1.0 if campaign.pacing is Pacing.ASAP else left / (capacity * max(remaining_share, 1e-9))
         p = max(p, config.min_probability)
         if previous_p is not None:
-            p = min(p, previous_p * MAX_RISE)
+            p = min(p, previous_p * rise)
         # The next step's expected delivery must fit what is left: how an asap campaign stops exactly. Across
         # midnight the step's traffic is the rest of today and the start of tomorrow (the profile is per day).
         following = profile.elapsed(now + STEP)

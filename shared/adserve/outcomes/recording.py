@@ -22,9 +22,9 @@ One SQS batch is processed in four steps, by a Powertools ``BatchProcessor`` thi
    named by the messages it holds (see ``adserve.outcomes.logs``). When a put fails, every record of that
    object is reported failed: on redelivery the marker stops a second count and readers drop the second
    row, so a retry can neither lose nor double anything.
-5. The decision records that succeeded are counted per (placement, UTC hour) in the delivery table: the
-   traffic profile the pacing step learns from (``adserve.delivery.pacing``). Best effort, one ADD per
-   placement and hour: a failure is logged and fails nothing (a lost count only blurs the profile).
+5. The decision records that succeeded are counted per (placement, UTC hour, listener-local hour) in the
+   delivery table: the traffic profile the pacing step learns from (``adserve.delivery.pacing``). Best effort,
+   one ADD per placement and UTC hour: a failure is logged and fails nothing (a lost count only blurs the profile).
 
 An outcome whose decision is older than ``COUNTING_HORIZON`` (13 days) skips steps 2 and 3: its markers may
 have expired, so counting it could count it twice. It is logged (step 4) and counted as too late.
@@ -68,8 +68,10 @@ from adserve.delivery.counting import (
     DeliveryEvent,
     DeliveryTally,
     DeliveryTotals,
+    RequestKey,
     delivery_groups,
     hour_of,
+    local_hour_of,
 )
 from adserve.delivery.counting import marker_key as delivery_marker_key
 from adserve.outcomes.decision_records import DecisionRecord
@@ -363,8 +365,8 @@ class _Handled:
     record: QueueRecord
     row: LogRow
     delivery: DeliveryEvent | None = None
-    request: tuple[str, datetime] | None = None
-    """For a decision record: its (placement, UTC hour), counted in step 5."""
+    request: RequestKey | None = None
+    """For a decision record: its (placement, UTC hour, listener-local hour), counted in step 5."""
     raw: dict[str, Any] | None = None
     """The record as the processor holds it in success_messages, set when it is staged."""
 
@@ -435,7 +437,9 @@ class _RecordBatchProcessor(BatchProcessor):
                 return _Handled(record, log_row(message), delivery)
             if message.explain:  # nothing was served: not traffic the pacing step should learn from
                 return _Handled(record, log_row(message))
-            return _Handled(record, log_row(message), None, (message.placement, hour_of(message.decided_at)))
+            hour = hour_of(message.decided_at)
+            request = (message.placement, hour, local_hour_of(message.listener_features, hour))
+            return _Handled(record, log_row(message), None, request)
         finally:
             log_keys.remove_keys(_RECORD_LOG_KEYS)
 
@@ -541,7 +545,8 @@ class _RecordBatchProcessor(BatchProcessor):
             self._tally.rows_written += len(group)
 
     def _count_requests(self) -> None:
-        """Step 5: the successful decision records per (placement, hour), for the pacing step's profile."""
+        """Step 5: the successful decision records per (placement, UTC hour, local hour), for the pacing step's
+        profile."""
         succeeded = {id(message) for message in self.success_messages}
         counts = Counter(
             staged.request for staged in self._staged if staged.request is not None and id(staged.raw) in succeeded
