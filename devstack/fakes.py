@@ -147,8 +147,8 @@ class InMemoryDeliveryCounter:
 
     hours: dict[tuple[str, datetime], DeliveryTotals] = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
-    request_counts: dict[tuple[str, datetime, int], int] = field(default_factory=dict)
-    """Decisions per (placement, UTC hour, listener-local hour)."""
+    request_counts: dict[tuple[str, datetime, int | None], int] = field(default_factory=dict)
+    """Decisions per (placement, UTC hour, listener-local hour; None: counted before local hours were)."""
     available: bool = True
     writes: int = 0
     """``count_once`` calls, failed ones included."""
@@ -183,7 +183,9 @@ class InMemoryDeliveryCounter:
         for key, count in counts.items():
             self.request_counts[key] = self.request_counts.get(key, 0) + count
 
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
+    def requests(
+        self, placement: str, first_hour: datetime, last_hour: datetime
+    ) -> dict[tuple[datetime, int | None], int]:
         return {
             (hour, local): count
             for (name, hour, local), count in self.request_counts.items()

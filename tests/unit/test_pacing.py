@@ -311,7 +311,9 @@ class CountsUnreadableFor(InMemoryDeliveryCounter):
         super().__init__()
         self.failing = placement
 
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
+    def requests(
+        self, placement: str, first_hour: datetime, last_hour: datetime
+    ) -> dict[tuple[datetime, int | None], int]:
         if placement == self.failing:
             raise DeliveryStoreUnavailableError("ProvisionedThroughputExceeded")
         return super().requests(placement, first_hour, last_hour)
@@ -363,6 +365,24 @@ def test_a_campaign_targeting_the_morning_paces_on_the_morning_traffic_and_waits
     assert state.hourly_shares == pytest.approx([0.0] * 8 + [0.25] * 4 + [0.0] * 12)
     assert (state.share_now, state.target_now) == (0.0, 0)
     assert state.serve_probability == START_PROBABILITY
+
+
+def test_counts_of_no_known_local_hour_shape_every_campaigns_profile_as_before_local_hours_were_counted() -> None:
+    # Given a week of counts written before local hours were (a night-light, day-heavy placement), and a campaign
+    # for listeners nine hours ahead of UTC that targets their morning
+    counter = InMemoryDeliveryCounter()
+    for day in range(1, 8):
+        for hour in range(24):
+            counts = 100 if 6 <= hour < 22 else 20
+            counter.request_counts[("audio_midroll", DAY - timedelta(days=day) + timedelta(hours=hour), None)] = counts
+    tokyo = budgeted(campaign_id="cmp-tokyo", targeting={"hours": [8, 9, 10, 11]})
+    store = InMemoryPacingStore()
+    # When it is paced
+    run_pacing_step([tokyo], counter, counter, store, DAY + timedelta(hours=1))
+    # Then its profile is the placement's whole traffic, as before: read at the UTC hour's own, its real window
+    # (UTC 23-02) would have had no traffic, and its p would never have risen there
+    shares = store.states["cmp-tokyo"].hourly_shares
+    assert shares == pytest.approx([20 / 1760] * 6 + [100 / 1760] * 16 + [20 / 1760] * 2)
 
 
 def test_a_step_out_of_time_paces_the_stalest_states_first_and_leaves_the_rest_for_the_next_step() -> None:

@@ -202,10 +202,12 @@ class DynamoDeliveryStore(TransactionalWriter):
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
 
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
+    def requests(
+        self, placement: str, first_hour: datetime, last_hour: datetime
+    ) -> dict[tuple[datetime, int | None], int]:
         """One Query per request shard over the hour range, summed per (hour, local hour): what an item's total
-        holds beyond its local hours' counts (counted before they were) at the UTC hour's own."""
-        hours: dict[tuple[datetime, int], int] = {}
+        holds beyond its local hours' counts (counted before they were) under None, a local hour unknown."""
+        hours: dict[tuple[datetime, int | None], int] = {}
         try:
             for shard in range(REQUEST_SHARDS):
                 pages = self._client.query_pages(
@@ -227,7 +229,7 @@ class DynamoDeliveryStore(TransactionalWriter):
                                 hours[hour, local] = hours.get((hour, local), 0) + int(counted["N"])
                                 unplaced -= int(counted["N"])
                         if unplaced > 0:
-                            hours[hour, hour.hour] = hours.get((hour, hour.hour), 0) + unplaced
+                            hours[hour, None] = hours.get((hour, None), 0) + unplaced
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
         return hours

@@ -155,9 +155,11 @@ class DeliveryCounter(Protocol):
 
 
 class RequestReader(Protocol):
-    def requests(self, placement: str, first_hour: datetime, last_hour: datetime) -> dict[tuple[datetime, int], int]:
+    def requests(
+        self, placement: str, first_hour: datetime, last_hour: datetime
+    ) -> dict[tuple[datetime, int | None], int]:
         """Decisions of one placement per (UTC hour in [first_hour, last_hour], listener-local hour of day), summed
-        over the shards; decisions counted before the local hour was, at the UTC hour's own (``local_hour_of``)."""
+        over the shards; decisions counted before the local hour was, under None (a local hour unknown)."""
         ...
 
 

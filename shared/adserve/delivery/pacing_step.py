@@ -63,12 +63,12 @@ def live_budgeted(campaigns: Iterable[Campaign], now: datetime) -> list[Campaign
 
 def traffic_profiles(
     requests: RequestReader, placements: Iterable[str], now: datetime
-) -> dict[str, dict[tuple[datetime, int], int]]:
+) -> dict[str, dict[tuple[datetime, int | None], int]]:
     """Hourly decision counts of the last PROFILE_DAYS whole UTC days, per placement whose counts could be read
     (one throttled read must not stop pacing every campaign: ``profile_of``)."""
     last = day_start(now) - timedelta(hours=1)
     first = day_start(now) - timedelta(days=PROFILE_DAYS)
-    counts: dict[str, dict[tuple[datetime, int], int]] = {}
+    counts: dict[str, dict[tuple[datetime, int | None], int]] = {}
     for placement in sorted(set(placements)):
         with suppress(DeliveryStoreUnavailableError):
             counts[placement] = requests.requests(placement, first, last)
@@ -76,19 +76,21 @@ def traffic_profiles(
 
 
 def profile_of(
-    campaign: Campaign, counts: dict[str, dict[tuple[datetime, int], int]], previous: PacingState | None
+    campaign: Campaign, counts: dict[str, dict[tuple[datetime, int | None], int]], previous: PacingState | None
 ) -> TrafficProfile:
     """The traffic shape of the campaign's placements together, of the decisions at the listener-local hours it
     targets (all of them without hours targeting): what it can get, hour by UTC hour, so its target curve and
-    its p follow when it can serve. The one its last state followed when a placement's counts could not be read
-    (uniform without a state), as the shape changes little in a day."""
+    its p follow when it can serve. Decisions of an unknown local hour (counted before local hours were) count
+    for every campaign, as all did then: read as the UTC hour's own, a campaign whose listeners are hours off
+    UTC would see no traffic in its real window for a week. The one its last state followed when a placement's
+    counts could not be read (uniform without a state), as the shape changes little in a day."""
     if any(placement.value not in counts for placement in campaign.placements):
         return TrafficProfile(tuple(previous.hourly_shares)) if previous is not None else TrafficProfile.uniform()
     hours = frozenset(campaign.targeting.hours)
     merged: dict[datetime, int] = {}
     for placement in campaign.placements:
         for (hour, local), count in counts[placement.value].items():
-            if not hours or local in hours:
+            if not hours or local is None or local in hours:
                 merged[hour] = merged.get(hour, 0) + count
     return TrafficProfile.from_counts(merged)
 
