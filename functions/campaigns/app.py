@@ -77,7 +77,10 @@ def pacing() -> DynamoPacingStore:
             "Invalid campaign, its campaign_id differs from the path's, an ad id is another's, or its currency is not"
             " the stored (or deleted) campaign's of that id"
         ),
-        503: UNREACHABLE,
+        503: error_doc(
+            "The campaigns table, or the delivery table a deleted campaign's currency is read from, was throttled or"
+            " unreachable; retry after Retry-After seconds"
+        ),
     },
 )
 @tracer.capture_method

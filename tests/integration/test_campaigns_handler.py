@@ -460,6 +460,18 @@ def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(
     put_campaign(document)
 
 
+def test_a_campaigns_load_whose_delivery_table_cannot_be_read_stops_and_says_so(
+    local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "campaigns.json"
+    path.write_text(json.dumps([sample_campaign(campaign_id="cmp-load-no-delivery")]))
+    tables = ["--table", local_stack.physical_name("CampaignsTable"), "--delivery-table", "adserve-no-such-table"]
+    capsys.readouterr()
+    assert main(["campaigns", "load", str(path), *tables]) == 1
+    assert "the 0 campaigns before it were written" in capsys.readouterr().err
+    assert local_stack.invoke("CampaignsFunction", get_event("cmp-load-no-delivery"))["statusCode"] == 404
+
+
 def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_stack: Any) -> None:
     # Given a campaign, and a PUT that lands between the delete's read and its write
     store = CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable"))

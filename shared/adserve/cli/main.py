@@ -34,6 +34,7 @@ from adserve.core.errors import (
     CampaignStoreUnavailableError,
     CapStoreUnavailableError,
     ConflictError,
+    DeliveryStoreUnavailableError,
     ErasureUnavailableError,
     InvalidInputError,
     LogStoreUnavailableError,
@@ -98,8 +99,9 @@ def read_campaigns(path: Path) -> list[Campaign]:
     return campaigns
 
 
-_TABLE_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, CampaignStoreUnavailableError)
-"""Failures of the campaigns table: its client's, and the store's after the client's retries."""
+_TABLE_ERRORS: tuple[type[Exception], ...] = (*AWS_ERRORS, CampaignStoreUnavailableError, DeliveryStoreUnavailableError)
+"""Failures of the campaigns table (and of the delivery table a load checks deleted campaigns in): their clients',
+and the stores' after the clients' retries."""
 
 
 def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted: DeletedCampaigns | None = None) -> int:
@@ -120,7 +122,13 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted:
             if deleted is not None:
                 refuse_another_currency(store, deleted, campaign)
             store.put(campaign, ad_owners=owners)
-        except (InvalidInputError, ConflictError, CampaignStoreUnavailableError) as error:  # not written: stop here
+        except (
+            InvalidInputError,
+            ConflictError,
+            CampaignStoreUnavailableError,
+            DeliveryStoreUnavailableError,
+        ) as error:
+            # not written: stop here
             raise type(error)(f"{error}; the {written} campaigns before it were written, none after") from None
         # the ads it holds now, not those it held: an ad it gave up may move to a campaign later in the file
         for ad_id in ads_of.get(campaign.campaign_id, []):
@@ -171,7 +179,7 @@ def _load(path: Path, table: str, delivery_table: str | None) -> int:
     try:
         deleted = None if delivery_table is None else delivery_store(delivery_table)
         count = load_campaigns(_store(table), campaigns, deleted)
-    except (InvalidInputError, ConflictError, CampaignStoreUnavailableError) as error:
+    except (InvalidInputError, ConflictError, CampaignStoreUnavailableError, DeliveryStoreUnavailableError) as error:
         print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
         return 1
     print(f"loaded {count} campaigns into {table}")  # noqa: T201
