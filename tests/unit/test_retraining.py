@@ -105,6 +105,19 @@ def test_empty_logs_publish_nothing(tmp_path: Path) -> None:
     assert (models.files, models.pointer_document) == ({}, None)
 
 
+def test_a_range_all_younger_than_the_reward_window_says_so_rather_than_print_a_reversed_range(
+    tmp_path: Path,
+) -> None:
+    # Given a range of this morning's hours, all of it younger than the 24 h reward window at as_of
+    morning = request(start=AS_OF - timedelta(hours=10), end=AS_OF - timedelta(hours=1))
+    # When it is trained
+    result = retrain(InMemoryLogStore(), InMemoryModelStore(), morning, work_dir=tmp_path)
+    # Then the message says why nothing can be trained on, not a range that ends before it starts
+    assert result.status == "skipped"
+    assert "is younger than the 24 h reward window (--reward-window-hours)" in result.message
+    assert ".." not in result.message
+
+
 def test_a_tiny_dataset_publishes_nothing(simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path) -> None:
     # Given only the first hour of the logs (~170 decisions)
     store, _ = simulated

@@ -134,6 +134,12 @@ def _too_small(data: SplitData, stats: DatasetStats, request: RetrainRequest) ->
         return None
     last = min(request.end, request.as_of - request.reward_window)
     hours = request.reward_window.total_seconds() / 3600
+    if last < request.start:  # a range cut back to before its start reads as a reversed one: say why instead
+        return (
+            f"not enough data to train on: every decision from {request.start:%Y-%m-%dT%H:%M}Z on is younger than "
+            f"the {hours:g} h reward window (--reward-window-hours), so none can be trained on yet; nothing was "
+            "published"
+        )
     return (
         f"not enough data to train on {request.start:%Y-%m-%dT%H:%M}Z..{last:%Y-%m-%dT%H:%M}Z (decisions younger "
         f"than the {hours:g} h reward window are left out): {'; '.join(problems)}; nothing was published"
