@@ -125,8 +125,13 @@ def _nests_too_deep(text: str) -> bool:
 
 
 def public_base_url(event: dict[str, Any]) -> str:
-    """The URL clients reached this API at, so tracking links come back to the same API and stage."""
-    scheme = (event.get("headers") or {}).get("x-forwarded-proto", "https")
+    """The URL clients reached this API at, so tracking links come back to the same API and stage.
+
+    The host is API Gateway's own (``requestContext.domainName``); the scheme is https unless the forwarded one
+    is exactly ``http`` (the local stack's gateway). A request header is the caller's to write: taken as it came,
+    ``X-Forwarded-Proto: https://elsewhere/?`` pointed every signed tracking URL at another host."""
+    forwarded = (event.get("headers") or {}).get("x-forwarded-proto")
+    scheme = "http" if forwarded == "http" else "https"
     context = event["requestContext"]
     stage = context.get("stage")
     prefix = "" if stage in ("$default", "", None) else f"/{stage}"
