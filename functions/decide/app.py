@@ -1,4 +1,5 @@
-"""Decide: POST /v1/decisions. Parses, calls the domain, shapes the response; nothing else."""
+"""Decide: POST /v1/decisions, and POST /v1/decisions/explain (a route of its own, so IAM grants it apart: an
+explanation reads any listener's counters). Parses, calls the domain, shapes the response; nothing else."""
 
 from adserve.core.collector import collector_paused
 
@@ -18,6 +19,7 @@ with collector_paused():  # the import allocates what it keeps: no collection un
             return decision_service(DecideSettings.from_env())
 
     with init_build.built_meanwhile(service):  # in Lambda the first request's reads overlap the HTTP layer's import
+        from adserve.core.errors import InvalidInputError
         from adserve.core.observability import logger, metrics, tracer
         from adserve.decisions.api import DecisionRequest, DecisionResponse
         from adserve.http_api.errors import error_doc, install_error_handlers
@@ -46,7 +48,32 @@ snapstart.register(prepare=service)  # with SnapStart on, the snapshot holds the
 )
 @tracer.capture_method(capture_response=False)  # tracking URLs carry tokens, which carry the listener id
 def create_decision(request: DecisionRequest) -> DecisionResponse:
+    if request.explain or request.explain_campaign is not None:
+        raise InvalidInputError(EXPLAIN_ELSEWHERE)
     return service().decide(request, request_base_url=public_base_url(app.current_event))
+
+
+EXPLAIN_ELSEWHERE = (
+    "explain and explain_campaign are asked of POST /v1/decisions/explain, a route of its own so that IAM can "
+    "grant it to operators alone"
+)
+
+
+@app.post(
+    "/v1/decisions/explain",
+    summary="Why a listener would get these ads and not others (an operator's route; nothing is served)",
+    responses={
+        200: {"description": "The decision with its explanation; its ads carry no tracking URLs"},
+        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
+        413: error_doc("Body over 64 KiB"),
+        415: error_doc("A Content-Type other than application/json"),
+        422: error_doc("Invalid request"),
+        503: error_doc("A new environment could not read the campaigns or the keys; retry after Retry-After"),
+    },
+)
+@tracer.capture_method(capture_response=False)
+def explain_decision(request: DecisionRequest) -> DecisionResponse:
+    return service().decide(request.explained(), request_base_url=public_base_url(app.current_event))
 
 
 @logger.inject_lambda_context

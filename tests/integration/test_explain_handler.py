@@ -57,8 +57,8 @@ def body(listener_id: str, **changes: Any) -> str:
     return json.dumps(document)
 
 
-def post(local_stack: LocalStack, text: str) -> tuple[int, dict[str, Any]]:
-    function_id, event = local_stack.http_event("POST", "/v1/decisions", body=text)
+def post(local_stack: LocalStack, text: str, path: str = "/v1/decisions/explain") -> tuple[int, dict[str, Any]]:
+    function_id, event = local_stack.http_event("POST", path, body=text)
     response = local_stack.invoke(function_id, event)
     return response["statusCode"], json.loads(response["body"])
 
@@ -115,8 +115,8 @@ def test_explain_names_every_rule_and_counts_nothing(local_stack: LocalStack, se
     put_count(local_stack, listener, seeded["capped"], 3)
     record_all(local_stack)
     before = tables(local_stack)
-    # When an operator asks why
-    status, explained = post(local_stack, body(listener, explain=True))
+    # When an operator asks why, on the explain route
+    status, explained = post(local_stack, body(listener))
     records = record_all(local_stack)
     # Then each seeded campaign has its rule, with what the rule saw
     assert status == 200, explained
@@ -143,12 +143,22 @@ def test_explain_names_every_rule_and_counts_nothing(local_stack: LocalStack, se
     assert [(r.decision_id, r.explain) for r in records] == [(explained["decision_id"], True)]
     assert tables(local_stack) == before
     # While a served decision, recorded the same way, is counted (so the comparison above can fail)
-    status, served = post(local_stack, body(listener))
+    status, served = post(local_stack, body(listener), path="/v1/decisions")
     assert status == 200
     assert "explanation" not in served
     assert all(ad["tracking"] is not None for ad in served["ads"])
     assert [r.explain for r in record_all(local_stack)] == [False]
     assert tables(local_stack)["DeliveryTable"] != before["DeliveryTable"]
+
+
+@pytest.mark.parametrize("changes", [{"explain": True}, {"explain_campaign": "explain-open"}])
+def test_the_decisions_route_refuses_to_explain_which_has_its_own_route_for_iam_to_grant_apart(
+    local_stack: LocalStack, changes: dict[str, Any]
+) -> None:
+    # An explanation reads any listener's counters: a caller IAM lets make decisions must not get one
+    status, answer = post(local_stack, body("listener-explain-elsewhere", **changes), path="/v1/decisions")
+    assert status == 422
+    assert "POST /v1/decisions/explain" in answer["error"]["message"]
 
 
 @pytest.mark.parametrize("value", ["true", 1, None, {"on": True}])

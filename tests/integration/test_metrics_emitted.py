@@ -105,10 +105,10 @@ class Scenarios:
         response: dict[str, Any] = self.invoke(function_id, event)
         return response
 
-    def decide(self, **changes: Any) -> dict[str, Any]:
+    def decide(self, path: str = "/v1/decisions", **changes: Any) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(json.loads((EVENTS / "decide_post_decision.json").read_text())["body"])
         document.update(changes)
-        return self.api("POST", "/v1/decisions", document)
+        return self.api("POST", path, document)
 
     def beacon(self, url_or_token: str, event_type: str = "impression") -> dict[str, Any]:
         token = parse_qs(urlparse(url_or_token).query).get("t", [url_or_token])[0]
@@ -142,7 +142,7 @@ def run_scenarios(scenarios: Scenarios, tmp_path: Path) -> None:
     # A decision without consent: contextual, and the capped campaign withheld
     assert scenarios.decide(consent={"personalise": False, "cap_frequency": False})["statusCode"] == 200
     # An explain request (it serves nothing, so its decision record is the only trace it leaves)
-    assert scenarios.decide(explain=True)["statusCode"] == 200
+    assert scenarios.decide("/v1/decisions/explain")["statusCode"] == 200
 
     # Beacons: a valid impression of the capped campaign, a forged one; then a batch with one of each
     impression_url = next(ad for ad in ads if ad["campaign_id"] == capped.campaign_id)["tracking"]["impression"]

@@ -32,7 +32,7 @@ def test_every_route_taking_a_body_documents_the_refusals_of_a_body() -> None:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
     operations = [operation for methods in paths.values() for operation in methods.values()]
     with_body = [operation for operation in operations if "requestBody" in operation]
-    assert len(with_body) == 4  # decisions, campaigns PUT, events batch, erasures
+    assert len(with_body) == 5  # decisions, explain, campaigns PUT, events batch, erasures
     for operation in with_body:
         for status in ("400", "413", "415", "422"):
             assert operation["responses"][status]["content"] == error, (operation["summary"], status)

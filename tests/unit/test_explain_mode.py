@@ -488,6 +488,8 @@ def test_explain_campaign_lists_that_campaigns_ads_alone_and_explains_the_same_d
     assert [ad.ad_id for ad in one.ads] == [ad.ad_id for ad in whole.ads]
 
 
-def test_explain_campaign_without_explain_is_refused() -> None:
-    with pytest.raises(ValidationError, match="explain_campaign needs explain: true"):
-        decision_request(explain_campaign="t-genres")
+def test_the_explain_route_explains_a_request_that_does_not_say_so() -> None:
+    asked = decision_request(explain_campaign="t-genres")
+    assert (asked.explained().explain, asked.explained().explain_campaign) == (True, "t-genres")
+    already = decision_request(explain=True)
+    assert already.explained() is already

@@ -171,6 +171,7 @@ def test_http_routes(template: Template) -> None:
                 routes[(event["Properties"]["Method"], event["Properties"]["Path"])] = logical_id
     assert routes == {
         ("POST", "/v1/decisions"): "DecideFunction",
+        ("POST", "/v1/decisions/explain"): "DecideFunction",
         ("PUT", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",
         ("GET", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",
         ("DELETE", "/v1/campaigns/{campaign_id}"): "CampaignsFunction",

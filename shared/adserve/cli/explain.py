@@ -5,11 +5,11 @@
                     [--content-type music] [--genre pop] [--hour 8] [--session S] [--max-ads 3]
                     [--exclude AD ...] [--consent personalise,cap_frequency,measure] [--api URL]
 
-It calls the deployment's own POST /v1/decisions with ``"explain": true`` (SigV4-signed with the caller's AWS
-credentials, like any IAM caller), so the answer is what that deployment's Decide does: its catalog, pacing
-states, caps table and model, with no access to any of them needed here. The API is ``--api``, else
-``$ADSERVE_API_URL``, else the local stack of ``make run``. The explain request counts nothing
-(docs/api.md#explain).
+It calls the deployment's own POST /v1/decisions/explain (SigV4-signed with the caller's AWS credentials, like
+any IAM caller; a route of its own, which IAM grants to operators), so the answer is what that deployment's
+Decide does: its catalog, pacing states, caps table and model, with no access to any of them needed here. The
+API is ``--api``, else ``$ADSERVE_API_URL``, else the local stack of ``make run``. The explain request counts
+nothing (docs/api.md#explain).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def run_explain_command(arguments: argparse.Namespace) -> int:
         print(f"adserve: --api must be an http(s) URL, not {api!r}", file=sys.stderr)  # noqa: T201
         return 2
     try:
-        status, answer = post_json(f"{api}/v1/decisions", document)
+        status, answer = post_json(f"{api}/v1/decisions/explain", document)
     except OSError as error:
         print(f"adserve: {api} cannot be reached: {error}", file=sys.stderr)  # noqa: T201
         return 1

@@ -1,9 +1,9 @@
 """Request and response models of POST /v1/decisions; the OpenAPI document is generated from them."""
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
 from adserve.core.vocabulary import AgeBucket, ContentType, Device, Placement
@@ -57,23 +57,22 @@ class DecisionRequest(BaseModel):
     explain: StrictBool = Field(
         default=False,
         description=(
-            "Explain the decision instead of serving it: the response lists every ad of the catalog with the "
-            "first rule that removed it and each scored ad's feature contributions. Its ads carry no tracking "
-            "URLs, so nothing is counted (impressions, caps, delivery, pacing); its decision record is flagged "
-            "`explain` and training skips it. See docs/api.md#explain."
+            "On POST /v1/decisions/explain (implied there; a 422 on POST /v1/decisions): explain the decision "
+            "instead of serving it. The response lists every ad of the catalog with the first rule that removed it "
+            "and each scored ad's feature contributions. Its ads carry no tracking URLs, so nothing is counted "
+            "(impressions, caps, delivery, pacing); its decision record is flagged `explain` and training skips "
+            "it. See docs/api.md#explain."
         ),
     )
     explain_campaign: Identifier | None = Field(
         default=None,
-        description="With `explain`: list only this campaign's ads (the decision explained is the same). "
-        "Refused without `explain`.",
+        description="On POST /v1/decisions/explain: list only this campaign's ads (the decision explained is the "
+        "same). A 422 on POST /v1/decisions.",
     )
 
-    @model_validator(mode="after")
-    def _explain_campaign_explains(self) -> Self:
-        if self.explain_campaign is not None and not self.explain:
-            raise ValueError("explain_campaign needs explain: true")
-        return self
+    def explained(self) -> "DecisionRequest":
+        """This request as the explain route asks it."""
+        return self if self.explain else self.model_copy(update={"explain": True})
 
     def __repr__(self) -> str:
         """Short, and without the listener's or session's id: whatever formats a request (a debug message, an
