@@ -9,7 +9,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import RefreshingValue, reloads_at_most
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import FeatureEncoder
@@ -233,3 +233,45 @@ def test_explain_reads_its_index_and_its_campaigns_from_one_load() -> None:
         index, campaigns = catalog.view(Placement.AUDIO_MIDROLL)
         # Then the index holds exactly the listed campaigns' ads: the two come from the same load
         assert {ad.campaign.campaign_id for ad in index.ads} == {listed.campaign_id for listed in campaigns}
+
+
+class Counting:
+    """A loader that counts its loads and answers the count."""
+
+    def __init__(self) -> None:
+        self.loads = 0
+
+    def __call__(self) -> int:
+        self.loads += 1
+        return self.loads
+
+
+def test_a_block_reloads_at_most_its_count_of_due_values_and_the_others_serve_theirs_until_a_later_one() -> None:
+    # Given three values loaded once, all due (their TTLs passed)
+    clock = Clock()
+    loaders = [Counting() for _ in range(3)]
+    values = [RefreshingValue(loader, TTL, name=f"v{n}", monotonic=clock) for n, loader in enumerate(loaders)]
+    assert [value.get() for value in values] == [1, 1, 1]
+    clock.now += TTL
+    # When one block allowing one reload reads them all, then a second one, then a third
+    served = []
+    for _ in range(3):
+        with reloads_at_most(1):
+            served.append([value.get() for value in values])
+    # Then each block reloaded one and served the others' values, so after three blocks all are fresh
+    assert served == [[2, 1, 1], [2, 2, 1], [2, 2, 2]]
+    # And outside a block nothing is held back
+    clock.now += TTL
+    assert [value.get() for value in values] == [3, 3, 3]
+
+
+def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows() -> None:
+    clock = Clock()
+    fresh, restored = Counting(), Counting()
+    first, after_restore = (
+        RefreshingValue(f, TTL, name=n, monotonic=clock) for f, n in ((fresh, "a"), (restored, "b"))
+    )
+    after_restore.get()
+    after_restore.expire()  # a SnapStart restore: held for an unknown time
+    with reloads_at_most(0):
+        assert (first.get(), after_restore.get()) == (1, 2)

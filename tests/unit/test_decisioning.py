@@ -2,15 +2,20 @@
 
 import base64
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.decision_ids import decided_at, new_decision_id
+from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
+from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
@@ -20,6 +25,7 @@ from adserve.outcomes.decision_records import DecisionRecord
 from adserve.privacy.consent import ConsentRules, ServingMode
 
 from devstack.fakes import (
+    InMemoryCampaigns,
     InMemoryCounters,
     InMemoryPacingStore,
     RecordingDecisionLog,
@@ -29,6 +35,7 @@ from tests.support.decision_service import SIGNER, in_memory_service
 from tests.support.privacy import PSEUDONYMS, pseudonym
 
 BASE_URL = "https://api.example.com"
+T = TypeVar("T")
 service = in_memory_service
 
 
@@ -315,3 +322,50 @@ def test_decision_ids_are_version_7_uuids_that_say_when_in_canonical_text() -> N
     assert len(set(ids)) == len(ids)
     assert decided_at(str(uuid.uuid4())) is None
     assert decided_at("d-1") is None
+
+
+def test_a_decision_reloads_one_due_value_and_the_others_serve_theirs_until_the_next() -> None:
+    # Given a service whose keys and catalog were loaded, then all fell due together
+    clock = [1_000.0]
+    loads: list[str] = []
+
+    def loaded(name: str, value: T) -> Callable[[], T]:
+        def load() -> T:
+            loads.append(name)
+            return value
+
+        return load
+
+    class CountedCampaigns(InMemoryCampaigns):
+        def list_campaigns(self) -> list[Campaign]:
+            loads.append("catalog")
+            return super().list_campaigns()
+
+    def monotonic() -> float:
+        return clock[0]
+
+    service = in_memory_service()
+    catalog = CampaignCatalog(
+        CountedCampaigns([campaign()]),
+        service.encoder,
+        ttl_seconds=60,
+        max_age_seconds=600,
+        pacing=InMemoryPacingStore(),
+        pacing_max_age=timedelta(minutes=5),
+        clock=lambda: NOW,
+        monotonic=monotonic,
+    )
+    signer = RefreshingValue(loaded("signing keys", SIGNER), 60, name="signing keys", monotonic=monotonic)
+    keys = RefreshingValue(loaded("pseudonym keys", PSEUDONYMS), 60, name="pseudonym keys", monotonic=monotonic)
+    service = replace(service, catalog=catalog, signer=signer.get, pseudonyms=keys.get)
+    assert service.decide(decision_request(), BASE_URL).ads
+    assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
+    loads.clear()
+    clock[0] += 61
+    # When four decisions are made
+    for _ in range(4):
+        assert service.decide(decision_request(), BASE_URL).ads
+        loads.append("|")
+    # Then each of the first three reloaded one value, in the order the decision reads them, and the fourth none:
+    # the time budgets of the three never add up on one request
+    assert loads == ["pseudonym keys", "|", "catalog", "|", "signing keys", "|", "|"]

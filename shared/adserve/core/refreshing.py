@@ -9,12 +9,50 @@ successful load, so a caller can refuse a value that has been stale for too long
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from adserve.core.observability import logger
 
 T = TypeVar("T")
+
+_RELOADS_LEFT: ContextVar[list[int] | None] = ContextVar("reloads_left", default=None)
+
+
+class reloads_at_most:  # noqa: N801 - used as a context manager, named as the function it reads like
+    """Within the block, at most *count* values that are due but still held are reloaded; the others serve what
+    they hold until a later block. A first load (nothing held, or a SnapStart restore's value of unknown age)
+    always runs.
+
+    Decide reloads inline on a request (catalog, model pointer, keys), each within its own client's time budget;
+    falling due together, their budgets added up past the function's 3 s timeout when dependencies stalled, and
+    a timed-out request answers a 5xx and emits none of the metrics its failures would have. A class rather than
+    a generator: it wraps every decision, and ``contextlib.contextmanager`` costs a few microseconds more.
+    """
+
+    __slots__ = ("_count", "_token")
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+
+    def __enter__(self) -> None:
+        self._token = _RELOADS_LEFT.set([self._count])
+
+    def __exit__(self, *_: object) -> None:
+        _RELOADS_LEFT.reset(self._token)
+
+
+def _may_reload() -> bool:
+    """Whether the current block (``reloads_at_most``) allows one more reload, taking it; always outside one."""
+    left = _RELOADS_LEFT.get()
+    if left is None:
+        return True
+    if left[0] <= 0:
+        return False
+    left[0] -= 1
+    return True
+
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
 """How soon a value of unknown age (``expire``) whose reload failed is tried again: as a value never loaded
@@ -48,13 +86,17 @@ class RefreshingValue(Generic[T]):
         self._loaded: _Loaded[T] | None = None
 
     def get(self) -> T:
-        """The current value, reloaded first when it is older than the TTL."""
+        """The current value, reloaded first when it is older than the TTL (and ``reloads_at_most`` allows)."""
         return self.get_if_fresher_than(self._ttl)
 
     def get_if_fresher_than(self, max_age_seconds: float) -> T:
         """The value, reloaded first when older than *max_age_seconds* (e.g. sooner than the TTL on a miss)."""
         loaded = self._loaded
-        if loaded is None or self._monotonic() - loaded.attempted_at >= max_age_seconds:
+        if loaded is None:
+            loaded = self._reload(None)
+        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and (
+            loaded.loaded_at == float("-inf") or _may_reload()  # of unknown age (a restore): whatever the block says
+        ):
             loaded = self._reload(loaded)
         return loaded.value
 

@@ -14,6 +14,7 @@ from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, ses
 from adserve.core.decision_ids import new_decision_id
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
+from adserve.core.refreshing import reloads_at_most
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import (
@@ -154,9 +155,17 @@ class DecisionService:
         An explain request (``request.explain``) takes its own branch (``_explain``), so serving pays nothing
         for it: its ads carry no tracking URLs, it reads the caps but counts nothing, and its decision record
         is flagged ``explain`` (Record leaves it out of the request counts, training skips it).
+
+        A decision reloads at most one cached value that is due (catalog, model pointer, keys:
+        ``RELOADS_PER_DECISION``); the others keep serving theirs until a later decision, so their time budgets
+        never add up on one request.
         """
-        if request.explain:
-            return self._explain(request)
+        with reloads_at_most(RELOADS_PER_DECISION):
+            if request.explain:
+                return self._explain(request)
+            return self._serve(request, request_base_url)
+
+    def _serve(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         started = time.perf_counter()
         now = self.clock()
         tracking_base_url = self.tracking_base_url or request_base_url
@@ -740,6 +749,9 @@ def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode
         return {name: features[name] for name in CONTEXTUAL_FIELDS}
     return features
 
+
+RELOADS_PER_DECISION = 1
+"""Due cached values a decision reloads inline: one, so the worst of one reload's budget is a request's."""
 
 MODE_METRICS = {
     ServingMode.PERSONALISED: MetricName.PERSONALISED_DECISIONS,

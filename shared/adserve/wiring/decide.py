@@ -113,7 +113,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         models = ModelProvider(
             # A small time budget: the pointer check runs inline on a request (see adserve.models.serving).
             store=S3ModelStore(
-                s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=2), settings.models_bucket_name
+                s3_client(connect_timeout=0.5, read_timeout=1.0, attempts=1), settings.models_bucket_name
             ),
             bootstrap=bootstrap_model,
             spec=encoder.spec,
