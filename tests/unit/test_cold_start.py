@@ -240,13 +240,18 @@ def test_after_a_restore_the_rng_is_reseeded_and_every_refreshed_value_is_checke
     rng = random.Random(7)
     snapshot_state, module_state = rng.getstate(), random.getstate()
     # When the after-restore hook runs (registered as Decide's wiring does)
-    snapstart.on_restore("decide", lambda: after_restore(rng, (catalog, models, keys)))
+    snapstart.on_restore(
+        "decide",
+        lambda: after_restore(rng, (catalog, models, keys), (catalog.warm, models.current, keys.signer)),
+    )
     snapstart.restored()
     # Then neither the service's rng nor the module's (the SDK clients' retry jitter) continues the snapshot's
     assert rng.getstate() != snapshot_state
     assert random.getstate() != module_state
     assert rng.random() != random.Random(7).random()
-    # And the next request reads the pointer, Scans the catalog and reloads the keys, though within their TTLs
+    # And the hook itself read the pointer, Scanned the catalog and reloaded the keys, though within their TTLs,
+    # so the next request finds them read and reads none again
+    assert (store.reads, campaigns.scans, key_loads.loads) == (2, 2, 2)
     models.current()
     catalog.warm()
     keys.signer()

@@ -60,14 +60,24 @@ class Expiring(Protocol):
     def expire(self) -> None: ...
 
 
-def after_restore(rng: random.Random, refreshed: Sequence[Expiring]) -> None:
+def after_restore(
+    rng: random.Random, refreshed: Sequence[Expiring], reloads: Sequence[Callable[[], object]] = ()
+) -> None:
     """SnapStart's after-restore step: every environment restored from one snapshot would otherwise draw the
-    same exploration from the same rng state, and reuse sockets and values from when the snapshot was taken."""
+    same exploration from the same rng state, and reuse sockets and values from when the snapshot was taken.
+
+    The values are then reloaded here, at once on threads (``first_request_reads``), rather than one after
+    another on the first request: of unknown age, each must be read before it serves, and with dependencies
+    stalled their budgets added up past the 3 s timeout of that request. A load that fails is left to the
+    request, which tries it again and reports it."""
     drop_connections()
     rng.seed()
     random.seed()  # the module's own state: the SDK clients' retry jitter, which would otherwise retry in lockstep
     for value in refreshed:
         value.expire()
+    with first_request_reads() as start:
+        for reload in reloads:
+            start(reload)
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -128,7 +138,15 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         send_budget = settings.decision_log_timeout_seconds
         queue_client = sqs_send_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
     rng = random.Random()
-    snapstart.on_restore("decide", partial(after_restore, rng, (catalog, models, keys, pseudonyms)))
+    snapstart.on_restore(
+        "decide",
+        partial(
+            after_restore,
+            rng,
+            (catalog, models, keys, pseudonyms),
+            (catalog.warm, models.current, keys.signer, pseudonyms.get),
+        ),
+    )
     return DecisionService(
         catalog=catalog,
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
