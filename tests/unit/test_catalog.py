@@ -9,7 +9,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import RefreshingValue, reloads_at_most
+from adserve.core.refreshing import RefreshingValue, reloads_while
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import FeatureEncoder
@@ -246,23 +246,31 @@ class Counting:
         return self.loads
 
 
-def test_a_block_reloads_at_most_its_count_of_due_values_and_the_others_serve_theirs_until_a_later_one() -> None:
+def test_a_block_past_its_time_reloads_no_due_value_and_a_later_block_in_time_reloads_them_all() -> None:
     # Given three values loaded once, all due (their TTLs passed)
     clock = Clock()
     loaders = [Counting() for _ in range(3)]
     values = [RefreshingValue(loader, TTL, name=f"v{n}", monotonic=clock) for n, loader in enumerate(loaders)]
     assert [value.get() for value in values] == [1, 1, 1]
     clock.now += TTL
-    # When one block allowing one reload reads them all, then a second one, then a third
-    served = []
-    for _ in range(3):
-        with reloads_at_most(1):
-            served.append([value.get() for value in values])
-    # Then each block reloaded one and served the others' values, so after three blocks all are fresh
-    assert served == [[2, 1, 1], [2, 2, 1], [2, 2, 2]]
-    # And outside a block nothing is held back
+    # When a block whose time ran out after the first reload reads them, then a block in time
+    budget = [1]
+
+    def in_time() -> bool:
+        budget[0] -= 1
+        return budget[0] >= 0
+
+    with reloads_while(in_time):
+        after_a_stall = [value.get() for value in values]
+    with reloads_while(lambda: True):
+        in_time_block = [value.get() for value in values]
+    # Then the first block reloaded one and served the others' values, which stayed due: the next block reloaded
+    # them, as one in time reloads every due value (at low traffic all are due on every request)
+    assert after_a_stall == [2, 1, 1]
+    assert in_time_block == [2, 2, 2]
     clock.now += TTL
-    assert [value.get() for value in values] == [3, 3, 3]
+    with reloads_while(lambda: True):
+        assert [value.get() for value in values] == [3, 3, 3]
 
 
 def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows() -> None:
@@ -273,5 +281,5 @@ def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows(
     )
     after_restore.get()
     after_restore.expire()  # a SnapStart restore: held for an unknown time
-    with reloads_at_most(0):
+    with reloads_while(lambda: False):
         assert (first.get(), after_restore.get()) == (1, 2)

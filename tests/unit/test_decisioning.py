@@ -17,7 +17,7 @@ from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
-from adserve.decisions.service import PolicySettings, listener_features
+from adserve.decisions.service import DecisionService, PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.models.features import CONTEXTUAL_FIELDS
@@ -324,14 +324,16 @@ def test_decision_ids_are_version_7_uuids_that_say_when_in_canonical_text() -> N
     assert decided_at("d-1") is None
 
 
-def test_a_decision_reloads_one_due_value_and_the_others_serve_theirs_until_the_next() -> None:
-    # Given a service whose keys and catalog were loaded, then all fell due together
-    clock = [1_000.0]
-    loads: list[str] = []
+def reloading_service(clock: list[float], loads: list[str], stall: dict[str, float]) -> DecisionService:
+    """A service whose catalog and keys count their loads on *clock*; a load named in *stall* takes that long."""
+
+    def monotonic() -> float:
+        return clock[0]
 
     def loaded(name: str, value: T) -> Callable[[], T]:
         def load() -> T:
             loads.append(name)
+            clock[0] += stall.get(name, 0.0)
             return value
 
         return load
@@ -341,31 +343,49 @@ def test_a_decision_reloads_one_due_value_and_the_others_serve_theirs_until_the_
             loads.append("catalog")
             return super().list_campaigns()
 
-    def monotonic() -> float:
-        return clock[0]
-
     service = in_memory_service()
     catalog = CampaignCatalog(
         CountedCampaigns([campaign()]),
         service.encoder,
-        ttl_seconds=60,
-        max_age_seconds=600,
+        ttl_seconds=30,
+        max_age_seconds=300,
         pacing=InMemoryPacingStore(),
         pacing_max_age=timedelta(minutes=5),
         clock=lambda: NOW,
         monotonic=monotonic,
     )
-    signer = RefreshingValue(loaded("signing keys", SIGNER), 60, name="signing keys", monotonic=monotonic)
-    keys = RefreshingValue(loaded("pseudonym keys", PSEUDONYMS), 60, name="pseudonym keys", monotonic=monotonic)
-    service = replace(service, catalog=catalog, signer=signer.get, pseudonyms=keys.get)
-    assert service.decide(decision_request(), BASE_URL).ads
-    assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
-    loads.clear()
-    clock[0] += 61
-    # When four decisions are made
-    for _ in range(4):
+    signer = RefreshingValue(loaded("signing keys", SIGNER), 300, name="signing keys", monotonic=monotonic)
+    keys = RefreshingValue(loaded("pseudonym keys", PSEUDONYMS), 300, name="pseudonym keys", monotonic=monotonic)
+    return replace(service, catalog=catalog, signer=signer.get, pseudonyms=keys.get, monotonic=monotonic)
+
+
+def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> None:
+    # Given decisions five minutes apart (every value is due on each), with healthy dependencies
+    clock, loads = [1_000.0], list[str]()
+    service = reloading_service(clock, loads, stall={})
+    for _ in range(3):
+        clock[0] += 301
+        loads.clear()
+        # Then each decision reloads them all and serves: none waits for a later decision that may come late
         assert service.decide(decision_request(), BASE_URL).ads
-        loads.append("|")
-    # Then each of the first three reloaded one value, in the order the decision reads them, and the fourth none:
-    # the time budgets of the three never add up on one request
-    assert loads == ["pseudonym keys", "|", "catalog", "|", "signing keys", "|", "|"]
+        assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
+
+
+def test_a_stalled_reload_leaves_the_other_due_values_to_the_next_decision() -> None:
+    # Given a service whose values were loaded, then all fell due together, and pseudonym keys that take 2 s
+    clock, loads = [1_000.0], list[str]()
+    stall = {"pseudonym keys": 2.0}
+    service = reloading_service(clock, loads, stall)
+    assert service.decide(decision_request(), BASE_URL).ads
+    clock[0] += 301
+    loads.clear()
+    # When a decision meets the stall, and the next one a healthy Secrets Manager
+    assert service.decide(decision_request(), BASE_URL).ads
+    stalled = list(loads)
+    stall.clear()
+    loads.clear()
+    assert service.decide(decision_request(), BASE_URL).ads
+    # Then the stalled decision reloaded only what it started in its first second (the catalog first, whose age
+    # can cost the ads), and the next one the rest: the budgets never added up on one request
+    assert stalled == ["catalog", "pseudonym keys"]
+    assert loads == ["signing keys"]

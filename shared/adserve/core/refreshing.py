@@ -17,41 +17,38 @@ from adserve.core.observability import logger
 
 T = TypeVar("T")
 
-_RELOADS_LEFT: ContextVar[list[int] | None] = ContextVar("reloads_left", default=None)
+_RELOAD_WHILE: ContextVar[Callable[[], bool] | None] = ContextVar("reload_while", default=None)
 
 
-class reloads_at_most:  # noqa: N801 - used as a context manager, named as the function it reads like
-    """Within the block, at most *count* values that are due but still held are reloaded; the others serve what
-    they hold until a later block. A first load (nothing held, or a SnapStart restore's value of unknown age)
-    always runs.
+class reloads_while:  # noqa: N801 - used as a context manager, named as the phrase it reads like
+    """Within the block, a value that is due but still held is reloaded only while *in_time* says so; past it,
+    it serves what it holds and reloads in a later block (its due time is left as it was). A first load
+    (nothing held, or a SnapStart restore's value of unknown age) always runs.
 
-    Decide reloads inline on a request (catalog, model pointer, keys), each within its own client's time budget;
-    falling due together, their budgets added up past the function's 3 s timeout when dependencies stalled, and
-    a timed-out request answers a 5xx and emits none of the metrics its failures would have. A class rather than
-    a generator: it wraps every decision, and ``contextlib.contextmanager`` costs a few microseconds more.
+    Decide reloads inline on a request (catalog, model pointer, keys), each within its own client's time budget.
+    With dependencies stalled, their budgets added up past the function's 3 s timeout, and a timed-out request
+    answers a 5xx and emits none of the metrics its failures would have. A time window, not a count: at low
+    traffic every value is due on every request, and a count of reloads let the first one read starve the
+    others (the catalog past its max age: no ads). A class rather than a generator: it wraps every decision,
+    and ``contextlib.contextmanager`` costs a few microseconds more.
     """
 
-    __slots__ = ("_count", "_token")
+    __slots__ = ("_in_time", "_token")
 
-    def __init__(self, count: int) -> None:
-        self._count = count
+    def __init__(self, in_time: Callable[[], bool]) -> None:
+        self._in_time = in_time
 
     def __enter__(self) -> None:
-        self._token = _RELOADS_LEFT.set([self._count])
+        self._token = _RELOAD_WHILE.set(self._in_time)
 
     def __exit__(self, *_: object) -> None:
-        _RELOADS_LEFT.reset(self._token)
+        _RELOAD_WHILE.reset(self._token)
 
 
 def _may_reload() -> bool:
-    """Whether the current block (``reloads_at_most``) allows one more reload, taking it; always outside one."""
-    left = _RELOADS_LEFT.get()
-    if left is None:
-        return True
-    if left[0] <= 0:
-        return False
-    left[0] -= 1
-    return True
+    """Whether the current block (``reloads_while``) still allows a reload; always outside one."""
+    in_time = _RELOAD_WHILE.get()
+    return in_time is None or in_time()
 
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
@@ -86,7 +83,7 @@ class RefreshingValue(Generic[T]):
         self._loaded: _Loaded[T] | None = None
 
     def get(self) -> T:
-        """The current value, reloaded first when it is older than the TTL (and ``reloads_at_most`` allows)."""
+        """The current value, reloaded first when it is older than the TTL (and ``reloads_while`` allows)."""
         return self.get_if_fresher_than(self._ttl)
 
     def get_if_fresher_than(self, max_age_seconds: float) -> T:

@@ -14,7 +14,7 @@ from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, ses
 from adserve.core.decision_ids import new_decision_id
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
-from adserve.core.refreshing import reloads_at_most
+from adserve.core.refreshing import reloads_while
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import (
@@ -148,6 +148,8 @@ class DecisionService:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     new_decision_id: Callable[[], str] = new_decision_id
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
+    monotonic: Callable[[], float] = time.monotonic
+    """The clock of ``RELOAD_WINDOW_SECONDS``."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's.
@@ -156,11 +158,12 @@ class DecisionService:
         for it: its ads carry no tracking URLs, it reads the caps but counts nothing, and its decision record
         is flagged ``explain`` (Record leaves it out of the request counts, training skips it).
 
-        A decision reloads at most one cached value that is due (catalog, model pointer, keys:
-        ``RELOADS_PER_DECISION``); the others keep serving theirs until a later decision, so their time budgets
-        never add up on one request.
+        A decision starts reloading the cached values that are due (catalog, model pointer, keys) only in its
+        first ``RELOAD_WINDOW_SECONDS``; past it, the others serve theirs until a later decision, so their time
+        budgets do not add up on one request when a dependency stalls.
         """
-        with reloads_at_most(RELOADS_PER_DECISION):
+        deadline = self.monotonic() + RELOAD_WINDOW_SECONDS
+        with reloads_while(lambda: self.monotonic() < deadline):
             if request.explain:
                 return self._explain(request)
             return self._serve(request, request_base_url)
@@ -171,10 +174,12 @@ class DecisionService:
         tracking_base_url = self.tracking_base_url or request_base_url
         listener = request.listener
         permissions = self.consent.permissions(request.consent, listener.age_bucket)
+        # The catalog first: of the values a decision may reload, it is the one whose age can cost the ads
+        # (CATALOG_MAX_AGE_SECONDS), so it gets the reload window's start (RELOAD_WINDOW_SECONDS)
+        in_placement = self.catalog.ads_for(request.placement)
         pseudonyms = self.pseudonyms()
         pseudonym = pseudonyms.listener(listener.id)
         session = session_key(pseudonyms.session(listener.session_id) if listener.session_id else None, now)
-        in_placement = self.catalog.ads_for(request.placement)
         selected = in_placement.select_positions(request, now, contextual=not permissions.personalise)
         targeted = in_placement.at(selected)
         emit(MetricName.CANDIDATES_FILTERED_BY_TARGETING, MetricUnit.Count, len(in_placement) - len(targeted))
@@ -750,8 +755,10 @@ def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode
     return features
 
 
-RELOADS_PER_DECISION = 1
-"""Due cached values a decision reloads inline: one, so the worst of one reload's budget is a request's."""
+RELOAD_WINDOW_SECONDS = 1.0
+"""How long into a decision a due cached value may still start reloading inline. Healthy reloads take
+milliseconds, so all of them run; a stalled one spends its client's budget and the rest wait for the next
+decision."""
 
 MODE_METRICS = {
     ServingMode.PERSONALISED: MetricName.PERSONALISED_DECISIONS,
