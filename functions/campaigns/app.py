@@ -22,7 +22,7 @@ from adserve.delivery.report import (
     parse_hour,
     refuse_another_currency,
 )
-from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.http_api.router import JSON_CONTENT, Path, Query, Response, Router
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
@@ -69,9 +69,7 @@ def pacing() -> DynamoPacingStore:
     summary="Create or replace a campaign",
     responses={
         200: {"description": "The campaign as stored"},
-        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
-        413: error_doc("Body over 64 KiB"),
-        415: error_doc("A Content-Type other than application/json"),
+        **body_refusals(),
         409: error_doc("The campaign was written by others again and again while it was being written; retry"),
         422: error_doc(
             "Invalid campaign, its campaign_id differs from the path's, an ad id is another's, or its currency is not"

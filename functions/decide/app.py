@@ -22,7 +22,7 @@ with collector_paused():  # the import allocates what it keeps: no collection un
         from adserve.core.errors import InvalidInputError
         from adserve.core.observability import logger, metrics, tracer
         from adserve.decisions.api import DecisionRequest, DecisionResponse
-        from adserve.http_api.errors import error_doc, install_error_handlers
+        from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
         from adserve.http_api.gateway import correlate_request, public_base_url, screen_body
         from adserve.http_api.router import Router
         from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,18 +33,17 @@ with collector_paused():  # the import allocates what it keeps: no collection un
 
 snapstart.register(prepare=service)  # with SnapStart on, the snapshot holds the built service
 
+REFUSALS = {
+    **body_refusals(),
+    422: error_doc("Invalid request"),
+    503: error_doc("A new environment could not read the campaigns or the keys; retry after Retry-After"),
+}
+
 
 @app.post(
     "/v1/decisions",
     summary="Choose ads for a listener",
-    responses={
-        200: {"description": "The chosen ads, best first; an empty list when none is eligible"},
-        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
-        413: error_doc("Body over 64 KiB"),
-        415: error_doc("A Content-Type other than application/json"),
-        422: error_doc("Invalid request"),
-        503: error_doc("A new environment could not read the campaigns or the keys; retry after Retry-After"),
-    },
+    responses={200: {"description": "The chosen ads, best first; an empty list when none is eligible"}, **REFUSALS},
 )
 @tracer.capture_method(capture_response=False)  # tracking URLs carry tokens, which carry the listener id
 def create_decision(request: DecisionRequest) -> DecisionResponse:
@@ -62,14 +61,7 @@ EXPLAIN_ELSEWHERE = (
 @app.post(
     "/v1/decisions/explain",
     summary="Why a listener would get these ads and not others (an operator's route; nothing is served)",
-    responses={
-        200: {"description": "The decision with its explanation; its ads carry no tracking URLs"},
-        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
-        413: error_doc("Body over 64 KiB"),
-        415: error_doc("A Content-Type other than application/json"),
-        422: error_doc("Invalid request"),
-        503: error_doc("A new environment could not read the campaigns or the keys; retry after Retry-After"),
-    },
+    responses={200: {"description": "The decision with its explanation; its ads carry no tracking URLs"}, **REFUSALS},
 )
 @tracer.capture_method(capture_response=False)
 def explain_decision(request: DecisionRequest) -> DecisionResponse:

@@ -4,7 +4,7 @@ from functools import cache
 from typing import Any
 
 from adserve.core.observability import MetricName, logger, metrics, tracer
-from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.http_api.router import Router
 from adserve.privacy.erasure import ErasureRequest, ErasureResponse, ErasureService
@@ -30,9 +30,7 @@ def service() -> ErasureService:
     summary="Erase a listener: its counters now, its logged rows from every later training run",
     responses={
         200: {"description": "Erased (or already erased): what was deleted, by kind"},
-        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
-        413: error_doc("Body over 64 KiB"),
-        415: error_doc("A Content-Type other than application/json"),
+        **body_refusals(),
         422: error_doc("Not a listener id (1-64 of A-Z a-z 0-9 _ . : -), or a field other than listener_id"),
         503: error_doc("A store could not be reached; retry (erasure is idempotent)"),
     },

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from adserve.core.observability import logger, metrics, tracer
 from adserve.core.vocabulary import EventType
-from adserve.http_api.errors import error_doc, install_error_handlers
+from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body_up_to
 from adserve.http_api.router import Path, Query, Response, Router
 from adserve.outcomes.api import MAX_BATCH_BODY_BYTES, EventBatchRequest, EventBatchResponse, TrackingToken
@@ -57,9 +57,7 @@ def fire_beacon(
             "description": "Each event's result: accepted (queued), rejected (never retry) or failed (retry)",
             "content": {"application/json": {"model": EventBatchResponse}},
         },
-        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
-        413: error_doc("Body over 160 KiB"),
-        415: error_doc("A Content-Type other than application/json"),
+        **body_refusals("160 KiB"),
         422: error_doc("Invalid request, e.g. more than 100 events"),
     },
 )

@@ -45,6 +45,15 @@ def error_doc(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
+def body_refusals(max_body: str = "64 KiB") -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses of a route taking a JSON body for what ``screen_body`` refuses before parsing it."""
+    return {
+        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
+        413: error_doc(f"Body over {max_body}"),
+        415: error_doc("A Content-Type other than application/json"),
+    }
+
+
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> str:
     return ErrorResponse(error=ErrorBody(code=code, message=message, details=details)).model_dump_json(
         exclude_none=True
