@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from adserve.campaigns.model import Campaign
-from adserve.decisions.catalog import CampaignCatalog
+from adserve.decisions.catalog import CampaignCatalog, CampaignSource
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import Scorer
@@ -38,13 +38,15 @@ def in_memory_service(
     consent: ConsentRules = LEGACY,
     seed: int = 0,
     monotonic: Callable[[], float] = time.monotonic,
+    source: CampaignSource | None = None,
 ) -> DecisionService:
-    """Greedy (epsilon 0), a constant model unless *scorer*, tokens signed with SIGNER."""
+    """Greedy (epsilon 0), a constant model unless *scorer*, tokens signed with SIGNER; the catalog lists
+    *campaigns*, or reads *source* (which may count its reads)."""
     encoder = FeatureEncoder()
     model: Scorer = scorer or ConstantScorer()
     return DecisionService(
         catalog=CampaignCatalog(
-            InMemoryCampaigns(list(campaigns)),
+            source or InMemoryCampaigns(list(campaigns)),
             encoder,
             ttl_seconds=60,
             max_age_seconds=300,

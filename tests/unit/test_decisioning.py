@@ -15,7 +15,6 @@ from adserve.core.decision_ids import decided_at, new_decision_id
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
-from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings, listener_features
 from adserve.delivery.counting import DeliveryTotals
@@ -343,20 +342,10 @@ def reloading_service(clock: list[float], loads: list[str], stall: dict[str, flo
             loads.append("catalog")
             return super().list_campaigns()
 
-    service = in_memory_service()
-    catalog = CampaignCatalog(
-        CountedCampaigns([campaign()]),
-        service.encoder,
-        ttl_seconds=30,
-        max_age_seconds=300,
-        pacing=InMemoryPacingStore(),
-        pacing_max_age=timedelta(minutes=5),
-        clock=lambda: NOW,
-        monotonic=monotonic,
-    )
+    service = in_memory_service(source=CountedCampaigns([campaign()]), monotonic=monotonic)
     signer = RefreshingValue(loaded("signing keys", SIGNER), 300, name="signing keys", monotonic=monotonic)
     keys = RefreshingValue(loaded("pseudonym keys", PSEUDONYMS), 300, name="pseudonym keys", monotonic=monotonic)
-    return replace(service, catalog=catalog, signer=signer.get, pseudonyms=keys.get, monotonic=monotonic)
+    return replace(service, signer=signer.get, pseudonyms=keys.get, monotonic=monotonic)
 
 
 def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> None:
