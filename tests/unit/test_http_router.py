@@ -218,3 +218,21 @@ def test_a_path_parameter_reaches_the_handler_percent_decoded(
         sent["pathParameters"] = given
     assert router.resolve(sent, None)["statusCode"] == HTTPStatus.NO_CONTENT
     assert seen == [received]
+
+
+def test_a_query_name_that_is_not_utf8_is_a_422_that_escapes_it(app: Router) -> None:
+    # A lone surrogate in a parameter's name: echoed as it came, the error body could not be written at all
+    response = app.resolve(event("GET", "/v1/tins", query={"\ud800": "x", "a\udcff": "1"}), None)
+    assert response["statusCode"] == HTTPStatus.UNPROCESSABLE_ENTITY
+    fields = [detail["field"] for detail in json.loads(response["body"])["error"]["details"]]
+    assert sorted(fields) == sorted(["query.\\ud800", "query.a\\udcff"])
+
+
+def test_an_error_raised_while_answering_an_error_gets_the_catch_alls_answer(app: Router) -> None:
+    @app.exception_handler(NotFoundError)
+    def broken(_: NotFoundError) -> Response:
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    response = app.resolve(event("PUT", "/v1/tins/missing", body='{"colour": "red", "litres": 1}'), None)
+    assert response["statusCode"] == HTTPStatus.INTERNAL_SERVER_ERROR
+    assert json.loads(response["body"])["error"]["code"] == "internal_error"

@@ -80,9 +80,16 @@ def _unavailable(code: str, message: str, retry_after: str, error: AdserveError)
 def _validation_details(error: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     details = []
     for problem in error.errors():
-        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
+        # A location may echo a caller's name (an unknown query parameter's): escaped, so no lone surrogate can
+        # stop the error body from being written
+        location = [_printable(str(part)) for part in problem.get("loc", ()) if part != "body"]
         details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", "invalid")})
     return "; ".join(f"{d['field']}: {d['problem']}" for d in details[:5]), details[:50]
+
+
+def _printable(text: str) -> str:
+    """*text* as UTF-8 can carry it: what it cannot (a lone surrogate) as a backslash escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 _SAID: dict[type[AdserveError], tuple[HTTPStatus, str]] = {

@@ -239,7 +239,13 @@ class Router:
         try:
             response = self._call(event["requestContext"]["http"]["method"].upper(), _path(event), event)
         except Exception as error:  # noqa: BLE001 - every error becomes its response; the catch-all one logs
-            response = self._handle(error)
+            try:
+                response = self._handle(error)
+            except Exception as failure:  # an error answering the error: the catch-all's answer, never none at all
+                catch_all = self._exception_handlers.get(Exception)
+                if catch_all is None:
+                    raise
+                response = catch_all(failure)
         return _gateway_response(response)
 
     def _call(self, method: str, path: str, event: dict[str, Any]) -> Response:
