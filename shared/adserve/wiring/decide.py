@@ -68,9 +68,10 @@ def after_restore(
 
     The values are then reloaded here, at once on threads (``first_request_reads``), rather than one after
     another on the first request: of unknown age, each must be read before it serves, and with dependencies
-    stalled their budgets added up past the 3 s timeout of that request. A load that fails is tried again
-    ``FIRST_LOAD_RETRY_SECONDS`` later, as any reload of a value of unknown age; meanwhile the catalog serves no
-    ads (it counts as infinitely old) and the keys are the snapshot's."""
+    stalled their budgets added up past the 3 s timeout of that request. A load that fails is tried again by a
+    request: the catalog or keys ``FIRST_LOAD_RETRY_SECONDS`` later, as any reload of a value of unknown age
+    (meanwhile the catalog serves no ads and the keys are the snapshot's), the model pointer at its next check
+    (an unreadable pointer keeps the snapshot's model)."""
     drop_connections()
     rng.seed()
     random.seed()  # the module's own state: the SDK clients' retry jitter, which would otherwise retry in lockstep
