@@ -6,6 +6,7 @@ milliseconds, then 74 random bits: ids of one millisecond collide once in some 1
 """
 
 import os
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,12 @@ def new_decision_id() -> str:
 
 def decided_at(decision_id: str) -> datetime | None:
     """When a version-7 decision id was made (to the millisecond); None for any other id (version-4 ids were
-    issued before ids said when)."""
+    issued before ids said when).
+
+    The canonical form ``new_decision_id`` writes is read from its text (Record reads one per outcome: building
+    a ``uuid.UUID`` took half as long again); any other text, through ``uuid.UUID``, as before."""
+    if _CANONICAL_V7.fullmatch(decision_id):
+        return _EPOCH + timedelta(milliseconds=int(decision_id[:8] + decision_id[9:13], 16))
     try:
         parsed = uuid.UUID(decision_id)
     except ValueError:
@@ -32,3 +38,7 @@ def decided_at(decision_id: str) -> datetime | None:
     if parsed.version != 7:
         return None
     return _EPOCH + timedelta(milliseconds=parsed.int >> 80)
+
+
+_CANONICAL_V7 = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
+"""A version-7 id in canonical form: 48 bits of milliseconds, then the version and the RFC 9562 variant."""
