@@ -185,18 +185,16 @@ def refuse_another_currency(campaigns: CampaignReader, archive: DeletedCampaigns
     counts on them: spend in one currency would be read as the other, in its report and against its budget. The
     store refuses a currency change of a stored campaign; this is the same rule across a delete.
     """
+    deleted = archive.deleted_campaign(campaign.campaign_id)  # first: few ids were ever deleted, so one read
+    if deleted is None or deleted.campaign.currency == campaign.currency:
+        return
     try:
-        campaigns.get(campaign.campaign_id)
+        campaigns.get(campaign.campaign_id)  # stored: the store keeps its currency, and refuses another
     except NotFoundError:
-        pass
-    else:
-        return  # stored: the store keeps its currency
-    deleted = archive.deleted_campaign(campaign.campaign_id)
-    if deleted is not None and deleted.campaign.currency != campaign.currency:
         raise InvalidInputError(
             f"campaign {campaign.campaign_id} was deleted with its delivery counted in {deleted.campaign.currency}; "
             f"create it again in {deleted.campaign.currency}, or under another id"
-        )
+        ) from None
 
 
 def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
