@@ -24,7 +24,6 @@ from adserve.decisions.catalog import CampaignCatalog
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.decisions.throttling import throttle
-from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import TrafficProfile, pace
 from adserve.models.ctr_model import CtrModel
 from adserve.models.features import FeatureEncoder
@@ -109,9 +108,8 @@ def fake_service(
     pacing = InMemoryPacingStore()
     if serve_probability is not None:
         campaigns = [c.model_copy(update={"budget": Budget(unit=BudgetUnit.IMPRESSIONS, daily=1e9)}) for c in campaigns]
-        nothing = DeliveryTotals()
         for c in campaigns:
-            state = pace(c, None, nothing, nothing, TrafficProfile.uniform(), now)
+            state = pace(c, None, 0, 0, TrafficProfile.uniform(), now)
             pacing.put(state.model_copy(update={"serve_probability": serve_probability}))
     counters = InMemoryCounters(
         counts={

@@ -30,7 +30,6 @@ from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog, ad_features
 from adserve.decisions.prerank import DEFAULT_TOP_K
 from adserve.decisions.targeting import TargetingIndex
-from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import TrafficProfile, pace
 from adserve.models.features import FeatureEncoder
 
@@ -240,9 +239,8 @@ def run_refresh(items: list[str], encoder: FeatureEncoder) -> dict[str, Any]:
     budgeted = [campaign for campaign in campaigns.list_campaigns() if campaign.budget is not None]
 
     def repace(probability: float) -> None:
-        nothing = DeliveryTotals()
         for campaign in budgeted:
-            state = pace(campaign, None, nothing, nothing, TrafficProfile.uniform(), now)
+            state = pace(campaign, None, 0, 0, TrafficProfile.uniform(), now)
             pacing.put(state.model_copy(update={"serve_probability": probability}))
 
     def catalog() -> CampaignCatalog:

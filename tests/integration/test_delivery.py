@@ -185,9 +185,17 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack, se
     state = report["pacing_state"]
     assert (state["delivered_today"], state["delivered_lifetime"]) == (100_000, 100_000)  # micro-units
     assert state["goal_today"] == 100_000_000  # the daily 100 is tighter than 999.9 over two days
+    assert state["checkpoint"] == {"read_at": state["updated_at"], "today": 100_000, "lifetime": 100_000}
+    # And the next step, before the campaign's next exact read, counts today's new impressions from its lifetime
+    assert record(local_stack, *message_records(*[event_of(booked) for _ in range(2)])) == set()
+    assert local_stack.invoke("PacingFunction", PACING_EVENT)["paced"] >= 1
+    response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, {"from": hour, "to": hour}))
+    later = json.loads(response["body"])["pacing_state"]
+    assert (later["delivered_today"], later["delivered_lifetime"]) == (125_000, 125_000)  # 12,500 an impression
+    assert later["checkpoint"]["read_at"] in {state["updated_at"], later["updated_at"]}  # its slot may have come
     daily = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, {"granularity": "day"}))
     assert daily["statusCode"] == 200, daily
-    assert sum(row["impressions"] for row in json.loads(daily["body"])["rows"]) == 8
+    assert sum(row["impressions"] for row in json.loads(daily["body"])["rows"]) == 10
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from typing import Any
 from adserve.campaigns.frequency_caps import CounterCap, CounterSlot, counter_slots
 from adserve.campaigns.model import Campaign, FrequencyCap
 from adserve.decisions.api import DecisionRequest
-from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.outcomes.tokens import TrackingClaims
 
@@ -88,6 +87,5 @@ def impression_counters(
 
 def pacing_state(booked: Campaign, serve_probability: float, updated_at: datetime) -> PacingState:
     """The state a pacing step at ``updated_at`` would store for a campaign with nothing delivered, at that p."""
-    nothing = DeliveryTotals()
-    state = pace(booked, None, nothing, nothing, TrafficProfile.uniform(), updated_at)
+    state = pace(booked, None, 0, 0, TrafficProfile.uniform(), updated_at)
     return state.model_copy(update={"serve_probability": serve_probability})

@@ -17,7 +17,6 @@ from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings, listener_features
-from adserve.delivery.counting import DeliveryTotals
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.models.features import CONTEXTUAL_FIELDS
 from adserve.outcomes.decision_records import DecisionRecord
@@ -196,7 +195,7 @@ def test_records_and_responses_built_from_trusted_values_equal_validated_ones() 
 def paced(campaign_id: str, probability: float, *, age: timedelta = timedelta(0)) -> PacingState:
     """A pacing state as the step writes it, *age* old at NOW."""
     booked = campaign(campaign_id=campaign_id, budget={"unit": "impressions", "daily": 1000})
-    state = pace(booked, None, DeliveryTotals(), DeliveryTotals(), TrafficProfile.uniform(), NOW - age)
+    state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW - age)
     return state.model_copy(update={"serve_probability": probability})
 
 

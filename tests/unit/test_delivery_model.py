@@ -20,6 +20,7 @@ from adserve.delivery.counting import (
     shard_of,
 )
 from adserve.delivery.pacing import PACING_MAX_AGE, PacingStatus, TrafficProfile, pace
+from adserve.delivery.pacing import delivered as in_budget_units
 from adserve.delivery.report import Granularity, build_report, parse_hour, report_range
 from adserve.outcomes.logs import read_decisions, read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
@@ -201,8 +202,9 @@ def test_the_report_shows_the_pacing_steps_verdict(
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, impressions)
     booked = campaign(budget=budget, pacing=pacing, value_cpm=10.0, **FLIGHT)
-    totals = counter.lifetime(booked.campaign_id)
-    state = pace(booked, None, totals, totals, TrafficProfile.uniform(), NOW)
+    assert booked.budget is not None
+    units = in_budget_units(counter.lifetime(booked.campaign_id), booked.budget.unit)
+    state = pace(booked, None, units, units, TrafficProfile.uniform(), NOW)
     report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
     assert report.pacing_status is status
     assert report.serve_probability == state.serve_probability
@@ -221,8 +223,7 @@ def test_a_pacing_state_older_than_decide_serves_is_reported_as_not_served() -> 
     # Given the pacing step's last state, on track, and a step that has not run since
     counter = InMemoryDeliveryCounter()
     booked = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
-    totals = counter.lifetime(booked.campaign_id)
-    state = pace(booked, None, totals, totals, TrafficProfile.uniform(), NOW - timedelta(hours=2))
+    state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW - timedelta(hours=2))
     assert state.serve_probability > 0
     # When the report is read past the age Decide serves a state for
     report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)

@@ -15,6 +15,7 @@ from adserve.delivery.pacing import (
     PacingState,
     PacingStatus,
     TrafficProfile,
+    delivered,
     pace,
     serve_probability,
 )
@@ -36,8 +37,9 @@ def budgeted(**overrides: Any) -> Campaign:
     return campaign(**{"budget": {"unit": "impressions", "daily": 10_000}, **overrides})
 
 
-def shown(impressions: int) -> DeliveryTotals:
-    return DeliveryTotals(impressions=impressions)
+def units(booked: Campaign, totals: DeliveryTotals) -> int:
+    assert booked.budget is not None
+    return delivered(totals, booked.budget.unit)
 
 
 def step(
@@ -49,7 +51,7 @@ def step(
     lifetime: int | None = None,
     profile: TrafficProfile = NIGHT_AND_DAY,
 ) -> PacingState:
-    return pace(booked, previous, shown(today), shown(today if lifetime is None else lifetime), profile, now)
+    return pace(booked, previous, today, today if lifetime is None else lifetime, profile, now)
 
 
 def test_the_profile_learns_the_share_of_each_hour_from_counts_of_several_days() -> None:
@@ -144,9 +146,9 @@ def test_the_next_minute_cap_holds_in_the_last_minute_of_the_day() -> None:
     uniform = TrafficProfile.uniform()
 
     def last_steps(now: datetime) -> PacingState:
-        before = pace(booked, None, shown(0), shown(996_000), uniform, now - timedelta(minutes=1))
+        before = pace(booked, None, 0, 996_000, uniform, now - timedelta(minutes=1))
         history = {"serve_probability": 1.0, "exposure": 10 / 1440, "exposed_delivery": 10_000.0}
-        return pace(booked, before.model_copy(update=history), shown(50_000), shown(997_000), uniform, now)
+        return pace(booked, before.model_copy(update=history), 50_000, 997_000, uniform, now)
 
     before_midnight = last_steps(datetime(2026, 11, 25, 23, 58, 10, tzinfo=UTC))
     last_minute = last_steps(datetime(2026, 11, 25, 23, 59, 10, tzinfo=UTC))
@@ -156,7 +158,8 @@ def test_the_next_minute_cap_holds_in_the_last_minute_of_the_day() -> None:
 
 def paced_all_morning(booked: Campaign, totals: DeliveryTotals, now: datetime, exposed_delivery: float) -> PacingState:
     """The state of a campaign paced at p = 0.4 all morning, its capacity learned from *exposed_delivery*."""
-    state = pace(booked, None, totals, totals, NIGHT_AND_DAY, now)
+    amount = units(booked, totals)
+    state = pace(booked, None, amount, amount, NIGHT_AND_DAY, now)
     return state.model_copy(update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": exposed_delivery})
 
 
@@ -168,7 +171,8 @@ def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None
     morning = paced_all_morning(spend, totals, now, exposed_delivery=100_000_000.0)
     # When the same budget is edited to impressions and the next step runs
     impressions = budgeted(value_cpm=10.0, budget={"unit": "impressions", "daily": 50_000})
-    after = pace(impressions, morning, totals, totals, NIGHT_AND_DAY, now + timedelta(minutes=1))
+    shown_now = units(impressions, totals)
+    after = pace(impressions, morning, shown_now, shown_now, NIGHT_AND_DAY, now + timedelta(minutes=1))
     # Then nothing of the spend state carries over: no capacity in micros, no micros counted as impressions
     assert (after.unit, after.delivered_today, after.in_flight, after.capacity) == ("impressions", 20_000, 0, None)
     assert after.serve_probability == START_PROBABILITY
@@ -181,10 +185,11 @@ def test_a_cpm_changed_under_a_spend_budget_carries_its_capacity_over_at_the_new
     totals = DeliveryTotals(impressions=20_000, spend_micros=20_000_000)
     morning = paced_all_morning(cheap, totals, now, exposed_delivery=10_000_000.0)
     later = now + timedelta(minutes=1)
-    same_price = pace(cheap, morning, totals, totals, NIGHT_AND_DAY, later)
+    spent = units(cheap, totals)
+    same_price = pace(cheap, morning, spent, spent, NIGHT_AND_DAY, later)
     # When its CPM is raised tenfold (Record counts each impression at 10,000 micros from now on)
     dear = budgeted(value_cpm=10.0, budget={"unit": "spend", "daily": 100.0})
-    repriced = pace(dear, morning, totals, totals, NIGHT_AND_DAY, later)
+    repriced = pace(dear, morning, spent, spent, NIGHT_AND_DAY, later)
     # Then the same traffic is worth ten times the spend: p is a tenth of what the old price gave
     assert same_price.capacity is not None
     assert repriced.spend_micros_per_impression == 10_000
@@ -209,9 +214,9 @@ def test_a_pause_does_not_read_as_a_capacity_many_times_too_small() -> None:
     booked = budgeted(budget={"unit": "impressions", "daily": 100_000})
     paused_at = DAY + timedelta(hours=10)
     history = {"serve_probability": 0.1, "exposure": 10 * 0.1 / 1440, "exposed_delivery": 1_000.0}
-    before = pace(booked, None, shown(90_000), shown(90_000), uniform, paused_at).model_copy(update=history)
-    in_step = pace(booked, before, shown(90_100), shown(90_100), uniform, paused_at + timedelta(minutes=1))
-    resumed = pace(booked, before, shown(90_100), shown(90_100), uniform, paused_at + timedelta(hours=4))
+    before = pace(booked, None, 90_000, 90_000, uniform, paused_at).model_copy(update=history)
+    in_step = pace(booked, before, 90_100, 90_100, uniform, paused_at + timedelta(minutes=1))
+    resumed = pace(booked, before, 90_100, 90_100, uniform, paused_at + timedelta(hours=4))
     assert in_step.capacity == pytest.approx(1_440_000, rel=0.02)
     assert resumed.capacity is not None
     assert resumed.capacity > 0.6 * 1_440_000  # before: ~1/25 of it, and p burst to 2 x the last
@@ -223,11 +228,11 @@ def test_a_campaign_stopped_at_the_last_step_starts_again_from_the_start_probabi
     booked = budgeted(pacing="asap", budget={"unit": "impressions", "daily": 1_500})
     uniform = TrafficProfile.uniform()
     history = {"serve_probability": 0.0, "exposure": 10 / 1440, "exposed_delivery": 10_000.0}
-    evening = pace(booked, None, shown(1_500), shown(1_500), uniform, DAY + timedelta(hours=23, minutes=59))
+    evening = pace(booked, None, 1_500, 1_500, uniform, DAY + timedelta(hours=23, minutes=59))
     evening = evening.model_copy(update=history)
     # When the new day's first steps run, with nothing of today counted yet
-    first = pace(booked, evening, shown(0), shown(1_500), uniform, DAY + timedelta(days=1, minutes=1))
-    second = pace(booked, first, shown(0), shown(1_500), uniform, DAY + timedelta(days=1, minutes=2))
+    first = pace(booked, evening, 0, 1_500, uniform, DAY + timedelta(days=1, minutes=1))
+    second = pace(booked, first, 0, 1_500, uniform, DAY + timedelta(days=1, minutes=2))
     # Then it rises from the start probability, not straight back to p = 1
     assert (first.serve_probability, second.serve_probability) == (START_PROBABILITY, START_PROBABILITY * MAX_RISE)
 
@@ -285,7 +290,7 @@ class FailingFor(InMemoryDeliveryCounter):
 
 def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_cannot_read() -> None:
     counter = FailingFor("cmp-sick")
-    counter.hours[("cmp-over", DAY + timedelta(hours=13))] = shown(10_200)
+    counter.hours[("cmp-over", DAY + timedelta(hours=13))] = DeliveryTotals(impressions=10_200)
     store = InMemoryPacingStore()
     old = step(budgeted(campaign_id="cmp-sick"), None, 0, NOW - timedelta(minutes=1))
     store.put(old)

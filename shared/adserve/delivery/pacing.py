@@ -26,6 +26,7 @@ Over-delivery is bounded by the error of two estimates over at most one step plu
 the capacity (the cap on p uses it) and the in-flight allowance (README.md#delivery has the figures).
 """
 
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,6 +59,12 @@ DECAY: Final = 0.9
 
 PROFILE_DAYS: Final = 7
 """The traffic profile learns from the last week's hourly request counts."""
+
+EXACT_READ_EVERY: Final = timedelta(minutes=15)
+"""How often a step reads a campaign's today hour by hour; in between, today is estimated from that exact read
+and the lifetime counted since (``today_since_checkpoint``), so most steps cost a campaign one read of its
+lifetime's shards, not also a Query per shard (README.md#pacing)."""
+_SLOTS_FROM: Final = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class PacingStatus(StrEnum):
@@ -117,6 +124,16 @@ class PacingConfig(BaseModel):
 DEFAULT_CONFIG: Final = PacingConfig()
 
 
+class DeliveryCheckpoint(BaseModel):
+    """A step's exact read of today's delivery, with the lifetime read just before it, in the budget's units."""
+
+    model_config = ConfigDict(frozen=True)
+
+    read_at: datetime = Field(description="The step's time; both reads began after it, within its UTC day.")
+    today: int = Field(description="The delivery of read_at's UTC day, all of its hours.")
+    lifetime: int = Field(description="The lifetime delivery, read before today's hours.")
+
+
 class PacingState(BaseModel):
     """What one pacing step decided for one campaign, as stored in PacingTable and read by Decide and reports.
 
@@ -132,7 +149,9 @@ class PacingState(BaseModel):
     day: date = Field(description="The UTC day the daily figures are of.")
     goal_today: int = Field(description="What the campaign should deliver today (daily, or its even share).")
     target_now: int = Field(description="Cumulative delivery the target curve asks for today by updated_at.")
-    delivered_today: int
+    delivered_today: int = Field(
+        description="At least what was counted for today: exact at a checkpoint, an estimate from above between them."
+    )
     delivered_lifetime: int
     in_flight: int = Field(description="Estimated served but not yet counted.")
     share_now: float = Field(description="The traffic profile's share of today elapsed at updated_at.")
@@ -146,6 +165,15 @@ class PacingState(BaseModel):
         default=None,
         description="The CPM (in micros an impression) the capacity is at; None in states stored before it was.",
     )
+    checkpoint: DeliveryCheckpoint | None = Field(
+        default=None,
+        description="The last exact read of today, which delivered_today is estimated from until the next one.",
+    )
+
+    @property
+    def read_exactly(self) -> bool:
+        """Whether delivered_today is the step's own exact read, not an estimate from an earlier one."""
+        return self.checkpoint is not None and self.checkpoint.read_at == self.updated_at
 
     @property
     def capacity(self) -> float | None:
@@ -162,6 +190,37 @@ def day_start(moment: datetime) -> datetime:
 def delivered(totals: DeliveryTotals, unit: BudgetUnit) -> int:
     """Delivery in a budget's integer units: impressions, or micro-units of the currency."""
     return totals.impressions if unit is BudgetUnit.IMPRESSIONS else totals.spend_micros
+
+
+def next_exact_read(campaign_id: str, read_at: datetime) -> datetime:
+    """When a campaign's exact read at *read_at* is due again: its next slot. A campaign's slots are
+    ``EXACT_READ_EVERY`` apart at a phase of its own (from its id), so the catalog's exact reads spread evenly over
+    the steps; read every ``EXACT_READ_EVERY`` from the last one, they would all fall due in the same step, as all
+    were read in the first step after a deploy."""
+    period = EXACT_READ_EVERY.total_seconds()
+    digest = hashlib.blake2b(campaign_id.encode(), digest_size=4).digest()
+    phase = timedelta(seconds=int.from_bytes(digest, "big") % int(period))
+    return read_at - (read_at - _SLOTS_FROM - phase) % EXACT_READ_EVERY + EXACT_READ_EVERY
+
+
+def today_since_checkpoint(previous: PacingState | None, unit: BudgetUnit, lifetime: int, now: datetime) -> int | None:
+    """Today's delivery from above, from the last exact read and the *lifetime* (read now) counted since; None
+    when an exact read is due: no checkpoint in this unit, its ``next_exact_read`` come, or a lifetime below it.
+
+    Record counts an event into the hour it happened, never before it happens, so everything counted after the
+    checkpoint's lifetime read that belongs to today is in the lifetime's growth since, and everything before it
+    is in the checkpoint's today (read after it), or is nothing at all when the checkpoint is of an earlier day.
+    What the growth holds beyond today (an earlier day's events counted late) only overstates today: the step
+    then holds back a little, never overspends, until the next exact read.
+    """
+    if previous is None or previous.unit is not unit or previous.checkpoint is None:
+        return None
+    checkpoint = previous.checkpoint
+    due = not checkpoint.read_at <= now < next_exact_read(previous.campaign_id, checkpoint.read_at)
+    if due or lifetime < checkpoint.lifetime:
+        return None
+    before = checkpoint.today if day_start(checkpoint.read_at) == day_start(now) else 0
+    return before + lifetime - checkpoint.lifetime
 
 
 def goal_today(campaign: Campaign, budget: Budget, lifetime_before_today: int, now: datetime) -> int:
@@ -193,13 +252,17 @@ def flight_window_share(campaign: Campaign, profile: TrafficProfile, now: dateti
 def pace(  # noqa: PLR0917 - a step is these things
     campaign: Campaign,
     previous: PacingState | None,
-    today: DeliveryTotals,
-    lifetime: DeliveryTotals,
+    delivered_today: int,
+    delivered_lifetime: int,
     profile: TrafficProfile,
     now: datetime,
     config: PacingConfig = DEFAULT_CONFIG,
+    checkpoint: DeliveryCheckpoint | None = None,
 ) -> PacingState:
-    """One pacing step for one campaign with a budget: its new serve probability and status."""
+    """One pacing step for one campaign with a budget: its new serve probability and status.
+
+    Delivery is in the budget's units (``delivered``); *checkpoint* is stored with the state for the next steps.
+    """
     budget = campaign.budget
     if budget is None:
         raise ValueError("only a campaign with a budget is paced")
@@ -207,7 +270,6 @@ def pace(  # noqa: PLR0917 - a step is these things
     price = campaign.spend_micros_per_impression
     if previous is not None and previous.unit not in (None, budget.unit):
         previous = None  # its amounts and capacity are in the other unit: the budget starts afresh
-    delivered_today, delivered_lifetime = delivered(today, budget.unit), delivered(lifetime, budget.unit)
     share_now = profile.elapsed(now)
 
     # What the last step's p bought: the counted delivery since then against its exposure (p x share).
@@ -245,6 +307,7 @@ def pace(  # noqa: PLR0917 - a step is these things
         exposed_delivery=exposed_delivery,
         unit=budget.unit,
         spend_micros_per_impression=price,
+        checkpoint=checkpoint,
     )
     if left <= 0:
         return state

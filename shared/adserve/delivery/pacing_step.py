@@ -12,16 +12,19 @@ from typing import Final, Protocol
 
 from adserve.campaigns.model import Budget, Campaign, CampaignStatus, Pacing
 from adserve.core.errors import DeliveryStoreUnavailableError
-from adserve.delivery.counting import DeliveryReader, DeliveryTotals, RequestReader, hour_of
+from adserve.delivery.counting import DeliveryReader, DeliveryTotals, RequestReader
 from adserve.delivery.pacing import (
     DEFAULT_CONFIG,
     PROFILE_DAYS,
+    DeliveryCheckpoint,
     PacingConfig,
     PacingState,
     PacingStatus,
     TrafficProfile,
     day_start,
+    delivered,
     pace,
+    today_since_checkpoint,
 )
 
 OVER_DELIVERY_ALARM: Final = 0.01
@@ -44,6 +47,8 @@ class StepSummary:
     exhausted_early: list[str] = field(default_factory=list)
     """Even campaigns exhausted before half of the day's traffic: a budget far below what traffic gives."""
     over_delivered: list[str] = field(default_factory=list)
+    exact_reads: int = 0
+    """Campaigns whose today was read hour by hour (``today_since_checkpoint``): the rest cost one read each."""
     deferred: list[str] = field(default_factory=list)
     """Campaigns left for the next step once the step's time ran out: its stalest states come first."""
     profiles_unread: list[str] = field(default_factory=list)
@@ -96,7 +101,12 @@ def profile_of(
 
 
 def over_delivered(budget: Budget, state: PacingState) -> bool:
-    limits = [(budget.daily_units, state.delivered_today), (budget.lifetime_units, state.delivered_lifetime)]
+    """Past a budget by more than OVER_DELIVERY_ALARM. Today is judged at exact reads only: an estimate between
+    them may hold an earlier day's late counts, and must not raise the alarm."""
+    limits = [
+        (budget.daily_units if state.read_exactly else None, state.delivered_today),
+        (budget.lifetime_units, state.delivered_lifetime),
+    ]
     return any(limit is not None and done > limit * (1 + OVER_DELIVERY_ALARM) for limit, done in limits)
 
 
@@ -110,6 +120,7 @@ def run_pacing_step(
     config: PacingConfig = DEFAULT_CONFIG,
     parallel: Callable[[Callable[[Campaign], PacingState | None], list[Campaign]], Iterator[PacingState | None]] = map,
     time_is_up: Callable[[], bool] = lambda: False,
+    clock: Callable[[], datetime] | None = None,
 ) -> StepSummary:
     """Pace every live budgeted campaign once; a campaign whose reads or write fail keeps its old state,
     which Decide stops trusting after its maximum age (then the campaign is not served: fail closed).
@@ -117,6 +128,8 @@ def run_pacing_step(
     Campaigns are taken stalest state first (none yet first), and once *time_is_up* the rest are left for the
     next step (``deferred``): a catalog too large for one step is paced in turns, each campaign every few steps,
     rather than a step that times out at the same campaign every minute and never paces those after it.
+
+    *clock* tells when a read has returned (*now* for ever, in a simulation whose reads take no time).
     """
     previous = store.list_states()
     live = sorted(live_budgeted(campaigns, now), key=lambda campaign: _paced_at(previous.get(campaign.campaign_id)))
@@ -129,16 +142,7 @@ def run_pacing_step(
             summary.deferred.append(campaign.campaign_id)
             return None
         try:
-            hourly = delivery.hourly(campaign.campaign_id, day_start(now), hour_of(now))
-            state = pace(
-                campaign,
-                previous.get(campaign.campaign_id),
-                sum(hourly.values(), DeliveryTotals()),
-                delivery.lifetime(campaign.campaign_id),
-                profile_of(campaign, counts, previous.get(campaign.campaign_id)),
-                now,
-                config,
-            )
+            state = _paced(campaign, previous.get(campaign.campaign_id), delivery, counts, now, config, clock)
             store.put(state)
         except DeliveryStoreUnavailableError:
             summary.failed.append(campaign.campaign_id)
@@ -149,6 +153,7 @@ def run_pacing_step(
         if state is None:
             continue
         summary.paced += 1
+        summary.exact_reads += state.read_exactly
         if state.status is PacingStatus.EXHAUSTED:
             summary.exhausted += 1
             if campaign.pacing is Pacing.EVEN and state.share_now < 0.5:
@@ -156,6 +161,38 @@ def run_pacing_step(
         if campaign.budget is not None and over_delivered(campaign.budget, state):
             summary.over_delivered.append(campaign.campaign_id)
     return summary
+
+
+def _paced(  # noqa: PLR0917 - a campaign's step is these things
+    campaign: Campaign,
+    previous: PacingState | None,
+    delivery: DeliveryReader,
+    counts: dict[str, dict[tuple[datetime, int | None], int]],
+    now: datetime,
+    config: PacingConfig,
+    clock: Callable[[], datetime] | None,
+) -> PacingState:
+    """The campaign's next state: the lifetime read, then today from the last checkpoint or, when one is due, an
+    exact read of today's hours, which becomes the next checkpoint. Raises DeliveryStoreUnavailableError.
+
+    The lifetime is read first, so today's hours read after it hold everything it does of today. A checkpoint
+    whose lifetime read returned past midnight is not kept: that read may hold the new day's first counts,
+    which the next day's estimate (from nothing) would miss."""
+    if campaign.budget is None:
+        raise ValueError("only a campaign with a budget is paced")
+    unit = campaign.budget.unit
+    lifetime = delivered(delivery.lifetime(campaign.campaign_id), unit)
+    lifetime_read_by = now if clock is None else clock()
+    today = today_since_checkpoint(previous, unit, lifetime, now)
+    checkpoint = None if previous is None else previous.checkpoint
+    if today is None:
+        day = day_start(now)
+        hours = delivery.hourly(campaign.campaign_id, day, day + timedelta(hours=23))
+        today = delivered(sum(hours.values(), DeliveryTotals()), unit)
+        exact = DeliveryCheckpoint(read_at=now, today=today, lifetime=lifetime)
+        checkpoint = exact if day_start(lifetime_read_by) == day else None
+    profile = profile_of(campaign, counts, previous)
+    return pace(campaign, previous, today, lifetime, profile, now, config, checkpoint)
 
 
 _NEVER: Final = datetime.min.replace(tzinfo=UTC)

@@ -27,9 +27,7 @@ TIME_RESERVE_MS = 10_000
 campaign past it (``run_pacing_step``'s ``time_is_up``)."""
 
 
-def run_scheduled_pacing(
-    settings: PacingSettings, remaining_ms: Callable[[], int], now: datetime | None = None
-) -> StepSummary:
+def run_scheduled_pacing(settings: PacingSettings, remaining_ms: Callable[[], int]) -> StepSummary:
     """One step against the stack's tables, reading up to ``pacing_parallel_reads`` campaigns at once, taking
     no new campaign once ``remaining_ms`` (the Lambda context's) falls under ``TIME_RESERVE_MS``."""
     delivery = delivery_store(settings.delivery_table_name)
@@ -39,10 +37,11 @@ def run_scheduled_pacing(
             delivery,
             delivery,
             pacing_store(settings.pacing_table_name),
-            now or datetime.now(UTC),
+            datetime.now(UTC),
             config=pacing_config(settings),
             parallel=pool.map,
             time_is_up=lambda: remaining_ms() < TIME_RESERVE_MS,
+            clock=lambda: datetime.now(UTC),
         )
 
 
@@ -71,6 +70,7 @@ def scheduled_pacing(settings: PacingSettings, remaining_ms: Callable[[], int]) 
         "exhausted_early": summary.exhausted_early,
         "over_delivered": summary.over_delivered,
         "deferred": len(summary.deferred),
+        "exact_reads": summary.exact_reads,
         "profiles_unread": summary.profiles_unread,
     }
     if summary.failed or summary.over_delivered or summary.deferred or summary.profiles_unread:
