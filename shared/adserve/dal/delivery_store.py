@@ -13,6 +13,7 @@ Items (``pk``, ``sk``):
 
 import random
 from collections.abc import Mapping
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,8 @@ HOUR_PREFIX = "hour#"
 LIFETIME_KEY = "lifetime"
 MARKER_SORT_KEY = "seen"
 DELETED_SORT_KEY = "campaign"
-COUNTS = ("impressions", "clicks", "completions", "skips", "spend_micros")
+COUNTS = tuple(field.name for field in fields(DeliveryTotals))
+"""A counter item's attributes: DeliveryTotals' fields, in their order."""
 
 
 def counter_key(campaign_id: str, shard: int) -> str:
@@ -111,8 +113,12 @@ class DynamoDeliveryStore(TransactionalWriter):
         return GroupResult(duplicates=tuple(duplicates))
 
     def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
-        """One Query per shard over the hour range, summed per hour."""
-        hours: dict[datetime, DeliveryTotals] = {}
+        """One Query per shard over the hour range, summed per hour.
+
+        Summed as integers per sort key and parsed once per hour at the end: a day's exact read is up to 1,536
+        items, and a DeliveryTotals and a parsed hour per item cost ~20 us an item, most of a pacing step's CPU."""
+        sums: dict[str, list[int]] = {}
+        first, last = hour_key(first_hour), hour_key(last_hour)
         try:
             for shard in range(SHARDS):
                 pages = self._client.query_pages(
@@ -120,34 +126,37 @@ class DynamoDeliveryStore(TransactionalWriter):
                     KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
                     ExpressionAttributeValues={
                         ":pk": {"S": counter_key(campaign_id, shard)},
-                        ":first": {"S": hour_key(first_hour)},
-                        ":last": {"S": hour_key(last_hour)},
+                        ":first": {"S": first},
+                        ":last": {"S": last},
                     },
                 )
                 for page in pages:
                     for item in page["Items"]:
-                        hour = _hour_of_key(item["sk"]["S"])
-                        hours[hour] = hours.get(hour, DeliveryTotals()) + _totals(item)
+                        sort_key = item["sk"]["S"]
+                        counts = sums.get(sort_key)
+                        if counts is None:
+                            counts = sums[sort_key] = [0] * len(COUNTS)
+                        _add_counts(counts, item)
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
-        return hours
+        return {_hour_of_key(sort_key): DeliveryTotals(*counts) for sort_key, counts in sums.items()}
 
     def lifetime(self, campaign_id: str) -> DeliveryTotals:
         """The shards' lifetime items in one BatchGetItem (64 keys), summed."""
         keys: list[Mapping[str, AttributeValueTypeDef]] = [
             {"pk": {"S": counter_key(campaign_id, shard)}, "sk": {"S": LIFETIME_KEY}} for shard in range(SHARDS)
         ]
-        total = DeliveryTotals()
+        counts = [0] * len(COUNTS)
         try:
             request: dict[str, Mapping[str, object]] = {self._table: {"Keys": keys}}
             while request:
                 response = self._client.batch_get_item(RequestItems=request)  # type: ignore[arg-type]
                 for item in response.get("Responses", {}).get(self._table, []):
-                    total = total + _totals(item)
+                    _add_counts(counts, item)
                 request = dict(response.get("UnprocessedKeys", {}))
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
-        return total
+        return DeliveryTotals(*counts)
 
     def keep_deleted(self, deleted: DeletedCampaign) -> None:
         """Keep a deleted campaign's last document (replacing an earlier deletion's)."""
@@ -269,5 +278,9 @@ def _local_attribute(local: int) -> str:
     return f"local_{local:02d}"
 
 
-def _totals(item: "Mapping[str, AttributeValueTypeDef]") -> DeliveryTotals:
-    return DeliveryTotals(**{name: int(item[name]["N"]) if name in item else 0 for name in COUNTS})
+def _add_counts(counts: list[int], item: "Mapping[str, AttributeValueTypeDef]") -> None:
+    """Add a counter item's counts to *counts* (in COUNTS' order, DeliveryTotals' fields' own)."""
+    for position, name in enumerate(COUNTS):
+        value = item.get(name)
+        if value is not None:
+            counts[position] += int(value["N"])
