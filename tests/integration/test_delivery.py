@@ -27,6 +27,7 @@ from adserve.outcomes.recording import OutcomeRecorder
 
 from devstack.fakes import InMemoryImpressionCounter, InMemoryLogStore
 from devstack.stack import LocalStack
+from tests.support.aws_proxy import aws_proxy
 from tests.support.builders import campaign, pacing_state
 from tests.support.record_messages import failed_ids, message_records, outcome, sqs_event
 from tests.support.stored_campaigns import stored_campaigns
@@ -297,3 +298,21 @@ def test_request_counts_keep_each_listener_local_hour_and_read_older_items_at_th
         (hour, hour.hour): 2,
         (hour + timedelta(hours=1), (local + 1) % 24): 5,
     }
+
+
+def test_todays_hours_are_read_consistently_so_they_hold_what_the_lifetime_read_before_them_held(
+    local_stack: LocalStack,
+) -> None:
+    # Given the delivery store, through a proxy that keeps what it is asked
+    with aws_proxy(local_stack.endpoint_url, keep_traffic=True) as proxy:
+        table = local_stack.physical_name("DeliveryTable")
+        store = DynamoDeliveryStore(dynamodb_client(endpoint_url=proxy.url), table)
+        # When a campaign's hours are read (the pacing step's exact read, after the lifetime)
+        store.hourly(f"cmp-{uuid.uuid4().hex[:8]}", hour_of(NOW) - timedelta(hours=3), hour_of(NOW))
+    # Then every shard's Query was strongly consistent: a replica behind the lifetime's would miss counts it held
+    assert proxy.traffic is not None
+    queries = [
+        json.loads(request.split(b"\n", 1)[1]) for operation, request, _ in proxy.traffic if operation == "Query"
+    ]
+    assert len(queries) == 64
+    assert all(query["ConsistentRead"] is True for query in queries)

@@ -120,14 +120,14 @@ def test_the_estimate_never_falls_below_what_was_counted_and_is_exact_at_each_ex
         last = None if previous is None else previous.checkpoint
         due = last is None or counter.now >= next_exact_read(booked.campaign_id, last.read_at)
         assert hours_read == int(due)
-        if state.checkpoint is None or state.read_exactly:
+        if hours_read:
             # and an exact read holds nothing but today's counts
             assert due
             assert state.delivered_today <= counted(counter.hours, today)
         else:
             # and an estimate is over by no more than other days' counts since the exact read it started from, and
             # today's counted during that read (between its lifetime and hourly reads: in both, counted twice)
-            assert not due
+            assert state.checkpoint is not None
             at_checkpoint = counter.at_lifetime_read[state.checkpoint.read_at]
             other_days = (counted(at_read) - counted(at_read, today)) - (
                 counted(at_checkpoint) - counted(at_checkpoint, today)
@@ -152,9 +152,8 @@ def test_a_checkpoint_whose_lifetime_read_returned_after_midnight_is_not_kept() 
     # Then the step paces on its exact read but keeps no checkpoint, so the next step reads the new day exactly
     assert (crossed.delivered_today, crossed.checkpoint) == (70, None)
     counter.hours[("cmp-paced", last_second + timedelta(seconds=1))] = DeliveryTotals(impressions=5)
-    run_pacing_step([booked], counter, counter, store, last_second + timedelta(minutes=1))
+    assert run_pacing_step([booked], counter, counter, store, last_second + timedelta(minutes=1)).exact_reads == 1
     assert store.states["cmp-paced"].delivered_today == 5
-    assert store.states["cmp-paced"].read_exactly
 
 
 MIDNIGHT = datetime(2026, 11, 26, tzinfo=UTC)
@@ -213,21 +212,64 @@ def test_exact_reads_fall_due_at_slots_of_each_campaigns_own_phase() -> None:
     assert max(minutes.count(minute) for minute in range(15)) < 1_000 / 15 * 1.5
 
 
-def test_late_counts_of_an_earlier_day_do_not_raise_the_over_delivery_alarm_between_exact_reads() -> None:
-    # Given a daily budget of 1,000 impressions, 900 of them delivered today, read exactly at a slot
+def test_an_estimate_that_would_stop_the_campaign_is_checked_by_an_exact_read_in_the_same_step() -> None:
+    # Given an even daily budget of 1,000 impressions, 250 of them delivered by noon, read exactly at a slot
     counter = InMemoryDeliveryCounter()
     store = InMemoryPacingStore()
     booked = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=900)
-    assert run_pacing_step([booked], counter, counter, store, SLOT).over_delivered == []
-    # When 200 impressions of yesterday are counted late, and the next step estimates today from the checkpoint
-    counter.hours[("cmp-paced", hour_of(SLOT - timedelta(days=1)))] = DeliveryTotals(impressions=200)
+    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=250)
+    run_pacing_step([booked], counter, counter, store, SLOT)
+    # When 260 impressions of yesterday are counted late: with the in-flight allowance (twice what was counted
+    # since the last step) the next step's estimate of 510 leaves nothing of the budget
+    counter.hours[("cmp-paced", hour_of(SLOT - timedelta(days=1)))] = DeliveryTotals(impressions=260)
     summary = run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=1))
-    # Then the estimate holds back (1,100: the campaign stops) but raises no alarm
-    assert store.states["cmp-paced"].delivered_today == 1_100
-    assert store.states["cmp-paced"].serve_probability == 0.0
-    assert summary.over_delivered == []
-    # And 200 more of today's, counted before the next exact read, raise it at that read
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_100)
-    assert run_pacing_step([booked], counter, counter, store, SLOT + EXACT_READ_EVERY).over_delivered == ["cmp-paced"]
-    assert store.states["cmp-paced"].delivered_today == 1_100
+    # Then the step reads today exactly before stopping it: not exhausted (early), no alarm, a fresh checkpoint
+    state = store.states["cmp-paced"]
+    assert (summary.exact_reads, state.delivered_today, summary.exhausted) == (1, 250, 0)
+    assert state.serve_probability > 0
+    assert (summary.exhausted_early, summary.over_delivered) == ([], [])
+    assert state.checkpoint == DeliveryCheckpoint(read_at=SLOT + timedelta(minutes=1), today=250, lifetime=510)
+
+
+def test_a_day_gone_over_its_budget_after_its_last_slot_is_flagged_before_midnight() -> None:
+    # Given a daily budget of 1,000, all of it delivered by the campaign's last slot of the day (so stopped)
+    counter = InMemoryDeliveryCounter()
+    store = InMemoryPacingStore()
+    booked = budgeted(daily=1_000)
+    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_000)
+    assert run_pacing_step([booked], counter, counter, store, LAST_SLOT).exhausted == 1
+    # When impressions in flight take it to 1,050 before midnight, with no slot of its own left in the day
+    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_050)
+    summary = run_pacing_step([booked], counter, counter, store, MIDNIGHT - timedelta(minutes=2))
+    # Then the step's estimate, over the budget, is read exactly and flagged
+    assert (summary.exact_reads, summary.over_delivered) == (1, ["cmp-paced"])
+
+
+def test_a_campaign_stopped_today_stays_stopped_on_estimates_without_an_exact_read_each_step() -> None:
+    # Given a campaign whose daily budget an exact read found spent
+    counter = InMemoryDeliveryCounter()
+    store = InMemoryPacingStore()
+    booked = budgeted(daily=1_000)
+    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_000)
+    assert run_pacing_step([booked], counter, counter, store, SLOT).exhausted == 1
+    # When the next steps run before its next slot (its estimate can only grow)
+    summaries = [
+        run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=minute)) for minute in range(1, 6)
+    ]
+    # Then it stays stopped, on estimates alone
+    assert [(summary.exhausted, summary.exact_reads) for summary in summaries] == [(1, 0)] * 5
+
+
+def test_a_campaign_stopped_yesterday_is_read_exactly_before_an_estimate_stops_it_today() -> None:
+    # Given a campaign that spent yesterday's daily 1,000 by its last slot, and 400 more of yesterday's counted
+    # in the day's last minutes (in flight when it stopped)
+    counter = InMemoryDeliveryCounter()
+    store = InMemoryPacingStore()
+    booked = budgeted(daily=1_000)
+    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_000)
+    assert run_pacing_step([booked], counter, counter, store, LAST_SLOT).exhausted == 1
+    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_400)
+    # When the new day's first step estimates today as those 400 (and as much again twice in flight)
+    summary = run_pacing_step([booked], counter, counter, store, MIDNIGHT + timedelta(minutes=1))
+    # Then it reads today exactly (nothing yet) and lets the campaign run
+    assert (summary.exact_reads, summary.exhausted, store.states["cmp-paced"].delivered_today) == (1, 0, 0)

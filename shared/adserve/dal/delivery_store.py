@@ -113,10 +113,13 @@ class DynamoDeliveryStore(TransactionalWriter):
         return GroupResult(duplicates=tuple(duplicates))
 
     def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
-        """One Query per shard over the hour range, summed per hour.
+        """One strongly consistent Query per shard over the hour range, summed per hour.
 
-        Summed as integers per sort key and parsed once per hour at the end: a day's exact read is up to 1,536
-        items, and a DeliveryTotals and a parsed hour per item cost ~20 us an item, most of a pacing step's CPU."""
+        Strongly consistent (twice the read units of an eventual read): the pacing step reads the lifetime first
+        and these hours after it, and counts on them to hold every count of today the lifetime held
+        (``adserve.delivery.pacing.today_since_checkpoint``); a replica behind the lifetime's would not, and the
+        shortfall would last until the campaign's next exact read. Summed as integers per sort key and parsed
+        once per hour at the end: a day's exact read is up to 1,536 items."""
         sums: dict[str, list[int]] = {}
         first, last = hour_key(first_hour), hour_key(last_hour)
         try:
@@ -129,6 +132,7 @@ class DynamoDeliveryStore(TransactionalWriter):
                         ":first": {"S": first},
                         ":last": {"S": last},
                     },
+                    ConsistentRead=True,
                 )
                 for page in pages:
                     for item in page["Items"]:

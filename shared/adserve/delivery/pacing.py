@@ -171,11 +171,6 @@ class PacingState(BaseModel):
     )
 
     @property
-    def read_exactly(self) -> bool:
-        """Whether delivered_today is the step's own exact read, not an estimate from an earlier one."""
-        return self.checkpoint is not None and self.checkpoint.read_at == self.updated_at
-
-    @property
     def capacity(self) -> float | None:
         """Units per unit of traffic share at p = 1; None until delivery was observed under exposure."""
         if self.exposure <= 0 or self.exposed_delivery <= 0:

@@ -101,13 +101,12 @@ def profile_of(
 
 
 def over_delivered(budget: Budget, state: PacingState) -> bool:
-    """Past a budget by more than OVER_DELIVERY_ALARM. Today is judged at exact reads only: an estimate between
-    them may hold an earlier day's late counts, and must not raise the alarm."""
-    limits = [
-        (budget.daily_units if state.read_exactly else None, state.delivered_today),
-        (budget.lifetime_units, state.delivered_lifetime),
-    ]
-    return any(limit is not None and done > limit * (1 + OVER_DELIVERY_ALARM) for limit, done in limits)
+    return _past(budget.daily_units, state.delivered_today) or _past(budget.lifetime_units, state.delivered_lifetime)
+
+
+def _past(limit: int | None, done: int) -> bool:
+    """Past a budget by more than OVER_DELIVERY_ALARM."""
+    return limit is not None and done > limit * (1 + OVER_DELIVERY_ALARM)
 
 
 def run_pacing_step(
@@ -142,18 +141,20 @@ def run_pacing_step(
             summary.deferred.append(campaign.campaign_id)
             return None
         try:
-            state = _paced(campaign, previous.get(campaign.campaign_id), delivery, counts, now, config, clock)
+            state, read_exactly = _paced(
+                campaign, previous.get(campaign.campaign_id), delivery, counts, now, config, clock
+            )
             store.put(state)
         except DeliveryStoreUnavailableError:
             summary.failed.append(campaign.campaign_id)
             return None
+        summary.exact_reads += read_exactly
         return state
 
     for campaign, state in zip(live, parallel(step, live), strict=True):
         if state is None:
             continue
         summary.paced += 1
-        summary.exact_reads += state.read_exactly
         if state.status is PacingStatus.EXHAUSTED:
             summary.exhausted += 1
             if campaign.pacing is Pacing.EVEN and state.share_now < 0.5:
@@ -171,28 +172,42 @@ def _paced(  # noqa: PLR0917 - a campaign's step is these things
     now: datetime,
     config: PacingConfig,
     clock: Callable[[], datetime] | None,
-) -> PacingState:
-    """The campaign's next state: the lifetime read, then today from the last checkpoint or, when one is due, an
-    exact read of today's hours, which becomes the next checkpoint. Raises DeliveryStoreUnavailableError.
+) -> tuple[PacingState, bool]:
+    """The campaign's next state, and whether today was read exactly. Raises DeliveryStoreUnavailableError.
 
-    The lifetime is read first, so today's hours read after it hold everything it does of today. A checkpoint
-    whose lifetime read returned past midnight is not kept: that read may hold the new day's first counts,
-    which the next day's estimate (from nothing) would miss."""
+    The lifetime is read first; today comes from the last checkpoint, unless one is due or the estimate's verdict
+    is one that an earlier day's late counts could have made (``_suspect``): then from an exact read of today's
+    hours, read after the lifetime so they hold everything it does of today, which becomes the next checkpoint.
+    A checkpoint whose lifetime read returned past midnight is not kept: that read may hold the new day's first
+    counts, which the next day's estimate (from nothing) would miss."""
     if campaign.budget is None:
         raise ValueError("only a campaign with a budget is paced")
     unit = campaign.budget.unit
     lifetime = delivered(delivery.lifetime(campaign.campaign_id), unit)
     lifetime_read_by = now if clock is None else clock()
-    today = today_since_checkpoint(previous, unit, lifetime, now)
-    checkpoint = None if previous is None else previous.checkpoint
-    if today is None:
-        day = day_start(now)
-        hours = delivery.hourly(campaign.campaign_id, day, day + timedelta(hours=23))
-        today = delivered(sum(hours.values(), DeliveryTotals()), unit)
-        exact = DeliveryCheckpoint(read_at=now, today=today, lifetime=lifetime)
-        checkpoint = exact if day_start(lifetime_read_by) == day else None
     profile = profile_of(campaign, counts, previous)
-    return pace(campaign, previous, today, lifetime, profile, now, config, checkpoint)
+    today = today_since_checkpoint(previous, unit, lifetime, now)
+    if previous is not None and today is not None:
+        state = pace(campaign, previous, today, lifetime, profile, now, config, previous.checkpoint)
+        if not _suspect(campaign.budget, previous, state):
+            return state, False
+    day = day_start(now)
+    hours = delivery.hourly(campaign.campaign_id, day, day + timedelta(hours=23))
+    today = delivered(sum(hours.values(), DeliveryTotals()), unit)
+    exact = DeliveryCheckpoint(read_at=now, today=today, lifetime=lifetime)
+    checkpoint = exact if day_start(lifetime_read_by) == day else None
+    return pace(campaign, previous, today, lifetime, profile, now, config, checkpoint), True
+
+
+def _suspect(budget: Budget, previous: PacingState, estimated: PacingState) -> bool:
+    """Whether a verdict on an estimate of today must be checked by an exact read: it stops the campaign that was
+    not stopped today, or is over the daily budget past the alarm. The estimate is over by any late counts of
+    other days, so such a verdict may be theirs; an exact read costs this step 64 Queries for these campaigns
+    only, and then the estimate is exact again. A campaign already stopped today stays so on estimates: they
+    only grow."""
+    stopped_today = previous.status is PacingStatus.EXHAUSTED and previous.day == estimated.day
+    newly_stopped = estimated.status is PacingStatus.EXHAUSTED and not stopped_today
+    return newly_stopped or _past(budget.daily_units, estimated.delivered_today)
 
 
 _NEVER: Final = datetime.min.replace(tzinfo=UTC)
