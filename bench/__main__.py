@@ -18,6 +18,7 @@ from bench import (
     model_swap,
     moto_latency,
     onnx_scoring,
+    pacing_scale,
     record_throughput,
     report,
     retraining,
@@ -49,6 +50,7 @@ FIGURES = (
     "track",
     "retraining",
     "scale",
+    "pacing-step",
     "tls",
     "sdk",
     "moto",
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: retraining.run(args.quick, large=args.retrain_1m),
         ),
         ("scale", "scale", "10 ten thousand campaigns", lambda: scale.run(args.quick)),
+        ("pacing-step", "pacing_step", "10d pacing step per campaign", pacing_scale.run),
         ("tls", "tls_connections", "11 new TLS connections", lambda: tls_connections.run(args.quick)),
         ("sdk", "sdk_calls", "12 per-event AWS calls", lambda: sdk_calls.run(args.quick)),
     )

@@ -35,7 +35,7 @@ from adserve.wiring.settings import DecideSettings
 
 from bench import catalogs, environment
 from bench.cold_start import CAMPAIGNS
-from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, line_items, snapstart, summary
+from bench.cost_model import Measured, Traffic, Usage, line_items, page_read_units, snapstart, summary, write_units
 from bench.docs import COMPANIONS
 from bench.docs import RESULTS as BENCH_RESULTS
 from bench.moto_latency import empty_queue, put_campaigns
@@ -61,6 +61,10 @@ CUTS = {
     "record_gb_s": "Record waits on one TransactWriteItems per impression in turn: run them concurrently",
     "lambda_requests": "fewer invocations: batch beacons; larger Record batches",
     "dynamodb_reads": "fewer caps Queries: skip the read when no eligible campaign is capped (already done)",
+    "pacing_reads": "each budgeted campaign's lifetime is 64 shard items read every minute: fewer counter shards "
+    "for campaigns that never need 64, or a step every 2 minutes",
+    "pacing_writes": "write a campaign's state only when its p or status changed",
+    "pacing_gb_s": "more campaigns read at once (PACING_PARALLEL_READS): the step mostly waits on DynamoDB",
     "dynamodb_writes": "every outcome writes a delivery marker (exactly-once) in a transaction at 2 units an item, "
     "the larger half, and each counted impression a caps marker and a counter per cap slot: one marker per "
     "impression serving both tables, or merging one listener's impressions of a batch into one transaction, "
@@ -109,16 +113,6 @@ class Tally:
             message_bytes=self.sqs_bytes / n if message_bytes is None else message_bytes,
             cpu_ms=cpu_ms,
         )
-
-
-def _read_units(items: list[dict[str, Any]], consistent: bool) -> float:
-    """A Query or Scan page: the items' total size in 4 KB units, halved when eventually consistent."""
-    units = max(1, math.ceil(sum(dynamodb_item_size(item) for item in items) / 4096))
-    return units if consistent else units / 2
-
-
-def _write_units(item: dict[str, Any]) -> int:
-    return max(1, math.ceil(dynamodb_item_size(item) / 1024))
 
 
 def _update_size(update: dict[str, Any]) -> dict[str, Any]:
@@ -191,11 +185,11 @@ class Meter:
                 for entry in params["TransactItems"]:
                     ((kind, body),) = entry.items()
                     item = body["Item"] if kind == "Put" else _update_size(body) if kind == "Update" else body["Key"]
-                    tally.write_units += 2 * _write_units(item)
+                    tally.write_units += 2 * write_units(item)
             elif operation in ("UpdateItem", "DeleteItem"):
-                tally.write_units += _write_units(_update_size(dict(params)))
+                tally.write_units += write_units(_update_size(dict(params)))
             elif operation == "PutItem":
-                tally.write_units += _write_units(params["Item"])
+                tally.write_units += write_units(params["Item"])
             elif operation == "SendMessage":
                 size = len(params["MessageBody"].encode())
                 tally.sqs_bytes += size
@@ -216,7 +210,7 @@ class Meter:
             return
         items = parsed.get("Items", [parsed["Item"]] if "Item" in parsed else [])
         with self._lock:
-            tally.read_units[call] += _read_units(items, consistent)
+            tally.read_units[call] += page_read_units(items, consistent)
 
 
 def _drain(stack: LocalStack) -> list[dict[str, Any]]:
@@ -343,12 +337,14 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
         _record(stack, meter, "record_event", batch_size)
         memory = {
             name: stack.description.functions[name].memory_mb
-            for name in ("DecideFunction", "TrackFunction", "RecordFunction")
+            for name in ("DecideFunction", "TrackFunction", "RecordFunction", "PacingFunction")
         }
     t = meter.tallies
     init = t["init"]
     defaults = DecideSettings.model_fields
-    sdk = _sdk_cpu_ms(json.loads(BENCH_RESULTS.read_text())["figures"])
+    figures = json.loads(BENCH_RESULTS.read_text())["figures"]
+    sdk = _sdk_cpu_ms(figures)
+    pacing = figures["pacing_step"]
     return Measured(
         decision=_with_sdk(t["decision"], bench["decision_cpu_ms"], sdk),
         impression=_with_sdk(t["impression"], bench["beacon_cpu_ms"], sdk),
@@ -356,6 +352,13 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
         record_decision=_with_sdk(t["record_decision"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
         record_impression=_with_sdk(t["record_impression"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
         record_event=_with_sdk(t["record_event"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
+        pacing_step=Usage(
+            calls=pacing["steady_calls_per_campaign"],
+            read_units=pacing["steady_read_units_per_campaign"],
+            write_units=pacing["steady_write_units_per_campaign"],
+            cpu_ms=pacing["steady_cpu_ms_per_campaign"],
+        ),
+        pacing_parallel_reads=pacing["parallel_reads"],
         environment_refresh={
             "catalog": Usage(
                 calls={"dynamodb.Scan": float(init.calls["dynamodb.Scan"])}, read_units=init.read_units["dynamodb.Scan"]

@@ -15,6 +15,9 @@ from typing import Any
 
 from bench.prices import MONTH_SECONDS, PRICES, Price
 
+PACING_STEP_SECONDS = 60
+"""PacingFunction's schedule (rate(1 minute) in template.yaml)."""
+
 LATENCY_MS: dict[str, float] = {
     "dynamodb.Query": 4.0,
     "dynamodb.Scan": 10.0,
@@ -81,6 +84,8 @@ class Traffic:
     """Lambda's own START, END and REPORT lines per invocation."""
     access_log_bytes: int = 450
     """The HTTP API's access log line per request (template.yaml's format, filled in)."""
+    budgeted_campaigns: int = 1_000
+    """Live campaigns with a budget: the pacing step paces each one every minute, whatever the traffic."""
 
 
 @dataclass(frozen=True)
@@ -93,11 +98,14 @@ class Measured:
     record_decision: Usage
     record_impression: Usage
     record_event: Usage
+    pacing_step: Usage
+    """Per budgeted campaign and pacing step (bench figure 10d; calls at their assumed latencies, its CPU)."""
+    pacing_parallel_reads: int
     environment_refresh: dict[str, Usage]
     """Per reload of each thing a Decide environment refreshes: ``catalog``, ``pointer``, ``keys``."""
     refresh_seconds: dict[str, float]
     memory_mb: dict[str, int]
-    """DecideFunction, TrackFunction, RecordFunction."""
+    """DecideFunction, TrackFunction, RecordFunction, PacingFunction."""
     init_ms: float
     """A Decide cold start's import + first request (bench figure 3)."""
     custom_metrics: int
@@ -113,7 +121,15 @@ class Measured:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Measured":
         fields = dict(data)
-        for key in ("decision", "impression", "event", "record_decision", "record_impression", "record_event"):
+        for key in (
+            "decision",
+            "impression",
+            "event",
+            "record_decision",
+            "record_impression",
+            "record_event",
+            "pacing_step",
+        ):
             fields[key] = Usage(**data[key])
         fields["environment_refresh"] = {name: Usage(**usage) for name, usage in data["environment_refresh"].items()}
         return cls(**fields)
@@ -206,6 +222,9 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
     )
     receives = max(messages / traffic.messages_per_receive, message_bytes / 65536)
     deletes = messages / traffic.messages_per_receive
+    paced = MONTH_SECONDS / PACING_STEP_SECONDS * traffic.budgeted_campaigns
+    pacing = m.pacing_step
+    pacing_ms = paced * (pacing.cpu_ms + (pacing.billed_ms() - pacing.cpu_ms) / m.pacing_parallel_reads)
     invocations = decisions + beacons + record_invocations
     log_bytes = total(lambda u: u.log_bytes) + invocations * traffic.platform_log_bytes
     access_log_bytes = (decisions + beacons) * traffic.access_log_bytes
@@ -269,13 +288,46 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "lambda_gb_second",
             False,
         ),
-        ("lambda_requests", "Lambda", "invocations (Decide, Track, Record)", invocations, "lambda_request", False),
+        (
+            "pacing_gb_s",
+            "Lambda",
+            f"Pacing GB-s ({m.memory_mb['PacingFunction']} MB, a step a minute, {m.pacing_parallel_reads} "
+            "campaigns read at once)",
+            gb_seconds(m.memory_mb["PacingFunction"], pacing_ms),
+            "lambda_gb_second",
+            False,
+        ),
+        (
+            "lambda_requests",
+            "Lambda",
+            "invocations (Decide, Track, Record)",
+            invocations,
+            "lambda_request",
+            False,
+        ),
         (
             "dynamodb_reads",
             "DynamoDB",
             "read units (caps Query per decision, catalog and pacing Scans)",
             total(lambda u: u.read_units),
             "dynamodb_read_request_unit",
+            False,
+        ),
+        (
+            "pacing_reads",
+            "DynamoDB",
+            f"pacing step's read units ({traffic.budgeted_campaigns:,} budgeted campaigns, each one's lifetime "
+            "a minute and its today's hours once in 15)",
+            paced * pacing.read_units,
+            "dynamodb_read_request_unit",
+            False,
+        ),
+        (
+            "pacing_writes",
+            "DynamoDB",
+            "pacing states written (one a budgeted campaign a minute)",
+            paced * pacing.write_units,
+            "dynamodb_write_request_unit",
             False,
         ),
         (
@@ -374,6 +426,16 @@ def summary(items: list[LineItem], traffic: Traffic) -> dict[str, Any]:
         ],
         "largest": [item.key for item in ranked[:3]],
     }
+
+
+def page_read_units(items: list[dict[str, Any]], consistent: bool) -> float:
+    """A Query or Scan page: the items' total size in 4 KB units, halved when eventually consistent."""
+    units = max(1, math.ceil(sum(dynamodb_item_size(item) for item in items) / 4096))
+    return units if consistent else units / 2
+
+
+def write_units(item: Mapping[str, Any]) -> int:
+    return max(1, math.ceil(dynamodb_item_size(item) / 1024))
 
 
 def dynamodb_item_size(item: Mapping[str, Any]) -> int:

@@ -130,6 +130,12 @@ TARGETS: tuple[tuple[str, tuple[str, ...], float, str], ...] = (
         "x",
     ),
     (
+        "pacing step: DynamoDB calls per budgeted campaign, steady state, < 0.2x an exact read each step (10d)",
+        ("pacing_step", "steady_to_first_calls"),
+        0.2,
+        "x",
+    ),
+    (
         "decide p99 < 10 ms at 10,000 campaigns, 1,000 eligible, in-process (service.decide)",
         ("scale", "decide", "eligible_1000", "p99_ms"),
         10.0,
@@ -641,6 +647,34 @@ def _scale_tables(figures: dict[str, Any]) -> list[str]:
     return tables
 
 
+def _pacing_step_tables(figures: dict[str, Any]) -> list[str]:
+    step = _get(figures, "pacing_step")
+    if not isinstance(step, dict) or "first_step" not in step:
+        return []
+    first = step["first_step"]
+    capacity = step["campaigns_per_step"]
+    rows = [
+        [
+            "every campaign read exactly (a deploy; every step before checkpoints)",
+            sum(first["calls_per_campaign"].values()),
+            first["cpu_ms_per_campaign"],
+            capacity["exact_every_step"],
+        ],
+        [
+            f"checkpointed, mean of {step['steps'] - 1} steps",
+            step["steady_calls_per_campaign_total"],
+            step["steady_cpu_ms_per_campaign"],
+            capacity["checkpointed"],
+        ],
+    ]
+    title = (
+        f"10d. Pacing step per budgeted campaign, {step['campaigns']:,} campaigns through the stores over a counting "
+        f"table; campaigns a step paces in {step['step_seconds']:g} s at the assumed call latencies, "
+        f"{step['parallel_reads']} at a time (on CPU at {step['vcpus']} vCPU: {capacity['checkpointed_cpu_bound']:,})"
+    )
+    return [table(title, ["step", "calls", "cpu ms", "campaigns/step"], rows)]
+
+
 def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[str, Any]]) -> str:
     packages = ", ".join(f"{name} {v}" for name, v in machine["packages"].items())
     header = (
@@ -675,6 +709,7 @@ def render(machine: dict[str, Any], figures: dict[str, Any], checks: list[dict[s
         *_swap_tables(figures),
         *_retraining_tables(figures),
         *_scale_tables(figures),
+        *_pacing_step_tables(figures),
         *_outcome_tables(figures),
         table("Targets (docs/performance.md)", ["", "target", "measured", "limit"], target_rows),
     ]

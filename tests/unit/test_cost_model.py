@@ -23,9 +23,11 @@ def measured(**changes: object) -> Measured:
         record_decision=nothing,
         record_impression=Usage(write_units=6.0),
         record_event=nothing,
+        pacing_step=nothing,
+        pacing_parallel_reads=8,
         environment_refresh={},
         refresh_seconds={},
-        memory_mb={"DecideFunction": 1024, "TrackFunction": 1024, "RecordFunction": 1024},
+        memory_mb={"DecideFunction": 1024, "TrackFunction": 1024, "RecordFunction": 1024, "PacingFunction": 1024},
         init_ms=0.0,
         custom_metrics=10,
         alarms=2,
@@ -94,6 +96,26 @@ def test_doubling_traffic_doubles_every_variable_cost_and_no_fixed_one() -> None
         expected = single.monthly_usd if single.fixed else 2 * single.monthly_usd
         assert double.monthly_usd == pytest.approx(expected), single.key
     assert any(item.monthly_usd > 0 for item in one if not item.fixed)
+
+
+def test_the_pacing_step_costs_per_budgeted_campaign_and_minute_whatever_the_traffic() -> None:
+    # Given a campaign-step of 36 read units, 1 write unit, 0.5 ms of CPU and 8 calls of 4 ms, 8 campaigns at once
+    step = Usage(calls={"dynamodb.Query": 8.0}, read_units=36.0, write_units=1.0, cpu_ms=0.5)
+    minutes = MONTH_SECONDS / 60
+    costs = by_key(measured(pacing_step=step), replace(ONE_A_SECOND, budgeted_campaigns=1_000))
+    # Then each budgeted campaign is paced every minute, its reads and writes billed as DynamoDB's
+    assert costs["pacing_reads"] == pytest.approx(36 * 1_000 * minutes * 0.125e-6)
+    assert costs["pacing_writes"] == pytest.approx(1 * 1_000 * minutes * 0.625e-6)
+    # and the function's time is its CPU plus its waits, 8 at a time, at 1 GB
+    assert costs["pacing_gb_s"] == pytest.approx((0.5 + 8 * 4 / 8) / 1000 * 1_000 * minutes * 0.0000166667)
+    # And twice the decisions cost it nothing more; twice the campaigns twice as much
+    double_traffic = by_key(
+        measured(pacing_step=step), replace(ONE_A_SECOND, decisions_per_second=2.0, budgeted_campaigns=1_000)
+    )
+    double_campaigns = by_key(measured(pacing_step=step), replace(ONE_A_SECOND, budgeted_campaigns=2_000))
+    for key in ("pacing_reads", "pacing_writes", "pacing_gb_s"):
+        assert double_traffic[key] == pytest.approx(costs[key])
+        assert double_campaigns[key] == pytest.approx(2 * costs[key])
 
 
 def test_api_gateway_requests_past_300_million_a_month_are_cheaper() -> None:
