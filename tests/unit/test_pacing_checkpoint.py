@@ -273,3 +273,34 @@ def test_a_campaign_stopped_yesterday_is_read_exactly_before_an_estimate_stops_i
     summary = run_pacing_step([booked], counter, counter, store, MIDNIGHT + timedelta(minutes=1))
     # Then it reads today exactly (nothing yet) and lets the campaign run
     assert (summary.exact_reads, summary.exhausted, store.states["cmp-paced"].delivered_today) == (1, 0, 0)
+
+
+def test_a_verdict_that_holds_at_todays_lower_bound_needs_no_exact_read() -> None:
+    counter = InMemoryDeliveryCounter()
+    store = InMemoryPacingStore()
+    # Given a daily budget of 1,000 with 1,050 delivered (cut below it), read exactly at a slot: over, flagged
+    over = budgeted(daily=1_000)
+    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_050)
+    assert run_pacing_step([over], counter, counter, store, SLOT).over_delivered == ["cmp-paced"]
+    # When the steps before its next slot run
+    later = [run_pacing_step([over], counter, counter, store, SLOT + timedelta(minutes=m)) for m in range(1, 6)]
+    # Then it is still flagged, without an exact read each step: the checkpoint's today is over already
+    assert [(summary.exact_reads, summary.over_delivered) for summary in later] == [(0, ["cmp-paced"])] * 5
+
+
+def test_a_campaign_stopped_by_its_lifetime_budget_is_not_read_exactly_at_midnight() -> None:
+    # Given a campaign whose lifetime budget an exact read at its last slot found spent
+    counter = InMemoryDeliveryCounter()
+    store = InMemoryPacingStore()
+    spent = campaign(
+        campaign_id="cmp-paced",
+        budget={"unit": "impressions", "lifetime": 1_000},
+        flight_start="2026-11-01T00:00:00Z",
+        flight_end="2026-12-31T00:00:00Z",
+    )
+    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_000)
+    assert run_pacing_step([spent], counter, counter, store, LAST_SLOT).exhausted == 1
+    # When the new day's first step runs: its estimate stops it, and so does today's lower bound (nothing yet)
+    summary = run_pacing_step([spent], counter, counter, store, MIDNIGHT + timedelta(minutes=1))
+    # Then it stays stopped without an exact read (every such campaign would read in that one step)
+    assert (summary.exhausted, summary.exact_reads) == (1, 0)

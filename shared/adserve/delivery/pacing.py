@@ -214,8 +214,12 @@ def today_since_checkpoint(previous: PacingState | None, unit: BudgetUnit, lifet
     due = not checkpoint.read_at <= now < next_exact_read(previous.campaign_id, checkpoint.read_at)
     if due or lifetime < checkpoint.lifetime:
         return None
-    before = checkpoint.today if day_start(checkpoint.read_at) == day_start(now) else 0
-    return before + lifetime - checkpoint.lifetime
+    return least_today(checkpoint, now) + lifetime - checkpoint.lifetime
+
+
+def least_today(checkpoint: DeliveryCheckpoint, now: datetime) -> int:
+    """What today's delivery is at least: the checkpoint's today when it is of today, else nothing counted."""
+    return checkpoint.today if day_start(checkpoint.read_at) == day_start(now) else 0
 
 
 def goal_today(campaign: Campaign, budget: Budget, lifetime_before_today: int, now: datetime) -> int:

@@ -23,6 +23,7 @@ from adserve.delivery.pacing import (
     TrafficProfile,
     day_start,
     delivered,
+    least_today,
     pace,
     today_since_checkpoint,
 )
@@ -176,10 +177,11 @@ def _paced(  # noqa: PLR0917 - a campaign's step is these things
     """The campaign's next state, and whether today was read exactly. Raises DeliveryStoreUnavailableError.
 
     The lifetime is read first; today comes from the last checkpoint, unless one is due or the estimate's verdict
-    is one that an earlier day's late counts could have made (``_suspect``): then from an exact read of today's
-    hours, read after the lifetime so they hold everything it does of today, which becomes the next checkpoint.
-    A checkpoint whose lifetime read returned past midnight is not kept: that read may hold the new day's first
-    counts, which the next day's estimate (from nothing) would miss."""
+    is one that an earlier day's late counts could have made (``_doubts`` of the estimate, not of today's lower
+    bound): then from an exact read of today's hours, read after the lifetime so they hold everything it does of
+    today, which becomes the next checkpoint. A checkpoint whose lifetime read returned past midnight is not
+    kept: that read may hold the new day's first counts, which the next day's estimate (from nothing) would
+    miss."""
     if campaign.budget is None:
         raise ValueError("only a campaign with a budget is paced")
     unit = campaign.budget.unit
@@ -187,9 +189,13 @@ def _paced(  # noqa: PLR0917 - a campaign's step is these things
     lifetime_read_by = now if clock is None else clock()
     profile = profile_of(campaign, counts, previous)
     today = today_since_checkpoint(previous, unit, lifetime, now)
-    if previous is not None and today is not None:
+    if previous is not None and previous.checkpoint is not None and today is not None:
         state = pace(campaign, previous, today, lifetime, profile, now, config, previous.checkpoint)
-        if not _suspect(campaign.budget, previous, state):
+        doubts = _doubts(campaign.budget, state)
+        if not doubts:
+            return state, False
+        least = least_today(previous.checkpoint, now)
+        if doubts <= _doubts(campaign.budget, pace(campaign, previous, least, lifetime, profile, now, config)):
             return state, False
     day = day_start(now)
     hours = delivery.hourly(campaign.campaign_id, day, day + timedelta(hours=23))
@@ -199,15 +205,18 @@ def _paced(  # noqa: PLR0917 - a campaign's step is these things
     return pace(campaign, previous, today, lifetime, profile, now, config, checkpoint), True
 
 
-def _suspect(budget: Budget, previous: PacingState, estimated: PacingState) -> bool:
-    """Whether a verdict on an estimate of today must be checked by an exact read: it stops the campaign that was
-    not stopped today, or is over the daily budget past the alarm. The estimate is over by any late counts of
-    other days, so such a verdict may be theirs; an exact read costs this step 64 Queries for these campaigns
-    only, and then the estimate is exact again. A campaign already stopped today stays so on estimates: they
-    only grow."""
-    stopped_today = previous.status is PacingStatus.EXHAUSTED and previous.day == estimated.day
-    newly_stopped = estimated.status is PacingStatus.EXHAUSTED and not stopped_today
-    return newly_stopped or _past(budget.daily_units, estimated.delivered_today)
+def _doubts(budget: Budget, estimated: PacingState) -> set[str]:
+    """The verdicts on an estimate of today that need an exact read: ``stopped`` (the campaign is exhausted) and
+    ``over`` (past its daily budget: the alarm). The estimate is over by any late counts of other days, so such a
+    verdict may be theirs; unless the lower bound of today gives it too (``_paced``): both only grow with today,
+    so a verdict at the lower bound holds at the truth. Exact reads then go to the campaigns whose verdict turns on
+    today's count, in the step it turns, not to every stopped one in every step."""
+    doubts = set()
+    if estimated.status is PacingStatus.EXHAUSTED:
+        doubts.add("stopped")
+    if _past(budget.daily_units, estimated.delivered_today):
+        doubts.add("over")
+    return doubts
 
 
 _NEVER: Final = datetime.min.replace(tzinfo=UTC)
