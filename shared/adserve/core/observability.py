@@ -2,14 +2,16 @@
 
 import contextlib
 import os
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
+
+T = TypeVar("T")
 
 TRACED_MODULES = ("botocore",)
 """What X-Ray patches when tracing is on: every AWS call; we make no other outbound calls."""
@@ -101,6 +103,7 @@ class MetricName(StrEnum):
     EVENTS_REJECTED = "EventsRejected"
     EVENTS_NOT_QUEUED = "EventsNotQueued"
     SIGNING_KEY_REFRESH_FAILURES = "SigningKeyRefreshFailures"
+    PSEUDONYM_KEY_REFRESH_FAILURES = "PseudonymKeyRefreshFailures"
     RECORDS_PROCESSED = "RecordsProcessed"
     RECORDS_FAILED = "RecordsFailed"
     RECORDS_INVALID = "RecordsInvalid"
@@ -138,6 +141,20 @@ class MetricName(StrEnum):
 
 
 _STANDARD_RESOLUTION = 60
+
+
+def counting_failures(load: Callable[[], T], name: MetricName) -> Callable[[], T]:
+    """*load*, adding 1 to metric *name* each time it raises: for reloads whose failure the cache hides (the old
+    value keeps serving), which only a metric can then alarm on."""
+
+    def counted() -> T:
+        try:
+            return load()
+        except Exception:
+            metrics.add_metric(name, MetricUnit.Count, 1)
+            raise
+
+    return counted
 
 
 def emit(name: MetricName, unit: MetricUnit, value: float) -> None:

@@ -12,10 +12,8 @@ counted as SigningKeyRefreshFailures and logged.
 import time
 from collections.abc import Callable
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from adserve.core.errors import SecretKeysUnavailableError
-from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.observability import MetricName, counting_failures, logger
 from adserve.core.refreshing import RefreshingValue
 from adserve.outcomes.tokens import TokenSigner
 
@@ -40,7 +38,7 @@ class SigningKeyCache:
         self._load = load
         self._unknown_key_refresh = unknown_key_refresh_seconds
         self._signer = RefreshingValue(
-            self._counted_load,
+            counting_failures(self._logged_load, MetricName.SIGNING_KEY_REFRESH_FAILURES),
             ttl_seconds,
             name="signing keys",
             first_load_attempts=first_load_attempts,
@@ -67,11 +65,7 @@ class SigningKeyCache:
         """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""
         self._signer.expire()
 
-    def _counted_load(self) -> TokenSigner:
-        try:
-            signer = self._load()
-        except Exception:
-            metrics.add_metric(MetricName.SIGNING_KEY_REFRESH_FAILURES, MetricUnit.Count, 1)
-            raise
+    def _logged_load(self) -> TokenSigner:
+        signer = self._load()
         logger.info("signing keys loaded", extra={"key_ids": signer.key_ids})
         return signer

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from adserve.core.observability import MetricName, counting_failures
 from adserve.core.refreshing import RefreshingValue
 from adserve.dal.json_clients import SecretsManagerJsonClient
 from adserve.dal.secret_keys import read_pseudonymizer, read_signer
@@ -38,9 +39,10 @@ def signing_keys(
 
 def pseudonym_keys(client: SecretsManagerJsonClient, secret_id: str) -> RefreshingValue[Pseudonymizer]:
     """The pseudonym keys, reloaded every few minutes so a rotation reaches every environment; a failed reload
-    keeps the cached keys (a listener's counters must not move to another pseudonym because of an outage)."""
+    keeps the cached keys (a listener's counters must not move to another pseudonym because of an outage) and is
+    counted (PseudonymKeyRefreshFailures)."""
     return RefreshingValue(
-        lambda: read_pseudonymizer(client, secret_id),
+        counting_failures(lambda: read_pseudonymizer(client, secret_id), MetricName.PSEUDONYM_KEY_REFRESH_FAILURES),
         KEY_CACHE_SECONDS,
         name="pseudonym keys",
         first_load_attempts=FIRST_LOAD_ATTEMPTS,
