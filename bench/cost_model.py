@@ -145,7 +145,8 @@ class LineItem:
     price: str
     monthly_usd: float
     fixed: bool = False
-    """A monthly amount that does not grow with traffic (alarms, metrics, secrets)."""
+    """A monthly amount that does not grow with decisions (alarms, metrics, secrets; the pacing step's, which grows
+    with the budgeted campaigns instead)."""
 
 
 def _gb(n_bytes: float) -> float:
@@ -295,7 +296,7 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "campaigns read at once)",
             gb_seconds(m.memory_mb["PacingFunction"], pacing_ms),
             "lambda_gb_second",
-            False,
+            True,
         ),
         (
             "lambda_requests",
@@ -320,7 +321,7 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "a minute and its today's hours once in 15)",
             paced * pacing.read_units,
             "dynamodb_read_request_unit",
-            False,
+            True,
         ),
         (
             "pacing_writes",
@@ -328,7 +329,7 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "pacing states written (one a budgeted campaign a minute)",
             paced * pacing.write_units,
             "dynamodb_write_request_unit",
-            False,
+            True,
         ),
         (
             "dynamodb_writes",

@@ -479,8 +479,9 @@ def pacing_step(results: Results) -> str:
     return (
         f"Figure 10d ({step['campaigns']:,} budgeted campaigns through `DynamoDeliveryStore` and `DynamoPacingStore` "
         f"over an in-memory table that counts the calls): a step that reads every campaign's today hour by hour "
-        f"(the first after a deploy, and every step before checkpoints) costs {first_calls:.1f} DynamoDB calls and "
-        f"{first['cpu_ms_per_campaign']:.2f} ms of our CPU a campaign; the {step['steps'] - 1} steps after it "
+        f"(a step with no checkpoints: the first of this release, as every step was before it) costs "
+        f"{first_calls:.1f} DynamoDB calls and {first['cpu_ms_per_campaign']:.2f} ms of our CPU a campaign; the "
+        f"{step['steps'] - 1} steps after it "
         f"{step['steady_calls_per_campaign_total']:.2f} calls ({step['steady_to_first_calls']:.3f}x; "
         f"{step['busiest_steady_step_calls_per_campaign']:.2f} in the busiest) and "
         f"{step['steady_cpu_ms_per_campaign']:.2f} ms. At the calls' assumed latencies (`bench/cost_model.py`), "

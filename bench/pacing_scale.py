@@ -2,14 +2,16 @@
 
 The real step (``run_pacing_step``) runs through the real stores (``DynamoDeliveryStore``,
 ``DynamoPacingStore``) over an in-memory table that answers their calls and counts them: today's hours are one
-item per shard and hour so far, the lifetime one item per shard. Sixteen steps a minute apart from a table
-with no state (a deploy): the first reads every campaign's today exactly, the next fifteen (one period of
-``EXACT_READ_EVERY``) estimate it from those checkpoints, each campaign reading exactly once more at its own
-slot. Reported: calls per campaign in the first step (what every step cost before checkpoints) and over the
-fifteen (mean, and the busiest step), our own CPU per campaign (the answers' JSON parse in, their building
-out), and the campaigns a step can pace within its time (the function's timeout less ``TIME_RESERVE_MS``):
-waiting on the calls at their ASSUMED latencies (``cost_model.LATENCY_MS``), ``PACING_PARALLEL_READS`` at a
-time; and on CPU, at the share of a vCPU the function's memory buys (this machine's core taken for one).
+item per shard and hour so far, the lifetime one item per shard, growing every minute. Sixteen steps a minute
+apart from a table with no states (no checkpoints: the first step of this release): the first reads every
+campaign's today exactly, the next fifteen (one period of ``EXACT_READ_EVERY``) estimate it from those
+checkpoints, each campaign reading exactly once more at its own slot.
+
+Reported: calls per campaign in the first step (what every step cost before checkpoints) and over the fifteen
+(mean, and the busiest step), our own CPU per campaign (the answers' JSON parse in, their building out), and
+the campaigns a step can pace within its time (the function's timeout less ``TIME_RESERVE_MS``): waiting on the
+calls at their ASSUMED latencies (``cost_model.LATENCY_MS``), ``PACING_PARALLEL_READS`` at a time; and on CPU,
+at the share of a vCPU the function's memory buys (this machine's core taken for one).
 """
 
 import json
@@ -112,7 +114,8 @@ class DeliveryTable(ScannedTables):
         self.calls["dynamodb.BatchGetItem"] += 1
         with self._answering():
             ((table, request),) = RequestItems.items()
-            lifetime = {name: 100 * count + (self.now.hour + 1) * count for name, count in PER_HOUR.items()}
+            minutes = self.now.hour * 60 + self.now.minute  # delivery goes on: states hold what real ones do
+            lifetime = {name: 1_000 * count + minutes * count for name, count in PER_HOUR.items()}
             items = [key | _counts(lifetime) for key in request["Keys"] if key["sk"]["S"] == LIFETIME_KEY]
             self.read_units += sum(page_read_units([item], consistent=False) for item in items)
             answer = json.dumps({"Responses": {table: items}})

@@ -655,7 +655,7 @@ def _pacing_step_tables(figures: dict[str, Any]) -> list[str]:
     capacity = step["campaigns_per_step"]
     rows = [
         [
-            "every campaign read exactly (a deploy; every step before checkpoints)",
+            "every campaign read exactly (no checkpoints: every step before them)",
             sum(first["calls_per_campaign"].values()),
             first["cpu_ms_per_campaign"],
             capacity["exact_every_step"],

@@ -23,7 +23,7 @@ def measured(**changes: object) -> Measured:
         record_decision=nothing,
         record_impression=Usage(write_units=6.0),
         record_event=nothing,
-        pacing_step=nothing,
+        pacing_step=Usage(calls={"dynamodb.BatchGetItem": 1.0}, read_units=32.0, write_units=2.0, cpu_ms=0.5),
         pacing_parallel_reads=8,
         environment_refresh={},
         refresh_seconds={},
@@ -108,12 +108,14 @@ def test_the_pacing_step_costs_per_budgeted_campaign_and_minute_whatever_the_tra
     assert costs["pacing_writes"] == pytest.approx(1 * 1_000 * minutes * 0.625e-6)
     # and the function's time is its CPU plus its waits, 8 at a time, at 1 GB
     assert costs["pacing_gb_s"] == pytest.approx((0.5 + 8 * 4 / 8) / 1000 * 1_000 * minutes * 0.0000166667)
-    # And twice the decisions cost it nothing more; twice the campaigns twice as much
+    # And twice the decisions cost it nothing more (a fixed term); twice the campaigns twice as much
     double_traffic = by_key(
         measured(pacing_step=step), replace(ONE_A_SECOND, decisions_per_second=2.0, budgeted_campaigns=1_000)
     )
     double_campaigns = by_key(measured(pacing_step=step), replace(ONE_A_SECOND, budgeted_campaigns=2_000))
+    fixed = {item.key for item in line_items(measured(pacing_step=step), ONE_A_SECOND) if item.fixed}
     for key in ("pacing_reads", "pacing_writes", "pacing_gb_s"):
+        assert key in fixed
         assert double_traffic[key] == pytest.approx(costs[key])
         assert double_campaigns[key] == pytest.approx(2 * costs[key])
 
