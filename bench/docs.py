@@ -470,10 +470,7 @@ def pacing_step(results: Results) -> str:
     """Figure 10d; a results file from before it existed says so instead of failing the docs."""
     step = _get(results, "figures").get("pacing_step")
     if not isinstance(step, dict) or "first_step" not in step:
-        return (
-            "The pacing step's cost per campaign (figure 10d) is not in the committed results yet: `make bench` "
-            "(or `python -m bench --only pacing-step`) measures it.\n"
-        )
+        return "Figure 10d (the pacing step per campaign) is not in this results file: run `make bench`.\n"
     first, capacity = step["first_step"], step["campaigns_per_step"]
     first_calls = sum(first["calls_per_campaign"].values())
     return (

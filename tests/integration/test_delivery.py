@@ -310,9 +310,6 @@ def test_todays_hours_are_read_consistently_so_they_hold_what_the_lifetime_read_
         # When a campaign's hours are read (the pacing step's exact read, after the lifetime)
         store.hourly(f"cmp-{uuid.uuid4().hex[:8]}", hour_of(NOW) - timedelta(hours=3), hour_of(NOW))
     # Then every shard's Query was strongly consistent: a replica behind the lifetime's would miss counts it held
-    assert proxy.traffic is not None
-    queries = [
-        json.loads(request.split(b"\n", 1)[1]) for operation, request, _ in proxy.traffic if operation == "Query"
-    ]
+    queries = proxy.json_requests("Query")
     assert len(queries) == 64
     assert all(query["ConsistentRead"] is True for query in queries)

@@ -347,9 +347,6 @@ def test_the_partition_is_read_consistently_so_a_counter_written_a_moment_before
         # When a partition is deleted
         partitions.delete_partition(unique("erased"))
     # Then its Query was a strongly consistent read: an eventually consistent one could miss a fresh counter
-    assert proxy.traffic is not None
-    queries = [
-        json.loads(request.split(b"\n", 1)[1]) for operation, request, _ in proxy.traffic if operation == "Query"
-    ]
+    queries = proxy.json_requests("Query")
     assert queries
     assert all(query["ConsistentRead"] is True for query in queries)

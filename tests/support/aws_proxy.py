@@ -5,12 +5,14 @@ it exactly as it would to AWS, nothing in boto3 or in adserve is patched.
 """
 
 import http.client
+import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 THROTTLED_BODY = (
@@ -116,6 +118,12 @@ class AwsProxy:
         with self._lock:
             quota = self.throttle_after.get(operation)
             return quota is not None and self.calls[operation] > quota
+
+    def json_requests(self, operation: str) -> list[dict[str, Any]]:
+        """The JSON bodies of the *operation* calls kept so far (``keep_traffic``; DynamoDB's JSON protocol)."""
+        if self.traffic is None:
+            raise ValueError("the proxy keeps no traffic: start it with keep_traffic=True")
+        return [json.loads(request.split(b"\n", 1)[1]) for name, request, _ in self.traffic if name == operation]
 
     def _record(self, operation: str) -> None:
         with self._lock:

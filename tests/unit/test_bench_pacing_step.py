@@ -31,4 +31,4 @@ def test_the_table_answers_the_store_with_every_hour_so_far_in_every_shard_and_b
 
 
 def test_the_docs_say_when_the_pacing_step_was_not_measured() -> None:
-    assert "not in the committed results yet" in docs.pacing_step({"figures": {}})
+    assert "not in this results file" in docs.pacing_step({"figures": {}})
