@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from adserve.campaigns.model import BudgetUnit, Campaign
+from adserve.core.errors import DeliveryStoreUnavailableError
 from adserve.delivery.counting import DeliveryTotals, hour_of
 from adserve.delivery.pacing import (
     EXACT_READ_EVERY,
@@ -304,3 +305,31 @@ def test_a_campaign_stopped_by_its_lifetime_budget_is_not_read_exactly_at_midnig
     summary = run_pacing_step([spent], counter, counter, store, MIDNIGHT + timedelta(minutes=1))
     # Then it stays stopped without an exact read (every such campaign would read in that one step)
     assert (summary.exhausted, summary.exact_reads) == (1, 0)
+
+
+class HoursUnreadable(InMemoryDeliveryCounter):
+    """A delivery table whose hour items are throttled once ``down``; the lifetime still reads."""
+
+    down = False
+
+    def hourly(self, campaign_id: str, first_hour: datetime, last_hour: datetime) -> dict[datetime, DeliveryTotals]:
+        if self.down:
+            raise DeliveryStoreUnavailableError("throttled")
+        return super().hourly(campaign_id, first_hour, last_hour)
+
+
+def test_an_estimate_that_stops_the_campaign_stands_when_its_exact_read_fails() -> None:
+    # Given a campaign read exactly at a slot with 250 of its daily 1,000, serving
+    counter = HoursUnreadable()
+    store = InMemoryPacingStore()
+    booked = budgeted(daily=1_000)
+    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=250)
+    run_pacing_step([booked], counter, counter, store, SLOT)
+    assert store.states["cmp-paced"].serve_probability > 0
+    # When its estimate would stop it and the hours, read to check that, are throttled
+    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_000)
+    counter.down = True
+    summary = run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=1))
+    # Then the estimate's stop is stored, rather than the step failing and the campaign serving at its last p
+    assert (summary.failed, summary.exhausted, summary.exact_reads) == ([], 1, 0)
+    assert store.states["cmp-paced"].serve_probability == 0.0

@@ -181,7 +181,9 @@ def _paced(  # noqa: PLR0917 - a campaign's step is these things
     bound): then from an exact read of today's hours, read after the lifetime so they hold everything it does of
     today, which becomes the next checkpoint. A checkpoint whose lifetime read returned past midnight is not
     kept: that read may hold the new day's first counts, which the next day's estimate (from nothing) would
-    miss."""
+    miss. When the hours cannot be read to check an estimate's verdict, the estimate's state is kept: it stops
+    the campaign (or flags it over) at worst a little early, where failing the campaign would leave it serving
+    at its last p."""
     if campaign.budget is None:
         raise ValueError("only a campaign with a budget is paced")
     unit = campaign.budget.unit
@@ -189,16 +191,22 @@ def _paced(  # noqa: PLR0917 - a campaign's step is these things
     lifetime_read_by = now if clock is None else clock()
     profile = profile_of(campaign, counts, previous)
     today = today_since_checkpoint(previous, unit, lifetime, now)
+    estimated = None
     if previous is not None and previous.checkpoint is not None and today is not None:
-        state = pace(campaign, previous, today, lifetime, profile, now, config, previous.checkpoint)
-        doubts = _doubts(campaign.budget, state)
+        estimated = pace(campaign, previous, today, lifetime, profile, now, config, previous.checkpoint)
+        doubts = _doubts(campaign.budget, estimated)
         if not doubts:
-            return state, False
+            return estimated, False
         least = least_today(previous.checkpoint, now)
         if doubts <= _doubts(campaign.budget, pace(campaign, previous, least, lifetime, profile, now, config)):
-            return state, False
+            return estimated, False
     day = day_start(now)
-    hours = delivery.hourly(campaign.campaign_id, day, day + timedelta(hours=23))
+    try:
+        hours = delivery.hourly(campaign.campaign_id, day, day + timedelta(hours=23))
+    except DeliveryStoreUnavailableError:
+        if estimated is None:
+            raise
+        return estimated, False  # the hours unreadable: the estimate's stop stands, never under the truth
     today = delivered(sum(hours.values(), DeliveryTotals()), unit)
     exact = DeliveryCheckpoint(read_at=now, today=today, lifetime=lifetime)
     checkpoint = exact if day_start(lifetime_read_by) == day else None
