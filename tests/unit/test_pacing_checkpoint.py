@@ -326,8 +326,9 @@ def test_an_estimate_that_stops_the_campaign_stands_when_its_exact_read_fails() 
     counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=250)
     run_pacing_step([booked], counter, counter, store, SLOT)
     assert store.states["cmp-paced"].serve_probability > 0
-    # When its estimate would stop it and the hours, read to check that, are throttled
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_000)
+    # When 300 more are counted (550: with twice that in flight, the estimate stops it; at the checkpoint's 250 it
+    # would not) and the hours, read to check that, are throttled
+    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=550)
     counter.down = True
     summary = run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=1))
     # Then the estimate's stop is stored, rather than the step failing and the campaign serving at its last p
