@@ -136,6 +136,7 @@ def run_pacing_step(
     placements = {placement.value for campaign in live for placement in campaign.placements}
     counts = traffic_profiles(requests, placements, now)
     summary = StepSummary(profiles_unread=sorted(placements - counts.keys()))
+    exact: list[str] = []
 
     def step(campaign: Campaign) -> PacingState | None:
         if time_is_up():
@@ -149,7 +150,8 @@ def run_pacing_step(
         except DeliveryStoreUnavailableError:
             summary.failed.append(campaign.campaign_id)
             return None
-        summary.exact_reads += read_exactly
+        if read_exactly:
+            exact.append(campaign.campaign_id)  # an append, not a += on the summary: steps run in threads
         return state
 
     for campaign, state in zip(live, parallel(step, live), strict=True):
@@ -162,6 +164,7 @@ def run_pacing_step(
                 summary.exhausted_early.append(campaign.campaign_id)
         if campaign.budget is not None and over_delivered(campaign.budget, state):
             summary.over_delivered.append(campaign.campaign_id)
+    summary.exact_reads = len(exact)
     return summary
 
 
