@@ -3,9 +3,9 @@
     python -m devstack.demo_pacing [--seed 7] [--out demo-output]
 
 Every simulated minute runs ``adserve.delivery.pacing_step.run_pacing_step`` (the code PacingFunction runs)
-against in-memory stores (``devstack.fakes``), then that minute's requests: a diurnal curve (a night trough
-at a fifth of the evening peak, Poisson noise), each request eligible for each campaign with the campaign's
-match rate, kept with the campaign's serve probability (Decide's throttle), and won by the highest
+against in-memory stores (``devstack.fakes``), then that minute's requests: a diurnal curve (a morning
+trough at about a quarter of the evening peak, Poisson noise), each request eligible for each campaign with
+the campaign's match rate, kept with the campaign's serve probability (Decide's throttle), and won by the highest
 value x noise among those kept (one ad per request). Each win becomes an impression 95% of the time, counted
 0 to 2 minutes later (the Track -> queue -> Record lag), which is what the next steps read. The traffic profile
 learns from 7 earlier days of hourly request counts of the same curve.
@@ -88,7 +88,7 @@ CAMPAIGNS = (
 
 
 def diurnal(minute_of_day: float) -> float:
-    """Relative request rate: a trough around 04:00 at a fifth of the peak around 19:00."""
+    """Relative request rate: a trough around 07:00 at about a quarter (0.3 / 1.1) of the peak around 19:00."""
     phase = 2 * math.pi * (minute_of_day / 1440 - 19 / 24)
     return 0.6 + 0.4 * math.cos(phase) + 0.1 * math.cos(2 * phase)
 
@@ -268,8 +268,13 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot  # noqa: PLC0415
 
-    figure, axes = pyplot.subplots(3, 4, figsize=(16, 10), sharex=True)
-    for ax, row in zip(axes.flat, summary["campaigns"], strict=False):
+    campaigns = summary["campaigns"]
+    columns = 4
+    rows = -(-len(campaigns) // columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(16, 3.4 * rows), sharex=True, squeeze=False)
+    for ax in axes.flat[len(campaigns) :]:
+        ax.set_visible(False)
+    for ax, row in zip(axes.flat, campaigns, strict=False):  # the grid's last cells may be empty, hidden above
         minutes = [point[0] / 60 for point in row["curve"]]
         ax.plot(minutes, [point[1] for point in row["curve"]], label="delivered (counted)")
         if row["pacing"] == "even":
