@@ -134,6 +134,7 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
         ({"currency": "EURO"}, 422, "ISO 4217"),
         ({"value_cpm": 0.0004}, 422, "value_cpm"),
         ({"budget": {"unit": "spend", "daily": 4e-7}}, 422, "at least one micro-unit"),
+        ({"budget": {"unit": "spend", "daily": 4e-7}}, 422, '"field":"budget.daily"'),
         ({"flight_start": "0001-01-01T00:00:00+05:00"}, 422, "flight_start"),
         ({"flight_end": "9999-12-31T23:00:00-05:00"}, 422, "flight_end"),
     ],

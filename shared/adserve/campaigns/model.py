@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Self
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from adserve.campaigns.currencies import ACTIVE_CURRENCIES
 from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
@@ -68,6 +68,15 @@ class Budget(BaseModel):
     unit: BudgetUnit
     lifetime: Amount | None = Field(default=None, description="Over the whole flight.")
     daily: Amount | None = Field(default=None, description="Per UTC calendar day.")
+
+    @field_validator("lifetime", "daily")
+    @classmethod
+    def _countable(cls, amount: float | None, info: ValidationInfo) -> float | None:
+        """A spend amount under a micro-unit is counted in whole micro-units: under half of one it is 0 units,
+        exhausted before its first impression. A field's own check, so the 422 names the amount."""
+        if amount is not None and info.data.get("unit") is BudgetUnit.SPEND and amount * MICROS_PER_UNIT < 1:
+            raise ValueError("a budget amount must be at least one micro-unit of the currency (0.000001)")
+        return amount
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -241,17 +250,6 @@ class CampaignInput(Campaign):
                 "no creative plays in "
                 + ", ".join(f"{p} (it plays {' or '.join(sorted(PLAYS[Placement(p)]))})" for p in unplayed)
             )
-        return self
-
-    @model_validator(mode="after")
-    def _countable_budget(self) -> Self:
-        """A spend amount under a micro-unit is counted in whole micro-units: under half of one it is 0 units,
-        exhausted before its first impression."""
-        budget = self.budget
-        if budget is not None and budget.unit is BudgetUnit.SPEND:
-            amounts = (amount for amount in (budget.lifetime, budget.daily) if amount is not None)
-            if any(amount * MICROS_PER_UNIT < 1 for amount in amounts):
-                raise ValueError("a budget amount must be at least one micro-unit of the currency (0.000001)")
         return self
 
     @model_validator(mode="after")
