@@ -58,6 +58,7 @@ MICROS_PER_UNIT: Final = 1_000_000
 """Spend is counted and compared in integer micro-units of the currency, so counters never drift."""
 
 Amount = Annotated[float, Field(gt=0, le=1e12)]
+StrictAmount = Annotated[float, Field(gt=0, le=1e12, strict=True)]
 
 
 class Budget(BaseModel):
@@ -102,6 +103,14 @@ class Budget(BaseModel):
     @property
     def daily_units(self) -> int | None:
         return None if self.daily is None else self.units(self.daily, self.unit)
+
+
+class BudgetInput(Budget):
+    """A budget as a write gives it: its amounts JSON numbers, never ``true`` or ``"100"`` (which lax
+    validation would read as 1 and 100). Stored budgets stay readable as ``Budget``."""
+
+    lifetime: StrictAmount | None = Field(default=None, description="Over the whole flight.")
+    daily: StrictAmount | None = Field(default=None, description="Per UTC calendar day.")
 
 
 class Targeting(BaseModel):
@@ -214,12 +223,15 @@ character such as ``<`` is percent-encoded into three."""
 
 class CampaignInput(Campaign):
     """A campaign as a PUT or ``adserve campaigns load`` writes it: ``Campaign`` and the rules newer than some
-    stored documents. Those stay readable as ``Campaign``: a rule tightened on the stored model would drop them
-    from the catalog, pacing and Record until someone replaced them."""
+    stored documents (amounts that are JSON numbers among them). Those stay readable as ``Campaign``: a rule
+    tightened on the stored model would drop them from the catalog, pacing and Record until someone replaced
+    them."""
 
+    budget: BudgetInput | None = None
     value_cpm: float = Field(
         ge=MIN_VALUE_CPM,
         le=1000,
+        strict=True,
         description=(
             "What the advertiser pays per thousand impressions: a whole number of micro-units an impression, so at "
             "least 0.001 and at most three decimals."
