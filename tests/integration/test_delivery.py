@@ -313,3 +313,10 @@ def test_todays_hours_are_read_consistently_so_they_hold_what_the_lifetime_read_
     queries = proxy.json_requests("Query")
     assert len(queries) == 64
     assert all(query["ConsistentRead"] is True for query in queries)
+
+
+def test_adserve_delivery_refuses_an_invalid_campaign_id_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(["delivery", "bad id!", "--table", "t", "--delivery-table", "d", "--pacing-table", "p"])
+    assert exit_status.value.code == 2
+    assert "not a campaign id" in capsys.readouterr().err

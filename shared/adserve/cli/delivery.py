@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from adserve.campaigns.model import MICROS_PER_UNIT, BudgetUnit
+from adserve.cli.arguments import identifier
 from adserve.core.errors import (
     CampaignStoreUnavailableError,
     DeliveryStoreUnavailableError,
@@ -54,7 +55,7 @@ def pacing_max_age(seconds: str | None) -> timedelta:
 
 def add_delivery_command(groups: argparse._SubParsersAction[Any], hour: Callable[[str], datetime]) -> None:
     command = groups.add_parser("delivery", help="a campaign's delivery, budget left and pacing status")
-    command.add_argument("campaign_id")
+    command.add_argument("campaign_id", type=identifier("campaign"))
     command.add_argument("--from", dest="start", type=hour, help="first hour, UTC (default: 24 hours / 30 days ago)")
     command.add_argument("--to", dest="end", type=hour, help="last hour, UTC, included (default: now)")
     command.add_argument("--granularity", choices=[g.value for g in Granularity], default=Granularity.HOUR.value)

@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from adserve.campaigns.model import Campaign, CampaignInput
+from adserve.cli.arguments import identifier
 from adserve.cli.delivery import DELIVERY_VARIABLE, add_delivery_command, run_delivery_command
 from adserve.cli.explain import add_explain_command, run_explain_command
 from adserve.cli.models import MODEL_GROUPS, add_model_commands, range_problem, run_model_command
@@ -40,7 +41,6 @@ from adserve.core.errors import (
     LogStoreUnavailableError,
     SecretKeysUnavailableError,
 )
-from adserve.core.identifiers import Identifier
 from adserve.dal.aws_clients import AWS_ERRORS, dynamodb_client, s3_client, secretsmanager_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
@@ -57,7 +57,7 @@ TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
 CAPS_TABLE_VARIABLE = "FREQUENCY_CAPS_TABLE_NAME"
 PSEUDONYM_SECRET_VARIABLE = "PSEUDONYM_KEY_SECRET_ID"  # noqa: S105 - a variable's name, not a secret
-_LISTENER_ID: TypeAdapter[str] = TypeAdapter(Identifier)
+_listener_id = identifier("listener")
 
 
 class CampaignFileError(ValueError):
@@ -301,14 +301,6 @@ def _forget(arguments: argparse.Namespace) -> int:
         return 1
     print(erased.model_dump_json(indent=2))  # noqa: T201
     return 0
-
-
-def _listener_id(text: str) -> str:
-    """An Identifier (core.identifiers), as the route accepts; the message does not echo the text."""
-    try:
-        return _LISTENER_ID.validate_python(text)
-    except ValidationError:
-        raise argparse.ArgumentTypeError("not a listener id: 1-64 of A-Z a-z 0-9 _ . : -") from None
 
 
 def _hour(text: str) -> datetime:
