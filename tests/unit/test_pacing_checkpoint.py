@@ -20,7 +20,7 @@ from adserve.delivery.pacing import (
     pace,
     today_since_checkpoint,
 )
-from adserve.delivery.pacing_step import run_pacing_step
+from adserve.delivery.pacing_step import StepSummary, run_pacing_step
 
 from devstack.fakes import InMemoryDeliveryCounter, InMemoryPacingStore
 from tests.support.builders import campaign
@@ -213,19 +213,38 @@ def test_exact_reads_fall_due_at_slots_of_each_campaigns_own_phase() -> None:
     assert max(minutes.count(minute) for minute in range(15)) < 1_000 / 15 * 1.5
 
 
+class OneCampaign:
+    """cmp-paced (a daily budget of 1,000 impressions unless given), its delivery table and its pacing states,
+    paced by ``run_pacing_step``."""
+
+    def __init__(self, booked: Campaign | None = None, counter: InMemoryDeliveryCounter | None = None) -> None:
+        self.booked = budgeted(daily=1_000) if booked is None else booked
+        self.counter = InMemoryDeliveryCounter() if counter is None else counter
+        self.store = InMemoryPacingStore()
+
+    def counted(self, moment: datetime, impressions: int) -> None:
+        """*impressions* counted, in all, in *moment*'s hour."""
+        self.counter.hours[("cmp-paced", hour_of(moment))] = DeliveryTotals(impressions=impressions)
+
+    def step(self, now: datetime) -> StepSummary:
+        return run_pacing_step([self.booked], self.counter, self.counter, self.store, now)
+
+    @property
+    def state(self) -> PacingState:
+        return self.store.states["cmp-paced"]
+
+
 def test_an_estimate_that_would_stop_the_campaign_is_checked_by_an_exact_read_in_the_same_step() -> None:
     # Given an even daily budget of 1,000 impressions, 250 of them delivered by noon, read exactly at a slot
-    counter = InMemoryDeliveryCounter()
-    store = InMemoryPacingStore()
-    booked = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=250)
-    run_pacing_step([booked], counter, counter, store, SLOT)
+    paced = OneCampaign()
+    paced.counted(SLOT, 250)
+    paced.step(SLOT)
     # When 260 impressions of yesterday are counted late: with the in-flight allowance (twice what was counted
     # since the last step) the next step's estimate of 510 leaves nothing of the budget
-    counter.hours[("cmp-paced", hour_of(SLOT - timedelta(days=1)))] = DeliveryTotals(impressions=260)
-    summary = run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=1))
+    paced.counted(SLOT - timedelta(days=1), 260)
+    summary = paced.step(SLOT + timedelta(minutes=1))
     # Then the step reads today exactly before stopping it: not exhausted (early), no alarm, a fresh checkpoint
-    state = store.states["cmp-paced"]
+    state = paced.state
     assert (summary.exact_reads, state.delivered_today, summary.exhausted) == (1, 250, 0)
     assert state.serve_probability > 0
     assert (summary.exhausted_early, summary.over_delivered) == ([], [])
@@ -234,29 +253,23 @@ def test_an_estimate_that_would_stop_the_campaign_is_checked_by_an_exact_read_in
 
 def test_a_day_gone_over_its_budget_after_its_last_slot_is_flagged_before_midnight() -> None:
     # Given a daily budget of 1,000, all of it delivered by the campaign's last slot of the day (so stopped)
-    counter = InMemoryDeliveryCounter()
-    store = InMemoryPacingStore()
-    booked = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_000)
-    assert run_pacing_step([booked], counter, counter, store, LAST_SLOT).exhausted == 1
+    paced = OneCampaign()
+    paced.counted(LAST_SLOT, 1_000)
+    assert paced.step(LAST_SLOT).exhausted == 1
     # When impressions in flight take it to 1,050 before midnight, with no slot of its own left in the day
-    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_050)
-    summary = run_pacing_step([booked], counter, counter, store, MIDNIGHT - timedelta(minutes=2))
+    paced.counted(LAST_SLOT, 1_050)
+    summary = paced.step(MIDNIGHT - timedelta(minutes=2))
     # Then the step's estimate, over the budget, is read exactly and flagged
     assert (summary.exact_reads, summary.over_delivered) == (1, ["cmp-paced"])
 
 
 def test_a_campaign_stopped_today_stays_stopped_on_estimates_without_an_exact_read_each_step() -> None:
     # Given a campaign whose daily budget an exact read found spent
-    counter = InMemoryDeliveryCounter()
-    store = InMemoryPacingStore()
-    booked = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_000)
-    assert run_pacing_step([booked], counter, counter, store, SLOT).exhausted == 1
+    paced = OneCampaign()
+    paced.counted(SLOT, 1_000)
+    assert paced.step(SLOT).exhausted == 1
     # When the next steps run before its next slot (its estimate can only grow)
-    summaries = [
-        run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=minute)) for minute in range(1, 6)
-    ]
+    summaries = [paced.step(SLOT + timedelta(minutes=minute)) for minute in range(1, 6)]
     # Then it stays stopped, on estimates alone
     assert [(summary.exhausted, summary.exact_reads) for summary in summaries] == [(1, 0)] * 5
 
@@ -264,45 +277,40 @@ def test_a_campaign_stopped_today_stays_stopped_on_estimates_without_an_exact_re
 def test_a_campaign_stopped_yesterday_is_read_exactly_before_an_estimate_stops_it_today() -> None:
     # Given a campaign that spent yesterday's daily 1,000 by its last slot, and 400 more of yesterday's counted
     # in the day's last minutes (in flight when it stopped)
-    counter = InMemoryDeliveryCounter()
-    store = InMemoryPacingStore()
-    booked = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_000)
-    assert run_pacing_step([booked], counter, counter, store, LAST_SLOT).exhausted == 1
-    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_400)
+    paced = OneCampaign()
+    paced.counted(LAST_SLOT, 1_000)
+    assert paced.step(LAST_SLOT).exhausted == 1
+    paced.counted(LAST_SLOT, 1_400)
     # When the new day's first step estimates today as those 400 (and as much again twice in flight)
-    summary = run_pacing_step([booked], counter, counter, store, MIDNIGHT + timedelta(minutes=1))
+    summary = paced.step(MIDNIGHT + timedelta(minutes=1))
     # Then it reads today exactly (nothing yet) and lets the campaign run
-    assert (summary.exact_reads, summary.exhausted, store.states["cmp-paced"].delivered_today) == (1, 0, 0)
+    assert (summary.exact_reads, summary.exhausted, paced.state.delivered_today) == (1, 0, 0)
 
 
 def test_a_verdict_that_holds_at_todays_lower_bound_needs_no_exact_read() -> None:
-    counter = InMemoryDeliveryCounter()
-    store = InMemoryPacingStore()
     # Given a daily budget of 1,000 with 1,050 delivered (cut below it), read exactly at a slot: over, flagged
-    over = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=1_050)
-    assert run_pacing_step([over], counter, counter, store, SLOT).over_delivered == ["cmp-paced"]
+    paced = OneCampaign()
+    paced.counted(SLOT, 1_050)
+    assert paced.step(SLOT).over_delivered == ["cmp-paced"]
     # When the steps before its next slot run
-    later = [run_pacing_step([over], counter, counter, store, SLOT + timedelta(minutes=m)) for m in range(1, 6)]
+    later = [paced.step(SLOT + timedelta(minutes=m)) for m in range(1, 6)]
     # Then it is still flagged, without an exact read each step: the checkpoint's today is over already
     assert [(summary.exact_reads, summary.over_delivered) for summary in later] == [(0, ["cmp-paced"])] * 5
 
 
 def test_a_campaign_stopped_by_its_lifetime_budget_is_not_read_exactly_at_midnight() -> None:
     # Given a campaign whose lifetime budget an exact read at its last slot found spent
-    counter = InMemoryDeliveryCounter()
-    store = InMemoryPacingStore()
     spent = campaign(
         campaign_id="cmp-paced",
         budget={"unit": "impressions", "lifetime": 1_000},
         flight_start="2026-11-01T00:00:00Z",
         flight_end="2026-12-31T00:00:00Z",
     )
-    counter.hours[("cmp-paced", hour_of(LAST_SLOT))] = DeliveryTotals(impressions=1_000)
-    assert run_pacing_step([spent], counter, counter, store, LAST_SLOT).exhausted == 1
+    paced = OneCampaign(spent)
+    paced.counted(LAST_SLOT, 1_000)
+    assert paced.step(LAST_SLOT).exhausted == 1
     # When the new day's first step runs: its estimate stops it, and so does today's lower bound (nothing yet)
-    summary = run_pacing_step([spent], counter, counter, store, MIDNIGHT + timedelta(minutes=1))
+    summary = paced.step(MIDNIGHT + timedelta(minutes=1))
     # Then it stays stopped without an exact read (every such campaign would read in that one step)
     assert (summary.exhausted, summary.exact_reads) == (1, 0)
 
@@ -321,16 +329,15 @@ class HoursUnreadable(InMemoryDeliveryCounter):
 def test_an_estimate_that_stops_the_campaign_stands_when_its_exact_read_fails() -> None:
     # Given a campaign read exactly at a slot with 250 of its daily 1,000, serving
     counter = HoursUnreadable()
-    store = InMemoryPacingStore()
-    booked = budgeted(daily=1_000)
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=250)
-    run_pacing_step([booked], counter, counter, store, SLOT)
-    assert store.states["cmp-paced"].serve_probability > 0
+    paced = OneCampaign(counter=counter)
+    paced.counted(SLOT, 250)
+    paced.step(SLOT)
+    assert paced.state.serve_probability > 0
     # When 300 more are counted (550: with twice that in flight, the estimate stops it; at the checkpoint's 250 it
     # would not) and the hours, read to check that, are throttled
-    counter.hours[("cmp-paced", hour_of(SLOT))] = DeliveryTotals(impressions=550)
+    paced.counted(SLOT, 550)
     counter.down = True
-    summary = run_pacing_step([booked], counter, counter, store, SLOT + timedelta(minutes=1))
+    summary = paced.step(SLOT + timedelta(minutes=1))
     # Then the estimate's stop is stored, rather than the step failing and the campaign serving at its last p
     assert (summary.failed, summary.exhausted, summary.exact_reads) == ([], 1, 0)
-    assert store.states["cmp-paced"].serve_probability == 0.0
+    assert paced.state.serve_probability == 0.0
