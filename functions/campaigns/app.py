@@ -84,7 +84,7 @@ def pacing() -> DynamoPacingStore:
 @tracer.capture_method
 def put_campaign(campaign_id: CampaignId, campaign: CampaignInput) -> Campaign:
     if campaign.campaign_id != campaign_id:
-        raise InvalidInputError("campaign_id in the body must equal the one in the path")
+        raise InvalidInputError("campaign_id in the body must equal the one in the path", field="campaign_id")
     refuse_another_currency(store(), delivery(), campaign)
     store().put(campaign)
     metrics.add_metric(MetricName.CAMPAIGNS_WRITTEN, MetricUnit.Count, 1)

@@ -48,7 +48,7 @@ REFUSALS = {
 @tracer.capture_method(capture_response=False)  # tracking URLs carry tokens, which carry the listener id
 def create_decision(request: DecisionRequest) -> DecisionResponse:
     if request.explain or request.explain_campaign is not None:
-        raise InvalidInputError(EXPLAIN_ELSEWHERE)
+        raise InvalidInputError(EXPLAIN_ELSEWHERE, field="explain" if request.explain else "explain_campaign")
     return service().decide(request, request_base_url=public_base_url(app.current_event))
 
 

@@ -127,6 +127,7 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
         ({"frequency_caps": [{"max": -1, "window": "day"}]}, 422, "frequency_caps.0.max"),
         ({"flight_end": "2020-01-01T00:00:00Z"}, 422, "flight_end must be after flight_start"),
         ({"campaign_id": "another-id"}, 422, "must equal the one in the path"),
+        ({"campaign_id": "another-id"}, 422, '"field":"campaign_id"'),
         ({"budget": {"unit": "spend", "lifetime": 0}}, 422, "budget.lifetime"),
         ({"budget": {"unit": "spend", "daily": -1}}, 422, "budget.daily"),
         ({"budget": {"unit": "impressions", "lifetime": 10, "daily": 20}}, 422, "must not exceed the lifetime"),
@@ -267,10 +268,12 @@ def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(
         {"cursor": encode_cursor("k" * 2049)},  # passes its check, but no key is so long
     ],
 )
-def test_a_bad_page_query_is_a_422(local_stack: Any, query: dict[str, str]) -> None:
+def test_a_bad_page_query_is_a_422_naming_the_parameter(local_stack: Any, query: dict[str, str]) -> None:
     response = local_stack.invoke("CampaignsFunction", list_event(**query))
     assert response["statusCode"] == 422, response
-    assert json.loads(response["body"])["error"]["code"] == "invalid_request"
+    error = json.loads(response["body"])["error"]
+    assert error["code"] == "invalid_request"
+    assert [detail["field"] for detail in error["details"]] == [f"query.{name}" for name in query]
 
 
 def test_a_stored_campaign_keeps_its_currency(
@@ -283,7 +286,9 @@ def test_a_stored_campaign_keeps_its_currency(
         "CampaignsFunction", put_event("cmp-currency", sample_campaign(campaign_id="cmp-currency", currency="EUR"))
     )
     assert response["statusCode"] == 422
-    assert "priced in USD" in json.loads(response["body"])["error"]["message"]
+    error = json.loads(response["body"])["error"]
+    assert "priced in USD" in error["message"]
+    assert error["details"] == [{"field": "currency", "problem": error["message"]}]
     got = local_stack.invoke("CampaignsFunction", get_event("cmp-currency"))
     assert Campaign.model_validate_json(got["body"]).currency == "USD"
     # and `adserve campaigns load` refuses it alike, after writing the campaigns before it
@@ -334,7 +339,9 @@ def test_an_ad_id_of_another_campaign_is_refused(
     response = local_stack.invoke("CampaignsFunction", put_event("cmp-borrower", other))
     # Then it is refused naming the owner, and nothing is stored
     assert response["statusCode"] == 422
-    assert f"{taken} is campaign cmp-owner's" in json.loads(response["body"])["error"]["message"]
+    error = json.loads(response["body"])["error"]
+    assert f"{taken} is campaign cmp-owner's" in error["message"]
+    assert [detail["field"] for detail in error["details"]] == ["creatives"]
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-borrower"))["statusCode"] == 404
     # and `adserve campaigns load` refuses it alike, with one Scan for the whole file
     path = tmp_path / "campaigns.json"
@@ -458,7 +465,9 @@ def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(
     loaded = main(["campaigns", "load", str(path), *tables])
     # Then both refuse it, saying why: its counters count in USD; in USD it is created again
     assert refused["statusCode"] == 422
-    assert "deleted with its delivery counted in USD" in json.loads(refused["body"])["error"]["message"]
+    error = json.loads(refused["body"])["error"]
+    assert "deleted with its delivery counted in USD" in error["message"]
+    assert [detail["field"] for detail in error["details"]] == ["currency"]
     assert loaded == 1
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-recreated-currency"))["statusCode"] == 404
     put_campaign(document)

@@ -200,25 +200,27 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack, se
 
 
 @pytest.mark.parametrize(
-    ("query", "reason"),
+    ("query", "reason", "field"),
     [
-        ({"granularity": "week"}, "granularity"),
-        ({"from": "yesterday"}, "from"),
-        ({"from": "2026-02-30T10"}, "from must be a UTC hour"),
-        ({"from": "2026-11-25T10", "to": "2026-11-25T09"}, "before from"),
-        ({"from": "2026-01-01T00", "to": "2026-11-25T00"}, "at most 7 days"),
-        ({"to": "0001-01-01T00"}, "to must be a UTC hour"),  # its default span would start before year 1
-        ({"to": "0001-01-05T00", "granularity": "day"}, "to must be a UTC hour"),
-        ({"from": "9999-12-31T22", "to": "9999-12-31T23"}, "in years 1970-9998"),  # rows past year 9999
+        ({"granularity": "week"}, "granularity", "query.granularity"),
+        ({"from": "yesterday"}, "from", "query.from"),
+        ({"from": "2026-02-30T10"}, "from must be a UTC hour", "query.from"),
+        ({"from": "2026-11-25T10", "to": "2026-11-25T09"}, "before from", "query.to"),
+        ({"from": "2026-01-01T00", "to": "2026-11-25T00"}, "at most 7 days", "query.to"),
+        ({"to": "0001-01-01T00"}, "to must be a UTC hour", "query.to"),  # its default span would start before year 1
+        ({"to": "0001-01-05T00", "granularity": "day"}, "to must be a UTC hour", "query.to"),
+        ({"from": "9999-12-31T22", "to": "9999-12-31T23"}, "in years 1970-9998", "query.to"),  # rows past 9999
     ],
 )
-def test_a_bad_report_query_is_a_422(
-    local_stack: LocalStack, seed: Callable[..., Campaign], query: dict[str, str], reason: str
+def test_a_bad_report_query_is_a_422_naming_the_parameter(
+    local_stack: LocalStack, seed: Callable[..., Campaign], query: dict[str, str], reason: str, field: str
 ) -> None:
     booked = seed()
     response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id, query))
     assert response["statusCode"] == 422, response
-    assert reason in json.loads(response["body"])["error"]["message"]
+    error = json.loads(response["body"])["error"]
+    assert reason in error["message"]
+    assert [detail["field"] for detail in error["details"]] == [field]
 
 
 def test_the_report_of_an_unknown_campaign_is_a_404(local_stack: LocalStack) -> None:

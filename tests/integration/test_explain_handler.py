@@ -159,6 +159,7 @@ def test_the_decisions_route_refuses_to_explain_which_has_its_own_route_for_iam_
     status, answer = post(local_stack, body("listener-explain-elsewhere", **changes), path="/v1/decisions")
     assert status == 422
     assert "POST /v1/decisions/explain" in answer["error"]["message"]
+    assert [detail["field"] for detail in answer["error"]["details"]] == list(changes)
 
 
 @pytest.mark.parametrize("value", ["true", 1, None, {"on": True}])

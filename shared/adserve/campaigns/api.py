@@ -45,7 +45,7 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         campaign_id = ""
     if not campaign_id or encode_cursor(campaign_id) != cursor:
-        raise InvalidInputError("cursor is not one a previous page gave")
+        raise InvalidInputError("cursor is not one a previous page gave", field="query.cursor")
     return campaign_id
 
 

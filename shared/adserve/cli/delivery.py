@@ -50,7 +50,9 @@ def pacing_max_age(seconds: str | None) -> timedelta:
     try:
         return timedelta(seconds=_MAX_AGE_SECONDS.validate_python(seconds))
     except ValidationError as error:
-        raise InvalidInputError(f"{PACING_MAX_AGE_VARIABLE}: {error.errors()[0]['msg']}") from None
+        raise InvalidInputError(
+            f"{PACING_MAX_AGE_VARIABLE}: {error.errors()[0]['msg']}", field=PACING_MAX_AGE_VARIABLE
+        ) from None
 
 
 def add_delivery_command(groups: argparse._SubParsersAction[Any], hour: Callable[[str], datetime]) -> None:

@@ -128,8 +128,9 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted:
             CampaignStoreUnavailableError,
             DeliveryStoreUnavailableError,
         ) as error:
-            # not written: stop here
-            raise type(error)(f"{error}; the {written} campaigns before it were written, none after") from None
+            # not written: stop here, saying so (the error keeps its type and what else it carries)
+            error.args = (f"{error}; the {written} campaigns before it were written, none after",)
+            raise
         # the ads it holds now, not those it held: an ad it gave up may move to a campaign later in the file
         for ad_id in ads_of.get(campaign.campaign_id, []):
             del owners[ad_id]

@@ -6,7 +6,15 @@ class AdserveError(Exception):
 
 
 class InvalidInputError(AdserveError):
-    """Something a caller sent breaks a rule pydantic alone cannot express."""
+    """Something a caller sent breaks a rule pydantic alone cannot express.
+
+    *field* names what broke it as the request models' 422s do (``query.cursor``, ``currency``), so every 422 has
+    the same ``details`` a client can point at the input with.
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFoundError(AdserveError):

@@ -103,7 +103,7 @@ class CampaignStore:
             if (owner := owners.get(creative.ad_id, campaign.campaign_id)) != campaign.campaign_id
         }
         if taken:
-            raise InvalidInputError(_taken(taken))
+            raise InvalidInputError(_taken(taken), field="creatives")
         ad_ids = [creative.ad_id for creative in campaign.creatives]
         stale: dict[str, str] = {}  # claims of campaigns that no longer hold the ad id: taken over
         owners_read: dict[str, Any] = {}  # those campaigns as read: taken over only while they still are
@@ -131,7 +131,8 @@ class CampaignStore:
                     raise InvalidInputError(
                         f"campaign {campaign.campaign_id} is priced in {_currency_of(found[0])}, the currency its "
                         f"delivery is counted in: a campaign keeps its currency; create a new campaign to buy in "
-                        f"{campaign.currency}"
+                        f"{campaign.currency}",
+                        field="currency",
                     ) from None
                 claimed = {ad_ids[i - 1]: _owner_of(found[i]) for i in failed if 1 <= i <= len(ad_ids)}
                 first_check = 1 + len(ad_ids) + len(released)
@@ -144,7 +145,7 @@ class CampaignStore:
                         continue
                     holds, owners_read[holder] = self._holds(holder, ad_id)
                     if holds:
-                        raise InvalidInputError(_taken({ad_id: holder})) from None
+                        raise InvalidInputError(_taken({ad_id: holder}), field="creatives") from None
                     stale[ad_id] = holder
                 if not failed and CONFLICT not in reasons:
                     raise

@@ -114,7 +114,8 @@ def parse_hour(text: str, name: str) -> datetime:
         hour = None
     if hour is None or hour.year not in REPORT_YEARS:
         raise InvalidInputError(
-            f"{name} must be a UTC hour like 2026-11-25T13, in years {REPORT_YEARS.start}-{REPORT_YEARS.stop - 1}"
+            f"{name} must be a UTC hour like 2026-11-25T13, in years {REPORT_YEARS.start}-{REPORT_YEARS.stop - 1}",
+            field=f"query.{name}",
         )
     return hour
 
@@ -122,13 +123,13 @@ def parse_hour(text: str, name: str) -> datetime:
 def report_range(first: datetime, last: datetime, granularity: Granularity) -> tuple[datetime, datetime]:
     """The hours a report reads: whole days for daily rows; InvalidInputError when reversed or too long."""
     if last < first:
-        raise InvalidInputError("to must not be before from")
+        raise InvalidInputError("to must not be before from", field="query.to")
     if granularity is Granularity.DAY:
         first, last = first.replace(hour=0), last.replace(hour=23)
     hours = int((last - first) / timedelta(hours=1)) + 1
     limit = MAX_REPORT_HOURS[granularity.value]
     if hours > limit:
-        raise InvalidInputError(f"a report by {granularity.value} spans at most {limit // 24} days")
+        raise InvalidInputError(f"a report by {granularity.value} spans at most {limit // 24} days", field="query.to")
     return first, last
 
 
@@ -193,7 +194,8 @@ def refuse_another_currency(campaigns: CampaignReader, archive: DeletedCampaigns
     except NotFoundError:
         raise InvalidInputError(
             f"campaign {campaign.campaign_id} was deleted with its delivery counted in {deleted.campaign.currency}; "
-            f"create it again in {deleted.campaign.currency}, or under another id"
+            f"create it again in {deleted.campaign.currency}, or under another id",
+            field="currency",
         ) from None
 
 

@@ -93,7 +93,6 @@ def _printable(text: str) -> str:
 
 
 _SAID: dict[type[AdserveError], tuple[HTTPStatus, str]] = {
-    InvalidInputError: (HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request"),
     NotFoundError: (HTTPStatus.NOT_FOUND, "not_found"),
     ConflictError: (HTTPStatus.CONFLICT, "conflict"),
 }
@@ -117,6 +116,11 @@ def install_error_handlers(app: Router) -> None:
     def _invalid(error: RequestValidationError) -> Response:
         message, details = _validation_details(error)
         return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, details)
+
+    @app.exception_handler(InvalidInputError)
+    def _breaks_a_rule(error: InvalidInputError) -> Response:
+        details = [{"field": error.field, "problem": str(error)}]
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", str(error), details)
 
     for said, (status, code) in _SAID.items():
         app.exception_handler(said)(partial(_said, status, code))
