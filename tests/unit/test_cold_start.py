@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.collector import collector_paused
-from adserve.core.observability import tracing_enabled
+from adserve.core.observability import MetricName, metrics, tracing_enabled
 from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
@@ -24,6 +24,7 @@ from adserve.outcomes.tokens import TokenSigner
 from adserve.wiring import snapstart
 from adserve.wiring.decide import after_restore, first_request_reads
 from aws_lambda_powertools import Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 from devstack.fakes import InMemoryModelStore, InMemoryPacingStore
 from tests.support.builders import campaign
@@ -268,3 +269,24 @@ def test_restore_actions_are_replaced_by_name_and_registering_outside_lambda_doe
     assert importlib.util.find_spec("snapshot_restore_py") is None  # it exists only in Lambda's runtime
     snapstart.register(prepare=lambda: ran.append("prepared"))
     assert "prepared" not in ran
+
+
+def test_metrics_of_the_init_are_sent_once_before_the_snapshot_and_not_by_each_restored_environment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an init whose preparation failed to load a model (as when a version is published with a refused one)
+    metrics.clear_metrics()
+
+    def prepare() -> None:
+        metrics.add_metric(MetricName.MODEL_LOAD_FAILURES, MetricUnit.Count, 1)
+
+    # When the before-snapshot hook runs, the failure is sent there, once
+    snapstart.before_snapshot(prepare)
+    sent = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
+    assert [line[MetricName.MODEL_LOAD_FAILURES] for line in sent] == [[1.0]]
+    # And an environment restored from a snapshot that still held a metric drops it before its own actions run
+    metrics.add_metric(MetricName.MODEL_LOAD_FAILURES, MetricUnit.Count, 1)
+    snapstart.on_restore("test-service", lambda: metrics.add_metric(MetricName.MODEL_SWAPS, MetricUnit.Count, 1))
+    snapstart.restored()
+    assert set(metrics.metric_set) == {MetricName.MODEL_SWAPS}
+    metrics.clear_metrics()

@@ -11,6 +11,9 @@ network connections, and the clocks of the values refreshed on a TTL (catalog, m
 """
 
 from collections.abc import Callable
+from functools import partial
+
+from adserve.core.observability import metrics
 
 try:
     from snapshot_restore_py import (  # type: ignore[import-not-found]  # only in Lambda's runtime
@@ -28,8 +31,22 @@ def on_restore(name: str, action: Callable[[], None]) -> None:
     _ON_RESTORE[name] = action
 
 
+def before_snapshot(prepare: Callable[[], object]) -> None:
+    """The before-snapshot hook: *prepare*, then the metrics init and *prepare* added, flushed here, once.
+
+    Left pending, they would be in the snapshot and sent again by every environment restored from it: a model
+    refused when the version was published would page ``ModelLoadFailures`` at each scale-out, long after it was
+    rolled back.
+    """
+    prepare()
+    if metrics.metric_set:
+        metrics.flush_metrics()
+
+
 def restored() -> None:
-    """The after-restore hook: every registered action, in registration order."""
+    """The after-restore hook: every registered action, in registration order, after dropping any metric the
+    snapshot still held (sent where it was taken, or of no environment's work); the actions emit what is true now."""
+    metrics.clear_metrics()
     for action in list(_ON_RESTORE.values()):
         action()
 
@@ -38,5 +55,5 @@ def register(prepare: Callable[[], object]) -> None:
     """Called by a handler module at import: *prepare* runs before the snapshot, ``restored`` after a restore."""
     if register_before_snapshot is None:
         return
-    register_before_snapshot(prepare)
+    register_before_snapshot(partial(before_snapshot, prepare))
     register_after_restore(restored)
