@@ -90,6 +90,21 @@ def test_every_function_has_error_and_throttle_alarms(template: Template, functi
         assert {"Errors", "Throttles"} <= watched.get(logical_id, set()), logical_id
 
 
+def test_every_table_has_a_throttle_alarm_and_is_on_the_dashboard(template: Template) -> None:
+    throttled: dict[str, set[str]] = {}
+    for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
+        for query in alarm["Properties"].get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric", {})
+            if metric.get("Namespace") == "AWS/DynamoDB":
+                [dimension] = metric["Dimensions"]
+                throttled.setdefault(dimension["Value"]["Ref"], set()).add(metric["MetricName"])
+    [dashboard] = resources_of_type(template, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
+        assert throttled.get(logical_id) == {"ReadThrottleEvents", "WriteThrottleEvents"}, logical_id
+        assert f'"ReadThrottleEvents",".","${{{logical_id}}}"' in body or f'"TableName","${{{logical_id}}}"' in body
+
+
 @pytest.mark.parametrize("logical_id", ["DecideFunction", "TrackFunction"])
 def test_user_facing_functions_deploy_gradually_and_roll_back_on_alarms(
     template: Template, functions: dict[str, dict[str, Any]], logical_id: str
