@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from adserve.campaigns.model import Campaign
-from adserve.core.errors import ConfigurationError
+from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.core.observability import MetricName, metrics
 from adserve.core.refreshing import RefreshingValue, reloads_while
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
+from adserve.delivery.pacing import PacingState
 from adserve.models.features import FeatureEncoder
 from adserve.wiring.settings import DecideSettings
 
@@ -283,3 +284,53 @@ def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows(
     after_restore.expire()  # a SnapStart restore: held for an unknown time
     with reloads_while(lambda: False):
         assert (first.get(), after_restore.get()) == (1, 2)
+
+
+@dataclass
+class FlakyPacingStore(InMemoryPacingStore):
+    """The pacing table, throttled (every Scan refused) while ``failing``."""
+
+    failing: bool = False
+
+    def list_states(self) -> dict[str, PacingState]:
+        if self.failing:
+            raise DeliveryStoreUnavailableError("pacing table throttled")
+        return super().list_states()
+
+
+def test_a_refresh_that_cannot_read_the_pacing_table_keeps_the_states_it_had_until_they_are_too_old(
+    emitted: dict[str, Any],
+) -> None:
+    # Given a budgeted campaign loaded with a pacing state 10 s old, and an unbudgeted one
+    loaded_at = NOW
+    budgeted = campaign(campaign_id="budgeted", budget={"unit": "impressions", "daily": 1_000})
+    pacing = FlakyPacingStore()
+    pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=10)))
+    clock = Clock()
+    catalog = CampaignCatalog(
+        FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")]),
+        FeatureEncoder(),
+        TTL,
+        max_age_seconds=MAX_AGE,
+        pacing=pacing,
+        pacing_max_age=timedelta(minutes=5),
+        monotonic=clock,
+        clock=lambda: loaded_at + timedelta(seconds=clock.now - 1_000.0),
+    )
+
+    def served() -> list[str]:  # a campaign paced to p = 0 stays in the index; the throttle never draws it
+        return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads if ad.serve_probability > 0]
+
+    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    # When the next refreshes cannot read the pacing table (the campaigns table answers)
+    pacing.failing = True
+    clock.now += TTL + 1
+    # Then the budgeted campaign keeps serving on the state it had, and the failure is counted
+    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0]
+    # until that state is the pacing max age old, as when the pacing step stops, and in the refreshes after
+    clock.now += 300 - 10 - TTL - 1 + 1
+    assert served() == ["free-ad-1"]
+    clock.now += TTL
+    assert served() == ["free-ad-1"]
+    assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0] * 3

@@ -92,6 +92,8 @@ class CatalogSnapshot:
     from then on (``serving``), as a load would have left it out."""
     built: dict[str, CampaignAds] = field(default_factory=dict, compare=False, repr=False)
     """Each active campaign's ads by campaign id, for the next load to reuse."""
+    pacing_states: Mapping[str, PacingState] = field(default_factory=dict, compare=False, repr=False)
+    """The pacing states the load read, for a next load that cannot read the pacing table."""
     _serving: dict[int, dict[Placement, TargetingIndex]] = field(default_factory=dict, compare=False, repr=False)
 
     def serving(self, age: float) -> dict[Placement, TargetingIndex]:
@@ -173,14 +175,17 @@ class CampaignCatalog:
         # candidates was dominated by ~30 ms collections) unless it is frozen out of their reach.
         with collector_paused():
             campaigns = self._source.list_campaigns()
+            previous = self._snapshot.peek() if self._snapshot.loaded else None
+            states: Mapping[str, PacingState]
             try:
                 states = self._pacing.list_states()
             except DeliveryStoreUnavailableError:
-                logger.exception("pacing states unreadable; budgeted campaigns sit out until the next refresh")
+                # The states loaded before still hold until they are the pacing max age old, as when the step
+                # stops: one throttled Scan need not take every budgeted campaign out until the next refresh.
+                logger.exception("pacing states unreadable; budgeted campaigns keep the states loaded before")
                 metrics.add_metric(MetricName.PACING_STATE_UNREADABLE, MetricUnit.Count, 1)
-                states = {}
+                states = previous.pacing_states if previous is not None else {}
             logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
-            previous = self._snapshot.peek() if self._snapshot.loaded else None
             snapshot = self._build(campaigns, states, previous)
             version = self._archived_version(snapshot, previous)
             if version is not None:
@@ -218,7 +223,7 @@ class CampaignCatalog:
         return file.version
 
     def _build(
-        self, campaigns: list[Campaign], states: dict[str, PacingState], previous: CatalogSnapshot | None
+        self, campaigns: list[Campaign], states: Mapping[str, PacingState], previous: CatalogSnapshot | None
     ) -> CatalogSnapshot:
         """The snapshot of *campaigns* paced by *states*, reusing what *previous* built for the campaigns and
         placements that have not changed since (``CampaignAds``, ``TargetingIndex.refreshed``)."""
@@ -257,6 +262,7 @@ class CampaignCatalog:
             tuple(sorted(campaigns, key=lambda c: c.campaign_id)),
             paced_until=tuple(sorted(paced_until)),
             built=built,
+            pacing_states=states,
         )
 
     def _candidate(
