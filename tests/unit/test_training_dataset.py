@@ -1,6 +1,8 @@
 """The training dataset from the logs: label window, no leakage, malformed lines, slot-1 view, chunking."""
 
+import json
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -369,3 +371,26 @@ def test_an_erased_listeners_decisions_are_left_out_and_counted() -> None:
     assert dataset.stats.decisions == 2
     # and without the ledger the same logs give all three
     assert len(build(store)[0]) == 3
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"name": "epsilon_greedy", "epsilon": 1.5},
+        {"name": "epsilon_greedy", "epsilon": -0.1},
+        {"name": "squarecb", "gamma": -1.0},
+        {"name": "squarecb", "gamma": "NaN"},
+        {"name": "squarecb", "gamma": "Infinity"},
+    ],
+)
+def test_a_logged_policy_out_of_its_bounds_is_a_malformed_line_not_a_failed_build(policy: dict[str, Any]) -> None:
+    # Given a good decision and one whose logged policy no exploration policy can be built from
+    store = InMemoryLogStore()
+    write_logs(store, decision(decision_id="d-1"))
+    line = json.loads(log_row(decision(decision_id="d-2")).line)
+    line["policy"] = policy
+    store.objects[Partition.of(LogKind.DECISIONS, NOW).object_key(["bad-policy"])] = encode_object([json.dumps(line)])
+    # When the dataset is built, the bad line is counted and skipped, and the good decision is kept
+    examples, _, dataset = build(store)
+    assert len(examples) == 1
+    assert dataset.stats.read.malformed_lines == 1

@@ -133,8 +133,10 @@ class LoggedPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: PolicyName = "epsilon_greedy"
-    epsilon: float | None = None
-    gamma: float | None = None
+    epsilon: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
+    gamma: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] | None = None
+    """The policies' own bounds, checked on reading: a line beyond them is malformed (counted and skipped), not a
+    policy that fails every retrain over its window when replayed."""
     optimism: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = Field(
         default=None, exclude_if=lambda optimism: optimism is None
     )
