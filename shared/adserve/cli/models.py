@@ -356,15 +356,15 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
     rows = [header]
     for model in published:
         manifest = model.manifest
-        evaluation = manifest.get("evaluation") or {}
-        snips = ((evaluation.get("off_policy") or {}).get("new") or {}).get("snips")
-        promotion = evaluation.get("promotion") or {}
+        evaluation = _object(manifest.get("evaluation"))
+        snips = _object(_object(evaluation.get("off_policy")).get("new")).get("snips")
+        promotion = _object(evaluation.get("promotion"))
         rows.append(
             (
                 model.version,
                 roles.get(model.version, ""),
                 str(manifest.get("label", "click")),
-                str((manifest.get("row_counts") or {}).get("train", manifest.get("training_rows", ""))),
+                str(_object(manifest.get("row_counts")).get("train", manifest.get("training_rows", ""))),
                 _number(manifest.get("holdout_auc")),
                 _number(snips, 5),
                 "" if not promotion else ("passed" if promotion.get("promote") else "failed"),
@@ -381,6 +381,12 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
     active = "none (Decide serves the bootstrap model)" if pointer is None else pointer.model_dump_json()
     print(f"{len(published)} models; active pointer: {active}")  # noqa: T201
     return 0
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A manifest key ``adserve train`` writes as an object; anything else (the contract lets an external model put
+    any JSON under a key it does not define) reads as empty, so one model's notes cannot hide every model."""
+    return value if isinstance(value, dict) else {}
 
 
 def _number(value: object, digits: int = 4) -> str:
