@@ -472,7 +472,7 @@ def test_the_list_shows_a_model_whose_manifest_keeps_its_own_json_under_a_key_ad
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a model of ours and an external one whose manifest keeps notes (any JSON, as the contract allows)
-    notes = {"evaluation": "AUC 0.71 on last week (offline notebook)", "row_counts": [45_000, 5_000]}
+    notes: dict[str, Any] = {"evaluation": "AUC 0.71 on last week (offline notebook)", "row_counts": [45_000, 5_000]}
     models = InMemoryModelStore(files={"fm-a": model_files("fm-a"), "ext-1": model_files("ext-1", **notes)})
     # When the models are listed, both are, the notes read as nothing known
     assert run_model_command(parse("models"), models=models) == 0
