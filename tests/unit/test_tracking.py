@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 from adserve.core.decision_ids import decided_at
-from adserve.core.errors import ExpiredTokenError, OutcomeQueueUnavailableError, TokenError, WrongEventTypeError
+from adserve.core.errors import (
+    ExpiredTokenError,
+    OutcomeQueueUnavailableError,
+    SecretKeysUnavailableError,
+    TokenError,
+    WrongEventTypeError,
+)
+from adserve.core.observability import MetricName, metrics
 from adserve.core.vocabulary import EventType
 from adserve.dal.outcome_queue import OutcomeQueue
 from adserve.outcomes.api import EventBatchRequest, EventResult, RejectionCode
@@ -184,6 +191,26 @@ def test_an_unavailable_queue_fails_every_valid_event_and_accepts_none() -> None
     response = service(InMemoryOutcomeQueue(available=False)).record_batch(batch(event("e1"), event("e2")))
     assert (response.accepted, response.failed) == (0, 2)
     assert {r.status for r in response.results} == {"failed"}
+
+
+def test_events_failed_for_unreadable_keys_are_counted_as_such_not_as_events_the_queue_did_not_take() -> None:
+    # Given a Track environment that cannot read its keys, and one whose queue refuses an event
+    metrics.clear_metrics()
+
+    def unreadable() -> TokenSigner:
+        raise SecretKeysUnavailableError("secret could not be read")
+
+    keyless = TrackingService(queue=InMemoryOutcomeQueue(), keys=SigningKeyCache(unreadable), clock=lambda: NOW)
+    # When each answers a batch of two
+    assert keyless.record_batch(batch(event("e1"), event("e2"))).failed == 2
+    failing = service(InMemoryOutcomeQueue(failing_ids={"e4"})).record_batch(batch(event("e3"), event("e4")))
+    assert failing.failed == 1
+    # Then EventsNotQueued (whose alarm sends the operator to the queue) counts only the queue's refusal; the keys'
+    # failure is counted by the key cache
+    emitted = metrics.metric_set
+    assert emitted[MetricName.EVENTS_NOT_QUEUED]["Value"] == [1.0]
+    assert emitted[MetricName.SIGNING_KEY_REFRESH_FAILURES]["Value"] == [1.0]
+    metrics.clear_metrics()
 
 
 def test_an_event_reported_before_its_decision_happened_when_the_decision_was_made() -> None:

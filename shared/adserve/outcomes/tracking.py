@@ -155,7 +155,7 @@ class TrackingService:
             failed=len(not_queued) + len(unverified),
             results=results,
         )
-        self._count(response, Counter(rejection.code for rejection in rejected.values()))
+        self._count(response, len(not_queued), Counter(rejection.code for rejection in rejected.values()))
         return response
 
     def _claims(self, token: str, event_type: EventType, now: datetime) -> TrackingClaims:
@@ -182,12 +182,15 @@ class TrackingService:
         return OutcomeEvent.from_claims(claims, event_id=item.event_id, occurred_at=occurred_at, received_at=now)
 
     @staticmethod
-    def _count(response: EventBatchResponse, rejections: Counter[RejectionCode]) -> None:
+    def _count(response: EventBatchResponse, not_queued: int, rejections: Counter[RejectionCode]) -> None:
+        """The batch's metrics. Events failed because the keys could not be read are not ``EventsNotQueued`` (that
+        alarm sends the operator to the queue): the key cache counts its failure (``SigningKeyRefreshFailures``),
+        as for a beacon."""
         if response.accepted:
             metrics.add_metric(MetricName.EVENTS_ACCEPTED, MetricUnit.Count, response.accepted)
-        if response.failed:
-            metrics.add_metric(MetricName.EVENTS_NOT_QUEUED, MetricUnit.Count, response.failed)
-            logger.warning("events not queued", extra={"failed": response.failed, "accepted": response.accepted})
+        if not_queued:
+            metrics.add_metric(MetricName.EVENTS_NOT_QUEUED, MetricUnit.Count, not_queued)
+            logger.warning("events not queued", extra={"failed": not_queued, "accepted": response.accepted})
         _count_rejections(rejections)
         if rejections:
             logger.info("events rejected", extra={"rejections": {code.value: n for code, n in rejections.items()}})
