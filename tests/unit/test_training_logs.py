@@ -225,3 +225,17 @@ def test_an_outcome_line_without_a_time_zone_is_malformed_not_fatal() -> None:
     stats = ReadStats()
     (joined,) = read_joined(store, NOW, NOW, stats)
     assert (joined.impression, joined.click, stats.malformed_lines) == (True, False, 1)
+
+
+@pytest.mark.parametrize("later", [timedelta(hours=60), timedelta(days=7)])
+def test_a_beacon_fired_again_days_later_within_its_tokens_life_is_read_once(later: timedelta) -> None:
+    # Given a click filed when it was reported, and its beacon fired again while its token (up to 7 days) lived
+    store = InMemoryLogStore()
+    write_logs(store, outcome(decision_id="d-1", event_type=EventType.CLICK))
+    write_logs(store, outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=NOW + later), name="again")
+    # When the outcomes of the whole span are read (as `adserve logs --kind outcomes` reads them)
+    stats = ReadStats()
+    rows = list(read_outcomes(store, NOW, NOW + later, stats))
+    # Then the click is there once
+    assert [(row.decision_id, row.event_type) for row in rows] == [("d-1", EventType.CLICK)]
+    assert stats.duplicates_dropped == 1

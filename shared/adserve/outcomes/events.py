@@ -6,7 +6,7 @@ decision, so a second event with the same identity is a redelivery or a replayed
 """
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -15,6 +15,13 @@ from adserve.core.identifiers import Identifier
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.tokens import TrackingClaims
+
+MAX_CLOCK_SKEW: Final = timedelta(minutes=5)
+"""How far in the future a reported occurred_at may lie: clocks on phones drift."""
+
+MAX_EVENT_AGE: Final = timedelta(days=7)
+"""The longest lifetime Decide may give a token (DecideSettings.token_ttl_seconds <= 7 days): an event older
+than that cannot have happened after its token was issued."""
 
 OUTCOME_KIND: Final = "outcome"
 

@@ -51,13 +51,17 @@ from adserve.core.hours import HOUR, utc_hour
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.catalog_snapshots import UNREADABLE_GZIP, CatalogSnapshots, CorruptSnapshotError
 from adserve.outcomes.decision_records import DecisionRecord, UnresolvedRecordError
-from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.events import MAX_CLOCK_SKEW, MAX_EVENT_AGE, OutcomeEvent
 from adserve.privacy.consent import ServingMode
 
 LOG_ROOT: Final = "logs"
 OBJECT_SUFFIX: Final = ".jsonl.gz"
 _ROWS_IN_NAME: Final = re.compile(r"-(\d+)rows\.jsonl\.gz$")
-DEFAULT_DEDUPE_HORIZON: Final = timedelta(hours=48)
+DECISION_DEDUPE_HORIZON: Final = timedelta(hours=48)
+"""Copies of a decision row are filed in one hour, its ``decided_at``'s: this is a margin."""
+OUTCOME_DEDUPE_HORIZON: Final = MAX_EVENT_AGE + MAX_CLOCK_SKEW
+"""How far apart copies of an outcome may be filed: at the times it was reported (a beacon fired again a day
+later), all within its token's life and the clock skew Track allows."""
 DEFAULT_ATTRIBUTION_WINDOW: Final = timedelta(hours=24)
 """Outcomes later than this after their decision are not joined (the default tracking-token lifetime)."""
 
@@ -273,7 +277,7 @@ def read_decisions(
     start: datetime,
     end: datetime,
     stats: ReadStats | None = None,
-    dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
+    dedupe_horizon: timedelta = DECISION_DEDUPE_HORIZON,
     *,
     erased: Set[str] = frozenset(),
 ) -> Iterator[DecisionRecord]:
@@ -320,7 +324,7 @@ def read_outcomes(
     start: datetime,
     end: datetime,
     stats: ReadStats | None = None,
-    dedupe_horizon: timedelta = DEFAULT_DEDUPE_HORIZON,
+    dedupe_horizon: timedelta = OUTCOME_DEDUPE_HORIZON,
 ) -> Iterator[LoggedOutcome]:
     """Each logged outcome of the hours [start, end] once, by (decision_id, ad_id, event_type)."""
     return _read_once(

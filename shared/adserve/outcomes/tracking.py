@@ -26,16 +26,9 @@ from adserve.core.errors import (
 from adserve.core.observability import MetricName, logger, metrics
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, EventIn, EventResult, RejectionCode
-from adserve.outcomes.events import OutcomeEvent
+from adserve.outcomes.events import MAX_CLOCK_SKEW, MAX_EVENT_AGE, OutcomeEvent
 from adserve.outcomes.key_cache import SigningKeyCache
 from adserve.outcomes.tokens import TrackingClaims, UnknownKeyError
-
-MAX_CLOCK_SKEW = timedelta(minutes=5)
-"""How far in the future a reported occurred_at may lie: clocks on phones drift."""
-
-MAX_EVENT_AGE = timedelta(days=7)
-"""The longest lifetime Decide may give a token (DecideSettings.token_ttl_seconds <= 7 days): an event older
-than that cannot have happened after its token was issued."""
 
 BEACON_ID_NAMESPACE = uuid.UUID("5b0f7c1e-2d4a-4e7b-9a36-0c1d9e8f7a21")
 """Fixed forever: beacon event ids derived under it must stay the same across deployments."""
