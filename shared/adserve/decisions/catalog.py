@@ -2,8 +2,10 @@
 
 Each refresh also reads the pacing step's states (one Scan) and attaches each campaign's serve probability
 to its candidates, so pacing costs Decide no read per decision. A budgeted campaign without a fresh state is
-not served (``adserve.delivery.pacing.serve_probability``); an unreadable pacing table makes every budgeted
-campaign sit out until the next refresh, while the others keep serving.
+not served (``adserve.delivery.pacing.serve_probability``). When the pacing table cannot be read, a refresh keeps
+the states it loaded before, but only as long as a state read on time could be served (a pacing step and a
+refresh TTL after it was written): longer, the step may have stopped the campaign meanwhile. Past that, the
+campaign sits out until a refresh reads the table again; campaigns without a budget keep serving.
 
 Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows. A failed
 refresh keeps the previous snapshot serving, but only up to a maximum age: past it Decide serves no ad at
@@ -32,7 +34,7 @@ from adserve.core.observability import MetricName, emit, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
-from adserve.delivery.pacing import PacingState, serve_probability
+from adserve.delivery.pacing import STEP, PacingState, serve_probability
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.catalog_snapshots import snapshot_file
 
@@ -133,6 +135,7 @@ class CampaignCatalog:
         self._max_age = max_age_seconds
         self._pacing = pacing
         self._pacing_max_age = pacing_max_age
+        self._kept_state_age = min(pacing_max_age, STEP + timedelta(seconds=ttl_seconds))
         self._clock = clock
         self._archive = archive
         self._archived: set[str] = set()
@@ -178,15 +181,16 @@ class CampaignCatalog:
             previous = self._snapshot.peek() if self._snapshot.loaded else None
             states: Mapping[str, PacingState]
             try:
-                states = self._pacing.list_states()
+                states, state_age = self._pacing.list_states(), self._pacing_max_age
             except DeliveryStoreUnavailableError:
-                # The states loaded before still hold until they are the pacing max age old, as when the step
-                # stops: one throttled Scan need not take every budgeted campaign out until the next refresh.
+                # The states loaded before, as long as a state read on time serves: one throttled Scan need not
+                # take every budgeted campaign out, nor may a state the step has since replaced (a stop) live on.
                 logger.exception("pacing states unreadable; budgeted campaigns keep the states loaded before")
                 metrics.add_metric(MetricName.PACING_STATE_UNREADABLE, MetricUnit.Count, 1)
                 states = previous.pacing_states if previous is not None else {}
+                state_age = self._kept_state_age
             logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
-            snapshot = self._build(campaigns, states, previous)
+            snapshot = self._build(campaigns, states, state_age, previous)
             version = self._archived_version(snapshot, previous)
             if version is not None:
                 snapshot = replace(snapshot, logged_version=version)
@@ -223,10 +227,15 @@ class CampaignCatalog:
         return file.version
 
     def _build(
-        self, campaigns: list[Campaign], states: Mapping[str, PacingState], previous: CatalogSnapshot | None
+        self,
+        campaigns: list[Campaign],
+        states: Mapping[str, PacingState],
+        state_age: timedelta,
+        previous: CatalogSnapshot | None,
     ) -> CatalogSnapshot:
-        """The snapshot of *campaigns* paced by *states*, reusing what *previous* built for the campaigns and
-        placements that have not changed since (``CampaignAds``, ``TargetingIndex.refreshed``)."""
+        """The snapshot of *campaigns* paced by *states* (each served until it is *state_age* old), reusing what
+        *previous* built for the campaigns and placements that have not changed since (``CampaignAds``,
+        ``TargetingIndex.refreshed``)."""
         by_placement: dict[Placement, list[AdCandidate]] = {}
         advertiser_caps = AdvertiserCaps(campaigns)
         now = self._clock()
@@ -238,9 +247,9 @@ class CampaignCatalog:
                 continue
             windows = advertiser_caps.windows(campaign.advertiser_id)
             state = states.get(campaign.campaign_id)
-            probability = serve_probability(campaign, state, now, self._pacing_max_age)
+            probability = serve_probability(campaign, state, now, state_age)
             if campaign.budget is not None and probability > 0 and state is not None:
-                deadline = (state.updated_at + self._pacing_max_age - now).total_seconds()
+                deadline = (state.updated_at + state_age - now).total_seconds()
                 paced_until.append((deadline, campaign.campaign_id))
             kept = reusable.get(campaign.campaign_id)
             if kept is not None and kept.campaign is campaign and kept.advertiser_windows == windows:
