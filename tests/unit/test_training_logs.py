@@ -227,15 +227,24 @@ def test_an_outcome_line_without_a_time_zone_is_malformed_not_fatal() -> None:
     assert (joined.impression, joined.click, stats.malformed_lines) == (True, False, 1)
 
 
-@pytest.mark.parametrize("later", [timedelta(hours=60), timedelta(days=7)])
-def test_a_beacon_fired_again_days_later_within_its_tokens_life_is_read_once(later: timedelta) -> None:
+@pytest.mark.parametrize(
+    ("first", "later"),
+    [
+        (NOW, timedelta(hours=60)),
+        (NOW, timedelta(days=7)),
+        # the first late in its hour, the copy as late as Track takes one (a 7-day token, a clock 4 min ahead): the
+        # copy's partition is 7 days and an hour after the first's
+        (NOW.replace(minute=58), timedelta(days=7, minutes=4)),
+    ],
+)
+def test_a_beacon_fired_again_days_later_within_its_tokens_life_is_read_once(first: datetime, later: timedelta) -> None:
     # Given a click filed when it was reported, and its beacon fired again while its token (up to 7 days) lived
     store = InMemoryLogStore()
-    write_logs(store, outcome(decision_id="d-1", event_type=EventType.CLICK))
-    write_logs(store, outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=NOW + later), name="again")
+    write_logs(store, outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=first))
+    write_logs(store, outcome(decision_id="d-1", event_type=EventType.CLICK, occurred_at=first + later), name="again")
     # When the outcomes of the whole span are read (as `adserve logs --kind outcomes` reads them)
     stats = ReadStats()
-    rows = list(read_outcomes(store, NOW, NOW + later, stats))
+    rows = list(read_outcomes(store, first, first + later, stats))
     # Then the click is there once
     assert [(row.decision_id, row.event_type) for row in rows] == [("d-1", EventType.CLICK)]
     assert stats.duplicates_dropped == 1

@@ -59,9 +59,11 @@ OBJECT_SUFFIX: Final = ".jsonl.gz"
 _ROWS_IN_NAME: Final = re.compile(r"-(\d+)rows\.jsonl\.gz$")
 DECISION_DEDUPE_HORIZON: Final = timedelta(hours=48)
 """Copies of a decision row are filed in one hour, its ``decided_at``'s: this is a margin."""
-OUTCOME_DEDUPE_HORIZON: Final = MAX_EVENT_AGE + MAX_CLOCK_SKEW
-"""How far apart copies of an outcome may be filed: at the times it was reported (a beacon fired again a day
-later), all within its token's life and the clock skew Track allows."""
+OUTCOME_DEDUPE_HORIZON: Final = MAX_EVENT_AGE + MAX_CLOCK_SKEW + HOUR
+"""How far apart the hours copies of an outcome are filed in may be: at the times it was reported (a beacon fired
+again a day later), all within its token's life and the clock skew Track allows, plus an hour, as partitions are
+whole hours (copies 7 days 4 minutes apart may lie 7 days and an hour apart in partitions). The reader holds
+about 100 bytes per outcome read within it."""
 DEFAULT_ATTRIBUTION_WINDOW: Final = timedelta(hours=24)
 """Outcomes later than this after their decision are not joined (the default tracking-token lifetime)."""
 
