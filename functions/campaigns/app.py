@@ -21,6 +21,7 @@ from adserve.delivery.report import (
     delete_keeping_report,
     parse_hour,
     refuse_another_currency,
+    requested_range,
 )
 from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
@@ -40,7 +41,6 @@ PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2800)]
 """A page's next_cursor: the id of the page's last campaign and its check, in base64; room for a key of DynamoDB's
 2,048 bytes at most, which ``decode_cursor`` holds it to."""
-DEFAULT_ROWS = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 UNREACHABLE = error_doc("The campaigns table was throttled or unreachable; retry after Retry-After seconds")
 
 
@@ -152,8 +152,9 @@ def campaign_delivery(
     ),
 ) -> DeliveryReport:
     now = datetime.now(UTC)
-    end = parse_hour(last, "to") if last else now
-    start = parse_hour(first, "from") if first else end - DEFAULT_ROWS[granularity]
+    start, end = requested_range(
+        parse_hour(first, "from") if first else None, parse_hour(last, "to") if last else None, granularity, now
+    )
     max_age = timedelta(seconds=settings().pacing_max_age_seconds)
     return campaign_report(
         store(), delivery(), pacing(), campaign_id, start, end, granularity, now, pacing_max_age=max_age

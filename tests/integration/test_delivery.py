@@ -207,9 +207,11 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack, se
         ({"from": "2026-02-30T10"}, "from must be a UTC hour", "query.from"),
         ({"from": "2026-11-25T10", "to": "2026-11-25T09"}, "before from", "query.to"),
         ({"from": "2026-01-01T00", "to": "2026-11-25T00"}, "at most 7 days", "query.to"),
+        ({"from": "9000-01-01T00"}, "before from", "query.from"),  # to is now: from alone reversed it
+        ({"from": "2020-01-01T00"}, "at most 7 days", "query.from"),
         ({"to": "0001-01-01T00"}, "to must be a UTC hour", "query.to"),  # its default span would start before year 1
         ({"to": "0001-01-05T00", "granularity": "day"}, "to must be a UTC hour", "query.to"),
-        ({"from": "9999-12-31T22", "to": "9999-12-31T23"}, "in years 1970-9998", "query.to"),  # rows past 9999
+        ({"from": "9999-12-31T22", "to": "9999-12-31T23"}, "in years 1970-9998", "query.from"),  # rows past 9999
     ],
 )
 def test_a_bad_report_query_is_a_422_naming_the_parameter(

@@ -28,7 +28,7 @@ from adserve.core.errors import (
 )
 from adserve.dal.aws_clients import AWS_ERRORS
 from adserve.delivery.pacing import PACING_MAX_AGE, PacingState, TrafficProfile, day_start, delivered
-from adserve.delivery.report import DeliveryReport, Granularity, campaign_report
+from adserve.delivery.report import DeliveryReport, Granularity, campaign_report, requested_range
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 from adserve.wiring.settings import PacingMaxAgeSeconds
 
@@ -36,7 +36,6 @@ CAMPAIGNS_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 DELIVERY_VARIABLE = "DELIVERY_TABLE_NAME"
 PACING_VARIABLE = "PACING_TABLE_NAME"
 PACING_MAX_AGE_VARIABLE = "PACING_MAX_AGE_SECONDS"
-DEFAULT_SPAN = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
 
 
 _MAX_AGE_SECONDS: TypeAdapter[float] = TypeAdapter(PacingMaxAgeSeconds)
@@ -85,9 +84,8 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
         return 2
     granularity = Granularity(arguments.granularity)
     now = datetime.now(UTC)
-    end = arguments.end or now
-    start = arguments.start or end - DEFAULT_SPAN[granularity]
     try:
+        start, end = requested_range(arguments.start, arguments.end, granularity, now)
         max_age = pacing_max_age(os.environ.get(PACING_MAX_AGE_VARIABLE))
         reader = delivery_store(counters)
         report = campaign_report(

@@ -120,16 +120,34 @@ def parse_hour(text: str, name: str) -> datetime:
     return hour
 
 
-def report_range(first: datetime, last: datetime, granularity: Granularity) -> tuple[datetime, datetime]:
-    """The hours a report reads: whole days for daily rows; InvalidInputError when reversed or too long."""
+DEFAULT_SPAN: Final = {Granularity.HOUR: timedelta(hours=23), Granularity.DAY: timedelta(days=29)}
+"""A report's span before its end when ``from`` is not given: a day of hourly rows, or 30 daily ones."""
+
+
+def requested_range(
+    first: datetime | None, last: datetime | None, granularity: Granularity, now: datetime
+) -> tuple[datetime, datetime]:
+    """The hours a report asked for reads: up to *now* unless ``to`` was given, ``DEFAULT_SPAN`` before its end
+    unless ``from`` was. A range reversed or too long names ``to`` if it was given, else ``from`` (then ``from``
+    alone made it so: a future hour, or one too long ago)."""
+    end = last or now
+    start = first or end - DEFAULT_SPAN[granularity]
+    return report_range(start, end, granularity, field="query.to" if last else "query.from")
+
+
+def report_range(
+    first: datetime, last: datetime, granularity: Granularity, *, field: str = "query.to"
+) -> tuple[datetime, datetime]:
+    """The hours a report reads: whole days for daily rows; InvalidInputError naming *field* when reversed or too
+    long."""
     if last < first:
-        raise InvalidInputError("to must not be before from", field="query.to")
+        raise InvalidInputError("to must not be before from", field=field)
     if granularity is Granularity.DAY:
         first, last = first.replace(hour=0), last.replace(hour=23)
     hours = int((last - first) / timedelta(hours=1)) + 1
     limit = MAX_REPORT_HOURS[granularity.value]
     if hours > limit:
-        raise InvalidInputError(f"a report by {granularity.value} spans at most {limit // 24} days", field="query.to")
+        raise InvalidInputError(f"a report by {granularity.value} spans at most {limit // 24} days", field=field)
     return first, last
 
 
