@@ -1,5 +1,6 @@
 """template.yaml keeps the operational promises: auth, alarms with actions, safe deploys, queue timing."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,28 @@ def test_every_table_has_a_throttle_alarm_and_is_on_the_dashboard(template: Temp
             if metric.get("Namespace") == "AWS/DynamoDB":
                 [dimension] = metric["Dimensions"]
                 throttled.setdefault(dimension["Value"]["Ref"], set()).add(metric["MetricName"])
-    [dashboard] = resources_of_type(template, "AWS::CloudWatch::Dashboard").values()
-    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    graphed = {(name, dimensions) for _, name, dimensions in dashboard_metrics(template)}
     for logical_id in resources_of_type(template, "AWS::DynamoDB::Table"):
         assert throttled.get(logical_id) == {"ReadThrottleEvents", "WriteThrottleEvents"}, logical_id
-        assert f'"ReadThrottleEvents",".","${{{logical_id}}}"' in body or f'"TableName","${{{logical_id}}}"' in body
+        for name in ("ReadThrottleEvents", "WriteThrottleEvents"):
+            assert (name, ("TableName", f"${{{logical_id}}}")) in graphed, (logical_id, name)
+
+
+def dashboard_metrics(template: Template) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every (namespace, metric, dimensions) the dashboard graphs, its rows' "." shorthand (the row above's value)
+    filled in."""
+    [dashboard] = resources_of_type(template, "AWS::CloudWatch::Dashboard").values()
+    graphed = []
+    for widget in json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"])["widgets"]:
+        above: list[str] = []
+        for row in widget["properties"].get("metrics", []):
+            if row[0] == "...":  # the row above again, with other options
+                continue
+            names = [part for part in row if isinstance(part, str)]
+            names = [above[i] if part == "." and i < len(above) else part for i, part in enumerate(names)]
+            graphed.append((names[0], names[1], tuple(names[2:])))
+            above = names
+    return graphed
 
 
 @pytest.mark.parametrize("logical_id", ["DecideFunction", "TrackFunction"])
