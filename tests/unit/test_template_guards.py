@@ -191,6 +191,23 @@ def test_lost_records_alarm(resources: dict[str, Any], logical_id: str, metric: 
     assert properties["TreatMissingData"] == "notBreaching"
 
 
+def test_failed_key_reloads_page_whichever_function_and_key(resources: dict[str, Any]) -> None:
+    # A Track batch whose keys cannot be read answers every event "failed" with a 202: no 5xx, no EventsNotQueued
+    properties = alarm(resources, "KeyRefreshFailuresAlarm")
+    watched = {
+        (query["MetricStat"]["Metric"]["MetricName"], dimensions(query["MetricStat"]["Metric"])["service"])
+        for query in properties["Metrics"]
+        if "MetricStat" in query
+    }
+    assert watched == {
+        ("SigningKeyRefreshFailures", "track"),
+        ("SigningKeyRefreshFailures", "decide"),
+        ("PseudonymKeyRefreshFailures", "decide"),
+    }
+    [summed] = [query for query in properties["Metrics"] if query.get("ReturnData")]
+    assert summed["Expression"] == "FILL(track, 0) + FILL(decide, 0) + FILL(pseudonyms, 0)"
+
+
 def test_record_duration_alarm_fires_well_before_the_timeout(resources: dict[str, Any]) -> None:
     properties = alarm(resources, "RecordDurationAlarm")
     assert (properties["Namespace"], properties["MetricName"]) == ("AWS/Lambda", "Duration")
