@@ -95,3 +95,30 @@ def test_a_placement_none_of_the_campaigns_creatives_plays_is_refused_on_write()
     with pytest.raises(ValidationError, match=r"no creative plays in display_companion \(it plays display or video\)"):
         CampaignInput.model_validate(document)
     assert Campaign.model_validate(document).placements  # a stored one stays readable: it serves where it plays
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("frequency_caps",), [{"max": True, "window": "day"}], ("frequency_caps", 0, "max")),
+        (("targeting",), {"hours": [True, "2"]}, ("targeting", "hours", 0)),
+        (("creatives", 0, "duration_seconds"), "30", ("creatives", 0, "duration_seconds")),
+        (("flight_start",), 0, ("flight_start",)),
+        (("flight_end",), 1900000000, ("flight_end",)),
+    ],
+)
+def test_a_write_takes_numbers_as_json_numbers_and_dates_as_strings_while_stored_documents_read_as_before(
+    path: tuple[str | int, ...], value: object, field: tuple[str | int, ...]
+) -> None:
+    # Given a campaign document with a value lax validation would coerce (true as 1, "30" as 30, 0 as 1970)
+    document = json.loads(campaign().model_dump_json())
+    inner = document
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = value
+    # Then a write refuses it, naming the field
+    with pytest.raises(ValidationError) as refused:
+        CampaignInput.model_validate(document)
+    assert field in [error["loc"][: len(field)] for error in refused.value.errors()]
+    # while the stored model reads it as it always did (only a write is held to the stricter rule)
+    Campaign.model_validate(document)

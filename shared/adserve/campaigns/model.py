@@ -221,12 +221,36 @@ MAX_DOCUMENT_BYTES: Final = 64 * 1024
 character such as ``<`` is percent-encoded into three."""
 
 
+class FrequencyCapInput(FrequencyCap):
+    """A cap as a write gives it: ``max`` a JSON integer, never ``true`` (lax validation reads it as 1)."""
+
+    max: int = Field(ge=1, le=10_000, strict=True, description="Impressions allowed per listener within the window.")
+
+
+class TargetingInput(Targeting):
+    """Targeting as a write gives it: ``hours`` JSON integers, never ``true`` or ``"2"``."""
+
+    hours: Annotated[list[Annotated[int, Field(ge=0, le=23, strict=True)]], Field(max_length=24)] = Field(
+        default=[], description="Listener-local hours of day (0-23) in which the campaign may run."
+    )
+
+
+class CreativeInput(Creative):
+    """A creative as a write gives it: ``duration_seconds`` a JSON integer, never ``"30"``."""
+
+    duration_seconds: int | None = Field(default=None, ge=1, le=120, strict=True)
+
+
 class CampaignInput(Campaign):
     """A campaign as a PUT or ``adserve campaigns load`` writes it: ``Campaign`` and the rules newer than some
-    stored documents (amounts that are JSON numbers among them). Those stay readable as ``Campaign``: a rule
-    tightened on the stored model would drop them from the catalog, pacing and Record until someone replaced
-    them."""
+    stored documents (numbers that are JSON numbers and dates that are strings among them). Those stay readable
+    as ``Campaign``: a rule tightened on the stored model would drop them from the catalog, pacing and Record
+    until someone replaced them."""
 
+    # The stored model's items, held to a write's rules: lists of the narrower items (mypy: lists are invariant)
+    targeting: TargetingInput = TargetingInput()
+    frequency_caps: Annotated[list[FrequencyCapInput], Field(max_length=12)] = []  # type: ignore[assignment]
+    creatives: Annotated[list[CreativeInput], Field(min_length=1, max_length=20)]  # type: ignore[assignment]
     budget: BudgetInput | None = None
     value_cpm: float = Field(
         ge=MIN_VALUE_CPM,
@@ -237,6 +261,20 @@ class CampaignInput(Campaign):
             "least 0.001 and at most three decimals."
         ),
     )
+
+    @field_validator("flight_start", "flight_end", mode="before")
+    @classmethod
+    def _iso_date_time(cls, value: object) -> object:
+        """An ISO 8601 date-time string (or a datetime, from Python): lax validation reads a number, or a string of
+        digits, as seconds since 1970."""
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        raise ValueError("must be an ISO 8601 date-time string with a timezone, e.g. 2026-01-01T00:00:00Z")
 
     @field_validator("value_cpm")
     @classmethod
