@@ -440,14 +440,15 @@ def write_units(item: Mapping[str, Any]) -> int:
 
 
 def dynamodb_item_size(item: Mapping[str, Any]) -> int:
-    """An item's size as DynamoDB bills it: attribute names plus values (numbers ~1 byte a 2 digits + 1)."""
+    """An item's size as DynamoDB bills it: attribute names plus values (numbers ~1 byte a 2 digits + 1; a Map or a
+    List 3 bytes plus 1 an element, as well as its elements)."""
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
 
 def _value_size(value: Mapping[str, Any]) -> int:
     ((kind, inner),) = value.items()
     if kind == "M":
-        return 3 + dynamodb_item_size(inner)
+        return 3 + len(inner) + dynamodb_item_size(inner)
     if kind == "L":
         return 3 + sum(1 + _value_size(element) for element in inner)
     if kind in ("SS", "NS", "BS"):

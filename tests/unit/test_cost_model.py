@@ -135,8 +135,11 @@ def test_per_million_decisions_divides_the_month_by_its_decisions() -> None:
 
 def test_a_dynamodb_item_is_sized_as_dynamodb_bills_it() -> None:
     item = {"pk": {"S": "abc"}, "n": {"N": "123"}, "ok": {"BOOL": True}, "m": {"M": {"a": {"S": "xy"}}}}
-    # names 2 + 1 + 2 + 1; "abc" 3; 123 -> ceil(3 / 2) + 1 = 3; BOOL 1; map 3 + ("a" 1 + "xy" 2)
-    assert dynamodb_item_size(item) == 6 + 3 + 3 + 1 + 6
+    # names 2 + 1 + 2 + 1; "abc" 3; 123 -> ceil(3 / 2) + 1 = 3; BOOL 1; map 3 + 1 an element + ("a" 1 + "xy" 2)
+    assert dynamodb_item_size(item) == 6 + 3 + 3 + 1 + 7
+    # A Map adds a byte an element as a List does: 3 + 2 x 1 + (1 + 1) + (1 + 1); the list 3 + 2 x 1 + 1 + 1
+    assert dynamodb_item_size({"m": {"M": {"a": {"S": "x"}, "b": {"S": "y"}}}}) == 1 + 9
+    assert dynamodb_item_size({"l": {"L": [{"S": "x"}, {"S": "y"}]}}) == 1 + 7
 
 
 def test_the_committed_cost_figure_is_what_the_model_makes_of_its_inputs() -> None:
