@@ -1,13 +1,15 @@
 """``python -m bench.cost`` (``make cost``): dollars per million decisions, from measured usage and list prices.
 
 Measured here, in process against the bench's moto stack (``LocalStack`` from template.yaml), with the real handlers
-and production wiring: every AWS call each function makes per decision, per beacon (impression or event) and per
-outcome message, counted at the lean clients' entry points (``JsonClient.call``, ``S3RestClient``'s object calls,
-wrapped in this process only), with the DynamoDB units each call consumes
-(computed from the items read and written, transactions at 2 units an item), SQS sends in 64 KiB chunks, S3 objects
-and bytes, the EMF bytes each invocation prints and the distinct metrics. From bench/results/latest.json: our own
-CPU per decision, beacon and message, the lean clients' CPU per Query, SendMessage and TransactWriteItems (figure
-12), and the cold start. From template.yaml: each function's memory, the alarms, log and object retention.
+and production wiring: every AWS call each function makes per decision, per beacon (impression or event, fired in
+the traffic's proportions) and per outcome message (in full batches of the kinds mixed), and what each function's
+first invocation loads and its environments then reload on a timer (counted apart), counted at the lean clients'
+entry points (``JsonClient.call``, ``S3RestClient``'s object calls, wrapped in this process only), with the DynamoDB
+units each call consumes (computed from the items read and written, transactions at 2 units an item), SQS sends in
+64 KiB chunks, S3 objects and bytes, the EMF bytes each invocation prints and the distinct metrics. From
+bench/results/latest.json: our own CPU per decision, beacon and message, the lean clients' CPU per Query,
+SendMessage and TransactWriteItems (figure 12), and the cold start. From template.yaml: each function's memory, the
+alarms, log and object retention.
 
 Assumed (stated with the figure): the traffic (``cost_model.Traffic``), AWS's call latencies
 (``cost_model.LATENCY_MS``) and the prices ``bench/prices.py`` marks so. Output: bench/results/cost.json,
@@ -18,27 +20,44 @@ import argparse
 import contextlib
 import json
 import math
+import random
 import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from urllib.parse import urlsplit
 
+from adserve.campaigns.model import Budget, BudgetUnit, Campaign
 from adserve.dal.botocore_session import sqs_client
-from adserve.dal.json_clients import JsonClient
+from adserve.dal.delivery_store import DynamoDeliveryStore
+from adserve.dal.json_clients import DynamoDBJsonClient, JsonClient
+from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.dal.s3_rest import S3RestClient
+from adserve.delivery.pacing_step import run_pacing_step
 from adserve.outcomes.key_cache import KEY_CACHE_SECONDS
-from adserve.wiring.settings import DecideSettings
+from adserve.wiring.settings import DecideSettings, RecordSettings
 
 from bench import catalogs, environment
 from bench.cold_start import CAMPAIGNS
-from bench.cost_model import Measured, Traffic, Usage, line_items, page_read_units, snapstart, summary, write_units
+from bench.cost_model import (
+    Measured,
+    Traffic,
+    Usage,
+    line_items,
+    page_read_units,
+    scan_read_units,
+    snapstart,
+    summary,
+    write_units,
+)
 from bench.docs import COMPANIONS
 from bench.docs import RESULTS as BENCH_RESULTS
 from bench.moto_latency import empty_queue, put_campaigns
+from bench.pacing_scale import STEPS as PACING_STEPS
+from bench.pacing_scale import DeliveryTable
 from bench.prices import PRICES, RETRIEVED
 from devstack.event_source_mapping import sqs_event
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
@@ -49,6 +68,8 @@ OUTPUT = COMPANIONS["cost"]
 DECISIONS = 120
 LISTENERS = 12
 CHUNK = 65536
+SHUFFLE_SEED = 13
+EVENT_KINDS = ("complete", "click", "skip")
 
 CUTS = {
     "api_requests": "batch beacons: POST /v1/events takes a player's events in one request; or serve beacons from "
@@ -98,6 +119,8 @@ class Tally:
     s3_bytes: float = 0.0
     log_bytes: float = 0.0
     response_bytes: float = 0.0
+    scan_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """Each table's Scans' read units, pages not rounded up: what its items add to a Scan of many more."""
 
     def usage(self, cpu_ms: float, *, message_bytes: float | None = None) -> Usage:
         n = max(self.units, 1)
@@ -147,7 +170,7 @@ class Meter:
         def counted(client: JsonClient, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
             call = self._count(client.service, operation, params)
             answer = lean_call(client, operation, params)
-            self._count_answer(call, bool(params.get("ConsistentRead")), answer)
+            self._count_answer(call, params, answer)
             return answer
 
         def counted_object(client: S3RestClient, operation: str, method: str, **request: Any) -> Any:
@@ -204,13 +227,16 @@ class Meter:
                 tally.s3_bytes += len(body)
         return call
 
-    def _count_answer(self, call: str | None, consistent: bool, parsed: Mapping[str, Any]) -> None:
+    def _count_answer(self, call: str | None, params: Mapping[str, Any], parsed: Mapping[str, Any]) -> None:
         tally = self._bucket
         if tally is None or call not in ("dynamodb.Query", "dynamodb.Scan", "dynamodb.GetItem"):
             return
+        consistent = bool(params.get("ConsistentRead"))
         items = parsed.get("Items", [parsed["Item"]] if "Item" in parsed else [])
         with self._lock:
             tally.read_units[call] += page_read_units(items, consistent)
+            if call == "dynamodb.Scan":
+                tally.scan_units[params["TableName"]] += scan_read_units(items, consistent)
 
 
 def _drain(stack: LocalStack) -> list[dict[str, Any]]:
@@ -229,30 +255,60 @@ def _drain(stack: LocalStack) -> list[dict[str, Any]]:
     return messages
 
 
-def _record(stack: LocalStack, meter: Meter, bucket: str, batch_size: int) -> int:
-    """Feed what is queued to Record in batches, as its event source mapping would; the number of messages."""
-    messages = _drain(stack)
+def _record(stack: LocalStack, messages: list[dict[str, Any]]) -> None:
+    """Feed *messages* to Record in one batch, as its event source mapping would."""
     arn = str(stack.description.references["OutcomesQueue"].attributes["Arn"])
-    with meter.counting(bucket) as tally:
-        for start in range(0, len(messages), batch_size):
-            event = sqs_event(messages[start : start + batch_size], queue_arn=arn, region=stack.description.region)  # type: ignore[arg-type]
-            response = stack.invoke("RecordFunction", event)
-            if response.get("batchItemFailures"):
-                raise RuntimeError(f"Record failed items: {response['batchItemFailures']}")
-        tally.units += len(messages)
-    return len(messages)
+    event = sqs_event(messages, queue_arn=arn, region=stack.description.region)  # type: ignore[arg-type]
+    response = stack.invoke("RecordFunction", event)
+    if response.get("batchItemFailures"):
+        raise RuntimeError(f"Record failed items: {response['batchItemFailures']}")
+
+
+def _record_mixed(stack: LocalStack, meter: Meter, batch_size: int) -> None:
+    """Everything queued, kinds interleaved as the queue mixes them (seeded), fed to Record in batches of
+    *batch_size*: only full batches count (``record_message``), as Record's per-batch work (an object per log kind
+    and hour, its EMF document) is shared by the batch's messages; the last, partial one is processed uncounted."""
+    messages = _drain(stack)
+    random.Random(SHUFFLE_SEED).shuffle(messages)
+    full = len(messages) - len(messages) % batch_size
+    if not full:
+        raise RuntimeError(f"{len(messages)} messages do not fill a batch of {batch_size}")
+    with meter.counting("record_message") as tally:
+        for start in range(0, full, batch_size):
+            _record(stack, messages[start : start + batch_size])
+        tally.units += full
+    if messages[full:]:
+        _record(stack, messages[full:])
 
 
 def _beacons(stack: LocalStack, meter: Meter, bucket: str, urls: list[str]) -> None:
     with meter.counting(bucket) as tally:
         for url in urls:
-            parts = urlsplit(url)
-            function, event = stack.http_event("GET", parts.path, query=parts.query)
-            response = stack.invoke(function, event)
-            if response["statusCode"] != 204:
-                raise RuntimeError(f"beacon answered {response['statusCode']}: {response.get('body')}")
-            tally.response_bytes += len(response.get("body") or "")
+            _beacon(stack, url, tally)
             tally.units += 1
+
+
+def _beacon(stack: LocalStack, url: str, tally: Tally) -> None:
+    parts = urlsplit(url)
+    function, event = stack.http_event("GET", parts.path, query=parts.query)
+    response = stack.invoke(function, event)
+    if response["statusCode"] != 204:
+        raise RuntimeError(f"beacon answered {response['statusCode']}: {response.get('body')}")
+    tally.response_bytes += len(response.get("body") or "")
+
+
+def beacon_urls(served: list[dict[str, Any]], traffic: Traffic) -> tuple[list[str], list[str]]:
+    """(impression, event) beacon URLs in the traffic's proportions: an impression for ``impression_rate`` of the
+    ads served (a seeded choice), ``events_per_impression`` events for each (a completion, then a click, a skip)."""
+    impressed = random.Random(SHUFFLE_SEED).sample(served, round(len(served) * traffic.impression_rate))
+    events = round(len(impressed) * traffic.events_per_impression)
+    return (
+        [ad["tracking"]["impression"] for ad in impressed],
+        [
+            impressed[i % len(impressed)]["tracking"][EVENT_KINDS[i // len(impressed) % len(EVENT_KINDS)]]
+            for i in range(events)
+        ],
+    )
 
 
 def _sdk_cpu_ms(figures: dict[str, Any]) -> dict[str, float]:
@@ -308,21 +364,44 @@ def max_ads_of(index: int, ads_per_decision: float) -> int:
     return math.floor((index + 1) * ads_per_decision) - math.floor(index * ads_per_decision)
 
 
+def _pacing_state_read_units(campaigns: list[Campaign]) -> float:
+    """A budgeted campaign's pacing state's share of Decide's pacing Scan (read units, eventually consistent): the
+    states the real step writes for the bench's campaigns given a budget, after a period of steps (figure 10d's
+    table). The stack's campaigns have no budget, so its pacing table holds no state for the catalog to read."""
+    start = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    budgeted = [
+        campaign.model_copy(update={"budget": Budget(unit=BudgetUnit.IMPRESSIONS, daily=1e9)}) for campaign in campaigns
+    ]
+    table = DeliveryTable()
+    client = cast("DynamoDBJsonClient", table)
+    delivery, states = DynamoDeliveryStore(client, "delivery"), DynamoPacingStore(client, "pacing")
+    for step in range(PACING_STEPS):
+        table.now = start + timedelta(minutes=step)
+        run_pacing_step(budgeted, delivery, delivery, states, table.now)
+    items = [json.loads(item) for item in table.tables["pacing"].values()]
+    return scan_read_units(items, consistent=False) / len(items)
+
+
 def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
     meter = Meter()
     bench = _bench_figures()
+    traffic = Traffic()
+    catalog = catalogs.campaigns(CAMPAIGNS, datetime.now(UTC))
     with LocalStack.start(DEFAULT_TEMPLATE, on_metrics=meter.on_metrics) as stack, meter.installed():
-        put_campaigns(stack, catalogs.campaigns(CAMPAIGNS, datetime.now(UTC)))
+        put_campaigns(stack, catalog)
         empty_queue(stack)
+        # Each function's first invocation loads what its environment then reloads on a timer: counted apart
         with meter.counting("init") as init:
-            stack.invoke("DecideFunction", catalogs.api_gateway_event(catalogs.decision_request_document()))
+            response = stack.invoke("DecideFunction", catalogs.api_gateway_event(catalogs.decision_request_document()))
             init.units = 1
-        _drain(stack)
+        with meter.counting("track_init") as track_init:
+            _beacon(stack, json.loads(response["body"])["ads"][0]["tracking"]["impression"], track_init)
+        with meter.counting("record_init") as record_init:
+            _record(stack, _drain(stack))
         served: list[dict[str, Any]] = []
-        ads_per_decision = Traffic().ads_per_decision
         with meter.counting("decision") as tally:
             for index in range(decisions):
-                request = catalogs.decision_request_document(max_ads_of(index, ads_per_decision))
+                request = catalogs.decision_request_document(max_ads_of(index, traffic.ads_per_decision))
                 request["listener"] = {**request["listener"], "id": f"listener-cost-{index % LISTENERS}"}
                 response = stack.invoke("DecideFunction", catalogs.api_gateway_event(request))
                 if response["statusCode"] != 200:
@@ -330,28 +409,30 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
                 tally.response_bytes += len(response["body"])
                 served.extend(json.loads(response["body"])["ads"])
                 tally.units += 1
-        _record(stack, meter, "record_decision", batch_size)
-        _beacons(stack, meter, "impression", [ad["tracking"]["impression"] for ad in served])
-        _record(stack, meter, "record_impression", batch_size)
-        _beacons(stack, meter, "event", [ad["tracking"]["complete"] for ad in served])
-        _record(stack, meter, "record_event", batch_size)
+        impressions, events = beacon_urls(served, traffic)
+        _beacons(stack, meter, "impression", impressions)
+        _beacons(stack, meter, "event", events)
+        _record_mixed(stack, meter, batch_size)
         memory = {
             name: stack.description.functions[name].memory_mb
             for name in ("DecideFunction", "TrackFunction", "RecordFunction", "PacingFunction")
         }
+        campaigns_table = stack.env["CAMPAIGNS_TABLE_NAME"]
     t = meter.tallies
-    init = t["init"]
-    defaults = DecideSettings.model_fields
+    decide_defaults, record_defaults = DecideSettings.model_fields, RecordSettings.model_fields
     figures = json.loads(BENCH_RESULTS.read_text())["figures"]
     sdk = _sdk_cpu_ms(figures)
     pacing = figures["pacing_step"]
+
+    def reload(tally: Tally, call: str) -> Usage:
+        """What a reload calls (its read units are priced per campaign: ``refresh_read_units_per_campaign``)."""
+        return Usage(calls={call: float(tally.calls[call])})
+
     return Measured(
         decision=_with_sdk(t["decision"], bench["decision_cpu_ms"], sdk),
         impression=_with_sdk(t["impression"], bench["beacon_cpu_ms"], sdk),
         event=_with_sdk(t["event"], bench["beacon_cpu_ms"], sdk),
-        record_decision=_with_sdk(t["record_decision"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
-        record_impression=_with_sdk(t["record_impression"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
-        record_event=_with_sdk(t["record_event"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
+        record_message=_with_sdk(t["record_message"], bench["message_cpu_ms"], sdk, message_bytes=0.0),
         pacing_step=Usage(
             calls=pacing["steady_calls_per_campaign"],
             read_units=pacing["steady_read_units_per_campaign"],
@@ -360,16 +441,28 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
         ),
         pacing_parallel_reads=pacing["parallel_reads"],
         environment_refresh={
-            "catalog": Usage(
-                calls={"dynamodb.Scan": float(init.calls["dynamodb.Scan"])}, read_units=init.read_units["dynamodb.Scan"]
-            ),
-            "pointer": Usage(calls={"s3.GetObject": float(init.calls["s3.GetObject"])}),
-            "keys": Usage(calls={"secretsmanager.GetSecretValue": float(init.calls["secretsmanager.GetSecretValue"])}),
+            "DecideFunction": {
+                "catalog": reload(init, "dynamodb.Scan"),
+                "pointer": reload(init, "s3.GetObject"),
+                "keys": reload(init, "secretsmanager.GetSecretValue"),
+            },
+            "TrackFunction": {"keys": reload(track_init, "secretsmanager.GetSecretValue")},
+            "RecordFunction": {"campaigns": reload(record_init, "dynamodb.Scan")},
         },
         refresh_seconds={
-            "catalog": float(defaults["catalog_ttl_seconds"].default),
-            "pointer": float(defaults["model_pointer_check_seconds"].default),
-            "keys": KEY_CACHE_SECONDS,
+            "DecideFunction": {
+                "catalog": float(decide_defaults["catalog_ttl_seconds"].default),
+                "pointer": float(decide_defaults["model_pointer_check_seconds"].default),
+                "keys": KEY_CACHE_SECONDS,
+            },
+            "TrackFunction": {"keys": KEY_CACHE_SECONDS},
+            "RecordFunction": {"campaigns": float(record_defaults["catalog_ttl_seconds"].default)},
+        },
+        refresh_read_units_per_campaign={
+            "DecideFunction": {
+                "catalog": init.scan_units[campaigns_table] / CAMPAIGNS + _pacing_state_read_units(catalog)
+            },
+            "RecordFunction": {"campaigns": record_init.scan_units[campaigns_table] / CAMPAIGNS},
         },
         memory_mb=memory,
         init_ms=bench["init_ms"],

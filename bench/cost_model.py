@@ -4,13 +4,14 @@ Pure arithmetic (no AWS, no moto), so tests can check it by hand. ``bench.cost``
 moto and writes the results; this module turns usage and traffic into monthly line items.
 
 Units of work: a *decision* (Decide), a *beacon* (Track: an impression, or an event such as a click or a
-completion), an outcome *message* (Record, one per decision record, impression and event), and a Decide
-*environment* (its catalog, pointer and key reloads, its cold starts).
+completion), an outcome *message* (Record, one per decision record, impression and event, taken in mixed full
+batches), and an *environment* of each function (what it reloads on a timer: Decide's catalog, pointer and keys,
+Track's keys, Record's campaign directory; Decide's cold starts).
 """
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from bench.prices import MONTH_SECONDS, PRICES, Price
@@ -95,15 +96,22 @@ class Measured:
     decision: Usage
     impression: Usage
     event: Usage
-    record_decision: Usage
-    record_impression: Usage
-    record_event: Usage
+    record_message: Usage
+    """Per outcome message, measured over full batches of the three kinds mixed as the queue mixes them: Record's
+    per-batch work (an S3 object per log kind and hour, a request-count update per placement and hour, its EMF
+    document) falls on the messages of a batch, whatever their kind."""
     pacing_step: Usage
     """Per budgeted campaign and pacing step (bench figure 10d; calls at their assumed latencies, its CPU)."""
     pacing_parallel_reads: int
-    environment_refresh: dict[str, Usage]
-    """Per reload of each thing a Decide environment refreshes: ``catalog``, ``pointer``, ``keys``."""
-    refresh_seconds: dict[str, float]
+    environment_refresh: dict[str, dict[str, Usage]]
+    """Per function (``DecideFunction``, ...), per reload of each thing one of its environments refreshes on a timer
+    (Decide's ``catalog``, ``pointer``, ``keys``; Track's ``keys``; Record's ``campaigns``)."""
+    refresh_seconds: dict[str, dict[str, float]]
+    """The same, every how many seconds."""
+    refresh_read_units_per_campaign: dict[str, dict[str, float]]
+    """The reloads that Scan a table of campaigns, their read units per campaign (Decide's catalog: a campaign's
+    document and its pacing state; Record's directory: the document), measured on the bench's campaigns and priced
+    at ``Traffic.budgeted_campaigns``: a Scan reads every item, so it grows with the catalog, not the traffic."""
     memory_mb: dict[str, int]
     """DecideFunction, TrackFunction, RecordFunction, PacingFunction."""
     init_ms: float
@@ -121,17 +129,12 @@ class Measured:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Measured":
         fields = dict(data)
-        for key in (
-            "decision",
-            "impression",
-            "event",
-            "record_decision",
-            "record_impression",
-            "record_event",
-            "pacing_step",
-        ):
+        for key in ("decision", "impression", "event", "record_message", "pacing_step"):
             fields[key] = Usage(**data[key])
-        fields["environment_refresh"] = {name: Usage(**usage) for name, usage in data["environment_refresh"].items()}
+        fields["environment_refresh"] = {
+            function: {name: Usage(**usage) for name, usage in reloads.items()}
+            for function, reloads in data["environment_refresh"].items()
+        }
         return cls(**fields)
 
 
@@ -155,7 +158,21 @@ def _gb(n_bytes: float) -> float:
 
 def decide_environments(measured: Measured, traffic: Traffic) -> float:
     """Busy Decide environments by Little's law: decisions per second x billed seconds per decision."""
-    return max(1.0, traffic.decisions_per_second * measured.decision.billed_ms() / 1000)
+    return environments(measured, traffic)["DecideFunction"]
+
+
+def environments(measured: Measured, traffic: Traffic) -> dict[str, float]:
+    """Busy environments of each function by Little's law (invocations per second x billed seconds per invocation,
+    at least one): each reloads what it caches on its own timer, however little traffic it takes."""
+    impressions = traffic.decisions_per_second * traffic.ads_per_decision * traffic.impression_rate
+    events = impressions * traffic.events_per_impression
+    messages = traffic.decisions_per_second + impressions + events
+    busy_ms = {
+        "DecideFunction": traffic.decisions_per_second * measured.decision.billed_ms(),
+        "TrackFunction": impressions * measured.impression.billed_ms() + events * measured.event.billed_ms(),
+        "RecordFunction": messages * measured.record_message.billed_ms(),
+    }
+    return {function: max(1.0, ms / 1000) for function, ms in busy_ms.items()}
 
 
 def cold_starts_per_month(measured: Measured, traffic: Traffic) -> float:
@@ -189,13 +206,22 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
     record_invocations = messages / traffic.record_batch_size
     m = measured
     decide_ms = math.ceil(m.decision.billed_ms())  # Lambda bills each invocation rounded up to the millisecond
-    environments = decide_environments(m, traffic)
+    busy = environments(m, traffic)
     cold_starts = cold_starts_per_month(m, traffic)
-    per_record_ms = (
-        m.record_decision.billed_ms() * decisions
-        + m.record_impression.billed_ms() * impressions
-        + m.record_event.billed_ms() * events
-    )
+    # (function, a reload's usage at the traffic's campaigns, reloads a month) of each thing reloaded on a timer
+    reloads = [
+        (
+            function,
+            replace(
+                usage,
+                read_units=usage.read_units
+                + m.refresh_read_units_per_campaign.get(function, {}).get(name, 0.0) * traffic.budgeted_campaigns,
+            ),
+            busy[function] * MONTH_SECONDS / m.refresh_seconds[function][name],
+        )
+        for function, refreshed in m.environment_refresh.items()
+        for name, usage in refreshed.items()
+    ]
 
     def total(of: Callable[[Usage], float]) -> float:
         """*of* each unit of work, summed over the month."""
@@ -203,21 +229,16 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             of(m.decision) * decisions
             + of(m.impression) * impressions
             + of(m.event) * events
-            + of(m.record_decision) * decisions
-            + of(m.record_impression) * impressions
-            + of(m.record_event) * events
+            + of(m.record_message) * messages
         )
-        for name, usage in m.environment_refresh.items():
-            value += of(usage) * environments * MONTH_SECONDS / m.refresh_seconds[name]
-        return value
+        return value + sum(of(usage) * count for _, usage, count in reloads)
 
     def gb_seconds(memory_mb: int, milliseconds: float) -> float:
         return memory_mb / 1024 * milliseconds / 1000
 
-    refresh_ms = sum(
-        usage.billed_ms() * environments * MONTH_SECONDS / m.refresh_seconds[name]
-        for name, usage in m.environment_refresh.items()
-    )
+    def refresh_ms(of_function: str) -> float:
+        return sum(usage.billed_ms() * count for function, usage, count in reloads if function == of_function)
+
     message_bytes = (
         m.decision.message_bytes * decisions + m.impression.message_bytes * impressions + m.event.message_bytes * events
     )
@@ -258,7 +279,7 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "Lambda",
             f"Decide GB-s ({m.memory_mb['DecideFunction']} MB, {decide_ms:.1f} ms a decision "
             "+ catalog/pointer/key reloads)",
-            gb_seconds(m.memory_mb["DecideFunction"], decide_ms * decisions + refresh_ms),
+            gb_seconds(m.memory_mb["DecideFunction"], decide_ms * decisions + refresh_ms("DecideFunction")),
             "lambda_gb_second",
             False,
         ),
@@ -273,10 +294,12 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
         (
             "track_gb_s",
             "Lambda",
-            f"Track GB-s ({m.memory_mb['TrackFunction']} MB)",
+            f"Track GB-s ({m.memory_mb['TrackFunction']} MB + key reloads)",
             gb_seconds(
                 m.memory_mb["TrackFunction"],
-                math.ceil(m.impression.billed_ms()) * impressions + math.ceil(m.event.billed_ms()) * events,
+                math.ceil(m.impression.billed_ms()) * impressions
+                + math.ceil(m.event.billed_ms()) * events
+                + refresh_ms("TrackFunction"),
             ),
             "lambda_gb_second",
             False,
@@ -284,8 +307,11 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
         (
             "record_gb_s",
             "Lambda",
-            f"Record GB-s ({m.memory_mb['RecordFunction']} MB, batches of {traffic.record_batch_size})",
-            gb_seconds(m.memory_mb["RecordFunction"], per_record_ms),
+            f"Record GB-s ({m.memory_mb['RecordFunction']} MB, batches of {traffic.record_batch_size} "
+            "+ campaign directory reloads)",
+            gb_seconds(
+                m.memory_mb["RecordFunction"], m.record_message.billed_ms() * messages + refresh_ms("RecordFunction")
+            ),
             "lambda_gb_second",
             False,
         ),
@@ -309,7 +335,8 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
         (
             "dynamodb_reads",
             "DynamoDB",
-            "read units (caps Query per decision, catalog and pacing Scans)",
+            f"read units (caps Query per decision; Decide's catalog and pacing Scans and Record's campaign Scans, "
+            f"{traffic.budgeted_campaigns:,} campaigns at the read units per campaign measured)",
             total(lambda u: u.read_units),
             "dynamodb_read_request_unit",
             False,
@@ -391,7 +418,7 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
         (
             "secret_reads",
             "Secrets Manager",
-            "GetSecretValue (key reloads per environment)",
+            "GetSecretValue (Decide's and Track's key reloads per environment)",
             secret_reads,
             "secrets_manager_api_call",
             False,
@@ -432,6 +459,13 @@ def summary(items: list[LineItem], traffic: Traffic) -> dict[str, Any]:
 def page_read_units(items: list[dict[str, Any]], consistent: bool) -> float:
     """A Query or Scan page: the items' total size in 4 KB units, halved when eventually consistent."""
     units = max(1, math.ceil(sum(dynamodb_item_size(item) for item in items) / 4096))
+    return units if consistent else units / 2
+
+
+def scan_read_units(items: list[dict[str, Any]], consistent: bool) -> float:
+    """What *items* add to a Scan's read units, the page not rounded up: per item, a share that holds for a Scan
+    of many more."""
+    units = sum(dynamodb_item_size(item) for item in items) / 4096
     return units if consistent else units / 2
 
 

@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from bench.cost import _template_facts, max_ads_of
-from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, line_items, summary
+from bench.cost import _template_facts, beacon_urls, max_ads_of
+from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, environments, line_items, summary
 from bench.docs import COMPANIONS
 from bench.prices import MONTH_SECONDS, PRICES, Price
 
@@ -20,13 +20,12 @@ def measured(**changes: object) -> Measured:
         decision=Usage(calls={"dynamodb.Query": 1.0}, read_units=0.5, cpu_ms=1.0, response_bytes=1e6),
         impression=Usage(calls={"sqs.SendMessage": 1.0}, sqs_requests=1.0, message_bytes=500.0),
         event=nothing,
-        record_decision=nothing,
-        record_impression=Usage(write_units=6.0),
-        record_event=nothing,
+        record_message=Usage(write_units=3.0),
         pacing_step=Usage(calls={"dynamodb.BatchGetItem": 1.0}, read_units=32.0, write_units=2.0, cpu_ms=0.5),
         pacing_parallel_reads=8,
         environment_refresh={},
         refresh_seconds={},
+        refresh_read_units_per_campaign={},
         memory_mb={"DecideFunction": 1024, "TrackFunction": 1024, "RecordFunction": 1024, "PacingFunction": 1024},
         init_ms=0.0,
         custom_metrics=10,
@@ -57,7 +56,8 @@ def by_key(measured: Measured, traffic: Traffic, prices: dict[str, Price] = FLAT
 def test_a_small_case_by_hand() -> None:
     costs = by_key(measured(), ONE_A_SECOND)
     month = MONTH_SECONDS  # 2,592,000 decisions, as many impressions
-    assert costs["dynamodb_writes"] == pytest.approx(6 * month * 0.625e-6)  # $9.72
+    # Record: 3 write units a message, the decision record's and the impression's
+    assert costs["dynamodb_writes"] == pytest.approx(3 * 2 * month * 0.625e-6)  # $9.72
     assert costs["dynamodb_reads"] == pytest.approx(0.5 * month * 0.125e-6)
     # Decide: 1 ms of CPU + the caps Query's assumed 4 ms, at 1 GB
     assert costs["decide_gb_s"] == pytest.approx(0.005 * month * 0.0000166667)
@@ -118,6 +118,62 @@ def test_the_pacing_step_costs_per_budgeted_campaign_and_minute_whatever_the_tra
         assert key in fixed
         assert double_traffic[key] == pytest.approx(costs[key])
         assert double_campaigns[key] == pytest.approx(2 * costs[key])
+
+
+def test_track_and_record_reload_once_per_environment_and_interval_not_per_beacon_or_message() -> None:
+    # Given Track's keys (2 reads every 300 s) and Record's directory (1 Scan every 30 s), reloaded on timers
+    reloading = measured(
+        impression=Usage(calls={"sqs.SendMessage": 1.0}, cpu_ms=4.0),  # 10 ms a beacon
+        environment_refresh={
+            "TrackFunction": {"keys": Usage(calls={"secretsmanager.GetSecretValue": 2.0})},
+            "RecordFunction": {"campaigns": Usage(calls={"dynamodb.Scan": 1.0}, read_units=5.0)},
+        },
+        refresh_seconds={"TrackFunction": {"keys": 300.0}, "RecordFunction": {"campaigns": 30.0}},
+    )
+    busy = replace(ONE_A_SECOND, decisions_per_second=500.0)  # 500 beacons a second, 10 ms each: 5 environments
+    assert environments(reloading, busy)["TrackFunction"] == pytest.approx(5.0)
+    assert environments(reloading, busy)["RecordFunction"] == 1.0  # (1,000 messages a second at no time): at least 1
+    costs = by_key(reloading, busy)
+    # Then each environment reads the keys every 300 s, whatever the beacons it takes
+    assert costs["secret_reads"] == pytest.approx(5 * 2 * MONTH_SECONDS / 300 * 0.05e-4)
+    # and Record's one environment Scans every 30 s (its units as DynamoDB's reads), its Scan's 10 ms billed
+    assert costs["dynamodb_reads"] == pytest.approx((500 * 0.5 * MONTH_SECONDS + 5 * MONTH_SECONDS / 30) * 0.125e-6)
+    assert costs["record_gb_s"] == pytest.approx(0.010 * MONTH_SECONDS / 30 * 0.0000166667)
+
+
+def test_a_campaign_scan_is_priced_at_the_campaigns_the_traffic_assumes() -> None:
+    # Given a catalog reload that reads 0.25 units a campaign (its document and its pacing state), every 30 s
+    catalog = measured(
+        environment_refresh={"DecideFunction": {"catalog": Usage(calls={"dynamodb.Scan": 2.0})}},
+        refresh_seconds={"DecideFunction": {"catalog": 30.0}},
+        refresh_read_units_per_campaign={"DecideFunction": {"catalog": 0.25}},
+    )
+    reads = {
+        campaigns: by_key(catalog, replace(ONE_A_SECOND, budgeted_campaigns=campaigns))["dynamodb_reads"]
+        for campaigns in (1_000, 2_000)
+    }
+    caps = 0.5 * MONTH_SECONDS * 0.125e-6  # the caps Query per decision
+    # Then one Decide environment's reloads read 250 units each, twice that with twice the campaigns
+    assert reads[1_000] - caps == pytest.approx(250 * MONTH_SECONDS / 30 * 0.125e-6)
+    assert reads[2_000] - caps == pytest.approx(2 * (reads[1_000] - caps))
+
+
+def test_record_is_priced_per_message_whatever_its_kind() -> None:
+    # A message of Record's mixed batches: each decision record, impression and event costs it the same
+    costs = by_key(measured(record_message=Usage(s3_puts=0.02)), replace(ONE_A_SECOND, events_per_impression=1.0))
+    assert costs["s3_puts"] == pytest.approx(0.02 * 3 * MONTH_SECONDS * 5e-6)
+
+
+def test_the_measured_beacons_are_in_the_traffics_proportions() -> None:
+    served = [
+        {"tracking": {kind: f"{kind}-{i}" for kind in ("impression", "complete", "click", "skip")}} for i in range(180)
+    ]
+    impressions, events = beacon_urls(served, Traffic(impression_rate=0.9, events_per_impression=1.5))
+    assert len(set(impressions)) == len(impressions) == 162
+    assert len(events) == 243
+    heard = {url.split("-")[1] for url in impressions}
+    assert {url.split("-")[1] for url in events} == heard  # events only of ads whose impression was fired
+    assert sum(url.startswith("complete-") for url in events) == 162
 
 
 def test_api_gateway_requests_past_300_million_a_month_are_cheaper() -> None:
