@@ -25,7 +25,7 @@ from adserve.delivery.report import (
 )
 from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body
-from adserve.http_api.router import JSON_CONTENT, Path, Query, Response, Router
+from adserve.http_api.router import JSON_CONTENT, DecimalDigits, Path, Query, Response, Router
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
 from adserve.wiring.settings import CampaignsSettings
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,8 +36,8 @@ app = Router()
 install_error_handlers(app)
 
 CampaignId = Annotated[Identifier, Path(description="The campaign's id")]
-Hour = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}$")]
-PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE)]
+Hour = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}$")]
+PageSize = Annotated[int, DecimalDigits, Field(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str, StringConstraints(min_length=1, max_length=2800)]
 """A page's next_cursor: the id of the page's last campaign and its check, in base64; room for a key of DynamoDB's
 2,048 bytes at most, which ``decode_cursor`` holds it to."""

@@ -266,6 +266,10 @@ def test_the_list_comes_a_page_at_a_time_and_the_pages_hold_every_campaign_once(
         {"limit": "0"},
         {"limit": "51"},
         {"limit": "ten"},
+        {"limit": "1_0"},
+        {"limit": "5.0"},
+        {"limit": "+5"},
+        {"limit": "\u0665"},  # an Arabic-Indic 5
         {"cursor": "not-ours!"},
         {"cursor": "Zm9v="},
         {"cursor": "eyJ9"},

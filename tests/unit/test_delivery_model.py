@@ -269,8 +269,9 @@ def test_a_reversed_or_too_long_range_is_refused(
 
 def test_hours_parse_only_in_the_documented_form() -> None:
     assert parse_hour("2026-11-25T13", "from") == datetime(2026, 11, 25, 13, tzinfo=UTC)
-    with pytest.raises(InvalidInputError, match="from must be a UTC hour"):
-        parse_hour("2026-02-30T13", "from")
+    for text in ("2026-02-30T13", "\u0662\u0660\u0662\u0666-11-25T13"):  # no 30 February; other scripts' digits
+        with pytest.raises(InvalidInputError, match="from must be a UTC hour"):
+            parse_hour(text, "from")
 
 
 # ------------------------------------------------------------ Record's step

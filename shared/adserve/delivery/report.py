@@ -107,9 +107,10 @@ datetime's years 1-9999 (year 1 or 9999 overflowed into a 500)."""
 
 
 def parse_hour(text: str, name: str) -> datetime:
-    """A ``YYYY-MM-DDTHH`` query value as a UTC hour; InvalidInputError naming the parameter."""
+    """A ``YYYY-MM-DDTHH`` query value as a UTC hour, in the digits 0-9 (``strptime`` takes any script's);
+    InvalidInputError naming the parameter."""
     try:
-        hour = datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC)
+        hour = datetime.strptime(text, HOUR_FORMAT).replace(tzinfo=UTC) if text.isascii() else None
     except ValueError:
         hour = None
     if hour is None or hour.year not in REPORT_YEARS:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from http import HTTPStatus
-from typing import Annotated, Any, Literal, TypedDict, get_args, get_type_hints
+from typing import Annotated, Any, Final, Literal, TypedDict, get_args, get_type_hints
 from urllib.parse import unquote
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationError
 
 JSON_CONTENT = "application/json"
 _PATH_PARAMETER = re.compile(r"<(\w+)>")
@@ -42,6 +42,18 @@ class Query:
 
     description: str | None = None
     alias: str | None = None
+
+
+def _decimal_digits(value: object) -> object:
+    """A query or path integer as it must be written, in digits 0-9 alone: lax validation of the text also reads
+    ``1_0`` as 10, ``5.0`` and ``+5`` as 5, and other scripts' digits."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number written in the digits 0-9")
+    return value
+
+
+DecimalDigits: Final = BeforeValidator(_decimal_digits)
+"""Annotate an ``int`` query or path parameter with it."""
 
 
 class OpenAPIResponse(TypedDict, total=False):
