@@ -257,6 +257,8 @@ def test_a_batch_with_only_rejected_events_does_not_call_the_queue() -> None:
         {"events": []},
         {"events": [event(f"e{i}") for i in range(101)]},
         {"events": [event("e1", occurred_at="2026-11-25T13:30:00")]},  # no time zone
+        {"events": [event("e1", occurred_at=0)]},  # a number: lax validation read it as 1970
+        {"events": [event("e1", occurred_at="1764077400")]},  # digits: read as seconds since 1970 too
         {"events": [event("e1", token="t" * 1025)]},
         {"events": [event("e1", type="view")]},
         {"events": [event("bad id!")]},

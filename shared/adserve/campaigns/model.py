@@ -7,7 +7,7 @@ from typing import Annotated, Final, Self
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from adserve.campaigns.currencies import ACTIVE_CURRENCIES
-from adserve.core.identifiers import CountryCode, Identifier, ShortText, Slug
+from adserve.core.identifiers import CountryCode, Identifier, IsoDateTimeText, ShortText, Slug
 from adserve.core.vocabulary import PLAYS, AgeBucket, ContentType, CreativeFormat, Device, Placement
 
 
@@ -247,6 +247,8 @@ class CampaignInput(Campaign):
     as ``Campaign``: a rule tightened on the stored model would drop them from the catalog, pacing and Record
     until someone replaced them."""
 
+    flight_start: Annotated[datetime, IsoDateTimeText]
+    flight_end: Annotated[datetime, IsoDateTimeText]
     # The stored model's items, held to a write's rules: lists of the narrower items (mypy: lists are invariant)
     targeting: TargetingInput = TargetingInput()
     frequency_caps: Annotated[list[FrequencyCapInput], Field(max_length=12)] = []  # type: ignore[assignment]
@@ -261,20 +263,6 @@ class CampaignInput(Campaign):
             "least 0.001 and at most three decimals."
         ),
     )
-
-    @field_validator("flight_start", "flight_end", mode="before")
-    @classmethod
-    def _iso_date_time(cls, value: object) -> object:
-        """An ISO 8601 date-time string (or a datetime, from Python): lax validation reads a number, or a string of
-        digits, as seconds since 1970."""
-        if isinstance(value, datetime):
-            return value
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value)
-            except ValueError:
-                pass
-        raise ValueError("must be an ISO 8601 date-time string with a timezone, e.g. 2026-01-01T00:00:00Z")
 
     @field_validator("value_cpm")
     @classmethod
