@@ -94,7 +94,12 @@ def put_campaign(campaign_id: CampaignId, campaign: CampaignInput) -> Campaign:
 @app.get(
     "/v1/campaigns/<campaign_id>",
     summary="Read a campaign",
-    responses={200: {"description": "The campaign"}, 404: error_doc("No such campaign"), 503: UNREACHABLE},
+    responses={
+        200: {"description": "The campaign"},
+        404: error_doc("No such campaign"),
+        503: UNREACHABLE,
+        **body_refusals(takes_body=False),
+    },
 )
 @tracer.capture_method
 def get_campaign(campaign_id: CampaignId) -> Campaign:
@@ -110,6 +115,7 @@ def get_campaign(campaign_id: CampaignId) -> Campaign:
         404: error_doc("No such campaign"),
         409: error_doc("The campaign was replaced again and again while it was being deleted; retry"),
         503: error_doc("Its document could not be kept, or the campaigns table was unreachable; retry"),
+        **body_refusals(takes_body=False),
     },
 )
 @tracer.capture_method
@@ -121,7 +127,11 @@ def delete_campaign(campaign_id: CampaignId) -> Response:
 @app.get(
     "/v1/campaigns",
     summary="List the campaigns, a page at a time",
-    responses={200: {"description": "A page of campaigns and the cursor of the next"}, 503: UNREACHABLE},
+    responses={
+        200: {"description": "A page of campaigns and the cursor of the next"},
+        503: UNREACHABLE,
+        **body_refusals(takes_body=False),
+    },
 )
 @tracer.capture_method
 def list_campaigns(
@@ -140,6 +150,7 @@ def list_campaigns(
         200: {"description": "The report; deleted_at is set for a deleted campaign"},
         404: error_doc("No such campaign, now or ever deleted"),
         503: error_doc("The campaign or its delivery counters could not be read; retry"),
+        **body_refusals(takes_body=False),
     },
 )
 @tracer.capture_method

@@ -36,6 +36,7 @@ def service() -> TrackingService:
         403: error_doc("Forged, tampered, expired or wrong-type token"),
         422: error_doc("Unknown event type or missing token"),
         503: error_doc("Not queued; retry (a repeated beacon is the same event)"),
+        **body_refusals(f"{MAX_BATCH_BODY_BYTES // 1024} KiB", takes_body=False),
     },
     ignore_unknown_query=True,  # a player may append its own (a cache-buster): the beacon still counts
 )
@@ -57,7 +58,7 @@ def fire_beacon(
             "description": "Each event's result: accepted (queued), rejected (never retry) or failed (retry)",
             "content": {"application/json": {"model": EventBatchResponse}},
         },
-        **body_refusals("160 KiB"),
+        **body_refusals(f"{MAX_BATCH_BODY_BYTES // 1024} KiB"),
         422: error_doc("Invalid request, e.g. more than 100 events"),
     },
 )

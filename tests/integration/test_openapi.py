@@ -27,12 +27,14 @@ def test_every_template_route_is_documented() -> None:
         assert route.method.lower() in paths.get(route.path, {}), route.route_key
 
 
-def test_every_route_taking_a_body_documents_the_refusals_of_a_body() -> None:
+def test_every_route_documents_the_refusals_of_a_body() -> None:
+    # screen_body runs before every route: a GET or a DELETE sent a body it cannot pass is refused alike
     paths = json.loads(COMMITTED.read_text(encoding="utf-8"))["paths"]
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
     operations = [operation for methods in paths.values() for operation in methods.values()]
     with_body = [operation for operation in operations if "requestBody" in operation]
     assert len(with_body) == 5  # decisions, explain, campaigns PUT, events batch, erasures
-    for operation in with_body:
-        for status in ("400", "413", "415", "422"):
+    for operation in operations:
+        statuses = ("400", "413", "415", "422") if operation in with_body else ("400", "413", "415")
+        for status in statuses:
             assert operation["responses"][status]["content"] == error, (operation["summary"], status)

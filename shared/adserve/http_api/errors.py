@@ -45,10 +45,13 @@ def error_doc(description: str) -> OpenAPIResponse:
     return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
 
 
-def body_refusals(max_body: str = "64 KiB") -> dict[int, OpenAPIResponse]:
-    """The OpenAPI responses of a route taking a JSON body for what ``screen_body`` refuses before parsing it."""
+def body_refusals(max_body: str = "64 KiB", *, takes_body: bool = True) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses for what ``screen_body``, around every route, refuses before the route sees a body; a
+    route that takes none (a GET, a DELETE) ignores a body that passes it, so only JSON text is refused on one
+    that does."""
+    malformed = "not UTF-8, not JSON" if takes_body else "a body (ignored here) not UTF-8"
     return {
-        400: error_doc("Malformed JSON: not UTF-8, not JSON or nested over 32 levels"),
+        400: error_doc(f"Malformed JSON: {malformed} or nested over 32 levels"),
         413: error_doc(f"Body over {max_body}"),
         415: error_doc("A Content-Type other than application/json"),
     }
