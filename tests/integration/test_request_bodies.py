@@ -242,3 +242,14 @@ def test_no_body_or_content_type_gets_a_5xx(
     assert response["statusCode"] < 500, response
     if response["statusCode"] >= 400:
         error_of(response)
+
+
+@pytest.mark.parametrize(("method", "path"), [(method, path) for method, path in ROUTES if method in ("POST", "PUT")])
+def test_an_integer_longer_than_python_reads_from_text_is_a_422_not_malformed_json(
+    local_stack: LocalStack, proxy: AwsProxy, method: str, path: str
+) -> None:
+    # Valid JSON (RFC 8259 sets no limit on a number's digits) that no field of any route takes
+    response = send(local_stack, method, path, ('{"listener_id": ' + "7" * 4301 + "}").encode(), "application/json")
+    assert response["statusCode"] == 422, response
+    assert error_of(response)["code"] == "invalid_request"
+    assert error_of(response)["details"]

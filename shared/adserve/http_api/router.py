@@ -351,9 +351,21 @@ def _json_body(event: dict[str, Any]) -> Any:
     if not text:
         return None
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text, parse_constant=_not_json, parse_int=_integer)
     except ValueError:
         raise MalformedJsonError from None
+
+
+class _IntegerTooLong:
+    """An integer literal longer than Python converts (``sys.get_int_max_str_digits``, 4,300 digits): valid JSON,
+    which no field takes, so validation refuses it (422) where the parser would call the body not JSON (400)."""
+
+
+def _integer(text: str) -> int | _IntegerTooLong:
+    try:
+        return int(text)
+    except ValueError:
+        return _IntegerTooLong()
 
 
 def _not_json(constant: str) -> Any:
