@@ -77,7 +77,8 @@ def service(
 
 
 def documented_top(campaigns: list[Campaign], top_k: int, scorer: SpreadScorer) -> list[str]:
-    """value_cpm x the model's score for an anonymous listener; the largest K, ties to catalog order."""
+    """value_cpm x the model's score for an anonymous listener: each advertiser's best first, then the largest; K
+    of them, ties to catalog order."""
     anonymous = ENCODER.encode_listener({})
     keyed = []
     for position, c in enumerate(sorted(campaigns, key=lambda c: c.campaign_id)):
@@ -85,8 +86,11 @@ def documented_top(campaigns: list[Campaign], top_k: int, scorer: SpreadScorer) 
         row = ENCODER.encode_ad(ad_features(c, creative.ad_id, creative.format.value))
         unknown = ENCODER.encode_candidates([candidate_features(None)])  # a prior knows no exposure
         prior = float(scorer.predict(ENCODER.encode(anonymous, row[None, :], unknown))[0])
-        keyed.append((-c.value_cpm * prior, position, creative.ad_id))
-    return [ad_id for _, _, ad_id in sorted(keyed)[:top_k]]
+        keyed.append((-c.value_cpm * prior, position, creative.ad_id, c.advertiser_id))
+    by_key = sorted(keyed)
+    leaders = {advertiser: ad_id for _, _, ad_id, advertiser in reversed(by_key)}  # each one's first in key order
+    first = [ad_id for _, _, ad_id, _ in by_key if ad_id in leaders.values()]
+    return (first + [ad_id for _, _, ad_id, _ in by_key if ad_id not in leaders.values()])[:top_k]
 
 
 def test_past_k_eligible_ads_only_the_top_k_by_value_times_prior_are_scored_and_logged() -> None:
@@ -144,6 +148,43 @@ def test_explain_names_the_prerank_rule_for_each_ad_it_removed() -> None:
     # The rule sits between the caps and the policy, in Decide's order
     rules = list(Rule)
     assert rules.index(Rule.FREQUENCY_CAP) < rules.index(Rule.PRERANK) < rules.index(Rule.ADVERTISER_SEPARATION)
+
+
+def test_one_advertiser_with_the_best_ads_leaves_room_for_the_others_best() -> None:
+    # Given one advertiser's ten ads at CPM 20 and two other advertisers' ads at 10 and 9, and K = 5
+    big = [campaign(campaign_id=f"big-{i}", advertiser_id="adv-big", value_cpm=20.0) for i in range(10)]
+    others = [
+        campaign(campaign_id="b-1", advertiser_id="adv-b", value_cpm=10.0),
+        campaign(campaign_id="c-1", advertiser_id="adv-c", value_cpm=9.0),
+    ]
+    scorer, log = SpreadScorer(), RecordingDecisionLog()
+    response = service(big + others, 5, scorer, log).decide(decision_request(max_ads=3), BASE_URL)
+    # Then the others' best ads are scored, beside the big advertiser's best ads, and a break of three is filled
+    kept = {c.ad_id for c in log.records[-1].inline_candidates}
+    assert {"b-1-ad-1", "c-1-ad-1"} <= kept
+    assert len(kept) == 5
+    assert kept == set(documented_top(big + others, 5, scorer))
+    assert len({ad.advertiser_id for ad in response.ads}) == 3
+    # And explain says why each big ad left out was: not its advertiser's best, below the last other kept
+    explained = service(big + others, 5, scorer, RecordingDecisionLog()).decide(
+        decision_request(max_ads=3, explain=True), BASE_URL
+    )
+    assert explained.explanation is not None
+    cut = [ad for ad in explained.explanation.ads if ad.rule is Rule.PRERANK]
+    assert len(cut) == 7
+    assert all("it is not its advertiser's best" in ad.detail for ad in cut)
+
+
+def test_past_k_advertisers_each_of_the_best_k_keeps_its_best_ad() -> None:
+    # Given 8 advertisers of one ad each and K = 5: the places go to the 5 best ads
+    campaigns = [campaign(campaign_id=f"c{i}", advertiser_id=f"adv-{i}", value_cpm=1.0 + i) for i in range(8)]
+    scorer, log = SpreadScorer(), RecordingDecisionLog()
+    decided = service(campaigns, 5, scorer, log).decide(decision_request(explain=True), BASE_URL)
+    assert {c.ad_id for c in log.records[-1].inline_candidates} == set(documented_top(campaigns, 5, scorer))
+    assert decided.explanation is not None
+    cut = [ad for ad in decided.explanation.ads if ad.rule is Rule.PRERANK]
+    assert len(cut) == 3
+    assert all("its advertiser's best, is below the last advertiser's best kept" in ad.detail for ad in cut)
 
 
 def test_at_or_under_k_eligible_ads_nothing_changes() -> None:

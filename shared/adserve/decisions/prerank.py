@@ -16,6 +16,10 @@ ads only the O(eligible) filters grow, not the scoring or the record. 500 keeps 
 ample room while the policy still explores among half of a thousand; a deployment that wants broader
 exploration or a tighter tail sets ``PRERANK_TOP_K``. Bench figure 10 measures the default against scoring every ad.
 
+Each advertiser's best ad comes first, then the rest by key: a slate serves one ad per advertiser, so K ads of one
+advertiser with many creatives would leave a break with one ad and the others' eligible ads unscored. Past K
+advertisers, the K with the best keys keep their best ad each.
+
 The policy explores among the K only, so every served propensity is exact for what was scored; the ads
 pre-ranked out had probability 0, so the decision record leaves them out of its candidates and counts them
 (``prerank_dropped``): off-policy estimates see only ads that could have been served. At or under K eligible
@@ -44,31 +48,43 @@ class Prerank:
     """``value_cpm x prior`` of each eligible ad when the cut ran, else empty."""
     dropped_positions: np.ndarray
     """Where the ads cut sit in ``eligible``, in order."""
+    best_of_advertiser: np.ndarray
+    """Per eligible ad when the cut ran, whether it is its advertiser's best (the ads that come first)."""
 
     @property
     def dropped_count(self) -> int:
         return len(self.dropped_positions)
 
-    def dropped(self) -> list[tuple[AdCandidate, float]]:
-        """Each ad cut with its key (explain reports them; serving only counts them)."""
-        keys = self.keys.tolist()
-        return [(self.eligible[position], keys[position]) for position in self.dropped_positions.tolist()]
+    def dropped(self) -> list[tuple[AdCandidate, float, bool]]:
+        """Each ad cut with its key and whether it was its advertiser's best (explain reports them; serving only
+        counts them)."""
+        keys, best = self.keys.tolist(), self.best_of_advertiser.tolist()
+        return [(self.eligible[position], keys[position], best[position]) for position in self.dropped_positions]
 
-    @property
-    def threshold(self) -> float:
-        """The lowest kept key (the K-th largest); only meaningful when the cut ran."""
+    def lowest_kept(self, *, best_of_advertiser: bool) -> float | None:
+        """The lowest key kept among the advertisers' best ads, or among the others; None if none was kept."""
         kept = np.ones(len(self.keys), dtype=bool)
         kept[self.dropped_positions] = False
-        return float(self.keys[kept].min())
+        among = self.keys[kept & (self.best_of_advertiser == best_of_advertiser)]
+        return float(among.min()) if len(among) else None
 
 
 def prerank(
     index: TargetingIndex, eligible: Sequence[AdCandidate], model: Scorer, encoder: FeatureEncoder, top_k: int
 ) -> Prerank:
-    """Keep the ``top_k`` eligible ads with the largest ``value_cpm x prior`` (ties: catalog order)."""
+    """Keep ``top_k`` eligible ads: each advertiser's best by ``value_cpm x prior`` first, then the largest keys
+    (ties: catalog order)."""
     if len(eligible) <= top_k:
-        return Prerank(list(eligible), eligible, np.zeros(0), np.zeros(0, dtype=np.intp))
-    keys = index.priors(model, encoder)[index.positions(eligible)]
-    order = np.argsort(-keys, kind="stable")
+        nothing = np.zeros(0, dtype=np.intp)
+        return Prerank(list(eligible), eligible, np.zeros(0), nothing, nothing.astype(bool))
+    positions = index.positions(eligible)
+    keys = index.priors(model, encoder)[positions]
+    by_key = np.argsort(-keys, kind="stable")
+    _, firsts = np.unique(index.advertiser_codes(positions)[by_key], return_index=True)
+    leaders = np.zeros(len(by_key), dtype=bool)
+    leaders[firsts] = True  # where, in key order, each advertiser's best ad sits
+    order = np.concatenate([by_key[leaders], by_key[~leaders]])
+    best = np.zeros(len(eligible), dtype=bool)
+    best[by_key[leaders]] = True
     kept = [eligible[position] for position in np.sort(order[:top_k]).tolist()]
-    return Prerank(kept, eligible, keys, np.sort(order[top_k:]))
+    return Prerank(kept, eligible, keys, np.sort(order[top_k:]), best)

@@ -460,14 +460,21 @@ class DecisionService:
     def _prerank_verdicts(self, ranked: Prerank, eligible: int) -> dict[tuple[str, str], ExplainedAd]:
         """The ads pre-ranking kept from the model, each with its key and the lowest kept one."""
         verdicts = {}
-        dropped = ranked.dropped()
-        threshold = ranked.threshold if dropped else 0.0
-        for ad, key in dropped:
-            detail = (
-                f"pre-ranking scored only the top {self.policy.prerank_top_k} of {eligible} eligible ads by "
-                f"value_cpm x prior score: its key {key:.4g} is below the last kept, {threshold:.4g}"
+        cut = (
+            f"pre-ranking scored only the top {self.policy.prerank_top_k} of {eligible} eligible ads by value_cpm x "
+            "prior score, each advertiser's best first"
+        )
+        for ad, key, best in ranked.dropped():
+            last = ranked.lowest_kept(best_of_advertiser=best)
+            if best:  # more advertisers than places: the places went to the advertisers with better best ads
+                why = f"its key {key:.4g}, its advertiser's best, is below the last advertiser's best kept, {last:.4g}"
+            elif last is None:
+                why = "the advertisers' best ads took every place, and it is not its advertiser's best"
+            else:
+                why = f"it is not its advertiser's best, and its key {key:.4g} is below the last other kept, {last:.4g}"
+            verdicts[(ad.campaign.campaign_id, ad.ad_id)] = removed(
+                ad.campaign, ad.ad_id, Rule.PRERANK, f"{cut}: {why}"
             )
-            verdicts[(ad.campaign.campaign_id, ad.ad_id)] = removed(ad.campaign, ad.ad_id, Rule.PRERANK, detail)
         return verdicts
 
     @staticmethod

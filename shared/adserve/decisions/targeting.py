@@ -259,6 +259,10 @@ class TargetingIndex:
             self._priors[model.version] = priors
         return priors
 
+    def advertiser_codes(self, positions: np.ndarray) -> np.ndarray:
+        """The advertiser of each ad at ``positions``, as a code (equal codes, equal advertisers)."""
+        return self._advertisers.take(positions)
+
     def columns(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Encoded rows, CPM values and advertiser codes of the ads at ``positions``, cut from load-time arrays."""
         return self._rows.take(positions, axis=0), self._values[positions], self._advertisers[positions]
