@@ -133,6 +133,13 @@ def test_a_body_that_is_missing_invalid_or_not_json_gets_its_4xx(
         assert [detail["field"] for detail in error["error"]["details"]] == fields
 
 
+def test_one_trailing_slash_reaches_the_route_as_api_gateway_routes_it(app: Router) -> None:
+    # API Gateway sends /v1/tins/ to /v1/tins's function, with rawPath as the client wrote it
+    assert answer(app, "GET", "/v1/tins/")[0] == HTTPStatus.ACCEPTED
+    assert answer(app, "PUT", "/v1/tins/t1/", '{"colour": "blue", "litres": 3}')[0] == HTTPStatus.OK
+    assert answer(app, "GET", "/v1/tins//")[0] == HTTPStatus.NOT_FOUND  # one slash, not any number
+
+
 def test_a_response_object_is_answered_as_given(app: Router) -> None:
     assert answer(app, "DELETE", "/v1/tins/t1") == (HTTPStatus.NO_CONTENT, None, {"Cache-Control": "no-store"})
 

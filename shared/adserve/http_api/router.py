@@ -339,10 +339,12 @@ def _validated(parameter: _Parameter, value: Any, location: tuple[str | int, ...
 
 
 def _path(event: dict[str, Any]) -> str:
-    """The path under the API's stage: a named stage's own prefix (``/prod``) is not part of the route."""
+    """The path under the API's stage: a named stage's own prefix (``/prod``) is not part of the route, nor is one
+    trailing slash (API Gateway routes ``/v1/campaigns/`` to ``/v1/campaigns``'s function, ``rawPath`` as sent)."""
     path: str = event["rawPath"]
     stage = event["requestContext"].get("stage", "$default")
-    return path if stage == "$default" else path[len(stage) + 1 :]
+    under = path if stage == "$default" else path[len(stage) + 1 :]
+    return under[:-1] if len(under) > 1 and under.endswith("/") else under
 
 
 def _json_body(event: dict[str, Any]) -> Any:
