@@ -105,6 +105,8 @@ def test_a_placement_none_of_the_campaigns_creatives_plays_is_refused_on_write()
         (("creatives", 0, "duration_seconds"), "30", ("creatives", 0, "duration_seconds")),
         (("flight_start",), 0, ("flight_start",)),
         (("flight_end",), 1900000000, ("flight_end",)),
+        (("flight_end",), "1900000000.5", ("flight_end",)),
+        (("flight_start",), "-5", ("flight_start",)),
     ],
 )
 def test_a_write_takes_numbers_as_json_numbers_and_dates_as_strings_while_stored_documents_read_as_before(
@@ -122,3 +124,10 @@ def test_a_write_takes_numbers_as_json_numbers_and_dates_as_strings_while_stored
     assert field in [error["loc"][: len(field)] for error in refused.value.errors()]
     # while the stored model reads it as it always did (only a write is held to the stricter rule)
     Campaign.model_validate(document)
+
+
+@pytest.mark.parametrize("flight_end", ["2027-01-01T00:00:00Z", "2027-01-01t00:00:00z", "2027-01-01T01:00:00+01:00"])
+def test_a_write_takes_every_rfc_3339_date_time(flight_end: str) -> None:
+    document = json.loads(campaign().model_dump_json())
+    document["flight_end"] = flight_end
+    assert CampaignInput.model_validate(document).flight_end.isoformat() == "2027-01-01T00:00:00+00:00"

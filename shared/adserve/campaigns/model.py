@@ -7,7 +7,7 @@ from typing import Annotated, Final, Self
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from adserve.campaigns.currencies import ACTIVE_CURRENCIES
-from adserve.core.identifiers import CountryCode, Identifier, IsoDateTimeText, ShortText, Slug
+from adserve.core.identifiers import CountryCode, DateTimeText, Identifier, ShortText, Slug
 from adserve.core.vocabulary import PLAYS, AgeBucket, ContentType, CreativeFormat, Device, Placement
 
 
@@ -247,8 +247,8 @@ class CampaignInput(Campaign):
     as ``Campaign``: a rule tightened on the stored model would drop them from the catalog, pacing and Record
     until someone replaced them."""
 
-    flight_start: Annotated[datetime, IsoDateTimeText]
-    flight_end: Annotated[datetime, IsoDateTimeText]
+    flight_start: Annotated[datetime, DateTimeText]
+    flight_end: Annotated[datetime, DateTimeText]
     # The stored model's items, held to a write's rules: lists of the narrower items (mypy: lists are invariant)
     targeting: TargetingInput = TargetingInput()
     frequency_caps: Annotated[list[FrequencyCapInput], Field(max_length=12)] = []  # type: ignore[assignment]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from adserve.core.identifiers import Identifier, IsoDateTimeText
+from adserve.core.identifiers import DateTimeText, Identifier
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.tokens import MAX_TOKEN_LENGTH
 
@@ -43,7 +43,7 @@ class EventIn(BaseModel):
     event_id: Identifier = Field(description="The app's own id of this event; the same id on a retry")
     type: EventType
     token: TrackingToken
-    occurred_at: Annotated[AwareDatetime, IsoDateTimeText] = Field(
+    occurred_at: Annotated[AwareDatetime, DateTimeText] = Field(
         description="When it happened, with a time zone; at most 5 minutes ahead of the server's clock and "
         "no older than 7 days, the longest a tracking token may live"
     )
