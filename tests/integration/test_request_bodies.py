@@ -248,8 +248,12 @@ def test_no_body_or_content_type_gets_a_5xx(
 def test_an_integer_longer_than_python_reads_from_text_is_a_422_not_malformed_json(
     local_stack: LocalStack, proxy: AwsProxy, method: str, path: str
 ) -> None:
-    # Valid JSON (RFC 8259 sets no limit on a number's digits) that no field of any route takes
-    response = send(local_stack, method, path, ('{"listener_id": ' + "7" * 4301 + "}").encode(), "application/json")
+    # Valid JSON (RFC 8259 sets no limit on a number's digits) that no field of any route takes, even where an
+    # object whose fields all have defaults belongs
+    long = "7" * 4301
+    body = f'{{"listener_id": {long}, "targeting": {long}, "listener": {{"context": {long}}}}}'
+    response = send(local_stack, method, path, body.encode(), "application/json")
     assert response["statusCode"] == 422, response
     assert error_of(response)["code"] == "invalid_request"
-    assert error_of(response)["details"]
+    fields = [detail["field"] for detail in error_of(response)["details"]]
+    assert fields == ["listener_id", "targeting", "listener.context"]

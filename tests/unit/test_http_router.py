@@ -120,6 +120,7 @@ def test_a_route_that_ignores_unknown_query_parameters_still_checks_its_own(app:
         # JSON, with an integer longer than Python converts from text: no field takes it
         ('{"colour": "red", "litres": ' + "7" * 4301 + "}", HTTPStatus.UNPROCESSABLE_ENTITY, ["litres"]),
         ('{"colour": ' + "7" * 5000 + ', "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["colour"]),
+        ("7" * 4301, HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),  # where the whole object belongs
     ],
 )
 def test_a_body_that_is_missing_invalid_or_not_json_gets_its_4xx(

@@ -11,7 +11,8 @@ and the same routes, parameters and models describe the API in its OpenAPI docum
 import inspect
 import json
 import re
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
@@ -348,26 +349,49 @@ def _path(event: dict[str, Any]) -> str:
 
 
 def _json_body(event: dict[str, Any]) -> Any:
-    """The body's JSON value (None for no body); bodies arrive screened (``gateway.screen_body``): UTF-8 text."""
+    """The body's JSON value (None for no body); bodies arrive screened (``gateway.screen_body``): UTF-8 text.
+
+    An integer longer than Python reads from text (``sys.get_int_max_str_digits``, 4,300 digits) is valid JSON that
+    no field takes: refused here, naming where it is (422), where the parser would call the body not JSON (400).
+    """
     text = event.get("body")
     if not text:
         return None
+    too_long = False
+
+    def integer(digits: str) -> object:
+        nonlocal too_long
+        try:
+            return int(digits)
+        except ValueError:
+            too_long = True
+            return _TOO_LONG
+
     try:
-        return json.loads(text, parse_constant=_not_json, parse_int=_integer)
+        value = json.loads(text, parse_constant=_not_json, parse_int=integer)
     except ValueError:
         raise MalformedJsonError from None
+    if too_long:
+        problem = f"Integer longer than {sys.get_int_max_str_digits()} digits"
+        raise RequestValidationError(
+            [{"type": "int_too_long", "loc": ("body", *at), "msg": problem, "input": None} for at in _where(value)]
+        )
+    return value
 
 
-class _IntegerTooLong:
-    """An integer literal longer than Python converts (``sys.get_int_max_str_digits``, 4,300 digits): valid JSON,
-    which no field takes, so validation refuses it (422) where the parser would call the body not JSON (400)."""
+_TOO_LONG: Final = object()
 
 
-def _integer(text: str) -> int | _IntegerTooLong:
-    try:
-        return int(text)
-    except ValueError:
-        return _IntegerTooLong()
+def _where(value: Any, at: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Where ``_TOO_LONG`` stands in a parsed body (32 levels deep at most: screened)."""
+    if value is _TOO_LONG:
+        yield at
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _where(inner, (*at, key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _where(inner, (*at, index))
 
 
 def _not_json(constant: str) -> Any:
