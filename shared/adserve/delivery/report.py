@@ -133,6 +133,8 @@ def requested_range(
     alone made it so: a future hour, or one too long ago)."""
     end = last or now
     start = first or end - DEFAULT_SPAN[granularity]
+    if last is None and start > end:
+        raise InvalidInputError("from must not be after the current hour", field="query.from")
     return report_range(start, end, granularity, field="query.to" if last else "query.from")
 
 
