@@ -93,14 +93,14 @@ def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_noth
     assert values(emitted, MetricName.CATALOG_AGE_SECONDS)[-2:] == [MAX_AGE + 1, MAX_AGE + 1]
 
 
-def test_a_budgeted_campaign_sits_out_once_the_state_its_p_came_from_is_too_old_and_only_it() -> None:
-    # Given two budgeted campaigns loaded with pacing states 200 s and 10 s old (fresh for 100 s and 290 s
-    # more: the first one's step has stopped updating it, say its flight just ended) and an unbudgeted one
+def test_a_budgeted_campaign_sits_out_once_its_state_is_too_old_or_was_read_too_long_ago_and_only_it() -> None:
+    # Given two budgeted campaigns loaded with pacing states 250 s and 10 s old (fresh for 50 s and 290 s more:
+    # the first one's step has stopped updating it, say its flight just ended) and an unbudgeted one
     loaded_at = NOW
     daily = {"unit": "impressions", "daily": 1_000}
     stopped, healthy = campaign(campaign_id="stopped", budget=daily), campaign(campaign_id="healthy", budget=daily)
     pacing = InMemoryPacingStore()
-    pacing.put(pacing_state(stopped, 1.0, loaded_at - timedelta(seconds=200)))
+    pacing.put(pacing_state(stopped, 1.0, loaded_at - timedelta(seconds=250)))
     pacing.put(pacing_state(healthy, 1.0, loaded_at - timedelta(seconds=10)))
     source, clock = FailingAfterFirstLoad([stopped, healthy, campaign(campaign_id="free")]), Clock()
     catalog = CampaignCatalog(
@@ -120,14 +120,16 @@ def test_a_budgeted_campaign_sits_out_once_the_state_its_p_came_from_is_too_old_
     assert served() == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
     # When every refresh fails (nobody reads the pacing table again)
     source.failing = True
-    clock.now += 90
+    clock.now += 49
     assert served() == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
-    # Then each budgeted campaign sits out once its own state is past the pacing max age, not before
-    clock.now += 20
+    # Then the first sits out once its state is past the pacing max age
+    clock.now += 2
     assert served() == ["free-ad-1", "healthy-ad-1"]
-    clock.now += 170
+    # and the other once the states were read a pacing step and a refresh ago (90 s): the step may have stopped it
+    # since, unseen; the unbudgeted one serves on
+    clock.now += 38
     assert served() == ["free-ad-1", "healthy-ad-1"]
-    clock.now += 20
+    clock.now += 2
     assert served() == ["free-ad-1"]
 
 
@@ -298,15 +300,15 @@ class FlakyPacingStore(InMemoryPacingStore):
         return super().list_states()
 
 
-def test_a_refresh_that_cannot_read_the_pacing_table_keeps_the_states_it_had_as_long_as_one_read_on_time_serves(
+def test_a_refresh_that_cannot_read_the_pacing_table_keeps_the_states_it_read_a_step_and_a_refresh(
     emitted: dict[str, Any],
 ) -> None:
-    # Given a budgeted campaign loaded with a pacing state 10 s old, and an unbudgeted one (refreshes every 30 s,
-    # pacing steps every 60 s: a state read on time serves until it is 90 s old at most)
+    # Given a budgeted campaign loaded with a pacing state 100 s old (a large catalog's step paces it in turns: a
+    # state read on time may be that old) and an unbudgeted one; refreshes every 30 s, pacing steps every 60 s
     loaded_at = NOW
     budgeted = campaign(campaign_id="budgeted", budget={"unit": "impressions", "daily": 1_000})
     pacing = FlakyPacingStore()
-    pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=10)))
+    pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=100)))
     clock = Clock()
     catalog = CampaignCatalog(
         FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")]),
@@ -325,17 +327,17 @@ def test_a_refresh_that_cannot_read_the_pacing_table_keeps_the_states_it_had_as_
     assert served() == ["budgeted-ad-1", "free-ad-1"]
     # When the next refreshes cannot read the pacing table (the campaigns table answers)
     pacing.failing = True
-    clock.now += TTL + 1  # the state is 41 s old
+    clock.now += TTL + 1  # read 31 s ago
     # Then the budgeted campaign keeps serving on the state it had, and the failure is counted
     assert served() == ["budgeted-ad-1", "free-ad-1"]
     assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0]
-    clock.now += TTL  # 71 s
+    clock.now += TTL  # 61 s
     assert served() == ["budgeted-ad-1", "free-ad-1"]
-    clock.now += 18  # 89 s: still within what a state read on time would serve
+    clock.now += 28  # 89 s
     assert served() == ["budgeted-ad-1", "free-ad-1"]
-    # but not once it is older than that (the step may have stopped the campaign meanwhile), nor in the refreshes after
+    # but not once the states were read a step and a refresh ago (the step may have stopped it meanwhile)
     clock.now += 2
     assert served() == ["free-ad-1"]
     clock.now += TTL
     assert served() == ["free-ad-1"]
-    assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0] * 3
+    assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0] * 4  # one a refresh: 31, 61, 91, 121 s

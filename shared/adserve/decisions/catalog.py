@@ -2,10 +2,10 @@
 
 Each refresh also reads the pacing step's states (one Scan) and attaches each campaign's serve probability
 to its candidates, so pacing costs Decide no read per decision. A budgeted campaign without a fresh state is
-not served (``adserve.delivery.pacing.serve_probability``). When the pacing table cannot be read, a refresh keeps
-the states it loaded before, but only as long as a state read on time could be served (a pacing step and a
-refresh TTL after it was written): longer, the step may have stopped the campaign meanwhile. Past that, the
-campaign sits out until a refresh reads the table again; campaigns without a budget keep serving.
+not served (``adserve.delivery.pacing.serve_probability``). Nor is one whose states were read longer ago than a
+pacing step and a refresh TTL (``_blind_for``): the step may have stopped it since, unseen. So when the pacing
+table cannot be read, a refresh keeps the states it read before until then, and a snapshot kept by failing
+refreshes serves budgeted campaigns no longer either; campaigns without a budget keep serving.
 
 Ad features are encoded when the catalog loads, so the hot path only stacks precomputed rows. A failed
 refresh keeps the previous snapshot serving, but only up to a maximum age: past it Decide serves no ad at
@@ -89,13 +89,15 @@ class CatalogSnapshot:
     """The catalog snapshot its decision records name; None (records inline) until the snapshot is written."""
     paced_until: tuple[tuple[float, str], ...] = ()
     """(seconds after the load, campaign id) per served budgeted campaign, soonest first: when the pacing state
-    its p came from passes the pacing max age. Refreshes every 30 s replace the snapshot long before; in one
-    kept by failing refreshes, or of a campaign the pacing step no longer updates, such a campaign sits out
-    from then on (``serving``), as a load would have left it out."""
+    its p came from passes the pacing max age, or its read is a step and a refresh old. Refreshes every 30 s
+    replace the snapshot long before; in one kept by failing refreshes, or of a campaign the pacing step no
+    longer updates, such a campaign sits out from then on (``serving``), as a load would have left it out."""
     built: dict[str, CampaignAds] = field(default_factory=dict, compare=False, repr=False)
     """Each active campaign's ads by campaign id, for the next load to reuse."""
     pacing_states: Mapping[str, PacingState] = field(default_factory=dict, compare=False, repr=False)
     """The pacing states the load read, for a next load that cannot read the pacing table."""
+    pacing_read_at: datetime | None = None
+    """When those states were read (a load that kept them keeps the time); None when none were."""
     _serving: dict[int, dict[Placement, TargetingIndex]] = field(default_factory=dict, compare=False, repr=False)
 
     def serving(self, age: float) -> dict[Placement, TargetingIndex]:
@@ -135,7 +137,8 @@ class CampaignCatalog:
         self._max_age = max_age_seconds
         self._pacing = pacing
         self._pacing_max_age = pacing_max_age
-        self._kept_state_age = min(pacing_max_age, STEP + timedelta(seconds=ttl_seconds))
+        self._blind_for = STEP + timedelta(seconds=ttl_seconds)
+        """How long after the pacing states were read they serve: a step and a refresh, the lag of a read on time."""
         self._clock = clock
         self._archive = archive
         self._archived: set[str] = set()
@@ -180,17 +183,19 @@ class CampaignCatalog:
             campaigns = self._source.list_campaigns()
             previous = self._snapshot.peek() if self._snapshot.loaded else None
             states: Mapping[str, PacingState]
+            read_at: datetime | None
             try:
-                states, state_age = self._pacing.list_states(), self._pacing_max_age
+                states, read_at = self._pacing.list_states(), self._clock()
             except DeliveryStoreUnavailableError:
-                # The states loaded before, as long as a state read on time serves: one throttled Scan need not
-                # take every budgeted campaign out, nor may a state the step has since replaced (a stop) live on.
+                # The states read before, while their read is recent enough (``_build``): one throttled Scan need
+                # not take every budgeted campaign out.
                 logger.exception("pacing states unreadable; budgeted campaigns keep the states loaded before")
                 metrics.add_metric(MetricName.PACING_STATE_UNREADABLE, MetricUnit.Count, 1)
-                states = previous.pacing_states if previous is not None else {}
-                state_age = self._kept_state_age
+                states, read_at = (
+                    (previous.pacing_states, previous.pacing_read_at) if previous is not None else ({}, None)
+                )
             logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
-            snapshot = self._build(campaigns, states, state_age, previous)
+            snapshot = self._build(campaigns, states, read_at, previous)
             version = self._archived_version(snapshot, previous)
             if version is not None:
                 snapshot = replace(snapshot, logged_version=version)
@@ -230,12 +235,14 @@ class CampaignCatalog:
         self,
         campaigns: list[Campaign],
         states: Mapping[str, PacingState],
-        state_age: timedelta,
+        read_at: datetime | None,
         previous: CatalogSnapshot | None,
     ) -> CatalogSnapshot:
-        """The snapshot of *campaigns* paced by *states* (each served until it is *state_age* old), reusing what
-        *previous* built for the campaigns and placements that have not changed since (``CampaignAds``,
-        ``TargetingIndex.refreshed``)."""
+        """The snapshot of *campaigns* paced by *states* (read at *read_at*), reusing what *previous* built for the
+        campaigns and placements that have not changed since (``CampaignAds``, ``TargetingIndex.refreshed``).
+
+        A budgeted campaign serves until its state is the pacing max age old or its read ``_blind_for`` old,
+        whichever comes first."""
         by_placement: dict[Placement, list[AdCandidate]] = {}
         advertiser_caps = AdvertiserCaps(campaigns)
         now = self._clock()
@@ -247,10 +254,13 @@ class CampaignCatalog:
                 continue
             windows = advertiser_caps.windows(campaign.advertiser_id)
             state = states.get(campaign.campaign_id)
-            probability = serve_probability(campaign, state, now, state_age)
-            if campaign.budget is not None and probability > 0 and state is not None:
-                deadline = (state.updated_at + state_age - now).total_seconds()
-                paced_until.append((deadline, campaign.campaign_id))
+            probability = serve_probability(campaign, state, now, self._pacing_max_age)
+            if campaign.budget is not None and probability > 0 and state is not None and read_at is not None:
+                until = min(state.updated_at + self._pacing_max_age, read_at + self._blind_for)
+                if until > now:
+                    paced_until.append(((until - now).total_seconds(), campaign.campaign_id))
+                else:
+                    probability = 0.0
             kept = reusable.get(campaign.campaign_id)
             if kept is not None and kept.campaign is campaign and kept.advertiser_windows == windows:
                 ads = tuple(ad.paced(probability) for ad in kept.ads)
@@ -272,6 +282,7 @@ class CampaignCatalog:
             paced_until=tuple(sorted(paced_until)),
             built=built,
             pacing_states=states,
+            pacing_read_at=read_at,
         )
 
     def _candidate(
