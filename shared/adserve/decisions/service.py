@@ -270,7 +270,8 @@ class DecisionService:
                         campaign,
                         creative.ad_id,
                         Rule.PACING,
-                        "its pacing state is older than PACING_MAX_AGE_SECONDS: it sits out until a fresh one",
+                        "its pacing state is older than PACING_MAX_AGE_SECONDS, or was read a pacing step and a "
+                        "refresh ago with no read since: it sits out until a fresh one",
                         serve_probability=0.0,
                     )
         drawn: dict[str, float] = {}
