@@ -488,6 +488,23 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--margin", "nan"), ("--margin", "-0.5"), ("--challenger-share", "nan")])
+def test_train_refuses_a_margin_or_share_out_of_bounds_before_it_runs(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A NaN margin failed both of the promotion rule's comparisons, so any model, a worse one too, was promoted
+    window = ["--from", START.isoformat(), "--to", END.isoformat()]
+    with pytest.raises(SystemExit) as refused:
+        parse("train", *window, flag, value)
+    assert refused.value.code == 2
+    assert f"{value!r}" in capsys.readouterr().err
+
+
+def test_a_promotion_rule_refuses_a_margin_that_is_not_a_number() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        PromotionRule(margin=float("nan"))
+
+
 def test_the_cli_trains_lists_and_promotes(
     simulated: tuple[InMemoryLogStore, Truth], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -63,6 +63,7 @@ CHALLENGER_SHARE: Final = 0.1
 
 
 _share = checked(float, lambda share: 0 < share < 1, "a share of listeners in (0, 1)")
+_margin = checked(float, lambda margin: 0 <= margin <= 1, "a relative improvement in [0, 1]")
 
 
 MAX_CROSS_FIT_FOLDS: Final = 20
@@ -117,9 +118,9 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
     )
     mode.add_argument("--register-only", dest="promotion", action="store_const", const="never")
     train.set_defaults(promotion="auto", erased=frozenset())
-    train.add_argument("--challenger-share", type=float, help="a model that passes becomes the challenger")
+    train.add_argument("--challenger-share", type=_share, help="a model that passes becomes the challenger")
     train.add_argument("--estimator", choices=("ips", "snips", "dr"), default="snips", help="for the promotion rule")
-    train.add_argument("--margin", type=float, default=0.02, help="relative improvement needed (0.02 = 2%%)")
+    train.add_argument("--margin", type=_margin, default=0.02, help="relative improvement needed (0.02 = 2%%)")
     train.add_argument("--min-rows", type=int, default=1000)
     train.add_argument("--min-positives", type=int, default=20)
     train.add_argument("--holdout", type=float, default=0.2, help="last share of the window held out")

@@ -28,6 +28,7 @@ logged most of the latest fold (``prevailing_setting``): the window spans the ex
 holdout estimate is at the exploration of the latest decisions.
 """
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -451,6 +452,10 @@ class PromotionRule:
 
     estimator: Estimator = "snips"
     margin: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.margin):  # NaN fails both of judge's comparisons, which then promotes
+            raise ValueError(f"a promotion margin must be a finite number, not {self.margin}")
 
 
 @dataclass(frozen=True)
