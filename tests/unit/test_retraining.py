@@ -500,6 +500,26 @@ def test_train_refuses_a_margin_or_share_out_of_bounds_before_it_runs(
     assert f"{value!r}" in capsys.readouterr().err
 
 
+def test_train_judges_against_the_bootstrap_model_wherever_it_runs_and_refuses_a_folder_without_one(
+    simulated: tuple[InMemoryLogStore, Truth],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, _ = simulated
+    window = ["--from", START.isoformat(), "--to", END.isoformat(), "--as-of", AS_OF.isoformat(), "--register-only"]
+    # A folder named that holds no model: refused before anything runs (the verdict would have flipped silently)
+    models = InMemoryModelStore()
+    assert run_model_command(parse("train", *window, "--model-dir", str(tmp_path)), logs=store, models=models) == 2
+    assert "holds no model.onnx" in capsys.readouterr().err
+    assert models.versions() == []
+    # Run from elsewhere without one named: the repository's bootstrap model, which Decide serves, is the baseline
+    monkeypatch.delenv("MODEL_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert run_model_command(parse("train", *window, "--batch-size", "256"), logs=store, models=models) == 0
+    assert "champion bootstrap-" in capsys.readouterr().out
+
+
 def test_a_promotion_rule_refuses_a_margin_that_is_not_a_number() -> None:
     with pytest.raises(ValueError, match="finite"):
         PromotionRule(margin=float("nan"))

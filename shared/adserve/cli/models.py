@@ -35,7 +35,8 @@ MODEL_GROUPS: Final = frozenset({"train", "promote", "models"})
 LOGS_BUCKET_VARIABLE: Final = "LOGS_BUCKET_NAME"
 MODELS_BUCKET_VARIABLE: Final = "MODELS_BUCKET_NAME"
 MODEL_DIR_VARIABLE: Final = "MODEL_DIR"
-DEFAULT_MODEL_DIR: Final = Path("layers/model/bootstrap")
+DEFAULT_MODEL_DIR: Final = Path(__file__).resolve().parents[3] / "layers" / "model" / "bootstrap"
+"""The repository's bootstrap model, wherever the command runs from (an installed package has none)."""
 EXIT_SKIPPED: Final = 3
 """`adserve train` exit status when there was too little data (nothing published): not a crash, not a model."""
 
@@ -235,6 +236,7 @@ def run_model_command(
 
 
 def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore") -> int:
+    from adserve.models.contract import MODEL_FILE  # noqa: PLC0415
     from adserve.training.evaluation import PromotionRule  # noqa: PLC0415
     from adserve.training.factorization_machine import TrainingConfig  # noqa: PLC0415
     from adserve.training.prefetch import PrefetchingReader  # noqa: PLC0415
@@ -265,7 +267,15 @@ def _train(arguments: argparse.Namespace, logs: "LogReader", models: "ModelStore
         updated_by="adserve train",
         erased=arguments.erased,
     )
-    model_dir = arguments.model_dir or Path(os.environ.get(MODEL_DIR_VARIABLE, DEFAULT_MODEL_DIR))
+    named = arguments.model_dir or os.environ.get(MODEL_DIR_VARIABLE)
+    model_dir = Path(named) if named else DEFAULT_MODEL_DIR
+    if not (model_dir / MODEL_FILE).is_file():
+        # Without a champion, the bootstrap model Decide serves is the baseline; silently missing, the run judged
+        # against the logging policy instead, and the verdict could flip with the directory it was run from
+        if named:
+            _say(f"{model_dir} holds no {MODEL_FILE}: --model-dir (or ${MODEL_DIR_VARIABLE}) names the bootstrap model")
+            return 2
+        _say(f"no bootstrap model at {model_dir}: without a champion, the logging policy is the baseline")
     with tempfile.TemporaryDirectory(prefix="adserve-train-") as work_dir, PrefetchingReader(logs) as reader:
         result = retrain(
             reader, models, request, work_dir=Path(work_dir), fallback_model_dir=model_dir, progress=Progress()
