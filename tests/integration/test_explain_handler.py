@@ -7,9 +7,11 @@ next to it, handled the same way, does change the request count, so the comparis
 
 import json
 import math
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -227,3 +229,51 @@ def test_the_cli_explains_through_the_signed_api_as_a_table(
 def test_the_cli_refuses_an_incomplete_request_before_calling_anything(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "--listener", "l", "--api", "http://127.0.0.1:9"]) == 2
     assert "--country, --device, --placement" in capsys.readouterr().err
+
+
+@pytest.fixture
+def answering() -> Iterator[Callable[[int, bytes], str]]:
+    """A server answering every POST with the status and body given last: what stands at a mistyped --api URL."""
+    answer: list[tuple[int, bytes]] = [(200, b"")]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            status, text = answer[-1]
+            self.send_response(status)
+            self.send_header("content-length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
+
+        def log_message(self, *_: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def at(status: int, text: bytes) -> str:
+        answer.append((status, text))
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield at
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "text"),
+    [(200, b"<html>a proxy's page</html>"), (200, b'{"ok": true}'), (200, b""), (200, b"\xff\xfe"), (502, b"<html>")],
+)
+def test_the_cli_says_what_it_got_when_the_url_answers_no_explanation(
+    answering: Callable[[int, bytes], str], capsys: pytest.CaptureFixture[str], status: int, text: bytes
+) -> None:
+    flags = ["--listener", "l", "--country", "SE", "--device", "mobile", "--placement", "audio_midroll"]
+    for output in ([], ["--json"]):
+        assert main(["explain", *flags, *output, "--api", answering(status, text)]) == 1
+        assert f"the API answered {status}, not an explanation" in capsys.readouterr().err
+
+
+def test_the_cli_refuses_an_api_url_that_names_no_place_to_reach(capsys: pytest.CaptureFixture[str]) -> None:
+    flags = ["--listener", "l", "--country", "SE", "--device", "mobile", "--placement", "audio_midroll"]
+    assert main(["explain", *flags, "--api", "http://127.0.0.1:abc"]) == 2
+    assert "is not a URL to reach" in capsys.readouterr().err

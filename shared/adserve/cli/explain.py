@@ -126,17 +126,30 @@ def run_explain_command(arguments: argparse.Namespace) -> int:
         return 2
     try:
         status, answer = post_json(f"{api}/v1/decisions/explain", document)
+    except ValueError as error:  # e.g. a port that is not a number
+        print(f"adserve: --api {api!r} is not a URL to reach: {error}", file=sys.stderr)  # noqa: T201
+        return 2
     except OSError as error:
         print(f"adserve: {api} cannot be reached: {error}", file=sys.stderr)  # noqa: T201
         return 1
-    if status != 200:
-        print(f"adserve: the API answered {status}: {json.dumps(answer)}", file=sys.stderr)  # noqa: T201
+    if status != 200 or not _is_explanation(answer):
+        print(f"adserve: the API answered {status}, not an explanation: {json.dumps(answer)}", file=sys.stderr)  # noqa: T201
         return 1
     if arguments.json:
         print(json.dumps(answer, indent=2))  # noqa: T201
     else:
         print(format_explanation(answer, terms=arguments.terms))  # noqa: T201
     return 0
+
+
+def _is_explanation(answer: Any) -> bool:
+    """Whether *answer* has what ``format_explanation`` reads: another service at the URL answers something else."""
+    return (
+        isinstance(answer, dict)
+        and isinstance(answer.get("explanation"), dict)
+        and isinstance(answer.get("ads"), list)
+        and "decision_id" in answer
+    )
 
 
 def _table(rows: list[list[str]]) -> list[str]:

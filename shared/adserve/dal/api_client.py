@@ -17,7 +17,8 @@ DEFAULT_REGION = "us-east-1"
 
 
 def post_json(url: str, document: Any, *, timeout: float = 10.0) -> tuple[int, Any]:
-    """POST *document* as JSON; (status, parsed JSON body). Raises OSError when the API cannot be reached."""
+    """POST *document* as JSON; (status, parsed JSON body, or an error document saying the body was not JSON).
+    Raises OSError when the API cannot be reached, ValueError for a URL that names no place to reach."""
     body = json.dumps(document).encode()
     request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
     session = boto3.session.Session()
@@ -29,10 +30,15 @@ def post_json(url: str, document: Any, *, timeout: float = 10.0) -> tuple[int, A
     prepared = urllib.request.Request(url, data=body, headers=dict(request.headers.items()), method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(prepared, timeout=timeout) as response:  # noqa: S310 - an operator-given API URL
-            return response.status, json.loads(response.read() or b"null")
+            return response.status, _parsed(response.read())
     except urllib.error.HTTPError as error:
-        text = error.read()
-        try:
-            return error.code, json.loads(text or b"null")
-        except json.JSONDecodeError:
-            return error.code, {"error": {"code": "http_error", "message": text.decode(errors="replace")}}
+        return error.code, _parsed(error.read())
+
+
+def _parsed(text: bytes) -> Any:
+    """The answer's JSON; a body that is not (a proxy's HTML page, bytes that are not UTF-8) as an error document
+    saying so, with its start."""
+    try:
+        return json.loads(text or b"null")
+    except ValueError:
+        return {"error": {"code": "not_json", "message": text[:500].decode(errors="replace")}}
