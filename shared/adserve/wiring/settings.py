@@ -4,6 +4,7 @@ Resource names have no defaults: a function deployed without them fails at start
 Tunables have documented defaults and bounds.
 """
 
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from adserve.campaigns.currencies import ACTIVE_CURRENCIES
 from adserve.core.errors import ConfigurationError
 
 ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
@@ -48,6 +51,38 @@ def _comma_separated(value: object) -> object:
 
 
 CommaSeparatedFloats = Annotated[tuple[float, ...], BeforeValidator(_comma_separated)]
+
+
+def _active_currency(value: str) -> str:
+    if value not in ACTIVE_CURRENCIES:
+        raise ValueError("must be an active ISO 4217 currency code, e.g. USD, EUR, SEK")
+    return value
+
+
+CurrencyCode = Annotated[str, AfterValidator(_active_currency)]
+
+
+def _unique_names(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object's members, refusing a name given twice (json.loads would keep the last one silently)."""
+    members = dict(pairs)
+    if len(members) < len(pairs):
+        raise ValueError("a currency is given twice")
+    return members
+
+
+def _json_text(value: object) -> object:
+    """An environment variable holding JSON text, read; anything else is left to the field's type."""
+    if isinstance(value, str):
+        return json.loads(value, object_pairs_hook=_unique_names)  # its ValueError is the field's
+    return value
+
+
+ExchangeRates = Annotated[
+    dict[CurrencyCode, Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]],
+    BeforeValidator(_json_text),
+]
+"""A JSON object: what one unit of each currency is worth in the ranking currency (a number: 1e400 reads as
+infinity and is refused, as is "1.08" or true)."""
 
 
 class EnvironmentSettings(BaseModel):
@@ -164,6 +199,23 @@ class DecideSettings(EnvironmentSettings):
     tracking_base_url: str | None = Field(
         default=None, description="Base of tracking URLs (a custom domain); the request's own host when unset."
     )
+    ranking_currency: CurrencyCode = Field(
+        default="USD",
+        description="The currency every ad's value_cpm is converted into to be ranked (decisions/exchange_rates.py).",
+    )
+    exchange_rates: ExchangeRates = Field(
+        default_factory=dict,
+        description='What one unit of each other currency is worth in RANKING_CURRENCY, e.g. {"EUR": 1.08}: a '
+        "campaign in a currency without a rate is not served.",
+    )
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _other_currencies(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        """The ranking currency's rate is 1 by definition: a rate given for it is a mistake, whatever its value."""
+        if info.data.get("ranking_currency") in value:
+            raise ValueError("must not give a rate for RANKING_CURRENCY (its rate is 1)")
+        return value
 
     @field_validator("catalog_max_age_seconds")
     @classmethod
