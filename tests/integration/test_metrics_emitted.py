@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from adserve.campaigns.model import CampaignStatus
 from adserve.core.observability import MetricName
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
@@ -36,7 +37,12 @@ RUNBOOK = ROOT / "RUNBOOK.md"
 EVENTS = ROOT / "events"
 NAMESPACE = "Adserve"
 NORMAL = "-"
-FAULTS = ("caps table throttled", "outcomes queue throttled", "broken model files")
+FAULTS = (
+    "caps table throttled",
+    "outcomes queue throttled",
+    "broken model files",
+    "a campaign in a currency without an exchange rate",
+)
 """The *Needs* entries this module produces; metrics needing anything else are proven elsewhere."""
 
 
@@ -178,6 +184,8 @@ def run_scenarios(scenarios: Scenarios, tmp_path: Path) -> None:
     assert scenarios.beacon(impression_url)["statusCode"] == 503
     scenarios.proxy.throttle.clear()
 
+    unpriced_campaign(scenarios, suffix)
+
     # Fault: the model files are broken
     broken = tmp_path / "broken-model"
     shutil.copytree(ROOT / "layers" / "model" / "bootstrap", broken)
@@ -188,6 +196,20 @@ def run_scenarios(scenarios: Scenarios, tmp_path: Path) -> None:
         scenarios.decide(max_ads=1)
     scenarios.stack.reset_function("DecideFunction")
     drain(scenarios.stack)
+
+
+def unpriced_campaign(scenarios: Scenarios, suffix: str) -> None:
+    """Fault: a campaign priced in a currency the deployment has no exchange rate for (the local stack ranks in USD
+    without rates): the catalog load leaves it out. Archived again, it leaves the catalog as it found it."""
+    unpriced = campaign(campaign_id=f"metrics-sek-{suffix}", advertiser_id=f"adv-sek-{suffix}", currency="SEK")
+    path = f"/v1/campaigns/{unpriced.campaign_id}"
+    assert scenarios.api("PUT", path, unpriced.model_dump(mode="json"))["statusCode"] == 200
+    scenarios.stack.reset_function("DecideFunction")
+    ads = json.loads(scenarios.decide(max_ads=3)["body"])["ads"]
+    assert unpriced.campaign_id not in {ad["campaign_id"] for ad in ads}
+    archived = unpriced.model_copy(update={"status": CampaignStatus.ARCHIVED})
+    assert scenarios.api("PUT", path, archived.model_dump(mode="json"))["statusCode"] == 200
+    scenarios.stack.reset_function("DecideFunction")
 
 
 def postroll_ads(local_stack: LocalStack) -> list[str]:

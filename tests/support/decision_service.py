@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from adserve.campaigns.model import Campaign
 from adserve.decisions.catalog import CampaignCatalog, CampaignSource
+from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import Scorer
@@ -39,9 +40,11 @@ def in_memory_service(
     seed: int = 0,
     monotonic: Callable[[], float] = time.monotonic,
     source: CampaignSource | None = None,
+    rates: ExchangeRates | None = None,
 ) -> DecisionService:
     """Greedy (epsilon 0), a constant model unless *scorer*, tokens signed with SIGNER; the catalog lists
-    *campaigns*, or reads *source* (which may count its reads)."""
+    *campaigns*, or reads *source* (which may count its reads), and ranks in USD without other rates unless
+    *rates*."""
     encoder = FeatureEncoder()
     model: Scorer = scorer or ConstantScorer()
     return DecisionService(
@@ -54,6 +57,7 @@ def in_memory_service(
             pacing_max_age=timedelta(minutes=5),
             clock=lambda: NOW,
             monotonic=monotonic,
+            exchange_rates=rates,
         ),
         counters=counters or InMemoryCounters(),
         scorer=lambda _listener: model,

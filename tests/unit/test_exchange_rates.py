@@ -2,10 +2,25 @@
 deployment's ranking currency (RANKING_CURRENCY, EXCHANGE_RATES); a campaign in a currency without a rate is
 not served."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError
+from adserve.core.observability import MetricName, metrics
+from adserve.core.vocabulary import Placement
+from adserve.decisions.api import Rule
+from adserve.decisions.exchange_rates import ExchangeRates
+from adserve.decisions.service import DecisionService
+from adserve.models.features import FeatureEncoder
+from adserve.outcomes.decision_records import LoggedCandidate
 from adserve.wiring.settings import DecideSettings
 
+from devstack.fakes import ConstantScorer, InMemoryCampaigns, RecordingDecisionLog
+from tests.support.builders import campaign, decision_request
+from tests.support.decision_service import in_memory_service
+from tests.support.log_lines import powertools_log_lines
 from tests.support.template_parameters import assert_parameter_feeds_setting
 
 REQUIRED = {
@@ -72,3 +87,128 @@ def test_rates_that_are_not_an_object_of_active_codes_to_positive_finite_numbers
 def test_the_template_parameters_feed_the_settings() -> None:
     assert_parameter_feeds_setting("DecideFunction", "RankingCurrency", DecideSettings, "ranking_currency")
     assert_parameter_feeds_setting("DecideFunction", "ExchangeRates", DecideSettings, "exchange_rates")
+
+
+# ------------------------------------------------------------------------------------------------ ranking
+
+USD_RATES = ExchangeRates("USD", {"JPY": 0.0066, "EUR": 1.08})
+BASE_URL = "https://api.example.com"
+
+
+@pytest.fixture(autouse=True)
+def emitted() -> Iterator[dict[str, Any]]:
+    metrics.clear_metrics()
+    yield metrics.metric_set
+    metrics.clear_metrics()
+
+
+def priced(campaign_id: str, currency: str, value_cpm: float) -> Campaign:
+    return campaign(campaign_id=campaign_id, advertiser_id=f"adv-{campaign_id}", currency=currency, value_cpm=value_cpm)
+
+
+def decide(decider: DecisionService, **overrides: Any) -> list[str]:
+    response = decider.decide(decision_request(max_ads=3, **overrides), BASE_URL)
+    return [ad.campaign_id for ad in response.ads]
+
+
+def logged_values(log: RecordingDecisionLog) -> dict[str, float]:
+    candidates = log.records[-1].candidates
+    assert isinstance(candidates, list)
+    return {c.campaign_id: c.value_cpm for c in candidates if isinstance(c, LoggedCandidate)}
+
+
+def test_a_cpm_of_1000_jpy_ranks_below_10_usd_and_the_record_logs_the_values_ranked_with() -> None:
+    # Given a CPM of 1000 JPY (6.6 USD at 0.0066), 10 USD and 7 EUR (7.56 USD), one model score for all
+    log = RecordingDecisionLog()
+    decider = in_memory_service(
+        priced("yen", "JPY", 1000.0),
+        priced("dollar", "USD", 10.0),
+        priced("euro", "EUR", 7.0),
+        log=log,
+        rates=USD_RATES,
+    )
+    # When a greedy decision ranks them
+    ranked = decide(decider)
+    # Then by value in USD, not by the raw numbers (which would put 1000 JPY first)
+    assert ranked == ["dollar", "euro", "yen"]
+    # And the record's values are the ones the policy multiplied the scores by: off-policy replay uses them
+    assert logged_values(log) == pytest.approx({"yen": 6.6, "dollar": 10.0, "euro": 7.56})
+
+
+def test_the_ranking_currency_need_not_be_usd() -> None:
+    # 10 USD is 9.3 EUR and 100 SEK 8.8 EUR: 9 EUR sits between them
+    log = RecordingDecisionLog()
+    decider = in_memory_service(
+        priced("dollar", "USD", 10.0),
+        priced("krona", "SEK", 100.0),
+        priced("euro", "EUR", 9.0),
+        log=log,
+        rates=ExchangeRates("EUR", {"USD": 0.93, "SEK": 0.088}),
+    )
+    assert decide(decider) == ["dollar", "euro", "krona"]
+    assert logged_values(log) == pytest.approx({"dollar": 9.3, "krona": 8.8, "euro": 9.0})
+
+
+def test_the_pre_ranking_key_is_the_converted_value_times_the_prior() -> None:
+    decider = in_memory_service(priced("yen", "JPY", 1000.0), priced("dollar", "USD", 10.0), rates=USD_RATES)
+    index = decider.catalog.ads_for(Placement.AUDIO_MIDROLL)
+    scorer = ConstantScorer(score=0.5)
+    priors = dict(
+        zip([ad.campaign.campaign_id for ad in index.ads], index.priors(scorer, FeatureEncoder()).tolist(), strict=True)
+    )
+    assert priors == pytest.approx({"yen": 3.3, "dollar": 5.0})
+
+
+def test_a_usd_deployment_ranks_and_logs_a_usd_cpm_unchanged_to_the_bit() -> None:
+    log = RecordingDecisionLog()
+    decider = in_memory_service(priced("dollar", "USD", 12.345), log=log)
+    decide(decider)
+    assert logged_values(log) == {"dollar": 12.345}
+
+
+# ---------------------------------------------------------------------------------- no rate: not served
+
+
+def test_a_campaign_in_a_currency_without_a_rate_is_left_out_at_each_load_logged_and_counted(
+    emitted: dict[str, Any],
+) -> None:
+    # Given a catalog with a SEK campaign and no SEK rate
+    source = InMemoryCampaigns(
+        [priced("krona", "SEK", 100.0), priced("kr2", "SEK", 90.0), priced("dollar", "USD", 1.0)]
+    )
+    decider = in_memory_service(source=source, rates=USD_RATES, monotonic=lambda: 0.0)
+    # When the catalog loads
+    with powertools_log_lines("INFO") as lines:
+        ranked = decide(decider)
+    # Then the SEK campaigns cannot be ranked against the others and are not served: counted, logged once
+    assert ranked == ["dollar"]
+    assert [ad.campaign.campaign_id for ad in decider.catalog.ads_for(Placement.AUDIO_MIDROLL).ads] == ["dollar"]
+    assert list(emitted[MetricName.CAMPAIGNS_WITHOUT_EXCHANGE_RATE]["Value"]) == [2.0]
+    warnings = [line for line in lines if "exchange rate" in line["message"]]
+    assert len(warnings) == 1
+    assert warnings[0]["campaigns"] == 2
+    assert warnings[0]["currencies"] == ["SEK"]
+    # And a catalog without such campaigns counts nothing
+    metrics.clear_metrics()
+    decide(in_memory_service(priced("dollar", "USD", 1.0), rates=USD_RATES))
+    assert MetricName.CAMPAIGNS_WITHOUT_EXCHANGE_RATE not in metrics.metric_set
+
+
+def test_explain_names_the_missing_rate_after_the_status_and_before_the_flight() -> None:
+    decider = in_memory_service(
+        priced("krona", "SEK", 100.0),
+        campaign(campaign_id="paused-krona", currency="SEK", status="paused"),
+        campaign(campaign_id="over-krona", currency="SEK", flight_end="2026-01-02T00:00:00Z"),
+        campaign(campaign_id="over-yen", currency="JPY", flight_end="2026-01-02T00:00:00Z"),
+        priced("dollar", "USD", 1.0),
+        rates=USD_RATES,
+    )
+    response = decider.decide(decision_request(explain=True), BASE_URL)
+    assert response.explanation is not None
+    rules = {ad.campaign_id: ad for ad in response.explanation.ads}
+    assert rules["krona"].rule is Rule.CURRENCY
+    assert rules["krona"].detail == "priced in SEK, which has no rate into the ranking currency USD (EXCHANGE_RATES)"
+    assert rules["over-krona"].rule is Rule.CURRENCY  # the catalog leaves it out before any request's flight check
+    assert rules["paused-krona"].rule is Rule.STATUS
+    assert rules["over-yen"].rule is Rule.FLIGHT
+    assert rules["dollar"].rule is Rule.SERVED

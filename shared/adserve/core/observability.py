@@ -128,6 +128,7 @@ class MetricName(StrEnum):
     PACING_STATE_UNREADABLE = "PacingStateUnreadable"
     CATALOG_SNAPSHOT_FAILURES = "CatalogSnapshotFailures"
     UNREADABLE_CAMPAIGNS = "UnreadableCampaigns"
+    CAMPAIGNS_WITHOUT_EXCHANGE_RATE = "CampaignsWithoutExchangeRate"
     RETRAIN_OUTCOME = "RetrainOutcome"  # 1 per run, dimension `outcome`: promoted|challenger|registered|skipped
     RETRAIN_EXAMPLES = "RetrainExamples"
     RETRAIN_MALFORMED_LINES = "RetrainMalformedLines"

@@ -116,6 +116,7 @@ class Rule(StrEnum):
     """Why an ad of the catalog was or was not served, in the order Decide applies them."""
 
     STATUS = "status"
+    CURRENCY = "currency"
     FLIGHT = "flight"
     PLACEMENT = "placement"
     TARGETING = "targeting"
@@ -149,7 +150,10 @@ class Contributions(BaseModel):
 
 class Scoring(BaseModel):
     score: float = Field(description="Predicted click-through rate, as served.")
-    value_cpm: float
+    value_cpm: float = Field(
+        description="The CPM the policy ranked with, in the ranking currency (RANKING_CURRENCY): the campaign's "
+        "value_cpm times the exchange rate of its currency (the very value_cpm when priced in it)."
+    )
     expected_value: float = Field(description="score x value_cpm: what the policy ranks by.")
     rank_probabilities: list[float] = Field(
         description="The policy's probability of this ad at each slot it filled, in rank order (0 once out of "

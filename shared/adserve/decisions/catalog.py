@@ -11,6 +11,11 @@ Ad features are encoded when the catalog loads, so the hot path only stacks prec
 refresh keeps the previous snapshot serving, but only up to a maximum age: past it Decide serves no ad at
 all rather than campaigns that may have been paused or changed since (fail closed, like the caps read).
 
+Each ad is ranked at its value in the deployment's ranking currency (``AdCandidate.value``, ``value_cpm x`` the rate
+of its campaign's currency, ``adserve.decisions.exchange_rates``). An active campaign in a currency without a rate
+cannot be ranked against the others: a load leaves it out (no placement index holds it, explain names the rule),
+logs one line naming such campaigns and counts them (``CampaignsWithoutExchangeRate``).
+
 Each load also makes sure the catalog's snapshot (its ads' features, adserve.outcomes.catalog_snapshots) is in
 the logs bucket: put if absent, once per new catalog version per environment. Only once it is known written do
 this catalog's decision records name it (``logged_version``) instead of carrying the features inline; a failed
@@ -33,6 +38,7 @@ from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailab
 from adserve.core.observability import MetricName, emit, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import PLAYS, Placement
+from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.delivery.pacing import STEP, PacingState, serve_probability
 from adserve.models.features import FeatureEncoder
@@ -131,8 +137,11 @@ class CampaignCatalog:
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         archive: SnapshotArchive | None = None,
+        exchange_rates: ExchangeRates | None = None,
     ) -> None:
         self._source = source
+        self.exchange_rates = exchange_rates or ExchangeRates()
+        """Into the ranking currency, for every load: fixed for the catalog's lifetime (settings read at start)."""
         self._encoder = encoder
         self._max_age = max_age_seconds
         self._pacing = pacing
@@ -249,8 +258,13 @@ class CampaignCatalog:
         paced_until: list[tuple[float, str]] = []
         built: dict[str, CampaignAds] = {}
         reusable = previous.built if previous is not None else {}
+        unranked: list[Campaign] = []
         for campaign in sorted(campaigns, key=lambda c: c.campaign_id):
             if campaign.status is not CampaignStatus.ACTIVE:
+                continue
+            rate = self.exchange_rates.rate(campaign.currency)
+            if rate is None:
+                unranked.append(campaign)
                 continue
             windows = advertiser_caps.windows(campaign.advertiser_id)
             state = states.get(campaign.campaign_id)
@@ -266,12 +280,16 @@ class CampaignCatalog:
                 ads = tuple(ad.paced(probability) for ad in kept.ads)
             else:
                 caps = advertiser_caps.caps_of(campaign)
-                ads = tuple(self._candidate(campaign, creative, caps, probability) for creative in campaign.creatives)
+                ads = tuple(
+                    self._candidate(campaign, creative, caps, probability, rate) for creative in campaign.creatives
+                )
             built[campaign.campaign_id] = CampaignAds(campaign, windows, ads)
             for ad in ads:
                 for placement in campaign.placements:
                     if ad.creative.format in PLAYS[placement]:
                         by_placement.setdefault(placement, []).append(ad)
+        if unranked:
+            self._left_out(unranked)
         indexes = previous.by_placement if previous is not None else {}
         return CatalogSnapshot(
             {
@@ -285,11 +303,28 @@ class CampaignCatalog:
             pacing_read_at=read_at,
         )
 
+    def _left_out(self, unranked: list[Campaign]) -> None:
+        """One line and one count per load for the active campaigns no rate converts (none served)."""
+        logger.warning(
+            "campaigns in a currency without an exchange rate are not served",
+            extra={
+                "campaigns": len(unranked),
+                "currencies": sorted({campaign.currency for campaign in unranked}),
+                "ranking_currency": self.exchange_rates.currency,
+                "campaign_ids": [campaign.campaign_id for campaign in unranked[:LOGGED_IDS]],
+            },
+        )
+        metrics.add_metric(MetricName.CAMPAIGNS_WITHOUT_EXCHANGE_RATE, MetricUnit.Count, len(unranked))
+
     def _candidate(
-        self, campaign: Campaign, creative: Creative, caps: tuple[FrequencyCap, ...], probability: float
+        self, campaign: Campaign, creative: Creative, caps: tuple[FrequencyCap, ...], probability: float, rate: float
     ) -> AdCandidate:
         features = ad_features(campaign, creative.ad_id, creative.format.value)
-        return AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability)
+        return AdCandidate(campaign, creative, features, self._encoder.encode_ad(features), caps, probability, rate)
+
+
+LOGGED_IDS = 20
+"""Campaign ids the line about campaigns without a rate names, at most (the count says how many there are)."""
 
 
 def _logged_alike(snapshot: CatalogSnapshot, previous: CatalogSnapshot) -> bool:

@@ -1,6 +1,7 @@
 """Explain mode's rules: for one ad of the catalog, the first rule of Decide's pipeline that removes it.
 
-The targeting rules here restate ``TargetingIndex.select`` per ad, in its order (status, flight, placement,
+The targeting rules here restate the catalog's load (status, then a currency without an exchange rate: such a
+campaign is in no index) and ``TargetingIndex.select`` per ad, in its order (status, flight, placement,
 each dimension, the request's exclusions, then the consent mode's ban on targeting the listener's own
 fields), so that the explanation can name the rule and the value; tests hold the two to the same verdicts.
 The later rules (pacing, consent to capping, caps, the policy) are judged in ``DecisionService`` with the very
@@ -18,6 +19,7 @@ from adserve.campaigns.model import Campaign, CampaignStatus, FrequencyCap
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.api import CapState, Contributions, DecisionRequest, ExplainedAd, Rule
+from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.targeting import PERSONAL_DIMENSIONS, listener_hour
 from adserve.models.factorization import FmTerms, pairs_of
 
@@ -96,10 +98,12 @@ def targeting_removal(
     values: dict[str, Hashable],
     *,
     contextual: bool,
+    rates: ExchangeRates,
 ) -> ExplainedAd | None:
-    """The first targeting-stage rule that removes the ad, or None when ``select`` would keep it."""
+    """The first targeting-stage rule that removes the ad (the catalog's load included), or None when ``select``
+    would keep it."""
     return (
-        _booking_removal(campaign, ad_id, request.placement, now)
+        _booking_removal(campaign, ad_id, request.placement, now, rates)
         or _dimension_removal(campaign, ad_id, values, contextual=contextual)
         or (
             removed(campaign, ad_id, Rule.EXCLUDED, "the request's exclude_ads names it")
@@ -110,10 +114,15 @@ def targeting_removal(
     )
 
 
-def _booking_removal(campaign: Campaign, ad_id: str, placement: Placement, now: datetime) -> ExplainedAd | None:
-    """Status, flight and placement (and the creative's format there): what the campaign booked, whoever listens."""
+def _booking_removal(
+    campaign: Campaign, ad_id: str, placement: Placement, now: datetime, rates: ExchangeRates
+) -> ExplainedAd | None:
+    """Status, currency, flight and placement (and the creative's format there): what the campaign booked, whoever
+    listens. Status and currency in the catalog's order: it leaves out an active campaign without a rate at load."""
     if campaign.status is not CampaignStatus.ACTIVE:
         return removed(campaign, ad_id, Rule.STATUS, f"the campaign is {campaign.status.value}")
+    if rates.rate(campaign.currency) is None:
+        return removed(campaign, ad_id, Rule.CURRENCY, rates.missing(campaign.currency))
     if not campaign.flight_start <= now < campaign.flight_end:
         detail = f"the flight runs {campaign.flight_start.isoformat()} to {campaign.flight_end.isoformat()}"
         return removed(campaign, ad_id, Rule.FLIGHT, f"{detail}, not at {now.isoformat()}")

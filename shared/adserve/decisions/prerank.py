@@ -1,6 +1,7 @@
 """Bounded scoring: past ``top_k`` eligible ads, only the top K by a cheap per-ad key reach the model.
 
-The key is ``value_cpm x prior``, where an ad's *prior* is the serving model's own score for it with an
+The key is ``value_cpm x prior``, the value being the ad's CPM in the ranking currency (``AdCandidate.value``, as
+the policy ranks by), where an ad's *prior* is the serving model's own score for it with an
 anonymous listener (every listener field hashed empty): one batched predict over the placement's ads, once
 per model version and catalog snapshot (``TargetingIndex.priors``), then a lookup per request. Why this key:
 it is what the policy ranks by (score x value) minus the listener's part, so it keeps the ads the model

@@ -260,7 +260,15 @@ class DecisionService:
         for campaign in campaigns:
             for creative in campaign.creatives:
                 key = (campaign.campaign_id, creative.ad_id)
-                removal = targeting_removal(campaign, creative.ad_id, request, now, values, contextual=contextual)
+                removal = targeting_removal(
+                    campaign,
+                    creative.ad_id,
+                    request,
+                    now,
+                    values,
+                    contextual=contextual,
+                    rates=self.catalog.exchange_rates,
+                )
                 if removal is not None:
                     verdicts[key] = removal
                 elif key in in_index:

@@ -29,6 +29,12 @@ class AdCandidate:
     """Every cap in force for the campaign, its advertiser's included (``AdvertiserCaps.caps_of``)."""
     serve_probability: float = 1.0
     """The pacing step's throttle for the campaign, attached when the catalog loads (``adserve.delivery.pacing``)."""
+    rate: float = 1.0
+    """The campaign's currency in the ranking currency (``adserve.decisions.exchange_rates``); 1 for the ranking
+    currency itself."""
+    value: float = field(init=False)
+    """``value_cpm x rate``: the value the policy ranks the ad by and its decision record logs (a CPM in the
+    ranking currency; the very ``value_cpm`` when the campaign is priced in it)."""
     ad_id: str = field(init=False)
     view: CreativeView = field(init=False)
     """The creative as responses show it, built once rather than per served ad."""
@@ -49,6 +55,7 @@ class AdCandidate:
                 "duration_seconds": creative.duration_seconds,
             },
         )
+        object.__setattr__(self, "value", campaign.value_cpm * self.rate)
         object.__setattr__(self, "ad_id", creative.ad_id)
         object.__setattr__(self, "view", view)
         logged = {
@@ -161,7 +168,7 @@ class TargetingIndex:
         ]
         self._index_positions()
         self._rows = np.stack([ad.encoded for ad in self.ads]) if self.ads else np.zeros((0, 0), dtype=np.int64)
-        self._values = np.array([c.value_cpm for c in campaigns], dtype=np.float64)
+        self._values = np.array([ad.value for ad in self.ads], dtype=np.float64)
         self._codes: dict[str, int] = {}
         codes = self._codes
         self._advertisers = np.array([codes.setdefault(c.advertiser_id, len(codes)) for c in campaigns], dtype=np.int64)
@@ -183,7 +190,7 @@ class TargetingIndex:
         edited = [
             position
             for position, (new, old) in enumerate(zip(ads, self.ads, strict=True))
-            if new.campaign is not old.campaign or new.creative is not old.creative
+            if new.campaign is not old.campaign or new.creative is not old.creative or new.rate != old.rate
         ]
         if len(edited) > len(ads) // PATCHED_AT_MOST:
             return TargetingIndex(self.placement, ads)
@@ -209,7 +216,7 @@ class TargetingIndex:
             self._starts[position] = _micros(campaign.flight_start)
             self._ends[position] = _micros(campaign.flight_end)
             self._rows[position] = ad.encoded
-            self._values[position] = campaign.value_cpm
+            self._values[position] = ad.value
             self._advertisers[position] = self._codes.setdefault(campaign.advertiser_id, len(self._codes))
         self._dimensions = [
             (
@@ -245,7 +252,8 @@ class TargetingIndex:
         return np.fromiter((position_of[id(ad)] for ad in ads), dtype=np.intp, count=len(ads))
 
     def priors(self, model: Scorer, encoder: FeatureEncoder) -> np.ndarray:
-        """Per ad, ``value_cpm x`` the model's score for an anonymous listener: pre-ranking's key
+        """Per ad, its value (``value_cpm`` in the ranking currency) ``x`` the model's score for an anonymous
+        listener: pre-ranking's key
         (``adserve.decisions.prerank``), one batched predict per model version for the snapshot's lifetime.
         The candidate fields are unknown too (``candidate_features(None)``): a prior knows no exposure."""
         priors = self._priors.get(model.version)
@@ -264,7 +272,8 @@ class TargetingIndex:
         return self._advertisers.take(positions)
 
     def columns(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Encoded rows, CPM values and advertiser codes of the ads at ``positions``, cut from load-time arrays."""
+        """Encoded rows, values (CPMs in the ranking currency, ``AdCandidate.value``) and advertiser codes of the ads
+        at ``positions``, cut from load-time arrays."""
         return self._rows.take(positions, axis=0), self._values[positions], self._advertisers[positions]
 
     def __len__(self) -> int:

@@ -77,7 +77,7 @@ def _json_text(value: object) -> object:
     return value
 
 
-ExchangeRates = Annotated[
+ExchangeRatesJson = Annotated[
     dict[CurrencyCode, Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]],
     BeforeValidator(_json_text),
 ]
@@ -203,7 +203,7 @@ class DecideSettings(EnvironmentSettings):
         default="USD",
         description="The currency every ad's value_cpm is converted into to be ranked (decisions/exchange_rates.py).",
     )
-    exchange_rates: ExchangeRates = Field(
+    exchange_rates: ExchangeRatesJson = Field(
         default_factory=dict,
         description='What one unit of each other currency is worth in RANKING_CURRENCY, e.g. {"EUR": 1.08}: a '
         "campaign in a currency without a rate is not served.",
