@@ -1,6 +1,6 @@
 """A template parameter that feeds a function's setting must carry that setting's default and bounds."""
 
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -18,7 +18,8 @@ def assert_parameter_feeds_setting(function: str, parameter_name: str, settings:
     parameter = template["Parameters"][parameter_name]
     info = settings.model_fields[field]
     bounds = {type(rule).__name__: rule for rule in info.metadata}
-    read = TypeAdapter(Annotated[info.annotation, *info.metadata]).validate_python(parameter["Default"])
+    field_type = cast(Any, Annotated[info.annotation, *info.metadata])
+    read: object = TypeAdapter(field_type).validate_python(parameter["Default"])
     assert read == info.get_default(call_default_factory=True)
     assert (parameter.get("MinValue"), parameter.get("MaxValue")) == (
         bounds["Ge"].ge if "Ge" in bounds else None,
