@@ -267,14 +267,9 @@ class CampaignCatalog:
                 unranked.append(campaign)
                 continue
             windows = advertiser_caps.windows(campaign.advertiser_id)
-            state = states.get(campaign.campaign_id)
-            probability = serve_probability(campaign, state, now, self._pacing_max_age)
-            if campaign.budget is not None and probability > 0 and state is not None and read_at is not None:
-                until = min(state.updated_at + self._pacing_max_age, read_at + self._blind_for)
-                if until > now:
-                    paced_until.append(((until - now).total_seconds(), campaign.campaign_id))
-                else:
-                    probability = 0.0
+            probability, until = self._paced(campaign, states.get(campaign.campaign_id), read_at, now)
+            if until is not None:
+                paced_until.append((until, campaign.campaign_id))
             kept = reusable.get(campaign.campaign_id)
             if kept is not None and kept.campaign is campaign and kept.advertiser_windows == windows:
                 ads = tuple(ad.paced(probability) for ad in kept.ads)
@@ -302,6 +297,17 @@ class CampaignCatalog:
             pacing_states=states,
             pacing_read_at=read_at,
         )
+
+    def _paced(
+        self, campaign: Campaign, state: PacingState | None, read_at: datetime | None, now: datetime
+    ) -> tuple[float, float | None]:
+        """The campaign's serve probability and, for a served budgeted one, the seconds from *now* it serves for:
+        until its state is the pacing max age old or its read (at *read_at*) ``_blind_for`` old."""
+        probability = serve_probability(campaign, state, now, self._pacing_max_age)
+        if campaign.budget is None or probability == 0 or state is None or read_at is None:
+            return probability, None
+        until = min(state.updated_at + self._pacing_max_age, read_at + self._blind_for)
+        return (probability, (until - now).total_seconds()) if until > now else (0.0, None)
 
     def _left_out(self, unranked: list[Campaign]) -> None:
         """One line and one count per load for the active campaigns no rate converts (none served)."""
