@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
@@ -375,6 +375,14 @@ def _promoted_pointer(
     return "promoted", ActivePointer(champion=version, updated_at=now, updated_by=request.updated_by)
 
 
+UNPUBLISHED_BOOTSTRAP: Final = (
+    "Decide serves the bootstrap model while none is promoted, and it is no published version until published: "
+    "adserve models publish layers/model/bootstrap/model.onnx --manifest layers/model/bootstrap/manifest.json, "
+    "then adserve promote its version"
+)
+"""How to name the bootstrap model as champion (to add a challenger next to it, or roll back to it)."""
+
+
 def promote(
     models: ModelStore,
     version: str,
@@ -403,7 +411,9 @@ def promote(
         pointer = ActivePointer(champion=version, updated_at=now, updated_by=updated_by)
     else:
         if current is None:
-            raise RetrainError("no champion yet: promote a champion before adding a challenger")
+            raise RetrainError(
+                f"no champion yet: promote a champion before adding a challenger ({UNPUBLISHED_BOOTSTRAP})"
+            )
         if current.champion == version:
             raise RetrainError(f"{version} is already the champion")
         pointer = ActivePointer(
@@ -465,7 +475,7 @@ def compare_published(
             roles[pointer.challenger] = "challenger"
     chosen = versions or list(roles)
     if not chosen:
-        raise RetrainError("no active pointer: name the versions to evaluate")
+        raise RetrainError(f"no active pointer: name the versions to evaluate ({UNPUBLISHED_BOOTSTRAP})")
     published = set(models.versions())
     missing = [version for version in chosen if version not in published]
     if missing:
