@@ -520,6 +520,24 @@ def test_train_judges_against_the_bootstrap_model_wherever_it_runs_and_refuses_a
     assert "champion bootstrap-" in capsys.readouterr().out
 
 
+def test_evaluate_says_why_there_was_nothing_to_judge_on_rather_than_print_a_table_of_dashes(
+    simulated: tuple[InMemoryLogStore, Truth], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, _ = simulated
+    models = InMemoryModelStore(files={"fm-a": model_files("fm-a")})
+    promote(models, "fm-a")
+    # Every decision of the range younger than the reward window: nothing judged, said so, exit 3
+    young = ["--from", START.isoformat(), "--to", END.isoformat(), "--as-of", (START + timedelta(hours=1)).isoformat()]
+    assert run_model_command(parse("models", "evaluate", *young), logs=store, models=models) == EXIT_SKIPPED
+    printed = capsys.readouterr()
+    assert "nothing to evaluate on: every decision from" in printed.err
+    assert "evaluated on" not in printed.out
+    # The same range once its decisions are old enough: the table
+    ripe = ["--from", START.isoformat(), "--to", END.isoformat(), "--as-of", AS_OF.isoformat()]
+    assert run_model_command(parse("models", "evaluate", *ripe), logs=store, models=models) == 0
+    assert "champion fm-a" in capsys.readouterr().out
+
+
 def test_a_promotion_rule_refuses_a_margin_that_is_not_a_number() -> None:
     with pytest.raises(ValueError, match="finite"):
         PromotionRule(margin=float("nan"))

@@ -338,6 +338,17 @@ def _evaluate(arguments: argparse.Namespace, logs: "LogReader", models: "ModelSt
     )
     with tempfile.TemporaryDirectory(prefix="adserve-evaluate-") as work_dir, PrefetchingReader(logs) as reader:
         comparison = compare_published(reader, models, config, arguments.versions, work_dir=Path(work_dir))
+    if not comparison.decisions:  # a table of dashes says nothing: say why there was nothing to judge on
+        hours = config.reward_window.total_seconds() / 3600
+        young = min(config.end, config.as_of - config.reward_window) < config.start
+        why = (
+            f"every decision from {config.start:%Y-%m-%dT%H:%M}Z on is younger than the {hours:g} h reward window "
+            "(--reward-window-hours)"
+            if young
+            else "the range holds no logged decision none of the models learned from"
+        )
+        _say(f"nothing to evaluate on: {why}")
+        return EXIT_SKIPPED
     print(comparison.render())  # noqa: T201
     return 0
 
