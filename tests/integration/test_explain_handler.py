@@ -214,10 +214,13 @@ def test_the_cli_explains_through_the_signed_api_as_a_table(
     # From a request file, one campaign
     request = tmp_path / "request.json"
     request.write_text(body(listener))
-    assert main(["explain", "--request", str(request), "--api", signed_gateway.url, "--campaign", "none"]) == 0
+    assert main(["explain", "--request", str(request), "--api", signed_gateway.url, "--campaign", "none"]) == 1
+    assert "campaign 'none' is not in Decide's catalog" in capsys.readouterr().err  # a typo reads as no answer
+    campaign_id = seeded["capped"].campaign_id
+    assert main(["explain", "--request", str(request), "--api", signed_gateway.url, "--campaign", campaign_id]) == 0
     filtered = capsys.readouterr().out.splitlines()
     assert any(line.startswith("served: ") for line in filtered)
-    assert not any(line.startswith("explain-") for line in filtered)  # no row: no ad of campaign "none"
+    assert {line.split()[1] for line in filtered if line.startswith("explain-")} == {campaign_id}
     record_all(local_stack)
     assert tables(local_stack) == before
     # Unsigned, the same API refuses: the command really signs

@@ -124,6 +124,18 @@ def run_explain_command(arguments: argparse.Namespace) -> int:
     if not api.startswith(("http://", "https://")):
         print(f"adserve: --api must be an http(s) URL, not {api!r}", file=sys.stderr)  # noqa: T201
         return 2
+    answer = _explained(api, document, arguments.campaign)
+    if isinstance(answer, int):
+        return answer
+    if arguments.json:
+        print(json.dumps(answer, indent=2))  # noqa: T201
+    else:
+        print(format_explanation(answer, terms=arguments.terms))  # noqa: T201
+    return 0
+
+
+def _explained(api: str, document: dict[str, Any], campaign: str | None) -> dict[str, Any] | int:
+    """The API's explanation, or the exit status once the reason there is none was said."""
     try:
         status, answer = post_json(f"{api}/v1/decisions/explain", document)
     except ValueError as error:  # e.g. a port that is not a number
@@ -135,11 +147,11 @@ def run_explain_command(arguments: argparse.Namespace) -> int:
     if status != 200 or not _is_explanation(answer):
         print(f"adserve: the API answered {status}, not an explanation: {json.dumps(answer)}", file=sys.stderr)  # noqa: T201
         return 1
-    if arguments.json:
-        print(json.dumps(answer, indent=2))  # noqa: T201
-    else:
-        print(format_explanation(answer, terms=arguments.terms))  # noqa: T201
-    return 0
+    if campaign is not None and not answer["explanation"].get("ads"):
+        # explain lists a campaign of any status: none listed, it is in no catalog Decide serves from (a typo?)
+        print(f"adserve: campaign {campaign!r} is not in Decide's catalog", file=sys.stderr)  # noqa: T201
+        return 1
+    return dict(answer)
 
 
 def _is_explanation(answer: Any) -> bool:
