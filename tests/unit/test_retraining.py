@@ -425,8 +425,11 @@ def test_a_champion_the_bucket_cannot_serve_now_fails_the_run_rather_than_promot
 
 def test_promote_by_hand_checks_the_version_exists(tmp_path: Path) -> None:
     models = InMemoryModelStore(files={"fm-a": model_files("fm-a"), "fm-b": model_files("fm-b")})
-    with pytest.raises(RetrainError, match="no champion yet"):
+    # Before any promotion, each refusal says how the bootstrap model Decide serves can be named
+    with pytest.raises(RetrainError, match=r"no champion yet.*adserve models publish layers/model/bootstrap"):
         promote(models, "fm-b", challenger_share=0.2)
+    with pytest.raises(RetrainError, match=r"bootstrap-0c79ce647124 is not a published model version .*publish"):
+        promote(models, "bootstrap-0c79ce647124")
     assert promote(models, "fm-a").champion == "fm-a"
     pointer = promote(models, "fm-b", challenger_share=0.2)
     assert (pointer.champion, pointer.challenger, pointer.challenger_share) == ("fm-a", "fm-b", 0.2)

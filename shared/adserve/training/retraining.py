@@ -399,7 +399,8 @@ def promote(
     """
     _check_share(challenger_share)
     if version not in models.versions():
-        raise RetrainError(f"{version} is not a published model version")
+        hint = f" ({UNPUBLISHED_BOOTSTRAP})" if models.read_pointer() is None else ""
+        raise RetrainError(f"{version} is not a published model version{hint}")
     with tempfile.TemporaryDirectory(prefix="adserve-promote-") as scratch:
         try:
             load_published(models, version, Path(scratch), spec or FeatureEncoder().spec)
