@@ -121,6 +121,8 @@ def test_a_route_that_ignores_unknown_query_parameters_still_checks_its_own(app:
         ('{"colour": "red", "litres": ' + "7" * 4301 + "}", HTTPStatus.UNPROCESSABLE_ENTITY, ["litres"]),
         ('{"colour": ' + "7" * 5000 + ', "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["colour"]),
         ("7" * 4301, HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),  # where the whole object belongs
+        # a later duplicate key replaced it: still refused, at the body
+        ('{"colour": "red", "litres": ' + "7" * 4301 + ', "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),
     ],
 )
 def test_a_body_that_is_missing_invalid_or_not_json_gets_its_4xx(

@@ -373,8 +373,9 @@ def _json_body(event: dict[str, Any]) -> Any:
         raise MalformedJsonError from None
     if too_long:
         problem = f"Integer longer than {sys.get_int_max_str_digits()} digits"
+        places = list(_where(value)) or [()]  # none left: a later duplicate key replaced it; the body, then
         raise RequestValidationError(
-            [{"type": "int_too_long", "loc": ("body", *at), "msg": problem, "input": None} for at in _where(value)]
+            [{"type": "int_too_long", "loc": ("body", *at), "msg": problem, "input": None} for at in places]
         )
     return value
 
