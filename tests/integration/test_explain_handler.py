@@ -276,7 +276,17 @@ def test_the_cli_says_what_it_got_when_the_url_answers_no_explanation(
         assert f"the API answered {status}, not an explanation" in capsys.readouterr().err
 
 
-def test_the_cli_refuses_an_api_url_that_names_no_place_to_reach(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc", "http://127.0.0.1:99999", "http://127.0.0.1:9/a b"])
+@pytest.mark.parametrize("signed", [True, False])
+def test_the_cli_refuses_an_api_url_that_names_no_place_to_reach(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any, url: str, signed: bool
+) -> None:
+    if not signed:  # no credentials anywhere: the request goes unsigned, as to a local stack without --auth
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     flags = ["--listener", "l", "--country", "SE", "--device", "mobile", "--placement", "audio_midroll"]
-    assert main(["explain", *flags, "--api", "http://127.0.0.1:abc"]) == 2
+    assert main(["explain", *flags, "--api", url]) == 2
     assert "is not a URL to reach" in capsys.readouterr().err

@@ -4,8 +4,10 @@ Signed with the caller's AWS credentials (boto3's chain) for service ``execute-a
 request goes unsigned, which only a local stack without ``--auth`` accepts.
 """
 
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -19,6 +21,7 @@ DEFAULT_REGION = "us-east-1"
 def post_json(url: str, document: Any, *, timeout: float = 10.0) -> tuple[int, Any]:
     """POST *document* as JSON; (status, parsed JSON body, or an error document saying the body was not JSON).
     Raises OSError when the API cannot be reached, ValueError for a URL that names no place to reach."""
+    urllib.parse.urlsplit(url).port  # noqa: B018 - a port that is no number: ValueError, signed or not, before any I/O
     body = json.dumps(document).encode()
     request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
     session = boto3.session.Session()
@@ -33,6 +36,8 @@ def post_json(url: str, document: Any, *, timeout: float = 10.0) -> tuple[int, A
             return response.status, _parsed(response.read())
     except urllib.error.HTTPError as error:
         return error.code, _parsed(error.read())
+    except http.client.InvalidURL as error:  # a host or path http.client refuses to send
+        raise ValueError(str(error)) from None
 
 
 def _parsed(text: bytes) -> Any:
