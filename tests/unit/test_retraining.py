@@ -535,6 +535,10 @@ def test_evaluate_says_why_there_was_nothing_to_judge_on_rather_than_print_a_tab
     printed = capsys.readouterr()
     assert "nothing to evaluate on: every decision from" in printed.err
     assert "evaluated on" not in printed.out
+    # A range starting before the logs whose logged decisions are all too young: none logged before those
+    early = [*young[:1], (START - timedelta(days=2)).isoformat(), *young[2:]]
+    assert run_model_command(parse("models", "evaluate", *early), logs=store, models=models) == EXIT_SKIPPED
+    assert "nothing to evaluate on: no decision was logged from" in capsys.readouterr().err
     # The same range once its decisions are old enough: the table
     ripe = ["--from", START.isoformat(), "--to", END.isoformat(), "--as-of", AS_OF.isoformat()]
     assert run_model_command(parse("models", "evaluate", *ripe), logs=store, models=models) == 0

@@ -340,13 +340,17 @@ def _evaluate(arguments: argparse.Namespace, logs: "LogReader", models: "ModelSt
         comparison = compare_published(reader, models, config, arguments.versions, work_dir=Path(work_dir))
     if not comparison.decisions:  # a table of dashes says nothing: say why there was nothing to judge on
         hours = config.reward_window.total_seconds() / 3600
-        young = min(config.end, config.as_of - config.reward_window) < config.start
-        why = (
-            f"every decision from {config.start:%Y-%m-%dT%H:%M}Z on is younger than the {hours:g} h reward window "
-            "(--reward-window-hours)"
-            if young
-            else "the range holds no logged decision none of the models learned from"
+        last = min(config.end, config.as_of - config.reward_window)
+        young, since = (
+            f"younger than the {hours:g} h reward window (--reward-window-hours)",
+            f"{config.start:%Y-%m-%dT%H:%M}Z",
         )
+        if comparison.learned_from:
+            why = f"the models learned from all {comparison.learned_from:,} decisions of the range"
+        elif last >= config.start:
+            why = f"no decision was logged from {since} to {last:%Y-%m-%dT%H:%M}Z (later ones: {young})"
+        else:
+            why = f"every decision from {since} on is {young}"
         _say(f"nothing to evaluate on: {why}")
         return EXIT_SKIPPED
     print(comparison.render())  # noqa: T201
