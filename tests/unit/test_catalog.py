@@ -16,7 +16,7 @@ from adserve.delivery.pacing import PacingState
 from adserve.models.features import FeatureEncoder
 from adserve.wiring.settings import DecideSettings
 
-from devstack.fakes import InMemoryPacingStore
+from devstack.fakes import InMemoryLogStore, InMemoryPacingStore
 from tests.support.builders import NOW, campaign, pacing_state
 
 TTL = 30.0
@@ -341,3 +341,40 @@ def test_a_refresh_that_cannot_read_the_pacing_table_keeps_the_states_it_read_a_
     clock.now += TTL
     assert served() == ["free-ad-1"]
     assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0] * 4  # one a refresh: 31, 61, 91, 121 s
+
+
+def test_a_budgeted_campaign_sits_out_90_s_after_its_read_however_long_the_load_took_after_it() -> None:
+    # Given a load whose catalog snapshot takes 5 s to put after the pacing table was read, then failing refreshes
+    loaded_at, clock = NOW, Clock()
+    budgeted = campaign(campaign_id="budgeted", budget={"unit": "impressions", "daily": 1_000})
+    pacing = InMemoryPacingStore()
+    pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=10)))
+
+    class SlowArchive(InMemoryLogStore):
+        def put_if_absent(self, key: str, body: bytes) -> None:
+            clock.now += 5
+            super().put_if_absent(key, body)
+
+    source = FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")])
+    catalog = CampaignCatalog(
+        source,
+        FeatureEncoder(),
+        TTL,
+        max_age_seconds=MAX_AGE,
+        pacing=pacing,
+        pacing_max_age=timedelta(minutes=5),
+        monotonic=clock,
+        clock=lambda: loaded_at + timedelta(seconds=clock.now - 1_000.0),
+        archive=SlowArchive(),
+    )
+
+    def served() -> list[str]:
+        return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads]
+
+    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    source.failing = True
+    # Then it serves until 90 s after the read, not 90 s after the load's end
+    clock.now = 1_000.0 + 89
+    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    clock.now = 1_000.0 + 91
+    assert served() == ["free-ad-1"]

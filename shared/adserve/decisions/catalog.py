@@ -204,11 +204,14 @@ class CampaignCatalog:
                     (previous.pacing_states, previous.pacing_read_at) if previous is not None else ({}, None)
                 )
             logger.info("campaign catalog loaded", extra={"campaigns": len(campaigns), "paced": len(states)})
-            snapshot = self._build(campaigns, states, read_at, previous)
+            built_at = self._clock()
+            snapshot = self._build(campaigns, states, read_at, previous, built_at)
             version = self._archived_version(snapshot, previous)
-            if version is not None:
-                snapshot = replace(snapshot, logged_version=version)
-        return snapshot
+            # The snapshot's age counts from the load's end: its deadlines, from the build's start, are moved up
+            # by the time between (the build, the archive's put), or they would outlive their bound by it
+            late = (self._clock() - built_at).total_seconds()
+            paced_until = tuple((seconds - late, campaign_id) for seconds, campaign_id in snapshot.paced_until)
+        return replace(snapshot, logged_version=version, paced_until=paced_until)
 
     def _archived_version(self, snapshot: CatalogSnapshot, previous: CatalogSnapshot | None) -> str | None:
         """The snapshot's catalog version once its ads are in the logs bucket (put unless this environment
@@ -246,6 +249,7 @@ class CampaignCatalog:
         states: Mapping[str, PacingState],
         read_at: datetime | None,
         previous: CatalogSnapshot | None,
+        now: datetime,
     ) -> CatalogSnapshot:
         """The snapshot of *campaigns* paced by *states* (read at *read_at*), reusing what *previous* built for the
         campaigns and placements that have not changed since (``CampaignAds``, ``TargetingIndex.refreshed``).
@@ -254,7 +258,6 @@ class CampaignCatalog:
         whichever comes first."""
         by_placement: dict[Placement, list[AdCandidate]] = {}
         advertiser_caps = AdvertiserCaps(campaigns)
-        now = self._clock()
         paced_until: list[tuple[float, str]] = []
         built: dict[str, CampaignAds] = {}
         reusable = previous.built if previous is not None else {}
