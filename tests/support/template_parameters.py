@@ -7,6 +7,19 @@ from pydantic import BaseModel, TypeAdapter
 from devstack.stack import DEFAULT_TEMPLATE
 from devstack.template import load_template
 
+DECIDE_REQUIRED: dict[str, str] = {
+    "CAMPAIGNS_TABLE_NAME": "campaigns",
+    "PACING_TABLE_NAME": "pacing",
+    "FREQUENCY_CAPS_TABLE_NAME": "caps",
+    "OUTCOMES_QUEUE_URL": "https://sqs.example/queue",
+    "LOGS_BUCKET_NAME": "logs",
+    "SIGNING_KEY_SECRET_ID": "signing",
+    "PSEUDONYM_KEY_SECRET_ID": "pseudonyms",
+    "MODEL_DIR": "/opt/model",
+    "MODELS_BUCKET_NAME": "models",
+}
+"""Decide's environment variables without a default: a settings test adds the ones it checks."""
+
 
 def assert_parameter_feeds_setting(function: str, parameter_name: str, settings: type[BaseModel], field: str) -> None:
     """``parameter_name`` has ``settings.field``'s default, minimum and maximum (a field without bounds: a parameter

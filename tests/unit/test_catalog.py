@@ -70,6 +70,28 @@ def catalog_over(source: FailingAfterFirstLoad, clock: Clock) -> CampaignCatalog
     )
 
 
+def paced_catalog(
+    source: FailingAfterFirstLoad, pacing: InMemoryPacingStore, clock: Clock, archive: InMemoryLogStore | None = None
+) -> CampaignCatalog:
+    """A catalog refreshing every TTL whose wall clock moves with its monotonic one (NOW at 1,000 s)."""
+    return CampaignCatalog(
+        source,
+        FeatureEncoder(),
+        TTL,
+        max_age_seconds=MAX_AGE,
+        pacing=pacing,
+        pacing_max_age=timedelta(minutes=5),
+        monotonic=clock,
+        clock=lambda: NOW + timedelta(seconds=clock.now - 1_000.0),
+        archive=archive,
+    )
+
+
+def paced_ads(catalog: CampaignCatalog) -> list[str]:
+    """The ads served in the mid-roll: a campaign paced to p = 0 stays in the index, but the throttle never draws it."""
+    return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads if ad.serve_probability > 0]
+
+
 def test_a_failing_store_is_served_from_the_snapshot_until_the_max_age_then_nothing(emitted: dict[str, Any]) -> None:
     # Given a catalog loaded once, after which every refresh fails
     source = FailingAfterFirstLoad([campaign(campaign_id="paused-since")])
@@ -103,34 +125,22 @@ def test_a_budgeted_campaign_sits_out_once_its_state_is_too_old_or_was_read_too_
     pacing.put(pacing_state(stopped, 1.0, loaded_at - timedelta(seconds=250)))
     pacing.put(pacing_state(healthy, 1.0, loaded_at - timedelta(seconds=10)))
     source, clock = FailingAfterFirstLoad([stopped, healthy, campaign(campaign_id="free")]), Clock()
-    catalog = CampaignCatalog(
-        source,
-        FeatureEncoder(),
-        TTL,
-        max_age_seconds=MAX_AGE,
-        pacing=pacing,
-        pacing_max_age=timedelta(minutes=5),
-        monotonic=clock,
-        clock=lambda: loaded_at,
-    )
+    catalog = paced_catalog(source, pacing, clock)
 
-    def served() -> list[str]:
-        return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads]
-
-    assert served() == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
     # When every refresh fails (nobody reads the pacing table again)
     source.failing = True
     clock.now += 49
-    assert served() == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1", "healthy-ad-1", "stopped-ad-1"]
     # Then the first sits out once its state is past the pacing max age
     clock.now += 2
-    assert served() == ["free-ad-1", "healthy-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1", "healthy-ad-1"]
     # and the other once the states were read a pacing step and a refresh ago (90 s): the step may have stopped it
     # since, unseen; the unbudgeted one serves on
     clock.now += 38
-    assert served() == ["free-ad-1", "healthy-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1", "healthy-ad-1"]
     clock.now += 2
-    assert served() == ["free-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1"]
 
 
 def test_a_refresh_that_succeeds_again_serves_again() -> None:
@@ -310,36 +320,24 @@ def test_a_refresh_that_cannot_read_the_pacing_table_keeps_the_states_it_read_a_
     pacing = FlakyPacingStore()
     pacing.put(pacing_state(budgeted, 1.0, loaded_at - timedelta(seconds=100)))
     clock = Clock()
-    catalog = CampaignCatalog(
-        FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")]),
-        FeatureEncoder(),
-        TTL,
-        max_age_seconds=MAX_AGE,
-        pacing=pacing,
-        pacing_max_age=timedelta(minutes=5),
-        monotonic=clock,
-        clock=lambda: loaded_at + timedelta(seconds=clock.now - 1_000.0),
-    )
+    catalog = paced_catalog(FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")]), pacing, clock)
 
-    def served() -> list[str]:  # a campaign paced to p = 0 stays in the index; the throttle never draws it
-        return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads if ad.serve_probability > 0]
-
-    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     # When the next refreshes cannot read the pacing table (the campaigns table answers)
     pacing.failing = True
     clock.now += TTL + 1  # read 31 s ago
     # Then the budgeted campaign keeps serving on the state it had, and the failure is counted
-    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0]
     clock.now += TTL  # 61 s
-    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     clock.now += 28  # 89 s
-    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     # but not once the states were read a step and a refresh ago (the step may have stopped it meanwhile)
     clock.now += 2
-    assert served() == ["free-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1"]
     clock.now += TTL
-    assert served() == ["free-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1"]
     assert values(emitted, MetricName.PACING_STATE_UNREADABLE) == [1.0] * 4  # one a refresh: 31, 61, 91, 121 s
 
 
@@ -356,25 +354,12 @@ def test_a_budgeted_campaign_sits_out_90_s_after_its_read_however_long_the_load_
             super().put_if_absent(key, body)
 
     source = FailingAfterFirstLoad([budgeted, campaign(campaign_id="free")])
-    catalog = CampaignCatalog(
-        source,
-        FeatureEncoder(),
-        TTL,
-        max_age_seconds=MAX_AGE,
-        pacing=pacing,
-        pacing_max_age=timedelta(minutes=5),
-        monotonic=clock,
-        clock=lambda: loaded_at + timedelta(seconds=clock.now - 1_000.0),
-        archive=SlowArchive(),
-    )
+    catalog = paced_catalog(source, pacing, clock, SlowArchive())
 
-    def served() -> list[str]:
-        return [ad.ad_id for ad in catalog.ads_for(Placement.AUDIO_MIDROLL).ads]
-
-    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     source.failing = True
     # Then it serves until 90 s after the read, not 90 s after the load's end
     clock.now = 1_000.0 + 89
-    assert served() == ["budgeted-ad-1", "free-ad-1"]
+    assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     clock.now = 1_000.0 + 91
-    assert served() == ["free-ad-1"]
+    assert paced_ads(catalog) == ["free-ad-1"]

@@ -21,32 +21,19 @@ from devstack.fakes import ConstantScorer, InMemoryCampaigns, RecordingDecisionL
 from tests.support.builders import campaign, decision_request
 from tests.support.decision_service import in_memory_service
 from tests.support.log_lines import powertools_log_lines
-from tests.support.template_parameters import assert_parameter_feeds_setting
-
-REQUIRED = {
-    "CAMPAIGNS_TABLE_NAME": "campaigns",
-    "PACING_TABLE_NAME": "pacing",
-    "FREQUENCY_CAPS_TABLE_NAME": "caps",
-    "OUTCOMES_QUEUE_URL": "https://sqs.example/queue",
-    "LOGS_BUCKET_NAME": "logs",
-    "SIGNING_KEY_SECRET_ID": "signing",
-    "PSEUDONYM_KEY_SECRET_ID": "pseudonyms",
-    "MODEL_DIR": "/opt/model",
-    "MODELS_BUCKET_NAME": "models",
-}
-
+from tests.support.template_parameters import DECIDE_REQUIRED, assert_parameter_feeds_setting
 
 # ------------------------------------------------------------------------------------------------ settings
 
 
 def test_ranking_is_in_usd_without_rates_by_default() -> None:
-    settings = DecideSettings.from_env(REQUIRED)
+    settings = DecideSettings.from_env(DECIDE_REQUIRED)
     assert (settings.ranking_currency, settings.exchange_rates) == ("USD", {})
 
 
 def test_the_ranking_currency_and_the_rates_are_read_from_the_environment() -> None:
     settings = DecideSettings.from_env(
-        REQUIRED | {"RANKING_CURRENCY": "EUR", "EXCHANGE_RATES": '{"USD": 0.93, "SEK": 0.088, "JPY": 1}'}
+        DECIDE_REQUIRED | {"RANKING_CURRENCY": "EUR", "EXCHANGE_RATES": '{"USD": 0.93, "SEK": 0.088, "JPY": 1}'}
     )
     assert settings.ranking_currency == "EUR"
     assert settings.exchange_rates == {"USD": 0.93, "SEK": 0.088, "JPY": 1.0}
@@ -55,7 +42,7 @@ def test_the_ranking_currency_and_the_rates_are_read_from_the_environment() -> N
 @pytest.mark.parametrize("currency", ["usd", "XXX", "US", "USDX", "", "VEF"])
 def test_a_ranking_currency_that_is_not_an_active_iso_4217_code_is_refused(currency: str) -> None:
     with pytest.raises(ConfigurationError, match="RANKING_CURRENCY"):
-        DecideSettings.from_env(REQUIRED | {"RANKING_CURRENCY": currency})
+        DecideSettings.from_env(DECIDE_REQUIRED | {"RANKING_CURRENCY": currency})
 
 
 @pytest.mark.parametrize(
@@ -81,7 +68,7 @@ def test_a_ranking_currency_that_is_not_an_active_iso_4217_code_is_refused(curre
 )
 def test_rates_that_are_not_an_object_of_active_codes_to_positive_finite_numbers_are_refused(rates: str) -> None:
     with pytest.raises(ConfigurationError, match="EXCHANGE_RATES"):
-        DecideSettings.from_env(REQUIRED | {"EXCHANGE_RATES": rates})
+        DecideSettings.from_env(DECIDE_REQUIRED | {"EXCHANGE_RATES": rates})
 
 
 def test_the_template_parameters_feed_the_settings() -> None:
@@ -117,36 +104,34 @@ def logged_values(log: RecordingDecisionLog) -> dict[str, float]:
     return {c.campaign_id: c.value_cpm for c in candidates if isinstance(c, LoggedCandidate)}
 
 
-def test_a_cpm_of_1000_jpy_ranks_below_10_usd_and_the_record_logs_the_values_ranked_with() -> None:
-    # Given a CPM of 1000 JPY (6.6 USD at 0.0066), 10 USD and 7 EUR (7.56 USD), one model score for all
+@pytest.mark.parametrize(
+    ("prices", "rates", "order", "values"),
+    [
+        # 1000 JPY is 6.6 USD at 0.0066 and 7 EUR 7.56 USD: by the raw numbers 1000 JPY would come first
+        (
+            [("yen", "JPY", 1000.0), ("dollar", "USD", 10.0), ("euro", "EUR", 7.0)],
+            USD_RATES,
+            ["dollar", "euro", "yen"],
+            {"yen": 6.6, "dollar": 10.0, "euro": 7.56},
+        ),
+        # the ranking currency need not be USD: 10 USD is 9.3 EUR and 100 SEK 8.8 EUR, 9 EUR between them
+        (
+            [("dollar", "USD", 10.0), ("krona", "SEK", 100.0), ("euro", "EUR", 9.0)],
+            ExchangeRates("EUR", {"USD": 0.93, "SEK": 0.088}),
+            ["dollar", "euro", "krona"],
+            {"dollar": 9.3, "krona": 8.8, "euro": 9.0},
+        ),
+    ],
+)
+def test_ads_rank_by_value_in_the_ranking_currency_and_the_record_logs_the_values_ranked_with(
+    prices: list[tuple[str, str, float]], rates: ExchangeRates, order: list[str], values: dict[str, float]
+) -> None:
+    # Given one model score for all, when a greedy decision ranks them: by value in the ranking currency
     log = RecordingDecisionLog()
-    decider = in_memory_service(
-        priced("yen", "JPY", 1000.0),
-        priced("dollar", "USD", 10.0),
-        priced("euro", "EUR", 7.0),
-        log=log,
-        rates=USD_RATES,
-    )
-    # When a greedy decision ranks them
-    ranked = decide(decider)
-    # Then by value in USD, not by the raw numbers (which would put 1000 JPY first)
-    assert ranked == ["dollar", "euro", "yen"]
+    decider = in_memory_service(*(priced(*price) for price in prices), log=log, rates=rates)
+    assert decide(decider) == order
     # And the record's values are the ones the policy multiplied the scores by: off-policy replay uses them
-    assert logged_values(log) == pytest.approx({"yen": 6.6, "dollar": 10.0, "euro": 7.56})
-
-
-def test_the_ranking_currency_need_not_be_usd() -> None:
-    # 10 USD is 9.3 EUR and 100 SEK 8.8 EUR: 9 EUR sits between them
-    log = RecordingDecisionLog()
-    decider = in_memory_service(
-        priced("dollar", "USD", 10.0),
-        priced("krona", "SEK", 100.0),
-        priced("euro", "EUR", 9.0),
-        log=log,
-        rates=ExchangeRates("EUR", {"USD": 0.93, "SEK": 0.088}),
-    )
-    assert decide(decider) == ["dollar", "euro", "krona"]
-    assert logged_values(log) == pytest.approx({"dollar": 9.3, "krona": 8.8, "euro": 9.0})
+    assert logged_values(log) == pytest.approx(values)
 
 
 def test_the_pre_ranking_key_is_the_converted_value_times_the_prior() -> None:

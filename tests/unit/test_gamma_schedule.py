@@ -22,7 +22,7 @@ from devstack.fakes import ConstantScorer, RecordingDecisionLog
 from tests.support.builders import campaign, decision_request
 from tests.support.decision_service import in_memory_service
 from tests.support.privacy import PSEUDONYMS
-from tests.support.template_parameters import assert_parameter_feeds_setting
+from tests.support.template_parameters import DECIDE_REQUIRED, assert_parameter_feeds_setting
 
 BOOTSTRAP = Path(__file__).resolve().parents[2] / "layers" / "model" / "bootstrap"
 
@@ -103,29 +103,16 @@ def test_a_manifest_with_an_invalid_count_is_refused_at_load(tmp_path: Path, cou
         model_with(tmp_path, "invalid", logged_decisions=count)
 
 
-REQUIRED = {
-    "CAMPAIGNS_TABLE_NAME": "campaigns",
-    "PACING_TABLE_NAME": "pacing",
-    "FREQUENCY_CAPS_TABLE_NAME": "caps",
-    "OUTCOMES_QUEUE_URL": "https://sqs.example/queue",
-    "LOGS_BUCKET_NAME": "logs",
-    "SIGNING_KEY_SECRET_ID": "signing",
-    "PSEUDONYM_KEY_SECRET_ID": "pseudonyms",
-    "MODEL_DIR": "/opt/model",
-    "MODELS_BUCKET_NAME": "models",
-}
-
-
 @pytest.mark.parametrize(
     ("field_name", "too_large"), [("exploration_gamma_scale", "20000"), ("exploration_optimism", "101")]
 )
 def test_the_setting_is_off_by_default_and_validated_from_the_environment(field_name: str, too_large: str) -> None:
     variable = field_name.upper()
-    assert getattr(DecideSettings.from_env(REQUIRED), field_name) == 0.0
-    assert getattr(DecideSettings.from_env(REQUIRED | {variable: "1.5"}), field_name) == 1.5
+    assert getattr(DecideSettings.from_env(DECIDE_REQUIRED), field_name) == 0.0
+    assert getattr(DecideSettings.from_env(DECIDE_REQUIRED | {variable: "1.5"}), field_name) == 1.5
     for bad in ("-1", "abc", too_large, "nan"):
         with pytest.raises(ConfigurationError, match=variable):
-            DecideSettings.from_env(REQUIRED | {variable: bad})
+            DecideSettings.from_env(DECIDE_REQUIRED | {variable: bad})
 
 
 @pytest.mark.parametrize(
