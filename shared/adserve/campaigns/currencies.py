@@ -7,7 +7,9 @@ ZWG 2024, XCG for ANG 2025, EUR for BGN 2026); a checked-in frozenset costs noth
 where pycountry would add megabytes of locale data for one lookup.
 """
 
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
 
 ACTIVE_CURRENCIES: Final = frozenset(
     [
@@ -168,3 +170,13 @@ ACTIVE_CURRENCIES: Final = frozenset(
         "ZWG",
     ]
 )
+
+
+def _active(code: str) -> str:
+    if code not in ACTIVE_CURRENCIES:
+        raise ValueError("must be an active ISO 4217 currency code, e.g. USD, EUR, SEK")
+    return code
+
+
+CurrencyCode = Annotated[str, AfterValidator(_active)]
+"""An active ISO 4217 code: a campaign's currency, the ranking currency and the exchange rates' keys."""

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from adserve.campaigns.currencies import ACTIVE_CURRENCIES
+from adserve.campaigns.currencies import CurrencyCode
 from adserve.core.errors import ConfigurationError
 
 ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
@@ -51,15 +50,6 @@ def _comma_separated(value: object) -> object:
 
 
 CommaSeparatedFloats = Annotated[tuple[float, ...], BeforeValidator(_comma_separated)]
-
-
-def _active_currency(value: str) -> str:
-    if value not in ACTIVE_CURRENCIES:
-        raise ValueError("must be an active ISO 4217 currency code, e.g. USD, EUR, SEK")
-    return value
-
-
-CurrencyCode = Annotated[str, AfterValidator(_active_currency)]
 
 
 def _unique_names(pairs: list[tuple[str, object]]) -> dict[str, object]:
