@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,7 +28,8 @@ from devstack.metrics_output import readable_metrics
 from devstack.openapi_document import openapi_document, render
 from devstack.sigv4 import SigV4Verifier
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
-from devstack.stack_description import FunctionDefinition
+from devstack.stack_description import FunctionDefinition, parameter_values
+from devstack.template import load_template
 
 __all__ = ["main"]
 
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth=arguments.auth,
         raw_metrics=arguments.raw_metrics,
         pacing_every=arguments.pacing_every,
+        parameters=dict(arguments.parameter),
     )
 
 
@@ -79,6 +81,7 @@ def run(
     auth: bool = False,
     raw_metrics: bool = False,
     pacing_every: float = 60.0,
+    parameters: Mapping[str, str] | None = None,
 ) -> int:
     """Serve until SIGINT or SIGTERM, then stop the gateway, the SQS pollers and the endpoint; 0 on a clean shutdown.
 
@@ -87,7 +90,7 @@ def run(
     *auth* makes the routes the template protects with AWS_IAM demand SigV4 signatures made with the stack's
     credentials; each invocation's metrics are logged as one readable line unless *raw_metrics* keeps the EMF JSON.
     PacingFunction runs every *pacing_every* seconds as its ``rate(1 minute)`` schedule does in AWS (0: never);
-    RetrainFunction's 6-hour schedule is not run locally.
+    RetrainFunction's 6-hour schedule is not run locally. *parameters* override template parameters' defaults.
     """
     _configure_logging()
     stop = threading.Event()
@@ -99,8 +102,17 @@ def run(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     on_metrics = None if raw_metrics else _log_metrics
+    try:
+        parameter_values(load_template(template), parameters or {})  # before anything starts
+    except ValueError as error:
+        print(f"adserve-local: --parameter {error}", file=sys.stderr)  # noqa: T201
+        return 2
     with LocalStack.start(
-        template, event_sources=True, visibility_timeout_override=visibility_timeout, on_metrics=on_metrics
+        template,
+        event_sources=True,
+        visibility_timeout_override=visibility_timeout,
+        on_metrics=on_metrics,
+        parameters=parameters,
     ) as stack:
         seeded = _seed(stack) if seed else 0
         verifier = _verifier(stack) if auth else None
@@ -239,6 +251,13 @@ def _event_source_lines(stack: LocalStack, visibility_timeout: int | None) -> li
     return lines
 
 
+def _parameter(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def _visibility_timeout(value: str) -> int | None:
     if value == "template":
         return None
@@ -290,6 +309,15 @@ def _parser() -> argparse.ArgumentParser:
             f"every queue's visibility timeout, so messages a function failed are retried (and dead-lettered) "
             f"in seconds; 'template' keeps the template's (default {DEFAULT_VISIBILITY_TIMEOUT})"
         ),
+    )
+    run_command.add_argument(
+        "--parameter",
+        type=_parameter,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter's value instead of its default, as sam deploy --parameter-overrides gives one "
+        "(repeatable), e.g. --parameter 'ExchangeRates={\"EUR\": 1.08}'",
     )
     for command in (run_command, commands.add_parser("openapi", help="print the API's merged OpenAPI document")):
         command.add_argument(

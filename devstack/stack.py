@@ -105,6 +105,7 @@ class LocalStack:
         on_metrics: MetricsListener | None = None,
         moto_process: bool = False,
         function_processes: Collection[str] | Mapping[str, int] = (),
+        parameters: Mapping[str, str] | None = None,
     ) -> LocalStack:
         """Start (or reach) the endpoint, create the template's resources, export the functions' environment.
 
@@ -123,6 +124,7 @@ class LocalStack:
         pipe round trip per invocation (worth it for functions invoked with batches). Their modules are then not
         reachable from here (``handler_module``), so tests that look inside a handler leave them here. A mapping
         gives a function several execution environments (``FunctionProcesses``): that many invocations at once.
+        *parameters* give template parameters other values than their defaults, as ``--parameter-overrides`` does.
         """
         template_path = Path(template_path).resolve()
         endpoint = (
@@ -142,10 +144,17 @@ class LocalStack:
             environ.apply(access)
             session = boto3.session.Session()
             account_id = _account_id(session)
-            planned = describe_stack(template_path, stack_name=stack_name, region=region, account_id=account_id)
+            planned = describe_stack(
+                template_path, stack_name=stack_name, region=region, account_id=account_id, parameters=parameters
+            )
             created = create_resources(planned, session, visibility_timeout_override=visibility_timeout_override)
             description = describe_stack(
-                template_path, stack_name=stack_name, region=region, account_id=account_id, created=created
+                template_path,
+                stack_name=stack_name,
+                region=region,
+                account_id=account_id,
+                created=created,
+                parameters=parameters,
             )
             env = {**functions_environment(description, template_path.parent), **access}
             environ.apply(env)

@@ -6,6 +6,7 @@ covered and that every function's environment names the local resources.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,11 +171,13 @@ def describe_stack(
     account_id: str = DEFAULT_ACCOUNT_ID,
     sqs_endpoint_url: str | None = None,
     created: Mapping[str, ResourceReferences] | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> StackDescription:
     """Describe *template_path* as a local stack.
 
     References are predicted (a queue's URL from *sqs_endpoint_url*, a secret's Ref is its name) unless
-    *created* gives the real ones, which the stack passes once the resources exist.
+    *created* gives the real ones, which the stack passes once the resources exist. A parameter takes its default
+    unless *parameters* gives a value (``parameter_values``).
     """
     template_path = Path(template_path)
     template = load_template(template_path)
@@ -193,7 +196,7 @@ def describe_stack(
     }
     sqs_endpoint = (sqs_endpoint_url or f"https://sqs.{region}.amazonaws.com").rstrip("/")
     references = {
-        **_parameter_defaults(template),
+        **parameter_values(template, parameters or {}),
         **{
             logical_id: _predicted_references(resource, region, account_id, sqs_endpoint)
             for logical_id, resource in resources.items()
@@ -283,12 +286,23 @@ def _predicted_references(
     return ResourceReferences(ref=name, attributes={"Id": name})
 
 
-def _parameter_defaults(template: Template) -> dict[str, ResourceReferences]:
-    return {
-        name: ResourceReferences(ref=str(parameter["Default"]))
-        for name, parameter in (template.get("Parameters") or {}).items()
-        if isinstance(parameter, dict) and "Default" in parameter
-    }
+def parameter_values(template: Template, given: Mapping[str, str]) -> dict[str, ResourceReferences]:
+    """Each parameter's value: *given*'s, else its default. A name the template lacks, or a value its
+    ``AllowedValues`` or ``AllowedPattern`` refuses, is a ValueError, as CloudFormation refuses such a deploy."""
+    declared = template.get("Parameters") or {}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ValueError(f"the template has no parameter {', '.join(unknown)}")
+    values = {name: str(parameter["Default"]) for name, parameter in declared.items() if "Default" in parameter}
+    for name, value in given.items():
+        parameter = declared[name]
+        allowed, pattern = parameter.get("AllowedValues"), parameter.get("AllowedPattern")
+        if (allowed is not None and value not in [str(option) for option in allowed]) or (
+            pattern is not None and re.fullmatch(pattern, value) is None
+        ):
+            raise ValueError(f"{name}={value!r}: {parameter.get('ConstraintDescription') or 'not an allowed value'}")
+        values[name] = value
+    return {name: ResourceReferences(ref=value) for name, value in values.items()}
 
 
 def _function_definition(

@@ -7,7 +7,7 @@ import pytest
 
 from devstack.intrinsics import UnresolvableError
 from devstack.routing import Router
-from devstack.stack_description import LOCAL_RESOURCE_TYPES, StackDescription, describe_stack
+from devstack.stack_description import LOCAL_RESOURCE_TYPES, StackDescription, describe_stack, parameter_values
 from devstack.template import load_template, resources_of_type
 
 TEMPLATE = Path(__file__).parents[2] / "template.yaml"
@@ -56,6 +56,28 @@ def test_function_environments_name_the_local_resources(template: dict[str, Any]
                 assert resolved[name].endswith(stack.physical_name(value["Ref"])), name
             elif not isinstance(value, dict):
                 assert resolved[name] == str(value), name
+
+
+def test_a_parameter_given_replaces_its_default_where_the_template_refers_to_it() -> None:
+    rates = '{"EUR": 1.08, "SEK": 0.095}'
+    described = describe_stack(TEMPLATE, stack_name="adserve-test", parameters={"ExchangeRates": rates})
+    for function in ("DecideFunction", "PacingFunction"):
+        assert described.functions[function].environment["EXCHANGE_RATES"] == rates
+
+
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        ({"NoSuchParameter": "1"}, "no parameter NoSuchParameter"),
+        ({"ExchangeRates": "{"}, "a JSON object"),  # AllowedPattern, with its ConstraintDescription
+        ({"ExplorationPolicy": "thompson"}, "not an allowed value"),  # AllowedValues
+    ],
+)
+def test_a_parameter_the_template_would_refuse_is_refused_as_a_deploy_would_be(
+    template: dict[str, Any], given: dict[str, str], refusal: str
+) -> None:
+    with pytest.raises(ValueError, match=refusal):
+        parameter_values(template, given)
 
 
 def test_functions_point_at_their_code(stack: StackDescription) -> None:
