@@ -5,9 +5,9 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.model import Campaign
 from adserve.decisions.catalog import CampaignCatalog, CampaignSource
-from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.policy import EpsilonGreedy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import Scorer

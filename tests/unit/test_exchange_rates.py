@@ -2,22 +2,25 @@
 deployment's ranking currency (RANKING_CURRENCY, EXCHANGE_RATES); a campaign in a currency without a rate is
 not served."""
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError
 from adserve.core.observability import MetricName, metrics
 from adserve.core.vocabulary import Placement
 from adserve.decisions.api import Rule
-from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.service import DecisionService
 from adserve.models.features import FeatureEncoder
 from adserve.outcomes.decision_records import LoggedCandidate
-from adserve.wiring.settings import DecideSettings
+from adserve.wiring.settings import DecideSettings, PacingSettings
 
 from devstack.fakes import ConstantScorer, InMemoryCampaigns, RecordingDecisionLog
+from devstack.stack import DEFAULT_TEMPLATE
+from devstack.template import load_template
 from tests.support.builders import campaign, decision_request
 from tests.support.decision_service import in_memory_service
 from tests.support.log_lines import powertools_log_lines
@@ -72,8 +75,28 @@ def test_rates_that_are_not_an_object_of_active_codes_to_positive_finite_numbers
 
 
 def test_the_template_parameters_feed_the_settings() -> None:
-    assert_parameter_feeds_setting("DecideFunction", "RankingCurrency", DecideSettings, "ranking_currency")
-    assert_parameter_feeds_setting("DecideFunction", "ExchangeRates", DecideSettings, "exchange_rates")
+    for function, settings in (("DecideFunction", DecideSettings), ("PacingFunction", PacingSettings)):
+        assert_parameter_feeds_setting(function, "RankingCurrency", settings, "ranking_currency")
+        assert_parameter_feeds_setting(function, "ExchangeRates", settings, "exchange_rates")
+
+
+@pytest.mark.parametrize(
+    ("value", "deployable"),
+    [
+        ("{}", True),
+        ('{"EUR": 1.08, "SEK": 0.095, "JPY": 0.0066}', True),
+        ('{"EUR":1e-3}', True),
+        ("{", False),  # what --parameter-overrides leaves of an unquoted object
+        ("{EUR:1.08}", False),  # a shell's quotes gone
+        ('{"EUR": "1.08"}', False),
+    ],
+)
+def test_the_template_refuses_a_rates_value_that_is_no_json_object_of_codes_to_numbers(
+    value: str, deployable: bool
+) -> None:
+    # A deploy with a value cut short fails, rather than every decision (the settings refuse it on the first)
+    pattern = load_template(DEFAULT_TEMPLATE)["Parameters"]["ExchangeRates"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, value) is not None) is deployable
 
 
 # ------------------------------------------------------------------------------------------------ ranking
@@ -157,15 +180,17 @@ def test_a_usd_deployment_ranks_and_logs_a_usd_cpm_unchanged_to_the_bit() -> Non
 def test_a_campaign_in_a_currency_without_a_rate_is_left_out_at_each_load_logged_and_counted(
     emitted: dict[str, Any],
 ) -> None:
-    # Given a catalog with a SEK campaign and no SEK rate
+    # Given a catalog with SEK campaigns and no SEK rate, one of them past its flight
+    ended = campaign(campaign_id="krona-ended", currency="SEK", flight_end="2026-01-02T00:00:00Z")
     source = InMemoryCampaigns(
-        [priced("krona", "SEK", 100.0), priced("kr2", "SEK", 90.0), priced("dollar", "USD", 1.0)]
+        [priced("krona", "SEK", 100.0), priced("kr2", "SEK", 90.0), ended, priced("dollar", "USD", 1.0)]
     )
     decider = in_memory_service(source=source, rates=USD_RATES, monotonic=lambda: 0.0)
     # When the catalog loads
     with powertools_log_lines("INFO") as lines:
         ranked = decide(decider)
-    # Then the SEK campaigns cannot be ranked against the others and are not served: counted, logged once
+    # Then the SEK campaigns cannot be ranked against the others and are not served: counted, logged once (the
+    # ended one would not serve anyway: nothing to act on, not counted)
     assert ranked == ["dollar"]
     assert [ad.campaign.campaign_id for ad in decider.catalog.ads_for(Placement.AUDIO_MIDROLL).ads] == ["dollar"]
     assert list(emitted[MetricName.CAMPAIGNS_WITHOUT_EXCHANGE_RATE]["Value"]) == [2.0]
@@ -179,7 +204,7 @@ def test_a_campaign_in_a_currency_without_a_rate_is_left_out_at_each_load_logged
     assert MetricName.CAMPAIGNS_WITHOUT_EXCHANGE_RATE not in metrics.metric_set
 
 
-def test_explain_names_the_missing_rate_after_the_status_and_before_the_flight() -> None:
+def test_explain_names_the_missing_rate_after_the_status_and_the_flight() -> None:
     decider = in_memory_service(
         priced("krona", "SEK", 100.0),
         campaign(campaign_id="paused-krona", currency="SEK", status="paused"),
@@ -193,7 +218,7 @@ def test_explain_names_the_missing_rate_after_the_status_and_before_the_flight()
     rules = {ad.campaign_id: ad for ad in response.explanation.ads}
     assert rules["krona"].rule is Rule.CURRENCY
     assert rules["krona"].detail == "priced in SEK, which has no rate into the ranking currency USD (EXCHANGE_RATES)"
-    assert rules["over-krona"].rule is Rule.CURRENCY  # the catalog leaves it out before any request's flight check
+    assert rules["over-krona"].rule is Rule.FLIGHT  # ended: it would not serve whatever its currency
     assert rules["paused-krona"].rule is Rule.STATUS
     assert rules["over-yen"].rule is Rule.FLIGHT
     assert rules["dollar"].rule is Rule.SERVED

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.delivery.counting import DeliveryTotals
@@ -307,6 +308,19 @@ def test_a_step_paces_live_budgeted_campaigns_and_keeps_the_old_state_of_one_it_
     assert store.states["cmp-sick"] == old
     assert (summary.paced, summary.failed, summary.over_delivered) == (2, ["cmp-sick"], ["cmp-over"])
     assert summary.exhausted == 1
+
+
+def test_a_step_paces_no_campaign_decide_cannot_rank_for_want_of_an_exchange_rate() -> None:
+    # Given a budgeted campaign in EUR and one in USD, and the default rates (ranking in USD, no other currency)
+    counter, store = InMemoryDeliveryCounter(), InMemoryPacingStore()
+    campaigns = [budgeted(campaign_id="cmp-usd"), budgeted(campaign_id="cmp-eur", currency="EUR")]
+    # When the step runs, only the one Decide serves is paced: the other's p would rise while nothing served it
+    assert run_pacing_step(campaigns, counter, counter, store, NOW).paced == 1
+    assert sorted(store.states) == ["cmp-usd"]
+    # And with a rate for EUR both are
+    with_rates = ExchangeRates("USD", {"EUR": 1.08})
+    assert run_pacing_step(campaigns, counter, counter, store, NOW, rates=with_rates).paced == 2
+    assert sorted(store.states) == ["cmp-eur", "cmp-usd"]
 
 
 class CountsUnreadableFor(InMemoryDeliveryCounter):

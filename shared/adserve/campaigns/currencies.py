@@ -7,6 +7,8 @@ ZWG 2024, XCG for ANG 2025, EUR for BGN 2026); a checked-in frozenset costs noth
 where pycountry would add megabytes of locale data for one lookup.
 """
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Final
 
 from pydantic import AfterValidator
@@ -180,3 +182,31 @@ def _active(code: str) -> str:
 
 CurrencyCode = Annotated[str, AfterValidator(_active)]
 """An active ISO 4217 code: a campaign's currency, the ranking currency and the exchange rates' keys."""
+
+
+@dataclass(frozen=True)
+class ExchangeRates:
+    """Ranking across currencies. A campaign is priced in its own currency (its budgets and delivery are counted in
+    it), but Decide compares expected values, score x value, across campaigns: a CPM of 1000 JPY is not worth more
+    than 10 USD. So ads are ranked at ``value_cpm x rate(currency)`` in the deployment's ranking currency
+    (``RANKING_CURRENCY``, ``EXCHANGE_RATES``); the decision record logs that value, the one the policy ranked with.
+    A currency without a rate cannot be ranked against the others: its campaigns are neither served (the catalog
+    leaves them out at load, ``CampaignsWithoutExchangeRate``) nor paced (the step skips them, so a rate that
+    arrives later does not meet a p raised while nothing served). The rates are the operator's to keep current."""
+
+    currency: str = "USD"
+    """The ranking currency."""
+    rates: Mapping[str, float] = field(default_factory=dict)
+    """What one unit of each other currency is worth in ``currency``."""
+
+    def rate(self, currency: str) -> float | None:
+        """The factor from *currency* into the ranking currency (1 for itself); None when there is none."""
+        return 1.0 if currency == self.currency else self.rates.get(currency)
+
+    def missing(self, currency: str) -> str:
+        """Why a campaign priced in *currency* is not served, in words."""
+        return f"priced in {currency}, which has no rate into the ranking currency {self.currency} (EXCHANGE_RATES)"
+
+
+USD_ONLY: Final = ExchangeRates()
+"""The default deployment's rates: ranking in USD, no other currency."""

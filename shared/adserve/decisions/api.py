@@ -116,8 +116,8 @@ class Rule(StrEnum):
     """Why an ad of the catalog was or was not served, in the order Decide applies them."""
 
     STATUS = "status"
-    CURRENCY = "currency"
     FLIGHT = "flight"
+    CURRENCY = "currency"
     PLACEMENT = "placement"
     TARGETING = "targeting"
     EXCLUDED = "excluded"

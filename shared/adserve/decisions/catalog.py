@@ -12,7 +12,7 @@ refresh keeps the previous snapshot serving, but only up to a maximum age: past 
 all rather than campaigns that may have been paused or changed since (fail closed, like the caps read).
 
 Each ad is ranked at its value in the deployment's ranking currency (``AdCandidate.value``, ``value_cpm x`` the rate
-of its campaign's currency, ``adserve.decisions.exchange_rates``). An active campaign in a currency without a rate
+of its campaign's currency, ``adserve.campaigns.currencies``). An active campaign in a currency without a rate
 cannot be ranked against the others: a load leaves it out (no placement index holds it, explain names the rule),
 logs one line naming such campaigns and counts them (``CampaignsWithoutExchangeRate``).
 
@@ -31,6 +31,7 @@ from typing import Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.frequency_caps import AdvertiserCaps
 from adserve.campaigns.model import Campaign, CampaignStatus, CapWindow, Creative, FrequencyCap
 from adserve.core.collector import collector_paused
@@ -38,7 +39,6 @@ from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailab
 from adserve.core.observability import MetricName, emit, logger, metrics
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import PLAYS, Placement
-from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.delivery.pacing import STEP, PacingState, serve_probability
 from adserve.models.features import FeatureEncoder
@@ -286,8 +286,7 @@ class CampaignCatalog:
                 for placement in campaign.placements:
                     if ad.creative.format in PLAYS[placement]:
                         by_placement.setdefault(placement, []).append(ad)
-        if unranked:
-            self._left_out(unranked)
+        self._left_out(unranked, now)
         indexes = previous.by_placement if previous is not None else {}
         return CatalogSnapshot(
             {
@@ -312,8 +311,12 @@ class CampaignCatalog:
         until = min(state.updated_at + self._pacing_max_age, read_at + self._blind_for)
         return (probability, (until - now).total_seconds()) if until > now else (0.0, None)
 
-    def _left_out(self, unranked: list[Campaign]) -> None:
-        """One line and one count per load for the active campaigns no rate converts (none served)."""
+    def _left_out(self, unranked: list[Campaign], now: datetime) -> None:
+        """One line and one count per load for the active campaigns no rate converts (none served) whose flight has
+        not ended: one that has would not serve anyway, and gives the operator nothing to act on."""
+        unranked = [campaign for campaign in unranked if now < campaign.flight_end]
+        if not unranked:
+            return
         logger.warning(
             "campaigns in a currency without an exchange rate are not served",
             extra={

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
+from adserve.campaigns.currencies import USD_ONLY, ExchangeRates
 from adserve.campaigns.model import Budget, Campaign, CampaignStatus, Pacing
 from adserve.core.errors import DeliveryStoreUnavailableError
 from adserve.delivery.counting import DeliveryReader, DeliveryTotals, RequestReader
@@ -56,14 +57,17 @@ class StepSummary:
     """Placements whose request counts could not be read: their campaigns kept the profile of their last state."""
 
 
-def live_budgeted(campaigns: Iterable[Campaign], now: datetime) -> list[Campaign]:
-    """Active campaigns with a budget whose flight is on: the ones Decide may throttle."""
+def live_budgeted(campaigns: Iterable[Campaign], now: datetime, rates: ExchangeRates) -> list[Campaign]:
+    """Active campaigns with a budget whose flight is on and whose currency has a rate: the ones Decide may
+    throttle (one it cannot rank it does not serve; paced meanwhile, its p would rise with nothing served and
+    burst once a rate arrives)."""
     return [
         campaign
         for campaign in campaigns
         if campaign.status is CampaignStatus.ACTIVE
         and campaign.budget is not None
         and campaign.flight_start <= now < campaign.flight_end
+        and rates.rate(campaign.currency) is not None
     ]
 
 
@@ -121,6 +125,7 @@ def run_pacing_step(
     parallel: Callable[[Callable[[Campaign], PacingState | None], list[Campaign]], Iterator[PacingState | None]] = map,
     time_is_up: Callable[[], bool] = lambda: False,
     clock: Callable[[], datetime] | None = None,
+    rates: ExchangeRates = USD_ONLY,
 ) -> StepSummary:
     """Pace every live budgeted campaign once; a campaign whose reads or write fail keeps its old state,
     which Decide stops trusting after its maximum age (then the campaign is not served: fail closed).
@@ -129,10 +134,13 @@ def run_pacing_step(
     next step (``deferred``): a catalog too large for one step is paced in turns, each campaign every few steps,
     rather than a step that times out at the same campaign every minute and never paces those after it.
 
-    *clock* tells when a read has returned (*now* for ever, in a simulation whose reads take no time).
+    *clock* tells when a read has returned (*now* for ever, in a simulation whose reads take no time). *rates*
+    are Decide's: a campaign in a currency without one is not paced (``live_budgeted``).
     """
     previous = store.list_states()
-    live = sorted(live_budgeted(campaigns, now), key=lambda campaign: _paced_at(previous.get(campaign.campaign_id)))
+    live = sorted(
+        live_budgeted(campaigns, now, rates), key=lambda campaign: _paced_at(previous.get(campaign.campaign_id))
+    )
     placements = {placement.value for campaign in live for placement in campaign.placements}
     counts = traffic_profiles(requests, placements, now)
     summary = StepSummary(profiles_unread=sorted(placements - counts.keys()))

@@ -26,7 +26,6 @@ from adserve.dal.log_store import S3LogStore
 from adserve.dal.model_store import S3ModelStore
 from adserve.dal.pacing_store import DynamoPacingStore
 from adserve.decisions.catalog import CampaignCatalog
-from adserve.decisions.exchange_rates import ExchangeRates
 from adserve.decisions.policy import exploration_policy
 from adserve.decisions.service import DecisionService, PolicySettings
 from adserve.models.ctr_model import CtrModel
@@ -109,7 +108,7 @@ def decision_service(settings: DecideSettings) -> DecisionService:
             max_age_seconds=settings.catalog_max_age_seconds,
             pacing=DynamoPacingStore(catalog_client, settings.pacing_table_name),
             pacing_max_age=timedelta(seconds=settings.pacing_max_age_seconds),
-            exchange_rates=ExchangeRates(settings.ranking_currency, settings.exchange_rates),
+            exchange_rates=settings.rates,
             # One put per new catalog version per environment, inside a catalog load (on a request when it is a
             # refresh): one attempt, 250 ms to connect and 500 ms to read; a failed put only keeps records inline.
             archive=S3LogStore(

@@ -42,6 +42,7 @@ def run_scheduled_pacing(settings: PacingSettings, remaining_ms: Callable[[], in
             parallel=pool.map,
             time_is_up=lambda: remaining_ms() < TIME_RESERVE_MS,
             clock=lambda: datetime.now(UTC),
+            rates=settings.rates,
         )
 
 

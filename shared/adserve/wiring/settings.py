@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from adserve.campaigns.currencies import CurrencyCode
+from adserve.campaigns.currencies import CurrencyCode, ExchangeRates
 from adserve.core.errors import ConfigurationError
 
 ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
@@ -90,6 +90,32 @@ class EnvironmentSettings(BaseModel):
             raise ConfigurationError(f"{cls.__name__}: invalid or missing environment variables: {missing}") from error
 
 
+class RankingCurrencySettings(EnvironmentSettings):
+    """The rates Decide ranks with and the pacing step paces by: a campaign without one is neither."""
+
+    ranking_currency: CurrencyCode = Field(
+        default="USD",
+        description="The currency every ad's value_cpm is converted into to be ranked (campaigns/currencies.py).",
+    )
+    exchange_rates: ExchangeRatesJson = Field(
+        default_factory=dict,
+        description='What one unit of each other currency is worth in RANKING_CURRENCY, e.g. {"EUR": 1.08}: a '
+        "campaign in a currency without a rate is neither served nor paced.",
+    )
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _other_currencies(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        """The ranking currency's rate is 1 by definition: a rate given for it is a mistake, whatever its value."""
+        if info.data.get("ranking_currency") in value:
+            raise ValueError("must not give a rate for RANKING_CURRENCY (its rate is 1)")
+        return value
+
+    @property
+    def rates(self) -> ExchangeRates:
+        return ExchangeRates(self.ranking_currency, self.exchange_rates)
+
+
 class CampaignsSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
@@ -103,7 +129,7 @@ class ListenersSettings(EnvironmentSettings):
     pseudonym_key_secret_id: ResourceName
 
 
-class DecideSettings(EnvironmentSettings):
+class DecideSettings(RankingCurrencySettings):
     campaigns_table_name: ResourceName
     pacing_table_name: ResourceName
     pacing_max_age_seconds: PacingMaxAgeSeconds = 300.0
@@ -189,23 +215,6 @@ class DecideSettings(EnvironmentSettings):
     tracking_base_url: str | None = Field(
         default=None, description="Base of tracking URLs (a custom domain); the request's own host when unset."
     )
-    ranking_currency: CurrencyCode = Field(
-        default="USD",
-        description="The currency every ad's value_cpm is converted into to be ranked (decisions/exchange_rates.py).",
-    )
-    exchange_rates: ExchangeRatesJson = Field(
-        default_factory=dict,
-        description='What one unit of each other currency is worth in RANKING_CURRENCY, e.g. {"EUR": 1.08}: a '
-        "campaign in a currency without a rate is not served.",
-    )
-
-    @field_validator("exchange_rates")
-    @classmethod
-    def _other_currencies(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
-        """The ranking currency's rate is 1 by definition: a rate given for it is a mistake, whatever its value."""
-        if info.data.get("ranking_currency") in value:
-            raise ValueError("must not give a rate for RANKING_CURRENCY (its rate is 1)")
-        return value
 
     @field_validator("catalog_max_age_seconds")
     @classmethod
@@ -236,7 +245,7 @@ class RecordSettings(EnvironmentSettings):
     catalog_ttl_seconds: float = Field(default=30.0, ge=0.0, le=3600.0)
 
 
-class PacingSettings(EnvironmentSettings):
+class PacingSettings(RankingCurrencySettings):
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
     pacing_table_name: ResourceName
