@@ -592,6 +592,18 @@ def test_a_campaigns_load_into_a_throttled_table_stops_and_says_what_it_wrote(
             local_stack.invoke("CampaignsFunction", get_event(document["campaign_id"], "DELETE"))
 
 
+def test_the_cli_lists_each_campaigns_cpm_in_its_currency_to_the_micro_unit(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A CPM of 1000 JPY is not 1000 USD, and one of 0.001 (the least a write takes) is not 0.00
+    put_campaign(sample_campaign(campaign_id="cmp-list-yen", currency="JPY", value_cpm=1000))
+    put_campaign(sample_campaign(campaign_id="cmp-list-tiny", value_cpm=0.001))
+    assert main(["campaigns", "list", "--table", local_stack.physical_name("CampaignsTable")]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "  1000 JPY  " in rows["cmp-list-yen"]
+    assert "  0.001 USD  " in rows["cmp-list-tiny"]
+
+
 def swollen(campaign_id: str, url_bytes: int, **creative_fields: Any) -> dict[str, Any]:
     """A campaign of 20 creatives whose URLs each hold *url_bytes* of ``<``: stored percent-encoded, three times
     those bytes each."""

@@ -193,7 +193,14 @@ def _list(table: str, *, as_json: bool) -> int:
         print(json.dumps([campaign.model_dump(mode="json") for campaign in campaigns], indent=2))  # noqa: T201
         return 0
     rows = [
-        (c.campaign_id, c.advertiser_id, c.status.value, c.category, f"{c.value_cpm:.2f}", ",".join(c.placements))
+        (
+            c.campaign_id,
+            c.advertiser_id,
+            c.status.value,
+            c.category,
+            f"{c.value_cpm:g} {c.currency}",
+            ",".join(c.placements),
+        )
         for c in campaigns
     ]
     header = ("CAMPAIGN", "ADVERTISER", "STATUS", "CATEGORY", "CPM", "PLACEMENTS")
