@@ -164,6 +164,20 @@ def paced_all_morning(booked: Campaign, totals: DeliveryTotals, now: datetime, e
     return state.model_copy(update={"serve_probability": 0.4, "exposure": 0.01, "exposed_delivery": exposed_delivery})
 
 
+def test_a_state_decide_stopped_serving_long_ago_is_no_base_for_p_which_starts_small_again() -> None:
+    # Given an asap campaign paced at p = 0.4 all morning with a capacity learned, whose state then went unrefreshed
+    # for three hours (a step that skipped it: its currency lost its rate), so Decide served nothing of it
+    now = DAY + timedelta(hours=10)
+    booked = budgeted(pacing="asap")
+    morning = paced_all_morning(booked, DeliveryTotals(impressions=2_000), now, exposed_delivery=2_000.0)
+    later = now + timedelta(hours=3)
+    # When the step paces it again, its p does not rise from the morning's 0.4 (which would open it at once)
+    after = pace(booked, morning, 2_000, 2_000, NIGHT_AND_DAY, later)
+    assert after.serve_probability == START_PROBABILITY
+    # while a state Decide still served is the base it always was
+    assert pace(booked, morning, 2_000, 2_000, NIGHT_AND_DAY, now + timedelta(minutes=1)).serve_probability > 0.4
+
+
 def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None:
     # Given a spend budget paced all morning (its amounts and capacity in micro-units)
     now = DAY + timedelta(hours=10)

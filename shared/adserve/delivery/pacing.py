@@ -313,8 +313,13 @@ def pace(  # noqa: PLR0917 - a step is these things
     capacity = state.capacity
     # The base of the rise limit. A campaign stopped at the last step (its budget spent, yesterday's or a moment
     # ago) starts again from START_PROBABILITY, as a new one does: its old capacity would otherwise let an asap
-    # one jump straight back to p = 1 with a day's worth of counts still to arrive.
-    previous_p = None if previous is None else previous.serve_probability or START_PROBABILITY / MAX_RISE
+    # one jump straight back to p = 1 with a day's worth of counts still to arrive. So does one whose last state
+    # Decide has long stopped serving (older than ``state_served_for``: a step that skipped it, as one without an
+    # exchange rate, or could not read it): its p was not what served.
+    previous_p = None
+    if previous is not None:
+        served = previous.serve_probability > 0 and now - previous.updated_at <= config.state_served_for
+        previous_p = previous.serve_probability if served else START_PROBABILITY / MAX_RISE
     # p rises only over steps its traffic ran in: a campaign targeting the morning waits out the night at the p it
     # had, not at a p doubled to 1 by steps that could show it nothing, which would open its window at full tap.
     rise = MAX_RISE if share_since > 0 else 1.0
