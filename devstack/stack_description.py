@@ -287,22 +287,47 @@ def _predicted_references(
 
 
 def parameter_values(template: Template, given: Mapping[str, str]) -> dict[str, ResourceReferences]:
-    """Each parameter's value: *given*'s, else its default. A name the template lacks, or a value its
-    ``AllowedValues`` or ``AllowedPattern`` refuses, is a ValueError, as CloudFormation refuses such a deploy."""
+    """Each parameter's value: *given*'s, else its default. A value the parameter's constraints refuse is a
+    ValueError, as CloudFormation refuses such a deploy; so is a name the template lacks (``sam deploy`` would drop
+    it silently: a typo here would run the default unnoticed)."""
     declared = template.get("Parameters") or {}
     unknown = sorted(set(given) - set(declared))
     if unknown:
         raise ValueError(f"the template has no parameter {', '.join(unknown)}")
     values = {name: str(parameter["Default"]) for name, parameter in declared.items() if "Default" in parameter}
     for name, value in given.items():
-        parameter = declared[name]
-        allowed, pattern = parameter.get("AllowedValues"), parameter.get("AllowedPattern")
-        if (allowed is not None and value not in [str(option) for option in allowed]) or (
-            pattern is not None and re.fullmatch(pattern, value) is None
-        ):
-            raise ValueError(f"{name}={value!r}: {parameter.get('ConstraintDescription') or 'not an allowed value'}")
+        refusals = _refusals(declared[name], value)
+        if refusals:
+            raise ValueError(f"{name}={value!r}: {declared[name].get('ConstraintDescription') or '; '.join(refusals)}")
         values[name] = value
     return {name: ResourceReferences(ref=value) for name, value in values.items()}
+
+
+def _refusals(parameter: Mapping[str, Any], value: str) -> list[str]:
+    """Why CloudFormation would refuse *value* for *parameter*: its Type Number and bounds, its lengths, its allowed
+    values and its pattern."""
+    refusals = []
+    if parameter.get("Type") == "Number":
+        try:
+            number: float | None = float(value)
+        except ValueError:
+            number = None
+            refusals.append("not a number")
+        if number is not None and "MinValue" in parameter and number < float(parameter["MinValue"]):
+            refusals.append(f"under its MinValue {parameter['MinValue']}")
+        if number is not None and "MaxValue" in parameter and number > float(parameter["MaxValue"]):
+            refusals.append(f"over its MaxValue {parameter['MaxValue']}")
+    if "MinLength" in parameter and len(value) < int(parameter["MinLength"]):
+        refusals.append(f"shorter than its MinLength {parameter['MinLength']}")
+    if "MaxLength" in parameter and len(value) > int(parameter["MaxLength"]):
+        refusals.append(f"longer than its MaxLength {parameter['MaxLength']}")
+    allowed = parameter.get("AllowedValues")
+    if allowed is not None and value not in [str(option) for option in allowed]:
+        refusals.append(f"not one of {', '.join(str(option) for option in allowed)}")
+    pattern = parameter.get("AllowedPattern")
+    if pattern is not None and re.fullmatch(pattern, value) is None:
+        refusals.append(f"not matching {pattern}")
+    return refusals
 
 
 def _function_definition(

@@ -70,7 +70,9 @@ def test_a_parameter_given_replaces_its_default_where_the_template_refers_to_it(
     [
         ({"NoSuchParameter": "1"}, "no parameter NoSuchParameter"),
         ({"ExchangeRates": "{"}, "a JSON object"),  # AllowedPattern, with its ConstraintDescription
-        ({"ExplorationPolicy": "thompson"}, "not an allowed value"),  # AllowedValues
+        ({"ExplorationPolicy": "thompson"}, "not one of squarecb, epsilon_greedy"),  # AllowedValues
+        ({"PacingMaxAgeSeconds": "5"}, "under its MinValue 120"),  # a Number's bounds
+        ({"PacingMaxAgeSeconds": "five minutes"}, "not a number"),
     ],
 )
 def test_a_parameter_the_template_would_refuse_is_refused_as_a_deploy_would_be(
