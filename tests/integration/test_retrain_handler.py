@@ -53,7 +53,7 @@ def invoke(local_stack: LocalStack) -> dict[str, Any]:
 
 
 def test_without_logs_the_run_is_skipped_and_publishes_nothing(
-    local_stack: LocalStack, buckets: tuple[Any, str, str]
+    local_stack: LocalStack, buckets: tuple[Any, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     s3, _, models = buckets
     before = s3.list_objects_v2(Bucket=models).get("KeyCount", 0)
@@ -61,6 +61,16 @@ def test_without_logs_the_run_is_skipped_and_publishes_nothing(
     assert summary["status"] == "skipped"
     assert "not enough data" in summary["message"]
     assert s3.list_objects_v2(Bucket=models).get("KeyCount", 0) == before
+    # And the outcome is counted by its dimension alone; the row counts by the service, as the RUNBOOK lists them
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    dimensions = {
+        metric["Name"]: directive["Dimensions"]
+        for document in emitted
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
+    assert sorted(dimensions["RetrainOutcome"][0]) == ["outcome", "service"]
+    assert dimensions["RetrainExamples"] == [["service"]]
 
 
 def test_a_scheduled_run_publishes_a_model_serving_can_load(
