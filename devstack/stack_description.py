@@ -303,15 +303,17 @@ def parameter_values(template: Template, given: Mapping[str, str]) -> dict[str, 
     return {name: ResourceReferences(ref=value) for name, value in values.items()}
 
 
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+"""A Number parameter's value as CloudFormation takes one: digits, not nan, inf, 1_000 or padding."""
+
+
 def _refusals(parameter: Mapping[str, Any], value: str) -> list[str]:
     """Why CloudFormation would refuse *value* for *parameter*: its Type Number and bounds, its lengths, its allowed
     values and its pattern."""
     refusals = []
     if parameter.get("Type") == "Number":
-        try:
-            number: float | None = float(value)
-        except ValueError:
-            number = None
+        number = float(value) if _NUMBER.fullmatch(value) else None  # not float(): it reads nan, 1_000, " 3 "
+        if number is None:
             refusals.append("not a number")
         if number is not None and "MinValue" in parameter and number < float(parameter["MinValue"]):
             refusals.append(f"under its MinValue {parameter['MinValue']}")

@@ -73,6 +73,8 @@ def test_a_parameter_given_replaces_its_default_where_the_template_refers_to_it(
         ({"ExplorationPolicy": "thompson"}, "not one of squarecb, epsilon_greedy"),  # AllowedValues
         ({"PacingMaxAgeSeconds": "5"}, "under its MinValue 120"),  # a Number's bounds
         ({"PacingMaxAgeSeconds": "five minutes"}, "not a number"),
+        ({"PacingMaxAgeSeconds": "nan"}, "not a number"),  # float() reads it, and it passes every bound
+        ({"PacingMaxAgeSeconds": "1_000"}, "not a number"),
     ],
 )
 def test_a_parameter_the_template_would_refuse_is_refused_as_a_deploy_would_be(

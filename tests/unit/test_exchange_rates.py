@@ -88,6 +88,7 @@ def test_the_template_parameters_feed_the_settings() -> None:
         ('{"EUR":1e-3}', True),
         (' {\n  "EUR": 1.08\n}\n', True),  # JSON's whitespace, outside the braces too
         ('{"EUR": 01.08}', False),  # no leading zero in JSON
+        ('{"EUR": -1.08}', False),  # a rate is positive
         ('{"EUR":\f1.08}', False),  # nor a form feed
         ("{", False),  # what --parameter-overrides leaves of an unquoted object
         ("{EUR:1.08}", False),  # a shell's quotes gone

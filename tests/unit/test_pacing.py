@@ -174,8 +174,10 @@ def test_a_state_decide_stopped_serving_long_ago_is_no_base_for_p_which_starts_s
     # When the step paces it again, its p does not rise from the morning's 0.4 (which would open it at once)
     after = pace(booked, morning, 2_000, 2_000, NIGHT_AND_DAY, later)
     assert after.serve_probability == START_PROBABILITY
-    # while a state Decide still served is the base it always was
-    assert pace(booked, morning, 2_000, 2_000, NIGHT_AND_DAY, now + timedelta(minutes=1)).serve_probability > 0.4
+    # while a state Decide still served is the base it always was, a campaign's paced in turns too: at its turn
+    # its state is a moment past the 5 minutes Decide serves one (the step's clock is not the state's)
+    for turn in (timedelta(minutes=1), timedelta(minutes=5, seconds=2), timedelta(minutes=9)):
+        assert pace(booked, morning, 2_000, 2_000, NIGHT_AND_DAY, now + turn).serve_probability > 0.4, turn
 
 
 def test_a_budget_switched_between_impressions_and_spend_starts_afresh() -> None:

@@ -314,11 +314,12 @@ def pace(  # noqa: PLR0917 - a step is these things
     # The base of the rise limit. A campaign stopped at the last step (its budget spent, yesterday's or a moment
     # ago) starts again from START_PROBABILITY, as a new one does: its old capacity would otherwise let an asap
     # one jump straight back to p = 1 with a day's worth of counts still to arrive. So does one whose last state
-    # Decide has long stopped serving (older than ``state_served_for``: a step that skipped it, as one without an
-    # exchange rate, or could not read it): its p was not what served.
+    # Decide stopped serving longer ago than it served it (older than twice ``state_served_for``: steps that
+    # skipped it, as one without an exchange rate, or could not read it): its p is no longer what served. A
+    # campaign paced in turns, its state a few seconds past the max age at its turn, keeps its p.
     previous_p = None
     if previous is not None:
-        served = previous.serve_probability > 0 and now - previous.updated_at <= config.state_served_for
+        served = previous.serve_probability > 0 and now - previous.updated_at <= 2 * config.state_served_for
         previous_p = previous.serve_probability if served else START_PROBABILITY / MAX_RISE
     # p rises only over steps its traffic ran in: a campaign targeting the morning waits out the night at the p it
     # had, not at a p doubled to 1 by steps that could show it nothing, which would open its window at full tap.
