@@ -1,5 +1,6 @@
 """Decide's catalog when the campaign store fails: a stale snapshot serves for a bounded time, then nothing."""
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,7 +10,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import RefreshingValue, reloads_while
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, reloads_while
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.delivery.pacing import PacingState
@@ -298,6 +299,33 @@ def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows(
         assert (first.get(), after_restore.get()) == (1, 2)
 
 
+def test_a_restored_value_whose_reload_failed_is_retried_within_the_block_as_any_reload() -> None:
+    # Given a restore whose reload failed (the source down): the value stays of unknown age, retried 5 s later
+    clock, calls = Clock(), [0]
+
+    def load() -> int:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise ConnectionError("secrets manager unreachable")
+        return 1
+
+    value = RefreshingValue(load, TTL, name="keys", monotonic=clock)
+    value.get()
+    value.expire()
+    with reloads_while(lambda: True):
+        value.get()
+    assert calls == [2]  # the first load, then the restore's attempt
+    # When a request past its window finds it due again, it does not add the reload's budget to the request
+    clock.now += FIRST_LOAD_RETRY_SECONDS
+    with reloads_while(lambda: False):
+        value.get()
+    assert calls == [2]
+    # while a request within its window retries it
+    with reloads_while(lambda: True):
+        value.get()
+    assert calls == [3]
+
+
 @dataclass
 class FlakyPacingStore(InMemoryPacingStore):
     """The pacing table, throttled (every Scan refused) while ``failing``."""
@@ -363,3 +391,18 @@ def test_a_budgeted_campaign_sits_out_90_s_after_its_read_however_long_the_load_
     assert paced_ads(catalog) == ["budgeted-ad-1", "free-ad-1"]
     clock.now = 1_000.0 + 91
     assert paced_ads(catalog) == ["free-ad-1"]
+
+
+def test_a_restored_catalog_whose_reload_failed_reports_its_age_as_json_can_carry_it(emitted: dict[str, Any]) -> None:
+    # Given a catalog restored from a snapshot (of unknown age) whose reload fails: no ad served
+    clock = Clock()
+    source = FailingAfterFirstLoad([campaign(campaign_id="restored")])
+    catalog = catalog_over(source, clock)
+    catalog.warm()
+    catalog.expire()
+    source.failing = True
+    assert catalog.ads_for(Placement.AUDIO_MIDROLL).ads == []
+    # Then its age is just past the max age, not Infinity, which no EMF line (JSON) can carry, and it is stale
+    assert values(emitted, MetricName.CATALOG_AGE_SECONDS) == [MAX_AGE + 1]
+    assert values(emitted, MetricName.CATALOG_STALE) == [1.0]
+    json.dumps(dict(emitted), allow_nan=False)

@@ -23,7 +23,7 @@ _RELOAD_WHILE: ContextVar[Callable[[], bool] | None] = ContextVar("reload_while"
 class reloads_while:  # noqa: N801 - used as a context manager, named as the phrase it reads like
     """Within the block, a value that is due but still held is reloaded only while *in_time* says so; past it,
     it serves what it holds and reloads in a later block (its due time is left as it was). A first load
-    (nothing held, or a SnapStart restore's value of unknown age) always runs.
+    (nothing held, or a SnapStart restore's value of unknown age, until its first attempt) always runs.
 
     Decide reloads inline on a request (catalog, model pointer, keys), each within its own client's time budget.
     With dependencies stalled, their budgets added up past the function's 3 s timeout, and a timed-out request
@@ -92,7 +92,9 @@ class RefreshingValue(Generic[T]):
         if loaded is None:
             loaded = self._reload(None)
         elif self._monotonic() - loaded.attempted_at >= max_age_seconds and (
-            loaded.loaded_at == float("-inf") or _may_reload()  # of unknown age (a restore): whatever the block says
+            # a restore's value, not yet tried: whatever the block says; its retries, as any reload, within it (an
+            # outage would otherwise add every due value's budget to each request again)
+            loaded.attempted_at == float("-inf") or _may_reload()
         ):
             loaded = self._reload(loaded)
         return loaded.value

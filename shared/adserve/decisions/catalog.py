@@ -23,6 +23,7 @@ put is retried at the next load and costs no decision.
 """
 
 import bisect
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -163,7 +164,9 @@ class CampaignCatalog:
         the maximum age."""
         snapshot = self._snapshot.get()
         age = self._snapshot.age_seconds()
-        emit(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age)
+        # Of unknown age (a restore whose reload failed: infinite) it reads as just past the max age: EMF is JSON,
+        # which has no Infinity, and one such value lost every metric of the invocation's line, CatalogStale too
+        emit(MetricName.CATALOG_AGE_SECONDS, MetricUnit.Seconds, age if math.isfinite(age) else self._max_age + 1)
         if age > self._max_age:
             emit(MetricName.CATALOG_STALE, MetricUnit.Count, 1)
             return TargetingIndex(placement, []), ()
