@@ -89,6 +89,8 @@ def test_the_template_parameters_feed_the_settings() -> None:
         (' {\n  "EUR": 1.08\n}\n', True),  # JSON's whitespace, outside the braces too
         ('{"EUR": 01.08}', False),  # no leading zero in JSON
         ('{"EUR": -1.08}', False),  # a rate is positive
+        ('{"EUR": 0}', False),
+        ('{"EUR": 0.000}', False),
         ('{"EUR":\f1.08}', False),  # nor a form feed
         ("{", False),  # what --parameter-overrides leaves of an unquoted object
         ("{EUR:1.08}", False),  # a shell's quotes gone
