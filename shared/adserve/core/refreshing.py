@@ -48,8 +48,9 @@ class reloads_while:  # noqa: N801 - used as a context manager, named as the phr
 
     def __exit__(self, *_: object) -> None:
         _RELOAD_WHILE.reset(self._token)
-        _FIRST.clear()  # a value left out of the last block that this one did not ask for waits no more
-        _FIRST.update(self._left_out)
+        if self._left_out or _FIRST:  # nearly always neither: every decision exits a block
+            _FIRST.clear()  # a value left out of the last block that this one did not ask for waits no more
+            _FIRST.update(self._left_out)
 
     def allows(self, value: "RefreshingValue[Any]") -> bool:
         """Whether *value* may start its reload now: in time, and the last block's left-out values first."""
