@@ -1,7 +1,7 @@
 """Decide's catalog when the campaign store fails: a stale snapshot serves for a bounded time, then nothing."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -297,39 +297,6 @@ def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows(
     after_restore.expire()  # a SnapStart restore: held for an unknown time
     with reloads_while(lambda: False):
         assert (first.get(), after_restore.get()) == (1, 2)
-
-
-def test_a_value_the_window_left_out_reloads_first_in_the_next_block_even_behind_a_reload_that_fills_it() -> None:
-    # Given a decision's three values, all due at every decision (traffic sparser than their TTL), the first of
-    # which (the catalog: first in every decision) takes longer to reload than the whole window
-    clock, loads = Clock(), {"catalog": 0, "pointer": 0, "keys": 0}
-
-    def loader(name: str, seconds: float) -> Callable[[], int]:
-        def load() -> int:
-            clock.now += seconds
-            loads[name] += 1
-            return loads[name]
-
-        return load
-
-    values = [
-        RefreshingValue(loader(name, seconds), TTL, name=name, monotonic=clock)
-        for name, seconds in (("catalog", 1.2), ("pointer", 0.1), ("keys", 0.1))
-    ]
-    for value in values:
-        value.get()
-    # When decisions come a TTL apart, each reloading only within its first second
-    for _ in range(6):
-        clock.now += TTL
-        deadline = clock.now + 1.0
-        with reloads_while(lambda: clock.now < deadline):  # noqa: B023 - the block ends within the iteration
-            for value in values:
-                value.get()
-    # Then the values after the catalog reload too (left out, they go first in the next decision), and the
-    # catalog, yielding once at a time, still reloads every other decision at least
-    assert loads["pointer"] >= 3
-    assert loads["keys"] >= 3
-    assert loads["catalog"] >= 3
 
 
 def test_a_restored_value_whose_reload_failed_is_retried_within_the_block_as_any_reload() -> None:

@@ -8,15 +8,16 @@ successful load, so a caller can refuse a value that has been stale for too long
 """
 
 import time
-import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from adserve.core.observability import logger
 
 T = TypeVar("T")
+
+_RELOAD_WHILE: ContextVar[Callable[[], bool] | None] = ContextVar("reload_while", default=None)
 
 
 class reloads_while:  # noqa: N801 - used as a context manager, named as the phrase it reads like
@@ -28,48 +29,26 @@ class reloads_while:  # noqa: N801 - used as a context manager, named as the phr
     With dependencies stalled, their budgets added up past the function's 3 s timeout, and a timed-out request
     answers a 5xx and emits none of the metrics its failures would have. A time window, not a count: at low
     traffic every value is due on every request, and a count of reloads let the first one read starve the
-    others (the catalog past its max age: no ads).
-
-    The values the window left out in the last block go first in this one: the others yield to them once (see
-    ``_may_reload``). Otherwise a reload that always fills the window (the catalog's, first in every decision,
-    when it is slow and traffic so low that it is due at each) would keep the values after it from ever
-    reloading: keys a restore could not reload would sign on with the snapshot's. A class rather than a
-    generator: it wraps every decision, and ``contextlib.contextmanager`` costs a few microseconds more.
+    others (the catalog past its max age: no ads). A class rather than a generator: it wraps every decision,
+    and ``contextlib.contextmanager`` costs a few microseconds more.
     """
 
-    __slots__ = ("_in_time", "_left_out", "_token")
+    __slots__ = ("_in_time", "_token")
 
     def __init__(self, in_time: Callable[[], bool]) -> None:
         self._in_time = in_time
-        self._left_out: list[RefreshingValue[Any]] = []
 
     def __enter__(self) -> None:
-        self._token = _RELOAD_WHILE.set(self)
+        self._token = _RELOAD_WHILE.set(self._in_time)
 
     def __exit__(self, *_: object) -> None:
         _RELOAD_WHILE.reset(self._token)
-        if self._left_out or _FIRST:  # nearly always neither: every decision exits a block
-            _FIRST.clear()  # a value left out of the last block that this one did not ask for waits no more
-            _FIRST.update(self._left_out)
-
-    def allows(self, value: "RefreshingValue[Any]") -> bool:
-        """Whether *value* may start its reload now: in time, and the last block's left-out values first."""
-        if (not _FIRST or value in _FIRST) and self._in_time():
-            _FIRST.discard(value)
-            return True
-        self._left_out.append(value)
-        return False
 
 
-_RELOAD_WHILE: ContextVar[reloads_while | None] = ContextVar("reload_while", default=None)
-_FIRST: "weakref.WeakSet[RefreshingValue[Any]]" = weakref.WeakSet()
-"""The values the last block's window left out: the others yield to them once in the next block."""
-
-
-def _may_reload(value: "RefreshingValue[Any]") -> bool:
-    """Whether the current block (``reloads_while``) allows *value* to reload now; always outside one."""
-    block = _RELOAD_WHILE.get()
-    return block is None or block.allows(value)
+def _may_reload() -> bool:
+    """Whether the current block (``reloads_while``) still allows a reload; always outside one."""
+    in_time = _RELOAD_WHILE.get()
+    return in_time is None or in_time()
 
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
@@ -115,7 +94,7 @@ class RefreshingValue(Generic[T]):
         elif self._monotonic() - loaded.attempted_at >= max_age_seconds and (
             # a restore's value, not yet tried: whatever the block says; its retries, as any reload, within it (an
             # outage would otherwise add every due value's budget to each request again)
-            loaded.attempted_at == float("-inf") or _may_reload(self)
+            loaded.attempted_at == float("-inf") or _may_reload()
         ):
             loaded = self._reload(loaded)
         return loaded.value
