@@ -324,6 +324,18 @@ def test_a_restored_value_whose_reload_failed_is_retried_within_the_block_as_any
     with reloads_while(lambda: True):
         value.get()
     assert calls == [3]
+    # And one whose window is always filled before it (a slow catalog's reload first in every decision) is still
+    # retried whatever the window once it has been due a TTL: keys of unknown age are read again
+    clock.now += FIRST_LOAD_RETRY_SECONDS  # due
+    for _ in range(3):
+        with reloads_while(lambda: False):
+            value.get()
+        clock.now += TTL / 3 - 0.1
+    assert calls == [3]
+    clock.now += 0.3
+    with reloads_while(lambda: False):
+        value.get()
+    assert calls == [4]
 
 
 @dataclass

@@ -91,10 +91,14 @@ class RefreshingValue(Generic[T]):
         loaded = self._loaded
         if loaded is None:
             loaded = self._reload(None)
-        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and (
-            # a restore's value, not yet tried: whatever the block says; its retries, as any reload, within it (an
-            # outage would otherwise add every due value's budget to each request again)
-            loaded.attempted_at == float("-inf") or _may_reload()
+        elif (since := self._monotonic() - loaded.attempted_at) >= max_age_seconds and (
+            # A restore's value, not yet tried: whatever the block says. Its retries within the block, as any
+            # reload (in an outage they added every due value's budget to each request again), but whatever it
+            # says once it has been due a TTL: a reload that always fills the window (a slow catalog, due at each
+            # decision when traffic is sparse) would keep keys of unknown age from ever being read again
+            loaded.attempted_at == float("-inf")
+            or _may_reload()
+            or (loaded.loaded_at == float("-inf") and since >= max_age_seconds + self._ttl)
         ):
             loaded = self._reload(loaded)
         return loaded.value
