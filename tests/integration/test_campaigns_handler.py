@@ -136,6 +136,7 @@ def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) ->
         ({"value_cpm": 0.0004}, 422, "value_cpm"),
         ({"budget": {"unit": "spend", "daily": 4e-7}}, 422, "at least one micro-unit"),
         ({"budget": {"unit": "spend", "daily": 4e-7}}, 422, '"field":"budget.daily"'),
+        ({"budget": {"unit": "spend", "lifetime": 1.5e-6}}, 422, "at most six decimals"),
         ({"budget": {"unit": "impressions", "lifetime": True}}, 422, '"field":"budget.lifetime"'),
         ({"budget": {"unit": "spend", "daily": "100"}}, 422, '"field":"budget.daily"'),
         ({"value_cpm": "12"}, 422, '"field":"value_cpm"'),

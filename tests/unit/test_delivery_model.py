@@ -235,6 +235,16 @@ def test_a_pacing_state_older_than_decide_serves_is_reported_as_not_served() -> 
     assert (fresh.pacing_status, fresh.serve_probability) == (state.status, state.serve_probability)
 
 
+def test_a_spend_campaign_whose_cpm_counts_no_micros_shows_no_verdict_beside_the_p_of_0_decide_serves() -> None:
+    # Given a spend budget stored before writes refused a CPM under 0.001 (0.0004: 0 micros an impression), paced
+    counter = InMemoryDeliveryCounter()
+    booked = campaign(budget={"unit": "spend", "daily": 100}, value_cpm=0.0004, **FLIGHT)
+    state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW).model_copy(update={"serve_probability": 0.01})
+    # Then the report shows p 0, as Decide serves it, and no step verdict that would contradict it (behind: p > 0)
+    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
+    assert (report.pacing_status, report.serve_probability) == (None, 0.0)
+
+
 def test_budget_left_never_goes_negative() -> None:
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 30)
@@ -372,6 +382,19 @@ def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not
     )
     budget_line = next(line for line in printed.splitlines() if line.startswith("budget"))
     assert budget_line == "budget (impressions): daily 1000.0 left 800.0; pacing even, status not judged yet"
+
+
+def test_the_cli_prints_spend_to_the_micro_unit_as_the_budget_line_does() -> None:
+    # A CPM of 0.125 KWD (a currency of three decimals): a thousand impressions spend 0.125, not 0.12
+    counter = InMemoryDeliveryCounter()
+    booked = campaign(budget={"unit": "spend", "lifetime": 1.0}, value_cpm=0.125, currency="KWD", **FLIGHT)
+    counter.hours[(booked.campaign_id, HOUR)] = DeliveryTotals(impressions=1_000, spend_micros=125_000)
+    printed = format_report(
+        build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE)
+    )
+    total = next(line for line in printed.splitlines() if line.startswith("total"))
+    assert total.endswith("  0.125 KWD")
+    assert "lifetime 1.0 left 0.875" in printed
 
 
 def test_the_cli_says_an_unbudgeted_campaign_is_never_throttled_and_a_deleted_one_not_paced() -> None:

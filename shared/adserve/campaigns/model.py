@@ -112,6 +112,15 @@ class BudgetInput(Budget):
     lifetime: StrictAmount | None = Field(default=None, description="Over the whole flight.")
     daily: StrictAmount | None = Field(default=None, description="Per UTC calendar day.")
 
+    @field_validator("lifetime", "daily")
+    @classmethod
+    def _whole_micro_units(cls, amount: float | None, info: ValidationInfo) -> float | None:
+        """A spend amount is counted in whole micro-units (``units``): a seventh decimal would be rounded, and the
+        report show more left than the budget (1.5e-06 counted as 2 micro-units)."""
+        if amount is not None and info.data.get("unit") is BudgetUnit.SPEND and round(amount, 6) != amount:
+            raise ValueError("a spend amount has at most six decimals: it is counted in micro-units (0.000001)")
+        return amount
+
 
 class Targeting(BaseModel):
     """Who may hear the campaign. An empty list means 'anyone' for that dimension."""

@@ -131,7 +131,7 @@ def format_report(report: DeliveryReport) -> str:
         rate = f"{counts.completion_rate:.0%}" if counts.completion_rate is not None else "-"
         lines.append(
             f"{label:<13}  {counts.impressions:>9}  {counts.clicks:>7}  {counts.completions:>7}  {counts.skips:>7}"
-            f"  {ctr:>6}  {rate:>6}  {counts.spend:.2f} {report.currency}"
+            f"  {ctr:>6}  {rate:>6}  {counts.spend:g} {report.currency}"
         )
     budget = report.budget
     if budget is None:

@@ -131,8 +131,8 @@ def requested_range(
     """The hours a report asked for reads: up to *now* unless ``to`` was given, ``DEFAULT_SPAN`` before its end
     unless ``from`` was. A range reversed or too long names ``to`` if it was given, else ``from`` (then ``from``
     alone made it so: a future hour, or one too long ago)."""
-    end = last or now
-    start = first or end - DEFAULT_SPAN[granularity]
+    end = hour_of(last or now)  # whole hours, as the report reads them: its length is checked on those
+    start = hour_of(first or end - DEFAULT_SPAN[granularity])
     if last is None and start > end:
         raise InvalidInputError("from must not be after the current hour", field="query.from")
     return report_range(start, end, granularity, field="query.to" if last else "query.from")
@@ -281,6 +281,9 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
         state = budget_state(budget, lifetime, sum(today.values(), DeliveryTotals()))
     else:
         pacing_state = None
+    # The status is the state's while Decide serves by it: a stale state's, or one a CPM counting no micros
+    # overrides (p 0, ``serve_probability``), would contradict the p shown
+    served = None if pacing_state is None else serve_probability(campaign, pacing_state, now, pacing_max_age)
     return DeliveryReport(
         campaign_id=campaign.campaign_id,
         currency=campaign.currency,
@@ -292,11 +295,11 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
         pacing=campaign.pacing,
         budget=state,
         pacing_status=pacing_state.status
-        if pacing_state is not None and is_current(pacing_state, now, pacing_max_age)
+        if pacing_state is not None
+        and is_current(pacing_state, now, pacing_max_age)
+        and served == pacing_state.serve_probability
         else None,
-        serve_probability=None
-        if pacing_state is None
-        else serve_probability(campaign, pacing_state, now, pacing_max_age),
+        serve_probability=served,
         pacing_state=pacing_state,
     )
 
