@@ -21,7 +21,7 @@ from adserve.delivery.counting import (
 )
 from adserve.delivery.pacing import PACING_MAX_AGE, PacingStatus, TrafficProfile, pace
 from adserve.delivery.pacing import delivered as in_budget_units
-from adserve.delivery.report import Granularity, build_report, parse_hour, report_range
+from adserve.delivery.report import Granularity, build_report, parse_hour, report_range, requested_range
 from adserve.outcomes.logs import read_decisions, read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
 from pydantic import TypeAdapter, ValidationError
@@ -275,6 +275,17 @@ def test_a_reversed_or_too_long_range_is_refused(
 ) -> None:
     with pytest.raises(InvalidInputError, match=reason):
         report_range(first, last, granularity)
+
+
+def test_a_requested_range_is_judged_in_the_whole_hours_the_report_reads() -> None:
+    # From 00:30 to seven days later at 00:00 reads 169 hours (00:00 to 00:00, both included): one past the limit,
+    # refused by the range's own check (the CLI's --from takes minutes), not once the report is being built
+    with pytest.raises(InvalidInputError, match="at most 7 days"):
+        requested_range(HOUR.replace(minute=30), HOUR + timedelta(days=7), Granularity.HOUR, NOW)
+    assert requested_range(HOUR.replace(minute=30), HOUR + timedelta(hours=3), Granularity.HOUR, NOW) == (
+        HOUR,
+        HOUR + timedelta(hours=3),
+    )
 
 
 def test_hours_parse_only_in_the_documented_form() -> None:
