@@ -20,7 +20,7 @@ from adserve.delivery.report import (
     campaign_report,
     delete_keeping_report,
     parse_hour,
-    refuse_another_currency,
+    put_keeping_currency,
     requested_range,
 )
 from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
@@ -85,8 +85,7 @@ def pacing() -> DynamoPacingStore:
 def put_campaign(campaign_id: CampaignId, campaign: CampaignInput) -> Campaign:
     if campaign.campaign_id != campaign_id:
         raise InvalidInputError("campaign_id in the body must equal the one in the path", field="campaign_id")
-    refuse_another_currency(store(), delivery(), campaign)
-    store().put(campaign)
+    put_keeping_currency(store(), delivery(), campaign)
     metrics.add_metric(MetricName.CAMPAIGNS_WRITTEN, MetricUnit.Count, 1)
     return campaign
 

@@ -11,14 +11,14 @@ import pytest
 from adserve.campaigns.api import encode_cursor
 from adserve.campaigns.model import Campaign
 from adserve.cli.main import main
-from adserve.core.errors import NotFoundError
+from adserve.core.errors import InvalidInputError, NotFoundError
 from adserve.core.vocabulary import EventType
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.delivery_store import DynamoDeliveryStore
 from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.delivery.counting import DeliveryEvent, DeliveryGroup, DeliveryTotals, hour_of
-from adserve.delivery.report import DeletedCampaign
+from adserve.delivery.report import DeletedCampaign, delete_keeping_report, put_keeping_currency
 
 from tests.support.aws_proxy import AwsProxy, aws_proxy
 
@@ -494,20 +494,27 @@ def test_a_campaigns_load_whose_delivery_table_cannot_be_read_stops_and_says_so(
     assert local_stack.invoke("CampaignsFunction", get_event("cmp-load-no-delivery"))["statusCode"] == 404
 
 
+def stores_of(local_stack: Any) -> tuple[CampaignStore, DynamoDeliveryStore]:
+    """The campaigns function's two stores, on the stack's tables."""
+    return (
+        CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable")),
+        DynamoDeliveryStore(dynamodb_of(local_stack), local_stack.physical_name("DeliveryTable")),
+    )
+
+
 def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_stack: Any) -> None:
     # Given a campaign, and a PUT that lands between the delete's read and its write
-    store = CampaignStore(dynamodb_of(local_stack), local_stack.physical_name("CampaignsTable"))
-    delivery = DynamoDeliveryStore(dynamodb_of(local_stack), local_stack.physical_name("DeliveryTable"))
+    store, delivery = stores_of(local_stack)
     first = Campaign.model_validate(sample_campaign(campaign_id="cmp-delete-race", name="First"))
     replaced = first.model_copy(update={"name": "Replaced"})
     store.put(first)
     handed: list[str] = []
 
-    def keep_racing(campaign: Campaign) -> None:
+    def keep_racing(campaign: Campaign) -> Any:
         handed.append(campaign.name)
         if len(handed) == 1:
             store.put(replaced)
-        delivery.keep_deleted(DeletedCampaign(campaign, datetime.now(UTC)))
+        return delivery.keeping(DeletedCampaign(campaign, datetime.now(UTC)))
 
     # When it is deleted
     store.delete("cmp-delete-race", keep=keep_racing)
@@ -518,6 +525,64 @@ def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_st
     assert kept.campaign == replaced
     with pytest.raises(NotFoundError):
         store.get("cmp-delete-race")
+
+
+def test_a_delete_that_deleted_nothing_keeps_nothing(local_stack: Any) -> None:
+    # Given a delete that read the campaign, and before it writes another delete takes that one away, a PUT
+    # creates the campaign again and a third delete takes that one away
+    store, delivery = stores_of(local_stack)
+    first = Campaign.model_validate(sample_campaign(campaign_id="cmp-slow-delete", name="First"))
+    second = first.model_copy(update={"name": "Second"})
+    store.put(first)
+    handed: list[str] = []
+
+    def keep_overtaken(campaign: Campaign) -> Any:
+        handed.append(campaign.name)
+        delete_keeping_report(store, delivery, "cmp-slow-delete", datetime.now(UTC))
+        store.put(second)
+        delete_keeping_report(store, delivery, "cmp-slow-delete", datetime.now(UTC))
+        return delivery.keeping(DeletedCampaign(campaign, datetime.now(UTC)))
+
+    # When the slow delete goes on
+    with pytest.raises(NotFoundError):
+        store.delete("cmp-slow-delete", keep=keep_overtaken)
+    # Then it deleted nothing and kept nothing: the document kept is the last one deleted
+    assert handed == ["First"]
+    kept = delivery.deleted_campaign("cmp-slow-delete")
+    assert kept is not None
+    assert kept.campaign == second
+
+
+def test_a_campaign_deleted_while_it_is_put_in_another_currency_is_not_created_in_that_one(
+    local_stack: Any,
+) -> None:
+    # Given a campaign in euros, and a PUT in dollars whose deleted-campaign check is made before a DELETE lands
+    store, delivery = stores_of(local_stack)
+    euros = Campaign.model_validate(sample_campaign(campaign_id="cmp-put-delete-race", currency="EUR"))
+    dollars = euros.model_copy(update={"currency": "USD"})
+    store.put(euros)
+
+    class DeletedBetween:
+        """The delivery table, a DELETE of the campaign landing right after the PUT's first call to it."""
+
+        def __getattr__(self, name: str) -> Any:
+            def call(*args: Any) -> Any:
+                answer = getattr(delivery, name)(*args)
+                delete_keeping_report(store, delivery, "cmp-put-delete-race", datetime.now(UTC))
+                return answer
+
+            return call
+
+    # When the PUT goes on
+    with pytest.raises(InvalidInputError) as refused:
+        put_keeping_currency(store, DeletedBetween(), dollars)
+    # Then it is refused, in the deleted campaign's currency, and nothing is created
+    assert "counted in EUR" in str(refused.value)
+    with pytest.raises(NotFoundError):
+        store.get("cmp-put-delete-race")
+    # and one created again in euros is
+    put_keeping_currency(store, delivery, euros)
+    assert store.get("cmp-put-delete-race") == euros
 
 
 @pytest.fixture

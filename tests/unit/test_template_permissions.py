@@ -32,8 +32,9 @@ EXPECTED: dict[str, set[Grant]] = {
         ("s3:ListBucket", "ModelsBucket"),
     },
     # CampaignStore.put, get, delete, list_campaigns (put and delete transact with the ad id claims, and a stale
-    # claim's takeover checks its campaign); DynamoDeliveryStore.hourly and lifetime for reports, keep_deleted and
-    # deleted_campaign for a deleted campaign's; DynamoPacingStore.get for the report's serve probability and status.
+    # claim's takeover checks its campaign); DynamoDeliveryStore.hourly and lifetime for reports, keeping (in the
+    # delete's transaction), keeps_currency_of (a create's check) and deleted_campaign for a deleted campaign's;
+    # DynamoPacingStore.get for the report's serve probability and status.
     "CampaignsFunction": {
         ("dynamodb:PutItem", "CampaignsTable"),
         ("dynamodb:GetItem", "CampaignsTable"),
@@ -43,6 +44,7 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:Query", "DeliveryTable"),
         ("dynamodb:BatchGetItem", "DeliveryTable"),
         ("dynamodb:PutItem", "DeliveryTable"),
+        ("dynamodb:ConditionCheckItem", "DeliveryTable"),
         ("dynamodb:GetItem", "DeliveryTable"),
         ("dynamodb:GetItem", "PacingTable"),
     },

@@ -46,7 +46,7 @@ from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.frequency_cap_store import FrequencyCapStore
 from adserve.dal.log_store import S3LogStore
 from adserve.dal.secret_keys import read_pseudonymizer
-from adserve.delivery.report import DeletedCampaigns, refuse_another_currency
+from adserve.delivery.report import DeletedCampaigns, put_keeping_currency
 from adserve.outcomes.logs import ReadStats, json_line, read_decisions, read_joined, read_outcomes
 from adserve.privacy.pseudonyms import Pseudonymizer
 from adserve.wiring.campaigns import campaign_store, delivery_store
@@ -119,9 +119,10 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted:
         ads_of.setdefault(owner, []).append(ad_id)
     for written, campaign in enumerate(campaigns):
         try:
-            if deleted is not None:
-                refuse_another_currency(store, deleted, campaign)
-            store.put(campaign, ad_owners=owners)
+            if deleted is None:
+                store.put(campaign, ad_owners=owners)
+            else:
+                put_keeping_currency(store, deleted, campaign, ad_owners=owners)
         except (
             InvalidInputError,
             ConflictError,

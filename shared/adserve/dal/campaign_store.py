@@ -20,6 +20,7 @@ from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.dal.transactions import (
     CONFLICT,
     DUPLICATE,
+    Precondition,
     cancellation_reasons,
     cancelled_items,
     conflict_backoff,
@@ -31,12 +32,13 @@ if TYPE_CHECKING:
 
 DOCUMENT_ATTRIBUTE = "document"
 CURRENCY_ATTRIBUTE = "currency"
-_KEEPS_CURRENCY = (
+KEEPS_CURRENCY = (
     "attribute_not_exists(#document) OR #currency = :currency"
     " OR (attribute_not_exists(#currency) AND contains(#document, :currency_json))"
 )
 """A PUT keeps a stored campaign's currency: none stored, the same attribute, or (stored before the attribute) the
-same currency in its document."""
+same currency in its document (values: ``currency_values``). The delivery table's deleted campaigns are checked
+with it too."""
 DELETE_ATTEMPTS = 3
 """Reads of a campaign PUT again while it is being deleted before the delete gives up (a 409)."""
 WRITE_ATTEMPTS = 4
@@ -80,7 +82,13 @@ class CampaignStore:
         """The last ``list_campaigns``' campaigns by stored document: what the next one need not parse again."""
 
     @_unavailable_on_aws_errors
-    def put(self, campaign: Campaign, *, ad_owners: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        campaign: Campaign,
+        *,
+        ad_owners: Mapping[str, str] | None = None,
+        created_only_if: Precondition | None = None,
+    ) -> None:
         """Create or replace; a stored campaign keeps its currency (InvalidInputError, nothing written).
 
         Its delivery is counted in micro-units of that currency, and budgets, pacing and reports compare those
@@ -95,6 +103,10 @@ class CampaignStore:
         taken over. Campaigns stored before claims existed hold none, so the other campaigns' documents are
         searched too: *ad_owners* (``ad_owners()``, kept up to date by the caller) answers that for a load of many
         campaigns with one Scan in all; without it, one filtered Scan per put (``_owners_of_ads_of``).
+
+        *created_only_if*: a check of another table the transaction holds to when it creates the campaign (none
+        stored), not when it replaces one; failing, its refusal is raised
+        (``delivery.report.put_keeping_currency`` checks a deleted campaign's currency with it).
         """
         owners = self._owners_of_ads_of(campaign) if ad_owners is None else ad_owners
         taken = {
@@ -112,11 +124,13 @@ class CampaignStore:
             stored = self._item(campaign.campaign_id)
             released = [ad_id for ad_id in _ad_ids_of(stored) if ad_id not in ad_ids and ad_id not in foreign]
             checked = sorted(set(stale.values()))
+            precondition = created_only_if if stored is None else None
             items = [
                 self._conditional_put(campaign, stored),
                 *(self._claim(ad_id, campaign.campaign_id, stale.get(ad_id)) for ad_id in ad_ids),
                 *(self._release(ad_id, campaign.campaign_id) for ad_id in released),
                 *(self._still_as_read(owner, owners_read[owner]) for owner in checked),
+                *([precondition.check] if precondition else []),
             ]
             try:
                 self._client.transact_write_items(TransactItems=items)
@@ -127,18 +141,14 @@ class CampaignStore:
                     raise
                 found = cancelled_items(error)
                 failed = [index for index, reason in enumerate(reasons) if reason == DUPLICATE]
-                if 0 in failed and _document_of(found[0]) == _document_of(stored):  # still as read: the currency
-                    raise InvalidInputError(
-                        f"campaign {campaign.campaign_id} is priced in {_currency_of(found[0])}, the currency its "
-                        f"delivery is counted in: a campaign keeps its currency; create a new campaign to buy in "
-                        f"{campaign.currency}",
-                        field="currency",
-                    ) from None
+                refusal = _refusal(campaign, stored, precondition, found, failed)
+                if refusal is not None:
+                    raise refusal from None
                 claimed = {ad_ids[i - 1]: _owner_of(found[i]) for i in failed if 1 <= i <= len(ad_ids)}
                 first_check = 1 + len(ad_ids) + len(released)
                 foreign |= {released[i - 1 - len(ad_ids)] for i in failed if len(ad_ids) < i < first_check}
                 # a campaign whose stale claim it took over changed meanwhile (it may hold the ad id again): look again
-                changed = {checked[i - first_check] for i in failed if i >= first_check}
+                changed = {checked[i - first_check] for i in failed if first_check <= i < first_check + len(checked)}
                 stale = {ad_id: owner for ad_id, owner in stale.items() if owner not in changed}
                 for ad_id, holder in claimed.items():
                     if holder is None:  # released meanwhile: claimed as unclaimed next time
@@ -155,7 +165,7 @@ class CampaignStore:
     def _conditional_put(self, campaign: Campaign, stored: "Mapping[str, AttributeValueTypeDef] | None") -> Any:
         """The campaign's PutItem, written only if it keeps the stored currency and the item is still as read."""
         unchanged, read = _unchanged(stored)
-        keeps = _KEEPS_CURRENCY + (_PRE_CURRENCY_IS_USD if campaign.currency == "USD" else "")
+        keeps = KEEPS_CURRENCY + (_PRE_CURRENCY_IS_USD if campaign.currency == "USD" else "")
         return {
             "Put": {
                 "TableName": self._table,
@@ -167,8 +177,7 @@ class CampaignStore:
                 "ConditionExpression": f"({keeps}) AND {unchanged}",
                 "ExpressionAttributeNames": {"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
                 "ExpressionAttributeValues": {
-                    ":currency": {"S": campaign.currency},
-                    ":currency_json": {"S": f'"currency":{json.dumps(campaign.currency)}'},
+                    **currency_values(campaign.currency),
                     **({":currency_key": {"S": '"currency":'}} if campaign.currency == "USD" else {}),
                     **read,
                 },
@@ -279,35 +288,41 @@ class CampaignStore:
             ) from None
 
     @_unavailable_on_aws_errors
-    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], None] | None = None) -> None:
+    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], Any] | None = None) -> None:
         """Delete the campaign (NotFoundError when there is none).
 
-        *keep*, when given, is handed the stored campaign first (``delivery.report.delete_keeping_report`` keeps
-        it beside its delivery), and the item is deleted only if it is still what was handed over: a PUT that
-        lands in between is read and handed over in its turn (up to ``DELETE_ATTEMPTS`` times), so what is kept
-        is what was deleted. A document this release cannot read is deleted with nothing handed over.
+        *keep*, when given, is handed the stored campaign and returns a write (a TransactWriteItems item) made in
+        the delete's own transaction (``delivery.report.delete_keeping_report`` keeps the document beside its
+        delivery): the item is deleted only if it is still what was handed over, and a PUT that lands in between
+        is read and handed over in its turn (up to ``DELETE_ATTEMPTS`` times), so what is kept is what was
+        deleted, by the delete that deleted it. A document this release cannot read is deleted with nothing kept.
         """
         foreign: set[str] = set()  # its ad ids whose claim is another campaign's: left alone
         for attempt in range(DELETE_ATTEMPTS):
             item = self._item(campaign_id)
             if item is None:
                 raise NotFoundError(f"campaign {campaign_id} does not exist")
+            kept: list[Any] = []
             if keep is not None:
                 with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
-                    keep(_campaign(item))
+                    kept.append(keep(_campaign(item)))
             # deleted only while it is still what was read (and handed over)
             request: Any = {"TableName": self._table, "Key": {"campaign_id": {"S": campaign_id}}, **_as_read(item)}
             released = [ad_id for ad_id in _ad_ids_of(item) if ad_id not in foreign]
             try:
                 self._client.transact_write_items(
-                    TransactItems=[{"Delete": request}, *(self._release(ad_id, campaign_id) for ad_id in released)]
+                    TransactItems=[
+                        {"Delete": request},
+                        *(self._release(ad_id, campaign_id) for ad_id in released),
+                        *kept,
+                    ]
                 )
             except ClientError as error:
                 reasons = cancellation_reasons(error)
                 if not reasons:
                     raise
                 # changed (or deleted) since it was read: read it again; a claim another campaign holds: keep it
-                foreign |= {released[i - 1] for i, reason in enumerate(reasons) if i and reason == DUPLICATE}
+                foreign |= {released[i - 1] for i in range(1, len(released) + 1) if reasons[i] == DUPLICATE}
                 if DUPLICATE not in reasons and CONFLICT not in reasons:
                     raise
                 self._sleep_before(attempt, DELETE_ATTEMPTS)
@@ -398,6 +413,32 @@ def _campaign(
         return Campaign.model_validate_json(document)
     except ValidationError as error:
         raise UnreadableCampaignError(sorted({".".join(map(str, e["loc"])) for e in error.errors()})) from None
+
+
+def _refusal(
+    campaign: Campaign,
+    stored: "Mapping[str, AttributeValueTypeDef] | None",
+    precondition: Precondition | None,
+    found: "Sequence[Mapping[str, Any] | None]",
+    failed: Sequence[int],
+) -> Exception | None:
+    """What a cancelled PUT refuses for good, no attempt after it could pass: the precondition (the transaction's
+    last item), or a currency change of the stored campaign (its put, still as read, failed); None otherwise."""
+    if precondition is not None and len(found) - 1 in failed:
+        return precondition.refusal(found[-1])
+    if 0 in failed and _document_of(found[0]) == _document_of(stored):  # still as read: the currency
+        return InvalidInputError(
+            f"campaign {campaign.campaign_id} is priced in {_currency_of(found[0])}, the currency its "
+            f"delivery is counted in: a campaign keeps its currency; create a new campaign to buy in "
+            f"{campaign.currency}",
+            field="currency",
+        )
+    return None
+
+
+def currency_values(currency: str) -> "dict[str, AttributeValueTypeDef]":
+    """``KEEPS_CURRENCY``'s values for a campaign in *currency* (its document as ``model_dump_json`` writes it)."""
+    return {":currency": {"S": currency}, ":currency_json": {"S": f'"currency":{json.dumps(currency)}'}}
 
 
 def _unchanged(item: "Mapping[str, AttributeValueTypeDef] | None") -> "tuple[str, dict[str, AttributeValueTypeDef]]":

@@ -7,23 +7,26 @@ Items (``pk``, ``sk``):
 - ``seen#<decision>#<ad>#<event type>``, ``seen``: an event's marker, expiring after MARKER_LIFETIME;
 - ``requests#<placement>#<shard>``, ``hour#<YYYY-MM-DDTHH>``: decisions of one placement in one UTC hour
   (the pacing step's traffic profile), expiring after REQUEST_COUNT_LIFETIME;
-- ``deleted#<id>``, ``campaign``: a deleted campaign's last document and when it was deleted, kept as long as its
-  lifetime counters, so its report can still be read.
+- ``deleted#<id>``, ``campaign``: a deleted campaign's last document, its currency and when it was deleted, kept
+  as long as its lifetime counters, so its report can still be read (and a campaign created again under its id
+  keeps its currency).
 """
 
 import random
 from collections.abc import Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import DeliveryStoreUnavailableError
+from adserve.dal.campaign_store import CURRENCY_ATTRIBUTE, DOCUMENT_ATTRIBUTE, KEEPS_CURRENCY, currency_values
 from adserve.dal.transactions import (
     CONFLICT,
     DUPLICATE,
+    Precondition,
     TransactionalWriter,
     cancellation_reasons,
     conflict_backoff,
@@ -39,7 +42,7 @@ from adserve.delivery.counting import (
     GroupResult,
     RequestKey,
 )
-from adserve.delivery.report import DeletedCampaign
+from adserve.delivery.report import DeletedCampaign, deleted_in_another_currency
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
@@ -54,6 +57,25 @@ COUNTS = tuple(field.name for field in fields(DeliveryTotals))
 
 def counter_key(campaign_id: str, shard: int) -> str:
     return f"campaign#{campaign_id}#{shard:02d}"
+
+
+def _deleted(item: "Mapping[str, Any]") -> DeletedCampaign | None:
+    """A deleted campaign's item read back; None if this release cannot read it."""
+    try:
+        campaign = Campaign.model_validate_json(item[DOCUMENT_ATTRIBUTE]["S"])
+        return DeletedCampaign(campaign, datetime.fromisoformat(item["deleted_at"]["S"]))
+    except (KeyError, ValueError):  # a refused document is a ValidationError, a ValueError
+        return None
+
+
+def _deleted_currency(item: "Mapping[str, Any] | None") -> str | None:
+    """The currency of a deleted campaign's item: its attribute, else its document's; None if neither reads."""
+    if item is None:
+        return None
+    if CURRENCY_ATTRIBUTE in item:
+        return str(item[CURRENCY_ATTRIBUTE]["S"])
+    deleted = _deleted(item)
+    return None if deleted is None else deleted.campaign.currency
 
 
 def hour_key(hour: datetime) -> str:
@@ -162,16 +184,33 @@ class DynamoDeliveryStore(TransactionalWriter):
             raise DeliveryStoreUnavailableError(str(error)) from error
         return DeliveryTotals(*counts)
 
-    def keep_deleted(self, deleted: DeletedCampaign) -> None:
-        """Keep a deleted campaign's last document (replacing an earlier deletion's)."""
-        item = deleted_key(deleted.campaign.campaign_id) | {
-            "document": {"S": deleted.campaign.model_dump_json()},
+    def keeping(self, deleted: DeletedCampaign) -> "TransactWriteItemTypeDef":
+        """The Put of a deleted campaign's last document (replacing an earlier deletion's), for the campaign store's
+        delete to make in its own transaction. Its currency is an attribute too, for ``keeps_currency_of``."""
+        campaign = deleted.campaign
+        item = deleted_key(campaign.campaign_id) | {
+            DOCUMENT_ATTRIBUTE: {"S": campaign.model_dump_json()},
+            CURRENCY_ATTRIBUTE: {"S": campaign.currency},
             "deleted_at": {"S": deleted.deleted_at.isoformat()},
         }
-        try:
-            self._client.put_item(TableName=self._table, Item=item)
-        except (BotoCoreError, ClientError) as error:
-            raise DeliveryStoreUnavailableError(str(error)) from error
+        return {"Put": {"TableName": self._table, "Item": item}}
+
+    def keeps_currency_of(self, campaign: Campaign) -> Precondition:
+        """A check, for the campaign store's create, that no campaign deleted under the id was in another currency
+        (one kept before the currency attribute is judged by its document, as the store judges its items)."""
+        return Precondition(
+            check={
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": deleted_key(campaign.campaign_id),
+                    "ConditionExpression": KEEPS_CURRENCY,
+                    "ExpressionAttributeNames": {"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
+                    "ExpressionAttributeValues": currency_values(campaign.currency),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            refusal=lambda item: deleted_in_another_currency(campaign, _deleted_currency(item)),
+        )
 
     def deleted_campaign(self, campaign_id: str) -> DeletedCampaign | None:
         """The document kept at the campaign's last deletion; None if none was kept or this release cannot read
@@ -180,13 +219,7 @@ class DynamoDeliveryStore(TransactionalWriter):
             item = self._client.get_item(TableName=self._table, Key=deleted_key(campaign_id)).get("Item")
         except (BotoCoreError, ClientError) as error:
             raise DeliveryStoreUnavailableError(str(error)) from error
-        if item is None:
-            return None
-        try:
-            campaign = Campaign.model_validate_json(item["document"]["S"])
-            return DeletedCampaign(campaign, datetime.fromisoformat(item["deleted_at"]["S"]))
-        except (KeyError, ValueError):  # a refused document is a ValidationError, a ValueError
-            return None
+        return None if item is None else _deleted(item)
 
     def add_requests(self, counts: Mapping[RequestKey, int]) -> None:
         """One ADD per (placement, UTC hour) on a random shard, of the total and of each listener-local hour's count

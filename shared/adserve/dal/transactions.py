@@ -3,6 +3,7 @@
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,6 +12,16 @@ from adserve.dal.json_clients import DynamoDBJsonClient
 
 CONFLICT = "TransactionConflict"
 DUPLICATE = "ConditionalCheckFailed"
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A check of another table's item that a store's write holds to in its own transaction, and what its failure
+    means: the refusal is handed the item as it was when the check failed (None if DynamoDB returned none)."""
+
+    check: Mapping[str, Any]
+    """A TransactWriteItems ``ConditionCheck`` item, with ``ReturnValuesOnConditionCheckFailure: ALL_OLD``."""
+    refusal: Callable[[Mapping[str, Any] | None], Exception]
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:

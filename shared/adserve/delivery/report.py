@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -163,8 +163,16 @@ class DeletedCampaign:
 
 
 class DeletedCampaigns(Protocol):
-    def keep_deleted(self, deleted: DeletedCampaign) -> None:
-        """Keep (or replace) the campaign's last document; raises DeliveryStoreUnavailableError."""
+    """Where deleted campaigns' documents are kept. Its writes and checks go into the campaign store's own
+    transactions, so what is kept is what was deleted, and a create holds to what was kept when it lands."""
+
+    def keeping(self, deleted: DeletedCampaign) -> Any:
+        """The write that keeps (or replaces) the campaign's last document, for the delete's transaction."""
+        ...
+
+    def keeps_currency_of(self, campaign: Campaign) -> Any:
+        """The check, for a create's transaction, that no campaign deleted under its id was in another currency;
+        failing, the create is refused (InvalidInputError, ``deleted_in_another_currency``)."""
         ...
 
     def deleted_campaign(self, campaign_id: str) -> DeletedCampaign | None:
@@ -172,8 +180,10 @@ class DeletedCampaigns(Protocol):
         ...
 
 
-class CampaignDeleter(Protocol):
-    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], None] | None = None) -> None: ...
+class CampaignWriter(Protocol):
+    def put(self, campaign: Campaign, *, ad_owners: Any = None, created_only_if: Any = None) -> None: ...
+
+    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], Any] | None = None) -> None: ...
 
 
 class CampaignReader(Protocol):
@@ -189,35 +199,39 @@ class ArchivingDeliveryReader(DeliveryReader, DeletedCampaigns, Protocol):
 
 
 def delete_keeping_report(
-    campaigns: CampaignDeleter, archive: DeletedCampaigns, campaign_id: str, now: datetime
+    campaigns: CampaignWriter, archive: DeletedCampaigns, campaign_id: str, now: datetime
 ) -> None:
-    """Delete the campaign, its document kept first beside its delivery (NotFoundError when there is none).
+    """Delete the campaign, its document kept beside its delivery (NotFoundError when there is none).
 
     Its counters stay where they were, but without the campaign they could not be read: the currency of the
-    spend, the budget they count against. Kept before the delete, so a failed delete leaves a campaign that
-    still exists (whose report reads it, not the copy) and never a deleted one without its document.
+    spend, the budget they count against. Kept in the delete's own transaction, so a failed delete keeps nothing
+    and two racing deletes leave the document of the one that deleted it.
     """
-    campaigns.delete(campaign_id, keep=lambda campaign: archive.keep_deleted(DeletedCampaign(campaign, now)))
+    campaigns.delete(campaign_id, keep=lambda campaign: archive.keeping(DeletedCampaign(campaign, now)))
 
 
-def refuse_another_currency(campaigns: CampaignReader, archive: DeletedCampaigns, campaign: Campaign) -> None:
-    """InvalidInputError when the campaign is not stored and its id is a deleted campaign's of another currency.
+def put_keeping_currency(
+    campaigns: CampaignWriter, archive: DeletedCampaigns, campaign: Campaign, *, ad_owners: Any = None
+) -> None:
+    """Create or replace the campaign; created under a deleted campaign's id, only in that one's currency.
 
     The deleted campaign's counters stay (its report reads them), and a campaign created again under its id
     counts on them: spend in one currency would be read as the other, in its report and against its budget. The
-    store refuses a currency change of a stored campaign; this is the same rule across a delete.
+    store refuses a currency change of a stored campaign; this is the same rule across a delete, checked in the
+    create's transaction, so a delete landing between this PUT's reads and its write is held to as well.
     """
-    deleted = archive.deleted_campaign(campaign.campaign_id)  # first: few ids were ever deleted, so one read
-    if deleted is None or deleted.campaign.currency == campaign.currency:
-        return
-    try:
-        campaigns.get(campaign.campaign_id)  # stored: the store keeps its currency, and refuses another
-    except NotFoundError:
-        raise InvalidInputError(
-            f"campaign {campaign.campaign_id} was deleted with its delivery counted in {deleted.campaign.currency}; "
-            f"create it again in {deleted.campaign.currency}, or under another id",
-            field="currency",
-        ) from None
+    campaigns.put(campaign, ad_owners=ad_owners, created_only_if=archive.keeps_currency_of(campaign))
+
+
+def deleted_in_another_currency(campaign: Campaign, deleted_currency: str | None) -> InvalidInputError:
+    """The refusal of a create under the id of a campaign deleted in another currency (None: unknown which)."""
+    counted = f"in {deleted_currency}" if deleted_currency else "in another currency"
+    again = f"create it again in {deleted_currency}" if deleted_currency else "create it again in that currency"
+    return InvalidInputError(
+        f"campaign {campaign.campaign_id} was deleted with its delivery counted {counted}; {again}, or under"
+        " another id",
+        field="currency",
+    )
 
 
 def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
