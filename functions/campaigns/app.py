@@ -167,7 +167,16 @@ def campaign_delivery(
     )
     max_age = timedelta(seconds=settings().pacing_max_age_seconds)
     return campaign_report(
-        store(), delivery(), pacing(), campaign_id, start, end, granularity, now, pacing_max_age=max_age
+        store(),
+        delivery(),
+        pacing(),
+        campaign_id,
+        start,
+        end,
+        granularity,
+        now,
+        pacing_max_age=max_age,
+        rates=settings().rates,
     )
 
 

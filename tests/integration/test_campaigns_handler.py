@@ -439,7 +439,7 @@ def test_a_deleted_campaigns_report_stays_with_what_it_delivered(
     response = local_stack.invoke("CampaignsFunction", delivery_event("cmp-deleted-report"))
     assert response["statusCode"] == 200, response
     report = json.loads(response["body"])
-    assert report["deleted_at"] is not None
+    assert (report["deleted_at"] is not None, report["not_served"]) == (True, None)  # deleted_at says it
     assert (report["currency"], report["totals"]["impressions"], report["totals"]["clicks"]) == ("SEK", 4, 1)
     assert report["totals"]["spend"] == 0.08
     assert report["budget"]["delivered_lifetime"] == 0.08
@@ -455,6 +455,9 @@ def test_a_deleted_campaigns_report_stays_with_what_it_delivered(
     report = json.loads(local_stack.invoke("CampaignsFunction", delivery_event("cmp-deleted-report"))["body"])
     assert report["deleted_at"] is None
     assert report["totals"]["impressions"] == 4
+    # which Decide does not serve: the stack's ExchangeRates (the template's default) has no rate for SEK
+    assert report["not_served"]["rule"] == "currency"
+    assert "SEK, which has no rate into the ranking currency USD" in report["not_served"]["detail"]
 
 
 def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(

@@ -4,9 +4,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from adserve.campaigns.booking import BookingRule
+from adserve.campaigns.currencies import USD_ONLY, ExchangeRates
 from adserve.campaigns.directory import CampaignDirectory
-from adserve.campaigns.model import Budget, BudgetUnit
-from adserve.cli.delivery import format_report
+from adserve.campaigns.model import Budget, BudgetUnit, Campaign
+from adserve.cli.delivery import deployment_rates, format_report
 from adserve.core.errors import InvalidInputError
 from adserve.core.vocabulary import EventType
 from adserve.delivery.counting import (
@@ -165,7 +167,15 @@ def test_hourly_and_daily_rows_sum_the_counters_with_rates() -> None:
     delivered(counter, HOUR - timedelta(days=1), 50)
     booked = campaign(value_cpm=10.0)
     hourly = build_report(
-        booked, counter, HOUR - timedelta(hours=2), HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE
+        booked,
+        counter,
+        HOUR - timedelta(hours=2),
+        HOUR,
+        Granularity.HOUR,
+        NOW,
+        None,
+        pacing_max_age=PACING_MAX_AGE,
+        rates=USD_ONLY,
     )
     assert [row.impressions for row in hourly.rows] == [100, 0, 200]
     assert (hourly.totals.impressions, hourly.totals.clicks, hourly.totals.spend) == (300, 5, 3.0)
@@ -173,7 +183,15 @@ def test_hourly_and_daily_rows_sum_the_counters_with_rates() -> None:
     assert hourly.rows[1].ctr is None
     assert (hourly.budget, hourly.pacing_status, hourly.serve_probability) == (None, None, None)
     daily = build_report(
-        booked, counter, HOUR - timedelta(days=1), HOUR, Granularity.DAY, NOW, None, pacing_max_age=PACING_MAX_AGE
+        booked,
+        counter,
+        HOUR - timedelta(days=1),
+        HOUR,
+        Granularity.DAY,
+        NOW,
+        None,
+        pacing_max_age=PACING_MAX_AGE,
+        rates=USD_ONLY,
     )
     assert [(row.start, row.impressions) for row in daily.rows] == [
         (HOUR.replace(hour=0) - timedelta(days=1), 50),
@@ -205,7 +223,9 @@ def test_the_report_shows_the_pacing_steps_verdict(
     assert booked.budget is not None
     units = in_budget_units(counter.lifetime(booked.campaign_id), booked.budget.unit)
     state = pace(booked, None, units, units, TrafficProfile.uniform(), NOW)
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
+    report = build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+    )
     assert report.pacing_status is status
     assert report.serve_probability == state.serve_probability
     assert report.budget is not None
@@ -215,7 +235,9 @@ def test_the_report_shows_the_pacing_steps_verdict(
 def test_before_the_first_pacing_step_the_report_says_nothing_about_pacing() -> None:
     counter = InMemoryDeliveryCounter()
     booked = campaign(budget={"unit": "impressions", "daily": 100}, **FLIGHT)
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE)
+    report = build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+    )
     assert (report.pacing_status, report.serve_probability, report.pacing_state) == (None, None, None)
 
 
@@ -226,13 +248,74 @@ def test_a_pacing_state_older_than_decide_serves_is_reported_as_not_served() -> 
     state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW - timedelta(hours=2))
     assert state.serve_probability > 0
     # When the report is read past the age Decide serves a state for
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
+    report = build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+    )
     # Then it says what Decide does: the campaign is not served, with no verdict, and the stale state is shown
     assert (report.pacing_status, report.serve_probability) == (None, 0.0)
     assert report.pacing_state == state
     # And within that age, the step's verdict and probability
-    fresh = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=timedelta(hours=3))
+    fresh = build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=timedelta(hours=3), rates=USD_ONLY
+    )
     assert (fresh.pacing_status, fresh.serve_probability) == (state.status, state.serve_probability)
+
+
+@pytest.mark.parametrize(
+    ("booking", "rule", "detail"),
+    [
+        ({"status": "paused"}, BookingRule.STATUS, "the campaign is paused"),
+        ({"flight_end": "2026-11-25T12:00:00Z"}, BookingRule.FLIGHT, "not at 2026-11-25T13:30:00+00:00"),
+        ({"currency": "EUR"}, BookingRule.CURRENCY, "EUR, which has no rate into the ranking currency USD"),
+    ],
+)
+def test_a_campaign_decide_does_not_serve_is_reported_as_not_served_and_why(
+    booking: dict[str, Any], rule: BookingRule, detail: str
+) -> None:
+    # Given a budgeted campaign the pacing step judged a minute ago, since paused, ended or left without a rate
+    counter = InMemoryDeliveryCounter()
+    live = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
+    state = pace(live, None, 0, 0, TrafficProfile.uniform(), NOW - timedelta(minutes=1))
+    assert state.serve_probability > 0
+    booked = Campaign.model_validate({**live.model_dump(), **booking})
+    # When its report is read
+    report = build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+    )
+    # Then it says what Decide does, and why: nothing served, no verdict, the last state shown
+    assert (report.pacing_status, report.serve_probability, report.pacing_state) == (None, 0.0, state)
+    assert report.not_served is not None
+    assert report.not_served.rule is rule
+    assert detail in report.not_served.detail
+    assert format_report(report).splitlines()[-1] == f"not served ({rule.value}): {report.not_served.detail}"
+    # and the live campaign, nothing
+    served = build_report(
+        live, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+    )
+    assert (served.not_served, served.serve_probability) == (None, state.serve_probability)
+
+
+def test_without_the_deployments_rates_a_reports_currency_is_not_judged() -> None:
+    counter = InMemoryDeliveryCounter()
+    booked = campaign(currency="SEK", **FLIGHT)
+    rated = ExchangeRates("USD", {"SEK": 0.095})
+    for rates, expected in [(None, None), (rated, None), (USD_ONLY, BookingRule.CURRENCY)]:
+        report = build_report(
+            booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=rates
+        )
+        assert (report.not_served.rule if report.not_served else None) == expected
+
+
+def test_the_cli_reads_the_deployments_rates_from_its_variables() -> None:
+    assert deployment_rates({"PACING_MAX_AGE_SECONDS": "300"}) is None
+    rates = deployment_rates({"EXCHANGE_RATES": '{"SEK": 0.095}'})
+    assert rates is not None
+    assert (rates.currency, rates.rate("SEK")) == ("USD", 0.095)
+    rates = deployment_rates({"RANKING_CURRENCY": "SEK"})
+    assert rates is not None
+    assert (rates.currency, rates.rate("USD")) == ("SEK", None)
+    with pytest.raises(InvalidInputError, match="EXCHANGE_RATES"):
+        deployment_rates({"EXCHANGE_RATES": '{"SEK": -1}'})
 
 
 def test_a_spend_campaign_whose_cpm_counts_no_micros_shows_no_verdict_beside_the_p_of_0_decide_serves() -> None:
@@ -241,7 +324,9 @@ def test_a_spend_campaign_whose_cpm_counts_no_micros_shows_no_verdict_beside_the
     booked = campaign(budget={"unit": "spend", "daily": 100}, value_cpm=0.0004, **FLIGHT)
     state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW).model_copy(update={"serve_probability": 0.01})
     # Then the report shows p 0, as Decide serves it, and no step verdict that would contradict it (behind: p > 0)
-    report = build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE)
+    report = build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+    )
     assert (report.pacing_status, report.serve_probability) == (None, 0.0)
 
 
@@ -257,6 +342,7 @@ def test_budget_left_never_goes_negative() -> None:
         NOW,
         None,
         pacing_max_age=PACING_MAX_AGE,
+        rates=USD_ONLY,
     )
     assert report.budget is not None
     assert (report.budget.lifetime_left, report.budget.daily_left) == (10, 0)
@@ -389,7 +475,9 @@ def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not
     delivered(counter, HOUR, 200)
     booked = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
     printed = format_report(
-        build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE)
+        build_report(
+            booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+        )
     )
     budget_line = next(line for line in printed.splitlines() if line.startswith("budget"))
     assert budget_line == "budget (impressions): daily 1000.0 left 800.0; pacing even, status not judged yet"
@@ -401,7 +489,9 @@ def test_the_cli_prints_spend_to_the_micro_unit_as_the_budget_line_does() -> Non
     booked = campaign(budget={"unit": "spend", "lifetime": 1.0}, value_cpm=0.125, currency="KWD", **FLIGHT)
     counter.hours[(booked.campaign_id, HOUR)] = DeliveryTotals(impressions=1_000, spend_micros=125_000)
     printed = format_report(
-        build_report(booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE)
+        build_report(
+            booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+        )
     )
     total = next(line for line in printed.splitlines() if line.startswith("total"))
     assert total.endswith("  0.125 KWD")
@@ -412,7 +502,15 @@ def test_the_cli_says_an_unbudgeted_campaign_is_never_throttled_and_a_deleted_on
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 3)
     report = build_report(
-        campaign(**FLIGHT), counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE
+        campaign(**FLIGHT),
+        counter,
+        HOUR,
+        HOUR,
+        Granularity.HOUR,
+        NOW,
+        None,
+        pacing_max_age=PACING_MAX_AGE,
+        rates=USD_ONLY,
     )
     assert format_report(report).splitlines()[-1] == "serve probability: 1 (no budget: never throttled)"
     deleted = report.model_copy(update={"deleted_at": NOW})

@@ -3,7 +3,8 @@
     adserve delivery cmp-1 [--from 2026-11-25T00] [--to 2026-11-25T23] [--granularity hour|day]
                            [--plot delivery.png] [--table NAME] [--delivery-table NAME] [--pacing-table NAME]
 
-Reads the same counters as ``GET /v1/campaigns/{id}/delivery``, through the same ``campaign_report``.
+Reads the same counters as ``GET /v1/campaigns/{id}/delivery``, through the same ``campaign_report``. With the
+deployment's ``RANKING_CURRENCY`` / ``EXCHANGE_RATES`` set, it also says when Decide cannot rank the campaign.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.model import MICROS_PER_UNIT, BudgetUnit
 from adserve.cli.arguments import identifier
 from adserve.core.errors import (
     CampaignStoreUnavailableError,
+    ConfigurationError,
     DeliveryStoreUnavailableError,
     InvalidInputError,
     NotFoundError,
@@ -30,12 +33,13 @@ from adserve.dal.aws_clients import AWS_ERRORS
 from adserve.delivery.pacing import PACING_MAX_AGE, PacingState, TrafficProfile, day_start, delivered
 from adserve.delivery.report import DeliveryReport, Granularity, campaign_report, requested_range
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
-from adserve.wiring.settings import PacingMaxAgeSeconds
+from adserve.wiring.settings import PacingMaxAgeSeconds, RankingCurrencySettings
 
 CAMPAIGNS_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 DELIVERY_VARIABLE = "DELIVERY_TABLE_NAME"
 PACING_VARIABLE = "PACING_TABLE_NAME"
 PACING_MAX_AGE_VARIABLE = "PACING_MAX_AGE_SECONDS"
+RATES_VARIABLES = frozenset({"RANKING_CURRENCY", "EXCHANGE_RATES"})
 
 
 _MAX_AGE_SECONDS: TypeAdapter[float] = TypeAdapter(PacingMaxAgeSeconds)
@@ -52,6 +56,18 @@ def pacing_max_age(seconds: str | None) -> timedelta:
         raise InvalidInputError(
             f"{PACING_MAX_AGE_VARIABLE}: {error.errors()[0]['msg']}", field=PACING_MAX_AGE_VARIABLE
         ) from None
+
+
+def deployment_rates(environment: Mapping[str, str]) -> ExchangeRates | None:
+    """The rates of ``RANKING_CURRENCY`` and ``EXCHANGE_RATES`` as Decide validates them, for the report to say which
+    campaigns it cannot rank; None when neither is set (the currency is then not judged: the CLI does not know the
+    deployment's parameters unless told)."""
+    if not RATES_VARIABLES & environment.keys():
+        return None
+    try:
+        return RankingCurrencySettings.from_env(environment).rates
+    except ConfigurationError as error:
+        raise InvalidInputError(str(error), field="EXCHANGE_RATES") from None
 
 
 def add_delivery_command(groups: argparse._SubParsersAction[Any], hour: Callable[[str], datetime]) -> None:
@@ -98,6 +114,7 @@ def run_delivery_command(arguments: argparse.Namespace) -> int:
             granularity,
             now,
             pacing_max_age=max_age,
+            rates=deployment_rates(os.environ),
         )
         today = reader.hourly(report.campaign_id, day_start(now), now)
     except (NotFoundError, InvalidInputError, DeliveryStoreUnavailableError, CampaignStoreUnavailableError) as error:
@@ -150,6 +167,8 @@ def format_report(report: DeliveryReport) -> str:
         lines.append(f"budget ({unit}): {'; '.join(amounts)}; pacing {report.pacing.value}, status {status}")
     if report.deleted_at is not None:
         lines.append(f"deleted {report.deleted_at.isoformat()}: delivered until then, not paced since")
+    elif report.not_served is not None:
+        lines.append(f"not served ({report.not_served.rule.value}): {report.not_served.detail}")
     elif budget is None:
         lines.append("serve probability: 1 (no budget: never throttled)")
     else:

@@ -15,8 +15,9 @@ from typing import Final
 
 import numpy as np
 
+from adserve.campaigns.booking import not_served
 from adserve.campaigns.currencies import ExchangeRates
-from adserve.campaigns.model import Campaign, CampaignStatus, FrequencyCap
+from adserve.campaigns.model import Campaign, FrequencyCap
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.api import CapState, Contributions, DecisionRequest, ExplainedAd, Rule
@@ -117,16 +118,12 @@ def targeting_removal(
 def _booking_removal(
     campaign: Campaign, ad_id: str, placement: Placement, now: datetime, rates: ExchangeRates
 ) -> ExplainedAd | None:
-    """Status, flight, currency and placement (and the creative's format there): what the campaign booked, whoever
-    listens. A flight off first: a campaign past or before its flight would not serve whatever its currency (the
-    catalog leaves out, and counts, an active campaign without a rate at load only while its flight has not ended)."""
-    if campaign.status is not CampaignStatus.ACTIVE:
-        return removed(campaign, ad_id, Rule.STATUS, f"the campaign is {campaign.status.value}")
-    if not campaign.flight_start <= now < campaign.flight_end:
-        detail = f"the flight runs {campaign.flight_start.isoformat()} to {campaign.flight_end.isoformat()}"
-        return removed(campaign, ad_id, Rule.FLIGHT, f"{detail}, not at {now.isoformat()}")
-    if rates.rate(campaign.currency) is None:
-        return removed(campaign, ad_id, Rule.CURRENCY, rates.missing(campaign.currency))
+    """Status, flight, currency (``not_served``) and placement (and the creative's format there): what the campaign
+    booked, whoever listens (the catalog leaves out, and counts, an active campaign without a rate at load only while
+    its flight has not ended)."""
+    booked_off = not_served(campaign, now, rates)
+    if booked_off is not None:
+        return removed(campaign, ad_id, Rule(booked_off.rule.value), booked_off.detail)
     if placement not in campaign.placements:
         runs = ", ".join(p.value for p in campaign.placements)
         return removed(campaign, ad_id, Rule.PLACEMENT, f"runs in {runs}, not {placement.value}")

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
+from adserve.campaigns.booking import not_served
 from adserve.campaigns.currencies import USD_ONLY, ExchangeRates
-from adserve.campaigns.model import Budget, Campaign, CampaignStatus, Pacing
+from adserve.campaigns.model import Budget, Campaign, Pacing
 from adserve.core.errors import DeliveryStoreUnavailableError
 from adserve.delivery.counting import DeliveryReader, DeliveryTotals, RequestReader
 from adserve.delivery.pacing import (
@@ -58,16 +59,11 @@ class StepSummary:
 
 
 def live_budgeted(campaigns: Iterable[Campaign], now: datetime, rates: ExchangeRates) -> list[Campaign]:
-    """Active campaigns with a budget whose flight is on and whose currency has a rate: the ones Decide may
+    """Campaigns with a budget whose booking is served (``not_served``: active, in flight, a rate): the ones Decide may
     throttle (one it cannot rank it does not serve; paced meanwhile, its p would rise with nothing served and
     burst once a rate arrives)."""
     return [
-        campaign
-        for campaign in campaigns
-        if campaign.status is CampaignStatus.ACTIVE
-        and campaign.budget is not None
-        and campaign.flight_start <= now < campaign.flight_end
-        and rates.rate(campaign.currency) is not None
+        campaign for campaign in campaigns if campaign.budget is not None and not_served(campaign, now, rates) is None
     ]
 
 

@@ -18,6 +18,8 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field
 
+from adserve.campaigns.booking import NotServed, not_served
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.model import MICROS_PER_UNIT, Budget, BudgetUnit, Campaign, Pacing
 from adserve.core.errors import InvalidInputError, NotFoundError
 from adserve.delivery.counting import HOUR_FORMAT, DeliveryReader, DeliveryTotals, hour_of
@@ -88,8 +90,14 @@ class DeliveryReport(BaseModel):
     )
     serve_probability: float | None = Field(
         description="The share of eligible requests Decide lets the campaign serve, as the pacing step set it; 0 "
-        "once the step's last state is older than PACING_MAX_AGE_SECONDS (Decide fails closed); null until the "
-        "step has run."
+        "once the step's last state is older than PACING_MAX_AGE_SECONDS (Decide fails closed), and while "
+        "not_served says why none is served; null until the step has run."
+    )
+    not_served: NotServed | None = Field(
+        default=None,
+        description="Why Decide serves none of the campaign's ads now, whoever listens: its status, its flight, or "
+        "its currency without an exchange rate into the deployment's ranking currency (the first that applies); "
+        "null when its booking lets them be served, and for a deleted campaign.",
     )
     pacing_state: PacingState | None = Field(
         default=None, description="The pacing step's last state (amounts in the budget's integer units)."
@@ -245,10 +253,11 @@ def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
     now: datetime,
     *,
     pacing_max_age: timedelta,
+    rates: ExchangeRates | None,
 ) -> DeliveryReport:
     """``build_report`` of the campaign, or of its kept document once it is deleted (no pacing: it is not paced
     any more); NotFoundError if it neither exists nor was deleted. ``pacing_max_age``: Decide's
-    ``PACING_MAX_AGE_SECONDS``."""
+    ``PACING_MAX_AGE_SECONDS``; *rates*: the deployment's exchange rates (None: the currency is not judged)."""
     try:
         campaign, deleted_at = campaigns.get(campaign_id), None
     except NotFoundError:
@@ -257,8 +266,10 @@ def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
             raise
         campaign, deleted_at = deleted.campaign, deleted.deleted_at
     state = None if deleted_at is not None else pacing_states.get(campaign_id)
-    report = build_report(campaign, delivery, first, last, granularity, now, state, pacing_max_age=pacing_max_age)
-    return report if deleted_at is None else report.model_copy(update={"deleted_at": deleted_at})
+    report = build_report(
+        campaign, delivery, first, last, granularity, now, state, pacing_max_age=pacing_max_age, rates=rates
+    )
+    return report if deleted_at is None else report.model_copy(update={"deleted_at": deleted_at, "not_served": None})
 
 
 def build_report(  # noqa: PLR0917 - a report is these seven things
@@ -271,9 +282,11 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
     pacing_state: PacingState | None,
     *,
     pacing_max_age: timedelta,
+    rates: ExchangeRates | None,
 ) -> DeliveryReport:
     """The campaign's delivery over [first, last] (UTC hours), its budget as of *now*, the pacing step's state and
-    what Decide serves from it (nothing once it is older than ``pacing_max_age``)."""
+    what Decide serves from it: nothing once it is older than ``pacing_max_age``, or while the campaign's booking is
+    not served (``not_served``: the step no longer paces it, so its last state would say otherwise until it ages)."""
     first, last = report_range(hour_of(first), hour_of(last), granularity)
     hourly = reader.hourly(campaign.campaign_id, first, last)
     step = timedelta(hours=1 if granularity is Granularity.HOUR else 24)
@@ -297,7 +310,14 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
         pacing_state = None
     # The status is the state's while Decide serves by it: a stale state's, or one a CPM counting no micros
     # overrides (p 0, ``serve_probability``), would contradict the p shown
-    served = None if pacing_state is None else serve_probability(campaign, pacing_state, now, pacing_max_age)
+    off = not_served(campaign, now, rates)
+    served = (
+        None
+        if pacing_state is None
+        else 0.0
+        if off is not None
+        else serve_probability(campaign, pacing_state, now, pacing_max_age)
+    )
     return DeliveryReport(
         campaign_id=campaign.campaign_id,
         currency=campaign.currency,
@@ -312,8 +332,10 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
         if pacing_state is not None
         and is_current(pacing_state, now, pacing_max_age)
         and served == pacing_state.serve_probability
+        and off is None
         else None,
         serve_probability=served,
+        not_served=off,
         pacing_state=pacing_state,
     )
 

@@ -116,7 +116,9 @@ class RankingCurrencySettings(EnvironmentSettings):
         return ExchangeRates(self.ranking_currency, self.exchange_rates)
 
 
-class CampaignsSettings(EnvironmentSettings):
+class CampaignsSettings(RankingCurrencySettings):
+    """The admin API's; the rates say, in a delivery report, which campaigns Decide cannot rank (``not_served``)."""
+
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
     pacing_table_name: ResourceName
