@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -217,8 +218,12 @@ CLI_VARIABLES = (
     "PSEUDONYM_KEY_SECRET_ID",
     "LOGS_BUCKET_NAME",
     "MODELS_BUCKET_NAME",
+    "PACING_MAX_AGE_SECONDS",
+    "RANKING_CURRENCY",
+    "EXCHANGE_RATES",
 )
-"""What the ``adserve`` CLI reads of the functions' environment: with these, every command finds this stack."""
+"""What the ``adserve`` CLI reads of the functions' environment: with these, every command finds this stack, and
+``adserve delivery`` judges a report as the deployed functions do (the pacing max age, the rates)."""
 
 
 def _cli_environment(stack: LocalStack, api_url: str) -> str:
@@ -232,7 +237,7 @@ def _cli_environment(stack: LocalStack, api_url: str) -> str:
         **names,
         "ADSERVE_API_URL": api_url,
     }
-    return " ".join(f"{name}={value}" for name, value in variables.items())
+    return " ".join(f"{name}={shlex.quote(value)}" for name, value in variables.items())
 
 
 def _event_source_lines(stack: LocalStack, visibility_timeout: int | None) -> list[str]:

@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Annotated, Any
 
 from adserve.campaigns.api import MAX_PAGE, MAX_PAGE_BYTES, CampaignListResponse, decode_cursor, encode_cursor
+from adserve.campaigns.currencies import ExchangeRates
 from adserve.campaigns.model import Campaign, CampaignInput
 from adserve.core.errors import InvalidInputError
 from adserve.core.identifiers import Identifier
@@ -27,7 +28,7 @@ from adserve.http_api.errors import body_refusals, error_doc, install_error_hand
 from adserve.http_api.gateway import correlate_request, screen_body
 from adserve.http_api.router import JSON_CONTENT, DecimalDigits, Path, Query, Response, Router
 from adserve.wiring.campaigns import campaign_store, delivery_store, pacing_store
-from adserve.wiring.settings import CampaignsSettings
+from adserve.wiring.settings import CampaignsSettings, RankingCurrencySettings
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, StringConstraints
@@ -47,6 +48,13 @@ UNREACHABLE = error_doc("The campaigns table was throttled or unreachable; retry
 @cache
 def settings() -> CampaignsSettings:
     return CampaignsSettings.from_env()
+
+
+@cache
+def rates() -> ExchangeRates:
+    """Decide's rates, for the report's ``not_served`` only: read on the report's first call, so that rates Decide
+    refuses (a ConfigurationError, a 500 there) leave the campaigns routes working, to fix what needs fixing."""
+    return RankingCurrencySettings.from_env().rates
 
 
 @cache
@@ -176,7 +184,7 @@ def campaign_delivery(
         granularity,
         now,
         pacing_max_age=max_age,
-        rates=settings().rates,
+        rates=rates(),
     )
 
 

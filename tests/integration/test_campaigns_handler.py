@@ -460,6 +460,27 @@ def test_a_deleted_campaigns_report_stays_with_what_it_delivered(
     assert "SEK, which has no rate into the ranking currency USD" in report["not_served"]["detail"]
 
 
+def test_rates_decide_refuses_leave_the_campaigns_routes_working(
+    local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
+) -> None:
+    # Given a deployment whose exchange rates Decide refuses (a negative rate), in a fresh execution environment
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EXCHANGE_RATES", '{"EUR": -1.08}')
+        local_stack.reset_function("CampaignsFunction")
+        try:
+            # When an operator writes, reads and lists campaigns, and reads a report
+            put_campaign(sample_campaign(campaign_id="cmp-bad-rates"))
+            read = local_stack.invoke("CampaignsFunction", get_event("cmp-bad-rates"))
+            listed = local_stack.invoke("CampaignsFunction", list_event())
+            report = local_stack.invoke("CampaignsFunction", delivery_event("cmp-bad-rates"))
+        finally:
+            local_stack.reset_function("CampaignsFunction")
+    # Then the campaigns routes answer, to fix what needs fixing; only the report, which judges by the rates, fails
+    assert (read["statusCode"], listed["statusCode"]) == (200, 200)
+    assert report["statusCode"] == 500
+    assert json.loads(report["body"])["error"]["code"] == "internal_error"
+
+
 def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(
     local_stack: Any, put_campaign: Callable[[dict[str, Any]], None], tmp_path: Path
 ) -> None:

@@ -288,6 +288,12 @@ def test_a_campaign_decide_does_not_serve_is_reported_as_not_served_and_why(
     assert report.not_served.rule is rule
     assert detail in report.not_served.detail
     assert format_report(report).splitlines()[-1] == f"not served ({rule.value}): {report.not_served.detail}"
+    # also without a budget, or before the step has paced it
+    for unpaced in (booked.model_copy(update={"budget": None}), booked):
+        report = build_report(
+            unpaced, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
+        )
+        assert (report.not_served is not None, report.serve_probability, report.pacing_status) == (True, 0.0, None)
     # and the live campaign, nothing
     served = build_report(
         live, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY

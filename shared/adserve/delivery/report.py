@@ -91,7 +91,8 @@ class DeliveryReport(BaseModel):
     serve_probability: float | None = Field(
         description="The share of eligible requests Decide lets the campaign serve, as the pacing step set it; 0 "
         "once the step's last state is older than PACING_MAX_AGE_SECONDS (Decide fails closed), and while "
-        "not_served says why none is served; null until the step has run."
+        "not_served says why none is served; otherwise null until the step has run, and for a campaign without a "
+        "budget (never throttled)."
     )
     not_served: NotServed | None = Field(
         default=None,
@@ -269,7 +270,10 @@ def campaign_report(  # noqa: PLR0917 - the stores, the campaign and the range
     report = build_report(
         campaign, delivery, first, last, granularity, now, state, pacing_max_age=pacing_max_age, rates=rates
     )
-    return report if deleted_at is None else report.model_copy(update={"deleted_at": deleted_at, "not_served": None})
+    if deleted_at is None:
+        return report
+    # deleted_at says why nothing is served: its booking is not judged (nor paced)
+    return report.model_copy(update={"deleted_at": deleted_at, "not_served": None, "serve_probability": None})
 
 
 def build_report(  # noqa: PLR0917 - a report is these seven things
@@ -312,10 +316,10 @@ def build_report(  # noqa: PLR0917 - a report is these seven things
     # overrides (p 0, ``serve_probability``), would contradict the p shown
     off = not_served(campaign, now, rates)
     served = (
-        None
-        if pacing_state is None
-        else 0.0
+        0.0
         if off is not None
+        else None
+        if pacing_state is None
         else serve_probability(campaign, pacing_state, now, pacing_max_age)
     )
     return DeliveryReport(

@@ -116,9 +116,7 @@ class RankingCurrencySettings(EnvironmentSettings):
         return ExchangeRates(self.ranking_currency, self.exchange_rates)
 
 
-class CampaignsSettings(RankingCurrencySettings):
-    """The admin API's; the rates say, in a delivery report, which campaigns Decide cannot rank (``not_served``)."""
-
+class CampaignsSettings(EnvironmentSettings):
     campaigns_table_name: ResourceName
     delivery_table_name: ResourceName
     pacing_table_name: ResourceName
