@@ -609,6 +609,66 @@ def test_a_campaign_deleted_while_it_is_put_in_another_currency_is_not_created_i
     assert store.get("cmp-put-delete-race") == euros
 
 
+@pytest.mark.parametrize(("other_currency", "refused"), [("EUR", "is priced in EUR"), ("USD", None)])
+def test_a_create_whose_campaign_appeared_meanwhile_is_answered_as_the_replace_it_became(
+    local_stack: Any, other_currency: str, refused: str | None
+) -> None:
+    # Given a campaign deleted in euros, and a PUT in dollars that read no campaign, before whose write another
+    # writer creates it (in euros through the API; in dollars through a load that was not given the delivery table)
+    campaign_id = f"cmp-appeared-{other_currency.lower()}"
+    store, delivery = stores_of(local_stack)
+    euros = Campaign.model_validate(sample_campaign(campaign_id=campaign_id, currency="EUR"))
+    store.put(euros)
+    delete_keeping_report(store, delivery, campaign_id, datetime.now(UTC))
+    other = euros.model_copy(update={"name": "Other", "currency": other_currency})
+    mine = euros.model_copy(update={"name": "Mine", "currency": "USD"})
+    with aws_proxy(local_stack.endpoint_url) as proxy:
+        racing = CampaignStore(dynamodb_client(endpoint_url=proxy.url), local_stack.physical_name("CampaignsTable"))
+
+        def other_writer_first() -> None:
+            del proxy.observers["TransactWriteItems"]
+            store.put(other)
+
+        proxy.observers["TransactWriteItems"] = other_writer_first
+        # When the PUT goes on
+        if refused is None:
+            put_keeping_currency(racing, delivery, mine)
+        else:
+            with pytest.raises(InvalidInputError) as refusal:
+                put_keeping_currency(racing, delivery, mine)
+    # Then it is answered as what it became, a replace of the stored campaign: refused for the stored campaign's
+    # currency, or written; not refused for a deleted campaign's
+    if refused is None:
+        assert store.get(campaign_id) == mine
+    else:
+        assert refused in str(refusal.value)
+        assert store.get(campaign_id) == other
+
+
+def test_a_load_with_a_mistyped_delivery_table_writes_nothing(
+    local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stored campaign, a file that replaces it and creates another, and a --delivery-table that is a typo
+    store, _ = stores_of(local_stack)
+    stored = Campaign.model_validate(sample_campaign(campaign_id="cmp-load-typo-1"))
+    store.put(stored)
+    path = tmp_path / "campaigns.json"
+    renamed = {**stored.model_dump(mode="json"), "name": "Renamed"}
+    path.write_text(json.dumps([renamed, sample_campaign(campaign_id="cmp-load-typo-2")]))
+    tables = ["--table", local_stack.physical_name("CampaignsTable"), "--delivery-table", "adserve-no-such-table"]
+    capsys.readouterr()
+    # When it is loaded
+    assert main(["campaigns", "load", str(path), *tables]) == 1
+    # Then it stops before its first write, blaming the delivery table
+    error = capsys.readouterr().err
+    assert "the 0 campaigns before it were written" in error
+    assert "delivery" in error
+    assert "campaigns table" not in error
+    assert store.get("cmp-load-typo-1") == stored
+    with pytest.raises(NotFoundError):
+        store.get("cmp-load-typo-2")
+
+
 @pytest.fixture
 def table_proxy(local_stack: Any) -> Iterator[AwsProxy]:
     """The campaigns function's (and the CLI's) DynamoDB calls go through a proxy for this test; a fresh execution

@@ -110,8 +110,9 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted:
 
     Raises InvalidInputError at the first the store refuses (a stored campaign's currency changed, an ad id of
     another's), ConflictError at one other writers kept changing while it was written, and
-    CampaignStoreUnavailableError at one the table was too throttled or unreachable to write, each saying how many
-    before it were written: each put is its own write, so those stay.
+    CampaignStoreUnavailableError at one the table was too throttled or unreachable to write (or
+    DeliveryStoreUnavailableError, the delivery table, read once before the first write and checked in each create),
+    each saying how many before it were written: each put is its own write, so those stay.
     """
     owners = store.ad_owners()  # one Scan for the whole file, not one per campaign
     ads_of: dict[str, list[str]] = {}
@@ -122,6 +123,8 @@ def load_campaigns(store: CampaignStore, campaigns: Sequence[Campaign], deleted:
             if deleted is None:
                 store.put(campaign, ad_owners=owners)
             else:
+                if not written:  # read before the first write: it is checked in creates only, and a mistyped
+                    deleted.deleted_campaign(campaign.campaign_id)  # table stopped a load after its replaces
                 put_keeping_currency(store, deleted, campaign, ad_owners=owners)
         except (
             InvalidInputError,

@@ -20,7 +20,8 @@ from adserve.dal.json_clients import DynamoDBJsonClient
 from adserve.dal.transactions import (
     CONFLICT,
     DUPLICATE,
-    Precondition,
+    NO_REASON,
+    ForeignItem,
     cancellation_reasons,
     cancelled_items,
     conflict_backoff,
@@ -87,7 +88,7 @@ class CampaignStore:
         campaign: Campaign,
         *,
         ad_owners: Mapping[str, str] | None = None,
-        created_only_if: Precondition | None = None,
+        created_only_if: ForeignItem | None = None,
     ) -> None:
         """Create or replace; a stored campaign keeps its currency (InvalidInputError, nothing written).
 
@@ -105,8 +106,9 @@ class CampaignStore:
         campaigns with one Scan in all; without it, one filtered Scan per put (``_owners_of_ads_of``).
 
         *created_only_if*: a check of another table the transaction holds to when it creates the campaign (none
-        stored), not when it replaces one; failing, its refusal is raised
-        (``delivery.report.put_keeping_currency`` checks a deleted campaign's currency with it).
+        stored), not when it replaces one; failing, its refusal is raised, unless the campaign was created
+        meanwhile: the next attempt then replaces it (``delivery.report.put_keeping_currency`` checks a deleted
+        campaign's currency with it).
         """
         owners = self._owners_of_ads_of(campaign) if ad_owners is None else ad_owners
         taken = {
@@ -124,26 +126,27 @@ class CampaignStore:
             stored = self._item(campaign.campaign_id)
             released = [ad_id for ad_id in _ad_ids_of(stored) if ad_id not in ad_ids and ad_id not in foreign]
             checked = sorted(set(stale.values()))
-            precondition = created_only_if if stored is None else None
+            elsewhere = created_only_if if stored is None else None
             items = [
                 self._conditional_put(campaign, stored),
                 *(self._claim(ad_id, campaign.campaign_id, stale.get(ad_id)) for ad_id in ad_ids),
                 *(self._release(ad_id, campaign.campaign_id) for ad_id in released),
                 *(self._still_as_read(owner, owners_read[owner]) for owner in checked),
-                *([precondition.check] if precondition else []),
+                *([elsewhere.item] if elsewhere else []),
             ]
             try:
                 self._client.transact_write_items(TransactItems=items)
                 return
             except ClientError as error:
-                reasons = cancellation_reasons(error)
-                if not reasons:
-                    raise
-                found = cancelled_items(error)
+                reasons, found = cancellation_reasons(error), cancelled_items(error)
                 failed = [index for index, reason in enumerate(reasons) if reason == DUPLICATE]
-                refusal = _refusal(campaign, stored, precondition, found, failed)
+                refusal = _foreign_failure(elsewhere, error, reasons) or _refusal(
+                    campaign, stored, elsewhere, found, failed
+                )
                 if refusal is not None:
                     raise refusal from None
+                if not reasons:
+                    raise
                 claimed = {ad_ids[i - 1]: _owner_of(found[i]) for i in failed if 1 <= i <= len(ad_ids)}
                 first_check = 1 + len(ad_ids) + len(released)
                 foreign |= {released[i - 1 - len(ad_ids)] for i in failed if len(ad_ids) < i < first_check}
@@ -288,11 +291,11 @@ class CampaignStore:
             ) from None
 
     @_unavailable_on_aws_errors
-    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], Any] | None = None) -> None:
+    def delete(self, campaign_id: str, *, keep: Callable[[Campaign], ForeignItem] | None = None) -> None:
         """Delete the campaign (NotFoundError when there is none).
 
-        *keep*, when given, is handed the stored campaign and returns a write (a TransactWriteItems item) made in
-        the delete's own transaction (``delivery.report.delete_keeping_report`` keeps the document beside its
+        *keep*, when given, is handed the stored campaign and returns a write of another table made in the
+        delete's own transaction (``delivery.report.delete_keeping_report`` keeps the document beside its
         delivery): the item is deleted only if it is still what was handed over, and a PUT that lands in between
         is read and handed over in its turn (up to ``DELETE_ATTEMPTS`` times), so what is kept is what was
         deleted, by the delete that deleted it. A document this release cannot read is deleted with nothing kept.
@@ -302,10 +305,10 @@ class CampaignStore:
             item = self._item(campaign_id)
             if item is None:
                 raise NotFoundError(f"campaign {campaign_id} does not exist")
-            kept: list[Any] = []
+            kept: ForeignItem | None = None
             if keep is not None:
                 with suppress(UnreadableCampaignError):  # nothing a report could read either: nothing to keep
-                    kept.append(keep(_campaign(item)))
+                    kept = keep(_campaign(item))
             # deleted only while it is still what was read (and handed over)
             request: Any = {"TableName": self._table, "Key": {"campaign_id": {"S": campaign_id}}, **_as_read(item)}
             released = [ad_id for ad_id in _ad_ids_of(item) if ad_id not in foreign]
@@ -314,11 +317,13 @@ class CampaignStore:
                     TransactItems=[
                         {"Delete": request},
                         *(self._release(ad_id, campaign_id) for ad_id in released),
-                        *kept,
+                        *([kept.item] if kept else []),
                     ]
                 )
             except ClientError as error:
                 reasons = cancellation_reasons(error)
+                if (beyond := _foreign_failure(kept, error, reasons)) is not None:
+                    raise beyond from error
                 if not reasons:
                     raise
                 # changed (or deleted) since it was read: read it again; a claim another campaign holds: keep it
@@ -418,14 +423,17 @@ def _campaign(
 def _refusal(
     campaign: Campaign,
     stored: "Mapping[str, AttributeValueTypeDef] | None",
-    precondition: Precondition | None,
+    foreign: ForeignItem | None,
     found: "Sequence[Mapping[str, Any] | None]",
     failed: Sequence[int],
 ) -> Exception | None:
-    """What a cancelled PUT refuses for good, no attempt after it could pass: the precondition (the transaction's
-    last item), or a currency change of the stored campaign (its put, still as read, failed); None otherwise."""
-    if precondition is not None and len(found) - 1 in failed:
-        return precondition.refusal(found[-1])
+    """What a cancelled PUT refuses for good, no attempt after it could pass: the other table's check (the
+    transaction's last item), unless the campaign was created meanwhile (its put failed on a stored item: the next
+    attempt replaces it, and answers for the stored one); or a currency change of the stored campaign (its put,
+    still as read, failed); None otherwise."""
+    appeared = 0 in failed and found[0] is not None
+    if foreign is not None and foreign.refusal is not None and len(found) - 1 in failed and not appeared:
+        return foreign.refusal(found[-1])
     if 0 in failed and _document_of(found[0]) == _document_of(stored):  # still as read: the currency
         return InvalidInputError(
             f"campaign {campaign.campaign_id} is priced in {_currency_of(found[0])}, the currency its "
@@ -433,6 +441,19 @@ def _refusal(
             f"{campaign.currency}",
             field="currency",
         )
+    return None
+
+
+def _foreign_failure(foreign: ForeignItem | None, error: ClientError, reasons: Sequence[str]) -> Exception | None:
+    """What a failed transaction that carried another table's item means beyond this table's items: a call
+    refused as a whole (either table's doing: both named), or that item's own failure other than its condition's
+    (its table throttled, say); None otherwise."""
+    if foreign is None:
+        return None
+    if not reasons:
+        return CampaignStoreUnavailableError(f"campaigns table or {foreign.table}: {describe(error)}")
+    if reasons[-1] not in (NO_REASON, DUPLICATE, CONFLICT):
+        return foreign.unavailable(f"{foreign.table}: {reasons[-1]}")
     return None
 
 

@@ -26,7 +26,7 @@ from adserve.dal.campaign_store import CURRENCY_ATTRIBUTE, DOCUMENT_ATTRIBUTE, K
 from adserve.dal.transactions import (
     CONFLICT,
     DUPLICATE,
-    Precondition,
+    ForeignItem,
     TransactionalWriter,
     cancellation_reasons,
     conflict_backoff,
@@ -47,6 +47,8 @@ from adserve.delivery.report import DeletedCampaign, deleted_in_another_currency
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
+TABLE = "delivery table"
+"""This table in words, in errors."""
 HOUR_PREFIX = "hour#"
 LIFETIME_KEY = "lifetime"
 MARKER_SORT_KEY = "seen"
@@ -123,9 +125,9 @@ class DynamoDeliveryStore(TransactionalWriter):
                     group = group.without(found)
                     continue
                 if CONFLICT not in reasons:
-                    raise DeliveryStoreUnavailableError(describe(error)) from error
+                    raise DeliveryStoreUnavailableError(f"{TABLE}: {describe(error)}") from error
             except BotoCoreError as error:
-                raise DeliveryStoreUnavailableError(str(error)) from error
+                raise DeliveryStoreUnavailableError(f"{TABLE}: {error}") from error
             conflicts += 1
             if conflicts >= self._conflict_attempts:
                 raise DeliveryStoreUnavailableError(
@@ -164,7 +166,7 @@ class DynamoDeliveryStore(TransactionalWriter):
                             counts = sums[sort_key] = [0] * len(COUNTS)
                         _add_counts(counts, item)
         except (BotoCoreError, ClientError) as error:
-            raise DeliveryStoreUnavailableError(str(error)) from error
+            raise DeliveryStoreUnavailableError(f"{TABLE}: {error}") from error
         return {_hour_of_key(sort_key): DeliveryTotals(*counts) for sort_key, counts in sums.items()}
 
     def lifetime(self, campaign_id: str) -> DeliveryTotals:
@@ -181,10 +183,10 @@ class DynamoDeliveryStore(TransactionalWriter):
                     _add_counts(counts, item)
                 request = dict(response.get("UnprocessedKeys", {}))
         except (BotoCoreError, ClientError) as error:
-            raise DeliveryStoreUnavailableError(str(error)) from error
+            raise DeliveryStoreUnavailableError(f"{TABLE}: {error}") from error
         return DeliveryTotals(*counts)
 
-    def keeping(self, deleted: DeletedCampaign) -> "TransactWriteItemTypeDef":
+    def keeping(self, deleted: DeletedCampaign) -> ForeignItem:
         """The Put of a deleted campaign's last document (replacing an earlier deletion's), for the campaign store's
         delete to make in its own transaction. Its currency is an attribute too, for ``keeps_currency_of``."""
         campaign = deleted.campaign
@@ -193,22 +195,25 @@ class DynamoDeliveryStore(TransactionalWriter):
             CURRENCY_ATTRIBUTE: {"S": campaign.currency},
             "deleted_at": {"S": deleted.deleted_at.isoformat()},
         }
-        return {"Put": {"TableName": self._table, "Item": item}}
+        return ForeignItem({"Put": {"TableName": self._table, "Item": item}}, TABLE, DeliveryStoreUnavailableError)
 
-    def keeps_currency_of(self, campaign: Campaign) -> Precondition:
+    def keeps_currency_of(self, campaign: Campaign) -> ForeignItem:
         """A check, for the campaign store's create, that no campaign deleted under the id was in another currency
         (one kept before the currency attribute is judged by its document, as the store judges its items)."""
-        return Precondition(
-            check={
-                "ConditionCheck": {
-                    "TableName": self._table,
-                    "Key": deleted_key(campaign.campaign_id),
-                    "ConditionExpression": KEEPS_CURRENCY,
-                    "ExpressionAttributeNames": {"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
-                    "ExpressionAttributeValues": currency_values(campaign.currency),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }
-            },
+        check = {
+            "ConditionCheck": {
+                "TableName": self._table,
+                "Key": deleted_key(campaign.campaign_id),
+                "ConditionExpression": KEEPS_CURRENCY,
+                "ExpressionAttributeNames": {"#currency": CURRENCY_ATTRIBUTE, "#document": DOCUMENT_ATTRIBUTE},
+                "ExpressionAttributeValues": currency_values(campaign.currency),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        return ForeignItem(
+            check,
+            TABLE,
+            DeliveryStoreUnavailableError,
             refusal=lambda item: deleted_in_another_currency(campaign, _deleted_currency(item)),
         )
 
@@ -218,7 +223,7 @@ class DynamoDeliveryStore(TransactionalWriter):
         try:
             item = self._client.get_item(TableName=self._table, Key=deleted_key(campaign_id)).get("Item")
         except (BotoCoreError, ClientError) as error:
-            raise DeliveryStoreUnavailableError(str(error)) from error
+            raise DeliveryStoreUnavailableError(f"{TABLE}: {error}") from error
         return None if item is None else _deleted(item)
 
     def add_requests(self, counts: Mapping[RequestKey, int]) -> None:
@@ -246,7 +251,7 @@ class DynamoDeliveryStore(TransactionalWriter):
                     },
                 )
         except (BotoCoreError, ClientError) as error:
-            raise DeliveryStoreUnavailableError(str(error)) from error
+            raise DeliveryStoreUnavailableError(f"{TABLE}: {error}") from error
 
     def requests(
         self, placement: str, first_hour: datetime, last_hour: datetime
@@ -277,7 +282,7 @@ class DynamoDeliveryStore(TransactionalWriter):
                         if unplaced > 0:
                             hours[hour, None] = hours.get((hour, None), 0) + unplaced
         except (BotoCoreError, ClientError) as error:
-            raise DeliveryStoreUnavailableError(str(error)) from error
+            raise DeliveryStoreUnavailableError(f"{TABLE}: {error}") from error
         return hours
 
     def _transaction(self, group: DeliveryGroup) -> "list[TransactWriteItemTypeDef]":

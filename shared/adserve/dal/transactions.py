@@ -12,16 +12,24 @@ from adserve.dal.json_clients import DynamoDBJsonClient
 
 CONFLICT = "TransactionConflict"
 DUPLICATE = "ConditionalCheckFailed"
+NO_REASON = "None"
+"""The reason of an item that did not cause a cancellation."""
 
 
 @dataclass(frozen=True)
-class Precondition:
-    """A check of another table's item that a store's write holds to in its own transaction, and what its failure
-    means: the refusal is handed the item as it was when the check failed (None if DynamoDB returned none)."""
+class ForeignItem:
+    """An item of another table that a store's transaction carries (a write, or a check it holds to), and what its
+    failures mean: the store knows which item failed, not what the item is."""
 
-    check: Mapping[str, Any]
-    """A TransactWriteItems ``ConditionCheck`` item, with ``ReturnValuesOnConditionCheckFailure: ALL_OLD``."""
-    refusal: Callable[[Mapping[str, Any] | None], Exception]
+    item: Any
+    """A TransactWriteItems item (``TransactWriteItemTypeDef``); a check's with
+    ``ReturnValuesOnConditionCheckFailure: ALL_OLD``."""
+    table: str
+    """The other table, in words, for an error that could be either table's."""
+    unavailable: Callable[[str], Exception]
+    """Its failure other than its condition's (its table throttled, say), from DynamoDB's reason code."""
+    refusal: Callable[[Mapping[str, Any] | None], Exception] | None = None
+    """Its condition's failure, handed the item as it was then (None if DynamoDB returned none)."""
 
 
 def cancellation_reasons(error: ClientError) -> list[str]:
@@ -29,7 +37,7 @@ def cancellation_reasons(error: ClientError) -> list[str]:
     if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
         return []
     reasons = error.response.get("CancellationReasons", [])
-    return [str(reason.get("Code", "None")) for reason in reasons]
+    return [str(reason.get("Code", NO_REASON)) for reason in reasons]
 
 
 def cancelled_items(error: ClientError) -> list[dict[str, Any] | None]:
