@@ -1,5 +1,7 @@
 """The campaign admin handler in-process against moto in server mode, tables from template.yaml."""
 
+import contextlib
+import io
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -464,21 +466,32 @@ def test_rates_decide_refuses_leave_the_campaigns_routes_working(
     local_stack: Any, put_campaign: Callable[[dict[str, Any]], None]
 ) -> None:
     # Given a deployment whose exchange rates Decide refuses (a negative rate), in a fresh execution environment
+    printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EXCHANGE_RATES", '{"EUR": -1.08}')
+        patch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "7")
         local_stack.reset_function("CampaignsFunction")
         try:
             # When an operator writes, reads and lists campaigns, and reads a report
             put_campaign(sample_campaign(campaign_id="cmp-bad-rates"))
             read = local_stack.invoke("CampaignsFunction", get_event("cmp-bad-rates"))
             listed = local_stack.invoke("CampaignsFunction", list_event())
-            report = local_stack.invoke("CampaignsFunction", delivery_event("cmp-bad-rates"))
+            with contextlib.redirect_stdout(printed):
+                report = local_stack.invoke("CampaignsFunction", delivery_event("cmp-bad-rates"))
         finally:
             local_stack.reset_function("CampaignsFunction")
     # Then the campaigns routes answer, to fix what needs fixing; only the report, which judges by the rates, fails
     assert (read["statusCode"], listed["statusCode"]) == (200, 200)
     assert report["statusCode"] == 500
     assert json.loads(report["body"])["error"]["code"] == "internal_error"
+    # and that 500, which Lambda counts as a success, is counted for the version that answered it
+    (document,) = [
+        json.loads(line) for line in printed.getvalue().splitlines() if '"UnhandledErrors"' in line and "_aws" in line
+    ]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["version", "service"]]
+    # (the service is the function's POWERTOOLS_SERVICE_NAME; one process runs every function here, under the stack's)
+    service = local_stack.env["POWERTOOLS_SERVICE_NAME"]
+    assert (document["service"], document["version"], document["UnhandledErrors"]) == (service, "7", [1.0])
 
 
 def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(

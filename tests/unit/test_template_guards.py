@@ -7,6 +7,7 @@ from typing import Any, get_args
 
 import pytest
 from adserve.core.errors import ConfigurationError
+from adserve.core.observability import MetricName
 from adserve.outcomes.api import RejectionCode
 from adserve.training.retraining import RetrainStatus
 from adserve.wiring.settings import RetrainSettings
@@ -259,8 +260,11 @@ def test_the_dashboard_shows_every_rejection_reason(resources: dict[str, Any]) -
 def test_canary_rollback_watches_only_the_new_version(
     resources: dict[str, Any], function: str, alarms: set[str]
 ) -> None:
+    # Lambda's metrics of the new version, and the 500s it answered (UnhandledErrors: Lambda counts them as
+    # successes), of the new version too
+    unhandled = function.removesuffix("Function") + "CanaryUnhandledErrorsAlarm"
     preference = resources[function]["Properties"]["DeploymentPreference"]
-    assert {alarm_ref["Ref"] for alarm_ref in preference["Alarms"]} == alarms
+    assert {alarm_ref["Ref"] for alarm_ref in preference["Alarms"]} == alarms | {unhandled}
     for logical_id in alarms:
         properties = alarm(resources, logical_id)
         assert properties["Namespace"] == "AWS/Lambda"
@@ -270,6 +274,11 @@ def test_canary_rollback_watches_only_the_new_version(
             "ExecutedVersion": {"Fn::GetAtt": [function, "Version.Version"]},
         }
         assert properties["TreatMissingData"] == "notBreaching"
+    properties = alarm(resources, unhandled)
+    service = resources[function]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    assert (properties["Namespace"], properties["MetricName"]) == ("Adserve", MetricName.UNHANDLED_ERRORS.value)
+    assert dimensions(properties) == {"service": service, "version": {"Fn::GetAtt": [function, "Version.Version"]}}
+    assert properties["TreatMissingData"] == "notBreaching"
 
 
 # ----------------------------------------------------------------------- storage

@@ -99,6 +99,7 @@ class MetricName(StrEnum):
     CATALOG_STALE = "CatalogStale"
     MODEL_LOAD_FAILURES = "ModelLoadFailures"
     CAMPAIGNS_WRITTEN = "CampaignsWritten"
+    UNHANDLED_ERRORS = "UnhandledErrors"  # dimension `version`: the function version that answered a 500
     EVENTS_ACCEPTED = "EventsAccepted"
     EVENTS_REJECTED = "EventsRejected"
     EVENTS_NOT_QUEUED = "EventsNotQueued"

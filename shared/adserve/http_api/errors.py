@@ -1,9 +1,11 @@
 """The one place where errors become HTTP responses: `{"error": {"code", "message", "details"?}}`."""
 
+import os
 from functools import partial
 from http import HTTPStatus
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel
 
 from adserve.core.errors import (
@@ -18,7 +20,7 @@ from adserve.core.errors import (
     SecretKeysUnavailableError,
     TokenError,
 )
-from adserve.core.observability import logger
+from adserve.core.observability import MetricName, logger, metrics
 from adserve.http_api.router import (
     JSON_CONTENT,
     MalformedJsonError,
@@ -112,6 +114,17 @@ _UNAVAILABLE: dict[type[AdserveError], tuple[str, str, str]] = {
 caller's retry does it again."""
 
 
+def count_unhandled_error() -> None:
+    """UnhandledErrors of this function version (AWS_LAMBDA_FUNCTION_VERSION): an error answered as a 500 returns
+    normally, so Lambda's Errors metric, and the canary alarms on it, never see it; CodeDeploy's canary alarms
+    watch this too, for the version being deployed only. A document of its own: the version dimension on the shared
+    set would split every other metric by version."""
+    with single_metric(
+        name=MetricName.UNHANDLED_ERRORS, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="version", value=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"))
+
+
 def install_error_handlers(app: Router) -> None:
     """Map domain errors to status codes; nothing a caller sends can produce a 500."""
 
@@ -146,4 +159,5 @@ def install_error_handlers(app: Router) -> None:
     @app.exception_handler(Exception)
     def _unexpected(_: Exception) -> Response:
         logger.exception("unhandled error")
+        count_unhandled_error()
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
