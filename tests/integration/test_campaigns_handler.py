@@ -104,6 +104,16 @@ def put_campaign(local_stack: Any) -> Iterator[Callable[[dict[str, Any]], None]]
         local_stack.invoke("CampaignsFunction", get_event(campaign_id, "DELETE"))
 
 
+@pytest.fixture
+def delete_after(local_stack: Any) -> Iterator[Callable[[str], None]]:
+    """Names campaigns a test writes through the stores, deleted after it (if still there): the stack is shared, and a
+    campaign left behind would be served in other tests' decisions."""
+    written: list[str] = []
+    yield written.append
+    for campaign_id in written:
+        local_stack.invoke("CampaignsFunction", get_event(campaign_id, "DELETE"))
+
+
 def test_a_campaign_round_trips_through_put_get_list_delete(local_stack: Any) -> None:
     document = sample_campaign(campaign_id="cmp-roundtrip")
     put = local_stack.invoke("CampaignsFunction", put_event("cmp-roundtrip", document))
@@ -591,9 +601,10 @@ def test_a_delete_that_deleted_nothing_keeps_nothing(local_stack: Any) -> None:
 
 
 def test_a_campaign_deleted_while_it_is_put_in_another_currency_is_not_created_in_that_one(
-    local_stack: Any,
+    local_stack: Any, delete_after: Callable[[str], None]
 ) -> None:
     # Given a campaign in euros, and a PUT in dollars whose deleted-campaign check is made before a DELETE lands
+    delete_after("cmp-put-delete-race")
     store, delivery = stores_of(local_stack)
     euros = Campaign.model_validate(sample_campaign(campaign_id="cmp-put-delete-race", currency="EUR"))
     dollars = euros.model_copy(update={"currency": "USD"})
@@ -624,11 +635,12 @@ def test_a_campaign_deleted_while_it_is_put_in_another_currency_is_not_created_i
 
 @pytest.mark.parametrize(("other_currency", "refused"), [("EUR", "is priced in EUR"), ("USD", None)])
 def test_a_create_whose_campaign_appeared_meanwhile_is_answered_as_the_replace_it_became(
-    local_stack: Any, other_currency: str, refused: str | None
+    local_stack: Any, delete_after: Callable[[str], None], other_currency: str, refused: str | None
 ) -> None:
     # Given a campaign deleted in euros, and a PUT in dollars that read no campaign, before whose write another
     # writer creates it (in euros through the API; in dollars through a load that was not given the delivery table)
     campaign_id = f"cmp-appeared-{other_currency.lower()}"
+    delete_after(campaign_id)
     store, delivery = stores_of(local_stack)
     euros = Campaign.model_validate(sample_campaign(campaign_id=campaign_id, currency="EUR"))
     store.put(euros)
@@ -659,9 +671,11 @@ def test_a_create_whose_campaign_appeared_meanwhile_is_answered_as_the_replace_i
 
 
 def test_a_load_with_a_mistyped_delivery_table_writes_nothing(
-    local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local_stack: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], delete_after: Callable[[str], None]
 ) -> None:
     # Given a stored campaign, a file that replaces it and creates another, and a --delivery-table that is a typo
+    delete_after("cmp-load-typo-1")
+    delete_after("cmp-load-typo-2")
     store, _ = stores_of(local_stack)
     stored = Campaign.model_validate(sample_campaign(campaign_id="cmp-load-typo-1"))
     store.put(stored)

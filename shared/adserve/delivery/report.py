@@ -86,7 +86,7 @@ class DeliveryReport(BaseModel):
     budget: BudgetState | None
     pacing_status: PacingStatus | None = Field(
         description="The pacing step's verdict against its target curve; null until it has judged the campaign, "
-        "and while its last verdict is older than PACING_MAX_AGE_SECONDS."
+        "while its last verdict is older than PACING_MAX_AGE_SECONDS, and while not_served is set."
     )
     serve_probability: float | None = Field(
         description="The share of eligible requests Decide lets the campaign serve, as the pacing step set it; 0 "
