@@ -287,7 +287,9 @@ def test_a_campaign_decide_does_not_serve_is_reported_as_not_served_and_why(
     assert report.not_served is not None
     assert report.not_served.rule is rule
     assert detail in report.not_served.detail
-    assert format_report(report).splitlines()[-1] == f"not served ({rule.value}): {report.not_served.detail}"
+    printed = format_report(report).splitlines()
+    assert printed[-1] == f"not served ({rule.value}): {report.not_served.detail}; serve probability 0"
+    assert printed[-2].endswith("pacing even, status none (not paced)")
     # also without a budget, or before the step has paced it
     for unpaced in (booked.model_copy(update={"budget": None}), booked):
         report = build_report(

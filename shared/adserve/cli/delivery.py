@@ -163,16 +163,23 @@ def format_report(report: DeliveryReport) -> str:
             )
             if amount is not None
         ]
-        status = "not judged yet" if report.pacing_status is None else report.pacing_status.value
+        status = (
+            report.pacing_status.value
+            if report.pacing_status is not None
+            else "none (not paced)"
+            if report.deleted_at is not None or report.not_served is not None
+            else "not judged yet"
+        )
         lines.append(f"budget ({unit}): {'; '.join(amounts)}; pacing {report.pacing.value}, status {status}")
     if report.deleted_at is not None:
         lines.append(f"deleted {report.deleted_at.isoformat()}: delivered until then, not paced since")
     elif report.not_served is not None:
-        lines.append(f"not served ({report.not_served.rule.value}): {report.not_served.detail}")
+        lines.append(f"not served ({report.not_served.rule.value}): {report.not_served.detail}; serve probability 0")
     elif budget is None:
         lines.append("serve probability: 1 (no budget: never throttled)")
     else:
-        probability = "not set (no pacing step yet)" if report.serve_probability is None else report.serve_probability
+        unjudged = "not set (the pacing step has not judged it)"
+        probability = unjudged if report.serve_probability is None else report.serve_probability
         lines.append(f"serve probability: {probability}")
     return "\n".join(lines)
 
