@@ -30,13 +30,13 @@ class CampaignListResponse(BaseModel):
 
 def encode_cursor(campaign_id: str) -> str:
     """The opaque cursor of a page that ends at this campaign id: the id and a short check of it, so that a
-    cursor this API did not give is refused rather than read as an id."""
+    mistyped or cut-short cursor is refused rather than read as an id."""
     key = campaign_id.encode()
     return base64.urlsafe_b64encode(key + _check(key)).rstrip(b"=").decode()
 
 
 def decode_cursor(cursor: str) -> str:
-    """The campaign id a cursor continues after; InvalidInputError for one this API did not give out."""
+    """The campaign id a cursor continues after; InvalidInputError for one that fails its check (``_check``)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key, check = raw[:-_CHECK_BYTES], raw[-_CHECK_BYTES:]
