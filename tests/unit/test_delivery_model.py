@@ -21,9 +21,16 @@ from adserve.delivery.counting import (
     marker_key,
     shard_of,
 )
-from adserve.delivery.pacing import PACING_MAX_AGE, PacingStatus, TrafficProfile, pace
+from adserve.delivery.pacing import PACING_MAX_AGE, PacingState, PacingStatus, TrafficProfile, pace
 from adserve.delivery.pacing import delivered as in_budget_units
-from adserve.delivery.report import Granularity, build_report, parse_hour, report_range, requested_range
+from adserve.delivery.report import (
+    DeliveryReport,
+    Granularity,
+    build_report,
+    parse_hour,
+    report_range,
+    requested_range,
+)
 from adserve.outcomes.logs import read_decisions, read_outcomes
 from adserve.outcomes.recording import OutcomeRecorder
 from pydantic import TypeAdapter, ValidationError
@@ -199,6 +206,20 @@ def test_hourly_and_daily_rows_sum_the_counters_with_rates() -> None:
     ]
 
 
+def hour_report(
+    booked: Campaign,
+    counter: InMemoryDeliveryCounter,
+    state: PacingState | None = None,
+    *,
+    pacing_max_age: timedelta = PACING_MAX_AGE,
+    rates: ExchangeRates | None = USD_ONLY,
+) -> DeliveryReport:
+    """The report of the hour HOUR, read at NOW in a USD-only deployment (what most tests here vary is elsewhere)."""
+    return build_report(
+        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=pacing_max_age, rates=rates
+    )
+
+
 FLIGHT = {"flight_start": "2026-11-25T00:00:00Z", "flight_end": "2026-11-26T00:00:00Z"}  # NOW is 13:30
 
 
@@ -223,9 +244,7 @@ def test_the_report_shows_the_pacing_steps_verdict(
     assert booked.budget is not None
     units = in_budget_units(counter.lifetime(booked.campaign_id), booked.budget.unit)
     state = pace(booked, None, units, units, TrafficProfile.uniform(), NOW)
-    report = build_report(
-        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-    )
+    report = hour_report(booked, counter, state)
     assert report.pacing_status is status
     assert report.serve_probability == state.serve_probability
     assert report.budget is not None
@@ -235,9 +254,7 @@ def test_the_report_shows_the_pacing_steps_verdict(
 def test_before_the_first_pacing_step_the_report_says_nothing_about_pacing() -> None:
     counter = InMemoryDeliveryCounter()
     booked = campaign(budget={"unit": "impressions", "daily": 100}, **FLIGHT)
-    report = build_report(
-        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-    )
+    report = hour_report(booked, counter)
     assert (report.pacing_status, report.serve_probability, report.pacing_state) == (None, None, None)
 
 
@@ -248,16 +265,12 @@ def test_a_pacing_state_older_than_decide_serves_is_reported_as_not_served() -> 
     state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW - timedelta(hours=2))
     assert state.serve_probability > 0
     # When the report is read past the age Decide serves a state for
-    report = build_report(
-        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-    )
+    report = hour_report(booked, counter, state)
     # Then it says what Decide does: the campaign is not served, with no verdict, and the stale state is shown
     assert (report.pacing_status, report.serve_probability) == (None, 0.0)
     assert report.pacing_state == state
     # And within that age, the step's verdict and probability
-    fresh = build_report(
-        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=timedelta(hours=3), rates=USD_ONLY
-    )
+    fresh = hour_report(booked, counter, state, pacing_max_age=timedelta(hours=3))
     assert (fresh.pacing_status, fresh.serve_probability) == (state.status, state.serve_probability)
 
 
@@ -279,9 +292,7 @@ def test_a_campaign_decide_does_not_serve_is_reported_as_not_served_and_why(
     assert state.serve_probability > 0
     booked = Campaign.model_validate({**live.model_dump(), **booking})
     # When its report is read
-    report = build_report(
-        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-    )
+    report = hour_report(booked, counter, state)
     # Then it says what Decide does, and why: nothing served, no verdict, the last state shown
     assert (report.pacing_status, report.serve_probability, report.pacing_state) == (None, 0.0, state)
     assert report.not_served is not None
@@ -292,14 +303,10 @@ def test_a_campaign_decide_does_not_serve_is_reported_as_not_served_and_why(
     assert printed[-2].endswith("pacing even, status none (not paced)")
     # also without a budget, or before the step has paced it
     for unpaced in (booked.model_copy(update={"budget": None}), booked):
-        report = build_report(
-            unpaced, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-        )
+        report = hour_report(unpaced, counter)
         assert (report.not_served is not None, report.serve_probability, report.pacing_status) == (True, 0.0, None)
     # and the live campaign, nothing
-    served = build_report(
-        live, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-    )
+    served = hour_report(live, counter, state)
     assert (served.not_served, served.serve_probability) == (None, state.serve_probability)
 
 
@@ -308,9 +315,7 @@ def test_without_the_deployments_rates_a_reports_currency_is_not_judged() -> Non
     booked = campaign(currency="SEK", **FLIGHT)
     rated = ExchangeRates("USD", {"SEK": 0.095})
     for rates, expected in [(None, None), (rated, None), (USD_ONLY, BookingRule.CURRENCY)]:
-        report = build_report(
-            booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=rates
-        )
+        report = hour_report(booked, counter, rates=rates)
         assert (report.not_served.rule if report.not_served else None) == expected
 
 
@@ -332,9 +337,7 @@ def test_a_spend_campaign_whose_cpm_counts_no_micros_shows_no_verdict_beside_the
     booked = campaign(budget={"unit": "spend", "daily": 100}, value_cpm=0.0004, **FLIGHT)
     state = pace(booked, None, 0, 0, TrafficProfile.uniform(), NOW).model_copy(update={"serve_probability": 0.01})
     # Then the report shows p 0, as Decide serves it, and no step verdict that would contradict it (behind: p > 0)
-    report = build_report(
-        booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, state, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-    )
+    report = hour_report(booked, counter, state)
     assert (report.pacing_status, report.serve_probability) == (None, 0.0)
 
 
@@ -482,11 +485,7 @@ def test_the_cli_prints_only_the_budget_amounts_set_and_says_when_pacing_has_not
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 200)
     booked = campaign(budget={"unit": "impressions", "daily": 1_000}, **FLIGHT)
-    printed = format_report(
-        build_report(
-            booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-        )
-    )
+    printed = format_report(hour_report(booked, counter))
     budget_line = next(line for line in printed.splitlines() if line.startswith("budget"))
     assert budget_line == "budget (impressions): daily 1000.0 left 800.0; pacing even, status not judged yet"
 
@@ -496,11 +495,7 @@ def test_the_cli_prints_spend_to_the_micro_unit_as_the_budget_line_does() -> Non
     counter = InMemoryDeliveryCounter()
     booked = campaign(budget={"unit": "spend", "lifetime": 1.0}, value_cpm=0.125, currency="KWD", **FLIGHT)
     counter.hours[(booked.campaign_id, HOUR)] = DeliveryTotals(impressions=1_000, spend_micros=125_000)
-    printed = format_report(
-        build_report(
-            booked, counter, HOUR, HOUR, Granularity.HOUR, NOW, None, pacing_max_age=PACING_MAX_AGE, rates=USD_ONLY
-        )
-    )
+    printed = format_report(hour_report(booked, counter))
     total = next(line for line in printed.splitlines() if line.startswith("total"))
     assert total.endswith("  0.125 KWD")
     assert "lifetime 1.0 left 0.875" in printed
@@ -509,17 +504,7 @@ def test_the_cli_prints_spend_to_the_micro_unit_as_the_budget_line_does() -> Non
 def test_the_cli_says_an_unbudgeted_campaign_is_never_throttled_and_a_deleted_one_not_paced() -> None:
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 3)
-    report = build_report(
-        campaign(**FLIGHT),
-        counter,
-        HOUR,
-        HOUR,
-        Granularity.HOUR,
-        NOW,
-        None,
-        pacing_max_age=PACING_MAX_AGE,
-        rates=USD_ONLY,
-    )
+    report = hour_report(campaign(**FLIGHT), counter)
     assert format_report(report).splitlines()[-1] == "serve probability: 1 (no budget: never throttled)"
     deleted = report.model_copy(update={"deleted_at": NOW})
     assert format_report(deleted).splitlines()[-1].startswith("deleted ")
