@@ -344,17 +344,7 @@ def test_a_spend_campaign_whose_cpm_counts_no_micros_shows_no_verdict_beside_the
 def test_budget_left_never_goes_negative() -> None:
     counter = InMemoryDeliveryCounter()
     delivered(counter, HOUR, 30)
-    report = build_report(
-        campaign(budget={"unit": "impressions", "lifetime": 40, "daily": 20}),
-        counter,
-        HOUR,
-        HOUR,
-        Granularity.HOUR,
-        NOW,
-        None,
-        pacing_max_age=PACING_MAX_AGE,
-        rates=USD_ONLY,
-    )
+    report = hour_report(campaign(budget={"unit": "impressions", "lifetime": 40, "daily": 20}), counter)
     assert report.budget is not None
     assert (report.budget.lifetime_left, report.budget.daily_left) == (10, 0)
 
