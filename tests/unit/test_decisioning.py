@@ -5,7 +5,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from typing import TypeVar
 from urllib.parse import parse_qs, urlparse
 
@@ -401,4 +400,4 @@ def test_a_reload_that_fills_the_window_on_every_decision_leaves_each_other_valu
     # and neither key goes stale for good: each is reloaded within two TTLs (and the decisions it waited for)
     for name, times in reloaded.items():
         assert len(times) > 1, name
-        assert max(later - earlier for earlier, later in pairwise(times)) <= 2 * 300 + 2 * 61
+        assert max(later - earlier for earlier, later in zip(times, times[1:], strict=False)) <= 2 * 300 + 2 * 61
