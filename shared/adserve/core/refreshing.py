@@ -17,34 +17,29 @@ from adserve.core.observability import logger
 
 T = TypeVar("T")
 
-_RELOAD_WHILE: ContextVar["reloads_while | None"] = ContextVar("reload_while", default=None)
+_RELOAD_WHILE: ContextVar[Callable[[], bool] | None] = ContextVar("reload_while", default=None)
 
 
 class reloads_while:  # noqa: N801 - used as a context manager, named as the phrase it reads like
     """Within the block, a value that is due but still held is reloaded only while *in_time* says so; past it,
     it serves what it holds and reloads in a later block (its due time is left as it was). A first load
-    (nothing held, or a SnapStart restore's value of unknown age, until its first attempt) always runs, and so
-    does one value per block that has gone a whole TTL past due (``_overdue_turn``).
+    (nothing held, or a SnapStart restore's value of unknown age, until its first attempt) always runs.
 
     Decide reloads inline on a request (catalog, model pointer, keys), each within its own client's time budget.
     With dependencies stalled, their budgets added up past the function's 3 s timeout, and a timed-out request
     answers a 5xx and emits none of the metrics its failures would have. A time window, not a count: at low
     traffic every value is due on every request, and a count of reloads let the first one read starve the
-    others (the catalog past its max age: no ads). But a reload that fills the window on every request (a
-    catalog reload over a second, due at each decision when traffic is sparse) starved the values after it for
-    good, keys and model pointer among them: hence the one overdue turn, which adds at most one client budget
-    to a request, for a value not tried for two TTLs. A class rather than a generator: it wraps every decision,
+    others (the catalog past its max age: no ads). A class rather than a generator: it wraps every decision,
     and ``contextlib.contextmanager`` costs a few microseconds more.
     """
 
-    __slots__ = ("_in_time", "_overdue_taken", "_token")
+    __slots__ = ("_in_time", "_token")
 
     def __init__(self, in_time: Callable[[], bool]) -> None:
         self._in_time = in_time
-        self._overdue_taken = False
 
     def __enter__(self) -> None:
-        self._token = _RELOAD_WHILE.set(self)
+        self._token = _RELOAD_WHILE.set(self._in_time)
 
     def __exit__(self, *_: object) -> None:
         _RELOAD_WHILE.reset(self._token)
@@ -52,21 +47,8 @@ class reloads_while:  # noqa: N801 - used as a context manager, named as the phr
 
 def _may_reload() -> bool:
     """Whether the current block (``reloads_while``) still allows a reload; always outside one."""
-    block = _RELOAD_WHILE.get()
-    return block is None or block._in_time()
-
-
-def _overdue_turn() -> bool:
-    """Whether a value a whole TTL past due may reload past the block's window: the first such value of the block
-    takes its turn, the others wait for the next block (each keeps its due time, so each gets a turn in order);
-    always outside a block."""
-    block = _RELOAD_WHILE.get()
-    if block is None:
-        return True
-    if block._overdue_taken:
-        return False
-    block._overdue_taken = True
-    return True
+    in_time = _RELOAD_WHILE.get()
+    return in_time is None or in_time()
 
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
@@ -111,12 +93,12 @@ class RefreshingValue(Generic[T]):
             loaded = self._reload(None)
         elif (since := self._monotonic() - loaded.attempted_at) >= max_age_seconds and (
             # A restore's value, not yet tried: whatever the block says. Its retries within the block, as any
-            # reload (in an outage they added every due value's budget to each request again); and one value per
-            # block past it once it has been due a whole TTL: a reload that always fills the window (a slow
-            # catalog, due at each decision when traffic is sparse) kept the values after it from reloading
+            # reload (in an outage they added every due value's budget to each request again), but whatever it
+            # says once it has been due a TTL: a reload that always fills the window (a slow catalog, due at each
+            # decision when traffic is sparse) would keep keys of unknown age from ever being read again
             loaded.attempted_at == float("-inf")
             or _may_reload()
-            or (since >= max_age_seconds + self._ttl and _overdue_turn())
+            or (loaded.loaded_at == float("-inf") and since >= max_age_seconds + self._ttl)
         ):
             loaded = self._reload(loaded)
         return loaded.value
