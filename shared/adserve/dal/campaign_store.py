@@ -423,7 +423,7 @@ def _campaign(
 def _refusal(
     campaign: Campaign,
     stored: "Mapping[str, AttributeValueTypeDef] | None",
-    foreign: ForeignItem | None,
+    elsewhere: ForeignItem | None,
     found: "Sequence[Mapping[str, Any] | None]",
     failed: Sequence[int],
 ) -> Exception | None:
@@ -432,8 +432,8 @@ def _refusal(
     attempt replaces it, and answers for the stored one); or a currency change of the stored campaign (its put,
     still as read, failed); None otherwise."""
     appeared = 0 in failed and found[0] is not None
-    if foreign is not None and foreign.refusal is not None and len(found) - 1 in failed and not appeared:
-        return foreign.refusal(found[-1])
+    if elsewhere is not None and elsewhere.refusal is not None and len(found) - 1 in failed and not appeared:
+        return elsewhere.refusal(found[-1])
     if 0 in failed and _document_of(found[0]) == _document_of(stored):  # still as read: the currency
         return InvalidInputError(
             f"campaign {campaign.campaign_id} is priced in {_currency_of(found[0])}, the currency its "
@@ -444,16 +444,16 @@ def _refusal(
     return None
 
 
-def _foreign_failure(foreign: ForeignItem | None, error: ClientError, reasons: Sequence[str]) -> Exception | None:
+def _foreign_failure(elsewhere: ForeignItem | None, error: ClientError, reasons: Sequence[str]) -> Exception | None:
     """What a failed transaction that carried another table's item means beyond this table's items: a call
     refused as a whole (either table's doing: both named), or that item's own failure other than its condition's
     (its table throttled, say); None otherwise."""
-    if foreign is None:
+    if elsewhere is None:
         return None
     if not reasons:
-        return CampaignStoreUnavailableError(f"campaigns table or {foreign.table}: {describe(error)}")
+        return CampaignStoreUnavailableError(f"campaigns table or {elsewhere.table}: {describe(error)}")
     if reasons[-1] not in (NO_REASON, DUPLICATE, CONFLICT):
-        return foreign.unavailable(f"{foreign.table}: {reasons[-1]}")
+        return elsewhere.unavailable(f"{elsewhere.table}: {reasons[-1]}")
     return None
 
 
