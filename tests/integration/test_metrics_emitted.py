@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from adserve.campaigns.model import CampaignStatus
+from adserve.core.errors import NotFoundError
 from adserve.core.observability import MetricName
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
@@ -121,8 +122,7 @@ class Scenarios:
         return self.api("GET", f"/v1/events/{event_type}", query=urlencode({"t": token}))
 
 
-def run_scenarios(scenarios: Scenarios, tmp_path: Path) -> None:
-    suffix = uuid.uuid4().hex[:8]
+def run_scenarios(scenarios: Scenarios, tmp_path: Path, suffix: str) -> None:
     capped = campaign(
         campaign_id=f"metrics-capped-{suffix}",
         advertiser_id=f"adv-metrics-{suffix}",
@@ -236,14 +236,22 @@ def emitted(local_stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -
         for function_id in local_stack.description.functions:
             local_stack.reset_function(function_id)
         scenarios = Scenarios(local_stack, proxy)
+        suffix = uuid.uuid4().hex[:8]
         try:
-            run_scenarios(scenarios, tmp_path_factory.mktemp("metrics"))
+            run_scenarios(scenarios, tmp_path_factory.mktemp("metrics"), suffix)
         finally:
             for function_id in local_stack.description.functions:
                 local_stack.reset_function(function_id)
     yield scenarios.emitted
     for function_id in local_stack.description.functions:
         local_stack.reset_function(function_id)
+    # the stack is the worker's for its later modules: the scenario's campaigns would be served in their decisions
+    store = CampaignStore(
+        dynamodb_client(endpoint_url=local_stack.endpoint_url), local_stack.physical_name("CampaignsTable")
+    )
+    for kind in ("capped", "free", "sek"):
+        with contextlib.suppress(NotFoundError):
+            store.delete(f"metrics-{kind}-{suffix}")
 
 
 # ------------------------------------------------------------------------------------------------ the tests
