@@ -1,7 +1,8 @@
 """Decide's catalog when the campaign store fails: a stale snapshot serves for a bounded time, then nothing."""
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, reloads_while
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, Reloadable, reload_due, reloaded_first
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.delivery.pacing import PacingState
@@ -260,82 +261,92 @@ class Counting:
         return self.loads
 
 
-def test_a_block_past_its_time_reloads_no_due_value_and_a_later_block_in_time_reloads_them_all() -> None:
-    # Given three values loaded once, all due (their TTLs passed)
+def test_the_due_values_reload_at_once_and_the_others_wait_for_their_first_read_or_their_ttl() -> None:
+    # Given two values past their TTL whose reloads each wait until both run (one after the other, the first
+    # would give up at the barrier and keep its value), one within its TTL, and one never loaded
     clock = Clock()
-    loaders = [Counting() for _ in range(3)]
-    values = [RefreshingValue(loader, TTL, name=f"v{n}", monotonic=clock) for n, loader in enumerate(loaders)]
-    assert [value.get() for value in values] == [1, 1, 1]
+    together = threading.Barrier(2, timeout=30)
+
+    def meeting(loader: Counting) -> Callable[[], int]:
+        def load() -> int:
+            if loader.loads:
+                together.wait()
+            return loader()
+
+        return load
+
+    loaders = [Counting() for _ in range(4)]
+    due = [
+        RefreshingValue(meeting(loader), TTL, name=f"due{n}", monotonic=clock) for n, loader in enumerate(loaders[:2])
+    ]
+    fresh = RefreshingValue(loaders[2], 10 * TTL, name="fresh", monotonic=clock)
+    unloaded = RefreshingValue(loaders[3], TTL, name="unloaded", monotonic=clock)
+    for value in (*due, fresh):
+        value.get()
     clock.now += TTL
-    # When a block whose time ran out after the first reload reads them, then a block in time
-    budget = [1]
+    values = [Reloadable(value.due, value.get, value.expire) for value in (*due, fresh, unloaded)]
+    assert [value.due() for value in values] == [True, True, False, False]
+    # When the due ones are reloaded
+    reload_due(values)
+    # Then both due values reloaded, together; the fresh one was not read and the unloaded one is left to its first
+    # read (which may retry as a first load does); none is due any more
+    assert [loader.loads for loader in loaders] == [2, 2, 1, 0]
+    assert [value.peek() for value in due] == [2, 2]
+    assert not any(value.due() for value in values)
 
-    def in_time() -> bool:
-        budget[0] -= 1
-        return budget[0] >= 0
 
-    with reloads_while(in_time):
-        after_a_stall = [value.get() for value in values]
-    with reloads_while(lambda: True):
-        in_time_block = [value.get() for value in values]
-    # Then the first block reloaded one and served the others' values, which stayed due: the next block reloaded
-    # them, as one in time reloads every due value (at low traffic all are due on every request)
-    assert after_a_stall == [2, 1, 1]
-    assert in_time_block == [2, 2, 2]
+def test_a_single_due_value_reloads_on_the_callers_thread() -> None:
+    clock, threads = Clock(), list[str]()
+
+    def load() -> int:
+        threads.append(threading.current_thread().name)
+        return len(threads)
+
+    value = RefreshingValue(load, TTL, name="keys", monotonic=clock)
+    value.get()
     clock.now += TTL
-    with reloads_while(lambda: True):
-        assert [value.get() for value in values] == [3, 3, 3]
+    reload_due([Reloadable(value.due, value.get, value.expire)])
+    assert threads == [threading.current_thread().name] * 2
+    assert value.peek() == 2
 
 
-def test_a_first_load_and_a_value_of_unknown_age_load_whatever_the_block_allows() -> None:
+def test_within_a_block_each_value_reloads_once_even_with_a_ttl_of_zero() -> None:
+    # Given a value reloaded on every request (TTL 0), listed for the block, and one not listed
     clock = Clock()
-    fresh, restored = Counting(), Counting()
-    first, after_restore = (
-        RefreshingValue(f, TTL, name=n, monotonic=clock) for f, n in ((fresh, "a"), (restored, "b"))
-    )
-    after_restore.get()
-    after_restore.expire()  # a SnapStart restore: held for an unknown time
-    with reloads_while(lambda: False):
-        assert (first.get(), after_restore.get()) == (1, 2)
+    listed_loads, other_loads = Counting(), Counting()
+    listed = RefreshingValue(listed_loads, 0.0, name="catalog", monotonic=clock)
+    other = RefreshingValue(other_loads, 0.0, name="other", monotonic=clock)
+    listed.get(), other.get()
+    for block in range(1, 3):
+        clock.now += 1
+        # When a block (a decision) reloads the listed one first, then reads both twice
+        with reloaded_first([Reloadable(listed.due, listed.get, listed.expire)]):
+            reads = [listed.get(), other.get(), listed.get(), other.get()]
+        # Then each reloaded once in the block: the listed one on entry, the other at its first read
+        assert reads == [block + 1] * 4
+    assert (listed_loads.loads, other_loads.loads) == (3, 3)
+    # And outside a block a read reloads a due value as ever
+    assert listed.get() == 4
 
 
-def test_a_restored_value_whose_reload_failed_is_retried_within_the_block_as_any_reload() -> None:
-    # Given a restore whose reload failed (the source down): the value stays of unknown age, retried 5 s later
+def test_a_restored_value_is_due_at_once_and_after_a_failed_reload_again_within_seconds_not_a_ttl() -> None:
     clock, calls = Clock(), [0]
 
     def load() -> int:
         calls[0] += 1
-        if calls[0] > 1:
+        if calls[0] == 2:
             raise ConnectionError("secrets manager unreachable")
-        return 1
+        return calls[0]
 
     value = RefreshingValue(load, TTL, name="keys", monotonic=clock)
     value.get()
-    value.expire()
-    with reloads_while(lambda: True):
-        value.get()
-    assert calls == [2]  # the first load, then the restore's attempt
-    # When a request past its window finds it due again, it does not add the reload's budget to the request
+    value.expire()  # a SnapStart restore: held for an unknown time
+    assert value.due()
+    reload_due([Reloadable(value.due, value.get, value.expire)])
+    assert (calls, value.peek(), value.due()) == ([2], 1, False)
     clock.now += FIRST_LOAD_RETRY_SECONDS
-    with reloads_while(lambda: False):
-        value.get()
-    assert calls == [2]
-    # while a request within its window retries it
-    with reloads_while(lambda: True):
-        value.get()
-    assert calls == [3]
-    # And one whose window is always filled before it (a slow catalog's reload first in every decision) is still
-    # retried whatever the window once it has been due a TTL: keys of unknown age are read again
-    clock.now += FIRST_LOAD_RETRY_SECONDS  # due
-    for _ in range(3):
-        with reloads_while(lambda: False):
-            value.get()
-        clock.now += TTL / 3 - 0.1
-    assert calls == [3]
-    clock.now += 0.3
-    with reloads_while(lambda: False):
-        value.get()
-    assert calls == [4]
+    assert value.due()
+    assert value.get() == 3
 
 
 @dataclass

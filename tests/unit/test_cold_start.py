@@ -14,7 +14,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.collector import collector_paused
 from adserve.core.observability import MetricName, metrics, tracing_enabled
-from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, Reloadable
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.models.registry import ActivePointer
@@ -243,7 +243,14 @@ def test_after_a_restore_the_rng_is_reseeded_and_every_refreshed_value_is_checke
     # When the after-restore hook runs (registered as Decide's wiring does)
     snapstart.on_restore(
         "decide",
-        lambda: after_restore(rng, (catalog, models, keys), (catalog.warm, models.current, keys.signer)),
+        lambda: after_restore(
+            rng,
+            (
+                Reloadable(catalog.due, catalog.warm, catalog.expire),
+                Reloadable(models.due, models.current, models.expire),
+                Reloadable(keys.due, keys.signer, keys.expire),
+            ),
+        ),
     )
     snapstart.restored()
     # Then neither the service's rng nor the module's (the SDK clients' retry jitter) continues the snapshot's

@@ -1,6 +1,7 @@
 """The decision service end to end on in-memory ports: caps, fail-closed, ranking, tokens, the record."""
 
 import base64
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.decision_ids import decided_at, new_decision_id
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import RefreshingValue, Reloadable
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
 from adserve.decisions.policy import EpsilonGreedy
@@ -322,8 +323,11 @@ def test_decision_ids_are_version_7_uuids_that_say_when_in_canonical_text() -> N
     assert decided_at("d-1") is None
 
 
-def reloading_service(clock: list[float], loads: list[str], stall: dict[str, float]) -> DecisionService:
-    """A service whose catalog and keys count their loads on *clock*; a load named in *stall* takes that long."""
+def reloading_service(
+    clock: list[float], loads: list[str], load_waits: Callable[[str], None] = lambda _name: None
+) -> DecisionService:
+    """A service as Decide's wiring builds it, whose catalog and keys count their reloads; each waits in
+    *load_waits* (by its name) before answering."""
 
     def monotonic() -> float:
         return clock[0]
@@ -331,7 +335,7 @@ def reloading_service(clock: list[float], loads: list[str], stall: dict[str, flo
     def loaded(name: str, value: T) -> Callable[[], T]:
         def load() -> T:
             loads.append(name)
-            clock[0] += stall.get(name, 0.0)
+            load_waits(name)
             return value
 
         return load
@@ -339,18 +343,23 @@ def reloading_service(clock: list[float], loads: list[str], stall: dict[str, flo
     class CountedCampaigns(InMemoryCampaigns):
         def list_campaigns(self) -> list[Campaign]:
             loads.append("catalog")
+            load_waits("catalog")
             return super().list_campaigns()
 
     service = in_memory_service(source=CountedCampaigns([campaign()]), monotonic=monotonic)
     signer = RefreshingValue(loaded("signing keys", SIGNER), 300, name="signing keys", monotonic=monotonic)
     keys = RefreshingValue(loaded("pseudonym keys", PSEUDONYMS), 300, name="pseudonym keys", monotonic=monotonic)
-    return replace(service, signer=signer.get, pseudonyms=keys.get, monotonic=monotonic)
+    catalog = service.catalog
+    cached = [Reloadable(catalog.due, catalog.warm, catalog.expire)] + [
+        Reloadable(value.due, value.get, value.expire) for value in (signer, keys)
+    ]
+    return replace(service, signer=signer.get, pseudonyms=keys.get, cached=cached)
 
 
 def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> None:
     # Given decisions five minutes apart (every value is due on each), with healthy dependencies
     clock, loads = [1_000.0], list[str]()
-    service = reloading_service(clock, loads, stall={})
+    service = reloading_service(clock, loads)
     for _ in range(3):
         clock[0] += 301
         loads.clear()
@@ -359,21 +368,25 @@ def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> N
         assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
 
 
-def test_a_stalled_reload_leaves_the_other_due_values_to_the_next_decision() -> None:
-    # Given a service whose values were loaded, then all fell due together, and pseudonym keys that take 2 s
+def test_a_slow_catalog_reload_does_not_keep_the_keys_waiting_for_a_later_decision() -> None:
+    # Given a service whose values were loaded, then all fell due together (sparse traffic), and reloads that each
+    # wait until all three run: one after another (the catalog first), the catalog's would give up at the barrier
     clock, loads = [1_000.0], list[str]()
-    stall = {"pseudonym keys": 2.0}
-    service = reloading_service(clock, loads, stall)
+    together = threading.Barrier(3, timeout=30)
+    waiting = [False]
+
+    def load_waits(_name: str) -> None:
+        if waiting[0]:
+            together.wait()
+
+    service = reloading_service(clock, loads, load_waits)
     assert service.decide(decision_request(), BASE_URL).ads
     clock[0] += 301
     loads.clear()
-    # When a decision meets the stall, and the next one a healthy Secrets Manager
-    assert service.decide(decision_request(), BASE_URL).ads
-    stalled = list(loads)
-    stall.clear()
-    loads.clear()
-    assert service.decide(decision_request(), BASE_URL).ads
-    # Then the stalled decision reloaded only what it started in its first second (the catalog first, whose age
-    # can cost the ads), and the next one the rest: the budgets never added up on one request
-    assert stalled == ["catalog", "pseudonym keys"]
-    assert loads == ["signing keys"]
+    waiting[0] = True
+    # When a decision finds them all due
+    response = service.decide(decision_request(), BASE_URL)
+    # Then it reloaded all three at once (waiting for the slowest, not their sum) and served from the new catalog:
+    # the old one, past its maximum age, serves nothing
+    assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
+    assert response.ads

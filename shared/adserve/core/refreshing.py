@@ -8,48 +8,17 @@ successful load, so a caller can refuse a value that has been stale for too long
 """
 
 import time
-from collections.abc import Callable
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from adserve.core.observability import logger
 
 T = TypeVar("T")
 
-_RELOAD_WHILE: ContextVar[Callable[[], bool] | None] = ContextVar("reload_while", default=None)
-
-
-class reloads_while:  # noqa: N801 - used as a context manager, named as the phrase it reads like
-    """Within the block, a value that is due but still held is reloaded only while *in_time* says so; past it,
-    it serves what it holds and reloads in a later block (its due time is left as it was). A first load
-    (nothing held, or a SnapStart restore's value of unknown age, until its first attempt) always runs.
-
-    Decide reloads inline on a request (catalog, model pointer, keys), each within its own client's time budget.
-    With dependencies stalled, their budgets added up past the function's 3 s timeout, and a timed-out request
-    answers a 5xx and emits none of the metrics its failures would have. A time window, not a count: at low
-    traffic every value is due on every request, and a count of reloads let the first one read starve the
-    others (the catalog past its max age: no ads). A class rather than a generator: it wraps every decision,
-    and ``contextlib.contextmanager`` costs a few microseconds more.
-    """
-
-    __slots__ = ("_in_time", "_token")
-
-    def __init__(self, in_time: Callable[[], bool]) -> None:
-        self._in_time = in_time
-
-    def __enter__(self) -> None:
-        self._token = _RELOAD_WHILE.set(self._in_time)
-
-    def __exit__(self, *_: object) -> None:
-        _RELOAD_WHILE.reset(self._token)
-
-
-def _may_reload() -> bool:
-    """Whether the current block (``reloads_while``) still allows a reload; always outside one."""
-    in_time = _RELOAD_WHILE.get()
-    return in_time is None or in_time()
-
+_BLOCK: ContextVar[object | None] = ContextVar("reloaded_first", default=None)
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
 """How soon a value of unknown age (``expire``) whose reload failed is tried again: as a value never loaded
@@ -63,6 +32,8 @@ class _Loaded(Generic[T]):
     """When the value was loaded."""
     attempted_at: float
     """When a reload was last attempted, successful or not: the TTL counts from here."""
+    attempted_within: object | None = None
+    """The ``reloaded_first`` block (one decision) that attempted it, if any: within it, it is not attempted again."""
 
 
 class RefreshingValue(Generic[T]):
@@ -83,7 +54,7 @@ class RefreshingValue(Generic[T]):
         self._loaded: _Loaded[T] | None = None
 
     def get(self) -> T:
-        """The current value, reloaded first when it is older than the TTL (and ``reloads_while`` allows)."""
+        """The current value, reloaded first when it is older than the TTL."""
         return self.get_if_fresher_than(self._ttl)
 
     def get_if_fresher_than(self, max_age_seconds: float) -> T:
@@ -91,17 +62,16 @@ class RefreshingValue(Generic[T]):
         loaded = self._loaded
         if loaded is None:
             loaded = self._reload(None)
-        elif (since := self._monotonic() - loaded.attempted_at) >= max_age_seconds and (
-            # A restore's value, not yet tried: whatever the block says. Its retries within the block, as any
-            # reload (in an outage they added every due value's budget to each request again), but whatever it
-            # says once it has been due a TTL: a reload that always fills the window (a slow catalog, due at each
-            # decision when traffic is sparse) would keep keys of unknown age from ever being read again
-            loaded.attempted_at == float("-inf")
-            or _may_reload()
-            or (loaded.loaded_at == float("-inf") and since >= max_age_seconds + self._ttl)
+        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and (
+            loaded.attempted_within is None or loaded.attempted_within is not _BLOCK.get()
         ):
             loaded = self._reload(loaded)
         return loaded.value
+
+    def due(self) -> bool:
+        """Whether ``get`` would reload a value held now (a value never loaded is loaded by its first ``get``)."""
+        loaded = self._loaded
+        return loaded is not None and self._monotonic() - loaded.attempted_at >= self._ttl
 
     @property
     def loaded(self) -> bool:
@@ -141,10 +111,10 @@ class RefreshingValue(Generic[T]):
             attempted = self._monotonic()
             if stale.loaded_at == float("-inf"):  # expired (a restore): of unknown age, retried as a first load is
                 attempted += FIRST_LOAD_RETRY_SECONDS - self._ttl
-            self._loaded = _Loaded(stale.value, stale.loaded_at, attempted)
+            self._loaded = _Loaded(stale.value, stale.loaded_at, attempted, _BLOCK.get())
             return self._loaded
         now = self._monotonic()
-        self._loaded = _Loaded(value, now, now)
+        self._loaded = _Loaded(value, now, now, _BLOCK.get())
         return self._loaded
 
     def _first_load(self) -> T:
@@ -154,3 +124,54 @@ class RefreshingValue(Generic[T]):
             except Exception:  # noqa: BLE001 - the last attempt's error is the one raised
                 logger.warning("first load failed; trying again", extra={"cache": self._name, "attempt": attempt})
         return self._load()
+
+
+class Reloadable(NamedTuple):
+    """A value a function keeps, as its owner reads it: whether the read would reload it now, the read, and how to
+    make the next read reload it (``RefreshingValue.expire``)."""
+
+    due: Callable[[], bool]
+    read: Callable[[], object]
+    expire: Callable[[], None]
+
+
+def reload_due(values: Sequence[Reloadable]) -> None:
+    """Reload every due value of *values* now: two or more at once on threads, so the caller waits for the
+    slowest reload rather than for their sum. Reloads of held values do not raise (a failed one keeps its value),
+    so every due value is reloaded or its failure reported when this returns."""
+    due = [value.read for value in values if value.due()]
+    if len(due) == 1:
+        due[0]()
+    elif due:
+        with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="reload") as pool:
+            reloads = [pool.submit(copy_context().run, read) for read in due]  # each within the caller's block
+        for reload in reloads:
+            reload.result()
+
+
+class reloaded_first:  # noqa: N801 - used as a context manager, named as the phrase it reads like
+    """A block (one decision) that first reloads the due values of *values* at once (``reload_due``), and within
+    which no value is reloaded twice: with a TTL of 0 (reload on every request) its own reads would reload again.
+
+    Decide reloads its catalog, model pointer and keys on a request, each within its own client's time budget.
+    One after another, stalled dependencies added their budgets up past the function's 3 s timeout; and a cut-off
+    (a time window for starting reloads) let a slow catalog, due on every request when traffic is sparse, keep the
+    values read after it from ever reloading. A class rather than a generator: it wraps every decision, and
+    ``contextlib.contextmanager`` costs a few microseconds more.
+    """
+
+    __slots__ = ("_token", "_values")
+
+    def __init__(self, values: Sequence[Reloadable]) -> None:
+        self._values = values
+
+    def __enter__(self) -> None:
+        self._token = _BLOCK.set(object())
+        try:
+            reload_due(self._values)
+        except BaseException:
+            _BLOCK.reset(self._token)
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        _BLOCK.reset(self._token)

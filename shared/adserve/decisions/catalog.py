@@ -182,6 +182,10 @@ class CampaignCatalog:
         """Load the snapshot now if due (e.g. while the first request's other reads run), emitting nothing."""
         self._snapshot.get()
 
+    def due(self) -> bool:
+        """Whether the next read reloads the snapshot (its TTL passed)."""
+        return self._snapshot.due()
+
     def expire(self) -> None:
         """After a SnapStart restore: the next request reloads, and a failed reload serves no ad."""
         self._snapshot.expire()

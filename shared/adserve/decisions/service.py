@@ -14,7 +14,7 @@ from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, ses
 from adserve.core.decision_ids import new_decision_id
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
-from adserve.core.refreshing import reloads_while
+from adserve.core.refreshing import Reloadable, reloaded_first
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import (
@@ -148,8 +148,8 @@ class DecisionService:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     new_decision_id: Callable[[], str] = new_decision_id
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
-    monotonic: Callable[[], float] = time.monotonic
-    """The clock of ``RELOAD_WINDOW_SECONDS``."""
+    cached: Sequence[Reloadable] = ()
+    """What a decision may find due for a reload (catalog, model pointer, keys): reloaded at once before it."""
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's.
@@ -158,12 +158,10 @@ class DecisionService:
         for it: its ads carry no tracking URLs, it reads the caps but counts nothing, and its decision record
         is flagged ``explain`` (Record leaves it out of the request counts, training skips it).
 
-        A decision starts reloading the cached values that are due (catalog, model pointer, keys) only in its
-        first ``RELOAD_WINDOW_SECONDS``; past it, the others serve theirs until a later decision, so their time
-        budgets do not add up on one request when a dependency stalls.
+        The cached values that are due (``cached``) reload first, at once (``reloaded_first``): a decision waits
+        for the slowest of their time budgets, not their sum, and none waits for a later decision.
         """
-        deadline = self.monotonic() + RELOAD_WINDOW_SECONDS
-        with reloads_while(lambda: self.monotonic() < deadline):
+        with reloaded_first(self.cached):
             if request.explain:
                 return self._explain(request)
             return self._serve(request, request_base_url)
@@ -174,8 +172,6 @@ class DecisionService:
         tracking_base_url = self.tracking_base_url or request_base_url
         listener = request.listener
         permissions = self.consent.permissions(request.consent, listener.age_bucket)
-        # The catalog first: of the values a decision may reload, it is the one whose age can cost the ads
-        # (CATALOG_MAX_AGE_SECONDS), so it gets the reload window's start (RELOAD_WINDOW_SECONDS)
         in_placement = self.catalog.ads_for(request.placement)
         pseudonyms = self.pseudonyms()
         pseudonym = pseudonyms.listener(listener.id)
@@ -770,11 +766,6 @@ def listener_features(request: DecisionRequest, now: datetime, mode: ServingMode
         return {name: features[name] for name in CONTEXTUAL_FIELDS}
     return features
 
-
-RELOAD_WINDOW_SECONDS = 1.0
-"""How long into a decision a due cached value may still start reloading inline. Healthy reloads take
-milliseconds, so all of them run; a stalled one spends its client's budget and the rest wait for the next
-decision."""
 
 MODE_METRICS = {
     ServingMode.PERSONALISED: MetricName.PERSONALISED_DECISIONS,

@@ -123,6 +123,10 @@ class ModelProvider:
             self._seen = reading
         return state
 
+    def due(self) -> bool:
+        """Whether the next ``current`` reads the pointer (its check interval passed)."""
+        return self._pointer.due()
+
     def expire(self) -> None:
         """After a SnapStart restore: the next request reads the pointer, whenever the last check was."""
         self._pointer.expire()

@@ -61,6 +61,10 @@ class SigningKeyCache:
             raise SecretKeysUnavailableError("the signing keys could not be reloaded to find the token's key")
         return signer
 
+    def due(self) -> bool:
+        """Whether the next ``signer`` reloads the keys (their TTL passed)."""
+        return self._signer.due()
+
     def expire(self) -> None:
         """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""
         self._signer.expire()
