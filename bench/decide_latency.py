@@ -18,7 +18,6 @@ from typing import Any, TextIO
 
 from adserve.campaigns.model import Budget, BudgetUnit, Campaign
 from adserve.core.observability import metrics
-from adserve.core.refreshing import Reloadable
 from adserve.dal.decision_queue import MAX_MESSAGE_BYTES
 from adserve.decisions.api import DecisionRequest
 from adserve.decisions.catalog import CampaignCatalog
@@ -121,17 +120,16 @@ def fake_service(
     )
     log, archive = RecordingDecisionLog(), InMemoryLogStore()
     signer = TokenSigner(random.Random(size).randbytes(64))
-    campaign_catalog = CampaignCatalog(
-        InMemoryCampaigns(campaigns),
-        encoder,
-        ttl_seconds=3600.0,
-        max_age_seconds=7200.0,
-        pacing=pacing,
-        pacing_max_age=timedelta(hours=2),
-        archive=archive,
-    )
     service = DecisionService(
-        catalog=campaign_catalog,
+        catalog=CampaignCatalog(
+            InMemoryCampaigns(campaigns),
+            encoder,
+            ttl_seconds=3600.0,
+            max_age_seconds=7200.0,
+            pacing=pacing,
+            pacing_max_age=timedelta(hours=2),
+            archive=archive,
+        ),
         counters=counters,
         scorer=lambda _listener: model,
         decision_log=log,
@@ -143,8 +141,6 @@ def fake_service(
             exploration=EpsilonGreedy(EPSILON), token_ttl=timedelta(days=1), prerank_top_k=prerank_top_k
         ),
         rng=random.Random(size),
-        # The keys and the model are fixed here; each decision checks whether the catalog is due, as Decide's do
-        cached=(Reloadable(campaign_catalog.due, campaign_catalog.warm, campaign_catalog.expire),),
     )
     return FakeWiring(service, log, counters, pacing, archive)
 

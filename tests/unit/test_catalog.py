@@ -11,7 +11,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, Reloadable, reload_due, reloaded_first
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, reload_due, reloaded_first
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.delivery.pacing import PacingState
@@ -284,7 +284,7 @@ def test_the_due_values_reload_at_once_and_the_others_wait_for_their_first_read_
     for value in (*due, fresh):
         value.get()
     clock.now += TTL
-    values = [Reloadable(value.due, value.get, value.expire) for value in (*due, fresh, unloaded)]
+    values = [value.reloadable() for value in (*due, fresh, unloaded)]
     assert [value.due() for value in values] == [True, True, False, False]
     # When the due ones are reloaded
     reload_due(values)
@@ -305,28 +305,33 @@ def test_a_single_due_value_reloads_on_the_callers_thread() -> None:
     value = RefreshingValue(load, TTL, name="keys", monotonic=clock)
     value.get()
     clock.now += TTL
-    reload_due([Reloadable(value.due, value.get, value.expire)])
+    reload_due([value.reloadable()])
     assert threads == [threading.current_thread().name] * 2
     assert value.peek() == 2
 
 
-def test_within_a_block_each_value_reloads_once_even_with_a_ttl_of_zero() -> None:
-    # Given a value reloaded on every request (TTL 0), listed for the block, and one not listed
+def test_within_a_block_no_value_reloads_after_the_entry_even_one_that_falls_due_in_it() -> None:
+    # Given a value reloaded on every request (TTL 0), listed for the block, and another that falls due while the
+    # block's entry reloads the first (a slow catalog, the keys due a moment later)
     clock = Clock()
-    listed_loads, other_loads = Counting(), Counting()
-    listed = RefreshingValue(listed_loads, 0.0, name="catalog", monotonic=clock)
-    other = RefreshingValue(other_loads, 0.0, name="other", monotonic=clock)
+    slow_loads, other_loads = Counting(), Counting()
+
+    def slow() -> int:
+        clock.now += 2.2
+        return slow_loads()
+
+    listed = RefreshingValue(slow, 0.0, name="catalog", monotonic=clock)
+    other = RefreshingValue(other_loads, 1.0, name="keys", monotonic=clock)
     listed.get(), other.get()
-    for block in range(1, 3):
-        clock.now += 1
-        # When a block (a decision) reloads the listed one first, then reads both twice
-        with reloaded_first([Reloadable(listed.due, listed.get, listed.expire)]):
-            reads = [listed.get(), other.get(), listed.get(), other.get()]
-        # Then each reloaded once in the block: the listed one on entry, the other at its first read
-        assert reads == [block + 1] * 4
-    assert (listed_loads.loads, other_loads.loads) == (3, 3)
-    # And outside a block a read reloads a due value as ever
-    assert listed.get() == 4
+    clock.now += 0.5
+    # When a block (a decision) reloads the listed value first, then reads both twice
+    with reloaded_first([listed.reloadable()]):
+        reads = [listed.get(), other.get(), listed.get(), other.get()]
+    # Then the listed one reloaded once, on entry, and the other served as held: no reload started after the
+    # entry's, so their time budgets do not add up on one decision
+    assert reads == [2, 1, 2, 1]
+    # And outside a block (or in the next one that lists it) a due value reloads as ever
+    assert (listed.get(), other.get()) == (3, 2)
 
 
 def test_a_restored_value_is_due_at_once_and_after_a_failed_reload_again_within_seconds_not_a_ttl() -> None:
@@ -342,7 +347,7 @@ def test_a_restored_value_is_due_at_once_and_after_a_failed_reload_again_within_
     value.get()
     value.expire()  # a SnapStart restore: held for an unknown time
     assert value.due()
-    reload_due([Reloadable(value.due, value.get, value.expire)])
+    reload_due([value.reloadable()])
     assert (calls, value.peek(), value.due()) == ([2], 1, False)
     clock.now += FIRST_LOAD_RETRY_SECONDS
     assert value.due()

@@ -14,7 +14,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.collector import collector_paused
 from adserve.core.observability import MetricName, metrics, tracing_enabled
-from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, Reloadable
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.models.features import DEFAULT_SPEC, FeatureEncoder
 from adserve.models.registry import ActivePointer
@@ -245,11 +245,7 @@ def test_after_a_restore_the_rng_is_reseeded_and_every_refreshed_value_is_checke
         "decide",
         lambda: after_restore(
             rng,
-            (
-                Reloadable(catalog.due, catalog.warm, catalog.expire),
-                Reloadable(models.due, models.current, models.expire),
-                Reloadable(keys.due, keys.signer, keys.expire),
-            ),
+            (catalog.reloadable(), models.reloadable(), keys.reloadable()),
         ),
     )
     snapstart.restored()

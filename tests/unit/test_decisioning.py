@@ -13,7 +13,7 @@ import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.decision_ids import decided_at, new_decision_id
-from adserve.core.refreshing import RefreshingValue, Reloadable
+from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
 from adserve.decisions.policy import EpsilonGreedy
@@ -349,11 +349,7 @@ def reloading_service(
     service = in_memory_service(source=CountedCampaigns([campaign()]), monotonic=monotonic)
     signer = RefreshingValue(loaded("signing keys", SIGNER), 300, name="signing keys", monotonic=monotonic)
     keys = RefreshingValue(loaded("pseudonym keys", PSEUDONYMS), 300, name="pseudonym keys", monotonic=monotonic)
-    catalog = service.catalog
-    cached = [Reloadable(catalog.due, catalog.warm, catalog.expire)] + [
-        Reloadable(value.due, value.get, value.expire) for value in (signer, keys)
-    ]
-    return replace(service, signer=signer.get, pseudonyms=keys.get, cached=cached)
+    return replace(service, signer=signer.get, pseudonyms=keys.get, cached=[signer.reloadable(), keys.reloadable()])
 
 
 def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> None:

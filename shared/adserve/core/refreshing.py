@@ -10,7 +10,7 @@ successful load, so a caller can refuse a value that has been stale for too long
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar, copy_context
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
@@ -18,7 +18,7 @@ from adserve.core.observability import logger
 
 T = TypeVar("T")
 
-_BLOCK: ContextVar[object | None] = ContextVar("reloaded_first", default=None)
+_HOLDING: ContextVar[bool] = ContextVar("reloaded_first", default=False)
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
 """How soon a value of unknown age (``expire``) whose reload failed is tried again: as a value never loaded
@@ -32,8 +32,6 @@ class _Loaded(Generic[T]):
     """When the value was loaded."""
     attempted_at: float
     """When a reload was last attempted, successful or not: the TTL counts from here."""
-    attempted_within: object | None = None
-    """The ``reloaded_first`` block (one decision) that attempted it, if any: within it, it is not attempted again."""
 
 
 class RefreshingValue(Generic[T]):
@@ -62,9 +60,7 @@ class RefreshingValue(Generic[T]):
         loaded = self._loaded
         if loaded is None:
             loaded = self._reload(None)
-        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and (
-            loaded.attempted_within is None or loaded.attempted_within is not _BLOCK.get()
-        ):
+        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and not _HOLDING.get():
             loaded = self._reload(loaded)
         return loaded.value
 
@@ -72,6 +68,10 @@ class RefreshingValue(Generic[T]):
         """Whether ``get`` would reload a value held now (a value never loaded is loaded by its first ``get``)."""
         loaded = self._loaded
         return loaded is not None and self._monotonic() - loaded.attempted_at >= self._ttl
+
+    def reloadable(self) -> "Reloadable":
+        """The value as a decision reloads it first when due (``reloaded_first``)."""
+        return Reloadable(self.due, self.get, self.expire)
 
     @property
     def loaded(self) -> bool:
@@ -111,10 +111,10 @@ class RefreshingValue(Generic[T]):
             attempted = self._monotonic()
             if stale.loaded_at == float("-inf"):  # expired (a restore): of unknown age, retried as a first load is
                 attempted += FIRST_LOAD_RETRY_SECONDS - self._ttl
-            self._loaded = _Loaded(stale.value, stale.loaded_at, attempted, _BLOCK.get())
+            self._loaded = _Loaded(stale.value, stale.loaded_at, attempted)
             return self._loaded
         now = self._monotonic()
-        self._loaded = _Loaded(value, now, now, _BLOCK.get())
+        self._loaded = _Loaded(value, now, now)
         return self._loaded
 
     def _first_load(self) -> T:
@@ -144,14 +144,16 @@ def reload_due(values: Sequence[Reloadable]) -> None:
         due[0]()
     elif due:
         with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="reload") as pool:
-            reloads = [pool.submit(copy_context().run, read) for read in due]  # each within the caller's block
+            reloads = [pool.submit(read) for read in due]
         for reload in reloads:
             reload.result()
 
 
 class reloaded_first:  # noqa: N801 - used as a context manager, named as the phrase it reads like
-    """A block (one decision) that first reloads the due values of *values* at once (``reload_due``), and within
-    which no value is reloaded twice: with a TTL of 0 (reload on every request) its own reads would reload again.
+    """A block (one decision) that first reloads the due values of *values* at once (``reload_due``), then serves
+    every value as it holds it: a value that falls due within the block (a TTL of 0, or one passing during a slow
+    reload) waits for the next block, so no reload starts after the entry's and their time budgets never add up.
+    Every value the block reads must be listed, or it is reloaded by no such block; a first load always runs.
 
     Decide reloads its catalog, model pointer and keys on a request, each within its own client's time budget.
     One after another, stalled dependencies added their budgets up past the function's 3 s timeout; and a cut-off
@@ -166,12 +168,8 @@ class reloaded_first:  # noqa: N801 - used as a context manager, named as the ph
         self._values = values
 
     def __enter__(self) -> None:
-        self._token = _BLOCK.set(object())
-        try:
-            reload_due(self._values)
-        except BaseException:
-            _BLOCK.reset(self._token)
-            raise
+        reload_due(self._values)
+        self._token = _HOLDING.set(True)
 
     def __exit__(self, *_: object) -> None:
-        _BLOCK.reset(self._token)
+        _HOLDING.reset(self._token)

@@ -38,7 +38,7 @@ from adserve.campaigns.model import Campaign, CampaignStatus, CapWindow, Creativ
 from adserve.core.collector import collector_paused
 from adserve.core.errors import DeliveryStoreUnavailableError, LogStoreUnavailableError
 from adserve.core.observability import MetricName, emit, logger, metrics
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import RefreshingValue, Reloadable
 from adserve.core.vocabulary import PLAYS, Placement
 from adserve.decisions.targeting import AdCandidate, TargetingIndex
 from adserve.delivery.pacing import STEP, PacingState, serve_probability
@@ -182,9 +182,9 @@ class CampaignCatalog:
         """Load the snapshot now if due (e.g. while the first request's other reads run), emitting nothing."""
         self._snapshot.get()
 
-    def due(self) -> bool:
-        """Whether the next read reloads the snapshot (its TTL passed)."""
-        return self._snapshot.due()
+    def reloadable(self) -> Reloadable:
+        """The snapshot as a decision reloads it first when due (``reloaded_first``)."""
+        return Reloadable(self._snapshot.due, self.warm, self.expire)
 
     def expire(self) -> None:
         """After a SnapStart restore: the next request reloads, and a failed reload serves no ad."""

@@ -149,7 +149,12 @@ class DecisionService:
     new_decision_id: Callable[[], str] = new_decision_id
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
     cached: Sequence[Reloadable] = ()
-    """What a decision may find due for a reload (catalog, model pointer, keys): reloaded at once before it."""
+    """The cached values a decision reads besides its catalog (model pointer, keys): with the catalog, the due ones
+    reload at once before it, and within it none reloads (``reloaded_first``)."""
+    _reloadable: Sequence[Reloadable] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._reloadable = (self.catalog.reloadable(), *self.cached)
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's.
@@ -158,10 +163,10 @@ class DecisionService:
         for it: its ads carry no tracking URLs, it reads the caps but counts nothing, and its decision record
         is flagged ``explain`` (Record leaves it out of the request counts, training skips it).
 
-        The cached values that are due (``cached``) reload first, at once (``reloaded_first``): a decision waits
-        for the slowest of their time budgets, not their sum, and none waits for a later decision.
+        The cached values that are due (the catalog and ``cached``) reload first, at once (``reloaded_first``): a
+        decision waits for the slowest of their time budgets, not their sum, and none waits for a later decision.
         """
-        with reloaded_first(self.cached):
+        with reloaded_first(self._reloadable):
             if request.explain:
                 return self._explain(request)
             return self._serve(request, request_base_url)

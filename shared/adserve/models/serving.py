@@ -33,7 +33,7 @@ from adserve.core.errors import (
     ModelStoreUnavailableError,
 )
 from adserve.core.observability import MetricName, logger, metrics
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import RefreshingValue, Reloadable
 from adserve.models.ctr_model import CtrModel, Scorer
 from adserve.models.features import FeatureSpec
 from adserve.models.registry import ActivePointer, ModelStore
@@ -123,9 +123,9 @@ class ModelProvider:
             self._seen = reading
         return state
 
-    def due(self) -> bool:
-        """Whether the next ``current`` reads the pointer (its check interval passed)."""
-        return self._pointer.due()
+    def reloadable(self) -> Reloadable:
+        """The pointer check as a decision runs it first when due (``reloaded_first``)."""
+        return Reloadable(self._pointer.due, self.current, self.expire)
 
     def expire(self) -> None:
         """After a SnapStart restore: the next request reads the pointer, whenever the last check was."""

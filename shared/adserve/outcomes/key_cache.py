@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from adserve.core.errors import SecretKeysUnavailableError
 from adserve.core.observability import MetricName, counting_failures, logger
-from adserve.core.refreshing import RefreshingValue
+from adserve.core.refreshing import RefreshingValue, Reloadable
 from adserve.outcomes.tokens import TokenSigner
 
 KEY_CACHE_SECONDS = 300.0
@@ -61,9 +61,9 @@ class SigningKeyCache:
             raise SecretKeysUnavailableError("the signing keys could not be reloaded to find the token's key")
         return signer
 
-    def due(self) -> bool:
-        """Whether the next ``signer`` reloads the keys (their TTL passed)."""
-        return self._signer.due()
+    def reloadable(self) -> Reloadable:
+        """The keys as a decision reloads them first when due (``reloaded_first``)."""
+        return Reloadable(self._signer.due, self.signer, self.expire)
 
     def expire(self) -> None:
         """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from adserve.core.errors import ModelLoadError
 from adserve.core.observability import MetricName, logger, metrics
-from adserve.core.refreshing import Reloadable, reload_due
+from adserve.core.refreshing import Reloadable
 from adserve.dal.aws_clients import (
     drop_connections,
     dynamodb_client,
@@ -60,18 +60,20 @@ def after_restore(rng: random.Random, cached: Sequence[Reloadable]) -> None:
     """SnapStart's after-restore step: every environment restored from one snapshot would otherwise draw the
     same exploration from the same rng state, and reuse sockets and values from when the snapshot was taken.
 
-    The values are then reloaded here, at once on threads (``reload_due``), rather than one after another on the
-    first request: of unknown age, each must be read before it serves, and with dependencies stalled their
-    budgets added up past the 3 s timeout of that request. A load that fails is tried again by a request: the
-    catalog or keys ``FIRST_LOAD_RETRY_SECONDS`` later, as any reload of a value of unknown age (meanwhile the
-    catalog serves no ads and the keys are the snapshot's), the model pointer at its next check (an unreadable
-    pointer keeps the snapshot's model)."""
+    The values are then read here, at once on threads (``first_request_reads``), rather than one after another on
+    the first request: of unknown age, each must be read before it serves, and with dependencies stalled their
+    budgets added up past the 3 s timeout of that request; one the snapshot never loaded is loaded here too. A
+    load that fails is tried again by a request: the catalog or keys ``FIRST_LOAD_RETRY_SECONDS`` later, as any
+    reload of a value of unknown age (meanwhile the catalog serves no ads and the keys are the snapshot's), the
+    model pointer at its next check (an unreadable pointer keeps the snapshot's model)."""
     drop_connections()
     rng.seed()
     random.seed()  # the module's own state: the SDK clients' retry jitter, which would otherwise retry in lockstep
     for value in cached:
         value.expire()
-    reload_due(cached)
+    with first_request_reads() as start:
+        for value in cached:
+            start(value.read)
 
 
 def decision_service(settings: DecideSettings) -> DecisionService:
@@ -133,13 +135,8 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         send_budget = settings.decision_log_timeout_seconds
         queue_client = sqs_send_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
     rng = random.Random()
-    cached = (
-        Reloadable(catalog.due, catalog.warm, catalog.expire),
-        Reloadable(models.due, models.current, models.expire),
-        Reloadable(keys.due, keys.signer, keys.expire),
-        Reloadable(pseudonyms.due, pseudonyms.get, pseudonyms.expire),
-    )
-    snapstart.on_restore("decide", partial(after_restore, rng, cached))
+    cached = (models.reloadable(), keys.reloadable(), pseudonyms.reloadable())
+    snapstart.on_restore("decide", partial(after_restore, rng, (catalog.reloadable(), *cached)))
     return DecisionService(
         catalog=catalog,
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
