@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def _decide_during_swaps(store: S3ModelStore, versions: list[str], decisions: in
     provider = _provider(store, encoder, scratch / "decide", clock)
     store.write_pointer(_pointer(versions[0]), replacing=store.read_pointer())
     wiring = fake_service(CANDIDATES, CtrModel.load(MODEL_DIR, encoder.spec), encoder)
-    wiring.service.scorer = provider
+    service = replace(wiring.service, scorer=provider, cached=(provider.reloadable(),))  # as Decide's wiring lists it
     request = DecisionRequest.model_validate(catalogs.decision_request_document(MAX_ADS))
     samples: dict[str, list[int]] = {"all": [], "no_check": [], "unchanged_pointer": [], "swap": []}
     served: set[str] = set()
@@ -129,7 +130,7 @@ def _decide_during_swaps(store: S3ModelStore, versions: list[str], decisions: in
                 next_version += 1
                 kind = "swap"
         started = time.perf_counter_ns()
-        response = wiring.service.decide(request, BASE_URL)
+        response = service.decide(request, BASE_URL)
         elapsed = time.perf_counter_ns() - started
         wiring.after_decision()
         if index >= CHECK_EVERY // 2:  # the first ones warm up (and the first reads the pointer cold)

@@ -261,9 +261,10 @@ class Counting:
         return self.loads
 
 
-def test_the_due_values_reload_at_once_and_the_others_wait_for_their_first_read_or_their_ttl() -> None:
+def test_the_due_values_and_the_never_loaded_ones_are_read_at_once_and_the_fresh_ones_wait_for_their_ttl() -> None:
     # Given two values past their TTL whose reloads each wait until both run (one after the other, the first
-    # would give up at the barrier and keep its value), one within its TTL, and one never loaded
+    # would give up at the barrier and keep its value), one within its TTL, and one never loaded (an init whose
+    # read failed)
     clock = Clock()
     together = threading.Barrier(2, timeout=30)
 
@@ -285,14 +286,14 @@ def test_the_due_values_reload_at_once_and_the_others_wait_for_their_first_read_
         value.get()
     clock.now += TTL
     values = [value.reloadable() for value in (*due, fresh, unloaded)]
-    assert [value.due() for value in values] == [True, True, False, False]
+    assert [value.cache.due() for value in values] == [True, True, False, False]
     # When the due ones are reloaded
     reload_due(values)
-    # Then both due values reloaded, together; the fresh one was not read and the unloaded one is left to its first
-    # read (which may retry as a first load does); none is due any more
-    assert [loader.loads for loader in loaders] == [2, 2, 1, 0]
-    assert [value.peek() for value in due] == [2, 2]
-    assert not any(value.due() for value in values)
+    # Then both due values reloaded, together, and the unloaded one was loaded with them; the fresh one was not
+    # read, and none is due any more
+    assert [loader.loads for loader in loaders] == [2, 2, 1, 1]
+    assert [value.peek() for value in (*due, unloaded)] == [2, 2, 1]
+    assert not any(value.cache.due() for value in values)
 
 
 def test_a_single_due_value_reloads_on_the_callers_thread() -> None:
@@ -310,28 +311,31 @@ def test_a_single_due_value_reloads_on_the_callers_thread() -> None:
     assert value.peek() == 2
 
 
-def test_within_a_block_no_value_reloads_after_the_entry_even_one_that_falls_due_in_it() -> None:
-    # Given a value reloaded on every request (TTL 0), listed for the block, and another that falls due while the
-    # block's entry reloads the first (a slow catalog, the keys due a moment later)
+def test_within_a_block_no_listed_value_reloads_after_the_entry_even_one_that_falls_due_in_it() -> None:
+    # Given a value reloaded on every request (TTL 0) and another that falls due while the block's entry reloads
+    # the first (a slow catalog, the keys due a moment later), both listed for the block, and one not listed
     clock = Clock()
-    slow_loads, other_loads = Counting(), Counting()
+    slow_loads, keys_loads, other_loads = Counting(), Counting(), Counting()
 
     def slow() -> int:
         clock.now += 2.2
         return slow_loads()
 
-    listed = RefreshingValue(slow, 0.0, name="catalog", monotonic=clock)
-    other = RefreshingValue(other_loads, 1.0, name="keys", monotonic=clock)
-    listed.get(), other.get()
+    catalog = RefreshingValue(slow, 0.0, name="catalog", monotonic=clock)
+    keys = RefreshingValue(keys_loads, 1.0, name="keys", monotonic=clock)
+    unlisted = RefreshingValue(other_loads, 1.0, name="unlisted", monotonic=clock)
+    for value in (catalog, keys, unlisted):
+        value.get()
     clock.now += 0.5
-    # When a block (a decision) reloads the listed value first, then reads both twice
-    with reloaded_first([listed.reloadable()]):
-        reads = [listed.get(), other.get(), listed.get(), other.get()]
-    # Then the listed one reloaded once, on entry, and the other served as held: no reload started after the
-    # entry's, so their time budgets do not add up on one decision
-    assert reads == [2, 1, 2, 1]
-    # And outside a block (or in the next one that lists it) a due value reloads as ever
-    assert (listed.get(), other.get()) == (3, 2)
+    # When a block (a decision) reloads the due listed value first, then reads each twice
+    with reloaded_first([catalog.reloadable(), keys.reloadable()]):
+        reads = [value.get() for value in (catalog, keys, unlisted, catalog, keys, unlisted)]
+    # Then the catalog reloaded once, on entry, and the keys served as held: no reload of a listed value started
+    # after the entry's, so their time budgets do not add up on one decision. The unlisted one reloaded on its
+    # first read, as it would anywhere (a block holds only what it reloads)
+    assert reads == [2, 1, 2, 2, 1, 2]
+    # And outside a block (or in the next one) a due value reloads as ever
+    assert (catalog.get(), keys.get()) == (3, 2)
 
 
 def test_a_restored_value_is_due_at_once_and_after_a_failed_reload_again_within_seconds_not_a_ttl() -> None:

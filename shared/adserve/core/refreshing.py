@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from adserve.core.observability import logger
 
 T = TypeVar("T")
 
-_HOLDING: ContextVar[bool] = ContextVar("reloaded_first", default=False)
+_HELD: ContextVar[frozenset["RefreshingValue[Any]"]] = ContextVar("reloaded_first", default=frozenset())
+"""The values the current ``reloaded_first`` block reloaded on entry: its reads serve them as held."""
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
 """How soon a value of unknown age (``expire``) whose reload failed is tried again: as a value never loaded
@@ -52,7 +53,8 @@ class RefreshingValue(Generic[T]):
         self._loaded: _Loaded[T] | None = None
 
     def get(self) -> T:
-        """The current value, reloaded first when it is older than the TTL."""
+        """The current value, reloaded first when it is older than the TTL (in a ``reloaded_first`` block that lists
+        it, only on the block's entry)."""
         return self.get_if_fresher_than(self._ttl)
 
     def get_if_fresher_than(self, max_age_seconds: float) -> T:
@@ -60,18 +62,18 @@ class RefreshingValue(Generic[T]):
         loaded = self._loaded
         if loaded is None:
             loaded = self._reload(None)
-        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and not _HOLDING.get():
+        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and self not in _HELD.get():
             loaded = self._reload(loaded)
         return loaded.value
 
     def due(self) -> bool:
-        """Whether ``get`` would reload a value held now (a value never loaded is loaded by its first ``get``)."""
+        """Whether a value is held and older than its TTL (a value never loaded is loaded by its first ``get``)."""
         loaded = self._loaded
         return loaded is not None and self._monotonic() - loaded.attempted_at >= self._ttl
 
     def reloadable(self) -> "Reloadable":
         """The value as a decision reloads it first when due (``reloaded_first``)."""
-        return Reloadable(self.due, self.get, self.expire)
+        return Reloadable(self, self.get)
 
     @property
     def loaded(self) -> bool:
@@ -127,33 +129,32 @@ class RefreshingValue(Generic[T]):
 
 
 class Reloadable(NamedTuple):
-    """A value a function keeps, as its owner reads it: whether the read would reload it now, the read, and how to
-    make the next read reload it (``RefreshingValue.expire``)."""
+    """A value a function keeps, and how its owner reads it (the catalog indexes a load, the model provider swaps
+    models on a new pointer): the read is what reloads it."""
 
-    due: Callable[[], bool]
+    cache: RefreshingValue[Any]
     read: Callable[[], object]
-    expire: Callable[[], None]
 
 
 def reload_due(values: Sequence[Reloadable]) -> None:
-    """Reload every due value of *values* now: two or more at once on threads, so the caller waits for the
-    slowest reload rather than for their sum. Reloads of held values do not raise (a failed one keeps its value),
-    so every due value is reloaded or its failure reported when this returns."""
-    due = [value.read for value in values if value.due()]
-    if len(due) == 1:
-        due[0]()
-    elif due:
-        with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="reload") as pool:
-            reloads = [pool.submit(read) for read in due]
-        for reload in reloads:
-            reload.result()
+    """Read now every value of *values* that is due or was never loaded: two or more at once on threads, so the
+    caller waits for the slowest rather than for their sum. A reload of a held value does not raise (a failed one
+    keeps its value); a first load that fails raises here, as its read would have, once all are done."""
+    pending = [value.read for value in values if value.cache.due() or not value.cache.loaded]
+    if len(pending) == 1:
+        pending[0]()
+    elif pending:
+        with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix="reload") as pool:
+            reads = [pool.submit(read) for read in pending]
+        for read in reads:
+            read.result()
 
 
 class reloaded_first:  # noqa: N801 - used as a context manager, named as the phrase it reads like
-    """A block (one decision) that first reloads the due values of *values* at once (``reload_due``), then serves
-    every value as it holds it: a value that falls due within the block (a TTL of 0, or one passing during a slow
-    reload) waits for the next block, so no reload starts after the entry's and their time budgets never add up.
-    Every value the block reads must be listed, or it is reloaded by no such block; a first load always runs.
+    """A block (one decision) that first reads the due values of *values* at once (``reload_due``), then serves
+    them as it holds them: one that falls due within the block (a TTL of 0, or one passing during a slow reload)
+    waits for the next block, so no reload starts after the entry's and their time budgets never add up. A value
+    it does not list reloads on its reads as anywhere else.
 
     Decide reloads its catalog, model pointer and keys on a request, each within its own client's time budget.
     One after another, stalled dependencies added their budgets up past the function's 3 s timeout; and a cut-off
@@ -168,8 +169,9 @@ class reloaded_first:  # noqa: N801 - used as a context manager, named as the ph
         self._values = values
 
     def __enter__(self) -> None:
-        reload_due(self._values)
-        self._token = _HOLDING.set(True)
+        values = self._values
+        reload_due(values)
+        self._token = _HELD.set(frozenset(value.cache for value in values))
 
     def __exit__(self, *_: object) -> None:
-        _HOLDING.reset(self._token)
+        _HELD.reset(self._token)

@@ -184,7 +184,7 @@ class CampaignCatalog:
 
     def reloadable(self) -> Reloadable:
         """The snapshot as a decision reloads it first when due (``reloaded_first``)."""
-        return Reloadable(self._snapshot.due, self.warm, self.expire)
+        return Reloadable(self._snapshot, self.warm)
 
     def expire(self) -> None:
         """After a SnapStart restore: the next request reloads, and a failed reload serves no ad."""

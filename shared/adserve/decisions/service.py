@@ -150,7 +150,7 @@ class DecisionService:
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
     cached: Sequence[Reloadable] = ()
     """The cached values a decision reads besides its catalog (model pointer, keys): with the catalog, the due ones
-    reload at once before it, and within it none reloads (``reloaded_first``)."""
+    reload at once before it, and within it they serve as held (``reloaded_first``)."""
     _reloadable: Sequence[Reloadable] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -164,7 +164,8 @@ class DecisionService:
         is flagged ``explain`` (Record leaves it out of the request counts, training skips it).
 
         The cached values that are due (the catalog and ``cached``) reload first, at once (``reloaded_first``): a
-        decision waits for the slowest of their time budgets, not their sum, and none waits for a later decision.
+        decision waits for the slowest of their time budgets, not their sum, and none that is due when it starts
+        waits for a later one.
         """
         with reloaded_first(self._reloadable):
             if request.explain:

@@ -125,7 +125,7 @@ class ModelProvider:
 
     def reloadable(self) -> Reloadable:
         """The pointer check as a decision runs it first when due (``reloaded_first``)."""
-        return Reloadable(self._pointer.due, self.current, self.expire)
+        return Reloadable(self._pointer, self.current)
 
     def expire(self) -> None:
         """After a SnapStart restore: the next request reads the pointer, whenever the last check was."""

@@ -46,7 +46,7 @@ class SigningKeyCache:
         )
 
     def signer(self) -> TokenSigner:
-        """The cached keys, reloaded first when older than the TTL."""
+        """The cached keys, reloaded first when older than the TTL (in a decision, only at its start)."""
         return self._signer.get()
 
     def signer_after_unknown_key(self) -> TokenSigner:
@@ -63,7 +63,7 @@ class SigningKeyCache:
 
     def reloadable(self) -> Reloadable:
         """The keys as a decision reloads them first when due (``reloaded_first``)."""
-        return Reloadable(self._signer.due, self.signer, self.expire)
+        return Reloadable(self._signer, self.signer)
 
     def expire(self) -> None:
         """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""

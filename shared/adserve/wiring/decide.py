@@ -70,7 +70,7 @@ def after_restore(rng: random.Random, cached: Sequence[Reloadable]) -> None:
     rng.seed()
     random.seed()  # the module's own state: the SDK clients' retry jitter, which would otherwise retry in lockstep
     for value in cached:
-        value.expire()
+        value.cache.expire()
     with first_request_reads() as start:
         for value in cached:
             start(value.read)
