@@ -13,6 +13,7 @@ import pytest
 from adserve.campaigns.frequency_caps import session_key
 from adserve.campaigns.model import Campaign
 from adserve.core.decision_ids import decided_at, new_decision_id
+from adserve.core.errors import SecretKeysUnavailableError
 from adserve.core.refreshing import RefreshingValue
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import DecisionResponse
@@ -21,6 +22,7 @@ from adserve.decisions.service import DecisionService, PolicySettings, listener_
 from adserve.delivery.pacing import PacingState, TrafficProfile, pace
 from adserve.models.features import CONTEXTUAL_FIELDS
 from adserve.outcomes.decision_records import DecisionRecord
+from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules, ServingMode
 
 from devstack.fakes import (
@@ -362,6 +364,21 @@ def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> N
         # Then each decision reloads them all and serves: none waits for a later decision that may come late
         assert service.decide(decision_request(), BASE_URL).ads
         assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
+
+
+def test_explain_answers_while_the_signing_keys_were_never_loaded_and_a_decision_to_serve_reports_them() -> None:
+    # Given an environment whose init could not read the signing keys, and Secrets Manager still failing for them
+    def unreadable() -> TokenSigner:
+        raise SecretKeysUnavailableError("signing keys unreadable")
+
+    signer = RefreshingValue(unreadable, 300, name="signing keys")
+    service = replace(in_memory_service(campaign()), signer=signer.get, cached=[signer.reloadable()])
+    # When it explains, then serves
+    explained = service.decide(decision_request(explain=True), BASE_URL)
+    # Then explain, which signs nothing, answers; a decision to serve meets the keys' failure at its own read
+    assert explained.ads
+    with pytest.raises(SecretKeysUnavailableError):
+        service.decide(decision_request(), BASE_URL)
 
 
 def test_a_slow_catalog_reload_does_not_keep_the_keys_waiting_for_a_later_decision() -> None:

@@ -137,10 +137,11 @@ class Reloadable(NamedTuple):
 
 
 def reload_due(values: Sequence[Reloadable]) -> None:
-    """Read now every value of *values* that is due or was never loaded: two or more at once on threads, so the
-    caller waits for the slowest rather than for their sum. A reload of a held value does not raise (a failed one
-    keeps its value); a first load that fails raises here, as its read would have, once all are done."""
-    pending = [value.read for value in values if value.cache.due() or not value.cache.loaded]
+    """Read now every value of *values* that is held and due: two or more at once on threads, so the caller waits
+    for the slowest rather than for their sum. A failed reload keeps its value, so a read raises here only where it
+    would have anyway (a model provider that never loaded a model), once all are done. A value never loaded is
+    left to its own first read: a decision that does not read it (explain does not sign) does not fail on it."""
+    pending = [value.read for value in values if value.cache.due()]
     if len(pending) == 1:
         pending[0]()
     elif pending:
@@ -151,7 +152,7 @@ def reload_due(values: Sequence[Reloadable]) -> None:
 
 
 class reloaded_first:  # noqa: N801 - used as a context manager, named as the phrase it reads like
-    """A block (one decision) that first reads the due values of *values* at once (``reload_due``), then serves
+    """A block (one decision) that first reloads the due values of *values* at once (``reload_due``), then serves
     them as it holds them: one that falls due within the block (a TTL of 0, or one passing during a slow reload)
     waits for the next block, so no reload starts after the entry's and their time budgets never add up. A value
     it does not list reloads on its reads as anywhere else.
