@@ -58,7 +58,8 @@ class RefreshingValue(Generic[T]):
         return self.get_if_fresher_than(self._ttl)
 
     def get_if_fresher_than(self, max_age_seconds: float) -> T:
-        """The value, reloaded first when older than *max_age_seconds* (e.g. sooner than the TTL on a miss)."""
+        """The value, reloaded first when older than *max_age_seconds* (e.g. sooner than the TTL on a miss); held as
+        it is within a ``reloaded_first`` block that lists it."""
         loaded = self._loaded
         if loaded is None:
             loaded = self._reload(None)
