@@ -127,10 +127,6 @@ class ModelProvider:
         """The pointer check as a decision runs it first when due (``reloaded_first``)."""
         return Reloadable(self._pointer, self.current)
 
-    def expire(self) -> None:
-        """After a SnapStart restore: the next request reads the pointer, whenever the last check was."""
-        self._pointer.expire()
-
     def _read_pointer(self) -> _PointerReading:
         """Never raises: an unreadable pointer is reported and the state it would have changed stays."""
         try:

@@ -65,10 +65,6 @@ class SigningKeyCache:
         """The keys as a decision reloads them first when due (``reloaded_first``)."""
         return Reloadable(self._signer, self.signer)
 
-    def expire(self) -> None:
-        """After a SnapStart restore: reload the keys on the next request (a rotation may have happened)."""
-        self._signer.expire()
-
     def _logged_load(self) -> TokenSigner:
         signer = self._load()
         logger.info("signing keys loaded", extra={"key_ids": signer.key_ids})
