@@ -549,12 +549,17 @@ def stores_of(local_stack: Any) -> tuple[CampaignStore, DynamoDeliveryStore]:
     )
 
 
+def put_with_a_rename(store: CampaignStore, campaign_id: str, name: str) -> Campaign:
+    """Put a campaign named "First"; return the same campaign named *name*, which a race test writes later."""
+    first = Campaign.model_validate(sample_campaign(campaign_id=campaign_id, name="First"))
+    store.put(first)
+    return first.model_copy(update={"name": name})
+
+
 def test_a_campaign_replaced_while_it_is_deleted_keeps_what_was_deleted(local_stack: Any) -> None:
     # Given a campaign, and a PUT that lands between the delete's read and its write
     store, delivery = stores_of(local_stack)
-    first = Campaign.model_validate(sample_campaign(campaign_id="cmp-delete-race", name="First"))
-    replaced = first.model_copy(update={"name": "Replaced"})
-    store.put(first)
+    replaced = put_with_a_rename(store, "cmp-delete-race", "Replaced")
     handed: list[str] = []
 
     def keep_racing(campaign: Campaign) -> Any:
@@ -578,9 +583,7 @@ def test_a_delete_that_deleted_nothing_keeps_nothing(local_stack: Any) -> None:
     # Given a delete that read the campaign, and before it writes another delete takes that one away, a PUT
     # creates the campaign again and a third delete takes that one away
     store, delivery = stores_of(local_stack)
-    first = Campaign.model_validate(sample_campaign(campaign_id="cmp-slow-delete", name="First"))
-    second = first.model_copy(update={"name": "Second"})
-    store.put(first)
+    second = put_with_a_rename(store, "cmp-slow-delete", "Second")
     handed: list[str] = []
 
     def keep_overtaken(campaign: Campaign) -> Any:
