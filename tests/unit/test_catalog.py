@@ -11,7 +11,7 @@ import pytest
 from adserve.campaigns.model import Campaign
 from adserve.core.errors import ConfigurationError, DeliveryStoreUnavailableError
 from adserve.core.observability import MetricName, metrics
-from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, reload_due, reloaded_first
+from adserve.core.refreshing import FIRST_LOAD_RETRY_SECONDS, RefreshingValue, Reloadables, reload_due, reloaded_first
 from adserve.core.vocabulary import Placement
 from adserve.decisions.catalog import CampaignCatalog
 from adserve.delivery.pacing import PacingState
@@ -328,7 +328,7 @@ def test_within_a_block_no_listed_value_reloads_after_the_entry_even_one_that_fa
         value.get()
     clock.now += 0.5
     # When a block (a decision) reloads the due listed value first, then reads each twice
-    with reloaded_first([catalog.reloadable(), keys.reloadable()]):
+    with reloaded_first(Reloadables([catalog.reloadable(), keys.reloadable()])):
         reads = [value.get() for value in (catalog, keys, unlisted, catalog, keys, unlisted)]
     # Then the catalog reloaded once, on entry, and the keys served as held: no reload of a listed value started
     # after the entry's, so their time budgets do not add up on one decision. The unlisted one reloaded on its

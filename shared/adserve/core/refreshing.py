@@ -8,7 +8,7 @@ successful load, so a caller can refuse a value that has been stale for too long
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -137,6 +137,17 @@ class Reloadable(NamedTuple):
     read: Callable[[], object]
 
 
+class Reloadables:
+    """The values a decision reloads first (``reloaded_first``), listed once with the set it holds within its
+    block, so a decision derives neither."""
+
+    __slots__ = ("held", "values")
+
+    def __init__(self, values: Iterable[Reloadable]) -> None:
+        self.values = tuple(values)
+        self.held = frozenset(value.cache for value in self.values)
+
+
 def reload_due(values: Sequence[Reloadable]) -> None:
     """Read now every value of *values* that is held and due: two or more at once on threads, so the caller waits
     for the slowest rather than for their sum. A failed reload keeps its value, so a read raises here only where it
@@ -165,15 +176,15 @@ class reloaded_first:  # noqa: N801 - used as a context manager, named as the ph
     ``contextlib.contextmanager`` costs a few microseconds more.
     """
 
-    __slots__ = ("_token", "_values")
+    __slots__ = ("_listed", "_token")
 
-    def __init__(self, values: Sequence[Reloadable]) -> None:
-        self._values = values
+    def __init__(self, listed: Reloadables) -> None:
+        self._listed = listed
 
     def __enter__(self) -> None:
-        values = self._values
-        reload_due(values)
-        self._token = _HELD.set(frozenset(value.cache for value in values))
+        listed = self._listed
+        reload_due(listed.values)
+        self._token = _HELD.set(listed.held)
 
     def __exit__(self, *_: object) -> None:
         _HELD.reset(self._token)

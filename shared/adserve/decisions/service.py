@@ -14,7 +14,7 @@ from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, ses
 from adserve.core.decision_ids import new_decision_id
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
 from adserve.core.observability import MetricName, emit, logger
-from adserve.core.refreshing import Reloadable, reloaded_first
+from adserve.core.refreshing import Reloadable, Reloadables, reloaded_first
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
 from adserve.decisions.api import (
@@ -151,10 +151,10 @@ class DecisionService:
     cached: Sequence[Reloadable] = ()
     """The cached values a decision reads besides its catalog (model pointer, keys): with the catalog, the due ones
     reload at once before it, and within it they serve as held (``reloaded_first``)."""
-    _reloadable: Sequence[Reloadable] = field(init=False, repr=False, compare=False)
+    _reloadable: Reloadables = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._reloadable = (self.catalog.reloadable(), *self.cached)
+        self._reloadable = Reloadables((self.catalog.reloadable(), *self.cached))
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's.
