@@ -261,16 +261,17 @@ class Counting:
         return self.loads
 
 
-def test_the_due_values_reload_at_once_and_the_others_wait_for_their_ttl_or_their_first_read() -> None:
-    # Given two values past their TTL whose reloads each wait until both run (one after the other, the first
-    # would give up at the barrier and keep its value), one within its TTL, and one never loaded (an init whose
-    # read failed)
+def test_the_due_values_and_the_never_loaded_ones_reload_at_once_and_the_others_wait_for_their_ttl() -> None:
+    # Given two values past their TTL and one never loaded (an init whose read failed), whose loads each wait until
+    # all three run (one after the other, the first would give up at the barrier and keep its value), and one
+    # within its TTL
     clock = Clock()
-    together = threading.Barrier(2, timeout=30)
+    together = threading.Barrier(3, timeout=30)
+    waiting = [False]
 
     def meeting(loader: Counting) -> Callable[[], int]:
         def load() -> int:
-            if loader.loads:
+            if waiting[0]:
                 together.wait()
             return loader()
 
@@ -281,18 +282,20 @@ def test_the_due_values_reload_at_once_and_the_others_wait_for_their_ttl_or_thei
         RefreshingValue(meeting(loader), TTL, name=f"due{n}", monotonic=clock) for n, loader in enumerate(loaders[:2])
     ]
     fresh = RefreshingValue(loaders[2], 10 * TTL, name="fresh", monotonic=clock)
-    unloaded = RefreshingValue(loaders[3], TTL, name="unloaded", monotonic=clock)
+    unloaded = RefreshingValue(meeting(loaders[3]), TTL, name="unloaded", monotonic=clock)
     for value in (*due, fresh):
         value.get()
     clock.now += TTL
+    waiting[0] = True
     values = [value.reloadable() for value in (*due, fresh, unloaded)]
     assert [value.cache.due() for value in values] == [True, True, False, False]
     # When the due ones are reloaded
-    reload_due(values)
-    # Then both due values reloaded, together; the fresh one was not read, and the unloaded one is left to its
-    # first read (a decision that does not read it must not fail on it); none is due any more
-    assert [loader.loads for loader in loaders] == [2, 2, 1, 0]
-    assert [value.peek() for value in due] == [2, 2]
+    still_unloaded = reload_due(values)
+    # Then the due values reloaded and the unloaded one loaded, all together; the fresh one was not read; none is
+    # due or unloaded any more
+    assert [loader.loads for loader in loaders] == [2, 2, 1, 1]
+    assert [value.peek() for value in (*due, unloaded)] == [2, 2, 1]
+    assert not still_unloaded
     assert not any(value.cache.due() for value in values)
 
 

@@ -368,17 +368,40 @@ def test_at_low_traffic_every_decision_reloads_every_due_value_and_serves() -> N
 
 def test_explain_answers_while_the_signing_keys_were_never_loaded_and_a_decision_to_serve_reports_them() -> None:
     # Given an environment whose init could not read the signing keys, and Secrets Manager still failing for them
+    attempts = [0]
+
     def unreadable() -> TokenSigner:
+        attempts[0] += 1
         raise SecretKeysUnavailableError("signing keys unreadable")
 
     signer = RefreshingValue(unreadable, 300, name="signing keys")
     service = replace(in_memory_service(campaign()), signer=signer.get, cached=[signer.reloadable()])
     # When it explains, then serves
     explained = service.decide(decision_request(explain=True), BASE_URL)
-    # Then explain, which signs nothing, answers; a decision to serve meets the keys' failure at its own read
+    # Then explain, which signs nothing, answers; a decision to serve meets the keys' failure at its own read.
+    # Each tried the keys once, on entry: the read raises that attempt's error rather than waiting on a second
     assert explained.ads
+    assert attempts == [1]
     with pytest.raises(SecretKeysUnavailableError):
         service.decide(decision_request(), BASE_URL)
+    assert attempts == [2]
+
+
+def test_after_an_init_that_loaded_nothing_the_first_decision_loads_every_value_at_once() -> None:
+    # Given an environment whose init read neither the catalog nor the keys (its reads failed), and loads that each
+    # wait until all three run: one after another, at their reads, the first would give up at the barrier
+    clock, loads = [1_000.0], list[str]()
+    together = threading.Barrier(3, timeout=30)
+
+    def load_waits(_name: str) -> None:
+        together.wait()
+
+    service = reloading_service(clock, loads, load_waits)
+    # When the first decision comes
+    response = service.decide(decision_request(), BASE_URL)
+    # Then it loaded the three at once, each once, waiting for the slowest rather than their sum, and served
+    assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
+    assert response.ads
 
 
 def test_a_slow_catalog_reload_does_not_keep_the_keys_waiting_for_a_later_decision() -> None:

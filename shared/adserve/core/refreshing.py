@@ -18,8 +18,16 @@ from adserve.core.observability import logger
 
 T = TypeVar("T")
 
-_HELD: ContextVar[frozenset["RefreshingValue[Any]"]] = ContextVar("reloaded_first", default=frozenset())
-"""The values the current ``reloaded_first`` block reloaded on entry: its reads serve them as held."""
+
+class _Block(NamedTuple):
+    """What the current ``reloaded_first`` block did on entry: the values it holds (its reads serve them as they
+    are), and those whose first load failed there, which its reads raise again instead of loading once more."""
+
+    held: frozenset["RefreshingValue[Any]"]
+    unloaded: frozenset["RefreshingValue[Any]"]
+
+
+_BLOCK: ContextVar[_Block] = ContextVar("reloaded_first", default=_Block(frozenset(), frozenset()))  # noqa: B039 - immutable
 
 FIRST_LOAD_RETRY_SECONDS = 5.0
 """How soon a value of unknown age (``expire``) whose reload failed is tried again: as a value never loaded
@@ -51,6 +59,8 @@ class RefreshingValue(Generic[T]):
         self._first_load_attempts = first_load_attempts
         self._monotonic = monotonic
         self._loaded: _Loaded[T] | None = None
+        self._first_load_error: Exception | None = None
+        """Why the last first load failed, while none has succeeded: a ``reloaded_first`` block raises it again."""
 
     def get(self) -> T:
         """The current value, reloaded first when it is older than the TTL (in a ``reloaded_first`` block that lists
@@ -62,13 +72,17 @@ class RefreshingValue(Generic[T]):
         it is within a ``reloaded_first`` block that lists it."""
         loaded = self._loaded
         if loaded is None:
+            failure = self._first_load_error
+            if failure is not None and self in _BLOCK.get().unloaded:
+                raise failure
             loaded = self._reload(None)
-        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and self not in _HELD.get():
+        elif self._monotonic() - loaded.attempted_at >= max_age_seconds and self not in _BLOCK.get().held:
             loaded = self._reload(loaded)
         return loaded.value
 
     def due(self) -> bool:
-        """Whether a value is held and older than its TTL (a value never loaded is loaded by its first ``get``)."""
+        """Whether a value is held and older than its TTL (a value never loaded is loaded by its first ``get``, or
+        by a ``reloaded_first`` block's entry)."""
         loaded = self._loaded
         return loaded is not None and self._monotonic() - loaded.attempted_at >= self._ttl
 
@@ -107,8 +121,9 @@ class RefreshingValue(Generic[T]):
     def _reload(self, stale: _Loaded[T] | None) -> _Loaded[T]:
         try:
             value = self._load() if stale is not None else self._first_load()
-        except Exception:
+        except Exception as error:
             if stale is None:
+                self._first_load_error = error
                 raise
             logger.exception("refresh failed; serving the previous value", extra={"cache": self._name})
             attempted = self._monotonic()
@@ -118,6 +133,7 @@ class RefreshingValue(Generic[T]):
             return self._loaded
         now = self._monotonic()
         self._loaded = _Loaded(value, now, now)
+        self._first_load_error = None
         return self._loaded
 
     def _first_load(self) -> T:
@@ -148,19 +164,41 @@ class Reloadables:
         self.held = frozenset(value.cache for value in self.values)
 
 
-def reload_due(values: Sequence[Reloadable]) -> None:
-    """Read now every value of *values* that is held and due: two or more at once on threads, so the caller waits
-    for the slowest rather than for their sum. A failed reload keeps its value, so a read raises here only where it
-    would have anyway (a model provider that never loaded a model), once all are done. A value never loaded is
-    left to its own first read: a decision that does not read it (explain does not sign) does not fail on it."""
-    pending = [value.read for value in values if value.cache.due()]
+_NONE: frozenset[RefreshingValue[Any]] = frozenset()
+
+
+def reload_due(values: Sequence[Reloadable]) -> frozenset[RefreshingValue[Any]]:
+    """Read now every value of *values* that is due or was never loaded (an init whose read failed): two or more at
+    once on threads, so the caller waits for the slowest rather than for their sum; the values still unloaded.
+
+    A failed reload keeps its value, so a read raises here only where it would have anyway (a model provider
+    that never loaded a model), once all are done. A first load that fails does not raise here: the value's own
+    read in the block raises its error (``reloaded_first``), so a decision that does not read it (explain signs
+    nothing) does not fail on it, and one that does fails where it reads it, without loading it a second time.
+    """
+    pending = [value for value in values if not value.cache.loaded or value.cache.due()]
     if len(pending) == 1:
-        pending[0]()
+        errors = [_error_of(pending[0].read)]
     elif pending:
         with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix="reload") as pool:
-            reads = [pool.submit(read) for read in pending]
-        for read in reads:
-            read.result()
+            futures = [pool.submit(_error_of, value.read) for value in pending]
+        errors = [future.result() for future in futures]
+    else:
+        return _NONE
+    unloaded = frozenset(value.cache for value in pending if not value.cache.loaded)
+    for value, error in zip(pending, errors, strict=True):
+        if error is not None and value.cache not in unloaded:
+            raise error
+    return unloaded or _NONE
+
+
+def _error_of(read: Callable[[], object]) -> Exception | None:
+    """What *read* raised, if anything: ``reload_due`` decides where it is raised."""
+    try:
+        read()
+    except Exception as error:  # noqa: BLE001 - handed back to reload_due
+        return error
+    return None
 
 
 class reloaded_first:  # noqa: N801 - used as a context manager, named as the phrase it reads like
@@ -183,8 +221,7 @@ class reloaded_first:  # noqa: N801 - used as a context manager, named as the ph
 
     def __enter__(self) -> None:
         listed = self._listed
-        reload_due(listed.values)
-        self._token = _HELD.set(listed.held)
+        self._token = _BLOCK.set(_Block(listed.held, reload_due(listed.values)))
 
     def __exit__(self, *_: object) -> None:
-        _HELD.reset(self._token)
+        _BLOCK.reset(self._token)
