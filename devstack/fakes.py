@@ -26,7 +26,7 @@ from adserve.core.errors import (
 )
 from adserve.delivery.counting import DeliveryGroup, DeliveryTotals, GroupResult
 from adserve.delivery.pacing import PacingState
-from adserve.models.registry import ActivePointer
+from adserve.models.registry import UNREADABLE_POINTER, ActivePointer, StoredPointer
 from adserve.outcomes.decision_records import DecisionRecord
 from adserve.outcomes.events import OutcomeEvent
 from adserve.outcomes.recording import ImpressionIncrement
@@ -291,8 +291,12 @@ class InMemoryModelStore:
         except ValidationError as error:
             raise InvalidModelPointerError(f"not a pointer: {error.error_count()} errors") from error
 
-    def write_pointer(self, pointer: ActivePointer, *, replacing: ActivePointer | None) -> None:
-        current = self.read_pointer()
+    def write_pointer(self, pointer: ActivePointer, *, replacing: StoredPointer) -> None:
+        current: StoredPointer
+        try:
+            current = self.read_pointer()
+        except InvalidModelPointerError:
+            current = UNREADABLE_POINTER
         if current != replacing:
             raise PointerChangedError(f"the pointer is {current}, not the {replacing} to replace")
         self.pointer_document = pointer.model_dump_json().encode()

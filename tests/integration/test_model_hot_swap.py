@@ -30,7 +30,7 @@ from adserve.dal.s3_rest import S3RestClient
 from adserve.decisions.policy import EpsilonGreedy, SquareCB, relative_uncertainty
 from adserve.models.features import FeatureEncoder
 from adserve.models.heard_ads import HeardAds, ad_id_column
-from adserve.models.registry import ACTIVE_POINTER_KEY, ActivePointer, model_key
+from adserve.models.registry import ACTIVE_POINTER_KEY, UNREADABLE_POINTER, ActivePointer, model_key
 from adserve.outcomes.decision_records import CompactCandidates, DecisionRecord, LoggedPolicy
 from adserve.training.factorization_machine import TrainingConfig
 from adserve.training.retraining import RetrainRequest, RetrainResult, retrain
@@ -212,6 +212,13 @@ def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(
     s3.put_object(Bucket=bucket, Key=ACTIVE_POINTER_KEY, Body=b"not json")
     with pytest.raises(InvalidModelPointerError):
         store.read_pointer()
+    # A write replaces the malformed one only when told it is replacing one (the rollback over it)
+    with pytest.raises(PointerChangedError, match="an unreadable pointer"):
+        store.write_pointer(pointer, replacing=None)
+    store.write_pointer(pointer, replacing=UNREADABLE_POINTER)
+    assert store.read_pointer() == pointer
+    with pytest.raises(PointerChangedError, match="champion a-1"):
+        store.write_pointer(pointer, replacing=UNREADABLE_POINTER)
 
 
 def test_a_pointer_write_replaces_only_the_pointer_it_was_given(store: S3ModelStore) -> None:

@@ -437,6 +437,74 @@ def test_promote_by_hand_checks_the_version_exists(tmp_path: Path) -> None:
         promote(models, "fm-missing")
 
 
+def test_a_model_of_another_label_is_registered_not_promoted_over_the_champion(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    # Given a click model serving
+    store, _ = simulated
+    models = InMemoryModelStore()
+    clicks = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "clicks")
+    assert clicks.status == "promoted"
+    pointer = models.read_pointer()
+    # When a completion model passes the rule (an estimate of completions against the champion's of completions)
+    completes = retrain(
+        store,
+        models,
+        request(as_of=AS_OF + timedelta(hours=1), label="complete", rule=PromotionRule(margin=-1.0)),
+        work_dir=tmp_path / "completes",
+    )
+    # Then it is registered only: promoted, it would change what Decide ranks by, not how well
+    assert completes.status == "registered"
+    assert "predicts completes and the model serving predicts clicks" in completes.message
+    assert models.read_pointer() == pointer
+    # And by hand it becomes champion only when the change is asked for, and never a challenger
+    assert completes.version is not None
+    for share in (None, 0.2):
+        with pytest.raises(RetrainError, match="predicts completes and the model serving predicts clicks"):
+            promote(models, completes.version, challenger_share=share)
+    assert models.read_pointer() == pointer
+    assert promote(models, completes.version, change_label=True).champion == completes.version
+
+
+def test_promote_replaces_a_pointer_that_is_no_pointer_which_the_list_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a models/active.json that is no pointer (a hand edit that dropped updated_at)
+    models = InMemoryModelStore(files={"fm-a": model_files("fm-a"), "fm-b": model_files("fm-b")})
+    models.pointer_document = b'{"champion": "fm-a", "challenger_share": 0.5}'
+    # When the operator lists the versions to roll back to
+    assert run_model_command(parse("models"), models=models) == 0
+    # Then they are listed, with what is wrong with the pointer and how to replace it
+    captured = capsys.readouterr()
+    assert ("fm-a " in captured.out, "fm-b " in captured.out) == (True, True)
+    assert ("not a pointer" in captured.err, "adserve promote VERSION" in captured.err) == (True, True)
+    # And a challenger cannot join it, while a champion replaces it (the runbook's rollback)
+    with pytest.raises(RetrainError, match="promote a champion over it"):
+        promote(models, "fm-b", challenger_share=0.2)
+    assert promote(models, "fm-b").champion == "fm-b"
+    pointer = models.read_pointer()
+    assert pointer is not None
+    assert (pointer.champion, pointer.challenger) == ("fm-b", None)
+
+
+def test_promote_refuses_a_challenger_beside_a_champion_that_does_not_load() -> None:
+    # Given a pointer whose champion lost its model file: Decide refuses the pointer whole, so a challenger beside
+    # it would never serve
+    broken = model_files("fm-broken")
+    del broken["model.onnx"]
+    models = InMemoryModelStore(files={"fm-broken": broken, "fm-good": model_files("fm-good")})
+    models.pointer_document = (
+        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
+    )
+    before = models.read_pointer()
+    # When the operator adds a good version as challenger, it is refused, naming the champion
+    with pytest.raises(RetrainError, match=r"the champion fm-broken does not load.*promote fm-good as champion"):
+        promote(models, "fm-good", challenger_share=0.1)
+    assert models.read_pointer() == before
+    # And as champion it replaces the broken one
+    assert promote(models, "fm-good").champion == "fm-good"
+
+
 @pytest.mark.parametrize(
     ("files", "reason"),
     [

@@ -5,7 +5,7 @@
                   [--refit-on-all [--cross-fit-folds K]] [--batch-size 64]
                   [--promote|--register-only]
                   [--challenger-share 0.1]
-    adserve promote VERSION [--challenger --share 0.2]
+    adserve promote VERSION [--challenger --share 0.2 | --change-label]
     adserve models [--json]
     adserve models publish model.onnx --manifest manifest.json      (checked against the model contract first)
     adserve models evaluate [VERSION ...] --from ... --to ... [--label click|complete]
@@ -137,6 +137,12 @@ def add_model_commands(groups: "argparse._SubParsersAction[Any]", hour: Callable
         "--share",
         type=_share,
         help=f"with --challenger: its share of listeners, in (0, 1) (default {CHALLENGER_SHARE})",
+    )
+    promote.add_argument(
+        "--change-label",
+        action="store_true",
+        help="as champion, a version that predicts another outcome than the champion (its manifest's label): "
+        "Decide then ranks by that outcome",
     )
     _bucket_arguments(promote, logs=False)
     models = groups.add_parser("models", help="list published models with their metrics and the active pointer")
@@ -300,8 +306,11 @@ def _promote(arguments: argparse.Namespace, models: "ModelStore") -> int:
     if arguments.share is not None and not arguments.challenger:
         _say("--share is the share of a challenger: add --challenger, or drop --share to promote a champion")
         return 2
+    if arguments.change_label and arguments.challenger:
+        _say("--change-label promotes a champion: a challenger must predict what its champion does")
+        return 2
     share = (arguments.share or CHALLENGER_SHARE) if arguments.challenger else None
-    pointer = promote(models, arguments.version, challenger_share=share)
+    pointer = promote(models, arguments.version, challenger_share=share, change_label=arguments.change_label)
     print(pointer.model_dump_json(indent=2))  # noqa: T201
     return 0
 
@@ -358,9 +367,14 @@ def _evaluate(arguments: argparse.Namespace, logs: "LogReader", models: "ModelSt
 
 
 def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
+    from adserve.core.errors import InvalidModelPointerError  # noqa: PLC0415
     from adserve.training.retraining import published_models  # noqa: PLC0415
 
-    pointer = models.read_pointer()
+    try:
+        pointer = models.read_pointer()
+    except InvalidModelPointerError as error:  # the list is where a rollback over it is picked
+        _say(f"{error}; Decide keeps what it served (new environments the bootstrap model): `adserve promote VERSION`")
+        pointer = None
     with tempfile.TemporaryDirectory(prefix="adserve-models-") as work_dir:
         published = published_models(models, Path(work_dir))
     roles = {}

@@ -25,7 +25,14 @@ from adserve.core.errors import (
 from adserve.dal.s3_rest import object_keys
 from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
 from adserve.models.features import FeatureSpec
-from adserve.models.registry import ACTIVE_POINTER_KEY, MODELS_PREFIX, ActivePointer, model_key
+from adserve.models.registry import (
+    ACTIVE_POINTER_KEY,
+    MODELS_PREFIX,
+    UNREADABLE_POINTER,
+    ActivePointer,
+    StoredPointer,
+    model_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
@@ -126,13 +133,19 @@ class S3ModelStore:
         body = self._read(ACTIVE_POINTER_KEY)
         return None if body is None else self._pointer(body)
 
-    def write_pointer(self, pointer: ActivePointer, *, replacing: ActivePointer | None) -> None:
+    def write_pointer(self, pointer: ActivePointer, *, replacing: StoredPointer) -> None:
         """Compare by value, swap by ETag: the PUT carries the ETag of the pointer compared (``If-Match``; with
         none stored, ``If-None-Match: *``), so S3 refuses it if anything wrote the pointer since that read."""
         stored = self._read_tagged(ACTIVE_POINTER_KEY)
-        current = None if stored is None else self._pointer(stored[0])
+        current = None if stored is None else self._stored_pointer(stored[0])
         if current != replacing:
-            now = "no pointer" if current is None else f"champion {current.champion}, updated by {current.updated_by}"
+            now = (
+                "no pointer"
+                if current is None
+                else "an unreadable pointer"
+                if current is UNREADABLE_POINTER
+                else f"champion {current.champion}, updated by {current.updated_by}"
+            )
             raise PointerChangedError(
                 f"s3://{self._bucket}/{ACTIVE_POINTER_KEY} changed since it was read ({now}); nothing was written"
             )
@@ -160,6 +173,12 @@ class S3ModelStore:
             raise ModelStoreUnavailableError(f"put s3://{self._bucket}/{ACTIVE_POINTER_KEY}: {error}") from error
         except BotoCoreError as error:
             raise ModelStoreUnavailableError(f"put s3://{self._bucket}/{ACTIVE_POINTER_KEY}: {error}") from error
+
+    def _stored_pointer(self, body: bytes) -> StoredPointer:
+        try:
+            return self._pointer(body)
+        except InvalidModelPointerError:
+            return UNREADABLE_POINTER
 
     def _pointer(self, body: bytes) -> ActivePointer:
         try:

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import numpy as np
 import onnxruntime as ort
@@ -60,6 +60,11 @@ class Decomposable(Protocol):
     def fm_parameters(self) -> FmParameters | str: ...
 
 
+UNLABELLED_MEANS: Final = "click"
+"""What a model whose manifest names no ``label`` predicts: the bootstrap model, and models published before
+manifests said, are click models."""
+
+
 class CtrModel:
     """A loaded click-through-rate model; ``predict`` maps hashed index rows to click probabilities."""
 
@@ -82,6 +87,12 @@ class CtrModel:
         self._model_bytes = model_bytes if manifest.get("model_type") == FM_MODEL_TYPE else None
         """Kept only for a factorization machine (about 1 MB), for explain; read on its first explain."""
         self._parameters: FmParameters | str | None = None
+
+    @property
+    def label(self) -> str:
+        """The outcome it predicts (its manifest's ``label``): Decide ranks by it, so a model of another label changes
+        what the deployment optimises rather than how well."""
+        return str(self.manifest.get("label", UNLABELLED_MEANS))
 
     @property
     def unseen_from(self) -> float | None:

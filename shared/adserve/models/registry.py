@@ -11,8 +11,9 @@ split is deterministic: the same listener always meets the same model while a po
 
 import hashlib
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Protocol, Self
+from typing import Annotated, Final, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -46,6 +47,18 @@ class ActivePointer(BaseModel):
         return self.challenger
 
 
+class _Unreadable(Enum):
+    POINTER = "unreadable"
+
+
+UNREADABLE_POINTER: Final = _Unreadable.POINTER
+"""What a pointer that is stored but is no pointer (malformed JSON, a field missing) is replaced as: ``adserve
+promote`` must be able to put a good one over it, and only over that very object."""
+
+StoredPointer = ActivePointer | Literal[_Unreadable.POINTER] | None
+"""A pointer as a compare-and-swap compares it: one, an unreadable one, or none stored."""
+
+
 def listener_bucket(listener_pseudonym: str) -> float:
     """A stable number in [0, 1) per listener, independent of the exploration policy's randomness."""
     digest = hashlib.blake2b(listener_pseudonym.encode(), digest_size=8, person=b"adserve-split").digest()
@@ -73,8 +86,9 @@ class ModelStore(Protocol):
         """The active pointer, or None when nothing was ever promoted (serve the bootstrap model)."""
         ...
 
-    def write_pointer(self, pointer: ActivePointer, *, replacing: ActivePointer | None) -> None:
-        """Make *pointer* the active one if the stored pointer is still *replacing* (None: none is stored), as one
-        compare-and-swap: two writers that read the same pointer cannot both replace it, and neither undoes the
-        other. Raises PointerChangedError, writing nothing, when it is not."""
+    def write_pointer(self, pointer: ActivePointer, *, replacing: StoredPointer) -> None:
+        """Make *pointer* the active one if the stored pointer is still *replacing* (None: none is stored;
+        UNREADABLE_POINTER: one that is no pointer), as one compare-and-swap: two writers that read the same pointer
+        cannot both replace it, and neither undoes the other. Raises PointerChangedError, writing nothing, when it
+        is not."""
         ...

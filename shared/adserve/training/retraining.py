@@ -18,12 +18,18 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from adserve.core.errors import AdserveError, ModelLoadError, ModelNotFoundError, PointerChangedError
+from adserve.core.errors import (
+    AdserveError,
+    InvalidModelPointerError,
+    ModelLoadError,
+    ModelNotFoundError,
+    PointerChangedError,
+)
 from adserve.core.observability import logger
-from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, CtrModel
+from adserve.models.ctr_model import MANIFEST_FILE, MODEL_FILE, UNLABELLED_MEANS, CtrModel
 from adserve.models.features import FeatureEncoder, FeatureSpec
 from adserve.models.heard_ads import HeardAds, ad_id_column
-from adserve.models.registry import ActivePointer, ModelStore
+from adserve.models.registry import UNREADABLE_POINTER, ActivePointer, ModelStore, StoredPointer
 from adserve.models.serving import load_published
 from adserve.outcomes.logs import LogKind, LogReader, count_rows_at_most
 from adserve.training.dataset import DatasetConfig, DatasetStats, Examples, ExamplesFrom, Label, TrainingDataset
@@ -337,6 +343,10 @@ def retrain(
     if request.promotion == "never" or not verdict.promote:
         why = "registered only (--register-only)" if request.promotion == "never" else "not promoted"
         return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
+    serving_label = champion.label if champion is not None else UNLABELLED_MEANS
+    if request.label != serving_label:
+        why = other_label(version, request.label, serving_label)
+        return RetrainResult("registered", f"{version}: not promoted; {why}", version, stats, manifest, table)
     status, promoted = _promoted_pointer(version, pointer, request, broken_champion=loaded.broken)
     try:
         models.write_pointer(promoted, replacing=pointer)
@@ -383,11 +393,21 @@ UNPUBLISHED_BOOTSTRAP: Final = (
 """How to name the bootstrap model as champion (to add a challenger next to it, or roll back to it)."""
 
 
+def other_label(version: str, label: str, serving_label: str) -> str:
+    """Why a model of another label than the one serving is not promoted on its estimates."""
+    return (
+        f"it predicts {label}s and the model serving predicts {serving_label}s: their estimates are of different "
+        f"rewards, so neither judges the other; `adserve promote {version} --change-label` makes Decide rank by "
+        f"{label}s"
+    )
+
+
 def promote(
     models: ModelStore,
     version: str,
     *,
     challenger_share: float | None = None,
+    change_label: bool = False,
     updated_by: str = "adserve promote",
     spec: FeatureSpec | None = None,
 ) -> ActivePointer:
@@ -395,23 +415,34 @@ def promote(
 
     The version is first loaded as Decide would load it (``load_published``, the serving feature spec): a
     version whose model file is missing or whose manifest is torn would otherwise be pointed at, and then warm
-    environments keep the old model while new ones fall back to the bootstrap one.
+    environments keep the old model while new ones fall back to the bootstrap one. So is the champion a challenger
+    would join: Decide takes a pointer whole, so beside a champion that does not load the challenger never serves.
+    A version that predicts another outcome than the champion (its ``label``) changes what Decide optimises: it
+    becomes champion only with *change_label*, and never a challenger. A stored pointer that is no pointer is
+    replaced by a champion (the rollback the runbook gives), not joined.
     """
     _check_share(challenger_share)
+    current = _replaced_pointer(models, challenger_share)
     if version not in models.versions():
-        hint = f" ({UNPUBLISHED_BOOTSTRAP})" if models.read_pointer() is None else ""
+        hint = f" ({UNPUBLISHED_BOOTSTRAP})" if current is None else ""
         raise RetrainError(f"{version} is not a published model version{hint}")
+    spec = spec or FeatureEncoder().spec
     with tempfile.TemporaryDirectory(prefix="adserve-promote-") as scratch:
         try:
-            load_published(models, version, Path(scratch), spec or FeatureEncoder().spec)
+            promoted = load_published(models, version, Path(scratch), spec)
         except (ModelLoadError, ModelNotFoundError) as error:
             raise RetrainError(f"{version} would not serve, so the pointer is unchanged: {error}") from error
-    current = models.read_pointer()
+        serving_label = _serving_label(models, current, promoted, challenger_share, scratch=Path(scratch), spec=spec)
+    if promoted.label != serving_label and (challenger_share is not None or not change_label):
+        raise RetrainError(
+            f"{version} is not promoted: {other_label(version, promoted.label, serving_label)}"
+            + (" (as champion: a challenger must predict what its champion does)" if challenger_share else "")
+        )
     now = datetime.now(UTC)
     if challenger_share is None:
         pointer = ActivePointer(champion=version, updated_at=now, updated_by=updated_by)
     else:
-        if current is None:
+        if not isinstance(current, ActivePointer):
             raise RetrainError(
                 f"no champion yet: promote a champion before adding a challenger ({UNPUBLISHED_BOOTSTRAP})"
             )
@@ -426,6 +457,43 @@ def promote(
         )
     models.write_pointer(pointer, replacing=current)
     return pointer
+
+
+def _replaced_pointer(models: ModelStore, challenger_share: float | None) -> StoredPointer:
+    """The pointer a promotion replaces; one that is no pointer is replaced by a champion, never joined."""
+    try:
+        return models.read_pointer()
+    except InvalidModelPointerError as error:
+        if challenger_share is not None:
+            raise RetrainError(f"{error}: promote a champion over it before adding a challenger") from error
+        return UNREADABLE_POINTER
+
+
+def _serving_label(
+    models: ModelStore,
+    current: StoredPointer,
+    promoted: CtrModel,
+    challenger_share: float | None,
+    *,
+    scratch: Path,
+    spec: FeatureSpec,
+) -> str:
+    """What the champion *promoted* would join or replace predicts; that champion is loaded as Decide loads it, and
+    a challenger is refused beside one that does not load (Decide takes a pointer whole, so it would never serve).
+    A champion that does not load, or none, stands for the bootstrap model new environments serve."""
+    if not isinstance(current, ActivePointer):
+        return UNLABELLED_MEANS
+    if current.champion == promoted.version:
+        return promoted.label
+    try:
+        return load_published(models, current.champion, scratch, spec).label
+    except (ModelLoadError, ModelNotFoundError) as error:
+        if challenger_share is not None:
+            raise RetrainError(
+                f"the champion {current.champion} does not load, so Decide would never serve a challenger beside "
+                f"it; promote {promoted.version} as champion instead: {error}"
+            ) from error
+        return UNLABELLED_MEANS
 
 
 @dataclass(frozen=True)
