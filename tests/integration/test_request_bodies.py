@@ -245,6 +245,18 @@ def test_no_body_or_content_type_gets_a_5xx(
 
 
 @pytest.mark.parametrize(("method", "path"), [(method, path) for method, path in ROUTES if method in ("POST", "PUT")])
+def test_a_name_given_twice_in_one_object_is_a_422_naming_it_not_read_as_its_last_value(
+    local_stack: LocalStack, proxy: AwsProxy, method: str, path: str
+) -> None:
+    # Read as its last value, a batch's first "events" (or an erasure's first listener) was dropped unanswered
+    body = b'{"events": [], "listener_id": "a", "events": [], "listener_id": "b"}'
+    response = send(local_stack, method, path, body, "application/json")
+    assert response["statusCode"] == 422, response
+    assert error_of(response)["code"] == "invalid_request"
+    assert [detail["field"] for detail in error_of(response)["details"]] == ["events", "listener_id"]
+
+
+@pytest.mark.parametrize(("method", "path"), [(method, path) for method, path in ROUTES if method in ("POST", "PUT")])
 def test_an_integer_longer_than_python_reads_from_text_is_a_422_not_malformed_json(
     local_stack: LocalStack, proxy: AwsProxy, method: str, path: str
 ) -> None:

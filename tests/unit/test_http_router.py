@@ -121,8 +121,16 @@ def test_a_route_that_ignores_unknown_query_parameters_still_checks_its_own(app:
         ('{"colour": "red", "litres": ' + "7" * 4301 + "}", HTTPStatus.UNPROCESSABLE_ENTITY, ["litres"]),
         ('{"colour": ' + "7" * 5000 + ', "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["colour"]),
         ("7" * 4301, HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),  # where the whole object belongs
-        # a later duplicate key replaced it: still refused, at the body
-        ('{"colour": "red", "litres": ' + "7" * 4301 + ', "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["body"]),
+        # a later duplicate key replaced it: the repetition is refused, where it stands
+        ('{"colour": "red", "litres": ' + "7" * 4301 + ', "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["litres"]),
+        # a name given twice in one object, at any depth: read as its last value, the first would be dropped unseen
+        ('{"colour": "red", "colour": "blue", "litres": 1}', HTTPStatus.UNPROCESSABLE_ENTITY, ["colour"]),
+        (
+            '{"colour": "red", "litres": 1, "lid": {"on": true, "on": false}}',
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ["lid.on"],
+        ),
+        ('[{"a": 1}, {"a": 1, "a": 2}]', HTTPStatus.UNPROCESSABLE_ENTITY, ["1.a"]),
     ],
 )
 def test_a_body_that_is_missing_invalid_or_not_json_gets_its_4xx(

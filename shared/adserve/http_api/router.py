@@ -351,48 +351,67 @@ def _path(event: dict[str, Any]) -> str:
 def _json_body(event: dict[str, Any]) -> Any:
     """The body's JSON value (None for no body); bodies arrive screened (``gateway.screen_body``): UTF-8 text.
 
-    An integer longer than Python reads from text (``sys.get_int_max_str_digits``, 4,300 digits) is valid JSON that
-    no field takes: refused here, naming where it is (422), where the parser would call the body not JSON (400).
+    Valid JSON that no request can mean is refused here, naming where it stands (422), rather than read one way:
+    an integer longer than Python reads from text (``sys.get_int_max_str_digits``, 4,300 digits), which the parser
+    would call not JSON (400); and a name given twice in one object, which the parser would read as its last
+    value (a batch's first ``events``, or the first listener of an erasure, dropped unanswered), where another
+    reader of the same bytes (a gateway, a log) may keep the first.
     """
     text = event.get("body")
     if not text:
         return None
-    too_long = False
+    refused = False
 
     def integer(digits: str) -> object:
-        nonlocal too_long
+        nonlocal refused
         try:
             return int(digits)
         except ValueError:
-            too_long = True
+            refused = True
             return _TOO_LONG
 
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal refused
+        built = dict(pairs)
+        if len(built) < len(pairs):
+            refused = True
+            seen: set[str] = set()
+            for name, _ in pairs:
+                if name in seen:
+                    built[name] = _REPEATED
+                seen.add(name)
+        return built
+
     try:
-        value = json.loads(text, parse_constant=_not_json, parse_int=integer)
+        value = json.loads(text, parse_constant=_not_json, parse_int=integer, object_pairs_hook=unique)
     except ValueError:
         raise MalformedJsonError from None
-    if too_long:
-        problem = f"Integer longer than {sys.get_int_max_str_digits()} digits"
-        places = list(_where(value)) or [()]  # none left: a later duplicate key replaced it; the body, then
+    if refused:
         raise RequestValidationError(
-            [{"type": "int_too_long", "loc": ("body", *at), "msg": problem, "input": None} for at in places]
+            [{**_REFUSALS[marker], "loc": ("body", *at), "input": None} for marker, at in _refused(value)]
         )
     return value
 
 
 _TOO_LONG: Final = object()
+_REPEATED: Final = object()
+_REFUSALS: Final = {
+    _TOO_LONG: {"type": "int_too_long", "msg": f"Integer longer than {sys.get_int_max_str_digits()} digits"},
+    _REPEATED: {"type": "duplicate_name", "msg": "Name given more than once in its object"},
+}
 
 
-def _where(value: Any, at: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
-    """Where ``_TOO_LONG`` stands in a parsed body (32 levels deep at most: screened)."""
-    if value is _TOO_LONG:
-        yield at
+def _refused(value: Any, at: tuple[str | int, ...] = ()) -> Iterator[tuple[object, tuple[str | int, ...]]]:
+    """Where a refused value (``_REFUSALS``) stands in a parsed body (32 levels deep at most: screened). A too-long
+    integer that a repeated name replaced is not found, but the repetition is."""
+    if value is _TOO_LONG or value is _REPEATED:
+        yield value, at
     elif isinstance(value, dict):
         for key, inner in value.items():
-            yield from _where(inner, (*at, key))
+            yield from _refused(inner, (*at, key))
     elif isinstance(value, list):
         for index, inner in enumerate(value):
-            yield from _where(inner, (*at, index))
+            yield from _refused(inner, (*at, index))
 
 
 def _not_json(constant: str) -> Any:
