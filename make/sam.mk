@@ -1,7 +1,7 @@
 # SAM CLI / cfn-lint targets; included by the root Makefile.
 #
 #   make sam-venv   .sam-venv/ with aws-sam-cli and cfn-lint (pinned; only when missing/outdated)
-#   make validate   sam validate --lint, then cfn-lint
+#   make validate   sam validate --lint, then cfn-lint, then make/check_versions.py
 #   make build      sam build (needs a python3.13 interpreter for the function builds)
 #
 # Neither validate nor build talks to AWS; dummy credentials and a region are
@@ -34,6 +34,7 @@ sam-venv: $(SAM_VENV_STAMP)
 validate: $(SAM_VENV_STAMP)
 	cd "$(SAM_MK_ROOT)" && $(SAM_ENV) "$(SAM)" validate --lint --template-file "$(SAM_TEMPLATE)"
 	cd "$(SAM_MK_ROOT)" && $(SAM_ENV) "$(CFN_LINT)" -- "$(SAM_TEMPLATE)"
+	cd "$(SAM_MK_ROOT)" && $(SAM_ENV) "$(SAM_VENV)/bin/python" make/check_versions.py
 
 # sam build's python_pip workflow insists on a python3.13 on PATH (the
 # functions' runtime); prefer pyenv's, else any python3.13 already on PATH.
