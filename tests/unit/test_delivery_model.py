@@ -105,6 +105,12 @@ def test_shards_are_stable_in_range_and_spread() -> None:
     assert busiest < 1.25 * len(keys) / SHARDS
 
 
+def test_every_shard_of_a_campaign_is_read_in_one_batch_get() -> None:
+    # The lifetime read is one BatchGetItem of a key per shard, and DynamoDB takes at most 100 keys in one: past
+    # that every lifetime read fails, so the pacing step stops every budgeted campaign (the runbook's ceiling)
+    assert SHARDS <= 100
+
+
 def event(decision: str, event_type: EventType = EventType.IMPRESSION, **changes: Any) -> DeliveryEvent:
     values: dict[str, Any] = {
         "marker_key": marker_key(decision, "ad-1", event_type),

@@ -24,7 +24,8 @@ from adserve.core.hours import utc_hour
 from adserve.core.vocabulary import EventType
 
 SHARDS: Final = 64
-"""Counter shards per campaign: 5,000 single-event transactions/s stay under 32% of a partition's 1,000 WCU/s."""
+"""Counter shards per campaign: 5,000 single-event transactions/s stay under 32% of a partition's 1,000 WCU/s. At
+most 100: a lifetime read is one BatchGetItem of a key per shard, which DynamoDB caps at 100 keys."""
 
 MARKER_PREFIX: Final = "seen#"
 MARKER_LIFETIME: Final = timedelta(days=14)
