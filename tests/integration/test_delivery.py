@@ -199,6 +199,32 @@ def test_the_report_shows_delivery_budget_and_pacing(local_stack: LocalStack, se
     assert sum(row["impressions"] for row in json.loads(daily["body"])["rows"]) == 10
 
 
+def test_a_campaign_stored_in_a_currency_since_withdrawn_is_still_counted_reported_and_kept_in_it(
+    local_stack: LocalStack, seed: Callable[..., Campaign]
+) -> None:
+    # Given a campaign stored in BGN by an earlier release (ISO 4217 withdrew it for EUR in 2026: no write takes it)
+    booked = seed(currency="BGN")
+    # When an impression of it reaches Record
+    assert record(local_stack, *message_records(event_of(booked))) == set()
+    # Then it is counted (read as an unknown campaign's, it was acknowledged and dropped), and reported in its
+    # currency, as not served for want of a rate rather than a 404
+    spent = DeliveryTotals(impressions=1, spend_micros=12_500)
+    assert delivery_store(local_stack).lifetime(booked.campaign_id) == spent
+    response = local_stack.invoke("CampaignsFunction", report_event(booked.campaign_id))
+    assert response["statusCode"] == 200, response
+    report = json.loads(response["body"])
+    assert (report["currency"], report["not_served"]["rule"]) == ("BGN", "currency")
+    # And a write keeps it in its currency: BGN is refused as withdrawn, EUR as another currency than its counts'
+    document = booked.model_dump(mode="json")
+    for currency, problem in (("BGN", "active ISO 4217"), ("EUR", "keeps its currency")):
+        function, event = local_stack.http_event(
+            "PUT", f"/v1/campaigns/{booked.campaign_id}", body=json.dumps(document | {"currency": currency})
+        )
+        answer = local_stack.invoke(function, event)
+        assert answer["statusCode"] == 422, answer
+        assert problem in answer["body"]
+
+
 @pytest.mark.parametrize(
     ("query", "reason", "field"),
     [

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Final
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 ACTIVE_CURRENCIES: Final = frozenset(
     [
@@ -181,7 +181,14 @@ def _active(code: str) -> str:
 
 
 CurrencyCode = Annotated[str, AfterValidator(_active)]
-"""An active ISO 4217 code: a campaign's currency, the ranking currency and the exchange rates' keys."""
+"""An active ISO 4217 code: the currency a campaign is written in, the ranking currency and the exchange rates'
+keys."""
+
+StoredCurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+"""A stored campaign's currency: any code of ISO 4217's shape. One withdrawn since it was written (BGN for EUR,
+2026) still reads, so its delivery is counted, reported and kept with it; held to ``CurrencyCode``, the document
+would read as nothing, and Record would drop its impressions as an unknown campaign's. Without an exchange rate
+it is not served (``ExchangeRates``), and no write takes it."""
 
 
 @dataclass(frozen=True)

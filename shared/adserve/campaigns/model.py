@@ -6,7 +6,7 @@ from typing import Annotated, Final, Self
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from adserve.campaigns.currencies import CurrencyCode
+from adserve.campaigns.currencies import CurrencyCode, StoredCurrencyCode
 from adserve.core.identifiers import CountryCode, DateTimeText, Identifier, ShortText, Slug
 from adserve.core.vocabulary import PLAYS, AgeBucket, ContentType, CreativeFormat, Device, Placement
 
@@ -172,7 +172,7 @@ class Campaign(BaseModel):
     placements: Annotated[list[Placement], Field(min_length=1, max_length=len(Placement))]
     targeting: Targeting = Targeting()
     value_cpm: float = Field(gt=0, le=1000, description="What the advertiser pays per thousand impressions.")
-    currency: CurrencyCode = Field(default="USD", description="ISO 4217 code of value_cpm and a spend budget.")
+    currency: StoredCurrencyCode = Field(default="USD", description="ISO 4217 code of value_cpm and a spend budget.")
     budget: Budget | None = None
     pacing: Pacing = Pacing.EVEN
     frequency_caps: Annotated[list[FrequencyCap], Field(max_length=12)] = []
@@ -256,6 +256,9 @@ class CampaignInput(Campaign):
     frequency_caps: Annotated[list[FrequencyCapInput], Field(max_length=12)] = []  # type: ignore[assignment]
     creatives: Annotated[list[CreativeInput], Field(min_length=1, max_length=20)]  # type: ignore[assignment]
     budget: BudgetInput | None = None
+    currency: CurrencyCode = Field(
+        default="USD", description="ISO 4217 code of value_cpm and a spend budget: an active one."
+    )
     value_cpm: float = Field(
         ge=MIN_VALUE_CPM,
         le=1000,
