@@ -175,9 +175,14 @@ def test_a_malformed_body_is_a_400(local_stack: Any) -> None:
     assert json.loads(response["body"])["error"]["code"] == "malformed_json"
 
 
-def test_a_path_id_out_of_bounds_is_a_422(local_stack: Any) -> None:
-    response = local_stack.invoke("CampaignsFunction", get_event("x" * 80))
+@pytest.mark.parametrize("campaign_id", ["x" * 80, "\u20ac", 'a"b', "a\\b", "\U0001f600"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_path_id_out_of_bounds_is_a_422_naming_it(local_stack: Any, method: str, campaign_id: str) -> None:
+    # API Gateway routes any segment to {campaign_id} (rawPath may come percent-decoded): the id's own type refuses
+    # it, rather than the router answering "no such route"
+    response = local_stack.invoke("CampaignsFunction", get_event(campaign_id, method))
     assert response["statusCode"] == 422
+    assert json.loads(response["body"])["error"]["details"][0]["field"] == "path.campaign_id"
 
 
 def test_a_placement_listed_twice_is_stored_once(

@@ -227,7 +227,7 @@ def test_a_bad_token_gets_a_403_and_nothing_is_queued(
 
 @pytest.mark.parametrize(
     ("event_type", "token"),
-    [("view", "abc.def"), ("impression", None), ("impression", ""), ("impression", "t" * 1025)],
+    [("view", "abc.def"), ("\u20ac", "abc.def"), ("impression", None), ("impression", ""), ("impression", "t" * 1025)],
 )
 def test_an_unknown_type_or_a_missing_token_gets_a_422(
     local_stack: Any, proxy: AwsProxy, event_type: str, token: str | None

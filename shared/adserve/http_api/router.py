@@ -24,10 +24,10 @@ from pydantic import BaseModel, BeforeValidator, Field, TypeAdapter, ValidationE
 
 JSON_CONTENT = "application/json"
 _PATH_PARAMETER = re.compile(r"<(\w+)>")
-_SEGMENT = r"[-._~()'!*:@,;=+&$%<> \[\]{}|^\w]+"
-"""What a path parameter matches: RFC 3986's unreserved and sub-delimiter characters, ``%`` escapes (decoded
-after the match, ``_path_values``) and a few unsafe ones, as Powertools matched; any other character in a
-segment matches no route."""
+_SEGMENT = r"[^/]+"
+"""What a path parameter matches: any segment, as API Gateway's ``{name}`` does (which may hand ``rawPath`` over
+percent-decoded); the parameter's own type refuses what it does not take, a 422 that names it rather than a 404
+"no such route". ``%`` escapes are decoded after the match (``_path_values``)."""
 
 
 @dataclass(frozen=True)
