@@ -499,14 +499,20 @@ def test_rates_decide_refuses_leave_the_campaigns_routes_working(
     assert (read["statusCode"], listed["statusCode"]) == (200, 200)
     assert report["statusCode"] == 500
     assert json.loads(report["body"])["error"]["code"] == "internal_error"
-    # and that 500, which Lambda counts as a success, is counted for the version that answered it
-    (document,) = [
-        json.loads(line) for line in printed.getvalue().splitlines() if '"UnhandledErrors"' in line and "_aws" in line
-    ]
-    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["version", "service"]]
+    # and that 500, which Lambda counts as a success, is counted for the function (its errors alarm adds it to
+    # Lambda's Errors) and for the version that answered it (the canary's alarm)
+    documents = {
+        tuple(map(tuple, document["_aws"]["CloudWatchMetrics"][0]["Dimensions"])): document
+        for line in printed.getvalue().splitlines()
+        if '"UnhandledErrors"' in line and "_aws" in line
+        for document in [json.loads(line)]
+    }
+    assert set(documents) == {(("version", "service"),), (("service",),)}
     # (the service is the function's POWERTOOLS_SERVICE_NAME; one process runs every function here, under the stack's)
     service = local_stack.env["POWERTOOLS_SERVICE_NAME"]
-    assert (document["service"], document["version"], document["UnhandledErrors"]) == (service, "7", [1.0])
+    by_version, by_function = documents[(("version", "service"),)], documents[(("service",),)]
+    assert (by_version["service"], by_version["version"], by_version["UnhandledErrors"]) == (service, "7", [1.0])
+    assert (by_function["service"], by_function["UnhandledErrors"]) == (service, [1.0])
 
 
 def test_a_campaign_created_again_under_a_deleted_ones_id_keeps_its_currency(

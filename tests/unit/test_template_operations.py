@@ -79,16 +79,40 @@ def test_the_named_alarms_exist(template: Template, alarm: str) -> None:
     assert template["Resources"][alarm]["Type"] == "AWS::CloudWatch::Alarm"
 
 
+def alarmed_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm watches: its one metric, or each of its metric math's."""
+    properties = alarm["Properties"]
+    if "MetricName" in properties:
+        return [properties]
+    return [query["MetricStat"]["Metric"] for query in properties["Metrics"] if "MetricStat" in query]
+
+
 def test_every_function_has_error_and_throttle_alarms(template: Template, functions: dict[str, dict[str, Any]]) -> None:
     watched: dict[str, set[str]] = {}
     for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
-        properties = alarm["Properties"]
-        # Function-wide alarms only (the canary alarms watch one version of Decide and Track).
-        if properties.get("Namespace") == "AWS/Lambda" and len(properties["Dimensions"]) == 1:
-            [dimension] = properties["Dimensions"]
-            watched.setdefault(dimension["Value"]["Ref"], set()).add(properties["MetricName"])
+        for metric in alarmed_metrics(alarm):
+            # Function-wide alarms only (the canary alarms watch one version of Decide and Track).
+            if metric.get("Namespace") == "AWS/Lambda" and len(metric["Dimensions"]) == 1:
+                [dimension] = metric["Dimensions"]
+                watched.setdefault(dimension["Value"]["Ref"], set()).add(metric["MetricName"])
     for logical_id in functions:
         assert {"Errors", "Throttles"} <= watched.get(logical_id, set()), logical_id
+
+
+def test_an_api_functions_errors_alarm_counts_the_500s_it_answered_itself(
+    template: Template, functions: dict[str, dict[str, Any]]
+) -> None:
+    # Its handler answers any exception as a 500 and returns: Lambda counts that a success, so Errors alone never
+    # paged for it (an erasure that failed that way among them)
+    for logical_id, function in functions.items():
+        if not any(event["Type"] == "HttpApi" for event in function["Properties"].get("Events", {}).values()):
+            continue
+        service = function["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        alarm = template["Resources"][logical_id.removesuffix("Function") + "ErrorsAlarm"]
+        watched = {(metric["Namespace"], metric["MetricName"]) for metric in alarmed_metrics(alarm)}
+        assert watched == {("AWS/Lambda", "Errors"), ("Adserve", "UnhandledErrors")}, logical_id
+        [answered] = [metric for metric in alarmed_metrics(alarm) if metric["MetricName"] == "UnhandledErrors"]
+        assert answered["Dimensions"] == [{"Name": "service", "Value": service}], logical_id
 
 
 def test_every_table_has_a_throttle_alarm_and_is_on_the_dashboard(template: Template) -> None:

@@ -115,10 +115,12 @@ caller's retry does it again."""
 
 
 def count_unhandled_error() -> None:
-    """UnhandledErrors of this function version (AWS_LAMBDA_FUNCTION_VERSION): an error answered as a 500 returns
-    normally, so Lambda's Errors metric, and the canary alarms on it, never see it; CodeDeploy's canary alarms
-    watch this too, for the version being deployed only. A document of its own: the version dimension on the shared
-    set would split every other metric by version."""
+    """UnhandledErrors of the function, and of this function version (AWS_LAMBDA_FUNCTION_VERSION): an error
+    answered as a 500 returns normally, so Lambda's Errors metric, and the alarms on it, never see it. The
+    function's errors alarm adds the first to Errors; CodeDeploy's canary alarms watch the second, for the version
+    being deployed only. That one is a document of its own: the version dimension on the shared set would split
+    every other metric by version."""
+    metrics.add_metric(name=MetricName.UNHANDLED_ERRORS, unit=MetricUnit.Count, value=1)
     with single_metric(
         name=MetricName.UNHANDLED_ERRORS, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
     ) as metric:
