@@ -149,12 +149,18 @@ class DecisionService:
     new_decision_id: Callable[[], str] = new_decision_id
     """A fresh id per decision; a seam so that a fixed seed reproduces a decision byte for byte."""
     cached: Sequence[Reloadable] = ()
-    """The cached values a decision reads besides its catalog (model pointer, keys): with the catalog, the due ones
-    reload at once before it, and within it they serve as held (``reloaded_first``)."""
-    _reloadable: Reloadables = field(init=False, repr=False, compare=False)
+    """The cached values every decision reads besides its catalog (model pointer, pseudonym keys): with the catalog,
+    the due ones reload at once before it, and within it they serve as held (``reloaded_first``)."""
+    signing_keys: Reloadable | None = None
+    """The signing keys' cache (``signer``), listed so for a decision that serves; explain signs nothing, so its entry
+    neither reloads them nor waits for a first load of them that keeps failing."""
+    _serving: Reloadables = field(init=False, repr=False, compare=False)
+    _explaining: Reloadables = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._reloadable = Reloadables((self.catalog.reloadable(), *self.cached))
+        read = (self.catalog.reloadable(), *self.cached)
+        self._explaining = Reloadables(read)
+        self._serving = Reloadables(read if self.signing_keys is None else (*read, self.signing_keys))
 
     def decide(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:
         """Choose up to max_ads ads; tracking links point at the configured base URL, else the request's.
@@ -167,9 +173,10 @@ class DecisionService:
         decision waits for the slowest of their time budgets, not their sum, and none that is due when it starts
         waits for a later one.
         """
-        with reloaded_first(self._reloadable):
-            if request.explain:
+        if request.explain:
+            with reloaded_first(self._explaining):
                 return self._explain(request)
+        with reloaded_first(self._serving):
             return self._serve(request, request_base_url)
 
     def _serve(self, request: DecisionRequest, request_base_url: str) -> DecisionResponse:

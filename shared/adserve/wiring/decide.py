@@ -135,8 +135,8 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         send_budget = settings.decision_log_timeout_seconds
         queue_client = sqs_send_client(connect_timeout=send_budget, read_timeout=send_budget, attempts=1)
     rng = random.Random()
-    cached = (models.reloadable(), keys.reloadable(), pseudonyms.reloadable())
-    snapstart.on_restore("decide", partial(after_restore, rng, (catalog.reloadable(), *cached)))
+    cached = (models.reloadable(), pseudonyms.reloadable())
+    snapstart.on_restore("decide", partial(after_restore, rng, (catalog.reloadable(), *cached, keys.reloadable())))
     return DecisionService(
         catalog=catalog,
         counters=FrequencyCapStore(caps_client, settings.frequency_caps_table_name),
@@ -161,4 +161,5 @@ def decision_service(settings: DecideSettings) -> DecisionService:
         rng=rng,
         tracking_base_url=settings.tracking_base_url,
         cached=cached,
+        signing_keys=keys.reloadable(),
     )
