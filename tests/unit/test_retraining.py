@@ -466,6 +466,39 @@ def test_a_model_of_another_label_is_registered_not_promoted_over_the_champion(
     assert promote(models, completes.version, change_label=True).champion == completes.version
 
 
+def test_a_champion_that_does_not_load_is_replaced_by_a_model_of_the_label_its_manifest_names(
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+) -> None:
+    # Given a deployment that trains completions, whose champion's model file is corrupt (its manifest reads)
+    store, _ = simulated
+    models = InMemoryModelStore(
+        files={
+            "fm-broken": model_files("fm-broken", model_bytes=b"not onnx", label="complete"),
+            "fm-good": model_files("fm-good", label="complete"),
+        }
+    )
+    models.pointer_document = (
+        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
+    )
+    # When an operator rolls back to a good completion model, by hand, as the runbook says
+    assert promote(models, "fm-good").champion == "fm-good"
+    # Or a retrain of completions heals it: the broken champion predicted completions too, no label changes
+    models.pointer_document = (
+        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
+    )
+    healed = retrain(
+        store, models, request(label="complete", rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "complete"
+    )
+    assert healed.status == "promoted", healed.message
+    # While a click model is refused in its place: that would change what the deployment optimises
+    models.pointer_document = (
+        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
+    )
+    clicks = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "clicks")
+    assert clicks.status == "registered"
+    assert "predicts clicks and the model serving predicts completes" in clicks.message
+
+
 def test_promote_replaces_a_pointer_that_is_no_pointer_which_the_list_names(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

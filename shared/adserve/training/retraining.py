@@ -343,8 +343,14 @@ def retrain(
     if request.promotion == "never" or not verdict.promote:
         why = "registered only (--register-only)" if request.promotion == "never" else "not promoted"
         return RetrainResult("registered", f"{version}: {why}; {verdict.reason}", version, stats, manifest, table)
-    serving_label = champion.label if champion is not None else UNLABELLED_MEANS
-    if request.label != serving_label:
+    serving_label = (
+        champion.label
+        if champion is not None
+        else UNLABELLED_MEANS
+        if pointer is None
+        else _manifest_label(models, pointer.champion, work_dir / "broken-champion")
+    )
+    if serving_label is not None and request.label != serving_label:
         why = other_label(version, request.label, serving_label)
         return RetrainResult("registered", f"{version}: not promoted; {why}", version, stats, manifest, table)
     status, promoted = _promoted_pointer(version, pointer, request, broken_champion=loaded.broken)
@@ -433,7 +439,11 @@ def promote(
         except (ModelLoadError, ModelNotFoundError) as error:
             raise RetrainError(f"{version} would not serve, so the pointer is unchanged: {error}") from error
         serving_label = _serving_label(models, current, promoted, challenger_share, scratch=Path(scratch), spec=spec)
-    if promoted.label != serving_label and (challenger_share is not None or not change_label):
+    if (
+        serving_label is not None
+        and promoted.label != serving_label
+        and (challenger_share is not None or not change_label)
+    ):
         raise RetrainError(
             f"{version} is not promoted: {other_label(version, promoted.label, serving_label)}"
             + (" (as champion: a challenger must predict what its champion does)" if challenger_share else "")
@@ -477,10 +487,11 @@ def _serving_label(
     *,
     scratch: Path,
     spec: FeatureSpec,
-) -> str:
+) -> str | None:
     """What the champion *promoted* would join or replace predicts; that champion is loaded as Decide loads it, and
     a challenger is refused beside one that does not load (Decide takes a pointer whole, so it would never serve).
-    A champion that does not load, or none, stands for the bootstrap model new environments serve."""
+    No pointer (or one that is no pointer) stands for the bootstrap model new environments serve; a champion that
+    does not load predicts what its manifest says, if that reads (None: unknown)."""
     if not isinstance(current, ActivePointer):
         return UNLABELLED_MEANS
     if current.champion == promoted.version:
@@ -493,7 +504,18 @@ def _serving_label(
                 f"the champion {current.champion} does not load, so Decide would never serve a challenger beside "
                 f"it; promote {promoted.version} as champion instead: {error}"
             ) from error
-        return UNLABELLED_MEANS
+        return _manifest_label(models, current.champion, scratch / "broken-champion")
+
+
+def _manifest_label(models: ModelStore, version: str, scratch: Path) -> str | None:
+    """What a version that does not load predicts, as its manifest says (a corrupt model file leaves it readable),
+    so replacing it, a retrain's way of healing a broken champion, keeps the deployment's label; None when even the
+    manifest cannot be read: nothing of that version serves, and no rule can say what it predicted."""
+    try:
+        manifest = json.loads((models.download(version, scratch) / MANIFEST_FILE).read_text())
+    except (ModelNotFoundError, ValueError):
+        return None
+    return str(manifest.get("label", UNLABELLED_MEANS)) if isinstance(manifest, dict) else None
 
 
 @dataclass(frozen=True)
