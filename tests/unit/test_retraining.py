@@ -511,6 +511,10 @@ def test_promote_replaces_a_pointer_that_is_no_pointer_which_the_list_names(
     captured = capsys.readouterr()
     assert ("fm-a " in captured.out, "fm-b " in captured.out) == (True, True)
     assert ("not a pointer" in captured.err, "adserve promote VERSION" in captured.err) == (True, True)
+    # (as JSON, beside no pointer at all: a script must not read it as "nothing promoted yet")
+    assert run_model_command(parse("models", "--json"), models=models) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert (listed["pointer"], "not a pointer" in listed["pointer_problem"]) == (None, True)
     # And a challenger cannot join it, while a champion replaces it (the runbook's rollback)
     with pytest.raises(RetrainError, match="promote a champion over it"):
         promote(models, "fm-b", challenger_share=0.2)

@@ -187,8 +187,8 @@ keys."""
 StoredCurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """A stored campaign's currency: any code of ISO 4217's shape. One withdrawn since it was written (BGN for EUR,
 2026) still reads, so its delivery is counted, reported and kept with it; held to ``CurrencyCode``, the document
-would read as nothing, and Record would drop its impressions as an unknown campaign's. Without an exchange rate
-it is not served (``ExchangeRates``), and no write takes it."""
+would read as nothing, and Record would drop its impressions as an unknown campaign's. It is not served (the
+exchange rates take active codes only), and no write takes it."""
 
 
 @dataclass(frozen=True)

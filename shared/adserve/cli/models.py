@@ -370,9 +370,11 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
     from adserve.core.errors import InvalidModelPointerError  # noqa: PLC0415
     from adserve.training.retraining import published_models  # noqa: PLC0415
 
+    problem = None
     try:
         pointer = models.read_pointer()
     except InvalidModelPointerError as error:  # the list is where a rollback over it is picked
+        problem = str(error)
         _say(f"{error}; Decide keeps what it served (new environments the bootstrap model): `adserve promote VERSION`")
         pointer = None
     with tempfile.TemporaryDirectory(prefix="adserve-models-") as work_dir:
@@ -385,6 +387,7 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
     if arguments.json:
         document = {
             "pointer": None if pointer is None else pointer.model_dump(mode="json"),
+            "pointer_problem": problem,
             "models": [
                 {"version": m.version, "role": roles.get(m.version), "manifest": m.manifest, "problem": m.problem}
                 for m in published
