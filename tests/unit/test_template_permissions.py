@@ -127,13 +127,20 @@ def resource_name(resource: Any) -> str:
     raise AssertionError(f"unscoped resource {resource!r}")
 
 
+CURRENT_AND_PREVIOUS_KEYS: dict[str, Any] = {
+    "StringEquals": {"secretsmanager:VersionStage": ["AWSCURRENT", "AWSPREVIOUS"]}
+}
+"""The condition on every read of the pseudonym key: a key two rotations old is unreadable to the functions."""
+
+
 def grants(function: dict[str, Any]) -> set[Grant]:
     found: set[Grant] = set()
     for policy in function["Properties"]["Policies"]:
         assert set(policy) == {"Version", "Statement"}, f"not an inline policy document: {policy!r}"
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow", statement
-            assert "Condition" not in statement, statement
+            # A condition can only narrow a grant; the one the reader knows is compared as the grant without it
+            assert statement.get("Condition", CURRENT_AND_PREVIOUS_KEYS) == CURRENT_AND_PREVIOUS_KEYS, statement
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             found |= {(action, resource_name(resource)) for action in actions for resource in resources}
@@ -183,6 +190,23 @@ def test_nothing_can_delete_or_reconfigure_data(functions: dict[str, dict[str, A
         if logical_id == "ListenersFunction":  # POST /v1/erasures deletes one listener's counters
             allowed.discard("dynamodb:BatchWriteItem")
         assert not allowed & NEVER, logical_id
+
+
+def test_the_pseudonym_key_is_read_at_its_current_and_previous_versions_only(
+    functions: dict[str, dict[str, Any]],
+) -> None:
+    # Secrets Manager keeps a version whose labels moved on (it deletes them only past 100 versions): without the
+    # condition, a role could read a key two rotations old, and pseudonyms under it would link to ids again
+    reads = [
+        statement
+        for function in functions.values()
+        for policy in function["Properties"].get("Policies", [])
+        if isinstance(policy, dict)
+        for statement in policy.get("Statement", [])
+        if statement["Resource"] == {"Ref": "PseudonymKeySecret"}
+    ]
+    assert len(reads) == 2  # Decide and Listeners
+    assert all(statement.get("Condition") == CURRENT_AND_PREVIOUS_KEYS for statement in reads)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ names nobody. The key lives in Secrets Manager; Decide (which turns ids into pse
 route (which must find a listener's data) are the only readers.
 
 Rotating the key is crypto-shredding: pseudonyms made under the old key can no longer be linked to any
-listener once the old key is gone, so logs written before the rotation stop being personal data. It also
+listener once the old key is gone (destroyed: Secrets Manager keeps an old version until it holds 100, and only
+the functions' roles are kept to the current and previous ones), so logs written before the rotation stop being
+personal data. It also
 starts every listener's frequency counters afresh (they are keyed by the pseudonym): rotate at a quiet
 hour, no more often than the longest cap window you sell matters to you. Erasure looks under the current
 and the previous key, so a request arriving just after a rotation still finds what was written before it.
