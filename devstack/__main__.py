@@ -221,6 +221,7 @@ CLI_VARIABLES = (
     "PACING_MAX_AGE_SECONDS",
     "RANKING_CURRENCY",
     "EXCHANGE_RATES",
+    "PRE_PSEUDONYM_LOGS",
 )
 """What the ``adserve`` CLI reads of the functions' environment: with these, every command finds this stack, and
 ``adserve delivery`` judges a report as the deployed functions do (the pacing max age, the rates)."""

@@ -21,7 +21,10 @@ install_error_handlers(app)
 def service() -> ErasureService:
     settings = ListenersSettings.from_env()
     return erasure_service(
-        settings.frequency_caps_table_name, settings.logs_bucket_name, settings.pseudonym_key_secret_id
+        settings.frequency_caps_table_name,
+        settings.logs_bucket_name,
+        settings.pseudonym_key_secret_id,
+        pre_pseudonym_logs=settings.pre_pseudonym_logs,
     )
 
 

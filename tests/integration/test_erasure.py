@@ -192,7 +192,7 @@ def test_erasure_deletes_counters_and_markers_under_both_keys_and_the_raw_id_and
         "partitions_searched": 3,
         "counters_deleted": 3 * COUNTERS_PER_IMPRESSION,
         "markers_deleted": 2,  # the legacy ones: Record's markers now are in partitions of their own
-        "ledger_entries_added": 3,  # both pseudonyms, and the unkeyed hash rows carried before pseudonyms
+        "ledger_entries_added": 2,  # both pseudonyms (no rows from before pseudonyms here: PrePseudonymLogs)
         "training_logs": body["training_logs"],
     }
     assert "dropped from every training run" in body["training_logs"]
@@ -240,8 +240,8 @@ def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, 
     listener = unique("listener")
     pseudonym = local_stack.pseudonyms().listener(listener)
     record_impression(local_stack, pseudonym, listener_hash=pseudonym)
-    # a pseudonym per key (2 once a test has rotated the key), and the unkeyed hash of rows before pseudonyms
-    keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener)) + 1
+    # a pseudonym per key (2 once a test has rotated the key)
+    keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener))
     first = erase(local_stack, listener)
     assert (first["counters_deleted"], first["markers_deleted"], first["ledger_entries_added"]) == (2, 0, keys)
 
@@ -254,6 +254,19 @@ def test_a_second_erasure_succeeds_and_changes_nothing(local_stack: LocalStack, 
     assert len(versions.get("Versions", [])) == 1  # not even rewritten
 
 
+@pytest.fixture
+def pre_pseudonym_logs(local_stack: LocalStack) -> Iterator[None]:
+    """ListenersFunction as a deployment upgraded from a release before pseudonyms has it (PrePseudonymLogs=true)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRE_PSEUDONYM_LOGS", "true")
+        local_stack.reset_function(FUNCTION)
+        try:
+            yield
+        finally:
+            local_stack.reset_function(FUNCTION)
+
+
+@pytest.mark.usefixtures("pre_pseudonym_logs")
 def test_the_log_readers_drop_an_erased_listeners_decisions(
     local_stack: LocalStack, seeded: Campaign, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -314,8 +327,8 @@ def test_adserve_forget_erases_like_the_route(
         "--pseudonym-secret",
         local_stack.physical_name("PseudonymKeySecret"),
     ]
-    # a pseudonym per key (2 once a test has rotated the key), and the unkeyed hash of rows before pseudonyms
-    keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener)) + 1
+    # a pseudonym per key (2 once a test has rotated the key)
+    keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener))
     capsys.readouterr()
 
     assert main(["forget", listener, *flags]) == 0

@@ -47,7 +47,7 @@ def test_both_keys_pseudonyms_and_the_raw_id_are_searched_and_only_pseudonyms_re
         }
     )
     ledger = Ledger()
-    service = ErasureService(lambda: keys, partitions, ledger)
+    service = ErasureService(lambda: keys, partitions, ledger, pre_pseudonym_logs=True)
 
     first = service.erase("listener-1")
     second = service.erase("listener-1")
@@ -64,7 +64,7 @@ def test_both_keys_pseudonyms_and_the_raw_id_are_searched_and_only_pseudonyms_re
 def test_the_keys_are_read_on_every_erasure_so_a_rotation_is_seen_at_once() -> None:
     served = [Pseudonymizer(PREVIOUS_KEY), Pseudonymizer(TEST_PSEUDONYM_KEY, PREVIOUS_KEY)]
     ledger = Ledger()
-    service = ErasureService(lambda: served.pop(0), Partitions({}), ledger)
+    service = ErasureService(lambda: served.pop(0), Partitions({}), ledger, pre_pseudonym_logs=True)
     service.erase("listener-1")
     service.erase("listener-1")
     assert ledger.entries == [
@@ -72,3 +72,14 @@ def test_the_keys_are_read_on_every_erasure_so_a_rotation_is_seen_at_once() -> N
         legacy_listener_hash("listener-1"),
         Pseudonymizer(TEST_PSEUDONYM_KEY).listener("listener-1"),
     ]
+
+
+def test_a_deployment_without_rows_from_before_pseudonyms_records_no_unkeyed_hash() -> None:
+    # Anyone holding an id can compute its unkeyed hash and test it against the ledger: it is written only while
+    # rows that carry it may remain (PrePseudonymLogs)
+    keys = Pseudonymizer(TEST_PSEUDONYM_KEY, PREVIOUS_KEY)
+    ledger = Ledger()
+    erased = ErasureService(lambda: keys, Partitions({}), ledger, pre_pseudonym_logs=False).erase("listener-1")
+    assert ledger.entries == list(keys.every_listener_pseudonym("listener-1"))
+    assert legacy_listener_hash("listener-1") not in ledger.entries
+    assert erased.ledger_entries_added == 2

@@ -57,6 +57,8 @@ TABLE_VARIABLE = "CAMPAIGNS_TABLE_NAME"
 BUCKET_VARIABLE = "LOGS_BUCKET_NAME"
 CAPS_TABLE_VARIABLE = "FREQUENCY_CAPS_TABLE_NAME"
 PSEUDONYM_SECRET_VARIABLE = "PSEUDONYM_KEY_SECRET_ID"  # noqa: S105 - a variable's name, not a secret
+PRE_PSEUDONYM_LOGS_VARIABLE = "PRE_PSEUDONYM_LOGS"
+"""``true`` as ListenersFunction has it (``PrePseudonymLogs``): forget then records the legacy hash too."""
 _listener_id = identifier("listener")
 
 
@@ -307,7 +309,9 @@ def _forget(arguments: argparse.Namespace) -> int:
         print(f"adserve: pass {missing}", file=sys.stderr)  # noqa: T201
         return 2
     try:
-        erased = erasure_service(table, bucket, secret_id).erase(arguments.listener_id)
+        erased = erasure_service(
+            table, bucket, secret_id, pre_pseudonym_logs=os.environ.get(PRE_PSEUDONYM_LOGS_VARIABLE) == "true"
+        ).erase(arguments.listener_id)
     except ErasureUnavailableError as error:
         print(f"adserve: {error}; nothing is lost by running it again", file=sys.stderr)  # noqa: T201
         return 1

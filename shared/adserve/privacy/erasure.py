@@ -14,7 +14,8 @@ What adserve keeps about a listener, and what an erasure does to each:
   erasure cannot find them and need not: they expire.
 - **Training logs** (decision rows carry ``listener_hash``, the pseudonym, when the listener consented to
   measurement; rows from before pseudonyms, an unkeyed hash): S3 objects hold many listeners' rows, so they
-  are not rewritten. Instead the pseudonyms and the legacy hash go into the erasure ledger, and every reader
+  are not rewritten. Instead the pseudonyms (and, while rows from before them may remain, their unkeyed hash:
+  ``pre_pseudonym_logs``) go into the erasure ledger, and every reader
   of the logs (the trainer, ``adserve logs``) drops the decision rows whose ``listener_hash`` it holds, from
   the next run on; their outcome rows then join nothing (outcome rows carry no listener). The objects
   themselves expire after the logs bucket's retention (LogRetentionDays).
@@ -104,12 +105,25 @@ class ErasureResponse(BaseModel):
 
 
 class ErasureService:
-    """`keys` is called on every erasure: a rotation must be seen at once, or the new key's partition is missed."""
+    """`keys` is called on every erasure: a rotation must be seen at once, or the new key's partition is missed.
 
-    def __init__(self, keys: Callable[[], Pseudonymizer], counters: CounterPartitions, ledger: ErasureLedger) -> None:
+    `pre_pseudonym_logs`: whether the logs may still hold rows from before pseudonyms, which carry an unkeyed hash
+    of the id. Only then does the ledger get that hash too: anyone holding an id can test it against the ledger, so
+    a deployment that never logged such rows (or whose last one has expired) must not write it.
+    """
+
+    def __init__(
+        self,
+        keys: Callable[[], Pseudonymizer],
+        counters: CounterPartitions,
+        ledger: ErasureLedger,
+        *,
+        pre_pseudonym_logs: bool,
+    ) -> None:
         self._keys = keys
         self._counters = counters
         self._ledger = ledger
+        self._pre_pseudonym_logs = pre_pseudonym_logs
 
     def erase(self, listener_id: str) -> ErasureResponse:
         """Record the listener's pseudonyms in the ledger, then delete its counter partitions.
@@ -118,7 +132,8 @@ class ErasureService:
         training runs in between already drop the rows.
         """
         pseudonyms = self._keys().every_listener_pseudonym(listener_id)
-        added = sum(self._ledger.record(name) for name in (*pseudonyms, legacy_listener_hash(listener_id)))
+        legacy = (legacy_listener_hash(listener_id),) if self._pre_pseudonym_logs else ()
+        added = sum(self._ledger.record(name) for name in (*pseudonyms, *legacy))
         # The raw id is a legacy partition: counters written before pseudonyms existed are keyed by it.
         partitions = tuple(dict.fromkeys((*pseudonyms, listener_id)))
         deletions = [self._counters.delete_partition(partition) for partition in partitions]

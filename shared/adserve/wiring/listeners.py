@@ -8,7 +8,9 @@ from adserve.privacy.erasure import ErasureService
 from adserve.privacy.pseudonyms import Pseudonymizer
 
 
-def erasure_service(caps_table: str, logs_bucket: str, pseudonym_secret_id: str) -> ErasureService:
+def erasure_service(
+    caps_table: str, logs_bucket: str, pseudonym_secret_id: str, *, pre_pseudonym_logs: bool
+) -> ErasureService:
     """What `POST /v1/erasures` and `adserve forget` both run."""
     secrets = secretsmanager_client(connect_timeout=1.0, read_timeout=2.0, attempts=3)
 
@@ -23,4 +25,5 @@ def erasure_service(caps_table: str, logs_bucket: str, pseudonym_secret_id: str)
         keys,
         DynamoCounterPartitions(dynamodb_client(), caps_table),
         S3ErasureLedger(s3_client(), logs_bucket),
+        pre_pseudonym_logs=pre_pseudonym_logs,
     )

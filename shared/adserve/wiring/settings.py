@@ -127,6 +127,10 @@ class ListenersSettings(EnvironmentSettings):
     frequency_caps_table_name: ResourceName
     logs_bucket_name: ResourceName
     pseudonym_key_secret_id: ResourceName
+    pre_pseudonym_logs: bool = Field(
+        default=False,
+        description="Whether the logs may hold rows from before pseudonyms: erasure then records their unkeyed hash.",
+    )
 
 
 class DecideSettings(RankingCurrencySettings):
