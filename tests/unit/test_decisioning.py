@@ -26,6 +26,7 @@ from adserve.outcomes.tokens import TokenSigner
 from adserve.privacy.consent import ConsentRules, ServingMode
 
 from devstack.fakes import (
+    ConstantScorer,
     InMemoryCampaigns,
     InMemoryCounters,
     InMemoryPacingStore,
@@ -428,3 +429,24 @@ def test_a_slow_catalog_reload_does_not_keep_the_keys_waiting_for_a_later_decisi
     # the old one, past its maximum age, serves nothing
     assert sorted(loads) == ["catalog", "pseudonym keys", "signing keys"]
     assert response.ads
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_the_model_arm_follows_the_listener_only_where_its_data_may_pick_what_it_is_served(explain: bool) -> None:
+    # Without that consent (strict: nothing), a per-listener arm would let every unlinked record's model version
+    # carry a stable bit of the listener; the split key is the decision's id instead
+    keys: list[str] = []
+
+    def scorer(key: str) -> ConstantScorer:
+        keys.append(key)
+        return ConstantScorer()
+
+    for rules in (ConsentRules("legacy"), ConsentRules("strict")):
+        service = replace(in_memory_service(campaign(), consent=rules), scorer=scorer)
+        for _ in range(2):
+            service.decide(decision_request(explain=explain), BASE_URL)
+    personalised, contextual = keys[:2], keys[2:]
+    assert personalised == [pseudonym("listener-1")] * 2
+    assert pseudonym("listener-1") not in contextual
+    assert len(set(contextual)) == 2  # a key per decision
+    assert all(decided_at(key) is not None for key in contextual)  # the decision ids

@@ -136,7 +136,9 @@ class DecisionService:
     catalog: CampaignCatalog
     counters: CounterReader
     scorer: Callable[[str], Scorer]
-    """The model for this listener (champion or challenger by its pseudonym); called once per decision."""
+    """The model of a decision, champion or challenger by a key: the listener's pseudonym when its data may pick what
+    it is served (``personalise``), else the decision's id, so a listener without that consent is not held to one arm
+    (which every record's model version would show); called once per decision."""
     decision_log: DecisionLog
     signer: Callable[[], TokenSigner]
     pseudonyms: Callable[[], Pseudonymizer]
@@ -197,7 +199,8 @@ class DecisionService:
             emit(MetricName.CANDIDATES_FILTERED_BY_PACING, MetricUnit.Count, len(targeted) - len(paced))
         counted = pseudonym if permissions.cap_frequency else None
         within_caps, cap_check, reading = self._apply_caps(paced, counted, now, session)
-        model = self.scorer(pseudonym)
+        decision_id = self.new_decision_id()
+        model = self.scorer(pseudonym if permissions.personalise else decision_id)
         ranked = prerank(in_placement, within_caps, model, self.encoder, self.policy.prerank_top_k)
         if ranked.dropped_count:
             emit(MetricName.CANDIDATES_FILTERED_BY_PRERANK, MetricUnit.Count, ranked.dropped_count)
@@ -211,7 +214,6 @@ class DecisionService:
         choices = self._choose(
             model, scores=scores, values=values, ad_rows=ad_rows, advertisers=advertisers, max_ads=request.max_ads
         )
-        decision_id = self.new_decision_id()
         ads = self._served_ads(
             decision_id=decision_id,
             listener=counted,
@@ -307,7 +309,8 @@ class DecisionService:
                 )
         counted = pseudonym if permissions.cap_frequency else None
         within_caps, cap_check, reading = self._explain_caps(paced, counted, now, session, verdicts)
-        model = self.scorer(pseudonym)
+        decision_id = self.new_decision_id()
+        model = self.scorer(pseudonym if permissions.personalise else decision_id)
         ranked = prerank(index, within_caps, model, self.encoder, self.policy.prerank_top_k)
         verdicts.update(self._prerank_verdicts(ranked, len(within_caps)))
         eligible = ranked.kept
@@ -348,7 +351,6 @@ class DecisionService:
                 max_ads=request.max_ads,
                 scoring=scorings[position],
             )
-        decision_id = self.new_decision_id()
         ads = [
             trusted(
                 ServedAd,

@@ -6,7 +6,8 @@ Layout in the models bucket (one prefix per version, immutable once written):
     models/active.json      {"champion": <version>, "challenger": <version>|null, "challenger_share": 0..1,
                              "updated_at": <iso time>, "updated_by": <who>}
 A listener is served by the challenger when the hash of its id falls in the challenger's share, so the
-split is deterministic: the same listener always meets the same model while a pointer is in force.
+split is deterministic: the same listener always meets the same model while a pointer is in force (Decide splits
+by the decision's id instead where the listener's data may not pick what it is served).
 """
 
 import hashlib
