@@ -341,6 +341,31 @@ def test_adserve_forget_erases_like_the_route(
     assert json.loads(capsys.readouterr().out)["ledger_entries_added"] == 0
 
 
+@pytest.mark.parametrize("setting", ["true", "True", "1"])
+def test_adserve_forget_records_what_the_route_records_on_a_stack_with_pre_pseudonym_logs(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str], setting: str
+) -> None:
+    # The runbook's export line takes PRE_PSEUDONYM_LOGS from the stack's output: the command reads it as the
+    # function reads its variable, so an erasure by either records the unkeyed hash of rows before pseudonyms
+    listener = unique("listener")
+    flags = [
+        "--table",
+        local_stack.physical_name("FrequencyCapsTable"),
+        "--bucket",
+        local_stack.physical_name("LogsBucket"),
+        "--pseudonym-secret",
+        local_stack.physical_name("PseudonymKeySecret"),
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRE_PSEUDONYM_LOGS", setting)
+        assert main(["forget", listener, *flags]) == 0
+        assert legacy_listener_hash(listener) in ledger(local_stack).erased()
+        patch.setenv("PRE_PSEUDONYM_LOGS", "perhaps")
+        capsys.readouterr()
+        assert main(["forget", listener, *flags]) == 2
+    assert "PRE_PSEUDONYM_LOGS" in capsys.readouterr().err
+
+
 def test_adserve_forget_refuses_an_invalid_id_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_status:
         main(["forget", "not an id", "--table", "t", "--bucket", "b", "--pseudonym-secret", "s"])

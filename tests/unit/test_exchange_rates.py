@@ -74,6 +74,13 @@ def test_rates_that_are_not_an_object_of_active_codes_to_positive_finite_numbers
         DecideSettings.from_env(DECIDE_REQUIRED | {"EXCHANGE_RATES": rates})
 
 
+def test_a_rate_may_name_a_currency_iso_4217_withdrew_so_its_stored_campaigns_serve_on() -> None:
+    # BGN became EUR in 2026: campaigns stored in it still read, and a release that withdraws a code must not stop a
+    # deployment whose rates name it from starting
+    settings = DecideSettings.from_env(DECIDE_REQUIRED | {"EXCHANGE_RATES": '{"EUR": 1.08, "BGN": 0.552}'})
+    assert settings.rates.rate("BGN") == 0.552
+
+
 def test_the_template_parameters_feed_the_settings() -> None:
     for function, settings in (("DecideFunction", DecideSettings), ("PacingFunction", PacingSettings)):
         assert_parameter_feeds_setting(function, "RankingCurrency", settings, "ranking_currency")

@@ -174,21 +174,38 @@ ACTIVE_CURRENCIES: Final = frozenset(
 )
 
 
+WITHDRAWN_CURRENCIES: Final = frozenset(
+    ["ANG", "BGN", "BYR", "CUC", "EEK", "HRK", "LTL", "LVL", "MRO", "SLL", "STD", "VEF", "ZWL"]
+)
+"""National codes ISO 4217 withdrew since 2011 (List Three): campaigns stored in one before still read and may keep
+a rate. A release that drops a code from ``ACTIVE_CURRENCIES`` adds it here, so a deployment whose exchange rates
+name it still starts."""
+
+
 def _active(code: str) -> str:
     if code not in ACTIVE_CURRENCIES:
         raise ValueError("must be an active ISO 4217 currency code, e.g. USD, EUR, SEK")
     return code
 
 
+def _rated(code: str) -> str:
+    if code not in ACTIVE_CURRENCIES and code not in WITHDRAWN_CURRENCIES:
+        raise ValueError("must be an ISO 4217 currency code, active or withdrawn since 2011, e.g. USD, EUR, BGN")
+    return code
+
+
 CurrencyCode = Annotated[str, AfterValidator(_active)]
-"""An active ISO 4217 code: the currency a campaign is written in, the ranking currency and the exchange rates'
-keys."""
+"""An active ISO 4217 code: the currency a campaign is written in, and the ranking currency."""
+
+RatedCurrencyCode = Annotated[str, AfterValidator(_rated)]
+"""An exchange rate's code: an active one, or one withdrawn (``WITHDRAWN_CURRENCIES``), so that campaigns stored in
+it can go on being served at a rate the operator gives (BGN at its fixed rate into EUR, say)."""
 
 StoredCurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """A stored campaign's currency: any code of ISO 4217's shape. One withdrawn since it was written (BGN for EUR,
 2026) still reads, so its delivery is counted, reported and kept with it; held to ``CurrencyCode``, the document
-would read as nothing, and Record would drop its impressions as an unknown campaign's. It is not served (the
-exchange rates take active codes only), and no write takes it."""
+would read as nothing, and Record would drop its impressions as an unknown campaign's. It is served only with a
+rate for it (``RatedCurrencyCode``), and no write takes it."""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from adserve.cli.models import MODEL_GROUPS, add_model_commands, range_problem, 
 from adserve.core.errors import (
     CampaignStoreUnavailableError,
     CapStoreUnavailableError,
+    ConfigurationError,
     ConflictError,
     DeliveryStoreUnavailableError,
     ErasureUnavailableError,
@@ -295,6 +296,7 @@ def _forget(arguments: argparse.Namespace) -> int:
     # Imported here: erasure logs through core.observability, whose Powertools objects read POWERTOOLS_* when
     # first imported, and the local stack imports this module before it sets the functions' environment.
     from adserve.wiring.listeners import erasure_service  # noqa: PLC0415
+    from adserve.wiring.settings import ListenersSettings  # noqa: PLC0415
 
     table = arguments.table or os.environ.get(CAPS_TABLE_VARIABLE)
     bucket = arguments.bucket or os.environ.get(BUCKET_VARIABLE)
@@ -309,8 +311,28 @@ def _forget(arguments: argparse.Namespace) -> int:
         print(f"adserve: pass {missing}", file=sys.stderr)  # noqa: T201
         return 2
     try:
+        # Read as ListenersFunction reads it, so the two record the same ledger entries
+        settings = ListenersSettings.from_env(
+            {
+                "FREQUENCY_CAPS_TABLE_NAME": table,
+                "LOGS_BUCKET_NAME": bucket,
+                "PSEUDONYM_KEY_SECRET_ID": secret_id,
+                **(
+                    {PRE_PSEUDONYM_LOGS_VARIABLE: legacy}
+                    if (legacy := os.environ.get(PRE_PSEUDONYM_LOGS_VARIABLE))
+                    else {}
+                ),
+            }
+        )
+    except ConfigurationError as error:
+        print(f"adserve: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
         erased = erasure_service(
-            table, bucket, secret_id, pre_pseudonym_logs=os.environ.get(PRE_PSEUDONYM_LOGS_VARIABLE) == "true"
+            settings.frequency_caps_table_name,
+            settings.logs_bucket_name,
+            settings.pseudonym_key_secret_id,
+            pre_pseudonym_logs=settings.pre_pseudonym_logs,
         ).erase(arguments.listener_id)
     except ErasureUnavailableError as error:
         print(f"adserve: {error}; nothing is lost by running it again", file=sys.stderr)  # noqa: T201

@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from adserve.campaigns.currencies import CurrencyCode, ExchangeRates
+from adserve.campaigns.currencies import CurrencyCode, ExchangeRates, RatedCurrencyCode
 from adserve.core.errors import ConfigurationError
 
 ResourceName = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
@@ -68,7 +68,7 @@ def _json_text(value: object) -> object:
 
 
 ExchangeRatesJson = Annotated[
-    dict[CurrencyCode, Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]],
+    dict[RatedCurrencyCode, Annotated[float, Field(gt=0.0, allow_inf_nan=False, strict=True)]],
     BeforeValidator(_json_text),
 ]
 """A JSON object: what one unit of each currency is worth in the ranking currency (a number: 1e400 reads as
