@@ -278,6 +278,13 @@ class InMemoryModelStore:
             (folder / name).write_bytes(body)
         return folder
 
+    def manifest_bytes(self, version: str) -> bytes:
+        self._check_available()
+        manifest = self.files.get(version, {}).get("manifest.json")
+        if manifest is None:
+            raise ModelNotFoundError(f"model {version} has no manifest.json in the models bucket")
+        return manifest
+
     def versions(self) -> list[str]:
         self._check_available()
         return sorted(self.files)

@@ -194,6 +194,10 @@ def test_download_writes_the_files_of_a_version_and_nothing_else(store: S3ModelS
         store.download(unique("never-published"), tmp_path / "target")
     with pytest.raises(ModelNotFoundError):
         store.download("../escape", tmp_path / "target")
+    # and its manifest reads alone (a champion whose model file is gone still says what it predicted)
+    assert store.manifest_bytes(version) == (folder / "manifest.json").read_bytes()
+    with pytest.raises(ModelNotFoundError):
+        store.manifest_bytes(unique("never-published"))
 
 
 def test_the_pointer_round_trips_and_a_malformed_one_is_a_clear_error(

@@ -466,17 +466,16 @@ def test_a_model_of_another_label_is_registered_not_promoted_over_the_champion(
     assert promote(models, completes.version, change_label=True).champion == completes.version
 
 
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
 def test_a_champion_that_does_not_load_is_replaced_by_a_model_of_the_label_its_manifest_names(
-    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path
+    simulated: tuple[InMemoryLogStore, Truth], tmp_path: Path, damage: str
 ) -> None:
-    # Given a deployment that trains completions, whose champion's model file is corrupt (its manifest reads)
+    # Given a deployment that trains completions, whose champion's model file is corrupt or gone (its manifest reads)
     store, _ = simulated
-    models = InMemoryModelStore(
-        files={
-            "fm-broken": model_files("fm-broken", model_bytes=b"not onnx", label="complete"),
-            "fm-good": model_files("fm-good", label="complete"),
-        }
-    )
+    broken = model_files("fm-broken", model_bytes=b"not onnx", label="complete")
+    if damage == "missing":
+        del broken["model.onnx"]
+    models = InMemoryModelStore(files={"fm-broken": broken, "fm-good": model_files("fm-good", label="complete")})
     models.pointer_document = (
         ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
     )

@@ -99,6 +99,12 @@ class S3ModelStore:
         self._put(model_key(version, MANIFEST_FILE), manifest_bytes, {})
         return version
 
+    def manifest_bytes(self, version: str) -> bytes:
+        body = self._read(model_key(_checked_version(version), MANIFEST_FILE))
+        if body is None:
+            raise ModelNotFoundError(f"model {version} has no {MANIFEST_FILE} in the models bucket")
+        return body
+
     def download(self, version: str, target_dir: Path) -> Path:
         """Each file lands under a temporary name and is renamed into place (atomic on one filesystem)."""
         folder = target_dir / _checked_version(version)

@@ -81,6 +81,10 @@ class ModelStore(Protocol):
         """Fetch a version's files into target_dir/<version>/ and return that folder."""
         ...
 
+    def manifest_bytes(self, version: str) -> bytes:
+        """A version's manifest.json as stored, without its model file (which may be the part that is missing)."""
+        ...
+
     def versions(self) -> list[str]: ...
 
     def read_pointer(self) -> ActivePointer | None:

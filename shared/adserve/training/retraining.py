@@ -348,7 +348,7 @@ def retrain(
         if champion is not None
         else UNLABELLED_MEANS
         if pointer is None
-        else _manifest_label(models, pointer.champion, work_dir / "broken-champion")
+        else _manifest_label(models, pointer.champion)
     )
     if serving_label is not None and request.label != serving_label:
         why = other_label(version, request.label, serving_label)
@@ -504,15 +504,16 @@ def _serving_label(
                 f"the champion {current.champion} does not load, so Decide would never serve a challenger beside "
                 f"it; promote {promoted.version} as champion instead: {error}"
             ) from error
-        return _manifest_label(models, current.champion, scratch / "broken-champion")
+        return _manifest_label(models, current.champion)
 
 
-def _manifest_label(models: ModelStore, version: str, scratch: Path) -> str | None:
-    """What a version that does not load predicts, as its manifest says (a corrupt model file leaves it readable),
-    so replacing it, a retrain's way of healing a broken champion, keeps the deployment's label; None when even the
-    manifest cannot be read: nothing of that version serves, and no rule can say what it predicted."""
+def _manifest_label(models: ModelStore, version: str) -> str | None:
+    """What a version that does not load predicts, as its manifest says (read alone: a missing or corrupt model file
+    leaves it readable), so replacing it, a retrain's way of healing a broken champion, keeps the deployment's
+    label; None when even the manifest cannot be read: nothing of that version serves, and no rule can say what it
+    predicted."""
     try:
-        manifest = json.loads((models.download(version, scratch) / MANIFEST_FILE).read_text())
+        manifest = json.loads(models.manifest_bytes(version))
     except (ModelNotFoundError, ValueError):
         return None
     return str(manifest.get("label", UNLABELLED_MEANS)) if isinstance(manifest, dict) else None
