@@ -130,6 +130,18 @@ def erase(local_stack: LocalStack, listener_id: str) -> dict[str, Any]:
     return body
 
 
+def forget_flags(local_stack: LocalStack) -> list[str]:
+    """`adserve forget`'s flags naming this stack's table, bucket and pseudonym secret."""
+    return [
+        "--table",
+        local_stack.physical_name("FrequencyCapsTable"),
+        "--bucket",
+        local_stack.physical_name("LogsBucket"),
+        "--pseudonym-secret",
+        local_stack.physical_name("PseudonymKeySecret"),
+    ]
+
+
 def ledger(local_stack: LocalStack) -> S3ErasureLedger:
     return S3ErasureLedger(client(local_stack, "s3"), local_stack.physical_name("LogsBucket"))
 
@@ -319,14 +331,7 @@ def test_adserve_forget_erases_like_the_route(
     listener = unique("listener")
     pseudonym = local_stack.pseudonyms().listener(listener)
     record_impression(local_stack, pseudonym, listener_hash=pseudonym)
-    flags = [
-        "--table",
-        local_stack.physical_name("FrequencyCapsTable"),
-        "--bucket",
-        local_stack.physical_name("LogsBucket"),
-        "--pseudonym-secret",
-        local_stack.physical_name("PseudonymKeySecret"),
-    ]
+    flags = forget_flags(local_stack)
     # a pseudonym per key (2 once a test has rotated the key)
     keys = len(local_stack.pseudonyms().every_listener_pseudonym(listener))
     capsys.readouterr()
@@ -348,14 +353,7 @@ def test_adserve_forget_records_what_the_route_records_on_a_stack_with_pre_pseud
     # The runbook's export line takes PRE_PSEUDONYM_LOGS from the stack's output: the command reads it as the
     # function reads its variable, so an erasure by either records the unkeyed hash of rows before pseudonyms
     listener = unique("listener")
-    flags = [
-        "--table",
-        local_stack.physical_name("FrequencyCapsTable"),
-        "--bucket",
-        local_stack.physical_name("LogsBucket"),
-        "--pseudonym-secret",
-        local_stack.physical_name("PseudonymKeySecret"),
-    ]
+    flags = forget_flags(local_stack)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PRE_PSEUDONYM_LOGS", setting)
         assert main(["forget", listener, *flags]) == 0
