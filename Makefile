@@ -19,7 +19,7 @@ help:
 	@echo "make demo-pacing  one simulated day of budget pacing through the production step (demo-output/pacing.png)"
 	@echo "make model     retrain the bootstrap model (reproducible) into layers/model/bootstrap"
 	@echo "make openapi   regenerate shared/adserve/openapi.json from the handlers' models"
-	@echo "make validate  sam validate --lint and cfn-lint;  make build  sam build"
+	@echo "make validate  sam validate --lint, cfn-lint and make/check_versions.py;  make build  sam build"
 
 # Only what requirements/dev.lock pins (exact versions, hashes checked), then our two packages on top.
 $(STAMP): requirements/dev.lock pyproject.toml shared/pyproject.toml

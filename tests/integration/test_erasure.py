@@ -362,6 +362,10 @@ def test_adserve_forget_records_what_the_route_records_on_a_stack_with_pre_pseud
         capsys.readouterr()
         assert main(["forget", listener, *flags]) == 2
     assert "PRE_PSEUDONYM_LOGS" in capsys.readouterr().err
+    # and the flag says it where the variable is not set
+    other = unique("listener")
+    assert main(["forget", other, *flags, "--pre-pseudonym-logs", "true"]) == 0
+    assert legacy_listener_hash(other) in ledger(local_stack).erased()
 
 
 def test_adserve_forget_refuses_an_invalid_id_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:

@@ -455,12 +455,12 @@ def test_a_model_of_another_label_is_registered_not_promoted_over_the_champion(
     )
     # Then it is registered only: promoted, it would change what Decide ranks by, not how well
     assert completes.status == "registered"
-    assert "predicts completes and the model serving predicts clicks" in completes.message
+    assert "predicts completes and the champion clicks" in completes.message
     assert models.read_pointer() == pointer
     # And by hand it becomes champion only when the change is asked for, and never a challenger
     assert completes.version is not None
     for share in (None, 0.2):
-        with pytest.raises(RetrainError, match="predicts completes and the model serving predicts clicks"):
+        with pytest.raises(RetrainError, match="predicts completes and the champion clicks"):
             promote(models, completes.version, challenger_share=share)
     assert models.read_pointer() == pointer
     assert promote(models, completes.version, change_label=True).champion == completes.version
@@ -495,7 +495,7 @@ def test_a_champion_that_does_not_load_is_replaced_by_a_model_of_the_label_its_m
     )
     clicks = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "clicks")
     assert clicks.status == "registered"
-    assert "predicts clicks and the model serving predicts completes" in clicks.message
+    assert "predicts clicks and the champion completes" in clicks.message
 
 
 def test_promote_replaces_a_pointer_that_is_no_pointer_which_the_list_names(
@@ -565,7 +565,10 @@ def test_the_list_shows_a_version_it_cannot_read_next_to_the_others(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     models = InMemoryModelStore(
-        files={"fm-a": model_files("fm-a"), "fm-torn": {"manifest.json": model_files("fm-torn")["manifest.json"]}}
+        files={
+            "fm-a": model_files("fm-a"),
+            "fm-torn": {"manifest.json": model_files("fm-torn", label="complete")["manifest.json"]},
+        }
     )
     listed = published_models(models, tmp_path)
     assert [(model.version, model.problem is None) for model in listed] == [("fm-a", True), ("fm-torn", False)]
@@ -573,6 +576,10 @@ def test_the_list_shows_a_version_it_cannot_read_next_to_the_others(
     out = capsys.readouterr().out
     assert "fm-a " in out
     assert "fm-torn cannot be served: model fm-torn has no model.onnx" in out
+    # its manifest still reads, and with it the label the promotion rule holds it to
+    torn = next(line for line in out.splitlines() if line.startswith("fm-torn "))
+    assert torn.split()[1:3] == ["complete", "-"]
+    assert torn.endswith("UNREADABLE")
 
 
 def test_the_list_shows_a_model_whose_manifest_keeps_its_own_json_under_a_key_adserve_train_writes(

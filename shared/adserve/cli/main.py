@@ -4,7 +4,8 @@
     adserve campaigns list [--table NAME] [--json]
     adserve logs --from 2026-11-25T00 --to 2026-11-25T23 [--kind decisions|outcomes|joined] [--bucket NAME]
     adserve caps show LISTENER_ID [--table NAME]
-    adserve forget LISTENER_ID [--table NAME --bucket NAME --pseudonym-secret ID]   (erasure, as POST /v1/erasures)
+    adserve forget LISTENER_ID [--table NAME --bucket NAME --pseudonym-secret ID --pre-pseudonym-logs true|false]
+                                                                                  (erasure, as POST /v1/erasures)
     adserve delivery CAMPAIGN_ID [--from --to --granularity hour|day --plot FILE.png]   (see adserve.cli.delivery)
     adserve train --from ... --to ... | adserve promote VERSION | adserve models   (see adserve.cli.models)
     adserve explain --request FILE | --listener L --country C --device D --placement P ...   (adserve.cli.explain)
@@ -319,7 +320,7 @@ def _forget(arguments: argparse.Namespace) -> int:
                 "PSEUDONYM_KEY_SECRET_ID": secret_id,
                 **(
                     {PRE_PSEUDONYM_LOGS_VARIABLE: legacy}
-                    if (legacy := os.environ.get(PRE_PSEUDONYM_LOGS_VARIABLE))
+                    if (legacy := arguments.pre_pseudonym_logs or os.environ.get(PRE_PSEUDONYM_LOGS_VARIABLE))
                     else {}
                 ),
             }
@@ -403,6 +404,13 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("--bucket", help=f"logs bucket, which holds the erasure ledger (default: ${BUCKET_VARIABLE})")
     forget.add_argument(
         "--pseudonym-secret", help=f"the pseudonym key's secret (default: ${PSEUDONYM_SECRET_VARIABLE})"
+    )
+    forget.add_argument(
+        "--pre-pseudonym-logs",
+        choices=("true", "false"),
+        help="whether the logs may hold rows from before pseudonyms, as the stack's PrePseudonymLogs output says: "
+        f"true records their unkeyed hash too, as the route then does (default: ${PRE_PSEUDONYM_LOGS_VARIABLE}, "
+        "else false)",
     )
     add_model_commands(groups, _hour)
     add_delivery_command(groups, _hour)

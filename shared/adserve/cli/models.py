@@ -413,7 +413,15 @@ def _models(arguments: argparse.Namespace, models: "ModelStore") -> int:
                 "" if not promotion else ("passed" if promotion.get("promote") else "failed"),
             )
             if model.problem is None
-            else (model.version, roles.get(model.version, ""), "UNREADABLE", "-", "-", "-", "")
+            else (
+                model.version,
+                roles.get(model.version, ""),
+                str(model.manifest.get("label", "-")),
+                "-",
+                "-",
+                "-",
+                "UNREADABLE",
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:

@@ -400,9 +400,10 @@ UNPUBLISHED_BOOTSTRAP: Final = (
 
 
 def other_label(version: str, label: str, serving_label: str) -> str:
-    """Why a model of another label than the one serving is not promoted on its estimates."""
+    """Why a model of another label than the champion's (the bootstrap model's, a click, without one) is not promoted
+    on its estimates."""
     return (
-        f"it predicts {label}s and the model serving predicts {serving_label}s: their estimates are of different "
+        f"it predicts {label}s and the champion {serving_label}s: their estimates are of different "
         f"rewards, so neither judges the other; `adserve promote {version} --change-label` makes Decide rank by "
         f"{label}s"
     )
@@ -524,7 +525,8 @@ class PublishedModel:
     version: str
     manifest: dict[str, Any]
     problem: str | None = None
-    """Why the version cannot be read (a file missing, a manifest that is not JSON); its manifest is then empty."""
+    """Why the version cannot be read (a file missing, a manifest that is not JSON); its manifest is then empty
+    unless it was its model file that could not be read."""
 
 
 def published_models(models: ModelStore, work_dir: Path) -> list[PublishedModel]:
@@ -532,13 +534,15 @@ def published_models(models: ModelStore, work_dir: Path) -> list[PublishedModel]
     read is listed with its problem, not fatal to the list: the list is where an operator picks a rollback."""
     found = []
     for version in models.versions():
+        manifest: dict[str, Any] = {}
         try:
-            folder = models.download(version, work_dir)
-            manifest = json.loads((folder / MANIFEST_FILE).read_text())
-            if not isinstance(manifest, dict):
+            read = json.loads(models.manifest_bytes(version))
+            if not isinstance(read, dict):
                 raise ValueError("its manifest is not a JSON object")
+            manifest = read
+            models.download(version, work_dir)  # its model file too: one that is gone cannot be rolled back to
         except (ModelNotFoundError, ValueError) as error:
-            found.append(PublishedModel(version, {}, str(error)))
+            found.append(PublishedModel(version, manifest, str(error)))
         else:
             found.append(PublishedModel(version, manifest))
     return found
