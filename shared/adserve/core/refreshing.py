@@ -145,6 +145,9 @@ class RefreshingValue(Generic[T]):
         return self._load()
 
 
+_NONE: frozenset[RefreshingValue[Any]] = frozenset()
+
+
 class Reloadable(NamedTuple):
     """A value a function keeps, and how its owner reads it (the catalog indexes a load, the model provider swaps
     models on a new pointer): the read is what reloads it."""
@@ -157,14 +160,13 @@ class Reloadables:
     """The values a decision reloads first (``reloaded_first``), listed once with the set it holds within its
     block, so a decision derives neither."""
 
-    __slots__ = ("held", "values")
+    __slots__ = ("held", "loaded", "values")
 
     def __init__(self, values: Iterable[Reloadable]) -> None:
         self.values = tuple(values)
         self.held = frozenset(value.cache for value in self.values)
-
-
-_NONE: frozenset[RefreshingValue[Any]] = frozenset()
+        self.loaded = _Block(self.held, _NONE)
+        """The block of a decision whose entry left nothing unloaded, the usual one: built once, not per decision."""
 
 
 def reload_due(values: Sequence[Reloadable]) -> frozenset[RefreshingValue[Any]]:
@@ -221,7 +223,8 @@ class reloaded_first:  # noqa: N801 - used as a context manager, named as the ph
 
     def __enter__(self) -> None:
         listed = self._listed
-        self._token = _BLOCK.set(_Block(listed.held, reload_due(listed.values)))
+        unloaded = reload_due(listed.values)
+        self._token = _BLOCK.set(listed.loaded if unloaded is _NONE else _Block(listed.held, unloaded))
 
     def __exit__(self, *_: object) -> None:
         _BLOCK.reset(self._token)
