@@ -489,35 +489,41 @@ def _serving_label(
     scratch: Path,
     spec: FeatureSpec,
 ) -> str | None:
-    """What the champion *promoted* would join or replace predicts; that champion is loaded as Decide loads it, and
-    a challenger is refused beside one that does not load (Decide takes a pointer whole, so it would never serve).
-    No pointer (or one that is no pointer) stands for the bootstrap model new environments serve; a champion that
-    does not load predicts what its manifest says, if that reads (None: unknown)."""
+    """What the champion *promoted* would join or replace predicts, by its manifest (None: unknown, nothing of it
+    reads); no pointer (or one that is no pointer) stands for the bootstrap model new environments serve. A
+    challenger is refused beside a champion that does not load as Decide loads it (Decide takes a pointer whole,
+    so it would never serve)."""
     if not isinstance(current, ActivePointer):
         return UNLABELLED_MEANS
     if current.champion == promoted.version:
         return promoted.label
-    try:
-        return load_published(models, current.champion, scratch, spec).label
-    except (ModelLoadError, ModelNotFoundError) as error:
-        if challenger_share is not None:
+    if challenger_share is not None:
+        try:
+            return load_published(models, current.champion, scratch, spec).label
+        except (ModelLoadError, ModelNotFoundError) as error:
             raise RetrainError(
                 f"the champion {current.champion} does not load, so Decide would never serve a challenger beside "
                 f"it; promote {promoted.version} as champion instead: {error}"
             ) from error
-        return _manifest_label(models, current.champion)
+    return _manifest_label(models, current.champion)
 
 
 def _manifest_label(models: ModelStore, version: str) -> str | None:
-    """What a version that does not load predicts, as its manifest says (read alone: a missing or corrupt model file
-    leaves it readable), so replacing it, a retrain's way of healing a broken champion, keeps the deployment's
+    """What a version predicts, as its manifest says (read alone: a missing or corrupt model file leaves it
+    readable), so replacing a champion that does not load, a retrain's way of healing it, keeps the deployment's
     label; None when even the manifest cannot be read: nothing of that version serves, and no rule can say what it
     predicted."""
+    manifest = _stored_manifest(models, version)
+    return None if manifest is None else str(manifest.get("label", UNLABELLED_MEANS))
+
+
+def _stored_manifest(models: ModelStore, version: str) -> dict[str, Any] | None:
+    """A version's manifest, read alone; None when it is missing or no JSON object."""
     try:
         manifest = json.loads(models.manifest_bytes(version))
     except (ModelNotFoundError, ValueError):
         return None
-    return str(manifest.get("label", UNLABELLED_MEANS)) if isinstance(manifest, dict) else None
+    return manifest if isinstance(manifest, dict) else None
 
 
 @dataclass(frozen=True)
@@ -534,15 +540,14 @@ def published_models(models: ModelStore, work_dir: Path) -> list[PublishedModel]
     read is listed with its problem, not fatal to the list: the list is where an operator picks a rollback."""
     found = []
     for version in models.versions():
-        manifest: dict[str, Any] = {}
         try:
-            read = json.loads(models.manifest_bytes(version))
-            if not isinstance(read, dict):
+            folder = models.download(version, work_dir)
+            manifest = json.loads((folder / MANIFEST_FILE).read_text())
+            if not isinstance(manifest, dict):
                 raise ValueError("its manifest is not a JSON object")
-            manifest = read
-            models.download(version, work_dir)  # its model file too: one that is gone cannot be rolled back to
         except (ModelNotFoundError, ValueError) as error:
-            found.append(PublishedModel(version, manifest, str(error)))
+            # its model file gone, its manifest may still say what it was (its label, for the promotion rule)
+            found.append(PublishedModel(version, _stored_manifest(models, version) or {}, str(error)))
         else:
             found.append(PublishedModel(version, manifest))
     return found
