@@ -71,6 +71,15 @@ def request(**overrides: Any) -> RetrainRequest:
     return RetrainRequest(**(defaults | overrides))
 
 
+def point_at(models: InMemoryModelStore, champion: str) -> None:
+    """Store a pointer naming *champion* (as a promotion of Nov 1 would have), whatever its files are."""
+    models.pointer_document = (
+        ActivePointer(champion=champion, updated_at=datetime(2026, 11, 1, tzinfo=UTC), updated_by="test")
+        .model_dump_json()
+        .encode()
+    )
+
+
 def test_off_policy_estimates_of_a_known_policy_are_close_to_its_true_click_rate(
     simulated: tuple[InMemoryLogStore, Truth],
 ) -> None:
@@ -383,13 +392,7 @@ def test_a_champion_that_does_not_load_is_replaced_not_paired_with_a_challenger(
     files = model_files("fm-20261101T0000Z-lost0000aaaa")
     del files["model.onnx"]
     models.files["fm-20261101T0000Z-lost0000aaaa"] = files
-    models.pointer_document = (
-        ActivePointer(
-            champion="fm-20261101T0000Z-lost0000aaaa", updated_at=datetime(2026, 11, 1, tzinfo=UTC), updated_by="test"
-        )
-        .model_dump_json()
-        .encode()
-    )
+    point_at(models, "fm-20261101T0000Z-lost0000aaaa")
     # When a retrain asked to add challengers promotes a model
     result = retrain(store, models, request(rule=PromotionRule(margin=-1.0), challenger_share=0.1), work_dir=tmp_path)
     # Then the model becomes the champion, alone, and the message says why it is not a challenger
@@ -476,23 +479,17 @@ def test_a_champion_that_does_not_load_is_replaced_by_a_model_of_the_label_its_m
     if damage == "missing":
         del broken["model.onnx"]
     models = InMemoryModelStore(files={"fm-broken": broken, "fm-good": model_files("fm-good", label="complete")})
-    models.pointer_document = (
-        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
-    )
+    point_at(models, "fm-broken")
     # When an operator rolls back to a good completion model, by hand, as the runbook says
     assert promote(models, "fm-good").champion == "fm-good"
     # Or a retrain of completions heals it: the broken champion predicted completions too, no label changes
-    models.pointer_document = (
-        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
-    )
+    point_at(models, "fm-broken")
     healed = retrain(
         store, models, request(label="complete", rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "complete"
     )
     assert healed.status == "promoted", healed.message
     # While a click model is refused in its place: that would change what the deployment optimises
-    models.pointer_document = (
-        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
-    )
+    point_at(models, "fm-broken")
     clicks = retrain(store, models, request(rule=PromotionRule(margin=-1.0)), work_dir=tmp_path / "clicks")
     assert clicks.status == "registered"
     assert "predicts clicks and the champion completes" in clicks.message
@@ -529,9 +526,7 @@ def test_promote_refuses_a_challenger_beside_a_champion_that_does_not_load() -> 
     broken = model_files("fm-broken")
     del broken["model.onnx"]
     models = InMemoryModelStore(files={"fm-broken": broken, "fm-good": model_files("fm-good")})
-    models.pointer_document = (
-        ActivePointer(champion="fm-broken", updated_at=datetime(2026, 11, 1, tzinfo=UTC)).model_dump_json().encode()
-    )
+    point_at(models, "fm-broken")
     before = models.read_pointer()
     # When the operator adds a good version as challenger, it is refused, naming the champion
     with pytest.raises(RetrainError, match=r"the champion fm-broken does not load.*promote fm-good as champion"):
