@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 from adserve.campaigns.model import CampaignStatus
 from adserve.core.errors import NotFoundError
-from adserve.core.observability import MetricName
+from adserve.core.observability import COUNTED_BY_VERSION, MetricName
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 
@@ -315,3 +315,21 @@ def test_units_are_the_documented_ones(emitted: list[Emitted]) -> None:
         for directive in item.document["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
                 assert metric["Unit"] == documented[metric["Name"]].unit, metric
+
+
+def test_the_failures_the_canary_compares_are_counted_for_the_function_version_too(emitted: list[Emitted]) -> None:
+    # (the broken model files answer a 500: no model to score with)
+    totals: dict[tuple[str, str], float] = {}
+    for item in emitted:
+        for directive in item.document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                if metric["Name"] in COUNTED_BY_VERSION:
+                    [dimensions] = directive["Dimensions"]
+                    assert set(dimensions) in ({"service"}, {"service", "version"}), dimensions
+                    by = "version" if "version" in dimensions else "function"
+                    key = (metric["Name"], by)
+                    totals[key] = totals.get(key, 0) + sum(item.document[metric["Name"]])
+    names = {name for name, _ in totals}
+    assert names == COUNTED_BY_VERSION
+    for name in names:
+        assert totals[(name, "version")] == totals[(name, "function")] > 0, name

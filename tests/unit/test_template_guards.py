@@ -7,12 +7,13 @@ from typing import Any, get_args
 
 import pytest
 from adserve.core.errors import ConfigurationError
-from adserve.core.observability import MetricName
+from adserve.core.observability import COUNTED_BY_VERSION, MetricName
 from adserve.outcomes.api import RejectionCode
 from adserve.training.retraining import RetrainStatus
 from adserve.wiring.settings import RetrainSettings
 
 from devstack.template import Template, load_template, resources_of_type
+from tests.support.metric_math import alarm_value
 
 ROOT = Path(__file__).parents[2]
 RUNBOOK = ROOT / "RUNBOOK.md"
@@ -260,25 +261,97 @@ def test_the_dashboard_shows_every_rejection_reason(resources: dict[str, Any]) -
 def test_canary_rollback_watches_only_the_new_version(
     resources: dict[str, Any], function: str, alarms: set[str]
 ) -> None:
-    # Lambda's metrics of the new version, and the 500s it answered (UnhandledErrors: Lambda counts them as
-    # successes), of the new version too
-    unhandled = function.removesuffix("Function") + "CanaryUnhandledErrorsAlarm"
+    # Lambda's metrics of the new version, the 500s it answered (UnhandledErrors: Lambda counts them as
+    # successes), and the failures it answered gracefully, each of the new version
+    prefix = function.removesuffix("Function")
+    unhandled, degraded = f"{prefix}CanaryUnhandledErrorsAlarm", f"{prefix}CanaryDegradedAlarm"
     preference = resources[function]["Properties"]["DeploymentPreference"]
-    assert {alarm_ref["Ref"] for alarm_ref in preference["Alarms"]} == alarms | {unhandled}
+    assert {alarm_ref["Ref"] for alarm_ref in preference["Alarms"]} == alarms | {unhandled, degraded}
+    new_version = {
+        "FunctionName": {"Ref": function},
+        "Resource": {"Fn::Sub": f"${{{function}}}:live"},
+        "ExecutedVersion": {"Fn::GetAtt": [function, "Version.Version"]},
+    }
     for logical_id in alarms:
         properties = alarm(resources, logical_id)
         assert properties["Namespace"] == "AWS/Lambda"
-        assert dimensions(properties) == {
-            "FunctionName": {"Ref": function},
-            "Resource": {"Fn::Sub": f"${{{function}}}:live"},
-            "ExecutedVersion": {"Fn::GetAtt": [function, "Version.Version"]},
-        }
+        assert dimensions(properties) == new_version
         assert properties["TreatMissingData"] == "notBreaching"
     properties = alarm(resources, unhandled)
     service = resources[function]["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
     assert (properties["Namespace"], properties["MetricName"]) == ("Adserve", MetricName.UNHANDLED_ERRORS.value)
-    assert dimensions(properties) == {"service": service, "version": {"Fn::GetAtt": [function, "Version.Version"]}}
+    version = {"Fn::GetAtt": [function, "Version.Version"]}
+    assert dimensions(properties) == {"service": service, "version": version}
     assert properties["TreatMissingData"] == "notBreaching"
+    # the degraded alarm reads the new version's calls and graceful failures, and the function's
+    read = {
+        query["Id"]: query["MetricStat"]["Metric"]
+        for query in canary_queries(resources, function)
+        if "MetricStat" in query
+    }
+    assert (read["new_calls"]["MetricName"], dimensions(read["new_calls"])) == ("Invocations", new_version)
+    assert dimensions(read["all_calls"]) == {"FunctionName": {"Ref": function}}
+    failures = {(metric["MetricName"], metric["Namespace"]) for metric in read.values()} - {
+        ("Invocations", "AWS/Lambda")
+    }
+    assert {name for name, _ in failures} == GRACEFUL_FAILURES[function]
+    for query_id, metric in read.items():
+        if query_id.startswith("new_") and query_id != "new_calls":
+            assert dimensions(metric) == {"service": service, "version": version}, query_id
+            assert dimensions(read["all_" + query_id.removeprefix("new_")]) == {"service": service}
+    assert alarm(resources, degraded)["TreatMissingData"] == "notBreaching"
+
+
+GRACEFUL_FAILURES = {
+    "DecideFunction": {"ServiceUnavailable", "DecisionLogFailures", "CapCheckFailures"},
+    "TrackFunction": {"ServiceUnavailable", "EventsNotQueued"},
+}
+"""What each canaried function answers without an error when a call of its own fails."""
+
+
+def test_what_the_canaries_watch_is_what_the_code_counts_by_version() -> None:
+    canaried = set().union(*GRACEFUL_FAILURES.values()) | {MetricName.UNHANDLED_ERRORS.value}
+    assert canaried == {name.value for name in COUNTED_BY_VERSION}
+
+
+def canary_queries(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    properties = alarm(resources, function.removesuffix("Function") + "CanaryDegradedAlarm")
+    assert (properties["Threshold"], properties["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    queries: list[dict[str, Any]] = properties["Metrics"]
+    return queries
+
+
+@pytest.mark.parametrize("function", sorted(GRACEFUL_FAILURES))
+@pytest.mark.parametrize(
+    ("new", "old", "alarmed"),
+    [
+        # (calls, failures) of the new version and of the rest, in one minute
+        pytest.param((100, 100), (900, 0), True, id="the new version fails every call"),
+        pytest.param((100, 10), (900, 9), True, id="10 percent against 1"),
+        pytest.param((100, 5), (900, 9), False, id="5 percent against 1: under 5 points more"),
+        pytest.param((100, 100), (900, 900), False, id="both fail alike: a store's outage"),
+        pytest.param((2, 2), (900, 0), False, id="two failures are too few to judge"),
+        pytest.param((1000, 1000), (0, 0), False, id="no other version to compare with (AllAtOnce)"),
+        pytest.param((0, 0), (900, 900), False, id="no call of the new version"),
+    ],
+)
+def test_the_degraded_canary_compares_the_new_versions_failure_share_with_the_rests(
+    resources: dict[str, Any], function: str, new: tuple[int, int], old: tuple[int, int], alarmed: bool
+) -> None:
+    queries = canary_queries(resources, function)
+    (new_calls, new_failed), (old_calls, old_failed) = new, old
+    read = {query["Id"] for query in queries if "MetricStat" in query}
+    failures = sorted(query_id.removeprefix("new_") for query_id in read - {"new_calls"} if query_id.startswith("new_"))
+    # each failure counted under one metric (the first), the others without a data point
+    first, rest = failures[0], failures[1:]
+    metrics: dict[str, float | None] = {
+        "new_calls": new_calls or None,
+        "all_calls": (new_calls + old_calls) or None,
+        f"new_{first}": new_failed or None,
+        f"all_{first}": (new_failed + old_failed) or None,
+    }
+    metrics |= {f"{side}_{name}": None for side in ("new", "all") for name in rest}
+    assert alarm_value(queries, metrics) == float(alarmed)
 
 
 # ----------------------------------------------------------------------- storage

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_METRICS
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
@@ -99,7 +99,8 @@ class MetricName(StrEnum):
     CATALOG_STALE = "CatalogStale"
     MODEL_LOAD_FAILURES = "ModelLoadFailures"
     CAMPAIGNS_WRITTEN = "CampaignsWritten"
-    UNHANDLED_ERRORS = "UnhandledErrors"  # dimension `version`: the function version that answered a 500
+    UNHANDLED_ERRORS = "UnhandledErrors"
+    SERVICE_UNAVAILABLE = "ServiceUnavailable"
     EVENTS_ACCEPTED = "EventsAccepted"
     EVENTS_REJECTED = "EventsRejected"
     EVENTS_NOT_QUEUED = "EventsNotQueued"
@@ -144,6 +145,18 @@ class MetricName(StrEnum):
 
 _STANDARD_RESOLUTION = 60
 
+COUNTED_BY_VERSION = frozenset(
+    {
+        MetricName.UNHANDLED_ERRORS,
+        MetricName.SERVICE_UNAVAILABLE,
+        MetricName.CAP_CHECK_FAILURES,
+        MetricName.DECISION_LOG_FAILURES,
+        MetricName.EVENTS_NOT_QUEUED,
+    }
+)
+"""The failures CodeDeploy's canary alarms watch on the version being deployed (template.yaml, ``*Canary*Alarm``):
+``count_by_version`` counts them for the function and for the function version."""
+
 
 def counting_failures(load: Callable[[], T], name: MetricName) -> Callable[[], T]:
     """*load*, adding 1 to metric *name* each time it raises: for reloads whose failure the cache hides (the old
@@ -157,6 +170,15 @@ def counting_failures(load: Callable[[], T], name: MetricName) -> Callable[[], T
             raise
 
     return counted
+
+
+def count_by_version(name: MetricName, value: float = 1) -> None:
+    """Add *value* to metric *name* of the function and to the same name of this function version (dimension
+    ``version``, from AWS_LAMBDA_FUNCTION_VERSION). The second is a document of its own: the version dimension on
+    the shared metric set would split every other metric by version."""
+    emit(name, MetricUnit.Count, value)
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+        metric.add_dimension(name="version", value=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"))
 
 
 def emit(name: MetricName, unit: MetricUnit, value: float) -> None:

@@ -1,11 +1,9 @@
 """The one place where errors become HTTP responses: `{"error": {"code", "message", "details"?}}`."""
 
-import os
 from functools import partial
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from pydantic import BaseModel
 
 from adserve.core.errors import (
@@ -20,7 +18,7 @@ from adserve.core.errors import (
     SecretKeysUnavailableError,
     TokenError,
 )
-from adserve.core.observability import MetricName, logger, metrics
+from adserve.core.observability import MetricName, count_by_version, logger
 from adserve.http_api.router import (
     JSON_CONTENT,
     MalformedJsonError,
@@ -77,6 +75,7 @@ def _said(status: HTTPStatus, code: str, error: AdserveError) -> Response:
 
 def _unavailable(code: str, message: str, retry_after: str, error: AdserveError) -> Response:
     logger.warning("store unavailable", extra={"code": code, "error": str(error)})
+    count_by_version(MetricName.SERVICE_UNAVAILABLE)
     response = error_response(HTTPStatus.SERVICE_UNAVAILABLE, code, message)
     response.headers["Retry-After"] = retry_after
     return response
@@ -114,19 +113,6 @@ _UNAVAILABLE: dict[type[AdserveError], tuple[str, str, str]] = {
 caller's retry does it again."""
 
 
-def count_unhandled_error() -> None:
-    """UnhandledErrors of the function, and of this function version (AWS_LAMBDA_FUNCTION_VERSION): an error
-    answered as a 500 returns normally, so Lambda's Errors metric, and the alarms on it, never see it. The
-    function's errors alarm adds the first to Errors; CodeDeploy's canary alarms watch the second, for the version
-    being deployed only. That one is a document of its own: the version dimension on the shared set would split
-    every other metric by version."""
-    metrics.add_metric(name=MetricName.UNHANDLED_ERRORS, unit=MetricUnit.Count, value=1)
-    with single_metric(
-        name=MetricName.UNHANDLED_ERRORS, unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name="version", value=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"))
-
-
 def install_error_handlers(app: Router) -> None:
     """Map domain errors to status codes; nothing a caller sends can produce a 500."""
 
@@ -161,5 +147,5 @@ def install_error_handlers(app: Router) -> None:
     @app.exception_handler(Exception)
     def _unexpected(_: Exception) -> Response:
         logger.exception("unhandled error")
-        count_unhandled_error()
+        count_by_version(MetricName.UNHANDLED_ERRORS)
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error")
