@@ -62,7 +62,7 @@ from bench.prices import PRICES, RETRIEVED
 from devstack.event_source_mapping import sqs_event
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 from devstack.stack_description import FunctionDefinition
-from devstack.template import load_template
+from devstack.template import alarmed_metrics, load_template, resources_of_type
 
 OUTPUT = COMPANIONS["cost"]
 DECISIONS = 1_000
@@ -102,7 +102,7 @@ CUTS = {
     "xray_traces": "a sampling rule below 5 %, or tracing Decide only",
     "secret_reads": "a longer key cache TTL",
     "custom_metrics": "fewer metric names or dimensions",
-    "alarms": "fewer alarms",
+    "alarm_metrics": "fewer alarms, or alarms that read fewer metrics",
     "secrets": "-",
 }
 
@@ -352,7 +352,9 @@ def _template_facts() -> dict[str, float]:
         return float(template["Parameters"][value["Ref"]]["Default"] if isinstance(value, dict) else value)
 
     return {
-        "alarms": kinds["AWS::CloudWatch::Alarm"],
+        "alarm_metrics": sum(
+            len(alarmed_metrics(alarm)) for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
+        ),
         "secrets": kinds["AWS::SecretsManager::Secret"],
         "log_retention_days": deployed(resources["DecideFunctionLogGroup"]["Properties"]["RetentionInDays"]),
         "s3_retention_days": deployed(next(rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule)),

@@ -118,7 +118,8 @@ class Measured:
     """A Decide cold start's import + first request (bench figure 3)."""
     custom_metrics: int
     """Distinct metrics (name x dimensions) the functions emitted."""
-    alarms: int
+    alarm_metrics: int
+    """Metrics the alarms read: CloudWatch bills an alarm per metric it reads (a metric math alarm, several)."""
     secrets: int
     log_retention_days: float
     s3_retention_days: float
@@ -431,7 +432,14 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "cloudwatch_metric_month",
             True,
         ),
-        ("alarms", "CloudWatch", "alarms in template.yaml (fixed)", float(m.alarms), "cloudwatch_alarm_month", True),
+        (
+            "alarm_metrics",
+            "CloudWatch",
+            "metrics the alarms in template.yaml read (fixed)",
+            float(m.alarm_metrics),
+            "cloudwatch_alarm_metric_month",
+            True,
+        ),
         ("secrets", "Secrets Manager", "secrets (fixed)", float(m.secrets), "secrets_manager_secret_month", True),
     ]
     return [

@@ -106,9 +106,9 @@ PRICES: dict[str, Price] = {
         "custom metric (name x dimensions) a month, first 10,000",
         "https://cal53.calculator.city/cloudwatch-custom-metrics-calculator/: $0.30 per metric-month",
     ),
-    "cloudwatch_alarm_month": Price(
+    "cloudwatch_alarm_metric_month": Price(
         0.10,
-        "standard-resolution alarm a month",
+        "standard-resolution alarm metric a month (an alarm on metric math pays for each metric it reads)",
         "https://c3x.dev/resources/aws/aws_cloudwatch_metric_alarm: $0.10 per alarm-month",
     ),
     "xray_trace_recorded": Price(

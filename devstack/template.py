@@ -114,3 +114,12 @@ def resources_of_type(template: Template, resource_type: str) -> dict[str, dict[
         for logical_id, resource in resources.items()
         if isinstance(resource, dict) and resource.get("Type") == resource_type
     }
+
+
+def alarmed_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an ``AWS::CloudWatch::Alarm`` reads: its one metric, or each its metric math reads (what
+    CloudWatch bills it for)."""
+    properties: dict[str, Any] = alarm["Properties"]
+    if "MetricName" in properties:
+        return [properties]
+    return [query["MetricStat"]["Metric"] for query in properties["Metrics"] if "MetricStat" in query]

@@ -29,7 +29,7 @@ def measured(**changes: object) -> Measured:
         memory_mb={"DecideFunction": 1024, "TrackFunction": 1024, "RecordFunction": 1024, "PacingFunction": 1024},
         init_ms=0.0,
         custom_metrics=10,
-        alarms=2,
+        alarm_metrics=2,
         secrets=1,
         log_retention_days=30.0,
         s3_retention_days=30.0,
@@ -66,7 +66,7 @@ def test_a_small_case_by_hand() -> None:
     assert costs["sqs_sends"] == pytest.approx(month * 0.40e-6)
     # Record: one invocation per 100 messages (the decision record and the impression)
     assert costs["lambda_requests"] == pytest.approx((month + month + 2 * month / 100) * 0.20e-6)
-    assert costs["alarms"] == pytest.approx(0.2)
+    assert costs["alarm_metrics"] == pytest.approx(0.2)
 
 
 def test_decide_and_track_are_billed_whole_milliseconds_an_invocation() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from devstack.template import Template, load_template, resources_of_type
+from devstack.template import Template, alarmed_metrics, load_template, resources_of_type
 
 ROOT = Path(__file__).parents[2]
 BEACON = ("GET", "/v1/events/{event_type}")
@@ -77,14 +77,6 @@ def test_every_alarm_notifies_the_alarm_topic(template: Template) -> None:
 )
 def test_the_named_alarms_exist(template: Template, alarm: str) -> None:
     assert template["Resources"][alarm]["Type"] == "AWS::CloudWatch::Alarm"
-
-
-def alarmed_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
-    """The metrics an alarm watches: its one metric, or each of its metric math's."""
-    properties = alarm["Properties"]
-    if "MetricName" in properties:
-        return [properties]
-    return [query["MetricStat"]["Metric"] for query in properties["Metrics"] if "MetricStat" in query]
 
 
 def test_every_function_has_error_and_throttle_alarms(template: Template, functions: dict[str, dict[str, Any]]) -> None:
