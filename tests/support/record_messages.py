@@ -31,8 +31,10 @@ def outcome(
     listener: str | None = pseudonym("listener-1"),
     event_type: EventType = EventType.IMPRESSION,
     occurred_at: datetime = NOW,
+    received_at: datetime | None = None,
     session: str = "s:session-1",
 ) -> OutcomeEvent:
+    """Received 120 ms after it occurred unless *received_at* says when (an app reporting late)."""
     return OutcomeEvent(
         event_id=f"e-{uuid.uuid4().hex[:16]}",
         event_type=event_type,
@@ -43,7 +45,7 @@ def outcome(
         listener=listener,
         session=session,
         occurred_at=occurred_at,
-        received_at=occurred_at + timedelta(milliseconds=120),
+        received_at=received_at or occurred_at + timedelta(milliseconds=120),
     )
 
 

@@ -66,6 +66,35 @@ def test_an_outcome_later_than_the_reward_window_counts_as_no_click() -> None:
     assert dataset.stats.positives == 1
 
 
+def test_a_click_reported_after_the_window_counts_as_none_whenever_the_run_reads_it() -> None:
+    # Given a decision clicked 1 h after it by an app offline until 2 days later (its token still valid), and
+    # another decision whose click arrived at once
+    offline_at, online_at = NOW + timedelta(minutes=5), NOW + timedelta(minutes=10)
+    store = InMemoryLogStore()
+    write_logs(
+        store,
+        decision(decision_id="d-offline", decided_at=offline_at),
+        decision(decision_id="d-online", decided_at=online_at),
+        outcome(decision_id="d-online", event_type=EventType.CLICK, occurred_at=online_at + timedelta(hours=1)),
+    )
+    late = outcome(
+        decision_id="d-offline",
+        event_type=EventType.CLICK,
+        occurred_at=offline_at + timedelta(hours=1),
+        received_at=offline_at + timedelta(days=2),
+    )
+    # When a run reads the logs at the window's end, and another once the late click is logged
+    window_end = online_at + timedelta(hours=24)
+    before, _, _ = build(store, end=window_end, as_of=window_end)
+    write_logs(store, late, name="reported-late")
+    after, _, dataset = build(store, end=window_end, as_of=AS_OF)
+    # Then both label the decisions alike, the late click counted but not joined
+    for examples in (before, after):
+        labels = dict(zip(examples.decided_at.tolist(), examples.labels.tolist(), strict=True))
+        assert labels == {offline_at.timestamp(): 0, online_at.timestamp(): 1}
+    assert (dataset.stats.read.reported_late_outcomes, dataset.stats.read.late_outcomes) == (1, 0)
+
+
 def test_a_wider_window_turns_the_late_click_into_a_positive() -> None:
     store = InMemoryLogStore()
     write_logs(

@@ -256,6 +256,7 @@ def _logs(arguments: argparse.Namespace) -> int:
         "unreadable_objects": stats.unreadable_objects,
         "unresolved_catalog": stats.unresolved_catalog,
         "late_outcomes": stats.late_outcomes,
+        "reported_late_outcomes": stats.reported_late_outcomes,
         "objects_read": stats.objects,
     }
     print(json.dumps(summary), file=sys.stderr)  # noqa: T201

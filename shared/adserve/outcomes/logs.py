@@ -208,6 +208,9 @@ class ReadStats:
     late_outcomes: int = 0
     """Outcomes read (in a partition of the join) that occurred more than the attribution window after
     their decision: not joined. Outcomes in later partitions are never read, so never counted."""
+    reported_late_outcomes: int = 0
+    """Outcomes read that occurred within the window but reached Track after it (an app offline, a retried
+    batch): not joined, as a run at the window's end could not have read them. Many of them: widen the window."""
     dropped_erased: int = 0
     """Decision rows of erased listeners (their ``listener_hash`` is in the ledger): read, not returned."""
     unresolved_catalog: int = 0
@@ -463,7 +466,12 @@ def read_joined_decisions(
     Outcomes are read from ``EARLY_OUTCOMES`` before `start` up to `attribution_window` past `end`, and a
     decision is open from ``EARLY_OUTCOMES`` before its hour. It is emitted once every outcome partition it can
     be joined with has been read, so only the decisions of one window are held open.
-    An outcome later than the window (by its `occurred_at`) is not joined and counts in `late_outcomes`.
+    An outcome later than the window (by its `occurred_at`) is not joined and counts in `late_outcomes`; one
+    received later than the window (by Track's `received_at`) neither, and counts in `reported_late_outcomes`: it
+    was not in the logs when a run at the window's end read them, so a decision's outcomes are the same whenever
+    it is read after its window (a label that depended on the run's time would teach that recent ads are clicked
+    less). Record's delay (a queue backlog) is the one margin this leaves: outcomes reported in the last minutes
+    of the window may reach S3 after a run at its end.
     The decisions of `erased` listeners are dropped (``ReadStats.dropped_erased``); their outcomes join nothing.
     Duplicate outcome rows set a flag that is already set, so the join needs no outcome dedupe set.
     """
@@ -490,6 +498,9 @@ def read_joined_decisions(
                 continue
             if outcome.occurred_at - opened.decided_at > attribution_window:
                 stats.late_outcomes += 1
+                continue
+            if outcome.received_at - opened.decided_at > attribution_window:
+                stats.reported_late_outcomes += 1
                 continue
             opened.events.setdefault(outcome.ad_id, set()).add(outcome.event_type)
         while open_decisions and next(iter(open_decisions.values())).hour + attribution_window <= hour:

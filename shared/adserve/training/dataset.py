@@ -17,11 +17,12 @@ rate per heard first ad). ``DatasetStats.dropped_no_impression`` counts the chos
 Erased listeners are left out whole: ``DatasetConfig.erased`` (the erasure ledger, read once per run) drops
 their decision rows in the reader, counted in ``log_dropped_erased``.
 
-Labels never leak: an outcome counts only if it occurred within ``reward_window`` of its decision, and a
-decision younger than the window at ``as_of`` (the end of the available logs, usually "now") is left out,
-because its outcomes may still arrive. Memory: chunks of ``chunk_rows`` examples as numpy arrays (int32
-indices, about 70 bytes an example), and one reward window of open decisions inside the reader, each
-encoded as soon as it is read (``_Pending``, ~1 KB at 20 candidates; never the parsed record itself).
+Labels never leak: an outcome counts only if it occurred, and reached Track, within ``reward_window`` of its
+decision, and a decision younger than the window at ``as_of`` (the end of the available logs, usually "now") is
+left out, because its outcomes may still arrive; so its label is the same whenever a run reads it later.
+Memory: chunks of ``chunk_rows`` examples as numpy arrays (int32 indices, about 70 bytes an example), and one
+reward window of open decisions inside the reader, each encoded as soon as it is read (``_Pending``, ~1 KB at 20
+candidates; never the parsed record itself).
 """
 
 from collections.abc import Iterator, Mapping, Sequence
