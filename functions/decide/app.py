@@ -20,7 +20,7 @@ with collector_paused():  # the import allocates what it keeps: no collection un
 
     with init_build.built_meanwhile(service):  # in Lambda the first request's reads overlap the HTTP layer's import
         from adserve.core.errors import InvalidInputError
-        from adserve.core.observability import logger, metrics, tracer
+        from adserve.core.observability import counting_degraded_invocations, logger, metrics, tracer
         from adserve.decisions.api import DecisionRequest, DecisionResponse
         from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
         from adserve.http_api.gateway import correlate_request, public_base_url, screen_body
@@ -71,6 +71,7 @@ def explain_decision(request: DecisionRequest) -> DecisionResponse:
 @logger.inject_lambda_context
 @correlate_request
 @metrics.log_metrics
+@counting_degraded_invocations  # the canary's share (template.yaml, *CanaryDegradedAlarm)
 @tracer.capture_lambda_handler(capture_response=False)
 @screen_body
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from adserve.core.observability import logger, metrics, tracer
+from adserve.core.observability import counting_degraded_invocations, logger, metrics, tracer
 from adserve.core.vocabulary import EventType
 from adserve.http_api.errors import body_refusals, error_doc, install_error_handlers
 from adserve.http_api.gateway import correlate_request, screen_body_up_to
@@ -70,6 +70,7 @@ def record_events(request: EventBatchRequest) -> EventBatchResponse:
 @logger.inject_lambda_context
 @correlate_request
 @metrics.log_metrics
+@counting_degraded_invocations  # the canary's share (template.yaml, *CanaryDegradedAlarm)
 @tracer.capture_lambda_handler(capture_response=False)
 @screen_body_up_to(MAX_BATCH_BODY_BYTES)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

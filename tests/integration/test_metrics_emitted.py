@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 from adserve.campaigns.model import CampaignStatus
 from adserve.core.errors import NotFoundError
-from adserve.core.observability import COUNTED_BY_VERSION, MetricName
+from adserve.core.observability import MetricName
 from adserve.dal.aws_clients import dynamodb_client
 from adserve.dal.campaign_store import CampaignStore
 
@@ -317,19 +317,27 @@ def test_units_are_the_documented_ones(emitted: list[Emitted]) -> None:
                 assert metric["Unit"] == documented[metric["Name"]].unit, metric
 
 
-def test_the_failures_the_canary_compares_are_counted_for_the_function_version_too(emitted: list[Emitted]) -> None:
-    # (the broken model files answer a 500: no model to score with)
-    totals: dict[tuple[str, str], float] = {}
+def test_what_the_canaries_watch_is_counted_by_function_and_by_function_version(
+    local_stack: LocalStack, emitted: list[Emitted]
+) -> None:
+    # The faults above degrade invocations of Decide (caps unread, decisions unlogged) and Track (a beacon not
+    # queued: a 503 too, yet one invocation); the broken model files answer a 500 (no model to score with)
+    counted: dict[tuple[str, str, str], list[Any]] = {}
     for item in emitted:
         for directive in item.document["_aws"]["CloudWatchMetrics"]:
             for metric in directive["Metrics"]:
-                if metric["Name"] in COUNTED_BY_VERSION:
+                name = metric["Name"]
+                if name in (MetricName.DEGRADED_INVOCATIONS, MetricName.UNHANDLED_ERRORS):
                     [dimensions] = directive["Dimensions"]
                     assert set(dimensions) in ({"service"}, {"service", "version"}), dimensions
                     by = "version" if "version" in dimensions else "function"
-                    key = (metric["Name"], by)
-                    totals[key] = totals.get(key, 0) + sum(item.document[metric["Name"]])
-    names = {name for name, _ in totals}
-    assert names == COUNTED_BY_VERSION
-    for name in names:
-        assert totals[(name, "version")] == totals[(name, "function")] > 0, name
+                    counted.setdefault((name, item.function_id, by), []).append(item.document[name])
+    assert {(name, function_id) for name, function_id, _ in counted} == {
+        (MetricName.DEGRADED_INVOCATIONS, "DecideFunction"),
+        (MetricName.DEGRADED_INVOCATIONS, "TrackFunction"),
+        (MetricName.UNHANDLED_ERRORS, "DecideFunction"),
+    }
+    for (name, function_id, by), values in counted.items():
+        # once per invocation, however many failures it counted, in each document
+        assert values == [[1.0]] * len(values), (name, function_id, by)
+        assert len(values) == len(counted[(name, function_id, "version" if by == "function" else "function")])

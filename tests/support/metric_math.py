@@ -52,7 +52,9 @@ class _Interval:
             case ast.Call(func=ast.Name(id=function), args=args):
                 return self.call(function, args)
         terms = self.operands(node)
-        return None if None in terms else _combine(node, terms)  # CloudWatch leaves out a point a term lacks
+        if all(term is None for term in terms):
+            return None
+        return _combine(node, [0.0 if term is None else term for term in terms])  # as CloudWatch: a lacking term is 0
 
     def operands(self, node: ast.expr) -> list[Value]:
         match node:

@@ -7,7 +7,7 @@ from typing import Any, get_args
 
 import pytest
 from adserve.core.errors import ConfigurationError
-from adserve.core.observability import COUNTED_BY_VERSION, MetricName
+from adserve.core.observability import MetricName
 from adserve.outcomes.api import RejectionCode
 from adserve.training.retraining import RetrainStatus
 from adserve.wiring.settings import RetrainSettings
@@ -283,74 +283,58 @@ def test_canary_rollback_watches_only_the_new_version(
     version = {"Fn::GetAtt": [function, "Version.Version"]}
     assert dimensions(properties) == {"service": service, "version": version}
     assert properties["TreatMissingData"] == "notBreaching"
-    # the degraded alarm reads the new version's calls and graceful failures, and the function's
-    read = {
-        query["Id"]: query["MetricStat"]["Metric"]
-        for query in canary_queries(resources, function)
-        if "MetricStat" in query
-    }
+    # the degraded alarm reads the new version's calls and degraded invocations, and the function's
+    properties = alarm(resources, degraded)
+    read = {query["Id"]: query["MetricStat"]["Metric"] for query in properties["Metrics"] if "MetricStat" in query}
     assert (read["new_calls"]["MetricName"], dimensions(read["new_calls"])) == ("Invocations", new_version)
-    assert dimensions(read["all_calls"]) == {"FunctionName": {"Ref": function}}
-    failures = {(metric["MetricName"], metric["Namespace"]) for metric in read.values()} - {
-        ("Invocations", "AWS/Lambda")
-    }
-    assert {name for name, _ in failures} == GRACEFUL_FAILURES[function]
-    for query_id, metric in read.items():
-        if query_id.startswith("new_") and query_id != "new_calls":
-            assert dimensions(metric) == {"service": service, "version": version}, query_id
-            assert dimensions(read["all_" + query_id.removeprefix("new_")]) == {"service": service}
-    assert alarm(resources, degraded)["TreatMissingData"] == "notBreaching"
-
-
-GRACEFUL_FAILURES = {
-    "DecideFunction": {"ServiceUnavailable", "DecisionLogFailures", "CapCheckFailures"},
-    "TrackFunction": {"ServiceUnavailable", "EventsNotQueued"},
-}
-"""What each canaried function answers without an error when a call of its own fails."""
-
-
-def test_what_the_canaries_watch_is_what_the_code_counts_by_version() -> None:
-    canaried = set().union(*GRACEFUL_FAILURES.values()) | {MetricName.UNHANDLED_ERRORS.value}
-    assert canaried == {name.value for name in COUNTED_BY_VERSION}
-
-
-def canary_queries(resources: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    properties = alarm(resources, function.removesuffix("Function") + "CanaryDegradedAlarm")
+    assert (read["all_calls"]["MetricName"], dimensions(read["all_calls"])) == (
+        "Invocations",
+        {"FunctionName": {"Ref": function}},
+    )
+    for query_id, metric_dimensions in (
+        ("new_degraded", {"service": service, "version": version}),
+        ("all_degraded", {"service": service}),
+    ):
+        assert (read[query_id]["Namespace"], read[query_id]["MetricName"]) == (
+            "Adserve",
+            MetricName.DEGRADED_INVOCATIONS.value,
+        )
+        assert dimensions(read[query_id]) == metric_dimensions
+    expressions = " ".join(query["Expression"] for query in properties["Metrics"] if "Expression" in query)
+    assert all(re.search(rf"\b{query_id}\b", expressions) for query_id in read), "every metric read is used"
+    # 2 of 3 minutes: the latest minute's counts may be incomplete, FILLed to 0
+    assert (properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (3, 2)
     assert (properties["Threshold"], properties["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
-    queries: list[dict[str, Any]] = properties["Metrics"]
-    return queries
+    assert properties["TreatMissingData"] == "notBreaching"
 
 
-@pytest.mark.parametrize("function", sorted(GRACEFUL_FAILURES))
+@pytest.mark.parametrize("function", ["DecideFunction", "TrackFunction"])
 @pytest.mark.parametrize(
     ("new", "old", "alarmed"),
     [
-        # (calls, failures) of the new version and of the rest, in one minute
-        pytest.param((100, 100), (900, 0), True, id="the new version fails every call"),
+        # (invocations, degraded invocations) of the new version and of the rest, in one minute
+        pytest.param((100, 100), (900, 0), True, id="the new version degrades every call"),
         pytest.param((100, 10), (900, 9), True, id="10 percent against 1"),
         pytest.param((100, 5), (900, 9), False, id="5 percent against 1: under 5 points more"),
-        pytest.param((100, 100), (900, 900), False, id="both fail alike: a store's outage"),
-        pytest.param((2, 2), (900, 0), False, id="two failures are too few to judge"),
+        pytest.param((500, 45), (500, 5), True, id="9 percent against 1 on half the calls: the rest's own share"),
+        pytest.param((100, 100), (900, 900), False, id="both degrade alike: a store's outage"),
+        pytest.param((2, 2), (900, 0), False, id="two degraded calls are too few to judge"),
         pytest.param((1000, 1000), (0, 0), False, id="no other version to compare with (AllAtOnce)"),
         pytest.param((0, 0), (900, 900), False, id="no call of the new version"),
+        pytest.param((100, 10), (0, 0), False, id="no call of the rest in that minute"),
     ],
 )
-def test_the_degraded_canary_compares_the_new_versions_failure_share_with_the_rests(
+def test_the_degraded_canary_compares_the_new_versions_share_with_the_rests(
     resources: dict[str, Any], function: str, new: tuple[int, int], old: tuple[int, int], alarmed: bool
 ) -> None:
-    queries = canary_queries(resources, function)
-    (new_calls, new_failed), (old_calls, old_failed) = new, old
-    read = {query["Id"] for query in queries if "MetricStat" in query}
-    failures = sorted(query_id.removeprefix("new_") for query_id in read - {"new_calls"} if query_id.startswith("new_"))
-    # each failure counted under one metric (the first), the others without a data point
-    first, rest = failures[0], failures[1:]
-    metrics: dict[str, float | None] = {
+    queries = alarm(resources, function.removesuffix("Function") + "CanaryDegradedAlarm")["Metrics"]
+    (new_calls, new_degraded), (old_calls, old_degraded) = new, old
+    metrics: dict[str, float | None] = {  # a metric with nothing to count has no data point
         "new_calls": new_calls or None,
         "all_calls": (new_calls + old_calls) or None,
-        f"new_{first}": new_failed or None,
-        f"all_{first}": (new_failed + old_failed) or None,
+        "new_degraded": new_degraded or None,
+        "all_degraded": (new_degraded + old_degraded) or None,
     }
-    metrics |= {f"{side}_{name}": None for side in ("new", "all") for name in rest}
     assert alarm_value(queries, metrics) == float(alarmed)
 
 

@@ -1,10 +1,11 @@
 """The one place that creates the logger, tracer and metrics; configured by POWERTOOLS_* variables."""
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -12,6 +13,8 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.constants import MAX_
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 TRACED_MODULES = ("botocore",)
 """What X-Ray patches when tracing is on: every AWS call; we make no other outbound calls."""
@@ -101,6 +104,7 @@ class MetricName(StrEnum):
     CAMPAIGNS_WRITTEN = "CampaignsWritten"
     UNHANDLED_ERRORS = "UnhandledErrors"
     SERVICE_UNAVAILABLE = "ServiceUnavailable"
+    DEGRADED_INVOCATIONS = "DegradedInvocations"
     EVENTS_ACCEPTED = "EventsAccepted"
     EVENTS_REJECTED = "EventsRejected"
     EVENTS_NOT_QUEUED = "EventsNotQueued"
@@ -145,17 +149,36 @@ class MetricName(StrEnum):
 
 _STANDARD_RESOLUTION = 60
 
-COUNTED_BY_VERSION = frozenset(
-    {
-        MetricName.UNHANDLED_ERRORS,
-        MetricName.SERVICE_UNAVAILABLE,
-        MetricName.CAP_CHECK_FAILURES,
-        MetricName.DECISION_LOG_FAILURES,
-        MetricName.EVENTS_NOT_QUEUED,
-    }
-)
-"""The failures CodeDeploy's canary alarms watch on the version being deployed (template.yaml, ``*Canary*Alarm``):
-``count_by_version`` counts them for the function and for the function version."""
+
+class _Degradation:
+    """How many failures ``count_degraded`` counted in this process: an invocation that moved it was degraded."""
+
+    counted = 0
+
+
+def count_degraded(name: MetricName, value: float = 1) -> None:
+    """Add *value* to metric *name*, a failure of the function's own call that it answered around (a 503, a decision
+    served unlogged): the invocation counts once in DegradedInvocations (``counting_degraded_invocations``)."""
+    emit(name, MetricUnit.Count, value)
+    _Degradation.counted += 1
+
+
+def counting_degraded_invocations(handler: Callable[P, R]) -> Callable[P, R]:
+    """*handler*, counting each invocation that counted a failure (``count_degraded``) once in DegradedInvocations,
+    by function and by function version: the share CodeDeploy's canary compares between the version being deployed
+    and the rest. Once, since a batch can fail a hundred events and a beacon not queued is a 503 too, and a share
+    of invocations must count each one once. Inside ``metrics.log_metrics``, which flushes the function's count."""
+
+    @functools.wraps(handler)
+    def counted(*args: P.args, **kwargs: P.kwargs) -> R:
+        before = _Degradation.counted
+        try:
+            return handler(*args, **kwargs)
+        finally:
+            if _Degradation.counted != before:
+                count_by_version(MetricName.DEGRADED_INVOCATIONS)
+
+    return counted
 
 
 def counting_failures(load: Callable[[], T], name: MetricName) -> Callable[[], T]:

@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from adserve.campaigns.frequency_caps import CounterReading, first_full_cap, session_key
 from adserve.core.decision_ids import new_decision_id
 from adserve.core.errors import CapStoreUnavailableError, DecisionLogUnavailableError
-from adserve.core.observability import MetricName, count_by_version, emit, logger
+from adserve.core.observability import MetricName, count_degraded, emit, logger
 from adserve.core.refreshing import Reloadable, Reloadables, reloaded_first
 from adserve.core.trusted import trusted
 from adserve.core.vocabulary import EventType
@@ -560,7 +560,7 @@ class DecisionService:
             counts = self.counters.read_counters(listener, now)
         except CapStoreUnavailableError:
             logger.exception("frequency caps unreadable; serving uncapped campaigns only")
-            count_by_version(MetricName.CAP_CHECK_FAILURES)
+            count_degraded(MetricName.CAP_CHECK_FAILURES)
             uncapped = [ad for ad in targeted if not ad.caps]
             emit(MetricName.CANDIDATES_FILTERED_BY_CAP, MetricUnit.Count, len(targeted) - len(uncapped))
             return uncapped, "unavailable", None
@@ -743,7 +743,7 @@ class DecisionService:
             self.decision_log.publish(record)
         except DecisionLogUnavailableError:
             logger.exception("decision record not published", extra={"decision_id": response.decision_id})
-            count_by_version(MetricName.DECISION_LOG_FAILURES)
+            count_degraded(MetricName.DECISION_LOG_FAILURES)
         return response
 
 

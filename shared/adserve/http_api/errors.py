@@ -18,7 +18,7 @@ from adserve.core.errors import (
     SecretKeysUnavailableError,
     TokenError,
 )
-from adserve.core.observability import MetricName, count_by_version, logger
+from adserve.core.observability import MetricName, count_by_version, count_degraded, logger
 from adserve.http_api.router import (
     JSON_CONTENT,
     MalformedJsonError,
@@ -75,7 +75,7 @@ def _said(status: HTTPStatus, code: str, error: AdserveError) -> Response:
 
 def _unavailable(code: str, message: str, retry_after: str, error: AdserveError) -> Response:
     logger.warning("store unavailable", extra={"code": code, "error": str(error)})
-    count_by_version(MetricName.SERVICE_UNAVAILABLE)
+    count_degraded(MetricName.SERVICE_UNAVAILABLE)
     response = error_response(HTTPStatus.SERVICE_UNAVAILABLE, code, message)
     response.headers["Retry-After"] = retry_after
     return response

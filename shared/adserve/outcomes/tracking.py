@@ -23,7 +23,7 @@ from adserve.core.errors import (
     TokenError,
     WrongEventTypeError,
 )
-from adserve.core.observability import MetricName, count_by_version, logger, metrics
+from adserve.core.observability import MetricName, count_degraded, logger, metrics
 from adserve.core.vocabulary import EventType
 from adserve.outcomes.api import EventBatchRequest, EventBatchResponse, EventIn, EventResult, RejectionCode
 from adserve.outcomes.events import MAX_CLOCK_SKEW, MAX_EVENT_AGE, OutcomeEvent
@@ -97,7 +97,7 @@ class TrackingService:
         try:
             self.queue.publish(event)
         except OutcomeQueueUnavailableError:
-            count_by_version(MetricName.EVENTS_NOT_QUEUED)
+            count_degraded(MetricName.EVENTS_NOT_QUEUED)
             logger.exception("beacon not queued", extra={"event_id": event.event_id, "decision_id": claims.decision_id})
             raise
         metrics.add_metric(MetricName.EVENTS_ACCEPTED, MetricUnit.Count, 1)
@@ -182,7 +182,7 @@ class TrackingService:
         if response.accepted:
             metrics.add_metric(MetricName.EVENTS_ACCEPTED, MetricUnit.Count, response.accepted)
         if not_queued:
-            count_by_version(MetricName.EVENTS_NOT_QUEUED, not_queued)
+            count_degraded(MetricName.EVENTS_NOT_QUEUED, not_queued)
             logger.warning("events not queued", extra={"failed": not_queued, "accepted": response.accepted})
         _count_rejections(rejections)
         if rejections:
