@@ -109,7 +109,9 @@ PRICES: dict[str, Price] = {
     "cloudwatch_alarm_metric_month": Price(
         0.10,
         "standard-resolution alarm metric a month (an alarm on metric math pays for each metric it reads)",
-        "https://c3x.dev/resources/aws/aws_cloudwatch_metric_alarm: $0.10 per alarm-month",
+        "https://c3x.dev/resources/aws/aws_cloudwatch_metric_alarm: $0.10 per alarm-month; per metric read: AWS's "
+        "pricing page ('per alarm metric'), not retrieved here",
+        assumption=True,
     ),
     "xray_trace_recorded": Price(
         5.00e-6, "trace recorded", "https://aws.amazon.com/de/xray/pricing/: $5 per million after 100,000 free"

@@ -209,8 +209,9 @@ class ReadStats:
     """Outcomes read (in a partition of the join) that occurred more than the attribution window after
     their decision: not joined. Outcomes in later partitions are never read, so never counted."""
     reported_late_outcomes: int = 0
-    """Outcomes read that occurred within the window but reached Track after it (an app offline, a retried
-    batch): not joined, as a run at the window's end could not have read them. Many of them: widen the window."""
+    """Outcome rows read that occurred within the window but reached Track after it (an app offline, a retried
+    batch): not joined, as a run at the window's end could not have read them. Each copy read counts (a beacon
+    fired again a day later, its first copy joined). Many of them: widen the window."""
     dropped_erased: int = 0
     """Decision rows of erased listeners (their ``listener_hash`` is in the ledger): read, not returned."""
     unresolved_catalog: int = 0
@@ -470,8 +471,9 @@ def read_joined_decisions(
     received later than the window (by Track's `received_at`) neither, and counts in `reported_late_outcomes`: it
     was not in the logs when a run at the window's end read them, so a decision's outcomes are the same whenever
     it is read after its window (a label that depended on the run's time would teach that recent ads are clicked
-    less). Record's delay (a queue backlog) is the one margin this leaves: outcomes reported in the last minutes
-    of the window may reach S3 after a run at its end.
+    less). What reaches S3 later than Track took it is the margin this leaves: a queue backlog (outcomes reported
+    in the window's last minutes), and records redriven from the dead-letter queue, which keep the time Track took
+    them.
     The decisions of `erased` listeners are dropped (``ReadStats.dropped_erased``); their outcomes join nothing.
     Duplicate outcome rows set a flag that is already set, so the join needs no outcome dedupe set.
     """
