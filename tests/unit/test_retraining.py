@@ -520,20 +520,26 @@ def test_promote_replaces_a_pointer_that_is_no_pointer_which_the_list_names(
     assert (pointer.champion, pointer.challenger) == ("fm-b", None)
 
 
-def test_promote_refuses_a_challenger_beside_a_champion_that_does_not_load() -> None:
-    # Given a pointer whose champion lost its model file: Decide refuses the pointer whole, so a challenger beside
-    # it would never serve
+@pytest.mark.parametrize("label", ["click", "complete"])
+def test_promote_refuses_a_challenger_beside_a_champion_that_does_not_load_and_says_what_replaces_it(
+    label: str,
+) -> None:
+    # Given a pointer whose click champion lost its model file (its manifest still says what it predicted): Decide
+    # refuses the pointer whole, so a challenger beside it would never serve
     broken = model_files("fm-broken")
     del broken["model.onnx"]
-    models = InMemoryModelStore(files={"fm-broken": broken, "fm-good": model_files("fm-good")})
+    models = InMemoryModelStore(files={"fm-broken": broken, "fm-good": model_files("fm-good", label=label)})
     point_at(models, "fm-broken")
     before = models.read_pointer()
-    # When the operator adds a good version as challenger, it is refused, naming the champion
-    with pytest.raises(RetrainError, match=r"the champion fm-broken does not load.*promote fm-good as champion"):
+    # When the operator adds a good version as challenger, it is refused, naming the champion and the command
+    # that replaces it: with --change-label when the good one predicts another label
+    with pytest.raises(RetrainError, match=r"the champion fm-broken does not load") as refused:
         promote(models, "fm-good", challenger_share=0.1)
     assert models.read_pointer() == before
-    # And as champion it replaces the broken one
-    assert promote(models, "fm-good").champion == "fm-good"
+    [command] = re.findall(r"`adserve promote ([^`]*)`", str(refused.value))
+    # And that command replaces the broken champion
+    assert command == ("fm-good" if label == "click" else "fm-good --change-label")
+    assert promote(models, "fm-good", change_label="--change-label" in command).champion == "fm-good"
 
 
 @pytest.mark.parametrize(

@@ -501,9 +501,14 @@ def _serving_label(
         try:
             return load_published(models, current.champion, scratch, spec).label
         except (ModelLoadError, ModelNotFoundError) as error:
+            # the command that replaces it, held to the label the champion's manifest still says (if it reads)
+            replaced = _manifest_label(models, current.champion)
+            relabels = replaced is not None and replaced != promoted.label
+            command = f"adserve promote {promoted.version}" + (" --change-label" if relabels else "")
+            labels = f"; it predicts {promoted.label}s, the champion {replaced}s" if relabels else ""
             raise RetrainError(
                 f"the champion {current.champion} does not load, so Decide would never serve a challenger beside "
-                f"it; promote {promoted.version} as champion instead: {error}"
+                f"it; promote {promoted.version} as champion instead (`{command}`{labels}): {error}"
             ) from error
     return _manifest_label(models, current.champion)
 
