@@ -1,14 +1,14 @@
 """The compute floor: only what no decision can skip, measured beside Decide in the same run.
 
-Per request it pydantic-validates the same request JSON, hashes every model input of every candidate
-with the same hash (blake2b, 64 bits, no cache: 13 per candidate, into the same hash space), runs a
-logistic-regression ONNX graph over them and takes the top 3 by expected value. This is the floor as
-issue 13 defines it (its 0.15 ms at 50 candidates is this work): it caches nothing between requests,
-where Decide hashes the ad fields once per catalog load. Decide's figures are reported as ratios to it,
-interleaved with them: at each candidate count the floor, ``service.decide`` (1a's fakes), the full handler,
-our score path (figure 2's) and VW's predict (figure 5's) run in alternating blocks of calls, so the machine's
-load, which on shared cores changes from one minute to the next, weighs on each of them alike; the score path
-and Decide are compared with VW from these samples."""
+Per request it pydantic-validates the same request JSON, hashes every model input with the same hash (blake2b,
+64 bits, no cache, into the same hash space): the listener's fields and the candidate fields that are the same
+for every candidate once, each candidate's ad fields (5) for it; runs a logistic-regression ONNX graph over the
+rows and takes the top 3 by expected value. This is the floor as issue 13 defines it: it caches nothing between
+requests, where Decide hashes the ad fields once per catalog load. Decide's figures are reported as ratios to it,
+interleaved with them: at each candidate count the floor, ``service.decide`` (1a's fakes), the full handler, our
+score path (figure 2's) and VW's predict (figure 5's) run in alternating blocks of calls, so the machine's load,
+which on shared cores changes from one minute to the next, weighs on each of them alike; the score path and
+Decide are compared with VW from these samples."""
 
 import hashlib
 import random
@@ -78,7 +78,7 @@ class Floor:
     def __init__(self, model: ort.InferenceSession, size: int) -> None:
         campaigns = catalogs.campaigns(size)
         self._ads = [
-            [(f, features[f]) for f in DEFAULT_SPEC.ad_fields] + [(f, "") for f in DEFAULT_SPEC.candidate_fields]
+            [(f, features[f]) for f in DEFAULT_SPEC.ad_fields]
             for features in (ad_features(c, c.creatives[0].ad_id, c.creatives[0].format.value) for c in campaigns)
         ]
         self._values = np.array([c.value_cpm for c in campaigns], dtype=np.float32)
@@ -97,8 +97,10 @@ class Floor:
             str(context.local_hour),
             "0",
         )
-        shared = list(zip(DEFAULT_SPEC.listener_fields, values, strict=True))
-        indices = np.array([[hashed(f, v) for f, v in (*shared, *ad)] for ad in self._ads], dtype=np.int64)
+        # no exposure counted, no slot yet: the candidate fields are the same for every candidate, as the listener's
+        shared = [hashed(f, v) for f, v in zip(DEFAULT_SPEC.listener_fields, values, strict=True)]
+        constant = [hashed(f, "") for f in DEFAULT_SPEC.candidate_fields]
+        indices = np.array([[*shared, *(hashed(f, v) for f, v in ad), *constant] for ad in self._ads], dtype=np.int64)
         (ctr,) = self._model.run(None, {"indices": indices})
         expected = ctr * self._values
         top = np.argpartition(-expected, MAX_ADS - 1)[:MAX_ADS] if len(expected) > MAX_ADS else np.arange(len(expected))
@@ -128,7 +130,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 raise RuntimeError("the floor chose the wrong number of ads")
             wiring = fake_service(size, model, encoder)
             inject_service(module, wiring.service)
-            lines = [vw_peer.action_line(c) for c in catalogs.campaigns(size)]
+            actions = vw_peer.parsed_actions(workspace, catalogs.campaigns(size))
             score_path = ScorePath(model, encoder, request, *ad_columns(size, model, encoder), random.Random(3))
             iterations = iterations_for(size, 1000, quick)
             with quiet_stdout():
@@ -139,12 +141,13 @@ def run(quick: bool = False) -> dict[str, Any]:
                         "service_decide": partial(wiring.service.decide, request, BASE_URL),
                         "full_handler": partial(module.lambda_handler, event, context),
                         "score_path": score_path,
-                        "vw_predict": partial(vw_peer.decide_vw, workspace, request, lines),
+                        "vw_predict": partial(vw_peer.decide_vw, workspace, request, actions),
                     },
                     iterations,
                     max(iterations // 10, 20),
                     between={"service_decide": wiring.after_decision, "full_handler": wiring.after_decision},
                 )
+            workspace.finish_example(actions)
             results["sizes"][str(size)] = {name: summary.to_dict() for name, summary in summaries.items()}
     finally:
         workspace.finish()

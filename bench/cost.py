@@ -21,12 +21,14 @@ import contextlib
 import json
 import math
 import random
+import re
 import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -46,6 +48,7 @@ from bench.cost_model import (
     Measured,
     Traffic,
     Usage,
+    capacity,
     line_items,
     page_read_units,
     scan_read_units,
@@ -58,7 +61,7 @@ from bench.docs import RESULTS as BENCH_RESULTS
 from bench.moto_latency import empty_queue, put_campaigns
 from bench.pacing_scale import STEPS as PACING_STEPS
 from bench.pacing_scale import DeliveryTable
-from bench.prices import PRICES, RETRIEVED
+from bench.prices import MONTH_SECONDS, PRICES, RETRIEVED
 from devstack.event_source_mapping import sqs_event
 from devstack.stack import DEFAULT_TEMPLATE, LocalStack
 from devstack.stack_description import FunctionDefinition
@@ -75,7 +78,7 @@ EVENT_KINDS = ("complete", "click", "skip")
 
 CUTS = {
     "api_requests": "batch beacons: POST /v1/events takes a player's events in one request; or serve beacons from "
-    "a Lambda function URL or CloudFront, which API Gateway does not bill",
+    "a Lambda function URL, which bills no request fee (CloudFront bills about as much a request as the HTTP API)",
     "data_out": "smaller decision responses: shorter tracking URLs (one token for the four events)",
     "decide_gb_s": "Decide is billed 1769 MB (a full vCPU) mostly while it waits on the caps Query and the "
     "SendMessage: 1024 MB or arm64 (when onnxruntime runs there) cut the GB-s per millisecond",
@@ -96,13 +99,18 @@ CUTS = {
     "sqs_receives_deletes": "larger messages per receive are free up to 64 KiB: compact records keep receives at 10",
     "s3_puts": "larger Record batches (one object per kind and hour per batch)",
     "s3_storage": "shorter retention, or a lifecycle move to Infrequent Access after 30 days",
-    "logs_ingested": "print less per invocation: one EMF document per invocation with fewer metrics, "
-    "a shorter access log format",
+    "logs_ingested": "the access log and Lambda's START, END and REPORT lines are most of it (the EMF document is "
+    "one an invocation already): a shorter access log format, and the JSON log format with the system log level at "
+    "WARN, which drops Lambda's lines",
     "logs_stored": "shorter log retention",
-    "xray_traces": "a sampling rule below 5 %, or tracing Decide only",
+    "xray_traces": "tracing Decide only, or no active tracing: Lambda's sampling (1 a second and 5 % of the rest) is "
+    "not configurable",
     "secret_reads": "a longer key cache TTL",
     "custom_metrics": "fewer metric names or dimensions",
     "alarm_metrics": "fewer alarms, or alarms that read fewer metrics",
+    "retrain_gets": "fewer, larger log objects: larger Record batches, or a compaction of each hour's objects into "
+    "one before Retrain reads them",
+    "retrain_lists": "the same: fewer log objects",
     "secrets": "-",
 }
 
@@ -341,7 +349,52 @@ def _bench_figures() -> dict[str, float]:
     }
 
 
-def _template_facts() -> dict[str, float]:
+ACCESS_LOG_VALUES = {
+    "decision": {
+        "context.requestId": "Jh3kLzqMIAMEMNQ=",
+        "context.identity.sourceIp": "203.0.113.45",
+        "context.requestTime": "07/Dec/2026:00:35:23 +0000",
+        "context.httpMethod": "POST",
+        "context.routeKey": "POST /v1/decisions",
+        "context.status": "200",
+        "context.protocol": "HTTP/1.1",
+        "context.responseLength": "3675",
+        "context.responseLatency": "14",
+        "context.integrationLatency": "13",
+        "context.integrationErrorMessage": "-",
+    },
+    "beacon": {
+        "context.requestId": "Jh3kLzqMIAMEMNQ=",
+        "context.identity.sourceIp": "203.0.113.45",
+        "context.requestTime": "07/Dec/2026:00:35:23 +0000",
+        "context.httpMethod": "GET",
+        "context.routeKey": "GET /v1/events/{event_type}",
+        "context.status": "204",
+        "context.protocol": "HTTP/1.1",
+        "context.responseLength": "0",
+        "context.responseLatency": "9",
+        "context.integrationLatency": "8",
+        "context.integrationErrorMessage": "-",
+    },
+}
+"""Typical values of the access log's variables for a decision and a beacon (an IPv4 caller, a 3.7 KB response)."""
+
+
+def access_log_bytes(log_format: str) -> dict[str, float]:
+    """The HTTP API's access log line for a decision and for a beacon: *log_format* with each ``$context`` variable
+    filled in (``ACCESS_LOG_VALUES``), and its newline."""
+    variables = re.compile(r"\$(context(?:\.\w+)+)")
+    return {
+        request: float(len(variables.sub(partial(_filled, values), log_format).encode()) + 1)
+        for request, values in ACCESS_LOG_VALUES.items()
+    }
+
+
+def _filled(values: Mapping[str, str], match: re.Match[str]) -> str:
+    return values[match.group(1)]
+
+
+def _template_facts() -> dict[str, Any]:
     template = load_template(DEFAULT_TEMPLATE)
     resources = template["Resources"]
     kinds = Counter(resource["Type"] for resource in resources.values())
@@ -351,7 +404,22 @@ def _template_facts() -> dict[str, float]:
         """A literal, or a parameter's default (the retention is LogRetentionDays)."""
         return float(template["Parameters"][value["Ref"]]["Default"] if isinstance(value, dict) else value)
 
+    parameters = template["Parameters"]
+    schedule = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", parameters["RetrainSchedule"]["Default"])
+    if schedule is None:
+        raise ValueError("RetrainSchedule's default is not a rate(N unit) this model reads")
+    every_seconds = int(schedule[1]) * {"minute": 60, "hour": 3600, "day": 86_400}[schedule[2]]
+    api = resources["AdserveHttpApi"]["Properties"]
     return {
+        "retrain_runs_per_month": MONTH_SECONDS / every_seconds,
+        "retrain_hours": float(
+            resources["RetrainFunction"]["Properties"]["Environment"]["Variables"]["TRAINING_HOURS"]
+        ),
+        "access_log_bytes": access_log_bytes(api["AccessLogSettings"]["Format"]),
+        "limits": {
+            "record_maximum_concurrency": float(parameters["RecordMaximumConcurrency"]["Default"]),
+            "api_route_rate_limit": deployed(api["DefaultRouteSettings"]["ThrottlingRateLimit"]),
+        },
         "alarm_metrics": sum(
             len(alarmed_metrics(alarm)) for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values()
         ),
@@ -471,7 +539,7 @@ def measure(decisions: int = DECISIONS, batch_size: int = 100) -> Measured:
         memory_mb=memory,
         init_ms=bench["init_ms"],
         custom_metrics=len(meter.metrics),
-        **_template_facts(),  # type: ignore[arg-type]
+        **_template_facts(),
     )
 
 
@@ -487,6 +555,7 @@ def build(measured: Measured, traffic: Traffic) -> dict[str, Any]:
         "prices": {key: asdict(price) for key, price in PRICES.items()},
         **result,
         "cuts": {key: CUTS[key] for key in result["largest"]},
+        "capacity": capacity(measured, traffic),
         "snapstart": snapstart(measured, traffic),
     }
 

@@ -83,8 +83,6 @@ class Traffic:
     """X-Ray's default rule: the first request each second, then 5 %."""
     platform_log_bytes: int = 350
     """Lambda's own START, END and REPORT lines per invocation."""
-    access_log_bytes: int = 450
-    """The HTTP API's access log line per request (template.yaml's format, filled in)."""
     budgeted_campaigns: int = 1_000
     """Live campaigns with a budget: the pacing step paces each one every minute, whatever the traffic."""
 
@@ -123,6 +121,15 @@ class Measured:
     secrets: int
     log_retention_days: float
     s3_retention_days: float
+    retrain_runs_per_month: float
+    """RetrainFunction's schedule (``RetrainSchedule``'s default), each run a retrain (``RetrainFirstDecisions`` 0)."""
+    retrain_hours: float
+    """The hours of logs a run reads (``TRAINING_HOURS``): every log object Record wrote in them, one GET each."""
+    access_log_bytes: dict[str, float]
+    """The HTTP API's access log line of a ``decision`` and of a ``beacon``: template.yaml's format filled in."""
+    limits: dict[str, float]
+    """What template.yaml deploys by default that bounds the traffic it carries: ``RecordMaximumConcurrency``, and
+    the HTTP API's per-route rate limit (requests a second, ``DefaultRouteSettings``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,6 +181,26 @@ def environments(measured: Measured, traffic: Traffic) -> dict[str, float]:
         "RecordFunction": messages * measured.record_message.billed_ms(),
     }
     return {function: max(1.0, ms / 1000) for function, ms in busy_ms.items()}
+
+
+def capacity(measured: Measured, traffic: Traffic) -> dict[str, Any]:
+    """What the traffic needs of the limits template.yaml deploys by default, and whether they carry it: Record's
+    busy environments against ``RecordMaximumConcurrency`` (fewer, and the queue's backlog grows without end), and
+    the beacon route's and the decision route's requests a second against the HTTP API's per-route limit (past it,
+    API Gateway answers 429: a beacon refused is an impression not counted)."""
+    beacons = traffic.decisions_per_second * traffic.ads_per_decision * traffic.impression_rate
+    beacons *= 1 + traffic.events_per_impression
+    needed = {
+        "record_concurrency": environments(measured, traffic)["RecordFunction"],
+        "beacon_route_requests_per_second": beacons,
+        "decision_route_requests_per_second": traffic.decisions_per_second,
+    }
+    limits = measured.limits
+    carried = (
+        needed["record_concurrency"] <= limits["record_maximum_concurrency"]
+        and max(beacons, traffic.decisions_per_second) <= limits["api_route_rate_limit"]
+    )
+    return {"needed": needed, "deployed": dict(limits), "carried_by_the_defaults": carried}
 
 
 def cold_starts_per_month(measured: Measured, traffic: Traffic) -> float:
@@ -250,7 +277,9 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
     pacing_ms = paced * (pacing.cpu_ms + (pacing.billed_ms() - pacing.cpu_ms) / m.pacing_parallel_reads)
     invocations = decisions + beacons + record_invocations
     log_bytes = total(lambda u: u.log_bytes) + invocations * traffic.platform_log_bytes
-    access_log_bytes = (decisions + beacons) * traffic.access_log_bytes
+    access_log_bytes = decisions * m.access_log_bytes["decision"] + beacons * m.access_log_bytes["beacon"]
+    log_objects = total(lambda u: u.s3_puts)
+    retrain_gets = log_objects / (MONTH_SECONDS / 3600) * m.retrain_hours * m.retrain_runs_per_month
     s3_bytes = total(lambda u: u.s3_bytes)
     secret_reads = total(lambda u: u.calls.get("secretsmanager.GetSecretValue", 0.0))
 
@@ -383,7 +412,24 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "sqs_request",
             False,
         ),
-        ("s3_puts", "S3", "log objects written by Record", total(lambda u: u.s3_puts), "s3_put", False),
+        ("s3_puts", "S3", "log objects written by Record", log_objects, "s3_put", False),
+        (
+            "retrain_gets",
+            "S3",
+            f"log objects Retrain reads ({m.retrain_runs_per_month:.0f} runs a month, each every object of the last "
+            f"{m.retrain_hours:.0f} hours: {retrain_gets / m.retrain_runs_per_month:,.0f} GETs a run)",
+            retrain_gets,
+            "s3_get",
+            False,
+        ),
+        (
+            "retrain_lists",
+            "S3",
+            "Retrain's listings of those objects (1,000 keys a LIST)",
+            retrain_gets / 1000,
+            "s3_list",
+            False,
+        ),
         (
             "s3_storage",
             "S3",

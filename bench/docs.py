@@ -87,7 +87,7 @@ def decide(results: Results) -> str:
         ("Decide full handler against moto server", "decide_moto", "full_handler"),
         ("ONNX `predict` alone", "onnx", "onnx_predict"),
         ("our score path (features, encode, predict, policy)", "onnx", "score_path"),
-        ("Vowpal Wabbit `cb_explore_adf` predict (same fields, example text cached per ad)", "vw_peer", "vw_predict"),
+        ("Vowpal Wabbit `cb_explore_adf` predict (same fields, ad examples parsed once)", "vw_peer", "vw_predict"),
     ]
     lines = ["| p50 / p99 ms | 10 | 50 | 200 | 1000 candidates |", "|---|---|---|---|---|"]
     for label, figure, key in rows:
@@ -98,6 +98,9 @@ def decide(results: Results) -> str:
     send = " | ".join(_ms(size["moto_sqs_send_record"]["p50_ms"]) for size in moto)
     lines.append(f"| of which moto's bare caps Query, p50 | {query} |")
     lines.append(f"| of which moto's bare SendMessage of the record, p50 | {send} |")
+    # a caps read or a record send past its budget is served degraded: timed, but not the path the row names
+    degraded = " | ".join(f"{size['handler_errors']['count']:,}" for size in moto)
+    lines.append(f"| moto decisions that logged an error (served degraded, still timed) | {degraded} |")
     records = [f["decide_in_process"]["sizes"][size]["decision_record_bytes"] for size in SIZES]
     shares = " | ".join(f"{size:,} ({size / SQS_MAX_MESSAGE_BYTES:.0%})" for size in records)
     lines.append(f"| decision record, bytes (share of SQS's 256 KiB) | {shares} |")
@@ -206,7 +209,7 @@ def cold_start(results: Results) -> str:
     c = _get(results, "figures", "cold_start")
     measured = (
         f"A fresh process that imports the decide handler and serves its first request (against moto) takes "
-        f"{c['handler_spawn_to_response_ms']:.0f} ms, {c['ratio_to_floor']:.1f}x the floor of "
+        f"{c['handler_spawn_to_response_ms']:.0f} ms, {c['ratio_to_floor']:.2f}x the floor of "
         f"{c['floor_spawn_to_ready_ms']:.0f} ms (a process that only imports numpy, onnxruntime and boto3); "
         f"import {c['handler_import_ms']:.0f} ms, first request {c['handler_first_request_ms']:.0f} ms, "
         f"import + init {c['handler_import_and_init_ms']:.0f} ms (medians of {c['runs']} runs). "
@@ -263,13 +266,30 @@ def _traffic(cost: dict[str, Any]) -> str:
     )
 
 
+def _capacity(c: dict[str, Any]) -> str:
+    """What the priced traffic needs of the template's default limits, said when they do not carry it."""
+    capacity = c.get("capacity")
+    if capacity is None or capacity["carried_by_the_defaults"]:
+        return ""
+    needed, deployed = capacity["needed"], capacity["deployed"]
+    return (
+        f" This traffic is more than template.yaml's defaults carry, and the figure prices a deployment with them "
+        f"raised: Record needs {needed['record_concurrency']:.0f} concurrent environments (`RecordMaximumConcurrency` "
+        f"{deployed['record_maximum_concurrency']:.0f}: past it the queue's backlog grows without end), and the beacon "
+        f"route {needed['beacon_route_requests_per_second']:,.0f} requests a second, the decision route "
+        f"{needed['decision_route_requests_per_second']:,.0f} (the HTTP API's per-route limit "
+        f"{deployed['api_route_rate_limit']:,.0f}: past it API Gateway answers 429, and a beacon refused is an "
+        "impression not counted)."
+    )
+
+
 def cost(results: Results) -> str:
     """The cost per million decisions (bench/cost.py), its terms and what would cut the largest."""
     c = _get(results, "cost")
     lines = [
         f"**${c['usd_per_million_decisions']:.2f} per million decisions** (${c['monthly_usd']:,.0f} a month) at "
         f"{_traffic(c)}; usage measured at {c['commit']} on {c['date']}, list prices (us-east-1) read "
-        f"{c['prices_retrieved']} (`bench/prices.py` names each source).",
+        f"{c['prices_retrieved']} (`bench/prices.py` names each source).{_capacity(c)}",
         "",
         "| term | service | units a month | $ per million decisions | price |",
         "|---|---|---:|---:|---|",
@@ -329,8 +349,11 @@ def layer_size(results: Results) -> str:
     s = _get(results, "figures", "layer_size")
     layers = s["unzipped_mb"]
     onnx = "an `onnx` package in ModelLayer" if s["onnx_package_in_model_layer"] else "no `onnx` package in any layer"
+    largest = s.get("largest_function_plus_layers_mb")
+    if largest is None:
+        return f"Not every function and layer was built ({', '.join(s['missing'])} missing): `make build`.\n"
     return (
-        f"Largest function + layers {s['largest_function_plus_layers_mb']:.0f} MB unzipped (SharedLayer "
+        f"Largest function + layers {largest:.0f} MB unzipped ({s['largest_function']}; SharedLayer "
         f"{layers['SharedLayer']:.1f} MB, ModelLayer {layers['ModelLayer']:.1f} MB), {onnx}.\n"
     )
 

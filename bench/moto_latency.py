@@ -2,18 +2,23 @@
 
 Each decision makes real HTTP calls to moto: one Query on the caps table and one SendMessage to the
 outcomes queue (the catalog Scan and the secret read happen at service build and on refresh only). moto is
-a Python server on the same two cores, so its own per-call cost is timed too and reported next to it.
+a Python server on the same two cores, so its own per-call cost is timed too and reported next to it. Every
+candidate is scored, as in 1a (``PRERANK_TOP_K`` above the largest size): the deployed top K of 500 would score
+half of them at 1000, and each size's decision record is checked to hold all of its candidates.
 """
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from unittest.mock import patch
 
 from adserve.campaigns.model import Campaign
 from adserve.dal.aws_clients import dynamodb_client, sqs_send_client
 from adserve.dal.botocore_session import sqs_client
 from adserve.dal.campaign_store import CampaignStore
+from adserve.outcomes.decision_records import DecisionRecord
 
 from bench import catalogs
 from bench.decide_latency import MAX_ADS, SIZES
@@ -23,6 +28,13 @@ from bench.stats import measure
 from devstack.stack import LocalStack
 
 FUNCTION = "DecideFunction"
+
+
+def delete_campaigns(stack: LocalStack) -> None:
+    """An empty campaigns table: earlier figures on the same stack (the cold start's) leave theirs behind."""
+    store = CampaignStore(dynamodb_client(), stack.physical_name("CampaignsTable"))
+    for campaign in store.list_campaigns():
+        store.delete(campaign.campaign_id)
 
 
 def put_campaigns(stack: LocalStack, campaigns: Sequence[Campaign]) -> None:
@@ -84,24 +96,35 @@ def empty_queue(stack: LocalStack) -> None:
         )
 
 
-def record_bytes(stack: LocalStack) -> int:
-    """Size of the decision record the handler just published into the empty queue (received and deleted)."""
+def record_bytes(stack: LocalStack, candidates: int) -> int:
+    """Size of the decision record the handler just published into the empty queue (received and deleted), which
+    must hold *candidates* candidates."""
     client = sqs_client()
     queue_url = stack.env["OUTCOMES_QUEUE_URL"]
     messages = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=1).get("Messages", [])
     if not messages:
         raise RuntimeError("the decide handler published no decision record")
     client.delete_message(QueueUrl=queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
-    return len(messages[0].get("Body", "").encode())
+    body = messages[0].get("Body", "")
+    scored = len(DecisionRecord.model_validate_json(body).candidates)
+    if scored != candidates:
+        raise RuntimeError(f"the decision record holds {scored} candidates, not {candidates}")
+    return len(body.encode())
 
 
 def run(stack: LocalStack, quick: bool = False, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+    with patch.dict(os.environ, {"PRERANK_TOP_K": str(max(sizes))}):
+        return _run(stack, quick, sizes)
+
+
+def _run(stack: LocalStack, quick: bool, sizes: tuple[int, ...]) -> dict[str, Any]:
     iterations = 50 if quick else 200
     results: dict[str, Any] = {"sizes": {}}
     event = catalogs.api_gateway_event(catalogs.decision_request_document(MAX_ADS))
     module = stack.handler_module(FUNCTION)
     now = datetime.now(UTC)
     campaigns = catalogs.campaigns(max(sizes), now)
+    delete_campaigns(stack)
     stored = 0
     for size in sizes:
         put_campaigns(stack, campaigns[stored:size])
@@ -110,7 +133,7 @@ def run(stack: LocalStack, quick: bool = False, sizes: tuple[int, ...] = SIZES) 
         module.service.cache_clear()  # the next invocation builds the service and loads the bigger catalog
         empty_queue(stack)
         check_response(stack.invoke(FUNCTION, event), MAX_ADS)
-        body_bytes = record_bytes(stack)
+        body_bytes = record_bytes(stack, size)
         count = iterations if size <= 200 else max(iterations // 2, 50)
         warmup = max(count // 10, 10)
         empty_queue(stack)

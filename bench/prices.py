@@ -83,6 +83,16 @@ PRICES: dict[str, Price] = {
         "https://unanswered.io/guide/aws-sqs-pricing-and-cost-optimization: $0.40 per million (first 100 billion a "
         "month), each 64 KB chunk billed as one request",
     ),
+    "s3_get": Price(
+        0.0004e-3,
+        "S3 Standard GET",
+        "https://c3x.dev/blog/s3-request-fees-explained: GET, HEAD, SELECT $0.0004 per 1,000",
+    ),
+    "s3_list": Price(
+        0.005e-3,
+        "S3 Standard LIST (priced as a PUT)",
+        "https://c3x.dev/blog/s3-request-fees-explained: PUT, COPY, POST, LIST $0.005 per 1,000",
+    ),
     "s3_put": Price(
         0.005e-3,
         "S3 Standard PUT",

@@ -11,7 +11,7 @@ duplicate short-cut).
   Timed twice: the domain's ``process_batch`` alone, and the real ``functions/record/app.py`` handler around
   it (Powertools logger context, metrics flush), whose ``recorder()`` returns that recorder. Measured in a
   child process of its own (``python -m bench.record_throughput --fakes``), as a Record environment runs only
-  Record: measured after the other figures in the bench's process, with their heap left behind, it read ~10-20% more.
+  Record: measured after the other figures in the bench's process, with their heap left behind, it read more.
 * *moto*: the real handler through ``LocalStack.invoke`` with the production wiring, against moto in server
   mode: one TransactWriteItems per impression, one PutObject per (kind, hour) of the batch. The events are
   built from real messages: sent to the stack's outcomes queue, received with every attribute, deleted

@@ -129,9 +129,9 @@ def measure_interleaved(
     interleaved samples compare the operations, not the moments. ``between`` runs untimed after a call.
 
     Each block starts with one more call, timed apart (``after_switch_p50_ms``): it runs right after another
-    operation's block, with the caches that one evicted, 2-4x slower than the next calls on this machine.
-    Counted in, that one call of every ``block`` (4%) was the p99 of every operation: a cost of interleaving
-    them in one process, which a process serving one operation back to back does not pay.
+    operation's block, with the caches that one evicted, often slower than the next calls. Counted in, that one
+    call of every ``block`` (4%) could set an operation's p99: a cost of interleaving them in one process, which
+    a process serving one operation back to back does not pay.
     """
     after = between or {}
     for name, operation in operations.items():

@@ -199,11 +199,13 @@ class InMemoryPacingStore:
 
     states: dict[str, PacingState] = field(default_factory=dict)
     scans: int = 0
+    gets: int = 0
 
     def put(self, state: PacingState) -> None:
         self.states[state.campaign_id] = state
 
     def get(self, campaign_id: str) -> PacingState | None:
+        self.gets += 1
         return self.states.get(campaign_id)
 
     def list_states(self) -> dict[str, PacingState]:

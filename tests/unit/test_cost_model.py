@@ -5,8 +5,17 @@ from dataclasses import replace
 
 import pytest
 
-from bench.cost import _template_facts, beacon_urls, max_ads_of
-from bench.cost_model import Measured, Traffic, Usage, dynamodb_item_size, environments, line_items, summary
+from bench.cost import _template_facts, access_log_bytes, beacon_urls, max_ads_of
+from bench.cost_model import (
+    Measured,
+    Traffic,
+    Usage,
+    capacity,
+    dynamodb_item_size,
+    environments,
+    line_items,
+    summary,
+)
 from bench.docs import COMPANIONS
 from bench.prices import MONTH_SECONDS, PRICES, Price
 
@@ -33,6 +42,10 @@ def measured(**changes: object) -> Measured:
         secrets=1,
         log_retention_days=30.0,
         s3_retention_days=30.0,
+        retrain_runs_per_month=120.0,
+        retrain_hours=168.0,
+        access_log_bytes={"decision": 0.0, "beacon": 0.0},
+        limits={"record_maximum_concurrency": 10.0, "api_route_rate_limit": 1000.0},
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -45,7 +58,6 @@ ONE_A_SECOND = Traffic(
     record_batch_size=100,
     xray_sampled_share=0.0,
     platform_log_bytes=0,
-    access_log_bytes=0,
 )
 
 
@@ -210,3 +222,34 @@ def test_retention_is_read_from_the_template_as_deployed_by_default() -> None:
     # The logs' retention is a parameter (LogRetentionDays), the function logs' a literal: both are days
     facts = _template_facts()
     assert (facts["s3_retention_days"], facts["log_retention_days"]) == (90.0, 30.0)
+
+
+def test_retrain_reads_every_log_object_of_its_hours_each_run() -> None:
+    # Record writes 0.02 objects a message (two a batch of 100): at one decision and one impression a second,
+    # 0.04 objects a second, 144 an hour; each of 120 runs a month reads 168 hours' worth, one GET each
+    costs = by_key(measured(record_message=Usage(write_units=3.0, s3_puts=0.02)), ONE_A_SECOND)
+    gets = 0.04 * 3600 * 168 * 120
+    assert costs["retrain_gets"] == pytest.approx(gets * 0.0004e-3)
+    assert costs["retrain_lists"] == pytest.approx(gets / 1000 * 0.005e-3)
+
+
+def test_the_access_log_line_is_the_templates_format_filled_in() -> None:
+    sizes = access_log_bytes('{"id":"$context.requestId","status":"$context.status"}')
+    # the 16 characters of the request id, a 3-digit status, the 21 of braces, names and quotes, a newline
+    assert sizes == {"decision": 41.0, "beacon": 41.0}
+    facts = _template_facts()
+    assert all(250 < size < 400 for size in facts["access_log_bytes"].values())  # was assumed 450
+
+
+def test_traffic_past_the_defaults_is_said_with_what_it_needs() -> None:
+    # Record busy 1 ms a message at 1 decision and 1 impression a second: 0.002 environments, at least one
+    small = capacity(measured(), ONE_A_SECOND)
+    assert small["carried_by_the_defaults"] is True
+    # 2,000 decisions a second and as many beacons: past the 1,000 requests a second of a route
+    busy = capacity(measured(), replace(ONE_A_SECOND, decisions_per_second=2000.0))
+    assert busy["needed"]["beacon_route_requests_per_second"] == 2000.0
+    assert busy["carried_by_the_defaults"] is False
+    # and Record past its maximum concurrency: 10 ms a message, 4,000 messages a second, 40 environments
+    slow = measured(record_message=Usage(cpu_ms=10.0))
+    assert capacity(slow, replace(ONE_A_SECOND, decisions_per_second=500.0))["needed"]["record_concurrency"] == 10.0
+    assert capacity(slow, replace(ONE_A_SECOND, decisions_per_second=501.0))["carried_by_the_defaults"] is False
