@@ -24,6 +24,7 @@ import random
 import re
 import sys
 import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,7 @@ from bench.cost_model import (
     Traffic,
     Usage,
     capacity,
+    dynamodb_item_size,
     line_items,
     page_read_units,
     scan_read_units,
@@ -111,6 +113,9 @@ CUTS = {
     "retrain_gets": "fewer, larger log objects: larger Record batches, or a compaction of each hour's objects into "
     "one before Retrain reads them",
     "retrain_lists": "the same: fewer log objects",
+    "dynamodb_storage": "markers that live shorter: they live as long as a copy of their message can still arrive "
+    "(14 days: the queue's retention and a dead-letter redrive), so a shorter redrive window shortens them",
+    "dynamodb_pitr": "the same, or point-in-time recovery off on the tables whose items a restore need not bring back",
     "secrets": "-",
 }
 
@@ -131,6 +136,7 @@ class Tally:
     response_bytes: float = 0.0
     scan_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     """Each table's Scans' read units, pages not rounded up: what its items add to a Scan of many more."""
+    stored_byte_seconds: float = 0.0
 
     def usage(self, cpu_ms: float, *, message_bytes: float | None = None) -> Usage:
         n = max(self.units, 1)
@@ -143,9 +149,23 @@ class Tally:
             s3_bytes=self.s3_bytes / n,
             log_bytes=self.log_bytes / n,
             response_bytes=self.response_bytes / n,
+            stored_byte_seconds=self.stored_byte_seconds / n,
             message_bytes=self.sqs_bytes / n if message_bytes is None else message_bytes,
             cpu_ms=cpu_ms,
         )
+
+
+ITEM_OVERHEAD_BYTES = 100
+"""What DynamoDB adds to each item's own size in the storage it bills."""
+
+
+def stored_byte_seconds(item: Mapping[str, Any]) -> float:
+    """What a new item with a TTL (``expires_at``) keeps stored: its billed size for as long as it lives. Items
+    without one (campaigns, pacing states) are a fixed few, and updates add to items already counted."""
+    expires = item.get("expires_at", {}).get("N")
+    if expires is None:
+        return 0.0
+    return (dynamodb_item_size(item) + ITEM_OVERHEAD_BYTES) * max(float(expires) - time.time(), 0.0)
 
 
 def _update_size(update: dict[str, Any]) -> dict[str, Any]:
@@ -219,10 +239,13 @@ class Meter:
                     ((kind, body),) = entry.items()
                     item = body["Item"] if kind == "Put" else _update_size(body) if kind == "Update" else body["Key"]
                     tally.write_units += 2 * write_units(item)
+                    if kind == "Put":
+                        tally.stored_byte_seconds += stored_byte_seconds(item)
             elif operation in ("UpdateItem", "DeleteItem"):
                 tally.write_units += write_units(_update_size(dict(params)))
             elif operation == "PutItem":
                 tally.write_units += write_units(params["Item"])
+                tally.stored_byte_seconds += stored_byte_seconds(params["Item"])
             elif operation == "SendMessage":
                 size = len(params["MessageBody"].encode())
                 tally.sqs_bytes += size

@@ -58,6 +58,9 @@ class Usage:
     """The outcome message a unit puts on the queue (what Record's poller receives)."""
     cpu_ms: float = 0.0
     """Our own CPU per unit, from the bench's in-process figures."""
+    stored_byte_seconds: float = 0.0
+    """What the unit leaves stored in DynamoDB: each new item with a TTL (a delivery or caps marker) at its billed
+    size (100 bytes more than its own), times how long it lives."""
 
     def billed_ms(self) -> float:
         """Own CPU plus the assumed latency of each AWS call (the function waits on them in turn)."""
@@ -394,6 +397,22 @@ def line_items(measured: Measured, traffic: Traffic, prices: Mapping[str, Price]
             "write units (Record's transactions at 2 units an item)",
             total(lambda u: u.write_units),
             "dynamodb_write_request_unit",
+            False,
+        ),
+        (
+            "dynamodb_storage",
+            "DynamoDB",
+            "items stored (the markers that make counting exactly-once, for as long as their TTL keeps them)",
+            _gb(total(lambda u: u.stored_byte_seconds) / MONTH_SECONDS),
+            "dynamodb_storage_gb_month",
+            False,
+        ),
+        (
+            "dynamodb_pitr",
+            "DynamoDB",
+            "point-in-time recovery of those items (on for every table)",
+            _gb(total(lambda u: u.stored_byte_seconds) / MONTH_SECONDS),
+            "dynamodb_pitr_gb_month",
             False,
         ),
         (

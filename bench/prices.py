@@ -83,6 +83,18 @@ PRICES: dict[str, Price] = {
         "https://unanswered.io/guide/aws-sqs-pricing-and-cost-optimization: $0.40 per million (first 100 billion a "
         "month), each 64 KB chunk billed as one request",
     ),
+    "dynamodb_storage_gb_month": Price(
+        0.25,
+        "GB-month of DynamoDB Standard table storage (the first 25 GB free, not counted here)",
+        "AWS's long-standing list price; not read from a page retrieved for this file",
+        assumption=True,
+    ),
+    "dynamodb_pitr_gb_month": Price(
+        0.20,
+        "GB-month of DynamoDB continuous backups (point-in-time recovery), by table size",
+        "AWS's long-standing list price; not read from a page retrieved for this file",
+        assumption=True,
+    ),
     "s3_get": Price(
         0.0004e-3,
         "S3 Standard GET",

@@ -1,11 +1,12 @@
 """The cost model's arithmetic (bench/cost_model.py): by hand, under doubled traffic, and the committed figure."""
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
 
-from bench.cost import _template_facts, access_log_bytes, beacon_urls, max_ads_of
+from bench.cost import _template_facts, access_log_bytes, beacon_urls, max_ads_of, stored_byte_seconds
 from bench.cost_model import (
     Measured,
     Traffic,
@@ -253,3 +254,16 @@ def test_traffic_past_the_defaults_is_said_with_what_it_needs() -> None:
     slow = measured(record_message=Usage(cpu_ms=10.0))
     assert capacity(slow, replace(ONE_A_SECOND, decisions_per_second=500.0))["needed"]["record_concurrency"] == 10.0
     assert capacity(slow, replace(ONE_A_SECOND, decisions_per_second=501.0))["carried_by_the_defaults"] is False
+
+
+def test_a_marker_is_stored_at_its_billed_size_for_as_long_as_its_ttl_keeps_it() -> None:
+    expires = int(time.time()) + 14 * 86_400
+    marker = {"pk": {"S": "d-1#a-1#impression"}, "expires_at": {"N": str(expires)}}
+    stored = stored_byte_seconds(marker)
+    # its own size and DynamoDB's 100 bytes, for about 14 days (a second or two of this test aside)
+    assert stored == pytest.approx((dynamodb_item_size(marker) + 100) * 14 * 86_400, rel=1e-4)
+    assert stored_byte_seconds({"campaign_id": {"S": "cmp-1"}}) == 0.0  # no TTL: not a marker
+    # and at one message a second, 1 GB-month stored is what 1e9 byte-months cost, twice: storage and PITR
+    byte_month = 1e9 * MONTH_SECONDS
+    costs = by_key(measured(record_message=Usage(stored_byte_seconds=byte_month / MONTH_SECONDS / 2)), ONE_A_SECOND)
+    assert [costs["dynamodb_storage"], costs["dynamodb_pitr"]] == pytest.approx([0.25, 0.20])
