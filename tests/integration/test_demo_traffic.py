@@ -4,6 +4,7 @@ every decision and every event exactly once, the same counts as one listener at 
 It runs on the demo's own stack (moto in a child process, event sources on), and counts what Record logged.
 """
 
+import gzip
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,13 +16,22 @@ from adserve.core.observability import MetricName
 from adserve.dal.aws_clients import dynamodb_client, s3_client
 from adserve.dal.campaign_store import CampaignStore
 from adserve.dal.log_store import S3LogStore
-from adserve.outcomes.logs import ReadStats, read_decisions, read_outcomes
+from adserve.outcomes.logs import LOG_ROOT, LogKind, ReadStats, read_decisions, read_outcomes
 from adserve.training.progress import SILENT
 
 from devstack.demo import DemoConfig, Traffic, as_served, campaigns_of, demo_stack
 from devstack.metrics_output import metric_total
 
 DECISIONS = 360
+
+
+def objects_holding(logs: S3LogStore, decision_ids: list[str]) -> dict[str, list[str]]:
+    """Each decision id's decision log objects that hold its text, whatever partition they are in."""
+    objects = {
+        key: gzip.decompress(logs.read_object(key)).decode()
+        for key in logs.list_keys(f"{LOG_ROOT}/{LogKind.DECISIONS.value}/")
+    }
+    return {decision_id: [key for key, text in objects.items() if decision_id in text] for decision_id in decision_ids}
 
 
 class StackCounts:
@@ -74,6 +84,10 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
             QueueUrl=stack.physical_name("OutcomesDeadLetterQueue"),  # a queue's physical id is its URL
             AttributeNames=["ApproximateNumberOfMessages"],
         )["Attributes"]["ApproximateNumberOfMessages"]
+        # What a failure needs to be explained: the decisions whose outcomes arrived but whose record did not, and
+        # whether their rows are in the bucket at all (written but not read back, or never written)
+        unlogged = sorted({outcome.decision_id for outcome in outcomes} - {record.decision_id for record in decisions})
+        stored = objects_holding(logs, unlogged)
     assert phase.decisions == DECISIONS
     assert phase.load is not None  # the round's CPU by process, which the demo prints and summarises per decision
     cpu = phase.load.cpu_seconds
@@ -85,9 +99,10 @@ def test_every_decision_impression_and_click_is_logged_once(workers: int, monkey
     assert cost["cpu_ms_per_decision"] == {part: round(s * 1000 / DECISIONS, 2) for part, s in cpu.items()}
     lost = counts.totals[MetricName.DECISION_LOG_FAILURES]
     logged = {record.decision_id for record in decisions}
-    # What a failure needs to be explained: the decisions whose outcomes arrived but whose record did not
-    unlogged = sorted({outcome.decision_id for outcome in outcomes} - logged)
-    explain = f"unlogged decisions with outcomes {unlogged}, messages in the DLQ {dead_letters}, counts {counts.totals}"
+    explain = (
+        f"unlogged decisions with outcomes {unlogged}, the decision objects holding them {stored}, messages in the "
+        f"DLQ {dead_letters}, counts {counts.totals}, reading the decisions {decision_stats}"
+    )
     # Every decision not reported lost is logged; one reported lost may still be, if only the send's answer was late
     assert DECISIONS - lost <= len(decisions) <= DECISIONS, explain
     assert lost <= DECISIONS // 100
