@@ -130,7 +130,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 raise RuntimeError("the floor chose the wrong number of ads")
             wiring = fake_service(size, model, encoder)
             inject_service(module, wiring.service)
-            actions = vw_peer.parsed_actions(workspace, catalogs.campaigns(size))
+            parsed = vw_peer.parsed_actions(workspace, catalogs.campaigns(size))
             score_path = ScorePath(model, encoder, request, *ad_columns(size, model, encoder), random.Random(3))
             iterations = iterations_for(size, 1000, quick)
             with quiet_stdout():
@@ -141,13 +141,13 @@ def run(quick: bool = False) -> dict[str, Any]:
                         "service_decide": partial(wiring.service.decide, request, BASE_URL),
                         "full_handler": partial(module.lambda_handler, event, context),
                         "score_path": score_path,
-                        "vw_predict": partial(vw_peer.decide_vw, workspace, request, actions),
+                        "vw_predict": partial(vw_peer.decide_vw, workspace, request, parsed),
                     },
                     iterations,
                     max(iterations // 10, 20),
                     between={"service_decide": wiring.after_decision, "full_handler": wiring.after_decision},
                 )
-            workspace.finish_example(actions)
+            workspace.finish_example(parsed)
             results["sizes"][str(size)] = {name: summary.to_dict() for name, summary in summaries.items()}
     finally:
         workspace.finish()

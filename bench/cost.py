@@ -160,8 +160,10 @@ ITEM_OVERHEAD_BYTES = 100
 
 
 def stored_byte_seconds(item: Mapping[str, Any]) -> float:
-    """What a new item with a TTL (``expires_at``) keeps stored: its billed size for as long as it lives. Items
-    without one (campaigns, pacing states) are a fixed few, and updates add to items already counted."""
+    """What a new item with a TTL (``expires_at``) keeps stored: its billed size for as long as it lives (DynamoDB
+    deletes an expired item within days, which this leaves out). Only Puts: the markers, most of what is stored.
+    The frequency-cap counters an UpdateItem creates live a day or less under the bench's caps and are left out
+    (an undercount of a few percent, more with lifetime caps); campaigns and pacing states are a fixed few."""
     expires = item.get("expires_at", {}).get("N")
     if expires is None:
         return 0.0

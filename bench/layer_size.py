@@ -1,8 +1,9 @@
 """Figure 4: unzipped size of each built function and layer (``sam build`` output in ``.aws-sam/build``).
 
 Lambda's 250 MB limit applies to a function plus all of its layers, unzipped; the budget
-(docs/performance.md) is 200 MB. Every function of template.yaml is measured with the layers it names (its own or
-the Globals'); with any of them missing from the build, the largest is not known and its target is not measured.
+(docs/performance.md) is 200 MB. Every function of template.yaml is measured with the layers it runs with (the
+Globals' and its own); with any of them missing from the build, the largest is not known and its target is not
+measured.
 """
 
 import os
@@ -19,11 +20,12 @@ MB = 1_000_000
 
 
 def function_layers(template_path: Path = DEFAULT_TEMPLATE) -> dict[str, tuple[str, ...]]:
-    """Each function's logical id and the logical ids of the layers it runs with (its own, else the Globals')."""
+    """Each function's logical id and the logical ids of the layers it runs with: the Globals' and its own (SAM
+    joins lists of Globals and a resource)."""
     template = load_template(template_path)
-    default = ((template.get("Globals") or {}).get("Function") or {}).get("Layers") or []
+    shared = ((template.get("Globals") or {}).get("Function") or {}).get("Layers") or []
     return {
-        logical_id: tuple(layer["Ref"] for layer in function["Properties"].get("Layers", default))
+        logical_id: tuple(layer["Ref"] for layer in (*shared, *function["Properties"].get("Layers", [])))
         for logical_id, function in resources_of_type(template, "AWS::Serverless::Function").items()
     }
 

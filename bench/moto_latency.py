@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
-from unittest.mock import patch
 
 from adserve.campaigns.model import Campaign
 from adserve.dal.aws_clients import dynamodb_client, sqs_send_client
@@ -113,8 +112,18 @@ def record_bytes(stack: LocalStack, candidates: int) -> int:
 
 
 def run(stack: LocalStack, quick: bool = False, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
-    with patch.dict(os.environ, {"PRERANK_TOP_K": str(max(sizes))}):
+    """Figure 1b, with ``PRERANK_TOP_K`` set for Decide alone while it runs (set and restored, the rest of the
+    environment untouched) and the service built with it dropped after."""
+    before = os.environ.get("PRERANK_TOP_K")
+    os.environ["PRERANK_TOP_K"] = str(max(sizes))
+    try:
         return _run(stack, quick, sizes)
+    finally:
+        if before is None:
+            del os.environ["PRERANK_TOP_K"]
+        else:
+            os.environ["PRERANK_TOP_K"] = before
+        stack.handler_module(FUNCTION).service.cache_clear()
 
 
 def _run(stack: LocalStack, quick: bool, sizes: tuple[int, ...]) -> dict[str, Any]:

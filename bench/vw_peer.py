@@ -83,17 +83,18 @@ def train(workspace: Workspace, campaigns: list[Campaign], seed: int = 11) -> No
 
 
 def parsed_actions(workspace: Workspace, campaigns: list[Campaign]) -> list[Example]:
-    """The campaigns' action examples, parsed once (as our catalog encodes its ads once) and kept for every
-    request; ``workspace.finish_example`` releases them."""
+    """The campaigns' examples, parsed once (as our catalog encodes its ads once) and kept for every request: a
+    placeholder shared example (a multi-line parse needs one) and the actions after it. ``workspace.finish_example``
+    releases the whole list (VW refuses a single example of a multi-line learner)."""
     parsed: list[Example] = workspace.parse([shared_line({}), *(action_line(c) for c in campaigns)])
-    return parsed[1:]
+    return parsed
 
 
-def decide_vw(workspace: Workspace, request: DecisionRequest, actions: list[Example]) -> list[float]:
+def decide_vw(workspace: Workspace, request: DecisionRequest, parsed: list[Example]) -> list[float]:
     """One request: the shared example from the listener's features, then predict over the kept actions."""
     line = shared_line(listener_features(request, datetime.now(UTC), ServingMode.PERSONALISED))
     shared = Example(workspace, line, workspace.get_label_type())
-    pmf: list[float] = workspace.predict([shared, *actions])
+    pmf: list[float] = workspace.predict([shared, *parsed[1:]])
     return pmf
 
 
@@ -104,13 +105,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         request = DecisionRequest.model_validate(catalogs.decision_request_document())
         results: dict[str, Any] = {"vw_version": version("vowpalwabbit"), "args": VW_ARGS, "sizes": {}}
         for size in SIZES:
-            actions = parsed_actions(workspace, catalogs.campaigns(size))
-            if len(decide_vw(workspace, request, actions)) != size:
+            parsed = parsed_actions(workspace, catalogs.campaigns(size))
+            if len(decide_vw(workspace, request, parsed)) != size:
                 raise RuntimeError("VW returned a pmf of the wrong length")
             iterations = iterations_for(size, 2000, quick)
             warmup = max(iterations // 10, 20)
-            summary = measure(partial(decide_vw, workspace, request, actions), iterations, warmup)
-            workspace.finish_example(actions)
+            summary = measure(partial(decide_vw, workspace, request, parsed), iterations, warmup)
+            workspace.finish_example(parsed)
             results["sizes"][str(size)] = {"vw_predict": summary.to_dict()}
         results["trained_examples"] = TRAINING_EXAMPLES
         return results
