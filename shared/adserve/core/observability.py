@@ -195,12 +195,12 @@ def counting_failures(load: Callable[[], T], name: MetricName) -> Callable[[], T
     return counted
 
 
-def count_by_version(name: MetricName, value: float = 1) -> None:
-    """Add *value* to metric *name* of the function and to the same name of this function version (dimension
+def count_by_version(name: MetricName) -> None:
+    """Add 1 to metric *name* of the function and to the same name of this function version (dimension
     ``version``, from AWS_LAMBDA_FUNCTION_VERSION). The second is a document of its own: the version dimension on
     the shared metric set would split every other metric by version."""
-    emit(name, MetricUnit.Count, value)
-    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
+    emit(name, MetricUnit.Count, 1)
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         metric.add_dimension(name="version", value=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"))
 
 
